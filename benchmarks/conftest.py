@@ -1,0 +1,96 @@
+"""Benchmark plumbing: explicit thread counts per library, and a closing table that
+puts fastnn, NumPy and PyTorch side by side with ratios from the same run.
+
+Each benchmark calls `record(benchmark, op=..., shape=..., library=..., threads=...,
+flops=... or bytes=...)`; the table groups rows by (op, shape, threads) and divides
+every library's time by fastnn's."""
+import contextlib
+from collections import defaultdict
+
+import numpy as np
+import pytest
+
+import fastnn
+
+THREADS = [1, 2]
+PEAK_GFLOPS_PER_CORE = 115.0  # measured FP32 FMA peak of one core of this machine class
+
+_rows = []
+
+
+@contextlib.contextmanager
+def library_threads(library, n):
+    """Limit `library` to n threads for the duration of the block."""
+    if library == "fastnn":
+        before = fastnn.get_num_threads()
+        fastnn.set_num_threads(n)
+        try:
+            yield
+        finally:
+            fastnn.set_num_threads(before)
+    elif library == "torch":
+        import torch
+        before = torch.get_num_threads()
+        torch.set_num_threads(n)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+    else:
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(n, user_api="blas"):
+            yield
+
+
+@pytest.fixture
+def record():
+    def _record(benchmark, *, op, shape, library, threads, flops=None, nbytes=None, isa=None):
+        info = dict(op=op, shape=shape, library=library, threads=threads, flops=flops,
+                    nbytes=nbytes, isa=isa or (fastnn.get_isa() if library == "fastnn" else ""))
+        benchmark.extra_info.update({k: v for k, v in info.items() if v is not None})
+        _rows.append((benchmark, info))
+    return _record
+
+
+@pytest.fixture
+def torch():
+    return pytest.importorskip("torch", reason="PyTorch not installed: pip install torch==2.13.0")
+
+
+def _rate(info, seconds):
+    if info["flops"]:
+        return f"{info['flops'] / seconds / 1e9:7.1f} GFLOP/s"
+    if info["nbytes"]:
+        return f"{info['nbytes'] / seconds / 1e9:7.2f} GB/s"
+    return ""
+
+
+def pytest_terminal_summary(terminalreporter):
+    groups = defaultdict(list)
+    for bench, info in _rows:
+        stats = getattr(bench, "stats", None)
+        if not stats or not getattr(stats, "stats", None):
+            continue  # --benchmark-disable: nothing measured
+        seconds = stats.stats.median
+        groups[(info["op"], info["shape"], info["threads"])].append((info, seconds))
+    if not groups:
+        return
+    tr = terminalreporter
+    tr.section("fastnn vs NumPy vs PyTorch (median times, one run)")
+    tr.write_line(f"{'op':<22}{'shape':<22}{'thr':>4}  {'library':<16}{'time':>11}  {'rate':<16}"
+                  f"{'% peak':>7}  {'vs fastnn':>9}")
+    for (op, shape, threads), entries in groups.items():
+        fast = [s for i, s in entries if i["library"] == "fastnn"]
+        best_fast = min(fast) if fast else None
+        for info, seconds in sorted(entries, key=lambda e: (e[0]["library"] != "fastnn", e[1])):
+            name = info["library"] + (f"[{info['isa']}]" if info["library"] == "fastnn" else "")
+            peak = ""
+            if info["flops"]:
+                peak = f"{100 * info['flops'] / seconds / 1e9 / (PEAK_GFLOPS_PER_CORE * threads):6.1f}%"
+            ratio = f"{seconds / best_fast:8.2f}x" if best_fast and info["library"] != "fastnn" else ""
+            tr.write_line(f"{op:<22}{shape:<22}{threads:>4}  {name:<16}{seconds * 1e3:9.3f}ms  "
+                          f"{_rate(info, seconds):<16}{peak:>7}  {ratio:>9}")
+
+
+def geomean(values):
+    return float(np.exp(np.mean(np.log(values))))

@@ -1,0 +1,129 @@
+/* gemm.c: the SGEMM driver: Goto/BLIS cache blocking and the OpenMP split around the
+ * ISA's packing routines and macro-kernel (simd/gemm_kernel.h).
+ *
+ *   for jc in N by NC:             B block kc x nc, packed once, shared by all threads
+ *     for pc in K by KC:           (beta applies on the first K block only)
+ *       pack B panels              (threads split the panels)
+ *       for ic in my rows by MC:   A block mc x kc, packed per thread (or read in place)
+ *         macro-kernel
+ *
+ * Threads split the rows of C (or, when M is too short for that, the columns), never
+ * K, so each element of C is summed in the same order whatever the thread count. */
+#include "internal.h"
+
+typedef struct {
+    const fnn_gemm_kernels *g;
+    int64_t m, n, k;
+    float alpha, beta;
+    const float *a, *b;
+    int64_t a_rs, a_cs, b_rs, b_cs;
+    float *c;
+    int64_t ldc;
+    int split_rows;  /* threads split the rows of C (else the columns) */
+    int pack_a;      /* copy A blocks into panels (else the micro-kernel reads A in place) */
+    float *bp;       /* shared packed B block: kc x round_up(nc, nr) */
+    float *ap;       /* per-thread packed A blocks: mc x kc each */
+} gemm_plan;
+
+static void gemm_thread(const gemm_plan *P, int ith, int nth)
+{
+    const fnn_gemm_kernels *g = P->g;
+    float *ap = P->pack_a ? P->ap + (size_t)ith * g->mc * g->kc : NULL;
+    int64_t row_lo = 0, row_hi = P->m;
+    if (P->split_rows) {  /* whole MR-row tiles per thread */
+        fnn_split((P->m + g->mr - 1) / g->mr, ith, nth, &row_lo, &row_hi);
+        row_lo *= g->mr;
+        row_hi = FNN_MIN(row_hi * g->mr, P->m);
+    }
+    for (int64_t jc = 0; jc < P->n; jc += g->nc) {
+        int64_t nc = FNN_MIN(g->nc, P->n - jc);
+        int64_t panels = (nc + g->nr - 1) / g->nr, q_lo, q_hi;
+        fnn_split(panels, ith, nth, &q_lo, &q_hi);
+        int64_t col_lo = q_lo * g->nr, col_hi = FNN_MIN(q_hi * g->nr, nc);
+        for (int64_t pc = 0; pc < P->k; pc += g->kc) {
+            int64_t kc = FNN_MIN(g->kc, P->k - pc);
+            float beta = pc == 0 ? P->beta : 1.0f;
+            if (col_hi > col_lo)
+                g->pack_b(kc, col_hi - col_lo, P->b + pc * P->b_rs + (jc + col_lo) * P->b_cs,
+                          P->b_rs, P->b_cs, P->bp + col_lo * kc);
+            FNN_BARRIER();
+            int64_t c0 = P->split_rows ? 0 : col_lo, c1 = P->split_rows ? nc : col_hi;
+            for (int64_t ic = row_lo; ic < row_hi && c1 > c0; ic += g->mc) {
+                int64_t mc = FNN_MIN(g->mc, row_hi - ic);
+                const float *a = P->a + ic * P->a_rs + pc * P->a_cs;
+                if (P->pack_a) {
+                    g->pack_a(mc, kc, a, P->a_rs, P->a_cs, ap);
+                    g->macro(mc, c1 - c0, kc, P->alpha, ap, 1, g->mr, (int64_t)g->mr * kc,
+                             P->bp + c0 * kc, beta, P->c + ic * P->ldc + jc + c0, P->ldc);
+                } else {
+                    g->macro(mc, c1 - c0, kc, P->alpha, a, P->a_rs, P->a_cs, g->mr * P->a_rs,
+                             P->bp + c0 * kc, beta, P->c + ic * P->ldc + jc + c0, P->ldc);
+                }
+            }
+            FNN_BARRIER();  /* B block is overwritten next */
+        }
+    }
+}
+
+/* C = beta * C, where K == 0 or alpha == 0 leaves nothing else to add. */
+static void scale_c(int64_t m, int64_t n, float beta, float *c, int64_t ldc)
+{
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++)
+            c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+}
+
+int fnn_sgemm_strided(int64_t m, int64_t n, int64_t k, float alpha,
+                      const float *a, int64_t a_rs, int64_t a_cs,
+                      const float *b, int64_t b_rs, int64_t b_cs,
+                      float beta, float *c, int64_t ldc)
+{
+    if (m < 0 || n < 0 || k < 0 || (m > 1 && ldc < n))
+        return FNN_EINVAL;
+    if (m == 0 || n == 0)
+        return FNN_OK;
+    if (c == NULL || (k > 0 && (a == NULL || b == NULL)))
+        return FNN_EINVAL;
+    if (k == 0 || alpha == 0.0f) {
+        scale_c(m, n, beta, c, ldc);
+        return FNN_OK;
+    }
+    const fnn_gemm_kernels *g = &fnn_active->gemm;
+    int nth = fnn_threads_for((double)m * n * k);
+    int64_t row_tiles = (m + g->mr - 1) / g->mr, col_tiles = (n + g->nr - 1) / g->nr;
+    gemm_plan P = {
+        .g = g, .m = m, .n = n, .k = k, .alpha = alpha, .beta = beta,
+        .a = a, .b = b, .a_rs = a_rs, .a_cs = a_cs, .b_rs = b_rs, .b_cs = b_cs,
+        .c = c, .ldc = ldc,
+        .split_rows = row_tiles >= 2 * nth || row_tiles >= col_tiles,
+        /* In place, A is re-read once per B panel; packing pays off when there are
+         * many panels or A's rows are not contiguous. */
+        .pack_a = col_tiles > 4 || (a_cs != 1 && a_rs != 1),
+    };
+    size_t kc = (size_t)FNN_MIN(g->kc, k);
+    size_t b_elems = kc * fnn_round_up(FNN_MIN(g->nc, n), g->nr);
+    size_t a_elems = P.pack_a ? (size_t)g->mc * g->kc : 0;
+    float *ws = fnn_workspace(FNN_WS_GEMM, (b_elems + a_elems * nth) * sizeof(float));
+    if (ws == NULL)
+        return FNN_ENOMEM;
+    P.bp = ws;
+    P.ap = ws + b_elems;
+    if (nth == 1) {
+        gemm_thread(&P, 0, 1);
+        return FNN_OK;
+    }
+#pragma omp parallel num_threads(nth)
+    gemm_thread(&P, omp_get_thread_num(), omp_get_num_threads());
+    return FNN_OK;
+}
+
+int fnn_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+              const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+              float *c, int64_t ldc)
+{
+    /* A stored m x k (lda >= k), or k x m when transposed (lda >= m); likewise B. */
+    if (lda < (trans_a ? m : k) || ldb < (trans_b ? k : n) || lda < 1 || ldb < 1)
+        return FNN_EINVAL;
+    return fnn_sgemm_strided(m, n, k, alpha, a, trans_a ? 1 : lda, trans_a ? lda : 1,
+                             b, trans_b ? 1 : ldb, trans_b ? ldb : 1, beta, c, ldc);
+}

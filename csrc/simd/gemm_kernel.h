@@ -1,0 +1,118 @@
+/* gemm_kernel.h: GEMM packing, macro-kernel and register micro-kernel, written once
+ * with GCC/Clang vector extensions and compiled once per ISA by simd/isa_*.c, which
+ * set the target and define:
+ *   FNN_VEC  floats per SIMD register (16 AVX-512, 8 AVX2, 4 SSE2/NEON)
+ *   FNN_MR   rows of the register tile
+ *   FNN_NR   columns of the register tile, a multiple of FNN_VEC
+ * The tile uses MR*NR/VEC accumulators + NR/VEC B registers + 1 broadcast of A.
+ * Every element of C is summed over k in increasing order, one FMA at a time. */
+
+#define FNN_NV (FNN_NR / FNN_VEC)
+
+typedef float vfloat __attribute__((vector_size(FNN_VEC * 4)));
+typedef float vfloat_u __attribute__((vector_size(FNN_VEC * 4), aligned(4)));
+
+/* op(A) rows [0, mc) x columns [0, kc) into panels of MR rows, zero-padded. */
+static void gemm_pack_a(int64_t mc, int64_t kc, const float *a, int64_t rs, int64_t cs, float *ap)
+{
+    for (int64_t i0 = 0; i0 < mc; i0 += FNN_MR, ap += FNN_MR * kc) {
+        int mr = (int)FNN_MIN(FNN_MR, mc - i0);
+        const float *src = a + i0 * rs;
+        if (rs == 1) {                      /* columns of op(A) are contiguous */
+            for (int64_t p = 0; p < kc; p++)
+                for (int i = 0; i < FNN_MR; i++)
+                    ap[p * FNN_MR + i] = i < mr ? src[p * cs + i] : 0.0f;
+        } else {
+            for (int i = 0; i < FNN_MR; i++)
+                for (int64_t p = 0; p < kc; p++)
+                    ap[p * FNN_MR + i] = i < mr ? src[i * rs + p * cs] : 0.0f;
+        }
+    }
+}
+
+/* op(B) rows [0, kc) x columns [0, nc) into panels of NR columns, zero-padded. */
+static void gemm_pack_b(int64_t kc, int64_t nc, const float *b, int64_t rs, int64_t cs, float *bp)
+{
+    for (int64_t j0 = 0; j0 < nc; j0 += FNN_NR, bp += FNN_NR * kc) {
+        int nr = (int)FNN_MIN(FNN_NR, nc - j0);
+        const float *src = b + j0 * cs;
+        if (cs == 1) {                      /* rows of op(B) are contiguous */
+            for (int64_t p = 0; p < kc; p++)
+                for (int j = 0; j < FNN_NR; j++)
+                    bp[p * FNN_NR + j] = j < nr ? src[p * rs + j] : 0.0f;
+        } else {
+            for (int j = 0; j < FNN_NR; j++)
+                for (int64_t p = 0; p < kc; p++)
+                    bp[p * FNN_NR + j] = j < nr ? src[j * cs + p * rs] : 0.0f;
+        }
+    }
+}
+
+/* C[0:mr, 0:nr] = alpha * A-panel * B-panel + beta * C. Rows of A past mr re-read
+ * row mr-1 (always valid memory) and their results are dropped. */
+static inline __attribute__((always_inline)) void
+gemm_micro(int64_t kc, float alpha, const float *a, int64_t rs, int64_t cs, int mr,
+           const float *bp, int nr, float beta, float *c, int64_t ldc)
+{
+    vfloat acc[FNN_MR][FNN_NV];
+    const float *row[FNN_MR];
+    _Pragma("GCC unroll 16") for (int i = 0; i < FNN_MR; i++) {
+        row[i] = a + (i < mr ? i : mr - 1) * rs;
+        _Pragma("GCC unroll 16") for (int j = 0; j < FNN_NV; j++) acc[i][j] = (vfloat){0};
+        /* C is touched once per tile, long after its last use: fetch it early. */
+        __builtin_prefetch(c + i * ldc, 1);
+        __builtin_prefetch(c + i * ldc + FNN_NR - 1, 1);
+    }
+    _Pragma("GCC unroll 4") for (int64_t p = 0; p < kc; p++, bp += FNN_NR) {
+        vfloat b[FNN_NV];
+        _Pragma("GCC unroll 16") for (int j = 0; j < FNN_NV; j++) b[j] = *(const vfloat *)(bp + j * FNN_VEC);
+        _Pragma("GCC unroll 16") for (int i = 0; i < FNN_MR; i++) {
+            float ai = row[i][p * cs];
+            _Pragma("GCC unroll 16") for (int j = 0; j < FNN_NV; j++) acc[i][j] += ai * b[j];
+        }
+    }
+    if (mr == FNN_MR && nr == FNN_NR) {
+        _Pragma("GCC unroll 16") for (int i = 0; i < FNN_MR; i++)
+            _Pragma("GCC unroll 16") for (int j = 0; j < FNN_NV; j++) {
+                vfloat_u *cij = (vfloat_u *)(c + i * ldc + j * FNN_VEC);
+                vfloat r = alpha * acc[i][j];
+                if (beta != 0.0f)
+                    r += beta * *cij;
+                *cij = r;
+            }
+        return;
+    }
+    float tile[FNN_MR][FNN_NR] __attribute__((aligned(FNN_ALIGN)));
+    _Pragma("GCC unroll 16") for (int i = 0; i < FNN_MR; i++)
+        _Pragma("GCC unroll 16") for (int j = 0; j < FNN_NV; j++)
+            *(vfloat *)&tile[i][j * FNN_VEC] = acc[i][j];
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) {
+            float r = alpha * tile[i][j];
+            if (beta != 0.0f)
+                r += beta * c[i * ldc + j];
+            c[i * ldc + j] = r;
+        }
+}
+
+/* C[0:mc, 0:nc] (+)= A-block * packed B-block. jr outside ir: one B micro-panel
+ * stays in L1 while the A panels stream from L2. */
+static void gemm_macro(int64_t mc, int64_t nc, int64_t kc, float alpha, const float *a,
+                       int64_t rs, int64_t cs, int64_t ps, const float *bp, float beta,
+                       float *c, int64_t ldc)
+{
+    for (int64_t j = 0; j < nc; j += FNN_NR) {
+        int nr = (int)FNN_MIN(FNN_NR, nc - j);
+        for (int64_t i = 0; i < mc; i += FNN_MR) {
+            int mr = (int)FNN_MIN(FNN_MR, mc - i);
+            gemm_micro(kc, alpha, a + (i / FNN_MR) * ps, rs, cs, mr, bp + j * kc, nr, beta,
+                       c + i * ldc + j, ldc);
+        }
+    }
+}
+
+#define FNN_GEMM_KERNELS(MC, KC, NC)                                                   \
+    {                                                                                  \
+        .mr = FNN_MR, .nr = FNN_NR, .mc = (MC), .kc = (KC), .nc = (NC),                \
+        .pack_a = gemm_pack_a, .pack_b = gemm_pack_b, .macro = gemm_macro              \
+    }

@@ -1,0 +1,20 @@
+/* isa_avx2.c: the AVX2+FMA variant: 6x16 tile = 12 ymm accumulators + 2 B + 1 A
+ * of the 16 registers. Blocks for a 32 KiB L1, 1 MiB L2, large L3. */
+#include "../internal.h"
+
+#ifdef FNN_X86
+#define FNN_TARGET "avx2,fma"
+#include "target_begin.h"
+
+#define FNN_VEC 8
+#define FNN_MR 6
+#define FNN_NR 16
+#include "gemm_kernel.h"
+
+const fnn_kernels fnn_kernels_avx2 = {
+    .name = "avx2",
+    .gemm = FNN_GEMM_KERNELS(144, 256, 4096),
+};
+
+#include "target_end.h"
+#endif

@@ -1,0 +1,20 @@
+/* isa_avx512.c: the AVX-512 variant: 12x32 tile = 24 zmm accumulators + 2 B + 1 A
+ * of the 32 registers. */
+#include "../internal.h"
+
+#ifdef FNN_X86
+#define FNN_TARGET "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma"
+#include "target_begin.h"
+
+#define FNN_VEC 16
+#define FNN_MR 12
+#define FNN_NR 32
+#include "gemm_kernel.h"
+
+const fnn_kernels fnn_kernels_avx512 = {
+    .name = "avx512",
+    .gemm = FNN_GEMM_KERNELS(192, 256, 4096),
+};
+
+#include "target_end.h"
+#endif

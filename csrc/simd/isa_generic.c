@@ -1,0 +1,13 @@
+/* isa_generic.c: the portable variant, for the compiler's baseline target
+ * (SSE2 on x86-64, NEON on arm64): 6x8 tile in 16-byte vectors. */
+#include "../internal.h"
+
+#define FNN_VEC 4
+#define FNN_MR 6
+#define FNN_NR 8
+#include "gemm_kernel.h"
+
+const fnn_kernels fnn_kernels_generic = {
+    .name = "generic",
+    .gemm = FNN_GEMM_KERNELS(120, 256, 4096),
+};

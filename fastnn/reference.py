@@ -1,0 +1,394 @@
+"""Pure-NumPy reference ops, forward and backward, with PyTorch's semantics.
+
+The ground truth the C kernels are tested against. Layouts are PyTorch's
+(NCHW activations, (out, in, kh, kw) conv and (out, in) linear weights), every
+function computes in the dtype of its inputs, losses use mean reduction, and
+the optimizer steps update their arrays in place like torch.optim.
+"""
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+
+def _pair(v):
+    """Return ``v`` as a (rows, cols) tuple of ints; ``v`` is an int or a pair."""
+    if isinstance(v, (int, np.integer)):
+        return int(v), int(v)
+    rows, cols = v
+    return int(rows), int(cols)
+
+
+# ---------------------------------------------------------------------------
+# Linear
+# ---------------------------------------------------------------------------
+
+
+def linear(x, weight, bias=None):
+    """Affine map ``x @ weight.T + bias`` over the last axis of ``x``."""
+    y = x @ weight.T
+    if bias is not None:
+        y = y + bias
+    return y
+
+
+def linear_backward(grad_out, x, weight):
+    """Gradients (grad_x, grad_weight, grad_bias) of :func:`linear`."""
+    g2 = grad_out.reshape(-1, weight.shape[0])
+    x2 = x.reshape(-1, weight.shape[1])
+    grad_x = grad_out @ weight
+    grad_weight = g2.T @ x2
+    grad_bias = g2.sum(axis=0)
+    return grad_x, grad_weight, grad_bias
+
+
+# ---------------------------------------------------------------------------
+# Convolution
+# ---------------------------------------------------------------------------
+
+
+def conv2d_output_shape(h, w, kernel_size, stride, padding, dilation):
+    """Output (oh, ow) of a 2-D sliding window; raises ValueError if invalid."""
+    kh, kw = _pair(kernel_size)
+    sh, sw = _pair(stride)
+    ph, pw = _pair(padding)
+    dh, dw = _pair(dilation)
+    if min(kh, kw) <= 0:
+        raise ValueError(f"kernel_size must be positive, got {(kh, kw)}")
+    if min(sh, sw) <= 0:
+        raise ValueError(f"stride must be positive, got {(sh, sw)}")
+    if min(ph, pw) < 0:
+        raise ValueError(f"padding must be non-negative, got {(ph, pw)}")
+    if min(dh, dw) <= 0:
+        raise ValueError(f"dilation must be positive, got {(dh, dw)}")
+    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    if oh <= 0 or ow <= 0:
+        raise ValueError(f"output size is too small: ({oh}, {ow}) for input ({h}, {w})")
+    return oh, ow
+
+
+def _windows(xp, kernel_size, stride, dilation):
+    """View of the (N, C, OH, OW, kh, kw) windows of an already padded array."""
+    kh, kw = _pair(kernel_size)
+    sh, sw = _pair(stride)
+    dh, dw = _pair(dilation)
+    span = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
+    win = sliding_window_view(xp, span, axis=(2, 3))
+    return win[:, :, ::sh, ::sw, ::dh, ::dw]
+
+
+def im2col(x, kernel_size, stride, padding, dilation):
+    """Unfold NCHW ``x`` into columns of shape (N, C*kh*kw, OH*OW), zero-padded."""
+    n, c, h, w = x.shape
+    kh, kw = _pair(kernel_size)
+    ph, pw = _pair(padding)
+    oh, ow = conv2d_output_shape(h, w, kernel_size, stride, padding, dilation)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    win = _windows(xp, kernel_size, stride, dilation)
+    # (N, C, OH, OW, kh, kw) -> (N, C, kh, kw, OH, OW): rows ordered like weight.
+    return win.transpose(0, 1, 4, 5, 2, 3).reshape(n, c * kh * kw, oh * ow)
+
+
+def col2im(cols, x_shape, kernel_size, stride, padding, dilation):
+    """Adjoint of :func:`im2col`: scatter-add (N, C*kh*kw, OH*OW) columns into NCHW."""
+    n, c, h, w = x_shape
+    kh, kw = _pair(kernel_size)
+    sh, sw = _pair(stride)
+    ph, pw = _pair(padding)
+    dh, dw = _pair(dilation)
+    oh, ow = conv2d_output_shape(h, w, kernel_size, stride, padding, dilation)
+    cols = cols.reshape(n, c, kh, kw, oh, ow)
+    xp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            hs = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
+            ws = slice(j * dw, j * dw + sw * (ow - 1) + 1, sw)
+            xp[:, :, hs, ws] += cols[:, :, i, j]
+    return xp[:, :, ph:ph + h, pw:pw + w]
+
+
+def _check_conv_args(x, weight):
+    """Raise ValueError unless x is NCHW and weight matches its channels."""
+    if x.ndim != 4 or weight.ndim != 4:
+        raise ValueError(f"expected 4-D x and weight, got {x.shape} and {weight.shape}")
+    if x.shape[1] != weight.shape[1]:
+        raise ValueError(f"x has {x.shape[1]} channels but weight expects {weight.shape[1]}")
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    """2-D cross-correlation with zero padding, like torch.nn.functional.conv2d."""
+    _check_conv_args(x, weight)
+    n, _, h, w = x.shape
+    out_c, _, kh, kw = weight.shape
+    oh, ow = conv2d_output_shape(h, w, (kh, kw), stride, padding, dilation)
+    cols = im2col(x, (kh, kw), stride, padding, dilation)
+    y = weight.reshape(out_c, -1) @ cols  # (N, O, OH*OW)
+    if bias is not None:
+        y = y + bias[:, None]
+    return y.reshape(n, out_c, oh, ow)
+
+
+def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1):
+    """Gradients (grad_x, grad_weight, grad_bias) of :func:`conv2d`."""
+    _check_conv_args(x, weight)
+    n = x.shape[0]
+    out_c, _, kh, kw = weight.shape
+    g = grad_out.reshape(n, out_c, -1)  # (N, O, OH*OW)
+    cols = im2col(x, (kh, kw), stride, padding, dilation)
+    grad_weight = np.tensordot(g, cols, axes=([0, 2], [0, 2])).reshape(weight.shape)
+    grad_cols = weight.reshape(out_c, -1).T @ g  # (N, C*kh*kw, OH*OW)
+    grad_x = col2im(grad_cols, x.shape, (kh, kw), stride, padding, dilation)
+    grad_bias = grad_out.sum(axis=(0, 2, 3))
+    return grad_x, grad_weight, grad_bias
+
+
+# ---------------------------------------------------------------------------
+# Pooling
+# ---------------------------------------------------------------------------
+
+
+def _pool_args(x, kernel_size, stride, padding):
+    """Normalise pooling arguments to pairs and check them like PyTorch does."""
+    if x.ndim != 4:
+        raise ValueError(f"expected 4-D NCHW input, got shape {x.shape}")
+    kernel = _pair(kernel_size)
+    stride = kernel if stride is None else _pair(stride)
+    padding = _pair(padding)
+    if any(p > k // 2 for p, k in zip(padding, kernel)):
+        raise ValueError(f"padding {padding} must be at most half of kernel_size {kernel}")
+    oh, ow = conv2d_output_shape(x.shape[2], x.shape[3], kernel, stride, padding, 1)
+    return kernel, stride, padding, oh, ow
+
+
+def max_pool2d_with_indices(x, kernel_size, stride=None, padding=0):
+    """Max pooling returning (y, int64 indices h*W + w into each input plane)."""
+    (kh, kw), (sh, sw), (ph, pw), oh, ow = _pool_args(x, kernel_size, stride, padding)
+    h, w = x.shape[2:]
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
+    win = _windows(xp, (kh, kw), (sh, sw), 1).reshape(*x.shape[:2], oh, ow, kh * kw)
+    arg = win.argmax(axis=-1)  # ties: the first maximum in row-major window order
+    y = np.take_along_axis(win, arg[..., None], axis=-1)[..., 0]
+
+    # Like PyTorch's CPU kernel, padding never wins: a window of all -inf reports
+    # its first in-bounds position; and a window with NaNs reports its last NaN.
+    inside = np.pad(np.ones((h, w), dtype=bool), ((ph, ph), (pw, pw)))
+    first_inside = _windows(inside[None, None], (kh, kw), (sh, sw), 1)
+    first_inside = first_inside.reshape(1, 1, oh, ow, kh * kw).argmax(axis=-1)
+    last_nan = kh * kw - 1 - np.isnan(win)[..., ::-1].argmax(axis=-1)
+    arg = np.where(y == -np.inf, first_inside, arg)
+    arg = np.where(np.isnan(y), last_nan, arg)
+
+    rows = np.arange(oh)[:, None] * sh - ph + arg // kw
+    cols = np.arange(ow)[None, :] * sw - pw + arg % kw
+    return y, (rows * w + cols).astype(np.int64)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0):
+    """Max pooling (padding counts as -inf), like torch.nn.functional.max_pool2d."""
+    return max_pool2d_with_indices(x, kernel_size, stride, padding)[0]
+
+
+def max_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0):
+    """Gradient of :func:`max_pool2d`: scatter-add grad_out through the argmax."""
+    _, indices = max_pool2d_with_indices(x, kernel_size, stride, padding)
+    n, c, h, w = x.shape
+    grad_x = np.zeros((n * c, h * w), dtype=grad_out.dtype)
+    plane = np.arange(n * c)[:, None]
+    np.add.at(grad_x, (plane, indices.reshape(n * c, -1)), grad_out.reshape(n * c, -1))
+    return grad_x.reshape(x.shape)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0):
+    """Average pooling with zero padding counted in the divisor (PyTorch defaults)."""
+    (kh, kw), (sh, sw), (ph, pw), _, _ = _pool_args(x, kernel_size, stride, padding)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    win = _windows(xp, (kh, kw), (sh, sw), 1)
+    return win.sum(axis=(-2, -1)) / (kh * kw)
+
+
+def avg_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0):
+    """Gradient of :func:`avg_pool2d`: spread grad_out evenly over each window."""
+    (kh, kw), stride, padding, oh, ow = _pool_args(x, kernel_size, stride, padding)
+    n, c = x.shape[:2]
+    # Every window position receives grad_out / (kh*kw): the columns of col2im.
+    cols = np.broadcast_to((grad_out / (kh * kw))[:, :, None, None], (n, c, kh, kw, oh, ow))
+    return col2im(cols.reshape(n, c * kh * kw, oh * ow), x.shape, (kh, kw), stride, padding, 1)
+
+
+# ---------------------------------------------------------------------------
+# Activations
+# ---------------------------------------------------------------------------
+
+
+def relu(x):
+    """Rectified linear unit max(x, 0); NaN propagates."""
+    return np.maximum(x, 0)
+
+
+def relu_backward(grad_out, x):
+    """Gradient of :func:`relu`: grad_out where x > 0, zero elsewhere (also at 0)."""
+    return np.where(x > 0, grad_out, 0)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    """x where x > 0, negative_slope * x elsewhere."""
+    return np.where(x > 0, x, x * negative_slope)
+
+
+def leaky_relu_backward(grad_out, x, negative_slope=0.01):
+    """Gradient of :func:`leaky_relu` (slope negative_slope at x == 0, like PyTorch)."""
+    return np.where(x > 0, grad_out, grad_out * negative_slope)
+
+
+def sigmoid(x):
+    """Logistic 1 / (1 + exp(-x)), evaluated without overflow for large |x|."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def sigmoid_backward(grad_out, y):
+    """Gradient of :func:`sigmoid` given its output y: grad_out * y * (1 - y)."""
+    return grad_out * y * (1 - y)
+
+
+def tanh(x):
+    """Hyperbolic tangent."""
+    return np.tanh(x)
+
+
+def tanh_backward(grad_out, y):
+    """Gradient of :func:`tanh` given its output y: grad_out * (1 - y**2)."""
+    return grad_out * (1 - y * y)
+
+
+def softmax(x):
+    """Softmax over the last axis, shifted by the row maximum for stability."""
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def softmax_backward(grad_out, y):
+    """Gradient of :func:`softmax` given its output y."""
+    return y * (grad_out - (grad_out * y).sum(axis=-1, keepdims=True))
+
+
+def log_softmax(x):
+    """Log of softmax over the last axis: z - log(sum(exp(z))), z = x - max."""
+    z = x - x.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def log_softmax_backward(grad_out, y):
+    """Gradient of :func:`log_softmax` given its output y."""
+    return grad_out - np.exp(y) * grad_out.sum(axis=-1, keepdims=True)
+
+
+def flatten(x):
+    """Reshape (N, ...) to (N, -1), same element order as torch.flatten(x, 1)."""
+    return x.reshape(x.shape[0], -1)
+
+
+# ---------------------------------------------------------------------------
+# Losses (mean reduction)
+# ---------------------------------------------------------------------------
+
+
+def _check_labels(logits, labels):
+    """Raise ValueError unless labels are N integer class indices in [0, C)."""
+    if logits.ndim != 2 or labels.shape != (logits.shape[0],):
+        raise ValueError(
+            f"expected logits (N, C) and labels (N,), got {logits.shape} and {labels.shape}"
+        )
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be integers, got {labels.dtype}")
+    if labels.size and (labels.min() < 0 or labels.max() >= logits.shape[1]):
+        raise ValueError(f"labels must lie in [0, {logits.shape[1]})")
+
+
+def _check_same_shape(a, b):
+    """Raise ValueError unless a and b have the same shape."""
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch: {a.shape} vs {b.shape}")
+
+
+def cross_entropy(logits, labels):
+    """Mean over rows of -log_softmax(logits)[i, labels[i]]."""
+    _check_labels(logits, labels)
+    n = logits.shape[0]
+    return -log_softmax(logits)[np.arange(n), labels].mean()
+
+
+def cross_entropy_backward(logits, labels):
+    """Gradient of :func:`cross_entropy` w.r.t. logits: (softmax - onehot) / N."""
+    _check_labels(logits, labels)
+    n = logits.shape[0]
+    grad = softmax(logits)
+    grad[np.arange(n), labels] -= 1
+    return grad / n
+
+
+def binary_cross_entropy_with_logits(logits, targets):
+    """Mean of max(x, 0) - x*t + log1p(exp(-|x|)), stable for any x."""
+    _check_same_shape(logits, targets)
+    x, t = logits, targets
+    return (np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))).mean()
+
+
+def binary_cross_entropy_with_logits_backward(logits, targets):
+    """Gradient of :func:`binary_cross_entropy_with_logits`: (sigmoid(x) - t) / numel."""
+    _check_same_shape(logits, targets)
+    return (sigmoid(logits) - targets) / logits.size
+
+
+def mse_loss(pred, target):
+    """Mean squared error mean((pred - target)**2)."""
+    _check_same_shape(pred, target)
+    return ((pred - target) ** 2).mean()
+
+
+def mse_loss_backward(pred, target):
+    """Gradient of :func:`mse_loss` w.r.t. pred: 2 (pred - target) / numel."""
+    _check_same_shape(pred, target)
+    return 2 * (pred - target) / pred.size
+
+
+# ---------------------------------------------------------------------------
+# Optimizer steps (in place)
+# ---------------------------------------------------------------------------
+
+
+def sgd_step(param, grad, buf, *, lr, momentum=0.0, dampening=0.0, nesterov=False,
+             weight_decay=0.0, first_step):
+    """One torch.optim.SGD step on param and momentum buffer buf (unused if momentum == 0)."""
+    if nesterov and (momentum <= 0 or dampening != 0):
+        raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+    if weight_decay != 0:
+        grad = grad + weight_decay * param
+    if momentum != 0:
+        if first_step:
+            buf[...] = grad
+        else:
+            buf *= momentum
+            buf += (1 - dampening) * grad
+        grad = grad + momentum * buf if nesterov else buf
+    param -= lr * grad
+
+
+def adam_step(param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
+              weight_decay=0.0, decoupled=False):
+    """One torch.optim.Adam step (AdamW if decoupled) on param, m, v; step counts from 1."""
+    if step < 1:
+        raise ValueError(f"step counts from 1, got {step}")
+    if weight_decay != 0:
+        if decoupled:
+            param *= 1 - lr * weight_decay
+        else:
+            grad = grad + weight_decay * param
+    m *= beta1
+    m += (1 - beta1) * grad
+    v *= beta2
+    v += (1 - beta2) * grad * grad
+    bias_correction1 = 1 - beta1 ** step
+    bias_correction2 = 1 - beta2 ** step
+    denom = np.sqrt(v) / np.sqrt(bias_correction2) + eps
+    param -= lr / bias_correction1 * m / denom

@@ -1,0 +1,28 @@
+"""Shared fixtures: run kernel tests on every ISA variant this CPU supports, and
+restore the thread count and ISA each test found."""
+import numpy as np
+import pytest
+
+import fastnn
+
+
+@pytest.fixture(params=fastnn.supported_isas())
+def isa(request):
+    """Run the test once per instruction-set variant (the others are skipped by the CPU)."""
+    before = fastnn.get_isa()
+    fastnn.set_isa(request.param)
+    yield request.param
+    fastnn.set_isa(before)
+
+
+@pytest.fixture
+def threads():
+    """Set the thread count inside a test; the old count comes back afterwards."""
+    before = fastnn.get_num_threads()
+    yield fastnn.set_num_threads
+    fastnn.set_num_threads(before)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)

@@ -1,0 +1,211 @@
+"""fastnn.matmul / SGEMM against a float64 NumPy reference.
+
+Error bound asserted: for every element, |C - A@B| <= gamma_K * (|A| @ |B|) with
+gamma_K = K*u / (1 - K*u), u = 2**-24 (float32 unit roundoff): the classic worst-case
+bound for a dot product of length K summed in any order with or without FMA
+(Higham, Accuracy and Stability of Numerical Algorithms, 3.1). It grows with K because
+each of the K additions may round once; the reference itself is exact to ~1e-16 here.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import fastnn
+from fastnn import _core
+
+U = 2.0 ** -24
+
+
+def assert_gemm_close(c, a, b, alpha=1.0, beta=0.0, c0=None):
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    ref = alpha * (a64 @ b64)
+    bound_terms = abs(alpha) * (np.abs(a64) @ np.abs(b64))
+    if c0 is not None and beta != 0.0:
+        ref += beta * c0.astype(np.float64)
+        bound_terms += abs(beta) * np.abs(c0.astype(np.float64))
+    k = a.shape[1] + 2  # + the alpha scaling and the beta*C addition
+    gamma = k * U / (1 - k * U)
+    err = np.abs(c.astype(np.float64) - ref)
+    worst = np.max(err - gamma * bound_terms) if err.size else 0.0
+    assert worst <= 0.0, f"error exceeds gamma_K bound by {worst}"
+
+
+def operand(rng, rows, cols, transposed):
+    """A (rows, cols) float32 operand, stored transposed (a .T view) if asked."""
+    if transposed:
+        return rng.standard_normal((cols, rows)).astype(np.float32).T
+    return rng.standard_normal((rows, cols)).astype(np.float32)
+
+
+SIZES = [1, 2, 3, 5, 7, 13, 16, 17, 31, 64, 97, 127, 128, 251, 300]
+
+
+@settings(max_examples=60, deadline=None)
+@given(m=st.sampled_from(SIZES) | st.integers(1, 300), n=st.sampled_from(SIZES) | st.integers(1, 300),
+       k=st.sampled_from(SIZES) | st.integers(1, 300), ta=st.booleans(), tb=st.booleans(),
+       seed=st.integers(0, 2 ** 32 - 1))
+def test_matmul_matches_reference(m, n, k, ta, tb, seed):
+    rng = np.random.default_rng(seed)
+    a, b = operand(rng, m, k, ta), operand(rng, k, n, tb)
+    before = fastnn.get_isa()
+    try:
+        for isa in fastnn.supported_isas():
+            fastnn.set_isa(isa)
+            assert_gemm_close(fastnn.matmul(a, b), a, b)
+    finally:
+        fastnn.set_isa(before)
+
+
+@pytest.mark.parametrize("ta", [False, True])
+@pytest.mark.parametrize("tb", [False, True])
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (6, 16, 256), (7, 17, 257), (128, 10, 64),
+                                   (128, 64, 784), (784, 64, 128), (13, 600, 5), (600, 3, 700),
+                                   (300, 299, 1030)])
+def test_matmul_shapes_and_transposes(isa, rng, m, n, k, ta, tb):
+    a, b = operand(rng, m, k, ta), operand(rng, k, n, tb)
+    assert_gemm_close(fastnn.matmul(a, b), a, b)
+
+
+def test_large_k_blocks_and_column_blocks(isa, rng):
+    a, b = operand(rng, 37, 2100, False), operand(rng, 2100, 4200, False)  # > KC and > NC
+    assert_gemm_close(fastnn.matmul(a, b), a, b)
+
+
+@pytest.mark.parametrize("alpha,beta", [(1.0, 1.0), (0.5, -2.0), (-1.5, 0.0), (0.0, 3.0)])
+def test_alpha_beta_accumulate(isa, rng, alpha, beta):
+    a, b = operand(rng, 33, 70, False), operand(rng, 70, 45, True)
+    c0 = rng.standard_normal((33, 45)).astype(np.float32)
+    c = c0.copy()
+    _core.gemm(a, b, c, alpha, beta)
+    assert_gemm_close(c, a, b, alpha, beta, c0)
+
+
+def test_beta_zero_ignores_nan_in_out(isa, rng):
+    a, b = operand(rng, 20, 30, False), operand(rng, 30, 40, False)
+    out = np.full((20, 40), np.nan, np.float32)
+    fastnn.matmul(a, b, out=out)
+    assert np.isfinite(out).all()
+    assert_gemm_close(out, a, b)
+
+
+def test_out_is_written_and_returned(rng):
+    a, b = operand(rng, 9, 4, False), operand(rng, 4, 5, False)
+    out = np.empty((9, 5), np.float32)
+    assert fastnn.matmul(a, b, out=out) is out
+    assert_gemm_close(out, a, b)
+
+
+@pytest.mark.parametrize("view", ["strided", "negative", "readonly", "broadcast", "fortran"])
+def test_any_layout_is_read_in_place(isa, rng, view):
+    base = rng.standard_normal((40, 60)).astype(np.float32)
+    a = {"strided": base[::2, ::3], "negative": base[::-1, ::-2],
+         "readonly": base.copy(), "broadcast": np.broadcast_to(base[0], (40, 60)),
+         "fortran": np.asfortranarray(base)}[view]
+    if view == "readonly":
+        a.flags.writeable = False
+    b = rng.standard_normal((a.shape[1], 7)).astype(np.float32)
+    assert_gemm_close(fastnn.matmul(a, b), a, b)
+    assert_gemm_close(fastnn.matmul(b.T, a.T), b.T, a.T)
+
+
+@pytest.mark.parametrize("m,n,k", [(0, 5, 3), (4, 0, 3), (4, 5, 0), (0, 0, 0)])
+def test_empty_dimensions(m, n, k):
+    a, b = np.ones((m, k), np.float32), np.ones((k, n), np.float32)
+    out = np.full((m, n), np.nan, np.float32)
+    c = fastnn.matmul(a, b, out=out)
+    assert c.shape == (m, n)
+    assert (c == 0).all()
+
+
+@pytest.mark.parametrize("m,n,k", [(300, 301, 302), (128, 64, 784), (5, 700, 900), (1000, 3, 1000)])
+def test_thread_count_does_not_change_bits(isa, rng, threads, m, n, k):
+    a, b = operand(rng, m, k, False), operand(rng, k, n, True)
+    threads(1)
+    one = fastnn.matmul(a, b)
+    threads(2)
+    two = fastnn.matmul(a, b)
+    threads(3)
+    three = fastnn.matmul(a, b)
+    assert np.array_equal(one, two) and np.array_equal(one, three)
+
+
+def test_same_input_same_bits(isa, rng):
+    a, b = operand(rng, 200, 100, False), operand(rng, 100, 150, False)
+    assert np.array_equal(fastnn.matmul(a, b), fastnn.matmul(a, b))
+
+
+def test_threads_api_and_threadpoolctl(threads):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    threads(2)
+    assert fastnn.get_num_threads() == (2 if fastnn._core.has_openmp() else 1)
+    if fastnn._core.has_openmp():
+        with threadpoolctl.threadpool_limits(1, "openmp"):
+            assert fastnn.get_num_threads() == 1
+    for bad in (0, -1, 1.5, "2", True):
+        with pytest.raises(ValueError, match="positive int"):
+            fastnn.set_num_threads(bad)
+
+
+def test_show_config_reports_everything(capsys):
+    config = fastnn.show_config()
+    assert set(config) == {"version", "compiler", "openmp", "isa", "supported_isas", "threads"}
+    assert config["isa"] in config["supported_isas"]
+    assert "isa" in capsys.readouterr().out
+
+
+BAD = [
+    (lambda r: (np.ones((3, 4)), np.ones((4, 2), np.float32)), TypeError, "a must be a float32 array, got dtype float64"),
+    (lambda r: (np.ones((3, 4), np.float32), np.ones((4, 2), np.int32)), TypeError, "b must be a float32 array"),
+    (lambda r: (np.ones(4, np.float32), np.ones((4, 2), np.float32)), ValueError, r"a must be 2-D.*\(4,\)"),
+    (lambda r: (np.ones((3, 4), np.float32), np.ones((2, 4, 1), np.float32)), ValueError, "b must be 2-D"),
+    (lambda r: (np.ones((3, 4), np.float32), np.ones((5, 2), np.float32)), ValueError,
+     r"inner dimensions differ.*\(3, 4\).*\(5, 2\)"),
+]
+
+
+@pytest.mark.parametrize("make,exc,msg", BAD)
+def test_bad_inputs_raise_clear_errors(make, exc, msg):
+    a, b = make(None)
+    with pytest.raises(exc, match=msg):
+        fastnn.matmul(a, b)
+
+
+def test_bad_out_raises_clear_errors():
+    a, b = np.ones((3, 4), np.float32), np.ones((4, 2), np.float32)
+    with pytest.raises(ValueError, match=r"out must have shape \(3, 2\)"):
+        fastnn.matmul(a, b, out=np.empty((2, 3), np.float32))
+    with pytest.raises(TypeError, match="out must be a float32"):
+        fastnn.matmul(a, b, out=np.empty((3, 2)))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        fastnn.matmul(a, b, out=np.empty((2, 3), np.float32).T)
+    sq = np.ones((4, 4), np.float32)
+    with pytest.raises(ValueError, match="overlaps"):
+        fastnn.matmul(sq, sq, out=sq)
+    with pytest.raises(ValueError, match="overlaps"):
+        big = np.ones((8, 4), np.float32)
+        fastnn.matmul(big[:4], sq, out=big[2:6])
+
+
+def _import_with_isa(value):
+    env = dict(os.environ, FASTNN_ISA=value)
+    return subprocess.run([sys.executable, "-c", "import fastnn; print(fastnn.get_isa())"],
+                          env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("name", ["avx512", "avx2", "generic"])
+def test_isa_override_at_import(name):
+    proc = _import_with_isa(name)
+    if name in fastnn.supported_isas():
+        assert proc.returncode == 0 and proc.stdout.strip() == name
+    else:  # a clear ImportError, never an illegal instruction
+        assert proc.returncode == 1
+        assert "ImportError" in proc.stderr and "not supported by this CPU" in proc.stderr
+
+
+def test_unknown_isa_is_an_import_error():
+    proc = _import_with_isa("sse9")
+    assert proc.returncode == 1 and "unknown ISA 'sse9'" in proc.stderr
