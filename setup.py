@@ -80,7 +80,7 @@ def extension():
     sources = ["fastnn/_core.pyx"] + sorted(glob("csrc/*.c")) + sorted(glob("csrc/simd/*.c"))
     return Extension("fastnn._core", sources=sources, include_dirs=["csrc"],
                      extra_compile_args=compile_args,
-                     extra_link_args=link_args, depends=glob("csrc/**/*.h", recursive=True))
+                     extra_link_args=link_args, depends=glob("csrc/**/*.h", recursive=True) + glob("fastnn/*.pxi"))
 
 
 setup(

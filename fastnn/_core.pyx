@@ -143,3 +143,11 @@ def gemm(a, b, out=None, float alpha=1.0, float beta=0.0):
                                    beta, &cv[0, 0], n)
     check(status, "matmul")
     return out
+
+
+# ---- kernel families: one .pxi each, sharing this module's helpers ----
+include "_conv.pxi"
+include "_pool.pxi"
+include "_activation.pxi"
+include "_loss.pxi"
+include "_optim.pxi"

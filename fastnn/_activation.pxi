@@ -1,0 +1,1 @@
+# _activation.pxi: see fastnn/_core.pyx (included there).

@@ -1,0 +1,1 @@
+# _conv.pxi: see fastnn/_core.pyx (included there).

@@ -1,0 +1,1 @@
+# _loss.pxi: see fastnn/_core.pyx (included there).

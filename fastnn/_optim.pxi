@@ -1,0 +1,1 @@
+# _optim.pxi: see fastnn/_core.pyx (included there).

@@ -1,0 +1,1 @@
+# _pool.pxi: see fastnn/_core.pyx (included there).
