@@ -15,6 +15,8 @@ import sysconfig
 import tempfile
 from glob import glob
 
+import numpy
+
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
@@ -78,7 +80,8 @@ def extension():
         compile_args += san
         link_args += san
     sources = ["fastnn/_core.pyx"] + sorted(glob("csrc/*.c")) + sorted(glob("csrc/simd/*.c"))
-    return Extension("fastnn._core", sources=sources, include_dirs=["csrc"],
+    return Extension("fastnn._core", sources=sources, include_dirs=["csrc", numpy.get_include()],
+                     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
                      extra_compile_args=compile_args,
                      extra_link_args=link_args, depends=glob("csrc/**/*.h", recursive=True) + glob("fastnn/*.pxi"))
 

@@ -21,6 +21,7 @@ typedef struct {
     int64_t ldc;
     int split_rows;  /* threads split the rows of C (else the columns) */
     int pack_a;      /* copy A blocks into panels (else the micro-kernel reads A in place) */
+    int64_t kc;      /* K block: K split into equal blocks of at most g->kc */
     float *bp;       /* shared packed B block: kc x round_up(nc, nr) */
     float *ap;       /* per-thread packed A blocks: mc x kc each */
 } gemm_plan;
@@ -28,7 +29,7 @@ typedef struct {
 static void gemm_thread(const gemm_plan *P, int ith, int nth)
 {
     const fnn_gemm_kernels *g = P->g;
-    float *ap = P->pack_a ? P->ap + (size_t)ith * g->mc * g->kc : NULL;
+    float *ap = P->pack_a ? P->ap + (size_t)ith * g->mc * P->kc : NULL;
     int64_t row_lo = 0, row_hi = P->m;
     if (P->split_rows) {  /* whole MR-row tiles per thread */
         fnn_split((P->m + g->mr - 1) / g->mr, ith, nth, &row_lo, &row_hi);
@@ -40,8 +41,8 @@ static void gemm_thread(const gemm_plan *P, int ith, int nth)
         int64_t panels = (nc + g->nr - 1) / g->nr, q_lo, q_hi;
         fnn_split(panels, ith, nth, &q_lo, &q_hi);
         int64_t col_lo = q_lo * g->nr, col_hi = FNN_MIN(q_hi * g->nr, nc);
-        for (int64_t pc = 0; pc < P->k; pc += g->kc) {
-            int64_t kc = FNN_MIN(g->kc, P->k - pc);
+        for (int64_t pc = 0; pc < P->k; pc += P->kc) {
+            int64_t kc = FNN_MIN(P->kc, P->k - pc);
             float beta = pc == 0 ? P->beta : 1.0f;
             if (col_hi > col_lo)
                 g->pack_b(kc, col_hi - col_lo, P->b + pc * P->b_rs + (jc + col_lo) * P->b_cs,
@@ -100,9 +101,11 @@ int fnn_sgemm_strided(int64_t m, int64_t n, int64_t k, float alpha,
          * many panels or A's rows are not contiguous. */
         .pack_a = col_tiles > 4 || (a_cs != 1 && a_rs != 1),
     };
-    size_t kc = (size_t)FNN_MIN(g->kc, k);
-    size_t b_elems = kc * fnn_round_up(FNN_MIN(g->nc, n), g->nr);
-    size_t a_elems = P.pack_a ? (size_t)g->mc * g->kc : 0;
+    /* Equal K blocks: a short last block would pay a full C update for little work. */
+    int64_t k_blocks = (k + g->kc - 1) / g->kc;
+    P.kc = (k + k_blocks - 1) / k_blocks;
+    size_t b_elems = (size_t)P.kc * fnn_round_up(FNN_MIN(g->nc, n), g->nr);
+    size_t a_elems = P.pack_a ? (size_t)g->mc * P.kc : 0;
     float *ws = fnn_workspace(FNN_WS_GEMM, (b_elems + a_elems * nth) * sizeof(float));
     if (ws == NULL)
         return FNN_ENOMEM;

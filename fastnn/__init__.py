@@ -3,21 +3,12 @@ Keras/PyTorch-style API on top."""
 from importlib.metadata import PackageNotFoundError, version as _version
 
 from . import _core
-from ._core import get_isa, get_num_threads, set_isa, set_num_threads, supported_isas
+from ._core import get_isa, get_num_threads, matmul, set_isa, set_num_threads, supported_isas
 
 try:
     __version__ = _version("fastnn")
 except PackageNotFoundError:  # running from a source tree that was built in place
     __version__ = "0+unknown"
-
-
-def matmul(a, b, out=None):
-    """a @ b for 2-D float32 arrays, on fastnn's SGEMM.
-
-    Any strided view is read in place (`x.T` costs no copy); other dtypes raise
-    TypeError (fastnn never converts silently); `out`, if given, must be a
-    C-contiguous float32 array of shape (M, N) that does not overlap a or b."""
-    return _core.gemm(a, b, out)
 
 
 def show_config(file=None):

@@ -8,7 +8,10 @@ import os
 
 import numpy as np
 
+cimport numpy as cnp
 from libc.stdint cimport int64_t
+
+cnp.import_array()
 
 ISA_NAMES = tuple(fnn_isa_name(i).decode() for i in range(FNN_ISA_COUNT))
 
@@ -86,63 +89,107 @@ _select_isa_from_env()
 
 
 # ---- GEMM ----
+# Checks use NumPy's C API (nanoseconds each): at the MNIST shapes a whole SGEMM
+# takes a few microseconds, so Python-level attribute lookups would dominate.
 
-cdef object as_matrix(object x, str name, str fn):
+cdef cnp.ndarray as_matrix(object x, str name, str fn):
     """x as a 2-D float32 ndarray whose strides are whole elements (copied if not)."""
-    if not isinstance(x, np.ndarray):
+    if not cnp.PyArray_Check(x):
         x = np.asarray(x)
-    if x.dtype != np.float32:
-        raise TypeError(f"{fn}: {name} must be a float32 array, got dtype {x.dtype}; "
+    cdef cnp.ndarray arr = <cnp.ndarray>x
+    if cnp.PyArray_TYPE(arr) != cnp.NPY_FLOAT32:
+        raise TypeError(f"{fn}: {name} must be a float32 array, got dtype {(<object>arr).dtype}; "
                         f"convert it with {name}.astype(np.float32)")
-    if x.ndim != 2:
-        raise ValueError(f"{fn}: {name} must be 2-D, got shape {x.shape}")
-    if x.strides[0] % 4 or x.strides[1] % 4 or not x.flags.aligned:
-        x = np.ascontiguousarray(x)
-    return x
+    if cnp.PyArray_NDIM(arr) != 2:
+        raise ValueError(f"{fn}: {name} must be 2-D, got shape {(<object>arr).shape}")
+    cdef cnp.npy_intp *st = cnp.PyArray_STRIDES(arr)
+    if st[0] % 4 or st[1] % 4 or not cnp.PyArray_ISALIGNED(arr):
+        arr = np.ascontiguousarray(arr)
+    return arr
+
+
+cdef bint overlaps(cnp.ndarray x, cnp.ndarray y):
+    """Whether the byte ranges spanned by x and y intersect (conservative, like
+    np.may_share_memory)."""
+    cdef char *xlo
+    cdef char *xhi
+    cdef char *ylo
+    cdef char *yhi
+    extent(x, &xlo, &xhi)
+    extent(y, &ylo, &yhi)
+    return xlo < yhi and ylo < xhi
+
+
+cdef void extent(cnp.ndarray x, char **lo, char **hi):
+    cdef char *base = <char *>cnp.PyArray_DATA(x)
+    cdef cnp.npy_intp span, d
+    lo[0] = base
+    hi[0] = base + cnp.PyArray_ITEMSIZE(x)
+    if cnp.PyArray_SIZE(x) == 0:
+        hi[0] = base
+        return
+    for d in range(cnp.PyArray_NDIM(x)):
+        span = (cnp.PyArray_DIMS(x)[d] - 1) * cnp.PyArray_STRIDES(x)[d]
+        if span < 0:
+            lo[0] += span
+        else:
+            hi[0] += span
+
+
+cdef cnp.ndarray check_out(object out, tuple shape, str fn, str name="out"):
+    """A new float32 array of `shape`, or `out` if it is a writeable C-contiguous
+    float32 array of exactly that shape."""
+    if out is None:
+        return np.empty(shape, dtype=np.float32)
+    if not cnp.PyArray_Check(out) or cnp.PyArray_TYPE(<cnp.ndarray>out) != cnp.NPY_FLOAT32:
+        raise TypeError(f"{fn}: {name} must be a float32 ndarray, got "
+                        f"{getattr(out, 'dtype', type(out).__name__)}")
+    cdef cnp.ndarray arr = <cnp.ndarray>out
+    if (<object>arr).shape != shape:
+        raise ValueError(f"{fn}: {name} must have shape {shape}, got {(<object>arr).shape}")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(arr) or not cnp.PyArray_ISWRITEABLE(arr):
+        raise ValueError(f"{fn}: {name} must be a writeable C-contiguous array")
+    return arr
+
+
+cdef cnp.ndarray gemm_into(object a_in, object b_in, object out, float alpha, float beta):
+    cdef cnp.ndarray a = as_matrix(a_in, "a", "matmul")
+    cdef cnp.ndarray b = as_matrix(b_in, "b", "matmul")
+    cdef int64_t m = cnp.PyArray_DIMS(a)[0], k = cnp.PyArray_DIMS(a)[1]
+    cdef int64_t n = cnp.PyArray_DIMS(b)[1]
+    if cnp.PyArray_DIMS(b)[0] != k:
+        raise ValueError(f"matmul: inner dimensions differ: a has shape {(<object>a).shape} and b has "
+                         f"shape {(<object>b).shape}; b must have shape ({k}, N)")
+    if out is None:
+        beta = 0.0
+    cdef cnp.ndarray c = check_out(out, (m, n), "matmul")
+    if out is not None and (overlaps(c, a) or overlaps(c, b)):
+        raise ValueError("matmul: out overlaps an input (a or b); pass a separate array")
+    cdef const float *ap = <const float *>cnp.PyArray_DATA(a)
+    cdef const float *bp = <const float *>cnp.PyArray_DATA(b)
+    cdef float *cp = <float *>cnp.PyArray_DATA(c)
+    cdef int64_t a_rs = cnp.PyArray_STRIDES(a)[0] // 4, a_cs = cnp.PyArray_STRIDES(a)[1] // 4
+    cdef int64_t b_rs = cnp.PyArray_STRIDES(b)[0] // 4, b_cs = cnp.PyArray_STRIDES(b)[1] // 4
+    cdef int status
+    with nogil:
+        status = fnn_sgemm_strided(m, n, k, alpha, ap, a_rs, a_cs, bp, b_rs, b_cs, beta, cp, n)
+    check(status, "matmul")
+    return c
+
+
+def matmul(a, b, out=None):
+    """a @ b for 2-D float32 arrays, on fastnn's SGEMM.
+
+    Any strided view is read in place (`x.T` costs no copy); other dtypes raise
+    TypeError (fastnn never converts silently); `out`, if given, must be a
+    C-contiguous float32 array of shape (M, N) that does not overlap a or b."""
+    return gemm_into(a, b, out, 1.0, 0.0)
 
 
 def gemm(a, b, out=None, float alpha=1.0, float beta=0.0):
-    """out = alpha * a @ b + beta * out for 2-D float32 arrays of any strides.
-
-    Transposed and strided views are read in place (packing absorbs the layout).
-    `out` must be C-contiguous float32 of shape (M, N) and must not overlap a or b;
-    with beta == 0 its old contents are ignored (NaN included)."""
-    a = as_matrix(a, "a", "matmul")
-    b = as_matrix(b, "b", "matmul")
-    cdef int64_t m = a.shape[0], k = a.shape[1], n = b.shape[1]
-    if b.shape[0] != k:
-        raise ValueError(f"matmul: inner dimensions differ: a has shape {a.shape} and b has "
-                         f"shape {b.shape}; b must have shape ({k}, N)")
-    if out is None:
-        out = np.empty((m, n), dtype=np.float32)
-        beta = 0.0
-    else:
-        if not isinstance(out, np.ndarray) or out.dtype != np.float32:
-            raise TypeError(f"matmul: out must be a float32 ndarray, got "
-                            f"{getattr(out, 'dtype', type(out).__name__)}")
-        if out.shape != (m, n):
-            raise ValueError(f"matmul: out must have shape ({m}, {n}) for a {a.shape} @ b "
-                             f"{b.shape}, got {out.shape}")
-        if not out.flags.c_contiguous or not out.flags.writeable:
-            raise ValueError("matmul: out must be a writeable C-contiguous array")
-        if np.may_share_memory(out, a) or np.may_share_memory(out, b):
-            raise ValueError("matmul: out overlaps an input (a or b); pass a separate array")
-    if m == 0 or n == 0:
-        return out
-    if k == 0:
-        out[...] = 0.0 if beta == 0.0 else beta * out
-        return out
-    cdef const float[:, :] av = a
-    cdef const float[:, :] bv = b
-    cdef float[:, ::1] cv = out
-    cdef int status
-    with nogil:
-        status = fnn_sgemm_strided(m, n, k, alpha,
-                                   &av[0, 0], av.strides[0] // 4, av.strides[1] // 4,
-                                   &bv[0, 0], bv.strides[0] // 4, bv.strides[1] // 4,
-                                   beta, &cv[0, 0], n)
-    check(status, "matmul")
-    return out
+    """out = alpha * a @ b + beta * out (beta ignored without `out`); as matmul otherwise.
+    With beta == 0 the old contents of out are never read (NaN included)."""
+    return gemm_into(a, b, out, alpha, beta)
 
 
 # ---- kernel families: one .pxi each, sharing this module's helpers ----
