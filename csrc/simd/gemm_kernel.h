@@ -36,7 +36,11 @@ static void gemm_pack_b(int64_t kc, int64_t nc, const float *b, int64_t rs, int6
     for (int64_t j0 = 0; j0 < nc; j0 += FNN_NR, bp += FNN_NR * kc) {
         int nr = (int)FNN_MIN(FNN_NR, nc - j0);
         const float *src = b + j0 * cs;
-        if (cs == 1) {                      /* rows of op(B) are contiguous */
+        if (cs == 1 && nr == FNN_NR) {      /* rows of op(B) contiguous: plain vector copies */
+            for (int64_t p = 0; p < kc; p++)
+                for (int j = 0; j < FNN_NR; j++)
+                    bp[p * FNN_NR + j] = src[p * rs + j];
+        } else if (cs == 1) {
             for (int64_t p = 0; p < kc; p++)
                 for (int j = 0; j < FNN_NR; j++)
                     bp[p * FNN_NR + j] = j < nr ? src[p * rs + j] : 0.0f;
