@@ -109,8 +109,11 @@ static void gemm_macro(int64_t mc, int64_t nc, int64_t kc, float alpha, const fl
         int nr = (int)FNN_MIN(FNN_NR, nc - j);
         for (int64_t i = 0; i < mc; i += FNN_MR) {
             int mr = (int)FNN_MIN(FNN_MR, mc - i);
-            gemm_micro(kc, alpha, a + (i / FNN_MR) * ps, rs, cs, mr, bp + j * kc, nr, beta,
-                       c + i * ldc + j, ldc);
+            const float *ai = a + (i / FNN_MR) * ps;
+            if (rs == 1 && cs == FNN_MR)  /* packed A: constant strides, one pointer */
+                gemm_micro(kc, alpha, ai, 1, FNN_MR, mr, bp + j * kc, nr, beta, c + i * ldc + j, ldc);
+            else
+                gemm_micro(kc, alpha, ai, rs, cs, mr, bp + j * kc, nr, beta, c + i * ldc + j, ldc);
         }
     }
 }
