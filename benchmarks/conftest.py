@@ -13,7 +13,6 @@ import pytest
 import fastnn
 
 THREADS = [1, 2]
-PEAK_GFLOPS_PER_CORE = 115.0  # measured FP32 FMA peak of one core of this machine class
 
 _rows = []
 
@@ -57,6 +56,24 @@ def torch():
     return pytest.importorskip("torch", reason="PyTorch not installed: pip install torch==2.13.0")
 
 
+_peaks = {}
+
+
+def peak(threads):
+    """(FMA GFLOP/s, copy GB/s) of this machine on `threads` threads with the best ISA,
+    measured once per run by fastnn's own probes."""
+    if threads not in _peaks:
+        from fastnn import _core
+        isa = fastnn.get_isa()
+        fastnn.set_isa(fastnn.supported_isas()[-1])
+        try:
+            with library_threads("fastnn", threads):
+                _peaks[threads] = (_core.fma_peak(), _core.copy_bandwidth())
+        finally:
+            fastnn.set_isa(isa)
+    return _peaks[threads]
+
+
 def _rate(info, seconds):
     if info["flops"]:
         return f"{info['flops'] / seconds / 1e9:7.1f} GFLOP/s"
@@ -77,6 +94,10 @@ def pytest_terminal_summary(terminalreporter):
         return
     tr = terminalreporter
     tr.section("fastnn vs NumPy vs PyTorch (median times, one run)")
+    for threads in sorted({key[2] for key in groups}):
+        gflops, gbs = peak(threads)
+        tr.write_line(f"machine ceiling, {threads} thread(s), {fastnn.supported_isas()[-1]}: "
+                      f"FMA {gflops:.1f} GFLOP/s, copy {gbs:.1f} GB/s (fastnn probes)")
     tr.write_line(f"{'op':<22}{'shape':<22}{'thr':>4}  {'library':<16}{'time':>11}  {'rate':<16}"
                   f"{'% peak':>7}  {'vs fastnn':>9}")
     for (op, shape, threads), entries in groups.items():
@@ -84,12 +105,14 @@ def pytest_terminal_summary(terminalreporter):
         best_fast = min(fast) if fast else None
         for info, seconds in sorted(entries, key=lambda e: (e[0]["library"] != "fastnn", e[1])):
             name = info["library"] + (f"[{info['isa']}]" if info["library"] == "fastnn" else "")
-            peak = ""
+            pct = ""
             if info["flops"]:
-                peak = f"{100 * info['flops'] / seconds / 1e9 / (PEAK_GFLOPS_PER_CORE * threads):6.1f}%"
+                pct = f"{100 * info['flops'] / seconds / 1e9 / peak(threads)[0]:6.1f}%"
+            elif info["nbytes"]:
+                pct = f"{100 * info['nbytes'] / seconds / 1e9 / peak(threads)[1]:6.1f}%"
             ratio = f"{seconds / best_fast:8.2f}x" if best_fast and info["library"] != "fastnn" else ""
             tr.write_line(f"{op:<22}{shape:<22}{threads:>4}  {name:<16}{seconds * 1e3:9.3f}ms  "
-                          f"{_rate(info, seconds):<16}{peak:>7}  {ratio:>9}")
+                          f"{_rate(info, seconds):<16}{pct:>7}  {ratio:>9}")
 
 
 def geomean(values):

@@ -53,6 +53,13 @@ int fnn_sgemm_strided(int64_t m, int64_t n, int64_t k, float alpha,
                       const float *b, int64_t b_rs, int64_t b_cs,
                       float beta, float *c, int64_t ldc);
 
+/* ---- machine ceilings (probe.c): what "% of peak" in the benchmarks divides by ---- */
+/* Runs `iters` rounds of the active ISA's FMA probe on every thread; *flops gets the
+ * floating-point operations done (time it from the caller). */
+int fnn_probe_fma(int64_t iters, double *flops);
+/* Copies n floats src -> dst with every thread (a bandwidth probe, like memcpy). */
+int fnn_probe_copy(float *dst, const float *src, int64_t n);
+
 #ifdef __cplusplus
 }
 #endif

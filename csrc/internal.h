@@ -40,8 +40,14 @@ typedef struct {
 } fnn_gemm_kernels;
 
 typedef struct {
+    float (*fma)(int64_t iters);  /* simd/probe_kernel.h */
+    int fma_flops_per_iter;
+} fnn_probe_kernels;
+
+typedef struct {
     const char *name;
     fnn_gemm_kernels gemm;
+    fnn_probe_kernels probe;
 } fnn_kernels;
 
 extern const fnn_kernels fnn_kernels_generic;

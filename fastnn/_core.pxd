@@ -25,6 +25,9 @@ cdef extern from "fastnn.h" nogil:
     const char *fnn_compiler()
     void fnn_release_workspace()
 
+    int fnn_probe_fma(int64_t iters, double *flops)
+    int fnn_probe_copy(float *dst, const float *src, int64_t n)
+
     int fnn_sgemm_strided(int64_t m, int64_t n, int64_t k, float alpha,
                           const float *a, int64_t a_rs, int64_t a_cs,
                           const float *b, int64_t b_rs, int64_t b_cs,

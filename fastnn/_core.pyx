@@ -5,6 +5,7 @@ naming the argument before the GIL is released; the C call runs inside
 `with nogil`, and its status code becomes an exception. Parallelism lives in C.
 """
 import os
+import time
 
 import numpy as np
 
@@ -72,6 +73,36 @@ def compiler():
 def release_workspace():
     """Free the calling thread's cached kernel workspace."""
     fnn_release_workspace()
+
+
+def fma_peak(int64_t iters=20_000_000):
+    """Measured FP32 FMA throughput in GFLOP/s of the active ISA on get_num_threads()
+    threads: the ceiling that benchmarks report "% of peak" against."""
+    cdef double flops = 0.0
+    cdef int status
+    with nogil:
+        fnn_probe_fma(iters // 10, &flops)  # warm-up: clocks up, threads spawned
+    start = time.perf_counter()
+    with nogil:
+        status = fnn_probe_fma(iters, &flops)
+    seconds = time.perf_counter() - start
+    check(status, "fma_peak")
+    return flops / seconds / 1e9
+
+
+def copy_bandwidth(int64_t nbytes=256 << 20, int repeats=5):
+    """Measured copy bandwidth in GB/s (bytes read + written) on get_num_threads()
+    threads, over buffers far larger than the caches."""
+    cdef float[::1] src = np.ones(nbytes // 8, dtype=np.float32)
+    cdef float[::1] dst = np.empty(nbytes // 8, dtype=np.float32)
+    cdef int64_t n = src.shape[0]
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        with nogil:
+            fnn_probe_copy(&dst[0], &src[0], n)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n * 4 / best / 1e9
 
 
 def _select_isa_from_env():

@@ -209,3 +209,9 @@ def test_isa_override_at_import(name):
 def test_unknown_isa_is_an_import_error():
     proc = _import_with_isa("sse9")
     assert proc.returncode == 1 and "unknown ISA 'sse9'" in proc.stderr
+
+
+def test_machine_probes_report_positive_rates(threads):
+    threads(1)
+    assert 0 < _core.fma_peak(100_000) < 1e5
+    assert 0 < _core.copy_bandwidth(1 << 20, repeats=2) < 1e4
