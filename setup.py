@@ -4,6 +4,8 @@ Environment switches:
   FASTNN_NO_OPENMP=1  build without OpenMP (serial kernels)
   FASTNN_SANITIZE=1   build with -fsanitize=address,undefined (for CI's sanitizer run;
                       run Python with LD_PRELOAD set to the compiler's libasan)
+  FASTNN_AVX512_ON_AVX2=1  test build: the AVX-512 variant's code compiled to AVX2
+                      instructions, so its tiling logic can be tested on a CPU without AVX-512
 No -march or global -m flag is ever passed: the SIMD variants carry per-function
 target attributes (csrc/simd/) and the fastest one the CPU supports is picked at import.
 """
@@ -74,6 +76,9 @@ def extension():
     if omp:
         compile_args += omp[0]
         link_args += omp[1]
+    macros = [("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")]
+    if os.environ.get("FASTNN_AVX512_ON_AVX2") == "1":
+        macros.append(("FNN_AVX512_ON_AVX2", "1"))
     if os.environ.get("FASTNN_SANITIZE") == "1":
         san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
                "-fno-omit-frame-pointer", "-g"]
@@ -81,7 +86,7 @@ def extension():
         link_args += san
     sources = ["fastnn/_core.pyx"] + sorted(glob("csrc/*.c")) + sorted(glob("csrc/simd/*.c"))
     return Extension("fastnn._core", sources=sources, include_dirs=["csrc", numpy.get_include()],
-                     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
+                     define_macros=macros,
                      extra_compile_args=compile_args,
                      extra_link_args=link_args, depends=glob("csrc/**/*.h", recursive=True) + glob("fastnn/*.pxi"))
 

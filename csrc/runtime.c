@@ -34,6 +34,9 @@ int fnn_isa_supported(int isa)
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     case FNN_ISA_AVX512:
+#ifdef FNN_AVX512_ON_AVX2
+        return fnn_isa_supported(FNN_ISA_AVX2);
+#endif
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&

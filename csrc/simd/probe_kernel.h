@@ -11,10 +11,9 @@ static float probe_fma(int64_t iters)
     vfloat acc[FNN_PROBE_ACC];
     vfloat x = (vfloat){0} + 0.999999f, y = (vfloat){0} + 1e-7f;
     _Pragma("GCC unroll 32") for (int i = 0; i < FNN_PROBE_ACC; i++) acc[i] = (vfloat){0} + (float)i;
-    for (int64_t n = 0; n < iters; n++) {
+    /* Without -ffast-math the compiler may not reassociate, so every FMA stays. */
+    for (int64_t n = 0; n < iters; n++)
         _Pragma("GCC unroll 32") for (int i = 0; i < FNN_PROBE_ACC; i++) acc[i] = acc[i] * x + y;
-        __asm__ volatile("" : "+x"(x));  /* keep x opaque: no algebra across rounds */
-    }
     float sum = 0.0f;
     for (int i = 0; i < FNN_PROBE_ACC; i++)
         for (int j = 0; j < FNN_VEC; j++)
