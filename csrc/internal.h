@@ -39,9 +39,23 @@ typedef struct {
                   float *c, int64_t ldc);
 } fnn_gemm_kernels;
 
+/* Memory-bound elementwise loops of one ISA (simd/elementwise_kernel.h). */
+typedef struct {
+    void (*relu)(int64_t n, const float *x, float *y);
+    void (*relu_backward)(int64_t n, const float *gy, const float *x, float *gx);
+    void (*leaky_relu)(int64_t n, float slope, const float *x, float *y);
+    void (*leaky_relu_backward)(int64_t n, float slope, const float *gy, const float *x,
+                                float *gx);
+    /* One output row of 2x2/stride-2 max pooling: rows r0 and r0 + w of the input,
+     * ow outputs; idx (may be NULL) gets base + the plane offset of each maximum. */
+    void (*max_pool_2x2_row)(int64_t ow, int64_t w, const float *r0, int64_t base, float *y,
+                             int64_t *idx);
+} fnn_elementwise_kernels;
+
 typedef struct {
     const char *name;
     fnn_gemm_kernels gemm;
+    fnn_elementwise_kernels ew;
 } fnn_kernels;
 
 extern const fnn_kernels fnn_kernels_generic;
@@ -69,6 +83,11 @@ static inline void fnn_split(int64_t n, int ith, int nth, int64_t *lo, int64_t *
     *lo = n * ith / nth;
     *hi = n * (ith + 1) / nth;
 }
+
+/* Run f(lo, hi, ctx) over [0, n) split into contiguous parts, one per thread, whose
+ * bounds are multiples of `align` (threads from fnn_threads_for(work)). */
+typedef void (*fnn_range_fn)(int64_t lo, int64_t hi, void *ctx);
+void fnn_parallel_range(int64_t n, double work, int64_t align, fnn_range_fn f, void *ctx);
 
 static inline int64_t fnn_round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
