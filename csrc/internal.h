@@ -39,6 +39,19 @@ typedef struct {
                   float *c, int64_t ldc);
 } fnn_gemm_kernels;
 
+/* Per-call constants of the optimizer steps (optim.c). */
+typedef struct {
+    float lr, momentum, damp1, wd;          /* damp1 = 1 - dampening */
+    int nesterov, first_step;
+} fnn_sgd_consts;
+
+typedef struct {
+    float beta1, beta2, c1, c2;   /* c1 = 1 - beta1, c2 = 1 - beta2 */
+    float step_size, bc2_sqrt;    /* lr / bias_correction1, sqrt(bias_correction2) */
+    float eps, l2, decay;         /* l2: weight decay added to the gradient (Adam), else 0;
+                                     decay: 1 - lr*wd (AdamW), else 1 */
+} fnn_adam_consts;
+
 /* Memory-bound elementwise loops of one ISA (simd/elementwise_kernel.h). */
 typedef struct {
     void (*relu)(int64_t n, const float *x, float *y);
@@ -47,9 +60,14 @@ typedef struct {
     void (*leaky_relu_backward)(int64_t n, float slope, const float *gy, const float *x,
                                 float *gx);
     /* One output row of 2x2/stride-2 max pooling: rows r0 and r0 + w of the input,
-     * ow outputs; idx (may be NULL) gets base + the plane offset of each maximum. */
-    void (*max_pool_2x2_row)(int64_t ow, int64_t w, const float *r0, int64_t base, float *y,
+     * ow outputs; idx (may be NULL) gets base + the plane offset of each maximum.
+     * w < 2^31 (the caller checks). */
+    void (*max_pool_2x2_row)(int64_t ow, int w, const float *r0, int64_t base, float *y,
                              int64_t *idx);
+    /* One optimizer step on n elements of one parameter (buf may be NULL without momentum). */
+    void (*sgd)(int64_t n, float *p, const float *g, float *buf, const fnn_sgd_consts *c);
+    void (*adam)(int64_t n, float *p, const float *g, float *m, float *v,
+                 const fnn_adam_consts *c);
 } fnn_elementwise_kernels;
 
 typedef struct {

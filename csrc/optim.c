@@ -2,8 +2,9 @@
  *
  * The arrays are treated as one concatenated element range split evenly over the
  * threads, so a model with one large and many small arrays still balances. Each
- * element's update is independent, in float32 with torch.optim's operation order;
- * scalars (1 - beta, bias corrections) are formed in double once per call. */
+ * element's update is independent, in float32 with torch.optim's operation order
+ * (simd/elementwise_kernel.h); scalars (1 - beta, bias corrections) are formed in
+ * double once per call. */
 #include <math.h>
 
 #include "internal.h"
@@ -13,49 +14,22 @@ typedef struct {
     const int64_t *sizes;
     float *const *params, *const *bufs, *const *ms, *const *vs;
     const float *const *grads;
-    float lr, momentum, damp1, wd, decay;  /* damp1 = 1 - dampening, decay = 1 - lr*wd */
-    float c1, c2, step_size, bc2_sqrt, eps; /* c1 = 1 - beta1, c2 = 1 - beta2 */
-    float beta1, beta2;
-    int nesterov, first_step, decoupled;
+    fnn_sgd_consts sgd;
+    fnn_adam_consts adam;
 } optim_job;
 
-typedef void (*optim_fn)(const optim_job *J, int64_t i, int64_t lo, int64_t hi);
+typedef void (*optim_fn)(const optim_job *J, int64_t a, int64_t lo, int64_t hi);
 
 static void sgd_array(const optim_job *J, int64_t a, int64_t lo, int64_t hi)
 {
-    float *p = J->params[a], *buf = J->bufs ? J->bufs[a] : NULL;
-    const float *grad = J->grads[a];
-    for (int64_t i = lo; i < hi; i++) {
-        float g = grad[i];
-        if (J->wd != 0.0f)
-            g = g + J->wd * p[i];
-        if (J->momentum != 0.0f) {
-            float b = J->first_step ? g : J->momentum * buf[i] + J->damp1 * g;
-            buf[i] = b;
-            g = J->nesterov ? g + J->momentum * b : b;
-        }
-        p[i] -= J->lr * g;
-    }
+    fnn_active->ew.sgd(hi - lo, J->params[a] + lo, J->grads[a] + lo,
+                       J->bufs ? J->bufs[a] + lo : NULL, &J->sgd);
 }
 
 static void adam_array(const optim_job *J, int64_t a, int64_t lo, int64_t hi)
 {
-    float *p = J->params[a], *m = J->ms[a], *v = J->vs[a];
-    const float *grad = J->grads[a];
-    for (int64_t i = lo; i < hi; i++) {
-        float g = grad[i];
-        if (J->wd != 0.0f) {
-            if (J->decoupled)
-                p[i] *= J->decay;
-            else
-                g = g + J->wd * p[i];
-        }
-        float mi = J->beta1 * m[i] + J->c1 * g;
-        float vi = J->beta2 * v[i] + J->c2 * g * g;
-        m[i] = mi;
-        v[i] = vi;
-        p[i] -= J->step_size * mi / (sqrtf(vi) / J->bc2_sqrt + J->eps);
-    }
+    fnn_active->ew.adam(hi - lo, J->params[a] + lo, J->grads[a] + lo, J->ms[a] + lo,
+                        J->vs[a] + lo, &J->adam);
 }
 
 /* The part [lo, hi) of the concatenated range, array by array. */
@@ -99,9 +73,10 @@ int fnn_sgd_step(int64_t count, const int64_t *sizes, float *const *params,
     if (total < 0)
         return FNN_EINVAL;
     optim_job J = {.count = count, .sizes = sizes, .params = params, .grads = grads,
-                   .bufs = momentum != 0.0 ? bufs : NULL, .lr = (float)lr,
-                   .momentum = (float)momentum, .damp1 = (float)(1.0 - dampening),
-                   .wd = (float)weight_decay, .nesterov = nesterov, .first_step = first_step};
+                   .bufs = momentum != 0.0 ? bufs : NULL,
+                   .sgd = {.lr = (float)lr, .momentum = (float)momentum,
+                           .damp1 = (float)(1.0 - dampening), .wd = (float)weight_decay,
+                           .nesterov = nesterov, .first_step = first_step}};
     fnn_parallel_range(total, 4.0 * (double)total, 16, sgd_part, &J);
     return FNN_OK;
 }
@@ -120,11 +95,12 @@ int fnn_adam_step(int64_t count, const int64_t *sizes, float *const *params,
         return FNN_EINVAL;
     double bc1 = 1.0 - pow(beta1, (double)step), bc2 = 1.0 - pow(beta2, (double)step);
     optim_job J = {.count = count, .sizes = sizes, .params = params, .grads = grads,
-                   .ms = ms, .vs = vs, .wd = (float)weight_decay,
-                   .decay = (float)(1.0 - lr * weight_decay), .beta1 = (float)beta1,
-                   .beta2 = (float)beta2, .c1 = (float)(1.0 - beta1), .c2 = (float)(1.0 - beta2),
-                   .step_size = (float)(lr / bc1), .bc2_sqrt = (float)sqrt(bc2),
-                   .eps = (float)eps, .decoupled = decoupled};
+                   .ms = ms, .vs = vs,
+                   .adam = {.beta1 = (float)beta1, .beta2 = (float)beta2,
+                            .c1 = (float)(1.0 - beta1), .c2 = (float)(1.0 - beta2),
+                            .step_size = (float)(lr / bc1), .bc2_sqrt = (float)sqrt(bc2),
+                            .eps = (float)eps, .l2 = decoupled ? 0.0f : (float)weight_decay,
+                            .decay = decoupled ? (float)(1.0 - lr * weight_decay) : 1.0f}};
     fnn_parallel_range(total, 16.0 * (double)total, 16, adam_part, &J);
     return FNN_OK;
 }

@@ -24,7 +24,8 @@ static int pool_valid(const fnn_pool2d *p)
 
 static int is_2x2(const fnn_pool2d *p)
 {
-    return p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 && p->ph == 0 && p->pw == 0;
+    return p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 && p->ph == 0 && p->pw == 0 &&
+           p->w < INT32_MAX;
 }
 
 /* The in-bounds part [*lo, *hi) of a window starting at `start` of size k in [0, n). */
@@ -68,7 +69,7 @@ static void max_forward_planes(int64_t lo, int64_t hi, void *ctx)
     pool_job *J = ctx;
     const fnn_pool2d *p = J->p;
     int64_t in = p->h * p->w, out = p->oh * p->ow;
-    void (*row2x2)(int64_t, int64_t, const float *, int64_t, float *, int64_t *) =
+    void (*row2x2)(int64_t, int, const float *, int64_t, float *, int64_t *) =
         is_2x2(p) ? fnn_active->ew.max_pool_2x2_row : NULL;
     for (int64_t q = lo; q < hi; q++) {
         const float *x = J->x + q * in;
@@ -76,7 +77,7 @@ static void max_forward_planes(int64_t lo, int64_t hi, void *ctx)
         int64_t *idx = J->idx ? J->idx + q * out : NULL;
         for (int64_t oi = 0; oi < p->oh; oi++) {
             if (row2x2) {
-                row2x2(p->ow, p->w, x + 2 * oi * p->w, 2 * oi * p->w, y + oi * p->ow,
+                row2x2(p->ow, (int)p->w, x + 2 * oi * p->w, 2 * oi * p->w, y + oi * p->ow,
                        idx ? idx + oi * p->ow : NULL);
                 continue;
             }
