@@ -21,7 +21,8 @@ enum {
     FNN_OK = 0,
     FNN_EINVAL = 1,      /* an argument is out of range (negative size, bad stride) */
     FNN_ENOMEM = 2,      /* the workspace could not be allocated */
-    FNN_EUNSUPPORTED = 3 /* the CPU or the OS lacks the requested instruction set */
+    FNN_EUNSUPPORTED = 3, /* the CPU or the OS lacks the requested instruction set */
+    FNN_ENONFINITE = 4    /* an input that must be finite holds NaN or inf (losses) */
 };
 
 /* Instruction-set variants, best last. */
@@ -59,6 +60,65 @@ int fnn_sgemm_strided(int64_t m, int64_t n, int64_t k, float alpha,
 int fnn_probe_fma(int64_t iters, double *flops);
 /* Copies n floats src -> dst with every thread (a bandwidth probe, like memcpy). */
 int fnn_probe_copy(float *dst, const float *src, int64_t n);
+/* ---- pooling (pool.c) ----
+ * x holds `planes` (N*C) input planes of h x w, y the same number of oh x ow planes.
+ * Windows start at (i*sh - ph, j*sw - pw); padding <= kernel/2, so every window
+ * holds at least one input element. Max pooling pads with -inf (padding never wins;
+ * ties pick the first maximum in row-major window order; NaN wins, the last NaN in
+ * a window); indices are h*w-plane offsets. Average pooling counts padding as zeros
+ * in the kh*kw divisor. Backward passes overwrite gx (no accumulation into it). */
+typedef struct {
+    int64_t planes, h, w, oh, ow;
+    int64_t kh, kw, sh, sw, ph, pw;
+} fnn_pool2d;
+
+int fnn_max_pool2d(const fnn_pool2d *p, const float *x, float *y, int64_t *idx /* or NULL */);
+/* gx from gy through idx, or through the argmax recomputed from x when idx is NULL.
+ * FNN_EINVAL if an index lies outside its plane. */
+int fnn_max_pool2d_backward(const fnn_pool2d *p, const float *gy, const int64_t *idx,
+                            const float *x, float *gx);
+int fnn_avg_pool2d(const fnn_pool2d *p, const float *x, float *y);
+int fnn_avg_pool2d_backward(const fnn_pool2d *p, const float *gy, float *gx);
+
+/* ---- activations (activation.c) ----
+ * n elements (y may be x: in place); softmax and log_softmax over rows of `cols`.
+ * The sigmoid, tanh, softmax and log_softmax backward passes take the forward output y. */
+int fnn_relu(int64_t n, const float *x, float *y);
+int fnn_relu_backward(int64_t n, const float *gy, const float *x, float *gx);
+int fnn_leaky_relu(int64_t n, float slope, const float *x, float *y);
+int fnn_leaky_relu_backward(int64_t n, float slope, const float *gy, const float *x, float *gx);
+int fnn_sigmoid(int64_t n, const float *x, float *y);
+int fnn_sigmoid_backward(int64_t n, const float *gy, const float *y, float *gx);
+int fnn_tanh(int64_t n, const float *x, float *y);
+int fnn_tanh_backward(int64_t n, const float *gy, const float *y, float *gx);
+int fnn_softmax(int64_t rows, int64_t cols, const float *x, float *y);
+int fnn_softmax_backward(int64_t rows, int64_t cols, const float *gy, const float *y, float *gx);
+int fnn_log_softmax(int64_t rows, int64_t cols, const float *x, float *y);
+int fnn_log_softmax_backward(int64_t rows, int64_t cols, const float *gy, const float *y,
+                             float *gx);
+
+/* ---- losses, mean reduction (loss.c) ----
+ * `loss` (double, may be NULL) and `grad` (the gradient w.r.t. the first input, may
+ * be NULL) come from one pass; sums run in double over fixed-size blocks reduced in
+ * block order. Cross-entropy: FNN_EINVAL if a label is outside [0, c),
+ * FNN_ENONFINITE if a logit is NaN or inf. */
+int fnn_cross_entropy(int64_t n, int64_t c, const float *logits, const int64_t *labels,
+                      double *loss, float *grad);
+int fnn_bce_with_logits(int64_t n, const float *logits, const float *targets, double *loss,
+                        float *grad);
+int fnn_mse_loss(int64_t n, const float *pred, const float *target, double *loss, float *grad);
+
+/* ---- fused optimizer steps over `count` parameter arrays (optim.c) ----
+ * Array i has sizes[i] elements; formulas are torch.optim.SGD's and Adam's (AdamW when
+ * decoupled), updating params, bufs, ms and vs in place. bufs may be NULL when
+ * momentum == 0. The element range of all arrays together is split over the threads. */
+int fnn_sgd_step(int64_t count, const int64_t *sizes, float *const *params,
+                 const float *const *grads, float *const *bufs, double lr, double momentum,
+                 double dampening, int nesterov, double weight_decay, int first_step);
+int fnn_adam_step(int64_t count, const int64_t *sizes, float *const *params,
+                  const float *const *grads, float *const *ms, float *const *vs, int64_t step,
+                  double lr, double beta1, double beta2, double eps, double weight_decay,
+                  int decoupled);
 
 #ifdef __cplusplus
 }

@@ -39,6 +39,37 @@ typedef struct {
                   float *c, int64_t ldc);
 } fnn_gemm_kernels;
 
+/* Per-call constants of the optimizer steps (optim.c). */
+typedef struct {
+    float lr, momentum, damp1, wd;          /* damp1 = 1 - dampening */
+    int nesterov, first_step;
+} fnn_sgd_consts;
+
+typedef struct {
+    float beta1, beta2, c1, c2;   /* c1 = 1 - beta1, c2 = 1 - beta2 */
+    float step_size, bc2_sqrt;    /* lr / bias_correction1, sqrt(bias_correction2) */
+    float eps, l2, decay;         /* l2: weight decay added to the gradient (Adam), else 0;
+                                     decay: 1 - lr*wd (AdamW), else 1 */
+} fnn_adam_consts;
+
+/* Memory-bound elementwise loops of one ISA (simd/elementwise_kernel.h). */
+typedef struct {
+    void (*relu)(int64_t n, const float *x, float *y);
+    void (*relu_backward)(int64_t n, const float *gy, const float *x, float *gx);
+    void (*leaky_relu)(int64_t n, float slope, const float *x, float *y);
+    void (*leaky_relu_backward)(int64_t n, float slope, const float *gy, const float *x,
+                                float *gx);
+    /* One output row of 2x2/stride-2 max pooling: rows r0 and r0 + w of the input,
+     * ow outputs; idx (may be NULL) gets base + the plane offset of each maximum.
+     * w < 2^31 (the caller checks). */
+    void (*max_pool_2x2_row)(int64_t ow, int w, const float *r0, int64_t base, float *y,
+                             int64_t *idx);
+    /* One optimizer step on n elements of one parameter (buf may be NULL without momentum). */
+    void (*sgd)(int64_t n, float *p, const float *g, float *buf, const fnn_sgd_consts *c);
+    void (*adam)(int64_t n, float *p, const float *g, float *m, float *v,
+                 const fnn_adam_consts *c);
+} fnn_elementwise_kernels;
+
 typedef struct {
     float (*fma)(int64_t iters);  /* simd/probe_kernel.h */
     int fma_flops_per_iter;
@@ -48,6 +79,7 @@ typedef struct {
     const char *name;
     fnn_gemm_kernels gemm;
     fnn_probe_kernels probe;
+    fnn_elementwise_kernels ew;
 } fnn_kernels;
 
 extern const fnn_kernels fnn_kernels_generic;
@@ -75,6 +107,11 @@ static inline void fnn_split(int64_t n, int ith, int nth, int64_t *lo, int64_t *
     *lo = n * ith / nth;
     *hi = n * (ith + 1) / nth;
 }
+
+/* Run f(lo, hi, ctx) over [0, n) split into contiguous parts, one per thread, whose
+ * bounds are multiples of `align` (threads from fnn_threads_for(work)). */
+typedef void (*fnn_range_fn)(int64_t lo, int64_t hi, void *ctx);
+void fnn_parallel_range(int64_t n, double work, int64_t align, fnn_range_fn f, void *ctx);
 
 static inline int64_t fnn_round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 

@@ -1,1 +1,111 @@
-# _activation.pxi: see fastnn/_core.pyx (included there).
+# _activation.pxi: activations (csrc/activation.c), included by fastnn/_core.pyx.
+# Elementwise ones take any shape; softmax and log_softmax work over the last axis.
+# A forward's `out` may be its input itself (in place); a backward's out overlaps nothing.
+
+cdef enum Act:
+    RELU, LEAKY_RELU, SIGMOID, TANH, SOFTMAX, LOG_SOFTMAX
+
+
+cdef int act_run(Act op, bint backward, int64_t n, int64_t cols, float slope,
+                 const float *g, const float *a, float *y) noexcept nogil:
+    """Forward (y = f(a)) or backward (y = grad from g and a) of one activation."""
+    if op == RELU:
+        return fnn_relu_backward(n, g, a, y) if backward else fnn_relu(n, a, y)
+    if op == LEAKY_RELU:
+        return (fnn_leaky_relu_backward(n, slope, g, a, y) if backward
+                else fnn_leaky_relu(n, slope, a, y))
+    if op == SIGMOID:
+        return fnn_sigmoid_backward(n, g, a, y) if backward else fnn_sigmoid(n, a, y)
+    if op == TANH:
+        return fnn_tanh_backward(n, g, a, y) if backward else fnn_tanh(n, a, y)
+    if op == SOFTMAX:
+        return (fnn_softmax_backward(n // cols, cols, g, a, y) if backward
+                else fnn_softmax(n // cols, cols, a, y))
+    return (fnn_log_softmax_backward(n // cols, cols, g, a, y) if backward
+            else fnn_log_softmax(n // cols, cols, a, y))
+
+
+cdef object act_call(Act op, object grad_out, object a, str a_name, object out, str fn,
+                     float slope=0.0):
+    """Validate, then run op's forward (grad_out is None; out may be `a` itself) or its
+    backward (out overlaps no input). softmax/log_softmax work over the last axis."""
+    cdef bint backward = grad_out is not None
+    a = ew_input(a, a_name, fn)
+    if (op == SOFTMAX or op == LOG_SOFTMAX) and a.ndim == 0:
+        raise ValueError(f"{fn}: {a_name} must have at least 1 dimension, got a 0-d array")
+    if backward:
+        grad_out = ew_same_shape(a, a_name, ew_input(grad_out, "grad_out", fn), "grad_out", fn)
+        out = ew_out(out, a.shape, fn, (grad_out, a))
+    else:
+        out = ew_out(out, a.shape, fn, (a,), alias=a)
+    if out.size == 0:
+        return out
+    cdef int64_t n = a.size, cols = a.shape[a.ndim - 1] if a.ndim else 1
+    cdef const float *gp = <const float *>ew_ptr(grad_out) if backward else NULL
+    cdef const float *ap = <const float *>ew_ptr(a)
+    cdef float *op_ = <float *>ew_ptr(out, True)
+    cdef int status
+    with nogil:
+        status = act_run(op, backward, n, cols, slope, gp, ap, op_)
+    check(status, fn)
+    return out
+
+
+def relu(x, *, out=None):
+    """max(x, 0) elementwise; NaN propagates."""
+    return act_call(RELU, None, x, "x", out, "relu")
+
+
+def relu_backward(grad_out, x, *, out=None):
+    """grad_out where x > 0, else 0 (also at x == 0)."""
+    return act_call(RELU, grad_out, x, "x", out, "relu_backward")
+
+
+def leaky_relu(x, negative_slope=0.01, *, out=None):
+    """x where x > 0, else negative_slope * x."""
+    return act_call(LEAKY_RELU, None, x, "x", out, "leaky_relu", negative_slope)
+
+
+def leaky_relu_backward(grad_out, x, negative_slope=0.01, *, out=None):
+    """grad_out where x > 0, else negative_slope * grad_out."""
+    return act_call(LEAKY_RELU, grad_out, x, "x", out, "leaky_relu_backward", negative_slope)
+
+
+def sigmoid(x, *, out=None):
+    """1 / (1 + exp(-x)), without overflow for large |x|."""
+    return act_call(SIGMOID, None, x, "x", out, "sigmoid")
+
+
+def sigmoid_backward(grad_out, y, *, out=None):
+    """grad_out * y * (1 - y), from the forward output y."""
+    return act_call(SIGMOID, grad_out, y, "y", out, "sigmoid_backward")
+
+
+def tanh(x, *, out=None):
+    """Hyperbolic tangent elementwise."""
+    return act_call(TANH, None, x, "x", out, "tanh")
+
+
+def tanh_backward(grad_out, y, *, out=None):
+    """grad_out * (1 - y**2), from the forward output y."""
+    return act_call(TANH, grad_out, y, "y", out, "tanh_backward")
+
+
+def softmax(x, *, out=None):
+    """Softmax over the last axis, shifted by the row maximum."""
+    return act_call(SOFTMAX, None, x, "x", out, "softmax")
+
+
+def softmax_backward(grad_out, y, *, out=None):
+    """y * (grad_out - sum(grad_out * y)) over the last axis, from the forward output y."""
+    return act_call(SOFTMAX, grad_out, y, "y", out, "softmax_backward")
+
+
+def log_softmax(x, *, out=None):
+    """log(softmax(x)) over the last axis: (x - max) - log(sum(exp(x - max)))."""
+    return act_call(LOG_SOFTMAX, None, x, "x", out, "log_softmax")
+
+
+def log_softmax_backward(grad_out, y, *, out=None):
+    """grad_out - exp(y) * sum(grad_out) over the last axis, from the forward output y."""
+    return act_call(LOG_SOFTMAX, grad_out, y, "y", out, "log_softmax_backward")

@@ -8,6 +8,7 @@ cdef extern from "fastnn.h" nogil:
         FNN_EINVAL
         FNN_ENOMEM
         FNN_EUNSUPPORTED
+        FNN_ENONFINITE
     enum:
         FNN_ISA_GENERIC
         FNN_ISA_AVX2
@@ -32,3 +33,41 @@ cdef extern from "fastnn.h" nogil:
                           const float *a, int64_t a_rs, int64_t a_cs,
                           const float *b, int64_t b_rs, int64_t b_cs,
                           float beta, float *c, int64_t ldc)
+
+    # pooling, activations, losses, optimizer steps (pool.c, activation.c, loss.c, optim.c)
+    ctypedef struct fnn_pool2d:
+        int64_t planes, h, w, oh, ow
+        int64_t kh, kw, sh, sw, ph, pw
+    int fnn_max_pool2d(const fnn_pool2d *p, const float *x, float *y, int64_t *idx)
+    int fnn_max_pool2d_backward(const fnn_pool2d *p, const float *gy, const int64_t *idx,
+                                const float *x, float *gx)
+    int fnn_avg_pool2d(const fnn_pool2d *p, const float *x, float *y)
+    int fnn_avg_pool2d_backward(const fnn_pool2d *p, const float *gy, float *gx)
+
+    int fnn_relu(int64_t n, const float *x, float *y)
+    int fnn_relu_backward(int64_t n, const float *gy, const float *x, float *gx)
+    int fnn_leaky_relu(int64_t n, float slope, const float *x, float *y)
+    int fnn_leaky_relu_backward(int64_t n, float slope, const float *gy, const float *x, float *gx)
+    int fnn_sigmoid(int64_t n, const float *x, float *y)
+    int fnn_sigmoid_backward(int64_t n, const float *gy, const float *y, float *gx)
+    int fnn_tanh(int64_t n, const float *x, float *y)
+    int fnn_tanh_backward(int64_t n, const float *gy, const float *y, float *gx)
+    int fnn_softmax(int64_t rows, int64_t cols, const float *x, float *y)
+    int fnn_softmax_backward(int64_t rows, int64_t cols, const float *gy, const float *y, float *gx)
+    int fnn_log_softmax(int64_t rows, int64_t cols, const float *x, float *y)
+    int fnn_log_softmax_backward(int64_t rows, int64_t cols, const float *gy, const float *y,
+                                 float *gx)
+
+    int fnn_cross_entropy(int64_t n, int64_t c, const float *logits, const int64_t *labels,
+                          double *loss, float *grad)
+    int fnn_bce_with_logits(int64_t n, const float *logits, const float *targets, double *loss,
+                            float *grad)
+    int fnn_mse_loss(int64_t n, const float *pred, const float *target, double *loss, float *grad)
+
+    int fnn_sgd_step(int64_t count, const int64_t *sizes, float *const *params,
+                     const float *const *grads, float *const *bufs, double lr, double momentum,
+                     double dampening, int nesterov, double weight_decay, int first_step)
+    int fnn_adam_step(int64_t count, const int64_t *sizes, float *const *params,
+                      const float *const *grads, float *const *ms, float *const *vs, int64_t step,
+                      double lr, double beta1, double beta2, double eps, double weight_decay,
+                      int decoupled)

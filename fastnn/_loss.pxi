@@ -1,1 +1,119 @@
-# _loss.pxi: see fastnn/_core.pyx (included there).
+# _loss.pxi: losses with mean reduction (csrc/loss.c), included by fastnn/_core.pyx.
+# Each returns the loss as a Python float; gradients are w.r.t. the first argument.
+
+
+cdef tuple ce_inputs(object logits, object labels, str fn):
+    """logits as C-contiguous (N, C) float32, labels as C-contiguous (N,) int64."""
+    logits = ew_input(logits, "logits", fn)
+    if logits.ndim != 2:
+        raise ValueError(f"{fn}: logits must be 2-D (N, C), got shape {logits.shape}")
+    if not isinstance(labels, np.ndarray):
+        labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"{fn}: labels must be an integer array of class indices, "
+                        f"got dtype {labels.dtype}")
+    if labels.shape != (logits.shape[0],):
+        raise ValueError(f"{fn}: labels must have shape ({logits.shape[0]},) to match logits "
+                         f"{logits.shape}, got {labels.shape}")
+    if logits.shape[1] == 0:
+        raise ValueError(f"{fn}: logits must have at least one class, got shape {logits.shape}")
+    if labels.dtype != np.int64 or not labels.flags.c_contiguous:
+        labels = labels.astype(np.int64)  # out-of-range unsigned values wrap negative: rejected
+    return logits, labels
+
+
+cdef object ce_run(object logits, object labels, object grad, bint want_loss, str fn):
+    """One C pass: the mean cross-entropy (a float, if want_loss) and/or the gradient."""
+    cdef double loss = 0.0
+    cdef int64_t n = logits.shape[0], c = logits.shape[1]
+    cdef const float *lp = <const float *>ew_ptr(logits) if n else NULL
+    cdef const int64_t *yp = <const int64_t *>ew_ptr(labels) if n else NULL
+    cdef float *gp = <float *>ew_ptr(grad, True) if grad is not None and n else NULL
+    cdef int status
+    with nogil:
+        status = fnn_cross_entropy(n, c, lp, yp, &loss if want_loss else NULL, gp)
+    if status == FNN_EINVAL:
+        raise ValueError(f"{fn}: labels must lie in [0, {c}) (the number of classes)")
+    if status == FNN_ENONFINITE:
+        raise ValueError(f"{fn}: logits contain NaN or infinity")
+    check(status, fn)
+    return loss
+
+
+def cross_entropy(logits, labels):
+    """Mean over rows of -log_softmax(logits)[i, labels[i]]."""
+    logits, labels = ce_inputs(logits, labels, "cross_entropy")
+    return ce_run(logits, labels, None, True, "cross_entropy")
+
+
+def cross_entropy_backward(logits, labels, *, out=None):
+    """Gradient of cross_entropy w.r.t. logits: (softmax(logits) - onehot(labels)) / N."""
+    fn = "cross_entropy_backward"
+    logits, labels = ce_inputs(logits, labels, fn)
+    out = ew_out(out, logits.shape, fn, (logits,))
+    ce_run(logits, labels, out, False, fn)
+    return out
+
+
+def cross_entropy_with_grad(logits, labels, *, grad=None):
+    """(cross_entropy(logits, labels), its gradient w.r.t. logits) from one pass."""
+    fn = "cross_entropy_with_grad"
+    logits, labels = ce_inputs(logits, labels, fn)
+    grad = ew_out(grad, logits.shape, fn, (logits,), alias=None, name="grad")
+    return ce_run(logits, labels, grad, True, fn), grad
+
+
+cdef tuple pair_inputs(object a, str a_name, object b, str b_name, str fn):
+    a = ew_input(a, a_name, fn)
+    return a, ew_same_shape(a, a_name, ew_input(b, b_name, fn), b_name, fn)
+
+
+ctypedef int (*pair_loss_fn)(int64_t n, const float *a, const float *b, double *loss,
+                             float *grad) noexcept nogil
+
+
+cdef object pair_loss(pair_loss_fn kernel, object a, object b, object grad, bint want_loss,
+                      str fn):
+    """Run an elementwise loss kernel: the mean loss (a float) and/or the gradient."""
+    cdef double loss = 0.0
+    cdef int64_t n = a.size
+    cdef const float *ap = <const float *>ew_ptr(a) if n else NULL
+    cdef const float *bp = <const float *>ew_ptr(b) if n else NULL
+    cdef float *gp = <float *>ew_ptr(grad, True) if grad is not None and n else NULL
+    cdef int status
+    with nogil:
+        status = kernel(n, ap, bp, &loss if want_loss else NULL, gp)
+    check(status, fn)
+    return loss
+
+
+def binary_cross_entropy_with_logits(logits, targets):
+    """Mean of max(x, 0) - x*t + log1p(exp(-|x|)) (stable for any x)."""
+    fn = "binary_cross_entropy_with_logits"
+    logits, targets = pair_inputs(logits, "logits", targets, "targets", fn)
+    return pair_loss(fnn_bce_with_logits, logits, targets, None, True, fn)
+
+
+def binary_cross_entropy_with_logits_backward(logits, targets, *, out=None):
+    """Gradient of binary_cross_entropy_with_logits w.r.t. logits: (sigmoid(x) - t) / numel."""
+    fn = "binary_cross_entropy_with_logits_backward"
+    logits, targets = pair_inputs(logits, "logits", targets, "targets", fn)
+    out = ew_out(out, logits.shape, fn, (logits, targets))
+    pair_loss(fnn_bce_with_logits, logits, targets, out, False, fn)
+    return out
+
+
+def mse_loss(pred, target):
+    """Mean squared error mean((pred - target)**2)."""
+    fn = "mse_loss"
+    pred, target = pair_inputs(pred, "pred", target, "target", fn)
+    return pair_loss(fnn_mse_loss, pred, target, None, True, fn)
+
+
+def mse_loss_backward(pred, target, *, out=None):
+    """Gradient of mse_loss w.r.t. pred: 2 (pred - target) / numel."""
+    fn = "mse_loss_backward"
+    pred, target = pair_inputs(pred, "pred", target, "target", fn)
+    out = ew_out(out, pred.shape, fn, (pred, target))
+    pair_loss(fnn_mse_loss, pred, target, out, False, fn)
+    return out

@@ -3,5 +3,13 @@ torch.nn.functional, each with its explicit backward. Keyword-only `out=`/`grad_
 buffers let layers reuse memory across steps."""
 # linear and convolution (fastnn/_conv.pxi)
 # pooling (fastnn/_pool.pxi)
+from ._core import (avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward,
+                    max_pool2d_with_indices)
 # activations (fastnn/_activation.pxi)
+from ._core import (leaky_relu, leaky_relu_backward, log_softmax, log_softmax_backward, relu,
+                    relu_backward, sigmoid, sigmoid_backward, softmax, softmax_backward, tanh,
+                    tanh_backward)
 # losses (fastnn/_loss.pxi)
+from ._core import (binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_backward,
+                    cross_entropy, cross_entropy_backward, cross_entropy_with_grad, mse_loss,
+                    mse_loss_backward)

@@ -7,9 +7,11 @@
 #define FNN_NR 8
 #include "gemm_kernel.h"
 #include "probe_kernel.h"
+#include "elementwise_kernel.h"
 
 const fnn_kernels fnn_kernels_generic = {
     .name = "generic",
     .gemm = FNN_GEMM_KERNELS(120, 256, 4096),
     .probe = FNN_PROBE_KERNELS,
+    .ew = FNN_EW_KERNELS,
 };

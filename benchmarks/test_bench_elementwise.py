@@ -1,0 +1,222 @@
+"""Memory-bound ops at the MNIST CNN's shapes (batch 128): max-pool 2x2 forward+backward,
+ReLU forward+backward, the fused softmax cross-entropy and one Adam step over the CNN's
+parameters; fastnn (every ISA) vs the NumPy reference (float32 inputs) vs PyTorch, 1 and
+2 threads. Rates are GB/s of bytes read + written (nbytes)."""
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import _core, functional as F, reference as ref
+
+from .conftest import THREADS, library_threads
+
+POOL_SHAPES = {"128x32x26x26": (128, 32, 26, 26), "128x64x11x11": (128, 64, 11, 11)}
+RELU_SHAPE = (128, 32, 26, 26)
+CE_SHAPE = (128, 10)
+CNN_PARAMS = [(32, 1, 3, 3), (32,), (64, 32, 3, 3), (64,), (128, 1600), (128,), (10, 128), (10,)]
+
+
+def data(shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
+
+
+def pool_case(name):
+    x = data(POOL_SHAPES[name])
+    y, idx = ref.max_pool2d_with_indices(x, 2)
+    g = data(y.shape, 1)
+    # forward: x in, y + int64 indices out; backward: grad_out + indices in, grad_x out
+    nbytes = x.nbytes + y.nbytes + idx.nbytes + g.nbytes + idx.nbytes + x.nbytes
+    return x, g, nbytes
+
+
+@pytest.fixture(params=fastnn.supported_isas())
+def isa(request):
+    before = fastnn.get_isa()
+    fastnn.set_isa(request.param)
+    yield request.param
+    fastnn.set_isa(before)
+
+
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("shape", POOL_SHAPES)
+def test_max_pool_fastnn(benchmark, record, isa, shape, threads):
+    x, g, nbytes = pool_case(shape)
+    y, idx = F.max_pool2d_with_indices(x, 2)
+    gx = np.empty_like(x)
+
+    def step():
+        F.max_pool2d_with_indices(x, 2, out=y, indices=idx)
+        F.max_pool2d_backward(g, x, 2, indices=idx, out=gx)
+
+    with library_threads("fastnn", threads):
+        benchmark(step)
+    record(benchmark, op="maxpool2x2 fwd+bwd", shape=shape, library="fastnn", threads=threads,
+           nbytes=nbytes, isa=isa)
+
+
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("shape", POOL_SHAPES)
+def test_max_pool_torch(benchmark, record, torch, shape, threads):
+    x, g, nbytes = pool_case(shape)
+    tx, tg = torch.from_numpy(x), torch.from_numpy(g)
+    backward = torch.ops.aten.max_pool2d_with_indices_backward
+
+    def step():
+        y, idx = torch.nn.functional.max_pool2d_with_indices(tx, 2)
+        backward(tg, tx, [2, 2], [2, 2], [0, 0], [1, 1], False, idx)
+
+    with library_threads("torch", threads):
+        benchmark(step)
+    record(benchmark, op="maxpool2x2 fwd+bwd", shape=shape, library="torch", threads=threads,
+           nbytes=nbytes)
+
+
+@pytest.mark.parametrize("shape", POOL_SHAPES)
+def test_max_pool_numpy(benchmark, record, shape):
+    x, g, nbytes = pool_case(shape)
+
+    def step():
+        ref.max_pool2d_with_indices(x, 2)
+        ref.max_pool2d_backward(g, x, 2)
+
+    benchmark.pedantic(step, rounds=3)
+    record(benchmark, op="maxpool2x2 fwd+bwd", shape=shape, library="numpy", threads=1,
+           nbytes=nbytes)
+
+
+def relu_case():
+    x, g = data(RELU_SHAPE), data(RELU_SHAPE, 1)
+    return x, g, 5 * x.nbytes  # forward: x in, y out; backward: grad_out and x in, grad_x out
+
+
+@pytest.mark.parametrize("threads", THREADS)
+def test_relu_fastnn(benchmark, record, isa, threads):
+    x, g, nbytes = relu_case()
+    # One output buffer, as in the torch benchmark, whose caching allocator hands the
+    # freed relu output straight back to threshold_backward.
+    buf = np.empty_like(x)
+
+    def step():
+        F.relu(x, out=buf)
+        F.relu_backward(g, x, out=buf)
+
+    with library_threads("fastnn", threads):
+        benchmark(step)
+    record(benchmark, op="relu fwd+bwd", shape="x".join(map(str, RELU_SHAPE)), library="fastnn",
+           threads=threads, nbytes=nbytes, isa=isa)
+
+
+@pytest.mark.parametrize("threads", THREADS)
+def test_relu_torch(benchmark, record, torch, threads):
+    x, g, nbytes = relu_case()
+    tx, tg = torch.from_numpy(x), torch.from_numpy(g)
+
+    def step():
+        torch.relu(tx)
+        torch.ops.aten.threshold_backward(tg, tx, 0)
+
+    with library_threads("torch", threads):
+        benchmark(step)
+    record(benchmark, op="relu fwd+bwd", shape="x".join(map(str, RELU_SHAPE)), library="torch",
+           threads=threads, nbytes=nbytes)
+
+
+def test_relu_numpy(benchmark, record):
+    x, g, nbytes = relu_case()
+
+    def step():
+        ref.relu(x)
+        ref.relu_backward(g, x)
+
+    benchmark(step)
+    record(benchmark, op="relu fwd+bwd", shape="x".join(map(str, RELU_SHAPE)), library="numpy",
+           threads=1, nbytes=nbytes)
+
+
+def ce_case():
+    logits = data(CE_SHAPE)
+    labels = np.random.default_rng(2).integers(0, CE_SHAPE[1], CE_SHAPE[0])
+    return logits, labels, 2 * logits.nbytes + labels.nbytes
+
+
+@pytest.mark.parametrize("threads", THREADS)
+def test_cross_entropy_fastnn(benchmark, record, isa, threads):
+    logits, labels, nbytes = ce_case()
+    grad = np.empty_like(logits)
+    with library_threads("fastnn", threads):
+        benchmark(F.cross_entropy_with_grad, logits, labels, grad=grad)
+    record(benchmark, op="cross_entropy+grad", shape="128x10", library="fastnn",
+           threads=threads, nbytes=nbytes, isa=isa)
+
+
+@pytest.mark.parametrize("threads", THREADS)
+def test_cross_entropy_torch(benchmark, record, torch, threads):
+    logits, labels, nbytes = ce_case()
+    tl = torch.from_numpy(logits).requires_grad_()
+    tlab = torch.from_numpy(labels)
+
+    def step():
+        loss = torch.nn.functional.cross_entropy(tl, tlab)
+        return loss.item(), torch.autograd.grad(loss, tl)
+
+    with library_threads("torch", threads):
+        benchmark(step)
+    record(benchmark, op="cross_entropy+grad", shape="128x10", library="torch",
+           threads=threads, nbytes=nbytes)
+
+
+def test_cross_entropy_numpy(benchmark, record):
+    logits, labels, nbytes = ce_case()
+
+    def step():
+        return ref.cross_entropy(logits, labels), ref.cross_entropy_backward(logits, labels)
+
+    benchmark(step)
+    record(benchmark, op="cross_entropy+grad", shape="128x10", library="numpy", threads=1,
+           nbytes=nbytes)
+
+
+def adam_case():
+    params = [data(s, i) for i, s in enumerate(CNN_PARAMS)]
+    grads = [data(s, 100 + i) for i, s in enumerate(CNN_PARAMS)]
+    ms = [np.zeros_like(p) for p in params]
+    vs = [np.zeros_like(p) for p in params]
+    # param, m, v read and written, grad read
+    return params, grads, ms, vs, 7 * sum(p.nbytes for p in params)
+
+
+ADAM_SHAPE = f"CNN {sum(int(np.prod(s)) for s in CNN_PARAMS)} params"
+
+
+@pytest.mark.parametrize("threads", THREADS)
+def test_adam_fastnn(benchmark, record, isa, threads):
+    params, grads, ms, vs, nbytes = adam_case()
+    with library_threads("fastnn", threads):
+        benchmark(lambda: _core.adam_step(params, grads, ms, vs, step=10, lr=1e-3))
+    record(benchmark, op="adam step", shape=ADAM_SHAPE, library="fastnn", threads=threads,
+           nbytes=nbytes, isa=isa)
+
+
+@pytest.mark.parametrize("foreach", [False, True], ids=["default", "foreach"])
+@pytest.mark.parametrize("threads", THREADS)
+def test_adam_torch(benchmark, record, torch, threads, foreach):
+    params, grads, _, _, nbytes = adam_case()
+    tparams = [torch.from_numpy(p).requires_grad_() for p in params]
+    for t, g in zip(tparams, grads):
+        t.grad = torch.from_numpy(g)
+    opt = torch.optim.Adam(tparams, lr=1e-3, foreach=foreach)
+    with library_threads("torch", threads):
+        benchmark(opt.step)
+    record(benchmark, op="adam step", shape=ADAM_SHAPE,
+           library="torch-foreach" if foreach else "torch", threads=threads, nbytes=nbytes)
+
+
+def test_adam_numpy(benchmark, record):
+    params, grads, ms, vs, nbytes = adam_case()
+
+    def step():
+        for p, g, m, v in zip(params, grads, ms, vs):
+            ref.adam_step(p, g, m, v, step=10, lr=1e-3)
+
+    benchmark(step)
+    record(benchmark, op="adam step", shape=ADAM_SHAPE, library="numpy", threads=1, nbytes=nbytes)

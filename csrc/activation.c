@@ -1,0 +1,254 @@
+/* activation.c: elementwise activations and row-wise softmax, forward and backward,
+ * plus fnn_parallel_range, the one-region OpenMP split the elementwise families share.
+ *
+ * relu and leaky_relu are memory-bound and run the ISA's vectorised loops; the
+ * transcendental ones call libm per element (exact to ~1 ulp). Softmax rows sum in
+ * double, each row on one thread, so results do not depend on the thread count. */
+#include <math.h>
+
+#include "internal.h"
+
+void fnn_parallel_range(int64_t n, double work, int64_t align, fnn_range_fn f, void *ctx)
+{
+    int nth = fnn_threads_for(work);
+    if (nth == 1 || n <= align) {
+        f(0, n, ctx);
+        return;
+    }
+    int64_t blocks = (n + align - 1) / align;
+#pragma omp parallel num_threads(nth)
+    {
+        int64_t lo, hi;
+        fnn_split(blocks, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+        lo = FNN_MIN(lo * align, n);
+        hi = FNN_MIN(hi * align, n);
+        if (hi > lo)
+            f(lo, hi, ctx);
+    }
+}
+
+/* Elementwise split on 64-byte boundaries so threads never share a cache line. */
+#define EW_ALIGN 16
+/* Rough element costs (in multiply-add units) for the threading threshold. */
+#define COST_MEM 1.0
+#define COST_EXP 16.0
+
+typedef struct {
+    const float *a, *b;
+    float *out;
+    float slope;
+    int64_t cols;
+} ew_job;
+
+static void relu_part(int64_t lo, int64_t hi, void *ctx)
+{
+    ew_job *J = ctx;
+    fnn_active->ew.relu(hi - lo, J->a + lo, J->out + lo);
+}
+
+static void relu_backward_part(int64_t lo, int64_t hi, void *ctx)
+{
+    ew_job *J = ctx;
+    fnn_active->ew.relu_backward(hi - lo, J->a + lo, J->b + lo, J->out + lo);
+}
+
+static void leaky_part(int64_t lo, int64_t hi, void *ctx)
+{
+    ew_job *J = ctx;
+    fnn_active->ew.leaky_relu(hi - lo, J->slope, J->a + lo, J->out + lo);
+}
+
+static void leaky_backward_part(int64_t lo, int64_t hi, void *ctx)
+{
+    ew_job *J = ctx;
+    fnn_active->ew.leaky_relu_backward(hi - lo, J->slope, J->a + lo, J->b + lo, J->out + lo);
+}
+
+/* Logistic function without overflow: exp(-|x|) is at most 1. */
+static void sigmoid_part(int64_t lo, int64_t hi, void *ctx)
+{
+    ew_job *J = ctx;
+    for (int64_t i = lo; i < hi; i++) {
+        float x = J->a[i], e = expf(-fabsf(x));
+        J->out[i] = x >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+    }
+}
+
+static void sigmoid_backward_part(int64_t lo, int64_t hi, void *ctx)
+{
+    ew_job *J = ctx;
+    for (int64_t i = lo; i < hi; i++)
+        J->out[i] = J->a[i] * J->b[i] * (1.0f - J->b[i]);
+}
+
+static void tanh_part(int64_t lo, int64_t hi, void *ctx)
+{
+    ew_job *J = ctx;
+    for (int64_t i = lo; i < hi; i++)
+        J->out[i] = tanhf(J->a[i]);
+}
+
+static void tanh_backward_part(int64_t lo, int64_t hi, void *ctx)
+{
+    ew_job *J = ctx;
+    for (int64_t i = lo; i < hi; i++)
+        J->out[i] = J->a[i] * (1.0f - J->b[i] * J->b[i]);
+}
+
+static float row_max(int64_t n, const float *x)
+{
+    float m = x[0];
+    for (int64_t j = 1; j < n; j++)
+        m = x[j] > m ? x[j] : m;
+    return m;
+}
+
+/* out = exp(x - max); returns the sum in double. */
+static double row_exp(int64_t n, const float *x, float *out)
+{
+    float m = row_max(n, x);
+    double s = 0.0;
+    for (int64_t j = 0; j < n; j++) {
+        out[j] = expf(x[j] - m);
+        s += out[j];
+    }
+    return s;
+}
+
+static void softmax_part(int64_t lo, int64_t hi, void *ctx)
+{
+    ew_job *J = ctx;
+    int64_t c = J->cols;
+    for (int64_t r = lo; r < hi; r++) {
+        float *y = J->out + r * c;
+        float inv = (float)(1.0 / row_exp(c, J->a + r * c, y));
+        for (int64_t j = 0; j < c; j++)
+            y[j] *= inv;
+    }
+}
+
+static void log_softmax_part(int64_t lo, int64_t hi, void *ctx)
+{
+    ew_job *J = ctx;
+    int64_t c = J->cols;
+    for (int64_t r = lo; r < hi; r++) {
+        const float *x = J->a + r * c;
+        float *y = J->out + r * c;
+        float m = row_max(c, x);
+        double s = 0.0;
+        for (int64_t j = 0; j < c; j++)
+            s += expf(x[j] - m);
+        float lse = (float)log(s);
+        for (int64_t j = 0; j < c; j++)
+            y[j] = (x[j] - m) - lse;
+    }
+}
+
+/* gx = y * (gy - sum(gy * y)) */
+static void softmax_backward_part(int64_t lo, int64_t hi, void *ctx)
+{
+    ew_job *J = ctx;
+    int64_t c = J->cols;
+    for (int64_t r = lo; r < hi; r++) {
+        const float *gy = J->a + r * c, *y = J->b + r * c;
+        double dot = 0.0;
+        for (int64_t j = 0; j < c; j++)
+            dot += (double)gy[j] * y[j];
+        for (int64_t j = 0; j < c; j++)
+            J->out[r * c + j] = y[j] * (gy[j] - (float)dot);
+    }
+}
+
+/* gx = gy - exp(y) * sum(gy) */
+static void log_softmax_backward_part(int64_t lo, int64_t hi, void *ctx)
+{
+    ew_job *J = ctx;
+    int64_t c = J->cols;
+    for (int64_t r = lo; r < hi; r++) {
+        const float *gy = J->a + r * c, *y = J->b + r * c;
+        double s = 0.0;
+        for (int64_t j = 0; j < c; j++)
+            s += gy[j];
+        for (int64_t j = 0; j < c; j++)
+            J->out[r * c + j] = gy[j] - expf(y[j]) * (float)s;
+    }
+}
+
+static int run_elementwise(int64_t n, double cost, fnn_range_fn f, ew_job *J)
+{
+    if (n < 0)
+        return FNN_EINVAL;
+    fnn_parallel_range(n, cost * (double)n, EW_ALIGN, f, J);
+    return FNN_OK;
+}
+
+static int run_rows(int64_t rows, int64_t cols, fnn_range_fn f, ew_job *J)
+{
+    if (rows < 0 || cols < 1 || (rows > 0 && cols > INT64_MAX / rows))
+        return FNN_EINVAL;
+    J->cols = cols;
+    fnn_parallel_range(rows, COST_EXP * (double)rows * cols, 1, f, J);
+    return FNN_OK;
+}
+
+int fnn_relu(int64_t n, const float *x, float *y)
+{
+    return run_elementwise(n, COST_MEM, relu_part, &(ew_job){.a = x, .out = y});
+}
+
+int fnn_relu_backward(int64_t n, const float *gy, const float *x, float *gx)
+{
+    return run_elementwise(n, COST_MEM, relu_backward_part, &(ew_job){.a = gy, .b = x, .out = gx});
+}
+
+int fnn_leaky_relu(int64_t n, float slope, const float *x, float *y)
+{
+    return run_elementwise(n, COST_MEM, leaky_part, &(ew_job){.a = x, .out = y, .slope = slope});
+}
+
+int fnn_leaky_relu_backward(int64_t n, float slope, const float *gy, const float *x, float *gx)
+{
+    return run_elementwise(n, COST_MEM, leaky_backward_part,
+                           &(ew_job){.a = gy, .b = x, .out = gx, .slope = slope});
+}
+
+int fnn_sigmoid(int64_t n, const float *x, float *y)
+{
+    return run_elementwise(n, COST_EXP, sigmoid_part, &(ew_job){.a = x, .out = y});
+}
+
+int fnn_sigmoid_backward(int64_t n, const float *gy, const float *y, float *gx)
+{
+    return run_elementwise(n, COST_MEM, sigmoid_backward_part, &(ew_job){.a = gy, .b = y, .out = gx});
+}
+
+int fnn_tanh(int64_t n, const float *x, float *y)
+{
+    return run_elementwise(n, COST_EXP, tanh_part, &(ew_job){.a = x, .out = y});
+}
+
+int fnn_tanh_backward(int64_t n, const float *gy, const float *y, float *gx)
+{
+    return run_elementwise(n, COST_MEM, tanh_backward_part, &(ew_job){.a = gy, .b = y, .out = gx});
+}
+
+int fnn_softmax(int64_t rows, int64_t cols, const float *x, float *y)
+{
+    return run_rows(rows, cols, softmax_part, &(ew_job){.a = x, .out = y});
+}
+
+int fnn_softmax_backward(int64_t rows, int64_t cols, const float *gy, const float *y, float *gx)
+{
+    return run_rows(rows, cols, softmax_backward_part, &(ew_job){.a = gy, .b = y, .out = gx});
+}
+
+int fnn_log_softmax(int64_t rows, int64_t cols, const float *x, float *y)
+{
+    return run_rows(rows, cols, log_softmax_part, &(ew_job){.a = x, .out = y});
+}
+
+int fnn_log_softmax_backward(int64_t rows, int64_t cols, const float *gy, const float *y,
+                             float *gx)
+{
+    return run_rows(rows, cols, log_softmax_backward_part, &(ew_job){.a = gy, .b = y, .out = gx});
+}

@@ -1,0 +1,159 @@
+/* loss.c: cross-entropy, binary cross-entropy with logits and mean squared error,
+ * each returning the mean loss and/or its gradient from one pass over the data.
+ *
+ * The sum runs in double over fixed blocks (rows or elements) whose partial sums are
+ * added in block order, so the loss has the same bits for any thread count. */
+#include <math.h>
+
+#include "internal.h"
+
+#define CE_BLOCK_ROWS 64
+#define ELEM_BLOCK 4096
+#define COST_EXP 16.0
+
+typedef struct {
+    int64_t n, c, block;
+    const float *a, *b;
+    const int64_t *labels;
+    float *grad;
+    double *partial;  /* one sum per block */
+    int status;
+} loss_job;
+
+static void flag(loss_job *J, int status)
+{
+#pragma omp atomic write
+    J->status = status;
+}
+
+/* Per row: loss = log(sum exp(x - max)) - (x[label] - max);
+ * grad = (softmax - onehot) / n. */
+static void ce_blocks(int64_t lo, int64_t hi, void *ctx)
+{
+    loss_job *J = ctx;
+    int64_t c = J->c;
+    float inv_n = 1.0f / (float)J->n;
+    for (int64_t blk = lo; blk < hi; blk++) {
+        double sum = 0.0;
+        int64_t r1 = FNN_MIN((blk + 1) * J->block, J->n);
+        for (int64_t r = blk * J->block; r < r1; r++) {
+            const float *x = J->a + r * c;
+            int64_t label = J->labels[r];
+            if (label < 0 || label >= c) {
+                flag(J, FNN_EINVAL);
+                return;
+            }
+            float m = x[0];
+            int finite = 1;
+            for (int64_t j = 0; j < c; j++) {
+                finite &= isfinite(x[j]) != 0;
+                m = x[j] > m ? x[j] : m;
+            }
+            if (!finite) {
+                flag(J, FNN_ENONFINITE);
+                return;
+            }
+            double s = 0.0;
+            float *g = J->grad ? J->grad + r * c : NULL;
+            for (int64_t j = 0; j < c; j++) {
+                float e = expf(x[j] - m);
+                s += e;
+                if (g)
+                    g[j] = e;
+            }
+            sum += log(s) - (double)(x[label] - m);
+            if (g) {
+                float inv = (float)(1.0 / s);
+                for (int64_t j = 0; j < c; j++)
+                    g[j] = (g[j] * inv - (j == label ? 1.0f : 0.0f)) * inv_n;
+            }
+        }
+        J->partial[blk] = sum;
+    }
+}
+
+/* max(x, 0) - x t + log1p(exp(-|x|)), in double; grad = (sigmoid(x) - t) / n. */
+static void bce_blocks(int64_t lo, int64_t hi, void *ctx)
+{
+    loss_job *J = ctx;
+    float inv_n = 1.0f / (float)J->n;
+    for (int64_t blk = lo; blk < hi; blk++) {
+        double sum = 0.0;
+        int64_t i1 = FNN_MIN((blk + 1) * J->block, J->n);
+        for (int64_t i = blk * J->block; i < i1; i++) {
+            double x = J->a[i], t = J->b[i];
+            sum += fmax(x, 0.0) - x * t + log1p(exp(-fabs(x)));
+            if (J->grad) {
+                float xf = J->a[i], e = expf(-fabsf(xf));
+                float sig = xf >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+                J->grad[i] = (sig - J->b[i]) * inv_n;
+            }
+        }
+        J->partial[blk] = sum;
+    }
+}
+
+/* (p - t)^2 in double; grad = 2 (p - t) / n. */
+static void mse_blocks(int64_t lo, int64_t hi, void *ctx)
+{
+    loss_job *J = ctx;
+    float scale = 2.0f / (float)J->n;
+    for (int64_t blk = lo; blk < hi; blk++) {
+        double sum = 0.0;
+        int64_t i1 = FNN_MIN((blk + 1) * J->block, J->n);
+        for (int64_t i = blk * J->block; i < i1; i++) {
+            double d = (double)J->a[i] - (double)J->b[i];
+            sum += d * d;
+            if (J->grad)
+                J->grad[i] = (J->a[i] - J->b[i]) * scale;
+        }
+        J->partial[blk] = sum;
+    }
+}
+
+/* Split `items` (rows or elements) into blocks, run f, add the block sums in order. */
+static int run_loss(loss_job *J, int64_t items, double work, fnn_range_fn f, double *loss)
+{
+    int64_t blocks = (items + J->block - 1) / J->block;
+    J->partial = fnn_workspace(FNN_WS_OP, (size_t)FNN_MAX(blocks, 1) * sizeof(double));
+    if (J->partial == NULL)
+        return FNN_ENOMEM;
+    J->status = FNN_OK;
+    fnn_parallel_range(blocks, work, 1, f, J);
+    if (J->status != FNN_OK)
+        return J->status;
+    if (loss) {
+        double s = 0.0;
+        for (int64_t b = 0; b < blocks; b++)
+            s += J->partial[b];
+        *loss = items > 0 ? s / (double)J->n : NAN;  /* mean of nothing, like torch */
+    }
+    return FNN_OK;
+}
+
+int fnn_cross_entropy(int64_t n, int64_t c, const float *logits, const int64_t *labels,
+                      double *loss, float *grad)
+{
+    if (n < 0 || c < 1 || (n > 0 && c > INT64_MAX / n))
+        return FNN_EINVAL;
+    loss_job J = {.n = n, .c = c, .block = CE_BLOCK_ROWS, .a = logits, .labels = labels,
+                  .grad = grad};
+    return run_loss(&J, n, COST_EXP * (double)n * c, ce_blocks, loss);
+}
+
+int fnn_bce_with_logits(int64_t n, const float *logits, const float *targets, double *loss,
+                        float *grad)
+{
+    if (n < 0)
+        return FNN_EINVAL;
+    loss_job J = {.n = n, .block = ELEM_BLOCK, .a = logits, .b = targets, .grad = grad};
+    return run_loss(&J, n, 2 * COST_EXP * (double)n, bce_blocks, loss);
+}
+
+int fnn_mse_loss(int64_t n, const float *pred, const float *target, double *loss, float *grad)
+{
+    if (n < 0)
+        return FNN_EINVAL;
+    loss_job J = {.n = n, .block = ELEM_BLOCK, .a = pred, .b = target, .grad = grad};
+    return run_loss(&J, n, (double)n, mse_blocks, loss);
+}

@@ -1,0 +1,209 @@
+/* pool.c: max and average pooling over NCHW planes, forward and backward.
+ *
+ * Threads split the planes (N*C), so a backward scatter into overlapping windows
+ * never has two threads writing one element, and each element's sum runs in window
+ * order whatever the thread count. 2x2/stride-2 max pooling without padding (the
+ * CNN's case) runs the ISA's vectorised row kernel. */
+#include <math.h>
+
+#include "internal.h"
+
+static int pool_valid(const fnn_pool2d *p)
+{
+    if (p->planes < 0 || p->h < 1 || p->w < 1 || p->kh < 1 || p->kw < 1 || p->sh < 1 ||
+        p->sw < 1 || p->ph < 0 || p->pw < 0 || p->ph > p->kh / 2 || p->pw > p->kw / 2)
+        return 0;
+    if (p->oh != (p->h + 2 * p->ph - p->kh) / p->sh + 1 ||
+        p->ow != (p->w + 2 * p->pw - p->kw) / p->sw + 1 || p->oh < 1 || p->ow < 1)
+        return 0;
+    /* Plane offsets and whole-tensor element counts must fit in int64_t. */
+    return p->h <= INT64_MAX / p->w && p->oh <= INT64_MAX / p->ow &&
+           (p->planes == 0 || (p->h * p->w <= INT64_MAX / p->planes &&
+                               p->oh * p->ow <= INT64_MAX / p->planes));
+}
+
+static int is_2x2(const fnn_pool2d *p)
+{
+    return p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 && p->ph == 0 && p->pw == 0 &&
+           p->w < INT32_MAX;
+}
+
+/* The in-bounds part [*lo, *hi) of a window starting at `start` of size k in [0, n). */
+static inline void clip(int64_t start, int64_t k, int64_t n, int64_t *lo, int64_t *hi)
+{
+    *lo = FNN_MAX(start, 0);
+    *hi = FNN_MIN(start + k, n);
+}
+
+/* Plane offset of the maximum of window (oi, oj): the first in-bounds element until
+ * something larger (or NaN) appears, so an all -inf window reports its first element. */
+static inline int64_t window_argmax(const fnn_pool2d *p, const float *x, int64_t oi, int64_t oj)
+{
+    int64_t i0, i1, j0, j1;
+    clip(oi * p->sh - p->ph, p->kh, p->h, &i0, &i1);
+    clip(oj * p->sw - p->pw, p->kw, p->w, &j0, &j1);
+    int64_t best = i0 * p->w + j0;
+    float m = -INFINITY;
+    for (int64_t i = i0; i < i1; i++)
+        for (int64_t j = j0; j < j1; j++) {
+            float v = x[i * p->w + j];
+            if (v > m || v != v) {
+                m = v;
+                best = i * p->w + j;
+            }
+        }
+    return best;
+}
+
+typedef struct {
+    const fnn_pool2d *p;
+    const float *x, *gy;
+    const int64_t *idx_in;
+    float *y, *gx;
+    int64_t *idx;
+    int status;  /* set to FNN_EINVAL by a thread that meets a bad index */
+} pool_job;
+
+static void max_forward_planes(int64_t lo, int64_t hi, void *ctx)
+{
+    pool_job *J = ctx;
+    const fnn_pool2d *p = J->p;
+    int64_t in = p->h * p->w, out = p->oh * p->ow;
+    void (*row2x2)(int64_t, int, const float *, int64_t, float *, int64_t *) =
+        is_2x2(p) ? fnn_active->ew.max_pool_2x2_row : NULL;
+    for (int64_t q = lo; q < hi; q++) {
+        const float *x = J->x + q * in;
+        float *y = J->y + q * out;
+        int64_t *idx = J->idx ? J->idx + q * out : NULL;
+        for (int64_t oi = 0; oi < p->oh; oi++) {
+            if (row2x2) {
+                row2x2(p->ow, (int)p->w, x + 2 * oi * p->w, 2 * oi * p->w, y + oi * p->ow,
+                       idx ? idx + oi * p->ow : NULL);
+                continue;
+            }
+            for (int64_t oj = 0; oj < p->ow; oj++) {
+                int64_t k = window_argmax(p, x, oi, oj);
+                y[oi * p->ow + oj] = x[k];
+                if (idx)
+                    idx[oi * p->ow + oj] = k;
+            }
+        }
+    }
+}
+
+static void max_backward_planes(int64_t lo, int64_t hi, void *ctx)
+{
+    pool_job *J = ctx;
+    const fnn_pool2d *p = J->p;
+    int64_t in = p->h * p->w, out = p->oh * p->ow;
+    for (int64_t q = lo; q < hi; q++) {
+        const float *gy = J->gy + q * out;
+        float *gx = J->gx + q * in;
+        memset(gx, 0, (size_t)in * sizeof(float));
+        if (J->idx_in) {
+            const int64_t *idx = J->idx_in + q * out;
+            for (int64_t k = 0; k < out; k++) {
+                if ((uint64_t)idx[k] >= (uint64_t)in) {
+#pragma omp atomic write
+                    J->status = FNN_EINVAL;
+                    return;
+                }
+                gx[idx[k]] += gy[k];
+            }
+            continue;
+        }
+        const float *x = J->x + q * in;
+        for (int64_t oi = 0; oi < p->oh; oi++)
+            for (int64_t oj = 0; oj < p->ow; oj++)
+                gx[window_argmax(p, x, oi, oj)] += gy[oi * p->ow + oj];
+    }
+}
+
+static void avg_forward_planes(int64_t lo, int64_t hi, void *ctx)
+{
+    pool_job *J = ctx;
+    const fnn_pool2d *p = J->p;
+    int64_t in = p->h * p->w, out = p->oh * p->ow;
+    float div = (float)(p->kh * p->kw);
+    for (int64_t q = lo; q < hi; q++) {
+        const float *x = J->x + q * in;
+        float *y = J->y + q * out;
+        for (int64_t oi = 0; oi < p->oh; oi++) {
+            int64_t i0, i1;
+            clip(oi * p->sh - p->ph, p->kh, p->h, &i0, &i1);
+            for (int64_t oj = 0; oj < p->ow; oj++) {
+                int64_t j0, j1;
+                clip(oj * p->sw - p->pw, p->kw, p->w, &j0, &j1);
+                float s = 0.0f;
+                for (int64_t i = i0; i < i1; i++)
+                    for (int64_t j = j0; j < j1; j++)
+                        s += x[i * p->w + j];
+                y[oi * p->ow + oj] = s / div;
+            }
+        }
+    }
+}
+
+static void avg_backward_planes(int64_t lo, int64_t hi, void *ctx)
+{
+    pool_job *J = ctx;
+    const fnn_pool2d *p = J->p;
+    int64_t in = p->h * p->w, out = p->oh * p->ow;
+    float div = (float)(p->kh * p->kw);
+    for (int64_t q = lo; q < hi; q++) {
+        const float *gy = J->gy + q * out;
+        float *gx = J->gx + q * in;
+        memset(gx, 0, (size_t)in * sizeof(float));
+        for (int64_t oi = 0; oi < p->oh; oi++) {
+            int64_t i0, i1;
+            clip(oi * p->sh - p->ph, p->kh, p->h, &i0, &i1);
+            for (int64_t oj = 0; oj < p->ow; oj++) {
+                int64_t j0, j1;
+                clip(oj * p->sw - p->pw, p->kw, p->w, &j0, &j1);
+                float g = gy[oi * p->ow + oj] / div;
+                for (int64_t i = i0; i < i1; i++)
+                    for (int64_t j = j0; j < j1; j++)
+                        gx[i * p->w + j] += g;
+            }
+        }
+    }
+}
+
+/* Run f over the planes; `per_plane` is the element work of one plane. */
+static int run_planes(const fnn_pool2d *p, pool_job *J, fnn_range_fn f, double per_plane)
+{
+    if (!pool_valid(p))
+        return FNN_EINVAL;
+    J->p = p;
+    J->status = FNN_OK;
+    fnn_parallel_range(p->planes, per_plane * (double)p->planes, 1, f, J);
+    return J->status;
+}
+
+static double window_work(const fnn_pool2d *p) { return (double)p->oh * p->ow * p->kh * p->kw; }
+
+int fnn_max_pool2d(const fnn_pool2d *p, const float *x, float *y, int64_t *idx)
+{
+    pool_job J = {.x = x, .y = y, .idx = idx};
+    return run_planes(p, &J, max_forward_planes, window_work(p));
+}
+
+int fnn_max_pool2d_backward(const fnn_pool2d *p, const float *gy, const int64_t *idx,
+                            const float *x, float *gx)
+{
+    pool_job J = {.gy = gy, .idx_in = idx, .x = x, .gx = gx};
+    return run_planes(p, &J, max_backward_planes,
+                      (double)p->h * p->w + (idx ? (double)p->oh * p->ow : window_work(p)));
+}
+
+int fnn_avg_pool2d(const fnn_pool2d *p, const float *x, float *y)
+{
+    pool_job J = {.x = x, .y = y};
+    return run_planes(p, &J, avg_forward_planes, window_work(p));
+}
+
+int fnn_avg_pool2d_backward(const fnn_pool2d *p, const float *gy, float *gx)
+{
+    pool_job J = {.gy = gy, .gx = gx};
+    return run_planes(p, &J, avg_backward_planes, (double)p->h * p->w + window_work(p));
+}

@@ -1,0 +1,143 @@
+/* elementwise_kernel.h: the memory-bound activation loops and the 2x2/stride-2
+ * max-pool row, written as plain branch-free loops that the compiler vectorises for
+ * the ISA that simd/isa_*.c targets. Semantics are fastnn.reference's: NaN
+ * propagates through relu, and a NaN wins a max-pool window (the last one). */
+
+#include <math.h>
+
+static void ew_relu(int64_t n, const float *x, float *y)
+{
+    /* y may alias x (in place): each element is read once, then written. */
+    for (int64_t i = 0; i < n; i++)
+        y[i] = x[i] < 0.0f ? 0.0f : x[i];
+}
+
+static void ew_relu_backward(int64_t n, const float *restrict gy, const float *restrict x,
+                             float *restrict gx)
+{
+    /* Both loads unconditional, so the select vectorises without masked loads. */
+    for (int64_t i = 0; i < n; i++) {
+        float g = gy[i];
+        gx[i] = x[i] > 0.0f ? g : 0.0f;
+    }
+}
+
+static void ew_leaky_relu(int64_t n, float slope, const float *x, float *y)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i], s = v * slope;  /* unconditional: a select, not a branch */
+        y[i] = v > 0.0f ? v : s;
+    }
+}
+
+static void ew_leaky_relu_backward(int64_t n, float slope, const float *restrict gy,
+                                   const float *restrict x, float *restrict gx)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float g = gy[i], s = g * slope;
+        gx[i] = x[i] > 0.0f ? g : s;
+    }
+}
+
+/* Window (a b / c d) scanned in row-major order: a later element replaces the
+ * running maximum when it is larger or NaN, exactly like the generic window scan. */
+static void ew_max_pool_2x2_row(int64_t ow, int w, const float *restrict r0, int64_t base,
+                                float *restrict y, int64_t *restrict idx)
+{
+    const float *restrict r1 = r0 + w;
+    for (int64_t j = 0; j < ow; j++) {
+        float m = r0[2 * j], v;
+        int k = 0;  /* 32-bit like the floats, so the selects stay one vector wide */
+        v = r0[2 * j + 1];
+        if (v > m || v != v) { m = v; k = 1; }
+        v = r1[2 * j];
+        if (v > m || v != v) { m = v; k = w; }
+        v = r1[2 * j + 1];
+        if (v > m || v != v) { m = v; k = w + 1; }
+        y[j] = m;
+        if (idx)
+            idx[j] = base + 2 * j + k;
+    }
+}
+
+/* torch.optim.SGD's update in float32; the constants are copied to locals so that the
+ * loop-invariant branches are hoisted and the loop vectorises. */
+static void ew_sgd(int64_t n, float *restrict p, const float *restrict grad, float *restrict buf,
+                   const fnn_sgd_consts *c)
+{
+    const float lr = c->lr, mom = c->momentum, damp1 = c->damp1, wd = c->wd;
+    const int nesterov = c->nesterov, first = c->first_step;
+    for (int64_t i = 0; i < n; i++) {
+        float g = grad[i];
+        if (wd != 0.0f)
+            g = g + wd * p[i];
+        if (mom != 0.0f) {
+            float b = first ? g : mom * buf[i] + damp1 * g;
+            buf[i] = b;
+            g = nesterov ? g + mom * b : b;
+        }
+        p[i] -= lr * g;
+    }
+}
+
+/* Adam runs on explicit vectors: sqrtf may set errno, which keeps GCC from
+ * vectorising it, so the square root is the ISA's sqrtps. */
+#if defined(FNN_X86) && FNN_VEC >= 8
+typedef float adam_vec __attribute__((vector_size(32), aligned(4)));
+#define ADAM_SQRT __builtin_ia32_sqrtps256
+#elif defined(FNN_X86)
+typedef float adam_vec __attribute__((vector_size(16), aligned(4)));
+#define ADAM_SQRT __builtin_ia32_sqrtps
+#else
+typedef float adam_vec __attribute__((vector_size(16), aligned(4)));
+static inline adam_vec ADAM_SQRT(adam_vec x)
+{
+    for (int l = 0; l < 4; l++)
+        x[l] = sqrtf(x[l]);
+    return x;
+}
+#endif
+#define ADAM_LANES ((int64_t)(sizeof(adam_vec) / sizeof(float)))
+
+/* torch.optim.Adam's (AdamW's when decoupled) update in float32 on ADAM_LANES
+ * elements. Branch-free: the caller sets l2 = 0 unless weight decay is added to the
+ * gradient and decay = 1 unless it is decoupled (x * 1 and g + 0 * p change no
+ * finite value). */
+static inline void adam_lanes(float *p, const float *grad, float *m, float *v,
+                              const fnn_adam_consts *c)
+{
+    adam_vec pi = *(adam_vec *)p, g = *(const adam_vec *)grad + c->l2 * pi;
+    adam_vec mi = c->beta1 * *(adam_vec *)m + c->c1 * g;
+    adam_vec vi = c->beta2 * *(adam_vec *)v + c->c2 * g * g;
+    *(adam_vec *)m = mi;
+    *(adam_vec *)v = vi;
+    *(adam_vec *)p = pi * c->decay - c->step_size * mi / (ADAM_SQRT(vi) / c->bc2_sqrt + c->eps);
+}
+
+static void ew_adam(int64_t n, float *p, const float *grad, float *m, float *v,
+                    const fnn_adam_consts *c)
+{
+    int64_t i = 0;
+    for (; i + ADAM_LANES <= n; i += ADAM_LANES)
+        adam_lanes(p + i, grad + i, m + i, v + i, c);
+    if (i == n)
+        return;
+    /* The tail through zero-padded copies (v = 0 pads give finite lanes). */
+    float t[4][ADAM_LANES] = {{0}};
+    size_t bytes = (size_t)(n - i) * sizeof(float);
+    memcpy(t[0], p + i, bytes);
+    memcpy(t[1], grad + i, bytes);
+    memcpy(t[2], m + i, bytes);
+    memcpy(t[3], v + i, bytes);
+    adam_lanes(t[0], t[1], t[2], t[3], c);
+    memcpy(p + i, t[0], bytes);
+    memcpy(m + i, t[2], bytes);
+    memcpy(v + i, t[3], bytes);
+}
+
+#define FNN_EW_KERNELS                                                                   \
+    {                                                                                    \
+        .relu = ew_relu, .relu_backward = ew_relu_backward, .leaky_relu = ew_leaky_relu,  \
+        .leaky_relu_backward = ew_leaky_relu_backward,                                   \
+        .max_pool_2x2_row = ew_max_pool_2x2_row, .sgd = ew_sgd, .adam = ew_adam           \
+    }

@@ -1,0 +1,179 @@
+"""Activations against fastnn.reference in float64 on the same float32 inputs.
+
+relu and leaky_relu do at most one rounding (x * slope), so they equal the reference
+run on the float32 arrays exactly (NumPy also rounds x * float32(slope) once).
+The transcendental ones call libm's expf/tanhf (within ~1 ulp) plus a few float32
+operations, so each element is within a small multiple of u = 2**-24 of the float64
+result, relative to the magnitudes involved (bounds stated per test). softmax's
+exp(x - max) has the extra relative error |x - max| * u from rounding x - max.
+"""
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import functional as F, reference as ref
+
+U = 2.0 ** -24
+SHAPES = [(), (1,), (7,), (3, 5), (2, 3, 33), (2, 1, 4, 3, 5), (0, 4)]
+ROW_SHAPES = [(1,), (7,), (3, 5), (2, 3, 33), (128, 10), (1, 1000)]
+
+
+def sample(rng, shape, scale=4.0):
+    x = (rng.standard_normal(shape) * scale).astype(np.float32)
+    if x.size >= 6:
+        x.reshape(-1)[:6] = [0.0, -0.0, 30.0, -30.0, 1e4, -1e4]
+    return x
+
+
+def assert_within(actual, expected, bound):
+    assert actual.dtype == np.float32 and actual.shape == expected.shape
+    err = np.abs(actual.astype(np.float64) - expected)
+    assert np.all(err <= bound), f"max excess {np.max(err - bound)}"
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("slope", [None, 0.01, 0.2])
+def test_relu_family_exact(isa, rng, shape, slope):
+    x, g = sample(rng, shape), sample(rng, shape, 1.0)
+    if slope is None:
+        y, gx = F.relu(x), F.relu_backward(g, x)
+        r_y, r_gx = ref.relu(x), ref.relu_backward(g, x)
+    else:
+        y, gx = F.leaky_relu(x, slope), F.leaky_relu_backward(g, x, slope)
+        r_y, r_gx = ref.leaky_relu(x, slope), ref.leaky_relu_backward(g, x, slope)
+    np.testing.assert_array_equal(y, r_y)
+    np.testing.assert_array_equal(gx, r_gx)
+    assert y.dtype == gx.dtype == np.float32 and y.shape == gx.shape == x.shape
+
+
+def test_relu_nan_and_zero():
+    x = np.array([np.nan, -np.inf, np.inf, 0.0, -0.0, -1.0, 2.0], np.float32)
+    np.testing.assert_array_equal(F.relu(x), [np.nan, 0, np.inf, 0, 0, 0, 2])
+    np.testing.assert_array_equal(F.relu_backward(np.ones_like(x), x), [0, 0, 1, 0, 0, 0, 1])
+    np.testing.assert_array_equal(F.leaky_relu(x, 0.5), [np.nan, -np.inf, np.inf, 0, 0, -0.5, 2])
+    np.testing.assert_array_equal(F.leaky_relu_backward(np.ones_like(x), x, 0.5),
+                                  [0.5, 0.5, 1, 0.5, 0.5, 0.5, 1])
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_sigmoid_and_tanh(isa, rng, shape):
+    x, g = sample(rng, shape), sample(rng, shape, 1.0)
+    x64, g64 = x.astype(np.float64), g.astype(np.float64)
+    # forward: expf/tanhf (<= 2 ulp) and one add and divide: 4u relative
+    y = F.sigmoid(x)
+    r_y = ref.sigmoid(x64)
+    assert_within(y, r_y, 4 * U * r_y)
+    t = F.tanh(x)
+    r_t = ref.tanh(x64)
+    assert_within(t, r_t, 4 * U * np.abs(r_t))
+    # backward from the float32 outputs: three roundings each (1 - y is exact or one more)
+    y64, t64 = y.astype(np.float64), t.astype(np.float64)
+    assert_within(F.sigmoid_backward(g, y), ref.sigmoid_backward(g64, y64),
+                  4 * U * np.abs(g64) * y64 * (1 + y64))
+    assert_within(F.tanh_backward(g, t), ref.tanh_backward(g64, t64),
+                  4 * U * np.abs(g64) * (1 + t64 * t64))
+
+
+@pytest.mark.parametrize("shape", ROW_SHAPES)
+def test_softmax_and_log_softmax(isa, rng, shape):
+    x, g = sample(rng, shape), sample(rng, shape, 1.0)
+    x64, g64 = x.astype(np.float64), g.astype(np.float64)
+    z = np.abs(x64 - x64.max(axis=-1, keepdims=True))  # |x - max|
+    # exp(x - max) carries (|z| + 2)u; the double row sum and the scaling add ~2u more
+    y = F.softmax(x)
+    r_y = ref.softmax(x64)
+    assert_within(y, r_y, (z + 6) * U * r_y)
+    ly = F.log_softmax(x)
+    r_ly = ref.log_softmax(x64)
+    lse = np.abs(r_ly - (x64 - x64.max(axis=-1, keepdims=True)))
+    assert_within(ly, r_ly, 4 * U * (z + lse + 1))
+    y64, ly64 = y.astype(np.float64), ly.astype(np.float64)
+    dot = np.abs(g64 * y64).sum(axis=-1, keepdims=True)
+    assert_within(F.softmax_backward(g, y), ref.softmax_backward(g64, y64),
+                  4 * U * y64 * (np.abs(g64) + dot))
+    gsum = np.abs(g64).sum(axis=-1, keepdims=True)
+    assert_within(F.log_softmax_backward(g, ly), ref.log_softmax_backward(g64, ly64),
+                  4 * U * (np.abs(g64) + 2 * np.exp(ly64) * gsum))
+
+
+@pytest.mark.parametrize("shape", [(4, 0), (0, 5), (0,)])
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_softmax_empty(name, shape):
+    x = np.empty(shape, np.float32)
+    assert getattr(F, name)(x).shape == shape
+    assert getattr(F, name + "_backward")(x, x).shape == shape
+
+
+def test_stable_for_extreme_inputs():
+    x = np.array([[-1e30, 0.0, 1e30, 88.0, -104.0]], np.float32)
+    assert np.all(np.isfinite(F.sigmoid(x)))
+    y = F.softmax(x)
+    np.testing.assert_array_equal(y, [[0, 0, 1, 0, 0]])
+    assert np.isfinite(F.log_softmax(x)).all()
+
+
+@pytest.mark.parametrize("fn", [F.relu, F.leaky_relu, F.sigmoid, F.tanh, F.softmax, F.log_softmax])
+def test_forward_in_place(rng, fn):
+    x = sample(rng, (5, 9))
+    expected = fn(x)
+    assert fn(x, out=x) is x
+    np.testing.assert_array_equal(x, expected)
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax"])
+def test_thread_count_does_not_change_bits(isa, rng, threads, name):
+    x = sample(rng, (600, 1000))  # above every op's threading threshold
+    g = sample(rng, x.shape, 1.0)
+    fwd, bwd = getattr(F, name), getattr(F, name + "_backward")
+    uses_output = name in ("sigmoid", "tanh", "softmax", "log_softmax")
+    results = []
+    for n in (1, 2, 3):
+        threads(n)
+        y = fwd(x)
+        results.append((y, bwd(g, y if uses_output else x)))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_out_and_layouts(rng):
+    x = sample(rng, (6, 8))
+    out = np.empty_like(x)
+    assert F.relu(x, out=out) is out
+    np.testing.assert_array_equal(F.sigmoid(x.T), F.sigmoid(x).T)  # copied to contiguous
+    np.testing.assert_array_equal(F.softmax(x.T), F.softmax(np.ascontiguousarray(x.T)))
+
+
+BAD = [
+    (lambda: F.relu(np.ones(3)), TypeError, "x must be a float32 array, got dtype float64"),
+    (lambda: F.sigmoid([1, 2]), TypeError, "x must be a float32 array"),
+    (lambda: F.relu_backward(np.ones(3, np.float32), np.ones(4, np.float32)), ValueError,
+     r"grad_out must have the shape of x \(4,\)"),
+    (lambda: F.tanh_backward(np.ones(3, np.int32), np.ones(3, np.float32)), TypeError,
+     "grad_out must be a float32"),
+    (lambda: F.relu(np.ones(3, np.float32), out=np.ones(4, np.float32)), ValueError,
+     r"out must have shape \(3,\)"),
+    (lambda: F.relu(np.ones(3, np.float32), out=np.ones(3)), TypeError, "out must be a float32"),
+    (lambda: F.relu(np.ones((3, 3), np.float32), out=np.ones((3, 3), np.float32).T), ValueError,
+     "C-contiguous"),
+    (lambda: F.softmax(np.float32(1.0)), ValueError, "at least 1 dimension"),
+]
+
+
+@pytest.mark.parametrize("call, exc, msg", BAD)
+def test_bad_inputs_raise_clear_errors(call, exc, msg):
+    with pytest.raises(exc, match=msg):
+        call()
+
+
+def test_overlapping_out_is_rejected():
+    buf = np.zeros(10, np.float32)
+    with pytest.raises(ValueError, match="overlaps"):
+        F.relu(buf[:8], out=buf[2:])
+    x = np.ones(4, np.float32)
+    with pytest.raises(ValueError, match="overlaps"):
+        F.relu_backward(x, x, out=x)
+    readonly = np.ones(3, np.float32)
+    readonly.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        F.relu(np.ones(3, np.float32), out=readonly)

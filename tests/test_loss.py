@@ -1,0 +1,172 @@
+"""Losses against fastnn.reference in float64 on the same float32 inputs.
+
+Cross-entropy: each row's exp(x - max) is within (|x - max| + 2)u of exact (rounding
+x - max, then expf), the sums run in double, so a row's loss is within
+(max|x - max| + 4)u of the float64 value and so is the mean; the gradient
+(softmax - onehot)/N is within (|x - max| + 6)u * p/N + 2u/N per element.
+BCE and MSE terms are evaluated in double from the float32 inputs (errors ~1e-16);
+their float32 gradients take 3-4 roundings (sigmoid: 4u relative, then - t and / n).
+Loss sums run over fixed blocks, so the bits do not depend on the thread count.
+"""
+import numpy as np
+import pytest
+
+from fastnn import functional as F, reference as ref
+
+U = 2.0 ** -24
+
+
+def ce_case(rng, n, c, scale=3.0):
+    logits = (rng.standard_normal((n, c)) * scale).astype(np.float32)
+    labels = rng.integers(0, c, size=n)
+    return logits, labels
+
+
+def assert_within(actual, expected, bound):
+    err = np.abs(np.asarray(actual, np.float64) - expected)
+    assert np.all(err <= bound), f"max excess {np.max(err - bound)}"
+
+
+@pytest.mark.parametrize("n, c", [(1, 1), (1, 10), (128, 10), (7, 33), (300, 1000)])
+def test_cross_entropy_matches_reference(isa, rng, n, c):
+    logits, labels = ce_case(rng, n, c)
+    x64 = logits.astype(np.float64)
+    z = np.abs(x64 - x64.max(axis=1, keepdims=True))
+    loss = F.cross_entropy(logits, labels)
+    assert isinstance(loss, float)
+    assert_within(loss, ref.cross_entropy(x64, labels), (z.max() + 4) * U * max(1.0, abs(loss)))
+    grad = F.cross_entropy_backward(logits, labels)
+    assert grad.dtype == np.float32 and grad.shape == (n, c)
+    p = ref.softmax(x64)
+    assert_within(grad, ref.cross_entropy_backward(x64, labels), ((z + 6) * p + 2) * U / n)
+    fused_loss, fused_grad = F.cross_entropy_with_grad(logits, labels)
+    assert fused_loss == loss
+    np.testing.assert_array_equal(fused_grad, grad)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.int32, np.uint32, np.int64,
+                                   np.uint64])
+def test_cross_entropy_accepts_any_integer_labels(rng, dtype):
+    logits, labels = ce_case(rng, 9, 5)
+    expected = F.cross_entropy_with_grad(logits, labels)
+    got = F.cross_entropy_with_grad(logits, labels.astype(dtype))
+    assert got[0] == expected[0]
+    np.testing.assert_array_equal(got[1], expected[1])
+    assert F.cross_entropy(logits, list(labels)) == expected[0]
+
+
+def test_cross_entropy_grad_buffer_and_layouts(rng):
+    logits, labels = ce_case(rng, 12, 6)
+    grad = np.full_like(logits, np.nan)
+    loss, g = F.cross_entropy_with_grad(logits, labels, grad=grad)
+    assert g is grad
+    out = np.empty_like(logits)
+    assert F.cross_entropy_backward(logits, labels, out=out) is out
+    np.testing.assert_array_equal(out, grad)
+    t = np.asfortranarray(logits)
+    assert F.cross_entropy(t, labels[::-1][::-1]) == loss
+    assert F.cross_entropy(logits, np.repeat(labels, 2)[::2]) == loss  # strided labels
+
+
+def test_cross_entropy_uniform_logits():
+    logits = np.zeros((3, 7), np.float32)
+    assert F.cross_entropy(logits, np.array([0, 3, 6])) == pytest.approx(np.log(7), rel=1e-7)
+
+
+def test_cross_entropy_empty_batch():
+    loss, grad = F.cross_entropy_with_grad(np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
+    assert np.isnan(loss) and grad.shape == (0, 4)
+
+
+@pytest.mark.parametrize("shape", [(5,), (3, 4), (2, 3, 4, 5), (1,)])
+def test_bce_and_mse_match_reference(isa, rng, shape):
+    x = (rng.standard_normal(shape) * 4).astype(np.float32)
+    t = rng.random(shape).astype(np.float32)
+    x64, t64 = x.astype(np.float64), t.astype(np.float64)
+    n = x.size
+    bce = F.binary_cross_entropy_with_logits(x, t)
+    assert isinstance(bce, float)
+    assert bce == pytest.approx(ref.binary_cross_entropy_with_logits(x64, t64), rel=1e-12)
+    s = ref.sigmoid(x64)
+    assert_within(F.binary_cross_entropy_with_logits_backward(x, t),
+                  ref.binary_cross_entropy_with_logits_backward(x64, t64),
+                  4 * U * (s + np.abs(s - t64)) / n)
+    mse = F.mse_loss(x, t)
+    assert mse == pytest.approx(ref.mse_loss(x64, t64), rel=1e-12)
+    assert_within(F.mse_loss_backward(x, t), ref.mse_loss_backward(x64, t64),
+                  4 * U * 2 * np.abs(x64 - t64) / n)
+
+
+def test_bce_is_stable_for_large_logits():
+    x = np.array([1000.0, -1000.0, 80.0, -80.0], np.float32)
+    t = np.array([0.0, 1.0, 1.0, 0.0], np.float32)
+    assert F.binary_cross_entropy_with_logits(x, t) == pytest.approx(500.0, rel=1e-12)
+    g = F.binary_cross_entropy_with_logits_backward(x, t)
+    np.testing.assert_allclose(g, [0.25, -0.25, 0.0, 0.0], atol=1e-30)
+
+
+def test_thread_count_does_not_change_bits(isa, rng, threads):
+    logits, labels = ce_case(rng, 3000, 100)
+    x = rng.standard_normal(400_000).astype(np.float32)
+    t = rng.random(400_000).astype(np.float32)
+    results = []
+    for n in (1, 2, 3):
+        threads(n)
+        results.append((*F.cross_entropy_with_grad(logits, labels),
+                        F.binary_cross_entropy_with_logits(x, t),
+                        F.binary_cross_entropy_with_logits_backward(x, t),
+                        F.mse_loss(x, t), F.mse_loss_backward(x, t)))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+LOGITS = np.zeros((3, 4), np.float32)
+
+
+def with_value(value, at=(1, 2)):
+    x = LOGITS.copy()
+    x[at] = value
+    return x
+
+
+@pytest.mark.parametrize("fn", [F.cross_entropy, F.cross_entropy_backward,
+                                F.cross_entropy_with_grad])
+@pytest.mark.parametrize("logits, labels, exc, msg", [
+    (LOGITS, np.array([0, 4, 1]), ValueError, r"labels must lie in \[0, 4\)"),
+    (LOGITS, np.array([0, -1, 1]), ValueError, r"labels must lie in \[0, 4\)"),
+    (LOGITS, np.array([0, 2 ** 63, 1], np.uint64), ValueError, "labels must lie"),
+    (LOGITS, np.array([0.0, 1.0, 2.0]), TypeError, "labels must be an integer array"),
+    (LOGITS, np.array([True, False, True]), TypeError, "labels must be an integer array"),
+    (LOGITS, np.array([0, 1]), ValueError, r"labels must have shape \(3,\)"),
+    (LOGITS, np.array([[0, 1, 2]]), ValueError, r"labels must have shape \(3,\)"),
+    (with_value(np.nan), np.array([0, 1, 2]), ValueError, "logits contain NaN or inf"),
+    (with_value(np.inf, (2, 0)), np.array([0, 1, 2]), ValueError, "logits contain NaN or inf"),
+    (with_value(-np.inf), np.array([0, 1, 2]), ValueError, "logits contain NaN or inf"),
+    (LOGITS.astype(np.float64), np.array([0, 1, 2]), TypeError, "logits must be a float32"),
+    (LOGITS[0], np.array([0]), ValueError, "logits must be 2-D"),
+    (np.zeros((3, 0), np.float32), np.array([0, 0, 0]), ValueError, "at least one class"),
+])
+def test_cross_entropy_bad_inputs(fn, logits, labels, exc, msg):
+    with pytest.raises(exc, match=msg):
+        fn(logits, labels)
+
+
+def test_cross_entropy_bad_grad_buffers():
+    labels = np.array([0, 1, 2])
+    with pytest.raises(ValueError, match=r"grad must have shape \(3, 4\)"):
+        F.cross_entropy_with_grad(LOGITS, labels, grad=np.empty((4, 3), np.float32))
+    with pytest.raises(ValueError, match="overlaps"):
+        F.cross_entropy_with_grad(LOGITS, labels, grad=LOGITS)
+    with pytest.raises(TypeError, match="out must be a float32"):
+        F.cross_entropy_backward(LOGITS, labels, out=np.empty((3, 4)))
+
+
+@pytest.mark.parametrize("fn", [F.binary_cross_entropy_with_logits, F.mse_loss,
+                                F.binary_cross_entropy_with_logits_backward, F.mse_loss_backward])
+def test_pair_losses_bad_inputs(fn):
+    a = np.zeros((2, 3), np.float32)
+    with pytest.raises(ValueError, match=r"must have the shape of .* \(2, 3\), got \(3, 2\)"):
+        fn(a, np.zeros((3, 2), np.float32))
+    with pytest.raises(TypeError, match="must be a float32"):
+        fn(a, np.zeros((2, 3)))

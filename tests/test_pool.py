@@ -1,0 +1,223 @@
+"""Max and average pooling against fastnn.reference (float64 on the same float32 values).
+
+Max pooling does no arithmetic, so its values and int64 indices must equal the
+reference's exactly (ties: first maximum in row-major window order; -inf padding never
+wins; NaN wins, the last NaN of a window). The backward scatter sums at most
+K = ceil(kh/sh) * ceil(kw/sw) float32 gradients per input element, and average pooling
+sums kh*kw terms and divides once: both are within gamma_{K+1} * (the same sum of
+absolute values) of the float64 result, gamma_n = n*u/(1 - n*u), u = 2**-24 (Higham 3.1).
+"""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import fastnn
+from fastnn import functional as F, reference as ref
+
+U = 2.0 ** -24
+
+# (x_shape, kernel_size, stride, padding)
+CASES = [
+    pytest.param((2, 3, 8, 8), 2, None, 0, id="2x2-even"),
+    pytest.param((3, 2, 9, 7), 2, 2, 0, id="2x2-odd"),
+    pytest.param((1, 4, 26, 26), 2, None, 0, id="2x2-cnn-batch1"),
+    pytest.param((2, 2, 5, 5), 3, 2, 1, id="overlap-pad1"),
+    pytest.param((1, 2, 5, 4), 3, 1, 1, id="stride1-pad1"),
+    pytest.param((2, 1, 5, 6), (2, 3), (1, 2), (1, 1), id="nonsquare"),
+    pytest.param((1, 1, 7, 7), 2, 3, 0, id="stride-over-kernel"),
+    pytest.param((2, 3, 11, 13), (5, 4), (2, 3), (2, 2), id="big-window-max-pad"),
+    pytest.param((1, 2, 1, 9), (1, 3), 1, (0, 1), id="one-row"),
+    pytest.param((3, 1, 6, 6), 1, 1, 0, id="1x1"),
+]
+
+
+def inputs(rng, shape):
+    """Distinct values, heavy ties, and -inf / NaN windows, all float32."""
+    n = math.prod(shape)
+    distinct = ((rng.permutation(n) - n / 2 + 0.5) * 0.01).reshape(shape)
+    ties = rng.integers(0, 3, size=shape)
+    special = rng.standard_normal(shape)
+    special[..., :2, :2] = -np.inf
+    special[:, 0, -1, -1] = np.nan
+    special[:, 0, -1, -2] = np.nan
+    return {k: v.astype(np.float32) for k, v in
+            {"distinct": distinct, "ties": ties, "inf-nan": special}.items()}
+
+
+def overlap_terms(kernel_size, stride):
+    kh, kw = ref._pair(kernel_size)
+    sh, sw = ref._pair(kernel_size if stride is None else stride)
+    return math.ceil(kh / sh) * math.ceil(kw / sw)
+
+
+def gamma(n):
+    return n * U / (1 - n * U)
+
+
+def assert_within(actual, expected, bound):
+    assert actual.dtype == np.float32 and actual.shape == expected.shape
+    err = np.abs(actual.astype(np.float64) - expected)
+    assert np.all(err <= bound), f"max excess {np.max(err - bound)}"
+
+
+@pytest.mark.parametrize("x_shape, kernel_size, stride, padding", CASES)
+def test_max_pool_matches_reference(isa, rng, x_shape, kernel_size, stride, padding):
+    for name, x in inputs(rng, x_shape).items():
+        y, idx = F.max_pool2d_with_indices(x, kernel_size, stride, padding)
+        r_y, r_idx = ref.max_pool2d_with_indices(x.astype(np.float64), kernel_size, stride, padding)
+        np.testing.assert_array_equal(y, r_y, err_msg=name)
+        np.testing.assert_array_equal(idx, r_idx, err_msg=name)
+        assert idx.dtype == np.int64
+        np.testing.assert_array_equal(F.max_pool2d(x, kernel_size, stride, padding), r_y)
+        if name == "inf-nan":
+            continue
+        g = rng.standard_normal(y.shape).astype(np.float32)
+        g64 = g.astype(np.float64)
+        r_gx = ref.max_pool2d_backward(g64, x.astype(np.float64), kernel_size, stride, padding)
+        bound = gamma(overlap_terms(kernel_size, stride)) * ref.max_pool2d_backward(
+            np.abs(g64), x.astype(np.float64), kernel_size, stride, padding)
+        saved = F.max_pool2d_backward(g, x, kernel_size, stride, padding, indices=idx)
+        recomputed = F.max_pool2d_backward(g, x, kernel_size, stride, padding)
+        assert_within(saved, r_gx, bound)
+        np.testing.assert_array_equal(saved, recomputed)
+
+
+@pytest.mark.parametrize("x_shape, kernel_size, stride, padding", CASES)
+def test_avg_pool_matches_reference(isa, rng, x_shape, kernel_size, stride, padding):
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    x64 = x.astype(np.float64)
+    kh, kw = ref._pair(kernel_size)
+    y = F.avg_pool2d(x, kernel_size, stride, padding)
+    bound = gamma(kh * kw + 1) * ref.avg_pool2d(np.abs(x64), kernel_size, stride, padding)
+    assert_within(y, ref.avg_pool2d(x64, kernel_size, stride, padding), bound)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    g64 = g.astype(np.float64)
+    gx = F.avg_pool2d_backward(g, x, kernel_size, stride, padding)
+    bound = gamma(overlap_terms(kernel_size, stride) + 1) * ref.avg_pool2d_backward(
+        np.abs(g64), x64, kernel_size, stride, padding)
+    assert_within(gx, ref.avg_pool2d_backward(g64, x64, kernel_size, stride, padding), bound)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 3), h=st.integers(1, 12), w=st.integers(1, 12),
+       kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 4), sw=st.integers(1, 4),
+       pad=st.booleans(), seed=st.integers(0, 2 ** 32 - 1))
+def test_max_pool_property(n, c, h, w, kh, kw, sh, sw, pad, seed):
+    padding = (kh // 2, kw // 2) if pad else 0
+    ph, pw = ref._pair(padding)
+    if h + 2 * ph < kh or w + 2 * pw < kw:
+        return
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-3, 3, size=(n, c, h, w)).astype(np.float32)  # many ties
+    y, idx = F.max_pool2d_with_indices(x, (kh, kw), (sh, sw), padding)
+    r_y, r_idx = ref.max_pool2d_with_indices(x.astype(np.float64), (kh, kw), (sh, sw), padding)
+    np.testing.assert_array_equal(y, r_y)
+    np.testing.assert_array_equal(idx, r_idx)
+    # Small integers: every sum below is exact in float32.
+    g = rng.integers(-4, 5, size=y.shape).astype(np.float32)
+    np.testing.assert_array_equal(
+        F.max_pool2d_backward(g, x, (kh, kw), (sh, sw), padding, indices=idx),
+        ref.max_pool2d_backward(g.astype(np.float64), x.astype(np.float64), (kh, kw), (sh, sw), padding))
+
+
+def test_ties_first_maximum_and_padding():
+    x = np.array([[[[1.0, 3.0, 3.0], [3.0, 0.0, 3.0]]]], np.float32)
+    y, idx = F.max_pool2d_with_indices(x, 2, stride=1)
+    np.testing.assert_array_equal(y, [[[[3.0, 3.0]]]])
+    np.testing.assert_array_equal(idx, [[[[1, 1]]]])
+    x = np.full((1, 1, 2, 2), -np.inf, np.float32)
+    y, idx = F.max_pool2d_with_indices(x, 2, stride=1, padding=1)
+    assert np.all(y == -np.inf)
+    np.testing.assert_array_equal(idx, [[[[0, 0, 1], [0, 0, 1], [2, 2, 3]]]])
+
+
+@pytest.mark.parametrize("kernel_size, stride, padding", [(2, None, 0), (3, 1, 1), (3, 2, 1)])
+def test_thread_count_does_not_change_bits(isa, rng, threads, kernel_size, stride, padding):
+    x = rng.standard_normal((64, 16, 20, 18)).astype(np.float32)
+    y = F.max_pool2d(x, kernel_size, stride, padding)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    results = []
+    for n in (1, 2, 3):
+        threads(n)
+        y, idx = F.max_pool2d_with_indices(x, kernel_size, stride, padding)
+        results.append((y, idx, F.max_pool2d_backward(g, x, kernel_size, stride, padding),
+                        F.avg_pool2d(x, kernel_size, stride, padding),
+                        F.avg_pool2d_backward(g, x, kernel_size, stride, padding)))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_out_buffers_are_used_and_layouts_copied(rng):
+    x = rng.standard_normal((2, 3, 8, 10)).astype(np.float32)
+    y, idx = np.empty((2, 3, 4, 5), np.float32), np.empty((2, 3, 4, 5), np.int64)
+    r = F.max_pool2d_with_indices(x, 2, out=y, indices=idx)
+    assert r[0] is y and r[1] is idx
+    np.testing.assert_array_equal(y, ref.max_pool2d(x, 2))
+    gx = np.full_like(x, np.nan)
+    assert F.max_pool2d_backward(y, x, 2, indices=idx, out=gx) is gx
+    np.testing.assert_array_equal(gx, ref.max_pool2d_backward(y, x, 2))
+    xt = np.asfortranarray(x)  # non-contiguous input: copied silently
+    np.testing.assert_array_equal(F.avg_pool2d(xt, 2), F.avg_pool2d(x, 2))
+    np.testing.assert_array_equal(F.max_pool2d(x[:, :, ::-1], 2), ref.max_pool2d(x[:, :, ::-1], 2))
+
+
+def test_empty_batch():
+    x = np.empty((0, 3, 8, 8), np.float32)
+    y, idx = F.max_pool2d_with_indices(x, 2)
+    assert y.shape == idx.shape == (0, 3, 4, 4)
+    assert F.avg_pool2d(x, 3, 1, 1).shape == (0, 3, 8, 8)
+    assert F.max_pool2d_backward(y, x, 2, indices=idx).shape == x.shape
+    assert F.avg_pool2d_backward(y, x, 2).shape == x.shape
+
+
+X = np.zeros((1, 2, 6, 6), np.float32)
+
+
+@pytest.mark.parametrize("call, exc, msg", [
+    (lambda: F.max_pool2d(X, 2, stride=0), ValueError, "stride must be positive"),
+    (lambda: F.avg_pool2d(X, 2, stride=-1), ValueError, "stride must be positive"),
+    (lambda: F.max_pool2d(X, 0), ValueError, "kernel_size must be positive"),
+    (lambda: F.max_pool2d(X, 3, padding=2), ValueError, "at most half"),
+    (lambda: F.avg_pool2d(X, 2, padding=-1), ValueError, "non-negative"),
+    (lambda: F.max_pool2d(X, 7), ValueError, "output size is too small"),
+    (lambda: F.max_pool2d(X[0], 2), ValueError, r"x must be 4-D.*\(2, 6, 6\)"),
+    (lambda: F.max_pool2d(X.astype(np.float64), 2), TypeError, "x must be a float32 array"),
+    (lambda: F.max_pool2d(X, 2.5), ValueError, "kernel_size must be an int or a pair"),
+    (lambda: F.max_pool2d(X, (2, 2, 2)), ValueError, "kernel_size must be an int or a pair"),
+    (lambda: F.max_pool2d(X, 2, out=np.empty((1, 2, 3, 4), np.float32)), ValueError,
+     r"out must have shape \(1, 2, 3, 3\)"),
+    (lambda: F.max_pool2d(X, 2, out=np.empty((1, 2, 3, 3))), TypeError, "out must be a float32"),
+    (lambda: F.max_pool2d(X, 2, out=np.empty((1, 2, 3, 3), np.float32, order="F")), ValueError,
+     "C-contiguous"),
+    (lambda: F.max_pool2d_with_indices(X, 2, indices=np.empty((1, 2, 3, 3), np.int32)),
+     TypeError, "indices must be a int64"),
+    (lambda: F.max_pool2d_backward(np.zeros((1, 2, 3, 4), np.float32), X, 2), ValueError,
+     r"grad_out must have shape \(1, 2, 3, 3\)"),
+    (lambda: F.max_pool2d_backward(np.zeros((1, 2, 3, 3), np.float32), X, 2,
+                                   indices=np.zeros((1, 2, 3, 3), np.int32)), TypeError,
+     "indices must be an int64"),
+    (lambda: F.max_pool2d_backward(np.zeros((1, 2, 3, 3), np.float32), X, 2,
+                                   indices=np.full((1, 2, 3, 3), 36)), ValueError,
+     r"indices must lie in \[0, H\*W\)"),
+    (lambda: F.max_pool2d_backward(np.zeros((1, 2, 3, 3), np.float32), X, 2,
+                                   indices=np.full((1, 2, 3, 3), -1)), ValueError,
+     r"indices must lie"),
+    (lambda: F.avg_pool2d_backward(np.zeros((1, 2, 3, 3), np.float32), X, 2,
+                                   out=np.zeros((1, 2, 6, 5), np.float32)), ValueError,
+     r"out must have shape \(1, 2, 6, 6\)"),
+])
+def test_bad_inputs_raise_clear_errors(call, exc, msg):
+    with pytest.raises(exc, match=msg):
+        call()
+
+
+def test_out_overlapping_input_is_rejected():
+    x = np.zeros((1, 1, 8, 8), np.float32)
+    with pytest.raises(ValueError, match="overlaps"):
+        F.max_pool2d(x, 2, out=x.reshape(-1)[:16].reshape(1, 1, 4, 4))
+    g = np.zeros((1, 1, 4, 4), np.float32)
+    with pytest.raises(ValueError, match="overlaps"):
+        F.avg_pool2d_backward(g, x, 2, out=x)
