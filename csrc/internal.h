@@ -39,9 +39,20 @@ typedef struct {
                   float *c, int64_t ldc);
 } fnn_gemm_kernels;
 
+/* Convolution forward tile loop of one ISA (simd/conv_kernel.h): out = W * cols + bias
+ * with W packed in FNN_CONV_MR-row panels and cols an im2col buffer whose rows start
+ * every ldcols floats (a multiple of nr, FNN_ALIGN-aligned): im2col is the B packing. */
+#define FNN_CONV_MR 6
+typedef struct {
+    int nr;  /* output pixels per register tile */
+    void (*macro)(int64_t m, int64_t n, int64_t k, const float *wp, const float *cols,
+                  int64_t ldcols, const float *bias, float *out, int64_t ldo);
+} fnn_conv_kernels;
+
 typedef struct {
     const char *name;
     fnn_gemm_kernels gemm;
+    fnn_conv_kernels conv;
 } fnn_kernels;
 
 extern const fnn_kernels fnn_kernels_generic;

@@ -10,10 +10,12 @@
 #define FNN_MR 6
 #define FNN_NR 16
 #include "gemm_kernel.h"
+#include "conv_kernel.h"
 
 const fnn_kernels fnn_kernels_avx2 = {
     .name = "avx2",
     .gemm = FNN_GEMM_KERNELS(144, 256, 4096),
+    .conv = FNN_CONV_KERNELS,
 };
 
 #include "target_end.h"

@@ -10,10 +10,12 @@
 #define FNN_MR 12
 #define FNN_NR 32
 #include "gemm_kernel.h"
+#include "conv_kernel.h"
 
 const fnn_kernels fnn_kernels_avx512 = {
     .name = "avx512",
     .gemm = FNN_GEMM_KERNELS(192, 256, 4096),
+    .conv = FNN_CONV_KERNELS,
 };
 
 #include "target_end.h"

@@ -6,8 +6,10 @@
 #define FNN_MR 6
 #define FNN_NR 8
 #include "gemm_kernel.h"
+#include "conv_kernel.h"
 
 const fnn_kernels fnn_kernels_generic = {
     .name = "generic",
     .gemm = FNN_GEMM_KERNELS(120, 256, 4096),
+    .conv = FNN_CONV_KERNELS,
 };

@@ -1,0 +1,361 @@
+/* conv.c: linear and conv2d, forward and backward.
+ *
+ * linear is three GEMM calls (packing absorbs every transpose) and a column sum.
+ * conv2d works one image at a time, images split over threads:
+ *   forward        im2col into an aligned, padded buffer that the ISA's tile loop reads
+ *                  as its packed B (simd/conv_kernel.h); W is packed once per call.
+ *   grad weight    g_n (c_out x OHW) @ cols_n^T, summed per fixed chunk of images into
+ *                  that chunk's partial, partials added in chunk order: the chunks never
+ *                  depend on the thread count, so neither do the bits.
+ *   grad input     W^T @ g_n, then col2im (scatter-add into image n only).
+ * GEMMs called inside the parallel region run serially on the calling thread. */
+#include "internal.h"
+
+/* Images per call whose weight-gradient partials are kept apart (then summed in order). */
+#define CONV_CHUNKS 16
+/* Partials beyond this many bytes use fewer chunks (still independent of threads). */
+#define CONV_PARTIAL_BYTES ((int64_t)64 << 20)
+
+static int mul_ok(int64_t *r, int64_t a, int64_t b)
+{
+    return !__builtin_mul_overflow(a, b, r) && *r <= (INT64_MAX >> 4);
+}
+
+/* ---- linear ---- */
+
+static int linear_sizes_ok(int64_t n, int64_t in_f, int64_t out_f)
+{
+    int64_t t;
+    return n >= 0 && in_f >= 0 && out_f >= 0 && mul_ok(&t, n, in_f) && mul_ok(&t, n, out_f) &&
+           mul_ok(&t, out_f, in_f);
+}
+
+int fnn_linear_forward(int64_t n, int64_t in_f, int64_t out_f, const float *x, const float *w,
+                       const float *bias, float *y)
+{
+    if (!linear_sizes_ok(n, in_f, out_f))
+        return FNN_EINVAL;
+    if (n == 0 || out_f == 0)
+        return FNN_OK;
+    if (y == NULL || (in_f > 0 && (x == NULL || w == NULL)))
+        return FNN_EINVAL;
+    if (bias != NULL)  /* folded into the GEMM as beta * C */
+        for (int64_t i = 0; i < n; i++)
+            memcpy(y + i * out_f, bias, (size_t)out_f * sizeof(float));
+    return fnn_sgemm_strided(n, out_f, in_f, 1.0f, x, in_f, 1, w, 1, in_f,
+                             bias != NULL ? 1.0f : 0.0f, y, out_f);
+}
+
+int fnn_linear_backward(int64_t n, int64_t in_f, int64_t out_f, const float *grad_y,
+                        const float *x, const float *w, float *grad_x, float *grad_w,
+                        float *grad_b)
+{
+    if (!linear_sizes_ok(n, in_f, out_f))
+        return FNN_EINVAL;
+    if ((n > 0 && out_f > 0 && grad_y == NULL) || (grad_x && in_f > 0 && w == NULL) ||
+        (grad_w && n > 0 && x == NULL))
+        return FNN_EINVAL;
+    int st = FNN_OK;
+    if (grad_x != NULL)
+        st = fnn_sgemm_strided(n, in_f, out_f, 1.0f, grad_y, out_f, 1, w, in_f, 1, 0.0f,
+                               grad_x, in_f);
+    if (st == FNN_OK && grad_w != NULL)
+        st = fnn_sgemm_strided(out_f, in_f, n, 1.0f, grad_y, 1, out_f, x, in_f, 1, 0.0f,
+                               grad_w, in_f);
+    if (st == FNN_OK && grad_b != NULL) {  /* rows in order; vectorised across columns */
+        memset(grad_b, 0, (size_t)out_f * sizeof(float));
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < out_f; j++)
+                grad_b[j] += grad_y[i * out_f + j];
+    }
+    return st;
+}
+
+/* ---- conv2d ---- */
+
+typedef struct {
+    fnn_conv2d_shape s;
+    int64_t oh, ow, ohw;  /* output plane */
+    int64_t k;            /* c_in * kh * kw: rows of cols, columns of W */
+    int64_t ldcols;       /* row stride of the im2col buffer */
+    int64_t x_img, y_img; /* floats per input / output image */
+} conv_dims;
+
+static int conv_dims_init(const fnn_conv2d_shape *s, conv_dims *d)
+{
+    int64_t t, span_h, span_w;
+    if (s->n < 0 || s->c_in < 0 || s->h < 0 || s->w < 0 || s->c_out < 0 || s->kh < 1 ||
+        s->kw < 1 || s->sh < 1 || s->sw < 1 || s->ph < 0 || s->pw < 0 || s->dh < 1 ||
+        s->dw < 1 || !mul_ok(&span_h, s->dh, s->kh - 1) || !mul_ok(&span_w, s->dw, s->kw - 1) ||
+        s->h > (INT64_MAX >> 4) || s->w > (INT64_MAX >> 4) || s->ph > (INT64_MAX >> 4) ||
+        s->pw > (INT64_MAX >> 4))
+        return FNN_EINVAL;
+    int64_t num_h = s->h + 2 * s->ph - span_h - 1, num_w = s->w + 2 * s->pw - span_w - 1;
+    if (num_h < 0 || num_w < 0)
+        return FNN_EINVAL;  /* kernel larger than the padded input */
+    d->s = *s;
+    d->oh = num_h / s->sh + 1;
+    d->ow = num_w / s->sw + 1;
+    d->ldcols = 0;
+    if (!mul_ok(&d->ohw, d->oh, d->ow) || !mul_ok(&t, s->c_in, s->kh) ||
+        !mul_ok(&d->k, t, s->kw) || !mul_ok(&t, s->c_out, d->k) ||
+        !mul_ok(&t, s->c_in, s->h) || !mul_ok(&d->x_img, t, s->w) ||
+        !mul_ok(&t, s->n, d->x_img) || !mul_ok(&d->y_img, s->c_out, d->ohw) ||
+        !mul_ok(&t, s->n, d->y_img) || !mul_ok(&t, d->k, d->ohw + 64))
+        return FNN_EINVAL;
+    return FNN_OK;
+}
+
+int fnn_conv2d_output_size(const fnn_conv2d_shape *s, int64_t *oh, int64_t *ow)
+{
+    conv_dims d;
+    if (s == NULL || conv_dims_init(s, &d) != FNN_OK)
+        return FNN_EINVAL;
+    *oh = d.oh;
+    *ow = d.ow;
+    return FNN_OK;
+}
+
+/* Output columns [*lo, *hi) whose input column ow*stride + off lies inside [0, size). */
+static void valid_range(int64_t off, int64_t stride, int64_t size, int64_t n_out,
+                        int64_t *lo, int64_t *hi)
+{
+    int64_t h = size - 1 - off < 0 ? 0 : (size - 1 - off) / stride + 1;
+    int64_t l = off >= 0 ? 0 : (-off + stride - 1) / stride;
+    *hi = FNN_MIN(h, n_out);
+    *lo = FNN_MIN(l, *hi);
+}
+
+/* cols[(c*kh + i)*kw + j][oh*OW + ow] = x[c][oh*sh - ph + i*dh][ow*sw - pw + j*dw]
+ * (0 outside the image); each row zero-filled up to ldcols. */
+static void im2col(const conv_dims *d, const float *x, float *cols)
+{
+    const fnn_conv2d_shape *s = &d->s;
+    for (int64_t c = 0; c < s->c_in; c++)
+        for (int64_t i = 0; i < s->kh; i++)
+            for (int64_t j = 0; j < s->kw; j++) {
+                float *dst = cols + ((c * s->kh + i) * s->kw + j) * d->ldcols;
+                int64_t off = j * s->dw - s->pw, lo, hi;
+                valid_range(off, s->sw, s->w, d->ow, &lo, &hi);
+                for (int64_t oh = 0; oh < d->oh; oh++, dst += d->ow) {
+                    int64_t ih = oh * s->sh - s->ph + i * s->dh;
+                    if (ih < 0 || ih >= s->h) {
+                        memset(dst, 0, (size_t)d->ow * sizeof(float));
+                        continue;
+                    }
+                    const float *src = x + (c * s->h + ih) * s->w + off;
+                    memset(dst, 0, (size_t)lo * sizeof(float));
+                    if (s->sw == 1)
+                        memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(float));
+                    else
+                        for (int64_t ow = lo; ow < hi; ow++)
+                            dst[ow] = src[ow * s->sw];
+                    memset(dst + hi, 0, (size_t)(d->ow - hi) * sizeof(float));
+                }
+                memset(dst, 0, (size_t)(d->ldcols - d->ohw) * sizeof(float));
+            }
+}
+
+/* The adjoint of im2col: gx = sum of cols scattered back (gx is overwritten). */
+static void col2im(const conv_dims *d, const float *cols, float *gx)
+{
+    const fnn_conv2d_shape *s = &d->s;
+    memset(gx, 0, (size_t)d->x_img * sizeof(float));
+    for (int64_t c = 0; c < s->c_in; c++)
+        for (int64_t i = 0; i < s->kh; i++)
+            for (int64_t j = 0; j < s->kw; j++) {
+                const float *src = cols + ((c * s->kh + i) * s->kw + j) * d->ldcols;
+                int64_t off = j * s->dw - s->pw, lo, hi;
+                valid_range(off, s->sw, s->w, d->ow, &lo, &hi);
+                for (int64_t oh = 0; oh < d->oh; oh++, src += d->ow) {
+                    int64_t ih = oh * s->sh - s->ph + i * s->dh;
+                    if (ih < 0 || ih >= s->h)
+                        continue;
+                    float *dst = gx + (c * s->h + ih) * s->w + off;
+                    for (int64_t ow = lo; ow < hi; ow++)
+                        dst[ow * s->sw] += src[ow];
+                }
+            }
+}
+
+/* W (m x k) into FNN_CONV_MR-row panels, element [p][r], rows past m zero. */
+static void pack_w(int64_t m, int64_t k, const float *w, float *wp)
+{
+    for (int64_t i0 = 0; i0 < m; i0 += FNN_CONV_MR, wp += FNN_CONV_MR * k)
+        for (int64_t p = 0; p < k; p++)
+            for (int r = 0; r < FNN_CONV_MR; r++)
+                wp[p * FNN_CONV_MR + r] = i0 + r < m ? w[(i0 + r) * k + p] : 0.0f;
+}
+
+/* Sum in 16 fixed lanes (vectorisable without reassociation), then the lanes in order. */
+static float row_sum(const float *x, int64_t n)
+{
+    float lane[16] = {0}, s = 0.0f;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; l++)
+            lane[l] += x[i + l];
+    for (int l = 0; l < 16; l++)
+        s += lane[l];
+    for (; i < n; i++)
+        s += x[i];
+    return s;
+}
+
+/* fnn_sgemm_strided from inside a parallel region, in a team of its own: the GEMM's
+ * barriers would otherwise bind to the caller's team, whose threads run different
+ * GEMM sequences, and deadlock. */
+static int sgemm_serial(int64_t m, int64_t n, int64_t k, const float *a, int64_t a_rs,
+                        int64_t a_cs, const float *b, int64_t b_rs, int64_t b_cs, float beta,
+                        float *c, int64_t ldc)
+{
+    int st;
+#pragma omp parallel num_threads(1)
+    st = fnn_sgemm_strided(m, n, k, 1.0f, a, a_rs, a_cs, b, b_rs, b_cs, beta, c, ldc);
+    return st;
+}
+
+static void set_error(int *err, int st)
+{
+    if (st != FNN_OK) {
+#pragma omp atomic write
+        *err = st;
+    }
+}
+
+int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w,
+                       const float *bias, float *y)
+{
+    conv_dims d;
+    if (s == NULL || conv_dims_init(s, &d) != FNN_OK)
+        return FNN_EINVAL;
+    if (s->n == 0 || s->c_out == 0)
+        return FNN_OK;
+    if (y == NULL || x == NULL || w == NULL)
+        return FNN_EINVAL;
+    const fnn_conv_kernels *ck = &fnn_active->conv;
+    d.ldcols = fnn_round_up(d.ohw, FNN_MAX(ck->nr, 16));
+    size_t wp_elems = (size_t)fnn_round_up(fnn_round_up(s->c_out, FNN_CONV_MR) * d.k, 16);
+    size_t cols_elems = (size_t)(d.k * d.ldcols);
+    int nth = (int)FNN_MIN(fnn_threads_for((double)s->n * d.y_img * d.k), s->n);
+    float *ws = fnn_workspace(FNN_WS_OP, (wp_elems + cols_elems * nth) * sizeof(float));
+    if (ws == NULL)
+        return FNN_ENOMEM;
+    pack_w(s->c_out, d.k, w, ws);
+#pragma omp parallel num_threads(nth) if (nth > 1)
+    {
+        int ith = omp_get_thread_num(), nt = omp_get_num_threads();
+        float *cols = ws + wp_elems + cols_elems * ith;
+        int64_t lo, hi;
+        fnn_split(s->n, ith, nt, &lo, &hi);
+        for (int64_t img = lo; img < hi; img++) {
+            im2col(&d, x + img * d.x_img, cols);
+            ck->macro(s->c_out, d.ohw, d.k, ws, cols, d.ldcols, bias, y + img * d.y_img, d.ohw);
+        }
+    }
+    return FNN_OK;
+}
+
+typedef struct {
+    const conv_dims *d;
+    const float *gy, *x, *w;
+    float *gx, *gw, *gb;
+    int64_t nchunks;
+    float *ws, *part;       /* per-thread buffers; partials of chunks 1.. (chunk 0: gw, gb) */
+    size_t thread_elems, part_elems;
+    int err;
+} conv_bwd_plan;
+
+static void conv_bwd_thread(conv_bwd_plan *P, int ith, int nth)
+{
+    const conv_dims *d = P->d;
+    const fnn_conv2d_shape *s = &d->s;
+    int64_t gw_elems = s->c_out * d->k;
+    float *cols = P->ws + P->thread_elems * ith;
+    float *dcols = P->gw != NULL ? cols + d->k * d->ldcols : cols;
+    int64_t c_lo, c_hi;
+    fnn_split(P->nchunks, ith, nth, &c_lo, &c_hi);
+    for (int64_t c = c_lo; c < c_hi; c++) {
+        float *pw = P->gw, *pb = P->gb;
+        if (c > 0) {
+            pw = pw ? P->part + (c - 1) * P->part_elems : NULL;
+            pb = pb ? P->part + (c - 1) * P->part_elems + gw_elems : NULL;
+        }
+        int64_t first = s->n * c / P->nchunks, last = s->n * (c + 1) / P->nchunks;
+        for (int64_t img = first; img < last; img++) {
+            const float *g = P->gy + img * d->y_img;
+            if (pw != NULL) {
+                im2col(d, P->x + img * d->x_img, cols);
+                set_error(&P->err, sgemm_serial(s->c_out, d->k, d->ohw, g, d->ohw, 1, cols, 1,
+                                                d->ldcols, img == first ? 0.0f : 1.0f, pw, d->k));
+            }
+            if (pb != NULL)
+                for (int64_t o = 0; o < s->c_out; o++) {
+                    float sum = row_sum(g + o * d->ohw, d->ohw);
+                    pb[o] = img == first ? sum : pb[o] + sum;
+                }
+            if (P->gx != NULL) {
+                set_error(&P->err, sgemm_serial(d->k, d->ohw, s->c_out, P->w, 1, d->k, g, d->ohw, 1,
+                                                0.0f, dcols, d->ldcols));
+                col2im(d, dcols, P->gx + img * d->x_img);
+            }
+        }
+    }
+    FNN_BARRIER();
+    /* Partials into chunk 0's sums, chunk by chunk, each thread a slice of elements. */
+    int64_t lo, hi;
+    if (P->gw != NULL) {
+        fnn_split(gw_elems, ith, nth, &lo, &hi);
+        for (int64_t c = 1; c < P->nchunks; c++)
+            for (int64_t e = lo; e < hi; e++)
+                P->gw[e] += P->part[(c - 1) * P->part_elems + e];
+    }
+    if (P->gb != NULL) {
+        fnn_split(s->c_out, ith, nth, &lo, &hi);
+        for (int64_t c = 1; c < P->nchunks; c++)
+            for (int64_t e = lo; e < hi; e++)
+                P->gb[e] += P->part[(c - 1) * P->part_elems + gw_elems + e];
+    }
+}
+
+int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const float *x,
+                        const float *w, float *grad_x, float *grad_w, float *grad_b)
+{
+    conv_dims d;
+    if (s == NULL || conv_dims_init(s, &d) != FNN_OK)
+        return FNN_EINVAL;
+    if (s->n == 0 || s->c_out == 0) {  /* nothing flows back: every gradient is zero */
+        if (grad_x != NULL)
+            memset(grad_x, 0, (size_t)(s->n * d.x_img) * sizeof(float));
+        if (grad_w != NULL)
+            memset(grad_w, 0, (size_t)(s->c_out * d.k) * sizeof(float));
+        if (grad_b != NULL)
+            memset(grad_b, 0, (size_t)s->c_out * sizeof(float));
+        return FNN_OK;
+    }
+    if (grad_y == NULL || (grad_w != NULL && x == NULL) || (grad_x != NULL && w == NULL))
+        return FNN_EINVAL;
+    d.ldcols = fnn_round_up(d.ohw, 16);  /* rows of cols stay FNN_ALIGN-aligned */
+    int64_t part_elems = fnn_round_up(s->c_out * d.k + s->c_out, 16), nchunks = FNN_MIN(s->n, CONV_CHUNKS);
+    while (nchunks > 1 && (nchunks - 1) * part_elems * (int64_t)sizeof(float) > CONV_PARTIAL_BYTES)
+        nchunks--;
+    size_t thread_elems = (size_t)(d.k * d.ldcols) * ((grad_w != NULL) + (grad_x != NULL));
+    int64_t passes = (grad_w != NULL) + (grad_x != NULL);
+    int nth = (int)FNN_MIN(fnn_threads_for((double)s->n * d.y_img * d.k * passes), nchunks);
+    size_t part_total = (grad_w != NULL || grad_b != NULL) ? (size_t)((nchunks - 1) * part_elems) : 0;
+    float *ws = fnn_workspace(FNN_WS_OP, (thread_elems * nth + part_total) * sizeof(float));
+    if (ws == NULL)
+        return FNN_ENOMEM;
+    conv_bwd_plan P = {
+        .d = &d, .gy = grad_y, .x = x, .w = w, .gx = grad_x, .gw = grad_w, .gb = grad_b,
+        .nchunks = nchunks, .ws = ws, .part = ws + thread_elems * nth,
+        .thread_elems = thread_elems, .part_elems = (size_t)part_elems, .err = FNN_OK,
+    };
+    if (nth == 1) {
+        conv_bwd_thread(&P, 0, 1);
+        return P.err;
+    }
+#pragma omp parallel num_threads(nth)
+    conv_bwd_thread(&P, omp_get_thread_num(), omp_get_num_threads());
+    return P.err;
+}
