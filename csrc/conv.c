@@ -126,33 +126,55 @@ static void valid_range(int64_t off, int64_t stride, int64_t size, int64_t n_out
     *lo = FNN_MIN(l, *hi);
 }
 
-/* cols[(c*kh + i)*kw + j][oh*OW + ow] = x[c][oh*sh - ph + i*dh][ow*sw - pw + j*dw]
- * (0 outside the image); each row zero-filled up to ldcols. */
+/* Row (c, i, j) of im2col: dst[oh*OW + ow] = x[c][oh*sh - ph + i*dh][ow*sw - pw + j*dw],
+ * 0 outside the image. */
+static void im2col_row(const conv_dims *d, const float *x, int64_t c, int64_t i, int64_t j,
+                       float *dst)
+{
+    const fnn_conv2d_shape *s = &d->s;
+    int64_t off = j * s->dw - s->pw, lo, hi;
+    valid_range(off, s->sw, s->w, d->ow, &lo, &hi);
+    for (int64_t oh = 0; oh < d->oh; oh++, dst += d->ow) {
+        int64_t ih = oh * s->sh - s->ph + i * s->dh;
+        if (ih < 0 || ih >= s->h) {
+            memset(dst, 0, (size_t)d->ow * sizeof(float));
+            continue;
+        }
+        const float *src = x + (c * s->h + ih) * s->w + off;
+        memset(dst, 0, (size_t)lo * sizeof(float));
+        if (s->sw == 1)
+            memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(float));
+        else
+            for (int64_t ow = lo; ow < hi; ow++)
+                dst[ow] = src[ow * s->sw];
+        memset(dst + hi, 0, (size_t)(d->ow - hi) * sizeof(float));
+    }
+}
+
+/* im2col as a k x OHW matrix with row stride ldcols (for the GEMM). */
 static void im2col(const conv_dims *d, const float *x, float *cols)
 {
     const fnn_conv2d_shape *s = &d->s;
     for (int64_t c = 0; c < s->c_in; c++)
         for (int64_t i = 0; i < s->kh; i++)
-            for (int64_t j = 0; j < s->kw; j++) {
-                float *dst = cols + ((c * s->kh + i) * s->kw + j) * d->ldcols;
-                int64_t off = j * s->dw - s->pw, lo, hi;
-                valid_range(off, s->sw, s->w, d->ow, &lo, &hi);
-                for (int64_t oh = 0; oh < d->oh; oh++, dst += d->ow) {
-                    int64_t ih = oh * s->sh - s->ph + i * s->dh;
-                    if (ih < 0 || ih >= s->h) {
-                        memset(dst, 0, (size_t)d->ow * sizeof(float));
-                        continue;
-                    }
-                    const float *src = x + (c * s->h + ih) * s->w + off;
-                    memset(dst, 0, (size_t)lo * sizeof(float));
-                    if (s->sw == 1)
-                        memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(float));
-                    else
-                        for (int64_t ow = lo; ow < hi; ow++)
-                            dst[ow] = src[ow * s->sw];
-                    memset(dst + hi, 0, (size_t)(d->ow - hi) * sizeof(float));
-                }
-                memset(dst, 0, (size_t)(d->ldcols - d->ohw) * sizeof(float));
+            for (int64_t j = 0; j < s->kw; j++)
+                im2col_row(d, x, c, i, j, cols + ((c * s->kh + i) * s->kw + j) * d->ldcols);
+}
+
+/* im2col in the conv kernel's panels of nr pixels (row p of panel q at cols + (q*k + p)*nr),
+ * each row built in `row` (ldcols >= round_up(OHW, nr) floats) and zero-padded. */
+static void im2col_panels(const conv_dims *d, const float *x, int64_t nr, float *row,
+                          float *cols)
+{
+    const fnn_conv2d_shape *s = &d->s;
+    int64_t panels = (d->ohw + nr - 1) / nr;
+    memset(row + d->ohw, 0, (size_t)(panels * nr - d->ohw) * sizeof(float));
+    for (int64_t c = 0, p = 0; c < s->c_in; c++)
+        for (int64_t i = 0; i < s->kh; i++)
+            for (int64_t j = 0; j < s->kw; j++, p++) {
+                im2col_row(d, x, c, i, j, row);
+                for (int64_t q = 0; q < panels; q++)
+                    memcpy(cols + (q * d->k + p) * nr, row + q * nr, (size_t)nr * sizeof(float));
             }
 }
 
@@ -236,7 +258,7 @@ int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w
     const fnn_conv_kernels *ck = &fnn_active->conv;
     d.ldcols = fnn_round_up(d.ohw, FNN_MAX(ck->nr, 16));
     size_t wp_elems = (size_t)fnn_round_up(fnn_round_up(s->c_out, FNN_CONV_MR) * d.k, 16);
-    size_t cols_elems = (size_t)(d.k * d.ldcols);
+    size_t cols_elems = (size_t)(d.k * d.ldcols + d.ldcols);  /* panels + one row */
     int nth = (int)FNN_MIN(fnn_threads_for((double)s->n * d.y_img * d.k), s->n);
     float *ws = fnn_workspace(FNN_WS_OP, (wp_elems + cols_elems * nth) * sizeof(float));
     if (ws == NULL)
@@ -245,12 +267,12 @@ int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w
 #pragma omp parallel num_threads(nth) if (nth > 1)
     {
         int ith = omp_get_thread_num(), nt = omp_get_num_threads();
-        float *cols = ws + wp_elems + cols_elems * ith;
+        float *row = ws + wp_elems + cols_elems * ith, *cols = row + d.ldcols;
         int64_t lo, hi;
         fnn_split(s->n, ith, nt, &lo, &hi);
         for (int64_t img = lo; img < hi; img++) {
-            im2col(&d, x + img * d.x_img, cols);
-            ck->macro(s->c_out, d.ohw, d.k, ws, cols, d.ldcols, bias, y + img * d.y_img, d.ohw);
+            im2col_panels(&d, x + img * d.x_img, ck->nr, row, cols);
+            ck->macro(s->c_out, d.ohw, d.k, ws, cols, bias, y + img * d.y_img, d.ohw);
         }
     }
     return FNN_OK;

@@ -40,13 +40,12 @@ typedef struct {
 } fnn_gemm_kernels;
 
 /* Convolution forward tile loop of one ISA (simd/conv_kernel.h): out = W * cols + bias
- * with W packed in FNN_CONV_MR-row panels and cols an im2col buffer whose rows start
- * every ldcols floats (a multiple of nr, FNN_ALIGN-aligned): im2col is the B packing. */
+ * with W packed in FNN_CONV_MR-row panels and cols (im2col) in nr-pixel panels. */
 #define FNN_CONV_MR 6
 typedef struct {
     int nr;  /* output pixels per register tile */
     void (*macro)(int64_t m, int64_t n, int64_t k, const float *wp, const float *cols,
-                  int64_t ldcols, const float *bias, float *out, int64_t ldo);
+                  const float *bias, float *out, int64_t ldo);
 } fnn_conv_kernels;
 
 typedef struct {

@@ -3,10 +3,9 @@
  *
  * out[i][j] = bias[i] + sum_p W[i][p] * cols[p][j], register tile FNN_CONV_MR rows x
  * two vectors of pixels: 12 accumulators + 2 B vectors + 1 broadcast of W. Unlike the
- * GEMM, B is not packed: the im2col buffer is laid out so that it needs no packing
- * (rows FNN_ALIGN-aligned, ldcols a multiple of the tile width, zero tail), and the
- * bias seeds the accumulators, so the output is written exactly once. Every element
- * is summed over p in increasing order. */
+ * GEMM driver, there is no separate B packing: im2col writes its columns straight into
+ * the packed panel layout, and the bias seeds the accumulators, so the output is
+ * written exactly once. Every element is summed over p in increasing order. */
 
 #define FNN_CONV_NR (2 * FNN_VEC)
 
@@ -14,24 +13,25 @@ typedef float conv_vf __attribute__((vector_size(FNN_VEC * 4)));
 typedef float conv_vf_u __attribute__((vector_size(FNN_VEC * 4), aligned(4)));
 
 /* wp: W packed in panels of FNN_CONV_MR rows (panel t at wp + t*MR*k, element [p][r]),
- * rows past m zero. cols: k rows of ldcols floats, ldcols >= round_up(n, FNN_CONV_NR). */
+ * rows past m zero. cols: panels of FNN_CONV_NR pixels (panel q at cols + q*NR*k,
+ * element [p][jj], FNN_ALIGN-aligned), pixels past n zero. */
 static void conv_macro(int64_t m, int64_t n, int64_t k, const float *wp, const float *cols,
-                       int64_t ldcols, const float *bias, float *out, int64_t ldo)
+                       const float *bias, float *out, int64_t ldo)
 {
-    /* Pixel blocks outside: one k x NR slice of cols stays in L1 for every row tile. */
+    /* Pixel panels outside: one k x NR panel of cols stays in L1 for every row tile. */
     for (int64_t j = 0; j < n; j += FNN_CONV_NR) {
         int nr = (int)FNN_MIN(FNN_CONV_NR, n - j);
         for (int64_t i = 0; i < m; i += FNN_CONV_MR) {
             int mr = (int)FNN_MIN(FNN_CONV_MR, m - i);
-            const float *a = wp + i * k, *b = cols + j;
+            const float *a = wp + i * k, *b = cols + j * k;
             conv_vf acc[FNN_CONV_MR][2];
             _Pragma("GCC unroll 8") for (int r = 0; r < FNN_CONV_MR; r++) {
                 float b0 = bias ? bias[i + (r < mr ? r : mr - 1)] : 0.0f;
                 acc[r][0] = acc[r][1] = (conv_vf){0} + b0;
             }
-            _Pragma("GCC unroll 4") for (int64_t p = 0; p < k; p++, a += FNN_CONV_MR) {
-                conv_vf v0 = *(const conv_vf *)(b + p * ldcols);
-                conv_vf v1 = *(const conv_vf *)(b + p * ldcols + FNN_VEC);
+            _Pragma("GCC unroll 4") for (int64_t p = 0; p < k; p++, a += FNN_CONV_MR, b += FNN_CONV_NR) {
+                conv_vf v0 = *(const conv_vf *)b;
+                conv_vf v1 = *(const conv_vf *)(b + FNN_VEC);
                 _Pragma("GCC unroll 8") for (int r = 0; r < FNN_CONV_MR; r++) {
                     acc[r][0] += a[r] * v0;
                     acc[r][1] += a[r] * v1;
