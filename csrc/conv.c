@@ -13,6 +13,9 @@
 
 /* Images per call whose weight-gradient partials are kept apart (then summed in order). */
 #define CONV_CHUNKS 16
+/* im2col rows up to which the weight gradient uses the conv kernel's dot products
+ * (the GEMM would spend most of its register tile on padding). */
+#define CONV_WGRAD_MAX_K 32
 /* Partials beyond this many bytes use fewer chunks (still independent of threads). */
 #define CONV_PARTIAL_BYTES ((int64_t)64 << 20)
 
@@ -126,55 +129,65 @@ static void valid_range(int64_t off, int64_t stride, int64_t size, int64_t n_out
     *lo = FNN_MIN(l, *hi);
 }
 
-/* Row (c, i, j) of im2col: dst[oh*OW + ow] = x[c][oh*sh - ph + i*dh][ow*sw - pw + j*dw],
- * 0 outside the image. */
-static void im2col_row(const conv_dims *d, const float *x, int64_t c, int64_t i, int64_t j,
-                       float *dst)
+/* Writes a row of im2col in pixel order into runs of `width` floats, `step` apart
+ * (the panels of the conv kernel, or one long run for a row-major matrix). */
+typedef struct {
+    float *dst;
+    int64_t used, width, step;
+} run_writer;
+
+/* The next n values: src[t*stride], or zeros if src is NULL. */
+static inline void put(run_writer *wr, const float *src, int64_t stride, int64_t n)
 {
-    const fnn_conv2d_shape *s = &d->s;
-    int64_t off = j * s->dw - s->pw, lo, hi;
-    valid_range(off, s->sw, s->w, d->ow, &lo, &hi);
-    for (int64_t oh = 0; oh < d->oh; oh++, dst += d->ow) {
-        int64_t ih = oh * s->sh - s->ph + i * s->dh;
-        if (ih < 0 || ih >= s->h) {
-            memset(dst, 0, (size_t)d->ow * sizeof(float));
-            continue;
-        }
-        const float *src = x + (c * s->h + ih) * s->w + off;
-        memset(dst, 0, (size_t)lo * sizeof(float));
-        if (s->sw == 1)
-            memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(float));
+    while (n > 0) {
+        int64_t len = FNN_MIN(n, wr->width - wr->used);
+        float *d = wr->dst + wr->used;
+        if (src == NULL)
+            for (int64_t t = 0; t < len; t++)
+                d[t] = 0.0f;
+        else if (stride == 1)
+            for (int64_t t = 0; t < len; t++)
+                d[t] = src[t];
         else
-            for (int64_t ow = lo; ow < hi; ow++)
-                dst[ow] = src[ow * s->sw];
-        memset(dst + hi, 0, (size_t)(d->ow - hi) * sizeof(float));
+            for (int64_t t = 0; t < len; t++)
+                d[t] = src[t * stride];
+        if (src != NULL)
+            src += len * stride;
+        n -= len;
+        wr->used += len;
+        if (wr->used == wr->width) {
+            wr->used = 0;
+            wr->dst += wr->step;
+        }
     }
 }
 
-/* im2col as a k x OHW matrix with row stride ldcols (for the GEMM). */
-static void im2col(const conv_dims *d, const float *x, float *cols)
+/* im2col of one image: row (c*kh + i)*kw + j, pixel oh*OW + ow holds
+ * x[c][oh*sh - ph + i*dh][ow*sw - pw + j*dw] (0 outside the image); rows are padded
+ * with zeros to `padded` pixels. Row p starts at cols + p*row_step and is written in
+ * runs of `width`, `run_step` apart. */
+static void im2col(const conv_dims *d, const float *x, float *cols, int64_t row_step,
+                   int64_t width, int64_t run_step, int64_t padded)
 {
     const fnn_conv2d_shape *s = &d->s;
-    for (int64_t c = 0; c < s->c_in; c++)
-        for (int64_t i = 0; i < s->kh; i++)
-            for (int64_t j = 0; j < s->kw; j++)
-                im2col_row(d, x, c, i, j, cols + ((c * s->kh + i) * s->kw + j) * d->ldcols);
-}
-
-/* im2col in the conv kernel's panels of nr pixels (row p of panel q at cols + (q*k + p)*nr),
- * each row built in `row` (ldcols >= round_up(OHW, nr) floats) and zero-padded. */
-static void im2col_panels(const conv_dims *d, const float *x, int64_t nr, float *row,
-                          float *cols)
-{
-    const fnn_conv2d_shape *s = &d->s;
-    int64_t panels = (d->ohw + nr - 1) / nr;
-    memset(row + d->ohw, 0, (size_t)(panels * nr - d->ohw) * sizeof(float));
     for (int64_t c = 0, p = 0; c < s->c_in; c++)
         for (int64_t i = 0; i < s->kh; i++)
             for (int64_t j = 0; j < s->kw; j++, p++) {
-                im2col_row(d, x, c, i, j, row);
-                for (int64_t q = 0; q < panels; q++)
-                    memcpy(cols + (q * d->k + p) * nr, row + q * nr, (size_t)nr * sizeof(float));
+                run_writer wr = {cols + p * row_step, 0, width, run_step};
+                int64_t off = j * s->dw - s->pw, lo, hi;
+                valid_range(off, s->sw, s->w, d->ow, &lo, &hi);
+                for (int64_t oh = 0; oh < d->oh; oh++) {
+                    int64_t ih = oh * s->sh - s->ph + i * s->dh;
+                    if (ih < 0 || ih >= s->h) {
+                        put(&wr, NULL, 0, d->ow);
+                        continue;
+                    }
+                    const float *src = x + (c * s->h + ih) * s->w + off;
+                    put(&wr, NULL, 0, lo);
+                    put(&wr, src + lo * s->sw, s->sw, hi - lo);
+                    put(&wr, NULL, 0, d->ow - hi);
+                }
+                put(&wr, NULL, 0, padded - d->ohw);
             }
 }
 
@@ -258,7 +271,7 @@ int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w
     const fnn_conv_kernels *ck = &fnn_active->conv;
     d.ldcols = fnn_round_up(d.ohw, FNN_MAX(ck->nr, 16));
     size_t wp_elems = (size_t)fnn_round_up(fnn_round_up(s->c_out, FNN_CONV_MR) * d.k, 16);
-    size_t cols_elems = (size_t)(d.k * d.ldcols + d.ldcols);  /* panels + one row */
+    size_t cols_elems = (size_t)(d.k * d.ldcols);
     int nth = (int)FNN_MIN(fnn_threads_for((double)s->n * d.y_img * d.k), s->n);
     float *ws = fnn_workspace(FNN_WS_OP, (wp_elems + cols_elems * nth) * sizeof(float));
     if (ws == NULL)
@@ -267,11 +280,12 @@ int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w
 #pragma omp parallel num_threads(nth) if (nth > 1)
     {
         int ith = omp_get_thread_num(), nt = omp_get_num_threads();
-        float *row = ws + wp_elems + cols_elems * ith, *cols = row + d.ldcols;
+        float *cols = ws + wp_elems + cols_elems * ith;
+        int64_t nr = ck->nr, padded = fnn_round_up(d.ohw, nr);
         int64_t lo, hi;
         fnn_split(s->n, ith, nt, &lo, &hi);
         for (int64_t img = lo; img < hi; img++) {
-            im2col_panels(&d, x + img * d.x_img, ck->nr, row, cols);
+            im2col(&d, x + img * d.x_img, cols, nr, nr, d.k * nr, padded);
             ck->macro(s->c_out, d.ohw, d.k, ws, cols, bias, y + img * d.y_img, d.ohw);
         }
     }
@@ -307,9 +321,14 @@ static void conv_bwd_thread(conv_bwd_plan *P, int ith, int nth)
         for (int64_t img = first; img < last; img++) {
             const float *g = P->gy + img * d->y_img;
             if (pw != NULL) {
-                im2col(d, P->x + img * d->x_img, cols);
-                set_error(&P->err, sgemm_serial(s->c_out, d->k, d->ohw, g, d->ohw, 1, cols, 1,
-                                                d->ldcols, img == first ? 0.0f : 1.0f, pw, d->k));
+                im2col(d, P->x + img * d->x_img, cols, d->ldcols, d->ldcols, 0, d->ldcols);
+                if (d->k <= CONV_WGRAD_MAX_K)
+                    fnn_active->conv.wgrad(s->c_out, d->k, d->ohw, g, cols, d->ldcols,
+                                           img != first, pw);
+                else
+                    set_error(&P->err, sgemm_serial(s->c_out, d->k, d->ohw, g, d->ohw, 1, cols,
+                                                    1, d->ldcols, img == first ? 0.0f : 1.0f,
+                                                    pw, d->k));
             }
             if (pb != NULL)
                 for (int64_t o = 0; o < s->c_out; o++) {

@@ -46,6 +46,9 @@ typedef struct {
     int nr;  /* output pixels per register tile */
     void (*macro)(int64_t m, int64_t n, int64_t k, const float *wp, const float *cols,
                   const float *bias, float *out, int64_t ldo);
+    /* Weight gradient of one image for a short im2col: gw (m x k) (+)= g @ cols^T. */
+    void (*wgrad)(int64_t m, int64_t k, int64_t n, const float *g, const float *cols,
+                  int64_t ldcols, int add, float *gw);
 } fnn_conv_kernels;
 
 typedef struct {

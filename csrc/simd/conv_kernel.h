@@ -57,4 +57,52 @@ static void conv_macro(int64_t m, int64_t n, int64_t k, const float *wp, const f
     }
 }
 
-#define FNN_CONV_KERNELS {.nr = FNN_CONV_NR, .macro = conv_macro}
+/* Weight gradient for short im2col (k small: the GEMM would waste most of a tile on it):
+ * gw[i][q] = (add ? gw[i][q] : 0) + sum_{p<n} g[i*n + p] * cols[q*ldcols + p], as
+ * FNN_CONV_WG_M x FNN_CONV_WG_K tiles of vector dot products; lanes are added in order. */
+#define FNN_CONV_WG_M 4
+#define FNN_CONV_WG_K 3
+static void conv_wgrad(int64_t m, int64_t k, int64_t n, const float *g, const float *cols,
+                       int64_t ldcols, int add, float *gw)
+{
+    int64_t nv = n / FNN_VEC * FNN_VEC;
+    for (int64_t i0 = 0; i0 < m; i0 += FNN_CONV_WG_M)
+        for (int64_t q0 = 0; q0 < k; q0 += FNN_CONV_WG_K) {
+            const float *gr[FNN_CONV_WG_M], *cr[FNN_CONV_WG_K];
+            conv_vf acc[FNN_CONV_WG_M][FNN_CONV_WG_K];
+            /* Rows past the edge re-read the last one; their sums are dropped. */
+            _Pragma("GCC unroll 8") for (int r = 0; r < FNN_CONV_WG_M; r++)
+                gr[r] = g + FNN_MIN(i0 + r, m - 1) * n;
+            _Pragma("GCC unroll 8") for (int s = 0; s < FNN_CONV_WG_K; s++)
+                cr[s] = cols + FNN_MIN(q0 + s, k - 1) * ldcols;
+            _Pragma("GCC unroll 8") for (int r = 0; r < FNN_CONV_WG_M; r++)
+                _Pragma("GCC unroll 8") for (int s = 0; s < FNN_CONV_WG_K; s++)
+                    acc[r][s] = (conv_vf){0};
+            for (int64_t p = 0; p < nv; p += FNN_VEC) {
+                conv_vf gv[FNN_CONV_WG_M], cv[FNN_CONV_WG_K];
+                _Pragma("GCC unroll 8") for (int r = 0; r < FNN_CONV_WG_M; r++)
+                    gv[r] = *(const conv_vf_u *)(gr[r] + p);
+                _Pragma("GCC unroll 8") for (int s = 0; s < FNN_CONV_WG_K; s++)
+                    cv[s] = *(const conv_vf_u *)(cr[s] + p);
+                _Pragma("GCC unroll 8") for (int r = 0; r < FNN_CONV_WG_M; r++)
+                    _Pragma("GCC unroll 8") for (int s = 0; s < FNN_CONV_WG_K; s++)
+                        acc[r][s] += gv[r] * cv[s];
+            }
+            float sums[FNN_CONV_WG_M][FNN_CONV_WG_K][FNN_VEC] __attribute__((aligned(FNN_ALIGN)));
+            _Pragma("GCC unroll 8") for (int r = 0; r < FNN_CONV_WG_M; r++)
+                _Pragma("GCC unroll 8") for (int s = 0; s < FNN_CONV_WG_K; s++)
+                    *(conv_vf *)sums[r][s] = acc[r][s];
+            for (int r = 0; r < FNN_CONV_WG_M && i0 + r < m; r++)
+                for (int s = 0; s < FNN_CONV_WG_K && q0 + s < k; s++) {
+                    float t = 0.0f;
+                    for (int l = 0; l < FNN_VEC; l++)
+                        t += sums[r][s][l];
+                    for (int64_t p = nv; p < n; p++)
+                        t += gr[r][p] * cr[s][p];
+                    float *dst = gw + (i0 + r) * k + q0 + s;
+                    *dst = add ? *dst + t : t;
+                }
+        }
+}
+
+#define FNN_CONV_KERNELS {.nr = FNN_CONV_NR, .macro = conv_macro, .wgrad = conv_wgrad}
