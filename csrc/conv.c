@@ -213,13 +213,19 @@ static void col2im(const conv_dims *d, const float *cols, float *gx)
             }
 }
 
-/* W (m x k) into FNN_CONV_MR-row panels, element [p][r], rows past m zero. */
-static void pack_w(int64_t m, int64_t k, const float *w, float *wp)
+/* The m x k matrix w[i*rs + p*cs] into FNN_CONV_MR-row panels, element [p][r], rows
+ * past m zero: the conv kernel's A operand. */
+static void pack_w(int64_t m, int64_t k, const float *w, int64_t rs, int64_t cs, float *wp)
 {
     for (int64_t i0 = 0; i0 < m; i0 += FNN_CONV_MR, wp += FNN_CONV_MR * k)
         for (int64_t p = 0; p < k; p++)
             for (int r = 0; r < FNN_CONV_MR; r++)
-                wp[p * FNN_CONV_MR + r] = i0 + r < m ? w[(i0 + r) * k + p] : 0.0f;
+                wp[p * FNN_CONV_MR + r] = i0 + r < m ? w[(i0 + r) * rs + p * cs] : 0.0f;
+}
+
+static size_t packed_w_elems(int64_t m, int64_t k)
+{
+    return (size_t)fnn_round_up(fnn_round_up(m, FNN_CONV_MR) * k, 16);
 }
 
 /* Sum in 16 fixed lanes (vectorisable without reassociation), then the lanes in order. */
@@ -270,13 +276,13 @@ int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w
         return FNN_EINVAL;
     const fnn_conv_kernels *ck = &fnn_active->conv;
     d.ldcols = fnn_round_up(d.ohw, FNN_MAX(ck->nr, 16));
-    size_t wp_elems = (size_t)fnn_round_up(fnn_round_up(s->c_out, FNN_CONV_MR) * d.k, 16);
+    size_t wp_elems = packed_w_elems(s->c_out, d.k);
     size_t cols_elems = (size_t)(d.k * d.ldcols);
     int nth = (int)FNN_MIN(fnn_threads_for((double)s->n * d.y_img * d.k), s->n);
     float *ws = fnn_workspace(FNN_WS_OP, (wp_elems + cols_elems * nth) * sizeof(float));
     if (ws == NULL)
         return FNN_ENOMEM;
-    pack_w(s->c_out, d.k, w, ws);
+    pack_w(s->c_out, d.k, w, d.k, 1, ws);
 #pragma omp parallel num_threads(nth) if (nth > 1)
     {
         int ith = omp_get_thread_num(), nt = omp_get_num_threads();
@@ -294,9 +300,10 @@ int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w
 
 typedef struct {
     const conv_dims *d;
-    const float *gy, *x, *w;
+    const float *gy, *x;
     float *gx, *gw, *gb;
     int64_t nchunks;
+    float *wt;              /* W^T packed for the conv kernel (grad input) */
     float *ws, *part;       /* per-thread buffers; partials of chunks 1.. (chunk 0: gw, gb) */
     size_t thread_elems, part_elems;
     int err;
@@ -309,6 +316,8 @@ static void conv_bwd_thread(conv_bwd_plan *P, int ith, int nth)
     int64_t gw_elems = s->c_out * d->k;
     float *cols = P->ws + P->thread_elems * ith;
     float *dcols = P->gw != NULL ? cols + d->k * d->ldcols : cols;
+    float *gpanels = dcols + d->k * d->ldcols;
+    int64_t nr = fnn_active->conv.nr, padded = fnn_round_up(d->ohw, nr);
     int64_t c_lo, c_hi;
     fnn_split(P->nchunks, ith, nth, &c_lo, &c_hi);
     for (int64_t c = c_lo; c < c_hi; c++) {
@@ -336,8 +345,14 @@ static void conv_bwd_thread(conv_bwd_plan *P, int ith, int nth)
                     pb[o] = img == first ? sum : pb[o] + sum;
                 }
             if (P->gx != NULL) {
-                set_error(&P->err, sgemm_serial(d->k, d->ohw, s->c_out, P->w, 1, d->k, g, d->ohw, 1,
-                                                0.0f, dcols, d->ldcols));
+                /* dcols = W^T g_n on the conv kernel: g_n into pixel panels, W^T packed once. */
+                for (int64_t o = 0; o < s->c_out; o++) {
+                    run_writer wr = {gpanels + o * nr, 0, nr, s->c_out * nr};
+                    put(&wr, g + o * d->ohw, 1, d->ohw);
+                    put(&wr, NULL, 0, padded - d->ohw);
+                }
+                fnn_active->conv.macro(d->k, d->ohw, s->c_out, P->wt, gpanels, NULL, dcols,
+                                       d->ldcols);
                 col2im(d, dcols, P->gx + img * d->x_img);
             }
         }
@@ -381,15 +396,22 @@ int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const fl
     while (nchunks > 1 && (nchunks - 1) * part_elems * (int64_t)sizeof(float) > CONV_PARTIAL_BYTES)
         nchunks--;
     size_t thread_elems = (size_t)(d.k * d.ldcols) * ((grad_w != NULL) + (grad_x != NULL));
+    size_t wt_elems = 0;
+    if (grad_x != NULL) {  /* + g_n in pixel panels; W^T packed */
+        thread_elems += (size_t)fnn_round_up(s->c_out * fnn_round_up(d.ohw, fnn_active->conv.nr), 16);
+        wt_elems = packed_w_elems(d.k, s->c_out);
+    }
     int64_t passes = (grad_w != NULL) + (grad_x != NULL);
     int nth = (int)FNN_MIN(fnn_threads_for((double)s->n * d.y_img * d.k * passes), nchunks);
     size_t part_total = (grad_w != NULL || grad_b != NULL) ? (size_t)((nchunks - 1) * part_elems) : 0;
-    float *ws = fnn_workspace(FNN_WS_OP, (thread_elems * nth + part_total) * sizeof(float));
+    float *ws = fnn_workspace(FNN_WS_OP, (wt_elems + thread_elems * nth + part_total) * sizeof(float));
     if (ws == NULL)
         return FNN_ENOMEM;
+    if (grad_x != NULL)
+        pack_w(d.k, s->c_out, w, 1, d.k, ws);
     conv_bwd_plan P = {
-        .d = &d, .gy = grad_y, .x = x, .w = w, .gx = grad_x, .gw = grad_w, .gb = grad_b,
-        .nchunks = nchunks, .ws = ws, .part = ws + thread_elems * nth,
+        .d = &d, .gy = grad_y, .x = x, .gx = grad_x, .gw = grad_w, .gb = grad_b,
+        .nchunks = nchunks, .wt = ws, .ws = ws + wt_elems, .part = ws + wt_elems + thread_elems * nth,
         .thread_elems = thread_elems, .part_elems = (size_t)part_elems, .err = FNN_OK,
     };
     if (nth == 1) {
