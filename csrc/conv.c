@@ -1,14 +1,17 @@
 /* conv.c: linear and conv2d, forward and backward.
  *
  * linear is three GEMM calls (packing absorbs every transpose) and a column sum.
- * conv2d works one image at a time, images split over threads:
- *   forward        im2col into an aligned, padded buffer that the ISA's tile loop reads
- *                  as its packed B (simd/conv_kernel.h); W is packed once per call.
- *   grad weight    g_n (c_out x OHW) @ cols_n^T, summed per fixed chunk of images into
- *                  that chunk's partial, partials added in chunk order: the chunks never
- *                  depend on the thread count, so neither do the bits.
- *   grad input     W^T @ g_n, then col2im (scatter-add into image n only).
- * GEMMs called inside the parallel region run serially on the calling thread. */
+ * conv2d works one image at a time, images split over threads, and runs on the ISA's
+ * conv kernel (simd/conv_kernel.h), whose operands are packed here:
+ *   forward        y_n = W cols_n + b: im2col writes cols_n straight into the kernel's
+ *                  pixel panels; W is packed once per call.
+ *   grad weight    g_n cols_n^T, summed per fixed chunk of images into that chunk's
+ *                  partial, partials added in chunk order: the chunks never depend on
+ *                  the thread count, so neither do the bits. Short im2col (few input
+ *                  channels) uses the kernel's dot products, longer the GEMM.
+ *   grad input     dcols = W^T g_n (W^T packed once, g_n into pixel panels), then col2im
+ *                  (scatter-add into image n only).
+ *   grad bias      per-channel sums, in the same chunks. */
 #include "internal.h"
 
 /* Images per call whose weight-gradient partials are kept apart (then summed in order). */
@@ -264,6 +267,32 @@ static void set_error(int *err, int st)
     }
 }
 
+/* Stride-1 forward without im2col: the kernel reads a zero-padded copy of the image in
+ * place (B row (c, i, j) starts at c*plane + i*dh*wpad + j*dw) and computes every
+ * column of the padded width, wpad - OW of them wasted and dropped on the copy out.
+ * Used when that waste is small and im2col would write more (k x OHW) than the copy
+ * out does (c_out x OHW): e.g. 32->64 channels 3x3, not 1->32. */
+typedef struct {
+    int64_t wpad, plane;  /* padded row and plane */
+    int64_t nq;           /* computed pixels: OH * wpad */
+    int64_t xp_elems;     /* padded image + what the last panel reads past it */
+} conv_inplace;
+
+static int inplace_plan(const conv_dims *d, int64_t nr, conv_inplace *q)
+{
+    const fnn_conv2d_shape *s = &d->s;
+    int64_t hpad = s->h + 2 * s->ph, t, img, last;
+    q->wpad = s->w + 2 * s->pw;
+    if (s->sh != 1 || s->sw != 1 || 4 * (q->wpad - d->ow) > d->ow || d->k <= s->c_out ||
+        !mul_ok(&q->plane, hpad, q->wpad) || !mul_ok(&q->nq, d->oh, q->wpad) ||
+        !mul_ok(&img, s->c_in, q->plane) || !mul_ok(&t, s->kh - 1, s->dh) ||
+        !mul_ok(&t, t, q->wpad))
+        return 0;
+    last = img - q->plane + t + (s->kw - 1) * s->dw + fnn_round_up(q->nq, nr);
+    q->xp_elems = fnn_round_up(FNN_MAX(img, last), 16);
+    return 1;
+}
+
 int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w,
                        const float *bias, float *y)
 {
@@ -275,24 +304,55 @@ int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w
     if (y == NULL || x == NULL || w == NULL)
         return FNN_EINVAL;
     const fnn_conv_kernels *ck = &fnn_active->conv;
-    d.ldcols = fnn_round_up(d.ohw, FNN_MAX(ck->nr, 16));
+    int64_t nr = ck->nr;
+    conv_inplace q;
+    int inplace = inplace_plan(&d, nr, &q);
+    d.ldcols = fnn_round_up(d.ohw, FNN_MAX(nr, 16));
     size_t wp_elems = packed_w_elems(s->c_out, d.k);
-    size_t cols_elems = (size_t)(d.k * d.ldcols);
+    size_t boff_elems = inplace ? (size_t)fnn_round_up(2 * d.k, 16) : 0;  /* int64 in floats */
+    size_t thread_elems = inplace ? (size_t)(q.xp_elems + fnn_round_up(s->c_out * q.nq, 16))
+                                  : (size_t)(d.k * d.ldcols);
     int nth = (int)FNN_MIN(fnn_threads_for((double)s->n * d.y_img * d.k), s->n);
-    float *ws = fnn_workspace(FNN_WS_OP, (wp_elems + cols_elems * nth) * sizeof(float));
+    float *ws = fnn_workspace(FNN_WS_OP,
+                              (wp_elems + boff_elems + thread_elems * nth) * sizeof(float));
     if (ws == NULL)
         return FNN_ENOMEM;
     pack_w(s->c_out, d.k, w, d.k, 1, ws);
+    int64_t *boff = (int64_t *)(ws + wp_elems);
+    if (inplace)
+        for (int64_t c = 0, p = 0; c < s->c_in; c++)
+            for (int64_t i = 0; i < s->kh; i++)
+                for (int64_t j = 0; j < s->kw; j++, p++)
+                    boff[p] = c * q.plane + i * s->dh * q.wpad + j * s->dw;
 #pragma omp parallel num_threads(nth) if (nth > 1)
     {
         int ith = omp_get_thread_num(), nt = omp_get_num_threads();
-        float *cols = ws + wp_elems + cols_elems * ith;
-        int64_t nr = ck->nr, padded = fnn_round_up(d.ohw, nr);
+        float *buf = ws + wp_elems + boff_elems + thread_elems * ith;
         int64_t lo, hi;
         fnn_split(s->n, ith, nt, &lo, &hi);
+        if (inplace)  /* the border and the tail stay zero from here on */
+            memset(buf, 0, (size_t)q.xp_elems * sizeof(float));
         for (int64_t img = lo; img < hi; img++) {
-            im2col(&d, x + img * d.x_img, cols, nr, nr, d.k * nr, padded);
-            ck->macro(s->c_out, d.ohw, d.k, ws, cols, bias, y + img * d.y_img, d.ohw);
+            const float *xi = x + img * d.x_img;
+            float *yi = y + img * d.y_img;
+            if (!inplace) {
+                im2col(&d, xi, buf, nr, nr, d.k * nr, fnn_round_up(d.ohw, nr));
+                ck->macro(s->c_out, d.ohw, d.k, ws, buf, NULL, bias, yi, d.ohw);
+                continue;
+            }
+            float *out = buf + q.xp_elems;
+            if (s->ph == 0 && s->pw == 0)
+                memcpy(buf, xi, (size_t)d.x_img * sizeof(float));
+            else
+                for (int64_t c = 0; c < s->c_in; c++)
+                    for (int64_t ih = 0; ih < s->h; ih++)
+                        memcpy(buf + c * q.plane + (ih + s->ph) * q.wpad + s->pw,
+                               xi + (c * s->h + ih) * s->w, (size_t)s->w * sizeof(float));
+            ck->macro(s->c_out, q.nq, d.k, ws, buf, boff, bias, out, q.nq);
+            for (int64_t o = 0; o < s->c_out; o++)
+                for (int64_t oh = 0; oh < d.oh; oh++)
+                    memcpy(yi + o * d.ohw + oh * d.ow, out + o * q.nq + oh * q.wpad,
+                           (size_t)d.ow * sizeof(float));
         }
     }
     return FNN_OK;
@@ -351,7 +411,7 @@ static void conv_bwd_thread(conv_bwd_plan *P, int ith, int nth)
                     put(&wr, g + o * d->ohw, 1, d->ohw);
                     put(&wr, NULL, 0, padded - d->ohw);
                 }
-                fnn_active->conv.macro(d->k, d->ohw, s->c_out, P->wt, gpanels, NULL, dcols,
+                fnn_active->conv.macro(d->k, d->ohw, s->c_out, P->wt, gpanels, NULL, NULL, dcols,
                                        d->ldcols);
                 col2im(d, dcols, P->gx + img * d->x_img);
             }

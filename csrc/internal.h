@@ -40,12 +40,13 @@ typedef struct {
 } fnn_gemm_kernels;
 
 /* Convolution forward tile loop of one ISA (simd/conv_kernel.h): out = W * cols + bias
- * with W packed in FNN_CONV_MR-row panels and cols (im2col) in nr-pixel panels. */
+ * with W packed in FNN_CONV_MR-row panels and cols (im2col) in nr-pixel panels, or
+ * read in place at row offsets boff (a padded image, for stride 1). */
 #define FNN_CONV_MR 6
 typedef struct {
     int nr;  /* output pixels per register tile */
     void (*macro)(int64_t m, int64_t n, int64_t k, const float *wp, const float *cols,
-                  const float *bias, float *out, int64_t ldo);
+                  const int64_t *boff, const float *bias, float *out, int64_t ldo);
     /* Weight gradient of one image for a short im2col: gw (m x k) (+)= g @ cols^T. */
     void (*wgrad)(int64_t m, int64_t k, int64_t n, const float *g, const float *cols,
                   int64_t ldcols, int add, float *gw);

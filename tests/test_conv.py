@@ -66,6 +66,7 @@ SHAPES = [
     (2, 2, 4, 4, 3, 3, 3, 3, 2, 2),         # padding k-1, stride 3, dilation 2
     (2, 8, 9, 9, 20, 1, 1, 2, 0, 1),        # 1x1 conv
     (1, 70, 6, 5, 9, 3, 3, 1, 1, 1),        # K = 630 > one cache block of k
+    (2, 3, 12, 10, 5, 3, 3, 1, (1, 2), (2, 1)),  # stride 1, padded, dilated: read in place
 ]
 
 
