@@ -120,6 +120,30 @@ int fnn_adam_step(int64_t count, const int64_t *sizes, float *const *params,
                   double lr, double beta1, double beta2, double eps, double weight_decay,
                   int decoupled);
 
+/* ---- linear and convolution (conv.c) ----
+ * PyTorch layouts: x (n, in) and weight (out, in) for linear; NCHW x, (c_out, c_in, kh, kw)
+ * weight and NCHW output for conv2d. A NULL output pointer means "not needed" (its work
+ * is skipped); a NULL bias means none. Gradients are summed over the batch in a fixed
+ * order, so they do not depend on the thread count. */
+int fnn_linear_forward(int64_t n, int64_t in_f, int64_t out_f, const float *x, const float *w,
+                       const float *bias, float *y);
+int fnn_linear_backward(int64_t n, int64_t in_f, int64_t out_f, const float *grad_y,
+                        const float *x, const float *w, float *grad_x, float *grad_w,
+                        float *grad_b);
+
+typedef struct {
+    int64_t n, c_in, h, w;      /* input */
+    int64_t c_out, kh, kw;      /* weight */
+    int64_t sh, sw, ph, pw, dh, dw;  /* stride >= 1, zero padding >= 0, dilation >= 1 */
+} fnn_conv2d_shape;
+
+/* Output height and width; FNN_EINVAL if the shape is invalid or the output empty. */
+int fnn_conv2d_output_size(const fnn_conv2d_shape *s, int64_t *oh, int64_t *ow);
+int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w,
+                       const float *bias, float *y);
+int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const float *x,
+                        const float *w, float *grad_x, float *grad_w, float *grad_b);
+
 #ifdef __cplusplus
 }
 #endif

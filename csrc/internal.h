@@ -75,11 +75,25 @@ typedef struct {
     int fma_flops_per_iter;
 } fnn_probe_kernels;
 
+/* Convolution forward tile loop of one ISA (simd/conv_kernel.h): out = W * cols + bias
+ * with W packed in FNN_CONV_MR-row panels and cols (im2col) in nr-pixel panels, or
+ * read in place at row offsets boff (a padded image, for stride 1). */
+#define FNN_CONV_MR 6
+typedef struct {
+    int nr;  /* output pixels per register tile */
+    void (*macro)(int64_t m, int64_t n, int64_t k, const float *wp, const float *cols,
+                  const int64_t *boff, const float *bias, float *out, int64_t ldo);
+    /* Weight gradient of one image for a short im2col: gw (m x k) (+)= g @ cols^T. */
+    void (*wgrad)(int64_t m, int64_t k, int64_t n, const float *g, const float *cols,
+                  int64_t ldcols, int add, float *gw);
+} fnn_conv_kernels;
+
 typedef struct {
     const char *name;
     fnn_gemm_kernels gemm;
     fnn_probe_kernels probe;
     fnn_elementwise_kernels ew;
+    fnn_conv_kernels conv;
 } fnn_kernels;
 
 extern const fnn_kernels fnn_kernels_generic;

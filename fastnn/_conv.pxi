@@ -1,1 +1,200 @@
 # _conv.pxi: see fastnn/_core.pyx (included there).
+# linear and conv2d, forward and backward (csrc/conv.c), PyTorch layouts and semantics.
+
+
+cdef object _conv_input(object x, str name, str fn, int ndim):
+    """x as a C-contiguous float32 array with `ndim` dimensions (copied only if needed)."""
+    if not isinstance(x, np.ndarray):
+        x = np.asarray(x)
+    if x.dtype != np.float32:
+        raise TypeError(f"{fn}: {name} must be a float32 array, got dtype {x.dtype}; "
+                        f"convert it with {name}.astype(np.float32)")
+    if x.ndim != ndim:
+        raise ValueError(f"{fn}: {name} must be {ndim}-D, got shape {x.shape}")
+    return np.ascontiguousarray(x)
+
+
+cdef object _conv_output(object buf, str name, str fn, tuple shape, tuple inputs):
+    """A new float32 array of `shape`, or the caller's buffer after checking it."""
+    if buf is None:
+        return np.empty(shape, dtype=np.float32)
+    if not isinstance(buf, np.ndarray) or buf.dtype != np.float32:
+        raise TypeError(f"{fn}: {name} must be a float32 ndarray, got "
+                        f"{getattr(buf, 'dtype', type(buf).__name__)}")
+    if buf.shape != shape:
+        raise ValueError(f"{fn}: {name} must have shape {shape}, got {buf.shape}")
+    if not buf.flags.c_contiguous or not buf.flags.writeable:
+        raise ValueError(f"{fn}: {name} must be a writeable C-contiguous array")
+    for other in inputs:
+        if other is not None and np.may_share_memory(buf, other):
+            raise ValueError(f"{fn}: {name} overlaps an input; pass a separate array")
+    return buf
+
+
+cdef tuple _conv_pair(object v, str name, str fn, int minimum):
+    """An int or a pair of ints, each >= minimum, as a 2-tuple."""
+    pair = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+    if len(pair) != 2 or any(isinstance(p, bool) or not isinstance(p, (int, np.integer))
+                             for p in pair):
+        raise TypeError(f"{fn}: {name} must be an int or a pair of ints, got {v!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{fn}: {name} must be >= {minimum}, got {v!r}")
+    return int(pair[0]), int(pair[1])
+
+
+cdef const float *_cptr(const float[::1] v):
+    return &v[0] if v.shape[0] else NULL
+
+
+cdef float *_wptr(object a):
+    """Data pointer of a C-contiguous writeable float32 array or None (NULL)."""
+    if a is None:
+        return NULL
+    cdef float[::1] v = a.reshape(-1)
+    return &v[0] if v.shape[0] else NULL
+
+
+cdef const float *_rptr(object a):
+    if a is None:
+        return NULL
+    return _cptr(a.reshape(-1))
+
+
+cdef object _conv_bias(object bias, str fn, int64_t c_out):
+    if bias is None:
+        return None
+    bias = _conv_input(bias, "bias", fn, 1)
+    if bias.shape[0] != c_out:
+        raise ValueError(f"{fn}: bias must have shape ({c_out},), got {bias.shape}")
+    return bias
+
+
+def linear(x, weight, bias=None, *, out=None):
+    """x @ weight.T + bias for x (N, in), weight (out, in), bias (out,) or None."""
+    fn = "linear"
+    x = _conv_input(x, "x", fn, 2)
+    weight = _conv_input(weight, "weight", fn, 2)
+    if x.shape[1] != weight.shape[1]:
+        raise ValueError(f"{fn}: x has shape {x.shape} but weight has shape {weight.shape}; "
+                         f"weight must have shape (out_features, {x.shape[1]})")
+    cdef int64_t n = x.shape[0], in_f = x.shape[1], out_f = weight.shape[0]
+    bias = _conv_bias(bias, fn, out_f)
+    out = _conv_output(out, "out", fn, (n, out_f), (x, weight, bias))
+    cdef const float *xp = _rptr(x)
+    cdef const float *wp = _rptr(weight)
+    cdef const float *bp = _rptr(bias)
+    cdef float *yp = _wptr(out)
+    cdef int status
+    with nogil:
+        status = fnn_linear_forward(n, in_f, out_f, xp, wp, bp, yp)
+    check(status, fn)
+    return out
+
+
+def linear_backward(grad_out, x, weight, *, bias=True, need_input_grad=True,
+                    grad_input=None, grad_weight=None, grad_bias=None):
+    """Gradients (grad_x or None, grad_weight, grad_bias or None) of :func:`linear`."""
+    fn = "linear_backward"
+    x = _conv_input(x, "x", fn, 2)
+    weight = _conv_input(weight, "weight", fn, 2)
+    grad_out = _conv_input(grad_out, "grad_out", fn, 2)
+    if x.shape[1] != weight.shape[1]:
+        raise ValueError(f"{fn}: x has shape {x.shape} but weight has shape {weight.shape}; "
+                         f"weight must have shape (out_features, {x.shape[1]})")
+    cdef int64_t n = x.shape[0], in_f = x.shape[1], out_f = weight.shape[0]
+    if grad_out.shape != (n, out_f):
+        raise ValueError(f"{fn}: grad_out must have shape {(n, out_f)}, got {grad_out.shape}")
+    inputs = (grad_out, x, weight)
+    gx = _conv_output(grad_input, "grad_input", fn, (n, in_f), inputs) if need_input_grad else None
+    gw = _conv_output(grad_weight, "grad_weight", fn, (out_f, in_f), inputs)
+    gb = _conv_output(grad_bias, "grad_bias", fn, (out_f,), inputs) if bias else None
+    cdef const float *gyp = _rptr(grad_out)
+    cdef const float *xp = _rptr(x)
+    cdef const float *wp = _rptr(weight)
+    cdef float *gxp = _wptr(gx)
+    cdef float *gwp = _wptr(gw)
+    cdef float *gbp = _wptr(gb)
+    cdef int status
+    with nogil:
+        status = fnn_linear_backward(n, in_f, out_f, gyp, xp, wp, gxp, gwp, gbp)
+    check(status, fn)
+    return gx, gw, gb
+
+
+cdef fnn_conv2d_shape _conv_shape(str fn, object x, object weight, object stride,
+                                  object padding, object dilation) except *:
+    """Check x against weight and the window arguments; the C shape struct."""
+    if x.shape[1] != weight.shape[1]:
+        raise ValueError(f"{fn}: x has {x.shape[1]} input channels (shape {x.shape}) but "
+                         f"weight expects {weight.shape[1]} (shape {weight.shape})")
+    cdef fnn_conv2d_shape s
+    s.n, s.c_in, s.h, s.w = x.shape
+    s.c_out, _, s.kh, s.kw = weight.shape
+    if s.kh < 1 or s.kw < 1:
+        raise ValueError(f"{fn}: weight must have a non-empty kernel, got shape {weight.shape}")
+    s.sh, s.sw = _conv_pair(stride, "stride", fn, 1)
+    s.ph, s.pw = _conv_pair(padding, "padding", fn, 0)
+    s.dh, s.dw = _conv_pair(dilation, "dilation", fn, 1)
+    cdef int64_t oh, ow
+    if fnn_conv2d_output_size(&s, &oh, &ow) != FNN_OK:
+        raise ValueError(f"{fn}: the kernel {weight.shape[2:]} (dilation {(s.dh, s.dw)}) is "
+                         f"larger than the padded input {x.shape[2:]} (padding {(s.ph, s.pw)}): "
+                         f"the output would be empty")
+    return s
+
+
+cdef tuple _conv2d_output_hw(fnn_conv2d_shape s):
+    cdef int64_t oh, ow
+    fnn_conv2d_output_size(&s, &oh, &ow)
+    return oh, ow
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, *, out=None):
+    """2-D cross-correlation of NCHW x with weight (C_out, C_in, kh, kw), zero padding;
+    output (N, C_out, OH, OW), like torch.nn.functional.conv2d (groups=1)."""
+    fn = "conv2d"
+    x = _conv_input(x, "x", fn, 4)
+    weight = _conv_input(weight, "weight", fn, 4)
+    cdef fnn_conv2d_shape s = _conv_shape(fn, x, weight, stride, padding, dilation)
+    bias = _conv_bias(bias, fn, s.c_out)
+    oh, ow = _conv2d_output_hw(s)
+    out = _conv_output(out, "out", fn, (s.n, s.c_out, oh, ow), (x, weight, bias))
+    cdef const float *xp = _rptr(x)
+    cdef const float *wp = _rptr(weight)
+    cdef const float *bp = _rptr(bias)
+    cdef float *yp = _wptr(out)
+    cdef int status
+    with nogil:
+        status = fnn_conv2d_forward(&s, xp, wp, bp, yp)
+    check(status, fn)
+    return out
+
+
+def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, *, bias=True,
+                    need_input_grad=True, grad_input=None, grad_weight=None, grad_bias=None):
+    """Gradients (grad_x or None, grad_weight, grad_bias or None) of :func:`conv2d`;
+    grad_x is skipped (None) when need_input_grad is False, grad_bias when bias is False."""
+    fn = "conv2d_backward"
+    x = _conv_input(x, "x", fn, 4)
+    weight = _conv_input(weight, "weight", fn, 4)
+    grad_out = _conv_input(grad_out, "grad_out", fn, 4)
+    cdef fnn_conv2d_shape s = _conv_shape(fn, x, weight, stride, padding, dilation)
+    oh, ow = _conv2d_output_hw(s)
+    if grad_out.shape != (s.n, s.c_out, oh, ow):
+        raise ValueError(f"{fn}: grad_out must have shape {(s.n, s.c_out, oh, ow)} (the conv2d "
+                         f"output), got {grad_out.shape}")
+    inputs = (grad_out, x, weight)
+    gx = _conv_output(grad_input, "grad_input", fn, x.shape, inputs) if need_input_grad else None
+    gw = _conv_output(grad_weight, "grad_weight", fn, weight.shape, inputs)
+    gb = _conv_output(grad_bias, "grad_bias", fn, (s.c_out,), inputs) if bias else None
+    cdef const float *gyp = _rptr(grad_out)
+    cdef const float *xp = _rptr(x)
+    cdef const float *wp = _rptr(weight)
+    cdef float *gxp = _wptr(gx)
+    cdef float *gwp = _wptr(gw)
+    cdef float *gbp = _wptr(gb)
+    cdef int status
+    with nogil:
+        status = fnn_conv2d_backward(&s, gyp, xp, wp, gxp, gwp, gbp)
+    check(status, fn)
+    return gx, gw, gb

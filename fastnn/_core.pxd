@@ -71,3 +71,15 @@ cdef extern from "fastnn.h" nogil:
                       const float *const *grads, float *const *ms, float *const *vs, int64_t step,
                       double lr, double beta1, double beta2, double eps, double weight_decay,
                       int decoupled)
+    int fnn_linear_forward(int64_t n, int64_t in_f, int64_t out_f, const float *x,
+                           const float *w, const float *bias, float *y)
+    int fnn_linear_backward(int64_t n, int64_t in_f, int64_t out_f, const float *grad_y,
+                            const float *x, const float *w, float *grad_x, float *grad_w,
+                            float *grad_b)
+    ctypedef struct fnn_conv2d_shape:
+        int64_t n, c_in, h, w, c_out, kh, kw, sh, sw, ph, pw, dh, dw
+    int fnn_conv2d_output_size(const fnn_conv2d_shape *s, int64_t *oh, int64_t *ow)
+    int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w,
+                           const float *bias, float *y)
+    int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const float *x,
+                            const float *w, float *grad_x, float *grad_w, float *grad_b)

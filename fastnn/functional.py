@@ -2,6 +2,7 @@
 torch.nn.functional, each with its explicit backward. Keyword-only `out=`/`grad_*=`
 buffers let layers reuse memory across steps."""
 # linear and convolution (fastnn/_conv.pxi)
+from ._core import conv2d, conv2d_backward, linear, linear_backward  # noqa: F401
 # pooling (fastnn/_pool.pxi)
 from ._core import (avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward,
                     max_pool2d_with_indices)

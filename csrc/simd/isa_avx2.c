@@ -12,12 +12,14 @@
 #include "gemm_kernel.h"
 #include "probe_kernel.h"
 #include "elementwise_kernel.h"
+#include "conv_kernel.h"
 
 const fnn_kernels fnn_kernels_avx2 = {
     .name = "avx2",
     .gemm = FNN_GEMM_KERNELS(144, 256, 4096),
     .probe = FNN_PROBE_KERNELS,
     .ew = FNN_EW_KERNELS,
+    .conv = FNN_CONV_KERNELS,
 };
 
 #include "target_end.h"

@@ -1,0 +1,160 @@
+"""conv2d and linear: fastnn (every ISA variant) vs PyTorch vs the NumPy reference run in
+float32 (fastnn.reference: im2col + matmul), 1 and 2 threads, at the MNIST CNN/MLP shapes.
+
+Forward+backward skips the input gradient where a network would (the first layer's),
+in fastnn and PyTorch; the NumPy reference always computes it. Flops per pass:
+2*N*C_out*OH*OW*C_in*kh*kw (conv) or 2*N*in*out (linear); x3 for forward+backward with
+the input gradient, x2 without."""
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import functional as F
+from fastnn import reference as R
+
+from .conftest import THREADS, library_threads
+
+N = 128
+# name: (c_in, hw, c_out, k, need_input_grad)
+CONVS = {"conv1 1->32 28x28 k3": (1, 28, 32, 3, False),
+         "conv2 32->64 13x13 k3": (32, 13, 64, 3, True)}
+# name: (in, out, need_input_grad)
+LINEARS = {f"{i}->{o}": (i, o, i != 784) for i, o in [(784, 64), (64, 64), (64, 10), (1600, 128), (128, 10)]}
+PASSES = ["fwd", "fwd+bwd"]
+
+
+def conv_case(name):
+    c, hw, o, k, nig = CONVS[name]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, c, hw, hw), dtype=np.float32)
+    w = rng.standard_normal((o, c, k, k), dtype=np.float32)
+    b = rng.standard_normal(o, dtype=np.float32)
+    g = rng.standard_normal((N, o, hw - k + 1, hw - k + 1), dtype=np.float32)
+    flops = 2 * g.size * c * k * k
+    return x, w, b, g, nig, flops
+
+
+def conv_flops(flops, mode, nig):
+    return flops * (1 if mode == "fwd" else 3 if nig else 2)
+
+
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("mode", PASSES)
+@pytest.mark.parametrize("case", CONVS)
+@pytest.mark.parametrize("isa", fastnn.supported_isas())
+def test_conv2d_fastnn(benchmark, record, case, mode, threads, isa):
+    x, w, b, g, nig, flops = conv_case(case)
+    y = np.empty(g.shape, np.float32)
+    gx = np.empty(x.shape, np.float32) if nig else None
+    gw, gb = np.empty(w.shape, np.float32), np.empty(b.shape, np.float32)
+
+    def step():
+        F.conv2d(x, w, b, out=y)
+        if mode != "fwd":
+            F.conv2d_backward(g, x, w, need_input_grad=nig, grad_input=gx, grad_weight=gw,
+                              grad_bias=gb)
+
+    before = fastnn.get_isa()
+    fastnn.set_isa(isa)
+    try:
+        with library_threads("fastnn", threads):
+            benchmark(step)
+    finally:
+        fastnn.set_isa(before)
+    record(benchmark, op=f"conv2d {mode}", shape=case, library="fastnn", threads=threads,
+           flops=conv_flops(flops, mode, nig), isa=isa)
+
+
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("mode", PASSES)
+@pytest.mark.parametrize("case", CONVS)
+def test_conv2d_torch(benchmark, record, torch, case, mode, threads):
+    x, w, b, g, nig, flops = (torch.from_numpy(a) if isinstance(a, np.ndarray) else a
+                              for a in conv_case(case))
+
+    def step():
+        torch.nn.functional.conv2d(x, w, b)
+        if mode != "fwd":
+            torch.ops.aten.convolution_backward(g, x, w, [w.shape[0]], [1, 1], [0, 0], [1, 1],
+                                                False, [0, 0], 1, [nig, True, True])
+
+    with torch.no_grad(), library_threads("torch", threads):
+        benchmark(step)
+    record(benchmark, op=f"conv2d {mode}", shape=case, library="torch", threads=threads,
+           flops=conv_flops(flops, mode, nig))
+
+
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("mode", PASSES)
+@pytest.mark.parametrize("case", CONVS)
+def test_conv2d_numpy_reference(benchmark, record, case, mode, threads):
+    pytest.importorskip("threadpoolctl")
+    x, w, b, g, nig, flops = conv_case(case)
+
+    def step():
+        R.conv2d(x, w, b)
+        if mode != "fwd":
+            R.conv2d_backward(g, x, w)
+
+    with library_threads("numpy", threads):
+        benchmark.pedantic(step, rounds=3, iterations=1, warmup_rounds=1)
+    record(benchmark, op=f"conv2d {mode}", shape=case, library="numpy-ref", threads=threads,
+           flops=conv_flops(flops, mode, nig))
+
+
+def linear_case(name):
+    i, o, nig = LINEARS[name]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, i), dtype=np.float32)
+    w = rng.standard_normal((o, i), dtype=np.float32)
+    b = rng.standard_normal(o, dtype=np.float32)
+    g = rng.standard_normal((N, o), dtype=np.float32)
+    return x, w, b, g, nig, 2 * N * i * o
+
+
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("mode", PASSES)
+@pytest.mark.parametrize("case", LINEARS)
+@pytest.mark.parametrize("isa", fastnn.supported_isas())
+def test_linear_fastnn(benchmark, record, case, mode, threads, isa):
+    x, w, b, g, nig, flops = linear_case(case)
+    y = np.empty(g.shape, np.float32)
+    gx = np.empty(x.shape, np.float32) if nig else None
+    gw, gb = np.empty(w.shape, np.float32), np.empty(b.shape, np.float32)
+
+    def step():
+        F.linear(x, w, b, out=y)
+        if mode != "fwd":
+            F.linear_backward(g, x, w, need_input_grad=nig, grad_input=gx, grad_weight=gw,
+                              grad_bias=gb)
+
+    before = fastnn.get_isa()
+    fastnn.set_isa(isa)
+    try:
+        with library_threads("fastnn", threads):
+            benchmark(step)
+    finally:
+        fastnn.set_isa(before)
+    record(benchmark, op=f"linear {mode}", shape=case, library="fastnn", threads=threads,
+           flops=conv_flops(flops, mode, nig), isa=isa)
+
+
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("mode", PASSES)
+@pytest.mark.parametrize("case", LINEARS)
+def test_linear_torch(benchmark, record, torch, case, mode, threads):
+    x, w, b, g, nig, flops = (torch.from_numpy(a) if isinstance(a, np.ndarray) else a
+                              for a in linear_case(case))
+
+    def step():
+        torch.nn.functional.linear(x, w, b)
+        if mode != "fwd":
+            if nig:
+                torch.mm(g, w)
+            torch.mm(g.t(), x)
+            g.sum(0)
+
+    with torch.no_grad(), library_threads("torch", threads):
+        benchmark(step)
+    record(benchmark, op=f"linear {mode}", shape=case, library="torch", threads=threads,
+           flops=conv_flops(flops, mode, nig))

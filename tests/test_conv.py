@@ -1,0 +1,223 @@
+"""conv2d / conv2d_backward against the float64 NumPy reference (fastnn.reference).
+
+Error bound asserted, per element: |out - ref| <= gamma_K * B with gamma_K = K*u/(1-K*u),
+u = 2**-24, and B the same computation on absolute values (|x|, |w|, |g|): the classic
+bound for a dot product of length K summed in any order, with or without FMA (Higham,
+Accuracy and Stability of Numerical Algorithms, 3.1). K is the length of the sum behind
+each output: C_in*kh*kw (+1 for the bias) for the forward, N*OH*OW for the weight and bias
+gradients (+ the chunk partials: at most 16 more additions), C_out*kh*kw for the input
+gradient (each input pixel gathers at most kh*kw taps of C_out channels).
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import fastnn
+from fastnn import functional as F
+from fastnn import reference as R
+
+U = 2.0 ** -24
+
+
+def gamma(k):
+    return k * U / (1 - k * U)
+
+
+def assert_bounded(out, ref, bound, k, what):
+    err = np.abs(out.astype(np.float64) - ref)
+    worst = np.max(err - gamma(k) * bound) if err.size else 0.0
+    assert worst <= 0.0, f"{what}: error exceeds gamma_{k} bound by {worst}"
+
+
+def make(rng, n, c, h, w, o, kh, kw):
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((o, c, kh, kw)).astype(np.float32)
+    b = rng.standard_normal(o).astype(np.float32)
+    return x, wt, b
+
+
+def check_conv(rng, n, c, h, w, o, kh, kw, stride, padding, dilation):
+    x, wt, b = make(rng, n, c, h, w, o, kh, kw)
+    args = (stride, padding, dilation)
+    x64, w64, b64 = x.astype(np.float64), wt.astype(np.float64), b.astype(np.float64)
+    y = F.conv2d(x, wt, b, *args)
+    ref = R.conv2d(x64, w64, b64, *args)
+    assert y.shape == ref.shape and y.dtype == np.float32
+    assert_bounded(y, ref, R.conv2d(np.abs(x64), np.abs(w64), np.abs(b64), *args),
+                   c * kh * kw + 1, "y")
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    g64 = g.astype(np.float64)
+    gx, gw, gb = F.conv2d_backward(g, x, wt, *args)
+    rx, rw, rb = R.conv2d_backward(g64, x64, w64, *args)
+    bx, bw, bb = R.conv2d_backward(np.abs(g64), np.abs(x64), np.abs(w64), *args)
+    ohw = y.shape[2] * y.shape[3]
+    assert_bounded(gx, rx, bx, o * kh * kw, "grad_x")
+    assert_bounded(gw, rw, bw, n * ohw + 16, "grad_w")
+    assert_bounded(gb, rb, bb, n * ohw + 16, "grad_b")
+
+
+# (n, c_in, h, w, c_out, kh, kw, stride, padding, dilation)
+SHAPES = [
+    (4, 1, 28, 28, 32, 3, 3, 1, 0, 1),      # MNIST conv1
+    (3, 32, 13, 13, 64, 3, 3, 1, 0, 1),     # MNIST conv2
+    (1, 3, 7, 9, 5, 3, 2, 1, 0, 1),         # batch 1, odd, non-square kernel
+    (2, 5, 11, 13, 7, 3, 5, (2, 3), (1, 2), (2, 1)),
+    (2, 4, 5, 6, 3, 5, 6, 1, 0, 1),         # kernel == input: 1x1 output
+    (2, 2, 4, 4, 3, 3, 3, 3, 2, 2),         # padding k-1, stride 3, dilation 2
+    (2, 8, 9, 9, 20, 1, 1, 2, 0, 1),        # 1x1 conv
+    (1, 70, 6, 5, 9, 3, 3, 1, 1, 1),        # K = 630 > one cache block of k
+    (2, 3, 12, 10, 5, 3, 3, 1, (1, 2), (2, 1)),  # stride 1, padded, dilated: read in place
+]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_conv2d_matches_reference(isa, rng, shape):
+    check_conv(rng, *shape)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 6), o=st.integers(1, 9),
+       kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 3), sw=st.integers(1, 3),
+       dh=st.integers(1, 2), dw=st.integers(1, 2), extra_h=st.integers(0, 9),
+       extra_w=st.integers(0, 9), data=st.data(), seed=st.integers(0, 2 ** 32 - 1))
+def test_conv2d_random_shapes(n, c, o, kh, kw, sh, sw, dh, dw, extra_h, extra_w, data, seed):
+    ph = data.draw(st.integers(0, kh - 1))
+    pw = data.draw(st.integers(0, kw - 1))
+    h = max(1, dh * (kh - 1) + 1 - 2 * ph + extra_h)
+    w = max(1, dw * (kw - 1) + 1 - 2 * pw + extra_w)
+    before = fastnn.get_isa()
+    try:
+        for isa in fastnn.supported_isas():
+            fastnn.set_isa(isa)
+            check_conv(np.random.default_rng(seed), n, c, h, w, o, kh, kw, (sh, sw), (ph, pw),
+                       (dh, dw))
+    finally:
+        fastnn.set_isa(before)
+
+
+@pytest.mark.parametrize("shape", [(37, 1, 20, 20, 16, 3, 3, 1, 1, 1),
+                                   (19, 16, 9, 11, 24, 3, 2, (1, 2), 1, 1)], ids=str)
+def test_thread_count_does_not_change_bits(isa, rng, threads, shape):
+    n, c, h, w, o, kh, kw, *args = shape
+    x, wt, b = make(rng, n, c, h, w, o, kh, kw)
+    g = rng.standard_normal(F.conv2d(x, wt, b, *args).shape).astype(np.float32)
+    results = []
+    for t in (1, 2, 3):
+        threads(t)
+        results.append((F.conv2d(x, wt, b, *args),) + F.conv2d_backward(g, x, wt, *args))
+    for other in results[1:]:
+        for a, b_ in zip(results[0], other):
+            assert np.array_equal(a, b_)
+
+
+def test_optional_gradients_are_skipped(rng):
+    x, wt, _ = make(rng, 3, 4, 8, 7, 5, 3, 3)
+    g = rng.standard_normal((3, 5, 6, 5)).astype(np.float32)
+    gx, gw, gb = F.conv2d_backward(g, x, wt)
+    nx, nw, nb = F.conv2d_backward(g, x, wt, need_input_grad=False, bias=False)
+    assert nx is None and nb is None
+    assert np.array_equal(gw, nw)
+
+
+def test_out_buffers_are_used_and_returned(rng):
+    x, wt, b = make(rng, 2, 3, 6, 6, 4, 3, 3)
+    out = np.full((2, 4, 4, 4), np.nan, np.float32)
+    assert F.conv2d(x, wt, b, out=out) is out
+    assert np.array_equal(out, F.conv2d(x, wt, b))
+    g = rng.standard_normal(out.shape).astype(np.float32)
+    bufs = [np.full(s, np.nan, np.float32) for s in (x.shape, wt.shape, (4,))]
+    res = F.conv2d_backward(g, x, wt, grad_input=bufs[0], grad_weight=bufs[1], grad_bias=bufs[2])
+    assert all(r is buf for r, buf in zip(res, bufs))
+    for r, e in zip(res, F.conv2d_backward(g, x, wt)):
+        assert np.array_equal(r, e)
+
+
+def test_views_are_copied_silently(rng):
+    x, wt, b = make(rng, 2, 3, 10, 12, 4, 3, 3)
+    xv = np.asfortranarray(x)[:, :, ::2, 1::2]
+    assert np.array_equal(F.conv2d(xv, wt[:, :, ::-1], b), F.conv2d(xv.copy(), wt[:, :, ::-1].copy(), b))
+
+
+def test_empty_batch(rng):
+    x = np.zeros((0, 3, 5, 5), np.float32)
+    wt = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    y = F.conv2d(x, wt, np.ones(4, np.float32), padding=1)
+    assert y.shape == (0, 4, 5, 5)
+    gx, gw, gb = F.conv2d_backward(y, x, wt, padding=1)
+    assert gx.shape == x.shape and (gw == 0).all() and gw.shape == wt.shape and (gb == 0).all()
+
+
+def test_matches_torch_float32(rng):
+    torch = pytest.importorskip("torch")
+    for n, c, h, w, o, kh, kw, *args in SHAPES:
+        x, wt, b = make(rng, n, c, h, w, o, kh, kw)
+        tx = torch.from_numpy(x).requires_grad_()
+        tw = torch.from_numpy(wt).requires_grad_()
+        tb = torch.from_numpy(b).requires_grad_()
+        ty = torch.nn.functional.conv2d(tx, tw, tb, *args)
+        g = rng.standard_normal(tuple(ty.shape)).astype(np.float32)
+        ty.backward(torch.from_numpy(g))
+        y = F.conv2d(x, wt, b, *args)
+        scale = np.sqrt(c * kh * kw)  # both sides round in float32: ~sqrt(K) ulps typical
+        np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-4, atol=1e-5 * scale)
+        for mine, theirs in zip(F.conv2d_backward(g, x, wt, *args), (tx.grad, tw.grad, tb.grad)):
+            ref = theirs.numpy()
+            np.testing.assert_allclose(mine, ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max() + 1e-6)
+
+
+X = np.ones((2, 3, 8, 8), np.float32)
+W = np.ones((4, 3, 3, 3), np.float32)
+G = np.ones((2, 4, 6, 6), np.float32)
+
+BAD_FORWARD = [
+    (dict(x=X.astype(np.float64)), TypeError, "x must be a float32 array, got dtype float64"),
+    (dict(weight=W.astype(np.float16)), TypeError, "weight must be a float32"),
+    (dict(x=X[0]), ValueError, r"x must be 4-D, got shape \(3, 8, 8\)"),
+    (dict(weight=W[0]), ValueError, "weight must be 4-D"),
+    (dict(weight=np.ones((4, 2, 3, 3), np.float32)), ValueError, "x has 3 input channels.*weight expects 2"),
+    (dict(weight=np.ones((4, 3, 9, 3), np.float32)), ValueError, "larger than the padded input"),
+    (dict(dilation=4), ValueError, "larger than the padded input"),
+    (dict(stride=0), ValueError, "stride must be >= 1"),
+    (dict(stride=(1, -2)), ValueError, "stride must be >= 1"),
+    (dict(dilation=0), ValueError, "dilation must be >= 1"),
+    (dict(padding=-1), ValueError, "padding must be >= 0"),
+    (dict(padding=1.5), TypeError, "padding must be an int or a pair"),
+    (dict(stride=(1, 2, 3)), TypeError, "stride must be an int or a pair"),
+    (dict(bias=np.ones(5, np.float32)), ValueError, r"bias must have shape \(4,\), got \(5,\)"),
+    (dict(bias=np.ones(4)), TypeError, "bias must be a float32"),
+    (dict(out=np.empty((2, 4, 6, 5), np.float32)), ValueError, r"out must have shape \(2, 4, 6, 6\)"),
+    (dict(out=np.empty((2, 4, 6, 6))), TypeError, "out must be a float32"),
+    (dict(out=np.empty((2, 4, 6, 6), np.float32, order="F")), ValueError, "C-contiguous"),
+]
+
+
+@pytest.mark.parametrize("kw,exc,msg", BAD_FORWARD)
+def test_conv2d_bad_inputs(kw, exc, msg):
+    args = dict(x=X, weight=W, bias=None, stride=1, padding=0, dilation=1)
+    args.update(kw)
+    out = args.pop("out", None)
+    with pytest.raises(exc, match=msg):
+        F.conv2d(**args, out=out)
+
+
+BAD_BACKWARD = [
+    (dict(grad_out=np.ones((2, 4, 6, 5), np.float32)), ValueError, r"grad_out must have shape \(2, 4, 6, 6\)"),
+    (dict(grad_out=G.astype(np.float64)), TypeError, "grad_out must be a float32"),
+    (dict(grad_out=G[0]), ValueError, "grad_out must be 4-D"),
+    (dict(weight=np.ones((4, 2, 3, 3), np.float32)), ValueError, "input channels"),
+    (dict(padding=-1), ValueError, "padding must be >= 0"),
+    (dict(grad_weight=np.empty((4, 3, 3, 2), np.float32)), ValueError, "grad_weight must have shape"),
+    (dict(grad_input=np.empty(X.shape)), TypeError, "grad_input must be a float32"),
+    (dict(grad_bias=np.empty((4, 1), np.float32)), ValueError, "grad_bias must have shape"),
+    (dict(grad_input=X), ValueError, "grad_input overlaps an input"),
+]
+
+
+@pytest.mark.parametrize("kw,exc,msg", BAD_BACKWARD)
+def test_conv2d_backward_bad_inputs(kw, exc, msg):
+    args = dict(grad_out=G, x=X.copy(), weight=W)
+    if "grad_input" in kw and kw["grad_input"] is X:
+        kw = dict(grad_input=args["x"])
+    args.update(kw)
+    with pytest.raises(exc, match=msg):
+        F.conv2d_backward(**args)
