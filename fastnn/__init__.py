@@ -4,6 +4,10 @@ from importlib.metadata import PackageNotFoundError, version as _version
 
 from . import _core
 from ._core import get_isa, get_num_threads, set_isa, set_num_threads, supported_isas
+from . import functional, losses, models, nn, optim
+from .nn import Sequential
+from .serialization import load, save
+from .training import EarlyStopping, History
 
 try:
     __version__ = _version("fastnn")
@@ -39,4 +43,5 @@ def show_config(file=None):
 
 
 __all__ = ["matmul", "show_config", "get_isa", "set_isa", "supported_isas",
-           "get_num_threads", "set_num_threads", "__version__"]
+           "get_num_threads", "set_num_threads", "__version__", "functional", "losses",
+           "models", "nn", "optim", "Sequential", "load", "save", "EarlyStopping", "History"]
