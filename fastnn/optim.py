@@ -50,25 +50,26 @@ class Optimizer:
                 "state": {k: [a.copy() for a in v] for k, v in self._state_arrays().items()}}
 
     def load_state_dict(self, state):
-        if state.get("type") != type(self).__name__:
-            raise ValueError(f"{type(self).__name__}.load_state_dict: the state is from a "
+        """Take over hyperparameters, step count and state arrays (copied in place)."""
+        name = type(self).__name__
+        if state.get("type") != name:
+            raise ValueError(f"{name}.load_state_dict: the state is from a "
                              f"{state.get('type')!r} optimizer")
-        mine = self._state_arrays()
-        theirs = state["state"]
+        # Re-initialise with the saved hyperparameters: this validates them and
+        # allocates the state arrays they need (e.g. SGD's momentum buffers).
+        type(self).__init__(self, self.params, **state["hyperparameters"])
+        mine, theirs = self._state_arrays(), state["state"]
         if set(theirs) != set(mine):
-            raise ValueError(f"{type(self).__name__}.load_state_dict: state has arrays "
-                             f"{sorted(theirs)}, expected {sorted(mine)}")
-        for name, arrays in mine.items():
-            shapes = [a.shape for a in arrays]
-            if [np.shape(a) for a in theirs[name]] != shapes:
-                raise ValueError(f"{type(self).__name__}.load_state_dict: {name!r} shapes "
-                                 f"{[np.shape(a) for a in theirs[name]]} do not match the "
-                                 f"parameters' {shapes}")
-        for name, arrays in mine.items():
-            for dst, src in zip(arrays, theirs[name]):
+            raise ValueError(f"{name}.load_state_dict: state has arrays {sorted(theirs)}, "
+                             f"expected {sorted(mine)}")
+        for key, arrays in mine.items():
+            shapes = [np.shape(a) for a in theirs[key]]
+            if shapes != [a.shape for a in arrays]:
+                raise ValueError(f"{name}.load_state_dict: {key!r} shapes {shapes} do not "
+                                 f"match the parameters' {[a.shape for a in arrays]}")
+        for key, arrays in mine.items():
+            for dst, src in zip(arrays, theirs[key]):
                 np.copyto(dst, src)
-        for key, value in state["hyperparameters"].items():
-            setattr(self, key, tuple(value) if key == "betas" else value)
         self.steps = int(state["steps"])
 
     def __repr__(self):
