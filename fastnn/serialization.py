@@ -109,6 +109,8 @@ def _read(path):
             if missing:
                 raise bad(f"corrupt fastnn model file: missing entries {missing}")
             entries = [(n, zf.read(n)) for n in header["entries"]]
+            if _digest(header["payload"], entries) != header.get("sha256"):
+                raise bad("corrupt fastnn model file: SHA-256 checksum mismatch")
     except ValueError as e:
         if str(e).startswith(f"{path}: "):
             raise
@@ -116,8 +118,6 @@ def _read(path):
     except (zipfile.BadZipFile, zlib.error, EOFError, KeyError, TypeError) as e:
         raise bad(f"not a fastnn model file, or truncated/corrupt ({type(e).__name__}: "
                   f"{e})") from None
-    if _digest(header["payload"], entries) != header.get("sha256"):
-        raise bad("corrupt fastnn model file: SHA-256 checksum mismatch")
     return header, dict(entries)
 
 

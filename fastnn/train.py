@@ -5,7 +5,7 @@
 prints the loss, accuracy, time and samples/s of every epoch and the final test accuracy.
 If the MNIST training split is not available locally but its test split is (as in a
 copy holding only t10k-*), it trains on the first 8,000 test images and evaluates on
-the last 2,000, and says so."""
+the last 2,000 (80 % / 20 % of a smaller file), and says so."""
 import argparse
 import sys
 import time
@@ -60,7 +60,7 @@ def load_data(name, root, download):
         except FileNotFoundError:  # nothing local: load both splits, downloading if allowed
             train = datasets.load(name, "train", root, download=download)
         else:
-            n = MNIST_FALLBACK_TRAIN
+            n = min(MNIST_FALLBACK_TRAIN, len(x) * 4 // 5)  # 80 % of a smaller file
             note = (f"MNIST training split not found; training on the first {n:,} "
                     f"test-split images and evaluating on the remaining {len(x) - n:,}")
             return (x[:n], y[:n]), (x[n:], y[n:]), note
