@@ -4,10 +4,6 @@ from importlib.metadata import PackageNotFoundError, version as _version
 
 from . import _core
 from ._core import get_isa, get_num_threads, set_isa, set_num_threads, supported_isas
-from . import functional, losses, models, nn, optim
-from .nn import Sequential
-from .serialization import load, save
-from .training import EarlyStopping, History
 
 try:
     __version__ = _version("fastnn")
@@ -41,6 +37,12 @@ def show_config(file=None):
         print(f"{key:<{width}} : {value}", file=file)
     return config
 
+
+# The training API: layers, losses, optimizers and the model API, in Python on the kernels.
+from . import functional, losses, models, nn, optim  # noqa: E402
+from .nn import Sequential  # noqa: E402
+from .serialization import load, save  # noqa: E402
+from .training import EarlyStopping, History  # noqa: E402
 
 __all__ = ["matmul", "show_config", "get_isa", "set_isa", "supported_isas",
            "get_num_threads", "set_num_threads", "__version__", "functional", "losses",
