@@ -440,28 +440,31 @@ class Sequential(Model, Module):
             layer.train(mode)
         return self
 
-    def _check_input(self, x):
+    def _check_shape(self, shape):
+        if self.input_shape is not None and tuple(shape[1:]) != self.input_shape:
+            expected = ", ".join(map(str, ("N",) + self.input_shape))
+            raise ValueError(f"Sequential: layer 0 ({self.layers[0]!r}) expects input of shape "
+                             f"({expected}) (the model's input_shape), got {tuple(shape)}")
+
+    def _through_layers(self, method, value):
+        """value = layer.<method>(value) for each layer; errors name the layer's index."""
+        for i, layer in enumerate(self.layers):
+            try:
+                value = getattr(layer, method)(value)
+            except ValueError as e:
+                raise ValueError(f"Sequential: layer {i}: {e}") from None
+        return value
+
+    def forward(self, x):
         if not isinstance(x, np.ndarray) or x.dtype != np.float32:
             raise TypeError(f"Sequential: input must be a float32 ndarray, got "
                             f"{getattr(x, 'dtype', type(x).__name__)}; use x.astype(np.float32)")
-        if self.input_shape is not None and x.shape[1:] != self.input_shape:
-            expected = ", ".join(map(str, ("N",) + self.input_shape))
-            raise ValueError(f"Sequential: layer 0 ({self.layers[0]!r}) expects input of shape "
-                             f"({expected}) (the model's input_shape), got {x.shape}")
-
-    def forward(self, x):
-        self._check_input(x)
-        for i, layer in enumerate(self.layers):
-            try:
-                x = layer.forward(x)
-            except ValueError as e:
-                raise ValueError(f"Sequential: layer {i}: {e}") from None
-        return x
+        self._check_shape(x.shape)
+        return self._through_layers("forward", x)
 
     def output_shape(self, shape):
-        for layer in self.layers:
-            shape = layer.output_shape(shape)
-        return shape
+        self._check_shape(shape)
+        return self._through_layers("output_shape", tuple(shape))
 
     def backward(self, grad_out, need_input_grad=False):
         """Backpropagate through all layers, writing every parameter's `.grad`.

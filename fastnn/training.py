@@ -243,7 +243,7 @@ class Model:
     def evaluate(self, x, y, batch_size=256, *, loss=None):
         """{"loss", "accuracy"} over (x, y) in eval mode, with the loss of the last fit
         (cross-entropy if none); "accuracy" is omitted for losses without one (mse)."""
-        loss_fn = type(losses.get(loss or self.loss or "cross_entropy"))()
+        loss_fn = losses.get(loss or self.loss or "cross_entropy")
         x, y = self._prepare(x, y, loss_fn, "evaluate")
         was_training = self.training
         self.eval()
