@@ -114,16 +114,13 @@ class Module:
         return self.train(False)
 
     def output_shape(self, shape):
-        """Shape of the output for an input of `shape` (batch first); validates it."""
-        self._check_shape(shape)
+        """Shape of the output for an input of `shape` (batch first); validates it.
+        This default suits the shape-preserving layers."""
         return tuple(shape)
 
     def config(self):
         """Constructor arguments, JSON-serialisable (the architecture in saved files)."""
         return {}
-
-    def _check_shape(self, shape):
-        pass
 
     def _expect(self, shape, expected, ok):
         if not ok:

@@ -284,13 +284,13 @@ class Model:
         if shape is None:
             raise ValueError("summary: pass input_shape (per sample, e.g. (1, 28, 28)) or "
                              "build the model with Sequential(..., input_shape=...)")
-        shape = ("N",) + tuple(shape)
+        shape = (1,) + tuple(shape)
         rows = [("Layer (type)", "Output shape", "Params")]
         for i, layer in enumerate(self.layers):
-            shape = layer.output_shape((1,) + shape[1:])
-            shape = ("N",) + shape[1:]
+            shape = layer.output_shape(shape)
             count = sum(p.data.size for p in layer.parameters())
-            rows.append((f"{i}: {type(layer).__name__}", f"({', '.join(map(str, shape))})", f"{count:,}"))
+            rows.append((f"{i}: {type(layer).__name__}",
+                         f"({', '.join(map(str, ('N',) + shape[1:]))})", f"{count:,}"))
         widths = [max(len(r[c]) for r in rows) for c in range(3)]
         rule = "-" * (sum(widths) + 4)
         lines = [rule]
