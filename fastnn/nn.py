@@ -1,0 +1,489 @@
+"""Layers with explicit forward/backward on float32 NumPy arrays, PyTorch spelling and
+weight layouts (Linear weight (out, in), Conv2d weight (out, in, kh, kw), NCHW
+activations), so a state dict moves between fastnn and torch unchanged.
+
+Memory: each layer keeps its outputs and gradients in buffers it owns and reuses
+them while the batch shape stays the same, so a steady-state training step
+allocates nothing. The array a forward or backward call returns is such a buffer:
+the next call with the same shape overwrites it (copy it to keep it).
+
+Gradients: `backward` writes (does not add to) each Parameter's `.grad`, so one
+backward per step needs no `zero_grad`; `zero_grad` exists for PyTorch-style loops.
+
+The explicit training loop::
+
+    model = fastnn.models.mlp(seed=0)
+    loss_fn = fastnn.losses.CrossEntropyLoss()
+    opt = fastnn.optim.Adam(model.parameters(), lr=1e-3)
+    for xb, yb in fastnn.datasets.iterate_batches(x, y, 128, seed=0):
+        out = model(xb)
+        loss = loss_fn(out, yb)
+        model.backward(loss_fn.backward())
+        opt.step()
+"""
+import math
+
+import numpy as np
+
+from . import functional as F
+from .reference import conv2d_output_shape
+from .training import Model
+
+__all__ = ["Parameter", "Module", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "ReLU",
+           "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Flatten", "Dropout", "Sequential"]
+
+
+class Parameter:
+    """A trainable float32 array `.data` and its gradient `.grad` (same shape)."""
+
+    __slots__ = ("data", "grad")
+
+    def __init__(self, data):
+        self.data = np.ascontiguousarray(data, dtype=np.float32)
+        self.grad = np.zeros_like(self.data)
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    def __repr__(self):
+        return f"Parameter(shape={self.data.shape})"
+
+
+def _pair(v, name):
+    pair = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
+    if len(pair) != 2 or not all(isinstance(i, (int, np.integer)) for i in pair):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _init_weights(rng, shape, fan_in, fan_out, init):
+    """Weight and bias values for a layer with the given fans.
+
+    "torch": PyTorch's default, kaiming_uniform_(a=sqrt(5)) = U(-1/sqrt(fan_in), +...)
+    for the weight and the same range for the bias; "he": He-normal N(0, 2/fan_in)
+    (for ReLU nets), zero bias; "glorot": Glorot-uniform U(+-sqrt(6/(fan_in+fan_out))),
+    zero bias."""
+    if init == "torch":
+        bound = 1.0 / math.sqrt(fan_in)
+        return (rng.uniform(-bound, bound, shape).astype(np.float32),
+                rng.uniform(-bound, bound, shape[0]).astype(np.float32))
+    if init == "he":
+        w = rng.normal(0.0, math.sqrt(2.0 / fan_in), shape)
+    elif init == "glorot":
+        bound = math.sqrt(6.0 / (fan_in + fan_out))
+        w = rng.uniform(-bound, bound, shape)
+    else:
+        raise ValueError(f"init must be 'torch', 'he' or 'glorot', got {init!r}")
+    return w.astype(np.float32), np.zeros(shape[0], np.float32)
+
+
+class Module:
+    """Base layer: `forward(x)` / `backward(grad_out)`, parameters, train/eval mode,
+    and `_buffer`, the per-layer memory reused across steps."""
+
+    training = True
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def forward(self, x):
+        raise NotImplementedError
+
+    def backward(self, grad_out, need_input_grad=True):
+        """Gradient w.r.t. the input of the last forward (None if not needed);
+        writes the parameters' `.grad`."""
+        raise NotImplementedError
+
+    def parameters(self):
+        return [v for v in vars(self).values() if isinstance(v, Parameter)]
+
+    def named_parameters(self):
+        """(name, Parameter) pairs; names match torch's state_dict keys."""
+        return [(k, v) for k, v in vars(self).items() if isinstance(v, Parameter)]
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad.fill(0.0)
+
+    def train(self, mode=True):
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def output_shape(self, shape):
+        """Shape of the output for an input of `shape` (batch first); validates it.
+        This default suits the shape-preserving layers."""
+        return tuple(shape)
+
+    def config(self):
+        """Constructor arguments, JSON-serialisable (the architecture in saved files)."""
+        return {}
+
+    def _expect(self, shape, expected, ok):
+        if not ok:
+            raise ValueError(f"{self!r} expects input of shape {expected}, got {tuple(shape)}")
+
+    def _buffer(self, key, shape, dtype=np.float32):
+        """A layer-owned array of this shape, reused while the shape stays the same."""
+        bufs = self.__dict__.setdefault("_buffers", {})
+        buf = bufs.get(key)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = bufs[key] = np.empty(shape, dtype)
+        return buf
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class Linear(Module):
+    """y = x @ weight.T + bias for x of shape (N, in_features)."""
+
+    def __init__(self, in_features, out_features, bias=True, *, seed=None, init="torch"):
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        if self.in_features <= 0 or self.out_features <= 0:
+            raise ValueError(f"Linear: feature counts must be positive, got "
+                             f"({in_features}, {out_features})")
+        w, b = _init_weights(np.random.default_rng(seed), (self.out_features, self.in_features),
+                             self.in_features, self.out_features, init)
+        self.weight = Parameter(w)
+        self.bias = Parameter(b) if bias else None
+
+    def _check_shape(self, shape):
+        self._expect(shape, f"(N, {self.in_features})",
+                     len(shape) == 2 and shape[1] == self.in_features)
+
+    def output_shape(self, shape):
+        self._check_shape(shape)
+        return (shape[0], self.out_features)
+
+    def forward(self, x):
+        self._check_shape(x.shape)
+        self._x = x
+        bias = None if self.bias is None else self.bias.data
+        return F.linear(x, self.weight.data, bias,
+                        out=self._buffer("y", (x.shape[0], self.out_features)))
+
+    def backward(self, grad_out, need_input_grad=True):
+        x = self._x
+        return F.linear_backward(
+            grad_out, x, self.weight.data, bias=self.bias is not None,
+            need_input_grad=need_input_grad,
+            grad_input=self._buffer("dx", x.shape) if need_input_grad else None,
+            grad_weight=self.weight.grad,
+            grad_bias=None if self.bias is None else self.bias.grad)[0]
+
+    def config(self):
+        return {"in_features": self.in_features, "out_features": self.out_features,
+                "bias": self.bias is not None}
+
+
+class Conv2d(Module):
+    """2-D cross-correlation over NCHW input, weight (out, in, kh, kw)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, bias=True, *, seed=None, init="torch"):
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        if self.in_channels <= 0 or self.out_channels <= 0:
+            raise ValueError(f"Conv2d: channel counts must be positive, got "
+                             f"({in_channels}, {out_channels})")
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride = _pair(stride, "stride")
+        self.padding = _pair(padding, "padding")
+        self.dilation = _pair(dilation, "dilation")
+        kh, kw = self.kernel_size
+        if min(kh, kw, *self.stride, *self.dilation) <= 0 or min(self.padding) < 0:
+            raise ValueError(f"Conv2d: kernel_size, stride and dilation must be positive and "
+                             f"padding non-negative, got {self.config()}")
+        fan_in, fan_out = self.in_channels * kh * kw, self.out_channels * kh * kw
+        w, b = _init_weights(np.random.default_rng(seed),
+                             (self.out_channels, self.in_channels, kh, kw), fan_in, fan_out, init)
+        self.weight = Parameter(w)
+        self.bias = Parameter(b) if bias else None
+
+    def output_shape(self, shape):
+        self._expect(shape, f"(N, {self.in_channels}, H, W)",
+                     len(shape) == 4 and shape[1] == self.in_channels)
+        try:
+            oh, ow = conv2d_output_shape(shape[2], shape[3], self.kernel_size, self.stride,
+                                         self.padding, self.dilation)
+        except ValueError as e:
+            raise ValueError(f"{self!r}: input of shape {tuple(shape)} is too small: {e}") from None
+        return (shape[0], self.out_channels, oh, ow)
+
+    def _args(self):
+        return self.stride, self.padding, self.dilation
+
+    def forward(self, x):
+        self._x = x
+        bias = None if self.bias is None else self.bias.data
+        return F.conv2d(x, self.weight.data, bias, *self._args(),
+                        out=self._buffer("y", self.output_shape(x.shape)))
+
+    def backward(self, grad_out, need_input_grad=True):
+        x = self._x
+        return F.conv2d_backward(
+            grad_out, x, self.weight.data, *self._args(), bias=self.bias is not None,
+            need_input_grad=need_input_grad,
+            grad_input=self._buffer("dx", x.shape) if need_input_grad else None,
+            grad_weight=self.weight.grad,
+            grad_bias=None if self.bias is None else self.bias.grad)[0]
+
+    def config(self):
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": list(self.kernel_size), "stride": list(self.stride),
+                "padding": list(self.padding), "dilation": list(self.dilation),
+                "bias": self.bias is not None}
+
+
+class _Pool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0):
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None else _pair(stride, "stride")
+        self.padding = _pair(padding, "padding")
+        if min(*self.kernel_size, *self.stride) <= 0 or min(self.padding) < 0 or any(
+                p > k // 2 for p, k in zip(self.padding, self.kernel_size)):
+            raise ValueError(f"{type(self).__name__}: kernel_size and stride must be positive "
+                             f"and padding at most half the kernel, got {self.config()}")
+
+    def output_shape(self, shape):
+        self._expect(shape, "(N, C, H, W)", len(shape) == 4)
+        try:
+            oh, ow = conv2d_output_shape(shape[2], shape[3], self.kernel_size, self.stride,
+                                         self.padding, 1)
+        except ValueError as e:
+            raise ValueError(f"{self!r}: input of shape {tuple(shape)} is too small: {e}") from None
+        return (shape[0], shape[1], oh, ow)
+
+    def _args(self):
+        return self.kernel_size, self.stride, self.padding
+
+    def config(self):
+        return {"kernel_size": list(self.kernel_size), "stride": list(self.stride),
+                "padding": list(self.padding)}
+
+
+class MaxPool2d(_Pool2d):
+    """Max pooling; in training mode it saves the argmax indices for backward."""
+
+    def forward(self, x):
+        self._x = x
+        y = self._buffer("y", self.output_shape(x.shape))
+        if not self.training:
+            return F.max_pool2d(x, *self._args(), out=y)
+        return F.max_pool2d_with_indices(
+            x, *self._args(), out=y, indices=self._buffer("idx", y.shape, np.int64))[0]
+
+    def backward(self, grad_out, need_input_grad=True):
+        if not need_input_grad:
+            return None
+        return F.max_pool2d_backward(grad_out, self._x, *self._args(),
+                                     indices=self._buffers["idx"],
+                                     out=self._buffer("dx", self._x.shape))
+
+
+class AvgPool2d(_Pool2d):
+    """Average pooling, zero padding counted in the divisor (PyTorch's default)."""
+
+    def forward(self, x):
+        self._x = x
+        return F.avg_pool2d(x, *self._args(), out=self._buffer("y", self.output_shape(x.shape)))
+
+    def backward(self, grad_out, need_input_grad=True):
+        if not need_input_grad:
+            return None
+        return F.avg_pool2d_backward(grad_out, self._x, *self._args(),
+                                     out=self._buffer("dx", self._x.shape))
+
+
+class _Elementwise(Module):
+    """An activation y = f(x); backward uses x or y, as the kernel's contract says."""
+
+    _forward = _backward = None  # staticmethods: the kernel pair
+    _backward_uses_output = False
+
+    def _extra(self):
+        return ()
+
+    def forward(self, x):
+        y = self._forward(x, *self._extra(), out=self._buffer("y", x.shape))
+        self._saved = y if self._backward_uses_output else x
+        return y
+
+    def backward(self, grad_out, need_input_grad=True):
+        if not need_input_grad:
+            return None
+        return self._backward(grad_out, self._saved, *self._extra(),
+                              out=self._buffer("dx", grad_out.shape))
+
+
+class ReLU(_Elementwise):
+    _forward, _backward = staticmethod(F.relu), staticmethod(F.relu_backward)
+
+
+class LeakyReLU(_Elementwise):
+    _forward, _backward = staticmethod(F.leaky_relu), staticmethod(F.leaky_relu_backward)
+
+    def __init__(self, negative_slope=0.01):
+        self.negative_slope = float(negative_slope)
+
+    def _extra(self):
+        return (self.negative_slope,)
+
+    def config(self):
+        return {"negative_slope": self.negative_slope}
+
+
+class Sigmoid(_Elementwise):
+    _forward, _backward = staticmethod(F.sigmoid), staticmethod(F.sigmoid_backward)
+    _backward_uses_output = True
+
+
+class Tanh(_Elementwise):
+    _forward, _backward = staticmethod(F.tanh), staticmethod(F.tanh_backward)
+    _backward_uses_output = True
+
+
+class Softmax(_Elementwise):
+    """Softmax over the last axis (torch.nn.Softmax(dim=-1))."""
+    _forward, _backward = staticmethod(F.softmax), staticmethod(F.softmax_backward)
+    _backward_uses_output = True
+
+
+class Flatten(Module):
+    """(N, ...) -> (N, prod(...)), the element order of torch.flatten(x, 1); a view."""
+
+    def output_shape(self, shape):
+        self._expect(shape, "(N, ...)", len(shape) >= 1)
+        return (shape[0], math.prod(shape[1:]))
+
+    def forward(self, x):
+        self._shape = x.shape
+        return x.reshape(self.output_shape(x.shape))
+
+    def backward(self, grad_out, need_input_grad=True):
+        return grad_out.reshape(self._shape) if need_input_grad else None
+
+
+class Dropout(Module):
+    """Zeroes each element with probability p in training mode and scales the rest by
+    1/(1-p) (inverted dropout, like torch); the identity in eval mode."""
+
+    def __init__(self, p=0.5, *, seed=None):
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
+        self.p = float(p)
+        self._rng = np.random.default_rng(seed)
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            self._mask = None
+            return x
+        mask = self._buffer("mask", x.shape)
+        self._rng.random(out=mask, dtype=np.float32)
+        # mask = (u >= p) / (1 - p), built in place
+        np.greater_equal(mask, self.p, out=mask)
+        mask *= np.float32(1.0 / (1.0 - self.p))
+        self._mask = mask
+        return np.multiply(x, mask, out=self._buffer("y", x.shape))
+
+    def backward(self, grad_out, need_input_grad=True):
+        if not need_input_grad:
+            return None
+        if self._mask is None:
+            return grad_out
+        return np.multiply(grad_out, self._mask, out=self._buffer("dx", grad_out.shape))
+
+    def config(self):
+        return {"p": self.p}
+
+
+class Sequential(Model, Module):
+    """Layers applied in order. `input_shape` (per sample, e.g. (1, 28, 28)) is
+    optional: with it, inputs are checked up front and `summary()` needs no argument.
+
+    The Keras-style API (`fit`, `evaluate`, `predict`, `summary`, `save`) comes from
+    fastnn.training.Model."""
+
+    def __init__(self, *layers, input_shape=None):
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise TypeError(f"Sequential: layer {i} is {type(layer).__name__}, "
+                                f"not a fastnn.nn.Module")
+        self.layers = list(layers)
+        self.input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
+        self.optimizer = None
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def parameters(self):
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def named_parameters(self):
+        """Names like torch.nn.Sequential's state_dict: "0.weight", "0.bias", ..."""
+        return [(f"{i}.{name}", p) for i, layer in enumerate(self.layers)
+                for name, p in layer.named_parameters()]
+
+    def train(self, mode=True):
+        self.training = bool(mode)
+        for layer in self.layers:
+            layer.train(mode)
+        return self
+
+    def _check_shape(self, shape):
+        if self.input_shape is not None and tuple(shape[1:]) != self.input_shape:
+            expected = ", ".join(map(str, ("N",) + self.input_shape))
+            raise ValueError(f"Sequential: layer 0 ({self.layers[0]!r}) expects input of shape "
+                             f"({expected}) (the model's input_shape), got {tuple(shape)}")
+
+    def _through_layers(self, method, value):
+        """value = layer.<method>(value) for each layer; errors name the layer's index."""
+        for i, layer in enumerate(self.layers):
+            try:
+                value = getattr(layer, method)(value)
+            except ValueError as e:
+                raise ValueError(f"Sequential: layer {i}: {e}") from None
+        return value
+
+    def forward(self, x):
+        if not isinstance(x, np.ndarray) or x.dtype != np.float32:
+            raise TypeError(f"Sequential: input must be a float32 ndarray, got "
+                            f"{getattr(x, 'dtype', type(x).__name__)}; use x.astype(np.float32)")
+        self._check_shape(x.shape)
+        return self._through_layers("forward", x)
+
+    def output_shape(self, shape):
+        self._check_shape(shape)
+        return self._through_layers("output_shape", tuple(shape))
+
+    def backward(self, grad_out, need_input_grad=False):
+        """Backpropagate through all layers, writing every parameter's `.grad`.
+
+        The model's input needs no gradient by default, so the layers before the first
+        one with parameters are skipped and that one runs with need_input_grad=False;
+        returns the input gradient only if need_input_grad is True (else None)."""
+        first = 0 if need_input_grad else next(
+            (i for i, layer in enumerate(self.layers) if layer.parameters()), len(self.layers))
+        for i in range(len(self.layers) - 1, first - 1, -1):
+            grad_out = self.layers[i].backward(grad_out, need_input_grad or i > first)
+        return grad_out if need_input_grad else None
+
+    def config(self):
+        return {"layers": [{"type": type(layer).__name__, "config": layer.config()}
+                           for layer in self.layers],
+                "input_shape": None if self.input_shape is None else list(self.input_shape)}
+
+    def __repr__(self):
+        inner = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
+        return f"Sequential({inner}\n)"
+
+
+LAYERS = {cls.__name__: cls for cls in (Linear, Conv2d, MaxPool2d, AvgPool2d, ReLU, LeakyReLU,
+                                        Sigmoid, Tanh, Softmax, Flatten, Dropout)}

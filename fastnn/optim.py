@@ -1,0 +1,203 @@
+"""Optimizers with torch.optim's update rules, each step ONE fused C kernel call over
+all parameters (fastnn._core.sgd_step / adam_step update the arrays in place), and
+epoch-wise learning-rate schedules.
+
+Parameter arrays are updated in place, so their identity never changes; code that
+loads weights must copy into `p.data` (np.copyto), not rebind it."""
+import math
+
+import numpy as np
+
+from . import _core
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "StepLR", "CosineAnnealingLR", "get"]
+
+
+class Optimizer:
+    """Base: holds the parameters, the per-parameter state arrays and the step count."""
+
+    def __init__(self, params, lr):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        if not lr > 0:
+            raise ValueError(f"{type(self).__name__}: lr must be positive, got {lr!r}")
+        self.lr = float(lr)
+        self.steps = 0
+        # Cached lists: the fused kernel takes lists of arrays, built once here.
+        self._data = [p.data for p in self.params]
+        self._grads = [p.grad for p in self.params]
+
+    def zero_grad(self):
+        for g in self._grads:
+            g.fill(0.0)
+
+    def _zeros(self):
+        return [np.zeros_like(d) for d in self._data]
+
+    def hyperparameters(self):
+        """Constructor keyword arguments (JSON-serialisable)."""
+        raise NotImplementedError
+
+    def _state_arrays(self):
+        """Name -> list of per-parameter state arrays (updated in place by step)."""
+        raise NotImplementedError
+
+    def state_dict(self):
+        """{"type", "hyperparameters", "steps", "state": {name: [arrays]}} (copies)."""
+        return {"type": type(self).__name__, "hyperparameters": self.hyperparameters(),
+                "steps": self.steps,
+                "state": {k: [a.copy() for a in v] for k, v in self._state_arrays().items()}}
+
+    def load_state_dict(self, state):
+        """Take over hyperparameters, step count and state arrays (copied in place)."""
+        name = type(self).__name__
+        if state.get("type") != name:
+            raise ValueError(f"{name}.load_state_dict: the state is from a "
+                             f"{state.get('type')!r} optimizer")
+        # Re-initialise with the saved hyperparameters: this validates them and
+        # allocates the state arrays they need (e.g. SGD's momentum buffers).
+        type(self).__init__(self, self.params, **state["hyperparameters"])
+        mine, theirs = self._state_arrays(), state["state"]
+        if set(theirs) != set(mine):
+            raise ValueError(f"{name}.load_state_dict: state has arrays {sorted(theirs)}, "
+                             f"expected {sorted(mine)}")
+        for key, arrays in mine.items():
+            shapes = [np.shape(a) for a in theirs[key]]
+            if shapes != [a.shape for a in arrays]:
+                raise ValueError(f"{name}.load_state_dict: {key!r} shapes {shapes} do not "
+                                 f"match the parameters' {[a.shape for a in arrays]}")
+        for key, arrays in mine.items():
+            for dst, src in zip(arrays, theirs[key]):
+                np.copyto(dst, src)
+        self.steps = int(state["steps"])
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """torch.optim.SGD: optional momentum (with Nesterov) and L2 weight decay."""
+
+    def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0,
+                 dampening=0.0):
+        super().__init__(params, lr)
+        if momentum < 0 or weight_decay < 0:
+            raise ValueError(f"SGD: momentum and weight_decay must be >= 0, got "
+                             f"{momentum!r}, {weight_decay!r}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("SGD: Nesterov momentum requires momentum > 0 and dampening 0")
+        self.momentum, self.nesterov = float(momentum), bool(nesterov)
+        self.weight_decay, self.dampening = float(weight_decay), float(dampening)
+        self._bufs = self._zeros() if self.momentum else None
+
+    def step(self):
+        _core.sgd_step(self._data, self._grads, self._bufs, lr=self.lr,
+                       momentum=self.momentum, dampening=self.dampening,
+                       nesterov=self.nesterov, weight_decay=self.weight_decay,
+                       first_step=self.steps == 0)
+        self.steps += 1
+
+    def hyperparameters(self):
+        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
+                "weight_decay": self.weight_decay, "dampening": self.dampening}
+
+    def _state_arrays(self):
+        return {} if self._bufs is None else {"momentum_buffer": self._bufs}
+
+
+class Adam(Optimizer):
+    """torch.optim.Adam (L2 weight decay added to the gradient)."""
+
+    _decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr)
+        b1, b2 = (float(b) for b in betas)
+        if not (0 <= b1 < 1 and 0 <= b2 < 1) or eps < 0 or weight_decay < 0:
+            raise ValueError(f"{type(self).__name__}: need betas in [0, 1), eps >= 0 and "
+                             f"weight_decay >= 0, got {betas!r}, {eps!r}, {weight_decay!r}")
+        self.betas, self.eps, self.weight_decay = (b1, b2), float(eps), float(weight_decay)
+        self._m, self._v = self._zeros(), self._zeros()
+
+    def step(self):
+        self.steps += 1
+        _core.adam_step(self._data, self._grads, self._m, self._v, step=self.steps,
+                        lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], eps=self.eps,
+                        weight_decay=self.weight_decay, decoupled=self._decoupled)
+
+    def hyperparameters(self):
+        return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps,
+                "weight_decay": self.weight_decay}
+
+    def _state_arrays(self):
+        return {"exp_avg": self._m, "exp_avg_sq": self._v}
+
+
+class AdamW(Adam):
+    """torch.optim.AdamW: weight decay decoupled from the gradient (param *= 1 - lr*wd)."""
+
+    _decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        super().__init__(params, lr, betas, eps, weight_decay)
+
+
+OPTIMIZERS = {cls.__name__: cls for cls in (SGD, Adam, AdamW)}
+
+
+def get(name, params, **kwargs):
+    """An optimizer by (case-insensitive) name: 'sgd', 'adam' or 'adamw'."""
+    by_lower = {k.lower(): v for k, v in OPTIMIZERS.items()}
+    if name.lower() not in by_lower:
+        raise ValueError(f"optimizer must be one of {sorted(by_lower)}, got {name!r}")
+    return by_lower[name.lower()](params, **kwargs)
+
+
+class _Scheduler:
+    """Sets optimizer.lr once per epoch. Also a fit() callback: pass it in
+    `callbacks=[...]` and it steps at the end of every epoch."""
+
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+        self.base_lr = optimizer.lr
+        self.epoch = 0
+
+    def step(self):
+        self.epoch += 1
+        self.optimizer.lr = self._lr(self.epoch)
+
+    def get_last_lr(self):
+        return self.optimizer.lr
+
+    def on_epoch_end(self, epoch, logs):
+        self.step()
+
+
+class StepLR(_Scheduler):
+    """lr = base_lr * gamma ** (epoch // step_size), like torch's StepLR."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1):
+        if step_size < 1:
+            raise ValueError(f"StepLR: step_size must be >= 1, got {step_size!r}")
+        super().__init__(optimizer)
+        self.step_size, self.gamma = int(step_size), float(gamma)
+
+    def _lr(self, epoch):
+        return self.base_lr * self.gamma ** (epoch // self.step_size)
+
+
+class CosineAnnealingLR(_Scheduler):
+    """lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2 (closed form
+    of torch's CosineAnnealingLR within its first period)."""
+
+    def __init__(self, optimizer, T_max, eta_min=0.0):
+        if T_max < 1:
+            raise ValueError(f"CosineAnnealingLR: T_max must be >= 1, got {T_max!r}")
+        super().__init__(optimizer)
+        self.T_max, self.eta_min = int(T_max), float(eta_min)
+
+    def _lr(self, epoch):
+        return self.eta_min + (self.base_lr - self.eta_min) * (
+            1 + math.cos(math.pi * epoch / self.T_max)) / 2

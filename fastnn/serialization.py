@@ -1,0 +1,168 @@
+"""save/load of a Sequential model: architecture, weights and optimizer state.
+
+Format: a zip archive (stored, not compressed) holding `fastnn.json` and one `.npy`
+entry per array. The JSON carries a magic string, the format version, the
+architecture, the optimizer's type, hyperparameters and step count, the list of
+arrays, and a SHA-256 over the JSON payload and every array entry's bytes, so a
+truncated, bit-flipped or foreign file raises ValueError naming the file.
+
+Writes go to a temporary file in the same directory, are fsync'ed, and then
+os.replace'd over the destination: a crash leaves the old file or the new one,
+never half of one."""
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+import zlib
+
+import numpy as np
+
+from . import nn, optim
+
+__all__ = ["save", "load"]
+
+MAGIC = "fastnn-model"
+VERSION = 1
+_HEADER = "fastnn.json"
+
+
+def _npy_bytes(array):
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _digest(payload, entries):
+    """SHA-256 over the canonical JSON payload, then each entry's name and bytes in order."""
+    h = hashlib.sha256(json.dumps(payload, sort_keys=True).encode())
+    for name, data in entries:
+        h.update(name.encode() + b"\0" + len(data).to_bytes(8, "little") + data)
+    return h.hexdigest()
+
+
+def save(model, path, optimizer=None):
+    """Write `model` (a fastnn.nn.Sequential) and optionally `optimizer` to path atomically."""
+    if not isinstance(model, nn.Sequential):
+        raise TypeError(f"save: model must be a fastnn.nn.Sequential, got {type(model).__name__}")
+    entries = [(f"param/{name}.npy", _npy_bytes(p.data))
+               for name, p in model.named_parameters()]
+    payload = {"model": model.config(), "optimizer": None,
+               "parameters": [name for name, _ in model.named_parameters()]}
+    if optimizer is not None:
+        state = optimizer.state_dict()
+        payload["optimizer"] = {"type": state["type"],
+                                "hyperparameters": state["hyperparameters"],
+                                "steps": state["steps"],
+                                "state": {k: len(v) for k, v in state["state"].items()}}
+        entries += [(f"optim/{k}/{i}.npy", _npy_bytes(a))
+                    for k, arrays in state["state"].items() for i, a in enumerate(arrays)]
+    header = {"magic": MAGIC, "version": VERSION, "payload": payload,
+              "entries": [name for name, _ in entries], "sha256": _digest(payload, entries)}
+
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
+                               dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
+                zf.writestr(_HEADER, json.dumps(header, indent=1))
+                for name, data in entries:
+                    zf.writestr(name, data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def _read(path):
+    """(header, {entry name: bytes}) of a fastnn file, checked; ValueError otherwise."""
+    def bad(why):
+        return ValueError(f"{path}: {why}")
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            if _HEADER not in names:
+                raise bad("not a fastnn model file (no fastnn.json entry)")
+            header = json.loads(zf.read(_HEADER))
+            if not isinstance(header, dict) or header.get("magic") != MAGIC:
+                raise bad("not a fastnn model file (wrong magic in fastnn.json)")
+            if header.get("version") != VERSION:
+                raise bad(f"fastnn model format version {header.get('version')!r} is not "
+                          f"supported (this fastnn reads version {VERSION})")
+            missing = [n for n in header["entries"] if n not in names]
+            if missing:
+                raise bad(f"corrupt fastnn model file: missing entries {missing}")
+            entries = [(n, zf.read(n)) for n in header["entries"]]
+            if _digest(header["payload"], entries) != header.get("sha256"):
+                raise bad("corrupt fastnn model file: SHA-256 checksum mismatch")
+    except ValueError as e:
+        if str(e).startswith(f"{path}: "):
+            raise
+        raise bad(f"corrupt fastnn model file ({type(e).__name__}: {e})") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, KeyError, TypeError) as e:
+        raise bad(f"not a fastnn model file, or truncated/corrupt ({type(e).__name__}: "
+                  f"{e})") from None
+    return header, dict(entries)
+
+
+def _array(path, entries, name):
+    try:
+        return np.lib.format.read_array(io.BytesIO(entries[name]), allow_pickle=False)
+    except (ValueError, EOFError) as e:
+        raise ValueError(f"{path}: corrupt array entry {name}: {e}") from None
+
+
+def load(path):
+    """Read a model written by save/Sequential.save; the optimizer (if saved) is
+    rebuilt on the model's parameters with its state and put in model.optimizer."""
+    path = os.fspath(path)
+    header, entries = _read(path)
+    payload = header["payload"]
+    try:
+        arch = payload["model"]
+        layers = [nn.LAYERS[spec["type"]](**spec["config"]) for spec in arch["layers"]]
+        model = nn.Sequential(*layers, input_shape=arch["input_shape"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path}: unreadable architecture ({type(e).__name__}: {e})") from None
+    params = model.named_parameters()
+    if [name for name, _ in params] != payload["parameters"]:
+        raise ValueError(f"{path}: parameter names {payload['parameters']} do not match the "
+                         f"architecture's {[name for name, _ in params]}")
+    for name, p in params:
+        value = _array(path, entries, f"param/{name}.npy")
+        if value.shape != p.data.shape or value.dtype != np.float32:
+            raise ValueError(f"{path}: parameter {name} is {value.dtype} {value.shape}, "
+                             f"expected float32 {p.data.shape}")
+        np.copyto(p.data, value)
+    spec = payload["optimizer"]
+    if spec is not None:
+        try:
+            opt = optim.OPTIMIZERS[spec["type"]](model.parameters(), **spec["hyperparameters"])
+            opt.load_state_dict({
+                "type": spec["type"], "hyperparameters": spec["hyperparameters"],
+                "steps": spec["steps"],
+                "state": {k: [_array(path, entries, f"optim/{k}/{i}.npy") for i in range(n)]
+                          for k, n in spec["state"].items()}})
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"{path}: unreadable optimizer state ({type(e).__name__}: "
+                             f"{e})") from None
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+        model.optimizer = opt
+    return model

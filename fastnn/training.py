@@ -1,0 +1,311 @@
+"""The Keras-style model API of Sequential (fit, evaluate, predict, summary, save),
+History, callbacks and progress display.
+
+`fit` runs exactly the explicit loop (see fastnn.nn) over fastnn.datasets.iterate_batches:
+    out = model(xb); loss = loss_fn(out, yb); model.backward(loss_fn.backward()); opt.step()
+"""
+import math
+import sys
+import time
+
+import numpy as np
+
+from . import losses
+from .datasets import iterate_batches
+
+__all__ = ["Model", "History", "Callback", "EarlyStopping"]
+
+
+class History:
+    """Per-epoch metrics of one fit: `history` maps each name (loss, accuracy, val_loss,
+    val_accuracy, seconds, samples_per_sec) to a list with one value per epoch."""
+
+    def __init__(self):
+        self.history = {}
+        self.epoch = []
+
+    def append(self, epoch, logs):
+        self.epoch.append(epoch)
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(value)
+
+    def __repr__(self):
+        return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
+
+
+class Callback:
+    """Hooks fit calls: set_model(model), on_train_begin(), on_epoch_end(epoch, logs),
+    on_train_end(). Set model.stop_training = True to stop after the current epoch.
+    Any object with some of these methods works (the LR schedulers of fastnn.optim do)."""
+
+    model = None
+
+    def set_model(self, model):
+        self.model = model
+
+    def on_train_begin(self):
+        pass
+
+    def on_epoch_end(self, epoch, logs):
+        pass
+
+    def on_train_end(self):
+        pass
+
+
+class EarlyStopping(Callback):
+    """Stop when `monitor` has not improved by more than min_delta for `patience` epochs.
+
+    With restore_best_weights, the weights of the best epoch are copied back when
+    training ends (early or not)."""
+
+    def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto",
+                 restore_best_weights=False):
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"EarlyStopping: mode must be 'auto', 'min' or 'max', got {mode!r}")
+        if mode == "auto":
+            mode = "max" if "acc" in monitor else "min"
+        self.monitor, self.patience, self.min_delta = monitor, int(patience), abs(min_delta)
+        self.sign = 1.0 if mode == "min" else -1.0
+        self.restore_best_weights = restore_best_weights
+
+    def on_train_begin(self):
+        self.best, self.wait, self.best_epoch = math.inf, 0, None
+        self.best_weights, self.stopped_epoch = None, None
+
+    def on_epoch_end(self, epoch, logs):
+        if self.monitor not in logs:
+            raise ValueError(f"EarlyStopping: monitor {self.monitor!r} is not among the "
+                             f"metrics {sorted(logs)} (val_* need validation data)")
+        value = self.sign * logs[self.monitor]
+        if value < self.best - self.min_delta:
+            self.best, self.wait, self.best_epoch = value, 0, epoch
+            if self.restore_best_weights:
+                self.best_weights = [p.data.copy() for p in self.model.parameters()]
+            return
+        self.wait += 1
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self):
+        if self.best_weights is not None:
+            for p, best in zip(self.model.parameters(), self.best_weights):
+                np.copyto(p.data, best)
+
+
+def _call(callbacks, hook, *args):
+    for cb in callbacks:
+        fn = getattr(cb, hook, None)
+        if fn is not None:
+            fn(*args)
+
+
+def _progress(total, desc, verbose):
+    """A tqdm bar on stderr when verbose == 1 and tqdm is installed, else None."""
+    if verbose != 1:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, unit="samples", leave=False, file=sys.stderr,
+                dynamic_ncols=True)
+
+
+def _format_logs(logs):
+    parts = []
+    for key, value in logs.items():
+        if key == "seconds":
+            parts.append(f"{value:.1f}s")
+        elif key == "samples_per_sec":
+            parts.append(f"{value:,.0f} samples/s")
+        else:
+            parts.append(f"{key} {value:.4f}")
+    return " - ".join(parts)
+
+
+class Model:
+    """Mixin giving Sequential its Keras-style API."""
+
+    loss = None
+    stop_training = False
+
+    def _prepare(self, x, y, loss_fn, what):
+        """x as float32 (converted once) and y as the loss expects; checks lengths/labels."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        y = np.asarray(y)
+        if len(x) != len(y):
+            raise ValueError(f"{what}: x and y must have the same length, got len(x)={len(x)} "
+                             f"and len(y)={len(y)}")
+        if len(x) == 0:
+            raise ValueError(f"{what}: x is empty")
+        out_shape = self.output_shape((1,) + x.shape[1:])
+        if isinstance(loss_fn, losses.CrossEntropyLoss):
+            if not np.issubdtype(y.dtype, np.integer) or y.ndim != 1:
+                raise ValueError(f"{what}: cross-entropy needs integer class labels of shape "
+                                 f"(N,), got {y.dtype} of shape {y.shape}")
+            classes = out_shape[-1]
+            bad = np.flatnonzero((y < 0) | (y >= classes))
+            if bad.size:
+                raise ValueError(f"{what}: labels must lie in [0, {classes}) for a model with "
+                                 f"{classes} outputs; y[{bad[0]}] = {y[bad[0]]}")
+            return x, y.astype(np.int64)
+        if y.shape[1:] != out_shape[1:]:
+            raise ValueError(f"{what}: targets must have shape (N, "
+                             f"{', '.join(map(str, out_shape[1:]))}) like the model output, "
+                             f"got {y.shape}")
+        return x, np.ascontiguousarray(y, dtype=np.float32)
+
+    def fit(self, x, y, *, optimizer, loss="cross_entropy", epochs=1, batch_size=32,
+            validation_data=None, validation_split=0.0, shuffle=True, seed=None, verbose=1,
+            callbacks=None):
+        """Train for `epochs` passes over (x, y) and return a History.
+
+        x is converted to float32 once; y holds int class labels for cross_entropy, or
+        float targets shaped like the output for 'binary_cross_entropy' / 'mse'.
+        validation_split takes the last fraction of x (before shuffling) as validation
+        data. `seed` fixes the shuffling. verbose: 0 silent, 1 progress bar (tqdm if
+        installed) and a line per epoch, 2 a line per epoch. Logged per epoch: loss,
+        accuracy (mean over the epoch's batches, as Keras does), val_loss, val_accuracy,
+        seconds and samples_per_sec (training time only)."""
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size <= 0:
+            raise ValueError(f"fit: batch_size must be a positive int, got {batch_size!r}")
+        if not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split!r}")
+        loss_fn = losses.get(loss)
+        x, y = self._prepare(x, y, loss_fn, "fit")
+        if validation_data is not None:
+            xv, yv = self._prepare(*validation_data, loss_fn, "fit (validation_data)")
+        elif validation_split:
+            n_val = int(len(x) * validation_split)
+            if n_val == 0 or n_val == len(x):
+                raise ValueError(f"fit: validation_split={validation_split} leaves "
+                                 f"{n_val} of {len(x)} samples for validation")
+            x, xv, y, yv = x[:-n_val], x[-n_val:], y[:-n_val], y[-n_val:]
+        else:
+            xv = yv = None
+
+        self.optimizer, self.loss, self.stop_training = optimizer, loss_fn, False
+        history = History()
+        callbacks = list(callbacks or [])
+        _call(callbacks, "set_model", self)
+        _call(callbacks, "on_train_begin")
+        rng = np.random.default_rng(seed)
+        for epoch in range(epochs):
+            logs = self._train_epoch(x, y, optimizer, loss_fn, batch_size, shuffle, rng,
+                                     f"Epoch {epoch + 1}/{epochs}", verbose)
+            if xv is not None:
+                val = self.evaluate(xv, yv, batch_size=max(batch_size, 256), loss=loss_fn)
+                logs.update({"val_" + k: v for k, v in val.items()})
+            history.append(epoch, logs)
+            if verbose:
+                print(f"Epoch {epoch + 1}/{epochs} - {_format_logs(logs)}", flush=True)
+            _call(callbacks, "on_epoch_end", epoch, logs)
+            if self.stop_training:
+                break
+        _call(callbacks, "on_train_end")
+        return history
+
+    def _train_epoch(self, x, y, optimizer, loss_fn, batch_size, shuffle, rng, desc, verbose):
+        self.train()
+        bar = _progress(len(x), desc, verbose)
+        total_loss, correct, seen = 0.0, 0, 0
+        start = time.perf_counter()
+        for i, (xb, yb) in enumerate(iterate_batches(x, y, batch_size, shuffle, seed=rng)):
+            out = self.forward(xb)
+            batch_loss = loss_fn(out, yb)
+            if loss_fn.has_accuracy:
+                correct += loss_fn.correct(out, yb)
+            self.backward(loss_fn.backward())
+            optimizer.step()
+            total_loss += batch_loss * len(xb)
+            seen += len(xb)
+            if bar is not None:
+                bar.update(len(xb))
+                if i % 10 == 0:
+                    rate = seen / max(time.perf_counter() - start, 1e-9)
+                    bar.set_postfix_str(f"loss {total_loss / seen:.4f}, {rate:,.0f} samples/s",
+                                        refresh=False)
+        seconds = time.perf_counter() - start
+        if bar is not None:
+            bar.close()
+        logs = {"loss": total_loss / seen}
+        if loss_fn.has_accuracy:
+            logs["accuracy"] = correct / seen
+        logs["seconds"] = seconds
+        logs["samples_per_sec"] = seen / max(seconds, 1e-9)
+        return logs
+
+    def evaluate(self, x, y, batch_size=256, *, loss=None):
+        """{"loss", "accuracy"} over (x, y) in eval mode, with the loss of the last fit
+        (cross-entropy if none); "accuracy" is omitted for losses without one (mse)."""
+        loss_fn = losses.get(loss or self.loss or "cross_entropy")
+        x, y = self._prepare(x, y, loss_fn, "evaluate")
+        was_training = self.training
+        self.eval()
+        try:
+            total, correct = 0.0, 0
+            for xb, yb in iterate_batches(x, y, batch_size, shuffle=False):
+                out = self.forward(xb)
+                total += loss_fn(out, yb) * len(xb)
+                if loss_fn.has_accuracy:
+                    correct += loss_fn.correct(out, yb)
+        finally:
+            self.train(was_training)
+        result = {"loss": total / len(x)}
+        if loss_fn.has_accuracy:
+            result["accuracy"] = correct / len(x)
+        return result
+
+    def predict(self, x, batch_size=256):
+        """Model outputs for x, computed in eval mode batch by batch (a new array)."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size <= 0:
+            raise ValueError(f"predict: batch_size must be a positive int, got {batch_size!r}")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        result = np.empty(self.output_shape(x.shape), np.float32)
+        was_training = self.training
+        self.eval()
+        try:
+            for start in range(0, len(x), batch_size):
+                result[start:start + batch_size] = self.forward(x[start:start + batch_size])
+        finally:
+            self.train(was_training)
+        return result
+
+    def summary(self, input_shape=None, file=None):
+        """Print and return a table of the layers, their output shapes and parameter
+        counts, for per-sample `input_shape` (default: the model's input_shape)."""
+        shape = input_shape or self.input_shape
+        if shape is None:
+            raise ValueError("summary: pass input_shape (per sample, e.g. (1, 28, 28)) or "
+                             "build the model with Sequential(..., input_shape=...)")
+        shape = (1,) + tuple(shape)
+        rows = [("Layer (type)", "Output shape", "Params")]
+        for i, layer in enumerate(self.layers):
+            shape = layer.output_shape(shape)
+            count = sum(p.data.size for p in layer.parameters())
+            rows.append((f"{i}: {type(layer).__name__}",
+                         f"({', '.join(map(str, ('N',) + shape[1:]))})", f"{count:,}"))
+        widths = [max(len(r[c]) for r in rows) for c in range(3)]
+        rule = "-" * (sum(widths) + 4)
+        lines = [rule]
+        for j, (name, out, params) in enumerate(rows):
+            lines.append(f"{name:<{widths[0]}}  {out:<{widths[1]}}  {params:>{widths[2]}}")
+            if j == 0:
+                lines.append(rule)
+        total = sum(p.data.size for p in self.parameters())
+        lines += [rule, f"Total params: {total:,} ({4 * total / 1024:,.1f} KiB float32)"]
+        text = "\n".join(lines)
+        print(text, file=file)
+        return text
+
+    def save(self, path):
+        """Write architecture, weights and the optimizer of the last fit (if any) to path,
+        atomically; read it back with fastnn.load(path)."""
+        from .serialization import save
+        save(self, path, optimizer=self.optimizer)

@@ -1,0 +1,288 @@
+"""fastnn.nn layers against fastnn.reference (float64), on every ISA.
+
+Error bounds: Linear and Conv2d outputs and gradients are sums of products of length
+K; each element must satisfy |got - ref| <= gamma_K * f(|inputs|), where f is the same
+reference op applied to the absolute values of its operands (the classic dot-product
+bound of Higham 3.1, as in test_gemm.py), gamma_K = K*u/(1-K*u), u = 2**-24, and K
+the longest sum (+2 for the bias and the FMA-free rounding). Pools and ReLU only select
+or average a few values (K = window size + 1). Sigmoid, tanh and softmax go through
+exp, which SIMD kernels approximate to a few ulp: rtol 1e-5 of the natural scale.
+"""
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import nn
+from fastnn import reference as R
+
+U = 2.0 ** -24
+
+
+def gamma(k):
+    return k * U / (1 - k * U)
+
+
+def assert_within(got, ref, scale, bound):
+    """|got - ref| <= bound * scale elementwise (float64 comparison)."""
+    assert got.shape == ref.shape, (got.shape, ref.shape)
+    assert got.dtype == np.float32
+    err = np.abs(got.astype(np.float64) - ref)
+    excess = err - bound * scale
+    assert np.all(excess <= 1e-30), f"max excess {excess.max()} over bound {bound}"
+
+
+def f64(*arrays):
+    return [a.astype(np.float64) for a in arrays]
+
+
+def randn(rng, *shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("n,fin,fout,bias", [(1, 1, 1, True), (7, 13, 5, True),
+                                             (32, 784, 64, True), (5, 64, 10, False)])
+def test_linear_matches_reference(isa, rng, n, fin, fout, bias):
+    layer = nn.Linear(fin, fout, bias=bias, seed=1)
+    x, g = randn(rng, n, fin), randn(rng, n, fout)
+    w = layer.weight.data
+    b = layer.bias.data if bias else None
+    y = layer(x)
+    x64, w64 = f64(x, w)
+    b64 = None if b is None else b.astype(np.float64)
+    assert_within(y, R.linear(x64, w64, b64),
+                  R.linear(np.abs(x64), np.abs(w64), None if b is None else np.abs(b64)),
+                  gamma(fin + 2))
+    dx = layer.backward(g)
+    rdx, rdw, rdb = R.linear_backward(g.astype(np.float64), x64, w64)
+    adx, adw, adb = R.linear_backward(np.abs(g.astype(np.float64)), np.abs(x64), np.abs(w64))
+    assert_within(dx, rdx, adx, gamma(fout + 2))
+    assert_within(layer.weight.grad, rdw, adw, gamma(n + 2))
+    if bias:
+        assert_within(layer.bias.grad, rdb, adb, gamma(n + 2))
+    assert layer.backward(g, need_input_grad=False) is None
+
+
+@pytest.mark.parametrize("n,c,h,w,o,k,stride,padding,bias", [
+    (1, 1, 28, 28, 32, 3, 1, 0, True),
+    (3, 32, 13, 13, 64, 3, 1, 0, True),
+    (2, 3, 9, 7, 5, (3, 2), (2, 1), (1, 0), False),
+    (2, 4, 6, 6, 3, 5, 2, 2, True),
+])
+def test_conv2d_matches_reference(isa, rng, n, c, h, w, o, k, stride, padding, bias):
+    layer = nn.Conv2d(c, o, k, stride=stride, padding=padding, bias=bias, seed=2)
+    x = randn(rng, n, c, h, w)
+    y = layer(x)
+    g = randn(rng, *y.shape)
+    x64, w64, g64 = f64(x, layer.weight.data, g)
+    b64 = layer.bias.data.astype(np.float64) if bias else None
+    kk = layer.kernel_size[0] * layer.kernel_size[1]
+    assert_within(y, R.conv2d(x64, w64, b64, stride, padding),
+                  R.conv2d(np.abs(x64), np.abs(w64), None if b64 is None else np.abs(b64),
+                           stride, padding), gamma(c * kk + 2))
+    dx = layer.backward(g)
+    rdx, rdw, rdb = R.conv2d_backward(g64, x64, w64, stride, padding)
+    adx, adw, adb = R.conv2d_backward(np.abs(g64), np.abs(x64), np.abs(w64), stride, padding)
+    assert_within(dx, rdx, adx, gamma(o * kk + 2))
+    assert_within(layer.weight.grad, rdw, adw, gamma(n * y.shape[2] * y.shape[3] + 2))
+    if bias:
+        assert_within(layer.bias.grad, rdb, adb, gamma(n * y.shape[2] * y.shape[3] + 2))
+
+
+@pytest.mark.parametrize("cls", [nn.MaxPool2d, nn.AvgPool2d])
+@pytest.mark.parametrize("shape,k,stride,padding", [((2, 3, 8, 8), 2, None, 0),
+                                                    ((1, 2, 7, 9), 3, 2, 1),
+                                                    ((3, 1, 5, 6), (2, 3), 1, (1, 0))])
+def test_pools_match_reference(isa, rng, cls, shape, k, stride, padding):
+    layer = cls(k, stride, padding)
+    x = randn(rng, *shape)
+    y = layer(x)
+    g = randn(rng, *y.shape)
+    x64, g64 = f64(x, g)
+    ref_f = R.max_pool2d if cls is nn.MaxPool2d else R.avg_pool2d
+    ref_b = R.max_pool2d_backward if cls is nn.MaxPool2d else R.avg_pool2d_backward
+    kk = layer.kernel_size[0] * layer.kernel_size[1]
+    assert_within(y, ref_f(x64, k, stride, padding), ref_f(np.abs(x64), k, stride, padding)
+                  if cls is nn.AvgPool2d else 0.0, gamma(kk + 1))
+    dx = layer.backward(g)
+    # Overlapping windows add up to kk gradients into one input element.
+    assert_within(dx, ref_b(g64, x64, k, stride, padding),
+                  ref_b(np.abs(g64), x64, k, stride, padding), gamma(kk + 1))
+
+
+def test_maxpool_eval_mode_forward_matches_training_mode(rng):
+    layer = nn.MaxPool2d(2)
+    x = randn(rng, 2, 3, 6, 6)
+    train_y = layer(x).copy()
+    assert np.array_equal(layer.eval()(x), train_y)
+
+
+@pytest.mark.parametrize("cls,args,ref,uses_output", [
+    (nn.ReLU, (), "relu", False), (nn.LeakyReLU, (0.2,), "leaky_relu", False),
+    (nn.Sigmoid, (), "sigmoid", True), (nn.Tanh, (), "tanh", True),
+    (nn.Softmax, (), "softmax", True)])
+@pytest.mark.parametrize("shape", [(1, 1), (5, 10), (4, 3, 5, 7)])
+def test_activations_match_reference(isa, rng, cls, args, ref, uses_output, shape):
+    layer = cls(*args)
+    x, g = randn(rng, *shape) * 4, randn(rng, *shape)
+    x[..., 0] = 0.0  # the kink of relu / leaky_relu
+    y = layer(x)
+    x64, g64 = f64(x, g)
+    ry = getattr(R, ref)(x64, *args)
+    exact = cls in (nn.ReLU, nn.LeakyReLU)
+    tol = 2 * U if exact else 1e-5
+    assert_within(y, ry, np.abs(ry) + (0 if exact else 1e-2), tol)
+    dx = layer.backward(g)
+    # backward from the float32 y the layer saw, so only the backward's rounding counts
+    saved = y.astype(np.float64) if uses_output else x64
+    rdx = getattr(R, ref + "_backward")(g64, saved, *args)
+    scale = np.abs(g64) if exact else np.abs(g64) + np.abs(g64).sum(-1, keepdims=True)
+    assert_within(dx, rdx, scale, tol)
+
+
+def test_flatten_is_torch_order_and_a_view(rng):
+    x = randn(rng, 2, 3, 4, 5)
+    layer = nn.Flatten()
+    y = layer(x)
+    assert np.array_equal(y, R.flatten(x)) and np.shares_memory(y, x)
+    assert layer.backward(y).shape == x.shape
+
+
+def test_dropout_masks_scales_and_is_identity_in_eval(rng):
+    layer = nn.Dropout(0.25, seed=0)
+    x = np.ones((200, 100), np.float32)
+    y = layer(x)
+    kept = y != 0
+    assert abs(kept.mean() - 0.75) < 0.02
+    assert np.allclose(y[kept], 1 / 0.75)
+    g = randn(rng, 200, 100)
+    assert np.array_equal(layer.backward(g), np.where(kept, g * np.float32(1 / 0.75), 0))
+    layer.eval()
+    assert layer(x) is x and layer.backward(g) is g
+    with pytest.raises(ValueError, match="p must be"):
+        nn.Dropout(1.0)
+
+
+@pytest.mark.parametrize("init", ["torch", "he", "glorot"])
+def test_init_is_seeded_and_scaled(init):
+    a = nn.Linear(400, 300, seed=7, init=init)
+    b = nn.Linear(400, 300, seed=7, init=init)
+    c = nn.Linear(400, 300, seed=8, init=init)
+    assert np.array_equal(a.weight.data, b.weight.data)
+    assert not np.array_equal(a.weight.data, c.weight.data)
+    expected_std = {"torch": 1 / np.sqrt(3 * 400), "he": np.sqrt(2 / 400),
+                    "glorot": np.sqrt(2 / 700)}[init]
+    assert abs(a.weight.data.std() / expected_std - 1) < 0.02
+    assert a.weight.data.dtype == np.float32 and a.weight.data.flags.c_contiguous
+
+
+def test_models_are_seeded():
+    for make in (fastnn.models.mlp, fastnn.models.cnn):
+        a, b, c = make(seed=3), make(seed=3), make(seed=4)
+        for pa, pb, pc in zip(a.parameters(), b.parameters(), c.parameters()):
+            assert np.array_equal(pa.data, pb.data)
+            assert not np.array_equal(pa.data, pc.data)
+
+
+def test_reference_model_shapes():
+    mlp, cnn = fastnn.models.mlp(0), fastnn.models.cnn(0)
+    assert [p.shape for p in mlp.parameters()] == [(64, 784), (64,), (64, 64), (64,),
+                                                   (10, 64), (10,)]
+    assert [p.shape for p in cnn.parameters()] == [(32, 1, 3, 3), (32,), (64, 32, 3, 3),
+                                                   (64,), (128, 1600), (128,), (10, 128),
+                                                   (10,)]
+    assert cnn.output_shape((5, 1, 28, 28)) == (5, 10)
+    assert sum(p.data.size for p in cnn.parameters()) == 225034
+
+
+def test_sequential_skips_input_gradient(rng):
+    model = fastnn.models.cnn(0)
+    x = randn(rng, 2, 1, 28, 28)
+    out = model(x)
+    assert model.backward(np.ones_like(out)) is None
+    assert "dx" not in model[0].__dict__.get("_buffers", {})  # first conv: no input grad
+    dx = model.backward(np.ones_like(out), need_input_grad=True)
+    assert dx.shape == x.shape
+
+
+def test_zero_grad_and_train_eval_propagate(rng):
+    model = fastnn.models.mlp(0)
+    out = model(randn(rng, 4, 1, 28, 28))
+    model.backward(np.ones_like(out))
+    assert any(np.any(p.grad) for p in model.parameters())
+    model.zero_grad()
+    assert not any(np.any(p.grad) for p in model.parameters())
+    model.eval()
+    assert not any(layer.training for layer in model.layers)
+    model.train()
+    assert all(layer.training for layer in model.layers)
+
+
+def test_buffers_are_reused_across_steps_of_the_same_shape(rng):
+    model = fastnn.models.mlp(0)
+    x = randn(rng, 8, 1, 28, 28)
+    first = model(x)
+    assert model(x) is first
+    assert model(randn(rng, 3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_bad_inputs_name_the_layer_and_expected_shape(rng):
+    model = fastnn.models.mlp(0)
+    with pytest.raises(ValueError, match=r"layer 0 \(Flatten\(\)\) expects input of shape "
+                                         r"\(N, 1, 28, 28\).*got \(2, 1, 20, 20\)"):
+        model(randn(rng, 2, 1, 20, 20))
+    bare = nn.Sequential(nn.Linear(10, 4), nn.ReLU())
+    with pytest.raises(ValueError, match=r"layer 0: Linear\(in_features=10, out_features=4, "
+                                         r"bias=True\) expects input of shape \(N, 10\)"):
+        bare(randn(rng, 2, 11))
+    conv = nn.Sequential(nn.Conv2d(3, 4, 3))
+    with pytest.raises(ValueError, match=r"expects input of shape \(N, 3, H, W\)"):
+        conv(randn(rng, 2, 1, 8, 8))
+    with pytest.raises(ValueError, match="too small"):
+        conv(randn(rng, 2, 3, 2, 2))
+    with pytest.raises(TypeError, match="float32"):
+        bare(np.zeros((2, 10)))
+    with pytest.raises(TypeError, match="layer 1 is int"):
+        nn.Sequential(nn.ReLU(), 3)
+    with pytest.raises(ValueError, match="padding at most half"):
+        nn.MaxPool2d(2, padding=2)
+    with pytest.raises(ValueError, match="positive"):
+        nn.Conv2d(1, 0, 3)
+
+
+@pytest.mark.parametrize("make", [fastnn.models.mlp, fastnn.models.cnn])
+def test_matches_torch_with_the_same_weights(rng, make):
+    """The layouts are PyTorch's: copy the weights into torch.nn and compare outputs and
+    gradients (float32 both sides, different summation orders: rtol 1e-4)."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    model = make(seed=5)
+    tmodel = _torch_twin(torch, model)
+    x = randn(rng, 4, 1, 28, 28)
+    out = model(x)
+    tout = tmodel(torch.from_numpy(x))
+    np.testing.assert_allclose(out, tout.detach().numpy(), rtol=1e-4, atol=1e-5)
+    g = randn(rng, *out.shape)
+    model.backward(g)
+    tout.backward(torch.from_numpy(g))
+    for (name, p), (tname, tp) in zip(model.named_parameters(), tmodel.named_parameters()):
+        assert name == tname
+        np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def _torch_twin(torch, model):
+    """torch.nn.Sequential with the same layers and a copy of the weights."""
+    tnn = torch.nn
+    layers = []
+    for layer in model.layers:
+        if isinstance(layer, nn.Linear):
+            layers.append(tnn.Linear(layer.in_features, layer.out_features))
+        elif isinstance(layer, nn.Conv2d):
+            layers.append(tnn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
+                                     layer.stride, layer.padding))
+        elif isinstance(layer, nn.MaxPool2d):
+            layers.append(tnn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding))
+        else:
+            layers.append({nn.ReLU: tnn.ReLU, nn.Flatten: tnn.Flatten}[type(layer)]())
+    twin = tnn.Sequential(*layers)
+    twin.load_state_dict({name: torch.from_numpy(p.data.copy())
+                          for name, p in model.named_parameters()})
+    return twin

@@ -1,0 +1,201 @@
+"""Optimizers against fastnn.reference.sgd_step / adam_step (float64), schedules against
+torch's formulas. Tolerance: parameters and gradients are O(1) (standard normal) and each
+step is a handful of float32 operations per element, each rounding by at most half an
+ulp of an O(1) value (<= 2.4e-7 near 4); over 5 steps an element can drift ~1e-6 from the
+float64 reference in absolute terms, even where cancellation leaves it near zero:
+rtol 1e-6, atol 1e-6."""
+import math
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import _core, optim
+from fastnn import reference as R
+from fastnn.nn import Parameter
+
+SHAPES = [(64, 784), (64,), (3, 5, 7), (1,)]
+STEPS = 5
+
+
+def make_params(rng):
+    params = [Parameter(rng.standard_normal(s)) for s in SHAPES]
+    grads = [[rng.standard_normal(s).astype(np.float32) for s in SHAPES] for _ in range(STEPS)]
+    return params, grads
+
+
+def run(opt, params, grads):
+    for step_grads in grads:
+        for p, g in zip(params, step_grads):
+            np.copyto(p.grad, g)
+        opt.step()
+
+
+@pytest.mark.parametrize("kwargs", [dict(lr=0.1), dict(lr=0.05, momentum=0.9),
+                                    dict(lr=0.05, momentum=0.9, nesterov=True),
+                                    dict(lr=0.01, momentum=0.5, weight_decay=1e-2),
+                                    dict(lr=0.01, momentum=0.5, dampening=0.3)])
+def test_sgd_matches_reference(isa, rng, kwargs):
+    params, grads = make_params(rng)
+    ref = [p.data.astype(np.float64) for p in params]
+    bufs = [np.zeros_like(r) for r in ref]
+    opt = optim.SGD(params, **kwargs)
+    run(opt, params, grads)
+    for step, step_grads in enumerate(grads):
+        for r, b, g in zip(ref, bufs, step_grads):
+            R.sgd_step(r, g.astype(np.float64), b, first_step=step == 0, **kwargs)
+    for p, r in zip(params, ref):
+        np.testing.assert_allclose(p.data, r, rtol=1e-6, atol=1e-6)
+    if kwargs.get("momentum"):
+        for b, r in zip(opt.state_dict()["state"]["momentum_buffer"], bufs):
+            np.testing.assert_allclose(b, r, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls,kwargs", [(optim.Adam, dict(lr=1e-3)),
+                                        (optim.Adam, dict(lr=1e-2, betas=(0.8, 0.99),
+                                                          weight_decay=1e-2)),
+                                        (optim.AdamW, dict(lr=1e-3)),
+                                        (optim.AdamW, dict(lr=1e-2, weight_decay=0.1))])
+def test_adam_matches_reference(isa, rng, cls, kwargs):
+    params, grads = make_params(rng)
+    opt = cls(params, **kwargs)
+    ref = [p.data.astype(np.float64) for p in params]
+    ms, vs = [np.zeros_like(r) for r in ref], [np.zeros_like(r) for r in ref]
+    run(opt, params, grads)
+    beta1, beta2 = kwargs.get("betas", (0.9, 0.999))
+    for step, step_grads in enumerate(grads, 1):
+        for r, m, v, g in zip(ref, ms, vs, step_grads):
+            R.adam_step(r, g.astype(np.float64), m, v, step=step, lr=kwargs["lr"], beta1=beta1,
+                        beta2=beta2, weight_decay=opt.weight_decay, decoupled=cls is optim.AdamW)
+    for p, r in zip(params, ref):
+        np.testing.assert_allclose(p.data, r, rtol=1e-6, atol=1e-6)
+    state = opt.state_dict()
+    assert state["steps"] == STEPS
+    for got, want in zip(state["state"]["exp_avg"] + state["state"]["exp_avg_sq"], ms + vs):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls,kernel", [(optim.SGD, "sgd_step"), (optim.Adam, "adam_step")])
+def test_one_fused_kernel_call_per_step(rng, monkeypatch, cls, kernel):
+    params, grads = make_params(rng)
+    calls = []
+    real = getattr(_core, kernel)
+
+    def counting(*args, **kwargs):
+        calls.append(len(args[0]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_core, kernel, counting)
+    run(cls(params, lr=0.01), params, grads)
+    assert calls == [len(SHAPES)] * STEPS
+
+
+@pytest.mark.parametrize("cls,kwargs", [(optim.SGD, dict(lr=0.1, momentum=0.9)),
+                                        (optim.AdamW, dict(lr=1e-2))])
+def test_state_dict_round_trip_resumes_identically(rng, cls, kwargs):
+    params, grads = make_params(rng)
+    opt = cls(params, **kwargs)
+    run(opt, params, grads[:2])
+    state = opt.state_dict()
+    twin_params = [Parameter(p.data.copy()) for p in params]
+    twin = cls(twin_params, lr=123.0)
+    twin.load_state_dict(state)
+    assert twin.lr == kwargs["lr"] and twin.steps == 2
+    run(opt, params, grads[2:])
+    run(twin, twin_params, grads[2:])
+    for a, b in zip(params, twin_params):
+        assert np.array_equal(a.data, b.data)
+
+
+def test_load_state_dict_rejects_mismatches(rng):
+    params, _ = make_params(rng)
+    state = optim.Adam(params).state_dict()
+    with pytest.raises(ValueError, match="from a 'Adam' optimizer"):
+        optim.SGD(params, lr=0.1).load_state_dict(state)
+    with pytest.raises(ValueError, match="shapes"):
+        optim.Adam(params[:1] + [Parameter(np.zeros(3))] + params[2:]).load_state_dict(state)
+
+
+def test_zero_grad_and_bad_hyperparameters(rng):
+    params, grads = make_params(rng)
+    for p, g in zip(params, grads[0]):
+        np.copyto(p.grad, g)
+    opt = optim.SGD(params, lr=0.1)
+    opt.zero_grad()
+    assert not any(np.any(p.grad) for p in params)
+    with pytest.raises(ValueError, match="lr must be positive"):
+        optim.Adam(params, lr=0)
+    with pytest.raises(ValueError, match="empty parameter list"):
+        optim.SGD([], lr=0.1)
+    with pytest.raises(ValueError, match="Nesterov"):
+        optim.SGD(params, lr=0.1, nesterov=True)
+    with pytest.raises(ValueError, match="betas"):
+        optim.Adam(params, betas=(1.0, 0.999))
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        optim.get("rmsprop", params)
+    assert isinstance(optim.get("AdamW", params), optim.AdamW)
+
+
+def test_schedules_follow_torch_formulas(rng):
+    params, _ = make_params(rng)
+    opt = optim.SGD(params, lr=0.1)
+    step = optim.StepLR(opt, step_size=2, gamma=0.5)
+    lrs = []
+    for _ in range(5):
+        step.step()
+        lrs.append(opt.lr)
+    assert lrs == pytest.approx([0.1, 0.05, 0.05, 0.025, 0.025])
+    opt = optim.Adam(params, lr=0.01)
+    cos = optim.CosineAnnealingLR(opt, T_max=4, eta_min=0.001)
+    got = []
+    for _ in range(4):
+        cos.step()
+        got.append(cos.get_last_lr())
+    want = [0.001 + 0.009 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(1, 5)]
+    assert got == pytest.approx(want)
+
+
+def test_schedules_match_torch(rng):
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    params, _ = make_params(rng)
+    w = torch.nn.Parameter(torch.zeros(1))
+    for ours, theirs in [(lambda o: optim.StepLR(o, 3, 0.3),
+                          lambda o: torch.optim.lr_scheduler.StepLR(o, 3, 0.3)),
+                         (lambda o: optim.CosineAnnealingLR(o, 7, 1e-4),
+                          lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 7, 1e-4))]:
+        opt, topt = optim.SGD(params, lr=0.1), torch.optim.SGD([w], lr=0.1)
+        sched, tsched = ours(opt), theirs(topt)
+        for _ in range(7):
+            topt.step()
+            sched.step()
+            tsched.step()
+            assert opt.lr == pytest.approx(tsched.get_last_lr()[0], rel=1e-9)
+
+
+def test_adam_matches_torch_on_a_model(rng):
+    """Same weights and gradients into torch.optim.Adam: same parameters after 3 steps."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    params, grads = make_params(rng)
+    tparams = [torch.nn.Parameter(torch.from_numpy(p.data.copy())) for p in params]
+    opt = optim.Adam(params, lr=1e-2, weight_decay=1e-3)
+    topt = torch.optim.Adam(tparams, lr=1e-2, weight_decay=1e-3)
+    for step_grads in grads[:3]:
+        for p, tp, g in zip(params, tparams, step_grads):
+            np.copyto(p.grad, g)
+            tp.grad = torch.from_numpy(g.copy())
+        opt.step()
+        topt.step()
+    for p, tp in zip(params, tparams):
+        np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_threads_do_not_change_the_step(rng, threads):
+    results = []
+    for n in (1, 2):
+        threads(n)
+        params, grads = make_params(np.random.default_rng(0))
+        run(optim.Adam(params, lr=1e-2), params, grads)
+        results.append([p.data.copy() for p in params])
+    for a, b in zip(*results):
+        assert np.array_equal(a, b)
+    assert fastnn.get_num_threads() == 2

@@ -1,0 +1,139 @@
+"""save/load: identical predictions and optimizer state after a round trip; atomic
+writes; truncated, bit-flipped and foreign files give a ValueError naming the file."""
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import models, nn, optim
+
+
+def trained(make, opt_cls, rng, **opt_kwargs):
+    model = make(seed=0)
+    x = rng.random((64, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, 64)
+    model.fit(x, y, optimizer=opt_cls(model.parameters(), **opt_kwargs), batch_size=16,
+              epochs=1, seed=0, verbose=0)
+    return model, x, y
+
+
+@pytest.mark.parametrize("make", [models.mlp, models.cnn])
+@pytest.mark.parametrize("opt_cls,kwargs", [(optim.Adam, {}), (optim.AdamW, dict(lr=3e-3)),
+                                            (optim.SGD, dict(lr=0.1, momentum=0.9,
+                                                             nesterov=True))])
+def test_round_trip_predictions_and_optimizer_state(tmp_path, rng, make, opt_cls, kwargs):
+    model, x, y = trained(make, opt_cls, rng, **kwargs)
+    path = tmp_path / "model.fnn"
+    model.save(path)
+    loaded = fastnn.load(path)
+    assert type(loaded) is nn.Sequential and repr(loaded) == repr(model)
+    assert np.array_equal(loaded.predict(x), model.predict(x))
+    a, b = model.optimizer.state_dict(), loaded.optimizer.state_dict()
+    assert a["type"] == b["type"] and a["steps"] == b["steps"] == 4
+    assert a["hyperparameters"] == b["hyperparameters"]
+    for key in a["state"]:
+        for u, v in zip(a["state"][key], b["state"][key]):
+            assert np.array_equal(u, v)
+    # training resumes identically from the file
+    model.fit(x, y, optimizer=model.optimizer, batch_size=16, seed=1, verbose=0)
+    loaded.fit(x, y, optimizer=loaded.optimizer, batch_size=16, seed=1, verbose=0)
+    for p, q in zip(model.parameters(), loaded.parameters()):
+        assert np.array_equal(p.data, q.data)
+
+
+def test_every_layer_type_round_trips(tmp_path, rng):
+    model = nn.Sequential(nn.Conv2d(2, 3, (3, 2), stride=(2, 1), padding=1, bias=False),
+                          nn.LeakyReLU(0.1), nn.AvgPool2d(2, 1), nn.MaxPool2d(3, 2, 1),
+                          nn.Tanh(), nn.Flatten(), nn.Dropout(0.3), nn.Linear(18, 5),
+                          nn.Sigmoid(), nn.Linear(5, 4, bias=False), nn.Softmax(),
+                          input_shape=(2, 7, 6))
+    path = tmp_path / "all.fnn"
+    fastnn.save(model, path)
+    loaded = fastnn.load(path)
+    assert loaded.optimizer is None and loaded.input_shape == (2, 7, 6)
+    x = rng.random((3, 2, 7, 6), dtype=np.float32)
+    assert np.array_equal(loaded.predict(x), model.predict(x))
+    assert repr(loaded) == repr(model)
+
+
+def test_save_is_atomic_and_leaves_no_temp_files(tmp_path, rng, monkeypatch):
+    model, _, _ = trained(models.mlp, optim.Adam, rng)
+    path = tmp_path / "m.fnn"
+    model.save(path)
+    good = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", crash)
+    with pytest.raises(OSError, match="disk full"):
+        model.save(path)
+    assert path.read_bytes() == good  # the old file is intact
+    assert os.listdir(tmp_path) == ["m.fnn"]
+
+
+def test_truncated_file_raises_naming_it(tmp_path, rng):
+    model, _, _ = trained(models.mlp, optim.Adam, rng)
+    path = tmp_path / "m.fnn"
+    model.save(path)
+    data = path.read_bytes()
+    for cut in (0, 10, len(data) // 2, len(data) - 1):
+        path.write_bytes(data[:cut])
+        with pytest.raises(ValueError, match=str(path)):
+            fastnn.load(path)
+
+
+def test_bit_flips_are_detected(tmp_path, rng):
+    model, _, _ = trained(models.mlp, optim.SGD, rng, lr=0.1, momentum=0.9)
+    path = tmp_path / "m.fnn"
+    model.save(path)
+    data = bytearray(path.read_bytes())
+    for pos in np.random.default_rng(0).integers(0, len(data), 40):
+        flipped = data.copy()
+        flipped[pos] ^= 0x10
+        path.write_bytes(bytes(flipped))
+        with pytest.raises(ValueError, match=str(path)):
+            fastnn.load(path)
+
+
+def test_tampered_array_fails_the_checksum(tmp_path, rng):
+    """A consistent zip (CRCs recomputed) with a changed weight: only SHA-256 notices."""
+    model, _, _ = trained(models.mlp, optim.Adam, rng)
+    path, forged = tmp_path / "m.fnn", tmp_path / "forged.fnn"
+    model.save(path)
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(forged, "w") as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            if name == "param/1.weight.npy":
+                data = data[:-1] + bytes([data[-1] ^ 1])
+            dst.writestr(name, data)
+    with pytest.raises(ValueError, match=f"{forged}: corrupt.*SHA-256"):
+        fastnn.load(forged)
+
+
+def test_foreign_files_raise_clear_errors(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(ValueError, match=f"{text}: not a fastnn model file"):
+        fastnn.load(text)
+    npz = tmp_path / "arrays.npz"
+    np.savez(npz, a=np.zeros(3))
+    with pytest.raises(ValueError, match=f"{npz}: not a fastnn model file"):
+        fastnn.load(npz)
+    other = tmp_path / "other.zip"
+    with zipfile.ZipFile(other, "w") as zf:
+        zf.writestr("fastnn.json", json.dumps({"magic": "something-else"}))
+    with pytest.raises(ValueError, match="wrong magic"):
+        fastnn.load(other)
+    newer = tmp_path / "newer.fnn"
+    with zipfile.ZipFile(newer, "w") as zf:
+        zf.writestr("fastnn.json", json.dumps({"magic": "fastnn-model", "version": 99}))
+    with pytest.raises(ValueError, match="version 99 is not supported"):
+        fastnn.load(newer)
+    with pytest.raises(FileNotFoundError):
+        fastnn.load(tmp_path / "missing.fnn")
+    with pytest.raises(TypeError, match="Sequential"):
+        fastnn.save(nn.Linear(2, 3), tmp_path / "x.fnn")
