@@ -210,8 +210,12 @@ static void col2im(const conv_dims *d, const float *cols, float *gx)
                     if (ih < 0 || ih >= s->h)
                         continue;
                     float *dst = gx + (c * s->h + ih) * s->w + off;
-                    for (int64_t ow = lo; ow < hi; ow++)
-                        dst[ow * s->sw] += src[ow];
+                    if (s->sw == 1)  /* the common case, vectorised */
+                        for (int64_t ow = lo; ow < hi; ow++)
+                            dst[ow] += src[ow];
+                    else
+                        for (int64_t ow = lo; ow < hi; ow++)
+                            dst[ow * s->sw] += src[ow];
                 }
             }
 }
