@@ -305,7 +305,7 @@ int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w
         return FNN_EINVAL;
     if (s->n == 0 || s->c_out == 0)
         return FNN_OK;
-    if (y == NULL || x == NULL || w == NULL)
+    if (y == NULL || (x == NULL && d.x_img > 0) || (w == NULL && d.k > 0))
         return FNN_EINVAL;
     const fnn_conv_kernels *ck = &fnn_active->conv;
     int64_t nr = ck->nr;
@@ -317,8 +317,8 @@ int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w
     size_t thread_elems = inplace ? (size_t)(q.xp_elems + fnn_round_up(s->c_out * q.nq, 16))
                                   : (size_t)(d.k * d.ldcols);
     int nth = (int)FNN_MIN(fnn_threads_for((double)s->n * d.y_img * d.k), s->n);
-    float *ws = fnn_workspace(FNN_WS_OP,
-                              (wp_elems + boff_elems + thread_elems * nth) * sizeof(float));
+    float *ws = fnn_workspace(FNN_WS_OP,  /* never 0 bytes: a NULL would mean ENOMEM */
+                              (wp_elems + boff_elems + thread_elems * nth + 16) * sizeof(float));
     if (ws == NULL)
         return FNN_ENOMEM;
     pack_w(s->c_out, d.k, w, d.k, 1, ws);
@@ -453,7 +453,8 @@ int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const fl
             memset(grad_b, 0, (size_t)s->c_out * sizeof(float));
         return FNN_OK;
     }
-    if (grad_y == NULL || (grad_w != NULL && x == NULL) || (grad_x != NULL && w == NULL))
+    if (grad_y == NULL || (grad_w != NULL && x == NULL && d.x_img > 0) ||
+        (grad_x != NULL && w == NULL && d.k > 0))
         return FNN_EINVAL;
     d.ldcols = fnn_round_up(d.ohw, 16);  /* rows of cols stay FNN_ALIGN-aligned */
     int64_t part_elems = fnn_round_up(s->c_out * d.k + s->c_out, 16), nchunks = FNN_MIN(s->n, CONV_CHUNKS);
@@ -468,7 +469,8 @@ int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const fl
     int64_t passes = (grad_w != NULL) + (grad_x != NULL);
     int nth = (int)FNN_MIN(fnn_threads_for((double)s->n * d.y_img * d.k * passes), nchunks);
     size_t part_total = (grad_w != NULL || grad_b != NULL) ? (size_t)((nchunks - 1) * part_elems) : 0;
-    float *ws = fnn_workspace(FNN_WS_OP, (wt_elems + thread_elems * nth + part_total) * sizeof(float));
+    float *ws = fnn_workspace(FNN_WS_OP,  /* never 0 bytes: a NULL would mean ENOMEM */
+                              (wt_elems + thread_elems * nth + part_total + 16) * sizeof(float));
     if (ws == NULL)
         return FNN_ENOMEM;
     if (grad_x != NULL)
