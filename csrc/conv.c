@@ -311,11 +311,11 @@ int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w
     int64_t nr = ck->nr;
     conv_inplace q;
     int inplace = inplace_plan(&d, nr, &q);
-    d.ldcols = fnn_round_up(d.ohw, FNN_MAX(nr, 16));
+    int64_t padded = fnn_round_up(d.ohw, nr);  /* im2col pixels, in whole panels */
     size_t wp_elems = packed_w_elems(s->c_out, d.k);
     size_t boff_elems = inplace ? (size_t)fnn_round_up(2 * d.k, 16) : 0;  /* int64 in floats */
     size_t thread_elems = inplace ? (size_t)(q.xp_elems + fnn_round_up(s->c_out * q.nq, 16))
-                                  : (size_t)(d.k * d.ldcols);
+                                  : (size_t)fnn_round_up(d.k * padded, 16);
     int nth = (int)FNN_MIN(fnn_threads_for((double)s->n * d.y_img * d.k), s->n);
     float *ws = fnn_workspace(FNN_WS_OP,  /* never 0 bytes: a NULL would mean ENOMEM */
                               (wp_elems + boff_elems + thread_elems * nth + 16) * sizeof(float));
@@ -340,7 +340,7 @@ int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w
             const float *xi = x + img * d.x_img;
             float *yi = y + img * d.y_img;
             if (!inplace) {
-                im2col(&d, xi, buf, nr, nr, d.k * nr, fnn_round_up(d.ohw, nr));
+                im2col(&d, xi, buf, nr, nr, d.k * nr, padded);
                 ck->macro(s->c_out, d.ohw, d.k, ws, buf, NULL, bias, yi, d.ohw);
                 continue;
             }

@@ -39,10 +39,10 @@ typedef struct {
                   float *c, int64_t ldc);
 } fnn_gemm_kernels;
 
-/* Convolution forward tile loop of one ISA (simd/conv_kernel.h): out = W * cols + bias
+/* Convolution tile loop of one ISA (simd/conv_kernel.h): out = W * cols + bias
  * with W packed in FNN_CONV_MR-row panels and cols (im2col) in nr-pixel panels, or
  * read in place at row offsets boff (a padded image, for stride 1). */
-#define FNN_CONV_MR 6
+#define FNN_CONV_MR 4
 typedef struct {
     int nr;  /* output pixels per register tile */
     void (*macro)(int64_t m, int64_t n, int64_t k, const float *wp, const float *cols,
