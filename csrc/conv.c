@@ -210,8 +210,12 @@ static void col2im(const conv_dims *d, const float *cols, float *gx)
                     if (ih < 0 || ih >= s->h)
                         continue;
                     float *dst = gx + (c * s->h + ih) * s->w + off;
-                    for (int64_t ow = lo; ow < hi; ow++)
-                        dst[ow * s->sw] += src[ow];
+                    if (s->sw == 1)  /* the common case, vectorised */
+                        for (int64_t ow = lo; ow < hi; ow++)
+                            dst[ow] += src[ow];
+                    else
+                        for (int64_t ow = lo; ow < hi; ow++)
+                            dst[ow * s->sw] += src[ow];
                 }
             }
 }
@@ -244,19 +248,6 @@ static float row_sum(const float *x, int64_t n)
     for (; i < n; i++)
         s += x[i];
     return s;
-}
-
-/* fnn_sgemm_strided from inside a parallel region, in a team of its own: the GEMM's
- * barriers would otherwise bind to the caller's team, whose threads run different
- * GEMM sequences, and deadlock. */
-static int sgemm_serial(int64_t m, int64_t n, int64_t k, const float *a, int64_t a_rs,
-                        int64_t a_cs, const float *b, int64_t b_rs, int64_t b_cs, float beta,
-                        float *c, int64_t ldc)
-{
-    int st;
-#pragma omp parallel num_threads(1)
-    st = fnn_sgemm_strided(m, n, k, 1.0f, a, a_rs, a_cs, b, b_rs, b_cs, beta, c, ldc);
-    return st;
 }
 
 static void set_error(int *err, int st)
@@ -301,20 +292,20 @@ int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w
         return FNN_EINVAL;
     if (s->n == 0 || s->c_out == 0)
         return FNN_OK;
-    if (y == NULL || x == NULL || w == NULL)
+    if (y == NULL || (x == NULL && d.x_img > 0) || (w == NULL && d.k > 0))
         return FNN_EINVAL;
     const fnn_conv_kernels *ck = &fnn_active->conv;
     int64_t nr = ck->nr;
     conv_inplace q;
     int inplace = inplace_plan(&d, nr, &q);
-    d.ldcols = fnn_round_up(d.ohw, FNN_MAX(nr, 16));
+    int64_t padded = fnn_round_up(d.ohw, nr);  /* im2col pixels, in whole panels */
     size_t wp_elems = packed_w_elems(s->c_out, d.k);
     size_t boff_elems = inplace ? (size_t)fnn_round_up(2 * d.k, 16) : 0;  /* int64 in floats */
     size_t thread_elems = inplace ? (size_t)(q.xp_elems + fnn_round_up(s->c_out * q.nq, 16))
-                                  : (size_t)(d.k * d.ldcols);
+                                  : (size_t)fnn_round_up(d.k * padded, 16);
     int nth = (int)FNN_MIN(fnn_threads_for((double)s->n * d.y_img * d.k), s->n);
-    float *ws = fnn_workspace(FNN_WS_OP,
-                              (wp_elems + boff_elems + thread_elems * nth) * sizeof(float));
+    float *ws = fnn_workspace(FNN_WS_OP,  /* never 0 bytes: a NULL would mean ENOMEM */
+                              (wp_elems + boff_elems + thread_elems * nth + 16) * sizeof(float));
     if (ws == NULL)
         return FNN_ENOMEM;
     pack_w(s->c_out, d.k, w, d.k, 1, ws);
@@ -336,7 +327,7 @@ int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w
             const float *xi = x + img * d.x_img;
             float *yi = y + img * d.y_img;
             if (!inplace) {
-                im2col(&d, xi, buf, nr, nr, d.k * nr, fnn_round_up(d.ohw, nr));
+                im2col(&d, xi, buf, nr, nr, d.k * nr, padded);
                 ck->macro(s->c_out, d.ohw, d.k, ws, buf, NULL, bias, yi, d.ohw);
                 continue;
             }
@@ -395,9 +386,9 @@ static void conv_bwd_thread(conv_bwd_plan *P, int ith, int nth)
                     fnn_active->conv.wgrad(s->c_out, d->k, d->ohw, g, cols, d->ldcols,
                                            img != first, pw);
                 else
-                    set_error(&P->err, sgemm_serial(s->c_out, d->k, d->ohw, g, d->ohw, 1, cols,
-                                                    1, d->ldcols, img == first ? 0.0f : 1.0f,
-                                                    pw, d->k));
+                    set_error(&P->err, fnn_sgemm_strided(s->c_out, d->k, d->ohw, 1.0f, g, d->ohw, 1,
+                                                         cols, 1, d->ldcols,
+                                                         img == first ? 0.0f : 1.0f, pw, d->k));
             }
             if (pb != NULL)
                 for (int64_t o = 0; o < s->c_out; o++) {
@@ -417,7 +408,7 @@ static void conv_bwd_thread(conv_bwd_plan *P, int ith, int nth)
             }
         }
     }
-    FNN_BARRIER();
+    FNN_BARRIER(nth);
     /* Partials into chunk 0's sums, chunk by chunk, each thread a slice of elements. */
     int64_t lo, hi;
     if (P->gw != NULL) {
@@ -449,7 +440,8 @@ int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const fl
             memset(grad_b, 0, (size_t)s->c_out * sizeof(float));
         return FNN_OK;
     }
-    if (grad_y == NULL || (grad_w != NULL && x == NULL) || (grad_x != NULL && w == NULL))
+    if (grad_y == NULL || (grad_w != NULL && x == NULL && d.x_img > 0) ||
+        (grad_x != NULL && w == NULL && d.k > 0))
         return FNN_EINVAL;
     d.ldcols = fnn_round_up(d.ohw, 16);  /* rows of cols stay FNN_ALIGN-aligned */
     int64_t part_elems = fnn_round_up(s->c_out * d.k + s->c_out, 16), nchunks = FNN_MIN(s->n, CONV_CHUNKS);
@@ -464,7 +456,8 @@ int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const fl
     int64_t passes = (grad_w != NULL) + (grad_x != NULL);
     int nth = (int)FNN_MIN(fnn_threads_for((double)s->n * d.y_img * d.k * passes), nchunks);
     size_t part_total = (grad_w != NULL || grad_b != NULL) ? (size_t)((nchunks - 1) * part_elems) : 0;
-    float *ws = fnn_workspace(FNN_WS_OP, (wt_elems + thread_elems * nth + part_total) * sizeof(float));
+    float *ws = fnn_workspace(FNN_WS_OP,  /* never 0 bytes: a NULL would mean ENOMEM */
+                              (wt_elems + thread_elems * nth + part_total + 16) * sizeof(float));
     if (ws == NULL)
         return FNN_ENOMEM;
     if (grad_x != NULL)

@@ -47,7 +47,7 @@ static void gemm_thread(const gemm_plan *P, int ith, int nth)
             if (col_hi > col_lo)
                 g->pack_b(kc, col_hi - col_lo, P->b + pc * P->b_rs + (jc + col_lo) * P->b_cs,
                           P->b_rs, P->b_cs, P->bp + col_lo * kc);
-            FNN_BARRIER();
+            FNN_BARRIER(nth);
             int64_t c0 = P->split_rows ? 0 : col_lo, c1 = P->split_rows ? nc : col_hi;
             for (int64_t ic = row_lo; ic < row_hi && c1 > c0; ic += g->mc) {
                 int64_t mc = FNN_MIN(g->mc, row_hi - ic);
@@ -61,7 +61,7 @@ static void gemm_thread(const gemm_plan *P, int ith, int nth)
                              P->bp + c0 * kc, beta, P->c + ic * P->ldc + jc + c0, P->ldc);
                 }
             }
-            FNN_BARRIER();  /* B block is overwritten next */
+            FNN_BARRIER(nth);  /* B block is overwritten next */
         }
     }
 }

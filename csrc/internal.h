@@ -11,12 +11,15 @@
 
 #ifdef _OPENMP
 #include <omp.h>
-#define FNN_BARRIER() _Pragma("omp barrier")
+/* A barrier among the nth threads of the caller's own team. Skipped when nth == 1:
+ * an orphaned barrier would bind to an enclosing team (a kernel called from another
+ * kernel's parallel region) and deadlock it. */
+#define FNN_BARRIER(nth) do { if ((nth) > 1) { _Pragma("omp barrier") } } while (0)
 #else
 static inline int omp_get_thread_num(void) { return 0; }
 static inline int omp_get_num_threads(void) { return 1; }
 static inline int omp_get_max_threads(void) { return 1; }
-#define FNN_BARRIER() ((void)0)
+#define FNN_BARRIER(nth) ((void)(nth))
 #endif
 
 #define FNN_MIN(a, b) ((a) < (b) ? (a) : (b))
@@ -75,10 +78,10 @@ typedef struct {
     int fma_flops_per_iter;
 } fnn_probe_kernels;
 
-/* Convolution forward tile loop of one ISA (simd/conv_kernel.h): out = W * cols + bias
+/* Convolution tile loop of one ISA (simd/conv_kernel.h): out = W * cols + bias
  * with W packed in FNN_CONV_MR-row panels and cols (im2col) in nr-pixel panels, or
  * read in place at row offsets boff (a padded image, for stride 1). */
-#define FNN_CONV_MR 6
+#define FNN_CONV_MR 4
 typedef struct {
     int nr;  /* output pixels per register tile */
     void (*macro)(int64_t m, int64_t n, int64_t k, const float *wp, const float *cols,

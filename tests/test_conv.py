@@ -96,7 +96,8 @@ def test_conv2d_random_shapes(n, c, o, kh, kw, sh, sw, dh, dw, extra_h, extra_w,
 
 
 @pytest.mark.parametrize("shape", [(37, 1, 20, 20, 16, 3, 3, 1, 1, 1),
-                                   (19, 16, 9, 11, 24, 3, 2, (1, 2), 1, 1)], ids=str)
+                                   (19, 16, 9, 11, 24, 3, 2, (1, 2), 1, 1),
+                                   (9, 20, 7, 8, 6, 3, 3, 1, 1, 1)], ids=str)
 def test_thread_count_does_not_change_bits(isa, rng, threads, shape):
     n, c, h, w, o, kh, kw, *args = shape
     x, wt, b = make(rng, n, c, h, w, o, kh, kw)

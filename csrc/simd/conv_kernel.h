@@ -1,13 +1,14 @@
-/* conv_kernel.h: the convolution forward tile loop, compiled once per ISA by
- * simd/isa_*.c (which define FNN_VEC, the floats per SIMD register).
+/* conv_kernel.h: the convolution tile loops, compiled once per ISA by simd/isa_*.c
+ * (which define FNN_VEC, the floats per SIMD register).
  *
  * out[i][j] = bias[i] + sum_p W[i][p] * cols[p][j], register tile FNN_CONV_MR rows x
- * two vectors of pixels: 12 accumulators + 2 B vectors + 1 broadcast of W. Unlike the
+ * FNN_CONV_NV vectors of pixels: 12 accumulators + 3 B vectors + 1 broadcast of W. Unlike the
  * GEMM driver, there is no separate B packing: im2col writes its columns straight into
  * the packed panel layout, and the bias seeds the accumulators, so the output is
  * written exactly once. Every element is summed over p in increasing order. */
 
-#define FNN_CONV_NR (2 * FNN_VEC)
+#define FNN_CONV_NV 3  /* vectors of pixels per tile (4 x 3 measured best of 6x2, 4x2, 4x3) */
+#define FNN_CONV_NR (FNN_CONV_NV * FNN_VEC)
 
 typedef float conv_vf __attribute__((vector_size(FNN_VEC * 4)));
 typedef float conv_vf_u __attribute__((vector_size(FNN_VEC * 4), aligned(4)));
@@ -25,45 +26,44 @@ static void conv_macro(int64_t m, int64_t n, int64_t k, const float *wp, const f
         for (int64_t i = 0; i < m; i += FNN_CONV_MR) {
             int mr = (int)FNN_MIN(FNN_CONV_MR, m - i);
             const float *a = wp + i * k, *b = cols + j * k;
-            conv_vf acc[FNN_CONV_MR][2];
+            conv_vf acc[FNN_CONV_MR][FNN_CONV_NV];
             _Pragma("GCC unroll 8") for (int r = 0; r < FNN_CONV_MR; r++) {
                 float b0 = bias ? bias[i + (r < mr ? r : mr - 1)] : 0.0f;
-                acc[r][0] = acc[r][1] = (conv_vf){0} + b0;
+                _Pragma("GCC unroll 8") for (int v = 0; v < FNN_CONV_NV; v++)
+                    acc[r][v] = (conv_vf){0} + b0;
             }
             if (boff == NULL) {
                 _Pragma("GCC unroll 4") for (int64_t p = 0; p < k; p++, a += FNN_CONV_MR, b += FNN_CONV_NR) {
-                    conv_vf v0 = *(const conv_vf *)b;
-                    conv_vf v1 = *(const conv_vf *)(b + FNN_VEC);
-                    _Pragma("GCC unroll 8") for (int r = 0; r < FNN_CONV_MR; r++) {
-                        acc[r][0] += a[r] * v0;
-                        acc[r][1] += a[r] * v1;
-                    }
+                    conv_vf bv[FNN_CONV_NV];
+                    _Pragma("GCC unroll 8") for (int v = 0; v < FNN_CONV_NV; v++)
+                        bv[v] = *(const conv_vf *)(b + v * FNN_VEC);
+                    _Pragma("GCC unroll 8") for (int r = 0; r < FNN_CONV_MR; r++)
+                        _Pragma("GCC unroll 8") for (int v = 0; v < FNN_CONV_NV; v++)
+                            acc[r][v] += a[r] * bv[v];
                 }
             } else {
                 b = cols + j;
                 _Pragma("GCC unroll 4") for (int64_t p = 0; p < k; p++, a += FNN_CONV_MR) {
-                    conv_vf v0 = *(const conv_vf_u *)(b + boff[p]);
-                    conv_vf v1 = *(const conv_vf_u *)(b + boff[p] + FNN_VEC);
-                    _Pragma("GCC unroll 8") for (int r = 0; r < FNN_CONV_MR; r++) {
-                        acc[r][0] += a[r] * v0;
-                        acc[r][1] += a[r] * v1;
-                    }
+                    conv_vf bv[FNN_CONV_NV];
+                    _Pragma("GCC unroll 8") for (int v = 0; v < FNN_CONV_NV; v++)
+                        bv[v] = *(const conv_vf_u *)(b + boff[p] + v * FNN_VEC);
+                    _Pragma("GCC unroll 8") for (int r = 0; r < FNN_CONV_MR; r++)
+                        _Pragma("GCC unroll 8") for (int v = 0; v < FNN_CONV_NV; v++)
+                            acc[r][v] += a[r] * bv[v];
                 }
             }
             float *o = out + i * ldo + j;
             if (mr == FNN_CONV_MR && nr == FNN_CONV_NR) {
-                _Pragma("GCC unroll 8") for (int r = 0; r < FNN_CONV_MR; r++) {
-                    *(conv_vf_u *)(o + r * ldo) = acc[r][0];
-                    *(conv_vf_u *)(o + r * ldo + FNN_VEC) = acc[r][1];
-                }
+                _Pragma("GCC unroll 8") for (int r = 0; r < FNN_CONV_MR; r++)
+                    _Pragma("GCC unroll 8") for (int v = 0; v < FNN_CONV_NV; v++)
+                        *(conv_vf_u *)(o + r * ldo + v * FNN_VEC) = acc[r][v];
                 continue;
             }
             /* Edge tile: through a buffer, so the accumulators stay in registers. */
             float tile[FNN_CONV_MR][FNN_CONV_NR] __attribute__((aligned(FNN_ALIGN)));
-            _Pragma("GCC unroll 8") for (int r = 0; r < FNN_CONV_MR; r++) {
-                *(conv_vf *)tile[r] = acc[r][0];
-                *(conv_vf *)(tile[r] + FNN_VEC) = acc[r][1];
-            }
+            _Pragma("GCC unroll 8") for (int r = 0; r < FNN_CONV_MR; r++)
+                _Pragma("GCC unroll 8") for (int v = 0; v < FNN_CONV_NV; v++)
+                    *(conv_vf *)(tile[r] + v * FNN_VEC) = acc[r][v];
             for (int r = 0; r < mr; r++)
                 memcpy(o + r * ldo, tile[r], (size_t)nr * sizeof(float));
         }
