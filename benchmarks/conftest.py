@@ -59,6 +59,13 @@ def torch():
 _peaks = {}
 
 
+def pytest_sessionstart(session):
+    """Probe the ceilings first, before other libraries' thread pools exist and can
+    steal cores from the probe."""
+    for threads in THREADS:
+        peak(threads)
+
+
 def peak(threads):
     """(FMA GFLOP/s, copy GB/s) of this machine on `threads` threads with the best ISA,
     measured once per run by fastnn's own probes."""

@@ -115,8 +115,9 @@ class Adam(Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, lr)
         b1, b2 = (float(b) for b in betas)
-        if not (0 <= b1 < 1 and 0 <= b2 < 1) or eps < 0 or weight_decay < 0:
-            raise ValueError(f"{type(self).__name__}: need betas in [0, 1), eps >= 0 and "
+        # eps > 0, unlike torch's eps >= 0: eps = 0 divides 0 by 0 for any untouched weight.
+        if not (0 <= b1 < 1 and 0 <= b2 < 1) or not eps > 0 or weight_decay < 0:
+            raise ValueError(f"{type(self).__name__}: need betas in [0, 1), eps > 0 and "
                              f"weight_decay >= 0, got {betas!r}, {eps!r}, {weight_decay!r}")
         self.betas, self.eps, self.weight_decay = (b1, b2), float(eps), float(weight_decay)
         self._m, self._v = self._zeros(), self._zeros()
