@@ -41,6 +41,15 @@ def library_threads(library, n):
             yield
 
 
+@pytest.fixture(params=fastnn.supported_isas())
+def isa(request):
+    """Run a fastnn benchmark once per instruction-set variant this CPU supports."""
+    before = fastnn.get_isa()
+    fastnn.set_isa(request.param)
+    yield request.param
+    fastnn.set_isa(before)
+
+
 @pytest.fixture
 def record():
     def _record(benchmark, *, op, shape, library, threads, flops=None, nbytes=None, isa=None):

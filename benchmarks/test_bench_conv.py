@@ -41,7 +41,6 @@ def conv_flops(flops, mode, nig):
 @pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("mode", PASSES)
 @pytest.mark.parametrize("case", CONVS)
-@pytest.mark.parametrize("isa", fastnn.supported_isas())
 def test_conv2d_fastnn(benchmark, record, case, mode, threads, isa):
     x, w, b, g, nig, flops = conv_case(case)
     y = np.empty(g.shape, np.float32)
@@ -54,13 +53,8 @@ def test_conv2d_fastnn(benchmark, record, case, mode, threads, isa):
             F.conv2d_backward(g, x, w, need_input_grad=nig, grad_input=gx, grad_weight=gw,
                               grad_bias=gb)
 
-    before = fastnn.get_isa()
-    fastnn.set_isa(isa)
-    try:
-        with library_threads("fastnn", threads):
-            benchmark(step)
-    finally:
-        fastnn.set_isa(before)
+    with library_threads("fastnn", threads):
+        benchmark(step)
     record(benchmark, op=f"conv2d {mode}", shape=case, library="fastnn", threads=threads,
            flops=conv_flops(flops, mode, nig), isa=isa)
 
@@ -115,7 +109,6 @@ def linear_case(name):
 @pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("mode", PASSES)
 @pytest.mark.parametrize("case", LINEARS)
-@pytest.mark.parametrize("isa", fastnn.supported_isas())
 def test_linear_fastnn(benchmark, record, case, mode, threads, isa):
     x, w, b, g, nig, flops = linear_case(case)
     y = np.empty(g.shape, np.float32)
@@ -128,13 +121,8 @@ def test_linear_fastnn(benchmark, record, case, mode, threads, isa):
             F.linear_backward(g, x, w, need_input_grad=nig, grad_input=gx, grad_weight=gw,
                               grad_bias=gb)
 
-    before = fastnn.get_isa()
-    fastnn.set_isa(isa)
-    try:
-        with library_threads("fastnn", threads):
-            benchmark(step)
-    finally:
-        fastnn.set_isa(before)
+    with library_threads("fastnn", threads):
+        benchmark(step)
     record(benchmark, op=f"linear {mode}", shape=case, library="fastnn", threads=threads,
            flops=conv_flops(flops, mode, nig), isa=isa)
 

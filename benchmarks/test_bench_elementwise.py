@@ -29,14 +29,6 @@ def pool_case(name):
     return x, g, nbytes
 
 
-@pytest.fixture(params=fastnn.supported_isas())
-def isa(request):
-    before = fastnn.get_isa()
-    fastnn.set_isa(request.param)
-    yield request.param
-    fastnn.set_isa(before)
-
-
 @pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("shape", POOL_SHAPES)
 def test_max_pool_fastnn(benchmark, record, isa, shape, threads):
