@@ -96,6 +96,16 @@ static void max_backward_planes(int64_t lo, int64_t hi, void *ctx)
     pool_job *J = ctx;
     const fnn_pool2d *p = J->p;
     int64_t in = p->h * p->w, out = p->oh * p->ow;
+    void (*row2x2)(int64_t, int, const float *, int64_t, float *, int64_t *) =
+        !J->idx_in && is_2x2(p) ? fnn_active->ew.max_pool_2x2_row : NULL;
+    /* One output row of maxima and argmaxes, in this thread's own workspace. */
+    int64_t *idx_row = row2x2 ? fnn_workspace(FNN_WS_OP, (size_t)p->ow * 12) : NULL;
+    float *y_row = idx_row ? (float *)(idx_row + p->ow) : NULL;
+    if (row2x2 && !idx_row) {
+#pragma omp atomic write
+        J->status = FNN_ENOMEM;
+        return;
+    }
     for (int64_t q = lo; q < hi; q++) {
         const float *gy = J->gy + q * out;
         float *gx = J->gx + q * in;
@@ -113,9 +123,16 @@ static void max_backward_planes(int64_t lo, int64_t hi, void *ctx)
             continue;
         }
         const float *x = J->x + q * in;
-        for (int64_t oi = 0; oi < p->oh; oi++)
+        for (int64_t oi = 0; oi < p->oh; oi++) {
+            if (row2x2) {  /* the vectorised forward row gives the argmax */
+                row2x2(p->ow, (int)p->w, x + 2 * oi * p->w, 2 * oi * p->w, y_row, idx_row);
+                for (int64_t oj = 0; oj < p->ow; oj++)
+                    gx[idx_row[oj]] += gy[oi * p->ow + oj];
+                continue;
+            }
             for (int64_t oj = 0; oj < p->ow; oj++)
                 gx[window_argmax(p, x, oi, oj)] += gy[oi * p->ow + oj];
+        }
     }
 }
 
