@@ -52,7 +52,8 @@ typedef struct {
                                      decay: 1 - lr*wd (AdamW), else 1 */
 } fnn_adam_consts;
 
-/* Memory-bound elementwise loops of one ISA (simd/elementwise_kernel.h). */
+/* Elementwise loops of one ISA (simd/elementwise_kernel.h): the memory-bound
+ * activations, the 2x2 max-pool row and the optimizer updates. */
 typedef struct {
     void (*relu)(int64_t n, const float *x, float *y);
     void (*relu_backward)(int64_t n, const float *gy, const float *x, float *gx);

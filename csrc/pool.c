@@ -61,50 +61,58 @@ typedef struct {
     const int64_t *idx_in;
     float *y, *gx;
     int64_t *idx;
-    int status;  /* set to FNN_EINVAL by a thread that meets a bad index */
+    int status;  /* a thread's failure: a bad index or no workspace */
 } pool_job;
+
+/* Output row oi of one plane: maxima into y, their plane offsets into idx (or NULL). */
+static void max_row(const fnn_pool2d *p, const float *x, int64_t oi, float *y, int64_t *idx)
+{
+    if (is_2x2(p)) {
+        fnn_active->ew.max_pool_2x2_row(p->ow, (int)p->w, x + 2 * oi * p->w, 2 * oi * p->w,
+                                        y, idx);
+        return;
+    }
+    for (int64_t oj = 0; oj < p->ow; oj++) {
+        int64_t k = window_argmax(p, x, oi, oj);
+        y[oj] = x[k];
+        if (idx)
+            idx[oj] = k;
+    }
+}
 
 static void max_forward_planes(int64_t lo, int64_t hi, void *ctx)
 {
     pool_job *J = ctx;
     const fnn_pool2d *p = J->p;
     int64_t in = p->h * p->w, out = p->oh * p->ow;
-    void (*row2x2)(int64_t, int, const float *, int64_t, float *, int64_t *) =
-        is_2x2(p) ? fnn_active->ew.max_pool_2x2_row : NULL;
-    for (int64_t q = lo; q < hi; q++) {
-        const float *x = J->x + q * in;
-        float *y = J->y + q * out;
-        int64_t *idx = J->idx ? J->idx + q * out : NULL;
-        for (int64_t oi = 0; oi < p->oh; oi++) {
-            if (row2x2) {
-                row2x2(p->ow, (int)p->w, x + 2 * oi * p->w, 2 * oi * p->w, y + oi * p->ow,
-                       idx ? idx + oi * p->ow : NULL);
-                continue;
-            }
-            for (int64_t oj = 0; oj < p->ow; oj++) {
-                int64_t k = window_argmax(p, x, oi, oj);
-                y[oi * p->ow + oj] = x[k];
-                if (idx)
-                    idx[oi * p->ow + oj] = k;
-            }
-        }
-    }
+    for (int64_t q = lo; q < hi; q++)
+        for (int64_t oi = 0; oi < p->oh; oi++)
+            max_row(p, J->x + q * in, oi, J->y + q * out + oi * p->ow,
+                    J->idx ? J->idx + q * out + oi * p->ow : NULL);
 }
 
+static void set_status(pool_job *J, int status)
+{
+#pragma omp atomic write
+    J->status = status;
+}
+
+/* Zero each plane of gx, then add every gradient at its window's argmax: the saved
+ * indices, or one output row at a time recomputed into this thread's workspace. */
 static void max_backward_planes(int64_t lo, int64_t hi, void *ctx)
 {
     pool_job *J = ctx;
     const fnn_pool2d *p = J->p;
     int64_t in = p->h * p->w, out = p->oh * p->ow;
-    void (*row2x2)(int64_t, int, const float *, int64_t, float *, int64_t *) =
-        !J->idx_in && is_2x2(p) ? fnn_active->ew.max_pool_2x2_row : NULL;
-    /* One output row of maxima and argmaxes, in this thread's own workspace. */
-    int64_t *idx_row = row2x2 ? fnn_workspace(FNN_WS_OP, (size_t)p->ow * 12) : NULL;
-    float *y_row = idx_row ? (float *)(idx_row + p->ow) : NULL;
-    if (row2x2 && !idx_row) {
-#pragma omp atomic write
-        J->status = FNN_ENOMEM;
-        return;
+    int64_t *idx_row = NULL;
+    float *y_row = NULL;
+    if (!J->idx_in) {
+        idx_row = fnn_workspace(FNN_WS_OP, (size_t)p->ow * (sizeof(int64_t) + sizeof(float)));
+        if (!idx_row) {
+            set_status(J, FNN_ENOMEM);
+            return;
+        }
+        y_row = (float *)(idx_row + p->ow);
     }
     for (int64_t q = lo; q < hi; q++) {
         const float *gy = J->gy + q * out;
@@ -114,24 +122,17 @@ static void max_backward_planes(int64_t lo, int64_t hi, void *ctx)
             const int64_t *idx = J->idx_in + q * out;
             for (int64_t k = 0; k < out; k++) {
                 if ((uint64_t)idx[k] >= (uint64_t)in) {
-#pragma omp atomic write
-                    J->status = FNN_EINVAL;
+                    set_status(J, FNN_EINVAL);
                     return;
                 }
                 gx[idx[k]] += gy[k];
             }
             continue;
         }
-        const float *x = J->x + q * in;
         for (int64_t oi = 0; oi < p->oh; oi++) {
-            if (row2x2) {  /* the vectorised forward row gives the argmax */
-                row2x2(p->ow, (int)p->w, x + 2 * oi * p->w, 2 * oi * p->w, y_row, idx_row);
-                for (int64_t oj = 0; oj < p->ow; oj++)
-                    gx[idx_row[oj]] += gy[oi * p->ow + oj];
-                continue;
-            }
+            max_row(p, J->x + q * in, oi, y_row, idx_row);
             for (int64_t oj = 0; oj < p->ow; oj++)
-                gx[window_argmax(p, x, oi, oj)] += gy[oi * p->ow + oj];
+                gx[idx_row[oj]] += gy[oi * p->ow + oj];
         }
     }
 }
