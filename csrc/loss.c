@@ -53,14 +53,8 @@ static void ce_blocks(int64_t lo, int64_t hi, void *ctx)
                 flag(J, FNN_ENONFINITE);
                 return;
             }
-            double s = 0.0;
             float *g = J->grad ? J->grad + r * c : NULL;
-            for (int64_t j = 0; j < c; j++) {
-                float e = expf(x[j] - m);
-                s += e;
-                if (g)
-                    g[j] = e;
-            }
+            double s = fnn_exp_sum(c, x, m, g);
             sum += log(s) - (double)(x[label] - m);
             if (g) {
                 float inv = (float)(1.0 / s);
@@ -84,8 +78,8 @@ static void bce_blocks(int64_t lo, int64_t hi, void *ctx)
             double x = J->a[i], t = J->b[i];
             sum += fmax(x, 0.0) - x * t + log1p(exp(-fabs(x)));
             if (J->grad) {
-                float xf = J->a[i], e = expf(-fabsf(xf));
-                float sig = xf >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+                float xf = J->a[i], e = fnn_expf(-fabsf(xf));
+                float sig = (xf >= 0.0f ? 1.0f : e) / (1.0f + e);
                 J->grad[i] = (sig - J->b[i]) * inv_n;
             }
         }
