@@ -177,17 +177,19 @@ static void log_softmax_backward_part(int64_t lo, int64_t hi, void *ctx)
     }
 }
 
-static int run_elementwise(int64_t n, double cost, fnn_range_fn f, ew_job *J)
+/* A binary op reads J->a and J->b, a unary one only J->a. */
+static int run_elementwise(int64_t n, double cost, fnn_range_fn f, ew_job *J, int binary)
 {
-    if (n < 0)
+    if (n < 0 || (n > 0 && (!J->a || !J->out || (binary && !J->b))))
         return FNN_EINVAL;
     fnn_parallel_range(n, cost * (double)n, EW_ALIGN, f, J);
     return FNN_OK;
 }
 
-static int run_rows(int64_t rows, int64_t cols, fnn_range_fn f, ew_job *J)
+static int run_rows(int64_t rows, int64_t cols, fnn_range_fn f, ew_job *J, int binary)
 {
-    if (rows < 0 || cols < 1 || (rows > 0 && cols > INT64_MAX / rows))
+    if (rows < 0 || cols < 1 || (rows > 0 && cols > INT64_MAX / rows) ||
+        (rows > 0 && (!J->a || !J->out || (binary && !J->b))))
         return FNN_EINVAL;
     J->cols = cols;
     fnn_parallel_range(rows, COST_EXP * (double)rows * cols, 1, f, J);
@@ -196,62 +198,66 @@ static int run_rows(int64_t rows, int64_t cols, fnn_range_fn f, ew_job *J)
 
 int fnn_relu(int64_t n, const float *x, float *y)
 {
-    return run_elementwise(n, COST_MEM, relu_part, &(ew_job){.a = x, .out = y});
+    return run_elementwise(n, COST_MEM, relu_part, &(ew_job){.a = x, .out = y}, 0);
 }
 
 int fnn_relu_backward(int64_t n, const float *gy, const float *x, float *gx)
 {
-    return run_elementwise(n, COST_MEM, relu_backward_part, &(ew_job){.a = gy, .b = x, .out = gx});
+    return run_elementwise(n, COST_MEM, relu_backward_part,
+                           &(ew_job){.a = gy, .b = x, .out = gx}, 1);
 }
 
 int fnn_leaky_relu(int64_t n, float slope, const float *x, float *y)
 {
-    return run_elementwise(n, COST_MEM, leaky_part, &(ew_job){.a = x, .out = y, .slope = slope});
+    return run_elementwise(n, COST_MEM, leaky_part, &(ew_job){.a = x, .out = y, .slope = slope}, 0);
 }
 
 int fnn_leaky_relu_backward(int64_t n, float slope, const float *gy, const float *x, float *gx)
 {
     return run_elementwise(n, COST_MEM, leaky_backward_part,
-                           &(ew_job){.a = gy, .b = x, .out = gx, .slope = slope});
+                           &(ew_job){.a = gy, .b = x, .out = gx, .slope = slope}, 1);
 }
 
 int fnn_sigmoid(int64_t n, const float *x, float *y)
 {
-    return run_elementwise(n, COST_EXP, sigmoid_part, &(ew_job){.a = x, .out = y});
+    return run_elementwise(n, COST_EXP, sigmoid_part, &(ew_job){.a = x, .out = y}, 0);
 }
 
 int fnn_sigmoid_backward(int64_t n, const float *gy, const float *y, float *gx)
 {
-    return run_elementwise(n, COST_MEM, sigmoid_backward_part, &(ew_job){.a = gy, .b = y, .out = gx});
+    return run_elementwise(n, COST_MEM, sigmoid_backward_part,
+                           &(ew_job){.a = gy, .b = y, .out = gx}, 1);
 }
 
 int fnn_tanh(int64_t n, const float *x, float *y)
 {
-    return run_elementwise(n, COST_EXP, tanh_part, &(ew_job){.a = x, .out = y});
+    return run_elementwise(n, COST_EXP, tanh_part, &(ew_job){.a = x, .out = y}, 0);
 }
 
 int fnn_tanh_backward(int64_t n, const float *gy, const float *y, float *gx)
 {
-    return run_elementwise(n, COST_MEM, tanh_backward_part, &(ew_job){.a = gy, .b = y, .out = gx});
+    return run_elementwise(n, COST_MEM, tanh_backward_part,
+                           &(ew_job){.a = gy, .b = y, .out = gx}, 1);
 }
 
 int fnn_softmax(int64_t rows, int64_t cols, const float *x, float *y)
 {
-    return run_rows(rows, cols, softmax_part, &(ew_job){.a = x, .out = y});
+    return run_rows(rows, cols, softmax_part, &(ew_job){.a = x, .out = y}, 0);
 }
 
 int fnn_softmax_backward(int64_t rows, int64_t cols, const float *gy, const float *y, float *gx)
 {
-    return run_rows(rows, cols, softmax_backward_part, &(ew_job){.a = gy, .b = y, .out = gx});
+    return run_rows(rows, cols, softmax_backward_part, &(ew_job){.a = gy, .b = y, .out = gx}, 1);
 }
 
 int fnn_log_softmax(int64_t rows, int64_t cols, const float *x, float *y)
 {
-    return run_rows(rows, cols, log_softmax_part, &(ew_job){.a = x, .out = y});
+    return run_rows(rows, cols, log_softmax_part, &(ew_job){.a = x, .out = y}, 0);
 }
 
 int fnn_log_softmax_backward(int64_t rows, int64_t cols, const float *gy, const float *y,
                              float *gx)
 {
-    return run_rows(rows, cols, log_softmax_backward_part, &(ew_job){.a = gy, .b = y, .out = gx});
+    return run_rows(rows, cols, log_softmax_backward_part,
+                    &(ew_job){.a = gy, .b = y, .out = gx}, 1);
 }

@@ -128,7 +128,7 @@ static int run_loss(loss_job *J, int64_t items, double work, fnn_range_fn f, dou
 int fnn_cross_entropy(int64_t n, int64_t c, const float *logits, const int64_t *labels,
                       double *loss, float *grad)
 {
-    if (n < 0 || c < 1 || (n > 0 && c > INT64_MAX / n))
+    if (n < 0 || c < 1 || (n > 0 && (c > INT64_MAX / n || !logits || !labels)))
         return FNN_EINVAL;
     loss_job J = {.n = n, .c = c, .block = CE_BLOCK_ROWS, .a = logits, .labels = labels,
                   .grad = grad};
@@ -138,7 +138,7 @@ int fnn_cross_entropy(int64_t n, int64_t c, const float *logits, const int64_t *
 int fnn_bce_with_logits(int64_t n, const float *logits, const float *targets, double *loss,
                         float *grad)
 {
-    if (n < 0)
+    if (n < 0 || (n > 0 && (!logits || !targets)))
         return FNN_EINVAL;
     loss_job J = {.n = n, .block = ELEM_BLOCK, .a = logits, .b = targets, .grad = grad};
     return run_loss(&J, n, 2 * COST_EXP * (double)n, bce_blocks, loss);
@@ -146,7 +146,7 @@ int fnn_bce_with_logits(int64_t n, const float *logits, const float *targets, do
 
 int fnn_mse_loss(int64_t n, const float *pred, const float *target, double *loss, float *grad)
 {
-    if (n < 0)
+    if (n < 0 || (n > 0 && (!pred || !target)))
         return FNN_EINVAL;
     loss_job J = {.n = n, .block = ELEM_BLOCK, .a = pred, .b = target, .grad = grad};
     return run_loss(&J, n, (double)n, mse_blocks, loss);

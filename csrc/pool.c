@@ -202,6 +202,8 @@ static double window_work(const fnn_pool2d *p) { return (double)p->oh * p->ow * 
 
 int fnn_max_pool2d(const fnn_pool2d *p, const float *x, float *y, int64_t *idx)
 {
+    if (!x || !y)
+        return FNN_EINVAL;
     pool_job J = {.x = x, .y = y, .idx = idx};
     return run_planes(p, &J, max_forward_planes, window_work(p));
 }
@@ -209,6 +211,8 @@ int fnn_max_pool2d(const fnn_pool2d *p, const float *x, float *y, int64_t *idx)
 int fnn_max_pool2d_backward(const fnn_pool2d *p, const float *gy, const int64_t *idx,
                             const float *x, float *gx)
 {
+    if (!gy || !gx || (!idx && !x))
+        return FNN_EINVAL;
     pool_job J = {.gy = gy, .idx_in = idx, .x = x, .gx = gx};
     return run_planes(p, &J, max_backward_planes,
                       (double)p->h * p->w + (idx ? (double)p->oh * p->ow : window_work(p)));
@@ -216,12 +220,16 @@ int fnn_max_pool2d_backward(const fnn_pool2d *p, const float *gy, const int64_t 
 
 int fnn_avg_pool2d(const fnn_pool2d *p, const float *x, float *y)
 {
+    if (!x || !y)
+        return FNN_EINVAL;
     pool_job J = {.x = x, .y = y};
     return run_planes(p, &J, avg_forward_planes, window_work(p));
 }
 
 int fnn_avg_pool2d_backward(const fnn_pool2d *p, const float *gy, float *gx)
 {
+    if (!gy || !gx)
+        return FNN_EINVAL;
     pool_job J = {.gy = gy, .gx = gx};
     return run_planes(p, &J, avg_backward_planes, (double)p->h * p->w + window_work(p));
 }

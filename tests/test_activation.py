@@ -131,7 +131,10 @@ def test_forward_in_place(rng, fn):
     np.testing.assert_array_equal(x, expected)
 
 
-@pytest.mark.parametrize("name", ["relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax"])
+NAMES = ["relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax"]
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_thread_count_does_not_change_bits(isa, rng, threads, name):
     x = sample(rng, (600, 1000))  # above every op's threading threshold
     g = sample(rng, x.shape, 1.0)
