@@ -12,7 +12,6 @@ rounding x - max.
 import numpy as np
 import pytest
 
-import fastnn
 from fastnn import functional as F, reference as ref
 
 U = 2.0 ** -24

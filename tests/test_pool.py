@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-import fastnn
 from fastnn import functional as F, reference as ref
 
 U = 2.0 ** -24
