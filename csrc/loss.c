@@ -17,13 +17,14 @@ typedef struct {
     const int64_t *labels;
     float *grad;
     double *partial;  /* one sum per block */
-    int status;
+    int bad_label, nonfinite;  /* set by any thread; every row is checked, so the
+                                  error reported does not depend on the split */
 } loss_job;
 
-static void flag(loss_job *J, int status)
+static void flag(int *f)
 {
 #pragma omp atomic write
-    J->status = status;
+    *f = 1;
 }
 
 /* Per row: loss = log(sum exp(x - max)) - (x[label] - max);
@@ -40,8 +41,8 @@ static void ce_blocks(int64_t lo, int64_t hi, void *ctx)
             const float *x = J->a + r * c;
             int64_t label = J->labels[r];
             if (label < 0 || label >= c) {
-                flag(J, FNN_EINVAL);
-                return;
+                flag(&J->bad_label);
+                continue;
             }
             float m = x[0];
             int finite = 1;
@@ -50,8 +51,8 @@ static void ce_blocks(int64_t lo, int64_t hi, void *ctx)
                 m = x[j] > m ? x[j] : m;
             }
             if (!finite) {
-                flag(J, FNN_ENONFINITE);
-                return;
+                flag(&J->nonfinite);
+                continue;
             }
             float *g = J->grad ? J->grad + r * c : NULL;
             double s = fnn_exp_sum(c, x, m, g);
@@ -112,10 +113,11 @@ static int run_loss(loss_job *J, int64_t items, double work, fnn_range_fn f, dou
     J->partial = fnn_workspace(FNN_WS_OP, (size_t)FNN_MAX(blocks, 1) * sizeof(double));
     if (J->partial == NULL)
         return FNN_ENOMEM;
-    J->status = FNN_OK;
     fnn_parallel_range(blocks, work, 1, f, J);
-    if (J->status != FNN_OK)
-        return J->status;
+    if (J->bad_label)
+        return FNN_EINVAL;
+    if (J->nonfinite)
+        return FNN_ENONFINITE;
     if (loss) {
         double s = 0.0;
         for (int64_t b = 0; b < blocks; b++)

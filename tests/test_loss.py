@@ -170,3 +170,14 @@ def test_pair_losses_bad_inputs(fn):
         fn(a, np.zeros((3, 2), np.float32))
     with pytest.raises(TypeError, match="must be a float32"):
         fn(a, np.zeros((2, 3)))
+
+
+def test_error_does_not_depend_on_thread_count(rng, threads):
+    # A NaN early and a bad label late: every thread count reports the labels.
+    logits, labels = ce_case(rng, 4000, 100)
+    logits[3, 5] = np.nan
+    labels[-1] = 100
+    for n in (1, 2, 3):
+        threads(n)
+        with pytest.raises(ValueError, match="labels must lie"):
+            F.cross_entropy_with_grad(logits, labels)
