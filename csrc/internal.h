@@ -53,18 +53,17 @@ typedef struct {
 } fnn_adam_consts;
 
 /* Elementwise loops of one ISA (simd/elementwise_kernel.h): the memory-bound
- * activations, the 2x2 max-pool row and the optimizer updates. */
+ * activations, 2x2 max pooling and the optimizer updates. */
 typedef struct {
     void (*relu)(int64_t n, const float *x, float *y);
     void (*relu_backward)(int64_t n, const float *gy, const float *x, float *gx);
     void (*leaky_relu)(int64_t n, float slope, const float *x, float *y);
     void (*leaky_relu_backward)(int64_t n, float slope, const float *gy, const float *x,
                                 float *gx);
-    /* One output row of 2x2/stride-2 max pooling: rows r0 and r0 + w of the input,
-     * ow outputs; idx (may be NULL) gets base + the plane offset of each maximum.
-     * w < 2^31 (the caller checks). */
-    void (*max_pool_2x2_row)(int64_t ow, int w, const float *r0, int64_t base, float *y,
-                             int64_t *idx);
+    /* oh output rows of 2x2/stride-2 max pooling from rows x[0..2*oh) of width w;
+     * idx (may be NULL) gets base + the offset from x of each maximum. w < 2^31. */
+    void (*max_pool_2x2)(int64_t oh, int64_t ow, int w, const float *x, int64_t base, float *y,
+                         int64_t *idx);
     /* One optimizer step on n elements of one parameter (buf may be NULL without momentum). */
     void (*sgd)(int64_t n, float *p, const float *g, float *buf, const fnn_sgd_consts *c);
     void (*adam)(int64_t n, float *p, const float *g, float *m, float *v,

@@ -3,7 +3,7 @@
  * Threads split the planes (N*C), so a backward scatter into overlapping windows
  * never has two threads writing one element, and each element's sum runs in window
  * order whatever the thread count. 2x2/stride-2 max pooling without padding (the
- * CNN's case) runs the ISA's vectorised row kernel. */
+ * CNN's case) runs the ISA's vectorised kernel. */
 #include <math.h>
 
 #include "internal.h"
@@ -64,20 +64,23 @@ typedef struct {
     int status;  /* a thread's failure: a bad index or no workspace */
 } pool_job;
 
-/* Output row oi of one plane: maxima into y, their plane offsets into idx (or NULL). */
-static void max_row(const fnn_pool2d *p, const float *x, int64_t oi, float *y, int64_t *idx)
+/* Output rows [i0, i1) of one plane: maxima into y, their plane offsets into idx
+ * (or NULL). */
+static void max_rows(const fnn_pool2d *p, const float *x, int64_t i0, int64_t i1, float *y,
+                     int64_t *idx)
 {
     if (is_2x2(p)) {
-        fnn_active->ew.max_pool_2x2_row(p->ow, (int)p->w, x + 2 * oi * p->w, 2 * oi * p->w,
-                                        y, idx);
+        fnn_active->ew.max_pool_2x2(i1 - i0, p->ow, (int)p->w, x + 2 * i0 * p->w,
+                                    2 * i0 * p->w, y, idx);
         return;
     }
-    for (int64_t oj = 0; oj < p->ow; oj++) {
-        int64_t k = window_argmax(p, x, oi, oj);
-        y[oj] = x[k];
-        if (idx)
-            idx[oj] = k;
-    }
+    for (int64_t oi = i0; oi < i1; oi++, y += p->ow, idx = idx ? idx + p->ow : NULL)
+        for (int64_t oj = 0; oj < p->ow; oj++) {
+            int64_t k = window_argmax(p, x, oi, oj);
+            y[oj] = x[k];
+            if (idx)
+                idx[oj] = k;
+        }
 }
 
 static void max_forward_planes(int64_t lo, int64_t hi, void *ctx)
@@ -86,9 +89,7 @@ static void max_forward_planes(int64_t lo, int64_t hi, void *ctx)
     const fnn_pool2d *p = J->p;
     int64_t in = p->h * p->w, out = p->oh * p->ow;
     for (int64_t q = lo; q < hi; q++)
-        for (int64_t oi = 0; oi < p->oh; oi++)
-            max_row(p, J->x + q * in, oi, J->y + q * out + oi * p->ow,
-                    J->idx ? J->idx + q * out + oi * p->ow : NULL);
+        max_rows(p, J->x + q * in, 0, p->oh, J->y + q * out, J->idx ? J->idx + q * out : NULL);
 }
 
 static void set_status(pool_job *J, int status)
@@ -130,7 +131,7 @@ static void max_backward_planes(int64_t lo, int64_t hi, void *ctx)
             continue;
         }
         for (int64_t oi = 0; oi < p->oh; oi++) {
-            max_row(p, J->x + q * in, oi, y_row, idx_row);
+            max_rows(p, J->x + q * in, oi, oi + 1, y_row, idx_row);
             for (int64_t oj = 0; oj < p->ow; oj++)
                 gx[idx_row[oj]] += gy[oi * p->ow + oj];
         }
