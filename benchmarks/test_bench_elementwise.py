@@ -84,8 +84,8 @@ def relu_case():
 @pytest.mark.parametrize("threads", THREADS)
 def test_relu_fastnn(benchmark, record, isa, threads):
     x, g, nbytes = relu_case()
-    # One output buffer, as in the torch benchmark, whose caching allocator hands the
-    # freed relu output straight back to threshold_backward.
+    # One output buffer for both, as torch gets: its relu output is freed at once and
+    # malloc hands the same memory to threshold_backward's output.
     buf = np.empty_like(x)
 
     def step():

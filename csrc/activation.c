@@ -1,9 +1,9 @@
 /* activation.c: elementwise activations and row-wise softmax, forward and backward,
  * plus fnn_parallel_range, the one-region OpenMP split the elementwise families share.
  *
- * relu and leaky_relu are memory-bound and run the ISA's vectorised loops; the
- * transcendental ones call libm per element (exact to ~1 ulp). Softmax rows sum in
- * double, each row on one thread, so results do not depend on the thread count. */
+ * relu and leaky_relu are memory-bound and run the ISA's vectorised loops; exp is
+ * fnn_expf (vectorisable, ~1 ulp), tanh libm's tanhf. Softmax rows sum in double,
+ * each row on one thread, so results do not depend on the thread count. */
 #include <math.h>
 
 #include "internal.h"
@@ -25,6 +25,21 @@ void fnn_parallel_range(int64_t n, double work, int64_t align, fnn_range_fn f, v
         if (hi > lo)
             f(lo, hi, ctx);
     }
+}
+
+double fnn_exp_sum(int64_t n, const float *x, float shift, float *out)
+{
+    float buf[256];
+    double s = 0.0;
+    for (int64_t j0 = 0; j0 < n; j0 += 256) {
+        int64_t len = FNN_MIN(256, n - j0);
+        float *e = out ? out + j0 : buf;
+        for (int64_t j = 0; j < len; j++)   /* vectorised */
+            e[j] = fnn_expf(x[j0 + j] - shift);
+        for (int64_t j = 0; j < len; j++)   /* in order */
+            s += e[j];
+    }
+    return s;
 }
 
 /* Elementwise split on 64-byte boundaries so threads never share a cache line. */
@@ -68,9 +83,11 @@ static void leaky_backward_part(int64_t lo, int64_t hi, void *ctx)
 static void sigmoid_part(int64_t lo, int64_t hi, void *ctx)
 {
     ew_job *J = ctx;
+    const float *a = J->a;
+    float *out = J->out;
     for (int64_t i = lo; i < hi; i++) {
-        float x = J->a[i], e = expf(-fabsf(x));
-        J->out[i] = x >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+        float x = a[i], e = fnn_expf(-fabsf(x));
+        out[i] = (x >= 0.0f ? 1.0f : e) / (1.0f + e);
     }
 }
 
@@ -103,25 +120,14 @@ static float row_max(int64_t n, const float *x)
     return m;
 }
 
-/* out = exp(x - max); returns the sum in double. */
-static double row_exp(int64_t n, const float *x, float *out)
-{
-    float m = row_max(n, x);
-    double s = 0.0;
-    for (int64_t j = 0; j < n; j++) {
-        out[j] = expf(x[j] - m);
-        s += out[j];
-    }
-    return s;
-}
-
 static void softmax_part(int64_t lo, int64_t hi, void *ctx)
 {
     ew_job *J = ctx;
     int64_t c = J->cols;
     for (int64_t r = lo; r < hi; r++) {
         float *y = J->out + r * c;
-        float inv = (float)(1.0 / row_exp(c, J->a + r * c, y));
+        const float *x = J->a + r * c;
+        float inv = (float)(1.0 / fnn_exp_sum(c, x, row_max(c, x), y));
         for (int64_t j = 0; j < c; j++)
             y[j] *= inv;
     }
@@ -135,10 +141,7 @@ static void log_softmax_part(int64_t lo, int64_t hi, void *ctx)
         const float *x = J->a + r * c;
         float *y = J->out + r * c;
         float m = row_max(c, x);
-        double s = 0.0;
-        for (int64_t j = 0; j < c; j++)
-            s += expf(x[j] - m);
-        float lse = (float)log(s);
+        float lse = (float)log(fnn_exp_sum(c, x, m, NULL));
         for (int64_t j = 0; j < c; j++)
             y[j] = (x[j] - m) - lse;
     }
@@ -170,21 +173,23 @@ static void log_softmax_backward_part(int64_t lo, int64_t hi, void *ctx)
         for (int64_t j = 0; j < c; j++)
             s += gy[j];
         for (int64_t j = 0; j < c; j++)
-            J->out[r * c + j] = gy[j] - expf(y[j]) * (float)s;
+            J->out[r * c + j] = gy[j] - fnn_expf(y[j]) * (float)s;
     }
 }
 
-static int run_elementwise(int64_t n, double cost, fnn_range_fn f, ew_job *J)
+/* A binary op reads J->a and J->b, a unary one only J->a. */
+static int run_elementwise(int64_t n, double cost, fnn_range_fn f, ew_job *J, int binary)
 {
-    if (n < 0)
+    if (n < 0 || (n > 0 && (!J->a || !J->out || (binary && !J->b))))
         return FNN_EINVAL;
     fnn_parallel_range(n, cost * (double)n, EW_ALIGN, f, J);
     return FNN_OK;
 }
 
-static int run_rows(int64_t rows, int64_t cols, fnn_range_fn f, ew_job *J)
+static int run_rows(int64_t rows, int64_t cols, fnn_range_fn f, ew_job *J, int binary)
 {
-    if (rows < 0 || cols < 1 || (rows > 0 && cols > INT64_MAX / rows))
+    if (rows < 0 || cols < 1 || (rows > 0 && cols > INT64_MAX / rows) ||
+        (rows > 0 && (!J->a || !J->out || (binary && !J->b))))
         return FNN_EINVAL;
     J->cols = cols;
     fnn_parallel_range(rows, COST_EXP * (double)rows * cols, 1, f, J);
@@ -193,62 +198,66 @@ static int run_rows(int64_t rows, int64_t cols, fnn_range_fn f, ew_job *J)
 
 int fnn_relu(int64_t n, const float *x, float *y)
 {
-    return run_elementwise(n, COST_MEM, relu_part, &(ew_job){.a = x, .out = y});
+    return run_elementwise(n, COST_MEM, relu_part, &(ew_job){.a = x, .out = y}, 0);
 }
 
 int fnn_relu_backward(int64_t n, const float *gy, const float *x, float *gx)
 {
-    return run_elementwise(n, COST_MEM, relu_backward_part, &(ew_job){.a = gy, .b = x, .out = gx});
+    return run_elementwise(n, COST_MEM, relu_backward_part,
+                           &(ew_job){.a = gy, .b = x, .out = gx}, 1);
 }
 
 int fnn_leaky_relu(int64_t n, float slope, const float *x, float *y)
 {
-    return run_elementwise(n, COST_MEM, leaky_part, &(ew_job){.a = x, .out = y, .slope = slope});
+    return run_elementwise(n, COST_MEM, leaky_part, &(ew_job){.a = x, .out = y, .slope = slope}, 0);
 }
 
 int fnn_leaky_relu_backward(int64_t n, float slope, const float *gy, const float *x, float *gx)
 {
     return run_elementwise(n, COST_MEM, leaky_backward_part,
-                           &(ew_job){.a = gy, .b = x, .out = gx, .slope = slope});
+                           &(ew_job){.a = gy, .b = x, .out = gx, .slope = slope}, 1);
 }
 
 int fnn_sigmoid(int64_t n, const float *x, float *y)
 {
-    return run_elementwise(n, COST_EXP, sigmoid_part, &(ew_job){.a = x, .out = y});
+    return run_elementwise(n, COST_EXP, sigmoid_part, &(ew_job){.a = x, .out = y}, 0);
 }
 
 int fnn_sigmoid_backward(int64_t n, const float *gy, const float *y, float *gx)
 {
-    return run_elementwise(n, COST_MEM, sigmoid_backward_part, &(ew_job){.a = gy, .b = y, .out = gx});
+    return run_elementwise(n, COST_MEM, sigmoid_backward_part,
+                           &(ew_job){.a = gy, .b = y, .out = gx}, 1);
 }
 
 int fnn_tanh(int64_t n, const float *x, float *y)
 {
-    return run_elementwise(n, COST_EXP, tanh_part, &(ew_job){.a = x, .out = y});
+    return run_elementwise(n, COST_EXP, tanh_part, &(ew_job){.a = x, .out = y}, 0);
 }
 
 int fnn_tanh_backward(int64_t n, const float *gy, const float *y, float *gx)
 {
-    return run_elementwise(n, COST_MEM, tanh_backward_part, &(ew_job){.a = gy, .b = y, .out = gx});
+    return run_elementwise(n, COST_MEM, tanh_backward_part,
+                           &(ew_job){.a = gy, .b = y, .out = gx}, 1);
 }
 
 int fnn_softmax(int64_t rows, int64_t cols, const float *x, float *y)
 {
-    return run_rows(rows, cols, softmax_part, &(ew_job){.a = x, .out = y});
+    return run_rows(rows, cols, softmax_part, &(ew_job){.a = x, .out = y}, 0);
 }
 
 int fnn_softmax_backward(int64_t rows, int64_t cols, const float *gy, const float *y, float *gx)
 {
-    return run_rows(rows, cols, softmax_backward_part, &(ew_job){.a = gy, .b = y, .out = gx});
+    return run_rows(rows, cols, softmax_backward_part, &(ew_job){.a = gy, .b = y, .out = gx}, 1);
 }
 
 int fnn_log_softmax(int64_t rows, int64_t cols, const float *x, float *y)
 {
-    return run_rows(rows, cols, log_softmax_part, &(ew_job){.a = x, .out = y});
+    return run_rows(rows, cols, log_softmax_part, &(ew_job){.a = x, .out = y}, 0);
 }
 
 int fnn_log_softmax_backward(int64_t rows, int64_t cols, const float *gy, const float *y,
                              float *gx)
 {
-    return run_rows(rows, cols, log_softmax_backward_part, &(ew_job){.a = gy, .b = y, .out = gx});
+    return run_rows(rows, cols, log_softmax_backward_part,
+                    &(ew_job){.a = gy, .b = y, .out = gx}, 1);
 }

@@ -55,18 +55,18 @@ typedef struct {
                                      decay: 1 - lr*wd (AdamW), else 1 */
 } fnn_adam_consts;
 
-/* Memory-bound elementwise loops of one ISA (simd/elementwise_kernel.h). */
+/* Elementwise loops of one ISA (simd/elementwise_kernel.h): the memory-bound
+ * activations, 2x2 max pooling and the optimizer updates. */
 typedef struct {
     void (*relu)(int64_t n, const float *x, float *y);
     void (*relu_backward)(int64_t n, const float *gy, const float *x, float *gx);
     void (*leaky_relu)(int64_t n, float slope, const float *x, float *y);
     void (*leaky_relu_backward)(int64_t n, float slope, const float *gy, const float *x,
                                 float *gx);
-    /* One output row of 2x2/stride-2 max pooling: rows r0 and r0 + w of the input,
-     * ow outputs; idx (may be NULL) gets base + the plane offset of each maximum.
-     * w < 2^31 (the caller checks). */
-    void (*max_pool_2x2_row)(int64_t ow, int w, const float *r0, int64_t base, float *y,
-                             int64_t *idx);
+    /* oh output rows of 2x2/stride-2 max pooling from rows x[0..2*oh) of width w;
+     * idx (may be NULL) gets base + the offset from x of each maximum. w < 2^31. */
+    void (*max_pool_2x2)(int64_t oh, int64_t ow, int w, const float *x, int64_t base, float *y,
+                         int64_t *idx);
     /* One optimizer step on n elements of one parameter (buf may be NULL without momentum). */
     void (*sgd)(int64_t n, float *p, const float *g, float *buf, const fnn_sgd_consts *c);
     void (*adam)(int64_t n, float *p, const float *g, float *m, float *v,
@@ -129,6 +129,52 @@ static inline void fnn_split(int64_t n, int ith, int nth, int64_t *lo, int64_t *
  * bounds are multiples of `align` (threads from fnn_threads_for(work)). */
 typedef void (*fnn_range_fn)(int64_t lo, int64_t hi, void *ctx);
 void fnn_parallel_range(int64_t n, double work, int64_t align, fnn_range_fn f, void *ctx);
+
+/* exp(x) in float32 within ~1 ulp (Cephes' expf polynomial), written so that loops
+ * calling it vectorise, which libm's expf does not: exp(x) = 2^n e^r with
+ * n = round(x / ln 2), |r| <= ln(2)/2, and 2^n applied as two factors so that
+ * overflow gives inf and underflow goes gradually to 0. NaN propagates. The clamp
+ * and the NaN test work on the bits: float compares feeding selects would keep GCC
+ * (under -ftrapping-math) from vectorising. */
+static inline float fnn_expf(float x)
+{
+    const float shift = 12582912.0f; /* 1.5 * 2^23: t = y + shift rounds y to an integer */
+    uint32_t ux, uy;
+    memcpy(&ux, &x, sizeof ux);
+    uint32_t ax = ux & 0x7fffffffu;
+    uint32_t lo = -(uint32_t)((ux >> 31) & (ax > 0x42D00000u));  /* x < -104: exp rounds to 0 */
+    uint32_t hi = -(uint32_t)(!(ux >> 31) & (ax > 0x42B20000u)); /* x > 89: exp is inf */
+    uint32_t uc = (ux & ~(lo | hi)) | (0xC2D00000u & lo) | (0x42B20000u & hi);
+    float xc;
+    memcpy(&xc, &uc, sizeof xc);
+    float t = xc * 1.44269504088896341f + shift, n = t - shift;
+    int32_t ni;
+    memcpy(&ni, &t, sizeof ni);
+    ni -= 0x4B400000; /* the bits of shift: the rest is n */
+    float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t n1 = ni / 2, n2 = ni - n1;
+    uint32_t b1 = (uint32_t)(n1 + 127) << 23, b2 = (uint32_t)(n2 + 127) << 23;
+    float s1, s2, y;
+    memcpy(&s1, &b1, sizeof s1);
+    memcpy(&s2, &b2, sizeof s2);
+    y = p * s1 * s2;
+    memcpy(&uy, &y, sizeof uy);
+    uint32_t nan = -(uint32_t)(ax > 0x7f800000u);
+    uy = (ux & nan) | (uy & ~nan);
+    memcpy(&y, &uy, sizeof y);
+    return y;
+}
+
+/* out[j] = fnn_expf(x[j] - shift) for j < n (out may be NULL); returns their sum,
+ * added in double in index order. */
+double fnn_exp_sum(int64_t n, const float *x, float shift, float *out);
 
 static inline int64_t fnn_round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 

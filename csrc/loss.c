@@ -17,13 +17,14 @@ typedef struct {
     const int64_t *labels;
     float *grad;
     double *partial;  /* one sum per block */
-    int status;
+    int bad_label, nonfinite;  /* set by any thread; every row is checked, so the
+                                  error reported does not depend on the split */
 } loss_job;
 
-static void flag(loss_job *J, int status)
+static void flag(int *f)
 {
 #pragma omp atomic write
-    J->status = status;
+    *f = 1;
 }
 
 /* Per row: loss = log(sum exp(x - max)) - (x[label] - max);
@@ -40,8 +41,8 @@ static void ce_blocks(int64_t lo, int64_t hi, void *ctx)
             const float *x = J->a + r * c;
             int64_t label = J->labels[r];
             if (label < 0 || label >= c) {
-                flag(J, FNN_EINVAL);
-                return;
+                flag(&J->bad_label);
+                continue;
             }
             float m = x[0];
             int finite = 1;
@@ -50,17 +51,11 @@ static void ce_blocks(int64_t lo, int64_t hi, void *ctx)
                 m = x[j] > m ? x[j] : m;
             }
             if (!finite) {
-                flag(J, FNN_ENONFINITE);
-                return;
+                flag(&J->nonfinite);
+                continue;
             }
-            double s = 0.0;
             float *g = J->grad ? J->grad + r * c : NULL;
-            for (int64_t j = 0; j < c; j++) {
-                float e = expf(x[j] - m);
-                s += e;
-                if (g)
-                    g[j] = e;
-            }
+            double s = fnn_exp_sum(c, x, m, g);
             sum += log(s) - (double)(x[label] - m);
             if (g) {
                 float inv = (float)(1.0 / s);
@@ -84,8 +79,8 @@ static void bce_blocks(int64_t lo, int64_t hi, void *ctx)
             double x = J->a[i], t = J->b[i];
             sum += fmax(x, 0.0) - x * t + log1p(exp(-fabs(x)));
             if (J->grad) {
-                float xf = J->a[i], e = expf(-fabsf(xf));
-                float sig = xf >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+                float xf = J->a[i], e = fnn_expf(-fabsf(xf));
+                float sig = (xf >= 0.0f ? 1.0f : e) / (1.0f + e);
                 J->grad[i] = (sig - J->b[i]) * inv_n;
             }
         }
@@ -118,10 +113,11 @@ static int run_loss(loss_job *J, int64_t items, double work, fnn_range_fn f, dou
     J->partial = fnn_workspace(FNN_WS_OP, (size_t)FNN_MAX(blocks, 1) * sizeof(double));
     if (J->partial == NULL)
         return FNN_ENOMEM;
-    J->status = FNN_OK;
     fnn_parallel_range(blocks, work, 1, f, J);
-    if (J->status != FNN_OK)
-        return J->status;
+    if (J->bad_label)
+        return FNN_EINVAL;
+    if (J->nonfinite)
+        return FNN_ENONFINITE;
     if (loss) {
         double s = 0.0;
         for (int64_t b = 0; b < blocks; b++)
@@ -134,7 +130,7 @@ static int run_loss(loss_job *J, int64_t items, double work, fnn_range_fn f, dou
 int fnn_cross_entropy(int64_t n, int64_t c, const float *logits, const int64_t *labels,
                       double *loss, float *grad)
 {
-    if (n < 0 || c < 1 || (n > 0 && c > INT64_MAX / n))
+    if (n < 0 || c < 1 || (n > 0 && (c > INT64_MAX / n || !logits || !labels)))
         return FNN_EINVAL;
     loss_job J = {.n = n, .c = c, .block = CE_BLOCK_ROWS, .a = logits, .labels = labels,
                   .grad = grad};
@@ -144,7 +140,7 @@ int fnn_cross_entropy(int64_t n, int64_t c, const float *logits, const int64_t *
 int fnn_bce_with_logits(int64_t n, const float *logits, const float *targets, double *loss,
                         float *grad)
 {
-    if (n < 0)
+    if (n < 0 || (n > 0 && (!logits || !targets)))
         return FNN_EINVAL;
     loss_job J = {.n = n, .block = ELEM_BLOCK, .a = logits, .b = targets, .grad = grad};
     return run_loss(&J, n, 2 * COST_EXP * (double)n, bce_blocks, loss);
@@ -152,7 +148,7 @@ int fnn_bce_with_logits(int64_t n, const float *logits, const float *targets, do
 
 int fnn_mse_loss(int64_t n, const float *pred, const float *target, double *loss, float *grad)
 {
-    if (n < 0)
+    if (n < 0 || (n > 0 && (!pred || !target)))
         return FNN_EINVAL;
     loss_job J = {.n = n, .block = ELEM_BLOCK, .a = pred, .b = target, .grad = grad};
     return run_loss(&J, n, (double)n, mse_blocks, loss);

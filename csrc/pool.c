@@ -3,7 +3,7 @@
  * Threads split the planes (N*C), so a backward scatter into overlapping windows
  * never has two threads writing one element, and each element's sum runs in window
  * order whatever the thread count. 2x2/stride-2 max pooling without padding (the
- * CNN's case) runs the ISA's vectorised row kernel. */
+ * CNN's case) runs the ISA's vectorised kernel. */
 #include <math.h>
 
 #include "internal.h"
@@ -61,41 +61,60 @@ typedef struct {
     const int64_t *idx_in;
     float *y, *gx;
     int64_t *idx;
-    int status;  /* set to FNN_EINVAL by a thread that meets a bad index */
+    int status;  /* a thread's failure: a bad index or no workspace */
 } pool_job;
+
+/* Output rows [i0, i1) of one plane: maxima into y, their plane offsets into idx
+ * (or NULL). */
+static void max_rows(const fnn_pool2d *p, const float *x, int64_t i0, int64_t i1, float *y,
+                     int64_t *idx)
+{
+    if (is_2x2(p)) {
+        fnn_active->ew.max_pool_2x2(i1 - i0, p->ow, (int)p->w, x + 2 * i0 * p->w,
+                                    2 * i0 * p->w, y, idx);
+        return;
+    }
+    for (int64_t oi = i0; oi < i1; oi++, y += p->ow, idx = idx ? idx + p->ow : NULL)
+        for (int64_t oj = 0; oj < p->ow; oj++) {
+            int64_t k = window_argmax(p, x, oi, oj);
+            y[oj] = x[k];
+            if (idx)
+                idx[oj] = k;
+        }
+}
 
 static void max_forward_planes(int64_t lo, int64_t hi, void *ctx)
 {
     pool_job *J = ctx;
     const fnn_pool2d *p = J->p;
     int64_t in = p->h * p->w, out = p->oh * p->ow;
-    void (*row2x2)(int64_t, int, const float *, int64_t, float *, int64_t *) =
-        is_2x2(p) ? fnn_active->ew.max_pool_2x2_row : NULL;
-    for (int64_t q = lo; q < hi; q++) {
-        const float *x = J->x + q * in;
-        float *y = J->y + q * out;
-        int64_t *idx = J->idx ? J->idx + q * out : NULL;
-        for (int64_t oi = 0; oi < p->oh; oi++) {
-            if (row2x2) {
-                row2x2(p->ow, (int)p->w, x + 2 * oi * p->w, 2 * oi * p->w, y + oi * p->ow,
-                       idx ? idx + oi * p->ow : NULL);
-                continue;
-            }
-            for (int64_t oj = 0; oj < p->ow; oj++) {
-                int64_t k = window_argmax(p, x, oi, oj);
-                y[oi * p->ow + oj] = x[k];
-                if (idx)
-                    idx[oi * p->ow + oj] = k;
-            }
-        }
-    }
+    for (int64_t q = lo; q < hi; q++)
+        max_rows(p, J->x + q * in, 0, p->oh, J->y + q * out, J->idx ? J->idx + q * out : NULL);
 }
 
+static void set_status(pool_job *J, int status)
+{
+#pragma omp atomic write
+    J->status = status;
+}
+
+/* Zero each plane of gx, then add every gradient at its window's argmax: the saved
+ * indices, or one output row at a time recomputed into this thread's workspace. */
 static void max_backward_planes(int64_t lo, int64_t hi, void *ctx)
 {
     pool_job *J = ctx;
     const fnn_pool2d *p = J->p;
     int64_t in = p->h * p->w, out = p->oh * p->ow;
+    int64_t *idx_row = NULL;
+    float *y_row = NULL;
+    if (!J->idx_in) {
+        idx_row = fnn_workspace(FNN_WS_OP, (size_t)p->ow * (sizeof(int64_t) + sizeof(float)));
+        if (!idx_row) {
+            set_status(J, FNN_ENOMEM);
+            return;
+        }
+        y_row = (float *)(idx_row + p->ow);
+    }
     for (int64_t q = lo; q < hi; q++) {
         const float *gy = J->gy + q * out;
         float *gx = J->gx + q * in;
@@ -104,18 +123,18 @@ static void max_backward_planes(int64_t lo, int64_t hi, void *ctx)
             const int64_t *idx = J->idx_in + q * out;
             for (int64_t k = 0; k < out; k++) {
                 if ((uint64_t)idx[k] >= (uint64_t)in) {
-#pragma omp atomic write
-                    J->status = FNN_EINVAL;
+                    set_status(J, FNN_EINVAL);
                     return;
                 }
                 gx[idx[k]] += gy[k];
             }
             continue;
         }
-        const float *x = J->x + q * in;
-        for (int64_t oi = 0; oi < p->oh; oi++)
+        for (int64_t oi = 0; oi < p->oh; oi++) {
+            max_rows(p, J->x + q * in, oi, oi + 1, y_row, idx_row);
             for (int64_t oj = 0; oj < p->ow; oj++)
-                gx[window_argmax(p, x, oi, oj)] += gy[oi * p->ow + oj];
+                gx[idx_row[oj]] += gy[oi * p->ow + oj];
+        }
     }
 }
 
@@ -184,6 +203,8 @@ static double window_work(const fnn_pool2d *p) { return (double)p->oh * p->ow * 
 
 int fnn_max_pool2d(const fnn_pool2d *p, const float *x, float *y, int64_t *idx)
 {
+    if (!x || !y)
+        return FNN_EINVAL;
     pool_job J = {.x = x, .y = y, .idx = idx};
     return run_planes(p, &J, max_forward_planes, window_work(p));
 }
@@ -191,6 +212,8 @@ int fnn_max_pool2d(const fnn_pool2d *p, const float *x, float *y, int64_t *idx)
 int fnn_max_pool2d_backward(const fnn_pool2d *p, const float *gy, const int64_t *idx,
                             const float *x, float *gx)
 {
+    if (!gy || !gx || (!idx && !x))
+        return FNN_EINVAL;
     pool_job J = {.gy = gy, .idx_in = idx, .x = x, .gx = gx};
     return run_planes(p, &J, max_backward_planes,
                       (double)p->h * p->w + (idx ? (double)p->oh * p->ow : window_work(p)));
@@ -198,12 +221,16 @@ int fnn_max_pool2d_backward(const fnn_pool2d *p, const float *gy, const int64_t 
 
 int fnn_avg_pool2d(const fnn_pool2d *p, const float *x, float *y)
 {
+    if (!x || !y)
+        return FNN_EINVAL;
     pool_job J = {.x = x, .y = y};
     return run_planes(p, &J, avg_forward_planes, window_work(p));
 }
 
 int fnn_avg_pool2d_backward(const fnn_pool2d *p, const float *gy, float *gx)
 {
+    if (!gy || !gx)
+        return FNN_EINVAL;
     pool_job J = {.gy = gy, .gx = gx};
     return run_planes(p, &J, avg_backward_planes, (double)p->h * p->w + window_work(p));
 }

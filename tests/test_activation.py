@@ -2,15 +2,16 @@
 
 relu and leaky_relu do at most one rounding (x * slope), so they equal the reference
 run on the float32 arrays exactly (NumPy also rounds x * float32(slope) once).
-The transcendental ones call libm's expf/tanhf (within ~1 ulp) plus a few float32
-operations, so each element is within a small multiple of u = 2**-24 of the float64
-result, relative to the magnitudes involved (bounds stated per test). softmax's
-exp(x - max) has the extra relative error |x - max| * u from rounding x - max.
+The transcendental ones use fastnn's vectorised expf (within 3u, u = 2**-24, measured
+over its whole range; results below FLT_MIN lose relative precision gradually) or
+libm's tanhf (~1 ulp) plus a few float32 operations, so each element is within a small
+multiple of u of the float64 result, relative to the magnitudes involved (bounds stated
+per test). softmax's exp(x - max) has the extra relative error |x - max| * u from
+rounding x - max.
 """
 import numpy as np
 import pytest
 
-import fastnn
 from fastnn import functional as F, reference as ref
 
 U = 2.0 ** -24
@@ -59,13 +60,13 @@ def test_relu_nan_and_zero():
 def test_sigmoid_and_tanh(isa, rng, shape):
     x, g = sample(rng, shape), sample(rng, shape, 1.0)
     x64, g64 = x.astype(np.float64), g.astype(np.float64)
-    # forward: expf/tanhf (<= 2 ulp) and one add and divide: 4u relative
+    # forward: exp (3u) or tanhf (2u), then an add and a divide: 6u relative
     y = F.sigmoid(x)
     r_y = ref.sigmoid(x64)
-    assert_within(y, r_y, 4 * U * r_y)
+    assert_within(y, r_y, 6 * U * r_y)
     t = F.tanh(x)
     r_t = ref.tanh(x64)
-    assert_within(t, r_t, 4 * U * np.abs(r_t))
+    assert_within(t, r_t, 6 * U * np.abs(r_t))
     # backward from the float32 outputs: three roundings each (1 - y is exact or one more)
     y64, t64 = y.astype(np.float64), t.astype(np.float64)
     assert_within(F.sigmoid_backward(g, y), ref.sigmoid_backward(g64, y64),
@@ -79,10 +80,11 @@ def test_softmax_and_log_softmax(isa, rng, shape):
     x, g = sample(rng, shape), sample(rng, shape, 1.0)
     x64, g64 = x.astype(np.float64), g.astype(np.float64)
     z = np.abs(x64 - x64.max(axis=-1, keepdims=True))  # |x - max|
-    # exp(x - max) carries (|z| + 2)u; the double row sum and the scaling add ~2u more
+    # exp(x - max) carries (|z| + 3)u, the row sum (a weighted mean of those) ~3u more,
+    # and 1/sum and the scaling 2u
     y = F.softmax(x)
     r_y = ref.softmax(x64)
-    assert_within(y, r_y, (z + 6) * U * r_y)
+    assert_within(y, r_y, (z + 8) * U * r_y)
     ly = F.log_softmax(x)
     r_ly = ref.log_softmax(x64)
     lse = np.abs(r_ly - (x64 - x64.max(axis=-1, keepdims=True)))
@@ -104,6 +106,14 @@ def test_softmax_empty(name, shape):
     assert getattr(F, name + "_backward")(x, x).shape == shape
 
 
+def test_exp_accuracy_over_its_range(isa):
+    # sigmoid(x) = e/(1 + e) for x < 0 exercises exp over [-104, 0]; below -87.3 the
+    # results are subnormal, with absolute error under the smallest normal's ulp.
+    x = np.linspace(-104, 0, 400_001, dtype=np.float32)
+    r = ref.sigmoid(x.astype(np.float64))
+    assert_within(F.sigmoid(x), r, 6 * U * r + 2.0 ** -149)
+
+
 def test_stable_for_extreme_inputs():
     x = np.array([[-1e30, 0.0, 1e30, 88.0, -104.0]], np.float32)
     assert np.all(np.isfinite(F.sigmoid(x)))
@@ -120,7 +130,10 @@ def test_forward_in_place(rng, fn):
     np.testing.assert_array_equal(x, expected)
 
 
-@pytest.mark.parametrize("name", ["relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax"])
+NAMES = ["relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax"]
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_thread_count_does_not_change_bits(isa, rng, threads, name):
     x = sample(rng, (600, 1000))  # above every op's threading threshold
     g = sample(rng, x.shape, 1.0)

@@ -141,7 +141,8 @@ readonly[1].flags.writeable = False
     (lambda: adam(eps=0.0), ValueError, "eps must be > 0"),
     (lambda: adam(weight_decay=-1.0), ValueError, "weight_decay must be >= 0"),
     (lambda: adam(vs=arrays()[:1]), ValueError, r"vs must be a list of 2 arrays"),
-    (lambda: adam(ms=[P[0].copy(), P[1].astype(np.float16)]), TypeError, r"ms\[1\] must be a float32"),
+    (lambda: adam(ms=[P[0].copy(), P[1].astype(np.float16)]), TypeError,
+     r"ms\[1\] must be a float32"),
     (lambda: adam(params=[P[0].copy(), [1.0, 2.0, 3.0, 4.0]]), TypeError,
      r"params\[1\] must be a float32 ndarray, got list"),
 ])

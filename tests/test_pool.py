@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-import fastnn
 from fastnn import functional as F, reference as ref
 
 U = 2.0 ** -24
@@ -119,7 +118,8 @@ def test_max_pool_property(n, c, h, w, kh, kw, sh, sw, pad, seed):
     g = rng.integers(-4, 5, size=y.shape).astype(np.float32)
     np.testing.assert_array_equal(
         F.max_pool2d_backward(g, x, (kh, kw), (sh, sw), padding, indices=idx),
-        ref.max_pool2d_backward(g.astype(np.float64), x.astype(np.float64), (kh, kw), (sh, sw), padding))
+        ref.max_pool2d_backward(g.astype(np.float64), x.astype(np.float64), (kh, kw), (sh, sw),
+                                padding))
 
 
 def test_ties_first_maximum_and_padding():

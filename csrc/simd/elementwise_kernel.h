@@ -41,22 +41,25 @@ static void ew_leaky_relu_backward(int64_t n, float slope, const float *restrict
 
 /* Window (a b / c d) scanned in row-major order: a later element replaces the
  * running maximum when it is larger or NaN, exactly like the generic window scan. */
-static void ew_max_pool_2x2_row(int64_t ow, int w, const float *restrict r0, int64_t base,
-                                float *restrict y, int64_t *restrict idx)
+static void ew_max_pool_2x2(int64_t oh, int64_t ow, int w, const float *restrict x, int64_t base,
+                            float *restrict y, int64_t *restrict idx)
 {
-    const float *restrict r1 = r0 + w;
-    for (int64_t j = 0; j < ow; j++) {
-        float m = r0[2 * j], v;
-        int k = 0;  /* 32-bit like the floats, so the selects stay one vector wide */
-        v = r0[2 * j + 1];
-        if (v > m || v != v) { m = v; k = 1; }
-        v = r1[2 * j];
-        if (v > m || v != v) { m = v; k = w; }
-        v = r1[2 * j + 1];
-        if (v > m || v != v) { m = v; k = w + 1; }
-        y[j] = m;
-        if (idx)
-            idx[j] = base + 2 * j + k;
+    for (int64_t i = 0; i < oh; i++, y += ow, idx = idx ? idx + ow : NULL) {
+        const float *restrict r0 = x + 2 * i * w, *restrict r1 = r0 + w;
+        int64_t row = base + 2 * i * w;
+        for (int64_t j = 0; j < ow; j++) {
+            float m = r0[2 * j], v;
+            int k = 0;  /* 32-bit like the floats, so the selects stay one vector wide */
+            v = r0[2 * j + 1];
+            if (v > m || v != v) { m = v; k = 1; }
+            v = r1[2 * j];
+            if (v > m || v != v) { m = v; k = w; }
+            v = r1[2 * j + 1];
+            if (v > m || v != v) { m = v; k = w + 1; }
+            y[j] = m;
+            if (idx)
+                idx[j] = row + 2 * j + k;
+        }
     }
 }
 
@@ -139,5 +142,5 @@ static void ew_adam(int64_t n, float *p, const float *grad, float *m, float *v,
     {                                                                                    \
         .relu = ew_relu, .relu_backward = ew_relu_backward, .leaky_relu = ew_leaky_relu,  \
         .leaky_relu_backward = ew_leaky_relu_backward,                                   \
-        .max_pool_2x2_row = ew_max_pool_2x2_row, .sgd = ew_sgd, .adam = ew_adam           \
+        .max_pool_2x2 = ew_max_pool_2x2, .sgd = ew_sgd, .adam = ew_adam           \
     }
