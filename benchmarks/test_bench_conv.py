@@ -8,7 +8,6 @@ the input gradient, x2 without."""
 import numpy as np
 import pytest
 
-import fastnn
 from fastnn import functional as F
 from fastnn import reference as R
 
@@ -36,27 +35,6 @@ def conv_case(name):
 
 def conv_flops(flops, mode, nig):
     return flops * (1 if mode == "fwd" else 3 if nig else 2)
-
-
-@pytest.mark.parametrize("threads", THREADS)
-@pytest.mark.parametrize("mode", PASSES)
-@pytest.mark.parametrize("case", CONVS)
-def test_conv2d_fastnn(benchmark, record, case, mode, threads, isa):
-    x, w, b, g, nig, flops = conv_case(case)
-    y = np.empty(g.shape, np.float32)
-    gx = np.empty(x.shape, np.float32) if nig else None
-    gw, gb = np.empty(w.shape, np.float32), np.empty(b.shape, np.float32)
-
-    def step():
-        F.conv2d(x, w, b, out=y)
-        if mode != "fwd":
-            F.conv2d_backward(g, x, w, need_input_grad=nig, grad_input=gx, grad_weight=gw,
-                              grad_bias=gb)
-
-    with library_threads("fastnn", threads):
-        benchmark(step)
-    record(benchmark, op=f"conv2d {mode}", shape=case, library="fastnn", threads=threads,
-           flops=conv_flops(flops, mode, nig), isa=isa)
 
 
 @pytest.mark.parametrize("threads", THREADS)
@@ -109,27 +87,6 @@ def linear_case(name):
 @pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("mode", PASSES)
 @pytest.mark.parametrize("case", LINEARS)
-def test_linear_fastnn(benchmark, record, case, mode, threads, isa):
-    x, w, b, g, nig, flops = linear_case(case)
-    y = np.empty(g.shape, np.float32)
-    gx = np.empty(x.shape, np.float32) if nig else None
-    gw, gb = np.empty(w.shape, np.float32), np.empty(b.shape, np.float32)
-
-    def step():
-        F.linear(x, w, b, out=y)
-        if mode != "fwd":
-            F.linear_backward(g, x, w, need_input_grad=nig, grad_input=gx, grad_weight=gw,
-                              grad_bias=gb)
-
-    with library_threads("fastnn", threads):
-        benchmark(step)
-    record(benchmark, op=f"linear {mode}", shape=case, library="fastnn", threads=threads,
-           flops=conv_flops(flops, mode, nig), isa=isa)
-
-
-@pytest.mark.parametrize("threads", THREADS)
-@pytest.mark.parametrize("mode", PASSES)
-@pytest.mark.parametrize("case", LINEARS)
 def test_linear_torch(benchmark, record, torch, case, mode, threads):
     x, w, b, g, nig, flops = (torch.from_numpy(a) if isinstance(a, np.ndarray) else a
                               for a in linear_case(case))
@@ -146,3 +103,30 @@ def test_linear_torch(benchmark, record, torch, case, mode, threads):
         benchmark(step)
     record(benchmark, op=f"linear {mode}", shape=case, library="torch", threads=threads,
            flops=conv_flops(flops, mode, nig))
+
+
+# layer: (case names, case builder, forward, backward), for the one fastnn benchmark below
+LAYERS = {"conv2d": (CONVS, conv_case, F.conv2d, F.conv2d_backward),
+          "linear": (LINEARS, linear_case, F.linear, F.linear_backward)}
+
+
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("mode", PASSES)
+@pytest.mark.parametrize("layer,case", [(layer, case) for layer, spec in LAYERS.items()
+                                        for case in spec[0]])
+def test_layer_fastnn(benchmark, record, isa, layer, case, mode, threads):
+    _, make, forward, backward = LAYERS[layer]
+    x, w, b, g, nig, flops = make(case)
+    y = np.empty(g.shape, np.float32)
+    gx = np.empty(x.shape, np.float32) if nig else None
+    gw, gb = np.empty(w.shape, np.float32), np.empty(b.shape, np.float32)
+
+    def step():
+        forward(x, w, b, out=y)
+        if mode != "fwd":
+            backward(g, x, w, need_input_grad=nig, grad_input=gx, grad_weight=gw, grad_bias=gb)
+
+    with library_threads("fastnn", threads):
+        benchmark(step)
+    record(benchmark, op=f"{layer} {mode}", shape=case, library="fastnn", threads=threads,
+           flops=conv_flops(flops, mode, nig), isa=isa)
