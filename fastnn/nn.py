@@ -139,8 +139,34 @@ class Module:
         return f"{type(self).__name__}({args})"
 
 
-class Linear(Module):
+class _Weighted(Module):
+    """Forward and backward of a layer with a weight and an optional bias, on its
+    kernel pair `_forward` / `_backward` (extra kernel arguments from `_args`)."""
+
+    def _args(self):
+        return ()
+
+    def forward(self, x):
+        self._x = x
+        bias = None if self.bias is None else self.bias.data
+        return self._forward(x, self.weight.data, bias, *self._args(),
+                             out=self._buffer("y", self.output_shape(x.shape)))
+
+    def backward(self, grad_out, need_input_grad=True):
+        x = self._x
+        return self._backward(
+            grad_out, x, self.weight.data, *self._args(), bias=self.bias is not None,
+            need_input_grad=need_input_grad,
+            grad_input=self._buffer("dx", x.shape) if need_input_grad else None,
+            grad_weight=self.weight.grad,
+            grad_bias=None if self.bias is None else self.bias.grad)[0]
+
+
+class Linear(_Weighted):
     """y = x @ weight.T + bias for x of shape (N, in_features)."""
+
+    _forward = staticmethod(F.linear)
+    _backward = staticmethod(F.linear_backward)
 
     def __init__(self, in_features, out_features, bias=True, *, seed=None, init="torch"):
         self.in_features, self.out_features = int(in_features), int(out_features)
@@ -152,36 +178,17 @@ class Linear(Module):
         self.weight = Parameter(w)
         self.bias = Parameter(b) if bias else None
 
-    def _check_shape(self, shape):
+    def output_shape(self, shape):
         self._expect(shape, f"(N, {self.in_features})",
                      len(shape) == 2 and shape[1] == self.in_features)
-
-    def output_shape(self, shape):
-        self._check_shape(shape)
         return (shape[0], self.out_features)
-
-    def forward(self, x):
-        self._check_shape(x.shape)
-        self._x = x
-        bias = None if self.bias is None else self.bias.data
-        return F.linear(x, self.weight.data, bias,
-                        out=self._buffer("y", (x.shape[0], self.out_features)))
-
-    def backward(self, grad_out, need_input_grad=True):
-        x = self._x
-        return F.linear_backward(
-            grad_out, x, self.weight.data, bias=self.bias is not None,
-            need_input_grad=need_input_grad,
-            grad_input=self._buffer("dx", x.shape) if need_input_grad else None,
-            grad_weight=self.weight.grad,
-            grad_bias=None if self.bias is None else self.bias.grad)[0]
 
     def config(self):
         return {"in_features": self.in_features, "out_features": self.out_features,
                 "bias": self.bias is not None}
 
 
-class Conv2d(Module):
+class Conv2d(_Weighted):
     """2-D cross-correlation over NCHW input, weight (out, in, kh, kw)."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
@@ -214,23 +221,11 @@ class Conv2d(Module):
             raise ValueError(f"{self!r}: input of shape {tuple(shape)} is too small: {e}") from None
         return (shape[0], self.out_channels, oh, ow)
 
+    _forward = staticmethod(F.conv2d)
+    _backward = staticmethod(F.conv2d_backward)
+
     def _args(self):
         return self.stride, self.padding, self.dilation
-
-    def forward(self, x):
-        self._x = x
-        bias = None if self.bias is None else self.bias.data
-        return F.conv2d(x, self.weight.data, bias, *self._args(),
-                        out=self._buffer("y", self.output_shape(x.shape)))
-
-    def backward(self, grad_out, need_input_grad=True):
-        x = self._x
-        return F.conv2d_backward(
-            grad_out, x, self.weight.data, *self._args(), bias=self.bias is not None,
-            need_input_grad=need_input_grad,
-            grad_input=self._buffer("dx", x.shape) if need_input_grad else None,
-            grad_weight=self.weight.grad,
-            grad_bias=None if self.bias is None else self.bias.grad)[0]
 
     def config(self):
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,
