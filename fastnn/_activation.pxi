@@ -30,20 +30,20 @@ cdef object act_call(Act op, object grad_out, object a, str a_name, object out, 
     """Validate, then run op's forward (grad_out is None; out may be `a` itself) or its
     backward (out overlaps no input). softmax/log_softmax work over the last axis."""
     cdef bint backward = grad_out is not None
-    a = ew_input(a, a_name, fn)
+    a = as_float32(a, a_name, fn)
     if (op == SOFTMAX or op == LOG_SOFTMAX) and a.ndim == 0:
         raise ValueError(f"{fn}: {a_name} must have at least 1 dimension, got a 0-d array")
     if backward:
-        grad_out = ew_same_shape(a, a_name, ew_input(grad_out, "grad_out", fn), "grad_out", fn)
-        out = ew_out(out, a.shape, fn, (grad_out, a))
+        grad_out = ew_same_shape(a, a_name, as_float32(grad_out, "grad_out", fn), "grad_out", fn)
+        out = check_out(out, a.shape, fn, (grad_out, a))
     else:
-        out = ew_out(out, a.shape, fn, (a,), alias=a)
+        out = check_out(out, a.shape, fn, (a,), alias=a)
     if out.size == 0:
         return out
     cdef int64_t n = a.size, cols = a.shape[a.ndim - 1] if a.ndim else 1
-    cdef const float *gp = <const float *>ew_ptr(grad_out) if backward else NULL
-    cdef const float *ap = <const float *>ew_ptr(a)
-    cdef float *op_ = <float *>ew_ptr(out, True)
+    cdef const float *gp = <const float *>data_ptr(grad_out) if backward else NULL
+    cdef const float *ap = <const float *>data_ptr(a)
+    cdef float *op_ = <float *>data_ptr(out)
     cdef int status
     with nogil:
         status = act_run(op, backward, n, cols, slope, gp, ap, op_)

@@ -2,35 +2,6 @@
 # linear and conv2d, forward and backward (csrc/conv.c), PyTorch layouts and semantics.
 
 
-cdef object _conv_input(object x, str name, str fn, int ndim):
-    """x as a C-contiguous float32 array with `ndim` dimensions (copied only if needed)."""
-    if not isinstance(x, np.ndarray):
-        x = np.asarray(x)
-    if x.dtype != np.float32:
-        raise TypeError(f"{fn}: {name} must be a float32 array, got dtype {x.dtype}; "
-                        f"convert it with {name}.astype(np.float32)")
-    if x.ndim != ndim:
-        raise ValueError(f"{fn}: {name} must be {ndim}-D, got shape {x.shape}")
-    return np.ascontiguousarray(x)
-
-
-cdef object _conv_output(object buf, str name, str fn, tuple shape, tuple inputs):
-    """A new float32 array of `shape`, or the caller's buffer after checking it."""
-    if buf is None:
-        return np.empty(shape, dtype=np.float32)
-    if not isinstance(buf, np.ndarray) or buf.dtype != np.float32:
-        raise TypeError(f"{fn}: {name} must be a float32 ndarray, got "
-                        f"{getattr(buf, 'dtype', type(buf).__name__)}")
-    if buf.shape != shape:
-        raise ValueError(f"{fn}: {name} must have shape {shape}, got {buf.shape}")
-    if not buf.flags.c_contiguous or not buf.flags.writeable:
-        raise ValueError(f"{fn}: {name} must be a writeable C-contiguous array")
-    for other in inputs:
-        if other is not None and np.may_share_memory(buf, other):
-            raise ValueError(f"{fn}: {name} overlaps an input; pass a separate array")
-    return buf
-
-
 cdef tuple _conv_pair(object v, str name, str fn, int minimum):
     """An int or a pair of ints, each >= minimum, as a 2-tuple."""
     pair = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
@@ -42,28 +13,10 @@ cdef tuple _conv_pair(object v, str name, str fn, int minimum):
     return int(pair[0]), int(pair[1])
 
 
-cdef const float *_cptr(const float[::1] v):
-    return &v[0] if v.shape[0] else NULL
-
-
-cdef float *_wptr(object a):
-    """Data pointer of a C-contiguous writeable float32 array or None (NULL)."""
-    if a is None:
-        return NULL
-    cdef float[::1] v = a.reshape(-1)
-    return &v[0] if v.shape[0] else NULL
-
-
-cdef const float *_rptr(object a):
-    if a is None:
-        return NULL
-    return _cptr(a.reshape(-1))
-
-
 cdef object _conv_bias(object bias, str fn, int64_t c_out):
     if bias is None:
         return None
-    bias = _conv_input(bias, "bias", fn, 1)
+    bias = as_float32(bias, "bias", fn, 1)
     if bias.shape[0] != c_out:
         raise ValueError(f"{fn}: bias must have shape ({c_out},), got {bias.shape}")
     return bias
@@ -72,18 +25,18 @@ cdef object _conv_bias(object bias, str fn, int64_t c_out):
 def linear(x, weight, bias=None, *, out=None):
     """x @ weight.T + bias for x (N, in), weight (out, in), bias (out,) or None."""
     fn = "linear"
-    x = _conv_input(x, "x", fn, 2)
-    weight = _conv_input(weight, "weight", fn, 2)
+    x = as_float32(x, "x", fn, 2)
+    weight = as_float32(weight, "weight", fn, 2)
     if x.shape[1] != weight.shape[1]:
         raise ValueError(f"{fn}: x has shape {x.shape} but weight has shape {weight.shape}; "
                          f"weight must have shape (out_features, {x.shape[1]})")
     cdef int64_t n = x.shape[0], in_f = x.shape[1], out_f = weight.shape[0]
     bias = _conv_bias(bias, fn, out_f)
-    out = _conv_output(out, "out", fn, (n, out_f), (x, weight, bias))
-    cdef const float *xp = _rptr(x)
-    cdef const float *wp = _rptr(weight)
-    cdef const float *bp = _rptr(bias)
-    cdef float *yp = _wptr(out)
+    out = check_out(out, (n, out_f), fn, (x, weight, bias), None, "out")
+    cdef const float *xp = <const float *>data_ptr(x)
+    cdef const float *wp = <const float *>data_ptr(weight)
+    cdef const float *bp = <const float *>data_ptr(bias)
+    cdef float *yp = <float *>data_ptr(out)
     cdef int status
     with nogil:
         status = fnn_linear_forward(n, in_f, out_f, xp, wp, bp, yp)
@@ -95,9 +48,9 @@ def linear_backward(grad_out, x, weight, *, bias=True, need_input_grad=True,
                     grad_input=None, grad_weight=None, grad_bias=None):
     """Gradients (grad_x or None, grad_weight, grad_bias or None) of :func:`linear`."""
     fn = "linear_backward"
-    x = _conv_input(x, "x", fn, 2)
-    weight = _conv_input(weight, "weight", fn, 2)
-    grad_out = _conv_input(grad_out, "grad_out", fn, 2)
+    x = as_float32(x, "x", fn, 2)
+    weight = as_float32(weight, "weight", fn, 2)
+    grad_out = as_float32(grad_out, "grad_out", fn, 2)
     if x.shape[1] != weight.shape[1]:
         raise ValueError(f"{fn}: x has shape {x.shape} but weight has shape {weight.shape}; "
                          f"weight must have shape (out_features, {x.shape[1]})")
@@ -105,15 +58,15 @@ def linear_backward(grad_out, x, weight, *, bias=True, need_input_grad=True,
     if grad_out.shape != (n, out_f):
         raise ValueError(f"{fn}: grad_out must have shape {(n, out_f)}, got {grad_out.shape}")
     inputs = (grad_out, x, weight)
-    gx = _conv_output(grad_input, "grad_input", fn, (n, in_f), inputs) if need_input_grad else None
-    gw = _conv_output(grad_weight, "grad_weight", fn, (out_f, in_f), inputs)
-    gb = _conv_output(grad_bias, "grad_bias", fn, (out_f,), inputs) if bias else None
-    cdef const float *gyp = _rptr(grad_out)
-    cdef const float *xp = _rptr(x)
-    cdef const float *wp = _rptr(weight)
-    cdef float *gxp = _wptr(gx)
-    cdef float *gwp = _wptr(gw)
-    cdef float *gbp = _wptr(gb)
+    gx = check_out(grad_input, (n, in_f), fn, inputs, None, "grad_input") if need_input_grad else None
+    gw = check_out(grad_weight, (out_f, in_f), fn, inputs, None, "grad_weight")
+    gb = check_out(grad_bias, (out_f,), fn, inputs, None, "grad_bias") if bias else None
+    cdef const float *gyp = <const float *>data_ptr(grad_out)
+    cdef const float *xp = <const float *>data_ptr(x)
+    cdef const float *wp = <const float *>data_ptr(weight)
+    cdef float *gxp = <float *>data_ptr(gx)
+    cdef float *gwp = <float *>data_ptr(gw)
+    cdef float *gbp = <float *>data_ptr(gb)
     cdef int status
     with nogil:
         status = fnn_linear_backward(n, in_f, out_f, gyp, xp, wp, gxp, gwp, gbp)
@@ -153,16 +106,16 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, *, out=None):
     """2-D cross-correlation of NCHW x with weight (C_out, C_in, kh, kw), zero padding;
     output (N, C_out, OH, OW), like torch.nn.functional.conv2d (groups=1)."""
     fn = "conv2d"
-    x = _conv_input(x, "x", fn, 4)
-    weight = _conv_input(weight, "weight", fn, 4)
+    x = as_float32(x, "x", fn, 4)
+    weight = as_float32(weight, "weight", fn, 4)
     cdef fnn_conv2d_shape s = _conv_shape(fn, x, weight, stride, padding, dilation)
     bias = _conv_bias(bias, fn, s.c_out)
     oh, ow = _conv2d_output_hw(s)
-    out = _conv_output(out, "out", fn, (s.n, s.c_out, oh, ow), (x, weight, bias))
-    cdef const float *xp = _rptr(x)
-    cdef const float *wp = _rptr(weight)
-    cdef const float *bp = _rptr(bias)
-    cdef float *yp = _wptr(out)
+    out = check_out(out, (s.n, s.c_out, oh, ow), fn, (x, weight, bias), None, "out")
+    cdef const float *xp = <const float *>data_ptr(x)
+    cdef const float *wp = <const float *>data_ptr(weight)
+    cdef const float *bp = <const float *>data_ptr(bias)
+    cdef float *yp = <float *>data_ptr(out)
     cdef int status
     with nogil:
         status = fnn_conv2d_forward(&s, xp, wp, bp, yp)
@@ -175,24 +128,24 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, *, bia
     """Gradients (grad_x or None, grad_weight, grad_bias or None) of :func:`conv2d`;
     grad_x is skipped (None) when need_input_grad is False, grad_bias when bias is False."""
     fn = "conv2d_backward"
-    x = _conv_input(x, "x", fn, 4)
-    weight = _conv_input(weight, "weight", fn, 4)
-    grad_out = _conv_input(grad_out, "grad_out", fn, 4)
+    x = as_float32(x, "x", fn, 4)
+    weight = as_float32(weight, "weight", fn, 4)
+    grad_out = as_float32(grad_out, "grad_out", fn, 4)
     cdef fnn_conv2d_shape s = _conv_shape(fn, x, weight, stride, padding, dilation)
     oh, ow = _conv2d_output_hw(s)
     if grad_out.shape != (s.n, s.c_out, oh, ow):
         raise ValueError(f"{fn}: grad_out must have shape {(s.n, s.c_out, oh, ow)} (the conv2d "
                          f"output), got {grad_out.shape}")
     inputs = (grad_out, x, weight)
-    gx = _conv_output(grad_input, "grad_input", fn, x.shape, inputs) if need_input_grad else None
-    gw = _conv_output(grad_weight, "grad_weight", fn, weight.shape, inputs)
-    gb = _conv_output(grad_bias, "grad_bias", fn, (s.c_out,), inputs) if bias else None
-    cdef const float *gyp = _rptr(grad_out)
-    cdef const float *xp = _rptr(x)
-    cdef const float *wp = _rptr(weight)
-    cdef float *gxp = _wptr(gx)
-    cdef float *gwp = _wptr(gw)
-    cdef float *gbp = _wptr(gb)
+    gx = check_out(grad_input, x.shape, fn, inputs, None, "grad_input") if need_input_grad else None
+    gw = check_out(grad_weight, weight.shape, fn, inputs, None, "grad_weight")
+    gb = check_out(grad_bias, (s.c_out,), fn, inputs, None, "grad_bias") if bias else None
+    cdef const float *gyp = <const float *>data_ptr(grad_out)
+    cdef const float *xp = <const float *>data_ptr(x)
+    cdef const float *wp = <const float *>data_ptr(weight)
+    cdef float *gxp = <float *>data_ptr(gx)
+    cdef float *gwp = <float *>data_ptr(gw)
+    cdef float *gbp = <float *>data_ptr(gb)
     cdef int status
     with nogil:
         status = fnn_conv2d_backward(&s, gyp, xp, wp, gxp, gwp, gbp)

@@ -167,20 +167,50 @@ cdef void extent(cnp.ndarray x, char **lo, char **hi):
             hi[0] += span
 
 
-cdef cnp.ndarray check_out(object out, tuple shape, str fn, str name="out"):
-    """A new float32 array of `shape`, or `out` if it is a writeable C-contiguous
-    float32 array of exactly that shape."""
+cdef object check_out(object out, tuple shape, str fn, tuple inputs=(), object alias=None,
+                      str name="out", object dtype=np.float32):
+    """A fresh output, or `out` checked: dtype, exact shape, C-contiguous, writeable, and
+    overlapping none of `inputs` (None entries skipped; it may be exactly `alias`, for
+    in-place ops)."""
     if out is None:
-        return np.empty(shape, dtype=np.float32)
-    if not cnp.PyArray_Check(out) or cnp.PyArray_TYPE(<cnp.ndarray>out) != cnp.NPY_FLOAT32:
-        raise TypeError(f"{fn}: {name} must be a float32 ndarray, got "
+        return np.empty(shape, dtype=dtype)
+    if not cnp.PyArray_Check(out) or (<object>out).dtype != dtype:
+        raise TypeError(f"{fn}: {name} must be a {np.dtype(dtype).name} ndarray, got "
                         f"{getattr(out, 'dtype', type(out).__name__)}")
     cdef cnp.ndarray arr = <cnp.ndarray>out
     if (<object>arr).shape != shape:
         raise ValueError(f"{fn}: {name} must have shape {shape}, got {(<object>arr).shape}")
     if not cnp.PyArray_IS_C_CONTIGUOUS(arr) or not cnp.PyArray_ISWRITEABLE(arr):
         raise ValueError(f"{fn}: {name} must be a writeable C-contiguous array")
+    for x in inputs:
+        if x is None:
+            continue
+        if x is alias and cnp.PyArray_SIZE(arr) and data_ptr(arr) == data_ptr(x):
+            continue  # exactly the input: in place
+        if overlaps(arr, x):
+            raise ValueError(f"{fn}: {name} overlaps an input; pass a separate array")
     return arr
+
+
+cdef object as_float32(object x, str name, str fn, int ndim=-1):
+    """x as a C-contiguous float32 ndarray (copied only if it is not), with `ndim`
+    dimensions when ndim >= 0."""
+    if not cnp.PyArray_Check(x):
+        x = np.asarray(x)
+    cdef cnp.ndarray arr = <cnp.ndarray>x
+    if cnp.PyArray_TYPE(arr) != cnp.NPY_FLOAT32:
+        raise TypeError(f"{fn}: {name} must be a float32 array, got dtype {(<object>arr).dtype}; "
+                        f"convert it with {name}.astype(np.float32)")
+    if ndim >= 0 and cnp.PyArray_NDIM(arr) != ndim:
+        raise ValueError(f"{fn}: {name} must be {ndim}-D, got shape {(<object>arr).shape}")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(arr):
+        arr = np.ascontiguousarray(arr)
+    return arr
+
+
+cdef inline void *data_ptr(object a):
+    """Data pointer of an ndarray the caller keeps alive; NULL for None."""
+    return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
 cdef cnp.ndarray gemm_into(object a_in, object b_in, object out, float alpha, float beta):
@@ -193,9 +223,7 @@ cdef cnp.ndarray gemm_into(object a_in, object b_in, object out, float alpha, fl
                          f"shape {(<object>b).shape}; b must have shape ({k}, N)")
     if out is None:
         beta = 0.0
-    cdef cnp.ndarray c = check_out(out, (m, n), "matmul")
-    if out is not None and (overlaps(c, a) or overlaps(c, b)):
-        raise ValueError("matmul: out overlaps an input (a or b); pass a separate array")
+    cdef cnp.ndarray c = check_out(out, (m, n), "matmul", (a, b))
     cdef const float *ap = <const float *>cnp.PyArray_DATA(a)
     cdef const float *bp = <const float *>cnp.PyArray_DATA(b)
     cdef float *cp = <float *>cnp.PyArray_DATA(c)

@@ -4,7 +4,7 @@
 
 cdef tuple ce_inputs(object logits, object labels, str fn):
     """logits as C-contiguous (N, C) float32, labels as C-contiguous (N,) int64."""
-    logits = ew_input(logits, "logits", fn)
+    logits = as_float32(logits, "logits", fn)
     if logits.ndim != 2:
         raise ValueError(f"{fn}: logits must be 2-D (N, C), got shape {logits.shape}")
     if not isinstance(labels, np.ndarray):
@@ -26,9 +26,9 @@ cdef object ce_run(object logits, object labels, object grad, bint want_loss, st
     """One C pass: the mean cross-entropy (a float, if want_loss) and/or the gradient."""
     cdef double loss = 0.0
     cdef int64_t n = logits.shape[0], c = logits.shape[1]
-    cdef const float *lp = <const float *>ew_ptr(logits) if n else NULL
-    cdef const int64_t *yp = <const int64_t *>ew_ptr(labels) if n else NULL
-    cdef float *gp = <float *>ew_ptr(grad, True) if grad is not None and n else NULL
+    cdef const float *lp = <const float *>data_ptr(logits) if n else NULL
+    cdef const int64_t *yp = <const int64_t *>data_ptr(labels) if n else NULL
+    cdef float *gp = <float *>data_ptr(grad) if grad is not None and n else NULL
     cdef int status
     with nogil:
         status = fnn_cross_entropy(n, c, lp, yp, &loss if want_loss else NULL, gp)
@@ -50,7 +50,7 @@ def cross_entropy_backward(logits, labels, *, out=None):
     """Gradient of cross_entropy w.r.t. logits: (softmax(logits) - onehot(labels)) / N."""
     fn = "cross_entropy_backward"
     logits, labels = ce_inputs(logits, labels, fn)
-    out = ew_out(out, logits.shape, fn, (logits,))
+    out = check_out(out, logits.shape, fn, (logits,))
     ce_run(logits, labels, out, False, fn)
     return out
 
@@ -59,13 +59,13 @@ def cross_entropy_with_grad(logits, labels, *, grad=None):
     """(cross_entropy(logits, labels), its gradient w.r.t. logits) from one pass."""
     fn = "cross_entropy_with_grad"
     logits, labels = ce_inputs(logits, labels, fn)
-    grad = ew_out(grad, logits.shape, fn, (logits,), alias=None, name="grad")
+    grad = check_out(grad, logits.shape, fn, (logits,), alias=None, name="grad")
     return ce_run(logits, labels, grad, True, fn), grad
 
 
 cdef tuple pair_inputs(object a, str a_name, object b, str b_name, str fn):
-    a = ew_input(a, a_name, fn)
-    return a, ew_same_shape(a, a_name, ew_input(b, b_name, fn), b_name, fn)
+    a = as_float32(a, a_name, fn)
+    return a, ew_same_shape(a, a_name, as_float32(b, b_name, fn), b_name, fn)
 
 
 ctypedef int (*pair_loss_fn)(int64_t n, const float *a, const float *b, double *loss,
@@ -77,9 +77,9 @@ cdef object pair_loss(pair_loss_fn kernel, object a, object b, object grad, bint
     """Run an elementwise loss kernel: the mean loss (a float) and/or the gradient."""
     cdef double loss = 0.0
     cdef int64_t n = a.size
-    cdef const float *ap = <const float *>ew_ptr(a) if n else NULL
-    cdef const float *bp = <const float *>ew_ptr(b) if n else NULL
-    cdef float *gp = <float *>ew_ptr(grad, True) if grad is not None and n else NULL
+    cdef const float *ap = <const float *>data_ptr(a) if n else NULL
+    cdef const float *bp = <const float *>data_ptr(b) if n else NULL
+    cdef float *gp = <float *>data_ptr(grad) if grad is not None and n else NULL
     cdef int status
     with nogil:
         status = kernel(n, ap, bp, &loss if want_loss else NULL, gp)
@@ -98,7 +98,7 @@ def binary_cross_entropy_with_logits_backward(logits, targets, *, out=None):
     """Gradient of binary_cross_entropy_with_logits w.r.t. logits: (sigmoid(x) - t) / numel."""
     fn = "binary_cross_entropy_with_logits_backward"
     logits, targets = pair_inputs(logits, "logits", targets, "targets", fn)
-    out = ew_out(out, logits.shape, fn, (logits, targets))
+    out = check_out(out, logits.shape, fn, (logits, targets))
     pair_loss(fnn_bce_with_logits, logits, targets, out, False, fn)
     return out
 
@@ -114,6 +114,6 @@ def mse_loss_backward(pred, target, *, out=None):
     """Gradient of mse_loss w.r.t. pred: 2 (pred - target) / numel."""
     fn = "mse_loss_backward"
     pred, target = pair_inputs(pred, "pred", target, "target", fn)
-    out = ew_out(out, pred.shape, fn, (pred, target))
+    out = check_out(out, pred.shape, fn, (pred, target))
     pair_loss(fnn_mse_loss, pred, target, out, False, fn)
     return out

@@ -55,7 +55,7 @@ cdef class PointerTable:
         for i in range(self.count):
             a = arrays[i]
             self.sizes[i] = a.size
-            col[i] = <float *>ew_ptr(a, writable) if a.size else NULL
+            col[i] = <float *>data_ptr(a) if a.size else NULL
 
 
 cdef void optim_check_lr(double lr, str fn) except *:

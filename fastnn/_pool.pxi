@@ -1,27 +1,5 @@
 # _pool.pxi: max and average pooling (csrc/pool.c), included by fastnn/_core.pyx.
-# Also the helpers the elementwise families (_activation, _loss, _optim) share.
-from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
-
-
-cdef void *ew_ptr(object a, bint writable=False) except? NULL:
-    """Data pointer of a C-contiguous array (which the caller keeps alive)."""
-    cdef Py_buffer view
-    PyObject_GetBuffer(a, &view, PyBUF_WRITABLE if writable else PyBUF_SIMPLE)
-    cdef void *p = view.buf
-    PyBuffer_Release(&view)
-    return p
-
-
-cdef object ew_input(object x, str name, str fn):
-    """x as a C-contiguous float32 ndarray (a copy if it was not contiguous)."""
-    if not isinstance(x, np.ndarray):
-        x = np.asarray(x)
-    if x.dtype != np.float32:
-        raise TypeError(f"{fn}: {name} must be a float32 array, got dtype {x.dtype}; "
-                        f"convert it with {name}.astype(np.float32)")
-    if not x.flags.c_contiguous:
-        x = np.ascontiguousarray(x)
-    return x
+# Also ew_same_shape and ew_pair, which the elementwise families (_activation, _loss) share.
 
 
 cdef object ew_same_shape(object a, str a_name, object b, str b_name, str fn):
@@ -29,27 +7,6 @@ cdef object ew_same_shape(object a, str a_name, object b, str b_name, str fn):
         raise ValueError(f"{fn}: {b_name} must have the shape of {a_name} {a.shape}, "
                          f"got {b.shape}")
     return b
-
-
-cdef object ew_out(object out, tuple shape, str fn, tuple inputs=(), object alias=None,
-                   str name="out", object dtype=np.float32):
-    """A fresh output, or `out` checked: dtype, exact shape, C-contiguous, writeable, and
-    overlapping none of `inputs` (it may be exactly `alias`, for in-place ops)."""
-    if out is None:
-        return np.empty(shape, dtype=dtype)
-    if not isinstance(out, np.ndarray) or out.dtype != dtype:
-        raise TypeError(f"{fn}: {name} must be a {np.dtype(dtype).name} ndarray, got "
-                        f"{getattr(out, 'dtype', type(out).__name__)}")
-    if out.shape != shape:
-        raise ValueError(f"{fn}: {name} must have shape {shape}, got {out.shape}")
-    if not out.flags.c_contiguous or not out.flags.writeable:
-        raise ValueError(f"{fn}: {name} must be a writeable C-contiguous array")
-    for x in inputs:
-        if x is alias and out.size and ew_ptr(out) == ew_ptr(x):
-            continue  # exactly the input: in place
-        if np.may_share_memory(out, x):
-            raise ValueError(f"{fn}: {name} overlaps an input; pass a separate array")
-    return out
 
 
 cdef tuple ew_pair(object v, str name, str fn):
@@ -97,7 +54,7 @@ cdef tuple pool_out_shape(object x, fnn_pool2d *p):
 
 
 cdef object pool_grad_out(object grad_out, object x, fnn_pool2d *p, str fn):
-    grad_out = ew_input(grad_out, "grad_out", fn)
+    grad_out = as_float32(grad_out, "grad_out", fn)
     shape = pool_out_shape(x, p)
     if grad_out.shape != shape:
         raise ValueError(f"{fn}: grad_out must have shape {shape} (the pooled x), "
@@ -111,16 +68,16 @@ def max_pool2d_with_indices(x, kernel_size, stride=None, padding=0, *, out=None,
     Padding counts as -inf; ties pick the first maximum in row-major window order; a
     window with NaN yields NaN (like torch.nn.functional.max_pool2d_with_indices)."""
     fn = "max_pool2d"
-    x = ew_input(x, "x", fn)
+    x = as_float32(x, "x", fn)
     cdef fnn_pool2d p = pool_geometry(x, kernel_size, stride, padding, fn)
     shape = pool_out_shape(x, &p)
-    out = ew_out(out, shape, fn, (x,))
-    indices = ew_out(indices, shape, fn, (x, out), alias=None, name="indices", dtype=np.int64)
+    out = check_out(out, shape, fn, (x,))
+    indices = check_out(indices, shape, fn, (x, out), alias=None, name="indices", dtype=np.int64)
     if out.size == 0:
         return out, indices
-    cdef const float *xp = <const float *>ew_ptr(x)
-    cdef float *yp = <float *>ew_ptr(out, True)
-    cdef int64_t *ip = <int64_t *>ew_ptr(indices, True)
+    cdef const float *xp = <const float *>data_ptr(x)
+    cdef float *yp = <float *>data_ptr(out)
+    cdef int64_t *ip = <int64_t *>data_ptr(indices)
     cdef int status
     with nogil:
         status = fnn_max_pool2d(&p, xp, yp, ip)
@@ -131,13 +88,13 @@ def max_pool2d_with_indices(x, kernel_size, stride=None, padding=0, *, out=None,
 def max_pool2d(x, kernel_size, stride=None, padding=0, *, out=None):
     """Max pooling of NCHW float32 x (see max_pool2d_with_indices)."""
     fn = "max_pool2d"
-    x = ew_input(x, "x", fn)
+    x = as_float32(x, "x", fn)
     cdef fnn_pool2d p = pool_geometry(x, kernel_size, stride, padding, fn)
-    out = ew_out(out, pool_out_shape(x, &p), fn, (x,))
+    out = check_out(out, pool_out_shape(x, &p), fn, (x,))
     if out.size == 0:
         return out
-    cdef const float *xp = <const float *>ew_ptr(x)
-    cdef float *yp = <float *>ew_ptr(out, True)
+    cdef const float *xp = <const float *>data_ptr(x)
+    cdef float *yp = <float *>data_ptr(out)
     cdef int status
     with nogil:
         status = fnn_max_pool2d(&p, xp, yp, NULL)
@@ -150,7 +107,7 @@ def max_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0, *, ind
     """Gradient of max_pool2d w.r.t. x: grad_out scattered (summed) to each window's
     maximum, through the forward's `indices` when given, else recomputed from x."""
     fn = "max_pool2d_backward"
-    x = ew_input(x, "x", fn)
+    x = as_float32(x, "x", fn)
     cdef fnn_pool2d p = pool_geometry(x, kernel_size, stride, padding, fn)
     grad_out = pool_grad_out(grad_out, x, &p, fn)
     if indices is not None:
@@ -161,13 +118,13 @@ def max_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0, *, ind
                             f"max_pool2d_with_indices), got dtype {indices.dtype}")
         ew_same_shape(grad_out, "grad_out", indices, "indices", fn)
         indices = np.ascontiguousarray(indices)
-    out = ew_out(out, x.shape, fn, (x, grad_out) if indices is None else (x, grad_out, indices))
+    out = check_out(out, x.shape, fn, (x, grad_out) if indices is None else (x, grad_out, indices))
     if out.size == 0:
         return out
-    cdef const float *gp = <const float *>ew_ptr(grad_out)
-    cdef const float *xp = <const float *>ew_ptr(x)
-    cdef const int64_t *ip = <const int64_t *>ew_ptr(indices) if indices is not None else NULL
-    cdef float *op = <float *>ew_ptr(out, True)
+    cdef const float *gp = <const float *>data_ptr(grad_out)
+    cdef const float *xp = <const float *>data_ptr(x)
+    cdef const int64_t *ip = <const int64_t *>data_ptr(indices) if indices is not None else NULL
+    cdef float *op = <float *>data_ptr(out)
     cdef int status
     with nogil:
         status = fnn_max_pool2d_backward(&p, gp, ip, xp, op)
@@ -181,13 +138,13 @@ def max_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0, *, ind
 def avg_pool2d(x, kernel_size, stride=None, padding=0, *, out=None):
     """Average pooling of NCHW float32 x; zero padding counts in the kh*kw divisor."""
     fn = "avg_pool2d"
-    x = ew_input(x, "x", fn)
+    x = as_float32(x, "x", fn)
     cdef fnn_pool2d p = pool_geometry(x, kernel_size, stride, padding, fn)
-    out = ew_out(out, pool_out_shape(x, &p), fn, (x,))
+    out = check_out(out, pool_out_shape(x, &p), fn, (x,))
     if out.size == 0:
         return out
-    cdef const float *xp = <const float *>ew_ptr(x)
-    cdef float *yp = <float *>ew_ptr(out, True)
+    cdef const float *xp = <const float *>data_ptr(x)
+    cdef float *yp = <float *>data_ptr(out)
     cdef int status
     with nogil:
         status = fnn_avg_pool2d(&p, xp, yp)
@@ -198,14 +155,14 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, *, out=None):
 def avg_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0, *, out=None):
     """Gradient of avg_pool2d w.r.t. x: grad_out / (kh*kw) spread over each window."""
     fn = "avg_pool2d_backward"
-    x = ew_input(x, "x", fn)
+    x = as_float32(x, "x", fn)
     cdef fnn_pool2d p = pool_geometry(x, kernel_size, stride, padding, fn)
     grad_out = pool_grad_out(grad_out, x, &p, fn)
-    out = ew_out(out, x.shape, fn, (x, grad_out))
+    out = check_out(out, x.shape, fn, (x, grad_out))
     if out.size == 0:
         return out
-    cdef const float *gp = <const float *>ew_ptr(grad_out)
-    cdef float *op = <float *>ew_ptr(out, True)
+    cdef const float *gp = <const float *>data_ptr(grad_out)
+    cdef float *op = <float *>data_ptr(out)
     cdef int status
     with nogil:
         status = fnn_avg_pool2d_backward(&p, gp, op)
