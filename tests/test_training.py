@@ -233,23 +233,27 @@ def test_early_stopping_restores_best_weights():
     rng = np.random.default_rng(2)
     x, y = blobs(rng, 300)
     model = small_mlp()
-    # a learning rate of 10 from epoch 3 on makes val_loss jump and stay above its best
     opt = optim.SGD(model.parameters(), lr=0.02)
     stop = EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True)
     snapshots = []
 
-    class Record:
+    class Spoil:
+        """After epoch 2, scramble the weights and freeze them: val_loss jumps and stays up.
+        (A huge learning rate would do it too, but may overflow the logits to inf.)"""
         def on_epoch_end(self, epoch, logs):
             snapshots.append([p.data.copy() for p in model.parameters()])
             if epoch == 2:
-                opt.lr = 10.0
+                for p in model.parameters():
+                    p.data += rng.standard_normal(p.data.shape).astype(np.float32)
+                opt.lr = 0.0
 
+    # EarlyStopping sees each epoch's weights before Spoil changes them
     h = model.fit(x, y, optimizer=opt, epochs=30, validation_data=(x, y), verbose=0,
-                  callbacks=[Record(), stop])
+                  callbacks=[stop, Spoil()])
     losses_ = h.history["val_loss"]
-    assert len(losses_) < 30 and stop.stopped_epoch == len(losses_) - 1
-    best = int(np.nanargmin(losses_))
-    assert stop.best_epoch == best
+    assert len(losses_) == 5 and stop.stopped_epoch == 4
+    best = int(np.argmin(losses_))
+    assert best == 2 and stop.best_epoch == best
     for p, w in zip(model.parameters(), snapshots[best]):
         assert np.array_equal(p.data, w)
     with pytest.raises(ValueError, match="monitor 'val_loss' is not among"):
