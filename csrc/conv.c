@@ -194,32 +194,6 @@ static void im2col(const conv_dims *d, const float *x, float *cols, int64_t row_
             }
 }
 
-/* The adjoint of im2col: gx = sum of cols scattered back (gx is overwritten). */
-static void col2im(const conv_dims *d, const float *cols, float *gx)
-{
-    const fnn_conv2d_shape *s = &d->s;
-    memset(gx, 0, (size_t)d->x_img * sizeof(float));
-    for (int64_t c = 0; c < s->c_in; c++)
-        for (int64_t i = 0; i < s->kh; i++)
-            for (int64_t j = 0; j < s->kw; j++) {
-                const float *src = cols + ((c * s->kh + i) * s->kw + j) * d->ldcols;
-                int64_t off = j * s->dw - s->pw, lo, hi;
-                valid_range(off, s->sw, s->w, d->ow, &lo, &hi);
-                for (int64_t oh = 0; oh < d->oh; oh++, src += d->ow) {
-                    int64_t ih = oh * s->sh - s->ph + i * s->dh;
-                    if (ih < 0 || ih >= s->h)
-                        continue;
-                    float *dst = gx + (c * s->h + ih) * s->w + off;
-                    if (s->sw == 1)  /* the common case, vectorised */
-                        for (int64_t ow = lo; ow < hi; ow++)
-                            dst[ow] += src[ow];
-                    else
-                        for (int64_t ow = lo; ow < hi; ow++)
-                            dst[ow * s->sw] += src[ow];
-                }
-            }
-}
-
 /* The m x k matrix w[i*rs + p*cs] into FNN_CONV_MR-row panels, element [p][r], rows
  * past m zero: the conv kernel's A operand. */
 static void pack_w(int64_t m, int64_t k, const float *w, int64_t rs, int64_t cs, float *wp)
@@ -349,13 +323,88 @@ int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w
     return FNN_OK;
 }
 
+/* The backward works on each image in a zero-padded channels-last (HWC) copy, where
+ * im2col row p = (oh, ow), column q = (i, j, c) is img[roff[p] + coff[q]] and a
+ * kernel row's (j, c) columns are one contiguous run when dw = 1. The GEMM then packs
+ * im2col straight from the copy (fnn_operand_b) and col2im adds whole runs. Columns
+ * are in (i, j, c) order; W and its gradient are permuted from and to (c, i, j). */
+typedef struct {
+    int64_t wpad, elems;  /* padded row (pixels) and padded image (floats) */
+    int64_t run;          /* columns per contiguous run of coff */
+    int64_t *roff, *coff;
+} conv_hwc;
+
+static int hwc_plan(const conv_dims *d, conv_hwc *h)
+{
+    const fnn_conv2d_shape *s = &d->s;
+    int64_t t;
+    h->wpad = s->w + 2 * s->pw;
+    h->run = s->dw == 1 ? s->kw * s->c_in : s->c_in;
+    return mul_ok(&t, s->h + 2 * s->ph, h->wpad) && mul_ok(&h->elems, t, s->c_in);
+}
+
+static void hwc_tables(const conv_dims *d, conv_hwc *h)
+{
+    const fnn_conv2d_shape *s = &d->s;
+    for (int64_t oh = 0, p = 0; oh < d->oh; oh++)
+        for (int64_t ow = 0; ow < d->ow; ow++, p++)
+            h->roff[p] = (oh * s->sh * h->wpad + ow * s->sw) * s->c_in;
+    for (int64_t i = 0, q = 0; i < s->kh; i++)
+        for (int64_t j = 0; j < s->kw; j++)
+            for (int64_t c = 0; c < s->c_in; c++, q++)
+                h->coff[q] = (i * s->dh * h->wpad + j * s->dw) * s->c_in + c;
+}
+
+/* Column q of PyTorch's (c, i, j) order in the (i, j, c) order. */
+static inline int64_t hwc_column(const conv_dims *d, int64_t q)
+{
+    int64_t khw = d->s.kh * d->s.kw;
+    return q % khw * d->s.c_in + q / khw;
+}
+
+/* Pixel (ih, iw) of an image is pixel (ih + ph, iw + pw) of its padded HWC copy:
+ * copies the CHW image into the copy's interior, or (to_chw) the interior out. */
+static void hwc_copy(const conv_dims *d, const conv_hwc *h, const float *src, float *dst,
+                     int to_chw)
+{
+    const fnn_conv2d_shape *s = &d->s;
+    int64_t C = s->c_in;
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t ih = 0; ih < s->h; ih++) {
+            int64_t plain = (c * s->h + ih) * s->w, padded = ((ih + s->ph) * h->wpad + s->pw) * C + c;
+            if (to_chw)
+                for (int64_t iw = 0; iw < s->w; iw++)
+                    dst[plain + iw] = src[padded + iw * C];
+            else
+                for (int64_t iw = 0; iw < s->w; iw++)
+                    dst[padded + iw * C] = src[plain + iw];
+        }
+}
+
+/* gp = col2im of dcols (OHW x k, (i, j, c) columns): every element is scattered back
+ * onto the padded HWC image, in (p, q) order. */
+static void col2im_hwc(const conv_dims *d, const conv_hwc *h, const float *restrict dcols,
+                       float *restrict gp)
+{
+    memset(gp, 0, (size_t)h->elems * sizeof(float));
+    for (int64_t p = 0; p < d->ohw; p++)
+        for (int64_t q = 0; q < d->k; q += h->run) {
+            float *restrict dst = gp + h->roff[p] + h->coff[q];
+            const float *restrict src = dcols + p * d->k + q;
+            for (int64_t t = 0; t < h->run; t++)
+                dst[t] += src[t];
+        }
+}
+
 typedef struct {
     const conv_dims *d;
+    const conv_hwc *h;
     const float *gy, *x;
     float *gx, *gw, *gb;
     int64_t nchunks;
-    float *wt;              /* W^T packed for the conv kernel (grad input) */
-    float *ws, *part;       /* per-thread buffers; partials of chunks 1.. (chunk 0: gw, gb) */
+    int wgrad_gemm;         /* weight gradient on the GEMM from the HWC copy (else dots) */
+    const float *wt;        /* W (c_out x k) in (i, j, c) column order (grad input) */
+    float *ws, *part;       /* per-thread buffers; per-chunk partials of gw and gb */
     size_t thread_elems, part_elems;
     int err;
 } conv_bwd_plan;
@@ -363,65 +412,67 @@ typedef struct {
 static void conv_bwd_thread(conv_bwd_plan *P, int ith, int nth)
 {
     const conv_dims *d = P->d;
+    const conv_hwc *h = P->h;
     const fnn_conv2d_shape *s = &d->s;
     int64_t gw_elems = s->c_out * d->k;
-    float *cols = P->ws + P->thread_elems * ith;
-    float *dcols = P->gw != NULL ? cols + d->k * d->ldcols : cols;
-    float *gpanels = dcols + d->k * d->ldcols;
-    int64_t nr = fnn_active->conv.nr, padded = fnn_round_up(d->ohw, nr);
+    /* this thread's buffers: the image's HWC copy or its im2col; dcols and its col2im */
+    float *xp = P->ws + P->thread_elems * ith, *cols = xp;
+    float *dcols = xp + (P->gw == NULL ? 0 : fnn_round_up(P->wgrad_gemm ? h->elems : d->k * d->ldcols, 16));
+    float *gp = dcols + fnn_round_up(d->ohw * d->k, 16);
+    fnn_operand_b cols_t = {.b = xp, .roff = h->roff, .coff = h->coff};
+    if (P->gw != NULL && P->wgrad_gemm)
+        memset(xp, 0, (size_t)h->elems * sizeof(float));  /* the border stays zero */
     int64_t c_lo, c_hi;
     fnn_split(P->nchunks, ith, nth, &c_lo, &c_hi);
     for (int64_t c = c_lo; c < c_hi; c++) {
-        float *pw = P->gw, *pb = P->gb;
-        if (c > 0) {
-            pw = pw ? P->part + (c - 1) * P->part_elems : NULL;
-            pb = pb ? P->part + (c - 1) * P->part_elems + gw_elems : NULL;
-        }
+        float *pw = P->part + c * P->part_elems, *pb = pw + gw_elems;
         int64_t first = s->n * c / P->nchunks, last = s->n * (c + 1) / P->nchunks;
         for (int64_t img = first; img < last; img++) {
             const float *g = P->gy + img * d->y_img;
-            if (pw != NULL) {
-                im2col(d, P->x + img * d->x_img, cols, d->ldcols, d->ldcols, 0, d->ldcols);
-                if (d->k <= CONV_WGRAD_MAX_K)
-                    fnn_active->conv.wgrad(s->c_out, d->k, d->ohw, g, cols, d->ldcols,
-                                           img != first, pw);
-                else
-                    set_error(&P->err, fnn_sgemm_strided(s->c_out, d->k, d->ohw, 1.0f, g, d->ohw, 1,
-                                                         cols, 1, d->ldcols,
-                                                         img == first ? 0.0f : 1.0f, pw, d->k));
+            const float *xi = P->x + img * d->x_img;
+            if (P->gw != NULL && P->wgrad_gemm) {  /* pw (+)= g_n im2col_n */
+                hwc_copy(d, h, xi, xp, 0);
+                set_error(&P->err, fnn_sgemm_ex(s->c_out, d->k, d->ohw, 1.0f, g, d->ohw, 1,
+                                                &cols_t, img == first ? 0.0f : 1.0f, pw, d->k));
+            } else if (P->gw != NULL) {
+                im2col(d, xi, cols, d->ldcols, d->ldcols, 0, d->ldcols);
+                fnn_active->conv.wgrad(s->c_out, d->k, d->ohw, g, cols, d->ldcols,
+                                       img != first, pw);
             }
-            if (pb != NULL)
+            if (P->gb != NULL)
                 for (int64_t o = 0; o < s->c_out; o++) {
                     float sum = row_sum(g + o * d->ohw, d->ohw);
                     pb[o] = img == first ? sum : pb[o] + sum;
                 }
-            if (P->gx != NULL) {
-                /* dcols = W^T g_n on the conv kernel: g_n into pixel panels, W^T packed once. */
-                for (int64_t o = 0; o < s->c_out; o++) {
-                    run_writer wr = {gpanels + o * nr, 0, nr, s->c_out * nr};
-                    put(&wr, g + o * d->ohw, 1, d->ohw);
-                    put(&wr, NULL, 0, padded - d->ohw);
-                }
-                fnn_active->conv.macro(d->k, d->ohw, s->c_out, P->wt, gpanels, NULL, NULL, dcols,
-                                       d->ldcols);
-                col2im(d, dcols, P->gx + img * d->x_img);
+            if (P->gx != NULL) {  /* dcols = g_n^T W, then col2im */
+                set_error(&P->err, fnn_sgemm_strided(d->ohw, d->k, s->c_out, 1.0f, g, 1, d->ohw,
+                                                     P->wt, d->k, 1, 0.0f, dcols, d->k));
+                col2im_hwc(d, h, dcols, gp);
+                hwc_copy(d, h, gp, P->gx + img * d->x_img, 1);
             }
         }
     }
     FNN_BARRIER(nth);
-    /* Partials into chunk 0's sums, chunk by chunk, each thread a slice of elements. */
+    /* The chunks' partials summed in chunk order, each thread a slice of elements. */
     int64_t lo, hi;
     if (P->gw != NULL) {
         fnn_split(gw_elems, ith, nth, &lo, &hi);
-        for (int64_t c = 1; c < P->nchunks; c++)
-            for (int64_t e = lo; e < hi; e++)
-                P->gw[e] += P->part[(c - 1) * P->part_elems + e];
+        for (int64_t e = lo; e < hi; e++) {
+            int64_t src = P->wgrad_gemm ? e / d->k * d->k + hwc_column(d, e % d->k) : e;
+            float sum = P->part[src];
+            for (int64_t c = 1; c < P->nchunks; c++)
+                sum += P->part[c * P->part_elems + src];
+            P->gw[e] = sum;
+        }
     }
     if (P->gb != NULL) {
         fnn_split(s->c_out, ith, nth, &lo, &hi);
-        for (int64_t c = 1; c < P->nchunks; c++)
-            for (int64_t e = lo; e < hi; e++)
-                P->gb[e] += P->part[(c - 1) * P->part_elems + gw_elems + e];
+        for (int64_t e = lo; e < hi; e++) {
+            float sum = P->part[gw_elems + e];
+            for (int64_t c = 1; c < P->nchunks; c++)
+                sum += P->part[c * P->part_elems + gw_elems + e];
+            P->gb[e] = sum;
+        }
     }
 }
 
@@ -429,7 +480,8 @@ int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const fl
                         const float *w, float *grad_x, float *grad_w, float *grad_b)
 {
     conv_dims d;
-    if (s == NULL || conv_dims_init(s, &d) != FNN_OK)
+    conv_hwc h;
+    if (s == NULL || conv_dims_init(s, &d) != FNN_OK || !hwc_plan(&d, &h))
         return FNN_EINVAL;
     if (s->n == 0 || s->c_out == 0) {  /* nothing flows back: every gradient is zero */
         if (grad_x != NULL)
@@ -443,28 +495,37 @@ int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const fl
     if (grad_y == NULL || (grad_w != NULL && x == NULL && d.x_img > 0) ||
         (grad_x != NULL && w == NULL && d.k > 0))
         return FNN_EINVAL;
+    int wgrad_gemm = d.k > CONV_WGRAD_MAX_K;
     d.ldcols = fnn_round_up(d.ohw, 16);  /* rows of cols stay FNN_ALIGN-aligned */
     int64_t part_elems = fnn_round_up(s->c_out * d.k + s->c_out, 16), nchunks = FNN_MIN(s->n, CONV_CHUNKS);
-    while (nchunks > 1 && (nchunks - 1) * part_elems * (int64_t)sizeof(float) > CONV_PARTIAL_BYTES)
+    while (nchunks > 1 && nchunks * part_elems * (int64_t)sizeof(float) > CONV_PARTIAL_BYTES)
         nchunks--;
-    size_t thread_elems = (size_t)(d.k * d.ldcols) * ((grad_w != NULL) + (grad_x != NULL));
-    size_t wt_elems = 0;
-    if (grad_x != NULL) {  /* + g_n in pixel panels; W^T packed */
-        thread_elems += (size_t)fnn_round_up(s->c_out * fnn_round_up(d.ohw, fnn_active->conv.nr), 16);
-        wt_elems = packed_w_elems(d.k, s->c_out);
-    }
+    /* shared: W permuted, roff, coff (int64 as 2 floats), partials; then per thread */
+    size_t wt_elems = grad_x != NULL ? (size_t)fnn_round_up(s->c_out * d.k, 16) : 0;
+    size_t tab_elems = (size_t)fnn_round_up(2 * (d.ohw + d.k), 16);
+    size_t part_total = (grad_w != NULL || grad_b != NULL) ? (size_t)(nchunks * part_elems) : 0;
+    size_t thread_elems = 0;
+    if (grad_w != NULL)
+        thread_elems += (size_t)fnn_round_up(wgrad_gemm ? h.elems : d.k * d.ldcols, 16);
+    if (grad_x != NULL)
+        thread_elems += (size_t)(fnn_round_up(d.ohw * d.k, 16) + fnn_round_up(h.elems, 16));
     int64_t passes = (grad_w != NULL) + (grad_x != NULL);
     int nth = (int)FNN_MIN(fnn_threads_for((double)s->n * d.y_img * d.k * passes), nchunks);
-    size_t part_total = (grad_w != NULL || grad_b != NULL) ? (size_t)((nchunks - 1) * part_elems) : 0;
     float *ws = fnn_workspace(FNN_WS_OP,  /* never 0 bytes: a NULL would mean ENOMEM */
-                              (wt_elems + thread_elems * nth + part_total + 16) * sizeof(float));
+                              (wt_elems + tab_elems + part_total + thread_elems * nth + 16) *
+                                  sizeof(float));
     if (ws == NULL)
         return FNN_ENOMEM;
+    h.roff = (int64_t *)(ws + wt_elems);
+    h.coff = h.roff + d.ohw;
+    hwc_tables(&d, &h);
     if (grad_x != NULL)
-        pack_w(d.k, s->c_out, w, 1, d.k, ws);
+        for (int64_t e = 0; e < s->c_out * d.k; e++)
+            ws[e / d.k * d.k + hwc_column(&d, e % d.k)] = w[e];
     conv_bwd_plan P = {
-        .d = &d, .gy = grad_y, .x = x, .gx = grad_x, .gw = grad_w, .gb = grad_b,
-        .nchunks = nchunks, .wt = ws, .ws = ws + wt_elems, .part = ws + wt_elems + thread_elems * nth,
+        .d = &d, .h = &h, .gy = grad_y, .x = x, .gx = grad_x, .gw = grad_w, .gb = grad_b,
+        .nchunks = nchunks, .wgrad_gemm = wgrad_gemm, .wt = ws,
+        .part = ws + wt_elems + tab_elems, .ws = ws + wt_elems + tab_elems + part_total,
         .thread_elems = thread_elems, .part_elems = (size_t)part_elems, .err = FNN_OK,
     };
     if (nth == 1) {

@@ -15,8 +15,9 @@ typedef struct {
     const fnn_gemm_kernels *g;
     int64_t m, n, k;
     float alpha, beta;
-    const float *a, *b;
-    int64_t a_rs, a_cs, b_rs, b_cs;
+    const float *a;
+    int64_t a_rs, a_cs;
+    fnn_operand_b b;
     float *c;
     int64_t ldc;
     int split_rows;  /* threads split the rows of C (else the columns) */
@@ -25,6 +26,16 @@ typedef struct {
     float *bp;       /* shared packed B block: kc x round_up(nc, nr) */
     float *ap;       /* per-thread packed A blocks: mc x kc each */
 } gemm_plan;
+
+/* Rows [pc, pc+kc) x columns [jc, jc+nc) of op(B) into panels at bp. */
+static void pack_b(const gemm_plan *P, int64_t pc, int64_t kc, int64_t jc, int64_t nc, float *bp)
+{
+    const fnn_operand_b *B = &P->b;
+    if (B->roff != NULL)
+        P->g->pack_b_gather(kc, nc, B->b, B->roff + pc, B->coff + jc, bp);
+    else
+        P->g->pack_b(kc, nc, B->b + pc * B->rs + jc * B->cs, B->rs, B->cs, bp);
+}
 
 static void gemm_thread(const gemm_plan *P, int ith, int nth)
 {
@@ -45,8 +56,7 @@ static void gemm_thread(const gemm_plan *P, int ith, int nth)
             int64_t kc = FNN_MIN(P->kc, P->k - pc);
             float beta = pc == 0 ? P->beta : 1.0f;
             if (col_hi > col_lo)
-                g->pack_b(kc, col_hi - col_lo, P->b + pc * P->b_rs + (jc + col_lo) * P->b_cs,
-                          P->b_rs, P->b_cs, P->bp + col_lo * kc);
+                pack_b(P, pc, kc, jc + col_lo, col_hi - col_lo, P->bp + col_lo * kc);
             FNN_BARRIER(nth);
             int64_t c0 = P->split_rows ? 0 : col_lo, c1 = P->split_rows ? nc : col_hi;
             for (int64_t ic = row_lo; ic < row_hi && c1 > c0; ic += g->mc) {
@@ -74,16 +84,14 @@ static void scale_c(int64_t m, int64_t n, float beta, float *c, int64_t ldc)
             c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
 }
 
-int fnn_sgemm_strided(int64_t m, int64_t n, int64_t k, float alpha,
-                      const float *a, int64_t a_rs, int64_t a_cs,
-                      const float *b, int64_t b_rs, int64_t b_cs,
-                      float beta, float *c, int64_t ldc)
+int fnn_sgemm_ex(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t a_rs,
+                 int64_t a_cs, const fnn_operand_b *b, float beta, float *c, int64_t ldc)
 {
     if (m < 0 || n < 0 || k < 0 || (m > 1 && ldc < n))
         return FNN_EINVAL;
     if (m == 0 || n == 0)
         return FNN_OK;
-    if (c == NULL || (k > 0 && (a == NULL || b == NULL)))
+    if (c == NULL || (k > 0 && (a == NULL || b->b == NULL)))
         return FNN_EINVAL;
     if (k == 0 || alpha == 0.0f) {
         scale_c(m, n, beta, c, ldc);
@@ -94,7 +102,7 @@ int fnn_sgemm_strided(int64_t m, int64_t n, int64_t k, float alpha,
     int64_t row_tiles = (m + g->mr - 1) / g->mr, col_tiles = (n + g->nr - 1) / g->nr;
     gemm_plan P = {
         .g = g, .m = m, .n = n, .k = k, .alpha = alpha, .beta = beta,
-        .a = a, .b = b, .a_rs = a_rs, .a_cs = a_cs, .b_rs = b_rs, .b_cs = b_cs,
+        .a = a, .a_rs = a_rs, .a_cs = a_cs, .b = *b,
         .c = c, .ldc = ldc,
         .split_rows = row_tiles >= 2 * nth || row_tiles >= col_tiles,
         /* In place, A is re-read once per B panel; packing pays off when there are
@@ -118,6 +126,15 @@ int fnn_sgemm_strided(int64_t m, int64_t n, int64_t k, float alpha,
 #pragma omp parallel num_threads(nth)
     gemm_thread(&P, omp_get_thread_num(), omp_get_num_threads());
     return FNN_OK;
+}
+
+int fnn_sgemm_strided(int64_t m, int64_t n, int64_t k, float alpha,
+                      const float *a, int64_t a_rs, int64_t a_cs,
+                      const float *b, int64_t b_rs, int64_t b_cs,
+                      float beta, float *c, int64_t ldc)
+{
+    fnn_operand_b op = {.b = b, .rs = b_rs, .cs = b_cs};
+    return fnn_sgemm_ex(m, n, k, alpha, a, a_rs, a_cs, &op, beta, c, ldc);
 }
 
 int fnn_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,

@@ -37,10 +37,25 @@ typedef struct {
     int64_t mc, kc, nc;   /* cache blocks: A block mc x kc in L2, B block kc x nc in L3 */
     void (*pack_a)(int64_t mc, int64_t kc, const float *a, int64_t rs, int64_t cs, float *ap);
     void (*pack_b)(int64_t kc, int64_t nc, const float *b, int64_t rs, int64_t cs, float *bp);
+    /* B[p][q] = b[roff[p] + coff[q]] */
+    void (*pack_b_gather)(int64_t kc, int64_t nc, const float *b, const int64_t *roff,
+                          const int64_t *coff, float *bp);
     void (*macro)(int64_t mc, int64_t nc, int64_t kc, float alpha, const float *a,
                   int64_t rs, int64_t cs, int64_t ps, const float *bp, float beta,
                   float *c, int64_t ldc);
 } fnn_gemm_kernels;
+
+/* op(B) of fnn_sgemm_ex: B[p][q] = b[p*rs + q*cs], or b[roff[p] + coff[q]] when roff
+ * is set (conv.c's im2col, read from a channels-last image while packing). */
+typedef struct {
+    const float *b;
+    int64_t rs, cs;
+    const int64_t *roff, *coff;
+} fnn_operand_b;
+
+/* fnn_sgemm_strided with B given as an fnn_operand_b. */
+int fnn_sgemm_ex(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t a_rs,
+                 int64_t a_cs, const fnn_operand_b *b, float beta, float *c, int64_t ldc);
 
 /* Per-call constants of the optimizer steps (optim.c). */
 typedef struct {

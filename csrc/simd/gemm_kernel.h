@@ -52,6 +52,30 @@ static void gemm_pack_b(int64_t kc, int64_t nc, const float *b, int64_t rs, int6
     }
 }
 
+/* Rows [0, kc) x columns [0, nc) of B[p][q] = b[roff[p] + coff[q]] into panels of NR
+ * columns, zero-padded: a convolution's im2col read straight from a channels-last image.
+ * A panel whose column offsets are consecutive is copied as whole vectors. */
+static void gemm_pack_b_gather(int64_t kc, int64_t nc, const float *b, const int64_t *roff,
+                               const int64_t *coff, float *bp)
+{
+    for (int64_t j0 = 0; j0 < nc; j0 += FNN_NR, bp += FNN_NR * kc, coff += FNN_NR) {
+        int nr = (int)FNN_MIN(FNN_NR, nc - j0), run = nr == FNN_NR;
+        for (int j = 1; j < nr && run; j++)
+            run = coff[j] == coff[0] + j;
+        if (run) {
+            for (int64_t p = 0; p < kc; p++) {
+                const float *src = b + roff[p] + coff[0];
+                _Pragma("GCC unroll 16") for (int v = 0; v < FNN_NV; v++)
+                    *(vfloat *)(bp + p * FNN_NR + v * FNN_VEC) = *(const vfloat_u *)(src + v * FNN_VEC);
+            }
+        } else {
+            for (int64_t p = 0; p < kc; p++)
+                for (int j = 0; j < FNN_NR; j++)
+                    bp[p * FNN_NR + j] = j < nr ? b[roff[p] + coff[j]] : 0.0f;
+        }
+    }
+}
+
 /* C[0:mr, 0:nr] = alpha * A-panel * B-panel + beta * C. Rows of A past mr re-read
  * row mr-1 (always valid memory) and their results are dropped. */
 static inline __attribute__((always_inline)) void
@@ -121,5 +145,6 @@ static void gemm_macro(int64_t mc, int64_t nc, int64_t kc, float alpha, const fl
 #define FNN_GEMM_KERNELS(MC, KC, NC)                                                   \
     {                                                                                  \
         .mr = FNN_MR, .nr = FNN_NR, .mc = (MC), .kc = (KC), .nc = (NC),                \
-        .pack_a = gemm_pack_a, .pack_b = gemm_pack_b, .macro = gemm_macro              \
+        .pack_a = gemm_pack_a, .pack_b = gemm_pack_b,                                 \
+        .pack_b_gather = gemm_pack_b_gather, .macro = gemm_macro                       \
     }
