@@ -438,21 +438,35 @@ class Sequential(Model, Module):
             raise ValueError(f"Sequential: layer 0 ({self.layers[0]!r}) expects input of shape "
                              f"({expected}) (the model's input_shape), got {tuple(shape)}")
 
-    def _through_layers(self, method, value):
-        """value = layer.<method>(value) for each layer; errors name the layer's index."""
-        for i, layer in enumerate(self.layers):
+    def _through_layers(self, method, value, order=None):
+        """value = layer.<method>(value) for each layer (in `order`, default as listed);
+        errors name the layer's index."""
+        for i in range(len(self.layers)) if order is None else order:
             try:
-                value = getattr(layer, method)(value)
+                value = getattr(self.layers[i], method)(value)
             except ValueError as e:
                 raise ValueError(f"Sequential: layer {i}: {e}") from None
         return value
+
+    def _run_order(self):
+        """Layer indices in the order forward runs them (backward: reversed). A ReLU
+        just before a MaxPool2d runs after it instead: the two commute, outputs and
+        gradients alike (max(relu(x)) == relu(max(x)); a window whose maximum is not
+        positive passes no gradient either way), and the ReLU then touches a quarter
+        of the elements."""
+        order = list(range(len(self.layers)))
+        for k in range(len(order) - 1):
+            if (type(self.layers[order[k]]) is ReLU and
+                    isinstance(self.layers[order[k + 1]], MaxPool2d)):
+                order[k], order[k + 1] = order[k + 1], order[k]
+        return order
 
     def forward(self, x):
         if not isinstance(x, np.ndarray) or x.dtype != np.float32:
             raise TypeError(f"Sequential: input must be a float32 ndarray, got "
                             f"{getattr(x, 'dtype', type(x).__name__)}; use x.astype(np.float32)")
         self._check_shape(x.shape)
-        return self._through_layers("forward", x)
+        return self._through_layers("forward", x, self._run_order())
 
     def output_shape(self, shape):
         self._check_shape(shape)
@@ -466,8 +480,9 @@ class Sequential(Model, Module):
         returns the input gradient only if need_input_grad is True (else None)."""
         first = 0 if need_input_grad else next(
             (i for i, layer in enumerate(self.layers) if layer.parameters()), len(self.layers))
-        for i in range(len(self.layers) - 1, first - 1, -1):
-            grad_out = self.layers[i].backward(grad_out, need_input_grad or i > first)
+        for i in reversed(self._run_order()):
+            if i >= first:
+                grad_out = self.layers[i].backward(grad_out, need_input_grad or i > first)
         return grad_out if need_input_grad else None
 
     def config(self):

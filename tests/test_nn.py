@@ -204,6 +204,31 @@ def test_sequential_skips_input_gradient(rng):
     assert dx.shape == x.shape
 
 
+@pytest.mark.parametrize("padding", [0, 1])
+def test_relu_before_maxpool_runs_after_it_with_the_same_bits(rng, padding):
+    """Sequential runs a ReLU that precedes a MaxPool2d after it (they commute); outputs
+    and every gradient equal those of the layers run one by one in the listed order."""
+    def layers():
+        return [nn.ReLU(), nn.MaxPool2d(3, 2, padding), nn.Conv2d(2, 3, 3, padding=1, seed=0),
+                nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(12, 4, seed=1)]
+    model = nn.Sequential(*layers())
+    assert model._run_order() == [1, 0, 2, 4, 3, 5, 6]
+    plain = layers()
+    x = randn(rng, 5, 2, 9, 9)
+    x[0] = -np.abs(x[0])  # windows whose maximum is negative: no gradient through them
+    g = randn(rng, 5, 4)
+    out, ref = model(x), x
+    for layer in plain:
+        ref = layer(ref)
+    assert np.array_equal(out, ref)
+    dx = model.backward(g, need_input_grad=True)
+    for layer in reversed(plain):
+        g = layer.backward(g)
+    assert np.array_equal(dx, g)
+    for p, q in zip(model.parameters(), [p for layer in plain for p in layer.parameters()]):
+        assert np.array_equal(p.grad, q.grad)
+
+
 def test_zero_grad_and_train_eval_propagate(rng):
     model = fastnn.models.mlp(0)
     out = model(randn(rng, 4, 1, 28, 28))
