@@ -1,17 +1,20 @@
-/* conv.c: linear and conv2d, forward and backward.
+/* conv.c: linear and conv2d, forward and backward, and conv2d fused with a max pool.
  *
  * linear is three GEMM calls (packing absorbs every transpose) and a column sum.
- * conv2d works one image at a time, images split over threads, and runs on the ISA's
- * conv kernel (simd/conv_kernel.h), whose operands are packed here:
- *   forward        y_n = W cols_n + b: im2col writes cols_n straight into the kernel's
- *                  pixel panels; W is packed once per call.
+ * conv2d works one image at a time, images split over threads:
+ *   forward        y_n = W cols_n + b on the ISA's conv kernel (simd/conv_kernel.h):
+ *                  im2col writes cols_n straight into the kernel's pixel panels, or, for
+ *                  stride 1, the kernel reads a padded copy of the image in place.
  *   grad weight    g_n cols_n^T, summed per fixed chunk of images into that chunk's
  *                  partial, partials added in chunk order: the chunks never depend on
- *                  the thread count, so neither do the bits. Short im2col (few input
- *                  channels) uses the kernel's dot products, longer the GEMM.
- *   grad input     dcols = W^T g_n (W^T packed once, g_n into pixel panels), then col2im
- *                  (scatter-add into image n only).
- *   grad bias      per-channel sums, in the same chunks. */
+ *                  the thread count, so neither do the bits. A GEMM whose B packing
+ *                  gathers cols_n^T from a channels-last copy of the image, or for a
+ *                  short im2col (few input channels) the conv kernel's dot products.
+ *   grad input     dcols_n = g_n^T W on the GEMM, then col2im onto the channels-last
+ *                  copy, added in whole runs, and back to CHW.
+ *   grad bias      per-channel sums, in the same chunks.
+ * With a max pool after it (fnn_conv2d_max_pool2d), each image's conv output is pooled
+ * from a per-thread buffer, and the backward unpools each image's gradient into one. */
 #include "internal.h"
 
 /* Images per call whose weight-gradient partials are kept apart (then summed in order). */
@@ -258,16 +261,25 @@ static int inplace_plan(const conv_dims *d, int64_t nr, conv_inplace *q)
     return 1;
 }
 
-int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w,
-                       const float *bias, float *y)
+/* pool, if set, must pool the planes of the conv output (see fnn_conv2d_max_pool2d). */
+static int pool_fits(const conv_dims *d, const fnn_pool2d *pool)
+{
+    return pool == NULL || (fnn_pool_valid(pool) && pool->planes == d->s.n * d->s.c_out &&
+                            pool->h == d->oh && pool->w == d->ow);
+}
+
+/* Forward, optionally max-pooled (pool set: y is pooled, idx its argmax or NULL). */
+static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *x,
+                        const float *w, const float *bias, float *y, int64_t *idx)
 {
     conv_dims d;
-    if (s == NULL || conv_dims_init(s, &d) != FNN_OK)
+    if (s == NULL || conv_dims_init(s, &d) != FNN_OK || !pool_fits(&d, pool))
         return FNN_EINVAL;
     if (s->n == 0 || s->c_out == 0)
         return FNN_OK;
     if (y == NULL || (x == NULL && d.x_img > 0) || (w == NULL && d.k > 0))
         return FNN_EINVAL;
+    int64_t pooled_img = pool ? s->c_out * pool->oh * pool->ow : 0;
     const fnn_conv_kernels *ck = &fnn_active->conv;
     int64_t nr = ck->nr;
     conv_inplace q;
@@ -277,6 +289,8 @@ int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w
     size_t boff_elems = inplace ? (size_t)fnn_round_up(2 * d.k, 16) : 0;  /* int64 in floats */
     size_t thread_elems = inplace ? (size_t)(q.xp_elems + fnn_round_up(s->c_out * q.nq, 16))
                                   : (size_t)fnn_round_up(d.k * padded, 16);
+    size_t conv_out = pool ? (size_t)fnn_round_up(d.y_img, 16) : 0;  /* an image's, to pool */
+    thread_elems += conv_out;
     int nth = (int)FNN_MIN(fnn_threads_for((double)s->n * d.y_img * d.k), s->n);
     float *ws = fnn_workspace(FNN_WS_OP,  /* never 0 bytes: a NULL would mean ENOMEM */
                               (wp_elems + boff_elems + thread_elems * nth + 16) * sizeof(float));
@@ -292,35 +306,50 @@ int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w
 #pragma omp parallel num_threads(nth) if (nth > 1)
     {
         int ith = omp_get_thread_num(), nt = omp_get_num_threads();
-        float *buf = ws + wp_elems + boff_elems + thread_elems * ith;
+        float *conv_y = ws + wp_elems + boff_elems + thread_elems * ith, *buf = conv_y + conv_out;
         int64_t lo, hi;
         fnn_split(s->n, ith, nt, &lo, &hi);
         if (inplace)  /* the border and the tail stay zero from here on */
             memset(buf, 0, (size_t)q.xp_elems * sizeof(float));
         for (int64_t img = lo; img < hi; img++) {
             const float *xi = x + img * d.x_img;
-            float *yi = y + img * d.y_img;
-            if (!inplace) {
+            float *yi = pool ? conv_y : y + img * d.y_img;
+            if (inplace) {
+                float *out = buf + q.xp_elems;
+                if (s->ph == 0 && s->pw == 0)
+                    memcpy(buf, xi, (size_t)d.x_img * sizeof(float));
+                else
+                    for (int64_t c = 0; c < s->c_in; c++)
+                        for (int64_t ih = 0; ih < s->h; ih++)
+                            memcpy(buf + c * q.plane + (ih + s->ph) * q.wpad + s->pw,
+                                   xi + (c * s->h + ih) * s->w, (size_t)s->w * sizeof(float));
+                ck->macro(s->c_out, q.nq, d.k, ws, buf, boff, bias, out, q.nq);
+                for (int64_t o = 0; o < s->c_out; o++)
+                    for (int64_t oh = 0; oh < d.oh; oh++)
+                        memcpy(yi + o * d.ohw + oh * d.ow, out + o * q.nq + oh * q.wpad,
+                               (size_t)d.ow * sizeof(float));
+            } else {
                 im2col(&d, xi, buf, nr, nr, d.k * nr, padded);
                 ck->macro(s->c_out, d.ohw, d.k, ws, buf, NULL, bias, yi, d.ohw);
-                continue;
             }
-            float *out = buf + q.xp_elems;
-            if (s->ph == 0 && s->pw == 0)
-                memcpy(buf, xi, (size_t)d.x_img * sizeof(float));
-            else
-                for (int64_t c = 0; c < s->c_in; c++)
-                    for (int64_t ih = 0; ih < s->h; ih++)
-                        memcpy(buf + c * q.plane + (ih + s->ph) * q.wpad + s->pw,
-                               xi + (c * s->h + ih) * s->w, (size_t)s->w * sizeof(float));
-            ck->macro(s->c_out, q.nq, d.k, ws, buf, boff, bias, out, q.nq);
-            for (int64_t o = 0; o < s->c_out; o++)
-                for (int64_t oh = 0; oh < d.oh; oh++)
-                    memcpy(yi + o * d.ohw + oh * d.ow, out + o * q.nq + oh * q.wpad,
-                           (size_t)d.ow * sizeof(float));
+            if (pool)
+                fnn_max_pool_planes(pool, s->c_out, yi, y + img * pooled_img,
+                                    idx ? idx + img * pooled_img : NULL);
         }
     }
     return FNN_OK;
+}
+
+int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w,
+                       const float *bias, float *y)
+{
+    return conv_forward(s, NULL, x, w, bias, y, NULL);
+}
+
+int fnn_conv2d_max_pool2d(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *x,
+                          const float *w, const float *bias, float *y, int64_t *idx)
+{
+    return pool == NULL ? FNN_EINVAL : conv_forward(s, pool, x, w, bias, y, idx);
 }
 
 /* The backward works on each image in a zero-padded channels-last (HWC) copy, where
@@ -399,6 +428,8 @@ static void col2im_hwc(const conv_dims *d, const conv_hwc *h, const float *restr
 typedef struct {
     const conv_dims *d;
     const conv_hwc *h;
+    const fnn_pool2d *pool;  /* gy is pooled: unpooled image by image through idx */
+    const int64_t *idx;
     const float *gy, *x;
     float *gx, *gw, *gb;
     int64_t nchunks;
@@ -415,10 +446,13 @@ static void conv_bwd_thread(conv_bwd_plan *P, int ith, int nth)
     const conv_hwc *h = P->h;
     const fnn_conv2d_shape *s = &d->s;
     int64_t gw_elems = s->c_out * d->k;
-    /* this thread's buffers: the image's HWC copy or its im2col; dcols and its col2im */
+    /* this thread's buffers, each only when needed: the image's HWC copy or its im2col
+     * (grad weight), dcols and its col2im (grad input), the unpooled gradient */
     float *xp = P->ws + P->thread_elems * ith, *cols = xp;
     float *dcols = xp + (P->gw == NULL ? 0 : fnn_round_up(P->wgrad_gemm ? h->elems : d->k * d->ldcols, 16));
-    float *gp = dcols + fnn_round_up(d->ohw * d->k, 16);
+    float *gp = dcols + (P->gx == NULL ? 0 : fnn_round_up(d->ohw * d->k, 16));
+    float *unpooled = gp + (P->gx == NULL ? 0 : fnn_round_up(h->elems, 16));
+    int64_t pooled_img = P->pool ? s->c_out * P->pool->oh * P->pool->ow : 0;
     fnn_operand_b cols_t = {.b = xp, .roff = h->roff, .coff = h->coff};
     if (P->gw != NULL && P->wgrad_gemm)
         memset(xp, 0, (size_t)h->elems * sizeof(float));  /* the border stays zero */
@@ -429,6 +463,14 @@ static void conv_bwd_thread(conv_bwd_plan *P, int ith, int nth)
         int64_t first = s->n * c / P->nchunks, last = s->n * (c + 1) / P->nchunks;
         for (int64_t img = first; img < last; img++) {
             const float *g = P->gy + img * d->y_img;
+            if (P->pool) {
+                int st = fnn_max_unpool_planes(P->pool, s->c_out, P->gy + img * pooled_img,
+                                               P->idx + img * pooled_img, unpooled);
+                set_error(&P->err, st);
+                if (st != FNN_OK)
+                    break;
+                g = unpooled;
+            }
             const float *xi = P->x + img * d->x_img;
             if (P->gw != NULL && P->wgrad_gemm) {  /* pw (+)= g_n im2col_n */
                 hwc_copy(d, h, xi, xp, 0);
@@ -476,12 +518,14 @@ static void conv_bwd_thread(conv_bwd_plan *P, int ith, int nth)
     }
 }
 
-int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const float *x,
-                        const float *w, float *grad_x, float *grad_w, float *grad_b)
+/* Backward, of the max-pooled forward when pool is set (grad_y pooled, idx its argmax). */
+static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *grad_y,
+                         const int64_t *idx, const float *x, const float *w, float *grad_x,
+                         float *grad_w, float *grad_b)
 {
     conv_dims d;
     conv_hwc h;
-    if (s == NULL || conv_dims_init(s, &d) != FNN_OK || !hwc_plan(&d, &h))
+    if (s == NULL || conv_dims_init(s, &d) != FNN_OK || !hwc_plan(&d, &h) || !pool_fits(&d, pool))
         return FNN_EINVAL;
     if (s->n == 0 || s->c_out == 0) {  /* nothing flows back: every gradient is zero */
         if (grad_x != NULL)
@@ -492,7 +536,8 @@ int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const fl
             memset(grad_b, 0, (size_t)s->c_out * sizeof(float));
         return FNN_OK;
     }
-    if (grad_y == NULL || (grad_w != NULL && x == NULL && d.x_img > 0) ||
+    if (grad_y == NULL || (pool != NULL && idx == NULL) ||
+        (grad_w != NULL && x == NULL && d.x_img > 0) ||
         (grad_x != NULL && w == NULL && d.k > 0))
         return FNN_EINVAL;
     int wgrad_gemm = d.k > CONV_WGRAD_MAX_K;
@@ -509,6 +554,8 @@ int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const fl
         thread_elems += (size_t)fnn_round_up(wgrad_gemm ? h.elems : d.k * d.ldcols, 16);
     if (grad_x != NULL)
         thread_elems += (size_t)(fnn_round_up(d.ohw * d.k, 16) + fnn_round_up(h.elems, 16));
+    if (pool != NULL)
+        thread_elems += (size_t)fnn_round_up(d.y_img, 16);
     int64_t passes = (grad_w != NULL) + (grad_x != NULL);
     int nth = (int)FNN_MIN(fnn_threads_for((double)s->n * d.y_img * d.k * passes), nchunks);
     float *ws = fnn_workspace(FNN_WS_OP,  /* never 0 bytes: a NULL would mean ENOMEM */
@@ -523,7 +570,7 @@ int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const fl
         for (int64_t e = 0; e < s->c_out * d.k; e++)
             ws[e / d.k * d.k + hwc_column(&d, e % d.k)] = w[e];
     conv_bwd_plan P = {
-        .d = &d, .h = &h, .gy = grad_y, .x = x, .gx = grad_x, .gw = grad_w, .gb = grad_b,
+        .d = &d, .h = &h, .pool = pool, .idx = idx, .gy = grad_y, .x = x, .gx = grad_x, .gw = grad_w, .gb = grad_b,
         .nchunks = nchunks, .wgrad_gemm = wgrad_gemm, .wt = ws,
         .part = ws + wt_elems + tab_elems, .ws = ws + wt_elems + tab_elems + part_total,
         .thread_elems = thread_elems, .part_elems = (size_t)part_elems, .err = FNN_OK,
@@ -535,4 +582,19 @@ int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const fl
 #pragma omp parallel num_threads(nth)
     conv_bwd_thread(&P, omp_get_thread_num(), omp_get_num_threads());
     return P.err;
+}
+
+int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const float *x,
+                        const float *w, float *grad_x, float *grad_w, float *grad_b)
+{
+    return conv_backward(s, NULL, grad_y, NULL, x, w, grad_x, grad_w, grad_b);
+}
+
+int fnn_conv2d_max_pool2d_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool,
+                                   const float *grad_y, const int64_t *idx, const float *x,
+                                   const float *w, float *grad_x, float *grad_w, float *grad_b)
+{
+    if (pool == NULL)
+        return FNN_EINVAL;
+    return conv_backward(s, pool, grad_y, idx, x, w, grad_x, grad_w, grad_b);
 }

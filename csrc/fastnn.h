@@ -144,6 +144,17 @@ int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w
 int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const float *x,
                         const float *w, float *grad_x, float *grad_w, float *grad_b);
 
+/* conv2d then max pooling (pool: planes n*c_out of the conv output's oh x ow), image by
+ * image, the conv output pooled while in cache and never stored: y and idx are what
+ * fnn_max_pool2d gives on it (idx may be NULL), bitwise. The backward takes the pooled
+ * gradient and idx; its results are fnn_conv2d_backward's on the unpooled gradient. */
+int fnn_conv2d_max_pool2d(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *x,
+                          const float *w, const float *bias, float *y, int64_t *idx);
+int fnn_conv2d_max_pool2d_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool,
+                                   const float *grad_y, const int64_t *idx, const float *x,
+                                   const float *w, float *grad_x, float *grad_w,
+                                   float *grad_b);
+
 #ifdef __cplusplus
 }
 #endif

@@ -124,6 +124,15 @@ extern const fnn_kernels fnn_kernels_avx512;
 /* The kernels of the ISA chosen at start-up. */
 extern const fnn_kernels *fnn_active;
 
+/* Max pooling on the calling thread (pool.c), for conv.c's fused conv + max-pool:
+ * `planes` planes of p's geometry (p->planes is ignored); idx may be NULL. unpool
+ * overwrites gx with gy scattered through idx (FNN_EINVAL: an index off its plane). */
+int fnn_pool_valid(const fnn_pool2d *p);
+void fnn_max_pool_planes(const fnn_pool2d *p, int64_t planes, const float *x, float *y,
+                         int64_t *idx);
+int fnn_max_unpool_planes(const fnn_pool2d *p, int64_t planes, const float *gy,
+                          const int64_t *idx, float *gx);
+
 /* Threads to use for `work` multiply-adds (or element operations); 1 inside a parallel region. */
 int fnn_threads_for(double work);
 

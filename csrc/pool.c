@@ -8,7 +8,7 @@
 
 #include "internal.h"
 
-static int pool_valid(const fnn_pool2d *p)
+int fnn_pool_valid(const fnn_pool2d *p)
 {
     if (p->planes < 0 || p->h < 1 || p->w < 1 || p->kh < 1 || p->kw < 1 || p->sh < 1 ||
         p->sw < 1 || p->ph < 0 || p->pw < 0 || p->ph > p->kh / 2 || p->pw > p->kw / 2)
@@ -83,13 +83,35 @@ static void max_rows(const fnn_pool2d *p, const float *x, int64_t i0, int64_t i1
         }
 }
 
+void fnn_max_pool_planes(const fnn_pool2d *p, int64_t planes, const float *x, float *y,
+                         int64_t *idx)
+{
+    int64_t in = p->h * p->w, out = p->oh * p->ow;
+    for (int64_t q = 0; q < planes; q++)
+        max_rows(p, x + q * in, 0, p->oh, y + q * out, idx ? idx + q * out : NULL);
+}
+
+int fnn_max_unpool_planes(const fnn_pool2d *p, int64_t planes, const float *gy,
+                          const int64_t *idx, float *gx)
+{
+    int64_t in = p->h * p->w, out = p->oh * p->ow;
+    for (int64_t q = 0; q < planes; q++, gy += out, idx += out, gx += in) {
+        memset(gx, 0, (size_t)in * sizeof(float));
+        for (int64_t k = 0; k < out; k++) {
+            if ((uint64_t)idx[k] >= (uint64_t)in)
+                return FNN_EINVAL;
+            gx[idx[k]] += gy[k];
+        }
+    }
+    return FNN_OK;
+}
+
 static void max_forward_planes(int64_t lo, int64_t hi, void *ctx)
 {
     pool_job *J = ctx;
-    const fnn_pool2d *p = J->p;
-    int64_t in = p->h * p->w, out = p->oh * p->ow;
-    for (int64_t q = lo; q < hi; q++)
-        max_rows(p, J->x + q * in, 0, p->oh, J->y + q * out, J->idx ? J->idx + q * out : NULL);
+    int64_t in = J->p->h * J->p->w, out = J->p->oh * J->p->ow;
+    fnn_max_pool_planes(J->p, hi - lo, J->x + lo * in, J->y + lo * out,
+                        J->idx ? J->idx + lo * out : NULL);
 }
 
 static void set_status(pool_job *J, int status)
@@ -98,38 +120,30 @@ static void set_status(pool_job *J, int status)
     J->status = status;
 }
 
-/* Zero each plane of gx, then add every gradient at its window's argmax: the saved
- * indices, or one output row at a time recomputed into this thread's workspace. */
+/* gx from gy through the saved indices, or one output row at a time through the
+ * argmax recomputed into this thread's workspace. */
 static void max_backward_planes(int64_t lo, int64_t hi, void *ctx)
 {
     pool_job *J = ctx;
     const fnn_pool2d *p = J->p;
     int64_t in = p->h * p->w, out = p->oh * p->ow;
-    int64_t *idx_row = NULL;
-    float *y_row = NULL;
-    if (!J->idx_in) {
-        idx_row = fnn_workspace(FNN_WS_OP, (size_t)p->ow * (sizeof(int64_t) + sizeof(float)));
-        if (!idx_row) {
-            set_status(J, FNN_ENOMEM);
-            return;
-        }
-        y_row = (float *)(idx_row + p->ow);
+    if (J->idx_in) {
+        int st = fnn_max_unpool_planes(p, hi - lo, J->gy + lo * out, J->idx_in + lo * out,
+                                       J->gx + lo * in);
+        if (st != FNN_OK)
+            set_status(J, st);
+        return;
     }
+    int64_t *idx_row = fnn_workspace(FNN_WS_OP, (size_t)p->ow * (sizeof(int64_t) + sizeof(float)));
+    if (!idx_row) {
+        set_status(J, FNN_ENOMEM);
+        return;
+    }
+    float *y_row = (float *)(idx_row + p->ow);
     for (int64_t q = lo; q < hi; q++) {
         const float *gy = J->gy + q * out;
         float *gx = J->gx + q * in;
         memset(gx, 0, (size_t)in * sizeof(float));
-        if (J->idx_in) {
-            const int64_t *idx = J->idx_in + q * out;
-            for (int64_t k = 0; k < out; k++) {
-                if ((uint64_t)idx[k] >= (uint64_t)in) {
-                    set_status(J, FNN_EINVAL);
-                    return;
-                }
-                gx[idx[k]] += gy[k];
-            }
-            continue;
-        }
         for (int64_t oi = 0; oi < p->oh; oi++) {
             max_rows(p, J->x + q * in, oi, oi + 1, y_row, idx_row);
             for (int64_t oj = 0; oj < p->ow; oj++)
@@ -191,7 +205,7 @@ static void avg_backward_planes(int64_t lo, int64_t hi, void *ctx)
 /* Run f over the planes; `per_plane` is the element work of one plane. */
 static int run_planes(const fnn_pool2d *p, pool_job *J, fnn_range_fn f, double per_plane)
 {
-    if (!pool_valid(p))
+    if (!fnn_pool_valid(p))
         return FNN_EINVAL;
     J->p = p;
     J->status = FNN_OK;

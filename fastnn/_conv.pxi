@@ -105,42 +105,97 @@ cdef tuple _conv2d_output_hw(fnn_conv2d_shape s):
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, *, out=None):
     """2-D cross-correlation of NCHW x with weight (C_out, C_in, kh, kw), zero padding;
     output (N, C_out, OH, OW), like torch.nn.functional.conv2d (groups=1)."""
-    fn = "conv2d"
+    return _conv2d("conv2d", x, weight, bias, stride, padding, dilation, None, out, None, False)
+
+
+def conv2d_max_pool2d(x, weight, bias=None, stride=1, padding=0, dilation=1, kernel_size=2,
+                      pool_stride=None, pool_padding=0, *, out=None, indices=None,
+                      return_indices=True):
+    """max_pool2d_with_indices(conv2d(x, weight, bias, stride, padding, dilation),
+    kernel_size, pool_stride, pool_padding), bitwise, without storing the convolution's
+    output: each image's is pooled while in cache. (y, indices), or y alone when
+    return_indices is False; indices are offsets into the convolution output's planes."""
+    return _conv2d("conv2d_max_pool2d", x, weight, bias, stride, padding, dilation,
+                   (kernel_size, pool_stride, pool_padding), out, indices, return_indices)
+
+
+cdef object _conv2d(str fn, object x, object weight, object bias, object stride,
+                    object padding, object dilation, tuple pool, object out, object indices,
+                    bint return_indices):
     x = as_float32(x, "x", fn, 4)
     weight = as_float32(weight, "weight", fn, 4)
     cdef fnn_conv2d_shape s = _conv_shape(fn, x, weight, stride, padding, dilation)
     bias = _conv_bias(bias, fn, s.c_out)
     oh, ow = _conv2d_output_hw(s)
-    out = check_out(out, (s.n, s.c_out, oh, ow), fn, (x, weight, bias), None, "out")
+    shape = (s.n, s.c_out, oh, ow)
+    cdef fnn_pool2d p
+    cdef bint pooled = pool is not None
+    if pooled:
+        p = pool_geometry(shape, pool[0], pool[1], pool[2], fn)
+        shape = (s.n, s.c_out, p.oh, p.ow)
+    out = check_out(out, shape, fn, (x, weight, bias), None, "out")
+    if return_indices:
+        indices = check_out(indices, shape, fn, (x, weight, bias, out), None, "indices", np.int64)
     cdef const float *xp = <const float *>data_ptr(x)
     cdef const float *wp = <const float *>data_ptr(weight)
     cdef const float *bp = <const float *>data_ptr(bias)
     cdef float *yp = <float *>data_ptr(out)
+    cdef int64_t *ip = <int64_t *>data_ptr(indices) if return_indices else NULL
     cdef int status
     with nogil:
-        status = fnn_conv2d_forward(&s, xp, wp, bp, yp)
+        if pooled:
+            status = fnn_conv2d_max_pool2d(&s, &p, xp, wp, bp, yp, ip)
+        else:
+            status = fnn_conv2d_forward(&s, xp, wp, bp, yp)
     check(status, fn)
-    return out
+    return (out, indices) if return_indices else out
 
 
 def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, *, bias=True,
                     need_input_grad=True, grad_input=None, grad_weight=None, grad_bias=None):
     """Gradients (grad_x or None, grad_weight, grad_bias or None) of :func:`conv2d`;
     grad_x is skipped (None) when need_input_grad is False, grad_bias when bias is False."""
-    fn = "conv2d_backward"
+    return _conv2d_backward("conv2d_backward", grad_out, None, x, weight, stride, padding,
+                            dilation, None, bias, need_input_grad, grad_input, grad_weight,
+                            grad_bias)
+
+
+def conv2d_max_pool2d_backward(grad_out, indices, x, weight, stride=1, padding=0, dilation=1,
+                               kernel_size=2, pool_stride=None, pool_padding=0, *, bias=True,
+                               need_input_grad=True, grad_input=None, grad_weight=None,
+                               grad_bias=None):
+    """Gradients of :func:`conv2d_max_pool2d` from the pooled grad_out and its indices:
+    conv2d_backward's on max_pool2d_backward's result, bitwise, neither stored whole."""
+    return _conv2d_backward("conv2d_max_pool2d_backward", grad_out, indices, x, weight, stride,
+                            padding, dilation, (kernel_size, pool_stride, pool_padding), bias,
+                            need_input_grad, grad_input, grad_weight, grad_bias)
+
+
+cdef tuple _conv2d_backward(str fn, object grad_out, object indices, object x, object weight,
+                            object stride, object padding, object dilation, tuple pool,
+                            bint bias, bint need_input_grad, object grad_input,
+                            object grad_weight, object grad_bias):
     x = as_float32(x, "x", fn, 4)
     weight = as_float32(weight, "weight", fn, 4)
     grad_out = as_float32(grad_out, "grad_out", fn, 4)
     cdef fnn_conv2d_shape s = _conv_shape(fn, x, weight, stride, padding, dilation)
     oh, ow = _conv2d_output_hw(s)
-    if grad_out.shape != (s.n, s.c_out, oh, ow):
-        raise ValueError(f"{fn}: grad_out must have shape {(s.n, s.c_out, oh, ow)} (the conv2d "
-                         f"output), got {grad_out.shape}")
-    inputs = (grad_out, x, weight)
+    shape, what = (s.n, s.c_out, oh, ow), "the conv2d output"
+    cdef fnn_pool2d p
+    cdef bint pooled = pool is not None
+    if pooled:
+        p = pool_geometry(shape, pool[0], pool[1], pool[2], fn)
+        shape, what = (s.n, s.c_out, p.oh, p.ow), "the pooled conv2d output"
+    if grad_out.shape != shape:
+        raise ValueError(f"{fn}: grad_out must have shape {shape} ({what}), got {grad_out.shape}")
+    if pooled:
+        indices = pool_indices(indices, grad_out, fn)
+    inputs = (grad_out, x, weight, indices)
     gx = check_out(grad_input, x.shape, fn, inputs, None, "grad_input") if need_input_grad else None
     gw = check_out(grad_weight, weight.shape, fn, inputs, None, "grad_weight")
     gb = check_out(grad_bias, (s.c_out,), fn, inputs, None, "grad_bias") if bias else None
     cdef const float *gyp = <const float *>data_ptr(grad_out)
+    cdef const int64_t *ip = <const int64_t *>data_ptr(indices)
     cdef const float *xp = <const float *>data_ptr(x)
     cdef const float *wp = <const float *>data_ptr(weight)
     cdef float *gxp = <float *>data_ptr(gx)
@@ -148,6 +203,11 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, *, bia
     cdef float *gbp = <float *>data_ptr(gb)
     cdef int status
     with nogil:
-        status = fnn_conv2d_backward(&s, gyp, xp, wp, gxp, gwp, gbp)
+        if pooled:
+            status = fnn_conv2d_max_pool2d_backward(&s, &p, gyp, ip, xp, wp, gxp, gwp, gbp)
+        else:
+            status = fnn_conv2d_backward(&s, gyp, xp, wp, gxp, gwp, gbp)
+    if status == FNN_EINVAL and pooled:
+        pool_indices_out_of_range(&p, fn)
     check(status, fn)
     return gx, gw, gb

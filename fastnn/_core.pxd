@@ -83,3 +83,9 @@ cdef extern from "fastnn.h" nogil:
                            const float *bias, float *y)
     int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const float *x,
                             const float *w, float *grad_x, float *grad_w, float *grad_b)
+    int fnn_conv2d_max_pool2d(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *x,
+                              const float *w, const float *bias, float *y, int64_t *idx)
+    int fnn_conv2d_max_pool2d_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool,
+                                       const float *grad_y, const int64_t *idx, const float *x,
+                                       const float *w, float *grad_x, float *grad_w,
+                                       float *grad_b)

@@ -21,11 +21,11 @@ cdef tuple ew_pair(object v, str name, str fn):
     raise ValueError(f"{fn}: {name} must be an int or a pair of ints, got {v!r}")
 
 
-cdef fnn_pool2d pool_geometry(object x, object kernel_size, object stride, object padding,
+cdef fnn_pool2d pool_geometry(tuple shape, object kernel_size, object stride, object padding,
                               str fn) except *:
-    """Shapes and window of a pooling call, checked like PyTorch does."""
-    if x.ndim != 4:
-        raise ValueError(f"{fn}: x must be 4-D (N, C, H, W), got shape {x.shape}")
+    """Shapes and window of a pooling call on input of `shape`, checked like PyTorch does."""
+    if len(shape) != 4:
+        raise ValueError(f"{fn}: x must be 4-D (N, C, H, W), got shape {shape}")
     kh, kw = ew_pair(kernel_size, "kernel_size", fn)
     sh, sw = (kh, kw) if stride is None else ew_pair(stride, "stride", fn)
     ph, pw = ew_pair(padding, "padding", fn)
@@ -37,8 +37,8 @@ cdef fnn_pool2d pool_geometry(object x, object kernel_size, object stride, objec
         raise ValueError(f"{fn}: padding {(ph, pw)} must be non-negative and at most half "
                          f"of kernel_size {(kh, kw)}")
     cdef fnn_pool2d p
-    p.planes = x.shape[0] * x.shape[1]
-    p.h, p.w = x.shape[2], x.shape[3]
+    p.planes = shape[0] * shape[1]
+    p.h, p.w = shape[2], shape[3]
     p.kh, p.kw, p.sh, p.sw, p.ph, p.pw = kh, kw, sh, sw, ph, pw
     p.oh = (p.h + 2 * ph - kh) // sh + 1
     p.ow = (p.w + 2 * pw - kw) // sw + 1
@@ -62,6 +62,22 @@ cdef object pool_grad_out(object grad_out, object x, fnn_pool2d *p, str fn):
     return grad_out
 
 
+cdef object pool_indices(object indices, object grad_out, str fn):
+    """The forward's argmax `indices` for a backward pass: int64, grad_out's shape."""
+    if not isinstance(indices, np.ndarray):
+        indices = np.asarray(indices)
+    if indices.dtype != np.int64:
+        raise TypeError(f"{fn}: indices must be an int64 array (from the forward's "
+                        f"return_indices), got dtype {indices.dtype}")
+    ew_same_shape(grad_out, "grad_out", indices, "indices", fn)
+    return np.ascontiguousarray(indices)
+
+
+cdef void pool_indices_out_of_range(fnn_pool2d *p, str fn) except *:
+    raise ValueError(f"{fn}: indices must lie in [0, H*W) = [0, {p.h * p.w}) of each "
+                     f"input plane")
+
+
 def max_pool2d_with_indices(x, kernel_size, stride=None, padding=0, *, out=None, indices=None):
     """Max pooling of NCHW float32 x: (y, int64 indices h*W + w into each input plane).
 
@@ -69,7 +85,7 @@ def max_pool2d_with_indices(x, kernel_size, stride=None, padding=0, *, out=None,
     window with NaN yields NaN (like torch.nn.functional.max_pool2d_with_indices)."""
     fn = "max_pool2d"
     x = as_float32(x, "x", fn)
-    cdef fnn_pool2d p = pool_geometry(x, kernel_size, stride, padding, fn)
+    cdef fnn_pool2d p = pool_geometry(x.shape, kernel_size, stride, padding, fn)
     shape = pool_out_shape(x, &p)
     out = check_out(out, shape, fn, (x,))
     indices = check_out(indices, shape, fn, (x, out), alias=None, name="indices", dtype=np.int64)
@@ -89,7 +105,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, *, out=None):
     """Max pooling of NCHW float32 x (see max_pool2d_with_indices)."""
     fn = "max_pool2d"
     x = as_float32(x, "x", fn)
-    cdef fnn_pool2d p = pool_geometry(x, kernel_size, stride, padding, fn)
+    cdef fnn_pool2d p = pool_geometry(x.shape, kernel_size, stride, padding, fn)
     out = check_out(out, pool_out_shape(x, &p), fn, (x,))
     if out.size == 0:
         return out
@@ -108,16 +124,10 @@ def max_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0, *, ind
     maximum, through the forward's `indices` when given, else recomputed from x."""
     fn = "max_pool2d_backward"
     x = as_float32(x, "x", fn)
-    cdef fnn_pool2d p = pool_geometry(x, kernel_size, stride, padding, fn)
+    cdef fnn_pool2d p = pool_geometry(x.shape, kernel_size, stride, padding, fn)
     grad_out = pool_grad_out(grad_out, x, &p, fn)
     if indices is not None:
-        if not isinstance(indices, np.ndarray):
-            indices = np.asarray(indices)
-        if indices.dtype != np.int64:
-            raise TypeError(f"{fn}: indices must be an int64 array (from "
-                            f"max_pool2d_with_indices), got dtype {indices.dtype}")
-        ew_same_shape(grad_out, "grad_out", indices, "indices", fn)
-        indices = np.ascontiguousarray(indices)
+        indices = pool_indices(indices, grad_out, fn)
     out = check_out(out, x.shape, fn, (x, grad_out) if indices is None else (x, grad_out, indices))
     if out.size == 0:
         return out
@@ -129,8 +139,7 @@ def max_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0, *, ind
     with nogil:
         status = fnn_max_pool2d_backward(&p, gp, ip, xp, op)
     if status == FNN_EINVAL and indices is not None:
-        raise ValueError(f"{fn}: indices must lie in [0, H*W) = [0, {p.h * p.w}) of each "
-                         f"input plane")
+        pool_indices_out_of_range(&p, fn)
     check(status, fn)
     return out
 
@@ -139,7 +148,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, *, out=None):
     """Average pooling of NCHW float32 x; zero padding counts in the kh*kw divisor."""
     fn = "avg_pool2d"
     x = as_float32(x, "x", fn)
-    cdef fnn_pool2d p = pool_geometry(x, kernel_size, stride, padding, fn)
+    cdef fnn_pool2d p = pool_geometry(x.shape, kernel_size, stride, padding, fn)
     out = check_out(out, pool_out_shape(x, &p), fn, (x,))
     if out.size == 0:
         return out
@@ -156,7 +165,7 @@ def avg_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0, *, out
     """Gradient of avg_pool2d w.r.t. x: grad_out / (kh*kw) spread over each window."""
     fn = "avg_pool2d_backward"
     x = as_float32(x, "x", fn)
-    cdef fnn_pool2d p = pool_geometry(x, kernel_size, stride, padding, fn)
+    cdef fnn_pool2d p = pool_geometry(x.shape, kernel_size, stride, padding, fn)
     grad_out = pool_grad_out(grad_out, x, &p, fn)
     out = check_out(out, x.shape, fn, (x, grad_out))
     if out.size == 0:

@@ -1,8 +1,9 @@
 """fastnn.functional: stateless ops on NumPy float32 arrays, named and ordered as in
 torch.nn.functional, each with its explicit backward. Keyword-only `out=`/`grad_*=`
 buffers let layers reuse memory across steps."""
-# linear and convolution (fastnn/_conv.pxi)
-from ._core import conv2d, conv2d_backward, linear, linear_backward  # noqa: F401
+# linear and convolution, and convolution fused with the max pooling after it (fastnn/_conv.pxi)
+from ._core import (conv2d, conv2d_backward, conv2d_max_pool2d,  # noqa: F401
+                    conv2d_max_pool2d_backward, linear, linear_backward)
 # pooling (fastnn/_pool.pxi)
 from ._core import (avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward,
                     max_pool2d_with_indices)

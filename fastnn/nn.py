@@ -396,6 +396,34 @@ class Dropout(Module):
         return {"p": self.p}
 
 
+class _ConvMaxPool:
+    """A Conv2d and the MaxPool2d after it on one kernel pair (F.conv2d_max_pool2d), in
+    the layers' own parameters and buffers; Sequential runs them so."""
+
+    def __init__(self, conv, pool):
+        self.conv, self.pool = conv, pool
+
+    def forward(self, x):
+        conv, pool = self.conv, self.pool
+        conv._x = x
+        shape = pool.output_shape(conv.output_shape(x.shape))
+        args = (x, conv.weight.data, None if conv.bias is None else conv.bias.data,
+                *conv._args(), *pool._args())
+        y = pool._buffer("y", shape)
+        if not pool.training:
+            return F.conv2d_max_pool2d(*args, out=y, return_indices=False)
+        return F.conv2d_max_pool2d(*args, out=y, indices=pool._buffer("idx", shape, np.int64))[0]
+
+    def backward(self, grad_out, need_input_grad=True):
+        conv, x = self.conv, self.conv._x
+        return F.conv2d_max_pool2d_backward(
+            grad_out, self.pool._buffers["idx"], x, conv.weight.data, *conv._args(),
+            *self.pool._args(), bias=conv.bias is not None, need_input_grad=need_input_grad,
+            grad_input=conv._buffer("dx", x.shape) if need_input_grad else None,
+            grad_weight=conv.weight.grad,
+            grad_bias=None if conv.bias is None else conv.bias.grad)[0]
+
+
 class Sequential(Model, Module):
     """Layers applied in order. `input_shape` (per sample, e.g. (1, 28, 28)) is
     optional: with it, inputs are checked up front and `summary()` needs no argument.
@@ -438,35 +466,47 @@ class Sequential(Model, Module):
             raise ValueError(f"Sequential: layer 0 ({self.layers[0]!r}) expects input of shape "
                              f"({expected}) (the model's input_shape), got {tuple(shape)}")
 
-    def _through_layers(self, method, value, order=None):
-        """value = layer.<method>(value) for each layer (in `order`, default as listed);
-        errors name the layer's index."""
-        for i in range(len(self.layers)) if order is None else order:
+    def _through_layers(self, method, value, steps=None):
+        """value = runner.<method>(value) for each (index, runner) step (default: each
+        layer as listed); errors name the layer's index."""
+        for i, runner in enumerate(self.layers) if steps is None else steps:
             try:
-                value = getattr(self.layers[i], method)(value)
+                value = getattr(runner, method)(value)
             except ValueError as e:
                 raise ValueError(f"Sequential: layer {i}: {e}") from None
         return value
 
-    def _run_order(self):
-        """Layer indices in the order forward runs them (backward: reversed). A ReLU
-        just before a MaxPool2d runs after it instead: the two commute, outputs and
-        gradients alike (max(relu(x)) == relu(max(x)); a window whose maximum is not
-        positive passes no gradient either way), and the ReLU then touches a quarter
-        of the elements."""
+    def _plan(self):
+        """How forward runs the layers: (index, runner) steps; backward runs them in
+        reverse. Two rewrites keep every output and gradient bit the same:
+        - a ReLU just before a MaxPool2d runs after it: the two commute
+          (max(relu(x)) == relu(max(x)); a window whose maximum is not positive passes
+          no gradient either way), and the ReLU then touches a quarter of the elements;
+        - a Conv2d then a MaxPool2d run as one kernel (_ConvMaxPool), so the
+          convolution's output and its gradient are never stored whole."""
         order = list(range(len(self.layers)))
         for k in range(len(order) - 1):
             if (type(self.layers[order[k]]) is ReLU and
                     isinstance(self.layers[order[k + 1]], MaxPool2d)):
                 order[k], order[k + 1] = order[k + 1], order[k]
-        return order
+        steps, k = [], 0
+        while k < len(order):
+            layer = self.layers[order[k]]
+            if (isinstance(layer, Conv2d) and k + 1 < len(order) and
+                    isinstance(self.layers[order[k + 1]], MaxPool2d)):
+                steps.append((order[k], _ConvMaxPool(layer, self.layers[order[k + 1]])))
+                k += 2
+            else:
+                steps.append((order[k], layer))
+                k += 1
+        return steps
 
     def forward(self, x):
         if not isinstance(x, np.ndarray) or x.dtype != np.float32:
             raise TypeError(f"Sequential: input must be a float32 ndarray, got "
                             f"{getattr(x, 'dtype', type(x).__name__)}; use x.astype(np.float32)")
         self._check_shape(x.shape)
-        return self._through_layers("forward", x, self._run_order())
+        return self._through_layers("forward", x, self._plan())
 
     def output_shape(self, shape):
         self._check_shape(shape)
@@ -480,9 +520,9 @@ class Sequential(Model, Module):
         returns the input gradient only if need_input_grad is True (else None)."""
         first = 0 if need_input_grad else next(
             (i for i, layer in enumerate(self.layers) if layer.parameters()), len(self.layers))
-        for i in reversed(self._run_order()):
+        for i, runner in reversed(self._plan()):
             if i >= first:
-                grad_out = self.layers[i].backward(grad_out, need_input_grad or i > first)
+                grad_out = runner.backward(grad_out, need_input_grad or i > first)
         return grad_out if need_input_grad else None
 
     def config(self):

@@ -111,6 +111,56 @@ def test_thread_count_does_not_change_bits(isa, rng, threads, shape):
             assert np.array_equal(a, b_)
 
 
+# conv shape (n, c_in, h, w, c_out, kh, kw, stride, padding, dilation), pool (kernel, stride, padding)
+FUSED = [((3, 1, 12, 12, 8, 3, 3, 1, 0, 1), (2, None, 0)),       # conv1-like: 2x2 kernel
+         ((2, 32, 13, 13, 16, 3, 3, 1, 0, 1), (2, None, 0)),     # conv2-like: odd plane
+         ((2, 5, 11, 9, 7, 3, 2, 2, 1, (2, 1)), (3, 2, 1)),       # overlapping, padded windows
+         ((1, 3, 7, 7, 4, 1, 1, 1, 0, 1), ((3, 2), (1, 2), (1, 0)))]
+
+
+@pytest.mark.parametrize("conv,pool", FUSED, ids=str)
+def test_conv2d_max_pool2d_is_conv_then_pool_bitwise(isa, threads, rng, conv, pool):
+    n, c, h, w, o, kh, kw, *args = conv
+    x, wt, b = make(rng, n, c, h, w, o, kh, kw)
+    for t in (1, 2):
+        threads(t)
+        conv_y = F.conv2d(x, wt, b, *args)
+        y, idx = F.max_pool2d_with_indices(conv_y, *pool)
+        fy, fidx = F.conv2d_max_pool2d(x, wt, b, *args, *pool)
+        assert np.array_equal(fy, y) and np.array_equal(fidx, idx)
+        assert np.array_equal(F.conv2d_max_pool2d(x, wt, b, *args, *pool, return_indices=False), y)
+        g = rng.standard_normal(y.shape).astype(np.float32)
+        expected = F.conv2d_backward(F.max_pool2d_backward(g, conv_y, *pool, indices=idx),
+                                     x, wt, *args)
+        for got, want in zip(F.conv2d_max_pool2d_backward(g, idx, x, wt, *args, *pool), expected):
+            assert np.array_equal(got, want)
+        gx, gw, gb = F.conv2d_max_pool2d_backward(g, idx, x, wt, *args, *pool, bias=False,
+                                                  need_input_grad=False)
+        assert gx is None and gb is None and np.array_equal(gw, expected[1])
+
+
+def test_conv2d_max_pool2d_bad_inputs(rng):
+    x, wt, b = make(rng, 2, 3, 8, 8, 4, 3, 3)
+    y, idx = F.conv2d_max_pool2d(x, wt, b, kernel_size=2)
+    assert y.shape == idx.shape == (2, 4, 3, 3)
+    with pytest.raises(ValueError, match="conv2d_max_pool2d: kernel_size must be positive"):
+        F.conv2d_max_pool2d(x, wt, b, kernel_size=0)
+    with pytest.raises(ValueError, match="output size is too small"):
+        F.conv2d_max_pool2d(x, wt, b, kernel_size=7)
+    with pytest.raises(ValueError, match=r"grad_out must have shape \(2, 4, 3, 3\) \(the pooled"):
+        F.conv2d_max_pool2d_backward(np.zeros((2, 4, 6, 6), np.float32), idx, x, wt)
+    with pytest.raises(TypeError, match="indices must be an int64 array"):
+        F.conv2d_max_pool2d_backward(y, idx.astype(np.int32), x, wt)
+    with pytest.raises(ValueError, match="indices must have the shape of grad_out"):
+        F.conv2d_max_pool2d_backward(y, idx[:1], x, wt)
+    bad = idx.copy()
+    bad[1, 2, 0, 1] = 36
+    with pytest.raises(ValueError, match=r"indices must lie in \[0, H\*W\) = \[0, 36\)"):
+        F.conv2d_max_pool2d_backward(y, bad, x, wt)
+    with pytest.raises(ValueError, match="out must have shape"):
+        F.conv2d_max_pool2d(x, wt, b, out=np.empty((2, 4, 6, 6), np.float32))
+
+
 def test_optional_gradients_are_skipped(rng):
     x, wt, _ = make(rng, 3, 4, 8, 7, 5, 3, 3)
     g = rng.standard_normal((3, 5, 6, 5)).astype(np.float32)

@@ -206,18 +206,21 @@ def test_sequential_skips_input_gradient(rng):
 
 @pytest.mark.parametrize("padding", [0, 1])
 def test_relu_before_maxpool_runs_after_it_with_the_same_bits(rng, padding):
-    """Sequential runs a ReLU that precedes a MaxPool2d after it (they commute); outputs
-    and every gradient equal those of the layers run one by one in the listed order."""
+    """Sequential runs a ReLU that precedes a MaxPool2d after it (they commute), and a
+    Conv2d then a MaxPool2d as one kernel; outputs and every gradient equal those of the
+    layers run one by one in the listed order, bit for bit, in training and eval mode."""
     def layers():
         return [nn.ReLU(), nn.MaxPool2d(3, 2, padding), nn.Conv2d(2, 3, 3, padding=1, seed=0),
                 nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(12, 4, seed=1)]
     model = nn.Sequential(*layers())
-    assert model._run_order() == [1, 0, 2, 4, 3, 5, 6]
+    steps = model._plan()
+    assert [i for i, _ in steps] == [1, 0, 2, 3, 5, 6]
+    assert isinstance(steps[2][1], nn._ConvMaxPool) and steps[2][1].pool is model[4]
     plain = layers()
     x = randn(rng, 5, 2, 9, 9)
     x[0] = -np.abs(x[0])  # windows whose maximum is negative: no gradient through them
     g = randn(rng, 5, 4)
-    out, ref = model(x), x
+    out, ref = model(x).copy(), x
     for layer in plain:
         ref = layer(ref)
     assert np.array_equal(out, ref)
@@ -227,6 +230,8 @@ def test_relu_before_maxpool_runs_after_it_with_the_same_bits(rng, padding):
     assert np.array_equal(dx, g)
     for p, q in zip(model.parameters(), [p for layer in plain for p in layer.parameters()]):
         assert np.array_equal(p.grad, q.grad)
+    model.eval()
+    assert np.array_equal(model(x), out)
 
 
 def test_zero_grad_and_train_eval_propagate(rng):
