@@ -22,6 +22,7 @@ CASES = [
     pytest.param((2, 3, 8, 8), 2, None, 0, id="2x2-even"),
     pytest.param((3, 2, 9, 7), 2, 2, 0, id="2x2-odd"),
     pytest.param((1, 4, 26, 26), 2, None, 0, id="2x2-cnn-batch1"),
+    pytest.param((1, 2, 6, 70), 2, None, 0, id="2x2-wide"),  # 35 outputs: 2+ vectors per row
     pytest.param((2, 2, 5, 5), 3, 2, 1, id="overlap-pad1"),
     pytest.param((1, 2, 5, 4), 3, 1, 1, id="stride1-pad1"),
     pytest.param((2, 1, 5, 6), (2, 3), (1, 2), (1, 1), id="nonsquare"),
