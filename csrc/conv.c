@@ -2,9 +2,10 @@
  *
  * linear is three GEMM calls (packing absorbs every transpose) and a column sum.
  * conv2d works one image at a time, images split over threads:
- *   forward        y_n = W cols_n + b on the ISA's conv kernel (simd/conv_kernel.h):
- *                  im2col writes cols_n straight into the kernel's pixel panels, or, for
- *                  stride 1, the kernel reads a padded copy of the image in place.
+ *   forward        y_n = W cols_n + b. Few input channels: on the ISA's conv kernel
+ *                  (simd/conv_kernel.h), im2col writing cols_n straight into its pixel
+ *                  panels. Many: y_n^T on the GEMM tile, reading im2col^T in place from
+ *                  a channels-last copy of the image.
  *   grad weight    g_n cols_n^T, summed per fixed chunk of images into that chunk's
  *                  partial, partials added in chunk order: the chunks never depend on
  *                  the thread count, so neither do the bits. A GEMM whose B packing
@@ -19,9 +20,10 @@
 
 /* Images per call whose weight-gradient partials are kept apart (then summed in order). */
 #define CONV_CHUNKS 16
-/* im2col rows up to which the weight gradient uses the conv kernel's dot products
- * (the GEMM would spend most of its register tile on padding). */
-#define CONV_WGRAD_MAX_K 32
+/* im2col rows up to which conv2d works on the conv kernel (im2col panels, dot products
+ * for the weight gradient) rather than on the GEMM tile from a channels-last copy, whose
+ * runs would be too short. */
+#define CONV_SHORT_K 32
 /* Partials beyond this many bytes use fewer chunks (still independent of threads). */
 #define CONV_PARTIAL_BYTES ((int64_t)64 << 20)
 
@@ -235,132 +237,18 @@ static void set_error(int *err, int st)
     }
 }
 
-/* Stride-1 forward without im2col: the kernel reads a zero-padded copy of the image in
- * place (B row (c, i, j) starts at c*plane + i*dh*wpad + j*dw) and computes every
- * column of the padded width, wpad - OW of them wasted and dropped on the copy out.
- * Used when that waste is small and im2col would write more (k x OHW) than the copy
- * out does (c_out x OHW): e.g. 32->64 channels 3x3, not 1->32. */
-typedef struct {
-    int64_t wpad, plane;  /* padded row and plane */
-    int64_t nq;           /* computed pixels: OH * wpad */
-    int64_t xp_elems;     /* padded image + what the last panel reads past it */
-} conv_inplace;
-
-static int inplace_plan(const conv_dims *d, int64_t nr, conv_inplace *q)
-{
-    const fnn_conv2d_shape *s = &d->s;
-    int64_t hpad = s->h + 2 * s->ph, t, img, last;
-    q->wpad = s->w + 2 * s->pw;
-    if (s->sh != 1 || s->sw != 1 || 4 * (q->wpad - d->ow) > d->ow || d->k <= s->c_out ||
-        !mul_ok(&q->plane, hpad, q->wpad) || !mul_ok(&q->nq, d->oh, q->wpad) ||
-        !mul_ok(&img, s->c_in, q->plane) || !mul_ok(&t, s->kh - 1, s->dh) ||
-        !mul_ok(&t, t, q->wpad))
-        return 0;
-    last = img - q->plane + t + (s->kw - 1) * s->dw + fnn_round_up(q->nq, nr);
-    q->xp_elems = fnn_round_up(FNN_MAX(img, last), 16);
-    return 1;
-}
-
-/* pool, if set, must pool the planes of the conv output (see fnn_conv2d_max_pool2d). */
-static int pool_fits(const conv_dims *d, const fnn_pool2d *pool)
-{
-    return pool == NULL || (fnn_pool_valid(pool) && pool->planes == d->s.n * d->s.c_out &&
-                            pool->h == d->oh && pool->w == d->ow);
-}
-
-/* Forward, optionally max-pooled (pool set: y is pooled, idx its argmax or NULL). */
-static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *x,
-                        const float *w, const float *bias, float *y, int64_t *idx)
-{
-    conv_dims d;
-    if (s == NULL || conv_dims_init(s, &d) != FNN_OK || !pool_fits(&d, pool))
-        return FNN_EINVAL;
-    if (s->n == 0 || s->c_out == 0)
-        return FNN_OK;
-    if (y == NULL || (x == NULL && d.x_img > 0) || (w == NULL && d.k > 0))
-        return FNN_EINVAL;
-    int64_t pooled_img = pool ? s->c_out * pool->oh * pool->ow : 0;
-    const fnn_conv_kernels *ck = &fnn_active->conv;
-    int64_t nr = ck->nr;
-    conv_inplace q;
-    int inplace = inplace_plan(&d, nr, &q);
-    int64_t padded = fnn_round_up(d.ohw, nr);  /* im2col pixels, in whole panels */
-    size_t wp_elems = packed_w_elems(s->c_out, d.k);
-    size_t boff_elems = inplace ? (size_t)fnn_round_up(2 * d.k, 16) : 0;  /* int64 in floats */
-    size_t thread_elems = inplace ? (size_t)(q.xp_elems + fnn_round_up(s->c_out * q.nq, 16))
-                                  : (size_t)fnn_round_up(d.k * padded, 16);
-    size_t conv_out = pool ? (size_t)fnn_round_up(d.y_img, 16) : 0;  /* an image's, to pool */
-    thread_elems += conv_out;
-    int nth = (int)FNN_MIN(fnn_threads_for((double)s->n * d.y_img * d.k), s->n);
-    float *ws = fnn_workspace(FNN_WS_OP,  /* never 0 bytes: a NULL would mean ENOMEM */
-                              (wp_elems + boff_elems + thread_elems * nth + 16) * sizeof(float));
-    if (ws == NULL)
-        return FNN_ENOMEM;
-    pack_w(s->c_out, d.k, w, d.k, 1, ws);
-    int64_t *boff = (int64_t *)(ws + wp_elems);
-    if (inplace)
-        for (int64_t c = 0, p = 0; c < s->c_in; c++)
-            for (int64_t i = 0; i < s->kh; i++)
-                for (int64_t j = 0; j < s->kw; j++, p++)
-                    boff[p] = c * q.plane + i * s->dh * q.wpad + j * s->dw;
-#pragma omp parallel num_threads(nth) if (nth > 1)
-    {
-        int ith = omp_get_thread_num(), nt = omp_get_num_threads();
-        float *conv_y = ws + wp_elems + boff_elems + thread_elems * ith, *buf = conv_y + conv_out;
-        int64_t lo, hi;
-        fnn_split(s->n, ith, nt, &lo, &hi);
-        if (inplace)  /* the border and the tail stay zero from here on */
-            memset(buf, 0, (size_t)q.xp_elems * sizeof(float));
-        for (int64_t img = lo; img < hi; img++) {
-            const float *xi = x + img * d.x_img;
-            float *yi = pool ? conv_y : y + img * d.y_img;
-            if (inplace) {
-                float *out = buf + q.xp_elems;
-                if (s->ph == 0 && s->pw == 0)
-                    memcpy(buf, xi, (size_t)d.x_img * sizeof(float));
-                else
-                    for (int64_t c = 0; c < s->c_in; c++)
-                        for (int64_t ih = 0; ih < s->h; ih++)
-                            memcpy(buf + c * q.plane + (ih + s->ph) * q.wpad + s->pw,
-                                   xi + (c * s->h + ih) * s->w, (size_t)s->w * sizeof(float));
-                ck->macro(s->c_out, q.nq, d.k, ws, buf, boff, bias, out, q.nq);
-                for (int64_t o = 0; o < s->c_out; o++)
-                    for (int64_t oh = 0; oh < d.oh; oh++)
-                        memcpy(yi + o * d.ohw + oh * d.ow, out + o * q.nq + oh * q.wpad,
-                               (size_t)d.ow * sizeof(float));
-            } else {
-                im2col(&d, xi, buf, nr, nr, d.k * nr, padded);
-                ck->macro(s->c_out, d.ohw, d.k, ws, buf, NULL, bias, yi, d.ohw);
-            }
-            if (pool)
-                fnn_max_pool_planes(pool, s->c_out, yi, y + img * pooled_img,
-                                    idx ? idx + img * pooled_img : NULL);
-        }
-    }
-    return FNN_OK;
-}
-
-int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w,
-                       const float *bias, float *y)
-{
-    return conv_forward(s, NULL, x, w, bias, y, NULL);
-}
-
-int fnn_conv2d_max_pool2d(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *x,
-                          const float *w, const float *bias, float *y, int64_t *idx)
-{
-    return pool == NULL ? FNN_EINVAL : conv_forward(s, pool, x, w, bias, y, idx);
-}
-
-/* The backward works on each image in a zero-padded channels-last (HWC) copy, where
- * im2col row p = (oh, ow), column q = (i, j, c) is img[roff[p] + coff[q]] and a
- * kernel row's (j, c) columns are one contiguous run when dw = 1. The GEMM then packs
- * im2col straight from the copy (fnn_operand_b) and col2im adds whole runs. Columns
- * are in (i, j, c) order; W and its gradient are permuted from and to (c, i, j). */
+/* With many input channels, conv2d works on each image in a zero-padded channels-last
+ * (HWC) copy, where im2col^T row p = (oh, ow), column q = (i, j, c) is
+ * img[roff[p] + coff[q]] and a kernel row's (j, c) columns are one contiguous run when
+ * dw = 1. The forward GEMM reads its A operand there in place (macro_rows), the weight
+ * gradient's packs its B from there (fnn_operand_b), and col2im adds whole runs.
+ * Columns are in (i, j, c) order; W and its gradient are permuted from and to (c, i, j). */
 typedef struct {
     int64_t wpad, elems;  /* padded row (pixels) and padded image (floats) */
-    int64_t run;          /* columns per contiguous run of coff */
-    int64_t *roff, *coff;
+    int64_t run, nseg;    /* columns per contiguous run of coff, and runs (k / run) */
+    int64_t *roff, *coff; /* im2col^T[p][q] = img[roff[p] + coff[q]] */
+    int64_t *soff;        /* coff at the start of each run */
+    int64_t *perm;        /* column q of PyTorch's (c, i, j) order in the (i, j, c) order */
 } conv_hwc;
 
 static int hwc_plan(const conv_dims *d, conv_hwc *h)
@@ -369,12 +257,24 @@ static int hwc_plan(const conv_dims *d, conv_hwc *h)
     int64_t t;
     h->wpad = s->w + 2 * s->pw;
     h->run = s->dw == 1 ? s->kw * s->c_in : s->c_in;
+    h->nseg = d->k / h->run;
     return mul_ok(&t, s->h + 2 * s->ph, h->wpad) && mul_ok(&h->elems, t, s->c_in);
 }
 
-static void hwc_tables(const conv_dims *d, conv_hwc *h)
+/* Floats of workspace that hwc_tables needs (int64 tables). */
+static size_t hwc_table_elems(const conv_dims *d, const conv_hwc *h)
+{
+    return (size_t)fnn_round_up(2 * (d->ohw + 2 * d->k + h->nseg), 16);
+}
+
+/* Lays the tables out at mem (hwc_table_elems floats) and fills them. */
+static void hwc_tables(const conv_dims *d, conv_hwc *h, float *mem)
 {
     const fnn_conv2d_shape *s = &d->s;
+    h->roff = (int64_t *)mem;
+    h->coff = h->roff + d->ohw;
+    h->perm = h->coff + d->k;
+    h->soff = h->perm + d->k;
     for (int64_t oh = 0, p = 0; oh < d->oh; oh++)
         for (int64_t ow = 0; ow < d->ow; ow++, p++)
             h->roff[p] = (oh * s->sh * h->wpad + ow * s->sw) * s->c_in;
@@ -382,13 +282,11 @@ static void hwc_tables(const conv_dims *d, conv_hwc *h)
         for (int64_t j = 0; j < s->kw; j++)
             for (int64_t c = 0; c < s->c_in; c++, q++)
                 h->coff[q] = (i * s->dh * h->wpad + j * s->dw) * s->c_in + c;
-}
-
-/* Column q of PyTorch's (c, i, j) order in the (i, j, c) order. */
-static inline int64_t hwc_column(const conv_dims *d, int64_t q)
-{
-    int64_t khw = d->s.kh * d->s.kw;
-    return q % khw * d->s.c_in + q / khw;
+    for (int64_t c = 0, q = 0; c < s->c_in; c++)
+        for (int64_t ij = 0; ij < s->kh * s->kw; ij++, q++)
+            h->perm[q] = ij * s->c_in + c;
+    for (int64_t sg = 0; sg < h->nseg; sg++)
+        h->soff[sg] = h->coff[sg * h->run];
 }
 
 /* Pixel (ih, iw) of an image is pixel (ih + ph, iw + pw) of its padded HWC copy:
@@ -423,6 +321,107 @@ static void col2im_hwc(const conv_dims *d, const conv_hwc *h, const float *restr
             for (int64_t t = 0; t < h->run; t++)
                 dst[t] += src[t];
         }
+}
+
+/* pool, if set, must pool the planes of the conv output (see fnn_conv2d_max_pool2d). */
+static int pool_fits(const conv_dims *d, const fnn_pool2d *pool)
+{
+    return pool == NULL || (fnn_pool_valid(pool) && pool->planes == d->s.n * d->s.c_out &&
+                            pool->h == d->oh && pool->w == d->ow);
+}
+
+/* W (c_out x k) with its columns in (i, j, c) order, into wt. */
+static void permute_w(const conv_dims *d, const conv_hwc *h, const float *w, float *wt)
+{
+    for (int64_t o = 0; o < d->s.c_out; o++)
+        for (int64_t q = 0; q < d->k; q++)
+            wt[o * d->k + h->perm[q]] = w[o * d->k + q];
+}
+
+/* Forward, optionally max-pooled (pool set: y is pooled, idx its argmax or NULL).
+ * Few input channels: im2col into the conv kernel's panels. Many: y_n^T = im2col_n^T W^T
+ * on the GEMM tile, A read in place from the HWC copy, then transposed out. */
+static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *x,
+                        const float *w, const float *bias, float *y, int64_t *idx)
+{
+    conv_dims d;
+    conv_hwc h;
+    if (s == NULL || conv_dims_init(s, &d) != FNN_OK || !hwc_plan(&d, &h) || !pool_fits(&d, pool))
+        return FNN_EINVAL;
+    if (s->n == 0 || s->c_out == 0)
+        return FNN_OK;
+    if (y == NULL || (x == NULL && d.x_img > 0) || (w == NULL && d.k > 0))
+        return FNN_EINVAL;
+    int64_t pooled_img = pool ? s->c_out * pool->oh * pool->ow : 0;
+    const fnn_conv_kernels *ck = &fnn_active->conv;
+    const fnn_gemm_kernels *gk = &fnn_active->gemm;
+    int hwc = d.k > CONV_SHORT_K;
+    int64_t padded = fnn_round_up(d.ohw, ck->nr);  /* im2col pixels, in whole panels */
+    /* shared: W packed (+ W permuted, tables); per thread: the conv output if pooled, then
+     * the image's im2col, or its HWC copy and y_n^T */
+    size_t wp_elems = hwc ? (size_t)fnn_round_up(d.k * fnn_round_up(s->c_out, gk->nr), 16)
+                          : packed_w_elems(s->c_out, d.k);
+    size_t shared = wp_elems + (hwc ? (size_t)fnn_round_up(s->c_out * d.k, 16) +
+                                          hwc_table_elems(&d, &h) : 0);
+    size_t conv_out = pool ? (size_t)fnn_round_up(d.y_img, 16) : 0;
+    size_t thread_elems = conv_out + (hwc ? (size_t)(fnn_round_up(h.elems, 16) +
+                                                     fnn_round_up(d.ohw * s->c_out, 16))
+                                          : (size_t)fnn_round_up(d.k * padded, 16));
+    int nth = (int)FNN_MIN(fnn_threads_for((double)s->n * d.y_img * d.k), s->n);
+    float *ws = fnn_workspace(FNN_WS_OP,  /* never 0 bytes: a NULL would mean ENOMEM */
+                              (shared + thread_elems * nth + 16) * sizeof(float));
+    if (ws == NULL)
+        return FNN_ENOMEM;
+    if (hwc) {
+        float *wt = ws + wp_elems;
+        hwc_tables(&d, &h, wt + fnn_round_up(s->c_out * d.k, 16));
+        permute_w(&d, &h, w, wt);
+        gk->pack_b(d.k, s->c_out, wt, 1, d.k, ws);  /* B = W^T, K whole */
+    } else {
+        pack_w(s->c_out, d.k, w, d.k, 1, ws);
+    }
+#pragma omp parallel num_threads(nth) if (nth > 1)
+    {
+        int ith = omp_get_thread_num(), nt = omp_get_num_threads();
+        float *conv_y = ws + shared + thread_elems * ith, *buf = conv_y + conv_out;
+        float *yt = buf + fnn_round_up(h.elems, 16);
+        int64_t lo, hi;
+        fnn_split(s->n, ith, nt, &lo, &hi);
+        if (hwc)  /* the border stays zero from here on */
+            memset(buf, 0, (size_t)h.elems * sizeof(float));
+        for (int64_t img = lo; img < hi; img++) {
+            const float *xi = x + img * d.x_img;
+            float *yi = pool ? conv_y : y + img * d.y_img;
+            if (hwc) {
+                hwc_copy(&d, &h, xi, buf, 0);
+                gk->macro_rows(d.ohw, s->c_out, buf, h.roff, h.nseg, h.soff, h.run, ws, yt, s->c_out);
+                for (int64_t o = 0; o < s->c_out; o++) {
+                    float b = bias ? bias[o] : 0.0f;
+                    for (int64_t p = 0; p < d.ohw; p++)
+                        yi[o * d.ohw + p] = yt[p * s->c_out + o] + b;
+                }
+            } else {
+                im2col(&d, xi, buf, ck->nr, ck->nr, d.k * ck->nr, padded);
+                ck->macro(s->c_out, d.ohw, d.k, ws, buf, bias, yi, d.ohw);
+            }
+            if (pool)
+                fnn_max_pool_planes(pool, s->c_out, yi, y + img * pooled_img,
+                                    idx ? idx + img * pooled_img : NULL);
+        }
+    }
+    return FNN_OK;
+}
+
+int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w,
+                       const float *bias, float *y)
+{
+    return conv_forward(s, NULL, x, w, bias, y, NULL);
+}
+
+int fnn_conv2d_max_pool2d(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *x,
+                          const float *w, const float *bias, float *y, int64_t *idx)
+{
+    return pool == NULL ? FNN_EINVAL : conv_forward(s, pool, x, w, bias, y, idx);
 }
 
 typedef struct {
@@ -498,14 +497,15 @@ static void conv_bwd_thread(conv_bwd_plan *P, int ith, int nth)
     /* The chunks' partials summed in chunk order, each thread a slice of elements. */
     int64_t lo, hi;
     if (P->gw != NULL) {
-        fnn_split(gw_elems, ith, nth, &lo, &hi);
-        for (int64_t e = lo; e < hi; e++) {
-            int64_t src = P->wgrad_gemm ? e / d->k * d->k + hwc_column(d, e % d->k) : e;
-            float sum = P->part[src];
-            for (int64_t c = 1; c < P->nchunks; c++)
-                sum += P->part[c * P->part_elems + src];
-            P->gw[e] = sum;
-        }
+        fnn_split(s->c_out, ith, nth, &lo, &hi);
+        for (int64_t o = lo; o < hi; o++)
+            for (int64_t q = 0; q < d->k; q++) {
+                int64_t src = o * d->k + (P->wgrad_gemm ? h->perm[q] : q);
+                float sum = P->part[src];
+                for (int64_t c = 1; c < P->nchunks; c++)
+                    sum += P->part[c * P->part_elems + src];
+                P->gw[o * d->k + q] = sum;
+            }
     }
     if (P->gb != NULL) {
         fnn_split(s->c_out, ith, nth, &lo, &hi);
@@ -540,14 +540,14 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
         (grad_w != NULL && x == NULL && d.x_img > 0) ||
         (grad_x != NULL && w == NULL && d.k > 0))
         return FNN_EINVAL;
-    int wgrad_gemm = d.k > CONV_WGRAD_MAX_K;
+    int wgrad_gemm = d.k > CONV_SHORT_K;
     d.ldcols = fnn_round_up(d.ohw, 16);  /* rows of cols stay FNN_ALIGN-aligned */
     int64_t part_elems = fnn_round_up(s->c_out * d.k + s->c_out, 16), nchunks = FNN_MIN(s->n, CONV_CHUNKS);
     while (nchunks > 1 && nchunks * part_elems * (int64_t)sizeof(float) > CONV_PARTIAL_BYTES)
         nchunks--;
     /* shared: W permuted, roff, coff (int64 as 2 floats), partials; then per thread */
     size_t wt_elems = grad_x != NULL ? (size_t)fnn_round_up(s->c_out * d.k, 16) : 0;
-    size_t tab_elems = (size_t)fnn_round_up(2 * (d.ohw + d.k), 16);
+    size_t tab_elems = hwc_table_elems(&d, &h);
     size_t part_total = (grad_w != NULL || grad_b != NULL) ? (size_t)(nchunks * part_elems) : 0;
     size_t thread_elems = 0;
     if (grad_w != NULL)
@@ -563,12 +563,9 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
                                   sizeof(float));
     if (ws == NULL)
         return FNN_ENOMEM;
-    h.roff = (int64_t *)(ws + wt_elems);
-    h.coff = h.roff + d.ohw;
-    hwc_tables(&d, &h);
+    hwc_tables(&d, &h, ws + wt_elems);
     if (grad_x != NULL)
-        for (int64_t e = 0; e < s->c_out * d.k; e++)
-            ws[e / d.k * d.k + hwc_column(&d, e % d.k)] = w[e];
+        permute_w(&d, &h, w, ws);
     conv_bwd_plan P = {
         .d = &d, .h = &h, .pool = pool, .idx = idx, .gy = grad_y, .x = x, .gx = grad_x, .gw = grad_w, .gb = grad_b,
         .nchunks = nchunks, .wgrad_gemm = wgrad_gemm, .wt = ws,

@@ -43,6 +43,10 @@ typedef struct {
     void (*macro)(int64_t mc, int64_t nc, int64_t kc, float alpha, const float *a,
                   int64_t rs, int64_t cs, int64_t ps, const float *bp, float beta,
                   float *c, int64_t ldc);
+    /* C = A * B, A[i][s*seglen + t] = a[roff[i] + soff[s] + t], B packed (conv.c) */
+    void (*macro_rows)(int64_t m, int64_t n, const float *a, const int64_t *roff, int64_t nseg,
+                       const int64_t *soff, int64_t seglen, const float *bp, float *c,
+                       int64_t ldc);
 } fnn_gemm_kernels;
 
 /* op(B) of fnn_sgemm_ex: B[p][q] = b[p*rs + q*cs], or b[roff[p] + coff[q]] when roff
@@ -94,13 +98,12 @@ typedef struct {
 } fnn_probe_kernels;
 
 /* Convolution tile loop of one ISA (simd/conv_kernel.h): out = W * cols + bias
- * with W packed in FNN_CONV_MR-row panels and cols (im2col) in nr-pixel panels, or
- * read in place at row offsets boff (a padded image, for stride 1). */
+ * with W packed in FNN_CONV_MR-row panels and cols (im2col) in nr-pixel panels. */
 #define FNN_CONV_MR 4
 typedef struct {
     int nr;  /* output pixels per register tile */
     void (*macro)(int64_t m, int64_t n, int64_t k, const float *wp, const float *cols,
-                  const int64_t *boff, const float *bias, float *out, int64_t ldo);
+                  const float *bias, float *out, int64_t ldo);
     /* Weight gradient of one image for a short im2col: gw (m x k) (+)= g @ cols^T. */
     void (*wgrad)(int64_t m, int64_t k, int64_t n, const float *g, const float *cols,
                   int64_t ldcols, int add, float *gw);

@@ -14,11 +14,10 @@ typedef float conv_vf __attribute__((vector_size(FNN_VEC * 4)));
 typedef float conv_vf_u __attribute__((vector_size(FNN_VEC * 4), aligned(4)));
 
 /* wp: W packed in panels of FNN_CONV_MR rows (panel t at wp + t*MR*k, element [p][r]),
- * rows past m zero. cols, if boff is NULL: panels of FNN_CONV_NR pixels (panel q at
- * cols + q*NR*k, element [p][jj], FNN_ALIGN-aligned), pixels past n zero. Otherwise
- * row p of B is cols + boff[p], any alignment, readable up to round_up(n, NR). */
+ * rows past m zero. cols: panels of FNN_CONV_NR pixels (panel q at cols + q*NR*k,
+ * element [p][jj], FNN_ALIGN-aligned), pixels past n zero. */
 static void conv_macro(int64_t m, int64_t n, int64_t k, const float *wp, const float *cols,
-                       const int64_t *boff, const float *bias, float *out, int64_t ldo)
+                       const float *bias, float *out, int64_t ldo)
 {
     /* Pixel panels outside: one k x NR panel of cols stays in L1 for every row tile. */
     for (int64_t j = 0; j < n; j += FNN_CONV_NR) {
@@ -32,25 +31,13 @@ static void conv_macro(int64_t m, int64_t n, int64_t k, const float *wp, const f
                 _Pragma("GCC unroll 8") for (int v = 0; v < FNN_CONV_NV; v++)
                     acc[r][v] = (conv_vf){0} + b0;
             }
-            if (boff == NULL) {
-                _Pragma("GCC unroll 4") for (int64_t p = 0; p < k; p++, a += FNN_CONV_MR, b += FNN_CONV_NR) {
-                    conv_vf bv[FNN_CONV_NV];
+            _Pragma("GCC unroll 4") for (int64_t p = 0; p < k; p++, a += FNN_CONV_MR, b += FNN_CONV_NR) {
+                conv_vf bv[FNN_CONV_NV];
+                _Pragma("GCC unroll 8") for (int v = 0; v < FNN_CONV_NV; v++)
+                    bv[v] = *(const conv_vf *)(b + v * FNN_VEC);
+                _Pragma("GCC unroll 8") for (int r = 0; r < FNN_CONV_MR; r++)
                     _Pragma("GCC unroll 8") for (int v = 0; v < FNN_CONV_NV; v++)
-                        bv[v] = *(const conv_vf *)(b + v * FNN_VEC);
-                    _Pragma("GCC unroll 8") for (int r = 0; r < FNN_CONV_MR; r++)
-                        _Pragma("GCC unroll 8") for (int v = 0; v < FNN_CONV_NV; v++)
-                            acc[r][v] += a[r] * bv[v];
-                }
-            } else {
-                b = cols + j;
-                _Pragma("GCC unroll 4") for (int64_t p = 0; p < k; p++, a += FNN_CONV_MR) {
-                    conv_vf bv[FNN_CONV_NV];
-                    _Pragma("GCC unroll 8") for (int v = 0; v < FNN_CONV_NV; v++)
-                        bv[v] = *(const conv_vf_u *)(b + boff[p] + v * FNN_VEC);
-                    _Pragma("GCC unroll 8") for (int r = 0; r < FNN_CONV_MR; r++)
-                        _Pragma("GCC unroll 8") for (int v = 0; v < FNN_CONV_NV; v++)
-                            acc[r][v] += a[r] * bv[v];
-                }
+                        acc[r][v] += a[r] * bv[v];
             }
             float *o = out + i * ldo + j;
             if (mr == FNN_CONV_MR && nr == FNN_CONV_NR) {

@@ -142,9 +142,61 @@ static void gemm_macro(int64_t mc, int64_t nc, int64_t kc, float alpha, const fl
     }
 }
 
+/* C (m x n, row stride ldc) = A * packed B, where row i of A is read in place at
+ * a + roff[i] in nseg runs of seglen: A[i][s*seglen + t] = a[roff[i] + soff[s] + t].
+ * That is im2col^T of a channels-last image, one run per kernel row: a convolution's
+ * output pixels by its channels, with no im2col. B: the K = nseg*seglen rows packed whole.
+ * Every element of C is summed over K in increasing order. */
+static void gemm_macro_rows(int64_t m, int64_t n, const float *a, const int64_t *roff,
+                            int64_t nseg, const int64_t *soff, int64_t seglen, const float *bp,
+                            float *c, int64_t ldc)
+{
+    int64_t k = nseg * seglen;
+    for (int64_t j = 0; j < n; j += FNN_NR, bp += FNN_NR * k) {
+        int nr = (int)FNN_MIN(FNN_NR, n - j);
+        for (int64_t i = 0; i < m; i += FNN_MR) {
+            int mr = (int)FNN_MIN(FNN_MR, m - i);
+            vfloat acc[FNN_MR][FNN_NV];
+            const float *row[FNN_MR];
+            _Pragma("GCC unroll 16") for (int r = 0; r < FNN_MR; r++) {
+                row[r] = a + roff[i + (r < mr ? r : mr - 1)];  /* rows past mr: dropped */
+                _Pragma("GCC unroll 16") for (int v = 0; v < FNN_NV; v++) acc[r][v] = (vfloat){0};
+            }
+            const float *b = bp;
+            for (int64_t sg = 0; sg < nseg; sg++) {
+                const float *seg[FNN_MR];
+                _Pragma("GCC unroll 16") for (int r = 0; r < FNN_MR; r++) seg[r] = row[r] + soff[sg];
+                _Pragma("GCC unroll 4") for (int64_t t = 0; t < seglen; t++, b += FNN_NR) {
+                    vfloat bv[FNN_NV];
+                    _Pragma("GCC unroll 16") for (int v = 0; v < FNN_NV; v++)
+                        bv[v] = *(const vfloat *)(b + v * FNN_VEC);
+                    _Pragma("GCC unroll 16") for (int r = 0; r < FNN_MR; r++) {
+                        float ar = seg[r][t];
+                        _Pragma("GCC unroll 16") for (int v = 0; v < FNN_NV; v++) acc[r][v] += ar * bv[v];
+                    }
+                }
+            }
+            float *ct = c + i * ldc + j;
+            if (mr == FNN_MR && nr == FNN_NR) {
+                _Pragma("GCC unroll 16") for (int r = 0; r < FNN_MR; r++)
+                    _Pragma("GCC unroll 16") for (int v = 0; v < FNN_NV; v++)
+                        *(vfloat_u *)(ct + r * ldc + v * FNN_VEC) = acc[r][v];
+                continue;
+            }
+            float tile[FNN_MR][FNN_NR] __attribute__((aligned(FNN_ALIGN)));
+            _Pragma("GCC unroll 16") for (int r = 0; r < FNN_MR; r++)
+                _Pragma("GCC unroll 16") for (int v = 0; v < FNN_NV; v++)
+                    *(vfloat *)&tile[r][v * FNN_VEC] = acc[r][v];
+            for (int r = 0; r < mr; r++)
+                memcpy(ct + r * ldc, tile[r], (size_t)nr * sizeof(float));
+        }
+    }
+}
+
 #define FNN_GEMM_KERNELS(MC, KC, NC)                                                   \
     {                                                                                  \
         .mr = FNN_MR, .nr = FNN_NR, .mc = (MC), .kc = (KC), .nc = (NC),                \
         .pack_a = gemm_pack_a, .pack_b = gemm_pack_b,                                 \
-        .pack_b_gather = gemm_pack_b_gather, .macro = gemm_macro                       \
+        .pack_b_gather = gemm_pack_b_gather, .macro = gemm_macro,                      \
+        .macro_rows = gemm_macro_rows                                                  \
     }
