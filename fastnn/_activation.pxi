@@ -63,12 +63,14 @@ def relu_backward(grad_out, x, *, out=None):
 
 def leaky_relu(x, negative_slope=0.01, *, out=None):
     """x where x > 0, else negative_slope * x."""
-    return act_call(LEAKY_RELU, None, x, "x", out, "leaky_relu", negative_slope)
+    return act_call(LEAKY_RELU, None, x, "x", out, "leaky_relu",
+                    as_real(negative_slope, "negative_slope", "leaky_relu"))
 
 
 def leaky_relu_backward(grad_out, x, negative_slope=0.01, *, out=None):
     """grad_out where x > 0, else negative_slope * grad_out."""
-    return act_call(LEAKY_RELU, grad_out, x, "x", out, "leaky_relu_backward", negative_slope)
+    return act_call(LEAKY_RELU, grad_out, x, "x", out, "leaky_relu_backward",
+                    as_real(negative_slope, "negative_slope", "leaky_relu_backward"))
 
 
 def sigmoid(x, *, out=None):

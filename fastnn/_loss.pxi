@@ -7,8 +7,7 @@ cdef tuple ce_inputs(object logits, object labels, str fn):
     logits = as_float32(logits, "logits", fn)
     if logits.ndim != 2:
         raise ValueError(f"{fn}: logits must be 2-D (N, C), got shape {logits.shape}")
-    if not isinstance(labels, np.ndarray):
-        labels = np.asarray(labels)
+    labels = as_array(labels, "labels", fn)
     if labels.dtype.kind not in "iu":
         raise TypeError(f"{fn}: labels must be an integer array of class indices, "
                         f"got dtype {labels.dtype}")

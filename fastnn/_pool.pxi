@@ -1,5 +1,5 @@
 # _pool.pxi: max and average pooling (csrc/pool.c), included by fastnn/_core.pyx.
-# Also ew_same_shape and ew_pair, which the elementwise families (_activation, _loss) share.
+# Also ew_same_shape, which the elementwise families (_activation, _loss) share.
 
 
 cdef object ew_same_shape(object a, str a_name, object b, str b_name, str fn):
@@ -9,31 +9,15 @@ cdef object ew_same_shape(object a, str a_name, object b, str b_name, str fn):
     return b
 
 
-cdef tuple ew_pair(object v, str name, str fn):
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        return int(v), int(v)
-    try:
-        a, b = v
-        if all(isinstance(t, (int, np.integer)) and not isinstance(t, bool) for t in (a, b)):
-            return int(a), int(b)
-    except (TypeError, ValueError):
-        pass
-    raise ValueError(f"{fn}: {name} must be an int or a pair of ints, got {v!r}")
-
-
 cdef fnn_pool2d pool_geometry(object x, object kernel_size, object stride, object padding,
                               str fn) except *:
     """Shapes and window of a pooling call, checked like PyTorch does."""
     if x.ndim != 4:
         raise ValueError(f"{fn}: x must be 4-D (N, C, H, W), got shape {x.shape}")
-    kh, kw = ew_pair(kernel_size, "kernel_size", fn)
-    sh, sw = (kh, kw) if stride is None else ew_pair(stride, "stride", fn)
-    ph, pw = ew_pair(padding, "padding", fn)
-    if kh <= 0 or kw <= 0:
-        raise ValueError(f"{fn}: kernel_size must be positive, got {(kh, kw)}")
-    if sh <= 0 or sw <= 0:
-        raise ValueError(f"{fn}: stride must be positive, got {(sh, sw)}")
-    if ph < 0 or pw < 0 or ph > kh // 2 or pw > kw // 2:
+    kh, kw = int_pair(kernel_size, "kernel_size", fn, 1)
+    sh, sw = (kh, kw) if stride is None else int_pair(stride, "stride", fn, 1)
+    ph, pw = int_pair(padding, "padding", fn, 0)
+    if ph > kh // 2 or pw > kw // 2:
         raise ValueError(f"{fn}: padding {(ph, pw)} must be non-negative and at most half "
                          f"of kernel_size {(kh, kw)}")
     cdef fnn_pool2d p
@@ -111,13 +95,12 @@ def max_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0, *, ind
     cdef fnn_pool2d p = pool_geometry(x, kernel_size, stride, padding, fn)
     grad_out = pool_grad_out(grad_out, x, &p, fn)
     if indices is not None:
-        if not isinstance(indices, np.ndarray):
-            indices = np.asarray(indices)
+        indices = as_array(indices, "indices", fn)
         if indices.dtype != np.int64:
             raise TypeError(f"{fn}: indices must be an int64 array (from "
                             f"max_pool2d_with_indices), got dtype {indices.dtype}")
         ew_same_shape(grad_out, "grad_out", indices, "indices", fn)
-        indices = np.ascontiguousarray(indices)
+        indices = contiguous(indices, "indices", fn)
     out = check_out(out, x.shape, fn, (x, grad_out) if indices is None else (x, grad_out, indices))
     if out.size == 0:
         return out

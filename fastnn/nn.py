@@ -26,6 +26,7 @@ import math
 import numpy as np
 
 from . import functional as F
+from ._core import as_real as _real, is_int as _is_int
 from .reference import conv2d_output_shape
 from .training import Model
 
@@ -39,6 +40,10 @@ class Parameter:
     __slots__ = ("data", "grad")
 
     def __init__(self, data):
+        kind = np.asarray(data).dtype.kind
+        if kind not in "biuf":
+            raise TypeError(f"Parameter: data must be a real-valued array, got dtype "
+                            f"{np.asarray(data).dtype}")
         self.data = np.ascontiguousarray(data, dtype=np.float32)
         self.grad = np.zeros_like(self.data)
 
@@ -50,11 +55,30 @@ class Parameter:
         return f"Parameter(shape={self.data.shape})"
 
 
-def _pair(v, name):
-    pair = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
-    if len(pair) != 2 or not all(isinstance(i, (int, np.integer)) for i in pair):
-        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
+def _pair(v, name, layer):
+    pair = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+    if len(pair) != 2 or not all(map(_is_int, pair)):
+        raise TypeError(f"{layer}: {name} must be an int or a pair of ints, got {v!r}")
     return int(pair[0]), int(pair[1])
+
+
+def _count(v, name, layer):
+    """A positive int size argument (features, channels), or an error naming it."""
+    if not _is_int(v):
+        raise TypeError(f"{layer}: {name} must be an int, got {v!r}")
+    if v <= 0:
+        raise ValueError(f"{layer}: {name} must be positive, got {v!r}")
+    return int(v)
+
+
+def _weights(init, seed, shape, fan_in, fan_out, layer):
+    """_init_weights, with a MemoryError naming the layer when the weight cannot exist."""
+    if math.prod(shape) > 1 << 40:  # 4 TiB of float32: refuse before asking the allocator
+        raise MemoryError(f"{layer}: a weight of shape {shape} is too large")
+    try:
+        return _init_weights(np.random.default_rng(seed), shape, fan_in, fan_out, init)
+    except MemoryError:
+        raise MemoryError(f"{layer}: cannot allocate a weight of shape {shape}") from None
 
 
 def _init_weights(rng, shape, fan_in, fan_out, init):
@@ -169,12 +193,10 @@ class Linear(_Weighted):
     _backward = staticmethod(F.linear_backward)
 
     def __init__(self, in_features, out_features, bias=True, *, seed=None, init="torch"):
-        self.in_features, self.out_features = int(in_features), int(out_features)
-        if self.in_features <= 0 or self.out_features <= 0:
-            raise ValueError(f"Linear: feature counts must be positive, got "
-                             f"({in_features}, {out_features})")
-        w, b = _init_weights(np.random.default_rng(seed), (self.out_features, self.in_features),
-                             self.in_features, self.out_features, init)
+        self.in_features = _count(in_features, "in_features", "Linear")
+        self.out_features = _count(out_features, "out_features", "Linear")
+        w, b = _weights(init, seed, (self.out_features, self.in_features), self.in_features,
+                        self.out_features, "Linear")
         self.weight = Parameter(w)
         self.bias = Parameter(b) if bias else None
 
@@ -193,21 +215,19 @@ class Conv2d(_Weighted):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  dilation=1, bias=True, *, seed=None, init="torch"):
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        if self.in_channels <= 0 or self.out_channels <= 0:
-            raise ValueError(f"Conv2d: channel counts must be positive, got "
-                             f"({in_channels}, {out_channels})")
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
-        self.dilation = _pair(dilation, "dilation")
+        self.in_channels = _count(in_channels, "in_channels", "Conv2d")
+        self.out_channels = _count(out_channels, "out_channels", "Conv2d")
+        self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2d")
+        self.stride = _pair(stride, "stride", "Conv2d")
+        self.padding = _pair(padding, "padding", "Conv2d")
+        self.dilation = _pair(dilation, "dilation", "Conv2d")
         kh, kw = self.kernel_size
         if min(kh, kw, *self.stride, *self.dilation) <= 0 or min(self.padding) < 0:
             raise ValueError(f"Conv2d: kernel_size, stride and dilation must be positive and "
                              f"padding non-negative, got {self.config()}")
         fan_in, fan_out = self.in_channels * kh * kw, self.out_channels * kh * kw
-        w, b = _init_weights(np.random.default_rng(seed),
-                             (self.out_channels, self.in_channels, kh, kw), fan_in, fan_out, init)
+        w, b = _weights(init, seed, (self.out_channels, self.in_channels, kh, kw), fan_in,
+                        fan_out, "Conv2d")
         self.weight = Parameter(w)
         self.bias = Parameter(b) if bias else None
 
@@ -236,9 +256,10 @@ class Conv2d(_Weighted):
 
 class _Pool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0):
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = self.kernel_size if stride is None else _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
+        name = type(self).__name__
+        self.kernel_size = _pair(kernel_size, "kernel_size", name)
+        self.stride = self.kernel_size if stride is None else _pair(stride, "stride", name)
+        self.padding = _pair(padding, "padding", name)
         if min(*self.kernel_size, *self.stride) <= 0 or min(self.padding) < 0 or any(
                 p > k // 2 for p, k in zip(self.padding, self.kernel_size)):
             raise ValueError(f"{type(self).__name__}: kernel_size and stride must be positive "
@@ -323,7 +344,7 @@ class LeakyReLU(_Elementwise):
     _forward, _backward = staticmethod(F.leaky_relu), staticmethod(F.leaky_relu_backward)
 
     def __init__(self, negative_slope=0.01):
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = _real(negative_slope, "negative_slope", "LeakyReLU")
 
     def _extra(self):
         return (self.negative_slope,)
@@ -368,6 +389,7 @@ class Dropout(Module):
     1/(1-p) (inverted dropout, like torch); the identity in eval mode."""
 
     def __init__(self, p=0.5, *, seed=None):
+        p = _real(p, "p", "Dropout")
         if not 0.0 <= p < 1.0:
             raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
         self.p = float(p)
