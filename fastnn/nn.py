@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from . import functional as F
-from ._core import as_real as _real, is_int as _is_int
+from ._core import MAX_WINDOW_ARG, as_real as _real, is_int as _is_int
 from .reference import conv2d_output_shape
 from .training import Model
 
@@ -59,6 +59,8 @@ def _pair(v, name, layer):
     pair = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
     if len(pair) != 2 or not all(map(_is_int, pair)):
         raise TypeError(f"{layer}: {name} must be an int or a pair of ints, got {v!r}")
+    if max(pair) > MAX_WINDOW_ARG:
+        raise ValueError(f"{layer}: {name} must be <= 2**40, got {v!r}")
     return int(pair[0]), int(pair[1])
 
 
@@ -155,7 +157,11 @@ class Module:
         bufs = self.__dict__.setdefault("_buffers", {})
         buf = bufs.get(key)
         if buf is None or buf.shape != shape or buf.dtype != dtype:
-            buf = bufs[key] = np.empty(shape, dtype)
+            try:
+                buf = bufs[key] = np.empty(shape, dtype)
+            except (MemoryError, ValueError):  # ValueError: the byte count overflows
+                raise MemoryError(f"{self!r}: cannot allocate its {key!r} buffer of shape "
+                                  f"{shape}") from None
         return buf
 
     def __repr__(self):
@@ -224,7 +230,9 @@ class Conv2d(_Weighted):
         kh, kw = self.kernel_size
         if min(kh, kw, *self.stride, *self.dilation) <= 0 or min(self.padding) < 0:
             raise ValueError(f"Conv2d: kernel_size, stride and dilation must be positive and "
-                             f"padding non-negative, got {self.config()}")
+                             f"padding non-negative, got kernel_size={self.kernel_size}, "
+                             f"stride={self.stride}, padding={self.padding}, "
+                             f"dilation={self.dilation}")
         fan_in, fan_out = self.in_channels * kh * kw, self.out_channels * kh * kw
         w, b = _weights(init, seed, (self.out_channels, self.in_channels, kh, kw), fan_in,
                         fan_out, "Conv2d")
@@ -396,6 +404,9 @@ class Dropout(Module):
         self._rng = np.random.default_rng(seed)
 
     def forward(self, x):
+        if not isinstance(x, np.ndarray) or x.dtype != np.float32:
+            raise TypeError(f"{self!r}: input x must be a float32 ndarray, got "
+                            f"{getattr(x, 'dtype', type(x).__name__)}")
         if not self.training or self.p == 0.0:
             self._mask = None
             return x
