@@ -442,7 +442,13 @@ class Sequential(Model, Module):
                 raise TypeError(f"Sequential: layer {i} is {type(layer).__name__}, "
                                 f"not a fastnn.nn.Module")
         self.layers = list(layers)
-        self.input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
+        if input_shape is not None:
+            input_shape = tuple(input_shape)
+            if not all(_is_int(d) and 1 <= d <= MAX_WINDOW_ARG for d in input_shape):
+                raise ValueError(f"Sequential: input_shape must hold positive ints (per "
+                                 f"sample, e.g. (1, 28, 28)), got {input_shape!r}")
+            input_shape = tuple(map(int, input_shape))
+        self.input_shape = input_shape
         self.optimizer = None
 
     def __len__(self):
@@ -478,6 +484,8 @@ class Sequential(Model, Module):
                 value = getattr(layer, method)(value)
             except ValueError as e:
                 raise ValueError(f"Sequential: layer {i}: {e}") from None
+            if self._guard is not None and method == "forward":
+                self._guard(value, f"the forward output of layer {i} ({layer!r})")
         return value
 
     def forward(self, x):
@@ -500,7 +508,14 @@ class Sequential(Model, Module):
         first = 0 if need_input_grad else next(
             (i for i, layer in enumerate(self.layers) if layer.parameters()), len(self.layers))
         for i in range(len(self.layers) - 1, first - 1, -1):
-            grad_out = self.layers[i].backward(grad_out, need_input_grad or i > first)
+            layer = self.layers[i]
+            grad_out = layer.backward(grad_out, need_input_grad or i > first)
+            if self._guard is not None:
+                for name, p in layer.named_parameters():
+                    self._guard(p.grad, f"the backward gradient of {i}.{name} ({layer!r})")
+                if grad_out is not None:
+                    self._guard(grad_out, f"the backward input gradient of layer {i} "
+                                          f"({layer!r})")
         return grad_out if need_input_grad else None
 
     def config(self):
