@@ -136,10 +136,10 @@ cdef cnp.ndarray as_array(object x, str name, str fn):
 
 
 cdef cnp.ndarray contiguous(cnp.ndarray x, str name, str fn):
-    """A C-contiguous copy of x; MemoryError naming x when that is too big (a broadcast
-    view of a huge shape costs nothing until it is copied)."""
+    """x as an aligned C-contiguous array (a copy unless it is one); MemoryError naming x
+    when that is too big (a broadcast view of a huge shape costs nothing until copied)."""
     try:
-        return np.ascontiguousarray(x)
+        return np.require(x, requirements="CA")
     except (MemoryError, ValueError):
         raise MemoryError(f"{fn}: cannot make a contiguous copy of {name} of shape "
                           f"{(<object>x).shape}") from None
@@ -236,8 +236,9 @@ cdef object check_out(object out, tuple shape, str fn, tuple inputs=(), object a
     cdef cnp.ndarray arr = <cnp.ndarray>out
     if (<object>arr).shape != shape:
         raise ValueError(f"{fn}: {name} must have shape {shape}, got {(<object>arr).shape}")
-    if not cnp.PyArray_IS_C_CONTIGUOUS(arr) or not cnp.PyArray_ISWRITEABLE(arr):
-        raise ValueError(f"{fn}: {name} must be a writeable C-contiguous array")
+    if not (cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISWRITEABLE(arr)
+            and cnp.PyArray_ISALIGNED(arr)):
+        raise ValueError(f"{fn}: {name} must be a writeable, aligned C-contiguous array")
     for x in inputs:
         if x is None:
             continue
@@ -257,8 +258,8 @@ cdef object as_float32(object x, str name, str fn, int ndim=-1):
                         f"convert it with {name}.astype(np.float32)")
     if ndim >= 0 and cnp.PyArray_NDIM(arr) != ndim:
         raise ValueError(f"{fn}: {name} must be {ndim}-D, got shape {(<object>arr).shape}")
-    if not cnp.PyArray_IS_C_CONTIGUOUS(arr):
-        arr = contiguous(arr, name, fn)
+    if not cnp.PyArray_IS_C_CONTIGUOUS(arr) or not cnp.PyArray_ISALIGNED(arr):
+        arr = contiguous(arr, name, fn)  # a misaligned float * in C is undefined behaviour
     return arr
 
 
