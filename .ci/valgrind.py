@@ -43,7 +43,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         xml_path = os.path.join(tmp, "memcheck.xml")
         cmd = ["valgrind", "--tool=memcheck", "--xml=yes", f"--xml-file={xml_path}",
-               "--leak-check=full", "--show-leak-kinds=definite", "--errors-for-leak-kinds=definite",
+               "--leak-check=full", "--show-leak-kinds=definite",
+               "--errors-for-leak-kinds=definite",
                "--num-callers=40", "--track-origins=no", sys.executable, __file__, "--workload"]
         env = dict(os.environ, PYTHONMALLOC="malloc", OMP_NUM_THREADS="2")
         run = subprocess.run(cmd, env=env)

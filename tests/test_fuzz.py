@@ -315,7 +315,8 @@ def test_kernel_boundary(op, data):
         must_raise = True
     elif mutation == "ndim":
         ndim = draw(st.sampled_from([0, 1, 5]))
-        kwargs[target] = randn(r, *kwargs[target].shape[:ndim], *[2] * (ndim - kwargs[target].ndim))
+        shape = kwargs[target].shape
+        kwargs[target] = randn(r, *shape[:ndim], *[2] * (ndim - len(shape)))
     elif mutation == "shape":  # one dimension of one array off (mismatched batch, ...)
         a = kwargs[target]
         if a.ndim:
@@ -595,7 +596,8 @@ def test_optimizer_boundary(data):
 
 # calls: 29 kernel functions x 175 examples x 2, layers 400 x 1-3, losses and optimizers
 # 300 x 1-2
-QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losses": 300, "optimizers": 300}
+QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losses": 300,
+         "optimizers": 300}
 
 
 def test_call_count():
