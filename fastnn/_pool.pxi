@@ -12,8 +12,9 @@ cdef object ew_same_shape(object a, str a_name, object b, str b_name, str fn):
 cdef fnn_pool2d pool_geometry(object x, object kernel_size, object stride, object padding,
                               str fn) except *:
     """Shapes and window of a pooling call, checked like PyTorch does."""
-    if x.ndim != 4:
-        raise ValueError(f"{fn}: x must be 4-D (N, C, H, W), got shape {x.shape}")
+    if x.ndim != 4 or x.shape[2] == 0 or x.shape[3] == 0:
+        raise ValueError(f"{fn}: x must be 4-D (N, C, H, W) with H, W >= 1, got shape "
+                         f"{x.shape}")
     kh, kw = int_pair(kernel_size, "kernel_size", fn, 1)
     sh, sw = (kh, kw) if stride is None else int_pair(stride, "stride", fn, 1)
     ph, pw = int_pair(padding, "padding", fn, 0)

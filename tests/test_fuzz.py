@@ -4,7 +4,7 @@ computes (in float64) or raise ValueError/TypeError/MemoryError whose message na
 argument; never crash, hang, overflow or allocate unbounded memory.
 
 Hostile: every dtype, 0-d/1-d/5-d arrays, empty and size-1 dimensions, huge shapes
-(broadcast views costing no memory, zero-size arrays with 2**56-long dimensions),
+(broadcast views costing no memory, zero-size arrays with 2**40-long dimensions),
 non-contiguous, negative-stride, unaligned and read-only views, outputs that are read-only,
 mis-shaped, mis-typed, strided or overlap an input, out-of-range sizes/strides/padding
 (0, negative, 2**31 ... 2**64, bools, floats, strings), NaN and inf, mismatched batches.
@@ -276,9 +276,9 @@ def assert_matches(got, want):
 def reference(op, kwargs):
     """The reference result for float64 copies of the arguments (out= buffers dropped),
     or the exception it raised."""
-    args = {k: to64(v) for k, v in kwargs.items() if k not in op.outs}
     with np.errstate(all="ignore"):
         try:
+            args = {k: to64(v) for k, v in kwargs.items() if k not in op.outs}
             return "ok", op.ref(**args)
         except (ValueError, IndexError, TypeError, MemoryError) as e:
             return "raised", e
@@ -332,7 +332,7 @@ def test_kernel_boundary(op, data):
         axis = draw(st.integers(0, len(shape) - 1))
         shape[axis] = 0
         if draw(st.booleans()):
-            shape[(axis + 1) % len(shape)] = 2**56 if len(shape) > 1 else 0
+            shape[(axis + 1) % len(shape)] = 2**40 if len(shape) > 1 else 0
         kwargs[target] = np.empty(shape, np.float32)
     elif mutation == "nonfinite":
         a = kwargs[target].copy()
