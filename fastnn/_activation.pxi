@@ -25,11 +25,10 @@ cdef int act_run(Act op, bint backward, int64_t n, int64_t cols, float slope,
             else fnn_log_softmax(n // cols, cols, a, y))
 
 
-cdef object act_call(Act op, object grad_out, object a, str a_name, object out, str fn,
-                     float slope=0.0):
-    """Validate, then run op's forward (grad_out is None; out may be `a` itself) or its
-    backward (out overlaps no input). softmax/log_softmax work over the last axis."""
-    cdef bint backward = grad_out is not None
+cdef object act_call(Act op, bint backward, object grad_out, object a, str a_name, object out,
+                     str fn, float slope=0.0):
+    """Validate, then run op's forward (out may be `a` itself) or its backward from
+    grad_out (out overlaps no input). softmax/log_softmax work over the last axis."""
     a = as_float32(a, a_name, fn)
     if (op == SOFTMAX or op == LOG_SOFTMAX) and a.ndim == 0:
         raise ValueError(f"{fn}: {a_name} must have at least 1 dimension, got a 0-d array")
@@ -53,59 +52,61 @@ cdef object act_call(Act op, object grad_out, object a, str a_name, object out, 
 
 def relu(x, *, out=None):
     """max(x, 0) elementwise; NaN propagates."""
-    return act_call(RELU, None, x, "x", out, "relu")
+    return act_call(RELU, False, None, x, "x", out, "relu")
 
 
 def relu_backward(grad_out, x, *, out=None):
     """grad_out where x > 0, else 0 (also at x == 0)."""
-    return act_call(RELU, grad_out, x, "x", out, "relu_backward")
+    return act_call(RELU, True, grad_out, x, "x", out, "relu_backward")
 
 
 def leaky_relu(x, negative_slope=0.01, *, out=None):
     """x where x > 0, else negative_slope * x."""
-    return act_call(LEAKY_RELU, None, x, "x", out, "leaky_relu", negative_slope)
+    return act_call(LEAKY_RELU, False, None, x, "x", out, "leaky_relu",
+                    as_real(negative_slope, "negative_slope", "leaky_relu"))
 
 
 def leaky_relu_backward(grad_out, x, negative_slope=0.01, *, out=None):
     """grad_out where x > 0, else negative_slope * grad_out."""
-    return act_call(LEAKY_RELU, grad_out, x, "x", out, "leaky_relu_backward", negative_slope)
+    return act_call(LEAKY_RELU, True, grad_out, x, "x", out, "leaky_relu_backward",
+                    as_real(negative_slope, "negative_slope", "leaky_relu_backward"))
 
 
 def sigmoid(x, *, out=None):
     """1 / (1 + exp(-x)), without overflow for large |x|."""
-    return act_call(SIGMOID, None, x, "x", out, "sigmoid")
+    return act_call(SIGMOID, False, None, x, "x", out, "sigmoid")
 
 
 def sigmoid_backward(grad_out, y, *, out=None):
     """grad_out * y * (1 - y), from the forward output y."""
-    return act_call(SIGMOID, grad_out, y, "y", out, "sigmoid_backward")
+    return act_call(SIGMOID, True, grad_out, y, "y", out, "sigmoid_backward")
 
 
 def tanh(x, *, out=None):
     """Hyperbolic tangent elementwise."""
-    return act_call(TANH, None, x, "x", out, "tanh")
+    return act_call(TANH, False, None, x, "x", out, "tanh")
 
 
 def tanh_backward(grad_out, y, *, out=None):
     """grad_out * (1 - y**2), from the forward output y."""
-    return act_call(TANH, grad_out, y, "y", out, "tanh_backward")
+    return act_call(TANH, True, grad_out, y, "y", out, "tanh_backward")
 
 
 def softmax(x, *, out=None):
     """Softmax over the last axis, shifted by the row maximum."""
-    return act_call(SOFTMAX, None, x, "x", out, "softmax")
+    return act_call(SOFTMAX, False, None, x, "x", out, "softmax")
 
 
 def softmax_backward(grad_out, y, *, out=None):
     """y * (grad_out - sum(grad_out * y)) over the last axis, from the forward output y."""
-    return act_call(SOFTMAX, grad_out, y, "y", out, "softmax_backward")
+    return act_call(SOFTMAX, True, grad_out, y, "y", out, "softmax_backward")
 
 
 def log_softmax(x, *, out=None):
     """log(softmax(x)) over the last axis: (x - max) - log(sum(exp(x - max)))."""
-    return act_call(LOG_SOFTMAX, None, x, "x", out, "log_softmax")
+    return act_call(LOG_SOFTMAX, False, None, x, "x", out, "log_softmax")
 
 
 def log_softmax_backward(grad_out, y, *, out=None):
     """grad_out - exp(y) * sum(grad_out) over the last axis, from the forward output y."""
-    return act_call(LOG_SOFTMAX, grad_out, y, "y", out, "log_softmax_backward")
+    return act_call(LOG_SOFTMAX, True, grad_out, y, "y", out, "log_softmax_backward")

@@ -2,17 +2,6 @@
 # linear and conv2d, forward and backward (csrc/conv.c), PyTorch layouts and semantics.
 
 
-cdef tuple _conv_pair(object v, str name, str fn, int minimum):
-    """An int or a pair of ints, each >= minimum, as a 2-tuple."""
-    pair = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
-    if len(pair) != 2 or any(isinstance(p, bool) or not isinstance(p, (int, np.integer))
-                             for p in pair):
-        raise TypeError(f"{fn}: {name} must be an int or a pair of ints, got {v!r}")
-    if min(pair) < minimum:
-        raise ValueError(f"{fn}: {name} must be >= {minimum}, got {v!r}")
-    return int(pair[0]), int(pair[1])
-
-
 cdef object _conv_bias(object bias, str fn, int64_t c_out):
     if bias is None:
         return None
@@ -85,14 +74,19 @@ cdef fnn_conv2d_shape _conv_shape(str fn, object x, object weight, object stride
     s.c_out, _, s.kh, s.kw = weight.shape
     if s.kh < 1 or s.kw < 1:
         raise ValueError(f"{fn}: weight must have a non-empty kernel, got shape {weight.shape}")
-    s.sh, s.sw = _conv_pair(stride, "stride", fn, 1)
-    s.ph, s.pw = _conv_pair(padding, "padding", fn, 0)
-    s.dh, s.dw = _conv_pair(dilation, "dilation", fn, 1)
-    cdef int64_t oh, ow
-    if fnn_conv2d_output_size(&s, &oh, &ow) != FNN_OK:
+    s.sh, s.sw = int_pair(stride, "stride", fn, 1)
+    s.ph, s.pw = int_pair(padding, "padding", fn, 0)
+    s.dh, s.dw = int_pair(dilation, "dilation", fn, 1)
+    # The output size in Python ints first: C's check covers int64 overflow, this one
+    # says which case it is.
+    if min(s.h + 2 * s.ph - s.dh * (s.kh - 1), s.w + 2 * s.pw - s.dw * (s.kw - 1)) < 1:
         raise ValueError(f"{fn}: the kernel {weight.shape[2:]} (dilation {(s.dh, s.dw)}) is "
                          f"larger than the padded input {x.shape[2:]} (padding {(s.ph, s.pw)}): "
                          f"the output would be empty")
+    cdef int64_t oh, ow
+    if fnn_conv2d_output_size(&s, &oh, &ow) != FNN_OK:
+        raise ValueError(f"{fn}: padding {(s.ph, s.pw)} and stride {(s.sh, s.sw)} give an "
+                         f"output too large to index for x {x.shape} and weight {weight.shape}")
     return s
 
 

@@ -4,6 +4,7 @@ Each wrapper checks dtypes, shapes and layouts and raises a Python exception
 naming the argument before the GIL is released; the C call runs inside
 `with nogil`, and its status code becomes an exception. Parallelism lives in C.
 """
+import math
 import os
 import time
 
@@ -123,11 +124,30 @@ _select_isa_from_env()
 # Checks use NumPy's C API (nanoseconds each): at the MNIST shapes a whole SGEMM
 # takes a few microseconds, so Python-level attribute lookups would dominate.
 
+cdef cnp.ndarray as_array(object x, str name, str fn):
+    """x as an ndarray (np.asarray), or a TypeError naming it (ragged lists...)."""
+    if cnp.PyArray_Check(x):
+        return <cnp.ndarray>x
+    try:
+        return np.asarray(x)
+    except (ValueError, TypeError) as e:
+        raise TypeError(f"{fn}: {name} must be an array, got {type(x).__name__} "
+                        f"({e})") from None
+
+
+cdef cnp.ndarray contiguous(cnp.ndarray x, str name, str fn):
+    """x as an aligned C-contiguous array (a copy unless it is one); MemoryError naming x
+    when that is too big (a broadcast view of a huge shape costs nothing until copied)."""
+    try:
+        return np.require(x, requirements="CA")
+    except (MemoryError, ValueError):
+        raise MemoryError(f"{fn}: cannot make a contiguous copy of {name} of shape "
+                          f"{(<object>x).shape}") from None
+
+
 cdef cnp.ndarray as_matrix(object x, str name, str fn):
     """x as a 2-D float32 ndarray whose strides are whole elements (copied if not)."""
-    if not cnp.PyArray_Check(x):
-        x = np.asarray(x)
-    cdef cnp.ndarray arr = <cnp.ndarray>x
+    cdef cnp.ndarray arr = as_array(x, name, fn)
     if cnp.PyArray_TYPE(arr) != cnp.NPY_FLOAT32:
         raise TypeError(f"{fn}: {name} must be a float32 array, got dtype {(<object>arr).dtype}; "
                         f"convert it with {name}.astype(np.float32)")
@@ -135,7 +155,7 @@ cdef cnp.ndarray as_matrix(object x, str name, str fn):
         raise ValueError(f"{fn}: {name} must be 2-D, got shape {(<object>arr).shape}")
     cdef cnp.npy_intp *st = cnp.PyArray_STRIDES(arr)
     if st[0] % 4 or st[1] % 4 or not cnp.PyArray_ISALIGNED(arr):
-        arr = np.ascontiguousarray(arr)
+        arr = contiguous(arr, name, fn)
     return arr
 
 
@@ -167,21 +187,58 @@ cdef void extent(cnp.ndarray x, char **lo, char **hi):
             hi[0] += span
 
 
+# Window arguments (kernel size, stride, padding, dilation) above this are rejected up
+# front: any product of a few of them and the array dimensions stays far inside int64.
+MAX_WINDOW_ARG = 1 << 40
+
+
+cdef tuple int_pair(object v, str name, str fn, int minimum):
+    """An int or a pair of ints, each in [minimum, MAX_WINDOW_ARG], as a 2-tuple."""
+    pair = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+    if len(pair) != 2 or any(isinstance(p, bool) or not isinstance(p, (int, np.integer))
+                             for p in pair):
+        raise TypeError(f"{fn}: {name} must be an int or a pair of ints, got {v!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{fn}: {name} must be >= {minimum} "
+                         f"({'positive' if minimum else 'non-negative'}), got {v!r}")
+    if max(pair) > MAX_WINDOW_ARG:
+        raise ValueError(f"{fn}: {name} must be <= 2**40, got {v!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def is_int(v):
+    """Whether v is a Python or NumPy integer (not a bool): what size arguments accept."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+cpdef object as_real(object v, str name, str fn):
+    """v as a Python float, or a TypeError naming it (bools, complex, strings...); also
+    used by the layers and optimizers for their hyperparameters."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{fn}: {name} must be a real number, got {v!r}")
+    return float(v)
+
+
 cdef object check_out(object out, tuple shape, str fn, tuple inputs=(), object alias=None,
                       str name="out", object dtype=np.float32):
     """A fresh output, or `out` checked: dtype, exact shape, C-contiguous, writeable, and
     overlapping none of `inputs` (None entries skipped; it may be exactly `alias`, for
     in-place ops)."""
     if out is None:
-        return np.empty(shape, dtype=dtype)
+        try:
+            return np.empty(shape, dtype=dtype)
+        except (MemoryError, ValueError):  # ValueError: the byte count overflows
+            raise MemoryError(f"{fn}: cannot allocate {name} of shape {shape} "
+                              f"({math.prod(shape) * np.dtype(dtype).itemsize:,} bytes)") from None
     if not cnp.PyArray_Check(out) or (<object>out).dtype != dtype:
         raise TypeError(f"{fn}: {name} must be a {np.dtype(dtype).name} ndarray, got "
                         f"{getattr(out, 'dtype', type(out).__name__)}")
     cdef cnp.ndarray arr = <cnp.ndarray>out
     if (<object>arr).shape != shape:
         raise ValueError(f"{fn}: {name} must have shape {shape}, got {(<object>arr).shape}")
-    if not cnp.PyArray_IS_C_CONTIGUOUS(arr) or not cnp.PyArray_ISWRITEABLE(arr):
-        raise ValueError(f"{fn}: {name} must be a writeable C-contiguous array")
+    if not (cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISWRITEABLE(arr)
+            and cnp.PyArray_ISALIGNED(arr)):
+        raise ValueError(f"{fn}: {name} must be a writeable, aligned C-contiguous array")
     for x in inputs:
         if x is None:
             continue
@@ -195,16 +252,14 @@ cdef object check_out(object out, tuple shape, str fn, tuple inputs=(), object a
 cdef object as_float32(object x, str name, str fn, int ndim=-1):
     """x as a C-contiguous float32 ndarray (copied only if it is not), with `ndim`
     dimensions when ndim >= 0."""
-    if not cnp.PyArray_Check(x):
-        x = np.asarray(x)
-    cdef cnp.ndarray arr = <cnp.ndarray>x
+    cdef cnp.ndarray arr = as_array(x, name, fn)
     if cnp.PyArray_TYPE(arr) != cnp.NPY_FLOAT32:
         raise TypeError(f"{fn}: {name} must be a float32 array, got dtype {(<object>arr).dtype}; "
                         f"convert it with {name}.astype(np.float32)")
     if ndim >= 0 and cnp.PyArray_NDIM(arr) != ndim:
         raise ValueError(f"{fn}: {name} must be {ndim}-D, got shape {(<object>arr).shape}")
-    if not cnp.PyArray_IS_C_CONTIGUOUS(arr):
-        arr = np.ascontiguousarray(arr)
+    if not cnp.PyArray_IS_C_CONTIGUOUS(arr) or not cnp.PyArray_ISALIGNED(arr):
+        arr = contiguous(arr, name, fn)  # a misaligned float * in C is undefined behaviour
     return arr
 
 

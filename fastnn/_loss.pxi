@@ -7,8 +7,7 @@ cdef tuple ce_inputs(object logits, object labels, str fn):
     logits = as_float32(logits, "logits", fn)
     if logits.ndim != 2:
         raise ValueError(f"{fn}: logits must be 2-D (N, C), got shape {logits.shape}")
-    if not isinstance(labels, np.ndarray):
-        labels = np.asarray(labels)
+    labels = as_array(labels, "labels", fn)
     if labels.dtype.kind not in "iu":
         raise TypeError(f"{fn}: labels must be an integer array of class indices, "
                         f"got dtype {labels.dtype}")
@@ -17,7 +16,7 @@ cdef tuple ce_inputs(object logits, object labels, str fn):
                          f"{logits.shape}, got {labels.shape}")
     if logits.shape[1] == 0:
         raise ValueError(f"{fn}: logits must have at least one class, got shape {logits.shape}")
-    if labels.dtype != np.int64 or not labels.flags.c_contiguous:
+    if labels.dtype != np.int64 or not (labels.flags.c_contiguous and labels.flags.aligned):
         labels = labels.astype(np.int64)  # out-of-range unsigned values wrap negative: rejected
     return logits, labels
 

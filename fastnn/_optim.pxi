@@ -24,9 +24,9 @@ cdef list optim_arrays(object arrays, str name, int64_t count, list params, bint
         if params is not None and a.shape != params[i].shape:
             raise ValueError(f"{fn}: {name}[{i}] must have shape {params[i].shape} like "
                              f"params[{i}], got {a.shape}")
-        if not a.flags.c_contiguous or (writable and not a.flags.writeable):
+        if not (a.flags.c_contiguous and a.flags.aligned) or (writable and not a.flags.writeable):
             raise ValueError(f"{fn}: {name}[{i}] must be a "
-                             f"{'writeable ' if writable else ''}C-contiguous array")
+                             f"{'writeable ' if writable else ''}C-contiguous (aligned) array")
     return arrays
 
 

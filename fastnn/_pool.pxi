@@ -1,5 +1,5 @@
 # _pool.pxi: max and average pooling (csrc/pool.c), included by fastnn/_core.pyx.
-# Also ew_same_shape and ew_pair, which the elementwise families (_activation, _loss) share.
+# Also ew_same_shape, which the elementwise families (_activation, _loss) share.
 
 
 cdef object ew_same_shape(object a, str a_name, object b, str b_name, str fn):
@@ -9,31 +9,16 @@ cdef object ew_same_shape(object a, str a_name, object b, str b_name, str fn):
     return b
 
 
-cdef tuple ew_pair(object v, str name, str fn):
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        return int(v), int(v)
-    try:
-        a, b = v
-        if all(isinstance(t, (int, np.integer)) and not isinstance(t, bool) for t in (a, b)):
-            return int(a), int(b)
-    except (TypeError, ValueError):
-        pass
-    raise ValueError(f"{fn}: {name} must be an int or a pair of ints, got {v!r}")
-
-
 cdef fnn_pool2d pool_geometry(tuple shape, object kernel_size, object stride, object padding,
                               str fn) except *:
     """Shapes and window of a pooling call on input of `shape`, checked like PyTorch does."""
-    if len(shape) != 4:
-        raise ValueError(f"{fn}: x must be 4-D (N, C, H, W), got shape {shape}")
-    kh, kw = ew_pair(kernel_size, "kernel_size", fn)
-    sh, sw = (kh, kw) if stride is None else ew_pair(stride, "stride", fn)
-    ph, pw = ew_pair(padding, "padding", fn)
-    if kh <= 0 or kw <= 0:
-        raise ValueError(f"{fn}: kernel_size must be positive, got {(kh, kw)}")
-    if sh <= 0 or sw <= 0:
-        raise ValueError(f"{fn}: stride must be positive, got {(sh, sw)}")
-    if ph < 0 or pw < 0 or ph > kh // 2 or pw > kw // 2:
+    if len(shape) != 4 or shape[2] == 0 or shape[3] == 0:
+        raise ValueError(f"{fn}: x must be 4-D (N, C, H, W) with H, W >= 1, got shape "
+                         f"{shape}")
+    kh, kw = int_pair(kernel_size, "kernel_size", fn, 1)
+    sh, sw = (kh, kw) if stride is None else int_pair(stride, "stride", fn, 1)
+    ph, pw = int_pair(padding, "padding", fn, 0)
+    if ph > kh // 2 or pw > kw // 2:
         raise ValueError(f"{fn}: padding {(ph, pw)} must be non-negative and at most half "
                          f"of kernel_size {(kh, kw)}")
     cdef fnn_pool2d p
@@ -64,13 +49,12 @@ cdef object pool_grad_out(object grad_out, object x, fnn_pool2d *p, str fn):
 
 cdef object pool_indices(object indices, object grad_out, str fn):
     """The forward's argmax `indices` for a backward pass: int64, grad_out's shape."""
-    if not isinstance(indices, np.ndarray):
-        indices = np.asarray(indices)
+    indices = as_array(indices, "indices", fn)
     if indices.dtype != np.int64:
         raise TypeError(f"{fn}: indices must be an int64 array (from the forward's "
                         f"return_indices), got dtype {indices.dtype}")
     ew_same_shape(grad_out, "grad_out", indices, "indices", fn)
-    return np.ascontiguousarray(indices)
+    return contiguous(indices, "indices", fn)
 
 
 cdef void pool_indices_out_of_range(fnn_pool2d *p, str fn) except *:

@@ -190,9 +190,16 @@ def _download(name, gz_name, dest_dir, tried):
                 os.fdopen(fd, "wb") as out,
                 urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as resp,
             ):
+                received = 0
                 while chunk := resp.read(_CHUNK):
                     digest.update(chunk)
                     out.write(chunk)
+                    received += len(chunk)
+                short = resp.length  # bytes of an announced Content-Length never received
+            if short:
+                tried.append((url, f"download failed: connection closed after {received:,} "
+                                   f"bytes, {short:,} short of the announced length"))
+                continue
             if digest.hexdigest() not in accepted:
                 expected = " or ".join(accepted)
                 tried.append((url, f"MD5 mismatch: got {digest.hexdigest()}, expected {expected}"))

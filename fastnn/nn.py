@@ -26,6 +26,7 @@ import math
 import numpy as np
 
 from . import functional as F
+from ._core import MAX_WINDOW_ARG, as_real as _real, is_int as _is_int
 from .reference import conv2d_output_shape
 from .training import Model
 
@@ -39,6 +40,10 @@ class Parameter:
     __slots__ = ("data", "grad")
 
     def __init__(self, data):
+        kind = np.asarray(data).dtype.kind
+        if kind not in "biuf":
+            raise TypeError(f"Parameter: data must be a real-valued array, got dtype "
+                            f"{np.asarray(data).dtype}")
         self.data = np.ascontiguousarray(data, dtype=np.float32)
         self.grad = np.zeros_like(self.data)
 
@@ -50,11 +55,32 @@ class Parameter:
         return f"Parameter(shape={self.data.shape})"
 
 
-def _pair(v, name):
-    pair = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
-    if len(pair) != 2 or not all(isinstance(i, (int, np.integer)) for i in pair):
-        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
+def _pair(v, name, layer):
+    pair = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+    if len(pair) != 2 or not all(map(_is_int, pair)):
+        raise TypeError(f"{layer}: {name} must be an int or a pair of ints, got {v!r}")
+    if max(pair) > MAX_WINDOW_ARG:
+        raise ValueError(f"{layer}: {name} must be <= 2**40, got {v!r}")
     return int(pair[0]), int(pair[1])
+
+
+def _count(v, name, layer):
+    """A positive int size argument (features, channels), or an error naming it."""
+    if not _is_int(v):
+        raise TypeError(f"{layer}: {name} must be an int, got {v!r}")
+    if v <= 0:
+        raise ValueError(f"{layer}: {name} must be positive, got {v!r}")
+    return int(v)
+
+
+def _weights(init, seed, shape, fan_in, fan_out, layer):
+    """_init_weights, with a MemoryError naming the layer when the weight cannot exist."""
+    if math.prod(shape) > 1 << 40:  # 4 TiB of float32: refuse before asking the allocator
+        raise MemoryError(f"{layer}: a weight of shape {shape} is too large")
+    try:
+        return _init_weights(np.random.default_rng(seed), shape, fan_in, fan_out, init)
+    except MemoryError:
+        raise MemoryError(f"{layer}: cannot allocate a weight of shape {shape}") from None
 
 
 def _init_weights(rng, shape, fan_in, fan_out, init):
@@ -131,7 +157,11 @@ class Module:
         bufs = self.__dict__.setdefault("_buffers", {})
         buf = bufs.get(key)
         if buf is None or buf.shape != shape or buf.dtype != dtype:
-            buf = bufs[key] = np.empty(shape, dtype)
+            try:
+                buf = bufs[key] = np.empty(shape, dtype)
+            except (MemoryError, ValueError):  # ValueError: the byte count overflows
+                raise MemoryError(f"{self!r}: cannot allocate its {key!r} buffer of shape "
+                                  f"{shape}") from None
         return buf
 
     def __repr__(self):
@@ -169,12 +199,10 @@ class Linear(_Weighted):
     _backward = staticmethod(F.linear_backward)
 
     def __init__(self, in_features, out_features, bias=True, *, seed=None, init="torch"):
-        self.in_features, self.out_features = int(in_features), int(out_features)
-        if self.in_features <= 0 or self.out_features <= 0:
-            raise ValueError(f"Linear: feature counts must be positive, got "
-                             f"({in_features}, {out_features})")
-        w, b = _init_weights(np.random.default_rng(seed), (self.out_features, self.in_features),
-                             self.in_features, self.out_features, init)
+        self.in_features = _count(in_features, "in_features", "Linear")
+        self.out_features = _count(out_features, "out_features", "Linear")
+        w, b = _weights(init, seed, (self.out_features, self.in_features), self.in_features,
+                        self.out_features, "Linear")
         self.weight = Parameter(w)
         self.bias = Parameter(b) if bias else None
 
@@ -193,21 +221,21 @@ class Conv2d(_Weighted):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  dilation=1, bias=True, *, seed=None, init="torch"):
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        if self.in_channels <= 0 or self.out_channels <= 0:
-            raise ValueError(f"Conv2d: channel counts must be positive, got "
-                             f"({in_channels}, {out_channels})")
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
-        self.dilation = _pair(dilation, "dilation")
+        self.in_channels = _count(in_channels, "in_channels", "Conv2d")
+        self.out_channels = _count(out_channels, "out_channels", "Conv2d")
+        self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2d")
+        self.stride = _pair(stride, "stride", "Conv2d")
+        self.padding = _pair(padding, "padding", "Conv2d")
+        self.dilation = _pair(dilation, "dilation", "Conv2d")
         kh, kw = self.kernel_size
         if min(kh, kw, *self.stride, *self.dilation) <= 0 or min(self.padding) < 0:
             raise ValueError(f"Conv2d: kernel_size, stride and dilation must be positive and "
-                             f"padding non-negative, got {self.config()}")
+                             f"padding non-negative, got kernel_size={self.kernel_size}, "
+                             f"stride={self.stride}, padding={self.padding}, "
+                             f"dilation={self.dilation}")
         fan_in, fan_out = self.in_channels * kh * kw, self.out_channels * kh * kw
-        w, b = _init_weights(np.random.default_rng(seed),
-                             (self.out_channels, self.in_channels, kh, kw), fan_in, fan_out, init)
+        w, b = _weights(init, seed, (self.out_channels, self.in_channels, kh, kw), fan_in,
+                        fan_out, "Conv2d")
         self.weight = Parameter(w)
         self.bias = Parameter(b) if bias else None
 
@@ -236,9 +264,10 @@ class Conv2d(_Weighted):
 
 class _Pool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0):
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = self.kernel_size if stride is None else _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
+        name = type(self).__name__
+        self.kernel_size = _pair(kernel_size, "kernel_size", name)
+        self.stride = self.kernel_size if stride is None else _pair(stride, "stride", name)
+        self.padding = _pair(padding, "padding", name)
         if min(*self.kernel_size, *self.stride) <= 0 or min(self.padding) < 0 or any(
                 p > k // 2 for p, k in zip(self.padding, self.kernel_size)):
             raise ValueError(f"{type(self).__name__}: kernel_size and stride must be positive "
@@ -323,7 +352,7 @@ class LeakyReLU(_Elementwise):
     _forward, _backward = staticmethod(F.leaky_relu), staticmethod(F.leaky_relu_backward)
 
     def __init__(self, negative_slope=0.01):
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = _real(negative_slope, "negative_slope", "LeakyReLU")
 
     def _extra(self):
         return (self.negative_slope,)
@@ -368,12 +397,16 @@ class Dropout(Module):
     1/(1-p) (inverted dropout, like torch); the identity in eval mode."""
 
     def __init__(self, p=0.5, *, seed=None):
+        p = _real(p, "p", "Dropout")
         if not 0.0 <= p < 1.0:
             raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
         self.p = float(p)
         self._rng = np.random.default_rng(seed)
 
     def forward(self, x):
+        if not isinstance(x, np.ndarray) or x.dtype != np.float32:
+            raise TypeError(f"{self!r}: input x must be a float32 ndarray, got "
+                            f"{getattr(x, 'dtype', type(x).__name__)}")
         if not self.training or self.p == 0.0:
             self._mask = None
             return x
@@ -414,6 +447,12 @@ class _ConvMaxPool:
             return F.conv2d_max_pool2d(*args, out=y, return_indices=False)
         return F.conv2d_max_pool2d(*args, out=y, indices=pool._buffer("idx", shape, np.int64))[0]
 
+    def named_parameters(self):
+        return self.conv.named_parameters()
+
+    def __repr__(self):
+        return f"{self.conv!r} with the {self.pool!r} after it"
+
     def backward(self, grad_out, need_input_grad=True):
         conv, x = self.conv, self.conv._x
         return F.conv2d_max_pool2d_backward(
@@ -437,7 +476,13 @@ class Sequential(Model, Module):
                 raise TypeError(f"Sequential: layer {i} is {type(layer).__name__}, "
                                 f"not a fastnn.nn.Module")
         self.layers = list(layers)
-        self.input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
+        if input_shape is not None:
+            input_shape = tuple(input_shape)
+            if not all(_is_int(d) and 1 <= d <= MAX_WINDOW_ARG for d in input_shape):
+                raise ValueError(f"Sequential: input_shape must hold positive ints (per "
+                                 f"sample, e.g. (1, 28, 28)), got {input_shape!r}")
+            input_shape = tuple(map(int, input_shape))
+        self.input_shape = input_shape
         self.optimizer = None
 
     def __len__(self):
@@ -474,6 +519,8 @@ class Sequential(Model, Module):
                 value = getattr(runner, method)(value)
             except ValueError as e:
                 raise ValueError(f"Sequential: layer {i}: {e}") from None
+            if self._guard is not None and method == "forward":
+                self._guard(value, f"the forward output of layer {i} ({runner!r})")
         return value
 
     def _plan(self):
@@ -521,8 +568,15 @@ class Sequential(Model, Module):
         first = 0 if need_input_grad else next(
             (i for i, layer in enumerate(self.layers) if layer.parameters()), len(self.layers))
         for i, runner in reversed(self._plan()):
-            if i >= first:
-                grad_out = runner.backward(grad_out, need_input_grad or i > first)
+            if i < first:
+                continue
+            grad_out = runner.backward(grad_out, need_input_grad or i > first)
+            if self._guard is not None:
+                for name, p in runner.named_parameters():
+                    self._guard(p.grad, f"the backward gradient of {i}.{name} ({runner!r})")
+                if grad_out is not None:
+                    self._guard(grad_out, f"the backward input gradient of layer {i} "
+                                          f"({runner!r})")
         return grad_out if need_input_grad else None
 
     def config(self):

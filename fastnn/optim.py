@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from . import _core
+from ._core import as_real
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "StepLR", "CosineAnnealingLR", "get"]
 
@@ -17,11 +18,17 @@ class Optimizer:
     """Base: holds the parameters, the per-parameter state arrays and the step count."""
 
     def __init__(self, params, lr):
+        name = type(self).__name__
         self.params = list(params)
         if not self.params:
-            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
-        if not lr > 0:
-            raise ValueError(f"{type(self).__name__}: lr must be positive, got {lr!r}")
+            raise ValueError(f"{name}: got an empty parameter list")
+        for i, p in enumerate(self.params):
+            if not hasattr(p, "data") or not hasattr(p, "grad"):
+                raise TypeError(f"{name}: params[{i}] must be a fastnn.nn.Parameter, got "
+                                f"{type(p).__name__}")
+        lr = as_real(lr, "lr", name)
+        if not math.isfinite(lr) or not lr > 0:
+            raise ValueError(f"{name}: lr must be positive and finite, got {lr!r}")
         self.lr = float(lr)
         self.steps = 0
         # Cached lists: the fused kernel takes lists of arrays, built once here.
@@ -83,9 +90,13 @@ class SGD(Optimizer):
     def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0,
                  dampening=0.0):
         super().__init__(params, lr)
-        if momentum < 0 or weight_decay < 0:
-            raise ValueError(f"SGD: momentum and weight_decay must be >= 0, got "
-                             f"{momentum!r}, {weight_decay!r}")
+        momentum, weight_decay, dampening = (as_real(v, k, "SGD") for k, v in (
+            ("momentum", momentum), ("weight_decay", weight_decay), ("dampening", dampening)))
+        if not (momentum >= 0 and weight_decay >= 0 and math.isfinite(momentum + weight_decay)
+                and math.isfinite(dampening)):
+            raise ValueError(f"SGD: momentum and weight_decay must be finite and >= 0 and "
+                             f"dampening finite, got {momentum!r}, {weight_decay!r}, "
+                             f"{dampening!r}")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("SGD: Nesterov momentum requires momentum > 0 and dampening 0")
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
@@ -114,10 +125,15 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, lr)
-        b1, b2 = (float(b) for b in betas)
+        name = type(self).__name__
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"{name}: betas must be a pair of floats, got {betas!r}")
+        b1, b2 = (as_real(b, "betas", name) for b in betas)
+        eps, weight_decay = as_real(eps, "eps", name), as_real(weight_decay, "weight_decay", name)
         # eps > 0, unlike torch's eps >= 0: eps = 0 divides 0 by 0 for any untouched weight.
-        if not (0 <= b1 < 1 and 0 <= b2 < 1) or not eps > 0 or weight_decay < 0:
-            raise ValueError(f"{type(self).__name__}: need betas in [0, 1), eps > 0 and "
+        if not (0 <= b1 < 1 and 0 <= b2 < 1) or not 0 < eps < math.inf \
+                or not 0 <= weight_decay < math.inf:
+            raise ValueError(f"{name}: need betas in [0, 1), eps > 0 and "
                              f"weight_decay >= 0, got {betas!r}, {eps!r}, {weight_decay!r}")
         self.betas, self.eps, self.weight_decay = (b1, b2), float(eps), float(weight_decay)
         self._m, self._v = self._zeros(), self._zeros()
@@ -180,10 +196,10 @@ class StepLR(_Scheduler):
     """lr = base_lr * gamma ** (epoch // step_size), like torch's StepLR."""
 
     def __init__(self, optimizer, step_size, gamma=0.1):
-        if step_size < 1:
+        if not _core.is_int(step_size) or step_size < 1:
             raise ValueError(f"StepLR: step_size must be >= 1, got {step_size!r}")
         super().__init__(optimizer)
-        self.step_size, self.gamma = int(step_size), float(gamma)
+        self.step_size, self.gamma = int(step_size), as_real(gamma, "gamma", "StepLR")
 
     def _lr(self, epoch):
         return self.base_lr * self.gamma ** (epoch // self.step_size)
@@ -194,10 +210,10 @@ class CosineAnnealingLR(_Scheduler):
     of torch's CosineAnnealingLR within its first period)."""
 
     def __init__(self, optimizer, T_max, eta_min=0.0):
-        if T_max < 1:
+        if not _core.is_int(T_max) or T_max < 1:
             raise ValueError(f"CosineAnnealingLR: T_max must be >= 1, got {T_max!r}")
         super().__init__(optimizer)
-        self.T_max, self.eta_min = int(T_max), float(eta_min)
+        self.T_max, self.eta_min = int(T_max), as_real(eta_min, "eta_min", "CosineAnnealingLR")
 
     def _lr(self, epoch):
         return self.eta_min + (self.base_lr - self.eta_min) * (

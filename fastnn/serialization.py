@@ -122,6 +122,8 @@ def _read(path):
 
 
 def _array(path, entries, name):
+    if name not in entries:
+        raise ValueError(f"{path}: corrupt fastnn model file: no array entry {name}")
     try:
         return np.lib.format.read_array(io.BytesIO(entries[name]), allow_pickle=False)
     except (ValueError, EOFError) as e:
@@ -138,7 +140,7 @@ def load(path):
         arch = payload["model"]
         layers = [nn.LAYERS[spec["type"]](**spec["config"]) for spec in arch["layers"]]
         model = nn.Sequential(*layers, input_shape=arch["input_shape"])
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, MemoryError) as e:
         raise ValueError(f"{path}: unreadable architecture ({type(e).__name__}: {e})") from None
     params = model.named_parameters()
     if [name for name, _ in params] != payload["parameters"]:

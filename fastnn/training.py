@@ -4,8 +4,11 @@ History, callbacks and progress display.
 `fit` runs exactly the explicit loop (see fastnn.nn) over fastnn.datasets.iterate_batches:
     out = model(xb); loss = loss_fn(out, yb); model.backward(loss_fn.backward()); opt.step()
 """
+import contextlib
 import math
+import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -18,11 +21,13 @@ __all__ = ["Model", "History", "Callback", "EarlyStopping"]
 
 class History:
     """Per-epoch metrics of one fit: `history` maps each name (loss, accuracy, val_loss,
-    val_accuracy, seconds, samples_per_sec) to a list with one value per epoch."""
+    val_accuracy, seconds, samples_per_sec) to a list with one value per epoch;
+    `interrupted` is True when a KeyboardInterrupt stopped the fit."""
 
     def __init__(self):
         self.history = {}
         self.epoch = []
+        self.interrupted = False
 
     def append(self, epoch, logs):
         self.epoch.append(epoch)
@@ -113,6 +118,38 @@ def _progress(total, desc, verbose):
                 dynamic_ncols=True)
 
 
+@contextlib.contextmanager
+def _sigint_at_step_end():
+    """While fit runs, Ctrl-C (SIGINT) only sets a flag, which the training loop turns
+    into KeyboardInterrupt after the current step: a step (forward, backward, optimizer
+    update and its step count) is never cut in half. Main thread only (signal rule)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    pending = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    try:
+        yield lambda: bool(pending)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _finite_guard(at):
+    """A check(array_or_float, where) raising FloatingPointError at the first NaN/inf,
+    naming `where` and the step `at` (fit's _Progress) is in."""
+    def check(value, where):
+        if not np.isfinite(value).all():
+            raise FloatingPointError(
+                f"fit(check_finite=True): non-finite value (NaN or inf) first appeared in "
+                f"{where} at step {at.done + 1} (epoch {at.epoch + 1}, batch {at.batch + 1})")
+    return check
+
+
+class _Progress:
+    """Where fit is: epoch and batch (0-based) of the running step, completed steps."""
+    epoch = batch = done = 0
+
+
 def _format_logs(logs):
     parts = []
     for key, value in logs.items():
@@ -130,6 +167,7 @@ class Model:
 
     loss = None
     stop_training = False
+    _guard = None  # fit(check_finite=True): check(value, where), called on each layer's values
 
     def _prepare(self, x, y, loss_fn, what):
         """x as float32 (converted once) and y as the loss expects; checks lengths/labels."""
@@ -159,7 +197,7 @@ class Model:
 
     def fit(self, x, y, *, optimizer, loss="cross_entropy", epochs=1, batch_size=32,
             validation_data=None, validation_split=0.0, shuffle=True, seed=None, verbose=1,
-            callbacks=None):
+            callbacks=None, check_finite=False):
         """Train for `epochs` passes over (x, y) and return a History.
 
         x is converted to float32 once; y holds int class labels for cross_entropy, or
@@ -168,7 +206,19 @@ class Model:
         data. `seed` fixes the shuffling. verbose: 0 silent, 1 progress bar (tqdm if
         installed) and a line per epoch, 2 a line per epoch. Logged per epoch: loss,
         accuracy (mean over the epoch's batches, as Keras does), val_loss, val_accuracy,
-        seconds and samples_per_sec (training time only)."""
+        seconds and samples_per_sec (training time only).
+
+        KeyboardInterrupt (Ctrl-C, or raised by a callback or inside a batch) stops
+        training cleanly: the model keeps the weights of the last completed step (Ctrl-C
+        waits for the running step to finish), callbacks get on_train_end, a message is
+        printed to stderr and the History of the completed epochs is returned, with
+        `history.interrupted` True.
+
+        check_finite=True checks every layer's forward output, the loss, every backward
+        gradient and the updated weights at each step, and raises FloatingPointError naming
+        the first layer (forward/backward/parameter) and the step where NaN or inf appeared
+        (the weights are then those of that step). Off by default: it costs a pass over
+        every activation."""
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
@@ -195,44 +245,76 @@ class Model:
         _call(callbacks, "set_model", self)
         _call(callbacks, "on_train_begin")
         rng = np.random.default_rng(seed)
-        for epoch in range(epochs):
-            logs = self._train_epoch(x, y, optimizer, loss_fn, batch_size, shuffle, rng,
-                                     f"Epoch {epoch + 1}/{epochs}", verbose)
-            if xv is not None:
-                val = self.evaluate(xv, yv, batch_size=max(batch_size, 256), loss=loss_fn)
-                logs.update({"val_" + k: v for k, v in val.items()})
-            history.append(epoch, logs)
-            if verbose:
-                print(f"Epoch {epoch + 1}/{epochs} - {_format_logs(logs)}", flush=True)
-            _call(callbacks, "on_epoch_end", epoch, logs)
-            if self.stop_training:
-                break
+        at = _Progress()
+        self._guard = _finite_guard(at) if check_finite else None
+        try:
+            with _sigint_at_step_end() as interrupted:
+                for epoch in range(epochs):
+                    at.epoch = epoch
+                    logs = self._train_epoch(x, y, optimizer, loss_fn, batch_size, shuffle, rng,
+                                             f"Epoch {epoch + 1}/{epochs}", verbose, at,
+                                             interrupted)
+                    if xv is not None:
+                        val = self.evaluate(xv, yv, batch_size=max(batch_size, 256),
+                                            loss=loss_fn)
+                        logs.update({"val_" + k: v for k, v in val.items()})
+                    history.append(epoch, logs)
+                    if verbose:
+                        print(f"Epoch {epoch + 1}/{epochs} - {_format_logs(logs)}", flush=True)
+                    _call(callbacks, "on_epoch_end", epoch, logs)
+                    if self.stop_training or interrupted():
+                        break
+            history.interrupted = interrupted()
+        except KeyboardInterrupt:
+            history.interrupted = True
+        finally:
+            self._guard = None
+        if history.interrupted:
+            print(f"fit: interrupted (KeyboardInterrupt) after {at.done} completed steps; "
+                  f"the model keeps the weights of the last completed step", file=sys.stderr,
+                  flush=True)
         _call(callbacks, "on_train_end")
         return history
 
-    def _train_epoch(self, x, y, optimizer, loss_fn, batch_size, shuffle, rng, desc, verbose):
+    def _train_epoch(self, x, y, optimizer, loss_fn, batch_size, shuffle, rng, desc, verbose,
+                     at, interrupted):
+        """One pass over (x, y), keeping `at` (a _Progress) current; interrupted() says
+        Ctrl-C arrived (checked between steps)."""
         self.train()
         bar = _progress(len(x), desc, verbose)
         total_loss, correct, seen = 0.0, 0, 0
         start = time.perf_counter()
-        for i, (xb, yb) in enumerate(iterate_batches(x, y, batch_size, shuffle, seed=rng)):
-            out = self.forward(xb)
-            batch_loss = loss_fn(out, yb)
-            if loss_fn.has_accuracy:
-                correct += loss_fn.correct(out, yb)
-            self.backward(loss_fn.backward())
-            optimizer.step()
-            total_loss += batch_loss * len(xb)
-            seen += len(xb)
+        try:
+            for i, (xb, yb) in enumerate(iterate_batches(x, y, batch_size, shuffle, seed=rng)):
+                at.batch = i
+                if self._guard is not None:
+                    self._guard(xb, "the input batch")
+                out = self.forward(xb)
+                batch_loss = loss_fn(out, yb)
+                if self._guard is not None:
+                    self._guard(batch_loss, f"the loss ({loss_fn!r})")
+                if loss_fn.has_accuracy:
+                    correct += loss_fn.correct(out, yb)
+                self.backward(loss_fn.backward())
+                optimizer.step()
+                if self._guard is not None:
+                    for name, p in self.named_parameters():
+                        self._guard(p.data, f"parameter {name} after the optimizer step")
+                at.done += 1
+                total_loss += batch_loss * len(xb)
+                seen += len(xb)
+                if bar is not None:
+                    bar.update(len(xb))
+                    if i % 10 == 0:
+                        rate = seen / max(time.perf_counter() - start, 1e-9)
+                        bar.set_postfix_str(f"loss {total_loss / seen:.4f}, {rate:,.0f} samples/s",
+                                            refresh=False)
+                if interrupted():
+                    raise KeyboardInterrupt
+        finally:
             if bar is not None:
-                bar.update(len(xb))
-                if i % 10 == 0:
-                    rate = seen / max(time.perf_counter() - start, 1e-9)
-                    bar.set_postfix_str(f"loss {total_loss / seen:.4f}, {rate:,.0f} samples/s",
-                                        refresh=False)
+                bar.close()
         seconds = time.perf_counter() - start
-        if bar is not None:
-            bar.close()
         logs = {"loss": total_loss / seen}
         if loss_fn.has_accuracy:
             logs["accuracy"] = correct / seen

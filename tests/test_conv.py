@@ -143,7 +143,7 @@ def test_conv2d_max_pool2d_bad_inputs(rng):
     x, wt, b = make(rng, 2, 3, 8, 8, 4, 3, 3)
     y, idx = F.conv2d_max_pool2d(x, wt, b, kernel_size=2)
     assert y.shape == idx.shape == (2, 4, 3, 3)
-    with pytest.raises(ValueError, match="conv2d_max_pool2d: kernel_size must be positive"):
+    with pytest.raises(ValueError, match=r"conv2d_max_pool2d: kernel_size must be >= 1 \(positive\), got 0"):
         F.conv2d_max_pool2d(x, wt, b, kernel_size=0)
     with pytest.raises(ValueError, match="output size is too small"):
         F.conv2d_max_pool2d(x, wt, b, kernel_size=7)

@@ -7,7 +7,9 @@ import http.server
 import os
 import socket
 import struct
+import signal
 import threading
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -295,10 +297,34 @@ def test_load_bad_name_and_split(tmp_path):
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    """Static file handler that does not log to stderr."""
+    """Static file handler that does not log to stderr. Paths under /cut/, /short/, /stall/
+    and /slow/ serve the file under /good/ badly: the connection closes halfway through a
+    body announced in full (cut), or without a Content-Length (short); it stops sending
+    for longer than the download timeout (stall); or it trickles 4 bytes per 10 ms (slow)."""
 
     def log_message(self, *args):
         """Drop the access log."""
+
+    def do_GET(self):
+        mode, _, rest = self.path.lstrip("/").partition("/")
+        if mode not in ("cut", "short", "stall", "slow"):
+            return super().do_GET()
+        data = Path(self.translate_path("/good/" + rest)).read_bytes()
+        self.send_response(200)
+        if mode != "short":
+            self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if mode == "slow":
+            for i in range(0, len(data), 4):
+                self.wfile.write(data[i:i + 4])
+                self.wfile.flush()
+                time.sleep(0.01)
+            return
+        self.wfile.write(data[:len(data) // 2])
+        self.wfile.flush()
+        if mode == "stall":
+            time.sleep(3 * datasets.DOWNLOAD_TIMEOUT)
+        self.close_connection = True
 
 
 @pytest.fixture
@@ -406,6 +432,47 @@ def test_no_download_when_disabled(tmp_path, monkeypatch, server):
     with pytest.raises(FileNotFoundError, match="download=False"):
         datasets.load("mnist", "test", download=False)
     assert cache_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("mode,why", [("cut", "download failed: connection closed after"),
+                                      ("short", "MD5 mismatch"),
+                                      ("stall", "download failed: TimeoutError")])
+def test_interrupted_downloads_are_detected_and_never_used(tmp_path, monkeypatch, server, mode,
+                                                          why):
+    """A body cut short (announced length or not) or a stalled server: the next mirror is
+    used, and nothing but the verified files is left in the cache."""
+    www, url = server
+    _, labels = publish(www, monkeypatch)
+    monkeypatch.setattr(datasets, "DOWNLOAD_TIMEOUT", 0.3)
+    monkeypatch.setitem(datasets.MIRRORS, "mnist", [f"{url}/{mode}/mnist/"])
+    with pytest.raises(FileNotFoundError, match=f"{mode}/mnist/t10k-images-idx3-ubyte.gz: {why}"):
+        datasets.load("mnist", "test")
+    assert cache_files(tmp_path) == []
+    monkeypatch.setitem(datasets.MIRRORS, "mnist", [f"{url}/{mode}/mnist/", f"{url}/good/mnist/"])
+    np.testing.assert_array_equal(datasets.load("mnist", "test")[1], labels)
+    assert cache_files(tmp_path) == ["fastnn/mnist/t10k-images-idx3-ubyte.gz",
+                                     "fastnn/mnist/t10k-labels-idx1-ubyte.gz"]
+
+
+def test_download_killed_midway_leaves_nothing_usable(tmp_path, monkeypatch, server):
+    """SIGKILL during a download: at most a hidden .part file remains, which is never
+    read; the next load downloads again."""
+    www, url = server
+    _, labels = publish(www, monkeypatch)
+    monkeypatch.setitem(datasets.MIRRORS, "mnist", [f"{url}/slow/mnist/"])
+    pid = os.fork()
+    if pid == 0:
+        try:
+            datasets.load("mnist", "test")
+        finally:
+            os._exit(0)
+    time.sleep(0.15)  # the slow mirror needs > 0.25 s for the image file alone
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    assert all(Path(f).name.startswith(".") and f.endswith(".part")
+               for f in cache_files(tmp_path))
+    monkeypatch.setitem(datasets.MIRRORS, "mnist", [f"{url}/good/mnist/"])
+    np.testing.assert_array_equal(datasets.load("mnist", "test")[1], labels)
 
 
 # --- real data ------------------------------------------------------------

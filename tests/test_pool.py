@@ -178,16 +178,16 @@ X = np.zeros((1, 2, 6, 6), np.float32)
 
 
 @pytest.mark.parametrize("call, exc, msg", [
-    (lambda: F.max_pool2d(X, 2, stride=0), ValueError, "stride must be positive"),
-    (lambda: F.avg_pool2d(X, 2, stride=-1), ValueError, "stride must be positive"),
-    (lambda: F.max_pool2d(X, 0), ValueError, "kernel_size must be positive"),
+    (lambda: F.max_pool2d(X, 2, stride=0), ValueError, r"stride must be >= 1 \(positive\)"),
+    (lambda: F.avg_pool2d(X, 2, stride=-1), ValueError, r"stride must be >= 1 \(positive\)"),
+    (lambda: F.max_pool2d(X, 0), ValueError, r"kernel_size must be >= 1 \(positive\)"),
     (lambda: F.max_pool2d(X, 3, padding=2), ValueError, "at most half"),
     (lambda: F.avg_pool2d(X, 2, padding=-1), ValueError, "non-negative"),
     (lambda: F.max_pool2d(X, 7), ValueError, "output size is too small"),
     (lambda: F.max_pool2d(X[0], 2), ValueError, r"x must be 4-D.*\(2, 6, 6\)"),
     (lambda: F.max_pool2d(X.astype(np.float64), 2), TypeError, "x must be a float32 array"),
-    (lambda: F.max_pool2d(X, 2.5), ValueError, "kernel_size must be an int or a pair"),
-    (lambda: F.max_pool2d(X, (2, 2, 2)), ValueError, "kernel_size must be an int or a pair"),
+    (lambda: F.max_pool2d(X, 2.5), TypeError, "kernel_size must be an int or a pair"),
+    (lambda: F.max_pool2d(X, (2, 2, 2)), TypeError, "kernel_size must be an int or a pair"),
     (lambda: F.max_pool2d(X, 2, out=np.empty((1, 2, 3, 4), np.float32)), ValueError,
      r"out must have shape \(1, 2, 3, 3\)"),
     (lambda: F.max_pool2d(X, 2, out=np.empty((1, 2, 3, 3))), TypeError, "out must be a float32"),

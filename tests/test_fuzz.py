@@ -1,0 +1,649 @@
+"""Boundary fuzzing: every public kernel function, layer, loss and optimizer called with
+hostile arguments drawn by hypothesis. Each call must either return what fastnn.reference
+computes (in float64) or raise ValueError/TypeError/MemoryError whose message names an
+argument; never crash, hang, overflow or allocate unbounded memory.
+
+Hostile: every dtype, 0-d/1-d/5-d arrays, empty and size-1 dimensions, huge shapes
+(broadcast views costing no memory, zero-size arrays with 2**40-long dimensions),
+non-contiguous, negative-stride, unaligned and read-only views, outputs that are read-only,
+mis-shaped, mis-typed, strided or overlap an input, out-of-range sizes/strides/padding
+(0, negative, 2**31 ... 2**64, bools, floats, strings), NaN and inf, mismatched batches.
+
+The profile is deterministic (derandomize) and makes >= 10,000 calls (asserted)."""
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import fastnn
+from fastnn import functional as F
+from fastnn import losses, nn, optim
+from fastnn import reference as R
+
+settings.register_profile("fuzz", max_examples=175, derandomize=True, deadline=None,
+                          database=None, print_blob=True,
+                          suppress_health_check=list(HealthCheck))
+FUZZ = settings.get_profile("fuzz")
+ALLOWED = (ValueError, TypeError, MemoryError)
+CALLS = {}  # test name -> calls made
+
+HOSTILE_DTYPES = [np.int32, np.int64, np.uint8, np.bool_, np.float16, np.float64,
+                  np.complex64, object]
+HOSTILE_INTS = [0, -1, -2**63, 2**31, 2**40 + 1, 2**62, 2**63, 2**64, True, 1.5, "2", None,
+                (1, 2, 3), (), (2, -1), np.int64(2), np.uint64(2**63), float("nan")]
+HOSTILE_REALS = [float("nan"), float("inf"), -float("inf"), -1.0, 0.0, 1e300, True, "0.1",
+                 1j, None, (0.9,), np.float32(0.5), 2**70]
+# Shapes of broadcast views whose contiguous copy or output would need > 2**45 bytes.
+HUGE = {1: (2**45,), 2: (2**23, 2**23), 3: (2**15, 2**15, 2**16), 4: (2**12, 2**12, 2**11, 2**11),
+        5: (2**9,) * 5}
+
+
+@dataclass
+class Op:
+    name: str
+    fn: object
+    ref: object
+    make: object                                    # (rng, draw) -> dict of valid arguments
+    outs: dict = field(default_factory=dict)        # out kwarg -> index in result (None: all)
+    windows: tuple = ()                             # int arguments (sizes, strides, padding)
+    float_arrays: tuple = ()                        # float32 array arguments
+
+
+def randn(r, *shape):
+    return np.asarray(r.standard_normal(shape), np.float32)
+
+
+def dims(draw, lo=1, hi=4):
+    return draw(st.integers(lo, hi))
+
+
+# ---- valid argument builders (small shapes; size-1 dimensions come up often) ----
+
+def make_unary(r, draw, ndim_min=0):
+    shape = tuple(dims(draw) for _ in range(draw(st.integers(ndim_min, 3))))
+    return {"x": randn(r, *shape)}
+
+
+def make_backward(r, draw, ndim_min=0, src="x"):
+    x = make_unary(r, draw, ndim_min)["x"]
+    return {"grad_out": randn(r, *x.shape), src: x}
+
+
+def make_linear(r, draw, backward=False):
+    n, i, o = dims(draw), dims(draw), dims(draw)
+    args = {"x": randn(r, n, i), "weight": randn(r, o, i)}
+    if backward:
+        return {"grad_out": randn(r, n, o), **args}
+    return {**args, "bias": randn(r, o) if draw(st.booleans()) else None}
+
+
+def make_conv(r, draw, backward=False):
+    kh, kw, dil = dims(draw, 1, 3), dims(draw, 1, 3), dims(draw, 1, 2)
+    pad, stride = dims(draw, 0, 2), dims(draw, 1, 2)
+    n, c, o = dims(draw, 1, 2), dims(draw, 1, 3), dims(draw, 1, 3)
+    h = max(dims(draw, 1, 7), dil * (kh - 1) + 1)
+    w = max(dims(draw, 1, 7), dil * (kw - 1) + 1)
+    args = {"x": randn(r, n, c, h, w), "weight": randn(r, o, c, kh, kw)}
+    win = {"stride": stride, "padding": pad, "dilation": dil}
+    if backward:
+        oh, ow = R.conv2d_output_shape(h, w, (kh, kw), stride, pad, dil)
+        return {"grad_out": randn(r, n, o, oh, ow), **args, **win}
+    return {**args, "bias": randn(r, o) if draw(st.booleans()) else None, **win}
+
+
+def make_conv_pool(r, draw, backward=False):
+    args = make_conv(r, draw)
+    x, w, win = args["x"], args["weight"], {k: args[k] for k in CONV}
+    oh, ow = R.conv2d_output_shape(x.shape[2], x.shape[3], w.shape[2:], *win.values())
+    k = dims(draw, 1, min(3, oh, ow))
+    pool = {"kernel_size": k, "pool_stride": dims(draw, 1, 3) if draw(st.booleans()) else None,
+            "pool_padding": dims(draw, 0, k // 2)}
+    if not backward:
+        return {**args, **pool}
+    y, idx = R.max_pool2d_with_indices(R.conv2d(x, w, args["bias"], *win.values()),
+                                       *pool.values())
+    return {"grad_out": randn(r, *y.shape), "indices": idx, "x": x, "weight": w, **win, **pool}
+
+
+def make_pool(r, draw, backward=False, indices=False):
+    k, s = dims(draw, 1, 3), dims(draw, 1, 3)
+    p = dims(draw, 0, k // 2)
+    x = randn(r, dims(draw, 1, 2), dims(draw, 1, 3), max(dims(draw, 1, 7), k),
+              max(dims(draw, 1, 7), k))
+    args = {"x": x, "kernel_size": k, "stride": s if draw(st.booleans()) else None,
+            "padding": p}
+    if not backward:
+        return args
+    y, idx = R.max_pool2d_with_indices(x, k, args["stride"], p)
+    args = {"grad_out": randn(r, *y.shape), **args}
+    if indices:
+        args["indices"] = idx
+    return args
+
+
+def make_ce(r, draw):
+    n, c = dims(draw, 1, 5), dims(draw, 1, 5)
+    return {"logits": 3 * randn(r, n, c), "labels": r.integers(0, c, n)}
+
+
+def make_pair(a, b):
+    def make(r, draw):
+        x = make_unary(r, draw)["x"]
+        t = r.random(x.shape).astype(np.float32)
+        return {a: x, b: t}
+    return make
+
+
+def make_matmul(r, draw):
+    m, k, n = dims(draw, 1, 9), dims(draw, 1, 9), dims(draw, 1, 9)
+    return {"a": randn(r, m, k), "b": randn(r, k, n)}
+
+
+def ref_pool_backward(kind):
+    def ref(grad_out, x, kernel_size, stride, padding, indices=None):
+        if indices is None:
+            f = R.max_pool2d_backward if kind == "max" else R.avg_pool2d_backward
+            return f(grad_out, x, kernel_size, stride, padding)
+        R.max_pool2d(x, kernel_size, stride, padding)  # checks the arguments
+        if indices.shape != grad_out.shape:
+            raise ValueError("indices and grad_out differ in shape")
+        n, c, h, w = x.shape
+        grad_x = np.zeros((n * c, h * w))
+        np.add.at(grad_x, (np.arange(n * c)[:, None], indices.reshape(n * c, -1)),
+                  grad_out.reshape(n * c, -1))
+        return grad_x.reshape(x.shape)
+    return ref
+
+
+def ref_ce_with_grad(logits, labels):
+    return R.cross_entropy(logits, labels), R.cross_entropy_backward(logits, labels)
+
+
+def ref_matmul(a, b):
+    return a @ b
+
+
+def ref_conv_max_pool(x, weight, bias, stride, padding, dilation, kernel_size, pool_stride,
+                      pool_padding):
+    return R.max_pool2d_with_indices(R.conv2d(x, weight, bias, stride, padding, dilation),
+                                     kernel_size, pool_stride, pool_padding)
+
+
+def ref_conv_max_pool_backward(grad_out, indices, x, weight, stride, padding, dilation,
+                               kernel_size, pool_stride, pool_padding):
+    conv_y = R.conv2d(x, weight, None, stride, padding, dilation)
+    g = ref_pool_backward("max")(grad_out, conv_y, kernel_size, pool_stride, pool_padding,
+                                 indices)
+    return R.conv2d_backward(g, x, weight, stride, padding, dilation)
+
+
+POOL = ("kernel_size", "stride", "padding")
+CONV = ("stride", "padding", "dilation")
+CONV_POOL = ("kernel_size", "pool_stride", "pool_padding")
+OPS = [Op(name, getattr(F, name), getattr(R, name), make_unary, {"out": None}, (), ("x",))
+       for name in ("relu", "sigmoid", "tanh", "leaky_relu")]
+OPS += [Op(name, getattr(F, name), getattr(R, name), lambda r, d: make_unary(r, d, 1),
+           {"out": None}, (), ("x",)) for name in ("softmax", "log_softmax")]
+OPS += [Op(name + "_backward", getattr(F, name + "_backward"), getattr(R, name + "_backward"),
+           lambda r, d, src=src, lo=lo: make_backward(r, d, lo, src), {"out": None}, (),
+           ("grad_out", src))
+        for name, src, lo in (("relu", "x", 0), ("leaky_relu", "x", 0), ("sigmoid", "y", 0),
+                              ("tanh", "y", 0), ("softmax", "y", 1), ("log_softmax", "y", 1))]
+OPS += [
+    Op("linear", F.linear, R.linear, make_linear, {"out": None}, (), ("x", "weight", "bias")),
+    Op("linear_backward", F.linear_backward, R.linear_backward,
+       lambda r, d: make_linear(r, d, True),
+       {"grad_input": 0, "grad_weight": 1, "grad_bias": 2}, (), ("grad_out", "x", "weight")),
+    Op("conv2d", F.conv2d, R.conv2d, make_conv, {"out": None}, CONV, ("x", "weight", "bias")),
+    Op("conv2d_backward", F.conv2d_backward, R.conv2d_backward,
+       lambda r, d: make_conv(r, d, True),
+       {"grad_input": 0, "grad_weight": 1, "grad_bias": 2}, CONV, ("grad_out", "x", "weight")),
+    Op("conv2d_max_pool2d", F.conv2d_max_pool2d, ref_conv_max_pool, make_conv_pool,
+       {"out": 0, "indices": 1}, CONV + CONV_POOL, ("x", "weight", "bias")),
+    Op("conv2d_max_pool2d_backward", F.conv2d_max_pool2d_backward, ref_conv_max_pool_backward,
+       lambda r, d: make_conv_pool(r, d, True),
+       {"grad_input": 0, "grad_weight": 1, "grad_bias": 2}, CONV + CONV_POOL,
+       ("grad_out", "x", "weight")),
+    Op("max_pool2d", F.max_pool2d, R.max_pool2d, make_pool, {"out": None}, POOL, ("x",)),
+    Op("max_pool2d_with_indices", F.max_pool2d_with_indices, R.max_pool2d_with_indices,
+       make_pool, {"out": 0, "indices": 1}, POOL, ("x",)),
+    Op("max_pool2d_backward", F.max_pool2d_backward, ref_pool_backward("max"),
+       lambda r, d: make_pool(r, d, True, d(st.booleans())), {"out": None}, POOL,
+       ("grad_out", "x")),
+    Op("avg_pool2d", F.avg_pool2d, R.avg_pool2d, make_pool, {"out": None}, POOL, ("x",)),
+    Op("avg_pool2d_backward", F.avg_pool2d_backward, ref_pool_backward("avg"),
+       lambda r, d: make_pool(r, d, True), {"out": None}, POOL, ("grad_out", "x")),
+    Op("cross_entropy", F.cross_entropy, R.cross_entropy, make_ce, {}, (), ("logits",)),
+    Op("cross_entropy_backward", F.cross_entropy_backward, R.cross_entropy_backward, make_ce,
+       {"out": None}, (), ("logits",)),
+    Op("cross_entropy_with_grad", F.cross_entropy_with_grad, ref_ce_with_grad, make_ce,
+       {"grad": 1}, (), ("logits",)),
+    Op("binary_cross_entropy_with_logits", F.binary_cross_entropy_with_logits,
+       R.binary_cross_entropy_with_logits, make_pair("logits", "targets"), {}, (),
+       ("logits", "targets")),
+    Op("binary_cross_entropy_with_logits_backward", F.binary_cross_entropy_with_logits_backward,
+       R.binary_cross_entropy_with_logits_backward, make_pair("logits", "targets"),
+       {"out": None}, (), ("logits", "targets")),
+    Op("mse_loss", F.mse_loss, R.mse_loss, make_pair("pred", "target"), {}, (),
+       ("pred", "target")),
+    Op("mse_loss_backward", F.mse_loss_backward, R.mse_loss_backward,
+       make_pair("pred", "target"), {"out": None}, (), ("pred", "target")),
+    Op("matmul", fastnn.matmul, ref_matmul, make_matmul, {"out": None}, (), ("a", "b")),
+]
+PUBLIC = {name for name in dir(F) if not name.startswith("_") and callable(getattr(F, name))}
+
+
+def test_every_public_function_is_fuzzed():
+    assert PUBLIC <= {op.name for op in OPS}
+
+
+# ---- hostile array layouts, each holding the same values ----
+
+def relayout(a, how):
+    """a's values in another memory layout (all valid inputs)."""
+    if a.ndim == 0 and how != "readonly":
+        return a
+    if how == "reversed":  # negative strides on every axis
+        return np.flip(np.flip(a).copy())
+    if how == "strided":  # every other element of a larger buffer
+        big = np.zeros(tuple(2 * d for d in a.shape), a.dtype)
+        view = big[tuple(slice(None, None, 2) for _ in a.shape)]
+        view[...] = a
+        return view
+    if how == "fortran":
+        return np.asfortranarray(a)
+    if how == "unaligned":  # C-contiguous but one byte off the dtype's alignment
+        buf = np.zeros(a.nbytes + a.itemsize, np.uint8)[1:1 + a.nbytes]
+        view = buf.view(a.dtype).reshape(a.shape)
+        view[...] = a
+        return view
+    if how == "readonly":
+        view = a.copy()
+        view.flags.writeable = False
+        return view
+    return a
+
+
+LAYOUTS = ["plain", "reversed", "strided", "fortran", "unaligned", "readonly"]
+
+
+def to64(v):
+    return v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype == np.float32 else v
+
+
+def call(test, thunk):
+    """thunk(): ("ok", result) or ("raised", exception); counted."""
+    CALLS[test] = CALLS.get(test, 0) + 1
+    try:
+        return "ok", thunk()
+    except ALLOWED as e:
+        return "raised", e
+
+
+def check_named(e, names):
+    """The message names one of `names` (whole words)."""
+    msg = str(e)
+    assert any(re.search(rf"\b{re.escape(n)}\b", msg) for n in names), \
+        f"{type(e).__name__}({msg!r}) names none of {sorted(names)}"
+
+
+def as_tuple(v):
+    return v if isinstance(v, tuple) else (v,)
+
+
+def assert_matches(got, want):
+    for g, w in zip(as_tuple(got), as_tuple(want)):
+        if g is None:
+            continue
+        g, w = np.asarray(g), np.asarray(w)
+        assert g.shape == w.shape, (g.shape, w.shape)
+        if g.dtype.kind == "i":
+            assert np.array_equal(g, w)
+            continue
+        with np.errstate(over="ignore"):
+            w = w.astype(g.dtype)  # what float32 can hold: overflow to inf included
+        finite = np.abs(w[np.isfinite(w)])
+        scale = finite.max() if finite.size else 1.0
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5 * scale + 1e-6)
+
+
+def reference(op, kwargs):
+    """The reference result for float64 copies of the arguments (out= buffers dropped),
+    or the exception it raised."""
+    with np.errstate(all="ignore"):
+        try:
+            args = {k: to64(v) for k, v in kwargs.items() if k not in op.outs}
+            return "ok", op.ref(**args)
+        except (ValueError, IndexError, TypeError, MemoryError) as e:
+            return "raised", e
+
+
+MUTATIONS = ["dtype", "ndim", "shape", "huge", "empty", "nonfinite", "window",
+             "out", "object"]
+
+
+@pytest.mark.parametrize("op", OPS, ids=lambda op: op.name)
+@FUZZ
+@given(data=st.data())
+def test_kernel_boundary(op, data):
+    draw = data.draw
+    r = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    kwargs = op.make(r, draw)
+    arrays = [k for k in op.float_arrays if kwargs.get(k) is not None]
+    # First the valid arguments in hostile layouts: must work and match the reference.
+    valid = {k: relayout(v, draw(st.sampled_from(LAYOUTS))) if k in arrays else v
+             for k, v in kwargs.items()}
+    status, got = call(op.name, lambda: op.fn(**valid))
+    assert status == "ok", f"valid input rejected: {got!r}"
+    want_status, want = reference(op, valid)
+    assert want_status == "ok", want
+    assert_matches(got, want)
+
+    # Then one hostile change.
+    mutation = draw(st.sampled_from(MUTATIONS))
+    target = draw(st.sampled_from(arrays))
+    must_raise, names = False, {target}
+    if mutation == "dtype":
+        dtype = draw(st.sampled_from(HOSTILE_DTYPES))
+        kwargs[target] = kwargs[target].astype(dtype)
+        must_raise = True
+    elif mutation == "ndim":
+        ndim = draw(st.sampled_from([0, 1, 5]))
+        shape = kwargs[target].shape
+        kwargs[target] = randn(r, *shape[:ndim], *[2] * (ndim - len(shape)))
+    elif mutation == "shape":  # one dimension of one array off (mismatched batch, ...)
+        a = kwargs[target]
+        if a.ndim:
+            axis = draw(st.integers(0, a.ndim - 1))
+            shape = list(a.shape)
+            shape[axis] = draw(st.sampled_from([0, 1, shape[axis] + 1, shape[axis] + 2]))
+            kwargs[target] = randn(r, *shape)
+    elif mutation == "huge":  # a broadcast view of a shape far beyond memory: no bytes yet
+        kwargs[target] = np.broadcast_to(np.float32(1), HUGE[max(kwargs[target].ndim, 1)])
+    elif mutation == "empty":  # zero-size arrays, some with astronomically long other dims
+        a = kwargs[target]
+        shape = list(a.shape) or [1]
+        axis = draw(st.integers(0, len(shape) - 1))
+        shape[axis] = 0
+        if draw(st.booleans()):
+            shape[(axis + 1) % len(shape)] = 2**40 if len(shape) > 1 else 0
+        kwargs[target] = np.empty(shape, np.float32)
+    elif mutation == "nonfinite":
+        a = kwargs[target].copy()
+        if a.size:
+            idx = draw(st.integers(0, a.size - 1))
+            a.flat[idx] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
+        kwargs[target] = a
+    elif mutation == "window" and op.windows:
+        target = draw(st.sampled_from(op.windows))
+        names = set(op.windows)
+        kwargs[target] = draw(st.sampled_from(HOSTILE_INTS))
+    elif mutation == "out" and op.outs:
+        target = draw(st.sampled_from(sorted(op.outs)))
+        names = {target}
+        status, want = reference(op, kwargs)
+        shape = np.shape(as_tuple(want)[op.outs[target] or 0]) if status == "ok" else (1,)
+        dtype = np.int64 if target == "indices" else np.float32
+        kind = draw(st.sampled_from(["readonly", "dtype", "shape", "strided", "fortran",
+                                     "overlap", "list"]))
+        out = np.zeros(shape, dtype)
+        if kind == "readonly":
+            out.flags.writeable = False
+            must_raise = True
+        elif kind == "dtype":
+            out = out.astype(np.float64 if dtype == np.float32 else np.int32)
+            must_raise = True
+        elif kind == "shape":
+            out = np.zeros(tuple(shape) + (1,), dtype)
+            must_raise = True
+        elif kind == "strided":
+            out = np.zeros(tuple(2 * d for d in shape) or (2,), dtype)[..., ::2]
+            must_raise = out.shape == tuple(shape) and out.size > 1
+        elif kind == "fortran":
+            out = np.asfortranarray(out)  # fine unless it is truly not C-contiguous
+        elif kind == "overlap" and dtype == np.float32:
+            src = kwargs[arrays[0]]
+            if src.shape == tuple(shape) and src.size and not (op.name in (
+                    "relu", "sigmoid", "tanh", "leaky_relu", "softmax", "log_softmax")):
+                kwargs[arrays[0]] = src = src.copy()
+                out = src  # an input as the output of an op that is not in place
+                must_raise = True
+        elif kind == "list":
+            out = out.tolist()
+            must_raise = True
+        kwargs[target] = out
+    elif mutation == "object":  # not arrays at all
+        kwargs[target] = draw(st.sampled_from([None, "x", 3, [[1.0, 2.0], [3.0]], {"a": 1}]))
+
+    status, got = call(op.name, lambda: op.fn(**kwargs))
+    if status == "raised":
+        check_named(got, names | set(kwargs) | set(op.outs))
+        if mutation == "dtype" or must_raise:
+            check_named(got, names)
+        return
+    assert not must_raise, f"{mutation} input accepted"
+    want_status, want = reference(op, kwargs)
+    if want_status == "raised":  # only an empty result may stand where the reference fails
+        assert all(np.size(g) == 0 or np.isnan(g) for g in as_tuple(got) if g is not None), \
+            f"accepted what the reference rejects: {want!r}"
+        return
+    assert_matches(got, want)
+
+
+# ---- layers, losses, optimizers: constructors with hostile arguments, then calls ----
+
+LAYER_ARGS = {  # valid positional constructor arguments from d(lo, hi) -> int
+    nn.Linear: lambda d: [d(1, 5), d(1, 5)],
+    nn.Conv2d: lambda d: [d(1, 3), d(1, 3), d(1, 3), d(1, 2), d(0, 1), d(1, 2)],
+    nn.MaxPool2d: lambda d: [d(1, 3), d(1, 3), 0],
+    nn.AvgPool2d: lambda d: [d(1, 3), d(1, 3), 0],
+    nn.LeakyReLU: lambda d: [0.1],
+    nn.Dropout: lambda d: [0.3],
+}
+# Layer sizes that could actually be allocated (2**31 floats) are left out: they are valid.
+LAYER_HOSTILE = [v for v in HOSTILE_INTS + HOSTILE_REALS if not isinstance(v, int) or
+                 isinstance(v, bool) or v < 2**31 or v > 2**40]
+
+
+def layer_input(layer, r, draw):
+    if isinstance(layer, nn.Linear):
+        return randn(r, dims(draw), layer.in_features)
+    if isinstance(layer, nn.Conv2d):
+        (kh, kw), (dh, dw) = layer.kernel_size, layer.dilation
+        return randn(r, dims(draw), layer.in_channels, dh * (kh - 1) + dims(draw, 1, 3),
+                     dw * (kw - 1) + dims(draw, 1, 3))
+    if isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
+        k = max(layer.kernel_size)
+        return randn(r, dims(draw), dims(draw), k + dims(draw, 0, 3), k + dims(draw, 0, 3))
+    return randn(r, *[dims(draw) for _ in range(draw(st.integers(1, 4)))])
+
+
+def layer_reference(layer, x):
+    x = x.astype(np.float64)
+    if isinstance(layer, nn.Linear):
+        return R.linear(x, layer.weight.data, None if layer.bias is None else layer.bias.data)
+    if isinstance(layer, nn.Conv2d):
+        return R.conv2d(x, layer.weight.data, None if layer.bias is None else layer.bias.data,
+                        layer.stride, layer.padding, layer.dilation)
+    if isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
+        f = R.max_pool2d if isinstance(layer, nn.MaxPool2d) else R.avg_pool2d
+        return f(x, layer.kernel_size, layer.stride, layer.padding)
+    if isinstance(layer, nn.LeakyReLU):
+        return R.leaky_relu(x, layer.negative_slope)
+    if isinstance(layer, nn.Flatten):
+        return R.flatten(x)
+    if isinstance(layer, nn.Dropout):
+        return None
+    return getattr(R, type(layer).__name__.lower())(x)
+
+
+LAYERS = [nn.Linear, nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.ReLU, nn.LeakyReLU, nn.Sigmoid,
+          nn.Tanh, nn.Softmax, nn.Flatten, nn.Dropout]
+
+
+@settings(FUZZ, max_examples=400)
+@given(data=st.data())
+def test_layer_boundary(data):
+    draw = data.draw
+    r = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    cls = draw(st.sampled_from(LAYERS))
+    args = LAYER_ARGS.get(cls, lambda d: [])(lambda a, b: draw(st.integers(a, b)))
+    hostile = args and draw(st.booleans())
+    if hostile:
+        i = draw(st.integers(0, len(args) - 1))
+        args[i] = draw(st.sampled_from(LAYER_HOSTILE))
+    status, layer = call("layers", lambda: cls(*args))
+    if status == "raised":
+        assert hostile, f"valid constructor arguments {args} rejected: {layer!r}"
+        check_named(layer, {cls.__name__})
+        return
+    try:
+        x = layer_input(layer, r, draw)
+    except (ValueError, TypeError, MemoryError):  # accepted hostile sizes: cannot build input
+        return
+    mutation = draw(st.sampled_from(["layout", "dtype", "ndim", "nonfinite", "huge"]))
+    if mutation == "layout":
+        x = relayout(x, draw(st.sampled_from(LAYOUTS)))
+    elif mutation == "dtype":
+        x = x.astype(draw(st.sampled_from(HOSTILE_DTYPES)))
+    elif mutation == "ndim":
+        x = randn(r, *[2] * draw(st.sampled_from([0, 1, 5])))
+    elif mutation == "nonfinite" and x.size:
+        x.flat[0] = np.nan
+    elif mutation == "huge":
+        x = np.broadcast_to(np.float32(0), HUGE[max(x.ndim, 1)])
+    status, y = call("layers", lambda: layer.forward(x))
+    if status == "raised":
+        assert mutation != "layout" or hostile, f"valid input rejected: {y!r}"
+        check_named(y, {"x", "input", type(layer).__name__})
+        return
+    if mutation in ("dtype", "huge"):  # only views cost nothing: Flatten, Dropout(p=0)
+        if isinstance(layer, nn.Dropout):
+            assert y is x and mutation == "huge", f"{mutation} input accepted"
+        else:
+            assert isinstance(layer, nn.Flatten), f"{mutation} input accepted"
+            assert y.shape == (x.shape[0], int(np.prod(x.shape[1:]))) and y.dtype == x.dtype
+        return
+    want = layer_reference(layer, x)
+    if want is not None:
+        with np.errstate(all="ignore"):
+            assert_matches(y, want)
+    grad = randn(r, *y.shape)
+    grad = relayout(grad, draw(st.sampled_from(LAYOUTS)))
+    status, g = call("layers", lambda: layer.backward(grad))
+    if status == "raised":
+        assert False, f"backward of a valid forward failed: {g!r}"
+    assert g is None or g.shape == x.shape
+
+
+LOSSES = [losses.CrossEntropyLoss, losses.BCEWithLogitsLoss, losses.MSELoss]
+
+
+@settings(FUZZ, max_examples=300)
+@given(data=st.data())
+def test_loss_boundary(data):
+    draw = data.draw
+    r = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    loss_fn = draw(st.sampled_from(LOSSES))()
+    n, c = dims(draw, 1, 5), dims(draw, 1, 5)
+    pred = randn(r, n, c)
+    target = (r.integers(0, c, n) if isinstance(loss_fn, losses.CrossEntropyLoss)
+              else r.random((n, c)).astype(np.float32))
+    which = draw(st.sampled_from(["pred", "target"]))
+    mutation = draw(st.sampled_from(["layout", "dtype", "batch", "ndim", "nonfinite"]))
+    value = pred if which == "pred" else target
+    if mutation == "layout":
+        value = relayout(value, draw(st.sampled_from(LAYOUTS)))
+    elif mutation == "dtype":
+        value = value.astype(draw(st.sampled_from(HOSTILE_DTYPES)))
+    elif mutation == "batch":
+        value = value[:-1] if len(value) > 1 else np.concatenate([value, value])
+    elif mutation == "ndim":
+        value = value.reshape(-1) if value.ndim == 2 else value[:, None]
+    elif mutation == "nonfinite" and value.dtype == np.float32:
+        value = value.copy()
+        value.flat[0] = np.inf
+    pred, target = (value, target) if which == "pred" else (pred, value)
+    status, got = call("losses", lambda: loss_fn(pred, target))
+    if status == "raised":
+        assert mutation != "layout", f"valid input rejected: {got!r}"
+        check_named(got, {"logits", "labels", "targets", "target", "pred"})
+        return
+    name = {"CrossEntropyLoss": "cross_entropy", "BCEWithLogitsLoss":
+            "binary_cross_entropy_with_logits", "MSELoss": "mse_loss"}[type(loss_fn).__name__]
+    with np.errstate(all="ignore"):
+        try:
+            want = getattr(R, name)(to64(pred), to64(target))
+        except ValueError as e:
+            assert False, f"accepted what the reference rejects: {e}"
+        want_grad = getattr(R, name + "_backward")(to64(pred), to64(target))
+        assert_matches(got, want)
+        assert_matches(loss_fn.backward(), want_grad)
+
+
+OPTIMIZERS = {optim.SGD: ["lr", "momentum", "weight_decay", "dampening"],
+              optim.Adam: ["lr", "eps", "weight_decay"], optim.AdamW: ["lr", "eps", "weight_decay"]}
+
+
+@settings(FUZZ, max_examples=300)
+@given(data=st.data())
+def test_optimizer_boundary(data):
+    draw = data.draw
+    r = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    cls = draw(st.sampled_from(sorted(OPTIMIZERS, key=lambda c: c.__name__)))
+    shapes = [tuple(dims(draw, 0, 4) for _ in range(draw(st.integers(0, 3))))
+              for _ in range(dims(draw, 1, 3))]
+    params = [nn.Parameter(randn(r, *s)) for s in shapes]
+    for p in params:
+        p.grad[...] = randn(r, *p.shape)
+    kwargs = {"lr": 0.1}
+    if cls is optim.SGD:
+        kwargs.update(momentum=draw(st.sampled_from([0.0, 0.9])), weight_decay=0.01)
+    hostile = draw(st.booleans())
+    if hostile:
+        kwargs[draw(st.sampled_from(OPTIMIZERS[cls]))] = draw(st.sampled_from(HOSTILE_REALS))
+    bad_params = draw(st.sampled_from([None, "empty", "arrays", "ints"]))
+    given_params = {None: params, "empty": [], "arrays": [p.data for p in params],
+                    "ints": [1, 2]}[bad_params]
+    status, opt = call("optimizers", lambda: cls(given_params, **kwargs))
+    if status == "raised":
+        assert hostile or bad_params, f"valid optimizer arguments rejected: {opt!r}"
+        check_named(opt, {cls.__name__})
+        return
+    assert bad_params is None, f"parameters {bad_params!r} accepted"
+    before = [(p.data.copy(), p.grad.copy()) for p in params]  # float32: its overflow too
+    status, _ = call("optimizers", opt.step)
+    assert status == "ok", f"step after a valid constructor failed: {_!r}"
+    with np.errstate(all="ignore"):  # float32 overflow is part of the check
+        for p, (w, g) in zip(params, before):
+            hyper = opt.hyperparameters()
+            if cls is optim.SGD:
+                R.sgd_step(w, g, np.zeros_like(w), lr=hyper["lr"], momentum=hyper["momentum"],
+                           dampening=hyper["dampening"], weight_decay=hyper["weight_decay"],
+                           nesterov=hyper["nesterov"], first_step=True)
+            else:
+                R.adam_step(w, g, np.zeros_like(w), np.zeros_like(w), step=1, lr=hyper["lr"],
+                            beta1=hyper["betas"][0], beta2=hyper["betas"][1], eps=hyper["eps"],
+                            weight_decay=hyper["weight_decay"], decoupled=cls is optim.AdamW)
+            assert_matches(p.data, w)
+
+
+# calls: 29 kernel functions x 175 examples x 2, layers 400 x 1-3, losses and optimizers
+# 300 x 1-2
+QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losses": 300,
+         "optimizers": 300}
+
+
+def test_call_count():
+    """Runs last in this module: every fuzz test above made its examples' calls (the
+    total is printed with -s)."""
+    ran = {k: v for k, v in CALLS.items() if k in QUOTA}
+    if len(ran) == len(QUOTA):  # the whole module ran (not a -k selection)
+        for name, quota in QUOTA.items():
+            assert ran[name] >= quota, (name, ran[name])
+        assert sum(ran.values()) >= 10_000, sum(ran.values())
+        print(f"\nfuzzed calls: {sum(ran.values())}")
+    assert sum(QUOTA.values()) >= 10_000

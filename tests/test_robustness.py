@@ -1,0 +1,340 @@
+"""Robustness beyond single calls: thread-count and ISA invariance of training, Ctrl-C
+during fit, the NaN/inf guard, memory growth over many calls and steps, and model files
+surviving a SIGKILL in the middle of save (plus forged files with a valid checksum)."""
+import ctypes
+import gc
+import json
+import os
+import signal
+import time
+import zipfile
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import functional as F
+from fastnn import losses, models, nn, optim, serialization
+
+
+def data(n, seed=0, shape=(1, 28, 28)):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, *shape), dtype=np.float32), rng.integers(0, 10, n)
+
+
+def weights(model):
+    return [p.data.copy() for p in model.parameters()]
+
+
+def assert_same(a, b):
+    assert len(a) == len(b)
+    for u, v in zip(a, b):
+        assert np.array_equal(u, v)
+
+
+# ---- invariance: threads, ISA, run to run ----
+
+def every_kernel_model(seed=0):
+    """A small net on 12x12 inputs that goes through every kind of layer kernel."""
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, seed=seed), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(4, 8, 3, seed=seed), nn.Tanh(), nn.AvgPool2d(2), nn.Flatten(),
+                         nn.Linear(32, 16, seed=seed), nn.Sigmoid(), nn.LeakyReLU(0.1),
+                         nn.Linear(16, 10, seed=seed), input_shape=(1, 12, 12))
+
+
+@pytest.mark.parametrize("make,shape,batch", [(models.mlp, (1, 28, 28), 16),
+                                              (models.cnn, (1, 28, 28), 2),
+                                              (every_kernel_model, (1, 12, 12), 8)])
+def test_100_steps_identical_for_1_and_2_threads_and_run_to_run(isa, threads, make, shape,
+                                                               batch):
+    x, y = data(100 * batch, shape=shape)
+    runs = []
+    for t in (1, 2, 2):
+        threads(t)
+        model = make(seed=0)
+        model.fit(x, y, optimizer=optim.Adam(model.parameters(), lr=1e-3), batch_size=batch,
+                  seed=0, verbose=0)
+        assert model.optimizer.steps == 100
+        runs.append(weights(model))
+    for run in runs[1:]:
+        assert_same(runs[0], run)
+
+
+# ---- KeyboardInterrupt during fit ----
+
+class InterruptAt(losses.CrossEntropyLoss):
+    """Cross-entropy whose backward, at call number `at` (1-based), raises KeyboardInterrupt
+    (before that step's update) or sends this process SIGINT (as Ctrl-C does)."""
+
+    def __init__(self, at, how):
+        self.at, self.how, self.calls = at, how, 0
+
+    def backward(self):
+        self.calls += 1
+        if self.calls == self.at:
+            if self.how == "raise":
+                raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)
+        return super().backward()
+
+
+def trained_for(steps, x, y, batch):
+    model = models.mlp(seed=0)
+    model.fit(x[:steps * batch], y[:steps * batch], optimizer=optim.Adam(model.parameters()),
+              batch_size=batch, shuffle=False, verbose=0)
+    return model
+
+
+@pytest.mark.parametrize("how,completed", [("raise", 6), ("sigint", 7)])
+def test_keyboard_interrupt_keeps_last_completed_step(capsys, how, completed):
+    """Raised inside step 7: steps 1-6 count; Ctrl-C (SIGINT) during step 7 lets it finish."""
+    x, y = data(20 * 8)
+    model = models.mlp(seed=0)
+    opt = optim.Adam(model.parameters())
+    history = model.fit(x, y, optimizer=opt, loss=InterruptAt(7, how), batch_size=8, epochs=3,
+                        shuffle=False, verbose=0)
+    assert history.interrupted and history.epoch == [] and opt.steps == completed
+    assert f"interrupted (KeyboardInterrupt) after {completed} completed steps" in \
+        capsys.readouterr().err
+    assert_same(weights(model), weights(trained_for(completed, x, y, 8)))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    # still usable: predicts, evaluates and trains on
+    assert model.predict(x[:5]).shape == (5, 10)
+    model.fit(x, y, optimizer=opt, batch_size=8, verbose=0)
+    assert opt.steps == completed + 20
+
+
+def test_keyboard_interrupt_from_a_callback_ends_fit_after_that_epoch():
+    class StopAtEpoch:
+        def on_epoch_end(self, epoch, logs):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    x, y = data(5 * 8)
+    model = models.mlp(seed=0)
+    history = model.fit(x, y, optimizer=optim.Adam(model.parameters()), batch_size=8,
+                        epochs=4, shuffle=False, verbose=0, callbacks=[StopAtEpoch()])
+    assert history.interrupted and history.epoch == [0, 1] and model.optimizer.steps == 10
+    assert not model.fit(x, y, optimizer=model.optimizer, verbose=0).interrupted
+
+
+# ---- check_finite: where a NaN/inf first appears ----
+
+def test_check_finite_names_the_layer_and_step():
+    x, y = data(64)
+    model = models.mlp(seed=0)
+    model[3].weight.data[0, 0] = np.nan  # Linear(64, 64), the fourth layer
+    with pytest.raises(FloatingPointError, match=r"forward output of layer 3 \(Linear\("
+                                                 r"in_features=64.*at step 1 \(epoch 1, batch 1\)"):
+        model.fit(x, y, optimizer=optim.SGD(model.parameters(), lr=0.1), batch_size=16,
+                  verbose=0, check_finite=True)
+
+    xs = x.copy()
+    xs[40, 0, 3, 3] = np.inf  # the third batch (no shuffling)
+    model = models.mlp(seed=0)
+    with pytest.raises(FloatingPointError, match=r"in the input batch at step 3 "
+                                                 r"\(epoch 1, batch 3\)"):
+        model.fit(xs, y, optimizer=optim.SGD(model.parameters(), lr=0.1), batch_size=16,
+                  shuffle=False, verbose=0, check_finite=True)
+    assert model.optimizer.steps == 2  # stopped inside step 3, before its update
+
+    model = models.mlp(seed=0)  # huge but finite weights: the next forward overflows
+    with pytest.raises(FloatingPointError, match=r"forward output of layer 1 .*at step 2 "):
+        model.fit(x, y, optimizer=optim.SGD(model.parameters(), lr=1e38), batch_size=16,
+                  verbose=0, check_finite=True)
+
+    model = models.mlp(seed=0)  # an update that overflows float32 itself
+    opt = optim.SGD(model.parameters(), lr=1e3, weight_decay=1e38)
+    with pytest.raises(FloatingPointError, match=r"parameter 1\.weight after the optimizer "
+                                                 r"step at step 1 \(epoch 1, batch 1\)"):
+        model.fit(x, y, optimizer=opt, batch_size=16, verbose=0, check_finite=True)
+
+
+def test_check_finite_names_backward_gradients():
+    """Finite forward and loss (in double), a weight gradient beyond float32: 8e39."""
+    x = np.full((8, 4), 1e20, np.float32)
+    model = nn.Sequential(nn.Linear(4, 2, seed=0), input_shape=(4,))
+    target = np.zeros((8, 2), np.float32)
+    with pytest.raises(FloatingPointError, match=r"in the backward gradient of 0\.weight "
+                                                 r"\(Linear\(.*at step 1 "):
+        model.fit(x, target, optimizer=optim.SGD(model.parameters(), lr=0.1), loss="mse",
+                  verbose=0, check_finite=True)
+
+
+def test_check_finite_off_by_default_and_silent_when_finite():
+    x, y = data(64)
+    a, b = models.mlp(seed=0), models.mlp(seed=0)
+    a.fit(x, y, optimizer=optim.Adam(a.parameters()), batch_size=16, seed=0, verbose=0)
+    b.fit(x, y, optimizer=optim.Adam(b.parameters()), batch_size=16, seed=0, verbose=0,
+          check_finite=True)
+    assert_same(weights(a), weights(b))
+    assert b._guard is None
+
+
+# ---- memory: RSS must not grow ----
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def settled_rss():
+    """RSS once freed heap memory went back to the OS (else memory freed by earlier tests
+    would absorb a leak without growing RSS)."""
+    gc.collect()
+    ctypes.CDLL(None).malloc_trim(0)
+    return rss()
+
+
+def growth(work, warmup, repeats):
+    for _ in range(warmup):
+        work()
+    before = settled_rss()
+    for _ in range(repeats):
+        work()
+    return settled_rss() - before
+
+
+def under_asan():
+    with open("/proc/self/maps") as f:
+        return "libasan" in f.read()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm") or
+                    not hasattr(ctypes.CDLL(None), "malloc_trim"), reason="needs Linux glibc")
+@pytest.mark.skipif(os.path.exists("/proc/self/maps") and under_asan(),
+                    reason="AddressSanitizer keeps freed memory in quarantine: RSS grows")
+def test_10000_kernel_calls_and_1000_steps_do_not_grow_rss(capsys):
+    rng = np.random.default_rng(0)
+    x4 = rng.standard_normal((4, 3, 12, 12), dtype=np.float32)
+    w4 = rng.standard_normal((8, 3, 3, 3), dtype=np.float32)
+    x2 = rng.standard_normal((16, 32), dtype=np.float32)
+    w2 = rng.standard_normal((10, 32), dtype=np.float32)
+    labels = rng.integers(0, 10, 16)
+    calls = [  # fresh outputs each time: every allocation must be freed again
+        lambda: F.conv2d(x4, w4, padding=1),
+        lambda: F.conv2d_backward(np.ones((4, 8, 12, 12), np.float32), x4, w4, padding=1),
+        lambda: F.max_pool2d_with_indices(x4, 2),
+        lambda: F.avg_pool2d_backward(np.ones((4, 3, 6, 6), np.float32), x4, 2),
+        lambda: F.linear_backward(np.ones((16, 10), np.float32), x2, w2),
+        lambda: F.cross_entropy_with_grad(F.linear(x2, w2), labels),
+        lambda: F.softmax(x2), lambda: F.sigmoid_backward(x2, x2),
+        lambda: fastnn.matmul(x2.T, x2),
+        lambda: F.mse_loss_backward(x2, x2),
+    ]
+
+    def ten_calls():
+        for call in calls:
+            call()
+
+    kernels = growth(ten_calls, 100, 1000)  # 10,000 calls after 1,000 of warm-up
+
+    model = every_kernel_model()
+    opt = optim.Adam(model.parameters())
+    loss_fn = losses.CrossEntropyLoss()
+    xb, yb = data(4, shape=(1, 12, 12))
+
+    def step():
+        loss_fn(model(xb), yb)
+        model.backward(loss_fn.backward())
+        opt.step()
+
+    steps = growth(step, 100, 1000)
+    leaked = []  # the measurement itself sees a 2 MiB leak
+    assert growth(lambda: leaked.append(np.ones(256)), 0, 1000) > 1 << 20
+    with capsys.disabled():
+        print(f"\nRSS growth: {kernels / 1024:.0f} KiB over 10,000 kernel calls, "
+              f"{steps / 1024:.0f} KiB over 1,000 training steps")
+    assert kernels < 1 << 20 and steps < 1 << 20
+
+
+# ---- model files: SIGKILL during save, forged files ----
+
+def big_model(seed):
+    """4 MB of weights (+ twice that of Adam state): a save takes tens of ms."""
+    model = nn.Sequential(nn.Linear(512, 1024, seed=seed), nn.ReLU(),
+                          nn.Linear(1024, 512, seed=seed), input_shape=(512,))
+    model.optimizer = optim.Adam(model.parameters())
+    return model
+
+
+def test_sigkill_during_save_never_spoils_the_previous_file(tmp_path):
+    """A child saves two models alternately over one path in a loop; it is SIGKILLed at
+    random moments; after each kill the file loads and holds one of the two models."""
+    path = tmp_path / "model.fnn"
+    variants = [big_model(0), big_model(1)]
+    variants[0].save(path)
+    expected = [weights(m) for m in variants]
+    start = time.perf_counter()
+    variants[1].save(path)
+    save_seconds = time.perf_counter() - start
+    rng = np.random.default_rng(0)
+    trials = 25
+    for trial in range(trials):
+        pid = os.fork()
+        if pid == 0:  # the child: save forever, until killed
+            try:
+                i = trial
+                while True:
+                    variants[i % 2].save(path)
+                    i += 1
+            finally:
+                os._exit(1)
+        time.sleep(rng.uniform(0.0, 2.5 * save_seconds))
+        os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+        loaded = weights(fastnn.load(path))
+        assert any(all(np.array_equal(a, b) for a, b in zip(loaded, w)) for w in expected), \
+            f"trial {trial}: the file holds neither model"
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "model.fnn"]
+    assert all(p.startswith(".model.fnn.") and p.endswith(".tmp") for p in leftovers)
+
+
+def forge(src, dst, edit):
+    """Copy a saved file with its header edited by edit(header) and the SHA-256 recomputed:
+    a file that passes the checksum but holds hostile content."""
+    with zipfile.ZipFile(src) as zf:
+        header = json.loads(zf.read(serialization._HEADER))
+        entries = {n: zf.read(n) for n in header["entries"]}
+    edit(header)
+    header["sha256"] = serialization._digest(header["payload"],
+                                             [(n, entries.get(n, b"")) for n in header["entries"]])
+    with zipfile.ZipFile(dst, "w") as zf:
+        zf.writestr(serialization._HEADER, json.dumps(header))
+        for n, data_ in entries.items():
+            zf.writestr(n, data_)
+
+
+def layer0(header):
+    return header["payload"]["model"]["layers"][0]["config"]
+
+
+@pytest.mark.parametrize("edit", [
+    lambda h: layer0(h).update(in_features=2**40),         # a weight no memory holds
+    lambda h: layer0(h).update(in_features=-3),
+    lambda h: layer0(h).update(in_features="784"),
+    lambda h: layer0(h).update(in_features=7.5),
+    lambda h: layer0(h).update(evil=1),
+    lambda h: h["payload"]["model"]["layers"][0].update(type="os.system"),
+    lambda h: h["payload"]["model"].update(layers="Linear"),
+    lambda h: h["payload"]["model"].update(input_shape=["a"]),
+    lambda h: h["payload"]["model"].update(input_shape=[-1, 2**70]),
+    lambda h: h["payload"].update(parameters=["0.weight"]),
+    lambda h: h["payload"]["optimizer"].update(type="Eval"),
+    lambda h: h["payload"]["optimizer"].update(steps="many"),
+    lambda h: h["payload"]["optimizer"]["hyperparameters"].update(lr=float("nan")),
+    lambda h: h["payload"]["optimizer"]["hyperparameters"].update(lr=[]),
+    lambda h: h["payload"]["optimizer"]["state"].update(exp_avg=10**9),
+    lambda h: h.update(entries=h["entries"][:1]),
+    lambda h: h.update(entries=["../../etc/passwd"]),
+    lambda h: h.update(payload=[]),
+])
+def test_forged_files_with_a_valid_checksum_raise_naming_the_file(tmp_path, edit):
+    model = nn.Sequential(nn.Linear(784, 10, seed=0), input_shape=(784,))
+    model.optimizer = optim.Adam(model.parameters())
+    good, bad = tmp_path / "good.fnn", tmp_path / "bad.fnn"
+    model.save(good)
+    forge(good, bad, edit)
+    with pytest.raises(ValueError, match=str(bad)):
+        fastnn.load(bad)
