@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from . import functional as F
+from . import functional as F, profiling
 from .reference import conv2d_output_shape
 from .training import Model
 
@@ -122,6 +122,11 @@ class Module:
         """Constructor arguments, JSON-serialisable (the architecture in saved files)."""
         return {}
 
+    def macs(self, output_shape):
+        """Multiply-adds of the forward pass's matrix products for a batch with this
+        output shape (0 for layers without any); the profile's FLOP count."""
+        return 0
+
     def _expect(self, shape, expected, ok):
         if not ok:
             raise ValueError(f"{self!r} expects input of shape {expected}, got {tuple(shape)}")
@@ -145,6 +150,10 @@ class _Weighted(Module):
 
     def _args(self):
         return ()
+
+    def macs(self, output_shape):
+        # every output element is a dot product over one output channel's weights
+        return self.weight.data[0].size * math.prod(output_shape)
 
     def forward(self, x):
         self._x = x
@@ -464,11 +473,23 @@ class Sequential(Model, Module):
         The model's input needs no gradient by default, so the layers before the first
         one with parameters are skipped and that one runs with need_input_grad=False;
         returns the input gradient only if need_input_grad is True (else None)."""
+        for i, need in self._backward_plan(need_input_grad):
+            grad_out = self.layers[i].backward(grad_out, need)
+        return grad_out if need_input_grad else None
+
+    def _backward_plan(self, need_input_grad):
+        """(layer index, need_input_grad) of each backward call, last layer first."""
         first = 0 if need_input_grad else next(
             (i for i, layer in enumerate(self.layers) if layer.parameters()), len(self.layers))
-        for i in range(len(self.layers) - 1, first - 1, -1):
-            grad_out = self.layers[i].backward(grad_out, need_input_grad or i > first)
-        return grad_out if need_input_grad else None
+        return [(i, need_input_grad or i > first)
+                for i in range(len(self.layers) - 1, first - 1, -1)]
+
+    def profile(self, x, y, *, loss="cross_entropy", optimizer="adam", repeat=10, file=None):
+        """Time training steps on the batch (x, y) layer by layer, forward and backward,
+        with GFLOP/s and % of the machine's FMA peak; prints the table and returns its
+        rows (see fastnn.profiling.profile). Weights are left unchanged."""
+        return profiling.profile(self, x, y, loss=loss, optimizer=optimizer, repeat=repeat,
+                                 file=file)
 
     def config(self):
         return {"layers": [{"type": type(layer).__name__, "config": layer.config()}
