@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import fastnn
+from fastnn.profiling import peak_gflops
 
 QUICK = os.environ.get("FASTNN_BENCH_QUICK") == "1"
 # 1..N in powers of two, and N itself (1, 2 on the 2-core development VM)
@@ -101,13 +102,8 @@ def peak(threads):
     measured once per run by fastnn's own probes."""
     if threads not in _peaks:
         from fastnn import _core
-        isa = fastnn.get_isa()
-        fastnn.set_isa(fastnn.supported_isas()[-1])
-        try:
-            with library_threads("fastnn", threads):
-                _peaks[threads] = (_core.fma_peak(), _core.copy_bandwidth())
-        finally:
-            fastnn.set_isa(isa)
+        with library_threads("fastnn", threads):
+            _peaks[threads] = (peak_gflops(), _core.copy_bandwidth())
     return _peaks[threads]
 
 

@@ -77,7 +77,7 @@ def bench(benchmark, record, library, name, kind, batch, threads, step, convert=
     benchmark.group = f"training {kind}"
     with library_threads(library, threads):
         step(*batches[0])  # warm-up: buffers, caches, thread pools
-        benchmark.pedantic(run, rounds=20 if kind == "step" else 3, iterations=1)
+        benchmark.pedantic(run, rounds=1 if QUICK else 20 if kind == "step" else 3, iterations=1)
     stats = getattr(benchmark, "stats", None)
     if stats and getattr(stats, "stats", None):
         benchmark.extra_info["samples_per_sec"] = samples / stats.stats.median
