@@ -255,7 +255,8 @@ def report(run, rows, out, wall=None, command=None):
     top = threads_list[-1] if threads_list else 1
     parts = ["# fastnn benchmark report", "", machine_text(run)]
     if command:
-        parts.append(f"Command: `{command}`" + (f", wall time {wall / 60:.1f} min." if wall else "."))
+        parts.append(f"Command: `{command}`"
+                     + (f", wall time {wall / 60:.1f} min." if wall else "."))
     parts += ["", "Median times; ratios are the peer's time / fastnn's (> 1: fastnn faster); "
               "NumPy is OpenBLAS for GEMM and the pure-NumPy float32 reference "
               "(fastnn.reference) elsewhere; PyTorch is the faster of its variants (Adam: "

@@ -89,6 +89,7 @@ ACTIVATIONS = {
     "softmax": (F.softmax, F.softmax_backward, ref.softmax, ref.softmax_backward, True),
 }
 
+
 def activation_case():
     x, g = data(ACT_SHAPE), data(ACT_SHAPE, 1)
     # forward: x in, y out; backward: grad_out and x (or y) in, grad_x out
@@ -106,8 +107,8 @@ def torch_activation(torch, name):
 
 
 def record_activation(record, benchmark, name, library, threads, nbytes, isa=None):
-    record(benchmark, op=f"{name} fwd+bwd", shape="x".join(map(str, ACT_SHAPE)), library=library, threads=threads,
-           nbytes=nbytes, isa=isa)
+    record(benchmark, op=f"{name} fwd+bwd", shape="x".join(map(str, ACT_SHAPE)),
+           library=library, threads=threads, nbytes=nbytes, isa=isa)
 
 
 @pytest.mark.benchmark(group="activation")
