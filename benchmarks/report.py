@@ -293,6 +293,8 @@ def main(argv=None):
     args.out.mkdir(parents=True, exist_ok=True)
     wall = command = None
     path = args.json
+    if path is not None and not path.is_file():
+        sys.exit(f"--json {path}: no such file")
     if path is None:
         path = args.out / "benchmarks.json"
         wall = run_suite(path, args.quick, args.pytest_args)
