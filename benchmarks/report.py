@@ -29,8 +29,10 @@ COLUMNS = {"fastnn": "fastnn", "numpy": "NumPy", "numpy-ref": "NumPy", "torch": 
            "torch-foreach": "PyTorch"}
 PEERS = ["NumPy", "PyTorch"]
 COLORS = {"fastnn": "tab:red", "NumPy": "tab:blue", "PyTorch": "tab:orange"}
-# pytest-benchmark settings: the full run's rounds, and the quick run's bare minimum
-FULL_ARGS = ["--benchmark-max-time=0.5"]
+# pytest-benchmark settings: the full run warms each case up (at most 20 calls) and
+# measures for 0.5 s (at least 5 rounds); the quick run's bare minimum
+FULL_ARGS = ["--benchmark-max-time=0.5", "--benchmark-warmup=on",
+             "--benchmark-warmup-iterations=20"]
 QUICK_ARGS = ["--benchmark-min-rounds=1", "--benchmark-max-time=0.001",
               "--benchmark-warmup=off"]
 
