@@ -3,16 +3,27 @@ puts fastnn, NumPy and PyTorch side by side with ratios from the same run.
 
 Each benchmark calls `record(benchmark, op=..., shape=..., library=..., threads=...,
 flops=... or bytes=...)`; the table groups rows by (op, shape, threads) and divides
-every library's time by fastnn's."""
+every library's time by fastnn's. The same fields go into each benchmark's extra_info
+and the probed ceilings into the JSON's machine_info["fastnn"], so
+`python -m benchmarks.report --json FILE` rebuilds the table from a saved run.
+
+FASTNN_BENCH_QUICK=1 shrinks the suite (small sizes, the default ISA only) for the
+report's --quick mode and CI."""
 import contextlib
+import os
 from collections import defaultdict
 
 import numpy as np
 import pytest
 
 import fastnn
+from fastnn.profiling import peak_gflops
 
-THREADS = [1, 2]
+QUICK = os.environ.get("FASTNN_BENCH_QUICK") == "1"
+# 1..N in powers of two, and N itself (1, 2 on the 2-core development VM)
+THREADS = sorted({2 ** i for i in range(os.cpu_count().bit_length())
+                  if 2 ** i <= os.cpu_count()} | {os.cpu_count()})
+ISAS = fastnn.supported_isas()[-1:] if QUICK else fastnn.supported_isas()
 
 _rows = []
 
@@ -41,7 +52,7 @@ def library_threads(library, n):
             yield
 
 
-@pytest.fixture(params=fastnn.supported_isas())
+@pytest.fixture(params=ISAS)
 def isa(request):
     """Run a fastnn benchmark once per instruction-set variant this CPU supports."""
     before = fastnn.get_isa()
@@ -52,9 +63,12 @@ def isa(request):
 
 @pytest.fixture
 def record():
-    def _record(benchmark, *, op, shape, library, threads, flops=None, nbytes=None, isa=None):
+    def _record(benchmark, *, op, shape, library, threads, flops=None, nbytes=None, isa=None,
+                **extra):
+        """`extra`: plot coordinates such as size= (GEMM sweep) or batch= (epochs)."""
         info = dict(op=op, shape=shape, library=library, threads=threads, flops=flops,
-                    nbytes=nbytes, isa=isa or (fastnn.get_isa() if library == "fastnn" else ""))
+                    nbytes=nbytes, isa=isa or (fastnn.get_isa() if library == "fastnn" else ""),
+                    **extra)
         benchmark.extra_info.update({k: v for k, v in info.items() if v is not None})
         _rows.append((benchmark, info))
     return _record
@@ -75,18 +89,21 @@ def pytest_sessionstart(session):
         peak(threads)
 
 
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """Save the ceilings with the run, so a report from the JSON alone has % of peak."""
+    machine_info["fastnn"] = {
+        "version": fastnn.__version__, "isas": list(fastnn.supported_isas()),
+        "best_isa": fastnn.supported_isas()[-1], "cpu_count": os.cpu_count(), "quick": QUICK,
+        "peaks": {str(t): {"fma_gflops": peak(t)[0], "copy_gbs": peak(t)[1]} for t in THREADS}}
+
+
 def peak(threads):
     """(FMA GFLOP/s, copy GB/s) of this machine on `threads` threads with the best ISA,
     measured once per run by fastnn's own probes."""
     if threads not in _peaks:
         from fastnn import _core
-        isa = fastnn.get_isa()
-        fastnn.set_isa(fastnn.supported_isas()[-1])
-        try:
-            with library_threads("fastnn", threads):
-                _peaks[threads] = (_core.fma_peak(), _core.copy_bandwidth())
-        finally:
-            fastnn.set_isa(isa)
+        with library_threads("fastnn", threads):
+            _peaks[threads] = (peak_gflops(), _core.copy_bandwidth())
     return _peaks[threads]
 
 

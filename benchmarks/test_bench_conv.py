@@ -1,5 +1,5 @@
 """conv2d and linear: fastnn (every ISA variant) vs PyTorch vs the NumPy reference run in
-float32 (fastnn.reference: im2col + matmul), 1 and 2 threads, at the MNIST CNN/MLP shapes.
+float32 (fastnn.reference: im2col + matmul), 1..N threads, at the MNIST CNN/MLP shapes.
 
 Forward+backward skips the input gradient where a network would (the first layer's),
 in fastnn and PyTorch; the NumPy reference always computes it. Flops per pass:
@@ -50,27 +50,10 @@ def test_conv2d_torch(benchmark, record, torch, case, mode, threads):
             torch.ops.aten.convolution_backward(g, x, w, [w.shape[0]], [1, 1], [0, 0], [1, 1],
                                                 False, [0, 0], 1, [nig, True, True])
 
+    benchmark.group = "conv"
     with torch.no_grad(), library_threads("torch", threads):
         benchmark(step)
     record(benchmark, op=f"conv2d {mode}", shape=case, library="torch", threads=threads,
-           flops=conv_flops(flops, mode, nig))
-
-
-@pytest.mark.parametrize("threads", THREADS)
-@pytest.mark.parametrize("mode", PASSES)
-@pytest.mark.parametrize("case", CONVS)
-def test_conv2d_numpy_reference(benchmark, record, case, mode, threads):
-    pytest.importorskip("threadpoolctl")
-    x, w, b, g, nig, flops = conv_case(case)
-
-    def step():
-        R.conv2d(x, w, b)
-        if mode != "fwd":
-            R.conv2d_backward(g, x, w)
-
-    with library_threads("numpy", threads):
-        benchmark.pedantic(step, rounds=3, iterations=1, warmup_rounds=1)
-    record(benchmark, op=f"conv2d {mode}", shape=case, library="numpy-ref", threads=threads,
            flops=conv_flops(flops, mode, nig))
 
 
@@ -99,23 +82,47 @@ def test_linear_torch(benchmark, record, torch, case, mode, threads):
             torch.mm(g.t(), x)
             g.sum(0)
 
+    benchmark.group = "linear"
     with torch.no_grad(), library_threads("torch", threads):
         benchmark(step)
     record(benchmark, op=f"linear {mode}", shape=case, library="torch", threads=threads,
            flops=conv_flops(flops, mode, nig))
 
 
-# layer: (case names, case builder, forward, backward), for the one fastnn benchmark below
-LAYERS = {"conv2d": (CONVS, conv_case, F.conv2d, F.conv2d_backward),
-          "linear": (LINEARS, linear_case, F.linear, F.linear_backward)}
+# layer: (benchmark group, case names, case builder, fastnn forward, backward, NumPy
+# reference forward, backward), for the fastnn and NumPy benchmarks below
+LAYERS = {"conv2d": ("conv", CONVS, conv_case, F.conv2d, F.conv2d_backward,
+                     R.conv2d, R.conv2d_backward),
+          "linear": ("linear", LINEARS, linear_case, F.linear, F.linear_backward,
+                     R.linear, R.linear_backward)}
+LAYER_CASES = [(layer, case) for layer, spec in LAYERS.items() for case in spec[1]]
 
 
 @pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("mode", PASSES)
-@pytest.mark.parametrize("layer,case", [(layer, case) for layer, spec in LAYERS.items()
-                                        for case in spec[0]])
+@pytest.mark.parametrize("layer,case", LAYER_CASES)
+def test_layer_numpy_reference(benchmark, record, layer, case, mode, threads):
+    pytest.importorskip("threadpoolctl")
+    group, _, make, _, _, forward, backward = LAYERS[layer]
+    x, w, b, g, nig, flops = make(case)
+
+    def step():
+        forward(x, w, b)
+        if mode != "fwd":
+            backward(g, x, w)
+
+    benchmark.group = group
+    with library_threads("numpy", threads):
+        benchmark.pedantic(step, rounds=3, iterations=1, warmup_rounds=1)
+    record(benchmark, op=f"{layer} {mode}", shape=case, library="numpy-ref", threads=threads,
+           flops=conv_flops(flops, mode, nig))
+
+
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("mode", PASSES)
+@pytest.mark.parametrize("layer,case", LAYER_CASES)
 def test_layer_fastnn(benchmark, record, isa, layer, case, mode, threads):
-    _, make, forward, backward = LAYERS[layer]
+    group, _, make, forward, backward, _, _ = LAYERS[layer]
     x, w, b, g, nig, flops = make(case)
     y = np.empty(g.shape, np.float32)
     gx = np.empty(x.shape, np.float32) if nig else None
@@ -126,6 +133,7 @@ def test_layer_fastnn(benchmark, record, isa, layer, case, mode, threads):
         if mode != "fwd":
             backward(g, x, w, need_input_grad=nig, grad_input=gx, grad_weight=gw, grad_bias=gb)
 
+    benchmark.group = group
     with library_threads("fastnn", threads):
         benchmark(step)
     record(benchmark, op=f"{layer} {mode}", shape=case, library="fastnn", threads=threads,

@@ -1,7 +1,8 @@
 """Memory-bound ops at the MNIST CNN's shapes (batch 128): max-pool 2x2 forward+backward,
-ReLU forward+backward, the fused softmax cross-entropy and one Adam step over the CNN's
-parameters; fastnn (every ISA) vs the NumPy reference (float32 inputs) vs PyTorch, 1 and
-2 threads. Rates are GB/s of bytes read + written (nbytes)."""
+activations forward+backward, the fused softmax cross-entropy and one Adam step over the
+CNN's parameters; fastnn (every ISA) vs the NumPy reference (float32 inputs) vs PyTorch,
+1..N threads (NumPy's elementwise ops are single-threaded). Rates are GB/s of bytes read
++ written (nbytes)."""
 import numpy as np
 import pytest
 
@@ -11,7 +12,7 @@ from fastnn import _core, functional as F, reference as ref
 from .conftest import THREADS, library_threads
 
 POOL_SHAPES = {"128x32x26x26": (128, 32, 26, 26), "128x64x11x11": (128, 64, 11, 11)}
-RELU_SHAPE = (128, 32, 26, 26)
+ACT_SHAPE = (128, 32, 26, 26)  # softmax: over the last axis
 CE_SHAPE = (128, 10)
 CNN_PARAMS = [(32, 1, 3, 3), (32,), (64, 32, 3, 3), (64,), (128, 1600), (128,), (10, 128), (10,)]
 
@@ -29,6 +30,7 @@ def pool_case(name):
     return x, g, nbytes
 
 
+@pytest.mark.benchmark(group="pool")
 @pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("shape", POOL_SHAPES)
 def test_max_pool_fastnn(benchmark, record, isa, shape, threads):
@@ -46,6 +48,7 @@ def test_max_pool_fastnn(benchmark, record, isa, shape, threads):
            nbytes=nbytes, isa=isa)
 
 
+@pytest.mark.benchmark(group="pool")
 @pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("shape", POOL_SHAPES)
 def test_max_pool_torch(benchmark, record, torch, shape, threads):
@@ -63,6 +66,7 @@ def test_max_pool_torch(benchmark, record, torch, shape, threads):
            nbytes=nbytes)
 
 
+@pytest.mark.benchmark(group="pool")
 @pytest.mark.parametrize("shape", POOL_SHAPES)
 def test_max_pool_numpy(benchmark, record, shape):
     x, g, nbytes = pool_case(shape)
@@ -76,53 +80,86 @@ def test_max_pool_numpy(benchmark, record, shape):
            nbytes=nbytes)
 
 
-def relu_case():
-    x, g = data(RELU_SHAPE), data(RELU_SHAPE, 1)
-    return x, g, 5 * x.nbytes  # forward: x in, y out; backward: grad_out and x in, grad_x out
+# name: (fastnn forward, backward, NumPy reference forward, backward, backward takes the
+# output y rather than the input x); PyTorch's pairs are in torch_activation()
+ACTIVATIONS = {
+    "relu": (F.relu, F.relu_backward, ref.relu, ref.relu_backward, False),
+    "sigmoid": (F.sigmoid, F.sigmoid_backward, ref.sigmoid, ref.sigmoid_backward, True),
+    "tanh": (F.tanh, F.tanh_backward, ref.tanh, ref.tanh_backward, True),
+    "softmax": (F.softmax, F.softmax_backward, ref.softmax, ref.softmax_backward, True),
+}
 
 
+def activation_case():
+    x, g = data(ACT_SHAPE), data(ACT_SHAPE, 1)
+    # forward: x in, y out; backward: grad_out and x (or y) in, grad_x out
+    return x, g, 5 * x.nbytes
+
+
+def torch_activation(torch, name):
+    aten = torch.ops.aten
+    return {"relu": (torch.relu, lambda g, x, y: aten.threshold_backward(g, x, 0)),
+            "sigmoid": (torch.sigmoid, lambda g, x, y: aten.sigmoid_backward(g, y)),
+            "tanh": (torch.tanh, lambda g, x, y: aten.tanh_backward(g, y)),
+            "softmax": (lambda x: torch.softmax(x, -1),
+                        lambda g, x, y: aten._softmax_backward_data(g, y, -1, torch.float32)),
+            }[name]
+
+
+def record_activation(record, benchmark, name, library, threads, nbytes, isa=None):
+    record(benchmark, op=f"{name} fwd+bwd", shape="x".join(map(str, ACT_SHAPE)),
+           library=library, threads=threads, nbytes=nbytes, isa=isa)
+
+
+@pytest.mark.benchmark(group="activation")
 @pytest.mark.parametrize("threads", THREADS)
-def test_relu_fastnn(benchmark, record, isa, threads):
-    x, g, nbytes = relu_case()
-    # One output buffer for both, as torch gets: its relu output is freed at once and
-    # malloc hands the same memory to threshold_backward's output.
-    buf = np.empty_like(x)
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_activation_fastnn(benchmark, record, isa, name, threads):
+    forward, backward, _, _, uses_output = ACTIVATIONS[name]
+    x, g, nbytes = activation_case()
+    y = np.empty_like(x)
+    # relu's backward reads x, so its output buffer can take the gradient too, as in
+    # torch: its relu output is freed at once and malloc hands the same memory to
+    # threshold_backward's output.
+    gx = np.empty_like(x) if uses_output else y
 
     def step():
-        F.relu(x, out=buf)
-        F.relu_backward(g, x, out=buf)
+        forward(x, out=y)
+        backward(g, y if uses_output else x, out=gx)
 
     with library_threads("fastnn", threads):
         benchmark(step)
-    record(benchmark, op="relu fwd+bwd", shape="x".join(map(str, RELU_SHAPE)), library="fastnn",
-           threads=threads, nbytes=nbytes, isa=isa)
+    record_activation(record, benchmark, name, "fastnn", threads, nbytes, isa)
 
 
+@pytest.mark.benchmark(group="activation")
 @pytest.mark.parametrize("threads", THREADS)
-def test_relu_torch(benchmark, record, torch, threads):
-    x, g, nbytes = relu_case()
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_activation_torch(benchmark, record, torch, name, threads):
+    x, g, nbytes = activation_case()
     tx, tg = torch.from_numpy(x), torch.from_numpy(g)
+    forward, backward = torch_activation(torch, name)
 
     def step():
-        torch.relu(tx)
-        torch.ops.aten.threshold_backward(tg, tx, 0)
+        backward(tg, tx, forward(tx))
 
     with library_threads("torch", threads):
         benchmark(step)
-    record(benchmark, op="relu fwd+bwd", shape="x".join(map(str, RELU_SHAPE)), library="torch",
-           threads=threads, nbytes=nbytes)
+    record_activation(record, benchmark, name, "torch", threads, nbytes)
 
 
-def test_relu_numpy(benchmark, record):
-    x, g, nbytes = relu_case()
+@pytest.mark.benchmark(group="activation")
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_activation_numpy(benchmark, record, name):
+    _, _, forward, backward, uses_output = ACTIVATIONS[name]
+    x, g, nbytes = activation_case()
 
     def step():
-        ref.relu(x)
-        ref.relu_backward(g, x)
+        y = forward(x)
+        backward(g, y if uses_output else x)
 
     benchmark(step)
-    record(benchmark, op="relu fwd+bwd", shape="x".join(map(str, RELU_SHAPE)), library="numpy",
-           threads=1, nbytes=nbytes)
+    record_activation(record, benchmark, name, "numpy", 1, nbytes)
 
 
 def ce_case():
@@ -131,6 +168,7 @@ def ce_case():
     return logits, labels, 2 * logits.nbytes + labels.nbytes
 
 
+@pytest.mark.benchmark(group="loss")
 @pytest.mark.parametrize("threads", THREADS)
 def test_cross_entropy_fastnn(benchmark, record, isa, threads):
     logits, labels, nbytes = ce_case()
@@ -141,6 +179,7 @@ def test_cross_entropy_fastnn(benchmark, record, isa, threads):
            threads=threads, nbytes=nbytes, isa=isa)
 
 
+@pytest.mark.benchmark(group="loss")
 @pytest.mark.parametrize("threads", THREADS)
 def test_cross_entropy_torch(benchmark, record, torch, threads):
     logits, labels, nbytes = ce_case()
@@ -157,6 +196,7 @@ def test_cross_entropy_torch(benchmark, record, torch, threads):
            threads=threads, nbytes=nbytes)
 
 
+@pytest.mark.benchmark(group="loss")
 def test_cross_entropy_numpy(benchmark, record):
     logits, labels, nbytes = ce_case()
 
@@ -180,6 +220,7 @@ def adam_case():
 ADAM_SHAPE = f"CNN {sum(int(np.prod(s)) for s in CNN_PARAMS)} params"
 
 
+@pytest.mark.benchmark(group="optimizer")
 @pytest.mark.parametrize("threads", THREADS)
 def test_adam_fastnn(benchmark, record, isa, threads):
     params, grads, ms, vs, nbytes = adam_case()
@@ -189,6 +230,7 @@ def test_adam_fastnn(benchmark, record, isa, threads):
            nbytes=nbytes, isa=isa)
 
 
+@pytest.mark.benchmark(group="optimizer")
 @pytest.mark.parametrize("foreach", [False, True], ids=["default", "foreach"])
 @pytest.mark.parametrize("threads", THREADS)
 def test_adam_torch(benchmark, record, torch, threads, foreach):
@@ -203,6 +245,7 @@ def test_adam_torch(benchmark, record, torch, threads, foreach):
            library="torch-foreach" if foreach else "torch", threads=threads, nbytes=nbytes)
 
 
+@pytest.mark.benchmark(group="optimizer")
 def test_adam_numpy(benchmark, record):
     params, grads, ms, vs, nbytes = adam_case()
 

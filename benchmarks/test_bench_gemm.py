@@ -1,18 +1,22 @@
-"""SGEMM: fastnn (every ISA variant) vs NumPy (OpenBLAS), 1 and 2 threads, at square
-sizes and at the MNIST training shapes (forward A·B and backward A·Bᵀ, Aᵀ·B)."""
+"""SGEMM: fastnn (every ISA variant) vs NumPy (OpenBLAS) vs PyTorch, 1..N threads, over
+a sweep of square sizes (the report's GFLOP/s-vs-size plot) and at the MNIST training
+shapes (forward A·B and backward A·Bᵀ, Aᵀ·B)."""
 import numpy as np
 import pytest
 
 import fastnn
 
-from .conftest import THREADS, library_threads
+from .conftest import QUICK, THREADS, library_threads
+
+pytestmark = pytest.mark.benchmark(group="gemm")
 
 M = 128
 MNIST_KN = [(784, 64), (64, 64), (64, 10), (1600, 128), (128, 10)]
+SIZES = [64, 128, 256] if QUICK else [64, 128, 256, 512, 1024, 2048]
 
 
 def _cases():
-    for s in (1024, 2048):
+    for s in SIZES:
         yield f"{s}^3", ("nn", s, s, s)
     for k, n in MNIST_KN:
         yield f"fwd {M}x{k}x{n}", ("nn", M, k, n)       # x @ W
@@ -30,23 +34,35 @@ def operands(form, m, k, n):
     return (a.T if form == "tn" else a), (b.T if form == "nt" else b), np.empty((m, n), np.float32)
 
 
+def record_gemm(record, benchmark, case, library, threads, isa=None):
+    _, m, k, n = CASES[case]
+    record(benchmark, op="gemm", shape=case, library=library, threads=threads,
+           flops=2 * m * n * k, isa=isa, **({"size": m} if case.endswith("^3") else {}))
+
+
 @pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("case", CASES)
 def test_gemm_fastnn(benchmark, record, case, threads, isa):
-    form, m, k, n = CASES[case]
-    a, b, out = operands(form, m, k, n)
+    a, b, out = operands(*CASES[case])
     with library_threads("fastnn", threads):
         benchmark(fastnn.matmul, a, b, out)
-    record(benchmark, op="gemm", shape=case, library="fastnn", threads=threads,
-           flops=2 * m * n * k, isa=isa)
+    record_gemm(record, benchmark, case, "fastnn", threads, isa)
 
 
 @pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("case", CASES)
 def test_gemm_numpy(benchmark, record, case, threads):
     pytest.importorskip("threadpoolctl")
-    form, m, k, n = CASES[case]
-    a, b, out = operands(form, m, k, n)
+    a, b, out = operands(*CASES[case])
     with library_threads("numpy", threads):
         benchmark(np.matmul, a, b, out=out)
-    record(benchmark, op="gemm", shape=case, library="numpy", threads=threads, flops=2 * m * n * k)
+    record_gemm(record, benchmark, case, "numpy", threads)
+
+
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("case", CASES)
+def test_gemm_torch(benchmark, record, torch, case, threads):
+    a, b, out = (torch.from_numpy(t) for t in operands(*CASES[case]))
+    with library_threads("torch", threads):
+        benchmark(torch.matmul, a, b, out=out)
+    record_gemm(record, benchmark, case, "torch", threads)

@@ -1,40 +1,34 @@
-"""Training speed: fastnn vs PyTorch on the reference MLP and CNN, batch 128, Adam,
-cross-entropy, 1 and 2 threads. "step" is one forward + loss + backward + update;
-"epoch" is 60 such steps over distinct batches (7,680 samples; samples/s in the
-benchmark's extra_info). Both libraries start from the same weights and see the same
-random images (speed does not depend on pixel values). The GFLOP/s column counts
-2 FLOPs per multiply-add: forward, weight gradients, and input gradients of every
-parameterised layer but the first."""
+"""Training speed: fastnn vs PyTorch on the reference MLP and CNN, Adam, cross-entropy,
+1..N threads. Both libraries start from the same weights and see the same random images
+(speed does not depend on pixel values).
+
+"training step": one forward + loss + backward + update at batch 128 (median of 20).
+"epoch": the scaling benchmark, batch sizes 32..256 over a fixed 7,680 samples per run
+(60 batches of 128, 240 of 32, 30 of 256), so every run does the same work and times
+compare across batch sizes; median of 3 runs after a one-step warm-up, samples/s in the
+benchmark's extra_info. The GFLOP/s column counts 2 FLOPs per multiply-add: forward,
+weight gradients, and input gradients of every parameterised layer but the first
+(fastnn.profiling.training_flops)."""
 import numpy as np
 import pytest
 
-from fastnn import losses, models, nn, optim
+from fastnn import losses, models, optim
+from fastnn.profiling import training_flops
 
-from .conftest import THREADS, library_threads
+from .conftest import QUICK, THREADS, library_threads
 
-BATCH = 128
-EPOCH_BATCHES = 60
+STEP_BATCH = 128
+EPOCH_BATCHES = [32, 64, 128, 256]
+EPOCH_SAMPLES = 256 if QUICK else 7680
 MODELS = {"mlp": models.mlp, "cnn": models.cnn}
+KINDS = [("step", STEP_BATCH)] + [("epoch", b) for b in EPOCH_BATCHES]
 
 
-def train_flops(model):
-    """FLOPs of one training step of `model` on one batch."""
-    shape, total, first = (BATCH, 1, 28, 28), 0, True
-    for layer in model.layers:
-        out = layer.output_shape(shape)
-        if isinstance(layer, (nn.Linear, nn.Conv2d)):
-            macs = layer.weight.data.size * int(np.prod(out[2:])) * BATCH
-            total += 2 * macs * (2 if first else 3)
-            first = False
-        shape = out
-    return total
-
-
-def data():
+def data(batch, samples):
     rng = np.random.default_rng(0)
-    x = rng.random((EPOCH_BATCHES * BATCH, 1, 28, 28), dtype=np.float32)
-    y = rng.integers(0, 10, EPOCH_BATCHES * BATCH)
-    return [(x[i:i + BATCH], y[i:i + BATCH]) for i in range(0, len(x), BATCH)]
+    x = rng.random((samples, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, samples)
+    return [(x[i:i + batch], y[i:i + batch]) for i in range(0, samples, batch)]
 
 
 def fastnn_step(name):
@@ -47,7 +41,7 @@ def fastnn_step(name):
         loss_fn(out, yb)
         model.backward(loss_fn.backward())
         opt.step()
-    return model, step
+    return step
 
 
 def torch_step(torch, name):
@@ -70,45 +64,39 @@ def torch_step(torch, name):
     return step
 
 
-def bench(benchmark, record, library, name, kind, threads, step, batches, flops):
-    if kind == "step":
-        xb, yb = batches[0]
-        run, rounds, samples = (lambda: step(xb, yb)), 20, BATCH
-    else:
-        def run():
-            for xb, yb in batches:
-                step(xb, yb)
-        rounds, samples = 3, BATCH * len(batches)
+def bench(benchmark, record, library, name, kind, batch, threads, step, convert=None):
+    batches = data(batch, batch if kind == "step" else EPOCH_SAMPLES)
+    if convert:
+        batches = [tuple(map(convert, b)) for b in batches]
+    samples = sum(len(yb) for _, yb in batches)
+
+    def run():
+        for xb, yb in batches:
+            step(xb, yb)
+
+    benchmark.group = f"training {kind}"
     with library_threads(library, threads):
-        run()  # warm-up: buffers, caches, thread pools
-        benchmark.pedantic(run, rounds=rounds, iterations=1)
+        step(*batches[0])  # warm-up: buffers, caches, thread pools
+        benchmark.pedantic(run, rounds=1 if QUICK else 20 if kind == "step" else 3, iterations=1)
     stats = getattr(benchmark, "stats", None)
     if stats and getattr(stats, "stats", None):
         benchmark.extra_info["samples_per_sec"] = samples / stats.stats.median
-    record(benchmark, op=f"train {kind}",
-           shape=f"{name} b{BATCH}" + ("" if kind == "step" else f" x{len(batches)}"),
-           library=library, threads=threads,
-           flops=flops * (1 if kind == "step" else len(batches)))
+    flops = training_flops(MODELS[name](seed=0), (batch, 1, 28, 28)) * len(batches)
+    shape = f"{name} b{batch}" + ("" if kind == "step" else f" x{len(batches)}")
+    record(benchmark, op=f"train {kind}", shape=shape, library=library, threads=threads,
+           flops=flops, model=name, batch=batch, samples=samples)
 
 
 @pytest.mark.parametrize("threads", THREADS)
-@pytest.mark.parametrize("kind", ["step", "epoch"])
+@pytest.mark.parametrize("kind,batch", KINDS, ids=[f"{k}-b{b}" for k, b in KINDS])
 @pytest.mark.parametrize("name", MODELS)
-def test_train_fastnn(benchmark, record, name, kind, threads):
-    model, step = fastnn_step(name)
-    bench(benchmark, record, "fastnn", name, kind, threads, step, data(), train_flops(model))
+def test_train_fastnn(benchmark, record, name, kind, batch, threads):
+    bench(benchmark, record, "fastnn", name, kind, batch, threads, fastnn_step(name))
 
 
 @pytest.mark.parametrize("threads", THREADS)
-@pytest.mark.parametrize("kind", ["step", "epoch"])
+@pytest.mark.parametrize("kind,batch", KINDS, ids=[f"{k}-b{b}" for k, b in KINDS])
 @pytest.mark.parametrize("name", MODELS)
-def test_train_torch(benchmark, record, torch, name, kind, threads):
-    batches = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in data()]
-    bench(benchmark, record, "torch", name, kind, threads, torch_step(torch, name), batches,
-          train_flops(MODELS[name](seed=0)))
-
-
-def test_flop_count_of_the_mlp():
-    # 54,912 MACs per sample (784*64 + 64*64 + 64*10), done 3 times (forward, weight and
-    # input gradients) except the first layer's 50,176 input-gradient MACs
-    assert train_flops(models.mlp(0)) == BATCH * 2 * (3 * 54912 - 50176)
+def test_train_torch(benchmark, record, torch, name, kind, batch, threads):
+    bench(benchmark, record, "torch", name, kind, batch, threads, torch_step(torch, name),
+          convert=torch.from_numpy)

@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from . import functional as F
+from . import functional as F, profiling
 from ._core import MAX_WINDOW_ARG, as_real as _real, is_int as _is_int
 from .reference import conv2d_output_shape
 from .training import Model
@@ -148,6 +148,11 @@ class Module:
         """Constructor arguments, JSON-serialisable (the architecture in saved files)."""
         return {}
 
+    def macs(self, output_shape):
+        """Multiply-adds of the forward pass's matrix products for a batch with this
+        output shape (0 for layers without any); the profile's FLOP count."""
+        return 0
+
     def _expect(self, shape, expected, ok):
         if not ok:
             raise ValueError(f"{self!r} expects input of shape {expected}, got {tuple(shape)}")
@@ -175,6 +180,10 @@ class _Weighted(Module):
 
     def _args(self):
         return ()
+
+    def macs(self, output_shape):
+        # every output element is a dot product over one output channel's weights
+        return self.weight.data[0].size * math.prod(output_shape)
 
     def forward(self, x):
         self._x = x
@@ -435,6 +444,7 @@ class _ConvMaxPool:
 
     def __init__(self, conv, pool):
         self.conv, self.pool = conv, pool
+        self.layers = (conv, pool)
 
     def forward(self, x):
         conv, pool = self.conv, self.pool
@@ -565,12 +575,8 @@ class Sequential(Model, Module):
         The model's input needs no gradient by default, so the layers before the first
         one with parameters are skipped and that one runs with need_input_grad=False;
         returns the input gradient only if need_input_grad is True (else None)."""
-        first = 0 if need_input_grad else next(
-            (i for i, layer in enumerate(self.layers) if layer.parameters()), len(self.layers))
-        for i, runner in reversed(self._plan()):
-            if i < first:
-                continue
-            grad_out = runner.backward(grad_out, need_input_grad or i > first)
+        for i, runner, need in self._backward_plan(need_input_grad):
+            grad_out = runner.backward(grad_out, need)
             if self._guard is not None:
                 for name, p in runner.named_parameters():
                     self._guard(p.grad, f"the backward gradient of {i}.{name} ({runner!r})")
@@ -578,6 +584,23 @@ class Sequential(Model, Module):
                     self._guard(grad_out, f"the backward input gradient of layer {i} "
                                           f"({runner!r})")
         return grad_out if need_input_grad else None
+
+    def _backward_plan(self, need_input_grad):
+        """(layer index, runner, need_input_grad) of each backward call: the forward
+        plan's steps in reverse, down to the first layer with parameters unless the
+        input gradient is needed."""
+        first = 0 if need_input_grad else next(
+            (i for i, layer in enumerate(self.layers) if layer.parameters()), len(self.layers))
+        return [(i, runner, need_input_grad or i > first)
+                for i, runner in reversed(self._plan()) if i >= first]
+
+    def profile(self, x, y, *, loss="cross_entropy", optimizer="adam", repeat=10, file=None):
+        """Time training steps on the batch (x, y) step by step of the plan Sequential
+        runs, forward and backward, with GFLOP/s and % of the machine's FMA peak; prints
+        the table and returns its rows (see fastnn.profiling.profile). Weights are left
+        unchanged."""
+        return profiling.profile(self, x, y, loss=loss, optimizer=optimizer, repeat=repeat,
+                                 file=file)
 
     def config(self):
         return {"layers": [{"type": type(layer).__name__, "config": layer.config()}
