@@ -7,7 +7,7 @@ ceiling (the probes saved in the JSON's machine_info), and the epoch scaling ove
 size and threads. With matplotlib (`pip install -e .[plot]`) it also writes PNG plots:
 GFLOP/s vs size for GEMM, per-op bars, and thread scaling.
 
-    python -m benchmarks.report                   # full run, ~10 minutes on 2 cores
+    python -m benchmarks.report                   # full run, ~6 minutes on 2 cores
     python -m benchmarks.report --quick           # small sizes, few rounds: a smoke test
     python -m benchmarks.report --json run.json   # report a saved run
     python -m benchmarks.report -- -k gemm        # extra pytest arguments after --
