@@ -1,8 +1,8 @@
 /* activation.c: elementwise activations and row-wise softmax, forward and backward,
  * plus fnn_parallel_range, the one-region OpenMP split the elementwise families share.
  *
- * relu and leaky_relu are memory-bound and run the ISA's vectorised loops; exp is
- * fnn_expf (vectorisable, ~1 ulp), tanh libm's tanhf. Softmax rows sum in double,
+ * relu, leaky_relu, sigmoid and tanh run the ISA's vectorised loops (exp is fnn_expf,
+ * vectorisable, ~1 ulp; tanh Cephes' tanhf on it). Softmax rows sum in double,
  * each row on one thread, so results do not depend on the thread count. */
 #include <math.h>
 
@@ -79,16 +79,10 @@ static void leaky_backward_part(int64_t lo, int64_t hi, void *ctx)
     fnn_active->ew.leaky_relu_backward(hi - lo, J->slope, J->a + lo, J->b + lo, J->out + lo);
 }
 
-/* Logistic function without overflow: exp(-|x|) is at most 1. */
 static void sigmoid_part(int64_t lo, int64_t hi, void *ctx)
 {
     ew_job *J = ctx;
-    const float *a = J->a;
-    float *out = J->out;
-    for (int64_t i = lo; i < hi; i++) {
-        float x = a[i], e = fnn_expf(-fabsf(x));
-        out[i] = (x >= 0.0f ? 1.0f : e) / (1.0f + e);
-    }
+    fnn_active->ew.sigmoid(hi - lo, J->a + lo, J->out + lo);
 }
 
 static void sigmoid_backward_part(int64_t lo, int64_t hi, void *ctx)
@@ -101,8 +95,7 @@ static void sigmoid_backward_part(int64_t lo, int64_t hi, void *ctx)
 static void tanh_part(int64_t lo, int64_t hi, void *ctx)
 {
     ew_job *J = ctx;
-    for (int64_t i = lo; i < hi; i++)
-        J->out[i] = tanhf(J->a[i]);
+    fnn_active->ew.tanh(hi - lo, J->a + lo, J->out + lo);
 }
 
 static void tanh_backward_part(int64_t lo, int64_t hi, void *ctx)

@@ -82,6 +82,8 @@ typedef struct {
     void (*leaky_relu)(int64_t n, float slope, const float *x, float *y);
     void (*leaky_relu_backward)(int64_t n, float slope, const float *gy, const float *x,
                                 float *gx);
+    void (*sigmoid)(int64_t n, const float *x, float *y);
+    void (*tanh)(int64_t n, const float *x, float *y);
     /* oh output rows of 2x2/stride-2 max pooling from rows x[0..2*oh) of width w;
      * idx (may be NULL) gets base + the offset from x of each maximum. w < 2^31. */
     void (*max_pool_2x2)(int64_t oh, int64_t ow, int w, const float *x, int64_t base, float *y,

@@ -39,6 +39,50 @@ static void ew_leaky_relu_backward(int64_t n, float slope, const float *restrict
     }
 }
 
+/* Selects on the bits: float compares feeding selects would keep GCC (under
+ * -ftrapping-math) from vectorising these loops. */
+static inline uint32_t ew_bits(float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    return u;
+}
+
+static inline float ew_float(uint32_t u)
+{
+    float v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+/* Logistic function without overflow: e = exp(-|x|) is at most 1; y = 1/(1+e) for
+ * x >= 0 (sign bit clear), e/(1+e) otherwise. NaN propagates through e. */
+static void ew_sigmoid(int64_t n, const float *restrict x, float *restrict y)
+{
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t ux = ew_bits(x[i]);
+        float e = fnn_expf(ew_float(ux | 0x80000000u));  /* exp(-|x|) */
+        uint32_t neg = -(ux >> 31);
+        y[i] = ew_float((ew_bits(e) & neg) | (ew_bits(1.0f) & ~neg)) / (1.0f + e);
+    }
+}
+
+/* tanh as Cephes' tanhf: its odd polynomial for |x| < 0.625, else (1 - e) / (1 + e)
+ * with e = exp(-2|x|); both computed, one kept, with x's sign. NaN takes the second. */
+static void ew_tanh(int64_t n, const float *restrict x, float *restrict y)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i], z = v * v;
+        uint32_t ux = ew_bits(v), ua = ux & 0x7fffffffu;
+        float p = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z +
+                    1.33314422036e-1f) * z - 3.33332819422e-1f) * z * v + v;
+        float e = fnn_expf(-2.0f * ew_float(ua)), q = (1.0f - e) / (1.0f + e);
+        uint32_t small = -(uint32_t)(ua < 0x3f200000u);  /* |x| < 0.625 */
+        uint32_t mag = ((ew_bits(p) & small) | (ew_bits(q) & ~small)) & 0x7fffffffu;
+        y[i] = ew_float(mag | (ux & 0x80000000u));  /* odd: x's sign, -0 included */
+    }
+}
+
 /* 2x2/stride-2 max pooling. Window (a b / c d) scanned in row-major order: a later
  * element replaces the running maximum when it is larger or NaN, exactly like the
  * generic window scan. Rows of at least FNN_VEC outputs go FNN_VEC at a time, the last
@@ -190,6 +234,7 @@ static void ew_adam(int64_t n, float *p, const float *grad, float *m, float *v,
 #define FNN_EW_KERNELS                                                                   \
     {                                                                                    \
         .relu = ew_relu, .relu_backward = ew_relu_backward, .leaky_relu = ew_leaky_relu,  \
-        .leaky_relu_backward = ew_leaky_relu_backward,                                   \
+        .leaky_relu_backward = ew_leaky_relu_backward, .sigmoid = ew_sigmoid,            \
+        .tanh = ew_tanh,                                                                 \
         .max_pool_2x2 = ew_max_pool_2x2, .sgd = ew_sgd, .adam = ew_adam           \
     }
