@@ -29,17 +29,7 @@ void fnn_parallel_range(int64_t n, double work, int64_t align, fnn_range_fn f, v
 
 double fnn_exp_sum(int64_t n, const float *x, float shift, float *out)
 {
-    float buf[256];
-    double s = 0.0;
-    for (int64_t j0 = 0; j0 < n; j0 += 256) {
-        int64_t len = FNN_MIN(256, n - j0);
-        float *e = out ? out + j0 : buf;
-        for (int64_t j = 0; j < len; j++)   /* vectorised */
-            e[j] = fnn_expf(x[j0 + j] - shift);
-        for (int64_t j = 0; j < len; j++)   /* in order */
-            s += e[j];
-    }
-    return s;
+    return fnn_active->ew.exp_sum(n, x, shift, out);
 }
 
 /* Elementwise split on 64-byte boundaries so threads never share a cache line. */
@@ -147,9 +137,14 @@ static void softmax_backward_part(int64_t lo, int64_t hi, void *ctx)
     int64_t c = J->cols;
     for (int64_t r = lo; r < hi; r++) {
         const float *gy = J->a + r * c, *y = J->b + r * c;
-        double dot = 0.0;
-        for (int64_t j = 0; j < c; j++)
-            dot += (double)gy[j] * y[j];
+        double lane[4] = {0.0, 0.0, 0.0, 0.0}, dot;  /* as in fnn_exp_sum */
+        int64_t j = 0;
+        for (; j + 4 <= c; j += 4)
+            for (int l = 0; l < 4; l++)
+                lane[l] += (double)gy[j + l] * y[j + l];
+        for (; j < c; j++)
+            lane[j & 3] += (double)gy[j] * y[j];
+        dot = (lane[0] + lane[1]) + (lane[2] + lane[3]);
         for (int64_t j = 0; j < c; j++)
             J->out[r * c + j] = y[j] * (gy[j] - (float)dot);
     }

@@ -84,6 +84,7 @@ typedef struct {
                                 float *gx);
     void (*sigmoid)(int64_t n, const float *x, float *y);
     void (*tanh)(int64_t n, const float *x, float *y);
+    double (*exp_sum)(int64_t n, const float *x, float shift, float *out);  /* fnn_exp_sum */
     /* oh output rows of 2x2/stride-2 max pooling from rows x[0..2*oh) of width w;
      * idx (may be NULL) gets base + the offset from x of each maximum. w < 2^31. */
     void (*max_pool_2x2)(int64_t oh, int64_t ow, int w, const float *x, int64_t base, float *y,
@@ -202,7 +203,7 @@ static inline float fnn_expf(float x)
 }
 
 /* out[j] = fnn_expf(x[j] - shift) for j < n (out may be NULL); returns their sum,
- * added in double in index order. */
+ * added in double in four interleaved lanes (element j to lane j % 4), a fixed order. */
 double fnn_exp_sum(int64_t n, const float *x, float shift, float *out);
 
 static inline int64_t fnn_round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }

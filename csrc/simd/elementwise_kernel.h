@@ -83,6 +83,25 @@ static void ew_tanh(int64_t n, const float *restrict x, float *restrict y)
     }
 }
 
+/* fnn_exp_sum (internal.h): the exps vectorised for the ISA, the sum in double lanes. */
+static double ew_exp_sum(int64_t n, const float *x, float shift, float *out)
+{
+    float buf[256];
+    double lane[4] = {0.0, 0.0, 0.0, 0.0};  /* element j adds to lane j % 4: four chains */
+    for (int64_t j0 = 0; j0 < n; j0 += 256) {
+        int64_t len = FNN_MIN(256, n - j0), j = 0;
+        float *e = out ? out + j0 : buf;
+        for (int64_t t = 0; t < len; t++)   /* vectorised */
+            e[t] = fnn_expf(x[j0 + t] - shift);
+        for (; j + 4 <= len; j += 4)
+            for (int l = 0; l < 4; l++)
+                lane[l] += e[j + l];
+        for (; j < len; j++)                /* the last block's tail */
+            lane[j & 3] += e[j];
+    }
+    return (lane[0] + lane[1]) + (lane[2] + lane[3]);
+}
+
 /* 2x2/stride-2 max pooling. Window (a b / c d) scanned in row-major order: a later
  * element replaces the running maximum when it is larger or NaN, exactly like the
  * generic window scan. Rows of at least FNN_VEC outputs go FNN_VEC at a time, the last
@@ -235,6 +254,6 @@ static void ew_adam(int64_t n, float *p, const float *grad, float *m, float *v,
     {                                                                                    \
         .relu = ew_relu, .relu_backward = ew_relu_backward, .leaky_relu = ew_leaky_relu,  \
         .leaky_relu_backward = ew_leaky_relu_backward, .sigmoid = ew_sigmoid,            \
-        .tanh = ew_tanh,                                                                 \
+        .tanh = ew_tanh, .exp_sum = ew_exp_sum,                                          \
         .max_pool_2x2 = ew_max_pool_2x2, .sgd = ew_sgd, .adam = ew_adam           \
     }
