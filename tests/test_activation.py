@@ -6,8 +6,8 @@ The transcendental ones use fastnn's vectorised expf (within 3u, u = 2**-24, mea
 over its whole range; results below FLT_MIN lose relative precision gradually) or
 Cephes' tanhf on that expf (measured within 2.5u) plus a few float32 operations, so
 each element is within a small multiple of u of the float64 result, relative to the
-magnitudes involved (bounds stated per test). softmax's exp(x - max) has the extra relative error |x - max| * u from
-rounding x - max.
+magnitudes involved (bounds stated per test). softmax's exp(x - max) has the extra
+relative error |x - max| * u from rounding x - max.
 """
 import numpy as np
 import pytest
