@@ -104,7 +104,9 @@ int fnn_sgemm_ex(int64_t m, int64_t n, int64_t k, float alpha, const float *a, i
         .g = g, .m = m, .n = n, .k = k, .alpha = alpha, .beta = beta,
         .a = a, .a_rs = a_rs, .a_cs = a_cs, .b = *b,
         .c = c, .ldc = ldc,
-        .split_rows = row_tiles >= 2 * nth || row_tiles >= col_tiles,
+        /* Rows, unless B is much the larger operand: then each thread packs and reads
+         * only its own columns of it. */
+        .split_rows = row_tiles >= col_tiles || (row_tiles >= 2 * nth && 4 * m >= n),
         /* In place, A is re-read once per B panel; packing pays off when there are
          * many panels or A's rows are not contiguous. */
         .pack_a = col_tiles > 4 || (a_cs != 1 && a_rs != 1),

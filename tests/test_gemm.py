@@ -121,7 +121,8 @@ def test_empty_dimensions(m, n, k):
     assert (c == 0).all()
 
 
-@pytest.mark.parametrize("m,n,k", [(300, 301, 302), (128, 64, 784), (5, 700, 900), (1000, 3, 1000)])
+@pytest.mark.parametrize("m,n,k", [(300, 301, 302), (128, 64, 784), (5, 700, 900), (1000, 3, 1000),
+                                   (128, 1600, 130)])  # the last: columns split though M is not short
 def test_thread_count_does_not_change_bits(isa, rng, threads, m, n, k):
     a, b = operand(rng, m, k, False), operand(rng, k, n, True)
     threads(1)
