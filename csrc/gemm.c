@@ -7,8 +7,9 @@
  *       for ic in my rows by MC:   A block mc x kc, packed per thread (or read in place)
  *         macro-kernel
  *
- * Threads split the rows of C (or, when M is too short for that, the columns), never
- * K, so each element of C is summed in the same order whatever the thread count. */
+ * Threads split the rows of C (or the columns, when M is too short for that or B is
+ * much larger than A), never K, so each element of C is summed in the same order
+ * whatever the thread count. */
 #include "internal.h"
 
 typedef struct {
