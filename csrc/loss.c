@@ -75,14 +75,15 @@ static void bce_blocks(int64_t lo, int64_t hi, void *ctx)
     for (int64_t blk = lo; blk < hi; blk++) {
         double sum = 0.0;
         int64_t i1 = FNN_MIN((blk + 1) * J->block, J->n);
-        for (int64_t i = blk * J->block; i < i1; i++) {
+        int64_t i0 = blk * J->block;
+        for (int64_t i = i0; i < i1; i++) {
             double x = J->a[i], t = J->b[i];
             sum += fmax(x, 0.0) - x * t + log1p(exp(-fabs(x)));
-            if (J->grad) {
-                float xf = J->a[i], e = fnn_expf(-fabsf(xf));
-                float sig = (xf >= 0.0f ? 1.0f : e) / (1.0f + e);
-                J->grad[i] = (sig - J->b[i]) * inv_n;
-            }
+        }
+        if (J->grad) {  /* sigmoid(x) by the activation's kernel, then - t, / n */
+            fnn_active->ew.sigmoid(i1 - i0, J->a + i0, J->grad + i0);
+            for (int64_t i = i0; i < i1; i++)
+                J->grad[i] = (J->grad[i] - J->b[i]) * inv_n;
         }
         J->partial[blk] = sum;
     }

@@ -457,12 +457,6 @@ class _ConvMaxPool:
             return F.conv2d_max_pool2d(*args, out=y, return_indices=False)
         return F.conv2d_max_pool2d(*args, out=y, indices=pool._buffer("idx", shape, np.int64))[0]
 
-    def named_parameters(self):
-        return self.conv.named_parameters()
-
-    def __repr__(self):
-        return f"{self.conv!r} with the {self.pool!r} after it"
-
     def backward(self, grad_out, need_input_grad=True):
         conv, x = self.conv, self.conv._x
         return F.conv2d_max_pool2d_backward(
@@ -471,6 +465,12 @@ class _ConvMaxPool:
             grad_input=conv._buffer("dx", x.shape) if need_input_grad else None,
             grad_weight=conv.weight.grad,
             grad_bias=None if conv.bias is None else conv.bias.grad)[0]
+
+    def named_parameters(self):
+        return self.conv.named_parameters()
+
+    def __repr__(self):
+        return f"{self.conv!r} with the {self.pool!r} after it"
 
 
 class Sequential(Model, Module):

@@ -76,6 +76,36 @@ static void gemm_pack_b_gather(int64_t kc, int64_t nc, const float *b, const int
     }
 }
 
+/* C[0:mr, 0:nr] = alpha * acc + beta * C (C not read when beta == 0); an edge tile goes
+ * through a buffer, so the accumulators stay in registers. */
+static inline __attribute__((always_inline)) void
+gemm_store(vfloat acc[FNN_MR][FNN_NV], int mr, int nr, float alpha, float beta, float *c,
+           int64_t ldc)
+{
+    if (mr == FNN_MR && nr == FNN_NR) {
+        _Pragma("GCC unroll 16") for (int i = 0; i < FNN_MR; i++)
+            _Pragma("GCC unroll 16") for (int j = 0; j < FNN_NV; j++) {
+                vfloat_u *cij = (vfloat_u *)(c + i * ldc + j * FNN_VEC);
+                vfloat r = alpha * acc[i][j];
+                if (beta != 0.0f)
+                    r += beta * *cij;
+                *cij = r;
+            }
+        return;
+    }
+    float tile[FNN_MR][FNN_NR] __attribute__((aligned(FNN_ALIGN)));
+    _Pragma("GCC unroll 16") for (int i = 0; i < FNN_MR; i++)
+        _Pragma("GCC unroll 16") for (int j = 0; j < FNN_NV; j++)
+            *(vfloat *)&tile[i][j * FNN_VEC] = acc[i][j];
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) {
+            float r = alpha * tile[i][j];
+            if (beta != 0.0f)
+                r += beta * c[i * ldc + j];
+            c[i * ldc + j] = r;
+        }
+}
+
 /* C[0:mr, 0:nr] = alpha * A-panel * B-panel + beta * C. Rows of A past mr re-read
  * row mr-1 (always valid memory) and their results are dropped. */
 static inline __attribute__((always_inline)) void
@@ -99,28 +129,7 @@ gemm_micro(int64_t kc, float alpha, const float *a, int64_t rs, int64_t cs, int 
             _Pragma("GCC unroll 16") for (int j = 0; j < FNN_NV; j++) acc[i][j] += ai * b[j];
         }
     }
-    if (mr == FNN_MR && nr == FNN_NR) {
-        _Pragma("GCC unroll 16") for (int i = 0; i < FNN_MR; i++)
-            _Pragma("GCC unroll 16") for (int j = 0; j < FNN_NV; j++) {
-                vfloat_u *cij = (vfloat_u *)(c + i * ldc + j * FNN_VEC);
-                vfloat r = alpha * acc[i][j];
-                if (beta != 0.0f)
-                    r += beta * *cij;
-                *cij = r;
-            }
-        return;
-    }
-    float tile[FNN_MR][FNN_NR] __attribute__((aligned(FNN_ALIGN)));
-    _Pragma("GCC unroll 16") for (int i = 0; i < FNN_MR; i++)
-        _Pragma("GCC unroll 16") for (int j = 0; j < FNN_NV; j++)
-            *(vfloat *)&tile[i][j * FNN_VEC] = acc[i][j];
-    for (int i = 0; i < mr; i++)
-        for (int j = 0; j < nr; j++) {
-            float r = alpha * tile[i][j];
-            if (beta != 0.0f)
-                r += beta * c[i * ldc + j];
-            c[i * ldc + j] = r;
-        }
+    gemm_store(acc, mr, nr, alpha, beta, c, ldc);
 }
 
 /* C[0:mc, 0:nc] (+)= A-block * packed B-block. jr outside ir: one B micro-panel
@@ -176,19 +185,7 @@ static void gemm_macro_rows(int64_t m, int64_t n, const float *a, const int64_t 
                     }
                 }
             }
-            float *ct = c + i * ldc + j;
-            if (mr == FNN_MR && nr == FNN_NR) {
-                _Pragma("GCC unroll 16") for (int r = 0; r < FNN_MR; r++)
-                    _Pragma("GCC unroll 16") for (int v = 0; v < FNN_NV; v++)
-                        *(vfloat_u *)(ct + r * ldc + v * FNN_VEC) = acc[r][v];
-                continue;
-            }
-            float tile[FNN_MR][FNN_NR] __attribute__((aligned(FNN_ALIGN)));
-            _Pragma("GCC unroll 16") for (int r = 0; r < FNN_MR; r++)
-                _Pragma("GCC unroll 16") for (int v = 0; v < FNN_NV; v++)
-                    *(vfloat *)&tile[r][v * FNN_VEC] = acc[r][v];
-            for (int r = 0; r < mr; r++)
-                memcpy(ct + r * ldc, tile[r], (size_t)nr * sizeof(float));
+            gemm_store(acc, mr, nr, 1.0f, 0.0f, c + i * ldc + j, ldc);
         }
     }
 }
