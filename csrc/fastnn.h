@@ -31,10 +31,18 @@ enum { FNN_ISA_GENERIC = 0, FNN_ISA_AVX2 = 1, FNN_ISA_AVX512 = 2, FNN_ISA_COUNT 
 /* ---- runtime: ISA dispatch, threads, build facts (runtime.c) ---- */
 const char *fnn_isa_name(int isa);          /* "generic", "avx2", "avx512"; NULL if out of range */
 int fnn_isa_supported(int isa);             /* 1 if this CPU and OS can run it */
-int fnn_best_isa(void);
+/* The default variant: AVX-512 where the CPU has it, except on AMD family 19h (Zen 4),
+ * which runs 512-bit operations on 256-bit units: there AVX2 (same FMA peak, no wasted
+ * lanes); else AVX2+FMA, else generic. fnn_isa_rule is that rule on given facts. */
+int fnn_default_isa(void);
+int fnn_isa_rule(int has_avx2, int has_avx512, int amd_family);
 int fnn_select_isa(int isa);                /* FNN_EUNSUPPORTED if the CPU lacks it */
 int fnn_current_isa(void);
-int fnn_set_num_threads(int n);             /* n >= 1; the same as omp_set_num_threads */
+/* Threads: 1 <= n <= fnn_max_threads() = 4 per processor OpenMP sees (more never pays;
+ * a few over the cores are allowed for tests of odd splits), at most 1024; else
+ * FNN_EINVAL. A kernel takes fewer when its work is too small to pay for them. */
+int fnn_max_threads(void);
+int fnn_set_num_threads(int n);
 int fnn_get_num_threads(void);
 int fnn_has_openmp(void);
 const char *fnn_compiler(void);

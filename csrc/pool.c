@@ -70,7 +70,7 @@ static void max_rows(const fnn_pool2d *p, const float *x, int64_t i0, int64_t i1
                      int64_t *idx)
 {
     if (is_2x2(p)) {
-        fnn_active->ew.max_pool_2x2(i1 - i0, p->ow, (int)p->w, x + 2 * i0 * p->w,
+        fnn_active->ew->max_pool_2x2(i1 - i0, p->ow, (int)p->w, x + 2 * i0 * p->w,
                                     2 * i0 * p->w, y, idx);
         return;
     }
@@ -209,7 +209,7 @@ static int run_planes(const fnn_pool2d *p, pool_job *J, fnn_range_fn f, double p
         return FNN_EINVAL;
     J->p = p;
     J->status = FNN_OK;
-    fnn_parallel_range(p->planes, per_plane * (double)p->planes, 1, f, J);
+    fnn_parallel_range(p->planes, FNN_COST_MEM * per_plane * (double)p->planes, 1, f, J);
     return J->status;
 }
 

@@ -23,6 +23,10 @@ CASES = [
     pytest.param((3, 2, 9, 7), 2, 2, 0, id="2x2-odd"),
     pytest.param((1, 4, 26, 26), 2, None, 0, id="2x2-cnn-batch1"),
     pytest.param((1, 2, 6, 70), 2, None, 0, id="2x2-wide"),  # 35 outputs: 2+ vectors per row
+    # output rows of every width around the 4- and 8-lane vectors (the CNN's: 13 and 5)
+    *[pytest.param((2, 3, 6, 2 * ow + ow % 2), 2, None, 0, id=f"2x2-row{ow}")
+      for ow in (1, 3, 4, 5, 7, 8, 9, 13, 16, 17)],
+    pytest.param((2, 2, 11, 11), 2, None, 0, id="2x2-cnn2-row5"),
     pytest.param((2, 2, 5, 5), 3, 2, 1, id="overlap-pad1"),
     pytest.param((1, 2, 5, 4), 3, 1, 1, id="stride1-pad1"),
     pytest.param((2, 1, 5, 6), (2, 3), (1, 2), (1, 1), id="nonsquare"),
