@@ -633,8 +633,36 @@ def test_optimizer_boundary(data):
 
 # calls: 29 kernel functions x 175 examples x 2, layers 400 x 1-3, losses and optimizers
 # 300 x 1-2
+@settings(FUZZ, max_examples=200)
+@given(n=st.sampled_from(HOSTILE_INTS + HOSTILE_REALS) | st.integers(-2**70, 2**70),
+       isa=st.sampled_from(["avx512", "avx2", "generic", "AVX2", "", "sse9", None, 2, b"avx2"]))
+def test_runtime_boundary(n, isa):
+    """set_num_threads and set_isa: any argument either takes effect (a matmul then runs
+    and matches) or raises a TypeError/ValueError/RuntimeError naming what was expected."""
+    CALLS["runtime"] = CALLS.get("runtime", 0) + 1
+    threads, before = fastnn.get_num_threads(), fastnn.get_isa()
+    try:
+        try:
+            fastnn.set_num_threads(n)
+            assert fastnn.get_num_threads() == (int(n) if fastnn._core.has_openmp() else 1)
+        except (TypeError, ValueError) as e:
+            assert re.search(r"must be (an int|between 1 and max_threads\(\))", str(e))
+        try:
+            fastnn.set_isa(isa)
+            assert fastnn.get_isa() == isa
+        except ValueError as e:
+            assert "unknown ISA" in str(e)
+        except RuntimeError as e:
+            assert "not supported by this CPU" in str(e)
+        a = np.ones((40, 70), np.float32)
+        assert np.array_equal(fastnn.matmul(a, a.T), np.full((40, 40), 70, np.float32))
+    finally:
+        fastnn.set_num_threads(threads)
+        fastnn.set_isa(before)
+
+
 QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losses": 300,
-         "optimizers": 300}
+         "optimizers": 300, "runtime": 200}
 
 
 def test_call_count():
