@@ -509,7 +509,7 @@ class Graph:
                                   f"({step.runner!r})")
         if not need_input_grad:
             return None
-        if self.single and len(self.input_slots) == 1:
+        if len(self.input_slots) == 1:
             return grads[self.input_slots[0]]
         return tuple(grads[s] for s in self.input_slots)
 
@@ -541,13 +541,13 @@ class Model(Module):
         for k, v in enumerate(self.inputs):
             if not isinstance(v, Value) or v.node is not None:
                 raise TypeError(f"Model: input {k} must be a fastnn.Input(...), got {v!r}")
-        self._graph_fixed = Graph(self, self.inputs, self.outputs, self._single_out)
         self._calls = self._top_calls()
         layers = []
         for c in self._calls:
             if all(c.module is not m for m in layers):
                 layers.append(c.module)
         self._layers = layers
+        self._graph_fixed = Graph(self, self.inputs, self.outputs, self._single_out)
         self.__dict__["_graphs"] = {None: self._graph_fixed}
 
     def _top_calls(self):
@@ -559,6 +559,10 @@ class Model(Module):
             if id(value) in known:
                 return
             record = value.call
+            if record is None and value.node is None:
+                raise ValueError(f"Model: an output is disconnected from the model's inputs: "
+                                 f"it depends on an input value of shape "
+                                 f"{_shape_text(value.shape)} that is not among them")
             if record is None:
                 raise ValueError(f"Model: {value!r} was not produced by a layer call made "
                                  f"while building this model")
