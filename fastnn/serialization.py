@@ -36,7 +36,7 @@ _HEADER = "fastnn.json"
 
 def _npy_bytes(array):
     buf = io.BytesIO()
-    np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
+    np.lib.format.write_array(buf, np.asarray(array, order="C"), allow_pickle=False)
     return buf.getvalue()
 
 
