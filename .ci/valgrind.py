@@ -1,5 +1,7 @@
 """valgrind memcheck of one training step (forward, loss, backward, Adam) of each reference
-model, fastnn.models.mlp and fastnn.models.cnn, on every ISA variant this CPU runs.
+model, fastnn.models.mlp, fastnn.models.cnn and a small fastnn.models.resnet (graph,
+BatchNorm, Add, global pooling), and of a functional graph with Concatenate and
+Conv2d(padding="same"), on every ISA variant this CPU runs; then the resnet in eval mode.
 
     python .ci/valgrind.py            # runs itself under valgrind, exits 1 on any report
 
@@ -17,22 +19,33 @@ def workload():
     import numpy as np
 
     import fastnn
-    from fastnn import losses, models, optim
+    from fastnn import losses, models, nn, optim
+
+    def resnet(seed):
+        return models.resnet(channels=(4, 8), blocks=(1, 1), seed=seed)
+
+    def graph(seed):
+        x = fastnn.Input(shape=(1, 28, 28))
+        a = nn.Conv2d(1, 3, 4, padding="same", seed=seed)(x)   # even kernel: padded copy
+        b = nn.BatchNorm2d(3)(nn.Conv2d(1, 3, 3, padding=1, seed=seed)(x))
+        h = nn.AdaptiveAvgPool2d((3, 2))(nn.Concatenate()([nn.ReLU()(a), b]))
+        return fastnn.Model(x, nn.Linear(36, 10, seed=seed)(nn.Flatten()(h)))
 
     rng = np.random.default_rng(0)
     x = rng.random((4, 1, 28, 28), dtype=np.float32)
     y = rng.integers(0, 10, 4)
     for isa in fastnn.supported_isas():
         fastnn.set_isa(isa)
-        for make in (models.mlp, models.cnn):
+        for make in (models.mlp, models.cnn, resnet, graph):
             model = make(seed=0)
             opt = optim.Adam(model.parameters())
             loss_fn = losses.CrossEntropyLoss()
             loss = loss_fn(model(x), y)
-            model.backward(loss_fn.backward())
+            model.backward(loss_fn.backward(), need_input_grad=True)
             opt.step()
             assert np.isfinite(loss), loss
             print(f"{isa} {make.__name__}: one step, loss {loss:.4f}", flush=True)
+        assert np.isfinite(model.eval()(x)).all()
 
 
 def ours(error):
