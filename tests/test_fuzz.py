@@ -539,6 +539,130 @@ def test_layer_boundary(data):
     assert g is None or g.shape == x.shape
 
 
+# ---- models: the graph engine (subclassed, functional, Sequential), merge layers, state_dict ----
+
+class FuzzNet(nn.Module):
+    """Conv2d(padding="same", even kernel), BatchNorm2d, a value added to itself,
+    Concatenate, global average pooling, Linear."""
+
+    def __init__(self):
+        self.conv = nn.Conv2d(2, 3, 2, padding="same", seed=0)
+        self.bn = nn.BatchNorm2d(3)
+        self.relu = nn.ReLU()
+        self.cat = nn.Concatenate()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.flat = nn.Flatten()
+        self.fc = nn.Linear(6, 4, seed=1)
+
+    def forward(self, x):
+        h = self.relu(self.bn(self.conv(x)))
+        return self.fc(self.flat(self.pool(self.cat([h, h + h]))))
+
+
+def fuzz_functional():
+    x = fastnn.Input(shape=(2, 5, 5))
+    h = nn.ReLU()(nn.BatchNorm2d(3)(nn.Conv2d(2, 3, 2, padding="same", seed=0)(x)))
+    h = nn.AdaptiveAvgPool2d(1)(nn.Concatenate()([h, h + h]))
+    return fastnn.Model(x, nn.Linear(6, 4, seed=1)(nn.Flatten()(h)))
+
+
+MODELS = {"subclass": FuzzNet, "functional": fuzz_functional,
+          "sequential": lambda: nn.Sequential(nn.Flatten(), nn.Linear(50, 4, seed=0),
+                                              nn.BatchNorm1d(4), nn.Identity())}
+
+
+@settings(FUZZ, max_examples=200)
+@given(data=st.data())
+def test_model_boundary(data):
+    """Models called on hostile batches and backpropagating hostile gradients."""
+    draw = data.draw
+    r = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    model = MODELS[draw(st.sampled_from(sorted(MODELS)))]()
+    model.train(draw(st.booleans()))
+    x = randn(r, dims(draw, 2, 4), 2, 5, 5)
+    mutation = draw(st.sampled_from(["valid", "layout", "nonfinite", "dtype", "ndim",
+                                     "channels", "huge", "list"]))
+    if mutation == "layout":
+        x = relayout(x, draw(st.sampled_from(LAYOUTS)))
+    elif mutation == "nonfinite":
+        x.flat[draw(st.integers(0, x.size - 1))] = draw(st.sampled_from([np.nan, np.inf]))
+    elif mutation == "dtype":
+        x = x.astype(draw(st.sampled_from(HOSTILE_DTYPES)))
+    elif mutation == "ndim":
+        x = randn(r, *[2] * draw(st.sampled_from([0, 1, 2, 5])))
+    elif mutation == "channels":
+        x = randn(r, len(x), 3, 5, 5)
+    elif mutation == "huge":
+        x = np.broadcast_to(np.float32(0), HUGE[4])
+    elif mutation == "list":
+        x = x.tolist()
+    status, y = call("models", lambda: model(x))
+    if status == "raised":
+        assert mutation not in ("valid", "layout", "nonfinite"), f"valid input rejected: {y!r}"
+        check_named(y, {"input", "x"})
+        return
+    assert mutation in ("valid", "layout", "nonfinite"), f"{mutation} input accepted"
+    assert y.shape == (len(x), 4) and y.dtype == np.float32
+    assert mutation == "nonfinite" or np.isfinite(y).all()
+    g = randn(r, *y.shape)
+    status, gx = call("models", lambda: model.backward(g, need_input_grad=True))
+    assert status == "ok", f"backward of a valid forward failed: {gx!r}"
+    assert gx.shape == x.shape
+    bad = draw(st.sampled_from(["shape", "dtype", "ndim"]))
+    g = {"shape": randn(r, len(x), 5), "dtype": g.astype(np.float64),
+         "ndim": randn(r, len(x))}[bad]
+    status, e = call("models", lambda: model.backward(g))
+    assert status == "raised", f"a {bad} gradient accepted"
+    check_named(e, {"grad_out", "grad_y", "grad", "input"})
+
+
+STATE_HOSTILE = ["missing", "unexpected", "shape", "dtype", "ragged", "none", "scalar",
+                 "float64", "list"]
+
+
+@settings(FUZZ, max_examples=150)
+@given(data=st.data())
+def test_load_state_dict_boundary(data):
+    """load_state_dict with one hostile entry: an error naming the key and nothing
+    copied, or (float64 arrays, nested lists) a copy of the values."""
+    draw = data.draw
+    model = MODELS[draw(st.sampled_from(sorted(MODELS)))]()
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    state = {k: v + 1 for k, v in before.items()}
+    key = draw(st.sampled_from(sorted(state)))
+    mutation = draw(st.sampled_from(STATE_HOSTILE))
+    if mutation == "missing":
+        del state[key]
+    elif mutation == "unexpected":
+        key = key + "_extra"
+        state[key] = np.zeros(1)
+    elif mutation == "shape":
+        state[key] = np.zeros(state[key].shape + (2,))
+    elif mutation == "dtype":
+        state[key] = state[key].astype(draw(st.sampled_from([np.complex64, object, "U3"])))
+    elif mutation == "ragged":
+        state[key] = [[1.0], [1.0, 2.0]]
+    elif mutation == "none":
+        state[key] = None
+    elif mutation == "scalar":
+        state[key] = 1.5 if state[key].ndim else np.zeros(3)
+    elif mutation == "float64":
+        state[key] = state[key].astype(np.float64)
+    elif mutation == "list":
+        state[key] = state[key].tolist()
+    status, e = call("state_dicts", lambda: model.load_state_dict(state))
+    if mutation in ("float64", "list") or (mutation == "dtype" and state[key].dtype == object
+                                           and before[key].dtype.kind == "f"):
+        if status == "ok":
+            for k, v in model.state_dict().items():
+                np.testing.assert_array_equal(v, np.asarray(state[k], v.dtype))
+            return
+    assert status == "raised", f"{mutation} entry {key} accepted"
+    check_named(e, {key})
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])  # nothing copied
+
+
 LOSSES = [losses.CrossEntropyLoss, losses.BCEWithLogitsLoss, losses.MSELoss]
 
 
@@ -634,7 +758,7 @@ def test_optimizer_boundary(data):
 # calls: 29 kernel functions x 175 examples x 2, layers 400 x 1-3, losses and optimizers
 # 300 x 1-2
 QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losses": 300,
-         "optimizers": 300}
+         "optimizers": 300, "models": 200, "state_dicts": 150}
 
 
 def test_call_count():

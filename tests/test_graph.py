@@ -200,7 +200,7 @@ def test_fan_out_gradients_sum_and_multiple_outputs(rng):
 def test_load_state_dict_errors_and_array_likes(rng):
     model = TinyResidual()
     state = {k: v.copy() for k, v in model.state_dict().items()}
-    with pytest.raises(KeyError, match=r"missing keys \['fc.bias'\], unexpected keys "
+    with pytest.raises(ValueError, match=r"missing keys \['fc.bias'\], unexpected keys "
                                        r"\['fc.b'\]"):
         model.load_state_dict({**{k: v for k, v in state.items() if k != "fc.bias"},
                                "fc.b": np.zeros(5)})

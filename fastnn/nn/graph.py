@@ -482,7 +482,14 @@ class Graph:
                 self.output_slots):
             raise ValueError(f"{type(self.owner).__name__}.backward: pass one gradient per "
                              f"output ({len(self.output_slots)}), as a list")
-        for slot, g in zip(self.output_slots, grad_outs):
+        for k, (slot, g) in enumerate(zip(self.output_slots, grad_outs)):
+            out = self._env[slot]
+            if g is not None and (not isinstance(g, np.ndarray) or g.dtype != np.float32 or
+                                  g.shape != out.shape):
+                raise ValueError(f"{type(self.owner).__name__}.backward: grad_out {k} must be a "
+                                 f"float32 array of the output's shape {out.shape}, got "
+                                 f"{getattr(g, 'dtype', type(g).__name__)} "
+                                 f"{getattr(g, 'shape', '')}")
             self._accumulate(slot, g)
         for step, need in self.backward_plan(need_input_grad):
             grad = grads[step.output]
