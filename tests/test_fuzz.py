@@ -435,13 +435,22 @@ def test_kernel_boundary(op, data):
 
 # ---- layers, losses, optimizers: constructors with hostile arguments, then calls ----
 
+def conv_args(d):
+    """Conv2d arguments: int padding, or "valid", or "same" (stride 1)."""
+    padding = [0, 1, "valid", "same"][d(0, 3)]
+    return [d(1, 3), d(1, 3), d(1, 3), 1 if padding == "same" else d(1, 2), padding, d(1, 2)]
+
+
 LAYER_ARGS = {  # valid positional constructor arguments from d(lo, hi) -> int
     nn.Linear: lambda d: [d(1, 5), d(1, 5)],
-    nn.Conv2d: lambda d: [d(1, 3), d(1, 3), d(1, 3), d(1, 2), d(0, 1), d(1, 2)],
+    nn.Conv2d: conv_args,
     nn.MaxPool2d: lambda d: [d(1, 3), d(1, 3), 0],
     nn.AvgPool2d: lambda d: [d(1, 3), d(1, 3), 0],
     nn.LeakyReLU: lambda d: [0.1],
     nn.Dropout: lambda d: [0.3],
+    nn.BatchNorm1d: lambda d: [d(1, 4)],
+    nn.BatchNorm2d: lambda d: [d(1, 4)],
+    nn.AdaptiveAvgPool2d: lambda d: [d(1, 4)],
 }
 # Layer sizes that could actually be allocated (2**31 floats) are left out: they are valid.
 LAYER_HOSTILE = [v for v in HOSTILE_INTS + HOSTILE_REALS if not isinstance(v, int) or
@@ -458,6 +467,12 @@ def layer_input(layer, r, draw):
     if isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
         k = max(layer.kernel_size)
         return randn(r, dims(draw), dims(draw), k + dims(draw, 0, 3), k + dims(draw, 0, 3))
+    if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):  # > 1 value per channel
+        spatial = [dims(draw) for _ in range(2 if isinstance(layer, nn.BatchNorm2d) else
+                                             draw(st.integers(0, 1)))]
+        return randn(r, dims(draw, 2, 4), layer.num_features, *spatial)
+    if isinstance(layer, nn.AdaptiveAvgPool2d):
+        return randn(r, dims(draw), dims(draw), dims(draw, 1, 7), dims(draw, 1, 7))
     return randn(r, *[dims(draw) for _ in range(draw(st.integers(1, 4)))])
 
 
@@ -465,9 +480,17 @@ def layer_reference(layer, x):
     x = x.astype(np.float64)
     if isinstance(layer, nn.Linear):
         return R.linear(x, layer.weight.data, None if layer.bias is None else layer.bias.data)
-    if isinstance(layer, nn.Conv2d):
+    if isinstance(layer, nn.Conv2d):  # "same" with an odd extent: the extra zeros bottom/right
+        x = np.pad(x, [(0, 0), (0, 0), (0, layer._extra[0]), (0, layer._extra[1])])
         return R.conv2d(x, layer.weight.data, None if layer.bias is None else layer.bias.data,
-                        layer.stride, layer.padding, layer.dilation)
+                        layer.stride, layer._pad, layer.dilation)
+    if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):  # training: the batch statistics
+        return R.batch_norm(x, layer.weight.data, layer.bias.data, None, None, training=True,
+                            eps=layer.eps)[0]
+    if isinstance(layer, nn.AdaptiveAvgPool2d):
+        return R.adaptive_avg_pool2d(x, layer.output_size)
+    if isinstance(layer, nn.Identity):
+        return x
     if isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
         f = R.max_pool2d if isinstance(layer, nn.MaxPool2d) else R.avg_pool2d
         return f(x, layer.kernel_size, layer.stride, layer.padding)
@@ -481,7 +504,8 @@ def layer_reference(layer, x):
 
 
 LAYERS = [nn.Linear, nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.ReLU, nn.LeakyReLU, nn.Sigmoid,
-          nn.Tanh, nn.Softmax, nn.Flatten, nn.Dropout]
+          nn.Tanh, nn.Softmax, nn.Flatten, nn.Dropout, nn.BatchNorm1d, nn.BatchNorm2d,
+          nn.AdaptiveAvgPool2d, nn.Identity]
 
 
 @settings(FUZZ, max_examples=400)
@@ -520,8 +544,8 @@ def test_layer_boundary(data):
         assert mutation != "layout" or hostile, f"valid input rejected: {y!r}"
         check_named(y, {"x", "input", type(layer).__name__})
         return
-    if mutation in ("dtype", "huge"):  # only views cost nothing: Flatten, Dropout(p=0)
-        if isinstance(layer, nn.Dropout):
+    if mutation in ("dtype", "huge"):  # only views cost nothing: Flatten, Dropout, Identity
+        if isinstance(layer, (nn.Dropout, nn.Identity)):
             assert y is x and mutation == "huge", f"{mutation} input accepted"
         else:
             assert isinstance(layer, nn.Flatten), f"{mutation} input accepted"
