@@ -327,3 +327,21 @@ def test_conv2d_padding_same_and_valid_match_torch(rng):
         nn.Conv2d(2, 3, 3, stride=2, padding="same")
     with pytest.raises(ValueError, match="'same' or 'valid'"):
         nn.Conv2d(2, 3, 3, padding="full")
+
+
+def test_profile_rows_follow_the_graph_and_frozen_weights(rng):
+    """A subclassed model's profile: rows named as in the model (the ReLU after the add
+    feeds only the pool, so it runs after it), and a frozen conv's backward counting only
+    its input gradient's FLOPs."""
+    model = TinyResidual()
+    x, y = randn(rng, 4, 3, 8, 8), rng.integers(0, 5, 4)
+    rows = model.profile(x, y, repeat=1, file=None)
+    names = [r["layer"] for r in rows[:-3]]
+    assert names == ["conv1: Conv2d", "relu: ReLU", "conv2: Conv2d", "+: Add",
+                     "pool: MaxPool2d", "relu (call 2): ReLU", "flatten: Flatten", "fc: Linear"]
+    macs = 3 * 27 * 4 * 64  # per conv: 27 MACs per output, 4*3*8*8 outputs
+    assert rows[0]["flops"] == 2 * macs * 2  # forward, weight gradient (no input gradient)
+    assert rows[2]["flops"] == 2 * macs * 3
+    model.conv2.requires_grad_(False)
+    rows = model.profile(x, y, repeat=1, file=None)
+    assert rows[2]["flops"] == 2 * macs * 2  # forward and input gradient only
