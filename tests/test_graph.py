@@ -345,3 +345,18 @@ def test_profile_rows_follow_the_graph_and_frozen_weights(rng):
     model.conv2.requires_grad_(False)
     rows = model.profile(x, y, repeat=1, file=None)
     assert rows[2]["flops"] == 2 * macs * 2  # forward and input gradient only
+
+
+def test_layers_created_in_forward_follow_the_models_mode(rng):
+    class InlineDropout(nn.Module):
+        def __init__(self):
+            self.fc = nn.Linear(8, 8, seed=0)
+
+        def forward(self, x):
+            return nn.Dropout(0.5, seed=0)(self.fc(x))
+
+    model = InlineDropout()
+    x = randn(rng, 4, 8)
+    assert np.any(model(x) == 0)
+    model.eval()
+    np.testing.assert_array_equal(model(x), model.fc(x))

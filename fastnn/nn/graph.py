@@ -266,8 +266,12 @@ class Graph:
         for k, step in enumerate(self.steps):
             step.position = k
         self._params = [p for step in self.steps for p in step.parameters()]
-        self._clones = [(node.module, runner) for node, runner in zip(self.nodes, self._runners)
-                        if runner is not node.module]
+        # (module whose train/eval mode it follows, runner): copies follow their
+        # original; layers created inside forward (not held by the owner) the owner
+        held = {id(m) for m in owner.modules()}
+        self._followers = [(node.module if id(node.module) in held else owner, runner)
+                           for node, runner in zip(self.nodes, self._runners)
+                           if runner is not node.module or id(node.module) not in held]
         self._env = [None] * self.slots
         self._grads = [None] * self.slots
         self._sums = {}
@@ -402,8 +406,7 @@ class Graph:
             raise ValueError(f"{type(self.owner).__name__}: layer {step.name}: {e}") from None
 
     def _sync_modes(self):
-        """A copied layer (_runners_of) follows its original's train/eval mode."""
-        for module, runner in self._clones:
+        for module, runner in self._followers:
             runner.training = module.training
 
     def forward(self, xs, times=None):
