@@ -50,6 +50,7 @@ class Op:
     outs: dict = field(default_factory=dict)        # out kwarg -> index in result (None: all)
     windows: tuple = ()                             # int arguments (sizes, strides, padding)
     float_arrays: tuple = ()                        # float32 array arguments
+    in_place: tuple = ()    # of float_arrays: updated in place, so never relayouted when valid
 
 
 def randn(r, *shape):
@@ -122,6 +123,57 @@ def make_pool(r, draw, backward=False, indices=False):
     if indices:
         args["indices"] = idx
     return args
+
+
+def make_bn(r, draw, backward=False):
+    """x (N, C, *spatial) with more than one value per channel when training."""
+    training = draw(st.booleans())
+    spatial = tuple(dims(draw, 1, 3) for _ in range(draw(st.integers(0, 2))))
+    n, c = dims(draw), dims(draw)
+    if training and n * np.prod(spatial, dtype=int) == 1:
+        n = 2
+    x = randn(r, n, c, *spatial)
+    weight = randn(r, c) if draw(st.booleans()) else None
+    if backward:
+        if n * x[0, 0].size > 1:
+            _, mean, invstd = R.batch_norm(x, None, None, None, None, training=True)
+        else:
+            mean, invstd = randn(r, c), np.abs(randn(r, c)) + 0.5
+        return {"grad_y": randn(r, *x.shape), "x": x, "weight": weight,
+                "save_mean": mean.astype(np.float32), "save_invstd": invstd.astype(np.float32),
+                "training": training}
+    no_stats = training and draw(st.booleans())  # optional in training only
+    return {"x": x, "weight": weight, "bias": randn(r, c) if draw(st.booleans()) else None,
+            "running_mean": None if no_stats else randn(r, c),
+            "running_var": None if no_stats else np.abs(randn(r, c)) + 0.5, "training": training,
+            "momentum": draw(st.sampled_from([0.0, 0.1, 1.0])),
+            "eps": draw(st.sampled_from([0.0, 1e-5, 1.0]))}
+
+
+def make_adaptive(r, draw, backward=False):
+    x = randn(r, dims(draw, 1, 2), dims(draw, 1, 3), dims(draw, 1, 7), dims(draw, 1, 7))
+    size = draw(st.sampled_from([1, 2, 3, 5, (2, None), (None, 1), (4, 3)]))
+    if not backward:
+        return {"x": x, "output_size": size}
+    return {"grad_y": randn(r, *R.adaptive_avg_pool2d(x, size).shape), "input_shape": x.shape}
+
+
+def make_merge(r, draw, kind):
+    """add's inputs of one shape, or concatenate's agreeing outside `axis`, or the
+    gradient of a concatenation and the sizes to split it into."""
+    shape = [dims(draw) for _ in range(draw(st.integers(1, 4)))]
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    inputs = []
+    for _ in range(dims(draw, 1, 3)):
+        if kind != "add":
+            shape[axis] = dims(draw, 0, 3)
+        inputs.append(randn(r, *shape))
+    if kind == "add":
+        return {"inputs": inputs}
+    if kind == "concatenate":
+        return {"inputs": inputs, "axis": axis}
+    return {"grad_y": np.concatenate(inputs, axis), "sizes": [a.shape[axis] for a in inputs],
+            "axis": axis}
 
 
 def make_ce(r, draw):
@@ -216,6 +268,24 @@ OPS += [
     Op("avg_pool2d", F.avg_pool2d, R.avg_pool2d, make_pool, {"out": None}, POOL, ("x",)),
     Op("avg_pool2d_backward", F.avg_pool2d_backward, ref_pool_backward("avg"),
        lambda r, d: make_pool(r, d, True), {"out": None}, POOL, ("grad_out", "x")),
+    Op("adaptive_avg_pool2d", F.adaptive_avg_pool2d, R.adaptive_avg_pool2d, make_adaptive,
+       {"out": None}, ("output_size",), ("x",)),
+    Op("adaptive_avg_pool2d_backward", F.adaptive_avg_pool2d_backward,
+       R.adaptive_avg_pool2d_backward, lambda r, d: make_adaptive(r, d, True), {"out": None},
+       ("input_shape",), ("grad_y",)),
+    Op("batch_norm", F.batch_norm, R.batch_norm, make_bn,
+       {"out": 0, "save_mean": 1, "save_invstd": 2}, ("momentum", "eps"),
+       ("x", "weight", "bias", "running_mean", "running_var"), ("running_mean", "running_var")),
+    Op("batch_norm_backward", F.batch_norm_backward, R.batch_norm_backward,
+       lambda r, d: make_bn(r, d, True), {"grad_input": 0, "grad_weight": 1, "grad_bias": 2},
+       (), ("grad_y", "x", "weight", "save_mean", "save_invstd")),
+    Op("add", F.add, R.add, lambda r, d: make_merge(r, d, "add"), {"out": None}, (),
+       ("inputs",)),
+    Op("concatenate", F.concatenate, R.concatenate, lambda r, d: make_merge(r, d, "concatenate"),
+       {"out": None}, ("axis",), ("inputs",)),
+    Op("concatenate_backward", F.concatenate_backward, R.concatenate_backward,
+       lambda r, d: make_merge(r, d, "backward"), {"out": None}, ("sizes", "axis"),
+       ("grad_y",)),
     Op("cross_entropy", F.cross_entropy, R.cross_entropy, make_ce, {}, (), ("logits",)),
     Op("cross_entropy_backward", F.cross_entropy_backward, R.cross_entropy_backward, make_ce,
        {"out": None}, (), ("logits",)),
@@ -271,6 +341,8 @@ LAYOUTS = ["plain", "reversed", "strided", "fortran", "unaligned", "readonly"]
 
 
 def to64(v):
+    if isinstance(v, list):  # add's and concatenate's inputs
+        return [to64(a) for a in v]
     return v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype == np.float32 else v
 
 
@@ -291,7 +363,7 @@ def check_named(e, names):
 
 
 def as_tuple(v):
-    return v if isinstance(v, tuple) else (v,)
+    return tuple(v) if isinstance(v, (tuple, list)) else (v,)
 
 
 def assert_matches(got, want):
@@ -334,7 +406,12 @@ def test_kernel_boundary(op, data):
     kwargs = op.make(r, draw)
     arrays = [k for k in op.float_arrays if kwargs.get(k) is not None]
     # First the valid arguments in hostile layouts: must work and match the reference.
-    valid = {k: relayout(v, draw(st.sampled_from(LAYOUTS))) if k in arrays else v
+    def hostile_layout(v):
+        if isinstance(v, list):
+            return [hostile_layout(a) for a in v]
+        return relayout(v, draw(st.sampled_from(LAYOUTS)))
+
+    valid = {k: hostile_layout(v) if k in arrays and k not in op.in_place else v
              for k, v in kwargs.items()}
     status, got = call(op.name, lambda: op.fn(**valid))
     assert status == "ok", f"valid input rejected: {got!r}"
@@ -346,37 +423,41 @@ def test_kernel_boundary(op, data):
     mutation = draw(st.sampled_from(MUTATIONS))
     target = draw(st.sampled_from(arrays))
     must_raise, names = False, {target}
+    box, key = kwargs, target  # a list of arrays (add's inputs) is hit in one element
+    if isinstance(kwargs[target], list):
+        box = kwargs[target] = list(kwargs[target])
+        key = draw(st.integers(0, len(box) - 1))
     if mutation == "dtype":
         dtype = draw(st.sampled_from(HOSTILE_DTYPES))
-        kwargs[target] = kwargs[target].astype(dtype)
+        box[key] = box[key].astype(dtype)
         must_raise = True
     elif mutation == "ndim":
         ndim = draw(st.sampled_from([0, 1, 5]))
-        shape = kwargs[target].shape
-        kwargs[target] = randn(r, *shape[:ndim], *[2] * (ndim - len(shape)))
+        shape = box[key].shape
+        box[key] = randn(r, *shape[:ndim], *[2] * (ndim - len(shape)))
     elif mutation == "shape":  # one dimension of one array off (mismatched batch, ...)
-        a = kwargs[target]
+        a = box[key]
         if a.ndim:
             axis = draw(st.integers(0, a.ndim - 1))
             shape = list(a.shape)
             shape[axis] = draw(st.sampled_from([0, 1, shape[axis] + 1, shape[axis] + 2]))
-            kwargs[target] = randn(r, *shape)
+            box[key] = randn(r, *shape)
     elif mutation == "huge":  # a broadcast view of a shape far beyond memory: no bytes yet
-        kwargs[target] = np.broadcast_to(np.float32(1), HUGE[max(kwargs[target].ndim, 1)])
+        box[key] = np.broadcast_to(np.float32(1), HUGE[max(box[key].ndim, 1)])
     elif mutation == "empty":  # zero-size arrays, some with astronomically long other dims
-        a = kwargs[target]
+        a = box[key]
         shape = list(a.shape) or [1]
         axis = draw(st.integers(0, len(shape) - 1))
         shape[axis] = 0
         if draw(st.booleans()):
             shape[(axis + 1) % len(shape)] = 2**40 if len(shape) > 1 else 0
-        kwargs[target] = np.empty(shape, np.float32)
+        box[key] = np.empty(shape, np.float32)
     elif mutation == "nonfinite":
-        a = kwargs[target].copy()
+        a = box[key].copy()
         if a.size:
             idx = draw(st.integers(0, a.size - 1))
             a.flat[idx] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
-        kwargs[target] = a
+        box[key] = a
     elif mutation == "window" and op.windows:
         target = draw(st.sampled_from(op.windows))
         names = set(op.windows)
@@ -405,10 +486,14 @@ def test_kernel_boundary(op, data):
         elif kind == "fortran":
             out = np.asfortranarray(out)  # fine unless it is truly not C-contiguous
         elif kind == "overlap" and dtype == np.float32:
-            src = kwargs[arrays[0]]
+            holder, hk = kwargs, arrays[0]
+            if isinstance(holder[hk], list):  # the first array of the list
+                holder = kwargs[hk] = list(holder[hk])
+                hk = 0
+            src = holder[hk]
             if src.shape == tuple(shape) and src.size and not (op.name in (
-                    "relu", "sigmoid", "tanh", "leaky_relu", "softmax", "log_softmax")):
-                kwargs[arrays[0]] = src = src.copy()
+                    "relu", "sigmoid", "tanh", "leaky_relu", "softmax", "log_softmax", "add")):
+                holder[hk] = src = src.copy()
                 out = src  # an input as the output of an op that is not in place
                 must_raise = True
         elif kind == "list":
@@ -416,7 +501,7 @@ def test_kernel_boundary(op, data):
             must_raise = True
         kwargs[target] = out
     elif mutation == "object":  # not arrays at all
-        kwargs[target] = draw(st.sampled_from([None, "x", 3, [[1.0, 2.0], [3.0]], {"a": 1}]))
+        box[key] = draw(st.sampled_from([None, "x", 3, [[1.0, 2.0], [3.0]], {"a": 1}]))
 
     status, got = call(op.name, lambda: op.fn(**kwargs))
     if status == "raised":
@@ -779,7 +864,7 @@ def test_optimizer_boundary(data):
             assert_matches(p.data, w)
 
 
-# calls: 29 kernel functions x 175 examples x 2, layers 400 x 1-3, losses and optimizers
+# calls: 38 kernel functions x 175 examples x 2, layers 400 x 1-3, losses and optimizers
 # 300 x 1-2
 QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losses": 300,
          "optimizers": 300, "models": 200, "state_dicts": 150}
