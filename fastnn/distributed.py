@@ -28,6 +28,7 @@ calls MPI_Abort, which ends every rank. A rank that waits more than `timeout` se
 the others which ones reached it, names those that did not (dead or hung) and aborts.
 rank(), world_size() and is_main() work without init() (0, 1, True), so the same script
 runs under mpirun or alone."""
+import contextlib
 import hashlib
 import math
 import os
@@ -39,7 +40,7 @@ import numpy as np
 from . import _core
 
 __all__ = ["init", "is_initialized", "rank", "world_size", "is_main", "DataParallel",
-           "shard", "allgather", "gather_rows", "DEFAULT_TIMEOUT"]
+           "shard", "allgather", "gather_rows", "main_rank_first", "DEFAULT_TIMEOUT"]
 
 DEFAULT_TIMEOUT = 300.0
 _PING = 7301        # message tag of the "which collective are you in?" exchange on a timeout
@@ -113,6 +114,19 @@ def _aborting_hook(previous):
                   f"{kind.__name__}: {value}; aborting the job", file=sys.stderr, flush=True)
             _comm.Abort(1)
     return hook
+
+
+@contextlib.contextmanager
+def main_rank_first():
+    """Run the with-block on rank 0, then on the other ranks (e.g. a download into a
+    shared cache that the others then find)."""
+    if not is_main():
+        allgather([0])
+    try:
+        yield
+    finally:
+        if is_main() and world_size() > 1:
+            allgather([0])
 
 
 def _wait(request, what):

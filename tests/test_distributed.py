@@ -99,6 +99,27 @@ def test_a_failing_rank_ends_the_job_naming_it(mode, message):
     assert seconds < 30, (seconds, out)
 
 
+@needs_mpi
+def test_cli_distributed_prints_and_saves_on_rank_0_only(tmp_path):
+    from test_cli import write_split
+    write_split(tmp_path, "fashion-mnist", "train", 300, 0)
+    write_split(tmp_path, "fashion-mnist", "test", 100, 1)
+    save = tmp_path / "out.fnn"
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
+    proc = subprocess.run(
+        [MPIRUN, "--allow-run-as-root", "--oversubscribe", "-n", "2", sys.executable, "-m",
+         "fastnn.train", "--distributed", "--model", "cnn", "--dataset", "fashion-mnist",
+         "--limit", "64", "--batch-size", "16", "--data-root", str(tmp_path), "--no-download",
+         "--no-progress", "--save", str(save)],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "2 ranks (data-parallel" in out
+    for line in ("Epoch 1/1 - loss ", "test accuracy", f"saved to {save}"):
+        assert out.count(line) == 1, out
+    assert sorted(os.listdir(tmp_path)) == ["fashion-mnist", "out.fnn"]  # no stray temp file
+
+
 def test_without_init_one_process_is_the_whole_job():
     assert (dist.rank(), dist.world_size(), dist.is_main()) == (0, 1, True)
     assert dist.shard(10) == slice(0, 10)
