@@ -38,6 +38,7 @@ import time
 import numpy as np
 
 from . import _core
+from .datasets import iterate_batches
 
 __all__ = ["init", "is_initialized", "rank", "world_size", "is_main", "DataParallel",
            "shard", "allgather", "gather_rows", "main_rank_first", "DEFAULT_TIMEOUT"]
@@ -178,7 +179,13 @@ def allgather(values):
     """Every rank's `values` (a 1-D sequence of numbers of the same length on every
     rank) as a float64 array of shape (world_size, len): sum it with .sum(axis=0) for a
     fixed-order (reproducible) sum over ranks."""
-    values = np.ascontiguousarray(values, dtype=np.float64).ravel()
+    try:
+        values = np.array(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"allgather: values must be a 1-D sequence of real numbers, got "
+                        f"{type(values).__name__}") from None
+    if values.ndim != 1:
+        raise ValueError(f"allgather: values must be 1-D, got shape {values.shape}")
     if _comm is None:
         return values[None].copy()
     out = np.empty((_comm.Get_size(), values.size))
@@ -188,6 +195,8 @@ def allgather(values):
 
 def shard(n):
     """This rank's contiguous share of n items, as a slice (shares differ by <= 1)."""
+    if not _core.is_int(n) or n < 0:
+        raise ValueError(f"shard: n must be a non-negative int, got {n!r}")
     r, p = rank(), world_size()
     return slice(n * r // p, n * (r + 1) // p)
 
@@ -195,6 +204,12 @@ def shard(n):
 def gather_rows(local, n):
     """Concatenate every rank's `local` rows (each rank's shard(n) of n rows, same
     trailing shape and dtype) into the full array of n rows, on every rank."""
+    part = shard(n)
+    if not isinstance(local, np.ndarray) or local.ndim == 0 or \
+            len(local) != part.stop - part.start:
+        raise ValueError(f"gather_rows: local must be an array of this rank's "
+                         f"{part.stop - part.start} rows (its shard of n={n}), got "
+                         f"{getattr(local, 'shape', type(local).__name__)}")
     if _comm is None:
         return local
     from mpi4py.util.dtlib import from_numpy_dtype
@@ -268,24 +283,11 @@ class DataParallel:
         self.comm_seconds = 0.0  # time spent in sync_gradients's collectives
 
     def batches(self, x, y, batch_size, shuffle=True, seed=None):
-        """This rank's slice (shard) of each global batch of `batch_size` samples, in the
-        order every rank draws from `seed` (the order of datasets.iterate_batches)."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-                or batch_size <= 0:
-            raise ValueError(f"batches: batch_size must be a positive int, got {batch_size!r}")
-        if len(x) != len(y):
-            raise ValueError(f"batches: x and y must have the same length, got len(x)="
-                             f"{len(x)} and len(y)={len(y)}")
-        order = np.random.default_rng(seed).permutation(len(x)) if shuffle else None
-        for start in range(0, len(x), batch_size):
-            end = min(start + batch_size, len(x))
-            part = shard(end - start)
-            if order is None:
-                yield x[start + part.start:start + part.stop], y[start + part.start:
-                                                                 start + part.stop]
-            else:
-                idx = order[start:end][part]
-                yield x[idx], y[idx]
+        """This rank's slice (shard) of each global batch of `batch_size` samples: the
+        batches of datasets.iterate_batches with the same seed, which every rank draws."""
+        batches = iterate_batches(np.arange(len(x)), y, batch_size, shuffle, seed)  # checks
+        mine = (idx[shard(len(idx))] for idx, _ in batches)
+        return ((x[idx], y[idx]) for idx in mine)
 
     def sync_gradients(self, count, stop=False):
         """Average the gradients over ranks, each rank's weighted by its `count` of
