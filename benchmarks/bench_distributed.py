@@ -22,6 +22,29 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WARMUP = 5
+# The scaling model's links: (name, bytes/s, per-message latency in s)
+LINKS = [("10 Gb/s Ethernet (TCP, 25 us)", 10e9 / 8, 25e-6),
+         ("100 Gb/s InfiniBand (RDMA, 2 us)", 100e9 / 8, 2e-6)]
+
+
+def ring_allreduce_seconds(nbytes, p, bandwidth, latency):
+    """A ring all-reduce (= fastnn's reduce-scatter + allgather): 2 (p-1) messages, each
+    rank sending and receiving 2 (p-1)/p of the gradient bytes."""
+    return 2 * (p - 1) / p * nbytes / bandwidth + 2 * (p - 1) * latency
+
+
+def scaling_table(rows):
+    """Efficiency on paper at 8 and 64 nodes for (model, gradient bytes, compute ms per
+    step of one rank's share): compute / (compute + all-reduce), no overlap."""
+    lines = ["model  nodes  link                              all-reduce ms  compute ms  "
+             "efficiency"]
+    for name, nbytes, compute_ms in rows:
+        for p in (8, 64):
+            for link, bandwidth, latency in LINKS:
+                ms = 1e3 * ring_allreduce_seconds(nbytes, p, bandwidth, latency)
+                lines.append(f"{name:<7}{p:>5}  {link:<34}{ms:>13.3f}{compute_ms:>12.2f}"
+                             f"{compute_ms / (compute_ms + ms):>11.1%}")
+    return "\n".join(lines)
 
 
 def worker(model_name, steps, batch_size, distributed):
@@ -99,6 +122,7 @@ def main():
     print(f"global batch {args.batch_size}, {args.steps} timed steps, 1 thread per rank")
     print(f"{'model':<6}{'grad KiB':>10}{'1x1 samples/s':>15}{f'{args.ranks}x1 samples/s':>15}"
           f"{'speed-up':>10}{'step ms':>9}{'sync wait ms':>14}{'all-reduce ms':>15}")
+    table = []
     for name in args.models.split(","):
         one = launch(name, 1, args.steps, args.batch_size)
         many = launch(name, args.ranks, args.steps, args.batch_size)
@@ -107,6 +131,10 @@ def main():
               f"{many['samples_per_sec'] / one['samples_per_sec']:>9.2f}x"
               f"{many['step_ms']:>9.2f}{many['sync_ms']:>14.3f}{many['allreduce_ms']:>15.3f}",
               flush=True)
+        table.append((name, many["gradient_bytes"], many["step_ms"] - many["sync_ms"]))
+    print(f"\nScaling on paper, {args.batch_size // args.ranks} samples per rank per step "
+          f"(the measured compute of one rank above):")
+    print(scaling_table(table))
 
 
 if __name__ == "__main__":

@@ -46,7 +46,8 @@ __all__ = ["init", "is_initialized", "rank", "world_size", "is_main", "DataParal
 DEFAULT_TIMEOUT = 300.0
 _PING = 7301        # message tag of the "which collective are you in?" exchange on a timeout
 _PING_EVERY = 0.05  # seconds between checks for such questions while waiting
-_SPIN = 1.0         # seconds a wait polls flat out (as blocking MPI does) before it naps
+_SPIN = 1.0         # seconds a wait polls (as blocking MPI does, but yielding) before it naps
+_yield = getattr(os, "sched_yield", lambda: None)  # lets a rank sharing our core run
 
 _comm = None
 _timeout = DEFAULT_TIMEOUT
@@ -81,7 +82,9 @@ def init(timeout=None):
         sys.excepthook = _aborting_hook(sys.excepthook)
         if "OMP_NUM_THREADS" not in os.environ:
             local = _comm.Split_type(MPI.COMM_TYPE_SHARED).Get_size()
-            cores = min(len(os.sched_getaffinity(0)), max(1, (os.cpu_count() or 1) // local))
+            cores = max(1, (os.cpu_count() or 1) // local)
+            if hasattr(os, "sched_getaffinity"):  # Linux: mpirun may have bound us to fewer
+                cores = min(cores, len(os.sched_getaffinity(0)))
             _core.set_num_threads(max(1, cores))
     return _comm
 
@@ -146,6 +149,8 @@ def _wait(request, what):
                 _abort_naming_missing(what)
         if now - start > _SPIN:
             time.sleep(1e-3)
+        else:
+            _yield()
 
 
 def _answer_pings():
@@ -225,13 +230,14 @@ def gather_rows(local, n):
 
 
 def _arrays(model):
-    """(name, array) of everything rank 0 broadcasts: parameters, then buffers when
-    the model has them (running statistics)."""
+    """(name, array) of everything rank 0 broadcasts: parameters, then buffers
+    (running statistics) when the model has named_buffers() or buffers()."""
     named = [(name, p.data) for name, p in model.named_parameters()]
-    buffers = getattr(model, "named_buffers", None)
-    if buffers is not None:
-        named += [(name, np.asarray(getattr(b, "data", b))) for name, b in buffers()]
-    return named
+    if hasattr(model, "named_buffers"):
+        named += list(model.named_buffers())
+    elif hasattr(model, "buffers"):
+        named += [(f"buffer {i}", b) for i, b in enumerate(model.buffers())]
+    return [(name, a if isinstance(a, np.ndarray) else a.data) for name, a in named]
 
 
 def _check_architecture(model):

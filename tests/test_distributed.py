@@ -54,8 +54,9 @@ def two_ranks():
 
 @needs_mpi
 def test_all_ranks_hold_bitwise_identical_weights(two_ranks):
-    """After every epoch both ranks' weight checksums agree (and rank 1, built from another
-    seed, trained rank 0's weights); evaluate and predict agree on every rank."""
+    """After every epoch both ranks' checksums of weights and buffer agree (rank 1, built
+    from another seed and with another buffer, got rank 0's at the start); evaluate and
+    predict agree on every rank."""
     got = epochs(two_ranks)
     assert sorted(got) == [(r, e) for r in (0, 1) for e in range(3)], two_ranks
     for e in range(3):
