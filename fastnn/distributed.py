@@ -41,7 +41,7 @@ from . import _core
 from .datasets import iterate_batches
 
 __all__ = ["init", "is_initialized", "rank", "world_size", "is_main", "DataParallel",
-           "shard", "allgather", "gather_rows", "main_rank_first", "DEFAULT_TIMEOUT"]
+           "shard", "shared_seed", "allgather", "gather_rows", "main_rank_first", "DEFAULT_TIMEOUT"]
 
 DEFAULT_TIMEOUT = 300.0
 _PING = 7301        # message tag of the "which collective are you in?" exchange on a timeout
@@ -198,6 +198,14 @@ def allgather(values):
     return out
 
 
+def shared_seed(seed):
+    """`seed`, or when it is None a fresh one drawn on rank 0 and sent to every rank: the
+    ranks must shuffle alike."""
+    if seed is not None:
+        return seed
+    return int(allgather([np.random.default_rng().integers(2**52)])[0, 0])
+
+
 def shard(n):
     """This rank's contiguous share of n items, as a slice (shares differ by <= 1)."""
     if not _core.is_int(n) or n < 0:
@@ -291,6 +299,7 @@ class DataParallel:
     def batches(self, x, y, batch_size, shuffle=True, seed=None):
         """This rank's slice (shard) of each global batch of `batch_size` samples: the
         batches of datasets.iterate_batches with the same seed, which every rank draws."""
+        seed = shared_seed(seed) if shuffle else None
         batches = iterate_batches(np.arange(len(x)), y, batch_size, shuffle, seed)  # checks
         mine = (idx[shard(len(idx))] for idx, _ in batches)
         return ((x[idx], y[idx]) for idx in mine)

@@ -251,7 +251,7 @@ class Model:
         callbacks = list(callbacks or [])
         _call(callbacks, "set_model", self)
         _call(callbacks, "on_train_begin")
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(dist.shared_seed(seed) if distributed else seed)
         at = _Progress()
         self._guard = _finite_guard(at) if check_finite else None
         try:

@@ -62,6 +62,7 @@ def test_all_ranks_hold_bitwise_identical_weights(two_ranks):
     for e in range(3):
         assert got[0, e] == got[1, e]
     assert finals(two_ranks)[0] == finals(two_ranks)[1]
+    assert two_ranks.count("unseeded batches cover every sample once: True") == 2
 
 
 @needs_mpi

@@ -56,3 +56,11 @@ result = model.evaluate(x[1000:], y[1000:], distributed=True)
 pred = model.predict(x[1000:], distributed=True)
 print(f"rank {r} accuracy {result['accuracy']!r} predict {zlib.crc32(pred.tobytes()):08x} "
       f"shape {pred.shape}", flush=True)
+# Without a seed, the ranks still shuffle alike: their slices cover each sample once.
+index = np.arange(len(y))
+times = np.zeros(len(y))
+for ib, _ in dist.DataParallel(model).batches(index, y, 64):
+    times[ib] += 1
+times = dist.allgather(times).sum(axis=0)
+print(f"rank {r} unseeded batches cover every sample once: {bool((times == 1).all())}",
+      flush=True)
