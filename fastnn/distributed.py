@@ -294,7 +294,6 @@ class DataParallel:
         self._chunk = chunk
         bounds = np.cumsum([0] + [q.data.size for q in self.params])
         self._slices = [self._flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-        self.comm_seconds = 0.0  # time spent in sync_gradients's collectives
 
     def batches(self, x, y, batch_size, shuffle=True, seed=None):
         """This rank's slice (shard) of each global batch of `batch_size` samples: the
@@ -309,24 +308,26 @@ class DataParallel:
         samples (a rank with count 0 contributes nothing), so every .grad becomes the
         mean gradient of the global batch. Returns (samples in the global batch, whether
         any rank passed stop=True); every rank gets the same answer at the same step."""
+        if not _core.is_int(count) or count < 0:
+            raise ValueError(f"sync_gradients: count must be this rank's number of samples "
+                             f"(an int >= 0), got {count!r}")
         p, chunk = len(self._send), self._chunk
         for grad, dst in zip((q.grad for q in self.params), self._slices):
             np.copyto(dst, grad.reshape(-1))
         self._send[:, :chunk] = self._flat.reshape(p, chunk)
         self._send[:, chunk] = count
         self._send[:, chunk + 1] = bool(stop)
-        start = time.perf_counter()
         _wait(_comm.Ialltoall(self._send, self._parts), "the gradient all-reduce")
         counts = self._parts[:, chunk].astype(np.float64)
         total = counts.sum()
         mine = self._mine[:chunk]
         mine.fill(0.0)
-        for r in range(p):  # rank order: the same sum on every run
-            if counts[r]:
-                mine += self._parts[r, :chunk] * np.float32(counts[r] / total)
+        for r in np.flatnonzero(counts):  # rank order: the same sum on every run
+            part = self._parts[r, :chunk]
+            part *= np.float32(counts[r] / total)
+            mine += part
         self._mine[chunk] = self._parts[:, chunk + 1].any()
         _wait(_comm.Iallgather(self._mine, self._means), "the gradient all-reduce")
-        self.comm_seconds += time.perf_counter() - start
         self._flat.reshape(p, chunk)[:] = self._means[:, :chunk]
         for grad, src in zip((q.grad for q in self.params), self._slices):
             np.copyto(grad.reshape(-1), src)
