@@ -316,8 +316,8 @@ class Model:
                     bar.update(count)
                     if i % 10 == 0:
                         rate = done / max(time.perf_counter() - start, 1e-9)
-                        bar.set_postfix_str(f"loss {total_loss / max(seen, 1):.4f}, {rate:,.0f} samples/s",
-                                            refresh=False)
+                        bar.set_postfix_str(f"loss {total_loss / max(seen, 1):.4f}, "
+                                            f"{rate:,.0f} samples/s", refresh=False)
                 if interrupted() or stop:
                     raise KeyboardInterrupt
         finally:
