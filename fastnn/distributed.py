@@ -46,8 +46,7 @@ __all__ = ["init", "is_initialized", "rank", "world_size", "is_main", "DataParal
 DEFAULT_TIMEOUT = 300.0
 _PING = 7301        # message tag of the "which collective are you in?" exchange on a timeout
 _PING_EVERY = 0.05  # seconds between checks for such questions while waiting
-_SPIN = 1.0         # seconds a wait polls (as blocking MPI does, but yielding) before it naps
-_yield = getattr(os, "sched_yield", lambda: None)  # lets a rank sharing our core run
+_SPIN = 1.0         # seconds a wait polls flat out (as blocking MPI does) before it naps
 
 _comm = None
 _timeout = DEFAULT_TIMEOUT
@@ -149,8 +148,6 @@ def _wait(request, what):
                 _abort_naming_missing(what)
         if now - start > _SPIN:
             time.sleep(1e-3)
-        else:
-            _yield()
 
 
 def _answer_pings():
@@ -282,18 +279,25 @@ class DataParallel:
         for name, array in _arrays(model):
             _wait(comm.Ibcast(array, root=0), f"the broadcast of {name} from rank 0")
         p = comm.Get_size()
-        n = sum(q.data.size for q in self.params)
-        chunk = -(-n // p)
-        # Rank j sums chunk j: the gradient padded to p chunks, each row sent with this
-        # rank's sample count and stop flag; it shares back [mean chunk, stop flag].
-        self._flat = np.zeros(p * chunk, np.float32)
+        chunk = -(-sum(q.data.size for q in self.params) // p)
+        # The flat gradient, cut into p chunks of one row each: rank j sums chunk j. Each
+        # row goes with this rank's sample count and stop flag; rank j shares back [sum
+        # of chunk j, stop flag]. Padding past the last gradient stays 0.
         self._send = np.zeros((p, chunk + 2), np.float32)
         self._parts = np.empty((p, chunk + 2), np.float32)
         self._mine = np.empty(chunk + 1, np.float32)
-        self._means = np.empty((p, chunk + 1), np.float32)
+        self._sums = np.empty((p, chunk + 1), np.float32)
         self._chunk = chunk
-        bounds = np.cumsum([0] + [q.data.size for q in self.params])
-        self._slices = [self._flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        # (parameter index, start, end, row, column): each .grad's pieces in the rows
+        self._pieces, offset = [], 0
+        for i, q in enumerate(self.params):
+            start = 0
+            while start < q.data.size:
+                row, col = divmod(offset + start, chunk)
+                end = min(q.data.size, start + chunk - col)
+                self._pieces.append((i, start, end, row, col))
+                start = end
+            offset += q.data.size
 
     def batches(self, x, y, batch_size, shuffle=True, seed=None):
         """This rank's slice (shard) of each global batch of `batch_size` samples: the
@@ -306,29 +310,30 @@ class DataParallel:
     def sync_gradients(self, count, stop=False):
         """Average the gradients over ranks, each rank's weighted by its `count` of
         samples (a rank with count 0 contributes nothing), so every .grad becomes the
-        mean gradient of the global batch. Returns (samples in the global batch, whether
-        any rank passed stop=True); every rank gets the same answer at the same step."""
+        mean gradient of the global batch (the sum over ranks of count * .grad, times
+        1 / total count). Returns (samples in the global batch, whether any rank passed
+        stop=True); every rank gets the same answer at the same step."""
         if not _core.is_int(count) or count < 0:
             raise ValueError(f"sync_gradients: count must be this rank's number of samples "
                              f"(an int >= 0), got {count!r}")
-        p, chunk = len(self._send), self._chunk
-        for grad, dst in zip((q.grad for q in self.params), self._slices):
-            np.copyto(dst, grad.reshape(-1))
-        self._send[:, :chunk] = self._flat.reshape(p, chunk)
+        chunk, count = self._chunk, int(count)
+        grads = [q.grad.reshape(-1) for q in self.params]
+        for i, start, end, row, col in self._pieces:  # the gradient of this rank's sum loss
+            np.multiply(grads[i][start:end], count, out=self._send[row, col:col + end - start])
         self._send[:, chunk] = count
         self._send[:, chunk + 1] = bool(stop)
         _wait(_comm.Ialltoall(self._send, self._parts), "the gradient all-reduce")
-        counts = self._parts[:, chunk].astype(np.float64)
-        total = counts.sum()
-        mine = self._mine[:chunk]
-        mine.fill(0.0)
-        for r in np.flatnonzero(counts):  # rank order: the same sum on every run
-            part = self._parts[r, :chunk]
-            part *= np.float32(counts[r] / total)
-            mine += part
+        mine, parts = self._mine[:chunk], self._parts[:, :chunk]
+        if len(parts) == 1:
+            np.copyto(mine, parts[0])
+        else:
+            np.add(parts[0], parts[1], out=mine)
+        for r in range(2, len(parts)):  # rank order: the same sum on every run
+            mine += parts[r]
         self._mine[chunk] = self._parts[:, chunk + 1].any()
-        _wait(_comm.Iallgather(self._mine, self._means), "the gradient all-reduce")
-        self._flat.reshape(p, chunk)[:] = self._means[:, :chunk]
-        for grad, src in zip((q.grad for q in self.params), self._slices):
-            np.copyto(grad.reshape(-1), src)
-        return int(total), bool(self._means[:, chunk].any())
+        _wait(_comm.Iallgather(self._mine, self._sums), "the gradient all-reduce")
+        total = int(self._parts[:, chunk].sum())
+        scale = np.float32(1.0 / total if total else 0.0)
+        for i, start, end, row, col in self._pieces:
+            np.multiply(self._sums[row, col:col + end - start], scale, out=grads[i][start:end])
+        return total, bool(self._sums[:, chunk].any())

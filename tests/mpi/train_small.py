@@ -25,7 +25,8 @@ def data(n=1200, seed=1):
     return x, y
 
 
-x, y = data()
+x, y = data()  # fit on 1000 samples in batches of 37: 18 + 19 per rank, and a last
+               # batch of 1 that leaves rank 0 with nothing
 model = models.mlp(seed=r if MODE == "train" else 0)  # rank 0's weights must win
 if MODE == "mismatch" and r == 1:
     model = models.cnn(seed=0)
@@ -50,7 +51,7 @@ class Checksum:
         print(f"rank {r} epoch {epoch} crc {crc:08x} loss {logs['loss']!r}", flush=True)
 
 
-model.fit(x[:1000], y[:1000], optimizer=opt, epochs=3, batch_size=50, seed=0, verbose=0,
+model.fit(x[:1000], y[:1000], optimizer=opt, epochs=3, batch_size=37, seed=0, verbose=0,
           distributed=True, callbacks=[Checksum()], validation_data=(x[1000:], y[1000:]))
 result = model.evaluate(x[1000:], y[1000:], distributed=True)
 pred = model.predict(x[1000:], distributed=True)
