@@ -47,6 +47,7 @@ DEFAULT_TIMEOUT = 300.0
 _PING = 7301        # message tag of the "which collective are you in?" exchange on a timeout
 _PING_EVERY = 0.05  # seconds between checks for such questions while waiting
 _SPIN = 1.0         # seconds a wait polls flat out (as blocking MPI does) before it naps
+_yield = None       # os.sched_yield when the node has more ranks than cores: polling yields
 
 _comm = None
 _timeout = DEFAULT_TIMEOUT
@@ -60,7 +61,7 @@ def init(timeout=None):
     timeout: seconds a rank waits in one of fastnn's collectives before it names the
     ranks that never joined it and aborts the job (default FASTNN_DIST_TIMEOUT or 300).
     Unless OMP_NUM_THREADS is set, each rank uses its share of the node's cores."""
-    global _comm, _timeout
+    global _comm, _timeout, _yield
     if timeout is None:
         timeout = os.environ.get("FASTNN_DIST_TIMEOUT", _timeout)
     try:
@@ -79,8 +80,10 @@ def init(timeout=None):
                               "and pip install mpi4py)") from e
         _comm = MPI.COMM_WORLD
         sys.excepthook = _aborting_hook(sys.excepthook)
+        local = _comm.Split_type(MPI.COMM_TYPE_SHARED).Get_size()
+        if local > (os.cpu_count() or 1):
+            _yield = getattr(os, "sched_yield", None)
         if "OMP_NUM_THREADS" not in os.environ:
-            local = _comm.Split_type(MPI.COMM_TYPE_SHARED).Get_size()
             cores = max(1, (os.cpu_count() or 1) // local)
             if hasattr(os, "sched_getaffinity"):  # Linux: mpirun may have bound us to fewer
                 cores = min(cores, len(os.sched_getaffinity(0)))
@@ -148,6 +151,8 @@ def _wait(request, what):
                 _abort_naming_missing(what)
         if now - start > _SPIN:
             time.sleep(1e-3)
+        elif _yield is not None:
+            _yield()
 
 
 def _answer_pings():

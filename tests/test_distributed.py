@@ -86,6 +86,20 @@ def test_one_rank_and_two_ranks_train_alike(two_ranks):
 
 
 @needs_mpi
+def test_four_ranks_padded_chunks(two_ranks):
+    """4 ranks (55,050 gradients do not split evenly into 4 chunks; batches of 37 split
+    9/9/9/10): identical weights on every rank, the same training as 2 ranks up to
+    rounding."""
+    code, out, _ = mpirun(4)
+    assert code == 0, out
+    four, two = epochs(out), epochs(two_ranks)
+    for e in range(3):
+        assert four[0, e] == four[1, e] == four[2, e] == four[3, e]
+        assert four[0, e][1] == pytest.approx(two[0, e][1], rel=1e-4)
+    assert len(set(finals(out).values())) == 1 and len(finals(out)) == 4
+
+
+@needs_mpi
 @pytest.mark.parametrize("mode, message", [
     ("raise", r"rank 1 of 2 raised RuntimeError: rank 1 fails on purpose; aborting"),
     ("exit", r"process rank 1 |@\d+,1\]"),     # Open MPI names the process [job,rank]
