@@ -16,9 +16,10 @@ across ranks at every step, so all ranks take the same optimizer step.
         opt.step()
 
 Reproducibility: the gradient average is one all-reduce made of two data movements, a
-reduce-scatter (Alltoall: rank j receives every rank's j-th chunk, sums them in rank order
-0, 1, ..., p-1) and an Allgather of the averaged chunks. The sum order is fixed, so the
-same seed and world size give bitwise the same weights run to run, and every rank holds
+reduce-scatter (Alltoall: rank j receives every rank's j-th chunk of sample count x
+gradient and sums them in rank order 0, 1, ..., p-1) and an Allgather of the summed
+chunks, which every rank scales by 1 / total count. The sum order is fixed, so the same
+seed and world size give bitwise the same weights run to run, and every rank holds
 bitwise the same weights after every step. Its cost is a ring all-reduce's, 2 (p-1)/p
 times the gradient bytes per rank.
 
@@ -52,7 +53,7 @@ _yield = None       # os.sched_yield when the node has more ranks than cores: po
 _comm = None
 _timeout = DEFAULT_TIMEOUT
 _collectives = 0    # collectives this rank has entered: ranks in step agree on it
-_replies = []       # pending answers to pings (the requests must outlive the call)
+_replies = []       # pings and answers in flight (their requests must outlive the call)
 
 
 def init(timeout=None):
@@ -166,7 +167,8 @@ def _answer_pings():
 def _abort_naming_missing(what):
     from mpi4py import MPI
     me, size = _comm.Get_rank(), _comm.Get_size()
-    pings = [_comm.isend(_collectives, dest=r, tag=_PING) for r in range(size) if r != me]
+    _replies.extend(_comm.isend(_collectives, dest=r, tag=_PING)
+                    for r in range(size) if r != me)
     answers, status = {me: _collectives}, MPI.Status()
     deadline = time.monotonic() + min(2.0, _timeout)  # waiting ranks answer in 0.05 s
     while len(answers) < size and time.monotonic() < deadline:
@@ -178,7 +180,6 @@ def _abort_naming_missing(what):
     print(f"fastnn.distributed: rank {me}: waited {_timeout:g} s for the other ranks in "
           f"{what}; rank(s) {missing} never joined it (dead, hung, or past an exception "
           f"they caught); aborting the job", file=sys.stderr, flush=True)
-    del pings
     _comm.Abort(1)
 
 
