@@ -1,17 +1,21 @@
 """Train a reference model on MNIST or Fashion-MNIST from the command line:
 
     python -m fastnn.train --model cnn --dataset fashion-mnist --epochs 3 --batch-size 128
+    mpirun -n 2 python -m fastnn.train --distributed --model cnn --dataset fashion-mnist
 
 prints the loss, accuracy, time and samples/s of every epoch and the final test accuracy.
 If the MNIST training split is not available locally but its test split is (as in a
 copy holding only t10k-*), it trains on the first 8,000 test images and evaluates on
-the last 2,000 (80 % / 20 % of a smaller file), and says so."""
+the last 2,000 (80 % / 20 % of a smaller file), and says so. With --distributed (under
+mpirun) the ranks train data-parallel on the global --batch-size; rank 0 alone prints and
+saves."""
 import argparse
+import builtins
 import sys
 import time
 
 import fastnn
-from fastnn import datasets, models, optim
+from fastnn import datasets, distributed as dist, models, optim
 
 MNIST_FALLBACK_TRAIN = 8000
 
@@ -44,6 +48,9 @@ def parse_args(argv=None):
                    help="never download: fail if the files are not found locally")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar, only a line per epoch")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the ranks of an MPI job (run under mpirun; "
+                        "needs mpi4py)")
     return p.parse_args(argv)
 
 
@@ -68,14 +75,23 @@ def load_data(name, root, download):
     return train, test, None
 
 
+def _quiet(*args, **kwargs):
+    pass
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.distributed:
+        dist.init()
     if args.threads:
         fastnn.set_num_threads(args.threads)
+    print = builtins.print if dist.is_main() else _quiet  # only rank 0 prints
     try:
-        (x, y), (xt, yt), note = load_data(args.dataset, args.data_root, not args.no_download)
+        with dist.main_rank_first():  # rank 0 downloads, the others find its copy
+            (x, y), (xt, yt), note = load_data(args.dataset, args.data_root,
+                                               not args.no_download)
     except (FileNotFoundError, ValueError) as e:
-        print(f"error: cannot load {args.dataset}: {e}", file=sys.stderr)
+        builtins.print(f"error: cannot load {args.dataset}: {e}", file=sys.stderr)
         return 2
     if note:
         print(f"note: {note}")
@@ -89,15 +105,18 @@ def main(argv=None):
         opt = optim.SGD(model.parameters(), lr=args.lr or 0.05, momentum=0.9)
     print(f"{args.model} on {args.dataset}: {len(x):,} training and {len(xt):,} test samples, "
           f"{opt}, batch {args.batch_size}, {fastnn.get_num_threads()} threads, "
-          f"ISA {fastnn.get_isa()}")
+          f"ISA {fastnn.get_isa()}" + (f", {dist.world_size()} ranks (data-parallel; the "
+                                       f"batch is split across them)" if args.distributed
+                                       else ""))
     start = time.perf_counter()
     model.fit(x, y, optimizer=opt, epochs=args.epochs, batch_size=args.batch_size,
-              seed=args.seed, verbose=2 if args.no_progress else 1)
+              seed=args.seed, verbose=2 if args.no_progress else 1,
+              distributed=args.distributed)
     seconds = time.perf_counter() - start
-    result = model.evaluate(xt, yt)
+    result = model.evaluate(xt, yt, distributed=args.distributed)
     print(f"test loss {result['loss']:.4f} - test accuracy {result['accuracy']:.4f} "
           f"({len(xt):,} samples; training took {seconds:.1f}s)")
-    if args.save:
+    if args.save and dist.is_main():
         try:
             model.save(args.save)
         except OSError as e:

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from . import losses
+from . import distributed as dist, losses
 from .datasets import iterate_batches
 
 __all__ = ["ModelAPI", "History", "Callback", "EarlyStopping"]
@@ -200,7 +200,7 @@ class ModelAPI:
 
     def fit(self, x, y, *, optimizer, loss="cross_entropy", epochs=1, batch_size=32,
             validation_data=None, validation_split=0.0, shuffle=True, seed=None, verbose=1,
-            callbacks=None, check_finite=False):
+            callbacks=None, check_finite=False, distributed=False):
         """Train for `epochs` passes over (x, y) and return a History.
 
         x is converted to float32 once; y holds int class labels for cross_entropy, or
@@ -221,7 +221,12 @@ class ModelAPI:
         gradient and the updated weights at each step, and raises FloatingPointError naming
         the first layer (forward/backward/parameter) and the step where NaN or inf appeared
         (the weights are then those of that step). Off by default: it costs a pass over
-        every activation."""
+        every activation.
+
+        distributed=True trains data-parallel across the ranks of an MPI job (see
+        fastnn.distributed; run under mpirun): batch_size is the global batch, split
+        across ranks; gradients, loss and accuracy are averaged over ranks; only rank 0
+        prints; validation is split across ranks."""
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
@@ -243,11 +248,13 @@ class ModelAPI:
             xv = yv = None
 
         self.optimizer, self.loss, self.stop_training = optimizer, loss_fn, False
+        ddp = dist.DataParallel(self) if distributed else None
+        verbose = verbose if dist.is_main() else 0
         history = History()
         callbacks = list(callbacks or [])
         _call(callbacks, "set_model", self)
         _call(callbacks, "on_train_begin")
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(dist.shared_seed(seed) if distributed else seed)
         at = _Progress()
         self._guard = _finite_guard(at) if check_finite else None
         try:
@@ -256,10 +263,10 @@ class ModelAPI:
                     at.epoch = epoch
                     logs = self._train_epoch(x, y, optimizer, loss_fn, batch_size, shuffle, rng,
                                              f"Epoch {epoch + 1}/{epochs}", verbose, at,
-                                             interrupted)
+                                             interrupted, ddp)
                     if xv is not None:
                         val = self.evaluate(xv, yv, batch_size=max(batch_size, 256),
-                                            loss=loss_fn)
+                                            loss=loss_fn, distributed=distributed)
                         logs.update({"val_" + k: v for k, v in val.items()})
                     history.append(epoch, logs)
                     if verbose:
@@ -272,7 +279,7 @@ class ModelAPI:
             history.interrupted = True
         finally:
             self._guard = None
-        if history.interrupted:
+        if history.interrupted and dist.is_main():
             print(f"fit: interrupted (KeyboardInterrupt) after {at.done} completed steps; "
                   f"the model keeps the weights of the last completed step", file=sys.stderr,
                   flush=True)
@@ -280,44 +287,50 @@ class ModelAPI:
         return history
 
     def _train_epoch(self, x, y, optimizer, loss_fn, batch_size, shuffle, rng, desc, verbose,
-                     at, interrupted):
+                     at, interrupted, ddp=None):
         """One pass over (x, y), keeping `at` (a _Progress) current; interrupted() says
-        Ctrl-C arrived (checked between steps)."""
+        Ctrl-C arrived (checked between steps). With a DataParallel `ddp`, this rank
+        trains on its slice of each batch and the sums are taken over ranks."""
         self.train()
         bar = _progress(len(x), desc, verbose)
         total_loss, correct, seen = 0.0, 0, 0
         start = time.perf_counter()
+        batches = (iterate_batches if ddp is None else ddp.batches)(x, y, batch_size, shuffle,
+                                                                     seed=rng)
+        stop, done = False, 0
         try:
-            for i, (xb, yb) in enumerate(iterate_batches(x, y, batch_size, shuffle, seed=rng)):
+            for i, (xb, yb) in enumerate(batches):
                 at.batch = i
-                if self._guard is not None:
-                    self._guard(xb, "the input batch")
-                out = self(xb)
-                batch_loss = loss_fn(out, yb)
-                if self._guard is not None:
-                    self._guard(batch_loss, f"the loss ({loss_fn!r})")
-                if loss_fn.has_accuracy:
-                    correct += loss_fn.correct(out, yb)
-                self.backward(loss_fn.backward())
+                if len(xb):  # empty only on a rank whose share of a short last batch is 0
+                    batch_loss, batch_correct = self._forward_backward(xb, yb, loss_fn)
+                    total_loss += batch_loss * len(xb)
+                    correct += batch_correct
+                count = len(xb)
+                if ddp is not None:  # every rank stops at the same step (one asked)
+                    count, stop = ddp.sync_gradients(len(xb), stop=interrupted())
                 optimizer.step()
                 if self._guard is not None:
                     for name, p in self.named_parameters():
                         self._guard(p.data, f"parameter {name} after the optimizer step")
                 at.done += 1
-                total_loss += batch_loss * len(xb)
                 seen += len(xb)
+                done += count
                 if bar is not None:
-                    bar.update(len(xb))
+                    bar.update(count)
                     if i % 10 == 0:
-                        rate = seen / max(time.perf_counter() - start, 1e-9)
-                        bar.set_postfix_str(f"loss {total_loss / seen:.4f}, {rate:,.0f} samples/s",
-                                            refresh=False)
-                if interrupted():
+                        rate = done / max(time.perf_counter() - start, 1e-9)
+                        bar.set_postfix_str(f"loss {total_loss / max(seen, 1):.4f}, "
+                                            f"{rate:,.0f} samples/s", refresh=False)
+                if interrupted() or stop:
                     raise KeyboardInterrupt
         finally:
             if bar is not None:
                 bar.close()
         seconds = time.perf_counter() - start
+        if ddp is not None:
+            sums = dist.allgather([total_loss, correct, seen, seconds])
+            total_loss, correct, seen = map(float, sums[:, :3].sum(axis=0))
+            seconds = float(sums[:, 3].max())
         logs = {"loss": total_loss / seen}
         if loss_fn.has_accuracy:
             logs["accuracy"] = correct / seen
@@ -325,33 +338,55 @@ class ModelAPI:
         logs["samples_per_sec"] = seen / max(seconds, 1e-9)
         return logs
 
-    def evaluate(self, x, y, batch_size=256, *, loss=None):
+    def _forward_backward(self, xb, yb, loss_fn):
+        """Forward, loss and backward of one batch: (loss, correct predictions)."""
+        if self._guard is not None:
+            self._guard(xb, "the input batch")
+        out = self(xb)
+        batch_loss = loss_fn(out, yb)
+        if self._guard is not None:
+            self._guard(batch_loss, f"the loss ({loss_fn!r})")
+        correct = loss_fn.correct(out, yb) if loss_fn.has_accuracy else 0
+        self.backward(loss_fn.backward())
+        return batch_loss, correct
+
+    def evaluate(self, x, y, batch_size=256, *, loss=None, distributed=False):
         """{"loss", "accuracy"} over (x, y) in eval mode, with the loss of the last fit
-        (cross-entropy if none); "accuracy" is omitted for losses without one (mse)."""
+        (cross-entropy if none); "accuracy" is omitted for losses without one (mse).
+        distributed=True: each rank of the MPI job evaluates its shard of (x, y) and the
+        sums are combined (every rank gets the result)."""
         loss_fn = losses.get(loss or self.loss or "cross_entropy")
         x, y = self._prepare(x, y, loss_fn, "evaluate")
+        part = dist.shard(len(x)) if distributed and dist.init() else slice(None)
         was_training = self.training
         self.eval()
         try:
             total, correct = 0.0, 0
-            for xb, yb in iterate_batches(x, y, batch_size, shuffle=False):
+            for xb, yb in iterate_batches(x[part], y[part], batch_size, shuffle=False):
                 out = self(xb)
                 total += loss_fn(out, yb) * len(xb)
                 if loss_fn.has_accuracy:
                     correct += loss_fn.correct(out, yb)
         finally:
             self.train(was_training)
+        if distributed:
+            total, correct = map(float, dist.allgather([total, correct]).sum(axis=0))
         result = {"loss": total / len(x)}
         if loss_fn.has_accuracy:
             result["accuracy"] = correct / len(x)
         return result
 
-    def predict(self, x, batch_size=256):
-        """Model outputs for x, computed in eval mode batch by batch (a new array)."""
+    def predict(self, x, batch_size=256, *, distributed=False):
+        """Model outputs for x, computed in eval mode batch by batch (a new array).
+        distributed=True: each rank of the MPI job predicts its shard of x and every rank
+        gets the whole result."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size <= 0:
             raise ValueError(f"predict: batch_size must be a positive int, got {batch_size!r}")
         x = np.ascontiguousarray(x, dtype=np.float32)
+        n = len(x)
+        if distributed and dist.init():
+            x = x[dist.shard(n)]
         result = np.empty(self.output_shape(x.shape), np.float32)
         was_training = self.training
         self.eval()
@@ -360,7 +395,7 @@ class ModelAPI:
                 result[start:start + batch_size] = self(x[start:start + batch_size])
         finally:
             self.train(was_training)
-        return result
+        return dist.gather_rows(result, n) if distributed else result
 
     def summary(self, input_shape=None, file=None):
         """Print and return a table of the layers (as the model's graph runs them, by
@@ -412,6 +447,7 @@ class ModelAPI:
     def save(self, path):
         """Write architecture, weights, buffers and the optimizer of the last fit (if any)
         to path, atomically; read it back with fastnn.load(path) (see fastnn.serialization
-        for models whose architecture cannot be saved)."""
+        for models whose architecture cannot be saved). In an MPI job only rank 0 writes."""
         from .serialization import save
-        save(self, path, optimizer=self.optimizer)
+        if dist.is_main():
+            save(self, path, optimizer=self.optimizer)

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import fastnn
 from fastnn import functional as F
-from fastnn import losses, nn, optim
+from fastnn import distributed as dist, losses, nn, optim
 from fastnn import reference as R
 
 settings.register_profile("fuzz", max_examples=175, derandomize=True, deadline=None,
@@ -894,8 +894,63 @@ def test_runtime_boundary(n, isa):
         fastnn.set_isa(before)
 
 
+@settings(FUZZ, max_examples=200)
+@given(data=st.data())
+def test_distributed_boundary(data):
+    """fastnn.distributed's helpers in one process (no MPI: the whole job is this rank):
+    hostile sizes, values, batches and timeouts raise naming the argument."""
+    draw = data.draw
+    r = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    n = dims(draw, 0, 9)
+    fn = draw(st.sampled_from(["shard", "allgather", "gather_rows", "batches", "init"]))
+    hostile = draw(st.booleans())
+    if fn == "shard":
+        arg = draw(st.sampled_from(HOSTILE_INTS)) if hostile else n
+        status, got = call("distributed", lambda: dist.shard(arg))
+        expect, names = slice(0, n), {"n"}
+    elif fn == "allgather":
+        arg = (draw(st.sampled_from([randn(r, n, 2), "x", [[1], [2, 3]], {1}, 1j, None, 3.0]))
+               if hostile else randn(r, n))
+        status, got = call("distributed", lambda: dist.allgather(arg))
+        expect, names = None if hostile else arg[None].astype(np.float64), {"values"}
+    elif fn == "gather_rows":
+        arg = (draw(st.sampled_from([randn(r, n + 1, 2), np.float32(1), [1.0] * n, None]))
+               if hostile else randn(r, n, 3))
+        status, got = call("distributed", lambda: dist.gather_rows(arg, n))
+        expect, names = arg, {"local"}
+    elif fn == "batches":
+        x, y = randn(r, n, 2), r.integers(0, 3, n)
+        size = draw(st.sampled_from(HOSTILE_INTS)) if hostile else dims(draw, 1, 4)
+        if hostile and draw(st.booleans()):
+            size, y = dims(draw, 1, 4), y[:-1] if n else y[:0].tolist() + [1]
+        ddp = object.__new__(dist.DataParallel)  # batches needs no MPI state
+        status, got = call("distributed", lambda: list(ddp.batches(x, y, size, seed=0)))
+        expect = None if hostile else list(fastnn.datasets.iterate_batches(x, y, size, seed=0))
+        names = {"batch_size", "x", "y"}
+    else:  # init: only hostile timeouts (a valid one would start MPI in the test process)
+        hostile, arg = True, draw(st.sampled_from(HOSTILE_REALS[:5] + ["soon", 1j, (1,)]))
+        status, got = call("distributed", lambda: dist.init(arg))
+        names = {"timeout"}
+    if status == "raised":
+        assert hostile, f"valid {fn} arguments rejected: {got!r}"
+        check_named(got, names)
+        return
+    assert not hostile or (fn == "shard" and dist._core.is_int(arg) and arg >= 0), \
+        f"{fn} accepted hostile {arg!r}"
+    if fn == "batches":
+        assert len(got) == len(expect)
+        for (gx, gy), (wx, wy) in zip(got, expect):
+            np.testing.assert_array_equal(gx, wx)
+            np.testing.assert_array_equal(gy, wy)
+    elif fn == "shard":
+        assert got == slice(0, arg)
+    else:
+        np.testing.assert_array_equal(got, expect)
+
+
 QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losses": 300,
-         "optimizers": 300, "models": 200, "state_dicts": 150, "runtime": 200}
+         "optimizers": 300, "models": 200, "state_dicts": 150, "runtime": 200,
+         "distributed": 200}
 
 
 def test_call_count():
