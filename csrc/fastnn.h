@@ -130,7 +130,8 @@ int fnn_log_softmax_backward(int64_t rows, int64_t cols, const float *gy, const 
                              float *gx);
 
 /* ---- merging (merge.c) ----
- * y = ((xs[0] + xs[1]) + xs[2]) + ... over n elements; y may be one of the inputs. */
+ * y = ((xs[0] + xs[1]) + xs[2]) + ... over n elements; y may be one of the inputs
+ * (the same pointer), but may not overlap one otherwise. */
 int fnn_add(int64_t count, int64_t n, const float *const *xs, float *y);
 
 /* ---- losses, mean reduction (loss.c) ----

@@ -22,10 +22,10 @@ def test_add_is_numpy_in_list_order(isa, rng, shape, count):
     y = F.add(xs)
     assert y.dtype == np.float32 and y.shape == want.shape
     np.testing.assert_array_equal(y, want)
-    if count > 1:  # in place into any input, even one read after the first
-        x_last = xs[-1].copy()
-        assert F.add(xs[:-1] + [x_last], out=x_last) is x_last
-        np.testing.assert_array_equal(x_last, want)
+    for k in range(count):  # in place into any input, even one read after the first two
+        xk = xs[k].copy()
+        assert F.add(xs[:k] + [xk] + xs[k + 1:], out=xk) is xk
+        np.testing.assert_array_equal(xk, want)
 
 
 def test_add_thread_count_does_not_change_bits(isa, rng, threads):

@@ -174,6 +174,21 @@ def test_adaptive_avg_pool2d_backward_fd(rng, x_shape, output_size):
     assert_grad_close(ref.adaptive_avg_pool2d_backward(g, x.shape), numerical_grad(pool, x, g))
 
 
+@pytest.mark.parametrize("shapes, axis", [([(2, 3, 2), (2, 1, 2)], 1), ([(2, 2), (3, 2)], 0)])
+def test_merge_backward_fd(rng, shapes, axis):
+    xs = [rng.normal(size=s) for s in shapes]
+    g = rng.normal(size=ref.concatenate(xs, axis).shape)
+    grads = ref.concatenate_backward(g, [s[axis] for s in shapes], axis)
+    for i, x in enumerate(xs):
+        f = lambda t: ref.concatenate(xs[:i] + [t] + xs[i + 1:], axis)  # noqa: E731
+        assert_grad_close(grads[i], numerical_grad(f, x, g))
+    same = [rng.normal(size=shapes[0]) for _ in range(3)]  # add: the identity for each input
+    g = rng.normal(size=shapes[0])
+    for i, x in enumerate(same):
+        f = lambda t: ref.add(same[:i] + [t] + same[i + 1:])  # noqa: E731
+        assert_grad_close(g, numerical_grad(f, x, g))
+
+
 # (x_shape, affine): 2-D, 3-D and 4-D inputs, N = 2, C = 1, odd spatial sizes.
 BN_CASES = [
     pytest.param((5, 3), True, id="2d"),
