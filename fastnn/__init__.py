@@ -40,4 +40,5 @@ from .training import EarlyStopping, History  # noqa: E402
 
 __all__ = ["matmul", "show_config", "get_isa", "set_isa", "supported_isas",
            "get_num_threads", "set_num_threads", "__version__", "functional", "losses",
-           "models", "nn", "optim", "Input", "Model", "Sequential", "load", "save", "EarlyStopping", "History"]
+           "models", "nn", "optim", "Input", "Model", "Sequential", "load", "save",
+           "EarlyStopping", "History"]
