@@ -5,7 +5,7 @@ import numpy as np
 from .. import functional as F
 from ..reference import conv2d_output_shape
 from .linear import _Weighted, _weights
-from .module import Parameter, _count, _pair
+from .module import Parameter, _count, _pair, memo_shape
 
 __all__ = ["Conv2d"]
 
@@ -63,6 +63,7 @@ class Conv2d(_Weighted):
             return (0, 0)
         return tuple(d * (k - 1) % 2 for d, k in zip(self.dilation, self.kernel_size))
 
+    @memo_shape
     def output_shape(self, shape):
         self._expect(shape, f"(N, {self.in_channels}, H, W)",
                      len(shape) == 4 and shape[1] == self.in_channels)

@@ -11,6 +11,7 @@ Two kinds of Module:
   its `forward` runs once on symbolic values into a graph of layers (fastnn.nn.graph),
   which then runs forward and backward on arrays. Call it as `model(x)`.
 """
+import functools
 import math
 
 import numpy as np
@@ -61,6 +62,19 @@ def _count(v, name, layer):
     if v <= 0:
         raise ValueError(f"{layer}: {name} must be positive, got {v!r}")
     return int(v)
+
+
+def memo_shape(output_shape):
+    """Keep a layer's last output_shape result: its window arithmetic costs more than the
+    kernel itself on a batch of one (predict, model(x) in eval mode)."""
+    @functools.wraps(output_shape)
+    def cached(self, shape):
+        shape = tuple(shape)
+        last = self.__dict__.get("_shape_memo")
+        if last is None or last[0] != shape:
+            last = self.__dict__["_shape_memo"] = (shape, output_shape(self, shape))
+        return last[1]
+    return cached
 
 
 class Module(training.ModelAPI):

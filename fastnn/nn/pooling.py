@@ -4,7 +4,7 @@ import numpy as np
 from .. import functional as F
 from .._core import MAX_WINDOW_ARG, is_int as _is_int
 from ..reference import conv2d_output_shape
-from .module import Module, _pair
+from .module import Module, _pair, memo_shape
 
 __all__ = ["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d"]
 
@@ -20,6 +20,7 @@ class _Pool2d(Module):
             raise ValueError(f"{type(self).__name__}: kernel_size and stride must be positive "
                              f"and padding at most half the kernel, got {self.config()}")
 
+    @memo_shape
     def output_shape(self, shape):
         self._expect(shape, "(N, C, H, W)", len(shape) == 4)
         try:
