@@ -29,14 +29,11 @@ void fnn_parallel_range(int64_t n, double work, int64_t align, fnn_range_fn f, v
 
 double fnn_exp_sum(int64_t n, const float *x, float shift, float *out)
 {
-    return fnn_active->ew.exp_sum(n, x, shift, out);
+    return fnn_active->ew->exp_sum(n, x, shift, out);
 }
 
 /* Elementwise split on 64-byte boundaries so threads never share a cache line. */
 #define EW_ALIGN 16
-/* Rough element costs (in multiply-add units) for the threading threshold. */
-#define COST_MEM 1.0
-#define COST_EXP 16.0
 
 typedef struct {
     const float *a, *b;
@@ -48,31 +45,31 @@ typedef struct {
 static void relu_part(int64_t lo, int64_t hi, void *ctx)
 {
     ew_job *J = ctx;
-    fnn_active->ew.relu(hi - lo, J->a + lo, J->out + lo);
+    fnn_active->ew->relu(hi - lo, J->a + lo, J->out + lo);
 }
 
 static void relu_backward_part(int64_t lo, int64_t hi, void *ctx)
 {
     ew_job *J = ctx;
-    fnn_active->ew.relu_backward(hi - lo, J->a + lo, J->b + lo, J->out + lo);
+    fnn_active->ew->relu_backward(hi - lo, J->a + lo, J->b + lo, J->out + lo);
 }
 
 static void leaky_part(int64_t lo, int64_t hi, void *ctx)
 {
     ew_job *J = ctx;
-    fnn_active->ew.leaky_relu(hi - lo, J->slope, J->a + lo, J->out + lo);
+    fnn_active->ew->leaky_relu(hi - lo, J->slope, J->a + lo, J->out + lo);
 }
 
 static void leaky_backward_part(int64_t lo, int64_t hi, void *ctx)
 {
     ew_job *J = ctx;
-    fnn_active->ew.leaky_relu_backward(hi - lo, J->slope, J->a + lo, J->b + lo, J->out + lo);
+    fnn_active->ew->leaky_relu_backward(hi - lo, J->slope, J->a + lo, J->b + lo, J->out + lo);
 }
 
 static void sigmoid_part(int64_t lo, int64_t hi, void *ctx)
 {
     ew_job *J = ctx;
-    fnn_active->ew.sigmoid(hi - lo, J->a + lo, J->out + lo);
+    fnn_active->ew->sigmoid(hi - lo, J->a + lo, J->out + lo);
 }
 
 static void sigmoid_backward_part(int64_t lo, int64_t hi, void *ctx)
@@ -85,7 +82,7 @@ static void sigmoid_backward_part(int64_t lo, int64_t hi, void *ctx)
 static void tanh_part(int64_t lo, int64_t hi, void *ctx)
 {
     ew_job *J = ctx;
-    fnn_active->ew.tanh(hi - lo, J->a + lo, J->out + lo);
+    fnn_active->ew->tanh(hi - lo, J->a + lo, J->out + lo);
 }
 
 static void tanh_backward_part(int64_t lo, int64_t hi, void *ctx)
@@ -180,51 +177,51 @@ static int run_rows(int64_t rows, int64_t cols, fnn_range_fn f, ew_job *J, int b
         (rows > 0 && (!J->a || !J->out || (binary && !J->b))))
         return FNN_EINVAL;
     J->cols = cols;
-    fnn_parallel_range(rows, COST_EXP * (double)rows * cols, 1, f, J);
+    fnn_parallel_range(rows, FNN_COST_EXP * (double)rows * cols, 1, f, J);
     return FNN_OK;
 }
 
 int fnn_relu(int64_t n, const float *x, float *y)
 {
-    return run_elementwise(n, COST_MEM, relu_part, &(ew_job){.a = x, .out = y}, 0);
+    return run_elementwise(n, FNN_COST_MEM, relu_part, &(ew_job){.a = x, .out = y}, 0);
 }
 
 int fnn_relu_backward(int64_t n, const float *gy, const float *x, float *gx)
 {
-    return run_elementwise(n, COST_MEM, relu_backward_part,
+    return run_elementwise(n, FNN_COST_MEM, relu_backward_part,
                            &(ew_job){.a = gy, .b = x, .out = gx}, 1);
 }
 
 int fnn_leaky_relu(int64_t n, float slope, const float *x, float *y)
 {
-    return run_elementwise(n, COST_MEM, leaky_part, &(ew_job){.a = x, .out = y, .slope = slope}, 0);
+    return run_elementwise(n, FNN_COST_MEM, leaky_part, &(ew_job){.a = x, .out = y, .slope = slope}, 0);
 }
 
 int fnn_leaky_relu_backward(int64_t n, float slope, const float *gy, const float *x, float *gx)
 {
-    return run_elementwise(n, COST_MEM, leaky_backward_part,
+    return run_elementwise(n, FNN_COST_MEM, leaky_backward_part,
                            &(ew_job){.a = gy, .b = x, .out = gx, .slope = slope}, 1);
 }
 
 int fnn_sigmoid(int64_t n, const float *x, float *y)
 {
-    return run_elementwise(n, COST_EXP, sigmoid_part, &(ew_job){.a = x, .out = y}, 0);
+    return run_elementwise(n, FNN_COST_EXP, sigmoid_part, &(ew_job){.a = x, .out = y}, 0);
 }
 
 int fnn_sigmoid_backward(int64_t n, const float *gy, const float *y, float *gx)
 {
-    return run_elementwise(n, COST_MEM, sigmoid_backward_part,
+    return run_elementwise(n, FNN_COST_MEM, sigmoid_backward_part,
                            &(ew_job){.a = gy, .b = y, .out = gx}, 1);
 }
 
 int fnn_tanh(int64_t n, const float *x, float *y)
 {
-    return run_elementwise(n, COST_EXP, tanh_part, &(ew_job){.a = x, .out = y}, 0);
+    return run_elementwise(n, FNN_COST_EXP, tanh_part, &(ew_job){.a = x, .out = y}, 0);
 }
 
 int fnn_tanh_backward(int64_t n, const float *gy, const float *y, float *gx)
 {
-    return run_elementwise(n, COST_MEM, tanh_backward_part,
+    return run_elementwise(n, FNN_COST_MEM, tanh_backward_part,
                            &(ew_job){.a = gy, .b = y, .out = gx}, 1);
 }
 

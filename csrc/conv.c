@@ -353,8 +353,8 @@ static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const
     if (y == NULL || (x == NULL && d.x_img > 0) || (w == NULL && d.k > 0))
         return FNN_EINVAL;
     int64_t pooled_img = pool ? s->c_out * pool->oh * pool->ow : 0;
-    const fnn_conv_kernels *ck = &fnn_active->conv;
-    const fnn_gemm_kernels *gk = &fnn_active->gemm;
+    const fnn_conv_kernels *ck = fnn_active->conv;
+    const fnn_gemm_kernels *gk = fnn_active->gemm;
     int hwc = d.k > CONV_SHORT_K;
     int64_t padded = fnn_round_up(d.ohw, ck->nr);  /* im2col pixels, in whole panels */
     /* shared: W packed (+ W permuted, tables); per thread: the conv output if pooled, then
@@ -382,14 +382,15 @@ static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const
     }
 #pragma omp parallel num_threads(nth) if (nth > 1)
     {
-        int ith = omp_get_thread_num(), nt = omp_get_num_threads();
-        float *conv_y = ws + shared + thread_elems * ith, *buf = conv_y + conv_out;
+        float *conv_y = ws + shared + thread_elems * omp_get_thread_num(), *buf = conv_y + conv_out;
         float *yt = buf + fnn_round_up(h.elems, 16);
-        int64_t lo, hi;
-        fnn_split(s->n, ith, nt, &lo, &hi);
         if (hwc)  /* the border stays zero from here on */
             memset(buf, 0, (size_t)h.elems * sizeof(float));
-        for (int64_t img = lo; img < hi; img++) {
+        /* Images one at a time to whichever thread is free, so a core taken by a
+         * co-tenant delays the step by one image at most; an image's output does not
+         * depend on the thread that computes it. */
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t img = 0; img < s->n; img++) {
             const float *xi = x + img * d.x_img;
             float *yi = pool ? conv_y : y + img * d.y_img;
             if (hwc) {
@@ -455,9 +456,10 @@ static void conv_bwd_thread(conv_bwd_plan *P, int ith, int nth)
     fnn_operand_b cols_t = {.b = xp, .roff = h->roff, .coff = h->coff};
     if (P->gw != NULL && P->wgrad_gemm)
         memset(xp, 0, (size_t)h->elems * sizeof(float));  /* the border stays zero */
-    int64_t c_lo, c_hi;
-    fnn_split(P->nchunks, ith, nth, &c_lo, &c_hi);
-    for (int64_t c = c_lo; c < c_hi; c++) {
+    /* Chunks to whichever thread is free (see conv_forward); a chunk's partial does not
+     * depend on the thread that sums it. The loop's end is the barrier before the sum. */
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t c = 0; c < P->nchunks; c++) {
         float *pw = P->part + c * P->part_elems, *pb = pw + gw_elems;
         int64_t first = s->n * c / P->nchunks, last = s->n * (c + 1) / P->nchunks;
         for (int64_t img = first; img < last; img++) {
@@ -477,7 +479,7 @@ static void conv_bwd_thread(conv_bwd_plan *P, int ith, int nth)
                                                 &cols_t, img == first ? 0.0f : 1.0f, pw, d->k));
             } else if (P->gw != NULL) {
                 im2col(d, xi, cols, d->ldcols, d->ldcols, 0, d->ldcols);
-                fnn_active->conv.wgrad(s->c_out, d->k, d->ohw, g, cols, d->ldcols,
+                fnn_active->conv->wgrad(s->c_out, d->k, d->ohw, g, cols, d->ldcols,
                                        img != first, pw);
             }
             if (P->gb != NULL)
@@ -493,7 +495,6 @@ static void conv_bwd_thread(conv_bwd_plan *P, int ith, int nth)
             }
         }
     }
-    FNN_BARRIER(nth);
     /* The chunks' partials summed in chunk order, each thread a slice of elements. */
     int64_t lo, hi;
     if (P->gw != NULL) {
@@ -572,11 +573,8 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
         .part = ws + wt_elems + tab_elems, .ws = ws + wt_elems + tab_elems + part_total,
         .thread_elems = thread_elems, .part_elems = (size_t)part_elems, .err = FNN_OK,
     };
-    if (nth == 1) {
-        conv_bwd_thread(&P, 0, 1);
-        return P.err;
-    }
-#pragma omp parallel num_threads(nth)
+    /* A region even for one thread: the chunk loop's `omp for` must bind to this team. */
+#pragma omp parallel num_threads(nth) if (nth > 1)
     conv_bwd_thread(&P, omp_get_thread_num(), omp_get_num_threads());
     return P.err;
 }

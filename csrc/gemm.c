@@ -9,7 +9,8 @@
  *
  * Threads split the rows of C (or the columns, when M is too short for that or B is
  * much larger than A), never K, so each element of C is summed in the same order
- * whatever the thread count. */
+ * whatever the thread count. A product of a few rows (a small batch through a linear
+ * layer) skips all of this and reads B in place: see gemm_few_rows. */
 #include "internal.h"
 
 typedef struct {
@@ -85,6 +86,59 @@ static void scale_c(int64_t m, int64_t n, float beta, float *c, int64_t ldc)
             c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
 }
 
+/* The active ISA's wide tile (AVX-512) only for products that fill it: at least 4 tiles
+ * each way, at most 3% more padded lanes than the narrow tile, and K long enough to
+ * amortise packing. With n > 4 NR, A is packed (see pack_a below), so the wide
+ * micro-kernel never reads 12 strided rows of A in place. Everything else runs the
+ * narrow (AVX2) tile. */
+static const fnn_gemm_kernels *gemm_tile(int64_t m, int64_t n, int64_t k)
+{
+    const fnn_gemm_kernels *g = fnn_active->gemm, *w = fnn_active->gemm_wide;
+    if (w != NULL && m >= 4 * w->mr && n > 4 * w->nr && k >= 64 &&
+        (double)fnn_round_up(m, w->mr) * fnn_round_up(n, w->nr) <=
+            1.03 * fnn_round_up(m, g->mr) * fnn_round_up(n, g->nr))
+        return w;
+    return g;
+}
+
+/* A product with at most this many rows reads B in place (rows_dot / rows_axpy). */
+#define GEMM_FEW_ROWS 8
+
+typedef struct {
+    const fnn_gemm_kernels *g;
+    int64_t m, n, k;
+    float alpha, beta;
+    const float *a;
+    int64_t a_rs, a_cs;
+    const fnn_operand_b *b;
+    float *c;
+    int64_t ldc;
+} few_rows_job;
+
+static void few_rows_part(int64_t lo, int64_t hi, void *ctx)
+{
+    const few_rows_job *J = ctx;
+    if (J->b->rs == 1 && J->a_cs == 1)
+        J->g->rows_dot(J->m, lo, hi, J->k, J->alpha, J->a, J->a_rs, J->b->b, J->b->cs, J->beta,
+                       J->c, J->ldc);
+    else
+        J->g->rows_axpy(J->m, lo, hi, J->k, J->alpha, J->a, J->a_rs, J->a_cs, J->b->b,
+                        J->b->rs, J->beta, J->c, J->ldc);
+}
+
+/* Few rows of A and B contiguous along K (dot products, A's rows too) or along N: threads
+ * split the columns of C. Returns 0 if the product does not qualify. */
+static int gemm_few_rows(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                         int64_t a_rs, int64_t a_cs, const fnn_operand_b *b, float beta,
+                         float *c, int64_t ldc)
+{
+    if (m > GEMM_FEW_ROWS || b->roff != NULL || !((b->rs == 1 && a_cs == 1) || b->cs == 1))
+        return 0;
+    few_rows_job J = {fnn_active->gemm, m, n, k, alpha, beta, a, a_rs, a_cs, b, c, ldc};
+    fnn_parallel_range(n, (double)m * n * k, 64, few_rows_part, &J);
+    return 1;
+}
+
 int fnn_sgemm_ex(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t a_rs,
                  int64_t a_cs, const fnn_operand_b *b, float beta, float *c, int64_t ldc)
 {
@@ -98,7 +152,9 @@ int fnn_sgemm_ex(int64_t m, int64_t n, int64_t k, float alpha, const float *a, i
         scale_c(m, n, beta, c, ldc);
         return FNN_OK;
     }
-    const fnn_gemm_kernels *g = &fnn_active->gemm;
+    if (gemm_few_rows(m, n, k, alpha, a, a_rs, a_cs, b, beta, c, ldc))
+        return FNN_OK;
+    const fnn_gemm_kernels *g = gemm_tile(m, n, k);
     int nth = fnn_threads_for((double)m * n * k);
     int64_t row_tiles = (m + g->mr - 1) / g->mr, col_tiles = (n + g->nr - 1) / g->nr;
     gemm_plan P = {

@@ -19,6 +19,7 @@
 static inline int omp_get_thread_num(void) { return 0; }
 static inline int omp_get_num_threads(void) { return 1; }
 static inline int omp_get_max_threads(void) { return 1; }
+static inline int omp_get_num_procs(void) { return 1; }
 #define FNN_BARRIER(nth) ((void)(nth))
 #endif
 
@@ -26,8 +27,15 @@ static inline int omp_get_max_threads(void) { return 1; }
 #define FNN_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define FNN_ALIGN 64
 
-/* Problems below this many multiply-adds run on one thread: forking costs more. */
-#define FNN_PARALLEL_MIN_WORK (256 * 1024)
+/* Multiply-adds (or element operations) a thread must get before a kernel forks: a
+ * fork/join costs a few microseconds when the other threads are spinning and tens when
+ * they sleep or a co-tenant holds a core, ~2^20 multiply-adds on one core. */
+#define FNN_WORK_PER_THREAD (1024.0 * 1024.0)
+#define FNN_THREADS_CAP 1024
+/* Work of one element of the memory-bound kernels in those units: a streamed element
+ * (read, op, write) and one that also takes an exp. */
+#define FNN_COST_MEM 8.0
+#define FNN_COST_EXP 128.0
 
 /* Register-blocked GEMM pieces of one ISA (simd/gemm_kernel.h).
  * op(A)[i][p] = a[i*rs + p*cs]; a panel of mr rows starts every `ps` elements.
@@ -47,6 +55,14 @@ typedef struct {
     void (*macro_rows)(int64_t m, int64_t n, const float *a, const int64_t *roff, int64_t nseg,
                        const int64_t *soff, int64_t seglen, const float *bp, float *c,
                        int64_t ldc);
+    /* Columns [j0, j1) of C for few rows of A, B read in place (no packing): B's
+     * columns contiguous (dot products; A's rows contiguous too), or B's rows (axpy). */
+    void (*rows_dot)(int64_t m, int64_t j0, int64_t j1, int64_t k, float alpha, const float *a,
+                     int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                     int64_t ldc);
+    void (*rows_axpy)(int64_t m, int64_t j0, int64_t j1, int64_t k, float alpha, const float *a,
+                      int64_t a_rs, int64_t a_cs, const float *b, int64_t ldb, float beta,
+                      float *c, int64_t ldc);
 } fnn_gemm_kernels;
 
 /* op(B) of fnn_sgemm_ex: B[p][q] = b[p*rs + q*cs], or b[roff[p] + coff[q]] when roff
@@ -75,7 +91,7 @@ typedef struct {
 } fnn_adam_consts;
 
 /* Elementwise loops of one ISA (simd/elementwise_kernel.h): the memory-bound
- * activations, 2x2 max pooling and the optimizer updates. */
+ * activations and add, sums in double, 2x2 max pooling and the optimizer updates. */
 typedef struct {
     void (*relu)(int64_t n, const float *x, float *y);
     void (*relu_backward)(int64_t n, const float *gy, const float *x, float *gx);
@@ -84,7 +100,14 @@ typedef struct {
                                 float *gx);
     void (*sigmoid)(int64_t n, const float *x, float *y);
     void (*tanh)(int64_t n, const float *x, float *y);
+    void (*add)(int64_t n, const float *a, const float *b, float *y);  /* y may be a */
     double (*exp_sum)(int64_t n, const float *x, float shift, float *out);  /* fnn_exp_sum */
+    /* Sums in double over n elements, in lanes whose order is the same on every ISA:
+     * sums gives s = sum(x - shift) and q = sum((x - shift)^2) (batch-norm statistics,
+     * global average pooling); dot_sums s = sum(g) and q = sum(g * (x - shift)). */
+    void (*sums)(int64_t n, const float *x, float shift, double *s, double *q);
+    void (*dot_sums)(int64_t n, const float *g, const float *x, float shift, double *s,
+                     double *q);
     /* oh output rows of 2x2/stride-2 max pooling from rows x[0..2*oh) of width w;
      * idx (may be NULL) gets base + the offset from x of each maximum. w < 2^31. */
     void (*max_pool_2x2)(int64_t oh, int64_t ow, int w, const float *x, int64_t base, float *y,
@@ -112,12 +135,15 @@ typedef struct {
                   int64_t ldcols, int add, float *gw);
 } fnn_conv_kernels;
 
+/* One ISA's kernels. A variant may share another's pieces: AVX-512 pays only where all
+ * 16 lanes of a vector are busy, so its table is AVX2's plus a wider GEMM tile. */
 typedef struct {
     const char *name;
-    fnn_gemm_kernels gemm;
-    fnn_probe_kernels probe;
-    fnn_elementwise_kernels ew;
-    fnn_conv_kernels conv;
+    const fnn_gemm_kernels *gemm;       /* the tile of every GEMM and convolution */
+    const fnn_gemm_kernels *gemm_wide;  /* a larger tile for large products, or NULL */
+    const fnn_probe_kernels *probe;
+    const fnn_elementwise_kernels *ew;
+    const fnn_conv_kernels *conv;
 } fnn_kernels;
 
 extern const fnn_kernels fnn_kernels_generic;
@@ -125,6 +151,10 @@ extern const fnn_kernels fnn_kernels_generic;
 #define FNN_X86 1
 extern const fnn_kernels fnn_kernels_avx2;
 extern const fnn_kernels fnn_kernels_avx512;
+/* The AVX2 variant's pieces, which the AVX-512 variant runs too. */
+extern const fnn_gemm_kernels fnn_gemm_avx2;
+extern const fnn_elementwise_kernels fnn_ew_avx2;
+extern const fnn_conv_kernels fnn_conv_avx2;
 #endif
 
 /* The kernels of the ISA chosen at start-up. */
@@ -139,7 +169,8 @@ void fnn_max_pool_planes(const fnn_pool2d *p, int64_t planes, const float *x, fl
 int fnn_max_unpool_planes(const fnn_pool2d *p, int64_t planes, const float *gy,
                           const int64_t *idx, float *gx);
 
-/* Threads to use for `work` multiply-adds (or element operations); 1 inside a parallel region. */
+/* Threads to use for `work` multiply-adds (or element operations): one per
+ * FNN_WORK_PER_THREAD, at most the thread count and the cores; 1 inside a parallel region. */
 int fnn_threads_for(double work);
 
 /* The calling thread's workspace `slot`, at least `bytes` long, FNN_ALIGN-aligned,

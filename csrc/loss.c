@@ -9,7 +9,6 @@
 
 #define CE_BLOCK_ROWS 64
 #define ELEM_BLOCK 4096
-#define COST_EXP 16.0
 
 typedef struct {
     int64_t n, c, block;
@@ -81,7 +80,7 @@ static void bce_blocks(int64_t lo, int64_t hi, void *ctx)
             sum += fmax(x, 0.0) - x * t + log1p(exp(-fabs(x)));
         }
         if (J->grad) {  /* sigmoid(x) by the activation's kernel, then - t, / n */
-            fnn_active->ew.sigmoid(i1 - i0, J->a + i0, J->grad + i0);
+            fnn_active->ew->sigmoid(i1 - i0, J->a + i0, J->grad + i0);
             for (int64_t i = i0; i < i1; i++)
                 J->grad[i] = (J->grad[i] - J->b[i]) * inv_n;
         }
@@ -135,7 +134,7 @@ int fnn_cross_entropy(int64_t n, int64_t c, const float *logits, const int64_t *
         return FNN_EINVAL;
     loss_job J = {.n = n, .c = c, .block = CE_BLOCK_ROWS, .a = logits, .labels = labels,
                   .grad = grad};
-    return run_loss(&J, n, COST_EXP * (double)n * c, ce_blocks, loss);
+    return run_loss(&J, n, FNN_COST_EXP * (double)n * c, ce_blocks, loss);
 }
 
 int fnn_bce_with_logits(int64_t n, const float *logits, const float *targets, double *loss,
@@ -144,7 +143,7 @@ int fnn_bce_with_logits(int64_t n, const float *logits, const float *targets, do
     if (n < 0 || (n > 0 && (!logits || !targets)))
         return FNN_EINVAL;
     loss_job J = {.n = n, .block = ELEM_BLOCK, .a = logits, .b = targets, .grad = grad};
-    return run_loss(&J, n, 2 * COST_EXP * (double)n, bce_blocks, loss);
+    return run_loss(&J, n, 2 * FNN_COST_EXP * (double)n, bce_blocks, loss);
 }
 
 int fnn_mse_loss(int64_t n, const float *pred, const float *target, double *loss, float *grad)
@@ -152,5 +151,5 @@ int fnn_mse_loss(int64_t n, const float *pred, const float *target, double *loss
     if (n < 0 || (n > 0 && (!pred || !target)))
         return FNN_EINVAL;
     loss_job J = {.n = n, .block = ELEM_BLOCK, .a = pred, .b = target, .grad = grad};
-    return run_loss(&J, n, (double)n, mse_blocks, loss);
+    return run_loss(&J, n, FNN_COST_MEM * (double)n, mse_blocks, loss);
 }

@@ -22,13 +22,13 @@ typedef void (*optim_fn)(const optim_job *J, int64_t a, int64_t lo, int64_t hi);
 
 static void sgd_array(const optim_job *J, int64_t a, int64_t lo, int64_t hi)
 {
-    fnn_active->ew.sgd(hi - lo, J->params[a] + lo, J->grads[a] + lo,
+    fnn_active->ew->sgd(hi - lo, J->params[a] + lo, J->grads[a] + lo,
                        J->bufs ? J->bufs[a] + lo : NULL, &J->sgd);
 }
 
 static void adam_array(const optim_job *J, int64_t a, int64_t lo, int64_t hi)
 {
-    fnn_active->ew.adam(hi - lo, J->params[a] + lo, J->grads[a] + lo, J->ms[a] + lo,
+    fnn_active->ew->adam(hi - lo, J->params[a] + lo, J->grads[a] + lo, J->ms[a] + lo,
                         J->vs[a] + lo, &J->adam);
 }
 
@@ -77,7 +77,7 @@ int fnn_sgd_step(int64_t count, const int64_t *sizes, float *const *params,
                    .sgd = {.lr = (float)lr, .momentum = (float)momentum,
                            .damp1 = (float)(1.0 - dampening), .wd = (float)weight_decay,
                            .nesterov = nesterov, .first_step = first_step}};
-    fnn_parallel_range(total, 4.0 * (double)total, 16, sgd_part, &J);
+    fnn_parallel_range(total, 4.0 * FNN_COST_MEM * (double)total, 16, sgd_part, &J);
     return FNN_OK;
 }
 
@@ -101,6 +101,6 @@ int fnn_adam_step(int64_t count, const int64_t *sizes, float *const *params,
                             .step_size = (float)(lr / bc1), .bc2_sqrt = (float)sqrt(bc2),
                             .eps = (float)eps, .l2 = decoupled ? 0.0f : (float)weight_decay,
                             .decay = decoupled ? (float)(1.0 - lr * weight_decay) : 1.0f}};
-    fnn_parallel_range(total, 16.0 * (double)total, 16, adam_part, &J);
+    fnn_parallel_range(total, 16.0 * FNN_COST_MEM * (double)total, 16, adam_part, &J);
     return FNN_OK;
 }

@@ -5,7 +5,7 @@ int fnn_probe_fma(int64_t iters, double *flops)
 {
     if (iters < 0 || flops == NULL)
         return FNN_EINVAL;
-    const fnn_probe_kernels *k = &fnn_active->probe;
+    const fnn_probe_kernels *k = fnn_active->probe;
     int nth = omp_get_max_threads();
     volatile float sink = 0.0f;
     int used = 1;
@@ -26,7 +26,7 @@ int fnn_probe_copy(float *dst, const float *src, int64_t n)
 {
     if (n < 0 || (n > 0 && (dst == NULL || src == NULL)))
         return FNN_EINVAL;
-    int nth = fnn_threads_for((double)n);
+    int nth = fnn_threads_for(FNN_COST_MEM * (double)n);
 #pragma omp parallel num_threads(nth)
     {
         int64_t lo, hi;

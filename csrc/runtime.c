@@ -3,6 +3,10 @@
 
 #include "internal.h"
 
+#ifdef FNN_X86
+#include <cpuid.h>
+#endif
+
 static const fnn_kernels *const kernels_by_isa[FNN_ISA_COUNT] = {
     &fnn_kernels_generic,
 #ifdef FNN_X86
@@ -47,12 +51,32 @@ int fnn_isa_supported(int isa)
     }
 }
 
-int fnn_best_isa(void)
+int fnn_isa_rule(int has_avx2, int has_avx512, int amd_family)
 {
-    for (int isa = FNN_ISA_COUNT - 1; isa > 0; isa--)
-        if (fnn_isa_supported(isa))
-            return isa;
-    return FNN_ISA_GENERIC;
+    if (has_avx512 && amd_family != 0x19)
+        return FNN_ISA_AVX512;
+    return has_avx2 ? FNN_ISA_AVX2 : FNN_ISA_GENERIC;
+}
+
+/* The AMD family from CPUID leaf 1 (base + extended family), or 0 on other vendors. */
+static int amd_family(void)
+{
+#ifdef FNN_X86
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d) || b != 0x68747541u)  /* "Auth"enticAMD */
+        return 0;
+    __get_cpuid(1, &a, &b, &c, &d);
+    unsigned family = (a >> 8) & 0xf;
+    return (int)(family == 0xf ? family + ((a >> 20) & 0xff) : family);
+#else
+    return 0;
+#endif
+}
+
+int fnn_default_isa(void)
+{
+    return fnn_isa_rule(fnn_isa_supported(FNN_ISA_AVX2), fnn_isa_supported(FNN_ISA_AVX512),
+                        amd_family());
 }
 
 int fnn_select_isa(int isa)
@@ -73,9 +97,14 @@ int fnn_current_isa(void)
     return FNN_ISA_GENERIC;
 }
 
+int fnn_max_threads(void)
+{
+    return FNN_MIN(4 * omp_get_num_procs(), FNN_THREADS_CAP);
+}
+
 int fnn_set_num_threads(int n)
 {
-    if (n < 1)
+    if (n < 1 || n > fnn_max_threads())
         return FNN_EINVAL;
 #ifdef _OPENMP
     omp_set_num_threads(n);
@@ -107,13 +136,16 @@ const char *fnn_compiler(void)
 
 int fnn_threads_for(double work)
 {
-    if (work < FNN_PARALLEL_MIN_WORK)
-        return 1;
 #ifdef _OPENMP
     if (omp_in_parallel())
         return 1;
+    /* Each thread gets at least FNN_WORK_PER_THREAD. */
+    double want = work / FNN_WORK_PER_THREAD;
+    return want < 2.0 ? 1 : (int)FNN_MIN(want, (double)omp_get_max_threads());
+#else
+    (void)work;
+    return 1;
 #endif
-    return omp_get_max_threads();
 }
 
 /* Growing buffers per calling thread: kernels ask once per call and carve their

@@ -18,8 +18,11 @@ def show_config(file=None):
         "compiler": _core.compiler(),
         "openmp": _core.has_openmp(),
         "isa": get_isa(),
+        "default_isa": _core.default_isa() + " (FASTNN_ISA overrides; avx512 except on AMD "
+                       "Zen 4, which runs it on 256-bit units: avx2 there)",
         "supported_isas": supported_isas(),
         "threads": get_num_threads(),
+        "max_threads": _core.max_threads(),
     }
     width = max(map(len, config))
     for key, value in config.items():
@@ -31,10 +34,10 @@ def show_config(file=None):
 
 # The training API: layers, losses, optimizers and the model API, in Python on the kernels.
 from . import functional, losses, models, nn, optim  # noqa: E402
-from .nn import Sequential  # noqa: E402
+from .nn import Input, Model, Sequential  # noqa: E402
 from .serialization import load, save  # noqa: E402
 from .training import EarlyStopping, History  # noqa: E402
 
 __all__ = ["matmul", "show_config", "get_isa", "set_isa", "supported_isas",
            "get_num_threads", "set_num_threads", "__version__", "functional", "losses",
-           "models", "nn", "optim", "Sequential", "load", "save", "EarlyStopping", "History"]
+           "models", "nn", "optim", "Input", "Model", "Sequential", "load", "save", "EarlyStopping", "History"]

@@ -34,8 +34,10 @@ def linear(x, weight, bias=None, *, out=None):
 
 
 def linear_backward(grad_out, x, weight, *, bias=True, need_input_grad=True,
-                    grad_input=None, grad_weight=None, grad_bias=None):
-    """Gradients (grad_x or None, grad_weight, grad_bias or None) of :func:`linear`."""
+                    need_weight_grad=True, grad_input=None, grad_weight=None, grad_bias=None):
+    """Gradients (grad_x or None, grad_weight or None, grad_bias or None) of :func:`linear`;
+    each is skipped (None, its GEMM not run) when need_input_grad, need_weight_grad or
+    bias is False."""
     fn = "linear_backward"
     x = as_float32(x, "x", fn, 2)
     weight = as_float32(weight, "weight", fn, 2)
@@ -48,7 +50,8 @@ def linear_backward(grad_out, x, weight, *, bias=True, need_input_grad=True,
         raise ValueError(f"{fn}: grad_out must have shape {(n, out_f)}, got {grad_out.shape}")
     inputs = (grad_out, x, weight)
     gx = check_out(grad_input, (n, in_f), fn, inputs, None, "grad_input") if need_input_grad else None
-    gw = check_out(grad_weight, (out_f, in_f), fn, inputs, None, "grad_weight")
+    gw = check_out(grad_weight, (out_f, in_f), fn, inputs, None,
+                   "grad_weight") if need_weight_grad else None
     gb = check_out(grad_bias, (out_f,), fn, inputs, None, "grad_bias") if bias else None
     cdef const float *gyp = <const float *>data_ptr(grad_out)
     cdef const float *xp = <const float *>data_ptr(x)
@@ -146,29 +149,32 @@ cdef object _conv2d(str fn, object x, object weight, object bias, object stride,
 
 
 def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, *, bias=True,
-                    need_input_grad=True, grad_input=None, grad_weight=None, grad_bias=None):
-    """Gradients (grad_x or None, grad_weight, grad_bias or None) of :func:`conv2d`;
-    grad_x is skipped (None) when need_input_grad is False, grad_bias when bias is False."""
+                    need_input_grad=True, need_weight_grad=True, grad_input=None,
+                    grad_weight=None, grad_bias=None):
+    """Gradients (grad_x or None, grad_weight or None, grad_bias or None) of :func:`conv2d`;
+    grad_x is skipped (None) when need_input_grad is False, grad_weight when
+    need_weight_grad is False, grad_bias when bias is False."""
     return _conv2d_backward("conv2d_backward", grad_out, None, x, weight, stride, padding,
-                            dilation, None, bias, need_input_grad, grad_input, grad_weight,
-                            grad_bias)
+                            dilation, None, bias, need_input_grad, need_weight_grad,
+                            grad_input, grad_weight, grad_bias)
 
 
 def conv2d_max_pool2d_backward(grad_out, indices, x, weight, stride=1, padding=0, dilation=1,
                                kernel_size=2, pool_stride=None, pool_padding=0, *, bias=True,
-                               need_input_grad=True, grad_input=None, grad_weight=None,
-                               grad_bias=None):
+                               need_input_grad=True, need_weight_grad=True, grad_input=None,
+                               grad_weight=None, grad_bias=None):
     """Gradients of :func:`conv2d_max_pool2d` from the pooled grad_out and its indices:
     conv2d_backward's on max_pool2d_backward's result, bitwise, neither stored whole."""
     return _conv2d_backward("conv2d_max_pool2d_backward", grad_out, indices, x, weight, stride,
                             padding, dilation, (kernel_size, pool_stride, pool_padding), bias,
-                            need_input_grad, grad_input, grad_weight, grad_bias)
+                            need_input_grad, need_weight_grad, grad_input, grad_weight,
+                            grad_bias)
 
 
 cdef tuple _conv2d_backward(str fn, object grad_out, object indices, object x, object weight,
                             object stride, object padding, object dilation, tuple pool,
-                            bint bias, bint need_input_grad, object grad_input,
-                            object grad_weight, object grad_bias):
+                            bint bias, bint need_input_grad, bint need_weight_grad,
+                            object grad_input, object grad_weight, object grad_bias):
     x = as_float32(x, "x", fn, 4)
     weight = as_float32(weight, "weight", fn, 4)
     grad_out = as_float32(grad_out, "grad_out", fn, 4)
@@ -186,7 +192,8 @@ cdef tuple _conv2d_backward(str fn, object grad_out, object indices, object x, o
         indices = pool_indices(indices, grad_out, fn)
     inputs = (grad_out, x, weight, indices)
     gx = check_out(grad_input, x.shape, fn, inputs, None, "grad_input") if need_input_grad else None
-    gw = check_out(grad_weight, weight.shape, fn, inputs, None, "grad_weight")
+    gw = check_out(grad_weight, weight.shape, fn, inputs, None,
+                   "grad_weight") if need_weight_grad else None
     gb = check_out(grad_bias, (s.c_out,), fn, inputs, None, "grad_bias") if bias else None
     cdef const float *gyp = <const float *>data_ptr(grad_out)
     cdef const int64_t *ip = <const int64_t *>data_ptr(indices)

@@ -51,11 +51,21 @@ def set_isa(name):
             f"{', '.join(supported_isas())}")
 
 
+def max_threads():
+    """The largest thread count set_num_threads accepts: 4 per processor OpenMP sees
+    (at most 1024; 4 in a build without OpenMP). More threads than cores never pay."""
+    return fnn_max_threads()
+
+
 def set_num_threads(n):
-    """Use `n` OpenMP threads in later kernel calls (like omp_set_num_threads)."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"set_num_threads: n must be a positive int, got {n!r}")
-    fnn_set_num_threads(min(int(n), 1 << 16))
+    """Use up to `n` OpenMP threads in later kernel calls, 1 <= n <= max_threads().
+    Each kernel takes fewer when its work is too small to pay for them."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"set_num_threads: n must be an int, got {n!r}")
+    if not 1 <= n <= fnn_max_threads():
+        raise ValueError(f"set_num_threads: n must be between 1 and max_threads() = "
+                         f"{fnn_max_threads()} (4 per processor), got {n!r}")
+    fnn_set_num_threads(int(n))
 
 
 def get_num_threads():
@@ -106,10 +116,23 @@ def copy_bandwidth(int64_t nbytes=256 << 20, int repeats=5):
     return 2 * n * 4 / best / 1e9
 
 
+def default_isa():
+    """The variant chosen at import when FASTNN_ISA is unset: avx512 where the CPU has
+    it, except on AMD family 19h (Zen 4), which executes AVX-512 on 256-bit units (the
+    same FMA peak as AVX2, and whole 16-lane vectors wasted on narrow rows): avx2 there;
+    else avx2 (with FMA), else generic."""
+    return ISA_NAMES[fnn_default_isa()]
+
+
+def _isa_rule(has_avx2, has_avx512, amd_family):
+    """default_isa's rule on given CPU facts (amd_family 0: not an AMD CPU), for tests."""
+    return ISA_NAMES[fnn_isa_rule(has_avx2, has_avx512, amd_family)]
+
+
 def _select_isa_from_env():
     name = os.environ.get("FASTNN_ISA", "").strip().lower()
     if not name:
-        fnn_select_isa(fnn_best_isa())
+        fnn_select_isa(fnn_default_isa())
         return
     try:
         set_isa(name)
@@ -309,6 +332,8 @@ def gemm(a, b, out=None, float alpha=1.0, float beta=0.0):
 # ---- kernel families: one .pxi each, sharing this module's helpers ----
 include "_conv.pxi"
 include "_pool.pxi"
+include "_norm.pxi"
 include "_activation.pxi"
+include "_merge.pxi"
 include "_loss.pxi"
 include "_optim.pxi"

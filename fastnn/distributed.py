@@ -240,15 +240,24 @@ def gather_rows(local, n):
     return out
 
 
-def _arrays(model):
-    """(name, array) of everything rank 0 broadcasts: parameters, then buffers
-    (running statistics) when the model has named_buffers() or buffers()."""
-    named = [(name, p.data) for name, p in model.named_parameters()]
+def _buffers(model):
+    """(name, array) of the model's buffers (running statistics), from named_buffers()
+    or buffers() when it has them."""
     if hasattr(model, "named_buffers"):
-        named += list(model.named_buffers())
-    elif hasattr(model, "buffers"):
-        named += [(f"buffer {i}", b) for i, b in enumerate(model.buffers())]
+        named = list(model.named_buffers())
+    else:
+        named = [(f"buffer {i}", b) for i, b in enumerate(getattr(model, "buffers", list)())]
     return [(name, a if isinstance(a, np.ndarray) else a.data) for name, a in named]
+
+
+def _arrays(model):
+    """(name, array) of everything rank 0 broadcasts at the start: parameters, buffers."""
+    return [(name, p.data) for name, p in model.named_parameters()] + _buffers(model)
+
+
+def _broadcast(named):
+    for name, array in named:
+        _wait(_comm.Ibcast(array, root=0), f"the broadcast of {name} from rank 0")
 
 
 def _check_architecture(model):
@@ -282,8 +291,7 @@ class DataParallel:
         self.model = model
         self.params = model.parameters()
         _check_architecture(model)
-        for name, array in _arrays(model):
-            _wait(comm.Ibcast(array, root=0), f"the broadcast of {name} from rank 0")
+        _broadcast(_arrays(model))
         p = comm.Get_size()
         chunk = -(-sum(q.data.size for q in self.params) // p)
         # The flat gradient, cut into p chunks of one row each: rank j sums chunk j. Each
@@ -312,6 +320,12 @@ class DataParallel:
         batches = iterate_batches(np.arange(len(x)), y, batch_size, shuffle, seed)  # checks
         mine = (idx[shard(len(idx))] for idx, _ in batches)
         return ((x[idx], y[idx]) for idx in mine)
+
+    def sync_buffers(self):
+        """Copy rank 0's buffers (BatchNorm's running statistics, which each rank updates
+        from its own slices) to every rank: what torch's DDP does before every forward,
+        here before anything reads them (fit: at the end of each epoch)."""
+        _broadcast(_buffers(self.model))
 
     def sync_gradients(self, count, stop=False):
         """Average the gradients over ranks, each rank's weighted by its `count` of

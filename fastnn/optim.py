@@ -3,7 +3,8 @@ all parameters (fastnn._core.sgd_step / adam_step update the arrays in place), a
 epoch-wise learning-rate schedules.
 
 Parameter arrays are updated in place, so their identity never changes; code that
-loads weights must copy into `p.data` (np.copyto), not rebind it."""
+loads weights must copy into `p.data` (np.copyto), not rebind it. A frozen parameter
+(requires_grad False) is left untouched, and so is its state."""
 import math
 
 import numpy as np
@@ -34,6 +35,17 @@ class Optimizer:
         # Cached lists: the fused kernel takes lists of arrays, built once here.
         self._data = [p.data for p in self.params]
         self._grads = [p.grad for p in self.params]
+        self._flags = None
+
+    def _trainable(self, *lists):
+        """`lists` (per-parameter arrays, or None) restricted to the parameters with
+        requires_grad, rebuilt only when a flag changes."""
+        flags = tuple(p.requires_grad for p in self.params)
+        if flags != self._flags:
+            keep = [i for i, f in enumerate(flags) if f]
+            self._kept = [None if a is None else [a[i] for i in keep] for a in lists]
+            self._flags = flags
+        return self._kept
 
     def zero_grad(self):
         for g in self._grads:
@@ -104,10 +116,12 @@ class SGD(Optimizer):
         self._bufs = self._zeros() if self.momentum else None
 
     def step(self):
-        _core.sgd_step(self._data, self._grads, self._bufs, lr=self.lr,
-                       momentum=self.momentum, dampening=self.dampening,
-                       nesterov=self.nesterov, weight_decay=self.weight_decay,
-                       first_step=self.steps == 0)
+        data, grads, bufs = self._trainable(self._data, self._grads, self._bufs)
+        if data:
+            _core.sgd_step(data, grads, bufs, lr=self.lr,
+                           momentum=self.momentum, dampening=self.dampening,
+                           nesterov=self.nesterov, weight_decay=self.weight_decay,
+                           first_step=self.steps == 0)
         self.steps += 1
 
     def hyperparameters(self):
@@ -140,9 +154,11 @@ class Adam(Optimizer):
 
     def step(self):
         self.steps += 1
-        _core.adam_step(self._data, self._grads, self._m, self._v, step=self.steps,
-                        lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], eps=self.eps,
-                        weight_decay=self.weight_decay, decoupled=self._decoupled)
+        data, grads, m, v = self._trainable(self._data, self._grads, self._m, self._v)
+        if data:
+            _core.adam_step(data, grads, m, v, step=self.steps, lr=self.lr,
+                            beta1=self.betas[0], beta2=self.betas[1], eps=self.eps,
+                            weight_decay=self.weight_decay, decoupled=self._decoupled)
 
     def hyperparameters(self):
         return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps,

@@ -1,14 +1,14 @@
-"""Where the time of a training step goes: `model.profile(x, y)` on a Sequential.
+"""Where the time of a training step goes: `model.profile(x, y)` on any model.
 
 It runs `repeat` training steps on one batch (forward, loss, backward, optimizer step),
-timing the forward and backward call of every step Sequential runs (a layer, or a
-Conv2d and the MaxPool2d it is fused with), and prints and returns per step the
+timing the forward and backward call of every step the model's graph runs (a layer, or
+a Conv2d and the MaxPool2d it is fused with), and prints and returns per step the
 median times, FLOPs, GFLOP/s and the share of this machine's FP32 FMA peak (fastnn's own
 probe, measured once per thread count), then the loss, the optimizer and the total.
 
 FLOPs count 2 per multiply-add of the matrix products of Linear and Conv2d layers:
-forward, weight gradient, and input gradient where the backward computes one (not in
-the first layer with parameters, as in Sequential.backward). Bias additions,
+forward, weight gradient where the weight is trainable, and input gradient where the
+backward computes one (not in the first layer with parameters). Bias additions,
 activations and pooling are memory-bound and not counted."""
 import sys
 import time
@@ -37,27 +37,31 @@ def peak_gflops():
 
 
 def _steps(model, shape):
-    """The steps Sequential runs (its plan: a fused Conv2d + MaxPool2d is one) for a
-    batch of input `shape`: (layer index, runner, name, output shape, forward FLOPs,
-    backward FLOPs, or None when the step's backward is skipped)."""
-    needs = {i: need for i, _, need in model._backward_plan(need_input_grad=False)}
+    """The steps the model's graph runs (a fused Conv2d + MaxPool2d is one) for a batch
+    of input `shape`: (step, name, output shape, forward FLOPs, backward FLOPs, or None
+    when the step's backward is skipped)."""
+    graph = model._graph_for((shape,))
+    needs = {id(step): need for step, need in graph.backward_plan(need_input_grad=False)}
+    shapes = dict(zip(graph.input_slots, [shape]))
     steps = []
-    for i, runner in model._plan():
+    for step in graph.steps:
+        out = [shapes[i] for i in step.inputs] if step.merge else shapes[step.inputs[0]]
         macs = 0
-        for layer in getattr(runner, "layers", (runner,)):
-            shape = layer.output_shape(shape)
-            macs += layer.macs(shape)
-        name = " + ".join(type(layer).__name__ for layer in getattr(runner, "layers", (runner,)))
-        need = needs.get(i)
-        steps.append((i, runner, name, shape, 2 * macs,
-                      None if need is None else 2 * macs * (2 if need else 1)))
-    return steps
+        for layer in step.layers:
+            out = layer.output_shape(out)
+            macs += layer.macs(out)
+        shapes[step.output] = out
+        name = f"{step.name}: " + " + ".join(type(layer).__name__ for layer in step.layers)
+        products = bool(needs.get(id(step))) + any(p.requires_grad for p in step.parameters())
+        steps.append((step, name, out, 2 * macs,
+                      None if id(step) not in needs else 2 * macs * products))
+    return graph, steps
 
 
 def training_flops(model, input_shape):
-    """FLOPs of one training step of a Sequential `model` on a batch of `input_shape`
-    (batch first), counted as in the module docstring."""
-    return sum(f + (b or 0) for *_, f, b in _steps(model, tuple(input_shape)))
+    """FLOPs of one training step of `model` on a batch of `input_shape` (batch first),
+    counted as in the module docstring."""
+    return sum(f + (b or 0) for *_, f, b in _steps(model, tuple(input_shape))[1])
 
 
 def _median_ms(seconds):
@@ -73,11 +77,11 @@ def _rate(row, peak):
 
 
 def profile(model, x, y, *, loss="cross_entropy", optimizer="adam", repeat=10, file=None):
-    """Profile a training step of the Sequential `model` on the batch (x, y).
+    """Profile a training step of `model` on the batch (x, y).
 
     loss: a name or fastnn.losses.Loss; optimizer: a name ('adam', 'sgd', 'adamw': a
     fresh one, lr 1e-3, which does not change the speed) or a fastnn.optim.Optimizer.
-    Runs one warm-up step and `repeat` timed steps; the model's weights, mode and the
+    Runs one warm-up step and `repeat` timed steps; the model's weights, buffers, mode and the
     optimizer's state are restored afterwards (parameter gradients are left as the last
     step wrote them). Prints the table to `file` (default stdout) and returns its rows:
     dicts with layer, output_shape, forward_ms, backward_ms, ms (their sum), flops,
@@ -89,16 +93,15 @@ def profile(model, x, y, *, loss="cross_entropy", optimizer="adam", repeat=10, f
         raise ValueError(f"profile: repeat must be a positive int, got {repeat!r}")
     loss_fn = losses.get(loss)
     x, y = model._prepare(x, y, loss_fn, "profile")
-    steps = _steps(model, x.shape)
+    graph, steps = _steps(model, x.shape)
     params = model.parameters()
     if isinstance(optimizer, optim.Optimizer):
         opt, opt_state = optimizer, optimizer.state_dict()
     else:
         opt, opt_state = optim.get(optimizer, params, lr=1e-3), None
-    weights = [p.data.copy() for p in params]
+    saved = {k: v.copy() for k, v in model.state_dict().items()}  # weights and buffers
     was_training = model.training
     model.train()
-    column = {i: k for k, (i, *_) in enumerate(steps)}
     fwd = np.zeros((repeat + 1, len(steps)))
     bwd = np.zeros((repeat + 1, len(steps)))
     loss_s = np.zeros((repeat + 1, 2))
@@ -106,26 +109,19 @@ def profile(model, x, y, *, loss="cross_entropy", optimizer="adam", repeat=10, f
     clock = time.perf_counter
     try:
         for r in range(repeat + 1):  # step 0 warms up buffers, caches and thread pools
-            value = x
-            for k, (_, runner, *_) in enumerate(steps):
-                t = clock()
-                value = runner.forward(value)
-                fwd[r, k] = clock() - t
+            model.__dict__["_graph"] = graph
+            out = graph.forward((x,), times=fwd[r])
             t = clock()
-            loss_fn(value, y)
+            loss_fn(out, y)
             t1 = clock()
             grad = loss_fn.backward()
             loss_s[r] = t1 - t, clock() - t1
-            for i, runner, need in model._backward_plan(need_input_grad=False):
-                t = clock()
-                grad = runner.backward(grad, need)
-                bwd[r, column[i]] = clock() - t
+            graph.backward(grad, times=bwd[r])
             t = clock()
             opt.step()
             opt_s[r] = clock() - t
     finally:
-        for p, w in zip(params, weights):
-            np.copyto(p.data, w)
+        model.load_state_dict(saved)
         if opt_state is not None:
             opt.load_state_dict(opt_state)
         model.train(was_training)
@@ -137,8 +133,8 @@ def profile(model, x, y, *, loss="cross_entropy", optimizer="adam", repeat=10, f
                 "flops": flops}
 
     rows = []
-    for k, (i, _, name, out, f_flops, b_flops) in enumerate(steps):
-        rows.append(row(f"{i}: {name}", out, _median_ms(fwd[1:, k]),
+    for k, (_, name, out, f_flops, b_flops) in enumerate(steps):
+        rows.append(row(name, out, _median_ms(fwd[1:, k]),
                         _median_ms(bwd[1:, k]) if b_flops is not None else None,
                         f_flops + (b_flops or 0)))
     rows.append(row(f"loss: {type(loss_fn).__name__}", (), _median_ms(loss_s[1:, 0]),

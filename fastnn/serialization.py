@@ -1,4 +1,9 @@
-"""save/load of a Sequential model: architecture, weights and optimizer state.
+"""save/load of a model: architecture, weights, buffers and optimizer state.
+
+Every Sequential and functional fastnn.Model is saved whole, as is any model built of
+layers and classes registered with fastnn.nn.register. A Module subclass that is not
+registered cannot be rebuilt from a file: its weights and buffers (its state_dict) and
+the optimizer are saved, and `load(path, model=Net(...))` puts them into a new instance.
 
 Format: a zip archive (stored, not compressed) holding `fastnn.json` and one `.npy`
 entry per array. The JSON carries a magic string, the format version, the
@@ -20,6 +25,7 @@ import zlib
 import numpy as np
 
 from . import nn, optim
+from .nn import registry
 
 __all__ = ["save", "load"]
 
@@ -30,7 +36,7 @@ _HEADER = "fastnn.json"
 
 def _npy_bytes(array):
     buf = io.BytesIO()
-    np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
+    np.lib.format.write_array(buf, np.asarray(array, order="C"), allow_pickle=False)
     return buf.getvalue()
 
 
@@ -43,13 +49,20 @@ def _digest(payload, entries):
 
 
 def save(model, path, optimizer=None):
-    """Write `model` (a fastnn.nn.Sequential) and optionally `optimizer` to path atomically."""
-    if not isinstance(model, nn.Sequential):
-        raise TypeError(f"save: model must be a fastnn.nn.Sequential, got {type(model).__name__}")
-    entries = [(f"param/{name}.npy", _npy_bytes(p.data))
-               for name, p in model.named_parameters()]
-    payload = {"model": model.config(), "optimizer": None,
-               "parameters": [name for name, _ in model.named_parameters()]}
+    """Write `model` (any fastnn model) and optionally `optimizer` to path atomically."""
+    if not isinstance(model, nn.Module) or model._is_layer():
+        raise TypeError(f"save: model must be a fastnn model (Sequential, Model or a Module "
+                        f"subclass), got {type(model).__name__}")
+    try:
+        arch = registry.spec(model)
+    except TypeError:  # an unregistered subclass: its state only
+        arch = {"type": type(model).__name__, "config": None}
+    params, buffers = model.named_parameters(), model.named_buffers()
+    entries = [(f"param/{name}.npy", _npy_bytes(p.data)) for name, p in params]
+    entries += [(f"buffer/{name}.npy", _npy_bytes(b)) for name, b in buffers]
+    payload = {"model": arch["config"], "model_type": arch["type"], "optimizer": None,
+               "parameters": [name for name, _ in params],
+               "buffers": [name for name, _ in buffers]}
     if optimizer is not None:
         state = optimizer.state_dict()
         payload["optimizer"] = {"type": state["type"],
@@ -130,28 +143,39 @@ def _array(path, entries, name):
         raise ValueError(f"{path}: corrupt array entry {name}: {e}") from None
 
 
-def load(path):
-    """Read a model written by save/Sequential.save; the optimizer (if saved) is
-    rebuilt on the model's parameters with its state and put in model.optimizer."""
+def load(path, model=None):
+    """Read a model written by save/model.save; the optimizer (if saved) is rebuilt on
+    the model's parameters with its state and put in model.optimizer. `model`: an
+    instance to load the weights, buffers and optimizer into instead of building one
+    from the saved architecture (needed for an unregistered Module subclass)."""
     path = os.fspath(path)
     header, entries = _read(path)
     payload = header["payload"]
     try:
-        arch = payload["model"]
-        layers = [nn.LAYERS[spec["type"]](**spec["config"]) for spec in arch["layers"]]
-        model = nn.Sequential(*layers, input_shape=arch["input_shape"])
-    except (KeyError, TypeError, ValueError, MemoryError) as e:
+        kind = payload.get("model_type", "Sequential")  # version-1 files before graphs
+        if model is None:
+            if payload["model"] is None:
+                raise TypeError(f"it holds the weights of a {kind} whose architecture is "
+                                f"not saved (an unregistered Module subclass): build one and "
+                                f"pass it, fastnn.load(path, model={kind}(...))")
+            model = registry.build({"type": kind, "config": payload["model"]})
+        elif not isinstance(model, nn.Module) or model._is_layer():
+            raise TypeError(f"model must be a fastnn model, got {type(model).__name__}")
+    except (KeyError, TypeError, ValueError, MemoryError, AttributeError) as e:
         raise ValueError(f"{path}: unreadable architecture ({type(e).__name__}: {e})") from None
-    params = model.named_parameters()
-    if [name for name, _ in params] != payload["parameters"]:
-        raise ValueError(f"{path}: parameter names {payload['parameters']} do not match the "
-                         f"architecture's {[name for name, _ in params]}")
-    for name, p in params:
-        value = _array(path, entries, f"param/{name}.npy")
-        if value.shape != p.data.shape or value.dtype != np.float32:
-            raise ValueError(f"{path}: parameter {name} is {value.dtype} {value.shape}, "
-                             f"expected float32 {p.data.shape}")
-        np.copyto(p.data, value)
+    for what, named, prefix in (("parameter", model.named_parameters(), "param"),
+                                ("buffer", model.named_buffers(), "buffer")):
+        names = payload["parameters"] if prefix == "param" else payload.get("buffers", [])
+        if [name for name, _ in named] != names:
+            raise ValueError(f"{path}: {what} names {names} do not match the "
+                             f"architecture's {[name for name, _ in named]}")
+        for name, target in named:
+            target = target.data if prefix == "param" else target
+            value = _array(path, entries, f"{prefix}/{name}.npy")
+            if value.shape != target.shape or value.dtype != target.dtype:
+                raise ValueError(f"{path}: {what} {name} is {value.dtype} {value.shape}, "
+                                 f"expected {target.dtype} {target.shape}")
+            np.copyto(target, value)
     spec = payload["optimizer"]
     if spec is not None:
         try:

@@ -29,7 +29,7 @@ def _positive(text):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m fastnn.train", description=__doc__.split("\n")[0])
-    p.add_argument("--model", choices=("mlp", "cnn"), default="mlp")
+    p.add_argument("--model", choices=("mlp", "cnn", "resnet"), default="mlp")
     p.add_argument("--dataset", choices=datasets.DATASETS, default="mnist")
     p.add_argument("--epochs", type=_positive, default=1)
     p.add_argument("--batch-size", type=_positive, default=128)

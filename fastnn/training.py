@@ -1,5 +1,5 @@
-"""The Keras-style model API of Sequential (fit, evaluate, predict, summary, save),
-History, callbacks and progress display.
+"""The Keras-style model API every fastnn.nn.Module has (fit, evaluate, predict, summary,
+profile, save), History, callbacks and progress display.
 
 `fit` runs exactly the explicit loop (see fastnn.nn) over fastnn.datasets.iterate_batches:
     out = model(xb); loss = loss_fn(out, yb); model.backward(loss_fn.backward()); opt.step()
@@ -16,7 +16,7 @@ import numpy as np
 from . import distributed as dist, losses
 from .datasets import iterate_batches
 
-__all__ = ["Model", "History", "Callback", "EarlyStopping"]
+__all__ = ["ModelAPI", "History", "Callback", "EarlyStopping"]
 
 
 class History:
@@ -162,9 +162,12 @@ def _format_logs(logs):
     return " - ".join(parts)
 
 
-class Model:
-    """Mixin giving Sequential its Keras-style API."""
+class ModelAPI:
+    """Mixin giving every model (fastnn.nn.Module) its Keras-style API; x is one array
+    (a model with several inputs or outputs trains with the explicit loop)."""
 
+    input_shape = None  # per sample, when the model knows it
+    optimizer = None
     loss = None
     stop_training = False
     _guard = None  # fit(check_finite=True): check(value, where), called on each layer's values
@@ -325,6 +328,7 @@ class Model:
                 bar.close()
         seconds = time.perf_counter() - start
         if ddp is not None:
+            ddp.sync_buffers()
             sums = dist.allgather([total_loss, correct, seen, seconds])
             total_loss, correct, seen = map(float, sums[:, :3].sum(axis=0))
             seconds = float(sums[:, 3].max())
@@ -339,7 +343,7 @@ class Model:
         """Forward, loss and backward of one batch: (loss, correct predictions)."""
         if self._guard is not None:
             self._guard(xb, "the input batch")
-        out = self.forward(xb)
+        out = self(xb)
         batch_loss = loss_fn(out, yb)
         if self._guard is not None:
             self._guard(batch_loss, f"the loss ({loss_fn!r})")
@@ -360,7 +364,7 @@ class Model:
         try:
             total, correct = 0.0, 0
             for xb, yb in iterate_batches(x[part], y[part], batch_size, shuffle=False):
-                out = self.forward(xb)
+                out = self(xb)
                 total += loss_fn(out, yb) * len(xb)
                 if loss_fn.has_accuracy:
                     correct += loss_fn.correct(out, yb)
@@ -389,25 +393,32 @@ class Model:
         self.eval()
         try:
             for start in range(0, len(x), batch_size):
-                result[start:start + batch_size] = self.forward(x[start:start + batch_size])
+                result[start:start + batch_size] = self(x[start:start + batch_size])
         finally:
             self.train(was_training)
         return dist.gather_rows(result, n) if distributed else result
 
     def summary(self, input_shape=None, file=None):
-        """Print and return a table of the layers, their output shapes and parameter
-        counts, for per-sample `input_shape` (default: the model's input_shape)."""
-        shape = input_shape or self.input_shape
-        if shape is None:
+        """Print and return a table of the layers (as the model's graph runs them, by
+        their names in the model), their output shapes and parameter counts, for
+        per-sample `input_shape` (default: the model's input_shape); then the counts of
+        trainable and frozen (requires_grad False) parameters."""
+        if input_shape is not None:
+            shapes = ((None,) + tuple(input_shape),)
+        elif getattr(self, "_functional", False):
+            shapes = tuple(v.shape for v in self.inputs)
+        elif self.input_shape is not None:
+            shapes = ((None,) + tuple(self.input_shape),)
+        else:
             raise ValueError("summary: pass input_shape (per sample, e.g. (1, 28, 28)) or "
                              "build the model with Sequential(..., input_shape=...)")
-        shape = (1,) + tuple(shape)
+        graph = self._graph_for(shapes)
         rows = [("Layer (type)", "Output shape", "Params")]
-        for i, layer in enumerate(self.layers):
-            shape = layer.output_shape(shape)
-            count = sum(p.data.size for p in layer.parameters())
-            rows.append((f"{i}: {type(layer).__name__}",
-                         f"({', '.join(map(str, ('N',) + shape[1:]))})", f"{count:,}"))
+        for name, node in zip(graph.names, graph.nodes):
+            count = sum(p.data.size for p in node.module.parameters())
+            shape = node.output.shape
+            rows.append((f"{name}: {type(node.module).__name__}",
+                         f"({', '.join(map(str, ('N',) + tuple(shape[1:])))})", f"{count:,}"))
         widths = [max(len(r[c]) for r in rows) for c in range(3)]
         rule = "-" * (sum(widths) + 4)
         lines = [rule]
@@ -415,15 +426,29 @@ class Model:
             lines.append(f"{name:<{widths[0]}}  {out:<{widths[1]}}  {params:>{widths[2]}}")
             if j == 0:
                 lines.append(rule)
-        total = sum(p.data.size for p in self.parameters())
-        lines += [rule, f"Total params: {total:,} ({4 * total / 1024:,.1f} KiB float32)"]
+        params = self.parameters()
+        total = sum(p.data.size for p in params)
+        trainable = sum(p.data.size for p in params if p.requires_grad)
+        lines += [rule, f"Total params: {total:,} ({4 * total / 1024:,.1f} KiB float32)",
+                  f"Trainable params: {trainable:,}",
+                  f"Non-trainable params: {total - trainable:,}"]
         text = "\n".join(lines)
         print(text, file=file)
         return text
 
+    def profile(self, x, y, *, loss="cross_entropy", optimizer="adam", repeat=10, file=None):
+        """Time training steps on the batch (x, y) step by step of the plan the model's
+        graph runs, forward and backward, with GFLOP/s and % of the machine's FMA peak;
+        prints the table and returns its rows (see fastnn.profiling.profile). Weights are
+        left unchanged."""
+        from . import profiling
+        return profiling.profile(self, x, y, loss=loss, optimizer=optimizer, repeat=repeat,
+                                 file=file)
+
     def save(self, path):
-        """Write architecture, weights and the optimizer of the last fit (if any) to path,
-        atomically; read it back with fastnn.load(path). In an MPI job only rank 0 writes."""
+        """Write architecture, weights, buffers and the optimizer of the last fit (if any)
+        to path, atomically; read it back with fastnn.load(path) (see fastnn.serialization
+        for models whose architecture cannot be saved). In an MPI job only rank 0 writes."""
         from .serialization import save
         if dist.is_main():
             save(self, path, optimizer=self.optimizer)

@@ -64,7 +64,12 @@ def test_matmul_matches_reference(m, n, k, ta, tb, seed):
 @pytest.mark.parametrize("tb", [False, True])
 @pytest.mark.parametrize("m,n,k", [(1, 1, 1), (6, 16, 256), (7, 17, 257), (128, 10, 64),
                                    (128, 64, 784), (784, 64, 128), (13, 600, 5), (600, 3, 700),
-                                   (300, 299, 1030)])
+                                   (300, 299, 1030),
+                                   # few rows (B read in place): batch-1/8 linear layers
+                                   (1, 128, 1600), (1, 10, 64), (1, 1600, 128), (2, 1, 300),
+                                   (3, 700, 33), (5, 64, 1), (8, 129, 257), (8, 10, 7),
+                                   # the wide (AVX-512) tile's products
+                                   (96, 160, 64), (128, 256, 300), (240, 1600, 128)])
 def test_matmul_shapes_and_transposes(isa, rng, m, n, k, ta, tb):
     a, b = operand(rng, m, k, ta), operand(rng, k, n, tb)
     assert_gemm_close(fastnn.matmul(a, b), a, b)
@@ -146,14 +151,23 @@ def test_threads_api_and_threadpoolctl(threads):
     if fastnn._core.has_openmp():
         with threadpoolctl.threadpool_limits(1, "openmp"):
             assert fastnn.get_num_threads() == 1
-    for bad in (0, -1, 1.5, "2", True):
-        with pytest.raises(ValueError, match="positive int"):
+    for bad in (1.5, "2", True, None):
+        with pytest.raises(TypeError, match="n must be an int"):
             fastnn.set_num_threads(bad)
+    top = fastnn._core.max_threads()
+    assert top >= 2
+    threads(top)  # the documented maximum is accepted
+    for bad in (0, -1, top + 1, 10**6, 2**64):
+        with pytest.raises(ValueError, match=f"between 1 and max_threads\\(\\) = {top}"):
+            fastnn.set_num_threads(bad)
+    assert fastnn.get_num_threads() == (top if fastnn._core.has_openmp() else 1)
+    fastnn.matmul(np.ones((300, 300), np.float32), np.ones((300, 300), np.float32))
 
 
 def test_show_config_reports_everything(capsys):
     config = fastnn.show_config()
-    assert set(config) == {"version", "compiler", "openmp", "isa", "supported_isas", "threads"}
+    assert set(config) == {"version", "compiler", "openmp", "isa", "default_isa",
+                           "supported_isas", "threads", "max_threads"}
     assert config["isa"] in config["supported_isas"]
     assert "isa" in capsys.readouterr().out
 
@@ -205,6 +219,19 @@ def test_isa_override_at_import(name):
     else:  # a clear ImportError, never an illegal instruction
         assert proc.returncode == 1
         assert "ImportError" in proc.stderr and "not supported by this CPU" in proc.stderr
+
+
+def test_default_isa_rule():
+    rule = _core._isa_rule
+    assert rule(1, 1, 0) == "avx512"          # Intel (or any non-AMD) with AVX-512
+    assert rule(1, 1, 0x19) == "avx2"         # AMD Zen 4: AVX-512 on 256-bit units
+    assert rule(1, 1, 0x1A) == "avx512"       # AMD Zen 5: full-width AVX-512
+    assert rule(1, 0, 0x19) == "avx2"         # Zen 3
+    assert rule(0, 0, 0) == "generic"
+    assert _core.default_isa() in fastnn.supported_isas()
+    if not os.environ.get("FASTNN_ISA"):
+        proc = _import_with_isa("")
+        assert proc.returncode == 0 and proc.stdout.strip() == _core.default_isa()
 
 
 def test_unknown_isa_is_an_import_error():

@@ -39,6 +39,13 @@ static void ew_leaky_relu_backward(int64_t n, float slope, const float *restrict
     }
 }
 
+/* y = a + b; y may be a (an accumulator). */
+static void ew_add(int64_t n, const float *a, const float *b, float *y)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = a[i] + b[i];
+}
+
 /* Selects on the bits: float compares feeding selects would keep GCC (under
  * -ftrapping-math) from vectorising these loops. */
 static inline uint32_t ew_bits(float v)
@@ -102,64 +109,137 @@ static double ew_exp_sum(int64_t n, const float *x, float shift, float *out)
     return (lane[0] + lane[1]) + (lane[2] + lane[3]);
 }
 
+/* Channel sums of batch normalization (internal.h): NORM_LANES lanes of double,
+ * element j into lane j % NORM_LANES on every ISA (held in NORM_PARTS registers of
+ * NORM_VD doubles; the tail element by element with the same operations), the lanes
+ * added in a fixed tree. */
+#define NORM_LANES 8
+#define NORM_VD (FNN_VEC / 2)
+#define NORM_PARTS (NORM_LANES / NORM_VD)
+typedef double norm_vd __attribute__((vector_size(NORM_VD * 8)));
+typedef float norm_vh __attribute__((vector_size(NORM_VD * 4), aligned(4)));
+
+/* NORM_VD floats at x widened to double (a macro: no vector crosses a call). */
+#define NORM_WIDEN(x) __builtin_convertvector(*(const norm_vh *)(x), norm_vd)
+
+static inline double norm_total(const double *v)
+{
+    return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+}
+
+/* s = sum of d = x - shift, q = sum of d*d: the shifted one-pass variance. */
+static void ew_sums(int64_t n, const float *x, float shift, double *s, double *q)
+{
+    norm_vd vs[NORM_PARTS] = {{0}}, vq[NORM_PARTS] = {{0}};
+    double ls[NORM_LANES], lq[NORM_LANES];
+    int64_t j = 0;
+    for (; j + NORM_LANES <= n; j += NORM_LANES)
+        for (int p = 0; p < NORM_PARTS; p++) {
+            norm_vd d = NORM_WIDEN(x + j + p * NORM_VD) - (double)shift;
+            vs[p] += d;
+            vq[p] += d * d;
+        }
+    memcpy(ls, vs, sizeof ls);
+    memcpy(lq, vq, sizeof lq);
+    for (int l = 0; j + l < n; l++) {
+        double d = (double)x[j + l] - (double)shift;
+        ls[l] += d;
+        lq[l] += d * d;
+    }
+    *s = norm_total(ls);
+    *q = norm_total(lq);
+}
+
+/* s = sum of g, q = sum of g * (x - shift): the batch-norm backward's two sums. */
+static void ew_dot_sums(int64_t n, const float *g, const float *x, float shift, double *s,
+                        double *q)
+{
+    norm_vd vs[NORM_PARTS] = {{0}}, vq[NORM_PARTS] = {{0}};
+    double ls[NORM_LANES], lq[NORM_LANES];
+    int64_t j = 0;
+    for (; j + NORM_LANES <= n; j += NORM_LANES)
+        for (int p = 0; p < NORM_PARTS; p++) {
+            norm_vd vg = NORM_WIDEN(g + j + p * NORM_VD);
+            vs[p] += vg;
+            vq[p] += vg * (NORM_WIDEN(x + j + p * NORM_VD) - (double)shift);
+        }
+    memcpy(ls, vs, sizeof ls);
+    memcpy(lq, vq, sizeof lq);
+    for (int l = 0; j + l < n; l++) {
+        double vg = g[j + l];
+        ls[l] += vg;
+        lq[l] += vg * ((double)x[j + l] - (double)shift);
+    }
+    *s = norm_total(ls);
+    *q = norm_total(lq);
+}
+
 /* 2x2/stride-2 max pooling. Window (a b / c d) scanned in row-major order: a later
  * element replaces the running maximum when it is larger or NaN, exactly like the
- * generic window scan. Rows of at least FNN_VEC outputs go FNN_VEC at a time, the last
- * vector overlapping the one before (recomputing a few outputs the same way) instead
- * of a scalar tail: the CNN's rows are 13 and 5 outputs wide. */
-typedef int32_t pool_vi __attribute__((vector_size(FNN_VEC * 4)));
-#if FNN_VEC == 16
-#define POOL_EVEN {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30}
-#elif FNN_VEC == 8
-#define POOL_EVEN {0, 2, 4, 6, 8, 10, 12, 14}
-#else
-#define POOL_EVEN {0, 2, 4, 6}
+ * generic window scan. A row goes L outputs at a time, the last vector overlapping the
+ * one before (recomputing a few outputs the same way) instead of a scalar tail, with L
+ * the widest vector (8 or 4 lanes) that the row fills: the CNN's pooled rows are 13 and
+ * 5 wide, and a scalar loop over them is several times slower than 4 lanes. */
+#define POOL_2X2_ROW(L, EVEN)                                                              \
+    typedef float pool_vf##L __attribute__((vector_size(L * 4)));                         \
+    typedef float pool_vfu##L __attribute__((vector_size(L * 4), aligned(4)));            \
+    typedef int32_t pool_vi##L __attribute__((vector_size(L * 4)));                       \
+    static inline pool_vf##L pool_take##L(pool_vi##L s, pool_vf##L v, pool_vf##L m)       \
+    {                                                                                      \
+        return (pool_vf##L)(((pool_vi##L)v & s) | ((pool_vi##L)m & ~s));                  \
+    }                                                                                      \
+    /* One row of ow >= L outputs from the input rows r0, r1 (idx: row + offsets). */      \
+    static void pool_2x2_row##L(const float *r0, const float *r1, int w, int64_t ow,       \
+                                int64_t row, float *y, int64_t *idx)                       \
+    {                                                                                      \
+        const pool_vi##L even = EVEN, odd = even + 1;                                      \
+        for (int64_t j = 0; j < ow; j += L) {                                              \
+            j = FNN_MIN(j, ow - L);                                                        \
+            pool_vf##L x0 = *(const pool_vfu##L *)(r0 + 2 * j);                            \
+            pool_vf##L x1 = *(const pool_vfu##L *)(r0 + 2 * j + L);                        \
+            pool_vf##L x2 = *(const pool_vfu##L *)(r1 + 2 * j);                            \
+            pool_vf##L x3 = *(const pool_vfu##L *)(r1 + 2 * j + L);                        \
+            pool_vf##L b = __builtin_shuffle(x0, x1, odd), m = __builtin_shuffle(x0, x1, even); \
+            pool_vf##L c = __builtin_shuffle(x2, x3, even), d = __builtin_shuffle(x2, x3, odd); \
+            pool_vi##L k = {0}, s;                                                         \
+            s = (b > m) | (b != b);                                                        \
+            m = pool_take##L(s, b, m);                                                     \
+            k = (s & 1) | (k & ~s);                                                        \
+            s = (c > m) | (c != c);                                                        \
+            m = pool_take##L(s, c, m);                                                     \
+            k = (s & w) | (k & ~s);                                                        \
+            s = (d > m) | (d != d);                                                        \
+            m = pool_take##L(s, d, m);                                                     \
+            k = (s & (w + 1)) | (k & ~s);                                                  \
+            *(pool_vfu##L *)(y + j) = m;                                                   \
+            if (idx)                                                                       \
+                for (int l = 0; l < L; l++)                                                \
+                    idx[j + l] = row + 2 * (j + l) + k[l];                                 \
+        }                                                                                  \
+    }
+
+POOL_2X2_ROW(4, ((pool_vi4){0, 2, 4, 6}))
+#if FNN_VEC >= 8
+POOL_2X2_ROW(8, ((pool_vi8){0, 2, 4, 6, 8, 10, 12, 14}))
 #endif
-
-static inline vfloat pool_take(pool_vi s, vfloat v, vfloat m)
-{
-    return (vfloat)(((pool_vi)v & s) | ((pool_vi)m & ~s));
-}
-
-/* Outputs j .. j+FNN_VEC of the row pair r0, r1 (indices relative to the pair). */
-static inline void pool_2x2_vec(const float *r0, const float *r1, int w, int64_t j, float *y,
-                                int32_t *k_out)
-{
-    const pool_vi even = POOL_EVEN, odd = even + 1;
-    vfloat x0 = *(const vfloat_u *)(r0 + 2 * j), x1 = *(const vfloat_u *)(r0 + 2 * j + FNN_VEC);
-    vfloat x2 = *(const vfloat_u *)(r1 + 2 * j), x3 = *(const vfloat_u *)(r1 + 2 * j + FNN_VEC);
-    vfloat a = __builtin_shuffle(x0, x1, even), b = __builtin_shuffle(x0, x1, odd);
-    vfloat c = __builtin_shuffle(x2, x3, even), d = __builtin_shuffle(x2, x3, odd);
-    vfloat m = a;
-    pool_vi k = {0}, s;
-    s = (b > m) | (b != b);
-    m = pool_take(s, b, m);
-    k = (s & 1) | (k & ~s);
-    s = (c > m) | (c != c);
-    m = pool_take(s, c, m);
-    k = (s & w) | (k & ~s);
-    s = (d > m) | (d != d);
-    m = pool_take(s, d, m);
-    k = (s & (w + 1)) | (k & ~s);
-    *(vfloat_u *)(y + j) = m;
-    *(pool_vi *)k_out = k;
-}
 
 static void ew_max_pool_2x2(int64_t oh, int64_t ow, int w, const float *restrict x, int64_t base,
                             float *restrict y, int64_t *restrict idx)
 {
-    int32_t k[FNN_VEC] __attribute__((aligned(FNN_VEC * 4)));
     for (int64_t i = 0; i < oh; i++, y += ow, idx = idx ? idx + ow : NULL) {
         const float *restrict r0 = x + 2 * i * w, *restrict r1 = r0 + w;
-        int64_t row = base + 2 * i * w, j = 0;
-        for (; ow >= FNN_VEC && j < ow; j += FNN_VEC) {
-            j = FNN_MIN(j, ow - FNN_VEC);
-            pool_2x2_vec(r0, r1, w, j, y, k);
-            if (idx)
-                for (int l = 0; l < FNN_VEC; l++)
-                    idx[j + l] = row + 2 * (j + l) + k[l];
+        int64_t row = base + 2 * i * w;
+#if FNN_VEC >= 8
+        if (ow >= 8) {
+            pool_2x2_row8(r0, r1, w, ow, row, y, idx);
+            continue;
         }
-        for (; j < ow; j++) {  /* rows narrower than a vector */
+#endif
+        if (ow >= 4) {
+            pool_2x2_row4(r0, r1, w, ow, row, y, idx);
+            continue;
+        }
+        for (int64_t j = 0; j < ow; j++) {  /* rows of 1 to 3 outputs */
             float m = r0[2 * j], v;
             int kk = 0;
             v = r0[2 * j + 1];
@@ -252,8 +332,9 @@ static void ew_adam(int64_t n, float *p, const float *grad, float *m, float *v,
 
 #define FNN_EW_KERNELS                                                                   \
     {                                                                                    \
-        .relu = ew_relu, .relu_backward = ew_relu_backward, .leaky_relu = ew_leaky_relu,  \
+        .relu = ew_relu, .relu_backward = ew_relu_backward, .leaky_relu = ew_leaky_relu, \
         .leaky_relu_backward = ew_leaky_relu_backward, .sigmoid = ew_sigmoid,            \
-        .tanh = ew_tanh, .exp_sum = ew_exp_sum,                                          \
-        .max_pool_2x2 = ew_max_pool_2x2, .sgd = ew_sgd, .adam = ew_adam           \
+        .tanh = ew_tanh, .add = ew_add, .exp_sum = ew_exp_sum, .sums = ew_sums,          \
+        .dot_sums = ew_dot_sums, .max_pool_2x2 = ew_max_pool_2x2, .sgd = ew_sgd,         \
+        .adam = ew_adam                                                                  \
     }

@@ -190,10 +190,88 @@ static void gemm_macro_rows(int64_t m, int64_t n, const float *a, const int64_t 
     }
 }
 
+/* Few rows of A (a batch-1 or small-batch linear layer) with B read in place: packing B
+ * would copy all of it for a handful of multiply-adds per element. Columns [j0, j1) of
+ * C = alpha * A * B + beta * C, C not read when beta == 0.
+ *
+ * rows_dot: B's columns are contiguous (b[j*ldb + p], a linear layer's W), and so are
+ * A's rows: 4 columns at a time, their 4 rows of B stay in L1 across the rows of A;
+ * each dot product runs in FNN_VEC lanes (element p to lane p % FNN_VEC), the lanes
+ * added in order, then the tail. */
+static void gemm_rows_dot(int64_t m, int64_t j0, int64_t j1, int64_t k, float alpha,
+                          const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                          float *c, int64_t ldc)
+{
+    int64_t kv = k / FNN_VEC * FNN_VEC;
+    for (int64_t j = j0; j < j1; j += 4) {
+        int nj = (int)FNN_MIN(4, j1 - j);
+        const float *bj[4];
+        for (int t = 0; t < 4; t++)
+            bj[t] = b + FNN_MIN(j + t, j1 - 1) * ldb;  /* columns past j1: dropped */
+        for (int64_t i = 0; i < m; i++) {
+            const float *ai = a + i * lda;
+            vfloat acc[4] = {{0}, {0}, {0}, {0}};
+            for (int64_t p = 0; p < kv; p += FNN_VEC) {
+                vfloat av = *(const vfloat_u *)(ai + p);
+                _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++)
+                    acc[t] += av * *(const vfloat_u *)(bj[t] + p);
+            }
+            for (int t = 0; t < nj; t++) {
+                float sum = 0.0f;
+                for (int l = 0; l < FNN_VEC; l++)
+                    sum += acc[t][l];
+                for (int64_t p = kv; p < k; p++)
+                    sum += ai[p] * bj[t][p];
+                float *cij = c + i * ldc + j + t;
+                *cij = beta == 0.0f ? alpha * sum : alpha * sum + beta * *cij;
+            }
+        }
+    }
+}
+
+/* rows_axpy: B's rows are contiguous (b[p*ldb + j], a linear layer's input gradient
+ * g W); A any layout. Per row of A, 4 vectors of C accumulate a[i][p] * B[p] over p in
+ * increasing order, as the packed micro-kernel sums. */
+static void gemm_rows_axpy(int64_t m, int64_t j0, int64_t j1, int64_t k, float alpha,
+                           const float *a, int64_t a_rs, int64_t a_cs, const float *b,
+                           int64_t ldb, float beta, float *c, int64_t ldc)
+{
+    enum { W = 4 * FNN_VEC };
+    for (int64_t j = j0; j < j1; j += W) {
+        int nj = (int)FNN_MIN(W, j1 - j);
+        for (int64_t i = 0; i < m; i++) {
+            const float *ai = a + i * a_rs;
+            vfloat acc[4] = {{0}, {0}, {0}, {0}};
+            if (nj == W) {
+                for (int64_t p = 0; p < k; p++) {
+                    float ap = ai[p * a_cs];
+                    _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)
+                        acc[v] += ap * *(const vfloat_u *)(b + p * ldb + j + v * FNN_VEC);
+                }
+            } else {  /* the last columns, through a zero-padded row */
+                float row[W] __attribute__((aligned(FNN_ALIGN))) = {0};
+                for (int64_t p = 0; p < k; p++) {
+                    float ap = ai[p * a_cs];
+                    memcpy(row, b + p * ldb + j, (size_t)nj * sizeof(float));
+                    _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)
+                        acc[v] += ap * *(const vfloat *)(row + v * FNN_VEC);
+                }
+            }
+            float out[W] __attribute__((aligned(FNN_ALIGN)));
+            _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)
+                *(vfloat *)(out + v * FNN_VEC) = acc[v];
+            float *ci = c + i * ldc + j;
+            for (int t = 0; t < nj; t++)
+                ci[t] = beta == 0.0f ? alpha * out[t] : alpha * out[t] + beta * ci[t];
+        }
+    }
+}
+
 #define FNN_GEMM_KERNELS(MC, KC, NC)                                                   \
     {                                                                                  \
         .mr = FNN_MR, .nr = FNN_NR, .mc = (MC), .kc = (KC), .nc = (NC),                \
         .pack_a = gemm_pack_a, .pack_b = gemm_pack_b,                                 \
         .pack_b_gather = gemm_pack_b_gather, .macro = gemm_macro,                      \
-        .macro_rows = gemm_macro_rows                                                  \
+        .macro_rows = gemm_macro_rows, .rows_dot = gemm_rows_dot,                      \
+        .rows_axpy = gemm_rows_axpy                                                    \
     }

@@ -1,5 +1,12 @@
-/* isa_avx512.c: the AVX-512 variant: 12x32 tile = 24 zmm accumulators + 2 B + 1 A
- * of the 32 registers. */
+/* isa_avx512.c: the AVX-512 variant: the AVX2 variant's kernels, plus a 12x32 GEMM tile
+ * (24 zmm accumulators + 2 B + 1 A of the 32 registers) for large products.
+ *
+ * 16 lanes pay only where all of them are busy. Narrow image rows (13 or 5 pooled
+ * pixels), N = 10 classifier products and short panels waste most of a zmm register, and
+ * on CPUs that run AVX-512 on 256-bit units (AMD Zen 4) a zmm operation costs two ymm
+ * ones, so there the wide code is never faster and often slower. The elementwise, pooling
+ * and convolution kernels are therefore AVX2's (the same code, so never slower than
+ * it), and gemm.c takes the wide tile only for products large enough to fill it. */
 #include "../internal.h"
 
 #ifdef FNN_X86
@@ -17,15 +24,13 @@
 #define FNN_NR 32
 #include "gemm_kernel.h"
 #include "probe_kernel.h"
-#include "elementwise_kernel.h"
-#include "conv_kernel.h"
+
+static const fnn_gemm_kernels gemm_wide = FNN_GEMM_KERNELS(192, 256, 4096);
+static const fnn_probe_kernels probe = FNN_PROBE_KERNELS;
 
 const fnn_kernels fnn_kernels_avx512 = {
-    .name = "avx512",
-    .gemm = FNN_GEMM_KERNELS(192, 256, 4096),
-    .probe = FNN_PROBE_KERNELS,
-    .ew = FNN_EW_KERNELS,
-    .conv = FNN_CONV_KERNELS,
+    .name = "avx512", .gemm = &fnn_gemm_avx2, .gemm_wide = &gemm_wide, .probe = &probe,
+    .ew = &fnn_ew_avx2, .conv = &fnn_conv_avx2,
 };
 
 #include "target_end.h"

@@ -10,10 +10,11 @@
 #include "elementwise_kernel.h"
 #include "conv_kernel.h"
 
+static const fnn_gemm_kernels gemm = FNN_GEMM_KERNELS(120, 256, 4096);
+static const fnn_probe_kernels probe = FNN_PROBE_KERNELS;
+static const fnn_elementwise_kernels ew = FNN_EW_KERNELS;
+static const fnn_conv_kernels conv = FNN_CONV_KERNELS;
+
 const fnn_kernels fnn_kernels_generic = {
-    .name = "generic",
-    .gemm = FNN_GEMM_KERNELS(120, 256, 4096),
-    .probe = FNN_PROBE_KERNELS,
-    .ew = FNN_EW_KERNELS,
-    .conv = FNN_CONV_KERNELS,
+    .name = "generic", .gemm = &gemm, .probe = &probe, .ew = &ew, .conv = &conv,
 };

@@ -1,0 +1,117 @@
+"""Training speed: fastnn vs PyTorch on models.resnet (the same architecture in both:
+a 3x3 stem with BatchNorm, BasicBlocks of 16, 32 and 64 channels, global average
+pooling, a Linear head), batch 128, Adam, cross-entropy, 2 threads (or 1 on a 1-core
+machine). Both start from the same state_dict and see the same random images.
+
+"training step": one forward + loss + backward + update (median of 20 rounds), in the
+group "training step" with the reference MLP and CNN of test_bench_train.py; samples/s
+in the benchmark's extra_info."""
+import os
+
+import numpy as np
+import pytest
+
+from fastnn import losses, models, optim
+from fastnn.profiling import training_flops
+
+from .conftest import QUICK, library_threads
+
+BATCH = 128
+THREADS = min(2, os.cpu_count())
+
+
+def batch():
+    rng = np.random.default_rng(0)
+    return rng.random((BATCH, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, BATCH)
+
+
+def fastnn_step():
+    model = models.resnet(seed=0)
+    loss_fn = losses.CrossEntropyLoss()
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+
+    def step(xb, yb):
+        out = model(xb)
+        loss_fn(out, yb)
+        model.backward(loss_fn.backward())
+        opt.step()
+    return step
+
+
+def torch_resnet(torch):
+    """models.resnet's architecture in torch.nn, with its state_dict loaded."""
+    tnn = torch.nn
+
+    class BasicBlock(tnn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = tnn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = tnn.BatchNorm2d(cout)
+            self.relu = tnn.ReLU()
+            self.conv2 = tnn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = tnn.BatchNorm2d(cout)
+            self.downsample = None
+            if stride != 1 or cin != cout:
+                self.downsample = tnn.Sequential(tnn.Conv2d(cin, cout, 1, stride, bias=False),
+                                                 tnn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            identity = x if self.downsample is None else self.downsample(x)
+            out = self.relu(self.bn1(self.conv1(x)))
+            return self.relu(self.bn2(self.conv2(out)) + identity)
+
+    ours = models.resnet(seed=0)
+    layers = []
+    for layer in ours.layers:
+        kind = type(layer).__name__
+        if kind == "BasicBlock":
+            layers.append(BasicBlock(layer.in_channels, layer.out_channels, layer.stride))
+        elif kind == "Conv2d":
+            layers.append(tnn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
+                                     layer.stride, layer.padding, bias=False))
+        elif kind == "BatchNorm2d":
+            layers.append(tnn.BatchNorm2d(layer.num_features))
+        elif kind == "AdaptiveAvgPool2d":
+            layers.append(tnn.AdaptiveAvgPool2d(layer.output_size))
+        elif kind == "Linear":
+            layers.append(tnn.Linear(layer.in_features, layer.out_features))
+        else:
+            layers.append({"ReLU": tnn.ReLU, "Flatten": tnn.Flatten}[kind]())
+    twin = tnn.Sequential(*layers)
+    twin.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in ours.state_dict().items()})
+    return twin
+
+
+def torch_step(torch):
+    twin = torch_resnet(torch)
+    opt = torch.optim.Adam(twin.parameters(), lr=1e-3)
+
+    def step(xb, yb):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(twin(xb), yb).backward()
+        opt.step()
+    return step
+
+
+def bench(benchmark, record, library, step, convert=None):
+    xb, yb = batch()
+    if convert:
+        xb, yb = convert(xb), convert(yb)
+    benchmark.group = "training step"
+    with library_threads(library, THREADS):
+        step(xb, yb)  # warm-up: buffers, caches, thread pools
+        benchmark.pedantic(step, args=(xb, yb), rounds=1 if QUICK else 20, iterations=1)
+    stats = getattr(benchmark, "stats", None)
+    if stats and getattr(stats, "stats", None):
+        benchmark.extra_info["samples_per_sec"] = BATCH / stats.stats.median
+    record(benchmark, op="train step", shape=f"resnet b{BATCH}", library=library,
+           threads=THREADS, flops=training_flops(models.resnet(seed=0), (BATCH, 1, 28, 28)),
+           model="resnet", batch=BATCH, samples=BATCH)
+
+
+def test_train_resnet_fastnn(benchmark, record):
+    bench(benchmark, record, "fastnn", fastnn_step())
+
+
+def test_train_resnet_torch(benchmark, record, torch):
+    bench(benchmark, record, "torch", torch_step(torch), convert=torch.from_numpy)

@@ -1,0 +1,56 @@
+"""Layers and models on float32 NumPy arrays, with PyTorch's names, arguments, weight
+layouts (Linear weight (out, in), Conv2d weight (out, in, kh, kw), NCHW activations) and
+state_dict keys, so a state dict moves between fastnn and torch unchanged.
+
+One family per file:
+    module.py         Parameter, Module (sub-modules, parameters, buffers, state_dict)
+    graph.py          Input, symbolic values, tracing, the graph engine (plan, forward, backward)
+    model.py          Model: functional (Keras) or subclassed (PyTorch)
+    container.py      Sequential
+    linear.py         Linear (and the weighted-layer base Conv2d shares)
+    conv.py           Conv2d, and Conv2d fused with a MaxPool2d
+    pooling.py        MaxPool2d, AvgPool2d, AdaptiveAvgPool2d
+    activation.py     ReLU, LeakyReLU, Sigmoid, Tanh, Softmax
+    normalization.py  BatchNorm1d, BatchNorm2d
+    merge.py          Add, Concatenate
+    dropout.py        Dropout
+    shape.py          Flatten, Identity
+    registry.py       the classes saved architectures may name
+
+Memory: each layer keeps its outputs and gradients in buffers it owns and reuses
+them while the batch shape stays the same, so a steady-state training step
+allocates nothing. The array a forward or backward call returns is such a buffer:
+the next call with the same shape overwrites it (copy it to keep it).
+
+Gradients: `backward` writes (does not add to) each trainable Parameter's `.grad`, so one
+backward per step needs no `zero_grad`; `zero_grad` exists for PyTorch-style loops.
+
+The explicit training loop::
+
+    model = fastnn.models.mlp(seed=0)
+    loss_fn = fastnn.losses.CrossEntropyLoss()
+    opt = fastnn.optim.Adam(model.parameters(), lr=1e-3)
+    for xb, yb in fastnn.datasets.iterate_batches(x, y, 128, seed=0):
+        out = model(xb)
+        loss = loss_fn(out, yb)
+        model.backward(loss_fn.backward())
+        opt.step()
+"""
+from .activation import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .container import Sequential
+from .conv import Conv2d, _ConvMaxPool  # noqa: F401 (the fused runner, for tests)
+from .dropout import Dropout
+from .graph import Input, TracingError, Value
+from .model import Model
+from .linear import Linear
+from .merge import Add, Concatenate
+from .module import Module, Parameter
+from .normalization import BatchNorm1d, BatchNorm2d
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .registry import LAYERS, register
+from .shape import Flatten, Identity
+
+__all__ = ["Parameter", "Module", "Input", "Value", "Model", "TracingError", "Sequential",
+           "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "ReLU",
+           "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "BatchNorm1d", "BatchNorm2d", "Add",
+           "Concatenate", "Dropout", "Flatten", "Identity", "register", "LAYERS"]

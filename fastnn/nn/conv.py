@@ -1,0 +1,149 @@
+"""Conv2d, and Conv2d fused with the MaxPool2d after it (_ConvMaxPool, which the graph
+plan runs in place of the pair)."""
+import numpy as np
+
+from .. import functional as F
+from ..reference import conv2d_output_shape
+from .linear import _Weighted, _weights
+from .module import Parameter, _count, _pair
+
+__all__ = ["Conv2d"]
+
+
+class Conv2d(_Weighted):
+    """2-D cross-correlation over NCHW input, weight (out, in, kh, kw).
+
+    padding: an int, a pair, "valid" (no padding) or "same" (stride 1; the output has
+    the input's size; when the kernel's extent dilation*(k-1) is odd, the extra zero row
+    and column go at the bottom and right, as in torch)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, bias=True, *, seed=None, init="torch"):
+        self.in_channels = _count(in_channels, "in_channels", "Conv2d")
+        self.out_channels = _count(out_channels, "out_channels", "Conv2d")
+        self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2d")
+        self.stride = _pair(stride, "stride", "Conv2d")
+        self.dilation = _pair(dilation, "dilation", "Conv2d")
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"Conv2d: padding must be an int, a pair, 'same' or 'valid', "
+                                 f"got {padding!r}")
+            if padding == "same" and self.stride != (1, 1):
+                raise ValueError(f"Conv2d: padding='same' needs stride 1, got stride "
+                                 f"{self.stride}")
+            self.padding = padding
+        else:
+            self.padding = _pair(padding, "padding", "Conv2d")
+        kh, kw = self.kernel_size
+        if min(kh, kw, *self.stride, *self.dilation) <= 0 or min(self._pad) < 0:
+            raise ValueError(f"Conv2d: kernel_size, stride and dilation must be positive and "
+                             f"padding non-negative, got kernel_size={self.kernel_size}, "
+                             f"stride={self.stride}, padding={self.padding}, "
+                             f"dilation={self.dilation}")
+        fan_in, fan_out = self.in_channels * kh * kw, self.out_channels * kh * kw
+        w, b = _weights(init, seed, (self.out_channels, self.in_channels, kh, kw), fan_in,
+                        fan_out, "Conv2d")
+        self.weight = Parameter(w)
+        self.bias = Parameter(b) if bias else None
+
+    @property
+    def _pad(self):
+        """The kernel's symmetric padding (top/bottom, left/right)."""
+        if self.padding == "valid":
+            return (0, 0)
+        if self.padding == "same":
+            return tuple(d * (k - 1) // 2 for d, k in zip(self.dilation, self.kernel_size))
+        return self.padding
+
+    @property
+    def _extra(self):
+        """Zero rows and columns added at the bottom and right beyond _pad ("same" with
+        an odd kernel extent)."""
+        if self.padding != "same":
+            return (0, 0)
+        return tuple(d * (k - 1) % 2 for d, k in zip(self.dilation, self.kernel_size))
+
+    def output_shape(self, shape):
+        self._expect(shape, f"(N, {self.in_channels}, H, W)",
+                     len(shape) == 4 and shape[1] == self.in_channels)
+        eh, ew = self._extra
+        try:
+            oh, ow = conv2d_output_shape(shape[2] + eh, shape[3] + ew, self.kernel_size,
+                                         self.stride, self._pad, self.dilation)
+        except ValueError as e:
+            raise ValueError(f"{self!r}: input of shape {tuple(shape)} is too small: {e}") from None
+        return (shape[0], self.out_channels, oh, ow)
+
+    _forward = staticmethod(F.conv2d)
+    _backward = staticmethod(F.conv2d_backward)
+
+    def _args(self):
+        return self.stride, self._pad, self.dilation
+
+    def forward(self, x):
+        if self._extra == (0, 0):
+            return super().forward(x)
+        shape = self.output_shape(x.shape)
+        n, c, h, w = x.shape
+        eh, ew = self._extra
+        padded = self._x = self._buffer("padded", (n, c, h + eh, w + ew))
+        padded[:, :, h:] = 0.0
+        padded[:, :, :, w:] = 0.0
+        padded[:, :, :h, :w] = x
+        return F.conv2d(padded, self.weight.data, None if self.bias is None else self.bias.data,
+                        *self._args(), out=self._buffer("y", shape))
+
+    def backward(self, grad_out, need_input_grad=True):
+        dx = super().backward(grad_out, need_input_grad)
+        if dx is None or self._extra == (0, 0):
+            return dx
+        n, c, h, w = dx.shape
+        eh, ew = self._extra
+        inner = self._buffer("dx_inner", (n, c, h - eh, w - ew))
+        np.copyto(inner, dx[:, :, :h - eh, :w - ew])
+        return inner
+
+    def config(self):
+        padding = self.padding if isinstance(self.padding, str) else list(self.padding)
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": list(self.kernel_size), "stride": list(self.stride),
+                "padding": padding, "dilation": list(self.dilation),
+                "bias": self.bias is not None}
+
+
+class _ConvMaxPool:
+    """A Conv2d and the MaxPool2d after it on one kernel pair (F.conv2d_max_pool2d), in
+    the layers' own parameters and buffers; the graph plan runs them so."""
+
+    def __init__(self, conv, pool):
+        self.conv, self.pool = conv, pool
+        self.layers = (conv, pool)
+
+    def forward(self, x):
+        conv, pool = self.conv, self.pool
+        conv._x = x
+        shape = pool.output_shape(conv.output_shape(x.shape))
+        args = (x, conv.weight.data, None if conv.bias is None else conv.bias.data,
+                *conv._args(), *pool._args())
+        y = pool._buffer("y", shape)
+        if not pool.training:
+            return F.conv2d_max_pool2d(*args, out=y, return_indices=False)
+        return F.conv2d_max_pool2d(*args, out=y, indices=pool._buffer("idx", shape, np.int64))[0]
+
+    def backward(self, grad_out, need_input_grad=True):
+        conv, x = self.conv, self.conv._x
+        return F.conv2d_max_pool2d_backward(
+            grad_out, self.pool._buffers["idx"], x, conv.weight.data, *conv._args(),
+            *self.pool._args(), need_input_grad=need_input_grad,
+            grad_input=conv._buffer("dx", x.shape) if need_input_grad else None,
+            **conv._grad_args())[0]
+
+    def named_parameters(self):
+        return self.conv.named_parameters()
+
+    def train(self, mode=True):
+        self.conv.train(mode)
+        self.pool.train(mode)
+
+    def __repr__(self):
+        return f"{self.conv!r} with the {self.pool!r} after it"

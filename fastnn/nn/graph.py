@@ -1,0 +1,520 @@
+"""The graph engine every model (fastnn/nn/model.py, container.py) runs on.
+
+Building: calling a layer on a symbolic `Value` (from `Input(shape=...)`, or the
+arguments a model's `forward` is traced with) adds a `Node` and returns its output
+Value; `a + b` on Values adds an `Add`. A model that is not a layer (Sequential,
+fastnn.Model, a Module subclass defining only `forward`) called on Values inlines its
+forward into the caller's graph, so a graph is always a DAG of layers.
+
+Running: `Graph` orders the nodes (depth first from the outputs; a cycle or an output
+that does not come from the model's inputs is an error), plans the steps (two exact
+rewrites, below) and runs them on arrays: forward in order, backward in reverse, the
+gradients of a value that feeds several layers summed in a buffer the graph owns.
+Only the steps upstream of a trainable parameter or of a needed input gradient run
+backward. Every array lives in a layer's or the graph's buffers, reused while the batch
+shape stays the same.
+"""
+import copy
+import time
+
+import numpy as np
+
+from .activation import ReLU
+from .conv import Conv2d, _ConvMaxPool
+from .merge import Add
+from .pooling import MaxPool2d
+
+__all__ = ["Value", "Input", "TracingError", "Graph", "call", "trace", "output_shape"]
+
+_calling = []  # the models whose forward is being traced, outermost first
+
+
+class TracingError(TypeError):
+    """An operation a graph cannot record was applied to a symbolic value."""
+
+
+def _untraceable(what):
+    return TracingError(
+        f"cannot trace {what} on a symbolic value: a model's forward is recorded once as a "
+        f"graph of fastnn layers, so it may only call layers (and sub-modules) on its inputs "
+        f"and add values with +; Python control flow or NumPy operations on the data cannot "
+        f"be traced (use a layer, e.g. nn.Flatten() instead of x.reshape)")
+
+
+class Value:
+    """A symbolic value: a model input or the output of a layer call; `shape` is batch
+    first (the batch None when unknown), or None when not known at all."""
+
+    __slots__ = ("shape", "node", "call")
+
+    def __init__(self, shape, node=None):
+        self.shape, self.node, self.call = shape, node, None
+
+    def __add__(self, other):
+        if not isinstance(other, Value):
+            raise _untraceable(f"+ with a {type(other).__name__}")
+        return Add()([self, other])
+
+    def __radd__(self, other):
+        raise _untraceable(f"+ with a {type(other).__name__}")
+
+    def __bool__(self):
+        raise _untraceable("a truth test (if/while/and/or)")
+
+    def __array__(self, *args, **kwargs):
+        raise _untraceable("a NumPy conversion")
+
+    def __array_ufunc__(self, ufunc, method, *args, **kwargs):
+        raise _untraceable(f"the NumPy function {ufunc.__name__}")
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise _untraceable(f"the attribute .{name}")
+
+    def __eq__(self, other):
+        raise _untraceable("a comparison")
+
+    __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __eq__
+    __hash__ = object.__hash__
+
+    def _op(self, *args):
+        raise _untraceable("an arithmetic operation other than +")
+
+    __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = __matmul__ = _op
+    __neg__ = __pow__ = __abs__ = _op
+
+    def _convert(self, *args):
+        raise _untraceable("a conversion to a Python number, index or sequence")
+
+    __float__ = __int__ = __index__ = __len__ = __iter__ = __getitem__ = _convert
+
+    def __repr__(self):
+        return f"<symbolic value of shape {_shape_text(self.shape)}>"
+
+
+def Input(shape):
+    """A symbolic model input of per-sample `shape` (e.g. (1, 28, 28)); the batch
+    dimension comes first and is left open."""
+    shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+    if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1
+               for d in shape):
+        raise ValueError(f"Input: shape must hold positive ints (per sample, e.g. (1, 28, 28)), "
+                         f"got {shape!r}")
+    return Value((None,) + tuple(map(int, shape)))
+
+
+def _shape_text(shape):
+    if shape is None:
+        return "(unknown)"
+    return "(" + ", ".join("N" if d is None else str(d) for d in shape) + ")"
+
+
+class _Node:
+    """A layer called on input Values, producing `output`."""
+
+    __slots__ = ("module", "inputs", "output", "merge")
+
+    def __init__(self, module, inputs, merge):
+        self.module, self.inputs, self.merge = module, inputs, merge
+
+
+class _Call:
+    """A call of a module at the top level of a graph being built (a functional
+    Model's layer, kept for its children, its config and its replay)."""
+
+    __slots__ = ("module", "args", "outputs")
+
+    def __init__(self, module, args, outputs):
+        self.module, self.args, self.outputs = module, args, outputs
+
+
+def _symbolic(args):
+    return any(isinstance(a, Value) or (isinstance(a, (list, tuple)) and
+                                        any(isinstance(v, Value) for v in a)) for a in args)
+
+
+def call(module, args):
+    """module(*args): a node on symbolic values; on arrays, a layer's forward or a
+    model's graph run."""
+    if _symbolic(args):
+        return _call_symbolic(module, args)
+    if module._is_layer():
+        return module.forward(*args)
+    return _run(module, args)
+
+
+def _call_symbolic(module, args):
+    top = not _calling
+    _calling.append(module)
+    try:
+        out = _add_node(module, args) if module._is_layer() else module.forward(*args)
+    finally:
+        _calling.pop()
+    if top:
+        outputs = list(out) if isinstance(out, (tuple, list)) else [out]
+        record = _Call(module, args, outputs)
+        for value in outputs:
+            if isinstance(value, Value):
+                value.call = record
+    return out
+
+
+def _add_node(module, args):
+    name = type(module).__name__
+    merge = getattr(module, "_merge", False)
+    if merge:
+        if len(args) != 1 or not isinstance(args[0], (list, tuple)) or len(args[0]) < 2:
+            raise TypeError(f"{name} is called on a list of at least two values, e.g. "
+                            f"{name}()([a, b])")
+        inputs = list(args[0])
+    else:
+        if len(args) != 1:
+            raise TypeError(f"{module!r} takes one input, got {len(args)}")
+        inputs = [args[0]]
+    for v in inputs:
+        if not isinstance(v, Value):
+            raise TypeError(f"{module!r}: cannot mix symbolic values and {type(v).__name__} "
+                            f"in one call")
+    shapes = [v.shape for v in inputs]
+    shape = None
+    if all(s is not None for s in shapes):
+        shape = module.output_shape(shapes if merge else shapes[0])
+    node = _Node(module, inputs, merge)
+    node.output = Value(shape, node)
+    return node.output
+
+
+def _as_array(x, owner, k):
+    if not isinstance(x, np.ndarray) or x.dtype != np.float32:
+        raise TypeError(f"{owner}: input {k} must be a float32 ndarray, got "
+                        f"{getattr(x, 'dtype', type(x).__name__)}; use x.astype(np.float32)")
+    return x
+
+
+def _run(model, args):
+    owner = type(model).__name__
+    if len(args) == 1:  # the common case, without building lists
+        xs = (_as_array(args[0], owner, 0),)
+    else:
+        xs = tuple(_as_array(x, owner, k) for k, x in enumerate(args))
+    graph = model._graph_for(tuple(x.shape for x in xs))
+    model.__dict__["_graph"] = graph
+    return graph.forward(xs)
+
+
+def output_shape(model, shape):
+    """The output shape (batch first) of a model for an input of `shape`."""
+    return model._graph_for((tuple(shape),)).output_shapes((tuple(shape),))[0]
+
+
+def trace(model, shapes):
+    """The Graph of `model.forward` run on symbolic inputs of these shapes (batch first;
+    None: unknown)."""
+    inputs = [Value(s) for s in shapes]
+    _calling.append(model)
+    try:
+        out = model.forward(*inputs)
+    finally:
+        _calling.pop()
+    single = not isinstance(out, (tuple, list))
+    outputs = [out] if single else list(out)
+    for k, v in enumerate(outputs):
+        if not isinstance(v, Value):
+            raise TracingError(f"{type(model).__name__}.forward returned {type(v).__name__} "
+                               f"(output {k}), not a value computed from its inputs by "
+                               f"fastnn layers")
+    return Graph(model, inputs, outputs, single)
+
+
+class _Step:
+    """One call of the plan: `runner` (a layer, or _ConvMaxPool for a fused pair) from
+    input slots to an output slot; `index` is the position of its first node in the
+    node order, `name` its layer's name in the model."""
+
+    __slots__ = ("index", "name", "runner", "layers", "inputs", "output", "merge", "args",
+                 "position")
+
+    def __init__(self, index, name, runner, layers, inputs, output, merge):
+        self.index, self.name, self.runner, self.layers = index, name, runner, layers
+        self.inputs, self.output, self.merge = inputs, output, merge
+        self.args = [None] * len(inputs)  # the merge layers' input list, reused
+
+    def parameters(self):
+        return [p for layer in self.layers for p in layer.parameters()]
+
+
+class Graph:
+    """The runnable form of a DAG of layer nodes between input and output Values."""
+
+    def __init__(self, owner, inputs, outputs, single=True):
+        self.owner, self.single = owner, single
+        self.nodes = self._order(inputs, outputs)
+        self.input_values, self.output_values = list(inputs), list(outputs)
+        slot = {id(v): k for k, v in enumerate(inputs)}
+        for node in self.nodes:
+            slot[id(node.output)] = len(slot)
+        self.slots = len(slot)
+        self.input_slots = [slot[id(v)] for v in inputs]
+        self.output_slots = [slot[id(v)] for v in outputs]
+        self._runners = self._runners_of(self.nodes)
+        self.names = names = self._names()
+        steps = [_Step(i, names[i], self._runners[i], (self._runners[i],),
+                       [slot[id(v)] for v in node.inputs], slot[id(node.output)], node.merge)
+                 for i, node in enumerate(self.nodes)]
+        self.steps = self._rewrite(steps)
+        for k, step in enumerate(self.steps):
+            step.position = k
+        self._params = [p for step in self.steps for p in step.parameters()]
+        # (module whose train/eval mode it follows, runner): copies follow their
+        # original; layers created inside forward (not held by the owner) the owner
+        held = {id(m) for m in owner.modules()}
+        self._followers = [(node.module if id(node.module) in held else owner, runner)
+                           for node, runner in zip(self.nodes, self._runners)
+                           if runner is not node.module or id(node.module) not in held]
+        self._env = [None] * self.slots
+        self._grads = [None] * self.slots
+        self._sums = {}
+        self._plans = {}
+
+    # ---- building ----
+
+    def _order(self, inputs, outputs):
+        """The nodes the outputs depend on, each after its inputs (depth first from the
+        outputs); errors for a cycle and for values not computed from `inputs`."""
+        owner = type(self.owner).__name__
+        known = {id(v) for v in inputs}
+        state, order = {}, []  # id(node) -> 1 while on the stack, 2 when done
+        for k, out in enumerate(outputs):
+            if not isinstance(out, Value):
+                raise TypeError(f"{owner}: output {k} is {type(out).__name__}, not a symbolic "
+                                f"value")
+            stack = [(out, False)]
+            while stack:
+                value, leaving = stack.pop()
+                if id(value) in known and not leaving:
+                    continue
+                node = value.node
+                if node is None:
+                    raise ValueError(f"{owner}: output {k} is disconnected from the model's "
+                                     f"inputs: it depends on an input value of shape "
+                                     f"{_shape_text(value.shape)} that is not among them")
+                if leaving:
+                    state[id(node)] = 2
+                    order.append(node)
+                    continue
+                if state.get(id(node)) == 2:
+                    continue
+                if state.get(id(node)) == 1:
+                    raise ValueError(f"{owner}: the graph has a cycle through "
+                                     f"{node.module!r}")
+                state[id(node)] = 1
+                stack.append((value, True))
+                stack.extend((v, False) for v in reversed(node.inputs))
+        return order
+
+    def _runners_of(self, nodes):
+        """The module each node runs: its own, or a copy with its own state when a layer
+        without parameters is called again (a layer with parameters must not be)."""
+        seen, runners = set(), []
+        for node in nodes:
+            module = node.module
+            if id(module) in seen:
+                if module.parameters() or module.buffers():
+                    raise ValueError(f"{type(self.owner).__name__}: {module!r} is called at "
+                                     f"more than one place; sharing a layer with parameters "
+                                     f"or buffers is not supported")
+                module = copy.copy(module)
+                module.__dict__.pop("_buffers", None)
+            seen.add(id(node.module))
+            runners.append(module)
+        return runners
+
+    def _names(self):
+        """Each node's name: its module's dotted name in the owner ("3", "layer1.0.bn1"),
+        "+" for the Adds of a + b; a layer the owner does not hold is an error when it
+        has parameters (they would not be trained or saved)."""
+        known = {id(m): name for name, m in self.owner.named_modules()}
+        calls, names = {}, []
+        for node in self.nodes:
+            module = node.module
+            name = known.get(id(module))
+            if name is None:
+                if module.parameters():
+                    raise ValueError(f"{type(self.owner).__name__}: {module!r} is called in "
+                                     f"forward but is not an attribute of the model: assign "
+                                     f"it in __init__ so its parameters are trained and saved")
+                name = "+" if isinstance(module, Add) else type(module).__name__
+            calls[name] = calls.get(name, 0) + 1
+            names.append(name if calls[name] == 1 else f"{name} (call {calls[name]})")
+        return names
+
+    def _rewrite(self, steps):
+        """Two exact rewrites wherever the pattern occurs:
+        - a ReLU whose output feeds only a MaxPool2d runs after it: the two commute
+          (max(relu(x)) == relu(max(x)); a window whose maximum is not positive passes
+          no gradient either way), and the ReLU then touches a quarter of the elements;
+        - a Conv2d whose output feeds only a MaxPool2d runs with it as one kernel
+          (_ConvMaxPool), so the convolution's output and its gradient are never stored
+          whole."""
+        def only_consumer(step):
+            """The one step reading step's output, if it is no graph output."""
+            if step.output in self.output_slots:
+                return None
+            users = [s for s in steps if s is not None and step.output in s.inputs]
+            return users[0] if len(users) == 1 and len(users[0].inputs) == 1 else None
+
+        for k, step in enumerate(steps):
+            pool = only_consumer(step)
+            if type(step.runner) is ReLU and isinstance(getattr(pool, "runner", None),
+                                                        MaxPool2d):
+                j = steps.index(pool)
+                steps[k] = _Step(pool.index, pool.name, pool.runner, pool.layers, step.inputs,
+                                 step.output, False)
+                steps[j] = _Step(step.index, step.name, step.runner, step.layers,
+                                 [step.output], pool.output, False)
+        fused = []
+        for step in steps:
+            if step is None:
+                continue
+            pool = only_consumer(step)
+            if (isinstance(step.runner, Conv2d) and step.runner._extra == (0, 0) and
+                    isinstance(getattr(pool, "runner", None), MaxPool2d)):
+                steps[steps.index(pool)] = None
+                step = _Step(step.index, step.name, _ConvMaxPool(step.runner, pool.runner),
+                             (step.runner, pool.runner), step.inputs, pool.output, False)
+            fused.append(step)
+        return fused
+
+    # ---- running ----
+
+    def output_shapes(self, shapes):
+        """The output shapes for inputs of `shapes` (batch first), checking each layer."""
+        known = dict(zip(self.input_slots, shapes))
+        for step in self.steps:
+            shape = known[step.inputs[0]] if not step.merge else [known[i] for i in step.inputs]
+            for layer in step.layers:
+                shape = self._at(step, layer.output_shape, shape)
+            known[step.output] = shape
+        return [known[s] for s in self.output_slots]
+
+    def _at(self, step, method, value):
+        """method(value), a ValueError naming the step's layer."""
+        try:
+            return method(value)
+        except ValueError as e:
+            raise ValueError(f"{type(self.owner).__name__}: layer {step.name}: {e}") from None
+
+    def _sync_modes(self):
+        for module, runner in self._followers:
+            runner.training = module.training
+
+    def forward(self, xs, times=None):
+        """The outputs for input arrays xs; times (profile): each step's seconds."""
+        env, guard = self._env, self.owner._guard
+        for slot, x in zip(self.input_slots, xs):
+            env[slot] = x
+        self._sync_modes()
+        for step in self.steps:
+            if step.merge:
+                args = step.args
+                for k, slot in enumerate(step.inputs):
+                    args[k] = env[slot]
+            else:
+                args = env[step.inputs[0]]
+            if times is not None:
+                start = time.perf_counter()
+            value = env[step.output] = self._at(step, step.runner.forward, args)
+            if times is not None:
+                times[step.position] = time.perf_counter() - start
+            if guard is not None:
+                guard(value, f"the forward output of layer {step.name} ({step.runner!r})")
+        if self.single:
+            return env[self.output_slots[0]]
+        return tuple(env[s] for s in self.output_slots)
+
+    def backward_plan(self, need_input_grad):
+        """(step, need_input_grad) of each backward call, in order: the steps with a
+        trainable parameter or downstream of one (or of an input whose gradient is
+        needed), the first of them computing no input gradient unless needed."""
+        flags = tuple(p.requires_grad for p in self._params)
+        key = (bool(need_input_grad), flags)
+        plan = self._plans.get(key)
+        if plan is None:
+            needs = [False] * self.slots
+            for slot in self.input_slots:
+                needs[slot] = bool(need_input_grad)
+            plan = []
+            for step in self.steps:
+                need = any(needs[s] for s in step.inputs)
+                if need or any(p.requires_grad for p in step.parameters()):
+                    needs[step.output] = True
+                    plan.append((step, need))
+            plan.reverse()
+            self._plans = {key: plan}
+        return plan
+
+    def _accumulate(self, slot, grad):
+        if grad is None:
+            return
+        grads = self._grads
+        held = grads[slot]
+        if held is None:
+            grads[slot] = grad
+            return
+        total = self._sums.get(slot)
+        if total is None or total.shape != grad.shape:
+            total = self._sums[slot] = np.empty(grad.shape, np.float32)
+        np.add(held, grad, out=total)
+        grads[slot] = total
+
+    def backward(self, grad_outs, need_input_grad=False, times=None):
+        """Gradients through the steps in reverse, writing every trainable parameter's
+        .grad; returns the input gradient(s) if need_input_grad (else None). grad_outs:
+        one array per output (a list or tuple for several); times as in forward."""
+        grads, guard = self._grads, self.owner._guard
+        for k in range(self.slots):
+            grads[k] = None
+        if self.single:
+            grad_outs = (grad_outs,)
+        elif not isinstance(grad_outs, (list, tuple)) or len(grad_outs) != len(
+                self.output_slots):
+            raise ValueError(f"{type(self.owner).__name__}.backward: pass one gradient per "
+                             f"output ({len(self.output_slots)}), as a list")
+        for k, (slot, g) in enumerate(zip(self.output_slots, grad_outs)):
+            out = self._env[slot]
+            if g is not None and (not isinstance(g, np.ndarray) or g.dtype != np.float32 or
+                                  g.shape != out.shape):
+                raise ValueError(f"{type(self.owner).__name__}.backward: grad_out {k} must be a "
+                                 f"float32 array of the output's shape {out.shape}, got "
+                                 f"{getattr(g, 'dtype', type(g).__name__)} "
+                                 f"{getattr(g, 'shape', '')}")
+            self._accumulate(slot, g)
+        for step, need in self.backward_plan(need_input_grad):
+            grad = grads[step.output]
+            if grad is None:  # an output without a gradient: nothing flows from here
+                for p in step.parameters():
+                    p.grad.fill(0.0)
+                continue
+            if times is not None:
+                start = time.perf_counter()
+            result = step.runner.backward(grad, need)
+            if times is not None:
+                times[step.position] = time.perf_counter() - start
+            if step.merge:
+                for slot, g in zip(step.inputs, result):
+                    self._accumulate(slot, g)
+            else:
+                self._accumulate(step.inputs[0], result)
+            if guard is not None:
+                for name, p in step.runner.named_parameters():
+                    guard(p.grad, f"the backward gradient of {step.name}.{name} "
+                                  f"({step.runner!r})")
+                if result is not None and not step.merge:
+                    guard(result, f"the backward input gradient of layer {step.name} "
+                                  f"({step.runner!r})")
+        if not need_input_grad:
+            return None
+        if len(self.input_slots) == 1:
+            return grads[self.input_slots[0]]
+        return tuple(grads[s] for s in self.input_slots)

@@ -1,0 +1,99 @@
+"""Linear, and what it shares with Conv2d: weight initialisation and the forward and
+backward of a layer with a weight and an optional bias."""
+import math
+
+import numpy as np
+
+from .. import functional as F
+from .module import Module, Parameter, _count
+
+__all__ = ["Linear"]
+
+
+def _weights(init, seed, shape, fan_in, fan_out, layer):
+    """_init_weights, with a MemoryError naming the layer when the weight cannot exist."""
+    if math.prod(shape) > 1 << 40:  # 4 TiB of float32: refuse before asking the allocator
+        raise MemoryError(f"{layer}: a weight of shape {shape} is too large")
+    try:
+        return _init_weights(np.random.default_rng(seed), shape, fan_in, fan_out, init)
+    except MemoryError:
+        raise MemoryError(f"{layer}: cannot allocate a weight of shape {shape}") from None
+
+
+def _init_weights(rng, shape, fan_in, fan_out, init):
+    """Weight and bias values for a layer with the given fans.
+
+    "torch": PyTorch's default, kaiming_uniform_(a=sqrt(5)) = U(-1/sqrt(fan_in), +...)
+    for the weight and the same range for the bias; "he": He-normal N(0, 2/fan_in)
+    (for ReLU nets), zero bias; "glorot": Glorot-uniform U(+-sqrt(6/(fan_in+fan_out))),
+    zero bias."""
+    if init == "torch":
+        bound = 1.0 / math.sqrt(fan_in)
+        return (rng.uniform(-bound, bound, shape).astype(np.float32),
+                rng.uniform(-bound, bound, shape[0]).astype(np.float32))
+    if init == "he":
+        w = rng.normal(0.0, math.sqrt(2.0 / fan_in), shape)
+    elif init == "glorot":
+        bound = math.sqrt(6.0 / (fan_in + fan_out))
+        w = rng.uniform(-bound, bound, shape)
+    else:
+        raise ValueError(f"init must be 'torch', 'he' or 'glorot', got {init!r}")
+    return w.astype(np.float32), np.zeros(shape[0], np.float32)
+
+
+class _Weighted(Module):
+    """Forward and backward of a layer with a weight and an optional bias, on its
+    kernel pair `_forward` / `_backward` (extra kernel arguments from `_args`). A frozen
+    weight or bias (requires_grad False) gets no gradient: its GEMM is skipped."""
+
+    def _args(self):
+        return ()
+
+    def macs(self, output_shape):
+        # every output element is a dot product over one output channel's weights
+        return self.weight.data[0].size * math.prod(output_shape)
+
+    def forward(self, x):
+        self._x = x
+        bias = None if self.bias is None else self.bias.data
+        return self._forward(x, self.weight.data, bias, *self._args(),
+                             out=self._buffer("y", self.output_shape(x.shape)))
+
+    def _grad_args(self):
+        """The backward's keyword arguments for the parameter gradients."""
+        weight, bias = self.weight, self.bias
+        bias_grad = bias is not None and bias.requires_grad
+        return {"bias": bias_grad, "need_weight_grad": weight.requires_grad,
+                "grad_weight": weight.grad if weight.requires_grad else None,
+                "grad_bias": bias.grad if bias_grad else None}
+
+    def backward(self, grad_out, need_input_grad=True):
+        x = self._x
+        return self._backward(
+            grad_out, x, self.weight.data, *self._args(), need_input_grad=need_input_grad,
+            grad_input=self._buffer("dx", x.shape) if need_input_grad else None,
+            **self._grad_args())[0]
+
+
+class Linear(_Weighted):
+    """y = x @ weight.T + bias for x of shape (N, in_features)."""
+
+    _forward = staticmethod(F.linear)
+    _backward = staticmethod(F.linear_backward)
+
+    def __init__(self, in_features, out_features, bias=True, *, seed=None, init="torch"):
+        self.in_features = _count(in_features, "in_features", "Linear")
+        self.out_features = _count(out_features, "out_features", "Linear")
+        w, b = _weights(init, seed, (self.out_features, self.in_features), self.in_features,
+                        self.out_features, "Linear")
+        self.weight = Parameter(w)
+        self.bias = Parameter(b) if bias else None
+
+    def output_shape(self, shape):
+        self._expect(shape, f"(N, {self.in_features})",
+                     len(shape) == 2 and shape[1] == self.in_features)
+        return (shape[0], self.out_features)
+
+    def config(self):
+        return {"in_features": self.in_features, "out_features": self.out_features,
+                "bias": self.bias is not None}

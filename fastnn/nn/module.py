@@ -1,0 +1,289 @@
+"""Parameter and Module: the state every layer and model shares.
+
+A Module holds Parameters (trainable arrays), buffers (non-trainable state such as
+BatchNorm's running statistics, registered with `register_buffer`) and sub-modules, all
+found from its attributes in assignment order, as in torch.nn.Module; `state_dict()` keys
+are torch's (`0.weight`, `layer1.0.bn1.running_mean`, ...).
+
+Two kinds of Module:
+- a layer (Linear, Conv2d, ...) defines `forward(x)` and `backward(grad_out)` on arrays;
+- a model (Sequential, fastnn.Model, or any subclass defining only `forward`) is traced:
+  its `forward` runs once on symbolic values into a graph of layers (fastnn.nn.graph),
+  which then runs forward and backward on arrays. Call it as `model(x)`.
+"""
+import math
+
+import numpy as np
+
+from .. import training
+from .._core import MAX_WINDOW_ARG, is_int as _is_int
+
+__all__ = ["Parameter", "Module"]
+
+
+class Parameter:
+    """A float32 array `.data`, its gradient `.grad` (same shape), and `requires_grad`:
+    False freezes it (its gradient is not computed and optimizers skip it)."""
+
+    __slots__ = ("data", "grad", "requires_grad")
+
+    def __init__(self, data, requires_grad=True):
+        kind = np.asarray(data).dtype.kind
+        if kind not in "biuf":
+            raise TypeError(f"Parameter: data must be a real-valued array, got dtype "
+                            f"{np.asarray(data).dtype}")
+        self.data = np.ascontiguousarray(data, dtype=np.float32)
+        self.grad = np.zeros_like(self.data)
+        self.requires_grad = bool(requires_grad)
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    def __repr__(self):
+        frozen = "" if self.requires_grad else ", requires_grad=False"
+        return f"Parameter(shape={self.data.shape}{frozen})"
+
+
+def _pair(v, name, layer):
+    pair = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+    if len(pair) != 2 or not all(map(_is_int, pair)):
+        raise TypeError(f"{layer}: {name} must be an int or a pair of ints, got {v!r}")
+    if max(pair) > MAX_WINDOW_ARG:
+        raise ValueError(f"{layer}: {name} must be <= 2**40, got {v!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _count(v, name, layer):
+    """A positive int size argument (features, channels), or an error naming it."""
+    if not _is_int(v):
+        raise TypeError(f"{layer}: {name} must be an int, got {v!r}")
+    if v <= 0:
+        raise ValueError(f"{layer}: {name} must be positive, got {v!r}")
+    return int(v)
+
+
+class Module(training.ModelAPI):
+    """Base of layers and models: parameters, buffers, sub-modules, state_dict,
+    train/eval mode, `_buffer` (per-layer scratch memory reused across steps), and the
+    Keras-style API of fastnn.training.ModelAPI (fit, evaluate, predict, summary, save)."""
+
+    training = True
+
+    def __call__(self, *args):
+        from . import graph
+        return graph.call(self, args)
+
+    def forward(self, x):
+        raise NotImplementedError(f"{type(self).__name__} defines no forward")
+
+    def backward(self, grad_out, need_input_grad=False):
+        """Backpropagate through the graph of the last call, writing every trainable
+        parameter's `.grad`; returns the input gradient if need_input_grad (else None).
+        Layers override this with their own backward on arrays."""
+        return self._active_graph("backward").backward(grad_out, need_input_grad)
+
+    def _is_layer(self):
+        """A layer has its own backward; anything else is a model run as a graph."""
+        return type(self).backward is not Module.backward
+
+    # ---- sub-modules, parameters and buffers ----
+
+    def named_children(self):
+        """(attribute name, Module) of the direct sub-modules, in assignment order."""
+        return [(k, v) for k, v in vars(self).items()
+                if isinstance(v, Module) and not k.startswith("_")]
+
+    def children(self):
+        return [m for _, m in self.named_children()]
+
+    def named_modules(self, prefix=""):
+        """(dotted name, Module) of this module ("") and every sub-module, depth first,
+        each once."""
+        seen, out = set(), []
+
+        def walk(module, name):
+            if id(module) in seen:
+                return
+            seen.add(id(module))
+            out.append((name, module))
+            for child_name, child in module.named_children():
+                walk(child, f"{name}.{child_name}" if name else child_name)
+
+        walk(self, prefix)
+        return out
+
+    def modules(self):
+        return [m for _, m in self.named_modules()]
+
+    def _named(self, own):
+        """(dotted name, value) of `own(module)` over every module, each value once."""
+        seen, out = set(), []
+        for prefix, module in self.named_modules():
+            for name, value in own(module):
+                if id(value) not in seen:
+                    seen.add(id(value))
+                    out.append((f"{prefix}.{name}" if prefix else name, value))
+        return out
+
+    def named_parameters(self):
+        """(name, Parameter) pairs; names match torch's state_dict keys."""
+        return self._named(lambda m: [(k, v) for k, v in vars(m).items()
+                                      if isinstance(v, Parameter)])
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def register_buffer(self, name, array):
+        """Set attribute `name` to `array` (or None) and list it among the buffers:
+        state saved in state_dict but not trained."""
+        names = self.__dict__.setdefault("_buffer_names", [])
+        if name not in names:
+            names.append(name)
+        setattr(self, name, array)
+
+    def named_buffers(self):
+        return self._named(lambda m: [(k, getattr(m, k)) for k in m.__dict__.get(
+            "_buffer_names", ()) if getattr(m, k) is not None])
+
+    def buffers(self):
+        return [b for _, b in self.named_buffers()]
+
+    def requires_grad_(self, requires_grad=True):
+        """Freeze (False) or unfreeze every parameter of this module; returns self."""
+        for p in self.parameters():
+            p.requires_grad = bool(requires_grad)
+        return self
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad.fill(0.0)
+
+    def train(self, mode=True):
+        for module in self.modules():
+            module.training = bool(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    # ---- state_dict ----
+
+    def state_dict(self):
+        """{name: array} of every parameter's data and buffer, torch's keys and shapes.
+        The arrays are the module's own (as torch's tensors are): copy them to keep a
+        snapshot."""
+        state = {}
+        for prefix, module in self.named_modules():
+            dot = prefix + "." if prefix else ""
+            for k, v in vars(module).items():
+                if isinstance(v, Parameter):
+                    state.setdefault(dot + k, v.data)
+            for k in module.__dict__.get("_buffer_names", ()):
+                if getattr(module, k) is not None:
+                    state.setdefault(dot + k, getattr(module, k))
+        return state
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy `state_dict` (name -> array-like: NumPy arrays, torch tensors, lists) into
+        the parameters and buffers in place. With strict, missing and unexpected keys
+        raise ValueError naming them; a shape mismatch raises ValueError naming the key and
+        both shapes; nothing is copied unless every entry fits. Returns
+        (missing_keys, unexpected_keys)."""
+        name = type(self).__name__
+        if not hasattr(state_dict, "items"):
+            raise TypeError(f"{name}.load_state_dict: state_dict must be a mapping of names "
+                            f"to arrays, got {type(state_dict).__name__}")
+        own = self.state_dict()
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        if strict and (missing or unexpected):
+            raise ValueError(f"{name}.load_state_dict: missing keys {missing}, unexpected keys "
+                             f"{unexpected}")
+        values = []
+        for key, dst in own.items():
+            if key not in state_dict:
+                continue
+            try:
+                src = np.asarray(state_dict[key])
+            except (TypeError, ValueError, RuntimeError) as e:
+                raise TypeError(f"{name}.load_state_dict: {key} is not an array ({e})") from None
+            want = "iu" if dst.dtype.kind in "iu" else "iuf"
+            if src.dtype.kind not in want:
+                raise TypeError(f"{name}.load_state_dict: {key} has dtype {src.dtype}, "
+                                f"expected {'an integer' if want == 'iu' else 'a real'} dtype")
+            if src.shape != dst.shape:
+                raise ValueError(f"{name}.load_state_dict: shape mismatch for {key}: the "
+                                 f"state_dict has {src.shape}, the model {dst.shape}")
+            values.append((dst, src))
+        for dst, src in values:
+            np.copyto(dst, src, casting="unsafe")
+        return missing, unexpected
+
+    # ---- layer protocol ----
+
+    def output_shape(self, shape):
+        """Shape of the output for an input of `shape` (batch first); validates it.
+        This default suits the shape-preserving layers; models infer it from their graph."""
+        if self._is_layer():
+            return tuple(shape)
+        from . import graph
+        return graph.output_shape(self, shape)
+
+    def config(self):
+        """Constructor arguments, JSON-serialisable (the architecture in saved files)."""
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def macs(self, output_shape):
+        """Multiply-adds of the forward pass's matrix products for a batch with this
+        output shape (0 for layers without any); the profile's FLOP count."""
+        return 0
+
+    def _expect(self, shape, expected, ok):
+        if not ok:
+            raise ValueError(f"{self!r} expects input of shape {expected}, got {tuple(shape)}")
+
+    def _buffer(self, key, shape, dtype=np.float32):
+        """A layer-owned array of this shape, reused while the shape stays the same."""
+        bufs = self.__dict__.setdefault("_buffers", {})
+        buf = bufs.get(key)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            try:
+                buf = bufs[key] = np.empty(shape, dtype)
+            except (MemoryError, ValueError):  # ValueError: the byte count overflows
+                raise MemoryError(f"{self!r}: cannot allocate its {key!r} buffer of shape "
+                                  f"{shape}") from None
+        return buf
+
+    def _graph_for(self, shapes):
+        """The graph of this model for inputs of these shapes (batch first): traced once
+        per per-sample shape and kept."""
+        from . import graph
+        key = tuple(None if s is None else s[1:] for s in shapes)
+        graphs = self.__dict__.setdefault("_graphs", {})
+        found = graphs.get(key)
+        if found is None:
+            self._check_inputs(shapes)
+            found = graphs[key] = graph.trace(self, shapes)
+        return found
+
+    def _check_inputs(self, shapes):
+        """Hook: validate the input shapes before tracing (Sequential's input_shape)."""
+
+    def _active_graph(self, what):
+        graph = self.__dict__.get("_graph")
+        if graph is None:
+            raise RuntimeError(f"{type(self).__name__}.{what}: call the model on a batch first")
+        return graph
+
+    def __repr__(self):
+        if not self._is_layer():
+            inner = "".join(f"\n  ({k}): " + repr(m).replace("\n", "\n  ")
+                            for k, m in self.named_children())
+            return f"{type(self).__name__}({inner}\n)" if inner else f"{type(self).__name__}()"
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"

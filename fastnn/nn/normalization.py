@@ -1,0 +1,109 @@
+"""Batch normalisation: BatchNorm1d ((N, C) or (N, C, L)) and BatchNorm2d ((N, C, H, W)),
+torch's arguments, parameters (weight, bias) and buffers (running_mean, running_var,
+num_batches_tracked).
+
+Training mode normalises with the batch's statistics (biased variance) and, when
+tracking, updates the running estimates (unbiased variance) with `momentum`, or with a
+cumulative average when momentum is None; eval mode normalises with the running
+estimates (with the batch's when track_running_stats is False)."""
+import math
+
+import numpy as np
+
+from .. import functional as F
+from .._core import as_real as _real
+from .module import Module, Parameter, _count
+
+__all__ = ["BatchNorm1d", "BatchNorm2d"]
+
+
+class _BatchNorm(Module):
+    _ndims = ()  # the input ndims accepted
+    _expected = ""
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True):
+        name = type(self).__name__
+        self.num_features = _count(num_features, "num_features", name)
+        self.eps = _real(eps, "eps", name)
+        if not 0 < self.eps < math.inf:
+            raise ValueError(f"{name}: eps must be positive and finite, got {eps!r}")
+        if momentum is not None:
+            momentum = _real(momentum, "momentum", name)
+            if not 0 <= momentum <= 1:
+                raise ValueError(f"{name}: momentum must be in [0, 1] or None, got {momentum!r}")
+        self.momentum = momentum
+        self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
+        c = self.num_features
+        tracking = self.track_running_stats
+        try:
+            if c > 1 << 40:  # 4 TiB per array: refuse before asking the allocator
+                raise MemoryError
+            self.weight = Parameter(np.ones(c, np.float32)) if affine else None
+            self.bias = Parameter(np.zeros(c, np.float32)) if affine else None
+            self.register_buffer("running_mean", np.zeros(c, np.float32) if tracking else None)
+            self.register_buffer("running_var", np.ones(c, np.float32) if tracking else None)
+        except MemoryError:
+            raise MemoryError(f"{name}: cannot allocate the state of num_features={c}") from None
+        self.register_buffer("num_batches_tracked", np.zeros((), np.int64) if tracking else None)
+
+    def output_shape(self, shape):
+        self._expect(shape, self._expected,
+                     len(shape) in self._ndims and shape[1] == self.num_features)
+        return tuple(shape)
+
+    def _uses_batch_stats(self):
+        return self.training or not self.track_running_stats
+
+    def forward(self, x):
+        self.output_shape(x.shape)
+        self._x = x
+        batch_stats = self._uses_batch_stats()
+        if batch_stats and x.size // self.num_features <= 1:
+            raise ValueError(f"{self!r}: expected more than 1 value per channel when "
+                             f"training, got input of shape {x.shape}")
+        momentum = 0.0
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked += 1
+            momentum = (1.0 / float(self.num_batches_tracked) if self.momentum is None
+                        else self.momentum)
+        c = self.num_features
+        y, self._mean, self._invstd = F.batch_norm(
+            x, None if self.weight is None else self.weight.data,
+            None if self.bias is None else self.bias.data, self.running_mean,
+            self.running_var, training=batch_stats, momentum=momentum, eps=self.eps,
+            out=self._buffer("y", x.shape), save_mean=self._buffer("mean", (c,)),
+            save_invstd=self._buffer("invstd", (c,)))
+        self._batch_stats = batch_stats
+        return y
+
+    def backward(self, grad_out, need_input_grad=True):
+        weight, bias = self.weight, self.bias
+        weight_grad = weight is not None and (weight.requires_grad or bias.requires_grad)
+        c = self.num_features
+        gx, gw, gb = F.batch_norm_backward(
+            grad_out, self._x, None if weight is None else weight.data, self._mean,
+            self._invstd, training=self._batch_stats, need_input_grad=need_input_grad,
+            need_weight_grad=weight_grad,
+            grad_input=self._buffer("dx", self._x.shape) if need_input_grad else None,
+            grad_weight=(weight.grad if weight.requires_grad else self._buffer("dw", (c,)))
+            if weight_grad else None,
+            grad_bias=(bias.grad if bias.requires_grad else self._buffer("db", (c,)))
+            if weight_grad else None)
+        return gx
+
+    def config(self):
+        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
+                "affine": self.affine, "track_running_stats": self.track_running_stats}
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation over (N, C) or (N, C, L), per channel C."""
+    _ndims = (2, 3)
+    _expected = "(N, C) or (N, C, L) with C = num_features"
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation over (N, C, H, W), per channel C."""
+    _ndims = (4,)
+    _expected = "(N, C, H, W) with C = num_features"

@@ -1,0 +1,105 @@
+"""Pooling layers: MaxPool2d, AvgPool2d, AdaptiveAvgPool2d."""
+import numpy as np
+
+from .. import functional as F
+from .._core import MAX_WINDOW_ARG, is_int as _is_int
+from ..reference import conv2d_output_shape
+from .module import Module, _pair
+
+__all__ = ["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d"]
+
+
+class _Pool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0):
+        name = type(self).__name__
+        self.kernel_size = _pair(kernel_size, "kernel_size", name)
+        self.stride = self.kernel_size if stride is None else _pair(stride, "stride", name)
+        self.padding = _pair(padding, "padding", name)
+        if min(*self.kernel_size, *self.stride) <= 0 or min(self.padding) < 0 or any(
+                p > k // 2 for p, k in zip(self.padding, self.kernel_size)):
+            raise ValueError(f"{type(self).__name__}: kernel_size and stride must be positive "
+                             f"and padding at most half the kernel, got {self.config()}")
+
+    def output_shape(self, shape):
+        self._expect(shape, "(N, C, H, W)", len(shape) == 4)
+        try:
+            oh, ow = conv2d_output_shape(shape[2], shape[3], self.kernel_size, self.stride,
+                                         self.padding, 1)
+        except ValueError as e:
+            raise ValueError(f"{self!r}: input of shape {tuple(shape)} is too small: {e}") from None
+        return (shape[0], shape[1], oh, ow)
+
+    def _args(self):
+        return self.kernel_size, self.stride, self.padding
+
+    def config(self):
+        return {"kernel_size": list(self.kernel_size), "stride": list(self.stride),
+                "padding": list(self.padding)}
+
+
+class MaxPool2d(_Pool2d):
+    """Max pooling; in training mode it saves the argmax indices for backward."""
+
+    def forward(self, x):
+        self._x = x
+        y = self._buffer("y", self.output_shape(x.shape))
+        if not self.training:
+            return F.max_pool2d(x, *self._args(), out=y)
+        return F.max_pool2d_with_indices(
+            x, *self._args(), out=y, indices=self._buffer("idx", y.shape, np.int64))[0]
+
+    def backward(self, grad_out, need_input_grad=True):
+        if not need_input_grad:
+            return None
+        return F.max_pool2d_backward(grad_out, self._x, *self._args(),
+                                     indices=self._buffers["idx"],
+                                     out=self._buffer("dx", self._x.shape))
+
+
+class AvgPool2d(_Pool2d):
+    """Average pooling, zero padding counted in the divisor (PyTorch's default)."""
+
+    def forward(self, x):
+        self._x = x
+        return F.avg_pool2d(x, *self._args(), out=self._buffer("y", self.output_shape(x.shape)))
+
+    def backward(self, grad_out, need_input_grad=True):
+        if not need_input_grad:
+            return None
+        return F.avg_pool2d_backward(grad_out, self._x, *self._args(),
+                                     out=self._buffer("dx", self._x.shape))
+
+
+class AdaptiveAvgPool2d(Module):
+    """Average pooling to a fixed output size (oh, ow) whatever the input's, windows as
+    torch's: rows floor(i*H/oh) to ceil((i+1)*H/oh). output_size: an int, a pair, or a
+    pair with None (keep that input dimension). AdaptiveAvgPool2d(1) is global average
+    pooling."""
+
+    def __init__(self, output_size):
+        size = tuple(output_size) if isinstance(output_size, (tuple, list)) else (
+            output_size, output_size)
+        if len(size) != 2 or not all(s is None or (_is_int(s) and 1 <= s <= MAX_WINDOW_ARG)
+                                     for s in size):
+            raise ValueError(f"AdaptiveAvgPool2d: output_size must be a positive int or a pair "
+                             f"of positive ints or None, got {output_size!r}")
+        self.output_size = tuple(None if s is None else int(s) for s in size)
+
+    def output_shape(self, shape):
+        self._expect(shape, "(N, C, H, W)", len(shape) == 4 and shape[2] != 0 != shape[3])
+        oh, ow = (shape[2 + i] if s is None else s for i, s in enumerate(self.output_size))
+        return (shape[0], shape[1], oh, ow)
+
+    def forward(self, x):
+        self._x = x
+        shape = self.output_shape(x.shape)
+        return F.adaptive_avg_pool2d(x, shape[2:], out=self._buffer("y", shape))
+
+    def backward(self, grad_out, need_input_grad=True):
+        if not need_input_grad:
+            return None
+        return F.adaptive_avg_pool2d_backward(grad_out, self._x.shape,
+                                              out=self._buffer("dx", self._x.shape))
+
+    def config(self):
+        return {"output_size": list(self.output_size)}

@@ -1,0 +1,40 @@
+"""The classes a saved architecture may name, and spec/build between a module and its
+JSON description {"type": class name, "config": constructor arguments}."""
+from .activation import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .container import Sequential
+from .conv import Conv2d
+from .dropout import Dropout
+from .model import Model
+from .linear import Linear
+from .merge import Add, Concatenate
+from .normalization import BatchNorm1d, BatchNorm2d
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .shape import Flatten, Identity
+
+__all__ = ["LAYERS", "register", "spec", "build"]
+
+LAYERS = {cls.__name__: cls for cls in (
+    Linear, Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, ReLU, LeakyReLU, Sigmoid, Tanh,
+    Softmax, Flatten, Identity, Dropout, BatchNorm1d, BatchNorm2d, Add, Concatenate,
+    Sequential, Model)}
+
+
+def register(cls):
+    """Class decorator: let fastnn.save/load write and rebuild modules of this class (a
+    Module subclass whose `config()` returns its constructor's keyword arguments)."""
+    LAYERS[cls.__name__] = cls
+    return cls
+
+
+def spec(module):
+    name = type(module).__name__
+    if LAYERS.get(name) is not type(module):
+        raise TypeError(f"cannot save the architecture of a {name}: its class is not "
+                        f"registered (decorate it with fastnn.nn.register and give it a "
+                        f"config()), so save its weights only: fastnn.save(model, path) "
+                        f"then fastnn.load(path, model={name}(...))")
+    return {"type": name, "config": module.config()}
+
+
+def build(description):
+    return LAYERS[description["type"]].from_config(description["config"])

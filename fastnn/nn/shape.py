@@ -1,0 +1,36 @@
+"""Layers that only reshape or pass values on: Flatten, Identity."""
+import math
+
+import numpy as np
+
+from .module import Module
+
+__all__ = ["Flatten", "Identity"]
+
+
+class Flatten(Module):
+    """(N, ...) -> (N, prod(...)), the element order of torch.flatten(x, 1); a view."""
+
+    def output_shape(self, shape):
+        self._expect(shape, "(N, ...)", len(shape) >= 1)
+        return (shape[0], math.prod(shape[1:]))
+
+    def forward(self, x):
+        self._shape = x.shape
+        return x.reshape(self.output_shape(x.shape))
+
+    def backward(self, grad_out, need_input_grad=True):
+        return grad_out.reshape(self._shape) if need_input_grad else None
+
+
+class Identity(Module):
+    """y = x (the same array), e.g. a placeholder for a removed head."""
+
+    def forward(self, x):
+        if not isinstance(x, np.ndarray) or x.dtype != np.float32:
+            raise TypeError(f"{self!r}: input x must be a float32 ndarray, got "
+                            f"{getattr(x, 'dtype', type(x).__name__)}")
+        return x
+
+    def backward(self, grad_out, need_input_grad=True):
+        return grad_out if need_input_grad else None

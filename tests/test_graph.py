@@ -1,0 +1,362 @@
+"""The graph engine: functional and subclassed models, fan-out, rewrites, tracing errors,
+state_dict, freezing, buffer reuse, save/load."""
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import functional as F, losses, nn, optim
+
+
+def randn(rng, *shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def tiny_residual_functional(seed=0):
+    """conv -> relu -> conv, added to the input, relu, pool, linear head."""
+    rng = np.random.default_rng(seed)
+    x = fastnn.Input(shape=(3, 8, 8))
+    h = nn.ReLU()(nn.Conv2d(3, 3, 3, padding=1, seed=rng)(x))
+    h = nn.Conv2d(3, 3, 3, padding="same", seed=rng)(h)
+    h = nn.ReLU()(h + x)
+    h = nn.MaxPool2d(2)(h)
+    out = nn.Linear(48, 5, seed=rng)(nn.Flatten()(h))
+    return fastnn.Model(x, out)
+
+
+class TinyResidual(nn.Module):
+    """The same network as a PyTorch-style subclass (one ReLU module used twice)."""
+
+    def __init__(self, seed=0):
+        rng = np.random.default_rng(seed)
+        self.conv1 = nn.Conv2d(3, 3, 3, padding=1, seed=rng)
+        self.conv2 = nn.Conv2d(3, 3, 3, padding="same", seed=rng)
+        self.relu = nn.ReLU()
+        self.pool = nn.MaxPool2d(2)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(48, 5, seed=rng)
+
+    def forward(self, x):
+        h = self.conv2(self.relu(self.conv1(x)))
+        h = self.relu(h + x)
+        return self.fc(self.flatten(self.pool(h)))
+
+
+def eager(model_layers, x, g):
+    """The residual network run layer by layer on arrays, its backward by hand: the
+    input's gradient sums the two paths."""
+    c1, r1, c2, r2, pool, flat, fc = model_layers
+    a = c1(x)
+    b = r1(a).copy()
+    c = c2(b).copy()
+    s = (c + x).astype(np.float32)
+    d = r2(s)
+    out = fc(flat(pool(d))).copy()
+    gd = pool.backward(flat.backward(fc.backward(g)))
+    gs = r2.backward(gd).copy()
+    gb = c2.backward(gs)
+    gx = c1.backward(r1.backward(gb)) + gs
+    return out, gx
+
+
+def test_functional_and_subclass_agree_with_the_layers_run_by_hand(rng):
+    f, s = tiny_residual_functional(), TinyResidual()
+    s.load_state_dict(dict(zip(s.state_dict(), f.state_dict().values())))
+    x, g = randn(rng, 4, 3, 8, 8), randn(rng, 4, 5)
+    ref_layers = [nn.Conv2d(3, 3, 3, padding=1), nn.ReLU(), nn.Conv2d(3, 3, 3, padding="same"),
+                  nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(48, 5)]
+    ref = nn.Sequential(*ref_layers)
+    ref.load_state_dict(dict(zip(ref.state_dict(), f.state_dict().values())))
+    out_ref, gx_ref = eager(ref_layers, x, g)
+    grads_ref = [p.grad.copy() for p in ref.parameters()]
+    for model in (f, s):
+        out = model(x)
+        np.testing.assert_array_equal(out, out_ref)
+        gx = model.backward(g, need_input_grad=True)
+        np.testing.assert_allclose(gx, gx_ref, rtol=1e-6, atol=1e-6)
+        for p, q in zip(model.parameters(), grads_ref):
+            np.testing.assert_array_equal(p.grad, q)
+
+
+def test_state_dict_keys_are_torch_names():
+    s = TinyResidual()
+    assert list(s.state_dict()) == ["conv1.weight", "conv1.bias", "conv2.weight",
+                                    "conv2.bias", "fc.weight", "fc.bias"]
+    f = tiny_residual_functional()
+    assert list(f.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias", "7.weight",
+                                    "7.bias"]
+    nested = nn.Sequential(nn.Sequential(nn.Linear(2, 3)), nn.ReLU(), nn.Linear(3, 1))
+    assert list(nested.state_dict()) == ["0.0.weight", "0.0.bias", "2.weight", "2.bias"]
+    assert [name for name, _ in nested.named_modules()] == ["", "0", "0.0", "1", "2"]
+    assert len(nested.children()) == 3
+
+
+def test_rewrites_apply_inside_a_graph(rng):
+    """A ReLU feeding only a MaxPool2d runs after it; a Conv2d feeding only a MaxPool2d
+    is fused with it; a ReLU whose output also goes elsewhere stays."""
+    x = fastnn.Input(shape=(2, 8, 8))
+    a = nn.Conv2d(2, 2, 3, padding=1, seed=0)(x)
+    p = nn.MaxPool2d(2)(nn.ReLU()(a))          # relu feeds only the pool: swapped, fused
+    r = nn.ReLU()(x)                           # feeds the pool and the add: kept in place
+    q = nn.MaxPool2d(2)(r)
+    out = nn.Flatten()(p + q)
+    model = fastnn.Model(x, out)
+    steps = model._graph_fixed.steps
+    kinds = [type(s.runner).__name__ for s in steps]
+    assert kinds[:2] == ["_ConvMaxPool", "ReLU"]
+    assert kinds.count("ReLU") == 2 and kinds.count("MaxPool2d") == 1
+    xv = randn(rng, 3, 2, 8, 8)
+    y = model(xv).copy()
+    conv = model._layers[0]
+    ref = F.max_pool2d(F.relu(F.conv2d(xv, conv.weight.data, conv.bias.data, 1, 1)), 2) + \
+        F.max_pool2d(F.relu(xv), 2)
+    np.testing.assert_array_equal(y, ref.reshape(3, -1))
+
+
+def test_tracing_errors_are_clear(rng):
+    class Branchy(nn.Module):
+        def __init__(self):
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            h = self.fc(x)
+            if h:  # control flow on data
+                return h
+            return x
+
+    with pytest.raises(nn.TracingError, match="cannot trace a truth test"):
+        Branchy()(randn(rng, 2, 4))
+
+    class Reshaper(nn.Module):
+        def forward(self, x):
+            return x.reshape(len(x), -1)
+
+    with pytest.raises(nn.TracingError, match=r"cannot trace the attribute \.reshape.*Flatten"):
+        Reshaper()(randn(rng, 2, 4))
+
+    class NumPyOp(nn.Module):
+        def forward(self, x):
+            return np.maximum(x, 0)
+
+    with pytest.raises(nn.TracingError, match="cannot trace"):
+        NumPyOp()(randn(rng, 2, 4))
+
+    class Untracked(nn.Module):
+        def forward(self, x):
+            return nn.Linear(4, 2)(x)
+
+    with pytest.raises(ValueError, match="not an attribute of the model"):
+        Untracked()(randn(rng, 2, 4))
+
+    class Shared(nn.Module):
+        def __init__(self):
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.fc(self.fc(x))
+
+    with pytest.raises(ValueError, match="more than one place"):
+        Shared()(randn(rng, 2, 4))
+
+
+def test_graph_errors_cycle_disconnected_add_shapes():
+    x = fastnn.Input(shape=(4,))
+    other = fastnn.Input(shape=(4,))
+    with pytest.raises(ValueError, match="disconnected"):
+        fastnn.Model(x, nn.Linear(4, 2)(other))
+    with pytest.raises(ValueError, match=r"Add: inputs must all have the same shape, got "
+                                         r"\(None, 2\), \(None, 4\)"):
+        nn.Linear(4, 2)(x) + x
+    a = nn.ReLU()(x)
+    b = nn.ReLU()(a)
+    a.node.inputs = [b]  # a cycle can only be made by hand
+    with pytest.raises(ValueError, match="cycle"):
+        fastnn.Model(x, b)
+    with pytest.raises(TypeError, match="list of at least two"):
+        nn.Add()(x)
+
+
+def test_fan_out_gradients_sum_and_multiple_outputs(rng):
+    x = fastnn.Input(shape=(6,))
+    h = nn.Linear(6, 6, seed=1)(x)
+    o1 = nn.Linear(6, 3, seed=2)(h)
+    o2 = nn.Tanh()(h)
+    model = fastnn.Model(x, [o1, o2])
+    xv = randn(rng, 5, 6)
+    y1, y2 = (a.copy() for a in model(xv))
+    g1, g2 = randn(rng, 5, 3), randn(rng, 5, 6)
+    gx = model.backward([g1, g2], need_input_grad=True)
+    lin1, lin2, tanh = model._layers
+    # by hand
+    hv = F.linear(xv, lin1.weight.data, lin1.bias.data)
+    np.testing.assert_array_equal(y1, F.linear(hv, lin2.weight.data, lin2.bias.data))
+    np.testing.assert_array_equal(y2, F.tanh(hv))
+    gh = F.linear_backward(g1, hv, lin2.weight.data)[0] + F.tanh_backward(g2, F.tanh(hv))
+    np.testing.assert_allclose(lin1.weight.grad, gh.T @ xv, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gx, gh @ lin1.weight.data, rtol=1e-5, atol=1e-5)
+
+
+def test_load_state_dict_errors_and_array_likes(rng):
+    model = TinyResidual()
+    state = {k: v.copy() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=r"missing keys \['fc.bias'\], unexpected keys "
+                                       r"\['fc.b'\]"):
+        model.load_state_dict({**{k: v for k, v in state.items() if k != "fc.bias"},
+                               "fc.b": np.zeros(5)})
+    with pytest.raises(ValueError, match=r"shape mismatch for fc.weight: the state_dict has "
+                                         r"\(5, 47\), the model \(5, 48\)"):
+        model.load_state_dict({**state, "fc.weight": np.zeros((5, 47))})
+    with pytest.raises(TypeError, match="fc.bias has dtype"):
+        model.load_state_dict({**state, "fc.bias": np.array(["a"] * 5)})
+    missing, unexpected = model.load_state_dict({"fc.bias": [1, 2, 3, 4, 5]}, strict=False)
+    assert "fc.weight" in missing and unexpected == []
+    assert model.fc.bias.data.tolist() == [1, 2, 3, 4, 5]
+    torch = pytest.importorskip("torch")
+    model.load_state_dict({k: torch.from_numpy(v.astype(np.float64)) for k, v in state.items()})
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, state[k])
+
+
+def test_frozen_parameters_get_no_gradient_and_no_update(rng):
+    model = TinyResidual()
+    model.conv1.requires_grad_(False)
+    model.conv2.weight.requires_grad = False
+    sentinel = np.float32(7.0)
+    for p in (model.conv1.weight, model.conv1.bias, model.conv2.weight):
+        p.grad.fill(sentinel)
+    frozen = [p.data.copy() for p in (model.conv1.weight, model.conv1.bias, model.conv2.weight)]
+    x, y = randn(rng, 8, 3, 8, 8), rng.integers(0, 5, 8)
+    for opt in (optim.Adam(model.parameters(), weight_decay=0.1),
+                optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=0.1)):
+        model.fit(x, y, optimizer=opt, epochs=2, batch_size=4, verbose=0)
+    for p, before in zip((model.conv1.weight, model.conv1.bias, model.conv2.weight), frozen):
+        assert np.array_equal(p.data, before)
+        assert np.all(p.grad == sentinel)  # the weight-gradient GEMM never wrote it
+    assert np.any(model.conv2.bias.grad != 0) and np.any(model.fc.weight.grad != 0)
+    text = model.summary(input_shape=(3, 8, 8), file=None)
+    n_frozen = 3 * 3 * 9 * 2 + 3
+    assert f"Non-trainable params: {n_frozen:,}" in text
+    total = sum(p.data.size for p in model.parameters())
+    assert f"Trainable params: {total - n_frozen:,}" in text
+
+
+def test_fully_frozen_backbone_runs_no_backward(rng):
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    model[0].requires_grad_(False)
+    model(randn(rng, 2, 4))
+    plan = model._active_graph("backward").backward_plan(False)
+    assert [step.name for step, _ in plan] == ["2"]
+    assert plan[0][1] is False  # the head computes no input gradient
+
+
+def test_steady_state_graph_step_allocates_nothing(rng):
+    """After warm-up, forward + loss + backward + Adam of a model with fan-out (the input
+    feeds a conv and the add: its gradient is a sum) reuses every buffer: the same arrays
+    each step, and under 4 KiB of peak traced memory (the smallest per-step array, the
+    (64, 5) logits, is 1.25 KiB; a fresh input-sized gradient would be 48 KiB)."""
+    model = TinyResidual()
+    loss_fn = losses.CrossEntropyLoss()
+    opt = optim.Adam(model.parameters())
+    x, y = randn(rng, 64, 3, 8, 8), rng.integers(0, 5, 64)
+
+    def step():
+        out = model(x)
+        loss_fn(out, y)
+        model.backward(loss_fn.backward(), need_input_grad=True)
+        opt.step()
+        return out
+
+    first = step()
+    graph = model._active_graph("step")
+    sums = dict(graph._sums)
+    step()
+    tracemalloc.start()
+    try:
+        for _ in range(3):
+            assert step() is first
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert all(graph._sums[k] is v for k, v in sums.items()) and sums
+    assert peak < 4096, f"a steady-state step allocated up to {peak} bytes"
+
+
+def test_fit_evaluate_predict_save_load_every_kind(tmp_path, rng):
+    x, y = randn(rng, 32, 3, 8, 8), rng.integers(0, 5, 32)
+    for model in (tiny_residual_functional(), TinyResidual(),
+                  nn.Sequential(tiny_residual_functional(), nn.ReLU())):
+        h = model.fit(x, y, optimizer=optim.Adam(model.parameters()), batch_size=8, verbose=0)
+        assert len(h.history["loss"]) == 1
+        assert 0 <= model.evaluate(x, y)["accuracy"] <= 1
+        pred = model.predict(x)
+        path = tmp_path / "m.fnn"
+        model.save(path)
+        if isinstance(model, TinyResidual):
+            with pytest.raises(ValueError, match=r"model=TinyResidual\(\.\.\.\)"):
+                fastnn.load(path)
+            loaded = fastnn.load(path, model=TinyResidual(seed=9))
+        else:
+            loaded = fastnn.load(path)
+            assert repr(loaded) == repr(model)
+        np.testing.assert_array_equal(loaded.predict(x), pred)
+        assert loaded.optimizer.steps == 4
+
+
+def test_conv2d_padding_same_and_valid_match_torch(rng):
+    torch = pytest.importorskip("torch")
+    for k, d in [(3, 1), (4, 1), (2, 1), (5, 2), ((2, 3), (1, 2))]:
+        layer = nn.Conv2d(2, 3, k, padding="same", dilation=d, seed=0)
+        tl = torch.nn.Conv2d(2, 3, k, padding="same", dilation=d)
+        tl.load_state_dict({k_: torch.from_numpy(v) for k_, v in layer.state_dict().items()})
+        x = randn(rng, 2, 2, 7, 6)
+        y = layer(x)
+        tx = torch.from_numpy(x).requires_grad_()
+        ty = tl(tx)
+        assert y.shape == (2, 3, 7, 6)
+        np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-5, atol=1e-5)
+        g = randn(rng, *y.shape)
+        gx = layer.backward(g)
+        ty.backward(torch.from_numpy(g))
+        np.testing.assert_allclose(gx, tx.grad.numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(layer.weight.grad, tl.weight.grad.numpy(), rtol=1e-4,
+                                   atol=1e-4)
+    valid = nn.Conv2d(2, 3, 3, padding="valid")
+    assert valid.output_shape((1, 2, 7, 6)) == (1, 3, 5, 4)
+    with pytest.raises(ValueError, match="stride 1"):
+        nn.Conv2d(2, 3, 3, stride=2, padding="same")
+    with pytest.raises(ValueError, match="'same' or 'valid'"):
+        nn.Conv2d(2, 3, 3, padding="full")
+
+
+def test_profile_rows_follow_the_graph_and_frozen_weights(rng):
+    """A subclassed model's profile: rows named as in the model (the ReLU after the add
+    feeds only the pool, so it runs after it), and a frozen conv's backward counting only
+    its input gradient's FLOPs."""
+    model = TinyResidual()
+    x, y = randn(rng, 4, 3, 8, 8), rng.integers(0, 5, 4)
+    rows = model.profile(x, y, repeat=1, file=None)
+    names = [r["layer"] for r in rows[:-3]]
+    assert names == ["conv1: Conv2d", "relu: ReLU", "conv2: Conv2d", "+: Add",
+                     "pool: MaxPool2d", "relu (call 2): ReLU", "flatten: Flatten", "fc: Linear"]
+    macs = 3 * 27 * 4 * 64  # per conv: 27 MACs per output, 4*3*8*8 outputs
+    assert rows[0]["flops"] == 2 * macs * 2  # forward, weight gradient (no input gradient)
+    assert rows[2]["flops"] == 2 * macs * 3
+    model.conv2.requires_grad_(False)
+    rows = model.profile(x, y, repeat=1, file=None)
+    assert rows[2]["flops"] == 2 * macs * 2  # forward and input gradient only
+
+
+def test_layers_created_in_forward_follow_the_models_mode(rng):
+    class InlineDropout(nn.Module):
+        def __init__(self):
+            self.fc = nn.Linear(8, 8, seed=0)
+
+        def forward(self, x):
+            return nn.Dropout(0.5, seed=0)(self.fc(x))
+
+    model = InlineDropout()
+    x = randn(rng, 4, 8)
+    assert np.any(model(x) == 0)
+    model.eval()
+    np.testing.assert_array_equal(model(x), model.fc(x))
