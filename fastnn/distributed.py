@@ -240,19 +240,11 @@ def gather_rows(local, n):
     return out
 
 
-def _buffers(model):
-    """(name, array) of the model's buffers (running statistics), from named_buffers()
-    or buffers() when it has them."""
-    if hasattr(model, "named_buffers"):
-        named = list(model.named_buffers())
-    else:
-        named = [(f"buffer {i}", b) for i, b in enumerate(getattr(model, "buffers", list)())]
-    return [(name, a if isinstance(a, np.ndarray) else a.data) for name, a in named]
-
-
 def _arrays(model):
-    """(name, array) of everything rank 0 broadcasts at the start: parameters, buffers."""
-    return [(name, p.data) for name, p in model.named_parameters()] + _buffers(model)
+    """(name, array) of everything rank 0 broadcasts: parameters, then buffers (running
+    statistics)."""
+    return ([(name, p.data) for name, p in model.named_parameters()] +
+            list(model.named_buffers()))
 
 
 def _broadcast(named):
@@ -325,7 +317,7 @@ class DataParallel:
         """Copy rank 0's buffers (BatchNorm's running statistics, which each rank updates
         from its own slices) to every rank: what torch's DDP does before every forward,
         here before anything reads them (fit: at the end of each epoch)."""
-        _broadcast(_buffers(self.model))
+        _broadcast(self.model.named_buffers())
 
     def sync_gradients(self, count, stop=False):
         """Average the gradients over ranks, each rank's weighted by its `count` of
