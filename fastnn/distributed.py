@@ -247,6 +247,11 @@ def _arrays(model):
             list(model.named_buffers()))
 
 
+def _broadcast(named):
+    for name, array in named:
+        _wait(_comm.Ibcast(array, root=0), f"the broadcast of {name} from rank 0")
+
+
 def _check_architecture(model):
     """Raise ValueError on every rank when some rank's model differs from rank 0's
     (parameter/buffer names, shapes and dtypes, and the layer configuration)."""
@@ -278,8 +283,7 @@ class DataParallel:
         self.model = model
         self.params = model.parameters()
         _check_architecture(model)
-        for name, array in _arrays(model):
-            _wait(comm.Ibcast(array, root=0), f"the broadcast of {name} from rank 0")
+        _broadcast(_arrays(model))
         p = comm.Get_size()
         chunk = -(-sum(q.data.size for q in self.params) // p)
         # The flat gradient, cut into p chunks of one row each: rank j sums chunk j. Each
@@ -308,6 +312,12 @@ class DataParallel:
         batches = iterate_batches(np.arange(len(x)), y, batch_size, shuffle, seed)  # checks
         mine = (idx[shard(len(idx))] for idx, _ in batches)
         return ((x[idx], y[idx]) for idx in mine)
+
+    def sync_buffers(self):
+        """Copy rank 0's buffers (BatchNorm's running statistics, which each rank updates
+        from its own slices) to every rank: what torch's DDP does before every forward,
+        here before anything reads them (fit: at the end of each epoch)."""
+        _broadcast(self.model.named_buffers())
 
     def sync_gradients(self, count, stop=False):
         """Average the gradients over ranks, each rank's weighted by its `count` of

@@ -328,6 +328,7 @@ class ModelAPI:
                 bar.close()
         seconds = time.perf_counter() - start
         if ddp is not None:
+            ddp.sync_buffers()
             sums = dist.allgather([total_loss, correct, seen, seconds])
             total_loss, correct, seen = map(float, sums[:, :3].sum(axis=0))
             seconds = float(sums[:, 3].max())

@@ -86,6 +86,16 @@ def test_one_rank_and_two_ranks_train_alike(two_ranks):
 
 
 @needs_mpi
+def test_batchnorm_running_statistics_are_rank_0s_on_every_rank():
+    """A ResNet (BatchNorm, per-rank batch statistics): after fit, parameters and buffers
+    (running statistics) are bitwise the same on both ranks."""
+    code, out, _ = mpirun(2, "batchnorm")
+    assert code == 0, out
+    crcs = re.findall(r"rank (\d) batchnorm state crc (\w+) buffers (\d+)", out)
+    assert len(crcs) == 2 and crcs[0][1:] == crcs[1][1:] and int(crcs[0][2]) > 0, out
+
+
+@needs_mpi
 def test_four_ranks_padded_chunks(two_ranks):
     """4 ranks (55,050 gradients do not split evenly into 4 chunks; batches of 37 split
     9/9/9/10): identical weights on every rank, the same training as 2 ranks up to

@@ -25,6 +25,15 @@ def data(n=1200, seed=1):
     return x, y
 
 
+if MODE == "batchnorm":  # a small ResNet: BatchNorm buffers must end up equal everywhere
+    x, y = data(n=300)
+    model = models.resnet(channels=(4, 8), blocks=(1, 1), seed=r)
+    model.fit(x, y, optimizer=optim.SGD(model.parameters(), lr=0.05), epochs=1, batch_size=30,
+              seed=0, verbose=0, distributed=True)
+    state = b"".join(np.ascontiguousarray(a).tobytes() for a in model.state_dict().values())
+    print(f"rank {r} batchnorm state crc {zlib.crc32(state):08x} "
+          f"buffers {len(model.buffers())}", flush=True)
+    sys.exit(0)
 x, y = data()  # fit on 1000 samples in batches of 37: 18 + 19 per rank, and a last
                # batch of 1 that leaves rank 0 with nothing
 model = models.mlp(seed=r if MODE == "train" else 0)  # rank 0's weights must win
