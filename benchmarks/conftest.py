@@ -87,23 +87,28 @@ def keras_times(request):
     """times(keras_case, threads): the seconds per round of a Keras case (a dict, see
     benchmarks.keras_runner). The first call for a thread count runs every selected test's
     `keras_case` parameter of that thread count in one Keras process. With
-    --benchmark-disable each case runs one round, on the top thread count only."""
+    --benchmark-disable (a smoke test) only the CNN's cases run, on the top thread count,
+    one round of one batch each."""
     reason = keras_runner.missing()
     disabled = request.config.getoption("benchmark_disable")
     runs = {}
 
+    def wanted(case, threads):
+        return not disabled or (threads == THREADS[-1] and case["model"] == "cnn")
+
     def adjust(case):
-        return dict(case, rounds=1) if disabled else case
+        return dict(case, rounds=1, samples=case["batch"]) if disabled else case
 
     def times(case, threads):
         if reason:
             pytest.skip(reason)
-        if disabled and threads != THREADS[-1]:
-            pytest.skip("--benchmark-disable: Keras runs on the top thread count only")
+        if not wanted(case, threads):
+            pytest.skip("--benchmark-disable: Keras runs the CNN on the top thread count only")
         if threads not in runs:
             params = [getattr(item, "callspec", None) for item in request.session.items]
             cases = [adjust(p.params["keras_case"]) for p in params
-                     if p and "keras_case" in p.params and p.params.get("threads") == threads]
+                     if p and "keras_case" in p.params and p.params.get("threads") == threads
+                     and wanted(p.params["keras_case"], threads)]
             runs[threads] = keras_runner.run(threads, cases)
         return runs[threads][keras_runner.key(adjust(case))]
     return times

@@ -9,7 +9,7 @@ import fastnn
 from fastnn import models
 
 from .conftest import QUICK, THREADS, library_threads, replay
-from .test_bench_architectures import NAMES
+from .test_bench_train import ARCH_NAMES as NAMES
 from .twins import inputs, torch_twin
 
 pytestmark = pytest.mark.benchmark(group="inference")

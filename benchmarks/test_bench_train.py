@@ -1,7 +1,9 @@
-"""Training speed: fastnn vs PyTorch vs Keras (TensorFlow) on the reference MLP and CNN,
-Adam (lr 1e-3), cross-entropy from logits, 1..N threads. The three start from the same
-weights (benchmarks.twins) and see the same random images (speed does not depend on
-pixel values); Keras gets them channels-last (NHWC), its fast layout on the CPU.
+"""Training speed: fastnn vs PyTorch vs Keras (TensorFlow), Adam (lr 1e-3), cross-entropy
+from logits, 1..N threads. The three start from the same weights (benchmarks.twins) and
+see the same random images (speed does not depend on pixel values); Keras gets them
+channels-last (NHWC), its fast layout on the CPU.
+
+The reference MLP and CNN ("training step", "training epoch"):
 
 "training step": one forward + loss + backward + update at batch 128 (median of 20).
 "epoch": the scaling benchmark, batch sizes 32..256 over a fixed 7,680 samples per run
@@ -14,7 +16,15 @@ benchmarks.keras_runner says how it is timed). The GFLOP/s column counts 2 FLOPs
 multiply-add: forward, weight gradients, and input gradients of every parameterised
 layer but the first (fastnn.profiling.training_flops).
 
-The helpers here also time the architectures group (test_bench_architectures.py)."""
+The architectures group ("architecture step", "architecture epoch"): networks beyond the
+reference models, all from fastnn.models: TinyVGG (hidden 32, padding 1), LeNet-5 (5x5
+convolutions, tanh, average pooling), a VGG-style CIFAR net (3x32x32), a stride-2
+convolution net without pooling, the 784-512-512-10 MLP with dropout, and the reference
+MLP and CNN; batch 32 and 128, a step (median of 10) and a pass over a fixed 512
+samples (16 batches of 32, 4 of 128; median of 3). Quick mode: the top thread count
+only, 128 samples, one round."""
+from typing import NamedTuple
+
 import pytest
 
 from fastnn import losses, models, optim
@@ -29,6 +39,12 @@ EPOCH_SAMPLES = 256 if QUICK else 7680
 MODELS = ["mlp", "cnn"]
 KINDS = [("step", STEP_BATCH)] + [("epoch", b) for b in EPOCH_BATCHES]
 ROUNDS = {"step": 1 if QUICK else 20, "epoch": 1 if QUICK else 3}
+# the architectures group: quick mode runs the top thread count only
+ARCH_NAMES = ["tinyvgg", "lenet5", "vgg_cifar", "strided_cnn", "mlp_dropout", "mlp", "cnn"]
+ARCH_BATCHES = [32, 128]
+ARCH_SAMPLES = 128 if QUICK else 512
+ARCH_ROUNDS = {"step": 1 if QUICK else 10, "epoch": 1 if QUICK else 3}
+ARCH_THREADS = THREADS[-1:] if QUICK else THREADS
 
 
 def fastnn_step(model):
@@ -54,10 +70,10 @@ def torch_step(torch, model):
     return step
 
 
-def keras_case(name, kind, batch, samples, rounds):
-    """The Keras process's description of a case (benchmarks.keras_runner)."""
-    return {"model": name, "kind": kind, "batch": batch,
-            "samples": batch if kind == "step" else samples, "rounds": rounds}
+def keras_case(case):
+    """The Keras process's description of a Case (benchmarks.keras_runner)."""
+    return {"group": case.group, "model": case.name, "kind": case.kind, "batch": case.batch,
+            "samples": case.samples, "rounds": case.rounds}
 
 
 def record_train(benchmark, record, library, name, kind, batch, samples, threads):
@@ -73,9 +89,9 @@ def record_train(benchmark, record, library, name, kind, batch, samples, threads
            flops=flops, model=name, batch=batch, samples=samples)
 
 
-def time_train(benchmark, record, library, group, name, kind, batch, samples, threads, rounds,
-               torch=None):
-    """Time fastnn's (torch=None) or PyTorch's step loop over `samples` images."""
+def time_train(benchmark, record, library, case, torch=None):
+    """Time fastnn's (torch=None) or PyTorch's step loop over the case's images."""
+    group, name, kind, batch, samples, rounds, threads = case
     model = getattr(models, name)(seed=0)
     x, y = inputs(model, samples)
     batches = [(x[i:i + batch], y[i:i + batch]) for i in range(0, samples, batch)]
@@ -89,43 +105,50 @@ def time_train(benchmark, record, library, group, name, kind, batch, samples, th
         for xb, yb in batches:
             step(xb, yb)
 
-    benchmark.group = group
+    benchmark.group = f"{group} {kind}"
     with library_threads(library, threads):
         step(*batches[0])  # warm-up: buffers, caches, thread pools
         benchmark.pedantic(run, rounds=rounds, iterations=1)
     record_train(benchmark, record, library, name, kind, batch, samples, threads)
 
 
-def samples_of(kind, batch):
-    return batch if kind == "step" else EPOCH_SAMPLES
+class Case(NamedTuple):
+    group: str  # "training" or "architecture"
+    name: str  # a fastnn.models builder
+    kind: str  # "step" or "epoch"
+    batch: int
+    samples: int
+    rounds: int
+    threads: int
+
+    def __str__(self):
+        return f"{self.group}-{self.name}-{self.kind}-b{self.batch}-{self.threads}"
 
 
-@pytest.mark.parametrize("threads", THREADS)
-@pytest.mark.parametrize("kind,batch", KINDS, ids=[f"{k}-b{b}" for k, b in KINDS])
-@pytest.mark.parametrize("name", MODELS)
-def test_train_fastnn(benchmark, record, name, kind, batch, threads):
-    time_train(benchmark, record, "fastnn", f"training {kind}", name, kind, batch,
-               samples_of(kind, batch), threads, ROUNDS[kind])
+CASES = [Case("training", name, kind, batch, batch if kind == "step" else EPOCH_SAMPLES,
+              ROUNDS[kind], threads)
+         for name in MODELS for kind, batch in KINDS for threads in THREADS] + [
+         Case("architecture", name, kind, batch, batch if kind == "step" else ARCH_SAMPLES,
+              ARCH_ROUNDS[kind], threads)
+         for name in ARCH_NAMES for kind in ("step", "epoch") for batch in ARCH_BATCHES
+         for threads in ARCH_THREADS]
 
 
-@pytest.mark.parametrize("threads", THREADS)
-@pytest.mark.parametrize("kind,batch", KINDS, ids=[f"{k}-b{b}" for k, b in KINDS])
-@pytest.mark.parametrize("name", MODELS)
-def test_train_torch(benchmark, record, torch, name, kind, batch, threads):
-    time_train(benchmark, record, "torch", f"training {kind}", name, kind, batch,
-               samples_of(kind, batch), threads, ROUNDS[kind], torch=torch)
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_train_fastnn(benchmark, record, case):
+    time_train(benchmark, record, "fastnn", case)
 
 
-KERAS_CASES = [keras_case(name, kind, batch, EPOCH_SAMPLES, ROUNDS[kind])
-               for name in MODELS for kind, batch in KINDS]
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_train_torch(benchmark, record, torch, case):
+    time_train(benchmark, record, "torch", case, torch=torch)
 
 
-@pytest.mark.parametrize("threads", THREADS)
-@pytest.mark.parametrize("keras_case", KERAS_CASES,
-                         ids=[f"{c['model']}-{c['kind']}-b{c['batch']}" for c in KERAS_CASES])
+@pytest.mark.parametrize("keras_case,threads", [(keras_case(c), c.threads) for c in CASES],
+                         ids=[str(c) for c in CASES])
 def test_train_keras(benchmark, record, keras_times, keras_case, threads):
     c = keras_case
-    benchmark.group = f"training {c['kind']}"
+    benchmark.group = f"{c['group']} {c['kind']}"
     replay(benchmark, keras_times(c, threads))
     record_train(benchmark, record, "keras", c["model"], c["kind"], c["batch"], c["samples"],
                  threads)
