@@ -109,7 +109,12 @@ def keras_times(request):
             cases = [adjust(p.params["keras_case"]) for p in params
                      if p and "keras_case" in p.params and p.params.get("threads") == threads
                      and wanted(p.params["keras_case"], threads)]
-            runs[threads] = keras_runner.run(threads, cases)
+            try:
+                runs[threads] = keras_runner.run(threads, cases)
+            except RuntimeError as e:  # reported by each case, run once
+                runs[threads] = e
+        if isinstance(runs[threads], RuntimeError):
+            raise runs[threads]
         return runs[threads][keras_runner.key(adjust(case))]
     return times
 
