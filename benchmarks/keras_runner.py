@@ -18,7 +18,9 @@ enables it only with an accelerator), and timed as Keras users run it:
   has finished), after one untimed call that traces the step;
 - "epoch": `fit(x, y, batch_size, epochs=rounds + 1, shuffle=False)` on NumPy arrays of
   `samples` images, each epoch timed by a callback (epoch begin to end: the fit loop,
-  its tf.data input and the steps); the first epoch traces and is dropped;
+  its tf.data input and the steps); the first epoch traces and is dropped. `fit`, not
+  a `train_on_batch` loop: it is what Keras users run for an epoch, so its epoch is
+  the one they see (fastnn's and PyTorch's loops are theirs: a step per batch);
 - "infer": `model(x, training=False)` (the Keras advice for small batches: `predict`
   adds a tf.data pipeline per call), after three untimed calls.
 Models are built per (model, batch) and shared by that batch's step and epoch cases."""
