@@ -136,11 +136,13 @@ def replay(benchmark, seconds):
 
 
 _peaks = {}
+_load = []  # the 1-minute load average at the session's start (others' work shows in it)
 
 
 def pytest_sessionstart(session):
     """Probe the ceilings first, before other libraries' thread pools exist and can
     steal cores from the probe."""
+    _load.append(os.getloadavg()[0])
     for threads in THREADS:
         peak(threads)
 
@@ -150,7 +152,8 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["fastnn"] = {
         "version": fastnn.__version__, "isas": list(fastnn.supported_isas()),
         "best_isa": fastnn.supported_isas()[-1], "cpu_count": os.cpu_count(), "quick": QUICK,
-        "peaks": {str(t): {"fma_gflops": peak(t)[0], "copy_gbs": peak(t)[1]} for t in THREADS}}
+        "peaks": {str(t): {"fma_gflops": peak(t)[0], "copy_gbs": peak(t)[1]} for t in THREADS},
+        "load_average": {"start": _load[0] if _load else None, "end": os.getloadavg()[0]}}
 
 
 def peak(threads):

@@ -17,6 +17,7 @@ import argparse
 import json
 import math
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -252,6 +253,13 @@ def machine_text(run):
              f"(table: {f['best_isa']}); Python {m.get('python_version', '')}."
              + (" QUICK MODE: small sizes, single rounds; not representative." if f["quick"]
                 else "")]
+    load = f.get("load_average")
+    if load and load["start"] is not None:
+        lines.append(f"1-minute load average at the start {load['start']:.1f}, at the end "
+                     f"{load['end']:.1f} ({f['cpu_count']} CPUs: more than that means others' "
+                     "work shared the cores)."
+                     + (" THE CORES WERE SHARED: times are not representative."
+                        if max(load.values()) > f["cpu_count"] else ""))
     for t, p in f["peaks"].items():
         lines.append(f"Ceiling on {t} thread(s) (fastnn probes): FMA {p['fma_gflops']:.1f} "
                      f"GFLOP/s, copy {p['copy_gbs']:.1f} GB/s.")
@@ -430,7 +438,9 @@ def main(argv=None):
     if path is None:
         path = args.out / "benchmarks.json"
         wall = run_suite(path, args.quick, args.pytest_args)
-        command = "python -m benchmarks.report" + (" --quick" if args.quick else "")
+        command = shlex.join(["python", "-m", "benchmarks.report"]
+                             + (["--quick"] if args.quick else [])
+                             + (["--", *args.pytest_args] if args.pytest_args else []))
     run, rows = load(path)
     if not rows:
         sys.exit(f"{path}: no benchmark results (was the run made with --benchmark-disable?)")

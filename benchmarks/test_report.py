@@ -15,7 +15,7 @@ RUN = {
     "datetime": "2026-11-24T01:00:00", "machine_info": {
         "cpu": {"brand_raw": "Test CPU"}, "python_version": "3.11",
         "fastnn": {"version": "0", "isas": ["generic", "avx2"], "best_isa": "avx2",
-                   "cpu_count": 2, "quick": False,
+                   "cpu_count": 2, "quick": False, "load_average": {"start": 0.5, "end": 2.5},
                    "peaks": {"1": {"fma_gflops": 100.0, "copy_gbs": 20.0},
                              "2": {"fma_gflops": 200.0, "copy_gbs": 40.0}}}},
     "benchmarks": [
@@ -63,14 +63,17 @@ def test_table_ratios_and_peaks(tmp_path):
     assert lines["| gemm 1000^3"] == ("| gemm | 1000^3 | 2 | 20.00 ms | 40.00 ms | 10.00 ms |  "
                                       "| 2.00x | 0.50x |  | 100.0 GFLOP/s | 50% |")
     # NumPy's 1-thread time, flagged; 20 GB/s against the 40 GB/s copy ceiling
-    assert lines["| relu fwd+bwd 1000"] == ("| relu fwd+bwd | 1000 | 2 | 1.00 ms | 5.00 ms ¹ |  |  "
-                                            "| 5.00x ¹ |  |  | 20.0 GB/s | 50% |")
+    assert lines["| relu fwd+bwd 1000"] == ("| relu fwd+bwd | 1000 | 2 | 1.00 ms | 5.00 ms ¹ "
+                                            "|  |  | 5.00x ¹ |  |  | 20.0 GB/s | 50% |")
     # PyTorch: the faster of its variants
     assert "| 2.00 ms |" in lines["| adam step p"] and "| 2.00x |" in lines["| adam step p"]
+    # a load average above the CPU count flags the run
+    assert "load average at the start 0.5, at the end 2.5" in text
+    assert "THE CORES WERE SHARED" in text
     # Keras: its column and ratio
-    assert lines["| train step cnn b128"] == ("| train step | cnn b128 | 2 | 10.00 ms |  | 20.00 ms "
-                                              "| 15.00 ms |  | 2.00x | 1.50x | 100.0 GFLOP/s | "
-                                              "50% |")
+    assert lines["| train step cnn b128"] == ("| train step | cnn b128 | 2 | 10.00 ms |  "
+                                              "| 20.00 ms | 15.00 ms |  | 2.00x | 1.50x "
+                                              "| 100.0 GFLOP/s | 50% |")
     # epoch scaling: samples/s per thread count and the speed-up, Keras at half the speed
     assert "| cnn | 32 | fastnn | 32,000 | 64,000 | 2.00x |" in text
     assert "| cnn | 32 | Keras | 16,000 | 32,000 | 2.00x |" in text
