@@ -255,11 +255,12 @@ def machine_text(run):
                 else "")]
     load = f.get("load_average")
     if load and load["start"] is not None:
+        # at the start: the end also counts this run's own threads
         lines.append(f"1-minute load average at the start {load['start']:.1f}, at the end "
-                     f"{load['end']:.1f} ({f['cpu_count']} CPUs: more than that means others' "
-                     "work shared the cores)."
+                     f"{load['end']:.1f} ({f['cpu_count']} CPUs: a start above that means "
+                     "others' work shared the cores)."
                      + (" THE CORES WERE SHARED: times are not representative."
-                        if max(load.values()) > f["cpu_count"] else ""))
+                        if load["start"] > f["cpu_count"] else ""))
     for t, p in f["peaks"].items():
         lines.append(f"Ceiling on {t} thread(s) (fastnn probes): FMA {p['fma_gflops']:.1f} "
                      f"GFLOP/s, copy {p['copy_gbs']:.1f} GB/s.")

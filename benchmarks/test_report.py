@@ -15,7 +15,7 @@ RUN = {
     "datetime": "2026-11-24T01:00:00", "machine_info": {
         "cpu": {"brand_raw": "Test CPU"}, "python_version": "3.11",
         "fastnn": {"version": "0", "isas": ["generic", "avx2"], "best_isa": "avx2",
-                   "cpu_count": 2, "quick": False, "load_average": {"start": 0.5, "end": 2.5},
+                   "cpu_count": 2, "quick": False, "load_average": {"start": 2.5, "end": 1.5},
                    "peaks": {"1": {"fma_gflops": 100.0, "copy_gbs": 20.0},
                              "2": {"fma_gflops": 200.0, "copy_gbs": 40.0}}}},
     "benchmarks": [
@@ -68,7 +68,7 @@ def test_table_ratios_and_peaks(tmp_path):
     # PyTorch: the faster of its variants
     assert "| 2.00 ms |" in lines["| adam step p"] and "| 2.00x |" in lines["| adam step p"]
     # a load average above the CPU count flags the run
-    assert "load average at the start 0.5, at the end 2.5" in text
+    assert "load average at the start 2.5, at the end 1.5" in text
     assert "THE CORES WERE SHARED" in text
     # Keras: its column and ratio
     assert lines["| train step cnn b128"] == ("| train step | cnn b128 | 2 | 10.00 ms |  "
