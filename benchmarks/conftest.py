@@ -1,5 +1,6 @@
-"""Benchmark plumbing: explicit thread counts per library, and a closing table that
-puts fastnn, NumPy and PyTorch side by side with ratios from the same run.
+"""Benchmark plumbing: explicit thread counts per library, Keras' times from its own
+process, and a closing table that puts fastnn, NumPy, PyTorch and Keras side by side
+with ratios from the same run.
 
 Each benchmark calls `record(benchmark, op=..., shape=..., library=..., threads=...,
 flops=... or bytes=...)`; the table groups rows by (op, shape, threads) and divides
@@ -18,6 +19,8 @@ import pytest
 
 import fastnn
 from fastnn.profiling import peak_gflops
+
+from . import keras_runner
 
 QUICK = os.environ.get("FASTNN_BENCH_QUICK") == "1"
 # 1..N in powers of two, and N itself (1, 2 on the 2-core development VM)
@@ -79,12 +82,67 @@ def torch():
     return pytest.importorskip("torch", reason="PyTorch not installed: pip install torch==2.13.0")
 
 
+@pytest.fixture(scope="session")
+def keras_times(request):
+    """times(keras_case, threads): the seconds per round of a Keras case (a dict, see
+    benchmarks.keras_runner). The first call for a thread count runs every selected test's
+    `keras_case` parameter of that thread count in one Keras process. With
+    --benchmark-disable (a smoke test) only the CNN's cases run, on the top thread count,
+    one round of one batch each."""
+    reason = keras_runner.missing()
+    disabled = request.config.getoption("benchmark_disable")
+    runs = {}
+
+    def wanted(case, threads):
+        return not disabled or (threads == THREADS[-1] and case["model"] == "cnn")
+
+    def adjust(case):
+        return dict(case, rounds=1, samples=case["batch"]) if disabled else case
+
+    def times(case, threads):
+        if reason:
+            pytest.skip(reason)
+        if not wanted(case, threads):
+            pytest.skip("--benchmark-disable: Keras runs the CNN on the top thread count only")
+        if threads not in runs:
+            params = [getattr(item, "callspec", None) for item in request.session.items]
+            cases = [adjust(p.params["keras_case"]) for p in params
+                     if p and "keras_case" in p.params and p.params.get("threads") == threads
+                     and wanted(p.params["keras_case"], threads)]
+            try:
+                runs[threads] = keras_runner.run(threads, cases)
+            except RuntimeError as e:  # reported by each case, run once
+                runs[threads] = e
+        if isinstance(runs[threads], RuntimeError):
+            raise runs[threads]
+        return runs[threads][keras_runner.key(adjust(case))]
+    return times
+
+
+def replay(benchmark, seconds):
+    """Hand times measured in another process (Keras') to pytest-benchmark as its
+    rounds: pytest-benchmark takes no external times, so its fixture's timer becomes a
+    clock that each round advances by one measured time."""
+    clock, rounds = [0.0], iter(seconds)
+
+    def other_process_clock():
+        return clock[0]
+
+    def advance():
+        clock[0] += next(rounds)
+
+    benchmark._timer = other_process_clock
+    benchmark.pedantic(advance, rounds=len(seconds), iterations=1)
+
+
 _peaks = {}
+_load = []  # the 1-minute load average at the session's start (others' work shows in it)
 
 
 def pytest_sessionstart(session):
     """Probe the ceilings first, before other libraries' thread pools exist and can
     steal cores from the probe."""
+    _load.append(os.getloadavg()[0])
     for threads in THREADS:
         peak(threads)
 
@@ -94,7 +152,8 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["fastnn"] = {
         "version": fastnn.__version__, "isas": list(fastnn.supported_isas()),
         "best_isa": fastnn.supported_isas()[-1], "cpu_count": os.cpu_count(), "quick": QUICK,
-        "peaks": {str(t): {"fma_gflops": peak(t)[0], "copy_gbs": peak(t)[1]} for t in THREADS}}
+        "peaks": {str(t): {"fma_gflops": peak(t)[0], "copy_gbs": peak(t)[1]} for t in THREADS},
+        "load_average": {"start": _load[0] if _load else None, "end": os.getloadavg()[0]}}
 
 
 def peak(threads):
@@ -126,7 +185,7 @@ def pytest_terminal_summary(terminalreporter):
     if not groups:
         return
     tr = terminalreporter
-    tr.section("fastnn vs NumPy vs PyTorch (median times, one run)")
+    tr.section("fastnn vs NumPy vs PyTorch vs Keras (median times, one run)")
     for threads in sorted({key[2] for key in groups}):
         gflops, gbs = peak(threads)
         tr.write_line(f"machine ceiling, {threads} thread(s), {fastnn.supported_isas()[-1]}: "
@@ -143,7 +202,8 @@ def pytest_terminal_summary(terminalreporter):
                 pct = f"{100 * info['flops'] / seconds / 1e9 / peak(threads)[0]:6.1f}%"
             elif info["nbytes"]:
                 pct = f"{100 * info['nbytes'] / seconds / 1e9 / peak(threads)[1]:6.1f}%"
-            ratio = f"{seconds / best_fast:8.2f}x" if best_fast and info["library"] != "fastnn" else ""
+            ratio = (f"{seconds / best_fast:8.2f}x" if best_fast and info["library"] != "fastnn"
+                     else "")
             tr.write_line(f"{op:<22}{shape:<22}{threads:>4}  {name:<16}{seconds * 1e3:9.3f}ms  "
                           f"{_rate(info, seconds):<16}{pct:>7}  {ratio:>9}")
 

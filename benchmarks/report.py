@@ -1,20 +1,23 @@
 """The benchmark report: `python -m benchmarks.report` from the repository root.
 
 Runs the benchmark suite (pytest-benchmark, JSON saved as OUT/benchmarks.json), or reads
-a saved run with --json, and writes OUT/report.md: fastnn, NumPy and PyTorch side by
-side per op, shape and thread count, with ratios and fastnn's % of this machine's
-ceiling (the probes saved in the JSON's machine_info), and the epoch scaling over batch
-size and threads. With matplotlib (`pip install -e .[plot]`) it also writes PNG plots:
-GFLOP/s vs size for GEMM, per-op bars, and thread scaling.
+a saved run with --json, and writes OUT/report.md: fastnn, NumPy, PyTorch and Keras
+(TensorFlow) side by side per op, shape and thread count, with ratios and fastnn's % of
+this machine's ceiling (the probes saved in the JSON's machine_info), the epoch scaling
+over batch size and threads, the architectures group and small-batch inference. With
+matplotlib (`pip install -e .[plot]`) it also writes PNG plots: GFLOP/s vs size for
+GEMM, per-op bars, thread scaling, and the architectures' speed-ups.
 
-    python -m benchmarks.report                   # full run, ~6 minutes on 2 cores
+    python -m benchmarks.report                   # full run, ~15 minutes on 2 cores
     python -m benchmarks.report --quick           # small sizes, few rounds: a smoke test
     python -m benchmarks.report --json run.json   # report a saved run
     python -m benchmarks.report -- -k gemm        # extra pytest arguments after --
 """
 import argparse
 import json
+import math
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -23,12 +26,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 GROUPS = ["gemm", "conv", "linear", "pool", "activation", "loss", "optimizer", "training step",
-          "training epoch"]
+          "training epoch", "architecture step", "architecture epoch", "inference"]
+OWN_TABLES = {"architecture step", "architecture epoch", "inference"}  # not in the op tables
 # library in extra_info -> report column; a column keeps its fastest library
 COLUMNS = {"fastnn": "fastnn", "numpy": "NumPy", "numpy-ref": "NumPy", "torch": "PyTorch",
-           "torch-foreach": "PyTorch"}
-PEERS = ["NumPy", "PyTorch"]
-COLORS = {"fastnn": "tab:red", "NumPy": "tab:blue", "PyTorch": "tab:orange"}
+           "torch-foreach": "PyTorch", "keras": "Keras", "fastnn-predict": "fastnn predict"}
+PEERS = ["NumPy", "PyTorch", "Keras"]
+COLORS = {"fastnn": "tab:red", "NumPy": "tab:blue", "PyTorch": "tab:orange",
+          "Keras": "tab:green"}
+EPOCH = 60_000  # the reference models' epochs as 60,000-sample (MNIST) equivalents
 # pytest-benchmark settings: the full run warms each case up (at most 20 calls) and
 # measures for 0.5 s (at least 5 rounds); the quick run's bare minimum
 FULL_ARGS = ["--benchmark-max-time=0.5", "--benchmark-warmup=on",
@@ -114,12 +120,12 @@ def peer_time(rows, key, column):
 
 def table(run, rows, threads):
     """Markdown table of the rows measured on `threads` threads."""
-    head = ("| op | shape | threads | fastnn | NumPy | PyTorch | NumPy / fastnn "
-            "| PyTorch / fastnn | fastnn rate | % of peak |")
-    lines = [head, "|" + " --- |" * 10]
+    head = ("| op | shape | threads | fastnn | " + " | ".join(PEERS) + " | "
+            + " | ".join(f"{p} / fastnn" for p in PEERS) + " | fastnn rate | % of peak |")
+    lines = [head, "|" + " --- |" * (6 + 2 * len(PEERS))]
     fma, copy = peaks(run, threads)
     for key, row in rows.items():
-        if key[3] != threads or "fastnn" not in row["times"]:
+        if key[3] != threads or "fastnn" not in row["times"] or key[0] in OWN_TABLES:
             continue
         info, fast = row["info"], row["times"]["fastnn"]
         cells = [key[1], key[2], str(threads), fmt_time(fast)]
@@ -150,6 +156,84 @@ def epoch_table(rows, threads_list):
     return "\n".join(lines)
 
 
+def ratio(peer, fast):
+    return f"{peer / fast:.2f}x" if peer and fast else ""
+
+
+def geomean(values):
+    return math.exp(sum(map(math.log, values)) / len(values)) if values else None
+
+
+def epoch60k_table(rows, threads):
+    """Seconds per 60,000-sample epoch of the reference models (from samples/s), each
+    library and the peers' time / fastnn's, on `threads` threads."""
+    lines = ["| model | batch | fastnn | PyTorch | Keras | PyTorch / fastnn | Keras / fastnn |",
+             "|" + " --- |" * 7]
+    series = epoch_series(rows)
+    for model, batch in sorted({(m, b) for m, b, _ in series}):
+        secs = {c: EPOCH / series[(model, batch, c)][threads]
+                for c in ("fastnn", "PyTorch", "Keras")
+                if threads in series.get((model, batch, c), {})}
+        fast = secs.get("fastnn")
+        lines.append(f"| {model} | {batch} | " + " | ".join(
+            f"{secs[c]:.2f} s" if c in secs else "" for c in ("fastnn", "PyTorch", "Keras"))
+            + f" | {ratio(secs.get('PyTorch'), fast)} | {ratio(secs.get('Keras'), fast)} |")
+    return "\n".join(lines)
+
+
+def architecture_rows(rows):
+    """{(kind, model, batch, threads): times by column} of the architectures group."""
+    out = {}
+    for (group, _, _, threads), row in rows.items():
+        if group.startswith("architecture ") and "fastnn" in row["times"]:
+            info = row["info"]
+            out[(group.split()[1], info["model"], info["batch"], threads)] = row["times"]
+    return out
+
+
+def architecture_table(rows):
+    """fastnn vs PyTorch vs Keras per architecture, kind, batch and thread count, with
+    the geometric mean of the ratios per kind, batch and thread count."""
+    lines = ["| model | kind | batch | threads | fastnn | PyTorch | Keras | PyTorch / fastnn "
+             "| Keras / fastnn |", "|" + " --- |" * 9]
+    arch = architecture_rows(rows)
+    for kind, batch, threads in sorted({(k[0], k[2], k[3]) for k in arch},
+                                       key=lambda k: (k[0] != "step", k[1], -k[2])):
+        ratios = {"PyTorch": [], "Keras": []}
+        for (k, model, b, t), times in arch.items():
+            if (k, b, t) != (kind, batch, threads):
+                continue
+            fast = times["fastnn"]
+            for column in ratios:
+                if times.get(column):
+                    ratios[column].append(times[column] / fast)
+            lines.append(f"| {model} | {kind} | {batch} | {threads} | {fmt_time(fast)} | "
+                         f"{fmt_time(times.get('PyTorch'))} | {fmt_time(times.get('Keras'))} | "
+                         f"{ratio(times.get('PyTorch'), fast)} | "
+                         f"{ratio(times.get('Keras'), fast)} |")
+        means = [geomean(ratios[c]) for c in ratios]
+        lines.append(f"| **geometric mean** | {kind} | {batch} | {threads} |  |  |  | "
+                     + " | ".join(f"**{m:.2f}x**" if m else "" for m in means) + " |")
+    return "\n".join(lines)
+
+
+def inference_table(rows):
+    """Latency of small-batch inference per model, batch and thread count."""
+    lines = ["| model | batch | threads | fastnn model(x) | fastnn predict | PyTorch | Keras "
+             "| PyTorch / fastnn | Keras / fastnn | predict / model(x) |", "|" + " --- |" * 10]
+    for (group, _, _, threads), row in rows.items():
+        if group != "inference" or "fastnn" not in row["times"]:
+            continue
+        info, times = row["info"], row["times"]
+        fast = times["fastnn"]
+        cells = [info["model"], str(info["batch"]), str(threads)] + [
+            fmt_time(times.get(c)) for c in ("fastnn", "fastnn predict", "PyTorch", "Keras")]
+        cells += [ratio(times.get("PyTorch"), fast), ratio(times.get("Keras"), fast),
+                  ratio(times.get("fastnn predict"), fast)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def epoch_series(rows):
     """{(model, batch, column): {threads: samples/s}} from the epoch rows."""
     series = defaultdict(dict)
@@ -169,6 +253,14 @@ def machine_text(run):
              f"(table: {f['best_isa']}); Python {m.get('python_version', '')}."
              + (" QUICK MODE: small sizes, single rounds; not representative." if f["quick"]
                 else "")]
+    load = f.get("load_average")
+    if load and load["start"] is not None:
+        # at the start: the end also counts this run's own threads
+        lines.append(f"1-minute load average at the start {load['start']:.1f}, at the end "
+                     f"{load['end']:.1f} ({f['cpu_count']} CPUs: a start above that means "
+                     "others' work shared the cores)."
+                     + (" THE CORES WERE SHARED: times are not representative."
+                        if load["start"] > f["cpu_count"] else ""))
     for t, p in f["peaks"].items():
         lines.append(f"Ceiling on {t} thread(s) (fastnn probes): FMA {p['fma_gflops']:.1f} "
                      f"GFLOP/s, copy {p['copy_gbs']:.1f} GB/s.")
@@ -179,6 +271,7 @@ def plot(run, rows, out):
     """Write the PNG plots; returns their file names ([] without matplotlib)."""
     try:
         import matplotlib
+        import matplotlib.ticker
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
@@ -212,10 +305,11 @@ def plot(run, rows, out):
     # per-op bars at the top thread count: each library's time relative to fastnn's
     bars = [(f"{k[1]} {k[2]}", {c: (peer_time(rows, k, c)[0] or 0) / r["times"]["fastnn"]
                                 for c in PEERS})
-            for k, r in rows.items() if k[3] == top and k[0] != "gemm" and "fastnn" in r["times"]]
+            for k, r in rows.items() if k[3] == top and k[0] not in OWN_TABLES | {"gemm"}
+            and "fastnn" in r["times"]]
     if bars:
-        fig, ax = plt.subplots(figsize=(8, 0.28 * len(bars) + 1.5))
-        height = 0.4
+        fig, ax = plt.subplots(figsize=(8, 0.4 * len(bars) + 1.5))
+        height = 0.8 / len(PEERS)
         for j, column in enumerate(PEERS):
             ax.barh([i + j * height for i in range(len(bars))],
                     [b[1][column] for b in bars], height, label=column, color=COLORS[column])
@@ -224,7 +318,7 @@ def plot(run, rows, out):
                       fontsize=7)
         ax.invert_yaxis()
         ax.set(xscale="log", xlabel="time / fastnn's time (> 1: fastnn faster)",
-               title=f"fastnn vs NumPy and PyTorch, {top} thread(s)")
+               title=f"fastnn vs NumPy, PyTorch and Keras, {top} thread(s)")
         ax.legend(fontsize=7)
         files.append(save(fig, out / "ops_vs_fastnn.png"))
 
@@ -246,6 +340,31 @@ def plot(run, rows, out):
                    xticks=threads_list)
             ax.legend(fontsize=7)
         files.append(save(fig, out / "epoch_scaling.png"))
+
+    # architectures: each peer's time / fastnn's per model and batch, step and epoch
+    arch = {k[:3]: v for k, v in architecture_rows(rows).items() if k[3] == top}
+    kinds = sorted({k[0] for k in arch}, key=lambda k: k != "step")
+    if kinds:
+        labels = sorted({(k[1], k[2]) for k in arch})
+        fig, axes = plt.subplots(1, len(kinds), figsize=(6 * len(kinds), 0.45 * len(labels) + 1.5),
+                                 squeeze=False)
+        for ax, kind in zip(axes[0], kinds):
+            for j, column in enumerate(("PyTorch", "Keras")):
+                speedups = [arch.get((kind, m, b), {}).get(column, 0) /
+                            arch.get((kind, m, b), {}).get("fastnn", 1) for m, b in labels]
+                ax.barh([i + j * 0.4 for i in range(len(labels))], speedups, 0.4,
+                        label=f"over {column}", color=COLORS[column])
+            ax.axvline(1.0, color="black", linewidth=1)
+            ax.set_yticks([i + 0.2 for i in range(len(labels))],
+                          [f"{m} b{b}" for m, b in labels], fontsize=7)
+            ax.invert_yaxis()
+            ax.set(xscale="log", xlabel="fastnn's speed-up (peer's time / fastnn's)",
+                   title=f"Architectures: training {kind}, {top} thread(s)")
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%gx"))
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%gx"))
+            ax.tick_params(axis="x", which="both", labelsize=7)
+            ax.legend(fontsize=7)
+        files.append(save(fig, out / "architectures.png"))
     return files
 
 
@@ -267,7 +386,10 @@ def report(run, rows, out, wall=None, command=None):
     parts += ["", "Median times; ratios are the peer's time / fastnn's (> 1: fastnn faster); "
               "NumPy is OpenBLAS for GEMM and the pure-NumPy float32 reference "
               "(fastnn.reference) elsewhere; PyTorch is the faster of its variants (Adam: "
-              "default or foreach); ¹ NumPy on 1 thread (its elementwise ops are "
+              "default or foreach); Keras is Keras 3 on TensorFlow's CPU build, run in its "
+              "own process per thread count on NHWC data (training step: `train_on_batch`, "
+              "epoch: `fit`, inference: `model(x, training=False)`; "
+              "benchmarks/keras_runner.py); ¹ NumPy on 1 thread (its elementwise ops are "
               "single-threaded); % of peak: GFLOP/s against the FMA probe, GB/s against the "
               "copy probe, on the same thread count.", "",
               f"## {top} thread(s)", "", table(run, rows, top)]
@@ -276,7 +398,19 @@ def report(run, rows, out, wall=None, command=None):
     if epoch_series(rows):
         parts += ["", "## Training epoch scaling (samples/s)", "",
                   "The same number of samples per run at every batch size.", "",
-                  epoch_table(rows, threads_list)]
+                  epoch_table(rows, threads_list), "",
+                  f"## Reference models: a {EPOCH:,}-sample epoch, {top} thread(s)", "",
+                  "Seconds from the epoch benchmark's samples/s.", "",
+                  epoch60k_table(rows, top)]
+    if architecture_rows(rows):
+        parts += ["", "## Architectures: training step and epoch", "",
+                  "The same network in the three libraries by construction "
+                  "(benchmarks/twins.py); ratios: the peer's time / fastnn's.", "",
+                  architecture_table(rows)]
+    if any(key[0] == "inference" for key in rows):
+        parts += ["", "## Small-batch inference latency", "",
+                  "Eval mode, median of many calls; ratios against fastnn's model(x).", "",
+                  inference_table(rows)]
     files = plot(run, rows, out)
     parts += ["", "## Plots", ""]
     parts += [f"![{f}]({f})" for f in files] or [
@@ -305,7 +439,9 @@ def main(argv=None):
     if path is None:
         path = args.out / "benchmarks.json"
         wall = run_suite(path, args.quick, args.pytest_args)
-        command = "python -m benchmarks.report" + (" --quick" if args.quick else "")
+        command = shlex.join(["python", "-m", "benchmarks.report"]
+                             + (["--quick"] if args.quick else [])
+                             + (["--", *args.pytest_args] if args.pytest_args else []))
     run, rows = load(path)
     if not rows:
         sys.exit(f"{path}: no benchmark results (was the run made with --benchmark-disable?)")

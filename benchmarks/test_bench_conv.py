@@ -18,7 +18,8 @@ N = 128
 CONVS = {"conv1 1->32 28x28 k3": (1, 28, 32, 3, False),
          "conv2 32->64 13x13 k3": (32, 13, 64, 3, True)}
 # name: (in, out, need_input_grad)
-LINEARS = {f"{i}->{o}": (i, o, i != 784) for i, o in [(784, 64), (64, 64), (64, 10), (1600, 128), (128, 10)]}
+LINEARS = {f"{i}->{o}": (i, o, i != 784)
+           for i, o in [(784, 64), (64, 64), (64, 10), (1600, 128), (128, 10)]}
 PASSES = ["fwd", "fwd+bwd"]
 
 

@@ -1,6 +1,7 @@
 """SGEMM: fastnn (every ISA variant) vs NumPy (OpenBLAS) vs PyTorch, 1..N threads, over
 a sweep of square sizes (the report's GFLOP/s-vs-size plot) and at the MNIST training
-shapes (forward A·B and backward A·Bᵀ, Aᵀ·B)."""
+shapes (forward A·B and backward A·Bᵀ, Aᵀ·B): batch 128, N=10 among them, and batch 1
+(M=1, the Linear layers of one-image inference, with their backward forms)."""
 import numpy as np
 import pytest
 
@@ -12,16 +13,18 @@ pytestmark = pytest.mark.benchmark(group="gemm")
 
 M = 128
 MNIST_KN = [(784, 64), (64, 64), (64, 10), (1600, 128), (128, 10)]
+BATCH1_KN = [(784, 64), (1600, 128), (128, 10)]
 SIZES = [64, 128, 256] if QUICK else [64, 128, 256, 512, 1024, 2048]
 
 
 def _cases():
     for s in SIZES:
         yield f"{s}^3", ("nn", s, s, s)
-    for k, n in MNIST_KN:
-        yield f"fwd {M}x{k}x{n}", ("nn", M, k, n)       # x @ W
-        yield f"dx {M}x{n}x{k}", ("nt", M, n, k)        # grad @ W.T
-        yield f"dW {k}x{M}x{n}", ("tn", k, M, n)        # x.T @ grad
+    for m, kn in ((M, MNIST_KN), (1, BATCH1_KN)):
+        for k, n in kn:
+            yield f"fwd {m}x{k}x{n}", ("nn", m, k, n)       # x @ W
+            yield f"dx {m}x{n}x{k}", ("nt", m, n, k)        # grad @ W.T
+            yield f"dW {k}x{m}x{n}", ("tn", k, m, n)        # x.T @ grad
 
 
 CASES = dict(_cases())

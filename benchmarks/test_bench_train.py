@@ -1,38 +1,53 @@
-"""Training speed: fastnn vs PyTorch on the reference MLP and CNN, Adam, cross-entropy,
-1..N threads. Both libraries start from the same weights and see the same random images
-(speed does not depend on pixel values).
+"""Training speed: fastnn vs PyTorch vs Keras (TensorFlow), Adam (lr 1e-3), cross-entropy
+from logits, 1..N threads. The three start from the same weights (benchmarks.twins) and
+see the same random images (speed does not depend on pixel values); Keras gets them
+channels-last (NHWC), its fast layout on the CPU.
+
+The reference MLP and CNN ("training step", "training epoch"):
 
 "training step": one forward + loss + backward + update at batch 128 (median of 20).
 "epoch": the scaling benchmark, batch sizes 32..256 over a fixed 7,680 samples per run
 (60 batches of 128, 240 of 32, 30 of 256), so every run does the same work and times
 compare across batch sizes; median of 3 runs after a one-step warm-up, samples/s in the
-benchmark's extra_info. The GFLOP/s column counts 2 FLOPs per multiply-add: forward,
-weight gradients, and input gradients of every parameterised layer but the first
-(fastnn.profiling.training_flops)."""
-import numpy as np
+benchmark's extra_info. fastnn and PyTorch run the explicit loop over the batches;
+Keras runs what its users run, `train_on_batch` for a step and one `fit` epoch on the
+NumPy arrays for an epoch (in its own process, after a warm-up that traces the step:
+benchmarks.keras_runner says how it is timed). The GFLOP/s column counts 2 FLOPs per
+multiply-add: forward, weight gradients, and input gradients of every parameterised
+layer but the first (fastnn.profiling.training_flops).
+
+The architectures group ("architecture step", "architecture epoch"): networks beyond the
+reference models, all from fastnn.models: TinyVGG (hidden 32, padding 1), LeNet-5 (5x5
+convolutions, tanh, average pooling), a VGG-style CIFAR net (3x32x32), a stride-2
+convolution net without pooling, the 784-512-512-10 MLP with dropout, and the reference
+MLP and CNN; batch 32 and 128, a step (median of 10) and a pass over a fixed 512
+samples (16 batches of 32, 4 of 128; median of 3). Quick mode: the top thread count
+only, 128 samples, one round."""
+from typing import NamedTuple
+
 import pytest
 
 from fastnn import losses, models, optim
 from fastnn.profiling import training_flops
 
-from .conftest import QUICK, THREADS, library_threads
+from .conftest import QUICK, THREADS, library_threads, replay
+from .twins import inputs, torch_twin
 
 STEP_BATCH = 128
 EPOCH_BATCHES = [32, 64, 128, 256]
 EPOCH_SAMPLES = 256 if QUICK else 7680
-MODELS = {"mlp": models.mlp, "cnn": models.cnn}
+MODELS = ["mlp", "cnn"]
 KINDS = [("step", STEP_BATCH)] + [("epoch", b) for b in EPOCH_BATCHES]
+ROUNDS = {"step": 1 if QUICK else 20, "epoch": 1 if QUICK else 3}
+# the architectures group: quick mode runs the top thread count only
+ARCH_NAMES = ["tinyvgg", "lenet5", "vgg_cifar", "strided_cnn", "mlp_dropout", "mlp", "cnn"]
+ARCH_BATCHES = [32, 128]
+ARCH_SAMPLES = 128 if QUICK else 512
+ARCH_ROUNDS = {"step": 1 if QUICK else 10, "epoch": 1 if QUICK else 3}
+ARCH_THREADS = THREADS[-1:] if QUICK else THREADS
 
 
-def data(batch, samples):
-    rng = np.random.default_rng(0)
-    x = rng.random((samples, 1, 28, 28), dtype=np.float32)
-    y = rng.integers(0, 10, samples)
-    return [(x[i:i + batch], y[i:i + batch]) for i in range(0, samples, batch)]
-
-
-def fastnn_step(name):
-    model = MODELS[name](seed=0)
+def fastnn_step(model):
     loss_fn = losses.CrossEntropyLoss()
     opt = optim.Adam(model.parameters(), lr=1e-3)
 
@@ -44,17 +59,8 @@ def fastnn_step(name):
     return step
 
 
-def torch_step(torch, name):
-    tnn = torch.nn
-    if name == "mlp":
-        twin = tnn.Sequential(tnn.Flatten(), tnn.Linear(784, 64), tnn.ReLU(), tnn.Linear(64, 64),
-                              tnn.ReLU(), tnn.Linear(64, 10))
-    else:
-        twin = tnn.Sequential(tnn.Conv2d(1, 32, 3), tnn.ReLU(), tnn.MaxPool2d(2),
-                              tnn.Conv2d(32, 64, 3), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Flatten(),
-                              tnn.Linear(1600, 128), tnn.ReLU(), tnn.Linear(128, 10))
-    twin.load_state_dict({k: torch.from_numpy(p.data.copy())
-                          for k, p in MODELS[name](seed=0).named_parameters()})
+def torch_step(torch, model):
+    twin = torch_twin(model)
     opt = torch.optim.Adam(twin.parameters(), lr=1e-3)
 
     def step(xb, yb):
@@ -64,39 +70,85 @@ def torch_step(torch, name):
     return step
 
 
-def bench(benchmark, record, library, name, kind, batch, threads, step, convert=None):
-    batches = data(batch, batch if kind == "step" else EPOCH_SAMPLES)
-    if convert:
-        batches = [tuple(map(convert, b)) for b in batches]
-    samples = sum(len(yb) for _, yb in batches)
+def keras_case(case):
+    """The Keras process's description of a Case (benchmarks.keras_runner)."""
+    return {"group": case.group, "model": case.name, "kind": case.kind, "batch": case.batch,
+            "samples": case.samples, "rounds": case.rounds}
+
+
+def record_train(benchmark, record, library, name, kind, batch, samples, threads):
+    """Record a step or epoch case: FLOPs, samples/s, and the epoch's batch count."""
+    model = getattr(models, name)(seed=0)
+    count = samples // batch
+    stats = getattr(benchmark, "stats", None)
+    if stats and getattr(stats, "stats", None):
+        benchmark.extra_info["samples_per_sec"] = samples / stats.stats.median
+    flops = training_flops(model, (batch,) + model.input_shape) * count
+    shape = f"{name} b{batch}" + ("" if kind == "step" else f" x{count}")
+    record(benchmark, op=f"train {kind}", shape=shape, library=library, threads=threads,
+           flops=flops, model=name, batch=batch, samples=samples)
+
+
+def time_train(benchmark, record, library, case, torch=None):
+    """Time fastnn's (torch=None) or PyTorch's step loop over the case's images."""
+    group, name, kind, batch, samples, rounds, threads = case
+    model = getattr(models, name)(seed=0)
+    x, y = inputs(model, samples)
+    batches = [(x[i:i + batch], y[i:i + batch]) for i in range(0, samples, batch)]
+    if torch is None:
+        step = fastnn_step(model)
+    else:
+        step = torch_step(torch, model)
+        batches = [(torch.from_numpy(xb), torch.from_numpy(yb)) for xb, yb in batches]
 
     def run():
         for xb, yb in batches:
             step(xb, yb)
 
-    benchmark.group = f"training {kind}"
+    benchmark.group = f"{group} {kind}"
     with library_threads(library, threads):
         step(*batches[0])  # warm-up: buffers, caches, thread pools
-        benchmark.pedantic(run, rounds=1 if QUICK else 20 if kind == "step" else 3, iterations=1)
-    stats = getattr(benchmark, "stats", None)
-    if stats and getattr(stats, "stats", None):
-        benchmark.extra_info["samples_per_sec"] = samples / stats.stats.median
-    flops = training_flops(MODELS[name](seed=0), (batch, 1, 28, 28)) * len(batches)
-    shape = f"{name} b{batch}" + ("" if kind == "step" else f" x{len(batches)}")
-    record(benchmark, op=f"train {kind}", shape=shape, library=library, threads=threads,
-           flops=flops, model=name, batch=batch, samples=samples)
+        benchmark.pedantic(run, rounds=rounds, iterations=1)
+    record_train(benchmark, record, library, name, kind, batch, samples, threads)
 
 
-@pytest.mark.parametrize("threads", THREADS)
-@pytest.mark.parametrize("kind,batch", KINDS, ids=[f"{k}-b{b}" for k, b in KINDS])
-@pytest.mark.parametrize("name", MODELS)
-def test_train_fastnn(benchmark, record, name, kind, batch, threads):
-    bench(benchmark, record, "fastnn", name, kind, batch, threads, fastnn_step(name))
+class Case(NamedTuple):
+    group: str  # "training" or "architecture"
+    name: str  # a fastnn.models builder
+    kind: str  # "step" or "epoch"
+    batch: int
+    samples: int
+    rounds: int
+    threads: int
+
+    def __str__(self):
+        return f"{self.group}-{self.name}-{self.kind}-b{self.batch}-{self.threads}"
 
 
-@pytest.mark.parametrize("threads", THREADS)
-@pytest.mark.parametrize("kind,batch", KINDS, ids=[f"{k}-b{b}" for k, b in KINDS])
-@pytest.mark.parametrize("name", MODELS)
-def test_train_torch(benchmark, record, torch, name, kind, batch, threads):
-    bench(benchmark, record, "torch", name, kind, batch, threads, torch_step(torch, name),
-          convert=torch.from_numpy)
+CASES = [Case("training", name, kind, batch, batch if kind == "step" else EPOCH_SAMPLES,
+              ROUNDS[kind], threads)
+         for name in MODELS for kind, batch in KINDS for threads in THREADS] + [
+         Case("architecture", name, kind, batch, batch if kind == "step" else ARCH_SAMPLES,
+              ARCH_ROUNDS[kind], threads)
+         for name in ARCH_NAMES for kind in ("step", "epoch") for batch in ARCH_BATCHES
+         for threads in ARCH_THREADS]
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_train_fastnn(benchmark, record, case):
+    time_train(benchmark, record, "fastnn", case)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_train_torch(benchmark, record, torch, case):
+    time_train(benchmark, record, "torch", case, torch=torch)
+
+
+@pytest.mark.parametrize("keras_case,threads", [(keras_case(c), c.threads) for c in CASES],
+                         ids=[str(c) for c in CASES])
+def test_train_keras(benchmark, record, keras_times, keras_case, threads):
+    c = keras_case
+    benchmark.group = f"{c['group']} {c['kind']}"
+    replay(benchmark, keras_times(c, threads))
+    record_train(benchmark, record, "keras", c["model"], c["kind"], c["batch"], c["samples"],
+                 threads)

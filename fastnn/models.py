@@ -1,15 +1,20 @@
-"""Reference models for 28x28 grey images (MNIST, Fashion-MNIST), the same layers as
-the PyTorch examples they are benchmarked against. Weights are He-normal (N(0, 2/fan_in),
-zero biases: the init for ReLU nets), drawn from one np.random.Generator seeded by
-`seed`. In PyTorch runs of the accuracy tests' recipes (seeds 0-2) it scored about 1 point
-above PyTorch's default init (kaiming-uniform, a=sqrt(5)) for the MLPs and the
-Fashion-MNIST CNN, and the same for the MNIST CNN."""
+"""Model builders, each a seeded Sequential with its `input_shape`: the two reference
+models for 28x28 grey images (MNIST, Fashion-MNIST), the same layers as the PyTorch
+examples they are benchmarked against, and the architectures the benchmarks' group
+compares with PyTorch and Keras (benchmarks/test_bench_architectures.py).
+
+Weights are drawn from one np.random.Generator seeded by `seed` (Dropout masks too):
+He-normal (N(0, 2/fan_in), zero biases: the init for ReLU nets), Glorot-uniform for
+LeNet-5's tanh layers. In PyTorch runs of the accuracy tests' recipes (seeds 0-2)
+He-normal scored about 1 point above PyTorch's default init (kaiming-uniform,
+a=sqrt(5)) for the MLPs and the Fashion-MNIST CNN, and the same for the MNIST CNN."""
 import numpy as np
 
-from .nn import (AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, Module,
-                 ReLU, Sequential, register)
+from .nn import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear,
+                 MaxPool2d, Module, ReLU, Sequential, Tanh, register)
 
-__all__ = ["mlp", "cnn", "resnet", "BasicBlock"]
+__all__ = ["mlp", "cnn", "resnet", "BasicBlock", "tinyvgg", "lenet5", "vgg_cifar",
+           "strided_cnn", "mlp_dropout"]
 
 
 def mlp(seed=None):
@@ -83,3 +88,61 @@ def resnet(channels=(16, 32, 64), blocks=(1, 1, 1), num_classes=10, in_channels=
             width = c
     layers += [AdaptiveAvgPool2d(1), Flatten(), Linear(width, num_classes, seed=rng, init="he")]
     return Sequential(*layers, input_shape=(in_channels, 28, 28))
+
+
+def _vgg_block(c_in, c_out, rng):
+    """Two 3x3 convolutions (padding 1, each followed by ReLU), then a 2x2 max pool."""
+    return [Conv2d(c_in, c_out, 3, padding=1, seed=rng, init="he"), ReLU(),
+            Conv2d(c_out, c_out, 3, padding=1, seed=rng, init="he"), ReLU(), MaxPool2d(2)]
+
+
+def tinyvgg(seed=None, hidden=32):
+    """TinyVGG (the CNN Explainer's net) on 1x28x28: two blocks of Conv2d(3x3, padding
+    1), ReLU, Conv2d(3x3, padding 1), ReLU, MaxPool2d(2) with `hidden` channels, then
+    Flatten and Linear(hidden * 7 * 7, 10)."""
+    rng = np.random.default_rng(seed)
+    return Sequential(*_vgg_block(1, hidden, rng), *_vgg_block(hidden, hidden, rng), Flatten(),
+                      Linear(hidden * 7 * 7, 10, seed=rng, init="he"), input_shape=(1, 28, 28))
+
+
+def lenet5(seed=None):
+    """LeNet-5 on 1x28x28 (padded to keep the 28x28 maps of its 32x32 original):
+    Conv2d(1, 6, 5, padding=2), Tanh, AvgPool2d(2), Conv2d(6, 16, 5), Tanh, AvgPool2d(2),
+    Flatten, Linear(400, 120), Tanh, Linear(120, 84), Tanh, Linear(84, 10)."""
+    rng = np.random.default_rng(seed)
+    return Sequential(Conv2d(1, 6, 5, padding=2, seed=rng, init="glorot"), Tanh(), AvgPool2d(2),
+                      Conv2d(6, 16, 5, seed=rng, init="glorot"), Tanh(), AvgPool2d(2), Flatten(),
+                      Linear(400, 120, seed=rng, init="glorot"), Tanh(),
+                      Linear(120, 84, seed=rng, init="glorot"), Tanh(),
+                      Linear(84, 10, seed=rng, init="glorot"), input_shape=(1, 28, 28))
+
+
+def vgg_cifar(seed=None):
+    """A VGG-style net for 3x32x32 images (CIFAR-10): blocks of 32 and 64 channels (each
+    two 3x3 convolutions with padding 1 and ReLU, then MaxPool2d(2)), Flatten,
+    Linear(4096, 256), ReLU, Linear(256, 10)."""
+    rng = np.random.default_rng(seed)
+    return Sequential(*_vgg_block(3, 32, rng), *_vgg_block(32, 64, rng), Flatten(),
+                      Linear(4096, 256, seed=rng, init="he"), ReLU(),
+                      Linear(256, 10, seed=rng, init="he"), input_shape=(3, 32, 32))
+
+
+def strided_cnn(seed=None):
+    """Downsampling by stride-2 convolutions instead of pooling, on 1x28x28:
+    Conv2d(1, 32, 3, stride=2), ReLU, Conv2d(32, 64, 3, stride=2), ReLU, Flatten,
+    Linear(2304, 128), ReLU, Linear(128, 10) (no padding: 28 -> 13 -> 6)."""
+    rng = np.random.default_rng(seed)
+    return Sequential(Conv2d(1, 32, 3, stride=2, seed=rng, init="he"), ReLU(),
+                      Conv2d(32, 64, 3, stride=2, seed=rng, init="he"), ReLU(), Flatten(),
+                      Linear(2304, 128, seed=rng, init="he"), ReLU(),
+                      Linear(128, 10, seed=rng, init="he"), input_shape=(1, 28, 28))
+
+
+def mlp_dropout(seed=None, p=0.2):
+    """The 784-512-512-10 MLP of the Keras MNIST example: Flatten, Linear(784, 512),
+    ReLU, Dropout(p), Linear(512, 512), ReLU, Dropout(p), Linear(512, 10)."""
+    rng = np.random.default_rng(seed)
+    return Sequential(Flatten(), Linear(784, 512, seed=rng, init="he"), ReLU(),
+                      Dropout(p, seed=rng), Linear(512, 512, seed=rng, init="he"), ReLU(),
+                      Dropout(p, seed=rng),
+                      Linear(512, 10, seed=rng, init="he"), input_shape=(1, 28, 28))

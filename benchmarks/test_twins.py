@@ -1,0 +1,66 @@
+"""The benchmarks' PyTorch and Keras twins (benchmarks.twins) are the fastnn models:
+same parameter count, and the same outputs in eval mode from the copied weights (Keras
+on the NHWC copy of the input, in its own process like its benchmarks)."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastnn import models
+
+from . import keras_runner
+from .twins import inputs, torch_twin
+
+NAMES = ["mlp", "cnn", "tinyvgg", "lenet5", "vgg_cifar", "strided_cnn", "mlp_dropout"]
+
+
+def fastnn_outputs(name, batch=4):
+    model = getattr(models, name)(seed=0).eval()
+    x, _ = inputs(model, batch, seed=1)
+    return model, x, model(x).copy()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_torch_twin(name):
+    torch = pytest.importorskip("torch", reason="PyTorch not installed: pip install torch==2.13.0")
+    model, x, expected = fastnn_outputs(name)
+    twin = torch_twin(model).eval()
+    assert (sum(p.numel() for p in twin.parameters()) ==
+            sum(p.data.size for p in model.parameters()))
+    with torch.no_grad():
+        out = twin(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
+
+
+KERAS_CHECK = """
+import json, sys
+import keras
+from fastnn import models
+from benchmarks.twins import inputs, keras_twin, nhwc
+result = {}
+for name in sys.argv[1:]:
+    model = models.__dict__[name](seed=0)
+    twin = keras_twin(model, keras)
+    x, _ = inputs(model, 4, seed=1)
+    result[name] = {"params": twin.count_params(),
+                    "out": keras.ops.convert_to_numpy(twin(nhwc(x), training=False)).tolist()}
+print(json.dumps(result))
+"""
+
+
+def test_keras_twins():
+    if keras_runner.missing():
+        pytest.skip(keras_runner.missing())
+    proc = subprocess.run([sys.executable, "-c", KERAS_CHECK, *NAMES], capture_output=True,
+                          text=True, cwd=keras_runner.ROOT,
+                          env=dict(keras_runner.os.environ, KERAS_BACKEND="tensorflow",
+                                   TF_CPP_MIN_LOG_LEVEL="2"))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(proc.stdout.splitlines()[-1])
+    for name in NAMES:
+        model, _, expected = fastnn_outputs(name)
+        assert result[name]["params"] == sum(p.data.size for p in model.parameters()), name
+        np.testing.assert_allclose(np.array(result[name]["out"], np.float32), expected,
+                                   rtol=1e-4, atol=1e-5, err_msg=name)
