@@ -97,9 +97,10 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """torch.optim.SGD: optional momentum (with Nesterov) and L2 weight decay."""
+    """torch.optim.SGD: optional momentum (with Nesterov) and L2 weight decay; lr 1e-3 by
+    default, as in torch 2."""
 
-    def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0,
+    def __init__(self, params, lr=1e-3, momentum=0.0, nesterov=False, weight_decay=0.0,
                  dampening=0.0):
         super().__init__(params, lr)
         momentum, weight_decay, dampening = (as_real(v, k, "SGD") for k, v in (

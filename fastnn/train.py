@@ -13,8 +13,6 @@ import time
 import fastnn
 from fastnn import datasets, models, optim
 
-MNIST_FALLBACK_TRAIN = 8000
-
 
 def _positive(text):
     value = int(text)
@@ -47,33 +45,13 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def load_data(name, root, download):
-    """((x_train, y_train), (x_test, y_test), note): the dataset, or MNIST's test split
-    divided in two when only that split is available locally."""
-    try:
-        train = datasets.load(name, "train", root, download=name != "mnist" and download)
-    except FileNotFoundError:
-        if name != "mnist":
-            raise
-        try:
-            x, y = datasets.load("mnist", "test", root, download=False)
-        except FileNotFoundError:  # nothing local: load both splits, downloading if allowed
-            train = datasets.load(name, "train", root, download=download)
-        else:
-            n = min(MNIST_FALLBACK_TRAIN, len(x) * 4 // 5)  # 80 % of a smaller file
-            note = (f"MNIST training split not found; training on the first {n:,} "
-                    f"test-split images and evaluating on the remaining {len(x) - n:,}")
-            return (x[:n], y[:n]), (x[n:], y[n:]), note
-    test = datasets.load(name, "test", root, download=download)
-    return train, test, None
-
-
 def main(argv=None):
     args = parse_args(argv)
     if args.threads:
         fastnn.set_num_threads(args.threads)
     try:
-        (x, y), (xt, yt), note = load_data(args.dataset, args.data_root, not args.no_download)
+        (x, y), (xt, yt), note = datasets.load_splits(
+            args.dataset, args.data_root, not args.no_download)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: cannot load {args.dataset}: {e}", file=sys.stderr)
         return 2
