@@ -34,6 +34,8 @@ def parse_args(argv=None):
                    help="kernel threads (default: OpenMP's choice)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save", metavar="PATH", help="write the trained model here")
+    p.add_argument("--export-onnx", metavar="PATH",
+                   help="write the trained model as ONNX here (needs the onnx package)")
     p.add_argument("--data-root", metavar="DIR",
                    help="look for <DIR>/<dataset>/*-idx?-ubyte[.gz] first")
     p.add_argument("--limit", type=_positive, default=None,
@@ -82,6 +84,14 @@ def main(argv=None):
             print(f"error: cannot save the model to {args.save}: {e}", file=sys.stderr)
             return 1
         print(f"saved to {args.save}")
+    if args.export_onnx:
+        from fastnn import onnx
+        try:
+            onnx.export(model, args.export_onnx, input_shape=(1, 28, 28))
+        except (ImportError, OSError) as e:
+            print(f"error: cannot export the model to {args.export_onnx}: {e}", file=sys.stderr)
+            return 1
+        print(f"exported to {args.export_onnx} (ONNX opset {onnx.DEFAULT_OPSET})")
     return 0
 
 

@@ -585,7 +585,8 @@ def test_loss_boundary(data):
 
 
 OPTIMIZERS = {optim.SGD: ["lr", "momentum", "weight_decay", "dampening"],
-              optim.Adam: ["lr", "eps", "weight_decay"], optim.AdamW: ["lr", "eps", "weight_decay"]}
+              optim.Adam: ["lr", "eps", "weight_decay"], optim.AdamW: ["lr", "eps", "weight_decay"],
+              optim.RMSprop: ["lr", "alpha", "eps", "weight_decay", "momentum"]}
 
 
 @settings(FUZZ, max_examples=300)
@@ -602,6 +603,9 @@ def test_optimizer_boundary(data):
     kwargs = {"lr": 0.1}
     if cls is optim.SGD:
         kwargs.update(momentum=draw(st.sampled_from([0.0, 0.9])), weight_decay=0.01)
+    if cls is optim.RMSprop:
+        kwargs.update(momentum=draw(st.sampled_from([0.0, 0.9])), weight_decay=0.01,
+                      centered=draw(st.booleans()))
     hostile = draw(st.booleans())
     if hostile:
         kwargs[draw(st.sampled_from(OPTIMIZERS[cls]))] = draw(st.sampled_from(HOSTILE_REALS))
@@ -624,6 +628,9 @@ def test_optimizer_boundary(data):
                 R.sgd_step(w, g, np.zeros_like(w), lr=hyper["lr"], momentum=hyper["momentum"],
                            dampening=hyper["dampening"], weight_decay=hyper["weight_decay"],
                            nesterov=hyper["nesterov"], first_step=True)
+            elif cls is optim.RMSprop:
+                R.rmsprop_step(w, g, np.zeros_like(w), np.zeros_like(w), np.zeros_like(w),
+                               **hyper)
             else:
                 R.adam_step(w, g, np.zeros_like(w), np.zeros_like(w), step=1, lr=hyper["lr"],
                             beta1=hyper["betas"][0], beta2=hyper["betas"][1], eps=hyper["eps"],

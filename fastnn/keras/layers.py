@@ -218,7 +218,8 @@ class Layer(Module):
         return self._out_shape
 
     def count_params(self):
-        return sum(p.data.size for p in self.parameters())
+        """Keras' count: every weight, the non-trainable ones (moving statistics) too."""
+        return sum(w.size for w in self.get_weights())
 
     def get_weights(self):
         return []

@@ -118,7 +118,7 @@ class Model(nn.Model):
 
     # ---- fit / evaluate / predict ----
 
-    def _ensure_built(self, x):
+    def _ensure_built(self, x=None):
         pass
 
     def _require_compiled(self, what):
@@ -261,7 +261,8 @@ class Model(nn.Model):
             k += n
 
     def count_params(self):
-        return sum(p.data.size for p in self.parameters())
+        """Keras' count: every weight, the non-trainable ones (moving statistics) too."""
+        return sum(layer.count_params() for layer in self.layers)
 
     def summary(self, print_fn=None):
         """Print Keras' summary table: each layer, its output shape (channels-last) and
@@ -280,9 +281,8 @@ class Model(nn.Model):
             lines.append(f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}")
             if j == 0:
                 lines.append(rule)
-        params = self.parameters()
-        total = sum(p.data.size for p in params)
-        trainable = sum(p.data.size for p in params if p.requires_grad)
+        total = self.count_params()
+        trainable = sum(p.data.size for p in self.parameters() if p.requires_grad)
         lines += [rule, f"Total params: {total:,}", f"Trainable params: {trainable:,}",
                   f"Non-trainable params: {total - trainable:,}"]
         text = "\n".join(lines)
@@ -298,62 +298,71 @@ def _argmax_or_round_correct(pred, target):
 
 
 class Sequential(Model):
-    """keras.Sequential: layers added in order (a list, or `.add`); built when the input
-    shape is known (the first layer's input_shape, an Input added first, or the first
-    fit/predict/evaluate)."""
+    """keras.Sequential: layers added in order (a list, or `.add`), each built as it is
+    added once the input shape is known (the first layer's input_shape or an Input added
+    first), else at the first fit/predict/evaluate from the data's shape."""
 
     def __init__(self, layers=None, name=None):
         super().__init__(name=name or "sequential")
         self._pending = []
-        self._input = None
+        self._input = self._output = None
         for layer in layers or []:
             self.add(layer)
 
     def add(self, layer):
-        if self._functional:
-            raise RuntimeError("Sequential.add: the model is already built; add every layer "
-                               "before fit/predict/summary")
         if isinstance(layer, _layers.KerasTensor):
             if self._pending or self._input is not None:
                 raise ValueError("Sequential.add: an Input must come first")
-            self._input = layer
+            self._input = self._output = layer
             return
         if not isinstance(layer, _layers.Layer):
             raise TypeError(f"Sequential.add: expected a fastnn.keras layer, got "
                             f"{type(layer).__name__}")
         if self._input is None and not self._pending and layer.input_shape_arg is not None:
-            self._input = _layers.Input(layer.input_shape_arg)
+            self._input = self._output = _layers.Input(layer.input_shape_arg)
         self._pending.append(layer)
+        if self._output is not None:
+            self._output = layer(self._output)
 
     @property
     def layers(self):
         return list(self._pending)
 
-    def _build(self):
-        if not self._pending:
+    def _ensure_built(self, x=None):
+        """Make the model's graph from the layers added so far (the input shape from x
+        when no layer gave one)."""
+        if self._output is None:
+            if x is None:
+                raise ValueError("Sequential: the model is not built yet (give the first layer "
+                                 "an input_shape, add an Input, or call fit/predict first)")
+            if not self._pending:
+                raise ValueError("Sequential: the model has no layers")
+            self._input = self._output = _layers.Input(x.shape[1:])
+            for layer in self._pending:
+                self._output = layer(self._output)
+        if self._functional and self.outputs[0] is self._output.value:
+            return
+        if self._output is self._input:
             raise ValueError("Sequential: the model has no layers")
-        out = self._input
-        for layer in self._pending:
-            out = layer(out)
         compiled = self._compiled
-        Model.__init__(self, self._input, out, self.name)
+        Model.__init__(self, self._input, self._output, self.name)
         self._compiled = compiled
         if compiled is not None:
             self._plan_loss()
 
-    def _ensure_built(self, x):
-        if self._functional:
-            return
-        if self._input is None:
-            self._input = _layers.Input(x.shape[1:])
-        self._build()
-
     def compile(self, *args, **kwargs):
-        if not self._functional and self._input is not None and self._pending:
-            self._build()
         super().compile(*args, **kwargs)
+        if self._output is not None:
+            self._ensure_built()
 
     def summary(self, print_fn=None):
-        if not self._functional and self._input is not None and self._pending:
-            self._build()
+        self._ensure_built()
         return super().summary(print_fn)
+
+    def get_weights(self):
+        self._ensure_built()
+        return super().get_weights()
+
+    def set_weights(self, weights):
+        self._ensure_built()
+        super().set_weights(weights)
