@@ -318,6 +318,16 @@ def cross_entropy(logits, labels):
     return -log_softmax(logits)[np.arange(n), labels].mean()
 
 
+def cross_entropy_probs(logits, probs):
+    """Mean over rows of -sum(probs * log_softmax(logits)): class-probability targets."""
+    return -(probs * log_softmax(logits)).sum() / logits.shape[0]
+
+
+def cross_entropy_probs_backward(logits, probs):
+    """Gradient of :func:`cross_entropy_probs`: (softmax * rowsum(probs) - probs) / N."""
+    return (softmax(logits) * probs.sum(axis=1, keepdims=True) - probs) / logits.shape[0]
+
+
 def cross_entropy_backward(logits, labels):
     """Gradient of :func:`cross_entropy` w.r.t. logits: (softmax - onehot) / N."""
     _check_labels(logits, labels)

@@ -540,6 +540,7 @@ def test_layer_boundary(data):
 
 
 LOSSES = [losses.CrossEntropyLoss, losses.BCEWithLogitsLoss, losses.MSELoss]
+SOFT = "probabilities"  # CrossEntropyLoss with float class-probability targets
 
 
 @settings(FUZZ, max_examples=300)
@@ -547,10 +548,11 @@ LOSSES = [losses.CrossEntropyLoss, losses.BCEWithLogitsLoss, losses.MSELoss]
 def test_loss_boundary(data):
     draw = data.draw
     r = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    loss_fn = draw(st.sampled_from(LOSSES))()
+    kind = draw(st.sampled_from(LOSSES + [SOFT]))
+    loss_fn = losses.CrossEntropyLoss() if kind == SOFT else kind()
     n, c = dims(draw, 1, 5), dims(draw, 1, 5)
     pred = randn(r, n, c)
-    target = (r.integers(0, c, n) if isinstance(loss_fn, losses.CrossEntropyLoss)
+    target = (r.integers(0, c, n) if kind is losses.CrossEntropyLoss
               else r.random((n, c)).astype(np.float32))
     which = draw(st.sampled_from(["pred", "target"]))
     mutation = draw(st.sampled_from(["layout", "dtype", "batch", "ndim", "nonfinite"]))
@@ -574,6 +576,10 @@ def test_loss_boundary(data):
         return
     name = {"CrossEntropyLoss": "cross_entropy", "BCEWithLogitsLoss":
             "binary_cross_entropy_with_logits", "MSELoss": "mse_loss"}[type(loss_fn).__name__]
+    if kind == SOFT:
+        if np.asarray(target).dtype.kind != "f":  # a dtype mutation: integer labels now
+            return
+        name = "cross_entropy_probs"
     with np.errstate(all="ignore"):
         try:
             want = getattr(R, name)(to64(pred), to64(target))
@@ -638,10 +644,80 @@ def test_optimizer_boundary(data):
             assert_matches(p.data, w)
 
 
+@settings(FUZZ, max_examples=200)
+@given(data=st.data())
+def test_to_categorical_boundary(data):
+    """fastnn.keras.utils.to_categorical on hostile labels and class counts."""
+    from fastnn.keras.utils import to_categorical
+    draw = data.draw
+    r = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    labels = r.integers(0, 5, dims(draw, 0, 6))
+    num_classes = draw(st.sampled_from([None, 5, 7]))
+    mutation = draw(st.sampled_from(["none", "dtype", "range", "classes", "column"]))
+    if mutation == "dtype":
+        labels = labels.astype(draw(st.sampled_from(HOSTILE_DTYPES + [np.float32])))
+        if labels.dtype.kind == "f" and labels.size:
+            labels = labels + draw(st.sampled_from([0.0, 0.5]))
+    elif mutation == "range" and labels.size:
+        labels[0] = draw(st.sampled_from([-1, 5, 2**40]))
+    elif mutation == "classes":
+        num_classes = draw(st.sampled_from(HOSTILE_INTS))
+    elif mutation == "column":
+        labels = labels[:, None]
+    status, got = call("to_categorical", lambda: to_categorical(labels, num_classes))
+    if status == "raised":
+        assert mutation != "none" or (labels.size == 0 and num_classes is None), got
+        check_named(got, {"to_categorical"})
+        return
+    flat = np.asarray(labels).reshape(-1).astype(np.int64)
+    assert got.dtype == np.float32 and got.size == flat.size * got.shape[-1]
+    rows = got.reshape(-1, got.shape[-1])
+    assert np.array_equal(rows.sum(-1), np.ones(flat.size))
+    if flat.size:
+        assert np.array_equal(rows.argmax(-1), flat)
+
+
+@settings(FUZZ, max_examples=200)
+@given(data=st.data())
+def test_safetensors_file_boundary(data, tmp_path_factory):
+    """fastnn.load_weights on valid files with hostile byte edits: a truncation, a flipped
+    byte or a rewritten header loads the weights or raises ValueError naming the file."""
+    draw = data.draw
+    model = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 2, bias=False))
+    path = tmp_path_factory.getbasetemp() / "fuzz.safetensors"
+    fastnn.save_weights(model, path)
+    blob = bytearray(path.read_bytes())
+    how = draw(st.sampled_from(["truncate", "flip", "extend", "header"]))
+    if how == "truncate":
+        blob = blob[:draw(st.integers(0, len(blob) - 1))]
+    elif how == "flip":
+        k = draw(st.integers(0, len(blob) - 1))
+        blob[k] ^= 1 << draw(st.integers(0, 7))
+    elif how == "extend":
+        blob += bytes(draw(st.integers(1, 64)))
+    else:
+        n = int.from_bytes(blob[:8], "little")
+        text = draw(st.sampled_from(['[]', '{"a": 1}', '{"0.weight": {"dtype": "F32", '
+                                     '"shape": [2, 3], "data_offsets": [0, 99]}}', '{',
+                                     '{"0.weight": {"dtype": "Q9", "shape": [1], '
+                                     '"data_offsets": [0, 4]}}']))
+        blob = len(text).to_bytes(8, "little") + text.encode() + blob[8 + n:]
+    bad = path.with_name("bad.safetensors")
+    bad.write_bytes(bytes(blob))
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    status, got = call("safetensors", lambda: fastnn.load_weights(model, bad))
+    if status == "raised":
+        assert isinstance(got, ValueError) and str(bad) in str(got), got
+        for k, v in model.state_dict().items():  # nothing half-loaded
+            assert np.array_equal(v, before[k])
+        return
+    assert how == "flip"  # only a flip inside the data can leave a valid file
+
+
 # calls: 29 kernel functions x 175 examples x 2, layers 400 x 1-3, losses and optimizers
 # 300 x 1-2
 QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losses": 300,
-         "optimizers": 300}
+         "optimizers": 300, "to_categorical": 200, "safetensors": 200}
 
 
 def test_call_count():

@@ -3,6 +3,7 @@ import random
 
 import numpy as np
 
+from .._core import is_int
 from . import layers as _layers
 
 __all__ = ["to_categorical", "set_random_seed"]
@@ -21,7 +22,13 @@ def to_categorical(x, num_classes=None):
         if x.size == 0:
             raise ValueError("to_categorical: x is empty; pass num_classes")
         num_classes = int(x.max()) + 1
+    if not is_int(num_classes) or num_classes < 1:
+        raise ValueError(f"to_categorical: num_classes must be a positive int, got "
+                         f"{num_classes!r}")
     num_classes = int(num_classes)
+    if x.size * num_classes > 1 << 34:
+        raise MemoryError(f"to_categorical: {x.size} labels x {num_classes} classes is too "
+                          f"large")
     if x.size and (x.min() < 0 or x.max() >= num_classes):
         raise ValueError(f"to_categorical: labels must lie in [0, {num_classes}), got "
                          f"[{x.min()}, {x.max()}]")
