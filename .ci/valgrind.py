@@ -1,7 +1,9 @@
 """valgrind memcheck of one training step (forward, loss, backward, Adam) of each reference
 model, fastnn.models.mlp, fastnn.models.cnn and a small fastnn.models.resnet (graph,
-BatchNorm, Add, global pooling), and of a functional graph with Concatenate and
-Conv2d(padding="same"), on every ISA variant this CPU runs; then the resnet in eval mode.
+BatchNorm, Add, global pooling), of a functional graph with Concatenate and
+Conv2d(padding="same") (then in eval mode), and of a small residual block written with
+fastnn.functional (batch norm, residual add, concatenation, global average pooling), on
+every ISA variant this CPU runs.
 
     python .ci/valgrind.py            # runs itself under valgrind, exits 1 on any report
 
@@ -13,6 +15,40 @@ import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
+
+
+def functional_step(rng):
+    """One SGD step of conv -> batch norm -> relu -> add(x) -> concatenate(x) -> global
+    average pooling -> linear, each backward by hand; then batch norm in eval mode."""
+    import numpy as np
+
+    from fastnn import _core, functional as F
+
+    x = rng.random((4, 3, 7, 7), dtype=np.float32)
+    labels = rng.integers(0, 10, 4)
+    w = rng.standard_normal((3, 3, 3, 3), dtype=np.float32) * 0.2
+    gamma, beta = np.ones(3, np.float32), np.zeros(3, np.float32)
+    running_mean, running_var = np.zeros(3, np.float32), np.ones(3, np.float32)
+    wl, bl = rng.standard_normal((10, 6), dtype=np.float32) * 0.2, np.zeros(10, np.float32)
+    h = F.conv2d(x, w, None, padding=1)
+    b, mean, invstd = F.batch_norm(h, gamma, beta, running_mean, running_var, training=True)
+    r = F.relu(b)
+    c = F.concatenate([F.add([r, x]), x])
+    p = F.adaptive_avg_pool2d(c, 1).reshape(4, 6)
+    loss, g = F.cross_entropy_with_grad(F.linear(p, wl, bl), labels)
+    gp, gwl, gbl = F.linear_backward(g, p, wl)
+    gc = F.adaptive_avg_pool2d_backward(gp.reshape(4, 6, 1, 1), c.shape)
+    g_sum, _ = F.concatenate_backward(gc, [3, 3])  # add's backward: the identity
+    gh, ggamma, gbeta = F.batch_norm_backward(F.relu_backward(g_sum, b), h, gamma, mean,
+                                              invstd, training=True)
+    _, gw, _ = F.conv2d_backward(gh, x, w, padding=1, bias=False, need_input_grad=False)
+    _core.sgd_step([w, gamma, beta, wl, bl], [gw, ggamma, gbeta, gwl, gbl], None, lr=0.1,
+                   first_step=True)
+    y, mean, invstd = F.batch_norm(h, gamma, beta, running_mean, running_var, training=False)
+    F.batch_norm_backward(y, h, gamma, mean, invstd, training=False)
+    F.adaptive_avg_pool2d_backward(F.adaptive_avg_pool2d(c, (3, 5)), c.shape)
+    F.batch_norm(p, None, None, None, None, training=True)  # (N, C): the column path
+    return loss
 
 
 def workload():
@@ -46,6 +82,9 @@ def workload():
             assert np.isfinite(loss), loss
             print(f"{isa} {make.__name__}: one step, loss {loss:.4f}", flush=True)
         assert np.isfinite(model.eval()(x)).all()
+        loss = functional_step(rng)
+        assert np.isfinite(loss), loss
+        print(f"{isa} functional residual block: one step, loss {loss:.4f}", flush=True)
 
 
 def ours(error):

@@ -79,6 +79,30 @@ int fnn_max_pool2d_backward(const fnn_pool2d *p, const float *gy, const int64_t 
                             const float *x, float *gx);
 int fnn_avg_pool2d(const fnn_pool2d *p, const float *x, float *y);
 int fnn_avg_pool2d_backward(const fnn_pool2d *p, const float *gy, float *gx);
+/* Adaptive average pooling of `planes` h x w planes to oh x ow (torch's windows: output
+ * row i averages rows [floor(i*h/oh), ceil((i+1)*h/oh)), columns likewise), any sizes
+ * >= 1; a 1x1 output is global average pooling (summed in double). */
+int fnn_adaptive_avg_pool2d(int64_t planes, int64_t h, int64_t w, int64_t oh, int64_t ow,
+                            const float *x, float *y);
+int fnn_adaptive_avg_pool2d_backward(int64_t planes, int64_t h, int64_t w, int64_t oh,
+                                     int64_t ow, const float *gy, float *gx);
+
+/* ---- batch normalization (norm.c) ----
+ * x is (n, c, s): statistics per channel over its n planes of s values (m = n*s),
+ * summed in double in a fixed order. training: the batch mean and biased variance,
+ * and (when given) running = (1 - momentum) * running + momentum * stat, with the
+ * unbiased variance for running_var (FNN_EINVAL if m == 1; m == 0 gives NaN
+ * statistics and leaves the running ones). Otherwise the running statistics
+ * (required). save_mean and save_invstd = 1/sqrt(var + eps) get the statistics used,
+ * which the backward takes. weight and bias may be NULL (scale 1, shift 0); a NULL
+ * gradient is not computed. */
+int fnn_batch_norm(int64_t n, int64_t c, int64_t s, const float *x, const float *weight,
+                   const float *bias, float *running_mean, float *running_var, int training,
+                   double momentum, double eps, float *y, float *save_mean, float *save_invstd);
+int fnn_batch_norm_backward(int64_t n, int64_t c, int64_t s, const float *grad_y,
+                            const float *x, const float *weight, const float *save_mean,
+                            const float *save_invstd, int training, float *grad_x,
+                            float *grad_weight, float *grad_bias);
 
 /* ---- activations (activation.c) ----
  * n elements (y may be x: in place); softmax and log_softmax over rows of `cols`.
@@ -96,6 +120,10 @@ int fnn_softmax_backward(int64_t rows, int64_t cols, const float *gy, const floa
 int fnn_log_softmax(int64_t rows, int64_t cols, const float *x, float *y);
 int fnn_log_softmax_backward(int64_t rows, int64_t cols, const float *gy, const float *y,
                              float *gx);
+
+/* ---- merging (merge.c) ----
+ * y = ((xs[0] + xs[1]) + xs[2]) + ... over n elements; y may be one of the inputs. */
+int fnn_add(int64_t count, int64_t n, const float *const *xs, float *y);
 
 /* ---- losses, mean reduction (loss.c) ----
  * `loss` (double, may be NULL) and `grad` (the gradient w.r.t. the first input, may

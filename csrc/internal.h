@@ -80,7 +80,7 @@ typedef struct {
 } fnn_rmsprop_consts;
 
 /* Elementwise loops of one ISA (simd/elementwise_kernel.h): the memory-bound
- * activations, 2x2 max pooling and the optimizer updates. */
+ * activations and add, sums in double, 2x2 max pooling and the optimizer updates. */
 typedef struct {
     void (*relu)(int64_t n, const float *x, float *y);
     void (*relu_backward)(int64_t n, const float *gy, const float *x, float *gx);
@@ -89,7 +89,14 @@ typedef struct {
                                 float *gx);
     void (*sigmoid)(int64_t n, const float *x, float *y);
     void (*tanh)(int64_t n, const float *x, float *y);
+    void (*add)(int64_t n, const float *a, const float *b, float *y);  /* y may be a */
     double (*exp_sum)(int64_t n, const float *x, float shift, float *out);  /* fnn_exp_sum */
+    /* Sums in double over n elements, in lanes whose order is the same on every ISA:
+     * sums gives s = sum(x - shift) and q = sum((x - shift)^2) (batch-norm statistics,
+     * global average pooling); dot_sums s = sum(g) and q = sum(g * (x - shift)). */
+    void (*sums)(int64_t n, const float *x, float shift, double *s, double *q);
+    void (*dot_sums)(int64_t n, const float *g, const float *x, float shift, double *s,
+                     double *q);
     /* oh output rows of 2x2/stride-2 max pooling from rows x[0..2*oh) of width w;
      * idx (may be NULL) gets base + the offset from x of each maximum. w < 2^31. */
     void (*max_pool_2x2)(int64_t oh, int64_t ow, int w, const float *x, int64_t base, float *y,

@@ -1,4 +1,5 @@
-/* pool.c: max and average pooling over NCHW planes, forward and backward.
+/* pool.c: max, average and adaptive average pooling over NCHW planes, forward and
+ * backward.
  *
  * Threads split the planes (N*C), so a backward scatter into overlapping windows
  * never has two threads writing one element, and each element's sum runs in window
@@ -152,53 +153,75 @@ static void max_backward_planes(int64_t lo, int64_t hi, void *ctx)
     }
 }
 
+/* torch's adaptive windows: output i covers [floor(i*n/out), ceil((i+1)*n/out)). */
+static inline void adaptive_window(int64_t i, int64_t n, int64_t out, int64_t *lo, int64_t *hi)
+{
+    *lo = i * n / out;
+    *hi = ((i + 1) * n + out - 1) / out;
+}
+
+/* The window of output (oi, oj), rows [*i0, *i1) and columns [*j0, *j1) of the plane,
+ * and the divisor of its average: kh*kw (padding counts) for a fixed window, its own
+ * size for an adaptive one (kh == 0). */
+static inline float avg_window(const fnn_pool2d *p, int64_t oi, int64_t oj, int64_t *i0,
+                               int64_t *i1, int64_t *j0, int64_t *j1)
+{
+    if (p->kh == 0) {
+        adaptive_window(oi, p->h, p->oh, i0, i1);
+        adaptive_window(oj, p->w, p->ow, j0, j1);
+        return (float)((*i1 - *i0) * (*j1 - *j0));
+    }
+    clip(oi * p->sh - p->ph, p->kh, p->h, i0, i1);
+    clip(oj * p->sw - p->pw, p->kw, p->w, j0, j1);
+    return (float)(p->kh * p->kw);
+}
+
+/* Each window summed in float in row-major order, divided once; adaptive pooling to
+ * 1x1 (global average pooling) sums its plane in the ISA's double lanes instead. */
 static void avg_forward_planes(int64_t lo, int64_t hi, void *ctx)
 {
     pool_job *J = ctx;
     const fnn_pool2d *p = J->p;
     int64_t in = p->h * p->w, out = p->oh * p->ow;
-    float div = (float)(p->kh * p->kw);
     for (int64_t q = lo; q < hi; q++) {
         const float *x = J->x + q * in;
         float *y = J->y + q * out;
-        for (int64_t oi = 0; oi < p->oh; oi++) {
-            int64_t i0, i1;
-            clip(oi * p->sh - p->ph, p->kh, p->h, &i0, &i1);
+        if (p->kh == 0 && out == 1) {
+            double s, unused;
+            fnn_active->ew.sums(in, x, 0.0f, &s, &unused);
+            y[0] = (float)(s / (double)in);
+            continue;
+        }
+        for (int64_t oi = 0; oi < p->oh; oi++)
             for (int64_t oj = 0; oj < p->ow; oj++) {
-                int64_t j0, j1;
-                clip(oj * p->sw - p->pw, p->kw, p->w, &j0, &j1);
-                float s = 0.0f;
+                int64_t i0, i1, j0, j1;
+                float div = avg_window(p, oi, oj, &i0, &i1, &j0, &j1), s = 0.0f;
                 for (int64_t i = i0; i < i1; i++)
                     for (int64_t j = j0; j < j1; j++)
                         s += x[i * p->w + j];
                 y[oi * p->ow + oj] = s / div;
             }
-        }
     }
 }
 
+/* gx: each gy / (its window's divisor) added over the window, outputs in row-major order. */
 static void avg_backward_planes(int64_t lo, int64_t hi, void *ctx)
 {
     pool_job *J = ctx;
     const fnn_pool2d *p = J->p;
     int64_t in = p->h * p->w, out = p->oh * p->ow;
-    float div = (float)(p->kh * p->kw);
     for (int64_t q = lo; q < hi; q++) {
         const float *gy = J->gy + q * out;
         float *gx = J->gx + q * in;
         memset(gx, 0, (size_t)in * sizeof(float));
-        for (int64_t oi = 0; oi < p->oh; oi++) {
-            int64_t i0, i1;
-            clip(oi * p->sh - p->ph, p->kh, p->h, &i0, &i1);
+        for (int64_t oi = 0; oi < p->oh; oi++)
             for (int64_t oj = 0; oj < p->ow; oj++) {
-                int64_t j0, j1;
-                clip(oj * p->sw - p->pw, p->kw, p->w, &j0, &j1);
-                float g = gy[oi * p->ow + oj] / div;
+                int64_t i0, i1, j0, j1;
+                float g = gy[oi * p->ow + oj] / avg_window(p, oi, oj, &i0, &i1, &j0, &j1);
                 for (int64_t i = i0; i < i1; i++)
                     for (int64_t j = j0; j < j1; j++)
                         gx[i * p->w + j] += g;
             }
-        }
     }
 }
 
@@ -247,4 +270,42 @@ int fnn_avg_pool2d_backward(const fnn_pool2d *p, const float *gy, float *gx)
         return FNN_EINVAL;
     pool_job J = {.gy = gy, .gx = gx};
     return run_planes(p, &J, avg_backward_planes, (double)p->h * p->w + window_work(p));
+}
+
+/* ---- adaptive average pooling: avg_*_planes on an fnn_pool2d with kh = kw = 0 ---- */
+
+/* Sizes >= 1 (planes >= 0) whose products, the window bounds' i*h included, fit in
+ * int64_t; then f over the planes. */
+static int run_adaptive(int64_t planes, int64_t h, int64_t w, int64_t oh, int64_t ow,
+                        pool_job *J, fnn_range_fn f)
+{
+    if (planes < 0 || h < 1 || w < 1 || oh < 1 || ow < 1 || h > INT64_MAX / w ||
+        oh > INT64_MAX / ow || oh > INT64_MAX / h || ow > INT64_MAX / w ||
+        (planes > 0 && (h * w > INT64_MAX / planes || oh * ow > INT64_MAX / planes)))
+        return FNN_EINVAL;
+    fnn_pool2d p = {.planes = planes, .h = h, .w = w, .oh = oh, .ow = ow};
+    J->p = &p;
+    /* Work: every input read (or written) once, plus the overlap of the windows. */
+    double per_plane = (double)h * w + (double)oh * ow * ((h + oh - 1) / oh + 1) *
+                                           ((w + ow - 1) / ow + 1);
+    fnn_parallel_range(planes, per_plane * (double)planes, 1, f, J);
+    return FNN_OK;
+}
+
+int fnn_adaptive_avg_pool2d(int64_t planes, int64_t h, int64_t w, int64_t oh, int64_t ow,
+                            const float *x, float *y)
+{
+    if (planes > 0 && (!x || !y))
+        return FNN_EINVAL;
+    pool_job J = {.x = x, .y = y};
+    return run_adaptive(planes, h, w, oh, ow, &J, avg_forward_planes);
+}
+
+int fnn_adaptive_avg_pool2d_backward(int64_t planes, int64_t h, int64_t w, int64_t oh,
+                                     int64_t ow, const float *gy, float *gx)
+{
+    if (planes > 0 && (!gy || !gx))
+        return FNN_EINVAL;
+    pool_job J = {.gy = gy, .gx = gx};
+    return run_adaptive(planes, h, w, oh, ow, &J, avg_backward_planes);
 }

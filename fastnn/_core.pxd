@@ -34,7 +34,8 @@ cdef extern from "fastnn.h" nogil:
                           const float *b, int64_t b_rs, int64_t b_cs,
                           float beta, float *c, int64_t ldc)
 
-    # pooling, activations, losses, optimizer steps (pool.c, activation.c, loss.c, optim.c)
+    # pooling, batch norm, activations, losses, optimizer steps (pool.c, norm.c, activation.c,
+    # loss.c, optim.c)
     ctypedef struct fnn_pool2d:
         int64_t planes, h, w, oh, ow
         int64_t kh, kw, sh, sw, ph, pw
@@ -43,6 +44,19 @@ cdef extern from "fastnn.h" nogil:
                                 const float *x, float *gx)
     int fnn_avg_pool2d(const fnn_pool2d *p, const float *x, float *y)
     int fnn_avg_pool2d_backward(const fnn_pool2d *p, const float *gy, float *gx)
+    int fnn_adaptive_avg_pool2d(int64_t planes, int64_t h, int64_t w, int64_t oh, int64_t ow,
+                                const float *x, float *y)
+    int fnn_adaptive_avg_pool2d_backward(int64_t planes, int64_t h, int64_t w, int64_t oh,
+                                         int64_t ow, const float *gy, float *gx)
+
+    int fnn_batch_norm(int64_t n, int64_t c, int64_t s, const float *x, const float *weight,
+                       const float *bias, float *running_mean, float *running_var,
+                       int training, double momentum, double eps, float *y, float *save_mean,
+                       float *save_invstd)
+    int fnn_batch_norm_backward(int64_t n, int64_t c, int64_t s, const float *grad_y,
+                                const float *x, const float *weight, const float *save_mean,
+                                const float *save_invstd, int training, float *grad_x,
+                                float *grad_weight, float *grad_bias)
 
     int fnn_relu(int64_t n, const float *x, float *y)
     int fnn_relu_backward(int64_t n, const float *gy, const float *x, float *gx)
@@ -57,6 +71,8 @@ cdef extern from "fastnn.h" nogil:
     int fnn_log_softmax(int64_t rows, int64_t cols, const float *x, float *y)
     int fnn_log_softmax_backward(int64_t rows, int64_t cols, const float *gy, const float *y,
                                  float *gx)
+
+    int fnn_add(int64_t count, int64_t n, const float *const *xs, float *y)
 
     int fnn_cross_entropy(int64_t n, int64_t c, const float *logits, const int64_t *labels,
                           double *loss, float *grad)

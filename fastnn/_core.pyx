@@ -309,6 +309,8 @@ def gemm(a, b, out=None, float alpha=1.0, float beta=0.0):
 # ---- kernel families: one .pxi each, sharing this module's helpers ----
 include "_conv.pxi"
 include "_pool.pxi"
+include "_norm.pxi"
 include "_activation.pxi"
+include "_merge.pxi"
 include "_loss.pxi"
 include "_optim.pxi"

@@ -161,3 +161,74 @@ def avg_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0, *, out
         status = fnn_avg_pool2d_backward(&p, gp, op)
     check(status, fn)
     return out
+
+
+cdef tuple adaptive_output_size(object output_size, tuple shape, str fn):
+    """(oh, ow) from an int or a pair of ints; None in the pair keeps that input size."""
+    pair = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size,) * 2
+    if len(pair) != 2 or output_size is None or any(
+            p is not None and not is_int(p) for p in pair):
+        raise TypeError(f"{fn}: output_size must be an int or a pair of ints (or None: the "
+                        f"input's size), got {output_size!r}")
+    sizes = tuple(shape[2 + k] if pair[k] is None else int(pair[k]) for k in range(2))
+    if not all(1 <= v <= MAX_WINDOW_ARG for v in sizes):
+        raise ValueError(f"{fn}: output_size must be in [1, 2**40], got {output_size!r}")
+    return sizes
+
+
+def adaptive_avg_pool2d(x, output_size, *, out=None):
+    """Adaptive average pooling of NCHW float32 x to output_size (an int, or a pair whose
+    None entries keep the input's size), like torch.nn.functional.adaptive_avg_pool2d:
+    output row i averages input rows [floor(i*H/oh), ceil((i+1)*H/oh)), columns likewise
+    (windows overlap when the sizes do not divide). output_size 1 is global average
+    pooling."""
+    fn = "adaptive_avg_pool2d"
+    x = as_float32(x, "x", fn)
+    if x.ndim != 4 or x.shape[2] == 0 or x.shape[3] == 0:
+        raise ValueError(f"{fn}: x must be 4-D (N, C, H, W) with H, W >= 1, got shape "
+                         f"{x.shape}")
+    oh, ow = adaptive_output_size(output_size, x.shape, fn)
+    if max(oh * x.shape[2], ow * x.shape[3]) >= 2**62:
+        raise ValueError(f"{fn}: output_size {(oh, ow)} is too large for x {x.shape}")
+    out = check_out(out, (x.shape[0], x.shape[1], oh, ow), fn, (x,))
+    cdef int64_t planes = x.shape[0] * x.shape[1], h = x.shape[2], w = x.shape[3]
+    cdef int64_t oh_ = oh, ow_ = ow
+    cdef const float *xp = <const float *>data_ptr(x)
+    cdef float *yp = <float *>data_ptr(out)
+    cdef int status
+    with nogil:
+        status = fnn_adaptive_avg_pool2d(planes, h, w, oh_, ow_, xp, yp)
+    check(status, fn)
+    return out
+
+
+def adaptive_avg_pool2d_backward(grad_y, input_shape, *, out=None):
+    """Gradient of :func:`adaptive_avg_pool2d` w.r.t. its input of shape input_shape
+    (N, C, H, W) (only the shape is needed): each grad_y / (its window's size) spread
+    over its window, overlaps summed."""
+    fn = "adaptive_avg_pool2d_backward"
+    grad_y = as_float32(grad_y, "grad_y", fn)
+    if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 4 or not all(
+            is_int(v) for v in input_shape):
+        raise TypeError(f"{fn}: input_shape must be 4 ints (N, C, H, W), got {input_shape!r}")
+    shape = tuple(int(v) for v in input_shape)
+    if min(shape) < 0 or shape[2] < 1 or shape[3] < 1:
+        raise ValueError(f"{fn}: input_shape must be (N, C, H, W) with N, C >= 0 and "
+                         f"H, W >= 1, got {shape}")
+    if grad_y.ndim != 4 or grad_y.shape[:2] != shape[:2] or grad_y.shape[2] == 0 or \
+            grad_y.shape[3] == 0:
+        raise ValueError(f"{fn}: grad_y must be 4-D ({shape[0]}, {shape[1]}, oh, ow) with "
+                         f"oh, ow >= 1 for input_shape {shape}, got {grad_y.shape}")
+    if max(shape[2] * shape[3], math.prod(shape), grad_y.shape[2] * shape[2],
+           grad_y.shape[3] * shape[3]) >= 2**62:
+        raise ValueError(f"{fn}: input_shape {shape} is too large for grad_y {grad_y.shape}")
+    out = check_out(out, shape, fn, (grad_y,))
+    cdef int64_t planes = shape[0] * shape[1], h = shape[2], w = shape[3]
+    cdef int64_t oh = grad_y.shape[2], ow = grad_y.shape[3]
+    cdef const float *gp = <const float *>data_ptr(grad_y)
+    cdef float *op = <float *>data_ptr(out)
+    cdef int status
+    with nogil:
+        status = fnn_adaptive_avg_pool2d_backward(planes, h, w, oh, ow, gp, op)
+    check(status, fn)
+    return out

@@ -5,12 +5,17 @@ buffers let layers reuse memory across steps."""
 from ._core import (conv2d, conv2d_backward, conv2d_max_pool2d,  # noqa: F401
                     conv2d_max_pool2d_backward, linear, linear_backward)
 # pooling (fastnn/_pool.pxi)
-from ._core import (avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward,
+from ._core import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d,
+                    avg_pool2d_backward, max_pool2d, max_pool2d_backward,
                     max_pool2d_with_indices)
+# batch normalization (fastnn/_norm.pxi)
+from ._core import batch_norm, batch_norm_backward
 # activations (fastnn/_activation.pxi)
 from ._core import (leaky_relu, leaky_relu_backward, log_softmax, log_softmax_backward, relu,
                     relu_backward, sigmoid, sigmoid_backward, softmax, softmax_backward, tanh,
                     tanh_backward)
+# merging: add (residual connections), concatenate (fastnn/_merge.pxi)
+from ._core import add, concatenate, concatenate_backward
 # losses (fastnn/_loss.pxi)
 from ._core import (binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_backward,
                     cross_entropy, cross_entropy_backward, cross_entropy_with_grad, mse_loss,

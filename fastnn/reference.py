@@ -215,6 +215,137 @@ def avg_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0):
     return col2im(cols.reshape(n, c * kh * kw, oh * ow), x.shape, (kh, kw), stride, padding, 1)
 
 
+def _adaptive_windows(n, out):
+    """torch's adaptive windows: [floor(i*n/out), ceil((i+1)*n/out)) for i < out."""
+    return [(i * n // out, -(-(i + 1) * n // out)) for i in range(out)]
+
+
+def _adaptive_size(output_size, x_shape):
+    """(oh, ow) from an int or a pair whose None entries keep the input's size."""
+    pair = output_size if isinstance(output_size, (tuple, list)) else (output_size,) * 2
+    sizes = tuple(x_shape[2 + k] if pair[k] is None else int(pair[k]) for k in range(2))
+    if len(pair) != 2 or min(sizes) < 1:
+        raise ValueError(f"output_size must be positive, got {output_size!r}")
+    return sizes
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """Adaptive average pooling, like torch.nn.functional.adaptive_avg_pool2d."""
+    if x.ndim != 4:
+        raise ValueError(f"expected 4-D NCHW input, got shape {x.shape}")
+    oh, ow = _adaptive_size(output_size, x.shape)
+    y = np.empty(x.shape[:2] + (oh, ow), dtype=x.dtype)
+    for i, (h0, h1) in enumerate(_adaptive_windows(x.shape[2], oh)):
+        for j, (w0, w1) in enumerate(_adaptive_windows(x.shape[3], ow)):
+            y[:, :, i, j] = x[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
+    return y
+
+
+def adaptive_avg_pool2d_backward(grad_y, input_shape):
+    """Gradient of :func:`adaptive_avg_pool2d` w.r.t. its input of shape input_shape."""
+    grad_x = np.zeros(input_shape, dtype=grad_y.dtype)
+    for i, (h0, h1) in enumerate(_adaptive_windows(input_shape[2], grad_y.shape[2])):
+        for j, (w0, w1) in enumerate(_adaptive_windows(input_shape[3], grad_y.shape[3])):
+            grad_x[:, :, h0:h1, w0:w1] += grad_y[:, :, i:i + 1, j:j + 1] / ((h1 - h0) * (w1 - w0))
+    return grad_x
+
+
+# ---------------------------------------------------------------------------
+# Normalization
+# ---------------------------------------------------------------------------
+
+
+def _bn_layout(x):
+    """The axes a channel's statistics run over, the (1, C, 1, ...) shape of per-channel
+    values, and the count m of values per channel, for x (N, C, *spatial)."""
+    if x.ndim < 2:
+        raise ValueError(f"expected x (N, C) or (N, C, *spatial), got shape {x.shape}")
+    axes = (0,) + tuple(range(2, x.ndim))
+    shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    return axes, shape, x.size // x.shape[1] if x.shape[1] else 0
+
+
+def batch_norm(x, weight, bias, running_mean, running_var, *, training, momentum=0.1,
+               eps=1e-5):
+    """Batch normalization per channel, like torch.nn.functional.batch_norm; returns
+    (y, save_mean, save_invstd) with invstd = 1/sqrt(var + eps). Training uses the batch
+    mean and biased variance and updates the running statistics in place (the unbiased
+    variance for running_var); otherwise the running statistics normalise."""
+    axes, shape, m = _bn_layout(x)
+    if training:
+        if m == 1:
+            raise ValueError("Expected more than 1 value per channel when training")
+        with np.errstate(invalid="ignore", divide="ignore"):  # m == 0: NaN statistics
+            mean = x.sum(axis=axes) / m
+            var = ((x - mean.reshape(shape)) ** 2).sum(axis=axes) / m
+        if m > 0 and running_mean is not None:
+            running_mean[...] = (1 - momentum) * running_mean + momentum * mean
+        if m > 0 and running_var is not None:
+            running_var[...] = (1 - momentum) * running_var + momentum * var * m / (m - 1)
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("running_mean and running_var are required when not training")
+        mean, var = running_mean, running_var
+    invstd = 1 / np.sqrt(var + eps)
+    y = (x - mean.reshape(shape)) * invstd.reshape(shape)
+    if weight is not None:
+        y = y * weight.reshape(shape)
+    if bias is not None:
+        y = y + bias.reshape(shape)
+    return y, mean, invstd
+
+
+def batch_norm_backward(grad_y, x, weight, save_mean, save_invstd, *, training,
+                        need_input_grad=True, need_weight_grad=True):
+    """Gradients (grad_x, grad_weight, grad_bias) of :func:`batch_norm` from its saved
+    statistics, in torch's form; grad_weight and grad_bias are None without weight or
+    need_weight_grad, grad_x None without need_input_grad."""
+    axes, shape, m = _bn_layout(x)
+    _check_same_shape(grad_y, x)
+    invstd = save_invstd.reshape(shape)
+    centred = x - save_mean.reshape(shape)
+    w = 1 if weight is None else weight.reshape(shape)
+    grad_bias = grad_y.sum(axis=axes)
+    dot = (grad_y * centred).sum(axis=axes)  # grad_weight = dot * invstd = sum(grad_y * xhat)
+    if training:  # grad_y minus its mean and its projection on xhat, times weight * invstd
+        k = (dot / max(m, 1) * save_invstd ** 2).reshape(shape)
+        grad_x = (grad_y - grad_bias.reshape(shape) / max(m, 1) - centred * k) * w * invstd
+    else:
+        grad_x = grad_y * w * invstd
+    affine = weight is not None and need_weight_grad
+    return (grad_x if need_input_grad else None, dot * save_invstd if affine else None,
+            grad_bias if affine else None)
+
+
+# ---------------------------------------------------------------------------
+# Merging
+# ---------------------------------------------------------------------------
+
+
+def add(inputs):
+    """The elementwise sum of the arrays in `inputs`, in list order; its backward is the
+    identity for every input."""
+    shape = inputs[0].shape
+    if any(a.shape != shape for a in inputs):
+        raise ValueError(f"shape mismatch: {[a.shape for a in inputs]}")
+    y = inputs[0].copy()
+    for a in inputs[1:]:
+        y = y + a
+    return y
+
+
+def concatenate(inputs, axis=1):
+    """The arrays joined along `axis`, like torch.cat."""
+    return np.concatenate(inputs, axis=axis)
+
+
+def concatenate_backward(grad_y, sizes, axis=1):
+    """grad_y split along `axis` into parts of the inputs' `sizes`."""
+    if sum(sizes) != grad_y.shape[axis] or min(sizes) < 0:
+        raise ValueError(f"sizes {sizes} do not split axis {axis} of {grad_y.shape}")
+    return tuple(np.split(grad_y, np.cumsum(sizes)[:-1], axis=axis))
+
+
 # ---------------------------------------------------------------------------
 # Activations
 # ---------------------------------------------------------------------------

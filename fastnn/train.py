@@ -23,13 +23,14 @@ def _positive(text):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m fastnn.train", description=__doc__.split("\n")[0])
-    p.add_argument("--model", choices=("mlp", "cnn"), default="mlp")
+    p.add_argument("--model", choices=("mlp", "cnn", "resnet"), default="mlp")
     p.add_argument("--dataset", choices=datasets.DATASETS, default="mnist")
     p.add_argument("--epochs", type=_positive, default=1)
     p.add_argument("--batch-size", type=_positive, default=128)
-    p.add_argument("--optimizer", choices=("sgd", "adam"), default="adam")
+    p.add_argument("--optimizer", choices=("sgd", "adam", "rmsprop"), default="adam")
     p.add_argument("--lr", type=float, default=None,
-                   help="learning rate (default: 1e-3 for adam, 0.05 for sgd with momentum 0.9)")
+                   help="learning rate (default: 1e-3 for adam and rmsprop, 0.05 for sgd with "
+                        "momentum 0.9)")
     p.add_argument("--threads", type=_positive, default=None,
                    help="kernel threads (default: OpenMP's choice)")
     p.add_argument("--seed", type=int, default=0)
@@ -65,6 +66,8 @@ def main(argv=None):
     model = getattr(models, args.model)(seed=args.seed)
     if args.optimizer == "adam":
         opt = optim.Adam(model.parameters(), lr=args.lr or 1e-3)
+    elif args.optimizer == "rmsprop":
+        opt = optim.RMSprop(model.parameters(), lr=args.lr or 1e-3)
     else:
         opt = optim.SGD(model.parameters(), lr=args.lr or 0.05, momentum=0.9)
     print(f"{args.model} on {args.dataset}: {len(x):,} training and {len(xt):,} test samples, "

@@ -123,7 +123,6 @@ def load_weights(model, path, strict=True):
     state = read_safetensors(path)
     try:
         return model.load_state_dict(state, strict=strict)
-    except (KeyError, ValueError, TypeError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+    except (ValueError, TypeError) as e:
         raise ValueError(f"{os.fspath(path)} does not fit this {type(model).__name__}: "
-                         f"{msg}") from None
+                         f"{e}") from None

@@ -76,5 +76,5 @@ def test_cli_missing_data_exits_with_a_message(tmp_path):
 def test_cli_rejects_bad_arguments(tmp_path):
     proc = run_cli(tmp_path, "--batch-size", "0")
     assert proc.returncode == 2 and "must be a positive integer" in proc.stderr
-    proc = run_cli(tmp_path, "--model", "resnet")
+    proc = run_cli(tmp_path, "--model", "vgg")
     assert proc.returncode == 2 and "invalid choice" in proc.stderr

@@ -50,6 +50,7 @@ class Op:
     outs: dict = field(default_factory=dict)        # out kwarg -> index in result (None: all)
     windows: tuple = ()                             # int arguments (sizes, strides, padding)
     float_arrays: tuple = ()                        # float32 array arguments
+    in_place: tuple = ()    # of float_arrays: updated in place, so never relayouted when valid
 
 
 def randn(r, *shape):
@@ -122,6 +123,57 @@ def make_pool(r, draw, backward=False, indices=False):
     if indices:
         args["indices"] = idx
     return args
+
+
+def make_bn(r, draw, backward=False):
+    """x (N, C, *spatial) with more than one value per channel when training."""
+    training = draw(st.booleans())
+    spatial = tuple(dims(draw, 1, 3) for _ in range(draw(st.integers(0, 2))))
+    n, c = dims(draw), dims(draw)
+    if training and n * np.prod(spatial, dtype=int) == 1:
+        n = 2
+    x = randn(r, n, c, *spatial)
+    weight = randn(r, c) if draw(st.booleans()) else None
+    if backward:
+        if n * x[0, 0].size > 1:
+            _, mean, invstd = R.batch_norm(x, None, None, None, None, training=True)
+        else:
+            mean, invstd = randn(r, c), np.abs(randn(r, c)) + 0.5
+        return {"grad_y": randn(r, *x.shape), "x": x, "weight": weight,
+                "save_mean": mean.astype(np.float32), "save_invstd": invstd.astype(np.float32),
+                "training": training}
+    no_stats = training and draw(st.booleans())  # optional in training only
+    return {"x": x, "weight": weight, "bias": randn(r, c) if draw(st.booleans()) else None,
+            "running_mean": None if no_stats else randn(r, c),
+            "running_var": None if no_stats else np.abs(randn(r, c)) + 0.5, "training": training,
+            "momentum": draw(st.sampled_from([0.0, 0.1, 1.0])),
+            "eps": draw(st.sampled_from([0.0, 1e-5, 1.0]))}
+
+
+def make_adaptive(r, draw, backward=False):
+    x = randn(r, dims(draw, 1, 2), dims(draw, 1, 3), dims(draw, 1, 7), dims(draw, 1, 7))
+    size = draw(st.sampled_from([1, 2, 3, 5, (2, None), (None, 1), (4, 3)]))
+    if not backward:
+        return {"x": x, "output_size": size}
+    return {"grad_y": randn(r, *R.adaptive_avg_pool2d(x, size).shape), "input_shape": x.shape}
+
+
+def make_merge(r, draw, kind):
+    """add's inputs of one shape, or concatenate's agreeing outside `axis`, or the
+    gradient of a concatenation and the sizes to split it into."""
+    shape = [dims(draw) for _ in range(draw(st.integers(1, 4)))]
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    inputs = []
+    for _ in range(dims(draw, 1, 3)):
+        if kind != "add":
+            shape[axis] = dims(draw, 0, 3)
+        inputs.append(randn(r, *shape))
+    if kind == "add":
+        return {"inputs": inputs}
+    if kind == "concatenate":
+        return {"inputs": inputs, "axis": axis}
+    return {"grad_y": np.concatenate(inputs, axis), "sizes": [a.shape[axis] for a in inputs],
+            "axis": axis}
 
 
 def make_ce(r, draw):
@@ -216,6 +268,24 @@ OPS += [
     Op("avg_pool2d", F.avg_pool2d, R.avg_pool2d, make_pool, {"out": None}, POOL, ("x",)),
     Op("avg_pool2d_backward", F.avg_pool2d_backward, ref_pool_backward("avg"),
        lambda r, d: make_pool(r, d, True), {"out": None}, POOL, ("grad_out", "x")),
+    Op("adaptive_avg_pool2d", F.adaptive_avg_pool2d, R.adaptive_avg_pool2d, make_adaptive,
+       {"out": None}, ("output_size",), ("x",)),
+    Op("adaptive_avg_pool2d_backward", F.adaptive_avg_pool2d_backward,
+       R.adaptive_avg_pool2d_backward, lambda r, d: make_adaptive(r, d, True), {"out": None},
+       ("input_shape",), ("grad_y",)),
+    Op("batch_norm", F.batch_norm, R.batch_norm, make_bn,
+       {"out": 0, "save_mean": 1, "save_invstd": 2}, ("momentum", "eps"),
+       ("x", "weight", "bias", "running_mean", "running_var"), ("running_mean", "running_var")),
+    Op("batch_norm_backward", F.batch_norm_backward, R.batch_norm_backward,
+       lambda r, d: make_bn(r, d, True), {"grad_input": 0, "grad_weight": 1, "grad_bias": 2},
+       (), ("grad_y", "x", "weight", "save_mean", "save_invstd")),
+    Op("add", F.add, R.add, lambda r, d: make_merge(r, d, "add"), {"out": None}, (),
+       ("inputs",)),
+    Op("concatenate", F.concatenate, R.concatenate, lambda r, d: make_merge(r, d, "concatenate"),
+       {"out": None}, ("axis",), ("inputs",)),
+    Op("concatenate_backward", F.concatenate_backward, R.concatenate_backward,
+       lambda r, d: make_merge(r, d, "backward"), {"out": None}, ("sizes", "axis"),
+       ("grad_y",)),
     Op("cross_entropy", F.cross_entropy, R.cross_entropy, make_ce, {}, (), ("logits",)),
     Op("cross_entropy_backward", F.cross_entropy_backward, R.cross_entropy_backward, make_ce,
        {"out": None}, (), ("logits",)),
@@ -271,6 +341,8 @@ LAYOUTS = ["plain", "reversed", "strided", "fortran", "unaligned", "readonly"]
 
 
 def to64(v):
+    if isinstance(v, list):  # add's and concatenate's inputs
+        return [to64(a) for a in v]
     return v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype == np.float32 else v
 
 
@@ -291,7 +363,7 @@ def check_named(e, names):
 
 
 def as_tuple(v):
-    return v if isinstance(v, tuple) else (v,)
+    return tuple(v) if isinstance(v, (tuple, list)) else (v,)
 
 
 def assert_matches(got, want):
@@ -334,7 +406,12 @@ def test_kernel_boundary(op, data):
     kwargs = op.make(r, draw)
     arrays = [k for k in op.float_arrays if kwargs.get(k) is not None]
     # First the valid arguments in hostile layouts: must work and match the reference.
-    valid = {k: relayout(v, draw(st.sampled_from(LAYOUTS))) if k in arrays else v
+    def hostile_layout(v):
+        if isinstance(v, list):
+            return [hostile_layout(a) for a in v]
+        return relayout(v, draw(st.sampled_from(LAYOUTS)))
+
+    valid = {k: hostile_layout(v) if k in arrays and k not in op.in_place else v
              for k, v in kwargs.items()}
     status, got = call(op.name, lambda: op.fn(**valid))
     assert status == "ok", f"valid input rejected: {got!r}"
@@ -346,37 +423,41 @@ def test_kernel_boundary(op, data):
     mutation = draw(st.sampled_from(MUTATIONS))
     target = draw(st.sampled_from(arrays))
     must_raise, names = False, {target}
+    box, key = kwargs, target  # a list of arrays (add's inputs) is hit in one element
+    if isinstance(kwargs[target], list):
+        box = kwargs[target] = list(kwargs[target])
+        key = draw(st.integers(0, len(box) - 1))
     if mutation == "dtype":
         dtype = draw(st.sampled_from(HOSTILE_DTYPES))
-        kwargs[target] = kwargs[target].astype(dtype)
+        box[key] = box[key].astype(dtype)
         must_raise = True
     elif mutation == "ndim":
         ndim = draw(st.sampled_from([0, 1, 5]))
-        shape = kwargs[target].shape
-        kwargs[target] = randn(r, *shape[:ndim], *[2] * (ndim - len(shape)))
+        shape = box[key].shape
+        box[key] = randn(r, *shape[:ndim], *[2] * (ndim - len(shape)))
     elif mutation == "shape":  # one dimension of one array off (mismatched batch, ...)
-        a = kwargs[target]
+        a = box[key]
         if a.ndim:
             axis = draw(st.integers(0, a.ndim - 1))
             shape = list(a.shape)
             shape[axis] = draw(st.sampled_from([0, 1, shape[axis] + 1, shape[axis] + 2]))
-            kwargs[target] = randn(r, *shape)
+            box[key] = randn(r, *shape)
     elif mutation == "huge":  # a broadcast view of a shape far beyond memory: no bytes yet
-        kwargs[target] = np.broadcast_to(np.float32(1), HUGE[max(kwargs[target].ndim, 1)])
+        box[key] = np.broadcast_to(np.float32(1), HUGE[max(box[key].ndim, 1)])
     elif mutation == "empty":  # zero-size arrays, some with astronomically long other dims
-        a = kwargs[target]
+        a = box[key]
         shape = list(a.shape) or [1]
         axis = draw(st.integers(0, len(shape) - 1))
         shape[axis] = 0
         if draw(st.booleans()):
             shape[(axis + 1) % len(shape)] = 2**40 if len(shape) > 1 else 0
-        kwargs[target] = np.empty(shape, np.float32)
+        box[key] = np.empty(shape, np.float32)
     elif mutation == "nonfinite":
-        a = kwargs[target].copy()
+        a = box[key].copy()
         if a.size:
             idx = draw(st.integers(0, a.size - 1))
             a.flat[idx] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
-        kwargs[target] = a
+        box[key] = a
     elif mutation == "window" and op.windows:
         target = draw(st.sampled_from(op.windows))
         names = set(op.windows)
@@ -405,10 +486,14 @@ def test_kernel_boundary(op, data):
         elif kind == "fortran":
             out = np.asfortranarray(out)  # fine unless it is truly not C-contiguous
         elif kind == "overlap" and dtype == np.float32:
-            src = kwargs[arrays[0]]
+            holder, hk = kwargs, arrays[0]
+            if isinstance(holder[hk], list):  # the first array of the list
+                holder = kwargs[hk] = list(holder[hk])
+                hk = 0
+            src = holder[hk]
             if src.shape == tuple(shape) and src.size and not (op.name in (
-                    "relu", "sigmoid", "tanh", "leaky_relu", "softmax", "log_softmax")):
-                kwargs[arrays[0]] = src = src.copy()
+                    "relu", "sigmoid", "tanh", "leaky_relu", "softmax", "log_softmax", "add")):
+                holder[hk] = src = src.copy()
                 out = src  # an input as the output of an op that is not in place
                 must_raise = True
         elif kind == "list":
@@ -416,7 +501,7 @@ def test_kernel_boundary(op, data):
             must_raise = True
         kwargs[target] = out
     elif mutation == "object":  # not arrays at all
-        kwargs[target] = draw(st.sampled_from([None, "x", 3, [[1.0, 2.0], [3.0]], {"a": 1}]))
+        box[key] = draw(st.sampled_from([None, "x", 3, [[1.0, 2.0], [3.0]], {"a": 1}]))
 
     status, got = call(op.name, lambda: op.fn(**kwargs))
     if status == "raised":
@@ -435,13 +520,22 @@ def test_kernel_boundary(op, data):
 
 # ---- layers, losses, optimizers: constructors with hostile arguments, then calls ----
 
+def conv_args(d):
+    """Conv2d arguments: int padding, or "valid", or "same" (stride 1)."""
+    padding = [0, 1, "valid", "same"][d(0, 3)]
+    return [d(1, 3), d(1, 3), d(1, 3), 1 if padding == "same" else d(1, 2), padding, d(1, 2)]
+
+
 LAYER_ARGS = {  # valid positional constructor arguments from d(lo, hi) -> int
     nn.Linear: lambda d: [d(1, 5), d(1, 5)],
-    nn.Conv2d: lambda d: [d(1, 3), d(1, 3), d(1, 3), d(1, 2), d(0, 1), d(1, 2)],
+    nn.Conv2d: conv_args,
     nn.MaxPool2d: lambda d: [d(1, 3), d(1, 3), 0],
     nn.AvgPool2d: lambda d: [d(1, 3), d(1, 3), 0],
     nn.LeakyReLU: lambda d: [0.1],
     nn.Dropout: lambda d: [0.3],
+    nn.BatchNorm1d: lambda d: [d(1, 4)],
+    nn.BatchNorm2d: lambda d: [d(1, 4)],
+    nn.AdaptiveAvgPool2d: lambda d: [d(1, 4)],
 }
 # Layer sizes that could actually be allocated (2**31 floats) are left out: they are valid.
 LAYER_HOSTILE = [v for v in HOSTILE_INTS + HOSTILE_REALS if not isinstance(v, int) or
@@ -458,6 +552,12 @@ def layer_input(layer, r, draw):
     if isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
         k = max(layer.kernel_size)
         return randn(r, dims(draw), dims(draw), k + dims(draw, 0, 3), k + dims(draw, 0, 3))
+    if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):  # > 1 value per channel
+        spatial = [dims(draw) for _ in range(2 if isinstance(layer, nn.BatchNorm2d) else
+                                             draw(st.integers(0, 1)))]
+        return randn(r, dims(draw, 2, 4), layer.num_features, *spatial)
+    if isinstance(layer, nn.AdaptiveAvgPool2d):
+        return randn(r, dims(draw), dims(draw), dims(draw, 1, 7), dims(draw, 1, 7))
     return randn(r, *[dims(draw) for _ in range(draw(st.integers(1, 4)))])
 
 
@@ -465,9 +565,17 @@ def layer_reference(layer, x):
     x = x.astype(np.float64)
     if isinstance(layer, nn.Linear):
         return R.linear(x, layer.weight.data, None if layer.bias is None else layer.bias.data)
-    if isinstance(layer, nn.Conv2d):
+    if isinstance(layer, nn.Conv2d):  # "same" with an odd extent: the extra zeros bottom/right
+        x = np.pad(x, [(0, 0), (0, 0), (0, layer._extra[0]), (0, layer._extra[1])])
         return R.conv2d(x, layer.weight.data, None if layer.bias is None else layer.bias.data,
-                        layer.stride, layer.padding, layer.dilation)
+                        layer.stride, layer._pad, layer.dilation)
+    if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):  # training: the batch statistics
+        return R.batch_norm(x, layer.weight.data, layer.bias.data, None, None, training=True,
+                            eps=layer.eps)[0]
+    if isinstance(layer, nn.AdaptiveAvgPool2d):
+        return R.adaptive_avg_pool2d(x, layer.output_size)
+    if isinstance(layer, nn.Identity):
+        return x
     if isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
         f = R.max_pool2d if isinstance(layer, nn.MaxPool2d) else R.avg_pool2d
         return f(x, layer.kernel_size, layer.stride, layer.padding)
@@ -481,7 +589,8 @@ def layer_reference(layer, x):
 
 
 LAYERS = [nn.Linear, nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.ReLU, nn.LeakyReLU, nn.Sigmoid,
-          nn.Tanh, nn.Softmax, nn.Flatten, nn.Dropout]
+          nn.Tanh, nn.Softmax, nn.Flatten, nn.Dropout, nn.BatchNorm1d, nn.BatchNorm2d,
+          nn.AdaptiveAvgPool2d, nn.Identity]
 
 
 @settings(FUZZ, max_examples=400)
@@ -520,8 +629,8 @@ def test_layer_boundary(data):
         assert mutation != "layout" or hostile, f"valid input rejected: {y!r}"
         check_named(y, {"x", "input", type(layer).__name__})
         return
-    if mutation in ("dtype", "huge"):  # only views cost nothing: Flatten, Dropout(p=0)
-        if isinstance(layer, nn.Dropout):
+    if mutation in ("dtype", "huge"):  # only views cost nothing: Flatten, Dropout, Identity
+        if isinstance(layer, (nn.Dropout, nn.Identity)):
             assert y is x and mutation == "huge", f"{mutation} input accepted"
         else:
             assert isinstance(layer, nn.Flatten), f"{mutation} input accepted"
@@ -537,6 +646,130 @@ def test_layer_boundary(data):
     if status == "raised":
         assert False, f"backward of a valid forward failed: {g!r}"
     assert g is None or g.shape == x.shape
+
+
+# ---- models: the graph engine (subclassed, functional, Sequential), merge layers, state_dict ----
+
+class FuzzNet(nn.Module):
+    """Conv2d(padding="same", even kernel), BatchNorm2d, a value added to itself,
+    Concatenate, global average pooling, Linear."""
+
+    def __init__(self):
+        self.conv = nn.Conv2d(2, 3, 2, padding="same", seed=0)
+        self.bn = nn.BatchNorm2d(3)
+        self.relu = nn.ReLU()
+        self.cat = nn.Concatenate()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.flat = nn.Flatten()
+        self.fc = nn.Linear(6, 4, seed=1)
+
+    def forward(self, x):
+        h = self.relu(self.bn(self.conv(x)))
+        return self.fc(self.flat(self.pool(self.cat([h, h + h]))))
+
+
+def fuzz_functional():
+    x = fastnn.Input(shape=(2, 5, 5))
+    h = nn.ReLU()(nn.BatchNorm2d(3)(nn.Conv2d(2, 3, 2, padding="same", seed=0)(x)))
+    h = nn.AdaptiveAvgPool2d(1)(nn.Concatenate()([h, h + h]))
+    return fastnn.Model(x, nn.Linear(6, 4, seed=1)(nn.Flatten()(h)))
+
+
+MODELS = {"subclass": FuzzNet, "functional": fuzz_functional,
+          "sequential": lambda: nn.Sequential(nn.Flatten(), nn.Linear(50, 4, seed=0),
+                                              nn.BatchNorm1d(4), nn.Identity())}
+
+
+@settings(FUZZ, max_examples=200)
+@given(data=st.data())
+def test_model_boundary(data):
+    """Models called on hostile batches and backpropagating hostile gradients."""
+    draw = data.draw
+    r = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    model = MODELS[draw(st.sampled_from(sorted(MODELS)))]()
+    model.train(draw(st.booleans()))
+    x = randn(r, dims(draw, 2, 4), 2, 5, 5)
+    mutation = draw(st.sampled_from(["valid", "layout", "nonfinite", "dtype", "ndim",
+                                     "channels", "huge", "list"]))
+    if mutation == "layout":
+        x = relayout(x, draw(st.sampled_from(LAYOUTS)))
+    elif mutation == "nonfinite":
+        x.flat[draw(st.integers(0, x.size - 1))] = draw(st.sampled_from([np.nan, np.inf]))
+    elif mutation == "dtype":
+        x = x.astype(draw(st.sampled_from(HOSTILE_DTYPES)))
+    elif mutation == "ndim":
+        x = randn(r, *[2] * draw(st.sampled_from([0, 1, 2, 5])))
+    elif mutation == "channels":
+        x = randn(r, len(x), 3, 5, 5)
+    elif mutation == "huge":
+        x = np.broadcast_to(np.float32(0), HUGE[4])
+    elif mutation == "list":
+        x = x.tolist()
+    status, y = call("models", lambda: model(x))
+    if status == "raised":
+        assert mutation not in ("valid", "layout", "nonfinite"), f"valid input rejected: {y!r}"
+        check_named(y, {"input", "x"})
+        return
+    assert mutation in ("valid", "layout", "nonfinite"), f"{mutation} input accepted"
+    assert y.shape == (len(x), 4) and y.dtype == np.float32
+    assert mutation == "nonfinite" or np.isfinite(y).all()
+    g = randn(r, *y.shape)
+    status, gx = call("models", lambda: model.backward(g, need_input_grad=True))
+    assert status == "ok", f"backward of a valid forward failed: {gx!r}"
+    assert gx.shape == x.shape
+    bad = draw(st.sampled_from(["shape", "dtype", "ndim"]))
+    g = {"shape": randn(r, len(x), 5), "dtype": g.astype(np.float64),
+         "ndim": randn(r, len(x))}[bad]
+    status, e = call("models", lambda: model.backward(g))
+    assert status == "raised", f"a {bad} gradient accepted"
+    check_named(e, {"grad_out", "grad_y", "grad", "input"})
+
+
+STATE_HOSTILE = ["missing", "unexpected", "shape", "dtype", "ragged", "none", "scalar",
+                 "float64", "list"]
+
+
+@settings(FUZZ, max_examples=150)
+@given(data=st.data())
+def test_load_state_dict_boundary(data):
+    """load_state_dict with one hostile entry: an error naming the key and nothing
+    copied, or (float64 arrays, nested lists) a copy of the values."""
+    draw = data.draw
+    model = MODELS[draw(st.sampled_from(sorted(MODELS)))]()
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    state = {k: v + 1 for k, v in before.items()}
+    key = draw(st.sampled_from(sorted(state)))
+    mutation = draw(st.sampled_from(STATE_HOSTILE))
+    if mutation == "missing":
+        del state[key]
+    elif mutation == "unexpected":
+        key = key + "_extra"
+        state[key] = np.zeros(1)
+    elif mutation == "shape":
+        state[key] = np.zeros(state[key].shape + (2,))
+    elif mutation == "dtype":
+        state[key] = state[key].astype(draw(st.sampled_from([np.complex64, object, "U3"])))
+    elif mutation == "ragged":
+        state[key] = [[1.0], [1.0, 2.0]]
+    elif mutation == "none":
+        state[key] = None
+    elif mutation == "scalar":
+        state[key] = 1.5 if state[key].ndim else np.zeros(3)
+    elif mutation == "float64":
+        state[key] = state[key].astype(np.float64)
+    elif mutation == "list":
+        state[key] = state[key].tolist()
+    status, e = call("state_dicts", lambda: model.load_state_dict(state))
+    if mutation in ("float64", "list") or (mutation == "dtype" and state[key].dtype == object
+                                           and before[key].dtype.kind == "f"):
+        if status == "ok":
+            for k, v in model.state_dict().items():
+                np.testing.assert_array_equal(v, np.asarray(state[k], v.dtype))
+            return
+    assert status == "raised", f"{mutation} entry {key} accepted"
+    check_named(e, {key})
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])  # nothing copied
 
 
 LOSSES = [losses.CrossEntropyLoss, losses.BCEWithLogitsLoss, losses.MSELoss]
@@ -714,10 +947,11 @@ def test_safetensors_file_boundary(data, tmp_path_factory):
     assert how == "flip"  # only a flip inside the data can leave a valid file
 
 
-# calls: 29 kernel functions x 175 examples x 2, layers 400 x 1-3, losses and optimizers
+# calls: 38 kernel functions x 175 examples x 2, layers 400 x 1-3, losses and optimizers
 # 300 x 1-2
 QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losses": 300,
-         "optimizers": 300, "to_categorical": 200, "safetensors": 200}
+         "optimizers": 300, "models": 200, "state_dicts": 150, "to_categorical": 200,
+         "safetensors": 200}
 
 
 def test_call_count():

@@ -200,7 +200,7 @@ def test_fan_out_gradients_sum_and_multiple_outputs(rng):
 def test_load_state_dict_errors_and_array_likes(rng):
     model = TinyResidual()
     state = {k: v.copy() for k, v in model.state_dict().items()}
-    with pytest.raises(KeyError, match=r"missing keys \['fc.bias'\], unexpected keys "
+    with pytest.raises(ValueError, match=r"missing keys \['fc.bias'\], unexpected keys "
                                        r"\['fc.b'\]"):
         model.load_state_dict({**{k: v for k, v in state.items() if k != "fc.bias"},
                                "fc.b": np.zeros(5)})
@@ -327,3 +327,36 @@ def test_conv2d_padding_same_and_valid_match_torch(rng):
         nn.Conv2d(2, 3, 3, stride=2, padding="same")
     with pytest.raises(ValueError, match="'same' or 'valid'"):
         nn.Conv2d(2, 3, 3, padding="full")
+
+
+def test_profile_rows_follow_the_graph_and_frozen_weights(rng):
+    """A subclassed model's profile: rows named as in the model (the ReLU after the add
+    feeds only the pool, so it runs after it), and a frozen conv's backward counting only
+    its input gradient's FLOPs."""
+    model = TinyResidual()
+    x, y = randn(rng, 4, 3, 8, 8), rng.integers(0, 5, 4)
+    rows = model.profile(x, y, repeat=1, file=None)
+    names = [r["layer"] for r in rows[:-3]]
+    assert names == ["conv1: Conv2d", "relu: ReLU", "conv2: Conv2d", "+: Add",
+                     "pool: MaxPool2d", "relu (call 2): ReLU", "flatten: Flatten", "fc: Linear"]
+    macs = 3 * 27 * 4 * 64  # per conv: 27 MACs per output, 4*3*8*8 outputs
+    assert rows[0]["flops"] == 2 * macs * 2  # forward, weight gradient (no input gradient)
+    assert rows[2]["flops"] == 2 * macs * 3
+    model.conv2.requires_grad_(False)
+    rows = model.profile(x, y, repeat=1, file=None)
+    assert rows[2]["flops"] == 2 * macs * 2  # forward and input gradient only
+
+
+def test_layers_created_in_forward_follow_the_models_mode(rng):
+    class InlineDropout(nn.Module):
+        def __init__(self):
+            self.fc = nn.Linear(8, 8, seed=0)
+
+        def forward(self, x):
+            return nn.Dropout(0.5, seed=0)(self.fc(x))
+
+    model = InlineDropout()
+    x = randn(rng, 4, 8)
+    assert np.any(model(x) == 0)
+    model.eval()
+    np.testing.assert_array_equal(model(x), model.fc(x))

@@ -316,3 +316,94 @@ def _torch_twin(torch, model):
     twin.load_state_dict({name: torch.from_numpy(p.data.copy())
                           for name, p in model.named_parameters()})
     return twin
+
+
+@pytest.mark.parametrize("cls,shape", [(nn.BatchNorm1d, (6, 3)), (nn.BatchNorm1d, (4, 3, 5)),
+                                       (nn.BatchNorm2d, (4, 3, 5, 6)),
+                                       (nn.BatchNorm2d, (2, 3, 1, 1))])
+@pytest.mark.parametrize("kwargs", [{}, {"momentum": None}, {"affine": False},
+                                    {"track_running_stats": False}, {"momentum": 0.5, "eps": 0.1}])
+def test_batch_norm_layers_match_torch(rng, cls, shape, kwargs):
+    """Three training steps (running statistics, num_batches_tracked, gradients), then eval
+    mode, against torch.nn.BatchNorm1d/2d with the same arguments."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    layer = cls(shape[1], **kwargs)
+    twin = getattr(torch.nn, cls.__name__)(shape[1], **kwargs)
+    if layer.weight is not None:
+        layer.weight.data[:] = rng.standard_normal(shape[1])
+        layer.bias.data[:] = rng.standard_normal(shape[1])
+    twin.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in layer.state_dict().items()})
+    assert list(layer.state_dict()) == list(twin.state_dict())
+    for _ in range(3):
+        x, g = randn(rng, *shape) * 3 + 1, randn(rng, *shape)
+        tx = torch.from_numpy(x).requires_grad_()
+        twin.zero_grad()
+        ty = twin(tx)
+        ty.backward(torch.from_numpy(g))
+        np.testing.assert_allclose(layer(x), ty.detach().numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(layer.backward(g), tx.grad.numpy(), rtol=1e-4, atol=1e-5)
+        for p, tp in zip(layer.parameters(), twin.parameters()):
+            np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=1e-4, atol=1e-5)
+        for (k, v), tv in zip(layer.state_dict().items(), twin.state_dict().values()):
+            np.testing.assert_allclose(v, tv.numpy(), rtol=1e-5, atol=1e-6, err_msg=k)
+    layer.eval()
+    twin.eval()
+    x, g = randn(rng, *shape), randn(rng, *shape)
+    tx = torch.from_numpy(x).requires_grad_()
+    ty = twin(tx)
+    ty.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(layer(x), ty.detach().numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(layer.backward(g), tx.grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_batch_norm_errors():
+    with pytest.raises(ValueError, match=r"expects input of shape \(N, C, H, W\) with C = "
+                                         r"num_features"):
+        nn.BatchNorm2d(3)(np.zeros((2, 4, 3, 3), np.float32))
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        nn.BatchNorm1d(3)(np.zeros((1, 3), np.float32))
+    assert nn.BatchNorm1d(3).eval()(np.zeros((1, 3), np.float32)).shape == (1, 3)
+    with pytest.raises(ValueError, match="momentum"):
+        nn.BatchNorm2d(3, momentum=2.0)
+    with pytest.raises(ValueError, match="eps"):
+        nn.BatchNorm2d(3, eps=0.0)
+
+
+@pytest.mark.parametrize("size", [1, 3, (2, 5), (None, 4), (7, None)])
+def test_adaptive_avg_pool_matches_torch(rng, size):
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    layer = nn.AdaptiveAvgPool2d(size)
+    x = randn(rng, 2, 3, 7, 9)
+    tx = torch.from_numpy(x).requires_grad_()
+    ty = torch.nn.AdaptiveAvgPool2d(size)(tx)
+    y = layer(x)
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-5, atol=1e-6)
+    g = randn(rng, *y.shape)
+    ty.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(layer.backward(g), tx.grad.numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="output_size"):
+        nn.AdaptiveAvgPool2d(0)
+
+
+def test_merge_layers_and_identity(rng):
+    a, b = randn(rng, 2, 3, 4, 4), randn(rng, 2, 5, 4, 4)
+    cat = nn.Concatenate()
+    y = cat([a, b])
+    np.testing.assert_array_equal(y, np.concatenate([a, b], axis=1))
+    ga, gb = cat.backward(y)
+    np.testing.assert_array_equal(ga, a)
+    np.testing.assert_array_equal(gb, b)
+    add = nn.Add()
+    c = randn(rng, 2, 3, 4, 4)
+    np.testing.assert_allclose(add([a, c, a]), a + c + a, rtol=1e-6)
+    assert all(g is y for g in add.backward(y))
+    with pytest.raises(ValueError, match="same shape"):
+        add([a, b])
+    with pytest.raises(ValueError, match="except along axis 1"):
+        cat([a, randn(rng, 2, 5, 4, 3)])
+    with pytest.raises(TypeError, match="list of at least two"):
+        add(a)
+    ident = nn.Identity()
+    assert ident(a) is a and ident.backward(b) is b
+    with pytest.raises(TypeError, match="float32"):
+        ident(a.astype(np.float64))

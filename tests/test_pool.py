@@ -222,3 +222,122 @@ def test_out_overlapping_input_is_rejected():
     g = np.zeros((1, 1, 4, 4), np.float32)
     with pytest.raises(ValueError, match="overlaps"):
         F.avg_pool2d_backward(g, x, 2, out=x)
+
+
+# ---- adaptive average pooling ----
+
+# (x_shape, output_size): sizes that divide and do not divide the input, 1x1 (global
+# average pooling), an output larger than the input, None (keep the input's size).
+ADAPTIVE_CASES = [
+    pytest.param((2, 3, 7, 7), 3, id="7to3"),
+    pytest.param((2, 2, 5, 5), 2, id="5to2"),
+    pytest.param((3, 4, 8, 6), (4, 3), id="divides"),
+    pytest.param((2, 3, 7, 5), 1, id="global"),
+    pytest.param((2, 3, 1, 1), 1, id="global-1x1-input"),
+    pytest.param((1, 2, 3, 3), 5, id="3to5-larger"),
+    pytest.param((2, 2, 5, 7), (2, None), id="none-keeps-width"),
+    pytest.param((1, 1, 2, 9), (3, 4), id="mixed"),
+]
+
+
+def adaptive_terms(in_size, out_size):
+    """Most input elements in one window, and most windows holding one input element."""
+    k = max(-(-(i + 1) * in_size // out_size) - i * in_size // out_size for i in range(out_size))
+    return k, -(-out_size // in_size) + 1
+
+
+@pytest.mark.parametrize("x_shape, output_size", ADAPTIVE_CASES)
+def test_adaptive_avg_pool_matches_reference(isa, rng, x_shape, output_size):
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    x64 = x.astype(np.float64)
+    y = F.adaptive_avg_pool2d(x, output_size)
+    r_y = ref.adaptive_avg_pool2d(x64, output_size)
+    (kh, th), (kw, tw) = (adaptive_terms(n, o) for n, o in zip(x_shape[2:], r_y.shape[2:]))
+    assert_within(y, r_y, gamma(kh * kw + 1) * ref.adaptive_avg_pool2d(np.abs(x64), output_size))
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    g64 = g.astype(np.float64)
+    gx = F.adaptive_avg_pool2d_backward(g, x.shape)
+    bound = gamma(th * tw + 1) * ref.adaptive_avg_pool2d_backward(np.abs(g64), x.shape)
+    assert_within(gx, ref.adaptive_avg_pool2d_backward(g64, x.shape), bound)
+
+
+@pytest.mark.parametrize("x_shape, output_size", ADAPTIVE_CASES)
+def test_adaptive_avg_pool_matches_torch(rng, x_shape, output_size):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.nn.functional.adaptive_avg_pool2d(tx, output_size)
+    g = rng.standard_normal(tuple(ty.shape)).astype(np.float32)
+    ty.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(F.adaptive_avg_pool2d(x, output_size), ty.detach().numpy(),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(F.adaptive_avg_pool2d_backward(g, x.shape), tx.grad.numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("output_size", [1, 3, 9])
+def test_adaptive_thread_count_does_not_change_bits(isa, rng, threads, output_size):
+    x = rng.standard_normal((64, 16, 20, 18)).astype(np.float32)
+    g = rng.standard_normal((64, 16, output_size, output_size)).astype(np.float32)
+    results = []
+    for n in (1, 2, 3):
+        threads(n)
+        results.append((F.adaptive_avg_pool2d(x, output_size),
+                        F.adaptive_avg_pool2d_backward(g, x.shape)))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_adaptive_out_buffers_and_empty_batch(rng):
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    y = np.empty((2, 3, 4, 4), np.float32)
+    assert F.adaptive_avg_pool2d(x, 4, out=y) is y
+    gx = np.full_like(x, np.nan)
+    assert F.adaptive_avg_pool2d_backward(y, list(x.shape), out=gx) is gx
+    np.testing.assert_allclose(gx, ref.adaptive_avg_pool2d_backward(y, x.shape), rtol=1e-6)
+    e = np.empty((0, 3, 5, 5), np.float32)
+    assert F.adaptive_avg_pool2d(e, 2).shape == (0, 3, 2, 2)
+    assert F.adaptive_avg_pool2d_backward(np.empty((0, 3, 2, 2), np.float32),
+                                          e.shape).shape == e.shape
+
+
+G = np.zeros((1, 2, 3, 3), np.float32)
+
+
+@pytest.mark.parametrize("call, exc, msg", [
+    (lambda: F.adaptive_avg_pool2d(X, 0), ValueError, r"output_size must be in \[1, 2\*\*40\]"),
+    (lambda: F.adaptive_avg_pool2d(X, (2, -1)), ValueError, "output_size must be in"),
+    (lambda: F.adaptive_avg_pool2d(X, 2**41), ValueError, "output_size must be in"),
+    (lambda: F.adaptive_avg_pool2d(X, 2.0), TypeError, "output_size must be an int or a pair"),
+    (lambda: F.adaptive_avg_pool2d(X, None), TypeError, "output_size must be an int or a pair"),
+    (lambda: F.adaptive_avg_pool2d(X, (1, 2, 3)), TypeError, "output_size must be an int"),
+    (lambda: F.adaptive_avg_pool2d(X, True), TypeError, "output_size must be an int"),
+    (lambda: F.adaptive_avg_pool2d(X[0], 2), ValueError, r"x must be 4-D.*\(2, 6, 6\)"),
+    (lambda: F.adaptive_avg_pool2d(np.zeros((1, 2, 0, 3), np.float32), 1), ValueError,
+     "H, W >= 1"),
+    (lambda: F.adaptive_avg_pool2d(X.astype(np.float64), 2), TypeError,
+     "x must be a float32 array"),
+    (lambda: F.adaptive_avg_pool2d(X, 2, out=np.empty((1, 2, 3, 3), np.float32)), ValueError,
+     r"out must have shape \(1, 2, 2, 2\)"),
+    (lambda: F.adaptive_avg_pool2d(np.zeros((0, 1, 2**40, 1), np.float32), 2**40), ValueError,
+     "output_size .* is too large"),
+    (lambda: F.adaptive_avg_pool2d_backward(G, (1, 2, 6)), TypeError,
+     r"input_shape must be 4 ints"),
+    (lambda: F.adaptive_avg_pool2d_backward(G, 6), TypeError, "input_shape must be 4 ints"),
+    (lambda: F.adaptive_avg_pool2d_backward(G, (1, 2, 0, 6)), ValueError, "H, W >= 1"),
+    (lambda: F.adaptive_avg_pool2d_backward(G, (1, 3, 6, 6)), ValueError,
+     r"grad_y must be 4-D \(1, 3, oh, ow\)"),
+    (lambda: F.adaptive_avg_pool2d_backward(G[0], (1, 2, 6, 6)), ValueError,
+     "grad_y must be 4-D"),
+    (lambda: F.adaptive_avg_pool2d_backward(G.astype(np.float16), (1, 2, 6, 6)), TypeError,
+     "grad_y must be a float32 array"),
+    (lambda: F.adaptive_avg_pool2d_backward(G, (1, 2, 2**40, 2**40)), ValueError,
+     "too large"),
+    (lambda: F.adaptive_avg_pool2d_backward(G, (1, 2, 6, 6), out=np.zeros((1, 2, 6, 5),
+                                                                         np.float32)),
+     ValueError, r"out must have shape \(1, 2, 6, 6\)"),
+])
+def test_adaptive_bad_inputs_raise_clear_errors(call, exc, msg):
+    with pytest.raises(exc, match=msg):
+        call()

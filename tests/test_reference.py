@@ -166,6 +166,59 @@ def test_mse_loss_backward_fd(rng):
     assert_grad_close(ref.mse_loss_backward(pred, target), numeric)
 
 
+# (x_shape, output_size): windows that divide, overlap, cover everything, or repeat.
+ADAPTIVE_CASES = [
+    pytest.param((2, 2, 6, 4), (3, 2), id="divides"),
+    pytest.param((1, 2, 7, 5), (3, 2), id="overlap"),
+    pytest.param((2, 1, 3, 4), 1, id="global"),
+    pytest.param((1, 1, 3, 2), (5, None), id="larger-and-none"),
+]
+
+
+@pytest.mark.parametrize("x_shape, output_size", ADAPTIVE_CASES)
+def test_adaptive_avg_pool2d_backward_fd(rng, x_shape, output_size):
+    x = rng.normal(size=x_shape)
+    pool = lambda t: ref.adaptive_avg_pool2d(t, output_size)  # noqa: E731
+    g = rng.normal(size=pool(x).shape)
+    assert_grad_close(ref.adaptive_avg_pool2d_backward(g, x.shape), numerical_grad(pool, x, g))
+
+
+# (x_shape, affine): 2-D, 3-D and 4-D inputs, N = 2, C = 1, odd spatial sizes.
+BN_CASES = [
+    pytest.param((5, 3), True, id="2d"),
+    pytest.param((2, 3, 5), True, id="3d"),
+    pytest.param((2, 2, 3, 3), True, id="4d"),
+    pytest.param((3, 1, 3, 1), False, id="c1-no-affine"),
+]
+
+
+def bn_args(rng, x_shape, affine):
+    c = x_shape[1]
+    x = rng.normal(size=x_shape) * 2 + 1
+    w, b = (rng.normal(size=c), rng.normal(size=c)) if affine else (None, None)
+    return x, w, b, rng.normal(size=c), rng.random(c) + 0.5
+
+
+@pytest.mark.parametrize("x_shape, affine", BN_CASES)
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_backward_fd(rng, x_shape, affine, training):
+    x, w, b, rm, rv = bn_args(rng, x_shape, affine)
+    args = dict(training=training, eps=1e-3)
+
+    def bn(x, w=w, b=b):  # fresh copies: the running statistics are updated in place
+        return ref.batch_norm(x, w, b, rm.copy(), rv.copy(), **args)[0]
+
+    _, mean, invstd = ref.batch_norm(x, w, b, rm.copy(), rv.copy(), **args)
+    g = rng.normal(size=x_shape)
+    gx, gw, gb = ref.batch_norm_backward(g, x, w, mean, invstd, training=training)
+    assert_grad_close(gx, numerical_grad(bn, x, g))
+    if affine:
+        assert_grad_close(gw, numerical_grad(lambda t: bn(x, t, b), w, g))
+        assert_grad_close(gb, numerical_grad(lambda t: bn(x, w, t), b, g))
+    else:
+        assert gw is None and gb is None
+
+
 # ---------------------------------------------------------------------------
 # Forward values on hand-checked examples
 # ---------------------------------------------------------------------------
@@ -486,6 +539,46 @@ def test_flatten_matches_torch(rng):
     torch = pytest.importorskip("torch")
     x = rng.normal(size=(2, 3, 4, 5))
     np.testing.assert_array_equal(ref.flatten(x), torch.flatten(torch.from_numpy(x), 1).numpy())
+
+
+@pytest.mark.parametrize("x_shape, output_size", ADAPTIVE_CASES)
+def test_adaptive_avg_pool2d_matches_torch(rng, x_shape, output_size):
+    F = pytest.importorskip("torch.nn.functional")
+    x = rng.normal(size=x_shape)
+    y = ref.adaptive_avg_pool2d(x, output_size)
+    g = rng.normal(size=y.shape)
+    out, (t_gx,) = torch_grads(lambda t: F.adaptive_avg_pool2d(t, output_size), x, grad_out=g)
+    assert_matches_torch(y, out)
+    assert_matches_torch(ref.adaptive_avg_pool2d_backward(g, x.shape), t_gx)
+
+
+@pytest.mark.parametrize("x_shape, affine", BN_CASES)
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_matches_torch(rng, x_shape, affine, training):
+    torch = pytest.importorskip("torch")
+    F = pytest.importorskip("torch.nn.functional")
+    x, w, b, rm, rv = bn_args(rng, x_shape, affine)
+    x[:, 0] = 0.25  # a constant channel: variance 0
+    t_rm, t_rv = torch.from_numpy(rm.copy()), torch.from_numpy(rv.copy())
+    args = dict(training=training, momentum=0.3, eps=1e-3)
+    y, mean, invstd = ref.batch_norm(x, w, b, rm, rv, **args)
+    g = rng.normal(size=x_shape)
+    arrays = (x,) if w is None else (x, w, b)
+    out, grads = torch_grads(lambda *t: F.batch_norm(t[0], t_rm, t_rv, *t[1:], **args),
+                             *arrays, grad_out=g)
+    assert_matches_torch(y, out)
+    assert_matches_torch(rm, t_rm)
+    assert_matches_torch(rv, t_rv)
+    mine = ref.batch_norm_backward(g, x, w, mean, invstd, training=training)
+    for a, t in zip(mine, grads):
+        assert_matches_torch(a, t)
+
+
+def test_batch_norm_rejects_one_value_per_channel_in_training():
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        ref.batch_norm(np.ones((1, 3)), None, None, None, None, training=True)
+    with pytest.raises(ValueError, match="required"):
+        ref.batch_norm(np.ones((2, 3)), None, None, None, None, training=False)
 
 
 N_STEPS = 3  # the first step is special for SGD; later ones exercise Adam's bias correction

@@ -3,12 +3,14 @@ with the same state_dict: outputs, loss, every gradient, the running statistics 
 weights after three Adam steps agree, in training and eval mode; models.resnet."""
 import os
 import time
+import tracemalloc
 
 import numpy as np
 import pytest
 
 import fastnn
 from fastnn import datasets, losses, models, nn, optim
+from fastnn import reference as R
 
 CHANNELS = (4, 8)
 
@@ -156,6 +158,93 @@ def test_functional_subclass_and_torch_agree_through_three_adam_steps():
     assert int(snet.state_dict()["bn1.num_batches_tracked"]) == 3
 
 
+def reference_step(model, x, y):
+    """The model's graph run layer by layer (its nodes, not the rewritten plan) in
+    float64 with fastnn.reference: (logits, loss, {id(parameter): gradient})."""
+    graph = model._graph_for((x.shape,))
+    values = {id(graph.input_values[0]): x.astype(np.float64)}
+    saved = {}
+    for node in graph.nodes:
+        m, ins = node.module, [values[id(v)] for v in node.inputs]
+        w = getattr(m, "weight", None)
+        w = None if w is None else w.data.astype(np.float64)
+        if isinstance(m, nn.Conv2d):
+            assert m._extra == (0, 0)
+            out = R.conv2d(ins[0], w, None if m.bias is None else m.bias.data.astype(np.float64),
+                           m.stride, m._pad, m.dilation)
+        elif isinstance(m, nn.BatchNorm2d):
+            stats = (None, None) if m.training else (m.running_mean.astype(np.float64),
+                                                     m.running_var.astype(np.float64))
+            out, *saved[id(node)] = R.batch_norm(ins[0], w, m.bias.data.astype(np.float64),
+                                                 *stats, training=m.training, eps=m.eps)
+        elif isinstance(m, nn.ReLU):
+            out = R.relu(ins[0])
+        elif isinstance(m, nn.Add):
+            out = ins[0] + ins[1]
+        elif isinstance(m, nn.AdaptiveAvgPool2d):
+            assert m.output_size == (1, 1)
+            out = ins[0].mean(axis=(2, 3), keepdims=True)
+        elif isinstance(m, nn.Flatten):
+            out = R.flatten(ins[0])
+        else:
+            assert isinstance(m, nn.Linear)
+            out = R.linear(ins[0], w, m.bias.data.astype(np.float64))
+        values[id(node.output)] = out
+    logits = values[id(graph.output_values[0])]
+    grads = {id(graph.output_values[0]): R.cross_entropy_backward(logits, y)}
+    pgrads = {}
+    for node in reversed(graph.nodes):
+        g = grads.get(id(node.output))
+        m, ins = node.module, [values[id(v)] for v in node.inputs]
+        if g is None:
+            continue
+        w = getattr(m, "weight", None)
+        w = None if w is None else w.data.astype(np.float64)
+        if isinstance(m, nn.Conv2d):
+            gx, gw, _ = R.conv2d_backward(g, ins[0], w, m.stride, m._pad, m.dilation)
+            pgrads[id(m.weight)] = gw
+        elif isinstance(m, nn.BatchNorm2d):
+            gx, gw, gb = R.batch_norm_backward(g, ins[0], w, *saved[id(node)],
+                                               training=m.training)
+            pgrads[id(m.weight)], pgrads[id(m.bias)] = gw, gb
+        elif isinstance(m, nn.ReLU):
+            gx = R.relu_backward(g, ins[0])
+        elif isinstance(m, nn.AdaptiveAvgPool2d):
+            gx = np.broadcast_to(g / (ins[0].shape[2] * ins[0].shape[3]), ins[0].shape)
+        elif isinstance(m, nn.Flatten):
+            gx = g.reshape(ins[0].shape)
+        elif isinstance(m, nn.Linear):
+            gx, pgrads[id(m.weight)], pgrads[id(m.bias)] = R.linear_backward(g, ins[0], w)
+        gxs = [g, g] if isinstance(m, nn.Add) else [gx]
+        for v, gi in zip(node.inputs, gxs):
+            grads[id(v)] = grads[id(v)] + gi if id(v) in grads else gi
+    return logits, R.cross_entropy(logits, y), pgrads
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_graph_matches_the_float64_reference(training):
+    """Outputs, loss and every parameter gradient of the functional and the subclassed
+    network against the float64 reference run of their graph (fan-out gradients summed
+    by the reference independently), in training and eval mode."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((6, 1, 12, 12)).astype(np.float32)
+    y = rng.integers(0, 10, 6)
+    for model in (functional_resnet(), Net()):
+        model.train()
+        model(x)  # one training step's statistics, so eval mode has running ones
+        model.train(training)
+        want_logits, want_loss, want_grads = reference_step(model, x, y)
+        loss_fn = losses.CrossEntropyLoss()
+        out = model(x)
+        close(out, want_logits, "logits", rtol=1e-4, atol=1e-5)
+        close(loss_fn(out, y), want_loss, "loss", rtol=1e-5, atol=1e-6)
+        model.backward(loss_fn.backward())
+        for name, p in model.named_parameters():
+            scale = np.abs(want_grads[id(p)]).max()
+            close(p.grad, want_grads[id(p)], f"gradient of {name}", rtol=1e-3,
+                  atol=1e-4 * scale)
+
+
 def test_functional_and_subclass_are_bitwise_equal_in_both_modes():
     """The same graph of the same layers: the same bits, whatever the style."""
     rng = np.random.default_rng(1)
@@ -186,6 +275,34 @@ def test_models_resnet_shape_save_load(tmp_path):
         np.testing.assert_array_equal(a, b, err_msg=k)
     a, b = models.resnet(seed=3), models.resnet(seed=3)
     assert all(np.array_equal(p.data, q.data) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_resnet_steady_state_step_allocates_nothing():
+    """A models.resnet training step (BatchNorm, residual adds, global pooling, Adam)
+    after warm-up: under 4 KiB of peak traced memory; every array it could re-allocate
+    is batch-shaped (the smallest, the (32, 10) logits, is 1.25 KiB; one activation is
+    ~100 KiB)."""
+    rng = np.random.default_rng(0)
+    model = models.resnet(seed=0)
+    loss_fn = losses.CrossEntropyLoss()
+    opt = optim.Adam(model.parameters())
+    x, y = rng.random((32, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 32)
+
+    def step():
+        loss_fn(model(x), y)
+        model.backward(loss_fn.backward())
+        opt.step()
+
+    step()
+    step()
+    tracemalloc.start()
+    try:
+        for _ in range(3):
+            step()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4096, f"a steady-state step allocated up to {peak} bytes"
 
 
 @pytest.mark.slow

@@ -39,6 +39,13 @@ static void ew_leaky_relu_backward(int64_t n, float slope, const float *restrict
     }
 }
 
+/* y = a + b; y may be a (an accumulator). */
+static void ew_add(int64_t n, const float *a, const float *b, float *y)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = a[i] + b[i];
+}
+
 /* Selects on the bits: float compares feeding selects would keep GCC (under
  * -ftrapping-math) from vectorising these loops. */
 static inline uint32_t ew_bits(float v)
@@ -100,6 +107,71 @@ static double ew_exp_sum(int64_t n, const float *x, float shift, float *out)
             lane[j & 3] += e[j];
     }
     return (lane[0] + lane[1]) + (lane[2] + lane[3]);
+}
+
+/* Channel sums of batch normalization (internal.h): NORM_LANES lanes of double,
+ * element j into lane j % NORM_LANES on every ISA (held in NORM_PARTS registers of
+ * NORM_VD doubles; the tail element by element with the same operations), the lanes
+ * added in a fixed tree. */
+#define NORM_LANES 8
+#define NORM_VD (FNN_VEC / 2)
+#define NORM_PARTS (NORM_LANES / NORM_VD)
+typedef double norm_vd __attribute__((vector_size(NORM_VD * 8)));
+typedef float norm_vh __attribute__((vector_size(NORM_VD * 4), aligned(4)));
+
+/* NORM_VD floats at x widened to double (a macro: no vector crosses a call). */
+#define NORM_WIDEN(x) __builtin_convertvector(*(const norm_vh *)(x), norm_vd)
+
+static inline double norm_total(const double *v)
+{
+    return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+}
+
+/* s = sum of d = x - shift, q = sum of d*d: the shifted one-pass variance. */
+static void ew_sums(int64_t n, const float *x, float shift, double *s, double *q)
+{
+    norm_vd vs[NORM_PARTS] = {{0}}, vq[NORM_PARTS] = {{0}};
+    double ls[NORM_LANES], lq[NORM_LANES];
+    int64_t j = 0;
+    for (; j + NORM_LANES <= n; j += NORM_LANES)
+        for (int p = 0; p < NORM_PARTS; p++) {
+            norm_vd d = NORM_WIDEN(x + j + p * NORM_VD) - (double)shift;
+            vs[p] += d;
+            vq[p] += d * d;
+        }
+    memcpy(ls, vs, sizeof ls);
+    memcpy(lq, vq, sizeof lq);
+    for (int l = 0; j + l < n; l++) {
+        double d = (double)x[j + l] - (double)shift;
+        ls[l] += d;
+        lq[l] += d * d;
+    }
+    *s = norm_total(ls);
+    *q = norm_total(lq);
+}
+
+/* s = sum of g, q = sum of g * (x - shift): the batch-norm backward's two sums. */
+static void ew_dot_sums(int64_t n, const float *g, const float *x, float shift, double *s,
+                        double *q)
+{
+    norm_vd vs[NORM_PARTS] = {{0}}, vq[NORM_PARTS] = {{0}};
+    double ls[NORM_LANES], lq[NORM_LANES];
+    int64_t j = 0;
+    for (; j + NORM_LANES <= n; j += NORM_LANES)
+        for (int p = 0; p < NORM_PARTS; p++) {
+            norm_vd vg = NORM_WIDEN(g + j + p * NORM_VD);
+            vs[p] += vg;
+            vq[p] += vg * (NORM_WIDEN(x + j + p * NORM_VD) - (double)shift);
+        }
+    memcpy(ls, vs, sizeof ls);
+    memcpy(lq, vq, sizeof lq);
+    for (int l = 0; j + l < n; l++) {
+        double vg = g[j + l];
+        ls[l] += vg;
+        lq[l] += vg * ((double)x[j + l] - (double)shift);
+    }
+    *s = norm_total(ls);
+    *q = norm_total(lq);
 }
 
 /* 2x2/stride-2 max pooling. Window (a b / c d) scanned in row-major order: a later
@@ -298,9 +370,9 @@ static void ew_rmsprop(int64_t n, float *p, const float *grad, float *sq, float 
 
 #define FNN_EW_KERNELS                                                                   \
     {                                                                                    \
-        .relu = ew_relu, .relu_backward = ew_relu_backward, .leaky_relu = ew_leaky_relu,  \
+        .relu = ew_relu, .relu_backward = ew_relu_backward, .leaky_relu = ew_leaky_relu, \
         .leaky_relu_backward = ew_leaky_relu_backward, .sigmoid = ew_sigmoid,            \
-        .tanh = ew_tanh, .exp_sum = ew_exp_sum,                                          \
-        .max_pool_2x2 = ew_max_pool_2x2, .sgd = ew_sgd, .adam = ew_adam,          \
-        .rmsprop = ew_rmsprop                                                            \
+        .tanh = ew_tanh, .add = ew_add, .exp_sum = ew_exp_sum, .sums = ew_sums,          \
+        .dot_sums = ew_dot_sums, .max_pool_2x2 = ew_max_pool_2x2, .sgd = ew_sgd,         \
+        .adam = ew_adam, .rmsprop = ew_rmsprop                                           \
     }

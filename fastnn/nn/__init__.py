@@ -4,7 +4,8 @@ state_dict keys, so a state dict moves between fastnn and torch unchanged.
 
 One family per file:
     module.py         Parameter, Module (sub-modules, parameters, buffers, state_dict)
-    graph.py          Input, symbolic values, the graph engine, Model (functional/subclassed)
+    graph.py          Input, symbolic values, tracing, the graph engine (plan, forward, backward)
+    model.py          Model: functional (Keras) or subclassed (PyTorch)
     container.py      Sequential
     linear.py         Linear (and the weighted-layer base Conv2d shares)
     conv.py           Conv2d, and Conv2d fused with a MaxPool2d
@@ -39,7 +40,8 @@ from .activation import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .container import Sequential
 from .conv import Conv2d, _ConvMaxPool  # noqa: F401 (the fused runner, for tests)
 from .dropout import Dropout
-from .graph import Input, Model, TracingError, Value
+from .graph import Input, TracingError, Value
+from .model import Model
 from .linear import Linear
 from .merge import Add, Concatenate
 from .module import Module, Parameter

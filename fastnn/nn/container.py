@@ -1,6 +1,6 @@
 """Sequential: layers applied in order, one case of the graph models (fastnn.nn.graph)."""
 from .._core import MAX_WINDOW_ARG, is_int as _is_int
-from .graph import Model
+from .model import Model
 from .module import Module
 
 __all__ = ["Sequential"]

@@ -1,4 +1,4 @@
-"""The graph engine every model runs on.
+"""The graph engine every model (fastnn/nn/model.py, container.py) runs on.
 
 Building: calling a layer on a symbolic `Value` (from `Input(shape=...)`, or the
 arguments a model's `forward` is traced with) adds a `Node` and returns its output
@@ -22,13 +22,11 @@ import numpy as np
 from .activation import ReLU
 from .conv import Conv2d, _ConvMaxPool
 from .merge import Add
-from .module import Module
 from .pooling import MaxPool2d
 
-__all__ = ["Value", "Input", "TracingError", "Graph", "Model"]
+__all__ = ["Value", "Input", "TracingError", "Graph", "call", "trace", "output_shape"]
 
 _calling = []  # the models whose forward is being traced, outermost first
-_created = [0]  # nodes created so far (each node's creation number orders ties)
 
 
 class TracingError(TypeError):
@@ -115,12 +113,10 @@ def _shape_text(shape):
 class _Node:
     """A layer called on input Values, producing `output`."""
 
-    __slots__ = ("module", "inputs", "output", "merge", "order")
+    __slots__ = ("module", "inputs", "output", "merge")
 
     def __init__(self, module, inputs, merge):
         self.module, self.inputs, self.merge = module, inputs, merge
-        self.order = _created[0]
-        _created[0] += 1
 
 
 class _Call:
@@ -270,8 +266,12 @@ class Graph:
         for k, step in enumerate(self.steps):
             step.position = k
         self._params = [p for step in self.steps for p in step.parameters()]
-        self._clones = [(node.module, runner) for node, runner in zip(self.nodes, self._runners)
-                        if runner is not node.module]
+        # (module whose train/eval mode it follows, runner): copies follow their
+        # original; layers created inside forward (not held by the owner) the owner
+        held = {id(m) for m in owner.modules()}
+        self._followers = [(node.module if id(node.module) in held else owner, runner)
+                           for node, runner in zip(self.nodes, self._runners)
+                           if runner is not node.module or id(node.module) not in held]
         self._env = [None] * self.slots
         self._grads = [None] * self.slots
         self._sums = {}
@@ -406,8 +406,7 @@ class Graph:
             raise ValueError(f"{type(self.owner).__name__}: layer {step.name}: {e}") from None
 
     def _sync_modes(self):
-        """A copied layer (_runners_of) follows its original's train/eval mode."""
-        for module, runner in self._clones:
+        for module, runner in self._followers:
             runner.training = module.training
 
     def forward(self, xs, times=None):
@@ -482,7 +481,14 @@ class Graph:
                 self.output_slots):
             raise ValueError(f"{type(self.owner).__name__}.backward: pass one gradient per "
                              f"output ({len(self.output_slots)}), as a list")
-        for slot, g in zip(self.output_slots, grad_outs):
+        for k, (slot, g) in enumerate(zip(self.output_slots, grad_outs)):
+            out = self._env[slot]
+            if g is not None and (not isinstance(g, np.ndarray) or g.dtype != np.float32 or
+                                  g.shape != out.shape):
+                raise ValueError(f"{type(self.owner).__name__}.backward: grad_out {k} must be a "
+                                 f"float32 array of the output's shape {out.shape}, got "
+                                 f"{getattr(g, 'dtype', type(g).__name__)} "
+                                 f"{getattr(g, 'shape', '')}")
             self._accumulate(slot, g)
         for step, need in self.backward_plan(need_input_grad):
             grad = grads[step.output]
@@ -512,163 +518,3 @@ class Graph:
         if len(self.input_slots) == 1:
             return grads[self.input_slots[0]]
         return tuple(grads[s] for s in self.input_slots)
-
-
-class Model(Module):
-    """A model as a graph of layers, in either style:
-
-    functional (Keras): `x = fastnn.Input(shape=(1, 28, 28)); y = nn.Linear(...)(...);
-    model = fastnn.Model(x, y)`; inputs and outputs may be lists. Its children are the
-    layers (and models) called at the top level, named "0", "1", ... in call order.
-
-    subclassed (PyTorch): define `__init__` (assigning sub-modules) and `forward(self, x)`;
-    a plain `fastnn.nn.Module` subclass works the same. forward is traced once per input
-    shape into a graph (Python control flow on data values cannot be traced)."""
-
-    _functional = False
-
-    def __init__(self, inputs=None, outputs=None):
-        self.optimizer = None
-        if inputs is None and outputs is None:
-            return
-        if inputs is None or outputs is None:
-            raise TypeError("Model: pass both inputs and outputs (or neither, in a subclass)")
-        self._functional = True
-        self._single_in = not isinstance(inputs, (list, tuple))
-        self._single_out = not isinstance(outputs, (list, tuple))
-        self.inputs = [inputs] if self._single_in else list(inputs)
-        self.outputs = [outputs] if self._single_out else list(outputs)
-        for k, v in enumerate(self.inputs):
-            if not isinstance(v, Value) or v.node is not None:
-                raise TypeError(f"Model: input {k} must be a fastnn.Input(...), got {v!r}")
-        self._calls = self._top_calls()
-        layers = []
-        for c in self._calls:
-            if all(c.module is not m for m in layers):
-                layers.append(c.module)
-        self._layers = layers
-        self._graph_fixed = Graph(self, self.inputs, self.outputs, self._single_out)
-        self.__dict__["_graphs"] = {None: self._graph_fixed}
-
-    def _top_calls(self):
-        """The top-level calls the outputs come from, each after those it reads."""
-        known = {id(v) for v in self.inputs}
-        done, order = set(), []
-
-        def visit(value):
-            if id(value) in known:
-                return
-            record = value.call
-            if record is None and value.node is None:
-                raise ValueError(f"Model: an output is disconnected from the model's inputs: "
-                                 f"it depends on an input value of shape "
-                                 f"{_shape_text(value.shape)} that is not among them")
-            if record is None:
-                raise ValueError(f"Model: {value!r} was not produced by a layer call made "
-                                 f"while building this model")
-            if id(record) in done:
-                return
-            done.add(id(record))
-            for arg in record.args:
-                for v in (arg if isinstance(arg, (list, tuple)) else [arg]):
-                    visit(v)
-            order.append(record)
-
-        for v in self.outputs:
-            visit(v)
-        return order
-
-    @property
-    def input_shape(self):
-        """The per-sample input shape of a single-input functional model (else None)."""
-        return self.inputs[0].shape[1:] if self._functional and len(self.inputs) == 1 else None
-
-    def named_children(self):
-        if self._functional:
-            return [(str(i), m) for i, m in enumerate(self._layers)]
-        return super().named_children()
-
-    def forward(self, *xs):
-        if not self._functional:
-            raise NotImplementedError(f"{type(self).__name__} defines no forward")
-        if not _symbolic(xs):
-            return self(*xs)
-        if len(xs) != len(self.inputs):
-            raise TypeError(f"Model: takes {len(self.inputs)} inputs, got {len(xs)}")
-        mapped = {id(v): x for v, x in zip(self.inputs, xs)}
-
-        def get(arg):
-            if isinstance(arg, (list, tuple)):
-                return [mapped[id(v)] for v in arg]
-            return mapped[id(arg)]
-
-        for c in self._calls:
-            out = c.module(*[get(a) for a in c.args])
-            outs = list(out) if isinstance(out, (tuple, list)) else [out]
-            for v, o in zip(c.outputs, outs):
-                mapped[id(v)] = o
-        outs = [mapped[id(v)] for v in self.outputs]
-        return outs[0] if self._single_out else outs
-
-    def _graph_for(self, shapes):
-        if not self._functional:
-            return super()._graph_for(shapes)
-        if len(shapes) != len(self.inputs):
-            raise TypeError(f"Model: takes {len(self.inputs)} inputs, got {len(shapes)}")
-        for k, (v, shape) in enumerate(zip(self.inputs, shapes)):
-            if tuple(shape[1:]) != v.shape[1:]:
-                raise ValueError(f"Model: input {k} must have shape {_shape_text(v.shape)}, "
-                                 f"got {tuple(shape)}")
-        return self._graph_fixed
-
-    def config(self):
-        """The architecture: the layers' specs and the calls between them."""
-        if not self._functional:
-            return super().config()
-        from . import registry
-        index = {id(c): i for i, c in enumerate(self._calls)}
-        refs = {id(v): {"input": k} for k, v in enumerate(self.inputs)}
-        for c in self._calls:
-            for j, v in enumerate(c.outputs):
-                refs[id(v)] = {"call": index[id(c)], "output": j}
-
-        def ref(arg):
-            if isinstance(arg, (list, tuple)):
-                return {"list": [refs[id(v)] for v in arg]}
-            return refs[id(arg)]
-
-        layer_of = {id(m): i for i, m in enumerate(self._layers)}
-        return {"inputs": [list(v.shape[1:]) for v in self.inputs],
-                "layers": [registry.spec(m) for m in self._layers],
-                "calls": [{"layer": layer_of[id(c.module)], "args": [ref(a) for a in c.args]}
-                          for c in self._calls],
-                "outputs": [ref(v) for v in self.outputs],
-                "single_input": self._single_in, "single_output": self._single_out}
-
-    @classmethod
-    def from_config(cls, config):
-        from . import registry
-        layers = [registry.build(s) for s in config["layers"]]
-        inputs = [Input(s) for s in config["inputs"]]
-        results = []
-
-        def get(r):
-            if "list" in r:
-                return [get(x) for x in r["list"]]
-            if "input" in r:
-                return inputs[r["input"]]
-            return results[r["call"]][r["output"]]
-
-        for c in config["calls"]:
-            out = layers[c["layer"]](*[get(a) for a in c["args"]])
-            results.append(list(out) if isinstance(out, (tuple, list)) else [out])
-        outputs = [get(r) for r in config["outputs"]]
-        return cls(inputs[0] if config["single_input"] else inputs,
-                   outputs[0] if config["single_output"] else outputs)
-
-    def __repr__(self):
-        if not self._functional:
-            return super().__repr__()
-        inner = "".join(f"\n  ({k}): " + repr(m).replace("\n", "\n  ")
-                        for k, m in self.named_children())
-        return f"Model(inputs={[_shape_text(v.shape) for v in self.inputs]}{inner}\n)"

@@ -78,14 +78,16 @@ class Concatenate(_Merge):
     def forward(self, xs):
         xs = self._inputs(xs)
         shape = self.output_shape([x.shape for x in xs])
-        axis = self.axis % len(shape)
-        self._sizes = [x.shape[axis] for x in xs]
-        return F.concatenate(xs, axis, out=self._buffer("y", shape))
+        self._shapes = [x.shape for x in xs]
+        return F.concatenate(xs, self.axis, out=self._buffer("y", shape))
 
     def backward(self, grad_out, need_input_grad=True):
         if not need_input_grad:
-            return self._none(len(self._sizes))
-        return F.concatenate_backward(grad_out, self._sizes, self.axis % grad_out.ndim)
+            return self._none(len(self._shapes))
+        axis = self.axis % grad_out.ndim
+        return F.concatenate_backward(
+            grad_out, [s[axis] for s in self._shapes], axis,
+            out=[self._buffer(f"dx{k}", s) for k, s in enumerate(self._shapes)])
 
     def config(self):
         return {"axis": self.axis}

@@ -187,7 +187,7 @@ class Module(training.ModelAPI):
     def load_state_dict(self, state_dict, strict=True):
         """Copy `state_dict` (name -> array-like: NumPy arrays, torch tensors, lists) into
         the parameters and buffers in place. With strict, missing and unexpected keys
-        raise KeyError naming them; a shape mismatch raises ValueError naming the key and
+        raise ValueError naming them; a shape mismatch raises ValueError naming the key and
         both shapes; nothing is copied unless every entry fits. Returns
         (missing_keys, unexpected_keys)."""
         name = type(self).__name__
@@ -198,8 +198,8 @@ class Module(training.ModelAPI):
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):
-            raise KeyError(f"{name}.load_state_dict: missing keys {missing}, unexpected keys "
-                           f"{unexpected}")
+            raise ValueError(f"{name}.load_state_dict: missing keys {missing}, unexpected keys "
+                             f"{unexpected}")
         values = []
         for key, dst in own.items():
             if key not in state_dict:

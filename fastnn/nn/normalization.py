@@ -35,11 +35,16 @@ class _BatchNorm(Module):
         self.momentum = momentum
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
         c = self.num_features
-        self.weight = Parameter(np.ones(c, np.float32)) if affine else None
-        self.bias = Parameter(np.zeros(c, np.float32)) if affine else None
         tracking = self.track_running_stats
-        self.register_buffer("running_mean", np.zeros(c, np.float32) if tracking else None)
-        self.register_buffer("running_var", np.ones(c, np.float32) if tracking else None)
+        try:
+            if c > 1 << 40:  # 4 TiB per array: refuse before asking the allocator
+                raise MemoryError
+            self.weight = Parameter(np.ones(c, np.float32)) if affine else None
+            self.bias = Parameter(np.zeros(c, np.float32)) if affine else None
+            self.register_buffer("running_mean", np.zeros(c, np.float32) if tracking else None)
+            self.register_buffer("running_var", np.ones(c, np.float32) if tracking else None)
+        except MemoryError:
+            raise MemoryError(f"{name}: cannot allocate the state of num_features={c}") from None
         self.register_buffer("num_batches_tracked", np.zeros((), np.int64) if tracking else None)
 
     def output_shape(self, shape):

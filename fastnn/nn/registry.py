@@ -4,7 +4,7 @@ from .activation import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .container import Sequential
 from .conv import Conv2d
 from .dropout import Dropout
-from .graph import Model
+from .model import Model
 from .linear import Linear
 from .merge import Add, Concatenate
 from .normalization import BatchNorm1d, BatchNorm2d

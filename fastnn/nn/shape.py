@@ -1,6 +1,8 @@
 """Layers that only reshape or pass values on: Flatten, Identity."""
 import math
 
+import numpy as np
+
 from .module import Module
 
 __all__ = ["Flatten", "Identity"]
@@ -25,6 +27,9 @@ class Identity(Module):
     """y = x (the same array), e.g. a placeholder for a removed head."""
 
     def forward(self, x):
+        if not isinstance(x, np.ndarray) or x.dtype != np.float32:
+            raise TypeError(f"{self!r}: input x must be a float32 ndarray, got "
+                            f"{getattr(x, 'dtype', type(x).__name__)}")
         return x
 
     def backward(self, grad_out, need_input_grad=True):

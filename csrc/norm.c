@@ -1,0 +1,272 @@
+/* norm.c: batch normalization, forward and backward, on x viewed as (N, C, S): the
+ * statistics of channel c run over its N planes of S values (m = N*S of them).
+ *
+ * Threads split the channels and each channel's sums run in one fixed order: plane by
+ * plane in batch order, each plane in the ISA's double lanes (fnn_active->ew.sums), so
+ * no result depends on the thread count. A thread takes its channels in chunks whose
+ * data fits in L2: it sums a chunk row by row (each row's part of the chunk is
+ * contiguous, which small planes need: one plane per row would stride through memory),
+ * then normalises the chunk while it is still in cache. With S == 1 ((N, C) input) a
+ * row's chunk is a run of columns, summed vectorised across the columns.
+ *
+ * The sums are shifted (by a value of the channel in the forward, by its mean in the
+ * backward): a mean far from zero costs the one-pass variance no precision, and a
+ * constant channel has a variance of exactly 0. */
+#include <math.h>
+
+#include "internal.h"
+
+/* Most channels per chunk (the per-channel state lives on the stack), and the bytes
+ * of x a chunk aims at. */
+#define CHUNK_MAX 256
+#define CHUNK_BYTES (256 * 1024)
+/* With S == 1 threads split columns on 64-byte boundaries: they never share a line. */
+#define COL_ALIGN 16
+
+typedef struct {
+    int64_t n, c, s;
+    const float *x, *gy, *weight, *bias;
+    float *running_mean, *running_var;  /* forward: updated in training, read otherwise */
+    const float *mean_in, *invstd_in;   /* backward: the forward's save_mean, save_invstd */
+    int training;
+    double momentum, eps;
+    float *y, *mean, *invstd;           /* forward outputs */
+    float *gx, *gw, *gb;                /* backward outputs (each may be NULL) */
+} bn_job;
+
+/* The state of a chunk of channels: sums in double, then the per-channel constants of
+ * the elementwise pass. Forward: y = (x - mean) * a + b, a = weight * invstd. Backward,
+ * training: gx = ((gy - b) - (x - mean) * k) * a with b = mean(gy) and
+ * k = mean(gy * (x - mean)) * invstd^2 (torch's form); otherwise gx = gy * a. */
+typedef struct {
+    double s[CHUNK_MAX], q[CHUNK_MAX];
+    float shift[CHUNK_MAX], mean[CHUNK_MAX], a[CHUNK_MAX], b[CHUNK_MAX], k[CHUNK_MAX];
+} bn_chunk;
+
+/* Channels per chunk: about CHUNK_BYTES of x, at least a vector of columns when S == 1. */
+static int64_t chunk_channels(const bn_job *J)
+{
+    double per_channel = 4.0 * (double)J->n * (double)J->s;
+    int64_t k = (int64_t)FNN_MIN((double)CHUNK_MAX, CHUNK_BYTES / FNN_MAX(per_channel, 1.0));
+    return FNN_MAX(k, J->s == 1 ? COL_ALIGN : 1);
+}
+
+/* The shift of a channel's sums: a value of it, unless that is inf or NaN (which
+ * would make every shifted value NaN where the plain sums give inf). */
+static inline float finite_or_zero(float v) { return isfinite(v) ? v : 0.0f; }
+
+/* Channel c (slot j of the chunk): its statistics from the shifted sums (training) or
+ * the running ones; sets save_mean and save_invstd, updates the running statistics. */
+static void forward_constants(const bn_job *J, int64_t c, bn_chunk *t, int64_t j)
+{
+    double m = (double)J->n * (double)J->s, mu, invstd;
+    if (J->training) {
+        double var_sum = t->q[j] - t->s[j] * t->s[j] / m;
+        if (var_sum < 0.0)  /* rounding; NaN stays NaN */
+            var_sum = 0.0;
+        mu = t->shift[j] + t->s[j] / m;  /* NaN when m == 0: the mean of nothing */
+        invstd = 1.0 / sqrt(var_sum / m + J->eps);
+        if (m > 0 && J->running_mean)
+            J->running_mean[c] =
+                (float)((1.0 - J->momentum) * J->running_mean[c] + J->momentum * mu);
+        if (m > 0 && J->running_var)  /* the unbiased variance, like torch */
+            J->running_var[c] = (float)((1.0 - J->momentum) * J->running_var[c] +
+                                        J->momentum * (var_sum / (m - 1.0)));
+    } else {
+        mu = J->running_mean[c];
+        invstd = 1.0 / sqrt((double)J->running_var[c] + J->eps);
+    }
+    J->mean[c] = t->mean[j] = (float)mu;
+    J->invstd[c] = (float)invstd;
+    t->a[j] = (float)(invstd * (J->weight ? J->weight[c] : 1.0f));
+    t->b[j] = J->bias ? J->bias[c] : 0.0f;
+}
+
+/* Channel c: grad_weight and grad_bias from the sums of gy and gy * (x - mean), and
+ * the constants of its input gradient. */
+static void backward_constants(const bn_job *J, int64_t c, bn_chunk *t, int64_t j)
+{
+    double m = (double)J->n * (double)J->s, invstd = J->invstd_in[c];
+    if (J->gb)
+        J->gb[c] = (float)t->s[j];
+    if (J->gw)
+        J->gw[c] = m > 0 ? (float)(t->q[j] * invstd) : 0.0f;
+    t->mean[j] = J->mean_in[c];
+    t->a[j] = (float)(invstd * (J->weight ? J->weight[c] : 1.0f));
+    t->b[j] = m > 0 ? (float)(t->s[j] / m) : 0.0f;
+    t->k[j] = m > 0 ? (float)(t->q[j] / m * invstd * invstd) : 0.0f;
+}
+
+/* Adds row i's part of chunk [c0, c0 + w) to the sums: of x - shift and its square
+ * (g NULL), or of g and g * (x - shift). */
+static void row_sums(const bn_job *J, const float *g, int64_t i, int64_t c0, int64_t w,
+                     bn_chunk *t)
+{
+    int64_t s = J->s, off = (i * J->c + c0) * s;
+    const float *x = J->x + off;
+    if (s == 1 && !g) {
+        for (int64_t j = 0; j < w; j++) {
+            double d = (double)x[j] - t->shift[j];
+            t->s[j] += d;
+            t->q[j] += d * d;
+        }
+    } else if (s == 1) {
+        for (int64_t j = 0; j < w; j++) {
+            double gj = g[off + j];
+            t->s[j] += gj;
+            t->q[j] += gj * ((double)x[j] - t->shift[j]);
+        }
+    } else {
+        for (int64_t j = 0; j < w; j++) {
+            double ps, pq;
+            if (g)
+                fnn_active->ew.dot_sums(s, g + off + j * s, x + j * s, t->shift[j], &ps, &pq);
+            else
+                fnn_active->ew.sums(s, x + j * s, t->shift[j], &ps, &pq);
+            t->s[j] += ps;
+            t->q[j] += pq;
+        }
+    }
+}
+
+/* Row i's part of chunk [c0, c0 + w): y = (x - mean) * a + b, per channel. */
+static void row_normalise(const bn_job *J, int64_t i, int64_t c0, int64_t w, const bn_chunk *t)
+{
+    int64_t s = J->s, off = (i * J->c + c0) * s;
+    const float *restrict x = J->x + off;
+    float *restrict y = J->y + off;
+    if (s == 1) {
+        for (int64_t j = 0; j < w; j++)
+            y[j] = (x[j] - t->mean[j]) * t->a[j] + t->b[j];
+        return;
+    }
+    for (int64_t j = 0; j < w; j++) {
+        float mean = t->mean[j], a = t->a[j], b = t->b[j];
+        for (int64_t e = j * s; e < (j + 1) * s; e++)
+            y[e] = (x[e] - mean) * a + b;
+    }
+}
+
+/* Row i's part of chunk [c0, c0 + w) of the input gradient. */
+static void row_input_grad(const bn_job *J, int64_t i, int64_t c0, int64_t w, const bn_chunk *t)
+{
+    int64_t s = J->s, off = (i * J->c + c0) * s;
+    const float *restrict x = J->x + off, *restrict gy = J->gy + off;
+    float *restrict gx = J->gx + off;
+    if (s == 1 && J->training) {
+        for (int64_t j = 0; j < w; j++)
+            gx[j] = ((gy[j] - t->b[j]) - (x[j] - t->mean[j]) * t->k[j]) * t->a[j];
+        return;
+    }
+    if (s == 1) {
+        for (int64_t j = 0; j < w; j++)
+            gx[j] = gy[j] * t->a[j];
+        return;
+    }
+    for (int64_t j = 0; j < w; j++) {
+        float mean = t->mean[j], a = t->a[j], b = t->b[j], k = t->k[j];
+        if (J->training) {
+            for (int64_t e = j * s; e < (j + 1) * s; e++)
+                gx[e] = ((gy[e] - b) - (x[e] - mean) * k) * a;
+        } else {
+            for (int64_t e = j * s; e < (j + 1) * s; e++)
+                gx[e] = gy[e] * a;
+        }
+    }
+}
+
+static void forward_part(int64_t lo, int64_t hi, void *ctx)
+{
+    const bn_job *J = ctx;
+    bn_chunk t;
+    int64_t k = chunk_channels(J);
+    for (int64_t c0 = lo; c0 < hi; c0 += k) {
+        int64_t w = FNN_MIN(k, hi - c0);
+        for (int64_t j = 0; j < w; j++) {
+            t.s[j] = t.q[j] = 0.0;
+            t.shift[j] = J->training && J->n > 0 ? finite_or_zero(J->x[(c0 + j) * J->s]) : 0.0f;
+        }
+        for (int64_t i = 0; J->training && i < J->n; i++)
+            row_sums(J, NULL, i, c0, w, &t);
+        for (int64_t j = 0; j < w; j++)
+            forward_constants(J, c0 + j, &t, j);
+        for (int64_t i = 0; i < J->n; i++)
+            row_normalise(J, i, c0, w, &t);
+    }
+}
+
+static void backward_part(int64_t lo, int64_t hi, void *ctx)
+{
+    const bn_job *J = ctx;
+    bn_chunk t;
+    int64_t k = chunk_channels(J);
+    int sums = (J->training && J->gx) || J->gw || J->gb;
+    for (int64_t c0 = lo; c0 < hi; c0 += k) {
+        int64_t w = FNN_MIN(k, hi - c0);
+        for (int64_t j = 0; j < w; j++) {
+            t.s[j] = t.q[j] = 0.0;
+            t.shift[j] = J->mean_in[c0 + j];
+        }
+        for (int64_t i = 0; sums && i < J->n; i++)
+            row_sums(J, J->gy, i, c0, w, &t);
+        for (int64_t j = 0; j < w; j++)
+            backward_constants(J, c0 + j, &t, j);
+        for (int64_t i = 0; J->gx && i < J->n; i++)
+            row_input_grad(J, i, c0, w, &t);
+    }
+}
+
+/* n, c, s >= 0 and n*c*s fits in int64_t. */
+static int sizes_valid(int64_t n, int64_t c, int64_t s)
+{
+    if (n < 0 || c < 0 || s < 0)
+        return 0;
+    if (c > 0 && s > INT64_MAX / c)
+        return 0;
+    return n == 0 || c * s == 0 || n <= INT64_MAX / (c * s);
+}
+
+/* Channels split over the threads; with no values (N*S == 0) only the per-channel
+ * constants are set, and no pointer into x is formed. */
+static void run_channels(bn_job *J, fnn_range_fn f, double cost)
+{
+    if (J->n == 0 || J->s == 0) {
+        J->n = J->s = 0;
+        f(0, J->c, J);
+        return;
+    }
+    fnn_parallel_range(J->c, cost * (double)J->n * J->c * J->s, J->s == 1 ? COL_ALIGN : 1, f,
+                       J);
+}
+
+int fnn_batch_norm(int64_t n, int64_t c, int64_t s, const float *x, const float *weight,
+                   const float *bias, float *running_mean, float *running_var, int training,
+                   double momentum, double eps, float *y, float *save_mean, float *save_invstd)
+{
+    if (!sizes_valid(n, c, s) || (n * c * s > 0 && (!x || !y)) ||
+        (c > 0 && (!save_mean || !save_invstd)))
+        return FNN_EINVAL;
+    if (training ? n == 1 && s == 1 : c > 0 && (!running_mean || !running_var))
+        return FNN_EINVAL;
+    bn_job J = {.n = n, .c = c, .s = s, .x = x, .weight = weight, .bias = bias,
+                .running_mean = running_mean, .running_var = running_var,
+                .training = training, .momentum = momentum, .eps = eps, .y = y,
+                .mean = save_mean, .invstd = save_invstd};
+    run_channels(&J, forward_part, training ? 4.0 : 2.0);
+    return FNN_OK;
+}
+
+int fnn_batch_norm_backward(int64_t n, int64_t c, int64_t s, const float *grad_y,
+                            const float *x, const float *weight, const float *save_mean,
+                            const float *save_invstd, int training, float *grad_x,
+                            float *grad_weight, float *grad_bias)
+{
+    if (!sizes_valid(n, c, s) || (n * c * s > 0 && (!x || !grad_y)) ||
+        (c > 0 && (!save_mean || !save_invstd)))
+        return FNN_EINVAL;
+    bn_job J = {.n = n, .c = c, .s = s, .x = x, .gy = grad_y, .weight = weight,
+                .mean_in = save_mean, .invstd_in = save_invstd, .training = training,
+                .gx = grad_x, .gw = grad_weight, .gb = grad_bias};
+    run_channels(&J, backward_part, 4.0);
+    return FNN_OK;
+}
