@@ -131,15 +131,7 @@ def export(model, path, input_shape=None, opset=DEFAULT_OPSET):
         raise ValueError(f"export: opset must be >= 17, got {opset}")
     if hasattr(model, "_ensure_built"):  # a fastnn.keras Sequential
         model._ensure_built()
-    if input_shape is not None:
-        shapes = ((None,) + tuple(input_shape),)
-    elif getattr(model, "_functional", False):
-        shapes = tuple(v.shape for v in model.inputs)
-    elif model.input_shape is not None:
-        shapes = ((None,) + tuple(model.input_shape),)
-    else:
-        raise ValueError("export: pass input_shape (per sample, e.g. (1, 28, 28)) for a model "
-                         "that does not know its input shape")
+    shapes = model._input_shapes(input_shape, "export")
     graph = model._graph_for(shapes)
     b = _Builder(helper, numpy_helper)
     single_in, single_out = len(graph.input_values) == 1, len(graph.output_values) == 1

@@ -378,21 +378,24 @@ class ModelAPI:
             self.train(was_training)
         return result
 
+    def _input_shapes(self, input_shape, what):
+        """The model's input shapes (batch None first): from per-sample `input_shape`, or
+        the model's own; an error naming `what` when neither is known."""
+        if input_shape is not None:
+            return ((None,) + tuple(input_shape),)
+        if getattr(self, "_functional", False):
+            return tuple(v.shape for v in self.inputs)
+        if self.input_shape is not None:
+            return ((None,) + tuple(self.input_shape),)
+        raise ValueError(f"{what}: pass input_shape (per sample, e.g. (1, 28, 28)) or build "
+                         f"the model with Sequential(..., input_shape=...)")
+
     def summary(self, input_shape=None, file=None):
         """Print and return a table of the layers (as the model's graph runs them, by
         their names in the model), their output shapes and parameter counts, for
         per-sample `input_shape` (default: the model's input_shape); then the counts of
         trainable and frozen (requires_grad False) parameters."""
-        if input_shape is not None:
-            shapes = ((None,) + tuple(input_shape),)
-        elif getattr(self, "_functional", False):
-            shapes = tuple(v.shape for v in self.inputs)
-        elif self.input_shape is not None:
-            shapes = ((None,) + tuple(self.input_shape),)
-        else:
-            raise ValueError("summary: pass input_shape (per sample, e.g. (1, 28, 28)) or "
-                             "build the model with Sequential(..., input_shape=...)")
-        graph = self._graph_for(shapes)
+        graph = self._graph_for(self._input_shapes(input_shape, "summary"))
         rows = [("Layer (type)", "Output shape", "Params")]
         for name, node in zip(graph.names, graph.nodes):
             count = sum(p.data.size for p in node.module.parameters())

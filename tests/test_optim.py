@@ -102,15 +102,20 @@ def test_rmsprop_matches_torch(rng, kwargs):
     torch = pytest.importorskip("torch", reason="PyTorch not installed")
     params, grads = make_params(rng)
     tparams = [torch.nn.Parameter(torch.from_numpy(p.data.copy())) for p in params]
-    opt, topt = optim.RMSprop(params, **kwargs), torch.optim.RMSprop(tparams, **kwargs)
+    steps_side_by_side(torch, optim.RMSprop(params, **kwargs), params,
+                       torch.optim.RMSprop(tparams, **kwargs), tparams, grads)
+    for p, tp in zip(params, tparams):
+        np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def steps_side_by_side(torch, opt, params, topt, tparams, grads):
+    """The same gradients into a fastnn and a torch optimizer, one step per list."""
     for step_grads in grads:
         for p, tp, g in zip(params, tparams, step_grads):
             np.copyto(p.grad, g)
             tp.grad = torch.from_numpy(g.copy())
         opt.step()
         topt.step()
-    for p, tp in zip(params, tparams):
-        np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_optimizer_by_name_lists_the_known_ones(rng):
@@ -225,14 +230,8 @@ def test_adam_matches_torch_on_a_model(rng):
     torch = pytest.importorskip("torch", reason="PyTorch not installed")
     params, grads = make_params(rng)
     tparams = [torch.nn.Parameter(torch.from_numpy(p.data.copy())) for p in params]
-    opt = optim.Adam(params, lr=1e-2, weight_decay=1e-3)
-    topt = torch.optim.Adam(tparams, lr=1e-2, weight_decay=1e-3)
-    for step_grads in grads[:3]:
-        for p, tp, g in zip(params, tparams, step_grads):
-            np.copyto(p.grad, g)
-            tp.grad = torch.from_numpy(g.copy())
-        opt.step()
-        topt.step()
+    steps_side_by_side(torch, optim.Adam(params, lr=1e-2, weight_decay=1e-3), params,
+                       torch.optim.Adam(tparams, lr=1e-2, weight_decay=1e-3), tparams, grads[:3])
     for p, tp in zip(params, tparams):
         np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-5, atol=1e-7)
 
