@@ -187,7 +187,7 @@ def test_keras_cnn_trains_like_models_cnn():
     assert abs(keras_acc - ref_acc) < 0.02, (keras_acc, ref_acc)
 
 
-def test_history_evaluate_predict_like_keras():
+def test_history_evaluate_predict_like_keras(tmp_path):
     rng = np.random.default_rng(3)
     x = rng.normal(size=(64, 4)).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.int64)
@@ -206,6 +206,11 @@ def test_history_evaluate_predict_like_keras():
     np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-5)
     # the loss evaluate reports is the cross-entropy of the probabilities predict returns
     np.testing.assert_allclose(result[0], -np.log(p[np.arange(64), y]).mean(), rtol=1e-4)
+    model.save_weights(tmp_path / "k.safetensors")
+    twin = fk.Sequential([fk.layers.Dense(8, activation="relu", input_dim=4),
+                          fk.layers.Dense(2, activation="softmax")])
+    twin.load_weights(tmp_path / "k.safetensors")
+    np.testing.assert_array_equal(twin.predict(x), p)
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     h = model.fit(x, y, epochs=1, verbose=0)
     assert list(h.history) == ["loss"]

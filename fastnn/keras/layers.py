@@ -462,8 +462,3 @@ class BatchNormalization(Layer):
         for dst, src in zip(targets, weights):
             np.copyto(dst, src)
 
-
-def _reset_names():
-    """Restart the automatic layer names (dense, dense_1, ...), as keras.backend.clear_session."""
-    _counters.clear()
-

@@ -8,6 +8,8 @@ and evaluates through a second graph of the same layers that stops before that
 activation, with the fused, numerically stable loss on logits (CrossEntropyLoss /
 BCEWithLogitsLoss); predict runs the whole graph and returns probabilities.
 """
+import contextlib
+
 import numpy as np
 
 from .. import losses as _losses
@@ -153,18 +155,14 @@ class Model(nn.Model):
             y = y[:, None]
         return y.astype(np.float32)
 
+    @contextlib.contextmanager
     def _training_graph(self):
         """A context in which the model runs its training graph (logits when fused)."""
-        model = self
-
-        class _Ctx:
-            def __enter__(self):
-                model.__dict__["_training_loss"] = True
-
-            def __exit__(self, *exc):
-                model.__dict__["_training_loss"] = False
-
-        return _Ctx()
+        self.__dict__["_training_loss"] = True
+        try:
+            yield
+        finally:
+            self.__dict__["_training_loss"] = False
 
     def _optimizer(self):
         if self._fastnn_optimizer is None:
@@ -259,6 +257,17 @@ class Model(nn.Model):
             n = len(layer.get_weights())
             layer.set_weights(weights[k:k + n])
             k += n
+
+    def save_weights(self, filepath):
+        """The weights as a safetensors file (fastnn.save_weights: torch's key names)."""
+        from ..weights import save_weights
+        self._ensure_built()
+        save_weights(self, filepath)
+
+    def load_weights(self, filepath):
+        from ..weights import load_weights
+        self._ensure_built()
+        load_weights(self, filepath)
 
     def count_params(self):
         """Keras' count: every weight, the non-trainable ones (moving statistics) too."""
