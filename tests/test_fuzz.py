@@ -947,11 +947,52 @@ def test_safetensors_file_boundary(data, tmp_path_factory):
     assert how == "flip"  # only a flip inside the data can leave a valid file
 
 
+KERAS_LAYERS = {  # class name -> (valid keyword arguments, the ones to make hostile)
+    "Dense": ({"units": 3}, ["units"]),
+    "Conv2D": ({"filters": 2, "kernel_size": 3, "strides": 1},
+               ["filters", "kernel_size", "strides", "dilation_rate"]),
+    "MaxPooling2D": ({"pool_size": 2}, ["pool_size", "strides"]),
+    "AveragePooling2D": ({"pool_size": 2}, ["pool_size", "strides"]),
+    "Dropout": ({"rate": 0.5}, ["rate"]),
+    "BatchNormalization": ({}, ["momentum", "epsilon"]),
+    "Activation": ({"activation": "relu"}, ["activation"]),
+}
+
+
+@settings(FUZZ, max_examples=300)
+@given(data=st.data())
+def test_keras_layer_boundary(data):
+    """fastnn.keras layers built with hostile arguments into a model on images (or flat
+    vectors for Dense): a model that predicts finite values or a clear error naming the
+    layer or the argument."""
+    from fastnn import keras as fk
+    draw = data.draw
+    name = draw(st.sampled_from(sorted(KERAS_LAYERS)))
+    kwargs, hostile = KERAS_LAYERS[name]
+    kwargs = dict(kwargs)
+    bad = draw(st.booleans())
+    if bad:
+        arg = draw(st.sampled_from(hostile))
+        kwargs[arg] = draw(st.sampled_from(HOSTILE_INTS + HOSTILE_REALS))
+    shape = (4,) if name == "Dense" else (6, 6, 2)
+
+    def build_and_predict():
+        model = fk.Sequential([getattr(fk.layers, name)(**kwargs, input_shape=shape)])
+        return model.predict(np.ones((2,) + shape, np.float32))
+
+    status, got = call("keras_layers", build_and_predict)
+    if status == "raised":
+        assert bad, f"valid arguments rejected: {got!r}"
+        check_named(got, {name, *hostile, "padding"})
+        return
+    assert np.isfinite(got).all()
+
+
 # calls: 38 kernel functions x 175 examples x 2, layers 400 x 1-3, losses and optimizers
 # 300 x 1-2
 QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losses": 300,
          "optimizers": 300, "models": 200, "state_dicts": 150, "to_categorical": 200,
-         "safetensors": 200}
+         "safetensors": 200, "keras_layers": 300}
 
 
 def test_call_count():

@@ -23,6 +23,7 @@ import re
 import numpy as np
 
 from .. import nn
+from .._core import as_real
 from ..nn import graph as _graph
 from ..nn.module import Module
 
@@ -182,7 +183,12 @@ class Layer(Module):
             transpose = self.transpose = Transpose(TO_NCHW)
         elif wants is False and x.nchw:
             transpose = self.transpose = Transpose(TO_NHWC)
-        chain, nchw = self._build(shape)
+        try:
+            chain, nchw = self._build(shape)
+        except (ValueError, TypeError, MemoryError) as e:  # name the Keras layer
+            kind = type(self).__name__
+            msg = str(e) if kind in str(e) else f"{self.name} ({kind}): {e}"
+            raise type(e)(msg) from None
         if wants is None:
             nchw = x.nchw
         self._chain = ([transpose] if transpose else []) + chain
@@ -437,6 +443,11 @@ class BatchNormalization(Layer):
         if center != scale:
             raise ValueError("BatchNormalization: center and scale must be both True or both "
                              "False")
+        momentum = as_real(momentum, "momentum", "BatchNormalization")
+        epsilon = as_real(epsilon, "epsilon", "BatchNormalization")
+        if not (0 <= momentum <= 1 and 0 < epsilon < math.inf):
+            raise ValueError(f"BatchNormalization: momentum must be in [0, 1] and epsilon "
+                             f"positive and finite, got {momentum!r} and {epsilon!r}")
         self.momentum, self.epsilon, self.affine = momentum, epsilon, bool(center)
 
     def _wants_nchw(self, shape):
