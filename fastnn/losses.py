@@ -41,6 +41,7 @@ class CrossEntropyLoss(Loss):
     log-softmax kernel, never a softmax followed by a log."""
     name = "cross_entropy"
     has_accuracy = True
+    label_smoothing = 0.0  # (subclasses that skip __init__ keep torch's default)
 
     def __init__(self, label_smoothing=0.0):
         label_smoothing = _real(label_smoothing, "label_smoothing", "CrossEntropyLoss")
