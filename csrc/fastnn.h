@@ -146,9 +146,10 @@ int fnn_bce_with_logits(int64_t n, const float *logits, const float *targets, do
 int fnn_mse_loss(int64_t n, const float *pred, const float *target, double *loss, float *grad);
 
 /* ---- fused optimizer steps over `count` parameter arrays (optim.c) ----
- * Array i has sizes[i] elements; formulas are torch.optim.SGD's and Adam's (AdamW when
- * decoupled), updating params, bufs, ms and vs in place. bufs may be NULL when
- * momentum == 0. The element range of all arrays together is split over the threads. */
+ * Array i has sizes[i] elements; formulas are torch.optim.SGD's, Adam's (AdamW when
+ * decoupled) and RMSprop's, updating params and the state arrays in place. bufs may be
+ * NULL when momentum == 0, grad_avgs when not centered. The element range of all
+ * arrays together is split over the threads. */
 int fnn_sgd_step(int64_t count, const int64_t *sizes, float *const *params,
                  const float *const *grads, float *const *bufs, double lr, double momentum,
                  double dampening, int nesterov, double weight_decay, int first_step);
@@ -156,6 +157,10 @@ int fnn_adam_step(int64_t count, const int64_t *sizes, float *const *params,
                   const float *const *grads, float *const *ms, float *const *vs, int64_t step,
                   double lr, double beta1, double beta2, double eps, double weight_decay,
                   int decoupled);
+int fnn_rmsprop_step(int64_t count, const int64_t *sizes, float *const *params,
+                     const float *const *grads, float *const *square_avgs,
+                     float *const *grad_avgs, float *const *bufs, double lr, double alpha,
+                     double eps, double weight_decay, double momentum, int centered);
 
 /* ---- linear and convolution (conv.c) ----
  * PyTorch layouts: x (n, in) and weight (out, in) for linear; NCHW x, (c_out, c_in, kh, kw)

@@ -90,6 +90,11 @@ typedef struct {
                                      decay: 1 - lr*wd (AdamW), else 1 */
 } fnn_adam_consts;
 
+typedef struct {
+    float alpha, c1;              /* c1 = 1 - alpha */
+    float lr, eps, l2, momentum;  /* l2: weight decay added to the gradient */
+} fnn_rmsprop_consts;
+
 /* Elementwise loops of one ISA (simd/elementwise_kernel.h): the memory-bound
  * activations and add, sums in double, 2x2 max pooling and the optimizer updates. */
 typedef struct {
@@ -116,6 +121,9 @@ typedef struct {
     void (*sgd)(int64_t n, float *p, const float *g, float *buf, const fnn_sgd_consts *c);
     void (*adam)(int64_t n, float *p, const float *g, float *m, float *v,
                  const fnn_adam_consts *c);
+    /* gavg is NULL unless centered, buf NULL without momentum */
+    void (*rmsprop)(int64_t n, float *p, const float *g, float *sq, float *gavg, float *buf,
+                    const fnn_rmsprop_consts *c);
 } fnn_elementwise_kernels;
 
 typedef struct {

@@ -1,4 +1,4 @@
-/* optim.c: one SGD or Adam step over every parameter array in one call.
+/* optim.c: one SGD, Adam or RMSprop step over every parameter array in one call.
  *
  * The arrays are treated as one concatenated element range split evenly over the
  * threads, so a model with one large and many small arrays still balances. Each
@@ -12,10 +12,11 @@
 typedef struct {
     int64_t count;
     const int64_t *sizes;
-    float *const *params, *const *bufs, *const *ms, *const *vs;
-    const float *const *grads;
+    float *const *params, *const *bufs, *const *ms, *const *vs;  /* RMSprop: ms square */
+    const float *const *grads;                                   /* averages, vs grad ones */
     fnn_sgd_consts sgd;
     fnn_adam_consts adam;
+    fnn_rmsprop_consts rmsprop;
 } optim_job;
 
 typedef void (*optim_fn)(const optim_job *J, int64_t a, int64_t lo, int64_t hi);
@@ -32,6 +33,13 @@ static void adam_array(const optim_job *J, int64_t a, int64_t lo, int64_t hi)
                         J->vs[a] + lo, &J->adam);
 }
 
+static void rmsprop_array(const optim_job *J, int64_t a, int64_t lo, int64_t hi)
+{
+    fnn_active->ew->rmsprop(hi - lo, J->params[a] + lo, J->grads[a] + lo, J->ms[a] + lo,
+                           J->vs ? J->vs[a] + lo : NULL, J->bufs ? J->bufs[a] + lo : NULL,
+                           &J->rmsprop);
+}
+
 /* The part [lo, hi) of the concatenated range, array by array. */
 static void walk(const optim_job *J, int64_t lo, int64_t hi, optim_fn f)
 {
@@ -45,6 +53,7 @@ static void walk(const optim_job *J, int64_t lo, int64_t hi, optim_fn f)
 
 static void sgd_part(int64_t lo, int64_t hi, void *ctx) { walk(ctx, lo, hi, sgd_array); }
 static void adam_part(int64_t lo, int64_t hi, void *ctx) { walk(ctx, lo, hi, adam_array); }
+static void rmsprop_part(int64_t lo, int64_t hi, void *ctx) { walk(ctx, lo, hi, rmsprop_array); }
 
 /* Total elements of all arrays; -1 if a size is negative, an array is missing or the
  * total overflows. */
@@ -102,5 +111,28 @@ int fnn_adam_step(int64_t count, const int64_t *sizes, float *const *params,
                             .eps = (float)eps, .l2 = decoupled ? 0.0f : (float)weight_decay,
                             .decay = decoupled ? (float)(1.0 - lr * weight_decay) : 1.0f}};
     fnn_parallel_range(total, 16.0 * FNN_COST_MEM * (double)total, 16, adam_part, &J);
+    return FNN_OK;
+}
+
+int fnn_rmsprop_step(int64_t count, const int64_t *sizes, float *const *params,
+                     const float *const *grads, float *const *square_avgs,
+                     float *const *grad_avgs, float *const *bufs, double lr, double alpha,
+                     double eps, double weight_decay, double momentum, int centered)
+{
+    if (count < 0 || (count > 0 && (!sizes || !params || !grads || !square_avgs)) ||
+        !(lr >= 0.0) || !(alpha >= 0.0 && alpha <= 1.0) || !(eps > 0.0) ||
+        !(weight_decay >= 0.0) || !(momentum >= 0.0) || (centered && count > 0 && !grad_avgs) ||
+        (momentum != 0.0 && count > 0 && !bufs))
+        return FNN_EINVAL;
+    float *const *gavg = centered ? grad_avgs : NULL, *const *buf = momentum != 0.0 ? bufs : NULL;
+    int64_t total = total_size(count, sizes, params, grads, square_avgs, gavg);
+    if (total < 0 || (buf && total_size(count, sizes, params, grads, buf, NULL) < 0))
+        return FNN_EINVAL;
+    optim_job J = {.count = count, .sizes = sizes, .params = params, .grads = grads,
+                   .ms = square_avgs, .vs = gavg, .bufs = buf,
+                   .rmsprop = {.alpha = (float)alpha, .c1 = (float)(1.0 - alpha),
+                               .lr = (float)lr, .eps = (float)eps, .l2 = (float)weight_decay,
+                               .momentum = (float)momentum}};
+    fnn_parallel_range(total, 16.0 * (double)total, 16, rmsprop_part, &J);
     return FNN_OK;
 }

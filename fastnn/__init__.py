@@ -57,8 +57,9 @@ from . import functional, losses, models, nn, optim  # noqa: E402
 from .nn import Input, Model, Sequential  # noqa: E402
 from .serialization import load, save  # noqa: E402
 from .training import EarlyStopping, History  # noqa: E402
+from .weights import load_weights, save_weights  # noqa: E402
 
 __all__ = ["matmul", "show_config", "get_isa", "set_isa", "supported_isas",
            "get_num_threads", "set_num_threads", "__version__", "functional", "losses",
            "models", "nn", "optim", "Input", "Model", "Sequential", "load", "save",
-           "EarlyStopping", "History"]
+           "EarlyStopping", "History", "save_weights", "load_weights"]

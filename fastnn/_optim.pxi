@@ -31,7 +31,7 @@ cdef list optim_arrays(object arrays, str name, int64_t count, list params, bint
 
 
 cdef class PointerTable:
-    """sizes[i] and up to four pointer columns for `count` arrays, freed with the object."""
+    """sizes[i] and up to five pointer columns for `count` arrays, freed with the object."""
     cdef int64_t count
     cdef int64_t *sizes
     cdef float **ptrs
@@ -39,7 +39,7 @@ cdef class PointerTable:
     def __cinit__(self, int64_t count):
         self.count = count
         self.sizes = <int64_t *>malloc(max(count, 1) * sizeof(int64_t))
-        self.ptrs = <float **>malloc(max(count, 1) * 4 * sizeof(float *))
+        self.ptrs = <float **>malloc(max(count, 1) * 5 * sizeof(float *))
         if self.sizes == NULL or self.ptrs == NULL:
             raise MemoryError()
 
@@ -127,4 +127,41 @@ def adam_step(params, grads, ms, vs, *, step, lr=1e-3, beta1=0.9, beta2=0.999, e
         status = fnn_adam_step(count, t.sizes, t.column(0), <const float *const *>t.column(1),
                                t.column(2), t.column(3), c_step, c_lr, b1, b2, c_eps, c_wd,
                                c_dec)
+    check(status, fn)
+
+
+def rmsprop_step(params, grads, square_avgs, grad_avgs, bufs, *, lr=1e-2, alpha=0.99, eps=1e-8,
+                 weight_decay=0.0, momentum=0.0, centered=False):
+    """One torch.optim.RMSprop step on every (param, grad, square average, gradient
+    average, momentum buffer), in place; grad_avgs may be None unless centered, bufs
+    None when momentum == 0."""
+    fn = "rmsprop_step"
+    optim_check_lr(lr, fn)
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"{fn}: alpha must lie in [0, 1], got {alpha}")
+    if not eps > 0.0:
+        raise ValueError(f"{fn}: eps must be > 0, got {eps}")
+    if not weight_decay >= 0.0 or not momentum >= 0.0:
+        raise ValueError(f"{fn}: weight_decay and momentum must be >= 0, got {weight_decay} "
+                         f"and {momentum}")
+    params = optim_arrays(params, "params", 0, None, True, fn)
+    cdef int64_t count = len(params)
+    grads = optim_arrays(grads, "grads", count, params, False, fn)
+    square_avgs = optim_arrays(square_avgs, "square_avgs", count, params, True, fn)
+    cdef PointerTable t = PointerTable(count)
+    t.fill(0, params, True)
+    t.fill(1, grads, False)
+    t.fill(2, square_avgs, True)
+    if centered:
+        t.fill(3, optim_arrays(grad_avgs, "grad_avgs", count, params, True, fn), True)
+    if momentum != 0:
+        t.fill(4, optim_arrays(bufs, "bufs", count, params, True, fn), True)
+    cdef double c_lr = lr, c_alpha = alpha, c_eps = eps, c_wd = weight_decay, c_mom = momentum
+    cdef int c_centered = bool(centered), status
+    with nogil:
+        status = fnn_rmsprop_step(count, t.sizes, t.column(0),
+                                  <const float *const *>t.column(1), t.column(2),
+                                  t.column(3) if c_centered else NULL,
+                                  t.column(4) if c_mom != 0 else NULL, c_lr, c_alpha, c_eps,
+                                  c_wd, c_mom, c_centered)
     check(status, fn)

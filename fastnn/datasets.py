@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["read_idx", "load", "load_mnist", "load_fashion_mnist", "iterate_batches", "cache_dir"]
+__all__ = ["read_idx", "load", "load_raw", "load_splits", "load_mnist", "load_fashion_mnist",
+           "iterate_batches", "cache_dir"]
 
 # IDX type byte -> big-endian dtype of the stored values.
 _IDX_TYPES = {
@@ -239,8 +240,8 @@ def _find(name, stem, root, download):
     )
 
 
-def load(name, split, root=None, download=True):
-    """Load one split of a dataset as (x float32 (N, 1, 28, 28) in [0, 1], y int64)."""
+def load_raw(name, split, root=None, download=True):
+    """Load one split of a dataset as stored: (images uint8 (N, 28, 28), labels uint8 (N,))."""
     if name not in DATASETS:
         raise ValueError(f"name must be one of {list(DATASETS)}, got {name!r}")
     if split not in SPLITS:
@@ -265,9 +266,41 @@ def load(name, split, root=None, download=True):
         )
     if labels.size and labels.max() > 9:
         raise ValueError(f"{label_path} has label {labels.max()}: expected labels in 0..9")
+    return images, labels
+
+
+def load(name, split, root=None, download=True):
+    """Load one split of a dataset as (x float32 (N, 1, 28, 28) in [0, 1], y int64)."""
+    images, labels = load_raw(name, split, root, download)
     x = images.reshape(-1, 1, 28, 28).astype(np.float32)
     np.divide(x, 255.0, out=x)
     return x, labels.astype(np.int64)
+
+
+MNIST_FALLBACK_TRAIN = 8000
+
+
+def load_splits(name, root=None, download=True, loader=load):
+    """((x_train, y_train), (x_test, y_test), note) by `loader` (load or load_raw), or,
+    for MNIST when only its test split is available locally, that split divided in two:
+    the first 8,000 images (80 % of a smaller file) to train, the rest to evaluate, with
+    `note` saying so (None otherwise)."""
+    try:
+        train = loader(name, "train", root, download=name != "mnist" and download)
+    except FileNotFoundError:
+        if name != "mnist":
+            raise
+        try:
+            x, y = loader("mnist", "test", root, download=False)
+        except FileNotFoundError:  # nothing local: load both splits, downloading if allowed
+            train = loader(name, "train", root, download=download)
+        else:
+            n = min(MNIST_FALLBACK_TRAIN, len(x) * 4 // 5)
+            note = (f"MNIST training split not found; training on the first {n:,} "
+                    f"test-split images and evaluating on the remaining {len(x) - n:,}")
+            return (x[:n], y[:n]), (x[n:], y[n:]), note
+    test = loader(name, "test", root, download=download)
+    return train, test, None
 
 
 def load_mnist(root=None, download=True):

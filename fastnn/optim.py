@@ -1,6 +1,6 @@
 """Optimizers with torch.optim's update rules, each step ONE fused C kernel call over
-all parameters (fastnn._core.sgd_step / adam_step update the arrays in place), and
-epoch-wise learning-rate schedules.
+all parameters (fastnn._core.sgd_step / adam_step / rmsprop_step update the arrays in
+place), and epoch-wise learning-rate schedules.
 
 Parameter arrays are updated in place, so their identity never changes; code that
 loads weights must copy into `p.data` (np.copyto), not rebind it. A frozen parameter
@@ -12,7 +12,7 @@ import numpy as np
 from . import _core
 from ._core import as_real
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "StepLR", "CosineAnnealingLR", "get"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "StepLR", "CosineAnnealingLR", "get"]
 
 
 class Optimizer:
@@ -97,9 +97,10 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """torch.optim.SGD: optional momentum (with Nesterov) and L2 weight decay."""
+    """torch.optim.SGD: optional momentum (with Nesterov) and L2 weight decay; lr 1e-3 by
+    default, as in torch 2."""
 
-    def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0,
+    def __init__(self, params, lr=1e-3, momentum=0.0, nesterov=False, weight_decay=0.0,
                  dampening=0.0):
         super().__init__(params, lr)
         momentum, weight_decay, dampening = (as_real(v, k, "SGD") for k, v in (
@@ -177,11 +178,57 @@ class AdamW(Adam):
         super().__init__(params, lr, betas, eps, weight_decay)
 
 
-OPTIMIZERS = {cls.__name__: cls for cls in (SGD, Adam, AdamW)}
+class RMSprop(Optimizer):
+    """torch.optim.RMSprop: square_avg = alpha * square_avg + (1 - alpha) * g^2; the step
+    divides by sqrt(square_avg) + eps (centered: by the standard deviation, subtracting
+    the squared running mean of g), with optional momentum and L2 weight decay."""
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                 centered=False):
+        super().__init__(params, lr)
+        alpha, eps, weight_decay, momentum = (as_real(v, k, "RMSprop") for k, v in (
+            ("alpha", alpha), ("eps", eps), ("weight_decay", weight_decay),
+            ("momentum", momentum)))
+        # eps > 0, unlike torch's eps >= 0: eps = 0 divides 0 by 0 for any untouched weight.
+        if not 0 <= alpha <= 1 or not 0 < eps < math.inf or not 0 <= weight_decay < math.inf \
+                or not 0 <= momentum < math.inf:
+            raise ValueError(f"RMSprop: need alpha in [0, 1], eps > 0 and finite weight_decay "
+                             f"and momentum >= 0, got alpha={alpha!r}, eps={eps!r}, "
+                             f"weight_decay={weight_decay!r}, momentum={momentum!r}")
+        self.alpha, self.eps, self.weight_decay = float(alpha), float(eps), float(weight_decay)
+        self.momentum, self.centered = float(momentum), bool(centered)
+        self._square = self._zeros()
+        self._grad_avg = self._zeros() if self.centered else None
+        self._bufs = self._zeros() if self.momentum else None
+
+    def step(self):
+        data, grads, square, grad_avg, bufs = self._trainable(
+            self._data, self._grads, self._square, self._grad_avg, self._bufs)
+        if data:
+            _core.rmsprop_step(data, grads, square, grad_avg, bufs, lr=self.lr, alpha=self.alpha,
+                               eps=self.eps, weight_decay=self.weight_decay,
+                               momentum=self.momentum, centered=self.centered)
+        self.steps += 1
+
+    def hyperparameters(self):
+        return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps,
+                "weight_decay": self.weight_decay, "momentum": self.momentum,
+                "centered": self.centered}
+
+    def _state_arrays(self):
+        state = {"square_avg": self._square}
+        if self._grad_avg is not None:
+            state["grad_avg"] = self._grad_avg
+        if self._bufs is not None:
+            state["momentum_buffer"] = self._bufs
+        return state
+
+
+OPTIMIZERS = {cls.__name__: cls for cls in (SGD, Adam, AdamW, RMSprop)}
 
 
 def get(name, params, **kwargs):
-    """An optimizer by (case-insensitive) name: 'sgd', 'adam' or 'adamw'."""
+    """An optimizer by (case-insensitive) name: 'sgd', 'adam', 'adamw' or 'rmsprop'."""
     by_lower = {k.lower(): v for k, v in OPTIMIZERS.items()}
     if name.lower() not in by_lower:
         raise ValueError(f"optimizer must be one of {sorted(by_lower)}, got {name!r}")

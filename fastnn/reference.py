@@ -449,6 +449,16 @@ def cross_entropy(logits, labels):
     return -log_softmax(logits)[np.arange(n), labels].mean()
 
 
+def cross_entropy_probs(logits, probs):
+    """Mean over rows of -sum(probs * log_softmax(logits)): class-probability targets."""
+    return -(probs * log_softmax(logits)).sum() / logits.shape[0]
+
+
+def cross_entropy_probs_backward(logits, probs):
+    """Gradient of :func:`cross_entropy_probs`: (softmax * rowsum(probs) - probs) / N."""
+    return (softmax(logits) * probs.sum(axis=1, keepdims=True) - probs) / logits.shape[0]
+
+
 def cross_entropy_backward(logits, labels):
     """Gradient of :func:`cross_entropy` w.r.t. logits: (softmax - onehot) / N."""
     _check_labels(logits, labels)
@@ -503,6 +513,27 @@ def sgd_step(param, grad, buf, *, lr, momentum=0.0, dampening=0.0, nesterov=Fals
             buf += (1 - dampening) * grad
         grad = grad + momentum * buf if nesterov else buf
     param -= lr * grad
+
+
+def rmsprop_step(param, grad, square_avg, grad_avg, buf, *, lr=1e-2, alpha=0.99, eps=1e-8,
+                 weight_decay=0.0, momentum=0.0, centered=False):
+    """One torch.optim.RMSprop step on param and its state (grad_avg used if centered,
+    buf if momentum)."""
+    if weight_decay != 0:
+        grad = grad + weight_decay * param
+    square_avg *= alpha
+    square_avg += (1 - alpha) * grad * grad
+    if centered:
+        grad_avg += (1 - alpha) * (grad - grad_avg)
+        avg = np.sqrt(square_avg - grad_avg * grad_avg) + eps
+    else:
+        avg = np.sqrt(square_avg) + eps
+    if momentum > 0:
+        buf *= momentum
+        buf += grad / avg
+        param -= lr * buf
+    else:
+        param -= lr * grad / avg
 
 
 def adam_step(param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,

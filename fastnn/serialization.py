@@ -74,16 +74,25 @@ def save(model, path, optimizer=None):
     header = {"magic": MAGIC, "version": VERSION, "payload": payload,
               "entries": [name for name, _ in entries], "sha256": _digest(payload, entries)}
 
+    def write(f):
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
+            zf.writestr(_HEADER, json.dumps(header, indent=1))
+            for name, data in entries:
+                zf.writestr(name, data)
+
+    atomic_write(path, write)
+
+
+def atomic_write(path, write):
+    """Call write(binary file) on a temporary file beside path, fsync it and os.replace it
+    over path: a crash leaves the old file or the new one, never half of one."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
                                dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
-                zf.writestr(_HEADER, json.dumps(header, indent=1))
-                for name, data in entries:
-                    zf.writestr(name, data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

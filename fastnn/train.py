@@ -17,8 +17,6 @@ import time
 import fastnn
 from fastnn import datasets, distributed as dist, models, optim
 
-MNIST_FALLBACK_TRAIN = 8000
-
 
 def _positive(text):
     value = int(text)
@@ -33,13 +31,16 @@ def parse_args(argv=None):
     p.add_argument("--dataset", choices=datasets.DATASETS, default="mnist")
     p.add_argument("--epochs", type=_positive, default=1)
     p.add_argument("--batch-size", type=_positive, default=128)
-    p.add_argument("--optimizer", choices=("sgd", "adam"), default="adam")
+    p.add_argument("--optimizer", choices=("sgd", "adam", "rmsprop"), default="adam")
     p.add_argument("--lr", type=float, default=None,
-                   help="learning rate (default: 1e-3 for adam, 0.05 for sgd with momentum 0.9)")
+                   help="learning rate (default: 1e-3 for adam and rmsprop, 0.05 for sgd with "
+                        "momentum 0.9)")
     p.add_argument("--threads", type=_positive, default=None,
                    help="kernel threads (default: OpenMP's choice)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save", metavar="PATH", help="write the trained model here")
+    p.add_argument("--export-onnx", metavar="PATH",
+                   help="write the trained model as ONNX here (needs the onnx package)")
     p.add_argument("--data-root", metavar="DIR",
                    help="look for <DIR>/<dataset>/*-idx?-ubyte[.gz] first")
     p.add_argument("--limit", type=_positive, default=None,
@@ -52,27 +53,6 @@ def parse_args(argv=None):
                    help="data-parallel over the ranks of an MPI job (run under mpirun; "
                         "needs mpi4py)")
     return p.parse_args(argv)
-
-
-def load_data(name, root, download):
-    """((x_train, y_train), (x_test, y_test), note): the dataset, or MNIST's test split
-    divided in two when only that split is available locally."""
-    try:
-        train = datasets.load(name, "train", root, download=name != "mnist" and download)
-    except FileNotFoundError:
-        if name != "mnist":
-            raise
-        try:
-            x, y = datasets.load("mnist", "test", root, download=False)
-        except FileNotFoundError:  # nothing local: load both splits, downloading if allowed
-            train = datasets.load(name, "train", root, download=download)
-        else:
-            n = min(MNIST_FALLBACK_TRAIN, len(x) * 4 // 5)  # 80 % of a smaller file
-            note = (f"MNIST training split not found; training on the first {n:,} "
-                    f"test-split images and evaluating on the remaining {len(x) - n:,}")
-            return (x[:n], y[:n]), (x[n:], y[n:]), note
-    test = datasets.load(name, "test", root, download=download)
-    return train, test, None
 
 
 def _quiet(*args, **kwargs):
@@ -88,8 +68,8 @@ def main(argv=None):
     print = builtins.print if dist.is_main() else _quiet  # only rank 0 prints
     try:
         with dist.main_rank_first():  # rank 0 downloads, the others find its copy
-            (x, y), (xt, yt), note = load_data(args.dataset, args.data_root,
-                                               not args.no_download)
+            (x, y), (xt, yt), note = datasets.load_splits(
+                args.dataset, args.data_root, not args.no_download)
     except (FileNotFoundError, ValueError) as e:
         builtins.print(f"error: cannot load {args.dataset}: {e}", file=sys.stderr)
         return 2
@@ -101,6 +81,8 @@ def main(argv=None):
     model = getattr(models, args.model)(seed=args.seed)
     if args.optimizer == "adam":
         opt = optim.Adam(model.parameters(), lr=args.lr or 1e-3)
+    elif args.optimizer == "rmsprop":
+        opt = optim.RMSprop(model.parameters(), lr=args.lr or 1e-3)
     else:
         opt = optim.SGD(model.parameters(), lr=args.lr or 0.05, momentum=0.9)
     print(f"{args.model} on {args.dataset}: {len(x):,} training and {len(xt):,} test samples, "
@@ -123,6 +105,14 @@ def main(argv=None):
             print(f"error: cannot save the model to {args.save}: {e}", file=sys.stderr)
             return 1
         print(f"saved to {args.save}")
+    if args.export_onnx:
+        from fastnn import onnx
+        try:
+            onnx.export(model, args.export_onnx, input_shape=(1, 28, 28))
+        except (ImportError, OSError) as e:
+            print(f"error: cannot export the model to {args.export_onnx}: {e}", file=sys.stderr)
+            return 1
+        print(f"exported to {args.export_onnx} (ONNX opset {onnx.DEFAULT_OPSET})")
     return 0
 
 

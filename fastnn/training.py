@@ -183,10 +183,17 @@ class ModelAPI:
             raise ValueError(f"{what}: x is empty")
         out_shape = self.output_shape((1,) + x.shape[1:])
         if isinstance(loss_fn, losses.CrossEntropyLoss):
+            classes = out_shape[-1]
+            if y.dtype.kind == "f" and y.ndim == 2:
+                if y.shape[1] != classes:
+                    raise ValueError(f"{what}: one-hot / class-probability targets must have "
+                                     f"{classes} columns (the model's outputs), got shape "
+                                     f"{y.shape}")
+                return x, np.ascontiguousarray(y, dtype=np.float32)
             if not np.issubdtype(y.dtype, np.integer) or y.ndim != 1:
                 raise ValueError(f"{what}: cross-entropy needs integer class labels of shape "
-                                 f"(N,), got {y.dtype} of shape {y.shape}")
-            classes = out_shape[-1]
+                                 f"(N,) or float class probabilities of shape (N, {classes}), "
+                                 f"got {y.dtype} of shape {y.shape}")
             bad = np.flatnonzero((y < 0) | (y >= classes))
             if bad.size:
                 raise ValueError(f"{what}: labels must lie in [0, {classes}) for a model with "
@@ -203,8 +210,11 @@ class ModelAPI:
             callbacks=None, check_finite=False, distributed=False):
         """Train for `epochs` passes over (x, y) and return a History.
 
-        x is converted to float32 once; y holds int class labels for cross_entropy, or
-        float targets shaped like the output for 'binary_cross_entropy' / 'mse'.
+        optimizer: a fastnn.optim optimizer, or a name ('sgd', 'adam', 'adamw', 'rmsprop')
+        for one with its default hyperparameters over model.parameters(). x is converted
+        to float32 once; y holds int class labels or float class probabilities (N, C) for
+        cross_entropy, or float targets shaped like the output for 'binary_cross_entropy' /
+        'mse'.
         validation_split takes the last fraction of x (before shuffling) as validation
         data. `seed` fixes the shuffling. verbose: 0 silent, 1 progress bar (tqdm if
         installed) and a line per epoch, 2 a line per epoch. Logged per epoch: loss,
@@ -235,6 +245,12 @@ class ModelAPI:
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split!r}")
         loss_fn = losses.get(loss)
+        if isinstance(optimizer, str):
+            from . import optim
+            optimizer = optim.get(optimizer, self.parameters())
+        elif not callable(getattr(optimizer, "step", None)):
+            raise TypeError(f"fit: optimizer must be a fastnn.optim optimizer or a name, got "
+                            f"{type(optimizer).__name__}")
         x, y = self._prepare(x, y, loss_fn, "fit")
         if validation_data is not None:
             xv, yv = self._prepare(*validation_data, loss_fn, "fit (validation_data)")
@@ -265,8 +281,9 @@ class ModelAPI:
                                              f"Epoch {epoch + 1}/{epochs}", verbose, at,
                                              interrupted, ddp)
                     if xv is not None:
-                        val = self.evaluate(xv, yv, batch_size=max(batch_size, 256),
-                                            loss=loss_fn, distributed=distributed)
+                        val = ModelAPI.evaluate(self, xv, yv, loss=loss_fn,
+                                                batch_size=max(batch_size, 256),
+                                                distributed=distributed)
                         logs.update({"val_" + k: v for k, v in val.items()})
                     history.append(epoch, logs)
                     if verbose:
@@ -398,21 +415,24 @@ class ModelAPI:
             self.train(was_training)
         return dist.gather_rows(result, n) if distributed else result
 
+    def _input_shapes(self, input_shape, what):
+        """The model's input shapes (batch None first): from per-sample `input_shape`, or
+        the model's own; an error naming `what` when neither is known."""
+        if input_shape is not None:
+            return ((None,) + tuple(input_shape),)
+        if getattr(self, "_functional", False):
+            return tuple(v.shape for v in self.inputs)
+        if self.input_shape is not None:
+            return ((None,) + tuple(self.input_shape),)
+        raise ValueError(f"{what}: pass input_shape (per sample, e.g. (1, 28, 28)) or build "
+                         f"the model with Sequential(..., input_shape=...)")
+
     def summary(self, input_shape=None, file=None):
         """Print and return a table of the layers (as the model's graph runs them, by
         their names in the model), their output shapes and parameter counts, for
         per-sample `input_shape` (default: the model's input_shape); then the counts of
         trainable and frozen (requires_grad False) parameters."""
-        if input_shape is not None:
-            shapes = ((None,) + tuple(input_shape),)
-        elif getattr(self, "_functional", False):
-            shapes = tuple(v.shape for v in self.inputs)
-        elif self.input_shape is not None:
-            shapes = ((None,) + tuple(self.input_shape),)
-        else:
-            raise ValueError("summary: pass input_shape (per sample, e.g. (1, 28, 28)) or "
-                             "build the model with Sequential(..., input_shape=...)")
-        graph = self._graph_for(shapes)
+        graph = self._graph_for(self._input_shapes(input_shape, "summary"))
         rows = [("Layer (type)", "Output shape", "Params")]
         for name, node in zip(graph.names, graph.nodes):
             count = sum(p.data.size for p in node.module.parameters())

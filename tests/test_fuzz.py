@@ -773,6 +773,7 @@ def test_load_state_dict_boundary(data):
 
 
 LOSSES = [losses.CrossEntropyLoss, losses.BCEWithLogitsLoss, losses.MSELoss]
+SOFT = "probabilities"  # CrossEntropyLoss with float class-probability targets
 
 
 @settings(FUZZ, max_examples=300)
@@ -780,10 +781,11 @@ LOSSES = [losses.CrossEntropyLoss, losses.BCEWithLogitsLoss, losses.MSELoss]
 def test_loss_boundary(data):
     draw = data.draw
     r = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    loss_fn = draw(st.sampled_from(LOSSES))()
+    kind = draw(st.sampled_from(LOSSES + [SOFT]))
+    loss_fn = losses.CrossEntropyLoss() if kind == SOFT else kind()
     n, c = dims(draw, 1, 5), dims(draw, 1, 5)
     pred = randn(r, n, c)
-    target = (r.integers(0, c, n) if isinstance(loss_fn, losses.CrossEntropyLoss)
+    target = (r.integers(0, c, n) if kind is losses.CrossEntropyLoss
               else r.random((n, c)).astype(np.float32))
     which = draw(st.sampled_from(["pred", "target"]))
     mutation = draw(st.sampled_from(["layout", "dtype", "batch", "ndim", "nonfinite"]))
@@ -807,6 +809,10 @@ def test_loss_boundary(data):
         return
     name = {"CrossEntropyLoss": "cross_entropy", "BCEWithLogitsLoss":
             "binary_cross_entropy_with_logits", "MSELoss": "mse_loss"}[type(loss_fn).__name__]
+    if kind == SOFT:
+        if np.asarray(target).dtype.kind != "f":  # a dtype mutation: integer labels now
+            return
+        name = "cross_entropy_probs"
     with np.errstate(all="ignore"):
         try:
             want = getattr(R, name)(to64(pred), to64(target))
@@ -818,7 +824,8 @@ def test_loss_boundary(data):
 
 
 OPTIMIZERS = {optim.SGD: ["lr", "momentum", "weight_decay", "dampening"],
-              optim.Adam: ["lr", "eps", "weight_decay"], optim.AdamW: ["lr", "eps", "weight_decay"]}
+              optim.Adam: ["lr", "eps", "weight_decay"], optim.AdamW: ["lr", "eps", "weight_decay"],
+              optim.RMSprop: ["lr", "alpha", "eps", "weight_decay", "momentum"]}
 
 
 @settings(FUZZ, max_examples=300)
@@ -835,6 +842,9 @@ def test_optimizer_boundary(data):
     kwargs = {"lr": 0.1}
     if cls is optim.SGD:
         kwargs.update(momentum=draw(st.sampled_from([0.0, 0.9])), weight_decay=0.01)
+    if cls is optim.RMSprop:
+        kwargs.update(momentum=draw(st.sampled_from([0.0, 0.9])), weight_decay=0.01,
+                      centered=draw(st.booleans()))
     hostile = draw(st.booleans())
     if hostile:
         kwargs[draw(st.sampled_from(OPTIMIZERS[cls]))] = draw(st.sampled_from(HOSTILE_REALS))
@@ -857,11 +867,125 @@ def test_optimizer_boundary(data):
                 R.sgd_step(w, g, np.zeros_like(w), lr=hyper["lr"], momentum=hyper["momentum"],
                            dampening=hyper["dampening"], weight_decay=hyper["weight_decay"],
                            nesterov=hyper["nesterov"], first_step=True)
+            elif cls is optim.RMSprop:
+                R.rmsprop_step(w, g, np.zeros_like(w), np.zeros_like(w), np.zeros_like(w),
+                               **hyper)
             else:
                 R.adam_step(w, g, np.zeros_like(w), np.zeros_like(w), step=1, lr=hyper["lr"],
                             beta1=hyper["betas"][0], beta2=hyper["betas"][1], eps=hyper["eps"],
                             weight_decay=hyper["weight_decay"], decoupled=cls is optim.AdamW)
             assert_matches(p.data, w)
+
+
+@settings(FUZZ, max_examples=200)
+@given(data=st.data())
+def test_to_categorical_boundary(data):
+    """fastnn.keras.utils.to_categorical on hostile labels and class counts."""
+    from fastnn.keras.utils import to_categorical
+    draw = data.draw
+    r = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    labels = r.integers(0, 5, dims(draw, 0, 6))
+    num_classes = draw(st.sampled_from([None, 5, 7]))
+    mutation = draw(st.sampled_from(["none", "dtype", "range", "classes", "column"]))
+    if mutation == "dtype":
+        labels = labels.astype(draw(st.sampled_from(HOSTILE_DTYPES + [np.float32])))
+        if labels.dtype.kind == "f" and labels.size:
+            labels = labels + draw(st.sampled_from([0.0, 0.5]))
+    elif mutation == "range" and labels.size:
+        labels[0] = draw(st.sampled_from([-1, 5, 2**40]))
+    elif mutation == "classes":
+        num_classes = draw(st.sampled_from(HOSTILE_INTS))
+    elif mutation == "column":
+        labels = labels[:, None]
+    status, got = call("to_categorical", lambda: to_categorical(labels, num_classes))
+    if status == "raised":
+        assert mutation != "none" or (labels.size == 0 and num_classes is None), got
+        check_named(got, {"to_categorical"})
+        return
+    flat = np.asarray(labels).reshape(-1).astype(np.int64)
+    assert got.dtype == np.float32 and got.size == flat.size * got.shape[-1]
+    rows = got.reshape(-1, got.shape[-1])
+    assert np.array_equal(rows.sum(-1), np.ones(flat.size))
+    if flat.size:
+        assert np.array_equal(rows.argmax(-1), flat)
+
+
+@settings(FUZZ, max_examples=200)
+@given(data=st.data())
+def test_safetensors_file_boundary(data, tmp_path_factory):
+    """fastnn.load_weights on valid files with hostile byte edits: a truncation, a flipped
+    byte or a rewritten header loads the weights or raises ValueError naming the file."""
+    draw = data.draw
+    model = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 2, bias=False))
+    path = tmp_path_factory.getbasetemp() / "fuzz.safetensors"
+    fastnn.save_weights(model, path)
+    blob = bytearray(path.read_bytes())
+    how = draw(st.sampled_from(["truncate", "flip", "extend", "header"]))
+    if how == "truncate":
+        blob = blob[:draw(st.integers(0, len(blob) - 1))]
+    elif how == "flip":
+        k = draw(st.integers(0, len(blob) - 1))
+        blob[k] ^= 1 << draw(st.integers(0, 7))
+    elif how == "extend":
+        blob += bytes(draw(st.integers(1, 64)))
+    else:
+        n = int.from_bytes(blob[:8], "little")
+        text = draw(st.sampled_from(['[]', '{"a": 1}', '{"0.weight": {"dtype": "F32", '
+                                     '"shape": [2, 3], "data_offsets": [0, 99]}}', '{',
+                                     '{"0.weight": {"dtype": "Q9", "shape": [1], '
+                                     '"data_offsets": [0, 4]}}']))
+        blob = len(text).to_bytes(8, "little") + text.encode() + blob[8 + n:]
+    bad = path.with_name("bad.safetensors")
+    bad.write_bytes(bytes(blob))
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    status, got = call("safetensors", lambda: fastnn.load_weights(model, bad))
+    if status == "raised":
+        assert isinstance(got, ValueError) and str(bad) in str(got), got
+        for k, v in model.state_dict().items():  # nothing half-loaded
+            assert np.array_equal(v, before[k])
+        return
+    assert how == "flip"  # only a flip inside the data can leave a valid file
+
+
+KERAS_LAYERS = {  # class name -> (valid keyword arguments, the ones to make hostile)
+    "Dense": ({"units": 3}, ["units"]),
+    "Conv2D": ({"filters": 2, "kernel_size": 3, "strides": 1},
+               ["filters", "kernel_size", "strides", "dilation_rate"]),
+    "MaxPooling2D": ({"pool_size": 2}, ["pool_size", "strides"]),
+    "AveragePooling2D": ({"pool_size": 2}, ["pool_size", "strides"]),
+    "Dropout": ({"rate": 0.5}, ["rate"]),
+    "BatchNormalization": ({}, ["momentum", "epsilon"]),
+    "Activation": ({"activation": "relu"}, ["activation"]),
+}
+
+
+@settings(FUZZ, max_examples=300)
+@given(data=st.data())
+def test_keras_layer_boundary(data):
+    """fastnn.keras layers built with hostile arguments into a model on images (or flat
+    vectors for Dense): a model that predicts finite values or a clear error naming the
+    layer or the argument."""
+    from fastnn import keras as fk
+    draw = data.draw
+    name = draw(st.sampled_from(sorted(KERAS_LAYERS)))
+    kwargs, hostile = KERAS_LAYERS[name]
+    kwargs = dict(kwargs)
+    bad = draw(st.booleans())
+    if bad:
+        arg = draw(st.sampled_from(hostile))
+        kwargs[arg] = draw(st.sampled_from(HOSTILE_INTS + HOSTILE_REALS))
+    shape = (4,) if name == "Dense" else (6, 6, 2)
+
+    def build_and_predict():
+        model = fk.Sequential([getattr(fk.layers, name)(**kwargs, input_shape=shape)])
+        return model.predict(np.ones((2,) + shape, np.float32))
+
+    status, got = call("keras_layers", build_and_predict)
+    if status == "raised":
+        assert bad, f"valid arguments rejected: {got!r}"
+        check_named(got, {name, *hostile, "padding"})
+        return
+    assert np.isfinite(got).all()
 
 
 # calls: 38 kernel functions x 175 examples x 2, layers 400 x 1-3, losses and optimizers
@@ -950,7 +1074,7 @@ def test_distributed_boundary(data):
 
 QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losses": 300,
          "optimizers": 300, "models": 200, "state_dicts": 150, "runtime": 200,
-         "distributed": 200}
+         "distributed": 200, "to_categorical": 200, "safetensors": 200, "keras_layers": 300}
 
 
 def test_call_count():

@@ -181,3 +181,58 @@ def test_error_does_not_depend_on_thread_count(rng, threads):
         threads(n)
         with pytest.raises(ValueError, match="labels must lie"):
             F.cross_entropy_with_grad(logits, labels)
+
+
+# ---- CrossEntropyLoss: class-probability targets and label smoothing (torch's semantics) ----
+
+def _torch_ce(logits, target, **kw):
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    z = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
+    t = torch.tensor(target) if target.dtype.kind in "iu" else torch.tensor(target,
+                                                                          dtype=torch.float64)
+    loss = torch.nn.functional.cross_entropy(z, t, **kw)
+    loss.backward()
+    return loss.item(), z.grad.numpy()
+
+
+@pytest.mark.parametrize("kind", ["one-hot", "soft", "unnormalised", "labels"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 1.0])
+def test_cross_entropy_loss_probability_targets_match_torch(rng, kind, smoothing):
+    from fastnn.losses import CrossEntropyLoss
+    n, c = 7, 5
+    logits = (rng.standard_normal((n, c)) * 3).astype(np.float32)
+    labels = rng.integers(0, c, n)
+    target = {"one-hot": np.eye(c, dtype=np.float32)[labels],
+              "soft": rng.dirichlet(np.ones(c), n).astype(np.float32),
+              "unnormalised": rng.random((n, c)).astype(np.float32),
+              "labels": labels}[kind]
+    loss_fn = CrossEntropyLoss(label_smoothing=smoothing)
+    loss = loss_fn(logits, target)
+    want_loss, want_grad = _torch_ce(logits.astype(np.float64), target, label_smoothing=smoothing)
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
+    np.testing.assert_allclose(loss_fn.backward(), want_grad, rtol=1e-5, atol=1e-7)
+    if kind == "one-hot" and smoothing == 0.0:  # the same as integer labels, fused kernel
+        np.testing.assert_allclose(loss, CrossEntropyLoss()(logits, labels), rtol=1e-6)
+
+
+def test_cross_entropy_loss_probability_targets_are_stable():
+    from fastnn.losses import CrossEntropyLoss
+    logits = np.array([[1000.0, -1000.0, 0.0]], np.float32)
+    loss_fn = CrossEntropyLoss(label_smoothing=0.1)
+    loss = loss_fn(logits, np.array([[0.0, 1.0, 0.0]], np.float32))
+    assert np.isfinite(loss) and np.isfinite(loss_fn.backward()).all()
+
+
+def test_cross_entropy_loss_target_errors():
+    from fastnn.losses import CrossEntropyLoss
+    logits = np.zeros((3, 4), np.float32)
+    with pytest.raises(ValueError, match=r"must have shape \(3, 4\).*\(3, 5\)"):
+        CrossEntropyLoss()(logits, np.zeros((3, 5), np.float32))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\)"):
+        CrossEntropyLoss(label_smoothing=0.1)(logits, np.array([0, 4, 1]))
+    with pytest.raises(TypeError, match="targets must be integer class labels or float"):
+        CrossEntropyLoss()(logits, np.zeros((3, 4), bool))
+    with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\]"):
+        CrossEntropyLoss(label_smoothing=1.5)
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        CrossEntropyLoss()(np.full((3, 4), np.nan, np.float32), np.eye(4, dtype=np.float32)[:3])

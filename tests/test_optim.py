@@ -75,7 +75,58 @@ def test_adam_matches_reference(isa, rng, cls, kwargs):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("cls,kernel", [(optim.SGD, "sgd_step"), (optim.Adam, "adam_step")])
+@pytest.mark.parametrize("kwargs", [dict(), dict(lr=1e-3, alpha=0.9, eps=1e-7),
+                                    dict(momentum=0.9, weight_decay=1e-2),
+                                    dict(centered=True, momentum=0.5)])
+def test_rmsprop_matches_reference(isa, rng, kwargs):
+    params, grads = make_params(rng)
+    opt = optim.RMSprop(params, **kwargs)
+    ref = [p.data.astype(np.float64) for p in params]
+    state = [[np.zeros_like(r) for r in ref] for _ in range(3)]
+    run(opt, params, grads)
+    for step_grads in grads:
+        for r, s, a, b, g in zip(ref, *state, step_grads):
+            R.rmsprop_step(r, g.astype(np.float64), s, a, b, **kwargs)
+    for p, r in zip(params, ref):
+        np.testing.assert_allclose(p.data, r, rtol=1e-6, atol=1e-6)
+    got = opt.state_dict()["state"]
+    assert sorted(got) == sorted(["square_avg"] + ["grad_avg"] * bool(kwargs.get("centered")) +
+                                 ["momentum_buffer"] * bool(kwargs.get("momentum")))
+    for a, b in zip(got["square_avg"], state[0]):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(lr=1e-3, alpha=0.9, eps=1e-7),
+                                    dict(momentum=0.9, weight_decay=1e-2, centered=True)])
+def test_rmsprop_matches_torch(rng, kwargs):
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    params, grads = make_params(rng)
+    tparams = [torch.nn.Parameter(torch.from_numpy(p.data.copy())) for p in params]
+    steps_side_by_side(torch, optim.RMSprop(params, **kwargs), params,
+                       torch.optim.RMSprop(tparams, **kwargs), tparams, grads)
+    for p, tp in zip(params, tparams):
+        np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def steps_side_by_side(torch, opt, params, topt, tparams, grads):
+    """The same gradients into a fastnn and a torch optimizer, one step per list."""
+    for step_grads in grads:
+        for p, tp, g in zip(params, tparams, step_grads):
+            np.copyto(p.grad, g)
+            tp.grad = torch.from_numpy(g.copy())
+        opt.step()
+        topt.step()
+
+
+def test_optimizer_by_name_lists_the_known_ones(rng):
+    params, _ = make_params(rng)
+    assert type(optim.get("RMSprop", params)) is optim.RMSprop
+    with pytest.raises(ValueError, match=r"'adam', 'adamw', 'rmsprop', 'sgd'.*'lion'"):
+        optim.get("lion", params)
+
+
+@pytest.mark.parametrize("cls,kernel", [(optim.SGD, "sgd_step"), (optim.Adam, "adam_step"),
+                                        (optim.RMSprop, "rmsprop_step")])
 def test_one_fused_kernel_call_per_step(rng, monkeypatch, cls, kernel):
     params, grads = make_params(rng)
     calls = []
@@ -91,7 +142,9 @@ def test_one_fused_kernel_call_per_step(rng, monkeypatch, cls, kernel):
 
 
 @pytest.mark.parametrize("cls,kwargs", [(optim.SGD, dict(lr=0.1, momentum=0.9)),
-                                        (optim.AdamW, dict(lr=1e-2))])
+                                        (optim.AdamW, dict(lr=1e-2)),
+                                        (optim.RMSprop, dict(lr=1e-2, momentum=0.9,
+                                                             centered=True))])
 def test_state_dict_round_trip_resumes_identically(rng, cls, kwargs):
     params, grads = make_params(rng)
     opt = cls(params, **kwargs)
@@ -132,7 +185,7 @@ def test_zero_grad_and_bad_hyperparameters(rng):
     with pytest.raises(ValueError, match="betas"):
         optim.Adam(params, betas=(1.0, 0.999))
     with pytest.raises(ValueError, match="optimizer must be one of"):
-        optim.get("rmsprop", params)
+        optim.get("adagrad", params)
     assert isinstance(optim.get("AdamW", params), optim.AdamW)
 
 
@@ -177,14 +230,8 @@ def test_adam_matches_torch_on_a_model(rng):
     torch = pytest.importorskip("torch", reason="PyTorch not installed")
     params, grads = make_params(rng)
     tparams = [torch.nn.Parameter(torch.from_numpy(p.data.copy())) for p in params]
-    opt = optim.Adam(params, lr=1e-2, weight_decay=1e-3)
-    topt = torch.optim.Adam(tparams, lr=1e-2, weight_decay=1e-3)
-    for step_grads in grads[:3]:
-        for p, tp, g in zip(params, tparams, step_grads):
-            np.copyto(p.grad, g)
-            tp.grad = torch.from_numpy(g.copy())
-        opt.step()
-        topt.step()
+    steps_side_by_side(torch, optim.Adam(params, lr=1e-2, weight_decay=1e-3), params,
+                       torch.optim.Adam(tparams, lr=1e-2, weight_decay=1e-3), tparams, grads[:3])
     for p, tp in zip(params, tparams):
         np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-5, atol=1e-7)
 

@@ -1,5 +1,5 @@
-"""Fused optimizer kernels (fastnn._core.sgd_step / adam_step) against
-fastnn.reference.sgd_step / adam_step run in float64 on the same starting values.
+"""Fused optimizer kernels (fastnn._core.sgd_step / adam_step / rmsprop_step) against
+fastnn.reference's run in float64 on the same starting values.
 
 The kernels update in float32 with torch's operation order: each step adds a few
 roundings (~4u relative, u = 2**-24) to quantities of the size of the parameter, the
@@ -71,6 +71,33 @@ def test_adam_matches_reference(isa, rng, kw):
         assert_close(vs, r_vs)
 
 
+@pytest.mark.parametrize("kw", [
+    dict(),
+    dict(lr=1e-3, alpha=0.9, eps=1e-7),
+    dict(lr=1e-2, weight_decay=0.1),
+    dict(lr=1e-2, momentum=0.9),
+    dict(lr=1e-2, centered=True),
+    dict(lr=1e-2, alpha=0.5, momentum=0.5, centered=True, weight_decay=0.01, eps=1e-3),
+], ids=["default", "keras", "l2", "momentum", "centered", "all"])
+def test_rmsprop_matches_reference(isa, rng, kw):
+    params = make(rng)
+    sq, ga, bufs = ([np.zeros_like(p) for p in params] for _ in range(3))
+    r_params, r_sq, r_ga, r_bufs = ([a.astype(np.float64) for a in arrays]
+                                    for arrays in (params, sq, ga, bufs))
+    for _ in range(STEPS):
+        grads = make(rng)
+        _core.rmsprop_step(params, grads, sq, ga if kw.get("centered") else None,
+                           bufs if kw.get("momentum") else None, **kw)
+        for p, g, s, a, b in zip(r_params, grads, r_sq, r_ga, r_bufs):
+            ref.rmsprop_step(p, g.astype(np.float64), s, a, b, **kw)
+        assert_close(params, r_params)
+        assert_close(sq, r_sq)
+        if kw.get("centered"):
+            assert_close(ga, r_ga)
+        if kw.get("momentum"):
+            assert_close(bufs, r_bufs)
+
+
 def test_thread_count_does_not_change_bits(isa, rng, threads):
     shapes = [(300, 700), (5,), (1000, 300), (17,)]
     start, grads = make(rng, shapes), make(rng, shapes)
@@ -81,10 +108,13 @@ def test_thread_count_does_not_change_bits(isa, rng, threads):
         ms, vs = [np.zeros_like(p) for p in start], [np.zeros_like(p) for p in start]
         bufs = [np.zeros_like(p) for p in start]
         sgd_params = [p.copy() for p in start]
+        rms = [[np.zeros_like(p) for p in start] for _ in range(3)]
+        rms_params = [p.copy() for p in start]
         for step in range(1, 3):
             _core.adam_step(params, grads, ms, vs, step=step, weight_decay=0.01)
             _core.sgd_step(sgd_params, grads, bufs, lr=0.1, momentum=0.9, first_step=step == 1)
-        results.append(params + ms + vs + sgd_params + bufs)
+            _core.rmsprop_step(rms_params, grads, *rms, momentum=0.9, centered=True)
+        results.append(params + ms + vs + sgd_params + bufs + rms_params + sum(rms, []))
     for other in results[1:]:
         for a, b in zip(results[0], other):
             np.testing.assert_array_equal(a, b)
@@ -93,6 +123,7 @@ def test_thread_count_does_not_change_bits(isa, rng, threads):
 def test_empty_parameter_list():
     _core.sgd_step([], [], None, lr=0.1, first_step=True)
     _core.adam_step([], [], [], [], step=1)
+    _core.rmsprop_step([], [], [], None, None)
 
 
 P = [np.ones((2, 3), np.float32), np.ones(4, np.float32)]
@@ -113,6 +144,14 @@ def adam(**kw):
     args = dict(params=arrays(), grads=arrays(), ms=arrays(), vs=arrays(), step=1)
     args.update(kw)
     _core.adam_step(args.pop("params"), args.pop("grads"), args.pop("ms"), args.pop("vs"), **args)
+
+
+def rmsprop(**kw):
+    args = dict(params=arrays(), grads=arrays(), square_avgs=arrays(), grad_avgs=arrays(),
+                bufs=arrays(), momentum=0.9, centered=True)
+    args.update(kw)
+    _core.rmsprop_step(args.pop("params"), args.pop("grads"), args.pop("square_avgs"),
+                       args.pop("grad_avgs"), args.pop("bufs"), **args)
 
 
 readonly = arrays()
@@ -145,6 +184,14 @@ readonly[1].flags.writeable = False
      r"ms\[1\] must be a float32"),
     (lambda: adam(params=[P[0].copy(), [1.0, 2.0, 3.0, 4.0]]), TypeError,
      r"params\[1\] must be a float32 ndarray, got list"),
+    (lambda: rmsprop(lr=-1.0), ValueError, "lr must be >= 0"),
+    (lambda: rmsprop(alpha=1.5), ValueError, r"alpha must lie in \[0, 1\]"),
+    (lambda: rmsprop(eps=0.0), ValueError, "eps must be > 0"),
+    (lambda: rmsprop(momentum=-1.0), ValueError, "weight_decay and momentum must be >= 0"),
+    (lambda: rmsprop(grad_avgs=None), ValueError, r"grad_avgs must be a list of 2 arrays"),
+    (lambda: rmsprop(bufs=arrays()[:1]), ValueError, r"bufs must be a list of 2 arrays"),
+    (lambda: rmsprop(square_avgs=[P[0].copy(), P[1].astype(np.float64)]), TypeError,
+     r"square_avgs\[1\] must be a float32"),
 ])
 def test_bad_arguments_raise_clear_errors(call, exc, msg):
     with pytest.raises(exc, match=msg):

@@ -138,6 +138,15 @@ def test_activation_backward_fd(rng, forward, backward, uses_output):
     assert_grad_close(analytic, numerical_grad(forward, x, g))
 
 
+def test_cross_entropy_probs_backward_fd(rng):
+    logits, probs = rng.standard_normal((5, 4)) * 3, rng.random((5, 4))
+    numeric = numerical_grad(lambda t: ref.cross_entropy_probs(t, probs), logits, 1.0)
+    assert_grad_close(ref.cross_entropy_probs_backward(logits, probs), numeric)
+    labels = np.array([0, 3, 1, 1, 2])  # one-hot probabilities: the labels' loss
+    assert ref.cross_entropy_probs(logits, np.eye(4)[labels]) == pytest.approx(
+        ref.cross_entropy(logits, labels))
+
+
 def test_cross_entropy_backward_fd(rng):
     logits, labels = rng.normal(size=(5, 4)) * 3, rng.integers(0, 4, size=5)
     numeric = numerical_grad(lambda t: ref.cross_entropy(t, labels), logits, 1.0)

@@ -410,3 +410,24 @@ def test_history_seconds_are_positive():
     assert h.history["seconds"][0] > 0
     assert math.isclose(h.history["samples_per_sec"][0] * h.history["seconds"][0], 64,
                         rel_tol=1e-6)
+
+
+def test_fit_takes_an_optimizer_name_and_one_hot_targets():
+    import fastnn
+    from fastnn import nn
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 6)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    model = nn.Sequential(nn.Linear(6, 2, seed=0))
+    h = model.fit(x, np.eye(2, dtype=np.float32)[y], optimizer="adam", epochs=3, verbose=0,
+                  seed=0)
+    assert type(model.optimizer) is fastnn.optim.Adam and len(h.history["loss"]) == 3
+    assert model.evaluate(x, np.eye(2, dtype=np.float32)[y])["accuracy"] == \
+        model.evaluate(x, y)["accuracy"]
+    with pytest.raises(ValueError, match=r"optimizer must be one of \['adam', 'adamw', "
+                                         r"'rmsprop', 'sgd'\], got 'lamb'"):
+        model.fit(x, y, optimizer="lamb", verbose=0)
+    with pytest.raises(ValueError, match=r"must have 2 columns.*\(40, 3\)"):
+        model.fit(x, np.zeros((40, 3), np.float32), optimizer="sgd", verbose=0)
+    with pytest.raises(TypeError, match="optimizer must be a fastnn.optim optimizer or a name"):
+        model.fit(x, y, optimizer=3, verbose=0)

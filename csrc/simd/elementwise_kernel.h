@@ -330,11 +330,57 @@ static void ew_adam(int64_t n, float *p, const float *grad, float *m, float *v,
     memcpy(v + i, t[3], bytes);
 }
 
+/* torch.optim.RMSprop's update in float32 on ADAM_LANES elements; gavg (centered)
+ * and buf (momentum) may be NULL. */
+static inline void rmsprop_lanes(float *p, const float *grad, float *sq, float *gavg, float *buf,
+                                 const fnn_rmsprop_consts *c)
+{
+    adam_vec pi = *(adam_vec *)p, g = *(const adam_vec *)grad + c->l2 * pi;
+    adam_vec s = c->alpha * *(adam_vec *)sq + c->c1 * g * g, avg;
+    *(adam_vec *)sq = s;
+    if (gavg) {
+        adam_vec ga = *(adam_vec *)gavg;
+        ga = ga + c->c1 * (g - ga);
+        *(adam_vec *)gavg = ga;
+        avg = ADAM_SQRT(s - ga * ga) + c->eps;
+    } else {
+        avg = ADAM_SQRT(s) + c->eps;
+    }
+    if (buf) {
+        adam_vec b = c->momentum * *(adam_vec *)buf + g / avg;
+        *(adam_vec *)buf = b;
+        *(adam_vec *)p = pi - c->lr * b;
+    } else {
+        *(adam_vec *)p = pi - c->lr * (g / avg);
+    }
+}
+
+static void ew_rmsprop(int64_t n, float *p, const float *grad, float *sq, float *gavg,
+                       float *buf, const fnn_rmsprop_consts *c)
+{
+    int64_t i = 0;
+    for (; i + ADAM_LANES <= n; i += ADAM_LANES)
+        rmsprop_lanes(p + i, grad + i, sq + i, gavg ? gavg + i : NULL, buf ? buf + i : NULL, c);
+    if (i == n)
+        return;
+    /* The tail through zero-padded copies (sq = 0 pads give avg = eps > 0). */
+    float t[5][ADAM_LANES] = {{0}};
+    float *const arrays[5] = {p, (float *)grad, sq, gavg, buf};
+    size_t bytes = (size_t)(n - i) * sizeof(float);
+    for (int k = 0; k < 5; k++)
+        if (arrays[k])
+            memcpy(t[k], arrays[k] + i, bytes);
+    rmsprop_lanes(t[0], t[1], t[2], gavg ? t[3] : NULL, buf ? t[4] : NULL, c);
+    for (int k = 0; k < 5; k++)
+        if (arrays[k] && k != 1)
+            memcpy(arrays[k] + i, t[k], bytes);
+}
+
 #define FNN_EW_KERNELS                                                                   \
     {                                                                                    \
         .relu = ew_relu, .relu_backward = ew_relu_backward, .leaky_relu = ew_leaky_relu, \
         .leaky_relu_backward = ew_leaky_relu_backward, .sigmoid = ew_sigmoid,            \
         .tanh = ew_tanh, .add = ew_add, .exp_sum = ew_exp_sum, .sums = ew_sums,          \
         .dot_sums = ew_dot_sums, .max_pool_2x2 = ew_max_pool_2x2, .sgd = ew_sgd,         \
-        .adam = ew_adam                                                                  \
+        .adam = ew_adam, .rmsprop = ew_rmsprop                                           \
     }

@@ -1,0 +1,70 @@
+"""keras.callbacks: Callback, History, EarlyStopping, LearningRateScheduler.
+
+fit calls set_model, on_train_begin, on_epoch_end(epoch, logs) and on_train_end (not the
+per-batch hooks); logs holds loss, accuracy, val_loss, val_accuracy (and fastnn's
+seconds and samples_per_sec)."""
+from .. import training
+
+__all__ = ["Callback", "History", "EarlyStopping", "LearningRateScheduler"]
+
+
+class Callback(training.Callback):
+    """Base class: override on_train_begin(logs=None), on_epoch_end(epoch, logs=None),
+    on_train_end(logs=None); set self.model.stop_training = True to stop."""
+
+    def on_train_begin(self, logs=None):
+        pass
+
+    def on_epoch_end(self, epoch, logs=None):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+
+class History(training.History):
+    """What fit returns: .history {"loss": [...], "accuracy": [...], "val_loss": [...],
+    "val_accuracy": [...]}, .epoch, .params, .model."""
+
+    model = None
+    params = None
+
+    def set_model(self, model):
+        self.model = model
+
+
+class EarlyStopping(training.EarlyStopping):
+    """keras.callbacks.EarlyStopping(monitor='val_loss', min_delta=0, patience=0,
+    verbose=0, mode='auto', restore_best_weights=False)."""
+
+    def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
+                 baseline=None, restore_best_weights=False, start_from_epoch=0):
+        if baseline is not None or start_from_epoch:
+            raise TypeError("EarlyStopping: baseline and start_from_epoch are not supported "
+                            "by fastnn.keras")
+        super().__init__(monitor, patience, min_delta, mode, restore_best_weights)
+        self.verbose = verbose
+
+    def on_train_end(self):
+        super().on_train_end()
+        if self.verbose and self.stopped_epoch is not None:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+
+
+class LearningRateScheduler(Callback):
+    """Set the learning rate before each epoch to schedule(epoch, lr)."""
+
+    def __init__(self, schedule, verbose=0):
+        self.schedule, self.verbose = schedule, verbose
+
+    def _set(self, epoch):
+        opt = self.model.optimizer
+        opt.lr = float(self.schedule(epoch, opt.lr))
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {opt.lr}")
+
+    def on_train_begin(self, logs=None):
+        self._set(0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._set(epoch + 1)

@@ -1,0 +1,475 @@
+"""Keras' layers (keras.layers names and arguments) over fastnn's layers and kernels.
+
+A Keras layer is a fastnn Module built when it is first called on a symbolic tensor
+(a KerasTensor from `Input`, or inside Sequential): it then knows its input shape and
+creates the fastnn layers it runs (Dense: a Linear and its activation; Conv2D: a Conv2d
+and its activation; ...), which are its children, so state_dict, optimizers and the
+graph rewrites (Conv2d fused with its MaxPool2d) see them as usual.
+
+Layout: Keras images are channels-last (N, H, W, C); fastnn's kernels are NCHW. The first
+spatial layer on a channels-last tensor transposes it to NCHW once (a `Transpose`
+child), and the tensors after it stay NCHW inside while Keras' shapes (`.shape`,
+summary) stay channels-last. Flatten on such a tensor transposes back first, so the
+flattened order, and so the weights of a Dense after it, are Keras' own.
+
+Weights: Keras' default initialisers (glorot_uniform kernels, zero biases), seeded from
+`fastnn.keras.utils.set_random_seed`. `get_weights()` / `set_weights()` use Keras'
+layouts (Dense kernel (in, out), Conv2D kernel (kh, kw, in, out), BatchNormalization
+[gamma, beta, moving_mean, moving_variance]), so weights move from a real Keras model.
+"""
+import math
+import re
+
+import numpy as np
+
+from .. import nn
+from .._core import as_real
+from ..nn import graph as _graph
+from ..nn.module import Module
+
+__all__ = ["Input", "KerasTensor", "Layer", "Dense", "Conv2D", "MaxPooling2D",
+           "AveragePooling2D", "GlobalAveragePooling2D", "Flatten", "Dropout",
+           "BatchNormalization", "Activation", "Transpose"]
+
+_seeds = [np.random.default_rng()]  # utils.set_random_seed replaces it
+
+
+def _next_seed():
+    return int(_seeds[0].integers(1 << 62))
+
+
+@nn.register
+class Transpose(Module):
+    """Permute the axes of the batch (axes[0] must be 0): NHWC <-> NCHW between Keras'
+    layout and fastnn's kernels. A copy into a layer-owned buffer."""
+
+    def __init__(self, axes):
+        axes = tuple(int(a) for a in axes)
+        if sorted(axes) != list(range(len(axes))) or axes[0] != 0:
+            raise ValueError(f"Transpose: axes must permute 0..{len(axes) - 1} keeping the "
+                             f"batch axis 0 first, got {axes!r}")
+        self.axes, self._inverse = axes, tuple(int(a) for a in np.argsort(axes))
+
+    def output_shape(self, shape):
+        self._expect(shape, f"{len(self.axes)}-D", len(shape) == len(self.axes))
+        return tuple(shape[a] for a in self.axes)
+
+    def forward(self, x):
+        y = self._buffer("y", self.output_shape(x.shape))
+        np.copyto(y, x.transpose(self.axes))
+        return y
+
+    def backward(self, grad_out, need_input_grad=True):
+        if not need_input_grad:
+            return None
+        dx = self._buffer("dx", tuple(grad_out.shape[a] for a in self._inverse))
+        np.copyto(dx, grad_out.transpose(self._inverse))
+        return dx
+
+    def config(self):
+        return {"axes": list(self.axes)}
+
+
+TO_NCHW, TO_NHWC = (0, 3, 1, 2), (0, 2, 3, 1)
+
+
+class KerasTensor:
+    """A symbolic tensor: a fastnn graph Value and whether it holds a channels-last
+    Keras tensor in NCHW order (`nchw`). `shape` is Keras' (batch None first)."""
+
+    __slots__ = ("value", "nchw")
+
+    def __init__(self, value, nchw=False):
+        self.value, self.nchw = value, nchw
+
+    @property
+    def shape(self):
+        shape = self.value.shape
+        return tuple(shape[a] for a in TO_NHWC) if self.nchw else shape
+
+    def __repr__(self):
+        return f"<KerasTensor shape={self.shape}>"
+
+
+def Input(shape=None, batch_size=None, name=None, dtype=None):
+    """A symbolic input of per-sample `shape` (channels-last for images, e.g. (28, 28, 1))."""
+    if shape is None:
+        raise ValueError("Input: pass shape=(...) (per sample, without the batch dimension)")
+    return KerasTensor(_graph.Input(shape))
+
+
+_ACTIVATIONS = {"linear": None, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh,
+                "softmax": nn.Softmax, "leaky_relu": lambda: nn.LeakyReLU(0.2)}
+
+
+def _activation(name, layer):
+    if name is None:
+        return None
+    if not isinstance(name, str) or name not in _ACTIVATIONS:
+        raise ValueError(f"{layer}: unknown activation {name!r}; known: "
+                         f"{sorted(_ACTIVATIONS)} or None")
+    make = _ACTIVATIONS[name]
+    return None if make is None else make()
+
+
+def _pair(v, what, layer):
+    pair = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+    if len(pair) != 2 or not all(isinstance(p, (int, np.integer)) and not isinstance(p, bool)
+                                 and p >= 1 for p in pair):
+        raise ValueError(f"{layer}: {what} must be a positive int or a pair of them, got {v!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _same_padding(size, k, s, dilation, layer):
+    """TensorFlow's 'same' padding as one symmetric amount per axis (or an error)."""
+    pads = []
+    for n, kk, ss, d in zip(size, k, s, dilation):
+        extent = d * (kk - 1) + 1
+        total = max((math.ceil(n / ss) - 1) * ss + extent - n, 0)
+        if total % 2:
+            raise ValueError(f"{layer}: padding='same' here needs {total} padding rows/columns "
+                             f"(more at the bottom/right than at the top/left), which this "
+                             f"stride does not support; use padding='valid' or an input size "
+                             f"that divides by the stride")
+        pads.append(total // 2)
+    return tuple(pads)
+
+
+_counters = {}
+
+
+class Layer(Module):
+    """Base of the Keras layers: built on the first call on a KerasTensor, when `_build`
+    creates its fastnn children; then runs them in order (`_chain`)."""
+
+    def __init__(self, name=None, input_shape=None, input_dim=None, **unknown):
+        kind = type(self).__name__
+        if unknown:
+            raise TypeError(f"{kind}: unsupported argument(s) {sorted(unknown)}")
+        if name is None:
+            snake = re.sub("([a-z])([A-Z])", r"\1_\2",
+                           re.sub("(.)([A-Z][a-z]+)", r"\1_\2", kind)).lower()
+            count = _counters[snake] = _counters.get(snake, -1) + 1
+            name = snake if count == 0 else f"{snake}_{count}"
+        self.name = name
+        if input_dim is not None:
+            input_shape = (input_dim,)
+        self.input_shape_arg = None if input_shape is None else tuple(input_shape)
+        self._chain = None
+        self._out_shape = None
+
+    @property
+    def built(self):
+        return self._chain is not None
+
+    def _wants_nchw(self, shape):
+        """True: the layer runs on NCHW images; False: on Keras' own order; None: either."""
+        return False
+
+    def __call__(self, x):
+        if not isinstance(x, KerasTensor):
+            if self._chain is None:
+                raise RuntimeError(f"{self.name}: call the layer on a Keras Input first so it "
+                                   f"is built for its input shape")
+            return super().__call__(x)
+        if self._chain is not None:
+            raise ValueError(f"{self.name}: a Keras layer can be called on one input only "
+                             f"(sharing a layer's weights between calls is not supported)")
+        shape = x.shape[1:]
+        wants = self._wants_nchw(shape)
+        transpose = None
+        if wants and not x.nchw:
+            self._image_shape(shape)
+            transpose = self.transpose = Transpose(TO_NCHW)
+        elif wants is False and x.nchw:
+            transpose = self.transpose = Transpose(TO_NHWC)
+        try:
+            chain, nchw = self._build(shape)
+        except (ValueError, TypeError, MemoryError) as e:  # name the Keras layer
+            kind = type(self).__name__
+            msg = str(e) if kind in str(e) else f"{self.name} ({kind}): {e}"
+            raise type(e)(msg) from None
+        if wants is None:
+            nchw = x.nchw
+        self._chain = ([transpose] if transpose else []) + chain
+        out = KerasTensor(Module.__call__(self, x.value), nchw)
+        self._out_shape = out.shape
+        return out
+
+    def forward(self, x):
+        for module in self._chain:
+            x = module(x)
+        return x
+
+    def _build(self, shape):
+        """Create the fastnn modules (as attributes) to run on an input of Keras shape
+        `shape` (per sample); return them in order and whether the output is NCHW."""
+        raise NotImplementedError
+
+    def _with_activation(self, modules, name):
+        act = _activation(name, type(self).__name__)
+        if act is None:
+            return modules
+        self.activation = act
+        return modules + [act]
+
+    def _image_shape(self, shape):
+        if len(shape) != 3:
+            raise ValueError(f"{self.name} ({type(self).__name__}) expects images (N, H, W, C), "
+                             f"got input of shape {(None,) + tuple(shape)}")
+        return shape
+
+    @property
+    def output_shape_keras(self):
+        return self._out_shape
+
+    def count_params(self):
+        """Keras' count: every weight, the non-trainable ones (moving statistics) too."""
+        return sum(w.size for w in self.get_weights())
+
+    def get_weights(self):
+        return []
+
+    def set_weights(self, weights):
+        mine = self.get_weights()
+        if len(weights) != len(mine):
+            raise ValueError(f"{self.name}.set_weights: expected {len(mine)} arrays, got "
+                             f"{len(weights)}")
+        for k, (w, m) in enumerate(zip(weights, mine)):
+            if np.shape(w) != m.shape:
+                raise ValueError(f"{self.name}.set_weights: weight {k} has shape "
+                                 f"{np.shape(w)}, expected {m.shape}")
+        self._set(weights)
+
+    def _set(self, weights):
+        pass
+
+
+class Dense(Layer):
+    """keras.layers.Dense on (N, features) input: a Linear (weight (units, in)) and the
+    activation."""
+
+    def __init__(self, units, activation=None, use_bias=True, **kwargs):
+        super().__init__(**kwargs)
+        self.units = nn.module._count(units, "units", "Dense")
+        self.activation_name, self.use_bias = activation, bool(use_bias)
+        _activation(activation, "Dense")
+
+    def _build(self, shape):
+        if len(shape) != 1:
+            raise ValueError(f"{self.name} (Dense) expects input (N, features), got "
+                             f"{(None,) + tuple(shape)}: add a Flatten() before it")
+        self.linear = nn.Linear(shape[0], self.units, self.use_bias, init="glorot",
+                                seed=_next_seed())
+        return self._with_activation([self.linear], self.activation_name), False
+
+    def get_weights(self):
+        w = [self.linear.weight.data.T.copy()]
+        return w + ([self.linear.bias.data.copy()] if self.use_bias else [])
+
+    def _set(self, weights):
+        np.copyto(self.linear.weight.data, np.asarray(weights[0]).T)
+        if self.use_bias:
+            np.copyto(self.linear.bias.data, weights[1])
+
+
+class Conv2D(Layer):
+    """keras.layers.Conv2D on channels-last images: a Conv2d (weight (filters, C, kh, kw))
+    and the activation. padding 'valid' or 'same' (TensorFlow's; with a stride > 1 only
+    where it pads as much at the top/left as at the bottom/right)."""
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid",
+                 data_format=None, dilation_rate=(1, 1), activation=None, use_bias=True,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.filters = nn.module._count(filters, "filters", "Conv2D")
+        self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2D")
+        self.strides = _pair(strides, "strides", "Conv2D")
+        self.dilation_rate = _pair(dilation_rate, "dilation_rate", "Conv2D")
+        if padding not in ("valid", "same"):
+            raise ValueError(f"Conv2D: padding must be 'valid' or 'same', got {padding!r}")
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"Conv2D: data_format must be 'channels_last' (Keras' default), "
+                             f"got {data_format!r}")
+        self.padding, self.activation_name, self.use_bias = padding, activation, bool(use_bias)
+        _activation(activation, "Conv2D")
+
+    def _wants_nchw(self, shape):
+        return True
+
+    def _build(self, shape):
+        h, w, c = self._image_shape(shape)
+        pad = 0
+        if self.padding == "same":
+            pad = _same_padding((h, w), self.kernel_size, self.strides, self.dilation_rate,
+                                self.name)
+        self.conv = nn.Conv2d(c, self.filters, self.kernel_size, self.strides, pad,
+                              self.dilation_rate, self.use_bias, init="glorot",
+                              seed=_next_seed())
+        return self._with_activation([self.conv], self.activation_name), True
+
+    def get_weights(self):
+        w = [self.conv.weight.data.transpose(2, 3, 1, 0).copy()]
+        return w + ([self.conv.bias.data.copy()] if self.use_bias else [])
+
+    def _set(self, weights):
+        np.copyto(self.conv.weight.data, np.asarray(weights[0]).transpose(3, 2, 0, 1))
+        if self.use_bias:
+            np.copyto(self.conv.bias.data, weights[1])
+
+
+class _Pooling2D(Layer):
+    _pool = None  # the fastnn class
+    _pads_ok = True  # zero-free padding semantics match TensorFlow's 'same'
+
+    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        kind = type(self).__name__
+        self.pool_size = _pair(pool_size, "pool_size", kind)
+        self.strides = self.pool_size if strides is None else _pair(strides, "strides", kind)
+        if padding not in ("valid", "same"):
+            raise ValueError(f"{kind}: padding must be 'valid' or 'same', got {padding!r}")
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"{kind}: data_format must be 'channels_last', got {data_format!r}")
+        self.padding = padding
+
+    def _wants_nchw(self, shape):
+        return True
+
+    def _build(self, shape):
+        h, w, _ = self._image_shape(shape)
+        pad = (0, 0)
+        if self.padding == "same":
+            pad = _same_padding((h, w), self.pool_size, self.strides, (1, 1), self.name)
+            if pad != (0, 0) and not self._pads_ok:
+                raise ValueError(f"{self.name}: padding='same' that pads is not supported "
+                                 f"for average pooling (Keras leaves the padding out of the "
+                                 f"mean); use padding='valid'")
+        self.pool = self._pool(self.pool_size, self.strides, pad)
+        return [self.pool], True
+
+
+class MaxPooling2D(_Pooling2D):
+    """keras.layers.MaxPooling2D (pool_size (2, 2), strides = pool_size by default)."""
+    _pool = nn.MaxPool2d
+
+
+class AveragePooling2D(_Pooling2D):
+    """keras.layers.AveragePooling2D (pool_size (2, 2), strides = pool_size by default)."""
+    _pool = nn.AvgPool2d
+    _pads_ok = False
+
+
+class GlobalAveragePooling2D(Layer):
+    """keras.layers.GlobalAveragePooling2D: (N, H, W, C) -> (N, C)."""
+
+    def __init__(self, data_format=None, keepdims=False, **kwargs):
+        super().__init__(**kwargs)
+        if keepdims or data_format not in (None, "channels_last"):
+            raise ValueError("GlobalAveragePooling2D: only data_format='channels_last' and "
+                             "keepdims=False are supported")
+
+    def _wants_nchw(self, shape):
+        return True
+
+    def _build(self, shape):
+        self._image_shape(shape)
+        self.pool, self.flatten = nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        return [self.pool, self.flatten], False
+
+
+class Flatten(Layer):
+    """keras.layers.Flatten, in Keras' (channels-last) element order."""
+
+    def _build(self, shape):
+        self.flatten = nn.Flatten()
+        return [self.flatten], False
+
+
+class Dropout(Layer):
+    """keras.layers.Dropout(rate): inverted dropout in training, the identity otherwise."""
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if noise_shape is not None:
+            raise ValueError("Dropout: noise_shape is not supported")
+        self.rate, self.seed = rate, seed
+        nn.Dropout(rate)  # validates rate
+
+    def _wants_nchw(self, shape):
+        return None
+
+    def _build(self, shape):
+        self.dropout = nn.Dropout(self.rate, seed=_next_seed() if self.seed is None
+                                  else self.seed)
+        return [self.dropout], None
+
+
+class Activation(Layer):
+    """keras.layers.Activation(name): 'relu', 'sigmoid', 'tanh', 'softmax' (over the last
+    axis), 'leaky_relu', 'linear'."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        _activation(activation, "Activation")
+        self.activation_name = activation
+
+    def _wants_nchw(self, shape):
+        return False if self.activation_name == "softmax" else None
+
+    def _build(self, shape):
+        if self.activation_name == "softmax" and len(shape) != 1:
+            raise ValueError(f"{self.name}: softmax is supported on (N, features) input, got "
+                             f"{(None,) + tuple(shape)}")
+        modules = self._with_activation([], self.activation_name)
+        if not modules:
+            self.identity = nn.Identity()
+            modules = [self.identity]
+        return modules, None
+
+
+class BatchNormalization(Layer):
+    """keras.layers.BatchNormalization over the last (channel) axis, Keras' defaults
+    (momentum 0.99, i.e. torch's 0.01; epsilon 1e-3). fastnn's BatchNorm updates the
+    moving variance with the unbiased batch variance, as torch does."""
+
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if axis != -1:
+            raise ValueError(f"BatchNormalization: only axis=-1 (channels-last) is "
+                             f"supported, got {axis!r}")
+        if center != scale:
+            raise ValueError("BatchNormalization: center and scale must be both True or both "
+                             "False")
+        momentum = as_real(momentum, "momentum", "BatchNormalization")
+        epsilon = as_real(epsilon, "epsilon", "BatchNormalization")
+        if not (0 <= momentum <= 1 and 0 < epsilon < math.inf):
+            raise ValueError(f"BatchNormalization: momentum must be in [0, 1] and epsilon "
+                             f"positive and finite, got {momentum!r} and {epsilon!r}")
+        self.momentum, self.epsilon, self.affine = momentum, epsilon, bool(center)
+
+    def _wants_nchw(self, shape):
+        return True if len(shape) == 3 else None
+
+    def _build(self, shape):
+        if len(shape) == 1:
+            self.bn = nn.BatchNorm1d(shape[0], self.epsilon, 1.0 - self.momentum, self.affine)
+            return [self.bn], None
+        h, w, c = self._image_shape(shape)
+        self.bn = nn.BatchNorm2d(c, self.epsilon, 1.0 - self.momentum, self.affine)
+        return [self.bn], True
+
+    def get_weights(self):
+        bn = self.bn
+        affine = [bn.weight.data.copy(), bn.bias.data.copy()] if self.affine else []
+        return affine + [bn.running_mean.copy(), bn.running_var.copy()]
+
+    def _set(self, weights):
+        bn = self.bn
+        targets = ([bn.weight.data, bn.bias.data] if self.affine else []) + \
+            [bn.running_mean, bn.running_var]
+        for dst, src in zip(targets, weights):
+            np.copyto(dst, src)
+

@@ -1,0 +1,377 @@
+"""Keras' Model and Sequential (compile, fit, evaluate, predict, summary, get_weights,
+set_weights) on fastnn's graph engine.
+
+A Keras model is a fastnn functional Model (fastnn.nn.graph) over the Keras layers'
+fastnn children. compile() picks the loss: a softmax output trained with
+(sparse_)categorical_crossentropy, or a sigmoid output with binary_crossentropy, trains
+and evaluates through a second graph of the same layers that stops before that
+activation, with the fused, numerically stable loss on logits (CrossEntropyLoss /
+BCEWithLogitsLoss); predict runs the whole graph and returns probabilities.
+"""
+import contextlib
+
+import numpy as np
+
+from .. import losses as _losses
+from .. import nn
+from ..nn.graph import Graph
+from ..training import ModelAPI
+from . import callbacks as _callbacks
+from . import layers as _layers
+from . import losses as _klosses
+from . import optimizers as _optimizers
+
+__all__ = ["Model", "Sequential"]
+
+METRICS = ("accuracy", "acc")
+
+
+def _unwrap(tensors, what):
+    single = not isinstance(tensors, (list, tuple))
+    items = [tensors] if single else list(tensors)
+    for k, t in enumerate(items):
+        if not isinstance(t, _layers.KerasTensor):
+            raise TypeError(f"Model: {what} {k} must be a KerasTensor (from keras Input or a "
+                            f"layer call), got {type(t).__name__}")
+    values = [t.value for t in items]
+    return (values[0] if single else values), items
+
+
+class Model(nn.Model):
+    """keras.Model(inputs, outputs) from KerasTensors; one output."""
+
+    def __init__(self, inputs=None, outputs=None, name=None):
+        self._compiled = None
+        self._fastnn_optimizer = None
+        self.name = name or "functional"
+        if inputs is None and outputs is None:  # Sequential: built later
+            super().__init__()
+            return
+        values_in, self._keras_inputs = _unwrap(inputs, "input")
+        values_out, keras_outputs = _unwrap(outputs, "output")
+        if len(keras_outputs) != 1:
+            raise ValueError("fastnn.keras.Model supports one output")
+        super().__init__(values_in, values_out)
+        self._keras_output = keras_outputs[0]
+        for layer in self._layers:
+            if not isinstance(layer, _layers.Layer):
+                raise TypeError(f"Model: {layer!r} is not a fastnn.keras layer")
+
+    @property
+    def layers(self):
+        return list(self._layers) if self._functional else []
+
+    # ---- compile ----
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, **unsupported):
+        """optimizer: 'adam', 'sgd', 'rmsprop', 'adamw' or an optimizer object
+        (fastnn.keras.optimizers or fastnn.optim); loss: 'categorical_crossentropy',
+        'sparse_categorical_crossentropy', 'binary_crossentropy', 'mse' (or a
+        fastnn.keras.losses object); metrics: None or ['accuracy']."""
+        if unsupported:
+            raise TypeError(f"compile: unsupported argument(s) {sorted(unsupported)}")
+        if loss is None:
+            raise ValueError(f"compile: pass a loss, one of {sorted(_klosses.NAMES)}")
+        spec = _klosses.get(loss)
+        opt = _optimizers.get(optimizer)
+        metrics = list(metrics or [])
+        for m in metrics:
+            if m not in METRICS:
+                raise ValueError(f"compile: unknown metric {m!r}; known: {list(METRICS)}")
+        self._compiled = (opt, spec, bool(metrics))
+        self._fastnn_optimizer = None
+        self._loss_fn = self._train_graph = None
+        if self._functional:
+            self._plan_loss()
+
+    def _plan_loss(self):
+        """The fastnn loss of the compiled spec, and the graph it trains (the logits graph
+        when the output activation fuses with the loss)."""
+        _, spec, with_accuracy = self._compiled
+        out_value = self.outputs[0]
+        last = out_value.node.module if out_value.node is not None else None
+        fused = {"categorical_crossentropy": nn.Softmax,
+                 "sparse_categorical_crossentropy": nn.Softmax,
+                 "binary_crossentropy": nn.Sigmoid}.get(spec.kind)
+        train_value = out_value
+        if fused is not None and not spec.from_logits:
+            if type(last) is not fused:
+                act = "softmax" if fused is nn.Softmax else "sigmoid"
+                raise ValueError(f"compile: loss {spec.kind!r} on probabilities needs a {act} "
+                                 f"output layer (fastnn fuses it with the loss, on the logits); "
+                                 f"for a model that outputs logits pass "
+                                 f"fastnn.keras.losses.{spec.cls_name}(from_logits=True)")
+            train_value = out_value.node.inputs[0]
+        if spec.kind in ("categorical_crossentropy", "sparse_categorical_crossentropy"):
+            loss_fn = _losses.CrossEntropyLoss(label_smoothing=spec.label_smoothing)
+        elif spec.kind == "binary_crossentropy":
+            loss_fn = _losses.BCEWithLogitsLoss()
+        else:
+            loss_fn = _losses.MSELoss()
+            loss_fn.correct = _argmax_or_round_correct
+        loss_fn.has_accuracy = with_accuracy
+        self._loss_fn = loss_fn
+        self._train_graph = self._graph_fixed if train_value is out_value else Graph(
+            self, self.inputs, [train_value], True)
+
+    def _graph_for(self, shapes):
+        graph = super()._graph_for(shapes)
+        return self._train_graph if self.__dict__.get("_training_loss") else graph
+
+    # ---- fit / evaluate / predict ----
+
+    def _ensure_built(self, x=None):
+        pass
+
+    def _require_compiled(self, what):
+        if self._compiled is None:
+            raise RuntimeError(f"{what}: call model.compile(optimizer=..., loss=...) first")
+
+    def _targets(self, y, what):
+        """y in the form fastnn's loss takes, checked against the model output."""
+        kind = self._compiled[1].kind
+        y = np.asarray(y)
+        classes = self.outputs[0].shape[-1]
+        if kind == "sparse_categorical_crossentropy":
+            if y.ndim == 2 and y.shape[1] == 1:
+                y = y[:, 0]
+            if y.ndim != 1 or y.dtype.kind not in "iuf" or (
+                    y.dtype.kind == "f" and not np.array_equal(y, np.round(y))):
+                raise ValueError(f"{what}: sparse_categorical_crossentropy needs integer class "
+                                 f"labels of shape (N,), got {y.dtype} of shape {y.shape}")
+            return y.astype(np.int64)
+        if kind == "categorical_crossentropy":
+            if y.ndim != 2 or y.dtype.kind not in "iuf":
+                raise ValueError(f"{what}: categorical_crossentropy needs one-hot targets of "
+                                 f"shape (N, {classes}), got {y.dtype} of shape {y.shape}; "
+                                 f"use to_categorical(y, {classes}) or "
+                                 f"loss='sparse_categorical_crossentropy'")
+            if y.shape[1] != classes:
+                raise ValueError(f"{what}: one-hot targets must have {classes} columns (the "
+                                 f"model's outputs), got shape {y.shape}")
+            return y.astype(np.float32)
+        out_shape = tuple(self.outputs[0].shape[1:])
+        if y.ndim == 1 and out_shape == (1,):
+            y = y[:, None]
+        return y.astype(np.float32)
+
+    @contextlib.contextmanager
+    def _training_graph(self):
+        """A context in which the model runs its training graph (logits when fused)."""
+        self.__dict__["_training_loss"] = True
+        try:
+            yield
+        finally:
+            self.__dict__["_training_loss"] = False
+
+    def _optimizer(self):
+        if self._fastnn_optimizer is None:
+            self._fastnn_optimizer = self._compiled[0].build(self.parameters())
+        return self._fastnn_optimizer
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None):
+        """Keras' fit: returns a History whose .history has loss (and accuracy, with
+        metrics=['accuracy']), and val_loss / val_accuracy with validation data."""
+        self._require_compiled("fit")
+        for name, value in (("class_weight", class_weight), ("sample_weight", sample_weight),
+                            ("steps_per_epoch", steps_per_epoch)):
+            if value is not None:
+                raise TypeError(f"fit: {name} is not supported by fastnn.keras")
+        if initial_epoch:
+            raise TypeError("fit: initial_epoch is not supported by fastnn.keras")
+        if x is None or y is None:
+            raise ValueError("fit: pass x and y as arrays")
+        x = np.asarray(x)
+        self._ensure_built(x)
+        y = self._targets(y, "fit")
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("fit: validation_data must be a pair (x_val, y_val)")
+            validation_data = (np.asarray(validation_data[0]),
+                               self._targets(validation_data[1], "fit (validation_data)"))
+        verbose = 1 if verbose == "auto" else int(verbose)
+        keras_callbacks = list(callbacks or [])
+        with self._training_graph():
+            run = ModelAPI.fit(self, x, y, optimizer=self._optimizer(), loss=self._loss_fn,
+                               epochs=epochs, batch_size=batch_size or 32,
+                               validation_data=validation_data,
+                               validation_split=validation_split, shuffle=shuffle,
+                               seed=_layers._next_seed(), verbose=verbose,
+                               callbacks=keras_callbacks)
+        history = _callbacks.History()
+        history.set_model(self)
+        history.params = {"verbose": verbose, "epochs": epochs,
+                          "steps": -(-int(len(x) * (1 - validation_split)) // (batch_size or 32))}
+        keep = ("loss", "accuracy", "val_loss", "val_accuracy")
+        history.epoch = list(run.epoch)
+        history.history = {k: v for k, v in run.history.items() if k in keep}
+        history.interrupted = run.interrupted
+        self.history = history
+        return history
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False):
+        """[loss, accuracy] with metrics=['accuracy'], else the loss (a float); a dict
+        with return_dict=True."""
+        self._require_compiled("evaluate")
+        x = np.asarray(x)
+        self._ensure_built(x)
+        y = self._targets(y, "evaluate")
+        with self._training_graph():
+            result = ModelAPI.evaluate(self, x, y, batch_size=max(batch_size or 32, 256),
+                                       loss=self._loss_fn)
+        if verbose not in (0, "auto"):
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()), flush=True)
+        if return_dict:
+            return result
+        values = [result["loss"]] + ([result["accuracy"]] if "accuracy" in result else [])
+        return values if len(values) > 1 else values[0]
+
+    def predict(self, x, batch_size=None, verbose="auto"):
+        """The model's outputs (probabilities for a softmax/sigmoid output) for x."""
+        x = np.asarray(x)
+        self._ensure_built(x)
+        return ModelAPI.predict(self, x, batch_size=max(batch_size or 32, 256))
+
+    def __call__(self, *args):
+        if args and isinstance(args[0], _layers.KerasTensor):
+            raise TypeError("calling a fastnn.keras model on a KerasTensor (nesting models) "
+                            "is not supported")
+        return super().__call__(*args)
+
+    # ---- weights and summary ----
+
+    def get_weights(self):
+        """Every layer's weights in Keras' layouts and order."""
+        return [w for layer in self.layers for w in layer.get_weights()]
+
+    def set_weights(self, weights):
+        weights = list(weights)
+        want = sum(len(layer.get_weights()) for layer in self.layers)
+        if len(weights) != want:
+            raise ValueError(f"set_weights: the model has {want} weight arrays, got "
+                             f"{len(weights)}")
+        k = 0
+        for layer in self.layers:
+            n = len(layer.get_weights())
+            layer.set_weights(weights[k:k + n])
+            k += n
+
+    def save_weights(self, filepath):
+        """The weights as a safetensors file (fastnn.save_weights: torch's key names)."""
+        from ..weights import save_weights
+        self._ensure_built()
+        save_weights(self, filepath)
+
+    def load_weights(self, filepath):
+        from ..weights import load_weights
+        self._ensure_built()
+        load_weights(self, filepath)
+
+    def count_params(self):
+        """Keras' count: every weight, the non-trainable ones (moving statistics) too."""
+        return sum(layer.count_params() for layer in self.layers)
+
+    def summary(self, print_fn=None):
+        """Print Keras' summary table: each layer, its output shape (channels-last) and
+        parameter count."""
+        if not self._functional:
+            raise ValueError("summary: the model is not built yet (give the first layer an "
+                             "input_shape or call fit/predict first)")
+        rows = [("Layer (type)", "Output Shape", "Param #")]
+        for layer in self.layers:
+            rows.append((f"{layer.name} ({type(layer).__name__})", str(layer.output_shape_keras),
+                         f"{layer.count_params():,}"))
+        widths = [max(len(r[c]) for r in rows) for c in range(3)]
+        rule = "-" * (sum(widths) + 4)
+        lines = [f'Model: "{self.name}"', rule]
+        for j, (a, b, c) in enumerate(rows):
+            lines.append(f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}")
+            if j == 0:
+                lines.append(rule)
+        total = self.count_params()
+        trainable = sum(p.data.size for p in self.parameters() if p.requires_grad)
+        lines += [rule, f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+                  f"Non-trainable params: {total - trainable:,}"]
+        text = "\n".join(lines)
+        (print_fn or print)(text)
+        return None
+
+
+def _argmax_or_round_correct(pred, target):
+    """Keras' accuracy for an mse model: argmax match for several outputs, else rounding."""
+    if pred.shape[-1] > 1:
+        return int(np.count_nonzero(pred.argmax(-1) == target.argmax(-1)))
+    return int(np.count_nonzero(np.round(pred) == np.round(target)))
+
+
+class Sequential(Model):
+    """keras.Sequential: layers added in order (a list, or `.add`), each built as it is
+    added once the input shape is known (the first layer's input_shape or an Input added
+    first), else at the first fit/predict/evaluate from the data's shape."""
+
+    def __init__(self, layers=None, name=None):
+        super().__init__(name=name or "sequential")
+        self._pending = []
+        self._input = self._output = None
+        for layer in layers or []:
+            self.add(layer)
+
+    def add(self, layer):
+        if isinstance(layer, _layers.KerasTensor):
+            if self._pending or self._input is not None:
+                raise ValueError("Sequential.add: an Input must come first")
+            self._input = self._output = layer
+            return
+        if not isinstance(layer, _layers.Layer):
+            raise TypeError(f"Sequential.add: expected a fastnn.keras layer, got "
+                            f"{type(layer).__name__}")
+        if self._input is None and not self._pending and layer.input_shape_arg is not None:
+            self._input = self._output = _layers.Input(layer.input_shape_arg)
+        self._pending.append(layer)
+        if self._output is not None:
+            self._output = layer(self._output)
+
+    @property
+    def layers(self):
+        return list(self._pending)
+
+    def _ensure_built(self, x=None):
+        """Make the model's graph from the layers added so far (the input shape from x
+        when no layer gave one)."""
+        if self._output is None:
+            if x is None:
+                raise ValueError("Sequential: the model is not built yet (give the first layer "
+                                 "an input_shape, add an Input, or call fit/predict first)")
+            if not self._pending:
+                raise ValueError("Sequential: the model has no layers")
+            self._input = self._output = _layers.Input(x.shape[1:])
+            for layer in self._pending:
+                self._output = layer(self._output)
+        if self._functional and self.outputs[0] is self._output.value:
+            return
+        if self._output is self._input:
+            raise ValueError("Sequential: the model has no layers")
+        compiled = self._compiled
+        Model.__init__(self, self._input, self._output, self.name)
+        self._compiled = compiled
+        if compiled is not None:
+            self._plan_loss()
+
+    def compile(self, *args, **kwargs):
+        super().compile(*args, **kwargs)
+        if self._output is not None:
+            self._ensure_built()
+
+    def summary(self, print_fn=None):
+        self._ensure_built()
+        return super().summary(print_fn)
+
+    def get_weights(self):
+        self._ensure_built()
+        return super().get_weights()
+
+    def set_weights(self, weights):
+        self._ensure_built()
+        super().set_weights(weights)

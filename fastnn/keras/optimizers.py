@@ -1,0 +1,84 @@
+"""keras.optimizers: Adam, SGD, RMSprop, AdamW with Keras' arguments and defaults,
+each building the fastnn.optim optimizer (one fused C step) over the model's
+parameters when fit first runs. The update rules are torch's: they differ from Keras'
+only in where epsilon enters (Adam: eps added to sqrt(v) after the bias correction;
+RMSprop: eps added to sqrt(v), not to v)."""
+from .. import optim
+
+__all__ = ["Optimizer", "Adam", "SGD", "RMSprop", "AdamW", "get"]
+
+
+class Optimizer:
+    """A Keras optimizer: hyperparameters now, the fastnn optimizer at build(params)."""
+
+    def __init__(self, learning_rate):
+        self.learning_rate = learning_rate
+
+    def build(self, params):
+        return self._make(params)
+
+
+class Adam(Optimizer):
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+        super().__init__(learning_rate)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+
+    def _make(self, params):
+        return optim.Adam(params, self.learning_rate, (self.beta_1, self.beta_2), self.epsilon)
+
+
+class AdamW(Optimizer):
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-7):
+        super().__init__(learning_rate)
+        self.weight_decay = weight_decay
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+
+    def _make(self, params):
+        return optim.AdamW(params, self.learning_rate, (self.beta_1, self.beta_2), self.epsilon,
+                           self.weight_decay)
+
+
+class SGD(Optimizer):
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False):
+        super().__init__(learning_rate)
+        self.momentum, self.nesterov = momentum, nesterov
+
+    def _make(self, params):
+        return optim.SGD(params, self.learning_rate, self.momentum, self.nesterov)
+
+
+class RMSprop(Optimizer):
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
+                 centered=False):
+        super().__init__(learning_rate)
+        self.rho, self.momentum, self.epsilon, self.centered = rho, momentum, epsilon, centered
+
+    def _make(self, params):
+        return optim.RMSprop(params, self.learning_rate, alpha=self.rho, eps=self.epsilon,
+                             momentum=self.momentum, centered=self.centered)
+
+
+class _Ready(Optimizer):
+    """A fastnn.optim optimizer passed to compile as it is."""
+
+    def __init__(self, opt):
+        self.opt = opt
+
+    def build(self, params):
+        return self.opt
+
+
+NAMES = {"adam": Adam, "sgd": SGD, "rmsprop": RMSprop, "adamw": AdamW}
+
+
+def get(identifier):
+    """An Optimizer from a name, a Keras optimizer object or a fastnn.optim optimizer."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, optim.Optimizer):
+        return _Ready(identifier)
+    if isinstance(identifier, str) and identifier.lower() in NAMES:
+        return NAMES[identifier.lower()]()
+    raise ValueError(f"unknown optimizer {identifier!r}; known: {sorted(NAMES)} or an optimizer "
+                     f"object (fastnn.keras.optimizers / fastnn.optim)")

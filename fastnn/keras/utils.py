@@ -1,0 +1,45 @@
+"""keras.utils: to_categorical, set_random_seed."""
+import random
+
+import numpy as np
+
+from .._core import is_int
+from . import layers as _layers
+
+__all__ = ["to_categorical", "set_random_seed"]
+
+
+def to_categorical(x, num_classes=None):
+    """One-hot float32 rows for integer class labels (a trailing axis of size 1 is
+    dropped, as Keras does); num_classes defaults to max(x) + 1."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "iuf" or (x.dtype.kind == "f" and not np.array_equal(x, np.round(x))):
+        raise ValueError(f"to_categorical: x must hold integer class labels, got {x.dtype}")
+    x = x.astype(np.int64)
+    shape = x.shape[:-1] if x.ndim > 1 and x.shape[-1] == 1 else x.shape
+    x = x.reshape(-1)
+    if num_classes is None:
+        if x.size == 0:
+            raise ValueError("to_categorical: x is empty; pass num_classes")
+        num_classes = int(x.max()) + 1
+    if not is_int(num_classes) or num_classes < 1:
+        raise ValueError(f"to_categorical: num_classes must be a positive int, got "
+                         f"{num_classes!r}")
+    num_classes = int(num_classes)
+    if x.size * num_classes > 1 << 34:
+        raise MemoryError(f"to_categorical: {x.size} labels x {num_classes} classes is too "
+                          f"large")
+    if x.size and (x.min() < 0 or x.max() >= num_classes):
+        raise ValueError(f"to_categorical: labels must lie in [0, {num_classes}), got "
+                         f"[{x.min()}, {x.max()}]")
+    out = np.zeros((x.size, num_classes), np.float32)
+    out[np.arange(x.size), x] = 1.0
+    return out.reshape(shape + (num_classes,))
+
+
+def set_random_seed(seed):
+    """Seed Python's, NumPy's and fastnn.keras' generators (weight initialisation,
+    dropout, shuffling), as keras.utils.set_random_seed does."""
+    random.seed(seed)
+    np.random.seed(seed)
+    _layers._seeds[0] = np.random.default_rng(seed)

@@ -1,0 +1,173 @@
+"""ONNX export: `fastnn.onnx.export(model, "m.onnx")` writes any fastnn model (Sequential,
+functional, subclassed, fastnn.keras) as an ONNX graph (opset 17 by default) with a
+dynamic batch dimension, for onnxruntime and other runtimes. Needs the optional `onnx`
+package (pip install "fastnn[onnx]").
+
+The model's graph (fastnn.nn.graph, the layers as called, before the runtime's fused
+rewrites) maps node by node: Linear -> Gemm, Conv2d -> Conv, MaxPool2d / AvgPool2d ->
+MaxPool / AveragePool (padding counted, as fastnn does), AdaptiveAvgPool2d ->
+GlobalAveragePool or an AveragePool when the sizes divide, BatchNorm -> an eval-mode
+BatchNormalization on the running statistics, activations, Flatten, Add (+), Concat,
+Dropout/Identity -> Identity, and fastnn.keras' layout Transpose -> Transpose."""
+import numpy as np
+
+from . import nn
+
+__all__ = ["export"]
+
+DEFAULT_OPSET = 17
+
+
+def _onnx():
+    try:
+        import onnx
+        from onnx import helper, numpy_helper
+    except ImportError:
+        raise ImportError("fastnn.onnx.export needs the onnx package: pip install onnx "
+                          "(or pip install 'fastnn[onnx]')") from None
+    return onnx, helper, numpy_helper
+
+
+class _Builder:
+    """Collects ONNX nodes and initializers (weights) for one graph."""
+
+    def __init__(self, helper, numpy_helper):
+        self.helper, self.numpy_helper = helper, numpy_helper
+        self.nodes, self.inits = [], []
+
+    def weight(self, name, array):
+        self.inits.append(self.numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    def node(self, op, inputs, output, name, **attrs):
+        self.nodes.append(self.helper.make_node(op, inputs, [output], name=name, **attrs))
+
+
+def _pads(top_left, bottom_right=(0, 0)):
+    return [top_left[0], top_left[1], top_left[0] + bottom_right[0],
+            top_left[1] + bottom_right[1]]
+
+
+def _emit(b, layer, name, ins, out, in_shapes):
+    """The ONNX node(s) of one fastnn layer."""
+    from .keras.layers import Transpose
+    kind = type(layer)
+    x = ins[0]
+    if kind is nn.Linear:
+        inputs = [x, b.weight(f"{name}.weight", layer.weight.data)]
+        if layer.bias is not None:
+            inputs.append(b.weight(f"{name}.bias", layer.bias.data))
+        b.node("Gemm", inputs, out, name, transB=1)
+    elif kind is nn.Conv2d:
+        inputs = [x, b.weight(f"{name}.weight", layer.weight.data)]
+        if layer.bias is not None:
+            inputs.append(b.weight(f"{name}.bias", layer.bias.data))
+        b.node("Conv", inputs, out, name, kernel_shape=list(layer.kernel_size),
+               strides=list(layer.stride), dilations=list(layer.dilation),
+               pads=_pads(layer._pad, layer._extra))
+    elif kind is nn.MaxPool2d:
+        b.node("MaxPool", [x], out, name, kernel_shape=list(layer.kernel_size),
+               strides=list(layer.stride), pads=_pads(layer.padding))
+    elif kind is nn.AvgPool2d:
+        b.node("AveragePool", [x], out, name, kernel_shape=list(layer.kernel_size),
+               strides=list(layer.stride), pads=_pads(layer.padding), count_include_pad=1)
+    elif kind is nn.AdaptiveAvgPool2d:
+        h, w = in_shapes[0][2:]
+        oh = h if layer.output_size[0] is None else layer.output_size[0]
+        ow = w if layer.output_size[1] is None else layer.output_size[1]
+        if (oh, ow) == (1, 1):
+            b.node("GlobalAveragePool", [x], out, name)
+        elif h % oh == 0 and w % ow == 0:
+            k = [h // oh, w // ow]
+            b.node("AveragePool", [x], out, name, kernel_shape=k, strides=k)
+        else:
+            raise ValueError(f"export: {name} ({layer!r}) on a {h}x{w} input has windows of "
+                             f"different sizes, which ONNX's AveragePool cannot express")
+    elif kind in (nn.BatchNorm1d, nn.BatchNorm2d):
+        if not layer.track_running_stats:
+            raise ValueError(f"export: {name} ({layer!r}) has no running statistics; ONNX's "
+                             f"BatchNormalization needs them (eval form)")
+        c = layer.num_features
+        scale = layer.weight.data if layer.affine else np.ones(c, np.float32)
+        bias = layer.bias.data if layer.affine else np.zeros(c, np.float32)
+        inputs = [x, b.weight(f"{name}.weight", scale), b.weight(f"{name}.bias", bias),
+                  b.weight(f"{name}.running_mean", layer.running_mean),
+                  b.weight(f"{name}.running_var", layer.running_var)]
+        b.node("BatchNormalization", inputs, out, name, epsilon=layer.eps)
+    elif kind is nn.ReLU:
+        b.node("Relu", [x], out, name)
+    elif kind is nn.LeakyReLU:
+        b.node("LeakyRelu", [x], out, name, alpha=layer.negative_slope)
+    elif kind is nn.Sigmoid:
+        b.node("Sigmoid", [x], out, name)
+    elif kind is nn.Tanh:
+        b.node("Tanh", [x], out, name)
+    elif kind is nn.Softmax:
+        b.node("Softmax", [x], out, name, axis=-1)
+    elif kind is nn.Flatten:
+        b.node("Flatten", [x], out, name, axis=1)
+    elif kind in (nn.Identity, nn.Dropout):
+        b.node("Identity", [x], out, name)
+    elif kind is nn.Add:
+        b.node("Sum", list(ins), out, name)
+    elif kind is nn.Concatenate:
+        b.node("Concat", list(ins), out, name, axis=layer.axis)
+    elif kind is Transpose:
+        b.node("Transpose", [x], out, name, perm=list(layer.axes))
+    else:
+        raise TypeError(f"export: layer {name} is a {kind.__name__}, which has no ONNX form "
+                        f"here")
+
+
+def export(model, path, input_shape=None, opset=DEFAULT_OPSET):
+    """Write `model` to path as ONNX (opset >= 17), inputs "input" (one model input) or
+    "input_0", "input_1", ...; outputs likewise; the batch dimension is dynamic ("N").
+    input_shape (per sample) is needed for a model that does not know its own."""
+    onnx, helper, numpy_helper = _onnx()
+    if not isinstance(model, nn.Module) or model._is_layer():
+        raise TypeError(f"export: model must be a fastnn model (Sequential, Model, a Module "
+                        f"subclass or a fastnn.keras model), got {type(model).__name__}")
+    if opset < 17:
+        raise ValueError(f"export: opset must be >= 17, got {opset}")
+    if hasattr(model, "_ensure_built"):  # a fastnn.keras Sequential
+        model._ensure_built()
+    shapes = model._input_shapes(input_shape, "export")
+    graph = model._graph_for(shapes)
+    b = _Builder(helper, numpy_helper)
+    single_in, single_out = len(graph.input_values) == 1, len(graph.output_values) == 1
+    names = {}
+    for k, v in enumerate(graph.input_values):
+        names[id(v)] = "input" if single_in else f"input_{k}"
+    outputs = {id(v): ("output" if single_out else f"output_{k}")
+               for k, v in enumerate(graph.output_values)}
+    known = {id(v): (1,) + tuple(s[1:]) for v, s in zip(graph.input_values, shapes)}
+    for i, (node, name) in enumerate(zip(graph.nodes, graph.names)):
+        ins = [names[id(v)] for v in node.inputs]
+        in_shapes = [known[id(v)] for v in node.inputs]
+        out = outputs.get(id(node.output), f"{name}:{i}")
+        if id(node.output) in names:  # an output that is also used elsewhere keeps one name
+            out = names[id(node.output)]
+        _emit(b, node.module, f"{name}:{i}", ins, out, in_shapes)
+        names[id(node.output)] = out
+        known[id(node.output)] = node.module.output_shape(in_shapes if node.merge
+                                                          else in_shapes[0])
+    for v in graph.output_values:  # an output that is a model input, or reached twice
+        if names[id(v)] != outputs[id(v)]:
+            b.node("Identity", [names[id(v)]], outputs[id(v)], f"{outputs[id(v)]}:identity")
+
+    def value_info(name, shape):
+        return helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT,
+                                             ["N"] + list(shape[1:]))
+
+    onnx_graph = helper.make_graph(
+        b.nodes, type(model).__name__,
+        [value_info(names[id(v)], s) for v, s in zip(graph.input_values, shapes)],
+        [value_info(outputs[id(v)], known[id(v)]) for v in graph.output_values],
+        b.inits)
+    proto = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", opset)],
+                              producer_name="fastnn")
+    proto.ir_version = min(proto.ir_version, 8)  # readable by older runtimes
+    onnx.checker.check_model(proto)
+    from .serialization import atomic_write
+    atomic_write(path, lambda f: f.write(proto.SerializeToString()))
+    return proto

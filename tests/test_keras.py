@@ -1,0 +1,310 @@
+"""fastnn.keras: Keras programs run with only their imports changed; layers match real
+Keras (weights copied with get_weights/set_weights) including channels-last convolutions
+and Flatten's order; the fused losses; History/evaluate/predict as Keras returns them;
+clear errors."""
+import os
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import datasets, models
+from fastnn import functional as F
+from fastnn import keras as fk
+from fastnn.keras import layers as L
+
+# kernels of the branch that adds them (archk); until it is merged these tests skip
+ARCH_KERNELS = ("batch_norm", "adaptive_avg_pool2d", "add", "concatenate")
+needs_arch_kernels = pytest.mark.skipif(
+    not all(hasattr(F, k) for k in ARCH_KERNELS),
+    reason=f"needs the kernels {ARCH_KERNELS} (not on this branch yet)")
+
+
+def mnist_test_split():
+    """MNIST's test split (uint8 images, labels) from FASTNN_DATA, or skip."""
+    if not os.environ.get("FASTNN_DATA"):
+        pytest.skip("FASTNN_DATA is not set (the shared MNIST copy)")
+    try:
+        return datasets.load_raw("mnist", "test", download=False)
+    except FileNotFoundError as e:
+        pytest.skip(f"MNIST test split not found: {e}")
+
+
+def test_issue_program_runs_unchanged_but_imports():
+    images, labels = mnist_test_split()
+    X_train = images[:8000].reshape(-1, 784).astype(np.float32) / 255
+    X_test = images[8000:].reshape(-1, 784).astype(np.float32) / 255
+    y_train, y_test = labels[:8000], labels[8000:]
+    fk.utils.set_random_seed(0)
+    # ---- the program of issue 12, only `keras` changed to `fastnn.keras` ----
+    from fastnn.keras.layers import Dense
+    from fastnn.keras.models import Sequential
+    from fastnn.keras.utils import to_categorical
+
+    model = Sequential()
+    model.add(Dense(units=64, activation='relu', input_shape=(784,)))
+    model.add(Dense(units=64, activation='relu'))
+    model.add(Dense(units=10, activation='softmax'))
+    model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])
+    model.fit(X_train, to_categorical(y_train), epochs=10, batch_size=128, verbose=1,
+              validation_split=0.2)
+    loss, accuracy = model.evaluate(X_test, to_categorical(y_test), verbose=0)
+    # ----
+    assert accuracy >= 0.93, accuracy
+    assert 0 < loss < 0.5
+
+
+def test_load_data_like_keras():
+    mnist_test_split()
+    with pytest.warns(UserWarning, match="training split not found") if not os.path.exists(
+            os.path.join(os.environ["FASTNN_DATA"], "mnist", "train-images-idx3-ubyte.gz")) \
+            else _no_warning():
+        (x, y), (xt, yt) = fk.datasets.mnist.load_data()
+    assert x.dtype == np.uint8 and x.ndim == 3 and x.shape[1:] == (28, 28)
+    assert y.dtype == np.uint8 and len(y) == len(x) and len(yt) == len(xt)
+    (x, y), (xt, yt) = fk.datasets.fashion_mnist.load_data()
+    assert x.shape == (60000, 28, 28) and xt.shape == (10000, 28, 28) and x.dtype == np.uint8
+
+
+class _no_warning:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def build_cnn(K, with_norm=False):
+    """Every Keras layer kind, for real Keras or fastnn.keras."""
+    layers = [K.layers.Conv2D(8, 3, activation="relu", input_shape=(16, 16, 3))]
+    if with_norm:
+        layers.append(K.layers.BatchNormalization())
+    layers += [K.layers.MaxPooling2D(),
+               K.layers.Conv2D(6, (3, 3), padding="same", activation="tanh"),
+               K.layers.AveragePooling2D(2),
+               K.layers.Conv2D(4, 3, strides=2, padding="same"),
+               K.layers.Activation("relu")]
+    if with_norm:
+        layers += [K.layers.BatchNormalization(), K.layers.GlobalAveragePooling2D()]
+    else:
+        layers.append(K.layers.Flatten())
+    layers += [K.layers.Dense(16, activation="sigmoid"), K.layers.Dropout(0.3),
+               K.layers.Dense(5, activation="softmax")]
+    return K.Sequential(layers)
+
+
+@pytest.mark.parametrize("with_norm", [False,
+                                       pytest.param(True, marks=needs_arch_kernels)])
+def test_predictions_match_real_keras(with_norm):
+    keras = pytest.importorskip("keras")
+    ref, mine = build_cnn(keras, with_norm), build_cnn(fk, with_norm)
+    rng = np.random.default_rng(0)
+    weights = [w + rng.normal(0, 0.1, w.shape).astype(np.float32) for w in ref.get_weights()]
+    if with_norm:  # moving variances positive
+        weights = [np.abs(w) + 0.5 if k in (5, 13) else w for k, w in enumerate(weights)]
+    ref.set_weights(weights)
+    mine.set_weights(ref.get_weights())
+    for a, b in zip(mine.get_weights(), ref.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    x = rng.random((7, 16, 16, 3)).astype(np.float32)
+    np.testing.assert_allclose(mine.predict(x), ref.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    assert [layer.output_shape_keras for layer in mine.layers] == \
+        [tuple(layer.output.shape) for layer in ref.layers]
+    assert mine.count_params() == ref.count_params()
+
+
+def test_functional_api_matches_real_keras():
+    keras = pytest.importorskip("keras")
+
+    def build(K):
+        inp = K.Input(shape=(10,))
+        h = K.layers.Dense(8, activation="tanh")(inp)
+        out = K.layers.Dense(3, activation="softmax")(K.layers.Activation("relu")(h))
+        return K.Model(inp, out)
+
+    ref, mine = build(keras), build(fk)
+    mine.set_weights(ref.get_weights())
+    x = np.random.default_rng(1).normal(size=(5, 10)).astype(np.float32)
+    np.testing.assert_allclose(mine.predict(x), ref.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def keras_cnn():
+    """models.cnn in Keras' words, on channels-last images."""
+    return fk.Sequential([
+        fk.layers.Conv2D(32, 3, activation="relu", input_shape=(28, 28, 1)),
+        fk.layers.MaxPooling2D(), fk.layers.Conv2D(64, 3, activation="relu"),
+        fk.layers.MaxPooling2D(), fk.layers.Flatten(),
+        fk.layers.Dense(128, activation="relu"), fk.layers.Dense(10, activation="softmax")])
+
+
+def copy_cnn_weights(model, torch_style):
+    """models.cnn's weights into keras_cnn(): kernels to (kh, kw, in, out), and the first
+    Dense kernel's rows from torch's (C, H, W) flatten order to Keras' (H, W, C)."""
+    sd = torch_style.state_dict()
+    dense1 = sd["7.weight"].reshape(128, 64, 5, 5).transpose(2, 3, 1, 0).reshape(1600, 128)
+    model.set_weights([sd["0.weight"].transpose(2, 3, 1, 0), sd["0.bias"],
+                       sd["3.weight"].transpose(2, 3, 1, 0), sd["3.bias"], dense1, sd["7.bias"],
+                       sd["9.weight"].T, sd["9.bias"]])
+
+
+def test_keras_cnn_is_models_cnn_in_channels_last():
+    """With models.cnn's weights the Keras CNN gives the same outputs on the transposed
+    images, and the same training step (the graph fuses each Conv2d with its pool)."""
+    torch_style, model = models.cnn(seed=0), keras_cnn()
+    copy_cnn_weights(model, torch_style)
+    x = np.random.default_rng(2).random((6, 1, 28, 28)).astype(np.float32)
+    y = np.arange(6) % 10
+    logits = torch_style.predict(x)
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    x_nhwc = x.transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(model.predict(x_nhwc), probs, rtol=1e-5, atol=1e-6)
+    model.compile(optimizer=fk.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    assert "_ConvMaxPool" in [type(s.runner).__name__ for s in model._train_graph.steps]
+    model.fit(x_nhwc, y, batch_size=6, shuffle=False, verbose=0)
+    torch_style.fit(x, y, optimizer=fastnn.optim.SGD(torch_style.parameters(), lr=0.1),
+                    batch_size=6, shuffle=False, verbose=0)
+    np.testing.assert_allclose(model.layers[0].conv.weight.data, torch_style[0].weight.data,
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_keras_cnn_trains_like_models_cnn():
+    """One epoch on 3,000 MNIST images from the same starting weights: the Keras CNN
+    (one-hot targets, the fused softmax loss, Keras' Adam) reaches models.cnn's accuracy."""
+    images, labels = mnist_test_split()
+    x, y = images[:3000].astype(np.float32) / 255, labels[:3000].astype(np.int64)
+    xt, yt = images[8000:].astype(np.float32) / 255, labels[8000:].astype(np.int64)
+    ref, model = models.cnn(seed=0), keras_cnn()
+    copy_cnn_weights(model, ref)
+    fk.utils.set_random_seed(0)
+    model.compile("adam", "categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x[..., None], fk.utils.to_categorical(y, 10), epochs=1, batch_size=64, verbose=0)
+    keras_acc = model.evaluate(xt[..., None], fk.utils.to_categorical(yt, 10), verbose=0)[1]
+    ref.fit(x[:, None], y, optimizer=fastnn.optim.Adam(ref.parameters()), epochs=1,
+            batch_size=64, seed=0, verbose=0)
+    ref_acc = ref.evaluate(xt[:, None], yt)["accuracy"]
+    assert ref_acc > 0.9
+    assert abs(keras_acc - ref_acc) < 0.02, (keras_acc, ref_acc)
+
+
+def test_history_evaluate_predict_like_keras(tmp_path):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(64, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    fk.utils.set_random_seed(1)
+    model = fk.Sequential([fk.layers.Dense(8, activation="relu", input_dim=4),
+                           fk.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    h = model.fit(x, y, epochs=3, batch_size=16, verbose=0, validation_data=(x[:16], y[:16]))
+    assert list(h.history) == ["loss", "accuracy", "val_loss", "val_accuracy"]
+    assert h.epoch == [0, 1, 2] and all(len(v) == 3 for v in h.history.values())
+    result = model.evaluate(x, y, verbose=0)
+    assert isinstance(result, list) and len(result) == 2
+    assert model.evaluate(x, y, verbose=0, return_dict=True).keys() == {"loss", "accuracy"}
+    p = model.predict(x)
+    np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-5)
+    # the loss evaluate reports is the cross-entropy of the probabilities predict returns
+    np.testing.assert_allclose(result[0], -np.log(p[np.arange(64), y]).mean(), rtol=1e-4)
+    model.save_weights(tmp_path / "k.safetensors")
+    twin = fk.Sequential([fk.layers.Dense(8, activation="relu", input_dim=4),
+                          fk.layers.Dense(2, activation="softmax")])
+    twin.load_weights(tmp_path / "k.safetensors")
+    np.testing.assert_array_equal(twin.predict(x), p)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    h = model.fit(x, y, epochs=1, verbose=0)
+    assert list(h.history) == ["loss"]
+    assert isinstance(model.evaluate(x, y, verbose=0), float)
+
+
+def test_binary_and_mse_losses():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(40, 3)).astype(np.float32)
+    y = (x.sum(1) > 0).astype(np.float32)
+    model = fk.Sequential([fk.layers.Dense(1, activation="sigmoid", input_shape=(3,))])
+    model.compile(fk.optimizers.Adam(0.05), "binary_crossentropy", metrics=["accuracy"])
+    h = model.fit(x, y, epochs=20, batch_size=8, verbose=0)
+    assert h.history["loss"][-1] < h.history["loss"][0]
+    p = model.predict(x)
+    loss, acc = model.evaluate(x, y, verbose=0)
+    bce = -(y * np.log(p[:, 0]) + (1 - y) * np.log(1 - p[:, 0])).mean()
+    np.testing.assert_allclose(loss, bce, rtol=1e-4)
+    np.testing.assert_allclose(acc, ((p[:, 0] > 0.5) == (y > 0.5)).mean())
+    reg = fk.Sequential([fk.layers.Dense(2, input_shape=(3,))])
+    reg.compile("adam", "mse")
+    t = x[:, :2] * 2
+    reg.fit(x, t, epochs=2, verbose=0)
+    np.testing.assert_allclose(reg.evaluate(x, t, verbose=0), ((reg.predict(x) - t) ** 2).mean(),
+                               rtol=1e-4)
+
+
+def test_callbacks_and_deferred_build():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(32, 5)).astype(np.float32)
+    y = fk.utils.to_categorical(rng.integers(0, 3, 32), 3)
+    model = fk.Sequential()
+    model.add(fk.layers.Dense(4, activation="relu"))
+    model.add(fk.layers.Dense(3, activation="softmax"))
+    model.compile("adam", "categorical_crossentropy", metrics=["accuracy"])
+    stop = fk.callbacks.EarlyStopping(monitor="loss", patience=0, min_delta=10.0)
+    sched = fk.callbacks.LearningRateScheduler(lambda epoch, lr: 0.01 / (1 + epoch))
+    h = model.fit(x, y, epochs=5, verbose=0, callbacks=[stop, sched])
+    assert len(h.epoch) == 2  # stopped at the second epoch: no improvement > 10
+    assert model.optimizer.lr == pytest.approx(0.01 / 3)
+    assert model.layers[0].get_weights()[0].shape == (5, 4)
+
+
+def test_to_categorical():
+    np.testing.assert_array_equal(fk.utils.to_categorical([0, 2, 1]),
+                                  np.eye(3, dtype=np.float32)[[0, 2, 1]])
+    assert fk.utils.to_categorical(np.array([[1], [0]]), 4).shape == (2, 4)
+    assert fk.utils.to_categorical([0, 1], 3).dtype == np.float32
+    with pytest.raises(ValueError, match=r"\[0, 2\)"):
+        fk.utils.to_categorical([0, 2], 2)
+    with pytest.raises(ValueError, match="integer class labels"):
+        fk.utils.to_categorical([0.5])
+
+
+def test_clear_errors():
+    x = np.zeros((4, 3), np.float32)
+    model = fk.Sequential([fk.layers.Dense(2, activation="softmax", input_shape=(3,))])
+    with pytest.raises(ValueError, match=r"unknown optimizer 'adamax'.*'adam'.*'rmsprop'"):
+        model.compile("adamax", "categorical_crossentropy")
+    with pytest.raises(ValueError, match=r"unknown loss 'hinge'.*'binary_crossentropy'"):
+        model.compile("adam", "hinge")
+    with pytest.raises(ValueError, match="unknown metric"):
+        model.compile("adam", "mse", metrics=["auc"])
+    with pytest.raises(RuntimeError, match="compile"):
+        model.fit(x, np.zeros(4))
+    model.compile("adam", "categorical_crossentropy")
+    with pytest.raises(ValueError, match=r"one-hot targets must have 2 columns.*\(4, 3\)"):
+        model.fit(x, np.eye(3, dtype=np.float32)[[0, 1, 2, 0]], verbose=0)
+    with pytest.raises(ValueError, match="to_categorical"):
+        model.fit(x, np.array([0, 1, 1, 0]), verbose=0)
+    logits = fk.Sequential([fk.layers.Dense(2, input_shape=(3,))])
+    with pytest.raises(ValueError, match=r"softmax output.*from_logits=True"):
+        logits.compile("adam", "categorical_crossentropy")
+    logits.compile("adam", fk.losses.CategoricalCrossentropy(from_logits=True))
+    logits.fit(x, np.eye(2, dtype=np.float32)[[0, 1, 1, 0]], verbose=0)
+    with pytest.raises(ValueError, match="unknown activation 'gelu'"):
+        fk.layers.Dense(2, activation="gelu")
+    with pytest.raises(ValueError, match="Flatten"):
+        fk.Sequential([fk.layers.Dense(2, input_shape=(4, 4, 1))]).summary()
+    with pytest.raises(ValueError, match="padding='same'"):
+        fk.Sequential([fk.layers.Conv2D(2, 2, strides=2, padding="same",
+                                        input_shape=(5, 5, 1))]).summary()
+    with pytest.raises(TypeError, match="unsupported argument"):
+        fk.layers.Dense(2, kernel_regularizer="l2")
+    with pytest.raises(ValueError, match=r"expects images \(N, H, W, C\)"):
+        fk.Sequential([fk.layers.Conv2D(2, 3, input_shape=(28, 28))]).summary()
+
+
+def test_transpose_layer_gradient():
+    t = L.Transpose(L.TO_NCHW)
+    x = np.random.default_rng(6).normal(size=(2, 3, 4, 5)).astype(np.float32)
+    y = t.forward(x)
+    np.testing.assert_array_equal(y, x.transpose(0, 3, 1, 2))
+    g = np.random.default_rng(7).normal(size=y.shape).astype(np.float32)
+    np.testing.assert_array_equal(t.backward(g), g.transpose(0, 2, 3, 1))
+    with pytest.raises(ValueError, match="axes"):
+        L.Transpose((1, 0, 2, 3))
