@@ -162,6 +162,17 @@ void fnn_max_pool_planes(const fnn_pool2d *p, int64_t planes, const float *x, fl
 int fnn_max_unpool_planes(const fnn_pool2d *p, int64_t planes, const float *gy,
                           const int64_t *idx, float *gx);
 
+/* Winograd F(m x m, 3 x 3), m = 2 or 4 (winograd.c), on a shape conv.c has validated
+ * (3x3 kernel, stride 1, dilation 1, at least one image and channel each way): the
+ * forward, max-pooled when pool is set (y, idx as fnn_conv2d_max_pool2d's), and the input
+ * gradient, of the pooled output when pool is set (grad_y pooled, idx its argmax). */
+int fnn_winograd_forward(const fnn_conv2d_shape *s, int m, const fnn_pool2d *pool,
+                         const float *x, const float *w, const float *bias, float *y,
+                         int64_t *idx);
+int fnn_winograd_grad_input(const fnn_conv2d_shape *s, int m, const fnn_pool2d *pool,
+                            const float *grad_y, const int64_t *idx, const float *w,
+                            float *grad_x);
+
 /* Threads to use for `work` multiply-adds (or element operations): one per
  * FNN_WORK_PER_THREAD, at most the thread count and the cores; 1 inside a parallel region. */
 int fnn_threads_for(double work);
