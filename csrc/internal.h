@@ -128,6 +128,18 @@ typedef struct {
                   int64_t ldcols, int add, float *gw);
 } fnn_conv_kernels;
 
+/* Winograd transforms of one ISA (simd/winograd_kernel.h), m = 2 or 4, of one tile,
+ * FNN_WINO_LANES channels per vector; cp (the channels, padded) is a multiple of it. */
+#define FNN_WINO_LANES 8
+typedef struct {
+    /* patch pixel (i, j) at src + i*ld + j*cp -> position xi of channel c at out[xi*os + c] */
+    void (*input)(int m, const float *src, int64_t ld, int64_t cp, float *out, int64_t os);
+    /* in[xi*is + o] + bias[o] -> pixel (i, j) < (mh, mw) of channel o < co at
+     * y[o*plane + i*ow + j] */
+    void (*output)(int m, const float *in, int64_t is, int64_t cp, int64_t co,
+                   const float *bias, float *y, int64_t plane, int64_t ow, int mh, int mw);
+} fnn_wino_kernels;
+
 /* One ISA's kernels. A variant may share another's pieces: AVX-512 pays only where all
  * 16 lanes of a vector are busy, so its table is AVX2's plus a wider GEMM tile. */
 typedef struct {
@@ -137,6 +149,7 @@ typedef struct {
     const fnn_probe_kernels *probe;
     const fnn_elementwise_kernels *ew;
     const fnn_conv_kernels *conv;
+    const fnn_wino_kernels *wino;
 } fnn_kernels;
 
 extern const fnn_kernels fnn_kernels_generic;
@@ -148,6 +161,7 @@ extern const fnn_kernels fnn_kernels_avx512;
 extern const fnn_gemm_kernels fnn_gemm_avx2;
 extern const fnn_elementwise_kernels fnn_ew_avx2;
 extern const fnn_conv_kernels fnn_conv_avx2;
+extern const fnn_wino_kernels fnn_wino_avx2;
 #endif
 
 /* The kernels of the ISA chosen at start-up. */

@@ -4,17 +4,20 @@
  * An output tile of m x m pixels comes from an a x a input tile (a = m + 2):
  *     Y = A^T [ sum_c (G g_oc G^T) . (B^T d_c B) ] A          (. elementwise)
  * With U[xi][o][c] the filters' and V[xi][c][t] the input tiles' a*a = P transformed
- * values, position xi of every output tile is one GEMM  M_xi = U_xi V_xi  of
- * [c_out x c_in] x [c_in x tiles]: P GEMMs replace the direct method's 9 multiply-adds per
- * output pixel and input channel by P / m^2 (16/4 = 4 for F(2x2), 36/16 = 2.25 for F(4x4)).
+ * values, position xi of every output tile is one GEMM, here transposed (tiles by
+ * channels, channels innermost as in NNPACK and ncnn):  M_xi^T = V_xi^T U_xi^T  of
+ * [tiles x c_in] x [c_in x c_out]. P GEMMs replace the direct method's 9 multiply-adds
+ * per output pixel and input channel by P / m^2 (16/4 = 4 for F(2x2), 36/16 = 2.25 for
+ * F(4x4)).
  *
  * Tiles are numbered over (image, tile row, tile column); a block of whole tile rows,
  * sized from the shape alone (not the thread count), goes to whichever thread is free:
- * the thread transforms the block's input tiles straight into the GEMM's packed B panels,
- * runs the P GEMMs on the active ISA's tile against the filters packed once, and
- * transforms the results into the output, cropping the tiles that pass its edge (the
- * input past the edge reads as zeros). Every output element is summed over c_in inside
- * one GEMM, in increasing order: the bits do not depend on the thread count.
+ * the thread copies the input rows under each tile row channels-last, transforms its
+ * tiles (vectors across channels, simd/winograd_kernel.h), runs the P GEMMs on the
+ * active ISA's tile, V^T read in place against U^T packed once, and transforms the
+ * results into the output, cropping the tiles that pass its edge (the input past the
+ * edge reads as zeros). Every output element is summed over c_in inside one GEMM, in
+ * increasing order: the bits do not depend on the thread count.
  *
  * The input gradient is the same convolution of the output gradient with the flipped,
  * transposed filters, its window starting at 2 - padding (which may be negative: a crop).
@@ -22,8 +25,6 @@
  * pooled (unpooled) image by image after (before) the blocks. */
 #include "internal.h"
 
-/* Tiles per vector of the transforms (the loops over them vectorise). */
-#define WL 8
 /* Bytes of one block's transformed tiles (input and GEMM output): about an L2. */
 #define WINO_BLOCK_BYTES ((int64_t)512 << 10)
 
@@ -32,65 +33,17 @@ typedef struct {
     int64_t n, ci, h, w;   /* the input planes */
     int64_t co, oh, ow;    /* the output planes */
     int64_t top, left;     /* input pixel under tap (0, 0) of output pixel (0, 0) */
+    int64_t cip, cop;      /* channels rounded up to the transforms' lanes */
     int64_t th, tw;        /* tiles per column and per row of an image */
     int64_t rows, nblocks; /* tile rows per block (n * th in all), blocks */
-    int64_t tb, tbp;       /* tiles per block (at most), padded to the GEMM tile's NR */
-    int64_t lw;            /* width of the line buffers: tw*m + 2 + WL*m */
+    int64_t tb;            /* tiles per block (at most) */
+    int64_t bw;            /* pixels per row of a band: tw*m + 2 */
+    int64_t vplane, mplane; /* floats per position of V and of M (see plane_stride) */
 } wino_geom;
 
-/* ---- the transforms, on WL tiles at once: element e of point k at p[k*ps + e] ---- */
+/* ---- the filter transform (the input and output ones: simd/winograd_kernel.h) ---- */
 
-/* B^T d: the input transform along one axis. */
-static inline void wino_bt(int m, const float *restrict d, int64_t ds, float *restrict o,
-                           int64_t os)
-{
-    if (m == 2) {
-        for (int e = 0; e < WL; e++) {
-            float d0 = d[e], d1 = d[ds + e], d2 = d[2 * ds + e], d3 = d[3 * ds + e];
-            o[e] = d0 - d2;
-            o[os + e] = d1 + d2;
-            o[2 * os + e] = d2 - d1;
-            o[3 * os + e] = d1 - d3;
-        }
-        return;
-    }
-    for (int e = 0; e < WL; e++) {
-        float d0 = d[e], d1 = d[ds + e], d2 = d[2 * ds + e], d3 = d[3 * ds + e];
-        float d4 = d[4 * ds + e], d5 = d[5 * ds + e];
-        float t1 = d4 - 4.0f * d2, t2 = d3 - 4.0f * d1;   /* points +-1 */
-        float t3 = d4 - d2, t4 = 2.0f * (d3 - d1);        /* points +-2 */
-        o[e] = 4.0f * d0 - 5.0f * d2 + d4;
-        o[os + e] = t1 + t2;
-        o[2 * os + e] = t1 - t2;
-        o[3 * os + e] = t3 + t4;
-        o[4 * os + e] = t3 - t4;
-        o[5 * os + e] = 4.0f * d1 - 5.0f * d3 + d5;
-    }
-}
-
-/* A^T x: the output transform along one axis (a points to m). */
-static inline void wino_at(int m, const float *restrict x, int64_t xs, float *restrict o,
-                           int64_t os)
-{
-    if (m == 2) {
-        for (int e = 0; e < WL; e++) {
-            float x1 = x[xs + e], x2 = x[2 * xs + e];
-            o[e] = x[e] + x1 + x2;
-            o[os + e] = x1 - x2 - x[3 * xs + e];
-        }
-        return;
-    }
-    for (int e = 0; e < WL; e++) {
-        float x1 = x[xs + e], x2 = x[2 * xs + e], x3 = x[3 * xs + e], x4 = x[4 * xs + e];
-        float s1 = x1 + x2, d1 = x1 - x2, s2 = x3 + x4, d2 = x3 - x4;
-        o[e] = x[e] + s1 + s2;
-        o[os + e] = d1 + 2.0f * d2;
-        o[2 * os + e] = s1 + 4.0f * s2;
-        o[3 * os + e] = d1 + 8.0f * d2 + x[5 * xs + e];
-    }
-}
-
-/* G g: the filter transform along one axis (3 taps to a points), in double. */
+/* G g: along one axis (3 taps to a points), in double. */
 static void wino_g(int m, const double *g, int gs, double *o, int os)
 {
     if (m == 2) {
@@ -110,42 +63,50 @@ static void wino_g(int m, const double *g, int gs, double *o, int os)
 
 /* ---- plan ---- */
 
+/* Floats between the P planes of V or M: whole cache lines, and one line more, so that
+ * the P stores (loads) of one tile's transform do not all fall in the same L1 set, as
+ * they would 4 KiB apart. */
+static int64_t plane_stride(int64_t elems) { return fnn_round_up(elems, 16) + 16; }
+
 static void geom_init(wino_geom *g, int m, int64_t n, int64_t ci, int64_t h, int64_t w,
                       int64_t co, int64_t oh, int64_t ow, int64_t top, int64_t left)
 {
-    const fnn_gemm_kernels *gk = fnn_active->gemm;
     *g = (wino_geom){.m = m, .a = m + 2, .P = (m + 2) * (m + 2), .n = n, .ci = ci, .h = h,
                      .w = w, .co = co, .oh = oh, .ow = ow, .top = top, .left = left};
+    g->cip = fnn_round_up(ci, FNN_WINO_LANES);
+    g->cop = fnn_round_up(co, FNN_WINO_LANES);
     g->th = (oh + m - 1) / m;
     g->tw = (ow + m - 1) / m;
-    int64_t want = WINO_BLOCK_BYTES / ((int64_t)sizeof(float) * g->P * (ci + co));
+    int64_t want = WINO_BLOCK_BYTES / ((int64_t)sizeof(float) * g->P * (g->cip + g->cop));
     g->rows = FNN_MIN(FNN_MAX(1, want / g->tw), n * g->th);
     g->nblocks = (n * g->th + g->rows - 1) / g->rows;
     g->tb = g->rows * g->tw;
-    g->tbp = fnn_round_up(g->tb, gk->nr);
-    g->lw = g->tw * m + 2 + WL * m;
+    g->bw = g->tw * m + 2;
+    g->vplane = plane_stride(g->tb * g->cip);
+    g->mplane = plane_stride(g->tb * g->cop);
 }
 
-/* Floats of one thread's buffers: V (packed B panels), M, and the line buffers. */
+/* Floats of one thread's buffers: V, M and the band of input rows under a tile row. */
 static size_t thread_elems(const wino_geom *g)
 {
-    return (size_t)(fnn_round_up(g->P * g->ci * g->tbp, 16) + fnn_round_up(g->P * g->co * g->tb, 16) +
-                    fnn_round_up(g->a * g->lw, 16) + fnn_round_up(g->m * g->lw, 16));
+    return (size_t)(g->P * (g->vplane + g->mplane) + fnn_round_up(g->a * g->bw * g->cip, 16));
 }
 
+/* Floats of the shared buffers: the transformed filters, then the bias (padded). */
 static size_t packed_u_elems(const wino_geom *g)
 {
-    return (size_t)fnn_round_up(g->P * fnn_round_up(g->co, fnn_active->gemm->mr) * g->ci, 16);
+    return (size_t)fnn_round_up(g->P * fnn_round_up(g->co, fnn_active->gemm->nr) * g->ci, 16);
 }
 
-/* U_xi = G g G^T for every (o, c), straight into the GEMM's packed A panels (MR rows of
- * o, element [c][r]; rows past co zero). Filter (o, c) tap (i, j) is w[o*so + c*sc + i*si
- * + j*sj]: the weight itself, or flipped and transposed for the input gradient. */
+/* U_xi^T = (G g G^T)^T for every (c, o), straight into the GEMM's packed B panels (NR
+ * columns of o, element [c][o % NR]; columns past co zero). Filter (o, c) tap (i, j) is
+ * w[o*so + c*sc + i*si + j*sj]: the weight itself, or flipped and transposed for the
+ * input gradient. */
 static void transform_filters(const wino_geom *g, const float *w, int64_t so, int64_t sc,
                               int64_t si, int64_t sj, float *up)
 {
-    int mr = fnn_active->gemm->mr, a = g->a;
-    int64_t cop = fnn_round_up(g->co, mr), plane = cop * g->ci;
+    int nr = fnn_active->gemm->nr, a = g->a;
+    int64_t cop = fnn_round_up(g->co, nr), plane = cop * g->ci;
     for (int64_t o = 0; o < cop; o++)
         for (int64_t c = 0; c < g->ci; c++) {
             double tap[9], t[6 * 3], u[36];
@@ -156,7 +117,7 @@ static void transform_filters(const wino_geom *g, const float *w, int64_t so, in
                 wino_g(g->m, tap + j, 3, t + j, 3);
             for (int r = 0; r < a; r++)  /* (G g) G^T: rows */
                 wino_g(g->m, t + r * 3, 1, u + r * a, 1);
-            float *dst = up + (o / mr) * mr * g->ci + c * mr + o % mr;
+            float *dst = up + (o / nr) * nr * g->ci + c * nr + o % nr;
             for (int xi = 0; xi < g->P; xi++)
                 dst[xi * plane] = (float)u[xi];
         }
@@ -164,96 +125,64 @@ static void transform_filters(const wino_geom *g, const float *w, int64_t so, in
 
 /* ---- one block ---- */
 
-/* Input tiles of the block starting at tile row r0 into V: position xi, channel c,
- * tile q at v[xi*vplane + (q/NR)*NR*ci + c*NR + q%NR] (the GEMM's packed B). */
+/* Input tiles of the block's tile rows [r0, r1) into V: position xi, tile q, channel c
+ * at v[xi*vplane + q*cip + c], a tile row at a time from a channels-last, zero-padded
+ * band of the a input rows under it. */
 static void transform_input(const wino_geom *g, const float *x, int64_t r0, int64_t r1,
-                            float *v, float *line)
-{
-    int m = g->m, a = g->a, nr = fnn_active->gemm->nr;
-    int64_t vplane = g->tbp * g->ci;
-    float d[36 * WL], t[36 * WL], o[36 * WL];
-    for (int64_t c = 0; c < g->ci; c++)
-        for (int64_t r = r0; r < r1; r++) {
-            int64_t img = r / g->th, y0 = (r % g->th) * m + g->top;
-            const float *plane = x + (img * g->ci + c) * g->h * g->w;
-            /* the a input rows under this tile row, zero outside the image */
-            for (int i = 0; i < a; i++) {
-                float *dst = line + i * g->lw;
-                int64_t y = y0 + i;
-                for (int64_t xx = 0; xx < g->lw; xx++) {
-                    int64_t col = xx + g->left;
-                    dst[xx] = y >= 0 && y < g->h && col >= 0 && col < g->w ? plane[y * g->w + col]
-                                                                           : 0.0f;
-                }
-            }
-            for (int64_t tx0 = 0; tx0 < g->tw; tx0 += WL) {
-                for (int i = 0; i < a; i++)
-                    for (int j = 0; j < a; j++)
-                        for (int e = 0; e < WL; e++)
-                            d[(i * a + j) * WL + e] = line[i * g->lw + (tx0 + e) * m + j];
-                for (int i = 0; i < a; i++)  /* rows: d B */
-                    wino_bt(m, d + i * a * WL, WL, t + i * a * WL, WL);
-                for (int j = 0; j < a; j++)  /* columns: B^T (d B) */
-                    wino_bt(m, t + j * WL, a * WL, o + j * WL, a * WL);
-                int64_t q0 = (r - r0) * g->tw + tx0;
-                for (int e = 0; e < WL && tx0 + e < g->tw; e++) {
-                    int64_t q = q0 + e;
-                    float *dst = v + (q / nr) * nr * g->ci + c * nr + q % nr;
-                    for (int xi = 0; xi < g->P; xi++)
-                        dst[xi * vplane] = o[xi * WL + e];
-                }
-            }
-        }
-}
-
-/* Output tiles from M (position xi, channel o, tile q at mm[(xi*co + o)*tb + q]) into y,
- * plus the bias, cropped to the output. */
-static void transform_output(const wino_geom *g, const float *mm, int64_t r0, int64_t r1,
-                             const float *bias, float *y, float *line)
+                            float *v, float *band)
 {
     int m = g->m, a = g->a;
-    float d[36 * WL], t[24 * WL], o[16 * WL];
-    for (int64_t oc = 0; oc < g->co; oc++) {
-        float b = bias ? bias[oc] : 0.0f;
-        for (int64_t r = r0; r < r1; r++) {
-            int64_t img = r / g->th, y0 = (r % g->th) * m;
-            const float *src = mm + oc * g->tb + (r - r0) * g->tw;
-            for (int64_t tx0 = 0; tx0 < g->tw; tx0 += WL) {
-                int ne = (int)FNN_MIN(WL, g->tw - tx0);
-                for (int xi = 0; xi < g->P; xi++)
-                    for (int e = 0; e < WL; e++)
-                        d[xi * WL + e] = e < ne ? src[xi * g->co * g->tb + tx0 + e] : 0.0f;
-                for (int i = 0; i < a; i++)  /* rows: x A */
-                    wino_at(m, d + i * a * WL, WL, t + i * m * WL, WL);
-                for (int j = 0; j < m; j++)  /* columns: A^T (x A) */
-                    wino_at(m, t + j * WL, m * WL, o + j * WL, m * WL);
-                for (int i = 0; i < m; i++)
-                    for (int j = 0; j < m; j++)
-                        for (int e = 0; e < ne; e++)
-                            line[i * g->lw + (tx0 + e) * m + j] = o[(i * m + j) * WL + e] + b;
+    int64_t lo = FNN_MIN(FNN_MAX(-g->left, 0), g->bw);
+    int64_t hi = FNN_MAX(FNN_MIN(g->w - g->left, g->bw), lo);  /* band columns inside */
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t img = r / g->th, y0 = (r % g->th) * m + g->top;
+        memset(band, 0, (size_t)(a * g->bw * g->cip) * sizeof(float));
+        for (int64_t c = 0; c < g->ci; c++)
+            for (int i = 0; i < a; i++) {
+                int64_t y = y0 + i;
+                if (y < 0 || y >= g->h)
+                    continue;
+                const float *src = x + ((img * g->ci + c) * g->h + y) * g->w + g->left;
+                float *dst = band + i * g->bw * g->cip + c;
+                for (int64_t col = lo; col < hi; col++)
+                    dst[col * g->cip] = src[col];
             }
-            float *plane = y + (img * g->co + oc) * g->oh * g->ow;
-            for (int i = 0; i < m && y0 + i < g->oh; i++)
-                memcpy(plane + (y0 + i) * g->ow, line + i * g->lw, (size_t)g->ow * sizeof(float));
-        }
+        for (int64_t tx = 0, q = (r - r0) * g->tw; tx < g->tw; tx++, q++)
+            fnn_active->wino->input(m, band + tx * m * g->cip, g->bw * g->cip, g->cip,
+                                    v + q * g->cip, g->vplane);
     }
 }
 
+/* Output tiles from M (position xi, tile q, channel o at mm[xi*mplane + q*cop + o]),
+ * plus the bias, into y, cropped to the output. */
+static void transform_output(const wino_geom *g, const float *mm, int64_t r0, int64_t r1,
+                             const float *bias, float *y)
+{
+    int m = g->m;
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t img = r / g->th, y0 = (r % g->th) * m;
+        float *base = y + img * g->co * g->oh * g->ow + y0 * g->ow;
+        for (int64_t tx = 0, q = (r - r0) * g->tw; tx < g->tw; tx++, q++)
+            fnn_active->wino->output(m, mm + q * g->cop, g->mplane, g->cop, g->co, bias,
+                                     base + tx * m, g->oh * g->ow, g->ow,
+                                     (int)FNN_MIN(m, g->oh - y0), (int)FNN_MIN(m, g->ow - tx * m));
+    }
+}
+
+/* Block blk: its input tiles, the P GEMMs M_xi^T = V_xi^T U_xi^T (V^T read in place,
+ * U^T packed once), its output tiles. */
 static void run_block(const wino_geom *g, int64_t blk, const float *x, const float *up,
                       const float *bias, float *y, float *buf)
 {
     const fnn_gemm_kernels *gk = fnn_active->gemm;
-    float *v = buf, *mm = v + fnn_round_up(g->P * g->ci * g->tbp, 16);
-    float *in_line = mm + fnn_round_up(g->P * g->co * g->tb, 16);
-    float *out_line = in_line + fnn_round_up(g->a * g->lw, 16);
+    float *v = buf, *mm = v + g->P * g->vplane, *band = mm + g->P * g->mplane;
     int64_t r0 = blk * g->rows, r1 = FNN_MIN(r0 + g->rows, g->n * g->th);
-    int64_t nt = (r1 - r0) * g->tw;
-    int64_t cop = fnn_round_up(g->co, gk->mr);
-    transform_input(g, x, r0, r1, v, in_line);
-    for (int xi = 0; xi < g->P; xi++)  /* M_xi = U_xi V_xi */
-        gk->macro(g->co, nt, g->ci, 1.0f, up + xi * cop * g->ci, 1, gk->mr, gk->mr * g->ci,
-                  v + xi * g->tbp * g->ci, 0.0f, mm + xi * g->co * g->tb, g->tb);
-    transform_output(g, mm, r0, r1, bias, y, out_line);
+    int64_t nt = (r1 - r0) * g->tw, uplane = fnn_round_up(g->co, gk->nr) * g->ci;
+    transform_input(g, x, r0, r1, v, band);
+    for (int xi = 0; xi < g->P; xi++)
+        gk->macro(nt, g->co, g->ci, 1.0f, v + xi * g->vplane, g->cip, 1, gk->mr * g->cip,
+                  up + xi * uplane, 0.0f, mm + xi * g->mplane, g->cop);
+    transform_output(g, mm, r0, r1, bias, y);
 }
 
 /* ---- entry points (conv.c has validated the shape and the pointers) ---- */
@@ -269,7 +198,7 @@ static int wino_run(const wino_geom *g, const float *x, const float *w, int64_t 
 {
     int64_t in_img = g->ci * g->h * g->w, out_img = g->co * g->oh * g->ow;
     int64_t pooled = pool ? (gy ? g->ci : g->co) * pool->oh * pool->ow : 0;
-    size_t up_elems = packed_u_elems(g), te = thread_elems(g);
+    size_t up_elems = packed_u_elems(g) + fnn_round_up(g->cop, 16), te = thread_elems(g);
     size_t whole = pool ? (size_t)fnn_round_up(g->n * (gy ? in_img : out_img), 16) : 0;
     double work = (double)g->n * g->co * g->oh * g->ow * g->ci * g->P / (g->m * g->m);
     int nth = (int)FNN_MIN(fnn_threads_for(work), g->nblocks);
@@ -280,6 +209,9 @@ static int wino_run(const wino_geom *g, const float *x, const float *w, int64_t 
     if (pool != NULL && gy == NULL)
         y = ws + up_elems;
     transform_filters(g, w + base, so, sc, si, sj, ws);
+    float *bias_p = ws + packed_u_elems(g);  /* lanes past co (and no bias): 0 */
+    for (int64_t o = 0; o < g->cop; o++)
+        bias_p[o] = bias != NULL && o < g->co ? bias[o] : 0.0f;
     int err = FNN_OK;
 #pragma omp parallel num_threads(nth) if (nth > 1)
     {
@@ -302,7 +234,7 @@ static int wino_run(const wino_geom *g, const float *x, const float *w, int64_t 
 #pragma omp for schedule(dynamic, 1)
         for (int64_t blk = 0; blk < g->nblocks; blk++)
             if (ok)
-                run_block(g, blk, unpooled ? unpooled : x, ws, bias, y, buf);
+                run_block(g, blk, unpooled ? unpooled : x, ws, bias_p, y, buf);
         if (pool != NULL && gy == NULL) {
 #pragma omp for schedule(dynamic, 1)
             for (int64_t img = 0; img < g->n; img++)
