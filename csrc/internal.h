@@ -134,10 +134,9 @@ typedef struct {
 typedef struct {
     /* patch pixel (i, j) at src + i*ld + j*cp -> position xi of channel c at out[xi*os + c] */
     void (*input)(int m, const float *src, int64_t ld, int64_t cp, float *out, int64_t os);
-    /* in[xi*is + o] + bias[o] -> pixel (i, j) < (mh, mw) of channel o < co at
-     * y[o*plane + i*ow + j] */
-    void (*output)(int m, const float *in, int64_t is, int64_t cp, int64_t co,
-                   const float *bias, float *y, int64_t plane, int64_t ow, int mh, int mw);
+    /* in[xi*is + c] + bias[c] -> pixel (i, j) of channel c at out[i*ld + j*cp + c] */
+    void (*output)(int m, const float *in, int64_t is, int64_t cp, const float *bias,
+                   float *out, int64_t ld);
 } fnn_wino_kernels;
 
 /* One ISA's kernels. A variant may share another's pieces: AVX-512 pays only where all

@@ -86,10 +86,12 @@ static void geom_init(wino_geom *g, int m, int64_t n, int64_t ci, int64_t h, int
     g->mplane = plane_stride(g->tb * g->cop);
 }
 
-/* Floats of one thread's buffers: V, M and the band of input rows under a tile row. */
+/* Floats of one thread's buffers: V, M and the band of input rows under a tile row (or
+ * of output rows of one). */
 static size_t thread_elems(const wino_geom *g)
 {
-    return (size_t)(g->P * (g->vplane + g->mplane) + fnn_round_up(g->a * g->bw * g->cip, 16));
+    return (size_t)(g->P * (g->vplane + g->mplane) +
+                    fnn_round_up(FNN_MAX(g->a * g->bw * g->cip, g->m * g->tw * g->m * g->cop), 16));
 }
 
 /* Floats of the shared buffers: the transformed filters, then the bias (padded). */
@@ -154,18 +156,25 @@ static void transform_input(const wino_geom *g, const float *x, int64_t r0, int6
 }
 
 /* Output tiles from M (position xi, tile q, channel o at mm[xi*mplane + q*cop + o]),
- * plus the bias, into y, cropped to the output. */
+ * plus the bias, into y, a tile row at a time through a channels-last band, cropped to
+ * the output. */
 static void transform_output(const wino_geom *g, const float *mm, int64_t r0, int64_t r1,
-                             const float *bias, float *y)
+                             const float *bias, float *y, float *band)
 {
     int m = g->m;
+    int64_t ld = g->tw * m * g->cop;
     for (int64_t r = r0; r < r1; r++) {
         int64_t img = r / g->th, y0 = (r % g->th) * m;
-        float *base = y + img * g->co * g->oh * g->ow + y0 * g->ow;
         for (int64_t tx = 0, q = (r - r0) * g->tw; tx < g->tw; tx++, q++)
-            fnn_active->wino->output(m, mm + q * g->cop, g->mplane, g->cop, g->co, bias,
-                                     base + tx * m, g->oh * g->ow, g->ow,
-                                     (int)FNN_MIN(m, g->oh - y0), (int)FNN_MIN(m, g->ow - tx * m));
+            fnn_active->wino->output(m, mm + q * g->cop, g->mplane, g->cop, bias,
+                                     band + tx * m * g->cop, ld);
+        for (int64_t o = 0; o < g->co; o++)
+            for (int64_t i = 0; i < m && y0 + i < g->oh; i++) {
+                float *dst = y + ((img * g->co + o) * g->oh + y0 + i) * g->ow;
+                const float *src = band + i * ld + o;
+                for (int64_t col = 0; col < g->ow; col++)
+                    dst[col] = src[col * g->cop];
+            }
     }
 }
 
@@ -182,7 +191,7 @@ static void run_block(const wino_geom *g, int64_t blk, const float *x, const flo
     for (int xi = 0; xi < g->P; xi++)
         gk->macro(nt, g->co, g->ci, 1.0f, v + xi * g->vplane, g->cip, 1, gk->mr * g->cip,
                   up + xi * uplane, 0.0f, mm + xi * g->mplane, g->cop);
-    transform_output(g, mm, r0, r1, bias, y);
+    transform_output(g, mm, r0, r1, bias, y, band);
 }
 
 /* ---- entry points (conv.c has validated the shape and the pointers) ---- */

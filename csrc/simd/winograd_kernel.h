@@ -65,11 +65,11 @@ wino_input_m(int m, const float *src, int64_t ld, int64_t cp, float *out, int64_
     }
 }
 
-/* One tile's output from in[xi*is + o] (o < cp, a multiple of LANES) plus bias[o]: pixel
- * (i, j) of channel o < co to y[o*plane + i*ow + j], for i < mh and j < mw (the crop). */
+/* One tile's output from in[xi*is + c] plus bias[c] (c < cp, a multiple of LANES): pixel
+ * (i, j) of channel c to out[i*ld + j*cp + c]. */
 static inline __attribute__((always_inline)) void
-wino_output_m(int m, const float *in, int64_t is, int64_t cp, int64_t co, const float *bias,
-              float *y, int64_t plane, int64_t ow, int mh, int mw)
+wino_output_m(int m, const float *in, int64_t is, int64_t cp, const float *bias, float *out,
+              int64_t ld)
 {
     const int a = m + 2;
     for (int64_t c = 0; c < cp; c += FNN_WINO_LANES) {
@@ -81,14 +81,9 @@ wino_output_m(int m, const float *in, int64_t is, int64_t cp, int64_t co, const 
         for (int j = 0; j < m; j++)  /* columns: A^T (x A) */
             wino_at(m, r + j, m, o + j, m);
         wino_vf b = *(const wino_vf_u *)(bias + c);
-        int ne = (int)FNN_MIN(FNN_WINO_LANES, co - c);
-        for (int i = 0; i < mh; i++)
-            for (int j = 0; j < mw; j++) {
-                wino_vf v = o[i * m + j] + b;
-                float *dst = y + c * plane + i * ow + j;
-                for (int e = 0; e < ne; e++)
-                    dst[e * plane] = v[e];
-            }
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < m; j++)
+                *(wino_vf_u *)(out + i * ld + j * cp + c) = o[i * m + j] + b;
     }
 }
 
@@ -100,13 +95,13 @@ static void wino_input(int m, const float *src, int64_t ld, int64_t cp, float *o
         wino_input_m(4, src, ld, cp, out, os);
 }
 
-static void wino_output(int m, const float *in, int64_t is, int64_t cp, int64_t co,
-                        const float *bias, float *y, int64_t plane, int64_t ow, int mh, int mw)
+static void wino_output(int m, const float *in, int64_t is, int64_t cp, const float *bias,
+                        float *out, int64_t ld)
 {
     if (m == 2)
-        wino_output_m(2, in, is, cp, co, bias, y, plane, ow, mh, mw);
+        wino_output_m(2, in, is, cp, bias, out, ld);
     else
-        wino_output_m(4, in, is, cp, co, bias, y, plane, ow, mh, mw);
+        wino_output_m(4, in, is, cp, bias, out, ld);
 }
 
 #define FNN_WINO_KERNELS {.input = wino_input, .output = wino_output}
