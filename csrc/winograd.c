@@ -25,8 +25,8 @@
  * pooled (unpooled) image by image after (before) the blocks. */
 #include "internal.h"
 
-/* Bytes of one block's transformed tiles (input and GEMM output): about an L2. */
-#define WINO_BLOCK_BYTES ((int64_t)512 << 10)
+/* Bytes of one block's transformed tiles (input and GEMM output): with the filters, in L2. */
+#define WINO_BLOCK_BYTES ((int64_t)192 << 10)
 
 typedef struct {
     int m, a, P;           /* output tile m x m, input tile a x a, P = a*a positions */

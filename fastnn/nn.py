@@ -226,10 +226,12 @@ class Linear(_Weighted):
 
 
 class Conv2d(_Weighted):
-    """2-D cross-correlation over NCHW input, weight (out, in, kh, kw)."""
+    """2-D cross-correlation over NCHW input, weight (out, in, kh, kw). algorithm: "auto",
+    "direct", "winograd" or "winograd4x4" (see fastnn.set_conv_algorithm); None follows
+    the global default."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, bias=True, *, seed=None, init="torch"):
+                 dilation=1, bias=True, *, seed=None, init="torch", algorithm=None):
         self.in_channels = _count(in_channels, "in_channels", "Conv2d")
         self.out_channels = _count(out_channels, "out_channels", "Conv2d")
         self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2d")
@@ -247,6 +249,13 @@ class Conv2d(_Weighted):
                         fan_out, "Conv2d")
         self.weight = Parameter(w)
         self.bias = Parameter(b) if bias else None
+        self.algorithm = algorithm
+        if algorithm is not None:  # checked against this layer's window now, not at the call
+            try:
+                F.conv2d_algorithm((1, self.in_channels, kh + 2, kw + 2), self.weight.data.shape,
+                                   self.stride, 0, self.dilation, algorithm)
+            except ValueError as e:
+                raise ValueError(f"Conv2d: {e}") from None
 
     def output_shape(self, shape):
         self._expect(shape, f"(N, {self.in_channels}, H, W)",
@@ -258,17 +267,23 @@ class Conv2d(_Weighted):
             raise ValueError(f"{self!r}: input of shape {tuple(shape)} is too small: {e}") from None
         return (shape[0], self.out_channels, oh, ow)
 
-    _forward = staticmethod(F.conv2d)
-    _backward = staticmethod(F.conv2d_backward)
+    def _forward(self, *args, **kwargs):
+        return F.conv2d(*args, algorithm=self.algorithm, **kwargs)
+
+    def _backward(self, *args, **kwargs):
+        return F.conv2d_backward(*args, algorithm=self.algorithm, **kwargs)
 
     def _args(self):
         return self.stride, self.padding, self.dilation
 
     def config(self):
-        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
-                "kernel_size": list(self.kernel_size), "stride": list(self.stride),
-                "padding": list(self.padding), "dilation": list(self.dilation),
-                "bias": self.bias is not None}
+        config = {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                  "kernel_size": list(self.kernel_size), "stride": list(self.stride),
+                  "padding": list(self.padding), "dilation": list(self.dilation),
+                  "bias": self.bias is not None}
+        if self.algorithm is not None:
+            config["algorithm"] = self.algorithm
+        return config
 
 
 class _Pool2d(Module):
@@ -454,8 +469,10 @@ class _ConvMaxPool:
                 *conv._args(), *pool._args())
         y = pool._buffer("y", shape)
         if not pool.training:
-            return F.conv2d_max_pool2d(*args, out=y, return_indices=False)
-        return F.conv2d_max_pool2d(*args, out=y, indices=pool._buffer("idx", shape, np.int64))[0]
+            return F.conv2d_max_pool2d(*args, out=y, return_indices=False,
+                                       algorithm=conv.algorithm)
+        return F.conv2d_max_pool2d(*args, out=y, indices=pool._buffer("idx", shape, np.int64),
+                                   algorithm=conv.algorithm)[0]
 
     def backward(self, grad_out, need_input_grad=True):
         conv, x = self.conv, self.conv._x
@@ -464,7 +481,7 @@ class _ConvMaxPool:
             *self.pool._args(), bias=conv.bias is not None, need_input_grad=need_input_grad,
             grad_input=conv._buffer("dx", x.shape) if need_input_grad else None,
             grad_weight=conv.weight.grad,
-            grad_bias=None if conv.bias is None else conv.bias.grad)[0]
+            grad_bias=None if conv.bias is None else conv.bias.grad, algorithm=conv.algorithm)[0]
 
     def named_parameters(self):
         return self.conv.named_parameters()
