@@ -3,8 +3,8 @@ Keras/PyTorch-style API on top."""
 from importlib.metadata import PackageNotFoundError, version as _version
 
 from . import _core
-from ._core import (get_conv_algorithm, get_isa, get_num_threads, matmul, set_conv_algorithm,
-                    set_isa, set_num_threads, supported_isas)
+from ._core import (conv2d_algorithm, get_conv_algorithm, get_isa, get_num_threads, matmul,
+                    set_conv_algorithm, set_isa, set_num_threads, supported_isas)
 
 try:
     __version__ = _version("fastnn")
@@ -41,5 +41,6 @@ from .training import EarlyStopping, History  # noqa: E402
 
 __all__ = ["matmul", "show_config", "get_isa", "set_isa", "supported_isas",
            "get_num_threads", "set_num_threads", "get_conv_algorithm", "set_conv_algorithm",
+           "conv2d_algorithm",
            "__version__", "functional", "losses",
            "models", "nn", "optim", "Sequential", "load", "save", "EarlyStopping", "History"]

@@ -2,9 +2,9 @@
 torch.nn.functional, each with its explicit backward. Keyword-only `out=`/`grad_*=`
 buffers let layers reuse memory across steps."""
 # linear and convolution, and convolution fused with the max pooling after it (fastnn/_conv.pxi)
-from ._core import (conv2d, conv2d_algorithm, conv2d_backward, conv2d_max_pool2d,  # noqa: F401
-                    conv2d_max_pool2d_backward, get_conv_algorithm, linear, linear_backward,
-                    set_conv_algorithm)
+# (algorithm=: see fastnn.set_conv_algorithm and fastnn.conv2d_algorithm)
+from ._core import (conv2d, conv2d_backward, conv2d_max_pool2d,  # noqa: F401
+                    conv2d_max_pool2d_backward, linear, linear_backward)
 # pooling (fastnn/_pool.pxi)
 from ._core import (avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward,
                     max_pool2d_with_indices)

@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from . import functional as F, profiling
-from ._core import MAX_WINDOW_ARG, as_real as _real, is_int as _is_int
+from ._core import MAX_WINDOW_ARG, as_real as _real, conv2d_algorithm, is_int as _is_int
 from .reference import conv2d_output_shape
 from .training import Model
 
@@ -252,7 +252,7 @@ class Conv2d(_Weighted):
         self.algorithm = algorithm
         if algorithm is not None:  # checked against this layer's window now, not at the call
             try:
-                F.conv2d_algorithm((1, self.in_channels, kh + 2, kw + 2), self.weight.data.shape,
+                conv2d_algorithm((1, self.in_channels, kh + 2, kw + 2), self.weight.data.shape,
                                    self.stride, 0, self.dilation, algorithm)
             except ValueError as e:
                 raise ValueError(f"Conv2d: {e}") from None
