@@ -151,10 +151,10 @@ int fnn_conv2d_output_size(const fnn_conv2d_shape *s, int64_t *oh, int64_t *ow);
 /* Convolution algorithms (`algo` below). DIRECT: the im2col-free GEMM of conv.c, any shape.
  * WINOGRAD: Winograd's F(2x2, 3x3), WINOGRAD4: F(4x4, 3x3) (winograd.c), for 3x3 kernels at
  * stride 1 and dilation 1 only: 4 and 2.25x fewer multiplies than DIRECT, at a float32
- * error a few (F(2x2)) to ~100 (F(4x4)) times the direct method's (tests/test_winograd.py
- * states the bounds). AUTO: WINOGRAD where it measured faster on this shape (the rule in
- * winograd.c, from the shape alone), else DIRECT. Whichever it is, the results do not
- * depend on the thread count. */
+ * error bound below the direct method's (F(2x2)) or up to 28x it (F(4x4)), stated in
+ * tests/test_winograd.py. AUTO: WINOGRAD4 on the shapes where it measured faster (>= 32
+ * channels each way, outputs of >= 16x16: the rule in winograd.c, from the shape alone),
+ * else DIRECT. Whichever it is, the results do not depend on the thread count. */
 enum { FNN_CONV_AUTO = 0, FNN_CONV_DIRECT = 1, FNN_CONV_WINOGRAD = 2, FNN_CONV_WINOGRAD4 = 3,
        FNN_CONV_COUNT = 4 };
 /* *chosen = the algorithm `requested` runs on shape s (DIRECT or a WINOGRAD);

@@ -127,31 +127,40 @@ static void transform_filters(const wino_geom *g, const float *w, int64_t so, in
 
 /* ---- one block ---- */
 
+/* Band row i: input row y of image img, channels-last, zero outside the image. */
+static void band_row(const wino_geom *g, const float *x, int64_t img, int64_t y, float *dst)
+{
+    int64_t lo = FNN_MIN(FNN_MAX(-g->left, 0), g->bw);
+    int64_t hi = FNN_MAX(FNN_MIN(g->w - g->left, g->bw), lo);  /* columns inside */
+    memset(dst, 0, (size_t)(g->bw * g->cip) * sizeof(float));
+    if (y < 0 || y >= g->h)
+        return;
+    for (int64_t c = 0; c < g->ci; c++) {
+        const float *src = x + ((img * g->ci + c) * g->h + y) * g->w + g->left;
+        for (int64_t col = lo; col < hi; col++)
+            dst[col * g->cip + c] = src[col];
+    }
+}
+
 /* Input tiles of the block's tile rows [r0, r1) into V: position xi, tile q, channel c
  * at v[xi*vplane + q*cip + c], a tile row at a time from a channels-last, zero-padded
- * band of the a input rows under it. */
+ * band of the a input rows under it (the a - m it shares with the tile row above moved
+ * up, not copied again). */
 static void transform_input(const wino_geom *g, const float *x, int64_t r0, int64_t r1,
                             float *v, float *band)
 {
     int m = g->m, a = g->a;
-    int64_t lo = FNN_MIN(FNN_MAX(-g->left, 0), g->bw);
-    int64_t hi = FNN_MAX(FNN_MIN(g->w - g->left, g->bw), lo);  /* band columns inside */
+    int64_t row = g->bw * g->cip;
     for (int64_t r = r0; r < r1; r++) {
         int64_t img = r / g->th, y0 = (r % g->th) * m + g->top;
-        memset(band, 0, (size_t)(a * g->bw * g->cip) * sizeof(float));
-        for (int64_t c = 0; c < g->ci; c++)
-            for (int i = 0; i < a; i++) {
-                int64_t y = y0 + i;
-                if (y < 0 || y >= g->h)
-                    continue;
-                const float *src = x + ((img * g->ci + c) * g->h + y) * g->w + g->left;
-                float *dst = band + i * g->bw * g->cip + c;
-                for (int64_t col = lo; col < hi; col++)
-                    dst[col * g->cip] = src[col];
-            }
+        int keep = r > r0 && r % g->th != 0 ? a - m : 0;
+        if (keep)
+            memmove(band, band + m * row, (size_t)(keep * row) * sizeof(float));
+        for (int i = keep; i < a; i++)
+            band_row(g, x, img, y0 + i, band + i * row);
         for (int64_t tx = 0, q = (r - r0) * g->tw; tx < g->tw; tx++, q++)
-            fnn_active->wino->input(m, band + tx * m * g->cip, g->bw * g->cip, g->cip,
-                                    v + q * g->cip, g->vplane);
+            fnn_active->wino->input(m, band + tx * m * g->cip, row, g->cip, v + q * g->cip,
+                                    g->vplane);
     }
 }
 
@@ -279,13 +288,18 @@ int fnn_winograd_grad_input(const fnn_conv2d_shape *s, int m, const fnn_pool2d *
                     pool ? grad_y : NULL, idx, NULL, NULL);
 }
 
-/* The algorithm "auto" picks: Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions with
- * enough channels and pixels to amortise the transforms (crossovers measured on a 2-core
- * Zen 3, see benchmarks/test_bench_winograd.py), else the direct method. */
+/* The algorithm "auto" picks, from the shape alone. Measured forward times against the
+ * direct method's (batch 128, 2 threads, 2-core Zen 3 shared with other jobs, medians of
+ * interleaved rounds; benchmarks/test_bench_winograd.py): F(4x4) 0.82-0.90x at 32->32
+ * 28x28 and 0.72-0.86x at 64->64 16x16, 0.83x at 16->16 28x28, but 0.97-1.06x at
+ * 32->64 13x13 (an 11x11 output) and 32->32 14x14 and 1.16x at 16->32 16x16; F(2x2) was
+ * never clearly faster (0.86-1.33x). The transforms and the channels-last copies cost a
+ * fixed share per pixel that only outputs of >= 16x16 pixels with >= 32 channels each
+ * way repay, and the weight gradient runs direct either way. So: F(4x4) there, else direct. */
 static int auto_rule(const fnn_conv2d_shape *s, int64_t oh, int64_t ow)
 {
-    return s->c_in >= 16 && s->c_out >= 16 && oh >= 8 && ow >= 8 ? FNN_CONV_WINOGRAD
-                                                                 : FNN_CONV_DIRECT;
+    return s->c_in >= 32 && s->c_out >= 32 && oh >= 16 && ow >= 16 ? FNN_CONV_WINOGRAD4
+                                                                   : FNN_CONV_DIRECT;
 }
 
 int fnn_conv2d_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
