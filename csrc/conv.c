@@ -356,7 +356,8 @@ static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const
     if (y == NULL || (x == NULL && d.x_img > 0) || (w == NULL && d.k > 0))
         return FNN_EINVAL;
     if (algo != FNN_CONV_DIRECT)
-        return fnn_winograd_forward(s, algo == FNN_CONV_WINOGRAD4 ? 4 : 2, pool, x, w, bias, y, idx);
+        return fnn_winograd_forward(s, algo == FNN_CONV_WINOGRAD4 ? 4 : 2, pool, x, w, bias, y,
+                                    idx);
     int64_t pooled_img = pool ? s->c_out * pool->oh * pool->ow : 0;
     const fnn_conv_kernels *ck = fnn_active->conv;
     const fnn_gemm_kernels *gk = fnn_active->gemm;

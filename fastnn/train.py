@@ -35,6 +35,9 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=_positive, default=None,
                    help="kernel threads (default: OpenMP's choice)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--conv-algorithm", choices=("auto", "direct", "winograd", "winograd4x4"),
+                   default="auto", help="default algorithm of the convolutions (see "
+                   "fastnn.set_conv_algorithm)")
     p.add_argument("--save", metavar="PATH", help="write the trained model here")
     p.add_argument("--data-root", metavar="DIR",
                    help="look for <DIR>/<dataset>/*-idx?-ubyte[.gz] first")
@@ -72,6 +75,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.threads:
         fastnn.set_num_threads(args.threads)
+    fastnn.set_conv_algorithm(args.conv_algorithm)
     try:
         (x, y), (xt, yt), note = load_data(args.dataset, args.data_root, not args.no_download)
     except (FileNotFoundError, ValueError) as e:
@@ -89,7 +93,7 @@ def main(argv=None):
         opt = optim.SGD(model.parameters(), lr=args.lr or 0.05, momentum=0.9)
     print(f"{args.model} on {args.dataset}: {len(x):,} training and {len(xt):,} test samples, "
           f"{opt}, batch {args.batch_size}, {fastnn.get_num_threads()} threads, "
-          f"ISA {fastnn.get_isa()}")
+          f"ISA {fastnn.get_isa()}, conv algorithm {fastnn.get_conv_algorithm()}")
     start = time.perf_counter()
     model.fit(x, y, optimizer=opt, epochs=args.epochs, batch_size=args.batch_size,
               seed=args.seed, verbose=2 if args.no_progress else 1)

@@ -9,7 +9,8 @@ roundings behind one value), the products and the sum over the C_in channels on 
 (C_in + 1 roundings), and the bias (1). Each computed value is then the exact one with every
 term perturbed by a factor (1 + t), |t| <= gamma_K, K = C_in + kB + kA + 3 (Higham 3.1 along
 each path), so, per output element,
-    |Y_float32 - Y| <= gamma_K * E,   E = |A^T| [ sum_c (|G||g_c||G^T|) . (|B^T||d_c||B|) ] |A| + |b|
+    |Y_float32 - Y| <= gamma_K * E,
+    E = |A^T| [ sum_c (|G||g_c||G^T|) . (|B^T||d_c||B|) ] |A| + |b|
 (the same transforms on absolute values, computed here in float64). kB = 2, kA = 4 for
 F(2x2) (K = C_in + 9); kB = 6, kA = 6 for F(4x4) (K = C_in + 15).
 
