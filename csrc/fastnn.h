@@ -152,7 +152,7 @@ int fnn_conv2d_output_size(const fnn_conv2d_shape *s, int64_t *oh, int64_t *ow);
  * WINOGRAD: Winograd's F(2x2, 3x3), WINOGRAD4: F(4x4, 3x3) (winograd.c), for 3x3 kernels at
  * stride 1 and dilation 1 only: 4 and 2.25x fewer multiplies than DIRECT, at a float32
  * error bound below the direct method's (F(2x2)) or up to 28x it (F(4x4)), stated in
- * tests/test_winograd.py. AUTO: WINOGRAD4 on the shapes where it measured faster (>= 32
+ * tests/test_winograd.py. AUTO: WINOGRAD4 on the shapes where it measured faster (>= 64
  * channels each way, outputs of >= 16x16: the rule in winograd.c, from the shape alone),
  * else DIRECT. Whichever it is, the results do not depend on the thread count. */
 enum { FNN_CONV_AUTO = 0, FNN_CONV_DIRECT = 1, FNN_CONV_WINOGRAD = 2, FNN_CONV_WINOGRAD4 = 3,
@@ -163,8 +163,8 @@ int fnn_conv2d_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen);
 
 int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w,
                        const float *bias, float *y, int algo);
-/* The input gradient runs on the chosen algorithm; the weight and bias gradients on the
- * direct method (measured faster than a Winograd weight gradient, see winograd.c). */
+/* The input gradient runs on the chosen algorithm; the weight and bias gradients always
+ * on the direct method (there is no Winograd weight gradient yet). */
 int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const float *x,
                         const float *w, float *grad_x, float *grad_w, float *grad_b, int algo);
 

@@ -288,17 +288,20 @@ int fnn_winograd_grad_input(const fnn_conv2d_shape *s, int m, const fnn_pool2d *
                     pool ? grad_y : NULL, idx, NULL, NULL);
 }
 
-/* The algorithm "auto" picks, from the shape alone. Measured forward times against the
- * direct method's (batch 128, 2 threads, 2-core Zen 3 shared with other jobs, medians of
- * interleaved rounds; benchmarks/test_bench_winograd.py): F(4x4) 0.82-0.90x at 32->32
- * 28x28 and 0.72-0.86x at 64->64 16x16, 0.83x at 16->16 28x28, but 0.97-1.06x at
- * 32->64 13x13 (an 11x11 output) and 32->32 14x14 and 1.16x at 16->32 16x16; F(2x2) was
- * never clearly faster (0.86-1.33x). The transforms and the channels-last copies cost a
- * fixed share per pixel that only outputs of >= 16x16 pixels with >= 32 channels each
- * way repay, and the weight gradient runs direct either way. So: F(4x4) there, else direct. */
+/* The algorithm "auto" picks, from the shape alone. Forward time / the direct method's
+ * (batch 128, 2 threads, 2-core Zen 3 shared with 3-10 other jobs: run to run spread
+ * +-30%; medians of interleaved rounds, python -m benchmarks.test_bench_winograd):
+ *   64->64 16x16 p1:  F(4x4) 0.85, 0.86, 0.72, 1.10   F(2x2) 0.95, 0.96, 0.80, 1.10
+ *   32->32 28x28 p1:  F(4x4) 0.82, 0.90, 1.27, 1.26   F(2x2) 0.94, 1.02, 1.42, 1.26
+ *   32->64 13x13 p0:  F(4x4) 0.97, 1.06, 1.20, 0.70   F(2x2) 1.23, 1.15, 1.00, 0.73
+ *   16->32 16x16 p1:  F(4x4) 1.16                    F(2x2) 1.18
+ * (forward + backward, whose weight gradient runs direct: 64->64 0.86, 0.73, 0.97;
+ * 32->32 0.90, 1.05, 1.03; 32->64 1.14, 1.20, 1.18). The transforms and the
+ * channels-last copies cost a share per pixel and channel that only many channels each
+ * way repay: F(4x4) for >= 64 channels each way and outputs of >= 16x16, else direct. */
 static int auto_rule(const fnn_conv2d_shape *s, int64_t oh, int64_t ow)
 {
-    return s->c_in >= 32 && s->c_out >= 32 && oh >= 16 && ow >= 16 ? FNN_CONV_WINOGRAD4
+    return s->c_in >= 64 && s->c_out >= 64 && oh >= 16 && ow >= 16 ? FNN_CONV_WINOGRAD4
                                                                    : FNN_CONV_DIRECT;
 }
 
