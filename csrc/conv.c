@@ -15,7 +15,9 @@
  *                  copy, added in whole runs, and back to CHW.
  *   grad bias      per-channel sums, in the same chunks.
  * With a max pool after it (fnn_conv2d_max_pool2d), each image's conv output is pooled
- * from a per-thread buffer, and the backward unpools each image's gradient into one. */
+ * from a per-thread buffer, and the backward unpools each image's gradient into one.
+ * The Winograd algorithms (winograd.c) take over the forward and the input gradient of
+ * the shapes fnn_conv2d_algorithm gives them, after the checks here. */
 #include "internal.h"
 
 /* Images per call whose weight-gradient partials are kept apart (then summed in order). */
@@ -342,16 +344,20 @@ static void permute_w(const conv_dims *d, const conv_hwc *h, const float *w, flo
  * Few input channels: im2col into the conv kernel's panels. Many: y_n^T = im2col_n^T W^T
  * on the GEMM tile, A read in place from the HWC copy, then transposed out. */
 static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *x,
-                        const float *w, const float *bias, float *y, int64_t *idx)
+                        const float *w, const float *bias, float *y, int64_t *idx, int algo)
 {
     conv_dims d;
     conv_hwc h;
-    if (s == NULL || conv_dims_init(s, &d) != FNN_OK || !hwc_plan(&d, &h) || !pool_fits(&d, pool))
+    if (s == NULL || conv_dims_init(s, &d) != FNN_OK || !hwc_plan(&d, &h) ||
+        !pool_fits(&d, pool) || fnn_conv2d_algorithm(s, algo, &algo) != FNN_OK)
         return FNN_EINVAL;
     if (s->n == 0 || s->c_out == 0)
         return FNN_OK;
     if (y == NULL || (x == NULL && d.x_img > 0) || (w == NULL && d.k > 0))
         return FNN_EINVAL;
+    if (algo != FNN_CONV_DIRECT)
+        return fnn_winograd_forward(s, algo == FNN_CONV_WINOGRAD4 ? 4 : 2, pool, x, w, bias, y,
+                                    idx);
     int64_t pooled_img = pool ? s->c_out * pool->oh * pool->ow : 0;
     const fnn_conv_kernels *ck = fnn_active->conv;
     const fnn_gemm_kernels *gk = fnn_active->gemm;
@@ -414,15 +420,15 @@ static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const
 }
 
 int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w,
-                       const float *bias, float *y)
+                       const float *bias, float *y, int algo)
 {
-    return conv_forward(s, NULL, x, w, bias, y, NULL);
+    return conv_forward(s, NULL, x, w, bias, y, NULL, algo);
 }
 
 int fnn_conv2d_max_pool2d(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *x,
-                          const float *w, const float *bias, float *y, int64_t *idx)
+                          const float *w, const float *bias, float *y, int64_t *idx, int algo)
 {
-    return pool == NULL ? FNN_EINVAL : conv_forward(s, pool, x, w, bias, y, idx);
+    return pool == NULL ? FNN_EINVAL : conv_forward(s, pool, x, w, bias, y, idx, algo);
 }
 
 typedef struct {
@@ -522,11 +528,12 @@ static void conv_bwd_thread(conv_bwd_plan *P, int ith, int nth)
 /* Backward, of the max-pooled forward when pool is set (grad_y pooled, idx its argmax). */
 static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *grad_y,
                          const int64_t *idx, const float *x, const float *w, float *grad_x,
-                         float *grad_w, float *grad_b)
+                         float *grad_w, float *grad_b, int algo)
 {
     conv_dims d;
     conv_hwc h;
-    if (s == NULL || conv_dims_init(s, &d) != FNN_OK || !hwc_plan(&d, &h) || !pool_fits(&d, pool))
+    if (s == NULL || conv_dims_init(s, &d) != FNN_OK || !hwc_plan(&d, &h) ||
+        !pool_fits(&d, pool) || fnn_conv2d_algorithm(s, algo, &algo) != FNN_OK)
         return FNN_EINVAL;
     if (s->n == 0 || s->c_out == 0) {  /* nothing flows back: every gradient is zero */
         if (grad_x != NULL)
@@ -541,6 +548,14 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
         (grad_w != NULL && x == NULL && d.x_img > 0) ||
         (grad_x != NULL && w == NULL && d.k > 0))
         return FNN_EINVAL;
+    if (algo != FNN_CONV_DIRECT && grad_x != NULL) {  /* weight and bias direct, then input */
+        int st = grad_w != NULL || grad_b != NULL
+                     ? conv_backward(s, pool, grad_y, idx, x, w, NULL, grad_w, grad_b,
+                                     FNN_CONV_DIRECT)
+                     : FNN_OK;
+        return st != FNN_OK ? st : fnn_winograd_grad_input(s, algo == FNN_CONV_WINOGRAD4 ? 4 : 2,
+                                                           pool, grad_y, idx, w, grad_x);
+    }
     int wgrad_gemm = d.k > CONV_SHORT_K;
     d.ldcols = fnn_round_up(d.ohw, 16);  /* rows of cols stay FNN_ALIGN-aligned */
     int64_t part_elems = fnn_round_up(s->c_out * d.k + s->c_out, 16), nchunks = FNN_MIN(s->n, CONV_CHUNKS);
@@ -580,16 +595,17 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
 }
 
 int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const float *x,
-                        const float *w, float *grad_x, float *grad_w, float *grad_b)
+                        const float *w, float *grad_x, float *grad_w, float *grad_b, int algo)
 {
-    return conv_backward(s, NULL, grad_y, NULL, x, w, grad_x, grad_w, grad_b);
+    return conv_backward(s, NULL, grad_y, NULL, x, w, grad_x, grad_w, grad_b, algo);
 }
 
 int fnn_conv2d_max_pool2d_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool,
                                    const float *grad_y, const int64_t *idx, const float *x,
-                                   const float *w, float *grad_x, float *grad_w, float *grad_b)
+                                   const float *w, float *grad_x, float *grad_w, float *grad_b,
+                                   int algo)
 {
     if (pool == NULL)
         return FNN_EINVAL;
-    return conv_backward(s, pool, grad_y, idx, x, w, grad_x, grad_w, grad_b);
+    return conv_backward(s, pool, grad_y, idx, x, w, grad_x, grad_w, grad_b, algo);
 }

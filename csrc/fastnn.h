@@ -181,21 +181,38 @@ typedef struct {
 
 /* Output height and width; FNN_EINVAL if the shape is invalid or the output empty. */
 int fnn_conv2d_output_size(const fnn_conv2d_shape *s, int64_t *oh, int64_t *ow);
+
+/* Convolution algorithms (`algo` below). DIRECT: the im2col-free GEMM of conv.c, any shape.
+ * WINOGRAD: Winograd's F(2x2, 3x3), WINOGRAD4: F(4x4, 3x3) (winograd.c), for 3x3 kernels at
+ * stride 1 and dilation 1 only: 4 and 2.25x fewer multiplies than DIRECT, at a float32
+ * error bound below the direct method's (F(2x2)) or up to 28x it (F(4x4)), stated in
+ * tests/test_winograd.py. AUTO: WINOGRAD4 on the shapes where it measured faster (>= 64
+ * channels each way, outputs of >= 16x16: the rule in winograd.c, from the shape alone),
+ * else DIRECT. Whichever it is, the results do not depend on the thread count. */
+enum { FNN_CONV_AUTO = 0, FNN_CONV_DIRECT = 1, FNN_CONV_WINOGRAD = 2, FNN_CONV_WINOGRAD4 = 3,
+       FNN_CONV_COUNT = 4 };
+/* *chosen = the algorithm `requested` runs on shape s (DIRECT or a WINOGRAD);
+ * FNN_EINVAL if s is invalid or a WINOGRAD is requested for a shape it cannot run. */
+int fnn_conv2d_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen);
+
 int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w,
-                       const float *bias, float *y);
+                       const float *bias, float *y, int algo);
+/* The input gradient runs on the chosen algorithm; the weight and bias gradients always
+ * on the direct method (there is no Winograd weight gradient yet). */
 int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const float *x,
-                        const float *w, float *grad_x, float *grad_w, float *grad_b);
+                        const float *w, float *grad_x, float *grad_w, float *grad_b, int algo);
 
 /* conv2d then max pooling (pool: planes n*c_out of the conv output's oh x ow), image by
- * image, the conv output pooled while in cache and never stored: y and idx are what
- * fnn_max_pool2d gives on it (idx may be NULL), bitwise. The backward takes the pooled
- * gradient and idx; its results are fnn_conv2d_backward's on the unpooled gradient. */
+ * image, the conv output pooled while in cache and never stored (DIRECT; a WINOGRAD
+ * keeps the whole output and pools it after): y and idx are what fnn_max_pool2d gives on
+ * it (idx may be NULL), bitwise. The backward takes the pooled gradient and idx; its
+ * results are fnn_conv2d_backward's on the unpooled gradient. */
 int fnn_conv2d_max_pool2d(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *x,
-                          const float *w, const float *bias, float *y, int64_t *idx);
+                          const float *w, const float *bias, float *y, int64_t *idx, int algo);
 int fnn_conv2d_max_pool2d_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool,
                                    const float *grad_y, const int64_t *idx, const float *x,
                                    const float *w, float *grad_x, float *grad_w,
-                                   float *grad_b);
+                                   float *grad_b, int algo);
 
 #ifdef __cplusplus
 }

@@ -143,6 +143,17 @@ typedef struct {
                   int64_t ldcols, int add, float *gw);
 } fnn_conv_kernels;
 
+/* Winograd transforms of one ISA (simd/winograd_kernel.h), m = 2 or 4, of one tile,
+ * FNN_WINO_LANES channels per vector; cp (the channels, padded) is a multiple of it. */
+#define FNN_WINO_LANES 8
+typedef struct {
+    /* patch pixel (i, j) at src + i*ld + j*cp -> position xi of channel c at out[xi*os + c] */
+    void (*input)(int m, const float *src, int64_t ld, int64_t cp, float *out, int64_t os);
+    /* in[xi*is + c] + bias[c] -> pixel (i, j) of channel c at out[i*ld + j*cp + c] */
+    void (*output)(int m, const float *in, int64_t is, int64_t cp, const float *bias,
+                   float *out, int64_t ld);
+} fnn_wino_kernels;
+
 /* One ISA's kernels. A variant may share another's pieces: AVX-512 pays only where all
  * 16 lanes of a vector are busy, so its table is AVX2's plus a wider GEMM tile. */
 typedef struct {
@@ -152,6 +163,7 @@ typedef struct {
     const fnn_probe_kernels *probe;
     const fnn_elementwise_kernels *ew;
     const fnn_conv_kernels *conv;
+    const fnn_wino_kernels *wino;
 } fnn_kernels;
 
 extern const fnn_kernels fnn_kernels_generic;
@@ -163,6 +175,7 @@ extern const fnn_kernels fnn_kernels_avx512;
 extern const fnn_gemm_kernels fnn_gemm_avx2;
 extern const fnn_elementwise_kernels fnn_ew_avx2;
 extern const fnn_conv_kernels fnn_conv_avx2;
+extern const fnn_wino_kernels fnn_wino_avx2;
 #endif
 
 /* The kernels of the ISA chosen at start-up. */
@@ -176,6 +189,17 @@ void fnn_max_pool_planes(const fnn_pool2d *p, int64_t planes, const float *x, fl
                          int64_t *idx);
 int fnn_max_unpool_planes(const fnn_pool2d *p, int64_t planes, const float *gy,
                           const int64_t *idx, float *gx);
+
+/* Winograd F(m x m, 3 x 3), m = 2 or 4 (winograd.c), on a shape conv.c has validated
+ * (3x3 kernel, stride 1, dilation 1, at least one image and channel each way): the
+ * forward, max-pooled when pool is set (y, idx as fnn_conv2d_max_pool2d's), and the input
+ * gradient, of the pooled output when pool is set (grad_y pooled, idx its argmax). */
+int fnn_winograd_forward(const fnn_conv2d_shape *s, int m, const fnn_pool2d *pool,
+                         const float *x, const float *w, const float *bias, float *y,
+                         int64_t *idx);
+int fnn_winograd_grad_input(const fnn_conv2d_shape *s, int m, const fnn_pool2d *pool,
+                            const float *grad_y, const int64_t *idx, const float *w,
+                            float *grad_x);
 
 /* Threads to use for `work` multiply-adds (or element operations): one per
  * FNN_WORK_PER_THREAD, at most the thread count and the cores; 1 inside a parallel region. */

@@ -23,7 +23,8 @@ def _load_core():
 
 
 _core = _load_core()
-from ._core import get_isa, get_num_threads, matmul, set_isa, set_num_threads, supported_isas
+from ._core import (conv2d_algorithm, get_conv_algorithm, get_isa, get_num_threads, matmul,  # noqa: E402
+                    set_conv_algorithm, set_isa, set_num_threads, supported_isas)
 
 try:
     __version__ = _version("fastnn")
@@ -60,6 +61,7 @@ from .training import EarlyStopping, History  # noqa: E402
 from .weights import load_weights, save_weights  # noqa: E402
 
 __all__ = ["matmul", "show_config", "get_isa", "set_isa", "supported_isas",
-           "get_num_threads", "set_num_threads", "__version__", "functional", "losses",
-           "models", "nn", "optim", "Input", "Model", "Sequential", "load", "save",
-           "EarlyStopping", "History", "save_weights", "load_weights"]
+           "get_num_threads", "set_num_threads", "get_conv_algorithm", "set_conv_algorithm",
+           "conv2d_algorithm", "__version__", "functional", "losses", "models", "nn", "optim",
+           "Input", "Model", "Sequential", "load", "save", "EarlyStopping", "History",
+           "save_weights", "load_weights"]

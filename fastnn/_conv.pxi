@@ -93,35 +93,105 @@ cdef fnn_conv2d_shape _conv_shape(str fn, object x, object weight, object stride
     return s
 
 
+# Convolution algorithms by name (csrc/fastnn.h): "winograd" is F(2x2, 3x3), "winograd4x4"
+# F(4x4, 3x3), both for 3x3 kernels at stride 1 and dilation 1 only.
+CONV_ALGORITHMS = {"auto": FNN_CONV_AUTO, "direct": FNN_CONV_DIRECT,
+                   "winograd": FNN_CONV_WINOGRAD, "winograd4x4": FNN_CONV_WINOGRAD4}
+_conv_algorithm = "auto"
+
+
+def _algorithm_name(name, str fn):
+    if not isinstance(name, str) or name not in CONV_ALGORITHMS:
+        raise ValueError(f"{fn}: algorithm must be one of {', '.join(CONV_ALGORITHMS)}, "
+                         f"got {name!r}")
+    return name
+
+
+def set_conv_algorithm(name):
+    """The algorithm of every conv2d called without algorithm= (and every Conv2d built
+    without one): "auto" (the default: Winograd where it measured faster on the shape,
+    else direct), "direct", "winograd" or "winograd4x4". Under a Winograd default, the
+    convolutions Winograd cannot run (not 3x3, stride or dilation not 1) run direct."""
+    global _conv_algorithm
+    _conv_algorithm = _algorithm_name(name, "set_conv_algorithm")
+
+
+def get_conv_algorithm():
+    """The default algorithm of conv2d (see set_conv_algorithm)."""
+    return _conv_algorithm
+
+
+cdef int _conv_algo(str fn, fnn_conv2d_shape *s, object algorithm) except -1:
+    """The algorithm conv2d runs on s: `algorithm`, or the default when it is None (a
+    Winograd default falls back to direct where it does not apply; an explicit one raises)."""
+    explicit = algorithm is not None
+    name = _algorithm_name(algorithm if explicit else _conv_algorithm, fn)
+    cdef int chosen
+    if fnn_conv2d_algorithm(s, CONV_ALGORITHMS[name], &chosen) == FNN_OK:
+        return chosen
+    if explicit:
+        raise ValueError(f"{fn}: algorithm={name!r} needs a 3x3 kernel, stride 1 and dilation 1, "
+                         f"got kernel {(s.kh, s.kw)}, stride {(s.sh, s.sw)}, "
+                         f"dilation {(s.dh, s.dw)}")
+    return FNN_CONV_DIRECT
+
+
+class _Shaped:
+    """Stands for an array of the given NCHW shape (only .shape is read)."""
+    def __init__(self, shape, str name, str fn):
+        try:
+            self.shape = tuple(operator.index(v) for v in shape)
+        except TypeError:
+            raise TypeError(f"{fn}: {name} must be a tuple of 4 ints, got {shape!r}") from None
+        if len(self.shape) != 4 or min(self.shape) < 0:
+            raise ValueError(f"{fn}: {name} must be 4 non-negative sizes, got {shape!r}")
+
+
+def conv2d_algorithm(x_shape, weight_shape, stride=1, padding=0, dilation=1, algorithm=None):
+    """The algorithm ("direct", "winograd" or "winograd4x4") that conv2d and its backward
+    run for these shapes and arguments, with `algorithm` or the default."""
+    fn = "conv2d_algorithm"
+    x, weight = _Shaped(x_shape, "x_shape", fn), _Shaped(weight_shape, "weight_shape", fn)
+    cdef fnn_conv2d_shape s = _conv_shape(fn, x, weight, stride, padding, dilation)
+    chosen = _conv_algo(fn, &s, algorithm)
+    return next(k for k, v in CONV_ALGORITHMS.items() if v == chosen)
+
+
 cdef tuple _conv2d_output_hw(fnn_conv2d_shape s):
     cdef int64_t oh, ow
     fnn_conv2d_output_size(&s, &oh, &ow)
     return oh, ow
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, *, out=None):
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, *, out=None,
+           algorithm=None):
     """2-D cross-correlation of NCHW x with weight (C_out, C_in, kh, kw), zero padding;
-    output (N, C_out, OH, OW), like torch.nn.functional.conv2d (groups=1)."""
-    return _conv2d("conv2d", x, weight, bias, stride, padding, dilation, None, out, None, False)
+    output (N, C_out, OH, OW), like torch.nn.functional.conv2d (groups=1). algorithm:
+    "auto", "direct", "winograd" or "winograd4x4" (see set_conv_algorithm); None: the
+    default."""
+    return _conv2d("conv2d", x, weight, bias, stride, padding, dilation, None, out, None, False,
+                   algorithm)
 
 
 def conv2d_max_pool2d(x, weight, bias=None, stride=1, padding=0, dilation=1, kernel_size=2,
                       pool_stride=None, pool_padding=0, *, out=None, indices=None,
-                      return_indices=True):
+                      return_indices=True, algorithm=None):
     """max_pool2d_with_indices(conv2d(x, weight, bias, stride, padding, dilation),
     kernel_size, pool_stride, pool_padding), bitwise, without storing the convolution's
     output: each image's is pooled while in cache. (y, indices), or y alone when
     return_indices is False; indices are offsets into the convolution output's planes."""
     return _conv2d("conv2d_max_pool2d", x, weight, bias, stride, padding, dilation,
-                   (kernel_size, pool_stride, pool_padding), out, indices, return_indices)
+                   (kernel_size, pool_stride, pool_padding), out, indices, return_indices,
+                   algorithm)
 
 
 cdef object _conv2d(str fn, object x, object weight, object bias, object stride,
                     object padding, object dilation, tuple pool, object out, object indices,
-                    bint return_indices):
+                    bint return_indices, object algorithm):
     x = as_float32(x, "x", fn, 4)
     weight = as_float32(weight, "weight", fn, 4)
     cdef fnn_conv2d_shape s = _conv_shape(fn, x, weight, stride, padding, dilation)
+    cdef int algo = _conv_algo(fn, &s, algorithm)
     bias = _conv_bias(bias, fn, s.c_out)
     oh, ow = _conv2d_output_hw(s)
     shape = (s.n, s.c_out, oh, ow)
@@ -141,44 +211,47 @@ cdef object _conv2d(str fn, object x, object weight, object bias, object stride,
     cdef int status
     with nogil:
         if pooled:
-            status = fnn_conv2d_max_pool2d(&s, &p, xp, wp, bp, yp, ip)
+            status = fnn_conv2d_max_pool2d(&s, &p, xp, wp, bp, yp, ip, algo)
         else:
-            status = fnn_conv2d_forward(&s, xp, wp, bp, yp)
+            status = fnn_conv2d_forward(&s, xp, wp, bp, yp, algo)
     check(status, fn)
     return (out, indices) if return_indices else out
 
 
 def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, *, bias=True,
                     need_input_grad=True, need_weight_grad=True, grad_input=None,
-                    grad_weight=None, grad_bias=None):
+                    grad_weight=None, grad_bias=None, algorithm=None):
     """Gradients (grad_x or None, grad_weight or None, grad_bias or None) of :func:`conv2d`;
     grad_x is skipped (None) when need_input_grad is False, grad_weight when
-    need_weight_grad is False, grad_bias when bias is False."""
+    need_weight_grad is False, grad_bias when bias is False. algorithm: as conv2d's; it
+    applies to grad_x (weight and bias gradients run direct)."""
     return _conv2d_backward("conv2d_backward", grad_out, None, x, weight, stride, padding,
                             dilation, None, bias, need_input_grad, need_weight_grad,
-                            grad_input, grad_weight, grad_bias)
+                            grad_input, grad_weight, grad_bias, algorithm)
 
 
 def conv2d_max_pool2d_backward(grad_out, indices, x, weight, stride=1, padding=0, dilation=1,
                                kernel_size=2, pool_stride=None, pool_padding=0, *, bias=True,
                                need_input_grad=True, need_weight_grad=True, grad_input=None,
-                               grad_weight=None, grad_bias=None):
+                               grad_weight=None, grad_bias=None, algorithm=None):
     """Gradients of :func:`conv2d_max_pool2d` from the pooled grad_out and its indices:
     conv2d_backward's on max_pool2d_backward's result, bitwise, neither stored whole."""
     return _conv2d_backward("conv2d_max_pool2d_backward", grad_out, indices, x, weight, stride,
                             padding, dilation, (kernel_size, pool_stride, pool_padding), bias,
                             need_input_grad, need_weight_grad, grad_input, grad_weight,
-                            grad_bias)
+                            grad_bias, algorithm)
 
 
 cdef tuple _conv2d_backward(str fn, object grad_out, object indices, object x, object weight,
                             object stride, object padding, object dilation, tuple pool,
                             bint bias, bint need_input_grad, bint need_weight_grad,
-                            object grad_input, object grad_weight, object grad_bias):
+                            object grad_input, object grad_weight, object grad_bias,
+                            object algorithm):
     x = as_float32(x, "x", fn, 4)
     weight = as_float32(weight, "weight", fn, 4)
     grad_out = as_float32(grad_out, "grad_out", fn, 4)
     cdef fnn_conv2d_shape s = _conv_shape(fn, x, weight, stride, padding, dilation)
+    cdef int algo = _conv_algo(fn, &s, algorithm)
     oh, ow = _conv2d_output_hw(s)
     shape, what = (s.n, s.c_out, oh, ow), "the conv2d output"
     cdef fnn_pool2d p
@@ -205,9 +278,10 @@ cdef tuple _conv2d_backward(str fn, object grad_out, object indices, object x, o
     cdef int status
     with nogil:
         if pooled:
-            status = fnn_conv2d_max_pool2d_backward(&s, &p, gyp, ip, xp, wp, gxp, gwp, gbp)
+            status = fnn_conv2d_max_pool2d_backward(&s, &p, gyp, ip, xp, wp, gxp, gwp, gbp,
+                                                    algo)
         else:
-            status = fnn_conv2d_backward(&s, gyp, xp, wp, gxp, gwp, gbp)
+            status = fnn_conv2d_backward(&s, gyp, xp, wp, gxp, gwp, gbp, algo)
     if status == FNN_EINVAL and pooled:
         pool_indices_out_of_range(&p, fn)
     check(status, fn)

@@ -101,13 +101,21 @@ cdef extern from "fastnn.h" nogil:
     ctypedef struct fnn_conv2d_shape:
         int64_t n, c_in, h, w, c_out, kh, kw, sh, sw, ph, pw, dh, dw
     int fnn_conv2d_output_size(const fnn_conv2d_shape *s, int64_t *oh, int64_t *ow)
+    enum:
+        FNN_CONV_AUTO
+        FNN_CONV_DIRECT
+        FNN_CONV_WINOGRAD
+        FNN_CONV_WINOGRAD4
+    int fnn_conv2d_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
     int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w,
-                           const float *bias, float *y)
+                           const float *bias, float *y, int algo)
     int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const float *x,
-                            const float *w, float *grad_x, float *grad_w, float *grad_b)
+                            const float *w, float *grad_x, float *grad_w, float *grad_b,
+                            int algo)
     int fnn_conv2d_max_pool2d(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *x,
-                              const float *w, const float *bias, float *y, int64_t *idx)
+                              const float *w, const float *bias, float *y, int64_t *idx,
+                              int algo)
     int fnn_conv2d_max_pool2d_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool,
                                        const float *grad_y, const int64_t *idx, const float *x,
                                        const float *w, float *grad_x, float *grad_w,
-                                       float *grad_b)
+                                       float *grad_b, int algo)

@@ -5,6 +5,7 @@ naming the argument before the GIL is released; the C call runs inside
 `with nogil`, and its status code becomes an exception. Parallelism lives in C.
 """
 import math
+import operator
 import os
 import time
 

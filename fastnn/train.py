@@ -38,6 +38,9 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=_positive, default=None,
                    help="kernel threads (default: OpenMP's choice)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--conv-algorithm", choices=("auto", "direct", "winograd", "winograd4x4"),
+                   default="auto", help="default algorithm of the convolutions (see "
+                   "fastnn.set_conv_algorithm)")
     p.add_argument("--save", metavar="PATH", help="write the trained model here")
     p.add_argument("--export-onnx", metavar="PATH",
                    help="write the trained model as ONNX here (needs the onnx package)")
@@ -66,6 +69,7 @@ def main(argv=None):
     if args.threads:
         fastnn.set_num_threads(args.threads)
     print = builtins.print if dist.is_main() else _quiet  # only rank 0 prints
+    fastnn.set_conv_algorithm(args.conv_algorithm)
     try:
         with dist.main_rank_first():  # rank 0 downloads, the others find its copy
             (x, y), (xt, yt), note = datasets.load_splits(
@@ -87,9 +91,9 @@ def main(argv=None):
         opt = optim.SGD(model.parameters(), lr=args.lr or 0.05, momentum=0.9)
     print(f"{args.model} on {args.dataset}: {len(x):,} training and {len(xt):,} test samples, "
           f"{opt}, batch {args.batch_size}, {fastnn.get_num_threads()} threads, "
-          f"ISA {fastnn.get_isa()}" + (f", {dist.world_size()} ranks (data-parallel; the "
-                                       f"batch is split across them)" if args.distributed
-                                       else ""))
+          f"ISA {fastnn.get_isa()}, conv algorithm {fastnn.get_conv_algorithm()}" +
+          (f", {dist.world_size()} ranks (data-parallel; the batch is split across them)"
+           if args.distributed else ""))
     start = time.perf_counter()
     model.fit(x, y, optimizer=opt, epochs=args.epochs, batch_size=args.batch_size,
               seed=args.seed, verbose=2 if args.no_progress else 1,

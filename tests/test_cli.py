@@ -38,18 +38,18 @@ def run_cli(tmp_path, *args):
                           text=True, env=env, cwd=ROOT, timeout=300)
 
 
-@pytest.mark.parametrize("model", ["mlp", "cnn"])
-def test_cli_trains_reports_and_saves(tmp_path, model):
+@pytest.mark.parametrize("model,conv", [("mlp", "auto"), ("cnn", "direct"), ("cnn", "winograd")])
+def test_cli_trains_reports_and_saves(tmp_path, model, conv):
     write_split(tmp_path, "fashion-mnist", "train", 300, 0)
     write_split(tmp_path, "fashion-mnist", "test", 100, 1)
     save = tmp_path / "out.fnn"
     proc = run_cli(tmp_path, "--model", model, "--dataset", "fashion-mnist", "--epochs", "1",
                    "--batch-size", "16", "--optimizer", "sgd", "--lr", "0.05", "--threads", "1",
                    "--seed", "3", "--limit", "64", "--data-root", str(tmp_path), "--save",
-                   str(save), "--no-download")
+                   str(save), "--no-download", "--conv-algorithm", conv)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "64 training and 64 test samples" in out
+    assert "64 training and 64 test samples" in out and f"conv algorithm {conv}" in out
     assert "Epoch 1/1 - loss " in out and "accuracy" in out and "samples/s" in out
     assert "test accuracy" in out and f"saved to {save}" in out
     assert fastnn.load(save).predict(np.zeros((1, 1, 28, 28), np.float32)).shape == (1, 10)
@@ -77,4 +77,6 @@ def test_cli_rejects_bad_arguments(tmp_path):
     proc = run_cli(tmp_path, "--batch-size", "0")
     assert proc.returncode == 2 and "must be a positive integer" in proc.stderr
     proc = run_cli(tmp_path, "--model", "vgg")
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
+    proc = run_cli(tmp_path, "--conv-algorithm", "fft")
     assert proc.returncode == 2 and "invalid choice" in proc.stderr

@@ -88,16 +88,30 @@ def make_conv(r, draw, backward=False):
     h = max(dims(draw, 1, 7), dil * (kh - 1) + 1)
     w = max(dims(draw, 1, 7), dil * (kw - 1) + 1)
     args = {"x": randn(r, n, c, h, w), "weight": randn(r, o, c, kh, kw)}
-    win = {"stride": stride, "padding": pad, "dilation": dil}
+    win = {"stride": stride, "padding": pad, "dilation": dil, "algorithm": draw_algorithm(
+        draw, (kh, kw, stride, dil) == (3, 3, 1, 1))}
     if backward:
         oh, ow = R.conv2d_output_shape(h, w, (kh, kw), stride, pad, dil)
         return {"grad_out": randn(r, n, o, oh, ow), **args, **win}
     return {**args, "bias": randn(r, o) if draw(st.booleans()) else None, **win}
 
 
+def draw_algorithm(draw, winograd_fits):
+    """A convolution algorithm valid for the window (Winograd: 3x3, stride 1, dilation 1)."""
+    return draw(st.sampled_from([None, "auto", "direct"] +
+                                (["winograd", "winograd4x4"] if winograd_fits else [])))
+
+
+def without_algorithm(ref):
+    """The reference op (one algorithm: exact) called without the algorithm argument."""
+    def call_ref(*args, algorithm=None, **kwargs):
+        return ref(*args, **kwargs)
+    return call_ref
+
+
 def make_conv_pool(r, draw, backward=False):
     args = make_conv(r, draw)
-    x, w, win = args["x"], args["weight"], {k: args[k] for k in CONV}
+    x, w, win = args["x"], args["weight"], {k: args[k] for k in CONV if k != "algorithm"}
     oh, ow = R.conv2d_output_shape(x.shape[2], x.shape[3], w.shape[2:], *win.values())
     k = dims(draw, 1, min(3, oh, ow))
     pool = {"kernel_size": k, "pool_stride": dims(draw, 1, 3) if draw(st.booleans()) else None,
@@ -106,7 +120,8 @@ def make_conv_pool(r, draw, backward=False):
         return {**args, **pool}
     y, idx = R.max_pool2d_with_indices(R.conv2d(x, w, args["bias"], *win.values()),
                                        *pool.values())
-    return {"grad_out": randn(r, *y.shape), "indices": idx, "x": x, "weight": w, **win, **pool}
+    return {"grad_out": randn(r, *y.shape), "indices": idx, "x": x, "weight": w, **win, **pool,
+            "algorithm": args["algorithm"]}
 
 
 def make_pool(r, draw, backward=False, indices=False):
@@ -233,7 +248,7 @@ def ref_conv_max_pool_backward(grad_out, indices, x, weight, stride, padding, di
 
 
 POOL = ("kernel_size", "stride", "padding")
-CONV = ("stride", "padding", "dilation")
+CONV = ("stride", "padding", "dilation", "algorithm")
 CONV_POOL = ("kernel_size", "pool_stride", "pool_padding")
 OPS = [Op(name, getattr(F, name), getattr(R, name), make_unary, {"out": None}, (), ("x",))
        for name in ("relu", "sigmoid", "tanh", "leaky_relu")]
@@ -249,13 +264,16 @@ OPS += [
     Op("linear_backward", F.linear_backward, R.linear_backward,
        lambda r, d: make_linear(r, d, True),
        {"grad_input": 0, "grad_weight": 1, "grad_bias": 2}, (), ("grad_out", "x", "weight")),
-    Op("conv2d", F.conv2d, R.conv2d, make_conv, {"out": None}, CONV, ("x", "weight", "bias")),
-    Op("conv2d_backward", F.conv2d_backward, R.conv2d_backward,
+    Op("conv2d", F.conv2d, without_algorithm(R.conv2d), make_conv, {"out": None}, CONV,
+       ("x", "weight", "bias")),
+    Op("conv2d_backward", F.conv2d_backward, without_algorithm(R.conv2d_backward),
        lambda r, d: make_conv(r, d, True),
        {"grad_input": 0, "grad_weight": 1, "grad_bias": 2}, CONV, ("grad_out", "x", "weight")),
-    Op("conv2d_max_pool2d", F.conv2d_max_pool2d, ref_conv_max_pool, make_conv_pool,
+    Op("conv2d_max_pool2d", F.conv2d_max_pool2d, without_algorithm(ref_conv_max_pool),
+       make_conv_pool,
        {"out": 0, "indices": 1}, CONV + CONV_POOL, ("x", "weight", "bias")),
-    Op("conv2d_max_pool2d_backward", F.conv2d_max_pool2d_backward, ref_conv_max_pool_backward,
+    Op("conv2d_max_pool2d_backward", F.conv2d_max_pool2d_backward,
+       without_algorithm(ref_conv_max_pool_backward),
        lambda r, d: make_conv_pool(r, d, True),
        {"grad_input": 0, "grad_weight": 1, "grad_bias": 2}, CONV + CONV_POOL,
        ("grad_out", "x", "weight")),
@@ -1072,9 +1090,43 @@ def test_distributed_boundary(data):
         np.testing.assert_array_equal(got, expect)
 
 
+@settings(FUZZ, max_examples=200)
+@given(name=st.sampled_from(["auto", "direct", "winograd", "winograd4x4", "Winograd", "",
+                             "fft", None, 2, b"direct", ("direct",)]),
+       x_shape=st.sampled_from([(2, 3, 8, 8), (1, 1, 1, 1), (0, 3, 8, 8), (2, 3, 2**40, 8),
+                                (2, 3, 8), (2, -3, 8, 8), (2.5, 3, 8, 8), "x", None]),
+       window=st.sampled_from([(3, 1, 1, 1), (3, 1, 0, 1), (3, 2, 1, 1), (3, 1, 1, 2),
+                               (5, 1, 2, 1), (1, 1, 0, 1), (3, 1, 2**62, 1), (3, 0, 1, 1)]))
+def test_conv_algorithm_boundary(name, x_shape, window):
+    """set_conv_algorithm and conv2d_algorithm: a name either takes effect (a conv2d then
+    runs and matches) or raises a ValueError naming the algorithm; shapes and windows a
+    conv2d would reject are rejected naming what was wrong."""
+    CALLS["conv_algorithm"] = CALLS.get("conv_algorithm", 0) + 1
+    k, stride, pad, dil = window
+    try:
+        fastnn.set_conv_algorithm(name)
+        assert fastnn.get_conv_algorithm() == name
+        r = np.random.default_rng(0)
+        x, w = randn(r, 2, 3, 8, 8), randn(r, 4, 3, 3, 3)
+        assert_matches(F.conv2d(x, w, None, 1, 1), R.conv2d(to64(x), to64(w), None, 1, 1))
+    except ValueError as e:
+        assert "algorithm must be one of" in str(e)
+    finally:
+        fastnn.set_conv_algorithm("auto")
+    status, got = call("conv_algorithm", lambda: fastnn.conv2d_algorithm(
+        x_shape, (4, 3, k, k), stride, pad, dil, algorithm=name))
+    if status == "ok":
+        assert got in ("direct", "winograd", "winograd4x4")
+        assert got == "direct" or (k, stride, dil) == (3, 1, 1)
+    else:
+        check_named(got, {"algorithm", "x_shape", "weight_shape", "x", "weight", "stride",
+                          "padding", "dilation", "kernel", "output"})
+
+
 QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losses": 300,
          "optimizers": 300, "models": 200, "state_dicts": 150, "runtime": 200,
-         "distributed": 200, "to_categorical": 200, "safetensors": 200, "keras_layers": 300}
+         "distributed": 200, "to_categorical": 200, "safetensors": 200, "keras_layers": 300,
+         "conv_algorithm": 200}
 
 
 def test_call_count():

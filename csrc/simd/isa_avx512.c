@@ -5,7 +5,7 @@
  * pixels), N = 10 classifier products and short panels waste most of a zmm register, and
  * on CPUs that run AVX-512 on 256-bit units (AMD Zen 4) a zmm operation costs two ymm
  * ones, so there the wide code is never faster and often slower. The elementwise, pooling
- * and convolution kernels are therefore AVX2's (the same code, so never slower than
+ * convolution and Winograd kernels are therefore AVX2's (the same code, so never slower than
  * it), and gemm.c takes the wide tile only for products large enough to fill it. */
 #include "../internal.h"
 
@@ -30,7 +30,7 @@ static const fnn_probe_kernels probe = FNN_PROBE_KERNELS;
 
 const fnn_kernels fnn_kernels_avx512 = {
     .name = "avx512", .gemm = &fnn_gemm_avx2, .gemm_wide = &gemm_wide, .probe = &probe,
-    .ew = &fnn_ew_avx2, .conv = &fnn_conv_avx2,
+    .ew = &fnn_ew_avx2, .conv = &fnn_conv_avx2, .wino = &fnn_wino_avx2,
 };
 
 #include "target_end.h"

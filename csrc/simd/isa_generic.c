@@ -9,12 +9,14 @@
 #include "probe_kernel.h"
 #include "elementwise_kernel.h"
 #include "conv_kernel.h"
+#include "winograd_kernel.h"
 
 static const fnn_gemm_kernels gemm = FNN_GEMM_KERNELS(120, 256, 4096);
 static const fnn_probe_kernels probe = FNN_PROBE_KERNELS;
 static const fnn_elementwise_kernels ew = FNN_EW_KERNELS;
 static const fnn_conv_kernels conv = FNN_CONV_KERNELS;
+static const fnn_wino_kernels wino = FNN_WINO_KERNELS;
 
 const fnn_kernels fnn_kernels_generic = {
-    .name = "generic", .gemm = &gemm, .probe = &probe, .ew = &ew, .conv = &conv,
+    .name = "generic", .gemm = &gemm, .probe = &probe, .ew = &ew, .conv = &conv, .wino = &wino,
 };

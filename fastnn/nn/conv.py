@@ -3,6 +3,7 @@ plan runs in place of the pair)."""
 import numpy as np
 
 from .. import functional as F
+from .._core import conv2d_algorithm
 from ..reference import conv2d_output_shape
 from .linear import _Weighted, _weights
 from .module import Parameter, _count, _pair, memo_shape
@@ -15,10 +16,12 @@ class Conv2d(_Weighted):
 
     padding: an int, a pair, "valid" (no padding) or "same" (stride 1; the output has
     the input's size; when the kernel's extent dilation*(k-1) is odd, the extra zero row
-    and column go at the bottom and right, as in torch)."""
+    and column go at the bottom and right, as in torch). algorithm: "auto", "direct",
+    "winograd" or "winograd4x4" (see fastnn.set_conv_algorithm); None follows the global
+    default."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, bias=True, *, seed=None, init="torch"):
+                 dilation=1, bias=True, *, seed=None, init="torch", algorithm=None):
         self.in_channels = _count(in_channels, "in_channels", "Conv2d")
         self.out_channels = _count(out_channels, "out_channels", "Conv2d")
         self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2d")
@@ -45,6 +48,13 @@ class Conv2d(_Weighted):
                         fan_out, "Conv2d")
         self.weight = Parameter(w)
         self.bias = Parameter(b) if bias else None
+        self.algorithm = algorithm
+        if algorithm is not None:  # checked against this layer's window now, not at the call
+            try:
+                conv2d_algorithm((1, self.in_channels, kh + 2, kw + 2), self.weight.data.shape,
+                                 self.stride, 0, self.dilation, algorithm)
+            except ValueError as e:
+                raise ValueError(f"Conv2d: {e}") from None
 
     @property
     def _pad(self):
@@ -75,8 +85,11 @@ class Conv2d(_Weighted):
             raise ValueError(f"{self!r}: input of shape {tuple(shape)} is too small: {e}") from None
         return (shape[0], self.out_channels, oh, ow)
 
-    _forward = staticmethod(F.conv2d)
-    _backward = staticmethod(F.conv2d_backward)
+    def _forward(self, *args, **kwargs):
+        return F.conv2d(*args, algorithm=self.algorithm, **kwargs)
+
+    def _backward(self, *args, **kwargs):
+        return F.conv2d_backward(*args, algorithm=self.algorithm, **kwargs)
 
     def _args(self):
         return self.stride, self._pad, self.dilation
@@ -91,8 +104,9 @@ class Conv2d(_Weighted):
         padded[:, :, h:] = 0.0
         padded[:, :, :, w:] = 0.0
         padded[:, :, :h, :w] = x
-        return F.conv2d(padded, self.weight.data, None if self.bias is None else self.bias.data,
-                        *self._args(), out=self._buffer("y", shape))
+        return self._forward(padded, self.weight.data,
+                             None if self.bias is None else self.bias.data, *self._args(),
+                             out=self._buffer("y", shape))
 
     def backward(self, grad_out, need_input_grad=True):
         dx = super().backward(grad_out, need_input_grad)
@@ -106,10 +120,13 @@ class Conv2d(_Weighted):
 
     def config(self):
         padding = self.padding if isinstance(self.padding, str) else list(self.padding)
-        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
-                "kernel_size": list(self.kernel_size), "stride": list(self.stride),
-                "padding": padding, "dilation": list(self.dilation),
-                "bias": self.bias is not None}
+        config = {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                  "kernel_size": list(self.kernel_size), "stride": list(self.stride),
+                  "padding": padding, "dilation": list(self.dilation),
+                  "bias": self.bias is not None}
+        if self.algorithm is not None:
+            config["algorithm"] = self.algorithm
+        return config
 
 
 class _ConvMaxPool:
@@ -128,8 +145,10 @@ class _ConvMaxPool:
                 *conv._args(), *pool._args())
         y = pool._buffer("y", shape)
         if not pool.training:
-            return F.conv2d_max_pool2d(*args, out=y, return_indices=False)
-        return F.conv2d_max_pool2d(*args, out=y, indices=pool._buffer("idx", shape, np.int64))[0]
+            return F.conv2d_max_pool2d(*args, out=y, return_indices=False,
+                                       algorithm=conv.algorithm)
+        return F.conv2d_max_pool2d(*args, out=y, indices=pool._buffer("idx", shape, np.int64),
+                                   algorithm=conv.algorithm)[0]
 
     def backward(self, grad_out, need_input_grad=True):
         conv, x = self.conv, self.conv._x
@@ -137,7 +156,7 @@ class _ConvMaxPool:
             grad_out, self.pool._buffers["idx"], x, conv.weight.data, *conv._args(),
             *self.pool._args(), need_input_grad=need_input_grad,
             grad_input=conv._buffer("dx", x.shape) if need_input_grad else None,
-            **conv._grad_args())[0]
+            algorithm=conv.algorithm, **conv._grad_args())[0]
 
     def named_parameters(self):
         return self.conv.named_parameters()

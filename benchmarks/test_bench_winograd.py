@@ -1,0 +1,132 @@
+"""3x3 stride-1 convolutions per algorithm: fastnn direct vs Winograd F(2x2, 3x3) vs
+F(4x4, 3x3) vs "auto" vs PyTorch (torch.nn.functional.conv2d and its backward), batch 128,
+at the reference CNN's conv2, TinyVGG's and a VGG-style CIFAR net's shapes.
+
+Forward+backward computes every gradient (input, weight, bias), in fastnn and PyTorch.
+Flops per pass are the direct method's, 2*N*C_out*OH*OW*C_in*9 (x3 for forward+backward),
+so a faster algorithm shows as a higher rate.
+
+On a shared machine run the side-by-side comparison instead, which interleaves the
+algorithms round by round and prints medians and ratios:
+    python -m benchmarks.test_bench_winograd [--rounds 15] [--threads 2]"""
+import argparse
+import time
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import functional as F
+
+from .conftest import THREADS, library_threads
+
+N = 128
+# name: (c_in, hw, c_out, padding)
+CASES = {"cnn conv2 32->64 13x13 p0": (32, 13, 64, 0),
+         "tinyvgg 32->32 28x28 p1": (32, 28, 32, 1),
+         "vgg-cifar 64->64 16x16 p1": (64, 16, 64, 1)}
+ALGORITHMS = ["direct", "winograd", "winograd4x4", "auto"]
+PASSES = ["fwd", "fwd+bwd"]
+
+
+def case_arrays(name):
+    c, hw, o, p = CASES[name]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, c, hw, hw), dtype=np.float32)
+    w = rng.standard_normal((o, c, 3, 3), dtype=np.float32)
+    b = rng.standard_normal(o, dtype=np.float32)
+    ohw = hw + 2 * p - 2
+    g = rng.standard_normal((N, o, ohw, ohw), dtype=np.float32)
+    return x, w, b, g, p, 2 * g.size * c * 9
+
+
+def fastnn_step(name, mode, algorithm):
+    x, w, b, g, p, _ = case_arrays(name)
+    y, gx = np.empty(g.shape, np.float32), np.empty(x.shape, np.float32)
+    gw, gb = np.empty(w.shape, np.float32), np.empty(b.shape, np.float32)
+
+    def step():
+        F.conv2d(x, w, b, 1, p, out=y, algorithm=algorithm)
+        if mode != "fwd":
+            F.conv2d_backward(g, x, w, 1, p, grad_input=gx, grad_weight=gw, grad_bias=gb,
+                              algorithm=algorithm)
+    return step
+
+
+def torch_step(torch, name, mode):
+    x, w, b, g, p, _ = (torch.from_numpy(a) if isinstance(a, np.ndarray) else a
+                        for a in case_arrays(name))
+
+    def step():
+        torch.nn.functional.conv2d(x, w, b, padding=p)
+        if mode != "fwd":
+            torch.ops.aten.convolution_backward(g, x, w, [w.shape[0]], [1, 1], [p, p], [1, 1],
+                                                False, [0, 0], 1, [True, True, True])
+    return step
+
+
+def flops_of(name, mode):
+    return case_arrays(name)[-1] * (1 if mode == "fwd" else 3)
+
+
+@pytest.mark.parametrize("threads", THREADS[-1:])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("mode", PASSES)
+@pytest.mark.parametrize("case", CASES)
+def test_conv3x3_fastnn(benchmark, record, case, mode, algorithm, threads):
+    step = fastnn_step(case, mode, algorithm)
+    benchmark.group = "conv3x3"
+    with library_threads("fastnn", threads):
+        benchmark(step)
+    record(benchmark, op=f"conv3x3 {mode}", shape=case, threads=threads,
+           library="fastnn" if algorithm == "auto" else f"fastnn-{algorithm}",
+           flops=flops_of(case, mode))
+
+
+@pytest.mark.parametrize("threads", THREADS[-1:])
+@pytest.mark.parametrize("mode", PASSES)
+@pytest.mark.parametrize("case", CASES)
+def test_conv3x3_torch(benchmark, record, torch, case, mode, threads):
+    step = torch_step(torch, case, mode)
+    benchmark.group = "conv3x3"
+    with torch.no_grad(), library_threads("torch", threads):
+        benchmark(step)
+    record(benchmark, op=f"conv3x3 {mode}", shape=case, library="torch", threads=threads,
+           flops=flops_of(case, mode))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    try:
+        import torch
+        torch.set_num_threads(args.threads)
+    except ImportError:
+        torch = None
+    fastnn.set_num_threads(args.threads)
+    print(f"fastnn {fastnn.get_isa()}, {args.threads} thread(s), batch {N}, median of "
+          f"{args.rounds} interleaved rounds (ms); ratios: time / direct's, time / torch's")
+    for name in CASES:
+        for mode in PASSES:
+            steps = {a: fastnn_step(name, mode, a) for a in ALGORITHMS[:3]}
+            if torch is not None:
+                steps["torch"] = torch_step(torch, name, mode)
+            times = {k: [] for k in steps}
+            for _ in range(args.rounds + 1):  # the first round warms up
+                for k, step in steps.items():
+                    t0 = time.perf_counter()
+                    step()
+                    times[k].append(time.perf_counter() - t0)
+            med = {k: 1e3 * float(np.median(v[1:])) for k, v in times.items()}
+            cells = [f"{k} {ms:7.2f} ({ms / med['direct']:.2f}"
+                     + (f", {ms / med['torch']:.2f})" if "torch" in med else ")")
+                     for k, ms in med.items()]
+            print(f"{name:27s} {mode:7s} " + "  ".join(cells), flush=True)
+        c, hw, o, p = CASES[name]
+        print(f"{'':27s} auto runs {fastnn.conv2d_algorithm((N, c, hw, hw), (o, c, 3, 3), 1, p)}")
+
+
+if __name__ == "__main__":
+    main()

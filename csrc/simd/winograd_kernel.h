@@ -1,0 +1,107 @@
+/* winograd_kernel.h: the input and output transforms of Winograd's F(m x m, 3 x 3),
+ * m = 2 or 4 (winograd.c), on one tile, FNN_WINO_LANES channels per vector (channels
+ * are the innermost dimension on both sides, as in NNPACK and ncnn), compiled once per
+ * ISA by simd/isa_*.c. Each 1-D transform is a few additions per point: Lavin & Gray's
+ * minimal algorithms on the points 0, +-1 (F(2x2)) or 0, +-1, +-2 (F(4x4)), and infinity. */
+
+typedef float wino_vf __attribute__((vector_size(FNN_WINO_LANES * 4)));
+typedef float wino_vf_u __attribute__((vector_size(FNN_WINO_LANES * 4), aligned(4)));
+
+/* B^T d along one axis: a points d[k*ds] to a points o[k*os]. */
+static inline __attribute__((always_inline)) void
+wino_bt(int m, const wino_vf *d, int ds, wino_vf *o, int os)
+{
+    if (m == 2) {
+        o[0] = d[0] - d[2 * ds];
+        o[os] = d[ds] + d[2 * ds];
+        o[2 * os] = d[2 * ds] - d[ds];
+        o[3 * os] = d[ds] - d[3 * ds];
+        return;
+    }
+    wino_vf t1 = d[4 * ds] - 4.0f * d[2 * ds], t2 = d[3 * ds] - 4.0f * d[ds];  /* +-1 */
+    wino_vf t3 = d[4 * ds] - d[2 * ds], t4 = 2.0f * (d[3 * ds] - d[ds]);       /* +-2 */
+    o[0] = 4.0f * d[0] - 5.0f * d[2 * ds] + d[4 * ds];
+    o[os] = t1 + t2;
+    o[2 * os] = t1 - t2;
+    o[3 * os] = t3 + t4;
+    o[4 * os] = t3 - t4;
+    o[5 * os] = 4.0f * d[ds] - 5.0f * d[3 * ds] + d[5 * ds];
+}
+
+/* A^T x along one axis: a points to m. */
+static inline __attribute__((always_inline)) void
+wino_at(int m, const wino_vf *x, int xs, wino_vf *o, int os)
+{
+    if (m == 2) {
+        o[0] = x[0] + x[xs] + x[2 * xs];
+        o[os] = x[xs] - x[2 * xs] - x[3 * xs];
+        return;
+    }
+    wino_vf s1 = x[xs] + x[2 * xs], d1 = x[xs] - x[2 * xs];
+    wino_vf s2 = x[3 * xs] + x[4 * xs], d2 = x[3 * xs] - x[4 * xs];
+    o[0] = x[0] + s1 + s2;
+    o[os] = d1 + 2.0f * d2;
+    o[2 * os] = s1 + 4.0f * s2;
+    o[3 * os] = d1 + 8.0f * d2 + x[5 * xs];
+}
+
+/* The a x a patch at src (pixel (i, j) at src + i*ld + j*cp, channels contiguous, cp a
+ * multiple of LANES): position xi of channel c to out[xi*os + c], c < cp. */
+static inline __attribute__((always_inline)) void
+wino_input_m(int m, const float *src, int64_t ld, int64_t cp, float *out, int64_t os)
+{
+    const int a = m + 2;
+    for (int64_t c = 0; c < cp; c += FNN_WINO_LANES) {
+        wino_vf d[36], r[36], o[36];
+        for (int i = 0; i < a; i++)
+            for (int j = 0; j < a; j++)
+                d[i * a + j] = *(const wino_vf_u *)(src + i * ld + j * cp + c);
+        for (int i = 0; i < a; i++)  /* rows: d B */
+            wino_bt(m, d + i * a, 1, r + i * a, 1);
+        for (int j = 0; j < a; j++)  /* columns: B^T (d B) */
+            wino_bt(m, r + j, a, o + j, a);
+        for (int xi = 0; xi < a * a; xi++)
+            *(wino_vf_u *)(out + xi * os + c) = o[xi];
+    }
+}
+
+/* One tile's output from in[xi*is + c] plus bias[c] (c < cp, a multiple of LANES): pixel
+ * (i, j) of channel c to out[i*ld + j*cp + c]. */
+static inline __attribute__((always_inline)) void
+wino_output_m(int m, const float *in, int64_t is, int64_t cp, const float *bias, float *out,
+              int64_t ld)
+{
+    const int a = m + 2;
+    for (int64_t c = 0; c < cp; c += FNN_WINO_LANES) {
+        wino_vf d[36], r[24], o[16];
+        for (int xi = 0; xi < a * a; xi++)
+            d[xi] = *(const wino_vf_u *)(in + xi * is + c);
+        for (int i = 0; i < a; i++)  /* rows: x A */
+            wino_at(m, d + i * a, 1, r + i * m, 1);
+        for (int j = 0; j < m; j++)  /* columns: A^T (x A) */
+            wino_at(m, r + j, m, o + j, m);
+        wino_vf b = *(const wino_vf_u *)(bias + c);
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < m; j++)
+                *(wino_vf_u *)(out + i * ld + j * cp + c) = o[i * m + j] + b;
+    }
+}
+
+static void wino_input(int m, const float *src, int64_t ld, int64_t cp, float *out, int64_t os)
+{
+    if (m == 2)
+        wino_input_m(2, src, ld, cp, out, os);
+    else
+        wino_input_m(4, src, ld, cp, out, os);
+}
+
+static void wino_output(int m, const float *in, int64_t is, int64_t cp, const float *bias,
+                        float *out, int64_t ld)
+{
+    if (m == 2)
+        wino_output_m(2, in, is, cp, bias, out, ld);
+    else
+        wino_output_m(4, in, is, cp, bias, out, ld);
+}
+
+#define FNN_WINO_KERNELS {.input = wino_input, .output = wino_output}

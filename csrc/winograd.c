@@ -1,0 +1,325 @@
+/* winograd.c: 3x3, stride-1 convolution by Winograd's minimal filtering F(m x m, 3 x 3)
+ * (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016), m = 2 or 4.
+ *
+ * An output tile of m x m pixels comes from an a x a input tile (a = m + 2):
+ *     Y = A^T [ sum_c (G g_oc G^T) . (B^T d_c B) ] A          (. elementwise)
+ * With U[xi][o][c] the filters' and V[xi][c][t] the input tiles' a*a = P transformed
+ * values, position xi of every output tile is one GEMM, here transposed (tiles by
+ * channels, channels innermost as in NNPACK and ncnn):  M_xi^T = V_xi^T U_xi^T  of
+ * [tiles x c_in] x [c_in x c_out]. P GEMMs replace the direct method's 9 multiply-adds
+ * per output pixel and input channel by P / m^2 (16/4 = 4 for F(2x2), 36/16 = 2.25 for
+ * F(4x4)).
+ *
+ * Tiles are numbered over (image, tile row, tile column); a block of whole tile rows,
+ * sized from the shape alone (not the thread count), goes to whichever thread is free:
+ * the thread copies the input rows under each tile row channels-last, transforms its
+ * tiles (vectors across channels, simd/winograd_kernel.h), runs the P GEMMs on the
+ * active ISA's tile, V^T read in place against U^T packed once, and transforms the
+ * results into the output, cropping the tiles that pass its edge (the input past the
+ * edge reads as zeros). Every output element is summed over c_in inside one GEMM, in
+ * increasing order: the bits do not depend on the thread count.
+ *
+ * The input gradient is the same convolution of the output gradient with the flipped,
+ * transposed filters, its window starting at 2 - padding (which may be negative: a crop).
+ * With a max pool, the whole convolution output (or the unpooled gradient) is kept and
+ * pooled (unpooled) image by image after (before) the blocks. */
+#include "internal.h"
+
+/* Bytes of one block's transformed tiles (input and GEMM output): with the filters, in L2. */
+#define WINO_BLOCK_BYTES ((int64_t)192 << 10)
+
+typedef struct {
+    int m, a, P;           /* output tile m x m, input tile a x a, P = a*a positions */
+    int64_t n, ci, h, w;   /* the input planes */
+    int64_t co, oh, ow;    /* the output planes */
+    int64_t top, left;     /* input pixel under tap (0, 0) of output pixel (0, 0) */
+    int64_t cip, cop;      /* channels rounded up to the transforms' lanes */
+    int64_t th, tw;        /* tiles per column and per row of an image */
+    int64_t rows, nblocks; /* tile rows per block (n * th in all), blocks */
+    int64_t tb;            /* tiles per block (at most) */
+    int64_t bw;            /* pixels per row of a band: tw*m + 2 */
+    int64_t vplane, mplane; /* floats per position of V and of M (see plane_stride) */
+} wino_geom;
+
+/* ---- the filter transform (the input and output ones: simd/winograd_kernel.h) ---- */
+
+/* G g: along one axis (3 taps to a points), in double. */
+static void wino_g(int m, const double *g, int gs, double *o, int os)
+{
+    if (m == 2) {
+        o[0] = g[0];
+        o[os] = (g[0] + g[gs] + g[2 * gs]) / 2;
+        o[2 * os] = (g[0] - g[gs] + g[2 * gs]) / 2;
+        o[3 * os] = g[2 * gs];
+        return;
+    }
+    o[0] = g[0] / 4;
+    o[os] = -(g[0] + g[gs] + g[2 * gs]) / 6;
+    o[2 * os] = -(g[0] - g[gs] + g[2 * gs]) / 6;
+    o[3 * os] = g[0] / 24 + g[gs] / 12 + g[2 * gs] / 6;
+    o[4 * os] = g[0] / 24 - g[gs] / 12 + g[2 * gs] / 6;
+    o[5 * os] = g[2 * gs];
+}
+
+/* ---- plan ---- */
+
+/* Floats between the P planes of V or M: whole cache lines, and one line more, so that
+ * the P stores (loads) of one tile's transform do not all fall in the same L1 set, as
+ * they would 4 KiB apart. */
+static int64_t plane_stride(int64_t elems) { return fnn_round_up(elems, 16) + 16; }
+
+static void geom_init(wino_geom *g, int m, int64_t n, int64_t ci, int64_t h, int64_t w,
+                      int64_t co, int64_t oh, int64_t ow, int64_t top, int64_t left)
+{
+    *g = (wino_geom){.m = m, .a = m + 2, .P = (m + 2) * (m + 2), .n = n, .ci = ci, .h = h,
+                     .w = w, .co = co, .oh = oh, .ow = ow, .top = top, .left = left};
+    g->cip = fnn_round_up(ci, FNN_WINO_LANES);
+    g->cop = fnn_round_up(co, FNN_WINO_LANES);
+    g->th = (oh + m - 1) / m;
+    g->tw = (ow + m - 1) / m;
+    int64_t want = WINO_BLOCK_BYTES / ((int64_t)sizeof(float) * g->P * (g->cip + g->cop));
+    g->rows = FNN_MIN(FNN_MAX(1, want / g->tw), n * g->th);
+    g->nblocks = (n * g->th + g->rows - 1) / g->rows;
+    g->tb = g->rows * g->tw;
+    g->bw = g->tw * m + 2;
+    g->vplane = plane_stride(g->tb * g->cip);
+    g->mplane = plane_stride(g->tb * g->cop);
+}
+
+/* Floats of one thread's buffers: V, M and the band of input rows under a tile row (or
+ * of output rows of one). */
+static size_t thread_elems(const wino_geom *g)
+{
+    return (size_t)(g->P * (g->vplane + g->mplane) +
+                    fnn_round_up(FNN_MAX(g->a * g->bw * g->cip, g->m * g->tw * g->m * g->cop), 16));
+}
+
+/* Floats of the shared buffers: the transformed filters, then the bias (padded). */
+static size_t packed_u_elems(const wino_geom *g)
+{
+    return (size_t)fnn_round_up(g->P * fnn_round_up(g->co, fnn_active->gemm->nr) * g->ci, 16);
+}
+
+/* U_xi^T = (G g G^T)^T for every (c, o), straight into the GEMM's packed B panels (NR
+ * columns of o, element [c][o % NR]; columns past co zero). Filter (o, c) tap (i, j) is
+ * w[o*so + c*sc + i*si + j*sj]: the weight itself, or flipped and transposed for the
+ * input gradient. */
+static void transform_filters(const wino_geom *g, const float *w, int64_t so, int64_t sc,
+                              int64_t si, int64_t sj, float *up)
+{
+    int nr = fnn_active->gemm->nr, a = g->a;
+    int64_t cop = fnn_round_up(g->co, nr), plane = cop * g->ci;
+    for (int64_t o = 0; o < cop; o++)
+        for (int64_t c = 0; c < g->ci; c++) {
+            double tap[9], t[6 * 3], u[36];
+            for (int i = 0; i < 3; i++)
+                for (int j = 0; j < 3; j++)
+                    tap[i * 3 + j] = o < g->co ? w[o * so + c * sc + i * si + j * sj] : 0.0;
+            for (int j = 0; j < 3; j++)  /* G g: columns */
+                wino_g(g->m, tap + j, 3, t + j, 3);
+            for (int r = 0; r < a; r++)  /* (G g) G^T: rows */
+                wino_g(g->m, t + r * 3, 1, u + r * a, 1);
+            float *dst = up + (o / nr) * nr * g->ci + c * nr + o % nr;
+            for (int xi = 0; xi < g->P; xi++)
+                dst[xi * plane] = (float)u[xi];
+        }
+}
+
+/* ---- one block ---- */
+
+/* Band row i: input row y of image img, channels-last, zero outside the image. */
+static void band_row(const wino_geom *g, const float *x, int64_t img, int64_t y, float *dst)
+{
+    int64_t lo = FNN_MIN(FNN_MAX(-g->left, 0), g->bw);
+    int64_t hi = FNN_MAX(FNN_MIN(g->w - g->left, g->bw), lo);  /* columns inside */
+    memset(dst, 0, (size_t)(g->bw * g->cip) * sizeof(float));
+    if (y < 0 || y >= g->h)
+        return;
+    for (int64_t c = 0; c < g->ci; c++) {
+        const float *src = x + ((img * g->ci + c) * g->h + y) * g->w + g->left;
+        for (int64_t col = lo; col < hi; col++)
+            dst[col * g->cip + c] = src[col];
+    }
+}
+
+/* Input tiles of the block's tile rows [r0, r1) into V: position xi, tile q, channel c
+ * at v[xi*vplane + q*cip + c], a tile row at a time from a channels-last, zero-padded
+ * band of the a input rows under it (the a - m it shares with the tile row above moved
+ * up, not copied again). */
+static void transform_input(const wino_geom *g, const float *x, int64_t r0, int64_t r1,
+                            float *v, float *band)
+{
+    int m = g->m, a = g->a;
+    int64_t row = g->bw * g->cip;
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t img = r / g->th, y0 = (r % g->th) * m + g->top;
+        int keep = r > r0 && r % g->th != 0 ? a - m : 0;
+        if (keep)
+            memmove(band, band + m * row, (size_t)(keep * row) * sizeof(float));
+        for (int i = keep; i < a; i++)
+            band_row(g, x, img, y0 + i, band + i * row);
+        for (int64_t tx = 0, q = (r - r0) * g->tw; tx < g->tw; tx++, q++)
+            fnn_active->wino->input(m, band + tx * m * g->cip, row, g->cip, v + q * g->cip,
+                                    g->vplane);
+    }
+}
+
+/* Output tiles from M (position xi, tile q, channel o at mm[xi*mplane + q*cop + o]),
+ * plus the bias, into y, a tile row at a time through a channels-last band, cropped to
+ * the output. */
+static void transform_output(const wino_geom *g, const float *mm, int64_t r0, int64_t r1,
+                             const float *bias, float *y, float *band)
+{
+    int m = g->m;
+    int64_t ld = g->tw * m * g->cop;
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t img = r / g->th, y0 = (r % g->th) * m;
+        for (int64_t tx = 0, q = (r - r0) * g->tw; tx < g->tw; tx++, q++)
+            fnn_active->wino->output(m, mm + q * g->cop, g->mplane, g->cop, bias,
+                                     band + tx * m * g->cop, ld);
+        for (int64_t o = 0; o < g->co; o++)
+            for (int64_t i = 0; i < m && y0 + i < g->oh; i++) {
+                float *dst = y + ((img * g->co + o) * g->oh + y0 + i) * g->ow;
+                const float *src = band + i * ld + o;
+                for (int64_t col = 0; col < g->ow; col++)
+                    dst[col] = src[col * g->cop];
+            }
+    }
+}
+
+/* Block blk: its input tiles, the P GEMMs M_xi^T = V_xi^T U_xi^T (V^T read in place,
+ * U^T packed once), its output tiles. */
+static void run_block(const wino_geom *g, int64_t blk, const float *x, const float *up,
+                      const float *bias, float *y, float *buf)
+{
+    const fnn_gemm_kernels *gk = fnn_active->gemm;
+    float *v = buf, *mm = v + g->P * g->vplane, *band = mm + g->P * g->mplane;
+    int64_t r0 = blk * g->rows, r1 = FNN_MIN(r0 + g->rows, g->n * g->th);
+    int64_t nt = (r1 - r0) * g->tw, uplane = fnn_round_up(g->co, gk->nr) * g->ci;
+    transform_input(g, x, r0, r1, v, band);
+    for (int xi = 0; xi < g->P; xi++)
+        gk->macro(nt, g->co, g->ci, 1.0f, v + xi * g->vplane, g->cip, 1, gk->mr * g->cip,
+                  up + xi * uplane, 0.0f, mm + xi * g->mplane, g->cop);
+    transform_output(g, mm, r0, r1, bias, y, band);
+}
+
+/* ---- entry points (conv.c has validated the shape and the pointers) ---- */
+
+/* The convolution of g's input x with the filters w + base (strides as in
+ * transform_filters) into y. With a pool and gy == NULL, the whole output goes to a
+ * buffer and py / pidx get its max pool; with gy set, x is a buffer that gets gy
+ * unpooled through idx first. */
+static int wino_run(const wino_geom *g, const float *x, const float *w, int64_t so, int64_t sc,
+                    int64_t si, int64_t sj, int64_t base, const float *bias, float *y,
+                    const fnn_pool2d *pool, const float *gy, const int64_t *idx, float *py,
+                    int64_t *pidx)
+{
+    int64_t in_img = g->ci * g->h * g->w, out_img = g->co * g->oh * g->ow;
+    int64_t pooled = pool ? (gy ? g->ci : g->co) * pool->oh * pool->ow : 0;
+    size_t up_elems = packed_u_elems(g) + fnn_round_up(g->cop, 16), te = thread_elems(g);
+    size_t whole = pool ? (size_t)fnn_round_up(g->n * (gy ? in_img : out_img), 16) : 0;
+    double work = (double)g->n * g->co * g->oh * g->ow * g->ci * g->P / (g->m * g->m);
+    int nth = (int)FNN_MIN(fnn_threads_for(work), g->nblocks);
+    float *ws = fnn_workspace(FNN_WS_OP, (up_elems + whole + te * nth + 16) * sizeof(float));
+    if (ws == NULL)
+        return FNN_ENOMEM;
+    float *unpooled = pool && gy ? ws + up_elems : NULL;
+    if (pool != NULL && gy == NULL)
+        y = ws + up_elems;
+    transform_filters(g, w + base, so, sc, si, sj, ws);
+    float *bias_p = ws + packed_u_elems(g);  /* lanes past co (and no bias): 0 */
+    for (int64_t o = 0; o < g->cop; o++)
+        bias_p[o] = bias != NULL && o < g->co ? bias[o] : 0.0f;
+    int err = FNN_OK;
+#pragma omp parallel num_threads(nth) if (nth > 1)
+    {
+        float *buf = ws + up_elems + whole + te * omp_get_thread_num();
+        if (unpooled != NULL) {
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t img = 0; img < g->n; img++) {
+                int st = fnn_max_unpool_planes(pool, g->ci, gy + img * pooled, idx + img * pooled,
+                                               unpooled + img * in_img);
+                if (st != FNN_OK) {
+#pragma omp atomic write
+                    err = st;
+                }
+            }
+        }
+        int ok;
+#pragma omp atomic read
+        ok = err;
+        ok = ok == FNN_OK;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t blk = 0; blk < g->nblocks; blk++)
+            if (ok)
+                run_block(g, blk, unpooled ? unpooled : x, ws, bias_p, y, buf);
+        if (pool != NULL && gy == NULL) {
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t img = 0; img < g->n; img++)
+                fnn_max_pool_planes(pool, g->co, y + img * out_img, py + img * pooled,
+                                    pidx ? pidx + img * pooled : NULL);
+        }
+    }
+    return err;
+}
+
+int fnn_winograd_forward(const fnn_conv2d_shape *s, int m, const fnn_pool2d *pool,
+                         const float *x, const float *w, const float *bias, float *y,
+                         int64_t *idx)
+{
+    wino_geom g;
+    geom_init(&g, m, s->n, s->c_in, s->h, s->w, s->c_out, s->h + 2 * s->ph - 2,
+              s->w + 2 * s->pw - 2, -s->ph, -s->pw);
+    return pool == NULL
+               ? wino_run(&g, x, w, s->c_in * 9, 9, 3, 1, 0, bias, y, NULL, NULL, NULL, NULL, NULL)
+               : wino_run(&g, x, w, s->c_in * 9, 9, 3, 1, 0, bias, NULL, pool, NULL, NULL, y, idx);
+}
+
+int fnn_winograd_grad_input(const fnn_conv2d_shape *s, int m, const fnn_pool2d *pool,
+                            const float *grad_y, const int64_t *idx, const float *w,
+                            float *grad_x)
+{
+    /* gx[c] = sum_o gy[o] (*) flip(w[o][c]): filter (c, o) tap (i, j) is
+     * w[o][c][2-i][2-j]; its window starts at row ph - 2 of gy */
+    wino_geom g;
+    geom_init(&g, m, s->n, s->c_out, s->h + 2 * s->ph - 2, s->w + 2 * s->pw - 2, s->c_in,
+              s->h, s->w, s->ph - 2, s->pw - 2);
+    return wino_run(&g, pool ? NULL : grad_y, w, 9, s->c_in * 9, -3, -1, 8, NULL, grad_x, pool,
+                    pool ? grad_y : NULL, idx, NULL, NULL);
+}
+
+/* The algorithm "auto" picks, from the shape alone. Forward time / the direct method's
+ * (batch 128, 2 threads, 2-core Zen 3 shared with 3-10 other jobs: run to run spread
+ * +-30%; medians of interleaved rounds, python -m benchmarks.test_bench_winograd):
+ *   64->64 16x16 p1:  F(4x4) 0.85, 0.86, 0.72, 1.10   F(2x2) 0.95, 0.96, 0.80, 1.10
+ *   32->32 28x28 p1:  F(4x4) 0.82, 0.90, 1.27, 1.26   F(2x2) 0.94, 1.02, 1.42, 1.26
+ *   32->64 13x13 p0:  F(4x4) 0.97, 1.06, 1.20, 0.70   F(2x2) 1.23, 1.15, 1.00, 0.73
+ *   16->32 16x16 p1:  F(4x4) 1.16                    F(2x2) 1.18
+ * (forward + backward, whose weight gradient runs direct: 64->64 0.86, 0.73, 0.97;
+ * 32->32 0.90, 1.05, 1.03; 32->64 1.14, 1.20, 1.18). The transforms and the
+ * channels-last copies cost a share per pixel and channel that only many channels each
+ * way repay: F(4x4) for >= 64 channels each way and outputs of >= 16x16, else direct. */
+static int auto_rule(const fnn_conv2d_shape *s, int64_t oh, int64_t ow)
+{
+    return s->c_in >= 64 && s->c_out >= 64 && oh >= 16 && ow >= 16 ? FNN_CONV_WINOGRAD4
+                                                                   : FNN_CONV_DIRECT;
+}
+
+int fnn_conv2d_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
+{
+    int64_t oh, ow;
+    if (s == NULL || chosen == NULL || requested < 0 || requested >= FNN_CONV_COUNT ||
+        fnn_conv2d_output_size(s, &oh, &ow) != FNN_OK)
+        return FNN_EINVAL;
+    int fits = s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1 && s->dh == 1 && s->dw == 1;
+    if (requested == FNN_CONV_WINOGRAD || requested == FNN_CONV_WINOGRAD4) {
+        if (!fits)
+            return FNN_EINVAL;
+        /* no channels: nothing to compute, and the direct method says so */
+        *chosen = s->c_in > 0 && s->c_out > 0 && s->n > 0 ? requested : FNN_CONV_DIRECT;
+        return FNN_OK;
+    }
+    *chosen = requested == FNN_CONV_AUTO && fits && s->n > 0 ? auto_rule(s, oh, ow)
+                                                             : FNN_CONV_DIRECT;
+    return FNN_OK;
+}

@@ -1,0 +1,215 @@
+"""Winograd convolution (csrc/winograd.c): F(2x2, 3x3) ("winograd") and F(4x4, 3x3)
+("winograd4x4"), forward and input gradient, against the float64 reference.
+
+Error bound. Winograd computes, per m x m output tile,
+    Y = A^T [ sum_c (G g_c G^T) . (B^T d_c B) ] A + bias
+with the filter transform done in double and rounded once, the input transform B^T d B and
+the output transform A^T M A in float32 additions (depth kB and kA: the longest chain of
+roundings behind one value), the products and the sum over the C_in channels on the GEMM
+(C_in + 1 roundings), and the bias (1). Each computed value is then the exact one with every
+term perturbed by a factor (1 + t), |t| <= gamma_K, K = C_in + kB + kA + 3 (Higham 3.1 along
+each path), so, per output element,
+    |Y_float32 - Y| <= gamma_K * E,
+    E = |A^T| [ sum_c (|G||g_c||G^T|) . (|B^T||d_c||B|) ] |A| + |b|
+(the same transforms on absolute values, computed here in float64). kB = 2, kA = 4 for
+F(2x2) (K = C_in + 9); kB = 6, kA = 6 for F(4x4) (K = C_in + 15).
+
+The direct method's bound is gamma_{9 C_in + 1} * D with D = sum |g||d| + |b| (tests/test_conv.py).
+E / D is the transforms' coefficient growth: at most 64/9 = 7.1 for F(2x2) (|G| rows sum to
+1, 1.5, 1.5, 1; |B^T| rows to 2) and 2304/9 = 256 for F(4x4) (|B^T| rows sum to 10, 10, 10,
+6, 6, 10; |A^T|'s last row to 19), reached when all the inputs have one sign. So against the
+direct method Winograd's float32 error bound is about 7.1 / 9 < 1 (F(2x2): fewer roundings
+make up for the growth) and 256 / 9 = 28x (F(4x4)) as large for many channels; for one
+channel the direct method's gamma_10 meets gamma_10 (F(2x2)) and gamma_16 (F(4x4)).
+
+The input gradient is the same computation on the output gradient with the flipped,
+transposed filters and padding 2 - p; the weight and bias gradients run the direct method
+(and are checked against its bound).
+"""
+import numpy as np
+import pytest
+from numpy.lib.stride_tricks import sliding_window_view
+
+import fastnn
+from fastnn import functional as F
+from fastnn import reference as R
+
+U = 2.0 ** -24
+ALGOS = {"winograd": 2, "winograd4x4": 4}
+TRANSFORMS = {  # B^T, G, A^T
+    2: (np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], float),
+        np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]]),
+        np.array([[1, 1, 1, 0], [0, 1, -1, -1]], float)),
+    4: (np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                  [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], float),
+        np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                  [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]),
+        np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
+                  [0, 1, -1, 8, -8, 1]], float)),
+}
+DEPTH = {2: 9, 4: 15}  # K - C_in
+
+
+def gamma(k):
+    return k * U / (1 - k * U)
+
+
+def shifted(x, p, rows, cols):
+    """rows x cols planes whose pixel (i, j) is x's (i - p, j - p), zero outside x."""
+    out = np.zeros(x.shape[:2] + (rows, cols))
+    h, w = x.shape[2:]
+    r0, c0 = max(p, 0), max(p, 0)
+    r1, c1 = min(h + p, rows), min(w + p, cols)
+    if r1 > r0 and c1 > c0:
+        out[:, :, r0:r1, c0:c1] = x[:, :, r0 - p:r1 - p, c0 - p:c1 - p]
+    return out
+
+
+def winograd_growth(x, w, b, p, m):
+    """E above, per output element: F(m x m, 3 x 3) on absolute values, in float64."""
+    bt, g, at = (np.abs(t) for t in TRANSFORMS[m])
+    a = m + 2
+    oh, ow = x.shape[2] + 2 * p - 2, x.shape[3] + 2 * p - 2
+    th, tw = -(-oh // m), -(-ow // m)
+    xp = shifted(np.abs(x), p, th * m + 2, tw * m + 2)
+    d = sliding_window_view(xp, (a, a), axis=(2, 3))[:, :, ::m, ::m][:, :, :th, :tw]
+    v = np.einsum("ri,ncyxij,sj->ncyxrs", bt, d, bt)
+    u = np.einsum("ri,ocij,sj->ocrs", g, np.abs(w), g)
+    mm = np.einsum("ncyxrs,ocrs->noyxrs", v, u)
+    y = np.einsum("ir,noyxrs,js->noyixj", at, mm, at).reshape(x.shape[0], w.shape[0],
+                                                              th * m, tw * m)
+    y = y[:, :, :oh, :ow]
+    return y if b is None else y + np.abs(b)[None, :, None, None]
+
+
+def assert_within(out, ref, bound, k, what):
+    err = np.abs(out.astype(np.float64) - ref)
+    worst = np.max(err - gamma(k) * bound) if err.size else 0.0
+    assert worst <= 0.0, f"{what}: error exceeds gamma_{k} * E by {worst}"
+
+
+# (n, c_in, h, w, c_out, padding): 1 and many channels, channels off the vector width,
+# odd and tiny images (1x1 with padding 1, 2x2), padding 0/1/2/3, batch 1
+SHAPES = [(1, 1, 5, 5, 1, 1), (2, 3, 7, 9, 4, 0), (1, 1, 1, 1, 1, 1), (1, 2, 2, 2, 3, 2),
+          (1, 1, 2, 2, 1, 1), (1, 5, 3, 3, 2, 0), (2, 7, 6, 6, 5, 2), (1, 9, 8, 8, 8, 1),
+          (2, 33, 9, 7, 19, 1), (3, 16, 13, 13, 32, 0), (2, 20, 11, 10, 17, 1),
+          (1, 64, 4, 4, 64, 1), (1, 2, 4, 5, 3, 3), (4, 1, 28, 28, 8, 1)]
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_winograd_within_bound(isa, rng, algo, shape):
+    n, c, h, w, o, p = shape
+    m = ALGOS[algo]
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((o, c, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(o).astype(np.float32)
+    x64, w64, b64 = x.astype(np.float64), wt.astype(np.float64), b.astype(np.float64)
+    y = F.conv2d(x, wt, b, 1, p, algorithm=algo)
+    ref = R.conv2d(x64, w64, b64, 1, p)
+    assert y.shape == ref.shape
+    assert_within(y, ref, winograd_growth(x64, w64, b64, p, m), c + DEPTH[m], "y")
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    g64 = g.astype(np.float64)
+    gx, gw, gb = F.conv2d_backward(g, x, wt, 1, p, algorithm=algo)
+    rx, rw, rb = R.conv2d_backward(g64, x64, w64, 1, p)
+    flipped = w64.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
+    assert_within(gx, rx, winograd_growth(g64, flipped, None, 2 - p, m), o + DEPTH[m], "gx")
+    _, bw, bb = R.conv2d_backward(np.abs(g64), np.abs(x64), np.abs(w64), 1, p)
+    k = n * y.shape[2] * y.shape[3] + 16  # direct, as in tests/test_conv.py
+    assert_within(gw, rw, bw, k, "grad_w")
+    assert_within(gb, rb, bb, k, "grad_b")
+
+
+def test_growth_factors():
+    """The coefficient growth stated above: E / D on all-ones inputs, many channels."""
+    x, w = np.ones((1, 1, 6, 6)), np.ones((1, 1, 3, 3))
+    direct = R.conv2d(x, w, None, 1, 0)
+    assert np.max(winograd_growth(x, w, None, 0, 2) / direct) == pytest.approx(64 / 9)
+    assert np.max(winograd_growth(x, w, None, 0, 4) / direct) == pytest.approx(256)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_winograd_threads_bitwise(isa, threads, rng, algo):
+    """Many blocks of tile rows, on 1 and 2 threads: the same bits."""
+    x = rng.standard_normal((8, 16, 20, 20)).astype(np.float32)
+    wt = rng.standard_normal((24, 16, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(24).astype(np.float32)
+    g = rng.standard_normal((8, 24, 20, 20)).astype(np.float32)
+    out = []
+    for t in (1, 2):
+        threads(t)
+        out.append((F.conv2d(x, wt, b, 1, 1, algorithm=algo),
+                    *F.conv2d_backward(g, x, wt, 1, 1, algorithm=algo)))
+    for a, b_ in zip(*out):
+        assert np.array_equal(a, b_)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_winograd_max_pool_bitwise(isa, rng, algo):
+    """The fused conv + max pool on a Winograd path gives the unfused results, bitwise."""
+    x = rng.standard_normal((3, 6, 11, 9)).astype(np.float32)
+    wt = rng.standard_normal((5, 6, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+    y, idx = F.conv2d_max_pool2d(x, wt, b, 1, 1, 1, 2, algorithm=algo)
+    conv = F.conv2d(x, wt, b, 1, 1, algorithm=algo)
+    y2, idx2 = F.max_pool2d_with_indices(conv, 2)
+    assert np.array_equal(y, y2) and np.array_equal(idx, idx2)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    fused = F.conv2d_max_pool2d_backward(g, idx, x, wt, 1, 1, 1, 2, algorithm=algo)
+    unpooled = F.max_pool2d_backward(g, conv, 2, indices=idx)
+    for a, b_ in zip(fused, F.conv2d_backward(unpooled, x, wt, 1, 1, algorithm=algo)):
+        assert np.array_equal(a, b_)
+
+
+def test_auto_is_one_of_the_algorithms(rng):
+    for shape, wshape, pad in [((2, 32, 13, 13), (64, 32, 3, 3), 0),
+                               ((2, 1, 28, 28), (32, 1, 3, 3), 0),
+                               ((2, 8, 9, 9), (8, 8, 5, 5), 2)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        wt = rng.standard_normal(wshape).astype(np.float32)
+        chosen = fastnn.conv2d_algorithm(shape, wshape, 1, pad)
+        assert chosen in ("direct", "winograd", "winograd4x4")
+        assert chosen == fastnn.conv2d_algorithm(shape, wshape, 1, pad, algorithm="auto")
+        assert np.array_equal(F.conv2d(x, wt, None, 1, pad, algorithm="auto"),
+                              F.conv2d(x, wt, None, 1, pad, algorithm=chosen))
+
+
+def test_default_algorithm(rng):
+    x = rng.standard_normal((1, 4, 6, 6)).astype(np.float32)
+    wt = rng.standard_normal((4, 4, 3, 3)).astype(np.float32)
+    assert fastnn.get_conv_algorithm() == "auto"
+    try:
+        fastnn.set_conv_algorithm("winograd4x4")
+        assert fastnn.get_conv_algorithm() == "winograd4x4"
+        assert np.array_equal(F.conv2d(x, wt), F.conv2d(x, wt, algorithm="winograd4x4"))
+        # a default Winograd cannot run falls back to direct; an explicit one raises
+        assert np.array_equal(F.conv2d(x, wt, stride=2), F.conv2d(x, wt, stride=2,
+                                                                    algorithm="direct"))
+        assert fastnn.conv2d_algorithm(x.shape, wt.shape, 2) == "direct"
+        with pytest.raises(ValueError, match="needs a 3x3 kernel, stride 1"):
+            F.conv2d(x, wt, stride=2, algorithm="winograd")
+        with pytest.raises(ValueError, match="algorithm must be one of"):
+            fastnn.set_conv_algorithm("fft")
+    finally:
+        fastnn.set_conv_algorithm("auto")
+    with pytest.raises(ValueError, match="algorithm must be one of"):
+        F.conv2d(x, wt, algorithm="Winograd")
+    with pytest.raises(ValueError, match="algorithm must be one of"):
+        F.conv2d_backward(np.zeros((1, 4, 4, 4), np.float32), x, wt, algorithm=3)
+
+
+def test_conv2d_layer_algorithm(rng):
+    from fastnn import nn
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    direct = nn.Conv2d(3, 4, 3, padding=1, seed=0, algorithm="direct")
+    wino = nn.Conv2d(3, 4, 3, padding=1, seed=0, algorithm="winograd")
+    assert wino.config()["algorithm"] == "winograd" and "algorithm" not in nn.Conv2d(
+        3, 4, 3).config()
+    np.testing.assert_allclose(wino(x), direct(x), rtol=1e-5, atol=1e-5)
+    g = rng.standard_normal((2, 4, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(wino.backward(g), direct.backward(g), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="Conv2d: .*needs a 3x3 kernel"):
+        nn.Conv2d(3, 4, 3, stride=2, algorithm="winograd")
+    with pytest.raises(ValueError, match="algorithm must be one of"):
+        nn.Conv2d(3, 4, 3, algorithm="fast")
