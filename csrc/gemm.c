@@ -104,26 +104,16 @@ static const fnn_gemm_kernels *gemm_tile(int64_t m, int64_t n, int64_t k)
 /* A product with at most this many rows reads B in place (rows_dot / rows_axpy). */
 #define GEMM_FEW_ROWS 8
 
-typedef struct {
-    const fnn_gemm_kernels *g;
-    int64_t m, n, k;
-    float alpha, beta;
-    const float *a;
-    int64_t a_rs, a_cs;
-    const fnn_operand_b *b;
-    float *c;
-    int64_t ldc;
-} few_rows_job;
-
+/* Columns [lo, hi) of a few-rows product (ctx: its gemm_plan, packing fields unused). */
 static void few_rows_part(int64_t lo, int64_t hi, void *ctx)
 {
-    const few_rows_job *J = ctx;
-    if (J->b->rs == 1 && J->a_cs == 1)
-        J->g->rows_dot(J->m, lo, hi, J->k, J->alpha, J->a, J->a_rs, J->b->b, J->b->cs, J->beta,
-                       J->c, J->ldc);
+    const gemm_plan *P = ctx;
+    if (P->b.rs == 1 && P->a_cs == 1)
+        P->g->rows_dot(P->m, lo, hi, P->k, P->alpha, P->a, P->a_rs, P->b.b, P->b.cs, P->beta,
+                       P->c, P->ldc);
     else
-        J->g->rows_axpy(J->m, lo, hi, J->k, J->alpha, J->a, J->a_rs, J->a_cs, J->b->b,
-                        J->b->rs, J->beta, J->c, J->ldc);
+        P->g->rows_axpy(P->m, lo, hi, P->k, P->alpha, P->a, P->a_rs, P->a_cs, P->b.b, P->b.rs,
+                        P->beta, P->c, P->ldc);
 }
 
 /* Few rows of A and B contiguous along K (dot products, A's rows too) or along N: threads
@@ -134,8 +124,9 @@ static int gemm_few_rows(int64_t m, int64_t n, int64_t k, float alpha, const flo
 {
     if (m > GEMM_FEW_ROWS || b->roff != NULL || !((b->rs == 1 && a_cs == 1) || b->cs == 1))
         return 0;
-    few_rows_job J = {fnn_active->gemm, m, n, k, alpha, beta, a, a_rs, a_cs, b, c, ldc};
-    fnn_parallel_range(n, (double)m * n * k, 64, few_rows_part, &J);
+    gemm_plan P = {.g = fnn_active->gemm, .m = m, .n = n, .k = k, .alpha = alpha, .beta = beta,
+                   .a = a, .a_rs = a_rs, .a_cs = a_cs, .b = *b, .c = c, .ldc = ldc};
+    fnn_parallel_range(n, (double)m * n * k, 64, few_rows_part, &P);
     return 1;
 }
 
