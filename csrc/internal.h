@@ -27,10 +27,12 @@ static inline int omp_get_num_procs(void) { return 1; }
 #define FNN_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define FNN_ALIGN 64
 
-/* Multiply-adds (or element operations) a thread must get before a kernel forks: a
- * fork/join costs a few microseconds when the other threads are spinning and tens when
- * they sleep or a co-tenant holds a core, ~2^20 multiply-adds on one core. */
-#define FNN_WORK_PER_THREAD (1024.0 * 1024.0)
+/* Multiply-adds (or element operations) a thread must get before a kernel forks. The
+ * threads sleep between kernels (passive wait, fastnn/__init__.py), so a fork costs a
+ * wake-up of tens of microseconds, more when a co-tenant holds a core: ~2^22
+ * multiply-adds on one core. (At 2^20 the MLP's 6.4M products forked, and its epoch ran
+ * at 0.81x of one thread's speed on 2 threads.) */
+#define FNN_WORK_PER_THREAD (4.0 * 1024.0 * 1024.0)
 #define FNN_THREADS_CAP 1024
 /* Work of one element of the memory-bound kernels in those units: a streamed element
  * (read, op, write) and one that also takes an exp. */
