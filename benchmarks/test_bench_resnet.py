@@ -11,10 +11,11 @@ import os
 import numpy as np
 import pytest
 
-from fastnn import losses, models, optim
+from fastnn import models
 from fastnn.profiling import training_flops
 
 from .conftest import QUICK, library_threads
+from .test_bench_train import fastnn_step, torch_twin_step
 
 BATCH = 128
 THREADS = min(2, os.cpu_count())
@@ -23,19 +24,6 @@ THREADS = min(2, os.cpu_count())
 def batch():
     rng = np.random.default_rng(0)
     return rng.random((BATCH, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, BATCH)
-
-
-def fastnn_step():
-    model = models.resnet(seed=0)
-    loss_fn = losses.CrossEntropyLoss()
-    opt = optim.Adam(model.parameters(), lr=1e-3)
-
-    def step(xb, yb):
-        out = model(xb)
-        loss_fn(out, yb)
-        model.backward(loss_fn.backward())
-        opt.step()
-    return step
 
 
 def torch_resnet(torch):
@@ -82,17 +70,6 @@ def torch_resnet(torch):
     return twin
 
 
-def torch_step(torch):
-    twin = torch_resnet(torch)
-    opt = torch.optim.Adam(twin.parameters(), lr=1e-3)
-
-    def step(xb, yb):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(twin(xb), yb).backward()
-        opt.step()
-    return step
-
-
 def bench(benchmark, record, library, step, convert=None):
     xb, yb = batch()
     if convert:
@@ -110,8 +87,9 @@ def bench(benchmark, record, library, step, convert=None):
 
 
 def test_train_resnet_fastnn(benchmark, record):
-    bench(benchmark, record, "fastnn", fastnn_step())
+    bench(benchmark, record, "fastnn", fastnn_step(models.resnet(seed=0)))
 
 
 def test_train_resnet_torch(benchmark, record, torch):
-    bench(benchmark, record, "torch", torch_step(torch), convert=torch.from_numpy)
+    bench(benchmark, record, "torch", torch_twin_step(torch, torch_resnet(torch)),
+          convert=torch.from_numpy)

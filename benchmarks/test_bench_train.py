@@ -60,7 +60,11 @@ def fastnn_step(model):
 
 
 def torch_step(torch, model):
-    twin = torch_twin(model)
+    return torch_twin_step(torch, torch_twin(model))
+
+
+def torch_twin_step(torch, twin):
+    """One training step (Adam, cross-entropy) of a torch model, as fastnn_step's."""
     opt = torch.optim.Adam(twin.parameters(), lr=1e-3)
 
     def step(xb, yb):
