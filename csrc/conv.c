@@ -532,6 +532,7 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
 {
     conv_dims d;
     conv_hwc h;
+    int requested = algo;
     if (s == NULL || conv_dims_init(s, &d) != FNN_OK || !hwc_plan(&d, &h) ||
         !pool_fits(&d, pool) || fnn_conv2d_algorithm(s, algo, &algo) != FNN_OK)
         return FNN_EINVAL;
@@ -548,13 +549,20 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
         (grad_w != NULL && x == NULL && d.x_img > 0) ||
         (grad_x != NULL && w == NULL && d.k > 0))
         return FNN_EINVAL;
-    if (algo != FNN_CONV_DIRECT && grad_x != NULL) {  /* weight and bias direct, then input */
-        int st = grad_w != NULL || grad_b != NULL
-                     ? conv_backward(s, pool, grad_y, idx, x, w, NULL, grad_w, grad_b,
+    int wm = grad_w != NULL ? fnn_winograd_grad_weight_tile(s, requested) : 0;
+    int wino_x = algo != FNN_CONV_DIRECT && grad_x != NULL;
+    if (wm != 0 || wino_x) {  /* what stays direct (the bias at least), then the Winograds */
+        float *dgx = wino_x ? NULL : grad_x, *dgw = wm != 0 ? NULL : grad_w;
+        int st = dgx != NULL || dgw != NULL || grad_b != NULL
+                     ? conv_backward(s, pool, grad_y, idx, x, w, dgx, dgw, grad_b,
                                      FNN_CONV_DIRECT)
                      : FNN_OK;
-        return st != FNN_OK ? st : fnn_winograd_grad_input(s, algo == FNN_CONV_WINOGRAD4 ? 4 : 2,
-                                                           pool, grad_y, idx, w, grad_x);
+        if (st == FNN_OK && wm != 0)
+            st = fnn_winograd_grad_weight(s, wm, pool, grad_y, idx, x, grad_w);
+        if (st == FNN_OK && wino_x)
+            st = fnn_winograd_grad_input(s, algo == FNN_CONV_WINOGRAD4 ? 4 : 2, pool, grad_y,
+                                         idx, w, grad_x);
+        return st;
     }
     int wgrad_gemm = d.k > CONV_SHORT_K;
     d.ldcols = fnn_round_up(d.ohw, 16);  /* rows of cols stay FNN_ALIGN-aligned */

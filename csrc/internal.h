@@ -154,6 +154,9 @@ typedef struct {
     /* in[xi*is + c] + bias[c] -> pixel (i, j) of channel c at out[i*ld + j*cp + c] */
     void (*output)(int m, const float *in, int64_t is, int64_t cp, const float *bias,
                    float *out, int64_t ld);
+    /* the m x m patch, pixel (i, j) at src + i*ld + j*cp -> position xi of A g A^T of
+     * channel c at out[xi*os + c] (the weight gradient's output-gradient tiles) */
+    void (*output_t)(int m, const float *src, int64_t ld, int64_t cp, float *out, int64_t os);
 } fnn_wino_kernels;
 
 /* One ISA's kernels. A variant may share another's pieces: AVX-512 pays only where all
@@ -202,6 +205,13 @@ int fnn_winograd_forward(const fnn_conv2d_shape *s, int m, const fnn_pool2d *poo
 int fnn_winograd_grad_input(const fnn_conv2d_shape *s, int m, const fnn_pool2d *pool,
                             const float *grad_y, const int64_t *idx, const float *w,
                             float *grad_x);
+/* The weight gradient (of the pooled output when pool is set, as above). */
+int fnn_winograd_grad_weight(const fnn_conv2d_shape *s, int m, const fnn_pool2d *pool,
+                             const float *grad_y, const int64_t *idx, const float *x,
+                             float *grad_w);
+/* The tile m (2 or 4) of the weight gradient that algorithm `requested` runs on shape s,
+ * or 0 for the direct method (s valid, the shape Winograd's forward takes). */
+int fnn_winograd_grad_weight_tile(const fnn_conv2d_shape *s, int requested);
 
 /* Threads to use for `work` multiply-adds (or element operations): one per
  * FNN_WORK_PER_THREAD, at most the thread count and the cores; 1 inside a parallel region. */

@@ -22,11 +22,30 @@
  * The input gradient is the same convolution of the output gradient with the flipped,
  * transposed filters, its window starting at 2 - padding (which may be negative: a crop).
  * With a max pool, the whole convolution output (or the unpooled gradient) is kept and
- * pooled (unpooled) image by image after (before) the blocks. */
+ * pooled (unpooled) image by image after (before) the blocks.
+ *
+ * The weight gradient. The forward's tile is linear in U = G g G^T, so for one output
+ * tile's gradient dY (m x m, zero past the output's edge), dL/dU = (A dY A^T) . V and
+ * dL/dg = G^T (dL/dU) G; summed over the tiles t of every image,
+ *     dW[o][c] = G^T [ sum_t (A dY_ot A^T) . (B^T d_ct B) ] G
+ * (the minimal filtering F(3x3, m x m) with the gradient tile as the filter: P / m^2
+ * multiplies per output pixel and channel pair against the direct method's 9). With
+ * Z[xi][t][o] the gradient tiles' and V[xi][t][c] the input tiles' transforms, position xi
+ * is one GEMM  S_xi = Z_xi^T V_xi  of [c_out x tiles] x [tiles x c_in]. The tile rows are
+ * cut into blocks (as the forward's, larger: the GEMM's K is the block's tiles) and the
+ * blocks into a fixed number of chunks, both from the shape alone; a thread sums a chunk's
+ * blocks in order into its S, takes G^T S G (in double) as the chunk's partial, and the
+ * partials are added in chunk order (as conv.c's weight gradient does): the bits do not
+ * depend on the thread count. */
 #include "internal.h"
 
 /* Bytes of one block's transformed tiles (input and GEMM output): with the filters, in L2. */
 #define WINO_BLOCK_BYTES ((int64_t)192 << 10)
+/* The weight gradient's: its GEMMs' K is the block's tiles, so longer blocks pay. */
+#define WINO_WGRAD_BLOCK_BYTES ((int64_t)1 << 20)
+/* The weight gradient's chunks (partials summed in order), and their bytes at most. */
+#define WINO_WGRAD_CHUNKS 16
+#define WINO_WGRAD_PARTIAL_BYTES ((int64_t)64 << 20)
 
 typedef struct {
     int m, a, P;           /* output tile m x m, input tile a x a, P = a*a positions */
@@ -61,6 +80,23 @@ static void wino_g(int m, const double *g, int gs, double *o, int os)
     o[5 * os] = g[2 * gs];
 }
 
+/* G^T x: along one axis (a points to 3 taps), in double: the weight gradient's last
+ * transform. */
+static void wino_gt(int m, const double *x, int xs, double *o, int os)
+{
+    if (m == 2) {
+        o[0] = x[0] + (x[xs] + x[2 * xs]) / 2;
+        o[os] = (x[xs] - x[2 * xs]) / 2;
+        o[2 * os] = (x[xs] + x[2 * xs]) / 2 + x[3 * xs];
+        return;
+    }
+    double s1 = x[xs] + x[2 * xs], d1 = x[xs] - x[2 * xs];
+    double s2 = x[3 * xs] + x[4 * xs], d2 = x[3 * xs] - x[4 * xs];
+    o[0] = x[0] / 4 - s1 / 6 + s2 / 24;
+    o[os] = -d1 / 6 + d2 / 12;
+    o[2 * os] = -s1 / 6 + s2 / 6 + x[5 * xs];
+}
+
 /* ---- plan ---- */
 
 /* Floats between the P planes of V or M: whole cache lines, and one line more, so that
@@ -69,7 +105,8 @@ static void wino_g(int m, const double *g, int gs, double *o, int os)
 static int64_t plane_stride(int64_t elems) { return fnn_round_up(elems, 16) + 16; }
 
 static void geom_init(wino_geom *g, int m, int64_t n, int64_t ci, int64_t h, int64_t w,
-                      int64_t co, int64_t oh, int64_t ow, int64_t top, int64_t left)
+                      int64_t co, int64_t oh, int64_t ow, int64_t top, int64_t left,
+                      int64_t block_bytes)
 {
     *g = (wino_geom){.m = m, .a = m + 2, .P = (m + 2) * (m + 2), .n = n, .ci = ci, .h = h,
                      .w = w, .co = co, .oh = oh, .ow = ow, .top = top, .left = left};
@@ -77,7 +114,7 @@ static void geom_init(wino_geom *g, int m, int64_t n, int64_t ci, int64_t h, int
     g->cop = fnn_round_up(co, FNN_WINO_LANES);
     g->th = (oh + m - 1) / m;
     g->tw = (ow + m - 1) / m;
-    int64_t want = WINO_BLOCK_BYTES / ((int64_t)sizeof(float) * g->P * (g->cip + g->cop));
+    int64_t want = block_bytes / ((int64_t)sizeof(float) * g->P * (g->cip + g->cop));
     g->rows = FNN_MIN(FNN_MAX(1, want / g->tw), n * g->th);
     g->nblocks = (n * g->th + g->rows - 1) / g->rows;
     g->tb = g->rows * g->tw;
@@ -187,6 +224,30 @@ static void transform_output(const wino_geom *g, const float *mm, int64_t r0, in
     }
 }
 
+/* Output-gradient tiles of tile rows [r0, r1) into Z: position xi of A dY A^T, tile q,
+ * channel o at z[xi*mplane + q*cop + o], a tile row at a time from a channels-last band of
+ * its m rows of gy, zero past the output's edge. */
+static void transform_grad(const wino_geom *g, const float *gy, int64_t r0, int64_t r1,
+                           float *z, float *band)
+{
+    int m = g->m;
+    int64_t ld = g->tw * m * g->cop;
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t img = r / g->th, y0 = (r % g->th) * m;
+        memset(band, 0, (size_t)(m * ld) * sizeof(float));
+        for (int64_t o = 0; o < g->co; o++)
+            for (int64_t i = 0; i < m && y0 + i < g->oh; i++) {
+                const float *src = gy + ((img * g->co + o) * g->oh + y0 + i) * g->ow;
+                float *dst = band + i * ld + o;
+                for (int64_t col = 0; col < g->ow; col++)
+                    dst[col * g->cop] = src[col];
+            }
+        for (int64_t tx = 0, q = (r - r0) * g->tw; tx < g->tw; tx++, q++)
+            fnn_active->wino->output_t(m, band + tx * m * g->cop, ld, g->cop, z + q * g->cop,
+                                       g->mplane);
+    }
+}
+
 /* Block blk: its input tiles, the P GEMMs M_xi^T = V_xi^T U_xi^T (V^T read in place,
  * U^T packed once), its output tiles. */
 static void run_block(const wino_geom *g, int64_t blk, const float *x, const float *up,
@@ -269,7 +330,7 @@ int fnn_winograd_forward(const fnn_conv2d_shape *s, int m, const fnn_pool2d *poo
 {
     wino_geom g;
     geom_init(&g, m, s->n, s->c_in, s->h, s->w, s->c_out, s->h + 2 * s->ph - 2,
-              s->w + 2 * s->pw - 2, -s->ph, -s->pw);
+              s->w + 2 * s->pw - 2, -s->ph, -s->pw, WINO_BLOCK_BYTES);
     return pool == NULL
                ? wino_run(&g, x, w, s->c_in * 9, 9, 3, 1, 0, bias, y, NULL, NULL, NULL, NULL, NULL)
                : wino_run(&g, x, w, s->c_in * 9, 9, 3, 1, 0, bias, NULL, pool, NULL, NULL, y, idx);
@@ -283,9 +344,106 @@ int fnn_winograd_grad_input(const fnn_conv2d_shape *s, int m, const fnn_pool2d *
      * w[o][c][2-i][2-j]; its window starts at row ph - 2 of gy */
     wino_geom g;
     geom_init(&g, m, s->n, s->c_out, s->h + 2 * s->ph - 2, s->w + 2 * s->pw - 2, s->c_in,
-              s->h, s->w, s->ph - 2, s->pw - 2);
+              s->h, s->w, s->ph - 2, s->pw - 2, WINO_BLOCK_BYTES);
     return wino_run(&g, pool ? NULL : grad_y, w, 9, s->c_in * 9, -3, -1, 8, NULL, grad_x, pool,
                     pool ? grad_y : NULL, idx, NULL, NULL);
+}
+
+/* The weight gradient's chunk `chunk` (blocks [b0, b1)): S_xi = sum over its blocks of
+ * Z_xi^T V_xi, in block order, then G^T S G into its partial part[(o*ci + c)*9 + tap]. */
+static int wgrad_chunk(const wino_geom *g, int64_t b0, int64_t b1, const float *x,
+                       const float *gy, float *buf, float *acc, float *part)
+{
+    float *v = buf, *z = v + g->P * g->vplane, *band = z + g->P * g->mplane;
+    int64_t splane = g->co * g->ci;
+    for (int64_t blk = b0; blk < b1; blk++) {
+        int64_t r0 = blk * g->rows, r1 = FNN_MIN(r0 + g->rows, g->n * g->th);
+        int64_t nt = (r1 - r0) * g->tw;
+        transform_input(g, x, r0, r1, v, band);
+        transform_grad(g, gy, r0, r1, z, band);
+        for (int xi = 0; xi < g->P; xi++) {
+            int st = fnn_sgemm_strided(g->co, g->ci, nt, 1.0f, z + xi * g->mplane, 1, g->cop,
+                                       v + xi * g->vplane, g->cip, 1, blk == b0 ? 0.0f : 1.0f,
+                                       acc + xi * splane, g->ci);
+            if (st != FNN_OK)
+                return st;
+        }
+    }
+    int a = g->a;
+    for (int64_t oc = 0; oc < splane; oc++) {
+        double sv[36], t[6 * 3], tap[9];
+        for (int xi = 0; xi < g->P; xi++)
+            sv[xi] = acc[xi * splane + oc];
+        for (int j = 0; j < a; j++)  /* G^T S: columns */
+            wino_gt(g->m, sv + j, a, t + j, a);
+        for (int i = 0; i < 3; i++)  /* (G^T S) G: rows */
+            wino_gt(g->m, t + i * a, 1, tap + i * 3, 1);
+        for (int k = 0; k < 9; k++)
+            part[oc * 9 + k] = (float)tap[k];
+    }
+    return FNN_OK;
+}
+
+int fnn_winograd_grad_weight(const fnn_conv2d_shape *s, int m, const fnn_pool2d *pool,
+                             const float *grad_y, const int64_t *idx, const float *x,
+                             float *grad_w)
+{
+    wino_geom g;
+    geom_init(&g, m, s->n, s->c_in, s->h, s->w, s->c_out, s->h + 2 * s->ph - 2,
+              s->w + 2 * s->pw - 2, -s->ph, -s->pw, WINO_WGRAD_BLOCK_BYTES);
+    int64_t out_img = g.co * g.oh * g.ow, pooled = pool ? g.co * pool->oh * pool->ow : 0;
+    int64_t gw_elems = g.co * g.ci * 9, nchunks = FNN_MIN(g.nblocks, WINO_WGRAD_CHUNKS);
+    while (nchunks > 1 && nchunks * gw_elems * (int64_t)sizeof(float) > WINO_WGRAD_PARTIAL_BYTES)
+        nchunks--;
+    size_t part_elems = (size_t)fnn_round_up(nchunks * gw_elems, 16);
+    size_t whole = pool ? (size_t)fnn_round_up(g.n * out_img, 16) : 0;
+    size_t te = thread_elems(&g) + (size_t)fnn_round_up(g.P * g.co * g.ci, 16);
+    double work = (double)g.n * g.co * g.oh * g.ow * g.ci * g.P / (g.m * g.m);
+    int nth = (int)FNN_MIN(fnn_threads_for(work), nchunks);
+    float *ws = fnn_workspace(FNN_WS_OP, (part_elems + whole + te * nth + 16) * sizeof(float));
+    if (ws == NULL)
+        return FNN_ENOMEM;
+    float *part = ws, *gy = pool ? ws + part_elems : (float *)grad_y;
+    int err = FNN_OK;
+#pragma omp parallel num_threads(nth) if (nth > 1)
+    {
+        int ith = omp_get_thread_num(), ok;
+        float *buf = ws + part_elems + whole + te * ith, *acc = buf + thread_elems(&g);
+        if (pool != NULL) {
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t img = 0; img < g.n; img++) {
+                int st = fnn_max_unpool_planes(pool, g.co, grad_y + img * pooled,
+                                               idx + img * pooled, gy + img * out_img);
+                if (st != FNN_OK) {
+#pragma omp atomic write
+                    err = st;
+                }
+            }
+        }
+#pragma omp atomic read
+        ok = err;
+        ok = ok == FNN_OK;
+        /* Chunks to whichever thread is free; the loop's end is the barrier before the sum. */
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t c = 0; c < nchunks; c++) {
+            int st = ok ? wgrad_chunk(&g, g.nblocks * c / nchunks, g.nblocks * (c + 1) / nchunks,
+                                      x, gy, buf, acc, part + c * gw_elems)
+                        : FNN_OK;
+            if (st != FNN_OK) {
+#pragma omp atomic write
+                err = st;
+            }
+        }
+        int64_t lo, hi;  /* the partials in chunk order, each thread a slice */
+        fnn_split(gw_elems, ith, omp_get_num_threads(), &lo, &hi);
+        for (int64_t e = lo; e < hi; e++) {
+            float sum = part[e];
+            for (int64_t c = 1; c < nchunks; c++)
+                sum += part[c * gw_elems + e];
+            grad_w[e] = sum;
+        }
+    }
+    return err;
 }
 
 /* The algorithm "auto" picks, from the shape alone. Forward time / the direct method's
@@ -305,13 +463,18 @@ static int auto_rule(const fnn_conv2d_shape *s, int64_t oh, int64_t ow)
                                                                    : FNN_CONV_DIRECT;
 }
 
+static int winograd_fits(const fnn_conv2d_shape *s)
+{
+    return s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1 && s->dh == 1 && s->dw == 1;
+}
+
 int fnn_conv2d_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
 {
     int64_t oh, ow;
     if (s == NULL || chosen == NULL || requested < 0 || requested >= FNN_CONV_COUNT ||
         fnn_conv2d_output_size(s, &oh, &ow) != FNN_OK)
         return FNN_EINVAL;
-    int fits = s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1 && s->dh == 1 && s->dw == 1;
+    int fits = winograd_fits(s);
     if (requested == FNN_CONV_WINOGRAD || requested == FNN_CONV_WINOGRAD4) {
         if (!fits)
             return FNN_EINVAL;
@@ -322,4 +485,12 @@ int fnn_conv2d_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
     *chosen = requested == FNN_CONV_AUTO && fits && s->n > 0 ? auto_rule(s, oh, ow)
                                                              : FNN_CONV_DIRECT;
     return FNN_OK;
+}
+
+/* The weight gradient's "auto": see the figures above auto_rule. */
+int fnn_winograd_grad_weight_tile(const fnn_conv2d_shape *s, int requested)
+{
+    if (!winograd_fits(s) || s->n == 0 || s->c_in == 0 || s->c_out == 0)
+        return 0;
+    return requested == FNN_CONV_WINOGRAD ? 2 : requested == FNN_CONV_WINOGRAD4 ? 4 : 0;
 }

@@ -1,5 +1,6 @@
 /* winograd_kernel.h: the input and output transforms of Winograd's F(m x m, 3 x 3),
- * m = 2 or 4 (winograd.c), on one tile, FNN_WINO_LANES channels per vector (channels
+ * m = 2 or 4 (winograd.c), and the output transform's transpose (the weight gradient's
+ * output-gradient tiles), on one tile, FNN_WINO_LANES channels per vector (channels
  * are the innermost dimension on both sides, as in NNPACK and ncnn), compiled once per
  * ISA by simd/isa_*.c. Each 1-D transform is a few additions per point: Lavin & Gray's
  * minimal algorithms on the points 0, +-1 (F(2x2)) or 0, +-1, +-2 (F(4x4)), and infinity. */
@@ -45,6 +46,27 @@ wino_at(int m, const wino_vf *x, int xs, wino_vf *o, int os)
     o[3 * os] = d1 + 8.0f * d2 + x[5 * xs];
 }
 
+/* A x along one axis (the transpose of wino_at): m points to a. */
+static inline __attribute__((always_inline)) void
+wino_a(int m, const wino_vf *x, int xs, wino_vf *o, int os)
+{
+    if (m == 2) {
+        o[0] = x[0];
+        o[os] = x[0] + x[xs];
+        o[2 * os] = x[0] - x[xs];
+        o[3 * os] = -x[xs];
+        return;
+    }
+    wino_vf e1 = x[0] + x[2 * xs], f1 = x[xs] + x[3 * xs];                  /* +-1 */
+    wino_vf e2 = x[0] + 4.0f * x[2 * xs], f2 = 2.0f * x[xs] + 8.0f * x[3 * xs]; /* +-2 */
+    o[0] = x[0];
+    o[os] = e1 + f1;
+    o[2 * os] = e1 - f1;
+    o[3 * os] = e2 + f2;
+    o[4 * os] = e2 - f2;
+    o[5 * os] = x[3 * xs];
+}
+
 /* The a x a patch at src (pixel (i, j) at src + i*ld + j*cp, channels contiguous, cp a
  * multiple of LANES): position xi of channel c to out[xi*os + c], c < cp. */
 static inline __attribute__((always_inline)) void
@@ -87,6 +109,26 @@ wino_output_m(int m, const float *in, int64_t is, int64_t cp, const float *bias,
     }
 }
 
+/* The m x m patch at src (pixel (i, j) at src + i*ld + j*cp, channels contiguous, cp a
+ * multiple of LANES): position xi of A g A^T of channel c to out[xi*os + c]. */
+static inline __attribute__((always_inline)) void
+wino_output_t_m(int m, const float *src, int64_t ld, int64_t cp, float *out, int64_t os)
+{
+    const int a = m + 2;
+    for (int64_t c = 0; c < cp; c += FNN_WINO_LANES) {
+        wino_vf d[16], r[24], o[36];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < m; j++)
+                d[i * m + j] = *(const wino_vf_u *)(src + i * ld + j * cp + c);
+        for (int i = 0; i < m; i++)  /* rows: g A^T */
+            wino_a(m, d + i * m, 1, r + i * a, 1);
+        for (int j = 0; j < a; j++)  /* columns: A (g A^T) */
+            wino_a(m, r + j, a, o + j, a);
+        for (int xi = 0; xi < a * a; xi++)
+            *(wino_vf_u *)(out + xi * os + c) = o[xi];
+    }
+}
+
 static void wino_input(int m, const float *src, int64_t ld, int64_t cp, float *out, int64_t os)
 {
     if (m == 2)
@@ -104,4 +146,13 @@ static void wino_output(int m, const float *in, int64_t is, int64_t cp, const fl
         wino_output_m(4, in, is, cp, bias, out, ld);
 }
 
-#define FNN_WINO_KERNELS {.input = wino_input, .output = wino_output}
+static void wino_output_t(int m, const float *src, int64_t ld, int64_t cp, float *out,
+                          int64_t os)
+{
+    if (m == 2)
+        wino_output_t_m(2, src, ld, cp, out, os);
+    else
+        wino_output_t_m(4, src, ld, cp, out, os);
+}
+
+#define FNN_WINO_KERNELS {.input = wino_input, .output = wino_output, .output_t = wino_output_t}
