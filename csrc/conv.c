@@ -549,7 +549,10 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
         (grad_w != NULL && x == NULL && d.x_img > 0) ||
         (grad_x != NULL && w == NULL && d.k > 0))
         return FNN_EINVAL;
-    int wm = grad_w != NULL ? fnn_winograd_grad_weight_tile(s, requested) : 0;
+    int walgo = FNN_CONV_DIRECT;
+    if (grad_w != NULL)
+        fnn_conv2d_grad_weight_algorithm(s, requested, &walgo);
+    int wm = walgo == FNN_CONV_DIRECT ? 0 : walgo == FNN_CONV_WINOGRAD4 ? 4 : 2;
     int wino_x = algo != FNN_CONV_DIRECT && grad_x != NULL;
     if (wm != 0 || wino_x) {  /* what stays direct (the bias at least), then the Winograds */
         float *dgx = wino_x ? NULL : grad_x, *dgw = wm != 0 ? NULL : grad_w;

@@ -194,11 +194,14 @@ enum { FNN_CONV_AUTO = 0, FNN_CONV_DIRECT = 1, FNN_CONV_WINOGRAD = 2, FNN_CONV_W
 /* *chosen = the algorithm `requested` runs on shape s (DIRECT or a WINOGRAD);
  * FNN_EINVAL if s is invalid or a WINOGRAD is requested for a shape it cannot run. */
 int fnn_conv2d_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen);
+/* The same for the weight gradient, which a WINOGRAD runs too (F(3x3, m x m): winograd.c)
+ * and AUTO runs where it measured faster (the rule in winograd.c). */
+int fnn_conv2d_grad_weight_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen);
 
 int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w,
                        const float *bias, float *y, int algo);
-/* The input gradient runs on the chosen algorithm; the weight and bias gradients always
- * on the direct method (there is no Winograd weight gradient yet). */
+/* The input gradient runs on the algorithm fnn_conv2d_algorithm chooses, the weight
+ * gradient on fnn_conv2d_grad_weight_algorithm's, the bias gradient on the direct method. */
 int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const float *x,
                         const float *w, float *grad_x, float *grad_w, float *grad_b, int algo);
 

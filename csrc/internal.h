@@ -209,9 +209,6 @@ int fnn_winograd_grad_input(const fnn_conv2d_shape *s, int m, const fnn_pool2d *
 int fnn_winograd_grad_weight(const fnn_conv2d_shape *s, int m, const fnn_pool2d *pool,
                              const float *grad_y, const int64_t *idx, const float *x,
                              float *grad_w);
-/* The tile m (2 or 4) of the weight gradient that algorithm `requested` runs on shape s,
- * or 0 for the direct method (s valid, the shape Winograd's forward takes). */
-int fnn_winograd_grad_weight_tile(const fnn_conv2d_shape *s, int requested);
 
 /* Threads to use for `work` multiply-adds (or element operations): one per
  * FNN_WORK_PER_THREAD, at most the thread count and the cores; 1 inside a parallel region. */

@@ -46,6 +46,8 @@
 /* The weight gradient's chunks (partials summed in order), and their bytes at most. */
 #define WINO_WGRAD_CHUNKS 16
 #define WINO_WGRAD_PARTIAL_BYTES ((int64_t)64 << 20)
+/* (o, c) pairs per step of the weight gradient's last transform (its buffer on the stack) */
+#define WGRAD_LANES 256
 
 typedef struct {
     int m, a, P;           /* output tile m x m, input tile a x a, P = a*a positions */
@@ -80,21 +82,25 @@ static void wino_g(int m, const double *g, int gs, double *o, int os)
     o[5 * os] = g[2 * gs];
 }
 
-/* G^T x: along one axis (a points to 3 taps), in double: the weight gradient's last
- * transform. */
-static void wino_gt(int m, const double *x, int xs, double *o, int os)
+/* G^T x along one axis (a points to 3 taps) on len lanes: point k of lane e at
+ * x[k*xs + e], tap j to o[j*os + e] (the weight gradient's last transform, on planes of
+ * (o, c) pairs). */
+static void wino_gt_planes(int m, const float *x, int64_t xs, float *o, int64_t os,
+                           int64_t len)
 {
-    if (m == 2) {
-        o[0] = x[0] + (x[xs] + x[2 * xs]) / 2;
-        o[os] = (x[xs] - x[2 * xs]) / 2;
-        o[2 * os] = (x[xs] + x[2 * xs]) / 2 + x[3 * xs];
-        return;
+    for (int64_t e = 0; e < len; e++) {
+        float s1 = x[xs + e] + x[2 * xs + e], d1 = x[xs + e] - x[2 * xs + e];
+        if (m == 2) {
+            o[e] = x[e] + 0.5f * s1;
+            o[os + e] = 0.5f * d1;
+            o[2 * os + e] = 0.5f * s1 + x[3 * xs + e];
+            continue;
+        }
+        float s2 = x[3 * xs + e] + x[4 * xs + e], d2 = x[3 * xs + e] - x[4 * xs + e];
+        o[e] = 0.25f * x[e] - s1 / 6.0f + s2 / 24.0f;
+        o[os + e] = d2 / 12.0f - d1 / 6.0f;
+        o[2 * os + e] = (s2 - s1) / 6.0f + x[5 * xs + e];
     }
-    double s1 = x[xs] + x[2 * xs], d1 = x[xs] - x[2 * xs];
-    double s2 = x[3 * xs] + x[4 * xs], d2 = x[3 * xs] - x[4 * xs];
-    o[0] = x[0] / 4 - s1 / 6 + s2 / 24;
-    o[os] = -d1 / 6 + d2 / 12;
-    o[2 * os] = -s1 / 6 + s2 / 6 + x[5 * xs];
 }
 
 /* ---- plan ---- */
@@ -349,8 +355,9 @@ int fnn_winograd_grad_input(const fnn_conv2d_shape *s, int m, const fnn_pool2d *
                     pool ? grad_y : NULL, idx, NULL, NULL);
 }
 
-/* The weight gradient's chunk `chunk` (blocks [b0, b1)): S_xi = sum over its blocks of
- * Z_xi^T V_xi, in block order, then G^T S G into its partial part[(o*ci + c)*9 + tap]. */
+/* A weight-gradient chunk, blocks [b0, b1): S_xi = sum over its blocks of Z_xi^T V_xi,
+ * in block order, then G^T S G into its partial, tap k of pair (o, c) at
+ * part[k*co*ci + o*ci + c]. */
 static int wgrad_chunk(const wino_geom *g, int64_t b0, int64_t b1, const float *x,
                        const float *gy, float *buf, float *acc, float *part)
 {
@@ -369,17 +376,16 @@ static int wgrad_chunk(const wino_geom *g, int64_t b0, int64_t b1, const float *
                 return st;
         }
     }
-    int a = g->a;
-    for (int64_t oc = 0; oc < splane; oc++) {
-        double sv[36], t[6 * 3], tap[9];
-        for (int xi = 0; xi < g->P; xi++)
-            sv[xi] = acc[xi * splane + oc];
-        for (int j = 0; j < a; j++)  /* G^T S: columns */
-            wino_gt(g->m, sv + j, a, t + j, a);
-        for (int i = 0; i < 3; i++)  /* (G^T S) G: rows */
-            wino_gt(g->m, t + i * a, 1, tap + i * 3, 1);
-        for (int k = 0; k < 9; k++)
-            part[oc * 9 + k] = (float)tap[k];
+    /* G^T S G, on WGRAD_LANES pairs (o, c) at a time: S's columns, then the rows */
+    for (int64_t e0 = 0; e0 < splane; e0 += WGRAD_LANES) {
+        int64_t len = FNN_MIN(WGRAD_LANES, splane - e0);
+        float t[3 * 6 * WGRAD_LANES];  /* t[i][s][e]: G^T S */
+        for (int s = 0; s < g->a; s++)
+            wino_gt_planes(g->m, acc + s * splane + e0, g->a * splane, t + s * len,
+                           g->a * len, len);
+        for (int i = 0; i < 3; i++)
+            wino_gt_planes(g->m, t + i * g->a * len, len, part + i * 3 * splane + e0, splane,
+                           len);
     }
     return FNN_OK;
 }
@@ -434,14 +440,15 @@ int fnn_winograd_grad_weight(const fnn_conv2d_shape *s, int m, const fnn_pool2d 
                 err = st;
             }
         }
-        int64_t lo, hi;  /* the partials in chunk order, each thread a slice */
-        fnn_split(gw_elems, ith, omp_get_num_threads(), &lo, &hi);
-        for (int64_t e = lo; e < hi; e++) {
-            float sum = part[e];
-            for (int64_t c = 1; c < nchunks; c++)
-                sum += part[c * gw_elems + e];
-            grad_w[e] = sum;
-        }
+        int64_t lo, hi, pairs = g.co * g.ci;  /* the partials in chunk order, a slice each */
+        fnn_split(pairs, ith, omp_get_num_threads(), &lo, &hi);
+        for (int64_t e = lo; e < hi; e++)
+            for (int k = 0; k < 9; k++) {
+                float sum = part[k * pairs + e];
+                for (int64_t c = 1; c < nchunks; c++)
+                    sum += part[c * gw_elems + k * pairs + e];
+                grad_w[e * 9 + k] = sum;
+            }
     }
     return err;
 }
@@ -487,10 +494,11 @@ int fnn_conv2d_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
     return FNN_OK;
 }
 
-/* The weight gradient's "auto": see the figures above auto_rule. */
-int fnn_winograd_grad_weight_tile(const fnn_conv2d_shape *s, int requested)
+int fnn_conv2d_grad_weight_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
 {
-    if (!winograd_fits(s) || s->n == 0 || s->c_in == 0 || s->c_out == 0)
-        return 0;
-    return requested == FNN_CONV_WINOGRAD ? 2 : requested == FNN_CONV_WINOGRAD4 ? 4 : 0;
+    if (fnn_conv2d_algorithm(s, requested, chosen) != FNN_OK)
+        return FNN_EINVAL;
+    if (requested == FNN_CONV_AUTO)  /* the weight gradient's own rule */
+        *chosen = FNN_CONV_DIRECT;
+    return FNN_OK;
 }

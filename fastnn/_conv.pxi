@@ -122,13 +122,14 @@ def get_conv_algorithm():
 
 
 cdef int _conv_algo(str fn, fnn_conv2d_shape *s, object algorithm) except -1:
-    """The algorithm conv2d runs on s: `algorithm`, or the default when it is None (a
-    Winograd default falls back to direct where it does not apply; an explicit one raises)."""
+    """The algorithm to request on s (the C side resolves "auto" per direction):
+    `algorithm`, or the default when it is None (a Winograd default falls back to direct
+    where it does not apply; an explicit one raises)."""
     explicit = algorithm is not None
     name = _algorithm_name(algorithm if explicit else _conv_algorithm, fn)
     cdef int chosen
     if fnn_conv2d_algorithm(s, CONV_ALGORITHMS[name], &chosen) == FNN_OK:
-        return chosen
+        return CONV_ALGORITHMS[name]
     if explicit:
         raise ValueError(f"{fn}: algorithm={name!r} needs a 3x3 kernel, stride 1 and dilation 1, "
                          f"got kernel {(s.kh, s.kw)}, stride {(s.sh, s.sw)}, "
@@ -147,13 +148,20 @@ class _Shaped:
             raise ValueError(f"{fn}: {name} must be 4 non-negative sizes, got {shape!r}")
 
 
-def conv2d_algorithm(x_shape, weight_shape, stride=1, padding=0, dilation=1, algorithm=None):
-    """The algorithm ("direct", "winograd" or "winograd4x4") that conv2d and its backward
-    run for these shapes and arguments, with `algorithm` or the default."""
+def conv2d_algorithm(x_shape, weight_shape, stride=1, padding=0, dilation=1, algorithm=None,
+                     *, weight_gradient=False):
+    """The algorithm ("direct", "winograd" or "winograd4x4") that conv2d and the input
+    gradient of its backward run for these shapes and arguments, with `algorithm` or the
+    default; with weight_gradient=True, the one the weight gradient runs ("auto" picks it
+    by its own rule: csrc/winograd.c)."""
     fn = "conv2d_algorithm"
     x, weight = _Shaped(x_shape, "x_shape", fn), _Shaped(weight_shape, "weight_shape", fn)
     cdef fnn_conv2d_shape s = _conv_shape(fn, x, weight, stride, padding, dilation)
-    chosen = _conv_algo(fn, &s, algorithm)
+    cdef int chosen, requested = _conv_algo(fn, &s, algorithm)
+    if weight_gradient:
+        fnn_conv2d_grad_weight_algorithm(&s, requested, &chosen)
+    else:
+        fnn_conv2d_algorithm(&s, requested, &chosen)
     return next(k for k, v in CONV_ALGORITHMS.items() if v == chosen)
 
 
@@ -223,8 +231,8 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, *, bia
                     grad_weight=None, grad_bias=None, algorithm=None):
     """Gradients (grad_x or None, grad_weight or None, grad_bias or None) of :func:`conv2d`;
     grad_x is skipped (None) when need_input_grad is False, grad_weight when
-    need_weight_grad is False, grad_bias when bias is False. algorithm: as conv2d's; it
-    applies to grad_x (weight and bias gradients run direct)."""
+    need_weight_grad is False, grad_bias when bias is False. algorithm: as conv2d's, for
+    grad_x and grad_weight (see conv2d_algorithm; the bias gradient runs direct)."""
     return _conv2d_backward("conv2d_backward", grad_out, None, x, weight, stride, padding,
                             dilation, None, bias, need_input_grad, need_weight_grad,
                             grad_input, grad_weight, grad_bias, algorithm)

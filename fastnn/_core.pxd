@@ -107,6 +107,7 @@ cdef extern from "fastnn.h" nogil:
         FNN_CONV_WINOGRAD
         FNN_CONV_WINOGRAD4
     int fnn_conv2d_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
+    int fnn_conv2d_grad_weight_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
     int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w,
                            const float *bias, float *y, int algo)
     int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const float *x,
