@@ -1,5 +1,5 @@
 """Winograd convolution (csrc/winograd.c): F(2x2, 3x3) ("winograd") and F(4x4, 3x3)
-("winograd4x4"), forward and input gradient, against the float64 reference.
+("winograd4x4"), forward, input gradient and weight gradient, against the float64 reference.
 
 Error bound. Winograd computes, per m x m output tile,
     Y = A^T [ sum_c (G g_c G^T) . (B^T d_c B) ] A + bias
@@ -23,8 +23,25 @@ make up for the growth) and 256 / 9 = 28x (F(4x4)) as large for many channels; f
 channel the direct method's gamma_10 meets gamma_10 (F(2x2)) and gamma_16 (F(4x4)).
 
 The input gradient is the same computation on the output gradient with the flipped,
-transposed filters and padding 2 - p; the weight and bias gradients run the direct method
-(and are checked against its bound).
+transposed filters and padding 2 - p (same bound); the bias gradient runs the direct method
+(and is checked against its bound).
+
+The weight gradient is, over the T = N * tiles-per-image output tiles t (gy zero past the
+output's edge),
+    dW[o][c] = G^T [ sum_t (A gy_ot A^T) . (B^T d_ct B) ] G
+with B^T d B (depth kB) and A gy A^T (depth kZ: 2 for F(2x2), 4 for F(4x4)) in float32,
+the product (1) and the sum over the tiles on the GEMM (at most T additions along any
+path, block after block of one chunk), G^T S G in float32 (kG: 2 per axis for F(2x2); 5 for
+F(4x4), whose 1/6, 1/12, 1/24 are rounded too) and the sum of at most 16 chunk partials
+(15). So |dW_float32 - dW| <= gamma_K * E_w, K = T + kB + kZ + kG + 16 (T + 26 for
+F(2x2), T + 36 for F(4x4)),
+    E_w = |G^T| [ sum_t (|A||gy_ot||A^T|) . (|B^T||d_ct||B|) ] |G|,
+against the direct method's gamma_{N*OH*OW+16} * D_w, D_w = sum |gy||x|. The coefficient
+growth E_w / D_w is at most 9 (F(2x2): |A| gy |A^T| row sums 1, 2, 2, 1 and |B^T| rows sum
+to 2, met by |G|'s columns 3, 2, 3) and 1600/9 = 178 (F(4x4)), reached when all the inputs
+have one sign (test_weight_gradient_growth), while K is about m^2 times smaller (T =
+N*OH*OW / m^2 for whole tiles): Winograd's weight-gradient bound is about 9 / 4 = 2.25x
+(F(2x2)) and 178 / 16 = 11x (F(4x4)) the direct method's, for many tiles.
 """
 import numpy as np
 import pytest
@@ -48,6 +65,7 @@ TRANSFORMS = {  # B^T, G, A^T
                   [0, 1, -1, 8, -8, 1]], float)),
 }
 DEPTH = {2: 9, 4: 15}  # K - C_in
+DEPTH_W = {2: 26, 4: 36}  # K - T for the weight gradient
 
 
 def gamma(k):
@@ -80,6 +98,22 @@ def winograd_growth(x, w, b, p, m):
                                                               th * m, tw * m)
     y = y[:, :, :oh, :ow]
     return y if b is None else y + np.abs(b)[None, :, None, None]
+
+
+def weight_gradient_growth(g, x, p, m):
+    """E_w above, per weight-gradient element, and T (the tiles), in float64."""
+    bt, gm, at = (np.abs(t) for t in TRANSFORMS[m])
+    a = m + 2
+    n, o, oh, ow = g.shape
+    th, tw = -(-oh // m), -(-ow // m)
+    xp = shifted(np.abs(x), p, th * m + 2, tw * m + 2)
+    d = sliding_window_view(xp, (a, a), axis=(2, 3))[:, :, ::m, ::m][:, :, :th, :tw]
+    v = np.einsum("ri,ncyxij,sj->ncyxrs", bt, d, bt)
+    gp = np.zeros((n, o, th * m, tw * m))
+    gp[:, :, :oh, :ow] = np.abs(g)
+    z = np.einsum("ir,noyixj,js->noyxrs", at, gp.reshape(n, o, th, m, tw, m), at)
+    return np.einsum("rk,ocrs,sl->ockl", gm, np.einsum("noyxrs,ncyxrs->ocrs", z, v), gm), \
+        n * th * tw
 
 
 def assert_within(out, ref, bound, k, what):
@@ -115,10 +149,39 @@ def test_winograd_within_bound(isa, rng, algo, shape):
     rx, rw, rb = R.conv2d_backward(g64, x64, w64, 1, p)
     flipped = w64.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
     assert_within(gx, rx, winograd_growth(g64, flipped, None, 2 - p, m), o + DEPTH[m], "gx")
-    _, bw, bb = R.conv2d_backward(np.abs(g64), np.abs(x64), np.abs(w64), 1, p)
-    k = n * y.shape[2] * y.shape[3] + 16  # direct, as in tests/test_conv.py
-    assert_within(gw, rw, bw, k, "grad_w")
-    assert_within(gb, rb, bb, k, "grad_b")
+    ew, tiles = weight_gradient_growth(g64, x64, p, m)
+    assert_within(gw, rw, ew, tiles + DEPTH_W[m], "grad_w")
+    _, _, bb = R.conv2d_backward(np.abs(g64), np.abs(x64), np.abs(w64), 1, p)
+    assert_within(gb, rb, bb, n * y.shape[2] * y.shape[3] + 16, "grad_b")  # direct
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("shape", [(1, 1, 5, 5, 1, 0), (2, 3, 7, 9, 4, 1), (1, 4, 2, 3, 2, 2),
+                                   (3, 12, 10, 11, 6, 1), (1, 1, 1, 1, 2, 1)], ids=str)
+def test_weight_gradient_agrees_with_torch(isa, rng, algo, shape):
+    """The Winograd weight gradient against PyTorch's float64 autograd (grad-check style:
+    d/dW of sum(conv2d(x, W) * g)), within the bound above; the fused max pool's too."""
+    torch = pytest.importorskip("torch")
+    n, c, h, w, o, p = shape
+    m = ALGOS[algo]
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((o, c, 3, 3)).astype(np.float32)
+    g = rng.standard_normal((n, o, h + 2 * p - 2, w + 2 * p - 2)).astype(np.float32)
+    tw = torch.tensor(wt.astype(np.float64), requires_grad=True)
+    y = torch.nn.functional.conv2d(torch.tensor(x.astype(np.float64)), tw, padding=p)
+    (y * torch.tensor(g.astype(np.float64))).sum().backward()
+    _, gw, _ = F.conv2d_backward(g, x, wt, 1, p, bias=False, need_input_grad=False,
+                                 algorithm=algo)
+    ew, tiles = weight_gradient_growth(g.astype(np.float64), x.astype(np.float64), p, m)
+    assert_within(gw, tw.grad.numpy(), ew, tiles + DEPTH_W[m], "grad_w vs torch")
+
+
+def test_weight_gradient_growth():
+    """E_w / D_w on all-ones data (many whole tiles): the figures stated above."""
+    g, x = np.ones((1, 1, 8, 8)), np.ones((1, 1, 10, 10))
+    direct = R.conv2d_backward(g, x, np.ones((1, 1, 3, 3)), 1, 0)[1]
+    assert np.max(weight_gradient_growth(g, x, 0, 2)[0] / direct) == pytest.approx(9)
+    assert np.max(weight_gradient_growth(g, x, 0, 4)[0] / direct) == pytest.approx(1600 / 9)
 
 
 def test_growth_factors():
@@ -131,18 +194,19 @@ def test_growth_factors():
 
 @pytest.mark.parametrize("algo", ALGOS)
 def test_winograd_threads_bitwise(isa, threads, rng, algo):
-    """Many blocks of tile rows, on 1 and 2 threads: the same bits."""
-    x = rng.standard_normal((8, 16, 20, 20)).astype(np.float32)
-    wt = rng.standard_normal((24, 16, 3, 3)).astype(np.float32)
-    b = rng.standard_normal(24).astype(np.float32)
-    g = rng.standard_normal((8, 24, 20, 20)).astype(np.float32)
+    """Many blocks of tile rows (and weight-gradient chunks), on 1, 2 and 3 threads: the
+    same bits."""
+    x = rng.standard_normal((32, 16, 40, 40)).astype(np.float32)
+    wt = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    g = rng.standard_normal((32, 16, 40, 40)).astype(np.float32)
     out = []
-    for t in (1, 2):
+    for t in (1, 2, 3):
         threads(t)
         out.append((F.conv2d(x, wt, b, 1, 1, algorithm=algo),
                     *F.conv2d_backward(g, x, wt, 1, 1, algorithm=algo)))
-    for a, b_ in zip(*out):
-        assert np.array_equal(a, b_)
+    for results in zip(*out):
+        assert all(np.array_equal(results[0], r) for r in results[1:])
 
 
 @pytest.mark.parametrize("algo", ALGOS)
