@@ -88,18 +88,22 @@ static void wino_g(int m, const double *g, int gs, double *o, int os)
 static void wino_gt_planes(int m, const float *x, int64_t xs, float *o, int64_t os,
                            int64_t len)
 {
+    if (m == 2) {
+        for (int64_t e = 0; e < len; e++) {
+            float s1 = x[xs + e] + x[2 * xs + e];
+            o[e] = x[e] + 0.5f * s1;
+            o[os + e] = 0.5f * (x[xs + e] - x[2 * xs + e]);
+            o[2 * os + e] = 0.5f * s1 + x[3 * xs + e];
+        }
+        return;
+    }
+    const float c6 = 1.0f / 6, c12 = 1.0f / 12, c24 = 1.0f / 24;  /* rounded once */
     for (int64_t e = 0; e < len; e++) {
         float s1 = x[xs + e] + x[2 * xs + e], d1 = x[xs + e] - x[2 * xs + e];
-        if (m == 2) {
-            o[e] = x[e] + 0.5f * s1;
-            o[os + e] = 0.5f * d1;
-            o[2 * os + e] = 0.5f * s1 + x[3 * xs + e];
-            continue;
-        }
         float s2 = x[3 * xs + e] + x[4 * xs + e], d2 = x[3 * xs + e] - x[4 * xs + e];
-        o[e] = 0.25f * x[e] - s1 / 6.0f + s2 / 24.0f;
-        o[os + e] = d2 / 12.0f - d1 / 6.0f;
-        o[2 * os + e] = (s2 - s1) / 6.0f + x[5 * xs + e];
+        o[e] = 0.25f * x[e] - c6 * s1 + c24 * s2;
+        o[os + e] = c12 * d2 - c6 * d1;
+        o[2 * os + e] = c6 * (s2 - s1) + x[5 * xs + e];
     }
 }
 
@@ -442,12 +446,11 @@ int fnn_winograd_grad_weight(const fnn_conv2d_shape *s, int m, const fnn_pool2d 
         }
         int64_t lo, hi, pairs = g.co * g.ci;  /* the partials in chunk order, a slice each */
         fnn_split(pairs, ith, omp_get_num_threads(), &lo, &hi);
-        for (int64_t e = lo; e < hi; e++)
+        for (int64_t c = 0; c < nchunks; c++)
             for (int k = 0; k < 9; k++) {
-                float sum = part[k * pairs + e];
-                for (int64_t c = 1; c < nchunks; c++)
-                    sum += part[c * gw_elems + k * pairs + e];
-                grad_w[e * 9 + k] = sum;
+                const float *src = part + c * gw_elems + k * pairs;
+                for (int64_t e = lo; e < hi; e++)
+                    grad_w[e * 9 + k] = (c == 0 ? 0.0f : grad_w[e * 9 + k]) + src[e];
             }
     }
     return err;
