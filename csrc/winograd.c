@@ -184,7 +184,17 @@ static void to_channels_last(const float *src, int64_t cs, int64_t nch, int64_t 
         for (int c = 8; c < 16 && c0 + c < nch; c++)  /* the next group's rows: misses */
             for (int64_t p = 0; p < n; p += 16)
                 __builtin_prefetch(src + (c0 + c) * cs + p);
-        for (int64_t p = 0; p < n; p++)
+        int64_t p = 0;
+        for (; p + 8 <= n; p += 8) {  /* 8 x 8 blocks: contiguous loads, then stores */
+            float t[8][8];
+            for (int c = 0; c < 8; c++)
+                for (int q = 0; q < 8; q++)
+                    t[c][q] = src[(c0 + c) * cs + p + q];
+            for (int q = 0; q < 8; q++)
+                for (int c = 0; c < 8; c++)
+                    dst[(p + q) * cp + c0 + c] = t[c][q];
+        }
+        for (; p < n; p++)
             for (int c = 0; c < 8; c++)
                 dst[p * cp + c0 + c] = src[(c0 + c) * cs + p];
     }
