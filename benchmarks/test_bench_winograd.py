@@ -8,7 +8,9 @@ so a faster algorithm shows as a higher rate.
 
 On a shared machine run the side-by-side comparison instead, which interleaves the
 algorithms round by round and prints medians and ratios:
-    python -m benchmarks.test_bench_winograd [--rounds 15] [--threads 2]"""
+    python -m benchmarks.test_bench_winograd [--rounds 15] [--threads 2]
+and with --wgrad the weight gradient alone (the measurements behind "auto"'s weight-gradient
+rule in csrc/winograd.c), on these cases and WGRAD_CASES."""
 import argparse
 import time
 
@@ -25,12 +27,20 @@ N = 128
 CASES = {"cnn conv2 32->64 13x13 p0": (32, 13, 64, 0),
          "tinyvgg 32->32 28x28 p1": (32, 28, 32, 1),
          "vgg-cifar 64->64 16x16 p1": (64, 16, 64, 1)}
+# more shapes for the weight gradient's crossover (--wgrad)
+WGRAD_CASES = {"16->32 16x16 p1": (16, 16, 32, 1), "128->128 8x8 p1": (128, 8, 128, 1),
+               "64->64 32x32 p1": (64, 32, 64, 1), "32->64 13x13 p1": (32, 13, 64, 1),
+               "64->64 8x8 p1": (64, 8, 64, 1), "16->16 28x28 p1": (16, 28, 16, 1),
+               "8->16 28x28 p1": (8, 28, 16, 1), "64->128 7x7 p1": (64, 7, 128, 1),
+               "32->32 14x14 p1": (32, 14, 32, 1), "1->32 28x28 p0": (1, 28, 32, 0),
+               "3->16 32x32 p1": (3, 32, 16, 1)}
+ALL_CASES = {**CASES, **WGRAD_CASES}
 ALGORITHMS = ["direct", "winograd", "winograd4x4", "auto"]
 PASSES = ["fwd", "fwd+bwd"]
 
 
 def case_arrays(name):
-    c, hw, o, p = CASES[name]
+    c, hw, o, p = ALL_CASES[name]
     rng = np.random.default_rng(0)
     x = rng.standard_normal((N, c, hw, hw), dtype=np.float32)
     w = rng.standard_normal((o, c, 3, 3), dtype=np.float32)
@@ -46,6 +56,10 @@ def fastnn_step(name, mode, algorithm):
     gw, gb = np.empty(w.shape, np.float32), np.empty(b.shape, np.float32)
 
     def step():
+        if mode == "wgrad":
+            F.conv2d_backward(g, x, w, 1, p, bias=False, need_input_grad=False,
+                              grad_weight=gw, algorithm=algorithm)
+            return
         F.conv2d(x, w, b, 1, p, out=y, algorithm=algorithm)
         if mode != "fwd":
             F.conv2d_backward(g, x, w, 1, p, grad_input=gx, grad_weight=gw, grad_bias=gb,
@@ -99,6 +113,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--wgrad", action="store_true", help="the weight gradient alone")
     args = ap.parse_args()
     try:
         import torch
@@ -108,10 +123,10 @@ def main():
     fastnn.set_num_threads(args.threads)
     print(f"fastnn {fastnn.get_isa()}, {args.threads} thread(s), batch {N}, median of "
           f"{args.rounds} interleaved rounds (ms); ratios: time / direct's, time / torch's")
-    for name in CASES:
-        for mode in PASSES:
+    for name in ALL_CASES if args.wgrad else CASES:
+        for mode in ["wgrad"] if args.wgrad else PASSES:
             steps = {a: fastnn_step(name, mode, a) for a in ALGORITHMS[:3]}
-            if torch is not None:
+            if torch is not None and not args.wgrad:
                 steps["torch"] = torch_step(torch, name, mode)
             times = {k: [] for k in steps}
             for _ in range(args.rounds + 1):  # the first round warms up
@@ -124,8 +139,10 @@ def main():
                      + (f", {ms / med['torch']:.2f})" if "torch" in med else ")")
                      for k, ms in med.items()]
             print(f"{name:27s} {mode:7s} " + "  ".join(cells), flush=True)
-        c, hw, o, p = CASES[name]
-        print(f"{'':27s} auto runs {fastnn.conv2d_algorithm((N, c, hw, hw), (o, c, 3, 3), 1, p)}")
+        c, hw, o, p = ALL_CASES[name]
+        shapes = ((N, c, hw, hw), (o, c, 3, 3), 1, p)
+        print(f"{'':27s} auto runs {fastnn.conv2d_algorithm(*shapes)}, weight gradient "
+              f"{fastnn.conv2d_algorithm(*shapes, weight_gradient=True)}")
 
 
 if __name__ == "__main__":

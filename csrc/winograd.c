@@ -519,11 +519,36 @@ int fnn_conv2d_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
     return FNN_OK;
 }
 
+/* The weight gradient's "auto", from the shape alone. Weight-gradient time / the direct
+ * method's (batch 128, 2 threads, the 2-core Zen 3 shared with other jobs; medians of 11
+ * interleaved rounds, 2-3 runs; the script: benchmarks/test_bench_winograd.py --wgrad):
+ *   tinyvgg 32->32 28x28 p1:  F(4x4) 0.68, 0.64, 0.79     F(2x2) 0.76, 0.76, 0.82
+ *   vgg-cifar 64->64 16x16 p1: F(4x4) 0.69, 0.63, 0.74    F(2x2) 0.81, 0.76, 0.82
+ *   cnn conv2 32->64 13x13 p0: F(4x4) 1.24, 1.07, 1.36    F(2x2) 1.23, 1.16, 1.64
+ *   64->64 8x8 p1 0.60, 128->128 8x8 p1 0.73, 0.66, 16->16 28x28 p1 0.73,
+ *   16->32 16x16 p1 0.84, 0.75, 1.00, 64->64 32x32 p1 0.47, 0.60 (F(4x4));
+ *   64->128 7x7 p1 0.88, 32->32 14x14 p1 0.98, 32->64 13x13 p1 1.24,
+ *   8->16 28x28 p1 1.02, 3->16 32x32 p1 1.49, 1->32 28x28 p0 3.5 (F(4x4)).
+ * F(4x4) always beat F(2x2). It pays with >= 16 channels each way where its tiles cover
+ * little past the output (the transforms and the channels-last copies cost per tile, the
+ * direct method per output pixel): at most 15% of the tiles' pixels, e.g. outputs of
+ * 8x8, 16x16, 28x28 (100%) but not 7x7, 14x14 (77%), 11x11 (84%), 13x13 (66%). */
+static int auto_grad_weight_rule(const fnn_conv2d_shape *s, int64_t oh, int64_t ow)
+{
+    int64_t covered = fnn_round_up(oh, 4) * fnn_round_up(ow, 4);
+    return s->c_in >= 16 && s->c_out >= 16 && 100 * (covered - oh * ow) <= 15 * covered
+               ? FNN_CONV_WINOGRAD4
+               : FNN_CONV_DIRECT;
+}
+
 int fnn_conv2d_grad_weight_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
 {
+    int64_t oh, ow;
     if (fnn_conv2d_algorithm(s, requested, chosen) != FNN_OK)
         return FNN_EINVAL;
-    if (requested == FNN_CONV_AUTO)  /* the weight gradient's own rule */
-        *chosen = FNN_CONV_DIRECT;
+    if (requested == FNN_CONV_AUTO && winograd_fits(s) && s->n > 0) {  /* its own rule */
+        fnn_conv2d_output_size(s, &oh, &ow);
+        *chosen = auto_grad_weight_rule(s, oh, ow);
+    }
     return FNN_OK;
 }

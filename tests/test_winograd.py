@@ -239,6 +239,30 @@ def test_auto_is_one_of_the_algorithms(rng):
                               F.conv2d(x, wt, None, 1, pad, algorithm=chosen))
 
 
+@pytest.mark.parametrize("shape,pad,forward,weight", [
+    ((2, 32, 13, 13), 0, "direct", "direct"),            # the reference CNN's conv2
+    ((2, 32, 28, 28), 1, "direct", "winograd4x4"),       # TinyVGG
+    ((2, 64, 16, 16), 1, "winograd4x4", "winograd4x4"),  # VGG-CIFAR
+    ((2, 8, 16, 16), 1, "direct", "direct")])
+def test_auto_weight_gradient(rng, shape, pad, forward, weight):
+    """"auto" picks the weight gradient's algorithm by its own rule (csrc/winograd.c), and
+    its backward is bitwise the chosen algorithms' (input and weight gradients)."""
+    c = shape[1]
+    wshape = (c, c, 3, 3)
+    assert fastnn.conv2d_algorithm(shape, wshape, 1, pad) == forward
+    assert fastnn.conv2d_algorithm(shape, wshape, 1, pad, weight_gradient=True) == weight
+    assert fastnn.conv2d_algorithm(shape, wshape, 1, pad, algorithm="winograd",
+                                   weight_gradient=True) == "winograd"
+    x = rng.standard_normal(shape).astype(np.float32)
+    wt = rng.standard_normal(wshape).astype(np.float32)
+    g = rng.standard_normal((shape[0], c, shape[2] + 2 * pad - 2,
+                             shape[3] + 2 * pad - 2)).astype(np.float32)
+    gx, gw, gb = F.conv2d_backward(g, x, wt, 1, pad, algorithm="auto")
+    assert np.array_equal(gx, F.conv2d_backward(g, x, wt, 1, pad, algorithm=forward)[0])
+    _, gw2, gb2 = F.conv2d_backward(g, x, wt, 1, pad, algorithm=weight)
+    assert np.array_equal(gw, gw2) and np.array_equal(gb, gb2)
+
+
 def test_default_algorithm(rng):
     x = rng.standard_normal((1, 4, 6, 6)).astype(np.float32)
     wt = rng.standard_normal((4, 4, 3, 3)).astype(np.float32)
