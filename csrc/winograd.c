@@ -521,15 +521,15 @@ int fnn_conv2d_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
 
 /* The weight gradient's "auto", from the shape alone. Weight-gradient time / the direct
  * method's (batch 128, 2 threads, the 2-core Zen 3 shared with other jobs; medians of 11
- * interleaved rounds, 2-3 runs; the script: benchmarks/test_bench_winograd.py --wgrad):
- *   tinyvgg 32->32 28x28 p1:  F(4x4) 0.68, 0.64, 0.79     F(2x2) 0.76, 0.76, 0.82
- *   vgg-cifar 64->64 16x16 p1: F(4x4) 0.69, 0.63, 0.74    F(2x2) 0.81, 0.76, 0.82
- *   cnn conv2 32->64 13x13 p0: F(4x4) 1.24, 1.07, 1.36    F(2x2) 1.23, 1.16, 1.64
- *   64->64 8x8 p1 0.60, 128->128 8x8 p1 0.73, 0.66, 16->16 28x28 p1 0.73,
- *   16->32 16x16 p1 0.84, 0.75, 1.00, 64->64 32x32 p1 0.47, 0.60 (F(4x4));
- *   64->128 7x7 p1 0.88, 32->32 14x14 p1 0.98, 32->64 13x13 p1 1.24,
- *   8->16 28x28 p1 1.02, 3->16 32x32 p1 1.49, 1->32 28x28 p0 3.5 (F(4x4)).
- * F(4x4) always beat F(2x2). It pays with >= 16 channels each way where its tiles cover
+ * interleaved rounds, 2-4 runs; python -m benchmarks.test_bench_winograd --wgrad):
+ *   tinyvgg 32->32 28x28 p1:   F(4x4) 0.68, 0.64, 0.79, 0.68   F(2x2) 0.76, 0.76, 0.82, 0.86
+ *   vgg-cifar 64->64 16x16 p1: F(4x4) 0.69, 0.63, 0.74, 0.69   F(2x2) 0.81, 0.76, 0.82, 0.77
+ *   cnn conv2 32->64 13x13 p0: F(4x4) 1.24, 1.07, 1.36, 1.52   F(2x2) 1.23, 1.16, 1.64, 1.42
+ * and F(4x4): 64->64 8x8 p1 0.60, 0.62; 128->128 8x8 p1 0.73, 0.66, 0.61; 16->16 28x28
+ * p1 0.73, 0.62; 64->64 32x32 p1 0.47, 0.60, 0.51; 16->32 16x16 p1 0.84, 0.75, 1.08 (the
+ * edge); 64->128 7x7 p1 0.88, 0.90; 32->32 14x14 p1 0.98, 1.15; 32->64 13x13 p1 1.24,
+ * 1.04; 8->16 28x28 p1 1.02, 0.88; 3->16 32x32 p1 1.49, 2.03; 1->32 28x28 p0 3.5, 4.3.
+ * F(4x4) beat F(2x2) but once. It pays with >= 16 channels each way where its tiles cover
  * little past the output (the transforms and the channels-last copies cost per tile, the
  * direct method per output pixel): at most 15% of the tiles' pixels, e.g. outputs of
  * 8x8, 16x16, 28x28 (100%) but not 7x7, 14x14 (77%), 11x11 (84%), 13x13 (66%). */
