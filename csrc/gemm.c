@@ -25,7 +25,8 @@ typedef struct {
     int split_rows;  /* threads split the rows of C (else the columns) */
     int pack_a;      /* copy A blocks into panels (else the micro-kernel reads A in place) */
     int64_t kc;      /* K block: K split into equal blocks of at most g->kc */
-    float *bp;       /* shared packed B block: kc x round_up(nc, nr) */
+    int whole_b;     /* all K blocks of B packed at once: one barrier per N block */
+    float *bp;       /* shared packed B: kc (whole_b: k) x round_up(nc, nr) */
     float *ap;       /* per-thread packed A blocks: mc x kc each */
 } gemm_plan;
 
@@ -50,16 +51,26 @@ static void gemm_thread(const gemm_plan *P, int ith, int nth)
         row_hi = FNN_MIN(row_hi * g->mr, P->m);
     }
     for (int64_t jc = 0; jc < P->n; jc += g->nc) {
-        int64_t nc = FNN_MIN(g->nc, P->n - jc);
-        int64_t panels = (nc + g->nr - 1) / g->nr, q_lo, q_hi;
+        int64_t nc = FNN_MIN(g->nc, P->n - jc), ncr = fnn_round_up(nc, g->nr);
+        int64_t panels = ncr / g->nr, q_lo, q_hi;
         fnn_split(panels, ith, nth, &q_lo, &q_hi);
         int64_t col_lo = q_lo * g->nr, col_hi = FNN_MIN(q_hi * g->nr, nc);
+        if (P->whole_b) {  /* block pc at bp + pc * ncr */
+            for (int64_t pc = 0; pc < P->k && col_hi > col_lo; pc += P->kc) {
+                int64_t kc = FNN_MIN(P->kc, P->k - pc);
+                pack_b(P, pc, kc, jc + col_lo, col_hi - col_lo, P->bp + pc * ncr + col_lo * kc);
+            }
+            FNN_BARRIER(nth);
+        }
         for (int64_t pc = 0; pc < P->k; pc += P->kc) {
             int64_t kc = FNN_MIN(P->kc, P->k - pc);
             float beta = pc == 0 ? P->beta : 1.0f;
-            if (col_hi > col_lo)
-                pack_b(P, pc, kc, jc + col_lo, col_hi - col_lo, P->bp + col_lo * kc);
-            FNN_BARRIER(nth);
+            const float *bp = P->whole_b ? P->bp + pc * ncr : P->bp;
+            if (!P->whole_b) {
+                if (col_hi > col_lo)
+                    pack_b(P, pc, kc, jc + col_lo, col_hi - col_lo, P->bp + col_lo * kc);
+                FNN_BARRIER(nth);
+            }
             int64_t c0 = P->split_rows ? 0 : col_lo, c1 = P->split_rows ? nc : col_hi;
             for (int64_t ic = row_lo; ic < row_hi && c1 > c0; ic += g->mc) {
                 int64_t mc = FNN_MIN(g->mc, row_hi - ic);
@@ -67,14 +78,17 @@ static void gemm_thread(const gemm_plan *P, int ith, int nth)
                 if (P->pack_a) {
                     g->pack_a(mc, kc, a, P->a_rs, P->a_cs, ap);
                     g->macro(mc, c1 - c0, kc, P->alpha, ap, 1, g->mr, (int64_t)g->mr * kc,
-                             P->bp + c0 * kc, beta, P->c + ic * P->ldc + jc + c0, P->ldc);
+                             bp + c0 * kc, beta, P->c + ic * P->ldc + jc + c0, P->ldc);
                 } else {
                     g->macro(mc, c1 - c0, kc, P->alpha, a, P->a_rs, P->a_cs, g->mr * P->a_rs,
-                             P->bp + c0 * kc, beta, P->c + ic * P->ldc + jc + c0, P->ldc);
+                             bp + c0 * kc, beta, P->c + ic * P->ldc + jc + c0, P->ldc);
                 }
             }
-            FNN_BARRIER(nth);  /* B block is overwritten next */
+            if (!P->whole_b)
+                FNN_BARRIER(nth);  /* B block is overwritten next */
         }
+        if (P->whole_b && jc + nc < P->n)
+            FNN_BARRIER(nth);
     }
 }
 
@@ -162,7 +176,11 @@ int fnn_sgemm_ex(int64_t m, int64_t n, int64_t k, float alpha, const float *a, i
     /* Equal K blocks: a short last block would pay a full C update for little work. */
     int64_t k_blocks = (k + g->kc - 1) / g->kc;
     P.kc = (k + k_blocks - 1) / k_blocks;
-    size_t b_elems = (size_t)P.kc * fnn_round_up(FNN_MIN(g->nc, n), g->nr);
+    /* B packed whole when that takes no more room than one K block of the widest N
+     * block: then the threads meet once per N block instead of twice per K block. */
+    size_t ncr = (size_t)fnn_round_up(FNN_MIN(g->nc, n), g->nr);
+    P.whole_b = (size_t)k * ncr <= (size_t)g->kc * g->nc;
+    size_t b_elems = (P.whole_b ? (size_t)k : (size_t)P.kc) * ncr;
     size_t a_elems = P.pack_a ? (size_t)g->mc * P.kc : 0;
     float *ws = fnn_workspace(FNN_WS_GEMM, (b_elems + a_elems * nth) * sizeof(float));
     if (ws == NULL)
