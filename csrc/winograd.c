@@ -205,6 +205,42 @@ static void run_block(const wino_geom *g, int64_t blk, const float *x, const flo
 
 /* ---- entry points (conv.c has validated the shape and the pointers) ---- */
 
+typedef struct {
+    const wino_geom *g;
+    const fnn_pool2d *pool;
+    const float *x, *up, *bias, *gy;  /* x: the (unpooled) input; up: packed U */
+    const int64_t *idx;
+    float *y, *py, *unpooled, *bufs;  /* bufs: te floats per slot */
+    int64_t *pidx;
+    size_t te;
+    int64_t in_img, out_img, pooled;
+    int err;
+} wino_job;
+
+static void wino_unpool_image(void *ctx, int64_t img, int slot)
+{
+    wino_job *J = ctx;
+    int st = fnn_max_unpool_planes(J->pool, J->g->ci, J->gy + img * J->pooled,
+                                   J->idx + img * J->pooled, J->unpooled + img * J->in_img);
+    (void)slot;
+    if (st != FNN_OK)
+        fnn_store_status(&J->err, st);
+}
+
+static void wino_block(void *ctx, int64_t blk, int slot)
+{
+    const wino_job *J = ctx;
+    run_block(J->g, blk, J->x, J->up, J->bias, J->y, J->bufs + J->te * slot);
+}
+
+static void wino_pool_image(void *ctx, int64_t img, int slot)
+{
+    const wino_job *J = ctx;
+    (void)slot;
+    fnn_max_pool_planes(J->pool, J->g->co, J->y + img * J->out_img, J->py + img * J->pooled,
+                        J->pidx ? J->pidx + img * J->pooled : NULL);
+}
+
 /* The convolution of g's input x with the filters w + base (strides as in
  * transform_filters) into y. With a pool and gy == NULL, the whole output goes to a
  * buffer and py / pidx get its max pool; with gy set, x is a buffer that gets gy
@@ -230,37 +266,18 @@ static int wino_run(const wino_geom *g, const float *x, const float *w, int64_t 
     float *bias_p = ws + packed_u_elems(g);  /* lanes past co (and no bias): 0 */
     for (int64_t o = 0; o < g->cop; o++)
         bias_p[o] = bias != NULL && o < g->co ? bias[o] : 0.0f;
-    int err = FNN_OK;
-#pragma omp parallel num_threads(nth) if (nth > 1)
-    {
-        float *buf = ws + up_elems + whole + te * omp_get_thread_num();
-        if (unpooled != NULL) {
-#pragma omp for schedule(dynamic, 1)
-            for (int64_t img = 0; img < g->n; img++) {
-                int st = fnn_max_unpool_planes(pool, g->ci, gy + img * pooled, idx + img * pooled,
-                                               unpooled + img * in_img);
-                if (st != FNN_OK) {
-#pragma omp atomic write
-                    err = st;
-                }
-            }
-        }
-        int ok;
-#pragma omp atomic read
-        ok = err;
-        ok = ok == FNN_OK;
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t blk = 0; blk < g->nblocks; blk++)
-            if (ok)
-                run_block(g, blk, unpooled ? unpooled : x, ws, bias_p, y, buf);
-        if (pool != NULL && gy == NULL) {
-#pragma omp for schedule(dynamic, 1)
-            for (int64_t img = 0; img < g->n; img++)
-                fnn_max_pool_planes(pool, g->co, y + img * out_img, py + img * pooled,
-                                    pidx ? pidx + img * pooled : NULL);
-        }
-    }
-    return err;
+    wino_job J = {.g = g, .pool = pool, .x = unpooled ? unpooled : x, .up = ws, .bias = bias_p,
+                  .gy = gy, .idx = idx, .y = y, .py = py, .pidx = pidx, .unpooled = unpooled,
+                  .bufs = ws + up_elems + whole, .te = te, .in_img = in_img,
+                  .out_img = out_img, .pooled = pooled, .err = FNN_OK};
+    if (unpooled != NULL)
+        fnn_run(g->n, nth, wino_unpool_image, &J);
+    if (J.err != FNN_OK)
+        return J.err;
+    fnn_run(g->nblocks, nth, wino_block, &J);
+    if (pool != NULL && gy == NULL)
+        fnn_run(g->n, nth, wino_pool_image, &J);
+    return FNN_OK;
 }
 
 int fnn_winograd_forward(const fnn_conv2d_shape *s, int m, const fnn_pool2d *pool,
