@@ -347,38 +347,48 @@ typedef struct {
     int64_t *idx;
     size_t shared, thread_elems, conv_out;
     int64_t padded;
+    int64_t parts, align;  /* output channels of an image in parts of whole `align` panels */
     int hwc;
 } conv_fwd_job;
 
-/* Image `img` of the forward; an image's output does not depend on the slot. */
-static void conv_fwd_image(void *ctx, int64_t img, int slot)
+/* Task t: part t % parts of the output channels of image t / parts. A channel's output
+ * does not depend on the part or the slot that computes it. */
+static void conv_fwd_task(void *ctx, int64_t t, int slot)
 {
     const conv_fwd_job *J = ctx;
     const conv_dims *d = J->d;
     const conv_hwc *h = J->h;
     const fnn_conv2d_shape *s = &d->s;
     const fnn_conv_kernels *ck = fnn_active->conv;
+    int64_t img = t / J->parts, panels = (s->c_out + J->align - 1) / J->align, o0, o1;
+    fnn_split(panels, (int)(t % J->parts), (int)J->parts, &o0, &o1);
+    o0 *= J->align;
+    o1 = FNN_MIN(o1 * J->align, s->c_out);
+    if (o1 <= o0)
+        return;
     float *conv_y = J->ws + J->shared + J->thread_elems * slot, *buf = conv_y + J->conv_out;
     float *yt = buf + fnn_round_up(h->elems, 16);
-    int64_t pooled_img = J->pool ? s->c_out * J->pool->oh * J->pool->ow : 0;
     const float *xi = J->x + img * d->x_img;
     float *yi = J->pool ? conv_y : J->y + img * d->y_img;
     if (J->hwc) {
         hwc_copy(d, h, xi, buf, 0);
-        fnn_active->gemm->macro_rows(d->ohw, s->c_out, buf, h->roff, h->nseg, h->soff, h->run,
-                                     J->ws, yt, s->c_out);
-        for (int64_t o = 0; o < s->c_out; o++) {
+        fnn_active->gemm->macro_rows(d->ohw, o1 - o0, buf, h->roff, h->nseg, h->soff, h->run,
+                                     J->ws + o0 * d->k, yt + o0, s->c_out);
+        for (int64_t o = o0; o < o1; o++) {
             float b = J->bias ? J->bias[o] : 0.0f;
             for (int64_t p = 0; p < d->ohw; p++)
                 yi[o * d->ohw + p] = yt[p * s->c_out + o] + b;
         }
     } else {
         im2col(d, xi, buf, ck->nr, ck->nr, d->k * ck->nr, J->padded);
-        ck->macro(s->c_out, d->ohw, d->k, J->ws, buf, J->bias, yi, d->ohw);
+        ck->macro(o1 - o0, d->ohw, d->k, J->ws + o0 * d->k, buf, J->bias ? J->bias + o0 : NULL,
+                  yi + o0 * d->ohw, d->ohw);
     }
-    if (J->pool)
-        fnn_max_pool_planes(J->pool, s->c_out, yi, J->y + img * pooled_img,
-                            J->idx ? J->idx + img * pooled_img : NULL);
+    if (J->pool) {
+        int64_t plane = J->pool->oh * J->pool->ow, at = img * s->c_out * plane + o0 * plane;
+        fnn_max_pool_planes(J->pool, o1 - o0, yi + o0 * d->ohw, J->y + at,
+                            J->idx ? J->idx + at : NULL);
+    }
 }
 
 /* Forward, optionally max-pooled (pool set: y is pooled, idx its argmax or NULL).
@@ -413,7 +423,12 @@ static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const
     size_t thread_elems = conv_out + (hwc ? (size_t)(fnn_round_up(h.elems, 16) +
                                                      fnn_round_up(d.ohw * s->c_out, 16))
                                           : (size_t)fnn_round_up(d.k * padded, 16));
-    int nth = (int)FNN_MIN(fnn_threads_for((double)s->n * d.y_img * d.k), s->n);
+    /* Images to whichever thread is free; fewer images than threads (inference on a
+     * few samples): each image's output channels in parts, one image on every thread. */
+    int nth = fnn_threads_for((double)s->n * d.y_img * d.k);
+    int64_t align = hwc ? gk->nr : FNN_CONV_MR, panels = (s->c_out + align - 1) / align;
+    int64_t parts = s->n >= nth ? 1 : FNN_MIN(panels, (nth + s->n - 1) / s->n);
+    nth = (int)FNN_MIN(nth, s->n * parts);
     float *ws = fnn_workspace(FNN_WS_OP,  /* never 0 bytes: a NULL would mean ENOMEM */
                               (shared + thread_elems * nth + 16) * sizeof(float));
     if (ws == NULL)
@@ -428,14 +443,15 @@ static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const
     }
     conv_fwd_job J = {.d = &d, .h = &h, .pool = pool, .x = x, .bias = bias, .y = y, .idx = idx,
                       .ws = ws, .shared = shared, .thread_elems = thread_elems,
-                      .conv_out = conv_out, .padded = padded, .hwc = hwc};
+                      .conv_out = conv_out, .padded = padded, .parts = parts, .align = align,
+                      .hwc = hwc};
     if (hwc)  /* each slot's HWC border stays zero from here on */
         for (int slot = 0; slot < nth; slot++)
             memset(ws + shared + thread_elems * slot + conv_out, 0,
                    (size_t)h.elems * sizeof(float));
-    /* Images one at a time to whichever thread is free, so a core taken by a co-tenant
-     * delays the step by one image at most. */
-    fnn_run(s->n, nth, conv_fwd_image, &J);
+    /* One image (or part) per task, so a core taken by a co-tenant delays the step by
+     * one image at most. */
+    fnn_run(s->n * parts, nth, conv_fwd_task, &J);
     return FNN_OK;
 }
 

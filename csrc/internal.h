@@ -35,6 +35,8 @@ static inline int omp_get_num_procs(void) { return 1; }
 /* Register-blocked GEMM pieces of one ISA (simd/gemm_kernel.h).
  * op(A)[i][p] = a[i*rs + p*cs]; a panel of mr rows starts every `ps` elements.
  * Packed A: rs = 1, cs = mr, ps = mr*kc. Packed B: nr-wide panels of kc rows. */
+#define FNN_MAX_NR 32     /* the widest register tile's columns (AVX-512's 12x32) */
+
 typedef struct {
     int mr, nr;           /* register tile */
     int64_t mc, kc, nc;   /* cache blocks: A block mc x kc in L2, B block kc x nc in L3 */

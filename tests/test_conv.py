@@ -97,7 +97,10 @@ def test_conv2d_random_shapes(n, c, o, kh, kw, sh, sw, dh, dw, extra_h, extra_w,
 
 @pytest.mark.parametrize("shape", [(37, 1, 20, 20, 16, 3, 3, 1, 1, 1),
                                    (19, 16, 9, 11, 24, 3, 2, (1, 2), 1, 1),
-                                   (9, 20, 7, 8, 6, 3, 3, 1, 1, 1)], ids=str)
+                                   (9, 20, 7, 8, 6, 3, 3, 1, 1, 1),
+                                   # fewer images than threads: channels split in parts
+                                   (1, 3, 64, 64, 38, 3, 3, 1, 1, 1),
+                                   (2, 32, 20, 20, 70, 3, 3, 1, 1, 1)], ids=str)
 def test_thread_count_does_not_change_bits(isa, rng, threads, shape):
     n, c, h, w, o, kh, kw, *args = shape
     x, wt, b = make(rng, n, c, h, w, o, kh, kw)
@@ -115,14 +118,16 @@ def test_thread_count_does_not_change_bits(isa, rng, threads, shape):
 FUSED = [((3, 1, 12, 12, 8, 3, 3, 1, 0, 1), (2, None, 0)),       # conv1-like: 2x2 kernel
          ((2, 32, 13, 13, 16, 3, 3, 1, 0, 1), (2, None, 0)),     # conv2-like: odd plane
          ((2, 5, 11, 9, 7, 3, 2, 2, 1, (2, 1)), (3, 2, 1)),       # overlapping, padded windows
-         ((1, 3, 7, 7, 4, 1, 1, 1, 0, 1), ((3, 2), (1, 2), (1, 0)))]
+         ((1, 3, 7, 7, 4, 1, 1, 1, 0, 1), ((3, 2), (1, 2), (1, 0))),
+         ((1, 3, 64, 64, 38, 3, 3, 1, 1, 1), (2, None, 0)),      # one image, channels in parts
+         ((1, 32, 20, 20, 70, 3, 3, 1, 1, 1), (3, 2, 1))]
 
 
 @pytest.mark.parametrize("conv,pool", FUSED, ids=str)
 def test_conv2d_max_pool2d_is_conv_then_pool_bitwise(isa, threads, rng, conv, pool):
     n, c, h, w, o, kh, kw, *args = conv
     x, wt, b = make(rng, n, c, h, w, o, kh, kw)
-    for t in (1, 2):
+    for t in (1, 2, 3):
         threads(t)
         conv_y = F.conv2d(x, wt, b, *args)
         y, idx = F.max_pool2d_with_indices(conv_y, *pool)
