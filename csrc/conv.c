@@ -568,6 +568,59 @@ static void conv_bwd_sum(void *ctx, int64_t i, int slot)
     }
 }
 
+typedef struct {
+    const fnn_pool2d *pool;
+    const float *gy;
+    const int64_t *idx;
+    float *g;
+    int64_t c, pooled, plane;
+    int err;
+} unpool_job;
+
+static void unpool_image(void *ctx, int64_t img, int slot)
+{
+    unpool_job *J = ctx;
+    int st = fnn_max_unpool_planes(J->pool, J->c, J->gy + img * J->pooled, J->idx + img * J->pooled,
+                                   J->g + img * J->plane);
+    (void)slot;
+    if (st != FNN_OK)
+        fnn_store_status(&J->err, st);
+}
+
+/* The input gradient of a stride-1, undilated convolution (padding < kernel) is itself
+ * one: of the output gradient (unpooled first), padded by k - 1 - p, with the filters
+ * flipped and transposed. The forward's kernels run it without materialising the
+ * gradient's im2col (g^T W, then col2im: ~1.3x the time on 32->32 28x28). */
+static int grad_input_by_forward(const conv_dims *d, const fnn_pool2d *pool, const float *grad_y,
+                                 const int64_t *idx, const float *w, float *grad_x)
+{
+    const fnn_conv2d_shape *s = &d->s;
+    int64_t kk = s->kh * s->kw, wf_elems = fnn_round_up(s->c_out * s->c_in * kk, 16);
+    float *wf = fnn_workspace(FNN_WS_INPUTS,
+                              ((size_t)wf_elems + (pool ? (size_t)(s->n * d->y_img) : 0) + 16) *
+                                  sizeof(float));
+    if (wf == NULL)
+        return FNN_ENOMEM;
+    for (int64_t o = 0; o < s->c_out; o++)  /* wf[c][o][i][j] = w[o][c][kh-1-i][kw-1-j] */
+        for (int64_t c = 0; c < s->c_in; c++)
+            for (int64_t t = 0; t < kk; t++)
+                wf[(c * s->c_out + o) * kk + t] = w[(o * s->c_in + c) * kk + kk - 1 - t];
+    const float *g = grad_y;
+    if (pool != NULL) {
+        unpool_job J = {.pool = pool, .gy = grad_y, .idx = idx, .g = wf + wf_elems,
+                        .c = s->c_out, .pooled = s->c_out * pool->oh * pool->ow,
+                        .plane = d->y_img, .err = FNN_OK};
+        fnn_run(s->n, fnn_threads_for(FNN_COST_MEM * (double)s->n * d->y_img), unpool_image, &J);
+        if (J.err != FNN_OK)
+            return J.err;
+        g = J.g;
+    }
+    fnn_conv2d_shape t = {.n = s->n, .c_in = s->c_out, .h = d->oh, .w = d->ow, .c_out = s->c_in,
+                          .kh = s->kh, .kw = s->kw, .sh = 1, .sw = 1, .ph = s->kh - 1 - s->ph,
+                          .pw = s->kw - 1 - s->pw, .dh = 1, .dw = 1};
+    return conv_forward(&t, NULL, g, wf, NULL, grad_x, NULL, FNN_CONV_DIRECT);
+}
+
 /* Backward, of the max-pooled forward when pool is set (grad_y pooled, idx its argmax). */
 static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *grad_y,
                          const int64_t *idx, const float *x, const float *w, float *grad_x,
@@ -591,13 +644,20 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
         (grad_w != NULL && x == NULL && d.x_img > 0) ||
         (grad_x != NULL && w == NULL && d.k > 0))
         return FNN_EINVAL;
-    if (algo != FNN_CONV_DIRECT && grad_x != NULL) {  /* weight and bias direct, then input */
+    int dx_forward = s->sh == 1 && s->sw == 1 && s->dh == 1 && s->dw == 1 &&
+                     s->ph < s->kh && s->pw < s->kw;
+    if ((algo != FNN_CONV_DIRECT || dx_forward) && grad_x != NULL) {
+        /* weight and bias first, then the input gradient as a forward convolution */
         int st = grad_w != NULL || grad_b != NULL
                      ? conv_backward(s, pool, grad_y, idx, x, w, NULL, grad_w, grad_b,
                                      FNN_CONV_DIRECT)
                      : FNN_OK;
-        return st != FNN_OK ? st : fnn_winograd_grad_input(s, algo == FNN_CONV_WINOGRAD4 ? 4 : 2,
-                                                           pool, grad_y, idx, w, grad_x);
+        if (st != FNN_OK)
+            return st;
+        return algo != FNN_CONV_DIRECT
+                   ? fnn_winograd_grad_input(s, algo == FNN_CONV_WINOGRAD4 ? 4 : 2, pool, grad_y,
+                                             idx, w, grad_x)
+                   : grad_input_by_forward(&d, pool, grad_y, idx, w, grad_x);
     }
     int wgrad_gemm = d.k > CONV_SHORT_K;
     d.ldcols = fnn_round_up(d.ohw, 16);  /* rows of cols stay FNN_ALIGN-aligned */

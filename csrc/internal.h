@@ -217,8 +217,9 @@ static inline void fnn_store_status(int *status, int value)
 
 /* The calling thread's workspace `slot`, at least `bytes` long, FNN_ALIGN-aligned,
  * reused by the next request for that slot (so steady-state calls allocate nothing).
- * GEMM owns FNN_WS_GEMM; an op that calls GEMM takes its own buffers from FNN_WS_OP. */
-enum { FNN_WS_GEMM = 0, FNN_WS_OP = 1, FNN_WS_SLOTS = 2 };
+ * GEMM owns FNN_WS_GEMM; an op that calls GEMM takes its own buffers from FNN_WS_OP, and
+ * an op that calls another op the inputs it makes for it from FNN_WS_INPUTS. */
+enum { FNN_WS_GEMM = 0, FNN_WS_OP = 1, FNN_WS_INPUTS = 2, FNN_WS_SLOTS = 3 };
 void *fnn_workspace(int slot, size_t bytes);
 
 /* Split [0, n) into nth near-equal contiguous parts; part ith is [*lo, *hi). */
