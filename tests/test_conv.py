@@ -114,6 +114,21 @@ def test_thread_count_does_not_change_bits(isa, rng, threads, shape):
             assert np.array_equal(a, b_)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("padding", [0, 1, 2])
+def test_nonfinite_weight_reaches_only_its_taps(isa, rng, bad, padding):
+    """A NaN or inf filter tap makes NaN only where it multiplies the gradient, as in the
+    reference: never through the zero padding (0 * inf)."""
+    x, wt, _ = make(rng, 2, 3, 5, 6, 4, 3, 3)
+    wt[1, 2, 0, 2] = bad
+    g = rng.standard_normal(F.conv2d(x, wt, None, 1, padding).shape).astype(np.float32)
+    gx, _, _ = F.conv2d_backward(g, x, wt, 1, padding)
+    want = R.conv2d_backward(g.astype(np.float64), x.astype(np.float64), wt.astype(np.float64),
+                             1, padding)[0]
+    assert np.array_equal(np.isnan(gx), np.isnan(want))
+    assert np.array_equal(np.isinf(gx), np.isinf(want))
+
+
 # conv shape (n, c_in, h, w, c_out, kh, kw, stride, padding, dilation), pool (kernel, stride, padding)
 FUSED = [((3, 1, 12, 12, 8, 3, 3, 1, 0, 1), (2, None, 0)),       # conv1-like: 2x2 kernel
          ((2, 32, 13, 13, 16, 3, 3, 1, 0, 1), (2, None, 0)),     # conv2-like: odd plane
