@@ -543,7 +543,7 @@ int fnn_winograd_grad_weight(const fnn_conv2d_shape *s, int m, const fnn_pool2d 
  *   32->32 28x28 p1:  F(4x4) 0.82, 0.90, 1.27, 1.26   F(2x2) 0.94, 1.02, 1.42, 1.26
  *   32->64 13x13 p0:  F(4x4) 0.97, 1.06, 1.20, 0.70   F(2x2) 1.23, 1.15, 1.00, 0.73
  *   16->32 16x16 p1:  F(4x4) 1.16                    F(2x2) 1.18
- * (forward + backward, whose weight gradient runs direct: 64->64 0.86, 0.73, 0.97;
+ * (forward + backward, the weight gradient then direct: 64->64 0.86, 0.73, 0.97;
  * 32->32 0.90, 1.05, 1.03; 32->64 1.14, 1.20, 1.18). The transforms and the
  * channels-last copies cost a share per pixel and channel that only many channels each
  * way repay: F(4x4) for >= 64 channels each way and outputs of >= 16x16, else direct.
@@ -596,12 +596,15 @@ int fnn_conv2d_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
  * F(4x4) beat F(2x2) but once. It pays with >= 16 channels each way where its tiles cover
  * little past the output (the transforms and the channels-last copies cost per tile, the
  * direct method per output pixel): at most 15% of the tiles' pixels, e.g. outputs of
- * 8x8, 16x16, 28x28 (100%) but not 7x7, 14x14 (77%), 11x11 (84%), 13x13 (66%). */
+ * 8x8, 16x16, 28x28 (100%) but not 7x7, 14x14 (77%), 11x11 (84%), 13x13 (66%), and with
+ * 16 tiles or more in all. Few images (F(4x4), 21 rounds): 64->64 16x16 p1 at 1, 4, 16
+ * images 0.50, 0.70, 0.59; 32->32 28x28 p1 0.32, 0.42, 0.73; 128->128 8x8 p1 (4 tiles
+ * an image) 1.05, 0.80, 0.56. */
 static int auto_grad_weight_rule(const fnn_conv2d_shape *s, int64_t oh, int64_t ow)
 {
     int64_t covered = fnn_round_up(oh, 4) * fnn_round_up(ow, 4);
     return s->c_in >= 16 && s->c_out >= 16 && 100 * (covered - oh * ow) <= 15 * covered &&
-                   s->n * covered >= 64 * 16  /* few tiles: few chunks, as auto_rule */
+                   s->n * covered >= 16 * 16
                ? FNN_CONV_WINOGRAD4
                : FNN_CONV_DIRECT;
 }
