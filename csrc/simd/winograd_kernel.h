@@ -67,21 +67,24 @@ wino_a(int m, const wino_vf *x, int xs, wino_vf *o, int os)
     o[5 * os] = x[3 * xs];
 }
 
-/* The a x a patch at src (pixel (i, j) at src + i*ld + j*cp, channels contiguous, cp a
- * multiple of LANES): position xi of channel c to out[xi*os + c], c < cp. */
+/* The k x k patch at src (pixel (i, j) at src + i*ld + j*cp, channels contiguous, cp a
+ * multiple of LANES) through the 1-D transform t (k points to a) along its rows, then
+ * its columns: position xi of channel c to out[xi*os + c], c < cp. */
+typedef void (*wino_1d)(int m, const wino_vf *x, int xs, wino_vf *o, int os);
 static inline __attribute__((always_inline)) void
-wino_input_m(int m, const float *src, int64_t ld, int64_t cp, float *out, int64_t os)
+wino_patch_m(int m, int k, wino_1d t, const float *src, int64_t ld, int64_t cp, float *out,
+             int64_t os)
 {
     const int a = m + 2;
     for (int64_t c = 0; c < cp; c += FNN_WINO_LANES) {
         wino_vf d[36], r[36], o[36];
-        for (int i = 0; i < a; i++)
-            for (int j = 0; j < a; j++)
-                d[i * a + j] = *(const wino_vf_u *)(src + i * ld + j * cp + c);
-        for (int i = 0; i < a; i++)  /* rows: d B */
-            wino_bt(m, d + i * a, 1, r + i * a, 1);
-        for (int j = 0; j < a; j++)  /* columns: B^T (d B) */
-            wino_bt(m, r + j, a, o + j, a);
+        for (int i = 0; i < k; i++)
+            for (int j = 0; j < k; j++)
+                d[i * k + j] = *(const wino_vf_u *)(src + i * ld + j * cp + c);
+        for (int i = 0; i < k; i++)  /* rows: d T^T */
+            t(m, d + i * k, 1, r + i * a, 1);
+        for (int j = 0; j < a; j++)  /* columns: T (d T^T) */
+            t(m, r + j, a, o + j, a);
         for (int xi = 0; xi < a * a; xi++)
             *(wino_vf_u *)(out + xi * os + c) = o[xi];
     }
@@ -109,32 +112,13 @@ wino_output_m(int m, const float *in, int64_t is, int64_t cp, const float *bias,
     }
 }
 
-/* The m x m patch at src (pixel (i, j) at src + i*ld + j*cp, channels contiguous, cp a
- * multiple of LANES): position xi of A g A^T of channel c to out[xi*os + c]. */
-static inline __attribute__((always_inline)) void
-wino_output_t_m(int m, const float *src, int64_t ld, int64_t cp, float *out, int64_t os)
-{
-    const int a = m + 2;
-    for (int64_t c = 0; c < cp; c += FNN_WINO_LANES) {
-        wino_vf d[16], r[24], o[36];
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < m; j++)
-                d[i * m + j] = *(const wino_vf_u *)(src + i * ld + j * cp + c);
-        for (int i = 0; i < m; i++)  /* rows: g A^T */
-            wino_a(m, d + i * m, 1, r + i * a, 1);
-        for (int j = 0; j < a; j++)  /* columns: A (g A^T) */
-            wino_a(m, r + j, a, o + j, a);
-        for (int xi = 0; xi < a * a; xi++)
-            *(wino_vf_u *)(out + xi * os + c) = o[xi];
-    }
-}
-
+/* B^T d B of the a x a patch (the input tiles) */
 static void wino_input(int m, const float *src, int64_t ld, int64_t cp, float *out, int64_t os)
 {
     if (m == 2)
-        wino_input_m(2, src, ld, cp, out, os);
+        wino_patch_m(2, 4, wino_bt, src, ld, cp, out, os);
     else
-        wino_input_m(4, src, ld, cp, out, os);
+        wino_patch_m(4, 6, wino_bt, src, ld, cp, out, os);
 }
 
 static void wino_output(int m, const float *in, int64_t is, int64_t cp, const float *bias,
@@ -146,13 +130,14 @@ static void wino_output(int m, const float *in, int64_t is, int64_t cp, const fl
         wino_output_m(4, in, is, cp, bias, out, ld);
 }
 
+/* A g A^T of the m x m patch (the weight gradient's output-gradient tiles) */
 static void wino_output_t(int m, const float *src, int64_t ld, int64_t cp, float *out,
                           int64_t os)
 {
     if (m == 2)
-        wino_output_t_m(2, src, ld, cp, out, os);
+        wino_patch_m(2, 2, wino_a, src, ld, cp, out, os);
     else
-        wino_output_t_m(4, src, ld, cp, out, os);
+        wino_patch_m(4, 4, wino_a, src, ld, cp, out, os);
 }
 
 #define FNN_WINO_KERNELS {.input = wino_input, .output = wino_output, .output_t = wino_output_t}
