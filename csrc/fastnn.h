@@ -196,7 +196,7 @@ enum { FNN_CONV_AUTO = 0, FNN_CONV_DIRECT = 1, FNN_CONV_WINOGRAD = 2, FNN_CONV_W
 int fnn_conv2d_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen);
 /* The same for the weight gradient, which a WINOGRAD runs too (F(3x3, m x m): winograd.c)
  * and AUTO by its own rule: WINOGRAD4 where it measured faster (>= 16 channels each way,
- * 4x4 tiles covering at most 15% past the output: winograd.c), else DIRECT. */
+ * 4x4 tiles covering at most 15% past the output, >= 16 tiles: winograd.c), else DIRECT. */
 int fnn_conv2d_grad_weight_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen);
 
 int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w,

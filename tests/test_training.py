@@ -414,6 +414,7 @@ def test_fashion_mnist_accuracy_winograd(threads, fashion, algorithm):
         accuracy = train_and_score(models.cnn, *fashion, 3)
     finally:
         fastnn.set_conv_algorithm("auto")
+    print(f"models.cnn on {algorithm}: test accuracy {accuracy:.4f} after 3 epochs")
     assert accuracy >= 0.885, f"cnn, {algorithm}: {accuracy:.4f} < 0.885"
 
 
