@@ -325,11 +325,13 @@ static void col2im_hwc(const conv_dims *d, const conv_hwc *h, const float *restr
         }
 }
 
-/* pool, if set, must pool the planes of the conv output (see fnn_conv2d_max_pool2d). */
-static int pool_fits(const conv_dims *d, const fnn_pool2d *pool)
+/* pool, if set, must pool the planes of the conv output, and its windows have byte
+ * positions if `positions` (see fnn_conv2d_max_pool2d). */
+static int pool_fits(const conv_dims *d, const fnn_pool2d *pool, int positions)
 {
     return pool == NULL || (fnn_pool_valid(pool) && pool->planes == d->s.n * d->s.c_out &&
-                            pool->h == d->oh && pool->w == d->ow);
+                            pool->h == d->oh && pool->w == d->ow &&
+                            (!positions || pool->kw <= FNN_POOL_POSITIONS / pool->kh));
 }
 
 /* W (c_out x k) with its columns in (i, j, c) order, into wt. */
@@ -340,16 +342,16 @@ static void permute_w(const conv_dims *d, const conv_hwc *h, const float *w, flo
             wt[o * d->k + h->perm[q]] = w[o * d->k + q];
 }
 
-/* Forward, optionally max-pooled (pool set: y is pooled, idx its argmax or NULL).
+/* Forward, optionally max-pooled (pool set: y is pooled, pos its argmax or NULL).
  * Few input channels: im2col into the conv kernel's panels. Many: y_n^T = im2col_n^T W^T
  * on the GEMM tile, A read in place from the HWC copy, then transposed out. */
 static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *x,
-                        const float *w, const float *bias, float *y, int64_t *idx, int algo)
+                        const float *w, const float *bias, float *y, uint8_t *pos, int algo)
 {
     conv_dims d;
     conv_hwc h;
     if (s == NULL || conv_dims_init(s, &d) != FNN_OK || !hwc_plan(&d, &h) ||
-        !pool_fits(&d, pool) || fnn_conv2d_algorithm(s, algo, &algo) != FNN_OK)
+        !pool_fits(&d, pool, pos != NULL) || fnn_conv2d_algorithm(s, algo, &algo) != FNN_OK)
         return FNN_EINVAL;
     if (s->n == 0 || s->c_out == 0)
         return FNN_OK;
@@ -357,7 +359,7 @@ static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const
         return FNN_EINVAL;
     if (algo != FNN_CONV_DIRECT)
         return fnn_winograd_forward(s, algo == FNN_CONV_WINOGRAD4 ? 4 : 2, pool, x, w, bias, y,
-                                    idx);
+                                    pos);
     int64_t pooled_img = pool ? s->c_out * pool->oh * pool->ow : 0;
     const fnn_conv_kernels *ck = fnn_active->conv;
     const fnn_gemm_kernels *gk = fnn_active->gemm;
@@ -412,8 +414,8 @@ static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const
                 ck->macro(s->c_out, d.ohw, d.k, ws, buf, bias, yi, d.ohw);
             }
             if (pool)
-                fnn_max_pool_planes(pool, s->c_out, yi, y + img * pooled_img,
-                                    idx ? idx + img * pooled_img : NULL);
+                fnn_max_pool_planes(pool, s->c_out, yi, y + img * pooled_img, NULL,
+                                    pos ? pos + img * pooled_img : NULL);
         }
     }
     return FNN_OK;
@@ -426,16 +428,16 @@ int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w
 }
 
 int fnn_conv2d_max_pool2d(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *x,
-                          const float *w, const float *bias, float *y, int64_t *idx, int algo)
+                          const float *w, const float *bias, float *y, uint8_t *pos, int algo)
 {
-    return pool == NULL ? FNN_EINVAL : conv_forward(s, pool, x, w, bias, y, idx, algo);
+    return pool == NULL ? FNN_EINVAL : conv_forward(s, pool, x, w, bias, y, pos, algo);
 }
 
 typedef struct {
     const conv_dims *d;
     const conv_hwc *h;
-    const fnn_pool2d *pool;  /* gy is pooled: unpooled image by image through idx */
-    const int64_t *idx;
+    const fnn_pool2d *pool;  /* gy is pooled: unpooled image by image through pos */
+    const uint8_t *pos;
     const float *gy, *x;
     float *gx, *gw, *gb;
     int64_t nchunks;
@@ -472,7 +474,7 @@ static void conv_bwd_thread(conv_bwd_plan *P, int ith, int nth)
             const float *g = P->gy + img * d->y_img;
             if (P->pool) {
                 int st = fnn_max_unpool_planes(P->pool, s->c_out, P->gy + img * pooled_img,
-                                               P->idx + img * pooled_img, unpooled);
+                                               NULL, P->pos + img * pooled_img, unpooled);
                 set_error(&P->err, st);
                 if (st != FNN_OK)
                     break;
@@ -525,15 +527,15 @@ static void conv_bwd_thread(conv_bwd_plan *P, int ith, int nth)
     }
 }
 
-/* Backward, of the max-pooled forward when pool is set (grad_y pooled, idx its argmax). */
+/* Backward, of the max-pooled forward when pool is set (grad_y pooled, pos its argmax). */
 static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *grad_y,
-                         const int64_t *idx, const float *x, const float *w, float *grad_x,
+                         const uint8_t *pos, const float *x, const float *w, float *grad_x,
                          float *grad_w, float *grad_b, int algo)
 {
     conv_dims d;
     conv_hwc h;
     if (s == NULL || conv_dims_init(s, &d) != FNN_OK || !hwc_plan(&d, &h) ||
-        !pool_fits(&d, pool) || fnn_conv2d_algorithm(s, algo, &algo) != FNN_OK)
+        !pool_fits(&d, pool, 1) || fnn_conv2d_algorithm(s, algo, &algo) != FNN_OK)
         return FNN_EINVAL;
     if (s->n == 0 || s->c_out == 0) {  /* nothing flows back: every gradient is zero */
         if (grad_x != NULL)
@@ -544,17 +546,17 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
             memset(grad_b, 0, (size_t)s->c_out * sizeof(float));
         return FNN_OK;
     }
-    if (grad_y == NULL || (pool != NULL && idx == NULL) ||
+    if (grad_y == NULL || (pool != NULL && pos == NULL) ||
         (grad_w != NULL && x == NULL && d.x_img > 0) ||
         (grad_x != NULL && w == NULL && d.k > 0))
         return FNN_EINVAL;
     if (algo != FNN_CONV_DIRECT && grad_x != NULL) {  /* weight and bias direct, then input */
         int st = grad_w != NULL || grad_b != NULL
-                     ? conv_backward(s, pool, grad_y, idx, x, w, NULL, grad_w, grad_b,
+                     ? conv_backward(s, pool, grad_y, pos, x, w, NULL, grad_w, grad_b,
                                      FNN_CONV_DIRECT)
                      : FNN_OK;
         return st != FNN_OK ? st : fnn_winograd_grad_input(s, algo == FNN_CONV_WINOGRAD4 ? 4 : 2,
-                                                           pool, grad_y, idx, w, grad_x);
+                                                           pool, grad_y, pos, w, grad_x);
     }
     int wgrad_gemm = d.k > CONV_SHORT_K;
     d.ldcols = fnn_round_up(d.ohw, 16);  /* rows of cols stay FNN_ALIGN-aligned */
@@ -583,7 +585,7 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
     if (grad_x != NULL)
         permute_w(&d, &h, w, ws);
     conv_bwd_plan P = {
-        .d = &d, .h = &h, .pool = pool, .idx = idx, .gy = grad_y, .x = x, .gx = grad_x, .gw = grad_w, .gb = grad_b,
+        .d = &d, .h = &h, .pool = pool, .pos = pos, .gy = grad_y, .x = x, .gx = grad_x, .gw = grad_w, .gb = grad_b,
         .nchunks = nchunks, .wgrad_gemm = wgrad_gemm, .wt = ws,
         .part = ws + wt_elems + tab_elems, .ws = ws + wt_elems + tab_elems + part_total,
         .thread_elems = thread_elems, .part_elems = (size_t)part_elems, .err = FNN_OK,
@@ -601,11 +603,11 @@ int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const fl
 }
 
 int fnn_conv2d_max_pool2d_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool,
-                                   const float *grad_y, const int64_t *idx, const float *x,
+                                   const float *grad_y, const uint8_t *pos, const float *x,
                                    const float *w, float *grad_x, float *grad_w, float *grad_b,
                                    int algo)
 {
     if (pool == NULL)
         return FNN_EINVAL;
-    return conv_backward(s, pool, grad_y, idx, x, w, grad_x, grad_w, grad_b, algo);
+    return conv_backward(s, pool, grad_y, pos, x, w, grad_x, grad_w, grad_b, algo);
 }

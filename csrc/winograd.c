@@ -207,12 +207,12 @@ static void run_block(const wino_geom *g, int64_t blk, const float *x, const flo
 
 /* The convolution of g's input x with the filters w + base (strides as in
  * transform_filters) into y. With a pool and gy == NULL, the whole output goes to a
- * buffer and py / pidx get its max pool; with gy set, x is a buffer that gets gy
- * unpooled through idx first. */
+ * buffer and py / ppos get its max pool; with gy set, x is a buffer that gets gy
+ * unpooled through pos first. */
 static int wino_run(const wino_geom *g, const float *x, const float *w, int64_t so, int64_t sc,
                     int64_t si, int64_t sj, int64_t base, const float *bias, float *y,
-                    const fnn_pool2d *pool, const float *gy, const int64_t *idx, float *py,
-                    int64_t *pidx)
+                    const fnn_pool2d *pool, const float *gy, const uint8_t *pos, float *py,
+                    uint8_t *ppos)
 {
     int64_t in_img = g->ci * g->h * g->w, out_img = g->co * g->oh * g->ow;
     int64_t pooled = pool ? (gy ? g->ci : g->co) * pool->oh * pool->ow : 0;
@@ -237,8 +237,8 @@ static int wino_run(const wino_geom *g, const float *x, const float *w, int64_t 
         if (unpooled != NULL) {
 #pragma omp for schedule(dynamic, 1)
             for (int64_t img = 0; img < g->n; img++) {
-                int st = fnn_max_unpool_planes(pool, g->ci, gy + img * pooled, idx + img * pooled,
-                                               unpooled + img * in_img);
+                int st = fnn_max_unpool_planes(pool, g->ci, gy + img * pooled, NULL,
+                                               pos + img * pooled, unpooled + img * in_img);
                 if (st != FNN_OK) {
 #pragma omp atomic write
                     err = st;
@@ -256,8 +256,8 @@ static int wino_run(const wino_geom *g, const float *x, const float *w, int64_t 
         if (pool != NULL && gy == NULL) {
 #pragma omp for schedule(dynamic, 1)
             for (int64_t img = 0; img < g->n; img++)
-                fnn_max_pool_planes(pool, g->co, y + img * out_img, py + img * pooled,
-                                    pidx ? pidx + img * pooled : NULL);
+                fnn_max_pool_planes(pool, g->co, y + img * out_img, py + img * pooled, NULL,
+                                    ppos ? ppos + img * pooled : NULL);
         }
     }
     return err;
@@ -265,18 +265,18 @@ static int wino_run(const wino_geom *g, const float *x, const float *w, int64_t 
 
 int fnn_winograd_forward(const fnn_conv2d_shape *s, int m, const fnn_pool2d *pool,
                          const float *x, const float *w, const float *bias, float *y,
-                         int64_t *idx)
+                         uint8_t *pos)
 {
     wino_geom g;
     geom_init(&g, m, s->n, s->c_in, s->h, s->w, s->c_out, s->h + 2 * s->ph - 2,
               s->w + 2 * s->pw - 2, -s->ph, -s->pw);
     return pool == NULL
                ? wino_run(&g, x, w, s->c_in * 9, 9, 3, 1, 0, bias, y, NULL, NULL, NULL, NULL, NULL)
-               : wino_run(&g, x, w, s->c_in * 9, 9, 3, 1, 0, bias, NULL, pool, NULL, NULL, y, idx);
+               : wino_run(&g, x, w, s->c_in * 9, 9, 3, 1, 0, bias, NULL, pool, NULL, NULL, y, pos);
 }
 
 int fnn_winograd_grad_input(const fnn_conv2d_shape *s, int m, const fnn_pool2d *pool,
-                            const float *grad_y, const int64_t *idx, const float *w,
+                            const float *grad_y, const uint8_t *pos, const float *w,
                             float *grad_x)
 {
     /* gx[c] = sum_o gy[o] (*) flip(w[o][c]): filter (c, o) tap (i, j) is
@@ -285,7 +285,7 @@ int fnn_winograd_grad_input(const fnn_conv2d_shape *s, int m, const fnn_pool2d *
     geom_init(&g, m, s->n, s->c_out, s->h + 2 * s->ph - 2, s->w + 2 * s->pw - 2, s->c_in,
               s->h, s->w, s->ph - 2, s->pw - 2);
     return wino_run(&g, pool ? NULL : grad_y, w, 9, s->c_in * 9, -3, -1, 8, NULL, grad_x, pool,
-                    pool ? grad_y : NULL, idx, NULL, NULL);
+                    pool ? grad_y : NULL, pos, NULL, NULL);
 }
 
 /* The algorithm "auto" picks, from the shape alone. Forward time / the direct method's

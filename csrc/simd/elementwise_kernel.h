@@ -176,10 +176,14 @@ static void ew_dot_sums(int64_t n, const float *g, const float *x, float shift, 
 
 /* 2x2/stride-2 max pooling. Window (a b / c d) scanned in row-major order: a later
  * element replaces the running maximum when it is larger or NaN, exactly like the
- * generic window scan. A row goes L outputs at a time, the last vector overlapping the
- * one before (recomputing a few outputs the same way) instead of a scalar tail, with L
- * the widest vector (8 or 4 lanes) that the row fills: the CNN's pooled rows are 13 and
- * 5 wide, and a scalar loop over them is several times slower than 4 lanes. */
+ * generic window scan; k is the maximum's position 0 to 3 in the window, its offset
+ * pool_offset(k, w) from a in a row of width w. A row goes L outputs at a time, the last
+ * vector overlapping the one before (recomputing a few outputs the same way) instead of a
+ * scalar tail, with L the widest vector (8 or 4 lanes) that the row fills: the CNN's
+ * pooled rows are 13 and 5 wide, and a scalar loop over them is several times slower
+ * than 4 lanes. */
+static inline int64_t pool_offset(int k, int w) { return (k >> 1) * (int64_t)w + (k & 1); }
+
 #define POOL_2X2_ROW(L, EVEN)                                                              \
     typedef float pool_vf##L __attribute__((vector_size(L * 4)));                         \
     typedef float pool_vfu##L __attribute__((vector_size(L * 4), aligned(4)));            \
@@ -190,7 +194,7 @@ static void ew_dot_sums(int64_t n, const float *g, const float *x, float shift, 
     }                                                                                      \
     /* One row of ow >= L outputs from the input rows r0, r1 (idx: row + offsets). */      \
     static void pool_2x2_row##L(const float *r0, const float *r1, int w, int64_t ow,       \
-                                int64_t row, float *y, int64_t *idx)                       \
+                                int64_t row, float *y, int64_t *idx, uint8_t *pos)         \
     {                                                                                      \
         const pool_vi##L even = EVEN, odd = even + 1;                                      \
         for (int64_t j = 0; j < ow; j += L) {                                              \
@@ -207,14 +211,17 @@ static void ew_dot_sums(int64_t n, const float *g, const float *x, float shift, 
             k = (s & 1) | (k & ~s);                                                        \
             s = (c > m) | (c != c);                                                        \
             m = pool_take##L(s, c, m);                                                     \
-            k = (s & w) | (k & ~s);                                                        \
+            k = (s & 2) | (k & ~s);                                                        \
             s = (d > m) | (d != d);                                                        \
             m = pool_take##L(s, d, m);                                                     \
-            k = (s & (w + 1)) | (k & ~s);                                                  \
+            k = (s & 3) | (k & ~s);                                                        \
             *(pool_vfu##L *)(y + j) = m;                                                   \
             if (idx)                                                                       \
                 for (int l = 0; l < L; l++)                                                \
-                    idx[j + l] = row + 2 * (j + l) + k[l];                                 \
+                    idx[j + l] = row + 2 * (j + l) + pool_offset(k[l], w);                 \
+            if (pos)                                                                       \
+                for (int l = 0; l < L; l++)                                                \
+                    pos[j + l] = (uint8_t)k[l];                                            \
         }                                                                                  \
     }
 
@@ -224,19 +231,20 @@ POOL_2X2_ROW(8, ((pool_vi8){0, 2, 4, 6, 8, 10, 12, 14}))
 #endif
 
 static void ew_max_pool_2x2(int64_t oh, int64_t ow, int w, const float *restrict x, int64_t base,
-                            float *restrict y, int64_t *restrict idx)
+                            float *restrict y, int64_t *restrict idx, uint8_t *restrict pos)
 {
-    for (int64_t i = 0; i < oh; i++, y += ow, idx = idx ? idx + ow : NULL) {
+    for (int64_t i = 0; i < oh; i++, y += ow, idx = idx ? idx + ow : NULL,
+                 pos = pos ? pos + ow : NULL) {
         const float *restrict r0 = x + 2 * i * w, *restrict r1 = r0 + w;
         int64_t row = base + 2 * i * w;
 #if FNN_VEC >= 8
         if (ow >= 8) {
-            pool_2x2_row8(r0, r1, w, ow, row, y, idx);
+            pool_2x2_row8(r0, r1, w, ow, row, y, idx, pos);
             continue;
         }
 #endif
         if (ow >= 4) {
-            pool_2x2_row4(r0, r1, w, ow, row, y, idx);
+            pool_2x2_row4(r0, r1, w, ow, row, y, idx, pos);
             continue;
         }
         for (int64_t j = 0; j < ow; j++) {  /* rows of 1 to 3 outputs */
@@ -245,12 +253,14 @@ static void ew_max_pool_2x2(int64_t oh, int64_t ow, int w, const float *restrict
             v = r0[2 * j + 1];
             if (v > m || v != v) { m = v; kk = 1; }
             v = r1[2 * j];
-            if (v > m || v != v) { m = v; kk = w; }
+            if (v > m || v != v) { m = v; kk = 2; }
             v = r1[2 * j + 1];
-            if (v > m || v != v) { m = v; kk = w + 1; }
+            if (v > m || v != v) { m = v; kk = 3; }
             y[j] = m;
             if (idx)
-                idx[j] = row + 2 * j + kk;
+                idx[j] = row + 2 * j + pool_offset(kk, w);
+            if (pos)
+                pos[j] = (uint8_t)kk;
         }
     }
 }
