@@ -585,7 +585,8 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
     if (grad_x != NULL)
         permute_w(&d, &h, w, ws);
     conv_bwd_plan P = {
-        .d = &d, .h = &h, .pool = pool, .pos = pos, .gy = grad_y, .x = x, .gx = grad_x, .gw = grad_w, .gb = grad_b,
+        .d = &d, .h = &h, .pool = pool, .pos = pos, .gy = grad_y, .x = x, .gx = grad_x,
+        .gw = grad_w, .gb = grad_b,
         .nchunks = nchunks, .wgrad_gemm = wgrad_gemm, .wt = ws,
         .part = ws + wt_elems + tab_elems, .ws = ws + wt_elems + tab_elems + part_total,
         .thread_elems = thread_elems, .part_elems = (size_t)part_elems, .err = FNN_OK,

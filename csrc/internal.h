@@ -120,6 +120,11 @@ typedef struct {
      * its position in the window (0 to 3, row-major). w < 2^31. */
     void (*max_pool_2x2)(int64_t oh, int64_t ow, int w, const float *x, int64_t base, float *y,
                          int64_t *idx, uint8_t *pos);
+    /* Its gradient through pos into the whole h x w plane gx (the rows and columns past
+     * the windows zeroed), each gy at its window's position; nonzero if a position is
+     * past 3. */
+    int (*max_unpool_2x2)(int64_t oh, int64_t ow, int64_t h, int w, const float *gy,
+                          const uint8_t *pos, float *gx);
     /* One optimizer step on n elements of one parameter (buf may be NULL without momentum). */
     void (*sgd)(int64_t n, float *p, const float *g, float *buf, const fnn_sgd_consts *c);
     void (*adam)(int64_t n, float *p, const float *g, float *m, float *v,

@@ -112,19 +112,29 @@ static int unpool_offsets(const fnn_pool2d *p, const float *gy, const int64_t *i
     return FNN_OK;
 }
 
-/* The same through window positions: a table splits a position into its row and
- * column in the window (no division per output). */
-static int unpool_positions(const fnn_pool2d *p, const uint8_t *pos, const uint8_t *row,
-                            const uint8_t *col, const float *gy, float *gx)
+/* The same through window positions: at is window (oi, oj)'s corner as a plane offset,
+ * delta[k] position k's offset from it, row[k] and col[k] its row and column in the
+ * window (no division per output). Without padding every window lies in the plane and
+ * only k needs checking. */
+typedef struct {
+    int64_t delta[FNN_POOL_POSITIONS];
+    uint8_t row[FNN_POOL_POSITIONS], col[FNN_POOL_POSITIONS];
+} window_table;
+
+static int unpool_positions(const fnn_pool2d *p, const window_table *t, const uint8_t *pos,
+                            const float *gy, float *gx)
 {
     int64_t n = p->kh * p->kw;
+    int inside = p->ph == 0 && p->pw == 0;
     for (int64_t oi = 0; oi < p->oh; oi++, gy += p->ow, pos += p->ow) {
-        int64_t top = oi * p->sh - p->ph;
-        for (int64_t oj = 0; oj < p->ow; oj++) {
-            int64_t k = pos[oj], i = top + row[k], j = oj * p->sw - p->pw + col[k];
-            if (k >= n || (uint64_t)i >= (uint64_t)p->h || (uint64_t)j >= (uint64_t)p->w)
+        int64_t top = oi * p->sh - p->ph, at = top * p->w - p->pw;
+        for (int64_t oj = 0; oj < p->ow; oj++, at += p->sw) {
+            int64_t k = pos[oj];
+            if (k >= n || (!inside && ((uint64_t)(top + t->row[k]) >= (uint64_t)p->h ||
+                                       (uint64_t)(oj * p->sw - p->pw + t->col[k]) >=
+                                           (uint64_t)p->w)))
                 return FNN_EINVAL;
-            gx[i * p->w + j] += gy[oj];
+            gx[at + t->delta[k]] += gy[oj];
         }
     }
     return FNN_OK;
@@ -134,19 +144,26 @@ int fnn_max_unpool_planes(const fnn_pool2d *p, int64_t planes, const float *gy,
                           const int64_t *idx, const uint8_t *pos, float *gx)
 {
     int64_t in = p->h * p->w, out = p->oh * p->ow;
-    uint8_t row[FNN_POOL_POSITIONS] = {0}, col[FNN_POOL_POSITIONS] = {0};
+    window_table t;
     if (pos != NULL) {
         if (p->kw > FNN_POOL_POSITIONS / p->kh)
             return FNN_EINVAL;
         for (int64_t k = 0; k < p->kh * p->kw; k++) {
-            row[k] = (uint8_t)(k / p->kw);
-            col[k] = (uint8_t)(k % p->kw);
+            t.row[k] = (uint8_t)(k / p->kw);
+            t.col[k] = (uint8_t)(k % p->kw);
+            t.delta[k] = t.row[k] * p->w + t.col[k];
         }
     }
     for (int64_t q = 0; q < planes; q++, gy += out, gx += in) {
-        memset(gx, 0, (size_t)in * sizeof(float));
-        int st = pos ? unpool_positions(p, pos + q * out, row, col, gy, gx)
+        int st;
+        if (pos && is_2x2(p)) {  /* the windows tile the plane: written once, vectorised */
+            st = fnn_active->ew->max_unpool_2x2(p->oh, p->ow, p->h, (int)p->w, gy, pos + q * out,
+                                                gx) ? FNN_EINVAL : FNN_OK;
+        } else {
+            memset(gx, 0, (size_t)in * sizeof(float));
+            st = pos ? unpool_positions(p, &t, pos + q * out, gy, gx)
                      : unpool_offsets(p, gy, idx + q * out, gx);
+        }
         if (st != FNN_OK)
             return st;
     }

@@ -135,6 +135,7 @@ def check_fused_is_unfused(x, wt, b, args, pool, algorithm=None, rng=None):
     assert same_bits(F.conv2d_max_pool2d(x, wt, b, *args, *pool, return_indices=False,
                                          algorithm=algorithm), y)
     g = (rng or np.random.default_rng(1)).standard_normal(y.shape).astype(np.float32)
+    g.flat[::5] = -0.0  # the unfused scatter adds into zeros: +0 (the bits are compared)
     expected = F.conv2d_backward(F.max_pool2d_backward(g, conv_y, *pool, indices=idx),
                                  x, wt, *args, algorithm=algorithm)
     got = F.conv2d_max_pool2d_backward(g, pos, x, wt, *args, *pool, algorithm=algorithm)
@@ -198,6 +199,18 @@ def test_window_positions_of_tied_and_nonfinite_windows(isa):
     one = np.ones((1, 1, 1, 1), np.float32)
     for pool in [(2, None, 0), (3, 2, 1), (2, 1, 1), (3, 3, 0)]:
         check_fused_is_unfused(x, one, None, (1, 0, 1), pool)
+
+
+@pytest.mark.parametrize("w", [5, 11, 21])  # pooled rows of 2, 5 and 10: every row kernel
+def test_window_positions_past_the_window_are_rejected(isa, rng, w):
+    x, wt, b = make(rng, 2, 3, 7, w, 4, 2, 2)
+    y, pos = F.conv2d_max_pool2d(x, wt, b)
+    for bad_pos in (4, 9, 255):
+        bad = pos.copy()
+        bad[1, 3, 2, -1] = bad_pos
+        with pytest.raises(ValueError, match=r"indices must be positions in \[0, kh\*kw\) = "
+                                             r"\[0, 4\)"):
+            F.conv2d_max_pool2d_backward(y, bad, x, wt)
 
 
 def test_window_positions_need_a_byte(rng):
