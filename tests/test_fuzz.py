@@ -1109,10 +1109,53 @@ def test_conv_algorithm_boundary(name, x_shape, window):
                           "padding", "dilation", "kernel", "output"})
 
 
+@settings(FUZZ, max_examples=200)
+@given(data=st.data())
+def test_window_positions_boundary(data):
+    """conv2d_max_pool2d_backward's indices (uint8 window positions, not a float array the
+    generic test mutates): any layout of valid positions matches the reference; another
+    dtype, shape or a position off its window or in the padding raises, naming them."""
+    draw = data.draw
+    r = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    kwargs = make_conv_pool(r, draw, backward=True)
+    pos = kwargs["indices"]
+    k = kwargs["kernel_size"]
+    kind = draw(st.sampled_from(LAYOUTS + ["dtype", "shape", "past", "padding", "object"]))
+    must_raise = kind not in LAYOUTS
+    if kind in LAYOUTS:
+        pos = relayout(pos, kind)
+    elif kind == "dtype":
+        pos = pos.astype(draw(st.sampled_from([np.int64, np.int32, np.int8, np.uint16,
+                                               np.float32, np.bool_])))
+    elif kind == "shape":
+        shape = list(pos.shape)
+        shape[draw(st.integers(0, 3))] += draw(st.sampled_from([-1, 1]))
+        pos = np.zeros(shape, np.uint8)
+    elif kind == "past":  # a position past the window
+        pos = pos.copy()
+        pos.flat[draw(st.integers(0, pos.size - 1))] = draw(st.integers(k * k, 255))
+    elif kind == "padding":  # position 0 of the first window, which starts in the padding
+        pos = pos.copy()
+        pos[..., 0, 0] = 0
+        must_raise = kwargs["pool_padding"] > 0
+    else:  # a list (of int64 values) or nothing
+        pos = pos.tolist() if draw(st.booleans()) else None
+    kwargs["indices"] = pos
+    status, got = call("window_positions", lambda: F.conv2d_max_pool2d_backward(**kwargs))
+    if status == "raised":
+        assert must_raise, f"valid {kind} positions rejected: {got!r}"
+        check_named(got, {"indices"} if kind != "shape" else {"indices", "grad_out"})
+        return
+    assert not must_raise, f"{kind} positions accepted"
+    want = R.conv2d_max_pool2d_backward(**{k_: to64(v) for k_, v in kwargs.items()
+                                           if k_ != "algorithm"})
+    assert_matches(got, want)
+
+
 QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losses": 300,
          "optimizers": 300, "models": 200, "state_dicts": 150, "runtime": 200,
          "distributed": 200, "to_categorical": 200, "safetensors": 200, "keras_layers": 300,
-         "conv_algorithm": 200}
+         "conv_algorithm": 200, "window_positions": 200}
 
 
 def test_call_count():
