@@ -70,8 +70,8 @@ def openmp_flags():
 
 
 def extension():
-    compile_args = ["-O3", "-std=gnu11", "-Wall", "-Wno-unknown-pragmas"]
-    link_args = []
+    compile_args = ["-O3", "-std=gnu11", "-Wall", "-Wno-unknown-pragmas", "-pthread"]
+    link_args = ["-pthread"]
     omp = openmp_flags()
     if omp:
         compile_args += omp[0]

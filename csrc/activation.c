@@ -1,5 +1,5 @@
 /* activation.c: elementwise activations and row-wise softmax, forward and backward,
- * plus fnn_parallel_range, the one-region OpenMP split the elementwise families share.
+ * plus fnn_parallel_range, the split of [0, n) the elementwise families share.
  *
  * relu, leaky_relu, sigmoid and tanh run the ISA's vectorised loops (exp is fnn_expf,
  * vectorisable, ~1 ulp; tanh Cephes' tanhf on it). Softmax rows sum in double,
@@ -8,6 +8,24 @@
 
 #include "internal.h"
 
+typedef struct {
+    int64_t n, align, parts;
+    fnn_range_fn f;
+    void *ctx;
+} range_job;
+
+static void range_part(void *ctx, int64_t i, int slot)
+{
+    const range_job *R = ctx;
+    int64_t blocks = (R->n + R->align - 1) / R->align, lo, hi;
+    (void)slot;
+    fnn_split(blocks, (int)i, (int)R->parts, &lo, &hi);
+    lo = FNN_MIN(lo * R->align, R->n);
+    hi = FNN_MIN(hi * R->align, R->n);
+    if (hi > lo)
+        R->f(lo, hi, R->ctx);
+}
+
 void fnn_parallel_range(int64_t n, double work, int64_t align, fnn_range_fn f, void *ctx)
 {
     int nth = fnn_threads_for(work);
@@ -15,16 +33,9 @@ void fnn_parallel_range(int64_t n, double work, int64_t align, fnn_range_fn f, v
         f(0, n, ctx);
         return;
     }
-    int64_t blocks = (n + align - 1) / align;
-#pragma omp parallel num_threads(nth)
-    {
-        int64_t lo, hi;
-        fnn_split(blocks, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
-        lo = FNN_MIN(lo * align, n);
-        hi = FNN_MIN(hi * align, n);
-        if (hi > lo)
-            f(lo, hi, ctx);
-    }
+    /* Two parts per thread: one that runs late costs half a share. */
+    range_job R = {.n = n, .align = align, .parts = 2 * nth, .f = f, .ctx = ctx};
+    fnn_run(R.parts, nth, range_part, &R);
 }
 
 double fnn_exp_sum(int64_t n, const float *x, float shift, float *out)

@@ -18,6 +18,8 @@
  * from a per-thread buffer, and the backward unpools each image's gradient into one.
  * The Winograd algorithms (winograd.c) take over the forward and the input gradient of
  * the shapes fnn_conv2d_algorithm gives them, after the checks here. */
+#include <math.h>
+
 #include "internal.h"
 
 /* Images per call whose weight-gradient partials are kept apart (then summed in order). */
@@ -233,10 +235,8 @@ static float row_sum(const float *x, int64_t n)
 
 static void set_error(int *err, int st)
 {
-    if (st != FNN_OK) {
-#pragma omp atomic write
-        *err = st;
-    }
+    if (st != FNN_OK)
+        fnn_store_status(err, st);
 }
 
 /* With many input channels, conv2d works on each image in a zero-padded channels-last
@@ -342,6 +342,59 @@ static void permute_w(const conv_dims *d, const conv_hwc *h, const float *w, flo
             wt[o * d->k + h->perm[q]] = w[o * d->k + q];
 }
 
+typedef struct {
+    const conv_dims *d;
+    const conv_hwc *h;
+    const fnn_pool2d *pool;
+    const float *x, *bias;
+    float *y, *ws;  /* ws: packed W, then the tables, then each slot's buffers */
+    uint8_t *pos;
+    size_t shared, thread_elems, conv_out;
+    int64_t padded;
+    int64_t parts, align;  /* output channels of an image in parts of whole `align` panels */
+    int hwc;
+} conv_fwd_job;
+
+/* Task t: part t % parts of the output channels of image t / parts. A channel's output
+ * does not depend on the part or the slot that computes it. */
+static void conv_fwd_task(void *ctx, int64_t t, int slot)
+{
+    const conv_fwd_job *J = ctx;
+    const conv_dims *d = J->d;
+    const conv_hwc *h = J->h;
+    const fnn_conv2d_shape *s = &d->s;
+    const fnn_conv_kernels *ck = fnn_active->conv;
+    int64_t img = t / J->parts, panels = (s->c_out + J->align - 1) / J->align, o0, o1;
+    fnn_split(panels, (int)(t % J->parts), (int)J->parts, &o0, &o1);
+    o0 *= J->align;
+    o1 = FNN_MIN(o1 * J->align, s->c_out);
+    if (o1 <= o0)
+        return;
+    float *conv_y = J->ws + J->shared + J->thread_elems * slot, *buf = conv_y + J->conv_out;
+    float *yt = buf + fnn_round_up(h->elems, 16);
+    const float *xi = J->x + img * d->x_img;
+    float *yi = J->pool ? conv_y : J->y + img * d->y_img;
+    if (J->hwc) {
+        hwc_copy(d, h, xi, buf, 0);
+        fnn_active->gemm->macro_rows(d->ohw, o1 - o0, buf, h->roff, h->nseg, h->soff, h->run,
+                                     J->ws + o0 * d->k, yt + o0, s->c_out);
+        for (int64_t o = o0; o < o1; o++) {
+            float b = J->bias ? J->bias[o] : 0.0f;
+            for (int64_t p = 0; p < d->ohw; p++)
+                yi[o * d->ohw + p] = yt[p * s->c_out + o] + b;
+        }
+    } else {
+        im2col(d, xi, buf, ck->nr, ck->nr, d->k * ck->nr, J->padded);
+        ck->macro(o1 - o0, d->ohw, d->k, J->ws + o0 * d->k, buf, J->bias ? J->bias + o0 : NULL,
+                  yi + o0 * d->ohw, d->ohw);
+    }
+    if (J->pool) {
+        int64_t plane = J->pool->oh * J->pool->ow, at = img * s->c_out * plane + o0 * plane;
+        fnn_max_pool_planes(J->pool, o1 - o0, yi + o0 * d->ohw, J->y + at, NULL,
+                            J->pos ? J->pos + at : NULL);
+    }
+}
+
 /* Forward, optionally max-pooled (pool set: y is pooled, pos its argmax or NULL).
  * Few input channels: im2col into the conv kernel's panels. Many: y_n^T = im2col_n^T W^T
  * on the GEMM tile, A read in place from the HWC copy, then transposed out. */
@@ -360,7 +413,6 @@ static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const
     if (algo != FNN_CONV_DIRECT)
         return fnn_winograd_forward(s, algo == FNN_CONV_WINOGRAD4 ? 4 : 2, pool, x, w, bias, y,
                                     pos);
-    int64_t pooled_img = pool ? s->c_out * pool->oh * pool->ow : 0;
     const fnn_conv_kernels *ck = fnn_active->conv;
     const fnn_gemm_kernels *gk = fnn_active->gemm;
     int hwc = d.k > CONV_SHORT_K;
@@ -375,7 +427,12 @@ static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const
     size_t thread_elems = conv_out + (hwc ? (size_t)(fnn_round_up(h.elems, 16) +
                                                      fnn_round_up(d.ohw * s->c_out, 16))
                                           : (size_t)fnn_round_up(d.k * padded, 16));
-    int nth = (int)FNN_MIN(fnn_threads_for((double)s->n * d.y_img * d.k), s->n);
+    /* Images to whichever thread is free; fewer images than threads (inference on a
+     * few samples): each image's output channels in parts, one image on every thread. */
+    int nth = fnn_threads_for((double)s->n * d.y_img * d.k);
+    int64_t align = hwc ? gk->nr : FNN_CONV_MR, panels = (s->c_out + align - 1) / align;
+    int64_t parts = s->n >= nth ? 1 : FNN_MIN(panels, (nth + s->n - 1) / s->n);
+    nth = (int)FNN_MIN(nth, s->n * parts);
     float *ws = fnn_workspace(FNN_WS_OP,  /* never 0 bytes: a NULL would mean ENOMEM */
                               (shared + thread_elems * nth + 16) * sizeof(float));
     if (ws == NULL)
@@ -388,36 +445,17 @@ static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const
     } else {
         pack_w(s->c_out, d.k, w, d.k, 1, ws);
     }
-#pragma omp parallel num_threads(nth) if (nth > 1)
-    {
-        float *conv_y = ws + shared + thread_elems * omp_get_thread_num(), *buf = conv_y + conv_out;
-        float *yt = buf + fnn_round_up(h.elems, 16);
-        if (hwc)  /* the border stays zero from here on */
-            memset(buf, 0, (size_t)h.elems * sizeof(float));
-        /* Images one at a time to whichever thread is free, so a core taken by a
-         * co-tenant delays the step by one image at most; an image's output does not
-         * depend on the thread that computes it. */
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t img = 0; img < s->n; img++) {
-            const float *xi = x + img * d.x_img;
-            float *yi = pool ? conv_y : y + img * d.y_img;
-            if (hwc) {
-                hwc_copy(&d, &h, xi, buf, 0);
-                gk->macro_rows(d.ohw, s->c_out, buf, h.roff, h.nseg, h.soff, h.run, ws, yt, s->c_out);
-                for (int64_t o = 0; o < s->c_out; o++) {
-                    float b = bias ? bias[o] : 0.0f;
-                    for (int64_t p = 0; p < d.ohw; p++)
-                        yi[o * d.ohw + p] = yt[p * s->c_out + o] + b;
-                }
-            } else {
-                im2col(&d, xi, buf, ck->nr, ck->nr, d.k * ck->nr, padded);
-                ck->macro(s->c_out, d.ohw, d.k, ws, buf, bias, yi, d.ohw);
-            }
-            if (pool)
-                fnn_max_pool_planes(pool, s->c_out, yi, y + img * pooled_img, NULL,
-                                    pos ? pos + img * pooled_img : NULL);
-        }
-    }
+    conv_fwd_job J = {.d = &d, .h = &h, .pool = pool, .x = x, .bias = bias, .y = y, .pos = pos,
+                      .ws = ws, .shared = shared, .thread_elems = thread_elems,
+                      .conv_out = conv_out, .padded = padded, .parts = parts, .align = align,
+                      .hwc = hwc};
+    if (hwc)  /* each slot's HWC border stays zero from here on */
+        for (int slot = 0; slot < nth; slot++)
+            memset(ws + shared + thread_elems * slot + conv_out, 0,
+                   (size_t)h.elems * sizeof(float));
+    /* One image (or part) per task, so a core taken by a co-tenant delays the step by
+     * one image at most. */
+    fnn_run(s->n * parts, nth, conv_fwd_task, &J);
     return FNN_OK;
 }
 
@@ -441,6 +479,7 @@ typedef struct {
     const float *gy, *x;
     float *gx, *gw, *gb;
     int64_t nchunks;
+    int sum_parts;          /* tasks of the partials' sum */
     int wgrad_gemm;         /* weight gradient on the GEMM from the HWC copy (else dots) */
     const float *wt;        /* W (c_out x k) in (i, j, c) column order (grad input) */
     float *ws, *part;       /* per-thread buffers; per-chunk partials of gw and gb */
@@ -448,65 +487,72 @@ typedef struct {
     int err;
 } conv_bwd_plan;
 
-static void conv_bwd_thread(conv_bwd_plan *P, int ith, int nth)
+/* Chunk c of the backward: its images' input gradients and its partial sums of the
+ * weight and bias gradients, which do not depend on the slot that computes them. */
+static void conv_bwd_chunk(void *ctx, int64_t c, int slot)
 {
+    conv_bwd_plan *P = ctx;
     const conv_dims *d = P->d;
     const conv_hwc *h = P->h;
     const fnn_conv2d_shape *s = &d->s;
     int64_t gw_elems = s->c_out * d->k;
-    /* this thread's buffers, each only when needed: the image's HWC copy or its im2col
+    /* the slot's buffers, each only when needed: the image's HWC copy or its im2col
      * (grad weight), dcols and its col2im (grad input), the unpooled gradient */
-    float *xp = P->ws + P->thread_elems * ith, *cols = xp;
-    float *dcols = xp + (P->gw == NULL ? 0 : fnn_round_up(P->wgrad_gemm ? h->elems : d->k * d->ldcols, 16));
+    float *xp = P->ws + P->thread_elems * slot, *cols = xp;
+    float *dcols = xp + (P->gw == NULL ? 0 : fnn_round_up(P->wgrad_gemm ? h->elems
+                                                                      : d->k * d->ldcols, 16));
     float *gp = dcols + (P->gx == NULL ? 0 : fnn_round_up(d->ohw * d->k, 16));
     float *unpooled = gp + (P->gx == NULL ? 0 : fnn_round_up(h->elems, 16));
     int64_t pooled_img = P->pool ? s->c_out * P->pool->oh * P->pool->ow : 0;
     fnn_operand_b cols_t = {.b = xp, .roff = h->roff, .coff = h->coff};
-    if (P->gw != NULL && P->wgrad_gemm)
-        memset(xp, 0, (size_t)h->elems * sizeof(float));  /* the border stays zero */
-    /* Chunks to whichever thread is free (see conv_forward); a chunk's partial does not
-     * depend on the thread that sums it. The loop's end is the barrier before the sum. */
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t c = 0; c < P->nchunks; c++) {
-        float *pw = P->part + c * P->part_elems, *pb = pw + gw_elems;
-        int64_t first = s->n * c / P->nchunks, last = s->n * (c + 1) / P->nchunks;
-        for (int64_t img = first; img < last; img++) {
-            const float *g = P->gy + img * d->y_img;
-            if (P->pool) {
-                int st = fnn_max_unpool_planes(P->pool, s->c_out, P->gy + img * pooled_img,
-                                               NULL, P->pos + img * pooled_img, unpooled);
-                set_error(&P->err, st);
-                if (st != FNN_OK)
-                    break;
-                g = unpooled;
+    float *pw = P->part + c * P->part_elems, *pb = pw + gw_elems;
+    int64_t first = s->n * c / P->nchunks, last = s->n * (c + 1) / P->nchunks;
+    for (int64_t img = first; img < last; img++) {
+        const float *g = P->gy + img * d->y_img;
+        if (P->pool) {
+            int st = fnn_max_unpool_planes(P->pool, s->c_out, P->gy + img * pooled_img,
+                                           NULL, P->pos + img * pooled_img, unpooled);
+            set_error(&P->err, st);
+            if (st != FNN_OK)
+                break;
+            g = unpooled;
+        }
+        const float *xi = P->x + img * d->x_img;
+        if (P->gw != NULL && P->wgrad_gemm) {  /* pw (+)= g_n im2col_n */
+            hwc_copy(d, h, xi, xp, 0);
+            set_error(&P->err, fnn_sgemm_ex(s->c_out, d->k, d->ohw, 1.0f, g, d->ohw, 1,
+                                            &cols_t, img == first ? 0.0f : 1.0f, pw, d->k));
+        } else if (P->gw != NULL) {
+            im2col(d, xi, cols, d->ldcols, d->ldcols, 0, d->ldcols);
+            fnn_active->conv->wgrad(s->c_out, d->k, d->ohw, g, cols, d->ldcols,
+                                   img != first, pw);
+        }
+        if (P->gb != NULL)
+            for (int64_t o = 0; o < s->c_out; o++) {
+                float sum = row_sum(g + o * d->ohw, d->ohw);
+                pb[o] = img == first ? sum : pb[o] + sum;
             }
-            const float *xi = P->x + img * d->x_img;
-            if (P->gw != NULL && P->wgrad_gemm) {  /* pw (+)= g_n im2col_n */
-                hwc_copy(d, h, xi, xp, 0);
-                set_error(&P->err, fnn_sgemm_ex(s->c_out, d->k, d->ohw, 1.0f, g, d->ohw, 1,
-                                                &cols_t, img == first ? 0.0f : 1.0f, pw, d->k));
-            } else if (P->gw != NULL) {
-                im2col(d, xi, cols, d->ldcols, d->ldcols, 0, d->ldcols);
-                fnn_active->conv->wgrad(s->c_out, d->k, d->ohw, g, cols, d->ldcols,
-                                       img != first, pw);
-            }
-            if (P->gb != NULL)
-                for (int64_t o = 0; o < s->c_out; o++) {
-                    float sum = row_sum(g + o * d->ohw, d->ohw);
-                    pb[o] = img == first ? sum : pb[o] + sum;
-                }
-            if (P->gx != NULL) {  /* dcols = g_n^T W, then col2im */
-                set_error(&P->err, fnn_sgemm_strided(d->ohw, d->k, s->c_out, 1.0f, g, 1, d->ohw,
-                                                     P->wt, d->k, 1, 0.0f, dcols, d->k));
-                col2im_hwc(d, h, dcols, gp);
-                hwc_copy(d, h, gp, P->gx + img * d->x_img, 1);
-            }
+        if (P->gx != NULL) {  /* dcols = g_n^T W, then col2im */
+            set_error(&P->err, fnn_sgemm_strided(d->ohw, d->k, s->c_out, 1.0f, g, 1, d->ohw,
+                                                 P->wt, d->k, 1, 0.0f, dcols, d->k));
+            col2im_hwc(d, h, dcols, gp);
+            hwc_copy(d, h, gp, P->gx + img * d->x_img, 1);
         }
     }
-    /* The chunks' partials summed in chunk order, each thread a slice of elements. */
-    int64_t lo, hi;
+}
+
+/* Part i of the output channels of grad W and grad b: the chunks' partials summed in
+ * chunk order. */
+static void conv_bwd_sum(void *ctx, int64_t i, int slot)
+{
+    const conv_bwd_plan *P = ctx;
+    const conv_dims *d = P->d;
+    const conv_hwc *h = P->h;
+    const fnn_conv2d_shape *s = &d->s;
+    int64_t gw_elems = s->c_out * d->k, lo, hi;
+    (void)slot;
+    fnn_split(s->c_out, (int)i, P->sum_parts, &lo, &hi);
     if (P->gw != NULL) {
-        fnn_split(s->c_out, ith, nth, &lo, &hi);
         for (int64_t o = lo; o < hi; o++)
             for (int64_t q = 0; q < d->k; q++) {
                 int64_t src = o * d->k + (P->wgrad_gemm ? h->perm[q] : q);
@@ -517,7 +563,6 @@ static void conv_bwd_thread(conv_bwd_plan *P, int ith, int nth)
             }
     }
     if (P->gb != NULL) {
-        fnn_split(s->c_out, ith, nth, &lo, &hi);
         for (int64_t e = lo; e < hi; e++) {
             float sum = P->part[gw_elems + e];
             for (int64_t c = 1; c < P->nchunks; c++)
@@ -525,6 +570,70 @@ static void conv_bwd_thread(conv_bwd_plan *P, int ith, int nth)
             P->gb[e] = sum;
         }
     }
+}
+
+typedef struct {
+    const fnn_pool2d *pool;
+    const float *gy;
+    const uint8_t *pos;
+    float *g;
+    int64_t c, pooled, plane;
+    int err;
+} unpool_job;
+
+static void unpool_image(void *ctx, int64_t img, int slot)
+{
+    unpool_job *J = ctx;
+    int st = fnn_max_unpool_planes(J->pool, J->c, J->gy + img * J->pooled, NULL,
+                                   J->pos + img * J->pooled, J->g + img * J->plane);
+    (void)slot;
+    if (st != FNN_OK)
+        fnn_store_status(&J->err, st);
+}
+
+/* Whether none of x[0..n) is inf or NaN. */
+static int all_finite(const float *x, int64_t n)
+{
+    int ok = 1;
+    for (int64_t i = 0; i < n; i++)
+        ok &= isfinite(x[i]) != 0;
+    return ok;
+}
+
+/* The input gradient of a stride-1, undilated convolution (padding < kernel) is itself
+ * one: of the output gradient (unpooled first), padded by k - 1 - p, with the filters
+ * flipped and transposed. The forward's kernels run it without materialising the
+ * gradient's im2col (g^T W, then col2im: ~1.5x the time on 32->32 28x28). Only for
+ * finite filters: the padding's zeros times an inf would put NaN where no filter tap
+ * reaches. */
+static int grad_input_by_forward(const conv_dims *d, const fnn_pool2d *pool, const float *grad_y,
+                                 const uint8_t *pos, const float *w, float *grad_x)
+{
+    const fnn_conv2d_shape *s = &d->s;
+    int64_t kk = s->kh * s->kw, wf_elems = fnn_round_up(s->c_out * s->c_in * kk, 16);
+    float *wf = fnn_workspace(FNN_WS_INPUTS,
+                              ((size_t)wf_elems + (pool ? (size_t)(s->n * d->y_img) : 0) + 16) *
+                                  sizeof(float));
+    if (wf == NULL)
+        return FNN_ENOMEM;
+    for (int64_t o = 0; o < s->c_out; o++)  /* wf[c][o][i][j] = w[o][c][kh-1-i][kw-1-j] */
+        for (int64_t c = 0; c < s->c_in; c++)
+            for (int64_t t = 0; t < kk; t++)
+                wf[(c * s->c_out + o) * kk + t] = w[(o * s->c_in + c) * kk + kk - 1 - t];
+    const float *g = grad_y;
+    if (pool != NULL) {
+        unpool_job J = {.pool = pool, .gy = grad_y, .pos = pos, .g = wf + wf_elems,
+                        .c = s->c_out, .pooled = s->c_out * pool->oh * pool->ow,
+                        .plane = d->y_img, .err = FNN_OK};
+        fnn_run(s->n, fnn_threads_for(FNN_COST_MEM * (double)s->n * d->y_img), unpool_image, &J);
+        if (J.err != FNN_OK)
+            return J.err;
+        g = J.g;
+    }
+    fnn_conv2d_shape t = {.n = s->n, .c_in = s->c_out, .h = d->oh, .w = d->ow, .c_out = s->c_in,
+                          .kh = s->kh, .kw = s->kw, .sh = 1, .sw = 1, .ph = s->kh - 1 - s->ph,
+                          .pw = s->kw - 1 - s->pw, .dh = 1, .dw = 1};
+    return conv_forward(&t, NULL, g, wf, NULL, grad_x, NULL, FNN_CONV_DIRECT);
 }
 
 /* Backward, of the max-pooled forward when pool is set (grad_y pooled, pos its argmax). */
@@ -550,13 +659,21 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
         (grad_w != NULL && x == NULL && d.x_img > 0) ||
         (grad_x != NULL && w == NULL && d.k > 0))
         return FNN_EINVAL;
-    if (algo != FNN_CONV_DIRECT && grad_x != NULL) {  /* weight and bias direct, then input */
+    int dx_forward = s->sh == 1 && s->sw == 1 && s->dh == 1 && s->dw == 1 &&
+                     s->ph < s->kh && s->pw < s->kw && grad_x != NULL &&
+                     all_finite(w, s->c_out * d.k);
+    if ((algo != FNN_CONV_DIRECT || dx_forward) && grad_x != NULL) {
+        /* weight and bias first, then the input gradient as a forward convolution */
         int st = grad_w != NULL || grad_b != NULL
                      ? conv_backward(s, pool, grad_y, pos, x, w, NULL, grad_w, grad_b,
                                      FNN_CONV_DIRECT)
                      : FNN_OK;
-        return st != FNN_OK ? st : fnn_winograd_grad_input(s, algo == FNN_CONV_WINOGRAD4 ? 4 : 2,
-                                                           pool, grad_y, pos, w, grad_x);
+        if (st != FNN_OK)
+            return st;
+        return algo != FNN_CONV_DIRECT
+                   ? fnn_winograd_grad_input(s, algo == FNN_CONV_WINOGRAD4 ? 4 : 2, pool, grad_y,
+                                             pos, w, grad_x)
+                   : grad_input_by_forward(&d, pool, grad_y, pos, w, grad_x);
     }
     int wgrad_gemm = d.k > CONV_SHORT_K;
     d.ldcols = fnn_round_up(d.ohw, 16);  /* rows of cols stay FNN_ALIGN-aligned */
@@ -587,13 +704,18 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
     conv_bwd_plan P = {
         .d = &d, .h = &h, .pool = pool, .pos = pos, .gy = grad_y, .x = x, .gx = grad_x,
         .gw = grad_w, .gb = grad_b,
-        .nchunks = nchunks, .wgrad_gemm = wgrad_gemm, .wt = ws,
+        .nchunks = nchunks, .sum_parts = (int)FNN_MIN(s->c_out, 2 * nth),
+        .wgrad_gemm = wgrad_gemm, .wt = ws,
         .part = ws + wt_elems + tab_elems, .ws = ws + wt_elems + tab_elems + part_total,
         .thread_elems = thread_elems, .part_elems = (size_t)part_elems, .err = FNN_OK,
     };
-    /* A region even for one thread: the chunk loop's `omp for` must bind to this team. */
-#pragma omp parallel num_threads(nth) if (nth > 1)
-    conv_bwd_thread(&P, omp_get_thread_num(), omp_get_num_threads());
+    if (grad_w != NULL && wgrad_gemm)  /* each slot's HWC border stays zero from here on */
+        for (int slot = 0; slot < nth; slot++)
+            memset(P.ws + thread_elems * slot, 0, (size_t)h.elems * sizeof(float));
+    /* Chunks to whichever thread is free (see conv_forward), then the sums. */
+    fnn_run(nchunks, nth, conv_bwd_chunk, &P);
+    if (P.err == FNN_OK && (grad_w != NULL || grad_b != NULL))
+        fnn_run(P.sum_parts, nth, conv_bwd_sum, &P);
     return P.err;
 }
 

@@ -1,16 +1,17 @@
-/* gemm.c: the SGEMM driver: Goto/BLIS cache blocking and the OpenMP split around the
- * ISA's packing routines and macro-kernel (simd/gemm_kernel.h).
+/* gemm.c: the SGEMM driver: Goto/BLIS cache blocking around the ISA's packing routines
+ * and macro-kernel (simd/gemm_kernel.h), as jobs on the thread pool (threads.c).
  *
- *   for jc in N by NC:             B block kc x nc, packed once, shared by all threads
- *     for pc in K by KC:           (beta applies on the first K block only)
- *       pack B panels              (threads split the panels)
- *       for ic in my rows by MC:   A block mc x kc, packed per thread (or read in place)
- *         macro-kernel
+ *   for jc in N by NC:             B block kc x nc, packed once, shared by all tasks
+ *     for pc in K by KC:           (all K at once when B is small: whole_b)
+ *       job: pack B panels         (tasks split the panels)
+ *       job: for ic in a task's rows by MC:
+ *              A block mc x kc, packed per slot (or read in place); macro-kernel
  *
- * Threads split the rows of C (or the columns, when M is too short for that or B is
- * much larger than A), never K, so each element of C is summed in the same order
- * whatever the thread count. A product of a few rows (a small batch through a linear
- * layer) skips all of this and reads B in place: see gemm_few_rows. */
+ * Tasks split the rows of C (or the columns, when M is too short for that or B is
+ * much larger than A: then a task packs its own B panels), never K, so each element of
+ * C is summed in the same order whatever the thread count. A product of a few rows (a
+ * small batch through a linear layer) skips all of this and reads B in place: see
+ * gemm_few_rows. */
 #include "internal.h"
 
 typedef struct {
@@ -22,11 +23,15 @@ typedef struct {
     fnn_operand_b b;
     float *c;
     int64_t ldc;
-    int split_rows;  /* threads split the rows of C (else the columns) */
+    int split_rows;  /* tasks take rows of C (else columns, each packing its own B) */
     int pack_a;      /* copy A blocks into panels (else the micro-kernel reads A in place) */
+    int whole_b;     /* all K blocks of B packed at once: one job per N block */
     int64_t kc;      /* K block: K split into equal blocks of at most g->kc */
-    float *bp;       /* shared packed B block: kc x round_up(nc, nr) */
-    float *ap;       /* per-thread packed A blocks: mc x kc each */
+    float *bp;       /* shared packed B: kc (whole_b: k) x ncr */
+    float *ap;       /* packed A blocks, mc x kc per slot */
+    /* what the running job covers: N block [jc, jc + nc) (ncr: rounded up to nr) and
+     * K blocks [pc, pc + pk); `per` units (panels or row tiles) per task */
+    int64_t jc, nc, ncr, pc, pk, units, per;
 } gemm_plan;
 
 /* Rows [pc, pc+kc) x columns [jc, jc+nc) of op(B) into panels at bp. */
@@ -39,41 +44,97 @@ static void pack_b(const gemm_plan *P, int64_t pc, int64_t kc, int64_t jc, int64
         P->g->pack_b(kc, nc, B->b + pc * B->rs + jc * B->cs, B->rs, B->cs, bp);
 }
 
-static void gemm_thread(const gemm_plan *P, int ith, int nth)
+/* The packed K block that starts at row pc of B. */
+static float *b_block(const gemm_plan *P, int64_t pc)
+{
+    return P->bp + (P->whole_b ? pc * P->ncr : 0);
+}
+
+/* Panels [q0, q1) of the N block, over the job's K blocks. */
+static void pack_panels(const gemm_plan *P, int64_t q0, int64_t q1)
+{
+    int64_t nr = P->g->nr, col_lo = q0 * nr, col_hi = FNN_MIN(q1 * nr, P->nc);
+    for (int64_t pc = P->pc; pc < P->pc + P->pk && col_hi > col_lo; pc += P->kc) {
+        int64_t kc = FNN_MIN(P->kc, P->k - pc);
+        pack_b(P, pc, kc, P->jc + col_lo, col_hi - col_lo, b_block(P, pc) + col_lo * kc);
+    }
+}
+
+/* Rows [r0, r1) x columns [c0, c1) of the N block of C, over the job's K blocks: each
+ * element summed over K in increasing order, however the job is split. */
+static void compute(const gemm_plan *P, int64_t r0, int64_t r1, int64_t c0, int64_t c1, int slot)
 {
     const fnn_gemm_kernels *g = P->g;
-    float *ap = P->pack_a ? P->ap + (size_t)ith * g->mc * P->kc : NULL;
-    int64_t row_lo = 0, row_hi = P->m;
-    if (P->split_rows) {  /* whole MR-row tiles per thread */
-        fnn_split((P->m + g->mr - 1) / g->mr, ith, nth, &row_lo, &row_hi);
-        row_lo *= g->mr;
-        row_hi = FNN_MIN(row_hi * g->mr, P->m);
-    }
-    for (int64_t jc = 0; jc < P->n; jc += g->nc) {
-        int64_t nc = FNN_MIN(g->nc, P->n - jc);
-        int64_t panels = (nc + g->nr - 1) / g->nr, q_lo, q_hi;
-        fnn_split(panels, ith, nth, &q_lo, &q_hi);
-        int64_t col_lo = q_lo * g->nr, col_hi = FNN_MIN(q_hi * g->nr, nc);
-        for (int64_t pc = 0; pc < P->k; pc += P->kc) {
+    float *ap = P->ap + (size_t)slot * g->mc * P->kc;
+    for (int64_t ic = r0; ic < r1; ic += g->mc) {
+        int64_t mc = FNN_MIN(g->mc, r1 - ic);
+        float *c = P->c + ic * P->ldc + P->jc + c0;
+        for (int64_t pc = P->pc; pc < P->pc + P->pk; pc += P->kc) {
             int64_t kc = FNN_MIN(P->kc, P->k - pc);
             float beta = pc == 0 ? P->beta : 1.0f;
-            if (col_hi > col_lo)
-                pack_b(P, pc, kc, jc + col_lo, col_hi - col_lo, P->bp + col_lo * kc);
-            FNN_BARRIER(nth);
-            int64_t c0 = P->split_rows ? 0 : col_lo, c1 = P->split_rows ? nc : col_hi;
-            for (int64_t ic = row_lo; ic < row_hi && c1 > c0; ic += g->mc) {
-                int64_t mc = FNN_MIN(g->mc, row_hi - ic);
-                const float *a = P->a + ic * P->a_rs + pc * P->a_cs;
-                if (P->pack_a) {
-                    g->pack_a(mc, kc, a, P->a_rs, P->a_cs, ap);
-                    g->macro(mc, c1 - c0, kc, P->alpha, ap, 1, g->mr, (int64_t)g->mr * kc,
-                             P->bp + c0 * kc, beta, P->c + ic * P->ldc + jc + c0, P->ldc);
-                } else {
-                    g->macro(mc, c1 - c0, kc, P->alpha, a, P->a_rs, P->a_cs, g->mr * P->a_rs,
-                             P->bp + c0 * kc, beta, P->c + ic * P->ldc + jc + c0, P->ldc);
-                }
+            const float *a = P->a + ic * P->a_rs + pc * P->a_cs, *bp = b_block(P, pc) + c0 * kc;
+            if (P->pack_a) {
+                g->pack_a(mc, kc, a, P->a_rs, P->a_cs, ap);
+                g->macro(mc, c1 - c0, kc, P->alpha, ap, 1, g->mr, (int64_t)g->mr * kc, bp, beta,
+                         c, P->ldc);
+            } else {
+                g->macro(mc, c1 - c0, kc, P->alpha, a, P->a_rs, P->a_cs, g->mr * P->a_rs, bp,
+                         beta, c, P->ldc);
             }
-            FNN_BARRIER(nth);  /* B block is overwritten next */
+        }
+    }
+}
+
+static void pack_task(void *ctx, int64_t i, int slot)
+{
+    const gemm_plan *P = ctx;
+    (void)slot;
+    pack_panels(P, i * P->per, FNN_MIN((i + 1) * P->per, P->units));
+}
+
+static void rows_task(void *ctx, int64_t i, int slot)
+{
+    const gemm_plan *P = ctx;
+    int64_t mr = P->g->mr;
+    compute(P, i * P->per * mr, FNN_MIN((i + 1) * P->per * mr, P->m), 0, P->nc, slot);
+}
+
+static void cols_task(void *ctx, int64_t i, int slot)
+{
+    const gemm_plan *P = ctx;
+    int64_t q0 = i * P->per, q1 = FNN_MIN((i + 1) * P->per, P->units), nr = P->g->nr;
+    pack_panels(P, q0, q1);
+    compute(P, 0, P->m, q0 * nr, FNN_MIN(q1 * nr, P->nc), slot);
+}
+
+/* Run `task` over `units` in at most `tasks` tasks on nth threads. */
+static void gemm_job(gemm_plan *P, int64_t units, int64_t tasks, int nth, fnn_task_fn task)
+{
+    tasks = FNN_MIN(units, tasks);
+    P->units = units;
+    P->per = (units + tasks - 1) / tasks;
+    fnn_run((units + P->per - 1) / P->per, nth, task, P);
+}
+
+/* The Goto/BLIS loops over N and K blocks, each block one or two jobs. Row jobs take
+ * 4 tasks per thread (a thread that runs late costs a quarter of a share); column jobs
+ * 2, since each packs A again. */
+static void gemm_blocks(gemm_plan *P, int nth)
+{
+    const fnn_gemm_kernels *g = P->g;
+    int64_t row_tiles = (P->m + g->mr - 1) / g->mr;
+    for (P->jc = 0; P->jc < P->n; P->jc += g->nc) {
+        P->nc = FNN_MIN(g->nc, P->n - P->jc);
+        P->ncr = fnn_round_up(P->nc, g->nr);
+        int64_t panels = P->ncr / g->nr;
+        for (P->pc = 0; P->pc < P->k; P->pc += P->pk) {
+            P->pk = P->whole_b ? P->k : FNN_MIN(P->kc, P->k - P->pc);
+            if (P->split_rows) {
+                gemm_job(P, panels, nth == 1 ? 1 : 2 * nth, nth, pack_task);
+                gemm_job(P, row_tiles, nth == 1 ? 1 : 4 * nth, nth, rows_task);
+            } else {
+                gemm_job(P, panels, nth == 1 ? 1 : 2 * nth, nth, cols_task);
+            }
         }
     }
 }
@@ -152,7 +213,7 @@ int fnn_sgemm_ex(int64_t m, int64_t n, int64_t k, float alpha, const float *a, i
         .g = g, .m = m, .n = n, .k = k, .alpha = alpha, .beta = beta,
         .a = a, .a_rs = a_rs, .a_cs = a_cs, .b = *b,
         .c = c, .ldc = ldc,
-        /* Rows, unless B is much the larger operand: then each thread packs and reads
+        /* Rows, unless B is much the larger operand: then each task packs and reads
          * only its own columns of it. */
         .split_rows = row_tiles >= col_tiles || (row_tiles >= 2 * nth && 4 * m >= n),
         /* In place, A is re-read once per B panel; packing pays off when there are
@@ -162,19 +223,18 @@ int fnn_sgemm_ex(int64_t m, int64_t n, int64_t k, float alpha, const float *a, i
     /* Equal K blocks: a short last block would pay a full C update for little work. */
     int64_t k_blocks = (k + g->kc - 1) / g->kc;
     P.kc = (k + k_blocks - 1) / k_blocks;
-    size_t b_elems = (size_t)P.kc * fnn_round_up(FNN_MIN(g->nc, n), g->nr);
+    /* B packed whole when that takes no more room than one K block of the widest N
+     * block: then one or two jobs per N block instead of per K block. */
+    size_t ncr = (size_t)fnn_round_up(FNN_MIN(g->nc, n), g->nr);
+    P.whole_b = (size_t)k * ncr <= (size_t)g->kc * g->nc;
+    size_t b_elems = (P.whole_b ? (size_t)k : (size_t)P.kc) * ncr;
     size_t a_elems = P.pack_a ? (size_t)g->mc * P.kc : 0;
     float *ws = fnn_workspace(FNN_WS_GEMM, (b_elems + a_elems * nth) * sizeof(float));
     if (ws == NULL)
         return FNN_ENOMEM;
     P.bp = ws;
     P.ap = ws + b_elems;
-    if (nth == 1) {
-        gemm_thread(&P, 0, 1);
-        return FNN_OK;
-    }
-#pragma omp parallel num_threads(nth)
-    gemm_thread(&P, omp_get_thread_num(), omp_get_num_threads());
+    gemm_blocks(&P, nth);
     return FNN_OK;
 }
 

@@ -1,5 +1,5 @@
 /* internal.h: what the kernel files share and the Python side never sees:
- * the per-ISA kernel table, the active ISA, OpenMP shims and the workspace. */
+ * the per-ISA kernel table, the active ISA, the thread pool and the workspace. */
 #ifndef FASTNN_INTERNAL_H
 #define FASTNN_INTERNAL_H
 
@@ -9,30 +9,23 @@
 
 #include "fastnn.h"
 
+/* OpenMP supplies the thread count only (OMP_NUM_THREADS, omp_set_num_threads,
+ * threadpoolctl); the kernels run on fastnn's pool (threads.c). Without OpenMP: 1. */
 #ifdef _OPENMP
 #include <omp.h>
-/* A barrier among the nth threads of the caller's own team. Skipped when nth == 1:
- * an orphaned barrier would bind to an enclosing team (a kernel called from another
- * kernel's parallel region) and deadlock it. */
-#define FNN_BARRIER(nth) do { if ((nth) > 1) { _Pragma("omp barrier") } } while (0)
 #else
-static inline int omp_get_thread_num(void) { return 0; }
-static inline int omp_get_num_threads(void) { return 1; }
 static inline int omp_get_max_threads(void) { return 1; }
 static inline int omp_get_num_procs(void) { return 1; }
-#define FNN_BARRIER(nth) ((void)(nth))
 #endif
 
 #define FNN_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define FNN_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define FNN_ALIGN 64
 
-/* Multiply-adds (or element operations) a thread must get before a kernel forks. The
- * threads sleep between kernels (passive wait, fastnn/__init__.py), so a fork costs a
- * wake-up of tens of microseconds, more when a co-tenant holds a core: ~2^22
- * multiply-adds on one core. (At 2^20 the MLP's 6.4M products forked, and its epoch ran
- * at 0.81x of one thread's speed on 2 threads.) */
-#define FNN_WORK_PER_THREAD (4.0 * 1024.0 * 1024.0)
+/* Multiply-adds (or element operations) a thread must get before a kernel splits its
+ * work: a job costs ~1 us when the workers are awake (threads.c), so ~2^20 (~20 us on
+ * one core). */
+#define FNN_WORK_PER_THREAD (1024.0 * 1024.0)
 #define FNN_THREADS_CAP 1024
 /* Work of one element of the memory-bound kernels in those units: a streamed element
  * (read, op, write) and one that also takes an exp. */
@@ -42,6 +35,8 @@ static inline int omp_get_num_procs(void) { return 1; }
 /* Register-blocked GEMM pieces of one ISA (simd/gemm_kernel.h).
  * op(A)[i][p] = a[i*rs + p*cs]; a panel of mr rows starts every `ps` elements.
  * Packed A: rs = 1, cs = mr, ps = mr*kc. Packed B: nr-wide panels of kc rows. */
+#define FNN_MAX_NR 32     /* the widest register tile's columns (AVX-512's 12x32) */
+
 typedef struct {
     int mr, nr;           /* register tile */
     int64_t mc, kc, nc;   /* cache blocks: A block mc x kc in L2, B block kc x nc in L3 */
@@ -213,13 +208,27 @@ int fnn_winograd_grad_input(const fnn_conv2d_shape *s, int m, const fnn_pool2d *
                             float *grad_x);
 
 /* Threads to use for `work` multiply-adds (or element operations): one per
- * FNN_WORK_PER_THREAD, at most the thread count and the cores; 1 inside a parallel region. */
+ * FNN_WORK_PER_THREAD, at most the thread count; 1 inside a task (threads.c). */
 int fnn_threads_for(double work);
+
+/* The thread pool (threads.c): f(ctx, i, slot) for every task i in [0, n), each on
+ * whichever of the caller (slot 0) and nth - 1 workers (slots 1..nth-1) claims it
+ * first; returns when all are done. Tasks of one call may run in any order and at the
+ * same time, so each writes its own part of the output. */
+typedef void (*fnn_task_fn)(void *ctx, int64_t i, int slot);
+void fnn_run(int64_t n, int nth, fnn_task_fn f, void *ctx);
+
+/* A status that any task may set (tasks that set it all set the same kind of value). */
+static inline void fnn_store_status(int *status, int value)
+{
+    __atomic_store_n(status, value, __ATOMIC_RELAXED);
+}
 
 /* The calling thread's workspace `slot`, at least `bytes` long, FNN_ALIGN-aligned,
  * reused by the next request for that slot (so steady-state calls allocate nothing).
- * GEMM owns FNN_WS_GEMM; an op that calls GEMM takes its own buffers from FNN_WS_OP. */
-enum { FNN_WS_GEMM = 0, FNN_WS_OP = 1, FNN_WS_SLOTS = 2 };
+ * GEMM owns FNN_WS_GEMM; an op that calls GEMM takes its own buffers from FNN_WS_OP, and
+ * an op that calls another op the inputs it makes for it from FNN_WS_INPUTS. */
+enum { FNN_WS_GEMM = 0, FNN_WS_OP = 1, FNN_WS_INPUTS = 2, FNN_WS_SLOTS = 3 };
 void *fnn_workspace(int slot, size_t bytes);
 
 /* Split [0, n) into nth near-equal contiguous parts; part ith is [*lo, *hi). */
@@ -229,7 +238,7 @@ static inline void fnn_split(int64_t n, int ith, int nth, int64_t *lo, int64_t *
     *hi = n * (ith + 1) / nth;
 }
 
-/* Run f(lo, hi, ctx) over [0, n) split into contiguous parts, one per thread, whose
+/* Run f(lo, hi, ctx) over [0, n) split into contiguous parts, two per thread, whose
  * bounds are multiples of `align` (threads from fnn_threads_for(work)). */
 typedef void (*fnn_range_fn)(int64_t lo, int64_t hi, void *ctx);
 void fnn_parallel_range(int64_t n, double work, int64_t align, fnn_range_fn f, void *ctx);

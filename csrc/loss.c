@@ -20,12 +20,6 @@ typedef struct {
                                   error reported does not depend on the split */
 } loss_job;
 
-static void flag(int *f)
-{
-#pragma omp atomic write
-    *f = 1;
-}
-
 /* Per row: loss = log(sum exp(x - max)) - (x[label] - max);
  * grad = (softmax - onehot) / n. */
 static void ce_blocks(int64_t lo, int64_t hi, void *ctx)
@@ -40,7 +34,7 @@ static void ce_blocks(int64_t lo, int64_t hi, void *ctx)
             const float *x = J->a + r * c;
             int64_t label = J->labels[r];
             if (label < 0 || label >= c) {
-                flag(&J->bad_label);
+                fnn_store_status(&J->bad_label, 1);
                 continue;
             }
             float m = x[0];
@@ -50,7 +44,7 @@ static void ce_blocks(int64_t lo, int64_t hi, void *ctx)
                 m = x[j] > m ? x[j] : m;
             }
             if (!finite) {
-                flag(&J->nonfinite);
+                fnn_store_status(&J->nonfinite, 1);
                 continue;
             }
             float *g = J->grad ? J->grad + r * c : NULL;

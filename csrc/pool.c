@@ -178,12 +178,6 @@ static void max_forward_planes(int64_t lo, int64_t hi, void *ctx)
                         J->idx ? J->idx + lo * out : NULL, NULL);
 }
 
-static void set_status(pool_job *J, int status)
-{
-#pragma omp atomic write
-    J->status = status;
-}
-
 /* gx from gy through the saved indices, or one output row at a time through the
  * argmax recomputed into this thread's workspace. */
 static void max_backward_planes(int64_t lo, int64_t hi, void *ctx)
@@ -195,12 +189,12 @@ static void max_backward_planes(int64_t lo, int64_t hi, void *ctx)
         int st = fnn_max_unpool_planes(p, hi - lo, J->gy + lo * out, J->idx_in + lo * out,
                                        NULL, J->gx + lo * in);
         if (st != FNN_OK)
-            set_status(J, st);
+            fnn_store_status(&J->status, st);
         return;
     }
     int64_t *idx_row = fnn_workspace(FNN_WS_OP, (size_t)p->ow * (sizeof(int64_t) + sizeof(float)));
     if (!idx_row) {
-        set_status(J, FNN_ENOMEM);
+        fnn_store_status(&J->status, FNN_ENOMEM);
         return;
     }
     float *y_row = (float *)(idx_row + p->ow);

@@ -134,20 +134,6 @@ const char *fnn_compiler(void)
 #endif
 }
 
-int fnn_threads_for(double work)
-{
-#ifdef _OPENMP
-    if (omp_in_parallel())
-        return 1;
-    /* Each thread gets at least FNN_WORK_PER_THREAD. */
-    double want = work / FNN_WORK_PER_THREAD;
-    return want < 2.0 ? 1 : (int)FNN_MIN(want, (double)omp_get_max_threads());
-#else
-    (void)work;
-    return 1;
-#endif
-}
-
 /* Growing buffers per calling thread: kernels ask once per call and carve their
  * pieces out, so steady-state calls allocate nothing. */
 static _Thread_local void *ws_ptr[FNN_WS_SLOTS];

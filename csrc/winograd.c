@@ -48,16 +48,18 @@ static void wino_g(int m, const double *g, int gs, double *o, int os)
 {
     if (m == 2) {
         o[0] = g[0];
-        o[os] = (g[0] + g[gs] + g[2 * gs]) / 2;
-        o[2 * os] = (g[0] - g[gs] + g[2 * gs]) / 2;
+        o[os] = (g[0] + g[gs] + g[2 * gs]) * 0.5;
+        o[2 * os] = (g[0] - g[gs] + g[2 * gs]) * 0.5;
         o[3 * os] = g[2 * gs];
         return;
     }
-    o[0] = g[0] / 4;
-    o[os] = -(g[0] + g[gs] + g[2 * gs]) / 6;
-    o[2 * os] = -(g[0] - g[gs] + g[2 * gs]) / 6;
-    o[3 * os] = g[0] / 24 + g[gs] / 12 + g[2 * gs] / 6;
-    o[4 * os] = g[0] / 24 - g[gs] / 12 + g[2 * gs] / 6;
+    /* in double, multiplied by the reciprocals: a division would cost most of the time */
+    const double r4 = 1.0 / 4, r6 = 1.0 / 6, r12 = 1.0 / 12, r24 = 1.0 / 24;
+    o[0] = g[0] * r4;
+    o[os] = -(g[0] + g[gs] + g[2 * gs]) * r6;
+    o[2 * os] = -(g[0] - g[gs] + g[2 * gs]) * r6;
+    o[3 * os] = g[0] * r24 + g[gs] * r12 + g[2 * gs] * r6;
+    o[4 * os] = g[0] * r24 - g[gs] * r12 + g[2 * gs] * r6;
     o[5 * os] = g[2 * gs];
 }
 
@@ -104,25 +106,52 @@ static size_t packed_u_elems(const wino_geom *g)
  * columns of o, element [c][o % NR]; columns past co zero). Filter (o, c) tap (i, j) is
  * w[o*so + c*sc + i*si + j*sj]: the weight itself, or flipped and transposed for the
  * input gradient. */
+typedef struct {
+    const wino_geom *g;
+    const float *w;
+    int64_t so, sc, si, sj;
+    float *up;
+} filter_job;
+
+/* Task i: the filters of output panel i (nr outputs). The nr values of one position
+ * are gathered first and stored as one run: the P planes lie a multiple of 4 KiB apart,
+ * and single stores to all of them would keep evicting each other from one L1 set. */
+static void transform_filter_panel(void *ctx, int64_t i, int slot)
+{
+    const filter_job *J = ctx;
+    const wino_geom *g = J->g;
+    int nr = fnn_active->gemm->nr, a = g->a;
+    int64_t plane = fnn_round_up(g->co, nr) * g->ci;
+    float run[36][FNN_MAX_NR];
+    (void)slot;
+    for (int64_t c = 0; c < g->ci; c++) {
+        for (int r = 0; r < nr; r++) {
+            int64_t o = i * nr + r;
+            double tap[9], t[6 * 3], u[36];
+            for (int k = 0; k < 9; k++)
+                tap[k] = o < g->co ? J->w[o * J->so + c * J->sc + k / 3 * J->si + k % 3 * J->sj]
+                                   : 0.0;
+            for (int j = 0; j < 3; j++)  /* G g: columns */
+                wino_g(g->m, tap + j, 3, t + j, 3);
+            for (int k = 0; k < a; k++)  /* (G g) G^T: rows */
+                wino_g(g->m, t + k * 3, 1, u + k * a, 1);
+            for (int xi = 0; xi < g->P; xi++)
+                run[xi][r] = (float)u[xi];
+        }
+        float *dst = J->up + i * nr * g->ci + c * nr;
+        for (int xi = 0; xi < g->P; xi++)
+            memcpy(dst + xi * plane, run[xi], (size_t)nr * sizeof(float));
+    }
+}
+
 static void transform_filters(const wino_geom *g, const float *w, int64_t so, int64_t sc,
                               int64_t si, int64_t sj, float *up)
 {
-    int nr = fnn_active->gemm->nr, a = g->a;
-    int64_t cop = fnn_round_up(g->co, nr), plane = cop * g->ci;
-    for (int64_t o = 0; o < cop; o++)
-        for (int64_t c = 0; c < g->ci; c++) {
-            double tap[9], t[6 * 3], u[36];
-            for (int i = 0; i < 3; i++)
-                for (int j = 0; j < 3; j++)
-                    tap[i * 3 + j] = o < g->co ? w[o * so + c * sc + i * si + j * sj] : 0.0;
-            for (int j = 0; j < 3; j++)  /* G g: columns */
-                wino_g(g->m, tap + j, 3, t + j, 3);
-            for (int r = 0; r < a; r++)  /* (G g) G^T: rows */
-                wino_g(g->m, t + r * 3, 1, u + r * a, 1);
-            float *dst = up + (o / nr) * nr * g->ci + c * nr + o % nr;
-            for (int xi = 0; xi < g->P; xi++)
-                dst[xi * plane] = (float)u[xi];
-        }
+    int nr = fnn_active->gemm->nr;
+    int64_t panels = (g->co + nr - 1) / nr;
+    filter_job J = {.g = g, .w = w, .so = so, .sc = sc, .si = si, .sj = sj, .up = up};
+    fnn_run(panels, fnn_threads_for(FNN_COST_MEM * 64.0 * (double)g->co * g->ci),
+            transform_filter_panel, &J);
 }
 
 /* ---- one block ---- */
@@ -205,6 +234,42 @@ static void run_block(const wino_geom *g, int64_t blk, const float *x, const flo
 
 /* ---- entry points (conv.c has validated the shape and the pointers) ---- */
 
+typedef struct {
+    const wino_geom *g;
+    const fnn_pool2d *pool;
+    const float *x, *up, *bias, *gy;  /* x: the (unpooled) input; up: packed U */
+    const uint8_t *pos;
+    float *y, *py, *unpooled, *bufs;  /* bufs: te floats per slot */
+    uint8_t *ppos;
+    size_t te;
+    int64_t in_img, out_img, pooled;
+    int err;
+} wino_job;
+
+static void wino_unpool_image(void *ctx, int64_t img, int slot)
+{
+    wino_job *J = ctx;
+    int st = fnn_max_unpool_planes(J->pool, J->g->ci, J->gy + img * J->pooled, NULL,
+                                   J->pos + img * J->pooled, J->unpooled + img * J->in_img);
+    (void)slot;
+    if (st != FNN_OK)
+        fnn_store_status(&J->err, st);
+}
+
+static void wino_block(void *ctx, int64_t blk, int slot)
+{
+    const wino_job *J = ctx;
+    run_block(J->g, blk, J->x, J->up, J->bias, J->y, J->bufs + J->te * slot);
+}
+
+static void wino_pool_image(void *ctx, int64_t img, int slot)
+{
+    const wino_job *J = ctx;
+    (void)slot;
+    fnn_max_pool_planes(J->pool, J->g->co, J->y + img * J->out_img, J->py + img * J->pooled,
+                        NULL, J->ppos ? J->ppos + img * J->pooled : NULL);
+}
+
 /* The convolution of g's input x with the filters w + base (strides as in
  * transform_filters) into y. With a pool and gy == NULL, the whole output goes to a
  * buffer and py / ppos get its max pool; with gy set, x is a buffer that gets gy
@@ -230,37 +295,18 @@ static int wino_run(const wino_geom *g, const float *x, const float *w, int64_t 
     float *bias_p = ws + packed_u_elems(g);  /* lanes past co (and no bias): 0 */
     for (int64_t o = 0; o < g->cop; o++)
         bias_p[o] = bias != NULL && o < g->co ? bias[o] : 0.0f;
-    int err = FNN_OK;
-#pragma omp parallel num_threads(nth) if (nth > 1)
-    {
-        float *buf = ws + up_elems + whole + te * omp_get_thread_num();
-        if (unpooled != NULL) {
-#pragma omp for schedule(dynamic, 1)
-            for (int64_t img = 0; img < g->n; img++) {
-                int st = fnn_max_unpool_planes(pool, g->ci, gy + img * pooled, NULL,
-                                               pos + img * pooled, unpooled + img * in_img);
-                if (st != FNN_OK) {
-#pragma omp atomic write
-                    err = st;
-                }
-            }
-        }
-        int ok;
-#pragma omp atomic read
-        ok = err;
-        ok = ok == FNN_OK;
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t blk = 0; blk < g->nblocks; blk++)
-            if (ok)
-                run_block(g, blk, unpooled ? unpooled : x, ws, bias_p, y, buf);
-        if (pool != NULL && gy == NULL) {
-#pragma omp for schedule(dynamic, 1)
-            for (int64_t img = 0; img < g->n; img++)
-                fnn_max_pool_planes(pool, g->co, y + img * out_img, py + img * pooled, NULL,
-                                    ppos ? ppos + img * pooled : NULL);
-        }
-    }
-    return err;
+    wino_job J = {.g = g, .pool = pool, .x = unpooled ? unpooled : x, .up = ws, .bias = bias_p,
+                  .gy = gy, .pos = pos, .y = y, .py = py, .ppos = ppos, .unpooled = unpooled,
+                  .bufs = ws + up_elems + whole, .te = te, .in_img = in_img,
+                  .out_img = out_img, .pooled = pooled, .err = FNN_OK};
+    if (unpooled != NULL)
+        fnn_run(g->n, nth, wino_unpool_image, &J);
+    if (J.err != FNN_OK)
+        return J.err;
+    fnn_run(g->nblocks, nth, wino_block, &J);
+    if (pool != NULL && gy == NULL)
+        fnn_run(g->n, nth, wino_pool_image, &J);
+    return FNN_OK;
 }
 
 int fnn_winograd_forward(const fnn_conv2d_shape *s, int m, const fnn_pool2d *pool,
@@ -298,11 +344,17 @@ int fnn_winograd_grad_input(const fnn_conv2d_shape *s, int m, const fnn_pool2d *
  * (forward + backward, whose weight gradient runs direct: 64->64 0.86, 0.73, 0.97;
  * 32->32 0.90, 1.05, 1.03; 32->64 1.14, 1.20, 1.18). The transforms and the
  * channels-last copies cost a share per pixel and channel that only many channels each
- * way repay: F(4x4) for >= 64 channels each way and outputs of >= 16x16, else direct. */
+ * way repay: F(4x4) for >= 64 channels each way and outputs of >= 16x16, else direct.
+ * The filters' transform is paid once per call: with fewer than 64 output tiles in all
+ * (inference on a few 16x16 images) it outweighs the saving. Forward, 1 thread, F(4x4)
+ * time / direct's: 64->64 16x16 p1 at 1, 4, 16 images 1.34, 0.92, 1.02; 128->128
+ * 1.32, 0.90, 0.79; 64->64 32x32 (64 tiles an image) 0.93, 0.84, 0.89. */
 static int auto_rule(const fnn_conv2d_shape *s, int64_t oh, int64_t ow)
 {
-    return s->c_in >= 64 && s->c_out >= 64 && oh >= 16 && ow >= 16 ? FNN_CONV_WINOGRAD4
-                                                                   : FNN_CONV_DIRECT;
+    int64_t tiles = s->n * ((oh + 3) / 4) * ((ow + 3) / 4);
+    return s->c_in >= 64 && s->c_out >= 64 && oh >= 16 && ow >= 16 && tiles >= 64
+               ? FNN_CONV_WINOGRAD4
+               : FNN_CONV_DIRECT;
 }
 
 int fnn_conv2d_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)

@@ -1,29 +1,9 @@
-"""fastnn: neural-network kernels for the CPU (OpenMP C behind Cython) and a small
+"""fastnn: neural-network kernels for the CPU (multithreaded C behind Cython) and a small
 Keras/PyTorch-style API on top."""
-import os as _os
 from importlib.metadata import PackageNotFoundError, version as _version
 
-
-def _load_core():
-    """Import the extension with OMP_WAIT_POLICY=passive for its OpenMP runtime, unless
-    the user chose a wait policy: libgomp's default spins idle threads for milliseconds,
-    and when another process holds a core, a thread spinning at a barrier keeps the
-    thread it waits for off that core (a 2-thread CNN step took 4x its 1-thread time
-    under load, 0.6x with passive). The runtime reads the variable once, as it loads;
-    it is removed again so that runtimes loaded later (PyTorch's) do not see it."""
-    chosen = {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"} & set(_os.environ)
-    if not chosen:
-        _os.environ["OMP_WAIT_POLICY"] = "passive"
-    try:
-        from . import _core
-    finally:
-        if not chosen:
-            del _os.environ["OMP_WAIT_POLICY"]
-    return _core
-
-
-_core = _load_core()
-from ._core import (conv2d_algorithm, get_conv_algorithm, get_isa, get_num_threads, matmul,  # noqa: E402
+from . import _core
+from ._core import (conv2d_algorithm, get_conv_algorithm, get_isa, get_num_threads, matmul,
                     set_conv_algorithm, set_isa, set_num_threads, supported_isas)
 
 try:

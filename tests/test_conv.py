@@ -97,7 +97,10 @@ def test_conv2d_random_shapes(n, c, o, kh, kw, sh, sw, dh, dw, extra_h, extra_w,
 
 @pytest.mark.parametrize("shape", [(37, 1, 20, 20, 16, 3, 3, 1, 1, 1),
                                    (19, 16, 9, 11, 24, 3, 2, (1, 2), 1, 1),
-                                   (9, 20, 7, 8, 6, 3, 3, 1, 1, 1)], ids=str)
+                                   (9, 20, 7, 8, 6, 3, 3, 1, 1, 1),
+                                   # fewer images than threads: channels split in parts
+                                   (1, 3, 64, 64, 38, 3, 3, 1, 1, 1),
+                                   (2, 32, 20, 20, 70, 3, 3, 1, 1, 1)], ids=str)
 def test_thread_count_does_not_change_bits(isa, rng, threads, shape):
     n, c, h, w, o, kh, kw, *args = shape
     x, wt, b = make(rng, n, c, h, w, o, kh, kw)
@@ -148,18 +151,35 @@ def same_bits(a, b):
     return a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("padding", [0, 1, 2])
+def test_nonfinite_weight_reaches_only_its_taps(isa, rng, bad, padding):
+    """A NaN or inf filter tap makes NaN only where it multiplies the gradient, as in the
+    reference: never through the zero padding (0 * inf)."""
+    x, wt, _ = make(rng, 2, 3, 5, 6, 4, 3, 3)
+    wt[1, 2, 0, 2] = bad
+    g = rng.standard_normal(F.conv2d(x, wt, None, 1, padding).shape).astype(np.float32)
+    gx, _, _ = F.conv2d_backward(g, x, wt, 1, padding)
+    want = R.conv2d_backward(g.astype(np.float64), x.astype(np.float64), wt.astype(np.float64),
+                             1, padding)[0]
+    assert np.array_equal(np.isnan(gx), np.isnan(want))
+    assert np.array_equal(np.isinf(gx), np.isinf(want))
+
+
 # conv shape (n, c_in, h, w, c_out, kh, kw, stride, padding, dilation), pool (kernel, stride, padding)
 FUSED = [((3, 1, 12, 12, 8, 3, 3, 1, 0, 1), (2, None, 0)),       # conv1-like: 2x2 kernel
          ((2, 32, 13, 13, 16, 3, 3, 1, 0, 1), (2, None, 0)),     # conv2-like: odd plane
          ((2, 5, 11, 9, 7, 3, 2, 2, 1, (2, 1)), (3, 2, 1)),       # overlapping, padded windows
-         ((1, 3, 7, 7, 4, 1, 1, 1, 0, 1), ((3, 2), (1, 2), (1, 0)))]
+         ((1, 3, 7, 7, 4, 1, 1, 1, 0, 1), ((3, 2), (1, 2), (1, 0))),
+         ((1, 3, 64, 64, 38, 3, 3, 1, 1, 1), (2, None, 0)),      # one image, channels in parts
+         ((1, 32, 20, 20, 70, 3, 3, 1, 1, 1), (3, 2, 1))]
 
 
 @pytest.mark.parametrize("conv,pool", FUSED, ids=str)
 def test_conv2d_max_pool2d_is_conv_then_pool_bitwise(isa, threads, rng, conv, pool):
     n, c, h, w, o, kh, kw, *args = conv
     x, wt, b = make(rng, n, c, h, w, o, kh, kw)
-    for t in (1, 2):
+    for t in (1, 2, 3):
         threads(t)
         pos, g, expected = check_fused_is_unfused(x, wt, b, args, pool, rng=rng)
         gx, gw, gb = F.conv2d_max_pool2d_backward(g, pos, x, wt, *args, *pool, bias=False,

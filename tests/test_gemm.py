@@ -164,6 +164,36 @@ def test_threads_api_and_threadpoolctl(threads):
     fastnn.matmul(np.ones((300, 300), np.float32), np.ones((300, 300), np.float32))
 
 
+def test_pool_in_a_forked_child(threads, rng):
+    """The child of a fork has no pool workers: it starts its own, same bits."""
+    threads(2)
+    a, b = operand(rng, 300, 400, False), operand(rng, 400, 300, False)
+    want = fastnn.matmul(a, b)
+    pid = os.fork()
+    if pid == 0:  # the child: any failure is its exit status
+        ok = all(np.array_equal(fastnn.matmul(a, b), want) for _ in range(3))
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def test_pool_shared_by_application_threads(threads, rng):
+    """Kernels called from several Python threads at once (the GIL released): one job
+    runs on the pool at a time, the others on their callers; every result the same."""
+    import concurrent.futures
+    threads(2)
+    a, b = operand(rng, 257, 300, False), operand(rng, 300, 190, False)
+    x = rng.standard_normal((4, 16, 13, 13)).astype(np.float32)
+    w = rng.standard_normal((32, 16, 3, 3)).astype(np.float32)
+    want = fastnn.matmul(a, b), fastnn.functional.conv2d(x, w)
+
+    def work(_):
+        return fastnn.matmul(a, b), fastnn.functional.conv2d(x, w)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        for got in pool.map(work, range(16)):
+            assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
 def test_show_config_reports_everything(capsys):
     config = fastnn.show_config()
     assert set(config) == {"version", "compiler", "openmp", "isa", "default_isa",
