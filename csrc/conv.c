@@ -325,11 +325,13 @@ static void col2im_hwc(const conv_dims *d, const conv_hwc *h, const float *restr
         }
 }
 
-/* pool, if set, must pool the planes of the conv output (see fnn_conv2d_max_pool2d). */
-static int pool_fits(const conv_dims *d, const fnn_pool2d *pool)
+/* pool, if set, must pool the planes of the conv output, and its windows have byte
+ * positions if `positions` (see fnn_conv2d_max_pool2d). */
+static int pool_fits(const conv_dims *d, const fnn_pool2d *pool, int positions)
 {
     return pool == NULL || (fnn_pool_valid(pool) && pool->planes == d->s.n * d->s.c_out &&
-                            pool->h == d->oh && pool->w == d->ow);
+                            pool->h == d->oh && pool->w == d->ow &&
+                            (!positions || pool->kw <= FNN_POOL_POSITIONS / pool->kh));
 }
 
 /* W (c_out x k) with its columns in (i, j, c) order, into wt. */
@@ -346,7 +348,7 @@ typedef struct {
     const fnn_pool2d *pool;
     const float *x, *bias;
     float *y, *ws;  /* ws: packed W, then the tables, then each slot's buffers */
-    int64_t *idx;
+    uint8_t *pos;
     size_t shared, thread_elems, conv_out;
     int64_t padded;
     int64_t parts, align;  /* output channels of an image in parts of whole `align` panels */
@@ -388,21 +390,21 @@ static void conv_fwd_task(void *ctx, int64_t t, int slot)
     }
     if (J->pool) {
         int64_t plane = J->pool->oh * J->pool->ow, at = img * s->c_out * plane + o0 * plane;
-        fnn_max_pool_planes(J->pool, o1 - o0, yi + o0 * d->ohw, J->y + at,
-                            J->idx ? J->idx + at : NULL);
+        fnn_max_pool_planes(J->pool, o1 - o0, yi + o0 * d->ohw, J->y + at, NULL,
+                            J->pos ? J->pos + at : NULL);
     }
 }
 
-/* Forward, optionally max-pooled (pool set: y is pooled, idx its argmax or NULL).
+/* Forward, optionally max-pooled (pool set: y is pooled, pos its argmax or NULL).
  * Few input channels: im2col into the conv kernel's panels. Many: y_n^T = im2col_n^T W^T
  * on the GEMM tile, A read in place from the HWC copy, then transposed out. */
 static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *x,
-                        const float *w, const float *bias, float *y, int64_t *idx, int algo)
+                        const float *w, const float *bias, float *y, uint8_t *pos, int algo)
 {
     conv_dims d;
     conv_hwc h;
     if (s == NULL || conv_dims_init(s, &d) != FNN_OK || !hwc_plan(&d, &h) ||
-        !pool_fits(&d, pool) || fnn_conv2d_algorithm(s, algo, &algo) != FNN_OK)
+        !pool_fits(&d, pool, pos != NULL) || fnn_conv2d_algorithm(s, algo, &algo) != FNN_OK)
         return FNN_EINVAL;
     if (s->n == 0 || s->c_out == 0)
         return FNN_OK;
@@ -410,7 +412,7 @@ static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const
         return FNN_EINVAL;
     if (algo != FNN_CONV_DIRECT)
         return fnn_winograd_forward(s, algo == FNN_CONV_WINOGRAD4 ? 4 : 2, pool, x, w, bias, y,
-                                    idx);
+                                    pos);
     const fnn_conv_kernels *ck = fnn_active->conv;
     const fnn_gemm_kernels *gk = fnn_active->gemm;
     int hwc = d.k > CONV_SHORT_K;
@@ -443,7 +445,7 @@ static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const
     } else {
         pack_w(s->c_out, d.k, w, d.k, 1, ws);
     }
-    conv_fwd_job J = {.d = &d, .h = &h, .pool = pool, .x = x, .bias = bias, .y = y, .idx = idx,
+    conv_fwd_job J = {.d = &d, .h = &h, .pool = pool, .x = x, .bias = bias, .y = y, .pos = pos,
                       .ws = ws, .shared = shared, .thread_elems = thread_elems,
                       .conv_out = conv_out, .padded = padded, .parts = parts, .align = align,
                       .hwc = hwc};
@@ -464,16 +466,16 @@ int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w
 }
 
 int fnn_conv2d_max_pool2d(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *x,
-                          const float *w, const float *bias, float *y, int64_t *idx, int algo)
+                          const float *w, const float *bias, float *y, uint8_t *pos, int algo)
 {
-    return pool == NULL ? FNN_EINVAL : conv_forward(s, pool, x, w, bias, y, idx, algo);
+    return pool == NULL ? FNN_EINVAL : conv_forward(s, pool, x, w, bias, y, pos, algo);
 }
 
 typedef struct {
     const conv_dims *d;
     const conv_hwc *h;
-    const fnn_pool2d *pool;  /* gy is pooled: unpooled image by image through idx */
-    const int64_t *idx;
+    const fnn_pool2d *pool;  /* gy is pooled: unpooled image by image through pos */
+    const uint8_t *pos;
     const float *gy, *x;
     float *gx, *gw, *gb;
     int64_t nchunks;
@@ -509,7 +511,7 @@ static void conv_bwd_chunk(void *ctx, int64_t c, int slot)
         const float *g = P->gy + img * d->y_img;
         if (P->pool) {
             int st = fnn_max_unpool_planes(P->pool, s->c_out, P->gy + img * pooled_img,
-                                           P->idx + img * pooled_img, unpooled);
+                                           NULL, P->pos + img * pooled_img, unpooled);
             set_error(&P->err, st);
             if (st != FNN_OK)
                 break;
@@ -573,7 +575,7 @@ static void conv_bwd_sum(void *ctx, int64_t i, int slot)
 typedef struct {
     const fnn_pool2d *pool;
     const float *gy;
-    const int64_t *idx;
+    const uint8_t *pos;
     float *g;
     int64_t c, pooled, plane;
     int err;
@@ -582,8 +584,8 @@ typedef struct {
 static void unpool_image(void *ctx, int64_t img, int slot)
 {
     unpool_job *J = ctx;
-    int st = fnn_max_unpool_planes(J->pool, J->c, J->gy + img * J->pooled, J->idx + img * J->pooled,
-                                   J->g + img * J->plane);
+    int st = fnn_max_unpool_planes(J->pool, J->c, J->gy + img * J->pooled, NULL,
+                                   J->pos + img * J->pooled, J->g + img * J->plane);
     (void)slot;
     if (st != FNN_OK)
         fnn_store_status(&J->err, st);
@@ -605,7 +607,7 @@ static int all_finite(const float *x, int64_t n)
  * finite filters: the padding's zeros times an inf would put NaN where no filter tap
  * reaches. */
 static int grad_input_by_forward(const conv_dims *d, const fnn_pool2d *pool, const float *grad_y,
-                                 const int64_t *idx, const float *w, float *grad_x)
+                                 const uint8_t *pos, const float *w, float *grad_x)
 {
     const fnn_conv2d_shape *s = &d->s;
     int64_t kk = s->kh * s->kw, wf_elems = fnn_round_up(s->c_out * s->c_in * kk, 16);
@@ -620,7 +622,7 @@ static int grad_input_by_forward(const conv_dims *d, const fnn_pool2d *pool, con
                 wf[(c * s->c_out + o) * kk + t] = w[(o * s->c_in + c) * kk + kk - 1 - t];
     const float *g = grad_y;
     if (pool != NULL) {
-        unpool_job J = {.pool = pool, .gy = grad_y, .idx = idx, .g = wf + wf_elems,
+        unpool_job J = {.pool = pool, .gy = grad_y, .pos = pos, .g = wf + wf_elems,
                         .c = s->c_out, .pooled = s->c_out * pool->oh * pool->ow,
                         .plane = d->y_img, .err = FNN_OK};
         fnn_run(s->n, fnn_threads_for(FNN_COST_MEM * (double)s->n * d->y_img), unpool_image, &J);
@@ -634,16 +636,16 @@ static int grad_input_by_forward(const conv_dims *d, const fnn_pool2d *pool, con
     return conv_forward(&t, NULL, g, wf, NULL, grad_x, NULL, FNN_CONV_DIRECT);
 }
 
-/* Backward, of the max-pooled forward when pool is set (grad_y pooled, idx its argmax). */
+/* Backward, of the max-pooled forward when pool is set (grad_y pooled, pos its argmax). */
 static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *grad_y,
-                         const int64_t *idx, const float *x, const float *w, float *grad_x,
+                         const uint8_t *pos, const float *x, const float *w, float *grad_x,
                          float *grad_w, float *grad_b, int algo)
 {
     conv_dims d;
     conv_hwc h;
     int requested = algo;
     if (s == NULL || conv_dims_init(s, &d) != FNN_OK || !hwc_plan(&d, &h) ||
-        !pool_fits(&d, pool) || fnn_conv2d_algorithm(s, algo, &algo) != FNN_OK)
+        !pool_fits(&d, pool, 1) || fnn_conv2d_algorithm(s, algo, &algo) != FNN_OK)
         return FNN_EINVAL;
     if (s->n == 0 || s->c_out == 0) {  /* nothing flows back: every gradient is zero */
         if (grad_x != NULL)
@@ -654,7 +656,7 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
             memset(grad_b, 0, (size_t)s->c_out * sizeof(float));
         return FNN_OK;
     }
-    if (grad_y == NULL || (pool != NULL && idx == NULL) ||
+    if (grad_y == NULL || (pool != NULL && pos == NULL) ||
         (grad_w != NULL && x == NULL && d.x_img > 0) ||
         (grad_x != NULL && w == NULL && d.k > 0))
         return FNN_EINVAL;
@@ -671,17 +673,17 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
          * Winograd weight gradient, then the input gradient as a forward convolution */
         float *dgx = dx_apart ? NULL : grad_x, *dgw = wm != 0 ? NULL : grad_w;
         int st = dgx != NULL || dgw != NULL || grad_b != NULL
-                     ? conv_backward(s, pool, grad_y, idx, x, w, dgx, dgw, grad_b,
+                     ? conv_backward(s, pool, grad_y, pos, x, w, dgx, dgw, grad_b,
                                      FNN_CONV_DIRECT)
                      : FNN_OK;
         if (st == FNN_OK && wm != 0)
-            st = fnn_winograd_grad_weight(s, wm, pool, grad_y, idx, x, grad_w);
+            st = fnn_winograd_grad_weight(s, wm, pool, grad_y, pos, x, grad_w);
         if (st != FNN_OK || !dx_apart)
             return st;
         return algo != FNN_CONV_DIRECT
                    ? fnn_winograd_grad_input(s, algo == FNN_CONV_WINOGRAD4 ? 4 : 2, pool, grad_y,
-                                             idx, w, grad_x)
-                   : grad_input_by_forward(&d, pool, grad_y, idx, w, grad_x);
+                                             pos, w, grad_x)
+                   : grad_input_by_forward(&d, pool, grad_y, pos, w, grad_x);
     }
     int wgrad_gemm = d.k > CONV_SHORT_K;
     d.ldcols = fnn_round_up(d.ohw, 16);  /* rows of cols stay FNN_ALIGN-aligned */
@@ -710,7 +712,8 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
     if (grad_x != NULL)
         permute_w(&d, &h, w, ws);
     conv_bwd_plan P = {
-        .d = &d, .h = &h, .pool = pool, .idx = idx, .gy = grad_y, .x = x, .gx = grad_x, .gw = grad_w, .gb = grad_b,
+        .d = &d, .h = &h, .pool = pool, .pos = pos, .gy = grad_y, .x = x, .gx = grad_x,
+        .gw = grad_w, .gb = grad_b,
         .nchunks = nchunks, .sum_parts = (int)FNN_MIN(s->c_out, 2 * nth),
         .wgrad_gemm = wgrad_gemm, .wt = ws,
         .part = ws + wt_elems + tab_elems, .ws = ws + wt_elems + tab_elems + part_total,
@@ -733,11 +736,11 @@ int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const fl
 }
 
 int fnn_conv2d_max_pool2d_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool,
-                                   const float *grad_y, const int64_t *idx, const float *x,
+                                   const float *grad_y, const uint8_t *pos, const float *x,
                                    const float *w, float *grad_x, float *grad_w, float *grad_b,
                                    int algo)
 {
     if (pool == NULL)
         return FNN_EINVAL;
-    return conv_backward(s, pool, grad_y, idx, x, w, grad_x, grad_w, grad_b, algo);
+    return conv_backward(s, pool, grad_y, pos, x, w, grad_x, grad_w, grad_b, algo);
 }

@@ -208,13 +208,18 @@ int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const fl
 
 /* conv2d then max pooling (pool: planes n*c_out of the conv output's oh x ow), image by
  * image, the conv output pooled while in cache and never stored (DIRECT; a WINOGRAD
- * keeps the whole output and pools it after): y and idx are what fnn_max_pool2d gives on
- * it (idx may be NULL), bitwise. The backward takes the pooled gradient and idx; its
- * results are fnn_conv2d_backward's on the unpooled gradient. */
+ * keeps the whole output and pools it after): y is what fnn_max_pool2d gives on it,
+ * bitwise. pos (may be NULL) gets, instead of fnn_max_pool2d's int64 index, the maximum's
+ * position in its window in one byte: (row - window top) * kw + (column - window left),
+ * window top/left = output row/column * stride - padding; it needs kh * kw <=
+ * FNN_POOL_POSITIONS (FNN_EINVAL otherwise). The backward takes the pooled gradient and
+ * pos (FNN_EINVAL if a position lies off its window or outside the plane); its results
+ * are fnn_conv2d_backward's on the unpooled gradient. */
+#define FNN_POOL_POSITIONS 256
 int fnn_conv2d_max_pool2d(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *x,
-                          const float *w, const float *bias, float *y, int64_t *idx, int algo);
+                          const float *w, const float *bias, float *y, uint8_t *pos, int algo);
 int fnn_conv2d_max_pool2d_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool,
-                                   const float *grad_y, const int64_t *idx, const float *x,
+                                   const float *grad_y, const uint8_t *pos, const float *x,
                                    const float *w, float *grad_x, float *grad_w,
                                    float *grad_b, int algo);
 

@@ -111,9 +111,15 @@ typedef struct {
     void (*dot_sums)(int64_t n, const float *g, const float *x, float shift, double *s,
                      double *q);
     /* oh output rows of 2x2/stride-2 max pooling from rows x[0..2*oh) of width w;
-     * idx (may be NULL) gets base + the offset from x of each maximum. w < 2^31. */
+     * idx (may be NULL) gets base + the offset from x of each maximum, pos (may be NULL)
+     * its position in the window (0 to 3, row-major). w < 2^31. */
     void (*max_pool_2x2)(int64_t oh, int64_t ow, int w, const float *x, int64_t base, float *y,
-                         int64_t *idx);
+                         int64_t *idx, uint8_t *pos);
+    /* Its gradient through pos into the whole h x w plane gx (the rows and columns past
+     * the windows zeroed), each gy at its window's position; nonzero if a position is
+     * past 3. */
+    int (*max_unpool_2x2)(int64_t oh, int64_t ow, int64_t h, int w, const float *gy,
+                          const uint8_t *pos, float *gx);
     /* One optimizer step on n elements of one parameter (buf may be NULL without momentum). */
     void (*sgd)(int64_t n, float *p, const float *g, float *buf, const fnn_sgd_consts *c);
     void (*adam)(int64_t n, float *p, const float *g, float *m, float *v,
@@ -182,27 +188,30 @@ extern const fnn_wino_kernels fnn_wino_avx2;
 extern const fnn_kernels *fnn_active;
 
 /* Max pooling on the calling thread (pool.c), for conv.c's fused conv + max-pool:
- * `planes` planes of p's geometry (p->planes is ignored); idx may be NULL. unpool
- * overwrites gx with gy scattered through idx (FNN_EINVAL: an index off its plane). */
+ * `planes` planes of p's geometry (p->planes is ignored); the argmax as plane offsets
+ * into idx or as window positions (see fnn_conv2d_max_pool2d) into pos, either may be
+ * NULL. unpool overwrites gx with gy scattered through idx, or through pos when idx is
+ * NULL (FNN_EINVAL: an index off its plane, a position off its window or the plane, or a
+ * window of more than FNN_POOL_POSITIONS). */
 int fnn_pool_valid(const fnn_pool2d *p);
 void fnn_max_pool_planes(const fnn_pool2d *p, int64_t planes, const float *x, float *y,
-                         int64_t *idx);
+                         int64_t *idx, uint8_t *pos);
 int fnn_max_unpool_planes(const fnn_pool2d *p, int64_t planes, const float *gy,
-                          const int64_t *idx, float *gx);
+                          const int64_t *idx, const uint8_t *pos, float *gx);
 
 /* Winograd F(m x m, 3 x 3), m = 2 or 4 (winograd.c), on a shape conv.c has validated
  * (3x3 kernel, stride 1, dilation 1, at least one image and channel each way): the
- * forward, max-pooled when pool is set (y, idx as fnn_conv2d_max_pool2d's), and the input
- * gradient, of the pooled output when pool is set (grad_y pooled, idx its argmax). */
+ * forward, max-pooled when pool is set (y, pos as fnn_conv2d_max_pool2d's), and the input
+ * gradient, of the pooled output when pool is set (grad_y pooled, pos its argmax). */
 int fnn_winograd_forward(const fnn_conv2d_shape *s, int m, const fnn_pool2d *pool,
                          const float *x, const float *w, const float *bias, float *y,
-                         int64_t *idx);
+                         uint8_t *pos);
 int fnn_winograd_grad_input(const fnn_conv2d_shape *s, int m, const fnn_pool2d *pool,
-                            const float *grad_y, const int64_t *idx, const float *w,
+                            const float *grad_y, const uint8_t *pos, const float *w,
                             float *grad_x);
 /* The weight gradient (of the pooled output when pool is set, as above). */
 int fnn_winograd_grad_weight(const fnn_conv2d_shape *s, int m, const fnn_pool2d *pool,
-                             const float *grad_y, const int64_t *idx, const float *x,
+                             const float *grad_y, const uint8_t *pos, const float *x,
                              float *grad_w);
 
 /* Threads to use for `work` multiply-adds (or element operations): one per

@@ -36,24 +36,28 @@ static inline void clip(int64_t start, int64_t k, int64_t n, int64_t *lo, int64_
     *hi = FNN_MIN(start + k, n);
 }
 
-/* Plane offset of the maximum of window (oi, oj): the first in-bounds element until
- * something larger (or NaN) appears, so an all -inf window reports its first element. */
-static inline int64_t window_argmax(const fnn_pool2d *p, const float *x, int64_t oi, int64_t oj)
+/* Plane offset of the maximum of window (oi, oj), and *at its position in the window:
+ * the first in-bounds element until something larger (or NaN) appears, so an all -inf
+ * window reports its first element. */
+static inline int64_t window_argmax(const fnn_pool2d *p, const float *x, int64_t oi, int64_t oj,
+                                    int64_t *at)
 {
-    int64_t i0, i1, j0, j1;
-    clip(oi * p->sh - p->ph, p->kh, p->h, &i0, &i1);
-    clip(oj * p->sw - p->pw, p->kw, p->w, &j0, &j1);
-    int64_t best = i0 * p->w + j0;
+    int64_t top = oi * p->sh - p->ph, left = oj * p->sw - p->pw, i0, i1, j0, j1;
+    clip(top, p->kh, p->h, &i0, &i1);
+    clip(left, p->kw, p->w, &j0, &j1);
+    int64_t bi = i0, bj = j0;
     float m = -INFINITY;
     for (int64_t i = i0; i < i1; i++)
         for (int64_t j = j0; j < j1; j++) {
             float v = x[i * p->w + j];
             if (v > m || v != v) {
                 m = v;
-                best = i * p->w + j;
+                bi = i;
+                bj = j;
             }
         }
-    return best;
+    *at = (bi - top) * p->kw + bj - left;
+    return bi * p->w + bj;
 }
 
 typedef struct {
@@ -65,44 +69,103 @@ typedef struct {
     int status;  /* a thread's failure: a bad index or no workspace */
 } pool_job;
 
-/* Output rows [i0, i1) of one plane: maxima into y, their plane offsets into idx
- * (or NULL). */
+/* Output rows [i0, i1) of one plane: maxima into y, their plane offsets into idx and
+ * their window positions into pos (either may be NULL). */
 static void max_rows(const fnn_pool2d *p, const float *x, int64_t i0, int64_t i1, float *y,
-                     int64_t *idx)
+                     int64_t *idx, uint8_t *pos)
 {
     if (is_2x2(p)) {
         fnn_active->ew->max_pool_2x2(i1 - i0, p->ow, (int)p->w, x + 2 * i0 * p->w,
-                                    2 * i0 * p->w, y, idx);
+                                    2 * i0 * p->w, y, idx, pos);
         return;
     }
-    for (int64_t oi = i0; oi < i1; oi++, y += p->ow, idx = idx ? idx + p->ow : NULL)
+    for (int64_t oi = i0; oi < i1; oi++, y += p->ow, idx = idx ? idx + p->ow : NULL,
+                 pos = pos ? pos + p->ow : NULL)
         for (int64_t oj = 0; oj < p->ow; oj++) {
-            int64_t k = window_argmax(p, x, oi, oj);
+            int64_t at, k = window_argmax(p, x, oi, oj, &at);
             y[oj] = x[k];
             if (idx)
                 idx[oj] = k;
+            if (pos)
+                pos[oj] = (uint8_t)at;
         }
 }
 
 void fnn_max_pool_planes(const fnn_pool2d *p, int64_t planes, const float *x, float *y,
-                         int64_t *idx)
+                         int64_t *idx, uint8_t *pos)
 {
     int64_t in = p->h * p->w, out = p->oh * p->ow;
     for (int64_t q = 0; q < planes; q++)
-        max_rows(p, x + q * in, 0, p->oh, y + q * out, idx ? idx + q * out : NULL);
+        max_rows(p, x + q * in, 0, p->oh, y + q * out, idx ? idx + q * out : NULL,
+                 pos ? pos + q * out : NULL);
+}
+
+/* gx[idx[k]] += gy[k] over one plane's outputs k in order. */
+static int unpool_offsets(const fnn_pool2d *p, const float *gy, const int64_t *idx, float *gx)
+{
+    int64_t in = p->h * p->w, out = p->oh * p->ow;
+    for (int64_t k = 0; k < out; k++) {
+        if ((uint64_t)idx[k] >= (uint64_t)in)
+            return FNN_EINVAL;
+        gx[idx[k]] += gy[k];
+    }
+    return FNN_OK;
+}
+
+/* The same through window positions: at is window (oi, oj)'s corner as a plane offset,
+ * delta[k] position k's offset from it, row[k] and col[k] its row and column in the
+ * window (no division per output). Without padding every window lies in the plane and
+ * only k needs checking. */
+typedef struct {
+    int64_t delta[FNN_POOL_POSITIONS];
+    uint8_t row[FNN_POOL_POSITIONS], col[FNN_POOL_POSITIONS];
+} window_table;
+
+static int unpool_positions(const fnn_pool2d *p, const window_table *t, const uint8_t *pos,
+                            const float *gy, float *gx)
+{
+    int64_t n = p->kh * p->kw;
+    int inside = p->ph == 0 && p->pw == 0;
+    for (int64_t oi = 0; oi < p->oh; oi++, gy += p->ow, pos += p->ow) {
+        int64_t top = oi * p->sh - p->ph, at = top * p->w - p->pw;
+        for (int64_t oj = 0; oj < p->ow; oj++, at += p->sw) {
+            int64_t k = pos[oj];
+            if (k >= n || (!inside && ((uint64_t)(top + t->row[k]) >= (uint64_t)p->h ||
+                                       (uint64_t)(oj * p->sw - p->pw + t->col[k]) >=
+                                           (uint64_t)p->w)))
+                return FNN_EINVAL;
+            gx[at + t->delta[k]] += gy[oj];
+        }
+    }
+    return FNN_OK;
 }
 
 int fnn_max_unpool_planes(const fnn_pool2d *p, int64_t planes, const float *gy,
-                          const int64_t *idx, float *gx)
+                          const int64_t *idx, const uint8_t *pos, float *gx)
 {
     int64_t in = p->h * p->w, out = p->oh * p->ow;
-    for (int64_t q = 0; q < planes; q++, gy += out, idx += out, gx += in) {
-        memset(gx, 0, (size_t)in * sizeof(float));
-        for (int64_t k = 0; k < out; k++) {
-            if ((uint64_t)idx[k] >= (uint64_t)in)
-                return FNN_EINVAL;
-            gx[idx[k]] += gy[k];
+    window_table t;
+    if (pos != NULL) {
+        if (p->kw > FNN_POOL_POSITIONS / p->kh)
+            return FNN_EINVAL;
+        for (int64_t k = 0; k < p->kh * p->kw; k++) {
+            t.row[k] = (uint8_t)(k / p->kw);
+            t.col[k] = (uint8_t)(k % p->kw);
+            t.delta[k] = t.row[k] * p->w + t.col[k];
         }
+    }
+    for (int64_t q = 0; q < planes; q++, gy += out, gx += in) {
+        int st;
+        if (pos && is_2x2(p)) {  /* the windows tile the plane: written once, vectorised */
+            st = fnn_active->ew->max_unpool_2x2(p->oh, p->ow, p->h, (int)p->w, gy, pos + q * out,
+                                                gx) ? FNN_EINVAL : FNN_OK;
+        } else {
+            memset(gx, 0, (size_t)in * sizeof(float));
+            st = pos ? unpool_positions(p, &t, pos + q * out, gy, gx)
+                     : unpool_offsets(p, gy, idx + q * out, gx);
+        }
+        if (st != FNN_OK)
+            return st;
     }
     return FNN_OK;
 }
@@ -112,7 +175,7 @@ static void max_forward_planes(int64_t lo, int64_t hi, void *ctx)
     pool_job *J = ctx;
     int64_t in = J->p->h * J->p->w, out = J->p->oh * J->p->ow;
     fnn_max_pool_planes(J->p, hi - lo, J->x + lo * in, J->y + lo * out,
-                        J->idx ? J->idx + lo * out : NULL);
+                        J->idx ? J->idx + lo * out : NULL, NULL);
 }
 
 /* gx from gy through the saved indices, or one output row at a time through the
@@ -124,7 +187,7 @@ static void max_backward_planes(int64_t lo, int64_t hi, void *ctx)
     int64_t in = p->h * p->w, out = p->oh * p->ow;
     if (J->idx_in) {
         int st = fnn_max_unpool_planes(p, hi - lo, J->gy + lo * out, J->idx_in + lo * out,
-                                       J->gx + lo * in);
+                                       NULL, J->gx + lo * in);
         if (st != FNN_OK)
             fnn_store_status(&J->status, st);
         return;
@@ -140,7 +203,7 @@ static void max_backward_planes(int64_t lo, int64_t hi, void *ctx)
         float *gx = J->gx + q * in;
         memset(gx, 0, (size_t)in * sizeof(float));
         for (int64_t oi = 0; oi < p->oh; oi++) {
-            max_rows(p, J->x + q * in, oi, oi + 1, y_row, idx_row);
+            max_rows(p, J->x + q * in, oi, oi + 1, y_row, idx_row, NULL);
             for (int64_t oj = 0; oj < p->ow; oj++)
                 gx[idx_row[oj]] += gy[oi * p->ow + oj];
         }

@@ -331,9 +331,9 @@ typedef struct {
     const wino_geom *g;
     const fnn_pool2d *pool;
     const float *x, *up, *bias, *gy;  /* x: the (unpooled) input; up: packed U */
-    const int64_t *idx;
+    const uint8_t *pos;
     float *y, *py, *unpooled, *bufs;  /* bufs: te floats per slot */
-    int64_t *pidx;
+    uint8_t *ppos;
     size_t te;
     int64_t in_img, out_img, pooled;
     int64_t planes;  /* unpooled per image (into in_img floats) */
@@ -343,8 +343,8 @@ typedef struct {
 static void wino_unpool_image(void *ctx, int64_t img, int slot)
 {
     wino_job *J = ctx;
-    int st = fnn_max_unpool_planes(J->pool, J->planes, J->gy + img * J->pooled,
-                                   J->idx + img * J->pooled, J->unpooled + img * J->in_img);
+    int st = fnn_max_unpool_planes(J->pool, J->planes, J->gy + img * J->pooled, NULL,
+                                   J->pos + img * J->pooled, J->unpooled + img * J->in_img);
     (void)slot;
     if (st != FNN_OK)
         fnn_store_status(&J->err, st);
@@ -361,17 +361,17 @@ static void wino_pool_image(void *ctx, int64_t img, int slot)
     const wino_job *J = ctx;
     (void)slot;
     fnn_max_pool_planes(J->pool, J->g->co, J->y + img * J->out_img, J->py + img * J->pooled,
-                        J->pidx ? J->pidx + img * J->pooled : NULL);
+                        NULL, J->ppos ? J->ppos + img * J->pooled : NULL);
 }
 
 /* The convolution of g's input x with the filters w + base (strides as in
  * transform_filters) into y. With a pool and gy == NULL, the whole output goes to a
- * buffer and py / pidx get its max pool; with gy set, x is a buffer that gets gy
- * unpooled through idx first. */
+ * buffer and py / ppos get its max pool; with gy set, x is a buffer that gets gy
+ * unpooled through pos first. */
 static int wino_run(const wino_geom *g, const float *x, const float *w, int64_t so, int64_t sc,
                     int64_t si, int64_t sj, int64_t base, const float *bias, float *y,
-                    const fnn_pool2d *pool, const float *gy, const int64_t *idx, float *py,
-                    int64_t *pidx)
+                    const fnn_pool2d *pool, const float *gy, const uint8_t *pos, float *py,
+                    uint8_t *ppos)
 {
     int64_t in_img = g->ci * g->h * g->w, out_img = g->co * g->oh * g->ow;
     int64_t pooled = pool ? (gy ? g->ci : g->co) * pool->oh * pool->ow : 0;
@@ -390,7 +390,7 @@ static int wino_run(const wino_geom *g, const float *x, const float *w, int64_t 
     for (int64_t o = 0; o < g->cop; o++)
         bias_p[o] = bias != NULL && o < g->co ? bias[o] : 0.0f;
     wino_job J = {.g = g, .pool = pool, .x = unpooled ? unpooled : x, .up = ws, .bias = bias_p,
-                  .gy = gy, .idx = idx, .y = y, .py = py, .pidx = pidx, .unpooled = unpooled,
+                  .gy = gy, .pos = pos, .y = y, .py = py, .ppos = ppos, .unpooled = unpooled,
                   .bufs = ws + up_elems + whole, .te = te, .in_img = in_img,
                   .out_img = out_img, .pooled = pooled, .planes = g->ci, .err = FNN_OK};
     if (unpooled != NULL)
@@ -405,18 +405,18 @@ static int wino_run(const wino_geom *g, const float *x, const float *w, int64_t 
 
 int fnn_winograd_forward(const fnn_conv2d_shape *s, int m, const fnn_pool2d *pool,
                          const float *x, const float *w, const float *bias, float *y,
-                         int64_t *idx)
+                         uint8_t *pos)
 {
     wino_geom g;
     geom_init(&g, m, s->n, s->c_in, s->h, s->w, s->c_out, s->h + 2 * s->ph - 2,
               s->w + 2 * s->pw - 2, -s->ph, -s->pw, WINO_BLOCK_BYTES);
     return pool == NULL
                ? wino_run(&g, x, w, s->c_in * 9, 9, 3, 1, 0, bias, y, NULL, NULL, NULL, NULL, NULL)
-               : wino_run(&g, x, w, s->c_in * 9, 9, 3, 1, 0, bias, NULL, pool, NULL, NULL, y, idx);
+               : wino_run(&g, x, w, s->c_in * 9, 9, 3, 1, 0, bias, NULL, pool, NULL, NULL, y, pos);
 }
 
 int fnn_winograd_grad_input(const fnn_conv2d_shape *s, int m, const fnn_pool2d *pool,
-                            const float *grad_y, const int64_t *idx, const float *w,
+                            const float *grad_y, const uint8_t *pos, const float *w,
                             float *grad_x)
 {
     /* gx[c] = sum_o gy[o] (*) flip(w[o][c]): filter (c, o) tap (i, j) is
@@ -425,7 +425,7 @@ int fnn_winograd_grad_input(const fnn_conv2d_shape *s, int m, const fnn_pool2d *
     geom_init(&g, m, s->n, s->c_out, s->h + 2 * s->ph - 2, s->w + 2 * s->pw - 2, s->c_in,
               s->h, s->w, s->ph - 2, s->pw - 2, WINO_BLOCK_BYTES);
     return wino_run(&g, pool ? NULL : grad_y, w, 9, s->c_in * 9, -3, -1, 8, NULL, grad_x, pool,
-                    pool ? grad_y : NULL, idx, NULL, NULL);
+                    pool ? grad_y : NULL, pos, NULL, NULL);
 }
 
 /* A weight-gradient chunk, blocks [b0, b1): S_xi = sum over its blocks of Z_xi^T V_xi,
@@ -498,7 +498,7 @@ static void wgrad_sum_range(int64_t lo, int64_t hi, void *ctx)
 }
 
 int fnn_winograd_grad_weight(const fnn_conv2d_shape *s, int m, const fnn_pool2d *pool,
-                             const float *grad_y, const int64_t *idx, const float *x,
+                             const float *grad_y, const uint8_t *pos, const float *x,
                              float *grad_w)
 {
     wino_geom g;
@@ -518,7 +518,7 @@ int fnn_winograd_grad_weight(const fnn_conv2d_shape *s, int m, const fnn_pool2d 
         return FNN_ENOMEM;
     float *gy = pool ? ws + part_elems : (float *)grad_y;
     if (pool != NULL) {  /* the output gradient unpooled whole, image by image */
-        wino_job U = {.g = &g, .pool = pool, .gy = grad_y, .idx = idx, .unpooled = gy,
+        wino_job U = {.g = &g, .pool = pool, .gy = grad_y, .pos = pos, .unpooled = gy,
                       .in_img = out_img, .pooled = g.co * pool->oh * pool->ow, .planes = g.co,
                       .err = FNN_OK};
         fnn_run(g.n, nth, wino_unpool_image, &U);

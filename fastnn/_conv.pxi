@@ -187,10 +187,26 @@ def conv2d_max_pool2d(x, weight, bias=None, stride=1, padding=0, dilation=1, ker
     """max_pool2d_with_indices(conv2d(x, weight, bias, stride, padding, dilation),
     kernel_size, pool_stride, pool_padding), bitwise, without storing the convolution's
     output: each image's is pooled while in cache. (y, indices), or y alone when
-    return_indices is False; indices are offsets into the convolution output's planes."""
+    return_indices is False. indices (uint8, y's shape) hold, in one byte instead of
+    max_pool2d_with_indices' int64 plane offset, each maximum's position in its window:
+    (row - top) * kw + (column - left) for window (i, j) with top = i * stride - padding,
+    left likewise. They need a window of kh * kw <= 256 (else ValueError; pool through
+    max_pool2d_with_indices or pass return_indices=False)."""
     return _conv2d("conv2d_max_pool2d", x, weight, bias, stride, padding, dilation,
                    (kernel_size, pool_stride, pool_padding), out, indices, return_indices,
                    algorithm)
+
+
+# The largest pooling window (kh * kw) whose positions conv2d_max_pool2d's uint8 indices hold.
+POOL_POSITIONS = FNN_POOL_POSITIONS
+
+
+cdef void _window_positions_fit(fnn_pool2d *p, str fn) except *:
+    if p.kw > FNN_POOL_POSITIONS // p.kh:  # (no int64 overflow)
+        raise ValueError(f"{fn}: indices are byte positions in the pooling window, which needs "
+                         f"kernel_size[0] * kernel_size[1] <= {FNN_POOL_POSITIONS}, got "
+                         f"{(p.kh, p.kw)}; pass return_indices=False, or run conv2d and "
+                         f"max_pool2d_with_indices")
 
 
 cdef object _conv2d(str fn, object x, object weight, object bias, object stride,
@@ -210,12 +226,13 @@ cdef object _conv2d(str fn, object x, object weight, object bias, object stride,
         shape = (s.n, s.c_out, p.oh, p.ow)
     out = check_out(out, shape, fn, (x, weight, bias), None, "out")
     if return_indices:
-        indices = check_out(indices, shape, fn, (x, weight, bias, out), None, "indices", np.int64)
+        _window_positions_fit(&p, fn)
+        indices = check_out(indices, shape, fn, (x, weight, bias, out), None, "indices", np.uint8)
     cdef const float *xp = <const float *>data_ptr(x)
     cdef const float *wp = <const float *>data_ptr(weight)
     cdef const float *bp = <const float *>data_ptr(bias)
     cdef float *yp = <float *>data_ptr(out)
-    cdef int64_t *ip = <int64_t *>data_ptr(indices) if return_indices else NULL
+    cdef uint8_t *ip = <uint8_t *>data_ptr(indices) if return_indices else NULL
     cdef int status
     with nogil:
         if pooled:
@@ -242,8 +259,9 @@ def conv2d_max_pool2d_backward(grad_out, indices, x, weight, stride=1, padding=0
                                kernel_size=2, pool_stride=None, pool_padding=0, *, bias=True,
                                need_input_grad=True, need_weight_grad=True, grad_input=None,
                                grad_weight=None, grad_bias=None, algorithm=None):
-    """Gradients of :func:`conv2d_max_pool2d` from the pooled grad_out and its indices:
-    conv2d_backward's on max_pool2d_backward's result, bitwise, neither stored whole."""
+    """Gradients of :func:`conv2d_max_pool2d` from the pooled grad_out and its indices
+    (uint8 window positions): conv2d_backward's on max_pool2d_backward's result, bitwise,
+    neither stored whole."""
     return _conv2d_backward("conv2d_max_pool2d_backward", grad_out, indices, x, weight, stride,
                             padding, dilation, (kernel_size, pool_stride, pool_padding), bias,
                             need_input_grad, need_weight_grad, grad_input, grad_weight,
@@ -270,14 +288,15 @@ cdef tuple _conv2d_backward(str fn, object grad_out, object indices, object x, o
     if grad_out.shape != shape:
         raise ValueError(f"{fn}: grad_out must have shape {shape} ({what}), got {grad_out.shape}")
     if pooled:
-        indices = pool_indices(indices, grad_out, fn)
+        _window_positions_fit(&p, fn)
+        indices = pool_indices(indices, grad_out, fn, np.uint8, "a uint8 array of window positions")
     inputs = (grad_out, x, weight, indices)
     gx = check_out(grad_input, x.shape, fn, inputs, None, "grad_input") if need_input_grad else None
     gw = check_out(grad_weight, weight.shape, fn, inputs, None,
                    "grad_weight") if need_weight_grad else None
     gb = check_out(grad_bias, (s.c_out,), fn, inputs, None, "grad_bias") if bias else None
     cdef const float *gyp = <const float *>data_ptr(grad_out)
-    cdef const int64_t *ip = <const int64_t *>data_ptr(indices)
+    cdef const uint8_t *ip = <const uint8_t *>data_ptr(indices)
     cdef const float *xp = <const float *>data_ptr(x)
     cdef const float *wp = <const float *>data_ptr(weight)
     cdef float *gxp = <float *>data_ptr(gx)
@@ -291,6 +310,7 @@ cdef tuple _conv2d_backward(str fn, object grad_out, object indices, object x, o
         else:
             status = fnn_conv2d_backward(&s, gyp, xp, wp, gxp, gwp, gbp, algo)
     if status == FNN_EINVAL and pooled:
-        pool_indices_out_of_range(&p, fn)
+        raise ValueError(f"{fn}: indices must be positions in [0, kh*kw) = [0, {p.kh * p.kw}) "
+                         f"of each pooling window that lie inside the convolution output")
     check(status, fn)
     return gx, gw, gb

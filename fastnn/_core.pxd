@@ -1,6 +1,6 @@
 # _core.pxd: the C API of csrc/fastnn.h as Cython sees it. Every call is nogil:
 # the .pyx wrappers validate under the GIL, then release it around the C call.
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint8_t
 
 cdef extern from "fastnn.h" nogil:
     enum:
@@ -106,6 +106,7 @@ cdef extern from "fastnn.h" nogil:
         FNN_CONV_DIRECT
         FNN_CONV_WINOGRAD
         FNN_CONV_WINOGRAD4
+        FNN_POOL_POSITIONS
     int fnn_conv2d_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
     int fnn_conv2d_grad_weight_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
     int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w,
@@ -114,9 +115,9 @@ cdef extern from "fastnn.h" nogil:
                             const float *w, float *grad_x, float *grad_w, float *grad_b,
                             int algo)
     int fnn_conv2d_max_pool2d(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *x,
-                              const float *w, const float *bias, float *y, int64_t *idx,
+                              const float *w, const float *bias, float *y, uint8_t *pos,
                               int algo)
     int fnn_conv2d_max_pool2d_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool,
-                                       const float *grad_y, const int64_t *idx, const float *x,
+                                       const float *grad_y, const uint8_t *pos, const float *x,
                                        const float *w, float *grad_x, float *grad_w,
                                        float *grad_b, int algo)

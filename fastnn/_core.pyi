@@ -1,6 +1,7 @@
 # Type stubs for the compiled extension fastnn._core (fastnn/_core.pyx and its .pxi files),
 # so that editors and mypy see every public signature. Arrays are float32 NumPy arrays
-# (labels and pooling indices int64); out=/grad_*= buffers are written and returned.
+# (labels and pooling indices int64, the fused conv + max pool's window positions uint8);
+# out=/grad_*= buffers are written and returned.
 from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -8,11 +9,13 @@ import numpy.typing as npt
 
 Array = npt.NDArray[np.float32]
 IndexArray = npt.NDArray[np.int64]
+PositionArray = npt.NDArray[np.uint8]
 ArrayLike = npt.ArrayLike
 Pair = Union[int, Tuple[int, int]]
 
 ISA_NAMES: Tuple[str, ...]
 MAX_WINDOW_ARG: int
+POOL_POSITIONS: int
 
 # ---- runtime: ISA variants, threads, build facts, probes ----
 def supported_isas() -> Tuple[str, ...]: ...
@@ -80,9 +83,10 @@ def conv2d_max_pool2d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike]
                       stride: Pair = ..., padding: Pair = ..., dilation: Pair = ...,
                       kernel_size: Pair = ..., pool_stride: Optional[Pair] = ...,
                       pool_padding: Pair = ..., *, out: Optional[Array] = ...,
-                      indices: Optional[IndexArray] = ..., return_indices: bool = ...,
-                      algorithm: Optional[str] = ...) -> Union[Array, Tuple[Array, IndexArray]]: ...
-def conv2d_max_pool2d_backward(grad_out: ArrayLike, indices: IndexArray, x: ArrayLike,
+                      indices: Optional[PositionArray] = ..., return_indices: bool = ...,
+                      algorithm: Optional[str] = ...
+                      ) -> Union[Array, Tuple[Array, PositionArray]]: ...
+def conv2d_max_pool2d_backward(grad_out: ArrayLike, indices: PositionArray, x: ArrayLike,
                                weight: ArrayLike, stride: Pair = ..., padding: Pair = ...,
                                dilation: Pair = ..., kernel_size: Pair = ...,
                                pool_stride: Optional[Pair] = ..., pool_padding: Pair = ..., *,

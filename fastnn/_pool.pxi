@@ -47,11 +47,12 @@ cdef object pool_grad_out(object grad_out, object x, fnn_pool2d *p, str fn):
     return grad_out
 
 
-cdef object pool_indices(object indices, object grad_out, str fn):
-    """The forward's argmax `indices` for a backward pass: int64, grad_out's shape."""
+cdef object pool_indices(object indices, object grad_out, str fn, object dtype=np.int64,
+                         str kind="an int64 array"):
+    """The forward's argmax `indices` for a backward pass: `dtype`, grad_out's shape."""
     indices = as_array(indices, "indices", fn)
-    if indices.dtype != np.int64:
-        raise TypeError(f"{fn}: indices must be an int64 array (from the forward's "
+    if indices.dtype != dtype:
+        raise TypeError(f"{fn}: indices must be {kind} (from the forward's "
                         f"return_indices), got dtype {indices.dtype}")
     ew_same_shape(grad_out, "grad_out", indices, "indices", fn)
     return contiguous(indices, "indices", fn)

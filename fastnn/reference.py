@@ -162,6 +162,33 @@ def _pool_args(x, kernel_size, stride, padding):
 
 def max_pool2d_with_indices(x, kernel_size, stride=None, padding=0):
     """Max pooling returning (y, int64 indices h*W + w into each input plane)."""
+    y, arg = _max_pool_positions(x, kernel_size, stride, padding)
+    rows, cols = _window_rows_cols(arg, x.shape, kernel_size, stride, padding)
+    return y, (rows * x.shape[3] + cols).astype(np.int64)
+
+
+def _window_rows_cols(arg, x_shape, kernel_size, stride, padding):
+    """The plane rows and columns of window positions `arg` (see max_pool2d_window_positions)."""
+    (_, kw), (sh, sw), (ph, pw), oh, ow = _pool_args(np.broadcast_to(0.0, x_shape), kernel_size,
+                                                     stride, padding)
+    rows = np.arange(oh)[:, None] * sh - ph + arg // kw
+    cols = np.arange(ow)[None, :] * sw - pw + arg % kw
+    return rows, cols
+
+
+def max_pool2d_window_positions(x, kernel_size, stride=None, padding=0):
+    """Max pooling returning (y, uint8 positions of the maxima in their windows): window
+    (i, j) starts at row top = i*stride - padding, column left likewise, and its element
+    (row, column) is position (row - top) * kw + column - left (fastnn's conv2d_max_pool2d
+    indices). The same maxima as max_pool2d_with_indices; kh * kw <= 256."""
+    kh, kw = _pair(kernel_size)
+    if kh * kw > 256:
+        raise ValueError(f"kernel_size {(kh, kw)} has more than 256 window positions")
+    y, arg = _max_pool_positions(x, kernel_size, stride, padding)
+    return y, arg.astype(np.uint8)
+
+
+def _max_pool_positions(x, kernel_size, stride, padding):
     (kh, kw), (sh, sw), (ph, pw), oh, ow = _pool_args(x, kernel_size, stride, padding)
     h, w = x.shape[2:]
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
@@ -177,10 +204,7 @@ def max_pool2d_with_indices(x, kernel_size, stride=None, padding=0):
     last_nan = kh * kw - 1 - np.isnan(win)[..., ::-1].argmax(axis=-1)
     arg = np.where(y == -np.inf, first_inside, arg)
     arg = np.where(np.isnan(y), last_nan, arg)
-
-    rows = np.arange(oh)[:, None] * sh - ph + arg // kw
-    cols = np.arange(ow)[None, :] * sw - pw + arg % kw
-    return y, (rows * w + cols).astype(np.int64)
+    return y, arg
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0):
@@ -196,6 +220,36 @@ def max_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0):
     plane = np.arange(n * c)[:, None]
     np.add.at(grad_x, (plane, indices.reshape(n * c, -1)), grad_out.reshape(n * c, -1))
     return grad_x.reshape(x.shape)
+
+
+def conv2d_max_pool2d(x, weight, bias, stride, padding, dilation, kernel_size, pool_stride,
+                      pool_padding):
+    """max_pool2d_window_positions of conv2d: (y, uint8 window positions)."""
+    return max_pool2d_window_positions(conv2d(x, weight, bias, stride, padding, dilation),
+                                       kernel_size, pool_stride, pool_padding)
+
+
+def conv2d_max_pool2d_backward(grad_out, indices, x, weight, stride, padding, dilation,
+                               kernel_size, pool_stride, pool_padding):
+    """Gradients (grad_x, grad_weight, grad_bias) of :func:`conv2d_max_pool2d`: grad_out
+    scattered to the convolution output through the window positions `indices`, then
+    :func:`conv2d_backward`."""
+    _check_conv_args(x, weight)
+    n, c = x.shape[0], weight.shape[0]
+    h, w = conv2d_output_shape(x.shape[2], x.shape[3], weight.shape[2:], stride, padding,
+                               dilation)
+    kh, kw = _pair(kernel_size)
+    if indices.shape != grad_out.shape:
+        raise ValueError(f"indices {indices.shape} and grad_out {grad_out.shape} differ")
+    rows, cols = _window_rows_cols(indices.astype(np.int64), (n, c, h, w), kernel_size,
+                                   pool_stride, pool_padding)
+    if grad_out.shape != (n, c) + rows.shape[2:] or (indices >= kh * kw).any() or (
+            (rows < 0) | (rows >= h) | (cols < 0) | (cols >= w)).any():
+        raise ValueError("grad_out and indices must be the pooled output and its positions")
+    g = np.zeros((n * c, h * w), dtype=grad_out.dtype)
+    np.add.at(g, (np.arange(n * c)[:, None], (rows * w + cols).reshape(n * c, -1)),
+              grad_out.reshape(n * c, -1))
+    return conv2d_backward(g.reshape(n, c, h, w), x, weight, stride, padding, dilation)
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0):

@@ -114,6 +114,43 @@ def test_thread_count_does_not_change_bits(isa, rng, threads, shape):
             assert np.array_equal(a, b_)
 
 
+def window_positions(idx, w, pool):
+    """max_pool2d_with_indices' plane offsets `idx` (planes w wide) as conv2d_max_pool2d's
+    uint8 positions in the window: (row - top) * kw + column - left."""
+    kh, kw = np.broadcast_to(pool[0], 2)
+    sh, sw = (kh, kw) if pool[1] is None else np.broadcast_to(pool[1], 2)
+    ph, pw = np.broadcast_to(pool[2], 2)
+    oh, ow = idx.shape[2:]
+    rows = idx // w - (np.arange(oh)[:, None] * sh - ph)
+    cols = idx % w - (np.arange(ow)[None, :] * sw - pw)
+    assert (rows >= 0).all() and (rows < kh).all() and (cols >= 0).all() and (cols < kw).all()
+    return (rows * kw + cols).astype(np.uint8)
+
+
+def check_fused_is_unfused(x, wt, b, args, pool, algorithm=None, rng=None):
+    """conv2d_max_pool2d (values, uint8 positions) and its backward (every gradient) equal
+    conv2d + max_pool2d_with_indices and their backward, bitwise."""
+    conv_y = F.conv2d(x, wt, b, *args, algorithm=algorithm)
+    y, idx = F.max_pool2d_with_indices(conv_y, *pool)
+    fy, pos = F.conv2d_max_pool2d(x, wt, b, *args, *pool, algorithm=algorithm)
+    assert pos.dtype == np.uint8 and pos.shape == y.shape
+    assert same_bits(fy, y) and np.array_equal(pos, window_positions(idx, conv_y.shape[3], pool))
+    assert same_bits(F.conv2d_max_pool2d(x, wt, b, *args, *pool, return_indices=False,
+                                         algorithm=algorithm), y)
+    g = (rng or np.random.default_rng(1)).standard_normal(y.shape).astype(np.float32)
+    g.flat[::5] = -0.0  # the unfused scatter adds into zeros: +0 (the bits are compared)
+    expected = F.conv2d_backward(F.max_pool2d_backward(g, conv_y, *pool, indices=idx),
+                                 x, wt, *args, algorithm=algorithm)
+    got = F.conv2d_max_pool2d_backward(g, pos, x, wt, *args, *pool, algorithm=algorithm)
+    for a, b_ in zip(got, expected):
+        assert same_bits(a, b_)
+    return pos, g, expected
+
+
+def same_bits(a, b):
+    return a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 @pytest.mark.parametrize("padding", [0, 1, 2])
 def test_nonfinite_weight_reaches_only_its_taps(isa, rng, bad, padding):
@@ -144,19 +181,81 @@ def test_conv2d_max_pool2d_is_conv_then_pool_bitwise(isa, threads, rng, conv, po
     x, wt, b = make(rng, n, c, h, w, o, kh, kw)
     for t in (1, 2, 3):
         threads(t)
-        conv_y = F.conv2d(x, wt, b, *args)
-        y, idx = F.max_pool2d_with_indices(conv_y, *pool)
-        fy, fidx = F.conv2d_max_pool2d(x, wt, b, *args, *pool)
-        assert np.array_equal(fy, y) and np.array_equal(fidx, idx)
-        assert np.array_equal(F.conv2d_max_pool2d(x, wt, b, *args, *pool, return_indices=False), y)
-        g = rng.standard_normal(y.shape).astype(np.float32)
-        expected = F.conv2d_backward(F.max_pool2d_backward(g, conv_y, *pool, indices=idx),
-                                     x, wt, *args)
-        for got, want in zip(F.conv2d_max_pool2d_backward(g, idx, x, wt, *args, *pool), expected):
-            assert np.array_equal(got, want)
-        gx, gw, gb = F.conv2d_max_pool2d_backward(g, idx, x, wt, *args, *pool, bias=False,
+        pos, g, expected = check_fused_is_unfused(x, wt, b, args, pool, rng=rng)
+        gx, gw, gb = F.conv2d_max_pool2d_backward(g, pos, x, wt, *args, *pool, bias=False,
                                                   need_input_grad=False)
         assert gx is None and gb is None and np.array_equal(gw, expected[1])
+
+
+# (n, c_in, h, w, c_out, conv padding): odd and even sizes, batch 1, 1 and many channels
+POSITION_SHAPES = [(1, 1, 28, 28, 8, 0), (2, 3, 13, 11, 5, 1), (1, 4, 9, 9, 3, 2),
+                   (3, 2, 7, 10, 6, 1), (1, 16, 15, 15, 7, 0), (2, 1, 8, 7, 2, 0)]
+# pool (kernel, stride, padding): 2x2, 3x3 with stride 2 and 1, padded, rectangular
+POSITION_POOLS = [(2, None, 0), (3, 2, 0), (3, 2, 1), (3, 1, 1), ((2, 3), (1, 2), (1, 1)),
+                  ((3, 2), 2, (1, 0))]
+
+
+@pytest.mark.parametrize("pool", POSITION_POOLS, ids=str)
+@pytest.mark.parametrize("shape", POSITION_SHAPES, ids=str)
+def test_window_positions_are_the_unfused_argmax(isa, rng, shape, pool):
+    """The byte positions of the fused pair, on every algorithm the shape runs, are
+    max_pool2d_with_indices' argmax (the same ties), and unpool to the same gradients."""
+    n, c, h, w, o, pad = shape
+    x, wt, b = make(rng, n, c, h, w, o, 3, 3)
+    x[:, :, 0::3] = x[:, :, 1::3] = 0.0  # the filters' rows 1, 2 see zeros only on every
+    wt[:, :, 0] = 0.0                     # third output row: ties along it (bias only)
+    for algo in ("direct", "winograd", "winograd4x4"):
+        check_fused_is_unfused(x, wt, b, (1, pad, 1), pool, algo, rng)
+    check_fused_is_unfused(x, wt, b, (2, pad, 1), pool, "direct", rng)  # strided conv
+
+
+def test_window_positions_of_tied_and_nonfinite_windows(isa):
+    """Ties take the first maximum in row-major window order, NaN the last NaN, an all
+    -inf window its first element, as max_pool2d_with_indices."""
+    x = np.zeros((1, 1, 6, 7), np.float32)
+    x[0, 0, 0, 1] = x[0, 0, 3, 3] = np.nan
+    x[0, 0, 1, 4] = x[0, 0, 2, 5] = np.inf
+    x[0, 0, 4:, :2] = -np.inf
+    one = np.ones((1, 1, 1, 1), np.float32)
+    for pool in [(2, None, 0), (3, 2, 1), (2, 1, 1), (3, 3, 0)]:
+        check_fused_is_unfused(x, one, None, (1, 0, 1), pool)
+
+
+@pytest.mark.parametrize("w", [5, 11, 21])  # pooled rows of 2, 5 and 10: every row kernel
+def test_window_positions_past_the_window_are_rejected(isa, rng, w):
+    x, wt, b = make(rng, 2, 3, 7, w, 4, 2, 2)
+    y, pos = F.conv2d_max_pool2d(x, wt, b)
+    for bad_pos in (4, 9, 255):
+        bad = pos.copy()
+        bad[1, 3, 2, -1] = bad_pos
+        with pytest.raises(ValueError, match=r"indices must be positions in \[0, kh\*kw\) = "
+                                             r"\[0, 4\)"):
+            F.conv2d_max_pool2d_backward(y, bad, x, wt)
+
+
+def test_window_positions_need_a_byte(rng):
+    """Windows of more than 256 elements have no byte positions: the fused pair raises
+    unless asked for no indices, and a model does not fuse such a pool."""
+    x, wt, b = make(rng, 1, 2, 20, 20, 3, 3, 3)
+    y = F.conv2d_max_pool2d(x, wt, b, 1, 0, 1, (16, 17), return_indices=False)
+    assert np.array_equal(y, F.max_pool2d(F.conv2d(x, wt, b), (16, 17)))
+    F.conv2d_max_pool2d(x, wt, b, 1, 0, 1, (16, 16))  # 256 positions fit
+    with pytest.raises(ValueError, match=r"kernel_size\[0\] \* kernel_size\[1\] <= 256, got "
+                                         r"\(16, 17\)"):
+        F.conv2d_max_pool2d(x, wt, b, 1, 0, 1, (16, 17))
+    with pytest.raises(ValueError, match=r"<= 256, got \(17, 16\)"):
+        F.conv2d_max_pool2d_backward(np.zeros((1, 3, 1, 1), np.float32),
+                                     np.zeros((1, 3, 1, 1), np.uint8), x, wt, 1, 0, 1, (17, 16))
+    from fastnn import nn
+    big = nn.Sequential(nn.Conv2d(2, 3, 3), nn.MaxPool2d((16, 17)), input_shape=(2, 20, 20))
+    small = nn.Sequential(nn.Conv2d(2, 3, 3), nn.MaxPool2d(16), input_shape=(2, 20, 20))
+    for model, fused in ((big, False), (small, True)):
+        assert any(isinstance(r, nn._ConvMaxPool) for _, r in model._plan()) == fused
+        out = model(x)
+        assert np.array_equal(out, F.max_pool2d(F.conv2d(x, model[0].weight.data,
+                                                         model[0].bias.data),
+                                                model[1].kernel_size))
+        model.backward(np.ones_like(out))
 
 
 def test_conv2d_max_pool2d_bad_inputs(rng):
@@ -169,14 +268,31 @@ def test_conv2d_max_pool2d_bad_inputs(rng):
         F.conv2d_max_pool2d(x, wt, b, kernel_size=7)
     with pytest.raises(ValueError, match=r"grad_out must have shape \(2, 4, 3, 3\) \(the pooled"):
         F.conv2d_max_pool2d_backward(np.zeros((2, 4, 6, 6), np.float32), idx, x, wt)
-    with pytest.raises(TypeError, match="indices must be an int64 array"):
-        F.conv2d_max_pool2d_backward(y, idx.astype(np.int32), x, wt)
+    assert idx.dtype == np.uint8
+    for dtype in (np.int64, np.int32, np.int8, np.float32):
+        with pytest.raises(TypeError, match="indices must be a uint8 array of window positions"):
+            F.conv2d_max_pool2d_backward(y, idx.astype(dtype), x, wt)
+        with pytest.raises(TypeError, match="indices must be a uint8 ndarray"):
+            F.conv2d_max_pool2d(x, wt, b, kernel_size=2, indices=np.zeros(y.shape, dtype))
     with pytest.raises(ValueError, match="indices must have the shape of grad_out"):
         F.conv2d_max_pool2d_backward(y, idx[:1], x, wt)
+    with pytest.raises(ValueError, match="indices must have shape"):
+        F.conv2d_max_pool2d(x, wt, b, kernel_size=2, indices=np.zeros((2, 4, 3, 4), np.uint8))
     bad = idx.copy()
-    bad[1, 2, 0, 1] = 36
-    with pytest.raises(ValueError, match=r"indices must lie in \[0, H\*W\) = \[0, 36\)"):
+    bad[1, 2, 0, 1] = 4  # past the 2x2 window
+    with pytest.raises(ValueError, match=r"indices must be positions in \[0, kh\*kw\) = "
+                                         r"\[0, 4\) of each pooling window"):
         F.conv2d_max_pool2d_backward(y, bad, x, wt)
+    bad[1, 2, 0, 1] = 255
+    with pytest.raises(ValueError, match=r"indices must be positions"):
+        F.conv2d_max_pool2d_backward(y, bad, x, wt)
+    # 3x3 windows padded by 1: position 0 of the first window lies in the padding
+    y, idx = F.conv2d_max_pool2d(x, wt, b, kernel_size=3, pool_stride=2, pool_padding=1)
+    bad = idx.copy()
+    bad[0, 0, 0, 0] = 0
+    with pytest.raises(ValueError, match=r"\[0, 9\) of each pooling window that lie inside"):
+        F.conv2d_max_pool2d_backward(y, bad, x, wt, kernel_size=3, pool_stride=2,
+                                     pool_padding=1)
     with pytest.raises(ValueError, match="out must have shape"):
         F.conv2d_max_pool2d(x, wt, b, out=np.empty((2, 4, 6, 6), np.float32))
 

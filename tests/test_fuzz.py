@@ -118,9 +118,8 @@ def make_conv_pool(r, draw, backward=False):
             "pool_padding": dims(draw, 0, k // 2)}
     if not backward:
         return {**args, **pool}
-    y, idx = R.max_pool2d_with_indices(R.conv2d(x, w, args["bias"], *win.values()),
-                                       *pool.values())
-    return {"grad_out": randn(r, *y.shape), "indices": idx, "x": x, "weight": w, **win, **pool,
+    y, pos = R.conv2d_max_pool2d(x, w, args["bias"], *win.values(), *pool.values())
+    return {"grad_out": randn(r, *y.shape), "indices": pos, "x": x, "weight": w, **win, **pool,
             "algorithm": args["algorithm"]}
 
 
@@ -233,21 +232,8 @@ def ref_matmul(a, b):
     return a @ b
 
 
-def ref_conv_max_pool(x, weight, bias, stride, padding, dilation, kernel_size, pool_stride,
-                      pool_padding):
-    return R.max_pool2d_with_indices(R.conv2d(x, weight, bias, stride, padding, dilation),
-                                     kernel_size, pool_stride, pool_padding)
-
-
-def ref_conv_max_pool_backward(grad_out, indices, x, weight, stride, padding, dilation,
-                               kernel_size, pool_stride, pool_padding):
-    conv_y = R.conv2d(x, weight, None, stride, padding, dilation)
-    g = ref_pool_backward("max")(grad_out, conv_y, kernel_size, pool_stride, pool_padding,
-                                 indices)
-    return R.conv2d_backward(g, x, weight, stride, padding, dilation)
-
-
 POOL = ("kernel_size", "stride", "padding")
+INDEX_DTYPES = {"conv2d_max_pool2d": np.uint8}  # indices= dtypes other than int64
 CONV = ("stride", "padding", "dilation", "algorithm")
 CONV_POOL = ("kernel_size", "pool_stride", "pool_padding")
 OPS = [Op(name, getattr(F, name), getattr(R, name), make_unary, {"out": None}, (), ("x",))
@@ -269,11 +255,11 @@ OPS += [
     Op("conv2d_backward", F.conv2d_backward, without_algorithm(R.conv2d_backward),
        lambda r, d: make_conv(r, d, True),
        {"grad_input": 0, "grad_weight": 1, "grad_bias": 2}, CONV, ("grad_out", "x", "weight")),
-    Op("conv2d_max_pool2d", F.conv2d_max_pool2d, without_algorithm(ref_conv_max_pool),
+    Op("conv2d_max_pool2d", F.conv2d_max_pool2d, without_algorithm(R.conv2d_max_pool2d),
        make_conv_pool,
        {"out": 0, "indices": 1}, CONV + CONV_POOL, ("x", "weight", "bias")),
     Op("conv2d_max_pool2d_backward", F.conv2d_max_pool2d_backward,
-       without_algorithm(ref_conv_max_pool_backward),
+       without_algorithm(R.conv2d_max_pool2d_backward),
        lambda r, d: make_conv_pool(r, d, True),
        {"grad_input": 0, "grad_weight": 1, "grad_bias": 2}, CONV + CONV_POOL,
        ("grad_out", "x", "weight")),
@@ -390,7 +376,7 @@ def assert_matches(got, want):
             continue
         g, w = np.asarray(g), np.asarray(w)
         assert g.shape == w.shape, (g.shape, w.shape)
-        if g.dtype.kind == "i":
+        if g.dtype.kind in "iu":
             assert np.array_equal(g, w)
             continue
         with np.errstate(over="ignore"):
@@ -485,7 +471,7 @@ def test_kernel_boundary(op, data):
         names = {target}
         status, want = reference(op, kwargs)
         shape = np.shape(as_tuple(want)[op.outs[target] or 0]) if status == "ok" else (1,)
-        dtype = np.int64 if target == "indices" else np.float32
+        dtype = np.float32 if target != "indices" else INDEX_DTYPES.get(op.name, np.int64)
         kind = draw(st.sampled_from(["readonly", "dtype", "shape", "strided", "fortran",
                                      "overlap", "list"]))
         out = np.zeros(shape, dtype)
@@ -1124,10 +1110,53 @@ def test_conv_algorithm_boundary(name, x_shape, window, weight_gradient):
                           "padding", "dilation", "kernel", "output"})
 
 
+@settings(FUZZ, max_examples=200)
+@given(data=st.data())
+def test_window_positions_boundary(data):
+    """conv2d_max_pool2d_backward's indices (uint8 window positions, not a float array the
+    generic test mutates): any layout of valid positions matches the reference; another
+    dtype, shape or a position off its window or in the padding raises, naming them."""
+    draw = data.draw
+    r = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    kwargs = make_conv_pool(r, draw, backward=True)
+    pos = kwargs["indices"]
+    k = kwargs["kernel_size"]
+    kind = draw(st.sampled_from(LAYOUTS + ["dtype", "shape", "past", "padding", "object"]))
+    must_raise = kind not in LAYOUTS
+    if kind in LAYOUTS:
+        pos = relayout(pos, kind)
+    elif kind == "dtype":
+        pos = pos.astype(draw(st.sampled_from([np.int64, np.int32, np.int8, np.uint16,
+                                               np.float32, np.bool_])))
+    elif kind == "shape":
+        shape = list(pos.shape)
+        shape[draw(st.integers(0, 3))] += draw(st.sampled_from([-1, 1]))
+        pos = np.zeros(shape, np.uint8)
+    elif kind == "past":  # a position past the window
+        pos = pos.copy()
+        pos.flat[draw(st.integers(0, pos.size - 1))] = draw(st.integers(k * k, 255))
+    elif kind == "padding":  # position 0 of the first window, which starts in the padding
+        pos = pos.copy()
+        pos[..., 0, 0] = 0
+        must_raise = kwargs["pool_padding"] > 0
+    else:  # a list (of int64 values) or nothing
+        pos = pos.tolist() if draw(st.booleans()) else None
+    kwargs["indices"] = pos
+    status, got = call("window_positions", lambda: F.conv2d_max_pool2d_backward(**kwargs))
+    if status == "raised":
+        assert must_raise, f"valid {kind} positions rejected: {got!r}"
+        check_named(got, {"indices"} if kind != "shape" else {"indices", "grad_out"})
+        return
+    assert not must_raise, f"{kind} positions accepted"
+    want = R.conv2d_max_pool2d_backward(**{k_: to64(v) for k_, v in kwargs.items()
+                                           if k_ != "algorithm"})
+    assert_matches(got, want)
+
+
 QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losses": 300,
          "optimizers": 300, "models": 200, "state_dicts": 150, "runtime": 200,
          "distributed": 200, "to_categorical": 200, "safetensors": 200, "keras_layers": 300,
-         "conv_algorithm": 200}
+         "conv_algorithm": 200, "window_positions": 200}
 
 
 def test_call_count():

@@ -299,6 +299,31 @@ def test_max_pool2d_padding_is_negative_infinity():
     np.testing.assert_array_equal(idx[0, 0], [[0, 0, 1], [0, 0, 1], [2, 2, 3]])
 
 
+def test_window_positions_by_hand():
+    """conv2d_max_pool2d's byte positions: (row - top) * kw + column - left in the window,
+    the maxima of max_pool2d_with_indices (padding never wins)."""
+    x = -np.arange(1.0, 5.0).reshape(1, 1, 2, 2)
+    y, pos = ref.max_pool2d_window_positions(x, 2, stride=1, padding=1)
+    assert pos.dtype == np.uint8
+    np.testing.assert_array_equal(y, ref.max_pool2d(x, 2, stride=1, padding=1))
+    # window (i, j) starts at (i - 1, j - 1): element (0, 0) is its position 3, 2, 1, 0
+    np.testing.assert_array_equal(pos[0, 0], [[3, 2, 2], [1, 0, 0], [1, 0, 0]])
+    with pytest.raises(ValueError, match="256 window positions"):
+        ref.max_pool2d_window_positions(np.zeros((1, 1, 17, 17)), (16, 17))
+
+
+@pytest.mark.parametrize("pool", [(2, None, 0), (3, 2, 1), ((2, 3), 1, (1, 1))])
+def test_conv2d_max_pool2d_backward_fd(rng, pool):
+    x, w, b = distinct_values(rng, (2, 2, 7, 6)), rng.normal(size=(3, 2, 2, 2)), rng.normal(size=3)
+    fused = lambda t, u, v: ref.conv2d_max_pool2d(t, u, v, 1, 1, 1, *pool)[0]  # noqa: E731
+    y, pos = ref.conv2d_max_pool2d(x, w, b, 1, 1, 1, *pool)
+    g = rng.normal(size=y.shape)
+    gx, gw, gb = ref.conv2d_max_pool2d_backward(g, pos, x, w, 1, 1, 1, *pool)
+    assert_grad_close(gx, numerical_grad(lambda t: fused(t, w, b), x, g))
+    assert_grad_close(gw, numerical_grad(lambda t: fused(x, t, b), w, g))
+    assert_grad_close(gb, numerical_grad(lambda t: fused(x, w, t), b, g))
+
+
 def test_avg_pool2d_counts_padding():
     x = np.ones((1, 1, 2, 2))
     y = ref.avg_pool2d(x, 2, stride=1, padding=1)

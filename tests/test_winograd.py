@@ -215,15 +215,8 @@ def test_winograd_max_pool_bitwise(isa, rng, algo):
     x = rng.standard_normal((3, 6, 11, 9)).astype(np.float32)
     wt = rng.standard_normal((5, 6, 3, 3)).astype(np.float32)
     b = rng.standard_normal(5).astype(np.float32)
-    y, idx = F.conv2d_max_pool2d(x, wt, b, 1, 1, 1, 2, algorithm=algo)
-    conv = F.conv2d(x, wt, b, 1, 1, algorithm=algo)
-    y2, idx2 = F.max_pool2d_with_indices(conv, 2)
-    assert np.array_equal(y, y2) and np.array_equal(idx, idx2)
-    g = rng.standard_normal(y.shape).astype(np.float32)
-    fused = F.conv2d_max_pool2d_backward(g, idx, x, wt, 1, 1, 1, 2, algorithm=algo)
-    unpooled = F.max_pool2d_backward(g, conv, 2, indices=idx)
-    for a, b_ in zip(fused, F.conv2d_backward(unpooled, x, wt, 1, 1, algorithm=algo)):
-        assert np.array_equal(a, b_)
+    from test_conv import check_fused_is_unfused
+    check_fused_is_unfused(x, wt, b, (1, 1, 1), (2, None, 0), algo, rng)
 
 
 def test_auto_is_one_of_the_algorithms(rng):

@@ -176,11 +176,15 @@ static void ew_dot_sums(int64_t n, const float *g, const float *x, float shift, 
 
 /* 2x2/stride-2 max pooling. Window (a b / c d) scanned in row-major order: a later
  * element replaces the running maximum when it is larger or NaN, exactly like the
- * generic window scan. A row goes L outputs at a time, the last vector overlapping the
- * one before (recomputing a few outputs the same way) instead of a scalar tail, with L
- * the widest vector (8 or 4 lanes) that the row fills: the CNN's pooled rows are 13 and
- * 5 wide, and a scalar loop over them is several times slower than 4 lanes. */
-#define POOL_2X2_ROW(L, EVEN)                                                              \
+ * generic window scan; k is the maximum's position 0 to 3 in the window, its offset
+ * pool_offset(k, w) from a in a row of width w. A row goes L outputs at a time, the last
+ * vector overlapping the one before (recomputing a few outputs the same way) instead of a
+ * scalar tail, with L the widest vector (8 or 4 lanes) that the row fills: the CNN's
+ * pooled rows are 13 and 5 wide, and a scalar loop over them is several times slower
+ * than 4 lanes. */
+static inline int64_t pool_offset(int k, int w) { return (k >> 1) * (int64_t)w + (k & 1); }
+
+#define POOL_2X2_ROW(L, EVEN, LO, HI)                                                      \
     typedef float pool_vf##L __attribute__((vector_size(L * 4)));                         \
     typedef float pool_vfu##L __attribute__((vector_size(L * 4), aligned(4)));            \
     typedef int32_t pool_vi##L __attribute__((vector_size(L * 4)));                       \
@@ -190,7 +194,7 @@ static void ew_dot_sums(int64_t n, const float *g, const float *x, float shift, 
     }                                                                                      \
     /* One row of ow >= L outputs from the input rows r0, r1 (idx: row + offsets). */      \
     static void pool_2x2_row##L(const float *r0, const float *r1, int w, int64_t ow,       \
-                                int64_t row, float *y, int64_t *idx)                       \
+                                int64_t row, float *y, int64_t *idx, uint8_t *pos)         \
     {                                                                                      \
         const pool_vi##L even = EVEN, odd = even + 1;                                      \
         for (int64_t j = 0; j < ow; j += L) {                                              \
@@ -207,36 +211,64 @@ static void ew_dot_sums(int64_t n, const float *g, const float *x, float shift, 
             k = (s & 1) | (k & ~s);                                                        \
             s = (c > m) | (c != c);                                                        \
             m = pool_take##L(s, c, m);                                                     \
-            k = (s & w) | (k & ~s);                                                        \
+            k = (s & 2) | (k & ~s);                                                        \
             s = (d > m) | (d != d);                                                        \
             m = pool_take##L(s, d, m);                                                     \
-            k = (s & (w + 1)) | (k & ~s);                                                  \
+            k = (s & 3) | (k & ~s);                                                        \
             *(pool_vfu##L *)(y + j) = m;                                                   \
             if (idx)                                                                       \
                 for (int l = 0; l < L; l++)                                                \
-                    idx[j + l] = row + 2 * (j + l) + k[l];                                 \
+                    idx[j + l] = row + 2 * (j + l) + pool_offset(k[l], w);                 \
+            if (pos)                                                                       \
+                for (int l = 0; l < L; l++)                                                \
+                    pos[j + l] = (uint8_t)k[l];                                            \
+        }                                                                                  \
+    }                                                                                      \
+    /* The gradient of such a row through the positions pos: the rows r0, r1 of gx get    \
+     * gy + 0 (-0 becomes +0, as added into zeros) at each window's position and zeros    \
+     * around it, interleaved back (LO, HI); *bad gets the lanes of positions past 3. */  \
+    static void unpool_2x2_row##L(const float *gy, const uint8_t *pos, int64_t ow,         \
+                                  float *r0, float *r1, pool_vi##L *bad)                   \
+    {                                                                                      \
+        const pool_vi##L lo = LO, hi = HI;                                                 \
+        const pool_vf##L zero = {0};                                                       \
+        for (int64_t j = 0; j < ow; j += L) {                                              \
+            j = FNN_MIN(j, ow - L);                                                        \
+            pool_vf##L g = *(const pool_vfu##L *)(gy + j) + 0.0f;                          \
+            pool_vi##L k;                                                                  \
+            for (int l = 0; l < L; l++)                                                    \
+                k[l] = pos[j + l];                                                         \
+            *bad |= k > 3;                                                                 \
+            pool_vf##L a = pool_take##L(k == 0, g, zero), b = pool_take##L(k == 1, g, zero); \
+            pool_vf##L c = pool_take##L(k == 2, g, zero), d = pool_take##L(k == 3, g, zero); \
+            *(pool_vfu##L *)(r0 + 2 * j) = __builtin_shuffle(a, b, lo);                    \
+            *(pool_vfu##L *)(r0 + 2 * j + L) = __builtin_shuffle(a, b, hi);                \
+            *(pool_vfu##L *)(r1 + 2 * j) = __builtin_shuffle(c, d, lo);                    \
+            *(pool_vfu##L *)(r1 + 2 * j + L) = __builtin_shuffle(c, d, hi);                \
         }                                                                                  \
     }
 
-POOL_2X2_ROW(4, ((pool_vi4){0, 2, 4, 6}))
+POOL_2X2_ROW(4, ((pool_vi4){0, 2, 4, 6}), ((pool_vi4){0, 4, 1, 5}), ((pool_vi4){2, 6, 3, 7}))
 #if FNN_VEC >= 8
-POOL_2X2_ROW(8, ((pool_vi8){0, 2, 4, 6, 8, 10, 12, 14}))
+POOL_2X2_ROW(8, ((pool_vi8){0, 2, 4, 6, 8, 10, 12, 14}),
+             ((pool_vi8){0, 8, 1, 9, 2, 10, 3, 11}), ((pool_vi8){4, 12, 5, 13, 6, 14, 7, 15}))
 #endif
 
 static void ew_max_pool_2x2(int64_t oh, int64_t ow, int w, const float *restrict x, int64_t base,
-                            float *restrict y, int64_t *restrict idx)
+                            float *restrict y, int64_t *restrict idx, uint8_t *restrict pos)
 {
-    for (int64_t i = 0; i < oh; i++, y += ow, idx = idx ? idx + ow : NULL) {
+    for (int64_t i = 0; i < oh; i++, y += ow, idx = idx ? idx + ow : NULL,
+                 pos = pos ? pos + ow : NULL) {
         const float *restrict r0 = x + 2 * i * w, *restrict r1 = r0 + w;
         int64_t row = base + 2 * i * w;
 #if FNN_VEC >= 8
         if (ow >= 8) {
-            pool_2x2_row8(r0, r1, w, ow, row, y, idx);
+            pool_2x2_row8(r0, r1, w, ow, row, y, idx, pos);
             continue;
         }
 #endif
         if (ow >= 4) {
-            pool_2x2_row4(r0, r1, w, ow, row, y, idx);
+            pool_2x2_row4(r0, r1, w, ow, row, y, idx, pos);
             continue;
         }
         for (int64_t j = 0; j < ow; j++) {  /* rows of 1 to 3 outputs */
@@ -245,14 +277,60 @@ static void ew_max_pool_2x2(int64_t oh, int64_t ow, int w, const float *restrict
             v = r0[2 * j + 1];
             if (v > m || v != v) { m = v; kk = 1; }
             v = r1[2 * j];
-            if (v > m || v != v) { m = v; kk = w; }
+            if (v > m || v != v) { m = v; kk = 2; }
             v = r1[2 * j + 1];
-            if (v > m || v != v) { m = v; kk = w + 1; }
+            if (v > m || v != v) { m = v; kk = 3; }
             y[j] = m;
             if (idx)
-                idx[j] = row + 2 * j + kk;
+                idx[j] = row + 2 * j + pool_offset(kk, w);
+            if (pos)
+                pos[j] = (uint8_t)kk;
         }
     }
+}
+
+/* max_pool_2x2's gradient through its positions pos (oh x ow, with gy) into the whole
+ * h x w plane gx, written once (no zeroing, then adding): the rows and columns past the
+ * windows get zeros. Nonzero if a position is past 3. */
+static int ew_max_unpool_2x2(int64_t oh, int64_t ow, int64_t h, int w, const float *restrict gy,
+                             const uint8_t *restrict pos, float *restrict gx)
+{
+    pool_vi4 bad4 = {0};
+#if FNN_VEC >= 8
+    pool_vi8 bad8 = {0};
+#endif
+    int bad = 0;
+    for (int64_t i = 0; i < oh; i++, gy += ow, pos += ow) {
+        float *r0 = gx + 2 * i * w, *r1 = r0 + w;
+#if FNN_VEC >= 8
+        if (ow >= 8)
+            unpool_2x2_row8(gy, pos, ow, r0, r1, &bad8);
+        else
+#endif
+        if (ow >= 4) {
+            unpool_2x2_row4(gy, pos, ow, r0, r1, &bad4);
+        } else {
+            for (int64_t j = 0; j < ow; j++) {  /* rows of 1 to 3 outputs */
+                float g = gy[j] + 0.0f;
+                int k = pos[j];
+                bad |= k > 3;
+                r0[2 * j] = k == 0 ? g : 0.0f;
+                r0[2 * j + 1] = k == 1 ? g : 0.0f;
+                r1[2 * j] = k == 2 ? g : 0.0f;
+                r1[2 * j + 1] = k == 3 ? g : 0.0f;
+            }
+        }
+        for (int64_t j = 2 * ow; j < w; j++)
+            r0[j] = r1[j] = 0.0f;
+    }
+    memset(gx + 2 * oh * w, 0, (size_t)((h - 2 * oh) * w) * sizeof(float));
+    for (int l = 0; l < 4; l++)
+        bad |= bad4[l];
+#if FNN_VEC >= 8
+    for (int l = 0; l < 8; l++)
+        bad |= bad8[l];
+#endif
+    return bad;
 }
 
 /* torch.optim.SGD's update in float32; the constants are copied to locals so that the
@@ -382,5 +460,5 @@ static void ew_rmsprop(int64_t n, float *p, const float *grad, float *sq, float 
         .leaky_relu_backward = ew_leaky_relu_backward, .sigmoid = ew_sigmoid,            \
         .tanh = ew_tanh, .add = ew_add, .exp_sum = ew_exp_sum, .sums = ew_sums,          \
         .dot_sums = ew_dot_sums, .max_pool_2x2 = ew_max_pool_2x2, .sgd = ew_sgd,         \
-        .adam = ew_adam, .rmsprop = ew_rmsprop                                           \
+        .max_unpool_2x2 = ew_max_unpool_2x2, .adam = ew_adam, .rmsprop = ew_rmsprop      \
     }

@@ -30,6 +30,42 @@ static void gemm_pack_a(int64_t mc, int64_t kc, const float *a, int64_t rs, int6
     }
 }
 
+#if FNN_VEC == 8
+typedef int vint8 __attribute__((vector_size(32)));
+
+/* Full panel, columns of op(B) contiguous (rs == 1: B = W^T, a linear layer's weight):
+ * rows [0, kc8) in 8x8 blocks, 8 columns loaded as vectors and transposed in registers
+ * (a scalar copy would move one float at a time). Returns kc8, a multiple of 8. */
+static int64_t gemm_pack_b_t8(int64_t kc, const float *src, int64_t cs, float *bp)
+{
+    const vint8 lo1 = {0, 8, 1, 9, 4, 12, 5, 13}, hi1 = {2, 10, 3, 11, 6, 14, 7, 15};
+    const vint8 lo2 = {0, 1, 8, 9, 4, 5, 12, 13}, hi2 = {2, 3, 10, 11, 6, 7, 14, 15};
+    const vint8 lo4 = {0, 1, 2, 3, 8, 9, 10, 11}, hi4 = {4, 5, 6, 7, 12, 13, 14, 15};
+    int64_t kc8 = kc / 8 * 8;
+    for (int64_t p = 0; p < kc8; p += 8)
+        for (int j = 0; j < FNN_NR; j += 8) {
+            vfloat r[8], t[8], u[8];
+            for (int l = 0; l < 8; l++)  /* r[l][q] = op(B)[p + q][j + l] */
+                r[l] = *(const vfloat_u *)(src + (j + l) * cs + p);
+            for (int l = 0; l < 8; l += 2) {
+                t[l] = __builtin_shuffle(r[l], r[l + 1], lo1);
+                t[l + 1] = __builtin_shuffle(r[l], r[l + 1], hi1);
+            }
+            for (int l = 0; l < 8; l += 4)
+                for (int h = 0; h < 2; h++) {
+                    u[l + 2 * h] = __builtin_shuffle(t[l + h], t[l + h + 2], lo2);
+                    u[l + 2 * h + 1] = __builtin_shuffle(t[l + h], t[l + h + 2], hi2);
+                }
+            /* u[q], u[q + 4]: columns q and q + 4 of rows 0-3 and of rows 4-7 */
+            for (int q = 0; q < 4; q++) {
+                *(vfloat *)(bp + (p + q) * FNN_NR + j) = __builtin_shuffle(u[q], u[q + 4], lo4);
+                *(vfloat *)(bp + (p + q + 4) * FNN_NR + j) = __builtin_shuffle(u[q], u[q + 4], hi4);
+            }
+        }
+    return kc8;
+}
+#endif
+
 /* op(B) rows [0, kc) x columns [0, nc) into panels of NR columns, zero-padded. */
 static void gemm_pack_b(int64_t kc, int64_t nc, const float *b, int64_t rs, int64_t cs, float *bp)
 {
@@ -45,8 +81,13 @@ static void gemm_pack_b(int64_t kc, int64_t nc, const float *b, int64_t rs, int6
                 for (int j = 0; j < FNN_NR; j++)
                     bp[p * FNN_NR + j] = j < nr ? src[p * rs + j] : 0.0f;
         } else {
+            int64_t p0 = 0;
+#if FNN_VEC == 8
+            if (rs == 1 && nr == FNN_NR)
+                p0 = gemm_pack_b_t8(kc, src, cs, bp);
+#endif
             for (int j = 0; j < FNN_NR; j++)
-                for (int64_t p = 0; p < kc; p++)
+                for (int64_t p = p0; p < kc; p++)
                     bp[p * FNN_NR + j] = j < nr ? src[j * cs + p * rs] : 0.0f;
         }
     }

@@ -3,7 +3,7 @@ plan runs in place of the pair)."""
 import numpy as np
 
 from .. import functional as F
-from .._core import conv2d_algorithm
+from .._core import POOL_POSITIONS, conv2d_algorithm
 from ..reference import conv2d_output_shape
 from .linear import _Weighted, _weights
 from .module import Parameter, _count, _pair, memo_shape
@@ -131,11 +131,18 @@ class Conv2d(_Weighted):
 
 class _ConvMaxPool:
     """A Conv2d and the MaxPool2d after it on one kernel pair (F.conv2d_max_pool2d), in
-    the layers' own parameters and buffers; the graph plan runs them so."""
+    the layers' own parameters and buffers; the graph plan runs them so where the pool's
+    argmax fits in a byte (`fits`). Training saves it as a uint8 window position, an
+    eighth of the MaxPool2d's int64 index."""
 
     def __init__(self, conv, pool):
         self.conv, self.pool = conv, pool
         self.layers = (conv, pool)
+
+    @staticmethod
+    def fits(pool):
+        kh, kw = pool.kernel_size
+        return kh * kw <= POOL_POSITIONS
 
     def forward(self, x):
         conv, pool = self.conv, self.pool
@@ -147,13 +154,13 @@ class _ConvMaxPool:
         if not pool.training:
             return F.conv2d_max_pool2d(*args, out=y, return_indices=False,
                                        algorithm=conv.algorithm)
-        return F.conv2d_max_pool2d(*args, out=y, indices=pool._buffer("idx", shape, np.int64),
+        return F.conv2d_max_pool2d(*args, out=y, indices=pool._buffer("pos", shape, np.uint8),
                                    algorithm=conv.algorithm)[0]
 
     def backward(self, grad_out, need_input_grad=True):
         conv, x = self.conv, self.conv._x
         return F.conv2d_max_pool2d_backward(
-            grad_out, self.pool._buffers["idx"], x, conv.weight.data, *conv._args(),
+            grad_out, self.pool._buffers["pos"], x, conv.weight.data, *conv._args(),
             *self.pool._args(), need_input_grad=need_input_grad,
             grad_input=conv._buffer("dx", x.shape) if need_input_grad else None,
             algorithm=conv.algorithm, **conv._grad_args())[0]

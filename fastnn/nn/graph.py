@@ -356,7 +356,7 @@ class Graph:
           no gradient either way), and the ReLU then touches a quarter of the elements;
         - a Conv2d whose output feeds only a MaxPool2d runs with it as one kernel
           (_ConvMaxPool), so the convolution's output and its gradient are never stored
-          whole."""
+          whole, unless the pool's window is too large for its byte positions."""
         def only_consumer(step):
             """The one step reading step's output, if it is no graph output."""
             if step.output in self.output_slots:
@@ -379,7 +379,8 @@ class Graph:
                 continue
             pool = only_consumer(step)
             if (isinstance(step.runner, Conv2d) and step.runner._extra == (0, 0) and
-                    isinstance(getattr(pool, "runner", None), MaxPool2d)):
+                    isinstance(getattr(pool, "runner", None), MaxPool2d) and
+                    _ConvMaxPool.fits(pool.runner)):
                 steps[steps.index(pool)] = None
                 step = _Step(step.index, step.name, _ConvMaxPool(step.runner, pool.runner),
                              (step.runner, pool.runner), step.inputs, pool.output, False)
