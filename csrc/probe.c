@@ -1,29 +1,42 @@
 /* probe.c: the machine's FMA throughput and copy bandwidth, run on all threads. */
+#include <time.h>
+
 #include "internal.h"
 
 typedef struct {
     const fnn_probe_kernels *k;
     int64_t iters;
+    int nth, started;
     float sink;
 } fma_job;
 
+/* Each task waits (at most 0.1 s) until all nth have started, so the FMA loops run side
+ * by side: an idle worker takes a moment to wake up, and the caller would otherwise run
+ * its task and then the worker's. A thread that never comes leaves its task to another,
+ * and the time shows it. */
 static void fma_task(void *ctx, int64_t i, int slot)
 {
     fma_job *J = ctx;
-    float r = J->k->fma(J->iters);
     (void)i;
     (void)slot;
+    __atomic_add_fetch(&J->started, 1, __ATOMIC_SEQ_CST);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    while (__atomic_load_n(&J->started, __ATOMIC_SEQ_CST) < J->nth &&
+           (t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 100000000L);
+    float r = J->k->fma(J->iters);
     __atomic_store(&J->sink, &r, __ATOMIC_RELAXED);  /* keeps the loop alive */
 }
 
-/* One task per thread; the caller times the call. A thread that joins late leaves its
- * task to another, and the time shows it. */
+/* One task per thread; the caller times the call. */
 int fnn_probe_fma(int64_t iters, double *flops)
 {
     if (iters < 0 || flops == NULL)
         return FNN_EINVAL;
     int nth = omp_get_max_threads();
-    fma_job J = {.k = fnn_active->probe, .iters = iters};
+    fma_job J = {.k = fnn_active->probe, .iters = iters, .nth = nth};
     fnn_run(nth, nth, fma_task, &J);
     *flops = (double)iters * J.k->fma_flops_per_iter * nth;
     return FNN_OK;
