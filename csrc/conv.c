@@ -572,25 +572,6 @@ static void conv_bwd_sum(void *ctx, int64_t i, int slot)
     }
 }
 
-typedef struct {
-    const fnn_pool2d *pool;
-    const float *gy;
-    const uint8_t *pos;
-    float *g;
-    int64_t c, pooled, plane;
-    int err;
-} unpool_job;
-
-static void unpool_image(void *ctx, int64_t img, int slot)
-{
-    unpool_job *J = ctx;
-    int st = fnn_max_unpool_planes(J->pool, J->c, J->gy + img * J->pooled, NULL,
-                                   J->pos + img * J->pooled, J->g + img * J->plane);
-    (void)slot;
-    if (st != FNN_OK)
-        fnn_store_status(&J->err, st);
-}
-
 /* Whether none of x[0..n) is inf or NaN. */
 static int all_finite(const float *x, int64_t n)
 {
@@ -601,39 +582,24 @@ static int all_finite(const float *x, int64_t n)
 }
 
 /* The input gradient of a stride-1, undilated convolution (padding < kernel) is itself
- * one: of the output gradient (unpooled first), padded by k - 1 - p, with the filters
+ * one: of the (unpooled) output gradient, padded by k - 1 - p, with the filters
  * flipped and transposed. The forward's kernels run it without materialising the
  * gradient's im2col (g^T W, then col2im: ~1.5x the time on 32->32 28x28). Only for
  * finite filters: the padding's zeros times an inf would put NaN where no filter tap
  * reaches. */
-static int grad_input_by_forward(const conv_dims *d, const fnn_pool2d *pool, const float *grad_y,
-                                 const uint8_t *pos, const float *w, float *grad_x)
+static int grad_input_by_forward(const conv_dims *d, const float *grad_y, const float *w,
+                                 float *wf, float *grad_x)
 {
     const fnn_conv2d_shape *s = &d->s;
-    int64_t kk = s->kh * s->kw, wf_elems = fnn_round_up(s->c_out * s->c_in * kk, 16);
-    float *wf = fnn_workspace(FNN_WS_INPUTS,
-                              ((size_t)wf_elems + (pool ? (size_t)(s->n * d->y_img) : 0) + 16) *
-                                  sizeof(float));
-    if (wf == NULL)
-        return FNN_ENOMEM;
+    int64_t kk = s->kh * s->kw;
     for (int64_t o = 0; o < s->c_out; o++)  /* wf[c][o][i][j] = w[o][c][kh-1-i][kw-1-j] */
         for (int64_t c = 0; c < s->c_in; c++)
             for (int64_t t = 0; t < kk; t++)
                 wf[(c * s->c_out + o) * kk + t] = w[(o * s->c_in + c) * kk + kk - 1 - t];
-    const float *g = grad_y;
-    if (pool != NULL) {
-        unpool_job J = {.pool = pool, .gy = grad_y, .pos = pos, .g = wf + wf_elems,
-                        .c = s->c_out, .pooled = s->c_out * pool->oh * pool->ow,
-                        .plane = d->y_img, .err = FNN_OK};
-        fnn_run(s->n, fnn_threads_for(FNN_COST_MEM * (double)s->n * d->y_img), unpool_image, &J);
-        if (J.err != FNN_OK)
-            return J.err;
-        g = J.g;
-    }
     fnn_conv2d_shape t = {.n = s->n, .c_in = s->c_out, .h = d->oh, .w = d->ow, .c_out = s->c_in,
                           .kh = s->kh, .kw = s->kw, .sh = 1, .sw = 1, .ph = s->kh - 1 - s->ph,
                           .pw = s->kw - 1 - s->pw, .dh = 1, .dw = 1};
-    return conv_forward(&t, NULL, g, wf, NULL, grad_x, NULL, FNN_CONV_DIRECT);
+    return conv_forward(&t, NULL, grad_y, wf, NULL, grad_x, NULL, FNN_CONV_DIRECT);
 }
 
 /* Backward, of the max-pooled forward when pool is set (grad_y pooled, pos its argmax). */
@@ -669,21 +635,32 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
         fnn_conv2d_grad_weight_algorithm(s, requested, &walgo);
     int wm = walgo == FNN_CONV_DIRECT ? 0 : walgo == FNN_CONV_WINOGRAD4 ? 4 : 2;
     if (dx_apart || wm != 0) {
-        /* what stays on the loop below (the bias gradient at least) first, then the
-         * Winograd weight gradient, then the input gradient as a forward convolution */
+        /* The output gradient unpooled once for all the parts; then what stays on the loop
+         * below (the bias gradient at least), the Winograd weight gradient, and the input
+         * gradient apart (Winograd, or a forward convolution with flipped filters wf). */
+        size_t g_elems = pool ? (size_t)fnn_round_up(s->n * d.y_img, 16) : 0;
+        size_t wf_elems = dx_apart && algo == FNN_CONV_DIRECT ? (size_t)(s->c_out * d.k) : 0;
+        float *ws = fnn_workspace(FNN_WS_INPUTS, (g_elems + wf_elems + 16) * sizeof(float));
+        if (ws == NULL)
+            return FNN_ENOMEM;
+        const float *g = grad_y;
+        if (pool != NULL) {
+            int st = fnn_max_unpool_images(pool, s->n, s->c_out, grad_y, pos, ws);
+            if (st != FNN_OK)
+                return st;
+            g = ws;
+        }
         float *dgx = dx_apart ? NULL : grad_x, *dgw = wm != 0 ? NULL : grad_w;
         int st = dgx != NULL || dgw != NULL || grad_b != NULL
-                     ? conv_backward(s, pool, grad_y, pos, x, w, dgx, dgw, grad_b,
-                                     FNN_CONV_DIRECT)
+                     ? conv_backward(s, NULL, g, NULL, x, w, dgx, dgw, grad_b, FNN_CONV_DIRECT)
                      : FNN_OK;
         if (st == FNN_OK && wm != 0)
-            st = fnn_winograd_grad_weight(s, wm, pool, grad_y, pos, x, grad_w);
+            st = fnn_winograd_grad_weight(s, wm, g, x, grad_w);
         if (st != FNN_OK || !dx_apart)
             return st;
         return algo != FNN_CONV_DIRECT
-                   ? fnn_winograd_grad_input(s, algo == FNN_CONV_WINOGRAD4 ? 4 : 2, pool, grad_y,
-                                             pos, w, grad_x)
-                   : grad_input_by_forward(&d, pool, grad_y, pos, w, grad_x);
+                   ? fnn_winograd_grad_input(s, algo == FNN_CONV_WINOGRAD4 ? 4 : 2, g, w, grad_x)
+                   : grad_input_by_forward(&d, g, w, ws + g_elems, grad_x);
     }
     int wgrad_gemm = d.k > CONV_SHORT_K;
     d.ldcols = fnn_round_up(d.ohw, 16);  /* rows of cols stay FNN_ALIGN-aligned */

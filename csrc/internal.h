@@ -198,21 +198,22 @@ void fnn_max_pool_planes(const fnn_pool2d *p, int64_t planes, const float *x, fl
                          int64_t *idx, uint8_t *pos);
 int fnn_max_unpool_planes(const fnn_pool2d *p, int64_t planes, const float *gy,
                           const int64_t *idx, const uint8_t *pos, float *gx);
+/* n images of `planes` planes each unpooled through window positions, images as tasks
+ * on the pool (the whole batch at once, for a backward that reads it more than once). */
+int fnn_max_unpool_images(const fnn_pool2d *p, int64_t n, int64_t planes, const float *gy,
+                          const uint8_t *pos, float *gx);
 
 /* Winograd F(m x m, 3 x 3), m = 2 or 4 (winograd.c), on a shape conv.c has validated
  * (3x3 kernel, stride 1, dilation 1, at least one image and channel each way): the
- * forward, max-pooled when pool is set (y, pos as fnn_conv2d_max_pool2d's), and the input
- * gradient, of the pooled output when pool is set (grad_y pooled, pos its argmax). */
+ * forward, max-pooled when pool is set (y, pos as fnn_conv2d_max_pool2d's), the input
+ * gradient and the weight gradient of the whole (unpooled) output gradient. */
 int fnn_winograd_forward(const fnn_conv2d_shape *s, int m, const fnn_pool2d *pool,
                          const float *x, const float *w, const float *bias, float *y,
                          uint8_t *pos);
-int fnn_winograd_grad_input(const fnn_conv2d_shape *s, int m, const fnn_pool2d *pool,
-                            const float *grad_y, const uint8_t *pos, const float *w,
-                            float *grad_x);
-/* The weight gradient (of the pooled output when pool is set, as above). */
-int fnn_winograd_grad_weight(const fnn_conv2d_shape *s, int m, const fnn_pool2d *pool,
-                             const float *grad_y, const uint8_t *pos, const float *x,
-                             float *grad_w);
+int fnn_winograd_grad_input(const fnn_conv2d_shape *s, int m, const float *grad_y,
+                            const float *w, float *grad_x);
+int fnn_winograd_grad_weight(const fnn_conv2d_shape *s, int m, const float *grad_y,
+                             const float *x, float *grad_w);
 
 /* Threads to use for `work` multiply-adds (or element operations): one per
  * FNN_WORK_PER_THREAD, at most the thread count; 1 inside a task (threads.c). */

@@ -170,6 +170,36 @@ int fnn_max_unpool_planes(const fnn_pool2d *p, int64_t planes, const float *gy,
     return FNN_OK;
 }
 
+typedef struct {
+    const fnn_pool2d *p;
+    int64_t planes;
+    const float *gy;
+    const uint8_t *pos;
+    float *gx;
+    int status;
+} unpool_images_job;
+
+static void unpool_image_task(void *ctx, int64_t img, int slot)
+{
+    unpool_images_job *J = ctx;
+    int64_t in = J->planes * J->p->h * J->p->w, out = J->planes * J->p->oh * J->p->ow;
+    int st = fnn_max_unpool_planes(J->p, J->planes, J->gy + img * out, NULL, J->pos + img * out,
+                                   J->gx + img * in);
+    (void)slot;
+    if (st != FNN_OK)
+        fnn_store_status(&J->status, st);
+}
+
+int fnn_max_unpool_images(const fnn_pool2d *p, int64_t n, int64_t planes, const float *gy,
+                          const uint8_t *pos, float *gx)
+{
+    unpool_images_job J = {.p = p, .planes = planes, .gy = gy, .pos = pos, .gx = gx,
+                           .status = FNN_OK};
+    fnn_run(n, fnn_threads_for(FNN_COST_MEM * (double)n * planes * p->h * p->w),
+            unpool_image_task, &J);
+    return J.status;
+}
+
 static void max_forward_planes(int64_t lo, int64_t hi, void *ctx)
 {
     pool_job *J = ctx;

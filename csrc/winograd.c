@@ -21,8 +21,8 @@
  *
  * The input gradient is the same convolution of the output gradient with the flipped,
  * transposed filters, its window starting at 2 - padding (which may be negative: a crop).
- * With a max pool, the whole convolution output (or the unpooled gradient) is kept and
- * pooled (unpooled) image by image after (before) the blocks.
+ * With a max pool, the whole convolution output is kept and pooled image by image after
+ * the blocks; the gradients take the output gradient unpooled (conv.c does that once).
  *
  * The weight gradient. The forward's tile is linear in U = G g G^T, so for one output
  * tile's gradient dY (m x m, zero past the output's edge), dL/dU = (A dY A^T) . V and
@@ -330,25 +330,12 @@ static void run_block(const wino_geom *g, int64_t blk, const float *x, const flo
 typedef struct {
     const wino_geom *g;
     const fnn_pool2d *pool;
-    const float *x, *up, *bias, *gy;  /* x: the (unpooled) input; up: packed U */
-    const uint8_t *pos;
-    float *y, *py, *unpooled, *bufs;  /* bufs: te floats per slot */
+    const float *x, *up, *bias;  /* up: packed U */
+    float *y, *py, *bufs;        /* bufs: te floats per slot */
     uint8_t *ppos;
     size_t te;
-    int64_t in_img, out_img, pooled;
-    int64_t planes;  /* unpooled per image (into in_img floats) */
-    int err;
+    int64_t out_img, pooled;
 } wino_job;
-
-static void wino_unpool_image(void *ctx, int64_t img, int slot)
-{
-    wino_job *J = ctx;
-    int st = fnn_max_unpool_planes(J->pool, J->planes, J->gy + img * J->pooled, NULL,
-                                   J->pos + img * J->pooled, J->unpooled + img * J->in_img);
-    (void)slot;
-    if (st != FNN_OK)
-        fnn_store_status(&J->err, st);
-}
 
 static void wino_block(void *ctx, int64_t blk, int slot)
 {
@@ -365,40 +352,32 @@ static void wino_pool_image(void *ctx, int64_t img, int slot)
 }
 
 /* The convolution of g's input x with the filters w + base (strides as in
- * transform_filters) into y. With a pool and gy == NULL, the whole output goes to a
- * buffer and py / ppos get its max pool; with gy set, x is a buffer that gets gy
- * unpooled through pos first. */
+ * transform_filters) into y; with a pool, the whole output goes to a buffer and py / ppos
+ * get its max pool. */
 static int wino_run(const wino_geom *g, const float *x, const float *w, int64_t so, int64_t sc,
                     int64_t si, int64_t sj, int64_t base, const float *bias, float *y,
-                    const fnn_pool2d *pool, const float *gy, const uint8_t *pos, float *py,
-                    uint8_t *ppos)
+                    const fnn_pool2d *pool, float *py, uint8_t *ppos)
 {
-    int64_t in_img = g->ci * g->h * g->w, out_img = g->co * g->oh * g->ow;
-    int64_t pooled = pool ? (gy ? g->ci : g->co) * pool->oh * pool->ow : 0;
+    int64_t out_img = g->co * g->oh * g->ow;
+    int64_t pooled = pool ? g->co * pool->oh * pool->ow : 0;
     size_t up_elems = packed_u_elems(g) + fnn_round_up(g->cop, 16), te = thread_elems(g);
-    size_t whole = pool ? (size_t)fnn_round_up(g->n * (gy ? in_img : out_img), 16) : 0;
+    size_t whole = pool ? (size_t)fnn_round_up(g->n * out_img, 16) : 0;
     double work = (double)g->n * g->co * g->oh * g->ow * g->ci * g->P / (g->m * g->m);
     int nth = (int)FNN_MIN(fnn_threads_for(work), g->nblocks);
     float *ws = fnn_workspace(FNN_WS_OP, (up_elems + whole + te * nth + 16) * sizeof(float));
     if (ws == NULL)
         return FNN_ENOMEM;
-    float *unpooled = pool && gy ? ws + up_elems : NULL;
-    if (pool != NULL && gy == NULL)
+    if (pool != NULL)
         y = ws + up_elems;
     transform_filters(g, w + base, so, sc, si, sj, ws);
     float *bias_p = ws + packed_u_elems(g);  /* lanes past co (and no bias): 0 */
     for (int64_t o = 0; o < g->cop; o++)
         bias_p[o] = bias != NULL && o < g->co ? bias[o] : 0.0f;
-    wino_job J = {.g = g, .pool = pool, .x = unpooled ? unpooled : x, .up = ws, .bias = bias_p,
-                  .gy = gy, .pos = pos, .y = y, .py = py, .ppos = ppos, .unpooled = unpooled,
-                  .bufs = ws + up_elems + whole, .te = te, .in_img = in_img,
-                  .out_img = out_img, .pooled = pooled, .planes = g->ci, .err = FNN_OK};
-    if (unpooled != NULL)
-        fnn_run(g->n, nth, wino_unpool_image, &J);
-    if (J.err != FNN_OK)
-        return J.err;
+    wino_job J = {.g = g, .pool = pool, .x = x, .up = ws, .bias = bias_p, .y = y, .py = py,
+                  .ppos = ppos, .bufs = ws + up_elems + whole, .te = te, .out_img = out_img,
+                  .pooled = pooled};
     fnn_run(g->nblocks, nth, wino_block, &J);
-    if (pool != NULL && gy == NULL)
+    if (pool != NULL)
         fnn_run(g->n, nth, wino_pool_image, &J);
     return FNN_OK;
 }
@@ -410,22 +389,19 @@ int fnn_winograd_forward(const fnn_conv2d_shape *s, int m, const fnn_pool2d *poo
     wino_geom g;
     geom_init(&g, m, s->n, s->c_in, s->h, s->w, s->c_out, s->h + 2 * s->ph - 2,
               s->w + 2 * s->pw - 2, -s->ph, -s->pw, WINO_BLOCK_BYTES);
-    return pool == NULL
-               ? wino_run(&g, x, w, s->c_in * 9, 9, 3, 1, 0, bias, y, NULL, NULL, NULL, NULL, NULL)
-               : wino_run(&g, x, w, s->c_in * 9, 9, 3, 1, 0, bias, NULL, pool, NULL, NULL, y, pos);
+    return pool == NULL ? wino_run(&g, x, w, s->c_in * 9, 9, 3, 1, 0, bias, y, NULL, NULL, NULL)
+                        : wino_run(&g, x, w, s->c_in * 9, 9, 3, 1, 0, bias, NULL, pool, y, pos);
 }
 
-int fnn_winograd_grad_input(const fnn_conv2d_shape *s, int m, const fnn_pool2d *pool,
-                            const float *grad_y, const uint8_t *pos, const float *w,
-                            float *grad_x)
+int fnn_winograd_grad_input(const fnn_conv2d_shape *s, int m, const float *grad_y,
+                            const float *w, float *grad_x)
 {
     /* gx[c] = sum_o gy[o] (*) flip(w[o][c]): filter (c, o) tap (i, j) is
      * w[o][c][2-i][2-j]; its window starts at row ph - 2 of gy */
     wino_geom g;
     geom_init(&g, m, s->n, s->c_out, s->h + 2 * s->ph - 2, s->w + 2 * s->pw - 2, s->c_in,
               s->h, s->w, s->ph - 2, s->pw - 2, WINO_BLOCK_BYTES);
-    return wino_run(&g, pool ? NULL : grad_y, w, 9, s->c_in * 9, -3, -1, 8, NULL, grad_x, pool,
-                    pool ? grad_y : NULL, pos, NULL, NULL);
+    return wino_run(&g, grad_y, w, 9, s->c_in * 9, -3, -1, 8, NULL, grad_x, NULL, NULL, NULL);
 }
 
 /* A weight-gradient chunk, blocks [b0, b1): S_xi = sum over its blocks of Z_xi^T V_xi,
@@ -497,35 +473,24 @@ static void wgrad_sum_range(int64_t lo, int64_t hi, void *ctx)
         }
 }
 
-int fnn_winograd_grad_weight(const fnn_conv2d_shape *s, int m, const fnn_pool2d *pool,
-                             const float *grad_y, const uint8_t *pos, const float *x,
-                             float *grad_w)
+int fnn_winograd_grad_weight(const fnn_conv2d_shape *s, int m, const float *grad_y,
+                             const float *x, float *grad_w)
 {
     wino_geom g;
     geom_init(&g, m, s->n, s->c_in, s->h, s->w, s->c_out, s->h + 2 * s->ph - 2,
               s->w + 2 * s->pw - 2, -s->ph, -s->pw, WINO_WGRAD_BLOCK_BYTES);
-    int64_t out_img = g.co * g.oh * g.ow, gw_elems = g.co * g.ci * 9;
+    int64_t gw_elems = g.co * g.ci * 9;
     int64_t nchunks = FNN_MIN(g.nblocks, WINO_WGRAD_CHUNKS);
     while (nchunks > 1 && nchunks * gw_elems * (int64_t)sizeof(float) > WINO_WGRAD_PARTIAL_BYTES)
         nchunks--;
     size_t part_elems = (size_t)fnn_round_up(nchunks * gw_elems, 16);
-    size_t whole = pool ? (size_t)fnn_round_up(g.n * out_img, 16) : 0;
     size_t te = thread_elems(&g) + (size_t)fnn_round_up(g.P * g.co * g.ci, 16);
     double work = (double)g.n * g.co * g.oh * g.ow * g.ci * g.P / (g.m * g.m);
     int nth = (int)FNN_MIN(fnn_threads_for(work), nchunks);
-    float *ws = fnn_workspace(FNN_WS_OP, (part_elems + whole + te * nth + 16) * sizeof(float));
+    float *ws = fnn_workspace(FNN_WS_OP, (part_elems + te * nth + 16) * sizeof(float));
     if (ws == NULL)
         return FNN_ENOMEM;
-    float *gy = pool ? ws + part_elems : (float *)grad_y;
-    if (pool != NULL) {  /* the output gradient unpooled whole, image by image */
-        wino_job U = {.g = &g, .pool = pool, .gy = grad_y, .pos = pos, .unpooled = gy,
-                      .in_img = out_img, .pooled = g.co * pool->oh * pool->ow, .planes = g.co,
-                      .err = FNN_OK};
-        fnn_run(g.n, nth, wino_unpool_image, &U);
-        if (U.err != FNN_OK)
-            return U.err;
-    }
-    wgrad_job J = {.g = &g, .x = x, .gy = gy, .part = ws, .bufs = ws + part_elems + whole,
+    wgrad_job J = {.g = &g, .x = x, .gy = grad_y, .part = ws, .bufs = ws + part_elems,
                    .grad_w = grad_w, .te = te, .nchunks = nchunks, .gw_elems = gw_elems,
                    .err = FNN_OK};
     fnn_run(nchunks, nth, wgrad_chunk_task, &J);
