@@ -217,8 +217,9 @@ int fnn_sgemm_ex(int64_t m, int64_t n, int64_t k, float alpha, const float *a, i
          * only its own columns of it. */
         .split_rows = row_tiles >= col_tiles || (row_tiles >= 2 * nth && 4 * m >= n),
         /* In place, A is re-read once per B panel; packing pays off when there are
-         * many panels or A's rows are not contiguous. */
-        .pack_a = col_tiles > 4 || (a_cs != 1 && a_rs != 1),
+         * many panels or A's rows are not contiguous (up to 8 panels in place: 1.1x
+         * on 128x1600x128, 1 thread, EPYC Zen 3). */
+        .pack_a = col_tiles > 8 || (a_cs != 1 && a_rs != 1),
     };
     /* Equal K blocks: a short last block would pay a full C update for little work. */
     int64_t k_blocks = (k + g->kc - 1) / g->kc;

@@ -236,70 +236,101 @@ static void gemm_macro_rows(int64_t m, int64_t n, const float *a, const int64_t 
  * C = alpha * A * B + beta * C, C not read when beta == 0.
  *
  * rows_dot: B's columns are contiguous (b[j*ldb + p], a linear layer's W), and so are
- * A's rows: 4 columns at a time, their 4 rows of B stay in L1 across the rows of A;
- * each dot product runs in FNN_VEC lanes (element p to lane p % FNN_VEC), the lanes
- * added in order, then the tail. */
+ * A's rows. FNN_VEC columns at a time, their rows of B stay in L1 across the rows of A;
+ * each dot product runs in FNN_VEC lanes (element p to lane p % FNN_VEC), and the
+ * FNN_VEC accumulators are added lane-pairwise into one vector of FNN_VEC sums
+ * (gemm_sum_lanes), then the tail. */
+#if FNN_VEC == 4
+typedef int vidx __attribute__((vector_size(16)));
+#define FNN_EVEN_LANES {0, 2, 4, 6}
+#elif FNN_VEC == 8
+typedef int vidx __attribute__((vector_size(32)));
+#define FNN_EVEN_LANES {0, 2, 4, 6, 8, 10, 12, 14}
+#else
+typedef int vidx __attribute__((vector_size(64)));
+#define FNN_EVEN_LANES {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30}
+#endif
+
+/* v[t] (t < FNN_VEC) into one vector whose lane t is the sum of v[t]'s lanes: each level
+ * adds neighbouring lanes of two vectors, halving the vectors and doubling the columns
+ * per vector, in the same order every call. */
+static inline __attribute__((always_inline)) vfloat gemm_sum_lanes(vfloat v[FNN_VEC])
+{
+    const vidx even = FNN_EVEN_LANES, odd = even + 1;
+    for (int count = FNN_VEC; count > 1; count /= 2)
+        _Pragma("GCC unroll 16") for (int t = 0; t < count / 2; t++)
+            v[t] = __builtin_shuffle(v[2 * t], v[2 * t + 1], even) +
+                   __builtin_shuffle(v[2 * t], v[2 * t + 1], odd);
+    return v[0];
+}
+
 static void gemm_rows_dot(int64_t m, int64_t j0, int64_t j1, int64_t k, float alpha,
                           const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
                           float *c, int64_t ldc)
 {
     int64_t kv = k / FNN_VEC * FNN_VEC;
-    for (int64_t j = j0; j < j1; j += 4) {
-        int nj = (int)FNN_MIN(4, j1 - j);
-        const float *bj[4];
-        for (int t = 0; t < 4; t++)
+    for (int64_t j = j0; j < j1; j += FNN_VEC) {
+        int nj = (int)FNN_MIN(FNN_VEC, j1 - j);
+        const float *bj[FNN_VEC];
+        for (int t = 0; t < FNN_VEC; t++)
             bj[t] = b + FNN_MIN(j + t, j1 - 1) * ldb;  /* columns past j1: dropped */
         for (int64_t i = 0; i < m; i++) {
             const float *ai = a + i * lda;
-            vfloat acc[4] = {{0}, {0}, {0}, {0}};
+            vfloat acc[FNN_VEC];
+            _Pragma("GCC unroll 16") for (int t = 0; t < FNN_VEC; t++) acc[t] = (vfloat){0};
             for (int64_t p = 0; p < kv; p += FNN_VEC) {
                 vfloat av = *(const vfloat_u *)(ai + p);
-                _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++)
+                _Pragma("GCC unroll 16") for (int t = 0; t < FNN_VEC; t++)
                     acc[t] += av * *(const vfloat_u *)(bj[t] + p);
             }
+            vfloat sum = gemm_sum_lanes(acc);
             for (int t = 0; t < nj; t++) {
-                float sum = 0.0f;
-                for (int l = 0; l < FNN_VEC; l++)
-                    sum += acc[t][l];
+                float s = sum[t];
                 for (int64_t p = kv; p < k; p++)
-                    sum += ai[p] * bj[t][p];
+                    s += ai[p] * bj[t][p];
                 float *cij = c + i * ldc + j + t;
-                *cij = beta == 0.0f ? alpha * sum : alpha * sum + beta * *cij;
+                *cij = beta == 0.0f ? alpha * s : alpha * s + beta * *cij;
             }
         }
     }
 }
 
 /* rows_axpy: B's rows are contiguous (b[p*ldb + j], a linear layer's input gradient
- * g W); A any layout. Per row of A, 4 vectors of C accumulate a[i][p] * B[p] over p in
- * increasing order, as the packed micro-kernel sums. */
+ * g W); A any layout. Per row of A, 8 vectors of C (8 chains, to cover the FMA latency)
+ * accumulate a[i][p] * B[p] over p in increasing order, as the packed micro-kernel sums. */
 static void gemm_rows_axpy(int64_t m, int64_t j0, int64_t j1, int64_t k, float alpha,
                            const float *a, int64_t a_rs, int64_t a_cs, const float *b,
                            int64_t ldb, float beta, float *c, int64_t ldc)
 {
-    enum { W = 4 * FNN_VEC };
+    enum { NV = 8, W = NV * FNN_VEC };
     for (int64_t j = j0; j < j1; j += W) {
         int nj = (int)FNN_MIN(W, j1 - j);
         for (int64_t i = 0; i < m; i++) {
             const float *ai = a + i * a_rs;
-            vfloat acc[4] = {{0}, {0}, {0}, {0}};
+            vfloat acc[NV];
+            _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) acc[v] = (vfloat){0};
             if (nj == W) {
                 for (int64_t p = 0; p < k; p++) {
                     float ap = ai[p * a_cs];
-                    _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)
+                    _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)
                         acc[v] += ap * *(const vfloat_u *)(b + p * ldb + j + v * FNN_VEC);
                 }
-            } else {  /* the last columns, through a zero-padded row */
-                float row[W] __attribute__((aligned(FNN_ALIGN))) = {0};
+            } else {  /* the last columns: whole vectors, then single lanes */
+                int nv = nj / FNN_VEC, rem = nj % FNN_VEC;
+                const float *tail = b + j + nv * FNN_VEC;
+                float s[FNN_VEC] = {0};
                 for (int64_t p = 0; p < k; p++) {
                     float ap = ai[p * a_cs];
-                    memcpy(row, b + p * ldb + j, (size_t)nj * sizeof(float));
-                    _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)
-                        acc[v] += ap * *(const vfloat *)(row + v * FNN_VEC);
+                    for (int v = 0; v < nv; v++)
+                        acc[v] += ap * *(const vfloat_u *)(b + p * ldb + j + v * FNN_VEC);
+                    for (int t = 0; t < rem; t++)
+                        s[t] += ap * tail[p * ldb + t];
                 }
+                for (int t = 0; t < rem; t++)
+                    acc[nv][t] = s[t];
             }
             float out[W] __attribute__((aligned(FNN_ALIGN)));
-            _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)
+            _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)
                 *(vfloat *)(out + v * FNN_VEC) = acc[v];
             float *ci = c + i * ldc + j;
             for (int t = 0; t < nj; t++)
