@@ -52,6 +52,7 @@ def worker(model_name, steps, batch_size, distributed):
     """Run in each rank: print one JSON line (rank 0) with the timings."""
     sys.path.insert(0, ROOT)
     from fastnn import distributed as dist, losses, models, optim
+    from fastnn.datasets import iterate_batches
     ddp = None
     if distributed:
         dist.init()
@@ -64,8 +65,9 @@ def worker(model_name, steps, batch_size, distributed):
     rng = np.random.default_rng(0)
     x = rng.random((n, 1, 28, 28), np.float32)
     y = rng.integers(0, 10, n)
+    # The batches of fit() on each side: shuffled, so each is gathered (a copy).
     batches = ddp.batches(x, y, batch_size, seed=0) if ddp else \
-        ((x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, n, batch_size))
+        iterate_batches(x, y, batch_size, shuffle=True, seed=0)
     sync = 0.0
     for i, (xb, yb) in enumerate(batches):
         if i == WARMUP:

@@ -46,6 +46,7 @@ __all__ = ["init", "is_initialized", "rank", "world_size", "is_main", "DataParal
 
 DEFAULT_TIMEOUT = 300.0
 _PING = 7301        # message tag of the "which collective are you in?" exchange on a timeout
+_RING = 7302        # message tag of the gradient all-reduce's ring
 _PING_EVERY = 0.05  # seconds between checks for such questions while waiting
 _SPIN = 1.0         # seconds a wait polls flat out (as blocking MPI does) before it naps
 _yield = None       # os.sched_yield when the node has more ranks than cores: polling yields
@@ -274,8 +275,8 @@ class DataParallel:
     At construction, checks that every rank built the same architecture and copies rank
     0's parameters and buffers to every rank. Then, per step: `batches` gives this rank's
     slice of each global batch, and `sync_gradients` replaces every parameter's .grad by
-    the global batch's mean gradient, with one all-reduce over one flat buffer allocated
-    here. batch_size is the GLOBAL batch (split across ranks), so the learning rate means
+    the global batch's mean gradient, with one ring all-reduce over one flat buffer
+    allocated here (the .grad arrays are views of it). batch_size is the GLOBAL batch (split across ranks), so the learning rate means
     what it means in one process and 1 or p ranks see the same batches."""
 
     def __init__(self, model):
@@ -286,24 +287,19 @@ class DataParallel:
         _broadcast(_arrays(model))
         p = comm.Get_size()
         chunk = -(-sum(q.data.size for q in self.params) // p)
-        # The flat gradient, cut into p chunks of one row each: rank j sums chunk j. Each
-        # row goes with this rank's sample count and stop flag; rank j shares back [sum
-        # of chunk j, stop flag]. Padding past the last gradient stays 0.
-        self._send = np.zeros((p, chunk + 2), np.float32)
-        self._parts = np.empty((p, chunk + 2), np.float32)
-        self._mine = np.empty(chunk + 1, np.float32)
-        self._sums = np.empty((p, chunk + 1), np.float32)
-        self._chunk = chunk
-        # (parameter index, start, end, row, column): each .grad's pieces in the rows
-        self._pieces, offset = [], 0
-        for i, q in enumerate(self.params):
-            start = 0
-            while start < q.data.size:
-                row, col = divmod(offset + start, chunk)
-                end = min(q.data.size, start + chunk - col)
-                self._pieces.append((i, start, end, row, col))
-                start = end
+        # Every .grad becomes a view of one flat buffer of p chunks (rows): backward
+        # writes straight into what the all-reduce sends, and the averaged chunks are
+        # gathered straight back into it. Rank j averages chunk j. Padding stays 0.
+        self._flat = np.zeros((p, chunk), np.float32)
+        self._views, offset = [], 0
+        for q in self.params:
+            view = self._flat.reshape(-1)[offset:offset + q.data.size].reshape(q.data.shape)
+            view[...] = q.grad
+            q.grad = view
+            self._views.append(view)
             offset += q.data.size
+        self._recv = np.empty(chunk, np.float32)
+        self._counts = np.empty((p, 2), np.float64)  # every rank's (samples, stop flag)
 
     def batches(self, x, y, batch_size, shuffle=True, seed=None):
         """This rank's slice (shard) of each global batch of `batch_size` samples: the
@@ -319,6 +315,29 @@ class DataParallel:
         here before anything reads them (fit: at the end of each epoch)."""
         _broadcast(self.model.named_buffers())
 
+    def _exchange(self, send, recv):
+        """Send row `send` of the flat gradient to the next rank on the ring while
+        receiving from the previous one into `recv`."""
+        p, r = _comm.Get_size(), _comm.Get_rank()
+        received = _comm.Irecv(recv, (r - 1) % p, _RING)
+        sent = _comm.Isend(self._flat[send], (r + 1) % p, _RING)
+        _wait(received, "the gradient all-reduce")
+        _wait(sent, "the gradient all-reduce")
+
+    def _ring_reduce_scatter(self):
+        """After p - 1 steps, rank r holds in row (r + 1) % p that row summed over all
+        ranks, added in the same order every step: rank r + 2's, then r + 3's, ..."""
+        p, r = _comm.Get_size(), _comm.Get_rank()
+        for s in range(p - 1):
+            self._exchange((r - s) % p, self._recv)
+            self._flat[(r - s - 1) % p] += self._recv
+
+    def _ring_allgather(self):
+        """Pass every rank's summed row around the ring into everyone's flat gradient."""
+        p, r = _comm.Get_size(), _comm.Get_rank()
+        for s in range(p - 1):
+            self._exchange((r + 1 - s) % p, self._flat[(r - s) % p])
+
     def sync_gradients(self, count, stop=False):
         """Average the gradients over ranks, each rank's weighted by its `count` of
         samples (a rank with count 0 contributes nothing), so every .grad becomes the
@@ -328,24 +347,21 @@ class DataParallel:
         if not _core.is_int(count) or count < 0:
             raise ValueError(f"sync_gradients: count must be this rank's number of samples "
                              f"(an int >= 0), got {count!r}")
-        chunk, count = self._chunk, int(count)
-        grads = [q.grad.reshape(-1) for q in self.params]
-        for i, start, end, row, col in self._pieces:  # the gradient of this rank's sum loss
-            np.multiply(grads[i][start:end], count, out=self._send[row, col:col + end - start])
-        self._send[:, chunk] = count
-        self._send[:, chunk + 1] = bool(stop)
-        _wait(_comm.Ialltoall(self._send, self._parts), "the gradient all-reduce")
-        mine, parts = self._mine[:chunk], self._parts[:, :chunk]
-        if len(parts) == 1:
-            np.copyto(mine, parts[0])
-        else:
-            np.add(parts[0], parts[1], out=mine)
-        for r in range(2, len(parts)):  # rank order: the same sum on every run
-            mine += parts[r]
-        self._mine[chunk] = self._parts[:, chunk + 1].any()
-        _wait(_comm.Iallgather(self._mine, self._sums), "the gradient all-reduce")
-        total = int(self._parts[:, chunk].sum())
-        scale = np.float32(1.0 / total if total else 0.0)
-        for i, start, end, row, col in self._pieces:
-            np.multiply(self._sums[row, col:col + end - start], scale, out=grads[i][start:end])
-        return total, bool(self._sums[:, chunk].any())
+        count = int(count)
+        for q, view in zip(self.params, self._views):
+            if q.grad is not view:  # replaced since: back into the flat buffer
+                view[...] = q.grad
+                q.grad = view
+        p = _comm.Get_size()
+        counts = _comm.Iallgather(np.array([count, bool(stop)], np.float64), self._counts)
+        if count == 0:
+            self._flat.fill(0.0)  # its .grad may be stale
+        elif p > 1:
+            self._flat *= np.float32(count)  # this rank's sum of per-sample gradients
+        self._ring_reduce_scatter()
+        _wait(counts, "the gradient all-reduce")
+        total = int(self._counts[:, 0].sum())
+        if p > 1:  # the global sum over the global batch: its mean
+            self._flat[(_comm.Get_rank() + 1) % p] *= np.float32(1.0 / total if total else 0.0)
+        self._ring_allgather()
+        return total, bool(self._counts[:, 1].any())

@@ -32,27 +32,27 @@ class Optimizer:
             raise ValueError(f"{name}: lr must be positive and finite, got {lr!r}")
         self.lr = float(lr)
         self.steps = 0
-        # Cached lists: the fused kernel takes lists of arrays, built once here.
-        self._data = [p.data for p in self.params]
-        self._grads = [p.grad for p in self.params]
         self._flags = None
 
-    def _trainable(self, *lists):
-        """`lists` (per-parameter arrays, or None) restricted to the parameters with
-        requires_grad, rebuilt only when a flag changes."""
+    def _trainable(self, *states):
+        """The .data and .grad arrays of the parameters with requires_grad (read at each
+        step: DataParallel makes every .grad a view of its flat buffer), then `states`
+        (per-parameter state lists, or None) restricted to them, rebuilt only when a
+        flag changes."""
         flags = tuple(p.requires_grad for p in self.params)
         if flags != self._flags:
-            keep = [i for i, f in enumerate(flags) if f]
-            self._kept = [None if a is None else [a[i] for i in keep] for a in lists]
+            self._keep = [i for i, f in enumerate(flags) if f]
+            self._kept = [None if a is None else [a[i] for i in self._keep] for a in states]
             self._flags = flags
-        return self._kept
+        params = [self.params[i] for i in self._keep]
+        return [[p.data for p in params], [p.grad for p in params], *self._kept]
 
     def zero_grad(self):
-        for g in self._grads:
-            g.fill(0.0)
+        for p in self.params:
+            p.grad.fill(0.0)
 
     def _zeros(self):
-        return [np.zeros_like(d) for d in self._data]
+        return [np.zeros_like(p.data) for p in self.params]
 
     def hyperparameters(self):
         """Constructor keyword arguments (JSON-serialisable)."""
@@ -117,7 +117,7 @@ class SGD(Optimizer):
         self._bufs = self._zeros() if self.momentum else None
 
     def step(self):
-        data, grads, bufs = self._trainable(self._data, self._grads, self._bufs)
+        data, grads, bufs = self._trainable(self._bufs)
         if data:
             _core.sgd_step(data, grads, bufs, lr=self.lr,
                            momentum=self.momentum, dampening=self.dampening,
@@ -155,7 +155,7 @@ class Adam(Optimizer):
 
     def step(self):
         self.steps += 1
-        data, grads, m, v = self._trainable(self._data, self._grads, self._m, self._v)
+        data, grads, m, v = self._trainable(self._m, self._v)
         if data:
             _core.adam_step(data, grads, m, v, step=self.steps, lr=self.lr,
                             beta1=self.betas[0], beta2=self.betas[1], eps=self.eps,
@@ -203,7 +203,7 @@ class RMSprop(Optimizer):
 
     def step(self):
         data, grads, square, grad_avg, bufs = self._trainable(
-            self._data, self._grads, self._square, self._grad_avg, self._bufs)
+            self._square, self._grad_avg, self._bufs)
         if data:
             _core.rmsprop_step(data, grads, square, grad_avg, bufs, lr=self.lr, alpha=self.alpha,
                                eps=self.eps, weight_decay=self.weight_decay,
