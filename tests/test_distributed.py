@@ -96,6 +96,17 @@ def test_batchnorm_running_statistics_are_rank_0s_on_every_rank():
 
 
 @needs_mpi
+def test_sync_gradients_weights_ranks_by_their_samples():
+    """Mean gradients weighted by each rank's count; a rank with no samples (and NaN
+    gradients) contributes nothing; stop from any rank reaches all; .grad arrays replaced
+    by the user are still averaged."""
+    code, out, _ = mpirun(2, "sync")
+    assert code == 0, out
+    assert re.findall(r"rank \d sync checks failed: \[\]", out) and \
+        len(re.findall(r"sync checks failed: \[\]", out)) == 2, out
+
+
+@needs_mpi
 def test_four_ranks_padded_chunks(two_ranks):
     """4 ranks (55,050 gradients do not split evenly into 4 chunks; batches of 37 split
     9/9/9/10): identical weights on every rank, the same training as 2 ranks up to

@@ -34,6 +34,30 @@ if MODE == "batchnorm":  # a small ResNet: BatchNorm buffers must end up equal e
     print(f"rank {r} batchnorm state crc {zlib.crc32(state):08x} "
           f"buffers {len(model.buffers())}", flush=True)
     sys.exit(0)
+if MODE == "sync":  # DataParallel.sync_gradients on hand-made gradients
+    model = models.mlp(seed=0)
+    ddp = dist.DataParallel(model)
+    failed = []
+
+    def expect(name, got, want):
+        if not all(np.array_equal(p.grad, np.full(p.data.shape, want, np.float32))
+                   for p in model.parameters()) or got != want_result:
+            failed.append(name)
+
+    for p in model.parameters():  # weighted: (3 * 1 + 1 * 2) / 4 on both ranks
+        p.grad[...] = r + 1
+    want_result = (4, False)
+    expect("weighted mean", ddp.sync_gradients(3 if r == 0 else 1), 1.25)
+    for p in model.parameters():  # rank 1 has no samples (and stale NaN gradients)
+        p.grad[...] = 5.0 if r == 0 else np.nan
+    want_result = (2, True)
+    expect("a rank without samples", ddp.sync_gradients(2 if r == 0 else 0, stop=r == 1), 5.0)
+    for p in model.parameters():  # .grad replaced by new arrays: still averaged
+        p.grad = np.full(p.data.shape, 2.0 * (r + 1), np.float32)
+    want_result = (10, False)
+    expect("replaced .grad arrays", ddp.sync_gradients(5), 3.0)
+    print(f"rank {r} sync checks failed: {failed}", flush=True)
+    sys.exit(0)
 x, y = data()  # fit on 1000 samples in batches of 37: 18 + 19 per rank, and a last
                # batch of 1 that leaves rank 0 with nothing
 model = models.mlp(seed=r if MODE == "train" else 0)  # rank 0's weights must win
