@@ -251,17 +251,16 @@ typedef int vidx __attribute__((vector_size(64)));
 #define FNN_EVEN_LANES {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30}
 #endif
 
-/* v[t] (t < FNN_VEC) into one vector whose lane t is the sum of v[t]'s lanes: each level
+/* v[t] (t < FNN_VEC) into v[0], whose lane t becomes the sum of v[t]'s lanes: each level
  * adds neighbouring lanes of two vectors, halving the vectors and doubling the columns
  * per vector, in the same order every call. */
-static inline __attribute__((always_inline)) vfloat gemm_sum_lanes(vfloat v[FNN_VEC])
+static inline __attribute__((always_inline)) void gemm_sum_lanes(vfloat v[FNN_VEC])
 {
     const vidx even = FNN_EVEN_LANES, odd = even + 1;
     for (int count = FNN_VEC; count > 1; count /= 2)
         _Pragma("GCC unroll 16") for (int t = 0; t < count / 2; t++)
             v[t] = __builtin_shuffle(v[2 * t], v[2 * t + 1], even) +
                    __builtin_shuffle(v[2 * t], v[2 * t + 1], odd);
-    return v[0];
 }
 
 static void gemm_rows_dot(int64_t m, int64_t j0, int64_t j1, int64_t k, float alpha,
@@ -283,9 +282,9 @@ static void gemm_rows_dot(int64_t m, int64_t j0, int64_t j1, int64_t k, float al
                 _Pragma("GCC unroll 16") for (int t = 0; t < FNN_VEC; t++)
                     acc[t] += av * *(const vfloat_u *)(bj[t] + p);
             }
-            vfloat sum = gemm_sum_lanes(acc);
+            gemm_sum_lanes(acc);
             for (int t = 0; t < nj; t++) {
-                float s = sum[t];
+                float s = acc[0][t];
                 for (int64_t p = kv; p < k; p++)
                     s += ai[p] * bj[t][p];
                 float *cij = c + i * ldc + j + t;
