@@ -15,13 +15,14 @@ across ranks at every step, so all ranks take the same optimizer step.
         ddp.sync_gradients(len(xb))         # every rank now holds the global batch's mean
         opt.step()
 
-Reproducibility: the gradient average is one all-reduce made of two data movements, a
-reduce-scatter (Alltoall: rank j receives every rank's j-th chunk of sample count x
-gradient and sums them in rank order 0, 1, ..., p-1) and an Allgather of the summed
-chunks, which every rank scales by 1 / total count. The sum order is fixed, so the same
-seed and world size give bitwise the same weights run to run, and every rank holds
-bitwise the same weights after every step. Its cost is a ring all-reduce's, 2 (p-1)/p
-times the gradient bytes per rank.
+Reproducibility: the gradient average is one ring all-reduce over a flat buffer (every
+.grad is a view of it), made of point-to-point messages to the ring's neighbours: a
+reduce-scatter (p - 1 steps; each rank's chunk of sample count x gradient is added in
+the same ring order every step) and an allgather of the summed chunks, each scaled by
+1 / total count by the rank that summed it. The sum order is fixed, so the same seed and
+world size give bitwise the same weights run to run, and every rank holds bitwise the
+same weights after every step. Each rank sends and receives 2 (p-1)/p times the gradient
+bytes.
 
 Failure: an exception that reaches the top of a rank (sys.excepthook) prints the rank and
 calls MPI_Abort, which ends every rank. A rank that waits more than `timeout` seconds
