@@ -277,13 +277,15 @@ class DataParallel:
     0's parameters and buffers to every rank. Then, per step: `batches` gives this rank's
     slice of each global batch, and `sync_gradients` replaces every parameter's .grad by
     the global batch's mean gradient, with one ring all-reduce over one flat buffer
-    allocated here (the .grad arrays are views of it). batch_size is the GLOBAL batch (split across ranks), so the learning rate means
-    what it means in one process and 1 or p ranks see the same batches."""
+    allocated here (the .grad arrays are views of it). batch_size is the GLOBAL batch
+    (split across ranks), so the learning rate means what it means in one process and 1
+    or p ranks see the same batches."""
 
     def __init__(self, model):
         comm = init()
         self.model = model
-        self.params = model.parameters()
+        named = model.named_parameters()
+        self._names, self.params = [n for n, _ in named], [q for _, q in named]
         _check_architecture(model)
         _broadcast(_arrays(model))
         p = comm.Get_size()
@@ -349,8 +351,11 @@ class DataParallel:
             raise ValueError(f"sync_gradients: count must be this rank's number of samples "
                              f"(an int >= 0), got {count!r}")
         count = int(count)
-        for q, view in zip(self.params, self._views):
+        for name, q, view in zip(self._names, self.params, self._views):
             if q.grad is not view:  # replaced since: back into the flat buffer
+                if np.shape(q.grad) != view.shape:
+                    raise ValueError(f"sync_gradients: {name}.grad must have the parameter's "
+                                     f"shape {view.shape}, got {np.shape(q.grad)}")
                 view[...] = q.grad
                 q.grad = view
         p = _comm.Get_size()

@@ -99,7 +99,7 @@ def test_batchnorm_running_statistics_are_rank_0s_on_every_rank():
 def test_sync_gradients_weights_ranks_by_their_samples():
     """Mean gradients weighted by each rank's count; a rank with no samples (and NaN
     gradients) contributes nothing; stop from any rank reaches all; .grad arrays replaced
-    by the user are still averaged."""
+    by the user are still averaged, and one of the wrong shape is a ValueError naming it."""
     code, out, _ = mpirun(2, "sync")
     assert code == 0, out
     assert re.findall(r"rank \d sync checks failed: \[\]", out) and \

@@ -39,23 +39,29 @@ if MODE == "sync":  # DataParallel.sync_gradients on hand-made gradients
     ddp = dist.DataParallel(model)
     failed = []
 
-    def expect(name, got, want):
-        if not all(np.array_equal(p.grad, np.full(p.data.shape, want, np.float32))
+    def expect(name, got, want_grad, want_result):
+        if not all(np.array_equal(p.grad, np.full(p.data.shape, want_grad, np.float32))
                    for p in model.parameters()) or got != want_result:
             failed.append(name)
 
     for p in model.parameters():  # weighted: (3 * 1 + 1 * 2) / 4 on both ranks
         p.grad[...] = r + 1
-    want_result = (4, False)
-    expect("weighted mean", ddp.sync_gradients(3 if r == 0 else 1), 1.25)
+    expect("weighted mean", ddp.sync_gradients(3 if r == 0 else 1), 1.25, (4, False))
     for p in model.parameters():  # rank 1 has no samples (and stale NaN gradients)
         p.grad[...] = 5.0 if r == 0 else np.nan
-    want_result = (2, True)
-    expect("a rank without samples", ddp.sync_gradients(2 if r == 0 else 0, stop=r == 1), 5.0)
+    expect("a rank without samples", ddp.sync_gradients(2 if r == 0 else 0, stop=r == 1), 5.0,
+           (2, True))
     for p in model.parameters():  # .grad replaced by new arrays: still averaged
         p.grad = np.full(p.data.shape, 2.0 * (r + 1), np.float32)
-    want_result = (10, False)
-    expect("replaced .grad arrays", ddp.sync_gradients(5), 3.0)
+    expect("replaced .grad arrays", ddp.sync_gradients(5), 3.0, (10, False))
+    first = model.parameters()[0]
+    first.grad = np.zeros(3, np.float32)  # the wrong shape: refused before any message
+    try:
+        ddp.sync_gradients(5)
+        failed.append("a .grad of the wrong shape")
+    except ValueError as e:
+        if "grad must have the parameter's shape" not in str(e):
+            failed.append(f"a .grad of the wrong shape: {e}")
     print(f"rank {r} sync checks failed: {failed}", flush=True)
     sys.exit(0)
 x, y = data()  # fit on 1000 samples in batches of 37: 18 + 19 per rank, and a last
