@@ -19,6 +19,18 @@ import numpy as np
 from .. import training
 from .._core import MAX_WINDOW_ARG, is_int as _is_int
 
+_graph = None  # fastnn.nn.graph: it imports the layers, which import this module
+
+
+def _graphs():
+    """fastnn.nn.graph, imported on first use (an import in every call costs more than
+    a batch-1 kernel)."""
+    global _graph
+    if _graph is None:
+        from . import graph
+        _graph = graph
+    return _graph
+
 __all__ = ["Parameter", "Module"]
 
 
@@ -85,8 +97,7 @@ class Module(training.ModelAPI):
     training = True
 
     def __call__(self, *args):
-        from . import graph
-        return graph.call(self, args)
+        return (_graph or _graphs()).call(self, args)
 
     def forward(self, x):
         raise NotImplementedError(f"{type(self).__name__} defines no forward")
@@ -241,8 +252,7 @@ class Module(training.ModelAPI):
         This default suits the shape-preserving layers; models infer it from their graph."""
         if self._is_layer():
             return tuple(shape)
-        from . import graph
-        return graph.output_shape(self, shape)
+        return _graphs().output_shape(self, shape)
 
     def config(self):
         """Constructor arguments, JSON-serialisable (the architecture in saved files)."""
@@ -276,13 +286,12 @@ class Module(training.ModelAPI):
     def _graph_for(self, shapes):
         """The graph of this model for inputs of these shapes (batch first): traced once
         per per-sample shape and kept."""
-        from . import graph
-        key = tuple(None if s is None else s[1:] for s in shapes)
+        key = tuple([None if s is None else s[1:] for s in shapes])
         graphs = self.__dict__.setdefault("_graphs", {})
         found = graphs.get(key)
         if found is None:
             self._check_inputs(shapes)
-            found = graphs[key] = graph.trace(self, shapes)
+            found = graphs[key] = _graphs().trace(self, shapes)
         return found
 
     def _check_inputs(self, shapes):
