@@ -376,23 +376,34 @@ class ModelAPI:
         loss_fn = losses.get(loss or self.loss or "cross_entropy")
         x, y = self._prepare(x, y, loss_fn, "evaluate")
         part = dist.shard(len(x)) if distributed and dist.init() else slice(None)
-        was_training = self.training
-        self.eval()
-        try:
+        with self._evaluating(x.shape):
             total, correct = 0.0, 0
             for xb, yb in iterate_batches(x[part], y[part], batch_size, shuffle=False):
                 out = self(xb)
                 total += loss_fn(out, yb) * len(xb)
                 if loss_fn.has_accuracy:
                     correct += loss_fn.correct(out, yb)
-        finally:
-            self.train(was_training)
         if distributed:
             total, correct = map(float, dist.allgather([total, correct]).sum(axis=0))
         result = {"loss": total / len(x)}
         if loss_fn.has_accuracy:
             result["accuracy"] = correct / len(x)
         return result
+
+    @contextlib.contextmanager
+    def _evaluating(self, shape):
+        """Eval mode for a run on inputs of `shape`, each module's own mode restored after
+        (a frozen BatchNorm of a training model stays in eval). Only the modules the run
+        reads are switched: walking every module twice cost more than a batch-1 forward."""
+        modules = [self] if self._is_layer() else self._graph_for((shape,)).mode_modules
+        modes = [m.training for m in modules]
+        for m in modules:
+            m.training = False
+        try:
+            yield
+        finally:
+            for m, mode in zip(modules, modes):
+                m.training = mode
 
     def predict(self, x, batch_size=256, *, distributed=False):
         """Model outputs for x, computed in eval mode batch by batch (a new array).
@@ -406,13 +417,9 @@ class ModelAPI:
         if distributed and dist.init():
             x = x[dist.shard(n)]
         result = np.empty(self.output_shape(x.shape), np.float32)
-        was_training = self.training
-        self.eval()
-        try:
+        with self._evaluating(x.shape):
             for start in range(0, len(x), batch_size):
                 result[start:start + batch_size] = self(x[start:start + batch_size])
-        finally:
-            self.train(was_training)
         return dist.gather_rows(result, n) if distributed else result
 
     def _input_shapes(self, input_shape, what):

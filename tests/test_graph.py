@@ -360,3 +360,24 @@ def test_layers_created_in_forward_follow_the_models_mode(rng):
     assert np.any(model(x) == 0)
     model.eval()
     np.testing.assert_array_equal(model(x), model.fc(x))
+    model.train()
+    np.testing.assert_array_equal(model.predict(x), model.fc(x))  # predict: eval mode
+    assert model.training and np.any(model(x) == 0)
+
+
+def test_predict_and_evaluate_restore_each_modules_own_mode(rng):
+    """Eval mode while they run; after, a frozen (eval) BatchNorm inside a training model
+    stays in eval and everything else goes back to training."""
+    model = nn.Sequential(nn.Linear(6, 8, seed=0), nn.BatchNorm1d(8), nn.Dropout(0.5, seed=1),
+                          nn.Linear(8, 3, seed=2), input_shape=(6,))
+    model.train()
+    model.layers[1].eval()
+    x, y = randn(rng, 5, 6), rng.integers(0, 3, 5)
+    reference = model.layers[3](model.layers[1](model.layers[0](x)).copy())
+    for run in (lambda: model.predict(x), lambda: model.evaluate(x, y)):
+        run()
+        assert [m.training for m in model.modules()] == [True, True, False, True, True]
+    np.testing.assert_allclose(model.predict(x), reference, rtol=1e-6)
+    model.eval()
+    model.predict(x)
+    assert not any(m.training for m in model.modules())

@@ -277,7 +277,11 @@ class Graph:
         self._followers = [(node.module if id(node.module) in held else owner, runner)
                            for node, runner in zip(self.nodes, self._runners)
                            if runner is not node.module or id(node.module) not in held]
+        # the modules whose train/eval mode a run reads (predict switches only these)
+        self.mode_modules = list({id(m): m for m in [
+            node.module if id(node.module) in held else owner for node in self.nodes]}.values())
         self._env = [None] * self.slots
+        self._last_shapes = (None, None)
         self._grads = [None] * self.slots
         self._sums = {}
         self._plans = {}
@@ -395,7 +399,14 @@ class Graph:
     # ---- running ----
 
     def output_shapes(self, shapes):
-        """The output shapes for inputs of `shapes` (batch first), checking each layer."""
+        """The output shapes for inputs of `shapes` (batch first), checking each layer;
+        the last answer is kept (predict asks for every call)."""
+        shapes = [None if s is None else tuple(s) for s in shapes]
+        if self._last_shapes[0] != shapes:
+            self._last_shapes = (shapes, self._output_shapes(shapes))
+        return self._last_shapes[1]
+
+    def _output_shapes(self, shapes):
         known = dict(zip(self.input_slots, shapes))
         for step in self.steps:
             shape = known[step.inputs[0]] if not step.merge else [known[i] for i in step.inputs]
