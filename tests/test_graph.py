@@ -381,3 +381,44 @@ def test_predict_and_evaluate_restore_each_modules_own_mode(rng):
     model.eval()
     model.predict(x)
     assert not any(m.training for m in model.modules())
+
+
+def test_a_layer_replaced_after_the_first_call_is_the_one_that_runs_and_trains(rng):
+    """The fine-tuning workflow: call (or load and evaluate) a model, then swap its head,
+    append a layer or replace a sub-module or parameter; the next call traces again."""
+    x, y = randn(rng, 6, 1, 28, 28), rng.integers(0, 3, 6)
+    model = fastnn.models.mlp(seed=0)
+    assert model(x).shape == (6, 10)
+    head = nn.Linear(64, 3, seed=1)
+    model.layers[-1] = head
+    np.testing.assert_array_equal(model(x), head(model.layers[-2](model.layers[-3](
+        model.layers[-4](model.layers[-5](model.layers[0](x)))))))
+    before = head.weight.data.copy()
+    model.fit(x, y, optimizer=optim.SGD(model.parameters(), lr=0.1), epochs=1, verbose=0)
+    assert not np.array_equal(head.weight.data, before)
+    model.layers.append(nn.Softmax())
+    np.testing.assert_allclose(model(x).sum(axis=1), 1.0, rtol=1e-5)
+
+    class Net(nn.Module):
+        def __init__(self):
+            self.body = nn.Sequential(nn.Linear(4, 4, seed=0), nn.ReLU())
+            self.fc = nn.Linear(4, 2, seed=1)
+
+        def forward(self, x):
+            return self.fc(self.body(x))
+
+    net, v = Net(), randn(rng, 3, 4)
+    assert net(v).shape == (3, 2)
+    net.fc = nn.Linear(4, 5, seed=2)
+    assert net(v).shape == (3, 5)
+    net.body.layers[0] = nn.Linear(4, 4, seed=3)  # nested, in place
+    np.testing.assert_array_equal(net(v), net.fc(net.body.layers[1](net.body.layers[0](v))))
+    net.fc.weight = nn.Parameter(np.zeros((5, 4), np.float32))  # a parameter replaced
+    np.testing.assert_array_equal(net(v), np.broadcast_to(net.fc.bias.data, (3, 5)))
+    net.fc.weight.requires_grad = False
+    net(v)
+    net.backward(np.ones((3, 5), np.float32))
+    assert net.fc.bias.grad.any() and not net.fc.weight.grad.any()
+    del net.fc
+    with pytest.raises(AttributeError, match="fc"):
+        net(v)

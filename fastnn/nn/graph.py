@@ -13,8 +13,14 @@ gradients of a value that feeds several layers summed in a buffer the graph owns
 Only the steps upstream of a trainable parameter or of a needed input gradient run
 backward. Every array lives in a layer's or the graph's buffers, reused while the batch
 shape stays the same.
+
+A traced graph remembers the module tree it was traced from (every public attribute
+holding a module or a parameter, and lists of modules such as Sequential.layers): when
+a call finds one replaced, added to or removed, the model is traced again, so a new
+head assigned after the first call is the one that runs and trains.
 """
 import copy
+import operator
 import time
 
 import numpy as np
@@ -22,6 +28,7 @@ import numpy as np
 from .activation import ReLU
 from .conv import Conv2d, _ConvMaxPool
 from .merge import Add
+from .module import Module, Parameter
 from .pooling import MaxPool2d
 
 __all__ = ["Value", "Input", "TracingError", "Graph", "call", "trace", "output_shape"]
@@ -208,6 +215,26 @@ def _run(model, args):
     return graph.forward(xs)
 
 
+def _structure(owner):
+    """What a traced graph depends on in the owner's module tree: the places (attribute
+    dict, name) of every public attribute holding a module, a parameter or a list or
+    tuple of modules, what each held, and (list, its items) for those lists (a layer
+    replaced or appended in place)."""
+    places, seen, lists = [], [], []
+    for module in owner.modules():
+        attrs = vars(module)
+        for name, value in attrs.items():
+            if name.startswith("_"):
+                continue
+            listed = isinstance(value, (list, tuple)) and any(isinstance(v, Module) for v in value)
+            if listed or isinstance(value, (Module, Parameter)):
+                places.append((attrs, name))
+                seen.append(value)
+            if listed:
+                lists.append((value, tuple(value)))
+    return places, seen, lists
+
+
 def output_shape(model, shape):
     """The output shape (batch first) of a model for an input of `shape`."""
     return model._graph_for((tuple(shape),)).output_shapes((tuple(shape),))[0]
@@ -280,6 +307,7 @@ class Graph:
         # the modules whose train/eval mode a run reads (predict switches only these)
         self.mode_modules = list({id(m): m for m in [
             node.module if id(node.module) in held else owner for node in self.nodes]}.values())
+        self._structure = _structure(owner)
         self._env = [None] * self.slots
         self._last_shapes = (None, None)
         self._grads = [None] * self.slots
@@ -395,6 +423,17 @@ class Graph:
                              (step.runner, pool.runner), step.inputs, pool.output, False)
             fused.append(step)
         return fused
+
+    def stale(self):
+        """Whether the owner's module tree differs from the one this graph was traced
+        from (see _structure)."""
+        places, seen, lists = self._structure
+        if not all(map(operator.is_, [attrs.get(name) for attrs, name in places], seen)):
+            return True
+        for items, snapshot in lists:
+            if len(items) != len(snapshot) or not all(map(operator.is_, items, snapshot)):
+                return True
+        return False
 
     # ---- running ----
 

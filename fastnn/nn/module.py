@@ -289,6 +289,9 @@ class Module(training.ModelAPI):
         key = tuple([None if s is None else s[1:] for s in shapes])
         graphs = self.__dict__.setdefault("_graphs", {})
         found = graphs.get(key)
+        if found is not None and found.stale():  # a sub-module or parameter was replaced
+            graphs.clear()
+            found = None
         if found is None:
             self._check_inputs(shapes)
             found = graphs[key] = _graphs().trace(self, shapes)
