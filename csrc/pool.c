@@ -263,13 +263,26 @@ static inline float avg_window(const fnn_pool2d *p, int64_t oi, int64_t oj, int6
     return (float)(p->kh * p->kw);
 }
 
+/* Output columns [*lo, *hi) of a fixed window (kw > 0) whose windows lie wholly inside
+ * the plane's columns: there the window of oj starts at column oj*sw - pw, unclipped. */
+static void inner_columns(const fnn_pool2d *p, int64_t *lo, int64_t *hi)
+{
+    *lo = FNN_MIN((p->pw + p->sw - 1) / p->sw, p->ow);
+    *hi = FNN_MAX(*lo, p->w + p->pw >= p->kw ? FNN_MIN((p->w + p->pw - p->kw) / p->sw + 1, p->ow)
+                                             : *lo);
+}
+
 /* Each window summed in float in row-major order, divided once; adaptive pooling to
- * 1x1 (global average pooling) sums its plane in the ISA's double lanes instead. */
+ * 1x1 (global average pooling) sums its plane in the ISA's double lanes instead. The
+ * inner columns of a fixed window run a row of outputs at a time, innermost over the
+ * outputs (the same sums, vectorisable: 2x2 windows took 30 cycles an output). */
 static void avg_forward_planes(int64_t lo, int64_t hi, void *ctx)
 {
     pool_job *J = ctx;
     const fnn_pool2d *p = J->p;
-    int64_t in = p->h * p->w, out = p->oh * p->ow;
+    int64_t in = p->h * p->w, out = p->oh * p->ow, c0 = 0, c1 = 0;
+    if (p->kh > 0)
+        inner_columns(p, &c0, &c1);
     for (int64_t q = lo; q < hi; q++) {
         const float *x = J->x + q * in;
         float *y = J->y + q * out;
@@ -279,36 +292,67 @@ static void avg_forward_planes(int64_t lo, int64_t hi, void *ctx)
             y[0] = (float)(s / (double)in);
             continue;
         }
-        for (int64_t oi = 0; oi < p->oh; oi++)
+        for (int64_t oi = 0; oi < p->oh; oi++) {
+            float *yr = y + oi * p->ow;
+            int64_t i0, i1, j0, j1;
+            float div = avg_window(p, oi, 0, &i0, &i1, &j0, &j1);
+            for (int64_t oj = c0; oj < c1; oj++)
+                yr[oj] = 0.0f;
+            for (int64_t i = i0; i < i1; i++)
+                for (int64_t j = 0; j < p->kw; j++) {
+                    const float *xr = x + i * p->w + j - p->pw;
+                    for (int64_t oj = c0; oj < c1; oj++)
+                        yr[oj] += xr[oj * p->sw];
+                }
+            for (int64_t oj = c0; oj < c1; oj++)
+                yr[oj] /= div;
             for (int64_t oj = 0; oj < p->ow; oj++) {
-                int64_t i0, i1, j0, j1;
-                float div = avg_window(p, oi, oj, &i0, &i1, &j0, &j1), s = 0.0f;
+                if (oj == c0 && (oj = c1) == p->ow)  /* past the inner columns */
+                    break;
+                float s = 0.0f;
+                div = avg_window(p, oi, oj, &i0, &i1, &j0, &j1);
                 for (int64_t i = i0; i < i1; i++)
                     for (int64_t j = j0; j < j1; j++)
                         s += x[i * p->w + j];
-                y[oi * p->ow + oj] = s / div;
+                yr[oj] = s / div;
             }
+        }
     }
 }
-
-/* gx: each gy / (its window's divisor) added over the window, outputs in row-major order. */
+/* gx: each gy / (its window's divisor) added over the window, outputs in row-major order.
+ * Windows that do not overlap along the row (sw >= kw) add their inner columns a row of
+ * outputs at a time, as the forward: every gx element then gets one term per output row,
+ * in the same order. */
 static void avg_backward_planes(int64_t lo, int64_t hi, void *ctx)
 {
     pool_job *J = ctx;
     const fnn_pool2d *p = J->p;
-    int64_t in = p->h * p->w, out = p->oh * p->ow;
+    int64_t in = p->h * p->w, out = p->oh * p->ow, c0 = 0, c1 = 0;
+    if (p->kh > 0 && p->sw >= p->kw)
+        inner_columns(p, &c0, &c1);
     for (int64_t q = lo; q < hi; q++) {
         const float *gy = J->gy + q * out;
         float *gx = J->gx + q * in;
         memset(gx, 0, (size_t)in * sizeof(float));
-        for (int64_t oi = 0; oi < p->oh; oi++)
+        for (int64_t oi = 0; oi < p->oh; oi++) {
+            const float *gr = gy + oi * p->ow;
+            int64_t i0, i1, j0, j1;
+            float div = avg_window(p, oi, 0, &i0, &i1, &j0, &j1);
+            for (int64_t i = i0; i < i1; i++)
+                for (int64_t j = 0; j < p->kw; j++) {
+                    float *xr = gx + i * p->w + j - p->pw;
+                    for (int64_t oj = c0; oj < c1; oj++)
+                        xr[oj * p->sw] += gr[oj] / div;
+                }
             for (int64_t oj = 0; oj < p->ow; oj++) {
-                int64_t i0, i1, j0, j1;
-                float g = gy[oi * p->ow + oj] / avg_window(p, oi, oj, &i0, &i1, &j0, &j1);
+                if (oj == c0 && (oj = c1) == p->ow)
+                    break;
+                float g = gr[oj] / avg_window(p, oi, oj, &i0, &i1, &j0, &j1);
                 for (int64_t i = i0; i < i1; i++)
                     for (int64_t j = j0; j < j1; j++)
                         gx[i * p->w + j] += g;
             }
+        }
     }
 }
 
