@@ -93,38 +93,36 @@ def profile(model, x, y, *, loss="cross_entropy", optimizer="adam", repeat=10, f
         raise ValueError(f"profile: repeat must be a positive int, got {repeat!r}")
     loss_fn = losses.get(loss)
     x, y = model._prepare(x, y, loss_fn, "profile")
-    graph, steps = _steps(model, x.shape)
     params = model.parameters()
     if isinstance(optimizer, optim.Optimizer):
         opt, opt_state = optimizer, optimizer.state_dict()
     else:
         opt, opt_state = optim.get(optimizer, params, lr=1e-3), None
     saved = {k: v.copy() for k, v in model.state_dict().items()}  # weights and buffers
-    was_training = model.training
-    model.train()
-    fwd = np.zeros((repeat + 1, len(steps)))
-    bwd = np.zeros((repeat + 1, len(steps)))
-    loss_s = np.zeros((repeat + 1, 2))
-    opt_s = np.zeros(repeat + 1)
     clock = time.perf_counter
-    try:
-        for r in range(repeat + 1):  # step 0 warms up buffers, caches and thread pools
-            model.__dict__["_graph"] = graph
-            out = graph.forward((x,), times=fwd[r])
-            t = clock()
-            loss_fn(out, y)
-            t1 = clock()
-            grad = loss_fn.backward()
-            loss_s[r] = t1 - t, clock() - t1
-            graph.backward(grad, times=bwd[r])
-            t = clock()
-            opt.step()
-            opt_s[r] = clock() - t
-    finally:
-        model.load_state_dict(saved)
-        if opt_state is not None:
-            opt.load_state_dict(opt_state)
-        model.train(was_training)
+    with model._mode(True, x.shape):
+        graph, steps = _steps(model, x.shape)
+        fwd = np.zeros((repeat + 1, len(steps)))
+        bwd = np.zeros((repeat + 1, len(steps)))
+        loss_s = np.zeros((repeat + 1, 2))
+        opt_s = np.zeros(repeat + 1)
+        try:
+            for r in range(repeat + 1):  # step 0 warms up buffers, caches and thread pools
+                model.__dict__["_graph"] = graph
+                out = graph.forward((x,), times=fwd[r])
+                t = clock()
+                loss_fn(out, y)
+                t1 = clock()
+                grad = loss_fn.backward()
+                loss_s[r] = t1 - t, clock() - t1
+                graph.backward(grad, times=bwd[r])
+                t = clock()
+                opt.step()
+                opt_s[r] = clock() - t
+        finally:
+            model.load_state_dict(saved)
+            if opt_state is not None:
+                opt.load_state_dict(opt_state)
 
     def row(name, out, forward_ms, backward_ms, flops=0, ms=None):
         return {"layer": name, "output_shape": out, "forward_ms": forward_ms,

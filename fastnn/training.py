@@ -376,7 +376,7 @@ class ModelAPI:
         loss_fn = losses.get(loss or self.loss or "cross_entropy")
         x, y = self._prepare(x, y, loss_fn, "evaluate")
         part = dist.shard(len(x)) if distributed and dist.init() else slice(None)
-        with self._evaluating(x.shape):
+        with self._mode(False, x.shape):
             total, correct = 0.0, 0
             for xb, yb in iterate_batches(x[part], y[part], batch_size, shuffle=False):
                 out = self(xb)
@@ -391,14 +391,15 @@ class ModelAPI:
         return result
 
     @contextlib.contextmanager
-    def _evaluating(self, shape):
-        """Eval mode for a run on inputs of `shape`, each module's own mode restored after
-        (a frozen BatchNorm of a training model stays in eval). Only the modules the run
-        reads are switched: walking every module twice cost more than a batch-1 forward."""
-        modules = [self] if self._is_layer() else self._graph_for((shape,)).mode_modules
+    def _mode(self, training, shape):
+        """Train or eval mode on every module for a run on inputs of `shape`, each
+        module's own mode restored after (a frozen BatchNorm of a training model stays
+        in eval). The modules come from the traced graph: walking the tree twice cost
+        more than a batch-1 forward."""
+        modules = [self] if self._is_layer() else self._graph_for((shape,)).modules
         modes = [m.training for m in modules]
         for m in modules:
-            m.training = False
+            m.training = training
         try:
             yield
         finally:
@@ -417,7 +418,7 @@ class ModelAPI:
         if distributed and dist.init():
             x = x[dist.shard(n)]
         result = np.empty(self.output_shape(x.shape), np.float32)
-        with self._evaluating(x.shape):
+        with self._mode(False, x.shape):
             for start in range(0, len(x), batch_size):
                 result[start:start + batch_size] = self(x[start:start + batch_size])
         return dist.gather_rows(result, n) if distributed else result

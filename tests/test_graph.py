@@ -422,3 +422,41 @@ def test_a_layer_replaced_after_the_first_call_is_the_one_that_runs_and_trains(r
     del net.fc
     with pytest.raises(AttributeError, match="fc"):
         net(v)
+
+
+def test_a_forward_branching_on_the_mode_or_a_flag_is_traced_per_branch(rng):
+    """PyTorch-style `if self.training:` and `if self.flag:` in a forward: each mode has
+    its own graph, and a changed flag traces again (the first trace is never reused for
+    the other branch)."""
+    class Net(nn.Module):
+        def __init__(self):
+            self.fc1 = nn.Linear(4, 8, seed=0)
+            self.fc2 = nn.Linear(8, 2, seed=1)
+            self.aux = nn.Linear(8, 8, seed=2)
+            self.double = False
+
+        def forward(self, x):
+            h = self.fc1(x)
+            if self.training:
+                h = self.aux(h)
+            if self.double:
+                h = h + h
+            return self.fc2(h)
+
+    net, x = Net(), randn(rng, 3, 4)
+    plain = net.fc2(net.fc1(x).copy())
+    net.eval()
+    np.testing.assert_array_equal(net(x), plain)
+    net.train()
+    with_aux = net.fc2(net.aux(net.fc1(x)).copy())
+    np.testing.assert_array_equal(net(x), with_aux)
+    np.testing.assert_array_equal(net.predict(x), plain)  # predict: eval mode
+    assert net.training
+    net.double = True
+    h = net.aux(net.fc1(x))
+    np.testing.assert_allclose(net(x), net.fc2(h + h), rtol=1e-6)
+    net.double = False
+    np.testing.assert_array_equal(net(x), with_aux)
+    net.eval()
+    rows = net.profile(x, np.array([0, 1, 0]), repeat=1, file=None)  # a training step
+    assert any(r["layer"].startswith("aux") for r in rows) and not net.training

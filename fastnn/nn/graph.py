@@ -215,14 +215,19 @@ def _run(model, args):
     return graph.forward(xs)
 
 
+_FLAGS = (bool, int, float, str, type(None))
+
+
 def _structure(owner):
     """What a traced graph depends on in the owner's module tree: the places (attribute
     dict, name) of every public attribute holding a module, a parameter or a list or
-    tuple of modules, what each held, and (list, its items) for those lists (a layer
-    replaced or appended in place)."""
-    places, seen, lists = [], [], []
+    tuple of modules, and what each held; (list, its items) for those lists (a layer
+    replaced or appended in place); and (attribute dict, name, value) of the plain
+    values (flags, numbers, strings) of the modules whose forward was traced, which
+    `if self.use_aux:` in a forward reads."""
+    places, seen, lists, flags = [], [], [], []
     for module in owner.modules():
-        attrs = vars(module)
+        attrs, traced = vars(module), not module._is_layer()
         for name, value in attrs.items():
             if name.startswith("_"):
                 continue
@@ -232,7 +237,9 @@ def _structure(owner):
                 seen.append(value)
             if listed:
                 lists.append((value, tuple(value)))
-    return places, seen, lists
+            elif traced and type(value) in _FLAGS:
+                flags.append((attrs, name, value))
+    return places, seen, lists, flags
 
 
 def output_shape(model, shape):
@@ -300,13 +307,11 @@ class Graph:
         self._params = [p for step in self.steps for p in step.parameters()]
         # (module whose train/eval mode it follows, runner): copies follow their
         # original; layers created inside forward (not held by the owner) the owner
-        held = {id(m) for m in owner.modules()}
+        self.modules = owner.modules()  # the tree traced (stale() says if it changed)
+        held = {id(m) for m in self.modules}
         self._followers = [(node.module if id(node.module) in held else owner, runner)
                            for node, runner in zip(self.nodes, self._runners)
                            if runner is not node.module or id(node.module) not in held]
-        # the modules whose train/eval mode a run reads (predict switches only these)
-        self.mode_modules = list({id(m): m for m in [
-            node.module if id(node.module) in held else owner for node in self.nodes]}.values())
         self._structure = _structure(owner)
         self._env = [None] * self.slots
         self._last_shapes = (None, None)
@@ -427,11 +432,15 @@ class Graph:
     def stale(self):
         """Whether the owner's module tree differs from the one this graph was traced
         from (see _structure)."""
-        places, seen, lists = self._structure
+        places, seen, lists, flags = self._structure
         if not all(map(operator.is_, [attrs.get(name) for attrs, name in places], seen)):
             return True
         for items, snapshot in lists:
             if len(items) != len(snapshot) or not all(map(operator.is_, items, snapshot)):
+                return True
+        for attrs, name, value in flags:
+            now = attrs.get(name)
+            if now is not value and (type(now) is not type(value) or now != value):
                 return True
         return False
 

@@ -285,8 +285,9 @@ class Module(training.ModelAPI):
 
     def _graph_for(self, shapes):
         """The graph of this model for inputs of these shapes (batch first): traced once
-        per per-sample shape and kept."""
-        key = tuple([None if s is None else s[1:] for s in shapes])
+        per per-sample shape and train/eval mode (a forward may branch on
+        self.training), and kept."""
+        key = (bool(self.training),) + tuple([None if s is None else s[1:] for s in shapes])
         graphs = self.__dict__.setdefault("_graphs", {})
         found = graphs.get(key)
         if found is not None and found.stale():  # a sub-module or parameter was replaced
