@@ -460,3 +460,41 @@ def test_a_forward_branching_on_the_mode_or_a_flag_is_traced_per_branch(rng):
     net.eval()
     rows = net.profile(x, np.array([0, 1, 0]), repeat=1, file=None)  # a training step
     assert any(r["layer"].startswith("aux") for r in rows) and not net.training
+
+
+def test_a_list_of_layers_is_tracked_with_torchs_module_list_keys(rng):
+    """Keras tracks a list of layers assigned in __init__; the keys are nn.ModuleList's,
+    so the torch twin's weights load as they are and give the same outputs."""
+    torch = pytest.importorskip("torch")
+
+    class Net(nn.Module):
+        def __init__(self):
+            self.blocks = [nn.Linear(4, 4, seed=i) for i in range(3)]
+            self.head = nn.Linear(4, 2, seed=9)
+
+        def forward(self, x):
+            for block in self.blocks:
+                x = nn.ReLU()(block(x))
+            return self.head(x)
+
+    class Twin(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = torch.nn.ModuleList(torch.nn.Linear(4, 4) for _ in range(3))
+            self.head = torch.nn.Linear(4, 2)
+
+        def forward(self, x):
+            for block in self.blocks:
+                x = torch.relu(block(x))
+            return self.head(x)
+
+    net, twin, x = Net(), Twin(), randn(rng, 5, 4)
+    assert list(net.state_dict()) == list(twin.state_dict())
+    assert len(net.parameters()) == 8
+    net.load_state_dict({k: v.detach().numpy() for k, v in twin.state_dict().items()})
+    np.testing.assert_allclose(net(x), twin(torch.from_numpy(x)).detach().numpy(), rtol=1e-5,
+                               atol=1e-6)
+    before = net.blocks[0].weight.data.copy()
+    net.fit(x, rng.integers(0, 2, 5), optimizer=optim.SGD(net.parameters(), lr=0.5),
+            epochs=1, verbose=0)
+    assert not np.array_equal(net.blocks[0].weight.data, before)

@@ -115,9 +115,18 @@ class Module(training.ModelAPI):
     # ---- sub-modules, parameters and buffers ----
 
     def named_children(self):
-        """(attribute name, Module) of the direct sub-modules, in assignment order."""
-        return [(k, v) for k, v in vars(self).items()
-                if isinstance(v, Module) and not k.startswith("_")]
+        """(attribute name, Module) of the direct sub-modules, in assignment order; a
+        list or tuple of modules is tracked as Keras tracks it, its items named
+        "blocks.0", "blocks.1", ... (torch's nn.ModuleList keys)."""
+        out = []
+        for k, v in vars(self).items():
+            if k.startswith("_"):
+                continue
+            if isinstance(v, Module):
+                out.append((k, v))
+            elif isinstance(v, (list, tuple)) and v and all(isinstance(m, Module) for m in v):
+                out.extend((f"{k}.{i}", m) for i, m in enumerate(v))
+        return out
 
     def children(self):
         return [m for _, m in self.named_children()]
