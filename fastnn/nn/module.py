@@ -19,17 +19,17 @@ import numpy as np
 from .. import training
 from .._core import MAX_WINDOW_ARG, is_int as _is_int
 
-_graph = None  # fastnn.nn.graph: it imports the layers, which import this module
+_engine = None  # fastnn.nn.graph: it imports the layers, which import this module
 
 
-def _graphs():
+def _graph_engine():
     """fastnn.nn.graph, imported on first use (an import in every call costs more than
     a batch-1 kernel)."""
-    global _graph
-    if _graph is None:
+    global _engine
+    if _engine is None:
         from . import graph
-        _graph = graph
-    return _graph
+        _engine = graph
+    return _engine
 
 __all__ = ["Parameter", "Module"]
 
@@ -97,7 +97,7 @@ class Module(training.ModelAPI):
     training = True
 
     def __call__(self, *args):
-        return (_graph or _graphs()).call(self, args)
+        return (_engine or _graph_engine()).call(self, args)
 
     def forward(self, x):
         raise NotImplementedError(f"{type(self).__name__} defines no forward")
@@ -261,7 +261,7 @@ class Module(training.ModelAPI):
         This default suits the shape-preserving layers; models infer it from their graph."""
         if self._is_layer():
             return tuple(shape)
-        return _graphs().output_shape(self, shape)
+        return _graph_engine().output_shape(self, shape)
 
     def config(self):
         """Constructor arguments, JSON-serialisable (the architecture in saved files)."""
@@ -299,12 +299,12 @@ class Module(training.ModelAPI):
         key = (bool(self.training),) + tuple([None if s is None else s[1:] for s in shapes])
         graphs = self.__dict__.setdefault("_graphs", {})
         found = graphs.get(key)
-        if found is not None and found.stale():  # a sub-module or parameter was replaced
+        if found is not None and found.stale():  # the tree changed since the trace
             graphs.clear()
             found = None
         if found is None:
             self._check_inputs(shapes)
-            found = graphs[key] = _graphs().trace(self, shapes)
+            found = graphs[key] = _graph_engine().trace(self, shapes)
         return found
 
     def _check_inputs(self, shapes):
