@@ -3,6 +3,10 @@ models in eval mode, fastnn `model(x)` and `model.predict(x)` vs PyTorch under
 `torch.inference_mode()` vs Keras `model(x, training=False)` (in its own process), each
 the median of many calls (pytest-benchmark's rounds; Keras: 100 calls after 3 warm-up
 calls). GFLOP/s: 2 FLOPs per multiply-add of the forward pass."""
+import os
+import subprocess
+import sys
+
 import pytest
 
 import fastnn
@@ -70,3 +74,12 @@ KERAS_CASES = [{"model": name, "kind": "infer", "batch": batch, "rounds": KERAS_
 def test_infer_keras(benchmark, record, keras_times, keras_case, threads):
     replay(benchmark, keras_times(keras_case, threads))
     record_infer(benchmark, record, "keras", keras_case["model"], keras_case["batch"], threads)
+
+
+def test_bench_latency_script_runs(torch):
+    """benchmarks/bench_latency.py (alternating fastnn / PyTorch blocks) on tiny blocks:
+    the script never rots."""
+    script = os.path.join(os.path.dirname(__file__), "bench_latency.py")
+    out = subprocess.run([sys.executable, script, "--blocks", "1", "--calls", "2"],
+                         capture_output=True, text=True, timeout=300, check=True).stdout
+    assert all(f"{name} " in out for name in NAMES) and "PyTorch / fastnn" in out
