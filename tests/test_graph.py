@@ -1,5 +1,6 @@
 """The graph engine: functional and subclassed models, fan-out, rewrites, tracing errors,
 state_dict, freezing, buffer reuse, save/load."""
+import copy
 import tracemalloc
 
 import numpy as np
@@ -419,6 +420,9 @@ def test_a_layer_replaced_after_the_first_call_is_the_one_that_runs_and_trains(r
     net(v)
     net.backward(np.ones((3, 5), np.float32))
     assert net.fc.bias.grad.any() and not net.fc.weight.grad.any()
+    twin = copy.deepcopy(net)  # a copy watches its own attributes
+    twin.fc = nn.Linear(4, 7, seed=4)
+    assert twin(v).shape == (3, 7) and net(v).shape == (3, 5)
     del net.fc
     with pytest.raises(AttributeError, match="fc"):
         net(v)

@@ -307,6 +307,14 @@ class Module(training.ModelAPI):
             found = graphs[key] = _graph_engine().trace(self, shapes)
         return found
 
+    def __getstate__(self):
+        """Copies and pickles leave the traced graphs out: they watch this instance's own
+        attributes (see Graph.stale), so a copy traces its own on its first call."""
+        state = self.__dict__.copy()
+        state.pop("_graphs", None)
+        state.pop("_graph", None)
+        return state
+
     def _check_inputs(self, shapes):
         """Hook: validate the input shapes before tracing (Sequential's input_shape)."""
 
