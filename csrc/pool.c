@@ -300,9 +300,9 @@ static void avg_forward_planes(int64_t lo, int64_t hi, void *ctx)
                 yr[oj] = 0.0f;
             for (int64_t i = i0; i < i1; i++)
                 for (int64_t j = 0; j < p->kw; j++) {
-                    const float *xr = x + i * p->w + j - p->pw;
+                    int64_t at = i * p->w + j - p->pw;  /* + oj*sw: inside the row */
                     for (int64_t oj = c0; oj < c1; oj++)
-                        yr[oj] += xr[oj * p->sw];
+                        yr[oj] += x[at + oj * p->sw];
                 }
             for (int64_t oj = c0; oj < c1; oj++)
                 yr[oj] /= div;
@@ -340,9 +340,9 @@ static void avg_backward_planes(int64_t lo, int64_t hi, void *ctx)
             float div = avg_window(p, oi, 0, &i0, &i1, &j0, &j1);
             for (int64_t i = i0; i < i1; i++)
                 for (int64_t j = 0; j < p->kw; j++) {
-                    float *xr = gx + i * p->w + j - p->pw;
+                    int64_t at = i * p->w + j - p->pw;
                     for (int64_t oj = c0; oj < c1; oj++)
-                        xr[oj * p->sw] += gr[oj] / div;
+                        gx[at + oj * p->sw] += gr[oj] / div;
                 }
             for (int64_t oj = 0; oj < p->ow; oj++) {
                 if (oj == c0 && (oj = c1) == p->ow)
