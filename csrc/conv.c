@@ -250,8 +250,8 @@ typedef struct {
     int64_t run, nseg;    /* columns per contiguous run of coff, and runs (k / run) */
     int64_t *roff, *coff; /* im2col^T[p][q] = img[roff[p] + coff[q]] */
     int64_t *soff;        /* coff at the start of each run */
-    int64_t *perm;        /* column q of PyTorch's (c, i, j) order in the (i, j, c) order */
-    int64_t *wsrc, *wrow; /* W^T[q][o] = w[wrow[o] + wsrc[q]], q in (i, j, c) order */
+    int64_t *wsrc, *wrow; /* W^T[q][o] = w[wrow[o] + wsrc[q]]: column q of the (i, j, c)
+                           * order is PyTorch's (c, i, j) column wsrc[q] */
 } conv_hwc;
 
 static int hwc_plan(const conv_dims *d, conv_hwc *h)
@@ -267,7 +267,7 @@ static int hwc_plan(const conv_dims *d, conv_hwc *h)
 /* Floats of workspace that hwc_tables needs (int64 tables). */
 static size_t hwc_table_elems(const conv_dims *d, const conv_hwc *h)
 {
-    return (size_t)fnn_round_up(2 * (d->ohw + 3 * d->k + h->nseg + d->s.c_out), 16);
+    return (size_t)fnn_round_up(2 * (d->ohw + 2 * d->k + h->nseg + d->s.c_out), 16);
 }
 
 /* Lays the tables out at mem (hwc_table_elems floats) and fills them. */
@@ -276,8 +276,7 @@ static void hwc_tables(const conv_dims *d, conv_hwc *h, float *mem)
     const fnn_conv2d_shape *s = &d->s;
     h->roff = (int64_t *)mem;
     h->coff = h->roff + d->ohw;
-    h->perm = h->coff + d->k;
-    h->soff = h->perm + d->k;
+    h->soff = h->coff + d->k;
     h->wsrc = h->soff + h->nseg;
     h->wrow = h->wsrc + d->k;
     for (int64_t oh = 0, p = 0; oh < d->oh; oh++)
@@ -289,7 +288,7 @@ static void hwc_tables(const conv_dims *d, conv_hwc *h, float *mem)
                 h->coff[q] = (i * s->dh * h->wpad + j * s->dw) * s->c_in + c;
     for (int64_t c = 0, q = 0; c < s->c_in; c++)
         for (int64_t ij = 0; ij < s->kh * s->kw; ij++, q++)
-            h->wsrc[h->perm[q] = ij * s->c_in + c] = q;
+            h->wsrc[ij * s->c_in + c] = q;
     for (int64_t o = 0; o < s->c_out; o++)
         h->wrow[o] = o * d->k;
     for (int64_t sg = 0; sg < h->nseg; sg++)
@@ -340,14 +339,12 @@ static int pool_fits(const conv_dims *d, const fnn_pool2d *pool, int positions)
 }
 
 /* W (c_out x k) with its columns in (i, j, c) order, into wt: written in order, read
- * kh*kw apart (scattered stores, 128 bytes apart at 32 channels, took 4x as long). */
-static void permute_w(const conv_dims *d, const float *w, float *wt)
+ * through wsrc (scattered stores, 128 bytes apart at 32 channels, took 4x as long). */
+static void permute_w(const conv_dims *d, const conv_hwc *h, const float *w, float *wt)
 {
-    int64_t C = d->s.c_in, taps = d->s.kh * d->s.kw;
     for (int64_t o = 0; o < d->s.c_out; o++)
-        for (int64_t ij = 0; ij < taps; ij++)
-            for (int64_t c = 0; c < C; c++)
-                wt[o * d->k + ij * C + c] = w[o * d->k + c * taps + ij];
+        for (int64_t q = 0; q < d->k; q++)
+            wt[o * d->k + q] = w[o * d->k + h->wsrc[q]];
 }
 
 typedef struct {
@@ -560,11 +557,11 @@ static void conv_bwd_sum(void *ctx, int64_t i, int slot)
     if (P->gw != NULL) {
         for (int64_t o = lo; o < hi; o++)
             for (int64_t q = 0; q < d->k; q++) {
-                int64_t src = o * d->k + (P->wgrad_gemm ? h->perm[q] : q);
+                int64_t src = o * d->k + q;  /* (i, j, c) order on the GEMM */
                 float sum = P->part[src];
                 for (int64_t c = 1; c < P->nchunks; c++)
                     sum += P->part[c * P->part_elems + src];
-                P->gw[o * d->k + q] = sum;
+                P->gw[o * d->k + (P->wgrad_gemm ? h->wsrc[q] : q)] = sum;
             }
     }
     if (P->gb != NULL) {
@@ -696,7 +693,7 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
         return FNN_ENOMEM;
     hwc_tables(&d, &h, ws + wt_elems);
     if (grad_x != NULL)
-        permute_w(&d, w, ws);
+        permute_w(&d, &h, w, ws);
     conv_bwd_plan P = {
         .d = &d, .h = &h, .pool = pool, .pos = pos, .gy = grad_y, .x = x, .gx = grad_x,
         .gw = grad_w, .gb = grad_b,

@@ -319,6 +319,7 @@ static void avg_forward_planes(int64_t lo, int64_t hi, void *ctx)
         }
     }
 }
+
 /* gx: each gy / (its window's divisor) added over the window, outputs in row-major order.
  * Windows that do not overlap along the row (sw >= kw) add their inner columns a row of
  * outputs at a time, as the forward: every gx element then gets one term per output row,

@@ -28,7 +28,7 @@ import numpy as np
 from .activation import ReLU
 from .conv import Conv2d, _ConvMaxPool
 from .merge import Add
-from .module import Module, Parameter
+from .module import Module, Parameter, _module_list
 from .pooling import MaxPool2d
 
 __all__ = ["Value", "Input", "TracingError", "Graph", "call", "trace", "output_shape"]
@@ -218,20 +218,20 @@ def _run(model, args):
 _FLAGS = (bool, int, float, str, type(None))
 
 
-def _structure(owner):
-    """What a traced graph depends on in the owner's module tree: the places (attribute
-    dict, name) of every public attribute holding a module, a parameter or a list or
-    tuple of modules, and what each held; (list, its items) for those lists (a layer
-    replaced or appended in place); and (attribute dict, name, value) of the plain
+def _structure(modules):
+    """What a traced graph depends on in its owner's module tree (`modules`): the places
+    (attribute dict, name) of every public attribute holding a module, a parameter or a
+    list or tuple of modules, and what each held; (list, its items) for those lists (a
+    layer replaced or appended in place); and (attribute dict, name, value) of the plain
     values (flags, numbers, strings) of the modules whose forward was traced, which
     `if self.use_aux:` in a forward reads."""
     places, seen, lists, flags = [], [], [], []
-    for module in owner.modules():
+    for module in modules:
         attrs, traced = vars(module), not module._is_layer()
         for name, value in attrs.items():
             if name.startswith("_"):
                 continue
-            listed = isinstance(value, (list, tuple)) and any(isinstance(v, Module) for v in value)
+            listed = _module_list(value)
             if listed or isinstance(value, (Module, Parameter)):
                 places.append((attrs, name))
                 seen.append(value)
@@ -312,7 +312,7 @@ class Graph:
         self._followers = [(node.module if id(node.module) in held else owner, runner)
                            for node, runner in zip(self.nodes, self._runners)
                            if runner is not node.module or id(node.module) not in held]
-        self._structure = _structure(owner)
+        self._structure = _structure(self.modules)
         self._env = [None] * self.slots
         self._last_shapes = (None, None)
         self._grads = [None] * self.slots

@@ -34,6 +34,12 @@ def _graph_engine():
 __all__ = ["Parameter", "Module"]
 
 
+def _module_list(value):
+    """Whether an attribute value is a list or tuple of modules (tracked as children)."""
+    return isinstance(value, (list, tuple)) and bool(value) and \
+        all(isinstance(m, Module) for m in value)
+
+
 class Parameter:
     """A float32 array `.data`, its gradient `.grad` (same shape), and `requires_grad`:
     False freezes it (its gradient is not computed and optimizers skip it)."""
@@ -124,7 +130,7 @@ class Module(training.ModelAPI):
                 continue
             if isinstance(v, Module):
                 out.append((k, v))
-            elif isinstance(v, (list, tuple)) and v and all(isinstance(m, Module) for m in v):
+            elif _module_list(v):
                 out.extend((f"{k}.{i}", m) for i, m in enumerate(v))
         return out
 
