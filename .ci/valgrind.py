@@ -2,8 +2,8 @@
 model, fastnn.models.mlp, fastnn.models.cnn and a small fastnn.models.resnet (graph,
 BatchNorm, Add, global pooling), of a functional graph with Concatenate and
 Conv2d(padding="same") (then in eval mode), and of a small residual block written with
-fastnn.functional (batch norm, residual add, concatenation, global average pooling), on
-every ISA variant this CPU runs.
+fastnn.functional (batch norm, residual add, concatenation, global average pooling,
+dropout), on every ISA variant this CPU runs.
 
     python .ci/valgrind.py            # runs itself under valgrind, exits 1 on any report
 
@@ -48,6 +48,8 @@ def functional_step(rng):
     F.batch_norm_backward(y, h, gamma, mean, invstd, training=False)
     F.adaptive_avg_pool2d_backward(F.adaptive_avg_pool2d(c, (3, 5)), c.shape)
     F.batch_norm(p, None, None, None, None, training=True)  # (N, C): the column path
+    d = c.reshape(-1)[:1173]  # 5 elements past whole vectors
+    F.dropout(F.dropout(d, 0.3, 7), 0.3, 7, out=d)  # then in place
     return loss
 
 

@@ -1,5 +1,5 @@
 /* activation.c: elementwise activations and row-wise softmax, forward and backward,
- * plus fnn_parallel_range, the split of [0, n) the elementwise families share.
+ * dropout, plus fnn_parallel_range, the split of [0, n) the elementwise families share.
  *
  * relu, leaky_relu, sigmoid and tanh run the ISA's vectorised loops (exp is fnn_expf,
  * vectorisable, ~1 ulp; tanh Cephes' tanhf on it). Softmax rows sum in double,
@@ -234,6 +234,40 @@ int fnn_tanh_backward(int64_t n, const float *gy, const float *y, float *gx)
 {
     return run_elementwise(n, FNN_COST_MEM, tanh_backward_part,
                            &(ew_job){.a = gy, .b = y, .out = gx}, 1);
+}
+
+typedef struct {
+    const float *x;
+    float *y;
+    uint64_t seed;
+    uint32_t thr;
+    float scale;
+} dropout_job;
+
+/* Element i's bits hash its low word with the seed's low word, then with the seed's high
+ * word and its own high word (mixed): pieces never cross a multiple of 2^32. */
+static void dropout_part(int64_t lo, int64_t hi, void *ctx)
+{
+    const dropout_job *J = ctx;
+    for (int64_t i = lo, end; i < hi; i = end) {
+        end = FNN_MIN(hi, (i | 0xFFFFFFFF) + 1);
+        uint32_t high = (uint32_t)(i >> 32);
+        FNN_MIX32(high);
+        uint32_t k1 = (uint32_t)(J->seed >> 32) ^ high;
+        fnn_active->ew->dropout(end - i, (uint32_t)i, (uint32_t)J->seed, k1, J->thr, J->scale,
+                                J->x + i, J->y + i);
+    }
+}
+
+int fnn_dropout(int64_t n, double p, uint64_t seed, const float *x, float *y)
+{
+    if (!(p >= 0.0 && p < 1.0) || n < 0 || (n > 0 && (x == NULL || y == NULL)))
+        return FNN_EINVAL;
+    /* kept when the bits are >= p * 2^32: probability 1 - p to within 2^-32 */
+    dropout_job J = {.x = x, .y = y, .seed = seed, .thr = (uint32_t)ldexp(p, 32),
+                     .scale = (float)(1.0 / (1.0 - p))};
+    fnn_parallel_range(n, FNN_COST_HASH * (double)n, EW_ALIGN, dropout_part, &J);
+    return FNN_OK;
 }
 
 int fnn_softmax(int64_t rows, int64_t cols, const float *x, float *y)

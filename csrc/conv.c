@@ -415,9 +415,12 @@ static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const
         return FNN_OK;
     if (y == NULL || (x == NULL && d.x_img > 0) || (w == NULL && d.k > 0))
         return FNN_EINVAL;
-    if (algo != FNN_CONV_DIRECT)
-        return fnn_winograd_forward(s, algo == FNN_CONV_WINOGRAD4 ? 4 : 2, pool, x, w, bias, y,
-                                    pos);
+    if (algo != FNN_CONV_DIRECT) {  /* direct where Winograd's output is not finite */
+        int st = fnn_winograd_forward(s, algo == FNN_CONV_WINOGRAD4 ? 4 : 2, pool, x, w, bias,
+                                      y, pos);
+        if (st != FNN_ENONFINITE)
+            return st;
+    }
     const fnn_conv_kernels *ck = fnn_active->conv;
     const fnn_gemm_kernels *gk = fnn_active->gemm;
     int hwc = d.k > CONV_SHORT_K;
@@ -574,15 +577,6 @@ static void conv_bwd_sum(void *ctx, int64_t i, int slot)
     }
 }
 
-/* Whether none of x[0..n) is inf or NaN. */
-static int all_finite(const float *x, int64_t n)
-{
-    int ok = 1;
-    for (int64_t i = 0; i < n; i++)
-        ok &= isfinite(x[i]) != 0;
-    return ok;
-}
-
 /* The input gradient of a stride-1, undilated convolution (padding < kernel) is itself
  * one: of the (unpooled) output gradient, padded by k - 1 - p, with the filters
  * flipped and transposed. The forward's kernels run it without materialising the
@@ -634,7 +628,7 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
      * 12->32 1.10x, 16->32 1.30x) */
     int dx_forward = s->sh == 1 && s->sw == 1 && s->dh == 1 && s->dw == 1 &&
                      s->ph < s->kh && s->pw < s->kw && s->c_in > 8 && grad_x != NULL &&
-                     all_finite(w, s->c_out * d.k);
+                     fnn_all_finite(w, s->c_out * d.k);
     int dx_apart = grad_x != NULL && (algo != FNN_CONV_DIRECT || dx_forward);
     int walgo = FNN_CONV_DIRECT;
     if (grad_w != NULL)
@@ -645,7 +639,7 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
          * below (the bias gradient at least), the Winograd weight gradient, and the input
          * gradient apart (Winograd, or a forward convolution with flipped filters wf). */
         size_t g_elems = pool ? (size_t)fnn_round_up(s->n * d.y_img, 16) : 0;
-        size_t wf_elems = dx_apart && algo == FNN_CONV_DIRECT ? (size_t)(s->c_out * d.k) : 0;
+        size_t wf_elems = dx_forward ? (size_t)(s->c_out * d.k) : 0;
         float *ws = fnn_workspace(FNN_WS_INPUTS, (g_elems + wf_elems + 16) * sizeof(float));
         if (ws == NULL)
             return FNN_ENOMEM;
@@ -660,13 +654,20 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
         int st = dgx != NULL || dgw != NULL || grad_b != NULL
                      ? conv_backward(s, NULL, g, NULL, x, w, dgx, dgw, grad_b, FNN_CONV_DIRECT)
                      : FNN_OK;
-        if (st == FNN_OK && wm != 0)
-            st = fnn_winograd_grad_weight(s, wm, g, x, grad_w);
+        /* Winograd's gradients, or the direct method's where they are not finite (the
+         * direct loop below then uses FNN_WS_OP only: g stays) */
+        if (st == FNN_OK && wm != 0 &&
+            (st = fnn_winograd_grad_weight(s, wm, g, x, grad_w)) == FNN_ENONFINITE)
+            st = conv_backward(s, NULL, g, NULL, x, w, NULL, grad_w, NULL, FNN_CONV_DIRECT);
         if (st != FNN_OK || !dx_apart)
             return st;
-        return algo != FNN_CONV_DIRECT
-                   ? fnn_winograd_grad_input(s, algo == FNN_CONV_WINOGRAD4 ? 4 : 2, g, w, grad_x)
-                   : grad_input_by_forward(&d, g, w, ws + g_elems, grad_x);
+        if (algo != FNN_CONV_DIRECT &&
+            (st = fnn_winograd_grad_input(s, algo == FNN_CONV_WINOGRAD4 ? 4 : 2, g, w,
+                                          grad_x)) != FNN_ENONFINITE)
+            return st;
+        return dx_forward ? grad_input_by_forward(&d, g, w, ws + g_elems, grad_x)
+                          : conv_backward(s, NULL, g, NULL, x, w, grad_x, NULL, NULL,
+                                          FNN_CONV_DIRECT);
     }
     int wgrad_gemm = d.k > CONV_SHORT_K;
     d.ldcols = fnn_round_up(d.ohw, 16);  /* rows of cols stay FNN_ALIGN-aligned */

@@ -128,6 +128,11 @@ int fnn_softmax_backward(int64_t rows, int64_t cols, const float *gy, const floa
 int fnn_log_softmax(int64_t rows, int64_t cols, const float *x, float *y);
 int fnn_log_softmax_backward(int64_t rows, int64_t cols, const float *gy, const float *y,
                              float *gx);
+/* Inverted dropout: y[i] = x[i] * m[i], m[i] = 1 / (1 - p) where element i is kept
+ * (probability 1 - p) and 0 elsewhere, from a counter-based hash of (seed, i): the same
+ * seed gives the same mask whatever the thread count or ISA, and the backward pass is
+ * this call on the gradient with the forward's seed. 0 <= p < 1; y may be x. */
+int fnn_dropout(int64_t n, double p, uint64_t seed, const float *x, float *y);
 
 /* ---- merging (merge.c) ----
  * y = ((xs[0] + xs[1]) + xs[2]) + ... over n elements; y may be one of the inputs

@@ -3,6 +3,7 @@
 #ifndef FASTNN_INTERNAL_H
 #define FASTNN_INTERNAL_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -28,9 +29,10 @@ static inline int omp_get_num_procs(void) { return 1; }
 #define FNN_WORK_PER_THREAD (1024.0 * 1024.0)
 #define FNN_THREADS_CAP 1024
 /* Work of one element of the memory-bound kernels in those units: a streamed element
- * (read, op, write) and one that also takes an exp. */
+ * (read, op, write), one that also takes an exp, one that also takes a hash. */
 #define FNN_COST_MEM 8.0
 #define FNN_COST_EXP 128.0
+#define FNN_COST_HASH 32.0
 
 /* Register-blocked GEMM pieces of one ISA (simd/gemm_kernel.h).
  * op(A)[i][p] = a[i*rs + p*cs]; a panel of mr rows starts every `ps` elements.
@@ -103,6 +105,10 @@ typedef struct {
     void (*sigmoid)(int64_t n, const float *x, float *y);
     void (*tanh)(int64_t n, const float *x, float *y);
     void (*add)(int64_t n, const float *a, const float *b, float *y);  /* y may be a */
+    /* fnn_dropout on elements first..first+n-1 of one 2^32 range, whose index's high
+     * word k1 carries; keep where the bits are >= thr */
+    void (*dropout)(int64_t n, uint32_t first, uint32_t k0, uint32_t k1, uint32_t thr,
+                    float scale, const float *x, float *y);
     double (*exp_sum)(int64_t n, const float *x, float shift, float *out);  /* fnn_exp_sum */
     /* Sums in double over n elements, in lanes whose order is the same on every ISA:
      * sums gives s = sum(x - shift) and q = sum((x - shift)^2) (batch-norm statistics,
@@ -206,7 +212,9 @@ int fnn_max_unpool_images(const fnn_pool2d *p, int64_t n, int64_t planes, const 
 /* Winograd F(m x m, 3 x 3), m = 2 or 4 (winograd.c), on a shape conv.c has validated
  * (3x3 kernel, stride 1, dilation 1, at least one image and channel each way): the
  * forward, max-pooled when pool is set (y, pos as fnn_conv2d_max_pool2d's), the input
- * gradient and the weight gradient of the whole (unpooled) output gradient. */
+ * gradient and the weight gradient of the whole (unpooled) output gradient. Each returns
+ * FNN_ENONFINITE when its result holds an inf or NaN: the transforms turn one inf into
+ * NaN across its tile (inf - inf), so conv.c then runs the direct method instead. */
 int fnn_winograd_forward(const fnn_conv2d_shape *s, int m, const fnn_pool2d *pool,
                          const float *x, const float *w, const float *bias, float *y,
                          uint8_t *pos);
@@ -296,6 +304,20 @@ static inline float fnn_expf(float x)
 /* out[j] = fnn_expf(x[j] - shift) for j < n (out may be NULL); returns their sum,
  * added in double in four interleaved lanes (element j to lane j % 4), a fixed order. */
 double fnn_exp_sum(int64_t n, const float *x, float shift, float *out);
+
+/* A 32-bit integer mixer (xor-shift-multiply, a bijection with full avalanche), in place
+ * on a uint32_t or a vector of them: two keyed rounds make dropout's random bits. */
+#define FNN_MIX32(h) \
+    ((h) ^= (h) >> 16, (h) *= 0x7feb352dU, (h) ^= (h) >> 15, (h) *= 0x846ca68bU, (h) ^= (h) >> 16)
+
+/* Whether none of x[0..n) is inf or NaN. */
+static inline int fnn_all_finite(const float *x, int64_t n)
+{
+    int ok = 1;
+    for (int64_t i = 0; i < n; i++)
+        ok &= isfinite(x[i]) != 0;
+    return ok;
+}
 
 static inline int64_t fnn_round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 

@@ -268,17 +268,24 @@ static void transform_input(const wino_geom *g, const float *x, int64_t r0, int6
 
 /* Output tiles from M (position xi, tile q, channel o at mm[xi*mplane + q*cop + o]),
  * plus the bias, into y, a tile row at a time through a channels-last band, cropped to
- * the output. */
-static void transform_output(const wino_geom *g, const float *mm, int64_t r0, int64_t r1,
-                             const float *bias, float *y, float *band)
+ * the output. Returns nonzero if an output is inf or NaN. */
+static int transform_output(const wino_geom *g, const float *mm, int64_t r0, int64_t r1,
+                            const float *bias, float *y, float *band)
 {
     int m = g->m;
     int64_t ld = g->tw * m * g->cop;
+    uint32_t bad = 0;  /* bit 31 set by an all-ones exponent */
     for (int64_t r = r0; r < r1; r++) {
         int64_t img = r / g->th, y0 = (r % g->th) * m;
         for (int64_t tx = 0, q = (r - r0) * g->tw; tx < g->tw; tx++, q++)
             fnn_active->wino->output(m, mm + q * g->cop, g->mplane, g->cop, bias,
                                      band + tx * m * g->cop, ld);
+        /* the whole band, cropped pixels too (they are finite if the inputs are) */
+        for (int64_t k = 0; k < m * ld; k++) {
+            uint32_t u;
+            memcpy(&u, band + k, sizeof u);
+            bad |= (u & 0x7f800000u) + 0x00800000u;
+        }
         for (int64_t o = 0; o < g->co; o++)
             for (int64_t i = 0; i < m && y0 + i < g->oh; i++) {
                 float *dst = y + ((img * g->co + o) * g->oh + y0 + i) * g->ow;
@@ -287,6 +294,7 @@ static void transform_output(const wino_geom *g, const float *mm, int64_t r0, in
                     dst[col] = src[col * g->cop];
             }
     }
+    return (int)(bad >> 31);
 }
 
 /* Output-gradient tiles of tile rows [r0, r1) into Z: position xi of A dY A^T, tile q,
@@ -310,8 +318,8 @@ static void transform_grad(const wino_geom *g, const float *gy, int64_t r0, int6
 }
 
 /* Block blk: its input tiles, the P GEMMs M_xi^T = V_xi^T U_xi^T (V^T read in place,
- * U^T packed once), its output tiles. */
-static void run_block(const wino_geom *g, int64_t blk, const float *x, const float *up,
+ * U^T packed once), its output tiles; nonzero if one is inf or NaN. */
+static int run_block(const wino_geom *g, int64_t blk, const float *x, const float *up,
                       const float *bias, float *y, float *buf)
 {
     const fnn_gemm_kernels *gk = fnn_active->gemm;
@@ -322,7 +330,7 @@ static void run_block(const wino_geom *g, int64_t blk, const float *x, const flo
     for (int xi = 0; xi < g->P; xi++)
         gk->macro(nt, g->co, g->ci, 1.0f, v + xi * g->vplane, g->cip, 1, gk->mr * g->cip,
                   up + xi * uplane, 0.0f, mm + xi * g->mplane, g->cop);
-    transform_output(g, mm, r0, r1, bias, y, band);
+    return transform_output(g, mm, r0, r1, bias, y, band);
 }
 
 /* ---- entry points (conv.c has validated the shape and the pointers) ---- */
@@ -335,12 +343,14 @@ typedef struct {
     uint8_t *ppos;
     size_t te;
     int64_t out_img, pooled;
+    int err;
 } wino_job;
 
 static void wino_block(void *ctx, int64_t blk, int slot)
 {
-    const wino_job *J = ctx;
-    run_block(J->g, blk, J->x, J->up, J->bias, J->y, J->bufs + J->te * slot);
+    wino_job *J = ctx;
+    if (run_block(J->g, blk, J->x, J->up, J->bias, J->y, J->bufs + J->te * slot))
+        fnn_store_status(&J->err, FNN_ENONFINITE);
 }
 
 static void wino_pool_image(void *ctx, int64_t img, int slot)
@@ -375,8 +385,10 @@ static int wino_run(const wino_geom *g, const float *x, const float *w, int64_t 
         bias_p[o] = bias != NULL && o < g->co ? bias[o] : 0.0f;
     wino_job J = {.g = g, .pool = pool, .x = x, .up = ws, .bias = bias_p, .y = y, .py = py,
                   .ppos = ppos, .bufs = ws + up_elems + whole, .te = te, .out_img = out_img,
-                  .pooled = pooled};
+                  .pooled = pooled, .err = FNN_OK};
     fnn_run(g->nblocks, nth, wino_block, &J);
+    if (J.err != FNN_OK)
+        return J.err;
     if (pool != NULL)
         fnn_run(g->n, nth, wino_pool_image, &J);
     return FNN_OK;
@@ -498,7 +510,7 @@ int fnn_winograd_grad_weight(const fnn_conv2d_shape *s, int m, const float *grad
         return J.err;
     fnn_parallel_range(g.co * g.ci, FNN_COST_MEM * (double)nchunks * gw_elems, 1,
                        wgrad_sum_range, &J);
-    return FNN_OK;
+    return fnn_all_finite(grad_w, gw_elems) ? FNN_OK : FNN_ENONFINITE;
 }
 
 /* The algorithm "auto" picks, from the shape alone. Forward time / the direct method's

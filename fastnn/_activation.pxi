@@ -1,4 +1,4 @@
-# _activation.pxi: activations (csrc/activation.c), included by fastnn/_core.pyx.
+# _activation.pxi: activations and dropout (csrc/activation.c), included by fastnn/_core.pyx.
 # Elementwise ones take any shape; softmax and log_softmax work over the last axis.
 # A forward's `out` may be its input itself (in place); a backward's out overlaps nothing.
 
@@ -110,3 +110,30 @@ def log_softmax(x, *, out=None):
 def log_softmax_backward(grad_out, y, *, out=None):
     """grad_out - exp(y) * sum(grad_out) over the last axis, from the forward output y."""
     return act_call(LOG_SOFTMAX, True, grad_out, y, "y", out, "log_softmax_backward")
+
+
+def dropout(x, p, seed, *, out=None):
+    """Inverted dropout: x * 1/(1 - p) where an element is kept (probability 1 - p), 0
+    elsewhere (x * 0: a NaN stays NaN). The mask is a counter-based hash of `seed` (an int
+    in [0, 2**64)) and each element's flat index, so the same seed gives the same mask
+    whatever the thread count or ISA. The gradient is dropout(grad_out, p, seed): the
+    same call with the forward's seed. 0 <= p < 1; `out` may be x (in place)."""
+    p = as_real(p, "p", "dropout")
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1), got {p!r}")
+    if not is_int(seed):
+        raise TypeError(f"dropout: seed must be an int, got {seed!r}")
+    if not 0 <= seed < 1 << 64:
+        raise ValueError(f"dropout: seed must be in [0, 2**64), got {seed!r}")
+    x = as_float32(x, "x", "dropout")
+    out = check_out(out, x.shape, "dropout", (x,), alias=x)
+    cdef int64_t n = x.size
+    cdef double p_ = p
+    cdef uint64_t key = seed
+    cdef const float *xp = <const float *>data_ptr(x)
+    cdef float *yp = <float *>data_ptr(out)
+    cdef int status
+    with nogil:
+        status = fnn_dropout(n, p_, key, xp, yp)
+    check(status, "dropout")
+    return out

@@ -1,6 +1,6 @@
 # _core.pxd: the C API of csrc/fastnn.h as Cython sees it. Every call is nogil:
 # the .pyx wrappers validate under the GIL, then release it around the C call.
-from libc.stdint cimport int64_t, uint8_t
+from libc.stdint cimport int64_t, uint8_t, uint64_t
 
 cdef extern from "fastnn.h" nogil:
     enum:
@@ -73,6 +73,7 @@ cdef extern from "fastnn.h" nogil:
     int fnn_log_softmax(int64_t rows, int64_t cols, const float *x, float *y)
     int fnn_log_softmax_backward(int64_t rows, int64_t cols, const float *gy, const float *y,
                                  float *gx)
+    int fnn_dropout(int64_t n, double p, uint64_t seed, const float *x, float *y)
 
     int fnn_add(int64_t count, int64_t n, const float *const *xs, float *y)
 

@@ -468,6 +468,32 @@ def log_softmax_backward(grad_out, y):
     return grad_out - np.exp(y) * grad_out.sum(axis=-1, keepdims=True)
 
 
+def _mix32(h):
+    """csrc's fnn_mix32 on a uint32 array (wrapping multiplies)."""
+    h = h ^ (h >> 16)
+    h = h * np.uint32(0x7FEB352D)
+    h = h ^ (h >> 15)
+    h = h * np.uint32(0x846CA68B)
+    return h ^ (h >> 16)
+
+
+def dropout_mask(shape, p, seed):
+    """Which elements dropout(x, p, seed) keeps: element i (flat index) when two keyed
+    rounds of the mixer, on i's low word with the seed's low word and then on the seed's
+    high word xor the mixed high word of i, give bits >= floor(p * 2**32)."""
+    i = np.arange(int(np.prod(shape)), dtype=np.uint64)
+    lo, hi = (i & np.uint64(0xFFFFFFFF)).astype(np.uint32), (i >> np.uint64(32)).astype(np.uint32)
+    k1 = np.uint32(seed >> 32) ^ _mix32(hi)
+    bits = _mix32(_mix32(lo ^ np.uint32(seed & 0xFFFFFFFF)) ^ k1)
+    return (bits >= np.uint32(int(np.ldexp(p, 32)))).reshape(shape)
+
+
+def dropout(x, p, seed):
+    """Inverted dropout: x / (1 - p) where dropout_mask keeps, x * 0 elsewhere (NaN stays
+    NaN). Its gradient is dropout(grad_out, p, seed)."""
+    return x * np.where(dropout_mask(x.shape, p, seed), 1 / (1 - p), 0).astype(x.dtype)
+
+
 def flatten(x):
     """Reshape (N, ...) to (N, -1), same element order as torch.flatten(x, 1)."""
     return x.reshape(x.shape[0], -1)

@@ -157,7 +157,75 @@ def test_out_and_layouts(rng):
     np.testing.assert_array_equal(F.softmax(x.T), F.softmax(np.ascontiguousarray(x.T)))
 
 
+DROPOUT_SEEDS = [0, 1, 2**32 - 1, 2**32, 0x9E3779B97F4A7C15, 2**64 - 1]
+
+
+@pytest.mark.parametrize("shape", SHAPES + [(3, 1001), (64, 257)])
+@pytest.mark.parametrize("p", [0.0, 0.1, 0.5, 0.9, 1 - 2**-30])
+def test_dropout_matches_reference(isa, rng, shape, p):
+    """The mask equals the reference's hash exactly; a kept element is x * fl(1/(1-p)),
+    within 2u of the float64 x / (1 - p)."""
+    x = sample(rng, shape)
+    for seed in DROPOUT_SEEDS:
+        y = F.dropout(x, p, seed)
+        keep = ref.dropout_mask(shape, p, seed)
+        assert y.dtype == np.float32 and y.shape == x.shape
+        np.testing.assert_array_equal(y[~keep], 0)
+        want = ref.dropout(x.astype(np.float64), p, seed)
+        assert_within(y, want, 2 * U * np.abs(want))
+        # the backward pass is the same call on the gradient
+        g = sample(rng, shape, 1.0)
+        np.testing.assert_array_equal(F.dropout(g, p, seed) != 0, keep & (g != 0))
+
+
+def test_dropout_statistics(rng):
+    """1M elements: the kept share is 1 - p, pairs of neighbours and of seeds (one bit
+    apart) are kept independently, to within 5 standard deviations."""
+    n = 1 << 20
+    x = np.ones(n, np.float32)
+    for p in (0.1, 0.5, 0.8):
+        q = 1 - p
+        for seed in (0, 1, 2**32, 12345):
+            keep = F.dropout(x, p, seed) != 0
+            other = F.dropout(x, p, seed ^ 1) != 0
+            for share, want, count in ((keep.mean(), q, n), ((keep[1:] & keep[:-1]).mean(), q * q, n - 1),
+                                       ((keep & other).mean(), q * q, n)):
+                assert abs(share - want) < 5 * np.sqrt(want * (1 - want) / count), (p, seed)
+    np.testing.assert_array_equal(F.dropout(x, 0.0, 7), x)
+
+
+def test_dropout_same_bits_whatever_the_threads_and_in_place(isa, threads, rng):
+    x = sample(rng, (1 << 18) + 3)
+    threads(1)
+    one = F.dropout(x, 0.3, 99)
+    threads(2)
+    np.testing.assert_array_equal(F.dropout(x, 0.3, 99), one)
+    inplace = x.copy()
+    assert F.dropout(inplace, 0.3, 99, out=inplace) is inplace
+    np.testing.assert_array_equal(inplace, one)
+
+
+def test_dropout_keeps_nan_and_inf_like_torch():
+    x = np.array([np.nan, np.inf, -np.inf] * 200, np.float32)
+    y = F.dropout(x, 0.5, 3)
+    keep = ref.dropout_mask(x.shape, 0.5, 3)
+    assert 0 < keep.sum() < keep.size
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(x) | (np.isinf(x) & ~keep))  # inf * 0
+    np.testing.assert_array_equal(y[keep], x[keep] * np.float32(2))
+
+
 BAD = [
+    (lambda: F.dropout(np.ones(3, np.float32), 1.0, 0), ValueError, r"p must be in \[0, 1\)"),
+    (lambda: F.dropout(np.ones(3, np.float32), float("nan"), 0), ValueError, "p must be"),
+    (lambda: F.dropout(np.ones(3, np.float32), -0.1, 0), ValueError, "p must be"),
+    (lambda: F.dropout(np.ones(3, np.float32), "0.1", 0), TypeError, "p must be a real"),
+    (lambda: F.dropout(np.ones(3, np.float32), 0.5, -1), ValueError, "seed must be in"),
+    (lambda: F.dropout(np.ones(3, np.float32), 0.5, 2**64), ValueError, "seed must be in"),
+    (lambda: F.dropout(np.ones(3, np.float32), 0.5, 1.0), TypeError, "seed must be an int"),
+    (lambda: F.dropout(np.ones(3, np.float32), 0.5, True), TypeError, "seed must be an int"),
+    (lambda: F.dropout(np.ones(3), 0.5, 0), TypeError, "x must be a float32"),
+    (lambda: F.dropout(np.ones(3, np.float32), 0.5, 0, out=np.ones(2, np.float32)), ValueError,
+     r"out must have shape \(3,\)"),
     (lambda: F.relu(np.ones(3)), TypeError, "x must be a float32 array, got dtype float64"),
     (lambda: F.sigmoid([1, 2]), TypeError, "x must be a float32 array"),
     (lambda: F.relu_backward(np.ones(3, np.float32), np.ones(4, np.float32)), ValueError,

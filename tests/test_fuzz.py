@@ -68,6 +68,11 @@ def make_unary(r, draw, ndim_min=0):
     return {"x": randn(r, *shape)}
 
 
+def make_dropout(r, draw):
+    return {**make_unary(r, draw), "p": draw(st.sampled_from([0.0, 0.1, 0.5, 0.9])),
+            "seed": draw(st.integers(0, 2**64 - 1))}
+
+
 def make_backward(r, draw, ndim_min=0, src="x"):
     x = make_unary(r, draw, ndim_min)["x"]
     return {"grad_out": randn(r, *x.shape), src: x}
@@ -246,6 +251,7 @@ OPS += [Op(name + "_backward", getattr(F, name + "_backward"), getattr(R, name +
         for name, src, lo in (("relu", "x", 0), ("leaky_relu", "x", 0), ("sigmoid", "y", 0),
                               ("tanh", "y", 0), ("softmax", "y", 1), ("log_softmax", "y", 1))]
 OPS += [
+    Op("dropout", F.dropout, R.dropout, make_dropout, {"out": None}, ("p", "seed"), ("x",)),
     Op("linear", F.linear, R.linear, make_linear, {"out": None}, (), ("x", "weight", "bias")),
     Op("linear_backward", F.linear_backward, R.linear_backward,
        lambda r, d: make_linear(r, d, True),
@@ -496,7 +502,8 @@ def test_kernel_boundary(op, data):
                 hk = 0
             src = holder[hk]
             if src.shape == tuple(shape) and src.size and not (op.name in (
-                    "relu", "sigmoid", "tanh", "leaky_relu", "softmax", "log_softmax", "add")):
+                    "relu", "sigmoid", "tanh", "leaky_relu", "softmax", "log_softmax", "add",
+                    "dropout")):
                 holder[hk] = src = src.copy()
                 out = src  # an input as the output of an op that is not in place
                 must_raise = True

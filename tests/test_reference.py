@@ -101,6 +101,13 @@ def test_linear_backward_fd(rng, x_shape):
     assert_grad_close(gb, numerical_grad(lambda t: ref.linear(x, w, t), b, g))
 
 
+@pytest.mark.parametrize("p", [0.0, 0.3, 0.7])
+def test_dropout_backward_fd(rng, p):
+    """Dropout's gradient is dropout of the gradient with the same seed."""
+    x, g = rng.normal(size=(3, 40)), rng.normal(size=(3, 40))
+    assert_grad_close(ref.dropout(g, p, 5), numerical_grad(lambda t: ref.dropout(t, p, 5), x, g))
+
+
 @pytest.mark.parametrize("x_shape, w_shape, stride, padding, dilation", CONV_CASES)
 def test_conv2d_backward_fd(rng, x_shape, w_shape, stride, padding, dilation):
     x, w, b = rng.normal(size=x_shape), rng.normal(size=w_shape), rng.normal(size=w_shape[0])

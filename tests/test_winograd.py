@@ -219,6 +219,38 @@ def test_winograd_max_pool_bitwise(isa, rng, algo):
     check_fused_is_unfused(x, wt, b, (1, 1, 1), (2, None, 0), algo, rng)
 
 
+def same_nonfinite(a, b):
+    return all(np.array_equal(f(a), f(b)) for f in (np.isnan, np.isposinf, np.isneginf))
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("where", ["x", "weight", "grad_out"])
+@pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
+def test_nonfinite_inputs_give_the_direct_methods_results(isa, rng, algo, where, value):
+    """One inf or NaN: the transforms would spread NaN over its tile (inf - inf), also
+    onto pixels its window never reaches. Each result it enters is the direct method's,
+    bitwise (pooled or not), with the reference's infs and NaNs."""
+    x = rng.standard_normal((2, 3, 9, 8)).astype(np.float32)
+    wt = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    g = rng.standard_normal((2, 4, 9, 8)).astype(np.float32)
+    {"x": x, "weight": wt, "grad_out": g}[where].reshape(-1)[5] = value
+    results = {  # name: (inputs it reads, algorithm -> result)
+        "y": ("x weight", lambda a: F.conv2d(x, wt, None, 1, 1, algorithm=a)),
+        "pooled": ("x weight", lambda a: F.conv2d_max_pool2d(x, wt, None, 1, 1, algorithm=a)[0]),
+        "dx": ("grad_out weight", lambda a: F.conv2d_backward(g, x, wt, 1, 1, algorithm=a)[0]),
+        "dw": ("grad_out x", lambda a: F.conv2d_backward(g, x, wt, 1, 1, algorithm=a)[1])}
+    with np.errstate(invalid="ignore"):
+        x64, w64, g64 = x.astype(np.float64), wt.astype(np.float64), g.astype(np.float64)
+        want = {"y": R.conv2d(x64, w64, None, 1, 1),
+                "dx": R.conv2d_backward(g64, x64, w64, 1, 1)[0],
+                "dw": R.conv2d_backward(g64, x64, w64, 1, 1)[1]}
+    for name, (reads, run) in results.items():
+        if where in reads.split():
+            np.testing.assert_array_equal(run(algo), run("direct"))
+        if name in want:
+            assert same_nonfinite(run(algo), want[name]), name
+
+
 def test_auto_is_one_of_the_algorithms(rng):
     for shape, wshape, pad in [((2, 32, 13, 13), (64, 32, 3, 3), 0),
                                ((2, 1, 28, 28), (32, 1, 3, 3), 0),

@@ -22,6 +22,34 @@ static void ew_relu_backward(int64_t n, const float *restrict gy, const float *r
     }
 }
 
+typedef uint32_t ew_vu32 __attribute__((vector_size(FNN_VEC * 4)));
+
+/* FNN_VEC elements' bits at a time in 32-bit lanes; x * 0 keeps a NaN, as torch does. */
+static void ew_dropout(int64_t n, uint32_t first, uint32_t k0, uint32_t k1, uint32_t thr,
+                       float scale, const float *x, float *y)
+{
+    uint32_t scale_bits;
+    memcpy(&scale_bits, &scale, sizeof scale_bits);
+    ew_vu32 index;
+    for (int t = 0; t < FNN_VEC; t++)
+        index[t] = first + (uint32_t)t;
+    for (int64_t i = 0; i < n; i += FNN_VEC, index += FNN_VEC) {
+        ew_vu32 h = index ^ k0;
+        FNN_MIX32(h);
+        h ^= k1;
+        FNN_MIX32(h);
+        vfloat m = (vfloat)((ew_vu32)(h >= thr) & scale_bits);  /* scale or +0.0f */
+        if (i + FNN_VEC <= n) {
+            *(vfloat_u *)(y + i) = *(const vfloat_u *)(x + i) * m;
+        } else {  /* the last elements through a whole vector */
+            vfloat v = {0};
+            memcpy(&v, x + i, (size_t)(n - i) * sizeof(float));
+            v *= m;
+            memcpy(y + i, &v, (size_t)(n - i) * sizeof(float));
+        }
+    }
+}
+
 static void ew_leaky_relu(int64_t n, float slope, const float *x, float *y)
 {
     for (int64_t i = 0; i < n; i++) {
@@ -458,7 +486,7 @@ static void ew_rmsprop(int64_t n, float *p, const float *grad, float *sq, float 
     {                                                                                    \
         .relu = ew_relu, .relu_backward = ew_relu_backward, .leaky_relu = ew_leaky_relu, \
         .leaky_relu_backward = ew_leaky_relu_backward, .sigmoid = ew_sigmoid,            \
-        .tanh = ew_tanh, .add = ew_add, .exp_sum = ew_exp_sum, .sums = ew_sums,          \
+        .tanh = ew_tanh, .add = ew_add, .dropout = ew_dropout, .exp_sum = ew_exp_sum, .sums = ew_sums,          \
         .dot_sums = ew_dot_sums, .max_pool_2x2 = ew_max_pool_2x2, .sgd = ew_sgd,         \
         .max_unpool_2x2 = ew_max_unpool_2x2, .adam = ew_adam, .rmsprop = ew_rmsprop      \
     }
