@@ -301,17 +301,16 @@ static void hwc_copy(const conv_dims *d, const conv_hwc *h, const float *src, fl
                      int to_chw)
 {
     const fnn_conv2d_shape *s = &d->s;
-    int64_t C = s->c_in;
-    for (int64_t c = 0; c < C; c++)
-        for (int64_t ih = 0; ih < s->h; ih++) {
-            int64_t plain = (c * s->h + ih) * s->w, padded = ((ih + s->ph) * h->wpad + s->pw) * C + c;
-            if (to_chw)
-                for (int64_t iw = 0; iw < s->w; iw++)
-                    dst[plain + iw] = src[padded + iw * C];
-            else
-                for (int64_t iw = 0; iw < s->w; iw++)
-                    dst[padded + iw * C] = src[plain + iw];
-        }
+    int64_t C = s->c_in, hw = s->h * s->w;
+    /* a row at a time, or all rows as one run when the copy pads no columns */
+    int64_t step = s->pw == 0 ? s->h : 1, run = step * s->w;
+    for (int64_t ih = 0; ih < s->h; ih += step) {
+        int64_t plain = ih * s->w, padded = ((ih + s->ph) * h->wpad + s->pw) * C;
+        if (to_chw)
+            fnn_active->gemm->transpose(run, C, src + padded, C, NULL, dst + plain, hw);
+        else
+            fnn_active->gemm->transpose(C, run, src + plain, hw, NULL, dst + padded, C);
+    }
 }
 
 /* gp = col2im of dcols (OHW x k, (i, j, c) columns): every element is scattered back
@@ -383,11 +382,8 @@ static void conv_fwd_task(void *ctx, int64_t t, int slot)
         hwc_copy(d, h, xi, buf, 0);
         fnn_active->gemm->macro_rows(d->ohw, o1 - o0, buf, h->roff, h->nseg, h->soff, h->run,
                                      J->ws + o0 * d->k, yt + o0, s->c_out);
-        for (int64_t o = o0; o < o1; o++) {
-            float b = J->bias ? J->bias[o] : 0.0f;
-            for (int64_t p = 0; p < d->ohw; p++)
-                yi[o * d->ohw + p] = yt[p * s->c_out + o] + b;
-        }
+        fnn_active->gemm->transpose(d->ohw, o1 - o0, yt + o0, s->c_out,
+                                    J->bias ? J->bias + o0 : NULL, yi + o0 * d->ohw, d->ohw);
     } else {
         im2col(d, xi, buf, ck->nr, ck->nr, d->k * ck->nr, J->padded);
         ck->macro(o1 - o0, d->ohw, d->k, J->ws + o0 * d->k, buf, J->bias ? J->bias + o0 : NULL,

@@ -62,6 +62,9 @@ typedef struct {
     void (*rows_axpy)(int64_t m, int64_t j0, int64_t j1, int64_t k, float alpha, const float *a,
                       int64_t a_rs, int64_t a_cs, const float *b, int64_t ldb, float beta,
                       float *c, int64_t ldc);
+    /* dst[c*ld + r] = src[r*ls + c] (+ add[c] if add), r < rows, c < cols */
+    void (*transpose)(int64_t rows, int64_t cols, const float *src, int64_t ls,
+                      const float *add, float *dst, int64_t ld);
 } fnn_gemm_kernels;
 
 /* op(B) of fnn_sgemm_ex: B[p][q] = b[p*rs + q*cs], or b[roff[p] + coff[q]] when roff

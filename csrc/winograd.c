@@ -203,35 +203,6 @@ static void transform_filters(const wino_geom *g, const float *w, int64_t so, in
 
 /* ---- one block ---- */
 
-/* dst[p*cp + c] = src[c*cs + p] for nch channels c and n pixels p: a row of channel
- * planes to channels-last, 8 channels at a time (so that the stores run on). */
-static void to_channels_last(const float *src, int64_t cs, int64_t nch, int64_t n, float *dst,
-                             int64_t cp)
-{
-    int64_t c0 = 0;
-    for (; c0 + 8 <= nch; c0 += 8) {
-        for (int c = 8; c < 16 && c0 + c < nch; c++)  /* the next group's rows: misses */
-            for (int64_t p = 0; p < n; p += 16)
-                __builtin_prefetch(src + (c0 + c) * cs + p);
-        int64_t p = 0;
-        for (; p + 8 <= n; p += 8) {  /* 8 x 8 blocks: contiguous loads, then stores */
-            float t[8][8];
-            for (int c = 0; c < 8; c++)
-                for (int q = 0; q < 8; q++)
-                    t[c][q] = src[(c0 + c) * cs + p + q];
-            for (int q = 0; q < 8; q++)
-                for (int c = 0; c < 8; c++)
-                    dst[(p + q) * cp + c0 + c] = t[c][q];
-        }
-        for (; p < n; p++)
-            for (int c = 0; c < 8; c++)
-                dst[p * cp + c0 + c] = src[(c0 + c) * cs + p];
-    }
-    for (; c0 < nch; c0++)
-        for (int64_t p = 0; p < n; p++)
-            dst[p * cp + c0] = src[c0 * cs + p];
-}
-
 /* Band row i: input row y of image img, channels-last, zero outside the image. */
 static void band_row(const wino_geom *g, const float *x, int64_t img, int64_t y, float *dst)
 {
@@ -240,8 +211,9 @@ static void band_row(const wino_geom *g, const float *x, int64_t img, int64_t y,
     memset(dst, 0, (size_t)(g->bw * g->cip) * sizeof(float));
     if (y < 0 || y >= g->h)
         return;
-    to_channels_last(x + (img * g->ci * g->h + y) * g->w + g->left + lo, g->h * g->w, g->ci,
-                     hi - lo, dst + lo * g->cip, g->cip);
+    const float *row = x + (img * g->ci * g->h + y) * g->w + g->left + lo;
+    fnn_active->gemm->transpose(g->ci, hi - lo, row, g->h * g->w, NULL, dst + lo * g->cip,
+                                g->cip);
 }
 
 /* Input tiles of the block's tile rows [r0, r1) into V: position xi, tile q, channel c
@@ -286,13 +258,10 @@ static int transform_output(const wino_geom *g, const float *mm, int64_t r0, int
             memcpy(&u, band + k, sizeof u);
             bad |= (u & 0x7f800000u) + 0x00800000u;
         }
-        for (int64_t o = 0; o < g->co; o++)
-            for (int64_t i = 0; i < m && y0 + i < g->oh; i++) {
-                float *dst = y + ((img * g->co + o) * g->oh + y0 + i) * g->ow;
-                const float *src = band + i * ld + o;
-                for (int64_t col = 0; col < g->ow; col++)
-                    dst[col] = src[col * g->cop];
-            }
+        for (int64_t i = 0; i < m && y0 + i < g->oh; i++)  /* back to channel planes */
+            fnn_active->gemm->transpose(g->ow, g->co, band + i * ld, g->cop, NULL,
+                                        y + (img * g->co * g->oh + y0 + i) * g->ow,
+                                        g->oh * g->ow);
     }
     return (int)(bad >> 31);
 }
@@ -309,8 +278,9 @@ static void transform_grad(const wino_geom *g, const float *gy, int64_t r0, int6
         int64_t img = r / g->th, y0 = (r % g->th) * m;
         memset(band, 0, (size_t)(m * ld) * sizeof(float));
         for (int64_t i = 0; i < m && y0 + i < g->oh; i++)
-            to_channels_last(gy + (img * g->co * g->oh + y0 + i) * g->ow, g->oh * g->ow, g->co,
-                             g->ow, band + i * ld, g->cop);
+            fnn_active->gemm->transpose(g->co, g->ow,
+                                        gy + (img * g->co * g->oh + y0 + i) * g->ow,
+                                        g->oh * g->ow, NULL, band + i * ld, g->cop);
         for (int64_t tx = 0, q = (r - r0) * g->tw; tx < g->tw; tx++, q++)
             fnn_active->wino->output_t(m, band + tx * m * g->cop, ld, g->cop, z + q * g->cop,
                                        g->mplane);

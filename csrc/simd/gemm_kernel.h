@@ -33,38 +33,75 @@ static void gemm_pack_a(int64_t mc, int64_t kc, const float *a, int64_t rs, int6
 #if FNN_VEC == 8
 typedef int vint8 __attribute__((vector_size(32)));
 
-/* Full panel, columns of op(B) contiguous (rs == 1: B = W^T, a linear layer's weight):
- * rows [0, kc8) in 8x8 blocks, 8 columns loaded as vectors and transposed in registers
- * (a scalar copy would move one float at a time). Returns kc8, a multiple of 8. */
-static int64_t gemm_pack_b_t8(int64_t kc, const float *src, int64_t cs, float *bp)
+/* dst[q*ld + l] = src[l*ls + q] (+ add[q] when add is set) for an 8 x 8 block: 8 rows
+ * loaded as vectors and transposed in registers (a scalar copy would move one float at
+ * a time, to a different cache line each). */
+static inline __attribute__((always_inline)) void
+gemm_transpose_8x8(const float *src, int64_t ls, const float *add, float *dst, int64_t ld)
 {
     const vint8 lo1 = {0, 8, 1, 9, 4, 12, 5, 13}, hi1 = {2, 10, 3, 11, 6, 14, 7, 15};
     const vint8 lo2 = {0, 1, 8, 9, 4, 5, 12, 13}, hi2 = {2, 3, 10, 11, 6, 7, 14, 15};
     const vint8 lo4 = {0, 1, 2, 3, 8, 9, 10, 11}, hi4 = {4, 5, 6, 7, 12, 13, 14, 15};
+    vfloat r[8], t[8], u[8];
+    for (int l = 0; l < 8; l++)
+        r[l] = *(const vfloat_u *)(src + l * ls);
+    for (int l = 0; l < 8; l += 2) {
+        t[l] = __builtin_shuffle(r[l], r[l + 1], lo1);
+        t[l + 1] = __builtin_shuffle(r[l], r[l + 1], hi1);
+    }
+    for (int l = 0; l < 8; l += 4)
+        for (int h = 0; h < 2; h++) {
+            u[l + 2 * h] = __builtin_shuffle(t[l + h], t[l + h + 2], lo2);
+            u[l + 2 * h + 1] = __builtin_shuffle(t[l + h], t[l + h + 2], hi2);
+        }
+    /* u[q], u[q + 4]: columns q and q + 4 of rows 0-3 and of rows 4-7 */
+    for (int q = 0; q < 4; q++) {
+        vfloat lo = __builtin_shuffle(u[q], u[q + 4], lo4);
+        vfloat hi = __builtin_shuffle(u[q], u[q + 4], hi4);
+        if (add != NULL) {
+            lo += add[q];
+            hi += add[q + 4];
+        }
+        *(vfloat_u *)(dst + q * ld) = lo;
+        *(vfloat_u *)(dst + (q + 4) * ld) = hi;
+    }
+}
+
+/* Full panel, columns of op(B) contiguous (rs == 1: B = W^T, a linear layer's weight):
+ * rows [0, kc8) in 8x8 blocks. Returns kc8, a multiple of 8. */
+static int64_t gemm_pack_b_t8(int64_t kc, const float *src, int64_t cs, float *bp)
+{
     int64_t kc8 = kc / 8 * 8;
     for (int64_t p = 0; p < kc8; p += 8)
-        for (int j = 0; j < FNN_NR; j += 8) {
-            vfloat r[8], t[8], u[8];
-            for (int l = 0; l < 8; l++)  /* r[l][q] = op(B)[p + q][j + l] */
-                r[l] = *(const vfloat_u *)(src + (j + l) * cs + p);
-            for (int l = 0; l < 8; l += 2) {
-                t[l] = __builtin_shuffle(r[l], r[l + 1], lo1);
-                t[l + 1] = __builtin_shuffle(r[l], r[l + 1], hi1);
-            }
-            for (int l = 0; l < 8; l += 4)
-                for (int h = 0; h < 2; h++) {
-                    u[l + 2 * h] = __builtin_shuffle(t[l + h], t[l + h + 2], lo2);
-                    u[l + 2 * h + 1] = __builtin_shuffle(t[l + h], t[l + h + 2], hi2);
-                }
-            /* u[q], u[q + 4]: columns q and q + 4 of rows 0-3 and of rows 4-7 */
-            for (int q = 0; q < 4; q++) {
-                *(vfloat *)(bp + (p + q) * FNN_NR + j) = __builtin_shuffle(u[q], u[q + 4], lo4);
-                *(vfloat *)(bp + (p + q + 4) * FNN_NR + j) = __builtin_shuffle(u[q], u[q + 4], hi4);
-            }
-        }
+        for (int j = 0; j < FNN_NR; j += 8)  /* rows j.. of the block: op(B)'s columns */
+            gemm_transpose_8x8(src + j * cs + p, cs, NULL, bp + p * FNN_NR + j, FNN_NR);
     return kc8;
 }
 #endif
+
+/* dst[c*ld + r] = src[r*ls + c] (+ add[c] when add is set), r < rows, c < cols: the
+ * layout changes between channels-first and channels-last images (conv.c, winograd.c),
+ * in 8 x 8 register blocks where the ISA has 8 lanes. */
+static void gemm_transpose(int64_t rows, int64_t cols, const float *src, int64_t ls,
+                           const float *add, float *dst, int64_t ld)
+{
+    int64_t r0 = 0;
+#if FNN_VEC == 8
+    for (; r0 + 8 <= rows; r0 += 8) {
+        int64_t c0 = 0;
+        for (; c0 + 8 <= cols; c0 += 8)
+            gemm_transpose_8x8(src + r0 * ls + c0, ls, add ? add + c0 : NULL, dst + c0 * ld + r0,
+                               ld);
+        for (; c0 < cols; c0++)
+            for (int r = 0; r < 8; r++)
+                dst[c0 * ld + r0 + r] = add ? src[(r0 + r) * ls + c0] + add[c0]
+                                            : src[(r0 + r) * ls + c0];
+    }
+#endif
+    for (int64_t c = 0; c < cols; c++)  /* a copy stays a copy: -0 + 0 would be +0 */
+        for (int64_t r = r0; r < rows; r++)
+            dst[c * ld + r] = add ? src[r * ls + c] + add[c] : src[r * ls + c];
+}
 
 /* op(B) rows [0, kc) x columns [0, nc) into panels of NR columns, zero-padded. */
 static void gemm_pack_b(int64_t kc, int64_t nc, const float *b, int64_t rs, int64_t cs, float *bp)
@@ -344,5 +381,5 @@ static void gemm_rows_axpy(int64_t m, int64_t j0, int64_t j1, int64_t k, float a
         .pack_a = gemm_pack_a, .pack_b = gemm_pack_b,                                 \
         .pack_b_gather = gemm_pack_b_gather, .macro = gemm_macro,                      \
         .macro_rows = gemm_macro_rows, .rows_dot = gemm_rows_dot,                      \
-        .rows_axpy = gemm_rows_axpy                                                    \
+        .rows_axpy = gemm_rows_axpy, .transpose = gemm_transpose                       \
     }
