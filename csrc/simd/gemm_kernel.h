@@ -87,7 +87,7 @@ static void gemm_transpose(int64_t rows, int64_t cols, const float *src, int64_t
 {
     int64_t r0 = 0;
 #if FNN_VEC == 8
-    for (; r0 + 8 <= rows; r0 += 8) {
+    for (; r0 + 8 <= rows && cols >= 8; r0 += 8) {
         int64_t c0 = 0;
         for (; c0 + 8 <= cols; c0 += 8)
             gemm_transpose_8x8(src + r0 * ls + c0, ls, add ? add + c0 : NULL, dst + c0 * ld + r0,
@@ -98,9 +98,17 @@ static void gemm_transpose(int64_t rows, int64_t cols, const float *src, int64_t
                                             : src[(r0 + r) * ls + c0];
     }
 #endif
-    for (int64_t c = 0; c < cols; c++)  /* a copy stays a copy: -0 + 0 would be +0 */
+    /* the rest element by element, the longer side inner (a copy stays a copy: -0 + 0
+     * would be +0) */
+    if (rows - r0 >= cols) {
+        for (int64_t c = 0; c < cols; c++)
+            for (int64_t r = r0; r < rows; r++)
+                dst[c * ld + r] = add ? src[r * ls + c] + add[c] : src[r * ls + c];
+    } else {
         for (int64_t r = r0; r < rows; r++)
-            dst[c * ld + r] = add ? src[r * ls + c] + add[c] : src[r * ls + c];
+            for (int64_t c = 0; c < cols; c++)
+                dst[c * ld + r] = add ? src[r * ls + c] + add[c] : src[r * ls + c];
+    }
 }
 
 /* op(B) rows [0, kc) x columns [0, nc) into panels of NR columns, zero-padded. */
