@@ -246,24 +246,20 @@ static int transform_output(const wino_geom *g, const float *mm, int64_t r0, int
 {
     int m = g->m;
     int64_t ld = g->tw * m * g->cop;
-    uint32_t bad = 0;  /* bit 31 set by an all-ones exponent */
+    int bad = 0;
     for (int64_t r = r0; r < r1; r++) {
         int64_t img = r / g->th, y0 = (r % g->th) * m;
         for (int64_t tx = 0, q = (r - r0) * g->tw; tx < g->tw; tx++, q++)
             fnn_active->wino->output(m, mm + q * g->cop, g->mplane, g->cop, bias,
                                      band + tx * m * g->cop, ld);
         /* the whole band, cropped pixels too (they are finite if the inputs are) */
-        for (int64_t k = 0; k < m * ld; k++) {
-            uint32_t u;
-            memcpy(&u, band + k, sizeof u);
-            bad |= (u & 0x7f800000u) + 0x00800000u;
-        }
+        bad |= !fnn_all_finite(band, m * ld);
         for (int64_t i = 0; i < m && y0 + i < g->oh; i++)  /* back to channel planes */
             fnn_active->gemm->transpose(g->ow, g->co, band + i * ld, g->cop, NULL,
                                         y + (img * g->co * g->oh + y0 + i) * g->ow,
                                         g->oh * g->ow);
     }
-    return (int)(bad >> 31);
+    return bad;
 }
 
 /* Output-gradient tiles of tile rows [r0, r1) into Z: position xi of A dY A^T, tile q,

@@ -469,7 +469,7 @@ def log_softmax_backward(grad_out, y):
 
 
 def _mix32(h):
-    """csrc's fnn_mix32 on a uint32 array (wrapping multiplies)."""
+    """csrc's FNN_MIX32 (internal.h) on a uint32 array (wrapping multiplies)."""
     h = h ^ (h >> 16)
     h = h * np.uint32(0x7FEB352D)
     h = h ^ (h >> 15)

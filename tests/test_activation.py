@@ -188,7 +188,8 @@ def test_dropout_statistics(rng):
         for seed in (0, 1, 2**32, 12345):
             keep = F.dropout(x, p, seed) != 0
             other = F.dropout(x, p, seed ^ 1) != 0
-            for share, want, count in ((keep.mean(), q, n), ((keep[1:] & keep[:-1]).mean(), q * q, n - 1),
+            neighbours = (keep[1:] & keep[:-1]).mean()
+            for share, want, count in ((keep.mean(), q, n), (neighbours, q * q, n - 1),
                                        ((keep & other).mean(), q * q, n)):
                 assert abs(share - want) < 5 * np.sqrt(want * (1 - want) / count), (p, seed)
     np.testing.assert_array_equal(F.dropout(x, 0.0, 7), x)

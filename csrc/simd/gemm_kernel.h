@@ -79,36 +79,40 @@ static int64_t gemm_pack_b_t8(int64_t kc, const float *src, int64_t cs, float *b
 }
 #endif
 
+/* Rows [r0, r1) x columns [c0, c1) of gemm_transpose element by element, the longer
+ * side inner (a copy stays a copy: -0 + 0 would be +0). */
+static void gemm_transpose_elems(int64_t r0, int64_t r1, int64_t c0, int64_t c1,
+                                 const float *src, int64_t ls, const float *add, float *dst,
+                                 int64_t ld)
+{
+    int rows_inner = r1 - r0 >= c1 - c0;
+    int64_t n_out = rows_inner ? c1 - c0 : r1 - r0, n_in = rows_inner ? r1 - r0 : c1 - c0;
+    for (int64_t i = 0; i < n_out; i++)
+        for (int64_t j = 0; j < n_in; j++) {
+            int64_t r = r0 + (rows_inner ? j : i), c = c0 + (rows_inner ? i : j);
+            dst[c * ld + r] = add ? src[r * ls + c] + add[c] : src[r * ls + c];
+        }
+}
+
 /* dst[c*ld + r] = src[r*ls + c] (+ add[c] when add is set), r < rows, c < cols: the
  * layout changes between channels-first and channels-last images (conv.c, winograd.c),
- * in 8 x 8 register blocks where the ISA has 8 lanes. */
+ * in 8 x 8 register blocks where the ISA has 8 lanes, the edges element by element. */
 static void gemm_transpose(int64_t rows, int64_t cols, const float *src, int64_t ls,
                            const float *add, float *dst, int64_t ld)
 {
-    int64_t r0 = 0;
+    int64_t r8 = 0, c8 = 0;
 #if FNN_VEC == 8
-    for (; r0 + 8 <= rows && cols >= 8; r0 += 8) {
-        int64_t c0 = 0;
-        for (; c0 + 8 <= cols; c0 += 8)
+    if (rows >= 8 && cols >= 8) {
+        r8 = rows / 8 * 8;
+        c8 = cols / 8 * 8;
+    }
+    for (int64_t r0 = 0; r0 < r8; r0 += 8)
+        for (int64_t c0 = 0; c0 < c8; c0 += 8)
             gemm_transpose_8x8(src + r0 * ls + c0, ls, add ? add + c0 : NULL, dst + c0 * ld + r0,
                                ld);
-        for (; c0 < cols; c0++)
-            for (int r = 0; r < 8; r++)
-                dst[c0 * ld + r0 + r] = add ? src[(r0 + r) * ls + c0] + add[c0]
-                                            : src[(r0 + r) * ls + c0];
-    }
 #endif
-    /* the rest element by element, the longer side inner (a copy stays a copy: -0 + 0
-     * would be +0) */
-    if (rows - r0 >= cols) {
-        for (int64_t c = 0; c < cols; c++)
-            for (int64_t r = r0; r < rows; r++)
-                dst[c * ld + r] = add ? src[r * ls + c] + add[c] : src[r * ls + c];
-    } else {
-        for (int64_t r = r0; r < rows; r++)
-            for (int64_t c = 0; c < cols; c++)
-                dst[c * ld + r] = add ? src[r * ls + c] + add[c] : src[r * ls + c];
-    }
+    gemm_transpose_elems(0, r8, c8, cols, src, ls, add, dst, ld);    /* columns past the blocks */
+    gemm_transpose_elems(r8, rows, 0, cols, src, ls, add, dst, ld);  /* rows past them */
 }
 
 /* op(B) rows [0, kc) x columns [0, nc) into panels of NR columns, zero-padded. */
