@@ -106,8 +106,10 @@ static void gemm_transpose(int64_t rows, int64_t cols, const float *src, int64_t
         r8 = rows / 8 * 8;
         c8 = cols / 8 * 8;
     }
-    for (int64_t r0 = 0; r0 < r8; r0 += 8)
-        for (int64_t c0 = 0; c0 < c8; c0 += 8)
+    /* 8 rows of dst at a time, each written start to end: when dst is the channels-first
+     * image (in memory, not cache), 8 write streams rather than one per channel */
+    for (int64_t c0 = 0; c0 < c8; c0 += 8)
+        for (int64_t r0 = 0; r0 < r8; r0 += 8)
             gemm_transpose_8x8(src + r0 * ls + c0, ls, add ? add + c0 : NULL, dst + c0 * ld + r0,
                                ld);
 #endif
