@@ -301,21 +301,15 @@ static void hwc_copy(const conv_dims *d, const conv_hwc *h, const float *src, fl
                      int to_chw)
 {
     const fnn_conv2d_shape *s = &d->s;
-    int64_t C = s->c_in, hw = s->h * s->w;
-    /* a row at a time, or all rows as one run when the copy pads no columns; 8 channels
-     * at a time through every row, so the channels-first side (in memory, not cache) is
-     * read or written in 8 streams, not one per channel */
-    int64_t step = s->pw == 0 ? s->h : 1, run = step * s->w;
-    for (int64_t c0 = 0; c0 < C; c0 += 8) {
-        int64_t nc = FNN_MIN(8, C - c0);
-        for (int64_t ih = 0; ih < s->h; ih += step) {
-            int64_t plain = c0 * hw + ih * s->w, padded = ((ih + s->ph) * h->wpad + s->pw) * C + c0;
-            if (to_chw)
-                fnn_active->gemm->transpose(run, nc, src + padded, C, NULL, dst + plain, hw);
-            else
-                fnn_active->gemm->transpose(nc, run, src + plain, hw, NULL, dst + padded, C);
-        }
-    }
+    int64_t C = s->c_in, interior = (s->ph * h->wpad + s->pw) * C;
+    /* a row at a time, or all rows as one run when the copy pads no columns */
+    int64_t rows = s->pw == 0 ? 1 : s->h, cols = s->pw == 0 ? s->h * s->w : s->w;
+    if (to_chw)
+        fnn_active->gemm->planes_rows(1, C, rows, cols, src + interior, dst, s->h * s->w,
+                                      s->w, h->wpad * C, C);
+    else
+        fnn_active->gemm->planes_rows(0, C, rows, cols, src, dst + interior, s->h * s->w,
+                                      s->w, h->wpad * C, C);
 }
 
 /* gp = col2im of dcols (OHW x k, (i, j, c) columns): every element is scattered back

@@ -64,6 +64,12 @@ typedef struct {
     /* dst[c*ld + r] = src[r*ls + c] (+ add[c] if add), r < rows, c < cols */
     void (*transpose)(int64_t rows, int64_t cols, const float *src, int64_t ls,
                       const float *add, float *dst, int64_t ld);
+    /* Rows [0, rows) of an image between channel planes and channels-last (conv.c's and
+     * winograd.c's copies): planes[c*plane + i*prow + x] and cl[i*crow + x*ld + c],
+     * x < cols, c < C, from the first to the second, or back when to_planes. */
+    void (*planes_rows)(int to_planes, int64_t C, int64_t rows, int64_t cols,
+                        const float *src, float *dst, int64_t plane, int64_t prow,
+                        int64_t crow, int64_t ld);
 } fnn_gemm_kernels;
 
 /* op(B) of fnn_sgemm_ex: B[p][q] = b[p*rs + q*cs], or b[roff[p] + coff[q]] when roff

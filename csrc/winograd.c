@@ -203,17 +203,20 @@ static void transform_filters(const wino_geom *g, const float *w, int64_t so, in
 
 /* ---- one block ---- */
 
-/* Band row i: input row y of image img, channels-last, zero outside the image. */
-static void band_row(const wino_geom *g, const float *x, int64_t img, int64_t y, float *dst)
+/* Band rows [i0, a): input rows y0 + i0 .. of image img, channels-last, zero outside the
+ * image. */
+static void band_rows(const wino_geom *g, const float *x, int64_t img, int64_t y0, int i0,
+                      float *band)
 {
+    int64_t row = g->bw * g->cip;
     int64_t lo = FNN_MIN(FNN_MAX(-g->left, 0), g->bw);
     int64_t hi = FNN_MAX(FNN_MIN(g->w - g->left, g->bw), lo);  /* columns inside */
-    memset(dst, 0, (size_t)(g->bw * g->cip) * sizeof(float));
-    if (y < 0 || y >= g->h)
-        return;
-    const float *row = x + (img * g->ci * g->h + y) * g->w + g->left + lo;
-    fnn_active->gemm->transpose(g->ci, hi - lo, row, g->h * g->w, NULL, dst + lo * g->cip,
-                                g->cip);
+    int64_t i1 = FNN_MAX(FNN_MIN(g->a, g->h - y0), i0), i_in = FNN_MIN(FNN_MAX(i0, -y0), i1);
+    memset(band + i0 * row, 0, (size_t)((g->a - i0) * row) * sizeof(float));
+    fnn_active->gemm->planes_rows(0, g->ci, i1 - i_in, hi - lo,
+                                  x + (img * g->ci * g->h + y0 + i_in) * g->w + g->left + lo,
+                                  band + i_in * row + lo * g->cip, g->h * g->w, g->w, row,
+                                  g->cip);
 }
 
 /* Input tiles of the block's tile rows [r0, r1) into V: position xi, tile q, channel c
@@ -230,8 +233,7 @@ static void transform_input(const wino_geom *g, const float *x, int64_t r0, int6
         int keep = r > r0 && r % g->th != 0 ? a - m : 0;
         if (keep)
             memmove(band, band + m * row, (size_t)(keep * row) * sizeof(float));
-        for (int i = keep; i < a; i++)
-            band_row(g, x, img, y0 + i, band + i * row);
+        band_rows(g, x, img, y0, keep, band);
         for (int64_t tx = 0, q = (r - r0) * g->tw; tx < g->tw; tx++, q++)
             fnn_active->wino->input(m, band + tx * m * g->cip, row, g->cip, v + q * g->cip,
                                     g->vplane);
@@ -254,10 +256,9 @@ static int transform_output(const wino_geom *g, const float *mm, int64_t r0, int
                                      band + tx * m * g->cop, ld);
         /* the whole band, cropped pixels too (they are finite if the inputs are) */
         bad |= !fnn_all_finite(band, m * ld);
-        for (int64_t i = 0; i < m && y0 + i < g->oh; i++)  /* back to channel planes */
-            fnn_active->gemm->transpose(g->ow, g->co, band + i * ld, g->cop, NULL,
-                                        y + (img * g->co * g->oh + y0 + i) * g->ow,
-                                        g->oh * g->ow);
+        fnn_active->gemm->planes_rows(1, g->co, FNN_MIN(m, g->oh - y0), g->ow, band,
+                                      y + (img * g->co * g->oh + y0) * g->ow, g->oh * g->ow,
+                                      g->ow, ld, g->cop);
     }
     return bad;
 }
@@ -273,10 +274,9 @@ static void transform_grad(const wino_geom *g, const float *gy, int64_t r0, int6
     for (int64_t r = r0; r < r1; r++) {
         int64_t img = r / g->th, y0 = (r % g->th) * m;
         memset(band, 0, (size_t)(m * ld) * sizeof(float));
-        for (int64_t i = 0; i < m && y0 + i < g->oh; i++)
-            fnn_active->gemm->transpose(g->co, g->ow,
-                                        gy + (img * g->co * g->oh + y0 + i) * g->ow,
-                                        g->oh * g->ow, NULL, band + i * ld, g->cop);
+        fnn_active->gemm->planes_rows(0, g->co, FNN_MIN(m, g->oh - y0), g->ow,
+                                      gy + (img * g->co * g->oh + y0) * g->ow, band,
+                                      g->oh * g->ow, g->ow, ld, g->cop);
         for (int64_t tx = 0, q = (r - r0) * g->tw; tx < g->tw; tx++, q++)
             fnn_active->wino->output_t(m, band + tx * m * g->cop, ld, g->cop, z + q * g->cop,
                                        g->mplane);

@@ -117,6 +117,26 @@ static void gemm_transpose(int64_t rows, int64_t cols, const float *src, int64_t
     gemm_transpose_elems(r8, rows, 0, cols, src, ls, add, dst, ld);  /* rows past them */
 }
 
+/* The image's rows between planes and channels-last (fnn_gemm_kernels.planes_rows), 8
+ * channels at a time through every row: the planes (in memory, not cache) are read or
+ * written in 8 streams rather than one per channel (0.5-0.65x the time of a 32-channel
+ * convolution's forward and input gradient). */
+static void gemm_planes_rows(int to_planes, int64_t C, int64_t rows, int64_t cols,
+                             const float *src, float *dst, int64_t plane, int64_t prow,
+                             int64_t crow, int64_t ld)
+{
+    for (int64_t c0 = 0; c0 < C; c0 += 8) {
+        int64_t nc = FNN_MIN(8, C - c0);
+        for (int64_t i = 0; i < rows; i++) {
+            int64_t p = c0 * plane + i * prow, q = i * crow + c0;
+            if (to_planes)
+                gemm_transpose(cols, nc, src + q, ld, NULL, dst + p, plane);
+            else
+                gemm_transpose(nc, cols, src + p, plane, NULL, dst + q, ld);
+        }
+    }
+}
+
 /* op(B) rows [0, kc) x columns [0, nc) into panels of NR columns, zero-padded. */
 static void gemm_pack_b(int64_t kc, int64_t nc, const float *b, int64_t rs, int64_t cs, float *bp)
 {
@@ -395,5 +415,6 @@ static void gemm_rows_axpy(int64_t m, int64_t j0, int64_t j1, int64_t k, float a
         .pack_a = gemm_pack_a, .pack_b = gemm_pack_b,                                 \
         .pack_b_gather = gemm_pack_b_gather, .macro = gemm_macro,                      \
         .macro_rows = gemm_macro_rows, .rows_dot = gemm_rows_dot,                      \
-        .rows_axpy = gemm_rows_axpy, .transpose = gemm_transpose                       \
+        .rows_axpy = gemm_rows_axpy, .transpose = gemm_transpose,                      \
+        .planes_rows = gemm_planes_rows                                                \
     }
