@@ -205,7 +205,8 @@ int fnn_relu_backward(int64_t n, const float *gy, const float *x, float *gx)
 
 int fnn_leaky_relu(int64_t n, float slope, const float *x, float *y)
 {
-    return run_elementwise(n, FNN_COST_MEM, leaky_part, &(ew_job){.a = x, .out = y, .slope = slope}, 0);
+    return run_elementwise(n, FNN_COST_MEM, leaky_part,
+                           &(ew_job){.a = x, .out = y, .slope = slope}, 0);
 }
 
 int fnn_leaky_relu_backward(int64_t n, float slope, const float *gy, const float *x, float *gx)

@@ -666,7 +666,8 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
     }
     int wgrad_gemm = d.k > CONV_SHORT_K;
     d.ldcols = fnn_round_up(d.ohw, 16);  /* rows of cols stay FNN_ALIGN-aligned */
-    int64_t part_elems = fnn_round_up(s->c_out * d.k + s->c_out, 16), nchunks = FNN_MIN(s->n, CONV_CHUNKS);
+    int64_t part_elems = fnn_round_up(s->c_out * d.k + s->c_out, 16);
+    int64_t nchunks = FNN_MIN(s->n, CONV_CHUNKS);
     while (nchunks > 1 && nchunks * part_elems * (int64_t)sizeof(float) > CONV_PARTIAL_BYTES)
         nchunks--;
     /* shared: W permuted, roff, coff (int64 as 2 floats), partials; then per thread */

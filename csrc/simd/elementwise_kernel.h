@@ -505,7 +505,8 @@ static void ew_rmsprop(int64_t n, float *p, const float *grad, float *sq, float 
     {                                                                                    \
         .relu = ew_relu, .relu_backward = ew_relu_backward, .leaky_relu = ew_leaky_relu, \
         .leaky_relu_backward = ew_leaky_relu_backward, .sigmoid = ew_sigmoid,            \
-        .tanh = ew_tanh, .add = ew_add, .dropout = ew_dropout, .exp_sum = ew_exp_sum, .sums = ew_sums,          \
-        .dot_sums = ew_dot_sums, .max_pool_2x2 = ew_max_pool_2x2, .sgd = ew_sgd,         \
-        .max_unpool_2x2 = ew_max_unpool_2x2, .adam = ew_adam, .rmsprop = ew_rmsprop      \
+        .tanh = ew_tanh, .add = ew_add, .dropout = ew_dropout, .exp_sum = ew_exp_sum,   \
+        .sums = ew_sums, .dot_sums = ew_dot_sums, .max_pool_2x2 = ew_max_pool_2x2,       \
+        .sgd = ew_sgd, .max_unpool_2x2 = ew_max_unpool_2x2, .adam = ew_adam,             \
+        .rmsprop = ew_rmsprop                                                            \
     }
