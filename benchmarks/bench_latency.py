@@ -1,10 +1,12 @@
-"""Small-batch inference latency against PyTorch, the two alternating in one process:
-blocks of `--calls` calls of fastnn `model(x)` and of its torch twin (eval mode,
-`torch.inference_mode`), each block's median, `--blocks` of each, so that drift on a
-shared VM hits both alike (the report's pytest-benchmark group times one library after
-the other).
+"""Small-batch inference latency, or (--train) the training step, against PyTorch, the
+two alternating in one process: blocks of `--calls` calls of fastnn `model(x)` and of its
+torch twin (eval mode, `torch.inference_mode`), or of a training step of each (Adam,
+cross-entropy, as the benchmark suite's), each block's median, `--blocks` of each, so that
+drift on a shared VM hits both alike (the report's pytest-benchmark groups time one
+library after the other).
 
     python benchmarks/bench_latency.py [--threads 2] [--batch 1] [--blocks 7] [--calls 200]
+    python benchmarks/bench_latency.py --train [--batch 128] [--blocks 7] [--calls 10]
 
 Prints per model the median of the block medians and torch/fastnn, with the range of the
 per-block ratios."""
@@ -19,43 +21,57 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import fastnn  # noqa: E402
 from fastnn import models  # noqa: E402
 
-from benchmarks.test_bench_train import ARCH_NAMES  # noqa: E402
+from benchmarks.test_bench_train import ARCH_NAMES, fastnn_step, torch_step  # noqa: E402
 from benchmarks.twins import inputs, torch_twin  # noqa: E402
 
 
-def block_median(f, x, calls):
-    """Median seconds of `calls` calls f(x), after a tenth as many unmeasured."""
-    for _ in range(calls // 10):
-        f(x)
+def block_median(f, calls):
+    """Median seconds of `calls` calls f(), after a tenth as many (at least one)
+    unmeasured."""
+    for _ in range(max(calls // 10, 1)):
+        f()
     times = np.empty(calls)
     for k in range(calls):
         start = time.perf_counter()
-        f(x)
+        f()
         times[k] = time.perf_counter() - start
     return float(np.median(times))
+
+
+def calls(model, x, y, torch, train):
+    """fastnn's and the torch twin's call: model(x) in eval mode, or a training step."""
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    if train:
+        ours, theirs = fastnn_step(model.train()), torch_step(torch, model.train())
+        return (lambda: ours(x, y)), (lambda: theirs(tx, ty))
+    twin = torch_twin(model.eval()).eval()
+    return (lambda: model(x)), (lambda: twin(tx))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--train", action="store_true", help="time training steps")
+    parser.add_argument("--batch", type=int, help="default 1, or 128 with --train")
     parser.add_argument("--blocks", type=int, default=7)
-    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--calls", type=int, help="default 200, or 10 with --train")
     args = parser.parse_args()
+    batch = args.batch or (128 if args.train else 1)
+    n_calls = args.calls or (10 if args.train else 200)
     import torch
     fastnn.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
-    print(f"batch {args.batch}, {args.threads} thread(s), ISA {fastnn.get_isa()}, "
-          f"{args.blocks} blocks of {args.calls} calls each")
+    print(f"{'training step' if args.train else 'inference'}, batch {batch}, "
+          f"{args.threads} thread(s), ISA {fastnn.get_isa()}, {args.blocks} blocks of "
+          f"{n_calls} calls each")
     for name in ARCH_NAMES:
-        model = getattr(models, name)(seed=0).eval()
-        x = inputs(model, args.batch)[0]
-        twin, tx = torch_twin(model).eval(), torch.from_numpy(x)
+        model = getattr(models, name)(seed=0)
+        ours_f, theirs_f = calls(model, *inputs(model, batch), torch, args.train)
         ours, theirs = [], []
-        with torch.inference_mode():
+        with torch.inference_mode(not args.train):
             for _ in range(args.blocks):
-                ours.append(block_median(model, x, args.calls))
-                theirs.append(block_median(twin, tx, args.calls))
+                ours.append(block_median(ours_f, n_calls))
+                theirs.append(block_median(theirs_f, n_calls))
         ratios = sorted(t / o for o, t in zip(ours, theirs))
         a, b = np.median(ours), np.median(theirs)
         print(f"{name:12s} fastnn {a * 1e6:8.1f} us  PyTorch {b * 1e6:8.1f} us  "

@@ -76,10 +76,11 @@ def test_infer_keras(benchmark, record, keras_times, keras_case, threads):
     record_infer(benchmark, record, "keras", keras_case["model"], keras_case["batch"], threads)
 
 
-def test_bench_latency_script_runs(torch):
-    """benchmarks/bench_latency.py (alternating fastnn / PyTorch blocks) on tiny blocks:
-    the script never rots."""
+@pytest.mark.parametrize("mode", [[], ["--train", "--batch", "8"]], ids=["inference", "train"])
+def test_bench_latency_script_runs(torch, mode):
+    """benchmarks/bench_latency.py (alternating fastnn / PyTorch blocks) on tiny blocks,
+    inference and training steps: the script never rots."""
     script = os.path.join(os.path.dirname(__file__), "bench_latency.py")
-    out = subprocess.run([sys.executable, script, "--blocks", "1", "--calls", "2"],
+    out = subprocess.run([sys.executable, script, "--blocks", "1", "--calls", "2", *mode],
                          capture_output=True, text=True, timeout=300, check=True).stdout
     assert all(f"{name} " in out for name in NAMES) and "PyTorch / fastnn" in out
