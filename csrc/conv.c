@@ -304,12 +304,9 @@ static void hwc_copy(const conv_dims *d, const conv_hwc *h, const float *src, fl
     int64_t C = s->c_in, interior = (s->ph * h->wpad + s->pw) * C;
     /* a row at a time, or all rows as one run when the copy pads no columns */
     int64_t rows = s->pw == 0 ? 1 : s->h, cols = s->pw == 0 ? s->h * s->w : s->w;
-    if (to_chw)
-        fnn_active->gemm->planes_rows(1, C, rows, cols, src + interior, dst, s->h * s->w,
-                                      s->w, h->wpad * C, C);
-    else
-        fnn_active->gemm->planes_rows(0, C, rows, cols, src, dst + interior, s->h * s->w,
-                                      s->w, h->wpad * C, C);
+    fnn_active->gemm->planes_rows(to_chw, C, rows, cols, to_chw ? src + interior : src,
+                                  to_chw ? dst : dst + interior, s->h * s->w, s->w,
+                                  h->wpad * C, C);
 }
 
 /* gp = col2im of dcols (OHW x k, (i, j, c) columns): every element is scattered back

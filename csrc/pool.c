@@ -280,8 +280,8 @@ static void inner_columns(const fnn_pool2d *p, int64_t *lo, int64_t *hi)
 static void avg_inner_row(const fnn_pool2d *p, const float *restrict x, int64_t i0,
                           int64_t i1, int64_t c0, int64_t c1, float div, float *restrict yr)
 {
-    const float *r0 = x + i0 * p->w - p->pw, *r1 = r0 + p->w;
     if (i1 - i0 == 2 && p->kw == 2 && p->sw == 2) {
+        const float *r0 = x + i0 * p->w - p->pw, *r1 = r0 + p->w;
         for (int64_t oj = c0; oj < c1; oj++)
             yr[oj] = (((0.0f + r0[2 * oj]) + r0[2 * oj + 1]) + r1[2 * oj] + r1[2 * oj + 1]) /
                      div;
@@ -306,8 +306,8 @@ static void avg_inner_row_backward(const fnn_pool2d *p, const float *restrict gr
                                    int64_t i1, int64_t c0, int64_t c1, float div,
                                    float *restrict gx)
 {
-    float *g0 = gx + i0 * p->w - p->pw, *g1 = g0 + p->w;
     if (i1 - i0 == 2 && p->kw == 2 && p->sw == 2) {
+        float *g0 = gx + i0 * p->w - p->pw, *g1 = g0 + p->w;
         for (int64_t oj = c0; oj < c1; oj++) {
             float g = gr[oj] / div;
             g0[2 * oj] += g;

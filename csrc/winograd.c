@@ -213,10 +213,11 @@ static void band_rows(const wino_geom *g, const float *x, int64_t img, int64_t y
     int64_t hi = FNN_MAX(FNN_MIN(g->w - g->left, g->bw), lo);  /* columns inside */
     int64_t i1 = FNN_MAX(FNN_MIN(g->a, g->h - y0), i0), i_in = FNN_MIN(FNN_MAX(i0, -y0), i1);
     memset(band + i0 * row, 0, (size_t)((g->a - i0) * row) * sizeof(float));
-    fnn_active->gemm->planes_rows(0, g->ci, i1 - i_in, hi - lo,
-                                  x + (img * g->ci * g->h + y0 + i_in) * g->w + g->left + lo,
-                                  band + i_in * row + lo * g->cip, g->h * g->w, g->w, row,
-                                  g->cip);
+    if (i1 > i_in)  /* (else no input row: x + its offset could point past the array) */
+        fnn_active->gemm->planes_rows(0, g->ci, i1 - i_in, hi - lo,
+                                      x + (img * g->ci * g->h + y0 + i_in) * g->w + g->left + lo,
+                                      band + i_in * row + lo * g->cip, g->h * g->w, g->w,
+                                      row, g->cip);
 }
 
 /* Input tiles of the block's tile rows [r0, r1) into V: position xi, tile q, channel c
