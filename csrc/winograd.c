@@ -490,20 +490,23 @@ int fnn_winograd_grad_weight(const fnn_conv2d_shape *s, int m, const float *grad
  * (forward + backward, the weight gradient then direct: 64->64 0.86, 0.73, 0.97;
  * 32->32 0.90, 1.05, 1.03; 32->64 1.14, 1.20, 1.18). The transforms and the
  * channels-last copies cost a share per pixel and channel that only many channels each
- * way repay: F(4x4) for >= 64 channels each way and outputs of >= 16x16, else direct.
+ * way repay: F(4x4) for >= 32 channels each way and outputs of >= 16x16, else direct.
  * The filters' transform is paid once per call: with fewer than 64 output tiles in all
  * (inference on a few 16x16 images) it outweighs the saving. Forward, 1 thread, F(4x4)
  * time / direct's: 64->64 16x16 p1 at 1, 4, 16 images 1.34, 0.92, 1.02; 128->128
  * 1.32, 0.90, 0.79; 64->64 32x32 (64 tiles an image) 0.93, 0.84, 0.89.
  * Measured again quietly (2026-11-30, forward at 2 threads): F(4x4) 0.81 on 32->32 28x28,
- * 0.67 on 32->32 32x32, 0.69 on 32->64 16x16, 0.58 on 32->64 13x13 p0, and training
- * steps 0.88-0.94x. Not taken: with F(4x4) on the reference CNN's conv2, its gradients
- * leave PyTorch's by more than 1e-4 relative + 1e-5 absolute (tests/test_nn.py), and
- * F(2x2), as accurate as direct, was not reliably faster below 64 channels. */
+ * 0.67 on 32->32 32x32, 0.69 on 32->64 16x16, 0.58 on 32->64 13x13 p0. So 32 channels
+ * qualify since 2026-11-30: TinyVGG and VGG-CIFAR training steps 0.88x the time at 2
+ * threads, 0.90x at 1 (interleaved, 30 rounds); batch 2-8 inference 0.87-0.96x. The
+ * 16x16 floor keeps the reference CNN's conv2 (11x11 output) direct: with F(4x4) its
+ * gradients leave PyTorch's by more than 1e-4 relative + 1e-5 absolute
+ * (tests/test_nn.py). F(2x2), as accurate as direct, was not reliably faster below 64
+ * channels. */
 static int auto_rule(const fnn_conv2d_shape *s, int64_t oh, int64_t ow)
 {
     int64_t tiles = s->n * ((oh + 3) / 4) * ((ow + 3) / 4);
-    return s->c_in >= 64 && s->c_out >= 64 && oh >= 16 && ow >= 16 && tiles >= 64
+    return s->c_in >= 32 && s->c_out >= 32 && oh >= 16 && ow >= 16 && tiles >= 64
                ? FNN_CONV_WINOGRAD4
                : FNN_CONV_DIRECT;
 }
