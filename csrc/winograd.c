@@ -495,16 +495,15 @@ int fnn_winograd_grad_weight(const fnn_conv2d_shape *s, int m, const float *grad
  * (inference on a few 16x16 images) it outweighs the saving. Forward, 1 thread, F(4x4)
  * time / direct's: 64->64 16x16 p1 at 1, 4, 16 images 1.34, 0.92, 1.02; 128->128
  * 1.32, 0.90, 0.79; 64->64 32x32 (64 tiles an image) 0.93, 0.84, 0.89.
- * Measured again quietly (2026-11-30, forward at 2 threads): F(4x4) 0.81 on 32->32 28x28,
- * 0.67 on 32->32 32x32, 0.69 on 32->64 16x16, 0.58 on 32->64 13x13 p0. So 32 channels
- * qualify since 2026-11-30: TinyVGG and VGG-CIFAR training steps 0.88x the time at 2
- * threads, 0.90x at 1 (interleaved, 30 rounds); batch 2-8 inference 0.87-0.96x. The
- * 16x16 floor keeps the reference CNN's conv2 (11x11 output) direct, though F(4x4) is
- * faster there too (CNN step 0.86x with it): that step is checked against the float64
- * reference on quantized data (tests/test_training.py), whose exact ties in the max pool
- * F(4x4)'s rounding breaks differently, and its gradients against PyTorch's within 1e-4
- * relative + 1e-5 absolute (tests/test_nn.py). F(2x2), as accurate as direct, was not
- * reliably faster below 64 channels. */
+ * Measured again quietly (2026-11-30, 2 threads): F(4x4) 0.59-0.79x the direct method's
+ * time on 32-channel layers (32->32 28x28 and 32x32, 32->64 16x16; forward and input
+ * gradient), so 32 channels qualify: TinyVGG and VGG-CIFAR training steps 0.88x the time
+ * at 2 threads, 0.90x at 1 (interleaved, 30 rounds), batch 2-8 inference 0.87-0.98x.
+ * The 16x16 floor keeps the reference CNN's conv2 (11x11 output) direct, though F(4x4)
+ * makes its step 0.86-0.91x: that step is checked against the float64 reference on
+ * quantized data (tests/test_training.py), whose exact ties in the max pool F(4x4)'s
+ * rounding breaks differently. F(2x2), as accurate as direct, was not reliably faster
+ * below 64 channels. */
 static int auto_rule(const fnn_conv2d_shape *s, int64_t oh, int64_t ow)
 {
     int64_t tiles = s->n * ((oh + 3) / 4) * ((ow + 3) / 4);
