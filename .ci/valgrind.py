@@ -1,7 +1,8 @@
 """valgrind memcheck of one training step (forward, loss, backward, Adam) of each reference
 model, fastnn.models.mlp, fastnn.models.cnn and a small fastnn.models.resnet (graph,
 BatchNorm, Add, global pooling), of a functional graph with Concatenate and
-Conv2d(padding="same") (then in eval mode), and of a small residual block written with
+Conv2d(padding="same") (then in eval mode), of a VGG block whose convolutions run fused
+with their ReLUs (and the pool) on each algorithm, and of a small residual block written with
 fastnn.functional (batch norm, residual add, concatenation, global average pooling,
 dropout), on every ISA variant this CPU runs.
 
@@ -69,12 +70,19 @@ def workload():
         h = nn.AdaptiveAvgPool2d((3, 2))(nn.Concatenate()([nn.ReLU()(a), b]))
         return fastnn.Model(x, nn.Linear(36, 10, seed=seed)(nn.Flatten()(h)))
 
+    def vgg(seed):
+        convs = [nn.Conv2d(c, 4, 3, padding=1, seed=seed, algorithm=algorithm)
+                 for c, algorithm in ((1, "winograd4x4"), (4, "direct"), (4, "winograd"))]
+        return nn.Sequential(convs[0], nn.ReLU(), convs[1], nn.ReLU(), convs[2], nn.ReLU(),
+                             nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 14 * 14, 10, seed=seed),
+                             input_shape=(1, 28, 28))
+
     rng = np.random.default_rng(0)
     x = rng.random((4, 1, 28, 28), dtype=np.float32)
     y = rng.integers(0, 10, 4)
     for isa in fastnn.supported_isas():
         fastnn.set_isa(isa)
-        for make in (models.mlp, models.cnn, resnet, graph):
+        for make in (models.mlp, models.cnn, resnet, graph, vgg):
             model = make(seed=0)
             opt = optim.Adam(model.parameters())
             loss_fn = losses.CrossEntropyLoss()

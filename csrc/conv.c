@@ -352,7 +352,7 @@ typedef struct {
     size_t shared, thread_elems, conv_out;
     int64_t padded;
     int64_t parts, align;  /* output channels of an image in parts of whole `align` panels */
-    int hwc;
+    int hwc, relu;
 } conv_fwd_job;
 
 /* Task t: part t % parts of the output channels of image t / parts. A channel's output
@@ -385,23 +385,30 @@ static void conv_fwd_task(void *ctx, int64_t t, int slot)
         ck->macro(o1 - o0, d->ohw, d->k, J->ws + o0 * d->k, buf, J->bias ? J->bias + o0 : NULL,
                   yi + o0 * d->ohw, d->ohw);
     }
+    float *done = yi + o0 * d->ohw;  /* the task's output channels, in cache */
+    int64_t elems = (o1 - o0) * d->ohw;
     if (J->pool) {
         int64_t plane = J->pool->oh * J->pool->ow, at = img * s->c_out * plane + o0 * plane;
-        fnn_max_pool_planes(J->pool, o1 - o0, yi + o0 * d->ohw, J->y + at, NULL,
-                            J->pos ? J->pos + at : NULL);
+        fnn_max_pool_planes(J->pool, o1 - o0, done, J->y + at, NULL, J->pos ? J->pos + at : NULL);
+        done = J->y + at;
+        elems = (o1 - o0) * plane;
     }
+    if (J->relu)
+        fnn_active->ew->relu(elems, done, done);
 }
 
 /* Forward, optionally max-pooled (pool set: y is pooled, pos its argmax or NULL).
  * Few input channels: im2col into the conv kernel's panels. Many: y_n^T = im2col_n^T W^T
  * on the GEMM tile, A read in place from the HWC copy, then transposed out. */
 static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *x,
-                        const float *w, const float *bias, float *y, uint8_t *pos, int algo)
+                        const float *w, const float *bias, float *y, uint8_t *pos, int algo,
+                        int act)
 {
     conv_dims d;
     conv_hwc h;
     if (s == NULL || conv_dims_init(s, &d) != FNN_OK || !hwc_plan(&d, &h) ||
-        !pool_fits(&d, pool, pos != NULL) || fnn_conv2d_algorithm(s, algo, &algo) != FNN_OK)
+        !pool_fits(&d, pool, pos != NULL) || fnn_conv2d_algorithm(s, algo, &algo) != FNN_OK ||
+        act < 0 || act >= FNN_ACT_COUNT)
         return FNN_EINVAL;
     if (s->n == 0 || s->c_out == 0)
         return FNN_OK;
@@ -409,7 +416,7 @@ static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const
         return FNN_EINVAL;
     if (algo != FNN_CONV_DIRECT) {  /* direct where Winograd's output is not finite */
         int st = fnn_winograd_forward(s, algo == FNN_CONV_WINOGRAD4 ? 4 : 2, pool, x, w, bias,
-                                      y, pos);
+                                      y, pos, act == FNN_ACT_RELU);
         if (st != FNN_ENONFINITE)
             return st;
     }
@@ -445,7 +452,7 @@ static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const
     conv_fwd_job J = {.d = &d, .h = &h, .pool = pool, .x = x, .bias = bias, .y = y, .pos = pos,
                       .ws = ws, .shared = shared, .thread_elems = thread_elems,
                       .conv_out = conv_out, .padded = padded, .parts = parts, .align = align,
-                      .hwc = hwc};
+                      .hwc = hwc, .relu = act == FNN_ACT_RELU};
     if (hwc)  /* each slot's HWC border stays zero from here on */
         for (int slot = 0; slot < nth; slot++)
             memset(ws + shared + thread_elems * slot + conv_out, 0,
@@ -457,15 +464,16 @@ static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const
 }
 
 int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w,
-                       const float *bias, float *y, int algo)
+                       const float *bias, float *y, int algo, int act)
 {
-    return conv_forward(s, NULL, x, w, bias, y, NULL, algo);
+    return conv_forward(s, NULL, x, w, bias, y, NULL, algo, act);
 }
 
 int fnn_conv2d_max_pool2d(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *x,
-                          const float *w, const float *bias, float *y, uint8_t *pos, int algo)
+                          const float *w, const float *bias, float *y, uint8_t *pos, int algo,
+                          int act)
 {
-    return pool == NULL ? FNN_EINVAL : conv_forward(s, pool, x, w, bias, y, pos, algo);
+    return pool == NULL ? FNN_EINVAL : conv_forward(s, pool, x, w, bias, y, pos, algo, act);
 }
 
 typedef struct {
@@ -473,7 +481,7 @@ typedef struct {
     const conv_hwc *h;
     const fnn_pool2d *pool;  /* gy is pooled: unpooled image by image through pos */
     const uint8_t *pos;
-    const float *gy, *x;
+    const float *gy, *y_act, *x;  /* y_act: the relu output gy is masked by, or NULL */
     float *gx, *gw, *gb;
     int64_t nchunks;
     int sum_parts;          /* tasks of the partials' sum */
@@ -494,7 +502,7 @@ static void conv_bwd_chunk(void *ctx, int64_t c, int slot)
     const fnn_conv2d_shape *s = &d->s;
     int64_t gw_elems = s->c_out * d->k;
     /* the slot's buffers, each only when needed: the image's HWC copy or its im2col
-     * (grad weight), dcols and its col2im (grad input), the unpooled gradient */
+     * (grad weight), dcols and its col2im (grad input), the unpooled or masked gradient */
     float *xp = P->ws + P->thread_elems * slot, *cols = xp;
     float *dcols = xp + (P->gw == NULL ? 0 : fnn_round_up(P->wgrad_gemm ? h->elems
                                                                       : d->k * d->ldcols, 16));
@@ -507,11 +515,16 @@ static void conv_bwd_chunk(void *ctx, int64_t c, int slot)
     for (int64_t img = first; img < last; img++) {
         const float *g = P->gy + img * d->y_img;
         if (P->pool) {
-            int st = fnn_max_unpool_planes(P->pool, s->c_out, P->gy + img * pooled_img,
-                                           NULL, P->pos + img * pooled_img, unpooled);
+            int64_t at = img * pooled_img;
+            int st = fnn_max_unpool_planes(P->pool, s->c_out, P->gy + at,
+                                           P->y_act ? P->y_act + at : NULL, NULL, P->pos + at,
+                                           unpooled);
             set_error(&P->err, st);
             if (st != FNN_OK)
                 break;
+            g = unpooled;
+        } else if (P->y_act) {
+            fnn_active->ew->relu_backward(d->y_img, g, P->y_act + img * d->y_img, unpooled);
             g = unpooled;
         }
         const float *xi = P->x + img * d->x_img;
@@ -587,13 +600,15 @@ static int grad_input_by_forward(const conv_dims *d, const float *grad_y, const 
     fnn_conv2d_shape t = {.n = s->n, .c_in = s->c_out, .h = d->oh, .w = d->ow, .c_out = s->c_in,
                           .kh = s->kh, .kw = s->kw, .sh = 1, .sw = 1, .ph = s->kh - 1 - s->ph,
                           .pw = s->kw - 1 - s->pw, .dh = 1, .dw = 1};
-    return conv_forward(&t, NULL, grad_y, wf, NULL, grad_x, NULL, FNN_CONV_DIRECT);
+    return conv_forward(&t, NULL, grad_y, wf, NULL, grad_x, NULL, FNN_CONV_DIRECT,
+                        FNN_ACT_NONE);
 }
 
-/* Backward, of the max-pooled forward when pool is set (grad_y pooled, pos its argmax). */
+/* Backward, of the max-pooled forward when pool is set (grad_y pooled, pos its argmax),
+ * of its relu too when y_act is set (grad_y passes where y_act > 0). */
 static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *grad_y,
-                         const uint8_t *pos, const float *x, const float *w, float *grad_x,
-                         float *grad_w, float *grad_b, int algo)
+                         const float *y_act, const uint8_t *pos, const float *x, const float *w,
+                         float *grad_x, float *grad_w, float *grad_b, int algo)
 {
     conv_dims d;
     conv_hwc h;
@@ -627,30 +642,30 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
         fnn_conv2d_grad_weight_algorithm(s, requested, &walgo);
     int wm = walgo == FNN_CONV_DIRECT ? 0 : walgo == FNN_CONV_WINOGRAD4 ? 4 : 2;
     if (dx_apart || wm != 0) {
-        /* The output gradient unpooled once for all the parts; then what stays on the loop
-         * below (the bias gradient at least), the Winograd weight gradient, and the input
-         * gradient apart (Winograd, or a forward convolution with flipped filters wf). */
-        size_t g_elems = pool ? (size_t)fnn_round_up(s->n * d.y_img, 16) : 0;
+        /* The output gradient unpooled (or masked) once for all the parts; then what
+         * stays on the loop below (the bias gradient at least), the Winograd weight
+         * gradient, and the input gradient apart (Winograd, or a forward convolution with
+         * flipped filters wf). */
+        size_t g_elems = pool || y_act ? (size_t)fnn_round_up(s->n * d.y_img, 16) : 0;
         size_t wf_elems = dx_forward ? (size_t)(s->c_out * d.k) : 0;
         float *ws = fnn_workspace(FNN_WS_INPUTS, (g_elems + wf_elems + 16) * sizeof(float));
         if (ws == NULL)
             return FNN_ENOMEM;
-        const float *g = grad_y;
-        if (pool != NULL) {
-            int st = fnn_max_unpool_images(pool, s->n, s->c_out, grad_y, pos, ws);
-            if (st != FNN_OK)
-                return st;
-            g = ws;
-        }
+        const float *g = pool || y_act ? ws : grad_y;
+        int st = pool ? fnn_max_unpool_images(pool, s->n, s->c_out, grad_y, y_act, pos, ws)
+                 : y_act ? fnn_relu_backward(s->n * d.y_img, grad_y, y_act, ws)
+                         : FNN_OK;
+        if (st != FNN_OK)
+            return st;
         float *dgx = dx_apart ? NULL : grad_x, *dgw = wm != 0 ? NULL : grad_w;
-        int st = dgx != NULL || dgw != NULL || grad_b != NULL
-                     ? conv_backward(s, NULL, g, NULL, x, w, dgx, dgw, grad_b, FNN_CONV_DIRECT)
-                     : FNN_OK;
+        if (dgx != NULL || dgw != NULL || grad_b != NULL)
+            st = conv_backward(s, NULL, g, NULL, NULL, x, w, dgx, dgw, grad_b, FNN_CONV_DIRECT);
         /* Winograd's gradients, or the direct method's where they are not finite (the
          * direct loop below then uses FNN_WS_OP only: g stays) */
         if (st == FNN_OK && wm != 0 &&
             (st = fnn_winograd_grad_weight(s, wm, g, x, grad_w)) == FNN_ENONFINITE)
-            st = conv_backward(s, NULL, g, NULL, x, w, NULL, grad_w, NULL, FNN_CONV_DIRECT);
+            st = conv_backward(s, NULL, g, NULL, NULL, x, w, NULL, grad_w, NULL,
+                               FNN_CONV_DIRECT);
         if (st != FNN_OK || !dx_apart)
             return st;
         if (algo != FNN_CONV_DIRECT &&
@@ -658,7 +673,7 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
                                           grad_x)) != FNN_ENONFINITE)
             return st;
         return dx_forward ? grad_input_by_forward(&d, g, w, ws + g_elems, grad_x)
-                          : conv_backward(s, NULL, g, NULL, x, w, grad_x, NULL, NULL,
+                          : conv_backward(s, NULL, g, NULL, NULL, x, w, grad_x, NULL, NULL,
                                           FNN_CONV_DIRECT);
     }
     int wgrad_gemm = d.k > CONV_SHORT_K;
@@ -676,7 +691,7 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
         thread_elems += (size_t)fnn_round_up(wgrad_gemm ? h.elems : d.k * d.ldcols, 16);
     if (grad_x != NULL)
         thread_elems += (size_t)(fnn_round_up(d.ohw * d.k, 16) + fnn_round_up(h.elems, 16));
-    if (pool != NULL)
+    if (pool != NULL || y_act != NULL)
         thread_elems += (size_t)fnn_round_up(d.y_img, 16);
     int64_t passes = (grad_w != NULL) + (grad_x != NULL);
     int nth = (int)FNN_MIN(fnn_threads_for((double)s->n * d.y_img * d.k * passes), nchunks);
@@ -689,7 +704,8 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
     if (grad_x != NULL)
         permute_w(&d, &h, w, ws);
     conv_bwd_plan P = {
-        .d = &d, .h = &h, .pool = pool, .pos = pos, .gy = grad_y, .x = x, .gx = grad_x,
+        .d = &d, .h = &h, .pool = pool, .pos = pos, .gy = grad_y, .y_act = y_act, .x = x,
+        .gx = grad_x,
         .gw = grad_w, .gb = grad_b,
         .nchunks = nchunks, .sum_parts = (int)FNN_MIN(s->c_out, 2 * nth),
         .wgrad_gemm = wgrad_gemm, .wt = ws,
@@ -706,18 +722,19 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
     return P.err;
 }
 
-int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const float *x,
-                        const float *w, float *grad_x, float *grad_w, float *grad_b, int algo)
+int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const float *y_act,
+                        const float *x, const float *w, float *grad_x, float *grad_w,
+                        float *grad_b, int algo)
 {
-    return conv_backward(s, NULL, grad_y, NULL, x, w, grad_x, grad_w, grad_b, algo);
+    return conv_backward(s, NULL, grad_y, y_act, NULL, x, w, grad_x, grad_w, grad_b, algo);
 }
 
 int fnn_conv2d_max_pool2d_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool,
-                                   const float *grad_y, const uint8_t *pos, const float *x,
-                                   const float *w, float *grad_x, float *grad_w, float *grad_b,
-                                   int algo)
+                                   const float *grad_y, const float *y_act, const uint8_t *pos,
+                                   const float *x, const float *w, float *grad_x,
+                                   float *grad_w, float *grad_b, int algo)
 {
     if (pool == NULL)
         return FNN_EINVAL;
-    return conv_backward(s, pool, grad_y, pos, x, w, grad_x, grad_w, grad_b, algo);
+    return conv_backward(s, pool, grad_y, y_act, pos, x, w, grad_x, grad_w, grad_b, algo);
 }

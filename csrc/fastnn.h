@@ -191,7 +191,7 @@ int fnn_conv2d_output_size(const fnn_conv2d_shape *s, int64_t *oh, int64_t *ow);
  * WINOGRAD: Winograd's F(2x2, 3x3), WINOGRAD4: F(4x4, 3x3) (winograd.c), for 3x3 kernels at
  * stride 1 and dilation 1 only: 4 and 2.25x fewer multiplies than DIRECT, at a float32
  * error bound below the direct method's (F(2x2)) or up to 28x it (F(4x4)), stated in
- * tests/test_winograd.py. AUTO: WINOGRAD4 on the shapes where it measured faster (>= 64
+ * tests/test_winograd.py. AUTO: WINOGRAD4 on the shapes where it measured faster (>= 32
  * channels each way, outputs of >= 16x16: the rule in winograd.c, from the shape alone),
  * else DIRECT. Whichever it is, the results do not depend on the thread count. */
 enum { FNN_CONV_AUTO = 0, FNN_CONV_DIRECT = 1, FNN_CONV_WINOGRAD = 2, FNN_CONV_WINOGRAD4 = 3,
@@ -204,12 +204,19 @@ int fnn_conv2d_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen);
  * 4x4 tiles covering at most 15% past the output, >= 16 tiles: winograd.c), else DIRECT. */
 int fnn_conv2d_grad_weight_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen);
 
+/* The activation a convolution applies to its output in place while it is in cache (`act`
+ * below; after the max pool when fused with one: relu and max commute). Its backward takes
+ * that output as y_act (NULL without one) and passes grad_y only where y_act > 0, as
+ * fnn_relu_backward does on the activation's input. */
+enum { FNN_ACT_NONE = 0, FNN_ACT_RELU = 1, FNN_ACT_COUNT = 2 };
+
 int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w,
-                       const float *bias, float *y, int algo);
+                       const float *bias, float *y, int algo, int act);
 /* The input gradient runs on the algorithm fnn_conv2d_algorithm chooses, the weight
  * gradient on fnn_conv2d_grad_weight_algorithm's, the bias gradient on the direct method. */
-int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const float *x,
-                        const float *w, float *grad_x, float *grad_w, float *grad_b, int algo);
+int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const float *y_act,
+                        const float *x, const float *w, float *grad_x, float *grad_w,
+                        float *grad_b, int algo);
 
 /* conv2d then max pooling (pool: planes n*c_out of the conv output's oh x ow), image by
  * image, the conv output pooled while in cache and never stored (DIRECT; a WINOGRAD
@@ -222,11 +229,12 @@ int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const fl
  * are fnn_conv2d_backward's on the unpooled gradient. */
 #define FNN_POOL_POSITIONS 256
 int fnn_conv2d_max_pool2d(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *x,
-                          const float *w, const float *bias, float *y, uint8_t *pos, int algo);
+                          const float *w, const float *bias, float *y, uint8_t *pos, int algo,
+                          int act);
 int fnn_conv2d_max_pool2d_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool,
-                                   const float *grad_y, const uint8_t *pos, const float *x,
-                                   const float *w, float *grad_x, float *grad_w,
-                                   float *grad_b, int algo);
+                                   const float *grad_y, const float *y_act, const uint8_t *pos,
+                                   const float *x, const float *w, float *grad_x,
+                                   float *grad_w, float *grad_b, int algo);
 
 #ifdef __cplusplus
 }

@@ -130,10 +130,10 @@ typedef struct {
     void (*max_pool_2x2)(int64_t oh, int64_t ow, int w, const float *x, int64_t base, float *y,
                          int64_t *idx, uint8_t *pos);
     /* Its gradient through pos into the whole h x w plane gx (the rows and columns past
-     * the windows zeroed), each gy at its window's position; nonzero if a position is
-     * past 3. */
+     * the windows zeroed), each gy at its window's position, where y (the pooled relu
+     * output, or NULL) is > 0; nonzero if a position is past 3. */
     int (*max_unpool_2x2)(int64_t oh, int64_t ow, int64_t h, int w, const float *gy,
-                          const uint8_t *pos, float *gx);
+                          const float *y, const uint8_t *pos, float *gx);
     /* One optimizer step on n elements of one parameter (buf may be NULL without momentum). */
     void (*sgd)(int64_t n, float *p, const float *g, float *buf, const fnn_sgd_consts *c);
     void (*adam)(int64_t n, float *p, const float *g, float *m, float *v,
@@ -206,26 +206,28 @@ extern const fnn_kernels *fnn_active;
  * into idx or as window positions (see fnn_conv2d_max_pool2d) into pos, either may be
  * NULL. unpool overwrites gx with gy scattered through idx, or through pos when idx is
  * NULL (FNN_EINVAL: an index off its plane, a position off its window or the plane, or a
- * window of more than FNN_POOL_POSITIONS). */
+ * window of more than FNN_POOL_POSITIONS); with y, the pooled output after a relu (or
+ * NULL), only the gy where y > 0, as relu's backward passes them. */
 int fnn_pool_valid(const fnn_pool2d *p);
 void fnn_max_pool_planes(const fnn_pool2d *p, int64_t planes, const float *x, float *y,
                          int64_t *idx, uint8_t *pos);
 int fnn_max_unpool_planes(const fnn_pool2d *p, int64_t planes, const float *gy,
-                          const int64_t *idx, const uint8_t *pos, float *gx);
+                          const float *y, const int64_t *idx, const uint8_t *pos, float *gx);
 /* n images of `planes` planes each unpooled through window positions, images as tasks
  * on the pool (the whole batch at once, for a backward that reads it more than once). */
 int fnn_max_unpool_images(const fnn_pool2d *p, int64_t n, int64_t planes, const float *gy,
-                          const uint8_t *pos, float *gx);
+                          const float *y, const uint8_t *pos, float *gx);
 
 /* Winograd F(m x m, 3 x 3), m = 2 or 4 (winograd.c), on a shape conv.c has validated
  * (3x3 kernel, stride 1, dilation 1, at least one image and channel each way): the
- * forward, max-pooled when pool is set (y, pos as fnn_conv2d_max_pool2d's), the input
+ * forward, max-pooled when pool is set (y, pos as fnn_conv2d_max_pool2d's) and relu'd
+ * in cache when relu is set, the input
  * gradient and the weight gradient of the whole (unpooled) output gradient. Each returns
  * FNN_ENONFINITE when its result holds an inf or NaN: the transforms turn one inf into
  * NaN across its tile (inf - inf), so conv.c then runs the direct method instead. */
 int fnn_winograd_forward(const fnn_conv2d_shape *s, int m, const fnn_pool2d *pool,
                          const float *x, const float *w, const float *bias, float *y,
-                         uint8_t *pos);
+                         uint8_t *pos, int relu);
 int fnn_winograd_grad_input(const fnn_conv2d_shape *s, int m, const float *grad_y,
                             const float *w, float *grad_x);
 int fnn_winograd_grad_weight(const fnn_conv2d_shape *s, int m, const float *grad_y,

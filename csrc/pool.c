@@ -100,14 +100,21 @@ void fnn_max_pool_planes(const fnn_pool2d *p, int64_t planes, const float *x, fl
                  pos ? pos + q * out : NULL);
 }
 
+/* gy[k], or 0 where the relu output y[k] is not > 0 (relu's backward). */
+static inline float passed(const float *gy, const float *y, int64_t k)
+{
+    return y == NULL || y[k] > 0.0f ? gy[k] : 0.0f;
+}
+
 /* gx[idx[k]] += gy[k] over one plane's outputs k in order. */
-static int unpool_offsets(const fnn_pool2d *p, const float *gy, const int64_t *idx, float *gx)
+static int unpool_offsets(const fnn_pool2d *p, const float *gy, const float *y,
+                          const int64_t *idx, float *gx)
 {
     int64_t in = p->h * p->w, out = p->oh * p->ow;
     for (int64_t k = 0; k < out; k++) {
         if ((uint64_t)idx[k] >= (uint64_t)in)
             return FNN_EINVAL;
-        gx[idx[k]] += gy[k];
+        gx[idx[k]] += passed(gy, y, k);
     }
     return FNN_OK;
 }
@@ -122,11 +129,11 @@ typedef struct {
 } window_table;
 
 static int unpool_positions(const fnn_pool2d *p, const window_table *t, const uint8_t *pos,
-                            const float *gy, float *gx)
+                            const float *gy, const float *y, float *gx)
 {
     int64_t n = p->kh * p->kw;
     int inside = p->ph == 0 && p->pw == 0;
-    for (int64_t oi = 0; oi < p->oh; oi++, gy += p->ow, pos += p->ow) {
+    for (int64_t oi = 0; oi < p->oh; oi++, gy += p->ow, y = y ? y + p->ow : NULL, pos += p->ow) {
         int64_t top = oi * p->sh - p->ph, at = top * p->w - p->pw;
         for (int64_t oj = 0; oj < p->ow; oj++, at += p->sw) {
             int64_t k = pos[oj];
@@ -134,14 +141,14 @@ static int unpool_positions(const fnn_pool2d *p, const window_table *t, const ui
                                        (uint64_t)(oj * p->sw - p->pw + t->col[k]) >=
                                            (uint64_t)p->w)))
                 return FNN_EINVAL;
-            gx[at + t->delta[k]] += gy[oj];
+            gx[at + t->delta[k]] += passed(gy, y, oj);
         }
     }
     return FNN_OK;
 }
 
 int fnn_max_unpool_planes(const fnn_pool2d *p, int64_t planes, const float *gy,
-                          const int64_t *idx, const uint8_t *pos, float *gx)
+                          const float *y, const int64_t *idx, const uint8_t *pos, float *gx)
 {
     int64_t in = p->h * p->w, out = p->oh * p->ow;
     window_table t;
@@ -154,15 +161,15 @@ int fnn_max_unpool_planes(const fnn_pool2d *p, int64_t planes, const float *gy,
             t.delta[k] = t.row[k] * p->w + t.col[k];
         }
     }
-    for (int64_t q = 0; q < planes; q++, gy += out, gx += in) {
+    for (int64_t q = 0; q < planes; q++, gy += out, y = y ? y + out : NULL, gx += in) {
         int st;
         if (pos && is_2x2(p)) {  /* the windows tile the plane: written once, vectorised */
-            st = fnn_active->ew->max_unpool_2x2(p->oh, p->ow, p->h, (int)p->w, gy, pos + q * out,
-                                                gx) ? FNN_EINVAL : FNN_OK;
+            st = fnn_active->ew->max_unpool_2x2(p->oh, p->ow, p->h, (int)p->w, gy, y,
+                                                pos + q * out, gx) ? FNN_EINVAL : FNN_OK;
         } else {
             memset(gx, 0, (size_t)in * sizeof(float));
-            st = pos ? unpool_positions(p, &t, pos + q * out, gy, gx)
-                     : unpool_offsets(p, gy, idx + q * out, gx);
+            st = pos ? unpool_positions(p, &t, pos + q * out, gy, y, gx)
+                     : unpool_offsets(p, gy, y, idx + q * out, gx);
         }
         if (st != FNN_OK)
             return st;
@@ -173,7 +180,7 @@ int fnn_max_unpool_planes(const fnn_pool2d *p, int64_t planes, const float *gy,
 typedef struct {
     const fnn_pool2d *p;
     int64_t planes;
-    const float *gy;
+    const float *gy, *y;
     const uint8_t *pos;
     float *gx;
     int status;
@@ -183,7 +190,8 @@ static void unpool_image_task(void *ctx, int64_t img, int slot)
 {
     unpool_images_job *J = ctx;
     int64_t in = J->planes * J->p->h * J->p->w, out = J->planes * J->p->oh * J->p->ow;
-    int st = fnn_max_unpool_planes(J->p, J->planes, J->gy + img * out, NULL, J->pos + img * out,
+    int st = fnn_max_unpool_planes(J->p, J->planes, J->gy + img * out,
+                                   J->y ? J->y + img * out : NULL, NULL, J->pos + img * out,
                                    J->gx + img * in);
     (void)slot;
     if (st != FNN_OK)
@@ -191,9 +199,9 @@ static void unpool_image_task(void *ctx, int64_t img, int slot)
 }
 
 int fnn_max_unpool_images(const fnn_pool2d *p, int64_t n, int64_t planes, const float *gy,
-                          const uint8_t *pos, float *gx)
+                          const float *y, const uint8_t *pos, float *gx)
 {
-    unpool_images_job J = {.p = p, .planes = planes, .gy = gy, .pos = pos, .gx = gx,
+    unpool_images_job J = {.p = p, .planes = planes, .gy = gy, .y = y, .pos = pos, .gx = gx,
                            .status = FNN_OK};
     fnn_run(n, fnn_threads_for(FNN_COST_MEM * (double)n * planes * p->h * p->w),
             unpool_image_task, &J);
@@ -216,8 +224,8 @@ static void max_backward_planes(int64_t lo, int64_t hi, void *ctx)
     const fnn_pool2d *p = J->p;
     int64_t in = p->h * p->w, out = p->oh * p->ow;
     if (J->idx_in) {
-        int st = fnn_max_unpool_planes(p, hi - lo, J->gy + lo * out, J->idx_in + lo * out,
-                                       NULL, J->gx + lo * in);
+        int st = fnn_max_unpool_planes(p, hi - lo, J->gy + lo * out, NULL,
+                                       J->idx_in + lo * out, NULL, J->gx + lo * in);
         if (st != FNN_OK)
             fnn_store_status(&J->status, st);
         return;

@@ -242,10 +242,10 @@ static void transform_input(const wino_geom *g, const float *x, int64_t r0, int6
 }
 
 /* Output tiles from M (position xi, tile q, channel o at mm[xi*mplane + q*cop + o]),
- * plus the bias, into y, a tile row at a time through a channels-last band, cropped to
- * the output. Returns nonzero if an output is inf or NaN. */
+ * plus the bias (then relu'd if relu), into y, a tile row at a time through a
+ * channels-last band, cropped to the output. Returns nonzero if an output is inf or NaN. */
 static int transform_output(const wino_geom *g, const float *mm, int64_t r0, int64_t r1,
-                            const float *bias, float *y, float *band)
+                            const float *bias, int relu, float *y, float *band)
 {
     int m = g->m;
     int64_t ld = g->tw * m * g->cop;
@@ -257,6 +257,8 @@ static int transform_output(const wino_geom *g, const float *mm, int64_t r0, int
                                      band + tx * m * g->cop, ld);
         /* the whole band, cropped pixels too (they are finite if the inputs are) */
         bad |= !fnn_all_finite(band, m * ld);
+        if (relu)
+            fnn_active->ew->relu(m * ld, band, band);
         fnn_active->gemm->planes_rows(1, g->co, FNN_MIN(m, g->oh - y0), g->ow, band,
                                       y + (img * g->co * g->oh + y0) * g->ow, g->oh * g->ow,
                                       g->ow, ld, g->cop);
@@ -285,9 +287,12 @@ static void transform_grad(const wino_geom *g, const float *gy, int64_t r0, int6
 }
 
 /* Block blk: its input tiles, the P GEMMs M_xi^T = V_xi^T U_xi^T (V^T read in place,
- * U^T packed once), its output tiles; nonzero if one is inf or NaN. */
+ * U^T packed once), its output tiles; nonzero if one is inf or NaN. The GEMMs write all
+ * cop lanes (zeros past co, from U's zero rows): the output transform reads them, and a
+ * lane left unwritten would hold whatever the workspace held before, an inf or NaN among
+ * them sending the result to the direct method at random. */
 static int run_block(const wino_geom *g, int64_t blk, const float *x, const float *up,
-                      const float *bias, float *y, float *buf)
+                     const float *bias, int relu, float *y, float *buf)
 {
     const fnn_gemm_kernels *gk = fnn_active->gemm;
     float *v = buf, *mm = v + g->P * g->vplane, *band = mm + g->P * g->mplane;
@@ -295,9 +300,9 @@ static int run_block(const wino_geom *g, int64_t blk, const float *x, const floa
     int64_t nt = (r1 - r0) * g->tw, uplane = fnn_round_up(g->co, gk->nr) * g->ci;
     transform_input(g, x, r0, r1, v, band);
     for (int xi = 0; xi < g->P; xi++)
-        gk->macro(nt, g->co, g->ci, 1.0f, v + xi * g->vplane, g->cip, 1, gk->mr * g->cip,
+        gk->macro(nt, g->cop, g->ci, 1.0f, v + xi * g->vplane, g->cip, 1, gk->mr * g->cip,
                   up + xi * uplane, 0.0f, mm + xi * g->mplane, g->cop);
-    return transform_output(g, mm, r0, r1, bias, y, band);
+    return transform_output(g, mm, r0, r1, bias, relu, y, band);
 }
 
 /* ---- entry points (conv.c has validated the shape and the pointers) ---- */
@@ -310,13 +315,14 @@ typedef struct {
     uint8_t *ppos;
     size_t te;
     int64_t out_img, pooled;
-    int err;
+    int relu, err;  /* relu: the output (pooled if pool) relu'd in cache */
 } wino_job;
 
 static void wino_block(void *ctx, int64_t blk, int slot)
 {
     wino_job *J = ctx;
-    if (run_block(J->g, blk, J->x, J->up, J->bias, J->y, J->bufs + J->te * slot))
+    if (run_block(J->g, blk, J->x, J->up, J->bias, J->relu && !J->pool, J->y,
+                  J->bufs + J->te * slot))
         fnn_store_status(&J->err, FNN_ENONFINITE);
 }
 
@@ -324,16 +330,19 @@ static void wino_pool_image(void *ctx, int64_t img, int slot)
 {
     const wino_job *J = ctx;
     (void)slot;
-    fnn_max_pool_planes(J->pool, J->g->co, J->y + img * J->out_img, J->py + img * J->pooled,
-                        NULL, J->ppos ? J->ppos + img * J->pooled : NULL);
+    float *py = J->py + img * J->pooled;
+    fnn_max_pool_planes(J->pool, J->g->co, J->y + img * J->out_img, py, NULL,
+                        J->ppos ? J->ppos + img * J->pooled : NULL);
+    if (J->relu)
+        fnn_active->ew->relu(J->pooled, py, py);
 }
 
 /* The convolution of g's input x with the filters w + base (strides as in
  * transform_filters) into y; with a pool, the whole output goes to a buffer and py / ppos
- * get its max pool. */
+ * get its max pool; relu: the result relu'd. */
 static int wino_run(const wino_geom *g, const float *x, const float *w, int64_t so, int64_t sc,
                     int64_t si, int64_t sj, int64_t base, const float *bias, float *y,
-                    const fnn_pool2d *pool, float *py, uint8_t *ppos)
+                    const fnn_pool2d *pool, float *py, uint8_t *ppos, int relu)
 {
     int64_t out_img = g->co * g->oh * g->ow;
     int64_t pooled = pool ? g->co * pool->oh * pool->ow : 0;
@@ -352,7 +361,7 @@ static int wino_run(const wino_geom *g, const float *x, const float *w, int64_t 
         bias_p[o] = bias != NULL && o < g->co ? bias[o] : 0.0f;
     wino_job J = {.g = g, .pool = pool, .x = x, .up = ws, .bias = bias_p, .y = y, .py = py,
                   .ppos = ppos, .bufs = ws + up_elems + whole, .te = te, .out_img = out_img,
-                  .pooled = pooled, .err = FNN_OK};
+                  .pooled = pooled, .relu = relu, .err = FNN_OK};
     fnn_run(g->nblocks, nth, wino_block, &J);
     if (J.err != FNN_OK)
         return J.err;
@@ -363,13 +372,14 @@ static int wino_run(const wino_geom *g, const float *x, const float *w, int64_t 
 
 int fnn_winograd_forward(const fnn_conv2d_shape *s, int m, const fnn_pool2d *pool,
                          const float *x, const float *w, const float *bias, float *y,
-                         uint8_t *pos)
+                         uint8_t *pos, int relu)
 {
     wino_geom g;
     geom_init(&g, m, s->n, s->c_in, s->h, s->w, s->c_out, s->h + 2 * s->ph - 2,
               s->w + 2 * s->pw - 2, -s->ph, -s->pw, WINO_BLOCK_BYTES);
-    return pool == NULL ? wino_run(&g, x, w, s->c_in * 9, 9, 3, 1, 0, bias, y, NULL, NULL, NULL)
-                        : wino_run(&g, x, w, s->c_in * 9, 9, 3, 1, 0, bias, NULL, pool, y, pos);
+    return pool == NULL
+               ? wino_run(&g, x, w, s->c_in * 9, 9, 3, 1, 0, bias, y, NULL, NULL, NULL, relu)
+               : wino_run(&g, x, w, s->c_in * 9, 9, 3, 1, 0, bias, NULL, pool, y, pos, relu);
 }
 
 int fnn_winograd_grad_input(const fnn_conv2d_shape *s, int m, const float *grad_y,
@@ -380,7 +390,7 @@ int fnn_winograd_grad_input(const fnn_conv2d_shape *s, int m, const float *grad_
     wino_geom g;
     geom_init(&g, m, s->n, s->c_out, s->h + 2 * s->ph - 2, s->w + 2 * s->pw - 2, s->c_in,
               s->h, s->w, s->ph - 2, s->pw - 2, WINO_BLOCK_BYTES);
-    return wino_run(&g, grad_y, w, 9, s->c_in * 9, -3, -1, 8, NULL, grad_x, NULL, NULL, NULL);
+    return wino_run(&g, grad_y, w, 9, s->c_in * 9, -3, -1, 8, NULL, grad_x, NULL, NULL, NULL, 0);
 }
 
 /* A weight-gradient chunk, blocks [b0, b1): S_xi = sum over its blocks of Z_xi^T V_xi,

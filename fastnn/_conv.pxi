@@ -171,19 +171,30 @@ cdef tuple _conv2d_output_hw(fnn_conv2d_shape s):
     return oh, ow
 
 
+# Activations a convolution applies to its output while it is in cache (csrc/fastnn.h).
+CONV_ACTIVATIONS = {None: FNN_ACT_NONE, "relu": FNN_ACT_RELU}
+
+
+cdef int _conv_act(str fn, object activation) except -1:
+    if not isinstance(activation, (str, type(None))) or activation not in CONV_ACTIVATIONS:
+        raise ValueError(f"{fn}: activation must be None or 'relu', got {activation!r}")
+    return CONV_ACTIVATIONS[activation]
+
+
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, *, out=None,
-           algorithm=None):
+           algorithm=None, activation=None):
     """2-D cross-correlation of NCHW x with weight (C_out, C_in, kh, kw), zero padding;
     output (N, C_out, OH, OW), like torch.nn.functional.conv2d (groups=1). algorithm:
     "auto", "direct", "winograd" or "winograd4x4" (see set_conv_algorithm); None: the
-    default."""
+    default. activation="relu": relu(conv2d(...)), bitwise, applied while the output is
+    in cache."""
     return _conv2d("conv2d", x, weight, bias, stride, padding, dilation, None, out, None, False,
-                   algorithm)
+                   algorithm, activation)
 
 
 def conv2d_max_pool2d(x, weight, bias=None, stride=1, padding=0, dilation=1, kernel_size=2,
                       pool_stride=None, pool_padding=0, *, out=None, indices=None,
-                      return_indices=True, algorithm=None):
+                      return_indices=True, algorithm=None, activation=None):
     """max_pool2d_with_indices(conv2d(x, weight, bias, stride, padding, dilation),
     kernel_size, pool_stride, pool_padding), bitwise, without storing the convolution's
     output: each image's is pooled while in cache. (y, indices), or y alone when
@@ -191,10 +202,11 @@ def conv2d_max_pool2d(x, weight, bias=None, stride=1, padding=0, dilation=1, ker
     max_pool2d_with_indices' int64 plane offset, each maximum's position in its window:
     (row - top) * kw + (column - left) for window (i, j) with top = i * stride - padding,
     left likewise. They need a window of kh * kw <= 256 (else ValueError; pool through
-    max_pool2d_with_indices or pass return_indices=False)."""
+    max_pool2d_with_indices or pass return_indices=False). activation="relu": y relu'd
+    after the pool (equal to pooling the relu'd convolution: the two commute)."""
     return _conv2d("conv2d_max_pool2d", x, weight, bias, stride, padding, dilation,
                    (kernel_size, pool_stride, pool_padding), out, indices, return_indices,
-                   algorithm)
+                   algorithm, activation)
 
 
 # The largest pooling window (kh * kw) whose positions conv2d_max_pool2d's uint8 indices hold.
@@ -211,11 +223,11 @@ cdef void _window_positions_fit(fnn_pool2d *p, str fn) except *:
 
 cdef object _conv2d(str fn, object x, object weight, object bias, object stride,
                     object padding, object dilation, tuple pool, object out, object indices,
-                    bint return_indices, object algorithm):
+                    bint return_indices, object algorithm, object activation):
     x = as_float32(x, "x", fn, 4)
     weight = as_float32(weight, "weight", fn, 4)
     cdef fnn_conv2d_shape s = _conv_shape(fn, x, weight, stride, padding, dilation)
-    cdef int algo = _conv_algo(fn, &s, algorithm)
+    cdef int algo = _conv_algo(fn, &s, algorithm), act = _conv_act(fn, activation)
     bias = _conv_bias(bias, fn, s.c_out)
     oh, ow = _conv2d_output_hw(s)
     shape = (s.n, s.c_out, oh, ow)
@@ -236,48 +248,56 @@ cdef object _conv2d(str fn, object x, object weight, object bias, object stride,
     cdef int status
     with nogil:
         if pooled:
-            status = fnn_conv2d_max_pool2d(&s, &p, xp, wp, bp, yp, ip, algo)
+            status = fnn_conv2d_max_pool2d(&s, &p, xp, wp, bp, yp, ip, algo, act)
         else:
-            status = fnn_conv2d_forward(&s, xp, wp, bp, yp, algo)
+            status = fnn_conv2d_forward(&s, xp, wp, bp, yp, algo, act)
     check(status, fn)
     return (out, indices) if return_indices else out
 
 
 def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, *, bias=True,
                     need_input_grad=True, need_weight_grad=True, grad_input=None,
-                    grad_weight=None, grad_bias=None, algorithm=None):
+                    grad_weight=None, grad_bias=None, algorithm=None, activation=None,
+                    output=None):
     """Gradients (grad_x or None, grad_weight or None, grad_bias or None) of :func:`conv2d`;
     grad_x is skipped (None) when need_input_grad is False, grad_weight when
     need_weight_grad is False, grad_bias when bias is False. algorithm: as conv2d's, for
-    grad_x and grad_weight (see conv2d_algorithm; the bias gradient runs direct)."""
+    grad_x and grad_weight (see conv2d_algorithm; the bias gradient runs direct).
+    activation="relu": of the forward that ran with it, whose output `output` gates
+    grad_out (it passes where output > 0, as relu_backward's input would)."""
     return _conv2d_backward("conv2d_backward", grad_out, None, x, weight, stride, padding,
                             dilation, None, bias, need_input_grad, need_weight_grad,
-                            grad_input, grad_weight, grad_bias, algorithm)
+                            grad_input, grad_weight, grad_bias, algorithm, activation, output)
 
 
 def conv2d_max_pool2d_backward(grad_out, indices, x, weight, stride=1, padding=0, dilation=1,
                                kernel_size=2, pool_stride=None, pool_padding=0, *, bias=True,
                                need_input_grad=True, need_weight_grad=True, grad_input=None,
-                               grad_weight=None, grad_bias=None, algorithm=None):
+                               grad_weight=None, grad_bias=None, algorithm=None,
+                               activation=None, output=None):
     """Gradients of :func:`conv2d_max_pool2d` from the pooled grad_out and its indices
     (uint8 window positions): conv2d_backward's on max_pool2d_backward's result, bitwise,
-    neither stored whole."""
+    neither stored whole. activation and output: as conv2d_backward's (output pooled)."""
     return _conv2d_backward("conv2d_max_pool2d_backward", grad_out, indices, x, weight, stride,
                             padding, dilation, (kernel_size, pool_stride, pool_padding), bias,
                             need_input_grad, need_weight_grad, grad_input, grad_weight,
-                            grad_bias, algorithm)
+                            grad_bias, algorithm, activation, output)
 
 
 cdef tuple _conv2d_backward(str fn, object grad_out, object indices, object x, object weight,
                             object stride, object padding, object dilation, tuple pool,
                             bint bias, bint need_input_grad, bint need_weight_grad,
                             object grad_input, object grad_weight, object grad_bias,
-                            object algorithm):
+                            object algorithm, object activation, object output):
     x = as_float32(x, "x", fn, 4)
     weight = as_float32(weight, "weight", fn, 4)
     grad_out = as_float32(grad_out, "grad_out", fn, 4)
     cdef fnn_conv2d_shape s = _conv_shape(fn, x, weight, stride, padding, dilation)
-    cdef int algo = _conv_algo(fn, &s, algorithm)
+    cdef int algo = _conv_algo(fn, &s, algorithm), act = _conv_act(fn, activation)
+    if (output is None) != (act == FNN_ACT_NONE):
+        raise ValueError(f"{fn}: output (the forward's relu output) goes with "
+                         f"activation='relu' and only with it; got activation={activation!r} "
+                         f"and output {'None' if output is None else 'given'}")
     oh, ow = _conv2d_output_hw(s)
     shape, what = (s.n, s.c_out, oh, ow), "the conv2d output"
     cdef fnn_pool2d p
@@ -287,15 +307,21 @@ cdef tuple _conv2d_backward(str fn, object grad_out, object indices, object x, o
         shape, what = (s.n, s.c_out, p.oh, p.ow), "the pooled conv2d output"
     if grad_out.shape != shape:
         raise ValueError(f"{fn}: grad_out must have shape {shape} ({what}), got {grad_out.shape}")
+    if output is not None:
+        output = as_float32(output, "output", fn, 4)
+        if output.shape != shape:
+            raise ValueError(f"{fn}: output must have grad_out's shape {shape}, got "
+                             f"{output.shape}")
     if pooled:
         _window_positions_fit(&p, fn)
         indices = pool_indices(indices, grad_out, fn, np.uint8, "a uint8 array of window positions")
-    inputs = (grad_out, x, weight, indices)
+    inputs = (grad_out, x, weight, indices, output)
     gx = check_out(grad_input, x.shape, fn, inputs, None, "grad_input") if need_input_grad else None
     gw = check_out(grad_weight, weight.shape, fn, inputs, None,
                    "grad_weight") if need_weight_grad else None
     gb = check_out(grad_bias, (s.c_out,), fn, inputs, None, "grad_bias") if bias else None
     cdef const float *gyp = <const float *>data_ptr(grad_out)
+    cdef const float *yp = <const float *>data_ptr(output)
     cdef const uint8_t *ip = <const uint8_t *>data_ptr(indices)
     cdef const float *xp = <const float *>data_ptr(x)
     cdef const float *wp = <const float *>data_ptr(weight)
@@ -305,10 +331,10 @@ cdef tuple _conv2d_backward(str fn, object grad_out, object indices, object x, o
     cdef int status
     with nogil:
         if pooled:
-            status = fnn_conv2d_max_pool2d_backward(&s, &p, gyp, ip, xp, wp, gxp, gwp, gbp,
-                                                    algo)
+            status = fnn_conv2d_max_pool2d_backward(&s, &p, gyp, yp, ip, xp, wp, gxp, gwp,
+                                                    gbp, algo)
         else:
-            status = fnn_conv2d_backward(&s, gyp, xp, wp, gxp, gwp, gbp, algo)
+            status = fnn_conv2d_backward(&s, gyp, yp, xp, wp, gxp, gwp, gbp, algo)
     if status == FNN_EINVAL and pooled:
         raise ValueError(f"{fn}: indices must be positions in [0, kh*kw) = [0, {p.kh * p.kw}) "
                          f"of each pooling window that lie inside the convolution output")

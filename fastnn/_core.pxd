@@ -110,15 +110,18 @@ cdef extern from "fastnn.h" nogil:
         FNN_POOL_POSITIONS
     int fnn_conv2d_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
     int fnn_conv2d_grad_weight_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
+    enum:
+        FNN_ACT_NONE
+        FNN_ACT_RELU
     int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w,
-                           const float *bias, float *y, int algo)
-    int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const float *x,
-                            const float *w, float *grad_x, float *grad_w, float *grad_b,
-                            int algo)
+                           const float *bias, float *y, int algo, int act)
+    int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const float *y_act,
+                            const float *x, const float *w, float *grad_x, float *grad_w,
+                            float *grad_b, int algo)
     int fnn_conv2d_max_pool2d(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *x,
                               const float *w, const float *bias, float *y, uint8_t *pos,
-                              int algo)
+                              int algo, int act)
     int fnn_conv2d_max_pool2d_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool,
-                                       const float *grad_y, const uint8_t *pos, const float *x,
-                                       const float *w, float *grad_x, float *grad_w,
-                                       float *grad_b, int algo)
+                                       const float *grad_y, const float *y_act,
+                                       const uint8_t *pos, const float *x, const float *w,
+                                       float *grad_x, float *grad_w, float *grad_b, int algo)

@@ -2,7 +2,8 @@
 torch.nn.functional, each with its explicit backward. Keyword-only `out=`/`grad_*=`
 buffers let layers reuse memory across steps."""
 # linear and convolution, and convolution fused with the max pooling after it (fastnn/_conv.pxi)
-# (algorithm=: see fastnn.set_conv_algorithm and fastnn.conv2d_algorithm)
+# (algorithm=: see fastnn.set_conv_algorithm and fastnn.conv2d_algorithm; activation="relu":
+# the relu after them, applied in cache)
 from ._core import (conv2d, conv2d_backward, conv2d_max_pool2d,  # noqa: F401
                     conv2d_max_pool2d_backward, linear, linear_backward)
 # pooling (fastnn/_pool.pxi)

@@ -144,7 +144,32 @@ def check_fused_is_unfused(x, wt, b, args, pool, algorithm=None, rng=None):
     got = F.conv2d_max_pool2d_backward(g, pos, x, wt, *args, *pool, algorithm=algorithm)
     for a, b_ in zip(got, expected):
         assert same_bits(a, b_)
+    # with the relu after the pool: relu(y), and the gradient gated as relu_backward does
+    ry, rpos = F.conv2d_max_pool2d(x, wt, b, *args, *pool, algorithm=algorithm,
+                                   activation="relu")
+    assert same_bits(ry, F.relu(y)) and np.array_equal(rpos, pos)
+    relu_expected = F.conv2d_backward(
+        F.max_pool2d_backward(F.relu_backward(g, y), conv_y, *pool, indices=idx), x, wt, *args,
+        algorithm=algorithm)
+    got = F.conv2d_max_pool2d_backward(g, pos, x, wt, *args, *pool, algorithm=algorithm,
+                                       activation="relu", output=ry)
+    for a, b_ in zip(got, relu_expected):
+        assert same_bits(a, b_)
     return pos, g, expected
+
+
+def check_relu_is_unfused(x, wt, b, args, algorithm=None, rng=None):
+    """conv2d with activation="relu" and its backward equal conv2d, relu and their
+    backward, bitwise."""
+    y = F.conv2d(x, wt, b, *args, algorithm=algorithm)
+    ry = F.conv2d(x, wt, b, *args, algorithm=algorithm, activation="relu")
+    assert same_bits(ry, F.relu(y))
+    g = (rng or np.random.default_rng(1)).standard_normal(y.shape).astype(np.float32)
+    g.flat[::5] = -0.0
+    expected = F.conv2d_backward(F.relu_backward(g, y), x, wt, *args, algorithm=algorithm)
+    got = F.conv2d_backward(g, x, wt, *args, algorithm=algorithm, activation="relu", output=ry)
+    for a, b_ in zip(got, expected):
+        assert same_bits(a, b_)
 
 
 def same_bits(a, b):
@@ -185,6 +210,57 @@ def test_conv2d_max_pool2d_is_conv_then_pool_bitwise(isa, threads, rng, conv, po
         gx, gw, gb = F.conv2d_max_pool2d_backward(g, pos, x, wt, *args, *pool, bias=False,
                                                   need_input_grad=False)
         assert gx is None and gb is None and np.array_equal(gw, expected[1])
+
+
+# conv shape (n, c_in, h, w, c_out, kh, kw, stride, padding, dilation): a short im2col
+# (1 and 3 channels), the channels-last GEMM, the input gradient by forward convolution
+# (> 8 channels, stride 1) and by col2im (stride 2, dilation), Winograd's 3x3 shapes
+RELU = [(3, 1, 12, 12, 8, 3, 3, 1, 1, 1), (2, 3, 9, 7, 5, 3, 3, 2, 1, 1),
+        (2, 12, 9, 9, 16, 3, 3, 1, 1, 1), (2, 16, 10, 11, 7, 3, 3, 2, 0, (1, 2)),
+        (1, 32, 16, 16, 32, 3, 3, 1, 1, 1), (4, 2, 5, 5, 3, 1, 1, 1, 0, 1),
+        (2, 9, 14, 14, 33, 3, 3, 1, 0, 1)]
+
+
+@pytest.mark.parametrize("conv", RELU, ids=str)
+def test_conv2d_relu_is_conv_then_relu_bitwise(isa, threads, rng, conv):
+    """activation="relu", on every algorithm the shape runs and any thread count; NaN and
+    inf inputs included (relu keeps a NaN, its backward passes nothing there)."""
+    n, c, h, w, o, kh, kw, *args = conv
+    x, wt, b = make(rng, n, c, h, w, o, kh, kw)
+    winograd = (kh, kw, args[0], args[2]) == (3, 3, 1, 1)
+    for t in (1, 2, 3):
+        threads(t)
+        for algo in ("direct", "winograd", "winograd4x4") if winograd else ("direct",):
+            check_relu_is_unfused(x, wt, b, args, algo, rng)
+    x[0, 0, 1, 2], x[-1, -1, -1, 0] = np.nan, np.inf
+    check_relu_is_unfused(x, wt, b, args, rng=rng)
+
+
+def test_activation_arguments_are_checked(rng):
+    x, wt, b = make(rng, 2, 3, 6, 6, 4, 3, 3)
+    y = F.conv2d(x, wt, b, activation="relu")
+    g = np.ones_like(y)
+    for bad in ("ReLU", "tanh", 1, True):
+        with pytest.raises(ValueError, match="activation must be None or 'relu'"):
+            F.conv2d(x, wt, b, activation=bad)
+    with pytest.raises(ValueError, match="output .* goes with activation='relu' and only"):
+        F.conv2d_backward(g, x, wt, activation="relu")
+    with pytest.raises(ValueError, match="output .* goes with activation='relu' and only"):
+        F.conv2d_backward(g, x, wt, output=y)
+    with pytest.raises(ValueError, match=r"output must have grad_out's shape \(2, 4, 4, 4\)"):
+        F.conv2d_backward(g, x, wt, activation="relu", output=y[:, :, :3])
+    with pytest.raises(TypeError, match="output must be a float32 array"):
+        F.conv2d_backward(g, x, wt, activation="relu", output=y.astype(np.float64))
+    py, pos = F.conv2d_max_pool2d(x, wt, b, activation="relu")
+    with pytest.raises(ValueError, match=r"output must have grad_out's shape \(2, 4, 2, 2\)"):
+        F.conv2d_max_pool2d_backward(np.ones_like(py), pos, x, wt, activation="relu",
+                                     output=y)
+    room = np.zeros(y.size + x.size, np.float32)
+    shared = room[:y.size].reshape(y.shape)
+    shared[...] = y
+    with pytest.raises(ValueError, match="grad_input overlaps an input"):
+        F.conv2d_backward(g, x, wt, activation="relu", output=shared,
+                          grad_input=room[y.size - 1:-1].reshape(x.shape))
 
 
 # (n, c_in, h, w, c_out, conv padding): odd and even sizes, batch 1, 1 and many channels
@@ -250,7 +326,7 @@ def test_window_positions_need_a_byte(rng):
     big = nn.Sequential(nn.Conv2d(2, 3, 3), nn.MaxPool2d((16, 17)), input_shape=(2, 20, 20))
     small = nn.Sequential(nn.Conv2d(2, 3, 3), nn.MaxPool2d(16), input_shape=(2, 20, 20))
     for model, fused in ((big, False), (small, True)):
-        assert any(isinstance(r, nn._ConvMaxPool) for _, r in model._plan()) == fused
+        assert any(isinstance(r, nn._FusedConv) for _, r in model._plan()) == fused
         out = model(x)
         assert np.array_equal(out, F.max_pool2d(F.conv2d(x, model[0].weight.data,
                                                          model[0].bias.data),

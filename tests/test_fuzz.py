@@ -94,11 +94,23 @@ def make_conv(r, draw, backward=False):
     w = max(dims(draw, 1, 7), dil * (kw - 1) + 1)
     args = {"x": randn(r, n, c, h, w), "weight": randn(r, o, c, kh, kw)}
     win = {"stride": stride, "padding": pad, "dilation": dil, "algorithm": draw_algorithm(
-        draw, (kh, kw, stride, dil) == (3, 3, 1, 1))}
+        draw, (kh, kw, stride, dil) == (3, 3, 1, 1)), "activation": draw_activation(draw)}
     if backward:
         oh, ow = R.conv2d_output_shape(h, w, (kh, kw), stride, pad, dil)
-        return {"grad_out": randn(r, n, o, oh, ow), **args, **win}
+        return with_output(r, {"grad_out": randn(r, n, o, oh, ow), **args, **win})
     return {**args, "bias": randn(r, o) if draw(st.booleans()) else None, **win}
+
+
+def draw_activation(draw):
+    return draw(st.sampled_from([None, "relu"]))
+
+
+def with_output(r, args):
+    """A backward's arguments with the relu output it gates by, under activation="relu"
+    (zeros in it, as a relu makes them)."""
+    if args["activation"] is not None:
+        args["output"] = np.maximum(randn(r, *args["grad_out"].shape), 0)
+    return args
 
 
 def draw_algorithm(draw, winograd_fits):
@@ -107,16 +119,33 @@ def draw_algorithm(draw, winograd_fits):
                                 (["winograd", "winograd4x4"] if winograd_fits else [])))
 
 
-def without_algorithm(ref):
-    """The reference op (one algorithm: exact) called without the algorithm argument."""
-    def call_ref(*args, algorithm=None, **kwargs):
-        return ref(*args, **kwargs)
+def conv_ref(ref, backward=False):
+    """The reference op (one algorithm: exact) called without the algorithm argument, its
+    activation ("relu") applied to the output (the first, with indices), or its gradient
+    gated by the relu output."""
+    def call_ref(*args, algorithm=None, activation=None, output=None, **kwargs):
+        if activation not in (None, "relu"):
+            raise ValueError("activation must be None or 'relu'")
+        if not backward:
+            y = ref(*args, **kwargs)
+            if activation is None:
+                return y
+            return (R.relu(y[0]), y[1]) if isinstance(y, tuple) else R.relu(y)
+        if (output is None) != (activation is None):
+            raise ValueError("output goes with activation='relu' only")
+        grad_out = kwargs.pop("grad_out")
+        if output is not None:
+            if output.shape != grad_out.shape:
+                raise ValueError("output and grad_out differ in shape")
+            grad_out = R.relu_backward(grad_out, output)
+        return ref(grad_out, *args, **kwargs)
     return call_ref
 
 
 def make_conv_pool(r, draw, backward=False):
     args = make_conv(r, draw)
-    x, w, win = args["x"], args["weight"], {k: args[k] for k in CONV if k != "algorithm"}
+    x, w = args["x"], args["weight"]
+    win = {k: args[k] for k in CONV if k not in ("algorithm", "activation")}
     oh, ow = R.conv2d_output_shape(x.shape[2], x.shape[3], w.shape[2:], *win.values())
     k = dims(draw, 1, min(3, oh, ow))
     pool = {"kernel_size": k, "pool_stride": dims(draw, 1, 3) if draw(st.booleans()) else None,
@@ -124,8 +153,9 @@ def make_conv_pool(r, draw, backward=False):
     if not backward:
         return {**args, **pool}
     y, pos = R.conv2d_max_pool2d(x, w, args["bias"], *win.values(), *pool.values())
-    return {"grad_out": randn(r, *y.shape), "indices": pos, "x": x, "weight": w, **win, **pool,
-            "algorithm": args["algorithm"]}
+    return with_output(r, {"grad_out": randn(r, *y.shape), "indices": pos, "x": x, "weight": w,
+                           **win, **pool, "algorithm": args["algorithm"],
+                           "activation": args["activation"]})
 
 
 def make_pool(r, draw, backward=False, indices=False):
@@ -239,7 +269,7 @@ def ref_matmul(a, b):
 
 POOL = ("kernel_size", "stride", "padding")
 INDEX_DTYPES = {"conv2d_max_pool2d": np.uint8}  # indices= dtypes other than int64
-CONV = ("stride", "padding", "dilation", "algorithm")
+CONV = ("stride", "padding", "dilation", "algorithm", "activation")
 CONV_POOL = ("kernel_size", "pool_stride", "pool_padding")
 OPS = [Op(name, getattr(F, name), getattr(R, name), make_unary, {"out": None}, (), ("x",))
        for name in ("relu", "sigmoid", "tanh", "leaky_relu")]
@@ -256,19 +286,20 @@ OPS += [
     Op("linear_backward", F.linear_backward, R.linear_backward,
        lambda r, d: make_linear(r, d, True),
        {"grad_input": 0, "grad_weight": 1, "grad_bias": 2}, (), ("grad_out", "x", "weight")),
-    Op("conv2d", F.conv2d, without_algorithm(R.conv2d), make_conv, {"out": None}, CONV,
+    Op("conv2d", F.conv2d, conv_ref(R.conv2d), make_conv, {"out": None}, CONV,
        ("x", "weight", "bias")),
-    Op("conv2d_backward", F.conv2d_backward, without_algorithm(R.conv2d_backward),
+    Op("conv2d_backward", F.conv2d_backward, conv_ref(R.conv2d_backward, True),
        lambda r, d: make_conv(r, d, True),
-       {"grad_input": 0, "grad_weight": 1, "grad_bias": 2}, CONV, ("grad_out", "x", "weight")),
-    Op("conv2d_max_pool2d", F.conv2d_max_pool2d, without_algorithm(R.conv2d_max_pool2d),
+       {"grad_input": 0, "grad_weight": 1, "grad_bias": 2}, CONV,
+       ("grad_out", "x", "weight", "output")),
+    Op("conv2d_max_pool2d", F.conv2d_max_pool2d, conv_ref(R.conv2d_max_pool2d),
        make_conv_pool,
        {"out": 0, "indices": 1}, CONV + CONV_POOL, ("x", "weight", "bias")),
     Op("conv2d_max_pool2d_backward", F.conv2d_max_pool2d_backward,
-       without_algorithm(R.conv2d_max_pool2d_backward),
+       conv_ref(R.conv2d_max_pool2d_backward, True),
        lambda r, d: make_conv_pool(r, d, True),
        {"grad_input": 0, "grad_weight": 1, "grad_bias": 2}, CONV + CONV_POOL,
-       ("grad_out", "x", "weight")),
+       ("grad_out", "x", "weight", "output")),
     Op("max_pool2d", F.max_pool2d, R.max_pool2d, make_pool, {"out": None}, POOL, ("x",)),
     Op("max_pool2d_with_indices", F.max_pool2d_with_indices, R.max_pool2d_with_indices,
        make_pool, {"out": 0, "indices": 1}, POOL, ("x",)),
@@ -1155,8 +1186,8 @@ def test_window_positions_boundary(data):
         check_named(got, {"indices"} if kind != "shape" else {"indices", "grad_out"})
         return
     assert not must_raise, f"{kind} positions accepted"
-    want = R.conv2d_max_pool2d_backward(**{k_: to64(v) for k_, v in kwargs.items()
-                                           if k_ != "algorithm"})
+    want = conv_ref(R.conv2d_max_pool2d_backward, True)(**{k_: to64(v)
+                                                           for k_, v in kwargs.items()})
     assert_matches(got, want)
 
 

@@ -95,24 +95,30 @@ def test_state_dict_keys_are_torch_names():
 
 def test_rewrites_apply_inside_a_graph(rng):
     """A ReLU feeding only a MaxPool2d runs after it; a Conv2d feeding only a MaxPool2d
-    is fused with it; a ReLU whose output also goes elsewhere stays."""
+    (or a ReLU) is fused with it and the ReLU after it; a ReLU whose output also goes
+    elsewhere stays, and so does a Conv2d whose output does."""
     x = fastnn.Input(shape=(2, 8, 8))
     a = nn.Conv2d(2, 2, 3, padding=1, seed=0)(x)
     p = nn.MaxPool2d(2)(nn.ReLU()(a))          # relu feeds only the pool: swapped, fused
-    r = nn.ReLU()(x)                           # feeds the pool and the add: kept in place
-    q = nn.MaxPool2d(2)(r)
-    out = nn.Flatten()(p + q)
+    r = nn.ReLU()(x)                           # feeds two pools: kept in place
+    q = nn.MaxPool2d(2)(r) + nn.MaxPool2d(2, 2)(r)
+    b = nn.Conv2d(2, 2, 3, padding=1, seed=1)(x)  # feeds the relu and the add: alone
+    c = nn.ReLU()(b) + b
+    out = nn.Concatenate()([nn.Flatten()(p + q), nn.Flatten()(c)])
     model = fastnn.Model(x, out)
-    steps = model._graph_fixed.steps
-    kinds = [type(s.runner).__name__ for s in steps]
-    assert kinds[:2] == ["_ConvMaxPool", "ReLU"]
-    assert kinds.count("ReLU") == 2 and kinds.count("MaxPool2d") == 1
+    kinds = [type(s.runner).__name__ for s in model._graph_fixed.steps]
+    assert kinds.count("_FusedConv") == 1 and kinds.count("Conv2d") == 1
+    assert kinds.count("ReLU") == 2 and kinds.count("MaxPool2d") == 2
     xv = randn(rng, 3, 2, 8, 8)
     y = model(xv).copy()
-    conv = model._layers[0]
-    ref = F.max_pool2d(F.relu(F.conv2d(xv, conv.weight.data, conv.bias.data, 1, 1)), 2) + \
-        F.max_pool2d(F.relu(xv), 2)
-    np.testing.assert_array_equal(y, ref.reshape(3, -1))
+    c1, c2 = [layer for layer in model._layers if isinstance(layer, nn.Conv2d)]
+    rx = F.relu(xv)
+    ref_p = F.max_pool2d(F.relu(F.conv2d(xv, c1.weight.data, c1.bias.data, 1, 1)), 2) + \
+        (F.max_pool2d(rx, 2) + F.max_pool2d(rx, 2))
+    conv_b = F.conv2d(xv, c2.weight.data, c2.bias.data, 1, 1)
+    ref_c = F.relu(conv_b) + conv_b
+    np.testing.assert_array_equal(y, np.concatenate([ref_p.reshape(3, -1),
+                                                     ref_c.reshape(3, -1)], 1))
 
 
 def test_tracing_errors_are_clear(rng):
@@ -338,14 +344,14 @@ def test_profile_rows_follow_the_graph_and_frozen_weights(rng):
     x, y = randn(rng, 4, 3, 8, 8), rng.integers(0, 5, 4)
     rows = model.profile(x, y, repeat=1, file=None)
     names = [r["layer"] for r in rows[:-3]]
-    assert names == ["conv1: Conv2d", "relu: ReLU", "conv2: Conv2d", "+: Add",
-                     "pool: MaxPool2d", "relu (call 2): ReLU", "flatten: Flatten", "fc: Linear"]
+    assert names == ["conv1: Conv2d + ReLU", "conv2: Conv2d", "+: Add", "pool: MaxPool2d",
+                     "relu (call 2): ReLU", "flatten: Flatten", "fc: Linear"]
     macs = 3 * 27 * 4 * 64  # per conv: 27 MACs per output, 4*3*8*8 outputs
     assert rows[0]["flops"] == 2 * macs * 2  # forward, weight gradient (no input gradient)
-    assert rows[2]["flops"] == 2 * macs * 3
+    assert rows[1]["flops"] == 2 * macs * 3
     model.conv2.requires_grad_(False)
     rows = model.profile(x, y, repeat=1, file=None)
-    assert rows[2]["flops"] == 2 * macs * 2  # forward and input gradient only
+    assert rows[1]["flops"] == 2 * macs * 2  # forward and input gradient only
 
 
 def test_layers_created_in_forward_follow_the_models_mode(rng):

@@ -160,7 +160,7 @@ def test_keras_cnn_is_models_cnn_in_channels_last():
     x_nhwc = x.transpose(0, 2, 3, 1)
     np.testing.assert_allclose(model.predict(x_nhwc), probs, rtol=1e-5, atol=1e-6)
     model.compile(optimizer=fk.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
-    assert "_ConvMaxPool" in [type(s.runner).__name__ for s in model._train_graph.steps]
+    assert "_FusedConv" in [type(s.runner).__name__ for s in model._train_graph.steps]
     model.fit(x_nhwc, y, batch_size=6, shuffle=False, verbose=0)
     torch_style.fit(x, y, optimizer=fastnn.optim.SGD(torch_style.parameters(), lr=0.1),
                     batch_size=6, shuffle=False, verbose=0)

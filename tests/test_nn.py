@@ -207,15 +207,21 @@ def test_sequential_skips_input_gradient(rng):
 @pytest.mark.parametrize("padding", [0, 1])
 def test_relu_before_maxpool_runs_after_it_with_the_same_bits(rng, padding):
     """Sequential runs a ReLU that precedes a MaxPool2d after it (they commute), and a
-    Conv2d then a MaxPool2d as one kernel; outputs and every gradient equal those of the
-    layers run one by one in the listed order, bit for bit, in training and eval mode."""
+    Conv2d with the MaxPool2d and/or the ReLU after it as one kernel call; outputs and
+    every gradient equal those of the layers run one by one in the listed order, bit for
+    bit, in training and eval mode."""
     def layers():
         return [nn.ReLU(), nn.MaxPool2d(3, 2, padding), nn.Conv2d(2, 3, 3, padding=1, seed=0),
-                nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(12, 4, seed=1)]
+                nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(3, 4, 3, padding=1, seed=1), nn.ReLU(),
+                nn.Conv2d(4, 3, 1, seed=2), nn.MaxPool2d(2), nn.Flatten(),
+                nn.Linear(3, 4, seed=3)]
     model = nn.Sequential(*layers())
     steps = model._plan()
-    assert [i for i, _ in steps] == [1, 0, 2, 3, 5, 6]
-    assert isinstance(steps[2][1], nn._ConvMaxPool) and steps[2][1].pool is model[4]
+    assert [i for i, _ in steps] == [1, 0, 2, 5, 7, 9, 10]
+    fused = [runner for _, runner in steps[2:5]]
+    assert all(isinstance(r, nn._FusedConv) for r in fused)
+    assert [(r.pool, r.relu) for r in fused] == [(model[4], model[3]), (None, model[6]),
+                                                 (model[8], None)]
     plain = layers()
     x = randn(rng, 5, 2, 9, 9)
     x[0] = -np.abs(x[0])  # windows whose maximum is negative: no gradient through them

@@ -219,6 +219,32 @@ def test_winograd_max_pool_bitwise(isa, rng, algo):
     check_fused_is_unfused(x, wt, b, (1, 1, 1), (2, None, 0), algo, rng)
 
 
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("c", [4, 5, 12])
+def test_channels_short_of_the_lanes_take_winograd(isa, rng, algo, c):
+    """Channels that do not fill the transforms' 8 lanes: the lanes past them are computed
+    (zeros), never read as whatever the workspace held, so finite inputs take the Winograd
+    path whatever ran before (an inf or NaN that an earlier call left there sent them to
+    the direct method)."""
+    x = rng.standard_normal((3, c, 12, 12)).astype(np.float32)
+    wt = rng.standard_normal((c, c, 3, 3)).astype(np.float32)
+    g = rng.standard_normal((3, c, 12, 12)).astype(np.float32)
+    direct = F.conv2d(x, wt, None, 1, 1, algorithm="direct")
+    direct_dx = F.conv2d_backward(g, x, wt, 1, 1, algorithm="direct")[0]
+    nan = np.full((3, 16, 12, 12), np.nan, np.float32)
+    w16 = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    for run in range(2):
+        with np.errstate(invalid="ignore"):
+            F.conv2d(nan, w16, None, 1, 1, algorithm=algo)  # NaN all over the workspace
+        y = F.conv2d(x, wt, None, 1, 1, algorithm=algo)
+        F.conv2d(nan, w16, None, 1, 1, algorithm=algo)
+        dx = F.conv2d_backward(g, x, wt, 1, 1, algorithm=algo)[0]
+        assert not np.array_equal(y, direct) and not np.array_equal(dx, direct_dx)
+        if run:
+            assert np.array_equal(y, first[0]) and np.array_equal(dx, first[1])
+        first = y, dx
+
+
 def same_nonfinite(a, b):
     return all(np.array_equal(f(a), f(b)) for f in (np.isnan, np.isposinf, np.isneginf))
 

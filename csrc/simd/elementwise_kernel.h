@@ -271,15 +271,19 @@ static inline int64_t pool_offset(int k, int w) { return (k >> 1) * (int64_t)w +
     }                                                                                      \
     /* The gradient of such a row through the positions pos: the rows r0, r1 of gx get    \
      * gy + 0 (-0 becomes +0, as added into zeros) at each window's position and zeros    \
-     * around it, interleaved back (LO, HI); *bad gets the lanes of positions past 3. */  \
-    static void unpool_2x2_row##L(const float *gy, const uint8_t *pos, int64_t ow,         \
-                                  float *r0, float *r1, pool_vi##L *bad)                   \
+     * around it, interleaved back (LO, HI); *bad gets the lanes of positions past 3.     \
+     * With a relu output y, gy passes only where y > 0 (relu_backward's rule). */        \
+    static void unpool_2x2_row##L(const float *gy, const float *y, const uint8_t *pos,     \
+                                  int64_t ow, float *r0, float *r1, pool_vi##L *bad)       \
     {                                                                                      \
         const pool_vi##L lo = LO, hi = HI;                                                 \
         const pool_vf##L zero = {0};                                                       \
         for (int64_t j = 0; j < ow; j += L) {                                              \
             j = FNN_MIN(j, ow - L);                                                        \
-            pool_vf##L g = *(const pool_vfu##L *)(gy + j) + 0.0f;                          \
+            pool_vf##L g = *(const pool_vfu##L *)(gy + j);                                 \
+            if (y)                                                                         \
+                g = pool_take##L(*(const pool_vfu##L *)(y + j) > 0.0f, g, zero);           \
+            g += 0.0f;                                                                     \
             pool_vi##L k;                                                                  \
             for (int l = 0; l < L; l++)                                                    \
                 k[l] = pos[j + l];                                                         \
@@ -336,29 +340,31 @@ static void ew_max_pool_2x2(int64_t oh, int64_t ow, int w, const float *restrict
     }
 }
 
-/* max_pool_2x2's gradient through its positions pos (oh x ow, with gy) into the whole
- * h x w plane gx, written once (no zeroing, then adding): the rows and columns past the
- * windows get zeros. Nonzero if a position is past 3. */
+/* max_pool_2x2's gradient through its positions pos (oh x ow, with gy, and y, the pooled
+ * relu output the gradient is masked by, or NULL) into the whole h x w plane gx, written
+ * once (no zeroing, then adding): the rows and columns past the windows get zeros.
+ * Nonzero if a position is past 3. */
 static int ew_max_unpool_2x2(int64_t oh, int64_t ow, int64_t h, int w, const float *restrict gy,
-                             const uint8_t *restrict pos, float *restrict gx)
+                             const float *restrict y, const uint8_t *restrict pos,
+                             float *restrict gx)
 {
     pool_vi4 bad4 = {0};
 #if FNN_VEC >= 8
     pool_vi8 bad8 = {0};
 #endif
     int bad = 0;
-    for (int64_t i = 0; i < oh; i++, gy += ow, pos += ow) {
+    for (int64_t i = 0; i < oh; i++, gy += ow, y = y ? y + ow : NULL, pos += ow) {
         float *r0 = gx + 2 * i * w, *r1 = r0 + w;
 #if FNN_VEC >= 8
         if (ow >= 8)
-            unpool_2x2_row8(gy, pos, ow, r0, r1, &bad8);
+            unpool_2x2_row8(gy, y, pos, ow, r0, r1, &bad8);
         else
 #endif
         if (ow >= 4) {
-            unpool_2x2_row4(gy, pos, ow, r0, r1, &bad4);
+            unpool_2x2_row4(gy, y, pos, ow, r0, r1, &bad4);
         } else {
             for (int64_t j = 0; j < ow; j++) {  /* rows of 1 to 3 outputs */
-                float g = gy[j] + 0.0f;
+                float g = (y == NULL || y[j] > 0.0f ? gy[j] : 0.0f) + 0.0f;
                 int k = pos[j];
                 bad |= k > 3;
                 r0[2 * j] = k == 0 ? g : 0.0f;

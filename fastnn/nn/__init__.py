@@ -8,7 +8,7 @@ One family per file:
     model.py          Model: functional (Keras) or subclassed (PyTorch)
     container.py      Sequential
     linear.py         Linear (and the weighted-layer base Conv2d shares)
-    conv.py           Conv2d, and Conv2d fused with a MaxPool2d
+    conv.py           Conv2d, and Conv2d fused with a MaxPool2d and/or a ReLU
     pooling.py        MaxPool2d, AvgPool2d, AdaptiveAvgPool2d
     activation.py     ReLU, LeakyReLU, Sigmoid, Tanh, Softmax
     normalization.py  BatchNorm1d, BatchNorm2d
@@ -38,7 +38,7 @@ The explicit training loop::
 """
 from .activation import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .container import Sequential
-from .conv import Conv2d, _ConvMaxPool  # noqa: F401 (the fused runner, for tests)
+from .conv import Conv2d, _FusedConv  # noqa: F401 (the fused runner, for tests)
 from .dropout import Dropout
 from .graph import Input, TracingError, Value
 from .model import Model

@@ -1,5 +1,5 @@
-"""Conv2d, and Conv2d fused with the MaxPool2d after it (_ConvMaxPool, which the graph
-plan runs in place of the pair)."""
+"""Conv2d, and Conv2d fused with the MaxPool2d and/or ReLU after it (_FusedConv, which the
+graph plan runs in place of the layers)."""
 import numpy as np
 
 from .. import functional as F
@@ -129,15 +129,18 @@ class Conv2d(_Weighted):
         return config
 
 
-class _ConvMaxPool:
-    """A Conv2d and the MaxPool2d after it on one kernel pair (F.conv2d_max_pool2d), in
-    the layers' own parameters and buffers; the graph plan runs them so where the pool's
-    argmax fits in a byte (`fits`). Training saves it as a uint8 window position, an
-    eighth of the MaxPool2d's int64 index."""
+class _FusedConv:
+    """A Conv2d with the MaxPool2d and/or the ReLU after it on one kernel call
+    (F.conv2d_max_pool2d, or F.conv2d; activation="relu"), in the layers' own parameters
+    and buffers; the graph plan runs them so (Graph._rewrite). Each image's convolution
+    output is pooled and relu'd while in cache; the pool's argmax, where it fits in a byte
+    (`fits`), is saved as a uint8 window position, an eighth of the MaxPool2d's int64
+    index, and the relu's backward reads the fused output."""
 
-    def __init__(self, conv, pool):
-        self.conv, self.pool = conv, pool
-        self.layers = (conv, pool)
+    def __init__(self, conv, pool=None, relu=None):
+        self.conv, self.pool, self.relu = conv, pool, relu
+        self.layers = tuple(layer for layer in (conv, pool, relu) if layer is not None)
+        self._activation = None if relu is None else "relu"
 
     @staticmethod
     def fits(pool):
@@ -147,30 +150,39 @@ class _ConvMaxPool:
     def forward(self, x):
         conv, pool = self.conv, self.pool
         conv._x = x
-        shape = pool.output_shape(conv.output_shape(x.shape))
+        shape = conv.output_shape(x.shape)
         args = (x, conv.weight.data, None if conv.bias is None else conv.bias.data,
-                *conv._args(), *pool._args())
-        y = pool._buffer("y", shape)
+                *conv._args())
+        options = {"algorithm": conv.algorithm, "activation": self._activation}
+        if pool is None:
+            y = self._y = self.layers[-1]._buffer("y", shape)
+            return F.conv2d(*args, out=y, **options)
+        shape = pool.output_shape(shape)
+        y = self._y = self.layers[-1]._buffer("y", shape)
         if not pool.training:
-            return F.conv2d_max_pool2d(*args, out=y, return_indices=False,
-                                       algorithm=conv.algorithm)
-        return F.conv2d_max_pool2d(*args, out=y, indices=pool._buffer("pos", shape, np.uint8),
-                                   algorithm=conv.algorithm)[0]
+            return F.conv2d_max_pool2d(*args, *pool._args(), out=y, return_indices=False,
+                                       **options)
+        return F.conv2d_max_pool2d(*args, *pool._args(), out=y,
+                                   indices=pool._buffer("pos", shape, np.uint8), **options)[0]
 
     def backward(self, grad_out, need_input_grad=True):
-        conv, x = self.conv, self.conv._x
-        return F.conv2d_max_pool2d_backward(
-            grad_out, self.pool._buffers["pos"], x, conv.weight.data, *conv._args(),
-            *self.pool._args(), need_input_grad=need_input_grad,
-            grad_input=conv._buffer("dx", x.shape) if need_input_grad else None,
-            algorithm=conv.algorithm, **conv._grad_args())[0]
+        conv, pool, x = self.conv, self.pool, self.conv._x
+        options = dict(need_input_grad=need_input_grad,
+                       grad_input=conv._buffer("dx", x.shape) if need_input_grad else None,
+                       algorithm=conv.algorithm, activation=self._activation,
+                       output=None if self.relu is None else self._y, **conv._grad_args())
+        args = (x, conv.weight.data, *conv._args())
+        if pool is None:
+            return F.conv2d_backward(grad_out, *args, **options)[0]
+        return F.conv2d_max_pool2d_backward(grad_out, pool._buffers["pos"], *args,
+                                            *pool._args(), **options)[0]
 
     def named_parameters(self):
         return self.conv.named_parameters()
 
     def train(self, mode=True):
-        self.conv.train(mode)
-        self.pool.train(mode)
+        for layer in self.layers:
+            layer.train(mode)
 
     def __repr__(self):
-        return f"{self.conv!r} with the {self.pool!r} after it"
+        return " with ".join(f"{layer!r}" for layer in self.layers)

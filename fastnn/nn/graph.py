@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 from .activation import ReLU
-from .conv import Conv2d, _ConvMaxPool
+from .conv import Conv2d, _FusedConv
 from .merge import Add
 from .module import Module, Parameter, _module_list
 from .pooling import MaxPool2d
@@ -267,7 +267,7 @@ def trace(model, shapes):
 
 
 class _Step:
-    """One call of the plan: `runner` (a layer, or _ConvMaxPool for a fused pair) from
+    """One call of the plan: `runner` (a layer, or _FusedConv for fused layers) from
     input slots to an output slot; `index` is the position of its first node in the
     node order, `name` its layer's name in the model."""
 
@@ -392,13 +392,15 @@ class Graph:
         return names
 
     def _rewrite(self, steps):
-        """Two exact rewrites wherever the pattern occurs:
+        """Exact rewrites wherever the pattern occurs:
         - a ReLU whose output feeds only a MaxPool2d runs after it: the two commute
           (max(relu(x)) == relu(max(x)); a window whose maximum is not positive passes
           no gradient either way), and the ReLU then touches a quarter of the elements;
-        - a Conv2d whose output feeds only a MaxPool2d runs with it as one kernel
-          (_ConvMaxPool), so the convolution's output and its gradient are never stored
-          whole, unless the pool's window is too large for its byte positions."""
+        - a Conv2d whose output feeds only a MaxPool2d, a ReLU, or a MaxPool2d feeding
+          only a ReLU, runs with them as one kernel call (_FusedConv): the convolution's
+          output is pooled and relu'd in cache, never stored whole, its gradient
+          unpooled and gated there too (a pool whose window is too large for its byte
+          positions stays apart)."""
         def only_consumer(step):
             """The one step reading step's output, if it is no graph output."""
             if step.output in self.output_slots:
@@ -415,19 +417,27 @@ class Graph:
                                  step.output, False)
                 steps[j] = _Step(step.index, step.name, step.runner, step.layers,
                                  [step.output], pool.output, False)
-        fused = []
-        for step in steps:
-            if step is None:
+        for k, step in enumerate(steps):
+            if step is None or not (isinstance(step.runner, Conv2d) and
+                                    step.runner._extra == (0, 0)):
                 continue
-            pool = only_consumer(step)
-            if (isinstance(step.runner, Conv2d) and step.runner._extra == (0, 0) and
-                    isinstance(getattr(pool, "runner", None), MaxPool2d) and
-                    _ConvMaxPool.fits(pool.runner)):
-                steps[steps.index(pool)] = None
-                step = _Step(step.index, step.name, _ConvMaxPool(step.runner, pool.runner),
-                             (step.runner, pool.runner), step.inputs, pool.output, False)
-            fused.append(step)
-        return fused
+            fused, last = [step.runner], step
+            after = only_consumer(last)
+            if isinstance(getattr(after, "runner", None), MaxPool2d) and \
+                    _FusedConv.fits(after.runner):
+                fused.append(after.runner)
+                steps[steps.index(after)], last = None, after
+                after = only_consumer(last)
+            else:
+                fused.append(None)
+            if type(getattr(after, "runner", None)) is ReLU:
+                fused.append(after.runner)
+                steps[steps.index(after)], last = None, after
+            if last is not step:
+                runner = _FusedConv(*fused)
+                steps[k] = _Step(step.index, step.name, runner, runner.layers, step.inputs,
+                                 last.output, False)
+        return [step for step in steps if step is not None]
 
     def stale(self):
         """Whether the owner's module tree differs from the one this graph was traced
