@@ -705,8 +705,7 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
         permute_w(&d, &h, w, ws);
     conv_bwd_plan P = {
         .d = &d, .h = &h, .pool = pool, .pos = pos, .gy = grad_y, .y_act = y_act, .x = x,
-        .gx = grad_x,
-        .gw = grad_w, .gb = grad_b,
+        .gx = grad_x, .gw = grad_w, .gb = grad_b,
         .nchunks = nchunks, .sum_parts = (int)FNN_MIN(s->c_out, 2 * nth),
         .wgrad_gemm = wgrad_gemm, .wt = ws,
         .part = ws + wt_elems + tab_elems, .ws = ws + wt_elems + tab_elems + part_total,

@@ -220,11 +220,11 @@ int fnn_max_unpool_images(const fnn_pool2d *p, int64_t n, int64_t planes, const 
 
 /* Winograd F(m x m, 3 x 3), m = 2 or 4 (winograd.c), on a shape conv.c has validated
  * (3x3 kernel, stride 1, dilation 1, at least one image and channel each way): the
- * forward, max-pooled when pool is set (y, pos as fnn_conv2d_max_pool2d's) and relu'd
- * in cache when relu is set, the input
- * gradient and the weight gradient of the whole (unpooled) output gradient. Each returns
- * FNN_ENONFINITE when its result holds an inf or NaN: the transforms turn one inf into
- * NaN across its tile (inf - inf), so conv.c then runs the direct method instead. */
+ * forward, max-pooled when pool is set (y, pos as fnn_conv2d_max_pool2d's) and relu'd in
+ * cache when relu is set, the input gradient and the weight gradient of the whole
+ * (unpooled) output gradient. Each returns FNN_ENONFINITE when its result holds an inf or
+ * NaN: the transforms turn one inf into NaN across its tile (inf - inf), so conv.c then
+ * runs the direct method instead. */
 int fnn_winograd_forward(const fnn_conv2d_shape *s, int m, const fnn_pool2d *pool,
                          const float *x, const float *w, const float *bias, float *y,
                          uint8_t *pos, int relu);

@@ -133,7 +133,8 @@ static int unpool_positions(const fnn_pool2d *p, const window_table *t, const ui
 {
     int64_t n = p->kh * p->kw;
     int inside = p->ph == 0 && p->pw == 0;
-    for (int64_t oi = 0; oi < p->oh; oi++, gy += p->ow, y = y ? y + p->ow : NULL, pos += p->ow) {
+    for (int64_t oi = 0; oi < p->oh;
+         oi++, gy += p->ow, y = y ? y + p->ow : NULL, pos += p->ow) {
         int64_t top = oi * p->sh - p->ph, at = top * p->w - p->pw;
         for (int64_t oj = 0; oj < p->ow; oj++, at += p->sw) {
             int64_t k = pos[oj];
