@@ -209,7 +209,12 @@ static void ew_dot_sums(int64_t n, const float *g, const float *x, float shift, 
  * vector overlapping the one before (recomputing a few outputs the same way) instead of a
  * scalar tail, with L the widest vector (8 or 4 lanes) that the row fills: the CNN's
  * pooled rows are 13 and 5 wide, and a scalar loop over them is several times slower
- * than 4 lanes. */
+ * than 4 lanes. The window columns are split by shuffles within 128-bit lanes (EVEN: as
+ * vshufps takes them from two vectors), which leave the 8-lane windows in the order
+ * 0 1 4 5 2 3 6 7; the maxima go out through one permutation back (ORDER) and the
+ * positions' bytes are picked in that order (BYTES). A split across lanes costs AVX2 two
+ * vpermd and a blend: the reference CNN's fused conv1 + pool forward took 1.15x the time
+ * (EPYC Zen 3, 1 and 2 threads). */
 static inline int64_t pool_offset(int k, int w) { return (k >> 1) * (int64_t)w + (k & 1); }
 
 /* The window positions k (int lanes) as bytes at dst: each lane's low byte gathered by
@@ -229,7 +234,7 @@ static inline int64_t pool_offset(int k, int w) { return (k >> 1) * (int64_t)w +
     } while (0)
 #endif
 
-#define POOL_2X2_ROW(L, EVEN, LO, HI, BYTES)                                               \
+#define POOL_2X2_ROW(L, EVEN, ORDER, LO, HI, BYTES)                                        \
     typedef float pool_vf##L __attribute__((vector_size(L * 4)));                         \
     typedef float pool_vfu##L __attribute__((vector_size(L * 4), aligned(4)));            \
     typedef int32_t pool_vi##L __attribute__((vector_size(L * 4)));                       \
@@ -242,7 +247,7 @@ static inline int64_t pool_offset(int k, int w) { return (k >> 1) * (int64_t)w +
     static void pool_2x2_row##L(const float *r0, const float *r1, int w, int64_t ow,       \
                                 int64_t row, float *y, int64_t *idx, uint8_t *pos)         \
     {                                                                                      \
-        const pool_vi##L even = EVEN, odd = even + 1;                                      \
+        const pool_vi##L even = EVEN, odd = even + 1, order = ORDER;                       \
         for (int64_t j = 0; j < ow; j += L) {                                              \
             j = FNN_MIN(j, ow - L);                                                        \
             pool_vf##L x0 = *(const pool_vfu##L *)(r0 + 2 * j);                            \
@@ -261,10 +266,12 @@ static inline int64_t pool_offset(int k, int w) { return (k >> 1) * (int64_t)w +
             s = (d > m) | (d != d);                                                        \
             m = pool_take##L(s, d, m);                                                     \
             k = (s & 3) | (k & ~s);                                                        \
-            *(pool_vfu##L *)(y + j) = m;                                                   \
-            if (idx)                                                                       \
+            *(pool_vfu##L *)(y + j) = __builtin_shuffle(m, order);                         \
+            if (idx) {                                                                     \
+                pool_vi##L ko = __builtin_shuffle(k, order);                               \
                 for (int l = 0; l < L; l++)                                                \
-                    idx[j + l] = row + 2 * (j + l) + pool_offset(k[l], w);                 \
+                    idx[j + l] = row + 2 * (j + l) + pool_offset(ko[l], w);                \
+            }                                                                              \
             if (pos)                                                                       \
                 POOL_STORE_POS(L, k, BYTES, pos + j);                                      \
         }                                                                                  \
@@ -297,12 +304,12 @@ static inline int64_t pool_offset(int k, int w) { return (k >> 1) * (int64_t)w +
         }                                                                                  \
     }
 
-POOL_2X2_ROW(4, ((pool_vi4){0, 2, 4, 6}), ((pool_vi4){0, 4, 1, 5}), ((pool_vi4){2, 6, 3, 7}),
-             ((pool_vq4){0, 4, 8, 12}))
+POOL_2X2_ROW(4, ((pool_vi4){0, 2, 4, 6}), ((pool_vi4){0, 1, 2, 3}), ((pool_vi4){0, 4, 1, 5}),
+             ((pool_vi4){2, 6, 3, 7}), ((pool_vq4){0, 4, 8, 12}))
 #if FNN_VEC >= 8
-POOL_2X2_ROW(8, ((pool_vi8){0, 2, 4, 6, 8, 10, 12, 14}),
+POOL_2X2_ROW(8, ((pool_vi8){0, 2, 8, 10, 4, 6, 12, 14}), ((pool_vi8){0, 1, 4, 5, 2, 3, 6, 7}),
              ((pool_vi8){0, 8, 1, 9, 2, 10, 3, 11}), ((pool_vi8){4, 12, 5, 13, 6, 14, 7, 15}),
-             ((pool_vq8){0, 4, 8, 12, 16, 20, 24, 28}))
+             ((pool_vq8){0, 4, 16, 20, 8, 12, 24, 28}))
 #endif
 
 static void ew_max_pool_2x2(int64_t oh, int64_t ow, int w, const float *restrict x, int64_t base,
