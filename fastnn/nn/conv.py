@@ -151,14 +151,14 @@ class _FusedConv:
         conv, pool = self.conv, self.pool
         conv._x = x
         shape = conv.output_shape(x.shape)
+        if pool is not None:
+            shape = pool.output_shape(shape)
+        y = self._y = self.layers[-1]._buffer("y", shape)
         args = (x, conv.weight.data, None if conv.bias is None else conv.bias.data,
                 *conv._args())
         options = {"algorithm": conv.algorithm, "activation": self._activation}
         if pool is None:
-            y = self._y = self.layers[-1]._buffer("y", shape)
             return F.conv2d(*args, out=y, **options)
-        shape = pool.output_shape(shape)
-        y = self._y = self.layers[-1]._buffer("y", shape)
         if not pool.training:
             return F.conv2d_max_pool2d(*args, *pool._args(), out=y, return_indices=False,
                                        **options)

@@ -421,20 +421,19 @@ class Graph:
             if step is None or not (isinstance(step.runner, Conv2d) and
                                     step.runner._extra == (0, 0)):
                 continue
-            fused, last = [step.runner], step
+            pool = relu = None
+            last = step
             after = only_consumer(last)
             if isinstance(getattr(after, "runner", None), MaxPool2d) and \
                     _FusedConv.fits(after.runner):
-                fused.append(after.runner)
-                steps[steps.index(after)], last = None, after
+                pool, last = after.runner, after
+                steps[steps.index(after)] = None
                 after = only_consumer(last)
-            else:
-                fused.append(None)
             if type(getattr(after, "runner", None)) is ReLU:
-                fused.append(after.runner)
-                steps[steps.index(after)], last = None, after
+                relu, last = after.runner, after
+                steps[steps.index(after)] = None
             if last is not step:
-                runner = _FusedConv(*fused)
+                runner = _FusedConv(step.runner, pool, relu)
                 steps[k] = _Step(step.index, step.name, runner, runner.layers, step.inputs,
                                  last.output, False)
         return [step for step in steps if step is not None]
