@@ -614,7 +614,7 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
     conv_hwc h;
     int requested = algo;
     if (s == NULL || conv_dims_init(s, &d) != FNN_OK || !hwc_plan(&d, &h) ||
-        !pool_fits(&d, pool, 1) || fnn_conv2d_algorithm(s, algo, &algo) != FNN_OK)
+        !pool_fits(&d, pool, 1) || fnn_conv2d_grad_input_algorithm(s, algo, &algo) != FNN_OK)
         return FNN_EINVAL;
     if (s->n == 0 || s->c_out == 0) {  /* nothing flows back: every gradient is zero */
         if (grad_x != NULL)

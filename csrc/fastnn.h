@@ -203,6 +203,9 @@ int fnn_conv2d_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen);
  * and AUTO by its own rule: WINOGRAD4 where it measured faster (>= 16 channels each way,
  * 4x4 tiles covering at most 15% past the output, >= 16 tiles: winograd.c), else DIRECT. */
 int fnn_conv2d_grad_weight_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen);
+/* The same for the input gradient: AUTO takes the forward's WINOGRAD where it picks one,
+ * else WINOGRAD (F(2x2): as accurate as DIRECT) on >= 32 channels each way (winograd.c). */
+int fnn_conv2d_grad_input_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen);
 
 /* The activation a convolution applies to its output in place while it is in cache (`act`
  * below; after the max pool when fused with one: relu and max commute). Its backward takes
@@ -212,8 +215,9 @@ enum { FNN_ACT_NONE = 0, FNN_ACT_RELU = 1, FNN_ACT_COUNT = 2 };
 
 int fnn_conv2d_forward(const fnn_conv2d_shape *s, const float *x, const float *w,
                        const float *bias, float *y, int algo, int act);
-/* The input gradient runs on the algorithm fnn_conv2d_algorithm chooses, the weight
- * gradient on fnn_conv2d_grad_weight_algorithm's, the bias gradient on the direct method. */
+/* The input gradient runs on the algorithm fnn_conv2d_grad_input_algorithm chooses, the
+ * weight gradient on fnn_conv2d_grad_weight_algorithm's, the bias gradient on the direct
+ * method. */
 int fnn_conv2d_backward(const fnn_conv2d_shape *s, const float *grad_y, const float *y_act,
                         const float *x, const float *w, float *grad_x, float *grad_w,
                         float *grad_b, int algo);

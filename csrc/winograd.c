@@ -546,6 +546,31 @@ int fnn_conv2d_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
     return FNN_OK;
 }
 
+/* The input gradient's "auto", from the shape alone: the forward's Winograd where it
+ * picks one, else F(2x2) on >= 32 channels each way and >= 64 tiles in all. F(2x2)'s
+ * error is below the direct method's (tests/test_winograd.py), so layers the forward
+ * keeps direct for accuracy (the reference CNN's conv2: exact max-pool ties) lose
+ * nothing. Input-gradient time / the direct method's (batch 128, 2 threads, Zen 3,
+ * medians of 9 rounds; /tmp harness, F(2x2) then F(4x4)): 32->64 13x13 p0 0.88, 0.64;
+ * 32->64 11x11 p1 0.81, 0.60; 32->32 14x14 p1 0.83, 0.74; 64->128 7x7 p1 0.75, 0.50;
+ * batch 32, 32->64 13x13 p0 0.87, 0.77; below 32 channels F(2x2) gained nothing:
+ * 16->32 16x16 p1 0.98, 16->16 28x28 p1 1.11, 8->16 28x28 p1 0.96. */
+static int auto_grad_input_rule(const fnn_conv2d_shape *s)
+{
+    int64_t tiles = s->n * ((s->h + 1) / 2) * ((s->w + 1) / 2);
+    return s->c_in >= 32 && s->c_out >= 32 && tiles >= 64 ? FNN_CONV_WINOGRAD : FNN_CONV_DIRECT;
+}
+
+int fnn_conv2d_grad_input_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
+{
+    if (fnn_conv2d_algorithm(s, requested, chosen) != FNN_OK)
+        return FNN_EINVAL;
+    if (requested == FNN_CONV_AUTO && *chosen == FNN_CONV_DIRECT && winograd_fits(s) &&
+        s->n > 0)
+        *chosen = auto_grad_input_rule(s);
+    return FNN_OK;
+}
+
 /* The weight gradient's "auto", from the shape alone. Weight-gradient time / the direct
  * method's (batch 128, 2 threads, the 2-core Zen 3 shared with other jobs; medians of 11
  * interleaved rounds, 2-4 runs; python -m benchmarks.test_bench_winograd --wgrad):

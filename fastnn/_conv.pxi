@@ -149,17 +149,22 @@ class _Shaped:
 
 
 def conv2d_algorithm(x_shape, weight_shape, stride=1, padding=0, dilation=1, algorithm=None,
-                     *, weight_gradient=False):
-    """The algorithm ("direct", "winograd" or "winograd4x4") that conv2d and the input
-    gradient of its backward run for these shapes and arguments, with `algorithm` or the
-    default; with weight_gradient=True, the one the weight gradient runs ("auto" picks it
-    by its own rule: csrc/winograd.c)."""
+                     *, input_gradient=False, weight_gradient=False):
+    """The algorithm ("direct", "winograd" or "winograd4x4") that conv2d runs for these
+    shapes and arguments, with `algorithm` or the default; with input_gradient=True, the
+    one the input gradient of its backward runs, with weight_gradient=True the weight
+    gradient's ("auto" picks each by its own rule: csrc/winograd.c)."""
     fn = "conv2d_algorithm"
+    if input_gradient and weight_gradient:
+        raise ValueError(f"{fn}: input_gradient and weight_gradient name one direction each; "
+                         f"pass at most one of them")
     x, weight = _Shaped(x_shape, "x_shape", fn), _Shaped(weight_shape, "weight_shape", fn)
     cdef fnn_conv2d_shape s = _conv_shape(fn, x, weight, stride, padding, dilation)
     cdef int chosen, requested = _conv_algo(fn, &s, algorithm)
     if weight_gradient:
         fnn_conv2d_grad_weight_algorithm(&s, requested, &chosen)
+    elif input_gradient:
+        fnn_conv2d_grad_input_algorithm(&s, requested, &chosen)
     else:
         fnn_conv2d_algorithm(&s, requested, &chosen)
     return next(k for k, v in CONV_ALGORITHMS.items() if v == chosen)

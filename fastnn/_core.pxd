@@ -110,6 +110,7 @@ cdef extern from "fastnn.h" nogil:
         FNN_POOL_POSITIONS
     int fnn_conv2d_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
     int fnn_conv2d_grad_weight_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
+    int fnn_conv2d_grad_input_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
     enum:
         FNN_ACT_NONE
         FNN_ACT_RELU

@@ -1121,8 +1121,9 @@ def test_distributed_boundary(data):
                                 (2, 3, 8), (2, -3, 8, 8), (2.5, 3, 8, 8), "x", None]),
        window=st.sampled_from([(3, 1, 1, 1), (3, 1, 0, 1), (3, 2, 1, 1), (3, 1, 1, 2),
                                (5, 1, 2, 1), (1, 1, 0, 1), (3, 1, 2**62, 1), (3, 0, 1, 1)]),
-       weight_gradient=st.booleans())
-def test_conv_algorithm_boundary(name, x_shape, window, weight_gradient):
+       direction=st.sampled_from([{}, {"input_gradient": True}, {"weight_gradient": True},
+                                  {"input_gradient": True, "weight_gradient": True}]))
+def test_conv_algorithm_boundary(name, x_shape, window, direction):
     """set_conv_algorithm and conv2d_algorithm: a name either takes effect (a conv2d then
     runs and matches) or raises a ValueError naming the algorithm; shapes and windows a
     conv2d would reject are rejected naming what was wrong."""
@@ -1139,13 +1140,13 @@ def test_conv_algorithm_boundary(name, x_shape, window, weight_gradient):
     finally:
         fastnn.set_conv_algorithm("auto")
     status, got = call("conv_algorithm", lambda: fastnn.conv2d_algorithm(
-        x_shape, (4, 3, k, k), stride, pad, dil, algorithm=name, weight_gradient=weight_gradient))
+        x_shape, (4, 3, k, k), stride, pad, dil, algorithm=name, **direction))
     if status == "ok":
         assert got in ("direct", "winograd", "winograd4x4")
         assert got == "direct" or (k, stride, dil) == (3, 1, 1)
     else:
         check_named(got, {"algorithm", "x_shape", "weight_shape", "x", "weight", "stride",
-                          "padding", "dilation", "kernel", "output"})
+                          "padding", "dilation", "kernel", "output", "input_gradient"})
 
 
 @settings(FUZZ, max_examples=200)

@@ -290,28 +290,37 @@ def test_auto_is_one_of_the_algorithms(rng):
                               F.conv2d(x, wt, None, 1, pad, algorithm=chosen))
 
 
-@pytest.mark.parametrize("shape,pad,forward,weight", [
-    ((2, 32, 13, 13), 0, "direct", "direct"),            # the reference CNN's conv2
-    ((2, 32, 28, 28), 1, "winograd4x4", "winograd4x4"),  # TinyVGG
-    ((4, 64, 16, 16), 1, "winograd4x4", "winograd4x4"),  # VGG-CIFAR
-    ((2, 8, 16, 16), 1, "direct", "direct")])
-def test_auto_weight_gradient(rng, shape, pad, forward, weight):
-    """"auto" picks the weight gradient's algorithm by its own rule (csrc/winograd.c), and
-    its backward is bitwise the chosen algorithms' (input and weight gradients)."""
-    c = shape[1]
-    wshape = (c, c, 3, 3)
+@pytest.mark.parametrize("shape,c_out,pad,forward,inputs,weight", [
+    ((2, 32, 13, 13), 64, 0, "direct", "winograd", "direct"),  # the reference CNN's conv2
+    ((2, 32, 13, 13), 32, 0, "direct", "winograd", "direct"),
+    ((1, 32, 13, 13), 32, 0, "direct", "direct", "direct"),    # 49 tiles: too few
+    ((2, 32, 28, 28), 32, 1, "winograd4x4", "winograd4x4", "winograd4x4"),  # TinyVGG
+    ((4, 64, 16, 16), 64, 1, "winograd4x4", "winograd4x4", "winograd4x4"),  # VGG-CIFAR
+    ((4, 64, 7, 7), 128, 1, "direct", "winograd", "direct"),
+    ((2, 16, 16, 16), 32, 1, "direct", "direct", "winograd4x4"),
+    ((2, 8, 16, 16), 8, 1, "direct", "direct", "direct")])
+def test_auto_per_direction(rng, shape, c_out, pad, forward, inputs, weight):
+    """"auto" picks each direction's algorithm by its own rule (csrc/winograd.c), and its
+    backward is bitwise the chosen algorithms' (input and weight gradients)."""
+    wshape = (c_out, shape[1], 3, 3)
     assert fastnn.conv2d_algorithm(shape, wshape, 1, pad) == forward
+    assert fastnn.conv2d_algorithm(shape, wshape, 1, pad, input_gradient=True) == inputs
     assert fastnn.conv2d_algorithm(shape, wshape, 1, pad, weight_gradient=True) == weight
-    assert fastnn.conv2d_algorithm(shape, wshape, 1, pad, algorithm="winograd",
-                                   weight_gradient=True) == "winograd"
+    for direction in ("input_gradient", "weight_gradient"):
+        for algo in ("direct", "winograd", "winograd4x4"):
+            assert fastnn.conv2d_algorithm(shape, wshape, 1, pad, algorithm=algo,
+                                           **{direction: True}) == algo
     x = rng.standard_normal(shape).astype(np.float32)
     wt = rng.standard_normal(wshape).astype(np.float32)
-    g = rng.standard_normal((shape[0], c, shape[2] + 2 * pad - 2,
+    g = rng.standard_normal((shape[0], c_out, shape[2] + 2 * pad - 2,
                              shape[3] + 2 * pad - 2)).astype(np.float32)
     gx, gw, gb = F.conv2d_backward(g, x, wt, 1, pad, algorithm="auto")
-    assert np.array_equal(gx, F.conv2d_backward(g, x, wt, 1, pad, algorithm=forward)[0])
+    assert np.array_equal(gx, F.conv2d_backward(g, x, wt, 1, pad, algorithm=inputs)[0])
     _, gw2, gb2 = F.conv2d_backward(g, x, wt, 1, pad, algorithm=weight)
     assert np.array_equal(gw, gw2) and np.array_equal(gb, gb2)
+    with pytest.raises(ValueError, match="at most one of them"):
+        fastnn.conv2d_algorithm(shape, wshape, 1, pad, input_gradient=True,
+                                weight_gradient=True)
 
 
 def test_default_algorithm(rng):

@@ -219,7 +219,8 @@ gemm_store(vfloat acc[FNN_MR][FNN_NV], int mr, int nr, float alpha, float beta, 
 }
 
 /* C[0:mr, 0:nr] = alpha * A-panel * B-panel + beta * C. Rows of A past mr re-read
- * row mr-1 (always valid memory) and their results are dropped. */
+ * row mr-1 (always valid memory) and their results are dropped; a packed panel
+ * (rs == 1, cs == MR) has them as zeros, so its rows are one pointer and offsets. */
 static inline __attribute__((always_inline)) void
 gemm_micro(int64_t kc, float alpha, const float *a, int64_t rs, int64_t cs, int mr,
            const float *bp, int nr, float beta, float *c, int64_t ldc)
@@ -227,7 +228,7 @@ gemm_micro(int64_t kc, float alpha, const float *a, int64_t rs, int64_t cs, int 
     vfloat acc[FNN_MR][FNN_NV];
     const float *row[FNN_MR];
     _Pragma("GCC unroll 16") for (int i = 0; i < FNN_MR; i++) {
-        row[i] = a + (i < mr ? i : mr - 1) * rs;
+        row[i] = a + (i < mr || (rs == 1 && cs == FNN_MR) ? i : mr - 1) * rs;
         _Pragma("GCC unroll 16") for (int j = 0; j < FNN_NV; j++) acc[i][j] = (vfloat){0};
         /* C is touched once per tile, long after its last use: fetch it early. */
         __builtin_prefetch(c + i * ldc, 1);
