@@ -79,42 +79,46 @@ static int64_t gemm_pack_b_t8(int64_t kc, const float *src, int64_t cs, float *b
 }
 #endif
 
-/* Rows [r0, r1) x columns [c0, c1) of gemm_transpose element by element, the longer
- * side inner (a copy stays a copy: -0 + 0 would be +0). */
-static void gemm_transpose_elems(int64_t r0, int64_t r1, int64_t c0, int64_t c1,
-                                 const float *src, int64_t ls, const float *add, float *dst,
-                                 int64_t ld)
+/* gemm_transpose element by element, the longer side inner (a copy stays a copy:
+ * -0 + 0 would be +0). */
+static void gemm_transpose_elems(int64_t rows, int64_t cols, const float *src, int64_t ls,
+                                 const float *add, float *dst, int64_t ld)
 {
-    int rows_inner = r1 - r0 >= c1 - c0;
-    int64_t n_out = rows_inner ? c1 - c0 : r1 - r0, n_in = rows_inner ? r1 - r0 : c1 - c0;
+    int rows_inner = rows >= cols;
+    int64_t n_out = rows_inner ? cols : rows, n_in = rows_inner ? rows : cols;
     for (int64_t i = 0; i < n_out; i++)
         for (int64_t j = 0; j < n_in; j++) {
-            int64_t r = r0 + (rows_inner ? j : i), c = c0 + (rows_inner ? i : j);
+            int64_t r = rows_inner ? j : i, c = rows_inner ? i : j;
             dst[c * ld + r] = add ? src[r * ls + c] + add[c] : src[r * ls + c];
         }
 }
 
 /* dst[c*ld + r] = src[r*ls + c] (+ add[c] when add is set), r < rows, c < cols: the
  * layout changes between channels-first and channels-last images (conv.c, winograd.c),
- * in 8 x 8 register blocks where the ISA has 8 lanes, the edges element by element. */
+ * in 8 x 8 register blocks where the ISA has 8 lanes and both sides have 8 or more;
+ * element by element otherwise. */
 static void gemm_transpose(int64_t rows, int64_t cols, const float *src, int64_t ls,
                            const float *add, float *dst, int64_t ld)
 {
-    int64_t r8 = 0, c8 = 0;
 #if FNN_VEC == 8
     if (rows >= 8 && cols >= 8) {
-        r8 = rows / 8 * 8;
-        c8 = cols / 8 * 8;
+        /* 8 rows of dst at a time, each written start to end: when dst is the
+         * channels-first image (in memory, not cache), 8 write streams rather than one
+         * per channel. A side that is not a multiple of 8 ends with a block flush with
+         * its edge, overlapping the one before: the overlap is written twice with the
+         * same values (11- and 13-pixel rows: a third of them went element by element). */
+        for (int64_t c = 0; c < cols; c += 8) {
+            int64_t c0 = FNN_MIN(c, cols - 8);
+            for (int64_t r = 0; r < rows; r += 8) {
+                int64_t r0 = FNN_MIN(r, rows - 8);
+                gemm_transpose_8x8(src + r0 * ls + c0, ls, add ? add + c0 : NULL,
+                                   dst + c0 * ld + r0, ld);
+            }
+        }
+        return;
     }
-    /* 8 rows of dst at a time, each written start to end: when dst is the channels-first
-     * image (in memory, not cache), 8 write streams rather than one per channel */
-    for (int64_t c0 = 0; c0 < c8; c0 += 8)
-        for (int64_t r0 = 0; r0 < r8; r0 += 8)
-            gemm_transpose_8x8(src + r0 * ls + c0, ls, add ? add + c0 : NULL, dst + c0 * ld + r0,
-                               ld);
 #endif
-    gemm_transpose_elems(0, r8, c8, cols, src, ls, add, dst, ld);    /* columns past the blocks */
-    gemm_transpose_elems(r8, rows, 0, cols, src, ls, add, dst, ld);  /* rows past them */
+    gemm_transpose_elems(rows, cols, src, ls, add, dst, ld);
 }
 
 /* The image's rows between planes and channels-last (fnn_gemm_kernels.planes_rows), 8
@@ -219,8 +223,7 @@ gemm_store(vfloat acc[FNN_MR][FNN_NV], int mr, int nr, float alpha, float beta, 
 }
 
 /* C[0:mr, 0:nr] = alpha * A-panel * B-panel + beta * C. Rows of A past mr re-read
- * row mr-1 (always valid memory) and their results are dropped; a packed panel
- * (rs == 1, cs == MR) has them as zeros, so its rows are one pointer and offsets. */
+ * row mr-1 (always valid memory) and their results are dropped. */
 static inline __attribute__((always_inline)) void
 gemm_micro(int64_t kc, float alpha, const float *a, int64_t rs, int64_t cs, int mr,
            const float *bp, int nr, float beta, float *c, int64_t ldc)
@@ -228,7 +231,7 @@ gemm_micro(int64_t kc, float alpha, const float *a, int64_t rs, int64_t cs, int 
     vfloat acc[FNN_MR][FNN_NV];
     const float *row[FNN_MR];
     _Pragma("GCC unroll 16") for (int i = 0; i < FNN_MR; i++) {
-        row[i] = a + (i < mr || (rs == 1 && cs == FNN_MR) ? i : mr - 1) * rs;
+        row[i] = a + (i < mr ? i : mr - 1) * rs;
         _Pragma("GCC unroll 16") for (int j = 0; j < FNN_NV; j++) acc[i][j] = (vfloat){0};
         /* C is touched once per tile, long after its last use: fetch it early. */
         __builtin_prefetch(c + i * ldc, 1);
