@@ -23,6 +23,7 @@ def functional_step(rng):
     average pooling -> linear, each backward by hand; then batch norm in eval mode."""
     import numpy as np
 
+    import fastnn
     from fastnn import _core, functional as F
 
     x = rng.random((4, 3, 7, 7), dtype=np.float32)
@@ -43,6 +44,8 @@ def functional_step(rng):
     gh, ggamma, gbeta = F.batch_norm_backward(F.relu_backward(g_sum, b), h, gamma, mean,
                                               invstd, training=True)
     _, gw, _ = F.conv2d_backward(gh, x, w, padding=1, bias=False, need_input_grad=False)
+    for direction in ({}, {"input_gradient": True}, {"weight_gradient": True}):
+        fastnn.conv2d_algorithm((128, 32, 13, 13), (64, 32, 3, 3), **direction)
     _core.sgd_step([w, gamma, beta, wl, bl], [gw, ggamma, gbeta, gwl, gbl], None, lr=0.1,
                    first_step=True)
     y, mean, invstd = F.batch_norm(h, gamma, beta, running_mean, running_var, training=False)
