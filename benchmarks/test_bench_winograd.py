@@ -9,8 +9,9 @@ so a faster algorithm shows as a higher rate.
 On a shared machine run the side-by-side comparison instead, which interleaves the
 algorithms round by round and prints medians and ratios:
     python -m benchmarks.test_bench_winograd [--rounds 15] [--threads 2]
-and with --wgrad the weight gradient alone (the measurements behind "auto"'s weight-gradient
-rule in csrc/winograd.c), on these cases and WGRAD_CASES."""
+and with --wgrad the weight gradient alone, with --dgrad the input gradient alone (the
+measurements behind "auto"'s rules for them in csrc/winograd.c), on these cases and
+WGRAD_CASES."""
 import argparse
 import time
 
@@ -56,8 +57,9 @@ def fastnn_step(name, mode, algorithm):
     gw, gb = np.empty(w.shape, np.float32), np.empty(b.shape, np.float32)
 
     def step():
-        if mode == "wgrad":
-            F.conv2d_backward(g, x, w, 1, p, bias=False, need_input_grad=False,
+        if mode in ("wgrad", "dgrad"):
+            F.conv2d_backward(g, x, w, 1, p, bias=False, need_input_grad=mode == "dgrad",
+                              need_weight_grad=mode == "wgrad", grad_input=gx,
                               grad_weight=gw, algorithm=algorithm)
             return
         F.conv2d(x, w, b, 1, p, out=y, algorithm=algorithm)
@@ -113,8 +115,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--wgrad", action="store_true", help="the weight gradient alone")
+    alone = ap.add_mutually_exclusive_group()
+    alone.add_argument("--wgrad", action="store_true", help="the weight gradient alone")
+    alone.add_argument("--dgrad", action="store_true", help="the input gradient alone")
     args = ap.parse_args()
+    one = "wgrad" if args.wgrad else "dgrad" if args.dgrad else None
     try:
         import torch
         torch.set_num_threads(args.threads)
@@ -123,10 +128,10 @@ def main():
     fastnn.set_num_threads(args.threads)
     print(f"fastnn {fastnn.get_isa()}, {args.threads} thread(s), batch {N}, median of "
           f"{args.rounds} interleaved rounds (ms); ratios: time / direct's, time / torch's")
-    for name in ALL_CASES if args.wgrad else CASES:
-        for mode in ["wgrad"] if args.wgrad else PASSES:
+    for name in ALL_CASES if one else CASES:
+        for mode in [one] if one else PASSES:
             steps = {a: fastnn_step(name, mode, a) for a in ALGORITHMS[:3]}
-            if torch is not None and not args.wgrad:
+            if torch is not None and not one:
                 steps["torch"] = torch_step(torch, name, mode)
             times = {k: [] for k in steps}
             for _ in range(args.rounds + 1):  # the first round warms up
@@ -141,7 +146,8 @@ def main():
             print(f"{name:27s} {mode:7s} " + "  ".join(cells), flush=True)
         c, hw, o, p = ALL_CASES[name]
         shapes = ((N, c, hw, hw), (o, c, 3, 3), 1, p)
-        print(f"{'':27s} auto runs {fastnn.conv2d_algorithm(*shapes)}, weight gradient "
+        print(f"{'':27s} auto runs {fastnn.conv2d_algorithm(*shapes)}, input gradient "
+              f"{fastnn.conv2d_algorithm(*shapes, input_gradient=True)}, weight gradient "
               f"{fastnn.conv2d_algorithm(*shapes, weight_gradient=True)}")
 
 

@@ -551,7 +551,8 @@ int fnn_conv2d_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
  * error is below the direct method's (tests/test_winograd.py), so layers the forward
  * keeps direct for accuracy (the reference CNN's conv2: exact max-pool ties) lose
  * nothing. Input-gradient time / the direct method's (batch 128, 2 threads, Zen 3,
- * medians of 9 rounds; /tmp harness, F(2x2) then F(4x4)): 32->64 13x13 p0 0.88, 0.64;
+ * medians of 9 interleaved rounds, as python -m benchmarks.test_bench_winograd --dgrad
+ * times them; F(2x2), then F(4x4)): 32->64 13x13 p0 0.88, 0.64;
  * 32->64 11x11 p1 0.81, 0.60; 32->32 14x14 p1 0.83, 0.74; 64->128 7x7 p1 0.75, 0.50;
  * batch 32, 32->64 13x13 p0 0.87, 0.77; below 32 channels F(2x2) gained nothing:
  * 16->32 16x16 p1 0.98, 16->16 28x28 p1 1.11, 8->16 28x28 p1 0.96. */

@@ -35,7 +35,9 @@ def test_readme_transfer_learning_example(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "Trainable params: 650" in out and "Non-trainable params:" in out
     digits = float(re.search(r"digits: .*'accuracy': ([0-9.]+)", out).group(1))
-    assert digits > 0.9, out  # two epochs on 8,000 digits
+    # three epochs on 8,000 digits: 0.93-0.98 over seeds 0-3 and the ISAs, ASan's build
+    # included (after two, 0.88-0.96: too close to the bar to test the example)
+    assert digits > 0.9, out
     backbone = namespace["backbone"]
     assert all(not p.requires_grad for p in backbone.parameters())
     assert (tmp_path / "digits.fastnn").exists()
