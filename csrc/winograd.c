@@ -556,20 +556,13 @@ int fnn_conv2d_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
  * 32->64 11x11 p1 0.81, 0.60; 32->32 14x14 p1 0.83, 0.74; 64->128 7x7 p1 0.75, 0.50;
  * batch 32, 32->64 13x13 p0 0.87, 0.77; below 32 channels F(2x2) gained nothing:
  * 16->32 16x16 p1 0.98, 16->16 28x28 p1 1.11, 8->16 28x28 p1 0.96. */
-static int auto_grad_input_rule(const fnn_conv2d_shape *s)
+static int auto_grad_input_rule(const fnn_conv2d_shape *s, int64_t oh, int64_t ow, int forward)
 {
-    int64_t tiles = s->n * ((s->h + 1) / 2) * ((s->w + 1) / 2);
+    int64_t tiles = s->n * ((s->h + 1) / 2) * ((s->w + 1) / 2);  /* over the input: dx's */
+    (void)oh, (void)ow;
+    if (forward != FNN_CONV_DIRECT)
+        return forward;
     return s->c_in >= 32 && s->c_out >= 32 && tiles >= 64 ? FNN_CONV_WINOGRAD : FNN_CONV_DIRECT;
-}
-
-int fnn_conv2d_grad_input_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
-{
-    if (fnn_conv2d_algorithm(s, requested, chosen) != FNN_OK)
-        return FNN_EINVAL;
-    if (requested == FNN_CONV_AUTO && *chosen == FNN_CONV_DIRECT && winograd_fits(s) &&
-        s->n > 0)
-        *chosen = auto_grad_input_rule(s);
-    return FNN_OK;
 }
 
 /* The weight gradient's "auto", from the shape alone. Weight-gradient time / the direct
@@ -589,8 +582,9 @@ int fnn_conv2d_grad_input_algorithm(const fnn_conv2d_shape *s, int requested, in
  * 16 tiles or more in all. Few images (F(4x4), 21 rounds): 64->64 16x16 p1 at 1, 4, 16
  * images 0.50, 0.70, 0.59; 32->32 28x28 p1 0.32, 0.42, 0.73; 128->128 8x8 p1 (4 tiles
  * an image) 1.05, 0.80, 0.56. */
-static int auto_grad_weight_rule(const fnn_conv2d_shape *s, int64_t oh, int64_t ow)
+static int auto_grad_weight_rule(const fnn_conv2d_shape *s, int64_t oh, int64_t ow, int forward)
 {
+    (void)forward;
     int64_t covered = fnn_round_up(oh, 4) * fnn_round_up(ow, 4);
     return s->c_in >= 16 && s->c_out >= 16 && 100 * (covered - oh * ow) <= 15 * covered &&
                    s->n * covered >= 16 * 16
@@ -598,14 +592,27 @@ static int auto_grad_weight_rule(const fnn_conv2d_shape *s, int64_t oh, int64_t 
                : FNN_CONV_DIRECT;
 }
 
-int fnn_conv2d_grad_weight_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
+/* A gradient's algorithm: the forward's, except that "auto" on a shape Winograd runs
+ * takes the gradient's own rule, given the forward's choice. */
+static int grad_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen,
+                          int (*rule)(const fnn_conv2d_shape *, int64_t, int64_t, int))
 {
     int64_t oh, ow;
     if (fnn_conv2d_algorithm(s, requested, chosen) != FNN_OK)
         return FNN_EINVAL;
-    if (requested == FNN_CONV_AUTO && winograd_fits(s) && s->n > 0) {  /* its own rule */
+    if (requested == FNN_CONV_AUTO && winograd_fits(s) && s->n > 0) {
         fnn_conv2d_output_size(s, &oh, &ow);
-        *chosen = auto_grad_weight_rule(s, oh, ow);
+        *chosen = rule(s, oh, ow, *chosen);
     }
     return FNN_OK;
+}
+
+int fnn_conv2d_grad_input_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
+{
+    return grad_algorithm(s, requested, chosen, auto_grad_input_rule);
+}
+
+int fnn_conv2d_grad_weight_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
+{
+    return grad_algorithm(s, requested, chosen, auto_grad_weight_rule);
 }
