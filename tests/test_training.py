@@ -13,6 +13,7 @@ from fastnn import functional as F
 from fastnn import losses, models, nn, optim
 from fastnn import reference as R
 from fastnn.training import EarlyStopping
+from test_winograd import ALGOS, weight_gradient_growth
 
 U = 2.0 ** -24
 
@@ -65,6 +66,10 @@ def reference_step(model, x, y):
                 args = (layer.stride, layer.padding)
                 gx, gw, gb = R.conv2d_backward(g, inp, w, *args)
                 ax, aw, ab = R.conv2d_backward(a, np.abs(inp), np.abs(w), *args)
+                algo = fastnn.conv2d_algorithm(inp.shape, w.shape, *args,
+                                               algorithm=layer.algorithm, weight_gradient=True)
+                if algo != "direct":  # its scale has the transforms' growth (>= aw's)
+                    aw = weight_gradient_growth(a, inp, layer.padding[0], ALGOS[algo])[0]
             grads[:0], scales[:0] = [gw, gb], [aw, ab]
             g, a = gx, ax
         elif isinstance(layer, nn.ReLU):
@@ -83,7 +88,9 @@ def test_training_step_matches_reference(isa, make, n):
     against the same step in float64 reference ops. Gradient tolerance: the backward is a
     chain of sums whose lengths add up to < 10,000 for the CNN (1600 + 128 + 10 + 9*64 +
     N*OH*OW of each conv, ...), so each gradient is within gamma_10000 of its magnitude
-    scale, plus 1e-5 for the exp in the fused softmax cross-entropy."""
+    scale, plus 1e-5 for the exp in the fused softmax cross-entropy. A weight gradient
+    that "auto" runs by Winograd (the CNN's conv2) has the scale of its bound
+    (tests/test_winograd.py), with a chain of T + 36 < 10,000 roundings."""
     rng = np.random.default_rng(1)
     model = quantized(make(seed=0), rng)
     x = (rng.integers(0, 5, (n, 1, 28, 28)) / 4).astype(np.float32)
