@@ -509,17 +509,26 @@ int fnn_winograd_grad_weight(const fnn_conv2d_shape *s, int m, const float *grad
  * time on 32-channel layers (32->32 28x28 and 32x32, 32->64 16x16; forward and input
  * gradient), so 32 channels qualify: TinyVGG and VGG-CIFAR training steps 0.88x the time
  * at 2 threads, 0.90x at 1 (interleaved, 30 rounds), batch 2-8 inference 0.87-0.98x.
- * The 16x16 floor keeps the reference CNN's conv2 (11x11 output) direct, though F(4x4)
+ * The 16x16 floor keeps F(4x4) off the reference CNN's conv2 (11x11 output), though it
  * makes its step 0.86-0.91x: that step is checked against the float64 reference on
  * quantized data (tests/test_training.py), whose exact ties in the max pool F(4x4)'s
- * rounding breaks differently. F(2x2), as accurate as direct, was not reliably faster
- * below 64 channels. */
+ * rounding breaks differently, and against PyTorch's gradients. Below the floor F(2x2)
+ * (as accurate as direct, and exact on those quantized values: its transforms add,
+ * subtract and halve) runs from 2048 2x2 tiles, measured again 2026-12-01 (batch 128,
+ * F(2x2) then F(4x4) time / direct's, 2 threads; 1 thread): 32->64 13x13 p0 0.87, 0.66;
+ * 0.88, 0.70. 32->32 14x14 p1 0.93, 0.91; 0.84, 0.74. 64->128 7x7 p1 0.82, 0.58; 0.90,
+ * 0.63. 64->64 8x8 p1 0.67, 0.53; 0.77, 0.62. At batch 16 (256-784 tiles) F(2x2) gained
+ * nothing: 0.91-1.08 but 128->128 8x8 0.69. Steps, interleaved: TinyVGG 0.94x, ResNet
+ * 0.96-0.98x, stride-2 net 0.96x, CNN 0.98x (2 threads), within noise on 1. */
 static int auto_rule(const fnn_conv2d_shape *s, int64_t oh, int64_t ow)
 {
     int64_t tiles = s->n * ((oh + 3) / 4) * ((ow + 3) / 4);
-    return s->c_in >= 32 && s->c_out >= 32 && oh >= 16 && ow >= 16 && tiles >= 64
-               ? FNN_CONV_WINOGRAD4
-               : FNN_CONV_DIRECT;
+    int64_t tiles2 = s->n * ((oh + 1) / 2) * ((ow + 1) / 2);
+    if (s->c_in < 32 || s->c_out < 32)
+        return FNN_CONV_DIRECT;
+    if (oh >= 16 && ow >= 16 && tiles >= 64)
+        return FNN_CONV_WINOGRAD4;
+    return tiles2 >= 2048 ? FNN_CONV_WINOGRAD : FNN_CONV_DIRECT;
 }
 
 static int winograd_fits(const fnn_conv2d_shape *s)
