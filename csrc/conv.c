@@ -13,6 +13,8 @@
  *                  short im2col (few input channels) the conv kernel's dot products.
  *   grad input     dcols_n = g_n^T W on the GEMM, then col2im onto the channels-last
  *                  copy, added in whole runs, and back to CHW.
+ * The backward's two GEMMs take images of small outputs a few at a time (their g_n side
+ * by side), so that a 6x6 output still gives them a K, or rows, of ~256.
  *   grad bias      per-channel sums, in the same chunks.
  * With a max pool after it (fnn_conv2d_max_pool2d), each image's conv output is pooled
  * from a per-thread buffer, and the backward unpools each image's gradient into one.
@@ -30,6 +32,14 @@
 #define CONV_SHORT_K 32
 /* Partials beyond this many bytes use fewer chunks (still independent of threads). */
 #define CONV_PARTIAL_BYTES ((int64_t)64 << 20)
+/* The backward's GEMMs take images of small outputs together up to this K (weight
+ * gradient) and rows (input gradient), within this many bytes of buffers per thread.
+ * conv2d_backward time, grouped / one image per GEMM (batch 128, Zen 3, 31 interleaved
+ * rounds, 1 thread; 2): 32->64 3x3 stride 2 on 13x13 (6x6 out) 0.89, 0.85; on 14x14 p1
+ * (7x7) 0.90, 0.88; LeNet's 6->16 5x5 (10x10) 0.99, 0.90; 16->32 stride 2 28x28 (14x14)
+ * 1.00, 0.98, so from 128 pixels up images go one at a time. */
+#define CONV_GROUP_K 256
+#define CONV_GROUP_BYTES ((int64_t)4 << 20)
 
 static int mul_ok(int64_t *r, int64_t a, int64_t b)
 {
@@ -264,24 +274,27 @@ static int hwc_plan(const conv_dims *d, conv_hwc *h)
     return mul_ok(&t, s->h + 2 * s->ph, h->wpad) && mul_ok(&h->elems, t, s->c_in);
 }
 
-/* Floats of workspace that hwc_tables needs (int64 tables). */
-static size_t hwc_table_elems(const conv_dims *d, const conv_hwc *h)
+/* Floats of workspace that hwc_tables needs (int64 tables), with roff over `images`. */
+static size_t hwc_table_elems(const conv_dims *d, const conv_hwc *h, int64_t images)
 {
-    return (size_t)fnn_round_up(2 * (d->ohw + 2 * d->k + h->nseg + d->s.c_out), 16);
+    return (size_t)fnn_round_up(2 * (images * d->ohw + 2 * d->k + h->nseg + d->s.c_out), 16);
 }
 
-/* Lays the tables out at mem (hwc_table_elems floats) and fills them. */
-static void hwc_tables(const conv_dims *d, conv_hwc *h, float *mem)
+/* Lays the tables out at mem (hwc_table_elems floats) and fills them; roff goes on over
+ * `images` HWC copies laid end to end (rows j*ohw + p: copy j's pixel p). */
+static void hwc_tables(const conv_dims *d, conv_hwc *h, int64_t images, float *mem)
 {
     const fnn_conv2d_shape *s = &d->s;
     h->roff = (int64_t *)mem;
-    h->coff = h->roff + d->ohw;
+    h->coff = h->roff + images * d->ohw;
     h->soff = h->coff + d->k;
     h->wsrc = h->soff + h->nseg;
     h->wrow = h->wsrc + d->k;
     for (int64_t oh = 0, p = 0; oh < d->oh; oh++)
         for (int64_t ow = 0; ow < d->ow; ow++, p++)
             h->roff[p] = (oh * s->sh * h->wpad + ow * s->sw) * s->c_in;
+    for (int64_t p = d->ohw; p < images * d->ohw; p++)
+        h->roff[p] = h->roff[p - d->ohw] + h->elems;
     for (int64_t i = 0, q = 0; i < s->kh; i++)
         for (int64_t j = 0; j < s->kw; j++)
             for (int64_t c = 0; c < s->c_in; c++, q++)
@@ -428,7 +441,7 @@ static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const
      * the image's im2col, or its HWC copy and y_n^T */
     size_t wp_elems = hwc ? (size_t)fnn_round_up(d.k * fnn_round_up(s->c_out, gk->nr), 16)
                           : packed_w_elems(s->c_out, d.k);
-    size_t shared = wp_elems + (hwc ? hwc_table_elems(&d, &h) : 0);
+    size_t shared = wp_elems + (hwc ? hwc_table_elems(&d, &h, 1) : 0);
     size_t conv_out = pool ? (size_t)fnn_round_up(d.y_img, 16) : 0;
     size_t thread_elems = conv_out + (hwc ? (size_t)(fnn_round_up(h.elems, 16) +
                                                      fnn_round_up(d.ohw * s->c_out, 16))
@@ -444,7 +457,7 @@ static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const
     if (ws == NULL)
         return FNN_ENOMEM;
     if (hwc) {
-        hwc_tables(&d, &h, ws + wp_elems);
+        hwc_tables(&d, &h, 1, ws + wp_elems);
         gk->pack_b_gather(d.k, s->c_out, w, h.wsrc, h.wrow, ws);  /* B = W^T permuted */
     } else {
         pack_w(s->c_out, d.k, w, d.k, 1, ws);
@@ -484,6 +497,7 @@ typedef struct {
     const float *gy, *y_act, *x;  /* y_act: the relu output gy is masked by, or NULL */
     float *gx, *gw, *gb;
     int64_t nchunks;
+    int64_t group;          /* images per GEMM call (at most) */
     int sum_parts;          /* tasks of the partials' sum */
     int wgrad_gemm;         /* weight gradient on the GEMM from the HWC copy (else dots) */
     const float *wt;        /* W (c_out x k) in (i, j, c) column order (grad input) */
@@ -493,60 +507,79 @@ typedef struct {
 } conv_bwd_plan;
 
 /* Chunk c of the backward: its images' input gradients and its partial sums of the
- * weight and bias gradients, which do not depend on the slot that computes them. */
+ * weight and bias gradients, which do not depend on the slot that computes them. Images
+ * go through the GEMMs `group` at a time, their gradients side by side (ga, c_out x
+ * group*ohw): small images still give the weight gradient a long K and the input
+ * gradient many rows. */
 static void conv_bwd_chunk(void *ctx, int64_t c, int slot)
 {
     conv_bwd_plan *P = ctx;
     const conv_dims *d = P->d;
     const conv_hwc *h = P->h;
     const fnn_conv2d_shape *s = &d->s;
-    int64_t gw_elems = s->c_out * d->k;
-    /* the slot's buffers, each only when needed: the image's HWC copy or its im2col
-     * (grad weight), dcols and its col2im (grad input), the unpooled or masked gradient */
+    int64_t gw_elems = s->c_out * d->k, G = P->group;
+    /* the slot's buffers, each only when needed: the images' HWC copies or one image's
+     * im2col (grad weight), dcols and one image's col2im (grad input), one image's
+     * unpooled or masked gradient, the group's gradients side by side */
     float *xp = P->ws + P->thread_elems * slot, *cols = xp;
-    float *dcols = xp + (P->gw == NULL ? 0 : fnn_round_up(P->wgrad_gemm ? h->elems
+    float *dcols = xp + (P->gw == NULL ? 0 : fnn_round_up(P->wgrad_gemm ? G * h->elems
                                                                       : d->k * d->ldcols, 16));
-    float *gp = dcols + (P->gx == NULL ? 0 : fnn_round_up(d->ohw * d->k, 16));
+    float *gp = dcols + (P->gx == NULL ? 0 : fnn_round_up(G * d->ohw * d->k, 16));
     float *unpooled = gp + (P->gx == NULL ? 0 : fnn_round_up(h->elems, 16));
+    float *gbuf = unpooled + (P->pool || P->y_act ? fnn_round_up(d->y_img, 16) : 0);
     int64_t pooled_img = P->pool ? s->c_out * P->pool->oh * P->pool->ow : 0;
     fnn_operand_b cols_t = {.b = xp, .roff = h->roff, .coff = h->coff};
     float *pw = P->part + c * P->part_elems, *pb = pw + gw_elems;
     int64_t first = s->n * c / P->nchunks, last = s->n * (c + 1) / P->nchunks;
-    for (int64_t img = first; img < last; img++) {
-        const float *g = P->gy + img * d->y_img;
-        if (P->pool) {
-            int64_t at = img * pooled_img;
-            int st = fnn_max_unpool_planes(P->pool, s->c_out, P->gy + at,
-                                           P->y_act ? P->y_act + at : NULL, NULL, P->pos + at,
-                                           unpooled);
-            set_error(&P->err, st);
-            if (st != FNN_OK)
-                break;
-            g = unpooled;
-        } else if (P->y_act) {
-            fnn_active->ew->relu_backward(d->y_img, g, P->y_act + img * d->y_img, unpooled);
-            g = unpooled;
-        }
-        const float *xi = P->x + img * d->x_img;
-        if (P->gw != NULL && P->wgrad_gemm) {  /* pw (+)= g_n im2col_n */
-            hwc_copy(d, h, xi, xp, 0);
-            set_error(&P->err, fnn_sgemm_ex(s->c_out, d->k, d->ohw, 1.0f, g, d->ohw, 1,
-                                            &cols_t, img == first ? 0.0f : 1.0f, pw, d->k));
-        } else if (P->gw != NULL) {
-            im2col(d, xi, cols, d->ldcols, d->ldcols, 0, d->ldcols);
-            fnn_active->conv->wgrad(s->c_out, d->k, d->ohw, g, cols, d->ldcols,
-                                   img != first, pw);
-        }
-        if (P->gb != NULL)
-            for (int64_t o = 0; o < s->c_out; o++) {
-                float sum = row_sum(g + o * d->ohw, d->ohw);
-                pb[o] = img == first ? sum : pb[o] + sum;
+    for (int64_t i0 = first; i0 < last; i0 += G) {
+        int64_t gn = FNN_MIN(G, last - i0), kg = gn * d->ohw;
+        const float *ga = gbuf;
+        for (int64_t j = 0; j < gn; j++) {
+            int64_t img = i0 + j;
+            const float *g = P->gy + img * d->y_img;
+            if (P->pool) {
+                int64_t at = img * pooled_img;
+                int st = fnn_max_unpool_planes(P->pool, s->c_out, P->gy + at,
+                                               P->y_act ? P->y_act + at : NULL, NULL,
+                                               P->pos + at, unpooled);
+                set_error(&P->err, st);
+                if (st != FNN_OK)
+                    return;
+                g = unpooled;
+            } else if (P->y_act) {
+                fnn_active->ew->relu_backward(d->y_img, g, P->y_act + img * d->y_img, unpooled);
+                g = unpooled;
             }
-        if (P->gx != NULL) {  /* dcols = g_n^T W, then col2im */
-            set_error(&P->err, fnn_sgemm_strided(d->ohw, d->k, s->c_out, 1.0f, g, 1, d->ohw,
-                                                 P->wt, d->k, 1, 0.0f, dcols, d->k));
-            col2im_hwc(d, h, dcols, gp);
-            hwc_copy(d, h, gp, P->gx + img * d->x_img, 1);
+            if (gn == 1)
+                ga = g;
+            else
+                for (int64_t o = 0; o < s->c_out; o++)
+                    memcpy(gbuf + o * kg + j * d->ohw, g + o * d->ohw,
+                           (size_t)d->ohw * sizeof(float));
+            const float *xi = P->x + img * d->x_img;
+            if (P->gw != NULL && P->wgrad_gemm) {
+                hwc_copy(d, h, xi, xp + j * h->elems, 0);
+            } else if (P->gw != NULL) {
+                im2col(d, xi, cols, d->ldcols, d->ldcols, 0, d->ldcols);
+                fnn_active->conv->wgrad(s->c_out, d->k, d->ohw, g, cols, d->ldcols,
+                                       img != first, pw);
+            }
+            if (P->gb != NULL)
+                for (int64_t o = 0; o < s->c_out; o++) {
+                    float sum = row_sum(g + o * d->ohw, d->ohw);
+                    pb[o] = img == first ? sum : pb[o] + sum;
+                }
+        }
+        if (P->gw != NULL && P->wgrad_gemm)  /* pw (+)= ga im2col of the group */
+            set_error(&P->err, fnn_sgemm_ex(s->c_out, d->k, kg, 1.0f, ga, kg, 1, &cols_t,
+                                            i0 == first ? 0.0f : 1.0f, pw, d->k));
+        if (P->gx != NULL) {  /* dcols = ga^T W, then col2im image by image */
+            set_error(&P->err, fnn_sgemm_strided(kg, d->k, s->c_out, 1.0f, ga, 1, kg, P->wt,
+                                                 d->k, 1, 0.0f, dcols, d->k));
+            for (int64_t j = 0; j < gn; j++) {
+                col2im_hwc(d, h, dcols + j * d->ohw * d->k, gp);
+                hwc_copy(d, h, gp, P->gx + (i0 + j) * d->x_img, 1);
+            }
         }
     }
 }
@@ -682,17 +715,32 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
     int64_t nchunks = FNN_MIN(s->n, CONV_CHUNKS);
     while (nchunks > 1 && nchunks * part_elems * (int64_t)sizeof(float) > CONV_PARTIAL_BYTES)
         nchunks--;
+    /* Images per GEMM call, from the shape alone: outputs under CONV_GROUP_K / 2 pixels
+     * are grouped up to CONV_GROUP_K (K of dW, rows of dx), within a chunk and
+     * CONV_GROUP_BYTES of buffers per thread. Only where the GEMMs run (many input
+     * channels): the bias gradient alone, dot products and a 9-wide dx gain nothing. */
+    int64_t group = 1;
+    if (wgrad_gemm && (grad_x != NULL || grad_w != NULL) && d.ohw < CONV_GROUP_K / 2)
+        group = FNN_MIN((CONV_GROUP_K + d.ohw - 1) / FNN_MAX(d.ohw, 1),
+                        (s->n + nchunks - 1) / nchunks);
+    int64_t per_image = (grad_w != NULL && wgrad_gemm ? h.elems : 0) + d.y_img +
+                        (grad_x != NULL ? d.ohw * d.k : 0);
+    while (group > 1 && group * per_image * (int64_t)sizeof(float) > CONV_GROUP_BYTES)
+        group--;
     /* shared: W permuted, roff, coff (int64 as 2 floats), partials; then per thread */
     size_t wt_elems = grad_x != NULL ? (size_t)fnn_round_up(s->c_out * d.k, 16) : 0;
-    size_t tab_elems = hwc_table_elems(&d, &h);
+    size_t tab_elems = hwc_table_elems(&d, &h, group);
     size_t part_total = (grad_w != NULL || grad_b != NULL) ? (size_t)(nchunks * part_elems) : 0;
     size_t thread_elems = 0;
     if (grad_w != NULL)
-        thread_elems += (size_t)fnn_round_up(wgrad_gemm ? h.elems : d.k * d.ldcols, 16);
+        thread_elems += (size_t)fnn_round_up(wgrad_gemm ? group * h.elems : d.k * d.ldcols, 16);
     if (grad_x != NULL)
-        thread_elems += (size_t)(fnn_round_up(d.ohw * d.k, 16) + fnn_round_up(h.elems, 16));
+        thread_elems += (size_t)(fnn_round_up(group * d.ohw * d.k, 16) +
+                                 fnn_round_up(h.elems, 16));
     if (pool != NULL || y_act != NULL)
         thread_elems += (size_t)fnn_round_up(d.y_img, 16);
+    if (group > 1)
+        thread_elems += (size_t)fnn_round_up(group * d.y_img, 16);
     int64_t passes = (grad_w != NULL) + (grad_x != NULL);
     int nth = (int)FNN_MIN(fnn_threads_for((double)s->n * d.y_img * d.k * passes), nchunks);
     float *ws = fnn_workspace(FNN_WS_OP,  /* never 0 bytes: a NULL would mean ENOMEM */
@@ -700,20 +748,20 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
                                   sizeof(float));
     if (ws == NULL)
         return FNN_ENOMEM;
-    hwc_tables(&d, &h, ws + wt_elems);
+    hwc_tables(&d, &h, group, ws + wt_elems);
     if (grad_x != NULL)
         permute_w(&d, &h, w, ws);
     conv_bwd_plan P = {
         .d = &d, .h = &h, .pool = pool, .pos = pos, .gy = grad_y, .y_act = y_act, .x = x,
         .gx = grad_x, .gw = grad_w, .gb = grad_b,
-        .nchunks = nchunks, .sum_parts = (int)FNN_MIN(s->c_out, 2 * nth),
+        .nchunks = nchunks, .group = group, .sum_parts = (int)FNN_MIN(s->c_out, 2 * nth),
         .wgrad_gemm = wgrad_gemm, .wt = ws,
         .part = ws + wt_elems + tab_elems, .ws = ws + wt_elems + tab_elems + part_total,
         .thread_elems = thread_elems, .part_elems = (size_t)part_elems, .err = FNN_OK,
     };
     if (grad_w != NULL && wgrad_gemm)  /* each slot's HWC border stays zero from here on */
         for (int slot = 0; slot < nth; slot++)
-            memset(P.ws + thread_elems * slot, 0, (size_t)h.elems * sizeof(float));
+            memset(P.ws + thread_elems * slot, 0, (size_t)(group * h.elems) * sizeof(float));
     /* Chunks to whichever thread is free (see conv_forward), then the sums. */
     fnn_run(nchunks, nth, conv_bwd_chunk, &P);
     if (P.err == FNN_OK && (grad_w != NULL || grad_b != NULL))

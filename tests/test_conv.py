@@ -67,6 +67,10 @@ SHAPES = [
     (2, 8, 9, 9, 20, 1, 1, 2, 0, 1),        # 1x1 conv
     (1, 70, 6, 5, 9, 3, 3, 1, 1, 1),        # K = 630 > one cache block of k
     (2, 3, 12, 10, 5, 3, 3, 1, (1, 2), (2, 1)),  # stride 1, padded, dilated: read in place
+    # small outputs, many images: the backward's GEMMs take images in groups (of 3 and
+    # partial ones at the chunks' ends)
+    (40, 8, 9, 9, 12, 3, 3, 2, 1, 1),
+    (33, 6, 8, 7, 5, 2, 3, 1, 0, (1, 2)),
 ]
 
 
@@ -100,7 +104,8 @@ def test_conv2d_random_shapes(n, c, o, kh, kw, sh, sw, dh, dw, extra_h, extra_w,
                                    (9, 20, 7, 8, 6, 3, 3, 1, 1, 1),
                                    # fewer images than threads: channels split in parts
                                    (1, 3, 64, 64, 38, 3, 3, 1, 1, 1),
-                                   (2, 32, 20, 20, 70, 3, 3, 1, 1, 1)], ids=str)
+                                   (2, 32, 20, 20, 70, 3, 3, 1, 1, 1),
+                                   (48, 8, 9, 9, 12, 3, 3, 2, 1, 1)], ids=str)
 def test_thread_count_does_not_change_bits(isa, rng, threads, shape):
     n, c, h, w, o, kh, kw, *args = shape
     x, wt, b = make(rng, n, c, h, w, o, kh, kw)
@@ -197,7 +202,8 @@ FUSED = [((3, 1, 12, 12, 8, 3, 3, 1, 0, 1), (2, None, 0)),       # conv1-like: 2
          ((2, 5, 11, 9, 7, 3, 2, 2, 1, (2, 1)), (3, 2, 1)),       # overlapping, padded windows
          ((1, 3, 7, 7, 4, 1, 1, 1, 0, 1), ((3, 2), (1, 2), (1, 0))),
          ((1, 3, 64, 64, 38, 3, 3, 1, 1, 1), (2, None, 0)),      # one image, channels in parts
-         ((1, 32, 20, 20, 70, 3, 3, 1, 1, 1), (3, 2, 1))]
+         ((1, 32, 20, 20, 70, 3, 3, 1, 1, 1), (3, 2, 1)),
+         ((40, 8, 10, 10, 12, 3, 3, 2, 1, 1), (2, None, 0))]    # images grouped
 
 
 @pytest.mark.parametrize("conv,pool", FUSED, ids=str)
@@ -218,7 +224,7 @@ def test_conv2d_max_pool2d_is_conv_then_pool_bitwise(isa, threads, rng, conv, po
 RELU = [(3, 1, 12, 12, 8, 3, 3, 1, 1, 1), (2, 3, 9, 7, 5, 3, 3, 2, 1, 1),
         (2, 12, 9, 9, 16, 3, 3, 1, 1, 1), (2, 16, 10, 11, 7, 3, 3, 2, 0, (1, 2)),
         (1, 32, 16, 16, 32, 3, 3, 1, 1, 1), (4, 2, 5, 5, 3, 1, 1, 1, 0, 1),
-        (2, 9, 14, 14, 33, 3, 3, 1, 0, 1)]
+        (2, 9, 14, 14, 33, 3, 3, 1, 0, 1), (36, 8, 9, 9, 12, 3, 3, 2, 1, 1)]
 
 
 @pytest.mark.parametrize("conv", RELU, ids=str)
