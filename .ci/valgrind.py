@@ -44,6 +44,9 @@ def functional_step(rng):
     gh, ggamma, gbeta = F.batch_norm_backward(F.relu_backward(g_sum, b), h, gamma, mean,
                                               invstd, training=True)
     _, gw, _ = F.conv2d_backward(gh, x, w, padding=1, bias=False, need_input_grad=False)
+    xs = rng.random((34, 4, 9, 9), dtype=np.float32)  # 5x5 outputs: images in groups of 3
+    ws = rng.standard_normal((5, 4, 3, 3), dtype=np.float32)
+    F.conv2d_backward(F.conv2d(xs, ws, None, 2, 1), xs, ws, 2, 1, bias=False)
     for direction in ({}, {"input_gradient": True}, {"weight_gradient": True}):
         fastnn.conv2d_algorithm((128, 32, 13, 13), (64, 32, 3, 3), **direction)
     _core.sgd_step([w, gamma, beta, wl, bl], [gw, ggamma, gbeta, gwl, gbl], None, lr=0.1,
