@@ -15,12 +15,16 @@ each path), so, per output element,
 F(2x2) (K = C_in + 9); kB = 6, kA = 6 for F(4x4) (K = C_in + 15).
 
 The direct method's bound is gamma_{9 C_in + 1} * D with D = sum |g||d| + |b| (tests/test_conv.py).
-E / D is the transforms' coefficient growth: at most 64/9 = 7.1 for F(2x2) (|G| rows sum to
-1, 1.5, 1.5, 1; |B^T| rows to 2) and 2304/9 = 256 for F(4x4) (|B^T| rows sum to 10, 10, 10,
-6, 6, 10; |A^T|'s last row to 19), reached when all the inputs have one sign. So against the
-direct method Winograd's float32 error bound is about 7.1 / 9 < 1 (F(2x2): fewer roundings
-make up for the growth) and 256 / 9 = 28x (F(4x4)) as large for many channels; for one
-channel the direct method's gamma_10 meets gamma_10 (F(2x2)) and gamma_16 (F(4x4)).
+E / D is the transforms' coefficient growth: 64/9 = 7.1 for F(2x2) (|G| rows sum to 1, 1.5,
+1.5, 1; |B^T| rows to 2) and 2304/9 = 256 for F(4x4) (|B^T| rows sum to 10, 10, 10, 6, 6,
+10; |A^T|'s last row to 19) on data of even magnitude (all ones: test_growth_factors). So
+there Winograd's float32 error bound is about 7.1 / 9 < 1 (F(2x2): fewer roundings make up
+for the growth) and 256 / 9 = 28x (F(4x4)) the direct method's for many channels; for one
+channel the direct method's gamma_10 meets gamma_10 (F(2x2)) and gamma_16 (F(4x4)). E also
+counts, for each output, products of tile pixels and taps that cancel out of it exactly: an
+output much smaller than its tile's other terms gets a bound set by them, and E / D is
+larger there (at single elements of random normal data up to ~90 for F(2x2) and ~18,000
+for F(4x4); E, not D, is what the tests below hold each element to).
 
 The input gradient is the same computation on the output gradient with the flipped,
 transposed filters and padding 2 - p (same bound); the bias gradient runs the direct method
@@ -37,11 +41,12 @@ F(4x4), whose 1/6, 1/12, 1/24 are rounded too) and the sum of at most 16 chunk p
 F(2x2), T + 36 for F(4x4)),
     E_w = |G^T| [ sum_t (|A||gy_ot||A^T|) . (|B^T||d_ct||B|) ] |G|,
 against the direct method's gamma_{N*OH*OW+16} * D_w, D_w = sum |gy||x|. The coefficient
-growth E_w / D_w is at most 9 (F(2x2): |A| gy |A^T| row sums 1, 2, 2, 1 and |B^T| rows sum
-to 2, met by |G|'s columns 3, 2, 3) and 1600/9 = 178 (F(4x4)), reached when all the inputs
-have one sign (test_weight_gradient_growth), while K is about m^2 times smaller (T =
-N*OH*OW / m^2 for whole tiles): Winograd's weight-gradient bound is about 9 / 4 = 2.25x
-(F(2x2)) and 178 / 16 = 11x (F(4x4)) the direct method's, for many tiles.
+growth E_w / D_w is 9 (F(2x2): |A| gy |A^T| row sums 1, 2, 2, 1 and |B^T| rows sum to 2,
+met by |G|'s columns 3, 2, 3) and 1600/9 = 178 (F(4x4)) on data of even magnitude and whole
+tiles (test_weight_gradient_growth; as above, more at single elements of other data: up to
+~13 and ~300 on random normal data), while K is about m^2 times smaller (T = N*OH*OW / m^2
+for whole tiles): Winograd's weight-gradient bound is then about 9 / 4 = 2.25x (F(2x2))
+and 178 / 16 = 11x (F(4x4)) the direct method's, for many tiles.
 """
 import numpy as np
 import pytest
@@ -185,7 +190,7 @@ def test_weight_gradient_growth():
 
 
 def test_growth_factors():
-    """The coefficient growth stated above: E / D on all-ones inputs, many channels."""
+    """The coefficient growth stated above: E / D on all-ones inputs (even magnitude)."""
     x, w = np.ones((1, 1, 6, 6)), np.ones((1, 1, 3, 3))
     direct = R.conv2d(x, w, None, 1, 0)
     assert np.max(winograd_growth(x, w, None, 0, 2) / direct) == pytest.approx(64 / 9)
