@@ -169,12 +169,18 @@ cdef cnp.ndarray contiguous(cnp.ndarray x, str name, str fn):
                           f"{(<object>x).shape}") from None
 
 
+cdef void check_float32(cnp.ndarray arr, str name, str fn) except *:
+    """TypeError unless arr holds native-order float32 (a byte-swapped '>f4' would read
+    as garbage)."""
+    if cnp.PyArray_TYPE(arr) != cnp.NPY_FLOAT32 or not cnp.PyArray_ISNOTSWAPPED(arr):
+        raise TypeError(f"{fn}: {name} must be a float32 array, got dtype {(<object>arr).dtype}; "
+                        f"convert it with {name}.astype(np.float32)")
+
+
 cdef cnp.ndarray as_matrix(object x, str name, str fn):
     """x as a 2-D float32 ndarray whose strides are whole elements (copied if not)."""
     cdef cnp.ndarray arr = as_array(x, name, fn)
-    if cnp.PyArray_TYPE(arr) != cnp.NPY_FLOAT32:
-        raise TypeError(f"{fn}: {name} must be a float32 array, got dtype {(<object>arr).dtype}; "
-                        f"convert it with {name}.astype(np.float32)")
+    check_float32(arr, name, fn)
     if cnp.PyArray_NDIM(arr) != 2:
         raise ValueError(f"{fn}: {name} must be 2-D, got shape {(<object>arr).shape}")
     cdef cnp.npy_intp *st = cnp.PyArray_STRIDES(arr)
@@ -277,9 +283,7 @@ cdef object as_float32(object x, str name, str fn, int ndim=-1):
     """x as a C-contiguous float32 ndarray (copied only if it is not), with `ndim`
     dimensions when ndim >= 0."""
     cdef cnp.ndarray arr = as_array(x, name, fn)
-    if cnp.PyArray_TYPE(arr) != cnp.NPY_FLOAT32:
-        raise TypeError(f"{fn}: {name} must be a float32 array, got dtype {(<object>arr).dtype}; "
-                        f"convert it with {name}.astype(np.float32)")
+    check_float32(arr, name, fn)
     if ndim >= 0 and cnp.PyArray_NDIM(arr) != ndim:
         raise ValueError(f"{fn}: {name} must be {ndim}-D, got shape {(<object>arr).shape}")
     if not cnp.PyArray_IS_C_CONTIGUOUS(arr) or not cnp.PyArray_ISALIGNED(arr):

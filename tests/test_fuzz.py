@@ -31,7 +31,7 @@ ALLOWED = (ValueError, TypeError, MemoryError)
 CALLS = {}  # test name -> calls made
 
 HOSTILE_DTYPES = [np.int32, np.int64, np.uint8, np.bool_, np.float16, np.float64,
-                  np.complex64, object]
+                  np.complex64, object, np.dtype(">f4")]  # big-endian float32 too
 HOSTILE_INTS = [0, -1, -2**63, 2**31, 2**40 + 1, 2**62, 2**63, 2**64, True, 1.5, "2", None,
                 (1, 2, 3), (), (2, -1), np.int64(2), np.uint64(2**63), float("nan")]
 HOSTILE_REALS = [float("nan"), float("inf"), -float("inf"), -1.0, 0.0, 1e300, True, "0.1",
@@ -352,6 +352,22 @@ def test_every_public_function_is_fuzzed():
 
 
 # ---- hostile array layouts, each holding the same values ----
+
+@pytest.mark.parametrize("op", OPS, ids=lambda op: op.name)
+@settings(FUZZ, max_examples=3)
+@given(data=st.data())
+def test_byte_swapped_float32_is_refused(op, data):
+    """A big-endian float32 array has float32's type number: every float array argument
+    in that byte order raises TypeError naming it (read as native, it is garbage)."""
+    kwargs = op.make(np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))), data.draw)
+    for key in [k for k in op.float_arrays if kwargs.get(k) is not None]:
+        value = kwargs[key]
+        swapped = ([a.astype(">f4") for a in value] if isinstance(value, list)
+                   else value.astype(">f4"))
+        status, got = call(op.name, lambda: op.fn(**{**kwargs, key: swapped}))
+        assert status == "raised" and isinstance(got, TypeError), f"{key}: {got!r}"
+        check_named(got, {key} | ({"inputs", "x"} if isinstance(value, list) else set()))
+
 
 def relayout(a, how):
     """a's values in another memory layout (all valid inputs)."""

@@ -26,7 +26,7 @@ def to_categorical(x, num_classes=None):
         raise ValueError(f"to_categorical: num_classes must be a positive int, got "
                          f"{num_classes!r}")
     num_classes = int(num_classes)
-    if x.size * num_classes > 1 << 34:
+    if max(x.size, 1) * num_classes > 1 << 34:  # (0, 2**63) is beyond NumPy's shapes too
         raise MemoryError(f"to_categorical: {x.size} labels x {num_classes} classes is too "
                           f"large")
     if x.size and (x.min() < 0 or x.max() >= num_classes):
