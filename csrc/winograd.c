@@ -490,6 +490,12 @@ int fnn_winograd_grad_weight(const fnn_conv2d_shape *s, int m, const float *grad
     return fnn_all_finite(grad_w, gw_elems) ? FNN_OK : FNN_ENONFINITE;
 }
 
+/* m x m tiles covering n planes of h x w. */
+static int64_t tile_count(int64_t n, int64_t h, int64_t w, int m)
+{
+    return n * ((h + m - 1) / m) * ((w + m - 1) / m);
+}
+
 /* The algorithm "auto" picks, from the shape alone. Forward time / the direct method's
  * (batch 128, 2 threads, 2-core Zen 3 shared with 3-10 other jobs: run to run spread
  * +-30%; medians of interleaved rounds, python -m benchmarks.test_bench_winograd):
@@ -523,13 +529,11 @@ int fnn_winograd_grad_weight(const fnn_conv2d_shape *s, int m, const float *grad
  * threads), within noise on 1. */
 static int auto_rule(const fnn_conv2d_shape *s, int64_t oh, int64_t ow)
 {
-    int64_t tiles = s->n * ((oh + 3) / 4) * ((ow + 3) / 4);
-    int64_t tiles2 = s->n * ((oh + 1) / 2) * ((ow + 1) / 2);
     if (s->c_in < 32 || s->c_out < 32)
         return FNN_CONV_DIRECT;
-    if (oh >= 16 && ow >= 16 && tiles >= 64)
+    if (oh >= 16 && ow >= 16 && tile_count(s->n, oh, ow, 4) >= 64)
         return FNN_CONV_WINOGRAD4;
-    return tiles2 >= 2048 ? FNN_CONV_WINOGRAD : FNN_CONV_DIRECT;
+    return tile_count(s->n, oh, ow, 2) >= 2048 ? FNN_CONV_WINOGRAD : FNN_CONV_DIRECT;
 }
 
 static int winograd_fits(const fnn_conv2d_shape *s)
@@ -569,11 +573,12 @@ int fnn_conv2d_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
  * 16->32 16x16 p1 0.98, 16->16 28x28 p1 1.11, 8->16 28x28 p1 0.96. */
 static int auto_grad_input_rule(const fnn_conv2d_shape *s, int64_t oh, int64_t ow, int forward)
 {
-    int64_t tiles = s->n * ((s->h + 1) / 2) * ((s->w + 1) / 2);  /* over the input: dx's */
     (void)oh, (void)ow;
     if (forward != FNN_CONV_DIRECT)
         return forward;
-    return s->c_in >= 32 && s->c_out >= 32 && tiles >= 64 ? FNN_CONV_WINOGRAD : FNN_CONV_DIRECT;
+    return s->c_in >= 32 && s->c_out >= 32 && tile_count(s->n, s->h, s->w, 2) >= 64
+               ? FNN_CONV_WINOGRAD  /* dx's tiles cover the input */
+               : FNN_CONV_DIRECT;
 }
 
 /* The weight gradient's "auto", from the shape alone: F(4x4) with >= 16 channels each
@@ -600,8 +605,9 @@ static int auto_grad_input_rule(const fnn_conv2d_shape *s, int64_t oh, int64_t o
 static int auto_grad_weight_rule(const fnn_conv2d_shape *s, int64_t oh, int64_t ow, int forward)
 {
     (void)forward;
-    int64_t tiles = s->n * ((oh + 3) / 4) * ((ow + 3) / 4);
-    return s->c_in >= 16 && s->c_out >= 16 && tiles >= 16 ? FNN_CONV_WINOGRAD4 : FNN_CONV_DIRECT;
+    return s->c_in >= 16 && s->c_out >= 16 && tile_count(s->n, oh, ow, 4) >= 16
+               ? FNN_CONV_WINOGRAD4
+               : FNN_CONV_DIRECT;
 }
 
 /* A gradient's algorithm: the forward's, except that "auto" on a shape Winograd runs
