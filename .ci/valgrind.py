@@ -4,7 +4,7 @@ BatchNorm, Add, global pooling), of a functional graph with Concatenate and
 Conv2d(padding="same") (then in eval mode), of a VGG block whose convolutions run fused
 with their ReLUs (and the pool) on each algorithm, and of a small residual block written with
 fastnn.functional (batch norm, residual add, concatenation, global average pooling,
-dropout), on every ISA variant this CPU runs.
+dropout, Winograd convolutions fused with a max pool), on every ISA variant this CPU runs.
 
     python .ci/valgrind.py            # runs itself under valgrind, exits 1 on any report
 
@@ -47,6 +47,10 @@ def functional_step(rng):
     xs = rng.random((34, 4, 9, 9), dtype=np.float32)  # 5x5 outputs: images in groups of 3
     ws = rng.standard_normal((5, 4, 3, 3), dtype=np.float32)
     F.conv2d_backward(F.conv2d(xs, ws, None, 2, 1), xs, ws, 2, 1, bias=False)
+    for algorithm in ("winograd", "winograd4x4"):  # the 2x2 pool taken in the tile rows
+        py, pos = F.conv2d_max_pool2d(xs, ws, None, 1, 1, algorithm=algorithm, activation="relu")
+        F.conv2d_max_pool2d_backward(py, pos, xs, ws, 1, 1, algorithm=algorithm,
+                                     activation="relu", output=py)
     for direction in ({}, {"input_gradient": True}, {"weight_gradient": True}):
         fastnn.conv2d_algorithm((128, 32, 13, 13), (64, 32, 3, 3), **direction)
     _core.sgd_step([w, gamma, beta, wl, bl], [gw, ggamma, gbeta, gwl, gbl], None, lr=0.1,

@@ -21,8 +21,10 @@
  *
  * The input gradient is the same convolution of the output gradient with the flipped,
  * transposed filters, its window starting at 2 - padding (which may be negative: a crop).
- * With a max pool, the whole convolution output is kept and pooled image by image after
- * the blocks; the gradients take the output gradient unpooled (conv.c does that once).
+ * A 2x2, stride-2 max pool is taken in the band (a tile row holds whole windows, m being
+ * even), so the convolution's output never goes to memory; with another pool the whole
+ * output is kept and pooled image by image after the blocks. The gradients take the output
+ * gradient unpooled (conv.c does that once).
  *
  * The weight gradient. The forward's tile is linear in U = G g G^T, so for one output
  * tile's gradient dY (m x m, zero past the output's edge), dL/dU = (A dY A^T) . V and
@@ -135,12 +137,16 @@ static void geom_init(wino_geom *g, int m, int64_t n, int64_t ci, int64_t h, int
     g->mplane = plane_stride(g->tb * g->cop);
 }
 
-/* Floats of one thread's buffers: V, M and the band of input rows under a tile row (or
- * of output rows of one). */
+/* Floats of one pooled row, channels-last (a band's 2x2 max pool), and as many bytes. */
+static int64_t pooled_row_elems(const wino_geom *g) { return fnn_round_up(g->tw * g->m / 2 * g->cop, 16); }
+
+/* Floats of one thread's buffers: V, M, the band of input rows under a tile row (or of
+ * output rows of one), then a pooled row and its positions. */
 static size_t thread_elems(const wino_geom *g)
 {
     return (size_t)(g->P * (g->vplane + g->mplane) +
-                    fnn_round_up(FNN_MAX(g->a * g->bw * g->cip, g->m * g->tw * g->m * g->cop), 16));
+                    fnn_round_up(FNN_MAX(g->a * g->bw * g->cip, g->m * g->tw * g->m * g->cop), 16) +
+                    pooled_row_elems(g) * 5 / 4);
 }
 
 /* Floats of the shared buffers: the transformed filters, then the bias (padded). */
@@ -241,11 +247,44 @@ static void transform_input(const wino_geom *g, const float *x, int64_t r0, int6
     }
 }
 
+/* A 2x2, stride-2 max pool of the output taken in the band: a tile row (m even) holds
+ * whole windows, so the convolution's output never goes to memory. py: the pooled planes
+ * (poh x pow), ppos: their window positions, or NULL. */
+typedef struct {
+    int64_t poh, pow;
+    float *py;
+    uint8_t *ppos;
+} band_pool;
+
+/* The pooled rows of the band of output rows y0.. of image img (pooled row buffer prow,
+ * its positions after it), relu'd if relu, into the pool's planes. */
+static void pool_band(const wino_geom *g, const band_pool *bp, const float *band, int64_t img,
+                      int64_t y0, int relu, float *prow)
+{
+    int64_t ld = g->tw * g->m * g->cop, plane = bp->poh * bp->pow, n = bp->pow * g->cop;
+    uint8_t *pos = (uint8_t *)(prow + pooled_row_elems(g));
+    for (int64_t pr = y0 / 2; pr < FNN_MIN((y0 + g->m) / 2, bp->poh); pr++) {
+        const float *b0 = band + (2 * pr - y0) * ld;
+        int64_t at = img * g->co * plane + pr * bp->pow;
+        fnn_active->wino->pool_2x2(b0, b0 + ld, bp->pow, g->cop, prow, pos);
+        if (relu)
+            fnn_active->ew->relu(n, prow, prow);
+        fnn_active->gemm->planes_rows(1, g->co, 1, bp->pow, prow, bp->py + at, plane, bp->pow,
+                                      n, g->cop);
+        if (bp->ppos != NULL)
+            for (int64_t c = 0; c < g->co; c++)
+                for (int64_t j = 0; j < bp->pow; j++)
+                    bp->ppos[at + c * plane + j] = pos[j * g->cop + c];
+    }
+}
+
 /* Output tiles from M (position xi, tile q, channel o at mm[xi*mplane + q*cop + o]),
- * plus the bias (then relu'd if relu), into y, a tile row at a time through a
- * channels-last band, cropped to the output. Returns nonzero if an output is inf or NaN. */
+ * plus the bias (then relu'd if relu), into y (or pooled by bp into its planes), a tile
+ * row at a time through a channels-last band, cropped to the output. Returns nonzero if
+ * an output is inf or NaN. */
 static int transform_output(const wino_geom *g, const float *mm, int64_t r0, int64_t r1,
-                            const float *bias, int relu, float *y, float *band)
+                            const float *bias, int relu, float *y, const band_pool *bp,
+                            float *band)
 {
     int m = g->m;
     int64_t ld = g->tw * m * g->cop;
@@ -257,6 +296,10 @@ static int transform_output(const wino_geom *g, const float *mm, int64_t r0, int
                                      band + tx * m * g->cop, ld);
         /* the whole band, cropped pixels too (they are finite if the inputs are) */
         bad |= !fnn_all_finite(band, m * ld);
+        if (bp != NULL) {
+            pool_band(g, bp, band, img, y0, relu, band + fnn_round_up(m * ld, 16));
+            continue;
+        }
         if (relu)
             fnn_active->ew->relu(m * ld, band, band);
         fnn_active->gemm->planes_rows(1, g->co, FNN_MIN(m, g->oh - y0), g->ow, band,
@@ -292,7 +335,7 @@ static void transform_grad(const wino_geom *g, const float *gy, int64_t r0, int6
  * lane left unwritten would hold whatever the workspace held before, an inf or NaN among
  * them sending the result to the direct method at random. */
 static int run_block(const wino_geom *g, int64_t blk, const float *x, const float *up,
-                     const float *bias, int relu, float *y, float *buf)
+                     const float *bias, int relu, float *y, const band_pool *bp, float *buf)
 {
     const fnn_gemm_kernels *gk = fnn_active->gemm;
     float *v = buf, *mm = v + g->P * g->vplane, *band = mm + g->P * g->mplane;
@@ -302,14 +345,15 @@ static int run_block(const wino_geom *g, int64_t blk, const float *x, const floa
     for (int xi = 0; xi < g->P; xi++)
         gk->macro(nt, g->cop, g->ci, 1.0f, v + xi * g->vplane, g->cip, 1, gk->mr * g->cip,
                   up + xi * uplane, 0.0f, mm + xi * g->mplane, g->cop);
-    return transform_output(g, mm, r0, r1, bias, relu, y, band);
+    return transform_output(g, mm, r0, r1, bias, relu, y, bp, band);
 }
 
 /* ---- entry points (conv.c has validated the shape and the pointers) ---- */
 
 typedef struct {
     const wino_geom *g;
-    const fnn_pool2d *pool;
+    const fnn_pool2d *pool;      /* pooled after the blocks, unless taken in the band: */
+    const band_pool *bp;
     const float *x, *up, *bias;  /* up: packed U */
     float *y, *py, *bufs;        /* bufs: te floats per slot */
     uint8_t *ppos;
@@ -321,8 +365,8 @@ typedef struct {
 static void wino_block(void *ctx, int64_t blk, int slot)
 {
     wino_job *J = ctx;
-    if (run_block(J->g, blk, J->x, J->up, J->bias, J->relu && !J->pool, J->y,
-                  J->bufs + J->te * slot))
+    if (run_block(J->g, blk, J->x, J->up, J->bias, J->relu && (!J->pool || J->bp), J->y,
+                  J->bp, J->bufs + J->te * slot))
         fnn_store_status(&J->err, FNN_ENONFINITE);
 }
 
@@ -338,34 +382,43 @@ static void wino_pool_image(void *ctx, int64_t img, int slot)
 }
 
 /* The convolution of g's input x with the filters w + base (strides as in
- * transform_filters) into y; with a pool, the whole output goes to a buffer and py / ppos
- * get its max pool; relu: the result relu'd. */
+ * transform_filters) into y; with a pool, py / ppos get its max pool (a 2x2, stride-2 one
+ * taken in each tile row's band, another from the whole output in a buffer); relu: the
+ * result relu'd. */
 static int wino_run(const wino_geom *g, const float *x, const float *w, int64_t so, int64_t sc,
                     int64_t si, int64_t sj, int64_t base, const float *bias, float *y,
                     const fnn_pool2d *pool, float *py, uint8_t *ppos, int relu)
 {
     int64_t out_img = g->co * g->oh * g->ow;
     int64_t pooled = pool ? g->co * pool->oh * pool->ow : 0;
+    band_pool bp = {.py = py, .ppos = ppos};
+    int in_band = pool != NULL && pool->kh == 2 && pool->kw == 2 && pool->sh == 2 &&
+                  pool->sw == 2 && pool->ph == 0 && pool->pw == 0 &&
+                  2 * pool->oh <= g->oh && 2 * pool->ow <= g->ow;
+    if (in_band) {
+        bp.poh = pool->oh;
+        bp.pow = pool->ow;
+    }
     size_t up_elems = packed_u_elems(g) + fnn_round_up(g->cop, 16), te = thread_elems(g);
-    size_t whole = pool ? (size_t)fnn_round_up(g->n * out_img, 16) : 0;
+    size_t whole = pool && !in_band ? (size_t)fnn_round_up(g->n * out_img, 16) : 0;
     double work = (double)g->n * g->co * g->oh * g->ow * g->ci * g->P / (g->m * g->m);
     int nth = (int)FNN_MIN(fnn_threads_for(work), g->nblocks);
     float *ws = fnn_workspace(FNN_WS_OP, (up_elems + whole + te * nth + 16) * sizeof(float));
     if (ws == NULL)
         return FNN_ENOMEM;
-    if (pool != NULL)
+    if (pool != NULL && !in_band)
         y = ws + up_elems;
     transform_filters(g, w + base, so, sc, si, sj, ws);
     float *bias_p = ws + packed_u_elems(g);  /* lanes past co (and no bias): 0 */
     for (int64_t o = 0; o < g->cop; o++)
         bias_p[o] = bias != NULL && o < g->co ? bias[o] : 0.0f;
-    wino_job J = {.g = g, .pool = pool, .x = x, .up = ws, .bias = bias_p, .y = y, .py = py,
+    wino_job J = {.g = g, .pool = pool, .bp = in_band ? &bp : NULL, .x = x, .up = ws, .bias = bias_p, .y = y, .py = py,
                   .ppos = ppos, .bufs = ws + up_elems + whole, .te = te, .out_img = out_img,
                   .pooled = pooled, .relu = relu, .err = FNN_OK};
     fnn_run(g->nblocks, nth, wino_block, &J);
     if (J.err != FNN_OK)
         return J.err;
-    if (pool != NULL)
+    if (pool != NULL && !in_band)
         fnn_run(g->n, nth, wino_pool_image, &J);
     return FNN_OK;
 }

@@ -214,14 +214,24 @@ def test_winograd_threads_bitwise(isa, threads, rng, algo):
         assert all(np.array_equal(results[0], r) for r in results[1:])
 
 
+# (n, c_in, h, w, c_out, padding): a 2x2 pool is taken in each tile row's band; odd
+# outputs (the last tile row or column past the pooled ones), channels past the lanes,
+# several blocks (4 x 20 x 24 x 24), 1x1 pooled
+POOLED = [(3, 6, 11, 9, 5, 1), (4, 20, 24, 24, 37, 1), (2, 9, 15, 14, 16, 0),
+          (1, 3, 4, 5, 2, 0), (5, 32, 13, 13, 64, 0)]
+
+
+@pytest.mark.parametrize("shape", POOLED, ids=str)
+@pytest.mark.parametrize("pool", [(2, None, 0), (3, 2, 1), (2, 1, 0)], ids=str)
 @pytest.mark.parametrize("algo", ALGOS)
-def test_winograd_max_pool_bitwise(isa, rng, algo):
+def test_winograd_max_pool_bitwise(isa, rng, algo, pool, shape):
     """The fused conv + max pool on a Winograd path gives the unfused results, bitwise."""
-    x = rng.standard_normal((3, 6, 11, 9)).astype(np.float32)
-    wt = rng.standard_normal((5, 6, 3, 3)).astype(np.float32)
-    b = rng.standard_normal(5).astype(np.float32)
+    n, c, h, w, o, pad = shape
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((o, c, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(o).astype(np.float32)
     from test_conv import check_fused_is_unfused
-    check_fused_is_unfused(x, wt, b, (1, 1, 1), (2, None, 0), algo, rng)
+    check_fused_is_unfused(x, wt, b, (1, pad, 1), pool, algo, rng)
 
 
 @pytest.mark.parametrize("algo", ALGOS)

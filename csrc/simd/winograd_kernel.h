@@ -140,4 +140,32 @@ static void wino_output_t(int m, const float *src, int64_t ld, int64_t cp, float
         wino_patch_m(4, 4, wino_a, src, ld, cp, out, os);
 }
 
-#define FNN_WINO_KERNELS {.input = wino_input, .output = wino_output, .output_t = wino_output_t}
+/* The 2x2, stride-2 max pool of two channels-last rows r0, r1 (pixel j of channel c at
+ * r[j*cp + c]) into ow outputs: the max to y[j*cp + c], its window position (0-3 in
+ * row-major order) to pos[j*cp + c]. As pool.c: the first maximum wins a tie, a NaN wins
+ * (the last NaN of the window). */
+typedef int wino_vi __attribute__((vector_size(FNN_WINO_LANES * 4)));
+static void wino_pool_2x2(const float *r0, const float *r1, int64_t ow, int64_t cp, float *y,
+                          uint8_t *pos)
+{
+    for (int64_t j = 0; j < ow; j++)
+        for (int64_t c = 0; c < cp; c += FNN_WINO_LANES) {
+            const float *at[4] = {r0 + 2 * j * cp + c, r0 + (2 * j + 1) * cp + c,
+                                  r1 + 2 * j * cp + c, r1 + (2 * j + 1) * cp + c};
+            wino_vf m = *(const wino_vf_u *)at[0];
+            wino_vi k = {0};
+            for (int q = 1; q < 4; q++) {
+                wino_vf v = *(const wino_vf_u *)at[q];
+                wino_vi take = (v > m) | (v != v);
+                m = (wino_vf)(((wino_vi)v & take) | ((wino_vi)m & ~take));
+                k = (k & ~take) | (q & take);
+            }
+            *(wino_vf_u *)(y + j * cp + c) = m;
+            for (int l = 0; l < FNN_WINO_LANES; l++)
+                pos[j * cp + c + l] = (uint8_t)k[l];
+        }
+}
+
+#define FNN_WINO_KERNELS                                                                   \
+    {.input = wino_input, .output = wino_output, .output_t = wino_output_t,                \
+     .pool_2x2 = wino_pool_2x2}
