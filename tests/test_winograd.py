@@ -274,12 +274,20 @@ def test_nonfinite_inputs_give_the_direct_methods_results(isa, rng, algo, where,
     x = rng.standard_normal((2, 3, 9, 8)).astype(np.float32)
     wt = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
     g = rng.standard_normal((2, 4, 9, 8)).astype(np.float32)
+    gp = rng.standard_normal((2, 4, 4, 4)).astype(np.float32)  # through the 2x2 pool
+    pos = F.conv2d_max_pool2d(x, wt, None, 1, 1)[1]
     {"x": x, "weight": wt, "grad_out": g}[where].reshape(-1)[5] = value
+    gp.reshape(-1)[5] = value if where == "grad_out" else gp.reshape(-1)[5]
+
+    def pooled_backward(a):
+        return F.conv2d_max_pool2d_backward(gp, pos, x, wt, 1, 1, algorithm=a)
     results = {  # name: (inputs it reads, algorithm -> result)
         "y": ("x weight", lambda a: F.conv2d(x, wt, None, 1, 1, algorithm=a)),
         "pooled": ("x weight", lambda a: F.conv2d_max_pool2d(x, wt, None, 1, 1, algorithm=a)[0]),
         "dx": ("grad_out weight", lambda a: F.conv2d_backward(g, x, wt, 1, 1, algorithm=a)[0]),
-        "dw": ("grad_out x", lambda a: F.conv2d_backward(g, x, wt, 1, 1, algorithm=a)[1])}
+        "dw": ("grad_out x", lambda a: F.conv2d_backward(g, x, wt, 1, 1, algorithm=a)[1]),
+        "pooled dx": ("grad_out weight", lambda a: pooled_backward(a)[0]),
+        "pooled dw": ("grad_out x", lambda a: pooled_backward(a)[1])}
     with np.errstate(invalid="ignore"):
         x64, w64, g64 = x.astype(np.float64), wt.astype(np.float64), g.astype(np.float64)
         want = {"y": R.conv2d(x64, w64, None, 1, 1),
@@ -290,6 +298,20 @@ def test_nonfinite_inputs_give_the_direct_methods_results(isa, rng, algo, where,
             np.testing.assert_array_equal(run(algo), run("direct"))
         if name in want:
             assert same_nonfinite(run(algo), want[name]), name
+
+
+@pytest.mark.parametrize("algo", [*ALGOS, "direct"])
+def test_pooled_backward_refuses_positions_past_the_window(isa, rng, algo):
+    """A position past 3 in a 2x2 window: a ValueError on every path (Winograd reads the
+    positions itself, without unpooling first), whichever gradients are asked for."""
+    x = rng.standard_normal((2, 3, 9, 8)).astype(np.float32)
+    wt = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    y, pos = F.conv2d_max_pool2d(x, wt, None, 1, 1)
+    pos[1, 3, 3, 3] = 4
+    for need in ({}, {"need_input_grad": False}, {"need_weight_grad": False, "bias": False}):
+        with pytest.raises(ValueError, match="indices"):
+            F.conv2d_max_pool2d_backward(np.ones_like(y), pos, x, wt, 1, 1, algorithm=algo,
+                                         **need)
 
 
 def test_auto_is_one_of_the_algorithms(rng):
