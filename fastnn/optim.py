@@ -4,7 +4,9 @@ place), and epoch-wise learning-rate schedules.
 
 Parameter arrays are updated in place, so their identity never changes; code that
 loads weights must copy into `p.data` (np.copyto), not rebind it. A frozen parameter
-(requires_grad False) is left untouched, and so is its state."""
+(requires_grad False) is left untouched, and so is its state: like torch, which skips a
+parameter without a gradient, each parameter counts only the steps it took (Adam's bias
+correction, SGD's first momentum step), so one unfrozen later starts afresh."""
 import math
 
 import numpy as np
@@ -33,6 +35,7 @@ class Optimizer:
         self.lr = float(lr)
         self.steps = 0
         self._flags = None
+        self._counts = np.zeros(len(self.params), np.int64)  # steps each parameter took
 
     def _trainable(self, *states):
         """The .data and .grad arrays of the parameters with requires_grad (read at each
@@ -46,6 +49,18 @@ class Optimizer:
             self._flags = flags
         params = [self.params[i] for i in self._keep]
         return [[p.data for p in params], [p.grad for p in params], *self._kept]
+
+    def _by_count(self, *lists):
+        """Count this step for the trainable parameters, then (count, lists) for each
+        group of them with one step count, the lists (from _trainable) restricted to the
+        group: one group unless some were frozen for some steps."""
+        keep = self._keep
+        self._counts[keep] += 1
+        counts = self._counts[keep]
+        if (counts == counts[0]).all():
+            return [(int(counts[0]), lists)]
+        return [(int(c), [None if a is None else [a[i] for i in np.flatnonzero(counts == c)]
+                          for a in lists]) for c in np.unique(counts)]
 
     def zero_grad(self):
         for p in self.params:
@@ -90,6 +105,8 @@ class Optimizer:
             for dst, src in zip(arrays, theirs[key]):
                 np.copyto(dst, src)
         self.steps = int(state["steps"])
+        if "step" not in mine:  # no per-parameter counts saved: each took every step
+            self._counts[:] = self.steps
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
@@ -119,10 +136,11 @@ class SGD(Optimizer):
     def step(self):
         data, grads, bufs = self._trainable(self._bufs)
         if data:
-            _core.sgd_step(data, grads, bufs, lr=self.lr,
-                           momentum=self.momentum, dampening=self.dampening,
-                           nesterov=self.nesterov, weight_decay=self.weight_decay,
-                           first_step=self.steps == 0)
+            for count, (d, g, b) in self._by_count(data, grads, bufs):
+                _core.sgd_step(d, g, b, lr=self.lr,
+                               momentum=self.momentum, dampening=self.dampening,
+                               nesterov=self.nesterov, weight_decay=self.weight_decay,
+                               first_step=count == 1)
         self.steps += 1
 
     def hyperparameters(self):
@@ -157,16 +175,26 @@ class Adam(Optimizer):
         self.steps += 1
         data, grads, m, v = self._trainable(self._m, self._v)
         if data:
-            _core.adam_step(data, grads, m, v, step=self.steps, lr=self.lr,
-                            beta1=self.betas[0], beta2=self.betas[1], eps=self.eps,
-                            weight_decay=self.weight_decay, decoupled=self._decoupled)
+            for count, (d, g, m, v) in self._by_count(data, grads, m, v):
+                _core.adam_step(d, g, m, v, step=count, lr=self.lr,
+                                beta1=self.betas[0], beta2=self.betas[1], eps=self.eps,
+                                weight_decay=self.weight_decay, decoupled=self._decoupled)
 
     def hyperparameters(self):
         return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps,
                 "weight_decay": self.weight_decay}
 
     def _state_arrays(self):
-        return {"exp_avg": self._m, "exp_avg_sq": self._v}
+        # "step": torch's per-parameter step count (0-d views of _counts)
+        return {"exp_avg": self._m, "exp_avg_sq": self._v,
+                "step": [self._counts[i, ...] for i in range(len(self.params))]}
+
+    def load_state_dict(self, state):
+        saved = state.get("state")
+        if isinstance(saved, dict) and "step" not in saved:
+            # saved before per-parameter counts: every parameter took every step
+            state = {**state, "state": {**saved, "step": [state["steps"]] * len(self.params)}}
+        super().load_state_dict(state)
 
 
 class AdamW(Adam):

@@ -236,6 +236,42 @@ def test_adam_matches_torch_on_a_model(rng):
         np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("cls,kwargs", [(optim.Adam, dict(lr=1e-2)),
+                                        (optim.AdamW, dict(lr=1e-2, betas=(0.8, 0.99))),
+                                        (optim.SGD, dict(lr=0.1, momentum=0.9,
+                                                         dampening=0.5))])
+def test_a_parameter_unfrozen_later_counts_its_own_steps_as_in_torch(rng, cls, kwargs):
+    """torch skips a parameter without a gradient (frozen), so its state['step'] counts
+    only the steps it took: Adam's bias correction, and SGD's first momentum step (the
+    buffer set to the gradient, undampened), start when it is unfrozen. The counts
+    survive state_dict; a state saved without them takes every step as taken."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    params, _ = make_params(rng)
+    tparams = [torch.nn.Parameter(torch.from_numpy(p.data.copy())) for p in params]
+    opt = cls(params, **kwargs)
+    topt = getattr(torch.optim, cls.__name__)(tparams, **kwargs)
+    params[0].requires_grad = params[2].requires_grad = False
+    for step in range(12):
+        if step in (4, 7):  # unfreeze one parameter, then the other
+            params[0 if step == 4 else 2].requires_grad = True
+        for p, tp in zip(params, tparams):
+            p.grad[...] = rng.standard_normal(p.shape)
+            tp.grad = torch.from_numpy(p.grad.copy()) if p.requires_grad else None
+        opt.step()
+        topt.step()
+        if step == 9:  # resume from a state_dict mid-way
+            state, opt = opt.state_dict(), cls(params, **kwargs)
+            opt.load_state_dict(state)
+    for p, tp in zip(params, tparams):
+        np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-5, atol=1e-6)
+    if cls is not optim.SGD:
+        assert [int(a) for a in opt.state_dict()["state"]["step"]] == [8, 12, 5, 12]
+        old = opt.state_dict()
+        del old["state"]["step"]
+        opt.load_state_dict(old)
+        assert [int(a) for a in opt.state_dict()["state"]["step"]] == [12] * 4
+
+
 def test_threads_do_not_change_the_step(rng, threads):
     results = []
     for n in (1, 2):
