@@ -36,6 +36,7 @@ class Optimizer:
         self.steps = 0
         self._flags = None
         self._counts = np.zeros(len(self.params), np.int64)  # steps each parameter took
+        self._groups = None  # _by_count's groups, found again after a flag or state change
 
     def _trainable(self, *states):
         """The .data and .grad arrays of the parameters with requires_grad (read at each
@@ -45,6 +46,8 @@ class Optimizer:
         flags = tuple(p.requires_grad for p in self.params)
         if flags != self._flags:
             self._keep = [i for i, f in enumerate(flags) if f]
+            self._keep_index = np.array(self._keep, np.intp)
+            self._groups = None
             self._kept = [None if a is None else [a[i] for i in self._keep] for a in states]
             self._flags = flags
         params = [self.params[i] for i in self._keep]
@@ -54,13 +57,15 @@ class Optimizer:
         """Count this step for the trainable parameters, then (count, lists) for each
         group of them with one step count, the lists (from _trainable) restricted to the
         group: one group unless some were frozen for some steps."""
-        keep = self._keep
+        keep = self._keep_index
         self._counts[keep] += 1
-        counts = self._counts[keep]
-        if (counts == counts[0]).all():
-            return [(int(counts[0]), lists)]
-        return [(int(c), [None if a is None else [a[i] for i in np.flatnonzero(counts == c)]
-                          for a in lists]) for c in np.unique(counts)]
+        if self._groups is None:  # then fixed, as the counts of the same parameters go on
+            counts = self._counts[keep]
+            self._groups = [np.flatnonzero(counts == c) for c in np.unique(counts)]
+        if len(self._groups) == 1:
+            return [(int(self._counts[keep[0]]), lists)]
+        return [(int(self._counts[keep[g[0]]]), [None if a is None else [a[i] for i in g]
+                                                 for a in lists]) for g in self._groups]
 
     def zero_grad(self):
         for p in self.params:
