@@ -147,8 +147,7 @@ class _FusedConv:
         kh, kw = pool.kernel_size
         return kh * kw <= POOL_POSITIONS
 
-    def forward(self, x, indexed=None):
-        """indexed: save the pool's argmax (default: in training mode, for backward)."""
+    def forward(self, x):
         conv, pool = self.conv, self.pool
         conv._x = x
         shape = conv.output_shape(x.shape)
@@ -160,8 +159,7 @@ class _FusedConv:
         options = {"algorithm": conv.algorithm, "activation": self._activation}
         if pool is None:
             return F.conv2d(*args, out=y, **options)
-        self._indexed = pool.training if indexed is None else indexed
-        if not self._indexed:
+        if not pool.training:
             return F.conv2d_max_pool2d(*args, *pool._args(), out=y, return_indices=False,
                                        **options)
         return F.conv2d_max_pool2d(*args, *pool._args(), out=y,
@@ -169,9 +167,6 @@ class _FusedConv:
 
     def backward(self, grad_out, need_input_grad=True):
         conv, pool, x = self.conv, self.pool, self.conv._x
-        if pool is not None and not self._indexed:
-            # an eval-mode forward saved no argmax (the buffer may hold stale ones): rerun it
-            self.forward(x, indexed=True)
         options = dict(need_input_grad=need_input_grad,
                        grad_input=conv._buffer("dx", x.shape) if need_input_grad else None,
                        algorithm=conv.algorithm, activation=self._activation,

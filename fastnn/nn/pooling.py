@@ -44,7 +44,6 @@ class MaxPool2d(_Pool2d):
     def forward(self, x):
         self._x = x
         y = self._buffer("y", self.output_shape(x.shape))
-        self._indexed = self.training
         if not self.training:
             return F.max_pool2d(x, *self._args(), out=y)
         return F.max_pool2d_with_indices(
@@ -53,12 +52,8 @@ class MaxPool2d(_Pool2d):
     def backward(self, grad_out, need_input_grad=True):
         if not need_input_grad:
             return None
-        idx = self._buffer("idx", grad_out.shape, np.int64)
-        if not self._indexed:  # an eval-mode forward saved no argmax (idx may hold stale ones)
-            F.max_pool2d_with_indices(self._x, *self._args(), out=self._buffer("y", idx.shape),
-                                      indices=idx)
-            self._indexed = True
-        return F.max_pool2d_backward(grad_out, self._x, *self._args(), indices=idx,
+        return F.max_pool2d_backward(grad_out, self._x, *self._args(),
+                                     indices=self._buffers["idx"],
                                      out=self._buffer("dx", self._x.shape))
 
 
