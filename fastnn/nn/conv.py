@@ -7,6 +7,7 @@ from .._core import POOL_POSITIONS, conv2d_algorithm
 from ..reference import conv2d_output_shape
 from .linear import _Weighted, _weights
 from .module import Parameter, _count, _pair, memo_shape
+from .pooling import NO_ARGMAX
 
 __all__ = ["Conv2d"]
 
@@ -160,10 +161,12 @@ class _FusedConv:
         if pool is None:
             return F.conv2d(*args, out=y, **options)
         if not pool.training:
+            pool._pos = None
             return F.conv2d_max_pool2d(*args, *pool._args(), out=y, return_indices=False,
                                        **options)
-        return F.conv2d_max_pool2d(*args, *pool._args(), out=y,
-                                   indices=pool._buffer("pos", shape, np.uint8), **options)[0]
+        pool._pos = pool._buffer("pos", shape, np.uint8)
+        return F.conv2d_max_pool2d(*args, *pool._args(), out=y, indices=pool._pos,
+                                   **options)[0]
 
     def backward(self, grad_out, need_input_grad=True):
         conv, pool, x = self.conv, self.pool, self.conv._x
@@ -174,7 +177,7 @@ class _FusedConv:
         args = (x, conv.weight.data, *conv._args())
         if pool is None:
             return F.conv2d_backward(grad_out, *args, **options)[0]
-        return F.conv2d_max_pool2d_backward(grad_out, pool._buffers["pos"], *args,
+        return F.conv2d_max_pool2d_backward(grad_out, pool._saved("_pos", NO_ARGMAX), *args,
                                             *pool._args(), **options)[0]
 
     def named_parameters(self):

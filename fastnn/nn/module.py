@@ -286,6 +286,14 @@ class Module(training.ModelAPI):
         if not ok:
             raise ValueError(f"{self!r} expects input of shape {expected}, got {tuple(shape)}")
 
+    def _saved(self, name, why="call the layer on a batch first"):
+        """What the last forward kept for backward in attribute `name` (the input, the
+        argmax, ...); a RuntimeError saying `why` when none did (no forward yet)."""
+        value = self.__dict__.get(name)
+        if value is None:
+            raise RuntimeError(f"{self!r}.backward: {why}")
+        return value
+
     def _buffer(self, key, shape, dtype=np.float32):
         """A layer-owned array of this shape, reused while the shape stays the same."""
         bufs = self.__dict__.setdefault("_buffers", {})

@@ -38,6 +38,12 @@ class _Pool2d(Module):
                 "padding": list(self.padding)}
 
 
+# An eval-mode forward keeps no argmax: a backward after it would read the indices of an
+# older training-mode forward (another batch) and route the gradient wrongly.
+NO_ARGMAX = ("no training-mode forward to backpropagate through: max pooling keeps its "
+             "argmax only in training mode (call .train() before the forward)")
+
+
 class MaxPool2d(_Pool2d):
     """Max pooling; in training mode it saves the argmax indices for backward."""
 
@@ -45,15 +51,16 @@ class MaxPool2d(_Pool2d):
         self._x = x
         y = self._buffer("y", self.output_shape(x.shape))
         if not self.training:
+            self._indices = None
             return F.max_pool2d(x, *self._args(), out=y)
-        return F.max_pool2d_with_indices(
-            x, *self._args(), out=y, indices=self._buffer("idx", y.shape, np.int64))[0]
+        self._indices = self._buffer("idx", y.shape, np.int64)
+        return F.max_pool2d_with_indices(x, *self._args(), out=y, indices=self._indices)[0]
 
     def backward(self, grad_out, need_input_grad=True):
         if not need_input_grad:
             return None
         return F.max_pool2d_backward(grad_out, self._x, *self._args(),
-                                     indices=self._buffers["idx"],
+                                     indices=self._saved("_indices", NO_ARGMAX),
                                      out=self._buffer("dx", self._x.shape))
 
 
