@@ -364,3 +364,26 @@ def test_max_pool_backward_after_an_eval_forward_raises():
     model.train()
     model(x2)
     model.backward(np.ones((2, 3), np.float32))
+
+
+@pytest.mark.parametrize("layer", [
+    nn.Conv2d(1, 2, 2, padding="same"), nn.Conv2d(1, 2, 3), nn.Linear(4, 2), nn.ReLU(),
+    nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(1), nn.BatchNorm2d(1), nn.Flatten(), nn.Dropout(),
+    nn.Identity()])
+@pytest.mark.parametrize("make", [lambda s: np.ones(s), lambda s: np.ones(s, object),
+                                  lambda s: np.ones(s).tolist(), lambda s: None,
+                                  lambda s: 3.0])
+def test_a_layer_called_on_a_non_float32_array_raises_type_error(layer, make):
+    """Not an AttributeError from its shape check, nor (Conv2d 'same' with an even
+    kernel) a silent cast while copying into its padded buffer."""
+    with pytest.raises(TypeError, match="must be a float32"):
+        layer(make((2, 4) if isinstance(layer, nn.Linear) else (2, 1, 4, 4)))
+
+
+@pytest.mark.parametrize("xs", [[np.ones((2, 3), np.float32), [1.0, 2.0, 3.0]],
+                                [np.ones((2, 3), np.float32), np.ones((2, 3))],
+                                [np.ones((2, 3), np.float32), None]])
+def test_merge_layers_name_a_non_float32_input(xs):
+    for layer in (nn.Add(), nn.Concatenate()):
+        with pytest.raises(TypeError, match=r"input x must be a float32 ndarray"):
+            layer(xs)

@@ -98,7 +98,8 @@ class Conv2d(_Weighted):
     def forward(self, x):
         if self._extra == (0, 0):
             return super().forward(x)
-        shape = self.output_shape(x.shape)
+        # checked here: the copy into the padded buffer below would cast any dtype silently
+        shape = self.output_shape(self._input(x).shape)
         n, c, h, w = x.shape
         eh, ew = self._extra
         padded = self._x = self._buffer("padded", (n, c, h + eh, w + ew))

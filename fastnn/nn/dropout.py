@@ -24,9 +24,7 @@ class Dropout(Module):
         self._seed = None  # the last training call's mask seed
 
     def forward(self, x):
-        if not isinstance(x, np.ndarray) or x.dtype != np.float32:
-            raise TypeError(f"{self!r}: input x must be a float32 ndarray, got "
-                            f"{getattr(x, 'dtype', type(x).__name__)}")
+        self._input(x)
         if not self.training or self.p == 0.0:
             self._seed = None
             return x

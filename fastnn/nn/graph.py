@@ -152,6 +152,11 @@ def call(module, args):
     if _symbolic(args):
         return _call_symbolic(module, args)
     if module._is_layer():
+        if len(args) == 1 and not isinstance(args[0], np.ndarray) and \
+                not getattr(module, "_merge", False):
+            # else the layer's shape check fails on it with an AttributeError
+            raise TypeError(f"{module!r}: input x must be a float32 ndarray, got "
+                            f"{type(args[0]).__name__}")
         return module.forward(*args)
     return _run(module, args)
 

@@ -17,7 +17,9 @@ class _Merge(Module):
         if not isinstance(xs, (list, tuple)) or len(xs) < 2:
             raise TypeError(f"{self!r} takes a list of at least two arrays, got "
                             f"{type(xs).__name__}")
-        self.output_shape([getattr(x, "shape", None) for x in xs])
+        for x in xs:
+            self._input(x)
+        self.output_shape([x.shape for x in xs])
         return xs
 
     def _none(self, k):

@@ -33,6 +33,8 @@ def _graph_engine():
 
 __all__ = ["Parameter", "Module"]
 
+_FLOAT32 = np.dtype(np.float32)  # compared with != (~40 ns less than with np.float32)
+
 
 def _module_list(value):
     """Whether an attribute value is a list or tuple of modules (tracked as children)."""
@@ -285,6 +287,13 @@ class Module(training.ModelAPI):
     def _expect(self, shape, expected, ok):
         if not ok:
             raise ValueError(f"{self!r} expects input of shape {expected}, got {tuple(shape)}")
+
+    def _input(self, x):
+        """x, if it is what the layers' kernels take (a float32 ndarray); else TypeError."""
+        if not isinstance(x, np.ndarray) or x.dtype != _FLOAT32:
+            raise TypeError(f"{self!r}: input x must be a float32 ndarray, got "
+                            f"{getattr(x, 'dtype', type(x).__name__)}")
+        return x
 
     def _saved(self, name, why="call the layer on a batch first"):
         """What the last forward kept for backward in attribute `name` (the input, the

@@ -1,8 +1,6 @@
 """Layers that only reshape or pass values on: Flatten, Identity."""
 import math
 
-import numpy as np
-
 from .module import Module
 
 __all__ = ["Flatten", "Identity"]
@@ -16,7 +14,7 @@ class Flatten(Module):
         return (shape[0], math.prod(shape[1:]))
 
     def forward(self, x):
-        self._shape = x.shape
+        self._shape = self._input(x).shape
         return x.reshape(self.output_shape(x.shape))
 
     def backward(self, grad_out, need_input_grad=True):
@@ -27,10 +25,7 @@ class Identity(Module):
     """y = x (the same array), e.g. a placeholder for a removed head."""
 
     def forward(self, x):
-        if not isinstance(x, np.ndarray) or x.dtype != np.float32:
-            raise TypeError(f"{self!r}: input x must be a float32 ndarray, got "
-                            f"{getattr(x, 'dtype', type(x).__name__)}")
-        return x
+        return self._input(x)
 
     def backward(self, grad_out, need_input_grad=True):
         return grad_out if need_input_grad else None
