@@ -387,3 +387,15 @@ def test_merge_layers_name_a_non_float32_input(xs):
     for layer in (nn.Add(), nn.Concatenate()):
         with pytest.raises(TypeError, match=r"input x must be a float32 ndarray"):
             layer(xs)
+
+
+@pytest.mark.parametrize("layer,grad_shape", [
+    (nn.Linear(3, 2), (2, 2)), (nn.Conv2d(1, 2, 3), (1, 2, 2, 2)),
+    (nn.Conv2d(1, 2, 2, padding="same"), (1, 2, 2, 2)), (nn.AvgPool2d(2), (1, 1, 2, 2)),
+    (nn.AdaptiveAvgPool2d(1), (1, 1, 1, 1)), (nn.BatchNorm2d(1), (2, 1, 2, 2)),
+    (nn.ReLU(), (2,)), (nn.Softmax(), (2, 2)), (nn.Flatten(), (2, 2)), (nn.Add(), (2, 2)),
+    (nn.Concatenate(), (2, 2))])
+def test_layer_backward_before_any_forward_raises_runtime_error(layer, grad_shape):
+    """Not an AttributeError for the input the forward would have kept."""
+    with pytest.raises(RuntimeError, match=r"\.backward: call the layer on a batch first"):
+        layer.backward(np.ones(grad_shape, np.float32))

@@ -23,7 +23,7 @@ class _Elementwise(Module):
     def backward(self, grad_out, need_input_grad=True):
         if not need_input_grad:
             return None
-        return self._backward(grad_out, self._saved, *self._extra(),
+        return self._backward(grad_out, self._forwarded("_saved"), *self._extra(),
                               out=self._buffer("dx", grad_out.shape))
 
 

@@ -178,8 +178,8 @@ class _FusedConv:
         args = (x, conv.weight.data, *conv._args())
         if pool is None:
             return F.conv2d_backward(grad_out, *args, **options)[0]
-        return F.conv2d_max_pool2d_backward(grad_out, pool._saved("_pos", NO_ARGMAX), *args,
-                                            *pool._args(), **options)[0]
+        return F.conv2d_max_pool2d_backward(grad_out, pool._forwarded("_pos", NO_ARGMAX),
+                                            *args, *pool._args(), **options)[0]
 
     def named_parameters(self):
         return self.conv.named_parameters()

@@ -68,7 +68,7 @@ class _Weighted(Module):
                 "grad_bias": bias.grad if bias_grad else None}
 
     def backward(self, grad_out, need_input_grad=True):
-        x = self._x
+        x = self._forwarded("_x")
         return self._backward(
             grad_out, x, self.weight.data, *self._args(), need_input_grad=need_input_grad,
             grad_input=self._buffer("dx", x.shape) if need_input_grad else None,

@@ -45,13 +45,14 @@ class Add(_Merge):
         return F.add(xs, out=self._buffer("y", xs[0].shape))
 
     def backward(self, grad_out, need_input_grad=True):
+        k = self._forwarded("_k")
         if not need_input_grad:
-            return self._none(self._k)
+            return self._none(k)
         grads = self.__dict__.get("_same")
-        if grads is None or len(grads) != self._k:
-            grads = self._same = [None] * self._k
-        for k in range(self._k):  # d(sum)/d(input) is the identity: the same array
-            grads[k] = grad_out
+        if grads is None or len(grads) != k:
+            grads = self._same = [None] * k
+        for i in range(k):  # d(sum)/d(input) is the identity: the same array
+            grads[i] = grad_out
         return grads
 
 
@@ -84,12 +85,13 @@ class Concatenate(_Merge):
         return F.concatenate(xs, self.axis, out=self._buffer("y", shape))
 
     def backward(self, grad_out, need_input_grad=True):
+        shapes = self._forwarded("_shapes")
         if not need_input_grad:
-            return self._none(len(self._shapes))
+            return self._none(len(shapes))
         axis = self.axis % grad_out.ndim
         return F.concatenate_backward(
-            grad_out, [s[axis] for s in self._shapes], axis,
-            out=[self._buffer(f"dx{k}", s) for k, s in enumerate(self._shapes)])
+            grad_out, [s[axis] for s in shapes], axis,
+            out=[self._buffer(f"dx{k}", s) for k, s in enumerate(shapes)])
 
     def config(self):
         return {"axis": self.axis}

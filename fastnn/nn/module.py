@@ -295,7 +295,7 @@ class Module(training.ModelAPI):
                             f"{getattr(x, 'dtype', type(x).__name__)}")
         return x
 
-    def _saved(self, name, why="call the layer on a batch first"):
+    def _forwarded(self, name, why="call the layer on a batch first"):
         """What the last forward kept for backward in attribute `name` (the input, the
         argmax, ...); a RuntimeError saying `why` when none did (no forward yet)."""
         value = self.__dict__.get(name)

@@ -78,14 +78,15 @@ class _BatchNorm(Module):
         return y
 
     def backward(self, grad_out, need_input_grad=True):
+        x = self._forwarded("_x")
         weight, bias = self.weight, self.bias
         weight_grad = weight is not None and (weight.requires_grad or bias.requires_grad)
         c = self.num_features
         gx, gw, gb = F.batch_norm_backward(
-            grad_out, self._x, None if weight is None else weight.data, self._mean,
+            grad_out, x, None if weight is None else weight.data, self._mean,
             self._invstd, training=self._batch_stats, need_input_grad=need_input_grad,
             need_weight_grad=weight_grad,
-            grad_input=self._buffer("dx", self._x.shape) if need_input_grad else None,
+            grad_input=self._buffer("dx", x.shape) if need_input_grad else None,
             grad_weight=(weight.grad if weight.requires_grad else self._buffer("dw", (c,)))
             if weight_grad else None,
             grad_bias=(bias.grad if bias.requires_grad else self._buffer("db", (c,)))

@@ -59,8 +59,8 @@ class MaxPool2d(_Pool2d):
     def backward(self, grad_out, need_input_grad=True):
         if not need_input_grad:
             return None
-        return F.max_pool2d_backward(grad_out, self._x, *self._args(),
-                                     indices=self._saved("_indices", NO_ARGMAX),
+        indices = self._forwarded("_indices", NO_ARGMAX)
+        return F.max_pool2d_backward(grad_out, self._x, *self._args(), indices=indices,
                                      out=self._buffer("dx", self._x.shape))
 
 
@@ -74,8 +74,8 @@ class AvgPool2d(_Pool2d):
     def backward(self, grad_out, need_input_grad=True):
         if not need_input_grad:
             return None
-        return F.avg_pool2d_backward(grad_out, self._x, *self._args(),
-                                     out=self._buffer("dx", self._x.shape))
+        x = self._forwarded("_x")
+        return F.avg_pool2d_backward(grad_out, x, *self._args(), out=self._buffer("dx", x.shape))
 
 
 class AdaptiveAvgPool2d(Module):
@@ -106,8 +106,8 @@ class AdaptiveAvgPool2d(Module):
     def backward(self, grad_out, need_input_grad=True):
         if not need_input_grad:
             return None
-        return F.adaptive_avg_pool2d_backward(grad_out, self._x.shape,
-                                              out=self._buffer("dx", self._x.shape))
+        shape = self._forwarded("_x").shape
+        return F.adaptive_avg_pool2d_backward(grad_out, shape, out=self._buffer("dx", shape))
 
     def config(self):
         return {"output_size": list(self.output_size)}

@@ -18,7 +18,7 @@ class Flatten(Module):
         return x.reshape(self.output_shape(x.shape))
 
     def backward(self, grad_out, need_input_grad=True):
-        return grad_out.reshape(self._shape) if need_input_grad else None
+        return grad_out.reshape(self._forwarded("_shape")) if need_input_grad else None
 
 
 class Identity(Module):
