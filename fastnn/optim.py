@@ -22,13 +22,21 @@ class Optimizer:
 
     def __init__(self, params, lr):
         name = type(self).__name__
+        if not hasattr(params, "__iter__") or hasattr(params, "parameters"):
+            raise TypeError(f"{name}: params must be an iterable of Parameters (e.g. "
+                            f"model.parameters()), got {type(params).__name__}")
         self.params = list(params)
         if not self.params:
             raise ValueError(f"{name}: got an empty parameter list")
+        first = {}
         for i, p in enumerate(self.params):
             if not hasattr(p, "data") or not hasattr(p, "grad"):
                 raise TypeError(f"{name}: params[{i}] must be a fastnn.nn.Parameter, got "
                                 f"{type(p).__name__}")
+            j = first.setdefault(id(p), i)
+            if j != i:  # each step would update it twice, with its state kept twice
+                raise ValueError(f"{name}: params[{i}] is params[{j}] again; list each "
+                                 f"parameter once")
         lr = as_real(lr, "lr", name)
         if not math.isfinite(lr) or not lr > 0:
             raise ValueError(f"{name}: lr must be positive and finite, got {lr!r}")

@@ -906,9 +906,11 @@ def test_optimizer_boundary(data):
     hostile = draw(st.booleans())
     if hostile:
         kwargs[draw(st.sampled_from(OPTIMIZERS[cls]))] = draw(st.sampled_from(HOSTILE_REALS))
-    bad_params = draw(st.sampled_from([None, "empty", "arrays", "ints"]))
+    bad_params = draw(st.sampled_from([None, "empty", "arrays", "ints", "twice", "none",
+                                       "module"]))
     given_params = {None: params, "empty": [], "arrays": [p.data for p in params],
-                    "ints": [1, 2]}[bad_params]
+                    "ints": [1, 2], "twice": params + params[-1:], "none": None,
+                    "module": nn.Linear(2, 2)}[bad_params]
     status, opt = call("optimizers", lambda: cls(given_params, **kwargs))
     if status == "raised":
         assert hostile or bad_params, f"valid optimizer arguments rejected: {opt!r}"

@@ -399,3 +399,14 @@ def test_layer_backward_before_any_forward_raises_runtime_error(layer, grad_shap
     """Not an AttributeError for the input the forward would have kept."""
     with pytest.raises(RuntimeError, match=r"\.backward: call the layer on a batch first"):
         layer.backward(np.ones(grad_shape, np.float32))
+
+
+def test_optimizer_refuses_a_parameter_listed_twice_and_non_iterable_params():
+    """A parameter listed twice was updated twice per step (twice the learning rate)."""
+    layer = nn.Linear(3, 2)
+    for cls in (optim.SGD, optim.Adam, optim.AdamW, optim.RMSprop):
+        with pytest.raises(ValueError, match=rf"{cls.__name__}: params\[2\] is params\[0\] "):
+            cls([layer.weight, layer.bias, layer.weight])
+        for params in (None, layer, 3):
+            with pytest.raises(TypeError, match=rf"{cls.__name__}: params must be an iterable"):
+                cls(params)
