@@ -97,29 +97,48 @@ class Optimizer:
                 "state": {k: [a.copy() for a in v] for k, v in self._state_arrays().items()}}
 
     def load_state_dict(self, state):
-        """Take over hyperparameters, step count and state arrays (copied in place)."""
+        """Take over hyperparameters, step count and state arrays (copied in place). On
+        an error the optimizer is left as it was."""
         name = type(self).__name__
+        if not isinstance(state, dict):
+            raise TypeError(f"{name}.load_state_dict: state must be a dict from state_dict(), "
+                            f"got {type(state).__name__}")
         if state.get("type") != name:
             raise ValueError(f"{name}.load_state_dict: the state is from a "
                              f"{state.get('type')!r} optimizer")
-        # Re-initialise with the saved hyperparameters: this validates them and
-        # allocates the state arrays they need (e.g. SGD's momentum buffers).
-        type(self).__init__(self, self.params, **state["hyperparameters"])
-        mine, theirs = self._state_arrays(), state["state"]
+        hyper, steps, theirs = state.get("hyperparameters"), state.get("steps"), state.get("state")
+        if not isinstance(hyper, dict) or not isinstance(theirs, dict):
+            raise TypeError(f"{name}.load_state_dict: hyperparameters and state must be dicts, "
+                            f"got {type(hyper).__name__} and {type(theirs).__name__}")
+        if not _core.is_int(steps) or steps < 0:
+            raise ValueError(f"{name}.load_state_dict: steps must be a non-negative int, got "
+                             f"{steps!r}")
+        # A new instance with the saved hyperparameters validates them and allocates the
+        # state arrays they need (e.g. SGD's momentum buffers); this one changes only once
+        # everything fits (re-initialising it in place lost its state on an error).
+        new = type(self)(self.params, **hyper)
+        mine = new._state_arrays()
         if set(theirs) != set(mine):
             raise ValueError(f"{name}.load_state_dict: state has arrays {sorted(theirs)}, "
                              f"expected {sorted(mine)}")
         for key, arrays in mine.items():
-            shapes = [np.shape(a) for a in theirs[key]]
+            srcs = [np.asarray(a) for a in theirs[key]]
+            shapes = [a.shape for a in srcs]
             if shapes != [a.shape for a in arrays]:
                 raise ValueError(f"{name}.load_state_dict: {key!r} shapes {shapes} do not "
                                  f"match the parameters' {[a.shape for a in arrays]}")
-        for key, arrays in mine.items():
-            for dst, src in zip(arrays, theirs[key]):
+            if any(a.dtype.kind not in "biuf" for a in srcs):
+                raise TypeError(f"{name}.load_state_dict: {key!r} holds arrays of dtype "
+                                f"{[str(a.dtype) for a in srcs]}, expected real numbers")
+            for dst, src in zip(arrays, srcs):
                 np.copyto(dst, src)
-        self.steps = int(state["steps"])
+        new.steps = int(steps)
         if "step" not in mine:  # no per-parameter counts saved: each took every step
-            self._counts[:] = self.steps
+            new._counts[:] = new.steps
+        elif (new._counts < 0).any():
+            raise ValueError(f"{name}.load_state_dict: 'step' counts must be non-negative, "
+                             f"got {new._counts.tolist()}")
+        self.__dict__.update(new.__dict__)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())

@@ -410,3 +410,32 @@ def test_optimizer_refuses_a_parameter_listed_twice_and_non_iterable_params():
         for params in (None, layer, 3):
             with pytest.raises(TypeError, match=rf"{cls.__name__}: params must be an iterable"):
                 cls(params)
+
+
+@pytest.mark.parametrize("edit,error", [
+    (lambda s: s["state"].update(exp_avg=s["state"]["exp_avg"][:1]), ValueError),
+    (lambda s: s["state"].update(exp_avg=[np.full(a.shape, "x") for a in s["state"]["exp_avg"]]),
+     TypeError),
+    (lambda s: s["hyperparameters"].update(betas=(0.9, 2.0)), ValueError),
+    (lambda s: s.update(steps="many"), ValueError),
+    (lambda s: s.update(steps=-5), ValueError),
+    (lambda s: s.update(state=None), TypeError),
+])
+def test_optimizer_load_state_dict_that_fails_leaves_the_optimizer_as_it_was(edit, error):
+    """It re-initialised itself before checking the state: a failing load zeroed the
+    moments and the step count."""
+    layer = nn.Linear(3, 2, seed=0)
+    opt = optim.Adam(layer.parameters(), lr=0.01)
+    layer.weight.grad[...] = 1.0
+    opt.step()
+    before = opt.state_dict()
+    state = opt.state_dict()
+    edit(state)
+    with pytest.raises(error, match="Adam.load_state_dict|Adam: need betas"):
+        opt.load_state_dict(state)
+    after = opt.state_dict()
+    assert after["steps"] == 1 and after["hyperparameters"] == before["hyperparameters"]
+    for key, arrays in before["state"].items():
+        assert_same(arrays, after["state"][key])
+    with pytest.raises(TypeError, match="state must be a dict"):
+        opt.load_state_dict(None)
