@@ -290,7 +290,7 @@ OPTIMIZERS = {cls.__name__: cls for cls in (SGD, Adam, AdamW, RMSprop)}
 def get(name, params, **kwargs):
     """An optimizer by (case-insensitive) name: 'sgd', 'adam', 'adamw' or 'rmsprop'."""
     by_lower = {k.lower(): v for k, v in OPTIMIZERS.items()}
-    if name.lower() not in by_lower:
+    if not isinstance(name, str) or name.lower() not in by_lower:
         raise ValueError(f"optimizer must be one of {sorted(by_lower)}, got {name!r}")
     return by_lower[name.lower()](params, **kwargs)
 
@@ -300,6 +300,9 @@ class _Scheduler:
     `callbacks=[...]` and it steps at the end of every epoch."""
 
     def __init__(self, optimizer):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(self).__name__}: optimizer must be a fastnn.optim "
+                            f"optimizer, got {type(optimizer).__name__}")
         self.optimizer = optimizer
         self.base_lr = optimizer.lr
         self.epoch = 0
@@ -321,8 +324,11 @@ class StepLR(_Scheduler):
     def __init__(self, optimizer, step_size, gamma=0.1):
         if not _core.is_int(step_size) or step_size < 1:
             raise ValueError(f"StepLR: step_size must be >= 1, got {step_size!r}")
+        gamma = as_real(gamma, "gamma", "StepLR")
+        if not 0 < gamma < math.inf:  # else the lr turns 0, negative or NaN
+            raise ValueError(f"StepLR: gamma must be positive and finite, got {gamma!r}")
         super().__init__(optimizer)
-        self.step_size, self.gamma = int(step_size), as_real(gamma, "gamma", "StepLR")
+        self.step_size, self.gamma = int(step_size), gamma
 
     def _lr(self, epoch):
         return self.base_lr * self.gamma ** (epoch // self.step_size)
@@ -335,8 +341,12 @@ class CosineAnnealingLR(_Scheduler):
     def __init__(self, optimizer, T_max, eta_min=0.0):
         if not _core.is_int(T_max) or T_max < 1:
             raise ValueError(f"CosineAnnealingLR: T_max must be >= 1, got {T_max!r}")
+        eta_min = as_real(eta_min, "eta_min", "CosineAnnealingLR")
+        if not 0 <= eta_min < math.inf:  # else the lr turns negative or NaN
+            raise ValueError(f"CosineAnnealingLR: eta_min must be finite and >= 0, got "
+                             f"{eta_min!r}")
         super().__init__(optimizer)
-        self.T_max, self.eta_min = int(T_max), as_real(eta_min, "eta_min", "CosineAnnealingLR")
+        self.T_max, self.eta_min = int(T_max), eta_min
 
     def _lr(self, epoch):
         return self.eta_min + (self.base_lr - self.eta_min) * (

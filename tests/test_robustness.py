@@ -439,3 +439,19 @@ def test_optimizer_load_state_dict_that_fails_leaves_the_optimizer_as_it_was(edi
         assert_same(arrays, after["state"][key])
     with pytest.raises(TypeError, match="state must be a dict"):
         opt.load_state_dict(None)
+
+
+def test_schedulers_refuse_arguments_that_make_the_lr_non_positive_or_nan():
+    opt = optim.SGD(nn.Linear(3, 2).parameters(), lr=0.1)
+    for gamma in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="StepLR: gamma must be positive and finite"):
+            optim.StepLR(opt, 1, gamma=gamma)
+    for eta_min in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="CosineAnnealingLR: eta_min must be finite"):
+            optim.CosineAnnealingLR(opt, 1, eta_min=eta_min)
+    for make in (lambda o: optim.StepLR(o, 1), lambda o: optim.CosineAnnealingLR(o, 1)):
+        with pytest.raises(TypeError, match="optimizer must be a fastnn.optim optimizer"):
+            make(None)
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        optim.get(5, opt.params)
+    assert opt.lr == 0.1
