@@ -172,6 +172,9 @@ def load(path, model=None):
             raise TypeError(f"model must be a fastnn model, got {type(model).__name__}")
     except (KeyError, TypeError, ValueError, MemoryError, AttributeError) as e:
         raise ValueError(f"{path}: unreadable architecture ({type(e).__name__}: {e})") from None
+    # Every array is read and checked before any is copied: a model passed in is left
+    # as it was when the file does not fit it (it was overwritten up to the mismatch).
+    copies = []
     for what, named, prefix in (("parameter", model.named_parameters(), "param"),
                                 ("buffer", model.named_buffers(), "buffer")):
         names = payload["parameters"] if prefix == "param" else payload.get("buffers", [])
@@ -184,8 +187,8 @@ def load(path, model=None):
             if value.shape != target.shape or value.dtype != target.dtype:
                 raise ValueError(f"{path}: {what} {name} is {value.dtype} {value.shape}, "
                                  f"expected {target.dtype} {target.shape}")
-            np.copyto(target, value)
-    spec = payload["optimizer"]
+            copies.append((target, value))
+    opt, spec = None, payload["optimizer"]
     if spec is not None:
         try:
             opt = optim.OPTIMIZERS[spec["type"]](model.parameters(), **spec["hyperparameters"])
@@ -199,5 +202,8 @@ def load(path, model=None):
                              f"{e})") from None
         except ValueError as e:
             raise ValueError(f"{path}: {e}") from None
+    for target, value in copies:
+        np.copyto(target, value)
+    if opt is not None:
         model.optimizer = opt
     return model

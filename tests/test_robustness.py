@@ -455,3 +455,19 @@ def test_schedulers_refuse_arguments_that_make_the_lr_non_positive_or_nan():
     with pytest.raises(ValueError, match="optimizer must be one of"):
         optim.get(5, opt.params)
     assert opt.lr == 0.1
+
+
+def test_load_into_a_model_the_file_does_not_fit_leaves_it_unchanged(tmp_path):
+    """Parameters were copied one by one up to the first mismatch."""
+    path = tmp_path / "m.fnn"
+    saved = nn.Sequential(nn.Linear(3, 2, seed=0), nn.Linear(2, 2, seed=0))
+    x, y = data(8, shape=(3,))
+    saved.fit(x, y % 2, optimizer="adam", verbose=0)
+    saved.save(path)
+    for target in (nn.Sequential(nn.Linear(3, 2, seed=1), nn.Linear(2, 5, seed=1)),
+                   nn.Sequential(nn.Linear(3, 2, seed=1), nn.Linear(2, 2, bias=False, seed=1))):
+        before = weights(target)
+        with pytest.raises(ValueError, match=str(path)):
+            fastnn.load(path, model=target)
+        assert_same(before, weights(target))
+        assert target.optimizer is None
