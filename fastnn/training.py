@@ -150,6 +150,21 @@ class _Progress:
     epoch = batch = done = 0
 
 
+def _real_array(a, what, name):
+    """a as a NumPy array of real numbers with a batch dimension, or a TypeError naming
+    it: float32 conversion would drop a complex part and fail unnamed on strings."""
+    try:
+        array = np.asarray(a)
+    except (ValueError, TypeError) as e:  # a ragged list
+        raise TypeError(f"{what}: {name} must be an array, got {type(a).__name__} ({e})") from None
+    if array.dtype.kind not in "biuf" or array.ndim == 0:
+        got = (f"{array.dtype} of shape {array.shape}" if isinstance(a, np.ndarray)
+               else type(a).__name__)
+        raise TypeError(f"{what}: {name} must be an array of real numbers with one entry per "
+                        f"sample, got {got}")
+    return array
+
+
 def _format_logs(logs):
     parts = []
     for key, value in logs.items():
@@ -174,8 +189,8 @@ class ModelAPI:
 
     def _prepare(self, x, y, loss_fn, what):
         """x as float32 (converted once) and y as the loss expects; checks lengths/labels."""
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        y = np.asarray(y)
+        x = np.ascontiguousarray(_real_array(x, what, "x"), dtype=np.float32)
+        y = _real_array(y, what, "y")
         if len(x) != len(y):
             raise ValueError(f"{what}: x and y must have the same length, got len(x)={len(x)} "
                              f"and len(y)={len(y)}")
@@ -413,7 +428,7 @@ class ModelAPI:
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size <= 0:
             raise ValueError(f"predict: batch_size must be a positive int, got {batch_size!r}")
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        x = np.ascontiguousarray(_real_array(x, "predict", "x"), dtype=np.float32)
         n = len(x)
         if distributed and dist.init():
             x = x[dist.shard(n)]

@@ -471,3 +471,24 @@ def test_load_into_a_model_the_file_does_not_fit_leaves_it_unchanged(tmp_path):
             fastnn.load(path, model=target)
         assert_same(before, weights(target))
         assert target.optimizer is None
+
+
+@pytest.mark.parametrize("x,y,name", [
+    (np.ones((4, 3), np.complex64), [0, 1, 0, 1], "x"),      # the imaginary part was dropped
+    (np.full((4, 3), "a"), [0, 1, 0, 1], "x"), (None, [0, 1, 0, 1], "x"),
+    ([[1.0], [1.0, 2.0]], [0, 1], "x"), (np.ones((4, 3), np.float32), None, "y"),
+    (np.ones((4, 3), np.float32), np.array(["a"] * 4), "y"),
+    (np.ones((4, 3), np.float32), np.float32(1), "y")])
+def test_fit_evaluate_predict_refuse_non_real_data_naming_it(x, y, name):
+    model = nn.Sequential(nn.Linear(3, 2, seed=0))
+    with pytest.raises(TypeError, match=rf"fit: {name} must be an array"):
+        model.fit(x, y, optimizer="sgd", verbose=0)
+    with pytest.raises(TypeError, match=rf"evaluate: {name} must be an array"):
+        model.evaluate(x, y)
+    if name == "x":
+        with pytest.raises(TypeError, match="predict: x must be an array"):
+            model.predict(x)
+    mse = nn.Sequential(nn.Linear(3, 2, seed=0))
+    with pytest.raises(TypeError, match="fit: y must be an array"):  # complex targets too
+        mse.fit(np.ones((4, 3), np.float32), np.ones((4, 2), complex), loss="mse",
+                optimizer="sgd", verbose=0)
