@@ -249,6 +249,17 @@ cpdef object as_real(object v, str name, str fn):
     return float(v)
 
 
+def as_rng(object seed, str fn):
+    """np.random.default_rng(seed), or an error naming seed and fn (NumPy's says neither,
+    e.g. 'expected non-negative integer'); used wherever a seed argument is taken."""
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError):
+        kind = ValueError if is_int(seed) else TypeError
+        raise kind(f"{fn}: seed must be None, a non-negative int or a numpy Generator, got "
+                   f"{seed!r}") from None
+
+
 cdef object check_out(object out, tuple shape, str fn, tuple inputs=(), object alias=None,
                       str name="out", object dtype=np.float32):
     """A fresh output, or `out` checked: dtype, exact shape, C-contiguous, writeable, and

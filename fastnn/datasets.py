@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._core import as_rng
+
 __all__ = ["read_idx", "load", "load_raw", "load_splits", "load_mnist", "load_fashion_mnist",
            "iterate_batches", "cache_dir"]
 
@@ -326,7 +328,7 @@ def iterate_batches(x, y, batch_size, shuffle=True, seed=None):
             f"x and y must have the same length, got len(x)={len(x)} and len(y)={len(y)}"
         )
     x, y = np.asarray(x), np.asarray(y)
-    order = np.random.default_rng(seed).permutation(len(x)) if shuffle else None
+    order = as_rng(seed, "iterate_batches").permutation(len(x)) if shuffle else None
 
     def batches():
         """Yield the batches in order (fancy-indexed copies when shuffled, views otherwise)."""

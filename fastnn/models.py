@@ -8,8 +8,7 @@ He-normal (N(0, 2/fan_in), zero biases: the init for ReLU nets), Glorot-uniform 
 LeNet-5's tanh layers. In PyTorch runs of the accuracy tests' recipes (seeds 0-2)
 He-normal scored about 1 point above PyTorch's default init (kaiming-uniform,
 a=sqrt(5)) for the MLPs and the Fashion-MNIST CNN, and the same for the MNIST CNN."""
-import numpy as np
-
+from ._core import as_rng
 from .nn import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear,
                  MaxPool2d, Module, ReLU, Sequential, Tanh, register)
 
@@ -19,7 +18,7 @@ __all__ = ["mlp", "cnn", "resnet", "BasicBlock", "tinyvgg", "lenet5", "vgg_cifar
 
 def mlp(seed=None):
     """Flatten, Linear(784, 64), ReLU, Linear(64, 64), ReLU, Linear(64, 10)."""
-    rng = np.random.default_rng(seed)
+    rng = as_rng(seed, "mlp")
     return Sequential(Flatten(), Linear(784, 64, seed=rng, init="he"), ReLU(),
                       Linear(64, 64, seed=rng, init="he"), ReLU(),
                       Linear(64, 10, seed=rng, init="he"), input_shape=(1, 28, 28))
@@ -28,7 +27,7 @@ def mlp(seed=None):
 def cnn(seed=None):
     """Conv2d(1, 32, 3), ReLU, MaxPool2d(2), Conv2d(32, 64, 3), ReLU, MaxPool2d(2),
     Flatten, Linear(1600, 128), ReLU, Linear(128, 10)."""
-    rng = np.random.default_rng(seed)
+    rng = as_rng(seed, "cnn")
     return Sequential(Conv2d(1, 32, 3, seed=rng, init="he"), ReLU(), MaxPool2d(2),
                       Conv2d(32, 64, 3, seed=rng, init="he"), ReLU(), MaxPool2d(2), Flatten(),
                       Linear(1600, 128, seed=rng, init="he"), ReLU(),
@@ -42,7 +41,7 @@ class BasicBlock(Module):
     (through a 1x1 conv and a BatchNorm, `downsample`, when the shape changes), -> relu."""
 
     def __init__(self, in_channels, out_channels, stride=1, *, seed=None):
-        rng = np.random.default_rng(seed)
+        rng = as_rng(seed, "BasicBlock")
         self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
         self.conv1 = Conv2d(in_channels, out_channels, 3, stride, 1, bias=False, seed=rng,
                             init="he")
@@ -78,7 +77,7 @@ def resnet(channels=(16, 32, 64), blocks=(1, 1, 1), num_classes=10, in_channels=
     if len(channels) != len(blocks) or not channels:
         raise ValueError(f"resnet: channels and blocks must be non-empty and of one length, "
                          f"got {channels!r} and {blocks!r}")
-    rng = np.random.default_rng(seed)
+    rng = as_rng(seed, "resnet")
     layers = [Conv2d(in_channels, channels[0], 3, 1, 1, bias=False, seed=rng, init="he"),
               BatchNorm2d(channels[0]), ReLU()]
     width = channels[0]
@@ -100,7 +99,7 @@ def tinyvgg(seed=None, hidden=32):
     """TinyVGG (the CNN Explainer's net) on 1x28x28: two blocks of Conv2d(3x3, padding
     1), ReLU, Conv2d(3x3, padding 1), ReLU, MaxPool2d(2) with `hidden` channels, then
     Flatten and Linear(hidden * 7 * 7, 10)."""
-    rng = np.random.default_rng(seed)
+    rng = as_rng(seed, "tinyvgg")
     return Sequential(*_vgg_block(1, hidden, rng), *_vgg_block(hidden, hidden, rng), Flatten(),
                       Linear(hidden * 7 * 7, 10, seed=rng, init="he"), input_shape=(1, 28, 28))
 
@@ -109,7 +108,7 @@ def lenet5(seed=None):
     """LeNet-5 on 1x28x28 (padded to keep the 28x28 maps of its 32x32 original):
     Conv2d(1, 6, 5, padding=2), Tanh, AvgPool2d(2), Conv2d(6, 16, 5), Tanh, AvgPool2d(2),
     Flatten, Linear(400, 120), Tanh, Linear(120, 84), Tanh, Linear(84, 10)."""
-    rng = np.random.default_rng(seed)
+    rng = as_rng(seed, "lenet5")
     return Sequential(Conv2d(1, 6, 5, padding=2, seed=rng, init="glorot"), Tanh(), AvgPool2d(2),
                       Conv2d(6, 16, 5, seed=rng, init="glorot"), Tanh(), AvgPool2d(2), Flatten(),
                       Linear(400, 120, seed=rng, init="glorot"), Tanh(),
@@ -121,7 +120,7 @@ def vgg_cifar(seed=None):
     """A VGG-style net for 3x32x32 images (CIFAR-10): blocks of 32 and 64 channels (each
     two 3x3 convolutions with padding 1 and ReLU, then MaxPool2d(2)), Flatten,
     Linear(4096, 256), ReLU, Linear(256, 10)."""
-    rng = np.random.default_rng(seed)
+    rng = as_rng(seed, "vgg_cifar")
     return Sequential(*_vgg_block(3, 32, rng), *_vgg_block(32, 64, rng), Flatten(),
                       Linear(4096, 256, seed=rng, init="he"), ReLU(),
                       Linear(256, 10, seed=rng, init="he"), input_shape=(3, 32, 32))
@@ -131,7 +130,7 @@ def strided_cnn(seed=None):
     """Downsampling by stride-2 convolutions instead of pooling, on 1x28x28:
     Conv2d(1, 32, 3, stride=2), ReLU, Conv2d(32, 64, 3, stride=2), ReLU, Flatten,
     Linear(2304, 128), ReLU, Linear(128, 10) (no padding: 28 -> 13 -> 6)."""
-    rng = np.random.default_rng(seed)
+    rng = as_rng(seed, "strided_cnn")
     return Sequential(Conv2d(1, 32, 3, stride=2, seed=rng, init="he"), ReLU(),
                       Conv2d(32, 64, 3, stride=2, seed=rng, init="he"), ReLU(), Flatten(),
                       Linear(2304, 128, seed=rng, init="he"), ReLU(),
@@ -141,7 +140,7 @@ def strided_cnn(seed=None):
 def mlp_dropout(seed=None, p=0.2):
     """The 784-512-512-10 MLP of the Keras MNIST example: Flatten, Linear(784, 512),
     ReLU, Dropout(p), Linear(512, 512), ReLU, Dropout(p), Linear(512, 10)."""
-    rng = np.random.default_rng(seed)
+    rng = as_rng(seed, "mlp_dropout")
     return Sequential(Flatten(), Linear(784, 512, seed=rng, init="he"), ReLU(),
                       Dropout(p, seed=rng), Linear(512, 512, seed=rng, init="he"), ReLU(),
                       Dropout(p, seed=rng),

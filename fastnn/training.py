@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from . import distributed as dist, losses
+from ._core import as_rng
 from .datasets import iterate_batches
 
 __all__ = ["ModelAPI", "History", "Callback", "EarlyStopping"]
@@ -285,7 +286,7 @@ class ModelAPI:
         callbacks = list(callbacks or [])
         _call(callbacks, "set_model", self)
         _call(callbacks, "on_train_begin")
-        rng = np.random.default_rng(dist.shared_seed(seed) if distributed else seed)
+        rng = as_rng(dist.shared_seed(seed) if distributed else seed, "fit")
         at = _Progress()
         self._guard = _finite_guard(at) if check_finite else None
         try:

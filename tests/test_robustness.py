@@ -492,3 +492,21 @@ def test_fit_evaluate_predict_refuse_non_real_data_naming_it(x, y, name):
     with pytest.raises(TypeError, match="fit: y must be an array"):  # complex targets too
         mse.fit(np.ones((4, 3), np.float32), np.ones((4, 2), complex), loss="mse",
                 optimizer="sgd", verbose=0)
+
+
+@pytest.mark.parametrize("seed,error", [(-1, ValueError), (1.5, TypeError), ("7", TypeError)])
+def test_a_bad_seed_raises_naming_seed_and_the_call(seed, error):
+    """NumPy's own message ('expected non-negative integer') names neither."""
+    from fastnn import datasets, keras
+    x, y = data(4, shape=(3,))
+    calls = {"Linear": lambda: nn.Linear(3, 2, seed=seed),
+             "Conv2d": lambda: nn.Conv2d(1, 2, 3, seed=seed),
+             "Dropout": lambda: nn.Dropout(seed=seed), "mlp": lambda: models.mlp(seed=seed),
+             "resnet": lambda: models.resnet(seed=seed),
+             "fit": lambda: nn.Sequential(nn.Linear(3, 10)).fit(x, y, optimizer="sgd",
+                                                                seed=seed, verbose=0),
+             "iterate_batches": lambda: datasets.iterate_batches(x, y, 2, seed=seed),
+             "set_random_seed": lambda: keras.utils.set_random_seed(seed)}
+    for name, call in calls.items():
+        with pytest.raises(error, match=rf"{name}: seed must be"):
+            call()

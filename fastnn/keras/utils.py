@@ -3,7 +3,7 @@ import random
 
 import numpy as np
 
-from .._core import is_int
+from .._core import as_rng, is_int
 from . import layers as _layers
 
 __all__ = ["to_categorical", "set_random_seed"]
@@ -40,6 +40,11 @@ def to_categorical(x, num_classes=None):
 def set_random_seed(seed):
     """Seed Python's, NumPy's and fastnn.keras' generators (weight initialisation,
     dropout, shuffling), as keras.utils.set_random_seed does."""
+    # checked before any generator is seeded; NumPy's legacy one takes 32 bits
+    if not is_int(seed) or not 0 <= seed < 2**32:
+        raise (ValueError if is_int(seed) else TypeError)(
+            f"set_random_seed: seed must be an int in [0, 2**32), got {seed!r}")
+    rng = as_rng(seed, "set_random_seed")
     random.seed(seed)
     np.random.seed(seed)
-    _layers._seeds[0] = np.random.default_rng(seed)
+    _layers._seeds[0] = rng

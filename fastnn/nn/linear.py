@@ -5,6 +5,7 @@ import math
 import numpy as np
 
 from .. import functional as F
+from .._core import as_rng
 from .module import Module, Parameter, _count
 
 __all__ = ["Linear"]
@@ -15,7 +16,7 @@ def _weights(init, seed, shape, fan_in, fan_out, layer):
     if math.prod(shape) > 1 << 40:  # 4 TiB of float32: refuse before asking the allocator
         raise MemoryError(f"{layer}: a weight of shape {shape} is too large")
     try:
-        return _init_weights(np.random.default_rng(seed), shape, fan_in, fan_out, init)
+        return _init_weights(as_rng(seed, layer), shape, fan_in, fan_out, init)
     except MemoryError:
         raise MemoryError(f"{layer}: cannot allocate a weight of shape {shape}") from None
 
