@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from . import distributed as dist, losses
-from ._core import as_rng
+from ._core import as_real, as_rng, is_int
 from .datasets import iterate_batches
 
 __all__ = ["ModelAPI", "History", "Callback", "EarlyStopping"]
@@ -69,6 +69,14 @@ class EarlyStopping(Callback):
                  restore_best_weights=False):
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"EarlyStopping: mode must be 'auto', 'min' or 'max', got {mode!r}")
+        if not isinstance(monitor, str):
+            raise TypeError(f"EarlyStopping: monitor must be a metric name, got {monitor!r}")
+        if not is_int(patience) or patience < 0:
+            raise ValueError(f"EarlyStopping: patience must be a non-negative int, got "
+                             f"{patience!r}")
+        min_delta = as_real(min_delta, "min_delta", "EarlyStopping")
+        if not math.isfinite(min_delta):  # NaN: no epoch would ever count as better
+            raise ValueError(f"EarlyStopping: min_delta must be finite, got {min_delta!r}")
         if mode == "auto":
             mode = "max" if "acc" in monitor else "min"
         self.monitor, self.patience, self.min_delta = monitor, int(patience), abs(min_delta)
@@ -98,6 +106,9 @@ class EarlyStopping(Callback):
         if self.best_weights is not None:
             for p, best in zip(self.model.parameters(), self.best_weights):
                 np.copyto(p.data, best)
+
+
+_HOOKS = ("set_model", "on_train_begin", "on_epoch_end", "on_train_end")
 
 
 def _call(callbacks, hook, *args):
@@ -258,8 +269,20 @@ class ModelAPI:
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size <= 0:
             raise ValueError(f"fit: batch_size must be a positive int, got {batch_size!r}")
-        if not 0.0 <= validation_split < 1.0:
+        if not 0.0 <= as_real(validation_split, "validation_split", "fit") < 1.0:
             raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split!r}")
+        pair = isinstance(validation_data, (tuple, list))
+        if validation_data is not None and not (pair and len(validation_data) == 2):
+            got = f"{len(validation_data)} items" if pair else type(validation_data).__name__
+            raise TypeError(f"fit: validation_data must be a pair (x_val, y_val), got {got}")
+        if verbose not in (0, 1, 2):
+            raise ValueError(f"fit: verbose must be 0, 1 or 2, got {verbose!r}")
+        if callbacks is not None and not isinstance(callbacks, (list, tuple)):
+            raise TypeError(f"fit: callbacks must be a list, got {type(callbacks).__name__}")
+        for k, cb in enumerate(callbacks or ()):  # else it would be silently never called
+            if not any(callable(getattr(cb, hook, None)) for hook in _HOOKS):
+                raise TypeError(f"fit: callbacks[{k}] ({type(cb).__name__}) has none of the "
+                                f"hooks {', '.join(_HOOKS)}")
         loss_fn = losses.get(loss)
         if isinstance(optimizer, str):
             from . import optim

@@ -510,3 +510,32 @@ def test_a_bad_seed_raises_naming_seed_and_the_call(seed, error):
     for name, call in calls.items():
         with pytest.raises(error, match=rf"{name}: seed must be"):
             call()
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    ({"validation_split": "0.5"}, TypeError, "validation_split must be a real number"),
+    ({"validation_split": None}, TypeError, "validation_split must be a real number"),
+    ({"validation_data": (np.ones((2, 3), np.float32),)}, TypeError, "validation_data must "),
+    ({"validation_data": np.ones((2, 3), np.float32)}, TypeError, "validation_data must be "),
+    ({"verbose": "loud"}, ValueError, "verbose must be 0, 1 or 2"),
+    ({"callbacks": fastnn.EarlyStopping(monitor="loss")}, TypeError, "callbacks must be a list"),
+    ({"callbacks": [5]}, TypeError, r"callbacks\[0\] \(int\) has none of the hooks"),
+])
+def test_fit_names_bad_arguments(kwargs, error, match):
+    x, y = data(8, shape=(3,))
+    model = nn.Sequential(nn.Linear(3, 10, seed=0))
+    with pytest.raises(error, match="fit: " + match):
+        model.fit(x, y, optimizer="sgd", **{"verbose": 0, **kwargs})
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    ({"monitor": None}, TypeError, "monitor must be a metric name"),
+    ({"patience": "x"}, ValueError, "patience must be a non-negative int"),
+    ({"patience": -1}, ValueError, "patience must be a non-negative int"),   # stopped at once
+    ({"patience": 1.5}, ValueError, "patience must be a non-negative int"),  # was truncated
+    ({"min_delta": "a"}, TypeError, "min_delta must be a real number"),
+    ({"min_delta": float("nan")}, ValueError, "min_delta must be finite"),  # never improved
+])
+def test_early_stopping_names_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match="EarlyStopping: " + match):
+        fastnn.EarlyStopping(**kwargs)
