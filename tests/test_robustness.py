@@ -539,3 +539,31 @@ def test_fit_names_bad_arguments(kwargs, error, match):
 def test_early_stopping_names_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match="EarlyStopping: " + match):
         fastnn.EarlyStopping(**kwargs)
+
+
+def test_keras_fit_evaluate_predict_and_set_weights_name_bad_arguments():
+    """batch_size=0 was taken as None (32) and a negative one raised to evaluate's and
+    predict's floor of 256; verbose='loud' failed in int(); set_weights failed on NumPy's
+    unnamed cast error, or set the layers before the one that did not fit."""
+    from fastnn import keras
+    model = keras.Sequential([keras.layers.Dense(4, input_shape=(3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.ones((4, 3), np.float32), np.ones((4, 2), np.float32)
+    for batch_size in (0, -1, 2.0):
+        with pytest.raises(ValueError, match="fit: batch_size must be a positive int or None"):
+            model.fit(x, y, batch_size=batch_size, verbose=0)
+        with pytest.raises(ValueError, match="evaluate: batch_size must be a positive int"):
+            model.evaluate(x, y, batch_size=batch_size)
+        with pytest.raises(ValueError, match="predict: batch_size must be a positive int"):
+            model.predict(x, batch_size=batch_size)
+    with pytest.raises(ValueError, match="fit: verbose must be 'auto', 0, 1 or 2"):
+        model.fit(x, y, verbose="loud")
+    before = model.get_weights()
+    with pytest.raises(TypeError, match="set_weights: weights must be a list"):
+        model.set_weights(None)
+    for bad, error, match in [(np.ones((4, 2), complex), TypeError, "has dtype complex128"),
+                              (np.ones((4, 2), object), TypeError, "has dtype object"),
+                              (np.ones((2, 4)), ValueError, r"has shape \(2, 4\)")]:
+        with pytest.raises(error, match=r"dense_\d+\.set_weights: weight 0 " + match):
+            model.set_weights(before[:2] + [bad, before[3]])
+        assert_same(before, model.get_weights())

@@ -231,15 +231,32 @@ class Layer(Module):
         return []
 
     def set_weights(self, weights):
+        self._set(self._checked(weights))
+
+    def _checked(self, weights):
+        """weights as arrays of this layer's Keras shapes, or an error naming the one that
+        does not fit (before any is copied)."""
         mine = self.get_weights()
+        if not isinstance(weights, (list, tuple)):
+            raise TypeError(f"{self.name}.set_weights: weights must be a list of arrays, got "
+                            f"{type(weights).__name__}")
         if len(weights) != len(mine):
             raise ValueError(f"{self.name}.set_weights: expected {len(mine)} arrays, got "
                              f"{len(weights)}")
+        arrays = []
         for k, (w, m) in enumerate(zip(weights, mine)):
-            if np.shape(w) != m.shape:
+            try:
+                a = np.asarray(w)
+            except ValueError:  # a ragged list
+                a = np.asarray(w, dtype=object)
+            if a.dtype.kind not in "biuf":  # else NumPy's unnamed cast error, or a lost part
+                raise TypeError(f"{self.name}.set_weights: weight {k} has dtype {a.dtype}, "
+                                f"expected real numbers")
+            if a.shape != m.shape:
                 raise ValueError(f"{self.name}.set_weights: weight {k} has shape "
-                                 f"{np.shape(w)}, expected {m.shape}")
-        self._set(weights)
+                                 f"{a.shape}, expected {m.shape}")
+            arrays.append(a)
+        return arrays
 
     def _set(self, weights):
         pass

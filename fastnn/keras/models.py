@@ -13,6 +13,7 @@ import contextlib
 import numpy as np
 
 from .. import losses as _losses
+from .._core import is_int
 from .. import nn
 from ..nn.graph import Graph
 from ..training import ModelAPI
@@ -191,11 +192,14 @@ class Model(nn.Model):
                 raise ValueError("fit: validation_data must be a pair (x_val, y_val)")
             validation_data = (np.asarray(validation_data[0]),
                                self._targets(validation_data[1], "fit (validation_data)"))
+        if verbose not in ("auto", 0, 1, 2):
+            raise ValueError(f"fit: verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
         verbose = 1 if verbose == "auto" else int(verbose)
+        batch_size = _batch_size(batch_size, "fit")
         keras_callbacks = list(callbacks or [])
         with self._training_graph():
             run = ModelAPI.fit(self, x, y, optimizer=self._optimizer(), loss=self._loss_fn,
-                               epochs=epochs, batch_size=batch_size or 32,
+                               epochs=epochs, batch_size=batch_size,
                                validation_data=validation_data,
                                validation_split=validation_split, shuffle=shuffle,
                                seed=_layers._next_seed(), verbose=verbose,
@@ -203,7 +207,7 @@ class Model(nn.Model):
         history = _callbacks.History()
         history.set_model(self)
         history.params = {"verbose": verbose, "epochs": epochs,
-                          "steps": -(-int(len(x) * (1 - validation_split)) // (batch_size or 32))}
+                          "steps": -(-int(len(x) * (1 - validation_split)) // batch_size)}
         keep = ("loss", "accuracy", "val_loss", "val_accuracy")
         history.epoch = list(run.epoch)
         history.history = {k: v for k, v in run.history.items() if k in keep}
@@ -219,7 +223,8 @@ class Model(nn.Model):
         self._ensure_built(x)
         y = self._targets(y, "evaluate")
         with self._training_graph():
-            result = ModelAPI.evaluate(self, x, y, batch_size=max(batch_size or 32, 256),
+            result = ModelAPI.evaluate(self, x, y,
+                                       batch_size=max(_batch_size(batch_size, "evaluate"), 256),
                                        loss=self._loss_fn)
         if verbose not in (0, "auto"):
             print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()), flush=True)
@@ -232,7 +237,7 @@ class Model(nn.Model):
         """The model's outputs (probabilities for a softmax/sigmoid output) for x."""
         x = np.asarray(x)
         self._ensure_built(x)
-        return ModelAPI.predict(self, x, batch_size=max(batch_size or 32, 256))
+        return ModelAPI.predict(self, x, batch_size=max(_batch_size(batch_size, "predict"), 256))
 
     def __call__(self, *args):
         if args and isinstance(args[0], _layers.KerasTensor):
@@ -247,16 +252,20 @@ class Model(nn.Model):
         return [w for layer in self.layers for w in layer.get_weights()]
 
     def set_weights(self, weights):
-        weights = list(weights)
+        if not isinstance(weights, (list, tuple)):
+            raise TypeError(f"set_weights: weights must be a list of arrays, got "
+                            f"{type(weights).__name__}")
         want = sum(len(layer.get_weights()) for layer in self.layers)
         if len(weights) != want:
             raise ValueError(f"set_weights: the model has {want} weight arrays, got "
                              f"{len(weights)}")
-        k = 0
-        for layer in self.layers:
+        checked, k = [], 0
+        for layer in self.layers:  # every layer's checked before any is set
             n = len(layer.get_weights())
-            layer.set_weights(weights[k:k + n])
+            checked.append(layer._checked(list(weights[k:k + n])))
             k += n
+        for layer, arrays in zip(self.layers, checked):
+            layer._set(arrays)
 
     def save_weights(self, filepath):
         """The weights as a safetensors file (fastnn.save_weights: torch's key names)."""
@@ -297,6 +306,17 @@ class Model(nn.Model):
         text = "\n".join(lines)
         (print_fn or print)(text)
         return None
+
+
+def _batch_size(batch_size, what):
+    """Keras' batch_size: None means 32; else a positive int (0 was taken as None, and a
+    negative one raised to evaluate's and predict's floor of 256)."""
+    if batch_size is None:
+        return 32
+    if not is_int(batch_size) or batch_size <= 0:
+        raise ValueError(f"{what}: batch_size must be a positive int or None, got "
+                         f"{batch_size!r}")
+    return int(batch_size)
 
 
 def _argmax_or_round_correct(pred, target):
