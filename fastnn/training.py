@@ -465,8 +465,13 @@ class ModelAPI:
     def _input_shapes(self, input_shape, what):
         """The model's input shapes (batch None first): from per-sample `input_shape`, or
         the model's own; an error naming `what` when neither is known."""
-        if input_shape is not None:
-            return ((None,) + tuple(input_shape),)
+        if input_shape is not None:  # an int for one dimension, as fastnn.Input takes
+            shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else (
+                input_shape,)
+            if not all(is_int(d) and d >= 1 for d in shape):
+                raise ValueError(f"{what}: input_shape must hold positive ints (per sample, "
+                                 f"e.g. (1, 28, 28)), got {input_shape!r}")
+            return ((None,) + tuple(map(int, shape)),)
         if getattr(self, "_functional", False):
             return tuple(v.shape for v in self.inputs)
         if self.input_shape is not None:

@@ -4,6 +4,7 @@ surviving a SIGKILL in the middle of save (plus forged files with a valid checks
 misuse of the layer, model, optimizer and file API raising errors that name it."""
 import ctypes
 import gc
+import io
 import json
 import os
 import signal
@@ -567,3 +568,31 @@ def test_keras_fit_evaluate_predict_and_set_weights_name_bad_arguments():
         with pytest.raises(error, match=r"dense_\d+\.set_weights: weight 0 " + match):
             model.set_weights(before[:2] + [bad, before[3]])
         assert_same(before, model.get_weights())
+
+
+def test_model_building_and_calling_mistakes_raise_named_errors():
+    x = fastnn.Input((3,))
+    with pytest.raises(TypeError, match="Model: output 0 must be a value computed"):
+        fastnn.Model(x, 5)  # was AttributeError: 'int' object has no attribute 'call'
+    with pytest.raises(ValueError, match="Model: needs at least one input and one output"):
+        fastnn.Model(x, [])  # was a model returning []
+    with pytest.raises(TypeError, match="Sequential: called without an input"):
+        nn.Sequential(nn.Linear(3, 2))()  # was IndexError
+
+    class Recursive(nn.Module):
+        def __init__(self):
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self(x)
+
+    with pytest.raises(nn.TracingError, match="Recursive.forward calls the model itself"):
+        Recursive()(np.ones((2, 3), np.float32))  # was RecursionError
+    # a per-sample shape may be an int, as fastnn.Input takes it (was "'int' object is not
+    # iterable"); anything but positive ints is named
+    model = nn.Sequential(nn.Linear(3, 2), input_shape=3)
+    assert model.input_shape == (3,) and "Linear" in model.summary(3, file=io.StringIO())
+    for bad in ((0,), ("a",), (-1,), 2.5):
+        with pytest.raises(ValueError, match="summary: input_shape must hold positive ints"):
+            nn.Sequential(nn.Linear(3, 2)).summary(bad)
+

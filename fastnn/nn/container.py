@@ -20,8 +20,9 @@ class Sequential(Model):
                 raise TypeError(f"Sequential: layer {i} is {type(layer).__name__}, "
                                 f"not a fastnn.nn.Module")
         self.layers = list(layers)
-        if input_shape is not None:
-            input_shape = tuple(input_shape)
+        if input_shape is not None:  # an int for one dimension, as fastnn.Input takes
+            input_shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else (
+                input_shape,)
             if not all(_is_int(d) and 1 <= d <= MAX_WINDOW_ARG for d in input_shape):
                 raise ValueError(f"Sequential: input_shape must hold positive ints (per "
                                  f"sample, e.g. (1, 28, 28)), got {input_shape!r}")

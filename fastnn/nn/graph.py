@@ -162,6 +162,9 @@ def call(module, args):
 
 
 def _call_symbolic(module, args):
+    if not module._is_layer() and any(m is module for m in _calling):
+        raise TracingError(f"{type(module).__name__}.forward calls the model itself "
+                           f"(recursion cannot be traced into a graph)")
     top = not _calling
     _calling.append(module)
     try:
@@ -211,6 +214,8 @@ def _as_array(x, owner, k):
 
 def _run(model, args):
     owner = type(model).__name__
+    if not args:
+        raise TypeError(f"{owner}: called without an input")
     if len(args) == 1:  # the common case, without building lists
         xs = (_as_array(args[0], owner, 0),)
     else:

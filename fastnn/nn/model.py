@@ -33,6 +33,13 @@ class Model(Module):
         for k, v in enumerate(self.inputs):
             if not isinstance(v, Value) or v.node is not None:
                 raise TypeError(f"Model: input {k} must be a fastnn.Input(...), got {v!r}")
+        for k, v in enumerate(self.outputs):
+            if not isinstance(v, Value):
+                raise TypeError(f"Model: output {k} must be a value computed from the inputs "
+                                f"by fastnn layers, got {type(v).__name__}")
+        if not self.inputs or not self.outputs:
+            raise ValueError(f"Model: needs at least one input and one output, got "
+                             f"{len(self.inputs)} and {len(self.outputs)}")
         self._calls = self._top_calls()
         layers = []
         for c in self._calls:
