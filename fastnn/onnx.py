@@ -12,6 +12,7 @@ Dropout/Identity -> Identity, and fastnn.keras' layout Transpose -> Transpose.""
 import numpy as np
 
 from . import nn
+from ._core import is_int
 
 __all__ = ["export"]
 
@@ -127,8 +128,8 @@ def export(model, path, input_shape=None, opset=DEFAULT_OPSET):
     if not isinstance(model, nn.Module) or model._is_layer():
         raise TypeError(f"export: model must be a fastnn model (Sequential, Model, a Module "
                         f"subclass or a fastnn.keras model), got {type(model).__name__}")
-    if opset < 17:
-        raise ValueError(f"export: opset must be >= 17, got {opset}")
+    if not is_int(opset) or opset < 17:
+        raise ValueError(f"export: opset must be >= 17 (an int), got {opset!r}")
     if hasattr(model, "_ensure_built"):  # a fastnn.keras Sequential
         model._ensure_built()
     shapes = model._input_shapes(input_shape, "export")

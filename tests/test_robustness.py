@@ -596,3 +596,11 @@ def test_model_building_and_calling_mistakes_raise_named_errors():
         with pytest.raises(ValueError, match="summary: input_shape must hold positive ints"):
             nn.Sequential(nn.Linear(3, 2)).summary(bad)
 
+
+def test_onnx_export_names_a_bad_opset(tmp_path):
+    pytest.importorskip("onnx")
+    from fastnn import onnx
+    for opset in ("18", 17.5, 16, None):
+        with pytest.raises(ValueError, match=r"export: opset must be >= 17 \(an int\)"):
+            onnx.export(nn.Sequential(nn.Linear(3, 2)), tmp_path / "m.onnx", (3,), opset=opset)
+    assert not list(tmp_path.iterdir())
