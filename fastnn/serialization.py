@@ -53,6 +53,9 @@ def save(model, path, optimizer=None):
     if not isinstance(model, nn.Module) or model._is_layer():
         raise TypeError(f"save: model must be a fastnn model (Sequential, Model or a Module "
                         f"subclass), got {type(model).__name__}")
+    if optimizer is not None and not isinstance(optimizer, optim.Optimizer):
+        raise TypeError(f"save: optimizer must be a fastnn.optim optimizer or None, got "
+                        f"{type(optimizer).__name__}")
     try:
         arch = registry.spec(model)
     except TypeError:  # an unregistered subclass: its state only

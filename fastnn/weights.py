@@ -25,9 +25,16 @@ _CODES = {v: k for k, v in DTYPES.items()}
 MAX_HEADER = 100 << 20  # safetensors' own limit on the JSON header
 
 
+def _check_model(model, fn):
+    if not hasattr(model, "state_dict") or not hasattr(model, "load_state_dict"):
+        raise TypeError(f"{fn}: model must be a fastnn model or layer, got "
+                        f"{type(model).__name__}")
+
+
 def save_weights(model, path, metadata=None):
     """Write model.state_dict() (parameters and buffers, torch's key names) to path as
     safetensors, atomically. metadata: optional {str: str} stored in the header."""
+    _check_model(model, "save_weights")
     state = model.state_dict()
     header, blobs, offset = {}, [], 0
     for name, array in state.items():
@@ -43,7 +50,7 @@ def save_weights(model, path, metadata=None):
         offset += len(data)
     meta = {"format": "pt"}
     if metadata:
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
             raise TypeError("save_weights: metadata must map str to str")
         meta.update(metadata)
     text = json.dumps({"__metadata__": meta, **header}, separators=(",", ":")).encode()
@@ -103,8 +110,11 @@ def read_safetensors(path):
             raise bad(f"entry {name!r} has {end - begin} bytes for shape {shape} of "
                       f"{info['dtype']}")
         spans.append((begin, end))
-        out[name] = np.frombuffer(data[begin:end], dtype).reshape(shape).astype(
-            dtype.newbyteorder("="))
+        try:  # a zero-size shape may still have dimensions NumPy cannot index
+            out[name] = np.frombuffer(data[begin:end], dtype).reshape(shape).astype(
+                dtype.newbyteorder("="))
+        except ValueError as e:
+            raise bad(f"entry {name!r} has shape {shape} ({e})") from None
     spans.sort()
     covered = 0
     for begin, end in spans:
@@ -120,6 +130,7 @@ def load_weights(model, path, strict=True):
     """Load a safetensors file (from save_weights, or torch's `safetensors.torch.save_file`
     of the twin model's state_dict) into model in place. A file whose keys or shapes do
     not fit the model raises ValueError naming the file and the keys."""
+    _check_model(model, "load_weights")
     state = read_safetensors(path)
     try:
         return model.load_state_dict(state, strict=strict)

@@ -993,7 +993,9 @@ def test_safetensors_file_boundary(data, tmp_path_factory):
         text = draw(st.sampled_from(['[]', '{"a": 1}', '{"0.weight": {"dtype": "F32", '
                                      '"shape": [2, 3], "data_offsets": [0, 99]}}', '{',
                                      '{"0.weight": {"dtype": "Q9", "shape": [1], '
-                                     '"data_offsets": [0, 4]}}']))
+                                     '"data_offsets": [0, 4]}}',
+                                     '{"0.weight": {"dtype": "F32", "shape": [0, 2305843009'
+                                     '213693952000], "data_offsets": [0, 0]}}']))
         blob = len(text).to_bytes(8, "little") + text.encode() + blob[8 + n:]
     bad = path.with_name("bad.safetensors")
     bad.write_bytes(bytes(blob))

@@ -604,3 +604,22 @@ def test_onnx_export_names_a_bad_opset(tmp_path):
         with pytest.raises(ValueError, match=r"export: opset must be >= 17 \(an int\)"):
             onnx.export(nn.Sequential(nn.Linear(3, 2)), tmp_path / "m.onnx", (3,), opset=opset)
     assert not list(tmp_path.iterdir())
+
+
+def test_weight_files_name_bad_arguments_and_unindexable_shapes(tmp_path):
+    path = tmp_path / "w.safetensors"
+    header = b'{"a": {"dtype": "F32", "shape": [1180591620717411303424, 0], ' \
+             b'"data_offsets": [0, 0]}}'
+    path.write_bytes(len(header).to_bytes(8, "little") + header)
+    with pytest.raises(ValueError, match=rf"{path} is not a valid safetensors file: entry 'a' "
+                                         r"has shape"):  # was NumPy's unnamed error
+        fastnn.load_weights(nn.Linear(3, 2), path)
+    model = nn.Sequential(nn.Linear(3, 2))
+    for call, match in [(lambda: fastnn.save_weights(None, path), "save_weights: model must"),
+                        (lambda: fastnn.load_weights(5, path), "load_weights: model must"),
+                        (lambda: fastnn.save_weights(model, path, metadata=5),
+                         "save_weights: metadata must map str to str"),
+                        (lambda: fastnn.save(model, path, optimizer=5),
+                         "save: optimizer must be a fastnn.optim optimizer")]:
+        with pytest.raises(TypeError, match=match):  # were AttributeErrors
+            call()
