@@ -11,6 +11,7 @@ mpirun) the ranks train data-parallel on the global --batch-size; rank 0 alone p
 saves."""
 import argparse
 import builtins
+import math
 import sys
 import time
 
@@ -25,6 +26,20 @@ def _positive(text):
     return value
 
 
+def _non_negative(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
+    return value
+
+
+def _learning_rate(text):
+    value = float(text)
+    if not 0 < value < math.inf:  # checked here, not after the data is loaded
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m fastnn.train", description=__doc__.split("\n")[0])
     p.add_argument("--model", choices=("mlp", "cnn", "resnet"), default="mlp")
@@ -32,12 +47,12 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=_positive, default=1)
     p.add_argument("--batch-size", type=_positive, default=128)
     p.add_argument("--optimizer", choices=("sgd", "adam", "rmsprop"), default="adam")
-    p.add_argument("--lr", type=float, default=None,
+    p.add_argument("--lr", type=_learning_rate, default=None,
                    help="learning rate (default: 1e-3 for adam and rmsprop, 0.05 for sgd with "
                         "momentum 0.9)")
     p.add_argument("--threads", type=_positive, default=None,
                    help="kernel threads (default: OpenMP's choice)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_non_negative, default=0)
     p.add_argument("--conv-algorithm", choices=("auto", "direct", "winograd", "winograd4x4"),
                    default="auto", help="default algorithm of the convolutions (see "
                    "fastnn.set_conv_algorithm)")
@@ -55,7 +70,11 @@ def parse_args(argv=None):
     p.add_argument("--distributed", action="store_true",
                    help="data-parallel over the ranks of an MPI job (run under mpirun; "
                         "needs mpi4py)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.threads is not None and args.threads > fastnn._core.max_threads():
+        p.error(f"argument --threads: must be at most {fastnn._core.max_threads()} "
+                f"(fastnn._core.max_threads()), got {args.threads}")
+    return args
 
 
 def _quiet(*args, **kwargs):
@@ -84,11 +103,12 @@ def main(argv=None):
 
     model = getattr(models, args.model)(seed=args.seed)
     if args.optimizer == "adam":
-        opt = optim.Adam(model.parameters(), lr=args.lr or 1e-3)
+        opt = optim.Adam(model.parameters(), lr=1e-3 if args.lr is None else args.lr)
     elif args.optimizer == "rmsprop":
-        opt = optim.RMSprop(model.parameters(), lr=args.lr or 1e-3)
+        opt = optim.RMSprop(model.parameters(), lr=1e-3 if args.lr is None else args.lr)
     else:
-        opt = optim.SGD(model.parameters(), lr=args.lr or 0.05, momentum=0.9)
+        opt = optim.SGD(model.parameters(), lr=0.05 if args.lr is None else args.lr,
+                        momentum=0.9)
     print(f"{args.model} on {args.dataset}: {len(x):,} training and {len(xt):,} test samples, "
           f"{opt}, batch {args.batch_size}, {fastnn.get_num_threads()} threads, "
           f"ISA {fastnn.get_isa()}, conv algorithm {fastnn.get_conv_algorithm()}" +

@@ -80,3 +80,12 @@ def test_cli_rejects_bad_arguments(tmp_path):
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
     proc = run_cli(tmp_path, "--conv-algorithm", "fft")
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+    # refused before any data is loaded: --lr 0 fell back to the default, the others raised
+    # tracebacks from the optimizer, the model's seed or set_num_threads
+    for lr in ("0", "-1", "nan", "inf"):
+        proc = run_cli(tmp_path, "--lr", lr, "--no-download")
+        assert proc.returncode == 2 and "--lr: must be a positive finite number" in proc.stderr
+    proc = run_cli(tmp_path, "--seed", "-1", "--no-download")
+    assert proc.returncode == 2 and "--seed: must be a non-negative integer" in proc.stderr
+    proc = run_cli(tmp_path, "--threads", str(fastnn._core.max_threads() + 1), "--no-download")
+    assert proc.returncode == 2 and "--threads: must be at most" in proc.stderr
