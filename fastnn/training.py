@@ -199,6 +199,20 @@ class ModelAPI:
     stop_training = False
     _guard = None  # fit(check_finite=True): check(value, where), called on each layer's values
 
+    def _single_output_shape(self, shape, what):
+        """output_shape(shape), for a model returning one array (else its first output's
+        shape only: fit failed in the loss, predict in the copy)."""
+        if self._is_layer():
+            return self.output_shape(shape)
+        shape = tuple(shape)
+        graph = self._graph_for((shape,))
+        if not graph.single:
+            raise TypeError(f"{what}: the model returns a list of {len(graph.output_values)} "
+                            f"output(s); fit, evaluate and predict take a model returning one "
+                            f"array (train this one with the explicit loop: outs = model(x), "
+                            f"..., model.backward([...]))")
+        return graph.output_shapes((shape,))[0]
+
     def _prepare(self, x, y, loss_fn, what):
         """x as float32 (converted once) and y as the loss expects; checks lengths/labels."""
         x = np.ascontiguousarray(_real_array(x, what, "x"), dtype=np.float32)
@@ -208,7 +222,7 @@ class ModelAPI:
                              f"and len(y)={len(y)}")
         if len(x) == 0:
             raise ValueError(f"{what}: x is empty")
-        out_shape = self.output_shape((1,) + x.shape[1:])
+        out_shape = self._single_output_shape((1,) + x.shape[1:], what)
         if isinstance(loss_fn, losses.CrossEntropyLoss):
             classes = out_shape[-1]
             if y.dtype.kind == "f" and y.ndim == 2:
@@ -456,7 +470,7 @@ class ModelAPI:
         n = len(x)
         if distributed and dist.init():
             x = x[dist.shard(n)]
-        result = np.empty(self.output_shape(x.shape), np.float32)
+        result = np.empty(self._single_output_shape(x.shape, "predict"), np.float32)
         with self._mode(False, x.shape):
             for start in range(0, len(x), batch_size):
                 result[start:start + batch_size] = self(x[start:start + batch_size])

@@ -623,3 +623,18 @@ def test_weight_files_name_bad_arguments_and_unindexable_shapes(tmp_path):
                          "save: optimizer must be a fastnn.optim optimizer")]:
         with pytest.raises(TypeError, match=match):  # were AttributeErrors
             call()
+
+
+def test_fit_evaluate_predict_refuse_a_model_returning_a_list_of_outputs():
+    """fit failed in the loss ('tuple' object has no attribute 'shape'), predict in NumPy's
+    copy of the tuple."""
+    x = fastnn.Input((3,))
+    xs, y = np.ones((4, 3), np.float32), np.zeros(4, np.int64)
+    for outputs in ([nn.Linear(3, 2)(x), nn.Linear(3, 2)(x)], [nn.Linear(3, 2)(x)]):
+        model = fastnn.Model(x, outputs)
+        for what, call in [("fit", lambda: model.fit(xs, y, optimizer="sgd", verbose=0)),
+                           ("evaluate", lambda: model.evaluate(xs, y)),
+                           ("predict", lambda: model.predict(xs))]:
+            with pytest.raises(TypeError, match=rf"{what}: the model returns a list of "
+                                                rf"{len(outputs)} output"):
+                call()
