@@ -638,3 +638,20 @@ def test_fit_evaluate_predict_refuse_a_model_returning_a_list_of_outputs():
             with pytest.raises(TypeError, match=rf"{what}: the model returns a list of "
                                                 rf"{len(outputs)} output"):
                 call()
+
+
+@pytest.mark.parametrize("schedule,error,match", [
+    (lambda epoch, lr: float("nan"), ValueError, r"schedule\(0, 0.01\) returned nan, not a "),
+    (lambda epoch, lr: -1.0, ValueError, r"schedule\(0, 0.01\) returned -1.0, not a "),
+    (lambda epoch, lr: "0.1", TypeError, r"schedule\(0, 0.01\) must be a real number"),
+])
+def test_keras_learning_rate_scheduler_names_a_bad_schedule(schedule, error, match):
+    """NaN or a negative lr failed at the next step inside adam_step; a string in float()."""
+    from fastnn import keras
+    model = keras.Sequential([keras.layers.Dense(2, input_shape=(3,))])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.01), loss="mse")
+    with pytest.raises(error, match="LearningRateScheduler: " + match):
+        model.fit(np.ones((4, 3), np.float32), np.ones((4, 2), np.float32), verbose=0,
+                  callbacks=[keras.callbacks.LearningRateScheduler(schedule)])
+    with pytest.raises(TypeError, match="LearningRateScheduler: schedule must be a function"):
+        keras.callbacks.LearningRateScheduler(0.1)

@@ -3,7 +3,10 @@
 fit calls set_model, on_train_begin, on_epoch_end(epoch, logs) and on_train_end (not the
 per-batch hooks); logs holds loss, accuracy, val_loss, val_accuracy (and fastnn's
 seconds and samples_per_sec)."""
+import math
+
 from .. import training
+from .._core import as_real
 
 __all__ = ["Callback", "History", "EarlyStopping", "LearningRateScheduler"]
 
@@ -55,11 +58,19 @@ class LearningRateScheduler(Callback):
     """Set the learning rate before each epoch to schedule(epoch, lr)."""
 
     def __init__(self, schedule, verbose=0):
+        if not callable(schedule):
+            raise TypeError(f"LearningRateScheduler: schedule must be a function (epoch, lr) "
+                            f"-> lr, got {type(schedule).__name__}")
         self.schedule, self.verbose = schedule, verbose
 
     def _set(self, epoch):
         opt = self.model.optimizer
-        opt.lr = float(self.schedule(epoch, opt.lr))
+        lr = as_real(self.schedule(epoch, opt.lr), f"schedule({epoch}, {opt.lr})",
+                     "LearningRateScheduler")
+        if not 0 <= lr < math.inf:  # else the next step fails in the kernel, or trains on NaN
+            raise ValueError(f"LearningRateScheduler: schedule({epoch}, {opt.lr}) returned "
+                             f"{lr!r}, not a learning rate (finite, >= 0)")
+        opt.lr = lr
         if self.verbose:
             print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {opt.lr}")
 
