@@ -304,6 +304,12 @@ class ModelAPI:
         elif not callable(getattr(optimizer, "step", None)):
             raise TypeError(f"fit: optimizer must be a fastnn.optim optimizer or a name, got "
                             f"{type(optimizer).__name__}")
+        elif isinstance(getattr(optimizer, "params", None), list):
+            own = {id(p) for p in self.parameters()}
+            if not any(id(p) in own for p in optimizer.params):  # it would train nothing
+                raise ValueError(f"fit: the optimizer holds none of this model's parameters "
+                                 f"(built over another model's?); pass one over "
+                                 f"model.parameters()")
         x, y = self._prepare(x, y, loss_fn, "fit")
         if validation_data is not None:
             xv, yv = self._prepare(*validation_data, loss_fn, "fit (validation_data)")

@@ -655,3 +655,12 @@ def test_keras_learning_rate_scheduler_names_a_bad_schedule(schedule, error, mat
                   callbacks=[keras.callbacks.LearningRateScheduler(schedule)])
     with pytest.raises(TypeError, match="LearningRateScheduler: schedule must be a function"):
         keras.callbacks.LearningRateScheduler(0.1)
+
+
+def test_fit_refuses_an_optimizer_over_another_models_parameters():
+    """It trained nothing, silently, reporting the untrained model's loss every epoch."""
+    x, y = data(8, shape=(3,))
+    model, other = nn.Sequential(nn.Linear(3, 10)), nn.Sequential(nn.Linear(3, 10))
+    with pytest.raises(ValueError, match="fit: the optimizer holds none of this model's"):
+        model.fit(x, y, optimizer=optim.SGD(other.parameters()), verbose=0)
+    model.fit(x, y, optimizer=optim.SGD([model[0].bias]), verbose=0)  # a part is fine
