@@ -408,7 +408,7 @@ def test_merge_layers_and_identity(rng):
     add = nn.Add()
     c = randn(rng, 2, 3, 4, 4)
     np.testing.assert_allclose(add([a, c, a]), a + c + a, rtol=1e-6)
-    assert all(g is y for g in add.backward(y))
+    assert all(g is c for g in add.backward(c))
     with pytest.raises(ValueError, match="same shape"):
         add([a, b])
     with pytest.raises(ValueError, match="except along axis 1"):
@@ -416,6 +416,6 @@ def test_merge_layers_and_identity(rng):
     with pytest.raises(TypeError, match="list of at least two"):
         add(a)
     ident = nn.Identity()
-    assert ident(a) is a and ident.backward(b) is b
+    assert ident(a) is a and ident.backward(c) is c
     with pytest.raises(TypeError, match="float32"):
         ident(a.astype(np.float64))

@@ -395,7 +395,7 @@ def test_merge_layers_name_a_non_float32_input(xs):
     (nn.Conv2d(1, 2, 2, padding="same"), (1, 2, 2, 2)), (nn.AvgPool2d(2), (1, 1, 2, 2)),
     (nn.AdaptiveAvgPool2d(1), (1, 1, 1, 1)), (nn.BatchNorm2d(1), (2, 1, 2, 2)),
     (nn.ReLU(), (2,)), (nn.Softmax(), (2, 2)), (nn.Flatten(), (2, 2)), (nn.Add(), (2, 2)),
-    (nn.Concatenate(), (2, 2))])
+    (nn.Concatenate(), (2, 2)), (nn.Dropout(), (2, 2)), (nn.Identity(), (2, 2))])
 def test_layer_backward_before_any_forward_raises_runtime_error(layer, grad_shape):
     """Not an AttributeError for the input the forward would have kept."""
     with pytest.raises(RuntimeError, match=r"\.backward: call the layer on a batch first"):
@@ -664,3 +664,21 @@ def test_fit_refuses_an_optimizer_over_another_models_parameters():
     with pytest.raises(ValueError, match="fit: the optimizer holds none of this model's"):
         model.fit(x, y, optimizer=optim.SGD(other.parameters()), verbose=0)
     model.fit(x, y, optimizer=optim.SGD([model[0].bias]), verbose=0)  # a part is fine
+
+
+@pytest.mark.parametrize("layer,x", [
+    (nn.Dropout(0.5, seed=0), np.ones((2, 3), np.float32)),
+    (nn.Flatten(), np.ones((2, 3, 2), np.float32)), (nn.Identity(), np.ones((2, 3), np.float32)),
+    (nn.Add(), [np.ones((2, 3), np.float32)] * 2)])
+@pytest.mark.parametrize("grad", [np.ones((3, 3), np.float32), np.ones((3, 4), np.float32),
+                                  np.ones((2, 3)), np.ones((2, 6)), [[1.0] * 6] * 2])
+def test_layers_without_a_backward_kernel_check_grad_out(layer, x, grad):
+    """Dropout masked a gradient of another batch size with the wrong layout, Flatten
+    reshaped any array of the right size (or failed in NumPy), Add and Identity passed
+    any array on: each now checks it against its last output."""
+    out_shape = layer(x).shape
+    if isinstance(grad, np.ndarray) and grad.dtype == np.float32 and grad.shape == out_shape:
+        return
+    with pytest.raises(ValueError, match=r"\.backward: grad_out must be a float32 array of "
+                                         rf"the output's shape \({out_shape[0]}, "):
+        layer.backward(grad)

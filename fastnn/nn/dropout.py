@@ -24,7 +24,7 @@ class Dropout(Module):
         self._seed = None  # the last training call's mask seed
 
     def forward(self, x):
-        self._input(x)
+        self._shape = self._input(x).shape
         if not self.training or self.p == 0.0:
             self._seed = None
             return x
@@ -32,6 +32,7 @@ class Dropout(Module):
         return F.dropout(x, self.p, self._seed, out=self._buffer("y", x.shape))
 
     def backward(self, grad_out, need_input_grad=True):
+        self._grad(grad_out, self._forwarded("_shape"))
         if not need_input_grad:
             return None
         if self._seed is None:

@@ -41,11 +41,12 @@ class Add(_Merge):
 
     def forward(self, xs):
         xs = self._inputs(xs)
-        self._k = len(xs)
+        self._k, self._shape = len(xs), xs[0].shape
         return F.add(xs, out=self._buffer("y", xs[0].shape))
 
     def backward(self, grad_out, need_input_grad=True):
         k = self._forwarded("_k")
+        self._grad(grad_out, self._shape)
         if not need_input_grad:
             return self._none(k)
         grads = self.__dict__.get("_same")

@@ -295,6 +295,18 @@ class Module(training.ModelAPI):
                             f"{getattr(x, 'dtype', type(x).__name__)}")
         return x
 
+    def _grad(self, grad_out, shape):
+        """grad_out, if it is a float32 array of `shape` (the last forward's output's):
+        what the layers without a kernel in backward check (Dropout would mask another
+        layout, Flatten and Add pass any array on)."""
+        if not isinstance(grad_out, np.ndarray) or grad_out.dtype != _FLOAT32 or \
+                grad_out.shape != shape:
+            raise ValueError(f"{self!r}.backward: grad_out must be a float32 array of the "
+                             f"output's shape {shape}, got "
+                             f"{getattr(grad_out, 'dtype', type(grad_out).__name__)} "
+                             f"{getattr(grad_out, 'shape', '')}")
+        return grad_out
+
     def _forwarded(self, name, why="call the layer on a batch first"):
         """What the last forward kept for backward in attribute `name` (the input, the
         argmax, ...); a RuntimeError saying `why` when none did (no forward yet)."""

@@ -18,14 +18,18 @@ class Flatten(Module):
         return x.reshape(self.output_shape(x.shape))
 
     def backward(self, grad_out, need_input_grad=True):
-        return grad_out.reshape(self._forwarded("_shape")) if need_input_grad else None
+        shape = self._forwarded("_shape")
+        self._grad(grad_out, self.output_shape(shape))
+        return grad_out.reshape(shape) if need_input_grad else None
 
 
 class Identity(Module):
     """y = x (the same array), e.g. a placeholder for a removed head."""
 
     def forward(self, x):
-        return self._input(x)
+        self._shape = self._input(x).shape
+        return x
 
     def backward(self, grad_out, need_input_grad=True):
+        self._grad(grad_out, self._forwarded("_shape"))
         return grad_out if need_input_grad else None
