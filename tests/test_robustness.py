@@ -682,3 +682,21 @@ def test_layers_without_a_backward_kernel_check_grad_out(layer, x, grad):
     with pytest.raises(ValueError, match=r"\.backward: grad_out must be a float32 array of "
                                          rf"the output's shape \({out_shape[0]}, "):
         layer.backward(grad)
+
+
+def test_keras_transpose_checks_its_input_and_grad_out():
+    """It cast float64 silently (complex in NumPy's unnamed cast error) and transposed any
+    grad_out back, of any batch size."""
+    from fastnn.keras.layers import Transpose
+    t = Transpose((0, 3, 1, 2))
+    with pytest.raises(RuntimeError, match=r"Transpose.*\.backward: call the layer on a batch"):
+        t.backward(np.ones((1, 3, 4, 4), np.float32))
+    for x in (np.ones((2, 4, 4, 3)), np.ones((2, 4, 4, 3), complex)):
+        with pytest.raises(TypeError, match="input x must be a float32 ndarray"):
+            t(x)
+    t(np.ones((2, 4, 4, 3), np.float32))
+    for grad in (np.ones((1, 3, 4, 4), np.float32), np.ones((2, 3, 4, 4))):
+        with pytest.raises(ValueError, match=r"grad_out must be a float32 array of the "
+                                             r"output's shape \(2, 3, 4, 4\)"):
+            t.backward(grad)
+    assert t.backward(np.ones((2, 3, 4, 4), np.float32)).shape == (2, 4, 4, 3)

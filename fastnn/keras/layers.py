@@ -55,14 +55,17 @@ class Transpose(Module):
         return tuple(shape[a] for a in self.axes)
 
     def forward(self, x):
+        self._shape = self._input(x).shape  # else the copy below casts any dtype
         y = self._buffer("y", self.output_shape(x.shape))
         np.copyto(y, x.transpose(self.axes))
         return y
 
     def backward(self, grad_out, need_input_grad=True):
+        shape = self._forwarded("_shape")
+        self._grad(grad_out, self.output_shape(shape))
         if not need_input_grad:
             return None
-        dx = self._buffer("dx", tuple(grad_out.shape[a] for a in self._inverse))
+        dx = self._buffer("dx", shape)
         np.copyto(dx, grad_out.transpose(self._inverse))
         return dx
 
