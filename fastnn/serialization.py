@@ -74,8 +74,14 @@ def save(model, path, optimizer=None):
                                 "state": {k: len(v) for k, v in state["state"].items()}}
         entries += [(f"optim/{k}/{i}.npy", _npy_bytes(a))
                     for k, arrays in state["state"].items() for i, a in enumerate(arrays)]
+    try:
+        digest = _digest(payload, entries)
+    except (TypeError, ValueError) as e:  # json's message names the value, not the layer
+        raise TypeError(f"save: the architecture of this {arch['type']} is not "
+                        f"JSON-serialisable ({e}): a config() of a registered class must "
+                        f"return plain ints, floats, strings, lists and dicts") from None
     header = {"magic": MAGIC, "version": VERSION, "payload": payload,
-              "entries": [name for name, _ in entries], "sha256": _digest(payload, entries)}
+              "entries": [name for name, _ in entries], "sha256": digest}
 
     def write(f):
         with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:

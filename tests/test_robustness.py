@@ -700,3 +700,26 @@ def test_keras_transpose_checks_its_input_and_grad_out():
                                              r"output's shape \(2, 3, 4, 4\)"):
             t.backward(grad)
     assert t.backward(np.ones((2, 3, 4, 4), np.float32)).shape == (2, 4, 4, 3)
+
+
+def test_save_of_an_architecture_json_cannot_hold_names_it_and_keeps_the_old_file(tmp_path):
+    @nn.register
+    class NumpyConfig(nn.Module):
+        def __init__(self, k=2):
+            self.k, self.fc = k, nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.fc(x)
+
+        def config(self):
+            return {"k": np.int64(self.k)}
+
+    path = tmp_path / "m.fnn"
+    path.write_bytes(b"old")
+    try:
+        with pytest.raises(TypeError, match="save: the architecture of this NumpyConfig is "
+                                            "not JSON-serialisable"):
+            fastnn.save(NumpyConfig(), path)
+    finally:
+        nn.registry.LAYERS.pop("NumpyConfig")
+    assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["m.fnn"]
