@@ -177,6 +177,16 @@ def _real_array(a, what, name):
     return array
 
 
+def _float32(x, what):
+    """x as one C-contiguous float32 array (converted once), or a MemoryError naming it
+    (NumPy's names neither: e.g. a broadcast view of 2**40 rows)."""
+    try:
+        return np.ascontiguousarray(x, dtype=np.float32)
+    except MemoryError:
+        raise MemoryError(f"{what}: cannot convert x of shape {x.shape} to one float32 array "
+                          f"({x.size * 4:,} bytes)") from None
+
+
 def _format_logs(logs):
     parts = []
     for key, value in logs.items():
@@ -215,7 +225,7 @@ class ModelAPI:
 
     def _prepare(self, x, y, loss_fn, what):
         """x as float32 (converted once) and y as the loss expects; checks lengths/labels."""
-        x = np.ascontiguousarray(_real_array(x, what, "x"), dtype=np.float32)
+        x = _float32(_real_array(x, what, "x"), what)
         y = _real_array(y, what, "y")
         if len(x) != len(y):
             raise ValueError(f"{what}: x and y must have the same length, got len(x)={len(x)} "
@@ -472,7 +482,7 @@ class ModelAPI:
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size <= 0:
             raise ValueError(f"predict: batch_size must be a positive int, got {batch_size!r}")
-        x = np.ascontiguousarray(_real_array(x, "predict", "x"), dtype=np.float32)
+        x = _float32(_real_array(x, "predict", "x"), "predict")
         n = len(x)
         if distributed and dist.init():
             x = x[dist.shard(n)]

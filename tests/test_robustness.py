@@ -723,3 +723,16 @@ def test_save_of_an_architecture_json_cannot_hold_names_it_and_keeps_the_old_fil
     finally:
         nn.registry.LAYERS.pop("NumpyConfig")
     assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["m.fnn"]
+
+
+def test_fit_evaluate_predict_name_an_x_no_memory_can_convert():
+    """A broadcast view of 2**40 rows: NumPy's 'Unable to allocate 12.0 TiB' named nothing."""
+    model = nn.Sequential(nn.Linear(3, 2))
+    x = np.broadcast_to(np.ones(3), (2**40, 3))
+    y = np.broadcast_to(np.zeros(1, np.int64), (2**40,))
+    with pytest.raises(MemoryError, match=r"predict: cannot convert x of shape \(109951162"):
+        model.predict(x)
+    with pytest.raises(MemoryError, match="fit: cannot convert x"):
+        model.fit(x, y, optimizer="sgd", verbose=0)
+    with pytest.raises(MemoryError, match="evaluate: cannot convert x"):
+        model.evaluate(x, y)
