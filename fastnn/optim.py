@@ -222,7 +222,7 @@ class Adam(Optimizer):
                 "step": [self._counts[i, ...] for i in range(len(self.params))]}
 
     def load_state_dict(self, state):
-        saved = state.get("state")
+        saved = state.get("state") if isinstance(state, dict) else None
         if isinstance(saved, dict) and "step" not in saved:
             # saved before per-parameter counts: every parameter took every step
             state = {**state, "state": {**saved, "step": [state["steps"]] * len(self.params)}}

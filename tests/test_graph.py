@@ -121,6 +121,42 @@ def test_rewrites_apply_inside_a_graph(rng):
                                                      ref_c.reshape(3, -1)], 1))
 
 
+def test_backward_after_an_eval_forward_matches_torch(rng):
+    """Input gradients in eval mode (saliency maps): a MaxPool2d, alone or fused with the
+    Conv2d before it, saves no argmax in eval mode; backward finds it then, rather than
+    reading none (KeyError) or the last training batch's."""
+    torch = pytest.importorskip("torch")
+    tnn = torch.nn
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.MaxPool2d(2), nn.Flatten(), nn.Linear(18, 2))
+    tmodel = tnn.Sequential(tnn.Conv2d(2, 3, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(2),
+                            tnn.MaxPool2d(2), tnn.Flatten(), tnn.Linear(18, 2)).eval()
+    model.load_state_dict(tmodel.state_dict())
+    kinds = [type(s.runner).__name__ for s in model._graph_for(((1, 2, 8, 12),)).steps]
+    assert kinds[:2] == ["_FusedConv", "MaxPool2d"]
+    pool = nn.MaxPool2d(2)
+    for trained_first in (False, True):
+        if trained_first:  # leaves the argmax of another batch in the layers' buffers
+            model.train()(randn(rng, 2, 2, 8, 12))
+            pool.train().forward(randn(rng, 2, 2, 8, 12))
+        x = randn(rng, 2, 2, 8, 12)
+        g = randn(rng, 2, 2)
+        model.eval()(x)
+        dx = model.backward(g, need_input_grad=True)
+        tx = torch.from_numpy(x).requires_grad_()
+        tmodel(tx).backward(torch.from_numpy(g))
+        np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-5, atol=1e-6)
+        for name, p in tmodel.named_parameters():
+            np.testing.assert_allclose(dict(model.named_parameters())[name].grad,
+                                       p.grad.numpy(), rtol=1e-4, atol=1e-5)
+        tmodel.zero_grad()
+        gp = randn(rng, 2, 2, 4, 6)
+        pool.eval().forward(x)
+        tx = torch.from_numpy(x).requires_grad_()
+        torch.nn.functional.max_pool2d(tx, 2).backward(torch.from_numpy(gp))
+        np.testing.assert_array_equal(pool.backward(gp), tx.grad.numpy())
+
+
 def test_tracing_errors_are_clear(rng):
     class Branchy(nn.Module):
         def __init__(self):

@@ -344,29 +344,6 @@ def test_forged_files_with_a_valid_checksum_raise_naming_the_file(tmp_path, edit
 
 # ---- misuse of the layer, model, optimizer and file API ----
 
-def test_max_pool_backward_after_an_eval_forward_raises():
-    """Eval mode keeps no argmax: the backward must not route the gradient through the
-    indices of an older training-mode batch (alone, or fused with its Conv2d)."""
-    rng = np.random.default_rng(0)
-    x1, x2 = (rng.standard_normal((2, 1, 6, 6), dtype=np.float32) for _ in range(2))
-    pool = nn.MaxPool2d(2)
-    pool(x1)
-    pool.eval()
-    pool(x2)
-    with pytest.raises(RuntimeError, match=r"MaxPool2d.*\.backward: no training-mode forward"):
-        pool.backward(np.ones((2, 1, 3, 3), np.float32))
-    model = nn.Sequential(nn.Conv2d(1, 2, 3, seed=0), nn.MaxPool2d(2), nn.ReLU(), nn.Flatten(),
-                          nn.Linear(8, 3, seed=0))
-    model(x1)
-    model.eval()
-    model(x2)
-    with pytest.raises(RuntimeError, match="keeps its argmax only in training mode"):
-        model.backward(np.ones((2, 3), np.float32))
-    model.train()
-    model(x2)
-    model.backward(np.ones((2, 3), np.float32))
-
-
 @pytest.mark.parametrize("layer", [
     nn.Conv2d(1, 2, 2, padding="same"), nn.Conv2d(1, 2, 3), nn.Linear(4, 2), nn.ReLU(),
     nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(1), nn.BatchNorm2d(1), nn.Flatten(), nn.Dropout(),

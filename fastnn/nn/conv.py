@@ -7,7 +7,6 @@ from .._core import POOL_POSITIONS, conv2d_algorithm
 from ..reference import conv2d_output_shape
 from .linear import _Weighted, _weights
 from .module import Parameter, _count, _pair, memo_shape
-from .pooling import NO_ARGMAX
 
 __all__ = ["Conv2d"]
 
@@ -178,8 +177,21 @@ class _FusedConv:
         args = (x, conv.weight.data, *conv._args())
         if pool is None:
             return F.conv2d_backward(grad_out, *args, **options)[0]
-        return F.conv2d_max_pool2d_backward(grad_out, pool._forwarded("_pos", NO_ARGMAX),
-                                            *args, *pool._args(), **options)[0]
+        return F.conv2d_max_pool2d_backward(grad_out, self._positions(), *args, *pool._args(),
+                                            **options)[0]
+
+    def _positions(self):
+        """The pool's window positions from the last forward. An eval-mode one keeps none:
+        they are found then (see MaxPool2d), from the same input and weights."""
+        conv, pool = self.conv, self.pool
+        if pool._pos is None:
+            pool._pos = pool._buffer("pos", self._y.shape, np.uint8)
+            F.conv2d_max_pool2d(conv._x, conv.weight.data,
+                                None if conv.bias is None else conv.bias.data, *conv._args(),
+                                *pool._args(), out=pool._buffer("argmax_y", self._y.shape),
+                                indices=pool._pos, algorithm=conv.algorithm,
+                                activation=self._activation)
+        return pool._pos
 
     def named_parameters(self):
         return self.conv.named_parameters()

@@ -38,14 +38,11 @@ class _Pool2d(Module):
                 "padding": list(self.padding)}
 
 
-# An eval-mode forward keeps no argmax: a backward after it would read the indices of an
-# older training-mode forward (another batch) and route the gradient wrongly.
-NO_ARGMAX = ("no training-mode forward to backpropagate through: max pooling keeps its "
-             "argmax only in training mode (call .train() before the forward)")
-
-
 class MaxPool2d(_Pool2d):
-    """Max pooling; in training mode it saves the argmax indices for backward."""
+    """Max pooling; in training mode it saves the argmax indices for backward. An
+    eval-mode forward saves none (it runs faster): a backward after it (input gradients
+    for a saliency map) finds them then, as torch's would route the gradient, rather than
+    reading an older batch's."""
 
     def forward(self, x):
         self._x = x
@@ -59,7 +56,11 @@ class MaxPool2d(_Pool2d):
     def backward(self, grad_out, need_input_grad=True):
         if not need_input_grad:
             return None
-        indices = self._forwarded("_indices", NO_ARGMAX)
+        x, indices = self._forwarded("_x"), self._indices
+        if indices is None:
+            indices = self._indices = self._buffer("idx", self.output_shape(x.shape), np.int64)
+            F.max_pool2d_with_indices(x, *self._args(), indices=indices,
+                                      out=self._buffer("argmax_y", indices.shape))
         return F.max_pool2d_backward(grad_out, self._x, *self._args(), indices=indices,
                                      out=self._buffer("dx", self._x.shape))
 
