@@ -14,6 +14,7 @@ truncated, bit-flipped or foreign file raises ValueError naming the file.
 Writes go to a temporary file in the same directory, are fsync'ed, and then
 os.replace'd over the destination: a crash leaves the old file or the new one,
 never half of one."""
+import errno
 import hashlib
 import io
 import json
@@ -97,6 +98,11 @@ def atomic_write(path, write):
     over path: a crash leaves the old file or the new one, never half of one."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
+    # named here: mkstemp's and os.replace's errors would name the temporary file
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "cannot write a file over a directory", path)
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(errno.ENOENT, "no directory to write the file into", path)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
                                dir=directory)
     try:

@@ -177,6 +177,14 @@ def _real_array(a, what, name):
     return array
 
 
+def _flag(value, name, what):
+    """value if it is True or False (NumPy's bool too), else a TypeError naming it: a
+    string such as "no" would count as True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{what}: {name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def _float32(x, what):
     """x as one C-contiguous float32 array (converted once), or a MemoryError naming it
     (NumPy's names neither: e.g. a broadcast view of 2**40 rows)."""
@@ -293,6 +301,8 @@ class ModelAPI:
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size <= 0:
             raise ValueError(f"fit: batch_size must be a positive int, got {batch_size!r}")
+        distributed = _flag(distributed, "distributed", "fit")
+        check_finite = _flag(check_finite, "check_finite", "fit")
         if not 0.0 <= as_real(validation_split, "validation_split", "fit") < 1.0:
             raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split!r}")
         pair = isinstance(validation_data, (tuple, list))
@@ -442,6 +452,7 @@ class ModelAPI:
         (cross-entropy if none); "accuracy" is omitted for losses without one (mse).
         distributed=True: each rank of the MPI job evaluates its shard of (x, y) and the
         sums are combined (every rank gets the result)."""
+        distributed = _flag(distributed, "distributed", "evaluate")
         loss_fn = losses.get(loss or self.loss or "cross_entropy")
         x, y = self._prepare(x, y, loss_fn, "evaluate")
         part = dist.shard(len(x)) if distributed and dist.init() else slice(None)
@@ -482,6 +493,7 @@ class ModelAPI:
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size <= 0:
             raise ValueError(f"predict: batch_size must be a positive int, got {batch_size!r}")
+        distributed = _flag(distributed, "distributed", "predict")
         x = _float32(_real_array(x, "predict", "x"), "predict")
         n = len(x)
         if distributed and dist.init():

@@ -312,6 +312,27 @@ def layer0(header):
     return header["payload"]["model"]["layers"][0]["config"]
 
 
+@pytest.mark.parametrize("how", ["save", "save_weights", "onnx"])
+def test_writing_over_a_directory_or_into_a_missing_one_names_the_path(tmp_path, how):
+    """Not the temporary file beside it (mkstemp's and os.replace's errors name that);
+    nothing is left behind."""
+    if how == "onnx":
+        pytest.importorskip("onnx")
+        from fastnn import onnx as fonnx
+
+        def write(m, p):
+            fonnx.export(m, p, input_shape=(4,))
+    else:
+        write = getattr(fastnn, how)
+    model = fastnn.Sequential(nn.Linear(4, 2, seed=0))
+    (tmp_path / "d").mkdir()
+    with pytest.raises(IsADirectoryError, match=str(tmp_path / "d")):
+        write(model, tmp_path / "d")
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "missing" / "m")):
+        write(model, tmp_path / "missing" / "m")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"] and not any((tmp_path / "d").iterdir())
+
+
 @pytest.mark.parametrize("edit", [
     lambda h: layer0(h).update(in_features=2**40),         # a weight no memory holds
     lambda h: layer0(h).update(in_features=-3),
@@ -498,12 +519,18 @@ def test_a_bad_seed_raises_naming_seed_and_the_call(seed, error):
     ({"verbose": "loud"}, ValueError, "verbose must be 0, 1 or 2"),
     ({"callbacks": fastnn.EarlyStopping(monitor="loss")}, TypeError, "callbacks must be a list"),
     ({"callbacks": [5]}, TypeError, r"callbacks\[0\] \(int\) has none of the hooks"),
+    ({"distributed": "no"}, TypeError, "distributed must be True or False"),  # was truthy
+    ({"check_finite": 1}, TypeError, "check_finite must be True or False"),
 ])
 def test_fit_names_bad_arguments(kwargs, error, match):
     x, y = data(8, shape=(3,))
     model = nn.Sequential(nn.Linear(3, 10, seed=0))
     with pytest.raises(error, match="fit: " + match):
         model.fit(x, y, optimizer="sgd", **{"verbose": 0, **kwargs})
+    with pytest.raises(TypeError, match="evaluate: distributed must be True or False"):
+        model.evaluate(x, y, distributed="no")
+    with pytest.raises(TypeError, match="predict: distributed must be True or False"):
+        model.predict(x, distributed=None)
 
 
 @pytest.mark.parametrize("kwargs,error,match", [
