@@ -379,6 +379,14 @@ def test_a_layer_called_on_a_non_float32_array_raises_type_error(layer, make):
         layer(make((2, 4) if isinstance(layer, nn.Linear) else (2, 1, 4, 4)))
 
 
+def test_a_numpy_scalar_input_is_named_as_one():
+    """'got float32' for np.float32(1) read as if a float32 array had been refused."""
+    model = fastnn.Sequential(nn.Linear(4, 2, seed=0))
+    for call in (nn.ReLU(), nn.Linear(4, 2), model, model.layers[0]):
+        with pytest.raises(TypeError, match="got numpy.float32"):
+            call(np.float32(1.0))
+
+
 @pytest.mark.parametrize("xs", [[np.ones((2, 3), np.float32), [1.0, 2.0, 3.0]],
                                 [np.ones((2, 3), np.float32), np.ones((2, 3))],
                                 [np.ones((2, 3), np.float32), None]])

@@ -28,7 +28,7 @@ import numpy as np
 from .activation import ReLU
 from .conv import Conv2d, _FusedConv
 from .merge import Add
-from .module import Module, Parameter, _module_list
+from .module import Module, Parameter, _module_list, _what
 from .pooling import MaxPool2d
 
 __all__ = ["Value", "Input", "TracingError", "Graph", "call", "trace", "output_shape"]
@@ -156,7 +156,7 @@ def call(module, args):
                 not getattr(module, "_merge", False):
             # else the layer's shape check fails on it with an AttributeError
             raise TypeError(f"{module!r}: input x must be a float32 ndarray, got "
-                            f"{type(args[0]).__name__}")
+                            f"{_what(args[0])}")
         return module.forward(*args)
     return _run(module, args)
 
@@ -207,8 +207,8 @@ def _add_node(module, args):
 
 def _as_array(x, owner, k):
     if not isinstance(x, np.ndarray) or x.dtype != np.float32:
-        raise TypeError(f"{owner}: input {k} must be a float32 ndarray, got "
-                        f"{getattr(x, 'dtype', type(x).__name__)}; use x.astype(np.float32)")
+        raise TypeError(f"{owner}: input {k} must be a float32 ndarray, got {_what(x)}; "
+                        f"use x.astype(np.float32)")
     return x
 
 

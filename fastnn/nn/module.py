@@ -36,6 +36,15 @@ __all__ = ["Parameter", "Module"]
 _FLOAT32 = np.dtype(np.float32)  # compared with != (~40 ns less than with np.float32)
 
 
+def _what(x):
+    """x's kind for an error that wants a float32 ndarray: 'a float64 array', 'list',
+    'numpy.float32' (a NumPy scalar, which a bare 'float32' would hide)."""
+    if isinstance(x, np.ndarray):
+        return f"a {x.dtype} array"
+    kind = type(x)
+    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+
+
 def _module_list(value):
     """Whether an attribute value is a list or tuple of modules (tracked as children)."""
     return isinstance(value, (list, tuple)) and bool(value) and \
@@ -291,8 +300,7 @@ class Module(training.ModelAPI):
     def _input(self, x):
         """x, if it is what the layers' kernels take (a float32 ndarray); else TypeError."""
         if not isinstance(x, np.ndarray) or x.dtype != _FLOAT32:
-            raise TypeError(f"{self!r}: input x must be a float32 ndarray, got "
-                            f"{getattr(x, 'dtype', type(x).__name__)}")
+            raise TypeError(f"{self!r}: input x must be a float32 ndarray, got {_what(x)}")
         return x
 
     def _grad(self, grad_out, shape):
