@@ -213,6 +213,8 @@ extern const fnn_kernels *fnn_active;
  * window of more than FNN_POOL_POSITIONS); with y, the pooled output after a relu (or
  * NULL), only the gy where y > 0, as relu's backward passes them. */
 int fnn_pool_valid(const fnn_pool2d *p);
+/* A 2x2, stride-2 window without padding: the vectorised kernels' (and winograd.c's) case. */
+int fnn_pool_is_2x2(const fnn_pool2d *p);
 void fnn_max_pool_planes(const fnn_pool2d *p, int64_t planes, const float *x, float *y,
                          int64_t *idx, uint8_t *pos);
 int fnn_max_unpool_planes(const fnn_pool2d *p, int64_t planes, const float *gy,

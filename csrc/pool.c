@@ -23,7 +23,7 @@ int fnn_pool_valid(const fnn_pool2d *p)
                                p->oh * p->ow <= INT64_MAX / p->planes));
 }
 
-static int is_2x2(const fnn_pool2d *p)
+int fnn_pool_is_2x2(const fnn_pool2d *p)
 {
     return p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 && p->ph == 0 && p->pw == 0 &&
            p->w < INT32_MAX;
@@ -74,7 +74,7 @@ typedef struct {
 static void max_rows(const fnn_pool2d *p, const float *x, int64_t i0, int64_t i1, float *y,
                      int64_t *idx, uint8_t *pos)
 {
-    if (is_2x2(p)) {
+    if (fnn_pool_is_2x2(p)) {
         fnn_active->ew->max_pool_2x2(i1 - i0, p->ow, (int)p->w, x + 2 * i0 * p->w,
                                     2 * i0 * p->w, y, idx, pos);
         return;
@@ -164,7 +164,7 @@ int fnn_max_unpool_planes(const fnn_pool2d *p, int64_t planes, const float *gy,
     }
     for (int64_t q = 0; q < planes; q++, gy += out, y = y ? y + out : NULL, gx += in) {
         int st;
-        if (pos && is_2x2(p)) {  /* the windows tile the plane: written once, vectorised */
+        if (pos && fnn_pool_is_2x2(p)) {  /* windows tile the plane: written once, vectorised */
             st = fnn_active->ew->max_unpool_2x2(p->oh, p->ow, p->h, (int)p->w, gy, y,
                                                 pos + q * out, gx) ? FNN_EINVAL : FNN_OK;
         } else {

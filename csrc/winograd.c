@@ -137,15 +137,23 @@ static void geom_init(wino_geom *g, int m, int64_t n, int64_t ci, int64_t h, int
     g->mplane = plane_stride(g->tb * g->cop);
 }
 
-/* Floats of one pooled row, channels-last (a band's 2x2 max pool), and as many bytes. */
-static int64_t pooled_row_elems(const wino_geom *g) { return fnn_round_up(g->tw * g->m / 2 * g->cop, 16); }
+/* Floats of the band of input rows under a tile row (or of output rows of one). */
+static int64_t band_elems(const wino_geom *g)
+{
+    return fnn_round_up(FNN_MAX(g->a * g->bw * g->cip, g->m * g->tw * g->m * g->cop), 16);
+}
 
-/* Floats of one thread's buffers: V, M, the band of input rows under a tile row (or of
- * output rows of one), then a pooled row and its positions. */
+/* Floats of one pooled row, channels-last (a band's 2x2 max pool); as many bytes of
+ * window positions follow it (a quarter as many floats). */
+static int64_t pooled_row_elems(const wino_geom *g)
+{
+    return fnn_round_up(g->tw * g->m / 2 * g->cop, 16);
+}
+
+/* Floats of one thread's buffers: V, M, the band, then a pooled row and its positions. */
 static size_t thread_elems(const wino_geom *g)
 {
-    return (size_t)(g->P * (g->vplane + g->mplane) +
-                    fnn_round_up(FNN_MAX(g->a * g->bw * g->cip, g->m * g->tw * g->m * g->cop), 16) +
+    return (size_t)(g->P * (g->vplane + g->mplane) + band_elems(g) +
                     pooled_row_elems(g) * 5 / 4);
 }
 
@@ -297,7 +305,7 @@ static int transform_output(const wino_geom *g, const float *mm, int64_t r0, int
         /* the whole band, cropped pixels too (they are finite if the inputs are) */
         bad |= !fnn_all_finite(band, m * ld);
         if (bp != NULL) {
-            pool_band(g, bp, band, img, y0, relu, band + fnn_round_up(m * ld, 16));
+            pool_band(g, bp, band, img, y0, relu, band + band_elems(g));
             continue;
         }
         if (relu)
@@ -352,8 +360,8 @@ static int run_block(const wino_geom *g, int64_t blk, const float *x, const floa
 
 typedef struct {
     const wino_geom *g;
-    const fnn_pool2d *pool;      /* pooled after the blocks, unless taken in the band: */
-    const band_pool *bp;
+    const fnn_pool2d *pool;  /* pooled after the blocks, or */
+    const band_pool *bp;     /* in each tile row's band */
     const float *x, *up, *bias;  /* up: packed U */
     float *y, *py, *bufs;        /* bufs: te floats per slot */
     uint8_t *ppos;
@@ -365,8 +373,8 @@ typedef struct {
 static void wino_block(void *ctx, int64_t blk, int slot)
 {
     wino_job *J = ctx;
-    if (run_block(J->g, blk, J->x, J->up, J->bias, J->relu && (!J->pool || J->bp), J->y,
-                  J->bp, J->bufs + J->te * slot))
+    if (run_block(J->g, blk, J->x, J->up, J->bias, J->relu && !J->pool, J->y, J->bp,
+                  J->bufs + J->te * slot))
         fnn_store_status(&J->err, FNN_ENONFINITE);
 }
 
@@ -390,35 +398,33 @@ static int wino_run(const wino_geom *g, const float *x, const float *w, int64_t 
                     const fnn_pool2d *pool, float *py, uint8_t *ppos, int relu)
 {
     int64_t out_img = g->co * g->oh * g->ow;
-    int64_t pooled = pool ? g->co * pool->oh * pool->ow : 0;
     band_pool bp = {.py = py, .ppos = ppos};
-    int in_band = pool != NULL && pool->kh == 2 && pool->kw == 2 && pool->sh == 2 &&
-                  pool->sw == 2 && pool->ph == 0 && pool->pw == 0 &&
-                  2 * pool->oh <= g->oh && 2 * pool->ow <= g->ow;
-    if (in_band) {
+    if (pool != NULL && fnn_pool_is_2x2(pool)) {  /* then no pass after the blocks */
         bp.poh = pool->oh;
         bp.pow = pool->ow;
+        pool = NULL;
     }
+    int64_t pooled = pool ? g->co * pool->oh * pool->ow : 0;
     size_t up_elems = packed_u_elems(g) + fnn_round_up(g->cop, 16), te = thread_elems(g);
-    size_t whole = pool && !in_band ? (size_t)fnn_round_up(g->n * out_img, 16) : 0;
+    size_t whole = pool ? (size_t)fnn_round_up(g->n * out_img, 16) : 0;
     double work = (double)g->n * g->co * g->oh * g->ow * g->ci * g->P / (g->m * g->m);
     int nth = (int)FNN_MIN(fnn_threads_for(work), g->nblocks);
     float *ws = fnn_workspace(FNN_WS_OP, (up_elems + whole + te * nth + 16) * sizeof(float));
     if (ws == NULL)
         return FNN_ENOMEM;
-    if (pool != NULL && !in_band)
+    if (pool != NULL)
         y = ws + up_elems;
     transform_filters(g, w + base, so, sc, si, sj, ws);
     float *bias_p = ws + packed_u_elems(g);  /* lanes past co (and no bias): 0 */
     for (int64_t o = 0; o < g->cop; o++)
         bias_p[o] = bias != NULL && o < g->co ? bias[o] : 0.0f;
-    wino_job J = {.g = g, .pool = pool, .bp = in_band ? &bp : NULL, .x = x, .up = ws, .bias = bias_p, .y = y, .py = py,
-                  .ppos = ppos, .bufs = ws + up_elems + whole, .te = te, .out_img = out_img,
-                  .pooled = pooled, .relu = relu, .err = FNN_OK};
+    wino_job J = {.g = g, .pool = pool, .bp = bp.poh > 0 ? &bp : NULL, .x = x, .up = ws,
+                  .bias = bias_p, .y = y, .py = py, .ppos = ppos, .bufs = ws + up_elems + whole,
+                  .te = te, .out_img = out_img, .pooled = pooled, .relu = relu, .err = FNN_OK};
     fnn_run(g->nblocks, nth, wino_block, &J);
     if (J.err != FNN_OK)
         return J.err;
-    if (pool != NULL && !in_band)
+    if (pool != NULL)
         fnn_run(g->n, nth, wino_pool_image, &J);
     return FNN_OK;
 }

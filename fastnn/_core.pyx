@@ -249,6 +249,16 @@ cpdef object as_real(object v, str name, str fn):
     return float(v)
 
 
+def as_sample_shape(object shape, str name, str fn):
+    """A per-sample shape (a sequence of dimensions, or an int for one) as a tuple of
+    ints in [1, MAX_WINDOW_ARG], or a ValueError naming name and fn."""
+    dims = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+    if not all(is_int(d) and 1 <= d <= MAX_WINDOW_ARG for d in dims):
+        raise ValueError(f"{fn}: {name} must hold positive ints (per sample, e.g. (1, 28, 28)), "
+                         f"got {shape!r}")
+    return tuple(int(d) for d in dims)
+
+
 def as_rng(object seed, str fn):
     """np.random.default_rng(seed), or an error naming seed and fn (NumPy's says neither,
     e.g. 'expected non-negative integer'); used wherever a seed argument is taken."""

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._core import as_rng
+from ._core import as_rng, is_int
 
 __all__ = ["read_idx", "load", "load_raw", "load_splits", "load_mnist", "load_fashion_mnist",
            "iterate_batches", "cache_dir"]
@@ -318,11 +318,20 @@ def load_fashion_mnist(root=None, download=True):
     )
 
 
+def as_batch_size(batch_size, fn, default=None):
+    """batch_size as a positive int, or a ValueError naming fn; None means `default` where
+    the caller has one (the Keras dialect's 32)."""
+    if batch_size is None and default is not None:
+        return default
+    if not is_int(batch_size) or batch_size <= 0:
+        allowed = " or None" if default is not None else ""
+        raise ValueError(f"{fn}: batch_size must be a positive int{allowed}, got {batch_size!r}")
+    return int(batch_size)
+
+
 def iterate_batches(x, y, batch_size, shuffle=True, seed=None):
     """Return a generator of (xb, yb) batches covering x and y once; the last may be partial."""
-    is_int = isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool)
-    if not is_int or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = as_batch_size(batch_size, "iterate_batches")
     if len(x) != len(y):
         raise ValueError(
             f"x and y must have the same length, got len(x)={len(x)} and len(y)={len(y)}"

@@ -118,11 +118,12 @@ class Optimizer:
         # everything fits (re-initialising it in place lost its state on an error).
         new = type(self)(self.params, **hyper)
         mine = new._state_arrays()
-        if set(theirs) != set(mine):
+        # "step" (per-parameter counts) is absent from states saved before it was kept
+        if not set(mine) - {"step"} <= set(theirs) <= set(mine):
             raise ValueError(f"{name}.load_state_dict: state has arrays {sorted(theirs)}, "
                              f"expected {sorted(mine)}")
-        for key, arrays in mine.items():
-            srcs = [np.asarray(a) for a in theirs[key]]
+        for key in theirs:
+            arrays, srcs = mine[key], [np.asarray(a) for a in theirs[key]]
             shapes = [a.shape for a in srcs]
             if shapes != [a.shape for a in arrays]:
                 raise ValueError(f"{name}.load_state_dict: {key!r} shapes {shapes} do not "
@@ -133,7 +134,7 @@ class Optimizer:
             for dst, src in zip(arrays, srcs):
                 np.copyto(dst, src)
         new.steps = int(steps)
-        if "step" not in mine:  # no per-parameter counts saved: each took every step
+        if "step" not in theirs:  # no per-parameter counts saved: each took every step
             new._counts[:] = new.steps
         elif (new._counts < 0).any():
             raise ValueError(f"{name}.load_state_dict: 'step' counts must be non-negative, "
@@ -220,13 +221,6 @@ class Adam(Optimizer):
         # "step": torch's per-parameter step count (0-d views of _counts)
         return {"exp_avg": self._m, "exp_avg_sq": self._v,
                 "step": [self._counts[i, ...] for i in range(len(self.params))]}
-
-    def load_state_dict(self, state):
-        saved = state.get("state") if isinstance(state, dict) else None
-        if isinstance(saved, dict) and "step" not in saved:
-            # saved before per-parameter counts: every parameter took every step
-            state = {**state, "state": {**saved, "step": [state["steps"]] * len(self.params)}}
-        super().load_state_dict(state)
 
 
 class AdamW(Adam):

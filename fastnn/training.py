@@ -14,8 +14,8 @@ import time
 import numpy as np
 
 from . import distributed as dist, losses
-from ._core import as_real, as_rng, is_int
-from .datasets import iterate_batches
+from ._core import as_real, as_rng, as_sample_shape, is_int
+from .datasets import as_batch_size, iterate_batches
 
 __all__ = ["ModelAPI", "History", "Callback", "EarlyStopping"]
 
@@ -298,9 +298,7 @@ class ModelAPI:
         prints; validation is split across ranks."""
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-                or batch_size <= 0:
-            raise ValueError(f"fit: batch_size must be a positive int, got {batch_size!r}")
+        batch_size = as_batch_size(batch_size, "fit")
         distributed = _flag(distributed, "distributed", "fit")
         check_finite = _flag(check_finite, "check_finite", "fit")
         if not 0.0 <= as_real(validation_split, "validation_split", "fit") < 1.0:
@@ -453,6 +451,7 @@ class ModelAPI:
         distributed=True: each rank of the MPI job evaluates its shard of (x, y) and the
         sums are combined (every rank gets the result)."""
         distributed = _flag(distributed, "distributed", "evaluate")
+        batch_size = as_batch_size(batch_size, "evaluate")
         loss_fn = losses.get(loss or self.loss or "cross_entropy")
         x, y = self._prepare(x, y, loss_fn, "evaluate")
         part = dist.shard(len(x)) if distributed and dist.init() else slice(None)
@@ -490,9 +489,7 @@ class ModelAPI:
         """Model outputs for x, computed in eval mode batch by batch (a new array).
         distributed=True: each rank of the MPI job predicts its shard of x and every rank
         gets the whole result."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-                or batch_size <= 0:
-            raise ValueError(f"predict: batch_size must be a positive int, got {batch_size!r}")
+        batch_size = as_batch_size(batch_size, "predict")
         distributed = _flag(distributed, "distributed", "predict")
         x = _float32(_real_array(x, "predict", "x"), "predict")
         n = len(x)
@@ -507,13 +504,8 @@ class ModelAPI:
     def _input_shapes(self, input_shape, what):
         """The model's input shapes (batch None first): from per-sample `input_shape`, or
         the model's own; an error naming `what` when neither is known."""
-        if input_shape is not None:  # an int for one dimension, as fastnn.Input takes
-            shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else (
-                input_shape,)
-            if not all(is_int(d) and d >= 1 for d in shape):
-                raise ValueError(f"{what}: input_shape must hold positive ints (per sample, "
-                                 f"e.g. (1, 28, 28)), got {input_shape!r}")
-            return ((None,) + tuple(map(int, shape)),)
+        if input_shape is not None:
+            return ((None,) + as_sample_shape(input_shape, "input_shape", what),)
         if getattr(self, "_functional", False):
             return tuple(v.shape for v in self.inputs)
         if self.input_shape is not None:

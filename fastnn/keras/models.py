@@ -13,7 +13,7 @@ import contextlib
 import numpy as np
 
 from .. import losses as _losses
-from .._core import is_int
+from ..datasets import as_batch_size
 from .. import nn
 from ..nn.graph import Graph
 from ..training import ModelAPI
@@ -195,7 +195,7 @@ class Model(nn.Model):
         if verbose not in ("auto", 0, 1, 2):
             raise ValueError(f"fit: verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
         verbose = 1 if verbose == "auto" else int(verbose)
-        batch_size = _batch_size(batch_size, "fit")
+        batch_size = as_batch_size(batch_size, "fit", 32)
         keras_callbacks = list(callbacks or [])
         with self._training_graph():
             run = ModelAPI.fit(self, x, y, optimizer=self._optimizer(), loss=self._loss_fn,
@@ -223,9 +223,8 @@ class Model(nn.Model):
         self._ensure_built(x)
         y = self._targets(y, "evaluate")
         with self._training_graph():
-            result = ModelAPI.evaluate(self, x, y,
-                                       batch_size=max(_batch_size(batch_size, "evaluate"), 256),
-                                       loss=self._loss_fn)
+            batch_size = max(as_batch_size(batch_size, "evaluate", 32), 256)
+            result = ModelAPI.evaluate(self, x, y, batch_size=batch_size, loss=self._loss_fn)
         if verbose not in (0, "auto"):
             print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()), flush=True)
         if return_dict:
@@ -237,7 +236,8 @@ class Model(nn.Model):
         """The model's outputs (probabilities for a softmax/sigmoid output) for x."""
         x = np.asarray(x)
         self._ensure_built(x)
-        return ModelAPI.predict(self, x, batch_size=max(_batch_size(batch_size, "predict"), 256))
+        batch_size = max(as_batch_size(batch_size, "predict", 32), 256)
+        return ModelAPI.predict(self, x, batch_size=batch_size)
 
     def __call__(self, *args):
         if args and isinstance(args[0], _layers.KerasTensor):
@@ -306,17 +306,6 @@ class Model(nn.Model):
         text = "\n".join(lines)
         (print_fn or print)(text)
         return None
-
-
-def _batch_size(batch_size, what):
-    """Keras' batch_size: None means 32; else a positive int (0 was taken as None, and a
-    negative one raised to evaluate's and predict's floor of 256)."""
-    if batch_size is None:
-        return 32
-    if not is_int(batch_size) or batch_size <= 0:
-        raise ValueError(f"{what}: batch_size must be a positive int or None, got "
-                         f"{batch_size!r}")
-    return int(batch_size)
 
 
 def _argmax_or_round_correct(pred, target):

@@ -1,5 +1,5 @@
 """Sequential: layers applied in order, one case of the graph models (fastnn.nn.graph)."""
-from .._core import MAX_WINDOW_ARG, is_int as _is_int
+from .._core import as_sample_shape
 from .model import Model
 from .module import Module
 
@@ -21,12 +21,7 @@ class Sequential(Model):
                                 f"not a fastnn.nn.Module")
         self.layers = list(layers)
         if input_shape is not None:  # an int for one dimension, as fastnn.Input takes
-            input_shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else (
-                input_shape,)
-            if not all(_is_int(d) and 1 <= d <= MAX_WINDOW_ARG for d in input_shape):
-                raise ValueError(f"Sequential: input_shape must hold positive ints (per "
-                                 f"sample, e.g. (1, 28, 28)), got {input_shape!r}")
-            input_shape = tuple(map(int, input_shape))
+            input_shape = as_sample_shape(input_shape, "input_shape", "Sequential")
         self.input_shape = input_shape
 
     def __len__(self):

@@ -28,6 +28,7 @@ import numpy as np
 from .activation import ReLU
 from .conv import Conv2d, _FusedConv
 from .merge import Add
+from .._core import as_sample_shape
 from .module import Module, Parameter, _module_list, _what
 from .pooling import MaxPool2d
 
@@ -103,12 +104,7 @@ class Value:
 def Input(shape):
     """A symbolic model input of per-sample `shape` (e.g. (1, 28, 28)); the batch
     dimension comes first and is left open."""
-    shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
-    if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1
-               for d in shape):
-        raise ValueError(f"Input: shape must hold positive ints (per sample, e.g. (1, 28, 28)), "
-                         f"got {shape!r}")
-    return Value((None,) + tuple(map(int, shape)))
+    return Value((None,) + as_sample_shape(shape, "shape", "Input"))
 
 
 def _shape_text(shape):

@@ -310,8 +310,7 @@ class Module(training.ModelAPI):
         if not isinstance(grad_out, np.ndarray) or grad_out.dtype != _FLOAT32 or \
                 grad_out.shape != shape:
             raise ValueError(f"{self!r}.backward: grad_out must be a float32 array of the "
-                             f"output's shape {shape}, got "
-                             f"{getattr(grad_out, 'dtype', type(grad_out).__name__)} "
+                             f"output's shape {shape}, got {_what(grad_out)} "
                              f"{getattr(grad_out, 'shape', '')}")
         return grad_out
 
