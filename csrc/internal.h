@@ -166,8 +166,9 @@ typedef struct {
 typedef struct {
     /* patch pixel (i, j) at src + i*ld + j*cp -> position xi of channel c at out[xi*os + c] */
     void (*input)(int m, const float *src, int64_t ld, int64_t cp, float *out, int64_t os);
-    /* in[xi*is + c] + bias[c] -> pixel (i, j) of channel c at out[i*ld + j*cp + c] */
-    void (*output)(int m, const float *in, int64_t is, int64_t cp, const float *bias,
+    /* in[xi*is + c] + bias[c] -> pixel (i, j) of channel c at out[i*ld + j*cp + c];
+     * nonzero if one of them is inf or NaN (tested in registers, not by a pass after) */
+    int (*output)(int m, const float *in, int64_t is, int64_t cp, const float *bias,
                    float *out, int64_t ld);
     /* the m x m patch, pixel (i, j) at src + i*ld + j*cp -> position xi of A g A^T of
      * channel c at out[xi*os + c] (the weight gradient's output-gradient tiles) */

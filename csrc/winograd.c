@@ -279,10 +279,13 @@ static void pool_band(const wino_geom *g, const band_pool *bp, const float *band
             fnn_active->ew->relu(n, prow, prow);
         fnn_active->gemm->planes_rows(1, g->co, 1, bp->pow, prow, bp->py + at, plane, bp->pow,
                                       n, g->cop);
-        if (bp->ppos != NULL)
-            for (int64_t c = 0; c < g->co; c++)
-                for (int64_t j = 0; j < bp->pow; j++)
-                    bp->ppos[at + c * plane + j] = pos[j * g->cop + c];
+        if (bp->ppos != NULL) {  /* sizes in locals: a byte store may alias any field */
+            uint8_t *dst = bp->ppos + at;
+            const int64_t co = g->co, cop = g->cop, pw = bp->pow;
+            for (int64_t c = 0; c < co; c++)
+                for (int64_t j = 0; j < pw; j++)
+                    dst[c * plane + j] = pos[j * cop + c];
+        }
     }
 }
 
@@ -299,11 +302,10 @@ static int transform_output(const wino_geom *g, const float *mm, int64_t r0, int
     int bad = 0;
     for (int64_t r = r0; r < r1; r++) {
         int64_t img = r / g->th, y0 = (r % g->th) * m;
-        for (int64_t tx = 0, q = (r - r0) * g->tw; tx < g->tw; tx++, q++)
-            fnn_active->wino->output(m, mm + q * g->cop, g->mplane, g->cop, bias,
-                                     band + tx * m * g->cop, ld);
         /* the whole band, cropped pixels too (they are finite if the inputs are) */
-        bad |= !fnn_all_finite(band, m * ld);
+        for (int64_t tx = 0, q = (r - r0) * g->tw; tx < g->tw; tx++, q++)
+            bad |= fnn_active->wino->output(m, mm + q * g->cop, g->mplane, g->cop, bias,
+                                            band + tx * m * g->cop, ld);
         if (bp != NULL) {
             pool_band(g, bp, band, img, y0, relu, band + band_elems(g));
             continue;

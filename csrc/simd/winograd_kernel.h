@@ -90,13 +90,17 @@ wino_patch_m(int m, int k, wino_1d t, const float *src, int64_t ld, int64_t cp, 
     }
 }
 
+typedef unsigned wino_vu __attribute__((vector_size(FNN_WINO_LANES * 4)));
+
 /* One tile's output from in[xi*is + c] plus bias[c] (c < cp, a multiple of LANES): pixel
- * (i, j) of channel c to out[i*ld + j*cp + c]. */
-static inline __attribute__((always_inline)) void
+ * (i, j) of channel c to out[i*ld + j*cp + c]. Returns nonzero if one is inf or NaN: bit
+ * 31 of (exponent bits + 1), as fnn_all_finite tests them. */
+static inline __attribute__((always_inline)) int
 wino_output_m(int m, const float *in, int64_t is, int64_t cp, const float *bias, float *out,
               int64_t ld)
 {
     const int a = m + 2;
+    wino_vu bad = {0};
     for (int64_t c = 0; c < cp; c += FNN_WINO_LANES) {
         wino_vf d[36], r[24], o[16];
         for (int xi = 0; xi < a * a; xi++)
@@ -107,9 +111,16 @@ wino_output_m(int m, const float *in, int64_t is, int64_t cp, const float *bias,
             wino_at(m, r + j, m, o + j, m);
         wino_vf b = *(const wino_vf_u *)(bias + c);
         for (int i = 0; i < m; i++)
-            for (int j = 0; j < m; j++)
-                *(wino_vf_u *)(out + i * ld + j * cp + c) = o[i * m + j] + b;
+            for (int j = 0; j < m; j++) {
+                wino_vf v = o[i * m + j] + b;
+                bad |= ((wino_vu)v & 0x7f800000u) + 0x00800000u;
+                *(wino_vf_u *)(out + i * ld + j * cp + c) = v;
+            }
     }
+    unsigned any = 0;
+    for (int l = 0; l < FNN_WINO_LANES; l++)
+        any |= bad[l];
+    return (int)(any >> 31);
 }
 
 /* B^T d B of the a x a patch (the input tiles) */
@@ -121,13 +132,11 @@ static void wino_input(int m, const float *src, int64_t ld, int64_t cp, float *o
         wino_patch_m(4, 6, wino_bt, src, ld, cp, out, os);
 }
 
-static void wino_output(int m, const float *in, int64_t is, int64_t cp, const float *bias,
-                        float *out, int64_t ld)
+static int wino_output(int m, const float *in, int64_t is, int64_t cp, const float *bias,
+                       float *out, int64_t ld)
 {
-    if (m == 2)
-        wino_output_m(2, in, is, cp, bias, out, ld);
-    else
-        wino_output_m(4, in, is, cp, bias, out, ld);
+    return m == 2 ? wino_output_m(2, in, is, cp, bias, out, ld)
+                  : wino_output_m(4, in, is, cp, bias, out, ld);
 }
 
 /* A g A^T of the m x m patch (the weight gradient's output-gradient tiles) */
