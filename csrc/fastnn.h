@@ -193,7 +193,9 @@ int fnn_conv2d_output_size(const fnn_conv2d_shape *s, int64_t *oh, int64_t *ow);
  * error bound below the direct method's (F(2x2)) or up to 28x it (F(4x4)), stated in
  * tests/test_winograd.py. AUTO: WINOGRAD4 on the shapes where it measured faster (>= 32
  * channels each way, outputs of >= 16x16: the rule in winograd.c, from the shape alone),
- * else DIRECT. Whichever it is, the results do not depend on the thread count. */
+ * WINOGRAD there past 128 input channels (F(4x4)'s error grows ~10x faster with the
+ * channels summed) and on small outputs with many tiles, else DIRECT. Whichever it is,
+ * the results do not depend on the thread count. */
 enum { FNN_CONV_AUTO = 0, FNN_CONV_DIRECT = 1, FNN_CONV_WINOGRAD = 2, FNN_CONV_WINOGRAD4 = 3,
        FNN_CONV_COUNT = 4 };
 /* *chosen = the algorithm `requested` runs on shape s (DIRECT or a WINOGRAD);
@@ -203,8 +205,9 @@ int fnn_conv2d_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen);
  * and AUTO by its own rule: WINOGRAD4 where it measured faster (>= 16 channels each way,
  * 4x4 tiles covering at most 15% past the output, >= 16 tiles: winograd.c), else DIRECT. */
 int fnn_conv2d_grad_weight_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen);
-/* The same for the input gradient: AUTO takes the forward's WINOGRAD where it picks one,
- * else WINOGRAD (F(2x2): as accurate as DIRECT) on >= 32 channels each way (winograd.c). */
+/* The same for the input gradient: AUTO takes the forward's WINOGRAD where it picks one
+ * (WINOGRAD for WINOGRAD4 past 128 output channels, which it sums), else WINOGRAD (F(2x2):
+ * as accurate as DIRECT) on >= 32 channels each way (winograd.c). */
 int fnn_conv2d_grad_input_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen);
 
 /* The activation a convolution applies to its output in place while it is in cache (`act`

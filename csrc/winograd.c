@@ -587,13 +587,24 @@ static int64_t tile_count(int64_t n, int64_t h, int64_t w, int m)
  * 64->128 7x7 p1 0.82, 0.58; 0.90, 0.63. 64->64 8x8 p1 0.67, 0.53; 0.77, 0.62. At batch
  * 16 (256-784 tiles) F(2x2) gained nothing: 0.91-1.08 but 128->128 8x8 0.69. Steps,
  * interleaved: TinyVGG 0.94x, ResNet 0.96-0.98x, stride-2 net 0.96x, CNN 0.98x (2
- * threads), within noise on 1. */
+ * threads), within noise on 1.
+ *
+ * Past WINO4_MAX_SUM channels summed per output, F(2x2) instead of F(4x4). Both errors grow
+ * with the channels summed (as the direct method's), F(4x4)'s from ~10x the others': the
+ * largest difference from PyTorch's float32 result in units of rtol 1e-4 + atol 1e-5 x
+ * the largest element, forward then input gradient (batch 4-8, 16x16-32x32, weights of
+ * unit output variance): F(4x4) 32 channels 0.38, 0.39; 64 0.57, 0.48; 128 0.92, 0.65;
+ * 256 1.02, 0.99; 512 1.65, 1.50; F(2x2) and direct <= 0.19 throughout. Beyond 128 F(2x2)
+ * costs little (1 thread, F(2x2) then F(4x4) time / direct's, forward, input gradient:
+ * 16 images 256->256 16x16 0.60, 0.54; 0.66, 0.60; 8 images 32x32 0.53, 0.52; 0.65, 0.63). */
+#define WINO4_MAX_SUM 128
+
 static int auto_rule(const fnn_conv2d_shape *s, int64_t oh, int64_t ow)
 {
     if (s->c_in < 32 || s->c_out < 32)
         return FNN_CONV_DIRECT;
     if (oh >= 16 && ow >= 16 && tile_count(s->n, oh, ow, 4) >= 64)
-        return FNN_CONV_WINOGRAD4;
+        return s->c_in <= WINO4_MAX_SUM ? FNN_CONV_WINOGRAD4 : FNN_CONV_WINOGRAD;
     return tile_count(s->n, oh, ow, 2) >= 2048 ? FNN_CONV_WINOGRAD : FNN_CONV_DIRECT;
 }
 
@@ -622,7 +633,8 @@ int fnn_conv2d_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
 }
 
 /* The input gradient's "auto", from the shape alone: the forward's Winograd where it
- * picks one, else F(2x2) on >= 32 channels each way and >= 64 tiles in all. F(2x2)'s
+ * picks one (F(2x2) for F(4x4) past WINO4_MAX_SUM output channels: the input gradient
+ * sums over them), else F(2x2) on >= 32 channels each way and >= 64 tiles in all. F(2x2)'s
  * error bound is below the direct method's on data of even magnitude
  * (tests/test_winograd.py) and its measured error too (the reference CNN's conv2: 3.5e-7
  * of the largest element against 9.2e-7), so layers the forward keeps direct for
@@ -635,6 +647,8 @@ int fnn_conv2d_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
 static int auto_grad_input_rule(const fnn_conv2d_shape *s, int64_t oh, int64_t ow, int forward)
 {
     (void)oh, (void)ow;
+    if (forward == FNN_CONV_WINOGRAD4 && s->c_out > WINO4_MAX_SUM)
+        return FNN_CONV_WINOGRAD;
     if (forward != FNN_CONV_DIRECT)
         return forward;
     return s->c_in >= 32 && s->c_out >= 32 && tile_count(s->n, s->h, s->w, 2) >= 64

@@ -337,7 +337,11 @@ def test_auto_is_one_of_the_algorithms(rng):
     ((4, 64, 7, 7), 128, 1, "direct", "winograd", "winograd4x4"),
     ((3, 64, 7, 7), 128, 1, "direct", "direct", "direct"),     # 12 4x4 tiles: too few
     ((2, 16, 16, 16), 32, 1, "direct", "direct", "winograd4x4"),
-    ((2, 8, 16, 16), 8, 1, "direct", "direct", "direct")])
+    ((2, 8, 16, 16), 8, 1, "direct", "direct", "direct"),
+    # past 128 channels summed per output F(4x4)'s error grows ~10x F(2x2)'s: F(2x2)
+    ((4, 160, 16, 16), 160, 1, "winograd", "winograd", "winograd4x4"),
+    ((4, 128, 16, 16), 160, 1, "winograd4x4", "winograd", "winograd4x4"),  # dx sums 160
+    ((4, 160, 16, 16), 128, 1, "winograd", "winograd", "winograd4x4")])
 def test_auto_per_direction(rng, shape, c_out, pad, forward, inputs, weight):
     """"auto" picks each direction's algorithm by its own rule (csrc/winograd.c), and its
     backward is bitwise the chosen algorithms' (input and weight gradients)."""
@@ -360,6 +364,26 @@ def test_auto_per_direction(rng, shape, c_out, pad, forward, inputs, weight):
     with pytest.raises(ValueError, match="at most one of them"):
         fastnn.conv2d_algorithm(shape, wshape, 1, pad, input_gradient=True,
                                 weight_gradient=True)
+
+
+def test_auto_keeps_deep_layers_near_the_direct_error(rng):
+    """On 160 channels summed per output "auto" takes F(2x2), not F(4x4): forward and input
+    gradient stay within 2x the direct method's error against the float64 reference (F(4x4)
+    would be ~10x)."""
+    x = rng.standard_normal((4, 160, 16, 16)).astype(np.float32)
+    wt = (rng.standard_normal((160, 160, 3, 3)) / np.sqrt(9 * 160)).astype(np.float32)
+    g = rng.standard_normal((4, 160, 16, 16)).astype(np.float32)
+    x64, w64, g64 = x.astype(np.float64), wt.astype(np.float64), g.astype(np.float64)
+    want = R.conv2d(x64, w64, None, 1, 1), R.conv2d_backward(g64, x64, w64, 1, 1)[0]
+
+    def errors(algo):
+        got = (F.conv2d(x, wt, None, 1, 1, algorithm=algo),
+               F.conv2d_backward(g, x, wt, 1, 1, algorithm=algo, need_weight_grad=False,
+                                 bias=False)[0])
+        return [np.abs(a - b).max() / np.abs(b).max() for a, b in zip(got, want)]
+    direct, auto, w4 = errors("direct"), errors("auto"), errors("winograd4x4")
+    for d, a, f in zip(direct, auto, w4):
+        assert a <= 2 * d < f
 
 
 def test_default_algorithm(rng):
