@@ -71,15 +71,24 @@ int fnn_probe_copy(float *dst, const float *src, int64_t n);
 /* ---- pooling (pool.c) ----
  * x holds `planes` (N*C) input planes of h x w, y the same number of oh x ow planes.
  * Windows start at (i*sh - ph, j*sw - pw); padding <= kernel/2, so every window
- * holds at least one input element. Max pooling pads with -inf (padding never wins;
+ * holds at least one input element. oh = floor((h + 2*ph - kh) / sh) + 1, or with
+ * ceil_mode torch's ceil((h + 2*ph - kh) / sh) + 1, less one if that last window would
+ * start in the bottom padding (its windows may run past the padding: they are clipped).
+ * Max pooling pads with -inf (padding never wins;
  * ties pick the first maximum in row-major window order; NaN wins, the last NaN in
  * a window); indices are h*w-plane offsets. Average pooling counts padding as zeros
- * in the kh*kw divisor. Backward passes overwrite gx (no accumulation into it). */
+ * in the divisor, kh*kw but for windows that run past the padding (ceil_mode: the part
+ * inside the padded plane), or with exclude_pad only the input elements of the window
+ * (torch's count_include_pad=False). Backward passes overwrite gx (no accumulation into
+ * it). */
 typedef struct {
     int64_t planes, h, w, oh, ow;
     int64_t kh, kw, sh, sw, ph, pw;
+    int ceil_mode, exclude_pad;
 } fnn_pool2d;
 
+/* oh (or ow) for a dimension of size n, window k, stride and padding (n + 2*pad >= k). */
+int64_t fnn_pool_output_size(int64_t n, int64_t k, int64_t stride, int64_t pad, int ceil_mode);
 int fnn_max_pool2d(const fnn_pool2d *p, const float *x, float *y, int64_t *idx /* or NULL */);
 /* gx from gy through idx, or through the argmax recomputed from x when idx is NULL.
  * FNN_EINVAL if an index lies outside its plane. */

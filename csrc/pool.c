@@ -9,13 +9,23 @@
 
 #include "internal.h"
 
+int64_t fnn_pool_output_size(int64_t n, int64_t k, int64_t stride, int64_t pad, int ceil_mode)
+{
+    int64_t span = n + 2 * pad - k;
+    if (!ceil_mode)
+        return span / stride + 1;
+    int64_t out = (span + stride - 1) / stride + 1;
+    return (out - 1) * stride >= n + pad ? out - 1 : out;  /* no window starts in padding */
+}
+
 int fnn_pool_valid(const fnn_pool2d *p)
 {
     if (p->planes < 0 || p->h < 1 || p->w < 1 || p->kh < 1 || p->kw < 1 || p->sh < 1 ||
         p->sw < 1 || p->ph < 0 || p->pw < 0 || p->ph > p->kh / 2 || p->pw > p->kw / 2)
         return 0;
-    if (p->oh != (p->h + 2 * p->ph - p->kh) / p->sh + 1 ||
-        p->ow != (p->w + 2 * p->pw - p->kw) / p->sw + 1 || p->oh < 1 || p->ow < 1)
+    if (p->h + 2 * p->ph < p->kh || p->w + 2 * p->pw < p->kw ||
+        p->oh != fnn_pool_output_size(p->h, p->kh, p->sh, p->ph, p->ceil_mode) ||
+        p->ow != fnn_pool_output_size(p->w, p->kw, p->sw, p->pw, p->ceil_mode))
         return 0;
     /* Plane offsets and whole-tensor element counts must fit in int64_t. */
     return p->h <= INT64_MAX / p->w && p->oh <= INT64_MAX / p->ow &&
@@ -25,8 +35,9 @@ int fnn_pool_valid(const fnn_pool2d *p)
 
 int fnn_pool_is_2x2(const fnn_pool2d *p)
 {
+    /* (a ceil_mode pool of an odd size has a last, clipped window: not tiled) */
     return p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 && p->ph == 0 && p->pw == 0 &&
-           p->w < INT32_MAX;
+           2 * p->oh <= p->h && 2 * p->ow <= p->w && p->w < INT32_MAX;
 }
 
 /* The in-bounds part [*lo, *hi) of a window starting at `start` of size k in [0, n). */
@@ -132,7 +143,7 @@ static int unpool_positions(const fnn_pool2d *p, const window_table *t, const ui
                             const float *gy, const float *y, float *gx)
 {
     int64_t n = p->kh * p->kw;
-    int inside = p->ph == 0 && p->pw == 0;
+    int inside = p->ph == 0 && p->pw == 0 && !p->ceil_mode;
     for (int64_t oi = 0; oi < p->oh;
          oi++, gy += p->ow, y = y ? y + p->ow : NULL, pos += p->ow) {
         int64_t top = oi * p->sh - p->ph, at = top * p->w - p->pw;
@@ -257,8 +268,9 @@ static inline void adaptive_window(int64_t i, int64_t n, int64_t out, int64_t *l
 }
 
 /* The window of output (oi, oj), rows [*i0, *i1) and columns [*j0, *j1) of the plane,
- * and the divisor of its average: kh*kw (padding counts) for a fixed window, its own
- * size for an adaptive one (kh == 0). */
+ * and the divisor of its average: for a fixed window its part inside the padded plane
+ * (kh*kw but where a ceil_mode window runs past the padding), or its input elements
+ * alone with exclude_pad; its own size for an adaptive one (kh == 0). */
 static inline float avg_window(const fnn_pool2d *p, int64_t oi, int64_t oj, int64_t *i0,
                                int64_t *i1, int64_t *j0, int64_t *j1)
 {
@@ -267,9 +279,13 @@ static inline float avg_window(const fnn_pool2d *p, int64_t oi, int64_t oj, int6
         adaptive_window(oj, p->w, p->ow, j0, j1);
         return (float)((*i1 - *i0) * (*j1 - *j0));
     }
-    clip(oi * p->sh - p->ph, p->kh, p->h, i0, i1);
-    clip(oj * p->sw - p->pw, p->kw, p->w, j0, j1);
-    return (float)(p->kh * p->kw);
+    int64_t top = oi * p->sh - p->ph, left = oj * p->sw - p->pw;
+    clip(top, p->kh, p->h, i0, i1);
+    clip(left, p->kw, p->w, j0, j1);
+    if (p->exclude_pad)
+        return (float)((*i1 - *i0) * (*j1 - *j0));
+    return (float)((FNN_MIN(top + p->kh, p->h + p->ph) - top) *
+                   (FNN_MIN(left + p->kw, p->w + p->pw) - left));
 }
 
 /* Output columns [*lo, *hi) of a fixed window (kw > 0) whose windows lie wholly inside
@@ -355,8 +371,8 @@ static void avg_forward_planes(int64_t lo, int64_t hi, void *ctx)
         }
         for (int64_t oi = 0; oi < p->oh; oi++) {
             float *yr = y + oi * p->ow;
-            int64_t i0, i1, j0, j1;
-            float div = avg_window(p, oi, 0, &i0, &i1, &j0, &j1);
+            int64_t i0, i1, j0, j1;  /* an inner column's divisor: column 0's may differ */
+            float div = avg_window(p, oi, c0, &i0, &i1, &j0, &j1);
             avg_inner_row(p, x, i0, i1, c0, c1, div, yr);
             for (int64_t oj = 0; oj < p->ow; oj++) {
                 if (oj == c0 && (oj = c1) == p->ow)  /* past the inner columns */
@@ -389,8 +405,8 @@ static void avg_backward_planes(int64_t lo, int64_t hi, void *ctx)
         memset(gx, 0, (size_t)in * sizeof(float));
         for (int64_t oi = 0; oi < p->oh; oi++) {
             const float *gr = gy + oi * p->ow;
-            int64_t i0, i1, j0, j1;
-            float div = avg_window(p, oi, 0, &i0, &i1, &j0, &j1);
+            int64_t i0, i1, j0, j1;  /* as in the forward */
+            float div = avg_window(p, oi, c0, &i0, &i1, &j0, &j1);
             avg_inner_row_backward(p, gr, i0, i1, c0, c1, div, gx);
             for (int64_t oj = 0; oj < p->ow; oj++) {
                 if (oj == c0 && (oj = c1) == p->ow)

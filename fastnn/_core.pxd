@@ -41,6 +41,9 @@ cdef extern from "fastnn.h" nogil:
     ctypedef struct fnn_pool2d:
         int64_t planes, h, w, oh, ow
         int64_t kh, kw, sh, sw, ph, pw
+        int ceil_mode, exclude_pad
+    int64_t fnn_pool_output_size(int64_t n, int64_t k, int64_t stride, int64_t pad,
+                                 int ceil_mode)
     int fnn_max_pool2d(const fnn_pool2d *p, const float *x, float *y, int64_t *idx)
     int fnn_max_pool2d_backward(const fnn_pool2d *p, const float *gy, const int64_t *idx,
                                 const float *x, float *gx)

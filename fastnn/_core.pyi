@@ -104,19 +104,24 @@ def conv2d_max_pool2d_backward(grad_out: ArrayLike, indices: PositionArray, x: A
                                output: Optional[ArrayLike] = ...) -> Grads: ...
 
 # ---- pooling ----
+def pool_output_size(n: int, k: int, stride: int, pad: int, ceil_mode: bool) -> int: ...
 def max_pool2d_with_indices(x: ArrayLike, kernel_size: Pair, stride: Optional[Pair] = ...,
-                            padding: Pair = ..., *, out: Optional[Array] = ...,
+                            padding: Pair = ..., *, ceil_mode: bool = ...,
+                            out: Optional[Array] = ...,
                             indices: Optional[IndexArray] = ...) -> Tuple[Array, IndexArray]: ...
 def max_pool2d(x: ArrayLike, kernel_size: Pair, stride: Optional[Pair] = ...,
-               padding: Pair = ..., *, out: Optional[Array] = ...) -> Array: ...
+               padding: Pair = ..., *, ceil_mode: bool = ...,
+               out: Optional[Array] = ...) -> Array: ...
 def max_pool2d_backward(grad_out: ArrayLike, x: ArrayLike, kernel_size: Pair,
                         stride: Optional[Pair] = ..., padding: Pair = ..., *,
-                        indices: Optional[IndexArray] = ...,
+                        ceil_mode: bool = ..., indices: Optional[IndexArray] = ...,
                         out: Optional[Array] = ...) -> Array: ...
 def avg_pool2d(x: ArrayLike, kernel_size: Pair, stride: Optional[Pair] = ...,
-               padding: Pair = ..., *, out: Optional[Array] = ...) -> Array: ...
+               padding: Pair = ..., ceil_mode: bool = ..., count_include_pad: bool = ..., *,
+               out: Optional[Array] = ...) -> Array: ...
 def avg_pool2d_backward(grad_out: ArrayLike, x: ArrayLike, kernel_size: Pair,
-                        stride: Optional[Pair] = ..., padding: Pair = ..., *,
+                        stride: Optional[Pair] = ..., padding: Pair = ...,
+                        ceil_mode: bool = ..., count_include_pad: bool = ..., *,
                         out: Optional[Array] = ...) -> Array: ...
 
 def adaptive_avg_pool2d(x: ArrayLike,

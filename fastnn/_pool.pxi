@@ -10,8 +10,10 @@ cdef object ew_same_shape(object a, str a_name, object b, str b_name, str fn):
 
 
 cdef fnn_pool2d pool_geometry(tuple shape, object kernel_size, object stride, object padding,
-                              str fn) except *:
-    """Shapes and window of a pooling call on input of `shape`, checked like PyTorch does."""
+                              str fn, object ceil_mode=False,
+                              object count_include_pad=True) except *:
+    """Shapes and window of a pooling call on input of `shape`, checked like PyTorch does
+    (ceil_mode and count_include_pad: torch's arguments, see csrc/fastnn.h)."""
     if len(shape) != 4 or shape[2] == 0 or shape[3] == 0:
         raise ValueError(f"{fn}: x must be 4-D (N, C, H, W) with H, W >= 1, got shape "
                          f"{shape}")
@@ -21,17 +23,30 @@ cdef fnn_pool2d pool_geometry(tuple shape, object kernel_size, object stride, ob
     if ph > kh // 2 or pw > kw // 2:
         raise ValueError(f"{fn}: padding {(ph, pw)} must be non-negative and at most half "
                          f"of kernel_size {(kh, kw)}")
+    for name, flag in (("ceil_mode", ceil_mode), ("count_include_pad", count_include_pad)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"{fn}: {name} must be True or False, got {flag!r}")
     cdef fnn_pool2d p
     p.planes = shape[0] * shape[1]
     p.h, p.w = shape[2], shape[3]
     p.kh, p.kw, p.sh, p.sw, p.ph, p.pw = kh, kw, sh, sw, ph, pw
+    p.ceil_mode, p.exclude_pad = bool(ceil_mode), not count_include_pad
     p.oh = (p.h + 2 * ph - kh) // sh + 1
     p.ow = (p.w + 2 * pw - kw) // sw + 1
+    if p.oh >= 1 and p.ow >= 1:  # some window fits
+        p.oh = fnn_pool_output_size(p.h, kh, sh, ph, p.ceil_mode)
+        p.ow = fnn_pool_output_size(p.w, kw, sw, pw, p.ceil_mode)
     if p.oh < 1 or p.ow < 1:
         raise ValueError(f"{fn}: output size is too small: ({p.oh}, {p.ow}) for input "
                          f"({p.h}, {p.w}), kernel_size {(kh, kw)}, stride {(sh, sw)}, "
                          f"padding {(ph, pw)}")
     return p
+
+
+def pool_output_size(int64_t n, int64_t k, int64_t stride, int64_t pad, bint ceil_mode):
+    """A pooling output's size along one dimension of size n (n + 2*pad >= k): floor, or
+    with ceil_mode torch's rounding up (csrc/fastnn.h)."""
+    return fnn_pool_output_size(n, k, stride, pad, ceil_mode)
 
 
 cdef tuple pool_out_shape(object x, fnn_pool2d *p):
@@ -63,14 +78,16 @@ cdef void pool_indices_out_of_range(fnn_pool2d *p, str fn) except *:
                      f"input plane")
 
 
-def max_pool2d_with_indices(x, kernel_size, stride=None, padding=0, *, out=None, indices=None):
+def max_pool2d_with_indices(x, kernel_size, stride=None, padding=0, *, ceil_mode=False,
+                            out=None, indices=None):
     """Max pooling of NCHW float32 x: (y, int64 indices h*W + w into each input plane).
 
     Padding counts as -inf; ties pick the first maximum in row-major window order; a
-    window with NaN yields NaN (like torch.nn.functional.max_pool2d_with_indices)."""
+    window with NaN yields NaN (like torch.nn.functional.max_pool2d_with_indices).
+    ceil_mode: the output size rounds up, as torch's (the last windows are clipped)."""
     fn = "max_pool2d"
     x = as_float32(x, "x", fn)
-    cdef fnn_pool2d p = pool_geometry(x.shape, kernel_size, stride, padding, fn)
+    cdef fnn_pool2d p = pool_geometry(x.shape, kernel_size, stride, padding, fn, ceil_mode)
     shape = pool_out_shape(x, &p)
     out = check_out(out, shape, fn, (x,))
     indices = check_out(indices, shape, fn, (x, out), alias=None, name="indices", dtype=np.int64)
@@ -86,11 +103,11 @@ def max_pool2d_with_indices(x, kernel_size, stride=None, padding=0, *, out=None,
     return out, indices
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, *, out=None):
+def max_pool2d(x, kernel_size, stride=None, padding=0, *, ceil_mode=False, out=None):
     """Max pooling of NCHW float32 x (see max_pool2d_with_indices)."""
     fn = "max_pool2d"
     x = as_float32(x, "x", fn)
-    cdef fnn_pool2d p = pool_geometry(x.shape, kernel_size, stride, padding, fn)
+    cdef fnn_pool2d p = pool_geometry(x.shape, kernel_size, stride, padding, fn, ceil_mode)
     out = check_out(out, pool_out_shape(x, &p), fn, (x,))
     if out.size == 0:
         return out
@@ -103,13 +120,13 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, *, out=None):
     return out
 
 
-def max_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0, *, indices=None,
-                        out=None):
+def max_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0, *, ceil_mode=False,
+                        indices=None, out=None):
     """Gradient of max_pool2d w.r.t. x: grad_out scattered (summed) to each window's
     maximum, through the forward's `indices` when given, else recomputed from x."""
     fn = "max_pool2d_backward"
     x = as_float32(x, "x", fn)
-    cdef fnn_pool2d p = pool_geometry(x.shape, kernel_size, stride, padding, fn)
+    cdef fnn_pool2d p = pool_geometry(x.shape, kernel_size, stride, padding, fn, ceil_mode)
     grad_out = pool_grad_out(grad_out, x, &p, fn)
     if indices is not None:
         indices = pool_indices(indices, grad_out, fn)
@@ -129,11 +146,15 @@ def max_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0, *, ind
     return out
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, *, out=None):
-    """Average pooling of NCHW float32 x; zero padding counts in the kh*kw divisor."""
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               *, out=None):
+    """Average pooling of NCHW float32 x; zero padding counts in the kh*kw divisor unless
+    count_include_pad is False; ceil_mode rounds the output size up (torch's arguments:
+    a window running past the padding divides by its part inside the padded plane)."""
     fn = "avg_pool2d"
     x = as_float32(x, "x", fn)
-    cdef fnn_pool2d p = pool_geometry(x.shape, kernel_size, stride, padding, fn)
+    cdef fnn_pool2d p = pool_geometry(x.shape, kernel_size, stride, padding, fn, ceil_mode,
+                                      count_include_pad)
     out = check_out(out, pool_out_shape(x, &p), fn, (x,))
     if out.size == 0:
         return out
@@ -146,11 +167,14 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, *, out=None):
     return out
 
 
-def avg_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0, *, out=None):
-    """Gradient of avg_pool2d w.r.t. x: grad_out / (kh*kw) spread over each window."""
+def avg_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0, ceil_mode=False,
+                        count_include_pad=True, *, out=None):
+    """Gradient of avg_pool2d w.r.t. x: grad_out / (its window's divisor) spread over
+    each window."""
     fn = "avg_pool2d_backward"
     x = as_float32(x, "x", fn)
-    cdef fnn_pool2d p = pool_geometry(x.shape, kernel_size, stride, padding, fn)
+    cdef fnn_pool2d p = pool_geometry(x.shape, kernel_size, stride, padding, fn, ceil_mode,
+                                      count_include_pad)
     grad_out = pool_grad_out(grad_out, x, &p, fn)
     out = check_out(out, x.shape, fn, (x, grad_out))
     if out.size == 0:

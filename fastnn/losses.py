@@ -1,9 +1,10 @@
-"""Loss functions (mean reduction, PyTorch semantics): `loss_fn(pred, target)` returns
-a Python float and `loss_fn.backward()` the gradient w.r.t. pred of that last call,
-in a buffer the loss reuses (valid until the next call)."""
+"""Loss functions (PyTorch semantics and arguments; mean reduction by default):
+`loss_fn(pred, target)` returns a Python float (an array with reduction='none') and
+`loss_fn.backward()` the gradient w.r.t. pred of that last call, in a buffer the loss
+reuses (valid until the next call)."""
 import numpy as np
 
-from . import functional as F
+from . import _core, functional as F
 from ._core import as_real as _real
 
 __all__ = ["Loss", "CrossEntropyLoss", "BCEWithLogitsLoss", "MSELoss", "get"]
@@ -33,77 +34,163 @@ class Loss:
         return f"{type(self).__name__}()"
 
 
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _reduction(reduction, size_average, reduce, name):
+    """torch's reduction argument (its deprecated size_average and reduce must be None)."""
+    if size_average is not None or reduce is not None:
+        raise ValueError(f"{name}: size_average and reduce are deprecated in torch; pass "
+                         f"reduction='mean', 'sum' or 'none' instead")
+    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
+        raise ValueError(f"{name}: reduction must be 'mean', 'sum' or 'none', got "
+                         f"{reduction!r}")
+    return reduction
+
+
+def _weights(weight, name, arg):
+    """An optional float32 weight array (None stays None)."""
+    if weight is None:
+        return None
+    w = np.asarray(weight)
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: {arg} must be an array of real numbers, got dtype {w.dtype}")
+    return w.astype(np.float32)
+
+
+def _scaled(grad, grad_output, shape, name):
+    """grad times grad_output (the gradient of a reduction='none' loss's values: ones
+    when None), broadcast over the trailing dimensions grad has beyond the loss's."""
+    if grad_output is None:
+        return grad
+    g = np.asarray(grad_output, np.float32)
+    if g.shape != shape:
+        raise ValueError(f"{name}.backward: grad_output must have the loss's shape {shape}, "
+                         f"got {g.shape}")
+    return grad * g.reshape(shape + (1,) * (grad.ndim - len(shape)))
+
+
 class CrossEntropyLoss(Loss):
-    """Softmax cross-entropy on logits (N, C), torch's semantics: targets are integer
-    class labels (N,) or class probabilities (N, C) as floats (one-hot or soft); with
-    label_smoothing e the target becomes (1 - e) * target + e / C. Integer labels without
-    smoothing run one fused kernel call (loss and gradient); the other cases run the
+    """Softmax cross-entropy on logits (N, C), torch's semantics and arguments: targets are
+    integer class labels (N,) or class probabilities (N, C) as floats (one-hot or soft);
+    `weight` (C,) rescales each class; labels equal to `ignore_index` count for nothing;
+    with label_smoothing e the target becomes (1 - e) * target + e / C; reduction 'mean'
+    (divided by the summed weights of the counted labels, or by N for probabilities), 'sum'
+    or 'none' (the per-sample losses, an array; backward(grad_output) then takes their
+    gradient, ones by default). Integer labels without weight, ignored labels or smoothing
+    under 'mean' run one fused kernel call (loss and gradient); the other cases run the
     log-softmax kernel, never a softmax followed by a log."""
     name = "cross_entropy"
     has_accuracy = True
-    label_smoothing = 0.0  # (subclasses that skip __init__ keep torch's default)
+    # (subclasses that skip __init__ keep torch's defaults)
+    label_smoothing, weight, ignore_index, reduction = 0.0, None, -100, "mean"
 
-    def __init__(self, label_smoothing=0.0):
-        label_smoothing = _real(label_smoothing, "label_smoothing", "CrossEntropyLoss")
+    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None,
+                 reduction="mean", label_smoothing=0.0):
+        name = "CrossEntropyLoss"
+        label_smoothing = _real(label_smoothing, "label_smoothing", name)
         if not 0.0 <= label_smoothing <= 1.0:
             raise ValueError(f"CrossEntropyLoss: label_smoothing must be in [0, 1], got "
                              f"{label_smoothing!r}")
+        if not _core.is_int(ignore_index):
+            raise TypeError(f"CrossEntropyLoss: ignore_index must be an int, got "
+                            f"{ignore_index!r}")
         self.label_smoothing = float(label_smoothing)
+        self.weight = _weights(weight, name, "weight")
+        if self.weight is not None and self.weight.ndim != 1:
+            raise ValueError(f"CrossEntropyLoss: weight must be 1-D (one value per class), got "
+                             f"shape {self.weight.shape}")
+        self.ignore_index = int(ignore_index)
+        self.reduction = _reduction(reduction, size_average, reduce, name)
 
     def __call__(self, logits, target):
         target = np.asarray(target)
-        if target.dtype.kind in "iu" and not self.label_smoothing:
+        if target.dtype.kind in "iu" and not self.label_smoothing and self.weight is None \
+                and self.reduction == "mean" and not (target == self.ignore_index).any():
             loss, self._g = F.cross_entropy_with_grad(
                 logits, target, grad=self._grad_buffer(logits.shape))
+            self._rows = None
             return float(loss)
-        return self._soft(logits, self._distribution(logits, target))
+        return self._soft(logits, *self._distribution(logits, target))
 
     def _distribution(self, logits, target):
-        """The target as class probabilities (N, C) float32, smoothed."""
+        """The target as weighted class probabilities (N, C) float32, smoothed, and the
+        mean's divisor."""
         logits = np.asarray(logits)
         if logits.ndim != 2 or logits.dtype != np.float32:
             raise ValueError(f"CrossEntropyLoss: logits must be float32 of shape (N, C), got "
                              f"{logits.dtype} of shape {logits.shape}")
         n, c = logits.shape
+        w = self.weight
+        if w is not None and w.shape != (c,):
+            raise ValueError(f"CrossEntropyLoss: weight must have one value per class, shape "
+                             f"({c},), got {w.shape}")
+        e = self.label_smoothing
         if target.dtype.kind in "iu":
             if target.shape != (n,):
                 raise ValueError(f"CrossEntropyLoss: class labels must have shape ({n},), got "
                                  f"{target.shape}")
-            if target.size and (target.min() < 0 or target.max() >= c):
-                raise ValueError(f"CrossEntropyLoss: labels must lie in [0, {c})")
+            kept = target != self.ignore_index
+            labels = target[kept]
+            if labels.size and (labels.min() < 0 or labels.max() >= c):
+                raise ValueError(f"CrossEntropyLoss: labels must lie in [0, {c}) or equal "
+                                 f"ignore_index ({self.ignore_index})")
+            rows = np.flatnonzero(kept)
             dist = np.zeros((n, c), np.float32)
-            dist[np.arange(n), target] = 1.0
+            dist[rows, labels] = 1.0 - e
+            if e:
+                dist[rows] += np.float32(e / c)
+            if w is not None:
+                dist *= w
+            # torch's mean: over the counted labels' weights (1 each without weight)
+            divisor = float(w[labels].sum(dtype=np.float64)) if w is not None else labels.size
         elif target.dtype.kind == "f":
             if target.shape != (n, c):
                 raise ValueError(f"CrossEntropyLoss: class-probability targets must have shape "
                                  f"({n}, {c}) like the logits (one column per class), got "
                                  f"{target.shape}")
+            if self.ignore_index >= 0:
+                raise ValueError("CrossEntropyLoss: ignore_index is not supported for "
+                                 "class-probability targets (as in torch)")
             dist = target.astype(np.float32)
+            if e:
+                dist = dist * np.float32(1.0 - e) + np.float32(e / c)
+            if w is not None:
+                dist = dist * w
+            divisor = n
         else:
             raise TypeError(f"CrossEntropyLoss: targets must be integer class labels or float "
                             f"class probabilities, got dtype {target.dtype}")
-        if self.label_smoothing:
-            dist = dist * np.float32(1.0 - self.label_smoothing) + \
-                np.float32(self.label_smoothing / c)
-        return dist
+        return dist, divisor
 
-    def _soft(self, logits, dist):
-        """-sum(dist * log_softmax(logits)) / N; gradient (softmax * rowsum(dist) - dist) / N."""
-        n = max(len(logits), 1)
+    def _soft(self, logits, dist, divisor):
+        """-sum(dist * log_softmax(logits)) reduced; the gradient of each row's loss is
+        softmax * rowsum(dist) - dist (divided by the mean's divisor)."""
         grad = self._grad_buffer(logits.shape)
         logp = F.log_softmax(logits, out=grad)
         if not np.isfinite(logp).all():
             raise ValueError("CrossEntropyLoss: logits contain NaN or infinity")
-        loss = -float(np.einsum("ij,ij->", dist, logp, dtype=np.float64)) / n
+        rows = -np.einsum("ij,ij->i", dist, logp, dtype=np.float64)
         np.exp(logp, out=grad)
         grad *= dist.sum(axis=1, keepdims=True)
         grad -= dist
-        grad *= np.float32(1.0 / n)
-        self._g = grad
-        return loss
+        self._g, self._rows = grad, None
+        if self.reduction == "none":
+            self._rows = (len(logits),)
+            return rows.astype(np.float32)
+        if self.reduction == "sum":
+            return float(rows.sum())
+        # 0 / 0 (every label ignored) is NaN, as in torch
+        scale = 1.0 / divisor if divisor else np.nan
+        grad *= np.float32(scale)
+        return float(rows.sum()) * scale
 
-    def backward(self):
-        return self._g
+    def backward(self, grad_output=None):
+        """The gradient of the last call's loss w.r.t. the logits; with reduction='none',
+        of the per-sample losses weighted by grad_output (N,) (ones by default)."""
+        if self._rows is None:
+            return self._g
+        return _scaled(self._g, grad_output, self._rows, "CrossEntropyLoss")
 
     def correct(self, logits, target):
         target = np.asarray(target)
@@ -112,40 +199,119 @@ class CrossEntropyLoss(Loss):
         return int(np.count_nonzero(logits.argmax(axis=1) == target))
 
     def __repr__(self):
-        smooth = f"label_smoothing={self.label_smoothing}" if self.label_smoothing else ""
-        return f"CrossEntropyLoss({smooth})"
+        args = []
+        if self.weight is not None:
+            args.append(f"weight={self.weight.tolist()}")
+        if self.ignore_index != -100:
+            args.append(f"ignore_index={self.ignore_index}")
+        if self.reduction != "mean":
+            args.append(f"reduction={self.reduction!r}")
+        if self.label_smoothing:
+            args.append(f"label_smoothing={self.label_smoothing}")
+        return f"CrossEntropyLoss({', '.join(args)})"
 
 
 class _Elementwise(Loss):
-    """A loss whose gradient is computed on demand from the saved (pred, target)."""
+    """A loss whose gradient is computed on demand from the saved (pred, target): the
+    kernels' mean, or with reduction 'sum' / 'none' (torch's) the sum or the values."""
 
     _loss = _backward = None
+    reduction = "mean"
 
     def __call__(self, pred, target):
         self._saved = pred, target
-        return float(self._loss(pred, target))
+        loss = self._loss(pred, target)  # validates, and is the mean
+        if self.reduction == "mean":
+            return float(loss)
+        values = self._values(np.asarray(pred, np.float64), np.asarray(target, np.float64))
+        return float(values.sum()) if self.reduction == "sum" else values.astype(np.float32)
 
-    def backward(self):
+    def backward(self, grad_output=None):
+        """The gradient of the last call's loss w.r.t. pred; with reduction='none', of
+        its values weighted by grad_output (pred's shape; ones by default)."""
         pred, target = self._saved
-        return self._backward(pred, target, out=self._grad_buffer(pred.shape))
+        grad = self._backward(pred, target, out=self._grad_buffer(pred.shape))
+        if self.reduction != "mean":
+            grad *= np.float32(max(pred.size, 1))  # the kernels divide by the count
+        if self.reduction == "none":
+            return _scaled(grad, grad_output, grad.shape, type(self).__name__)
+        return grad
 
 
 class BCEWithLogitsLoss(_Elementwise):
-    """Binary cross-entropy on logits and float32 targets in [0, 1] of the same shape."""
+    """Binary cross-entropy on logits and float32 targets in [0, 1] of the same shape,
+    torch's arguments: `weight` (broadcast to the logits) rescales each element,
+    `pos_weight` (broadcast along the last dimension: one per class) the positive term,
+    reduction 'mean', 'sum' or 'none'."""
     name = "binary_cross_entropy"
     has_accuracy = True
     _loss = staticmethod(F.binary_cross_entropy_with_logits)
     _backward = staticmethod(F.binary_cross_entropy_with_logits_backward)
+    weight = pos_weight = None
+
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean",
+                 pos_weight=None):
+        self.weight = _weights(weight, "BCEWithLogitsLoss", "weight")
+        self.pos_weight = _weights(pos_weight, "BCEWithLogitsLoss", "pos_weight")
+        self.reduction = _reduction(reduction, size_average, reduce, "BCEWithLogitsLoss")
+
+    def _terms(self, x, t):
+        """(loss values, their gradient) in float64: (1 - t) x + lw softplus(-x) with
+        lw = (pos_weight - 1) t + 1, times weight (torch's stable form)."""
+        lw = 1.0 if self.pos_weight is None else (self.pos_weight - 1.0) * t + 1.0
+        softplus = np.logaddexp(0.0, -x)
+        values = (1.0 - t) * x + lw * softplus
+        grad = (1.0 - t) - lw * np.exp(-x - softplus)  # exp(-softplus(x)) = sigmoid(-x)
+        if self.weight is not None:
+            values, grad = values * self.weight, grad * self.weight
+        return values, grad
+
+    def _values(self, x, t):
+        try:
+            return self._terms(x, t)[0]
+        except ValueError as e:
+            raise ValueError(f"BCEWithLogitsLoss: weight or pos_weight does not broadcast to "
+                             f"the logits' shape {x.shape}: {e}") from None
+
+    def __call__(self, pred, target):
+        if self.weight is None and self.pos_weight is None:
+            return super().__call__(pred, target)
+        self._loss(pred, target)  # validates
+        self._saved = pred, target
+        values = self._values(np.asarray(pred, np.float64), np.asarray(target, np.float64))
+        if self.reduction == "none":
+            return values.astype(np.float32)
+        return float(values.sum() / (max(values.size, 1) if self.reduction == "mean" else 1))
+
+    def backward(self, grad_output=None):
+        if self.weight is None and self.pos_weight is None:
+            return super().backward(grad_output)
+        pred, target = self._saved
+        grad = self._terms(np.asarray(pred, np.float64), np.asarray(target, np.float64))[1]
+        if self.reduction == "mean":
+            grad /= max(grad.size, 1)
+        elif self.reduction == "none" and grad_output is not None:
+            grad = _scaled(grad, grad_output, grad.shape, "BCEWithLogitsLoss")
+        out = self._grad_buffer(np.shape(pred))
+        out[...] = grad
+        return out
 
     def correct(self, logits, targets):
         return int(np.count_nonzero((logits > 0) == (targets > 0.5)))
 
 
 class MSELoss(_Elementwise):
-    """Mean squared error between pred and a float32 target of the same shape."""
+    """Mean squared error between pred and a float32 target of the same shape; torch's
+    reduction 'mean', 'sum' or 'none'."""
     name = "mse"
     _loss = staticmethod(F.mse_loss)
     _backward = staticmethod(F.mse_loss_backward)
+
+    def __init__(self, size_average=None, reduce=None, reduction="mean"):
+        self.reduction = _reduction(reduction, size_average, reduce, "MSELoss")
+
+    def _values(self, pred, target):
+        return (pred - target) ** 2
 
 
 _BY_NAME = {"cross_entropy": CrossEntropyLoss, "binary_cross_entropy": BCEWithLogitsLoss,

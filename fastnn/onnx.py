@@ -5,7 +5,7 @@ package (pip install "fastnn[onnx]").
 
 The model's graph (fastnn.nn.graph, the layers as called, before the runtime's fused
 rewrites) maps node by node: Linear -> Gemm, Conv2d -> Conv, MaxPool2d / AvgPool2d ->
-MaxPool / AveragePool (padding counted, as fastnn does), AdaptiveAvgPool2d ->
+MaxPool / AveragePool (ceil_mode, count_include_pad), AdaptiveAvgPool2d ->
 GlobalAveragePool or an AveragePool when the sizes divide, BatchNorm -> an eval-mode
 BatchNormalization on the running statistics, activations, Flatten, Add (+), Concat,
 Dropout/Identity -> Identity, and fastnn.keras' layout Transpose -> Transpose."""
@@ -68,10 +68,12 @@ def _emit(b, layer, name, ins, out, in_shapes):
                pads=_pads(layer._pad, layer._extra))
     elif kind is nn.MaxPool2d:
         b.node("MaxPool", [x], out, name, kernel_shape=list(layer.kernel_size),
-               strides=list(layer.stride), pads=_pads(layer.padding))
+               strides=list(layer.stride), pads=_pads(layer.padding),
+               ceil_mode=int(layer.ceil_mode))
     elif kind is nn.AvgPool2d:
         b.node("AveragePool", [x], out, name, kernel_shape=list(layer.kernel_size),
-               strides=list(layer.stride), pads=_pads(layer.padding), count_include_pad=1)
+               strides=list(layer.stride), pads=_pads(layer.padding),
+               ceil_mode=int(layer.ceil_mode), count_include_pad=int(layer.count_include_pad))
     elif kind is nn.AdaptiveAvgPool2d:
         h, w = in_shapes[0][2:]
         oh = h if layer.output_size[0] is None else layer.output_size[0]
@@ -104,9 +106,16 @@ def _emit(b, layer, name, ins, out, in_shapes):
     elif kind is nn.Tanh:
         b.node("Tanh", [x], out, name)
     elif kind is nn.Softmax:
-        b.node("Softmax", [x], out, name, axis=-1)
-    elif kind is nn.Flatten:
+        b.node("Softmax", [x], out, name, axis=layer.dim)
+    elif kind is nn.LogSoftmax:
+        b.node("LogSoftmax", [x], out, name, axis=layer.dim)
+    elif kind is nn.Flatten and (layer.start_dim, layer.end_dim) == (1, -1):
         b.node("Flatten", [x], out, name, axis=1)
+    elif kind is nn.Flatten:  # 0 keeps an input dimension, -1 takes the joined ones
+        ndim = len(in_shapes[0])
+        start, end = (d + ndim if d < 0 else d for d in (layer.start_dim, layer.end_dim))
+        shape = np.array([0] * start + [-1] + [0] * (ndim - 1 - end), np.int64)
+        b.node("Reshape", [x, b.weight(f"{name}.shape", shape)], out, name)
     elif kind in (nn.Identity, nn.Dropout):
         b.node("Identity", [x], out, name)
     elif kind is nn.Add:

@@ -20,6 +20,8 @@ __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "StepLR", "CosineAnne
 class Optimizer:
     """Base: holds the parameters, the per-parameter state arrays and the step count."""
 
+    maximize = False  # torch's: ascend the objective (see _ascent)
+
     def __init__(self, params, lr):
         name = type(self).__name__
         if not hasattr(params, "__iter__") or hasattr(params, "parameters"):
@@ -38,8 +40,10 @@ class Optimizer:
                 raise ValueError(f"{name}: params[{i}] is params[{j}] again; list each "
                                  f"parameter once")
         lr = as_real(lr, "lr", name)
-        if not math.isfinite(lr) or not lr > 0:
-            raise ValueError(f"{name}: lr must be positive and finite, got {lr!r}")
+        # lr 0 is allowed, as in torch: CosineAnnealingLR with eta_min=0 reaches it at
+        # T_max, and the optimizer's state (saved with the model) must load back then
+        if not 0 <= lr < math.inf:
+            raise ValueError(f"{name}: lr must be finite and >= 0, got {lr!r}")
         self.lr = float(lr)
         self.steps = 0
         self._flags = None
@@ -75,12 +79,18 @@ class Optimizer:
         return [(int(self._counts[keep[g[0]]]), [None if a is None else [a[i] for i in g]
                                                  for a in lists]) for g in self._groups]
 
-    def zero_grad(self):
+    def zero_grad(self, set_to_none=True):
+        """Zero the parameters' gradients (arrays the backward writes into: set_to_none,
+        torch's argument, zeroes them too)."""
         for p in self.params:
             p.grad.fill(0.0)
 
     def _zeros(self):
         return [np.zeros_like(p.data) for p in self.params]
+
+    def _ascent(self, grads):
+        """The gradients the step follows: negated with maximize (torch's argument)."""
+        return [np.negative(g) for g in grads] if self.maximize else grads
 
     def hyperparameters(self):
         """Constructor keyword arguments (JSON-serialisable)."""
@@ -147,12 +157,14 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """torch.optim.SGD: optional momentum (with Nesterov) and L2 weight decay; lr 1e-3 by
-    default, as in torch 2."""
+    """torch.optim.SGD: optional momentum (with Nesterov) and L2 weight decay, its
+    arguments in torch's order; lr 1e-3 by default, as in torch 2. maximize ascends the
+    objective (the gradient negated)."""
 
-    def __init__(self, params, lr=1e-3, momentum=0.0, nesterov=False, weight_decay=0.0,
-                 dampening=0.0):
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                 nesterov=False, *, maximize=False):
         super().__init__(params, lr)
+        self.maximize = bool(maximize)
         momentum, weight_decay, dampening = (as_real(v, k, "SGD") for k, v in (
             ("momentum", momentum), ("weight_decay", weight_decay), ("dampening", dampening)))
         if not (momentum >= 0 and weight_decay >= 0 and math.isfinite(momentum + weight_decay)
@@ -169,7 +181,7 @@ class SGD(Optimizer):
     def step(self):
         data, grads, bufs = self._trainable(self._bufs)
         if data:
-            for count, (d, g, b) in self._by_count(data, grads, bufs):
+            for count, (d, g, b) in self._by_count(data, self._ascent(grads), bufs):
                 _core.sgd_step(d, g, b, lr=self.lr,
                                momentum=self.momentum, dampening=self.dampening,
                                nesterov=self.nesterov, weight_decay=self.weight_decay,
@@ -177,21 +189,28 @@ class SGD(Optimizer):
         self.steps += 1
 
     def hyperparameters(self):
-        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
-                "weight_decay": self.weight_decay, "dampening": self.dampening}
+        hyper = {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
+                 "weight_decay": self.weight_decay, "dampening": self.dampening}
+        if self.maximize:
+            hyper["maximize"] = True
+        return hyper
 
     def _state_arrays(self):
         return {} if self._bufs is None else {"momentum_buffer": self._bufs}
 
 
 class Adam(Optimizer):
-    """torch.optim.Adam (L2 weight decay added to the gradient)."""
+    """torch.optim.Adam (L2 weight decay added to the gradient). amsgrad (torch's) divides
+    by the running maximum of the second moment (a NumPy step, not the fused kernel);
+    maximize ascends the objective."""
 
     _decoupled = False
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 amsgrad=False, *, maximize=False):
         super().__init__(params, lr)
         name = type(self).__name__
+        self.amsgrad, self.maximize = bool(amsgrad), bool(maximize)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"{name}: betas must be a pair of floats, got {betas!r}")
         b1, b2 = (as_real(b, "betas", name) for b in betas)
@@ -203,24 +222,53 @@ class Adam(Optimizer):
                              f"weight_decay >= 0, got {betas!r}, {eps!r}, {weight_decay!r}")
         self.betas, self.eps, self.weight_decay = (b1, b2), float(eps), float(weight_decay)
         self._m, self._v = self._zeros(), self._zeros()
+        self._vmax = self._zeros() if self.amsgrad else None
 
     def step(self):
         self.steps += 1
-        data, grads, m, v = self._trainable(self._m, self._v)
+        data, grads, m, v, vmax = self._trainable(self._m, self._v, self._vmax)
         if data:
-            for count, (d, g, m, v) in self._by_count(data, grads, m, v):
+            for count, (d, g, m, v, vmax) in self._by_count(data, self._ascent(grads), m, v,
+                                                            vmax):
+                if self.amsgrad:
+                    self._amsgrad_step(count, d, g, m, v, vmax)
+                    continue
                 _core.adam_step(d, g, m, v, step=count, lr=self.lr,
                                 beta1=self.betas[0], beta2=self.betas[1], eps=self.eps,
                                 weight_decay=self.weight_decay, decoupled=self._decoupled)
 
+    def _amsgrad_step(self, count, data, grads, ms, vs, vmaxes):
+        """torch's Adam step with amsgrad, its float32 operations in its order."""
+        (b1, b2), f32 = self.betas, np.float32
+        step_size = f32(self.lr / (1 - b1 ** count))
+        bias_correction2_sqrt = f32(math.sqrt(1 - b2 ** count))
+        for p, g, m, v, vmax in zip(data, grads, ms, vs, vmaxes):
+            if self._decoupled:
+                p *= f32(1 - self.lr * self.weight_decay)
+            elif self.weight_decay:
+                g = g + f32(self.weight_decay) * p
+            m += (g - m) * f32(1 - b1)
+            v *= f32(b2)
+            v += g * g * f32(1 - b2)
+            np.maximum(vmax, v, out=vmax)
+            p -= step_size * (m / (np.sqrt(vmax) / bias_correction2_sqrt + f32(self.eps)))
+
     def hyperparameters(self):
-        return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps,
-                "weight_decay": self.weight_decay}
+        hyper = {"lr": self.lr, "betas": list(self.betas), "eps": self.eps,
+                 "weight_decay": self.weight_decay}
+        if self.amsgrad:
+            hyper["amsgrad"] = True
+        if self.maximize:
+            hyper["maximize"] = True
+        return hyper
 
     def _state_arrays(self):
         # "step": torch's per-parameter step count (0-d views of _counts)
-        return {"exp_avg": self._m, "exp_avg_sq": self._v,
-                "step": [self._counts[i, ...] for i in range(len(self.params))]}
+        state = {"exp_avg": self._m, "exp_avg_sq": self._v,
+                 "step": [self._counts[i, ...] for i in range(len(self.params))]}
+        if self._vmax is not None:
+            state["max_exp_avg_sq"] = self._vmax
+        return state
 
 
 class AdamW(Adam):
@@ -228,8 +276,9 @@ class AdamW(Adam):
 
     _decoupled = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
-        super().__init__(params, lr, betas, eps, weight_decay)
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 amsgrad=False, *, maximize=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)
 
 
 class RMSprop(Optimizer):
@@ -238,8 +287,9 @@ class RMSprop(Optimizer):
     the squared running mean of g), with optional momentum and L2 weight decay."""
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                 centered=False):
+                 centered=False, *, maximize=False):
         super().__init__(params, lr)
+        self.maximize = bool(maximize)
         alpha, eps, weight_decay, momentum = (as_real(v, k, "RMSprop") for k, v in (
             ("alpha", alpha), ("eps", eps), ("weight_decay", weight_decay),
             ("momentum", momentum)))
@@ -259,15 +309,18 @@ class RMSprop(Optimizer):
         data, grads, square, grad_avg, bufs = self._trainable(
             self._square, self._grad_avg, self._bufs)
         if data:
-            _core.rmsprop_step(data, grads, square, grad_avg, bufs, lr=self.lr, alpha=self.alpha,
-                               eps=self.eps, weight_decay=self.weight_decay,
+            _core.rmsprop_step(data, self._ascent(grads), square, grad_avg, bufs, lr=self.lr,
+                               alpha=self.alpha, eps=self.eps, weight_decay=self.weight_decay,
                                momentum=self.momentum, centered=self.centered)
         self.steps += 1
 
     def hyperparameters(self):
-        return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps,
-                "weight_decay": self.weight_decay, "momentum": self.momentum,
-                "centered": self.centered}
+        hyper = {"lr": self.lr, "alpha": self.alpha, "eps": self.eps,
+                 "weight_decay": self.weight_decay, "momentum": self.momentum,
+                 "centered": self.centered}
+        if self.maximize:
+            hyper["maximize"] = True
+        return hyper
 
     def _state_arrays(self):
         state = {"square_avg": self._square}

@@ -147,7 +147,7 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1):
 # ---------------------------------------------------------------------------
 
 
-def _pool_args(x, kernel_size, stride, padding):
+def _pool_args(x, kernel_size, stride, padding, ceil_mode=False):
     """Normalise pooling arguments to pairs and check them like PyTorch does."""
     if x.ndim != 4:
         raise ValueError(f"expected 4-D NCHW input, got shape {x.shape}")
@@ -157,20 +157,32 @@ def _pool_args(x, kernel_size, stride, padding):
     if any(p > k // 2 for p, k in zip(padding, kernel)):
         raise ValueError(f"padding {padding} must be at most half of kernel_size {kernel}")
     oh, ow = conv2d_output_shape(x.shape[2], x.shape[3], kernel, stride, padding, 1)
+    if ceil_mode:  # rounded up, less a last window that would start in the padding
+        sizes = [-(-(n + 2 * p - k) // s) + 1 for n, k, s, p in zip(x.shape[2:], kernel,
+                                                                    stride, padding)]
+        oh, ow = (o - 1 if (o - 1) * s >= n + p else o for o, n, s, p in zip(
+            sizes, x.shape[2:], stride, padding))
     return kernel, stride, padding, oh, ow
 
 
-def max_pool2d_with_indices(x, kernel_size, stride=None, padding=0):
+def _past_padding(x_shape, kernel, stride, padding, oh, ow):
+    """Rows and columns a ceil_mode pool's last windows run past the bottom and right
+    padding (0, 0 in floor mode): padded on for the windows, cut off after."""
+    return tuple(max(0, (o - 1) * s + k - (n + 2 * p)) for o, n, k, s, p in zip(
+        (oh, ow), x_shape[2:], kernel, stride, padding))
+
+
+def max_pool2d_with_indices(x, kernel_size, stride=None, padding=0, ceil_mode=False):
     """Max pooling returning (y, int64 indices h*W + w into each input plane)."""
-    y, arg = _max_pool_positions(x, kernel_size, stride, padding)
-    rows, cols = _window_rows_cols(arg, x.shape, kernel_size, stride, padding)
+    y, arg = _max_pool_positions(x, kernel_size, stride, padding, ceil_mode)
+    rows, cols = _window_rows_cols(arg, x.shape, kernel_size, stride, padding, ceil_mode)
     return y, (rows * x.shape[3] + cols).astype(np.int64)
 
 
-def _window_rows_cols(arg, x_shape, kernel_size, stride, padding):
+def _window_rows_cols(arg, x_shape, kernel_size, stride, padding, ceil_mode=False):
     """The plane rows and columns of window positions `arg` (see max_pool2d_window_positions)."""
     (_, kw), (sh, sw), (ph, pw), oh, ow = _pool_args(np.broadcast_to(0.0, x_shape), kernel_size,
-                                                     stride, padding)
+                                                     stride, padding, ceil_mode)
     rows = np.arange(oh)[:, None] * sh - ph + arg // kw
     cols = np.arange(ow)[None, :] * sw - pw + arg % kw
     return rows, cols
@@ -188,17 +200,19 @@ def max_pool2d_window_positions(x, kernel_size, stride=None, padding=0):
     return y, arg.astype(np.uint8)
 
 
-def _max_pool_positions(x, kernel_size, stride, padding):
-    (kh, kw), (sh, sw), (ph, pw), oh, ow = _pool_args(x, kernel_size, stride, padding)
+def _max_pool_positions(x, kernel_size, stride, padding, ceil_mode=False):
+    (kh, kw), (sh, sw), (ph, pw), oh, ow = _pool_args(x, kernel_size, stride, padding,
+                                                      ceil_mode)
     h, w = x.shape[2:]
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
+    eh, ew = _past_padding(x.shape, (kh, kw), (sh, sw), (ph, pw), oh, ow)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph + eh), (pw, pw + ew)), constant_values=-np.inf)
     win = _windows(xp, (kh, kw), (sh, sw), 1).reshape(*x.shape[:2], oh, ow, kh * kw)
     arg = win.argmax(axis=-1)  # ties: the first maximum in row-major window order
     y = np.take_along_axis(win, arg[..., None], axis=-1)[..., 0]
 
     # Like PyTorch's CPU kernel, padding never wins: a window of all -inf reports
     # its first in-bounds position; and a window with NaNs reports its last NaN.
-    inside = np.pad(np.ones((h, w), dtype=bool), ((ph, ph), (pw, pw)))
+    inside = np.pad(np.ones((h, w), dtype=bool), ((ph, ph + eh), (pw, pw + ew)))
     first_inside = _windows(inside[None, None], (kh, kw), (sh, sw), 1)
     first_inside = first_inside.reshape(1, 1, oh, ow, kh * kw).argmax(axis=-1)
     last_nan = kh * kw - 1 - np.isnan(win)[..., ::-1].argmax(axis=-1)
@@ -207,14 +221,14 @@ def _max_pool_positions(x, kernel_size, stride, padding):
     return y, arg
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0):
+def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
     """Max pooling (padding counts as -inf), like torch.nn.functional.max_pool2d."""
-    return max_pool2d_with_indices(x, kernel_size, stride, padding)[0]
+    return max_pool2d_with_indices(x, kernel_size, stride, padding, ceil_mode)[0]
 
 
-def max_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0):
+def max_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0, ceil_mode=False):
     """Gradient of :func:`max_pool2d`: scatter-add grad_out through the argmax."""
-    _, indices = max_pool2d_with_indices(x, kernel_size, stride, padding)
+    _, indices = max_pool2d_with_indices(x, kernel_size, stride, padding, ceil_mode)
     n, c, h, w = x.shape
     grad_x = np.zeros((n * c, h * w), dtype=grad_out.dtype)
     plane = np.arange(n * c)[:, None]
@@ -252,21 +266,41 @@ def conv2d_max_pool2d_backward(grad_out, indices, x, weight, stride, padding, di
     return conv2d_backward(g.reshape(n, c, h, w), x, weight, stride, padding, dilation)
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0):
-    """Average pooling with zero padding counted in the divisor (PyTorch defaults)."""
-    (kh, kw), (sh, sw), (ph, pw), _, _ = _pool_args(x, kernel_size, stride, padding)
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    win = _windows(xp, (kh, kw), (sh, sw), 1)
-    return win.sum(axis=(-2, -1)) / (kh * kw)
+def _avg_pool_divisors(x_shape, kernel, stride, padding, oh, ow, count_include_pad):
+    """(oh, ow) divisors: each window's part inside the padded plane (kh*kw in floor
+    mode), or with count_include_pad False its input elements; and the pads used."""
+    (ph, pw), (h, w) = padding, x_shape[2:]
+    eh, ew = _past_padding(x_shape, kernel, stride, padding, oh, ow)
+    counted = (np.ones((h + 2 * ph, w + 2 * pw)) if count_include_pad else
+               np.pad(np.ones((h, w)), ((ph, ph), (pw, pw))))
+    counted = np.pad(counted, ((0, eh), (0, ew)))[None, None]
+    return _windows(counted, kernel, stride, 1).sum(axis=(-2, -1))[0, 0], (eh, ew)
 
 
-def avg_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0):
-    """Gradient of :func:`avg_pool2d`: spread grad_out evenly over each window."""
-    (kh, kw), stride, padding, oh, ow = _pool_args(x, kernel_size, stride, padding)
-    n, c = x.shape[:2]
-    # Every window position receives grad_out / (kh*kw): the columns of col2im.
-    cols = np.broadcast_to((grad_out / (kh * kw))[:, :, None, None], (n, c, kh, kw, oh, ow))
-    return col2im(cols.reshape(n, c * kh * kw, oh * ow), x.shape, (kh, kw), stride, padding, 1)
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True):
+    """Average pooling with zero padding counted in the divisor (PyTorch defaults) unless
+    count_include_pad is False; ceil_mode rounds the output size up."""
+    kernel, stride, (ph, pw), oh, ow = _pool_args(x, kernel_size, stride, padding, ceil_mode)
+    div, (eh, ew) = _avg_pool_divisors(x.shape, kernel, stride, (ph, pw), oh, ow,
+                                       count_include_pad)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph + eh), (pw, pw + ew)))
+    return _windows(xp, kernel, stride, 1).sum(axis=(-2, -1)) / div.astype(x.dtype)
+
+
+def avg_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0, ceil_mode=False,
+                        count_include_pad=True):
+    """Gradient of :func:`avg_pool2d`: spread grad_out / divisor evenly over each window."""
+    (kh, kw), stride, padding, oh, ow = _pool_args(x, kernel_size, stride, padding, ceil_mode)
+    div, (eh, ew) = _avg_pool_divisors(x.shape, (kh, kw), stride, padding, oh, ow,
+                                       count_include_pad)
+    n, c, h, w = x.shape
+    # Every window position receives grad_out / divisor: the columns of col2im, on the
+    # input extended by the rows and columns past the padding (cut off after).
+    cols = np.broadcast_to((grad_out / div.astype(grad_out.dtype))[:, :, None, None],
+                           (n, c, kh, kw, oh, ow))
+    return col2im(cols.reshape(n, c * kh * kw, oh * ow), (n, c, h + eh, w + ew), (kh, kw),
+                  stride, padding, 1)[:, :, :h, :w]
 
 
 def _adaptive_windows(n, out):

@@ -434,6 +434,16 @@ def test_matches_torch_float32(rng):
             np.testing.assert_allclose(mine, ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max() + 1e-6)
 
 
+def test_layer_algorithm_check_uses_the_dilated_extent():
+    """Conv2d(..., algorithm=...) checked its window on an input kh + 2 rows high, so a
+    dilated kernel whose extent exceeds that (5x5, dilation 2: 9) raised at construction."""
+    layer = fastnn.nn.Conv2d(2, 3, 5, padding=4, dilation=2, algorithm="direct")
+    x = np.ones((1, 2, 6, 6), np.float32)
+    assert layer(x).shape == (1, 3, 6, 6)
+    with pytest.raises(ValueError, match="needs a 3x3 kernel, stride 1 and dilation 1"):
+        fastnn.nn.Conv2d(2, 3, 3, dilation=2, algorithm="winograd")
+
+
 X = np.ones((2, 3, 8, 8), np.float32)
 W = np.ones((4, 3, 3, 3), np.float32)
 G = np.ones((2, 4, 6, 6), np.float32)

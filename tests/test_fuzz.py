@@ -158,16 +158,18 @@ def make_conv_pool(r, draw, backward=False):
                            "activation": args["activation"]})
 
 
-def make_pool(r, draw, backward=False, indices=False):
+def make_pool(r, draw, backward=False, indices=False, avg=False):
     k, s = dims(draw, 1, 3), dims(draw, 1, 3)
     p = dims(draw, 0, k // 2)
     x = randn(r, dims(draw, 1, 2), dims(draw, 1, 3), max(dims(draw, 1, 7), k),
               max(dims(draw, 1, 7), k))
     args = {"x": x, "kernel_size": k, "stride": s if draw(st.booleans()) else None,
-            "padding": p}
+            "padding": p, "ceil_mode": draw(st.booleans())}
+    if avg:
+        args["count_include_pad"] = draw(st.booleans())
     if not backward:
         return args
-    y, idx = R.max_pool2d_with_indices(x, k, args["stride"], p)
+    y, idx = R.max_pool2d_with_indices(x, k, args["stride"], p, args["ceil_mode"])
     args = {"grad_out": randn(r, *y.shape), **args}
     if indices:
         args["indices"] = idx
@@ -244,11 +246,12 @@ def make_matmul(r, draw):
 
 
 def ref_pool_backward(kind):
-    def ref(grad_out, x, kernel_size, stride, padding, indices=None):
+    def ref(grad_out, x, kernel_size, stride, padding, ceil_mode=False, indices=None,
+            **avg_args):
         if indices is None:
             f = R.max_pool2d_backward if kind == "max" else R.avg_pool2d_backward
-            return f(grad_out, x, kernel_size, stride, padding)
-        R.max_pool2d(x, kernel_size, stride, padding)  # checks the arguments
+            return f(grad_out, x, kernel_size, stride, padding, ceil_mode, **avg_args)
+        R.max_pool2d(x, kernel_size, stride, padding, ceil_mode)  # checks the arguments
         if indices.shape != grad_out.shape:
             raise ValueError("indices and grad_out differ in shape")
         n, c, h, w = x.shape
@@ -306,9 +309,10 @@ OPS += [
     Op("max_pool2d_backward", F.max_pool2d_backward, ref_pool_backward("max"),
        lambda r, d: make_pool(r, d, True, d(st.booleans())), {"out": None}, POOL,
        ("grad_out", "x")),
-    Op("avg_pool2d", F.avg_pool2d, R.avg_pool2d, make_pool, {"out": None}, POOL, ("x",)),
+    Op("avg_pool2d", F.avg_pool2d, R.avg_pool2d, lambda r, d: make_pool(r, d, avg=True),
+       {"out": None}, POOL, ("x",)),
     Op("avg_pool2d_backward", F.avg_pool2d_backward, ref_pool_backward("avg"),
-       lambda r, d: make_pool(r, d, True), {"out": None}, POOL, ("grad_out", "x")),
+       lambda r, d: make_pool(r, d, True, avg=True), {"out": None}, POOL, ("grad_out", "x")),
     Op("adaptive_avg_pool2d", F.adaptive_avg_pool2d, R.adaptive_avg_pool2d, make_adaptive,
        {"out": None}, ("output_size",), ("x",)),
     Op("adaptive_avg_pool2d_backward", F.adaptive_avg_pool2d_backward,
@@ -587,9 +591,12 @@ def conv_args(d):
 LAYER_ARGS = {  # valid positional constructor arguments from d(lo, hi) -> int
     nn.Linear: lambda d: [d(1, 5), d(1, 5)],
     nn.Conv2d: conv_args,
-    nn.MaxPool2d: lambda d: [d(1, 3), d(1, 3), 0],
-    nn.AvgPool2d: lambda d: [d(1, 3), d(1, 3), 0],
+    nn.MaxPool2d: lambda d: [d(1, 3), d(1, 3), 0, 1, False, bool(d(0, 1))],  # .., ceil_mode
+    nn.AvgPool2d: lambda d: [d(1, 3), d(1, 3), 0, bool(d(0, 1)), bool(d(0, 1))],
     nn.LeakyReLU: lambda d: [0.1],
+    nn.Softmax: lambda d: [d(-1, 0)],  # dim: the last or the first, valid for any ndim
+    nn.LogSoftmax: lambda d: [d(-1, 0)],
+    nn.Flatten: lambda d: [1, -1],
     nn.Dropout: lambda d: [0.3],
     nn.BatchNorm1d: lambda d: [d(1, 4)],
     nn.BatchNorm2d: lambda d: [d(1, 4)],
@@ -634,20 +641,25 @@ def layer_reference(layer, x):
         return R.adaptive_avg_pool2d(x, layer.output_size)
     if isinstance(layer, nn.Identity):
         return x
-    if isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
-        f = R.max_pool2d if isinstance(layer, nn.MaxPool2d) else R.avg_pool2d
-        return f(x, layer.kernel_size, layer.stride, layer.padding)
+    if isinstance(layer, nn.MaxPool2d):
+        return R.max_pool2d(x, layer.kernel_size, layer.stride, layer.padding, layer.ceil_mode)
+    if isinstance(layer, nn.AvgPool2d):
+        return R.avg_pool2d(x, layer.kernel_size, layer.stride, layer.padding, layer.ceil_mode,
+                            layer.count_include_pad)
     if isinstance(layer, nn.LeakyReLU):
         return R.leaky_relu(x, layer.negative_slope)
     if isinstance(layer, nn.Flatten):
         return R.flatten(x)
+    if isinstance(layer, (nn.Softmax, nn.LogSoftmax)) and x.ndim:  # over dim: moved last
+        f = R.softmax if isinstance(layer, nn.Softmax) else R.log_softmax
+        return np.moveaxis(f(np.moveaxis(x, layer.dim, -1)), -1, layer.dim)
     if isinstance(layer, nn.Dropout):
         return None
     return getattr(R, type(layer).__name__.lower())(x)
 
 
 LAYERS = [nn.Linear, nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.ReLU, nn.LeakyReLU, nn.Sigmoid,
-          nn.Tanh, nn.Softmax, nn.Flatten, nn.Dropout, nn.BatchNorm1d, nn.BatchNorm2d,
+          nn.Tanh, nn.Softmax, nn.LogSoftmax, nn.Flatten, nn.Dropout, nn.BatchNorm1d, nn.BatchNorm2d,
           nn.AdaptiveAvgPool2d, nn.Identity]
 
 
@@ -881,6 +893,61 @@ def test_loss_boundary(data):
         assert_matches(loss_fn.backward(), want_grad)
 
 
+LOSS_ARGS = {  # torch's arguments each loss takes -> a valid value for n samples, c classes
+    losses.CrossEntropyLoss: {"weight": lambda r, n, c: r.random(c) + 0.5,
+                              "ignore_index": lambda r, n, c: int(r.integers(-1, c)),
+                              "reduction": lambda r, n, c: ["mean", "sum", "none"][n % 3],
+                              "label_smoothing": lambda r, n, c: 0.1},
+    losses.BCEWithLogitsLoss: {"weight": lambda r, n, c: r.random((n, c)) + 0.5,
+                               "pos_weight": lambda r, n, c: r.random(c) + 0.5,
+                               "reduction": lambda r, n, c: ["mean", "sum", "none"][n % 3]},
+    losses.MSELoss: {"reduction": lambda r, n, c: ["mean", "sum", "none"][n % 3]},
+}
+HOSTILE_LOSS_ARGS = HOSTILE_INTS + HOSTILE_REALS + [
+    "max", np.zeros((2, 2, 2)), np.zeros(7, complex), np.array(["a"]), np.zeros(0)]
+
+
+@settings(FUZZ, max_examples=300)
+@given(data=st.data())
+def test_loss_arguments_boundary(data):
+    """torch's loss arguments: hostile values raise naming the argument (at construction,
+    or at the call for a weight that does not fit the batch); valid ones give the per-sample
+    values whose reduction the loss returns, and a gradient of pred's shape."""
+    draw = data.draw
+    r = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    cls = draw(st.sampled_from(sorted(LOSS_ARGS, key=lambda c: c.__name__)))
+    n, c = dims(draw, 1, 5), dims(draw, 1, 5)
+    kwargs = {k: make(r, n, c) for k, make in LOSS_ARGS[cls].items() if draw(st.booleans())}
+    hostile = draw(st.booleans())
+    if hostile:
+        key = draw(st.sampled_from(sorted(LOSS_ARGS[cls])))
+        kwargs[key] = draw(st.sampled_from(HOSTILE_LOSS_ARGS))
+    status, loss_fn = call("loss_args", lambda: cls(**kwargs))
+    if status == "raised":
+        assert hostile, f"valid arguments {kwargs} rejected: {loss_fn!r}"
+        check_named(loss_fn, {key})
+        return
+    pred = randn(r, n, c)
+    target = (r.integers(0, c, n) if cls is losses.CrossEntropyLoss
+              else r.random((n, c)).astype(np.float32))
+    status, got = call("loss_args", lambda: loss_fn(pred, target))
+    if status == "raised":
+        assert hostile, f"valid arguments {kwargs} rejected at the call: {got!r}"
+        check_named(got, {key})
+        return
+    grad = loss_fn.backward()
+    assert grad.shape == pred.shape and grad.dtype == np.float32
+    reduction = kwargs.get("reduction", "mean")
+    if reduction == "none":
+        assert got.shape == ((n,) if cls is losses.CrossEntropyLoss else (n, c))
+        return
+    assert isinstance(got, float)
+    loss_fn.reduction = "none"
+    values = loss_fn(pred, target)
+    if reduction == "sum":
+        np.testing.assert_allclose(got, values.sum(dtype=np.float64), rtol=1e-5, atol=1e-6)
+
+
 OPTIMIZERS = {optim.SGD: ["lr", "momentum", "weight_decay", "dampening"],
               optim.Adam: ["lr", "eps", "weight_decay"], optim.AdamW: ["lr", "eps", "weight_decay"],
               optim.RMSprop: ["lr", "alpha", "eps", "weight_decay", "momentum"]}
@@ -903,6 +970,9 @@ def test_optimizer_boundary(data):
     if cls is optim.RMSprop:
         kwargs.update(momentum=draw(st.sampled_from([0.0, 0.9])), weight_decay=0.01,
                       centered=draw(st.booleans()))
+    kwargs["maximize"] = draw(st.booleans())  # torch's flags: the gradient negated, and
+    if cls in (optim.Adam, optim.AdamW):  # amsgrad (its maximum of v is v at step 1)
+        kwargs["amsgrad"] = draw(st.booleans())
     hostile = draw(st.booleans())
     if hostile:
         kwargs[draw(st.sampled_from(OPTIMIZERS[cls]))] = draw(st.sampled_from(HOSTILE_REALS))
@@ -923,6 +993,9 @@ def test_optimizer_boundary(data):
     with np.errstate(all="ignore"):  # float32 overflow is part of the check
         for p, (w, g) in zip(params, before):
             hyper = opt.hyperparameters()
+            hyper.pop("amsgrad", None)
+            if hyper.pop("maximize", False):
+                g = -g
             if cls is optim.SGD:
                 R.sgd_step(w, g, np.zeros_like(w), lr=hyper["lr"], momentum=hyper["momentum"],
                            dampening=hyper["dampening"], weight_decay=hyper["weight_decay"],

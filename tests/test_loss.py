@@ -236,3 +236,49 @@ def test_cross_entropy_loss_target_errors():
         CrossEntropyLoss(label_smoothing=1.5)
     with pytest.raises(ValueError, match="NaN or infinity"):
         CrossEntropyLoss()(np.full((3, 4), np.nan, np.float32), np.eye(4, dtype=np.float32)[:3])
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("targets", ["labels", "probabilities"])
+def test_loss_weights_ignore_index_and_reduction_match_torch(rng, reduction, targets):
+    """torch's weight, ignore_index and reduction (CrossEntropyLoss), weight, pos_weight
+    and reduction (BCEWithLogitsLoss) and reduction (MSELoss) were missing (TypeError).
+    Values and gradients (through grad_output for 'none') are torch's; a mean over
+    ignored labels divides by the counted labels' weights, as torch's does."""
+    torch = pytest.importorskip("torch")
+    from fastnn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+    n, c = 6, 4
+    x = (rng.standard_normal((n, c)) * 3).astype(np.float32)
+    weight = rng.uniform(0.5, 2.0, c).astype(np.float32)
+    if targets == "labels":
+        y, kwargs = np.array([0, 3, 1, 3, 2, 1]), {"ignore_index": 3}
+    else:
+        y, kwargs = rng.random((n, c)).astype(np.float32), {}
+    cases = [(CrossEntropyLoss, torch.nn.CrossEntropyLoss, y,
+              dict(weight=weight, reduction=reduction, label_smoothing=0.2, **kwargs)),
+             (CrossEntropyLoss, torch.nn.CrossEntropyLoss, y, dict(reduction=reduction, **kwargs))]
+    t = rng.random((n, c)).astype(np.float32)
+    cases += [(BCEWithLogitsLoss, torch.nn.BCEWithLogitsLoss, t,
+               dict(weight=weight, pos_weight=weight[::-1].copy(), reduction=reduction)),
+              (BCEWithLogitsLoss, torch.nn.BCEWithLogitsLoss, t, dict(reduction=reduction)),
+              (MSELoss, torch.nn.MSELoss, t, dict(reduction=reduction))]
+    for cls, t_cls, target, args in cases:
+        tx = torch.tensor(x, requires_grad=True)
+        t_args = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
+                  for k, v in args.items()}
+        want = t_cls(**t_args)(tx, torch.from_numpy(target))
+        g = rng.standard_normal(tuple(want.shape)).astype(np.float32)
+        want.backward(torch.from_numpy(g) if reduction == "none" else None)
+        loss_fn = cls(**args)
+        got = loss_fn(x, target)
+        np.testing.assert_allclose(got, want.detach().numpy(), rtol=1e-5, atol=1e-6,
+                                   err_msg=f"{cls.__name__}{args}")
+        grad = loss_fn.backward(g) if reduction == "none" else loss_fn.backward()
+        np.testing.assert_allclose(grad, tx.grad.numpy(), rtol=1e-5, atol=1e-6,
+                                   err_msg=f"{cls.__name__}{args}")
+    with pytest.raises(ValueError, match="reduction must be 'mean', 'sum' or 'none'"):
+        MSELoss(reduction="avg")
+    with pytest.raises(ValueError, match="size_average and reduce are deprecated"):
+        CrossEntropyLoss(size_average=False)
+    with pytest.raises(ValueError, match=r"weight must have one value per class, shape \(4,\)"):
+        CrossEntropyLoss(weight=np.ones(3))(x, np.zeros(n, np.int64))

@@ -419,3 +419,38 @@ def test_merge_layers_and_identity(rng):
     assert ident(a) is a and ident.backward(c) is c
     with pytest.raises(TypeError, match="float32"):
         ident(a.astype(np.float64))
+
+
+def test_flatten_softmax_and_inplace_take_torchs_arguments(rng):
+    """Flatten(start_dim, end_dim), Softmax/LogSoftmax(dim) and the inplace flags of ReLU,
+    LeakyReLU and Dropout were missing (TypeError): outputs and gradients are torch's."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    x = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    for start, end in [(1, -1), (2, 3), (1, 2), (-3, -2), (3, 3)]:
+        want = torch.nn.Flatten(start, end)(torch.from_numpy(x)).numpy()
+        layer = nn.Flatten(start, end)
+        np.testing.assert_array_equal(layer(x), want)
+        assert layer.backward(want).shape == x.shape
+    with pytest.raises(ValueError, match="start_dim"):
+        nn.Flatten(0)
+    with pytest.raises(ValueError, match="expects input"):
+        nn.Flatten(3, 2)(x)
+    for cls, t_cls in [(nn.Softmax, torch.nn.Softmax), (nn.LogSoftmax, torch.nn.LogSoftmax)]:
+        for dim in (0, 1, 2, -1, -3):
+            tx = torch.tensor(x, requires_grad=True)
+            ty = t_cls(dim)(tx)
+            g = rng.standard_normal(x.shape).astype(np.float32)
+            ty.backward(torch.from_numpy(g))
+            layer = cls(dim=dim)
+            np.testing.assert_allclose(layer(x), ty.detach().numpy(), rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(layer.backward(g), tx.grad.numpy(), rtol=1e-5,
+                                       atol=1e-6)
+        with pytest.raises(ValueError, match="out of range"):
+            cls(4)(x)
+    np.testing.assert_array_equal(nn.ReLU(inplace=True)(x), np.maximum(x, 0))
+    np.testing.assert_array_equal(nn.LeakyReLU(0.2, True)(x), nn.LeakyReLU(0.2)(x))
+    assert nn.Dropout(0.5, True).eval()(x) is x
+    model = nn.Sequential(nn.Linear(3, 2))
+    model(x[:, :, 0, 0]), model.backward(np.ones((2, 2), np.float32))
+    model.zero_grad(set_to_none=True)
+    assert not any(p.grad.any() for p in model.parameters())

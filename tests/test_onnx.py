@@ -103,6 +103,20 @@ def test_multiple_inputs_and_outputs(tmp_path, rng):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
 
 
+def test_torch_arguments_export(tmp_path, rng):
+    """Pooling's ceil_mode and count_include_pad, Flatten's start_dim/end_dim and
+    Softmax/LogSoftmax's dim export as the ONNX attributes (a Reshape for a partial
+    Flatten)."""
+    model = nn.Sequential(
+        nn.MaxPool2d(2, ceil_mode=True), nn.AvgPool2d(3, 2, 1, True, False),
+        nn.Conv2d(3, 4, 1), nn.Flatten(2), nn.Softmax(1), nn.LogSoftmax(),
+        nn.Flatten(1, 2), nn.Linear(4 * 16, 5), nn.LogSoftmax(dim=0))
+    x = rng.standard_normal((2, 3, 11, 11)).astype(np.float32)
+    fonnx.export(model, tmp_path / "m.onnx", input_shape=(3, 11, 11))
+    np.testing.assert_allclose(run_onnx(tmp_path / "m.onnx", x)[0], model.predict(x),
+                               rtol=1e-5, atol=1e-5)
+
+
 def test_export_errors(tmp_path):
     with pytest.raises(ValueError, match="pass input_shape"):
         fonnx.export(nn.Sequential(nn.Linear(2, 2)), tmp_path / "x.onnx")

@@ -176,8 +176,8 @@ def test_zero_grad_and_bad_hyperparameters(rng):
     opt = optim.SGD(params, lr=0.1)
     opt.zero_grad()
     assert not any(np.any(p.grad) for p in params)
-    with pytest.raises(ValueError, match="lr must be positive"):
-        optim.Adam(params, lr=0)
+    with pytest.raises(ValueError, match="lr must be finite and >= 0"):
+        optim.Adam(params, lr=-1e-3)
     with pytest.raises(ValueError, match="empty parameter list"):
         optim.SGD([], lr=0.1)
     with pytest.raises(ValueError, match="Nesterov"):
@@ -187,6 +187,25 @@ def test_zero_grad_and_bad_hyperparameters(rng):
     with pytest.raises(ValueError, match="optimizer must be one of"):
         optim.get("adagrad", params)
     assert isinstance(optim.get("AdamW", params), optim.AdamW)
+
+
+def test_lr_zero_is_allowed_and_its_state_loads(rng):
+    """torch allows lr=0, which CosineAnnealingLR with eta_min=0 reaches at T_max: the
+    optimizer's state saved then must load back (it raised 'lr must be positive')."""
+    params, grads = make_params(rng)
+    opt = optim.Adam(params, lr=0.1)
+    sched = optim.CosineAnnealingLR(opt, T_max=2)
+    sched.step(), sched.step()
+    assert opt.lr == 0.0
+    before = [p.data.copy() for p in params]
+    for p, g in zip(params, grads[0]):
+        np.copyto(p.grad, g)
+    opt.step()  # lr 0: nothing moves
+    assert all(np.array_equal(p.data, b) for p, b in zip(params, before))
+    again = optim.Adam(params, lr=0.1)
+    again.load_state_dict(opt.state_dict())
+    assert again.lr == 0.0 and again.steps == 1
+    assert optim.SGD(params, lr=0).lr == 0.0
 
 
 def test_schedules_follow_torch_formulas(rng):
@@ -282,3 +301,44 @@ def test_threads_do_not_change_the_step(rng, threads):
     for a, b in zip(*results):
         assert np.array_equal(a, b)
     assert fastnn.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("cls, kwargs", [
+    ("SGD", dict(lr=0.1, momentum=0.9, weight_decay=0.05, maximize=True)),
+    ("Adam", dict(lr=0.01, amsgrad=True, weight_decay=0.05)),
+    ("Adam", dict(lr=0.01, amsgrad=True, maximize=True)),
+    ("AdamW", dict(lr=0.01, amsgrad=True, weight_decay=0.1)),
+    ("AdamW", dict(lr=0.01, maximize=True)),
+    ("RMSprop", dict(lr=0.01, momentum=0.5, centered=True, maximize=True)),
+])
+def test_maximize_and_amsgrad_follow_torch(rng, cls, kwargs):
+    """torch's maximize (SGD, Adam, AdamW, RMSprop) and amsgrad (Adam, AdamW) were
+    missing (TypeError). The trajectory is torch's, also after a state_dict round trip
+    halfway (amsgrad's max_exp_avg_sq is saved)."""
+    torch = pytest.importorskip("torch")
+    params, grads = make_params(rng)
+    theirs = [torch.nn.Parameter(torch.tensor(p.data.copy())) for p in params]
+    opt = getattr(optim, cls)(params, **kwargs)
+    t_opt = getattr(torch.optim, cls)(theirs, **kwargs)
+    for i, step_grads in enumerate(grads):
+        if i == len(grads) // 2:
+            again = getattr(optim, cls)(params, lr=1.0)
+            again.load_state_dict(opt.state_dict())
+            opt = again
+        for p, t, g in zip(params, theirs, step_grads):
+            np.copyto(p.grad, g)
+            t.grad = torch.from_numpy(g.copy())
+        opt.step()
+        t_opt.step()
+    for p, t in zip(params, theirs):
+        np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_sgd_takes_torchs_positional_order(rng):
+    """SGD(params, lr, momentum, dampening, weight_decay, nesterov), torch's order: fastnn's
+    (lr, momentum, nesterov, weight_decay, dampening) read a dampening as nesterov."""
+    params, _ = make_params(rng)
+    opt = optim.SGD(params, 0.1, 0.9, 0.5, 0.01)
+    assert (opt.momentum, opt.dampening, opt.weight_decay, opt.nesterov) == (0.9, 0.5, 0.01,
+                                                                               False)
+    assert optim.SGD(params, 0.1, 0.9, 0, 0, True).nesterov

@@ -345,3 +345,64 @@ G = np.zeros((1, 2, 3, 3), np.float32)
 def test_adaptive_bad_inputs_raise_clear_errors(call, exc, msg):
     with pytest.raises(exc, match=msg):
         call()
+
+
+# (x_shape, kernel_size, stride, padding): sizes where ceil_mode adds a clipped window, and
+# one where torch drops the window that would start in the padding
+CEIL_CASES = [
+    pytest.param((2, 3, 7, 9), 2, None, 0, id="2x2-odd"),
+    pytest.param((1, 2, 8, 6), 3, 2, 1, id="3x3-s2-p1"),
+    pytest.param((2, 1, 5, 5), (3, 2), (3, 2), (1, 1), id="nonsquare"),
+    pytest.param((1, 1, 6, 6), 2, 3, 1, id="start-in-padding-dropped"),
+    pytest.param((1, 2, 3, 4), 3, 2, 0, id="one-window-plus-clipped"),
+]
+
+
+@pytest.mark.parametrize("x_shape, kernel_size, stride, padding", CEIL_CASES)
+@pytest.mark.parametrize("ceil_mode", [False, True])
+def test_ceil_mode_and_count_include_pad_match_torch(rng, x_shape, kernel_size, stride, padding,
+                                                    ceil_mode):
+    """torch's ceil_mode (MaxPool2d, AvgPool2d) and count_include_pad (AvgPool2d) were
+    missing: the layers raised TypeError. The outputs, indices, gradients and, for average
+    pooling, each clipped window's divisor are torch's."""
+    torch = pytest.importorskip("torch")
+    from fastnn import nn
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    args = (kernel_size, stride, padding)
+    tx = torch.tensor(x, requires_grad=True)
+    ty, t_idx = torch.nn.functional.max_pool2d(tx, *args, ceil_mode=ceil_mode,
+                                               return_indices=True)
+    g = rng.standard_normal(tuple(ty.shape)).astype(np.float32)
+    ty.backward(torch.from_numpy(g))
+    y, idx = F.max_pool2d_with_indices(x, *args, ceil_mode=ceil_mode)
+    np.testing.assert_array_equal(y, ty.detach().numpy())
+    np.testing.assert_array_equal(idx, t_idx.numpy())
+    layer = nn.MaxPool2d(*args, ceil_mode=ceil_mode)
+    for training in (True, False):  # eval mode finds the indices in backward
+        layer.train(training)
+        np.testing.assert_array_equal(layer(x), y)
+        np.testing.assert_allclose(layer.backward(g), tx.grad.numpy(), rtol=1e-6, atol=1e-6)
+    for count_include_pad in (True, False):
+        tx = torch.tensor(x, requires_grad=True)
+        ty = torch.nn.functional.avg_pool2d(tx, *args, ceil_mode=ceil_mode,
+                                            count_include_pad=count_include_pad)
+        ty.backward(torch.from_numpy(g))
+        layer = nn.AvgPool2d(*args, ceil_mode=ceil_mode, count_include_pad=count_include_pad)
+        np.testing.assert_allclose(layer(x), ty.detach().numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(layer.backward(g), tx.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_pool_layers_take_torchs_arguments():
+    from fastnn import nn
+    nn.MaxPool2d(2, 2, 0, 1, False, True)  # torch's positional order
+    nn.AvgPool2d(2, 2, 0, True, False, None)
+    with pytest.raises(ValueError, match="dilation must be 1"):
+        nn.MaxPool2d(2, dilation=2)
+    with pytest.raises(ValueError, match="return_indices must be False"):
+        nn.MaxPool2d(2, return_indices=True)
+    with pytest.raises(ValueError, match="divisor_override must be None"):
+        nn.AvgPool2d(2, divisor_override=3)
+    with pytest.raises(TypeError, match="ceil_mode must be True or False"):
+        nn.AvgPool2d(2, ceil_mode="yes")
+    with pytest.raises(TypeError, match="count_include_pad must be True or False"):
+        F.avg_pool2d(np.zeros((1, 1, 4, 4), np.float32), 2, count_include_pad=1)

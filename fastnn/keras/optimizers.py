@@ -45,7 +45,7 @@ class SGD(Optimizer):
         self.momentum, self.nesterov = momentum, nesterov
 
     def _make(self, params):
-        return optim.SGD(params, self.learning_rate, self.momentum, self.nesterov)
+        return optim.SGD(params, self.learning_rate, self.momentum, nesterov=self.nesterov)
 
 
 class RMSprop(Optimizer):

@@ -10,7 +10,7 @@ One family per file:
     linear.py         Linear (and the weighted-layer base Conv2d shares)
     conv.py           Conv2d, and Conv2d fused with a MaxPool2d and/or a ReLU
     pooling.py        MaxPool2d, AvgPool2d, AdaptiveAvgPool2d
-    activation.py     ReLU, LeakyReLU, Sigmoid, Tanh, Softmax
+    activation.py     ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, LogSoftmax
     normalization.py  BatchNorm1d, BatchNorm2d
     merge.py          Add, Concatenate
     dropout.py        Dropout
@@ -36,7 +36,7 @@ The explicit training loop::
         model.backward(loss_fn.backward())
         opt.step()
 """
-from .activation import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .container import Sequential
 from .conv import Conv2d, _FusedConv  # noqa: F401 (the fused runner, for tests)
 from .dropout import Dropout
@@ -52,5 +52,5 @@ from .shape import Flatten, Identity
 
 __all__ = ["Parameter", "Module", "Input", "Value", "Model", "TracingError", "Sequential",
            "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "ReLU",
-           "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "BatchNorm1d", "BatchNorm2d", "Add",
+           "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "BatchNorm1d", "BatchNorm2d", "Add",
            "Concatenate", "Dropout", "Flatten", "Identity", "register", "LAYERS"]

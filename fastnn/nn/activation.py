@@ -1,13 +1,18 @@
-"""Elementwise activations: ReLU, LeakyReLU, Sigmoid, Tanh, Softmax (over the last axis)."""
+"""Elementwise activations: ReLU, LeakyReLU, Sigmoid, Tanh, and Softmax / LogSoftmax over
+a dimension (the last by default)."""
+import numpy as np
+
 from .. import functional as F
-from .._core import as_real as _real
+from .._core import as_real as _real, is_int as _is_int
 from .module import Module
 
-__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax"]
+__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax"]
 
 
 class _Elementwise(Module):
-    """An activation y = f(x); backward uses x or y, as the kernel's contract says."""
+    """An activation y = f(x); backward uses x or y, as the kernel's contract says.
+    `inplace` (torch's argument, on ReLU and LeakyReLU) is accepted: the output goes to
+    the layer's own buffer either way, the input being what backward reads."""
 
     _forward = _backward = None  # staticmethods: the kernel pair
     _backward_uses_output = False
@@ -30,12 +35,16 @@ class _Elementwise(Module):
 class ReLU(_Elementwise):
     _forward, _backward = staticmethod(F.relu), staticmethod(F.relu_backward)
 
+    def __init__(self, inplace=False):
+        self.inplace = bool(inplace)
+
 
 class LeakyReLU(_Elementwise):
     _forward, _backward = staticmethod(F.leaky_relu), staticmethod(F.leaky_relu_backward)
 
-    def __init__(self, negative_slope=0.01):
+    def __init__(self, negative_slope=0.01, inplace=False):
         self.negative_slope = _real(negative_slope, "negative_slope", "LeakyReLU")
+        self.inplace = bool(inplace)
 
     def _extra(self):
         return (self.negative_slope,)
@@ -54,7 +63,55 @@ class Tanh(_Elementwise):
     _backward_uses_output = True
 
 
-class Softmax(_Elementwise):
-    """Softmax over the last axis (torch.nn.Softmax(dim=-1))."""
-    _forward, _backward = staticmethod(F.softmax), staticmethod(F.softmax_backward)
+class _OverDim(_Elementwise):
+    """An activation over dimension `dim` (torch's argument; negative counts from the end).
+    The kernels work over the last axis: another dim runs them on the moved axis's copy."""
+
     _backward_uses_output = True
+
+    def __init__(self, dim=-1):
+        if not _is_int(dim):
+            raise TypeError(f"{type(self).__name__}: dim must be an int, got {dim!r}")
+        self.dim = int(dim)
+
+    def _axis(self, x):
+        """The dimension to run over, or None for the last one (the kernels' own)."""
+        ndim = self._input(x).ndim
+        axis = self.dim + ndim if self.dim < 0 else self.dim
+        if ndim and not 0 <= axis < ndim:
+            raise ValueError(f"{self!r}: dim {self.dim} is out of range for an input of "
+                             f"shape {x.shape}")
+        return None if axis >= ndim - 1 else axis
+
+    def forward(self, x):
+        axis = self._axis(x)
+        if axis is None:
+            return super().forward(x)
+        y = self._saved = self._buffer("y", x.shape)
+        np.moveaxis(y, axis, -1)[...] = self._forward(np.moveaxis(x, axis, -1))
+        return y
+
+    def backward(self, grad_out, need_input_grad=True):
+        y = self._forwarded("_saved")
+        axis = self._axis(y)
+        if axis is None or not need_input_grad:
+            return super().backward(grad_out, need_input_grad)
+        self._grad(grad_out, y.shape)
+        dx = self._buffer("dx", y.shape)
+        np.moveaxis(dx, axis, -1)[...] = self._backward(np.moveaxis(grad_out, axis, -1),
+                                                        np.moveaxis(y, axis, -1))
+        return dx
+
+    def config(self):
+        return {} if self.dim == -1 else {"dim": self.dim}
+
+
+class Softmax(_OverDim):
+    """Softmax over dimension `dim` (default -1, the last; torch's nn.Softmax(dim=None)
+    picks one from the input's ndim with a deprecation warning: name it)."""
+    _forward, _backward = staticmethod(F.softmax), staticmethod(F.softmax_backward)
+
+
+class LogSoftmax(_OverDim):
+    """log(softmax(x)) over dimension `dim` (default -1, the last), computed stably."""
+    _forward, _backward = staticmethod(F.log_softmax), staticmethod(F.log_softmax_backward)

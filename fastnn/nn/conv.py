@@ -51,8 +51,11 @@ class Conv2d(_Weighted):
         self.algorithm = algorithm
         if algorithm is not None:  # checked against this layer's window now, not at the call
             try:
-                conv2d_algorithm((1, self.in_channels, kh + 2, kw + 2), self.weight.data.shape,
-                                 self.stride, 0, self.dilation, algorithm)
+                # an input two rows and columns wider than the dilated kernel's extent
+                dh, dw = self.dilation
+                conv2d_algorithm((1, self.in_channels, dh * (kh - 1) + 3, dw * (kw - 1) + 3),
+                                 self.weight.data.shape, self.stride, 0, self.dilation,
+                                 algorithm)
             except ValueError as e:
                 raise ValueError(f"Conv2d: {e}") from None
 
@@ -145,8 +148,8 @@ class _FusedConv:
 
     @staticmethod
     def fits(pool):
-        kh, kw = pool.kernel_size
-        return kh * kw <= POOL_POSITIONS
+        kh, kw = pool.kernel_size  # (the fused kernels pool in floor mode only)
+        return kh * kw <= POOL_POSITIONS and not pool.ceil_mode
 
     def forward(self, x):
         conv, pool = self.conv, self.pool

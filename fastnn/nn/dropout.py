@@ -13,13 +13,15 @@ class Dropout(Module):
     1/(1-p) (inverted dropout, like torch); the identity in eval mode. Each training call
     draws a mask seed from the layer's generator (`seed`); the mask is a hash of that seed
     and the element's index (F.dropout), so it does not depend on the thread count, and
-    the backward pass recomputes it instead of storing it."""
+    the backward pass recomputes it instead of storing it. `inplace` (torch's argument)
+    is accepted; the output goes to the layer's own buffer either way."""
 
-    def __init__(self, p=0.5, *, seed=None):
+    def __init__(self, p=0.5, inplace=False, *, seed=None):
         p = _real(p, "p", "Dropout")
         if not 0.0 <= p < 1.0:
             raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
         self.p = float(p)
+        self.inplace = bool(inplace)
         self._rng = as_rng(seed, "Dropout")
         self._seed = None  # the last training call's mask seed
 

@@ -206,7 +206,9 @@ class Module(training.ModelAPI):
             p.requires_grad = bool(requires_grad)
         return self
 
-    def zero_grad(self):
+    def zero_grad(self, set_to_none=True):
+        """Zero every parameter's gradient. Gradients are arrays the backward writes into,
+        so set_to_none (torch's argument) zeroes them too."""
         for p in self.parameters():
             p.grad.fill(0.0)
 

@@ -2,19 +2,26 @@
 import numpy as np
 
 from .. import functional as F
-from .._core import MAX_WINDOW_ARG, is_int as _is_int
+from .._core import MAX_WINDOW_ARG, is_int as _is_int, pool_output_size
 from ..reference import conv2d_output_shape
 from .module import Module, _pair, memo_shape
 
 __all__ = ["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d"]
 
 
+def _flag(value, name, layer):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{layer}: {name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 class _Pool2d(Module):
-    def __init__(self, kernel_size, stride=None, padding=0):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
         name = type(self).__name__
         self.kernel_size = _pair(kernel_size, "kernel_size", name)
         self.stride = self.kernel_size if stride is None else _pair(stride, "stride", name)
         self.padding = _pair(padding, "padding", name)
+        self.ceil_mode = _flag(ceil_mode, "ceil_mode", name)
         if min(*self.kernel_size, *self.stride) <= 0 or min(self.padding) < 0 or any(
                 p > k // 2 for p, k in zip(self.padding, self.kernel_size)):
             raise ValueError(f"{type(self).__name__}: kernel_size and stride must be positive "
@@ -28,30 +35,47 @@ class _Pool2d(Module):
                                          self.padding, 1)
         except ValueError as e:
             raise ValueError(f"{self!r}: input of shape {tuple(shape)} is too small: {e}") from None
+        if self.ceil_mode:  # torch's rounding up, less a window starting in the padding
+            oh, ow = (pool_output_size(n, k, s, p, True) for n, k, s, p in zip(
+                shape[2:], self.kernel_size, self.stride, self.padding))
         return (shape[0], shape[1], oh, ow)
 
     def _args(self):
         return self.kernel_size, self.stride, self.padding
 
     def config(self):
-        return {"kernel_size": list(self.kernel_size), "stride": list(self.stride),
-                "padding": list(self.padding)}
+        config = {"kernel_size": list(self.kernel_size), "stride": list(self.stride),
+                  "padding": list(self.padding)}
+        if self.ceil_mode:
+            config["ceil_mode"] = True
+        return config
 
 
 class MaxPool2d(_Pool2d):
     """Max pooling; in training mode it saves the argmax indices for backward. An
     eval-mode forward saves none (it runs faster): a backward after it (input gradients
     for a saliency map) finds them then, as torch's would route the gradient, rather than
-    reading an older batch's."""
+    reading an older batch's. torch's arguments: dilation must be 1 and return_indices
+    False (F.max_pool2d_with_indices returns them)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
+                 ceil_mode=False):
+        if _pair(dilation, "dilation", "MaxPool2d") != (1, 1):
+            raise ValueError(f"MaxPool2d: dilation must be 1, got {dilation!r}")
+        if _flag(return_indices, "return_indices", "MaxPool2d"):
+            raise ValueError("MaxPool2d: return_indices must be False (a layer returns one "
+                             "array; fastnn.functional.max_pool2d_with_indices returns them)")
+        super().__init__(kernel_size, stride, padding, ceil_mode)
 
     def forward(self, x):
         self._x = x
         y = self._buffer("y", self.output_shape(x.shape))
         if not self.training:
             self._indices = None
-            return F.max_pool2d(x, *self._args(), out=y)
+            return F.max_pool2d(x, *self._args(), ceil_mode=self.ceil_mode, out=y)
         self._indices = self._buffer("idx", y.shape, np.int64)
-        return F.max_pool2d_with_indices(x, *self._args(), out=y, indices=self._indices)[0]
+        return F.max_pool2d_with_indices(x, *self._args(), ceil_mode=self.ceil_mode, out=y,
+                                         indices=self._indices)[0]
 
     def backward(self, grad_out, need_input_grad=True):
         if not need_input_grad:
@@ -59,24 +83,45 @@ class MaxPool2d(_Pool2d):
         x, indices = self._forwarded("_x"), self._indices
         if indices is None:
             indices = self._indices = self._buffer("idx", self.output_shape(x.shape), np.int64)
-            F.max_pool2d_with_indices(x, *self._args(), indices=indices,
+            F.max_pool2d_with_indices(x, *self._args(), ceil_mode=self.ceil_mode,
+                                      indices=indices,
                                       out=self._buffer("argmax_y", indices.shape))
-        return F.max_pool2d_backward(grad_out, self._x, *self._args(), indices=indices,
-                                     out=self._buffer("dx", self._x.shape))
+        return F.max_pool2d_backward(grad_out, self._x, *self._args(), ceil_mode=self.ceil_mode,
+                                     indices=indices, out=self._buffer("dx", self._x.shape))
 
 
 class AvgPool2d(_Pool2d):
-    """Average pooling, zero padding counted in the divisor (PyTorch's default)."""
+    """Average pooling, zero padding counted in the divisor (PyTorch's default) unless
+    count_include_pad is False; divisor_override (torch's) must be None."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True, divisor_override=None):
+        if divisor_override is not None:
+            raise ValueError(f"AvgPool2d: divisor_override must be None, got "
+                             f"{divisor_override!r}")
+        self.count_include_pad = _flag(count_include_pad, "count_include_pad", "AvgPool2d")
+        super().__init__(kernel_size, stride, padding, ceil_mode)
+
+    def _modes(self):
+        return self.ceil_mode, self.count_include_pad
 
     def forward(self, x):
         self._x = x
-        return F.avg_pool2d(x, *self._args(), out=self._buffer("y", self.output_shape(x.shape)))
+        return F.avg_pool2d(x, *self._args(), *self._modes(),
+                            out=self._buffer("y", self.output_shape(x.shape)))
 
     def backward(self, grad_out, need_input_grad=True):
         if not need_input_grad:
             return None
         x = self._forwarded("_x")
-        return F.avg_pool2d_backward(grad_out, x, *self._args(), out=self._buffer("dx", x.shape))
+        return F.avg_pool2d_backward(grad_out, x, *self._args(), *self._modes(),
+                                     out=self._buffer("dx", x.shape))
+
+    def config(self):
+        config = super().config()
+        if not self.count_include_pad:
+            config["count_include_pad"] = False
+        return config
 
 
 class AdaptiveAvgPool2d(Module):

@@ -1,6 +1,6 @@
 """The classes a saved architecture may name, and spec/build between a module and its
 JSON description {"type": class name, "config": constructor arguments}."""
-from .activation import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .container import Sequential
 from .conv import Conv2d
 from .dropout import Dropout
@@ -15,7 +15,7 @@ __all__ = ["LAYERS", "register", "spec", "build"]
 
 LAYERS = {cls.__name__: cls for cls in (
     Linear, Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, ReLU, LeakyReLU, Sigmoid, Tanh,
-    Softmax, Flatten, Identity, Dropout, BatchNorm1d, BatchNorm2d, Add, Concatenate,
+    Softmax, LogSoftmax, Flatten, Identity, Dropout, BatchNorm1d, BatchNorm2d, Add, Concatenate,
     Sequential, Model)}
 
 

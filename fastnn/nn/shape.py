@@ -1,17 +1,38 @@
 """Layers that only reshape or pass values on: Flatten, Identity."""
 import math
 
+from .._core import is_int as _is_int
 from .module import Module
 
 __all__ = ["Flatten", "Identity"]
 
 
 class Flatten(Module):
-    """(N, ...) -> (N, prod(...)), the element order of torch.flatten(x, 1); a view."""
+    """Dimensions start_dim to end_dim (inclusive; negative ones count from the end) joined
+    into one, the element order of torch.flatten(x, start_dim, end_dim); a view. The
+    default (1, -1) gives (N, prod(...)). The batch stays first: start_dim 0 is refused."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        for name, v in (("start_dim", start_dim), ("end_dim", end_dim)):
+            if not _is_int(v):
+                raise TypeError(f"Flatten: {name} must be an int, got {v!r}")
+        if start_dim == 0:
+            raise ValueError("Flatten: start_dim must not be 0: a model's layers keep the "
+                             "batch as the first dimension")
+        self.start_dim, self.end_dim = int(start_dim), int(end_dim)
 
     def output_shape(self, shape):
-        self._expect(shape, "(N, ...)", len(shape) >= 1)
-        return (shape[0], math.prod(shape[1:]))
+        shape = tuple(shape)
+        if (self.start_dim, self.end_dim) == (1, -1):
+            self._expect(shape, "(N, ...)", len(shape) >= 1)
+            return (shape[0], math.prod(shape[1:]))
+        n = len(shape)
+        start = self.start_dim + n if self.start_dim < 0 else self.start_dim
+        end = self.end_dim + n if self.end_dim < 0 else self.end_dim
+        self._expect(shape, f"(N, ...) where dimensions start_dim={self.start_dim} to "
+                     f"end_dim={self.end_dim} exist, after the batch and in that order",
+                     1 <= start <= end < n)
+        return shape[:start] + (math.prod(shape[start:end + 1]),) + shape[end + 1:]
 
     def forward(self, x):
         self._shape = self._input(x).shape
@@ -22,9 +43,18 @@ class Flatten(Module):
         self._grad(grad_out, self.output_shape(shape))
         return grad_out.reshape(shape) if need_input_grad else None
 
+    def config(self):
+        if (self.start_dim, self.end_dim) == (1, -1):
+            return {}
+        return {"start_dim": self.start_dim, "end_dim": self.end_dim}
+
 
 class Identity(Module):
-    """y = x (the same array), e.g. a placeholder for a removed head."""
+    """y = x (the same array), e.g. a placeholder for a removed head. Any constructor
+    arguments are ignored, as torch's are."""
+
+    def __init__(self, *args, **kwargs):
+        pass
 
     def forward(self, x):
         self._shape = self._input(x).shape
