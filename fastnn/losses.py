@@ -7,7 +7,8 @@ import numpy as np
 from . import _core, functional as F
 from ._core import as_real as _real
 
-__all__ = ["Loss", "CrossEntropyLoss", "BCEWithLogitsLoss", "MSELoss", "get"]
+__all__ = ["Loss", "CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss", "BCELoss", "MSELoss",
+           "get"]
 
 
 class Loss:
@@ -58,6 +59,21 @@ def _weights(weight, name, arg):
     return w.astype(np.float32)
 
 
+def _check_broadcast(weights, shape, name):
+    """Each (arg, array or None) broadcasts to the loss's elements `shape` (torch expands
+    it; a larger one is an error)."""
+    for arg, w in weights:
+        if w is None:
+            continue
+        try:
+            ok = np.broadcast_shapes(w.shape, shape) == tuple(shape)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(f"{name}: {arg} of shape {w.shape} does not broadcast to the "
+                             f"input's shape {tuple(shape)}")
+
+
 def _scaled(grad, grad_output, shape, name):
     """grad times grad_output (the gradient of a reduction='none' loss's values: ones
     when None), broadcast over the trailing dimensions grad has beyond the loss's."""
@@ -87,18 +103,18 @@ class CrossEntropyLoss(Loss):
 
     def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None,
                  reduction="mean", label_smoothing=0.0):
-        name = "CrossEntropyLoss"
+        name = type(self).__name__
         label_smoothing = _real(label_smoothing, "label_smoothing", name)
         if not 0.0 <= label_smoothing <= 1.0:
-            raise ValueError(f"CrossEntropyLoss: label_smoothing must be in [0, 1], got "
+            raise ValueError(f"{name}: label_smoothing must be in [0, 1], got "
                              f"{label_smoothing!r}")
         if not _core.is_int(ignore_index):
-            raise TypeError(f"CrossEntropyLoss: ignore_index must be an int, got "
+            raise TypeError(f"{name}: ignore_index must be an int, got "
                             f"{ignore_index!r}")
         self.label_smoothing = float(label_smoothing)
         self.weight = _weights(weight, name, "weight")
         if self.weight is not None and self.weight.ndim != 1:
-            raise ValueError(f"CrossEntropyLoss: weight must be 1-D (one value per class), got "
+            raise ValueError(f"{name}: weight must be 1-D (one value per class), got "
                              f"shape {self.weight.shape}")
         self.ignore_index = int(ignore_index)
         self.reduction = _reduction(reduction, size_average, reduce, name)
@@ -118,22 +134,22 @@ class CrossEntropyLoss(Loss):
         mean's divisor."""
         logits = np.asarray(logits)
         if logits.ndim != 2 or logits.dtype != np.float32:
-            raise ValueError(f"CrossEntropyLoss: logits must be float32 of shape (N, C), got "
+            raise ValueError(f"{type(self).__name__}: logits must be float32 of shape (N, C), got "
                              f"{logits.dtype} of shape {logits.shape}")
         n, c = logits.shape
         w = self.weight
         if w is not None and w.shape != (c,):
-            raise ValueError(f"CrossEntropyLoss: weight must have one value per class, shape "
+            raise ValueError(f"{type(self).__name__}: weight must have one value per class, shape "
                              f"({c},), got {w.shape}")
         e = self.label_smoothing
         if target.dtype.kind in "iu":
             if target.shape != (n,):
-                raise ValueError(f"CrossEntropyLoss: class labels must have shape ({n},), got "
+                raise ValueError(f"{type(self).__name__}: class labels must have shape ({n},), got "
                                  f"{target.shape}")
             kept = target != self.ignore_index
             labels = target[kept]
             if labels.size and (labels.min() < 0 or labels.max() >= c):
-                raise ValueError(f"CrossEntropyLoss: labels must lie in [0, {c}) or equal "
+                raise ValueError(f"{type(self).__name__}: labels must lie in [0, {c}) or equal "
                                  f"ignore_index ({self.ignore_index})")
             rows = np.flatnonzero(kept)
             dist = np.zeros((n, c), np.float32)
@@ -146,11 +162,11 @@ class CrossEntropyLoss(Loss):
             divisor = float(w[labels].sum(dtype=np.float64)) if w is not None else labels.size
         elif target.dtype.kind == "f":
             if target.shape != (n, c):
-                raise ValueError(f"CrossEntropyLoss: class-probability targets must have shape "
+                raise ValueError(f"{type(self).__name__}: class-probability targets must have shape "
                                  f"({n}, {c}) like the logits (one column per class), got "
                                  f"{target.shape}")
             if self.ignore_index >= 0:
-                raise ValueError("CrossEntropyLoss: ignore_index is not supported for "
+                raise ValueError(f"{type(self).__name__}: ignore_index is not supported for "
                                  "class-probability targets (as in torch)")
             dist = target.astype(np.float32)
             if e:
@@ -159,7 +175,7 @@ class CrossEntropyLoss(Loss):
                 dist = dist * w
             divisor = n
         else:
-            raise TypeError(f"CrossEntropyLoss: targets must be integer class labels or float "
+            raise TypeError(f"{type(self).__name__}: targets must be integer class labels or float "
                             f"class probabilities, got dtype {target.dtype}")
         return dist, divisor
 
@@ -174,9 +190,14 @@ class CrossEntropyLoss(Loss):
         np.exp(logp, out=grad)
         grad *= dist.sum(axis=1, keepdims=True)
         grad -= dist
+        return self._reduce(rows, grad, divisor)
+
+    def _reduce(self, rows, grad, divisor):
+        """The per-sample losses `rows` reduced, and `grad` (their gradients) scaled to
+        match: kept for backward."""
         self._g, self._rows = grad, None
         if self.reduction == "none":
-            self._rows = (len(logits),)
+            self._rows = (len(grad),)
             return rows.astype(np.float32)
         if self.reduction == "sum":
             return float(rows.sum())
@@ -209,6 +230,30 @@ class CrossEntropyLoss(Loss):
         if self.label_smoothing:
             args.append(f"label_smoothing={self.label_smoothing}")
         return f"CrossEntropyLoss({', '.join(args)})"
+
+
+class NLLLoss(CrossEntropyLoss):
+    """torch.nn.NLLLoss: -input[i, target[i]] for log-probabilities (N, C) (a LogSoftmax's
+    output) and class labels (N,), with CrossEntropyLoss's weight, ignore_index and
+    reduction."""
+    name = "nll"
+
+    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None,
+                 reduction="mean"):
+        super().__init__(weight, size_average, ignore_index, reduce, reduction)
+
+    def __call__(self, log_probs, target):
+        target = np.asarray(target)
+        if target.dtype.kind not in "iu":
+            raise TypeError(f"NLLLoss: targets must be integer class labels, got dtype "
+                            f"{target.dtype}")
+        dist, divisor = self._distribution(log_probs, target)
+        rows = -np.einsum("ij,ij->i", dist, log_probs, dtype=np.float64)
+        return self._reduce(rows, np.negative(dist, out=self._grad_buffer(dist.shape)),
+                            divisor)
+
+    def __repr__(self):
+        return super().__repr__().replace("CrossEntropyLoss", "NLLLoss", 1)
 
 
 class _Elementwise(Loss):
@@ -267,11 +312,9 @@ class BCEWithLogitsLoss(_Elementwise):
         return values, grad
 
     def _values(self, x, t):
-        try:
-            return self._terms(x, t)[0]
-        except ValueError as e:
-            raise ValueError(f"BCEWithLogitsLoss: weight or pos_weight does not broadcast to "
-                             f"the logits' shape {x.shape}: {e}") from None
+        _check_broadcast((("weight", self.weight), ("pos_weight", self.pos_weight)), x.shape,
+                         "BCEWithLogitsLoss")
+        return self._terms(x, t)[0]
 
     def __call__(self, pred, target):
         if self.weight is None and self.pos_weight is None:
@@ -300,6 +343,66 @@ class BCEWithLogitsLoss(_Elementwise):
         return int(np.count_nonzero((logits > 0) == (targets > 0.5)))
 
 
+class BCELoss(_Elementwise):
+    """torch.nn.BCELoss: binary cross-entropy on probabilities in [0, 1] (a Sigmoid's
+    output) and float32 targets of the same shape, each log clamped to >= -100 as torch
+    does; `weight` (broadcast) rescales each element; reduction 'mean', 'sum' or 'none'.
+    BCEWithLogitsLoss on the logits is the stable form."""
+    name = "binary_cross_entropy_probs"
+    has_accuracy = True
+    weight = None
+
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean"):
+        self.weight = _weights(weight, "BCELoss", "weight")
+        self.reduction = _reduction(reduction, size_average, reduce, "BCELoss")
+
+    @staticmethod
+    def _check(pred, target):
+        for arg, v in (("pred", pred), ("target", target)):
+            if not isinstance(v, np.ndarray) or v.dtype != np.float32:
+                raise TypeError(f"BCELoss: {arg} must be a float32 array, got "
+                                f"{getattr(v, 'dtype', type(v).__name__)}")
+        if pred.shape != target.shape:
+            raise ValueError(f"BCELoss: target must have pred's shape {pred.shape}, got "
+                             f"{target.shape}")
+        if pred.size and not (pred.min() >= 0 and pred.max() <= 1):
+            raise ValueError("BCELoss: pred must hold probabilities in [0, 1] (apply a Sigmoid, "
+                             "or use BCEWithLogitsLoss on the logits)")
+
+    def _terms(self, p, t):
+        """(loss values, their gradient) in float64, torch's clamps."""
+        with np.errstate(divide="ignore"):
+            values = -(t * np.maximum(np.log(p), -100.0) +
+                       (1 - t) * np.maximum(np.log1p(-p), -100.0))
+        grad = (p - t) / np.maximum((1 - p) * p, 1e-12)
+        if self.weight is not None:
+            values, grad = values * self.weight, grad * self.weight
+        return values, grad
+
+    def __call__(self, pred, target):
+        self._check(pred, target)
+        _check_broadcast((("weight", self.weight),), pred.shape, "BCELoss")
+        self._saved = pred, target
+        values = self._terms(pred.astype(np.float64), target.astype(np.float64))[0]
+        if self.reduction == "none":
+            return values.astype(np.float32)
+        return float(values.sum() / (max(values.size, 1) if self.reduction == "mean" else 1))
+
+    def backward(self, grad_output=None):
+        pred, target = self._saved
+        grad = self._terms(pred.astype(np.float64), target.astype(np.float64))[1]
+        if self.reduction == "mean":
+            grad /= max(grad.size, 1)
+        elif self.reduction == "none" and grad_output is not None:
+            grad = _scaled(grad, grad_output, grad.shape, "BCELoss")
+        out = self._grad_buffer(pred.shape)
+        out[...] = grad
+        return out
+
+    def correct(self, probs, targets):
+        return int(np.count_nonzero((probs > 0.5) == (targets > 0.5)))
+
+
 class MSELoss(_Elementwise):
     """Mean squared error between pred and a float32 target of the same shape; torch's
     reduction 'mean', 'sum' or 'none'."""
@@ -315,12 +418,12 @@ class MSELoss(_Elementwise):
 
 
 _BY_NAME = {"cross_entropy": CrossEntropyLoss, "binary_cross_entropy": BCEWithLogitsLoss,
-            "bce": BCEWithLogitsLoss, "mse": MSELoss}
+            "bce": BCEWithLogitsLoss, "mse": MSELoss, "nll": NLLLoss}
 
 
 def get(loss):
     """A Loss from a Loss instance or a name ('cross_entropy', 'binary_cross_entropy'/'bce',
-    'mse')."""
+    'mse', 'nll')."""
     if isinstance(loss, Loss):
         return loss
     if isinstance(loss, str) and loss in _BY_NAME:

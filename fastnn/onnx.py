@@ -54,7 +54,15 @@ def _emit(b, layer, name, ins, out, in_shapes):
     from .keras.layers import Transpose
     kind = type(layer)
     x = ins[0]
-    if kind is nn.Linear:
+    if kind is nn.Linear and len(in_shapes[0]) > 2:  # Gemm is 2-D: MatMul, then the bias
+        weight_t = b.weight(f"{name}.weight_t", layer.weight.data.T)
+        if layer.bias is None:
+            b.node("MatMul", [x, weight_t], out, name)
+        else:
+            b.node("MatMul", [x, weight_t], f"{name}:matmul", f"{name}:matmul")
+            b.node("Add", [f"{name}:matmul", b.weight(f"{name}.bias", layer.bias.data)], out,
+                   name)
+    elif kind is nn.Linear:
         inputs = [x, b.weight(f"{name}.weight", layer.weight.data)]
         if layer.bias is not None:
             inputs.append(b.weight(f"{name}.bias", layer.bias.data))
@@ -65,7 +73,7 @@ def _emit(b, layer, name, ins, out, in_shapes):
             inputs.append(b.weight(f"{name}.bias", layer.bias.data))
         b.node("Conv", inputs, out, name, kernel_shape=list(layer.kernel_size),
                strides=list(layer.stride), dilations=list(layer.dilation),
-               pads=_pads(layer._pad, layer._extra))
+               pads=_pads(layer._pad, layer._extra), group=layer.groups)
     elif kind is nn.MaxPool2d:
         b.node("MaxPool", [x], out, name, kernel_shape=list(layer.kernel_size),
                strides=list(layer.stride), pads=_pads(layer.padding),

@@ -444,6 +444,36 @@ def test_layer_algorithm_check_uses_the_dilated_extent():
         fastnn.nn.Conv2d(2, 3, 3, dilation=2, algorithm="winograd")
 
 
+@pytest.mark.parametrize("groups, cin, cout, kwargs", [
+    (2, 4, 6, dict(kernel_size=3, padding=1)),
+    (3, 3, 3, dict(kernel_size=(3, 2), stride=2, dilation=(1, 2))),  # depthwise
+    (4, 8, 4, dict(kernel_size=2, padding="same", bias=False)),
+])
+def test_grouped_conv_matches_torch(rng, groups, cin, cout, kwargs):
+    """Conv2d's groups (torch's) was missing (TypeError): outputs, input, weight and bias
+    gradients are torch's, in a model too (not fused with its pool and relu)."""
+    torch = pytest.importorskip("torch")
+    layer = fastnn.nn.Conv2d(cin, cout, groups=groups, **kwargs)
+    t_layer = torch.nn.Conv2d(cin, cout, groups=groups, **kwargs)
+    layer.load_state_dict({k: v.detach().numpy() for k, v in t_layer.state_dict().items()})
+    model = fastnn.nn.Sequential(layer, fastnn.nn.MaxPool2d(2), fastnn.nn.ReLU())
+    t_model = torch.nn.Sequential(t_layer, torch.nn.MaxPool2d(2), torch.nn.ReLU())
+    x = rng.standard_normal((2, cin, 9, 10)).astype(np.float32)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = t_model(tx)
+    g = rng.standard_normal(tuple(ty.shape)).astype(np.float32)
+    ty.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(model(x), ty.detach().numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(model.backward(g, need_input_grad=True), tx.grad.numpy(),
+                               rtol=1e-5, atol=1e-5)
+    for (_, p), (_, t) in zip(layer.named_parameters(), t_layer.named_parameters()):
+        np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="divisible by groups"):
+        fastnn.nn.Conv2d(4, 6, 3, groups=4)
+    with pytest.raises(ValueError, match="padding_mode must be 'zeros'"):
+        fastnn.nn.Conv2d(4, 6, 3, padding_mode="reflect")
+
+
 X = np.ones((2, 3, 8, 8), np.float32)
 W = np.ones((4, 3, 3, 3), np.float32)
 G = np.ones((2, 4, 6, 6), np.float32)

@@ -583,9 +583,11 @@ def test_kernel_boundary(op, data):
 # ---- layers, losses, optimizers: constructors with hostile arguments, then calls ----
 
 def conv_args(d):
-    """Conv2d arguments: int padding, or "valid", or "same" (stride 1)."""
+    """Conv2d arguments: int padding, or "valid", or "same" (stride 1); 1 or 2 groups."""
     padding = [0, 1, "valid", "same"][d(0, 3)]
-    return [d(1, 3), d(1, 3), d(1, 3), 1 if padding == "same" else d(1, 2), padding, d(1, 2)]
+    groups = d(1, 2)
+    return [groups * d(1, 2), groups * d(1, 2), d(1, 3), 1 if padding == "same" else d(1, 2),
+            padding, d(1, 2), groups]
 
 
 LAYER_ARGS = {  # valid positional constructor arguments from d(lo, hi) -> int
@@ -608,8 +610,9 @@ LAYER_HOSTILE = [v for v in HOSTILE_INTS + HOSTILE_REALS if not isinstance(v, in
 
 
 def layer_input(layer, r, draw):
-    if isinstance(layer, nn.Linear):
-        return randn(r, dims(draw), layer.in_features)
+    if isinstance(layer, nn.Linear):  # (N, in) or (N, *, in)
+        return randn(r, dims(draw), *[dims(draw) for _ in range(draw(st.integers(0, 1)))],
+                     layer.in_features)
     if isinstance(layer, nn.Conv2d):
         (kh, kw), (dh, dw) = layer.kernel_size, layer.dilation
         return randn(r, dims(draw), layer.in_channels, dh * (kh - 1) + dims(draw, 1, 3),
@@ -632,8 +635,10 @@ def layer_reference(layer, x):
         return R.linear(x, layer.weight.data, None if layer.bias is None else layer.bias.data)
     if isinstance(layer, nn.Conv2d):  # "same" with an odd extent: the extra zeros bottom/right
         x = np.pad(x, [(0, 0), (0, 0), (0, layer._extra[0]), (0, layer._extra[1])])
-        return R.conv2d(x, layer.weight.data, None if layer.bias is None else layer.bias.data,
-                        layer.stride, layer._pad, layer.dilation)
+        w, b = layer.weight.data, layer.bias
+        return np.concatenate([  # a group at a time
+            R.conv2d(x[:, ci], w[co], None if b is None else b.data[co], layer.stride,
+                     layer._pad, layer.dilation) for ci, co in layer._groups()], axis=1)
     if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):  # training: the batch statistics
         return R.batch_norm(x, layer.weight.data, layer.bias.data, None, None, training=True,
                             eps=layer.eps)[0]
@@ -902,6 +907,11 @@ LOSS_ARGS = {  # torch's arguments each loss takes -> a valid value for n sample
                                "pos_weight": lambda r, n, c: r.random(c) + 0.5,
                                "reduction": lambda r, n, c: ["mean", "sum", "none"][n % 3]},
     losses.MSELoss: {"reduction": lambda r, n, c: ["mean", "sum", "none"][n % 3]},
+    losses.NLLLoss: {"weight": lambda r, n, c: r.random(c) + 0.5,
+                     "ignore_index": lambda r, n, c: int(r.integers(-1, c)),
+                     "reduction": lambda r, n, c: ["mean", "sum", "none"][n % 3]},
+    losses.BCELoss: {"weight": lambda r, n, c: r.random((n, c)) + 0.5,
+                     "reduction": lambda r, n, c: ["mean", "sum", "none"][n % 3]},
 }
 HOSTILE_LOSS_ARGS = HOSTILE_INTS + HOSTILE_REALS + [
     "max", np.zeros((2, 2, 2)), np.zeros(7, complex), np.array(["a"]), np.zeros(0)]
@@ -927,9 +937,9 @@ def test_loss_arguments_boundary(data):
         assert hostile, f"valid arguments {kwargs} rejected: {loss_fn!r}"
         check_named(loss_fn, {key})
         return
-    pred = randn(r, n, c)
-    target = (r.integers(0, c, n) if cls is losses.CrossEntropyLoss
-              else r.random((n, c)).astype(np.float32))
+    labels = cls in (losses.CrossEntropyLoss, losses.NLLLoss)
+    pred = r.random((n, c)).astype(np.float32) if cls is losses.BCELoss else randn(r, n, c)
+    target = r.integers(0, c, n) if labels else r.random((n, c)).astype(np.float32)
     status, got = call("loss_args", lambda: loss_fn(pred, target))
     if status == "raised":
         assert hostile, f"valid arguments {kwargs} rejected at the call: {got!r}"
@@ -939,7 +949,7 @@ def test_loss_arguments_boundary(data):
     assert grad.shape == pred.shape and grad.dtype == np.float32
     reduction = kwargs.get("reduction", "mean")
     if reduction == "none":
-        assert got.shape == ((n,) if cls is losses.CrossEntropyLoss else (n, c))
+        assert got.shape == ((n,) if labels else (n, c))
         return
     assert isinstance(got, float)
     loss_fn.reduction = "none"
@@ -1182,6 +1192,8 @@ def test_distributed_boundary(data):
         size = draw(st.sampled_from(HOSTILE_INTS)) if hostile else dims(draw, 1, 4)
         if hostile and draw(st.booleans()):
             size, y = dims(draw, 1, 4), y[:-1] if n else y[:0].tolist() + [1]
+        elif hostile and dist._core.is_int(size) and size > 0:
+            hostile = False  # a large batch size (2**31) is valid: one batch of everything
         ddp = object.__new__(dist.DataParallel)  # batches needs no MPI state
         status, got = call("distributed", lambda: list(ddp.batches(x, y, size, seed=0)))
         expect = None if hostile else list(fastnn.datasets.iterate_batches(x, y, size, seed=0))

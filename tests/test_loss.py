@@ -282,3 +282,38 @@ def test_loss_weights_ignore_index_and_reduction_match_torch(rng, reduction, tar
         CrossEntropyLoss(size_average=False)
     with pytest.raises(ValueError, match=r"weight must have one value per class, shape \(4,\)"):
         CrossEntropyLoss(weight=np.ones(3))(x, np.zeros(n, np.int64))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_nll_and_bce_on_probabilities_match_torch(rng, reduction):
+    """NLLLoss (after a LogSoftmax) and BCELoss (after a Sigmoid; logs clamped at -100,
+    probabilities 0 and 1 included) did not exist: values and gradients are torch's."""
+    torch = pytest.importorskip("torch")
+    from fastnn import nn
+    from fastnn.losses import BCELoss, NLLLoss
+    n, c = 6, 4
+    weight = rng.uniform(0.5, 2.0, c).astype(np.float32)
+    log_probs = nn.LogSoftmax(dim=1)((rng.standard_normal((n, c)) * 3).astype(np.float32))
+    labels = np.array([0, 3, 1, 3, 2, 1])
+    probs = rng.random((n, c)).astype(np.float32)
+    probs[0, 0], probs[1, 1] = 0.0, 1.0
+    target = rng.random((n, c)).astype(np.float32)
+    for cls, t_cls, x, y, args in [
+            (NLLLoss, torch.nn.NLLLoss, log_probs, labels, dict(weight=weight, ignore_index=3)),
+            (NLLLoss, torch.nn.NLLLoss, log_probs, labels, {}),
+            (BCELoss, torch.nn.BCELoss, probs, target, dict(weight=weight)),
+            (BCELoss, torch.nn.BCELoss, probs, target, {})]:
+        tx = torch.tensor(x, requires_grad=True)
+        t_args = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
+                  for k, v in args.items()}
+        want = t_cls(reduction=reduction, **t_args)(tx, torch.from_numpy(y))
+        g = rng.standard_normal(tuple(want.shape)).astype(np.float32)
+        want.backward(torch.from_numpy(g) if reduction == "none" else None)
+        loss_fn = cls(reduction=reduction, **args)
+        np.testing.assert_allclose(loss_fn(x, y), want.detach().numpy(), rtol=1e-5, atol=1e-6)
+        grad = loss_fn.backward(g) if reduction == "none" else loss_fn.backward()
+        np.testing.assert_allclose(grad, tx.grad.numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\]"):
+        BCELoss()(np.full((2, 2), 1.5, np.float32), target[:2, :2])
+    with pytest.raises(TypeError, match="NLLLoss: targets must be integer class labels"):
+        NLLLoss()(log_probs, probs)

@@ -159,7 +159,7 @@ def test_dropout_masks_scales_and_is_identity_in_eval(rng):
     layer.eval()
     assert layer(x) is x and layer.backward(g) is g
     with pytest.raises(ValueError, match="p must be"):
-        nn.Dropout(1.0)
+        nn.Dropout(1.5)
 
 
 @pytest.mark.parametrize("init", ["torch", "he", "glorot"])
@@ -454,3 +454,63 @@ def test_flatten_softmax_and_inplace_take_torchs_arguments(rng):
     model(x[:, :, 0, 0]), model.backward(np.ones((2, 2), np.float32))
     model.zero_grad(set_to_none=True)
     assert not any(p.grad.any() for p in model.parameters())
+
+
+def test_linear_on_leading_dimensions_matches_torch(rng):
+    """Linear on (N, *, in_features), as torch's: it raised ValueError for all but 2-D."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    for shape in [(3, 4, 5), (2, 1, 3, 5)]:
+        layer, t_layer = nn.Linear(5, 3), torch.nn.Linear(5, 3)
+        layer.load_state_dict({k: v.detach().numpy() for k, v in t_layer.state_dict().items()})
+        x = rng.standard_normal(shape).astype(np.float32)
+        tx = torch.tensor(x, requires_grad=True)
+        ty = t_layer(tx)
+        g = rng.standard_normal(tuple(ty.shape)).astype(np.float32)
+        ty.backward(torch.from_numpy(g))
+        np.testing.assert_allclose(layer(x), ty.detach().numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(layer.backward(g), tx.grad.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(layer.weight.grad, t_layer.weight.grad.numpy(), rtol=1e-5,
+                                   atol=1e-5)
+        np.testing.assert_allclose(layer.bias.grad, t_layer.bias.grad.numpy(), rtol=1e-5,
+                                   atol=1e-5)
+    with pytest.raises(ValueError, match=r"expects input of shape \(N, 5\) or \(N, \*, 5\)"):
+        nn.Linear(5, 3)(np.zeros((2, 4), np.float32))
+
+
+def test_module_and_sequential_api_as_torchs():
+    """Sequential slices are Sequentials and append works; apply, named_parameters(prefix,
+    recurse), parameters(recurse) and load_state_dict's (missing_keys, unexpected_keys)
+    named tuple are torch's (they raised or returned lists and plain tuples)."""
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(32, 3))
+    x = np.ones((2, 1, 6, 6), np.float32)
+    head = model[:2]
+    assert isinstance(head, nn.Sequential) and head(x).shape == (2, 2, 4, 4)
+    assert [k for k, _ in head.named_parameters()] == ["0.weight", "0.bias"]
+    model.append(nn.Softmax(dim=1))
+    np.testing.assert_allclose(model(x).sum(axis=1), 1.0, rtol=1e-6)
+    assert [k for k, _ in model.named_parameters(prefix="m")][:2] == ["m.0.weight", "m.0.bias"]
+    assert model.parameters(recurse=False) == [] and len(model[3].parameters(False)) == 2
+    seen = []
+    assert model.apply(lambda m: seen.append(type(m).__name__)) is model
+    assert seen == ["Conv2d", "ReLU", "Flatten", "Linear", "Softmax", "Sequential"]
+    result = model.load_state_dict({"3.bias": np.zeros(3)}, strict=False)
+    assert result.missing_keys == ["0.weight", "0.bias", "3.weight"]
+    assert result.unexpected_keys == [] and result == (result.missing_keys, [])
+    with pytest.raises(TypeError, match="must be a fastnn.nn.Module"):
+        model.append(len)
+
+
+def test_dropout_one_and_parameter_requires_grad_as_torchs(rng):
+    """Dropout(p=1.0) drops everything in training, as torch's (it raised ValueError), and
+    Parameter.requires_grad_ freezes a parameter as torch's Tensor method does."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    x = rng.standard_normal((3, 4)).astype(np.float32)
+    layer = nn.Dropout(1.0)
+    np.testing.assert_array_equal(layer(x), torch.nn.Dropout(1.0)(torch.from_numpy(x)).numpy())
+    np.testing.assert_array_equal(layer.backward(x), np.zeros_like(x))
+    assert layer.eval()(x) is x
+    lin = nn.Linear(4, 2)
+    assert lin.weight.requires_grad_(False) is lin.weight and not lin.weight.requires_grad
+    assert lin.bias.numel() == 2
+    lin(x), lin.backward(np.ones((3, 2), np.float32))
+    assert not lin.weight.grad.any() and lin.bias.grad.all()

@@ -324,7 +324,7 @@ class Conv2D(Layer):
             pad = _same_padding((h, w), self.kernel_size, self.strides, self.dilation_rate,
                                 self.name)
         self.conv = nn.Conv2d(c, self.filters, self.kernel_size, self.strides, pad,
-                              self.dilation_rate, self.use_bias, init="glorot",
+                              self.dilation_rate, bias=self.use_bias, init="glorot",
                               seed=_next_seed())
         return self._with_activation([self.conv], self.activation_name), True
 

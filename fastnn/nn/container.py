@@ -28,7 +28,17 @@ class Sequential(Model):
         return len(self.layers)
 
     def __getitem__(self, i):
+        if isinstance(i, slice):  # a Sequential of the same layers, as torch's
+            return Sequential(*self.layers[i])
         return self.layers[i]
+
+    def append(self, module):
+        """Add a layer at the end (torch's Sequential.append); returns self."""
+        if not isinstance(module, Module):
+            raise TypeError(f"Sequential.append: module must be a fastnn.nn.Module, got "
+                            f"{type(module).__name__}")
+        self.layers.append(module)  # a changed layer list: traced again at the next call
+        return self
 
     def named_children(self):
         return [(str(i), layer) for i, layer in enumerate(self.layers)]

@@ -16,14 +16,23 @@ class Conv2d(_Weighted):
 
     padding: an int, a pair, "valid" (no padding) or "same" (stride 1; the output has
     the input's size; when the kernel's extent dilation*(k-1) is odd, the extra zero row
-    and column go at the bottom and right, as in torch). algorithm: "auto", "direct",
-    "winograd" or "winograd4x4" (see fastnn.set_conv_algorithm); None follows the global
-    default."""
+    and column go at the bottom and right, as in torch). groups: torch's grouped
+    convolution (weight (out, in/groups, kh, kw)), one kernel call per group;
+    padding_mode must be "zeros". algorithm: "auto", "direct", "winograd" or
+    "winograd4x4" (see fastnn.set_conv_algorithm); None follows the global default."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, bias=True, *, seed=None, init="torch", algorithm=None):
+                 dilation=1, groups=1, bias=True, padding_mode="zeros", *, seed=None,
+                 init="torch", algorithm=None):
         self.in_channels = _count(in_channels, "in_channels", "Conv2d")
         self.out_channels = _count(out_channels, "out_channels", "Conv2d")
+        self.groups = _count(groups, "groups", "Conv2d")
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(f"Conv2d: in_channels ({in_channels}) and out_channels "
+                             f"({out_channels}) must be divisible by groups ({groups})")
+        if padding_mode != "zeros":
+            raise ValueError(f"Conv2d: padding_mode must be 'zeros' (the only one fastnn "
+                             f"implements), got {padding_mode!r}")
         self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2d")
         self.stride = _pair(stride, "stride", "Conv2d")
         self.dilation = _pair(dilation, "dilation", "Conv2d")
@@ -43,8 +52,9 @@ class Conv2d(_Weighted):
                              f"padding non-negative, got kernel_size={self.kernel_size}, "
                              f"stride={self.stride}, padding={self.padding}, "
                              f"dilation={self.dilation}")
-        fan_in, fan_out = self.in_channels * kh * kw, self.out_channels * kh * kw
-        w, b = _weights(init, seed, (self.out_channels, self.in_channels, kh, kw), fan_in,
+        group_in = self.in_channels // self.groups
+        fan_in, fan_out = group_in * kh * kw, self.out_channels // self.groups * kh * kw
+        w, b = _weights(init, seed, (self.out_channels, group_in, kh, kw), fan_in,
                         fan_out, "Conv2d")
         self.weight = Parameter(w)
         self.bias = Parameter(b) if bias else None
@@ -53,7 +63,7 @@ class Conv2d(_Weighted):
             try:
                 # an input two rows and columns wider than the dilated kernel's extent
                 dh, dw = self.dilation
-                conv2d_algorithm((1, self.in_channels, dh * (kh - 1) + 3, dw * (kw - 1) + 3),
+                conv2d_algorithm((1, group_in, dh * (kh - 1) + 3, dw * (kw - 1) + 3),
                                  self.weight.data.shape, self.stride, 0, self.dilation,
                                  algorithm)
             except ValueError as e:
@@ -88,11 +98,36 @@ class Conv2d(_Weighted):
             raise ValueError(f"{self!r}: input of shape {tuple(shape)} is too small: {e}") from None
         return (shape[0], self.out_channels, oh, ow)
 
-    def _forward(self, *args, **kwargs):
-        return F.conv2d(*args, algorithm=self.algorithm, **kwargs)
+    def _groups(self):
+        """(input channels, output channels) slices of each group."""
+        ci, co = self.in_channels // self.groups, self.out_channels // self.groups
+        return [(slice(k * ci, (k + 1) * ci), slice(k * co, (k + 1) * co))
+                for k in range(self.groups)]
 
-    def _backward(self, *args, **kwargs):
-        return F.conv2d_backward(*args, algorithm=self.algorithm, **kwargs)
+    def _forward(self, x, weight, bias, *args, out):
+        if self.groups == 1:
+            return F.conv2d(x, weight, bias, *args, out=out, algorithm=self.algorithm)
+        for ci, co in self._groups():
+            out[:, co] = F.conv2d(x[:, ci], weight[co], None if bias is None else bias[co],
+                                  *args, algorithm=self.algorithm)
+        return out
+
+    def _backward(self, grad_out, x, weight, *args, grad_input=None, grad_weight=None,
+                  grad_bias=None, **kwargs):
+        if self.groups == 1:
+            return F.conv2d_backward(grad_out, x, weight, *args, grad_input=grad_input,
+                                     grad_weight=grad_weight, grad_bias=grad_bias,
+                                     algorithm=self.algorithm, **kwargs)
+        for ci, co in self._groups():
+            gx, gw, gb = F.conv2d_backward(grad_out[:, co], x[:, ci], weight[co], *args,
+                                           algorithm=self.algorithm, **kwargs)
+            if grad_input is not None:
+                grad_input[:, ci] = gx
+            if grad_weight is not None:
+                grad_weight[co] = gw
+            if grad_bias is not None:
+                grad_bias[co] = gb
+        return grad_input, grad_weight, grad_bias
 
     def _args(self):
         return self.stride, self._pad, self.dilation
@@ -128,6 +163,8 @@ class Conv2d(_Weighted):
                   "kernel_size": list(self.kernel_size), "stride": list(self.stride),
                   "padding": padding, "dilation": list(self.dilation),
                   "bias": self.bias is not None}
+        if self.groups != 1:
+            config["groups"] = self.groups
         if self.algorithm is not None:
             config["algorithm"] = self.algorithm
         return config

@@ -18,8 +18,8 @@ class Dropout(Module):
 
     def __init__(self, p=0.5, inplace=False, *, seed=None):
         p = _real(p, "p", "Dropout")
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1], got {p!r}")
         self.p = float(p)
         self.inplace = bool(inplace)
         self._rng = as_rng(seed, "Dropout")
@@ -31,6 +31,8 @@ class Dropout(Module):
             self._seed = None
             return x
         self._seed = int(self._rng.bit_generator.random_raw())
+        if self.p == 1.0:  # torch's: every element dropped (x * 0: a NaN stays NaN)
+            return np.multiply(x, np.float32(0.0), out=self._buffer("y", x.shape))
         return F.dropout(x, self.p, self._seed, out=self._buffer("y", x.shape))
 
     def backward(self, grad_out, need_input_grad=True):
@@ -39,6 +41,8 @@ class Dropout(Module):
             return None
         if self._seed is None:
             return grad_out
+        if self.p == 1.0:
+            return np.multiply(grad_out, np.float32(0.0), out=self._buffer("dx", grad_out.shape))
         return F.dropout(grad_out, self.p, self._seed, out=self._buffer("dx", grad_out.shape))
 
     def config(self):

@@ -77,7 +77,8 @@ class _Weighted(Module):
 
 
 class Linear(_Weighted):
-    """y = x @ weight.T + bias for x of shape (N, in_features)."""
+    """y = x @ weight.T + bias over the last dimension of x: (N, in_features), or
+    (N, *, in_features) as torch's (the leading dimensions run as one batch)."""
 
     _forward = staticmethod(F.linear)
     _backward = staticmethod(F.linear_backward)
@@ -91,9 +92,25 @@ class Linear(_Weighted):
         self.bias = Parameter(b) if bias else None
 
     def output_shape(self, shape):
-        self._expect(shape, f"(N, {self.in_features})",
-                     len(shape) == 2 and shape[1] == self.in_features)
-        return (shape[0], self.out_features)
+        self._expect(shape, f"(N, {self.in_features}) or (N, *, {self.in_features})",
+                     len(shape) >= 2 and shape[-1] == self.in_features)
+        return tuple(shape[:-1]) + (self.out_features,)
+
+    def forward(self, x):
+        if getattr(x, "ndim", 2) == 2:  # (a non-array is the kernel's to refuse)
+            self._nd_shape = None
+            return super().forward(x)
+        shape = self.output_shape(self._input(x).shape)
+        self._nd_shape = x.shape
+        return super().forward(x.reshape(-1, self.in_features)).reshape(shape)
+
+    def backward(self, grad_out, need_input_grad=True):
+        shape = self.__dict__.get("_nd_shape")
+        if shape is None:
+            return super().backward(grad_out, need_input_grad)
+        grad_out = self._grad(grad_out, self.output_shape(shape))
+        dx = super().backward(grad_out.reshape(-1, self.out_features), need_input_grad)
+        return None if dx is None else dx.reshape(shape)
 
     def config(self):
         return {"in_features": self.in_features, "out_features": self.out_features,

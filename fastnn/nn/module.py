@@ -11,6 +11,7 @@ Two kinds of Module:
   its `forward` runs once on symbolic values into a graph of layers (fastnn.nn.graph),
   which then runs forward and backward on arrays. Call it as `model(x)`.
 """
+import collections
 import functools
 import math
 
@@ -32,6 +33,10 @@ def _graph_engine():
     return _engine
 
 __all__ = ["Parameter", "Module"]
+
+# load_state_dict's result, torch's named tuple (unpacks as (missing, unexpected) too)
+IncompatibleKeys = collections.namedtuple("IncompatibleKeys", ["missing_keys",
+                                                               "unexpected_keys"])
 
 _FLOAT32 = np.dtype(np.float32)  # compared with != (~40 ns less than with np.float32)
 
@@ -69,6 +74,15 @@ class Parameter:
     @property
     def shape(self):
         return self.data.shape
+
+    def requires_grad_(self, requires_grad=True):
+        """Freeze (False) or unfreeze this parameter, as torch's Tensor.requires_grad_;
+        returns self."""
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def numel(self):
+        return self.data.size
 
     def __repr__(self):
         frozen = "" if self.requires_grad else ", requires_grad=False"
@@ -167,23 +181,34 @@ class Module(training.ModelAPI):
     def modules(self):
         return [m for _, m in self.named_modules()]
 
-    def _named(self, own):
-        """(dotted name, value) of `own(module)` over every module, each value once."""
+    def _named(self, own, recurse=True):
+        """(dotted name, value) of `own(module)` over every module (this one alone unless
+        recurse), each value once."""
         seen, out = set(), []
-        for prefix, module in self.named_modules():
+        for prefix, module in self.named_modules() if recurse else [("", self)]:
             for name, value in own(module):
                 if id(value) not in seen:
                     seen.add(id(value))
                     out.append((f"{prefix}.{name}" if prefix else name, value))
         return out
 
-    def named_parameters(self):
-        """(name, Parameter) pairs; names match torch's state_dict keys."""
-        return self._named(lambda m: [(k, v) for k, v in vars(m).items()
-                                      if isinstance(v, Parameter)])
+    def named_parameters(self, prefix="", recurse=True):
+        """(name, Parameter) pairs; names match torch's state_dict keys (after `prefix`);
+        recurse=False: this module's own only."""
+        own = self._named(lambda m: [(k, v) for k, v in vars(m).items()
+                                     if isinstance(v, Parameter)], recurse)
+        return [(f"{prefix}.{k}" if prefix else k, v) for k, v in own]
 
-    def parameters(self):
-        return [p for _, p in self.named_parameters()]
+    def parameters(self, recurse=True):
+        return [p for _, p in self.named_parameters(recurse=recurse)]
+
+    def apply(self, fn):
+        """Call fn on every sub-module (depth first, children before their parent) and on
+        this module, as torch's apply (e.g. to initialise weights); returns self."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
 
     def register_buffer(self, name, array):
         """Set attribute `name` to `array` (or None) and list it among the buffers:
@@ -242,7 +267,7 @@ class Module(training.ModelAPI):
         the parameters and buffers in place. With strict, missing and unexpected keys
         raise ValueError naming them; a shape mismatch raises ValueError naming the key and
         both shapes; nothing is copied unless every entry fits. Returns
-        (missing_keys, unexpected_keys)."""
+        (missing_keys, unexpected_keys), a named tuple with those fields as torch's."""
         name = type(self).__name__
         if not hasattr(state_dict, "items"):
             raise TypeError(f"{name}.load_state_dict: state_dict must be a mapping of names "
@@ -271,7 +296,7 @@ class Module(training.ModelAPI):
             values.append((dst, src))
         for dst, src in values:
             np.copyto(dst, src, casting="unsafe")
-        return missing, unexpected
+        return IncompatibleKeys(missing, unexpected)
 
     # ---- layer protocol ----
 
