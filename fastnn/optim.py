@@ -7,6 +7,7 @@ loads weights must copy into `p.data` (np.copyto), not rebind it. A frozen param
 (requires_grad False) is left untouched, and so is its state: like torch, which skips a
 parameter without a gradient, each parameter counts only the steps it took (Adam's bias
 correction, SGD's first momentum step), so one unfrozen later starts afresh."""
+import collections.abc
 import math
 
 import numpy as np
@@ -28,6 +29,15 @@ class Optimizer:
             raise TypeError(f"{name}: params must be an iterable of Parameters (e.g. "
                             f"model.parameters()), got {type(params).__name__}")
         self.params = list(params)
+        self._group_options = []
+        if self.params and all(isinstance(g, dict) for g in self.params):
+            # torch's param groups: one set of hyperparameters here (see _check_groups)
+            groups, self.params = self.params, []
+            for i, group in enumerate(groups):
+                if "params" not in group:
+                    raise ValueError(f"{name}: param group {i} has no 'params'")
+                self.params += list(group["params"])
+                self._group_options.append({k: v for k, v in group.items() if k != "params"})
         if not self.params:
             raise ValueError(f"{name}: got an empty parameter list")
         first = {}
@@ -87,6 +97,33 @@ class Optimizer:
 
     def _zeros(self):
         return [np.zeros_like(p.data) for p in self.params]
+
+    def _check_groups(self):
+        """Param groups (torch's list of dicts) may repeat the constructor's
+        hyperparameters but not change them: every parameter steps in one fused call."""
+        name, hyper = type(self).__name__, self.hyperparameters()
+        for i, options in enumerate(self._group_options):
+            for key, value in options.items():
+                if key not in hyper:
+                    raise ValueError(f"{name}: param group {i} has an unknown option {key!r}; "
+                                     f"known: {sorted(hyper)}")
+                mine = hyper[key]
+                same = (list(value) == mine if isinstance(mine, list) else value == mine)
+                if not same:
+                    raise ValueError(f"{name}: param group {i} sets {key}={value!r} but the "
+                                     f"optimizer has {key}={mine!r}: fastnn's optimizers take "
+                                     f"one set of hyperparameters for all their parameters "
+                                     f"(make one optimizer per group)")
+
+    @property
+    def param_groups(self):
+        """torch's param_groups: one group, a live mapping of 'params' and the
+        hyperparameters ({'lr': ...}; setting group['lr'] sets the optimizer's lr)."""
+        return [_ParamGroup(self)]
+
+    @property
+    def defaults(self):
+        return self.hyperparameters()
 
     def _ascent(self, grads):
         """The gradients the step follows: negated with maximize (torch's argument)."""
@@ -177,6 +214,7 @@ class SGD(Optimizer):
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
         self.weight_decay, self.dampening = float(weight_decay), float(dampening)
         self._bufs = self._zeros() if self.momentum else None
+        self._check_groups()
 
     def step(self):
         data, grads, bufs = self._trainable(self._bufs)
@@ -223,6 +261,7 @@ class Adam(Optimizer):
         self.betas, self.eps, self.weight_decay = (b1, b2), float(eps), float(weight_decay)
         self._m, self._v = self._zeros(), self._zeros()
         self._vmax = self._zeros() if self.amsgrad else None
+        self._check_groups()
 
     def step(self):
         self.steps += 1
@@ -304,6 +343,7 @@ class RMSprop(Optimizer):
         self._square = self._zeros()
         self._grad_avg = self._zeros() if self.centered else None
         self._bufs = self._zeros() if self.momentum else None
+        self._check_groups()
 
     def step(self):
         data, grads, square, grad_avg, bufs = self._trainable(
@@ -329,6 +369,50 @@ class RMSprop(Optimizer):
         if self._bufs is not None:
             state["momentum_buffer"] = self._bufs
         return state
+
+
+class _ParamGroup(collections.abc.MutableMapping):
+    """An optimizer's one param group as torch's dict: 'params' and the hyperparameters,
+    read from and written to the optimizer. The ones that size its state (momentum,
+    centered, amsgrad) cannot change after construction."""
+
+    _FIXED = ("params", "momentum", "centered", "amsgrad")
+
+    def __init__(self, optimizer):
+        self._opt = optimizer
+
+    def __getitem__(self, key):
+        if key == "params":
+            return self._opt.params
+        return self._opt.hyperparameters()[key]
+
+    def __setitem__(self, key, value):
+        name, hyper = type(self._opt).__name__, self._opt.hyperparameters()
+        if key not in hyper or key in self._FIXED:
+            raise ValueError(f"{name}.param_groups[0][{key!r}] cannot be set: settable are "
+                             f"{sorted(k for k in hyper if k not in self._FIXED)}")
+        # validated as the constructor does, on a one-element stand-in parameter
+        probe = type(self._opt)([_Probe()], **{**hyper, key: value})
+        setattr(self._opt, key, getattr(probe, key))
+
+    def __delitem__(self, key):
+        raise KeyError(f"param group entries cannot be removed, got {key!r}")
+
+    def __iter__(self):
+        return iter(["params", *self._opt.hyperparameters()])
+
+    def __len__(self):
+        return 1 + len(self._opt.hyperparameters())
+
+    def __repr__(self):
+        return repr(dict(self))
+
+
+class _Probe:
+    """A one-element parameter for _ParamGroup's validation."""
+    data = np.zeros(1, np.float32)
+    grad = np.zeros(1, np.float32)
+    requires_grad = True
 
 
 OPTIMIZERS = {cls.__name__: cls for cls in (SGD, Adam, AdamW, RMSprop)}

@@ -963,6 +963,25 @@ OPTIMIZERS = {optim.SGD: ["lr", "momentum", "weight_decay", "dampening"],
               optim.RMSprop: ["lr", "alpha", "eps", "weight_decay", "momentum"]}
 
 
+@settings(FUZZ, max_examples=200)
+@given(data=st.data())
+def test_param_group_boundary(data):
+    """torch's param_groups[0][key] = value: a hostile value raises naming the optimizer
+    and leaves it as it was; an accepted one is what hyperparameters() then reports."""
+    draw = data.draw
+    cls = draw(st.sampled_from(sorted(OPTIMIZERS, key=lambda c: c.__name__)))
+    opt = cls([nn.Parameter(np.ones(3, np.float32))], lr=0.1)
+    key = draw(st.sampled_from(OPTIMIZERS[cls] + ["params", "nesterov", "unknown"]))
+    value = draw(st.sampled_from(HOSTILE_REALS + [0.5, 0.0]))
+    before = opt.hyperparameters()
+    status, got = call("optimizers", lambda: opt.param_groups[0].__setitem__(key, value))
+    if status == "raised":
+        check_named(got, {cls.__name__})
+        assert opt.hyperparameters() == before
+    else:
+        assert key in before and opt.param_groups[0][key] == opt.hyperparameters()[key]
+
+
 @settings(FUZZ, max_examples=300)
 @given(data=st.data())
 def test_optimizer_boundary(data):

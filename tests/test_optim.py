@@ -342,3 +342,33 @@ def test_sgd_takes_torchs_positional_order(rng):
     assert (opt.momentum, opt.dampening, opt.weight_decay, opt.nesterov) == (0.9, 0.5, 0.01,
                                                                                False)
     assert optim.SGD(params, 0.1, 0.9, 0, 0, True).nesterov
+
+
+def test_param_groups_as_torchs(rng):
+    """torch's param groups: a list of dicts is taken (it raised TypeError) when the groups
+    share the hyperparameters, and opt.param_groups[0]['lr'] reads and sets the lr (a
+    torch-style manual schedule), the trajectory staying torch's."""
+    torch = pytest.importorskip("torch")
+    params, grads = make_params(rng)
+    theirs = [torch.nn.Parameter(torch.tensor(p.data.copy())) for p in params]
+    opt = optim.Adam([{"params": params[:2]}, {"params": params[2:], "lr": 0.01}], lr=0.01)
+    t_opt = torch.optim.Adam([{"params": theirs[:2]}, {"params": theirs[2:]}], lr=0.01)
+    assert opt.params == params and opt.param_groups[0]["params"] == params
+    for i, step_grads in enumerate(grads):
+        for p, t, g in zip(params, theirs, step_grads):
+            np.copyto(p.grad, g)
+            t.grad = torch.from_numpy(g.copy())
+        if i == 2:
+            for group in opt.param_groups + t_opt.param_groups:
+                group["lr"] *= 0.5
+        opt.step()
+        t_opt.step()
+    assert opt.lr == 0.005 == t_opt.param_groups[0]["lr"]
+    for p, t in zip(params, theirs):
+        np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="one set of hyperparameters"):
+        optim.SGD([{"params": params[:1]}, {"params": params[1:], "lr": 0.5}], lr=0.1)
+    with pytest.raises(ValueError, match="lr must be finite and >= 0"):
+        opt.param_groups[0]["lr"] = -1.0
+    with pytest.raises(ValueError, match="cannot be set"):
+        optim.SGD(params, lr=0.1, momentum=0.9).param_groups[0]["momentum"] = 0.5
