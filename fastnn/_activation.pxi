@@ -92,24 +92,51 @@ def tanh_backward(grad_out, y, *, out=None):
     return act_call(TANH, True, grad_out, y, "y", out, "tanh_backward")
 
 
-def softmax(x, *, out=None):
-    """Softmax over the last axis, shifted by the row maximum."""
-    return act_call(SOFTMAX, False, None, x, "x", out, "softmax")
+cdef object over_dim(Act op, bint backward, object grad_out, object a, str a_name, object out,
+                     str fn, object dim):
+    """act_call over dimension `dim` (torch's; negative counts from the end): the last
+    runs in place of the kernel, another on the moved axis's copy, written back through
+    out's moved view."""
+    if not is_int(dim):
+        raise TypeError(f"{fn}: dim must be an int, got {dim!r}")
+    a = as_float32(a, a_name, fn)
+    ndim = a.ndim
+    if ndim == 0 or dim == -1 or dim == ndim - 1:
+        return act_call(op, backward, grad_out, a, a_name, out, fn)
+    if not -ndim <= dim < ndim:
+        raise ValueError(f"{fn}: dim must be in [-{ndim}, {ndim}) for {a_name} of shape "
+                         f"{a.shape}, got {dim}")
+    axis = dim % ndim
+    if backward:
+        grad_out = ew_same_shape(a, a_name, as_float32(grad_out, "grad_out", fn), "grad_out",
+                                 fn)
+        out = check_out(out, a.shape, fn, (grad_out, a))
+        grad_out = np.moveaxis(grad_out, axis, -1)
+    else:
+        out = check_out(out, a.shape, fn, (a,), alias=a)
+    np.moveaxis(out, axis, -1)[...] = act_call(op, backward, grad_out, np.moveaxis(a, axis, -1),
+                                               a_name, None, fn)
+    return out
 
 
-def softmax_backward(grad_out, y, *, out=None):
-    """y * (grad_out - sum(grad_out * y)) over the last axis, from the forward output y."""
-    return act_call(SOFTMAX, True, grad_out, y, "y", out, "softmax_backward")
+def softmax(x, dim=-1, *, out=None):
+    """Softmax over dimension dim (the last by default), shifted by the maximum."""
+    return over_dim(SOFTMAX, False, None, x, "x", out, "softmax", dim)
 
 
-def log_softmax(x, *, out=None):
-    """log(softmax(x)) over the last axis: (x - max) - log(sum(exp(x - max)))."""
-    return act_call(LOG_SOFTMAX, False, None, x, "x", out, "log_softmax")
+def softmax_backward(grad_out, y, dim=-1, *, out=None):
+    """y * (grad_out - sum(grad_out * y)) over dim, from the forward output y."""
+    return over_dim(SOFTMAX, True, grad_out, y, "y", out, "softmax_backward", dim)
 
 
-def log_softmax_backward(grad_out, y, *, out=None):
-    """grad_out - exp(y) * sum(grad_out) over the last axis, from the forward output y."""
-    return act_call(LOG_SOFTMAX, True, grad_out, y, "y", out, "log_softmax_backward")
+def log_softmax(x, dim=-1, *, out=None):
+    """log(softmax(x)) over dimension dim: (x - max) - log(sum(exp(x - max)))."""
+    return over_dim(LOG_SOFTMAX, False, None, x, "x", out, "log_softmax", dim)
+
+
+def log_softmax_backward(grad_out, y, dim=-1, *, out=None):
+    """grad_out - exp(y) * sum(grad_out) over dim, from the forward output y."""
+    return over_dim(LOG_SOFTMAX, True, grad_out, y, "y", out, "log_softmax_backward", dim)
 
 
 def dropout(x, p, seed, *, out=None):

@@ -259,3 +259,27 @@ def test_overlapping_out_is_rejected():
     readonly.flags.writeable = False
     with pytest.raises(ValueError, match="writeable"):
         F.relu(np.ones(3, np.float32), out=readonly)
+
+
+@pytest.mark.parametrize("dim", [0, 1, -2, 2, -1])
+def test_softmax_and_log_softmax_over_dim_match_torch(rng, dim):
+    """F.softmax(x, dim) and F.log_softmax(x, dim), torch's signature (dim was refused:
+    TypeError), with their backwards and out= (in place included)."""
+    torch = pytest.importorskip("torch")
+    x = (rng.standard_normal((3, 4, 5)) * 4).astype(np.float32)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    for f, f_back, t_f in [(F.softmax, F.softmax_backward, torch.softmax),
+                           (F.log_softmax, F.log_softmax_backward, torch.log_softmax)]:
+        tx = torch.tensor(x, requires_grad=True)
+        ty = t_f(tx, dim)
+        ty.backward(torch.from_numpy(g))
+        y = f(x, dim)
+        np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(f_back(g, y, dim), tx.grad.numpy(), rtol=1e-5, atol=1e-6)
+        inplace = x.copy()
+        assert f(inplace, dim=dim, out=inplace) is inplace
+        np.testing.assert_array_equal(inplace, y)
+    with pytest.raises(ValueError, match=r"dim must be in \[-3, 3\)"):
+        F.softmax(x, 3)
+    with pytest.raises(TypeError, match="dim must be an int"):
+        F.log_softmax(x, 1.0)

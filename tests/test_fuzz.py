@@ -68,6 +68,23 @@ def make_unary(r, draw, ndim_min=0):
     return {"x": randn(r, *shape)}
 
 
+def make_over_dim(r, draw, backward=False):
+    """softmax's arguments: x (or grad_out and y) of >= 1 dimension, and a dim of it."""
+    args = make_backward(r, draw, 1, "y") if backward else make_unary(r, draw, 1)
+    ndim = (args["y"] if backward else args["x"]).ndim
+    return {**args, "dim": draw(st.integers(-ndim, ndim - 1))}
+
+
+def over_dim(f, backward=False):
+    """fastnn.reference's last-axis f over dimension dim: moved last and back."""
+    def ref(*arrays, dim=-1, **named):
+        arrays = [np.moveaxis(a, dim, -1) for a in (*arrays, *named.values())]
+        return np.moveaxis(f(*arrays), -1, dim)
+    if backward:
+        return lambda grad_out, y, dim=-1: ref(grad_out, y, dim=dim)
+    return lambda x, dim=-1: ref(x, dim=dim)
+
+
 def make_dropout(r, draw):
     return {**make_unary(r, draw), "p": draw(st.sampled_from([0.0, 0.1, 0.5, 0.9])),
             "seed": draw(st.integers(0, 2**64 - 1))}
@@ -276,13 +293,17 @@ CONV = ("stride", "padding", "dilation", "algorithm", "activation")
 CONV_POOL = ("kernel_size", "pool_stride", "pool_padding")
 OPS = [Op(name, getattr(F, name), getattr(R, name), make_unary, {"out": None}, (), ("x",))
        for name in ("relu", "sigmoid", "tanh", "leaky_relu")]
-OPS += [Op(name, getattr(F, name), getattr(R, name), lambda r, d: make_unary(r, d, 1),
-           {"out": None}, (), ("x",)) for name in ("softmax", "log_softmax")]
+OPS += [Op(name, getattr(F, name), over_dim(getattr(R, name)), make_over_dim,
+           {"out": None}, ("dim",), ("x",)) for name in ("softmax", "log_softmax")]
 OPS += [Op(name + "_backward", getattr(F, name + "_backward"), getattr(R, name + "_backward"),
            lambda r, d, src=src, lo=lo: make_backward(r, d, lo, src), {"out": None}, (),
            ("grad_out", src))
         for name, src, lo in (("relu", "x", 0), ("leaky_relu", "x", 0), ("sigmoid", "y", 0),
-                              ("tanh", "y", 0), ("softmax", "y", 1), ("log_softmax", "y", 1))]
+                              ("tanh", "y", 0))]
+OPS += [Op(name + "_backward", getattr(F, name + "_backward"),
+           over_dim(getattr(R, name + "_backward"), True),
+           lambda r, d: make_over_dim(r, d, True), {"out": None}, ("dim",), ("grad_out", "y"))
+        for name in ("softmax", "log_softmax")]
 OPS += [
     Op("dropout", F.dropout, R.dropout, make_dropout, {"out": None}, ("p", "seed"), ("x",)),
     Op("linear", F.linear, R.linear, make_linear, {"out": None}, (), ("x", "weight", "bias")),

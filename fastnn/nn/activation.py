@@ -1,7 +1,5 @@
 """Elementwise activations: ReLU, LeakyReLU, Sigmoid, Tanh, and Softmax / LogSoftmax over
 a dimension (the last by default)."""
-import numpy as np
-
 from .. import functional as F
 from .._core import as_real as _real, is_int as _is_int
 from .module import Module
@@ -64,8 +62,8 @@ class Tanh(_Elementwise):
 
 
 class _OverDim(_Elementwise):
-    """An activation over dimension `dim` (torch's argument; negative counts from the end).
-    The kernels work over the last axis: another dim runs them on the moved axis's copy."""
+    """An activation over dimension `dim` (torch's argument; negative counts from the
+    end), the kernels' own argument."""
 
     _backward_uses_output = True
 
@@ -74,33 +72,8 @@ class _OverDim(_Elementwise):
             raise TypeError(f"{type(self).__name__}: dim must be an int, got {dim!r}")
         self.dim = int(dim)
 
-    def _axis(self, x):
-        """The dimension to run over, or None for the last one (the kernels' own)."""
-        ndim = self._input(x).ndim
-        axis = self.dim + ndim if self.dim < 0 else self.dim
-        if ndim and not 0 <= axis < ndim:
-            raise ValueError(f"{self!r}: dim {self.dim} is out of range for an input of "
-                             f"shape {x.shape}")
-        return None if axis >= ndim - 1 else axis
-
-    def forward(self, x):
-        axis = self._axis(x)
-        if axis is None:
-            return super().forward(x)
-        y = self._saved = self._buffer("y", x.shape)
-        np.moveaxis(y, axis, -1)[...] = self._forward(np.moveaxis(x, axis, -1))
-        return y
-
-    def backward(self, grad_out, need_input_grad=True):
-        y = self._forwarded("_saved")
-        axis = self._axis(y)
-        if axis is None or not need_input_grad:
-            return super().backward(grad_out, need_input_grad)
-        self._grad(grad_out, y.shape)
-        dx = self._buffer("dx", y.shape)
-        np.moveaxis(dx, axis, -1)[...] = self._backward(np.moveaxis(grad_out, axis, -1),
-                                                        np.moveaxis(y, axis, -1))
-        return dx
+    def _extra(self):
+        return (self.dim,)
 
     def config(self):
         return {} if self.dim == -1 else {"dim": self.dim}
