@@ -121,13 +121,40 @@ class CrossEntropyLoss(Loss):
 
     def __call__(self, logits, target):
         target = np.asarray(target)
+        self._spatial = None
+        if getattr(logits, "ndim", 2) > 2:
+            logits, target = self._positions(logits, target)
         if target.dtype.kind in "iu" and not self.label_smoothing and self.weight is None \
                 and self.reduction == "mean" and not (target == self.ignore_index).any():
             loss, self._g = F.cross_entropy_with_grad(
                 logits, target, grad=self._grad_buffer(logits.shape))
             self._rows = None
             return float(loss)
-        return self._soft(logits, *self._distribution(logits, target))
+        loss = self._soft(logits, *self._distribution(logits, target))
+        if self._spatial is not None and self.reduction == "none":
+            self._rows = self._spatial[:1] + self._spatial[2:]
+            return loss.reshape(self._rows)
+        return loss
+
+    def _positions(self, logits, target):
+        """Logits (N, C, d1, ...) as torch takes them (each position a sample) as rows
+        (N*d1*..., C), and the target to match; backward moves the gradient back."""
+        name = type(self).__name__
+        if not isinstance(logits, np.ndarray):
+            raise TypeError(f"{name}: logits must be a float32 array, got "
+                            f"{type(logits).__name__}")
+        shape, c = logits.shape, logits.shape[1]
+        self._spatial = shape
+        rows = np.ascontiguousarray(np.moveaxis(logits, 1, -1)).reshape(-1, c)
+        if target.dtype.kind == "f":
+            if target.shape != shape:
+                raise ValueError(f"{name}: class-probability targets must have the logits' "
+                                 f"shape {shape}, got {target.shape}")
+            return rows, np.moveaxis(target, 1, -1).reshape(-1, c)
+        if target.shape != shape[:1] + shape[2:]:
+            raise ValueError(f"{name}: class labels for logits of shape {shape} must have "
+                             f"shape {shape[:1] + shape[2:]}, got {target.shape}")
+        return rows, target.reshape(-1)
 
     def _distribution(self, logits, target):
         """The target as weighted class probabilities (N, C) float32, smoothed, and the
@@ -209,9 +236,22 @@ class CrossEntropyLoss(Loss):
     def backward(self, grad_output=None):
         """The gradient of the last call's loss w.r.t. the logits; with reduction='none',
         of the per-sample losses weighted by grad_output (N,) (ones by default)."""
-        if self._rows is None:
-            return self._g
-        return _scaled(self._g, grad_output, self._rows, "CrossEntropyLoss")
+        grad, spatial, name = self._g, self.__dict__.get("_spatial"), type(self).__name__
+        if self._rows is not None and spatial is None:
+            return _scaled(grad, grad_output, self._rows, name)
+        if spatial is None:
+            return grad
+        if self._rows is not None and grad_output is not None:  # per position: as rows
+            if np.shape(grad_output) != self._rows:
+                raise ValueError(f"{name}.backward: grad_output must have the loss's shape "
+                                 f"{self._rows}, got {np.shape(grad_output)}")
+            grad = _scaled(grad, np.reshape(grad_output, -1), (len(grad),), name)
+        moved = spatial[:1] + spatial[2:] + spatial[1:2]  # (N, d1, ..., C)
+        out = self.__dict__.get("_spatial_grad")
+        if out is None or out.shape != spatial:
+            out = self._spatial_grad = np.empty(spatial, np.float32)
+        np.copyto(out, np.moveaxis(grad.reshape(moved), -1, 1))
+        return out
 
     def correct(self, logits, target):
         target = np.asarray(target)
@@ -247,10 +287,17 @@ class NLLLoss(CrossEntropyLoss):
         if target.dtype.kind not in "iu":
             raise TypeError(f"NLLLoss: targets must be integer class labels, got dtype "
                             f"{target.dtype}")
+        self._spatial = None
+        if getattr(log_probs, "ndim", 2) > 2:
+            log_probs, target = self._positions(log_probs, target)
         dist, divisor = self._distribution(log_probs, target)
         rows = -np.einsum("ij,ij->i", dist, log_probs, dtype=np.float64)
-        return self._reduce(rows, np.negative(dist, out=self._grad_buffer(dist.shape)),
+        loss = self._reduce(rows, np.negative(dist, out=self._grad_buffer(dist.shape)),
                             divisor)
+        if self._spatial is not None and self.reduction == "none":
+            self._rows = self._spatial[:1] + self._spatial[2:]
+            return loss.reshape(self._rows)
+        return loss
 
     def __repr__(self):
         return super().__repr__().replace("CrossEntropyLoss", "NLLLoss", 1)

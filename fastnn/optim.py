@@ -29,6 +29,9 @@ class Optimizer:
             raise TypeError(f"{name}: params must be an iterable of Parameters (e.g. "
                             f"model.parameters()), got {type(params).__name__}")
         self.params = list(params)
+        if self.params and all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str)
+                               for p in self.params):
+            self.params = [p for _, p in self.params]  # model.named_parameters(), as torch
         self._group_options = []
         if self.params and all(isinstance(g, dict) for g in self.params):
             # torch's param groups: one set of hyperparameters here (see _check_groups)
@@ -238,17 +241,20 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """torch.optim.Adam (L2 weight decay added to the gradient). amsgrad (torch's) divides
-    by the running maximum of the second moment (a NumPy step, not the fused kernel);
-    maximize ascends the objective."""
+    """torch.optim.Adam (L2 weight decay added to the gradient; decoupled as AdamW's with
+    decoupled_weight_decay). amsgrad (torch's) divides by the running maximum of the
+    second moment (a NumPy step, not the fused kernel); maximize ascends the objective.
+    params may also be model.named_parameters(), as in torch."""
 
     _decoupled = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 amsgrad=False, *, maximize=False):
+                 amsgrad=False, *, maximize=False, decoupled_weight_decay=False):
         super().__init__(params, lr)
         name = type(self).__name__
         self.amsgrad, self.maximize = bool(amsgrad), bool(maximize)
+        # torch's Adam(decoupled_weight_decay=True) is AdamW
+        self._decoupled = self._decoupled or bool(decoupled_weight_decay)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"{name}: betas must be a pair of floats, got {betas!r}")
         b1, b2 = (as_real(b, "betas", name) for b in betas)
@@ -299,6 +305,8 @@ class Adam(Optimizer):
             hyper["amsgrad"] = True
         if self.maximize:
             hyper["maximize"] = True
+        if self._decoupled and not type(self)._decoupled:
+            hyper["decoupled_weight_decay"] = True
         return hyper
 
     def _state_arrays(self):

@@ -1023,6 +1023,8 @@ def test_optimizer_boundary(data):
     kwargs["maximize"] = draw(st.booleans())  # torch's flags: the gradient negated, and
     if cls in (optim.Adam, optim.AdamW):  # amsgrad (its maximum of v is v at step 1)
         kwargs["amsgrad"] = draw(st.booleans())
+    if cls is optim.Adam:
+        kwargs["decoupled_weight_decay"] = draw(st.booleans())
     hostile = draw(st.booleans())
     if hostile:
         kwargs[draw(st.sampled_from(OPTIMIZERS[cls]))] = draw(st.sampled_from(HOSTILE_REALS))
@@ -1044,6 +1046,7 @@ def test_optimizer_boundary(data):
         for p, (w, g) in zip(params, before):
             hyper = opt.hyperparameters()
             hyper.pop("amsgrad", None)
+            decoupled = hyper.pop("decoupled_weight_decay", cls is optim.AdamW)
             if hyper.pop("maximize", False):
                 g = -g
             if cls is optim.SGD:
@@ -1056,7 +1059,7 @@ def test_optimizer_boundary(data):
             else:
                 R.adam_step(w, g, np.zeros_like(w), np.zeros_like(w), step=1, lr=hyper["lr"],
                             beta1=hyper["betas"][0], beta2=hyper["betas"][1], eps=hyper["eps"],
-                            weight_decay=hyper["weight_decay"], decoupled=cls is optim.AdamW)
+                            weight_decay=hyper["weight_decay"], decoupled=decoupled)
             assert_matches(p.data, w)
 
 

@@ -317,3 +317,38 @@ def test_nll_and_bce_on_probabilities_match_torch(rng, reduction):
         BCELoss()(np.full((2, 2), 1.5, np.float32), target[:2, :2])
     with pytest.raises(TypeError, match="NLLLoss: targets must be integer class labels"):
         NLLLoss()(log_probs, probs)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_cross_entropy_and_nll_on_positions_match_torch(rng, reduction):
+    """Logits (N, C, d1, ...) with labels (N, d1, ...) or probabilities of the logits'
+    shape, each position a sample (segmentation), as torch's: it raised ValueError."""
+    torch = pytest.importorskip("torch")
+    from fastnn.losses import CrossEntropyLoss, NLLLoss
+    x = (rng.standard_normal((2, 4, 3, 5)) * 3).astype(np.float32)
+    labels = rng.integers(0, 4, (2, 3, 5))
+    labels[0, 0] = 2
+    probs = rng.random(x.shape).astype(np.float32)
+    weight = rng.uniform(0.5, 2.0, 4).astype(np.float32)
+    log_probs = torch.log_softmax(torch.from_numpy(x), 1).numpy()
+    for cls, t_cls, inputs, target, args in [
+            (CrossEntropyLoss, torch.nn.CrossEntropyLoss, x, labels,
+             dict(weight=weight, ignore_index=2, label_smoothing=0.1)),
+            (CrossEntropyLoss, torch.nn.CrossEntropyLoss, x, labels, {}),
+            (CrossEntropyLoss, torch.nn.CrossEntropyLoss, x, probs, dict(weight=weight)),
+            (NLLLoss, torch.nn.NLLLoss, log_probs, labels, dict(ignore_index=2))]:
+        tx = torch.tensor(inputs, requires_grad=True)
+        t_args = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
+                  for k, v in args.items()}
+        want = t_cls(reduction=reduction, **t_args)(tx, torch.from_numpy(target))
+        g = rng.standard_normal(tuple(want.shape)).astype(np.float32)
+        want.backward(torch.from_numpy(g) if reduction == "none" else None)
+        loss_fn = cls(reduction=reduction, **args)
+        got = loss_fn(inputs, target)
+        assert np.shape(got) == tuple(want.shape)
+        np.testing.assert_allclose(got, want.detach().numpy(), rtol=1e-5, atol=1e-6)
+        grad = loss_fn.backward(g) if reduction == "none" else loss_fn.backward()
+        np.testing.assert_allclose(grad, tx.grad.numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"class labels for logits of shape \(2, 4, 3, 5\) "
+                                         r"must have shape \(2, 3, 5\)"):
+        CrossEntropyLoss()(x, labels[:, :2])

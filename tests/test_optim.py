@@ -372,3 +372,29 @@ def test_param_groups_as_torchs(rng):
         opt.param_groups[0]["lr"] = -1.0
     with pytest.raises(ValueError, match="cannot be set"):
         optim.SGD(params, lr=0.1, momentum=0.9).param_groups[0]["momentum"] = 0.5
+
+
+def test_adam_decoupled_weight_decay_and_named_parameters_as_torchs(rng):
+    """torch 2.13's Adam(decoupled_weight_decay=True) is AdamW, and torch's optimizers take
+    model.named_parameters(): both raised TypeError."""
+    torch = pytest.importorskip("torch")
+    model = fastnn.nn.Linear(4, 3)
+    t_model = torch.nn.Linear(4, 3)
+    model.load_state_dict({k: v.detach().numpy() for k, v in t_model.state_dict().items()})
+    opt = optim.Adam(model.named_parameters(), lr=0.05, weight_decay=0.3,
+                     decoupled_weight_decay=True)
+    t_opt = torch.optim.Adam(t_model.named_parameters(), lr=0.05, weight_decay=0.3,
+                             decoupled_weight_decay=True)
+    assert opt.params == model.parameters()
+    for _ in range(4):
+        grads = [rng.standard_normal(p.shape).astype(np.float32) for p in opt.params]
+        for p, t, g in zip(model.parameters(), t_model.parameters(), grads):
+            np.copyto(p.grad, g)
+            t.grad = torch.from_numpy(g.copy())
+        opt.step()
+        t_opt.step()
+    for p, t in zip(model.parameters(), t_model.parameters()):
+        np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=1e-5, atol=1e-6)
+    again = optim.Adam(model.parameters())
+    again.load_state_dict(opt.state_dict())
+    assert again._decoupled and again.hyperparameters()["decoupled_weight_decay"]
