@@ -453,6 +453,25 @@ class _Scheduler:
     def get_last_lr(self):
         return self.optimizer.lr
 
+    @property
+    def last_epoch(self):
+        """torch's name for the epochs stepped so far."""
+        return self.epoch
+
+    def state_dict(self):
+        """Everything but the optimizer, as torch's schedulers save."""
+        return {k: v for k, v in vars(self).items() if k != "optimizer"}
+
+    def load_state_dict(self, state):
+        """Take over a state_dict() of a scheduler of this type (the optimizer's lr comes
+        with the optimizer's own state)."""
+        mine = self.state_dict()
+        if not isinstance(state, dict) or set(state) != set(mine):
+            raise ValueError(f"{type(self).__name__}.load_state_dict: expected a dict with "
+                             f"keys {sorted(mine)}, got "
+                             f"{sorted(state) if isinstance(state, dict) else type(state)}")
+        self.__dict__.update(state)
+
     def on_epoch_end(self, epoch, logs):
         self.step()
 

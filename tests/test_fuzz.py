@@ -773,7 +773,9 @@ def fuzz_functional():
 
 MODELS = {"subclass": FuzzNet, "functional": fuzz_functional,
           "sequential": lambda: nn.Sequential(nn.Flatten(), nn.Linear(50, 4, seed=0),
-                                              nn.BatchNorm1d(4), nn.Identity())}
+                                              nn.BatchNorm1d(4), nn.Identity()),
+          "named sequential": lambda: nn.Sequential({  # torch's Sequential(OrderedDict)
+              "flat": nn.Flatten(), "fc": nn.Linear(50, 4, seed=0), "bn": nn.BatchNorm1d(4)})}
 
 
 @settings(FUZZ, max_examples=200)

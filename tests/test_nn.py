@@ -514,3 +514,35 @@ def test_dropout_one_and_parameter_requires_grad_as_torchs(rng):
     assert lin.bias.numel() == 2
     lin(x), lin.backward(np.ones((3, 2), np.float32))
     assert not lin.weight.grad.any() and lin.bias.grad.all()
+
+
+def test_sequential_of_an_ordered_dict_as_torchs(rng, tmp_path):
+    """torch's Sequential(OrderedDict(name=layer)) names its children by the keys
+    (state_dict 'conv.weight', model.conv): fastnn raised TypeError. A torch state_dict
+    loads, outputs and gradients are torch's, slices keep the names, save/load keeps them."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    from collections import OrderedDict
+
+    def build(m):
+        return m.Sequential(OrderedDict([("conv", m.Conv2d(1, 2, 3)), ("bn", m.BatchNorm2d(2)),
+                                         ("relu", m.ReLU()), ("flat", m.Flatten()),
+                                         ("fc", m.Linear(32, 3))]))
+
+    model, t_model = build(nn), build(torch.nn)
+    assert list(model.state_dict()) == list(t_model.state_dict())
+    model.load_state_dict({k: v.detach().numpy() for k, v in t_model.state_dict().items()})
+    x = rng.standard_normal((2, 1, 6, 6)).astype(np.float32)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = t_model(tx)
+    ty.sum().backward()
+    np.testing.assert_allclose(model(x), ty.detach().numpy(), rtol=1e-5, atol=1e-6)
+    dx = model.backward(np.ones(ty.shape, np.float32), need_input_grad=True)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.conv.weight.grad, t_model.conv.weight.grad.numpy(),
+                               rtol=1e-5, atol=1e-5)
+    assert [k for k, _ in model[1:3].named_children()] == ["bn", "relu"]
+    model.save(tmp_path / "m.fastnn")
+    again = fastnn.load(tmp_path / "m.fastnn")
+    assert list(again.state_dict()) == list(model.state_dict())
+    with pytest.raises(AttributeError, match="no attribute 'head'"):
+        model.head

@@ -398,3 +398,31 @@ def test_adam_decoupled_weight_decay_and_named_parameters_as_torchs(rng):
     again = optim.Adam(model.parameters())
     again.load_state_dict(opt.state_dict())
     assert again._decoupled and again.hyperparameters()["decoupled_weight_decay"]
+
+
+def test_scheduler_state_dict_resumes_as_torchs(rng):
+    """Schedulers had no state_dict / load_state_dict (torch's checkpointing) nor
+    last_epoch: a scheduler resumed from a state continues the same lrs as torch's."""
+    torch = pytest.importorskip("torch")
+    params, _ = make_params(rng)
+    w = torch.nn.Parameter(torch.zeros(1))
+    opt, t_opt = optim.SGD(params, lr=0.1), torch.optim.SGD([w], lr=0.1)
+    sched = optim.CosineAnnealingLR(opt, T_max=6, eta_min=0.01)
+    t_sched = torch.optim.lr_scheduler.CosineAnnealingLR(t_opt, T_max=6, eta_min=0.01)
+    for _ in range(3):
+        t_opt.step()
+        sched.step()
+        t_sched.step()
+    state, opt_state = sched.state_dict(), opt.state_dict()
+    assert sched.last_epoch == t_sched.last_epoch == 3
+    opt = optim.SGD(params, lr=0.5)
+    opt.load_state_dict(opt_state)
+    sched = optim.CosineAnnealingLR(opt, T_max=2)
+    sched.load_state_dict(state)
+    for _ in range(5):
+        t_opt.step()
+        sched.step()
+        t_sched.step()
+        assert opt.lr == pytest.approx(t_sched.get_last_lr()[0], rel=1e-9)
+    with pytest.raises(ValueError, match="expected a dict with keys"):
+        optim.StepLR(opt, 2).load_state_dict(state)

@@ -7,14 +7,23 @@ __all__ = ["Sequential"]
 
 
 class Sequential(Model):
-    """Layers (or models) applied in order; children named "0", "1", ... as in torch.
-    `input_shape` (per sample, e.g. (1, 28, 28)) is optional: with it, inputs are
-    checked up front and `summary()` needs no argument."""
+    """Layers (or models) applied in order; children named "0", "1", ... as in torch, or
+    by the keys of one dict (an OrderedDict) of layers, as torch's Sequential(OrderedDict)
+    (state_dict keys "conv.weight", attribute model.conv). `input_shape` (per sample, e.g.
+    (1, 28, 28)) is optional: with it, inputs are checked up front and `summary()` needs
+    no argument."""
 
     input_shape = None  # a plain attribute here (fastnn.Model has a property)
+    _names = None  # the dict's keys, when built from one
 
     def __init__(self, *layers, input_shape=None):
         super().__init__()
+        if len(layers) == 1 and isinstance(layers[0], dict):
+            names = list(layers[0])
+            if not all(isinstance(k, str) and k and "." not in k for k in names):
+                raise TypeError(f"Sequential: the dict's keys must be non-empty names "
+                                f"without '.', got {names}")
+            self._names, layers = names, tuple(layers[0].values())
         for i, layer in enumerate(layers):
             if not isinstance(layer, Module):
                 raise TypeError(f"Sequential: layer {i} is {type(layer).__name__}, "
@@ -28,7 +37,9 @@ class Sequential(Model):
         return len(self.layers)
 
     def __getitem__(self, i):
-        if isinstance(i, slice):  # a Sequential of the same layers, as torch's
+        if isinstance(i, slice):  # a Sequential of the same layers (and names), as torch's
+            if self._names:
+                return Sequential(dict(zip(self._names[i], self.layers[i])))
             return Sequential(*self.layers[i])
         return self.layers[i]
 
@@ -37,11 +48,21 @@ class Sequential(Model):
         if not isinstance(module, Module):
             raise TypeError(f"Sequential.append: module must be a fastnn.nn.Module, got "
                             f"{type(module).__name__}")
+        if self._names:  # torch names it by its position
+            self._names.append(str(len(self.layers)))
         self.layers.append(module)  # a changed layer list: traced again at the next call
         return self
 
     def named_children(self):
-        return [(str(i), layer) for i, layer in enumerate(self.layers)]
+        names = self._names or [str(i) for i in range(len(self.layers))]
+        return list(zip(names, self.layers))
+
+    def __getattr__(self, name):
+        """A layer by its dict key (model.conv), as torch's."""
+        names = self.__dict__.get("_names")
+        if names and name in names:
+            return self.__dict__["layers"][names.index(name)]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def forward(self, x):
         for i, layer in enumerate(self.layers):
@@ -66,16 +87,21 @@ class Sequential(Model):
 
     def config(self):
         from . import registry
-        return {"layers": [registry.spec(layer) for layer in self.layers],
-                "input_shape": None if self.input_shape is None else list(self.input_shape)}
+        config = {"layers": [registry.spec(layer) for layer in self.layers],
+                  "input_shape": None if self.input_shape is None else list(self.input_shape)}
+        if self._names:
+            config["names"] = list(self._names)
+        return config
 
     @classmethod
     def from_config(cls, config):
         from . import registry
-        return cls(*[registry.build(spec) for spec in config["layers"]],
-                   input_shape=config["input_shape"])
+        layers = [registry.build(spec) for spec in config["layers"]]
+        if config.get("names"):
+            return cls(dict(zip(config["names"], layers)), input_shape=config["input_shape"])
+        return cls(*layers, input_shape=config["input_shape"])
 
     def __repr__(self):
-        inner = "".join(f"\n  ({i}): " + repr(layer).replace("\n", "\n  ")
-                        for i, layer in enumerate(self.layers))
+        inner = "".join(f"\n  ({name}): " + repr(layer).replace("\n", "\n  ")
+                        for name, layer in self.named_children())
         return f"Sequential({inner}\n)"
