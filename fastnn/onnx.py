@@ -68,12 +68,23 @@ def _emit(b, layer, name, ins, out, in_shapes):
             inputs.append(b.weight(f"{name}.bias", layer.bias.data))
         b.node("Gemm", inputs, out, name, transB=1)
     elif kind is nn.Conv2d:
+        if layer.padding_mode != "zeros":  # a Pad node first, then an unpadded Conv
+            if layer.padding_mode == "circular":
+                raise ValueError(f"export: {name} ({layer!r}): circular padding has no ONNX "
+                                 f"Pad mode before opset 19")
+            (ph, pw), (eh, ew) = layer._pad, layer._extra
+            pads = np.array([0, 0, ph, pw, 0, 0, ph + eh, pw + ew], np.int64)
+            b.node("Pad", [x, b.weight(f"{name}.pads", pads)], f"{name}:padded",
+                   f"{name}:pad", mode={"reflect": "reflect", "replicate": "edge"}[
+                       layer.padding_mode])
+            x = f"{name}:padded"
         inputs = [x, b.weight(f"{name}.weight", layer.weight.data)]
         if layer.bias is not None:
             inputs.append(b.weight(f"{name}.bias", layer.bias.data))
         b.node("Conv", inputs, out, name, kernel_shape=list(layer.kernel_size),
                strides=list(layer.stride), dilations=list(layer.dilation),
-               pads=_pads(layer._pad, layer._extra), group=layer.groups)
+               pads=_pads(layer._pad, layer._extra) if layer.padding_mode == "zeros"
+               else _pads((0, 0)), group=layer.groups)
     elif kind is nn.MaxPool2d:
         b.node("MaxPool", [x], out, name, kernel_shape=list(layer.kernel_size),
                strides=list(layer.stride), pads=_pads(layer.padding),

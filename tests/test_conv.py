@@ -470,8 +470,34 @@ def test_grouped_conv_matches_torch(rng, groups, cin, cout, kwargs):
         np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="divisible by groups"):
         fastnn.nn.Conv2d(4, 6, 3, groups=4)
-    with pytest.raises(ValueError, match="padding_mode must be 'zeros'"):
-        fastnn.nn.Conv2d(4, 6, 3, padding_mode="reflect")
+    with pytest.raises(ValueError, match="padding_mode must be 'zeros', 'reflect'"):
+        fastnn.nn.Conv2d(4, 6, 3, padding_mode="mirror")
+
+
+@pytest.mark.parametrize("padding_mode", ["reflect", "replicate", "circular"])
+@pytest.mark.parametrize("padding, stride, groups", [(1, 1, 1), ((2, 1), 2, 2), ("same", 1, 1)])
+def test_padding_modes_match_torch(rng, padding_mode, padding, stride, groups):
+    """Conv2d's padding_mode (torch's reflect, replicate, circular) was missing: outputs,
+    input gradients (folded back from the padding) and weight gradients are torch's."""
+    torch = pytest.importorskip("torch")
+    args = (2, 4, (3, 2), stride, padding, 1, groups, True, padding_mode)
+    layer, t_layer = fastnn.nn.Conv2d(*args), torch.nn.Conv2d(*args)
+    layer.load_state_dict({k: v.detach().numpy() for k, v in t_layer.state_dict().items()})
+    x = rng.standard_normal((2, 2, 7, 6)).astype(np.float32)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = t_layer(tx)
+    g = rng.standard_normal(tuple(ty.shape)).astype(np.float32)
+    ty.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(layer(x), ty.detach().numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(layer.backward(g), tx.grad.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(layer.weight.grad, t_layer.weight.grad.numpy(), rtol=1e-4,
+                               atol=1e-5)
+    wide = fastnn.nn.Conv2d(2, 4, 3, padding=7, padding_mode=padding_mode)
+    if padding_mode == "replicate":  # any width, as torch's
+        assert wide(x).shape == (2, 4, 19, 18)
+    else:  # torch: reflect pads less than the size, circular at most the size
+        with pytest.raises(ValueError, match="too large for padding_mode"):
+            wide(x)
 
 
 X = np.ones((2, 3, 8, 8), np.float32)

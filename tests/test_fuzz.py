@@ -608,7 +608,7 @@ def conv_args(d):
     padding = [0, 1, "valid", "same"][d(0, 3)]
     groups = d(1, 2)
     return [groups * d(1, 2), groups * d(1, 2), d(1, 3), 1 if padding == "same" else d(1, 2),
-            padding, d(1, 2), groups]
+            padding, d(1, 2), groups, True, ["zeros", "reflect", "replicate", "circular"][d(0, 3)]]
 
 
 LAYER_ARGS = {  # valid positional constructor arguments from d(lo, hi) -> int
@@ -634,10 +634,11 @@ def layer_input(layer, r, draw):
     if isinstance(layer, nn.Linear):  # (N, in) or (N, *, in)
         return randn(r, dims(draw), *[dims(draw) for _ in range(draw(st.integers(0, 1)))],
                      layer.in_features)
-    if isinstance(layer, nn.Conv2d):
+    if isinstance(layer, nn.Conv2d):  # (larger than a reflect/circular padding)
         (kh, kw), (dh, dw) = layer.kernel_size, layer.dilation
-        return randn(r, dims(draw), layer.in_channels, dh * (kh - 1) + dims(draw, 1, 3),
-                     dw * (kw - 1) + dims(draw, 1, 3))
+        more = 0 if layer.padding_mode == "zeros" else 2
+        return randn(r, dims(draw), layer.in_channels, dh * (kh - 1) + dims(draw, 1, 3) + more,
+                     dw * (kw - 1) + dims(draw, 1, 3) + more)
     if isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
         k = max(layer.kernel_size)
         return randn(r, dims(draw), dims(draw), k + dims(draw, 0, 3), k + dims(draw, 0, 3))
@@ -655,11 +656,17 @@ def layer_reference(layer, x):
     if isinstance(layer, nn.Linear):
         return R.linear(x, layer.weight.data, None if layer.bias is None else layer.bias.data)
     if isinstance(layer, nn.Conv2d):  # "same" with an odd extent: the extra zeros bottom/right
-        x = np.pad(x, [(0, 0), (0, 0), (0, layer._extra[0]), (0, layer._extra[1])])
+        pad = layer._pad
+        if layer.padding_mode == "zeros":
+            x = np.pad(x, [(0, 0), (0, 0), (0, layer._extra[0]), (0, layer._extra[1])])
+        else:  # the input padded in torch's mode, then no padding
+            x, pad = np.pad(x, layer._mode_pads(*x.shape[2:]), mode={
+                "reflect": "reflect", "replicate": "edge", "circular": "wrap"}[
+                    layer.padding_mode]), (0, 0)
         w, b = layer.weight.data, layer.bias
         return np.concatenate([  # a group at a time
             R.conv2d(x[:, ci], w[co], None if b is None else b.data[co], layer.stride,
-                     layer._pad, layer.dilation) for ci, co in layer._groups()], axis=1)
+                     pad, layer.dilation) for ci, co in layer._groups()], axis=1)
     if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):  # training: the batch statistics
         return R.batch_norm(x, layer.weight.data, layer.bias.data, None, None, training=True,
                             eps=layer.eps)[0]

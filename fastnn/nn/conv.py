@@ -10,6 +10,9 @@ from .module import Parameter, _count, _pair, memo_shape
 
 __all__ = ["Conv2d"]
 
+# torch's padding modes other than zeros, as NumPy's np.pad names them
+_PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
 
 class Conv2d(_Weighted):
     """2-D cross-correlation over NCHW input, weight (out, in, kh, kw).
@@ -17,8 +20,9 @@ class Conv2d(_Weighted):
     padding: an int, a pair, "valid" (no padding) or "same" (stride 1; the output has
     the input's size; when the kernel's extent dilation*(k-1) is odd, the extra zero row
     and column go at the bottom and right, as in torch). groups: torch's grouped
-    convolution (weight (out, in/groups, kh, kw)), one kernel call per group;
-    padding_mode must be "zeros". algorithm: "auto", "direct", "winograd" or
+    convolution (weight (out, in/groups, kh, kw)), one kernel call per group.
+    padding_mode: "zeros", or torch's "reflect", "replicate", "circular" (the input padded
+    by NumPy, its gradient folded back onto the elements the padding copies). algorithm: "auto", "direct", "winograd" or
     "winograd4x4" (see fastnn.set_conv_algorithm); None follows the global default."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
@@ -30,9 +34,10 @@ class Conv2d(_Weighted):
         if self.in_channels % self.groups or self.out_channels % self.groups:
             raise ValueError(f"Conv2d: in_channels ({in_channels}) and out_channels "
                              f"({out_channels}) must be divisible by groups ({groups})")
-        if padding_mode != "zeros":
-            raise ValueError(f"Conv2d: padding_mode must be 'zeros' (the only one fastnn "
-                             f"implements), got {padding_mode!r}")
+        if padding_mode != "zeros" and padding_mode not in _PAD_MODES:
+            raise ValueError(f"Conv2d: padding_mode must be 'zeros', 'reflect', 'replicate' "
+                             f"or 'circular', got {padding_mode!r}")
+        self.padding_mode = padding_mode
         self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2d")
         self.stride = _pair(stride, "stride", "Conv2d")
         self.dilation = _pair(dilation, "dilation", "Conv2d")
@@ -130,9 +135,30 @@ class Conv2d(_Weighted):
         return grad_input, grad_weight, grad_bias
 
     def _args(self):
-        return self.stride, self._pad, self.dilation
+        # another padding mode pads the input itself: the kernel then pads nothing
+        pad = self._pad if self.padding_mode == "zeros" else (0, 0)
+        return self.stride, pad, self.dilation
+
+    def _mode_pads(self, h, w):
+        """np.pad's widths for padding_mode (the "same" extra at the bottom and right),
+        checked as torch checks them."""
+        (ph, pw), (eh, ew) = self._pad, self._extra
+        limit = {"reflect": (h - 1, w - 1), "circular": (h, w)}.get(self.padding_mode)
+        if limit and (max(ph + eh, 0) > limit[0] or max(pw + ew, 0) > limit[1]):
+            raise ValueError(f"{self!r}: padding {(ph + eh, pw + ew)} is too large for "
+                             f"padding_mode={self.padding_mode!r} on an input of size "
+                             f"{(h, w)} (at most {limit})")
+        return ((0, 0), (0, 0), (ph, ph + eh), (pw, pw + ew))
 
     def forward(self, x):
+        if self.padding_mode != "zeros":
+            shape = self.output_shape(self._input(x).shape)
+            self._x_shape = x.shape
+            padded = self._x = np.pad(x, self._mode_pads(*x.shape[2:]),
+                                      mode=_PAD_MODES[self.padding_mode])
+            return self._forward(padded, self.weight.data,
+                                 None if self.bias is None else self.bias.data, *self._args(),
+                                 out=self._buffer("y", shape))
         if self._extra == (0, 0):
             return super().forward(x)
         # checked here: the copy into the padded buffer below would cast any dtype silently
@@ -149,6 +175,8 @@ class Conv2d(_Weighted):
 
     def backward(self, grad_out, need_input_grad=True):
         dx = super().backward(grad_out, need_input_grad)
+        if dx is not None and self.padding_mode != "zeros":
+            return self._fold(dx)
         if dx is None or self._extra == (0, 0):
             return dx
         n, c, h, w = dx.shape
@@ -156,6 +184,18 @@ class Conv2d(_Weighted):
         inner = self._buffer("dx_inner", (n, c, h - eh, w - ew))
         np.copyto(inner, dx[:, :, :h - eh, :w - ew])
         return inner
+
+    def _fold(self, dx):
+        """The padded input's gradient summed onto the input elements its padding
+        copies (the adjoint of np.pad's mode)."""
+        n, c, h, w = self._x_shape
+        source = np.pad(np.arange(h * w).reshape(1, 1, h, w), self._mode_pads(h, w),
+                        mode=_PAD_MODES[self.padding_mode])
+        out = self._buffer("dx_folded", (n, c, h, w))
+        out.fill(0.0)
+        np.add.at(out.reshape(n * c, h * w), (slice(None), source.ravel()),
+                  dx.reshape(n * c, -1))
+        return out
 
     def config(self):
         padding = self.padding if isinstance(self.padding, str) else list(self.padding)
@@ -165,6 +205,8 @@ class Conv2d(_Weighted):
                   "bias": self.bias is not None}
         if self.groups != 1:
             config["groups"] = self.groups
+        if self.padding_mode != "zeros":
+            config["padding_mode"] = self.padding_mode
         if self.algorithm is not None:
             config["algorithm"] = self.algorithm
         return config

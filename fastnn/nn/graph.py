@@ -425,7 +425,8 @@ class Graph:
                                  [step.output], pool.output, False)
         for k, step in enumerate(steps):
             if step is None or not (isinstance(step.runner, Conv2d) and
-                                    step.runner._extra == (0, 0) and step.runner.groups == 1):
+                                    step.runner._extra == (0, 0) and step.runner.groups == 1
+                                    and step.runner.padding_mode == "zeros"):
                 continue
             pool = relu = None
             last = step
