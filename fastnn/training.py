@@ -40,8 +40,8 @@ class History:
 
 
 class Callback:
-    """Hooks fit calls: set_model(model), on_train_begin(), on_epoch_end(epoch, logs),
-    on_train_end(). Set model.stop_training = True to stop after the current epoch.
+    """Hooks fit calls: set_model(model), on_train_begin(), on_epoch_begin(epoch),
+    on_epoch_end(epoch, logs), on_train_end(). Set model.stop_training = True to stop after the current epoch.
     Any object with some of these methods works (the LR schedulers of fastnn.optim do)."""
 
     model = None
@@ -50,6 +50,9 @@ class Callback:
         self.model = model
 
     def on_train_begin(self):
+        pass
+
+    def on_epoch_begin(self, epoch):
         pass
 
     def on_epoch_end(self, epoch, logs):
@@ -108,7 +111,7 @@ class EarlyStopping(Callback):
                 np.copyto(p.data, best)
 
 
-_HOOKS = ("set_model", "on_train_begin", "on_epoch_end", "on_train_end")
+_HOOKS = ("set_model", "on_train_begin", "on_epoch_begin", "on_epoch_end", "on_train_end")
 
 
 def _call(callbacks, hook, *args):
@@ -354,6 +357,7 @@ class ModelAPI:
             with _sigint_at_step_end() as interrupted:
                 for epoch in range(epochs):
                     at.epoch = epoch
+                    _call(callbacks, "on_epoch_begin", epoch)
                     logs = self._train_epoch(x, y, optimizer, loss_fn, batch_size, shuffle, rng,
                                              f"Epoch {epoch + 1}/{epochs}", verbose, at,
                                              interrupted, ddp)

@@ -197,7 +197,7 @@ def test_history_evaluate_predict_like_keras(tmp_path):
     model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     h = model.fit(x, y, epochs=3, batch_size=16, verbose=0, validation_data=(x[:16], y[:16]))
-    assert list(h.history) == ["loss", "accuracy", "val_loss", "val_accuracy"]
+    assert list(h.history) == ["accuracy", "loss", "val_accuracy", "val_loss"]  # Keras' order
     assert h.epoch == [0, 1, 2] and all(len(v) == 3 for v in h.history.values())
     result = model.evaluate(x, y, verbose=0)
     assert isinstance(result, list) and len(result) == 2
@@ -250,7 +250,8 @@ def test_callbacks_and_deferred_build():
     sched = fk.callbacks.LearningRateScheduler(lambda epoch, lr: 0.01 / (1 + epoch))
     h = model.fit(x, y, epochs=5, verbose=0, callbacks=[stop, sched])
     assert len(h.epoch) == 2  # stopped at the second epoch: no improvement > 10
-    assert model.optimizer.lr == pytest.approx(0.01 / 3)
+    assert model.optimizer.lr == pytest.approx(0.01 / 2)  # set before epoch 1, as Keras does
+    assert h.history["learning_rate"] == pytest.approx([0.01, 0.01 / 2])
     assert model.layers[0].get_weights()[0].shape == (5, 4)
 
 
@@ -308,3 +309,50 @@ def test_transpose_layer_gradient():
     np.testing.assert_array_equal(t.backward(g), g.transpose(0, 2, 3, 1))
     with pytest.raises(ValueError, match="axes"):
         L.Transpose((1, 0, 2, 3))
+
+
+def test_logs_use_keras_metric_names_order_and_accuracy():
+    """metrics=['acc'] logged as 'accuracy' (Keras keeps the name given: acc, val_acc);
+    History and evaluate(return_dict=True) were in fastnn's order, not Keras' sorted one;
+    an mse model's accuracy rounded the output (1.7 missed a target of 1; Keras
+    thresholds it at 0.5)."""
+    x = np.random.default_rng(8).normal(size=(16, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    model = fk.Sequential([fk.layers.Dense(2, activation="softmax", input_shape=(4,))])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["acc"])
+    seen = []
+    stop = fk.callbacks.EarlyStopping(monitor="val_acc", patience=5)
+    spy = type("Spy", (fk.callbacks.Callback,), {
+        "on_epoch_end": lambda self, epoch, logs=None: seen.append(list(logs))})
+    h = model.fit(x, y, epochs=2, verbose=0, validation_split=0.25, callbacks=[stop, spy()])
+    assert list(h.history) == ["acc", "loss", "val_acc", "val_loss"]
+    assert seen[0][:4] == ["acc", "loss", "val_acc", "val_loss"]
+    assert list(model.evaluate(x, y, verbose=0, return_dict=True)) == ["acc", "loss"]
+    reg = fk.Sequential([fk.layers.Dense(1, input_shape=(4,))])
+    reg.compile("sgd", "mse", metrics=["accuracy"])
+    reg.set_weights([np.eye(4, 1, dtype=np.float32), np.zeros(1, np.float32)])
+    xx = np.array([[1.7, 0, 0, 0], [0.4, 0, 0, 0], [0.6, 0, 0, 0], [-0.6, 0, 0, 0]], np.float32)
+    assert reg.evaluate(xx, np.array([1, 0, 1, 0], np.float32), verbose=0)[1] == 1.0
+
+
+def test_learning_rate_scheduler_and_callbacks_like_keras():
+    """A schedule(epoch) of one argument failed (Keras falls back to it); the lr was set
+    after each epoch for the next, leaving schedule(epochs) after fit (Keras:
+    schedule(epochs - 1)); a callback's per-batch hook was silently never called."""
+    x, y = np.ones((8, 3), np.float32), np.ones((8, 2), np.float32)
+    model = fk.Sequential([fk.layers.Dense(2, input_shape=(3,))])
+    model.compile(fk.optimizers.SGD(0.1), "mse")
+    begun = []
+    spy = type("Spy", (fk.callbacks.Callback,), {
+        "on_epoch_begin": lambda self, epoch, logs=None: begun.append(epoch)})
+    h = model.fit(x, y, epochs=3, verbose=0, callbacks=[
+        fk.callbacks.LearningRateScheduler(lambda epoch: 0.1 * 0.5 ** epoch), spy()])
+    assert begun == [0, 1, 2]
+    assert h.history["learning_rate"] == pytest.approx([0.1, 0.05, 0.025])
+    assert model.optimizer.lr == pytest.approx(0.025)
+    batchy = type("Batchy", (fk.callbacks.Callback,), {
+        "on_train_batch_end": lambda self, batch, logs=None: None})
+    with pytest.raises(TypeError, match=r"callbacks\[0\] \(Batchy\) defines on_train_batch_end"):
+        model.fit(x, y, verbose=0, callbacks=[batchy()])
+    with pytest.raises(TypeError, match="fit: callbacks must be a list"):
+        model.fit(x, y, verbose=0, callbacks=fk.callbacks.EarlyStopping())

@@ -1,8 +1,10 @@
 """keras.callbacks: Callback, History, EarlyStopping, LearningRateScheduler.
 
-fit calls set_model, on_train_begin, on_epoch_end(epoch, logs) and on_train_end (not the
-per-batch hooks); logs holds loss, accuracy, val_loss, val_accuracy (and fastnn's
-seconds and samples_per_sec)."""
+fit calls set_model, on_train_begin, on_epoch_begin(epoch), on_epoch_end(epoch, logs) and
+on_train_end (fit refuses a callback with per-batch hooks, which it would never call);
+logs holds Keras' keys in Keras' order (accuracy, loss, val_accuracy, val_loss, with the
+metric named as compile was given it: 'acc' gives acc, val_acc), then fastnn's seconds and
+samples_per_sec."""
 import math
 
 from .. import training
@@ -18,6 +20,9 @@ class Callback(training.Callback):
     def on_train_begin(self, logs=None):
         pass
 
+    def on_epoch_begin(self, epoch, logs=None):
+        pass
+
     def on_epoch_end(self, epoch, logs=None):
         pass
 
@@ -25,15 +30,19 @@ class Callback(training.Callback):
         pass
 
 
-class History(training.History):
-    """What fit returns: .history {"loss": [...], "accuracy": [...], "val_loss": [...],
-    "val_accuracy": [...]}, .epoch, .params, .model."""
+FASTNN_LOGS = ("seconds", "samples_per_sec")  # fastnn's own, not in a Keras History
 
-    model = None
+
+class History(Callback, training.History):
+    """What fit returns: .history {"accuracy": [...], "loss": [...], "val_accuracy": [...],
+    "val_loss": [...]} (what the callbacks before it logged, as in Keras: a
+    LearningRateScheduler adds learning_rate), .epoch, .params, .model. fit runs it after
+    every other callback."""
+
     params = None
 
-    def set_model(self, model):
-        self.model = model
+    def on_epoch_end(self, epoch, logs=None):
+        self.append(epoch, {k: v for k, v in logs.items() if k not in FASTNN_LOGS})
 
 
 class EarlyStopping(training.EarlyStopping):
@@ -55,7 +64,8 @@ class EarlyStopping(training.EarlyStopping):
 
 
 class LearningRateScheduler(Callback):
-    """Set the learning rate before each epoch to schedule(epoch, lr)."""
+    """Set the learning rate before each epoch to schedule(epoch, lr), or schedule(epoch)
+    for a function of one argument (as Keras does); logs it as learning_rate."""
 
     def __init__(self, schedule, verbose=0):
         if not callable(schedule):
@@ -65,8 +75,11 @@ class LearningRateScheduler(Callback):
 
     def _set(self, epoch):
         opt = self.model.optimizer
-        lr = as_real(self.schedule(epoch, opt.lr), f"schedule({epoch}, {opt.lr})",
-                     "LearningRateScheduler")
+        try:
+            lr = self.schedule(epoch, opt.lr)
+        except TypeError:  # Keras' fallback for a schedule(epoch) of the older API
+            lr = self.schedule(epoch)
+        lr = as_real(lr, f"schedule({epoch}, {opt.lr})", "LearningRateScheduler")
         if not 0 <= lr < math.inf:  # else the next step fails in the kernel, or trains on NaN
             raise ValueError(f"LearningRateScheduler: schedule({epoch}, {opt.lr}) returned "
                              f"{lr!r}, not a learning rate (finite, >= 0)")
@@ -74,8 +87,8 @@ class LearningRateScheduler(Callback):
         if self.verbose:
             print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {opt.lr}")
 
-    def on_train_begin(self, logs=None):
-        self._set(0)
+    def on_epoch_begin(self, epoch, logs=None):
+        self._set(epoch)
 
     def on_epoch_end(self, epoch, logs=None):
-        self._set(epoch + 1)
+        logs["learning_rate"] = self.model.optimizer.lr

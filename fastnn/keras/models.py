@@ -68,7 +68,8 @@ class Model(nn.Model):
         """optimizer: 'adam', 'sgd', 'rmsprop', 'adamw' or an optimizer object
         (fastnn.keras.optimizers or fastnn.optim); loss: 'categorical_crossentropy',
         'sparse_categorical_crossentropy', 'binary_crossentropy', 'mse' (or a
-        fastnn.keras.losses object); metrics: None or ['accuracy']."""
+        fastnn.keras.losses object); metrics: None, ['accuracy'] or ['acc'] (the name its
+        logs and History use, as in Keras)."""
         if unsupported:
             raise TypeError(f"compile: unsupported argument(s) {sorted(unsupported)}")
         if loss is None:
@@ -79,7 +80,7 @@ class Model(nn.Model):
         for m in metrics:
             if m not in METRICS:
                 raise ValueError(f"compile: unknown metric {m!r}; known: {list(METRICS)}")
-        self._compiled = (opt, spec, bool(metrics))
+        self._compiled = (opt, spec, metrics[0] if metrics else None)
         self._fastnn_optimizer = None
         self._loss_fn = self._train_graph = None
         if self._functional:
@@ -88,7 +89,7 @@ class Model(nn.Model):
     def _plan_loss(self):
         """The fastnn loss of the compiled spec, and the graph it trains (the logits graph
         when the output activation fuses with the loss)."""
-        _, spec, with_accuracy = self._compiled
+        _, spec, metric = self._compiled
         out_value = self.outputs[0]
         last = out_value.node.module if out_value.node is not None else None
         fused = {"categorical_crossentropy": nn.Softmax,
@@ -110,7 +111,7 @@ class Model(nn.Model):
         else:
             loss_fn = _losses.MSELoss()
             loss_fn.correct = _argmax_or_round_correct
-        loss_fn.has_accuracy = with_accuracy
+        loss_fn.has_accuracy = metric is not None
         self._loss_fn = loss_fn
         self._train_graph = self._graph_fixed if train_value is out_value else Graph(
             self, self.inputs, [train_value], True)
@@ -156,6 +157,18 @@ class Model(nn.Model):
             y = y[:, None]
         return y.astype(np.float32)
 
+    def _keras_logs(self, logs):
+        """fastnn's logs as Keras logs them: the accuracy under the compiled metric's name,
+        the training entries sorted by name, then the validation ones, then the rest
+        (fastnn's seconds and samples_per_sec)."""
+        metric = self._compiled[2]
+        named = {{"accuracy": metric, "val_accuracy": f"val_{metric}"}.get(k, k): v
+                 for k, v in logs.items()}
+        keras = [k for k in named if k not in _callbacks.FASTNN_LOGS]
+        order = sorted(k for k in keras if not k.startswith("val_")) + \
+            sorted(k for k in keras if k.startswith("val_"))
+        return {k: named[k] for k in order + [k for k in named if k not in keras]}
+
     @contextlib.contextmanager
     def _training_graph(self):
         """A context in which the model runs its training graph (logits when fused)."""
@@ -173,8 +186,9 @@ class Model(nn.Model):
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None):
-        """Keras' fit: returns a History whose .history has loss (and accuracy, with
-        metrics=['accuracy']), and val_loss / val_accuracy with validation data."""
+        """Keras' fit: returns a History whose .history has, in Keras' order, accuracy
+        (with metrics=['accuracy']; 'acc' with ['acc']), loss, and val_accuracy / val_loss
+        with validation data."""
         self._require_compiled("fit")
         for name, value in (("class_weight", class_weight), ("sample_weight", sample_weight),
                             ("steps_per_epoch", steps_per_epoch)):
@@ -196,7 +210,19 @@ class Model(nn.Model):
             raise ValueError(f"fit: verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
         verbose = 1 if verbose == "auto" else int(verbose)
         batch_size = as_batch_size(batch_size, "fit", 32)
-        keras_callbacks = list(callbacks or [])
+        if callbacks is not None and not isinstance(callbacks, (list, tuple)):
+            raise TypeError(f"fit: callbacks must be a list, got {type(callbacks).__name__}")
+        for k, cb in enumerate(callbacks or ()):
+            hooks = [h for h in _BATCH_HOOKS if callable(getattr(cb, h, None))]
+            if hooks:  # else silently never called
+                raise TypeError(f"fit: callbacks[{k}] ({type(cb).__name__}) defines "
+                                f"{', '.join(hooks)}; fastnn.keras calls only set_model, "
+                                f"on_train_begin, on_epoch_begin, on_epoch_end, on_train_end")
+        history = _callbacks.History()
+        history.params = {"verbose": verbose, "epochs": epochs,
+                          "steps": -(-int(len(x) * (1 - validation_split)) // batch_size)}
+        # Keras' names first (the user's callbacks see them), its History last
+        keras_callbacks = [_KerasLogs(self)] + list(callbacks or []) + [history]
         with self._training_graph():
             run = ModelAPI.fit(self, x, y, optimizer=self._optimizer(), loss=self._loss_fn,
                                epochs=epochs, batch_size=batch_size,
@@ -204,13 +230,6 @@ class Model(nn.Model):
                                validation_split=validation_split, shuffle=shuffle,
                                seed=_layers._next_seed(), verbose=verbose,
                                callbacks=keras_callbacks)
-        history = _callbacks.History()
-        history.set_model(self)
-        history.params = {"verbose": verbose, "epochs": epochs,
-                          "steps": -(-int(len(x) * (1 - validation_split)) // batch_size)}
-        keep = ("loss", "accuracy", "val_loss", "val_accuracy")
-        history.epoch = list(run.epoch)
-        history.history = {k: v for k, v in run.history.items() if k in keep}
         history.interrupted = run.interrupted
         self.history = history
         return history
@@ -224,13 +243,14 @@ class Model(nn.Model):
         y = self._targets(y, "evaluate")
         with self._training_graph():
             batch_size = max(as_batch_size(batch_size, "evaluate", 32), 256)
-            result = ModelAPI.evaluate(self, x, y, batch_size=batch_size, loss=self._loss_fn)
+            result = self._keras_logs(ModelAPI.evaluate(self, x, y, batch_size=batch_size,
+                                                        loss=self._loss_fn))
         if verbose not in (0, "auto"):
             print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()), flush=True)
         if return_dict:
             return result
-        values = [result["loss"]] + ([result["accuracy"]] if "accuracy" in result else [])
-        return values if len(values) > 1 else values[0]
+        metric = self._compiled[2]
+        return result["loss"] if metric is None else [result["loss"], result[metric]]
 
     def predict(self, x, batch_size=None, verbose="auto"):
         """The model's outputs (probabilities for a softmax/sigmoid output) for x."""
@@ -309,10 +329,30 @@ class Model(nn.Model):
 
 
 def _argmax_or_round_correct(pred, target):
-    """Keras' accuracy for an mse model: argmax match for several outputs, else rounding."""
+    """Keras' accuracy for an mse model: argmax match for several outputs, else its
+    binary accuracy (the output thresholded at 0.5 equals the target: 1.7 counts as 1)."""
     if pred.shape[-1] > 1:
         return int(np.count_nonzero(pred.argmax(-1) == target.argmax(-1)))
-    return int(np.count_nonzero(np.round(pred) == np.round(target)))
+    return int(np.count_nonzero((pred > 0.5) == target))
+
+
+_BATCH_HOOKS = tuple(f"on_{stage}_{when}" for stage in ("batch", "train_batch", "test",
+                                                         "test_batch", "predict",
+                                                         "predict_batch")
+                     for when in ("begin", "end"))
+
+
+class _KerasLogs:
+    """fit's first callback: renames and orders each epoch's logs as Keras does, in
+    place, for the callbacks after it and the History."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def on_epoch_end(self, epoch, logs):
+        keras = self.model._keras_logs(logs)
+        logs.clear()
+        logs.update(keras)
 
 
 class Sequential(Model):
