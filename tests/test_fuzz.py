@@ -1185,6 +1185,55 @@ def test_keras_layer_boundary(data):
     assert np.isfinite(got).all()
 
 
+@settings(FUZZ, max_examples=100)
+@given(data=st.data())
+def test_keras_model_file_boundary(data, tmp_path_factory):
+    """fastnn.keras.models.load_model on a saved model's file with hostile byte edits, or
+    save(overwrite=) with hostile flags: the model as saved, or ValueError naming the file
+    (FileExistsError for overwrite=False over a file; TypeError for one not a bool)."""
+    from fastnn import keras as fk
+    draw = data.draw
+    model = fk.Sequential([  # named: the file's length must not vary between examples
+        fk.layers.Dense(3, activation="relu", input_shape=(4,), name="hidden"),
+        fk.layers.Dense(2, activation="softmax", name="probs")])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    path = tmp_path_factory.getbasetemp() / "fuzz.keras"
+    model.save(path)
+    x = np.ones((2, 4), np.float32)
+    blob = bytearray(path.read_bytes())
+    how = draw(st.sampled_from(["truncate", "flip", "extend", "overwrite"]))
+    if how == "overwrite":
+        flag = draw(st.sampled_from([True, False, 0, 1, None, "no", np.bool_(False)]))
+
+        def save():
+            try:
+                return model.save(path, overwrite=flag)
+            except FileExistsError as e:  # an OSError: not among ALLOWED
+                return e
+
+        status, got = call("keras_model_files", save)
+        if flag is True:
+            assert status == "ok" and got is None
+        else:
+            assert isinstance(got, (FileExistsError, TypeError)) and "overwrite" in str(got)
+        return
+    if how == "truncate":
+        blob = blob[:draw(st.integers(0, len(blob) - 1))]
+    elif how == "flip":
+        k = draw(st.integers(0, len(blob) - 1))
+        blob[k] ^= 1 << draw(st.integers(0, 7))
+    else:
+        blob += bytes(draw(st.integers(1, 64)))
+    bad = path.with_name("bad.keras")
+    bad.write_bytes(bytes(blob))
+    status, got = call("keras_model_files", lambda: fk.models.load_model(bad))
+    if status == "raised":
+        assert isinstance(got, ValueError) and str(bad) in str(got), got
+        return
+    assert how in ("flip", "extend")  # zip metadata the reader does not use
+    np.testing.assert_array_equal(got.predict(x), model.predict(x))
+
+
 # calls: 38 kernel functions x 175 examples x 2, layers 400 x 1-3, losses and optimizers
 # 300 x 1-2
 @settings(FUZZ, max_examples=200)
@@ -1352,7 +1401,7 @@ def test_window_positions_boundary(data):
 QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losses": 300,
          "optimizers": 300, "models": 200, "state_dicts": 150, "runtime": 200,
          "distributed": 200, "to_categorical": 200, "safetensors": 200, "keras_layers": 300,
-         "conv_algorithm": 200, "window_positions": 200}
+         "keras_model_files": 100, "conv_algorithm": 200, "window_positions": 200}
 
 
 def test_call_count():

@@ -356,3 +356,49 @@ def test_learning_rate_scheduler_and_callbacks_like_keras():
         model.fit(x, y, verbose=0, callbacks=[batchy()])
     with pytest.raises(TypeError, match="fit: callbacks must be a list"):
         model.fit(x, y, verbose=0, callbacks=fk.callbacks.EarlyStopping())
+
+
+def test_save_and_load_model_like_keras(tmp_path):
+    """model.save wrote a file no loader could rebuild (its architecture was not saved)
+    and there was no load_model: now the model comes back with its layers' names and
+    arguments, weights, compile settings and optimizer state (training continues as if
+    never saved)."""
+    x = np.random.default_rng(9).random((12, 6, 6, 1)).astype(np.float32)
+    y = np.arange(12) % 3
+    fk.utils.set_random_seed(2)
+    model = fk.Sequential([
+        fk.layers.Conv2D(4, 3, padding="same", activation="relu", input_shape=(6, 6, 1)),
+        fk.layers.BatchNormalization(), fk.layers.MaxPooling2D(), fk.layers.Flatten(),
+        fk.layers.Dense(3, activation="softmax", name="probs")])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["acc"])
+    model.fit(x, y, epochs=2, batch_size=4, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = fk.models.load_model(tmp_path / "m.keras")
+    assert type(loaded) is fk.Sequential
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert loaded.evaluate(x, y, verbose=0, return_dict=True) == \
+        model.evaluate(x, y, verbose=0, return_dict=True)
+    h1 = model.fit(x, y, epochs=1, batch_size=4, shuffle=False, verbose=0)
+    h2 = loaded.fit(x, y, epochs=1, batch_size=4, shuffle=False, verbose=0)
+    assert h1.history == h2.history  # the Adam moments and step count came back
+    for a, b in zip(model.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+    inp = fk.Input(shape=(5,))
+    out = fk.layers.Dense(1, activation="sigmoid")(fk.layers.Dense(4, activation="tanh")(inp))
+    functional = fk.Model(inp, out)
+    functional.save(tmp_path / "f.keras")  # not compiled
+    again = fk.models.load_model(tmp_path / "f.keras")
+    assert type(again) is fk.Model and again._compiled is None
+    xf = np.ones((2, 5), np.float32)
+    np.testing.assert_array_equal(again.predict(xf), functional.predict(xf))
+    model.save(tmp_path / "m.keras")
+    assert fk.models.load_model(tmp_path / "m.keras", compile=False)._compiled is None
+    with pytest.raises(FileExistsError, match="overwrite=False"):
+        model.save(tmp_path / "m.keras", overwrite=False)
+    fastnn.save(fastnn.nn.Sequential(fastnn.nn.Linear(2, 2)), tmp_path / "plain.fnn")
+    with pytest.raises(ValueError, match="not a fastnn.keras model; read it with fastnn.load"):
+        fk.models.load_model(tmp_path / "plain.fnn")
+    with pytest.raises(ValueError, match="not built yet"):
+        fk.Sequential([fk.layers.Dense(2)]).save(tmp_path / "unbuilt.keras")

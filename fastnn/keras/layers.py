@@ -204,6 +204,10 @@ class Layer(Module):
             x = module(x)
         return x
 
+    def config(self):
+        """The Keras constructor arguments (what Model.save writes for the layer)."""
+        return {"name": self.name}
+
     def _build(self, shape):
         """Create the fastnn modules (as attributes) to run on an input of Keras shape
         `shape` (per sample); return them in order and whether the output is NCHW."""
@@ -283,6 +287,10 @@ class Dense(Layer):
                                 seed=_next_seed())
         return self._with_activation([self.linear], self.activation_name), False
 
+    def config(self):
+        return {**super().config(), "units": self.units, "activation": self.activation_name,
+                "use_bias": self.use_bias}
+
     def get_weights(self):
         w = [self.linear.weight.data.T.copy()]
         return w + ([self.linear.bias.data.copy()] if self.use_bias else [])
@@ -328,6 +336,12 @@ class Conv2D(Layer):
                               seed=_next_seed())
         return self._with_activation([self.conv], self.activation_name), True
 
+    def config(self):
+        return {**super().config(), "filters": self.filters, "kernel_size": self.kernel_size,
+                "strides": self.strides, "padding": self.padding,
+                "dilation_rate": self.dilation_rate, "activation": self.activation_name,
+                "use_bias": self.use_bias}
+
     def get_weights(self):
         w = [self.conv.weight.data.transpose(2, 3, 1, 0).copy()]
         return w + ([self.conv.bias.data.copy()] if self.use_bias else [])
@@ -368,6 +382,10 @@ class _Pooling2D(Layer):
                                  f"mean); use padding='valid'")
         self.pool = self._pool(self.pool_size, self.strides, pad)
         return [self.pool], True
+
+    def config(self):
+        return {**super().config(), "pool_size": self.pool_size, "strides": self.strides,
+                "padding": self.padding}
 
 
 class MaxPooling2D(_Pooling2D):
@@ -425,6 +443,9 @@ class Dropout(Layer):
                                   else self.seed)
         return [self.dropout], None
 
+    def config(self):
+        return {**super().config(), "rate": float(self.rate), "seed": self.seed}
+
 
 class Activation(Layer):
     """keras.layers.Activation(name): 'relu', 'sigmoid', 'tanh', 'softmax' (over the last
@@ -447,6 +468,9 @@ class Activation(Layer):
             self.identity = nn.Identity()
             modules = [self.identity]
         return modules, None
+
+    def config(self):
+        return {**super().config(), "activation": self.activation_name}
 
 
 class BatchNormalization(Layer):
@@ -480,6 +504,10 @@ class BatchNormalization(Layer):
         h, w, c = self._image_shape(shape)
         self.bn = nn.BatchNorm2d(c, self.epsilon, 1.0 - self.momentum, self.affine)
         return [self.bn], True
+
+    def config(self):
+        return {**super().config(), "momentum": self.momentum, "epsilon": self.epsilon,
+                "center": self.affine, "scale": self.affine}
 
     def get_weights(self):
         bn = self.bn

@@ -1,5 +1,5 @@
 """Keras' Model and Sequential (compile, fit, evaluate, predict, summary, get_weights,
-set_weights) on fastnn's graph engine.
+set_weights, save) and load_model on fastnn's graph engine.
 
 A Keras model is a fastnn functional Model (fastnn.nn.graph) over the Keras layers'
 fastnn children. compile() picks the loss: a softmax output trained with
@@ -9,6 +9,7 @@ activation, with the fused, numerically stable loss on logits (CrossEntropyLoss 
 BCEWithLogitsLoss); predict runs the whole graph and returns probabilities.
 """
 import contextlib
+import os
 
 import numpy as np
 
@@ -16,13 +17,13 @@ from .. import losses as _losses
 from ..datasets import as_batch_size
 from .. import nn
 from ..nn.graph import Graph
-from ..training import ModelAPI
+from ..training import ModelAPI, _flag
 from . import callbacks as _callbacks
 from . import layers as _layers
 from . import losses as _klosses
 from . import optimizers as _optimizers
 
-__all__ = ["Model", "Sequential"]
+__all__ = ["Model", "Sequential", "load_model"]
 
 METRICS = ("accuracy", "acc")
 
@@ -38,12 +39,14 @@ def _unwrap(tensors, what):
     return (values[0] if single else values), items
 
 
+@nn.register
 class Model(nn.Model):
     """keras.Model(inputs, outputs) from KerasTensors; one output."""
 
+    saved_type = "keras.Model"  # fastnn.nn's Model is "Model"
+
     def __init__(self, inputs=None, outputs=None, name=None):
         self._compiled = None
-        self._fastnn_optimizer = None
         self.name = name or "functional"
         if inputs is None and outputs is None:  # Sequential: built later
             super().__init__()
@@ -81,7 +84,7 @@ class Model(nn.Model):
             if m not in METRICS:
                 raise ValueError(f"compile: unknown metric {m!r}; known: {list(METRICS)}")
         self._compiled = (opt, spec, metrics[0] if metrics else None)
-        self._fastnn_optimizer = None
+        self.optimizer = None  # built by the next fit
         self._loss_fn = self._train_graph = None
         if self._functional:
             self._plan_loss()
@@ -179,9 +182,11 @@ class Model(nn.Model):
             self.__dict__["_training_loss"] = False
 
     def _optimizer(self):
-        if self._fastnn_optimizer is None:
-            self._fastnn_optimizer = self._compiled[0].build(self.parameters())
-        return self._fastnn_optimizer
+        """The fastnn optimizer fit steps (model.optimizer): built from the compiled one at
+        the first fit, or loaded with the model."""
+        if self.optimizer is None:
+            self.optimizer = self._compiled[0].build(self.parameters())
+        return self.optimizer
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
@@ -287,6 +292,55 @@ class Model(nn.Model):
         for layer, arrays in zip(self.layers, checked):
             layer._set(arrays)
 
+    def save(self, filepath, overwrite=True):
+        """The whole model as one fastnn file (architecture, weights, compile settings and
+        optimizer state), atomically; read it back with load_model(filepath)."""
+        from ..serialization import save
+        if not _flag(overwrite, "overwrite", "save") and os.path.exists(filepath):  # Keras would ask on the terminal
+            raise FileExistsError(f"save: {os.fspath(filepath)!r} exists and overwrite=False")
+        save(self, filepath, optimizer=self._optimizer() if self._compiled else None)
+
+    def config(self):
+        """The architecture (the layers, in the order they run, with their Keras
+        arguments) and the compile settings; the optimizer is saved with its state."""
+        self._ensure_built()
+        inputs = self._keras_inputs if self._functional else []
+        if len(inputs) != 1:
+            raise ValueError(f"save: a fastnn.keras model with {len(inputs)} inputs cannot be "
+                            f"saved; save its weights (save_weights)")
+        compiled = None
+        if self._compiled is not None:
+            _, spec, metric = self._compiled
+            compiled = {"loss": spec.kind, "from_logits": spec.from_logits,
+                        "label_smoothing": spec.label_smoothing, "metric": metric}
+        return {"name": self.name, "input_shape": list(inputs[0].shape[1:]),
+                "layers": [{"class": type(layer).__name__, "config": layer.config()}
+                           for layer in self.layers], "compile": compiled}
+
+    @classmethod
+    def from_config(cls, config):
+        layers = []
+        for spec in config["layers"]:
+            kind = getattr(_layers, spec["class"], None)
+            if spec["class"] not in _layers.__all__ or not issubclass(kind, _layers.Layer):
+                raise ValueError(f"unknown fastnn.keras layer class {spec['class']!r}")
+            layers.append(kind(**spec["config"]))
+        x = inputs = _layers.Input(tuple(config["input_shape"]))
+        if cls is Sequential:
+            model = Sequential([inputs] + layers, name=config["name"])
+        else:
+            for layer in layers:
+                x = layer(x)
+            model = cls(inputs, x, name=config["name"])
+        compiled = config["compile"]
+        if compiled is not None:  # the optimizer comes with the state load() reads
+            spec = _klosses.NAMES[compiled["loss"]]()
+            spec.from_logits, spec.label_smoothing = compiled["from_logits"], \
+                compiled["label_smoothing"]
+            model.compile(_optimizers.Loaded(), spec,
+                          [compiled["metric"]] if compiled["metric"] else None)
+        return model
+
     def save_weights(self, filepath):
         """The weights as a safetensors file (fastnn.save_weights: torch's key names)."""
         from ..weights import save_weights
@@ -355,10 +409,13 @@ class _KerasLogs:
         logs.update(keras)
 
 
+@nn.register
 class Sequential(Model):
     """keras.Sequential: layers added in order (a list, or `.add`), each built as it is
     added once the input shape is known (the first layer's input_shape or an Input added
     first), else at the first fit/predict/evaluate from the data's shape."""
+
+    saved_type = "keras.Sequential"  # fastnn.nn's Sequential is "Sequential"
 
     def __init__(self, layers=None, name=None):
         super().__init__(name=name or "sequential")
@@ -424,3 +481,20 @@ class Sequential(Model):
     def set_weights(self, weights):
         self._ensure_built()
         super().set_weights(weights)
+
+
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+    """keras.models.load_model for a file written by a fastnn.keras model's save: the
+    model, compiled as it was (with its optimizer's state) unless compile=False."""
+    from ..serialization import load
+    if custom_objects is not None:
+        raise TypeError("load_model: custom_objects is not supported by fastnn.keras")
+    compile = _flag(compile, "compile", "load_model")
+    model = load(filepath)
+    if not isinstance(model, Model):
+        raise ValueError(f"load_model: {os.fspath(filepath)!r} holds a fastnn "
+                         f"{type(model).__name__}, not a fastnn.keras model; read it with "
+                         f"fastnn.load")
+    if not compile:
+        model._compiled = model.optimizer = None
+    return model

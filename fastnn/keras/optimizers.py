@@ -69,6 +69,18 @@ class _Ready(Optimizer):
         return self.opt
 
 
+class Loaded(Optimizer):
+    """The optimizer of a model read by load_model: load() puts it, with its state, in
+    model.optimizer; built only if the file had none."""
+
+    def __init__(self):
+        pass
+
+    def build(self, params):
+        raise RuntimeError("this model was loaded without an optimizer: compile it again "
+                           "(model.compile(optimizer=..., loss=...)) before fit")
+
+
 NAMES = {"adam": Adam, "sgd": SGD, "rmsprop": RMSprop, "adamw": AdamW}
 
 

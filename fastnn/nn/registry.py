@@ -19,15 +19,21 @@ LAYERS = {cls.__name__: cls for cls in (
     Sequential, Model)}
 
 
+def _type_name(cls):
+    """The name a saved architecture gives cls: its own `saved_type` if it sets one
+    (fastnn.keras' Model and Sequential, named as fastnn.nn's are), else its name."""
+    return cls.__dict__.get("saved_type", cls.__name__)
+
+
 def register(cls):
     """Class decorator: let fastnn.save/load write and rebuild modules of this class (a
     Module subclass whose `config()` returns its constructor's keyword arguments)."""
-    LAYERS[cls.__name__] = cls
+    LAYERS[_type_name(cls)] = cls
     return cls
 
 
 def spec(module):
-    name = type(module).__name__
+    name = _type_name(type(module))
     if LAYERS.get(name) is not type(module):
         raise TypeError(f"cannot save the architecture of a {name}: its class is not "
                         f"registered (decorate it with fastnn.nn.register and give it a "
