@@ -402,3 +402,34 @@ def test_save_and_load_model_like_keras(tmp_path):
         fk.models.load_model(tmp_path / "plain.fnn")
     with pytest.raises(ValueError, match="not built yet"):
         fk.Sequential([fk.layers.Dense(2)]).save(tmp_path / "unbuilt.keras")
+
+
+@pytest.mark.parametrize("tail", ["conv", "pool", "bn"])
+def test_an_image_output_is_channels_last(tail, tmp_path):
+    """A model ending in an image layer returned fastnn's NCHW from predict ((N, C, H, W)
+    where Keras gives (N, H, W, C)), so fit on NHWC targets failed or, with H = W = C,
+    trained on transposed ones. The model now transposes its output back."""
+    keras = pytest.importorskip("keras")
+
+    def build(K):
+        last = {"conv": K.layers.Conv2D(3, 2, activation="sigmoid"),
+                "pool": K.layers.MaxPooling2D(), "bn": K.layers.BatchNormalization()}[tail]
+        return K.Sequential([K.Input(shape=(6, 6, 3)), K.layers.Conv2D(3, 1), last])
+
+    ref, mine = build(keras), build(fk)
+    rng = np.random.default_rng(10)
+    ref.set_weights([rng.random(w.shape).astype(np.float32) + 0.5 for w in ref.get_weights()])
+    mine.set_weights(ref.get_weights())
+    x = rng.random((4, 6, 6, 3)).astype(np.float32)
+    want = ref.predict(x, verbose=0)
+    np.testing.assert_allclose(mine.predict(x), want, rtol=1e-5, atol=1e-6)
+    assert mine.layers[-1].output_shape_keras == (None,) + want.shape[1:]
+    assert len(mine.layers) == 2  # the transpose is not a Keras layer
+    mine.compile("sgd", "mse")
+    ref.compile(keras.optimizers.SGD(0.01), "mse")
+    target = rng.random(want.shape).astype(np.float32)
+    np.testing.assert_allclose(mine.evaluate(x, target, verbose=0),
+                               ref.evaluate(x, target, verbose=0), rtol=1e-5)
+    mine.save(tmp_path / "m.keras")
+    np.testing.assert_array_equal(fk.models.load_model(tmp_path / "m.keras").predict(x),
+                                  mine.predict(x))

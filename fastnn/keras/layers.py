@@ -425,6 +425,17 @@ class Flatten(Layer):
         return [self.flatten], False
 
 
+class ChannelsLast(Layer):
+    """The transpose of an NCHW image output back to Keras' NHWC, which Model adds after
+    its output layer (not among model.layers)."""
+
+    def __init__(self):
+        super().__init__(name="channels_last")
+
+    def _build(self, shape):
+        return [], False
+
+
 class Dropout(Layer):
     """keras.layers.Dropout(rate): inverted dropout in training, the identity otherwise."""
 

@@ -55,15 +55,19 @@ class Model(nn.Model):
         values_out, keras_outputs = _unwrap(outputs, "output")
         if len(keras_outputs) != 1:
             raise ValueError("fastnn.keras.Model supports one output")
-        super().__init__(values_in, values_out)
         self._keras_output = keras_outputs[0]
+        if self._keras_output.nchw:  # images run NCHW inside; the model returns Keras' NHWC
+            nhwc = _layers.ChannelsLast()(self._keras_output).value
+            values_out = [nhwc] if isinstance(values_out, list) else nhwc
+        super().__init__(values_in, values_out)
         for layer in self._layers:
             if not isinstance(layer, _layers.Layer):
                 raise TypeError(f"Model: {layer!r} is not a fastnn.keras layer")
 
     @property
     def layers(self):
-        return list(self._layers) if self._functional else []
+        return [layer for layer in self._layers if not isinstance(layer, _layers.ChannelsLast)] \
+            if self._functional else []
 
     # ---- compile ----
 
@@ -455,7 +459,7 @@ class Sequential(Model):
             self._input = self._output = _layers.Input(x.shape[1:])
             for layer in self._pending:
                 self._output = layer(self._output)
-        if self._functional and self.outputs[0] is self._output.value:
+        if self._functional and self._keras_output is self._output:
             return
         if self._output is self._input:
             raise ValueError("Sequential: the model has no layers")
