@@ -159,7 +159,7 @@ class Layer(Module):
             input_shape = (input_dim,)
         self.input_shape_arg = None if input_shape is None else tuple(input_shape)
         self._chain = None
-        self._out_shape = None
+        self._inbound = self._outbound = None  # the KerasTensors of its call
 
     @property
     def built(self):
@@ -196,7 +196,7 @@ class Layer(Module):
             nchw = x.nchw
         self._chain = ([transpose] if transpose else []) + chain
         out = KerasTensor(Module.__call__(self, x.value), nchw)
-        self._out_shape = out.shape
+        self._inbound, self._outbound = x, out
         return out
 
     def forward(self, x):
@@ -228,7 +228,23 @@ class Layer(Module):
 
     @property
     def output_shape_keras(self):
-        return self._out_shape
+        return None if self._outbound is None else self._outbound.shape
+
+    def _tensor(self, which, tensor):
+        if tensor is None:  # as Keras: no tensor before the layer is called
+            raise AttributeError(f"Layer {self.name} has never been called and thus has no "
+                                 f"defined {which}")
+        return tensor
+
+    @property
+    def input(self):
+        """The KerasTensor the layer was called on (Keras' layer.input)."""
+        return self._tensor("input", self._inbound)
+
+    @property
+    def output(self):
+        """The KerasTensor the layer returned (Keras' layer.output)."""
+        return self._tensor("output", self._outbound)
 
     def count_params(self):
         """Keras' count: every weight, the non-trainable ones (moving statistics) too."""

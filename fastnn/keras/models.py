@@ -65,6 +65,17 @@ class Model(nn.Model):
                 raise TypeError(f"Model: {layer!r} is not a fastnn.keras layer")
 
     @property
+    def input_shape(self):
+        """Keras' input shape, batch None first: (None, 28, 28, 1)."""
+        return self._keras_inputs[0].shape if self._functional else None
+
+    @property
+    def output_shape(self):
+        """Keras' output shape, batch None first: (None, 10). fastnn's output_shape(shape)
+        method is not needed: a Keras model is never a layer of another model."""
+        return self._keras_output.shape if self._functional else None
+
+    @property
     def layers(self):
         return [layer for layer in self._layers if not isinstance(layer, _layers.ChannelsLast)] \
             if self._functional else []
@@ -446,6 +457,14 @@ class Sequential(Model):
     @property
     def layers(self):
         return list(self._pending)
+
+    @property
+    def input_shape(self):
+        return None if self._input is None else self._input.shape
+
+    @property
+    def output_shape(self):
+        return None if self._output is None else self._output.shape
 
     def _ensure_built(self, x=None):
         """Make the model's graph from the layers added so far (the input shape from x
