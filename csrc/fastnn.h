@@ -162,7 +162,8 @@ int fnn_mse_loss(int64_t n, const float *pred, const float *target, double *loss
 /* ---- fused optimizer steps over `count` parameter arrays (optim.c) ----
  * Array i has sizes[i] elements; formulas are torch.optim.SGD's, Adam's (AdamW when
  * decoupled) and RMSprop's, updating params and the state arrays in place. bufs may be
- * NULL when momentum == 0, grad_avgs when not centered. The element range of all
+ * NULL when momentum == 0, grad_avgs when not centered. RMSprop with eps_inside divides
+ * by sqrt(square_avg + eps) (Keras') instead of sqrt(square_avg) + eps. The element range of all
  * arrays together is split over the threads. */
 int fnn_sgd_step(int64_t count, const int64_t *sizes, float *const *params,
                  const float *const *grads, float *const *bufs, double lr, double momentum,
@@ -174,7 +175,8 @@ int fnn_adam_step(int64_t count, const int64_t *sizes, float *const *params,
 int fnn_rmsprop_step(int64_t count, const int64_t *sizes, float *const *params,
                      const float *const *grads, float *const *square_avgs,
                      float *const *grad_avgs, float *const *bufs, double lr, double alpha,
-                     double eps, double weight_decay, double momentum, int centered);
+                     double eps, double weight_decay, double momentum, int centered,
+                     int eps_inside);
 
 /* ---- linear and convolution (conv.c) ----
  * PyTorch layouts: x (n, in) and weight (out, in) for linear; NCHW x, (c_out, c_in, kh, kw)

@@ -100,6 +100,7 @@ typedef struct {
 typedef struct {
     float alpha, c1;              /* c1 = 1 - alpha */
     float lr, eps, l2, momentum;  /* l2: weight decay added to the gradient */
+    float eps_sq;                 /* added under the square root (Keras'), else 0 */
 } fnn_rmsprop_consts;
 
 /* Elementwise loops of one ISA (simd/elementwise_kernel.h): the memory-bound

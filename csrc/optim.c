@@ -117,7 +117,8 @@ int fnn_adam_step(int64_t count, const int64_t *sizes, float *const *params,
 int fnn_rmsprop_step(int64_t count, const int64_t *sizes, float *const *params,
                      const float *const *grads, float *const *square_avgs,
                      float *const *grad_avgs, float *const *bufs, double lr, double alpha,
-                     double eps, double weight_decay, double momentum, int centered)
+                     double eps, double weight_decay, double momentum, int centered,
+                     int eps_inside)
 {
     if (count < 0 || (count > 0 && (!sizes || !params || !grads || !square_avgs)) ||
         !(lr >= 0.0) || !(alpha >= 0.0 && alpha <= 1.0) || !(eps > 0.0) ||
@@ -131,8 +132,9 @@ int fnn_rmsprop_step(int64_t count, const int64_t *sizes, float *const *params,
     optim_job J = {.count = count, .sizes = sizes, .params = params, .grads = grads,
                    .ms = square_avgs, .vs = gavg, .bufs = buf,
                    .rmsprop = {.alpha = (float)alpha, .c1 = (float)(1.0 - alpha),
-                               .lr = (float)lr, .eps = (float)eps, .l2 = (float)weight_decay,
-                               .momentum = (float)momentum}};
+                               .lr = (float)lr, .eps = eps_inside ? 0.0f : (float)eps,
+                               .eps_sq = eps_inside ? (float)eps : 0.0f,
+                               .l2 = (float)weight_decay, .momentum = (float)momentum}};
     fnn_parallel_range(total, 16.0 * (double)total, 16, rmsprop_part, &J);
     return FNN_OK;
 }

@@ -96,7 +96,8 @@ cdef extern from "fastnn.h" nogil:
     int fnn_rmsprop_step(int64_t count, const int64_t *sizes, float *const *params,
                          const float *const *grads, float *const *square_avgs,
                          float *const *grad_avgs, float *const *bufs, double lr, double alpha,
-                         double eps, double weight_decay, double momentum, int centered)
+                         double eps, double weight_decay, double momentum, int centered,
+                         int eps_inside)
     int fnn_linear_forward(int64_t n, int64_t in_f, int64_t out_f, const float *x,
                            const float *w, const float *bias, float *y)
     int fnn_linear_backward(int64_t n, int64_t in_f, int64_t out_f, const float *grad_y,

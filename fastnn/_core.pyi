@@ -174,4 +174,5 @@ def adam_step(params: Arrays, grads: Arrays, ms: Arrays, vs: Arrays, *, step: in
 def rmsprop_step(params: Arrays, grads: Arrays, square_avgs: Arrays,
                  grad_avgs: Optional[Arrays], bufs: Optional[Arrays], *, lr: float = ...,
                  alpha: float = ..., eps: float = ..., weight_decay: float = ...,
-                 momentum: float = ..., centered: bool = ...) -> None: ...
+                 momentum: float = ..., centered: bool = ...,
+                 eps_inside: bool = ...) -> None: ...

@@ -131,10 +131,11 @@ def adam_step(params, grads, ms, vs, *, step, lr=1e-3, beta1=0.9, beta2=0.999, e
 
 
 def rmsprop_step(params, grads, square_avgs, grad_avgs, bufs, *, lr=1e-2, alpha=0.99, eps=1e-8,
-                 weight_decay=0.0, momentum=0.0, centered=False):
+                 weight_decay=0.0, momentum=0.0, centered=False, eps_inside=False):
     """One torch.optim.RMSprop step on every (param, grad, square average, gradient
     average, momentum buffer), in place; grad_avgs may be None unless centered, bufs
-    None when momentum == 0."""
+    None when momentum == 0. eps_inside: divide by sqrt(square_avg + eps), as Keras
+    does, instead of sqrt(square_avg) + eps."""
     fn = "rmsprop_step"
     optim_check_lr(lr, fn)
     if not 0.0 <= alpha <= 1.0:
@@ -157,11 +158,11 @@ def rmsprop_step(params, grads, square_avgs, grad_avgs, bufs, *, lr=1e-2, alpha=
     if momentum != 0:
         t.fill(4, optim_arrays(bufs, "bufs", count, params, True, fn), True)
     cdef double c_lr = lr, c_alpha = alpha, c_eps = eps, c_wd = weight_decay, c_mom = momentum
-    cdef int c_centered = bool(centered), status
+    cdef int c_centered = bool(centered), c_inside = bool(eps_inside), status
     with nogil:
         status = fnn_rmsprop_step(count, t.sizes, t.column(0),
                                   <const float *const *>t.column(1), t.column(2),
                                   t.column(3) if c_centered else NULL,
                                   t.column(4) if c_mom != 0 else NULL, c_lr, c_alpha, c_eps,
-                                  c_wd, c_mom, c_centered)
+                                  c_wd, c_mom, c_centered, c_inside)
     check(status, fn)

@@ -1,6 +1,7 @@
-"""Optimizers with torch.optim's update rules, each step ONE fused C kernel call over
-all parameters (fastnn._core.sgd_step / adam_step / rmsprop_step update the arrays in
-place), and epoch-wise learning-rate schedules.
+"""Optimizers with torch.optim's update rules (KerasAdam, KerasAdamW, KerasRMSprop: with
+Keras' epsilon, for fastnn.keras), each step ONE fused C kernel call over all parameters
+(fastnn._core.sgd_step / adam_step / rmsprop_step update the arrays in place), and
+epoch-wise learning-rate schedules.
 
 Parameter arrays are updated in place, so their identity never changes; code that
 loads weights must copy into `p.data` (np.copyto), not rebind it. A frozen parameter
@@ -15,7 +16,8 @@ import numpy as np
 from . import _core
 from ._core import as_real
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "StepLR", "CosineAnnealingLR", "get"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "KerasAdam", "KerasAdamW",
+           "KerasRMSprop", "StepLR", "CosineAnnealingLR", "get"]
 
 
 class Optimizer:
@@ -247,6 +249,7 @@ class Adam(Optimizer):
     params may also be model.named_parameters(), as in torch."""
 
     _decoupled = False
+    _keras_eps = False  # eps added to sqrt(v) before v's bias correction (KerasAdam)
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  amsgrad=False, *, maximize=False, decoupled_weight_decay=False):
@@ -275,15 +278,19 @@ class Adam(Optimizer):
         if data:
             for count, (d, g, m, v, vmax) in self._by_count(data, self._ascent(grads), m, v,
                                                             vmax):
+                eps = self.eps
+                if self._keras_eps:  # the kernel adds eps after the correction: scale it
+                    eps /= math.sqrt(1.0 - self.betas[1] ** count)
                 if self.amsgrad:
-                    self._amsgrad_step(count, d, g, m, v, vmax)
+                    self._amsgrad_step(count, eps, d, g, m, v, vmax)
                     continue
                 _core.adam_step(d, g, m, v, step=count, lr=self.lr,
-                                beta1=self.betas[0], beta2=self.betas[1], eps=self.eps,
+                                beta1=self.betas[0], beta2=self.betas[1], eps=eps,
                                 weight_decay=self.weight_decay, decoupled=self._decoupled)
 
-    def _amsgrad_step(self, count, data, grads, ms, vs, vmaxes):
-        """torch's Adam step with amsgrad, its float32 operations in its order."""
+    def _amsgrad_step(self, count, eps, data, grads, ms, vs, vmaxes):
+        """torch's Adam step with amsgrad, its float32 operations in its order (eps: as the
+        kernel takes it)."""
         (b1, b2), f32 = self.betas, np.float32
         step_size = f32(self.lr / (1 - b1 ** count))
         bias_correction2_sqrt = f32(math.sqrt(1 - b2 ** count))
@@ -296,7 +303,7 @@ class Adam(Optimizer):
             v *= f32(b2)
             v += g * g * f32(1 - b2)
             np.maximum(vmax, v, out=vmax)
-            p -= step_size * (m / (np.sqrt(vmax) / bias_correction2_sqrt + f32(self.eps)))
+            p -= step_size * (m / (np.sqrt(vmax) / bias_correction2_sqrt + f32(eps)))
 
     def hyperparameters(self):
         hyper = {"lr": self.lr, "betas": list(self.betas), "eps": self.eps,
@@ -333,17 +340,20 @@ class RMSprop(Optimizer):
     divides by sqrt(square_avg) + eps (centered: by the standard deviation, subtracting
     the squared running mean of g), with optional momentum and L2 weight decay."""
 
+    _eps_inside = False  # sqrt(square_avg + eps) (KerasRMSprop)
+
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
                  centered=False, *, maximize=False):
         super().__init__(params, lr)
         self.maximize = bool(maximize)
-        alpha, eps, weight_decay, momentum = (as_real(v, k, "RMSprop") for k, v in (
+        name = type(self).__name__
+        alpha, eps, weight_decay, momentum = (as_real(v, k, name) for k, v in (
             ("alpha", alpha), ("eps", eps), ("weight_decay", weight_decay),
             ("momentum", momentum)))
         # eps > 0, unlike torch's eps >= 0: eps = 0 divides 0 by 0 for any untouched weight.
         if not 0 <= alpha <= 1 or not 0 < eps < math.inf or not 0 <= weight_decay < math.inf \
                 or not 0 <= momentum < math.inf:
-            raise ValueError(f"RMSprop: need alpha in [0, 1], eps > 0 and finite weight_decay "
+            raise ValueError(f"{name}: need alpha in [0, 1], eps > 0 and finite weight_decay "
                              f"and momentum >= 0, got alpha={alpha!r}, eps={eps!r}, "
                              f"weight_decay={weight_decay!r}, momentum={momentum!r}")
         self.alpha, self.eps, self.weight_decay = float(alpha), float(eps), float(weight_decay)
@@ -359,7 +369,8 @@ class RMSprop(Optimizer):
         if data:
             _core.rmsprop_step(data, self._ascent(grads), square, grad_avg, bufs, lr=self.lr,
                                alpha=self.alpha, eps=self.eps, weight_decay=self.weight_decay,
-                               momentum=self.momentum, centered=self.centered)
+                               momentum=self.momentum, centered=self.centered,
+                               eps_inside=self._eps_inside)
         self.steps += 1
 
     def hyperparameters(self):
@@ -423,12 +434,35 @@ class _Probe:
     requires_grad = True
 
 
-OPTIMIZERS = {cls.__name__: cls for cls in (SGD, Adam, AdamW, RMSprop)}
+
+
+class KerasAdam(Adam):
+    """keras.optimizers.Adam's update (fastnn.keras' Adam): torch's, except that eps is
+    added to sqrt(v) before v's bias correction, not after."""
+
+    _keras_eps = True
+
+
+class KerasAdamW(AdamW):
+    """keras.optimizers.AdamW's update: AdamW with KerasAdam's eps."""
+
+    _keras_eps = True
+
+
+class KerasRMSprop(RMSprop):
+    """keras.optimizers.RMSprop's update: the step divides by sqrt(square_avg + eps)
+    (centered: sqrt(square_avg - grad_avg^2 + eps)), not by sqrt(square_avg) + eps."""
+
+    _eps_inside = True
+
+
+OPTIMIZERS = {cls.__name__: cls for cls in (SGD, Adam, AdamW, RMSprop, KerasAdam, KerasAdamW,
+                                            KerasRMSprop)}
 
 
 def get(name, params, **kwargs):
     """An optimizer by (case-insensitive) name: 'sgd', 'adam', 'adamw' or 'rmsprop'."""
-    by_lower = {k.lower(): v for k, v in OPTIMIZERS.items()}
+    by_lower = {cls.__name__.lower(): cls for cls in (SGD, Adam, AdamW, RMSprop)}
     if not isinstance(name, str) or name.lower() not in by_lower:
         raise ValueError(f"optimizer must be one of {sorted(by_lower)}, got {name!r}")
     return by_lower[name.lower()](params, **kwargs)

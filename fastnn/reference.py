@@ -630,18 +630,19 @@ def sgd_step(param, grad, buf, *, lr, momentum=0.0, dampening=0.0, nesterov=Fals
 
 
 def rmsprop_step(param, grad, square_avg, grad_avg, buf, *, lr=1e-2, alpha=0.99, eps=1e-8,
-                 weight_decay=0.0, momentum=0.0, centered=False):
+                 weight_decay=0.0, momentum=0.0, centered=False, eps_inside=False):
     """One torch.optim.RMSprop step on param and its state (grad_avg used if centered,
-    buf if momentum)."""
+    buf if momentum); eps_inside: Keras' sqrt(square_avg + eps)."""
+    inside, outside = (eps, 0.0) if eps_inside else (0.0, eps)
     if weight_decay != 0:
         grad = grad + weight_decay * param
     square_avg *= alpha
     square_avg += (1 - alpha) * grad * grad
     if centered:
         grad_avg += (1 - alpha) * (grad - grad_avg)
-        avg = np.sqrt(square_avg - grad_avg * grad_avg) + eps
+        avg = np.sqrt(square_avg - grad_avg * grad_avg + inside) + outside
     else:
-        avg = np.sqrt(square_avg) + eps
+        avg = np.sqrt(square_avg + inside) + outside
     if momentum > 0:
         buf *= momentum
         buf += grad / avg

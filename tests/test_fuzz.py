@@ -990,7 +990,10 @@ def test_loss_arguments_boundary(data):
 
 OPTIMIZERS = {optim.SGD: ["lr", "momentum", "weight_decay", "dampening"],
               optim.Adam: ["lr", "eps", "weight_decay"], optim.AdamW: ["lr", "eps", "weight_decay"],
-              optim.RMSprop: ["lr", "alpha", "eps", "weight_decay", "momentum"]}
+              optim.RMSprop: ["lr", "alpha", "eps", "weight_decay", "momentum"],
+              optim.KerasAdam: ["lr", "eps", "weight_decay"],
+              optim.KerasAdamW: ["lr", "eps", "weight_decay"],
+              optim.KerasRMSprop: ["lr", "alpha", "eps", "weight_decay", "momentum"]}
 
 
 @settings(FUZZ, max_examples=200)
@@ -1026,7 +1029,7 @@ def test_optimizer_boundary(data):
     kwargs = {"lr": 0.1}
     if cls is optim.SGD:
         kwargs.update(momentum=draw(st.sampled_from([0.0, 0.9])), weight_decay=0.01)
-    if cls is optim.RMSprop:
+    if issubclass(cls, optim.RMSprop):
         kwargs.update(momentum=draw(st.sampled_from([0.0, 0.9])), weight_decay=0.01,
                       centered=draw(st.booleans()))
     kwargs["maximize"] = draw(st.booleans())  # torch's flags: the gradient negated, and
@@ -1055,19 +1058,21 @@ def test_optimizer_boundary(data):
         for p, (w, g) in zip(params, before):
             hyper = opt.hyperparameters()
             hyper.pop("amsgrad", None)
-            decoupled = hyper.pop("decoupled_weight_decay", cls is optim.AdamW)
+            decoupled = hyper.pop("decoupled_weight_decay", issubclass(cls, optim.AdamW))
             if hyper.pop("maximize", False):
                 g = -g
             if cls is optim.SGD:
                 R.sgd_step(w, g, np.zeros_like(w), lr=hyper["lr"], momentum=hyper["momentum"],
                            dampening=hyper["dampening"], weight_decay=hyper["weight_decay"],
                            nesterov=hyper["nesterov"], first_step=True)
-            elif cls is optim.RMSprop:
+            elif issubclass(cls, optim.RMSprop):
                 R.rmsprop_step(w, g, np.zeros_like(w), np.zeros_like(w), np.zeros_like(w),
-                               **hyper)
-            else:
+                               **hyper, eps_inside=cls is optim.KerasRMSprop)
+            else:  # Keras adds eps before the bias correction 1 - beta2 of step 1
+                b2 = hyper["betas"][1]
+                eps = hyper["eps"] / np.sqrt(1 - b2) if cls._keras_eps else hyper["eps"]
                 R.adam_step(w, g, np.zeros_like(w), np.zeros_like(w), step=1, lr=hyper["lr"],
-                            beta1=hyper["betas"][0], beta2=hyper["betas"][1], eps=hyper["eps"],
+                            beta1=hyper["betas"][0], beta2=b2, eps=eps,
                             weight_decay=hyper["weight_decay"], decoupled=decoupled)
             assert_matches(p.data, w)
 

@@ -450,3 +450,17 @@ def test_shapes_and_tensors_keras_names():
     functional = fk.Model(inp, fk.layers.Conv2D(3, 2)(inp))
     assert functional.input_shape == (None, 6, 6, 2)
     assert functional.output_shape == (None, 5, 5, 3)
+
+
+@pytest.mark.parametrize("shape", [(5,), (3, 3, 2)])
+def test_batch_normalization_moving_variance_like_keras(shape):
+    """The moving variance took the unbiased batch variance (torch's, var * m / (m - 1));
+    Keras takes the biased one: after a step it differed by momentum * var / (m - 1)."""
+    x = np.random.default_rng(11).normal(2.0, 3.0, (6,) + shape).astype(np.float32)
+    model = fk.Sequential([fk.layers.BatchNormalization(momentum=0.9, input_shape=shape)])
+    model.compile(fk.optimizers.SGD(1e-30), "mse")
+    model.fit(x, np.zeros_like(x), batch_size=6, verbose=0)
+    axes = tuple(range(x.ndim - 1))
+    gamma, beta, mean, var = model.get_weights()
+    np.testing.assert_allclose(mean, 0.1 * x.mean(axes), rtol=1e-5)
+    np.testing.assert_allclose(var, 0.9 + 0.1 * x.var(axes), rtol=1e-5)

@@ -426,3 +426,58 @@ def test_scheduler_state_dict_resumes_as_torchs(rng):
         assert opt.lr == pytest.approx(t_sched.get_last_lr()[0], rel=1e-9)
     with pytest.raises(ValueError, match="expected a dict with keys"):
         optim.StepLR(opt, 2).load_state_dict(state)
+
+
+def keras_adam(w, g, m, v, t, lr, b1, b2, eps, wd, decoupled):
+    """keras.optimizers.Adam / AdamW's update_step (Keras 3), in float64."""
+    if decoupled:
+        w -= w * wd * lr
+    alpha = lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+    m += (g - m) * (1 - b1)
+    v += (g * g - v) * (1 - b2)
+    w -= m * alpha / (np.sqrt(v) + eps)
+
+
+def keras_rmsprop(w, g, v, avg, buf, lr, rho, eps, momentum, centered):
+    """keras.optimizers.RMSprop's update_step (Keras 3), in float64."""
+    v[...] = rho * v + (1 - rho) * g * g
+    if centered:
+        avg[...] = rho * avg + (1 - rho) * g
+        increment = lr * g / np.sqrt(v - avg * avg + eps)
+    else:
+        increment = lr * g / np.sqrt(v + eps)
+    if momentum > 0:
+        buf[...] = momentum * buf + increment
+        w -= buf
+    else:
+        w -= increment
+
+
+@pytest.mark.parametrize("make,keras_step", [
+    (lambda p: optim.KerasAdam(p, 1e-2, (0.9, 0.999), 1e-7),
+     lambda w, g, s, t: keras_adam(w, g, *s[:2], t, 1e-2, 0.9, 0.999, 1e-7, 0, False)),
+    (lambda p: optim.KerasAdamW(p, 1e-2, (0.8, 0.99), 1e-3, 0.004),
+     lambda w, g, s, t: keras_adam(w, g, *s[:2], t, 1e-2, 0.8, 0.99, 1e-3, 0.004, True)),
+    (lambda p: optim.KerasRMSprop(p, 1e-2, alpha=0.9, eps=1e-7),
+     lambda w, g, s, t: keras_rmsprop(w, g, *s, 1e-2, 0.9, 1e-7, 0.0, False)),
+    (lambda p: optim.KerasRMSprop(p, 1e-2, alpha=0.9, eps=1e-3, momentum=0.5, centered=True),
+     lambda w, g, s, t: keras_rmsprop(w, g, *s, 1e-2, 0.9, 1e-3, 0.5, True)),
+], ids=["adam", "adamw", "rmsprop", "rmsprop-centered-momentum"])
+def test_keras_optimizers_follow_keras_update_rules(isa, rng, make, keras_step):
+    """fastnn.keras' Adam and RMSprop ran torch's rules (eps added after Adam's bias
+    correction; RMSprop's eps outside the square root): with small gradients, as near a
+    minimum, the steps differed by far more than float32 noise. Keras' own formulas."""
+    params, grads = make_params(rng)
+    grads = [[g * 1e-4 for g in step] for step in grads]  # where eps matters
+    opt = make(params)
+    ref = [p.data.astype(np.float64) for p in params]
+    state = [[np.zeros_like(r) for _ in range(3)] for r in ref]
+    run(opt, params, grads)
+    for t, step_grads in enumerate(grads, 1):
+        for r, s, g in zip(ref, state, step_grads):
+            keras_step(r, g.astype(np.float64), s, t)
+    for p, r in zip(params, ref):
+        np.testing.assert_allclose(p.data, r, rtol=1e-5, atol=1e-6)
+    again = make([Parameter(p.data.copy()) for p in params])  # the type survives a state_dict
+    again.load_state_dict(opt.state_dict())
+    assert type(again) is type(opt)

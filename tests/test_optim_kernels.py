@@ -78,7 +78,10 @@ def test_adam_matches_reference(isa, rng, kw):
     dict(lr=1e-2, momentum=0.9),
     dict(lr=1e-2, centered=True),
     dict(lr=1e-2, alpha=0.5, momentum=0.5, centered=True, weight_decay=0.01, eps=1e-3),
-], ids=["default", "keras", "l2", "momentum", "centered", "all"])
+    dict(lr=1e-3, alpha=0.9, eps=1e-7, eps_inside=True),
+    dict(lr=1e-2, alpha=0.5, momentum=0.5, centered=True, eps=1e-3, eps_inside=True),
+], ids=["default", "keras", "l2", "momentum", "centered", "all", "eps-inside",
+        "eps-inside-centered"])
 def test_rmsprop_matches_reference(isa, rng, kw):
     params = make(rng)
     sq, ga, bufs = ([np.zeros_like(p) for p in params] for _ in range(3))

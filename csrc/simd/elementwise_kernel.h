@@ -468,8 +468,8 @@ static void ew_adam(int64_t n, float *p, const float *grad, float *m, float *v,
     memcpy(v + i, t[3], bytes);
 }
 
-/* torch.optim.RMSprop's update in float32 on ADAM_LANES elements; gavg (centered)
- * and buf (momentum) may be NULL. */
+/* torch.optim.RMSprop's update in float32 on ADAM_LANES elements (Keras': eps_sq
+ * under the square root, eps 0); gavg (centered) and buf (momentum) may be NULL. */
 static inline void rmsprop_lanes(float *p, const float *grad, float *sq, float *gavg, float *buf,
                                  const fnn_rmsprop_consts *c)
 {
@@ -480,9 +480,9 @@ static inline void rmsprop_lanes(float *p, const float *grad, float *sq, float *
         adam_vec ga = *(adam_vec *)gavg;
         ga = ga + c->c1 * (g - ga);
         *(adam_vec *)gavg = ga;
-        avg = ADAM_SQRT(s - ga * ga) + c->eps;
+        avg = ADAM_SQRT(s - ga * ga + c->eps_sq) + c->eps;
     } else {
-        avg = ADAM_SQRT(s) + c->eps;
+        avg = ADAM_SQRT(s + c->eps_sq) + c->eps;
     }
     if (buf) {
         adam_vec b = c->momentum * *(adam_vec *)buf + g / avg;
@@ -501,7 +501,7 @@ static void ew_rmsprop(int64_t n, float *p, const float *grad, float *sq, float 
         rmsprop_lanes(p + i, grad + i, sq + i, gavg ? gavg + i : NULL, buf ? buf + i : NULL, c);
     if (i == n)
         return;
-    /* The tail through zero-padded copies (sq = 0 pads give avg = eps > 0). */
+    /* The tail through zero-padded copies (sq = 0 pads give avg > 0: eps or sqrt(eps)). */
     float t[5][ADAM_LANES] = {{0}};
     float *const arrays[5] = {p, (float *)grad, sq, gavg, buf};
     size_t bytes = (size_t)(n - i) * sizeof(float);

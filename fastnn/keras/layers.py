@@ -502,8 +502,8 @@ class Activation(Layer):
 
 class BatchNormalization(Layer):
     """keras.layers.BatchNormalization over the last (channel) axis, Keras' defaults
-    (momentum 0.99, i.e. torch's 0.01; epsilon 1e-3). fastnn's BatchNorm updates the
-    moving variance with the unbiased batch variance, as torch does."""
+    (momentum 0.99, i.e. torch's 0.01; epsilon 1e-3) and moving variance (updated with
+    the biased batch variance, where torch takes the unbiased one)."""
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  **kwargs):
@@ -527,10 +527,11 @@ class BatchNormalization(Layer):
     def _build(self, shape):
         if len(shape) == 1:
             self.bn = nn.BatchNorm1d(shape[0], self.epsilon, 1.0 - self.momentum, self.affine)
-            return [self.bn], None
-        h, w, c = self._image_shape(shape)
-        self.bn = nn.BatchNorm2d(c, self.epsilon, 1.0 - self.momentum, self.affine)
-        return [self.bn], True
+        else:
+            h, w, c = self._image_shape(shape)
+            self.bn = nn.BatchNorm2d(c, self.epsilon, 1.0 - self.momentum, self.affine)
+        self.bn._biased_running_var = True
+        return [self.bn], None if len(shape) == 1 else True
 
     def config(self):
         return {**super().config(), "momentum": self.momentum, "epsilon": self.epsilon,

@@ -1,8 +1,7 @@
 """keras.optimizers: Adam, SGD, RMSprop, AdamW with Keras' arguments and defaults,
 each building the fastnn.optim optimizer (one fused C step) over the model's
-parameters when fit first runs. The update rules are torch's: they differ from Keras'
-only in where epsilon enters (Adam: eps added to sqrt(v) after the bias correction;
-RMSprop: eps added to sqrt(v), not to v)."""
+parameters when fit first runs, with Keras' update rules (fastnn.optim.KerasAdam,
+KerasAdamW, KerasRMSprop: epsilon where Keras adds it)."""
 from .. import optim
 
 __all__ = ["Optimizer", "Adam", "SGD", "RMSprop", "AdamW", "get"]
@@ -24,7 +23,8 @@ class Adam(Optimizer):
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
 
     def _make(self, params):
-        return optim.Adam(params, self.learning_rate, (self.beta_1, self.beta_2), self.epsilon)
+        return optim.KerasAdam(params, self.learning_rate, (self.beta_1, self.beta_2),
+                               self.epsilon)
 
 
 class AdamW(Optimizer):
@@ -35,8 +35,8 @@ class AdamW(Optimizer):
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
 
     def _make(self, params):
-        return optim.AdamW(params, self.learning_rate, (self.beta_1, self.beta_2), self.epsilon,
-                           self.weight_decay)
+        return optim.KerasAdamW(params, self.learning_rate, (self.beta_1, self.beta_2),
+                                self.epsilon, self.weight_decay)
 
 
 class SGD(Optimizer):
@@ -55,8 +55,8 @@ class RMSprop(Optimizer):
         self.rho, self.momentum, self.epsilon, self.centered = rho, momentum, epsilon, centered
 
     def _make(self, params):
-        return optim.RMSprop(params, self.learning_rate, alpha=self.rho, eps=self.epsilon,
-                             momentum=self.momentum, centered=self.centered)
+        return optim.KerasRMSprop(params, self.learning_rate, alpha=self.rho, eps=self.epsilon,
+                                  momentum=self.momentum, centered=self.centered)
 
 
 class _Ready(Optimizer):

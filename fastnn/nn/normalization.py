@@ -20,6 +20,9 @@ __all__ = ["BatchNorm1d", "BatchNorm2d"]
 class _BatchNorm(Module):
     _ndims = ()  # the input ndims accepted
     _expected = ""
+    # fastnn.keras' BatchNormalization sets it: Keras' moving variance takes the biased
+    # batch variance, torch's (the kernel's) the unbiased one
+    _biased_running_var = False
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True):
@@ -68,12 +71,16 @@ class _BatchNorm(Module):
             momentum = (1.0 / float(self.num_batches_tracked) if self.momentum is None
                         else self.momentum)
         c = self.num_features
+        old_var = self.running_var.copy() if self._biased_running_var and momentum else None
         y, self._mean, self._invstd = F.batch_norm(
             x, None if self.weight is None else self.weight.data,
             None if self.bias is None else self.bias.data, self.running_mean,
             self.running_var, training=batch_stats, momentum=momentum, eps=self.eps,
             out=self._buffer("y", x.shape), save_mean=self._buffer("mean", (c,)),
             save_invstd=self._buffer("invstd", (c,)))
+        if old_var is not None:  # the kernel added momentum * var * m / (m - 1): rescale it
+            m = x.size // c
+            self.running_var -= (self.running_var - (1.0 - momentum) * old_var) / m
         self._batch_stats = batch_stats
         return y
 
