@@ -464,3 +464,37 @@ def test_batch_normalization_moving_variance_like_keras(shape):
     gamma, beta, mean, var = model.get_weights()
     np.testing.assert_allclose(mean, 0.1 * x.mean(axes), rtol=1e-5)
     np.testing.assert_allclose(var, 0.9 + 0.1 * x.var(axes), rtol=1e-5)
+
+
+def test_trainable_false_freezes_like_keras():
+    """layer.trainable = False (transfer learning's idiom) set an unused attribute: fit
+    went on training the layer and updating a BatchNormalization's moving statistics.
+    Now its weights stay, and a BatchNormalization runs in inference mode (Keras 3)."""
+    rng = np.random.default_rng(12)
+    x = rng.normal(1.0, 2.0, (16, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 16)
+    model = fk.Sequential([fk.Input(shape=(4,)), fk.layers.Dense(5),
+                           fk.layers.BatchNormalization(),
+                           fk.layers.Dense(3, activation="softmax")])
+    model.layers[0].trainable = False
+    model.layers[1].trainable = False
+    before = model.get_weights()
+    model.compile(fk.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+    # inference-mode BatchNormalization: the training loss is the evaluate loss
+    loss = model.evaluate(x, y, verbose=0)
+    h = model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    assert h.history["loss"][0] == pytest.approx(loss, rel=1e-6)
+    after = model.get_weights()
+    for a, b in zip(before[:6], after[:6]):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(before[6], after[6])
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert "Trainable params: 18" in lines[0] and "Non-trainable params: 45" in lines[0]
+    model.trainable = False
+    assert [layer.trainable for layer in model.layers] == [False] * 3
+    model.fit(x, y, verbose=0)
+    for a, b in zip(after, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(TypeError, match="trainable must be True or False"):
+        model.layers[0].trainable = "no"

@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import nn
 from .._core import as_real
+from ..training import _flag
 from ..nn import graph as _graph
 from ..nn.module import Module
 
@@ -165,6 +166,25 @@ class Layer(Module):
     def built(self):
         return self._chain is not None
 
+    _trainable = True
+
+    @property
+    def trainable(self):
+        """Keras' layer.trainable: False freezes the layer's weights (fit leaves them as
+        they are; a BatchNormalization also runs in inference mode, as in Keras 3)."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = _flag(value, "trainable", self.name)
+        if self.built:
+            self._freeze()
+
+    def _freeze(self):
+        """Apply `trainable` to the built layer."""
+        for p in self.parameters():
+            p.requires_grad = self._trainable
+
     def _wants_nchw(self, shape):
         """True: the layer runs on NCHW images; False: on Keras' own order; None: either."""
         return False
@@ -195,6 +215,7 @@ class Layer(Module):
         if wants is None:
             nchw = x.nchw
         self._chain = ([transpose] if transpose else []) + chain
+        self._freeze()
         out = KerasTensor(Module.__call__(self, x.value), nchw)
         self._inbound, self._outbound = x, out
         return out
@@ -532,6 +553,10 @@ class BatchNormalization(Layer):
             self.bn = nn.BatchNorm2d(c, self.epsilon, 1.0 - self.momentum, self.affine)
         self.bn._biased_running_var = True
         return [self.bn], None if len(shape) == 1 else True
+
+    def _freeze(self):
+        super()._freeze()
+        self.bn._frozen_stats = not self._trainable
 
     def config(self):
         return {**super().config(), "momentum": self.momentum, "epsilon": self.epsilon,

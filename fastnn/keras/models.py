@@ -64,6 +64,19 @@ class Model(nn.Model):
             if not isinstance(layer, _layers.Layer):
                 raise TypeError(f"Model: {layer!r} is not a fastnn.keras layer")
 
+    _trainable = True
+
+    @property
+    def trainable(self):
+        """Keras' model.trainable: setting it sets every layer's trainable."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = _flag(value, "trainable", "Model")
+        for layer in self.layers:
+            layer.trainable = value
+
     @property
     def input_shape(self):
         """Keras' input shape, batch None first: (None, 28, 28, 1)."""

@@ -23,6 +23,8 @@ class _BatchNorm(Module):
     # fastnn.keras' BatchNormalization sets it: Keras' moving variance takes the biased
     # batch variance, torch's (the kernel's) the unbiased one
     _biased_running_var = False
+    # and this one for a layer made non-trainable: Keras 3 then runs it in inference mode
+    _frozen_stats = False
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True):
@@ -56,7 +58,7 @@ class _BatchNorm(Module):
         return tuple(shape)
 
     def _uses_batch_stats(self):
-        return self.training or not self.track_running_stats
+        return (self.training and not self._frozen_stats) or not self.track_running_stats
 
     def forward(self, x):
         self.output_shape(x.shape)
@@ -66,7 +68,7 @@ class _BatchNorm(Module):
             raise ValueError(f"{self!r}: expected more than 1 value per channel when "
                              f"training, got input of shape {x.shape}")
         momentum = 0.0
-        if self.training and self.track_running_stats:
+        if batch_stats and self.track_running_stats:
             self.num_batches_tracked += 1
             momentum = (1.0 / float(self.num_batches_tracked) if self.momentum is None
                         else self.momentum)
