@@ -376,6 +376,11 @@ def test_save_and_load_model_like_keras(tmp_path):
     loaded = fk.models.load_model(tmp_path / "m.keras")
     assert type(loaded) is fk.Sequential
     assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
+    model.layers[0].trainable = False  # saved as Keras saves it
+    model.save(tmp_path / "frozen.keras")
+    assert [layer.trainable for layer in fk.models.load_model(tmp_path / "frozen.keras").layers] \
+        == [False, True, True, True, True]
+    model.layers[0].trainable = True
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
     assert loaded.evaluate(x, y, verbose=0, return_dict=True) == \
         model.evaluate(x, y, verbose=0, return_dict=True)
@@ -498,3 +503,5 @@ def test_trainable_false_freezes_like_keras():
         np.testing.assert_array_equal(a, b)
     with pytest.raises(TypeError, match="trainable must be True or False"):
         model.layers[0].trainable = "no"
+    frozen = fk.Sequential([fk.layers.Dense(2, input_shape=(4,), trainable=False)])
+    assert not any(p.requires_grad for p in frozen.parameters())

@@ -146,7 +146,7 @@ class Layer(Module):
     """Base of the Keras layers: built on the first call on a KerasTensor, when `_build`
     creates its fastnn children; then runs them in order (`_chain`)."""
 
-    def __init__(self, name=None, input_shape=None, input_dim=None, **unknown):
+    def __init__(self, name=None, input_shape=None, input_dim=None, trainable=True, **unknown):
         kind = type(self).__name__
         if unknown:
             raise TypeError(f"{kind}: unsupported argument(s) {sorted(unknown)}")
@@ -161,12 +161,11 @@ class Layer(Module):
         self.input_shape_arg = None if input_shape is None else tuple(input_shape)
         self._chain = None
         self._inbound = self._outbound = None  # the KerasTensors of its call
+        self.trainable = trainable
 
     @property
     def built(self):
         return self._chain is not None
-
-    _trainable = True
 
     @property
     def trainable(self):
@@ -227,7 +226,7 @@ class Layer(Module):
 
     def config(self):
         """The Keras constructor arguments (what Model.save writes for the layer)."""
-        return {"name": self.name}
+        return {"name": self.name, "trainable": self._trainable}
 
     def _build(self, shape):
         """Create the fastnn modules (as attributes) to run on an input of Keras shape
