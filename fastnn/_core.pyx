@@ -241,6 +241,14 @@ def is_int(v):
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
+def as_flag(object v, str name, str fn):
+    """v as a bool if it is True or False (NumPy's bool too), else a TypeError naming it:
+    a string such as "no", or a list, would count as True."""
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{fn}: {name} must be True or False, got {v!r}")
+    return bool(v)
+
+
 cpdef object as_real(object v, str name, str fn):
     """v as a Python float, or a TypeError naming it (bools, complex, strings...); also
     used by the layers and optimizers for their hyperparameters."""

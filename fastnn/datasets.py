@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._core import as_rng, is_int
+from ._core import as_flag, as_rng, is_int
 
 __all__ = ["read_idx", "load", "load_raw", "load_splits", "load_mnist", "load_fashion_mnist",
            "iterate_batches", "cache_dir"]
@@ -332,6 +332,7 @@ def as_batch_size(batch_size, fn, default=None):
 def iterate_batches(x, y, batch_size, shuffle=True, seed=None):
     """Return a generator of (xb, yb) batches covering x and y once; the last may be partial."""
     batch_size = as_batch_size(batch_size, "iterate_batches")
+    shuffle = as_flag(shuffle, "shuffle", "iterate_batches")
     if len(x) != len(y):
         raise ValueError(
             f"x and y must have the same length, got len(x)={len(x)} and len(y)={len(y)}"

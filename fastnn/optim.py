@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from . import _core
-from ._core import as_real
+from ._core import as_flag, as_real
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "KerasAdam", "KerasAdamW",
            "KerasRMSprop", "StepLR", "CosineAnnealingLR", "get"]
@@ -209,6 +209,7 @@ class SGD(Optimizer):
         self.maximize = bool(maximize)
         momentum, weight_decay, dampening = (as_real(v, k, "SGD") for k, v in (
             ("momentum", momentum), ("weight_decay", weight_decay), ("dampening", dampening)))
+        nesterov = as_flag(nesterov, "nesterov", "SGD")
         if not (momentum >= 0 and weight_decay >= 0 and math.isfinite(momentum + weight_decay)
                 and math.isfinite(dampening)):
             raise ValueError(f"SGD: momentum and weight_decay must be finite and >= 0 and "
@@ -216,7 +217,7 @@ class SGD(Optimizer):
                              f"{dampening!r}")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("SGD: Nesterov momentum requires momentum > 0 and dampening 0")
-        self.momentum, self.nesterov = float(momentum), bool(nesterov)
+        self.momentum, self.nesterov = float(momentum), nesterov
         self.weight_decay, self.dampening = float(weight_decay), float(dampening)
         self._bufs = self._zeros() if self.momentum else None
         self._check_groups()
@@ -357,7 +358,7 @@ class RMSprop(Optimizer):
                              f"and momentum >= 0, got alpha={alpha!r}, eps={eps!r}, "
                              f"weight_decay={weight_decay!r}, momentum={momentum!r}")
         self.alpha, self.eps, self.weight_decay = float(alpha), float(eps), float(weight_decay)
-        self.momentum, self.centered = float(momentum), bool(centered)
+        self.momentum, self.centered = float(momentum), as_flag(centered, "centered", name)
         self._square = self._zeros()
         self._grad_avg = self._zeros() if self.centered else None
         self._bufs = self._zeros() if self.momentum else None

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from . import distributed as dist, losses
-from ._core import as_real, as_rng, as_sample_shape, is_int
+from ._core import as_flag, as_real, as_rng, as_sample_shape, is_int
 from .datasets import as_batch_size, iterate_batches
 
 __all__ = ["ModelAPI", "History", "Callback", "EarlyStopping"]
@@ -84,7 +84,8 @@ class EarlyStopping(Callback):
             mode = "max" if "acc" in monitor else "min"
         self.monitor, self.patience, self.min_delta = monitor, int(patience), abs(min_delta)
         self.sign = 1.0 if mode == "min" else -1.0
-        self.restore_best_weights = restore_best_weights
+        self.restore_best_weights = as_flag(restore_best_weights, "restore_best_weights",
+                                            "EarlyStopping")
 
     def on_train_begin(self):
         self.best, self.wait, self.best_epoch = math.inf, 0, None
@@ -178,14 +179,6 @@ def _real_array(a, what, name):
         raise TypeError(f"{what}: {name} must be an array of real numbers with one entry per "
                         f"sample, got {got}")
     return array
-
-
-def _flag(value, name, what):
-    """value if it is True or False (NumPy's bool too), else a TypeError naming it: a
-    string such as "no" would count as True."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{what}: {name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 def _float32(x, what):
@@ -302,8 +295,9 @@ class ModelAPI:
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
         batch_size = as_batch_size(batch_size, "fit")
-        distributed = _flag(distributed, "distributed", "fit")
-        check_finite = _flag(check_finite, "check_finite", "fit")
+        distributed = as_flag(distributed, "distributed", "fit")
+        check_finite = as_flag(check_finite, "check_finite", "fit")
+        shuffle = as_flag(shuffle, "shuffle", "fit")
         if not 0.0 <= as_real(validation_split, "validation_split", "fit") < 1.0:
             raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split!r}")
         pair = isinstance(validation_data, (tuple, list))
@@ -454,7 +448,7 @@ class ModelAPI:
         (cross-entropy if none); "accuracy" is omitted for losses without one (mse).
         distributed=True: each rank of the MPI job evaluates its shard of (x, y) and the
         sums are combined (every rank gets the result)."""
-        distributed = _flag(distributed, "distributed", "evaluate")
+        distributed = as_flag(distributed, "distributed", "evaluate")
         batch_size = as_batch_size(batch_size, "evaluate")
         loss_fn = losses.get(loss or self.loss or "cross_entropy")
         x, y = self._prepare(x, y, loss_fn, "evaluate")
@@ -494,7 +488,7 @@ class ModelAPI:
         distributed=True: each rank of the MPI job predicts its shard of x and every rank
         gets the whole result."""
         batch_size = as_batch_size(batch_size, "predict")
-        distributed = _flag(distributed, "distributed", "predict")
+        distributed = as_flag(distributed, "distributed", "predict")
         x = _float32(_real_array(x, "predict", "x"), "predict")
         n = len(x)
         if distributed and dist.init():

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import fastnn
 from fastnn import functional as F
-from fastnn import distributed as dist, losses, nn, optim
+from fastnn import datasets, distributed as dist, losses, nn, optim
 from fastnn import reference as R
 
 settings.register_profile("fuzz", max_examples=175, derandomize=True, deadline=None,
@@ -1239,6 +1239,51 @@ def test_keras_model_file_boundary(data, tmp_path_factory):
     np.testing.assert_array_equal(got.predict(x), model.predict(x))
 
 
+def _flag_calls():
+    """(name of the flag, what the error names, call(value)) for every True/False
+    argument of the public API."""
+    from fastnn import keras as fk
+    p = [nn.Parameter(np.ones(2, np.float32))]
+    x, y = np.ones((4, 2), np.float32), np.zeros(4, np.int64)
+    model = nn.Sequential(nn.Linear(2, 2), input_shape=(2,))
+    return [
+        ("bias", "Linear", lambda v: nn.Linear(2, 2, bias=v)),
+        ("bias", "Conv2d", lambda v: nn.Conv2d(1, 1, 1, bias=v)),
+        ("affine", "BatchNorm2d", lambda v: nn.BatchNorm2d(2, affine=v)),
+        ("track_running_stats", "BatchNorm1d",
+         lambda v: nn.BatchNorm1d(2, track_running_stats=v)),
+        ("nesterov", "SGD", lambda v: optim.SGD(p, momentum=0.9, nesterov=v)),
+        ("centered", "RMSprop", lambda v: optim.RMSprop(p, centered=v)),
+        ("shuffle", "iterate_batches", lambda v: datasets.iterate_batches(x, y, 2, shuffle=v)),
+        ("shuffle", "fit", lambda v: model.fit(x, y, optimizer="sgd", shuffle=v, verbose=0)),
+        ("restore_best_weights", "EarlyStopping",
+         lambda v: fastnn.training.EarlyStopping(restore_best_weights=v)),
+        ("use_bias", "Dense", lambda v: fk.layers.Dense(2, use_bias=v)),
+        ("center", "BatchNormalization",
+         lambda v: fk.layers.BatchNormalization(center=v, scale=v)),
+        ("trainable", "dense", lambda v: fk.layers.Dense(2, trainable=v, name="dense")),
+        ("from_logits", "BinaryCrossentropy",
+         lambda v: fk.losses.BinaryCrossentropy(from_logits=v)),
+    ]
+
+
+@settings(FUZZ, max_examples=200)
+@given(data=st.data())
+def test_flag_boundary(data):
+    """Every True/False argument takes only True or False (NumPy's bools too): a string
+    such as "no", a list or None counted as True or False, silently."""
+    draw = data.draw
+    name, owner, make = draw(st.sampled_from(_flag_calls()))
+    value = draw(st.sampled_from([True, False, np.True_, np.False_, 0, 1, None, "no", "",
+                                  [], [0], 1.0, np.int64(1)]))
+    status, got = call("flags", lambda: make(value))
+    if isinstance(value, (bool, np.bool_)):
+        assert status == "ok", f"{owner}({name}={value!r}) rejected: {got!r}"
+    else:
+        assert isinstance(got, TypeError) and f"{name} must be True or False" in str(got), got
+        check_named(got, {owner})
+
+
 # calls: 38 kernel functions x 175 examples x 2, layers 400 x 1-3, losses and optimizers
 # 300 x 1-2
 @settings(FUZZ, max_examples=200)
@@ -1406,7 +1451,7 @@ def test_window_positions_boundary(data):
 QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losses": 300,
          "optimizers": 300, "models": 200, "state_dicts": 150, "runtime": 200,
          "distributed": 200, "to_categorical": 200, "safetensors": 200, "keras_layers": 300,
-         "keras_model_files": 100, "conv_algorithm": 200, "window_positions": 200}
+         "keras_model_files": 100, "flags": 200, "conv_algorithm": 200, "window_positions": 200}
 
 
 def test_call_count():

@@ -748,3 +748,27 @@ def test_fit_evaluate_predict_name_an_x_no_memory_can_convert():
         model.fit(x, y, optimizer="sgd", verbose=0)
     with pytest.raises(MemoryError, match="evaluate: cannot convert x"):
         model.evaluate(x, y)
+
+
+def test_keras_arguments_named_like_keras_names_them():
+    """fastnn.keras: evaluate's and predict's verbose='x' was ignored, fit's
+    validation_split='0.1' failed in an unnamed subtraction, Dropout's rate was called
+    'p', to_categorical turned inf into a garbage label (and refused Keras' bool labels)."""
+    from fastnn import keras
+    model = keras.Sequential([keras.layers.Dense(2, activation="softmax", input_shape=(3,))])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = np.ones((4, 3), np.float32), np.zeros(4, np.int64)
+    with pytest.raises(ValueError, match="evaluate: verbose must be 'auto', 0, 1 or 2"):
+        model.evaluate(x, y, verbose="x")
+    with pytest.raises(ValueError, match="predict: verbose must be 'auto', 0, 1 or 2"):
+        model.predict(x, verbose="x")
+    with pytest.raises(TypeError, match="evaluate: return_dict must be True or False"):
+        model.evaluate(x, y, return_dict="yes")
+    with pytest.raises(TypeError, match="fit: validation_split must be a real number"):
+        model.fit(x, y, validation_split="0.1", verbose=0)
+    with pytest.raises(ValueError, match=r"Dropout: rate must be in \[0, 1\), got 1.0"):
+        keras.layers.Dropout(1.0)
+    with pytest.raises(ValueError, match="to_categorical: x must hold integer class labels"):
+        keras.utils.to_categorical([0, np.inf])
+    np.testing.assert_array_equal(keras.utils.to_categorical(np.array([True, False])),
+                                  [[0, 1], [1, 0]])

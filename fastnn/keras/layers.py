@@ -23,8 +23,7 @@ import re
 import numpy as np
 
 from .. import nn
-from .._core import as_real
-from ..training import _flag
+from .._core import as_flag, as_real
 from ..nn import graph as _graph
 from ..nn.module import Module
 
@@ -175,7 +174,7 @@ class Layer(Module):
 
     @trainable.setter
     def trainable(self, value):
-        self._trainable = _flag(value, "trainable", self.name)
+        self._trainable = as_flag(value, "trainable", self.name)
         if self.built:
             self._freeze()
 
@@ -312,7 +311,8 @@ class Dense(Layer):
     def __init__(self, units, activation=None, use_bias=True, **kwargs):
         super().__init__(**kwargs)
         self.units = nn.module._count(units, "units", "Dense")
-        self.activation_name, self.use_bias = activation, bool(use_bias)
+        self.activation_name = activation
+        self.use_bias = as_flag(use_bias, "use_bias", "Dense")
         _activation(activation, "Dense")
 
     def _build(self, shape):
@@ -355,7 +355,8 @@ class Conv2D(Layer):
         if data_format not in (None, "channels_last"):
             raise ValueError(f"Conv2D: data_format must be 'channels_last' (Keras' default), "
                              f"got {data_format!r}")
-        self.padding, self.activation_name, self.use_bias = padding, activation, bool(use_bias)
+        self.padding, self.activation_name = padding, activation
+        self.use_bias = as_flag(use_bias, "use_bias", "Conv2D")
         _activation(activation, "Conv2D")
 
     def _wants_nchw(self, shape):
@@ -480,7 +481,10 @@ class Dropout(Layer):
         if noise_shape is not None:
             raise ValueError("Dropout: noise_shape is not supported")
         self.rate, self.seed = rate, seed
-        nn.Dropout(rate)  # validates rate
+        try:
+            nn.Dropout(rate)  # validates rate
+        except (TypeError, ValueError) as e:  # named as Keras names it
+            raise type(e)(str(e).replace("Dropout: p ", "Dropout: rate ", 1)) from None
 
     def _wants_nchw(self, shape):
         return None
@@ -531,7 +535,8 @@ class BatchNormalization(Layer):
         if axis != -1:
             raise ValueError(f"BatchNormalization: only axis=-1 (channels-last) is "
                              f"supported, got {axis!r}")
-        if center != scale:
+        if as_flag(center, "center", "BatchNormalization") != \
+                as_flag(scale, "scale", "BatchNormalization"):
             raise ValueError("BatchNormalization: center and scale must be both True or both "
                              "False")
         momentum = as_real(momentum, "momentum", "BatchNormalization")

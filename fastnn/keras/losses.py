@@ -1,5 +1,6 @@
 """keras.losses: the loss names compile takes, and loss objects for the options
 (from_logits, label_smoothing). fastnn.keras.models picks the fused fastnn loss."""
+from .._core import as_flag, as_real
 
 __all__ = ["Loss", "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
            "BinaryCrossentropy", "MeanSquaredError", "get", "NAMES"]
@@ -9,7 +10,8 @@ class Loss:
     kind = cls_name = ""
 
     def __init__(self, from_logits=False, label_smoothing=0.0):
-        self.from_logits, self.label_smoothing = bool(from_logits), float(label_smoothing)
+        self.from_logits = as_flag(from_logits, "from_logits", type(self).__name__)
+        self.label_smoothing = as_real(label_smoothing, "label_smoothing", type(self).__name__)
 
 
 class CategoricalCrossentropy(Loss):

@@ -17,7 +17,8 @@ from .. import losses as _losses
 from ..datasets import as_batch_size
 from .. import nn
 from ..nn.graph import Graph
-from ..training import ModelAPI, _flag
+from .._core import as_flag, as_real
+from ..training import ModelAPI
 from . import callbacks as _callbacks
 from . import layers as _layers
 from . import losses as _klosses
@@ -73,7 +74,7 @@ class Model(nn.Model):
 
     @trainable.setter
     def trainable(self, value):
-        self._trainable = _flag(value, "trainable", "Model")
+        self._trainable = as_flag(value, "trainable", "Model")
         for layer in self.layers:
             layer.trainable = value
 
@@ -239,9 +240,8 @@ class Model(nn.Model):
                 raise ValueError("fit: validation_data must be a pair (x_val, y_val)")
             validation_data = (np.asarray(validation_data[0]),
                                self._targets(validation_data[1], "fit (validation_data)"))
-        if verbose not in ("auto", 0, 1, 2):
-            raise ValueError(f"fit: verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
-        verbose = 1 if verbose == "auto" else int(verbose)
+        verbose = 1 if _verbose(verbose, "fit") == "auto" else int(verbose)
+        validation_split = as_real(validation_split, "validation_split", "fit")  # for steps
         batch_size = as_batch_size(batch_size, "fit", 32)
         if callbacks is not None and not isinstance(callbacks, (list, tuple)):
             raise TypeError(f"fit: callbacks must be a list, got {type(callbacks).__name__}")
@@ -271,6 +271,8 @@ class Model(nn.Model):
         """[loss, accuracy] with metrics=['accuracy'], else the loss (a float); a dict
         with return_dict=True."""
         self._require_compiled("evaluate")
+        _verbose(verbose, "evaluate")
+        return_dict = as_flag(return_dict, "return_dict", "evaluate")
         x = np.asarray(x)
         self._ensure_built(x)
         y = self._targets(y, "evaluate")
@@ -287,6 +289,7 @@ class Model(nn.Model):
 
     def predict(self, x, batch_size=None, verbose="auto"):
         """The model's outputs (probabilities for a softmax/sigmoid output) for x."""
+        _verbose(verbose, "predict")
         x = np.asarray(x)
         self._ensure_built(x)
         batch_size = max(as_batch_size(batch_size, "predict", 32), 256)
@@ -324,7 +327,8 @@ class Model(nn.Model):
         """The whole model as one fastnn file (architecture, weights, compile settings and
         optimizer state), atomically; read it back with load_model(filepath)."""
         from ..serialization import save
-        if not _flag(overwrite, "overwrite", "save") and os.path.exists(filepath):  # Keras would ask on the terminal
+        # Keras would ask on the terminal
+        if not as_flag(overwrite, "overwrite", "save") and os.path.exists(filepath):
             raise FileExistsError(f"save: {os.fspath(filepath)!r} exists and overwrite=False")
         save(self, filepath, optimizer=self._optimizer() if self._compiled else None)
 
@@ -408,6 +412,13 @@ class Model(nn.Model):
         text = "\n".join(lines)
         (print_fn or print)(text)
         return None
+
+
+def _verbose(verbose, what):
+    """verbose if it is one Keras takes, else a ValueError naming `what`."""
+    if verbose not in ("auto", 0, 1, 2):
+        raise ValueError(f"{what}: verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
+    return verbose
 
 
 def _argmax_or_round_correct(pred, target):
@@ -525,7 +536,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     from ..serialization import load
     if custom_objects is not None:
         raise TypeError("load_model: custom_objects is not supported by fastnn.keras")
-    compile = _flag(compile, "compile", "load_model")
+    compile = as_flag(compile, "compile", "load_model")
     model = load(filepath)
     if not isinstance(model, Model):
         raise ValueError(f"load_model: {os.fspath(filepath)!r} holds a fastnn "

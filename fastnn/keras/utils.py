@@ -13,7 +13,8 @@ def to_categorical(x, num_classes=None):
     """One-hot float32 rows for integer class labels (a trailing axis of size 1 is
     dropped, as Keras does); num_classes defaults to max(x) + 1."""
     x = np.asarray(x)
-    if x.dtype.kind not in "iuf" or (x.dtype.kind == "f" and not np.array_equal(x, np.round(x))):
+    if x.dtype.kind not in "biuf" or (x.dtype.kind == "f" and not (
+            np.isfinite(x).all() and np.array_equal(x, np.round(x)))):  # inf: garbage ints
         raise ValueError(f"to_categorical: x must hold integer class labels, got {x.dtype}")
     x = x.astype(np.int64)
     shape = x.shape[:-1] if x.ndim > 1 and x.shape[-1] == 1 else x.shape

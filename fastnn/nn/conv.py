@@ -3,7 +3,7 @@ graph plan runs in place of the layers)."""
 import numpy as np
 
 from .. import functional as F
-from .._core import POOL_POSITIONS, conv2d_algorithm
+from .._core import POOL_POSITIONS, as_flag, conv2d_algorithm
 from ..reference import conv2d_output_shape
 from .linear import _Weighted, _weights
 from .module import Parameter, _count, _pair, memo_shape
@@ -62,7 +62,7 @@ class Conv2d(_Weighted):
         w, b = _weights(init, seed, (self.out_channels, group_in, kh, kw), fan_in,
                         fan_out, "Conv2d")
         self.weight = Parameter(w)
-        self.bias = Parameter(b) if bias else None
+        self.bias = Parameter(b) if as_flag(bias, "bias", "Conv2d") else None
         self.algorithm = algorithm
         if algorithm is not None:  # checked against this layer's window now, not at the call
             try:

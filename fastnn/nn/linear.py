@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from .. import functional as F
-from .._core import as_rng
+from .._core import as_flag, as_rng
 from .module import Module, Parameter, _count
 
 __all__ = ["Linear"]
@@ -89,7 +89,7 @@ class Linear(_Weighted):
         w, b = _weights(init, seed, (self.out_features, self.in_features), self.in_features,
                         self.out_features, "Linear")
         self.weight = Parameter(w)
-        self.bias = Parameter(b) if bias else None
+        self.bias = Parameter(b) if as_flag(bias, "bias", "Linear") else None
 
     def output_shape(self, shape):
         self._expect(shape, f"(N, {self.in_features}) or (N, *, {self.in_features})",

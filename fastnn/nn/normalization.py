@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from .. import functional as F
-from .._core import as_real as _real
+from .._core import as_flag, as_real as _real
 from .module import Module, Parameter, _count
 
 __all__ = ["BatchNorm1d", "BatchNorm2d"]
@@ -38,7 +38,8 @@ class _BatchNorm(Module):
             if not 0 <= momentum <= 1:
                 raise ValueError(f"{name}: momentum must be in [0, 1] or None, got {momentum!r}")
         self.momentum = momentum
-        self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
+        self.affine = as_flag(affine, "affine", name)
+        self.track_running_stats = as_flag(track_running_stats, "track_running_stats", name)
         c = self.num_features
         tracking = self.track_running_stats
         try:
