@@ -1239,6 +1239,52 @@ def test_keras_model_file_boundary(data, tmp_path_factory):
     np.testing.assert_array_equal(got.predict(x), model.predict(x))
 
 
+@settings(FUZZ, max_examples=200)
+@given(data=st.data())
+def test_keras_loss_call_boundary(data):
+    """fastnn.keras.losses objects called on hostile targets and predictions (dtypes,
+    shapes, labels out of range, NaN), and get_layer on hostile names and indices: a
+    float32 scalar or an error naming the loss (get_layer)."""
+    from fastnn import keras as fk
+    draw = data.draw
+    r = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    cls = draw(st.sampled_from([fk.losses.CategoricalCrossentropy, fk.losses.BinaryCrossentropy,
+                                fk.losses.SparseCategoricalCrossentropy,
+                                fk.losses.MeanSquaredError]))
+    loss = cls() if cls is fk.losses.MeanSquaredError else cls(from_logits=draw(st.booleans()))
+    n, c = dims(draw, 1, 4), dims(draw, 1, 4)
+    pred = r.random((n, c)).astype(np.float32)
+    true = r.integers(0, c, n) if cls is fk.losses.SparseCategoricalCrossentropy \
+        else r.random((n, c)).astype(np.float32)
+    how = draw(st.sampled_from(["none", "dtype", "shape", "labels", "nan", "list"]))
+    if how == "dtype":
+        pred = pred.astype(draw(st.sampled_from(HOSTILE_DTYPES)))
+    elif how == "shape":
+        pred = pred.reshape(-1)
+    elif how == "labels":
+        true = true + draw(st.sampled_from([c, -c - 1, 0.5]))
+    elif how == "nan":
+        pred[0, 0] = np.nan
+    elif how == "list":
+        true = true.tolist()
+    status, got = call("keras_loss_calls", lambda: loss(true, pred))
+    if status == "raised":
+        assert how != "none", got
+        check_named(got, {type(loss).__name__})
+        return
+    assert isinstance(got, np.float32)
+    assert np.isfinite(got) or how in ("nan", "dtype", "labels"), (how, got)
+    model = fk.Sequential([fk.layers.Dense(2, input_shape=(2,), name="a")])
+    key = draw(st.sampled_from(HOSTILE_INTS + ["a", "b", None]))
+    by_name = draw(st.booleans())
+    status, got = call("keras_loss_calls", lambda: model.get_layer(
+        **({"name": key} if by_name else {"index": key})))
+    if status == "ok":
+        assert got is model.layers[0]
+    else:
+        check_named(got, {"get_layer"})
+
+
 def _flag_calls():
     """(name of the flag, what the error names, call(value)) for every True/False
     argument of the public API."""
@@ -1451,7 +1497,8 @@ def test_window_positions_boundary(data):
 QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losses": 300,
          "optimizers": 300, "models": 200, "state_dicts": 150, "runtime": 200,
          "distributed": 200, "to_categorical": 200, "safetensors": 200, "keras_layers": 300,
-         "keras_model_files": 100, "flags": 200, "conv_algorithm": 200, "window_positions": 200}
+         "keras_model_files": 100, "flags": 200,
+         "keras_loss_calls": 200, "conv_algorithm": 200, "window_positions": 200}
 
 
 def test_call_count():

@@ -505,3 +505,48 @@ def test_trainable_false_freezes_like_keras():
         model.layers[0].trainable = "no"
     frozen = fk.Sequential([fk.layers.Dense(2, input_shape=(4,), trainable=False)])
     assert not any(p.requires_grad for p in frozen.parameters())
+
+
+def test_loss_objects_called_like_keras():
+    """Keras' loss(y_true, y_pred) (e.g. the quickstart's loss_fn(y[:1], predictions))
+    raised 'object is not callable'. The expected values are real Keras 3.15's, including
+    its clipping of probabilities at float32 1e-7 and its rescaling of unnormalised ones."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(5, 4)).astype(np.float32)
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    labels = rng.integers(0, 4, 5)
+    onehot = np.eye(4, dtype=np.float32)[labels]
+    b = rng.random((5, 1)).astype(np.float32)
+    bt = (rng.random((5, 1)) > .5).astype(np.float32)
+    losses = fk.losses
+    got = [losses.SparseCategoricalCrossentropy()(labels, probs),
+           losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits),
+           losses.SparseCategoricalCrossentropy()(labels[:, None], probs * 3),
+           losses.CategoricalCrossentropy()(onehot, probs),
+           losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1)(onehot, logits),
+           losses.CategoricalCrossentropy()(onehot, np.eye(4, dtype=np.float32)[(labels + 1) % 4]),
+           losses.BinaryCrossentropy()(bt, b),
+           losses.BinaryCrossentropy(from_logits=True)(bt, logits[:, :1]),
+           losses.BinaryCrossentropy()(bt, np.round(b)),
+           losses.MeanSquaredError()(onehot, probs)]
+    keras = [2.213976, 2.213976, 2.089223, 2.213976, 2.147478, 16.118095, 2.342988, 0.657051,
+             9.600573, 0.268693]
+    np.testing.assert_allclose(got, keras, rtol=1e-5)
+    assert all(isinstance(v, np.float32) for v in got)
+    with pytest.raises(ValueError, match=r"CategoricalCrossentropy: y_true has shape \(5, 4\)"):
+        losses.CategoricalCrossentropy()(onehot, probs[:, :3])
+    with pytest.raises(ValueError, match=r"class labels in \[0, 4\)"):
+        losses.SparseCategoricalCrossentropy()(labels + 4, probs)
+    with pytest.raises(TypeError, match="MeanSquaredError: y_pred must be an array of real"):
+        losses.MeanSquaredError()(onehot, "x")
+
+
+def test_get_layer():
+    model = fk.Sequential([fk.layers.Dense(3, input_shape=(2,), name="hidden"),
+                           fk.layers.Dense(1, name="out")])
+    assert model.get_layer("out") is model.layers[1]
+    assert model.get_layer(index=0) is model.layers[0]
+    with pytest.raises(ValueError, match=r"no layer named 'x'; the layers are \['hidden', 'out'\]"):
+        model.get_layer("x")
+    with pytest.raises(ValueError, match=r"index must be an int in \[0, 2\)"):
+        model.get_layer(index=2)

@@ -17,7 +17,7 @@ from .. import losses as _losses
 from ..datasets import as_batch_size
 from .. import nn
 from ..nn.graph import Graph
-from .._core import as_flag, as_real
+from .._core import as_flag, as_real, is_int
 from ..training import ModelAPI
 from . import callbacks as _callbacks
 from . import layers as _layers
@@ -302,6 +302,23 @@ class Model(nn.Model):
         return super().__call__(*args)
 
     # ---- weights and summary ----
+
+    def get_layer(self, name=None, index=None):
+        """The layer called `name`, or at position `index` of model.layers (Keras'
+        get_layer); ValueError if there is none."""
+        if (name is None) == (index is None):
+            raise ValueError("get_layer: pass either name or index")
+        layers = self.layers
+        if index is not None:
+            if not is_int(index) or not -len(layers) <= index < len(layers):
+                raise ValueError(f"get_layer: index must be an int in [0, {len(layers)}) (the "
+                                 f"model has {len(layers)} layers), got {index!r}")
+            return layers[index]
+        for layer in layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"get_layer: no layer named {name!r}; the layers are "
+                         f"{[layer.name for layer in layers]}")
 
     def get_weights(self):
         """Every layer's weights in Keras' layouts and order."""
