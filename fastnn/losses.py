@@ -387,7 +387,10 @@ class BCEWithLogitsLoss(_Elementwise):
         return out
 
     def correct(self, logits, targets):
-        return int(np.count_nonzero((logits > 0) == (targets > 0.5)))
+        """Per sample, the fraction of its outputs on the right side of 0.5 (summed over
+        the batch): counting every output made accuracy exceed 1 with several."""
+        hits = (logits > 0) == (targets > 0.5)
+        return float(hits.reshape(len(hits), -1).mean(axis=1).sum())
 
 
 class BCELoss(_Elementwise):

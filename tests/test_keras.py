@@ -550,3 +550,22 @@ def test_get_layer():
         model.get_layer("x")
     with pytest.raises(ValueError, match=r"index must be an int in \[0, 2\)"):
         model.get_layer(index=2)
+
+
+def test_accuracy_of_several_sigmoid_outputs():
+    """binary_crossentropy on several sigmoid outputs with metrics=['accuracy'] counted
+    every right output as a right sample (accuracy 1.625, as fastnn's own fit did);
+    Keras' 'accuracy' is categorical then (argmax match: 0.5 here, Keras' value)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 4)).astype(np.float32)
+    y = (rng.random((8, 3)) > 0.5).astype(np.float32)
+    model = fk.Sequential([fk.Input(shape=(4,)), fk.layers.Dense(3, activation="sigmoid")])
+    model.set_weights([np.random.default_rng(1).normal(0, .5, (4, 3)).astype(np.float32),
+                       np.zeros(3, np.float32)])
+    model.compile("sgd", "binary_crossentropy", metrics=["accuracy"])
+    loss, accuracy = model.evaluate(x, y, verbose=0)
+    assert loss == pytest.approx(0.7069802284240723, rel=1e-6) and accuracy == 0.5
+    net = fastnn.nn.Sequential(fastnn.nn.Linear(4, 3), input_shape=(4,))  # the mean per output
+    logits = net.predict(x)
+    want = ((logits > 0) == (y > 0.5)).mean()
+    assert net.evaluate(x, y, loss="binary_cross_entropy")["accuracy"] == pytest.approx(want)

@@ -140,9 +140,11 @@ class Model(nn.Model):
             loss_fn = _losses.CrossEntropyLoss(label_smoothing=spec.label_smoothing)
         elif spec.kind == "binary_crossentropy":
             loss_fn = _losses.BCEWithLogitsLoss()
+            if out_value.shape[-1] > 1:  # Keras' 'accuracy' is categorical then
+                loss_fn.correct = _argmax_correct
         else:
             loss_fn = _losses.MSELoss()
-            loss_fn.correct = _argmax_or_round_correct
+            loss_fn.correct = _argmax_correct if out_value.shape[-1] > 1 else _threshold_correct
         loss_fn.has_accuracy = metric is not None
         self._loss_fn = loss_fn
         self._train_graph = self._graph_fixed if train_value is out_value else Graph(
@@ -438,11 +440,15 @@ def _verbose(verbose, what):
     return verbose
 
 
-def _argmax_or_round_correct(pred, target):
-    """Keras' accuracy for an mse model: argmax match for several outputs, else its
-    binary accuracy (the output thresholded at 0.5 equals the target: 1.7 counts as 1)."""
-    if pred.shape[-1] > 1:
-        return int(np.count_nonzero(pred.argmax(-1) == target.argmax(-1)))
+def _argmax_correct(pred, target):
+    """Keras' 'accuracy' of a model with several outputs not trained with a
+    cross-entropy on classes (mse, binary_crossentropy): categorical, argmax match."""
+    return int(np.count_nonzero(pred.argmax(-1) == target.argmax(-1)))
+
+
+def _threshold_correct(pred, target):
+    """Keras' 'accuracy' of an mse model with one output: binary, the output thresholded
+    at 0.5 equals the target (1.7 counts as 1)."""
     return int(np.count_nonzero((pred > 0.5) == target))
 
 
