@@ -1285,6 +1285,24 @@ def test_keras_loss_call_boundary(data):
         check_named(got, {"get_layer"})
 
 
+@settings(FUZZ, max_examples=150)
+@given(data=st.data())
+def test_keras_build_boundary(data):
+    """Sequential.build on hostile input shapes: built for them (then predicts that
+    shape) or a ValueError/TypeError naming build (or Dense, for a shape of images)."""
+    from fastnn import keras as fk
+    draw = data.draw
+    model = fk.Sequential([fk.layers.Dense(2)])
+    shape = draw(st.sampled_from([(None, 3), [None, 3], (4, 3)]) |
+                 st.tuples(st.sampled_from([None, 1]), st.sampled_from(HOSTILE_INTS)) |
+                 st.sampled_from(HOSTILE_INTS))
+    status, got = call("keras_build", lambda: model.build(shape))
+    if status == "raised":
+        check_named(got, {"build", "Dense"})
+        return
+    assert model.predict(np.ones((2, shape[1]), np.float32)).shape == (2, 2)
+
+
 def _flag_calls():
     """(name of the flag, what the error names, call(value)) for every True/False
     argument of the public API."""
@@ -1498,7 +1516,7 @@ QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losse
          "optimizers": 300, "models": 200, "state_dicts": 150, "runtime": 200,
          "distributed": 200, "to_categorical": 200, "safetensors": 200, "keras_layers": 300,
          "keras_model_files": 100, "flags": 150,
-         "keras_loss_calls": 200, "conv_algorithm": 200, "window_positions": 200}
+         "keras_loss_calls": 200, "keras_build": 150, "conv_algorithm": 200, "window_positions": 200}
 
 
 def test_call_count():

@@ -569,3 +569,17 @@ def test_accuracy_of_several_sigmoid_outputs():
     logits = net.predict(x)
     want = ((logits > 0) == (y > 0.5)).mean()
     assert net.evaluate(x, y, loss="binary_cross_entropy")["accuracy"] == pytest.approx(want)
+
+
+def test_build_like_keras():
+    """model.build((None, 5)) did not exist: a Sequential without an input shape could
+    not have weights before fit/predict."""
+    model = fk.Sequential([fk.layers.Dense(3), fk.layers.Dense(2)])
+    model.build((None, 5))
+    assert model.input_shape == (None, 5)
+    assert [w.shape for w in model.get_weights()] == [(5, 3), (3,), (3, 2), (2,)]
+    model.build([None, 5])  # again, the same shape
+    with pytest.raises(ValueError, match=r"built for inputs of shape \(None, 5\), not \(None, 6\)"):
+        model.build((None, 6))
+    with pytest.raises(ValueError, match="build: input_shape must be a tuple"):
+        fk.Sequential([fk.layers.Dense(3)]).build(5)

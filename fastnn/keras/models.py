@@ -17,7 +17,7 @@ from .. import losses as _losses
 from ..datasets import as_batch_size
 from .. import nn
 from ..nn.graph import Graph
-from .._core import as_flag, as_real, is_int
+from .._core import as_flag, as_real, as_sample_shape, is_int
 from ..training import ModelAPI
 from . import callbacks as _callbacks
 from . import layers as _layers
@@ -156,7 +156,7 @@ class Model(nn.Model):
 
     # ---- fit / evaluate / predict ----
 
-    def _ensure_built(self, x=None):
+    def _ensure_built(self, sample_shape=None):
         pass
 
     def _require_compiled(self, what):
@@ -235,7 +235,7 @@ class Model(nn.Model):
         if x is None or y is None:
             raise ValueError("fit: pass x and y as arrays")
         x = np.asarray(x)
-        self._ensure_built(x)
+        self._ensure_built(x.shape[1:])
         y = self._targets(y, "fit")
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -276,7 +276,7 @@ class Model(nn.Model):
         _verbose(verbose, "evaluate")
         return_dict = as_flag(return_dict, "return_dict", "evaluate")
         x = np.asarray(x)
-        self._ensure_built(x)
+        self._ensure_built(x.shape[1:])
         y = self._targets(y, "evaluate")
         with self._training_graph():
             batch_size = max(as_batch_size(batch_size, "evaluate", 32), 256)
@@ -293,7 +293,7 @@ class Model(nn.Model):
         """The model's outputs (probabilities for a softmax/sigmoid output) for x."""
         _verbose(verbose, "predict")
         x = np.asarray(x)
-        self._ensure_built(x)
+        self._ensure_built(x.shape[1:])
         batch_size = max(as_batch_size(batch_size, "predict", 32), 256)
         return ModelAPI.predict(self, x, batch_size=batch_size)
 
@@ -513,16 +513,17 @@ class Sequential(Model):
     def output_shape(self):
         return None if self._output is None else self._output.shape
 
-    def _ensure_built(self, x=None):
-        """Make the model's graph from the layers added so far (the input shape from x
-        when no layer gave one)."""
+    def _ensure_built(self, sample_shape=None):
+        """Make the model's graph from the layers added so far (on inputs of per-sample
+        `sample_shape`, the data's, when no layer gave one)."""
         if self._output is None:
-            if x is None:
+            if sample_shape is None:
                 raise ValueError("Sequential: the model is not built yet (give the first layer "
-                                 "an input_shape, add an Input, or call fit/predict first)")
+                                 "an input_shape, add an Input, call build or fit/predict "
+                                 "first)")
             if not self._pending:
                 raise ValueError("Sequential: the model has no layers")
-            self._input = self._output = _layers.Input(x.shape[1:])
+            self._input = self._output = _layers.Input(sample_shape)
             for layer in self._pending:
                 self._output = layer(self._output)
         if self._functional and self._keras_output is self._output:
@@ -534,6 +535,18 @@ class Sequential(Model):
         self._compiled = compiled
         if compiled is not None:
             self._plan_loss()
+
+    def build(self, input_shape):
+        """Keras' build: make the layers' weights for inputs of `input_shape` (batch
+        first: (None, 784)); a model built already must have been for that shape."""
+        if not isinstance(input_shape, (tuple, list)) or len(input_shape) < 2:
+            raise ValueError(f"build: input_shape must be a tuple (batch, ...) such as "
+                             f"(None, 784), got {input_shape!r}")
+        sample = as_sample_shape(input_shape[1:], "input_shape", "build")
+        if self._input is not None and self._input.shape[1:] != sample:
+            raise ValueError(f"build: the model is built for inputs of shape "
+                             f"{self._input.shape}, not {tuple(input_shape)}")
+        self._ensure_built(sample)
 
     def compile(self, *args, **kwargs):
         super().compile(*args, **kwargs)
