@@ -12,7 +12,7 @@ Dropout/Identity -> Identity, and fastnn.keras' layout Transpose -> Transpose.""
 import numpy as np
 
 from . import nn
-from ._core import is_int
+from ._core import as_sample_shape, is_int
 
 __all__ = ["export"]
 
@@ -158,8 +158,9 @@ def export(model, path, input_shape=None, opset=DEFAULT_OPSET):
                         f"subclass or a fastnn.keras model), got {type(model).__name__}")
     if not is_int(opset) or opset < 17:
         raise ValueError(f"export: opset must be >= 17 (an int), got {opset!r}")
-    if hasattr(model, "_ensure_built"):  # a fastnn.keras Sequential
-        model._ensure_built()
+    if hasattr(model, "_ensure_built"):  # a fastnn.keras Sequential: built for input_shape
+        model._ensure_built(None if input_shape is None
+                            else as_sample_shape(input_shape, "input_shape", "export"))
     shapes = model._input_shapes(input_shape, "export")
     graph = model._graph_for(shapes)
     b = _Builder(helper, numpy_helper)

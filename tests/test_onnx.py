@@ -147,3 +147,14 @@ def test_cli_export_onnx(tmp_path):
     assert f"exported to {out}" in proc.stdout
     (got,) = run_onnx(out, np.zeros((2, 1, 28, 28), np.float32))
     assert got.shape == (2, 10)
+
+
+def test_export_builds_a_keras_sequential_for_input_shape(tmp_path):
+    """A fastnn.keras Sequential without an input shape could not be exported even with
+    input_shape given (it asked to be built first)."""
+    model = fk.Sequential([fk.layers.Dense(3), fk.layers.Dense(2)])
+    fonnx.export(model, tmp_path / "m.onnx", input_shape=(5,))
+    assert model.input_shape == (None, 5)
+    with pytest.raises(ValueError, match="export: input_shape must hold positive ints"):
+        fonnx.export(fk.Sequential([fk.layers.Dense(3)]), tmp_path / "n.onnx",
+                           input_shape=(0,))
