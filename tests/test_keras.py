@@ -583,3 +583,13 @@ def test_build_like_keras():
         model.build((None, 6))
     with pytest.raises(ValueError, match="build: input_shape must be a tuple"):
         fk.Sequential([fk.layers.Dense(3)]).build(5)
+
+
+def test_input_refuses_what_it_would_ignore():
+    """Input(dtype='float64') computed in float32 and Input(batch_size=8) took any batch,
+    silently; both are refused by name (float32 and no batch_size are fine)."""
+    assert fk.Input(shape=(3,), dtype="float32").shape == (None, 3)
+    with pytest.raises(TypeError, match="Input: fastnn.keras computes in float32 only"):
+        fk.Input(shape=(3,), dtype="float64")
+    with pytest.raises(TypeError, match="Input: a fixed batch_size is not supported"):
+        fk.Input(shape=(3,), batch_size=8)

@@ -98,6 +98,11 @@ def Input(shape=None, batch_size=None, name=None, dtype=None):
     """A symbolic input of per-sample `shape` (channels-last for images, e.g. (28, 28, 1))."""
     if shape is None:
         raise ValueError("Input: pass shape=(...) (per sample, without the batch dimension)")
+    if dtype not in (None, "float32", np.float32):  # else float32 silently
+        raise TypeError(f"Input: fastnn.keras computes in float32 only, got dtype={dtype!r}")
+    if batch_size is not None:  # else any batch size silently
+        raise TypeError("Input: a fixed batch_size is not supported by fastnn.keras (the "
+                        "batch dimension is always None)")
     return KerasTensor(_graph.Input(shape))
 
 
