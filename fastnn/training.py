@@ -41,8 +41,9 @@ class History:
 
 class Callback:
     """Hooks fit calls: set_model(model), on_train_begin(), on_epoch_begin(epoch),
-    on_epoch_end(epoch, logs), on_train_end(). Set model.stop_training = True to stop after the current epoch.
-    Any object with some of these methods works (the LR schedulers of fastnn.optim do)."""
+    on_epoch_end(epoch, logs), on_train_end(). Set model.stop_training = True to stop
+    after the current epoch. Any object with some of these methods works (the LR
+    schedulers of fastnn.optim do)."""
 
     model = None
 

@@ -291,9 +291,9 @@ def test_clear_errors():
         fk.layers.Dense(2, activation="gelu")
     with pytest.raises(ValueError, match="Flatten"):
         fk.Sequential([fk.layers.Dense(2, input_shape=(4, 4, 1))]).summary()
-    with pytest.raises(ValueError, match="padding='same'"):
-        fk.Sequential([fk.layers.Conv2D(2, 2, strides=2, padding="same",
-                                        input_shape=(5, 5, 1))]).summary()
+    with pytest.raises(ValueError, match="padding='same' that pads is not supported"):
+        fk.Sequential([fk.layers.AveragePooling2D(padding="same",
+                                                  input_shape=(5, 5, 1))]).summary()
     with pytest.raises(TypeError, match="unsupported argument"):
         fk.layers.Dense(2, kernel_regularizer="l2")
     with pytest.raises(ValueError, match=r"expects images \(N, H, W, C\)"):
@@ -593,3 +593,35 @@ def test_input_refuses_what_it_would_ignore():
         fk.Input(shape=(3,), dtype="float64")
     with pytest.raises(TypeError, match="Input: a fixed batch_size is not supported"):
         fk.Input(shape=(3,), batch_size=8)
+
+
+def test_same_padding_with_more_at_the_bottom_right_like_keras():
+    """Conv2D(strides=2, padding='same') on an even size, an even kernel, or a pool with
+    padding='same' on an odd size pad one more row/column at the bottom/right in
+    TensorFlow, which fastnn.keras refused; a Pad2d (zeros for a convolution, -inf for
+    a max pool) before the layer now gives Keras' outputs."""
+    keras = pytest.importorskip("keras")
+
+    def build(K):
+        return K.Sequential([
+            K.Input(shape=(9, 8, 2)),
+            K.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu"),
+            K.layers.Conv2D(3, 2, padding="same"), K.layers.MaxPooling2D(padding="same"),
+            K.layers.MaxPooling2D(3, strides=2, padding="same"), K.layers.Flatten(),
+            K.layers.Dense(2)])
+
+    ref, mine = build(keras), build(fk)
+    ref.set_weights([np.random.default_rng(k).normal(0, .5, w.shape).astype(np.float32)
+                     for k, w in enumerate(ref.get_weights())])
+    mine.set_weights(ref.get_weights())
+    x = np.random.default_rng(13).normal(size=(3, 9, 8, 2)).astype(np.float32)
+    np.testing.assert_allclose(mine.predict(x), ref.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+    assert [layer.output_shape_keras for layer in mine.layers] == \
+        [tuple(layer.output.shape) for layer in ref.layers]
+    pad = L.Pad2d((0, 1, 1, 2), -np.inf)
+    y = pad.forward(x.transpose(0, 3, 1, 2).copy())
+    assert y.shape == (3, 2, 10, 11) and np.isneginf(y[:, :, 9]).all()
+    g = np.random.default_rng(14).normal(size=y.shape).astype(np.float32)
+    np.testing.assert_array_equal(pad.backward(g), g[:, :, :9, 1:9])
+    with pytest.raises(ValueError, match="Pad2d: padding must be 4 non-negative ints"):
+        L.Pad2d((1, -1, 0, 0))

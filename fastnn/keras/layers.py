@@ -29,7 +29,7 @@ from ..nn.module import Module
 
 __all__ = ["Input", "KerasTensor", "Layer", "Dense", "Conv2D", "MaxPooling2D",
            "AveragePooling2D", "GlobalAveragePooling2D", "Flatten", "Dropout",
-           "BatchNormalization", "Activation", "Transpose"]
+           "BatchNormalization", "Activation", "Transpose", "Pad2d"]
 
 _seeds = [np.random.default_rng()]  # utils.set_random_seed replaces it
 
@@ -74,6 +74,51 @@ class Transpose(Module):
 
 
 TO_NCHW, TO_NHWC = (0, 3, 1, 2), (0, 2, 3, 1)
+
+
+@nn.register
+class Pad2d(Module):
+    """Pad an NCHW batch's rows and columns by (top, bottom, left, right) with `value`:
+    TensorFlow's 'same' padding where it puts one more at the bottom/right, which the
+    symmetric padding of fastnn's kernels cannot. A copy into a layer-owned buffer."""
+
+    def __init__(self, padding, value=0.0):
+        padding = tuple(padding)
+        if len(padding) != 4 or not all(isinstance(p, (int, np.integer)) and
+                                        not isinstance(p, bool) and p >= 0 for p in padding):
+            raise ValueError(f"Pad2d: padding must be 4 non-negative ints (top, bottom, left, "
+                             f"right), got {padding!r}")
+        self.padding, self.value = tuple(int(p) for p in padding), as_real(value, "value",
+                                                                           "Pad2d")
+
+    def output_shape(self, shape):
+        self._expect(shape, "(N, C, H, W)", len(shape) == 4)
+        top, bottom, left, right = self.padding
+        return (shape[0], shape[1], shape[2] + top + bottom, shape[3] + left + right)
+
+    def _inner(self, shape):
+        top, _, left, _ = self.padding
+        return (slice(None), slice(None), slice(top, top + shape[2]),
+                slice(left, left + shape[3]))
+
+    def forward(self, x):
+        self._shape = self._input(x).shape
+        y = self._buffer("y", self.output_shape(x.shape))
+        y.fill(self.value)
+        y[self._inner(x.shape)] = x
+        return y
+
+    def backward(self, grad_out, need_input_grad=True):
+        shape = self._forwarded("_shape")
+        self._grad(grad_out, self.output_shape(shape))
+        if not need_input_grad:
+            return None
+        dx = self._buffer("dx", shape)
+        np.copyto(dx, grad_out[self._inner(shape)])
+        return dx
+
+    def config(self):
+        return {"padding": list(self.padding), "value": self.value}
 
 
 class KerasTensor:
@@ -128,19 +173,16 @@ def _pair(v, what, layer):
     return int(pair[0]), int(pair[1])
 
 
-def _same_padding(size, k, s, dilation, layer):
-    """TensorFlow's 'same' padding as one symmetric amount per axis (or an error)."""
-    pads = []
-    for n, kk, ss, d in zip(size, k, s, dilation):
-        extent = d * (kk - 1) + 1
-        total = max((math.ceil(n / ss) - 1) * ss + extent - n, 0)
-        if total % 2:
-            raise ValueError(f"{layer}: padding='same' here needs {total} padding rows/columns "
-                             f"(more at the bottom/right than at the top/left), which this "
-                             f"stride does not support; use padding='valid' or an input size "
-                             f"that divides by the stride")
-        pads.append(total // 2)
-    return tuple(pads)
+def _same_padding(size, k, s, dilation, value):
+    """TensorFlow's 'same' padding: ([], (top, left)) when it is symmetric, else
+    ([a Pad2d with `value`], (0, 0)) (TensorFlow puts the odd row/column at the end)."""
+    (top, bottom), (left, right) = [
+        (total // 2, total - total // 2) for total in
+        (max((math.ceil(n / ss) - 1) * ss + d * (kk - 1) + 1 - n, 0)
+         for n, kk, ss, d in zip(size, k, s, dilation))]
+    if (top, left) == (bottom, right):
+        return [], (top, left)
+    return [Pad2d((top, bottom, left, right), value)], (0, 0)
 
 
 _counters = {}
@@ -344,8 +386,8 @@ class Dense(Layer):
 
 class Conv2D(Layer):
     """keras.layers.Conv2D on channels-last images: a Conv2d (weight (filters, C, kh, kw))
-    and the activation. padding 'valid' or 'same' (TensorFlow's; with a stride > 1 only
-    where it pads as much at the top/left as at the bottom/right)."""
+    and the activation. padding 'valid' or 'same' (TensorFlow's: a Pad2d before the
+    Conv2d where it pads one more row/column at the bottom/right)."""
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid",
                  data_format=None, dilation_rate=(1, 1), activation=None, use_bias=True,
@@ -369,14 +411,16 @@ class Conv2D(Layer):
 
     def _build(self, shape):
         h, w, c = self._image_shape(shape)
-        pad = 0
+        pre, pad = [], 0
         if self.padding == "same":
-            pad = _same_padding((h, w), self.kernel_size, self.strides, self.dilation_rate,
-                                self.name)
+            pre, pad = _same_padding((h, w), self.kernel_size, self.strides,
+                                     self.dilation_rate, 0.0)
+            if pre:
+                self.pad = pre[0]
         self.conv = nn.Conv2d(c, self.filters, self.kernel_size, self.strides, pad,
                               self.dilation_rate, bias=self.use_bias, init="glorot",
                               seed=_next_seed())
-        return self._with_activation([self.conv], self.activation_name), True
+        return self._with_activation(pre + [self.conv], self.activation_name), True
 
     def config(self):
         return {**super().config(), "filters": self.filters, "kernel_size": self.kernel_size,
@@ -415,15 +459,17 @@ class _Pooling2D(Layer):
 
     def _build(self, shape):
         h, w, _ = self._image_shape(shape)
-        pad = (0, 0)
-        if self.padding == "same":
-            pad = _same_padding((h, w), self.pool_size, self.strides, (1, 1), self.name)
-            if pad != (0, 0) and not self._pads_ok:
+        pre, pad = [], (0, 0)
+        if self.padding == "same":  # a Pad2d's -inf never wins a max
+            pre, pad = _same_padding((h, w), self.pool_size, self.strides, (1, 1), -math.inf)
+            if (pre or pad != (0, 0)) and not self._pads_ok:
                 raise ValueError(f"{self.name}: padding='same' that pads is not supported "
                                  f"for average pooling (Keras leaves the padding out of the "
                                  f"mean); use padding='valid'")
+            if pre:
+                self.pad = pre[0]
         self.pool = self._pool(self.pool_size, self.strides, pad)
-        return [self.pool], True
+        return pre + [self.pool], True
 
     def config(self):
         return {**super().config(), "pool_size": self.pool_size, "strides": self.strides,
