@@ -66,8 +66,9 @@ class Callback:
 class EarlyStopping(Callback):
     """Stop when `monitor` has not improved by more than min_delta for `patience` epochs.
 
-    With restore_best_weights, the weights of the best epoch are copied back when
-    training ends (early or not)."""
+    With restore_best_weights, the weights and buffers (BatchNorm's running statistics,
+    which Keras restores too) of the best epoch are copied back when training ends
+    (early or not)."""
 
     def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto",
                  restore_best_weights=False):
@@ -100,17 +101,20 @@ class EarlyStopping(Callback):
         if value < self.best - self.min_delta:
             self.best, self.wait, self.best_epoch = value, 0, epoch
             if self.restore_best_weights:
-                self.best_weights = [p.data.copy() for p in self.model.parameters()]
+                self.best_weights = [a.copy() for a in self._state()]
             return
         self.wait += 1
         if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
+    def _state(self):
+        return [p.data for p in self.model.parameters()] + self.model.buffers()
+
     def on_train_end(self):
         if self.best_weights is not None:
-            for p, best in zip(self.model.parameters(), self.best_weights):
-                np.copyto(p.data, best)
+            for a, best in zip(self._state(), self.best_weights):
+                np.copyto(a, best)
 
 
 _HOOKS = ("set_model", "on_train_begin", "on_epoch_begin", "on_epoch_end", "on_train_end")

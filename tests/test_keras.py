@@ -625,3 +625,24 @@ def test_same_padding_with_more_at_the_bottom_right_like_keras():
     np.testing.assert_array_equal(pad.backward(g), g[:, :, :9, 1:9])
     with pytest.raises(ValueError, match="Pad2d: padding must be 4 non-negative ints"):
         L.Pad2d((1, -1, 0, 0))
+
+
+def test_early_stopping_restores_moving_statistics_too():
+    """restore_best_weights copied back the parameters only: a BatchNormalization kept
+    the moving mean/variance of the last epoch, not of the best one (Keras restores all
+    of get_weights())."""
+    rng = np.random.default_rng(15)
+    x = rng.normal(2.0, 3.0, (32, 4)).astype(np.float32)
+    y = rng.integers(0, 2, 32)
+    model = fk.Sequential([fk.layers.BatchNormalization(input_shape=(4,)),
+                           fk.layers.Dense(2, activation="softmax")])
+    model.compile(fk.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
+    seen = []
+    spy = type("Spy", (fk.callbacks.Callback,), {
+        "on_epoch_end": lambda self, epoch, logs=None: seen.append(model.get_weights())})
+    stop = fk.callbacks.EarlyStopping(monitor="loss", min_delta=10.0, patience=1,
+                                      restore_best_weights=True)  # the first epoch is best
+    model.fit(x, y, epochs=4, batch_size=8, verbose=0, callbacks=[stop, spy()])
+    assert len(seen) == 2
+    for a, b in zip(model.get_weights(), seen[0]):
+        np.testing.assert_array_equal(a, b)
