@@ -646,3 +646,19 @@ def test_early_stopping_restores_moving_statistics_too():
     assert len(seen) == 2
     for a, b in zip(model.get_weights(), seen[0]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_batch_normalization_axis_counted_with_the_batch():
+    """BatchNormalization(axis=3) on images (axis=1 after a Dense): Keras' channel axis
+    counted with the batch, as older Keras code writes it, was refused as not -1."""
+    x = np.random.default_rng(16).normal(size=(4, 6, 6, 3)).astype(np.float32)
+
+    def build(axes):
+        fk.utils.set_random_seed(5)
+        return fk.Sequential([fk.layers.Conv2D(2, 3, input_shape=(6, 6, 3)),
+                              fk.layers.BatchNormalization(axis=axes[0]), fk.layers.Flatten(),
+                              fk.layers.Dense(3), fk.layers.BatchNormalization(axis=axes[1])])
+
+    np.testing.assert_array_equal(build((3, 1)).predict(x), build((-1, -1)).predict(x))
+    with pytest.raises(ValueError, match=r"only axis=-1 \(the channels, last: 3 here\)"):
+        fk.Sequential([fk.layers.BatchNormalization(axis=1, input_shape=(6, 6, 3))]).summary()

@@ -23,7 +23,7 @@ import re
 import numpy as np
 
 from .. import nn
-from .._core import as_flag, as_real
+from .._core import as_flag, as_real, is_int
 from ..nn import graph as _graph
 from ..nn.module import Module
 
@@ -583,9 +583,8 @@ class BatchNormalization(Layer):
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  **kwargs):
         super().__init__(**kwargs)
-        if axis != -1:
-            raise ValueError(f"BatchNormalization: only axis=-1 (channels-last) is "
-                             f"supported, got {axis!r}")
+        if not is_int(axis):
+            raise TypeError(f"BatchNormalization: axis must be an int, got {axis!r}")
         if as_flag(center, "center", "BatchNormalization") != \
                 as_flag(scale, "scale", "BatchNormalization"):
             raise ValueError("BatchNormalization: center and scale must be both True or both "
@@ -596,11 +595,15 @@ class BatchNormalization(Layer):
             raise ValueError(f"BatchNormalization: momentum must be in [0, 1] and epsilon "
                              f"positive and finite, got {momentum!r} and {epsilon!r}")
         self.momentum, self.epsilon, self.affine = momentum, epsilon, bool(center)
+        self.axis = int(axis)
 
     def _wants_nchw(self, shape):
         return True if len(shape) == 3 else None
 
     def _build(self, shape):
+        if self.axis not in (-1, len(shape)):  # the last axis, counted with the batch's
+            raise ValueError(f"only axis=-1 (the channels, last: {len(shape)} here) is "
+                             f"supported, got axis={self.axis}")
         if len(shape) == 1:
             self.bn = nn.BatchNorm1d(shape[0], self.epsilon, 1.0 - self.momentum, self.affine)
         else:
@@ -614,8 +617,8 @@ class BatchNormalization(Layer):
         self.bn._frozen_stats = not self._trainable
 
     def config(self):
-        return {**super().config(), "momentum": self.momentum, "epsilon": self.epsilon,
-                "center": self.affine, "scale": self.affine}
+        return {**super().config(), "axis": self.axis, "momentum": self.momentum,
+                "epsilon": self.epsilon, "center": self.affine, "scale": self.affine}
 
     def get_weights(self):
         bn = self.bn
