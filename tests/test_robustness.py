@@ -772,3 +772,17 @@ def test_keras_arguments_named_like_keras_names_them():
         keras.utils.to_categorical([0, np.inf])
     np.testing.assert_array_equal(keras.utils.to_categorical(np.array([True, False])),
                                   [[0, 1], [1, 0]])
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"input_shape": "ab"}, r"Dense: input_shape must hold positive ints.*got 'ab'"),
+    ({"input_shape": (0,)}, r"Dense: input_shape must hold positive ints.*got \(0,\)"),
+    ({"input_dim": -1}, r"Dense: input_dim must hold positive ints"),
+])
+def test_keras_layer_input_shape_is_checked_where_given(kwargs, match):
+    """input_shape=784 failed in tuple() ("'int' object is not iterable"), and 'ab' was
+    taken as the shape ('a', 'b') until the model was built."""
+    from fastnn import keras
+    assert keras.layers.Dense(2, input_shape=784).input_shape_arg == (784,)
+    with pytest.raises(ValueError, match=match):
+        keras.layers.Dense(2, **kwargs)

@@ -23,7 +23,7 @@ import re
 import numpy as np
 
 from .. import nn
-from .._core import as_flag, as_real, is_int
+from .._core import as_flag, as_real, as_sample_shape, is_int
 from ..nn import graph as _graph
 from ..nn.module import Module
 
@@ -202,9 +202,11 @@ class Layer(Module):
             count = _counters[snake] = _counters.get(snake, -1) + 1
             name = snake if count == 0 else f"{snake}_{count}"
         self.name = name
+        arg = "input_shape"
         if input_dim is not None:
-            input_shape = (input_dim,)
-        self.input_shape_arg = None if input_shape is None else tuple(input_shape)
+            input_shape, arg = (input_dim,), "input_dim"
+        self.input_shape_arg = None if input_shape is None else as_sample_shape(
+            input_shape, arg, kind)
         self._chain = None
         self._inbound = self._outbound = None  # the KerasTensors of its call
         self.trainable = trainable
