@@ -137,3 +137,20 @@ def test_foreign_files_raise_clear_errors(tmp_path):
         fastnn.load(tmp_path / "missing.fnn")
     with pytest.raises(TypeError, match="Sequential"):
         fastnn.save(nn.Linear(2, 3), tmp_path / "x.fnn")
+
+
+def test_load_of_a_keras_model_file_without_importing_fastnn_keras(tmp_path):
+    """fastnn.load of a fastnn.keras model's file in a process that had not imported
+    fastnn.keras failed: 'unreadable architecture (KeyError: 'keras.Sequential')'."""
+    import subprocess
+    import sys
+    from fastnn import keras
+    model = keras.Sequential([keras.layers.Dense(2, input_shape=(3,))])
+    model.compile("adam", "mse")
+    model.save(tmp_path / "m.keras")
+    code = ("import sys, fastnn; assert 'fastnn.keras' not in sys.modules; "
+            f"m = fastnn.load({str(tmp_path / 'm.keras')!r}); "
+            "print(type(m).__module__, type(m.optimizer).__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.split()
+    assert out == ["fastnn.keras.models", "KerasAdam"]

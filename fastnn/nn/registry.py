@@ -43,4 +43,6 @@ def spec(module):
 
 
 def build(description):
+    if description["type"].startswith("keras."):  # registered when fastnn.keras is imported
+        from .. import keras  # noqa: F401
     return LAYERS[description["type"]].from_config(description["config"])
