@@ -142,6 +142,23 @@ class Optimizer:
         """Name -> list of per-parameter state arrays (updated in place by step)."""
         raise NotImplementedError
 
+    @property
+    def lr(self):
+        return self._lr
+
+    @lr.setter
+    def lr(self, value):
+        """Set by schedules and callbacks between steps: checked now (a string failed in
+        the next step unnamed; NaN trained on NaN), as a step takes it (finite, >= 0)."""
+        name = type(self).__name__
+        value = as_real(value, "lr", name)
+        if not 0 <= value < math.inf:
+            raise ValueError(f"{name}: lr must be finite and >= 0, got {value!r}")
+        self._lr = value
+
+    # Keras' name: a fastnn.keras callback sets self.model.optimizer.learning_rate
+    learning_rate = lr
+
     def state_dict(self):
         """{"type", "hyperparameters", "steps", "state": {name: [arrays]}} (copies)."""
         return {"type": type(self).__name__, "hyperparameters": self.hyperparameters(),

@@ -786,3 +786,25 @@ def test_keras_layer_input_shape_is_checked_where_given(kwargs, match):
     assert keras.layers.Dense(2, input_shape=784).input_shape_arg == (784,)
     with pytest.raises(ValueError, match=match):
         keras.layers.Dense(2, **kwargs)
+
+
+def test_setting_an_optimizer_lr_is_checked_and_keras_learning_rate_is_it():
+    """opt.lr = 'x' (or NaN, -1) was taken and failed in the next step unnamed ('must be
+    real number, not str') or trained on NaN; a Keras callback setting
+    self.model.optimizer.learning_rate set an attribute no step read."""
+    from fastnn import keras
+    opt = optim.Adam([nn.Parameter(np.ones(2, np.float32))], lr=0.1)
+    for value, error in (("x", TypeError), (float("nan"), ValueError), (-1.0, ValueError)):
+        with pytest.raises(error, match="Adam: lr must be"):
+            opt.lr = value
+    opt.lr = 0.0  # a schedule may end at 0
+    model = keras.Sequential([keras.layers.Dense(2, input_shape=(3,))])
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+
+    class Halve(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.model.optimizer.learning_rate = self.model.optimizer.learning_rate / 2
+
+    model.fit(np.ones((4, 3), np.float32), np.ones((4, 2), np.float32), epochs=3, verbose=0,
+              callbacks=[Halve()])
+    assert model.optimizer.lr == model.optimizer.learning_rate == 0.1 / 8
