@@ -333,11 +333,13 @@ def iterate_batches(x, y, batch_size, shuffle=True, seed=None):
     """Return a generator of (xb, yb) batches covering x and y once; the last may be partial."""
     batch_size = as_batch_size(batch_size, "iterate_batches")
     shuffle = as_flag(shuffle, "shuffle", "iterate_batches")
-    if len(x) != len(y):
-        raise ValueError(
-            f"x and y must have the same length, got len(x)={len(x)} and len(y)={len(y)}"
-        )
     x, y = np.asarray(x), np.asarray(y)
+    if x.ndim == 0 or y.ndim == 0:  # None or a scalar: len() failed unnamed
+        raise TypeError(f"iterate_batches: x and y must be arrays with one entry per sample, "
+                        f"got {x.dtype} of shape {x.shape} and {y.dtype} of shape {y.shape}")
+    if len(x) != len(y):
+        raise ValueError(f"iterate_batches: x and y must have the same length, got "
+                         f"len(x)={len(x)} and len(y)={len(y)}")
     order = as_rng(seed, "iterate_batches").permutation(len(x)) if shuffle else None
 
     def batches():

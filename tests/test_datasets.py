@@ -570,3 +570,12 @@ def test_batches_bad_batch_size(batch_size):
 def test_batches_length_mismatch():
     with pytest.raises(ValueError, match=r"len\(x\)=4 and len\(y\)=3"):
         datasets.iterate_batches(np.zeros(4), np.zeros(3), 2)
+
+
+def test_iterate_batches_names_a_missing_x_or_y():
+    """iterate_batches(x, None, ...) failed in len() unnamed ('object of type NoneType
+    has no len()')."""
+    with pytest.raises(TypeError, match="iterate_batches: x and y must be arrays"):
+        datasets.iterate_batches(np.ones((4, 2)), None, 2)
+    with pytest.raises(ValueError, match="iterate_batches: x and y must have the same length"):
+        datasets.iterate_batches(np.ones((4, 2)), np.ones(3), 2)
