@@ -662,3 +662,25 @@ def test_batch_normalization_axis_counted_with_the_batch():
     np.testing.assert_array_equal(build((3, 1)).predict(x), build((-1, -1)).predict(x))
     with pytest.raises(ValueError, match=r"only axis=-1 \(the channels, last: 3 here\)"):
         fk.Sequential([fk.layers.BatchNormalization(axis=1, input_shape=(6, 6, 3))]).summary()
+
+
+def test_calling_the_model_builds_it_and_infers_like_keras():
+    """model(x) on a Sequential not built yet builds it (it raised 'Sequential defines no
+    forward'), and runs in inference mode as Keras' does outside fit (Dropout off);
+    training=True turns it on for that call; fit still trains in training mode."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 3)).astype(np.float32)
+    model = fk.Sequential([L.Dense(16), L.Dropout(0.5),
+                              L.Dense(2)])
+    first = model(x)
+    assert first.shape == (8, 2) and np.array_equal(first, model(x))
+    assert np.array_equal(first, model.predict(x, verbose=0))
+    assert not np.array_equal(first, model(x, training=True))
+    assert np.array_equal(first, model(x, training=False))
+    with pytest.raises(TypeError, match="training must be True or False"):
+        model(x, training="no")
+    model.compile("sgd", "mse")
+    before = model.get_weights()
+    model.fit(x, np.zeros((8, 2), np.float32), epochs=1, verbose=0)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    assert np.array_equal(model(x), model.predict(x, verbose=0))

@@ -297,11 +297,23 @@ class Model(nn.Model):
         batch_size = max(as_batch_size(batch_size, "predict", 32), 256)
         return ModelAPI.predict(self, x, batch_size=batch_size)
 
-    def __call__(self, *args):
+    def __call__(self, *args, training=None):
+        """The model on an array, as Keras' model(x, training=...): built from x's shape on
+        the first call, and run in inference mode (Dropout off, BatchNormalization on its
+        moving statistics) unless training=True, except inside fit, which runs its
+        batches in training mode."""
         if args and isinstance(args[0], _layers.KerasTensor):
             raise TypeError("calling a fastnn.keras model on a KerasTensor (nesting models) "
                             "is not supported")
-        return super().__call__(*args)
+        if training is not None:
+            training = as_flag(training, "training", type(self).__name__)
+        elif self.__dict__.get("_training_loss"):  # fit's own steps: the mode fit set
+            return super().__call__(*args)
+        if len(args) != 1 or not isinstance(args[0], np.ndarray) or args[0].ndim < 2:
+            return super().__call__(*args)  # which says what it takes
+        self._ensure_built(args[0].shape[1:])
+        with self._mode(bool(training), args[0].shape):
+            return super().__call__(*args)
 
     # ---- weights and summary ----
 

@@ -144,7 +144,9 @@ def _symbolic(args):
 
 def call(module, args):
     """module(*args): a node on symbolic values; on arrays, a layer's forward or a
-    model's graph run."""
+    model's graph run, returned as arrays of the caller's own (as torch's and Keras'
+    calls return new tensors): the layers write into buffers they reuse at the next
+    call, and keep for their backward."""
     if _symbolic(args):
         return _call_symbolic(module, args)
     if module._is_layer():
@@ -153,8 +155,22 @@ def call(module, args):
             # else the layer's shape check fails on it with an AttributeError
             raise TypeError(f"{module!r}: input x must be a float32 ndarray, got "
                             f"{_what(args[0])}")
-        return module.forward(*args)
-    return _run(module, args)
+        return _own(module.forward(*args), args)
+    return _own(_run(module, args), args)
+
+
+def _own(out, args):
+    """The output array (or each of several, a tuple) as the caller's own: a copy of a
+    buffer the module keeps; a view of an input (Flatten, Identity, Dropout in eval) as
+    it is, as torch returns views."""
+    inputs = [a for x in args for a in (x if isinstance(x, (list, tuple)) else (x,))
+              if isinstance(a, np.ndarray)]
+
+    def own(o):
+        if not isinstance(o, np.ndarray) or any(np.may_share_memory(o, a) for a in inputs):
+            return o
+        return o.copy()
+    return own(out) if isinstance(out, np.ndarray) else tuple(own(o) for o in out)
 
 
 def _call_symbolic(module, args):
