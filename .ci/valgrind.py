@@ -61,6 +61,17 @@ def functional_step(rng):
     F.batch_norm(p, None, None, None, None, training=True)  # (N, C): the column path
     d = c.reshape(-1)[:1173]  # 5 elements past whole vectors
     F.dropout(F.dropout(d, 0.3, 7), 0.3, 7, out=d)  # then in place
+    # torch's pooling options: windows past the edge (ceil_mode), padding not counted
+    for ceil, include in ((True, True), (True, False), (False, False)):
+        a = F.avg_pool2d(x, 3, 2, 1, ceil, include)
+        F.avg_pool2d_backward(a, x, 3, 2, 1, ceil, include)
+        m = F.max_pool2d(x, 2, 2, 0, ceil_mode=ceil)
+        F.max_pool2d_backward(m, x, 2, 2, 0, ceil_mode=ceil)
+    # RMSprop with Keras' eps inside the square root, centered and with momentum
+    params = [w.copy(), gamma.copy()]
+    state = [[np.zeros_like(q) for q in params] for _ in range(3)]
+    _core.rmsprop_step(params, [gw, ggamma], *state, lr=0.01, momentum=0.9, centered=True,
+                       eps_inside=True)
     return loss
 
 
@@ -81,8 +92,9 @@ def workload():
         return fastnn.Model(x, nn.Linear(36, 10, seed=seed)(nn.Flatten()(h)))
 
     def vgg(seed):
-        convs = [nn.Conv2d(c, 4, 3, padding=1, seed=seed, algorithm=algorithm)
-                 for c, algorithm in ((1, "winograd4x4"), (4, "direct"), (4, "winograd"))]
+        convs = [nn.Conv2d(c, 4, 3, padding=1, seed=seed, algorithm=algorithm, groups=groups)
+                 for c, algorithm, groups in ((1, "winograd4x4", 1), (4, "direct", 2),
+                                              (4, "winograd", 1))]
         return nn.Sequential(convs[0], nn.ReLU(), convs[1], nn.ReLU(), convs[2], nn.ReLU(),
                              nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 14 * 14, 10, seed=seed),
                              input_shape=(1, 28, 28))
