@@ -38,6 +38,18 @@ def _next_seed():
     return int(_seeds[0].integers(1 << 62))
 
 
+def _moved_back(layer, grad_out, need_input_grad, view):
+    """The backward of a layer that only moves elements (a transpose, a padding): the
+    input gradient is view(grad_out, the input's shape), copied into a layer buffer."""
+    shape = layer._forwarded("_shape")
+    layer._grad(grad_out, layer.output_shape(shape))
+    if not need_input_grad:
+        return None
+    dx = layer._buffer("dx", shape)
+    np.copyto(dx, view(grad_out, shape))
+    return dx
+
+
 @nn.register
 class Transpose(Module):
     """Permute the axes of the batch (axes[0] must be 0): NHWC <-> NCHW between Keras'
@@ -61,13 +73,8 @@ class Transpose(Module):
         return y
 
     def backward(self, grad_out, need_input_grad=True):
-        shape = self._forwarded("_shape")
-        self._grad(grad_out, self.output_shape(shape))
-        if not need_input_grad:
-            return None
-        dx = self._buffer("dx", shape)
-        np.copyto(dx, grad_out.transpose(self._inverse))
-        return dx
+        return _moved_back(self, grad_out, need_input_grad,
+                           lambda g, shape: g.transpose(self._inverse))
 
     def config(self):
         return {"axes": list(self.axes)}
@@ -109,13 +116,8 @@ class Pad2d(Module):
         return y
 
     def backward(self, grad_out, need_input_grad=True):
-        shape = self._forwarded("_shape")
-        self._grad(grad_out, self.output_shape(shape))
-        if not need_input_grad:
-            return None
-        dx = self._buffer("dx", shape)
-        np.copyto(dx, grad_out[self._inner(shape)])
-        return dx
+        return _moved_back(self, grad_out, need_input_grad,
+                           lambda g, shape: g[self._inner(shape)])
 
     def config(self):
         return {"padding": list(self.padding), "value": self.value}
