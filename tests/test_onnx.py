@@ -158,3 +158,31 @@ def test_export_builds_a_keras_sequential_for_input_shape(tmp_path):
     with pytest.raises(ValueError, match="export: input_shape must hold positive ints"):
         fonnx.export(fk.Sequential([fk.layers.Dense(3)]), tmp_path / "n.onnx",
                            input_shape=(0,))
+
+
+@pytest.mark.parametrize("start, end", [(2, 3), (-3, -2), (1, 2)])
+def test_partial_flatten_with_dims_after_it(start, end, tmp_path, rng):
+    """Flatten(2, 3) of (N, 2, 3, 4, 5) exported as Reshape [0, 0, -1, 0], whose 0 copies
+    the input's dimension at the same index (4, not 5): the wrong shape and data."""
+    model = nn.Sequential(nn.Flatten(start, end))
+    path = tmp_path / "f.onnx"
+    fonnx.export(model, path, input_shape=(2, 3, 4, 5))
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    for n in (1, 5):
+        x = rng.standard_normal((n, 2, 3, 4, 5)).astype(np.float32)
+        np.testing.assert_array_equal(run_onnx(path, x)[0], model.predict(x))
+
+
+def test_keras_asymmetric_same_padding_exports(tmp_path, rng):
+    """TensorFlow's 'same' padding with the odd row at the bottom (a Pad2d, zeros before
+    a Conv2D and -inf before a MaxPooling2D) raised 'Pad2d has no ONNX form'."""
+    model = fk.Sequential([
+        fk.layers.Conv2D(3, 2, padding="same", input_shape=(6, 6, 2)),
+        fk.layers.MaxPooling2D(3, strides=2, padding="same"), fk.layers.Flatten()])
+    path = tmp_path / "k.onnx"
+    fonnx.export(model, path, input_shape=(6, 6, 2))
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    for n in (1, 5):
+        x = rng.standard_normal((n, 6, 6, 2)).astype(np.float32)
+        np.testing.assert_allclose(run_onnx(path, x)[0], model.predict(x), rtol=1e-5,
+                                   atol=1e-5)
