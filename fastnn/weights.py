@@ -6,10 +6,13 @@ The format is written and read here, without the `safetensors` package: an 8-byt
 little-endian header length N, N bytes of JSON ({name: {"dtype", "shape",
 "data_offsets": [begin, end]}, "__metadata__": {...}}, padded with spaces to a multiple
 of 8), then the tensors' raw little-endian bytes, in header order, back to back. A file
-that is truncated, not safetensors, or inconsistent raises ValueError naming it."""
+that is truncated, not safetensors, or inconsistent raises ValueError naming it; bfloat16
+tensors (which NumPy lacks) read as float32."""
+import collections
 import json
 import math
 import os
+import stat
 import struct
 
 import numpy as np
@@ -20,8 +23,11 @@ __all__ = ["save_weights", "load_weights", "read_safetensors"]
 
 DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8"), "F16": np.dtype("<f2"),
           "I64": np.dtype("<i8"), "I32": np.dtype("<i4"), "I16": np.dtype("<i2"),
-          "I8": np.dtype("i1"), "U8": np.dtype("u1"), "BOOL": np.dtype("?")}
+          "I8": np.dtype("i1"), "U64": np.dtype("<u8"), "U32": np.dtype("<u4"),
+          "U16": np.dtype("<u2"), "U8": np.dtype("u1"), "BOOL": np.dtype("?")}
 _CODES = {v: k for k, v in DTYPES.items()}
+# torch's bfloat16, which NumPy lacks: the upper 16 bits of a float32, read as float32
+BF16 = "BF16"
 MAX_HEADER = 100 << 20  # safetensors' own limit on the JSON header
 
 
@@ -49,7 +55,7 @@ def save_weights(model, path, metadata=None):
         blobs.append(data)
         offset += len(data)
     meta = {"format": "pt"}
-    if metadata:
+    if metadata is not None:
         if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
             raise TypeError("save_weights: metadata must map str to str")
         meta.update(metadata)
@@ -66,14 +72,25 @@ def save_weights(model, path, metadata=None):
 
 
 def read_safetensors(path):
-    """{name: NumPy array} of a safetensors file, validated (ValueError naming the file)."""
+    """{name: NumPy array} of a safetensors file, validated (ValueError naming the file);
+    bfloat16 tensors come as float32."""
     path = os.fspath(path)
-    with open(path, "rb") as f:
-        raw = f.read()
 
     def bad(why):
         return ValueError(f"{path} is not a valid safetensors file: {why}")
 
+    def unique(pairs):  # json keeps the last of a repeated name silently
+        out = dict(pairs)
+        if len(out) < len(pairs):
+            twice = next(k for k, n in collections.Counter(k for k, _ in pairs).items()
+                         if n > 1)
+            raise bad(f"duplicate name {twice!r} in the header")
+        return out
+
+    with open(path, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # /dev/zero, a pipe: no end
+            raise ValueError(f"{path} is not a regular file")
+        raw = f.read()
     if len(raw) < 8:
         raise bad(f"it has {len(raw)} bytes, fewer than the 8-byte header length")
     (n,) = struct.unpack("<Q", raw[:8])
@@ -81,21 +98,25 @@ def read_safetensors(path):
         raise bad(f"the header length {n} exceeds the file ({len(raw)} bytes; truncated or "
                   f"foreign)")
     try:
-        header = json.loads(raw[8:8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        header = json.loads(raw[8:8 + n].decode("utf-8"), object_pairs_hook=unique)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise bad(f"the header is not JSON ({e})") from None
     if not isinstance(header, dict):
         raise bad("the header is not a JSON object")
-    header.pop("__metadata__", None)
+    metadata = header.pop("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise bad("__metadata__ must map strings to strings")
     data = memoryview(raw)[8 + n:]
     spans, out = [], {}
     for name, info in header.items():
-        if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
+        # other fields are ignored, as the safetensors package ignores them
+        if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= info.keys():
             raise bad(f"entry {name!r} is not {{dtype, shape, data_offsets}}")
-        dtype = DTYPES.get(info["dtype"])
-        shape, offsets = info["shape"], info["data_offsets"]
-        if dtype is None:
-            raise bad(f"entry {name!r} has dtype {info['dtype']!r}; known: {sorted(DTYPES)}")
+        code, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+        if not (isinstance(code, str) and (code == BF16 or code in DTYPES)):
+            raise ValueError(f"{path}: tensor {name!r} has dtype {code}, which fastnn cannot "
+                             f"read (it reads {', '.join(sorted([BF16, *DTYPES]))})")
+        dtype = DTYPES["U16"] if code == BF16 else DTYPES[code]
         if not isinstance(shape, list) or not all(
                 isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
             raise bad(f"entry {name!r} has shape {shape!r}")
@@ -107,14 +128,14 @@ def read_safetensors(path):
             raise bad(f"entry {name!r} spans bytes [{begin}, {end}) of a {len(data)}-byte "
                       f"data section (truncated?)")
         if end - begin != math.prod(shape) * dtype.itemsize:
-            raise bad(f"entry {name!r} has {end - begin} bytes for shape {shape} of "
-                      f"{info['dtype']}")
+            raise bad(f"entry {name!r} has {end - begin} bytes for shape {shape} of {code}")
         spans.append((begin, end))
         try:  # a zero-size shape may still have dimensions NumPy cannot index
-            out[name] = np.frombuffer(data[begin:end], dtype).reshape(shape).astype(
-                dtype.newbyteorder("="))
+            array = np.frombuffer(data[begin:end], dtype).reshape(shape)
         except ValueError as e:
             raise bad(f"entry {name!r} has shape {shape} ({e})") from None
+        out[name] = ((array.astype(np.uint32) << 16).view(np.float32) if code == BF16
+                     else array.astype(dtype.newbyteorder("=")))
     spans.sort()
     covered = 0
     for begin, end in spans:

@@ -1135,7 +1135,10 @@ def test_safetensors_file_boundary(data, tmp_path_factory):
                                      '{"0.weight": {"dtype": "Q9", "shape": [1], '
                                      '"data_offsets": [0, 4]}}',
                                      '{"0.weight": {"dtype": "F32", "shape": [0, 2305843009'
-                                     '213693952000], "data_offsets": [0, 0]}}']))
+                                     '213693952000], "data_offsets": [0, 0]}}',
+                                     '{"a": {}, "a": {}}', '[' * 50_000 + ']' * 50_000,
+                                     '{"__metadata__": {"a": 1}}', '{"0.weight": {"dtype": '
+                                     '[1], "shape": [1], "data_offsets": [0, 4]}}']))
         blob = len(text).to_bytes(8, "little") + text.encode() + blob[8 + n:]
     bad = path.with_name("bad.safetensors")
     bad.write_bytes(bytes(blob))

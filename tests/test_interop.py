@@ -1,6 +1,8 @@
 """PyTorch weights both ways (state_dicts of torch tensors straight into fastnn, fastnn's
 back into torch) and safetensors files (fastnn.save_weights / load_weights against the
 `safetensors` package), for every layer type."""
+import os
+
 import numpy as np
 import pytest
 
@@ -163,3 +165,93 @@ def _rewrite_offsets(data, shift):
             v["data_offsets"] = [o + shift for o in v["data_offsets"]]
     text = json.dumps(header).encode()
     return len(text).to_bytes(8, "little") + text + bytes(shift) + data[8 + n:]
+
+
+def _safetensors_file(path, header, data=b""):
+    """A safetensors file of this header text (or JSON-able header) and data bytes."""
+    import json
+    text = header if isinstance(header, str) else json.dumps(header)
+    path.write_bytes(len(text.encode()).to_bytes(8, "little") + text.encode() + data)
+    return path
+
+
+def test_safetensors_bfloat16_and_every_integer_dtype(tmp_path):
+    """A file of bfloat16 tensors (torch's save_file of a .bfloat16() model) or of U16, U32,
+    U64 tensors was 'not a valid safetensors file'; now bfloat16 loads as float32 (exactly:
+    it is float32's upper half) and the unsigned types as NumPy's."""
+    st = pytest.importorskip("safetensors.torch", reason="safetensors not installed")
+    tmodel = tnn.Sequential(tnn.Linear(3, 4), tnn.BatchNorm1d(4)).to(torch.bfloat16)
+    st.save_file(tmodel.state_dict(), str(tmp_path / "bf16.safetensors"))
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    fastnn.load_weights(model, tmp_path / "bf16.safetensors")
+    for k, v in tmodel.state_dict().items():
+        assert model.state_dict()[k].dtype == (np.int64 if v.dtype == torch.int64
+                                               else np.float32)
+        np.testing.assert_array_equal(model.state_dict()[k], v.float().numpy())
+    arrays = {"u16": np.array([0, 65535], np.uint16), "u32": np.arange(3, dtype=np.uint32),
+              "u64": np.array([[2 ** 64 - 1]], np.uint64), "bool": np.array([True, False]),
+              "empty": np.zeros((0, 3), np.float16), "scalar": np.array(2.5),
+              "i8": np.array([-3], np.int8)}
+    pytest.importorskip("safetensors.numpy").save_file(
+        arrays, str(tmp_path / "np.safetensors"), metadata={"k": "v"})
+    got = fastnn.weights.read_safetensors(tmp_path / "np.safetensors")
+    assert sorted(got) == sorted(arrays)
+    for k, v in arrays.items():
+        assert got[k].dtype == v.dtype and got[k].shape == v.shape, k
+        np.testing.assert_array_equal(got[k], v)
+
+
+def test_safetensors_dtype_fastnn_cannot_read_is_named(tmp_path):
+    """A valid file with an 8-bit float (F8_E4M3) tensor: the error names the tensor and
+    its dtype, and does not call the file invalid."""
+    path = _safetensors_file(tmp_path / "f8.safetensors",
+                             {"w": {"dtype": "F8_E4M3", "shape": [2], "data_offsets": [0, 2]}},
+                             bytes(2))
+    with pytest.raises(ValueError, match=r"f8\.safetensors: tensor 'w' has dtype F8_E4M3, "
+                                         r"which fastnn cannot read \(it reads BF16, BOOL"):
+        fastnn.weights.read_safetensors(path)
+
+
+def test_hostile_safetensors_headers(tmp_path):
+    """A duplicate tensor name loaded the last one silently, a deeply nested header raised
+    RecursionError, and metadata that is not {str: str} (which the safetensors package
+    rejects) was accepted; now each is a ValueError naming the file. Unknown fields in an
+    entry are ignored, as the safetensors package ignores them."""
+    entry = '{"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}'
+    cases = {"duplicate": (f'{{"a": {entry}, "a": {entry}}}', "duplicate name 'a'"),
+             "nested": ("[" * 100_000 + "]" * 100_000, "not JSON"),
+             "metadata": (f'{{"__metadata__": {{"epoch": 3}}, "a": {entry}}}',
+                          "__metadata__ must map strings to strings"),
+             "metadata list": (f'{{"__metadata__": [], "a": {entry}}}',
+                               "__metadata__ must map strings to strings")}
+    for what, (header, message) in cases.items():
+        path = _safetensors_file(tmp_path / f"{what}.safetensors", header, bytes(4))
+        with pytest.raises(ValueError, match=f"{what}\\.safetensors.*{message}"):
+            fastnn.weights.read_safetensors(path)
+    path = _safetensors_file(tmp_path / "extra.safetensors",
+                             '{"a": {"dtype": "F32", "shape": [], "data_offsets": [0, 4], '
+                             '"note": 1}}', np.float32(1.5).tobytes())
+    assert fastnn.weights.read_safetensors(path)["a"] == 1.5
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
+def test_load_weights_from_a_device_is_refused():
+    """load_weights('/dev/zero') read without end, until memory ran out."""
+    with pytest.raises(ValueError, match="/dev/zero is not a regular file"):
+        fastnn.load_weights(nn.Sequential(nn.Linear(3, 2)), "/dev/zero")
+
+
+def test_failed_save_weights_keeps_the_file(tmp_path):
+    """metadata=[] (not a dict, but falsy) was accepted silently; a save that fails leaves
+    the file that was there."""
+    path = tmp_path / "w.safetensors"
+    model = nn.Sequential(nn.Linear(3, 2))
+    fastnn.save_weights(model, path)
+    before = path.read_bytes()
+    for metadata in ([], {"epoch": 3}, "epoch"):
+        with pytest.raises(TypeError, match="metadata must map str to str"):
+            fastnn.save_weights(model, path, metadata=metadata)
+    model.register_buffer("phase", np.zeros(2, np.complex64))
+    with pytest.raises(TypeError, match="phase has dtype complex64"):
+        fastnn.save_weights(model, path)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["w.safetensors"]
