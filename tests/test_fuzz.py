@@ -842,7 +842,7 @@ def test_load_state_dict_boundary(data):
     draw = data.draw
     model = MODELS[draw(st.sampled_from(sorted(MODELS)))]()
     before = {k: v.copy() for k, v in model.state_dict().items()}
-    state = {k: v + 1 for k, v in before.items()}
+    state = {k: np.asarray(v + 1) for k, v in before.items()}  # 0-d stays an array
     key = draw(st.sampled_from(sorted(state)))
     mutation = draw(st.sampled_from(STATE_HOSTILE))
     if mutation == "missing":
@@ -865,6 +865,10 @@ def test_load_state_dict_boundary(data):
     elif mutation == "list":
         state[key] = state[key].tolist()
     status, e = call("state_dicts", lambda: model.load_state_dict(state))
+    if mutation == "missing" and key.endswith("num_batches_tracked"):
+        assert status == "ok", e  # torch keeps the count a plain dict lacks
+        assert model.state_dict()[key] == before[key]
+        return
     if mutation in ("float64", "list") or (mutation == "dtype" and state[key].dtype == object
                                            and before[key].dtype.kind == "f"):
         if status == "ok":

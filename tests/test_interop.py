@@ -99,6 +99,75 @@ def test_state_dict_from_another_architecture_is_rejected():
         nn.Sequential(nn.Linear(12, 16)).load_state_dict(other.state_dict())
 
 
+def test_torch_bfloat16_and_parameter_tensors_load():
+    """A bfloat16 state_dict (NumPy has no bfloat16) and torch Parameters, which require
+    grad (dict(named_parameters())), raised TypeError 'is not an array'; torch loads both."""
+    tmodel = trained_torch(tnn.Sequential(tnn.Linear(4, 3), tnn.BatchNorm1d(3)), (4,))
+    model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
+    model.load_state_dict(dict(tmodel.named_parameters()), strict=False)
+    np.testing.assert_array_equal(model[0].weight.data, tmodel[0].weight.detach().numpy())
+    half = tmodel.to(torch.bfloat16).state_dict()
+    model.load_state_dict(half)
+    for k, v in half.items():
+        np.testing.assert_array_equal(model.state_dict()[k], v.float().numpy()
+                                      if v.is_floating_point() else v.numpy())
+
+
+class TorchShared(tnn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = tnn.Sequential(tnn.Linear(3, 3), tnn.Linear(3, 2))
+        self.head = self.body[1]  # the same layer under a second name
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class Shared(nn.Module):
+    def __init__(self):
+        self.body = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 2))
+        self.head = self.body[1]
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def test_a_module_under_two_names_is_in_state_dict_twice(rng):
+    """torch's state_dict lists a module reachable by two names under both (head.weight
+    and body.1.weight); fastnn listed it once, so neither state_dict loaded into the
+    other's model (unexpected/missing head.*)."""
+    tmodel, model = TorchShared(), Shared()
+    assert list(model.state_dict()) == list(tmodel.state_dict())
+    assert [k for k, _ in model.named_parameters()] == \
+        [k for k, _ in tmodel.named_parameters()]  # parameters once, as torch's
+    model.load_state_dict(tmodel.state_dict())
+    x = rng.standard_normal((2, 3)).astype(np.float32)
+    np.testing.assert_allclose(model(x), predict_torch(tmodel, x), rtol=1e-6, atol=1e-6)
+    tmodel.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
+
+
+def test_missing_num_batches_tracked_as_torch():
+    """torch fills in a BatchNorm's num_batches_tracked missing from a plain dict (older
+    checkpoints and converted weights lack it; safetensors files carry no torch
+    metadata) and keeps its count; fastnn raised 'missing keys'. A torch state_dict
+    (which carries its _metadata) without it is still refused, as torch refuses it."""
+    tmodel = trained_torch(tnn.Sequential(tnn.Conv2d(2, 3, 1), tnn.BatchNorm2d(3)),
+                           (2, 4, 4))
+    model = nn.Sequential(nn.Conv2d(2, 3, 1), nn.BatchNorm2d(3))
+    model[1].num_batches_tracked[...] = 5
+    plain = {k: v for k, v in tmodel.state_dict().items() if "num_batches" not in k}
+    assert tuple(model.load_state_dict(plain)) == tuple(tnn.Sequential(
+        tnn.Conv2d(2, 3, 1), tnn.BatchNorm2d(3)).load_state_dict(plain)) == ([], [])
+    assert model[1].num_batches_tracked == 5
+    np.testing.assert_array_equal(model[1].running_var, tmodel[1].running_var.numpy())
+    state = tmodel.state_dict()
+    del state["1.num_batches_tracked"]
+    with pytest.raises(RuntimeError, match="Missing key.*1.num_batches_tracked"):
+        tmodel.load_state_dict(state)
+    with pytest.raises(ValueError, match=r"missing keys \['1.num_batches_tracked'\]"):
+        model.load_state_dict(state)
+
+
 # ---- safetensors ----
 
 @pytest.mark.parametrize("make", PAIRS)

@@ -50,6 +50,16 @@ def _what(x):
     return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
 
 
+def _numpy(value):
+    """A state_dict value as a NumPy array; a torch tensor detached (a Parameter requires
+    grad) and bfloat16 as float32 (NumPy has no bfloat16), as torch's copy converts it."""
+    if hasattr(value, "detach") and hasattr(value, "numpy"):
+        value = value.detach().cpu()
+        if str(value.dtype) == "torch.bfloat16":
+            value = value.float()
+    return np.asarray(value)
+
+
 def _module_list(value):
     """Whether an attribute value is a list or tuple of modules (tracked as children)."""
     return isinstance(value, (list, tuple)) and bool(value) and \
@@ -126,6 +136,7 @@ class Module(training.ModelAPI):
     Keras-style API of fastnn.training.ModelAPI (fit, evaluate, predict, summary, save)."""
 
     training = True
+    _optional_buffers = ()  # the names load_state_dict lets a plain dict lack
 
     def __call__(self, *args):
         return (_engine or _graph_engine()).call(self, args)
@@ -162,9 +173,10 @@ class Module(training.ModelAPI):
     def children(self):
         return [m for _, m in self.named_children()]
 
-    def named_modules(self, prefix=""):
+    def named_modules(self, prefix="", remove_duplicate=True):
         """(dotted name, Module) of this module ("") and every sub-module, depth first,
-        each once."""
+        each once; remove_duplicate=False (torch's argument): a module reachable by two
+        names under both."""
         seen, out = set(), []
 
         def walk(module, name):
@@ -174,6 +186,8 @@ class Module(training.ModelAPI):
             out.append((name, module))
             for child_name, child in module.named_children():
                 walk(child, f"{name}.{child_name}" if name else child_name)
+            if not remove_duplicate:  # still skipped below itself: a cycle ends
+                seen.discard(id(module))
 
         walk(self, prefix)
         return out
@@ -250,9 +264,9 @@ class Module(training.ModelAPI):
     def state_dict(self):
         """{name: array} of every parameter's data and buffer, torch's keys and shapes.
         The arrays are the module's own (as torch's tensors are): copy them to keep a
-        snapshot."""
+        snapshot. A module reachable by two names is under both, as in torch's."""
         state = {}
-        for prefix, module in self.named_modules():
+        for prefix, module in self.named_modules(remove_duplicate=False):
             dot = prefix + "." if prefix else ""
             for k, v in vars(module).items():
                 if isinstance(v, Parameter):
@@ -273,7 +287,13 @@ class Module(training.ModelAPI):
             raise TypeError(f"{name}.load_state_dict: state_dict must be a mapping of names "
                             f"to arrays, got {type(state_dict).__name__}")
         own = self.state_dict()
-        missing = [k for k in own if k not in state_dict]
+        # torch fills in the buffers a plain dict may lack (one without torch's _metadata:
+        # an older checkpoint, converted weights, a safetensors file) and keeps their values
+        optional = () if hasattr(state_dict, "_metadata") else {
+            f"{prefix}.{k}" if prefix else k
+            for prefix, module in self.named_modules(remove_duplicate=False)
+            for k in module._optional_buffers}
+        missing = [k for k in own if k not in state_dict and k not in optional]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):
             raise ValueError(f"{name}.load_state_dict: missing keys {missing}, unexpected keys "
@@ -283,7 +303,7 @@ class Module(training.ModelAPI):
             if key not in state_dict:
                 continue
             try:
-                src = np.asarray(state_dict[key])
+                src = _numpy(state_dict[key])
             except (TypeError, ValueError, RuntimeError) as e:
                 raise TypeError(f"{name}.load_state_dict: {key} is not an array ({e})") from None
             want = "iu" if dst.dtype.kind in "iu" else "iuf"

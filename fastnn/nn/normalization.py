@@ -25,6 +25,9 @@ class _BatchNorm(Module):
     _biased_running_var = False
     # and this one for a layer made non-trainable: Keras 3 then runs it in inference mode
     _frozen_stats = False
+    # torch's BatchNorm keeps its count when a plain dict lacks it (state_dicts before
+    # torch 0.4.1, converted weights)
+    _optional_buffers = ("num_batches_tracked",)
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True):
