@@ -34,6 +34,30 @@ def test_torch_twin(name):
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
 
 
+def test_torch_twin_keeps_every_torch_argument():
+    """torch_twin dropped groups, padding_mode, ceil_mode, count_include_pad=False,
+    Softmax's dim and Flatten's dims (another network, silently, or a shape error) and
+    had no BatchNorm, AdaptiveAvgPool2d, LogSoftmax or Identity (KeyError)."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed: pip install torch==2.13.0")
+    from fastnn import nn
+    model = nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1, groups=2, padding_mode="reflect"), nn.BatchNorm2d(4),
+        nn.LeakyReLU(0.2), nn.MaxPool2d(2, ceil_mode=True),
+        nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False),
+        nn.Conv2d(4, 4, 2, padding="same", dilation=2, bias=False), nn.Softmax(dim=1),
+        nn.AdaptiveAvgPool2d((None, 2)), nn.Flatten(2), nn.Identity(), nn.Flatten(),
+        nn.Dropout(0.3), nn.Linear(4 * 4 * 2, 5), nn.BatchNorm1d(5, momentum=None),
+        nn.Tanh(), nn.LogSoftmax(), input_shape=(2, 11, 11))
+    x = np.random.default_rng(0).standard_normal((6, 2, 11, 11)).astype(np.float32)
+    for _ in range(2):  # running statistics off their defaults
+        model(x)
+    model.eval()
+    twin = torch_twin(model).eval()
+    with torch.no_grad():
+        out = twin(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(out, model(x), rtol=1e-5, atol=1e-6)
+
+
 KERAS_CHECK = """
 import json, sys
 import keras

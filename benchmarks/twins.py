@@ -30,28 +30,23 @@ def nhwc(x):
 
 
 def torch_twin(model):
-    """A torch.nn.Sequential with the fastnn model's layers and weights."""
+    """A torch.nn.Sequential of torch's classes of the fastnn model's layers, built from
+    each layer's config() (torch's argument names: groups, padding_mode, ceil_mode,
+    count_include_pad, ... carry over), with its state_dict (running statistics too)."""
+    import collections
+
     import torch
-    tnn = torch.nn
-
-    def pool(cls, c, **extra):
-        return cls(c["kernel_size"], c["stride"], c["padding"], **extra)
-
-    make = {
-        "Conv2d": lambda c: tnn.Conv2d(c["in_channels"], c["out_channels"], c["kernel_size"],
-                                       c["stride"], c["padding"], c["dilation"], bias=c["bias"]),
-        "Linear": lambda c: tnn.Linear(c["in_features"], c["out_features"], bias=c["bias"]),
-        "MaxPool2d": lambda c: pool(tnn.MaxPool2d, c),
-        "AvgPool2d": lambda c: pool(tnn.AvgPool2d, c, count_include_pad=True),
-        "ReLU": lambda c: tnn.ReLU(), "Tanh": lambda c: tnn.Tanh(),
-        "Sigmoid": lambda c: tnn.Sigmoid(),
-        "LeakyReLU": lambda c: tnn.LeakyReLU(c["negative_slope"]),
-        "Softmax": lambda c: tnn.Softmax(dim=-1), "Flatten": lambda c: tnn.Flatten(),
-        "Dropout": lambda c: tnn.Dropout(c["p"])}
-    twin = tnn.Sequential(*(make[spec["type"]](spec["config"])
-                            for spec in model.config()["layers"]))
-    twin.load_state_dict({k: torch.from_numpy(p.data.copy())
-                          for k, p in model.named_parameters()})
+    layers = []
+    for spec in model.config()["layers"]:
+        config = dict(spec["config"])
+        if spec["type"] in ("Softmax", "LogSoftmax"):  # torch's default dim is a guess
+            config.setdefault("dim", -1)
+        layers.append(getattr(torch.nn, spec["type"])(**config))
+    names = model.config().get("names")
+    twin = (torch.nn.Sequential(collections.OrderedDict(zip(names, layers))) if names
+            else torch.nn.Sequential(*layers))
+    twin.load_state_dict({k: torch.from_numpy(np.array(v))
+                          for k, v in model.state_dict().items()})
     return twin
 
 
