@@ -4,8 +4,9 @@ dynamic batch dimension, for onnxruntime and other runtimes. Needs the optional 
 package (pip install "fastnn[onnx]").
 
 The model's graph (fastnn.nn.graph, the layers as called, before the runtime's fused
-rewrites) maps node by node: Linear -> Gemm, Conv2d -> Conv, MaxPool2d / AvgPool2d ->
-MaxPool / AveragePool (ceil_mode, count_include_pad), AdaptiveAvgPool2d ->
+rewrites) maps node by node: Linear -> Gemm, Conv2d -> Conv (after a Pad for
+padding_mode; circular from opset 19), MaxPool2d / AvgPool2d -> MaxPool / AveragePool
+(ceil_mode as end padding, count_include_pad), AdaptiveAvgPool2d ->
 GlobalAveragePool or an AveragePool when the sizes divide, BatchNorm -> an eval-mode
 BatchNormalization on the running statistics, activations, Flatten, Add (+), Concat,
 Dropout/Identity -> Identity, and fastnn.keras' layout Transpose -> Transpose and
@@ -33,8 +34,8 @@ def _onnx():
 class _Builder:
     """Collects ONNX nodes and initializers (weights) for one graph."""
 
-    def __init__(self, helper, numpy_helper):
-        self.helper, self.numpy_helper = helper, numpy_helper
+    def __init__(self, helper, numpy_helper, opset):
+        self.helper, self.numpy_helper, self.opset = helper, numpy_helper, opset
         self.nodes, self.inits = [], []
 
     def weight(self, name, array):
@@ -70,14 +71,14 @@ def _emit(b, layer, name, ins, out, in_shapes):
         b.node("Gemm", inputs, out, name, transB=1)
     elif kind is nn.Conv2d:
         if layer.padding_mode != "zeros":  # a Pad node first, then an unpadded Conv
-            if layer.padding_mode == "circular":
+            if layer.padding_mode == "circular" and b.opset < 19:
                 raise ValueError(f"export: {name} ({layer!r}): circular padding has no ONNX "
-                                 f"Pad mode before opset 19")
+                                 f"Pad mode before opset 19 (pass opset=19)")
             (ph, pw), (eh, ew) = layer._pad, layer._extra
             pads = np.array([0, 0, ph, pw, 0, 0, ph + eh, pw + ew], np.int64)
             b.node("Pad", [x, b.weight(f"{name}.pads", pads)], f"{name}:padded",
-                   f"{name}:pad", mode={"reflect": "reflect", "replicate": "edge"}[
-                       layer.padding_mode])
+                   f"{name}:pad", mode={"reflect": "reflect", "replicate": "edge",
+                                        "circular": "wrap"}[layer.padding_mode])
             x = f"{name}:padded"
         inputs = [x, b.weight(f"{name}.weight", layer.weight.data)]
         if layer.bias is not None:
@@ -86,14 +87,24 @@ def _emit(b, layer, name, ins, out, in_shapes):
                strides=list(layer.stride), dilations=list(layer.dilation),
                pads=_pads(layer._pad, layer._extra) if layer.padding_mode == "zeros"
                else _pads((0, 0)), group=layer.groups)
-    elif kind is nn.MaxPool2d:
-        b.node("MaxPool", [x], out, name, kernel_shape=list(layer.kernel_size),
-               strides=list(layer.stride), pads=_pads(layer.padding),
-               ceil_mode=int(layer.ceil_mode))
-    elif kind is nn.AvgPool2d:
-        b.node("AveragePool", [x], out, name, kernel_shape=list(layer.kernel_size),
-               strides=list(layer.stride), pads=_pads(layer.padding),
-               ceil_mode=int(layer.ceil_mode), count_include_pad=int(layer.count_include_pad))
+    elif kind in (nn.MaxPool2d, nn.AvgPool2d):
+        # ceil_mode as padding at the end, none of it counted: ONNX's shape inference
+        # keeps a last window starting in the right padding, which torch drops
+        n, o = in_shapes[0][2:], layer.output_shape(in_shapes[0])[2:]
+        ends = [max(0, (o[i] - 1) * layer.stride[i] + layer.kernel_size[i] - n[i] -
+                    2 * layer.padding[i]) for i in range(2)]
+        pads = _pads(layer.padding, ends)
+        count_pad = kind is nn.AvgPool2d and layer.count_include_pad
+        if count_pad and any(ends) and any(layer.padding):  # torch counts these zeros
+            (ph, pw), padded = layer.padding, f"{name}:padded"
+            b.node("Pad", [x, b.weight(f"{name}.pads", np.array(
+                [0, 0, ph, pw, 0, 0, ph, pw], np.int64))], padded, f"{name}:pad")
+            x, pads = padded, _pads((0, 0), ends)
+        attrs = {"count_include_pad": int(count_pad and not any(ends))} \
+            if kind is nn.AvgPool2d else {}
+        b.node("MaxPool" if kind is nn.MaxPool2d else "AveragePool", [x], out, name,
+               kernel_shape=list(layer.kernel_size), strides=list(layer.stride), pads=pads,
+               **attrs)
     elif kind is nn.AdaptiveAvgPool2d:
         h, w = in_shapes[0][2:]
         oh = h if layer.output_size[0] is None else layer.output_size[0]
@@ -167,12 +178,15 @@ def export(model, path, input_shape=None, opset=DEFAULT_OPSET):
                         f"subclass or a fastnn.keras model), got {type(model).__name__}")
     if not is_int(opset) or opset < 17:
         raise ValueError(f"export: opset must be >= 17 (an int), got {opset!r}")
+    if opset > onnx.defs.onnx_opset_version():  # the checker passes it, runtimes refuse it
+        raise ValueError(f"export: opset must be <= {onnx.defs.onnx_opset_version()}, the "
+                         f"newest this onnx package knows, got {opset}")
     if hasattr(model, "_ensure_built"):  # a fastnn.keras Sequential: built for input_shape
         model._ensure_built(None if input_shape is None
                             else as_sample_shape(input_shape, "input_shape", "export"))
     shapes = model._input_shapes(input_shape, "export")
     graph = model._graph_for(shapes)
-    b = _Builder(helper, numpy_helper)
+    b = _Builder(helper, numpy_helper, opset)
     single_in, single_out = len(graph.input_values) == 1, len(graph.output_values) == 1
     names = {}
     for k, v in enumerate(graph.input_values):

@@ -186,3 +186,41 @@ def test_keras_asymmetric_same_padding_exports(tmp_path, rng):
         x = rng.standard_normal((n, 6, 6, 2)).astype(np.float32)
         np.testing.assert_allclose(run_onnx(path, x)[0], model.predict(x), rtol=1e-5,
                                    atol=1e-5)
+
+
+@pytest.mark.parametrize("pool", [
+    nn.MaxPool2d(2, 2, 1, ceil_mode=True), nn.MaxPool2d(2, 3, ceil_mode=True),
+    nn.AvgPool2d(2, 2, 1, ceil_mode=True), nn.AvgPool2d(4, 3, 2, ceil_mode=True),
+    nn.AvgPool2d(3, 3, 1, ceil_mode=True, count_include_pad=False),
+    nn.AvgPool2d(2, ceil_mode=True), nn.AvgPool2d(3, 2, 1, count_include_pad=True)],
+    ids=repr)
+def test_ceil_mode_pooling_passes_shape_inference(pool, tmp_path, rng):
+    """A ceil_mode pooling whose last window would start in the right padding (torch and
+    onnxruntime drop it) exported as ceil_mode=1: ONNX's shape inference counts that
+    window, so check_model(full_check=True) failed on the declared output shape (and
+    onnxruntime warned). Now ceil mode is padding at the end, with the same windows."""
+    model = nn.Sequential(pool, nn.Flatten(), input_shape=(2, 7, 7))
+    path = tmp_path / "p.onnx"
+    fonnx.export(model, path)
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    for n in (1, 5):
+        x = rng.standard_normal((n, 2, 7, 7)).astype(np.float32)
+        np.testing.assert_allclose(run_onnx(path, x)[0], model.predict(x), rtol=1e-6,
+                                   atol=1e-6)
+
+
+def test_circular_padding_exports_from_opset_19(tmp_path, rng):
+    """The error said circular padding has no ONNX form 'before opset 19', yet opset=19
+    raised it too; now it is a Pad in mode 'wrap' there. An opset newer than the onnx
+    package knows was written (and onnxruntime refused the file)."""
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=(1, 2), padding_mode="circular"),
+                          input_shape=(2, 6, 7))
+    with pytest.raises(ValueError, match=r"0:0 \(Conv2d.*circular padding.*opset 19"):
+        fonnx.export(model, tmp_path / "c.onnx")
+    fonnx.export(model, tmp_path / "c.onnx", opset=19)
+    x = rng.standard_normal((3, 2, 6, 7)).astype(np.float32)
+    np.testing.assert_allclose(run_onnx(tmp_path / "c.onnx", x)[0], model.predict(x),
+                               rtol=1e-5, atol=1e-5)
+    newest = onnx.defs.onnx_opset_version()
+    with pytest.raises(ValueError, match=f"opset must be <= {newest}"):
+        fonnx.export(model, tmp_path / "n.onnx", opset=newest + 1)
