@@ -169,7 +169,8 @@ def _emit(b, layer, name, ins, out, in_shapes):
 
 
 def export(model, path, input_shape=None, opset=DEFAULT_OPSET):
-    """Write `model` to path as ONNX (opset >= 17), inputs "input" (one model input) or
+    """Write `model` (its eval-mode forward, whatever its mode) to path as ONNX
+    (opset >= 17), inputs "input" (one model input) or
     "input_0", "input_1", ...; outputs likewise; the batch dimension is dynamic ("N").
     input_shape (per sample) is needed for a model that does not know its own."""
     onnx, helper, numpy_helper = _onnx()
@@ -185,14 +186,23 @@ def export(model, path, input_shape=None, opset=DEFAULT_OPSET):
         model._ensure_built(None if input_shape is None
                             else as_sample_shape(input_shape, "input_shape", "export"))
     shapes = model._input_shapes(input_shape, "export")
-    graph = model._graph_for(shapes)
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()  # the eval-mode forward, as torch.onnx.export writes by default
+    try:
+        graph = model._graph_for(shapes)
+    finally:
+        for m, training in modes:
+            m.training = training
     b = _Builder(helper, numpy_helper, opset)
     single_in, single_out = len(graph.input_values) == 1, len(graph.output_values) == 1
     names = {}
     for k, v in enumerate(graph.input_values):
         names[id(v)] = "input" if single_in else f"input_{k}"
-    outputs = {id(v): ("output" if single_out else f"output_{k}")
-               for k, v in enumerate(graph.output_values)}
+    output_names = ["output"] if single_out else [
+        f"output_{k}" for k in range(len(graph.output_values))]
+    outputs = {}  # a value among the outputs twice is named after its first place
+    for v, output in zip(graph.output_values, output_names):
+        outputs.setdefault(id(v), output)
     known = {id(v): (1,) + tuple(s[1:]) for v, s in zip(graph.input_values, shapes)}
     for i, (node, name) in enumerate(zip(graph.nodes, graph.names)):
         ins = [names[id(v)] for v in node.inputs]
@@ -204,9 +214,9 @@ def export(model, path, input_shape=None, opset=DEFAULT_OPSET):
         names[id(node.output)] = out
         known[id(node.output)] = node.module.output_shape(in_shapes if node.merge
                                                           else in_shapes[0])
-    for v in graph.output_values:  # an output that is a model input, or reached twice
-        if names[id(v)] != outputs[id(v)]:
-            b.node("Identity", [names[id(v)]], outputs[id(v)], f"{outputs[id(v)]}:identity")
+    for v, output in zip(graph.output_values, output_names):  # an input, a value twice
+        if names[id(v)] != output:
+            b.node("Identity", [names[id(v)]], output, f"{output}:identity")
 
     def value_info(name, shape):
         return helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT,
@@ -215,7 +225,8 @@ def export(model, path, input_shape=None, opset=DEFAULT_OPSET):
     onnx_graph = helper.make_graph(
         b.nodes, type(model).__name__,
         [value_info(names[id(v)], s) for v, s in zip(graph.input_values, shapes)],
-        [value_info(outputs[id(v)], known[id(v)]) for v in graph.output_values],
+        [value_info(output, known[id(v)])
+         for v, output in zip(graph.output_values, output_names)],
         b.inits)
     proto = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", opset)],
                               producer_name="fastnn")

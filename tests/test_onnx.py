@@ -224,3 +224,39 @@ def test_circular_padding_exports_from_opset_19(tmp_path, rng):
     newest = onnx.defs.onnx_opset_version()
     with pytest.raises(ValueError, match=f"opset must be <= {newest}"):
         fonnx.export(model, tmp_path / "n.onnx", opset=newest + 1)
+
+
+def test_the_same_value_twice_among_the_outputs(tmp_path, rng):
+    """Model(x, [h, h]) wrote two graph outputs both named output_1 (output_0 missing)."""
+    x = fastnn.Input(shape=(3,))
+    h = nn.Linear(3, 2)(x)
+    model = fastnn.Model(x, [h, nn.ReLU()(h), h, x])
+    path = tmp_path / "m.onnx"
+    fonnx.export(model, path)
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto, full_check=True)
+    assert [o.name for o in proto.graph.output] == [f"output_{k}" for k in range(4)]
+    xb = rng.standard_normal((5, 3)).astype(np.float32)
+    for got, want in zip(run_onnx(path, xb), model(xb)):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+class TrainBranch(nn.Module):
+    def __init__(self):
+        self.fc, self.act, self.bn = nn.Linear(3, 3), nn.ReLU(), nn.BatchNorm1d(3)
+
+    def forward(self, x):  # a ReLU only while training
+        return self.bn(self.act(self.fc(x)) if self.training else self.fc(x))
+
+
+def test_export_in_training_mode_writes_the_eval_model(tmp_path, rng):
+    """A model left in training mode exported its training-mode forward (here with a
+    ReLU that predict does not apply); torch.onnx.export writes the eval-mode model, and
+    so does this now, leaving every module's mode as it was."""
+    model = TrainBranch()
+    model.bn.eval()  # a mixed state, which export must not flatten
+    fonnx.export(model, tmp_path / "t.onnx", input_shape=(3,))
+    assert model.training and model.fc.training and not model.bn.training
+    x = -np.abs(rng.standard_normal((4, 3))).astype(np.float32)
+    np.testing.assert_allclose(run_onnx(tmp_path / "t.onnx", x)[0], model.predict(x),
+                               rtol=1e-5, atol=1e-6)
