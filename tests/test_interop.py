@@ -89,6 +89,60 @@ def test_torch_to_fastnn_to_torch(make, rng):
         assert k == k2 and a.dtype == b.dtype and torch.equal(a, b)
 
 
+class TorchResidual(tnn.Module):
+    """The torch twin of residual_model(): the same layers under fastnn's names (the
+    functional model names its calls "0", "1", ...; "5" is the + of the residual)."""
+
+    def __init__(self):
+        super().__init__()
+        layers = {"0": tnn.Conv2d(4, 8, 3, padding=1, groups=2), "1": tnn.BatchNorm2d(8),
+                  "2": tnn.ReLU(), "3": tnn.Conv2d(8, 8, 3, padding=1, groups=4, bias=False),
+                  "4": tnn.BatchNorm2d(8, momentum=None),
+                  "6": tnn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True),
+                  "7": tnn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False),
+                  "8": tnn.Flatten(), "9": tnn.Dropout(0.5), "10": tnn.Linear(128, 10),
+                  "11": tnn.BatchNorm1d(10), "12": tnn.Linear(10, 3)}
+        for name, layer in layers.items():
+            self.add_module(name, layer)
+
+    def forward(self, x):
+        m = self._modules
+        h = m["2"](m["1"](m["0"](x)))
+        h = h + m["4"](m["3"](h))
+        return m["12"](m["11"](m["10"](m["9"](m["8"](m["7"](m["6"](h)))))))
+
+
+def residual_model():
+    x = fastnn.Input(shape=(4, 11, 11))
+    h = nn.ReLU()(nn.BatchNorm2d(8)(nn.Conv2d(4, 8, 3, padding=1, groups=2)(x)))
+    h = h + nn.BatchNorm2d(8, momentum=None)(nn.Conv2d(8, 8, 3, padding=1, groups=4,
+                                                       bias=False)(h))
+    h = nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)(
+        nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True)(h))
+    h = nn.Linear(128, 10)(nn.Dropout(0.5)(nn.Flatten()(h)))
+    return fastnn.Model(x, nn.Linear(10, 3)(nn.BatchNorm1d(10)(h)))
+
+
+def test_functional_residual_model_matches_torch_in_eval_and_train(rng):
+    """A graph model (residual +, grouped convs, BatchNorm1d/2d, ceil_mode pooling with
+    count_include_pad=False, Dropout) takes its torch twin's state_dict: the same keys,
+    the same eval outputs, and (Dropout off) the same train-mode outputs and running
+    statistics (float32 rounding: 1e-5)."""
+    model, tmodel = residual_model(), trained_torch(TorchResidual(), (4, 11, 11))
+    assert list(model.state_dict()) == list(tmodel.state_dict())
+    model.load_state_dict(tmodel.state_dict())
+    x = rng.standard_normal((5, 4, 11, 11)).astype(np.float32)
+    np.testing.assert_allclose(model.predict(x), predict_torch(tmodel, x), rtol=1e-5,
+                               atol=1e-5)
+    model.train(), tmodel.train()
+    dict(model.named_children())["9"].p = tmodel._modules["9"].p = 0.0  # the Dropouts
+    with torch.no_grad():
+        want = tmodel(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(model(x), want, rtol=1e-5, atol=1e-5)
+    for k, v in tmodel.state_dict().items():
+        np.testing.assert_allclose(model.state_dict()[k], v.numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_state_dict_from_another_architecture_is_rejected():
     model, _, _ = mlp_pair()
     _, tcnn, _ = cnn_pair()
@@ -244,15 +298,17 @@ def _safetensors_file(path, header, data=b""):
     return path
 
 
-def test_safetensors_bfloat16_and_every_integer_dtype(tmp_path):
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float64"])
+def test_safetensors_bfloat16_and_every_integer_dtype(dtype, tmp_path):
     """A file of bfloat16 tensors (torch's save_file of a .bfloat16() model) or of U16, U32,
     U64 tensors was 'not a valid safetensors file'; now bfloat16 loads as float32 (exactly:
     it is float32's upper half) and the unsigned types as NumPy's."""
     st = pytest.importorskip("safetensors.torch", reason="safetensors not installed")
-    tmodel = tnn.Sequential(tnn.Linear(3, 4), tnn.BatchNorm1d(4)).to(torch.bfloat16)
-    st.save_file(tmodel.state_dict(), str(tmp_path / "bf16.safetensors"))
+    tmodel = trained_torch(tnn.Sequential(tnn.Linear(3, 4), tnn.BatchNorm1d(4)), (3,))
+    tmodel = tmodel.to(getattr(torch, dtype))
+    st.save_file(tmodel.state_dict(), str(tmp_path / "t.safetensors"))
     model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
-    fastnn.load_weights(model, tmp_path / "bf16.safetensors")
+    fastnn.load_weights(model, tmp_path / "t.safetensors")
     for k, v in tmodel.state_dict().items():
         assert model.state_dict()[k].dtype == (np.int64 if v.dtype == torch.int64
                                                else np.float32)
