@@ -79,12 +79,13 @@ def read_safetensors(path):
     def bad(why):
         return ValueError(f"{path} is not a valid safetensors file: {why}")
 
+    duplicates = []
+
     def unique(pairs):  # json keeps the last of a repeated name silently
         out = dict(pairs)
         if len(out) < len(pairs):
-            twice = next(k for k, n in collections.Counter(k for k, _ in pairs).items()
-                         if n > 1)
-            raise bad(f"duplicate name {twice!r} in the header")
+            duplicates.extend(k for k, n in collections.Counter(k for k, _ in pairs).items()
+                              if n > 1)
         return out
 
     with open(path, "rb") as f:
@@ -99,18 +100,20 @@ def read_safetensors(path):
                   f"foreign)")
     try:
         header = json.loads(raw[8:8 + n].decode("utf-8"), object_pairs_hook=unique)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise bad(f"the header is not JSON ({e})") from None
+    except (ValueError, RecursionError) as e:  # ValueError: JSON's, UTF-8's, or an int
+        raise bad(f"the header is not JSON ({e})") from None  # of over 4300 digits
+    if duplicates:
+        raise bad(f"duplicate name {duplicates[0]!r} in the header")
     if not isinstance(header, dict):
         raise bad("the header is not a JSON object")
     metadata = header.pop("__metadata__", {})
-    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+    if not (isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())):
         raise bad("__metadata__ must map strings to strings")
     data = memoryview(raw)[8 + n:]
     spans, out = [], {}
     for name, info in header.items():
         # other fields are ignored, as the safetensors package ignores them
-        if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= info.keys():
+        if not (isinstance(info, dict) and {"dtype", "shape", "data_offsets"} <= info.keys()):
             raise bad(f"entry {name!r} is not {{dtype, shape, data_offsets}}")
         code, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
         if not (isinstance(code, str) and (code == BF16 or code in DTYPES)):

@@ -339,12 +339,15 @@ def test_safetensors_dtype_fastnn_cannot_read_is_named(tmp_path):
 
 def test_hostile_safetensors_headers(tmp_path):
     """A duplicate tensor name loaded the last one silently, a deeply nested header raised
-    RecursionError, and metadata that is not {str: str} (which the safetensors package
-    rejects) was accepted; now each is a ValueError naming the file. Unknown fields in an
-    entry are ignored, as the safetensors package ignores them."""
+    RecursionError, an integer of 5000 digits a ValueError not naming the file, and
+    metadata that is not {str: str} (which the safetensors package rejects) was accepted;
+    now each is a ValueError naming the file. Unknown fields in an entry are ignored, as
+    the safetensors package ignores them."""
     entry = '{"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}'
     cases = {"duplicate": (f'{{"a": {entry}, "a": {entry}}}', "duplicate name 'a'"),
              "nested": ("[" * 100_000 + "]" * 100_000, "not JSON"),
+             "long int": ('{"a": {"dtype": "F32", "shape": [' + "9" * 5000 +
+                          '], "data_offsets": [0, 4]}}', "not JSON.*4300 digits"),
              "metadata": (f'{{"__metadata__": {{"epoch": 3}}, "a": {entry}}}',
                           "__metadata__ must map strings to strings"),
              "metadata list": (f'{{"__metadata__": [], "a": {entry}}}',
