@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import tempfile
 import zipfile
 import zlib
@@ -126,13 +127,23 @@ def atomic_write(path, write):
         os.close(dir_fd)
 
 
+def open_regular(path):
+    """path opened for reading if it is a regular file; else ValueError (a device or a
+    pipe, such as /dev/zero, whose reads do not end)."""
+    f = open(path, "rb")
+    if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+        f.close()
+        raise ValueError(f"{path}: not a regular file")
+    return f
+
+
 def _read(path):
     """(header, {entry name: bytes}) of a fastnn file, checked; ValueError otherwise."""
     def bad(why):
         return ValueError(f"{path}: {why}")
 
     try:
-        with zipfile.ZipFile(path) as zf:
+        with open_regular(path) as f, zipfile.ZipFile(f) as zf:
             names = set(zf.namelist())
             if _HEADER not in names:
                 raise bad("not a fastnn model file (no fastnn.json entry)")
@@ -152,7 +163,8 @@ def _read(path):
         if str(e).startswith(f"{path}: "):
             raise
         raise bad(f"corrupt fastnn model file ({type(e).__name__}: {e})") from None
-    except (zipfile.BadZipFile, zlib.error, EOFError, KeyError, TypeError) as e:
+    except (zipfile.BadZipFile, zlib.error, EOFError, KeyError, TypeError,
+            RecursionError) as e:
         raise bad(f"not a fastnn model file, or truncated/corrupt ({type(e).__name__}: "
                   f"{e})") from None
     return header, dict(entries)

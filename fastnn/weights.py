@@ -12,12 +12,11 @@ import collections
 import json
 import math
 import os
-import stat
 import struct
 
 import numpy as np
 
-from .serialization import atomic_write
+from .serialization import atomic_write, open_regular
 
 __all__ = ["save_weights", "load_weights", "read_safetensors"]
 
@@ -88,9 +87,7 @@ def read_safetensors(path):
                               if n > 1)
         return out
 
-    with open(path, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # /dev/zero, a pipe: no end
-            raise ValueError(f"{path} is not a regular file")
+    with open_regular(path) as f:
         raw = f.read()
     if len(raw) < 8:
         raise bad(f"it has {len(raw)} bytes, fewer than the 8-byte header length")

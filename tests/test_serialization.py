@@ -139,6 +139,19 @@ def test_foreign_files_raise_clear_errors(tmp_path):
         fastnn.save(nn.Linear(2, 3), tmp_path / "x.fnn")
 
 
+def test_hostile_header_and_device_raise_naming_the_path(tmp_path):
+    """A fastnn.json nested 100000 deep raised RecursionError; fastnn.load('/dev/zero')
+    read without end."""
+    deep = tmp_path / "deep.fnn"
+    with zipfile.ZipFile(deep, "w") as zf:
+        zf.writestr("fastnn.json", "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match=f"{deep}: not a fastnn model file.*RecursionError"):
+        fastnn.load(deep)
+    if os.path.exists("/dev/zero"):
+        with pytest.raises(ValueError, match="/dev/zero: not a regular file"):
+            fastnn.load("/dev/zero")
+
+
 def test_load_of_a_keras_model_file_without_importing_fastnn_keras(tmp_path):
     """fastnn.load of a fastnn.keras model's file in a process that had not imported
     fastnn.keras failed: 'unreadable architecture (KeyError: 'keras.Sequential')'."""
