@@ -144,6 +144,9 @@ def _read(path):
 
     try:
         with open_regular(path) as f, zipfile.ZipFile(f) as zf:
+            if any(i.compress_type != zipfile.ZIP_STORED for i in zf.infolist()):
+                # save stores them: a compressed entry could inflate to any size
+                raise bad("not a fastnn model file (compressed entries)")
             names = set(zf.namelist())
             if _HEADER not in names:
                 raise bad("not a fastnn model file (no fastnn.json entry)")

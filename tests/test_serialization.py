@@ -141,7 +141,8 @@ def test_foreign_files_raise_clear_errors(tmp_path):
 
 def test_hostile_header_and_device_raise_naming_the_path(tmp_path):
     """A fastnn.json nested 100000 deep raised RecursionError; fastnn.load('/dev/zero')
-    read without end."""
+    read without end; a compressed entry (fastnn writes them stored) was inflated whole
+    however large."""
     deep = tmp_path / "deep.fnn"
     with zipfile.ZipFile(deep, "w") as zf:
         zf.writestr("fastnn.json", "[" * 100_000 + "]" * 100_000)
@@ -150,6 +151,12 @@ def test_hostile_header_and_device_raise_naming_the_path(tmp_path):
     if os.path.exists("/dev/zero"):
         with pytest.raises(ValueError, match="/dev/zero: not a regular file"):
             fastnn.load("/dev/zero")
+    bomb = tmp_path / "bomb.fnn"  # 200 MB of spaces in a 200 kB file, inflated by read
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("fastnn.json", b" " * (200 << 20))
+    assert bomb.stat().st_size < 1 << 20
+    with pytest.raises(ValueError, match=f"{bomb}: not a fastnn model file.*compressed"):
+        fastnn.load(bomb)
 
 
 def test_load_of_a_keras_model_file_without_importing_fastnn_keras(tmp_path):
