@@ -383,3 +383,19 @@ def test_failed_save_weights_keeps_the_file(tmp_path):
     with pytest.raises(TypeError, match="phase has dtype complex64"):
         fastnn.save_weights(model, path)
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["w.safetensors"]
+
+
+def test_strict_false_reports_keys_in_torchs_order():
+    """torch lists unexpected keys module by module (each at the deepest module on its
+    path, in traversal order); fastnn listed them in the state_dict's order."""
+    def pair(lib):
+        return lib.Sequential(lib.Linear(2, 2), lib.Sequential(lib.Linear(2, 2)))
+    tmodel, model = pair(tnn), pair(nn)
+    state = {k: v for k, v in tmodel.state_dict().items() if k != "1.0.bias"}
+    state.update({"1.0.extra": torch.zeros(1), "1.x.y": torch.zeros(1),
+                  "0.extra": torch.zeros(1), "zzz": torch.zeros(1), "0": torch.zeros(1),
+                  "0.weight.x": torch.zeros(1)})
+    want = tmodel.load_state_dict(state, strict=False)
+    got = model.load_state_dict(state, strict=False)
+    assert got.missing_keys == want.missing_keys == ["1.0.bias"]
+    assert got.unexpected_keys == want.unexpected_keys

@@ -281,20 +281,29 @@ class Module(training.ModelAPI):
         the parameters and buffers in place. With strict, missing and unexpected keys
         raise ValueError naming them; a shape mismatch raises ValueError naming the key and
         both shapes; nothing is copied unless every entry fits. Returns
-        (missing_keys, unexpected_keys), a named tuple with those fields as torch's."""
+        (missing_keys, unexpected_keys), a named tuple with those fields and lists in
+        torch's order."""
         name = type(self).__name__
         if not hasattr(state_dict, "items"):
             raise TypeError(f"{name}.load_state_dict: state_dict must be a mapping of names "
                             f"to arrays, got {type(state_dict).__name__}")
         own = self.state_dict()
+        modules = self.named_modules(remove_duplicate=False)
         # torch fills in the buffers a plain dict may lack (one without torch's _metadata:
         # an older checkpoint, converted weights, a safetensors file) and keeps their values
         optional = () if hasattr(state_dict, "_metadata") else {
             f"{prefix}.{k}" if prefix else k
-            for prefix, module in self.named_modules(remove_duplicate=False)
-            for k in module._optional_buffers}
+            for prefix, module in modules for k in module._optional_buffers}
         missing = [k for k in own if k not in state_dict and k not in optional]
-        unexpected = [k for k in state_dict if k not in own]
+        order = {prefix: i for i, (prefix, _) in enumerate(modules)}
+
+        def reported_at(key):  # torch's order: the deepest module on the key's path
+            parts = key.split(".") if isinstance(key, str) else []
+            return next((order[p] for p in (".".join(parts[:n])
+                                            for n in range(len(parts) - 1, 0, -1))
+                         if p in order), 0)
+
+        unexpected = sorted((k for k in state_dict if k not in own), key=reported_at)
         if strict and (missing or unexpected):
             raise ValueError(f"{name}.load_state_dict: missing keys {missing}, unexpected keys "
                              f"{unexpected}")
