@@ -399,3 +399,18 @@ def test_strict_false_reports_keys_in_torchs_order():
     got = model.load_state_dict(state, strict=False)
     assert got.missing_keys == want.missing_keys == ["1.0.bias"]
     assert got.unexpected_keys == want.unexpected_keys
+
+
+def test_one_element_into_a_scalar_as_torch():
+    """torch loads a (1,) tensor into a 0-d buffer (num_batches_tracked of torch 0.3's
+    checkpoints and of converters); fastnn raised a shape mismatch. (2,) still is one."""
+    tmodel, model = tnn.BatchNorm1d(3), nn.BatchNorm1d(3)
+    state = dict(tmodel.state_dict(), num_batches_tracked=torch.tensor([7]))
+    tmodel.load_state_dict(state)
+    model.load_state_dict(state)
+    assert model.num_batches_tracked.shape == () and model.num_batches_tracked == 7
+    state["num_batches_tracked"] = torch.tensor([7, 8])
+    with pytest.raises(RuntimeError, match="size mismatch for num_batches_tracked"):
+        tmodel.load_state_dict(state)
+    with pytest.raises(ValueError, match=r"shape mismatch for num_batches_tracked"):
+        model.load_state_dict(state)

@@ -319,6 +319,8 @@ class Module(training.ModelAPI):
             if src.dtype.kind not in want:
                 raise TypeError(f"{name}.load_state_dict: {key} has dtype {src.dtype}, "
                                 f"expected {'an integer' if want == 'iu' else 'a real'} dtype")
+            if dst.ndim == 0 and src.shape == (1,):  # torch takes it (0.3's scalars)
+                src = src.reshape(())
             if src.shape != dst.shape:
                 raise ValueError(f"{name}.load_state_dict: shape mismatch for {key}: the "
                                  f"state_dict has {src.shape}, the model {dst.shape}")
