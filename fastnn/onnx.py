@@ -169,10 +169,10 @@ def _emit(b, layer, name, ins, out, in_shapes):
 
 
 def export(model, path, input_shape=None, opset=DEFAULT_OPSET):
-    """Write `model` (its eval-mode forward, whatever its mode) to path as ONNX
-    (opset >= 17), inputs "input" (one model input) or
-    "input_0", "input_1", ...; outputs likewise; the batch dimension is dynamic ("N").
-    input_shape (per sample) is needed for a model that does not know its own."""
+    """Write `model` (its eval-mode forward, whatever its mode) to path as ONNX (opset
+    >= 17), inputs "input" (one model input) or "input_0", "input_1", ...; outputs
+    likewise; the batch dimension is dynamic ("N"). input_shape (per sample) is needed
+    for a model that does not know its own."""
     onnx, helper, numpy_helper = _onnx()
     if not isinstance(model, nn.Module) or model._is_layer():
         raise TypeError(f"export: model must be a fastnn model (Sequential, Model, a Module "
