@@ -69,6 +69,7 @@ def test_onnxruntime_matches_predict(case, tmp_path, rng):
     path = tmp_path / "m.onnx"
     proto = fonnx.export(model, path, input_shape=shape)
     assert proto.opset_import[0].version >= 17
+    onnx.checker.check_model(proto, full_check=True)  # shape inference agrees too
     for n in (1, 5):  # the batch dimension is dynamic
         x = rng.standard_normal((n,) + shape).astype(np.float32)
         (got,) = run_onnx(path, x)
@@ -84,6 +85,7 @@ def test_onnx_resnet_and_batchnorm_in_eval_form(tmp_path, rng):
         model(x)
     path = tmp_path / "r.onnx"
     fonnx.export(model, path)
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
     assert "BatchNormalization" in {n.op_type for n in onnx.load(str(path)).graph.node}
     np.testing.assert_allclose(run_onnx(path, x[:3])[0], model.predict(x[:3]), rtol=1e-5,
                                atol=1e-5)
