@@ -103,8 +103,9 @@ def read_safetensors(path):
         raise bad(f"duplicate name {duplicates[0]!r} in the header")
     if not isinstance(header, dict):
         raise bad("the header is not a JSON object")
-    metadata = header.pop("__metadata__", {})
-    if not (isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())):
+    metadata = header.pop("__metadata__", None)  # null is none, as safetensors reads it
+    if not (metadata is None or isinstance(metadata, dict) and all(
+            isinstance(v, str) for v in metadata.values())):
         raise bad("__metadata__ must map strings to strings")
     data = memoryview(raw)[8 + n:]
     spans, out = [], {}

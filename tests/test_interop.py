@@ -356,6 +356,9 @@ def test_hostile_safetensors_headers(tmp_path):
         path = _safetensors_file(tmp_path / f"{what}.safetensors", header, bytes(4))
         with pytest.raises(ValueError, match=f"{what}\\.safetensors.*{message}"):
             fastnn.weights.read_safetensors(path)
+    path = _safetensors_file(tmp_path / "null.safetensors",  # null metadata is none
+                             f'{{"__metadata__": null, "a": {entry}}}', bytes(4))
+    assert list(fastnn.weights.read_safetensors(path)) == ["a"]
     path = _safetensors_file(tmp_path / "extra.safetensors",
                              '{"a": {"dtype": "F32", "shape": [], "data_offsets": [0, 4], '
                              '"note": 1}}', np.float32(1.5).tobytes())
