@@ -19,8 +19,8 @@ import hashlib
 import io
 import json
 import os
+import secrets
 import stat
-import tempfile
 import zipfile
 import zlib
 
@@ -99,15 +99,19 @@ def atomic_write(path, write):
     over path: a crash leaves the old file or the new one, never half of one."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    # named here: mkstemp's and os.replace's errors would name the temporary file
+    # named here: os.open's and os.replace's errors would name the temporary file
     if os.path.isdir(path):
         raise IsADirectoryError(errno.EISDIR, "cannot write a file over a directory", path)
     if not os.path.isdir(directory):
         raise FileNotFoundError(errno.ENOENT, "no directory to write the file into", path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                               dir=directory)
+    # created as open() creates files, 0o666 less the umask (mkstemp's are 0o600)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
+            if os.path.exists(path):  # a replaced file keeps its mode
+                os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
             write(f)
             f.flush()
             os.fsync(f.fileno())

@@ -75,6 +75,25 @@ def test_save_is_atomic_and_leaves_no_temp_files(tmp_path, rng, monkeypatch):
     assert os.listdir(tmp_path) == ["m.fnn"]
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_saved_files_get_the_usual_mode(tmp_path):
+    """save and save_weights wrote mkstemp's mode 0o600 (unreadable to the group and to
+    others, whatever the umask), also over a file that had another mode; now a new file
+    gets 0o666 less the umask, as open() gives, and a replaced one keeps its mode."""
+    umask = os.umask(0o022)
+    try:
+        model = nn.Sequential(nn.Linear(2, 2))
+        for save, name in ((fastnn.save, "m.fnn"), (fastnn.save_weights, "w.safetensors")):
+            path = tmp_path / name
+            save(model, path)
+            assert path.stat().st_mode & 0o777 == 0o644
+            path.chmod(0o640)
+            save(model, path)
+            assert path.stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(umask)
+
+
 def test_truncated_file_raises_naming_it(tmp_path, rng):
     model, _, _ = trained(models.mlp, optim.Adam, rng)
     path = tmp_path / "m.fnn"
