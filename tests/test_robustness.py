@@ -314,7 +314,7 @@ def layer0(header):
 
 @pytest.mark.parametrize("how", ["save", "save_weights", "onnx"])
 def test_writing_over_a_directory_or_into_a_missing_one_names_the_path(tmp_path, how):
-    """Not the temporary file beside it (mkstemp's and os.replace's errors name that);
+    """Not the temporary file beside it (os.open's and os.replace's errors name that);
     nothing is left behind."""
     if how == "onnx":
         pytest.importorskip("onnx")
