@@ -417,3 +417,20 @@ def test_one_element_into_a_scalar_as_torch():
         tmodel.load_state_dict(state)
     with pytest.raises(ValueError, match=r"shape mismatch for num_batches_tracked"):
         model.load_state_dict(state)
+
+
+def test_whole_float_count_loads_into_an_integer_buffer():
+    """Converted checkpoints store num_batches_tracked as a float; torch casts it, fastnn
+    raised 'expected an integer dtype'. A whole number loads now; a fraction (which
+    torch would truncate silently) is still refused."""
+    tmodel, model = tnn.BatchNorm2d(3), nn.BatchNorm2d(3)
+    state = dict(tmodel.state_dict(), num_batches_tracked=torch.tensor(12.0))
+    tmodel.load_state_dict(state)
+    model.load_state_dict(state)
+    assert model.num_batches_tracked == tmodel.num_batches_tracked.item() == 12
+    for bad in (2.5, np.inf, np.nan, 1e30):
+        state["num_batches_tracked"] = np.float32(bad)
+        with pytest.raises(TypeError, match="num_batches_tracked has dtype float32 with "
+                                            "values an integer buffer cannot hold"):
+            model.load_state_dict(state)
+    assert model.num_batches_tracked == 12

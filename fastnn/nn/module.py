@@ -315,10 +315,16 @@ class Module(training.ModelAPI):
                 src = _numpy(state_dict[key])
             except (TypeError, ValueError, RuntimeError) as e:
                 raise TypeError(f"{name}.load_state_dict: {key} is not an array ({e})") from None
-            want = "iu" if dst.dtype.kind in "iu" else "iuf"
-            if src.dtype.kind not in want:
+            if src.dtype.kind not in "iuf":
                 raise TypeError(f"{name}.load_state_dict: {key} has dtype {src.dtype}, "
-                                f"expected {'an integer' if want == 'iu' else 'a real'} dtype")
+                                f"expected a real dtype")
+            # a count stored as a float (converted checkpoints) casts, as in torch, but
+            # only when nothing is cut off (no fraction, no inf or nan, none out of range)
+            if dst.dtype.kind in "iu" and src.dtype.kind == "f" and not (
+                    np.all(np.abs(src) < 2.0 ** 63) and np.array_equal(src, np.trunc(src))):
+                raise TypeError(f"{name}.load_state_dict: {key} has dtype {src.dtype} with "
+                                f"values an integer buffer cannot hold (a fraction, inf, nan "
+                                f"or out of range)")
             if dst.ndim == 0 and src.shape == (1,):  # torch takes it (0.3's scalars)
                 src = src.reshape(())
             if src.shape != dst.shape:
