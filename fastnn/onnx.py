@@ -6,11 +6,11 @@ package (pip install "fastnn[onnx]").
 The model's graph (fastnn.nn.graph, the layers as called, before the runtime's fused
 rewrites) maps node by node: Linear -> Gemm, Conv2d -> Conv (after a Pad for
 padding_mode; circular from opset 19), MaxPool2d / AvgPool2d -> MaxPool / AveragePool
-(ceil_mode as end padding, count_include_pad), AdaptiveAvgPool2d ->
-GlobalAveragePool or an AveragePool when the sizes divide, BatchNorm -> an eval-mode
-BatchNormalization on the running statistics, activations, Flatten, Add (+), Concat,
-Dropout/Identity -> Identity, and fastnn.keras' layout Transpose -> Transpose and
-'same' padding Pad2d -> Pad."""
+(ceil_mode as end padding, count_include_pad), AdaptiveAvgPool2d -> GlobalAveragePool,
+an AveragePool when the sizes divide, else two averaging MatMuls, BatchNorm -> an
+eval-mode BatchNormalization on the running statistics, activations, Flatten, Add (+),
+Concat, Dropout/Identity -> Identity, and fastnn.keras' layout Transpose -> Transpose
+and 'same' padding Pad2d -> Pad."""
 import numpy as np
 
 from . import nn
@@ -49,6 +49,16 @@ class _Builder:
 def _pads(top_left, bottom_right=(0, 0)):
     return [top_left[0], top_left[1], top_left[0] + bottom_right[0],
             top_left[1] + bottom_right[1]]
+
+
+def _averaging(n, o):
+    """(o, n) matrix averaging torch's adaptive pooling windows: row i over
+    floor(i * n / o) to ceil((i + 1) * n / o)."""
+    matrix = np.zeros((o, n), np.float32)
+    for i in range(o):
+        begin, end = i * n // o, -(-(i + 1) * n // o)
+        matrix[i, begin:end] = 1.0 / (end - begin)
+    return matrix
 
 
 def _emit(b, layer, name, ins, out, in_shapes):
@@ -114,9 +124,11 @@ def _emit(b, layer, name, ins, out, in_shapes):
         elif h % oh == 0 and w % ow == 0:
             k = [h // oh, w // ow]
             b.node("AveragePool", [x], out, name, kernel_shape=k, strides=k)
-        else:
-            raise ValueError(f"export: {name} ({layer!r}) on a {h}x{w} input has windows of "
-                             f"different sizes, which ONNX's AveragePool cannot express")
+        else:  # windows of different sizes: x @ columns, then rows @ that
+            b.node("MatMul", [x, b.weight(f"{name}.columns", _averaging(w, ow).T)],
+                   f"{name}:columns", f"{name}:columns")
+            b.node("MatMul", [b.weight(f"{name}.rows", _averaging(h, oh)), f"{name}:columns"],
+                   out, name)
     elif kind in (nn.BatchNorm1d, nn.BatchNorm2d):
         if not layer.track_running_stats:
             raise ValueError(f"export: {name} ({layer!r}) has no running statistics; ONNX's "

@@ -262,3 +262,18 @@ def test_export_in_training_mode_writes_the_eval_model(tmp_path, rng):
     x = -np.abs(rng.standard_normal((4, 3))).astype(np.float32)
     np.testing.assert_allclose(run_onnx(tmp_path / "t.onnx", x)[0], model.predict(x),
                                rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("size, output_size", [(7, (2, 3)), (6, (4, None)), (5, 5), (3, 4)])
+def test_adaptive_pooling_with_uneven_windows_exports(size, output_size, tmp_path, rng):
+    """AdaptiveAvgPool2d whose windows differ in size (7 -> 2: 4 and 4 overlapping rows)
+    raised 'ONNX's AveragePool cannot express'; now it is two MatMuls by averaging
+    matrices (torch's windows: floor(i * n / o) to ceil((i + 1) * n / o))."""
+    model = nn.Sequential(nn.AdaptiveAvgPool2d(output_size), input_shape=(2, size, size))
+    path = tmp_path / "a.onnx"
+    fonnx.export(model, path)
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    for n in (1, 5):
+        x = rng.standard_normal((n, 2, size, size)).astype(np.float32)
+        np.testing.assert_allclose(run_onnx(path, x)[0], model.predict(x), rtol=1e-5,
+                                   atol=1e-6)
