@@ -8,9 +8,9 @@ rewrites) maps node by node: Linear -> Gemm, Conv2d -> Conv (after a Pad for
 padding_mode; circular from opset 19), MaxPool2d / AvgPool2d -> MaxPool / AveragePool
 (ceil_mode as end padding, count_include_pad), AdaptiveAvgPool2d -> GlobalAveragePool,
 an AveragePool when the sizes divide, else two averaging MatMuls, BatchNorm -> an
-eval-mode BatchNormalization on the running statistics, activations, Flatten, Add (+),
-Concat, Dropout/Identity -> Identity, and fastnn.keras' layout Transpose -> Transpose
-and 'same' padding Pad2d -> Pad."""
+eval-mode BatchNormalization on the running statistics (on the batch's, ReduceMean,
+without them), activations, Flatten, Add (+), Concat, Dropout/Identity -> Identity, and
+fastnn.keras' layout Transpose -> Transpose and 'same' padding Pad2d -> Pad."""
 import numpy as np
 
 from . import nn
@@ -59,6 +59,16 @@ def _averaging(n, o):
         begin, end = i * n // o, -(-(i + 1) * n // o)
         matrix[i, begin:end] = 1.0 / (end - begin)
     return matrix
+
+
+def _mean(b, x, axes, out, keepdims):
+    """A ReduceMean node over axes (an attribute before opset 18, an input from it)."""
+    if b.opset < 18:
+        b.node("ReduceMean", [x], out, out, axes=axes, keepdims=keepdims)
+    else:
+        b.node("ReduceMean", [x, b.weight(f"{out}.axes", np.array(axes, np.int64))], out,
+               out, keepdims=keepdims)
+    return out
 
 
 def _emit(b, layer, name, ins, out, in_shapes):
@@ -130,16 +140,23 @@ def _emit(b, layer, name, ins, out, in_shapes):
             b.node("MatMul", [b.weight(f"{name}.rows", _averaging(h, oh)), f"{name}:columns"],
                    out, name)
     elif kind in (nn.BatchNorm1d, nn.BatchNorm2d):
-        if not layer.track_running_stats:
-            raise ValueError(f"export: {name} ({layer!r}) has no running statistics; ONNX's "
-                             f"BatchNormalization needs them (eval form)")
         c = layer.num_features
         scale = layer.weight.data if layer.affine else np.ones(c, np.float32)
         bias = layer.bias.data if layer.affine else np.zeros(c, np.float32)
-        inputs = [x, b.weight(f"{name}.weight", scale), b.weight(f"{name}.bias", bias),
-                  b.weight(f"{name}.running_mean", layer.running_mean),
-                  b.weight(f"{name}.running_var", layer.running_var)]
-        b.node("BatchNormalization", inputs, out, name, epsilon=layer.eps)
+        if layer.track_running_stats:
+            stats = [b.weight(f"{name}.running_mean", layer.running_mean),
+                     b.weight(f"{name}.running_var", layer.running_var)]
+        else:  # the batch's (biased) statistics, as torch.onnx.export writes them
+            axes = [0] + list(range(2, len(in_shapes[0])))
+            stats = [_mean(b, x, axes, f"{name}:mean", 0)]
+            b.node("Sub", [x, _mean(b, x, axes, f"{name}:mean_kept", 1)],
+                   f"{name}:centred", f"{name}:centred")
+            b.node("Mul", [f"{name}:centred", f"{name}:centred"], f"{name}:squared",
+                   f"{name}:squared")
+            stats.append(_mean(b, f"{name}:squared", axes, f"{name}:var", 0))
+        b.node("BatchNormalization", [x, b.weight(f"{name}.weight", scale),
+                                      b.weight(f"{name}.bias", bias), *stats], out, name,
+               epsilon=layer.eps)
     elif kind is nn.ReLU:
         b.node("Relu", [x], out, name)
     elif kind is nn.LeakyReLU:

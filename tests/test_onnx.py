@@ -277,3 +277,28 @@ def test_adaptive_pooling_with_uneven_windows_exports(size, output_size, tmp_pat
         x = rng.standard_normal((n, 2, size, size)).astype(np.float32)
         np.testing.assert_allclose(run_onnx(path, x)[0], model.predict(x), rtol=1e-5,
                                    atol=1e-6)
+
+
+@pytest.mark.parametrize("opset", [17, 18])
+@pytest.mark.parametrize("layer, shape", [(nn.BatchNorm2d(3, track_running_stats=False),
+                                           (3, 4, 5)),
+                                          (nn.BatchNorm1d(3, track_running_stats=False,
+                                                          affine=False), (3, 6)),
+                                          (nn.BatchNorm1d(3, track_running_stats=False),
+                                           (3,))], ids=["2d", "1d-ncl", "1d"])
+def test_batchnorm_without_running_statistics_exports(layer, shape, opset, tmp_path, rng):
+    """A BatchNorm without running statistics (track_running_stats=False: the batch's in
+    eval mode too) raised 'ONNX's BatchNormalization needs them'; torch.onnx.export
+    writes the batch's mean and variance (ReduceMean) into a BatchNormalization, as this
+    does now (ReduceMean takes axes as an input from opset 18)."""
+    if layer.affine:
+        layer.weight.data[:] = rng.standard_normal(3)
+        layer.bias.data[:] = rng.standard_normal(3)
+    model = nn.Sequential(layer, nn.Identity(), input_shape=shape)
+    path = tmp_path / "b.onnx"
+    fonnx.export(model, path, opset=opset)
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    for n in (2, 5):
+        x = (rng.standard_normal((n,) + shape) * 3 + 2).astype(np.float32)
+        np.testing.assert_allclose(run_onnx(path, x)[0], model.predict(x), rtol=1e-4,
+                                   atol=1e-5)
