@@ -684,3 +684,30 @@ def test_calling_the_model_builds_it_and_infers_like_keras():
     model.fit(x, np.zeros((8, 2), np.float32), epochs=1, verbose=0)
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
     assert np.array_equal(model(x), model.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize("shape", [(3,), (1, 1, 3)])
+def test_batch_normalization_trains_on_a_batch_of_one_like_keras(shape):
+    """A training batch of one sample (a last batch of fit) raised torch's 'expected more
+    than 1 value per channel'; Keras normalises it (mean the sample, variance 0: the
+    output is beta, the moving variance decays) and trains beta on it."""
+    keras = pytest.importorskip("keras")
+    rng = np.random.default_rng(17)
+    x = rng.normal(1.0, 2.0, (1,) + shape).astype(np.float32)
+    target = rng.normal(size=(1,) + shape).astype(np.float32)
+
+    def build(K):
+        model = K.Sequential([K.Input(shape), K.layers.BatchNormalization(momentum=0.8)])
+        model.compile(K.optimizers.SGD(0.5), "mse")
+        return model
+
+    ref, mine = build(keras), build(fk)
+    weights = [w + rng.random(w.shape).astype(np.float32) for w in ref.get_weights()]
+    ref.set_weights(weights)
+    mine.set_weights(weights)
+    # Keras' float32 variance of one value is a rounding error, not 0: atol 1e-5
+    np.testing.assert_allclose(mine(x, training=True), ref(x, training=True), atol=1e-5)
+    for model in (ref, mine):
+        model.fit(x, target, epochs=2, batch_size=1, verbose=0)
+    for a, b in zip(mine.get_weights(), ref.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-5)

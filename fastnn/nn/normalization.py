@@ -68,7 +68,8 @@ class _BatchNorm(Module):
         self.output_shape(x.shape)
         self._x = x
         batch_stats = self._uses_batch_stats()
-        if batch_stats and x.size // self.num_features <= 1:
+        one_value = batch_stats and x.size // self.num_features <= 1
+        if one_value and not self._biased_running_var:  # torch's rule; Keras takes it
             raise ValueError(f"{self!r}: expected more than 1 value per channel when "
                              f"training, got input of shape {x.shape}")
         momentum = 0.0
@@ -76,6 +77,9 @@ class _BatchNorm(Module):
             self.num_batches_tracked += 1
             momentum = (1.0 / float(self.num_batches_tracked) if self.momentum is None
                         else self.momentum)
+        self._batch_stats = batch_stats
+        if one_value:
+            return self._one_value_forward(x, momentum)
         c = self.num_features
         old_var = self.running_var.copy() if self._biased_running_var and momentum else None
         y, self._mean, self._invstd = F.batch_norm(
@@ -87,7 +91,25 @@ class _BatchNorm(Module):
         if old_var is not None:  # the kernel added momentum * var * m / (m - 1): rescale it
             m = x.size // c
             self.running_var -= (self.running_var - (1.0 - momentum) * old_var) / m
-        self._batch_stats = batch_stats
+        return y
+
+    def _one_value_forward(self, x, momentum):
+        """Keras' batch statistics of a batch with one value per channel (a last batch of
+        one sample), which the kernel refuses as torch does: the mean is that value and
+        the (biased) variance 0, so the output is beta and the moving variance decays."""
+        c = self.num_features
+        mean, invstd = self._buffer("mean", (c,)), self._buffer("invstd", (c,))
+        np.copyto(mean, x.reshape(c))
+        invstd.fill(1.0 / math.sqrt(self.eps))
+        per_channel = (1, c) + (1,) * (x.ndim - 2)
+        y = np.subtract(x, mean.reshape(per_channel), out=self._buffer("y", x.shape))
+        if self.weight is not None:  # 0 (NaN stays NaN) * gamma * invstd + beta
+            y *= (self.weight.data * invstd).reshape(per_channel)
+            y += self.bias.data.reshape(per_channel)
+        if momentum:
+            self.running_mean += momentum * (mean - self.running_mean)
+            self.running_var *= 1.0 - momentum
+        self._mean, self._invstd = mean, invstd
         return y
 
     def backward(self, grad_out, need_input_grad=True):
