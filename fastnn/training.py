@@ -334,7 +334,9 @@ class ModelAPI:
         if validation_data is not None:
             xv, yv = self._prepare(*validation_data, loss_fn, "fit (validation_data)")
         elif validation_split:
-            n_val = int(len(x) * validation_split)
+            # Keras' split: the training part is floor(n * (1 - split)) samples (int(n *
+            # split) validation samples gave one fewer, e.g. 2 of 10 for 0.25, not 3)
+            n_val = len(x) - math.floor(len(x) * (1.0 - validation_split))
             if n_val == 0 or n_val == len(x):
                 raise ValueError(f"fit: validation_split={validation_split} leaves "
                                  f"{n_val} of {len(x)} samples for validation")

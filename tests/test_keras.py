@@ -686,6 +686,37 @@ def test_calling_the_model_builds_it_and_infers_like_keras():
     assert np.array_equal(model(x), model.predict(x, verbose=0))
 
 
+def test_fit_with_validation_split_and_a_frozen_layer_trains_like_keras():
+    """validation_split=0.25 of 10 samples held out int(10 * 0.25) = 2 samples where
+    Keras holds out 10 - floor(10 * 0.75) = 3: the losses, accuracies and weights then
+    differed from Keras'. Twin run (a frozen Dense, a BatchNormalization, SGD with
+    momentum, batches of 3 not dividing the 7 training samples: the last has one, which
+    the BatchNormalization refused as torch's does) against real Keras."""
+    keras = pytest.importorskip("keras")
+    rng = np.random.default_rng(16)
+    x = rng.standard_normal((10, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 10)
+
+    def build(K):
+        model = K.Sequential([K.layers.Input((4,)), K.layers.Dense(5, activation="relu"),
+                              K.layers.BatchNormalization(),
+                              K.layers.Dense(3, activation="softmax")])
+        model.layers[0].trainable = False
+        model.compile(K.optimizers.SGD(0.1, momentum=0.9), "sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        return model
+
+    ref, mine = build(keras), build(fk)
+    mine.set_weights(ref.get_weights())
+    runs = [m.fit(x, y, epochs=3, batch_size=3, shuffle=False, validation_split=0.25,
+                  verbose=0).history for m in (ref, mine)]
+    assert list(runs[1]) == list(runs[0])
+    for key in runs[0]:
+        np.testing.assert_allclose(runs[1][key], runs[0][key], rtol=1e-5, err_msg=key)
+    for a, b in zip(mine.get_weights(), ref.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("shape", [(3,), (1, 1, 3)])
 def test_batch_normalization_trains_on_a_batch_of_one_like_keras(shape):
     """A training batch of one sample (a last batch of fit) raised torch's 'expected more
