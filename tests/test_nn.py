@@ -253,6 +253,16 @@ def test_zero_grad_and_train_eval_propagate(rng):
     assert all(layer.training for layer in model.layers)
 
 
+@pytest.mark.parametrize("mode", ["False", 0, None])
+def test_train_takes_a_bool_as_torchs(mode):
+    """model.train("False") set training mode (bool("False") is True) and train(None)
+    eval mode, silently; torch refuses a non-bool mode. Now a TypeError naming it."""
+    model = fastnn.models.mlp(0).eval()
+    with pytest.raises(TypeError, match=r"Sequential.train: mode must be True or False"):
+        model.train(mode)
+    assert not any(m.training for m in model.modules())
+
+
 def test_buffers_are_reused_across_steps_of_the_same_shape(rng):
     """The layers' buffers are the same arrays call after call; what model(x) returns is
     the caller's own (as torch's new tensors), which the next call leaves alone."""

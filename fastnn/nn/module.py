@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from .. import training
-from .._core import MAX_WINDOW_ARG, is_int as _is_int
+from .._core import MAX_WINDOW_ARG, as_flag, is_int as _is_int
 
 _engine = None  # fastnn.nn.graph: it imports the layers, which import this module
 
@@ -252,8 +252,11 @@ class Module(training.ModelAPI):
             p.grad.fill(0.0)
 
     def train(self, mode=True):
+        """Set training mode (False: eval) on this module and every sub-module; returns
+        self. mode must be a bool, as torch checks: train("False") trained."""
+        mode = as_flag(mode, "mode", f"{type(self).__name__}.train")
         for module in self.modules():
-            module.training = bool(mode)
+            module.training = mode
         return self
 
     def eval(self):
