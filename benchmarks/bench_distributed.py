@@ -74,6 +74,7 @@ def worker(model_name, steps, batch_size, distributed):
             if ddp:
                 dist.allgather([0])  # start the clock together
             start = time.perf_counter()
+        opt.zero_grad()
         loss_fn(model(xb), yb)
         model.backward(loss_fn.backward())
         if ddp:

@@ -52,6 +52,7 @@ def fastnn_step(model):
     opt = optim.Adam(model.parameters(), lr=1e-3)
 
     def step(xb, yb):
+        opt.zero_grad()
         out = model(xb)
         loss_fn(out, yb)
         model.backward(loss_fn.backward())

@@ -10,6 +10,7 @@ across ranks at every step, so all ranks take the same optimizer step.
     dist.init()
     ddp = dist.DataParallel(model)        # rank 0's weights everywhere; architectures checked
     for xb, yb in ddp.batches(x, y, 128, seed=0):   # this rank's slice of each batch of 128
+        opt.zero_grad()
         loss = loss_fn(model(xb), yb)       # (skip these two lines when len(xb) == 0)
         model.backward(loss_fn.backward())
         ddp.sync_gradients(len(xb))         # every rank now holds the global batch's mean
@@ -297,8 +298,10 @@ class DataParallel:
         self._views, offset = [], 0
         for q in self.params:
             view = self._flat.reshape(-1)[offset:offset + q.data.size].reshape(q.data.shape)
-            view[...] = q.grad
-            q.grad = view
+            if q.grad is not None:
+                view[...] = q.grad
+                q.grad = view
+            q._grad_buffer = view  # where a backward after zero_grad writes
             self._views.append(view)
             offset += q.data.size
         self._recv = np.empty(chunk, np.float32)
@@ -352,7 +355,10 @@ class DataParallel:
                              f"(an int >= 0), got {count!r}")
         count = int(count)
         for name, q, view in zip(self._names, self.params, self._views):
-            if q.grad is not view:  # replaced since: back into the flat buffer
+            if q.grad is None:  # no backward reached it on this rank: a zero gradient
+                view.fill(0.0)
+                q.grad = view
+            elif q.grad is not view:  # replaced since: back into the flat buffer
                 if np.shape(q.grad) != view.shape:
                     raise ValueError(f"sync_gradients: {name}.grad must have the parameter's "
                                      f"shape {view.shape}, got {np.shape(q.grad)}")

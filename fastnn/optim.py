@@ -15,6 +15,7 @@ import numpy as np
 
 from . import _core
 from ._core import as_flag, as_real
+from .nn.module import _zero_grads
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "KerasAdam", "KerasAdamW",
            "KerasRMSprop", "StepLR", "CosineAnnealingLR", "get"]
@@ -66,11 +67,11 @@ class Optimizer:
         self._groups = None  # _by_count's groups, found again after a flag or state change
 
     def _trainable(self, *states):
-        """The .data and .grad arrays of the parameters with requires_grad (read at each
-        step: DataParallel makes every .grad a view of its flat buffer), then `states`
-        (per-parameter state lists, or None) restricted to them, rebuilt only when a
-        flag changes."""
-        flags = tuple(p.requires_grad for p in self.params)
+        """The .data and .grad arrays of the parameters with requires_grad and a .grad
+        (torch skips a parameter whose .grad is None: no backward reached it since
+        zero_grad), read at each step, then `states` (per-parameter state lists, or
+        None) restricted to them, rebuilt only when a flag changes."""
+        flags = tuple(p.requires_grad and p.grad is not None for p in self.params)
         if flags != self._flags:
             self._keep = [i for i, f in enumerate(flags) if f]
             self._keep_index = np.array(self._keep, np.intp)
@@ -95,10 +96,9 @@ class Optimizer:
                                                  for a in lists]) for g in self._groups]
 
     def zero_grad(self, set_to_none=True):
-        """Zero the parameters' gradients (arrays the backward writes into: set_to_none,
-        torch's argument, zeroes them too)."""
-        for p in self.params:
-            p.grad.fill(0.0)
+        """Reset the parameters' gradients, as torch: to None (set_to_none), or else
+        fill them with zeros."""
+        _zero_grads(self.params, set_to_none)
 
     def _zeros(self):
         return [np.zeros_like(p.data) for p in self.params]

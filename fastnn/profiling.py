@@ -115,6 +115,8 @@ def profile(model, x, y, *, loss="cross_entropy", optimizer="adam", repeat=10, f
                 t1 = clock()
                 grad = loss_fn.backward()
                 loss_s[r] = t1 - t, clock() - t1
+                for p in params:  # zero_grad: backward writes, not adds
+                    p.grad = None
                 graph.backward(grad, times=bwd[r])
                 t = clock()
                 opt.step()

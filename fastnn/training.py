@@ -2,7 +2,8 @@
 profile, save), History, callbacks and progress display.
 
 `fit` runs exactly the explicit loop (see fastnn.nn) over fastnn.datasets.iterate_batches:
-    out = model(xb); loss = loss_fn(out, yb); model.backward(loss_fn.backward()); opt.step()
+    zero_grad; out = model(xb); loss = loss_fn(out, yb); model.backward(loss_fn.backward());
+    opt.step()
 """
 import contextlib
 import math
@@ -391,6 +392,7 @@ class ModelAPI:
         Ctrl-C arrived (checked between steps). With a DataParallel `ddp`, this rank
         trains on its slice of each batch and the sums are taken over ranks."""
         self.train()
+        params = self.parameters()
         bar = _progress(len(x), desc, verbose)
         total_loss, correct, seen = 0.0, 0, 0
         start = time.perf_counter()
@@ -400,6 +402,8 @@ class ModelAPI:
         try:
             for i, (xb, yb) in enumerate(batches):
                 at.batch = i
+                for p in params:  # torch's zero_grad: each step's gradient afresh
+                    p.grad = None
                 if len(xb):  # empty only on a rank whose share of a short last batch is 0
                     batch_loss, batch_correct = self._forward_backward(xb, yb, loss_fn)
                     total_loss += batch_loss * len(xb)

@@ -1029,7 +1029,7 @@ def test_optimizer_boundary(data):
               for _ in range(dims(draw, 1, 3))]
     params = [nn.Parameter(randn(r, *s)) for s in shapes]
     for p in params:
-        p.grad[...] = randn(r, *p.shape)
+        p.grad = randn(r, *p.shape)
     kwargs = {"lr": 0.1}
     if cls is optim.SGD:
         kwargs.update(momentum=draw(st.sampled_from([0.0, 0.9])), weight_decay=0.01)

@@ -150,6 +150,7 @@ def test_backward_after_an_eval_forward_matches_torch(rng):
             np.testing.assert_allclose(dict(model.named_parameters())[name].grad,
                                        p.grad.numpy(), rtol=1e-4, atol=1e-5)
         tmodel.zero_grad()
+        model.zero_grad()
         gp = randn(rng, 2, 2, 4, 6)
         pool.eval().forward(x)
         tx = torch.from_numpy(x).requires_grad_()
@@ -265,9 +266,6 @@ def test_frozen_parameters_get_no_gradient_and_no_update(rng):
     model = TinyResidual()
     model.conv1.requires_grad_(False)
     model.conv2.weight.requires_grad = False
-    sentinel = np.float32(7.0)
-    for p in (model.conv1.weight, model.conv1.bias, model.conv2.weight):
-        p.grad.fill(sentinel)
     frozen = [p.data.copy() for p in (model.conv1.weight, model.conv1.bias, model.conv2.weight)]
     x, y = randn(rng, 8, 3, 8, 8), rng.integers(0, 5, 8)
     for opt in (optim.Adam(model.parameters(), weight_decay=0.1),
@@ -275,7 +273,7 @@ def test_frozen_parameters_get_no_gradient_and_no_update(rng):
         model.fit(x, y, optimizer=opt, epochs=2, batch_size=4, verbose=0)
     for p, before in zip((model.conv1.weight, model.conv1.bias, model.conv2.weight), frozen):
         assert np.array_equal(p.data, before)
-        assert np.all(p.grad == sentinel)  # the weight-gradient GEMM never wrote it
+        assert p.grad is None  # the weight-gradient GEMM never wrote it, as in torch
     assert np.any(model.conv2.bias.grad != 0) and np.any(model.fc.weight.grad != 0)
     text = model.summary(input_shape=(3, 8, 8), file=None)
     n_frozen = 3 * 3 * 9 * 2 + 3
@@ -463,7 +461,7 @@ def test_a_layer_replaced_after_the_first_call_is_the_one_that_runs_and_trains(r
     net.fc.weight.requires_grad = False
     net(v)
     net.backward(np.ones((3, 5), np.float32))
-    assert net.fc.bias.grad.any() and not net.fc.weight.grad.any()
+    assert net.fc.bias.grad.any() and net.fc.weight.grad is None  # torch's: never computed
     twin = copy.deepcopy(net)  # a copy watches its own attributes
     twin.fc = nn.Linear(4, 7, seed=4)
     assert twin(v).shape == (3, 7) and net(v).shape == (3, 5)
@@ -547,3 +545,108 @@ def test_a_list_of_layers_is_tracked_with_torchs_module_list_keys(rng):
     net.fit(x, rng.integers(0, 2, 5), optimizer=optim.SGD(net.parameters(), lr=0.5),
             epochs=1, verbose=0)
     assert not np.array_equal(net.blocks[0].weight.data, before)
+
+
+def torch_twin(torch, model):
+    """TinyResidual in torch, with the same weights."""
+    tnn = torch.nn
+
+    class Twin(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = tnn.Conv2d(3, 3, 3, padding=1)
+            self.conv2 = tnn.Conv2d(3, 3, 3, padding="same")
+            self.fc = tnn.Linear(48, 5)
+
+        def forward(self, x):
+            h = self.conv2(torch.relu(self.conv1(x)))
+            h = torch.relu(h + x)
+            return self.fc(torch.flatten(torch.nn.functional.max_pool2d(h, 2), 1))
+
+    twin = Twin()
+    twin.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in model.state_dict().items()})
+    return twin
+
+
+def assert_grads_like_torch(model, twin):
+    for (name, p), (tname, tp) in zip(model.named_parameters(), twin.named_parameters()):
+        assert name == tname
+        if tp.grad is None:
+            assert p.grad is None, name
+        else:
+            np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=1e-5, atol=1e-6,
+                                       err_msg=name)
+
+
+def test_gradients_accumulate_over_backward_calls_until_zero_grad_as_torchs(rng):
+    """backward wrote each parameter's .grad afresh: two backward calls (gradient
+    accumulation over micro-batches) left the last one's gradient, and zero_grad left
+    zeros where torch leaves None. Now .grad is None until a backward and after
+    zero_grad, and a backward adds to it, as in torch."""
+    torch = pytest.importorskip("torch")
+    model = TinyResidual()
+    twin = torch_twin(torch, model)
+    assert all(p.grad is None for p in model.parameters())
+    for _ in range(2):
+        x, g = randn(rng, 4, 3, 8, 8), randn(rng, 4, 5)
+        model(x)
+        model.backward(g)
+        twin(torch.from_numpy(x)).backward(torch.from_numpy(g))
+        assert_grads_like_torch(model, twin)
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    topt = torch.optim.SGD(twin.parameters(), lr=0.1, momentum=0.9)
+    opt.step(), topt.step()
+    opt.zero_grad(), topt.zero_grad()
+    assert_grads_like_torch(model, twin)
+    model.zero_grad(set_to_none=False)  # stays None, as torch's
+    assert all(p.grad is None for p in model.parameters())
+    x, g = randn(rng, 4, 3, 8, 8), randn(rng, 4, 5)
+    model(x)
+    model.backward(g)
+    twin(torch.from_numpy(x)).backward(torch.from_numpy(g))
+    model.zero_grad(set_to_none=False), twin.zero_grad(set_to_none=False)
+    assert_grads_like_torch(model, twin)
+    assert all(p.grad is not None and not p.grad.any() for p in model.parameters())
+    with pytest.raises(TypeError, match="zero_grad: set_to_none must be True or False"):
+        opt.zero_grad(set_to_none="no")
+
+
+def test_optimizers_skip_a_parameter_no_backward_reached_as_torchs(rng):
+    """A layer the forward did not use in a step (a branch switched off) kept its last
+    .grad, so SGD's momentum, weight decay and Adam went on moving it every step; torch
+    skips a parameter whose .grad is None (set by zero_grad), as fastnn now does."""
+    torch = pytest.importorskip("torch")
+
+    class Branches(nn.Module):
+        def __init__(self):
+            self.a, self.b, self.use_b = nn.Linear(4, 3, seed=1), nn.Linear(4, 3, seed=2), True
+
+        def forward(self, x):
+            return self.b(x) if self.use_b else self.a(x)
+
+    class TorchBranches(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.use_b = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3), True
+
+        def forward(self, x):
+            return self.b(x) if self.use_b else self.a(x)
+
+    for make in (lambda ps, o: o.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.1),
+                 lambda ps, o: o.Adam(ps, lr=0.1, weight_decay=0.1)):
+        model, twin = Branches(), TorchBranches()
+        twin.load_state_dict({k: torch.from_numpy(v.copy())
+                              for k, v in model.state_dict().items()})
+        opt, topt = make(model.parameters(), optim), make(twin.parameters(), torch.optim)
+        for step in range(5):
+            model.use_b = twin.use_b = step in (0, 3)
+            x, g = randn(rng, 2, 4), randn(rng, 2, 3)
+            opt.zero_grad(), topt.zero_grad()
+            model(x)
+            model.backward(g)
+            twin(torch.from_numpy(x)).backward(torch.from_numpy(g))
+            opt.step(), topt.step()
+            for k, v in twin.state_dict().items():
+                np.testing.assert_allclose(model.state_dict()[k], v.numpy(), rtol=1e-5,
+                                           atol=1e-6, err_msg=f"step {step}: {k}")
+

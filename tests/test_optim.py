@@ -27,7 +27,7 @@ def make_params(rng):
 def run(opt, params, grads):
     for step_grads in grads:
         for p, g in zip(params, step_grads):
-            np.copyto(p.grad, g)
+            p.grad = g.copy()
         opt.step()
 
 
@@ -112,7 +112,7 @@ def steps_side_by_side(torch, opt, params, topt, tparams, grads):
     """The same gradients into a fastnn and a torch optimizer, one step per list."""
     for step_grads in grads:
         for p, tp, g in zip(params, tparams, step_grads):
-            np.copyto(p.grad, g)
+            p.grad = g.copy()
             tp.grad = torch.from_numpy(g.copy())
         opt.step()
         topt.step()
@@ -172,7 +172,7 @@ def test_load_state_dict_rejects_mismatches(rng):
 def test_zero_grad_and_bad_hyperparameters(rng):
     params, grads = make_params(rng)
     for p, g in zip(params, grads[0]):
-        np.copyto(p.grad, g)
+        p.grad = g.copy()
     opt = optim.SGD(params, lr=0.1)
     opt.zero_grad()
     assert not any(np.any(p.grad) for p in params)
@@ -199,7 +199,7 @@ def test_lr_zero_is_allowed_and_its_state_loads(rng):
     assert opt.lr == 0.0
     before = [p.data.copy() for p in params]
     for p, g in zip(params, grads[0]):
-        np.copyto(p.grad, g)
+        p.grad = g.copy()
     opt.step()  # lr 0: nothing moves
     assert all(np.array_equal(p.data, b) for p, b in zip(params, before))
     again = optim.Adam(params, lr=0.1)
@@ -274,7 +274,7 @@ def test_a_parameter_unfrozen_later_counts_its_own_steps_as_in_torch(rng, cls, k
         if step in (4, 7):  # unfreeze one parameter, then the other
             params[0 if step == 4 else 2].requires_grad = True
         for p, tp in zip(params, tparams):
-            p.grad[...] = rng.standard_normal(p.shape)
+            p.grad = rng.standard_normal(p.shape).astype(np.float32)
             tp.grad = torch.from_numpy(p.grad.copy()) if p.requires_grad else None
         opt.step()
         topt.step()
@@ -326,7 +326,7 @@ def test_maximize_and_amsgrad_follow_torch(rng, cls, kwargs):
             again.load_state_dict(opt.state_dict())
             opt = again
         for p, t, g in zip(params, theirs, step_grads):
-            np.copyto(p.grad, g)
+            p.grad = g.copy()
             t.grad = torch.from_numpy(g.copy())
         opt.step()
         t_opt.step()
@@ -356,7 +356,7 @@ def test_param_groups_as_torchs(rng):
     assert opt.params == params and opt.param_groups[0]["params"] == params
     for i, step_grads in enumerate(grads):
         for p, t, g in zip(params, theirs, step_grads):
-            np.copyto(p.grad, g)
+            p.grad = g.copy()
             t.grad = torch.from_numpy(g.copy())
         if i == 2:
             for group in opt.param_groups + t_opt.param_groups:
@@ -389,7 +389,7 @@ def test_adam_decoupled_weight_decay_and_named_parameters_as_torchs(rng):
     for _ in range(4):
         grads = [rng.standard_normal(p.shape).astype(np.float32) for p in opt.params]
         for p, t, g in zip(model.parameters(), t_model.parameters(), grads):
-            np.copyto(p.grad, g)
+            p.grad = g.copy()
             t.grad = torch.from_numpy(g.copy())
         opt.step()
         t_opt.step()

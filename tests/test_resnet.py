@@ -139,6 +139,7 @@ def test_functional_subclass_and_torch_agree_through_three_adam_steps():
             close(out, tout.detach().numpy(), f"step {step}: outputs")
             loss = loss_fn(out, y)
             close(loss, tloss.item(), f"step {step}: loss")
+            opt.zero_grad()
             model.backward(loss_fn.backward())
             for (k, p), tk in zip(model.named_parameters(), tgrads):
                 close(p.grad, tgrads[tk], f"step {step}: gradient of {tk}", rtol=1e-3, atol=1e-4)

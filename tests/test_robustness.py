@@ -237,6 +237,7 @@ def test_10000_kernel_calls_and_1000_steps_do_not_grow_rss(capsys):
     xb, yb = data(4, shape=(1, 12, 12))
 
     def step():
+        opt.zero_grad()
         loss_fn(model(xb), yb)
         model.backward(loss_fn.backward())
         opt.step()
@@ -433,7 +434,8 @@ def test_optimizer_load_state_dict_that_fails_leaves_the_optimizer_as_it_was(edi
     moments and the step count."""
     layer = nn.Linear(3, 2, seed=0)
     opt = optim.Adam(layer.parameters(), lr=0.01)
-    layer.weight.grad[...] = 1.0
+    for p in layer.parameters():
+        p.grad = np.ones(p.shape, np.float32)
     opt.step()
     before = opt.state_dict()
     state = opt.state_dict()

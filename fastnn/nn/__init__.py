@@ -22,8 +22,9 @@ them while the batch shape stays the same, so a steady-state training step
 allocates nothing. The array a forward or backward call returns is such a buffer:
 the next call with the same shape overwrites it (copy it to keep it).
 
-Gradients: `backward` writes (does not add to) each trainable Parameter's `.grad`, so one
-backward per step needs no `zero_grad`; `zero_grad` exists for PyTorch-style loops.
+Gradients, as torch's: a trainable Parameter's `.grad` is None until a backward reaches
+it and after `zero_grad()`; `backward` adds to a `.grad` already there (two calls
+accumulate), and optimizers skip a parameter whose `.grad` is None.
 
 The explicit training loop::
 
@@ -31,6 +32,7 @@ The explicit training loop::
     loss_fn = fastnn.losses.CrossEntropyLoss()
     opt = fastnn.optim.Adam(model.parameters(), lr=1e-3)
     for xb, yb in fastnn.datasets.iterate_batches(x, y, 128, seed=0):
+        opt.zero_grad()
         out = model(xb)
         loss = loss_fn(out, yb)
         model.backward(loss_fn.backward())

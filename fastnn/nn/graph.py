@@ -294,7 +294,7 @@ class _Step:
     node order, `name` its layer's name in the model."""
 
     __slots__ = ("index", "name", "runner", "layers", "inputs", "output", "merge", "args",
-                 "position")
+                 "position", "params")
 
     def __init__(self, index, name, runner, layers, inputs, output, merge):
         self.index, self.name, self.runner, self.layers = index, name, runner, layers
@@ -326,7 +326,8 @@ class Graph:
         self.steps = self._rewrite(steps)
         for k, step in enumerate(self.steps):
             step.position = k
-        self._params = [p for step in self.steps for p in step.parameters()]
+            step.params = step.parameters()
+        self._params = [p for step in self.steps for p in step.params]
         # (module whose train/eval mode it follows, runner): copies follow their
         # original; layers created inside forward (not held by the owner) the owner
         self.modules = owner.modules()  # the tree traced (stale() says if it changed)
@@ -339,6 +340,7 @@ class Graph:
         self._last_shapes = (None, None)
         self._grads = [None] * self.slots
         self._sums = {}
+        self._held = {}  # id(parameter) -> a copy of its .grad, to add the new one to
         self._plans = {}
 
     # ---- building ----
@@ -551,7 +553,7 @@ class Graph:
             plan = []
             for step in self.steps:
                 need = any(needs[s] for s in step.inputs)
-                if need or any(p.requires_grad for p in step.parameters()):
+                if need or any(p.requires_grad for p in step.params):
                     needs[step.output] = True
                     plan.append((step, need))
             plan.reverse()
@@ -571,6 +573,20 @@ class Graph:
             total = self._sums[slot] = np.empty(grad.shape, np.float32)
         np.add(held, grad, out=total)
         grads[slot] = total
+
+    def _hold(self, step):
+        """(parameter, copy of its .grad) for the step's trainable parameters that hold a
+        gradient already (no zero_grad since the last backward):
+        the layers write their gradient, and torch adds it to the one there."""
+        held = ()
+        for p in step.params:
+            if p.requires_grad and p.grad is not None:
+                kept = self._held.get(id(p))
+                if kept is None or kept.shape != p.grad.shape:
+                    kept = self._held[id(p)] = np.empty_like(p.data)
+                np.copyto(kept, p.grad)
+                held += ((p, kept),)
+        return held
 
     def backward(self, grad_outs, need_input_grad=False, times=None):
         """Gradients through the steps in reverse, writing every trainable parameter's
@@ -597,14 +613,15 @@ class Graph:
         for step, need in self.backward_plan(need_input_grad):
             grad = grads[step.output]
             if grad is None:  # an output without a gradient: nothing flows from here
-                for p in step.parameters():
-                    p.grad.fill(0.0)
                 continue
+            held = self._hold(step)
             if times is not None:
                 start = time.perf_counter()
             result = step.runner.backward(grad, need)
             if times is not None:
                 times[step.position] = time.perf_counter() - start
+            for p, kept in held:
+                p.grad += kept
             if step.merge:
                 for slot, g in zip(step.inputs, result):
                     self._accumulate(slot, g)

@@ -65,8 +65,8 @@ class _Weighted(Module):
         weight, bias = self.weight, self.bias
         bias_grad = bias is not None and bias.requires_grad
         return {"bias": bias_grad, "need_weight_grad": weight.requires_grad,
-                "grad_weight": weight.grad if weight.requires_grad else None,
-                "grad_bias": bias.grad if bias_grad else None}
+                "grad_weight": weight._grad_out() if weight.requires_grad else None,
+                "grad_bias": bias._grad_out() if bias_grad else None}
 
     def backward(self, grad_out, need_input_grad=True):
         x = self._forwarded("_x")

@@ -67,10 +67,15 @@ def _module_list(value):
 
 
 class Parameter:
-    """A float32 array `.data`, its gradient `.grad` (same shape), and `requires_grad`:
-    False freezes it (its gradient is not computed and optimizers skip it)."""
+    """A float32 array `.data`, its gradient `.grad` and `requires_grad`: False freezes
+    it (its gradient is not computed and optimizers skip it).
 
-    __slots__ = ("data", "grad", "requires_grad")
+    `.grad` follows torch: None until a backward reaches the parameter and after
+    `zero_grad()` (set_to_none); a model's backward adds to a gradient already there,
+    so two backward calls accumulate (a layer's own backward, called by hand, writes
+    it); optimizers skip a parameter whose .grad is None."""
+
+    __slots__ = ("data", "grad", "requires_grad", "_grad_buffer")
 
     def __init__(self, data, requires_grad=True):
         kind = np.asarray(data).dtype.kind
@@ -78,8 +83,21 @@ class Parameter:
             raise TypeError(f"Parameter: data must be a real-valued array, got dtype "
                             f"{np.asarray(data).dtype}")
         self.data = np.ascontiguousarray(data, dtype=np.float32)
-        self.grad = np.zeros_like(self.data)
+        self.grad = None
+        self._grad_buffer = None
         self.requires_grad = bool(requires_grad)
+
+    def _grad_out(self):
+        """The array a layer's backward writes this gradient into: .grad, or when that is
+        None an array kept for it (reused after each zero_grad: a step allocates
+        nothing), which becomes .grad."""
+        grad = self.grad
+        if grad is None:
+            grad = self._grad_buffer
+            if grad is None or grad.shape != self.data.shape:
+                grad = self._grad_buffer = np.zeros_like(self.data)
+            self.grad = grad
+        return grad
 
     @property
     def shape(self):
@@ -97,6 +115,17 @@ class Parameter:
     def __repr__(self):
         frozen = "" if self.requires_grad else ", requires_grad=False"
         return f"Parameter(shape={self.data.shape}{frozen})"
+
+
+def _zero_grads(params, set_to_none):
+    """zero_grad of Module and of the optimizers: each .grad to None (set_to_none,
+    torch's default: the next backward writes it afresh) or its zeros."""
+    set_to_none = as_flag(set_to_none, "set_to_none", "zero_grad")
+    for p in params:
+        if set_to_none:
+            p.grad = None
+        elif p.grad is not None:
+            p.grad.fill(0.0)
 
 
 def _pair(v, name, layer):
@@ -246,10 +275,9 @@ class Module(training.ModelAPI):
         return self
 
     def zero_grad(self, set_to_none=True):
-        """Zero every parameter's gradient. Gradients are arrays the backward writes into,
-        so set_to_none (torch's argument) zeroes them too."""
-        for p in self.parameters():
-            p.grad.fill(0.0)
+        """Reset every parameter's gradient, as torch: to None (set_to_none), or else
+        fill it with zeros."""
+        _zero_grads(self.parameters(), set_to_none)
 
     def train(self, mode=True):
         """Set training mode (False: eval) on this module and every sub-module; returns

@@ -122,9 +122,9 @@ class _BatchNorm(Module):
             self._invstd, training=self._batch_stats, need_input_grad=need_input_grad,
             need_weight_grad=weight_grad,
             grad_input=self._buffer("dx", x.shape) if need_input_grad else None,
-            grad_weight=(weight.grad if weight.requires_grad else self._buffer("dw", (c,)))
+            grad_weight=(weight._grad_out() if weight.requires_grad else self._buffer("dw", (c,)))
             if weight_grad else None,
-            grad_bias=(bias.grad if bias.requires_grad else self._buffer("db", (c,)))
+            grad_bias=(bias._grad_out() if bias.requires_grad else self._buffer("db", (c,)))
             if weight_grad else None)
         return gx
 

@@ -45,7 +45,7 @@ if MODE == "sync":  # DataParallel.sync_gradients on hand-made gradients
             failed.append(name)
 
     for p in model.parameters():  # weighted: (3 * 1 + 1 * 2) / 4 on both ranks
-        p.grad[...] = r + 1
+        p.grad = np.full(p.data.shape, r + 1, np.float32)
     expect("weighted mean", ddp.sync_gradients(3 if r == 0 else 1), 1.25, (4, False))
     for p in model.parameters():  # rank 1 has no samples (and stale NaN gradients)
         p.grad[...] = 5.0 if r == 0 else np.nan
@@ -54,6 +54,9 @@ if MODE == "sync":  # DataParallel.sync_gradients on hand-made gradients
     for p in model.parameters():  # .grad replaced by new arrays: still averaged
         p.grad = np.full(p.data.shape, 2.0 * (r + 1), np.float32)
     expect("replaced .grad arrays", ddp.sync_gradients(5), 3.0, (10, False))
+    for p in model.parameters():  # None (no backward reached it) on rank 1: a zero gradient
+        p.grad = np.full(p.data.shape, 4.0, np.float32) if r == 0 else None
+    expect("a .grad of None", ddp.sync_gradients(1), 2.0, (2, False))
     first = model.parameters()[0]
     first.grad = np.zeros(3, np.float32)  # the wrong shape: refused before any message
     try:
