@@ -193,16 +193,6 @@ def test_tracing_errors_are_clear(rng):
     with pytest.raises(ValueError, match="not an attribute of the model"):
         Untracked()(randn(rng, 2, 4))
 
-    class Shared(nn.Module):
-        def __init__(self):
-            self.fc = nn.Linear(4, 4)
-
-        def forward(self, x):
-            return self.fc(self.fc(x))
-
-    with pytest.raises(ValueError, match="more than one place"):
-        Shared()(randn(rng, 2, 4))
-
 
 def test_graph_errors_cycle_disconnected_add_shapes():
     x = fastnn.Input(shape=(4,))
@@ -650,3 +640,47 @@ def test_optimizers_skip_a_parameter_no_backward_reached_as_torchs(rng):
                 np.testing.assert_allclose(model.state_dict()[k], v.numpy(), rtol=1e-5,
                                            atol=1e-6, err_msg=f"step {step}: {k}")
 
+
+def test_a_layer_called_twice_shares_its_weights_as_torchs(rng):
+    """Calling a layer with parameters at two places of a forward (weight sharing, as
+    torch allows) was refused; now both calls run on the same parameters and buffers
+    and the backward sums both calls' gradients: outputs, gradients and weights after
+    SGD steps match torch's, BatchNorm's running statistics updated by both calls."""
+    torch = pytest.importorskip("torch")
+
+    class Shared(nn.Module):
+        def __init__(self):
+            self.fc, self.bn, self.head = nn.Linear(4, 4, seed=1), nn.BatchNorm1d(4), \
+                nn.Linear(8, 2, seed=2)
+
+        def forward(self, x):
+            h = self.bn(self.fc(x))
+            return self.head(nn.Concatenate()([h, self.bn(self.fc(h))]))
+
+    class TorchShared(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.bn, self.head = torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4), \
+                torch.nn.Linear(8, 2)
+
+        def forward(self, x):
+            h = self.bn(self.fc(x))
+            return self.head(torch.cat([h, self.bn(self.fc(h))], 1))
+
+    model, twin = Shared(), TorchShared()
+    twin.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in model.state_dict().items()})
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    topt = torch.optim.SGD(twin.parameters(), lr=0.1, momentum=0.9)
+    for step in range(3):
+        x, g = randn(rng, 5, 4), randn(rng, 5, 2)
+        opt.zero_grad(), topt.zero_grad()
+        out = model(x)
+        tout = twin(torch.from_numpy(x))
+        np.testing.assert_allclose(out, tout.detach().numpy(), rtol=1e-5, atol=1e-6)
+        model.backward(g)
+        tout.backward(torch.from_numpy(g))
+        assert_grads_like_torch(model, twin)
+        opt.step(), topt.step()
+    for k, v in twin.state_dict().items():
+        np.testing.assert_allclose(model.state_dict()[k], v.numpy(), rtol=1e-5, atol=1e-6,
+                                   err_msg=k)

@@ -380,16 +380,13 @@ class Graph:
         return order
 
     def _runners_of(self, nodes):
-        """The module each node runs: its own, or a copy with its own state when a layer
-        without parameters is called again (a layer with parameters must not be)."""
+        """The module each node runs: its own, or for a layer called again a copy with
+        its own scratch buffers and saved inputs, sharing its parameters and buffers
+        (weight sharing: the backward adds each call's gradient, as torch's)."""
         seen, runners = set(), []
         for node in nodes:
             module = node.module
             if id(module) in seen:
-                if module.parameters() or module.buffers():
-                    raise ValueError(f"{type(self.owner).__name__}: {module!r} is called at "
-                                     f"more than one place; sharing a layer with parameters "
-                                     f"or buffers is not supported")
                 module = copy.copy(module)
                 module.__dict__.pop("_buffers", None)
             seen.add(id(node.module))
@@ -576,7 +573,7 @@ class Graph:
 
     def _hold(self, step):
         """(parameter, copy of its .grad) for the step's trainable parameters that hold a
-        gradient already (no zero_grad since the last backward):
+        gradient already (no zero_grad since the last backward, or a layer called twice):
         the layers write their gradient, and torch adds it to the one there."""
         held = ()
         for p in step.params:
