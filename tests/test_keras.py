@@ -742,3 +742,34 @@ def test_batch_normalization_trains_on_a_batch_of_one_like_keras(shape):
         model.fit(x, target, epochs=2, batch_size=1, verbose=0)
     for a, b in zip(mine.get_weights(), ref.get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("monitor, options", [
+    ("val_loss", {"patience": 1}), ("val_accuracy", {"patience": 2}),
+    ("loss", {"patience": 0, "min_delta": 0.5}), ("val_loss", {"patience": 3, "mode": "max"})])
+def test_early_stopping_like_keras(monitor, options):
+    """Twin runs against real Keras: the epochs run, the monitored values, the best and
+    stopped epochs and the restored weights agree. stopped_epoch was None (Keras: 0)
+    when training ran to the end."""
+    keras = pytest.importorskip("keras")
+    rng = np.random.default_rng(18)
+    x, y = rng.standard_normal((40, 4)).astype(np.float32), rng.integers(0, 3, 40)
+    val = rng.standard_normal((10, 4)).astype(np.float32), rng.integers(0, 3, 10)
+    runs, weights = [], None
+    for K in (keras, fk):
+        model = K.Sequential([K.layers.Input((4,)), K.layers.Dense(16, activation="relu"),
+                              K.layers.Dense(3, activation="softmax")])
+        weights = weights or model.get_weights()
+        model.set_weights(weights)
+        model.compile(K.optimizers.SGD(0.5), "sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        stop = K.callbacks.EarlyStopping(monitor=monitor, restore_best_weights=True, **options)
+        history = model.fit(x, y, epochs=8, batch_size=8, shuffle=False, validation_data=val,
+                            verbose=0, callbacks=[stop])
+        runs.append((history.history[monitor], stop.stopped_epoch, stop.best_epoch,
+                     model.get_weights()))
+    (ref, ref_stopped, ref_best, ref_w), (mine, stopped, best, mine_w) = runs
+    np.testing.assert_allclose(mine, ref, rtol=1e-5)
+    assert (stopped, best) == (ref_stopped, ref_best)
+    for a, b in zip(mine_w, ref_w):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

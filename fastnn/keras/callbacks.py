@@ -57,9 +57,14 @@ class EarlyStopping(training.EarlyStopping):
         super().__init__(monitor, patience, min_delta, mode, restore_best_weights)
         self.verbose = verbose
 
-    def on_train_end(self):
+    def on_train_begin(self, logs=None):
+        super().on_train_begin()
+        # Keras' values until an epoch sets them (fastnn's EarlyStopping has None)
+        self.stopped_epoch = self.best_epoch = 0
+
+    def on_train_end(self, logs=None):
         super().on_train_end()
-        if self.verbose and self.stopped_epoch is not None:
+        if self.verbose and self.stopped_epoch > 0:
             print(f"Epoch {self.stopped_epoch + 1}: early stopping")
 
 
