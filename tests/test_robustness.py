@@ -173,6 +173,18 @@ def test_check_finite_off_by_default_and_silent_when_finite():
     assert b._guard is None
 
 
+def test_check_finite_with_a_frozen_weight():
+    """A frozen weight's .grad is None (torch's): the backward check read it as an array
+    and failed in np.isfinite (TypeError) on a layer whose bias trains."""
+    x, y = data(32)
+    model = models.mlp(seed=0)
+    model[3].weight.requires_grad = False
+    frozen = model[3].weight.data.copy()
+    model.fit(x, y, optimizer=optim.SGD(model.parameters(), lr=0.1), batch_size=16,
+              verbose=0, check_finite=True)
+    assert model[3].weight.grad is None and np.array_equal(model[3].weight.data, frozen)
+
+
 # ---- memory: RSS must not grow ----
 
 def rss():

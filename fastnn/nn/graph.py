@@ -626,8 +626,9 @@ class Graph:
                 self._accumulate(step.inputs[0], result)
             if guard is not None:
                 for name, p in step.runner.named_parameters():
-                    guard(p.grad, f"the backward gradient of {step.name}.{name} "
-                                  f"({step.runner!r})")
+                    if p.grad is not None:  # None: frozen, no gradient computed
+                        guard(p.grad, f"the backward gradient of {step.name}.{name} "
+                                      f"({step.runner!r})")
                 if result is not None and not step.merge:
                     guard(result, f"the backward input gradient of layer {step.name} "
                                   f"({step.runner!r})")
