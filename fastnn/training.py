@@ -51,16 +51,17 @@ class Callback:
     def set_model(self, model):
         self.model = model
 
-    def on_train_begin(self):
+    # logs: fastnn.keras' fit passes Keras' logs to every hook
+    def on_train_begin(self, logs=None):
         pass
 
-    def on_epoch_begin(self, epoch):
+    def on_epoch_begin(self, epoch, logs=None):
         pass
 
     def on_epoch_end(self, epoch, logs):
         pass
 
-    def on_train_end(self):
+    def on_train_end(self, logs=None):
         pass
 
 
@@ -90,7 +91,7 @@ class EarlyStopping(Callback):
         self.restore_best_weights = as_flag(restore_best_weights, "restore_best_weights",
                                             "EarlyStopping")
 
-    def on_train_begin(self):
+    def on_train_begin(self, logs=None):
         self.best, self.wait, self.best_epoch = math.inf, 0, None
         self.best_weights, self.stopped_epoch = None, None
 
@@ -112,7 +113,7 @@ class EarlyStopping(Callback):
     def _state(self):
         return [p.data for p in self.model.parameters()] + self.model.buffers()
 
-    def on_train_end(self):
+    def on_train_end(self, logs=None):
         if self.best_weights is not None:
             for a, best in zip(self._state(), self.best_weights):
                 np.copyto(a, best)

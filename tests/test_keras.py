@@ -12,6 +12,7 @@ from fastnn import datasets, models
 from fastnn import functional as F
 from fastnn import keras as fk
 from fastnn.keras import layers as L
+from fastnn.keras.callbacks import FASTNN_LOGS
 
 # kernels of the branch that adds them (archk); until it is merged these tests skip
 ARCH_KERNELS = ("batch_norm", "adaptive_avg_pool2d", "add", "concatenate")
@@ -773,3 +774,36 @@ def test_early_stopping_like_keras(monitor, options):
     assert (stopped, best) == (ref_stopped, ref_best)
     for a, b in zip(mine_w, ref_w):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_callbacks_are_called_with_logs_and_params_like_keras():
+    """Keras passes logs to every hook and sets params first; fit called
+    on_train_begin() and on_epoch_begin(epoch) without logs, so a callback written for
+    Keras (def on_train_begin(self, logs)) failed with a TypeError, and self.params was
+    never set. Twin run against real Keras: the same calls, arguments and params."""
+    keras = pytest.importorskip("keras")
+    x = np.random.default_rng(19).standard_normal((8, 3)).astype(np.float32)
+    y = np.arange(8) % 2
+    calls = []
+    for K in (keras, fk):
+        seen = []
+
+        class Spy(K.callbacks.Callback):
+            def on_train_begin(self, logs):
+                seen.append(("train_begin", logs, self.params))
+
+            def on_epoch_begin(self, epoch, logs):
+                seen.append(("epoch_begin", epoch, logs))
+
+            # fastnn adds its documented seconds and samples_per_sec to the logs
+            def on_epoch_end(self, epoch, logs):
+                seen.append(("epoch_end", epoch, sorted(set(logs) - set(FASTNN_LOGS))))
+
+            def on_train_end(self, logs):
+                seen.append(("train_end", sorted(set(logs) - set(FASTNN_LOGS))))
+
+        model = K.Sequential([K.layers.Input((3,)), K.layers.Dense(2, activation="softmax")])
+        model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.fit(x, y, epochs=2, verbose=0, callbacks=[Spy()])
+        calls.append(seen)
+    assert calls[1] == calls[0]

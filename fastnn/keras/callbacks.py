@@ -15,7 +15,14 @@ __all__ = ["Callback", "History", "EarlyStopping", "LearningRateScheduler"]
 
 class Callback(training.Callback):
     """Base class: override on_train_begin(logs=None), on_epoch_end(epoch, logs=None),
-    on_train_end(logs=None); set self.model.stop_training = True to stop."""
+    on_train_end(logs=None); set self.model.stop_training = True to stop. fit calls
+    set_params (self.params: verbose, epochs, steps) and set_model first, and passes
+    logs to every hook, as Keras."""
+
+    params = None
+
+    def set_params(self, params):
+        self.params = params
 
     def on_train_begin(self, logs=None):
         pass
@@ -38,8 +45,6 @@ class History(Callback, training.History):
     "val_loss": [...]} (what the callbacks before it logged, as in Keras: a
     LearningRateScheduler adds learning_rate), .epoch, .params, .model. fit runs it after
     every other callback."""
-
-    params = None
 
     def on_epoch_end(self, epoch, logs=None):
         self.append(epoch, {k: v for k, v in logs.items() if k not in FASTNN_LOGS})

@@ -257,7 +257,8 @@ class Model(nn.Model):
         history.params = {"verbose": verbose, "epochs": epochs,
                           "steps": -(-int(len(x) * (1 - validation_split)) // batch_size)}
         # Keras' names first (the user's callbacks see them), its History last
-        keras_callbacks = [_KerasLogs(self)] + list(callbacks or []) + [history]
+        keras_callbacks = [_KerasLogs(self)] + [_KerasHooks(cb, history.params)
+                                                for cb in callbacks or []] + [history]
         with self._training_graph():
             run = ModelAPI.fit(self, x, y, optimizer=self._optimizer(), loss=self._loss_fn,
                                epochs=epochs, batch_size=batch_size,
@@ -481,6 +482,38 @@ class _KerasLogs:
         keras = self.model._keras_logs(logs)
         logs.clear()
         logs.update(keras)
+
+
+class _KerasHooks:
+    """A user's callback called as Keras calls it: set_params(params) first, then every
+    hook with its logs (a dict: {} at on_train_begin and on_epoch_begin, the last
+    epoch's at on_train_end), which a Keras callback may require (on_train_begin(self,
+    logs) failed on fit's on_train_begin())."""
+
+    def __init__(self, callback, params):
+        self.callback, self.params, self.logs = callback, params, {}
+
+    def _hook(self, name, *args):
+        hook = getattr(self.callback, name, None)
+        if callable(hook):
+            hook(*args)
+
+    def set_model(self, model):
+        self._hook("set_params", self.params)
+        self._hook("set_model", model)
+
+    def on_train_begin(self):
+        self._hook("on_train_begin", {})
+
+    def on_epoch_begin(self, epoch):
+        self._hook("on_epoch_begin", epoch, {})
+
+    def on_epoch_end(self, epoch, logs):
+        self.logs = logs
+        self._hook("on_epoch_end", epoch, logs)
+
+    def on_train_end(self):
+        self._hook("on_train_end", dict(self.logs))
 
 
 @nn.register
