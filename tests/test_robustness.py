@@ -255,8 +255,10 @@ def test_10000_kernel_calls_and_1000_steps_do_not_grow_rss(capsys):
         opt.step()
 
     steps = growth(step, 100, 1000)
-    leaked = []  # the measurement itself sees a 2 MiB leak
-    assert growth(lambda: leaked.append(np.ones(256)), 0, 1000) > 1 << 20
+    # the measurement itself sees a 2 MiB leak, once 40 MiB of warm-up leak filled the
+    # heap's free holes (left by earlier tests in this process, e.g. TensorFlow's)
+    leaked = []
+    assert growth(lambda: leaked.append(np.ones(256)), 20000, 1000) > 1 << 20
     with capsys.disabled():
         print(f"\nRSS growth: {kernels / 1024:.0f} KiB over 10,000 kernel calls, "
               f"{steps / 1024:.0f} KiB over 1,000 training steps")
