@@ -533,6 +533,24 @@ def test_dropout_one_and_parameter_requires_grad_as_torchs(rng):
     assert lin.weight.grad is None and lin.bias.grad.all()
 
 
+@pytest.mark.parametrize("value", ["False", 0, None])
+def test_requires_grad_takes_a_bool_as_torchs(value):
+    """requires_grad_("False") and requires_grad = 0 were taken by their truth: "False"
+    left a weight trainable; torch refuses anything but a bool, as fastnn now does."""
+    lin = nn.Linear(4, 2)
+    with pytest.raises(TypeError, match="Parameter: requires_grad must be True or False"):
+        lin.weight.requires_grad_(value)
+    with pytest.raises(TypeError, match="Parameter: requires_grad must be True or False"):
+        lin.weight.requires_grad = value
+    with pytest.raises(TypeError, match="Linear.requires_grad_: requires_grad must be True"):
+        lin.requires_grad_(value)
+    with pytest.raises(TypeError, match="Parameter: requires_grad must be True or False"):
+        nn.Parameter(np.zeros(2), requires_grad=value)
+    assert lin.weight.requires_grad and lin.bias.requires_grad
+    lin.requires_grad_(np.bool_(False))
+    assert lin.weight.requires_grad is False and lin.bias.requires_grad is False
+
+
 def test_sequential_of_an_ordered_dict_as_torchs(rng, tmp_path):
     """torch's Sequential(OrderedDict(name=layer)) names its children by the keys
     (state_dict 'conv.weight', model.conv): fastnn raised TypeError. A torch state_dict

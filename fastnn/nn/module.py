@@ -75,7 +75,7 @@ class Parameter:
     so two backward calls accumulate (a layer's own backward, called by hand, writes
     it); optimizers skip a parameter whose .grad is None."""
 
-    __slots__ = ("data", "grad", "requires_grad", "_grad_buffer")
+    __slots__ = ("data", "grad", "_requires_grad", "_grad_buffer")
 
     def __init__(self, data, requires_grad=True):
         kind = np.asarray(data).dtype.kind
@@ -85,7 +85,16 @@ class Parameter:
         self.data = np.ascontiguousarray(data, dtype=np.float32)
         self.grad = None
         self._grad_buffer = None
-        self.requires_grad = bool(requires_grad)
+        self.requires_grad = requires_grad
+
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        """A bool, as torch checks: requires_grad = "False" (truthy) left it trainable."""
+        self._requires_grad = as_flag(value, "requires_grad", "Parameter")
 
     def _grad_out(self):
         """The array a layer's backward writes this gradient into: .grad, or when that is
@@ -106,7 +115,7 @@ class Parameter:
     def requires_grad_(self, requires_grad=True):
         """Freeze (False) or unfreeze this parameter, as torch's Tensor.requires_grad_;
         returns self."""
-        self.requires_grad = bool(requires_grad)
+        self.requires_grad = requires_grad
         return self
 
     def numel(self):
@@ -270,8 +279,10 @@ class Module(training.ModelAPI):
 
     def requires_grad_(self, requires_grad=True):
         """Freeze (False) or unfreeze every parameter of this module; returns self."""
+        requires_grad = as_flag(requires_grad, "requires_grad", f"{type(self).__name__}"
+                                                                 f".requires_grad_")
         for p in self.parameters():
-            p.requires_grad = bool(requires_grad)
+            p.requires_grad = requires_grad
         return self
 
     def zero_grad(self, set_to_none=True):
