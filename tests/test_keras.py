@@ -807,3 +807,32 @@ def test_callbacks_are_called_with_logs_and_params_like_keras():
         model.fit(x, y, epochs=2, verbose=0, callbacks=[Spy()])
         calls.append(seen)
     assert calls[1] == calls[0]
+
+
+def test_a_layer_of_a_non_trainable_model_stays_frozen_like_keras():
+    """After model.trainable = False, setting one layer's trainable back to True trained
+    that layer; Keras gives a non-trainable model no trainable weights at all (a
+    BatchNormalization's mode still follows its own flag). Twin run against real Keras,
+    frozen then unfrozen and compiled again: losses and weights agree."""
+    keras = pytest.importorskip("keras")
+    rng = np.random.default_rng(20)
+    x, y = rng.standard_normal((24, 5)).astype(np.float32), rng.integers(0, 3, 24)
+    runs, weights = [], None
+    for K in (keras, fk):
+        model = K.Sequential([K.layers.Input((5,)), K.layers.Dense(6, activation="relu"),
+                              K.layers.BatchNormalization(),
+                              K.layers.Dense(3, activation="softmax")])
+        weights = weights or model.get_weights()
+        model.set_weights(weights)
+        model.trainable = False
+        model.layers[-1].trainable = True
+        losses_ = []
+        for _ in range(2):
+            model.compile(K.optimizers.SGD(0.1, momentum=0.9), "sparse_categorical_crossentropy")
+            losses_ += model.fit(x, y, epochs=2, batch_size=5, shuffle=False,
+                                 verbose=0).history["loss"]
+            model.trainable = True
+        runs.append((losses_, model.get_weights()))
+    np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=1e-5)
+    for a, b in zip(runs[1][1], runs[0][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

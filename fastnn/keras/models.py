@@ -78,6 +78,15 @@ class Model(nn.Model):
         for layer in self.layers:
             layer.trainable = value
 
+    def _freeze_weights(self):
+        """Keras' trainable weights: none while model.trainable is False, whatever the
+        layers' own flags (a layer set trainable again after model.trainable = False
+        trained), else those of the trainable layers. A BatchNormalization's mode
+        follows its own flag, as in Keras."""
+        for layer in self.layers:
+            for p in layer.parameters():
+                p.requires_grad = self._trainable and layer.trainable
+
     @property
     def input_shape(self):
         """Keras' input shape, batch None first: (None, 28, 28, 1)."""
@@ -259,6 +268,7 @@ class Model(nn.Model):
         # Keras' names first (the user's callbacks see them), its History last
         keras_callbacks = [_KerasLogs(self)] + [_KerasHooks(cb, history.params)
                                                 for cb in callbacks or []] + [history]
+        self._freeze_weights()
         with self._training_graph():
             run = ModelAPI.fit(self, x, y, optimizer=self._optimizer(), loss=self._loss_fn,
                                epochs=epochs, batch_size=batch_size,
@@ -438,6 +448,7 @@ class Model(nn.Model):
             if j == 0:
                 lines.append(rule)
         total = self.count_params()
+        self._freeze_weights()
         trainable = sum(p.data.size for p in self.parameters() if p.requires_grad)
         lines += [rule, f"Total params: {total:,}", f"Trainable params: {trainable:,}",
                   f"Non-trainable params: {total - trainable:,}"]
