@@ -581,3 +581,23 @@ def test_sequential_of_an_ordered_dict_as_torchs(rng, tmp_path):
     assert list(again.state_dict()) == list(model.state_dict())
     with pytest.raises(AttributeError, match="no attribute 'head'"):
         model.head
+
+
+def test_state_dict_of_a_shared_layer_has_each_name_as_torchs():
+    """A layer held twice (torch's Sequential(lin, relu, lin)) was saved under its first
+    name only, so torch's state_dict of the same model (keys 0.* and 2.*) failed to load
+    (unexpected keys); torch saves it under every name, as fastnn now does."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    shared = torch.nn.Linear(3, 3)
+    twin = torch.nn.Sequential(shared, torch.nn.ReLU(), shared)
+    lin = nn.Linear(3, 3)
+    model = nn.Sequential(lin, nn.ReLU(), lin)
+    assert list(model.state_dict()) == list(twin.state_dict())
+    assert [n for n, _ in model.named_parameters()] == [n for n, _ in twin.named_parameters()]
+    assert [n for n, _ in model.named_modules()] == [n for n, _ in twin.named_modules()]
+    assert [n for n, _ in model.named_modules(remove_duplicate=False)] == \
+        [n for n, _ in twin.named_modules(remove_duplicate=False)]
+    model.load_state_dict(twin.state_dict())
+    x = np.random.default_rng(21).standard_normal((2, 3)).astype(np.float32)
+    np.testing.assert_allclose(model(x), twin(torch.from_numpy(x)).detach().numpy(),
+                               rtol=1e-5, atol=1e-6)
