@@ -193,3 +193,19 @@ def test_load_of_a_keras_model_file_without_importing_fastnn_keras(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, check=True).stdout.split()
     assert out == ["fastnn.keras.models", "KerasAdam"]
+
+
+def test_a_sequential_sharing_a_layer_saves_and_loads_it_shared(tmp_path):
+    """Sequential(lin, relu, lin) was saved as two Linear layers: the file failed to
+    load ('parameter names do not match', the saved names being the shared layer's
+    once). The second place now refers to the first: loaded, the layer is shared again
+    and trains as one."""
+    lin = nn.Linear(3, 3, seed=0)
+    model = nn.Sequential(lin, nn.ReLU(), lin, input_shape=(3,))
+    x = np.random.default_rng(22).standard_normal((8, 3)).astype(np.float32)
+    y = np.arange(8) % 3
+    model.fit(x, y, optimizer=optim.SGD(model.parameters(), lr=0.1), verbose=0)
+    model.save(tmp_path / "shared.fastnn")
+    loaded = fastnn.load(tmp_path / "shared.fastnn")
+    assert loaded[0] is loaded[2] and len(loaded.parameters()) == 2
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))

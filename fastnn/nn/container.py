@@ -87,7 +87,11 @@ class Sequential(Model):
 
     def config(self):
         from . import registry
-        config = {"layers": [registry.spec(layer) for layer in self.layers],
+        first = {}  # a layer held again (weight sharing): {"same_as": its first index}
+        for i, layer in enumerate(self.layers):
+            first.setdefault(id(layer), i)
+        config = {"layers": [registry.spec(layer) if first[id(layer)] == i else
+                             {"same_as": first[id(layer)]} for i, layer in enumerate(self.layers)],
                   "input_shape": None if self.input_shape is None else list(self.input_shape)}
         if self._names:
             config["names"] = list(self._names)
@@ -96,7 +100,9 @@ class Sequential(Model):
     @classmethod
     def from_config(cls, config):
         from . import registry
-        layers = [registry.build(spec) for spec in config["layers"]]
+        layers = []
+        for spec in config["layers"]:
+            layers.append(layers[spec["same_as"]] if "same_as" in spec else registry.build(spec))
         if config.get("names"):
             return cls(dict(zip(config["names"], layers)), input_shape=config["input_shape"])
         return cls(*layers, input_shape=config["input_shape"])
