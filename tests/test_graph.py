@@ -547,3 +547,47 @@ def test_a_list_of_layers_is_tracked_with_torchs_module_list_keys(rng):
     net.fit(x, rng.integers(0, 2, 5), optimizer=optim.SGD(net.parameters(), lr=0.5),
             epochs=1, verbose=0)
     assert not np.array_equal(net.blocks[0].weight.data, before)
+
+
+def test_a_dict_of_layers_is_tracked_with_torchs_module_dict_keys(rng):
+    """Keras tracks a dict of layers assigned in __init__ (it was ignored: its weights
+    were neither trained nor saved); the keys are nn.ModuleDict's ("heads.a.weight"), so
+    the torch twin's weights load as they are and give the same outputs."""
+    torch = pytest.importorskip("torch")
+
+    class Net(nn.Module):
+        def __init__(self):
+            self.body = nn.Linear(4, 6, seed=0)
+            self.heads = {"a": nn.Linear(6, 2, seed=1), "b": nn.Linear(6, 3, seed=2)}
+            self.notes = {"a": nn.ReLU(), "size": 4}  # not only modules: not tracked
+
+        def forward(self, x):
+            h = self.body(x)
+            return self.heads["a"](h), self.heads["b"](h)
+
+    class Twin(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = torch.nn.Linear(4, 6)
+            self.heads = torch.nn.ModuleDict({"a": torch.nn.Linear(6, 2),
+                                              "b": torch.nn.Linear(6, 3)})
+
+    net, twin, x = Net(), Twin(), randn(rng, 5, 4)
+    assert list(net.state_dict()) == list(twin.state_dict()) == [
+        "body.weight", "body.bias", "heads.a.weight", "heads.a.bias", "heads.b.weight",
+        "heads.b.bias"]
+    net.load_state_dict(twin.state_dict())
+    with torch.no_grad():
+        h = twin.body(torch.from_numpy(x))
+        want = [twin.heads["a"](h).numpy(), twin.heads["b"](h).numpy()]
+    for got, expected in zip(net(x), want):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    net.heads = {"a.b": nn.Linear(6, 2)}
+    with pytest.raises(ValueError, match=r"Net\.heads, a dict of modules: keys must be "
+                                         r"non-empty and contain no '\.'.*'a\.b'"):
+        net.state_dict()
+    net.heads = {1: nn.Linear(6, 2)}
+    with pytest.raises(TypeError, match=r"Net\.heads, a dict of modules: keys must be "
+                                        r"strings .*got int 1"):
+        net.parameters()
+
