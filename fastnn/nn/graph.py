@@ -15,10 +15,10 @@ backward. Every array lives in a layer's or the graph's buffers, reused while th
 shape stays the same.
 
 A traced graph remembers the module tree it was traced from (every public attribute
-holding a module or a parameter, and lists and dicts of modules such as
-Sequential.layers): when a call finds one replaced, added to or removed, the model is
-traced again, so a new head assigned after the first call is the one that runs and
-trains.
+holding a module or a parameter, lists and dicts of modules such as Sequential.layers,
+and what each ModuleList and ModuleDict holds): when a call finds one replaced, added to
+or removed, the model is traced again, so a new head assigned after the first call is
+the one that runs and trains.
 """
 import copy
 import operator
@@ -251,12 +251,16 @@ def _structure(modules):
     """What a traced graph depends on in its owner's module tree (`modules`): the places
     (attribute dict, name) of every public attribute holding a module, a parameter or a
     list, tuple or dict of modules, and what each held; (list or dict, its _contents)
-    for those (an entry replaced or appended in place); and (attribute dict, name, value) of the
+    for those and for the list or dict a ModuleList or ModuleDict keeps in `_modules`
+    (an entry replaced or appended in place); and (attribute dict, name, value) of the
     plain values (flags, numbers, strings) of the modules whose forward was traced,
     which `if self.use_aux:` in a forward reads."""
     places, seen, held, flags = [], [], [], []
     for module in modules:
         attrs, traced = vars(module), not module._is_layer()
+        own = attrs.get("_modules")  # a ModuleList's list, a ModuleDict's dict
+        if own is not None:
+            held.append((own, _contents(own)))
         for name, value in attrs.items():
             if name.startswith("_"):
                 continue
