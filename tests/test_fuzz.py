@@ -1358,6 +1358,109 @@ def test_flag_boundary(data):
         check_named(got, {owner})
 
 
+# ModuleList and ModuleDict: hostile indices, keys and values, then a model holding one runs
+# (each drawn as often from the valid as from the hostile ones)
+CONTAINER_VALUES = st.sampled_from([lambda: nn.Linear(2, 2), nn.ReLU, nn.Tanh]) | \
+    st.sampled_from([lambda: None, lambda: 3, lambda: "relu", lambda: [nn.ReLU()],
+                     lambda: np.zeros(2), lambda: nn.Parameter(np.zeros(2)), nn.ModuleList])
+CONTAINER_KEYS = st.sampled_from(["a", "b", "c"]) | \
+    st.sampled_from(["", ".", "a.b", 0, None, b"a", ("a",), ["a"], 1.5, "ä b"])
+CONTAINER_INDICES = st.sampled_from([0, 1, -1, -3, 5, np.int64(1), slice(1, None),
+                                     slice(None, None, -1)]) | st.sampled_from(HOSTILE_INTS)
+
+
+class ContainerHost(nn.Module):
+    """Runs every module of its container in order: a Linear(2, 2) or an activation."""
+
+    def __init__(self, container):
+        self.held = container
+
+    def forward(self, x):
+        for module in (self.held.values() if isinstance(self.held, nn.ModuleDict)
+                       else self.held):
+            x = module(x)
+        return x
+
+
+def container_op(draw, container):
+    """(what, call()) of one drawn operation on a ModuleList or ModuleDict, its
+    arguments hostile or valid."""
+    value = draw(CONTAINER_VALUES)
+    if isinstance(container, nn.ModuleList):
+        idx = draw(CONTAINER_INDICES)
+        values = [draw(CONTAINER_VALUES)() for _ in range(draw(st.integers(0, 3)))]
+        ops = {"append": lambda: container.append(value()),
+               "extend": lambda: container.extend(draw(st.sampled_from(
+                   [values, tuple(values), iter(values), 3, None, nn.ReLU()]))),
+               "iadd": lambda: container.__iadd__(values),
+               "insert": lambda: container.insert(idx, value()),
+               "setitem": lambda: container.__setitem__(idx, value()),
+               "getitem": lambda: container[idx], "delitem": lambda: container.__delitem__(idx),
+               "pop": lambda: container.pop(idx)}
+    else:
+        key = draw(CONTAINER_KEYS)
+        pairs = [(draw(CONTAINER_KEYS), draw(CONTAINER_VALUES)())
+                 for _ in range(draw(st.integers(0, 3)))]
+        ops = {"setitem": lambda: container.__setitem__(key, value()),
+               "update": lambda: container.update(draw(st.sampled_from(
+                   [pairs, {k: v for k, v in pairs if not isinstance(k, list)},  # hashable
+                    [p + (1,) for p in pairs], [key], 3]))),
+               "getitem": lambda: container[key], "delitem": lambda: container.__delitem__(key),
+               "pop": lambda: container.pop(key), "contains": lambda: key in container,
+               "attribute": lambda: getattr(container, str(key))}
+    what = draw(st.sampled_from(sorted(ops)))
+    return what, ops[what]
+
+
+@settings(FUZZ, max_examples=300)
+@given(data=st.data())
+def test_container_boundary(data):
+    """A few hostile operations on a ModuleList or ModuleDict, a model holding it called
+    after each: every operation either works or raises ValueError/TypeError naming the
+    container (IndexError, KeyError, AttributeError: as torch's, for a missing entry), and
+    changes nothing when it raises; the container then holds modules only, state_dict
+    names them as torch would, and the model runs exactly the modules it holds now."""
+    draw = data.draw
+    r = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    container = draw(st.sampled_from([nn.ModuleList, nn.ModuleDict]))()
+    host, x = ContainerHost(container), randn(r, 3, 2)
+    for _ in range(draw(st.integers(1, 8))):
+        what, op = container_op(draw, container)
+        before = list(container.named_children())
+        CALLS["containers"] = CALLS.get("containers", 0) + 1
+        try:
+            op()
+        except (ValueError, TypeError) as e:
+            if what not in ("getitem", "delitem", "pop", "contains"):  # dict lookups
+                check_named(e, {type(container).__name__})
+            assert container.named_children() == before, f"a failed {what} changed it"
+        except IndexError as e:
+            assert what in ("getitem", "setitem", "delitem", "pop", "insert"), (what, e)
+            check_named(e, {"ModuleList"})
+            assert container.named_children() == before, f"a failed {what} changed it"
+        except (KeyError, AttributeError) as e:
+            assert what in ("getitem", "delitem", "pop", "attribute"), (what, e)
+            assert container.named_children() == before, f"a failed {what} changed it"
+        modules = list(container.values() if isinstance(container, nn.ModuleDict)
+                       else container)
+        assert all(isinstance(m, nn.Module) for m in modules)
+        names = list(container) if isinstance(container, nn.ModuleDict) else \
+            [str(i) for i in range(len(modules))]
+        assert [k for k, _ in container.named_children()] == names
+        assert all(isinstance(k, str) and k and "." not in k for k in names)
+        assert list(container.state_dict()) == [f"{name}.{k}" for name, m in zip(
+            names, modules) for k in m.state_dict()]
+        want = x
+        try:
+            for m in modules:
+                want = m(want)
+        except (TypeError, ValueError, NotImplementedError):
+            with pytest.raises((TypeError, ValueError, NotImplementedError)):
+                host(x)
+            continue
+        np.testing.assert_array_equal(host(x), want)
+
+
 # calls: 38 kernel functions x 175 examples x 2, layers 400 x 1-3, losses and optimizers
 # 300 x 1-2
 @settings(FUZZ, max_examples=200)
@@ -1525,7 +1628,7 @@ def test_window_positions_boundary(data):
 QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losses": 300,
          "optimizers": 300, "models": 200, "state_dicts": 150, "runtime": 200,
          "distributed": 200, "to_categorical": 200, "safetensors": 200, "keras_layers": 300,
-         "keras_model_files": 100, "flags": 150,
+         "keras_model_files": 100, "flags": 150, "containers": 300,
          "keras_loss_calls": 200, "keras_build": 50, "conv_algorithm": 200,
          "window_positions": 200}
 

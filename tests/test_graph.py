@@ -684,3 +684,199 @@ def test_a_layer_called_twice_shares_its_weights_as_torchs(rng):
     for k, v in twin.state_dict().items():
         np.testing.assert_allclose(model.state_dict()[k], v.numpy(), rtol=1e-5, atol=1e-6,
                                    err_msg=k)
+
+
+def residual_heads(m):
+    """A stem, a ModuleList of two residual blocks and a ModuleDict of two heads, built
+    from fastnn.nn or torch.nn (m): one class body for both."""
+    class Block(m.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = m.Conv2d(4, 4, 3, padding=1, bias=False)
+            self.bn = m.BatchNorm2d(4)
+            self.relu = m.ReLU()
+
+        def forward(self, x):
+            return self.relu(self.bn(self.conv(x)) + x)
+
+    class Net(m.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = m.Conv2d(3, 4, 3, padding=1)
+            self.blocks = m.ModuleList([Block() for _ in range(2)])
+            self.pool = m.AdaptiveAvgPool2d(2)
+            self.flatten = m.Flatten()
+            self.heads = m.ModuleDict({"digit": m.Linear(16, 10), "parity": m.Linear(16, 2)})
+
+        def forward(self, x):
+            h = self.stem(x)
+            for block in self.blocks:
+                h = block(h)
+            h = self.flatten(self.pool(h))
+            return tuple(head(h) for head in self.heads.values())
+
+    return Net()
+
+
+def test_module_list_and_module_dict_train_as_torchs(rng):
+    """nn.ModuleList and nn.ModuleDict were missing (a torch model holding them could not
+    be ported): the same model in both libraries has the same state_dict keys in the same
+    order, takes torch's state_dict, and gives torch's outputs, losses, gradients, running
+    statistics and weights over 3 Adam steps (float32 rounding: 1e-5 on outputs and the
+    loss, 1e-4 on gradients and weights, the tolerances of the other torch tests)."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    net, twin = residual_heads(nn), residual_heads(torch.nn)
+    assert list(net.state_dict()) == list(twin.state_dict())
+    assert list(net.state_dict())[:4] == ["stem.weight", "stem.bias", "blocks.0.conv.weight",
+                                          "blocks.0.bn.weight"]
+    assert [k for k, _ in net.named_parameters()][-4:] == [
+        "heads.digit.weight", "heads.digit.bias", "heads.parity.weight", "heads.parity.bias"]
+    net.load_state_dict(twin.state_dict())
+    opt = optim.Adam(net.parameters(), lr=1e-2)
+    t_opt = torch.optim.Adam(twin.parameters(), lr=1e-2)
+    loss_fns = [losses.CrossEntropyLoss(), losses.CrossEntropyLoss()]
+    for _ in range(3):
+        x = randn(rng, 8, 3, 8, 8)
+        ys = [rng.integers(0, 10, 8), rng.integers(0, 2, 8)]
+        outs = net(x)
+        loss = sum(fn(out, y) for fn, out, y in zip(loss_fns, outs, ys))
+        net.backward([fn.backward() for fn in loss_fns])
+        t_opt.zero_grad()
+        t_outs = twin(torch.from_numpy(x))
+        t_loss = sum(torch.nn.functional.cross_entropy(out, torch.from_numpy(y))
+                     for out, y in zip(t_outs, ys))
+        t_loss.backward()
+        for out, t_out in zip(outs, t_outs):
+            np.testing.assert_allclose(out, t_out.detach().numpy(), rtol=1e-5, atol=1e-5)
+        assert loss == pytest.approx(t_loss.item(), rel=1e-5)
+        t_grads = dict(twin.named_parameters())
+        for name, p in net.named_parameters():
+            np.testing.assert_allclose(p.grad, t_grads[name].grad.numpy(), rtol=1e-4,
+                                       atol=1e-5, err_msg=name)
+        opt.step()
+        t_opt.step()
+    state = net.state_dict()
+    for name, value in twin.state_dict().items():
+        np.testing.assert_allclose(state[name], value.numpy(), rtol=1e-4, atol=1e-5,
+                                   err_msg=name)
+
+
+def test_a_dict_of_layers_is_tracked_with_torchs_module_dict_keys(rng):
+    """Keras tracks a dict of layers assigned in __init__ (it was ignored: its weights
+    were neither trained nor saved); the keys are nn.ModuleDict's ("heads.a.weight"), so
+    the torch twin's weights load as they are and give the same outputs."""
+    torch = pytest.importorskip("torch")
+
+    class Net(nn.Module):
+        def __init__(self):
+            self.body = nn.Linear(4, 6, seed=0)
+            self.heads = {"a": nn.Linear(6, 2, seed=1), "b": nn.Linear(6, 3, seed=2)}
+            self.notes = {"a": nn.ReLU(), "size": 4}  # not only modules: not tracked
+
+        def forward(self, x):
+            h = self.body(x)
+            return self.heads["a"](h), self.heads["b"](h)
+
+    class Twin(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = torch.nn.Linear(4, 6)
+            self.heads = torch.nn.ModuleDict({"a": torch.nn.Linear(6, 2),
+                                              "b": torch.nn.Linear(6, 3)})
+
+    net, twin, x = Net(), Twin(), randn(rng, 5, 4)
+    assert list(net.state_dict()) == list(twin.state_dict()) == [
+        "body.weight", "body.bias", "heads.a.weight", "heads.a.bias", "heads.b.weight",
+        "heads.b.bias"]
+    net.load_state_dict(twin.state_dict())
+    with torch.no_grad():
+        h = twin.body(torch.from_numpy(x))
+        want = [twin.heads["a"](h).numpy(), twin.heads["b"](h).numpy()]
+    for got, expected in zip(net(x), want):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    net.heads = {"a.b": nn.Linear(6, 2)}
+    with pytest.raises(ValueError, match=r"Net\.heads, a dict of modules: keys must be "
+                                         r"non-empty and contain no '\.'.*'a\.b'"):
+        net.state_dict()
+    net.heads = {1: nn.Linear(6, 2)}
+    with pytest.raises(TypeError, match=r"Net\.heads, a dict of modules: keys must be "
+                                        r"strings .*got int 1"):
+        net.parameters()
+
+
+def test_containers_changed_after_a_call_are_traced_again(rng):
+    """A block appended to, inserted in, replaced in or deleted from a ModuleList, an
+    entry of a ModuleDict or of a plain dict replaced or added, after the model has run:
+    the next call runs (and trains) the new structure, as for attributes and lists."""
+    class Net(nn.Module):
+        def __init__(self):
+            self.blocks = nn.ModuleList([nn.Linear(4, 4, seed=0)])
+            self.extra = nn.ModuleList()  # empty when first traced
+            self.heads = nn.ModuleDict({"a": nn.Linear(4, 2, seed=1)})
+            self.taps = {"t": nn.Identity()}
+
+        def forward(self, x):
+            for block in list(self.blocks) + list(self.extra):
+                x = block(x)
+            x = self.taps["t"](x)
+            return [head(x) for head in self.heads.values()]
+
+    def by_hand(x):
+        for block in list(net.blocks) + list(net.extra):
+            x = block(x).copy()
+        x = net.taps["t"](x)
+        return [head(x).copy() for head in net.heads.values()]
+
+    def check():
+        for got, want in zip(net(x), by_hand(x), strict=True):
+            np.testing.assert_array_equal(got, want)
+
+    net, x = Net(), randn(rng, 3, 4)
+    check()
+    net.blocks.append(nn.Linear(4, 4, seed=2))
+    check()
+    net.blocks[0] = nn.Linear(4, 4, seed=3)
+    check()
+    net.blocks.insert(0, nn.Tanh())
+    check()
+    del net.blocks[-1]
+    check()
+    net.blocks += [nn.ReLU()]
+    check()
+    net.extra.append(nn.Linear(4, 4, seed=4))
+    check()
+    net.heads["a"] = nn.Linear(4, 5, seed=5)
+    net.heads["b"] = nn.Linear(4, 1, seed=6)
+    assert [out.shape for out in net(x)] == [(3, 5), (3, 1)]
+    check()
+    net.heads.pop("a")
+    check()
+    net.taps["t"] = nn.Sigmoid()
+    check()
+    head = net.heads["b"]
+    before = head.weight.data.copy()
+    net(x)
+    net.backward([np.ones((3, 1), np.float32)])
+    optim.SGD(net.parameters(), lr=0.1).step()
+    assert not np.array_equal(head.weight.data, before)
+
+
+def test_a_model_holding_containers_saves_and_loads(tmp_path, rng):
+    """As any unregistered subclass: its weights, buffers and optimizer state are saved,
+    load without a model says how to pass one, and an instance passed takes them."""
+    net, x = residual_heads(nn), randn(rng, 8, 3, 8, 8)
+    opt = optim.Adam(net.parameters())
+    net(x)
+    net.backward([np.ones((8, 10), np.float32), np.ones((8, 2), np.float32)])
+    opt.step()
+    fastnn.save(net, tmp_path / "net.fnn", optimizer=opt)
+    with pytest.raises(ValueError, match=r"model=Net\(\.\.\.\)"):
+        fastnn.load(tmp_path / "net.fnn")
+    loaded = fastnn.load(tmp_path / "net.fnn", model=residual_heads(nn))
+    for name, value in net.state_dict().items():
+        np.testing.assert_array_equal(loaded.state_dict()[name], value)
+    assert loaded.optimizer.steps == 1
+    net.eval(), loaded.eval()
+    for got, want in zip(loaded(x), net(x)):
+        np.testing.assert_array_equal(got, want)

@@ -601,3 +601,110 @@ def test_state_dict_of_a_shared_layer_has_each_name_as_torchs():
     x = np.random.default_rng(21).standard_normal((2, 3)).astype(np.float32)
     np.testing.assert_allclose(model(x), twin(torch.from_numpy(x)).detach().numpy(),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_module_list_and_module_dict_behave_as_torchs():
+    """The same operations on fastnn's and torch's ModuleList and ModuleDict (modules
+    told apart by out_features) leave the same modules in the same order under the same
+    state_dict keys, and return what torch's return."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+
+    def tags(modules):
+        return [m.out_features for m in modules]
+
+    ours = nn.ModuleList(nn.Linear(1, k) for k in (1, 2, 3))
+    theirs = torch.nn.ModuleList(torch.nn.Linear(1, k) for k in (1, 2, 3))
+    for op in [lambda m, L: m.append(L(1, 4)), lambda m, L: m.extend([L(1, 5), L(1, 6)]),
+               lambda m, L: m.insert(1, L(1, 7)), lambda m, L: m.__setitem__(-2, L(1, 8)),
+               lambda m, L: m.__delitem__(0), lambda m, L: m.__delitem__(slice(1, 3)),
+               lambda m, L: m.__iadd__([L(1, 9)]), lambda m, L: m.pop(1),
+               lambda m, L: m[-2], lambda m, L: m[::-2], lambda m, L: m + m[:1]]:
+        got, want = op(ours, nn.Linear), op(theirs, torch.nn.Linear)
+        assert tags(ours) == tags(theirs) and len(ours) == len(theirs)
+        assert (got is ours) == (want is theirs) and (got is None) == (want is None)
+        if isinstance(want, torch.nn.ModuleList):
+            assert isinstance(got, nn.ModuleList) and tags(got) == tags(want)
+        elif isinstance(want, torch.nn.Linear):
+            assert got.out_features == want.out_features
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+
+    ours = nn.ModuleDict({"b": nn.Linear(1, 1), "a": nn.Linear(1, 2)})
+    theirs = torch.nn.ModuleDict({"b": torch.nn.Linear(1, 1), "a": torch.nn.Linear(1, 2)})
+    for op in [lambda m, L: m.update([("c", L(1, 3))]),
+               lambda m, L: m.__setitem__("b", L(1, 4)),
+               lambda m, L: m.update({"d": L(1, 5), "a": L(1, 6)}),
+               lambda m, L: m.pop("c"), lambda m, L: m.__delitem__("b"),
+               lambda m, L: m["d"], lambda m, L: m.a]:
+        got, want = op(ours, nn.Linear), op(theirs, torch.nn.Linear)
+        assert list(ours) == list(theirs) == list(ours.keys()) == [k for k, _ in ours.items()]
+        assert tags(ours.values()) == tags(theirs.values()) and len(ours) == len(theirs)
+        assert (got is None) == (want is None)
+        if want is not None:
+            assert got.out_features == want.out_features
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == [
+        "a.weight", "a.bias", "d.weight", "d.bias"]
+    assert "a" in ours and "b" not in ours and 1 not in ours
+    ours.clear()
+    assert len(ours) == 0 and ours.state_dict() == {}
+
+
+def test_module_list_and_module_dict_errors_are_clear(rng):
+    """Modules only (a TypeError naming the container and the index or key, nothing
+    added), torch's key rule (strings without '.'), torch's IndexError and KeyError, and
+    no forward (NotImplementedError, as torch's)."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    blocks = nn.ModuleList([nn.ReLU()])
+    with pytest.raises(TypeError, match=r"ModuleList\[2\] must be a fastnn.nn.Module, got int"):
+        blocks.extend([nn.Tanh(), 3])
+    assert len(blocks) == 1
+    for bad, match in [(lambda: nn.ModuleList([nn.ReLU(), "relu"]), r"ModuleList\[1\] .* str"),
+                       (lambda: nn.ModuleList(nn.ReLU()),
+                        "iterable of modules, got fastnn.nn.activation.ReLU"),
+                       (lambda: blocks.append(torch.nn.ReLU()), r"ModuleList\[1\] .* "
+                                                                r"torch.nn.modules"),
+                       (lambda: blocks.__setitem__(-1, None), r"ModuleList\[0\] .* NoneType"),
+                       (lambda: blocks.insert(0, np.zeros(2)), r"ModuleList\[0\] .* array"),
+                       (lambda: blocks["0"], "ModuleList index must be an integer"),
+                       (lambda: blocks.__setitem__(slice(0, 1), [nn.ReLU()]),
+                        "integer .* got slice")]:
+        with pytest.raises(TypeError, match=match):
+            bad()
+    with pytest.raises(IndexError, match="index -2 is out of range for 1 modules"):
+        blocks[-2]
+    blocks.insert(2**64, nn.Tanh())  # past either end: at that end, as list.insert
+    blocks.insert(-2**63, nn.Sigmoid())
+    assert [type(m).__name__ for m in blocks] == ["Sigmoid", "ReLU", "Tanh"]
+    del blocks[::2]
+    heads = nn.ModuleDict({"a": nn.ReLU()})
+    for bad, error, match in [
+            (lambda: heads.__setitem__("b", 1.5), TypeError,
+             r"ModuleDict\['b'\] must be a fastnn.nn.Module, got float"),
+            (lambda: heads.update({"b": nn.ReLU(), "c.d": nn.ReLU()}), ValueError,
+             r"no '\.'.*'c\.d'"),
+            (lambda: nn.ModuleDict({"": nn.ReLU()}), ValueError, "non-empty"),
+            (lambda: heads.update([(0, nn.ReLU())]), TypeError, "keys must be strings"),
+            (lambda: heads.update([("b", nn.ReLU(), 1)]), TypeError,
+             r"element 0 must be a \(key, module\) pair"),
+            (lambda: nn.ModuleDict(5), TypeError, "mapping or an iterable"),
+            (lambda: heads["z"], KeyError, "z"), (lambda: heads.z, AttributeError, "'z'")]:
+        with pytest.raises(error, match=match):
+            bad()
+    assert list(heads) == ["a"]  # nothing added by the failed updates
+    x = randn(rng, 2, 3)
+    for container, t_container in [(blocks, torch.nn.ModuleList([torch.nn.ReLU()])),
+                                   (heads, torch.nn.ModuleDict({"a": torch.nn.ReLU()}))]:
+        with pytest.raises(NotImplementedError):
+            t_container(torch.from_numpy(x))
+        with pytest.raises(NotImplementedError, match=f"{type(container).__name__} has no "
+                                                      f"forward"):
+            container(x)
+
+    class CallsTheList(nn.Module):
+        def __init__(self):
+            self.blocks = nn.ModuleList([nn.Linear(3, 3)])
+
+        def forward(self, x):
+            return self.blocks(x)
+
+    with pytest.raises(NotImplementedError, match="for block in self.blocks"):
+        CallsTheList()(x)

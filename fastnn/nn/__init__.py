@@ -6,7 +6,7 @@ One family per file:
     module.py         Parameter, Module (sub-modules, parameters, buffers, state_dict)
     graph.py          Input, symbolic values, tracing, the graph engine (plan, forward, backward)
     model.py          Model: functional (Keras) or subclassed (PyTorch)
-    container.py      Sequential
+    container.py      Sequential, ModuleList, ModuleDict
     linear.py         Linear (and the weighted-layer base Conv2d shares)
     conv.py           Conv2d, and Conv2d fused with a MaxPool2d and/or a ReLU
     pooling.py        MaxPool2d, AvgPool2d, AdaptiveAvgPool2d
@@ -39,7 +39,7 @@ The explicit training loop::
         opt.step()
 """
 from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
-from .container import Sequential
+from .container import ModuleDict, ModuleList, Sequential
 from .conv import Conv2d, _FusedConv  # noqa: F401 (the fused runner, for tests)
 from .dropout import Dropout
 from .graph import Input, TracingError, Value
@@ -53,6 +53,7 @@ from .registry import LAYERS, register
 from .shape import Flatten, Identity
 
 __all__ = ["Parameter", "Module", "Input", "Value", "Model", "TracingError", "Sequential",
+           "ModuleList", "ModuleDict",
            "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "ReLU",
            "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "BatchNorm1d", "BatchNorm2d", "Add",
            "Concatenate", "Dropout", "Flatten", "Identity", "register", "LAYERS"]

@@ -1,9 +1,12 @@
-"""Sequential: layers applied in order, one case of the graph models (fastnn.nn.graph)."""
+"""Sequential: layers applied in order, one case of the graph models (fastnn.nn.graph);
+ModuleList and ModuleDict: modules held for a model's forward to call, as torch's."""
+import operator
+
 from .._core import as_sample_shape
 from .model import Model
-from .module import Module
+from .module import Module, _check_key, _what
 
-__all__ = ["Sequential"]
+__all__ = ["Sequential", "ModuleList", "ModuleDict"]
 
 
 class Sequential(Model):
@@ -111,3 +114,183 @@ class Sequential(Model):
         inner = "".join(f"\n  ({name}): " + repr(layer).replace("\n", "\n  ")
                         for name, layer in self.named_children())
         return f"Sequential({inner}\n)"
+
+
+def _module(value, where):
+    """value if it is a Module, else TypeError naming where it was to go."""
+    if not isinstance(value, Module):
+        raise TypeError(f"{where} must be a fastnn.nn.Module, got {_what(value)}")
+    return value
+
+
+def _integer(idx):
+    """idx as an int (NumPy's too), or TypeError: a ModuleList's position."""
+    try:
+        return operator.index(idx)
+    except TypeError:
+        raise TypeError(f"ModuleList index must be an integer (or a slice, to read or "
+                        f"delete), got {_what(idx)}") from None
+
+
+def _no_forward(self, *args):
+    raise NotImplementedError(f"{type(self).__name__} has no forward (as torch's): it holds "
+                              f"modules for a model's forward to call, e.g. "
+                              f"`for block in self.blocks: x = block(x)`")
+
+
+class ModuleList(Module):
+    """Modules in a list, as torch.nn.ModuleList: indexing (a slice is a ModuleList), len,
+    iteration, append, extend, insert, pop, +=, item assignment and deletion; state_dict
+    keys "blocks.0.weight", ... A model's forward calls them; a change after a call (a
+    block appended, one replaced) is traced again at the next call."""
+
+    forward = _no_forward
+
+    def __init__(self, modules=None):
+        self._modules = []  # changed in place only: a traced graph watches this list
+        if modules is not None:
+            self.extend(modules)
+
+    def _index(self, idx):
+        """idx (an int, negative from the end) as a position in the list."""
+        i = _integer(idx)
+        n = len(self._modules)
+        if not -n <= i < n:
+            raise IndexError(f"ModuleList index {i} is out of range for {n} modules")
+        return i % n
+
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):
+            return ModuleList(self._modules[idx])
+        return self._modules[self._index(idx)]
+
+    def __setitem__(self, idx, module):
+        i = self._index(idx)
+        self._modules[i] = _module(module, f"ModuleList[{i}]")
+
+    def __delitem__(self, idx):
+        del self._modules[idx if isinstance(idx, slice) else self._index(idx)]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def __iadd__(self, modules):
+        return self.extend(modules)
+
+    def __add__(self, other):
+        return ModuleList(self._modules).extend(other)
+
+    def append(self, module):
+        """Add a module at the end; returns self."""
+        self._modules.append(_module(module, f"ModuleList[{len(self._modules)}]"))
+        return self
+
+    def extend(self, modules):
+        """Add the modules of an iterable at the end (all or, on an error, none); returns
+        self."""
+        try:
+            modules = list(modules)
+        except TypeError:
+            raise TypeError(f"ModuleList: modules must be an iterable of modules, got "
+                            f"{_what(modules)}") from None
+        n = len(self._modules)
+        self._modules.extend([_module(m, f"ModuleList[{n + k}]")
+                              for k, m in enumerate(modules)])
+        return self
+
+    def insert(self, index, module):
+        """Insert a module before position `index`, as list.insert (a position past
+        either end inserts at that end)."""
+        n, i = len(self._modules), _integer(index)
+        i = min(max(i + n if i < 0 else i, 0), n)  # in range: list.insert takes no 2**64
+        self._modules.insert(i, _module(module, f"ModuleList[{i}]"))
+
+    def pop(self, idx=-1):
+        """Remove the module at `idx` and return it."""
+        module = self[idx]
+        del self[idx]
+        return module
+
+    def named_children(self):
+        return [(str(i), m) for i, m in enumerate(self._modules)]
+
+
+class ModuleDict(Module):
+    """Modules by name in insertion order, as torch.nn.ModuleDict: [], `in`, len,
+    iteration over the keys, keys/values/items, update, pop, clear, and the modules as
+    attributes (heads.a); state_dict keys "heads.a.weight". Keys are strings without '.'.
+    A model's forward calls them; a change after a call is traced again at the next call."""
+
+    forward = _no_forward
+
+    def __init__(self, modules=None):
+        self._modules = {}  # changed in place only: a traced graph watches this dict
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key):
+        return self._modules[key]
+
+    def __setitem__(self, key, module):
+        self.update([(key, module)])
+
+    def __delitem__(self, key):
+        del self._modules[key]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def __contains__(self, key):
+        return key in self._modules
+
+    def __getattr__(self, name):
+        """A module by its key (heads.a), as torch's."""
+        modules = self.__dict__.get("_modules")
+        if modules and name in modules:
+            return modules[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def keys(self):
+        return self._modules.keys()
+
+    def values(self):
+        return self._modules.values()
+
+    def items(self):
+        return self._modules.items()
+
+    def update(self, modules):
+        """Add or replace modules from a mapping or an iterable of (key, module) pairs
+        (all or, on an error, none)."""
+        if hasattr(modules, "keys") and hasattr(modules, "__getitem__"):  # a mapping
+            pairs = [(key, modules[key]) for key in modules.keys()]
+        else:
+            try:
+                pairs = list(modules)
+            except TypeError:
+                raise TypeError(f"ModuleDict: modules must be a mapping or an iterable of "
+                                f"(key, module) pairs, got {_what(modules)}") from None
+            for k, pair in enumerate(pairs):
+                if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+                    raise TypeError(f"ModuleDict: element {k} must be a (key, module) "
+                                    f"pair, got {_what(pair)}")
+        for key, module in pairs:
+            _check_key(key, "ModuleDict")
+            _module(module, f"ModuleDict[{key!r}]")
+        self._modules.update(pairs)
+
+    def pop(self, key):
+        """Remove the module under `key` and return it."""
+        return self._modules.pop(key)
+
+    def clear(self):
+        self._modules.clear()
+
+    def named_children(self):
+        return list(self._modules.items())

@@ -15,9 +15,10 @@ backward. Every array lives in a layer's or the graph's buffers, reused while th
 shape stays the same.
 
 A traced graph remembers the module tree it was traced from (every public attribute
-holding a module or a parameter, and lists of modules such as Sequential.layers): when
-a call finds one replaced, added to or removed, the model is traced again, so a new
-head assigned after the first call is the one that runs and trains.
+holding a module or a parameter, lists and dicts of modules such as Sequential.layers,
+and what each ModuleList and ModuleDict holds): when a call finds one replaced, added to
+or removed, the model is traced again, so a new head assigned after the first call is
+the one that runs and trains.
 """
 import copy
 import operator
@@ -29,7 +30,7 @@ from .activation import ReLU
 from .conv import Conv2d, _FusedConv
 from .merge import Add
 from .._core import as_sample_shape
-from .module import Module, Parameter, _module_list, _what
+from .module import Module, Parameter, _held, _what
 from .pooling import MaxPool2d
 
 __all__ = ["Value", "Input", "TracingError", "Graph", "call", "trace", "output_shape"]
@@ -240,28 +241,38 @@ def _run(model, args):
 _FLAGS = (bool, int, float, str, type(None))
 
 
+def _contents(held):
+    """A list's items, or a dict's keys then values: compared by identity, any entry
+    replaced, added, removed or moved changes them."""
+    return (*held, *held.values()) if isinstance(held, dict) else tuple(held)
+
+
 def _structure(modules):
     """What a traced graph depends on in its owner's module tree (`modules`): the places
     (attribute dict, name) of every public attribute holding a module, a parameter or a
-    list or tuple of modules, and what each held; (list, its items) for those lists (a
-    layer replaced or appended in place); and (attribute dict, name, value) of the plain
-    values (flags, numbers, strings) of the modules whose forward was traced, which
-    `if self.use_aux:` in a forward reads."""
-    places, seen, lists, flags = [], [], [], []
+    list, tuple or dict of modules, and what each held; (list or dict, its _contents)
+    for those and for the list or dict a ModuleList or ModuleDict keeps in `_modules`
+    (an entry replaced or appended in place); and (attribute dict, name, value) of the
+    plain values (flags, numbers, strings) of the modules whose forward was traced,
+    which `if self.use_aux:` in a forward reads."""
+    places, seen, held, flags = [], [], [], []
     for module in modules:
         attrs, traced = vars(module), not module._is_layer()
+        own = attrs.get("_modules")  # a ModuleList's list, a ModuleDict's dict
+        if own is not None:
+            held.append((own, _contents(own)))
         for name, value in attrs.items():
             if name.startswith("_"):
                 continue
-            listed = _module_list(value)
-            if listed or isinstance(value, (Module, Parameter)):
+            tracked = _held(value) is not None
+            if tracked or isinstance(value, (Module, Parameter)):
                 places.append((attrs, name))
                 seen.append(value)
-            if listed:
-                lists.append((value, tuple(value)))
+            if tracked:
+                held.append((value, _contents(value)))
             elif traced and type(value) in _FLAGS:
                 flags.append((attrs, name, value))
-    return places, seen, lists, flags
+    return places, seen, held, flags
 
 
 def output_shape(model, shape):
@@ -463,11 +474,12 @@ class Graph:
     def stale(self):
         """Whether the owner's module tree differs from the one this graph was traced
         from (see _structure)."""
-        places, seen, lists, flags = self._structure
+        places, seen, held, flags = self._structure
         if not all(map(operator.is_, [attrs.get(name) for attrs, name in places], seen)):
             return True
-        for items, snapshot in lists:
-            if len(items) != len(snapshot) or not all(map(operator.is_, items, snapshot)):
+        for container, snapshot in held:
+            now = _contents(container)
+            if len(now) != len(snapshot) or not all(map(operator.is_, now, snapshot)):
                 return True
         for attrs, name, value in flags:
             now = attrs.get(name)

@@ -60,10 +60,26 @@ def _numpy(value):
     return np.asarray(value)
 
 
-def _module_list(value):
-    """Whether an attribute value is a list or tuple of modules (tracked as children)."""
-    return isinstance(value, (list, tuple)) and bool(value) and \
-        all(isinstance(m, Module) for m in value)
+def _held(value):
+    """The (key, module) pairs of an attribute value that is a list, tuple or dict of
+    modules (tracked as Keras tracks them: keys 0, 1, ... or the dict's); None for any
+    other value, an empty one included."""
+    is_dict = isinstance(value, dict)
+    if not (is_dict or isinstance(value, (list, tuple))) or not value or \
+            not all(isinstance(m, Module) for m in (value.values() if is_dict else value)):
+        return None  # checked first: a long list of numbers is not copied
+    return list(value.items()) if is_dict else list(enumerate(value))
+
+
+def _check_key(key, where):
+    """An error saying `where` unless key can name a module in a dotted state_dict key
+    (torch's rule for ModuleDict: a non-empty string without '.')."""
+    if not isinstance(key, str):
+        raise TypeError(f"{where}: keys must be strings (they name the modules in "
+                        f"state_dict), got {_what(key)} {key!r}")
+    if not key or "." in key:
+        raise ValueError(f"{where}: keys must be non-empty and contain no '.' (they name "
+                         f"the modules in state_dict), got {key!r}")
 
 
 class Parameter:
@@ -196,16 +212,19 @@ class Module(training.ModelAPI):
 
     def named_children(self):
         """(attribute name, Module) of the direct sub-modules, in assignment order; a
-        list or tuple of modules is tracked as Keras tracks it, its items named
-        "blocks.0", "blocks.1", ... (torch's nn.ModuleList keys)."""
+        list, tuple or dict of modules is tracked as Keras tracks it, its items named
+        "blocks.0", "blocks.1", ... or "heads.a" (torch's ModuleList and ModuleDict keys)."""
         out = []
         for k, v in vars(self).items():
             if k.startswith("_"):
                 continue
             if isinstance(v, Module):
                 out.append((k, v))
-            elif _module_list(v):
-                out.extend((f"{k}.{i}", m) for i, m in enumerate(v))
+            elif held := _held(v):
+                if isinstance(v, dict):
+                    for key, _ in held:
+                        _check_key(key, f"{type(self).__name__}.{k}, a dict of modules")
+                out.extend((f"{k}.{key}", m) for key, m in held)
         return out
 
     def children(self):
