@@ -739,6 +739,7 @@ def test_module_list_and_module_dict_train_as_torchs(rng):
     for _ in range(3):
         x = randn(rng, 8, 3, 8, 8)
         ys = [rng.integers(0, 10, 8), rng.integers(0, 2, 8)]
+        opt.zero_grad()
         outs = net(x)
         loss = sum(fn(out, y) for fn, out, y in zip(loss_fns, outs, ys))
         net.backward([fn.backward() for fn in loss_fns])
