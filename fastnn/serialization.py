@@ -68,10 +68,18 @@ def save(model, path, optimizer=None):
                "parameters": [name for name, _ in params],
                "buffers": [name for name, _ in buffers]}
     if optimizer is not None:
+        # by name: an optimizer over some of the parameters (a fine-tuned head) or in
+        # another order was rebuilt over all of them in order (a file load refused, or
+        # the state of one parameter given to another of its shape)
+        names = {id(p): name for name, p in params}
+        held = [names.get(id(p)) for p in optimizer.params]
+        if None in held:
+            raise ValueError(f"save: the optimizer's params[{held.index(None)}] is not a "
+                             f"parameter of this {type(model).__name__}")
         state = optimizer.state_dict()
         payload["optimizer"] = {"type": state["type"],
                                 "hyperparameters": state["hyperparameters"],
-                                "steps": state["steps"],
+                                "steps": state["steps"], "parameters": held,
                                 "state": {k: len(v) for k, v in state["state"].items()}}
         entries += [(f"optim/{k}/{i}.npy", _npy_bytes(a))
                     for k, arrays in state["state"].items() for i, a in enumerate(arrays)]
@@ -206,7 +214,9 @@ def load(path, model=None):
     opt, spec = None, payload["optimizer"]
     if spec is not None:
         try:
-            opt = optim.OPTIMIZERS[spec["type"]](model.parameters(), **spec["hyperparameters"])
+            by_name = dict(model.named_parameters())  # files before "parameters": all
+            held = [by_name[name] for name in spec.get("parameters", payload["parameters"])]
+            opt = optim.OPTIMIZERS[spec["type"]](held, **spec["hyperparameters"])
             opt.load_state_dict({
                 "type": spec["type"], "hyperparameters": spec["hyperparameters"],
                 "steps": spec["steps"],

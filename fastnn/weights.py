@@ -14,6 +14,7 @@ import struct
 
 import numpy as np
 
+from ._core import as_flag
 from .serialization import atomic_write
 
 __all__ = ["save_weights", "load_weights", "read_safetensors"]
@@ -131,6 +132,7 @@ def load_weights(model, path, strict=True):
     of the twin model's state_dict) into model in place. A file whose keys or shapes do
     not fit the model raises ValueError naming the file and the keys."""
     _check_model(model, "load_weights")
+    strict = as_flag(strict, "strict", "load_weights")  # not "the file does not fit"
     state = read_safetensors(path)
     try:
         return model.load_state_dict(state, strict=strict)

@@ -1331,10 +1331,12 @@ def _flag_calls():
         ("trainable", "dense", lambda v: fk.layers.Dense(2, trainable=v, name="dense")),
         ("from_logits", "BinaryCrossentropy",
          lambda v: fk.losses.BinaryCrossentropy(from_logits=v)),
+        ("strict", "load_state_dict",
+         lambda v: model.load_state_dict(model.state_dict(), strict=v)),
     ]
 
 
-@settings(FUZZ, max_examples=150)  # of 13 calls x 13 values
+@settings(FUZZ, max_examples=150)  # of 14 calls x 13 values
 @given(data=st.data())
 def test_flag_boundary(data):
     """Every True/False argument takes only True or False (NumPy's bools too): a string

@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from .. import training
-from .._core import MAX_WINDOW_ARG, is_int as _is_int
+from .._core import MAX_WINDOW_ARG, as_flag, is_int as _is_int
 
 _engine = None  # fastnn.nn.graph: it imports the layers, which import this module
 
@@ -272,6 +272,7 @@ class Module(training.ModelAPI):
         if not hasattr(state_dict, "items"):
             raise TypeError(f"{name}.load_state_dict: state_dict must be a mapping of names "
                             f"to arrays, got {type(state_dict).__name__}")
+        strict = as_flag(strict, "strict", f"{name}.load_state_dict")
         own = self.state_dict()
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
