@@ -499,8 +499,16 @@ class _Scheduler:
         self.epoch = 0
 
     def step(self):
-        self.epoch += 1
-        self.optimizer.lr = self._lr(self.epoch)
+        epoch = self.epoch + 1
+        try:
+            lr = self._lr(epoch)
+        except OverflowError:  # StepLR's gamma ** k for a gamma > 1 (Python's error)
+            lr = math.inf
+        if lr == math.inf:
+            raise ValueError(f"{type(self).__name__}: the lr of epoch {epoch} overflows a "
+                             f"float ({self.state_dict()})")
+        self.optimizer.lr = lr
+        self.epoch = epoch
 
     def get_last_lr(self):
         return self.optimizer.lr
@@ -522,7 +530,19 @@ class _Scheduler:
             raise ValueError(f"{type(self).__name__}.load_state_dict: expected a dict with "
                              f"keys {sorted(mine)}, got "
                              f"{sorted(state) if isinstance(state, dict) else type(state)}")
-        self.__dict__.update(state)
+        # a new instance checks the arguments (a step_size of 0 divided by zero, a string
+        # failed, at the next step); then epoch and base_lr
+        new = type(self)(self.optimizer, **{k: v for k, v in state.items()
+                                            if k not in ("epoch", "base_lr")})
+        where = f"{type(self).__name__}.load_state_dict"
+        if not _core.is_int(state["epoch"]) or state["epoch"] < 0:
+            raise ValueError(f"{where}: epoch must be a non-negative int, got "
+                             f"{state['epoch']!r}")
+        base_lr = as_real(state["base_lr"], "base_lr", where)
+        if not 0 <= base_lr < math.inf:
+            raise ValueError(f"{where}: base_lr must be finite and >= 0, got {base_lr!r}")
+        new.epoch, new.base_lr = int(state["epoch"]), base_lr
+        self.__dict__.update(new.__dict__)
 
     def on_epoch_end(self, epoch, logs):
         self.step()

@@ -464,6 +464,36 @@ def test_schedulers_refuse_arguments_that_make_the_lr_non_positive_or_nan():
     assert opt.lr == 0.1
 
 
+def test_schedulers_name_an_lr_overflow_and_a_bad_state_dict():
+    """StepLR(gamma=1e300) raised Python's OverflowError at its second step; load_state_dict
+    took any values (step_size 0: ZeroDivisionError at the next step; epoch 'x': a str +
+    int TypeError; base_lr NaN: the optimizer's error at the next step)."""
+    opt = optim.SGD(nn.Linear(3, 2).parameters(), lr=0.1)
+    sched = optim.StepLR(opt, 1, gamma=1e300)
+    sched.step()
+    with pytest.raises(ValueError, match="StepLR: the lr of epoch 2 overflows a float"):
+        sched.step()
+    assert sched.epoch == 1 and opt.lr == 0.1 * 1e300  # as it was
+    for make, key, value, error, match in [
+            (lambda: optim.StepLR(opt, 2), "step_size", 0, ValueError, "StepLR: step_size"),
+            (lambda: optim.StepLR(opt, 2), "gamma", "x", TypeError, "StepLR: gamma"),
+            (lambda: optim.CosineAnnealingLR(opt, 2), "T_max", None, ValueError,
+             "CosineAnnealingLR: T_max"),
+            (lambda: optim.CosineAnnealingLR(opt, 2), "epoch", "x", ValueError,
+             r"CosineAnnealingLR.load_state_dict: epoch must be a non-negative int"),
+            (lambda: optim.StepLR(opt, 2), "epoch", -1, ValueError, "epoch must be a non-neg"),
+            (lambda: optim.StepLR(opt, 2), "base_lr", float("nan"), ValueError,
+             r"StepLR.load_state_dict: base_lr must be finite and >= 0")]:
+        sched = make()
+        before = sched.state_dict()
+        with pytest.raises(error, match=match):
+            sched.load_state_dict({**before, key: value})
+        assert sched.state_dict() == before
+    sched.load_state_dict({**before, "epoch": 3})
+    sched.step()
+    assert sched.epoch == 4 and opt.lr == pytest.approx(before["base_lr"] * 0.01)
+
+
 def test_load_into_a_model_the_file_does_not_fit_leaves_it_unchanged(tmp_path):
     """Parameters were copied one by one up to the first mismatch."""
     path = tmp_path / "m.fnn"
