@@ -610,6 +610,11 @@ def test_keras_fit_evaluate_predict_and_set_weights_name_bad_arguments():
         with pytest.raises(error, match=r"dense_\d+\.set_weights: weight 0 " + match):
             model.set_weights(before[:2] + [bad, before[3]])
         assert_same(before, model.get_weights())
+    # a string was iterated ("unknown metric 'a'"), 5 failed in list(), [['acc']] in a hash
+    for metrics, error in [("accuracy", TypeError), (5, TypeError), ({"acc"}, TypeError),
+                           ([["acc"]], ValueError)]:
+        with pytest.raises(error, match="compile: (metrics must be a list|unknown metric)"):
+            model.compile(optimizer="sgd", loss="mse", metrics=metrics)
 
 
 def test_model_building_and_calling_mistakes_raise_named_errors():

@@ -108,9 +108,13 @@ class Model(nn.Model):
             raise ValueError(f"compile: pass a loss, one of {sorted(_klosses.NAMES)}")
         spec = _klosses.get(loss)
         opt = _optimizers.get(optimizer)
+        if metrics is not None and not isinstance(metrics, (list, tuple)):  # as Keras:
+            # 'accuracy' was read as the metrics 'a', 'c', ... ("unknown metric 'a'")
+            raise TypeError(f"compile: metrics must be a list such as ['accuracy'] or None, "
+                            f"got {metrics!r}")
         metrics = list(metrics or [])
         for m in metrics:
-            if m not in METRICS:
+            if not isinstance(m, str) or m not in METRICS:
                 raise ValueError(f"compile: unknown metric {m!r}; known: {list(METRICS)}")
         self._compiled = (opt, spec, metrics[0] if metrics else None)
         self.optimizer = None  # built by the next fit
