@@ -610,6 +610,9 @@ def test_keras_fit_evaluate_predict_and_set_weights_name_bad_arguments():
         with pytest.raises(error, match=r"dense_\d+\.set_weights: weight 0 " + match):
             model.set_weights(before[:2] + [bad, before[3]])
         assert_same(before, model.get_weights())
+    for name in (3, "", "a/b", None.__class__):  # 3 failed in a Cython signature, unnamed
+        with pytest.raises(ValueError, match="Dense: name must be a non-empty string"):
+            keras.layers.Dense(2, name=name)
     # a string was iterated ("unknown metric 'a'"), 5 failed in list(), [['acc']] in a hash
     for metrics, error in [("accuracy", TypeError), (5, TypeError), ({"acc"}, TypeError),
                            ([["acc"]], ValueError)]:

@@ -203,6 +203,10 @@ class Layer(Module):
                            re.sub("(.)([A-Z][a-z]+)", r"\1_\2", kind)).lower()
             count = _counters[snake] = _counters.get(snake, -1) + 1
             name = snake if count == 0 else f"{snake}_{count}"
+        if not isinstance(name, str) or not name or "/" in name:  # as Keras 3 (name=3
+            # failed unnamed in a Cython signature, "Argument 'fn' has incorrect type")
+            raise ValueError(f"{kind}: name must be a non-empty string without '/', got "
+                             f"{name!r}")
         self.name = name
         arg = "input_shape"
         if input_dim is not None:
