@@ -249,6 +249,11 @@ def as_flag(object v, str name, str fn):
     return bool(v)
 
 
+def as_flags(str fn, **flags):
+    """as_flag of each keyword argument, in their order."""
+    return [as_flag(v, name, fn) for name, v in flags.items()]
+
+
 cpdef object as_real(object v, str name, str fn):
     """v as a Python float, or a TypeError naming it (bools, complex, strings...); also
     used by the layers and optimizers for their hyperparameters."""

@@ -223,7 +223,7 @@ class SGD(Optimizer):
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
                  nesterov=False, *, maximize=False):
         super().__init__(params, lr)
-        self.maximize = bool(maximize)
+        self.maximize = as_flag(maximize, "maximize", type(self).__name__)
         momentum, weight_decay, dampening = (as_real(v, k, "SGD") for k, v in (
             ("momentum", momentum), ("weight_decay", weight_decay), ("dampening", dampening)))
         nesterov = as_flag(nesterov, "nesterov", "SGD")
@@ -273,9 +273,11 @@ class Adam(Optimizer):
                  amsgrad=False, *, maximize=False, decoupled_weight_decay=False):
         super().__init__(params, lr)
         name = type(self).__name__
-        self.amsgrad, self.maximize = bool(amsgrad), bool(maximize)
+        self.amsgrad = as_flag(amsgrad, "amsgrad", name)
+        self.maximize = as_flag(maximize, "maximize", name)
         # torch's Adam(decoupled_weight_decay=True) is AdamW
-        self._decoupled = self._decoupled or bool(decoupled_weight_decay)
+        self._decoupled = self._decoupled or as_flag(decoupled_weight_decay,
+                                                     "decoupled_weight_decay", name)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"{name}: betas must be a pair of floats, got {betas!r}")
         b1, b2 = (as_real(b, "betas", name) for b in betas)
@@ -363,7 +365,7 @@ class RMSprop(Optimizer):
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
                  centered=False, *, maximize=False):
         super().__init__(params, lr)
-        self.maximize = bool(maximize)
+        self.maximize = as_flag(maximize, "maximize", type(self).__name__)
         name = type(self).__name__
         alpha, eps, weight_decay, momentum = (as_real(v, k, name) for k, v in (
             ("alpha", alpha), ("eps", eps), ("weight_decay", weight_decay),

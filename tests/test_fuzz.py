@@ -1313,6 +1313,9 @@ def _flag_calls():
     p = [nn.Parameter(np.ones(2, np.float32))]
     x, y = np.ones((4, 2), np.float32), np.zeros(4, np.int64)
     model = nn.Sequential(nn.Linear(2, 2), input_shape=(2,))
+    other = nn.Sequential(nn.Linear(2, 2), input_shape=(2,))
+    r = np.random.default_rng(0)
+    img, w = randn(r, 1, 2, 3, 3), randn(r, 2, 2, 1, 1)
     return [
         ("bias", "Linear", lambda v: nn.Linear(2, 2, bias=v)),
         ("bias", "Conv2d", lambda v: nn.Conv2d(1, 1, 1, bias=v)),
@@ -1333,10 +1336,26 @@ def _flag_calls():
          lambda v: fk.losses.BinaryCrossentropy(from_logits=v)),
         ("strict", "load_state_dict",
          lambda v: model.load_state_dict(model.state_dict(), strict=v)),
+        # the backward kernels' flags (bint or truthiness: "no" counted as True)
+        ("bias", "linear_backward", lambda v: F.linear_backward(x, x, x[:2], bias=v)),
+        ("need_input_grad", "conv2d_backward",
+         lambda v: F.conv2d_backward(img, img, w, need_input_grad=v)),
+        ("need_weight_grad", "batch_norm_backward", lambda v: F.batch_norm_backward(
+            x, x, x[0], x[0], x[0], training=True, need_weight_grad=v)),
+        ("requires_grad", "Parameter", lambda v: nn.Parameter(x, requires_grad=v)),
+        ("requires_grad", "Sequential.requires_grad_", lambda v: other.requires_grad_(v)),
+        ("mode", "Sequential.train", lambda v: other.train(v)),
+        ("need_input_grad", "Sequential.backward",
+         lambda v: (other(x), other.backward(x, need_input_grad=v))),
+        ("inplace", "ReLU", lambda v: nn.ReLU(inplace=v)),
+        ("inplace", "Dropout", lambda v: nn.Dropout(inplace=v)),
+        ("amsgrad", "Adam", lambda v: optim.Adam(p, amsgrad=v)),
+        ("decoupled_weight_decay", "Adam", lambda v: optim.Adam(p, decoupled_weight_decay=v)),
+        ("maximize", "RMSprop", lambda v: optim.RMSprop(p, maximize=v)),
     ]
 
 
-@settings(FUZZ, max_examples=150)  # of 14 calls x 13 values
+@settings(FUZZ, max_examples=300)  # of 26 calls x 13 values
 @given(data=st.data())
 def test_flag_boundary(data):
     """Every True/False argument takes only True or False (NumPy's bools too): a string
@@ -1520,7 +1539,7 @@ def test_window_positions_boundary(data):
 QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losses": 300,
          "optimizers": 300, "models": 200, "state_dicts": 150, "runtime": 200,
          "distributed": 200, "to_categorical": 200, "safetensors": 200, "keras_layers": 300,
-         "keras_model_files": 100, "flags": 150,
+         "keras_model_files": 100, "flags": 300,
          "keras_loss_calls": 200, "keras_build": 50, "conv_algorithm": 200,
          "window_positions": 200}
 

@@ -60,7 +60,7 @@ class Parameter:
     """A float32 array `.data`, its gradient `.grad` (same shape), and `requires_grad`:
     False freezes it (its gradient is not computed and optimizers skip it)."""
 
-    __slots__ = ("data", "grad", "requires_grad")
+    __slots__ = ("data", "grad", "_requires_grad")
 
     def __init__(self, data, requires_grad=True):
         kind = np.asarray(data).dtype.kind
@@ -69,7 +69,16 @@ class Parameter:
                             f"{np.asarray(data).dtype}")
         self.data = np.ascontiguousarray(data, dtype=np.float32)
         self.grad = np.zeros_like(self.data)
-        self.requires_grad = bool(requires_grad)
+        self.requires_grad = requires_grad
+
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        """Checked as set: "no" counted as True, and the backward kernels take only bools."""
+        self._requires_grad = as_flag(value, "requires_grad", "Parameter")
 
     @property
     def shape(self):
@@ -78,7 +87,7 @@ class Parameter:
     def requires_grad_(self, requires_grad=True):
         """Freeze (False) or unfreeze this parameter, as torch's Tensor.requires_grad_;
         returns self."""
-        self.requires_grad = bool(requires_grad)
+        self.requires_grad = requires_grad
         return self
 
     def numel(self):
@@ -137,6 +146,8 @@ class Module(training.ModelAPI):
         """Backpropagate through the graph of the last call, writing every trainable
         parameter's `.grad`; returns the input gradient if need_input_grad (else None).
         Layers override this with their own backward on arrays."""
+        need_input_grad = as_flag(need_input_grad, "need_input_grad",
+                                  f"{type(self).__name__}.backward")
         return self._active_graph("backward").backward(grad_out, need_input_grad)
 
     def _is_layer(self):
@@ -227,8 +238,10 @@ class Module(training.ModelAPI):
 
     def requires_grad_(self, requires_grad=True):
         """Freeze (False) or unfreeze every parameter of this module; returns self."""
+        requires_grad = as_flag(requires_grad, "requires_grad",
+                                f"{type(self).__name__}.requires_grad_")
         for p in self.parameters():
-            p.requires_grad = bool(requires_grad)
+            p.requires_grad = requires_grad
         return self
 
     def zero_grad(self, set_to_none=True):
@@ -238,8 +251,9 @@ class Module(training.ModelAPI):
             p.grad.fill(0.0)
 
     def train(self, mode=True):
+        mode = as_flag(mode, "mode", f"{type(self).__name__}.train")  # "no" trained
         for module in self.modules():
-            module.training = bool(mode)
+            module.training = mode
         return self
 
     def eval(self):
