@@ -21,6 +21,15 @@ class Loss:
     def backward(self):
         raise NotImplementedError
 
+    def _kept(self, name):
+        """What the last call kept for backward in attribute `name`; a RuntimeError
+        before any call (it was an AttributeError naming the attribute)."""
+        value = self.__dict__.get(name)
+        if value is None:
+            raise RuntimeError(f"{type(self).__name__}.backward: call the loss on a batch "
+                               f"first")
+        return value
+
     def _grad_buffer(self, shape):
         buf = getattr(self, "_grad", None)
         if buf is None or buf.shape != shape:
@@ -236,7 +245,8 @@ class CrossEntropyLoss(Loss):
     def backward(self, grad_output=None):
         """The gradient of the last call's loss w.r.t. the logits; with reduction='none',
         of the per-sample losses weighted by grad_output (N,) (ones by default)."""
-        grad, spatial, name = self._g, self.__dict__.get("_spatial"), type(self).__name__
+        grad, name = self._kept("_g"), type(self).__name__
+        spatial = self.__dict__.get("_spatial")
         if self._rows is not None and spatial is None:
             return _scaled(grad, grad_output, self._rows, name)
         if spatial is None:
@@ -321,7 +331,7 @@ class _Elementwise(Loss):
     def backward(self, grad_output=None):
         """The gradient of the last call's loss w.r.t. pred; with reduction='none', of
         its values weighted by grad_output (pred's shape; ones by default)."""
-        pred, target = self._saved
+        pred, target = self._kept("_saved")
         grad = self._backward(pred, target, out=self._grad_buffer(pred.shape))
         if self.reduction != "mean":
             grad *= np.float32(max(pred.size, 1))  # the kernels divide by the count
@@ -376,7 +386,7 @@ class BCEWithLogitsLoss(_Elementwise):
     def backward(self, grad_output=None):
         if self.weight is None and self.pos_weight is None:
             return super().backward(grad_output)
-        pred, target = self._saved
+        pred, target = self._kept("_saved")
         grad = self._terms(np.asarray(pred, np.float64), np.asarray(target, np.float64))[1]
         if self.reduction == "mean":
             grad /= max(grad.size, 1)
@@ -439,7 +449,7 @@ class BCELoss(_Elementwise):
         return float(values.sum() / (max(values.size, 1) if self.reduction == "mean" else 1))
 
     def backward(self, grad_output=None):
-        pred, target = self._saved
+        pred, target = self._kept("_saved")
         grad = self._terms(pred.astype(np.float64), target.astype(np.float64))[1]
         if self.reduction == "mean":
             grad /= max(grad.size, 1)

@@ -408,6 +408,15 @@ def test_layer_backward_before_any_forward_raises_runtime_error(layer, grad_shap
         layer.backward(np.ones(grad_shape, np.float32))
 
 
+@pytest.mark.parametrize("cls", [losses.CrossEntropyLoss, losses.NLLLoss, losses.BCELoss,
+                                 losses.BCEWithLogitsLoss, losses.MSELoss])
+def test_loss_backward_before_any_call_raises_runtime_error(cls):
+    """It was an AttributeError naming the attribute the call keeps ('_g', '_saved')."""
+    with pytest.raises(RuntimeError, match=rf"{cls.__name__}\.backward: call the loss on a "
+                                           r"batch first"):
+        cls().backward()
+
+
 def test_optimizer_refuses_a_parameter_listed_twice_and_non_iterable_params():
     """A parameter listed twice was updated twice per step (twice the learning rate)."""
     layer = nn.Linear(3, 2)
