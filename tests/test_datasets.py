@@ -291,6 +291,13 @@ def test_load_bad_name_and_split(tmp_path):
         datasets.load("cifar10", "train", root=tmp_path)
     with pytest.raises(ValueError, match="split"):
         datasets.load("mnist", "valid", root=tmp_path)
+    # download="no" downloaded (truthiness); root=3 failed in pathlib, unnamed
+    for call in (lambda: datasets.load("mnist", "test", root=tmp_path, download="no"),
+                 lambda: datasets.load_splits("mnist", root=tmp_path, download=0)):
+        with pytest.raises(TypeError, match="load(_splits)?: download must be True or False"):
+            call()
+    with pytest.raises(TypeError, match="load: root must be a directory path or None"):
+        datasets.load("mnist", "test", root=3, download=False)
 
 
 # --- download -------------------------------------------------------------

@@ -629,6 +629,17 @@ def test_keras_fit_evaluate_predict_and_set_weights_name_bad_arguments():
             model.compile(optimizer="sgd", loss="mse", metrics=metrics)
 
 
+def test_sequential_refuses_an_input_shape_its_layers_do_not_take():
+    """It was kept, then every call failed saying layer 0 expects the model's shape."""
+    with pytest.raises(ValueError, match=r"Sequential: layer 0: Linear.* expects input of "
+                                         r"shape \(N, 3\)"):
+        nn.Sequential(nn.Linear(3, 2), input_shape=(4,))
+    with pytest.raises(ValueError, match=r"Sequential: layer 2: Linear"):
+        nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(10, 2), input_shape=(1, 5, 5))
+    assert nn.Sequential(nn.Flatten(), nn.Linear(25, 2), input_shape=(1, 5, 5)).predict(
+        np.ones((2, 1, 5, 5), np.float32)).shape == (2, 2)
+
+
 def test_model_building_and_calling_mistakes_raise_named_errors():
     x = fastnn.Input((3,))
     with pytest.raises(TypeError, match="Model: output 0 must be a value computed"):
