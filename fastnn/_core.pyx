@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 cimport numpy as cnp
+from libc.float cimport FLT_MAX
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 
 cnp.import_array()

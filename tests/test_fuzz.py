@@ -1372,6 +1372,27 @@ def test_flag_boundary(data):
         check_named(got, {owner})
 
 
+@pytest.mark.parametrize("slope", HOSTILE_REALS + [1e39, -1e39, -3e38])
+def test_negative_slope_boundary(slope):
+    """leaky_relu(_backward) and LeakyReLU: a negative_slope NaN, infinite or beyond
+    float32 (the kernels' type) made every negative input's value and gradient NaN or
+    inf; it raises naming negative_slope unless a finite real (then as the reference)."""
+    x = np.array([[-1.5, 2.0], [0.0, -3.0]], np.float32)
+    valid = (isinstance(slope, (int, float, np.floating)) and not isinstance(slope, bool)
+             and abs(slope) <= np.finfo(np.float32).max)
+    for fn, ref in [(lambda: F.leaky_relu(x, slope), lambda: R.leaky_relu(x, slope)),
+                    (lambda: F.leaky_relu_backward(x, x, slope),
+                     lambda: R.leaky_relu_backward(x, x, slope)),
+                    (lambda: nn.LeakyReLU(slope)(x), lambda: R.leaky_relu(x, slope))]:
+        status, got = call("negative_slope", fn)
+        if valid:
+            assert status == "ok", got
+            assert_matches(got, ref())
+        else:
+            assert status == "raised", f"negative_slope={slope!r} accepted"
+            check_named(got, {"negative_slope"})
+
+
 # calls: 38 kernel functions x 175 examples x 2, layers 400 x 1-3, losses and optimizers
 # 300 x 1-2
 @settings(FUZZ, max_examples=200)
