@@ -1352,10 +1352,12 @@ def _flag_calls():
         ("amsgrad", "Adam", lambda v: optim.Adam(p, amsgrad=v)),
         ("decoupled_weight_decay", "Adam", lambda v: optim.Adam(p, decoupled_weight_decay=v)),
         ("maximize", "RMSprop", lambda v: optim.RMSprop(p, maximize=v)),
+        ("nesterov", "SGD", lambda v: fk.optimizers.SGD(momentum=0.9, nesterov=v)),
+        ("centered", "RMSprop", lambda v: fk.optimizers.RMSprop(centered=v)),
     ]
 
 
-@settings(FUZZ, max_examples=300)  # of 26 calls x 13 values
+@settings(FUZZ, max_examples=300)  # of 28 calls x 13 values
 @given(data=st.data())
 def test_flag_boundary(data):
     """Every True/False argument takes only True or False (NumPy's bools too): a string

@@ -622,6 +622,20 @@ def test_keras_fit_evaluate_predict_and_set_weights_name_bad_arguments():
     for name in (3, "", "a/b", None.__class__):  # 3 failed in a Cython signature, unnamed
         with pytest.raises(ValueError, match="Dense: name must be a non-empty string"):
             keras.layers.Dense(2, name=name)
+    # checked when fit started, naming torch's lr, betas, eps: now at construction
+    for make, match in [(lambda: keras.optimizers.Adam(learning_rate=float("nan")),
+                         r"Adam\(learning_rate=nan, .*lr must be finite"),
+                        (lambda: keras.optimizers.Adam(beta_1=1.5), r"beta_1=1.5, .*betas"),
+                        (lambda: keras.optimizers.AdamW(weight_decay=-1), "weight_decay=-1"),
+                        (lambda: keras.optimizers.SGD(momentum=-1), r"SGD\(learning_rate=0.01, "
+                                                                    r"momentum=-1"),
+                        (lambda: keras.optimizers.RMSprop(rho=2), r"rho=2, .*alpha")]:
+        with pytest.raises(ValueError, match=match):
+            make()
+    with pytest.raises(TypeError, match=r"SGD\(learning_rate='x'.*lr must be a real number"):
+        keras.optimizers.SGD(learning_rate="x")
+    with pytest.raises(TypeError, match="load_model: safe_mode must be True or False"):
+        keras.models.load_model("none.keras", safe_mode="no")  # was ignored
     # a string was iterated ("unknown metric 'a'"), 5 failed in list(), [['acc']] in a hash
     for metrics, error in [("accuracy", TypeError), (5, TypeError), ({"acc"}, TypeError),
                            ([["acc"]], ValueError)]:

@@ -589,6 +589,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     if custom_objects is not None:
         raise TypeError("load_model: custom_objects is not supported by fastnn.keras")
     compile = as_flag(compile, "compile", "load_model")
+    as_flag(safe_mode, "safe_mode", "load_model")  # nothing unsafe to load; "no" was kept
     model = load(filepath)
     if not isinstance(model, Model):
         raise ValueError(f"load_model: {os.fspath(filepath)!r} holds a fastnn "
