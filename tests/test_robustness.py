@@ -741,6 +741,18 @@ def test_keras_learning_rate_scheduler_names_a_bad_schedule(schedule, error, mat
         keras.callbacks.LearningRateScheduler(0.1)
 
 
+def test_fit_names_an_optimizer_class_and_an_x_the_model_does_not_take():
+    """optimizer=optim.SGD (the class) failed in its unbound step() ('missing 1 required
+    positional argument: self'); an x of shape (8,) was reported as 'got (1,)'."""
+    x, y = data(8, shape=(3,))
+    model = nn.Sequential(nn.Linear(3, 2))
+    with pytest.raises(TypeError, match="fit: optimizer must be a fastnn.optim optimizer or "
+                                        "a name, got the class SGD"):
+        model.fit(x, y, optimizer=optim.SGD, verbose=0)
+    with pytest.raises(ValueError, match=r"fit: x of shape \(8,\) does not fit the model: "):
+        model.fit(x[:, 0], y, optimizer="sgd", verbose=0)
+
+
 def test_fit_refuses_an_optimizer_over_another_models_parameters():
     """It trained nothing, silently, reporting the untrained model's loss every epoch."""
     x, y = data(8, shape=(3,))
