@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import tempfile
 import zipfile
 import zlib
@@ -101,10 +102,24 @@ def save(model, path, optimizer=None):
     atomic_write(path, write)
 
 
+def _file_mode(path):
+    """The permissions open(path, "wb") would leave: the file's own, else 0666 less the
+    umask (the temporary file's 0600 made a saved model unreadable to the group and
+    others, even one saved over a file they could read)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def atomic_write(path, write):
     """Call write(binary file) on a temporary file beside path, fsync it and os.replace it
     over path: a crash leaves the old file or the new one, never half of one."""
     path = os.fspath(path)
+    if os.path.islink(path):  # written through, as open() writes: replacing the link lost it
+        path = os.path.realpath(path)
     directory = os.path.dirname(os.path.abspath(path))
     # named here: mkstemp's and os.replace's errors would name the temporary file
     if os.path.isdir(path):
@@ -115,6 +130,7 @@ def atomic_write(path, write):
                                dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), _file_mode(path))  # not mkstemp's 0600
             write(f)
             f.flush()
             os.fsync(f.fileno())

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import signal
+import stat
 import time
 import zipfile
 
@@ -331,6 +332,44 @@ def test_writing_over_a_directory_or_into_a_missing_one_names_the_path(tmp_path,
     with pytest.raises(FileNotFoundError, match=str(tmp_path / "missing" / "m")):
         write(model, tmp_path / "missing" / "m")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"] and not any((tmp_path / "d").iterdir())
+
+
+@pytest.mark.parametrize("how", ["save", "save_weights", "onnx"])
+def test_writing_through_a_symlink_keeps_the_link(tmp_path, how):
+    """os.replace put the new file in place of the link: the link was lost and its target
+    kept the old model."""
+    if how == "onnx":
+        pytest.importorskip("onnx")
+        from fastnn import onnx as fonnx
+
+        def write(m, p):
+            fonnx.export(m, p, input_shape=(4,))
+    else:
+        write = getattr(fastnn, how)
+    (tmp_path / "models").mkdir()
+    target, link = tmp_path / "models" / "v1", tmp_path / "latest"
+    target.write_bytes(b"old")
+    link.symlink_to(target)
+    write(fastnn.Sequential(nn.Linear(4, 2, seed=0)), link)
+    assert link.is_symlink() and target.read_bytes() != b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest", "models"]
+    assert [p.name for p in (tmp_path / "models").iterdir()] == ["v1"]
+
+
+def test_saved_files_get_the_permissions_open_would_give_them(tmp_path):
+    """They were mkstemp's 0600, even when saved over a file of mode 0644."""
+    model, old = fastnn.Sequential(nn.Linear(4, 2, seed=0)), os.umask(0o027)
+    try:
+        fastnn.save(model, tmp_path / "new.fnn")
+        fastnn.save_weights(model, tmp_path / "new.safetensors")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "new.fnn").st_mode) == 0o640
+    assert stat.S_IMODE(os.stat(tmp_path / "new.safetensors").st_mode) == 0o640
+    (tmp_path / "old.fnn").write_bytes(b"")
+    os.chmod(tmp_path / "old.fnn", 0o604)
+    fastnn.save(model, tmp_path / "old.fnn")
+    assert stat.S_IMODE(os.stat(tmp_path / "old.fnn").st_mode) == 0o604
 
 
 @pytest.mark.parametrize("edit", [
