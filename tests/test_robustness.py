@@ -675,6 +675,10 @@ def test_keras_fit_evaluate_predict_and_set_weights_name_bad_arguments():
         keras.optimizers.SGD(learning_rate="x")
     with pytest.raises(TypeError, match="load_model: safe_mode must be True or False"):
         keras.models.load_model("none.keras", safe_mode="no")  # was ignored
+    for seed in ("x", -1, 1.5, np.random.default_rng()):  # kept, failed when built
+        with pytest.raises(TypeError, match="Dropout: seed must be None or a non-negative int"):
+            keras.layers.Dropout(0.5, seed=seed)
+    assert type(keras.layers.Dropout(0.5, seed=np.int64(3)).seed) is int  # saved as JSON
     # a string was iterated ("unknown metric 'a'"), 5 failed in list(), [['acc']] in a hash
     for metrics, error in [("accuracy", TypeError), (5, TypeError), ({"acc"}, TypeError),
                            ([["acc"]], ValueError)]:

@@ -539,7 +539,10 @@ class Dropout(Layer):
         super().__init__(**kwargs)
         if noise_shape is not None:
             raise ValueError("Dropout: noise_shape is not supported")
-        self.rate, self.seed = rate, seed
+        if seed is not None and not (is_int(seed) and seed >= 0):  # was kept as given:
+            # 'x' failed when the model was built, np.int64(3) when it was saved
+            raise TypeError(f"Dropout: seed must be None or a non-negative int, got {seed!r}")
+        self.rate, self.seed = rate, None if seed is None else int(seed)
         try:
             nn.Dropout(rate)  # validates rate
         except (TypeError, ValueError) as e:  # named as Keras names it
