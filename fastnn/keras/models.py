@@ -399,6 +399,7 @@ class Model(nn.Model):
             for layer in layers:
                 x = layer(x)
             model = cls(inputs, x, name=config["name"])
+        model._ensure_built()  # a Sequential was built only by compile: load found no weights
         compiled = config["compile"]
         if compiled is not None:  # the optimizer comes with the state load() reads
             spec = _klosses.NAMES[compiled["loss"]]()
