@@ -841,6 +841,32 @@ def test_keras_transpose_checks_its_input_and_grad_out():
     assert t.backward(np.ones((2, 3, 4, 4), np.float32)).shape == (2, 4, 4, 3)
 
 
+def test_register_refuses_a_name_another_class_has(tmp_path):
+    """A user class named Linear replaced fastnn's: every Sequential of Linear layers was
+    then saved without its architecture (silently) and older files loaded as the user's
+    class (or failed); register(3) failed in an AttributeError."""
+    fastnn.save(nn.Sequential(nn.Linear(2, 2)), tmp_path / "m.fnn")
+
+    class Linear(nn.Module):
+        def forward(self, x):
+            return x
+
+    with pytest.raises(ValueError, match=r"register: the name 'Linear' is taken by "
+                                         r"fastnn.nn.linear.Linear"):
+        nn.register(Linear)
+    assert type(fastnn.load(tmp_path / "m.fnn")[0]) is nn.Linear
+    for bad in (3, int, lambda x: x):
+        with pytest.raises(TypeError, match="register: expected a fastnn.nn.Module subclass"):
+            nn.register(bad)
+    for _ in range(2):  # the same class defined again, as a notebook cell run twice does
+
+        @nn.register
+        class Twice(nn.Module):
+            def forward(self, x):
+                return x
+    assert nn.LAYERS.pop("Twice") is Twice
+
+
 def test_save_of_an_architecture_json_cannot_hold_names_it_and_keeps_the_old_file(tmp_path):
     @nn.register
     class NumpyConfig(nn.Module):
