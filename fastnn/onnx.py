@@ -8,7 +8,8 @@ rewrites) maps node by node: Linear -> Gemm, Conv2d -> Conv, MaxPool2d / AvgPool
 MaxPool / AveragePool (ceil_mode, count_include_pad), AdaptiveAvgPool2d ->
 GlobalAveragePool or an AveragePool when the sizes divide, BatchNorm -> an eval-mode
 BatchNormalization on the running statistics, activations, Flatten, Add (+), Concat,
-Dropout/Identity -> Identity, and fastnn.keras' layout Transpose -> Transpose."""
+Dropout/Identity -> Identity, and fastnn.keras' layout Transpose -> Transpose and Pad2d
+-> Pad."""
 import numpy as np
 
 from . import nn
@@ -51,7 +52,7 @@ def _pads(top_left, bottom_right=(0, 0)):
 
 def _emit(b, layer, name, ins, out, in_shapes):
     """The ONNX node(s) of one fastnn layer."""
-    from .keras.layers import Transpose
+    from .keras.layers import Pad2d, Transpose
     kind = type(layer)
     x = ins[0]
     if kind is nn.Linear and len(in_shapes[0]) > 2:  # Gemm is 2-D: MatMul, then the bias
@@ -143,6 +144,12 @@ def _emit(b, layer, name, ins, out, in_shapes):
         b.node("Concat", list(ins), out, name, axis=layer.axis)
     elif kind is Transpose:
         b.node("Transpose", [x], out, name, perm=list(layer.axes))
+    elif kind is Pad2d:  # fastnn.keras' 'same' padding with one more at the bottom/right
+        top, bottom, left, right = layer.padding
+        pads = np.array([0, 0, top, left, 0, 0, bottom, right], np.int64)
+        b.node("Pad", [x, b.weight(f"{name}.pads", pads),
+                       b.weight(f"{name}.value", np.array(layer.value, np.float32))], out, name,
+               mode="constant")
     else:
         raise TypeError(f"export: layer {name} is a {kind.__name__}, which has no ONNX form "
                         f"here")

@@ -53,7 +53,17 @@ def keras_cnn():
         fk.layers.Dense(5, activation="softmax")]), (12, 12, 2)
 
 
+def keras_same_strided():
+    """'same' padding where TensorFlow pads one more at the bottom/right (a Pad2d: zeros
+    before the convolution, -inf before the max pool): export refused it."""
+    return fk.Sequential([
+        fk.layers.Conv2D(3, 3, strides=2, padding="same", input_shape=(8, 8, 2)),
+        fk.layers.MaxPooling2D(3, strides=2, padding="same"), fk.layers.Flatten(),
+        fk.layers.Dense(2)]), (8, 8, 2)
+
+
 CASES = {
+    "keras-same-strided": keras_same_strided,
     "mlp": lambda: (models.mlp(seed=0), (1, 28, 28)),
     "cnn": lambda: (models.cnn(seed=0), (1, 28, 28)),
     "residual": residual_graph,
