@@ -33,8 +33,8 @@ def _onnx():
 class _Builder:
     """Collects ONNX nodes and initializers (weights) for one graph."""
 
-    def __init__(self, helper, numpy_helper):
-        self.helper, self.numpy_helper = helper, numpy_helper
+    def __init__(self, helper, numpy_helper, opset):
+        self.helper, self.numpy_helper, self.opset = helper, numpy_helper, opset
         self.nodes, self.inits = [], []
 
     def weight(self, name, array):
@@ -70,14 +70,14 @@ def _emit(b, layer, name, ins, out, in_shapes):
         b.node("Gemm", inputs, out, name, transB=1)
     elif kind is nn.Conv2d:
         if layer.padding_mode != "zeros":  # a Pad node first, then an unpadded Conv
-            if layer.padding_mode == "circular":
+            if layer.padding_mode == "circular" and b.opset < 19:  # (it was refused at any)
                 raise ValueError(f"export: {name} ({layer!r}): circular padding has no ONNX "
-                                 f"Pad mode before opset 19")
+                                 f"Pad mode before opset 19 (pass opset=19)")
             (ph, pw), (eh, ew) = layer._pad, layer._extra
             pads = np.array([0, 0, ph, pw, 0, 0, ph + eh, pw + ew], np.int64)
             b.node("Pad", [x, b.weight(f"{name}.pads", pads)], f"{name}:padded",
-                   f"{name}:pad", mode={"reflect": "reflect", "replicate": "edge"}[
-                       layer.padding_mode])
+                   f"{name}:pad", mode={"reflect": "reflect", "replicate": "edge",
+                                        "circular": "wrap"}[layer.padding_mode])
             x = f"{name}:padded"
         inputs = [x, b.weight(f"{name}.weight", layer.weight.data)]
         if layer.bias is not None:
@@ -172,7 +172,7 @@ def export(model, path, input_shape=None, opset=DEFAULT_OPSET):
                             else as_sample_shape(input_shape, "input_shape", "export"))
     shapes = model._input_shapes(input_shape, "export")
     graph = model._graph_for(shapes)
-    b = _Builder(helper, numpy_helper)
+    b = _Builder(helper, numpy_helper, opset)
     single_in, single_out = len(graph.input_values) == 1, len(graph.output_values) == 1
     names = {}
     for k, v in enumerate(graph.input_values):

@@ -168,3 +168,17 @@ def test_export_builds_a_keras_sequential_for_input_shape(tmp_path):
     with pytest.raises(ValueError, match="export: input_shape must hold positive ints"):
         fonnx.export(fk.Sequential([fk.layers.Dense(3)]), tmp_path / "n.onnx",
                            input_shape=(0,))
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_padding_modes_match_predict(mode, tmp_path, rng):
+    """A Pad node before the unpadded Conv; circular ("wrap") from opset 19, where it was
+    refused at any opset ("no ONNX Pad mode before opset 19" even with opset=19)."""
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=(1, 2), padding_mode=mode, seed=0))
+    path = tmp_path / "m.onnx"
+    if mode == "circular":
+        with pytest.raises(ValueError, match=r"circular padding .* \(pass opset=19\)"):
+            fonnx.export(model, path, input_shape=(2, 5, 6))
+    fonnx.export(model, path, input_shape=(2, 5, 6), opset=19)
+    x = rng.standard_normal((2, 2, 5, 6)).astype(np.float32)
+    np.testing.assert_allclose(run_onnx(path, x)[0], model.predict(x), rtol=1e-5, atol=1e-5)
