@@ -679,6 +679,11 @@ def test_keras_fit_evaluate_predict_and_set_weights_name_bad_arguments():
         with pytest.raises(TypeError, match="Dropout: seed must be None or a non-negative int"):
             keras.layers.Dropout(0.5, seed=seed)
     assert type(keras.layers.Dropout(0.5, seed=np.int64(3)).seed) is int  # saved as JSON
+    for smoothing in (1.5, -0.5, float("nan")):  # compile failed naming CrossEntropyLoss,
+        # a call on NaN gave NaN
+        with pytest.raises(ValueError, match="CategoricalCrossentropy: label_smoothing must "
+                                             r"be in \[0, 1\]"):
+            keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
     # a string was iterated ("unknown metric 'a'"), 5 failed in list(), [['acc']] in a hash
     for metrics, error in [("accuracy", TypeError), (5, TypeError), ({"acc"}, TypeError),
                            ([["acc"]], ValueError)]:
