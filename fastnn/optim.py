@@ -70,6 +70,10 @@ class Optimizer:
         step: DataParallel makes every .grad a view of its flat buffer), then `states`
         (per-parameter state lists, or None) restricted to them, rebuilt only when a
         flag changes."""
+        if len(self.params) != len(self._counts):  # appended to: an IndexError in the state
+            raise ValueError(f"{type(self).__name__}: params has {len(self.params)} entries but "
+                             f"the optimizer was built over {len(self._counts)} (its state is "
+                             f"per parameter); make a new optimizer for other parameters")
         flags = tuple(p.requires_grad for p in self.params)
         if flags != self._flags:
             self._keep = [i for i, f in enumerate(flags) if f]

@@ -456,6 +456,17 @@ def test_loss_backward_before_any_call_raises_runtime_error(cls):
         cls().backward()
 
 
+@pytest.mark.parametrize("cls", [optim.SGD, optim.Adam, optim.RMSprop])
+def test_optimizer_names_a_params_list_changed_after_construction(cls):
+    """opt.params.append(p) made the next step fail in an IndexError (state per parameter)."""
+    p = nn.Parameter(np.ones(3, np.float32))
+    opt = cls([p], lr=0.1)
+    opt.params.append(nn.Parameter(np.ones(4, np.float32)))
+    with pytest.raises(ValueError, match=rf"{cls.__name__}: params has 2 entries but the "
+                                         r"optimizer was built over 1"):
+        opt.step()
+
+
 def test_optimizer_refuses_a_parameter_listed_twice_and_non_iterable_params():
     """A parameter listed twice was updated twice per step (twice the learning rate)."""
     layer = nn.Linear(3, 2)
