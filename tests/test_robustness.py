@@ -695,6 +695,8 @@ def test_keras_fit_evaluate_predict_and_set_weights_name_bad_arguments():
         with pytest.raises(ValueError, match="CategoricalCrossentropy: label_smoothing must "
                                              r"be in \[0, 1\]"):
             keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
+    with pytest.raises(TypeError, match="a Keras layer takes one input, got a list of 2"):
+        keras.layers.Dense(2)([keras.Input((3,)), keras.Input((3,))])
     # a string was iterated ("unknown metric 'a'"), 5 failed in list(), [['acc']] in a hash
     for metrics, error in [("accuracy", TypeError), (5, TypeError), ({"acc"}, TypeError),
                            ([["acc"]], ValueError)]:

@@ -243,6 +243,10 @@ class Layer(Module):
         return False
 
     def __call__(self, x):
+        if isinstance(x, (list, tuple)) and any(isinstance(v, KerasTensor) for v in x):
+            # was "call the layer on a Keras Input first", of a layer called on two Inputs
+            raise TypeError(f"{self.name}: a Keras layer takes one input, got a "
+                            f"{type(x).__name__} of {len(x)}")
         if not isinstance(x, KerasTensor):
             if self._chain is None:
                 raise RuntimeError(f"{self.name}: call the layer on a Keras Input first so it "
