@@ -14,6 +14,20 @@ __all__ = ["Loss", "CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss", "BCELoss"
 class Loss:
     name = ""
     has_accuracy = False
+    _reduction = "mean"
+
+    @property
+    def reduction(self):
+        return self._reduction
+
+    @reduction.setter
+    def reduction(self, value):
+        """Checked as set, as torch checks it at the call: loss.reduction = 'foo' ran as
+        'mean' (CrossEntropyLoss) or as 'none' (MSELoss)."""
+        if not isinstance(value, str) or value not in _REDUCTIONS:
+            raise ValueError(f"{type(self).__name__}: reduction must be 'mean', 'sum' or "
+                             f"'none', got {value!r}")
+        self._reduction = value
 
     def __call__(self, pred, target):
         raise NotImplementedError
@@ -47,15 +61,11 @@ class Loss:
 _REDUCTIONS = ("mean", "sum", "none")
 
 
-def _reduction(reduction, size_average, reduce, name):
-    """torch's reduction argument (its deprecated size_average and reduce must be None)."""
+def _deprecated(size_average, reduce, name):
+    """torch's deprecated size_average and reduce arguments must be None."""
     if size_average is not None or reduce is not None:
         raise ValueError(f"{name}: size_average and reduce are deprecated in torch; pass "
                          f"reduction='mean', 'sum' or 'none' instead")
-    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
-        raise ValueError(f"{name}: reduction must be 'mean', 'sum' or 'none', got "
-                         f"{reduction!r}")
-    return reduction
 
 
 def _weights(weight, name, arg):
@@ -108,25 +118,42 @@ class CrossEntropyLoss(Loss):
     name = "cross_entropy"
     has_accuracy = True
     # (subclasses that skip __init__ keep torch's defaults)
-    label_smoothing, weight, ignore_index, reduction = 0.0, None, -100, "mean"
+    _label_smoothing, weight, _ignore_index = 0.0, None, -100
 
     def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None,
                  reduction="mean", label_smoothing=0.0):
         name = type(self).__name__
-        label_smoothing = _real(label_smoothing, "label_smoothing", name)
-        if not 0.0 <= label_smoothing <= 1.0:
-            raise ValueError(f"{name}: label_smoothing must be in [0, 1], got "
-                             f"{label_smoothing!r}")
-        if not _core.is_int(ignore_index):
-            raise TypeError(f"{name}: ignore_index must be an int, got "
-                            f"{ignore_index!r}")
-        self.label_smoothing = float(label_smoothing)
+        _deprecated(size_average, reduce, name)
+        self.label_smoothing, self.ignore_index, self.reduction = (label_smoothing,
+                                                                   ignore_index, reduction)
         self.weight = _weights(weight, name, "weight")
         if self.weight is not None and self.weight.ndim != 1:
             raise ValueError(f"{name}: weight must be 1-D (one value per class), got "
                              f"shape {self.weight.shape}")
-        self.ignore_index = int(ignore_index)
-        self.reduction = _reduction(reduction, size_average, reduce, name)
+
+    # checked as set, like reduction: 2.0 or 'x' set after construction was used as is
+    @property
+    def label_smoothing(self):
+        return self._label_smoothing
+
+    @label_smoothing.setter
+    def label_smoothing(self, value):
+        name = type(self).__name__
+        value = _real(value, "label_smoothing", name)
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name}: label_smoothing must be in [0, 1], got {value!r}")
+        self._label_smoothing = float(value)
+
+    @property
+    def ignore_index(self):
+        return self._ignore_index
+
+    @ignore_index.setter
+    def ignore_index(self, value):
+        if not _core.is_int(value):
+            raise TypeError(f"{type(self).__name__}: ignore_index must be an int, got "
+                            f"{value!r}")
+        self._ignore_index = int(value)
 
     def __call__(self, logits, target):
         target = np.asarray(target)
@@ -318,7 +345,6 @@ class _Elementwise(Loss):
     kernels' mean, or with reduction 'sum' / 'none' (torch's) the sum or the values."""
 
     _loss = _backward = None
-    reduction = "mean"
 
     def __call__(self, pred, target):
         self._saved = pred, target
@@ -355,7 +381,8 @@ class BCEWithLogitsLoss(_Elementwise):
                  pos_weight=None):
         self.weight = _weights(weight, "BCEWithLogitsLoss", "weight")
         self.pos_weight = _weights(pos_weight, "BCEWithLogitsLoss", "pos_weight")
-        self.reduction = _reduction(reduction, size_average, reduce, "BCEWithLogitsLoss")
+        _deprecated(size_average, reduce, "BCEWithLogitsLoss")
+        self.reduction = reduction
 
     def _terms(self, x, t):
         """(loss values, their gradient) in float64: (1 - t) x + lw softplus(-x) with
@@ -414,7 +441,8 @@ class BCELoss(_Elementwise):
 
     def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean"):
         self.weight = _weights(weight, "BCELoss", "weight")
-        self.reduction = _reduction(reduction, size_average, reduce, "BCELoss")
+        _deprecated(size_average, reduce, "BCELoss")
+        self.reduction = reduction
 
     @staticmethod
     def _check(pred, target):
@@ -471,7 +499,8 @@ class MSELoss(_Elementwise):
     _backward = staticmethod(F.mse_loss_backward)
 
     def __init__(self, size_average=None, reduce=None, reduction="mean"):
-        self.reduction = _reduction(reduction, size_average, reduce, "MSELoss")
+        _deprecated(size_average, reduce, "MSELoss")
+        self.reduction = reduction
 
     def _values(self, pred, target):
         return (pred - target) ** 2
