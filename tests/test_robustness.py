@@ -721,6 +721,8 @@ def test_model_building_and_calling_mistakes_raise_named_errors():
         fastnn.Model(x, 5)  # was AttributeError: 'int' object has no attribute 'call'
     with pytest.raises(ValueError, match="Model: needs at least one input and one output"):
         fastnn.Model(x, [])  # was a model returning []
+    with pytest.raises(ValueError, match="Model: input 1 is input 0 again"):
+        fastnn.Model([x, x], nn.Linear(3, 2)(x))  # model(a, b) ignored one of them
     with pytest.raises(TypeError, match="Sequential: called without an input"):
         nn.Sequential(nn.Linear(3, 2))()  # was IndexError
 
