@@ -337,7 +337,10 @@ def iterate_batches(x, y, batch_size, shuffle=True, seed=None):
     """Return a generator of (xb, yb) batches covering x and y once; the last may be partial."""
     batch_size = as_batch_size(batch_size, "iterate_batches")
     shuffle = as_flag(shuffle, "shuffle", "iterate_batches")
-    x, y = np.asarray(x), np.asarray(y)
+    try:
+        x, y = np.asarray(x), np.asarray(y)
+    except ValueError as e:  # a ragged list: NumPy's error named neither
+        raise TypeError(f"iterate_batches: x and y must be arrays ({e})") from None
     if x.ndim == 0 or y.ndim == 0:  # None or a scalar: len() failed unnamed
         raise TypeError(f"iterate_batches: x and y must be arrays with one entry per sample, "
                         f"got {x.dtype} of shape {x.shape} and {y.dtype} of shape {y.shape}")

@@ -586,3 +586,5 @@ def test_iterate_batches_names_a_missing_x_or_y():
         datasets.iterate_batches(np.ones((4, 2)), None, 2)
     with pytest.raises(ValueError, match="iterate_batches: x and y must have the same length"):
         datasets.iterate_batches(np.ones((4, 2)), np.ones(3), 2)
+    with pytest.raises(TypeError, match=r"iterate_batches: x and y must be arrays \(setting"):
+        datasets.iterate_batches([[1.0, 2.0], [3.0]], [0, 1], 1)  # NumPy's ValueError
