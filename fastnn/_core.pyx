@@ -160,6 +160,11 @@ cdef cnp.ndarray as_array(object x, str name, str fn):
                         f"({e})") from None
 
 
+def as_ndarray(object x, str name, str fn):
+    """as_array for the Python modules: a ragged list's NumPy error named nothing."""
+    return as_array(x, name, fn)
+
+
 cdef cnp.ndarray contiguous(cnp.ndarray x, str name, str fn):
     """x as an aligned C-contiguous array (a copy unless it is one); MemoryError naming x
     when that is too big (a broadcast view of a huge shape costs nothing until copied)."""

@@ -72,7 +72,7 @@ def _weights(weight, name, arg):
     """An optional float32 weight array (None stays None)."""
     if weight is None:
         return None
-    w = np.asarray(weight)
+    w = _core.as_ndarray(weight, arg, name)
     if w.dtype.kind not in "biuf":
         raise TypeError(f"{name}: {arg} must be an array of real numbers, got dtype {w.dtype}")
     return w.astype(np.float32)
@@ -98,11 +98,13 @@ def _scaled(grad, grad_output, shape, name):
     when None), broadcast over the trailing dimensions grad has beyond the loss's."""
     if grad_output is None:
         return grad
-    g = np.asarray(grad_output, np.float32)
+    g = _core.as_ndarray(grad_output, "grad_output", f"{name}.backward")
+    if g.dtype.kind not in "biuf":  # "x" failed in NumPy's float conversion, unnamed
+        raise TypeError(f"{name}.backward: grad_output must hold real numbers, got {g.dtype}")
     if g.shape != shape:
         raise ValueError(f"{name}.backward: grad_output must have the loss's shape {shape}, "
                          f"got {g.shape}")
-    return grad * g.reshape(shape + (1,) * (grad.ndim - len(shape)))
+    return grad * g.astype(np.float32).reshape(shape + (1,) * (grad.ndim - len(shape)))
 
 
 class CrossEntropyLoss(Loss):
@@ -156,7 +158,7 @@ class CrossEntropyLoss(Loss):
         self._ignore_index = int(value)
 
     def __call__(self, logits, target):
-        target = np.asarray(target)
+        target = _core.as_ndarray(target, "target", type(self).__name__)
         self._spatial = None
         if getattr(logits, "ndim", 2) > 2:
             logits, target = self._positions(logits, target)
@@ -320,7 +322,7 @@ class NLLLoss(CrossEntropyLoss):
         super().__init__(weight, size_average, ignore_index, reduce, reduction)
 
     def __call__(self, log_probs, target):
-        target = np.asarray(target)
+        target = _core.as_ndarray(target, "target", "NLLLoss")
         if target.dtype.kind not in "iu":
             raise TypeError(f"NLLLoss: targets must be integer class labels, got dtype "
                             f"{target.dtype}")

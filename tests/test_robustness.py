@@ -910,6 +910,30 @@ def test_save_of_an_architecture_json_cannot_hold_names_it_and_keeps_the_old_fil
     assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["m.fnn"]
 
 
+def test_a_ragged_list_is_named_wherever_an_array_is_taken():
+    """NumPy's 'setting an array element with a sequence' named no argument nor call."""
+    from fastnn import keras
+    ragged, x = [[0, 1], [1]], np.ones((2, 3), np.float32)
+    model = keras.Sequential([keras.layers.Dense(2, input_shape=(3,))])
+    model.compile("sgd", "mse")
+    ce = losses.CrossEntropyLoss(reduction="none")
+    ce(x, [0, 1])
+    for call, match in [
+            (lambda: losses.CrossEntropyLoss()(x, ragged), "CrossEntropyLoss: target must"),
+            (lambda: losses.NLLLoss()(x, ragged), "NLLLoss: target must be an array"),
+            (lambda: losses.CrossEntropyLoss(weight=ragged), "CrossEntropyLoss: weight must"),
+            (lambda: losses.BCEWithLogitsLoss(pos_weight=ragged), "pos_weight must be an"),
+            (lambda: ce.backward(ragged), r"CrossEntropyLoss.backward: grad_output must"),
+            (lambda: ce.backward("x"), r"grad_output must hold real numbers"),
+            (lambda: keras.utils.to_categorical(ragged), "to_categorical: x must be an array"),
+            (lambda: model.fit(x, ragged, verbose=0), "fit: y must be an array"),
+            (lambda: model.fit(ragged, x, verbose=0), "fit: x must be an array"),
+            (lambda: model.evaluate(ragged, x), "evaluate: x must be an array"),
+            (lambda: model.predict(ragged), "predict: x must be an array")]:
+        with pytest.raises(TypeError, match=match):
+            call()
+
+
 def test_fit_evaluate_predict_name_an_x_no_memory_can_convert():
     """A broadcast view of 2**40 rows: NumPy's 'Unable to allocate 12.0 TiB' named nothing."""
     model = nn.Sequential(nn.Linear(3, 2))
