@@ -255,8 +255,8 @@ def as_flag(object v, str name, str fn):
     return bool(v)
 
 
-def as_flags(str fn, **flags):
-    """as_flag of each keyword argument, in their order."""
+def as_flags(str fn, dict flags):
+    """as_flag of each {name: value} of flags, in order."""
     return [as_flag(v, name, fn) for name, v in flags.items()]
 
 
