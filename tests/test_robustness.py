@@ -467,6 +467,19 @@ def test_optimizer_names_a_params_list_changed_after_construction(cls):
         opt.step()
 
 
+def test_a_parameter_replaced_by_an_array_is_refused():
+    """layer.weight = array was taken: the layer computed with it, but it was no longer a
+    parameter (not trained, not in state_dict, so not saved), as torch refuses."""
+    layer = nn.Linear(3, 2, seed=0)
+    with pytest.raises(TypeError, match=r"Linear: cannot assign ndarray to the parameter "
+                                        r"'weight' .*np.copyto\(module.weight.data"):
+        layer.weight = np.ones((2, 3), np.float32)
+    assert list(layer.state_dict()) == ["weight", "bias"]
+    layer.bias = None  # as torch: no bias
+    layer.weight = nn.Parameter(np.ones((2, 3), np.float32))
+    assert layer(np.ones((1, 3), np.float32)).tolist() == [[3.0, 3.0]]
+
+
 def test_optimizer_refuses_a_parameter_listed_twice_and_non_iterable_params():
     """A parameter listed twice was updated twice per step (twice the learning rate)."""
     layer = nn.Linear(3, 2)

@@ -139,6 +139,18 @@ class Module(training.ModelAPI):
     def __call__(self, *args):
         return (_engine or _graph_engine()).call(self, args)
 
+    def __setattr__(self, name, value):
+        """torch's check: a Parameter replaced by an array (layer.weight = w where
+        np.copyto(layer.weight.data, w) was meant) was computed with, but never trained,
+        saved or counted among the parameters."""
+        if isinstance(self.__dict__.get(name), Parameter) and value is not None and \
+                not isinstance(value, Parameter):
+            raise TypeError(f"{type(self).__name__}: cannot assign {type(value).__name__} "
+                            f"to the parameter {name!r} (a fastnn.nn.Parameter or None); to "
+                            f"set its values, copy into it: np.copyto(module.{name}.data, "
+                            f"values)")
+        object.__setattr__(self, name, value)
+
     def forward(self, x):
         raise NotImplementedError(f"{type(self).__name__} defines no forward")
 
