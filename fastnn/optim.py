@@ -20,6 +20,9 @@ __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "KerasAdam", "KerasAd
            "KerasRMSprop", "StepLR", "CosineAnnealingLR", "get"]
 
 
+_SQUARES = ("exp_avg_sq", "max_exp_avg_sq", "square_avg")  # state arrays never negative
+
+
 class Optimizer:
     """Base: holds the parameters, the per-parameter state arrays and the step count."""
 
@@ -183,13 +186,16 @@ class Optimizer:
         if not isinstance(hyper, dict) or not isinstance(theirs, dict):
             raise TypeError(f"{name}.load_state_dict: hyperparameters and state must be dicts, "
                             f"got {type(hyper).__name__} and {type(theirs).__name__}")
-        if not _core.is_int(steps) or steps < 0:
+        if not _core.is_int(steps) or not 0 <= steps < 2**63:  # 2**70: an int64 overflow
             raise ValueError(f"{name}.load_state_dict: steps must be a non-negative int, got "
                              f"{steps!r}")
         # A new instance with the saved hyperparameters validates them and allocates the
         # state arrays they need (e.g. SGD's momentum buffers); this one changes only once
         # everything fits (re-initialising it in place lost its state on an error).
-        new = type(self)(self.params, **hyper)
+        try:
+            new = type(self)(self.params, **hyper)
+        except TypeError as e:  # an unknown key: "__init__() got an unexpected keyword"
+            raise TypeError(f"{name}.load_state_dict: hyperparameters {hyper}: {e}") from None
         mine = new._state_arrays()
         # "step" (per-parameter counts) is absent from states saved before it was kept
         if not set(mine) - {"step"} <= set(theirs) <= set(mine):
@@ -204,6 +210,10 @@ class Optimizer:
             if any(a.dtype.kind not in "biuf" for a in srcs):
                 raise TypeError(f"{name}.load_state_dict: {key!r} holds arrays of dtype "
                                 f"{[str(a.dtype) for a in srcs]}, expected real numbers")
+            if key in _SQUARES and any((a < 0).any() for a in srcs):  # no step makes one:
+                # a forged or foreign state, whose square root made the weights NaN
+                raise ValueError(f"{name}.load_state_dict: {key!r} holds negative values (a "
+                                 f"running average of squares)")
             for dst, src in zip(arrays, srcs):
                 np.copyto(dst, src)
         new.steps = int(steps)

@@ -499,6 +499,11 @@ def test_optimizer_refuses_a_parameter_listed_twice_and_non_iterable_params():
     (lambda s: s.update(steps="many"), ValueError),
     (lambda s: s.update(steps=-5), ValueError),
     (lambda s: s.update(state=None), TypeError),
+    (lambda s: s.update(steps=2**70), ValueError),  # an int64 overflow later
+    # negative squares (no step makes one) made the weights NaN at the next step
+    (lambda s: s["state"].update(exp_avg_sq=[-a - 1 for a in s["state"]["exp_avg_sq"]]),
+     ValueError),
+    (lambda s: s["hyperparameters"].update(foo=1), TypeError),  # unnamed: __init__'s error
 ])
 def test_optimizer_load_state_dict_that_fails_leaves_the_optimizer_as_it_was(edit, error):
     """It re-initialised itself before checking the state: a failing load zeroed the
