@@ -60,16 +60,25 @@ def relu_backward(grad_out, x, *, out=None):
     return act_call(RELU, True, grad_out, x, "x", out, "relu_backward")
 
 
+def as_slope(object v, str fn):
+    """negative_slope as a real number finite in float32: NaN, inf or 1e39 (inf as the
+    kernels' float) made every negative input's output and gradient NaN or inf."""
+    v = as_real(v, "negative_slope", fn)
+    if not abs(v) <= FLT_MAX:
+        raise ValueError(f"{fn}: negative_slope must be finite (in float32), got {v!r}")
+    return v
+
+
 def leaky_relu(x, negative_slope=0.01, *, out=None):
     """x where x > 0, else negative_slope * x."""
     return act_call(LEAKY_RELU, False, None, x, "x", out, "leaky_relu",
-                    as_real(negative_slope, "negative_slope", "leaky_relu"))
+                    as_slope(negative_slope, "leaky_relu"))
 
 
 def leaky_relu_backward(grad_out, x, negative_slope=0.01, *, out=None):
     """grad_out where x > 0, else negative_slope * grad_out."""
     return act_call(LEAKY_RELU, True, grad_out, x, "x", out, "leaky_relu_backward",
-                    as_real(negative_slope, "negative_slope", "leaky_relu_backward"))
+                    as_slope(negative_slope, "leaky_relu_backward"))
 
 
 def sigmoid(x, *, out=None):

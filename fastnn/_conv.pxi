@@ -39,6 +39,8 @@ def linear_backward(grad_out, x, weight, *, bias=True, need_input_grad=True,
     each is skipped (None, its GEMM not run) when need_input_grad, need_weight_grad or
     bias is False."""
     fn = "linear_backward"
+    bias, need_input_grad, need_weight_grad = as_flags(fn, {  # "no" counted as True
+        "bias": bias, "need_input_grad": need_input_grad, "need_weight_grad": need_weight_grad})
     x = as_float32(x, "x", fn, 2)
     weight = as_float32(weight, "weight", fn, 2)
     grad_out = as_float32(grad_out, "grad_out", fn, 2)
@@ -291,9 +293,11 @@ def conv2d_max_pool2d_backward(grad_out, indices, x, weight, stride=1, padding=0
 
 cdef tuple _conv2d_backward(str fn, object grad_out, object indices, object x, object weight,
                             object stride, object padding, object dilation, tuple pool,
-                            bint bias, bint need_input_grad, bint need_weight_grad,
+                            object bias, object need_input_grad, object need_weight_grad,
                             object grad_input, object grad_weight, object grad_bias,
                             object algorithm, object activation, object output):
+    bias, need_input_grad, need_weight_grad = as_flags(fn, {  # "no" counted as True
+        "bias": bias, "need_input_grad": need_input_grad, "need_weight_grad": need_weight_grad})
     x = as_float32(x, "x", fn, 4)
     weight = as_float32(weight, "weight", fn, 4)
     grad_out = as_float32(grad_out, "grad_out", fn, 4)

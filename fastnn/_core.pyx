@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 cimport numpy as cnp
+from libc.float cimport FLT_MAX
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 
 cnp.import_array()
@@ -159,6 +160,11 @@ cdef cnp.ndarray as_array(object x, str name, str fn):
                         f"({e})") from None
 
 
+def as_ndarray(object x, str name, str fn):
+    """as_array for the Python modules: a ragged list's NumPy error named nothing."""
+    return as_array(x, name, fn)
+
+
 cdef cnp.ndarray contiguous(cnp.ndarray x, str name, str fn):
     """x as an aligned C-contiguous array (a copy unless it is one); MemoryError naming x
     when that is too big (a broadcast view of a huge shape costs nothing until copied)."""
@@ -247,6 +253,11 @@ def as_flag(object v, str name, str fn):
     if not isinstance(v, (bool, np.bool_)):
         raise TypeError(f"{fn}: {name} must be True or False, got {v!r}")
     return bool(v)
+
+
+def as_flags(str fn, dict flags):
+    """as_flag of each {name: value} of flags, in order."""
+    return [as_flag(v, name, fn) for name, v in flags.items()]
 
 
 cpdef object as_real(object v, str name, str fn):

@@ -110,6 +110,8 @@ def batch_norm_backward(grad_y, x, weight, save_mean, save_invstd, *, training,
     and grad_bias = sum(grad_y) per channel (None when weight is None or
     need_weight_grad is False); grad_x is None when need_input_grad is False."""
     fn = "batch_norm_backward"
+    need_input_grad, need_weight_grad = as_flags(
+        fn, {"need_input_grad": need_input_grad, "need_weight_grad": need_weight_grad})
     x = as_float32(x, "x", fn)
     n, c, s = bn_sizes(x, fn)
     grad_y = ew_same_shape(x, "x", as_float32(grad_y, "grad_y", fn), "grad_y", fn)

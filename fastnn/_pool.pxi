@@ -23,9 +23,7 @@ cdef fnn_pool2d pool_geometry(tuple shape, object kernel_size, object stride, ob
     if ph > kh // 2 or pw > kw // 2:
         raise ValueError(f"{fn}: padding {(ph, pw)} must be non-negative and at most half "
                          f"of kernel_size {(kh, kw)}")
-    for name, flag in (("ceil_mode", ceil_mode), ("count_include_pad", count_include_pad)):
-        if not isinstance(flag, (bool, np.bool_)):
-            raise TypeError(f"{fn}: {name} must be True or False, got {flag!r}")
+    as_flags(fn, {"ceil_mode": ceil_mode, "count_include_pad": count_include_pad})
     cdef fnn_pool2d p
     p.planes = shape[0] * shape[1]
     p.h, p.w = shape[2], shape[3]

@@ -244,6 +244,9 @@ def _find(name, stem, root, download):
 
 def load_raw(name, split, root=None, download=True):
     """Load one split of a dataset as stored: (images uint8 (N, 28, 28), labels uint8 (N,))."""
+    download = as_flag(download, "download", "load")  # "no" downloaded
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"load: root must be a directory path or None, got {root!r}")
     if name not in DATASETS:
         raise ValueError(f"name must be one of {list(DATASETS)}, got {name!r}")
     if split not in SPLITS:
@@ -287,6 +290,7 @@ def load_splits(name, root=None, download=True, loader=load):
     for MNIST when only its test split is available locally, that split divided in two:
     the first 8,000 images (80 % of a smaller file) to train, the rest to evaluate, with
     `note` saying so (None otherwise)."""
+    download = as_flag(download, "download", "load_splits")
     try:
         train = loader(name, "train", root, download=name != "mnist" and download)
     except FileNotFoundError:
@@ -333,7 +337,10 @@ def iterate_batches(x, y, batch_size, shuffle=True, seed=None):
     """Return a generator of (xb, yb) batches covering x and y once; the last may be partial."""
     batch_size = as_batch_size(batch_size, "iterate_batches")
     shuffle = as_flag(shuffle, "shuffle", "iterate_batches")
-    x, y = np.asarray(x), np.asarray(y)
+    try:
+        x, y = np.asarray(x), np.asarray(y)
+    except ValueError as e:  # a ragged list: NumPy's error named neither
+        raise TypeError(f"iterate_batches: x and y must be arrays ({e})") from None
     if x.ndim == 0 or y.ndim == 0:  # None or a scalar: len() failed unnamed
         raise TypeError(f"iterate_batches: x and y must be arrays with one entry per sample, "
                         f"got {x.dtype} of shape {x.shape} and {y.dtype} of shape {y.shape}")

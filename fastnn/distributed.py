@@ -283,6 +283,9 @@ class DataParallel:
     or p ranks see the same batches."""
 
     def __init__(self, model):
+        if not callable(getattr(model, "named_parameters", None)):  # (None: AttributeError)
+            raise TypeError(f"DataParallel: model must be a fastnn model, got "
+                            f"{type(model).__name__}")
         comm = init()
         self.model = model
         named = model.named_parameters()

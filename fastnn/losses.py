@@ -14,12 +14,35 @@ __all__ = ["Loss", "CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss", "BCELoss"
 class Loss:
     name = ""
     has_accuracy = False
+    _reduction = "mean"
+
+    @property
+    def reduction(self):
+        return self._reduction
+
+    @reduction.setter
+    def reduction(self, value):
+        """Checked as set, as torch checks it at the call: loss.reduction = 'foo' ran as
+        'mean' (CrossEntropyLoss) or as 'none' (MSELoss)."""
+        if not isinstance(value, str) or value not in _REDUCTIONS:
+            raise ValueError(f"{type(self).__name__}: reduction must be 'mean', 'sum' or "
+                             f"'none', got {value!r}")
+        self._reduction = value
 
     def __call__(self, pred, target):
         raise NotImplementedError
 
     def backward(self):
         raise NotImplementedError
+
+    def _kept(self, name):
+        """What the last call kept for backward in attribute `name`; a RuntimeError
+        before any call (it was an AttributeError naming the attribute)."""
+        value = self.__dict__.get(name)
+        if value is None:
+            raise RuntimeError(f"{type(self).__name__}.backward: call the loss on a batch "
+                               f"first")
+        return value
 
     def _grad_buffer(self, shape):
         buf = getattr(self, "_grad", None)
@@ -38,22 +61,18 @@ class Loss:
 _REDUCTIONS = ("mean", "sum", "none")
 
 
-def _reduction(reduction, size_average, reduce, name):
-    """torch's reduction argument (its deprecated size_average and reduce must be None)."""
+def _deprecated(size_average, reduce, name):
+    """torch's deprecated size_average and reduce arguments must be None."""
     if size_average is not None or reduce is not None:
         raise ValueError(f"{name}: size_average and reduce are deprecated in torch; pass "
                          f"reduction='mean', 'sum' or 'none' instead")
-    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
-        raise ValueError(f"{name}: reduction must be 'mean', 'sum' or 'none', got "
-                         f"{reduction!r}")
-    return reduction
 
 
 def _weights(weight, name, arg):
     """An optional float32 weight array (None stays None)."""
     if weight is None:
         return None
-    w = np.asarray(weight)
+    w = _core.as_ndarray(weight, arg, name)
     if w.dtype.kind not in "biuf":
         raise TypeError(f"{name}: {arg} must be an array of real numbers, got dtype {w.dtype}")
     return w.astype(np.float32)
@@ -79,11 +98,13 @@ def _scaled(grad, grad_output, shape, name):
     when None), broadcast over the trailing dimensions grad has beyond the loss's."""
     if grad_output is None:
         return grad
-    g = np.asarray(grad_output, np.float32)
+    g = _core.as_ndarray(grad_output, "grad_output", f"{name}.backward")
+    if g.dtype.kind not in "biuf":  # "x" failed in NumPy's float conversion, unnamed
+        raise TypeError(f"{name}.backward: grad_output must hold real numbers, got {g.dtype}")
     if g.shape != shape:
         raise ValueError(f"{name}.backward: grad_output must have the loss's shape {shape}, "
                          f"got {g.shape}")
-    return grad * g.reshape(shape + (1,) * (grad.ndim - len(shape)))
+    return grad * g.astype(np.float32).reshape(shape + (1,) * (grad.ndim - len(shape)))
 
 
 class CrossEntropyLoss(Loss):
@@ -99,28 +120,45 @@ class CrossEntropyLoss(Loss):
     name = "cross_entropy"
     has_accuracy = True
     # (subclasses that skip __init__ keep torch's defaults)
-    label_smoothing, weight, ignore_index, reduction = 0.0, None, -100, "mean"
+    _label_smoothing, weight, _ignore_index = 0.0, None, -100
 
     def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None,
                  reduction="mean", label_smoothing=0.0):
         name = type(self).__name__
-        label_smoothing = _real(label_smoothing, "label_smoothing", name)
-        if not 0.0 <= label_smoothing <= 1.0:
-            raise ValueError(f"{name}: label_smoothing must be in [0, 1], got "
-                             f"{label_smoothing!r}")
-        if not _core.is_int(ignore_index):
-            raise TypeError(f"{name}: ignore_index must be an int, got "
-                            f"{ignore_index!r}")
-        self.label_smoothing = float(label_smoothing)
+        _deprecated(size_average, reduce, name)
+        self.label_smoothing, self.ignore_index, self.reduction = (label_smoothing,
+                                                                   ignore_index, reduction)
         self.weight = _weights(weight, name, "weight")
         if self.weight is not None and self.weight.ndim != 1:
             raise ValueError(f"{name}: weight must be 1-D (one value per class), got "
                              f"shape {self.weight.shape}")
-        self.ignore_index = int(ignore_index)
-        self.reduction = _reduction(reduction, size_average, reduce, name)
+
+    # checked as set, like reduction: 2.0 or 'x' set after construction was used as is
+    @property
+    def label_smoothing(self):
+        return self._label_smoothing
+
+    @label_smoothing.setter
+    def label_smoothing(self, value):
+        name = type(self).__name__
+        value = _real(value, "label_smoothing", name)
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name}: label_smoothing must be in [0, 1], got {value!r}")
+        self._label_smoothing = float(value)
+
+    @property
+    def ignore_index(self):
+        return self._ignore_index
+
+    @ignore_index.setter
+    def ignore_index(self, value):
+        if not _core.is_int(value):
+            raise TypeError(f"{type(self).__name__}: ignore_index must be an int, got "
+                            f"{value!r}")
+        self._ignore_index = int(value)
 
     def __call__(self, logits, target):
-        target = np.asarray(target)
+        target = _core.as_ndarray(target, "target", type(self).__name__)
         self._spatial = None
         if getattr(logits, "ndim", 2) > 2:
             logits, target = self._positions(logits, target)
@@ -236,7 +274,8 @@ class CrossEntropyLoss(Loss):
     def backward(self, grad_output=None):
         """The gradient of the last call's loss w.r.t. the logits; with reduction='none',
         of the per-sample losses weighted by grad_output (N,) (ones by default)."""
-        grad, spatial, name = self._g, self.__dict__.get("_spatial"), type(self).__name__
+        grad, name = self._kept("_g"), type(self).__name__
+        spatial = self.__dict__.get("_spatial")
         if self._rows is not None and spatial is None:
             return _scaled(grad, grad_output, self._rows, name)
         if spatial is None:
@@ -283,7 +322,7 @@ class NLLLoss(CrossEntropyLoss):
         super().__init__(weight, size_average, ignore_index, reduce, reduction)
 
     def __call__(self, log_probs, target):
-        target = np.asarray(target)
+        target = _core.as_ndarray(target, "target", "NLLLoss")
         if target.dtype.kind not in "iu":
             raise TypeError(f"NLLLoss: targets must be integer class labels, got dtype "
                             f"{target.dtype}")
@@ -308,7 +347,6 @@ class _Elementwise(Loss):
     kernels' mean, or with reduction 'sum' / 'none' (torch's) the sum or the values."""
 
     _loss = _backward = None
-    reduction = "mean"
 
     def __call__(self, pred, target):
         self._saved = pred, target
@@ -321,7 +359,7 @@ class _Elementwise(Loss):
     def backward(self, grad_output=None):
         """The gradient of the last call's loss w.r.t. pred; with reduction='none', of
         its values weighted by grad_output (pred's shape; ones by default)."""
-        pred, target = self._saved
+        pred, target = self._kept("_saved")
         grad = self._backward(pred, target, out=self._grad_buffer(pred.shape))
         if self.reduction != "mean":
             grad *= np.float32(max(pred.size, 1))  # the kernels divide by the count
@@ -345,7 +383,8 @@ class BCEWithLogitsLoss(_Elementwise):
                  pos_weight=None):
         self.weight = _weights(weight, "BCEWithLogitsLoss", "weight")
         self.pos_weight = _weights(pos_weight, "BCEWithLogitsLoss", "pos_weight")
-        self.reduction = _reduction(reduction, size_average, reduce, "BCEWithLogitsLoss")
+        _deprecated(size_average, reduce, "BCEWithLogitsLoss")
+        self.reduction = reduction
 
     def _terms(self, x, t):
         """(loss values, their gradient) in float64: (1 - t) x + lw softplus(-x) with
@@ -376,7 +415,7 @@ class BCEWithLogitsLoss(_Elementwise):
     def backward(self, grad_output=None):
         if self.weight is None and self.pos_weight is None:
             return super().backward(grad_output)
-        pred, target = self._saved
+        pred, target = self._kept("_saved")
         grad = self._terms(np.asarray(pred, np.float64), np.asarray(target, np.float64))[1]
         if self.reduction == "mean":
             grad /= max(grad.size, 1)
@@ -404,7 +443,8 @@ class BCELoss(_Elementwise):
 
     def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean"):
         self.weight = _weights(weight, "BCELoss", "weight")
-        self.reduction = _reduction(reduction, size_average, reduce, "BCELoss")
+        _deprecated(size_average, reduce, "BCELoss")
+        self.reduction = reduction
 
     @staticmethod
     def _check(pred, target):
@@ -439,7 +479,7 @@ class BCELoss(_Elementwise):
         return float(values.sum() / (max(values.size, 1) if self.reduction == "mean" else 1))
 
     def backward(self, grad_output=None):
-        pred, target = self._saved
+        pred, target = self._kept("_saved")
         grad = self._terms(pred.astype(np.float64), target.astype(np.float64))[1]
         if self.reduction == "mean":
             grad /= max(grad.size, 1)
@@ -461,7 +501,8 @@ class MSELoss(_Elementwise):
     _backward = staticmethod(F.mse_loss_backward)
 
     def __init__(self, size_average=None, reduce=None, reduction="mean"):
-        self.reduction = _reduction(reduction, size_average, reduce, "MSELoss")
+        _deprecated(size_average, reduce, "MSELoss")
+        self.reduction = reduction
 
     def _values(self, pred, target):
         return (pred - target) ** 2

@@ -8,7 +8,7 @@ He-normal (N(0, 2/fan_in), zero biases: the init for ReLU nets), Glorot-uniform 
 LeNet-5's tanh layers. In PyTorch runs of the accuracy tests' recipes (seeds 0-2)
 He-normal scored about 1 point above PyTorch's default init (kaiming-uniform,
 a=sqrt(5)) for the MLPs and the Fashion-MNIST CNN, and the same for the MNIST CNN."""
-from ._core import as_rng
+from ._core import as_rng, is_int
 from .nn import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear,
                  MaxPool2d, Module, ReLU, Sequential, Tanh, register)
 
@@ -74,9 +74,12 @@ def resnet(channels=(16, 32, 64), blocks=(1, 1, 1), num_classes=10, in_channels=
     Linear head. A Sequential (children "0" the stem conv, "1" its BatchNorm, "2" ReLU,
     "3".. the blocks, then the pool, Flatten and the Linear head), saved and loaded whole.
     Weights He-normal, drawn from one generator seeded by `seed`."""
-    if len(channels) != len(blocks) or not channels:
-        raise ValueError(f"resnet: channels and blocks must be non-empty and of one length, "
-                         f"got {channels!r} and {blocks!r}")
+    if not (isinstance(channels, (tuple, list)) and isinstance(blocks, (tuple, list)) and
+            channels and len(channels) == len(blocks) and
+            all(is_int(v) and v > 0 for v in (*channels, *blocks))):  # blocks=2 failed in
+        # len(), (-1,) built no stage silently, (1.5,) failed in range()
+        raise ValueError(f"resnet: channels and blocks must be non-empty sequences of one "
+                         f"length of positive ints, got {channels!r} and {blocks!r}")
     rng = as_rng(seed, "resnet")
     layers = [Conv2d(in_channels, channels[0], 3, 1, 1, bias=False, seed=rng, init="he"),
               BatchNorm2d(channels[0]), ReLU()]

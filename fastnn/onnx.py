@@ -206,11 +206,10 @@ def export(model, path, input_shape=None, opset=DEFAULT_OPSET):
     if not isinstance(model, nn.Module) or model._is_layer():
         raise TypeError(f"export: model must be a fastnn model (Sequential, Model, a Module "
                         f"subclass or a fastnn.keras model), got {type(model).__name__}")
-    if not is_int(opset) or opset < 17:
-        raise ValueError(f"export: opset must be >= 17 (an int), got {opset!r}")
-    if opset > onnx.defs.onnx_opset_version():  # the checker passes it, runtimes refuse it
-        raise ValueError(f"export: opset must be <= {onnx.defs.onnx_opset_version()}, the "
-                         f"newest this onnx package knows, got {opset}")
+    newest = onnx.defs.onnx_opset_version()  # a later one: runtimes refuse the file
+    if not is_int(opset) or not 17 <= opset <= newest:
+        raise ValueError(f"export: opset must be an int from 17 to {newest} (the installed "
+                         f"onnx's newest), got {opset!r}")
     if hasattr(model, "_ensure_built"):  # a fastnn.keras Sequential: built for input_shape
         model._ensure_built(None if input_shape is None
                             else as_sample_shape(input_shape, "input_shape", "export"))

@@ -21,6 +21,9 @@ __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "KerasAdam", "KerasAd
            "KerasRMSprop", "StepLR", "CosineAnnealingLR", "get"]
 
 
+_SQUARES = ("exp_avg_sq", "max_exp_avg_sq", "square_avg")  # state arrays never negative
+
+
 class Optimizer:
     """Base: holds the parameters, the per-parameter state arrays and the step count."""
 
@@ -71,6 +74,10 @@ class Optimizer:
         (torch skips a parameter whose .grad is None: no backward reached it since
         zero_grad), read at each step, then `states` (per-parameter state lists, or
         None) restricted to them, rebuilt only when a flag changes."""
+        if len(self.params) != len(self._counts):  # appended to: an IndexError in the state
+            raise ValueError(f"{type(self).__name__}: params has {len(self.params)} entries but "
+                             f"the optimizer was built over {len(self._counts)} (its state is "
+                             f"per parameter); make a new optimizer for other parameters")
         flags = tuple(p.requires_grad and p.grad is not None for p in self.params)
         if flags != self._flags:
             self._keep = [i for i, f in enumerate(flags) if f]
@@ -179,13 +186,16 @@ class Optimizer:
         if not isinstance(hyper, dict) or not isinstance(theirs, dict):
             raise TypeError(f"{name}.load_state_dict: hyperparameters and state must be dicts, "
                             f"got {type(hyper).__name__} and {type(theirs).__name__}")
-        if not _core.is_int(steps) or steps < 0:
+        if not _core.is_int(steps) or not 0 <= steps < 2**63:  # 2**70: an int64 overflow
             raise ValueError(f"{name}.load_state_dict: steps must be a non-negative int, got "
                              f"{steps!r}")
         # A new instance with the saved hyperparameters validates them and allocates the
         # state arrays they need (e.g. SGD's momentum buffers); this one changes only once
         # everything fits (re-initialising it in place lost its state on an error).
-        new = type(self)(self.params, **hyper)
+        try:
+            new = type(self)(self.params, **hyper)
+        except TypeError as e:  # an unknown key: "__init__() got an unexpected keyword"
+            raise TypeError(f"{name}.load_state_dict: hyperparameters {hyper}: {e}") from None
         mine = new._state_arrays()
         # "step" (per-parameter counts) is absent from states saved before it was kept
         if not set(mine) - {"step"} <= set(theirs) <= set(mine):
@@ -200,6 +210,10 @@ class Optimizer:
             if any(a.dtype.kind not in "biuf" for a in srcs):
                 raise TypeError(f"{name}.load_state_dict: {key!r} holds arrays of dtype "
                                 f"{[str(a.dtype) for a in srcs]}, expected real numbers")
+            if key in _SQUARES and any((a < 0).any() for a in srcs):  # no step makes one:
+                # a forged or foreign state, whose square root made the weights NaN
+                raise ValueError(f"{name}.load_state_dict: {key!r} holds negative values (a "
+                                 f"running average of squares)")
             for dst, src in zip(arrays, srcs):
                 np.copyto(dst, src)
         new.steps = int(steps)
@@ -223,7 +237,7 @@ class SGD(Optimizer):
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
                  nesterov=False, *, maximize=False):
         super().__init__(params, lr)
-        self.maximize = bool(maximize)
+        self.maximize = as_flag(maximize, "maximize", type(self).__name__)
         momentum, weight_decay, dampening = (as_real(v, k, "SGD") for k, v in (
             ("momentum", momentum), ("weight_decay", weight_decay), ("dampening", dampening)))
         nesterov = as_flag(nesterov, "nesterov", "SGD")
@@ -273,9 +287,11 @@ class Adam(Optimizer):
                  amsgrad=False, *, maximize=False, decoupled_weight_decay=False):
         super().__init__(params, lr)
         name = type(self).__name__
-        self.amsgrad, self.maximize = bool(amsgrad), bool(maximize)
+        self.amsgrad = as_flag(amsgrad, "amsgrad", name)
+        self.maximize = as_flag(maximize, "maximize", name)
         # torch's Adam(decoupled_weight_decay=True) is AdamW
-        self._decoupled = self._decoupled or bool(decoupled_weight_decay)
+        self._decoupled = self._decoupled or as_flag(decoupled_weight_decay,
+                                                     "decoupled_weight_decay", name)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"{name}: betas must be a pair of floats, got {betas!r}")
         b1, b2 = (as_real(b, "betas", name) for b in betas)
@@ -363,7 +379,7 @@ class RMSprop(Optimizer):
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
                  centered=False, *, maximize=False):
         super().__init__(params, lr)
-        self.maximize = bool(maximize)
+        self.maximize = as_flag(maximize, "maximize", type(self).__name__)
         name = type(self).__name__
         alpha, eps, weight_decay, momentum = (as_real(v, k, name) for k, v in (
             ("alpha", alpha), ("eps", eps), ("weight_decay", weight_decay),
@@ -499,8 +515,16 @@ class _Scheduler:
         self.epoch = 0
 
     def step(self):
-        self.epoch += 1
-        self.optimizer.lr = self._lr(self.epoch)
+        epoch = self.epoch + 1
+        try:
+            lr = self._lr(epoch)
+        except OverflowError:  # StepLR's gamma ** k for a gamma > 1 (Python's error)
+            lr = math.inf
+        if lr == math.inf:
+            raise ValueError(f"{type(self).__name__}: the lr of epoch {epoch} overflows a "
+                             f"float ({self.state_dict()})")
+        self.optimizer.lr = lr
+        self.epoch = epoch
 
     def get_last_lr(self):
         return self.optimizer.lr
@@ -522,7 +546,19 @@ class _Scheduler:
             raise ValueError(f"{type(self).__name__}.load_state_dict: expected a dict with "
                              f"keys {sorted(mine)}, got "
                              f"{sorted(state) if isinstance(state, dict) else type(state)}")
-        self.__dict__.update(state)
+        # a new instance checks the arguments (a step_size of 0 divided by zero, a string
+        # failed, at the next step); then epoch and base_lr
+        new = type(self)(self.optimizer, **{k: v for k, v in state.items()
+                                            if k not in ("epoch", "base_lr")})
+        where = f"{type(self).__name__}.load_state_dict"
+        if not _core.is_int(state["epoch"]) or state["epoch"] < 0:
+            raise ValueError(f"{where}: epoch must be a non-negative int, got "
+                             f"{state['epoch']!r}")
+        base_lr = as_real(state["base_lr"], "base_lr", where)
+        if not 0 <= base_lr < math.inf:
+            raise ValueError(f"{where}: base_lr must be finite and >= 0, got {base_lr!r}")
+        new.epoch, new.base_lr = int(state["epoch"]), base_lr
+        self.__dict__.update(new.__dict__)
 
     def on_epoch_end(self, epoch, logs):
         self.step()

@@ -69,10 +69,18 @@ def save(model, path, optimizer=None):
                "parameters": [name for name, _ in params],
                "buffers": [name for name, _ in buffers]}
     if optimizer is not None:
+        # by name: an optimizer over some of the parameters (a fine-tuned head) or in
+        # another order was rebuilt over all of them in order (a file load refused, or
+        # the state of one parameter given to another of its shape)
+        names = {id(p): name for name, p in params}
+        held = [names.get(id(p)) for p in optimizer.params]
+        if None in held:
+            raise ValueError(f"save: the optimizer's params[{held.index(None)}] is not a "
+                             f"parameter of this {type(model).__name__}")
         state = optimizer.state_dict()
         payload["optimizer"] = {"type": state["type"],
                                 "hyperparameters": state["hyperparameters"],
-                                "steps": state["steps"],
+                                "steps": state["steps"], "parameters": held,
                                 "state": {k: len(v) for k, v in state["state"].items()}}
         entries += [(f"optim/{k}/{i}.npy", _npy_bytes(a))
                     for k, arrays in state["state"].items() for i, a in enumerate(arrays)]
@@ -98,6 +106,8 @@ def atomic_write(path, write):
     """Call write(binary file) on a temporary file beside path, fsync it and os.replace it
     over path: a crash leaves the old file or the new one, never half of one."""
     path = os.fspath(path)
+    if os.path.islink(path):  # written through, as open() writes: replacing the link lost it
+        path = os.path.realpath(path)
     directory = os.path.dirname(os.path.abspath(path))
     # named here: os.open's and os.replace's errors would name the temporary file
     if os.path.isdir(path):
@@ -225,7 +235,9 @@ def load(path, model=None):
     opt, spec = None, payload["optimizer"]
     if spec is not None:
         try:
-            opt = optim.OPTIMIZERS[spec["type"]](model.parameters(), **spec["hyperparameters"])
+            by_name = dict(model.named_parameters())  # files before "parameters": all
+            held = [by_name[name] for name in spec.get("parameters", payload["parameters"])]
+            opt = optim.OPTIMIZERS[spec["type"]](held, **spec["hyperparameters"])
             opt.load_state_dict({
                 "type": spec["type"], "hyperparameters": spec["hyperparameters"],
                 "steps": spec["steps"],

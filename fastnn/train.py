@@ -12,32 +12,32 @@ saves."""
 import argparse
 import builtins
 import math
+import os
 import sys
 import time
 
 import fastnn
-from fastnn import datasets, distributed as dist, models, optim
+from fastnn import datasets, distributed as dist, models, onnx, optim
 
 
-def _positive(text):
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def _checked(convert, ok, expected):
+    """An argparse type: the text converted and checked, else "must be <expected>, got
+    <text>" (a text convert refuses, e.g. --epochs abc, read "invalid _positive value")."""
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {expected}, got {text}")
+        return value
+    return parse
 
 
-def _non_negative(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
-    return value
-
-
-def _learning_rate(text):
-    value = float(text)
-    if not 0 < value < math.inf:  # checked here, not after the data is loaded
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
-    return value
+_positive = _checked(int, lambda v: v > 0, "a positive integer")
+_non_negative = _checked(int, lambda v: v >= 0, "a non-negative integer")
+# checked here, not after the data is loaded
+_learning_rate = _checked(float, lambda v: 0 < v < math.inf, "a positive finite number")
 
 
 def parse_args(argv=None):
@@ -74,6 +74,16 @@ def parse_args(argv=None):
     if args.threads is not None and args.threads > fastnn._core.max_threads():
         p.error(f"argument --threads: must be at most {fastnn._core.max_threads()} "
                 f"(fastnn._core.max_threads()), got {args.threads}")
+    # checked before the data is loaded and the model trained: a bad path failed after it
+    for flag, path in (("--save", args.save), ("--export-onnx", args.export_onnx)):
+        if path is not None and (os.path.isdir(path) or
+                                 not os.path.isdir(os.path.dirname(os.path.abspath(path)))):
+            p.error(f"argument {flag}: {path} is a directory or its directory does not exist")
+    if args.export_onnx:
+        try:
+            onnx._onnx()
+        except ImportError as e:
+            p.error(f"argument --export-onnx: {e}")
     return args
 
 
@@ -130,10 +140,9 @@ def main(argv=None):
             return 1
         print(f"saved to {args.save}")
     if args.export_onnx:
-        from fastnn import onnx
         try:
             onnx.export(model, args.export_onnx, input_shape=(1, 28, 28))
-        except (ImportError, OSError) as e:
+        except OSError as e:
             print(f"error: cannot export the model to {args.export_onnx}: {e}", file=sys.stderr)
             return 1
         print(f"exported to {args.export_onnx} (ONNX opset {onnx.DEFAULT_OPSET})")

@@ -243,7 +243,10 @@ class ModelAPI:
                              f"and len(y)={len(y)}")
         if len(x) == 0:
             raise ValueError(f"{what}: x is empty")
-        out_shape = self._single_output_shape((1,) + x.shape[1:], what)
+        try:  # on one sample: the layer's message alone said "got (1, ...)"
+            out_shape = self._single_output_shape((1,) + x.shape[1:], what)
+        except ValueError as e:
+            raise ValueError(f"{what}: x of shape {x.shape} does not fit the model: {e}") from None
         if isinstance(loss_fn, losses.CrossEntropyLoss):
             classes = out_shape[-1]
             if y.dtype.kind == "f" and y.ndim == 2:
@@ -323,9 +326,12 @@ class ModelAPI:
         if isinstance(optimizer, str):
             from . import optim
             optimizer = optim.get(optimizer, self.parameters())
-        elif not callable(getattr(optimizer, "step", None)):
+        elif isinstance(optimizer, type) or not callable(getattr(optimizer, "step", None)):
+            # a class (optimizer=optim.SGD) failed in its unbound step(), missing self
+            got = (f"the class {optimizer.__name__}" if isinstance(optimizer, type)
+                   else type(optimizer).__name__)
             raise TypeError(f"fit: optimizer must be a fastnn.optim optimizer or a name, got "
-                            f"{type(optimizer).__name__}")
+                            f"{got} (an instance: e.g. optim.SGD(model.parameters()))")
         elif isinstance(getattr(optimizer, "params", None), list):
             own = {id(p) for p in self.parameters()}
             if not any(id(p) in own for p in optimizer.params):  # it would train nothing

@@ -16,6 +16,7 @@ import struct
 
 import numpy as np
 
+from ._core import as_flag
 from .serialization import atomic_write, open_regular
 
 __all__ = ["save_weights", "load_weights", "read_safetensors"]
@@ -153,6 +154,7 @@ def load_weights(model, path, strict=True):
     of the twin model's state_dict) into model in place. A file whose keys or shapes do
     not fit the model raises ValueError naming the file and the keys."""
     _check_model(model, "load_weights")
+    strict = as_flag(strict, "strict", "load_weights")  # not "the file does not fit"
     state = read_safetensors(path)
     try:
         return model.load_state_dict(state, strict=strict)

@@ -89,3 +89,20 @@ def test_cli_rejects_bad_arguments(tmp_path):
     assert proc.returncode == 2 and "--seed: must be a non-negative integer" in proc.stderr
     proc = run_cli(tmp_path, "--threads", str(fastnn._core.max_threads() + 1), "--no-download")
     assert proc.returncode == 2 and "--threads: must be at most" in proc.stderr
+    # a text that is no number read "invalid _positive value: 'abc'"
+    for flag in ("--epochs", "--seed", "--lr"):
+        proc = run_cli(tmp_path, flag, "abc", "--no-download")
+        assert proc.returncode == 2 and f"{flag}: must be a" in proc.stderr \
+            and "got abc" in proc.stderr and "_positive" not in proc.stderr
+
+
+def test_cli_refuses_a_bad_output_path_before_training(tmp_path):
+    """--save or --export-onnx into a directory that does not exist, or over one, failed
+    only after the whole training run (the trained model lost); refused up front now."""
+    for flag in ("--save", "--export-onnx"):
+        for path in (tmp_path / "none" / "out", tmp_path):
+            proc = run_cli(tmp_path, flag, str(path), "--data-root", str(tmp_path / "none"),
+                           "--no-download")
+            assert proc.returncode == 2 and f"argument {flag}: {path} is a directory or its " \
+                "directory does not exist" in proc.stderr, proc.stderr
+            assert "cannot load" not in proc.stderr

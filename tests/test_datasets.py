@@ -291,6 +291,13 @@ def test_load_bad_name_and_split(tmp_path):
         datasets.load("cifar10", "train", root=tmp_path)
     with pytest.raises(ValueError, match="split"):
         datasets.load("mnist", "valid", root=tmp_path)
+    # download="no" downloaded (truthiness); root=3 failed in pathlib, unnamed
+    for call in (lambda: datasets.load("mnist", "test", root=tmp_path, download="no"),
+                 lambda: datasets.load_splits("mnist", root=tmp_path, download=0)):
+        with pytest.raises(TypeError, match="load(_splits)?: download must be True or False"):
+            call()
+    with pytest.raises(TypeError, match="load: root must be a directory path or None"):
+        datasets.load("mnist", "test", root=3, download=False)
 
 
 # --- download -------------------------------------------------------------
@@ -579,3 +586,5 @@ def test_iterate_batches_names_a_missing_x_or_y():
         datasets.iterate_batches(np.ones((4, 2)), None, 2)
     with pytest.raises(ValueError, match="iterate_batches: x and y must have the same length"):
         datasets.iterate_batches(np.ones((4, 2)), np.ones(3), 2)
+    with pytest.raises(TypeError, match=r"iterate_batches: x and y must be arrays \(setting"):
+        datasets.iterate_batches([[1.0, 2.0], [3.0]], [0, 1], 1)  # NumPy's ValueError

@@ -192,6 +192,14 @@ def test_rank_slices_make_up_the_global_batches(monkeypatch, shuffle):
         np.testing.assert_array_equal(np.concatenate([s[i][1] for s in slices]), yb)
 
 
+@pytest.mark.parametrize("model", [None, 3, np.ones(2)])
+def test_data_parallel_names_a_model_that_is_not_one(model):
+    """DataParallel(None) failed in an AttributeError ('named_parameters')."""
+    with pytest.raises(TypeError, match="DataParallel: model must be a fastnn model"):
+        dist.DataParallel(model)
+    assert not dist.is_initialized()
+
+
 @pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf"), "soon", None])
 def test_init_rejects_a_bad_timeout(monkeypatch, timeout):
     monkeypatch.setenv("FASTNN_DIST_TIMEOUT", "0")  # what timeout=None reads

@@ -1320,6 +1320,9 @@ def _flag_calls():
     p = [nn.Parameter(np.ones(2, np.float32))]
     x, y = np.ones((4, 2), np.float32), np.zeros(4, np.int64)
     model = nn.Sequential(nn.Linear(2, 2), input_shape=(2,))
+    other = nn.Sequential(nn.Linear(2, 2), input_shape=(2,))
+    r = np.random.default_rng(0)
+    img, w = randn(r, 1, 2, 3, 3), randn(r, 2, 2, 1, 1)
     return [
         ("bias", "Linear", lambda v: nn.Linear(2, 2, bias=v)),
         ("bias", "Conv2d", lambda v: nn.Conv2d(1, 1, 1, bias=v)),
@@ -1338,10 +1341,30 @@ def _flag_calls():
         ("trainable", "dense", lambda v: fk.layers.Dense(2, trainable=v, name="dense")),
         ("from_logits", "BinaryCrossentropy",
          lambda v: fk.losses.BinaryCrossentropy(from_logits=v)),
+        ("strict", "load_state_dict",
+         lambda v: model.load_state_dict(model.state_dict(), strict=v)),
+        # the backward kernels' flags (bint or truthiness: "no" counted as True)
+        ("bias", "linear_backward", lambda v: F.linear_backward(x, x, x[:2], bias=v)),
+        ("need_input_grad", "conv2d_backward",
+         lambda v: F.conv2d_backward(img, img, w, need_input_grad=v)),
+        ("need_weight_grad", "batch_norm_backward", lambda v: F.batch_norm_backward(
+            x, x, x[0], x[0], x[0], training=True, need_weight_grad=v)),
+        ("requires_grad", "Parameter", lambda v: nn.Parameter(x, requires_grad=v)),
+        ("requires_grad", "Sequential.requires_grad_", lambda v: other.requires_grad_(v)),
+        ("mode", "Sequential.train", lambda v: other.train(v)),
+        ("need_input_grad", "Sequential.backward",
+         lambda v: (other(x), other.backward(x, need_input_grad=v))),
+        ("inplace", "ReLU", lambda v: nn.ReLU(inplace=v)),
+        ("inplace", "Dropout", lambda v: nn.Dropout(inplace=v)),
+        ("amsgrad", "Adam", lambda v: optim.Adam(p, amsgrad=v)),
+        ("decoupled_weight_decay", "Adam", lambda v: optim.Adam(p, decoupled_weight_decay=v)),
+        ("maximize", "RMSprop", lambda v: optim.RMSprop(p, maximize=v)),
+        ("nesterov", "SGD", lambda v: fk.optimizers.SGD(momentum=0.9, nesterov=v)),
+        ("centered", "RMSprop", lambda v: fk.optimizers.RMSprop(centered=v)),
     ]
 
 
-@settings(FUZZ, max_examples=150)  # of 13 calls x 13 values
+@settings(FUZZ, max_examples=300)  # of 28 calls x 13 values
 @given(data=st.data())
 def test_flag_boundary(data):
     """Every True/False argument takes only True or False (NumPy's bools too): a string
@@ -1459,6 +1482,27 @@ def test_container_boundary(data):
                 host(x)
             continue
         np.testing.assert_array_equal(host(x), want)
+
+
+@pytest.mark.parametrize("slope", HOSTILE_REALS + [1e39, -1e39, -3e38])
+def test_negative_slope_boundary(slope):
+    """leaky_relu(_backward) and LeakyReLU: a negative_slope NaN, infinite or beyond
+    float32 (the kernels' type) made every negative input's value and gradient NaN or
+    inf; it raises naming negative_slope unless a finite real (then as the reference)."""
+    x = np.array([[-1.5, 2.0], [0.0, -3.0]], np.float32)
+    valid = (isinstance(slope, (int, float, np.floating)) and not isinstance(slope, bool)
+             and abs(slope) <= np.finfo(np.float32).max)
+    for fn, ref in [(lambda: F.leaky_relu(x, slope), lambda: R.leaky_relu(x, slope)),
+                    (lambda: F.leaky_relu_backward(x, x, slope),
+                     lambda: R.leaky_relu_backward(x, x, slope)),
+                    (lambda: nn.LeakyReLU(slope)(x), lambda: R.leaky_relu(x, slope))]:
+        status, got = call("negative_slope", fn)
+        if valid:
+            assert status == "ok", got
+            assert_matches(got, ref())
+        else:
+            assert status == "raised", f"negative_slope={slope!r} accepted"
+            check_named(got, {"negative_slope"})
 
 
 # calls: 38 kernel functions x 175 examples x 2, layers 400 x 1-3, losses and optimizers
@@ -1628,7 +1672,7 @@ def test_window_positions_boundary(data):
 QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losses": 300,
          "optimizers": 300, "models": 200, "state_dicts": 150, "runtime": 200,
          "distributed": 200, "to_categorical": 200, "safetensors": 200, "keras_layers": 300,
-         "keras_model_files": 100, "flags": 150, "containers": 300,
+         "keras_model_files": 100, "flags": 300, "containers": 300,
          "keras_loss_calls": 200, "keras_build": 50, "conv_algorithm": 200,
          "window_positions": 200}
 

@@ -399,6 +399,12 @@ def test_save_and_load_model_like_keras(tmp_path):
     assert type(again) is fk.Model and again._compiled is None
     xf = np.ones((2, 5), np.float32)
     np.testing.assert_array_equal(again.predict(xf), functional.predict(xf))
+    # a Sequential never compiled: its file failed to load ("parameter names [...] do not
+    # match the architecture's []": it was built only by compile)
+    plain = fk.Sequential([fk.layers.Dense(3, input_shape=(5,)), fk.layers.Dense(2)])
+    plain.save(tmp_path / "plain.keras")
+    np.testing.assert_array_equal(fk.models.load_model(tmp_path / "plain.keras").predict(xf),
+                                  plain.predict(xf))
     model.save(tmp_path / "m.keras")
     assert fk.models.load_model(tmp_path / "m.keras", compile=False)._compiled is None
     with pytest.raises(FileExistsError, match="overwrite=False"):

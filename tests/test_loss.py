@@ -11,7 +11,7 @@ Loss sums run over fixed blocks, so the bits do not depend on the thread count.
 import numpy as np
 import pytest
 
-from fastnn import functional as F, reference as ref
+from fastnn import functional as F, losses, reference as ref
 
 U = 2.0 ** -24
 
@@ -352,3 +352,25 @@ def test_cross_entropy_and_nll_on_positions_match_torch(rng, reduction):
     with pytest.raises(ValueError, match=r"class labels for logits of shape \(2, 4, 3, 5\) "
                                          r"must have shape \(2, 3, 5\)"):
         CrossEntropyLoss()(x, labels[:, :2])
+
+
+@pytest.mark.parametrize("cls", [losses.CrossEntropyLoss, losses.NLLLoss, losses.BCELoss,
+                                 losses.BCEWithLogitsLoss, losses.MSELoss])
+def test_loss_arguments_set_after_construction_are_checked(cls):
+    """loss.reduction = 'foo' ran as 'mean' (CrossEntropyLoss) or 'none' (MSELoss);
+    label_smoothing = 2.0 gave negative target weights, ignore_index = 'x' ignored
+    nothing: each is checked as set, as the constructor checks it."""
+    loss_fn = cls()
+    with pytest.raises(ValueError, match=rf"{cls.__name__}: reduction must be 'mean', 'sum' "
+                                         r"or 'none', got 'foo'"):
+        loss_fn.reduction = "foo"
+    loss_fn.reduction = "sum"
+    assert loss_fn.reduction == "sum"
+    if issubclass(cls, losses.CrossEntropyLoss):
+        for key, value, error in [("label_smoothing", 2.0, ValueError),
+                                  ("label_smoothing", "x", TypeError),
+                                  ("ignore_index", "x", TypeError),
+                                  ("ignore_index", 1.5, TypeError)]:
+            with pytest.raises(error, match=rf"{cls.__name__}: {key} must be"):
+                setattr(loss_fn, key, value)
+        assert (loss_fn.label_smoothing, loss_fn.ignore_index) == (0.0, -100)

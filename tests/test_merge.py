@@ -7,7 +7,7 @@ concatenate and its backward only copy: exact.
 import numpy as np
 import pytest
 
-from fastnn import functional as F
+from fastnn import functional as F, nn
 
 SHAPES = [(), (1,), (7,), (3, 5), (2, 3, 4, 5), (0, 4), (1031,), (3, 4100)]
 
@@ -127,3 +127,13 @@ A = np.zeros((2, 3), np.float32)
 def test_bad_inputs_raise_clear_errors(call, exc, msg):
     with pytest.raises(exc, match=msg):
         call()
+
+
+@pytest.mark.parametrize("axis", [4, -4, -5])
+def test_concatenate_layer_names_an_axis_out_of_range(axis):
+    """It said the inputs 'must have the same shape except along axis 4' of inputs of the
+    same shape (the batch axis -4 or a missing one was the problem)."""
+    x = np.ones((2, 3, 4, 4), np.float32)
+    with pytest.raises(ValueError, match=rf"axis {axis} is the batch or out of range for "
+                                         r"inputs of 4 dimensions"):
+        nn.Concatenate(axis=axis)([x, x])

@@ -53,7 +53,17 @@ def keras_cnn():
         fk.layers.Dense(5, activation="softmax")]), (12, 12, 2)
 
 
+def keras_same_strided():
+    """'same' padding where TensorFlow pads one more at the bottom/right (a Pad2d: zeros
+    before the convolution, -inf before the max pool): export refused it."""
+    return fk.Sequential([
+        fk.layers.Conv2D(3, 3, strides=2, padding="same", input_shape=(8, 8, 2)),
+        fk.layers.MaxPooling2D(3, strides=2, padding="same"), fk.layers.Flatten(),
+        fk.layers.Dense(2)]), (8, 8, 2)
+
+
 CASES = {
+    "keras-same-strided": keras_same_strided,
     "mlp": lambda: (models.mlp(seed=0), (1, 28, 28)),
     "cnn": lambda: (models.cnn(seed=0), (1, 28, 28)),
     "residual": residual_graph,
@@ -124,7 +134,7 @@ def test_export_errors(tmp_path):
         fonnx.export(nn.Sequential(nn.Linear(2, 2)), tmp_path / "x.onnx")
     with pytest.raises(TypeError, match="must be a fastnn model"):
         fonnx.export(nn.Linear(2, 2), tmp_path / "x.onnx")
-    with pytest.raises(ValueError, match="opset must be >= 17"):
+    with pytest.raises(ValueError, match="opset must be an int from 17 to "):
         fonnx.export(models.mlp(), tmp_path / "x.onnx", input_shape=(1, 28, 28), opset=11)
 
     class Odd(nn.Module):
@@ -224,7 +234,7 @@ def test_circular_padding_exports_from_opset_19(tmp_path, rng):
     np.testing.assert_allclose(run_onnx(tmp_path / "c.onnx", x)[0], model.predict(x),
                                rtol=1e-5, atol=1e-5)
     newest = onnx.defs.onnx_opset_version()
-    with pytest.raises(ValueError, match=f"opset must be <= {newest}"):
+    with pytest.raises(ValueError, match=f"opset must be an int from 17 to {newest}"):
         fonnx.export(model, tmp_path / "n.onnx", opset=newest + 1)
 
 
@@ -302,3 +312,17 @@ def test_batchnorm_without_running_statistics_exports(layer, shape, opset, tmp_p
         x = (rng.standard_normal((n,) + shape) * 3 + 2).astype(np.float32)
         np.testing.assert_allclose(run_onnx(path, x)[0], model.predict(x), rtol=1e-4,
                                    atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_padding_modes_match_predict(mode, tmp_path, rng):
+    """A Pad node before the unpadded Conv; circular ("wrap") from opset 19, where it was
+    refused at any opset ("no ONNX Pad mode before opset 19" even with opset=19)."""
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=(1, 2), padding_mode=mode, seed=0))
+    path = tmp_path / "m.onnx"
+    if mode == "circular":
+        with pytest.raises(ValueError, match=r"circular padding .* \(pass opset=19\)"):
+            fonnx.export(model, path, input_shape=(2, 5, 6))
+    fonnx.export(model, path, input_shape=(2, 5, 6), opset=19)
+    x = rng.standard_normal((2, 2, 5, 6)).astype(np.float32)
+    np.testing.assert_allclose(run_onnx(path, x)[0], model.predict(x), rtol=1e-5, atol=1e-5)

@@ -278,6 +278,16 @@ def test_models_resnet_shape_save_load(tmp_path):
     assert all(np.array_equal(p.data, q.data) for p, q in zip(a.parameters(), b.parameters()))
 
 
+@pytest.mark.parametrize("channels,blocks", [((16,), 2), (16, (1,)), ((16,), (-1,)),
+                                             ((16,), (1.5,)), ((0,), (1,)), ((), ()),
+                                             ((16, 32), (1,)), (("16",), (1,))])
+def test_resnet_names_bad_channels_and_blocks(channels, blocks):
+    """blocks=2 failed in len(), (-1,) built a stage of no blocks silently, (1.5,) failed
+    in range(), unnamed."""
+    with pytest.raises(ValueError, match="resnet: channels and blocks must be non-empty "):
+        models.resnet(channels, blocks)
+
+
 def test_resnet_steady_state_step_allocates_nothing():
     """A models.resnet training step (BatchNorm, residual adds, global pooling, Adam)
     after warm-up: under 4 KiB of peak traced memory; every array it could re-allocate

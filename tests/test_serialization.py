@@ -209,3 +209,29 @@ def test_a_sequential_sharing_a_layer_saves_and_loads_it_shared(tmp_path):
     loaded = fastnn.load(tmp_path / "shared.fastnn")
     assert loaded[0] is loaded[2] and len(loaded.parameters()) == 2
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
+def test_an_optimizer_over_some_parameters_or_in_another_order_round_trips(tmp_path, rng):
+    """The optimizer was rebuilt over all of the model's parameters in order: one over a
+    fine-tuned part wrote a file load refused, one in another order gave each parameter
+    the state of another of its shape. One over another model's parameters is refused."""
+    model = nn.Sequential(nn.Linear(4, 4, seed=0), nn.ReLU(), nn.Linear(4, 4, seed=1))
+    x, y = rng.random((16, 4), dtype=np.float32), rng.integers(0, 4, 16)
+    path = tmp_path / "m.fnn"
+    for params in ([model[2].bias], [*model[2].parameters(), *model[0].parameters()]):
+        opt = optim.Adam(params, lr=0.01)
+        model.fit(x, y, optimizer=opt, batch_size=4, verbose=0)
+        model.save(path)
+        loaded = fastnn.load(path)
+        names = {id(p): name for name, p in model.named_parameters()}
+        loaded_names = {id(p): name for name, p in loaded.named_parameters()}
+        assert [loaded_names[id(p)] for p in loaded.optimizer.params] == \
+            [names[id(p)] for p in params]
+        for key, arrays in opt.state_dict()["state"].items():
+            for u, v in zip(arrays, loaded.optimizer.state_dict()["state"][key]):
+                assert np.array_equal(u, v)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match=r"save: the optimizer's params\[0\] is not a "
+                                         r"parameter of this Sequential"):
+        fastnn.save(model, path, optimizer=optim.SGD(nn.Linear(4, 4).parameters()))
+    assert path.read_bytes() == before

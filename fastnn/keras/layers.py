@@ -203,6 +203,10 @@ class Layer(Module):
                            re.sub("(.)([A-Z][a-z]+)", r"\1_\2", kind)).lower()
             count = _counters[snake] = _counters.get(snake, -1) + 1
             name = snake if count == 0 else f"{snake}_{count}"
+        if not isinstance(name, str) or not name or "/" in name:  # as Keras 3 (name=3
+            # failed unnamed in a Cython signature, "Argument 'fn' has incorrect type")
+            raise ValueError(f"{kind}: name must be a non-empty string without '/', got "
+                             f"{name!r}")
         self.name = name
         arg = "input_shape"
         if input_dim is not None:
@@ -239,6 +243,10 @@ class Layer(Module):
         return False
 
     def __call__(self, x):
+        if isinstance(x, (list, tuple)) and any(isinstance(v, KerasTensor) for v in x):
+            # was "call the layer on a Keras Input first", of a layer called on two Inputs
+            raise TypeError(f"{self.name}: a Keras layer takes one input, got a "
+                            f"{type(x).__name__} of {len(x)}")
         if not isinstance(x, KerasTensor):
             if self._chain is None:
                 raise RuntimeError(f"{self.name}: call the layer on a Keras Input first so it "
@@ -535,7 +543,10 @@ class Dropout(Layer):
         super().__init__(**kwargs)
         if noise_shape is not None:
             raise ValueError("Dropout: noise_shape is not supported")
-        self.rate, self.seed = rate, seed
+        if seed is not None and not (is_int(seed) and seed >= 0):  # was kept as given:
+            # 'x' failed when the model was built, np.int64(3) when it was saved
+            raise TypeError(f"Dropout: seed must be None or a non-negative int, got {seed!r}")
+        self.rate, self.seed = rate, None if seed is None else int(seed)
         try:
             nn.Dropout(rate)  # validates rate
         except (TypeError, ValueError) as e:  # named as Keras names it

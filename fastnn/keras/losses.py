@@ -19,6 +19,9 @@ class Loss:
     def __init__(self, from_logits=False, label_smoothing=0.0):
         self.from_logits = as_flag(from_logits, "from_logits", type(self).__name__)
         self.label_smoothing = as_real(label_smoothing, "label_smoothing", type(self).__name__)
+        if not 0 <= self.label_smoothing <= 1:  # NaN gave NaN losses; 1.5 failed in compile
+            raise ValueError(f"{type(self).__name__}: label_smoothing must be in [0, 1], got "
+                             f"{label_smoothing!r}")
 
     def __call__(self, y_true, y_pred):
         """Keras' loss(y_true, y_pred): the mean over the samples of the loss over the

@@ -17,8 +17,8 @@ from .. import losses as _losses
 from ..datasets import as_batch_size
 from .. import nn
 from ..nn.graph import Graph
-from .._core import as_flag, as_real, as_sample_shape, is_int
-from ..training import ModelAPI
+from .._core import as_flag, as_ndarray, as_real, as_sample_shape, is_int
+from ..training import ModelAPI, _real_array
 from . import callbacks as _callbacks
 from . import layers as _layers
 from . import losses as _klosses
@@ -117,9 +117,13 @@ class Model(nn.Model):
             raise ValueError(f"compile: pass a loss, one of {sorted(_klosses.NAMES)}")
         spec = _klosses.get(loss)
         opt = _optimizers.get(optimizer)
+        if metrics is not None and not isinstance(metrics, (list, tuple)):  # as Keras:
+            # 'accuracy' was read as the metrics 'a', 'c', ... ("unknown metric 'a'")
+            raise TypeError(f"compile: metrics must be a list such as ['accuracy'] or None, "
+                            f"got {metrics!r}")
         metrics = list(metrics or [])
         for m in metrics:
-            if m not in METRICS:
+            if not isinstance(m, str) or m not in METRICS:
                 raise ValueError(f"compile: unknown metric {m!r}; known: {list(METRICS)}")
         self._compiled = (opt, spec, metrics[0] if metrics else None)
         self.optimizer = None  # built by the next fit
@@ -175,7 +179,7 @@ class Model(nn.Model):
     def _targets(self, y, what):
         """y in the form fastnn's loss takes, checked against the model output."""
         kind = self._compiled[1].kind
-        y = np.asarray(y)
+        y = as_ndarray(y, "y", what)
         classes = self.outputs[0].shape[-1]
         if kind == "sparse_categorical_crossentropy":
             if y.ndim == 2 and y.shape[1] == 1:
@@ -243,13 +247,13 @@ class Model(nn.Model):
             raise TypeError("fit: initial_epoch is not supported by fastnn.keras")
         if x is None or y is None:
             raise ValueError("fit: pass x and y as arrays")
-        x = np.asarray(x)
+        x = _real_array(x, "fit", "x")  # np.asarray's errors (a ragged list) named nothing
         self._ensure_built(x.shape[1:])
         y = self._targets(y, "fit")
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("fit: validation_data must be a pair (x_val, y_val)")
-            validation_data = (np.asarray(validation_data[0]),
+            validation_data = (_real_array(validation_data[0], "fit (validation_data)", "x"),
                                self._targets(validation_data[1], "fit (validation_data)"))
         verbose = 1 if _verbose(verbose, "fit") == "auto" else int(verbose)
         validation_split = as_real(validation_split, "validation_split", "fit")  # for steps
@@ -286,7 +290,7 @@ class Model(nn.Model):
         self._require_compiled("evaluate")
         _verbose(verbose, "evaluate")
         return_dict = as_flag(return_dict, "return_dict", "evaluate")
-        x = np.asarray(x)
+        x = _real_array(x, "evaluate", "x")
         self._ensure_built(x.shape[1:])
         y = self._targets(y, "evaluate")
         with self._training_graph():
@@ -303,7 +307,7 @@ class Model(nn.Model):
     def predict(self, x, batch_size=None, verbose="auto"):
         """The model's outputs (probabilities for a softmax/sigmoid output) for x."""
         _verbose(verbose, "predict")
-        x = np.asarray(x)
+        x = _real_array(x, "predict", "x")
         self._ensure_built(x.shape[1:])
         batch_size = max(as_batch_size(batch_size, "predict", 32), 256)
         return ModelAPI.predict(self, x, batch_size=batch_size)
@@ -406,6 +410,7 @@ class Model(nn.Model):
             for layer in layers:
                 x = layer(x)
             model = cls(inputs, x, name=config["name"])
+        model._ensure_built()  # a Sequential was built only by compile: load found no weights
         compiled = config["compile"]
         if compiled is not None:  # the optimizer comes with the state load() reads
             spec = _klosses.NAMES[compiled["loss"]]()
@@ -629,6 +634,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     if custom_objects is not None:
         raise TypeError("load_model: custom_objects is not supported by fastnn.keras")
     compile = as_flag(compile, "compile", "load_model")
+    as_flag(safe_mode, "safe_mode", "load_model")  # nothing unsafe to load; "no" was kept
     model = load(filepath)
     if not isinstance(model, Model):
         raise ValueError(f"load_model: {os.fspath(filepath)!r} holds a fastnn "

@@ -2,7 +2,9 @@
 each building the fastnn.optim optimizer (one fused C step) over the model's
 parameters when fit first runs, with Keras' update rules (fastnn.optim.KerasAdam,
 KerasAdamW, KerasRMSprop: epsilon where Keras adds it)."""
-from .. import optim
+import numpy as np
+
+from .. import nn, optim
 
 __all__ = ["Optimizer", "Adam", "SGD", "RMSprop", "AdamW", "get"]
 
@@ -10,8 +12,16 @@ __all__ = ["Optimizer", "Adam", "SGD", "RMSprop", "AdamW", "get"]
 class Optimizer:
     """A Keras optimizer: hyperparameters now, the fastnn optimizer at build(params)."""
 
-    def __init__(self, learning_rate):
+    def __init__(self, learning_rate, **hyper):
         self.learning_rate = learning_rate
+        vars(self).update(hyper)
+        # checked now, on a stand-in parameter: learning_rate=NaN, beta_1=1.5 or
+        # nesterov='x' failed only when fit started, naming torch's lr, betas, eps
+        try:
+            self._make([nn.Parameter(np.zeros(1, np.float32))])
+        except (ValueError, TypeError) as e:
+            args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+            raise type(e)(f"{type(self).__name__}({args}): {e}") from None
 
     def build(self, params):
         return self._make(params)
@@ -19,8 +29,7 @@ class Optimizer:
 
 class Adam(Optimizer):
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
-        super().__init__(learning_rate)
-        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
 
     def _make(self, params):
         return optim.KerasAdam(params, self.learning_rate, (self.beta_1, self.beta_2),
@@ -30,9 +39,8 @@ class Adam(Optimizer):
 class AdamW(Optimizer):
     def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-7):
-        super().__init__(learning_rate)
-        self.weight_decay = weight_decay
-        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        super().__init__(learning_rate, weight_decay=weight_decay, beta_1=beta_1, beta_2=beta_2,
+                         epsilon=epsilon)
 
     def _make(self, params):
         return optim.KerasAdamW(params, self.learning_rate, (self.beta_1, self.beta_2),
@@ -41,8 +49,7 @@ class AdamW(Optimizer):
 
 class SGD(Optimizer):
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False):
-        super().__init__(learning_rate)
-        self.momentum, self.nesterov = momentum, nesterov
+        super().__init__(learning_rate, momentum=momentum, nesterov=nesterov)
 
     def _make(self, params):
         return optim.SGD(params, self.learning_rate, self.momentum, nesterov=self.nesterov)
@@ -51,8 +58,8 @@ class SGD(Optimizer):
 class RMSprop(Optimizer):
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
                  centered=False):
-        super().__init__(learning_rate)
-        self.rho, self.momentum, self.epsilon, self.centered = rho, momentum, epsilon, centered
+        super().__init__(learning_rate, rho=rho, momentum=momentum, epsilon=epsilon,
+                         centered=centered)
 
     def _make(self, params):
         return optim.KerasRMSprop(params, self.learning_rate, alpha=self.rho, eps=self.epsilon,

@@ -3,7 +3,7 @@ import random
 
 import numpy as np
 
-from .._core import as_rng, is_int
+from .._core import as_ndarray, as_rng, is_int
 from . import layers as _layers
 
 __all__ = ["to_categorical", "set_random_seed"]
@@ -12,7 +12,7 @@ __all__ = ["to_categorical", "set_random_seed"]
 def to_categorical(x, num_classes=None):
     """One-hot float32 rows for integer class labels (a trailing axis of size 1 is
     dropped, as Keras does); num_classes defaults to max(x) + 1."""
-    x = np.asarray(x)
+    x = as_ndarray(x, "x", "to_categorical")
     if x.dtype.kind not in "biuf" or (x.dtype.kind == "f" and not (
             np.isfinite(x).all() and np.array_equal(x, np.round(x)))):  # inf: garbage ints
         raise ValueError(f"to_categorical: x must hold integer class labels, got {x.dtype}")

@@ -1,7 +1,7 @@
 """Elementwise activations: ReLU, LeakyReLU, Sigmoid, Tanh, and Softmax / LogSoftmax over
 a dimension (the last by default)."""
 from .. import functional as F
-from .._core import as_real as _real, is_int as _is_int
+from .._core import as_flag, as_slope, is_int as _is_int
 from .module import Module
 
 __all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax"]
@@ -34,15 +34,15 @@ class ReLU(_Elementwise):
     _forward, _backward = staticmethod(F.relu), staticmethod(F.relu_backward)
 
     def __init__(self, inplace=False):
-        self.inplace = bool(inplace)
+        self.inplace = as_flag(inplace, "inplace", "ReLU")
 
 
 class LeakyReLU(_Elementwise):
     _forward, _backward = staticmethod(F.leaky_relu), staticmethod(F.leaky_relu_backward)
 
     def __init__(self, negative_slope=0.01, inplace=False):
-        self.negative_slope = _real(negative_slope, "negative_slope", "LeakyReLU")
-        self.inplace = bool(inplace)
+        self.negative_slope = as_slope(negative_slope, "LeakyReLU")
+        self.inplace = as_flag(inplace, "inplace", "LeakyReLU")
 
     def _extra(self):
         return (self.negative_slope,)

@@ -35,6 +35,8 @@ class Sequential(Model):
         if input_shape is not None:  # an int for one dimension, as fastnn.Input takes
             input_shape = as_sample_shape(input_shape, "input_shape", "Sequential")
         self.input_shape = input_shape
+        if input_shape is not None and self.layers:  # one its layers refuse was kept, and
+            self.output_shape((None,) + input_shape)  # every call failed naming layer 0
 
     def __len__(self):
         return len(self.layers)

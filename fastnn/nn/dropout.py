@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import functional as F
-from .._core import as_real as _real, as_rng
+from .._core import as_flag, as_real as _real, as_rng
 from .module import Module
 
 __all__ = ["Dropout"]
@@ -21,7 +21,7 @@ class Dropout(Module):
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: p must be in [0, 1], got {p!r}")
         self.p = float(p)
-        self.inplace = bool(inplace)
+        self.inplace = as_flag(inplace, "inplace", "Dropout")
         self._rng = as_rng(seed, "Dropout")
         self._seed = None  # the last training call's mask seed
 

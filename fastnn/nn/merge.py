@@ -71,7 +71,10 @@ class Concatenate(_Merge):
         shapes = [None if s is None else tuple(s) for s in shapes]
         ndim = None if shapes[0] is None else len(shapes[0])
         axis = self.axis if ndim is None or self.axis > 0 else self.axis + ndim
-        ok = ndim is not None and 0 < axis < ndim and all(
+        if ndim is not None and not 0 < axis < ndim:  # was "must have the same shape"
+            raise ValueError(f"{self!r}: axis {self.axis} is the batch or out of range for "
+                             f"inputs of {ndim} dimensions, got {', '.join(map(str, shapes))}")
+        ok = ndim is not None and all(
             s is not None and len(s) == ndim and s[:axis] + s[axis + 1:] ==
             shapes[0][:axis] + shapes[0][axis + 1:] for s in shapes)
         if not ok:

@@ -33,6 +33,9 @@ class Model(Module):
         for k, v in enumerate(self.inputs):
             if not isinstance(v, Value) or v.node is not None:
                 raise TypeError(f"Model: input {k} must be a fastnn.Input(...), got {v!r}")
+            j = next(j for j, u in enumerate(self.inputs) if u is v)
+            if j != k:  # one of the two arrays a call passes for it was ignored, as Keras
+                raise ValueError(f"Model: input {k} is input {j} again; list each Input once")
         for k, v in enumerate(self.outputs):
             if not isinstance(v, Value):
                 raise TypeError(f"Model: output {k} must be a value computed from the inputs "

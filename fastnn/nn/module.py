@@ -195,6 +195,18 @@ class Module(training.ModelAPI):
     def __call__(self, *args):
         return (_engine or _graph_engine()).call(self, args)
 
+    def __setattr__(self, name, value):
+        """torch's check: a Parameter replaced by an array (layer.weight = w where
+        np.copyto(layer.weight.data, w) was meant) was computed with, but never trained,
+        saved or counted among the parameters."""
+        if isinstance(self.__dict__.get(name), Parameter) and value is not None and \
+                not isinstance(value, Parameter):
+            raise TypeError(f"{type(self).__name__}: cannot assign {type(value).__name__} "
+                            f"to the parameter {name!r} (a fastnn.nn.Parameter or None); to "
+                            f"set its values, copy into it: np.copyto(module.{name}.data, "
+                            f"values)")
+        object.__setattr__(self, name, value)
+
     def forward(self, x):
         raise NotImplementedError(f"{type(self).__name__} defines no forward")
 
@@ -202,6 +214,8 @@ class Module(training.ModelAPI):
         """Backpropagate through the graph of the last call, writing every trainable
         parameter's `.grad`; returns the input gradient if need_input_grad (else None).
         Layers override this with their own backward on arrays."""
+        need_input_grad = as_flag(need_input_grad, "need_input_grad",
+                                  f"{type(self).__name__}.backward")
         return self._active_graph("backward").backward(grad_out, need_input_grad)
 
     def _is_layer(self):
@@ -348,6 +362,7 @@ class Module(training.ModelAPI):
         if not hasattr(state_dict, "items"):
             raise TypeError(f"{name}.load_state_dict: state_dict must be a mapping of names "
                             f"to arrays, got {type(state_dict).__name__}")
+        strict = as_flag(strict, "strict", f"{name}.load_state_dict")
         own = self.state_dict()
         modules = self.named_modules(remove_duplicate=False)
         # torch fills in the buffers a plain dict may lack (one without torch's _metadata:

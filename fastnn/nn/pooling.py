@@ -2,17 +2,11 @@
 import numpy as np
 
 from .. import functional as F
-from .._core import MAX_WINDOW_ARG, is_int as _is_int, pool_output_size
+from .._core import MAX_WINDOW_ARG, as_flag, is_int as _is_int, pool_output_size
 from ..reference import conv2d_output_shape
 from .module import Module, _pair, memo_shape
 
 __all__ = ["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d"]
-
-
-def _flag(value, name, layer):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{layer}: {name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 class _Pool2d(Module):
@@ -21,7 +15,7 @@ class _Pool2d(Module):
         self.kernel_size = _pair(kernel_size, "kernel_size", name)
         self.stride = self.kernel_size if stride is None else _pair(stride, "stride", name)
         self.padding = _pair(padding, "padding", name)
-        self.ceil_mode = _flag(ceil_mode, "ceil_mode", name)
+        self.ceil_mode = as_flag(ceil_mode, "ceil_mode", name)
         if min(*self.kernel_size, *self.stride) <= 0 or min(self.padding) < 0 or any(
                 p > k // 2 for p, k in zip(self.padding, self.kernel_size)):
             raise ValueError(f"{type(self).__name__}: kernel_size and stride must be positive "
@@ -62,7 +56,7 @@ class MaxPool2d(_Pool2d):
                  ceil_mode=False):
         if _pair(dilation, "dilation", "MaxPool2d") != (1, 1):
             raise ValueError(f"MaxPool2d: dilation must be 1, got {dilation!r}")
-        if _flag(return_indices, "return_indices", "MaxPool2d"):
+        if as_flag(return_indices, "return_indices", "MaxPool2d"):
             raise ValueError("MaxPool2d: return_indices must be False (a layer returns one "
                              "array; fastnn.functional.max_pool2d_with_indices returns them)")
         super().__init__(kernel_size, stride, padding, ceil_mode)
@@ -99,7 +93,7 @@ class AvgPool2d(_Pool2d):
         if divisor_override is not None:
             raise ValueError(f"AvgPool2d: divisor_override must be None, got "
                              f"{divisor_override!r}")
-        self.count_include_pad = _flag(count_include_pad, "count_include_pad", "AvgPool2d")
+        self.count_include_pad = as_flag(count_include_pad, "count_include_pad", "AvgPool2d")
         super().__init__(kernel_size, stride, padding, ceil_mode)
 
     def _modes(self):

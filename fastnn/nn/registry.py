@@ -5,6 +5,7 @@ from .container import Sequential
 from .conv import Conv2d
 from .dropout import Dropout
 from .model import Model
+from .module import Module
 from .linear import Linear
 from .merge import Add, Concatenate
 from .normalization import BatchNorm1d, BatchNorm2d
@@ -27,8 +28,18 @@ def _type_name(cls):
 
 def register(cls):
     """Class decorator: let fastnn.save/load write and rebuild modules of this class (a
-    Module subclass whose `config()` returns its constructor's keyword arguments)."""
-    LAYERS[_type_name(cls)] = cls
+    Module subclass whose `config()` returns its constructor's keyword arguments). A name
+    taken by another class is refused: a user class named Linear replaced fastnn's in every
+    file saved or loaded after (saved with no architecture, or loaded as the other class);
+    the same class defined again (a notebook cell run twice) replaces its old definition."""
+    if not (isinstance(cls, type) and issubclass(cls, Module)):
+        raise TypeError(f"register: expected a fastnn.nn.Module subclass, got {cls!r}")
+    name, taken = _type_name(cls), LAYERS.get(_type_name(cls), cls)
+    if (taken.__module__, taken.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise ValueError(f"register: the name {name!r} is taken by {taken.__module__}."
+                         f"{taken.__qualname__} (saved architectures name classes by name): "
+                         f"rename {cls.__qualname__} or give it a saved_type")
+    LAYERS[name] = cls
     return cls
 
 
