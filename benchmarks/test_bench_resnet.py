@@ -9,13 +9,13 @@ in the benchmark's extra_info."""
 import os
 
 import numpy as np
-import pytest
 
 from fastnn import models
 from fastnn.profiling import training_flops
 
 from .conftest import QUICK, library_threads
 from .test_bench_train import fastnn_step, torch_twin_step
+from .twins import torch_twin
 
 BATCH = 128
 THREADS = min(2, os.cpu_count())
@@ -30,44 +30,26 @@ def torch_resnet(torch):
     """models.resnet's architecture in torch.nn, with its state_dict loaded."""
     tnn = torch.nn
 
-    class BasicBlock(tnn.Module):
-        def __init__(self, cin, cout, stride):
+    class BasicBlock(tnn.Module):  # models.BasicBlock's config() arguments and keys
+        def __init__(self, in_channels, out_channels, stride):
             super().__init__()
-            self.conv1 = tnn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-            self.bn1 = tnn.BatchNorm2d(cout)
+            self.conv1 = tnn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+            self.bn1 = tnn.BatchNorm2d(out_channels)
             self.relu = tnn.ReLU()
-            self.conv2 = tnn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-            self.bn2 = tnn.BatchNorm2d(cout)
+            self.conv2 = tnn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+            self.bn2 = tnn.BatchNorm2d(out_channels)
             self.downsample = None
-            if stride != 1 or cin != cout:
-                self.downsample = tnn.Sequential(tnn.Conv2d(cin, cout, 1, stride, bias=False),
-                                                 tnn.BatchNorm2d(cout))
+            if stride != 1 or in_channels != out_channels:
+                self.downsample = tnn.Sequential(
+                    tnn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                    tnn.BatchNorm2d(out_channels))
 
         def forward(self, x):
             identity = x if self.downsample is None else self.downsample(x)
             out = self.relu(self.bn1(self.conv1(x)))
             return self.relu(self.bn2(self.conv2(out)) + identity)
 
-    ours = models.resnet(seed=0)
-    layers = []
-    for layer in ours.layers:
-        kind = type(layer).__name__
-        if kind == "BasicBlock":
-            layers.append(BasicBlock(layer.in_channels, layer.out_channels, layer.stride))
-        elif kind == "Conv2d":
-            layers.append(tnn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
-                                     layer.stride, layer.padding, bias=False))
-        elif kind == "BatchNorm2d":
-            layers.append(tnn.BatchNorm2d(layer.num_features))
-        elif kind == "AdaptiveAvgPool2d":
-            layers.append(tnn.AdaptiveAvgPool2d(layer.output_size))
-        elif kind == "Linear":
-            layers.append(tnn.Linear(layer.in_features, layer.out_features))
-        else:
-            layers.append({"ReLU": tnn.ReLU, "Flatten": tnn.Flatten}[kind]())
-    twin = tnn.Sequential(*layers)
-    twin.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in ours.state_dict().items()})
-    return twin
+    return torch_twin(models.resnet(seed=0), {"BasicBlock": BasicBlock})
 
 
 def bench(benchmark, record, library, step, convert=None):

@@ -29,10 +29,11 @@ def nhwc(x):
     return np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if x.ndim == 4 else x
 
 
-def torch_twin(model):
+def torch_twin(model, classes=None):
     """A torch.nn.Sequential of torch's classes of the fastnn model's layers, built from
     each layer's config() (torch's argument names: groups, padding_mode, ceil_mode,
-    count_include_pad, ... carry over), with its state_dict (running statistics too)."""
+    count_include_pad, ... carry over), with its state_dict (running statistics too).
+    `classes`: torch classes for layer types torch.nn lacks (models.BasicBlock)."""
     import collections
 
     import torch
@@ -41,7 +42,8 @@ def torch_twin(model):
         config = dict(spec["config"])
         if spec["type"] in ("Softmax", "LogSoftmax"):  # torch's default dim is a guess
             config.setdefault("dim", -1)
-        layers.append(getattr(torch.nn, spec["type"])(**config))
+        cls = (classes or {}).get(spec["type"]) or getattr(torch.nn, spec["type"])
+        layers.append(cls(**config))
     names = model.config().get("names")
     twin = (torch.nn.Sequential(collections.OrderedDict(zip(names, layers))) if names
             else torch.nn.Sequential(*layers))

@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from . import _core, losses, optim
+from .nn.module import _zero_grads as zero_grads
 
 __all__ = ["profile", "peak_gflops", "training_flops"]
 
@@ -115,8 +116,7 @@ def profile(model, x, y, *, loss="cross_entropy", optimizer="adam", repeat=10, f
                 t1 = clock()
                 grad = loss_fn.backward()
                 loss_s[r] = t1 - t, clock() - t1
-                for p in params:  # zero_grad: backward writes, not adds
-                    p.grad = None
+                zero_grads(params, True)  # backward writes, not adds
                 graph.backward(grad, times=bwd[r])
                 t = clock()
                 opt.step()

@@ -399,6 +399,7 @@ class ModelAPI:
         Ctrl-C arrived (checked between steps). With a DataParallel `ddp`, this rank
         trains on its slice of each batch and the sums are taken over ranks."""
         self.train()
+        from .nn.module import _zero_grads as zero_grads  # (nn.module imports this file)
         params = self.parameters()
         bar = _progress(len(x), desc, verbose)
         total_loss, correct, seen = 0.0, 0, 0
@@ -409,8 +410,7 @@ class ModelAPI:
         try:
             for i, (xb, yb) in enumerate(batches):
                 at.batch = i
-                for p in params:  # torch's zero_grad: each step's gradient afresh
-                    p.grad = None
+                zero_grads(params, True)  # torch's zero_grad: each step's gradient afresh
                 if len(xb):  # empty only on a rank whose share of a short last batch is 0
                     batch_loss, batch_correct = self._forward_backward(xb, yb, loss_fn)
                     total_loss += batch_loss * len(xb)

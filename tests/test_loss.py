@@ -284,6 +284,26 @@ def test_loss_weights_ignore_index_and_reduction_match_torch(rng, reduction, tar
         CrossEntropyLoss(weight=np.ones(3))(x, np.zeros(n, np.int64))
 
 
+def torch_args(torch, args):
+    """A loss's keyword arguments with its arrays (weight) as torch tensors."""
+    return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in args.items()}
+
+
+def assert_loss_like_torch(torch, loss_fn, t_loss_fn, x, y, rng):
+    """The loss of (x, y) and its gradient (for a random output gradient when the
+    reduction is "none") are the torch loss's, the loss's shape too."""
+    tx = torch.tensor(x, requires_grad=True)
+    want = t_loss_fn(tx, torch.from_numpy(y))
+    g = rng.standard_normal(tuple(want.shape)).astype(np.float32)
+    unreduced = loss_fn.reduction == "none"
+    want.backward(torch.from_numpy(g) if unreduced else None)
+    got = loss_fn(x, y)
+    assert np.shape(got) == tuple(want.shape)
+    np.testing.assert_allclose(got, want.detach().numpy(), rtol=1e-5, atol=1e-6)
+    grad = loss_fn.backward(g) if unreduced else loss_fn.backward()
+    np.testing.assert_allclose(grad, tx.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_nll_and_bce_on_probabilities_match_torch(rng, reduction):
     """NLLLoss (after a LogSoftmax) and BCELoss (after a Sigmoid; logs clamped at -100,
@@ -303,16 +323,8 @@ def test_nll_and_bce_on_probabilities_match_torch(rng, reduction):
             (NLLLoss, torch.nn.NLLLoss, log_probs, labels, {}),
             (BCELoss, torch.nn.BCELoss, probs, target, dict(weight=weight)),
             (BCELoss, torch.nn.BCELoss, probs, target, {})]:
-        tx = torch.tensor(x, requires_grad=True)
-        t_args = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
-                  for k, v in args.items()}
-        want = t_cls(reduction=reduction, **t_args)(tx, torch.from_numpy(y))
-        g = rng.standard_normal(tuple(want.shape)).astype(np.float32)
-        want.backward(torch.from_numpy(g) if reduction == "none" else None)
-        loss_fn = cls(reduction=reduction, **args)
-        np.testing.assert_allclose(loss_fn(x, y), want.detach().numpy(), rtol=1e-5, atol=1e-6)
-        grad = loss_fn.backward(g) if reduction == "none" else loss_fn.backward()
-        np.testing.assert_allclose(grad, tx.grad.numpy(), rtol=1e-5, atol=1e-6)
+        assert_loss_like_torch(torch, cls(reduction=reduction, **args),
+                               t_cls(reduction=reduction, **torch_args(torch, args)), x, y, rng)
     with pytest.raises(ValueError, match=r"probabilities in \[0, 1\]"):
         BCELoss()(np.full((2, 2), 1.5, np.float32), target[:2, :2])
     with pytest.raises(TypeError, match="NLLLoss: targets must be integer class labels"):
@@ -337,18 +349,9 @@ def test_cross_entropy_and_nll_on_positions_match_torch(rng, reduction):
             (CrossEntropyLoss, torch.nn.CrossEntropyLoss, x, labels, {}),
             (CrossEntropyLoss, torch.nn.CrossEntropyLoss, x, probs, dict(weight=weight)),
             (NLLLoss, torch.nn.NLLLoss, log_probs, labels, dict(ignore_index=2))]:
-        tx = torch.tensor(inputs, requires_grad=True)
-        t_args = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
-                  for k, v in args.items()}
-        want = t_cls(reduction=reduction, **t_args)(tx, torch.from_numpy(target))
-        g = rng.standard_normal(tuple(want.shape)).astype(np.float32)
-        want.backward(torch.from_numpy(g) if reduction == "none" else None)
-        loss_fn = cls(reduction=reduction, **args)
-        got = loss_fn(inputs, target)
-        assert np.shape(got) == tuple(want.shape)
-        np.testing.assert_allclose(got, want.detach().numpy(), rtol=1e-5, atol=1e-6)
-        grad = loss_fn.backward(g) if reduction == "none" else loss_fn.backward()
-        np.testing.assert_allclose(grad, tx.grad.numpy(), rtol=1e-5, atol=1e-6)
+        assert_loss_like_torch(torch, cls(reduction=reduction, **args),
+                               t_cls(reduction=reduction, **torch_args(torch, args)), inputs,
+                               target, rng)
     with pytest.raises(ValueError, match=r"class labels for logits of shape \(2, 4, 3, 5\) "
                                          r"must have shape \(2, 3, 5\)"):
         CrossEntropyLoss()(x, labels[:, :2])

@@ -343,18 +343,21 @@ def layer0(header):
     return header["payload"]["model"]["layers"][0]["config"]
 
 
+def file_writer(how):
+    """write(model, path) of fastnn.save, fastnn.save_weights or the ONNX export (of a
+    model on 4 features)."""
+    if how != "onnx":
+        return getattr(fastnn, how)
+    pytest.importorskip("onnx")
+    from fastnn import onnx as fonnx
+    return lambda model, path: fonnx.export(model, path, input_shape=(4,))
+
+
 @pytest.mark.parametrize("how", ["save", "save_weights", "onnx"])
 def test_writing_over_a_directory_or_into_a_missing_one_names_the_path(tmp_path, how):
     """Not the temporary file beside it (os.open's and os.replace's errors name that);
     nothing is left behind."""
-    if how == "onnx":
-        pytest.importorskip("onnx")
-        from fastnn import onnx as fonnx
-
-        def write(m, p):
-            fonnx.export(m, p, input_shape=(4,))
-    else:
-        write = getattr(fastnn, how)
+    write = file_writer(how)
     model = fastnn.Sequential(nn.Linear(4, 2, seed=0))
     (tmp_path / "d").mkdir()
     with pytest.raises(IsADirectoryError, match=str(tmp_path / "d")):
@@ -368,14 +371,7 @@ def test_writing_over_a_directory_or_into_a_missing_one_names_the_path(tmp_path,
 def test_writing_through_a_symlink_keeps_the_link(tmp_path, how):
     """os.replace put the new file in place of the link: the link was lost and its target
     kept the old model."""
-    if how == "onnx":
-        pytest.importorskip("onnx")
-        from fastnn import onnx as fonnx
-
-        def write(m, p):
-            fonnx.export(m, p, input_shape=(4,))
-    else:
-        write = getattr(fastnn, how)
+    write = file_writer(how)
     (tmp_path / "models").mkdir()
     target, link = tmp_path / "models" / "v1", tmp_path / "latest"
     target.write_bytes(b"old")

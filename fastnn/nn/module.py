@@ -13,7 +13,6 @@ Two kinds of Module:
 """
 import collections
 import functools
-import math
 
 import numpy as np
 
