@@ -2,6 +2,7 @@
 restore the thread count and ISA each test found."""
 import os
 import sys
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -31,6 +32,23 @@ def threads():
     before = fastnn.get_num_threads()
     yield fastnn.set_num_threads
     fastnn.set_num_threads(before)
+
+
+@pytest.fixture
+def traced_peak():
+    """peak(fn, times): the peak of memory traced while fn() runs times times (Python
+    objects and NumPy data together), after two untraced warm-up calls."""
+    def peak(fn, times):
+        fn()
+        fn()
+        tracemalloc.start()
+        try:
+            for _ in range(times):
+                fn()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    return peak
 
 
 @pytest.fixture

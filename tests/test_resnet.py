@@ -3,7 +3,6 @@ with the same state_dict: outputs, loss, every gradient, the running statistics 
 weights after three Adam steps agree, in training and eval mode; models.resnet."""
 import os
 import time
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -288,7 +287,7 @@ def test_resnet_names_bad_channels_and_blocks(channels, blocks):
         models.resnet(channels, blocks)
 
 
-def test_resnet_steady_state_step_allocates_nothing():
+def test_resnet_steady_state_step_allocates_nothing(traced_peak):
     """A models.resnet training step (BatchNorm, residual adds, global pooling, Adam)
     after warm-up: under 4 KiB of peak traced memory; every array it could re-allocate
     is batch-shaped (the smallest, the (32, 10) logits, is 1.25 KiB; one activation is
@@ -304,15 +303,7 @@ def test_resnet_steady_state_step_allocates_nothing():
         model.backward(loss_fn.backward())
         opt.step()
 
-    step()
-    step()
-    tracemalloc.start()
-    try:
-        for _ in range(3):
-            step()
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = traced_peak(step, 3)
     assert peak < 4096, f"a steady-state step allocated up to {peak} bytes"
 
 

@@ -3,7 +3,6 @@ losses, the steady-state allocation bound, determinism, fit/evaluate/predict/sum
 callbacks, bad inputs, and accuracy on real data (skipped without $FASTNN_DATA)."""
 import math
 import os
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -115,7 +114,7 @@ def test_training_step_matches_reference(isa, make, n):
 
 
 @pytest.mark.parametrize("make", [models.mlp, models.cnn])
-def test_steady_state_step_allocates_nothing(make):
+def test_steady_state_step_allocates_nothing(make, traced_peak):
     """After 2 warm-up steps, 5 more steps (forward, loss, backward, Adam) stay under
     4 KiB of peak traced memory (Python objects and NumPy data together) besides the one
     array a step allocates: the (128, 10) logits model(x) returns, the caller's own copy.
@@ -138,15 +137,7 @@ def test_steady_state_step_allocates_nothing(make):
         model.backward(loss_fn.backward())
         opt.step()
 
-    step()
-    step()
-    tracemalloc.start()
-    try:
-        for _ in range(5):
-            step()
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = traced_peak(step, 5)
     assert peak < 4096 + 128 * 10 * 4 + 256, f"a steady-state step allocated up to {peak} bytes"
 
 
