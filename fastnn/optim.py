@@ -1,7 +1,7 @@
 """Optimizers with torch.optim's update rules (KerasAdam, KerasAdamW, KerasRMSprop: with
 Keras' epsilon, for fastnn.keras), each step ONE fused C kernel call over all parameters
-(fastnn._core.sgd_step / adam_step / rmsprop_step update the arrays in place), and
-epoch-wise learning-rate schedules.
+of a param group (fastnn._core.sgd_step / adam_step / rmsprop_step update the arrays in
+place), and epoch-wise learning-rate schedules.
 
 Parameter arrays are updated in place, so their identity never changes; code that
 loads weights must copy into `p.data` (np.copyto), not rebind it. A frozen parameter
@@ -9,6 +9,7 @@ loads weights must copy into `p.data` (np.copyto), not rebind it. A frozen param
 parameter without a gradient, each parameter counts only the steps it took (Adam's bias
 correction, SGD's first momentum step), so one unfrozen later starts afresh."""
 import collections.abc
+import inspect
 import math
 
 import numpy as np
@@ -38,14 +39,20 @@ class Optimizer:
         if self.params and all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str)
                                for p in self.params):
             self.params = [p for _, p in self.params]  # model.named_parameters(), as torch
-        self._group_options = []
+        self._group_options = None  # torch's param groups given: their own options
+        group_sizes = None
         if self.params and all(isinstance(g, dict) for g in self.params):
-            # torch's param groups: one set of hyperparameters here (see _check_groups)
-            groups, self.params = self.params, []
+            groups, self.params, self._group_options, group_sizes = self.params, [], [], []
             for i, group in enumerate(groups):
                 if "params" not in group:
                     raise ValueError(f"{name}: param group {i} has no 'params'")
-                self.params += list(group["params"])
+                params = group["params"]
+                if not hasattr(params, "__iter__") and not hasattr(params, "grad"):
+                    raise TypeError(f"{name}: param group {i}'s 'params' must be a Parameter "
+                                    f"or an iterable of them, got {type(params).__name__}")
+                params = [params] if hasattr(params, "grad") else list(params)  # as torch
+                self.params += params
+                group_sizes.append(len(params))
                 self._group_options.append({k: v for k, v in group.items() if k != "params"})
         if not self.params:
             raise ValueError(f"{name}: got an empty parameter list")
@@ -58,6 +65,7 @@ class Optimizer:
             if j != i:  # each step would update it twice, with its state kept twice
                 raise ValueError(f"{name}: params[{i}] is params[{j}] again; list each "
                                  f"parameter once")
+        self._overrides = [{}]  # per param group: its hyperparameters that are its own
         lr = as_real(lr, "lr", name)
         # lr 0 is allowed, as in torch: CosineAnnealingLR with eta_min=0 reaches it at
         # T_max, and the optimizer's state (saved with the model) must load back then
@@ -67,7 +75,9 @@ class Optimizer:
         self.steps = 0
         self._flags = None
         self._counts = np.zeros(len(self.params), np.int64)  # steps each parameter took
-        self._groups = None  # _by_count's groups, found again after a flag or state change
+        group_sizes = group_sizes or [len(self.params)]
+        self._group_of = np.repeat(np.arange(len(group_sizes)), group_sizes)
+        self._runs = None  # _by_count's runs, found again after a flag or state change
 
     def _trainable(self, *states):
         """The .data and .grad arrays of the parameters with requires_grad and a .grad
@@ -82,25 +92,28 @@ class Optimizer:
         if flags != self._flags:
             self._keep = [i for i, f in enumerate(flags) if f]
             self._keep_index = np.array(self._keep, np.intp)
-            self._groups = None
+            self._runs = None
             self._kept = [None if a is None else [a[i] for i in self._keep] for a in states]
             self._flags = flags
         params = [self.params[i] for i in self._keep]
         return [[p.data for p in params], [p.grad for p in params], *self._kept]
 
     def _by_count(self, *lists):
-        """Count this step for the trainable parameters, then (count, lists) for each
-        group of them with one step count, the lists (from _trainable) restricted to the
-        group: one group unless some were frozen for some steps."""
+        """Count this step for the trainable parameters, then (hyper, count, lists) for
+        each run of them in one param group with one step count: hyper reads the group's
+        hyperparameters (hyper.lr, ...), the lists (from _trainable) are restricted to the
+        run. One run unless there are param groups or some were frozen for some steps."""
         keep = self._keep_index
         self._counts[keep] += 1
-        if self._groups is None:  # then fixed, as the counts of the same parameters go on
-            counts = self._counts[keep]
-            self._groups = [np.flatnonzero(counts == c) for c in np.unique(counts)]
-        if len(self._groups) == 1:
-            return [(int(self._counts[keep[0]]), lists)]
-        return [(int(self._counts[keep[g[0]]]), [None if a is None else [a[i] for i in g]
-                                                 for a in lists]) for g in self._groups]
+        if self._runs is None:  # then fixed, as the counts of the same parameters go on
+            runs = np.stack([self._group_of[keep], self._counts[keep]], 1)
+            self._runs = [(int(g), np.flatnonzero((runs == (g, c)).all(1)))
+                          for g, c in np.unique(runs, axis=0)]
+        if len(self._runs) == 1:
+            return [(_Hyper(self, self._runs[0][0]), int(self._counts[keep[0]]), lists)]
+        return [(_Hyper(self, g), int(self._counts[keep[run[0]]]),
+                 [None if a is None else [a[i] for i in run] for a in lists])
+                for g, run in self._runs]
 
     def zero_grad(self, set_to_none=True):
         """Reset the parameters' gradients, as torch: to None (set_to_none), or else
@@ -110,36 +123,74 @@ class Optimizer:
     def _zeros(self):
         return [np.zeros_like(p.data) for p in self.params]
 
+    # hyperparameters that size the state (or fix its meaning): one value for all groups
+    _SHARED = ("momentum", "centered", "amsgrad", "decoupled_weight_decay")
+
     def _check_groups(self):
-        """Param groups (torch's list of dicts) may repeat the constructor's
-        hyperparameters but not change them: every parameter steps in one fused call."""
+        """torch's param groups: each group's options, validated as the constructor
+        validates them, become its own hyperparameters (every group keeps its own lr,
+        so setting opt.lr sets them all); the ones in _SHARED must be the optimizer's."""
+        if self._group_options is not None:
+            self._overrides = [self._validated(i, options)
+                               for i, options in enumerate(self._group_options)]
+
+    def _validated(self, i, options):
+        """Group i's options {name: value} as the attribute values step reads."""
         name, hyper = type(self).__name__, self.hyperparameters()
-        for i, options in enumerate(self._group_options):
-            for key, value in options.items():
-                if key not in hyper:
-                    raise ValueError(f"{name}: param group {i} has an unknown option {key!r}; "
-                                     f"known: {sorted(hyper)}")
-                mine = hyper[key]
-                same = (list(value) == mine if isinstance(mine, list) else value == mine)
-                if not same:
-                    raise ValueError(f"{name}: param group {i} sets {key}={value!r} but the "
-                                     f"optimizer has {key}={mine!r}: fastnn's optimizers take "
-                                     f"one set of hyperparameters for all their parameters "
-                                     f"(make one optimizer per group)")
+        known = sorted(inspect.signature(type(self)).parameters.keys() - {"params"})
+        for key in options:
+            if key not in known:
+                raise ValueError(f"{name}: param group {i} has an unknown option {key!r}; "
+                                 f"known: {known}")
+        # the constructor checks the group's values (on a one-element stand-in parameter)
+        probe = type(self)([_Probe()], **{**hyper, **options})
+        theirs = probe.hyperparameters()
+        for key in self._SHARED:
+            if theirs.get(key, False) != hyper.get(key, False):
+                raise ValueError(f"{name}: param group {i} sets {key}={options[key]!r} but "
+                                 f"the optimizer has {key}={hyper.get(key, False)!r}: {key} "
+                                 f"shapes the optimizer's state, so it is one for all groups")
+        own = {key: getattr(probe, key) for key in options if key not in self._SHARED}
+        own["lr"] = probe.lr
+        return own
 
     @property
     def param_groups(self):
-        """torch's param_groups: one group, a live mapping of 'params' and the
-        hyperparameters ({'lr': ...}; setting group['lr'] sets the optimizer's lr)."""
-        return [_ParamGroup(self)]
+        """torch's param_groups: live mappings of each group's 'params' and
+        hyperparameters ({'lr': ...}; setting group['lr'] sets that group's lr). Without
+        groups given, one group whose values are the optimizer's own."""
+        return [_ParamGroup(self, i) for i in range(len(self._overrides))]
+
+    def add_param_group(self, group):
+        """torch's add_param_group: more parameters, with options of their own (else the
+        optimizer's), starting from fresh state."""
+        name = type(self).__name__
+        if not isinstance(group, dict) or "params" not in group:
+            raise TypeError(f"{name}.add_param_group: group must be a dict with 'params', "
+                            f"got {type(group).__name__}")
+        grown = type(self)([{"params": self.params}, group], **self.hyperparameters())
+        n = len(grown.params) - len(self.params)
+        if self._group_options is None:  # the one group so far: the optimizer's values
+            self._group_options, self._overrides = [{}], [{"lr": self._lr}]
+        self._group_options.append(grown._group_options[1])
+        self._overrides.append(grown._overrides[1])
+        self.params = grown.params
+        self._group_of = np.concatenate([self._group_of,
+                                         np.full(n, len(self._overrides) - 1)])
+        self._counts = np.concatenate([self._counts, np.zeros(n, np.int64)])
+        for key, arrays in self._state_arrays().items():
+            if key != "step":
+                arrays += [np.zeros_like(p.data) for p in self.params[-n:]]
+        self._flags = None
 
     @property
     def defaults(self):
         return self.hyperparameters()
 
-    def _ascent(self, grads):
+    @staticmethod
+    def _ascent(grads, hyper):
         """The gradients the step follows: negated with maximize (torch's argument)."""
-        return [np.negative(g) for g in grads] if self.maximize else grads
+        return [np.negative(g) for g in grads] if hyper.maximize else grads
 
     def hyperparameters(self):
         """Constructor keyword arguments (JSON-serialisable)."""
@@ -151,7 +202,9 @@ class Optimizer:
 
     @property
     def lr(self):
-        return self._lr
+        """The first param group's lr (the only one without groups); setting it sets
+        every group's."""
+        return self._overrides[0].get("lr", self._lr)
 
     @lr.setter
     def lr(self, value):
@@ -162,15 +215,39 @@ class Optimizer:
         if not 0 <= value < math.inf:
             raise ValueError(f"{name}: lr must be finite and >= 0, got {value!r}")
         self._lr = value
+        for own in self._overrides:
+            own["lr"] = value
 
     # Keras' name: a fastnn.keras callback sets self.model.optimizer.learning_rate
     learning_rate = lr
 
     def state_dict(self):
-        """{"type", "hyperparameters", "steps", "state": {name: [arrays]}} (copies)."""
-        return {"type": type(self).__name__, "hyperparameters": self.hyperparameters(),
-                "steps": self.steps,
-                "state": {k: [a.copy() for a in v] for k, v in self._state_arrays().items()}}
+        """{"type", "hyperparameters", "steps", "state": {name: [arrays]}} (copies), and
+        with param groups "param_groups": [{"params": [indices], their own options}]."""
+        state = {"type": type(self).__name__, "hyperparameters": self.hyperparameters(),
+                 "steps": self.steps,
+                 "state": {k: [a.copy() for a in v] for k, v in self._state_arrays().items()}}
+        if self._group_options is not None:
+            state["param_groups"] = [
+                {"params": np.flatnonzero(self._group_of == i).tolist(),
+                 **{k: v for k, v in group._hyper().items() if k in self._overrides[i]}}
+                for i, group in enumerate(self.param_groups)]
+        return state
+
+    def _groups_from(self, groups, where):
+        """This optimizer's parameters in the param groups of a state_dict (None: no
+        groups), each group's "params" the consecutive indices state_dict writes."""
+        if groups is None:
+            return self.params
+        if not isinstance(groups, list) or not all(isinstance(g, dict) and "params" in g
+                                                   for g in groups):
+            raise TypeError(f"{where}: param_groups must be a list of dicts with 'params'")
+        indices = [i for g in groups for i in g["params"]]
+        if indices != list(range(len(self.params))):
+            raise ValueError(f"{where}: the param groups' params {[g['params'] for g in groups]} "
+                             f"must number this optimizer's {len(self.params)} parameters in "
+                             f"order")
+        return [{**g, "params": [self.params[i] for i in g["params"]]} for g in groups]
 
     def load_state_dict(self, state):
         """Take over hyperparameters, step count and state arrays (copied in place). On
@@ -193,7 +270,8 @@ class Optimizer:
         # state arrays they need (e.g. SGD's momentum buffers); this one changes only once
         # everything fits (re-initialising it in place lost its state on an error).
         try:
-            new = type(self)(self.params, **hyper)
+            new = type(self)(self._groups_from(state.get("param_groups"), name +
+                                               ".load_state_dict"), **hyper)
         except TypeError as e:  # an unknown key: "__init__() got an unexpected keyword"
             raise TypeError(f"{name}.load_state_dict: hyperparameters {hyper}: {e}") from None
         mine = new._state_arrays()
@@ -256,11 +334,10 @@ class SGD(Optimizer):
     def step(self):
         data, grads, bufs = self._trainable(self._bufs)
         if data:
-            for count, (d, g, b) in self._by_count(data, self._ascent(grads), bufs):
-                _core.sgd_step(d, g, b, lr=self.lr,
-                               momentum=self.momentum, dampening=self.dampening,
-                               nesterov=self.nesterov, weight_decay=self.weight_decay,
-                               first_step=count == 1)
+            for h, count, (d, g, b) in self._by_count(data, grads, bufs):
+                _core.sgd_step(d, self._ascent(g, h), b, lr=h.lr, momentum=h.momentum,
+                               dampening=h.dampening, nesterov=h.nesterov,
+                               weight_decay=h.weight_decay, first_step=count == 1)
         self.steps += 1
 
     def hyperparameters(self):
@@ -310,29 +387,28 @@ class Adam(Optimizer):
         self.steps += 1
         data, grads, m, v, vmax = self._trainable(self._m, self._v, self._vmax)
         if data:
-            for count, (d, g, m, v, vmax) in self._by_count(data, self._ascent(grads), m, v,
-                                                            vmax):
-                eps = self.eps
+            for h, count, (d, g, m, v, vmax) in self._by_count(data, grads, m, v, vmax):
+                g, eps = self._ascent(g, h), h.eps
                 if self._keras_eps:  # the kernel adds eps after the correction: scale it
-                    eps /= math.sqrt(1.0 - self.betas[1] ** count)
+                    eps /= math.sqrt(1.0 - h.betas[1] ** count)
                 if self.amsgrad:
-                    self._amsgrad_step(count, eps, d, g, m, v, vmax)
+                    self._amsgrad_step(h, count, eps, d, g, m, v, vmax)
                     continue
-                _core.adam_step(d, g, m, v, step=count, lr=self.lr,
-                                beta1=self.betas[0], beta2=self.betas[1], eps=eps,
-                                weight_decay=self.weight_decay, decoupled=self._decoupled)
+                _core.adam_step(d, g, m, v, step=count, lr=h.lr, beta1=h.betas[0],
+                                beta2=h.betas[1], eps=eps, weight_decay=h.weight_decay,
+                                decoupled=self._decoupled)
 
-    def _amsgrad_step(self, count, eps, data, grads, ms, vs, vmaxes):
-        """torch's Adam step with amsgrad, its float32 operations in its order (eps: as the
-        kernel takes it)."""
-        (b1, b2), f32 = self.betas, np.float32
-        step_size = f32(self.lr / (1 - b1 ** count))
+    def _amsgrad_step(self, h, count, eps, data, grads, ms, vs, vmaxes):
+        """torch's Adam step with amsgrad, its float32 operations in its order (h: the
+        param group's hyperparameters; eps: as the kernel takes it)."""
+        (b1, b2), f32 = h.betas, np.float32
+        step_size = f32(h.lr / (1 - b1 ** count))
         bias_correction2_sqrt = f32(math.sqrt(1 - b2 ** count))
         for p, g, m, v, vmax in zip(data, grads, ms, vs, vmaxes):
             if self._decoupled:
-                p *= f32(1 - self.lr * self.weight_decay)
-            elif self.weight_decay:
-                g = g + f32(self.weight_decay) * p
+                p *= f32(1 - h.lr * h.weight_decay)
+            elif h.weight_decay:
+                g = g + f32(h.weight_decay) * p
             m += (g - m) * f32(1 - b1)
             v *= f32(b2)
             v += g * g * f32(1 - b2)
@@ -401,10 +477,11 @@ class RMSprop(Optimizer):
         data, grads, square, grad_avg, bufs = self._trainable(
             self._square, self._grad_avg, self._bufs)
         if data:
-            _core.rmsprop_step(data, self._ascent(grads), square, grad_avg, bufs, lr=self.lr,
-                               alpha=self.alpha, eps=self.eps, weight_decay=self.weight_decay,
-                               momentum=self.momentum, centered=self.centered,
-                               eps_inside=self._eps_inside)
+            for h, _, (d, g, sq, avg, b) in self._by_count(data, grads, square, grad_avg, bufs):
+                _core.rmsprop_step(d, self._ascent(g, h), sq, avg, b, lr=h.lr, alpha=h.alpha,
+                                   eps=h.eps, weight_decay=h.weight_decay,
+                                   momentum=self.momentum, centered=self.centered,
+                                   eps_inside=self._eps_inside)
         self.steps += 1
 
     def hyperparameters(self):
@@ -424,38 +501,61 @@ class RMSprop(Optimizer):
         return state
 
 
+class _Hyper:
+    """A param group's hyperparameters as attributes (h.lr): the group's own, else the
+    optimizer's."""
+
+    __slots__ = ("_opt", "_own")
+
+    def __init__(self, optimizer, group):
+        self._opt, self._own = optimizer, optimizer._overrides[group]
+
+    def __getattr__(self, key):
+        return self._own[key] if key in self._own else getattr(self._opt, key)
+
+
 class _ParamGroup(collections.abc.MutableMapping):
-    """An optimizer's one param group as torch's dict: 'params' and the hyperparameters,
+    """An optimizer's param group as torch's dict: 'params' and the hyperparameters,
     read from and written to the optimizer. The ones that size its state (momentum,
     centered, amsgrad) cannot change after construction."""
 
-    _FIXED = ("params", "momentum", "centered", "amsgrad")
+    _FIXED = ("params", "momentum", "centered", "amsgrad", "decoupled_weight_decay")
 
-    def __init__(self, optimizer):
-        self._opt = optimizer
+    def __init__(self, optimizer, group):
+        self._opt, self._group = optimizer, group
+
+    def _hyper(self):
+        own = {k: list(v) if isinstance(v, tuple) else v
+               for k, v in self._opt._overrides[self._group].items()}
+        return {**self._opt.hyperparameters(), **own}
 
     def __getitem__(self, key):
         if key == "params":
-            return self._opt.params
-        return self._opt.hyperparameters()[key]
+            return [p for p, g in zip(self._opt.params, self._opt._group_of) if g == self._group]
+        return self._hyper()[key]
 
     def __setitem__(self, key, value):
-        name, hyper = type(self._opt).__name__, self._opt.hyperparameters()
-        if key not in hyper or key in self._FIXED:
-            raise ValueError(f"{name}.param_groups[0][{key!r}] cannot be set: settable are "
-                             f"{sorted(k for k in hyper if k not in self._FIXED)}")
+        opt, hyper = self._opt, self._hyper()
+        name = type(opt).__name__
+        if key not in hyper and key != "maximize" or key in self._FIXED:
+            raise ValueError(f"{name}.param_groups[{self._group}][{key!r}] cannot be set: "
+                             f"settable are "
+                             f"{sorted({*hyper, 'maximize'} - set(self._FIXED))}")
         # validated as the constructor does, on a one-element stand-in parameter
-        probe = type(self._opt)([_Probe()], **{**hyper, key: value})
-        setattr(self._opt, key, getattr(probe, key))
+        probe = type(opt)([_Probe()], **{**hyper, key: value})
+        if opt._group_options is None:  # no groups given: the optimizer's own values
+            setattr(opt, key, getattr(probe, key))
+        else:
+            opt._overrides[self._group][key] = getattr(probe, key)
 
     def __delitem__(self, key):
         raise KeyError(f"param group entries cannot be removed, got {key!r}")
 
     def __iter__(self):
-        return iter(["params", *self._opt.hyperparameters()])
+        return iter(["params", *self._hyper()])
 
     def __len__(self):
-        return 1 + len(self._opt.hyperparameters())
+        return 1 + len(self._hyper())
 
     def __repr__(self):
         return repr(dict(self))
@@ -511,23 +611,25 @@ class _Scheduler:
             raise TypeError(f"{type(self).__name__}: optimizer must be a fastnn.optim "
                             f"optimizer, got {type(optimizer).__name__}")
         self.optimizer = optimizer
-        self.base_lr = optimizer.lr
+        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
         self.epoch = 0
 
     def step(self):
         epoch = self.epoch + 1
         try:
-            lr = self._lr(epoch)
+            lrs = [self._lr(base, epoch) for base in self.base_lrs]
         except OverflowError:  # StepLR's gamma ** k for a gamma > 1 (Python's error)
-            lr = math.inf
-        if lr == math.inf:
+            lrs = [math.inf]
+        if math.inf in lrs:
             raise ValueError(f"{type(self).__name__}: the lr of epoch {epoch} overflows a "
                              f"float ({self.state_dict()})")
-        self.optimizer.lr = lr
+        for group, lr in zip(self.optimizer.param_groups, lrs):
+            group["lr"] = lr
         self.epoch = epoch
 
     def get_last_lr(self):
-        return self.optimizer.lr
+        """Each param group's lr, as torch's."""
+        return [group["lr"] for group in self.optimizer.param_groups]
 
     @property
     def last_epoch(self):
@@ -547,17 +649,21 @@ class _Scheduler:
                              f"keys {sorted(mine)}, got "
                              f"{sorted(state) if isinstance(state, dict) else type(state)}")
         # a new instance checks the arguments (a step_size of 0 divided by zero, a string
-        # failed, at the next step); then epoch and base_lr
+        # failed, at the next step); then epoch and base_lrs
         new = type(self)(self.optimizer, **{k: v for k, v in state.items()
-                                            if k not in ("epoch", "base_lr")})
+                                            if k not in ("epoch", "base_lrs")})
         where = f"{type(self).__name__}.load_state_dict"
         if not _core.is_int(state["epoch"]) or state["epoch"] < 0:
             raise ValueError(f"{where}: epoch must be a non-negative int, got "
                              f"{state['epoch']!r}")
-        base_lr = as_real(state["base_lr"], "base_lr", where)
-        if not 0 <= base_lr < math.inf:
-            raise ValueError(f"{where}: base_lr must be finite and >= 0, got {base_lr!r}")
-        new.epoch, new.base_lr = int(state["epoch"]), base_lr
+        base_lrs = state["base_lrs"]
+        if not isinstance(base_lrs, list) or len(base_lrs) != len(new.base_lrs):
+            raise ValueError(f"{where}: base_lrs must be a list of {len(new.base_lrs)} lrs "
+                             f"(one per param group), got {base_lrs!r}")
+        base_lrs = [as_real(lr, "base_lrs", where) for lr in base_lrs]
+        if not all(0 <= lr < math.inf for lr in base_lrs):
+            raise ValueError(f"{where}: base_lrs must be finite and >= 0, got {base_lrs!r}")
+        new.epoch, new.base_lrs = int(state["epoch"]), base_lrs
         self.__dict__.update(new.__dict__)
 
     def on_epoch_end(self, epoch, logs):
@@ -576,8 +682,8 @@ class StepLR(_Scheduler):
         super().__init__(optimizer)
         self.step_size, self.gamma = int(step_size), gamma
 
-    def _lr(self, epoch):
-        return self.base_lr * self.gamma ** (epoch // self.step_size)
+    def _lr(self, base_lr, epoch):
+        return base_lr * self.gamma ** (epoch // self.step_size)
 
 
 class CosineAnnealingLR(_Scheduler):
@@ -594,6 +700,6 @@ class CosineAnnealingLR(_Scheduler):
         super().__init__(optimizer)
         self.T_max, self.eta_min = int(T_max), eta_min
 
-    def _lr(self, epoch):
-        return self.eta_min + (self.base_lr - self.eta_min) * (
+    def _lr(self, base_lr, epoch):
+        return self.eta_min + (base_lr - self.eta_min) * (
             1 + math.cos(math.pi * epoch / self.T_max)) / 2

@@ -82,6 +82,8 @@ def save(model, path, optimizer=None):
                                 "hyperparameters": state["hyperparameters"],
                                 "steps": state["steps"], "parameters": held,
                                 "state": {k: len(v) for k, v in state["state"].items()}}
+        if "param_groups" in state:
+            payload["optimizer"]["param_groups"] = state["param_groups"]
         entries += [(f"optim/{k}/{i}.npy", _npy_bytes(a))
                     for k, arrays in state["state"].items() for i, a in enumerate(arrays)]
     try:
@@ -240,7 +242,7 @@ def load(path, model=None):
             opt = optim.OPTIMIZERS[spec["type"]](held, **spec["hyperparameters"])
             opt.load_state_dict({
                 "type": spec["type"], "hyperparameters": spec["hyperparameters"],
-                "steps": spec["steps"],
+                "steps": spec["steps"], "param_groups": spec.get("param_groups"),
                 "state": {k: [_array(path, entries, f"optim/{k}/{i}.npy") for i in range(n)]
                           for k, n in spec["state"].items()}})
         except (KeyError, TypeError) as e:

@@ -1019,6 +1019,37 @@ def test_param_group_boundary(data):
         assert key in before and opt.param_groups[0][key] == opt.hyperparameters()[key]
 
 
+@settings(FUZZ, max_examples=200)
+@given(data=st.data())
+def test_param_groups_boundary(data):
+    """torch-style param groups, the second with an option drawn hostile: the constructor
+    raises naming the optimizer, or the second group steps exactly as an optimizer of its
+    own built with that option, and the first as one with the optimizer's values."""
+    draw = data.draw
+    cls = draw(st.sampled_from(sorted(OPTIMIZERS, key=lambda c: c.__name__)))
+    a, b = (nn.Parameter(np.linspace(-1, 1, 3, dtype=np.float32)) for _ in range(2))
+    key = draw(st.sampled_from(OPTIMIZERS[cls] + ["momentum", "amsgrad", "centered",
+                                                  "maximize", "unknown"]))
+    value = draw(st.sampled_from(HOSTILE_REALS + [0.5, 0.0, True, False]))
+    params = draw(st.sampled_from(["ok", "ok", "one", "none", "int", "shared"]))
+    group = {"params": {"ok": [b], "one": b, "none": None, "int": 3, "shared": [a]}[params],
+             key: value}
+    status, opt = call("optimizers", lambda: cls([{"params": [a]}, group], lr=0.1))
+    if status == "raised":
+        check_named(opt, {cls.__name__})
+        return
+    assert params in ("ok", "one"), f"params {params!r} accepted"
+    alone = [cls([nn.Parameter(p.data.copy())], **{"lr": 0.1, **own})
+             for p, own in ((a, {}), (b, {key: value}))]
+    for p in [a, b] + [q.params[0] for q in alone]:
+        p.grad = np.full(3, 0.5, np.float32)
+    with np.errstate(all="ignore"):
+        for o in [opt] + alone:
+            o.step()
+    for p, o in zip([a, b], alone):
+        assert np.array_equal(p.data, o.params[0].data, equal_nan=True)
+
+
 @settings(FUZZ, max_examples=300)
 @given(data=st.data())
 def test_optimizer_boundary(data):

@@ -222,7 +222,7 @@ def test_schedules_follow_torch_formulas(rng):
     got = []
     for _ in range(4):
         cos.step()
-        got.append(cos.get_last_lr())
+        got.append(cos.get_last_lr()[0])
     want = [0.001 + 0.009 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(1, 5)]
     assert got == pytest.approx(want)
 
@@ -344,34 +344,111 @@ def test_sgd_takes_torchs_positional_order(rng):
     assert optim.SGD(params, 0.1, 0.9, 0, 0, True).nesterov
 
 
-def test_param_groups_as_torchs(rng):
-    """torch's param groups: a list of dicts is taken (it raised TypeError) when the groups
-    share the hyperparameters, and opt.param_groups[0]['lr'] reads and sets the lr (a
-    torch-style manual schedule), the trajectory staying torch's."""
+GROUPED = [  # (fastnn's, torch's) optimizer over [params[:2], params[2:]], own options
+    (lambda o, g: o.SGD([{"params": g[0]}, {"params": g[1], "lr": 0.3, "weight_decay": 0.1,
+                                            "nesterov": True}], lr=0.1, momentum=0.9)),
+    (lambda o, g: o.Adam([{"params": g[0], "betas": (0.8, 0.99), "lr": 0.02},
+                          {"params": g[1], "weight_decay": 0.05, "maximize": True}], lr=0.01)),
+    (lambda o, g: o.AdamW([{"params": g[0], "weight_decay": 0.0}, {"params": g[1]}], lr=0.01,
+                          amsgrad=True)),
+    (lambda o, g: o.RMSprop([{"params": g[0], "alpha": 0.9}, {"params": g[1], "eps": 1e-3}],
+                            lr=0.01, momentum=0.5, centered=True)),
+]
+
+
+@pytest.mark.parametrize("make", GROUPED, ids=["sgd", "adam", "adamw-amsgrad", "rmsprop"])
+def test_param_groups_as_torchs(rng, make, tmp_path):
+    """torch's param groups, each with its own lr, weight decay, betas, ... (a lower lr for
+    a pretrained backbone, no decay on biases): the same trajectory as torch's, through a
+    per-group lr change by hand, a scheduler (per-group base lrs) and a resume from
+    state_dicts. They raised ValueError unless every group repeated the optimizer's values."""
     torch = pytest.importorskip("torch")
     params, grads = make_params(rng)
     theirs = [torch.nn.Parameter(torch.tensor(p.data.copy())) for p in params]
-    opt = optim.Adam([{"params": params[:2]}, {"params": params[2:], "lr": 0.01}], lr=0.01)
-    t_opt = torch.optim.Adam([{"params": theirs[:2]}, {"params": theirs[2:]}], lr=0.01)
-    assert opt.params == params and opt.param_groups[0]["params"] == params
+    opt, t_opt = make(optim, [params[:2], params[2:]]), make(torch.optim, [theirs[:2], theirs[2:]])
+    assert opt.params == params and opt.param_groups[1]["params"] == params[2:]
+    for group, t_group in zip(opt.param_groups, t_opt.param_groups):
+        assert {k: group[k] for k in group if k != "params"} == pytest.approx(
+            {k: list(v) if isinstance(v, tuple) else v for k, v in t_group.items() if k in group
+             and k != "params"})
+    opt.param_groups[1]["lr"] *= 0.5  # by hand, before the scheduler takes its base lrs
+    t_opt.param_groups[1]["lr"] *= 0.5
+    sched = optim.StepLR(opt, 2, 0.5)
+    t_sched = torch.optim.lr_scheduler.StepLR(t_opt, 2, 0.5)
     for i, step_grads in enumerate(grads):
         for p, t, g in zip(params, theirs, step_grads):
             p.grad = g.copy()
             t.grad = torch.from_numpy(g.copy())
-        if i == 2:
-            for group in opt.param_groups + t_opt.param_groups:
-                group["lr"] *= 0.5
+        if i == 2:  # resumed from the state_dicts into fresh objects
+            state, sched_state = opt.state_dict(), sched.state_dict()
+            opt = type(opt)(params)
+            opt.load_state_dict(state)
+            sched = optim.StepLR(opt, 2, 0.5)
+            sched.load_state_dict(sched_state)
+            assert opt.state_dict()["param_groups"] == state["param_groups"]
         opt.step()
         t_opt.step()
-    assert opt.lr == 0.005 == t_opt.param_groups[0]["lr"]
+        sched.step()
+        t_sched.step()
+        assert sched.get_last_lr() == pytest.approx(t_sched.get_last_lr(), rel=1e-12)
     for p, t in zip(params, theirs):
         np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match="one set of hyperparameters"):
-        optim.SGD([{"params": params[:1]}, {"params": params[1:], "lr": 0.5}], lr=0.1)
+
+
+def test_param_groups_add_save_and_refuse(rng, tmp_path):
+    """add_param_group (torch's: a head added later starts from fresh state); a model file
+    keeps the groups; a group may not change what sizes the state; setting opt.lr sets
+    every group's (Keras' callbacks and fastnn's fit set it)."""
+    torch = pytest.importorskip("torch")
+    model = fastnn.nn.Sequential(fastnn.nn.Linear(4, 3), fastnn.nn.Linear(3, 2))
+    t_model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    t_model.load_state_dict({k: torch.tensor(v) for k, v in model.state_dict().items()})
+    first, head = model.parameters()[:2], model.parameters()[2:]
+    opt = optim.SGD(first, lr=0.1, momentum=0.9)
+    t_opt = torch.optim.SGD(list(t_model.parameters())[:2], lr=0.1, momentum=0.9)
+    x, y = rng.standard_normal((5, 4)).astype(np.float32), rng.integers(0, 2, 5)
+    loss_fn = fastnn.losses.CrossEntropyLoss()
+    for step in range(4):
+        if step == 1:
+            opt.add_param_group({"params": head, "lr": 0.05, "weight_decay": 0.01})
+            t_opt.add_param_group({"params": list(t_model.parameters())[2:], "lr": 0.05,
+                                   "weight_decay": 0.01})
+        opt.zero_grad()
+        t_opt.zero_grad()
+        loss_fn(model(x), y)
+        model.backward(loss_fn.backward())
+        torch.nn.functional.cross_entropy(t_model(torch.tensor(x)), torch.tensor(y)).backward()
+        opt.step()
+        t_opt.step()
+    for (k, v), t in zip(model.state_dict().items(), t_model.state_dict().values()):
+        np.testing.assert_allclose(v, t.numpy(), rtol=1e-5, atol=1e-6, err_msg=k)
+    path = tmp_path / "m.fastnn"
+    fastnn.save(model, path, optimizer=opt)
+    loaded = fastnn.load(path).optimizer
+    assert [dict(g) | {"params": len(g["params"])} for g in loaded.param_groups] == \
+        [dict(g) | {"params": len(g["params"])} for g in opt.param_groups]
+    opt.lr = 0.2
+    assert [g["lr"] for g in opt.param_groups] == [0.2, 0.2]
+    with pytest.raises(ValueError, match="param group 1 sets momentum=0.5 but the optimizer "
+                                         "has momentum=0.9: momentum shapes"):
+        optim.SGD([{"params": first}, {"params": head, "momentum": 0.5}], momentum=0.9)
+    with pytest.raises(ValueError, match=r"param group 0 has an unknown option 'betas'; "
+                                         r"known: \['dampening', 'lr'"):
+        optim.SGD([{"params": first, "betas": (0.9, 0.9)}])
     with pytest.raises(ValueError, match="lr must be finite and >= 0"):
-        opt.param_groups[0]["lr"] = -1.0
-    with pytest.raises(ValueError, match="cannot be set"):
-        optim.SGD(params, lr=0.1, momentum=0.9).param_groups[0]["momentum"] = 0.5
+        optim.Adam([{"params": first, "lr": -1.0}])
+    with pytest.raises(ValueError, match="lr must be finite and >= 0"):
+        opt.param_groups[1]["lr"] = float("nan")
+    with pytest.raises(ValueError, match=r"param_groups\[1\]\['momentum'\] cannot be set"):
+        opt.param_groups[1]["momentum"] = 0.5
+    with pytest.raises(ValueError, match="is params.* again"):
+        opt.add_param_group({"params": head})
+    with pytest.raises(TypeError, match="add_param_group: group must be a dict with 'params'"):
+        opt.add_param_group(head)
+    state = opt.state_dict()
+    state["param_groups"][0]["params"] = [1, 0]
+    with pytest.raises(ValueError, match="must number this optimizer's 4 parameters in order"):
+        optim.SGD(model.parameters()).load_state_dict(state)
 
 
 def test_adam_decoupled_weight_decay_and_named_parameters_as_torchs(rng):

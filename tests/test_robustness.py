@@ -571,7 +571,7 @@ def test_schedulers_refuse_arguments_that_make_the_lr_non_positive_or_nan():
 def test_schedulers_name_an_lr_overflow_and_a_bad_state_dict():
     """StepLR(gamma=1e300) raised Python's OverflowError at its second step; load_state_dict
     took any values (step_size 0: ZeroDivisionError at the next step; epoch 'x': a str +
-    int TypeError; base_lr NaN: the optimizer's error at the next step)."""
+    int TypeError; a base lr NaN: the optimizer's error at the next step)."""
     opt = optim.SGD(nn.Linear(3, 2).parameters(), lr=0.1)
     sched = optim.StepLR(opt, 1, gamma=1e300)
     sched.step()
@@ -586,8 +586,10 @@ def test_schedulers_name_an_lr_overflow_and_a_bad_state_dict():
             (lambda: optim.CosineAnnealingLR(opt, 2), "epoch", "x", ValueError,
              r"CosineAnnealingLR.load_state_dict: epoch must be a non-negative int"),
             (lambda: optim.StepLR(opt, 2), "epoch", -1, ValueError, "epoch must be a non-neg"),
-            (lambda: optim.StepLR(opt, 2), "base_lr", float("nan"), ValueError,
-             r"StepLR.load_state_dict: base_lr must be finite and >= 0")]:
+            (lambda: optim.StepLR(opt, 2), "base_lrs", [float("nan")], ValueError,
+             r"StepLR.load_state_dict: base_lrs must be finite and >= 0"),
+            (lambda: optim.StepLR(opt, 2), "base_lrs", [0.1, 0.1], ValueError,
+             r"StepLR.load_state_dict: base_lrs must be a list of 1 lrs \(one per param")]:
         sched = make()
         before = sched.state_dict()
         with pytest.raises(error, match=match):
@@ -595,7 +597,7 @@ def test_schedulers_name_an_lr_overflow_and_a_bad_state_dict():
         assert sched.state_dict() == before
     sched.load_state_dict({**before, "epoch": 3})
     sched.step()
-    assert sched.epoch == 4 and opt.lr == pytest.approx(before["base_lr"] * 0.01)
+    assert sched.epoch == 4 and opt.lr == pytest.approx(before["base_lrs"][0] * 0.01)
 
 
 def test_load_into_a_model_the_file_does_not_fit_leaves_it_unchanged(tmp_path):
