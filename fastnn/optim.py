@@ -8,6 +8,7 @@ loads weights must copy into `p.data` (np.copyto), not rebind it. A frozen param
 (requires_grad False) is left untouched, and so is its state: like torch, which skips a
 parameter without a gradient, each parameter counts only the steps it took (Adam's bias
 correction, SGD's first momentum step), so one unfrozen later starts afresh."""
+import bisect
 import collections.abc
 import inspect
 import math
@@ -19,7 +20,8 @@ from ._core import as_flag, as_real
 from .nn.module import _zero_grads
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "KerasAdam", "KerasAdamW",
-           "KerasRMSprop", "StepLR", "CosineAnnealingLR", "get"]
+           "KerasRMSprop", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR",
+           "LinearLR", "LambdaLR", "ReduceLROnPlateau", "get"]
 
 
 _SQUARES = ("exp_avg_sq", "max_exp_avg_sq", "square_avg")  # state arrays never negative
@@ -602,9 +604,19 @@ def get(name, params, **kwargs):
     return by_lower[name.lower()](params, **kwargs)
 
 
+def _positive(value, name, where):
+    """value as a positive finite float, else an error naming it (a gamma or factor of 0,
+    a negative one or NaN turns the lr 0, negative or NaN)."""
+    value = as_real(value, name, where)
+    if not 0 < value < math.inf:
+        raise ValueError(f"{where}: {name} must be positive and finite, got {value!r}")
+    return value
+
+
 class _Scheduler:
-    """Sets optimizer.lr once per epoch. Also a fit() callback: pass it in
-    `callbacks=[...]` and it steps at the end of every epoch."""
+    """Sets each param group's lr to _lr(its base lr, epoch) once per epoch (torch's
+    closed forms), epoch 0's at construction as torch does. Also a fit() callback: pass
+    it in `callbacks=[...]` and it steps at the end of every epoch."""
 
     def __init__(self, optimizer):
         if not isinstance(optimizer, Optimizer):
@@ -614,18 +626,30 @@ class _Scheduler:
         self.base_lrs = [group["lr"] for group in optimizer.param_groups]
         self.epoch = 0
 
-    def step(self):
-        epoch = self.epoch + 1
+    def _start(self):
+        """Epoch 0's lrs (a warm-up's first), once the subclass holds its arguments."""
+        self._set(0)
+
+    def _set(self, epoch):
+        name = type(self).__name__
         try:
-            lrs = [self._lr(base, epoch) for base in self.base_lrs]
+            lrs = self._lrs(epoch)
         except OverflowError:  # StepLR's gamma ** k for a gamma > 1 (Python's error)
             lrs = [math.inf]
-        if math.inf in lrs:
-            raise ValueError(f"{type(self).__name__}: the lr of epoch {epoch} overflows a "
-                             f"float ({self.state_dict()})")
+        for lr in lrs:
+            lr = as_real(lr, f"the lr of epoch {epoch}", name)
+            if not 0 <= lr < math.inf:
+                why = "overflows a float" if lr == math.inf else f"is {lr!r}, not >= 0"
+                raise ValueError(f"{name}: the lr of epoch {epoch} {why} ({self.state_dict()})")
         for group, lr in zip(self.optimizer.param_groups, lrs):
             group["lr"] = lr
-        self.epoch = epoch
+
+    def _lrs(self, epoch):
+        return [self._lr(base, epoch) for base in self.base_lrs]
+
+    def step(self):
+        self._set(self.epoch + 1)
+        self.epoch += 1
 
     def get_last_lr(self):
         """Each param group's lr, as torch's."""
@@ -637,8 +661,14 @@ class _Scheduler:
         return self.epoch
 
     def state_dict(self):
-        """Everything but the optimizer, as torch's schedulers save."""
-        return {k: v for k, v in vars(self).items() if k != "optimizer"}
+        """Everything but the optimizer (and functions: private), as torch's schedulers
+        save."""
+        return {k: v for k, v in vars(self).items()
+                if k != "optimizer" and not k.startswith("_")}
+
+    def _rebuilt(self, args):
+        """A new scheduler of this type on the same optimizer, with args from a state."""
+        return type(self)(self.optimizer, **args)
 
     def load_state_dict(self, state):
         """Take over a state_dict() of a scheduler of this type (the optimizer's lr comes
@@ -649,9 +679,15 @@ class _Scheduler:
                              f"keys {sorted(mine)}, got "
                              f"{sorted(state) if isinstance(state, dict) else type(state)}")
         # a new instance checks the arguments (a step_size of 0 divided by zero, a string
-        # failed, at the next step); then epoch and base_lrs
-        new = type(self)(self.optimizer, **{k: v for k, v in state.items()
-                                            if k not in ("epoch", "base_lrs")})
+        # failed, at the next step); then epoch and base_lrs. Its epoch-0 lrs are not
+        # kept: the optimizer's lrs come with the optimizer's own state.
+        lrs = [group["lr"] for group in self.optimizer.param_groups]
+        try:
+            new = self._rebuilt({k: v for k, v in state.items()
+                                 if k not in ("epoch", "base_lrs")})
+        finally:
+            for group, lr in zip(self.optimizer.param_groups, lrs):
+                group["lr"] = lr
         where = f"{type(self).__name__}.load_state_dict"
         if not _core.is_int(state["epoch"]) or state["epoch"] < 0:
             raise ValueError(f"{where}: epoch must be a non-negative int, got "
@@ -676,11 +712,10 @@ class StepLR(_Scheduler):
     def __init__(self, optimizer, step_size, gamma=0.1):
         if not _core.is_int(step_size) or step_size < 1:
             raise ValueError(f"StepLR: step_size must be >= 1, got {step_size!r}")
-        gamma = as_real(gamma, "gamma", "StepLR")
-        if not 0 < gamma < math.inf:  # else the lr turns 0, negative or NaN
-            raise ValueError(f"StepLR: gamma must be positive and finite, got {gamma!r}")
+        gamma = _positive(gamma, "gamma", "StepLR")
         super().__init__(optimizer)
         self.step_size, self.gamma = int(step_size), gamma
+        self._start()
 
     def _lr(self, base_lr, epoch):
         return base_lr * self.gamma ** (epoch // self.step_size)
@@ -699,7 +734,181 @@ class CosineAnnealingLR(_Scheduler):
                              f"{eta_min!r}")
         super().__init__(optimizer)
         self.T_max, self.eta_min = int(T_max), eta_min
+        self._start()
 
     def _lr(self, base_lr, epoch):
         return self.eta_min + (base_lr - self.eta_min) * (
             1 + math.cos(math.pi * epoch / self.T_max)) / 2
+
+
+class MultiStepLR(_Scheduler):
+    """lr = base_lr * gamma ** (how many milestones are <= epoch), like torch's (a
+    milestone listed twice counts twice)."""
+
+    def __init__(self, optimizer, milestones, gamma=0.1):
+        if not hasattr(milestones, "__iter__") or isinstance(milestones, (str, bytes)) or \
+                not all(_core.is_int(m) and m >= 0 for m in milestones):
+            raise ValueError(f"MultiStepLR: milestones must be a list of non-negative ints "
+                             f"(epochs), got {milestones!r}")
+        gamma = _positive(gamma, "gamma", "MultiStepLR")
+        super().__init__(optimizer)
+        self.milestones, self.gamma = sorted(int(m) for m in milestones), gamma
+        self._start()
+
+    def _lr(self, base_lr, epoch):
+        return base_lr * self.gamma ** bisect.bisect_right(self.milestones, epoch)
+
+
+class ExponentialLR(_Scheduler):
+    """lr = base_lr * gamma ** epoch, like torch's."""
+
+    def __init__(self, optimizer, gamma):
+        gamma = _positive(gamma, "gamma", "ExponentialLR")
+        super().__init__(optimizer)
+        self.gamma = gamma
+        self._start()
+
+    def _lr(self, base_lr, epoch):
+        return base_lr * self.gamma ** epoch
+
+
+class LinearLR(_Scheduler):
+    """lr = base_lr * the factor going linearly from start_factor to end_factor over
+    total_iters epochs, then staying: torch's warm-up (start_factor 1/3 by default)."""
+
+    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5):
+        start_factor = as_real(start_factor, "start_factor", "LinearLR")
+        end_factor = as_real(end_factor, "end_factor", "LinearLR")
+        if not (0 < start_factor <= 1 and 0 <= end_factor <= 1):  # torch's ranges
+            raise ValueError(f"LinearLR: start_factor must lie in (0, 1] and end_factor in "
+                             f"[0, 1], got {start_factor!r} and {end_factor!r}")
+        if not _core.is_int(total_iters) or total_iters < 1:
+            raise ValueError(f"LinearLR: total_iters must be an int >= 1, got {total_iters!r}")
+        super().__init__(optimizer)
+        self.start_factor, self.end_factor = start_factor, end_factor
+        self.total_iters = int(total_iters)
+        self._start()
+
+    def _lr(self, base_lr, epoch):
+        done = min(epoch, self.total_iters) / self.total_iters
+        return base_lr * (self.start_factor + (self.end_factor - self.start_factor) * done)
+
+
+class LambdaLR(_Scheduler):
+    """lr = base_lr * lr_lambda(epoch), like torch's; lr_lambda is one function or a list
+    of one per param group. A value that is not a finite number >= 0 raises, naming
+    the epoch."""
+
+    def __init__(self, optimizer, lr_lambda):
+        super().__init__(optimizer)
+        lambdas = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else \
+            [lr_lambda] * len(self.base_lrs)
+        if len(lambdas) != len(self.base_lrs) or not all(map(callable, lambdas)):
+            raise TypeError(f"LambdaLR: lr_lambda must be a function or a list of "
+                            f"{len(self.base_lrs)} functions (one per param group), got "
+                            f"{lr_lambda!r}")
+        self._lr_lambda, self._lambdas = lr_lambda, lambdas
+        self._start()
+
+    def _lrs(self, epoch):
+        return [base * as_real(f(epoch), f"lr_lambda({epoch})", "LambdaLR")
+                for f, base in zip(self._lambdas, self.base_lrs)]
+
+    def _rebuilt(self, args):
+        return LambdaLR(self.optimizer, self._lr_lambda, **args)
+
+
+class ReduceLROnPlateau:
+    """torch's ReduceLROnPlateau: step(metric) multiplies each group's lr by factor (not
+    below its min_lr) once the metric has not improved by threshold for more than
+    patience epochs, then waits cooldown epochs. As a fit() callback it follows
+    logs["val_loss"], or logs["loss"] without validation data."""
+
+    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,
+                 threshold_mode="rel", cooldown=0, min_lr=0.0, eps=1e-8):
+        where = "ReduceLROnPlateau"
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{where}: optimizer must be a fastnn.optim optimizer, got "
+                            f"{type(optimizer).__name__}")
+        if mode not in ("min", "max") or threshold_mode not in ("rel", "abs"):
+            raise ValueError(f"{where}: mode must be 'min' or 'max' and threshold_mode 'rel' "
+                             f"or 'abs', got {mode!r} and {threshold_mode!r}")
+        factor = as_real(factor, "factor", where)
+        if not 0 <= factor < 1:  # torch's: a factor >= 1 would never reduce
+            raise ValueError(f"{where}: factor must lie in [0, 1), got {factor!r}")
+        for name, v in (("patience", patience), ("cooldown", cooldown)):
+            if not _core.is_int(v) or v < 0:
+                raise ValueError(f"{where}: {name} must be an int >= 0, got {v!r}")
+        threshold, eps = as_real(threshold, "threshold", where), as_real(eps, "eps", where)
+        if not (0 <= threshold < math.inf and 0 <= eps < math.inf):
+            raise ValueError(f"{where}: threshold and eps must be finite and >= 0, got "
+                             f"{threshold!r} and {eps!r}")
+        groups = len(optimizer.param_groups)
+        min_lrs = list(min_lr) if isinstance(min_lr, (list, tuple)) else [min_lr] * groups
+        if len(min_lrs) != groups:
+            raise ValueError(f"{where}: min_lr must be one lr or a list of {groups} (one per "
+                             f"param group), got {min_lr!r}")
+        min_lrs = [as_real(v, "min_lr", where) for v in min_lrs]
+        if not all(0 <= v < math.inf for v in min_lrs):
+            raise ValueError(f"{where}: min_lr must be finite and >= 0, got {min_lr!r}")
+        self.optimizer = optimizer
+        self.mode, self.factor, self.patience, self.threshold = mode, factor, int(patience), \
+            threshold
+        self.threshold_mode, self.cooldown, self.min_lrs, self.eps = threshold_mode, \
+            int(cooldown), min_lrs, eps
+        self.best = math.inf if mode == "min" else -math.inf
+        self.num_bad_epochs = self.cooldown_counter = self.last_epoch = 0
+
+    def _better(self, value):
+        """torch's comparisons (its relative ones scale best itself, whatever its sign)."""
+        t, best = self.threshold, self.best
+        if self.mode == "min":
+            return value < (best * (1 - t) if self.threshold_mode == "rel" else best - t)
+        return value > (best * (1 + t) if self.threshold_mode == "rel" else best + t)
+
+    def step(self, metrics):
+        value = as_real(metrics, "metrics", "ReduceLROnPlateau.step")
+        self.last_epoch += 1
+        if self._better(value):
+            self.best, self.num_bad_epochs = value, 0
+        else:  # NaN too: never an improvement, as in torch
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            for group, min_lr in zip(self.optimizer.param_groups, self.min_lrs):
+                new = max(group["lr"] * self.factor, min_lr)
+                if group["lr"] - new > self.eps:
+                    group["lr"] = new
+            self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
+
+    def get_last_lr(self):
+        return [group["lr"] for group in self.optimizer.param_groups]
+
+    def on_epoch_end(self, epoch, logs):
+        self.step(logs["val_loss"] if "val_loss" in logs else logs["loss"])
+
+    def state_dict(self):
+        return {k: v for k, v in vars(self).items() if k != "optimizer"}
+
+    def load_state_dict(self, state):
+        """Take over a state_dict() of a ReduceLROnPlateau, checked as the constructor
+        checks its arguments."""
+        where = "ReduceLROnPlateau.load_state_dict"
+        mine = self.state_dict()
+        if not isinstance(state, dict) or set(state) != set(mine):
+            raise ValueError(f"{where}: expected a dict with keys {sorted(mine)}, got "
+                             f"{sorted(state) if isinstance(state, dict) else type(state)}")
+        args = {k: state[k] for k in ("mode", "factor", "patience", "threshold",
+                                      "threshold_mode", "cooldown", "eps")}
+        new = ReduceLROnPlateau(self.optimizer, min_lr=state["min_lrs"], **args)
+        for key in ("num_bad_epochs", "cooldown_counter", "last_epoch"):
+            if not _core.is_int(state[key]) or state[key] < 0:
+                raise ValueError(f"{where}: {key} must be an int >= 0, got {state[key]!r}")
+            setattr(new, key, int(state[key]))
+        best = as_real(state["best"], "best", where)
+        if math.isnan(best):
+            raise ValueError(f"{where}: best must be a number, got {best!r}")
+        new.best = best
+        self.__dict__.update(new.__dict__)

@@ -1050,6 +1050,45 @@ def test_param_groups_boundary(data):
         assert np.array_equal(p.data, o.params[0].data, equal_nan=True)
 
 
+SCHEDULERS = {optim.StepLR: {"step_size": 2, "gamma": 0.5},
+              optim.MultiStepLR: {"milestones": [1, 3], "gamma": 0.5},
+              optim.ExponentialLR: {"gamma": 0.9},
+              optim.CosineAnnealingLR: {"T_max": 3, "eta_min": 0.01},
+              optim.LinearLR: {"start_factor": 0.5, "end_factor": 1.0, "total_iters": 2},
+              optim.LambdaLR: {"lr_lambda": lambda e: 0.5 ** e},
+              optim.ReduceLROnPlateau: {"mode": "min", "factor": 0.5, "patience": 0,
+                                        "threshold": 1e-4, "cooldown": 1, "min_lr": 0.0}}
+
+
+@settings(FUZZ, max_examples=200)
+@given(data=st.data())
+def test_scheduler_boundary(data):
+    """Every lr scheduler with one argument drawn hostile (or a hostile lr_lambda or
+    metric): it raises naming the scheduler, or every lr it sets is finite and >= 0."""
+    draw = data.draw
+    cls = draw(st.sampled_from(sorted(SCHEDULERS, key=lambda c: c.__name__)))
+    opt = optim.SGD([{"params": [nn.Parameter(np.ones(2, np.float32))]},
+                     {"params": [nn.Parameter(np.ones(2, np.float32))], "lr": 0.5}], lr=0.1)
+    kwargs = dict(SCHEDULERS[cls])
+    key = draw(st.sampled_from(sorted(kwargs)))
+    kwargs[key] = draw(st.sampled_from(
+        HOSTILE_INTS + HOSTILE_REALS + [[], [1, "x"], [abs], [lambda e: float("nan")] * 2,
+                                        lambda e: -e, lambda e: 1e308 * 10 ** e, "max", "abs"]))
+    metric = draw(st.sampled_from([1.0, float("nan"), float("inf"), "x", None]))
+    name = cls.__name__
+
+    def run():
+        sched = cls(opt, **kwargs)
+        for _ in range(4):
+            sched.step(metric) if cls is optim.ReduceLROnPlateau else sched.step()
+        return sched
+    status, got = call("optimizers", run)
+    if status == "raised":
+        check_named(got, {name, f"{name}.step"})
+    lrs = [g["lr"] for g in opt.param_groups]
+    assert all(isinstance(lr, float) and 0 <= lr < float("inf") for lr in lrs), lrs
+
+
 @settings(FUZZ, max_examples=300)
 @given(data=st.data())
 def test_optimizer_boundary(data):

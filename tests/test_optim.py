@@ -558,3 +558,97 @@ def test_keras_optimizers_follow_keras_update_rules(isa, rng, make, keras_step):
     again = make([Parameter(p.data.copy()) for p in params])  # the type survives a state_dict
     again.load_state_dict(opt.state_dict())
     assert type(again) is type(opt)
+
+
+SCHEDULERS = [  # (name, args): fastnn.optim's and torch.optim.lr_scheduler's
+    ("StepLR", (3, 0.5)), ("MultiStepLR", ([2, 5, 5, 9], 0.5)), ("ExponentialLR", (0.8,)),
+    ("CosineAnnealingLR", (7, 1e-4)), ("LinearLR", (0.25, 0.9, 4)), ("LinearLR", ()),
+    ("LambdaLR", (lambda e: 1 / (1 + e),)),
+    ("LambdaLR", ([lambda e: 0.9 ** e, lambda e: min(1.0, (e + 1) / 3)],)),
+]
+
+
+@pytest.mark.parametrize("name,args", SCHEDULERS, ids=lambda v: v if isinstance(v, str) else "")
+def test_schedulers_match_torchs_over_param_groups(rng, name, args):
+    """Every scheduler's lrs, per param group, from construction (LinearLR and LambdaLR
+    set epoch 0's there, as torch's do) through 12 epochs, resumed from its state_dict
+    into a new instance at epoch 5."""
+    torch = pytest.importorskip("torch")
+    params, _ = make_params(rng)
+    w = [torch.nn.Parameter(torch.zeros(1)) for _ in range(2)]
+    opt = optim.SGD([{"params": params[:2]}, {"params": params[2:], "lr": 0.02}], lr=0.1)
+    t_opt = torch.optim.SGD([{"params": w[:1]}, {"params": w[1:], "lr": 0.02}], lr=0.1)
+    sched = getattr(optim, name)(opt, *args)
+    t_sched = getattr(torch.optim.lr_scheduler, name)(t_opt, *args)
+    assert sched.get_last_lr() == pytest.approx([g["lr"] for g in t_opt.param_groups])
+    for epoch in range(1, 13):
+        if epoch == 5:
+            state = sched.state_dict()
+            sched = getattr(optim, name)(opt, *args)
+            sched.load_state_dict(state)
+        t_opt.step()
+        sched.step()
+        t_sched.step()
+        assert sched.last_epoch == t_sched.last_epoch == epoch
+        assert sched.get_last_lr() == pytest.approx(t_sched.get_last_lr(), rel=1e-9), epoch
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"mode": "max", "threshold_mode": "abs", "threshold":
+                                         0.05, "patience": 1, "cooldown": 2, "factor": 0.5},
+                                    {"patience": 0, "min_lr": [0.05, 0.001], "eps": 0.01}])
+def test_reduce_lr_on_plateau_matches_torchs(rng, kwargs):
+    torch = pytest.importorskip("torch")
+    params, _ = make_params(rng)
+    w = [torch.nn.Parameter(torch.zeros(1)) for _ in range(2)]
+    opt = optim.Adam([{"params": params[:2]}, {"params": params[2:], "lr": 0.02}], lr=0.1)
+    t_opt = torch.optim.Adam([{"params": w[:1]}, {"params": w[1:], "lr": 0.02}], lr=0.1)
+    sched = optim.ReduceLROnPlateau(opt, **kwargs)
+    t_sched = torch.optim.lr_scheduler.ReduceLROnPlateau(t_opt, **kwargs)
+    metrics = rng.permutation(np.r_[np.linspace(1, 0.5, 8), np.full(12, 0.7), [np.nan]])
+    for i, metric in enumerate(metrics.tolist() + [0.6] * 15):
+        if i == 10:
+            state = sched.state_dict()
+            sched = optim.ReduceLROnPlateau(opt, **kwargs)
+            sched.load_state_dict(state)
+        sched.step(metric)
+        t_sched.step(metric)
+        assert sched.get_last_lr() == pytest.approx(t_sched.get_last_lr(), rel=1e-12), i
+        assert sched.num_bad_epochs == t_sched.num_bad_epochs
+    assert sched.get_last_lr() != [0.1, 0.02]
+
+
+def test_schedulers_in_fit_and_their_bad_arguments(rng):
+    """As fit() callbacks: ReduceLROnPlateau follows val_loss (loss without validation);
+    hostile arguments raise naming the scheduler."""
+    model = fastnn.nn.Sequential(fastnn.nn.Linear(3, 2))
+    x, y = rng.standard_normal((16, 3)).astype(np.float32), rng.integers(0, 2, 16)
+    opt = optim.SGD(model.parameters(), lr=0.0)  # the loss stays put: a plateau
+    plateau = optim.ReduceLROnPlateau(opt, patience=1)
+    model.fit(x, y, optimizer=opt, epochs=4, verbose=0, callbacks=[plateau])
+    assert plateau.last_epoch == 4 and plateau.num_bad_epochs == 1
+    opt.lr = 0.1
+    warm = optim.LinearLR(opt, 0.5, total_iters=2)
+    assert opt.lr == 0.05  # epoch 0's, at construction
+    for make, error, match in [
+            (lambda: optim.MultiStepLR(opt, 3), ValueError, "MultiStepLR: milestones must be"),
+            (lambda: optim.MultiStepLR(opt, [1, -2]), ValueError, "MultiStepLR: milestones"),
+            (lambda: optim.MultiStepLR(opt, [1], gamma=0), ValueError, "MultiStepLR: gamma"),
+            (lambda: optim.ExponentialLR(opt, float("nan")), ValueError, "ExponentialLR: gamma"),
+            (lambda: optim.LinearLR(opt, 0.0), ValueError, "LinearLR: start_factor must lie"),
+            (lambda: optim.LinearLR(opt, total_iters=0), ValueError, "LinearLR: total_iters"),
+            (lambda: optim.LambdaLR(opt, 0.5), TypeError, "LambdaLR: lr_lambda must be a func"),
+            (lambda: optim.LambdaLR(opt, [abs, abs]), TypeError, "a list of 1 functions"),
+            (lambda: optim.LambdaLR(opt, lambda e: -1), ValueError,
+             r"LambdaLR: the lr of epoch 0 is -0.05, not >= 0"),
+            (lambda: optim.LambdaLR(opt, lambda e: "x"), TypeError, r"LambdaLR: lr_lambda\(0\)"),
+            (lambda: optim.ReduceLROnPlateau(opt, factor=1.0), ValueError, "factor must lie"),
+            (lambda: optim.ReduceLROnPlateau(opt, mode="up"), ValueError, "mode must be"),
+            (lambda: optim.ReduceLROnPlateau(opt, patience=-1), ValueError, "patience must"),
+            (lambda: optim.ReduceLROnPlateau(opt, min_lr=[0, 0]), ValueError, "a list of 1"),
+            (lambda: plateau.step("x"), TypeError, "ReduceLROnPlateau.step: metrics must be"),
+            (lambda: plateau.load_state_dict({**plateau.state_dict(), "best": float("nan")}),
+             ValueError, "best must be a number"),
+            (lambda: warm.load_state_dict({**warm.state_dict(), "start_factor": 2}), ValueError,
+             "LinearLR: start_factor must lie")]:
+        with pytest.raises(error, match=match):
+            make()
