@@ -33,7 +33,7 @@ def functional_step(rng):
     running_mean, running_var = np.zeros(3, np.float32), np.ones(3, np.float32)
     wl, bl = rng.standard_normal((10, 6), dtype=np.float32) * 0.2, np.zeros(10, np.float32)
     h = F.conv2d(x, w, None, padding=1)
-    b, mean, invstd = F.batch_norm(h, gamma, beta, running_mean, running_var, training=True)
+    b, mean, invstd = F.batch_norm(h, running_mean, running_var, gamma, beta, training=True)
     r = F.relu(b)
     c = F.concatenate([F.add([r, x]), x])
     p = F.adaptive_avg_pool2d(c, 1).reshape(4, 6)
@@ -55,7 +55,7 @@ def functional_step(rng):
         fastnn.conv2d_algorithm((128, 32, 13, 13), (64, 32, 3, 3), **direction)
     _core.sgd_step([w, gamma, beta, wl, bl], [gw, ggamma, gbeta, gwl, gbl], None, lr=0.1,
                    first_step=True)
-    y, mean, invstd = F.batch_norm(h, gamma, beta, running_mean, running_var, training=False)
+    y, mean, invstd = F.batch_norm(h, running_mean, running_var, gamma, beta, training=False)
     F.batch_norm_backward(y, h, gamma, mean, invstd, training=False)
     F.adaptive_avg_pool2d_backward(F.adaptive_avg_pool2d(c, (3, 5)), c.shape)
     F.batch_norm(p, None, None, None, None, training=True)  # (N, C): the column path

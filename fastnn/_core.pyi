@@ -135,9 +135,10 @@ def adaptive_avg_pool2d_backward(grad_y: ArrayLike, input_shape: Tuple[int, int,
                                  out: Optional[Array] = ...) -> Array: ...
 
 # ---- normalization ----
-def batch_norm(x: ArrayLike, weight: Optional[ArrayLike], bias: Optional[ArrayLike],
-               running_mean: Optional[Array], running_var: Optional[Array], *, training: bool,
-               momentum: float = ..., eps: float = ..., out: Optional[Array] = ...,
+def batch_norm(x: ArrayLike, running_mean: Optional[Array] = ...,
+               running_var: Optional[Array] = ..., weight: Optional[ArrayLike] = ...,
+               bias: Optional[ArrayLike] = ..., training: bool = ...,
+               momentum: float = ..., eps: float = ..., *, out: Optional[Array] = ...,
                save_mean: Optional[Array] = ..., save_invstd: Optional[Array] = ...
                ) -> Tuple[Array, Array, Array]: ...
 def batch_norm_backward(grad_y: ArrayLike, x: ArrayLike, weight: Optional[ArrayLike],

@@ -40,11 +40,12 @@ cdef bint bn_training(object training, str fn) except -1:
     return bool(training)
 
 
-def batch_norm(x, weight, bias, running_mean, running_var, *, training, momentum=0.1,
-               eps=1e-5, out=None, save_mean=None, save_invstd=None):
-    """Batch normalization of x (N, C) or (N, C, *spatial) per channel, like
-    torch.nn.functional.batch_norm: (y, save_mean, save_invstd), each (C,) statistic
-    float32, save_invstd = 1 / sqrt(var + eps).
+def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
+               training=False, momentum=0.1, eps=1e-5, *, out=None, save_mean=None,
+               save_invstd=None):
+    """Batch normalization of x (N, C) or (N, C, *spatial) per channel, with
+    torch.nn.functional.batch_norm's arguments in its order: (y, save_mean, save_invstd),
+    each (C,) statistic float32, save_invstd = 1 / sqrt(var + eps).
 
     training=True normalises with the batch mean and biased variance and, when
     running_mean / running_var are given (writeable (C,) float32 arrays), updates them

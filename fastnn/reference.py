@@ -353,8 +353,8 @@ def _bn_layout(x):
     return axes, shape, x.size // x.shape[1] if x.shape[1] else 0
 
 
-def batch_norm(x, weight, bias, running_mean, running_var, *, training, momentum=0.1,
-               eps=1e-5):
+def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
+               training=False, momentum=0.1, eps=1e-5):
     """Batch normalization per channel, like torch.nn.functional.batch_norm; returns
     (y, save_mean, save_invstd) with invstd = 1/sqrt(var + eps). Training uses the batch
     mean and biased variance and updates the running statistics in place (the unbiased

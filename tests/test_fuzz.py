@@ -668,7 +668,7 @@ def layer_reference(layer, x):
             R.conv2d(x[:, ci], w[co], None if b is None else b.data[co], layer.stride,
                      pad, layer.dilation) for ci, co in layer._groups()], axis=1)
     if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):  # training: the batch statistics
-        return R.batch_norm(x, layer.weight.data, layer.bias.data, None, None, training=True,
+        return R.batch_norm(x, None, None, layer.weight.data, layer.bias.data, training=True,
                             eps=layer.eps)[0]
     if isinstance(layer, nn.AdaptiveAvgPool2d):
         return R.adaptive_avg_pool2d(x, layer.output_size)

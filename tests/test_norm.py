@@ -64,8 +64,8 @@ def test_batch_norm_matches_reference(isa, rng, shape, affine, training):
     r_rm, r_rv = f64(rm), f64(rv)
     old_rm, old_rv = r_rm.copy(), r_rv.copy()
     eps, mom = 1e-3, 0.3
-    y, mean, invstd = F.batch_norm(x, w, b, rm, rv, training=training, momentum=mom, eps=eps)
-    r_y, r_mean, r_invstd = ref.batch_norm(f64(x), f64(w), f64(b), r_rm, r_rv,
+    y, mean, invstd = F.batch_norm(x, rm, rv, w, b, training=training, momentum=mom, eps=eps)
+    r_y, r_mean, r_invstd = ref.batch_norm(f64(x), r_rm, r_rv, f64(w), f64(b),
                                            training=training, momentum=mom, eps=eps)
     assert mean.dtype == invstd.dtype == np.float32 and mean.shape == (shape[1],)
     assert_within(mean, r_mean, 2 * U * np.abs(r_mean) + 1e-12 * np.abs(x).max())
@@ -110,8 +110,8 @@ def test_thread_count_does_not_change_bits(isa, rng, threads, shape):
     for n in (1, 2, 3):
         threads(n)
         r_m, r_v = rm.copy(), rv.copy()
-        y, mean, invstd = F.batch_norm(x, w, b, r_m, r_v, training=True)
-        e_y = F.batch_norm(x, w, b, rm, rv, training=False)[0]
+        y, mean, invstd = F.batch_norm(x, r_m, r_v, w, b, training=True)
+        e_y = F.batch_norm(x, rm, rv, w, b, training=False)[0]
         results.append((y, mean, invstd, r_m, r_v, e_y,
                         *F.batch_norm_backward(g, x, w, mean, invstd, training=True),
                         *F.batch_norm_backward(g, x, w, mean, invstd, training=False)))
@@ -142,7 +142,7 @@ def test_batch_norm_matches_torch(rng, shape, affine, training):
                                          momentum=0.2, eps=1e-4)
     g = rng.standard_normal(shape).astype(np.float32)
     t_y.backward(torch.from_numpy(g))
-    y, mean, invstd = F.batch_norm(x, w, b, rm, rv, training=training, momentum=0.2, eps=1e-4)
+    y, mean, invstd = F.batch_norm(x, rm, rv, w, b, training=training, momentum=0.2, eps=1e-4)
     grads = F.batch_norm_backward(g, x, w, mean, invstd, training=training)
     close = dict(rtol=1e-5, atol=2e-5)
     np.testing.assert_allclose(y, t_y.detach().numpy(), **close)
@@ -156,17 +156,17 @@ def test_batch_norm_matches_torch(rng, shape, affine, training):
 def test_running_stats_update_in_place_and_eval_uses_them(rng):
     x = rng.standard_normal((8, 3, 4)).astype(np.float32)
     rm, rv = np.zeros(3, np.float32), np.ones(3, np.float32)
-    F.batch_norm(x, None, None, rm, rv, training=True, momentum=1.0)
+    F.batch_norm(x, rm, rv, None, None, training=True, momentum=1.0)
     np.testing.assert_allclose(rm, x.mean(axis=(0, 2)), rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(rv, x.var(axis=(0, 2), ddof=1), rtol=1e-5)
-    y, mean, invstd = F.batch_norm(x, None, None, rm, rv, training=False, eps=0.0)
+    y, mean, invstd = F.batch_norm(x, rm, rv, None, None, training=False, eps=0.0)
     np.testing.assert_array_equal(mean, rm)
     np.testing.assert_allclose(invstd, 1 / np.sqrt(rv.astype(np.float64)), rtol=2 * U)
     before = rm.copy(), rv.copy()
-    F.batch_norm(x, None, None, rm, rv, training=True, momentum=0.0)  # momentum 0: unchanged
+    F.batch_norm(x, rm, rv, None, None, training=True, momentum=0.0)  # momentum 0: unchanged
     np.testing.assert_array_equal(rm, before[0])
     np.testing.assert_array_equal(rv, before[1])
-    F.batch_norm(x + 1, None, None, rm, None, training=True)  # only one of them given
+    F.batch_norm(x + 1, rm, None, None, None, training=True)  # only one of them given
     np.testing.assert_allclose(rm, before[0] + 0.1, rtol=1e-6)
 
 
@@ -174,7 +174,7 @@ def test_out_buffers_are_used(rng):
     x = rng.standard_normal((4, 3, 5)).astype(np.float32)
     w = np.ones(3, np.float32)
     y, m, s = np.empty_like(x), np.empty(3, np.float32), np.empty(3, np.float32)
-    r = F.batch_norm(x, w, None, None, None, training=True, out=y, save_mean=m, save_invstd=s)
+    r = F.batch_norm(x, None, None, w, None, training=True, out=y, save_mean=m, save_invstd=s)
     assert r[0] is y and r[1] is m and r[2] is s
     gx, gw, gb = np.empty_like(x), np.empty(3, np.float32), np.empty(3, np.float32)
     r = F.batch_norm_backward(y, x, w, m, s, training=True, grad_input=gx, grad_weight=gw,
@@ -184,13 +184,13 @@ def test_out_buffers_are_used(rng):
     assert F.batch_norm_backward(y, x, w, m, s, training=True,
                                  need_weight_grad=False)[1:] == (None, None)
     np.testing.assert_array_equal(
-        F.batch_norm(np.asfortranarray(x), w, None, None, None, training=True)[0], y)
+        F.batch_norm(np.asfortranarray(x), None, None, w, None, training=True)[0], y)
 
 
 def test_empty_batch_leaves_running_stats():
     x = np.empty((0, 3, 4), np.float32)
     rm, rv = np.zeros(3, np.float32), np.ones(3, np.float32)
-    y, mean, invstd = F.batch_norm(x, None, None, rm, rv, training=True)
+    y, mean, invstd = F.batch_norm(x, rm, rv, None, None, training=True)
     assert y.shape == x.shape and np.all(np.isnan(mean)) and np.all(np.isnan(invstd))
     np.testing.assert_array_equal(rm, 0)
     np.testing.assert_array_equal(rv, 1)
@@ -215,24 +215,24 @@ S3 = (np.zeros(3, np.float32), np.ones(3, np.float32))
                           training=True), ValueError, "more than 1 value per channel"),
     (lambda: F.batch_norm(X, None, None, None, None, training=False), ValueError,
      "running_mean and running_var are required when training=False"),
-    (lambda: F.batch_norm(X, None, None, C3, None, training=False), ValueError, "required"),
+    (lambda: F.batch_norm(X, C3, None, None, None, training=False), ValueError, "required"),
     (lambda: F.batch_norm(X[0, 0], None, None, None, None, training=True), ValueError,
      r"x must be \(N, C\) or \(N, C, \*spatial\)"),
     (lambda: F.batch_norm(X.astype(np.float64), None, None, None, None, training=True),
      TypeError, "x must be a float32 array"),
-    (lambda: F.batch_norm(X, np.ones(4, np.float32), None, None, None, training=True),
+    (lambda: F.batch_norm(X, None, None, np.ones(4, np.float32), None, training=True),
      ValueError, r"weight must have shape \(3,\)"),
-    (lambda: F.batch_norm(X, None, np.ones((3, 1), np.float32), None, None, training=True),
+    (lambda: F.batch_norm(X, None, None, None, np.ones((3, 1), np.float32), training=True),
      ValueError, r"bias must have shape \(3,\)"),
-    (lambda: F.batch_norm(X, C3.astype(np.float64), None, None, None, training=True),
+    (lambda: F.batch_norm(X, None, None, C3.astype(np.float64), None, training=True),
      TypeError, "weight must be a float32 array"),
-    (lambda: F.batch_norm(X, None, None, [0.0, 0.0, 0.0], None, training=True), TypeError,
+    (lambda: F.batch_norm(X, [0.0, 0.0, 0.0], None, None, None, training=True), TypeError,
      "running_mean is updated in place"),
-    (lambda: F.batch_norm(X, None, None, np.zeros(6, np.float32)[::2], None, training=True),
+    (lambda: F.batch_norm(X, np.zeros(6, np.float32)[::2], None, None, None, training=True),
      ValueError, "running_mean is updated in place: it must be a writeable"),
-    (lambda: F.batch_norm(X, None, None, None, np.ones(3, np.float64), training=True),
+    (lambda: F.batch_norm(X, None, np.ones(3, np.float64), None, None, training=True),
      TypeError, "running_var must be a float32 array"),
-    (lambda: F.batch_norm(X, None, None, S3[0], S3[0], training=True), ValueError,
+    (lambda: F.batch_norm(X, S3[0], S3[0], None, None, training=True), ValueError,
      "running_mean overlaps"),
     (lambda: F.batch_norm(X, None, None, None, None, training=1), TypeError,
      "training must be a bool"),
@@ -273,3 +273,21 @@ S3 = (np.zeros(3, np.float32), np.ones(3, np.float32))
 def test_bad_inputs_raise_clear_errors(call, exc, msg):
     with pytest.raises(exc, match=msg):
         call()
+
+
+def test_batch_norm_takes_torchs_positional_order(rng):
+    """F.batch_norm(input, running_mean, running_var, weight, bias, training, momentum,
+    eps), torch's order: it took (x, weight, bias, running_mean, running_var), so torch's
+    call scaled by the running mean and updated the weights as statistics, silently."""
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((6, 3, 4, 4)).astype(np.float32)
+    w, b = rng.random(3).astype(np.float32) + 0.5, rng.standard_normal(3).astype(np.float32)
+    for training in (True, False):
+        rm, rv = rng.standard_normal(3).astype(np.float32), rng.random(3).astype(np.float32)
+        t_rm, t_rv = torch.tensor(rm), torch.tensor(rv)
+        y = F.batch_norm(x, rm, rv, w, b, training, 0.3, 1e-3)[0]
+        t_y = torch.nn.functional.batch_norm(torch.tensor(x), t_rm, t_rv, torch.tensor(w),
+                                             torch.tensor(b), training, 0.3, 1e-3)
+        np.testing.assert_allclose(y, t_y.numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(rm, t_rm.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(rv, t_rv.numpy(), rtol=1e-5, atol=1e-6)

@@ -228,9 +228,9 @@ def test_batch_norm_backward_fd(rng, x_shape, affine, training):
     args = dict(training=training, eps=1e-3)
 
     def bn(x, w=w, b=b):  # fresh copies: the running statistics are updated in place
-        return ref.batch_norm(x, w, b, rm.copy(), rv.copy(), **args)[0]
+        return ref.batch_norm(x, rm.copy(), rv.copy(), w, b, **args)[0]
 
-    _, mean, invstd = ref.batch_norm(x, w, b, rm.copy(), rv.copy(), **args)
+    _, mean, invstd = ref.batch_norm(x, rm.copy(), rv.copy(), w, b, **args)
     g = rng.normal(size=x_shape)
     gx, gw, gb = ref.batch_norm_backward(g, x, w, mean, invstd, training=training)
     assert_grad_close(gx, numerical_grad(bn, x, g))
@@ -608,7 +608,7 @@ def test_batch_norm_matches_torch(rng, x_shape, affine, training):
     x[:, 0] = 0.25  # a constant channel: variance 0
     t_rm, t_rv = torch.from_numpy(rm.copy()), torch.from_numpy(rv.copy())
     args = dict(training=training, momentum=0.3, eps=1e-3)
-    y, mean, invstd = ref.batch_norm(x, w, b, rm, rv, **args)
+    y, mean, invstd = ref.batch_norm(x, rm, rv, w, b, **args)
     g = rng.normal(size=x_shape)
     arrays = (x,) if w is None else (x, w, b)
     out, grads = torch_grads(lambda *t: F.batch_norm(t[0], t_rm, t_rv, *t[1:], **args),

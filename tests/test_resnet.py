@@ -175,8 +175,9 @@ def reference_step(model, x, y):
         elif isinstance(m, nn.BatchNorm2d):
             stats = (None, None) if m.training else (m.running_mean.astype(np.float64),
                                                      m.running_var.astype(np.float64))
-            out, *saved[id(node)] = R.batch_norm(ins[0], w, m.bias.data.astype(np.float64),
-                                                 *stats, training=m.training, eps=m.eps)
+            out, *saved[id(node)] = R.batch_norm(ins[0], *stats, w,
+                                                 m.bias.data.astype(np.float64),
+                                                 training=m.training, eps=m.eps)
         elif isinstance(m, nn.ReLU):
             out = R.relu(ins[0])
         elif isinstance(m, nn.Add):

@@ -83,9 +83,10 @@ class _BatchNorm(Module):
         c = self.num_features
         old_var = self.running_var.copy() if self._biased_running_var and momentum else None
         y, self._mean, self._invstd = F.batch_norm(
-            x, None if self.weight is None else self.weight.data,
-            None if self.bias is None else self.bias.data, self.running_mean,
-            self.running_var, training=batch_stats, momentum=momentum, eps=self.eps,
+            x, self.running_mean, self.running_var,
+            None if self.weight is None else self.weight.data,
+            None if self.bias is None else self.bias.data, training=batch_stats,
+            momentum=momentum, eps=self.eps,
             out=self._buffer("y", x.shape), save_mean=self._buffer("mean", (c,)),
             save_invstd=self._buffer("invstd", (c,)))
         if old_var is not None:  # the kernel added momentum * var * m / (m - 1): rescale it
