@@ -47,6 +47,11 @@ def functional_step(rng):
     xs = rng.random((34, 4, 9, 9), dtype=np.float32)  # 5x5 outputs: images in groups of 3
     ws = rng.standard_normal((5, 4, 3, 3), dtype=np.float32)
     F.conv2d_backward(F.conv2d(xs, ws, None, 2, 1), xs, ws, 2, 1, bias=False)
+    # transposed convolution (grouped; output_padding past the stride, below the dilation)
+    for out_channels, args in ((2, (2, 1, 1, 2, 1)), (3, (1, 0, 1, 1, 2))):
+        wt = rng.standard_normal((4, out_channels, 3, 3), dtype=np.float32)
+        yt = F.conv_transpose2d(xs[:3], wt, None, *args)
+        F.conv_transpose2d_backward(yt, xs[:3], wt, *args)
     for algorithm in ("winograd", "winograd4x4"):  # the 2x2 pool taken in the tile rows
         py, pos = F.conv2d_max_pool2d(xs, ws, None, 1, 1, algorithm=algorithm, activation="relu")
         F.conv2d_max_pool2d_backward(py, pos, xs, ws, 1, 1, algorithm=algorithm,

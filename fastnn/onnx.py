@@ -5,7 +5,8 @@ package (pip install "fastnn[onnx]").
 
 The model's graph (fastnn.nn.graph, the layers as called, before the runtime's fused
 rewrites) maps node by node: Linear -> Gemm, Conv2d -> Conv (after a Pad for
-padding_mode; circular from opset 19), MaxPool2d / AvgPool2d -> MaxPool / AveragePool
+padding_mode; circular from opset 19), ConvTranspose2d -> ConvTranspose, MaxPool2d /
+AvgPool2d -> MaxPool / AveragePool
 (ceil_mode as end padding, count_include_pad), AdaptiveAvgPool2d -> GlobalAveragePool,
 an AveragePool when the sizes divide, else two averaging MatMuls, BatchNorm -> an
 eval-mode BatchNormalization on the running statistics (on the batch's, ReduceMean,
@@ -107,6 +108,14 @@ def _emit(b, layer, name, ins, out, in_shapes):
                strides=list(layer.stride), dilations=list(layer.dilation),
                pads=_pads(layer._pad, layer._extra) if layer.padding_mode == "zeros"
                else _pads((0, 0)), group=layer.groups)
+    elif kind is nn.ConvTranspose2d:
+        inputs = [x, b.weight(f"{name}.weight", layer.weight.data)]
+        if layer.bias is not None:
+            inputs.append(b.weight(f"{name}.bias", layer.bias.data))
+        b.node("ConvTranspose", inputs, out, name, kernel_shape=list(layer.kernel_size),
+               strides=list(layer.stride), dilations=list(layer.dilation),
+               pads=_pads(layer.padding), output_padding=list(layer.output_padding),
+               group=layer.groups)
     elif kind in (nn.MaxPool2d, nn.AvgPool2d):
         # ceil_mode as padding at the end, none of it counted: ONNX's shape inference
         # keeps a last window starting in the right padding, which torch drops

@@ -142,6 +142,46 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1):
     return grad_x, grad_weight, grad_bias
 
 
+def _conv_sized(x, z, weight, stride, padding, dilation):
+    """x zero-padded at the bottom and right to the size of conv2d's output on z (larger
+    than x when output_padding >= stride)."""
+    size = conv2d_output_shape(*z.shape[2:], weight.shape[2:], stride, padding, dilation)
+    out = np.zeros(x.shape[:2] + tuple(size))
+    out[:, :, :x.shape[2], :x.shape[3]] = x
+    return out
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    """torch.nn.functional.conv_transpose2d, by definition the adjoint of conv2d: per
+    group, conv2d_backward's input gradient for an input of the output's size."""
+    out_shape = [(n - 1) * s - 2 * p + d * (k - 1) + o + 1 for n, k, s, p, d, o in zip(
+        x.shape[2:], weight.shape[2:], _pair(stride), _pair(padding), _pair(dilation),
+        _pair(output_padding))]
+    ci, co = x.shape[1] // groups, weight.shape[1]
+    z = np.zeros((x.shape[0], co, *out_shape))
+    x = _conv_sized(x, z, weight, stride, padding, dilation)
+    y = np.concatenate([conv2d_backward(x[:, k * ci:(k + 1) * ci], z, weight[k * ci:(k + 1) * ci],
+                                        stride, padding, dilation)[0] for k in range(groups)], 1)
+    return y if bias is None else y + bias.reshape(1, -1, 1, 1)
+
+
+def conv_transpose2d_backward(grad_out, x, weight, stride=1, padding=0, output_padding=0,
+                              groups=1, dilation=1):
+    """Gradients (grad_x, grad_weight, grad_bias) of :func:`conv_transpose2d`: conv2d of
+    grad_out, and conv2d_backward's weight gradient with x as its output gradient."""
+    ci, co = x.shape[1] // groups, weight.shape[1]
+    h, w = x.shape[2:]
+    x = _conv_sized(x, grad_out, weight, stride, padding, dilation)
+    parts = [(grad_out[:, k * co:(k + 1) * co], x[:, k * ci:(k + 1) * ci],
+              weight[k * ci:(k + 1) * ci]) for k in range(groups)]
+    grad_x = np.concatenate([conv2d(g, wk, None, stride, padding, dilation)[:, :, :h, :w]
+                             for g, _, wk in parts], 1)
+    grad_w = np.concatenate([conv2d_backward(xk, g, wk, stride, padding, dilation)[1]
+                             for g, xk, wk in parts], 0)
+    return grad_x, grad_w, grad_out.sum(axis=(0, 2, 3))
+
+
 # ---------------------------------------------------------------------------
 # Pooling
 # ---------------------------------------------------------------------------

@@ -8,6 +8,8 @@ each output: C_in*kh*kw (+1 for the bias) for the forward, N*OH*OW for the weigh
 gradients (+ the chunk partials: at most 16 more additions), C_out*kh*kw for the input
 gradient (each input pixel gathers at most kh*kw taps of C_out channels).
 """
+import io
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -556,3 +558,127 @@ def test_conv2d_backward_bad_inputs(kw, exc, msg):
     args.update(kw)
     with pytest.raises(exc, match=msg):
         F.conv2d_backward(**args)
+
+
+TRANSPOSED = [  # (N, C_in, C_out, H, W, kernel, stride, padding, output_padding, groups, dilation)
+    (2, 4, 6, 5, 7, 3, 2, 1, 1, 2, 1), (1, 3, 2, 4, 4, 2, 1, 0, 0, 1, 1),
+    (2, 2, 4, 3, 5, (3, 2), (2, 3), (1, 0), (1, 2), 1, (2, 1)), (3, 6, 3, 6, 6, 3, 1, 1, 0, 3, 1),
+    (1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1), (2, 8, 16, 7, 7, 4, 2, 1, 0, 1, 1),
+    (1, 2, 2, 2, 3, 3, 3, 2, 2, 2, 1), (4, 16, 8, 14, 14, 3, 1, 1, 0, 1, 1),
+    (2, 2, 2, 3, 4, 3, 1, 0, (1, 0), 1, (2, 1)),  # output_padding >= stride, < dilation
+    (1, 4, 2, 1, 1, 2, (1, 2), 1, (2, 1), 2, (3, 2)),
+]
+
+
+@pytest.mark.parametrize("case", TRANSPOSED)
+def test_conv_transpose2d_matches_the_float64_reference(isa, rng, case):
+    """F.conv_transpose2d and its backward against fastnn.reference's (float64) within
+    the dot-product bound, the reference itself the adjoint of conv2d (<conv_transpose(x),
+    z> = <x, conv2d(z)> to float64 rounding) and torch's in float64."""
+    n, ci, co, h, w, k, s, p, op, g, d = case
+    kh, kw = (k, k) if isinstance(k, int) else k
+    x = rng.standard_normal((n, ci, h, w)).astype(np.float32)
+    wt = rng.standard_normal((ci, co // g, kh, kw)).astype(np.float32)
+    b = rng.standard_normal(co).astype(np.float32)
+    args = (s, p, op, g, d)
+    y = F.conv_transpose2d(x, wt, b, *args)
+    ref = R.conv_transpose2d(x.astype(np.float64), wt.astype(np.float64), b.astype(np.float64),
+                             *args)
+    bound = R.conv_transpose2d(np.abs(x).astype(np.float64), np.abs(wt).astype(np.float64),
+                               np.abs(b).astype(np.float64), *args)
+    assert_bounded(y, ref, bound, ci // g * kh * kw + 1, "conv_transpose2d")
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    got = F.conv_transpose2d_backward(gy, x, wt, *args)
+    want = R.conv_transpose2d_backward(gy.astype(np.float64), x.astype(np.float64),
+                                       wt.astype(np.float64), *args)
+    bounds = R.conv_transpose2d_backward(np.abs(gy).astype(np.float64),
+                                         np.abs(x).astype(np.float64),
+                                         np.abs(wt).astype(np.float64), *args)
+    for name, a, r, bnd, k_ in zip(("grad_x", "grad_weight", "grad_bias"), got, want, bounds,
+                                   (co // g * kh * kw, n * h * w + 16, y[0, 0].size * n + 16)):
+        assert a.shape == r.shape and a.dtype == np.float32, name
+        assert_bounded(a, r, bnd, k_, name)
+    z = rng.standard_normal(y.shape)  # the reference is conv2d's adjoint
+    lhs = np.vdot(R.conv_transpose2d(x.astype(np.float64), wt.astype(np.float64), None, *args), z)
+    conv = np.concatenate([R.conv2d(z[:, j * (co // g):(j + 1) * (co // g)],
+                                    wt[j * (ci // g):(j + 1) * (ci // g)].astype(np.float64),
+                                    None, s, p, d) for j in range(g)], 1)[:, :, :h, :w]
+    assert lhs == pytest.approx(np.vdot(x.astype(np.float64), conv), rel=1e-12, abs=1e-12)
+    torch = pytest.importorskip("torch")
+    t = torch.nn.functional.conv_transpose2d(torch.tensor(x, dtype=torch.float64),
+                                             torch.tensor(wt, dtype=torch.float64),
+                                             torch.tensor(b, dtype=torch.float64), *args)
+    np.testing.assert_allclose(ref, t.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_conv_transpose2d_layer_trains_as_torchs(rng):
+    """nn.ConvTranspose2d in a small autoencoder (torch's arguments, weight layout, init
+    ranges and state_dict keys): outputs, input gradient and three Adam steps as torch's."""
+    torch = pytest.importorskip("torch")
+    nn, tnn = fastnn.nn, torch.nn
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2, padding=1), nn.ReLU(),
+                          nn.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1,
+                                             groups=2, dilation=1, bias=True),
+                          nn.ReLU(), nn.ConvTranspose2d(2, 1, (1, 1), bias=False))
+    t_model = tnn.Sequential(tnn.Conv2d(1, 4, 3, stride=2, padding=1), tnn.ReLU(),
+                             tnn.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1,
+                                                 groups=2), tnn.ReLU(),
+                             tnn.ConvTranspose2d(2, 1, (1, 1), bias=False))
+    assert list(model.state_dict()) == list(t_model.state_dict())
+    assert [v.shape for v in model.state_dict().values()] == \
+        [tuple(v.shape) for v in t_model.state_dict().values()]
+    bound = 1 / np.sqrt(1 * 3 * 3)  # torch's range: weight's dimension 1 is the fan-in
+    w = nn.ConvTranspose2d(4, 2, 3, groups=2, seed=0).weight.data
+    assert 0.8 * bound < np.abs(w).max() <= bound
+    model.load_state_dict({k: v.numpy() for k, v in t_model.state_dict().items()})
+    x = rng.random((3, 1, 8, 8), dtype=np.float32)
+    opt, t_opt = fastnn.optim.Adam(model.parameters(), 0.01), torch.optim.Adam(
+        t_model.parameters(), 0.01)
+    loss_fn = fastnn.losses.MSELoss()
+    for _ in range(3):
+        opt.zero_grad()
+        t_opt.zero_grad()
+        out = model(x)
+        assert out.shape == (3, 1, 8, 8)
+        loss = loss_fn(out, x)
+        dx = model.backward(loss_fn.backward(), need_input_grad=True)
+        tx = torch.tensor(x, requires_grad=True)
+        t_loss = torch.nn.functional.mse_loss(t_model(tx), torch.tensor(x))
+        t_loss.backward()
+        assert loss == pytest.approx(t_loss.item(), rel=1e-5)
+        np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-4, atol=1e-6)
+        opt.step()
+        t_opt.step()
+    for (k, v), t in zip(model.state_dict().items(), t_model.state_dict().values()):
+        np.testing.assert_allclose(v, t.numpy(), rtol=1e-4, atol=1e-5, err_msg=k)
+
+
+def test_conv_transpose2d_saves_profiles_and_refuses_bad_arguments(tmp_path, rng):
+    nn = fastnn.nn
+    model = nn.Sequential(nn.ConvTranspose2d(3, 4, 2, stride=2), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(4 * 8 * 8, 2), input_shape=(3, 4, 4))
+    x = rng.random((2, 3, 4, 4), dtype=np.float32)
+    fastnn.save(model, tmp_path / "m.fastnn")
+    np.testing.assert_array_equal(fastnn.load(tmp_path / "m.fastnn")(x), model(x))
+    model.profile(x, np.array([0, 1]), repeat=1, file=io.StringIO())
+    # multiply-adds: each of the 2 * 4 * 4 input pixels meets the 3 * 4 * 2 * 2 weights
+    assert model[0].macs((2, 4, 8, 8)) == 2 * 4 * 4 * 3 * 4 * 2 * 2
+    for make, error, match in [
+            (lambda: nn.ConvTranspose2d(3, 4, 3, groups=2), ValueError, "divisible by groups"),
+            (lambda: nn.ConvTranspose2d(3, 4, 3, stride=2, output_padding=2), ValueError,
+             "output_padding"),
+            (lambda: nn.ConvTranspose2d(3, 4, 3, padding_mode="reflect"), ValueError,
+             "only padding_mode='zeros'"),
+            (lambda: nn.ConvTranspose2d(3, 4, 0), ValueError, "kernel_size, stride"),
+            (lambda: nn.ConvTranspose2d(3, 4, 3, padding=5)(x), ValueError, "too small"),
+            (lambda: F.conv_transpose2d(x, np.ones((2, 4, 3, 3), np.float32)), ValueError,
+             "must share C_in"),
+            (lambda: F.conv_transpose2d(x.astype(np.float64), np.ones((3, 4, 3, 3), np.float32)),
+             TypeError, "x must be a float32 array"),
+            (lambda: F.conv_transpose2d(x, np.ones((3, 4, 3, 3), np.float32), stride=0),
+             ValueError, r"stride must lie in \[1, 2\*\*40\]"),
+            (lambda: F.conv_transpose2d_backward(np.ones((2, 4, 5, 5), np.float32), x,
+                                                 np.ones((3, 4, 3, 3), np.float32)),
+             ValueError, r"grad_out must have shape \(2, 4, 6, 6\)")]:
+        with pytest.raises(error, match=match):
+            make()

@@ -118,6 +118,23 @@ def make_conv(r, draw, backward=False):
     return {**args, "bias": randn(r, o) if draw(st.booleans()) else None, **win}
 
 
+def make_conv_transpose(r, draw, backward=False):
+    """conv_transpose2d's arguments (output_padding below stride or dilation, as torch)."""
+    kh, kw, dil, stride = dims(draw, 1, 3), dims(draw, 1, 3), dims(draw, 1, 2), dims(draw, 1, 2)
+    groups = dims(draw, 1, 2)
+    n, c, o = dims(draw, 1, 2), groups * dims(draw, 1, 2), groups * dims(draw, 1, 2)
+    h, w = dims(draw, 1, 5), dims(draw, 1, 5)
+    op = draw(st.integers(0, max(stride, dil) - 1))
+    pad = draw(st.integers(0, (min(h, w) - 1) * stride // 2))
+    args = {"x": randn(r, n, c, h, w), "weight": randn(r, c, o // groups, kh, kw),
+            "stride": stride, "padding": pad, "output_padding": op, "groups": groups,
+            "dilation": dil}
+    if backward:
+        oh, ow = ((m - 1) * stride - 2 * pad + dil * (k - 1) + op + 1 for m, k in ((h, kh), (w, kw)))
+        return {"grad_out": randn(r, n, o, oh, ow), **args}
+    return {**args, "bias": randn(r, o) if draw(st.booleans()) else None}
+
+
 def draw_activation(draw):
     return draw(st.sampled_from([None, "relu"]))
 
@@ -291,6 +308,7 @@ POOL = ("kernel_size", "stride", "padding")
 INDEX_DTYPES = {"conv2d_max_pool2d": np.uint8}  # indices= dtypes other than int64
 CONV = ("stride", "padding", "dilation", "algorithm", "activation")
 CONV_POOL = ("kernel_size", "pool_stride", "pool_padding")
+TRANSPOSE = ("stride", "padding", "output_padding", "groups", "dilation")
 OPS = [Op(name, getattr(F, name), getattr(R, name), make_unary, {"out": None}, (), ("x",))
        for name in ("relu", "sigmoid", "tanh", "leaky_relu")]
 OPS += [Op(name, getattr(F, name), over_dim(getattr(R, name)), make_over_dim,
@@ -316,6 +334,14 @@ OPS += [
        lambda r, d: make_conv(r, d, True),
        {"grad_input": 0, "grad_weight": 1, "grad_bias": 2}, CONV,
        ("grad_out", "x", "weight", "output")),
+    Op("conv_transpose2d", F.conv_transpose2d, R.conv_transpose2d, make_conv_transpose,
+       {"out": None}, TRANSPOSE, ("x", "weight", "bias")),
+    Op("conv_transpose2d_backward", F.conv_transpose2d_backward,
+       lambda *a, bias=True, need_input_grad=True, need_weight_grad=True, **k:
+       R.conv_transpose2d_backward(*a, **k),
+       lambda r, d: make_conv_transpose(r, d, True),
+       {"grad_input": 0, "grad_weight": 1, "grad_bias": 2}, TRANSPOSE,
+       ("grad_out", "x", "weight")),
     Op("conv2d_max_pool2d", F.conv2d_max_pool2d, conv_ref(R.conv2d_max_pool2d),
        make_conv_pool,
        {"out": 0, "indices": 1}, CONV + CONV_POOL, ("x", "weight", "bias")),
@@ -614,6 +640,7 @@ def conv_args(d):
 LAYER_ARGS = {  # valid positional constructor arguments from d(lo, hi) -> int
     nn.Linear: lambda d: [d(1, 5), d(1, 5)],
     nn.Conv2d: conv_args,
+    nn.ConvTranspose2d: lambda d: [d(1, 3), d(1, 3), d(1, 3), d(1, 2)],  # .., kernel, stride
     nn.MaxPool2d: lambda d: [d(1, 3), d(1, 3), 0, 1, False, bool(d(0, 1))],  # .., ceil_mode
     nn.AvgPool2d: lambda d: [d(1, 3), d(1, 3), 0, bool(d(0, 1)), bool(d(0, 1))],
     nn.LeakyReLU: lambda d: [0.1],
@@ -639,6 +666,8 @@ def layer_input(layer, r, draw):
         more = 0 if layer.padding_mode == "zeros" else 2
         return randn(r, dims(draw), layer.in_channels, dh * (kh - 1) + dims(draw, 1, 3) + more,
                      dw * (kw - 1) + dims(draw, 1, 3) + more)
+    if isinstance(layer, nn.ConvTranspose2d):
+        return randn(r, dims(draw), layer.in_channels, dims(draw), dims(draw))
     if isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
         k = max(layer.kernel_size)
         return randn(r, dims(draw), dims(draw), k + dims(draw, 0, 3), k + dims(draw, 0, 3))
@@ -667,6 +696,9 @@ def layer_reference(layer, x):
         return np.concatenate([  # a group at a time
             R.conv2d(x[:, ci], w[co], None if b is None else b.data[co], layer.stride,
                      pad, layer.dilation) for ci, co in layer._groups()], axis=1)
+    if isinstance(layer, nn.ConvTranspose2d):
+        return R.conv_transpose2d(x, layer.weight.data, None if layer.bias is None else
+                                  layer.bias.data, *layer._args())
     if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):  # training: the batch statistics
         return R.batch_norm(x, None, None, layer.weight.data, layer.bias.data, training=True,
                             eps=layer.eps)[0]
@@ -691,7 +723,7 @@ def layer_reference(layer, x):
     return getattr(R, type(layer).__name__.lower())(x)
 
 
-LAYERS = [nn.Linear, nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.ReLU, nn.LeakyReLU, nn.Sigmoid,
+LAYERS = [nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.MaxPool2d, nn.AvgPool2d, nn.ReLU, nn.LeakyReLU, nn.Sigmoid,
           nn.Tanh, nn.Softmax, nn.LogSoftmax, nn.Flatten, nn.Dropout, nn.BatchNorm1d, nn.BatchNorm2d,
           nn.AdaptiveAvgPool2d, nn.Identity]
 

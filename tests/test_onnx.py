@@ -64,6 +64,11 @@ def keras_same_strided():
 
 CASES = {
     "keras-same-strided": keras_same_strided,
+    "autoencoder": lambda: (nn.Sequential(
+        nn.Conv2d(2, 4, 3, stride=2, padding=1), nn.ReLU(),
+        nn.ConvTranspose2d(4, 4, 3, stride=2, padding=1, output_padding=1, groups=2),
+        nn.ConvTranspose2d(4, 1, (2, 3), stride=(1, 2), dilation=(2, 1), bias=False)),
+        (2, 8, 6)),
     "mlp": lambda: (models.mlp(seed=0), (1, 28, 28)),
     "cnn": lambda: (models.cnn(seed=0), (1, 28, 28)),
     "residual": residual_graph,

@@ -8,7 +8,7 @@ One family per file:
     model.py          Model: functional (Keras) or subclassed (PyTorch)
     container.py      Sequential, ModuleList, ModuleDict
     linear.py         Linear (and the weighted-layer base Conv2d shares)
-    conv.py           Conv2d, and Conv2d fused with a MaxPool2d and/or a ReLU
+    conv.py           Conv2d, ConvTranspose2d, and Conv2d fused with a MaxPool2d and/or a ReLU
     pooling.py        MaxPool2d, AvgPool2d, AdaptiveAvgPool2d
     activation.py     ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, LogSoftmax
     normalization.py  BatchNorm1d, BatchNorm2d
@@ -40,7 +40,7 @@ The explicit training loop::
 """
 from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .container import ModuleDict, ModuleList, Sequential
-from .conv import Conv2d, _FusedConv  # noqa: F401 (the fused runner, for tests)
+from .conv import Conv2d, ConvTranspose2d, _FusedConv  # noqa: F401 (_FusedConv: for tests)
 from .dropout import Dropout
 from .graph import Input, TracingError, Value
 from .model import Model
@@ -54,6 +54,6 @@ from .shape import Flatten, Identity
 
 __all__ = ["Parameter", "Module", "Input", "Value", "Model", "TracingError", "Sequential",
            "ModuleList", "ModuleDict",
-           "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "ReLU",
+           "Linear", "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "ReLU",
            "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "BatchNorm1d", "BatchNorm2d", "Add",
            "Concatenate", "Dropout", "Flatten", "Identity", "register", "LAYERS"]

@@ -1,5 +1,5 @@
-"""Conv2d, and Conv2d fused with the MaxPool2d and/or ReLU after it (_FusedConv, which the
-graph plan runs in place of the layers)."""
+"""Conv2d, ConvTranspose2d, and Conv2d fused with the MaxPool2d and/or ReLU after it
+(_FusedConv, which the graph plan runs in place of the layers)."""
 import numpy as np
 
 from .. import functional as F
@@ -8,7 +8,7 @@ from ..reference import conv2d_output_shape
 from .linear import _Weighted, _weights
 from .module import Parameter, _count, _pair, memo_shape
 
-__all__ = ["Conv2d"]
+__all__ = ["Conv2d", "ConvTranspose2d"]
 
 # torch's padding modes other than zeros, as NumPy's np.pad names them
 _PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
@@ -209,6 +209,85 @@ class Conv2d(_Weighted):
             config["padding_mode"] = self.padding_mode
         if self.algorithm is not None:
             config["algorithm"] = self.algorithm
+        return config
+
+
+class ConvTranspose2d(_Weighted):
+    """torch's ConvTranspose2d (the adjoint of a Conv2d: upsampling in decoders and
+    autoencoders) over NCHW input, weight (in, out/groups, kh, kw). Output size per
+    dimension: (H - 1) * stride - 2 * padding + dilation * (kh - 1) + output_padding + 1.
+    Runs on the Conv2d kernels (see F.conv_transpose2d)."""
+
+    _forward = staticmethod(F.conv_transpose2d)
+    _backward = staticmethod(F.conv_transpose2d_backward)
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros", *,
+                 seed=None, init="torch"):
+        name = "ConvTranspose2d"
+        self.in_channels = _count(in_channels, "in_channels", name)
+        self.out_channels = _count(out_channels, "out_channels", name)
+        self.groups = _count(groups, "groups", name)
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(f"{name}: in_channels ({in_channels}) and out_channels "
+                             f"({out_channels}) must be divisible by groups ({groups})")
+        if padding_mode != "zeros":  # torch's only one
+            raise ValueError(f"{name}: only padding_mode='zeros' is supported, got "
+                             f"{padding_mode!r}")
+        self.kernel_size = _pair(kernel_size, "kernel_size", name)
+        self.stride = _pair(stride, "stride", name)
+        self.padding = _pair(padding, "padding", name)
+        self.output_padding = _pair(output_padding, "output_padding", name)
+        self.dilation = _pair(dilation, "dilation", name)
+        if min(*self.kernel_size, *self.stride, *self.dilation) <= 0 or \
+                min(*self.padding, *self.output_padding) < 0:
+            raise ValueError(f"{name}: kernel_size, stride and dilation must be positive and "
+                             f"padding and output_padding non-negative, got "
+                             f"kernel_size={self.kernel_size}, stride={self.stride}, "
+                             f"padding={self.padding}, output_padding={self.output_padding}, "
+                             f"dilation={self.dilation}")
+        if any(o >= max(s, d) for o, s, d in zip(self.output_padding, self.stride,
+                                                  self.dilation)):
+            raise ValueError(f"{name}: output_padding {self.output_padding} must be smaller "
+                             f"than stride {self.stride} or dilation {self.dilation}")
+        kh, kw = self.kernel_size
+        group_out = self.out_channels // self.groups
+        # torch's fans: the weight's dimension 1 is the fan-in
+        fan_in, fan_out = group_out * kh * kw, self.in_channels // self.groups * kh * kw
+        w, b = _weights(init, seed, (self.in_channels, group_out, kh, kw), fan_in, fan_out,
+                        name, self.out_channels)
+        self.weight = Parameter(w)
+        self.bias = Parameter(b) if as_flag(bias, "bias", name) else None
+
+    def _args(self):
+        return self.stride, self.padding, self.output_padding, self.groups, self.dilation
+
+    @memo_shape
+    def output_shape(self, shape):
+        self._expect(shape, f"(N, {self.in_channels}, H, W)",
+                     len(shape) == 4 and shape[1] == self.in_channels)
+        size = [(n - 1) * s - 2 * p + d * (k - 1) + o + 1 for n, k, s, p, d, o in zip(
+            shape[2:], self.kernel_size, self.stride, self.padding, self.dilation,
+            self.output_padding)]
+        if min(size) < 1:
+            raise ValueError(f"{self!r}: input of shape {tuple(shape)} is too small: the "
+                             f"output would be {tuple(size)}")
+        return (shape[0], self.out_channels, *size)
+
+    def macs(self, output_shape):
+        # every input element meets one input channel's weights (out/groups * kh * kw)
+        h, w = ((n - 1 - o - d * (k - 1) + 2 * p) // s + 1 for n, k, s, p, d, o in zip(
+            output_shape[2:], self.kernel_size, self.stride, self.padding, self.dilation,
+            self.output_padding))
+        return output_shape[0] * h * w * self.weight.data.size
+
+    def config(self):
+        config = {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                  "kernel_size": list(self.kernel_size), "stride": list(self.stride),
+                  "padding": list(self.padding), "output_padding": list(self.output_padding),
+                  "dilation": list(self.dilation), "bias": self.bias is not None}
+        if self.groups != 1:
+            config["groups"] = self.groups
         return config
 
 

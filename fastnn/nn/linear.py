@@ -11,17 +11,19 @@ from .module import Module, Parameter, _count
 __all__ = ["Linear"]
 
 
-def _weights(init, seed, shape, fan_in, fan_out, layer):
-    """_init_weights, with a MemoryError naming the layer when the weight cannot exist."""
+def _weights(init, seed, shape, fan_in, fan_out, layer, biases=None):
+    """_init_weights, with a MemoryError naming the layer when the weight cannot exist;
+    `biases` (the bias's length) defaults to shape[0]."""
     if math.prod(shape) > 1 << 40:  # 4 TiB of float32: refuse before asking the allocator
         raise MemoryError(f"{layer}: a weight of shape {shape} is too large")
     try:
-        return _init_weights(as_rng(seed, layer), shape, fan_in, fan_out, init)
+        return _init_weights(as_rng(seed, layer), shape, fan_in, fan_out, init,
+                             shape[0] if biases is None else biases)
     except MemoryError:
         raise MemoryError(f"{layer}: cannot allocate a weight of shape {shape}") from None
 
 
-def _init_weights(rng, shape, fan_in, fan_out, init):
+def _init_weights(rng, shape, fan_in, fan_out, init, biases):
     """Weight and bias values for a layer with the given fans.
 
     "torch": PyTorch's default, kaiming_uniform_(a=sqrt(5)) = U(-1/sqrt(fan_in), +...)
@@ -31,7 +33,7 @@ def _init_weights(rng, shape, fan_in, fan_out, init):
     if init == "torch":
         bound = 1.0 / math.sqrt(fan_in)
         return (rng.uniform(-bound, bound, shape).astype(np.float32),
-                rng.uniform(-bound, bound, shape[0]).astype(np.float32))
+                rng.uniform(-bound, bound, biases).astype(np.float32))
     if init == "he":
         w = rng.normal(0.0, math.sqrt(2.0 / fan_in), shape)
     elif init == "glorot":
@@ -39,7 +41,7 @@ def _init_weights(rng, shape, fan_in, fan_out, init):
         w = rng.uniform(-bound, bound, shape)
     else:
         raise ValueError(f"init must be 'torch', 'he' or 'glorot', got {init!r}")
-    return w.astype(np.float32), np.zeros(shape[0], np.float32)
+    return w.astype(np.float32), np.zeros(biases, np.float32)
 
 
 class _Weighted(Module):

@@ -2,7 +2,7 @@
 JSON description {"type": class name, "config": constructor arguments}."""
 from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .container import Sequential
-from .conv import Conv2d
+from .conv import Conv2d, ConvTranspose2d
 from .dropout import Dropout
 from .model import Model
 from .module import Module
@@ -15,7 +15,7 @@ from .shape import Flatten, Identity
 __all__ = ["LAYERS", "register", "spec", "build"]
 
 LAYERS = {cls.__name__: cls for cls in (
-    Linear, Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, ReLU, LeakyReLU, Sigmoid, Tanh,
+    Linear, Conv2d, ConvTranspose2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, ReLU, LeakyReLU, Sigmoid, Tanh,
     Softmax, LogSoftmax, Flatten, Identity, Dropout, BatchNorm1d, BatchNorm2d, Add, Concatenate,
     Sequential, Model)}
 
