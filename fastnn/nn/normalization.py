@@ -155,6 +155,9 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True):
         name = type(self).__name__
         self.normalized_shape = as_sample_shape(normalized_shape, "normalized_shape", name)
+        if not self.normalized_shape:
+            raise ValueError(f"{name}: normalized_shape must hold at least one dimension, "
+                             f"got {normalized_shape!r}")
         self.eps = _real(eps, "eps", name)
         if not 0 < self.eps < math.inf:
             raise ValueError(f"{name}: eps must be positive and finite, got {eps!r}")
