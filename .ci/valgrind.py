@@ -4,7 +4,8 @@ BatchNorm, Add, global pooling), of a functional graph with Concatenate and
 Conv2d(padding="same") (then in eval mode), of a VGG block whose convolutions run fused
 with their ReLUs (and the pool) on each algorithm, and of a small residual block written with
 fastnn.functional (batch norm, residual add, concatenation, global average pooling,
-dropout, Winograd convolutions fused with a max pool), on every ISA variant this CPU runs.
+dropout, Winograd convolutions fused with a max pool, layer norm, GELU, SiLU, ELU), and of an
+MLP with LayerNorm, GELU, SiLU and ELU layers, on every ISA variant this CPU runs.
 
     python .ci/valgrind.py            # runs itself under valgrind, exits 1 on any report
 
@@ -72,6 +73,13 @@ def functional_step(rng):
         F.avg_pool2d_backward(a, x, 3, 2, 1, ceil, include)
         m = F.max_pool2d(x, 2, 2, 0, ceil_mode=ceil)
         F.max_pool2d_backward(m, x, 2, 2, 0, ceil_mode=ceil)
+    # layer norm over odd rows (grad_weight's column chunks past 256), GELU, SiLU and ELU
+    # on vector tails
+    e = rng.standard_normal((3, 301), dtype=np.float32)
+    ln, ln_mean, ln_rstd = F.layer_norm(e, 301, e[0], e[1])
+    F.layer_norm_backward(ln, e, 301, ln_mean, ln_rstd, e[0], e[1])
+    for act, args in ((F.gelu, ("none",)), (F.gelu, ("tanh",)), (F.silu, ()), (F.elu, (0.5,))):
+        getattr(F, act.__name__ + "_backward")(act(e[:, :13], *args), e[:, :13], *args)
     # RMSprop with Keras' eps inside the square root, centered and with momentum
     params = [w.copy(), gamma.copy()]
     state = [[np.zeros_like(q) for q in params] for _ in range(3)]
@@ -96,6 +104,13 @@ def workload():
         h = nn.AdaptiveAvgPool2d((3, 2))(nn.Concatenate()([nn.ReLU()(a), b]))
         return fastnn.Model(x, nn.Linear(36, 10, seed=seed)(nn.Flatten()(h)))
 
+    def layer_norm_mlp(seed):  # LayerNorm (one and two dims, no bias), GELU, SiLU, ELU
+        return nn.Sequential(nn.Flatten(2), nn.Linear(784, 33, seed=seed), nn.LayerNorm((1, 33)),
+                             nn.GELU(), nn.Flatten(), nn.Linear(33, 17, seed=seed),
+                             nn.LayerNorm(17, bias=False), nn.SiLU(), nn.ELU(0.5),
+                             nn.GELU("tanh"), nn.Linear(17, 10, seed=seed),
+                             input_shape=(1, 28, 28))
+
     def vgg(seed):
         convs = [nn.Conv2d(c, 4, 3, padding=1, seed=seed, algorithm=algorithm, groups=groups)
                  for c, algorithm, groups in ((1, "winograd4x4", 1), (4, "direct", 2),
@@ -109,7 +124,7 @@ def workload():
     y = rng.integers(0, 10, 4)
     for isa in fastnn.supported_isas():
         fastnn.set_isa(isa)
-        for make in (models.mlp, models.cnn, resnet, graph, vgg):
+        for make in (models.mlp, models.cnn, resnet, graph, vgg, layer_norm_mlp):
             model = make(seed=0)
             opt = optim.Adam(model.parameters())
             loss_fn = losses.CrossEntropyLoss()

@@ -58,6 +58,28 @@ def test_torch_twin_keeps_every_torch_argument():
     np.testing.assert_allclose(out, model(x), rtol=1e-5, atol=1e-6)
 
 
+def test_torch_twin_maps_layer_norm_and_smooth_activations():
+    """GELU (approximate), SiLU, ELU (alpha) and LayerNorm (normalized_shape, eps,
+    elementwise_affine, bias) map from config() to torch.nn's classes with the weights."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed: pip install torch==2.13.0")
+    from fastnn import nn
+    model = nn.Sequential(nn.Linear(6, 8), nn.LayerNorm((3, 8), eps=1e-3), nn.GELU("tanh"),
+                          nn.Linear(8, 8), nn.LayerNorm(8, bias=False), nn.SiLU(),
+                          nn.Linear(8, 6), nn.ELU(0.4), nn.LayerNorm(6, elementwise_affine=False),
+                          nn.GELU(), nn.Flatten(), nn.Linear(18, 3), input_shape=(3, 6))
+    rng = np.random.default_rng(0)
+    for p in model.parameters():
+        p.data[...] = rng.standard_normal(p.shape)
+    twin = torch_twin(model).eval()
+    new = (nn.LayerNorm, nn.GELU, nn.SiLU, nn.ELU)  # whose reprs are torch's
+    assert [repr(t) for t, m in zip(twin, model.layers) if isinstance(m, new)] == \
+        [repr(m) for m in model.layers if isinstance(m, new)]
+    x = rng.standard_normal((5, 3, 6)).astype(np.float32) * 3
+    with torch.no_grad():
+        out = twin(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(out, model(x), rtol=1e-5, atol=1e-5)
+
+
 KERAS_CHECK = """
 import json, sys
 import keras

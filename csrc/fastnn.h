@@ -121,6 +121,18 @@ int fnn_batch_norm_backward(int64_t n, int64_t c, int64_t s, const float *grad_y
                             const float *save_invstd, int training, float *grad_x,
                             float *grad_weight, float *grad_bias);
 
+/* ---- layer normalization (norm.c) ----
+ * x is (rows, cols): each row normalised over its cols values, mean and biased variance
+ * summed in double in a fixed order; y = (x - mean) * rstd * weight + bias, rstd =
+ * 1/sqrt(var + eps). weight and bias (cols values) may be NULL (scale 1, shift 0).
+ * save_mean and save_rstd (rows values) get the statistics, which the backward takes
+ * (cols == 0 gives NaN ones). A NULL gradient is not computed. */
+int fnn_layer_norm(int64_t rows, int64_t cols, const float *x, const float *weight,
+                   const float *bias, double eps, float *y, float *save_mean, float *save_rstd);
+int fnn_layer_norm_backward(int64_t rows, int64_t cols, const float *grad_y, const float *x,
+                            const float *weight, const float *save_mean, const float *save_rstd,
+                            float *grad_x, float *grad_weight, float *grad_bias);
+
 /* ---- activations (activation.c) ----
  * n elements (y may be x: in place); softmax and log_softmax over rows of `cols`.
  * The sigmoid, tanh, softmax and log_softmax backward passes take the forward output y. */
@@ -132,6 +144,17 @@ int fnn_sigmoid(int64_t n, const float *x, float *y);
 int fnn_sigmoid_backward(int64_t n, const float *gy, const float *y, float *gx);
 int fnn_tanh(int64_t n, const float *x, float *y);
 int fnn_tanh_backward(int64_t n, const float *gy, const float *y, float *gx);
+/* GELU x * Phi(x), with approximate = FNN_GELU_ERF (Phi by erf, torch's 'none') or
+ * FNN_GELU_TANH (torch's 'tanh' form); SiLU x * sigmoid(x); ELU x for x > 0, else
+ * alpha * (exp(x) - 1). Their backward passes take the input x (torch's formulas; ELU's
+ * gy * alpha * exp(x) for x <= 0). Relative error bounds: tests/test_activation.py. */
+enum { FNN_GELU_ERF = 0, FNN_GELU_TANH = 1 };
+int fnn_gelu(int64_t n, int approximate, const float *x, float *y);
+int fnn_gelu_backward(int64_t n, int approximate, const float *gy, const float *x, float *gx);
+int fnn_silu(int64_t n, const float *x, float *y);
+int fnn_silu_backward(int64_t n, const float *gy, const float *x, float *gx);
+int fnn_elu(int64_t n, float alpha, const float *x, float *y);
+int fnn_elu_backward(int64_t n, float alpha, const float *gy, const float *x, float *gx);
 int fnn_softmax(int64_t rows, int64_t cols, const float *x, float *y);
 int fnn_softmax_backward(int64_t rows, int64_t cols, const float *gy, const float *y, float *gx);
 int fnn_log_softmax(int64_t rows, int64_t cols, const float *x, float *y);

@@ -103,6 +103,10 @@ typedef struct {
     float eps_sq;                 /* added under the square root (Keras'), else 0 */
 } fnn_rmsprop_consts;
 
+/* The ops of fnn_elementwise_kernels.smooth: fnn_gelu (erf and tanh forms), fnn_silu,
+ * fnn_elu. */
+enum { FNN_SMOOTH_GELU = 0, FNN_SMOOTH_GELU_TANH = 1, FNN_SMOOTH_SILU = 2, FNN_SMOOTH_ELU = 3 };
+
 /* Elementwise loops of one ISA (simd/elementwise_kernel.h): the memory-bound
  * activations and add, sums in double, 2x2 max pooling and the optimizer updates. */
 typedef struct {
@@ -113,6 +117,11 @@ typedef struct {
                                 float *gx);
     void (*sigmoid)(int64_t n, const float *x, float *y);
     void (*tanh)(int64_t n, const float *x, float *y);
+    /* The smooth activations FNN_SMOOTH_* (alpha: ELU's), forward and their gradients
+     * from the input x. */
+    void (*smooth)(int op, int64_t n, float alpha, const float *x, float *y);
+    void (*smooth_backward)(int op, int64_t n, float alpha, const float *gy, const float *x,
+                            float *gx);
     void (*add)(int64_t n, const float *a, const float *b, float *y);  /* y may be a */
     /* fnn_dropout on elements first..first+n-1 of one 2^32 range, whose index's high
      * word k1 carries; keep where the bits are >= thr */

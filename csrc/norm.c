@@ -1,5 +1,6 @@
 /* norm.c: batch normalization, forward and backward, on x viewed as (N, C, S): the
- * statistics of channel c run over its N planes of S values (m = N*S of them).
+ * statistics of channel c run over its N planes of S values (m = N*S of them); layer
+ * normalization (at the end) over the rows of x viewed as (rows, cols).
  *
  * Threads split the channels and each channel's sums run in one fixed order: plane by
  * plane in batch order, each plane in the ISA's double lanes (fnn_active->ew->sums), so
@@ -268,5 +269,136 @@ int fnn_batch_norm_backward(int64_t n, int64_t c, int64_t s, const float *grad_y
                 .mean_in = save_mean, .invstd_in = save_invstd, .training = training,
                 .gx = grad_x, .gw = grad_weight, .gb = grad_bias};
     run_channels(&J, backward_part, 4.0);
+    return FNN_OK;
+}
+
+/* ---- layer normalization: x viewed as (rows, cols), each row normalised over its cols.
+ * Threads split the rows for the forward and the input gradient, each row summed in the
+ * ISA's double lanes (the forward, as batch norm's channels) or in four double lanes (the
+ * backward), and the columns for grad_weight and grad_bias, each column summed over the
+ * rows in row order: no result depends on the thread count. */
+
+typedef struct {
+    int64_t rows, cols;
+    const float *x, *gy, *weight, *bias;
+    double eps;
+    float *y, *mean, *rstd;  /* forward outputs */
+    const float *mean_in, *rstd_in;  /* backward: the forward's save_mean, save_rstd */
+    float *gx, *gw, *gb;     /* backward outputs (each may be NULL) */
+} ln_job;
+
+static void ln_forward_part(int64_t lo, int64_t hi, void *ctx)
+{
+    const ln_job *J = ctx;
+    int64_t c = J->cols;
+    double m = (double)c;
+    for (int64_t r = lo; r < hi; r++) {
+        const float *restrict x = J->x + r * c;
+        float *restrict y = J->y + r * c;
+        float shift = finite_or_zero(x[0]);
+        double s, q;
+        fnn_active->ew->sums(c, x, shift, &s, &q);
+        double var_sum = q - s * s / m;
+        if (var_sum < 0.0)  /* rounding; NaN stays NaN */
+            var_sum = 0.0;
+        float mean = J->mean[r] = (float)(shift + s / m);
+        float rstd = J->rstd[r] = (float)(1.0 / sqrt(var_sum / m + J->eps));
+        const float *w = J->weight, *b = J->bias;
+        for (int64_t j = 0; j < c; j++) {
+            float v = (x[j] - mean) * rstd;
+            y[j] = (w ? v * w[j] : v) + (b ? b[j] : 0.0f);
+        }
+    }
+}
+
+/* gx = ((g - mean(g)) - (x - mean) * k) * rstd, g = gy * weight, k = mean(g * (x - mean))
+ * * rstd^2: batch norm's form over a row. */
+static void ln_input_grad_part(int64_t lo, int64_t hi, void *ctx)
+{
+    const ln_job *J = ctx;
+    int64_t c = J->cols;
+    const float *w = J->weight;
+    for (int64_t r = lo; r < hi; r++) {
+        const float *restrict x = J->x + r * c, *restrict gy = J->gy + r * c;
+        float *restrict gx = J->gx + r * c;
+        float mean = J->mean_in[r], rstd = J->rstd_in[r];
+        double ls[4] = {0.0, 0.0, 0.0, 0.0}, lq[4] = {0.0, 0.0, 0.0, 0.0};
+        for (int64_t j = 0; j < c; j++) {  /* element j in lane j % 4: a fixed order */
+            double g = w ? (double)gy[j] * w[j] : gy[j];
+            ls[j & 3] += g;
+            lq[j & 3] += g * ((double)x[j] - mean);
+        }
+        double m = (double)c, s = (ls[0] + ls[1]) + (ls[2] + ls[3]);
+        double q = (lq[0] + lq[1]) + (lq[2] + lq[3]);
+        float b = (float)(s / m), k = (float)(q / m * rstd * rstd);
+        for (int64_t j = 0; j < c; j++) {
+            float g = w ? gy[j] * w[j] : gy[j];
+            gx[j] = ((g - b) - (x[j] - mean) * k) * rstd;
+        }
+    }
+}
+
+/* grad_weight = sum over rows of gy * xhat and grad_bias = sum of gy, for the columns
+ * [lo, hi), CHUNK_MAX at a time, row by row. */
+static void ln_param_grad_part(int64_t lo, int64_t hi, void *ctx)
+{
+    const ln_job *J = ctx;
+    int64_t c = J->cols;
+    double sw[CHUNK_MAX], sb[CHUNK_MAX];
+    for (int64_t c0 = lo; c0 < hi; c0 += CHUNK_MAX) {
+        int64_t w = FNN_MIN(CHUNK_MAX, hi - c0);
+        for (int64_t j = 0; j < w; j++)
+            sw[j] = sb[j] = 0.0;
+        for (int64_t r = 0; r < J->rows; r++) {
+            const float *restrict x = J->x + r * c + c0, *restrict gy = J->gy + r * c + c0;
+            double mean = J->mean_in[r], rstd = J->rstd_in[r];
+            for (int64_t j = 0; j < w; j++) {
+                sb[j] += gy[j];
+                sw[j] += gy[j] * (((double)x[j] - mean) * rstd);
+            }
+        }
+        for (int64_t j = 0; j < w; j++) {
+            if (J->gw)
+                J->gw[c0 + j] = (float)sw[j];
+            if (J->gb)
+                J->gb[c0 + j] = (float)sb[j];
+        }
+    }
+}
+
+int fnn_layer_norm(int64_t rows, int64_t cols, const float *x, const float *weight,
+                   const float *bias, double eps, float *y, float *save_mean, float *save_rstd)
+{
+    if (!sizes_valid(rows, cols, 1) || (rows * cols > 0 && (!x || !y)) ||
+        (rows > 0 && (!save_mean || !save_rstd)))
+        return FNN_EINVAL;
+    if (cols == 0) {  /* the statistics of nothing; no pointer into x is formed */
+        for (int64_t r = 0; r < rows; r++)
+            save_mean[r] = save_rstd[r] = NAN;
+        return FNN_OK;
+    }
+    ln_job J = {.rows = rows, .cols = cols, .x = x, .weight = weight, .bias = bias, .eps = eps,
+                .y = y, .mean = save_mean, .rstd = save_rstd};
+    fnn_parallel_range(rows, 4.0 * (double)rows * cols, 1, ln_forward_part, &J);
+    return FNN_OK;
+}
+
+int fnn_layer_norm_backward(int64_t rows, int64_t cols, const float *grad_y, const float *x,
+                            const float *weight, const float *save_mean, const float *save_rstd,
+                            float *grad_x, float *grad_weight, float *grad_bias)
+{
+    if (!sizes_valid(rows, cols, 1) || (rows * cols > 0 && (!x || !grad_y)) ||
+        (rows > 0 && (!save_mean || !save_rstd)))
+        return FNN_EINVAL;
+    if (cols == 0)
+        return FNN_OK;
+    ln_job J = {.rows = rows, .cols = cols, .x = x, .gy = grad_y, .weight = weight,
+                .mean_in = save_mean, .rstd_in = save_rstd, .gx = grad_x,
+                .gw = grad_weight, .gb = grad_bias};
+    double work = 4.0 * (double)rows * cols;
+    if (grad_x && rows > 0)
+        fnn_parallel_range(rows, work, 1, ln_input_grad_part, &J);
+    if (grad_weight || grad_bias)  /* rows == 0: zeros, sums of nothing */
+        fnn_parallel_range(cols, work, COL_ALIGN, ln_param_grad_part, &J);
     return FNN_OK;
 }

@@ -3,12 +3,13 @@
 # A forward's `out` may be its input itself (in place); a backward's out overlaps nothing.
 
 cdef enum Act:
-    RELU, LEAKY_RELU, SIGMOID, TANH, SOFTMAX, LOG_SOFTMAX
+    RELU, LEAKY_RELU, SIGMOID, TANH, SOFTMAX, LOG_SOFTMAX, GELU, GELU_TANH, SILU, ELU
 
 
 cdef int act_run(Act op, bint backward, int64_t n, int64_t cols, float slope,
                  const float *g, const float *a, float *y) noexcept nogil:
-    """Forward (y = f(a)) or backward (y = grad from g and a) of one activation."""
+    """Forward (y = f(a)) or backward (y = grad from g and a) of one activation; `slope`
+    is leaky_relu's negative slope and elu's alpha."""
     if op == RELU:
         return fnn_relu_backward(n, g, a, y) if backward else fnn_relu(n, a, y)
     if op == LEAKY_RELU:
@@ -18,6 +19,14 @@ cdef int act_run(Act op, bint backward, int64_t n, int64_t cols, float slope,
         return fnn_sigmoid_backward(n, g, a, y) if backward else fnn_sigmoid(n, a, y)
     if op == TANH:
         return fnn_tanh_backward(n, g, a, y) if backward else fnn_tanh(n, a, y)
+    if op == GELU or op == GELU_TANH:
+        approximate = FNN_GELU_TANH if op == GELU_TANH else FNN_GELU_ERF
+        return (fnn_gelu_backward(n, approximate, g, a, y) if backward
+                else fnn_gelu(n, approximate, a, y))
+    if op == SILU:
+        return fnn_silu_backward(n, g, a, y) if backward else fnn_silu(n, a, y)
+    if op == ELU:
+        return fnn_elu_backward(n, slope, g, a, y) if backward else fnn_elu(n, slope, a, y)
     if op == SOFTMAX:
         return (fnn_softmax_backward(n // cols, cols, g, a, y) if backward
                 else fnn_softmax(n // cols, cols, a, y))
@@ -99,6 +108,61 @@ def tanh(x, *, out=None):
 def tanh_backward(grad_out, y, *, out=None):
     """grad_out * (1 - y**2), from the forward output y."""
     return act_call(TANH, True, grad_out, y, "y", out, "tanh_backward")
+
+
+def as_approximate(object v, str fn):
+    """GELU's approximate as torch takes it: 'none' (the erf form) or 'tanh'."""
+    if not isinstance(v, str):
+        raise TypeError(f"{fn}: approximate must be a str, 'none' or 'tanh', got {v!r}")
+    if v not in ("none", "tanh"):
+        raise ValueError(f"{fn}: approximate must be 'none' or 'tanh', got {v!r}")
+    return v
+
+
+cdef Act gelu_op(object approximate, str fn) except *:
+    return GELU_TANH if as_approximate(approximate, fn) == "tanh" else GELU
+
+
+def gelu(x, approximate="none", *, out=None):
+    """x * Phi(x), Phi the standard normal CDF: by erf (approximate='none'), or
+    torch's tanh form 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x**3)))."""
+    return act_call(gelu_op(approximate, "gelu"), False, None, x, "x", out, "gelu")
+
+
+def gelu_backward(grad_out, x, approximate="none", *, out=None):
+    """grad_out * d gelu(x)/dx, from the forward input x (torch's formulas)."""
+    return act_call(gelu_op(approximate, "gelu_backward"), True, grad_out, x, "x", out,
+                    "gelu_backward")
+
+
+def silu(x, *, out=None):
+    """x * sigmoid(x) (swish)."""
+    return act_call(SILU, False, None, x, "x", out, "silu")
+
+
+def silu_backward(grad_out, x, *, out=None):
+    """grad_out * s * (1 + x * (1 - s)), s = sigmoid(x), from the forward input x."""
+    return act_call(SILU, True, grad_out, x, "x", out, "silu_backward")
+
+
+def as_alpha(object v, str fn):
+    """ELU's alpha as a real number finite in float32 (NaN or inf made every
+    negative input's output NaN or inf)."""
+    v = as_real(v, "alpha", fn)
+    if not abs(v) <= FLT_MAX:
+        raise ValueError(f"{fn}: alpha must be finite (in float32), got {v!r}")
+    return v
+
+
+def elu(x, alpha=1.0, *, out=None):
+    """x where x > 0, else alpha * (exp(x) - 1)."""
+    return act_call(ELU, False, None, x, "x", out, "elu", as_alpha(alpha, "elu"))
+
+
+def elu_backward(grad_out, x, alpha=1.0, *, out=None):
+    """grad_out where x > 0, else grad_out * alpha * exp(x) (torch's, from the input x)."""
+    return act_call(ELU, True, grad_out, x, "x", out, "elu_backward",
+                    as_alpha(alpha, "elu_backward"))
 
 
 cdef object over_dim(Act op, bint backward, object grad_out, object a, str a_name, object out,

@@ -63,6 +63,14 @@ cdef extern from "fastnn.h" nogil:
                                 const float *save_invstd, int training, float *grad_x,
                                 float *grad_weight, float *grad_bias)
 
+    int fnn_layer_norm(int64_t rows, int64_t cols, const float *x, const float *weight,
+                       const float *bias, double eps, float *y, float *save_mean,
+                       float *save_rstd)
+    int fnn_layer_norm_backward(int64_t rows, int64_t cols, const float *grad_y,
+                                const float *x, const float *weight, const float *save_mean,
+                                const float *save_rstd, float *grad_x, float *grad_weight,
+                                float *grad_bias)
+
     int fnn_relu(int64_t n, const float *x, float *y)
     int fnn_relu_backward(int64_t n, const float *gy, const float *x, float *gx)
     int fnn_leaky_relu(int64_t n, float slope, const float *x, float *y)
@@ -71,6 +79,16 @@ cdef extern from "fastnn.h" nogil:
     int fnn_sigmoid_backward(int64_t n, const float *gy, const float *y, float *gx)
     int fnn_tanh(int64_t n, const float *x, float *y)
     int fnn_tanh_backward(int64_t n, const float *gy, const float *y, float *gx)
+    enum:
+        FNN_GELU_ERF
+        FNN_GELU_TANH
+    int fnn_gelu(int64_t n, int approximate, const float *x, float *y)
+    int fnn_gelu_backward(int64_t n, int approximate, const float *gy, const float *x,
+                          float *gx)
+    int fnn_silu(int64_t n, const float *x, float *y)
+    int fnn_silu_backward(int64_t n, const float *gy, const float *x, float *gx)
+    int fnn_elu(int64_t n, float alpha, const float *x, float *y)
+    int fnn_elu_backward(int64_t n, float alpha, const float *gy, const float *x, float *gx)
     int fnn_softmax(int64_t rows, int64_t cols, const float *x, float *y)
     int fnn_softmax_backward(int64_t rows, int64_t cols, const float *gy, const float *y, float *gx)
     int fnn_log_softmax(int64_t rows, int64_t cols, const float *x, float *y)

@@ -10,12 +10,13 @@ from ._core import (conv2d, conv2d_backward, conv2d_max_pool2d,  # noqa: F401
 from ._core import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d,
                     avg_pool2d_backward, max_pool2d, max_pool2d_backward,
                     max_pool2d_with_indices)
-# batch normalization (fastnn/_norm.pxi)
-from ._core import batch_norm, batch_norm_backward
+# batch and layer normalization (fastnn/_norm.pxi)
+from ._core import batch_norm, batch_norm_backward, layer_norm, layer_norm_backward
 # activations and dropout (fastnn/_activation.pxi)
-from ._core import (dropout, leaky_relu, leaky_relu_backward, log_softmax,
-                    log_softmax_backward, relu, relu_backward, sigmoid, sigmoid_backward,
-                    softmax, softmax_backward, tanh, tanh_backward)
+from ._core import (dropout, elu, elu_backward, gelu, gelu_backward, leaky_relu,
+                    leaky_relu_backward, log_softmax, log_softmax_backward, relu, relu_backward,
+                    sigmoid, sigmoid_backward, silu, silu_backward, softmax, softmax_backward,
+                    tanh, tanh_backward)
 # merging: add (residual connections), concatenate (fastnn/_merge.pxi)
 from ._core import add, concatenate, concatenate_backward
 # losses (fastnn/_loss.pxi)

@@ -10,7 +10,8 @@ AvgPool2d -> MaxPool / AveragePool
 (ceil_mode as end padding, count_include_pad), AdaptiveAvgPool2d -> GlobalAveragePool,
 an AveragePool when the sizes divide, else two averaging MatMuls, BatchNorm -> an
 eval-mode BatchNormalization on the running statistics (on the batch's, ReduceMean,
-without them), activations, Flatten, Add (+), Concat, Dropout/Identity -> Identity, and
+without them), LayerNorm -> LayerNormalization, activations (GELU as Erf or Tanh and
+arithmetic, SiLU as x * Sigmoid, ELU -> Elu), Flatten, Add (+), Concat, Dropout/Identity -> Identity, and
 fastnn.keras' layout Transpose -> Transpose and 'same' padding Pad2d -> Pad."""
 import numpy as np
 
@@ -174,6 +175,19 @@ def _emit(b, layer, name, ins, out, in_shapes):
         b.node("Sigmoid", [x], out, name)
     elif kind is nn.Tanh:
         b.node("Tanh", [x], out, name)
+    elif kind is nn.GELU:
+        _gelu(b, x, out, name, layer.approximate)
+    elif kind is nn.SiLU:
+        b.node("Sigmoid", [x], f"{name}:sigmoid", f"{name}:sigmoid")
+        b.node("Mul", [x, f"{name}:sigmoid"], out, name)
+    elif kind is nn.ELU:
+        b.node("Elu", [x], out, name, alpha=layer.alpha)
+    elif kind is nn.LayerNorm:
+        shape = layer.normalized_shape
+        scale = layer.weight.data if layer.weight is not None else np.ones(shape, np.float32)
+        bias = [] if layer.bias is None else [b.weight(f"{name}.bias", layer.bias.data)]
+        b.node("LayerNormalization", [x, b.weight(f"{name}.weight", scale), *bias], out, name,
+               axis=-len(shape), epsilon=layer.eps)
     elif kind is nn.Softmax:
         b.node("Softmax", [x], out, name, axis=layer.dim)
     elif kind is nn.LogSoftmax:
@@ -204,6 +218,28 @@ def _emit(b, layer, name, ins, out, in_shapes):
     else:
         raise TypeError(f"export: layer {name} is a {kind.__name__}, which has no ONNX form "
                         f"here")
+
+
+def _gelu(b, x, out, name, approximate):
+    """GELU from opset-17 operators (Gelu itself is opset 20): 0.5 x (1 + erf(x / sqrt2)),
+    or 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) for approximate='tanh'."""
+    def const(key, value):
+        return b.weight(f"{name}.{key}", np.array(value, np.float32))
+
+    def op(kind, inputs, key):
+        b.node(kind, inputs, f"{name}:{key}", f"{name}:{key}")
+        return f"{name}:{key}"
+
+    if approximate == "tanh":
+        cube = op("Mul", [op("Mul", [x, x], "square"), x], "cube")
+        inner = op("Add", [x, op("Mul", [cube, const("kappa", 0.044715)], "kappa_cube")],
+                   "inner")
+        phi2 = op("Tanh", [op("Mul", [inner, const("beta", np.sqrt(2 / np.pi))], "scaled")],
+                  "tanh")
+    else:
+        phi2 = op("Erf", [op("Div", [x, const("sqrt2", np.sqrt(2))], "scaled")], "erf")
+    half_x = op("Mul", [x, const("half", 0.5)], "half_x")
+    b.node("Mul", [half_x, op("Add", [phi2, const("one", 1.0)], "one_plus")], out, name)
 
 
 def export(model, path, input_shape=None, opset=DEFAULT_OPSET):

@@ -6,6 +6,8 @@ function computes in the dtype of its inputs, losses use mean reduction, and
 the optimizer steps update their arrays in place like torch.optim.
 """
 
+import math
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -445,6 +447,51 @@ def batch_norm_backward(grad_y, x, weight, save_mean, save_invstd, *, training,
             grad_bias if affine else None)
 
 
+def _ln_axes(x, normalized_shape):
+    """The trailing axes layer_norm normalises over, checked against x's shape."""
+    shape = tuple(normalized_shape) if isinstance(normalized_shape, (tuple, list)) else (
+        normalized_shape,)
+    k = len(shape)
+    if not shape or x.ndim < k or x.shape[x.ndim - k:] != shape:
+        raise ValueError(f"normalized_shape {shape} is not the trailing shape of {x.shape}")
+    return tuple(range(x.ndim - k, x.ndim))
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Layer normalization over the trailing normalized_shape dimensions, like
+    torch.nn.functional.layer_norm; returns (y, mean, rstd), the statistics of shape
+    x.shape[:-len(normalized_shape)], rstd = 1/sqrt(biased var + eps)."""
+    axes = _ln_axes(x, normalized_shape)
+    with np.errstate(invalid="ignore", divide="ignore"):  # no values: NaN statistics
+        mean = x.mean(axis=axes, keepdims=True)
+        var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+    rstd = 1 / np.sqrt(var + eps)
+    y = (x - mean) * rstd
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y, mean.reshape(mean.shape[:x.ndim - len(axes)]), rstd.reshape(mean.shape[
+        :x.ndim - len(axes)])
+
+
+def layer_norm_backward(grad_y, x, normalized_shape, save_mean, save_rstd, weight=None,
+                        bias=None):
+    """Gradients (grad_x, grad_weight, grad_bias) of :func:`layer_norm` from its saved
+    statistics; grad_weight is None without weight, grad_bias None without bias."""
+    axes = _ln_axes(x, normalized_shape)
+    _check_same_shape(grad_y, x)
+    keep = save_mean.shape + (1,) * len(axes)
+    rstd = save_rstd.reshape(keep)
+    xhat = (x - save_mean.reshape(keep)) * rstd
+    g = grad_y if weight is None else grad_y * weight
+    grad_x = rstd * (g - g.mean(axis=axes, keepdims=True) -
+                     xhat * (g * xhat).mean(axis=axes, keepdims=True))
+    lead = tuple(range(x.ndim - len(axes)))
+    return (grad_x, None if weight is None else (grad_y * xhat).sum(axis=lead),
+            None if bias is None else grad_y.sum(axis=lead))
+
+
 # ---------------------------------------------------------------------------
 # Merging
 # ---------------------------------------------------------------------------
@@ -518,6 +565,62 @@ def tanh(x):
 def tanh_backward(grad_out, y):
     """Gradient of :func:`tanh` given its output y: grad_out * (1 - y**2)."""
     return grad_out * (1 - y * y)
+
+
+_erfc = np.frompyfunc(math.erfc, 1, 1)
+
+
+def _phi(x):
+    """The standard normal CDF as erfc(-x/sqrt2)/2: 1 + erf(x/sqrt2) without its
+    cancellation for x < 0."""
+    return 0.5 * np.asarray(_erfc(-x / math.sqrt(2)), dtype=np.result_type(x))
+
+
+def gelu(x, approximate="none"):
+    """x * Phi(x), Phi the standard normal CDF (_phi), or torch's tanh form, 0.5 (1 + tanh(u)) = sigmoid(2u) with u = sqrt(2/pi)
+    (x + 0.044715 x^3)."""
+    if approximate == "tanh":
+        return x * _gelu_tanh_s(x)
+    return x * _phi(x)
+
+
+def _gelu_tanh_s(x):
+    return sigmoid(2 * math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3))
+
+
+def gelu_backward(grad_out, x, approximate="none"):
+    """Gradient of :func:`gelu` from its input x, torch's formulas: Phi(x) + x phi(x), or
+    s + 0.5 x (1 - tanh(u)^2) u'(x) with 1 - tanh^2 = 4 s (1 - s), s = sigmoid(2u)."""
+    with np.errstate(invalid="ignore", over="ignore"):  # inf * 0: NaN, as torch's
+        if approximate == "tanh":
+            s = _gelu_tanh_s(x)
+            beta = math.sqrt(2 / math.pi)
+            return grad_out * (s + 0.5 * x * (4 * s * (1 - s)) *
+                               (beta * (1 + 3 * 0.044715 * x * x)))
+        pdf = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+        return grad_out * (_phi(x) + x * pdf)
+
+
+def silu(x):
+    """x * sigmoid(x)."""
+    return x * sigmoid(x)
+
+
+def silu_backward(grad_out, x):
+    """Gradient of :func:`silu` from its input x: s (1 + x (1 - s)), s = sigmoid(x)."""
+    s = sigmoid(x)
+    return grad_out * (s * (1 + x * (1 - s)))
+
+
+def elu(x, alpha=1.0):
+    """x where x > 0, else alpha * expm1(x); NaN propagates."""
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+
+
+def elu_backward(grad_out, x, alpha=1.0):
+    """Gradient of :func:`elu` from its input x, torch's: grad_out * alpha * exp(x) where
+    x <= 0, else grad_out (NaN included)."""
+    return np.where(x <= 0, grad_out * alpha * np.exp(np.minimum(x, 0)), grad_out)
 
 
 def softmax(x):

@@ -8,7 +8,17 @@ Cephes' tanhf on that expf (measured within 2.5u) plus a few float32 operations,
 each element is within a small multiple of u of the float64 result, relative to the
 magnitudes involved (bounds stated per test). softmax's exp(x - max) has the extra
 relative error |x - max| * u from rounding x - max.
+
+gelu's Phi(x) is erfc(-x/sqrt2)/2 by Numerical Recipes' erfcc (a fit of relative error
+below 1.2e-7) on that expf: exp(-z^2 + P(t)) carries the rounding of z = x/sqrt2 and of
+z^2, relative error ~1.5 x^2 u, so the bound grows with x^2 (x = -10: ~800u, where torch's
+1 + erf(x/sqrt2) has cancelled to 0). The tanh form's sigmoid(2v) carries ~|v| u of its
+argument's rounding. Results below FLT_MIN come from subnormal intermediates: absolute
+error up to 2**-140 there. Each bound below is the measured maximum over [-15, 15] (600k
+points) rounded up.
 """
+import math
+
 import numpy as np
 import pytest
 
@@ -106,6 +116,79 @@ def test_softmax_empty(name, shape):
     assert getattr(F, name + "_backward")(x, x).shape == shape
 
 
+SMOOTH = [("gelu", {}), ("gelu", {"approximate": "tanh"}), ("silu", {}), ("elu", {}),
+          ("elu", {"alpha": 0.3}), ("elu", {"alpha": -2.0})]
+TINY = 2.0 ** -140  # subnormal results: see the module's docstring
+BETA = math.sqrt(2 / math.pi)
+
+
+def smooth_bounds(name, kwargs, x, g):
+    """(forward bound, backward bound) of a SMOOTH entry at float64 x and g, in u."""
+    if name == "gelu":
+        phi = ref._phi(x)
+        pdf = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+        if kwargs:
+            s = ref._gelu_tanh_s(x)
+            grow = 1 + np.abs(2 * BETA * (x + 0.044715 * x ** 3))
+            right = np.abs(0.5 * x * 4 * s * (1 - s) * BETA * (1 + 3 * 0.044715 * x * x))
+            return 4 * grow * np.abs(x) * s, 5 * grow * np.abs(g) * (s + right)
+        grow = 1 + x * x
+        return 8 * grow * np.abs(x) * phi, 8 * grow * np.abs(g) * (phi + np.abs(x) * pdf)
+    if name == "silu":
+        s = ref.sigmoid(x)
+        return 4 * np.abs(x) * s, 16 * np.abs(g) * s * (1 + np.abs(x) * (1 - s))
+    return 4 * np.abs(ref.elu(x, **kwargs)), 3 * np.abs(ref.elu_backward(g, x, **kwargs))
+
+
+@pytest.mark.parametrize("shape", SHAPES + [(1, 1), (3, 1001)])
+@pytest.mark.parametrize("name, kwargs", SMOOTH)
+def test_gelu_silu_elu_match_reference(isa, rng, shape, name, kwargs):
+    x, g = sample(rng, shape), sample(rng, shape, 1.0)
+    x64, g64 = x.astype(np.float64), g.astype(np.float64)
+    fwd, bwd = getattr(F, name), getattr(F, name + "_backward")
+    r_fwd, r_bwd = getattr(ref, name), getattr(ref, name + "_backward")
+    with np.errstate(over="ignore", invalid="ignore"):
+        fb, bb = smooth_bounds(name, kwargs, x64, g64)
+    assert_within(fwd(x, **kwargs), r_fwd(x64, **kwargs), fb * U + TINY)
+    assert_within(bwd(g, x, **kwargs), r_bwd(g64, x64, **kwargs), bb * U + TINY)
+
+
+@pytest.mark.parametrize("name, kwargs", SMOOTH)
+def test_gelu_silu_elu_bounds_over_a_dense_range(isa, name, kwargs):
+    """The stated bounds over [-15, 15] (past it the results are 0, x or -alpha up to
+    the bound's few u), 300k points."""
+    x = np.linspace(-15, 15, 300_001, dtype=np.float32)
+    x64, g = x.astype(np.float64), np.ones(x.size, np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        fb, bb = smooth_bounds(name, kwargs, x64, g)
+    assert_within(getattr(F, name)(x, **kwargs), getattr(ref, name)(x64, **kwargs),
+                  fb * U + TINY)
+    assert_within(getattr(F, name + "_backward")(g.astype(np.float32), x, **kwargs),
+                  getattr(ref, name + "_backward")(g, x64, **kwargs), bb * U + TINY)
+
+
+SPECIALS = np.array([-np.inf, np.inf, np.nan, -1e20, 1e20, -1e4, 1e4, -100.0, -20.0, -10.0,
+                     0.0, -0.0, 1e-30, -1e-30, 1e-45], np.float32)
+
+
+@pytest.mark.parametrize("name, kwargs", SMOOTH)
+def test_gelu_silu_elu_special_values_as_torch(isa, name, kwargs):
+    """inf, NaN, huge and tiny inputs: NaN, inf and finite exactly where float32 torch
+    has them (gelu(-inf) and silu(-inf) NaN, elu(-inf) = -alpha; the gradient NaN at
+    +-inf, elu's at NaN grad_out's), values within torch's rounding (torch's 1 + erf
+    cancels to 0 for x < -5.3 where the kernel keeps the tail: atol 1e-6)."""
+    torch = pytest.importorskip("torch")
+    t = torch.tensor(SPECIALS, requires_grad=True)
+    t_fn = getattr(torch.nn.functional, name)
+    ty = t_fn(t, *kwargs.values()) if name == "elu" else t_fn(t, **kwargs)
+    g = np.linspace(0.5, 1.5, SPECIALS.size, dtype=np.float32)
+    ty.backward(torch.from_numpy(g))
+    y = getattr(F, name)(SPECIALS, **kwargs)
+    gx = getattr(F, name + "_backward")(g, SPECIALS, **kwargs)
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(gx, t.grad.numpy(), rtol=1e-6, atol=1e-6)
+
+
 def test_exp_accuracy_over_its_range(isa):
     # sigmoid(x) = e/(1 + e) for x < 0 exercises exp over [-104, 0]; below -87.3 the
     # results are subnormal, with absolute error under the smallest normal's ulp.
@@ -122,7 +205,8 @@ def test_stable_for_extreme_inputs():
     assert np.isfinite(F.log_softmax(x)).all()
 
 
-@pytest.mark.parametrize("fn", [F.relu, F.leaky_relu, F.sigmoid, F.tanh, F.softmax, F.log_softmax])
+@pytest.mark.parametrize("fn", [F.relu, F.leaky_relu, F.sigmoid, F.tanh, F.softmax, F.log_softmax,
+                                F.gelu, F.silu, F.elu])
 def test_forward_in_place(rng, fn):
     x = sample(rng, (5, 9))
     expected = fn(x)
@@ -144,6 +228,20 @@ def test_thread_count_does_not_change_bits(isa, rng, threads, name):
         threads(n)
         y = fwd(x)
         results.append((y, bwd(g, y if uses_output else x)))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name, kwargs", SMOOTH[:5])
+def test_smooth_thread_count_does_not_change_bits(isa, rng, threads, name, kwargs):
+    x = sample(rng, (300, 1001))  # above the threading threshold, an odd row length
+    g = sample(rng, x.shape, 1.0)
+    fwd, bwd = getattr(F, name), getattr(F, name + "_backward")
+    results = []
+    for n in (1, 2, 3):
+        threads(n)
+        results.append((fwd(x, **kwargs), bwd(g, x, **kwargs)))
     for other in results[1:]:
         for a, b in zip(results[0], other):
             np.testing.assert_array_equal(a, b)
@@ -239,6 +337,17 @@ BAD = [
     (lambda: F.relu(np.ones((3, 3), np.float32), out=np.ones((3, 3), np.float32).T), ValueError,
      "C-contiguous"),
     (lambda: F.softmax(np.float32(1.0)), ValueError, "at least 1 dimension"),
+    (lambda: F.gelu(np.ones(3, np.float32), "erf"), ValueError,
+     "approximate must be 'none' or 'tanh', got 'erf'"),
+    (lambda: F.gelu_backward(np.ones(3, np.float32), np.ones(3, np.float32), None), TypeError,
+     "approximate must be a str"),
+    (lambda: F.elu(np.ones(3, np.float32), float("nan")), ValueError, "alpha must be finite"),
+    (lambda: F.elu_backward(np.ones(3, np.float32), np.ones(3, np.float32), 1e39), ValueError,
+     "alpha must be finite"),
+    (lambda: F.elu(np.ones(3, np.float32), True), TypeError, "alpha must be a real number"),
+    (lambda: F.silu(np.ones(3, np.float64)), TypeError, "x must be a float32"),
+    (lambda: F.silu_backward(np.ones(2, np.float32), np.ones(3, np.float32)), ValueError,
+     r"grad_out must have the shape of x \(3,\)"),
 ]
 
 

@@ -235,6 +235,37 @@ def make_bn(r, draw, backward=False):
             "eps": draw(st.sampled_from([0.0, 1e-5, 1.0]))}
 
 
+def make_smooth(r, draw, name, backward=False):
+    """gelu's (approximate), silu's or elu's (alpha) arguments, or their backward's."""
+    args = make_backward(r, draw) if backward else make_unary(r, draw)
+    if name == "gelu":
+        args["approximate"] = draw(st.sampled_from(["none", "tanh"]))
+    if name == "elu":
+        args["alpha"] = draw(st.sampled_from([1.0, 0.3, -2.0, 0]))
+    return args
+
+
+SMOOTH_ARGS = {"gelu": ("approximate",), "silu": (), "elu": ("alpha",)}
+
+
+def make_ln(r, draw, backward=False):
+    """x (*lead, *normalized_shape), the shape as an int or a tuple, optional weight and
+    bias; for the backward the statistics of the forward."""
+    shape = tuple(dims(draw) for _ in range(draw(st.integers(1, 2))))
+    lead = tuple(dims(draw, 0 if draw(st.booleans()) else 1) for _ in range(draw(st.integers(0, 2))))
+    x = randn(r, *lead, *shape)
+    normalized = shape[0] if len(shape) == 1 and draw(st.booleans()) else shape
+    weight = randn(r, *shape) if draw(st.booleans()) else None
+    bias = randn(r, *shape) if draw(st.booleans()) else None
+    if backward:
+        _, mean, rstd = R.layer_norm(x, normalized, eps=1e-5)
+        return {"grad_y": randn(r, *x.shape), "x": x, "normalized_shape": normalized,
+                "save_mean": mean.astype(np.float32), "save_rstd": rstd.astype(np.float32),
+                "weight": weight, "bias": bias}
+    return {"x": x, "normalized_shape": normalized, "weight": weight, "bias": bias,
+            "eps": draw(st.sampled_from([0.0, 1e-5, 1.0]))}
+
+
 def make_adaptive(r, draw, backward=False):
     x = randn(r, dims(draw, 1, 2), dims(draw, 1, 3), dims(draw, 1, 7), dims(draw, 1, 7))
     size = draw(st.sampled_from([1, 2, 3, 5, (2, None), (None, 1), (4, 3)]))
@@ -371,6 +402,12 @@ OPS += [
     Op("batch_norm_backward", F.batch_norm_backward, R.batch_norm_backward,
        lambda r, d: make_bn(r, d, True), {"grad_input": 0, "grad_weight": 1, "grad_bias": 2},
        (), ("grad_y", "x", "weight", "save_mean", "save_invstd")),
+    Op("layer_norm", F.layer_norm, R.layer_norm, make_ln,
+       {"out": 0, "save_mean": 1, "save_rstd": 2}, ("normalized_shape", "eps"),
+       ("x", "weight", "bias")),
+    Op("layer_norm_backward", F.layer_norm_backward, R.layer_norm_backward,
+       lambda r, d: make_ln(r, d, True), {"grad_input": 0, "grad_weight": 1, "grad_bias": 2},
+       ("normalized_shape",), ("grad_y", "x", "save_mean", "save_rstd", "weight", "bias")),
     Op("add", F.add, R.add, lambda r, d: make_merge(r, d, "add"), {"out": None}, (),
        ("inputs",)),
     Op("concatenate", F.concatenate, R.concatenate, lambda r, d: make_merge(r, d, "concatenate"),
@@ -395,6 +432,10 @@ OPS += [
        make_pair("pred", "target"), {"out": None}, (), ("pred", "target")),
     Op("matmul", fastnn.matmul, ref_matmul, make_matmul, {"out": None}, (), ("a", "b")),
 ]
+OPS += [Op(name + suffix, getattr(F, name + suffix), getattr(R, name + suffix),
+           lambda r, d, name=name, b=bool(suffix): make_smooth(r, d, name, b), {"out": None},
+           SMOOTH_ARGS[name], ("grad_out", "x") if suffix else ("x",))
+        for name in SMOOTH_ARGS for suffix in ("", "_backward")]
 PUBLIC = {name for name in dir(F) if not name.startswith("_") and callable(getattr(F, name))}
 
 
@@ -601,7 +642,7 @@ def test_kernel_boundary(op, data):
             src = holder[hk]
             if src.shape == tuple(shape) and src.size and not (op.name in (
                     "relu", "sigmoid", "tanh", "leaky_relu", "softmax", "log_softmax", "add",
-                    "dropout")):
+                    "dropout", "gelu", "silu", "elu")):
                 holder[hk] = src = src.copy()
                 out = src  # an input as the output of an op that is not in place
                 must_raise = True
@@ -651,6 +692,9 @@ LAYER_ARGS = {  # valid positional constructor arguments from d(lo, hi) -> int
     nn.BatchNorm1d: lambda d: [d(1, 4)],
     nn.BatchNorm2d: lambda d: [d(1, 4)],
     nn.AdaptiveAvgPool2d: lambda d: [d(1, 4)],
+    nn.GELU: lambda d: [["none", "tanh"][d(0, 1)]],
+    nn.ELU: lambda d: [0.5],
+    nn.LayerNorm: lambda d: [d(1, 4), 1e-5, bool(d(0, 1)), bool(d(0, 1))],
 }
 # Layer sizes that could actually be allocated (2**31 floats) are left out: they are valid.
 LAYER_HOSTILE = [v for v in HOSTILE_INTS + HOSTILE_REALS if not isinstance(v, int) or
@@ -677,6 +721,9 @@ def layer_input(layer, r, draw):
         return randn(r, dims(draw, 2, 4), layer.num_features, *spatial)
     if isinstance(layer, nn.AdaptiveAvgPool2d):
         return randn(r, dims(draw), dims(draw), dims(draw, 1, 7), dims(draw, 1, 7))
+    if isinstance(layer, nn.LayerNorm):  # (N, *, *normalized_shape)
+        return randn(r, dims(draw), *[dims(draw) for _ in range(draw(st.integers(0, 1)))],
+                     *layer.normalized_shape)
     return randn(r, *[dims(draw) for _ in range(draw(st.integers(1, 4)))])
 
 
@@ -704,6 +751,13 @@ def layer_reference(layer, x):
                             eps=layer.eps)[0]
     if isinstance(layer, nn.AdaptiveAvgPool2d):
         return R.adaptive_avg_pool2d(x, layer.output_size)
+    if isinstance(layer, nn.LayerNorm):
+        w, b = (None if p is None else p.data for p in (layer.weight, layer.bias))
+        return R.layer_norm(x, layer.normalized_shape, w, b, layer.eps)[0]
+    if isinstance(layer, nn.GELU):
+        return R.gelu(x, layer.approximate)
+    if isinstance(layer, nn.ELU):
+        return R.elu(x, layer.alpha)
     if isinstance(layer, nn.Identity):
         return x
     if isinstance(layer, nn.MaxPool2d):
@@ -725,7 +779,7 @@ def layer_reference(layer, x):
 
 LAYERS = [nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.MaxPool2d, nn.AvgPool2d, nn.ReLU, nn.LeakyReLU, nn.Sigmoid,
           nn.Tanh, nn.Softmax, nn.LogSoftmax, nn.Flatten, nn.Dropout, nn.BatchNorm1d, nn.BatchNorm2d,
-          nn.AdaptiveAvgPool2d, nn.Identity]
+          nn.AdaptiveAvgPool2d, nn.Identity, nn.GELU, nn.SiLU, nn.ELU, nn.LayerNorm]
 
 
 @settings(FUZZ, max_examples=400)
@@ -1607,6 +1661,42 @@ def test_negative_slope_boundary(slope):
             check_named(got, {"negative_slope"})
 
 
+NEW_LAYER_ARGS = [  # (argument, constructor of a value, the reference layer or None)
+    ("approximate", lambda v: nn.GELU(v), {"none": "none", "tanh": "tanh"}),
+    ("alpha", lambda v: nn.ELU(v), None),
+    ("eps", lambda v: nn.LayerNorm(2, eps=v), None),
+    ("normalized_shape", lambda v: nn.LayerNorm(v), None),
+    ("elementwise_affine", lambda v: nn.LayerNorm(2, elementwise_affine=v), None),
+    ("bias", lambda v: nn.LayerNorm(2, bias=v), None),
+    ("inplace", lambda v: nn.SiLU(v), None),
+]
+STRINGS = ["none", "tanh", "erf", "None", "Tanh", "", "tanh ", b"tanh", None, False]
+
+
+@pytest.mark.parametrize("arg, make, valid", NEW_LAYER_ARGS, ids=[a[0] for a in NEW_LAYER_ARGS])
+@pytest.mark.parametrize("value", LAYER_HOSTILE + STRINGS + [1e39, -1e39], ids=repr)
+def test_new_layer_arguments_boundary(arg, make, valid, value):
+    """GELU(approximate), ELU(alpha), LayerNorm(normalized_shape, eps, elementwise_affine,
+    bias) and SiLU(inplace): each hostile value raises naming the layer and the argument
+    (alpha: finite reals; eps: finite and > 0; normalized_shape: positive ints; flags:
+    bools; approximate: 'none' or 'tanh' exactly), or builds the layer torch would."""
+    status, got = call("new_layer_args", lambda: make(value))
+    real = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    flag = isinstance(value, (bool, np.bool_))
+    sizes = value if isinstance(value, tuple) else (value,)
+    ok = {"approximate": isinstance(value, str) and value in ("none", "tanh"),
+          "alpha": real and abs(value) <= np.finfo(np.float32).max,
+          "eps": real and 0 < value < np.inf,
+          "normalized_shape": len(sizes) > 0 and all(
+              fastnn._core.is_int(d) and 1 <= d <= 2**40 for d in sizes),
+          "elementwise_affine": flag, "bias": flag, "inplace": flag}[arg]
+    if ok:
+        assert status == "ok", f"{arg}={value!r} rejected: {got!r}"
+        return
+    assert status == "raised", f"{arg}={value!r} accepted"
+    check_named(got, {arg})
+
+
 # calls: 38 kernel functions x 175 examples x 2, layers 400 x 1-3, losses and optimizers
 # 300 x 1-2
 @settings(FUZZ, max_examples=200)
@@ -1776,7 +1866,7 @@ QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losse
          "distributed": 200, "to_categorical": 200, "safetensors": 200, "keras_layers": 300,
          "keras_model_files": 100, "flags": 300, "containers": 300,
          "keras_loss_calls": 200, "keras_build": 50, "conv_algorithm": 200,
-         "window_positions": 200}
+         "window_positions": 200, "new_layer_args": 250}
 
 
 def test_call_count():

@@ -54,7 +54,23 @@ def norm_pair():
             (3, 9, 9))
 
 
+def modern_mlp_pair():
+    """LayerNorm (over one and two trailing dimensions, without bias, without affine),
+    GELU in both forms, SiLU and ELU."""
+    return (nn.Sequential(nn.Linear(6, 8), nn.LayerNorm((3, 8)), nn.GELU(), nn.Linear(8, 8),
+                          nn.LayerNorm(8, eps=1e-3, bias=False), nn.SiLU(), nn.Linear(8, 6),
+                          nn.ELU(0.7), nn.LayerNorm(6, elementwise_affine=False),
+                          nn.GELU("tanh"), nn.Flatten(), nn.Linear(18, 4)),
+            tnn.Sequential(tnn.Linear(6, 8), tnn.LayerNorm((3, 8)), tnn.GELU(),
+                           tnn.Linear(8, 8), tnn.LayerNorm(8, eps=1e-3, bias=False), tnn.SiLU(),
+                           tnn.Linear(8, 6), tnn.ELU(0.7),
+                           tnn.LayerNorm(6, elementwise_affine=False),
+                           tnn.GELU(approximate="tanh"), tnn.Flatten(), tnn.Linear(18, 4)),
+            (3, 6))
+
+
 PAIRS = [pytest.param(mlp_pair, id="mlp"), pytest.param(cnn_pair, id="cnn"),
+         pytest.param(modern_mlp_pair, id="layernorm-gelu"),
          pytest.param(norm_pair, id="batchnorm", marks=needs_arch_kernels)]
 
 

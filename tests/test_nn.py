@@ -119,7 +119,9 @@ def test_maxpool_eval_mode_forward_matches_training_mode(rng):
 @pytest.mark.parametrize("cls,args,ref,uses_output", [
     (nn.ReLU, (), "relu", False), (nn.LeakyReLU, (0.2,), "leaky_relu", False),
     (nn.Sigmoid, (), "sigmoid", True), (nn.Tanh, (), "tanh", True),
-    (nn.Softmax, (), "softmax", True)])
+    (nn.Softmax, (), "softmax", True), (nn.GELU, (), "gelu", False),
+    (nn.GELU, ("tanh",), "gelu", False), (nn.SiLU, (), "silu", False),
+    (nn.ELU, (0.5,), "elu", False)])
 @pytest.mark.parametrize("shape", [(1, 1), (5, 10), (4, 3, 5, 7)])
 def test_activations_match_reference(isa, rng, cls, args, ref, uses_output, shape):
     layer = cls(*args)
@@ -383,6 +385,70 @@ def test_batch_norm_layers_match_torch(rng, cls, shape, kwargs):
     ty.backward(torch.from_numpy(g))
     np.testing.assert_allclose(layer(x), ty.detach().numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(layer.backward(g), tx.grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
+NEW_LAYERS = [  # (fastnn layer, its torch.nn twin's constructor, input shape)
+    (lambda: nn.GELU(), lambda t: t.GELU(), (4, 7)),
+    (lambda: nn.GELU("tanh"), lambda t: t.GELU(approximate="tanh"), (2, 3, 5)),
+    (lambda: nn.SiLU(), lambda t: t.SiLU(), (4, 7)),
+    (lambda: nn.ELU(), lambda t: t.ELU(), (4, 7)),
+    (lambda: nn.ELU(alpha=0.3), lambda t: t.ELU(alpha=0.3), (3, 2, 5)),
+    (lambda: nn.LayerNorm(7), lambda t: t.LayerNorm(7), (4, 7)),
+    (lambda: nn.LayerNorm([3, 5], eps=1e-3), lambda t: t.LayerNorm([3, 5], eps=1e-3),
+     (2, 4, 3, 5)),
+    (lambda: nn.LayerNorm(5, bias=False), lambda t: t.LayerNorm(5, bias=False), (3, 5)),
+    (lambda: nn.LayerNorm(5, elementwise_affine=False),
+     lambda t: t.LayerNorm(5, elementwise_affine=False), (3, 2, 5)),
+]
+
+
+@pytest.mark.parametrize("make, make_twin, shape", NEW_LAYERS)
+def test_gelu_silu_elu_layer_norm_layers_match_torch(rng, make, make_twin, shape):
+    """repr, state_dict keys and values, then two training steps and an eval step
+    (forward, input and parameter gradients) against torch.nn's layer of the same
+    arguments; the weights off their defaults, moved from fastnn to torch."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    layer, twin = make(), make_twin(torch.nn)
+    assert repr(layer) == repr(twin)
+    for p in layer.parameters():
+        p.data[...] = rng.standard_normal(p.shape)
+    twin.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in layer.state_dict().items()})
+    assert list(layer.state_dict()) == list(twin.state_dict())
+    for mode in (True, True, False):
+        layer.train(mode)
+        twin.train(mode)
+        layer.zero_grad()
+        twin.zero_grad()
+        x, g = randn(rng, *shape) * 3 + 0.5, randn(rng, *shape)
+        tx = torch.from_numpy(x).requires_grad_()
+        ty = twin(tx)
+        ty.backward(torch.from_numpy(g))
+        np.testing.assert_allclose(layer(x), ty.detach().numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(layer.backward(g), tx.grad.numpy(), rtol=1e-4, atol=1e-5)
+        for p, tp in zip(layer.parameters(), twin.parameters()):
+            np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_layer_norm_freezing_and_errors(rng):
+    """A frozen weight or bias keeps .grad None (the other one still trains), and a
+    normalized_shape the input's trailing dimensions do not end with is named."""
+    layer = nn.LayerNorm(4)
+    layer.bias.requires_grad = False
+    x = randn(rng, 3, 4)
+    layer(x)
+    dx = layer.backward(randn(rng, 3, 4))
+    assert dx.shape == x.shape and layer.weight.grad is not None and layer.bias.grad is None
+    assert layer.backward(randn(rng, 3, 4), need_input_grad=False) is None
+    with pytest.raises(ValueError, match=r"LayerNorm\(\(4,\).*expects input of shape \(N, \*, 4\)"):
+        layer(randn(rng, 3, 5))
+    with pytest.raises(ValueError, match="expects input of shape"):
+        nn.LayerNorm((2, 4))(randn(rng, 3, 4))
+    with pytest.raises(ValueError, match="expects input of shape"):
+        nn.LayerNorm(4)(randn(rng, 4))  # no batch dimension
+    with pytest.raises(ValueError, match="eps must be positive"):
+        nn.LayerNorm(4, eps=0.0)
+    with pytest.raises(RuntimeError, match="call the layer on a batch first"):
+        nn.LayerNorm(4).backward(randn(rng, 3, 4))
 
 
 def test_batch_norm_errors():

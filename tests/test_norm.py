@@ -291,3 +291,182 @@ def test_batch_norm_takes_torchs_positional_order(rng):
         np.testing.assert_allclose(y, t_y.numpy(), rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(rm, t_rm.numpy(), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(rv, t_rv.numpy(), rtol=1e-5, atol=1e-6)
+
+
+# ---- layer normalization: the same error model over each row of normalized_shape values
+# (mean and rstd from double sums, each one rounding; y and grad_x a few roundings of
+# their terms' magnitudes; grad_weight and grad_bias one rounding of double sums).
+
+# (x_shape, normalized_shape, weight, bias)
+LN_CASES = [
+    pytest.param((5, 3), (3,), True, True, id="2d"),
+    pytest.param((1, 1), 1, True, True, id="one-value"),      # variance 0: y = bias
+    pytest.param((2, 3, 7), (3, 7), True, False, id="two-dims-no-bias"),
+    pytest.param((4, 33), 33, False, False, id="odd-no-affine"),
+    pytest.param((2, 3, 5, 9), (9,), False, True, id="4d-bias-only"),
+    pytest.param((64, 300), (300,), True, True, id="wide"),  # two column chunks of grads
+    pytest.param((0, 5), (5,), True, True, id="empty-batch"),
+    pytest.param((7,), (7,), True, True, id="no-batch"),
+]
+
+
+def ln_inputs(rng, shape, normalized_shape, weight, bias):
+    """x with rows of means far from 0 and a constant row (variance 0)."""
+    k = len(np.atleast_1d(normalized_shape))
+    pshape = shape[len(shape) - k:]
+    x = rng.standard_normal(shape) * 2 + rng.integers(-3, 4, size=shape[:len(shape) - k] + (1,) * k) * 10.0
+    if x.ndim > k and x.shape[0] > 1:
+        x[0] = 2.5
+    f32 = lambda a: None if a is None else np.asarray(a, np.float32)  # noqa: E731
+    return (f32(x), f32(rng.standard_normal(pshape)) if weight else None,
+            f32(rng.standard_normal(pshape)) if bias else None)
+
+
+@pytest.mark.parametrize("shape, normalized_shape, weight, bias", LN_CASES)
+def test_layer_norm_matches_reference(isa, rng, shape, normalized_shape, weight, bias):
+    x, w, b = ln_inputs(rng, shape, normalized_shape, weight, bias)
+    eps = 1e-3
+    y, mean, rstd = F.layer_norm(x, normalized_shape, w, b, eps)
+    r_y, r_mean, r_rstd = ref.layer_norm(f64(x), normalized_shape, f64(w), f64(b), eps)
+    k = len(np.atleast_1d(normalized_shape))
+    axes = tuple(range(x.ndim - k, x.ndim))
+    lead = tuple(range(x.ndim - k))
+    assert mean.dtype == rstd.dtype == np.float32 and mean.shape == shape[:x.ndim - k]
+    row = lambda v: np.asarray(v).reshape(np.shape(v) + (1,) * k)  # noqa: E731
+    absx = np.abs(f64(x))
+    assert_within(mean, r_mean, 2 * U * np.abs(f64(x)).max(axis=axes, initial=0))
+    assert_within(rstd, r_rstd, 2 * U * r_rstd)
+    wa = 1.0 if w is None else np.abs(f64(w))
+    bound = 8 * U * (wa * row(r_rstd) * (absx + row(np.abs(r_mean))) +
+                     (0 if b is None else np.abs(f64(b))))
+    assert_within(y, r_y, bound)
+
+    g = rng.standard_normal(shape).astype(np.float32)
+    gx, gw, gb = F.layer_norm_backward(g, x, normalized_shape, mean, rstd, w, b)
+    r_gx, r_gw, r_gb = ref.layer_norm_backward(f64(g), f64(x), normalized_shape, f64(mean),
+                                               f64(rstd), f64(w), f64(b))
+    gw64 = np.abs(f64(g)) * wa
+    xhat = (f64(x) - row(f64(mean))) * row(f64(rstd))
+    terms = row(f64(rstd)) * (gw64 + gw64.mean(axis=axes, keepdims=True) +
+                              (gw64 * np.abs(xhat)).mean(axis=axes, keepdims=True) *
+                              row(f64(rstd)) * (absx + row(np.abs(f64(mean)))))
+    assert_within(gx, r_gx, 8 * U * terms)
+    for mine, want, scale in ((gw, r_gw, np.abs(f64(g) * xhat)), (gb, r_gb, np.abs(f64(g)))):
+        if want is None:
+            assert mine is None
+        else:
+            assert_within(mine, want, 2 * U * scale.sum(axis=lead))
+
+
+@pytest.mark.parametrize("shape", [(2048, 300), (48, 20, 131), (3, 40000)])
+def test_layer_norm_thread_count_does_not_change_bits(isa, rng, threads, shape):
+    x, w, b = ln_inputs(rng, shape, shape[-1], True, True)
+    g = rng.standard_normal(shape).astype(np.float32)
+    results = []
+    for n in (1, 2, 3):
+        threads(n)
+        y, mean, rstd = F.layer_norm(x, shape[-1], w, b)
+        results.append((y, mean, rstd, *F.layer_norm_backward(g, x, shape[-1], mean, rstd, w, b)))
+    for other in results[1:]:
+        for a, b_ in zip(results[0], other):
+            np.testing.assert_array_equal(a, b_)
+
+
+# one-value: torch's float32 x - mean of a single value is rounding noise (grad_weight
+# 3e-6 where it is 0: the reference test checks that case)
+@pytest.mark.parametrize("shape, normalized_shape, weight, bias",
+                         [c for c in LN_CASES if c.id not in ("wide", "one-value")])
+def test_layer_norm_matches_torch(rng, shape, normalized_shape, weight, bias):
+    torch = pytest.importorskip("torch")
+    x, w, b = ln_inputs(rng, shape, normalized_shape, weight, bias)
+    leaves = [torch.tensor(a, requires_grad=True) if a is not None else None for a in (x, w, b)]
+    nshape = tuple(np.atleast_1d(normalized_shape))
+    t_y = torch.nn.functional.layer_norm(leaves[0], nshape, leaves[1], leaves[2], eps=1e-4)
+    g = rng.standard_normal(shape).astype(np.float32)
+    t_y.backward(torch.from_numpy(g))
+    y, mean, rstd = F.layer_norm(x, normalized_shape, w, b, eps=1e-4)
+    np.testing.assert_allclose(y, t_y.detach().numpy(), rtol=1e-5, atol=2e-5)
+    grads = F.layer_norm_backward(g, x, normalized_shape, mean, rstd, w, b)
+    for mine, leaf in zip(grads, leaves):
+        if leaf is None:
+            assert mine is None
+            continue
+        want = leaf.grad.numpy()
+        scale = float(np.abs(want).max(initial=0))
+        np.testing.assert_allclose(mine, want, rtol=1e-4, atol=1e-5 * scale)
+
+
+def test_layer_norm_inf_nan_as_torch():
+    """A row holding inf or NaN is NaN throughout, in y and grad_x, as torch's; other rows
+    are untouched."""
+    torch = pytest.importorskip("torch")
+    x = np.array([[1, np.inf, 2], [1, 2, np.nan], [-np.inf, 0, 1], [1, 2, 4]], np.float32)
+    w, b = np.float32([1, 2, 3]), np.float32([0, 1, -1])
+    leaves = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    t_y = torch.nn.functional.layer_norm(leaves[0], (3,), leaves[1], leaves[2])
+    g = np.ones_like(x)
+    t_y.backward(torch.from_numpy(g))
+    y, mean, rstd = F.layer_norm(x, 3, w, b)
+    np.testing.assert_allclose(y, t_y.detach().numpy(), rtol=1e-5, atol=1e-6)
+    gx, gw, gb = F.layer_norm_backward(g, x, 3, mean, rstd, w, b)
+    np.testing.assert_allclose(gx, leaves[0].grad.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(gw, leaves[1].grad.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(gb, leaves[2].grad.numpy(), rtol=1e-5, atol=1e-6)
+    assert np.isfinite(y[3]).all()
+
+
+def test_layer_norm_out_buffers_and_layouts(rng):
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+    w = np.ones(6, np.float32)
+    y, m, r = np.empty_like(x), np.empty(4, np.float32), np.empty(4, np.float32)
+    res = F.layer_norm(x, (6,), w, None, out=y, save_mean=m, save_rstd=r)
+    assert res[0] is y and res[1] is m and res[2] is r
+    gx, gw = np.empty_like(x), np.empty(6, np.float32)
+    res = F.layer_norm_backward(y, x, 6, m, r, w, None, grad_input=gx, grad_weight=gw)
+    assert res[0] is gx and res[1] is gw and res[2] is None
+    assert F.layer_norm_backward(y, x, 6, m, r, w, need_input_grad=False)[0] is None
+    assert F.layer_norm_backward(y, x, 6, m, r, w, need_weight_grad=False)[1] is None
+    np.testing.assert_array_equal(F.layer_norm(np.asfortranarray(x), 6, w)[0], y)
+    mean_far = (1e4 + rng.standard_normal((3, 50))).astype(np.float32)  # shifted sums
+    np.testing.assert_allclose(F.layer_norm(mean_far, 50, eps=0.0)[2],
+                               ref.layer_norm(f64(mean_far), 50, eps=0.0)[2], rtol=4 * U)
+
+
+XL = np.zeros((2, 3, 4), np.float32)
+
+
+@pytest.mark.parametrize("call, exc, msg", [
+    (lambda: F.layer_norm(XL, (3,)), ValueError,
+     r"normalized_shape \(3,\) must be the trailing dimensions of x"),
+    (lambda: F.layer_norm(XL, (2, 3, 4, 1)), ValueError, "must be the trailing dimensions"),
+    (lambda: F.layer_norm(XL, ()), TypeError, "normalized_shape must be an int or a non-empty"),
+    (lambda: F.layer_norm(XL, 4.0), TypeError, "normalized_shape must be an int"),
+    (lambda: F.layer_norm(XL, (True,)), TypeError, "normalized_shape must be an int"),
+    (lambda: F.layer_norm(XL, (0,)), ValueError, "normalized_shape must hold positive ints"),
+    (lambda: F.layer_norm(XL, 4, eps=-1.0), ValueError, "eps must be finite and >= 0"),
+    (lambda: F.layer_norm(XL, 4, eps=float("nan")), ValueError, "eps must be finite"),
+    (lambda: F.layer_norm(XL, 4, eps="1e-5"), TypeError, "eps must be a real number"),
+    (lambda: F.layer_norm(XL, 4, np.ones(3, np.float32)), ValueError,
+     r"weight must have shape \(4,\)"),
+    (lambda: F.layer_norm(XL, 4, None, np.ones(4)), TypeError, "bias must be a float32"),
+    (lambda: F.layer_norm(XL.astype(np.float64), 4), TypeError, "x must be a float32"),
+    (lambda: F.layer_norm(XL, 4, out=XL), ValueError, "out overlaps an input"),
+    (lambda: F.layer_norm(XL, 4, save_rstd=np.empty(6, np.float32)), ValueError,
+     r"save_rstd must have shape \(2, 3\)"),
+    (lambda: F.layer_norm_backward(XL[:1], XL, 4, *S3[:2]), ValueError,
+     r"grad_y must have the shape of x"),
+    (lambda: F.layer_norm_backward(XL, XL, 4, None, np.ones((2, 3), np.float32)), ValueError,
+     "save_mean is required"),
+    (lambda: F.layer_norm_backward(XL, XL, 4, np.ones((2, 3), np.float32),
+                                   np.ones(3, np.float32)), ValueError,
+     r"save_rstd must have shape \(2, 3\)"),
+    (lambda: F.layer_norm_backward(XL, XL, 4, *(np.ones((2, 3), np.float32),) * 2,
+                                   grad_weight=np.empty(4, np.float32)), ValueError,
+     r"grad_weight was given but is not computed \(weight is None"),
+    (lambda: F.layer_norm_backward(XL, XL, 4, *(np.ones((2, 3), np.float32),) * 2,
+                                   need_input_grad=1), TypeError,
+     "need_input_grad must be True or False"),
+])
+def test_layer_norm_bad_inputs_raise_clear_errors(call, exc, msg):
+    with pytest.raises(exc, match=msg):
+        call()

@@ -62,6 +62,19 @@ def keras_same_strided():
         fk.layers.Dense(2)]), (8, 8, 2)
 
 
+def modern_mlp():
+    """LayerNorm (one and two trailing dimensions, no bias, no affine), GELU in both
+    forms, SiLU, ELU, with weights off their defaults."""
+    model = nn.Sequential(nn.Linear(6, 8), nn.LayerNorm((3, 8)), nn.GELU(), nn.Linear(8, 8),
+                          nn.LayerNorm(8, eps=1e-3, bias=False), nn.SiLU(), nn.Linear(8, 6),
+                          nn.ELU(0.7), nn.LayerNorm(6, elementwise_affine=False),
+                          nn.GELU("tanh"), nn.Flatten(), nn.Linear(18, 4), input_shape=(3, 6))
+    rng = np.random.default_rng(3)
+    for p in model.parameters():
+        p.data[...] = rng.standard_normal(p.shape) * 2
+    return model, (3, 6)
+
+
 CASES = {
     "keras-same-strided": keras_same_strided,
     "autoencoder": lambda: (nn.Sequential(
@@ -69,6 +82,7 @@ CASES = {
         nn.ConvTranspose2d(4, 4, 3, stride=2, padding=1, output_padding=1, groups=2),
         nn.ConvTranspose2d(4, 1, (2, 3), stride=(1, 2), dilation=(2, 1), bias=False)),
         (2, 8, 6)),
+    "layernorm-gelu-silu-elu": modern_mlp,
     "mlp": lambda: (models.mlp(seed=0), (1, 28, 28)),
     "cnn": lambda: (models.cnn(seed=0), (1, 28, 28)),
     "residual": residual_graph,
@@ -330,4 +344,18 @@ def test_padding_modes_match_predict(mode, tmp_path, rng):
             fonnx.export(model, path, input_shape=(2, 5, 6))
     fonnx.export(model, path, input_shape=(2, 5, 6), opset=19)
     x = rng.standard_normal((2, 2, 5, 6)).astype(np.float32)
+    np.testing.assert_allclose(run_onnx(path, x)[0], model.predict(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("opset", [17, 18, 19])
+def test_layer_norm_and_smooth_activations_export_at_each_opset(opset, tmp_path, rng):
+    """GELU (erf and tanh forms written out: no Gelu before opset 20), SiLU, ELU and
+    LayerNormalization at opsets 17-19, with inputs in GELU's tails (|x| up to 12)."""
+    model, shape = modern_mlp()
+    path = tmp_path / f"m{opset}.onnx"
+    proto = fonnx.export(model, path, opset=opset)
+    onnx.checker.check_model(proto, full_check=True)
+    ops = {n.op_type for n in proto.graph.node}
+    assert {"Erf", "Tanh", "Sigmoid", "Elu", "LayerNormalization"} <= ops and "Gelu" not in ops
+    x = (rng.standard_normal((4,) + shape) * 4).astype(np.float32)
     np.testing.assert_allclose(run_onnx(path, x)[0], model.predict(x), rtol=1e-5, atol=1e-5)

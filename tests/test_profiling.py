@@ -102,3 +102,20 @@ def test_bad_labels(rng):
     x, _ = batch(rng)
     with pytest.raises(ValueError, match="labels must lie in"):
         small_cnn().profile(x, np.array([0, 7]))
+
+
+def test_layer_norm_and_smooth_activations_in_summary_and_profile(rng):
+    """summary counts LayerNorm's weight and bias; profile times each new layer (no
+    matrix products: no FLOPs) and leaves the weights as they were."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(98, 8, seed=0), nn.LayerNorm(8), nn.GELU(),
+                          nn.SiLU(), nn.ELU(), nn.Linear(8, 5, seed=1), input_shape=(2, 7, 7))
+    summary = io.StringIO()
+    model.summary(file=summary)
+    assert "LayerNorm" in summary.getvalue() and "16" in summary.getvalue()
+    before = [p.data.copy() for p in model.parameters()]
+    x, y = batch(rng, 4)
+    rows = model.profile(x, y, repeat=2, file=io.StringIO())
+    assert [r["layer"] for r in rows[2:6]] == ["2: LayerNorm", "3: GELU", "4: SiLU", "5: ELU"]
+    assert all(r["flops"] == 0 and r["backward_ms"] >= 0 for r in rows[2:6])
+    for p, b in zip(model.parameters(), before):
+        np.testing.assert_array_equal(p.data, b)

@@ -83,6 +83,13 @@ ACTIVATIONS = [
     pytest.param(ref.tanh, ref.tanh_backward, True, id="tanh"),
     pytest.param(ref.softmax, ref.softmax_backward, True, id="softmax"),
     pytest.param(ref.log_softmax, ref.log_softmax_backward, True, id="log_softmax"),
+    pytest.param(ref.gelu, ref.gelu_backward, False, id="gelu"),
+    pytest.param(lambda x: ref.gelu(x, "tanh"), lambda g, x: ref.gelu_backward(g, x, "tanh"),
+                 False, id="gelu-tanh"),
+    pytest.param(ref.silu, ref.silu_backward, False, id="silu"),
+    pytest.param(ref.elu, ref.elu_backward, False, id="elu"),
+    pytest.param(lambda x: ref.elu(x, -0.5), lambda g, x: ref.elu_backward(g, x, -0.5), False,
+                 id="elu--0.5"),
 ]
 
 
@@ -239,6 +246,44 @@ def test_batch_norm_backward_fd(rng, x_shape, affine, training):
         assert_grad_close(gb, numerical_grad(lambda t: bn(x, w, t), b, g))
     else:
         assert gw is None and gb is None
+
+
+# (x_shape, normalized_shape, weight, bias)
+LN_CASES = [
+    pytest.param((4, 5), (5,), True, True, id="2d"),
+    pytest.param((2, 3, 4), (3, 4), True, False, id="two-dims-no-bias"),
+    pytest.param((3, 6), 6, False, False, id="no-affine"),
+    pytest.param((2, 1, 3), (3,), False, True, id="bias-only"),
+]
+
+
+def ln_args(rng, x_shape, normalized_shape, weight, bias):
+    shape = x_shape[len(x_shape) - len(np.atleast_1d(normalized_shape)):]
+    x = rng.normal(size=x_shape) * 2 + 1
+    return (x, rng.normal(size=shape) if weight else None,
+            rng.normal(size=shape) if bias else None)
+
+
+@pytest.mark.parametrize("x_shape, normalized_shape, weight, bias", LN_CASES)
+def test_layer_norm_backward_fd(rng, x_shape, normalized_shape, weight, bias):
+    x, w, b = ln_args(rng, x_shape, normalized_shape, weight, bias)
+
+    def ln(x, w=w, b=b):
+        return ref.layer_norm(x, normalized_shape, w, b, eps=1e-3)[0]
+
+    _, mean, rstd = ref.layer_norm(x, normalized_shape, w, b, eps=1e-3)
+    assert mean.shape == rstd.shape == x.shape[:x.ndim - np.ndim(np.zeros(normalized_shape))]
+    g = rng.normal(size=x_shape)
+    gx, gw, gb = ref.layer_norm_backward(g, x, normalized_shape, mean, rstd, w, b)
+    assert_grad_close(gx, numerical_grad(ln, x, g))
+    if weight:
+        assert_grad_close(gw, numerical_grad(lambda t: ln(x, t, b), w, g))
+    else:
+        assert gw is None
+    if bias:
+        assert_grad_close(gb, numerical_grad(lambda t: ln(x, w, t), b, g))
+    else:
+        assert gb is None
 
 
 # ---------------------------------------------------------------------------
@@ -542,6 +587,11 @@ def torch_activation(name):
         "tanh": torch.tanh,
         "softmax": lambda t: F.softmax(t, dim=-1),
         "log_softmax": lambda t: F.log_softmax(t, dim=-1),
+        "gelu": F.gelu,
+        "gelu-tanh": lambda t: F.gelu(t, approximate="tanh"),
+        "silu": F.silu,
+        "elu": F.elu,
+        "elu--0.5": lambda t: F.elu(t, -0.5),
     }[name]
 
 
@@ -618,6 +668,28 @@ def test_batch_norm_matches_torch(rng, x_shape, affine, training):
     assert_matches_torch(rv, t_rv)
     mine = ref.batch_norm_backward(g, x, w, mean, invstd, training=training)
     for a, t in zip(mine, grads):
+        assert_matches_torch(a, t)
+
+
+@pytest.mark.parametrize("x_shape, normalized_shape, weight, bias", LN_CASES)
+def test_layer_norm_matches_torch(rng, x_shape, normalized_shape, weight, bias):
+    F = pytest.importorskip("torch.nn.functional")
+    x, w, b = ln_args(rng, x_shape, normalized_shape, weight, bias)
+    x[0] = 0.25  # a constant row: variance 0
+    shape = tuple(np.atleast_1d(normalized_shape))
+    y, mean, rstd = ref.layer_norm(x, normalized_shape, w, b, eps=1e-3)
+    g = rng.normal(size=x_shape)
+    given = [a for a in (w, b) if a is not None]
+
+    def t_ln(t, *params):
+        it = iter(params)
+        return F.layer_norm(t, shape, next(it) if weight else None, next(it) if bias else None,
+                            eps=1e-3)
+
+    out, grads = torch_grads(t_ln, x, *given, grad_out=g)
+    assert_matches_torch(y, out)
+    mine = ref.layer_norm_backward(g, x, normalized_shape, mean, rstd, w, b)
+    for a, t in zip([mine[0]] + [m for m in mine[1:] if m is not None], grads):
         assert_matches_torch(a, t)
 
 

@@ -48,8 +48,13 @@ def test_every_layer_type_round_trips(tmp_path, rng):
     model = nn.Sequential(nn.Conv2d(2, 3, (3, 2), stride=(2, 1), padding=1, bias=False),
                           nn.LeakyReLU(0.1), nn.AvgPool2d(2, 1), nn.MaxPool2d(3, 2, 1),
                           nn.Tanh(), nn.Flatten(), nn.Dropout(0.3), nn.Linear(18, 5),
-                          nn.Sigmoid(), nn.Linear(5, 4, bias=False), nn.Softmax(),
-                          input_shape=(2, 7, 6))
+                          nn.Sigmoid(), nn.Linear(5, 4, bias=False), nn.LayerNorm(4, eps=1e-3),
+                          nn.GELU("tanh"), nn.Linear(4, 6), nn.LayerNorm((6,), bias=False),
+                          nn.SiLU(), nn.ELU(0.5), nn.LayerNorm(6, elementwise_affine=False),
+                          nn.GELU(), nn.Softmax(), input_shape=(2, 7, 6))
+    for layer in model:  # weights off their defaults
+        for p in layer.parameters():
+            p.data[...] = rng.standard_normal(p.shape)
     path = tmp_path / "all.fnn"
     fastnn.save(model, path)
     loaded = fastnn.load(path)

@@ -92,14 +92,18 @@ static inline float ew_float(uint32_t u)
 
 /* Logistic function without overflow: e = exp(-|x|) is at most 1; y = 1/(1+e) for
  * x >= 0 (sign bit clear), e/(1+e) otherwise. NaN propagates through e. */
+static inline float ew_sigmoid1(float v)
+{
+    uint32_t ux = ew_bits(v);
+    float e = fnn_expf(ew_float(ux | 0x80000000u));  /* exp(-|x|) */
+    uint32_t neg = -(ux >> 31);
+    return ew_float((ew_bits(e) & neg) | (ew_bits(1.0f) & ~neg)) / (1.0f + e);
+}
+
 static void ew_sigmoid(int64_t n, const float *restrict x, float *restrict y)
 {
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t ux = ew_bits(x[i]);
-        float e = fnn_expf(ew_float(ux | 0x80000000u));  /* exp(-|x|) */
-        uint32_t neg = -(ux >> 31);
-        y[i] = ew_float((ew_bits(e) & neg) | (ew_bits(1.0f) & ~neg)) / (1.0f + e);
-    }
+    for (int64_t i = 0; i < n; i++)
+        y[i] = ew_sigmoid1(x[i]);
 }
 
 /* tanh as Cephes' tanhf: its odd polynomial for |x| < 0.625, else (1 - e) / (1 + e)
@@ -115,6 +119,129 @@ static void ew_tanh(int64_t n, const float *restrict x, float *restrict y)
         uint32_t small = -(uint32_t)(ua < 0x3f200000u);  /* |x| < 0.625 */
         uint32_t mag = ((ew_bits(p) & small) | (ew_bits(q) & ~small)) & 0x7fffffffu;
         y[i] = ew_float(mag | (ux & 0x80000000u));  /* odd: x's sign, -0 included */
+    }
+}
+
+/* The smooth activations (fnn_gelu, fnn_silu, fnn_elu) as branch-free per-element
+ * functions of x (alpha: elu's), selects on the bits, so their loops vectorise. */
+
+/* erfc(z) for any z by Numerical Recipes' erfcc (Chebyshev fit: relative error below
+ * 1.2e-7 everywhere), t = 1/(1 + |z|/2): erfc(|z|) = t exp(-z^2 + P(t)), and
+ * 2 - erfc(|z|) for z < 0. 1 + erf(x/sqrt2) as erfc(-x/sqrt2) keeps GELU's relative
+ * precision for x < 0, where 1 + erf cancels. */
+static inline float ew_erfc(float z)
+{
+    uint32_t uz = ew_bits(z);
+    float a = ew_float(uz & 0x7fffffffu), t = 1.0f / (1.0f + 0.5f * a);
+    float p = 0.17087277f;
+    p = p * t - 0.82215223f;
+    p = p * t + 1.48851587f;
+    p = p * t - 1.13520398f;
+    p = p * t + 0.27886807f;
+    p = p * t - 0.18628806f;
+    p = p * t + 0.09678418f;
+    p = p * t + 0.37409196f;
+    p = p * t + 1.00002368f;
+    p = p * t - 1.26551223f;
+    float r = t * fnn_expf(p - a * a);
+    uint32_t neg = -(uz >> 31);
+    return ew_float((ew_bits(2.0f - r) & neg) | (ew_bits(r) & ~neg));
+}
+
+#define EW_SQRT1_2 0.70710678118654752f
+#define EW_INV_SQRT_2PI 0.39894228040143268f
+#define EW_GELU_BETA 0.79788456080286536f  /* sqrt(2/pi) */
+#define EW_GELU_KAPPA 0.044715f
+
+/* The tanh form's 0.5 (1 + tanh(u)), u = beta (x + kappa x^3), as sigmoid(2u): no
+ * cancellation for x < 0 either. */
+static inline float ew_gelu_tanh_s(float x)
+{
+    return ew_sigmoid1(2.0f * (EW_GELU_BETA * (x + EW_GELU_KAPPA * (x * x * x))));
+}
+
+/* expm1(x) for x <= 0: exp(x) - 1 below -ln2/2, else x (1 + x P(x)) with the
+ * polynomial of fnn_expf (where its n is 0 and r is x): no cancellation, and -0 stays -0. */
+static inline float ew_expm1(float x)
+{
+    float p = 1.9875691500e-4f;
+    p = p * x + 1.3981999507e-3f;
+    p = p * x + 8.3334519073e-3f;
+    p = p * x + 4.1665795894e-2f;
+    p = p * x + 1.6666665459e-1f;
+    p = p * x + 5.0000001201e-1f;
+    float small = x * (1.0f + x * p), large = fnn_expf(x) - 1.0f;
+    uint32_t far = -(uint32_t)((ew_bits(x) & 0x7fffffffu) > 0x3eb17218u);  /* |x| > ln2/2 */
+    return ew_float((ew_bits(large) & far) | (ew_bits(small) & ~far));
+}
+
+/* ELU's branch on x <= 0 (a NaN takes the x > 0 side, as torch's) as a mask. */
+static inline uint32_t ew_not_positive(float x)
+{
+    uint32_t u = ew_bits(x), a = u & 0x7fffffffu;
+    return -(uint32_t)(((u >> 31) | (a == 0)) & (a <= 0x7f800000u));
+}
+
+static void ew_smooth(int op, int64_t n, float alpha, const float *x, float *y)
+{
+    /* y may alias x (in place): each element is read once, then written. */
+    switch (op) {
+    case FNN_SMOOTH_GELU:
+        for (int64_t i = 0; i < n; i++)
+            y[i] = 0.5f * x[i] * ew_erfc(-EW_SQRT1_2 * x[i]);
+        break;
+    case FNN_SMOOTH_GELU_TANH:
+        for (int64_t i = 0; i < n; i++)
+            y[i] = x[i] * ew_gelu_tanh_s(x[i]);
+        break;
+    case FNN_SMOOTH_SILU:
+        for (int64_t i = 0; i < n; i++)
+            y[i] = x[i] * ew_sigmoid1(x[i]);
+        break;
+    default: /* FNN_SMOOTH_ELU */
+        for (int64_t i = 0; i < n; i++) {
+            float v = x[i], neg = alpha * ew_expm1(v);
+            uint32_t m = ew_not_positive(v);
+            y[i] = ew_float((ew_bits(neg) & m) | (ew_bits(v) & ~m));
+        }
+    }
+}
+
+/* Their gradients from the input x, in torch's forms: GELU gy (Phi(x) + x phi(x)); the
+ * tanh form gy (s + 0.5 x (1 - tanh^2) beta (1 + 3 kappa x^2)), 1 - tanh^2 = 4 s (1 - s);
+ * SiLU gy s (1 + x (1 - s)); ELU gy alpha exp(x) for x <= 0, else gy. */
+static void ew_smooth_backward(int op, int64_t n, float alpha, const float *restrict gy,
+                               const float *restrict x, float *restrict gx)
+{
+    switch (op) {
+    case FNN_SMOOTH_GELU:
+        for (int64_t i = 0; i < n; i++) {
+            float v = x[i];
+            float cdf = 0.5f * ew_erfc(-EW_SQRT1_2 * v);
+            float pdf = EW_INV_SQRT_2PI * fnn_expf(-0.5f * v * v);
+            gx[i] = gy[i] * (cdf + v * pdf);
+        }
+        break;
+    case FNN_SMOOTH_GELU_TANH:
+        for (int64_t i = 0; i < n; i++) {
+            float v = x[i], s = ew_gelu_tanh_s(v);
+            float right = 0.5f * v * (4.0f * s * (1.0f - s)) *
+                          (EW_GELU_BETA * (1.0f + 3.0f * EW_GELU_KAPPA * (v * v)));
+            gx[i] = gy[i] * (s + right);
+        }
+        break;
+    case FNN_SMOOTH_SILU:
+        for (int64_t i = 0; i < n; i++) {
+            float v = x[i], s = ew_sigmoid1(v);
+            gx[i] = gy[i] * (s * (1.0f + v * (1.0f - s)));
+        }
+        break;
+    default: /* FNN_SMOOTH_ELU */
+        for (int64_t i = 0; i < n; i++) {
+            float v = x[i], g = gy[i], neg = g * (alpha * fnn_expf(v));
+            uint32_t m = ew_not_positive(v);
+            gx[i] = ew_float((ew_bits(neg) & m) | (ew_bits(g) & ~m));
+        }
     }
 }
 
@@ -518,7 +645,8 @@ static void ew_rmsprop(int64_t n, float *p, const float *grad, float *sq, float 
     {                                                                                    \
         .relu = ew_relu, .relu_backward = ew_relu_backward, .leaky_relu = ew_leaky_relu, \
         .leaky_relu_backward = ew_leaky_relu_backward, .sigmoid = ew_sigmoid,            \
-        .tanh = ew_tanh, .add = ew_add, .dropout = ew_dropout, .exp_sum = ew_exp_sum,   \
+        .tanh = ew_tanh, .smooth = ew_smooth, .smooth_backward = ew_smooth_backward,     \
+        .add = ew_add, .dropout = ew_dropout, .exp_sum = ew_exp_sum,                    \
         .sums = ew_sums, .dot_sums = ew_dot_sums, .max_pool_2x2 = ew_max_pool_2x2,       \
         .sgd = ew_sgd, .max_unpool_2x2 = ew_max_unpool_2x2, .adam = ew_adam,             \
         .rmsprop = ew_rmsprop                                                            \

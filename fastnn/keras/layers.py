@@ -154,7 +154,8 @@ def Input(shape=None, batch_size=None, name=None, dtype=None):
 
 
 _ACTIVATIONS = {"linear": None, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh,
-                "softmax": nn.Softmax, "leaky_relu": lambda: nn.LeakyReLU(0.2)}
+                "softmax": nn.Softmax, "leaky_relu": lambda: nn.LeakyReLU(0.2),
+                "gelu": nn.GELU, "silu": nn.SiLU, "swish": nn.SiLU, "elu": nn.ELU}
 
 
 def _activation(name, layer):
@@ -566,7 +567,8 @@ class Dropout(Layer):
 
 class Activation(Layer):
     """keras.layers.Activation(name): 'relu', 'sigmoid', 'tanh', 'softmax' (over the last
-    axis), 'leaky_relu', 'linear'."""
+    axis), 'leaky_relu', 'gelu' (exact, Keras' default), 'silu' / 'swish', 'elu',
+    'linear'."""
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)

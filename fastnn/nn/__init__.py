@@ -10,8 +10,8 @@ One family per file:
     linear.py         Linear (and the weighted-layer base Conv2d shares)
     conv.py           Conv2d, ConvTranspose2d, and Conv2d fused with a MaxPool2d and/or a ReLU
     pooling.py        MaxPool2d, AvgPool2d, AdaptiveAvgPool2d
-    activation.py     ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, LogSoftmax
-    normalization.py  BatchNorm1d, BatchNorm2d
+    activation.py     ReLU, LeakyReLU, Sigmoid, Tanh, GELU, SiLU, ELU, Softmax, LogSoftmax
+    normalization.py  BatchNorm1d, BatchNorm2d, LayerNorm
     merge.py          Add, Concatenate
     dropout.py        Dropout
     shape.py          Flatten, Identity
@@ -38,7 +38,7 @@ The explicit training loop::
         model.backward(loss_fn.backward())
         opt.step()
 """
-from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh
 from .container import ModuleDict, ModuleList, Sequential
 from .conv import Conv2d, ConvTranspose2d, _FusedConv  # noqa: F401 (_FusedConv: for tests)
 from .dropout import Dropout
@@ -47,13 +47,14 @@ from .model import Model
 from .linear import Linear
 from .merge import Add, Concatenate
 from .module import Module, Parameter
-from .normalization import BatchNorm1d, BatchNorm2d
+from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .registry import LAYERS, register
 from .shape import Flatten, Identity
 
 __all__ = ["Parameter", "Module", "Input", "Value", "Model", "TracingError", "Sequential",
            "ModuleList", "ModuleDict",
-           "Linear", "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "ReLU",
-           "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "BatchNorm1d", "BatchNorm2d", "Add",
+           "Linear", "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
+           "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "GELU", "SiLU", "ELU",
+           "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Add",
            "Concatenate", "Dropout", "Flatten", "Identity", "register", "LAYERS"]

@@ -1,10 +1,11 @@
-"""Elementwise activations: ReLU, LeakyReLU, Sigmoid, Tanh, and Softmax / LogSoftmax over
-a dimension (the last by default)."""
+"""Elementwise activations: ReLU, LeakyReLU, Sigmoid, Tanh, GELU, SiLU, ELU, and Softmax /
+LogSoftmax over a dimension (the last by default)."""
 from .. import functional as F
-from .._core import as_flag, as_slope, is_int as _is_int
+from .._core import as_alpha, as_approximate, as_flag, as_slope, is_int as _is_int
 from .module import Module
 
-__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax"]
+__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "GELU", "SiLU",
+           "ELU"]
 
 
 class _Elementwise(Module):
@@ -88,3 +89,42 @@ class Softmax(_OverDim):
 class LogSoftmax(_OverDim):
     """log(softmax(x)) over dimension `dim` (default -1, the last), computed stably."""
     _forward, _backward = staticmethod(F.log_softmax), staticmethod(F.log_softmax_backward)
+
+
+class GELU(_Elementwise):
+    """x * Phi(x) (Phi the standard normal CDF), by erf (approximate='none') or torch's
+    tanh form (approximate='tanh')."""
+    _forward, _backward = staticmethod(F.gelu), staticmethod(F.gelu_backward)
+
+    def __init__(self, approximate="none"):
+        self.approximate = as_approximate(approximate, "GELU")
+
+    def _extra(self):
+        return (self.approximate,)
+
+    def config(self):
+        return {"approximate": self.approximate}
+
+
+class SiLU(_Elementwise):
+    """x * sigmoid(x) (swish); `inplace` as ReLU's."""
+    _forward, _backward = staticmethod(F.silu), staticmethod(F.silu_backward)
+
+    def __init__(self, inplace=False):
+        self.inplace = as_flag(inplace, "inplace", "SiLU")
+
+
+class ELU(_Elementwise):
+    """x for x > 0, else alpha * (exp(x) - 1); the backward is torch's from the input
+    (alpha * exp(x) for x <= 0), so a negative alpha works as in torch."""
+    _forward, _backward = staticmethod(F.elu), staticmethod(F.elu_backward)
+
+    def __init__(self, alpha=1.0, inplace=False):
+        self.alpha = as_alpha(alpha, "ELU")
+        self.inplace = as_flag(inplace, "inplace", "ELU")
+
+    def _extra(self):
+        return (self.alpha,)
+
+    def config(self):
+        return {"alpha": self.alpha}

@@ -1,6 +1,7 @@
 """Batch normalisation: BatchNorm1d ((N, C) or (N, C, L)) and BatchNorm2d ((N, C, H, W)),
 torch's arguments, parameters (weight, bias) and buffers (running_mean, running_var,
-num_batches_tracked).
+num_batches_tracked); layer normalisation: LayerNorm over each sample's trailing
+normalized_shape dimensions, in training and eval mode alike.
 
 Training mode normalises with the batch's statistics (biased variance) and, when
 tracking, updates the running estimates (unbiased variance) with `momentum`, or with a
@@ -11,10 +12,10 @@ import math
 import numpy as np
 
 from .. import functional as F
-from .._core import as_flag, as_real as _real
+from .._core import as_flag, as_real as _real, as_sample_shape
 from .module import Module, Parameter, _count
 
-__all__ = ["BatchNorm1d", "BatchNorm2d"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm"]
 
 
 class _BatchNorm(Module):
@@ -144,3 +145,75 @@ class BatchNorm2d(_BatchNorm):
     """Batch normalisation over (N, C, H, W), per channel C."""
     _ndims = (4,)
     _expected = "(N, C, H, W) with C = num_features"
+
+
+class LayerNorm(Module):
+    """torch.nn.LayerNorm: y = (x - mean) / sqrt(var + eps) * weight + bias, the mean
+    and biased variance over each sample's trailing `normalized_shape` dimensions;
+    weight (ones) and bias (zeros) of that shape when elementwise_affine (bias=False:
+    weight only)."""
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True):
+        name = type(self).__name__
+        self.normalized_shape = as_sample_shape(normalized_shape, "normalized_shape", name)
+        if not self.normalized_shape:
+            raise ValueError(f"{name}: normalized_shape must hold at least one dimension, "
+                             f"got {normalized_shape!r}")
+        self.eps = _real(eps, "eps", name)
+        if not 0 < self.eps < math.inf:
+            raise ValueError(f"{name}: eps must be positive and finite, got {eps!r}")
+        self.elementwise_affine = as_flag(elementwise_affine, "elementwise_affine", name)
+        has_bias = as_flag(bias, "bias", name)
+        shape = self.normalized_shape
+        try:
+            if math.prod(shape) > 1 << 40:  # 4 TiB per array: refuse before asking
+                raise MemoryError
+            affine = self.elementwise_affine
+            self.weight = Parameter(np.ones(shape, np.float32)) if affine else None
+            self.bias = Parameter(np.zeros(shape, np.float32)) if affine and has_bias else None
+        except MemoryError:
+            raise MemoryError(f"{name}: cannot allocate the weights of normalized_shape="
+                              f"{shape}") from None
+
+    def output_shape(self, shape):
+        k = len(self.normalized_shape)
+        self._expect(shape, f"(N, *, {', '.join(map(str, self.normalized_shape))})",
+                     len(shape) > k and tuple(shape[-k:]) == self.normalized_shape)
+        return tuple(shape)
+
+    def forward(self, x):
+        self.output_shape(x.shape)
+        self._x = x
+        lead = x.shape[:x.ndim - len(self.normalized_shape)]
+        y, self._mean, self._rstd = F.layer_norm(
+            x, self.normalized_shape, None if self.weight is None else self.weight.data,
+            None if self.bias is None else self.bias.data, self.eps,
+            out=self._buffer("y", x.shape), save_mean=self._buffer("mean", lead),
+            save_rstd=self._buffer("rstd", lead))
+        return y
+
+    def backward(self, grad_out, need_input_grad=True):
+        x = self._forwarded("_x")
+        weight, bias = self.weight, self.bias
+        want_w = weight is not None and weight.requires_grad
+        want_b = bias is not None and bias.requires_grad
+        shape = self.normalized_shape
+        # a frozen one of the pair is computed into a scratch buffer (one kernel pass)
+        gx, _, _ = F.layer_norm_backward(
+            grad_out, x, shape, self._mean, self._rstd,
+            None if weight is None else weight.data, None if bias is None else bias.data,
+            need_input_grad=need_input_grad, need_weight_grad=want_w or want_b,
+            grad_input=self._buffer("dx", x.shape) if need_input_grad else None,
+            grad_weight=(weight._grad_out() if want_w else self._buffer("dw", shape))
+            if weight is not None and (want_w or want_b) else None,
+            grad_bias=(bias._grad_out() if want_b else self._buffer("db", shape))
+            if bias is not None and (want_w or want_b) else None)
+        return gx
+
+    def config(self):
+        return {"normalized_shape": list(self.normalized_shape), "eps": self.eps,
+                "elementwise_affine": self.elementwise_affine, "bias": self.bias is not None}
+
+    def __repr__(self):  # torch's
+        return (f"LayerNorm({self.normalized_shape}, eps={self.eps}, elementwise_affine="
+                f"{self.elementwise_affine}, bias={self.bias is not None})")

@@ -1,6 +1,6 @@
 """The classes a saved architecture may name, and spec/build between a module and its
 JSON description {"type": class name, "config": constructor arguments}."""
-from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh
 from .container import Sequential
 from .conv import Conv2d, ConvTranspose2d
 from .dropout import Dropout
@@ -8,16 +8,16 @@ from .model import Model
 from .module import Module
 from .linear import Linear
 from .merge import Add, Concatenate
-from .normalization import BatchNorm1d, BatchNorm2d
+from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .shape import Flatten, Identity
 
 __all__ = ["LAYERS", "register", "spec", "build"]
 
 LAYERS = {cls.__name__: cls for cls in (
-    Linear, Conv2d, ConvTranspose2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, ReLU, LeakyReLU, Sigmoid, Tanh,
-    Softmax, LogSoftmax, Flatten, Identity, Dropout, BatchNorm1d, BatchNorm2d, Add, Concatenate,
-    Sequential, Model)}
+    Linear, Conv2d, ConvTranspose2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, ReLU, LeakyReLU,
+    Sigmoid, Tanh, Softmax, LogSoftmax, GELU, SiLU, ELU, Flatten, Identity, Dropout,
+    BatchNorm1d, BatchNorm2d, LayerNorm, Add, Concatenate, Sequential, Model)}
 
 
 def _type_name(cls):
