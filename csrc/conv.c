@@ -270,7 +270,7 @@ static int hwc_plan(const conv_dims *d, conv_hwc *h)
     int64_t t;
     h->wpad = s->w + 2 * s->pw;
     h->run = s->dw == 1 ? s->kw * s->c_in : s->c_in;
-    h->nseg = d->k / h->run;
+    h->nseg = h->run ? d->k / h->run : 0;  /* no input channels: no runs */
     return mul_ok(&t, s->h + 2 * s->ph, h->wpad) && mul_ok(&h->elems, t, s->c_in);
 }
 

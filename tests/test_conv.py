@@ -682,3 +682,24 @@ def test_conv_transpose2d_saves_profiles_and_refuses_bad_arguments(tmp_path, rng
              ValueError, r"grad_out must have shape \(2, 4, 6, 6\)")]:
         with pytest.raises(error, match=match):
             make()
+
+
+@pytest.mark.parametrize("algorithm", [None, "direct", "winograd"])
+def test_zero_input_channels(isa, rng, algorithm):
+    """An input of 0 channels (and a (C_out, 0, kh, kw) weight) divided by zero in the
+    conv plan (SIGFPE): the output is the bias, every gradient but the bias's empty or 0,
+    fused with a pool too, and a transposed convolution to 0 channels likewise."""
+    x = np.zeros((2, 0, 6, 6), np.float32)
+    w, b = np.zeros((3, 0, 3, 3), np.float32), rng.standard_normal(3).astype(np.float32)
+    y = F.conv2d(x, w, b, 1, 1, algorithm=algorithm)
+    np.testing.assert_array_equal(y, np.broadcast_to(b.reshape(1, 3, 1, 1), (2, 3, 6, 6)))
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    gx, gw, gb = F.conv2d_backward(g, x, w, 1, 1, algorithm=algorithm)
+    assert gx.shape == x.shape and gw.shape == w.shape
+    np.testing.assert_allclose(gb, g.sum(axis=(0, 2, 3)), rtol=1e-5)
+    p, pos = F.conv2d_max_pool2d(x, w, b, 1, 1, algorithm=algorithm)
+    np.testing.assert_array_equal(p, np.broadcast_to(b.reshape(1, 3, 1, 1), (2, 3, 3, 3)))
+    F.conv2d_max_pool2d_backward(p, pos, x, w, 1, 1, algorithm=algorithm)
+    t = F.conv_transpose2d(rng.standard_normal((2, 3, 4, 4)).astype(np.float32),
+                           np.zeros((3, 0, 3, 3), np.float32))
+    assert t.shape == (2, 0, 6, 6)
