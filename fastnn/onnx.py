@@ -166,9 +166,9 @@ def _emit(b, layer, name, ins, out, in_shapes):
     elif kind is nn.Tanh:
         b.node("Tanh", [x], out, name)
     elif kind is nn.Softmax:
-        b.node("Softmax", [x], out, name, axis=layer.dim)
+        b.node("Softmax", [x], out, name, axis=layer._dim_for(len(in_shapes[0])))
     elif kind is nn.LogSoftmax:
-        b.node("LogSoftmax", [x], out, name, axis=layer.dim)
+        b.node("LogSoftmax", [x], out, name, axis=layer._dim_for(len(in_shapes[0])))
     elif kind is nn.Flatten and (layer.start_dim, layer.end_dim) == (1, -1):
         b.node("Flatten", [x], out, name, axis=1)
     elif kind is nn.Flatten:  # 0 keeps the batch and leading dimensions, -1 takes the

@@ -617,8 +617,8 @@ LAYER_ARGS = {  # valid positional constructor arguments from d(lo, hi) -> int
     nn.MaxPool2d: lambda d: [d(1, 3), d(1, 3), 0, 1, False, bool(d(0, 1))],  # .., ceil_mode
     nn.AvgPool2d: lambda d: [d(1, 3), d(1, 3), 0, bool(d(0, 1)), bool(d(0, 1))],
     nn.LeakyReLU: lambda d: [0.1],
-    nn.Softmax: lambda d: [d(-1, 0)],  # dim: the last or the first, valid for any ndim
-    nn.LogSoftmax: lambda d: [d(-1, 0)],
+    nn.Softmax: lambda d: [[-1, 0, None][d(0, 2)]],  # dims valid for any ndim (None: 0 or 1)
+    nn.LogSoftmax: lambda d: [[-1, 0, None][d(0, 2)]],
     nn.Flatten: lambda d: [1, -1],
     nn.Dropout: lambda d: [0.3],
     nn.BatchNorm1d: lambda d: [d(1, 4)],
@@ -685,7 +685,8 @@ def layer_reference(layer, x):
         return R.flatten(x)
     if isinstance(layer, (nn.Softmax, nn.LogSoftmax)) and x.ndim:  # over dim: moved last
         f = R.softmax if isinstance(layer, nn.Softmax) else R.log_softmax
-        return np.moveaxis(f(np.moveaxis(x, layer.dim, -1)), -1, layer.dim)
+        dim = layer._dim  # the forward's (dim=None: torch's implicit choice)
+        return np.moveaxis(f(np.moveaxis(x, dim, -1)), -1, dim)
     if isinstance(layer, nn.Dropout):
         return None
     return getattr(R, type(layer).__name__.lower())(x)

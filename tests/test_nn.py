@@ -122,7 +122,8 @@ def test_maxpool_eval_mode_forward_matches_training_mode(rng):
     (nn.Softmax, (), "softmax", True)])
 @pytest.mark.parametrize("shape", [(1, 1), (5, 10), (4, 3, 5, 7)])
 def test_activations_match_reference(isa, rng, cls, args, ref, uses_output, shape):
-    layer = cls(*args)
+    # the reference softmax is over the last dimension (nn.Softmax()'s is torch's implicit one)
+    layer = cls(*args, dim=-1) if cls is nn.Softmax else cls(*args)
     x, g = randn(rng, *shape) * 4, randn(rng, *shape)
     x[..., 0] = 0.0  # the kink of relu / leaky_relu
     y = layer(x)
@@ -708,3 +709,29 @@ def test_module_list_and_module_dict_errors_are_clear(rng):
 
     with pytest.raises(NotImplementedError, match="for block in self.blocks"):
         CallsTheList()(x)
+
+
+@pytest.mark.parametrize("cls", ["Softmax", "LogSoftmax"])
+def test_softmax_without_dim_is_torchs_implicit_choice(rng, cls):
+    """nn.Softmax() / nn.LogSoftmax() take torch's default dim=None: dimension 0 for an
+    input of 1 or 3 dimensions, else 1, with torch's UserWarning (fastnn took the last
+    one: on (N, C, H, W) another result than torch's); repr and saved files as torch's."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    for shape in [(5,), (3, 4), (2, 3, 4), (2, 3, 4, 5)]:
+        x, g = randn(rng, *shape), randn(rng, *shape)
+        tx = torch.tensor(x, requires_grad=True)
+        with pytest.warns(UserWarning, match="Implicit dimension choice") as want:
+            ty = getattr(torch.nn, cls)()(tx)
+        ty.backward(torch.from_numpy(g))
+        layer = getattr(nn, cls)()
+        with pytest.warns(UserWarning) as got:
+            y = layer(x)
+        assert str(got[0].message) == str(want[0].message)
+        np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(layer.backward(g), tx.grad.numpy(), rtol=1e-5, atol=1e-6)
+    assert repr(getattr(nn, cls)()) == repr(getattr(torch.nn, cls)()) == f"{cls}(dim=None)"
+    assert getattr(nn, cls).from_config({}).dim == -1  # a file saved when the default was -1
+    restored = fastnn.nn.registry.build(fastnn.nn.registry.spec(getattr(nn, cls)()))
+    assert restored.dim is None
+    with pytest.raises(TypeError, match=f"{cls}: dim must be an int or None"):
+        getattr(nn, cls)("1")
