@@ -1485,6 +1485,45 @@ def test_container_boundary(data):
         np.testing.assert_array_equal(host(x), want)
 
 
+@settings(FUZZ, max_examples=100)
+@given(data=st.data())
+def test_fit_data_boundary(data):
+    """fit and evaluate with a NaN, inf or (float64) out-of-float32-range value at a
+    drawn place of x or of float targets raise ValueError naming the argument and the
+    first such sample, before any step; finite data of any real dtype trains."""
+    draw = data.draw
+    r = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    n = draw(st.integers(1, 12))
+    x = r.standard_normal((n, 3)).astype(draw(st.sampled_from([np.float32, np.float64,
+                                                              np.float16])))
+    model = nn.Sequential(nn.Linear(3, 2, seed=0), input_shape=(3,))
+    loss = draw(st.sampled_from(["cross_entropy", "mse"]))
+    y = r.integers(0, 2, n) if loss == "cross_entropy" and draw(st.booleans()) else \
+        r.random((n, 2))
+    bad = draw(st.sampled_from([np.nan, np.inf, -np.inf, 1e300, None]))
+    target = draw(st.sampled_from(["x", "y"])) if y.dtype.kind == "f" else "x"
+    where = draw(st.integers(0, n - 1))
+    if bad is not None:
+        array = x if target == "x" else y
+        if bad == 1e300 and array.dtype != np.float64:
+            bad = np.inf  # float16/32 cannot hold it either
+        array[where, draw(st.integers(0, array.shape[1] - 1))] = bad
+    before = [p.data.copy() for p in model.parameters()]
+    what = draw(st.sampled_from(["fit", "evaluate"]))
+    run = (lambda: model.fit(x, y, optimizer="sgd", loss=loss, verbose=0)) if what == "fit" \
+        else (lambda: model.evaluate(x, y, loss=loss))
+    with np.errstate(over="ignore"):  # float64 1e300 -> float32 inf, which is refused
+        status, got = call("fit_data", run)
+    if bad is None:
+        assert status == "ok", got
+        return
+    first = min(i for i in range(n) if not np.isfinite(
+        (x if target == "x" else y)[i].astype(np.float32)).all())
+    assert status == "raised" and isinstance(got, ValueError), got
+    assert f"{what}: {target} holds NaN or inf as float32 (first in sample {first}, " in str(got)
+    assert all(np.array_equal(p.data, b) for p, b in zip(model.parameters(), before))
+
+
 @pytest.mark.parametrize("slope", HOSTILE_REALS + [1e39, -1e39, -3e38])
 def test_negative_slope_boundary(slope):
     """leaky_relu(_backward) and LeakyReLU: a negative_slope NaN, infinite or beyond
@@ -1673,7 +1712,7 @@ def test_window_positions_boundary(data):
 QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losses": 300,
          "optimizers": 300, "models": 200, "state_dicts": 150, "runtime": 200,
          "distributed": 200, "to_categorical": 200, "safetensors": 200, "keras_layers": 300,
-         "keras_model_files": 100, "flags": 300, "containers": 300,
+         "keras_model_files": 100, "flags": 300, "containers": 300, "fit_data": 100,
          "keras_loss_calls": 200, "keras_build": 50, "conv_algorithm": 200,
          "window_positions": 200}
 
