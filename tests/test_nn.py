@@ -281,8 +281,9 @@ def test_buffers_are_reused_across_steps_of_the_same_shape(rng):
 
 def test_bad_inputs_name_the_layer_and_expected_shape(rng):
     model = fastnn.models.mlp(0)
-    with pytest.raises(ValueError, match=r"layer 0 \(Flatten\(\)\) expects input of shape "
-                                         r"\(N, 1, 28, 28\).*got \(2, 1, 20, 20\)"):
+    with pytest.raises(ValueError, match=r"layer 0 \(Flatten\(start_dim=1, end_dim=-1\)\) "
+                                         r"expects input of shape \(N, 1, 28, 28\).*"
+                                         r"got \(2, 1, 20, 20\)"):
         model(randn(rng, 2, 1, 20, 20))
     bare = nn.Sequential(nn.Linear(10, 4), nn.ReLU())
     with pytest.raises(ValueError, match=r"layer 0: Linear\(in_features=10, out_features=4, "
@@ -735,3 +736,65 @@ def test_softmax_without_dim_is_torchs_implicit_choice(rng, cls):
     assert restored.dim is None
     with pytest.raises(TypeError, match=f"{cls}: dim must be an int or None"):
         getattr(nn, cls)("1")
+
+
+def _tree(m):
+    """A model with every kind of child (a layer, a buffer holder, a ModuleList, a
+    ModuleDict, a Sequential) in torch.nn (m=torch.nn) or fastnn.nn."""
+    class Net(m.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = m.Conv2d(1, 2, 3)
+            self.bn = m.BatchNorm2d(2)
+            self.blocks = m.ModuleList([m.Linear(3, 3), m.ReLU()])
+            self.heads = m.ModuleDict({"a": m.Linear(3, 2)})
+            self.seq = m.Sequential(m.Linear(2, 2), m.Tanh())
+
+        def forward(self, x):
+            return x
+    return Net()
+
+
+def test_layer_reprs_are_torchs():
+    """Every layer prints as torch's with the same arguments (fastnn printed its config:
+    Conv2d(in_channels=1, ..., kernel_size=[3, 3], ...)), and models nest them as torch's,
+    an empty one as Sequential(), a ModuleList's equal entries as one "(0-2): 3 x" line.
+    Not BatchNorm's: torch 2.13 prints a `bias` argument fastnn's BatchNorm lacks."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    makers = [
+        lambda m: m.Linear(3, 4), lambda m: m.Linear(3, 4, bias=False),
+        lambda m: m.Conv2d(1, 2, 3), lambda m: m.Conv2d(1, 2, 3, stride=2, padding=1, bias=False),
+        lambda m: m.Conv2d(4, 4, (3, 5), groups=2, padding="same", padding_mode="reflect"),
+        lambda m: m.Conv2d(1, 2, 3, padding="valid", dilation=2),
+        lambda m: m.MaxPool2d(2), lambda m: m.MaxPool2d(3, 2, 1, ceil_mode=True),
+        lambda m: m.MaxPool2d((2, 3)), lambda m: m.AvgPool2d(2),
+        lambda m: m.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False),
+        lambda m: m.AdaptiveAvgPool2d(1), lambda m: m.AdaptiveAvgPool2d((2, 3)),
+        lambda m: m.ReLU(), lambda m: m.ReLU(inplace=True), lambda m: m.LeakyReLU(),
+        lambda m: m.LeakyReLU(0.2, True), lambda m: m.Sigmoid(), lambda m: m.Tanh(),
+        lambda m: m.Softmax(dim=1), lambda m: m.LogSoftmax(dim=-1), lambda m: m.Flatten(),
+        lambda m: m.Flatten(2, 3), lambda m: m.Identity(), lambda m: m.Dropout(),
+        lambda m: m.Dropout(0.3, True), lambda m: m.Sequential(),
+        lambda m: m.Sequential(m.Linear(3, 4), m.ReLU()),
+        lambda m: m.ModuleList(), lambda m: m.ModuleDict(),
+        lambda m: m.ModuleList([m.Linear(2, 2), m.Linear(2, 2), m.Linear(2, 2), m.ReLU(),
+                                m.Sequential(m.Tanh()), m.Sequential(m.Tanh())]),
+        lambda m: m.ModuleDict({"a": m.Linear(3, 4), "b": m.Sequential(m.Dropout())}),
+        lambda m: _tree(m).seq, lambda m: _tree(m).blocks]
+    for make in makers:
+        assert repr(make(nn)) == repr(make(torch.nn))
+    ours, theirs = repr(_tree(nn)), repr(_tree(torch.nn))
+    assert ours == theirs.replace(", bias=True, track_running_stats", ", track_running_stats")
+
+    class WithExtra(nn.Module):  # a model's own extra_repr comes first, as torch's
+        def __init__(self):
+            self.fc = nn.Linear(2, 2)
+
+        def extra_repr(self):
+            return "scale=2"
+
+        def forward(self, x):
+            return self.fc(x)
+
+    assert repr(WithExtra()) == ("WithExtra(\n  scale=2\n  (fc): Linear(in_features=2, "
+                                 "out_features=2, bias=True)\n)")

@@ -311,8 +311,9 @@ def test_bad_fit_inputs_raise_clear_errors():
         model.fit(x[:, :5], y, optimizer=opt, verbose=0)
     with pytest.raises(ValueError, match="empty"):
         model.fit(x[:0], y[:0], optimizer=opt, verbose=0)
-    with pytest.raises(ValueError, match=r"layer 0 \(Flatten\(\)\) expects input of shape "
-                                         r"\(N, 1, 28, 28\) \(the model's input_shape\)"):
+    with pytest.raises(ValueError, match=r"layer 0 \(Flatten\(start_dim=1, end_dim=-1\)\) "
+                                         r"expects input of shape \(N, 1, 28, 28\) \(the "
+                                         r"model's input_shape\)"):
         models.mlp(0).predict(np.zeros((2, 1, 20, 20), np.float32))
     with pytest.raises(ValueError, match="validation_split"):
         model.fit(x, y, optimizer=opt, validation_split=1.0, verbose=0)

@@ -4,7 +4,7 @@ import operator
 
 from .._core import as_sample_shape
 from .model import Model
-from .module import Module, _check_key, _what
+from .module import Module, _check_key, _layout, _what
 
 __all__ = ["Sequential", "ModuleList", "ModuleDict"]
 
@@ -112,11 +112,6 @@ class Sequential(Model):
             return cls(dict(zip(config["names"], layers)), input_shape=config["input_shape"])
         return cls(*layers, input_shape=config["input_shape"])
 
-    def __repr__(self):
-        inner = "".join(f"\n  ({name}): " + repr(layer).replace("\n", "\n  ")
-                        for name, layer in self.named_children())
-        return f"Sequential({inner}\n)"
-
 
 def _module(value, where):
     """value if it is a Module, else TypeError naming where it was to go."""
@@ -218,6 +213,19 @@ class ModuleList(Module):
 
     def named_children(self):
         return [(str(i), m) for i, m in enumerate(self._modules)]
+
+    def __repr__(self):
+        """torch's: a run of equal entries as one line, "(0-2): 3 x Linear(...)"."""
+        runs = []  # [first, last, repr]
+        for i, m in enumerate(self._modules):
+            text = repr(m)
+            if runs and runs[-1][2] == text:
+                runs[-1][1] = i
+            else:
+                runs.append([i, i, text])
+        lines = [(f"({a}): " if a == b else f"({a}-{b}): {b - a + 1} x ") +
+                 text.replace("\n", "\n  ") for a, b, text in runs]
+        return _layout(type(self).__name__, lines)
 
 
 class ModuleDict(Module):

@@ -505,10 +505,30 @@ class Module(training.ModelAPI):
             raise RuntimeError(f"{type(self).__name__}.{what}: call the model on a batch first")
         return graph
 
-    def __repr__(self):
+    def extra_repr(self):
+        """The arguments shown inside the repr's parentheses (torch's hook; a subclass
+        may override it): a layer's config() by default."""
         if not self._is_layer():
-            inner = "".join(f"\n  ({k}): " + repr(m).replace("\n", "\n  ")
-                            for k, m in self.named_children())
-            return f"{type(self).__name__}({inner}\n)" if inner else f"{type(self).__name__}()"
-        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
-        return f"{type(self).__name__}({args})"
+            return ""
+        return ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+
+    def __repr__(self):
+        """torch's layout: `Name(extra_repr)`, or with children the extra_repr lines and
+        the children one per line, `(name): child`, indented by two spaces."""
+        extra = self.extra_repr()
+        lines = (extra.split("\n") if extra else []) + [
+            f"({k}): " + repr(m).replace("\n", "\n  ") for k, m in self.named_children()]
+        return _layout(type(self).__name__, lines, single=bool(extra) and len(lines) == 1)
+
+
+def _layout(name, lines, single=False):
+    """torch's repr of a module: name(the one line) when single, else each line on its
+    own, indented."""
+    if single:
+        return f"{name}({lines[0]})"
+    return f"{name}(" + "".join(f"\n  {line}" for line in lines) + ("\n)" if lines else ")")
+
+
+def _size(pair):
+    """A (h, w) argument as torch's repr shows the int it was given: 2 for (2, 2)."""
+    return pair[0] if len(set(pair)) == 1 else tuple(pair)
