@@ -1410,7 +1410,7 @@ def container_op(draw, container):
     """(what, call()) of one drawn operation on a ModuleList or ModuleDict, its
     arguments hostile or valid."""
     value = draw(CONTAINER_VALUES)
-    if isinstance(container, nn.ModuleList):
+    if isinstance(container, (nn.ModuleList, nn.Sequential)):
         idx = draw(CONTAINER_INDICES)
         values = [draw(CONTAINER_VALUES)() for _ in range(draw(st.integers(0, 3)))]
         ops = {"append": lambda: container.append(value()),
@@ -1421,6 +1421,10 @@ def container_op(draw, container):
                "setitem": lambda: container.__setitem__(idx, value()),
                "getitem": lambda: container[idx], "delitem": lambda: container.__delitem__(idx),
                "pop": lambda: container.pop(idx)}
+        if isinstance(container, nn.Sequential):  # torch's + and += take a Sequential
+            ops["iadd"] = lambda: container.__iadd__(draw(st.sampled_from(
+                [nn.Sequential(*values), values, nn.ReLU()])))
+            ops["add_module"] = lambda: container.add_module(draw(CONTAINER_KEYS), value())
     else:
         key = draw(CONTAINER_KEYS)
         pairs = [(draw(CONTAINER_KEYS), draw(CONTAINER_VALUES)())
@@ -1431,7 +1435,11 @@ def container_op(draw, container):
                     [p + (1,) for p in pairs], [key], 3]))),
                "getitem": lambda: container[key], "delitem": lambda: container.__delitem__(key),
                "pop": lambda: container.pop(key), "contains": lambda: key in container,
-               "attribute": lambda: getattr(container, str(key))}
+               "attribute": lambda: getattr(container, str(key)),
+               # torch's heads.c = module; names are strings here (else Python's own error)
+               "setattr": lambda: setattr(container, str(key), value()),
+               "delattr": lambda: delattr(container, str(key)),
+               "add_module": lambda: container.add_module(key, value())}
     what = draw(st.sampled_from(sorted(ops)))
     return what, ops[what]
 
@@ -1439,14 +1447,15 @@ def container_op(draw, container):
 @settings(FUZZ, max_examples=300)
 @given(data=st.data())
 def test_container_boundary(data):
-    """A few hostile operations on a ModuleList or ModuleDict, a model holding it called
-    after each: every operation either works or raises ValueError/TypeError naming the
-    container (IndexError, KeyError, AttributeError: as torch's, for a missing entry), and
-    changes nothing when it raises; the container then holds modules only, state_dict
-    names them as torch would, and the model runs exactly the modules it holds now."""
+    """A few hostile operations on a ModuleList, ModuleDict or Sequential, a model holding
+    it called after each: every operation either works or raises ValueError/TypeError
+    naming the container (IndexError, KeyError, AttributeError: as torch's, for a missing
+    entry), and changes nothing when it raises; the container then holds modules only
+    under distinct names, state_dict names them as torch would, and the model runs
+    exactly the modules it holds now."""
     draw = data.draw
     r = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    container = draw(st.sampled_from([nn.ModuleList, nn.ModuleDict]))()
+    container = draw(st.sampled_from([nn.ModuleList, nn.ModuleDict, nn.Sequential]))()
     host, x = ContainerHost(container), randn(r, 3, 2)
     for _ in range(draw(st.integers(1, 8))):
         what, op = container_op(draw, container)
@@ -1460,19 +1469,23 @@ def test_container_boundary(data):
             assert container.named_children() == before, f"a failed {what} changed it"
         except IndexError as e:
             assert what in ("getitem", "setitem", "delitem", "pop", "insert"), (what, e)
-            check_named(e, {"ModuleList"})
+            check_named(e, {type(container).__name__})
             assert container.named_children() == before, f"a failed {what} changed it"
         except (KeyError, AttributeError) as e:
-            assert what in ("getitem", "delitem", "pop", "attribute"), (what, e)
+            assert what in ("getitem", "delitem", "pop", "attribute", "delattr"), (what, e)
             assert container.named_children() == before, f"a failed {what} changed it"
         modules = list(container.values() if isinstance(container, nn.ModuleDict)
                        else container)
         assert all(isinstance(m, nn.Module) for m in modules)
         names = list(container) if isinstance(container, nn.ModuleDict) else \
             [str(i) for i in range(len(modules))]
+        if isinstance(container, nn.Sequential):  # add_module names layers
+            names = [k for k, _ in container.named_children()]
+            assert len(set(names)) == len(names) == len(modules)
         assert [k for k, _ in container.named_children()] == names
         assert all(isinstance(k, str) and k and "." not in k for k in names)
-        assert list(container.state_dict()) == [f"{name}.{k}" for name, m in zip(
+        own = [k for k, _ in container.named_parameters(recurse=False)]  # heads.p = Parameter
+        assert list(container.state_dict()) == own + [f"{name}.{k}" for name, m in zip(
             names, modules) for k in m.state_dict()]
         want = x
         try:

@@ -798,3 +798,81 @@ def test_layer_reprs_are_torchs():
 
     assert repr(WithExtra()) == ("WithExtra(\n  scale=2\n  (fc): Linear(in_features=2, "
                                  "out_features=2, bias=True)\n)")
+
+
+def test_sequential_and_module_dict_edits_as_torchs(rng):
+    """Sequential's list methods (insert, extend, pop, +, +=, item assignment and
+    deletion, negative indices: AttributeError/TypeError before) and ModuleDict's
+    attribute assignment (heads.c = layer added no key) leave torch's layers, names and
+    state_dict keys, and a model holding them runs what they hold."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+
+    def tags(modules):
+        return [getattr(m, "out_features", type(m).__name__) for m in modules]
+
+    ours = nn.Sequential(*(nn.Linear(2, 2) for _ in range(3)))
+    theirs = torch.nn.Sequential(*(torch.nn.Linear(2, 2) for _ in range(3)))
+    for op in [lambda s, m: s.insert(1, m.ReLU()), lambda s, m: s.insert(-1, m.Tanh()),
+               lambda s, m: s.insert(len(s), m.Sigmoid()), lambda s, m: s.extend([m.ReLU()]),
+               lambda s, m: s.pop(0), lambda s, m: s.pop(-2), lambda s, m: s[-1],
+               lambda s, m: s.__setitem__(-1, m.Tanh()), lambda s, m: s.__delitem__(1),
+               lambda s, m: s.__delitem__(slice(0, 1)), lambda s, m: s + m.Sequential(m.Tanh()),
+               lambda s, m: s.__iadd__(m.Sequential(m.Linear(2, 2))), lambda s, m: s[1:],
+               lambda s, m: s.append(m.Linear(2, 3)), lambda s, m: s.add_module("head", m.ReLU()),
+               lambda s, m: s.__setitem__(0, m.Linear(2, 2)), lambda s, m: len(s)]:
+        got, want = op(ours, nn), op(theirs, torch.nn)
+        assert tags(ours) == tags(theirs) and list(ours) == list(ours.layers)
+        assert [k for k, _ in ours.named_children()] == [k for k, _ in theirs.named_children()]
+        assert (got is ours) == (want is theirs) and type(got).__name__ == type(want).__name__
+        if isinstance(want, torch.nn.Sequential):
+            assert tags(got) == tags(want)
+            assert [k for k, _ in got.named_children()] == [k for k, _ in want.named_children()]
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert repr(ours) == repr(theirs)
+    assert ours[0] in ours and nn.ReLU() not in ours
+    x = randn(rng, 4, 2)
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    np.testing.assert_allclose(ours(x), theirs(torch.from_numpy(x)).detach().numpy(),
+                               rtol=1e-5, atol=1e-6)
+    for bad, error in [(lambda s, m: s.insert(9, m.ReLU()), IndexError),
+                       (lambda s, m: s[9], IndexError), (lambda s, m: s.pop(-9), IndexError)]:
+        with pytest.raises(error):
+            bad(theirs, torch.nn)
+        with pytest.raises(error, match="Sequential"):
+            bad(ours, nn)
+    with pytest.raises(TypeError, match=r"Sequential \+=: takes a Sequential, got list"):
+        ours += [nn.ReLU()]
+    n = len(ours)
+    with pytest.raises(TypeError, match=rf"Sequential\[{n + 1}\] must be a fastnn.nn.Module"):
+        ours.extend([nn.ReLU(), "relu"])
+    assert len(ours) == n  # all or none
+
+    ours = nn.ModuleDict({"a": nn.Linear(2, 1)})
+    theirs = torch.nn.ModuleDict({"a": torch.nn.Linear(2, 1)})
+    for m, d in [(nn, ours), (torch.nn, theirs)]:
+        d.c = m.Linear(2, 3)
+        d.a = m.Linear(2, 4)  # replaces key 'a', in place
+        d.note = "plain"  # not a module: a plain attribute, as torch's
+        d.add_module("e", m.Tanh())
+        del d.c
+    assert list(ours) == list(theirs) == ["a", "e"] and ours.note == "plain"
+    assert tags(ours.values()) == tags(theirs.values())
+    assert list(ours.state_dict()) == list(theirs.state_dict()) and repr(ours) == repr(theirs)
+    with pytest.raises(TypeError, match=r"ModuleDict\['a'\] must be a fastnn.nn.Module"):
+        ours.a = 3  # a key holds modules only
+    with pytest.raises(ValueError, match="ModuleList.add_module"):
+        nn.ModuleList().add_module("x", nn.ReLU())
+
+    class Heads(nn.Module):
+        def __init__(self):
+            self.heads = nn.ModuleDict({"a": nn.Linear(2, 2)})
+
+        def forward(self, x):
+            return [head(x) for head in self.heads.values()]
+
+    model = Heads()
+    assert len(model(x)) == 1
+    model.heads.b = nn.Linear(2, 3)  # traced again: the new head runs
+    assert [y.shape for y in model(x)] == [(4, 2), (4, 3)]
+    del model.heads.a
+    assert [y.shape for y in model(x)] == [(4, 3)]
