@@ -11,6 +11,7 @@ mis-shaped, mis-typed, strided or overlap an input, out-of-range sizes/strides/p
 
 The profile is deterministic (derandomize) and makes >= 10,000 calls (asserted)."""
 import re
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -865,7 +866,10 @@ def test_load_state_dict_boundary(data):
         state[key] = state[key].astype(np.float64)
     elif mutation == "list":
         state[key] = state[key].tolist()
-    status, e = call("state_dicts", lambda: model.load_state_dict(state))
+    assign = draw(st.booleans())  # the entries become the arrays, or (not float32) a copy
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # assign=True's "copied ... instead of assigning"
+        status, e = call("state_dicts", lambda: model.load_state_dict(state, assign=assign))
     if mutation == "missing" and key.endswith("num_batches_tracked"):
         assert status == "ok", e  # torch keeps the count a plain dict lacks
         assert model.state_dict()[key] == before[key]
@@ -875,6 +879,8 @@ def test_load_state_dict_boundary(data):
         if status == "ok":
             for k, v in model.state_dict().items():
                 np.testing.assert_array_equal(v, np.asarray(state[k], v.dtype))
+                assert v.dtype == before[k].dtype and v.flags.c_contiguous and \
+                    v.flags.writeable
             return
     assert status == "raised", f"{mutation} entry {key} accepted"
     check_named(e, {key})
@@ -1344,6 +1350,11 @@ def _flag_calls():
          lambda v: fk.losses.BinaryCrossentropy(from_logits=v)),
         ("strict", "load_state_dict",
          lambda v: model.load_state_dict(model.state_dict(), strict=v)),
+        ("assign", "load_state_dict",
+         lambda v: model.load_state_dict(model.state_dict(), assign=v)),
+        ("keep_vars", "state_dict", lambda v: model.state_dict(keep_vars=v)),
+        ("persistent", "register_buffer",
+         lambda v: other.register_buffer("b", np.zeros(2), persistent=v)),
         # the backward kernels' flags (bint or truthiness: "no" counted as True)
         ("bias", "linear_backward", lambda v: F.linear_backward(x, x, x[:2], bias=v)),
         ("need_input_grad", "conv2d_backward",
@@ -1365,7 +1376,7 @@ def _flag_calls():
     ]
 
 
-@settings(FUZZ, max_examples=300)  # of 28 calls x 13 values
+@settings(FUZZ, max_examples=300)  # of 31 calls x 13 values
 @given(data=st.data())
 def test_flag_boundary(data):
     """Every True/False argument takes only True or False (NumPy's bools too): a string
@@ -1496,6 +1507,63 @@ def test_container_boundary(data):
                 host(x)
             continue
         np.testing.assert_array_equal(host(x), want)
+
+
+# Module registration and lookup (torch's register_buffer, register_parameter, add_module,
+# get_submodule, get_parameter, state_dict's prefix and destination, to): hostile names, values
+MODULE_NAMES = st.sampled_from(["extra", "b2", "weight"]) | \
+    st.sampled_from(["", ".", "a.b", "bias", "train", "forward", 0, None, b"x", 1.5, ("a",)])
+MODULE_VALUES = st.sampled_from([lambda: np.zeros(2, np.float32), nn.ReLU, lambda: None,
+                                 lambda: nn.Parameter(np.ones(2))]) | \
+    st.sampled_from([lambda: 3, lambda: "x", lambda: [1.0], lambda: {}, lambda: np.float32(1),
+                     lambda: nn.Parameter, lambda: []])
+
+
+@settings(FUZZ, max_examples=200)
+@given(data=st.data())
+def test_module_registration_boundary(data):
+    """Each call works as torch's or raises ValueError/TypeError naming the method
+    (AttributeError for a missing path, as torch's), a refused one changing nothing;
+    the layer then still runs (or, its weight replaced by another shape, refuses the
+    input naming itself; one registered as None is torch's choice, and fails as torch's
+    would) and its state_dict loads back."""
+    draw = data.draw
+    layer = nn.Linear(2, 2)
+    name, value = draw(MODULE_NAMES), draw(MODULE_VALUES)()
+    ops = {"register_buffer": lambda: layer.register_buffer(name, value,
+                                                            persistent=draw(st.booleans())),
+           "register_parameter": lambda: layer.register_parameter(name, value),
+           "add_module": lambda: layer.add_module(name, value),
+           "get_submodule": lambda: layer.get_submodule(name),
+           "get_parameter": lambda: layer.get_parameter(name),
+           "state_dict": lambda: layer.state_dict(prefix=name),
+           "destination": lambda: layer.state_dict(value),
+           "to": lambda: layer.to(draw(st.sampled_from([name, value])))}
+    what = draw(st.sampled_from(sorted(ops)))
+
+    def tree():
+        return (list(layer.state_dict()), [k for k, _ in layer.named_children()],
+                [k for k, _ in layer.named_buffers()], dict(vars(layer)))
+
+    before = tree()
+    CALLS["registration"] = CALLS.get("registration", 0) + 1
+    try:
+        ops[what]()
+    except (ValueError, TypeError) as e:
+        check_named(e, {"state_dict" if what == "destination" else what})
+        assert tree() == before, f"a refused {what} changed the layer"
+    except AttributeError as e:
+        assert what in ("get_submodule", "get_parameter"), (what, e)
+        assert "has no attribute" in str(e) or "is not an nn.Parameter" in str(e)
+    x = np.ones((3, 2), np.float32)
+    if layer.weight is None or layer.bias is None:
+        return
+    status, got = call("registration", lambda: layer(x))
+    if status == "raised":
+        check_named(got, {"Linear", "weight", "bias"})
+    else:
+        np.testing.assert_allclose(got, x @ layer.weight.data.T + layer.bias.data, rtol=1e-6)
+    layer.load_state_dict({k: np.array(v) for k, v in layer.state_dict().items()})
 
 
 @settings(FUZZ, max_examples=100)
@@ -1725,7 +1793,8 @@ def test_window_positions_boundary(data):
 QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losses": 300,
          "optimizers": 300, "models": 200, "state_dicts": 150, "runtime": 200,
          "distributed": 200, "to_categorical": 200, "safetensors": 200, "keras_layers": 300,
-         "keras_model_files": 100, "flags": 300, "containers": 300, "fit_data": 100,
+         "keras_model_files": 100, "flags": 300, "containers": 300, "registration": 200,
+         "fit_data": 100,
          "keras_loss_calls": 200, "keras_build": 50, "conv_algorithm": 200,
          "window_positions": 200}
 

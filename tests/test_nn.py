@@ -8,11 +8,13 @@ the longest sum (+2 for the bias and the FMA-free rounding). Pools and ReLU only
 or average a few values (K = window size + 1). Sigmoid, tanh and softmax go through
 exp, which SIMD kernels approximate to a few ulp: rtol 1e-5 of the natural scale.
 """
+import warnings
+
 import numpy as np
 import pytest
 
 import fastnn
-from fastnn import nn
+from fastnn import nn, optim
 from fastnn import reference as R
 
 U = 2.0 ** -24
@@ -712,6 +714,211 @@ def test_module_list_and_module_dict_errors_are_clear(rng):
         CallsTheList()(x)
 
 
+def _tree(m):
+    """A model with every kind of child (a layer, a buffer holder, a ModuleList, a
+    ModuleDict, a Sequential) in torch.nn (m=torch.nn) or fastnn.nn."""
+    class Net(m.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = m.Conv2d(1, 2, 3)
+            self.bn = m.BatchNorm2d(2)
+            self.blocks = m.ModuleList([m.Linear(3, 3), m.ReLU()])
+            self.heads = m.ModuleDict({"a": m.Linear(3, 2)})
+            self.seq = m.Sequential(m.Linear(2, 2), m.Tanh())
+
+        def forward(self, x):
+            return x
+    return Net()
+
+
+def test_module_tree_api_as_torchs():
+    """The names, order and results of the Module API are torch's on the same tree:
+    named_modules/children/parameters/buffers with prefix and recurse, get_submodule,
+    get_parameter, apply, train/eval/requires_grad_ returning self, and torch's
+    AttributeError messages (named_buffers(prefix, recurse), buffers(recurse),
+    get_submodule and get_parameter were missing)."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    ours, theirs = _tree(nn), _tree(torch.nn)
+
+    def same(f):
+        got, want = f(ours), f(theirs)
+        assert got == want, (got, want)
+
+    def names(pairs):
+        return [k for k, _ in pairs]
+
+    same(lambda m: names(m.named_modules()))
+    same(lambda m: names(m.named_modules(prefix="p")))
+    same(lambda m: names(m.named_children()))
+    same(lambda m: [type(c).__name__ for c in m.children()])
+    same(lambda m: [type(c).__name__ for c in m.modules()])
+    same(lambda m: names(m.named_parameters(prefix="x")))
+    same(lambda m: names(m.named_parameters(recurse=False)))
+    same(lambda m: [tuple(p.shape) for p in m.parameters()])
+    same(lambda m: names(m.named_buffers()))
+    same(lambda m: names(m.named_buffers(prefix="q")))
+    same(lambda m: names(m.bn.named_buffers(recurse=False)))
+    same(lambda m: [len(list(m.buffers())), len(list(m.buffers(recurse=False)))])
+    same(lambda m: type(m.get_submodule("blocks.0")).__name__)
+    same(lambda m: m.get_submodule("") is m)
+    same(lambda m: tuple(m.get_parameter("seq.0.weight").shape))
+    same(lambda m: [m.train() is m, m.eval() is m, m.requires_grad_(False) is m,
+                    m.training, m.seq.training])
+    same(lambda m: [p.requires_grad for p in m.parameters()])
+    same(lambda m: m.zero_grad())
+    seen = {id(m): [] for m in (ours, theirs)}
+    same(lambda m: m.apply(lambda mod: seen[id(m)].append(type(mod).__name__)) is m)
+    assert seen[id(ours)] == seen[id(theirs)]
+    for f in [lambda m: m.get_submodule("blocks.9"), lambda m: m.get_submodule("nope.x"),
+              lambda m: m.get_parameter("seq.0.nope"), lambda m: m.get_parameter("bn"),
+              lambda m: m.nope, lambda m: m.conv.nope]:
+        with pytest.raises(AttributeError) as want:
+            f(theirs)
+        with pytest.raises(AttributeError) as got:
+            f(ours)
+        assert str(got.value) == str(want.value)
+
+
+def test_registering_and_deleting_as_torchs():
+    """register_buffer(persistent=False) keeps a buffer out of state_dict, as torch's
+    (persistent was a TypeError); register_parameter, add_module/register_module (on a
+    Module and a Sequential) and del of a child, a parameter or a buffer leave torch's
+    names, state_dict keys and repr."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+
+    def build(m, array, param):
+        lin = m.Linear(2, 2)
+        lin.register_buffer("kept", array(2))
+        lin.register_buffer("cache", array(3), persistent=False)
+        lin.register_parameter("scale", param(array(2)))
+        lin.register_parameter("unset", None)
+        lin.add_module("act", m.ReLU())
+        lin.register_module("extra", m.Tanh())
+        seq = m.Sequential(m.ReLU())
+        seq.add_module("fc", m.Linear(2, 1))
+        seq.add_module("0", m.Tanh())  # replaces layer "0", as torch's
+        return lin, seq
+
+    lin, seq = build(nn, lambda n: np.zeros(n, np.float32), nn.Parameter)
+    t_lin, t_seq = build(torch.nn, torch.zeros, torch.nn.Parameter)
+
+    def same(a, b):
+        assert list(a.state_dict()) == list(b.state_dict())
+        assert [k for k, _ in a.named_buffers()] == [k for k, _ in b.named_buffers()]
+        assert [k for k, _ in a.named_parameters()] == [k for k, _ in b.named_parameters()]
+        assert [k for k, _ in a.named_children()] == [k for k, _ in b.named_children()]
+        assert repr(a) == repr(b)
+
+    same(lin, t_lin)
+    same(seq, t_seq)
+    for name in ("act", "scale", "kept", "cache"):
+        delattr(lin, name)
+        delattr(t_lin, name)
+        same(lin, t_lin)
+    assert list(lin.state_dict()) == ["weight", "bias"]
+    for bad in [lambda m: m.register_buffer("weight", None),
+                lambda m: m.register_parameter("extra", None),
+                lambda m: m.add_module("bias", None), lambda m: m.add_module("a.b", None),
+                lambda m: m.register_buffer("", None), lambda m: m.add_module(1, None),
+                lambda m: m.register_parameter("p", np.zeros(2)),
+                lambda m: m.add_module("q", np.zeros(2)),
+                lambda m: m.register_buffer("train", None)]:
+        with pytest.raises((KeyError, TypeError)):
+            bad(t_lin)
+        with pytest.raises((ValueError, TypeError), match="Linear"):
+            bad(lin)
+    with pytest.raises(TypeError, match="buffer 'b' must be a NumPy array or None, got list"):
+        lin.register_buffer("b", [1.0])
+    same(lin, t_lin)  # the refused ones changed nothing
+
+
+def test_state_dict_arguments_and_load_result_as_torchs():
+    """state_dict(destination, prefix, keep_vars) and load_state_dict's printed result
+    are torch's (the arguments were TypeErrors); a keep_vars state dict (Parameters)
+    loads."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    from collections import OrderedDict
+
+    def build(m):
+        return m.Sequential(m.Linear(2, 3), m.BatchNorm1d(3))
+
+    ours, theirs = build(nn), build(torch.nn)
+    for kwargs in [{}, {"prefix": "model."}, {"prefix": "m"}, {"keep_vars": True}]:
+        got, want = ours.state_dict(**kwargs), theirs.state_dict(**kwargs)
+        assert isinstance(got, OrderedDict) and list(got) == list(want)
+        assert [type(v).__name__ for v in got.values()] == [
+            "Parameter" if isinstance(v, torch.nn.Parameter) else "ndarray"
+            for v in want.values()]
+    target = {"z": 1}
+    assert ours.state_dict(target) is target and list(target) == ["z"] + list(
+        theirs.state_dict())
+    assert ours.state_dict(keep_vars=True)["0.weight"] is ours[0].weight
+    twin = build(nn)
+    for s in (1, 2):
+        np.copyto(twin[0].weight.data, s)
+        result = ours.load_state_dict(twin.state_dict(keep_vars=s == 1))
+        assert np.all(ours[0].weight.data == s) and ours[0].weight is not twin[0].weight
+        assert repr(result) == str(result) == repr(theirs.load_state_dict(
+            theirs.state_dict())) == "<All keys matched successfully>"
+    got = ours.load_state_dict({"0.bias": np.zeros(3), "x": np.zeros(1)}, strict=False)
+    want = theirs.load_state_dict({"0.bias": torch.zeros(3), "x": torch.zeros(1)}, strict=False)
+    assert repr(got) == repr(want) and got == tuple(want)
+    for bad, match in [(lambda: ours.state_dict(prefix=1), "prefix must be a string"),
+                       (lambda: ours.state_dict(keep_vars="yes"), "keep_vars must be True"),
+                       (lambda: ours.state_dict([]), "destination must be a dict")]:
+        with pytest.raises(TypeError, match=match):
+            bad()
+
+
+def test_load_state_dict_assign_as_torchs(rng):
+    """assign=True (torch's; a TypeError before) makes the given float32 arrays the
+    parameters and buffers (a torch tensor's memory shared, as torch's assign shares it),
+    keeping each Parameter object and its requires_grad, so an optimizer made before goes
+    on training them; any other entry (float64, strided, read-only) is copied with a
+    UserWarning naming it."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    twin = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    twin(torch.randn(8, 3))  # running statistics off their defaults
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    weight = model[0].weight
+    weight.requires_grad_(False)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    state = twin.state_dict()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # all float32/int64 contiguous: nothing copied
+        model.load_state_dict(state, assign=True)
+    assert model[0].weight is weight and not weight.requires_grad
+    for key, value in state.items():
+        assert np.shares_memory(model.state_dict()[key], value.numpy()), key
+    with torch.no_grad():
+        twin[0].bias.add_(1.0)  # the same memory, as torch's assign
+    x = rng.standard_normal((5, 3)).astype(np.float32)
+    np.testing.assert_allclose(model.eval()(x), twin.eval()(torch.from_numpy(x)).detach(),
+                               rtol=1e-5, atol=1e-6)
+    model.train()
+    model(x), model.backward(np.ones((5, 4), np.float32))
+    before = model[1].bias.data.copy()
+    opt.step()  # the optimizer made before the load trains the assigned array
+    np.testing.assert_allclose(model[1].bias.data, before - 0.1 * 5)
+    np.testing.assert_array_equal(model[1].bias.data, twin[1].bias.detach().numpy())
+
+    fresh = nn.Linear(3, 4)
+    weight64 = rng.standard_normal((4, 3))
+    readonly = np.arange(4, dtype=np.float32)
+    readonly.flags.writeable = False
+    with pytest.warns(UserWarning, match=r"copied weight \(float64\), bias \(float32, "
+                                         r"read-only\) instead of assigning"):
+        fresh.load_state_dict({"weight": weight64, "bias": readonly}, assign=True)
+    np.testing.assert_array_equal(fresh.weight.data, weight64.astype(np.float32))
+    assert fresh.weight.data.dtype == np.float32 and fresh.bias.data.flags.writeable
+    strided = np.zeros((4, 6), np.float32)[:, ::2]
+    with pytest.warns(UserWarning, match=r"weight \(float32, strided\)"):
+        fresh.load_state_dict({"weight": strided, "bias": np.zeros(4, np.float32)},
+                              assign=True)
+    with pytest.raises(TypeError, match="assign must be True or False"):
+        fresh.load_state_dict(fresh.state_dict(), assign="yes")
+
+
 @pytest.mark.parametrize("cls", ["Softmax", "LogSoftmax"])
 def test_softmax_without_dim_is_torchs_implicit_choice(rng, cls):
     """nn.Softmax() / nn.LogSoftmax() take torch's default dim=None: dimension 0 for an
@@ -736,23 +943,6 @@ def test_softmax_without_dim_is_torchs_implicit_choice(rng, cls):
     assert restored.dim is None
     with pytest.raises(TypeError, match=f"{cls}: dim must be an int or None"):
         getattr(nn, cls)("1")
-
-
-def _tree(m):
-    """A model with every kind of child (a layer, a buffer holder, a ModuleList, a
-    ModuleDict, a Sequential) in torch.nn (m=torch.nn) or fastnn.nn."""
-    class Net(m.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = m.Conv2d(1, 2, 3)
-            self.bn = m.BatchNorm2d(2)
-            self.blocks = m.ModuleList([m.Linear(3, 3), m.ReLU()])
-            self.heads = m.ModuleDict({"a": m.Linear(3, 2)})
-            self.seq = m.Sequential(m.Linear(2, 2), m.Tanh())
-
-        def forward(self, x):
-            return x
-    return Net()
 
 
 def test_layer_reprs_are_torchs():
@@ -876,3 +1066,42 @@ def test_sequential_and_module_dict_edits_as_torchs(rng):
     assert [y.shape for y in model(x)] == [(4, 2), (4, 3)]
     del model.heads.a
     assert [y.shape for y in model(x)] == [(4, 3)]
+
+
+def test_to_named_duplicates_and_child_assignment_as_torchs():
+    """model.to("cpu") / .to(torch.float32) / .cpu() / .float() return the model, as
+    torch's (an AttributeError stopped torch scripts at model.to(device)); another device
+    or dtype raises naming it. named_parameters/named_buffers(remove_duplicate=False) list
+    a shared layer's under each name, and a child module replaced by a non-module is a
+    TypeError, as torch's."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+
+    def build(m):
+        lin = m.Linear(2, 2)
+        return m.Sequential(lin, m.BatchNorm1d(2), lin)
+
+    ours, theirs = build(nn), build(torch.nn)
+    for args, kwargs in [(("cpu",), {}), ((torch.device("cpu"),), {}), ((torch.float32,), {}),
+                         (("cpu", torch.float32), {}), ((), {"device": "cpu"}),
+                         ((), {"dtype": torch.float32, "non_blocking": True})]:
+        assert ours.to(*args, **kwargs) is ours and theirs.to(*args, **kwargs) is theirs
+    assert ours.to(np.float32) is ours.cpu() is ours.float() is ours
+    for bad in ["cuda", torch.float64, np.float64, "meta", 3]:
+        with pytest.raises(ValueError, match="Sequential.to: fastnn runs on the CPU in "
+                                             "float32, got"):
+            ours.to(bad)
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) \['memory'\]"):
+        ours.to(memory="x")
+    for kwargs in [{}, {"remove_duplicate": False}, {"prefix": "p", "remove_duplicate": False}]:
+        assert [k for k, _ in ours.named_parameters(**kwargs)] == \
+            [k for k, _ in theirs.named_parameters(**kwargs)]
+        assert [k for k, _ in ours.named_buffers(**kwargs)] == \
+            [k for k, _ in theirs.named_buffers(**kwargs)]
+    with pytest.raises(TypeError, match="remove_duplicate must be True or False"):
+        ours.named_buffers(remove_duplicate=None)
+    for model in (ours, theirs):
+        model.head = type(model[0])(2, 1)
+        with pytest.raises(TypeError, match="head"):
+            model.head = 3
+        model.head = None  # allowed by both
+        assert model.head is None
