@@ -488,18 +488,23 @@ class Module(training.ModelAPI):
         if not isinstance(state, collections.abc.MutableMapping):
             raise TypeError(f"{name}.state_dict: destination must be a dict, got "
                             f"{_what(destination)}")
-        seen = set()  # a shared module's keys are set once per name, as torch's
+        for key, module, k in self._state_entries(prefix):
+            value = getattr(module, k)
+            state[key] = value.data if isinstance(value, Parameter) and not keep_vars else value
+        return state
+
+    def _state_entries(self, prefix=""):
+        """(key, module, attribute) of every parameter and persistent buffer, torch's keys
+        (after `prefix`) and order; a module reachable by two names under both."""
+        seen, out = set(), []
         for path, module in self.named_modules(remove_duplicate=False):
             dot = prefix + path + "." if path else prefix
-            for k, v in vars(module).items():
-                if isinstance(v, Parameter) and dot + k not in seen:
-                    seen.add(dot + k)
-                    state[dot + k] = v if keep_vars else v.data
-            for k, v in module._own_buffers(persistent_only=True):
+            for k in [k for k, v in vars(module).items() if isinstance(v, Parameter)] + \
+                    [k for k, _ in module._own_buffers(persistent_only=True)]:
                 if dot + k not in seen:
                     seen.add(dot + k)
-                    state[dot + k] = v
-        return state
+                    out.append((dot + k, module, k))
+        return out
 
     def load_state_dict(self, state_dict, strict=True, assign=False):
         """Copy `state_dict` (name -> array-like: NumPy arrays, torch tensors, lists,
@@ -523,14 +528,7 @@ class Module(training.ModelAPI):
         strict = as_flag(strict, "strict", f"{name}.load_state_dict")
         assign = as_flag(assign, "assign", f"{name}.load_state_dict")
         modules = self.named_modules(remove_duplicate=False)
-        owners = {}  # key -> (module, attribute) holding it
-        for prefix, module in modules:
-            dot = prefix + "." if prefix else ""
-            for k, v in vars(module).items():
-                if isinstance(v, Parameter):
-                    owners.setdefault(dot + k, (module, k))
-            for k, _ in module._own_buffers(persistent_only=True):
-                owners.setdefault(dot + k, (module, k))
+        owners = {key: (module, k) for key, module, k in self._state_entries()}
         own = {key: _numpy(getattr(module, k)) for key, (module, k) in owners.items()}
         # torch fills in the buffers a plain dict may lack (one without torch's _metadata:
         # an older checkpoint, converted weights, a safetensors file) and keeps their values
@@ -585,8 +583,9 @@ class Module(training.ModelAPI):
                     object.__setattr__(module, k, src)
                 continue
             if assign:
-                copied.append(f"{key} ({src.dtype}{'' if src.flags.c_contiguous else ', strided'}"
-                              f"{'' if src.flags.writeable else ', read-only'})")
+                layout = ("" if src.flags.c_contiguous else ", strided") + \
+                    ("" if src.flags.writeable else ", read-only")
+                copied.append(f"{key} ({src.dtype}{layout})")
             np.copyto(dst, src, casting="unsafe")
         if copied:
             warnings.warn(f"{name}.load_state_dict(assign=True): copied {', '.join(copied)} "
