@@ -917,6 +917,12 @@ def test_load_state_dict_assign_as_torchs(rng):
                               assign=True)
     with pytest.raises(TypeError, match="assign must be True or False"):
         fresh.load_state_dict(fresh.state_dict(), assign="yes")
+    half = torch.nn.Linear(3, 4).to(torch.bfloat16)  # NumPy has no bfloat16: a new array
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fresh.load_state_dict(half.state_dict(), assign=True)
+    np.testing.assert_array_equal(fresh.weight.data, half.weight.float().detach().numpy())
+    assert fresh.weight.data.dtype == np.float32 and fresh.weight.data.flags.writeable
 
 
 @pytest.mark.parametrize("cls", ["Softmax", "LogSoftmax"])
