@@ -189,9 +189,9 @@ def _emit(b, layer, name, ins, out, in_shapes):
         b.node("LayerNormalization", [x, b.weight(f"{name}.weight", scale), *bias], out, name,
                axis=-len(shape), epsilon=layer.eps)
     elif kind is nn.Softmax:
-        b.node("Softmax", [x], out, name, axis=layer.dim)
+        b.node("Softmax", [x], out, name, axis=layer._dim_for(len(in_shapes[0])))
     elif kind is nn.LogSoftmax:
-        b.node("LogSoftmax", [x], out, name, axis=layer.dim)
+        b.node("LogSoftmax", [x], out, name, axis=layer._dim_for(len(in_shapes[0])))
     elif kind is nn.Flatten and (layer.start_dim, layer.end_dim) == (1, -1):
         b.node("Flatten", [x], out, name, axis=1)
     elif kind is nn.Flatten:  # 0 keeps the batch and leading dimensions, -1 takes the

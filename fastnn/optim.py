@@ -3,8 +3,9 @@ Keras' epsilon, for fastnn.keras), each step ONE fused C kernel call over all pa
 of a param group (fastnn._core.sgd_step / adam_step / rmsprop_step update the arrays in
 place), and epoch-wise learning-rate schedules.
 
-Parameter arrays are updated in place, so their identity never changes; code that
-loads weights must copy into `p.data` (np.copyto), not rebind it. A frozen parameter
+Parameter arrays are updated in place; each step reads every parameter's `.data` afresh,
+so load_state_dict(assign=True), which rebinds it (to a float32 array of the same
+shape), leaves the optimizer training the new array. A frozen parameter
 (requires_grad False) is left untouched, and so is its state: like torch, which skips a
 parameter without a gradient, each parameter counts only the steps it took (Adam's bias
 correction, SGD's first momentum step), so one unfrozen later starts afresh."""

@@ -50,6 +50,13 @@ def _digest(payload, entries):
     return h.hexdigest()
 
 
+def _saved_buffers(model):
+    """(name, array) of the buffers a file holds: those in state_dict (torch's
+    persistent ones; a register_buffer(..., persistent=False) cache is left out)."""
+    state = model.state_dict()
+    return [(name, b) for name, b in model.named_buffers() if name in state]
+
+
 def save(model, path, optimizer=None):
     """Write `model` (any fastnn model) and optionally `optimizer` to path atomically."""
     if not isinstance(model, nn.Module) or model._is_layer():
@@ -62,7 +69,7 @@ def save(model, path, optimizer=None):
         arch = registry.spec(model)
     except TypeError:  # an unregistered subclass: its state only
         arch = {"type": type(model).__name__, "config": None}
-    params, buffers = model.named_parameters(), model.named_buffers()
+    params, buffers = model.named_parameters(), _saved_buffers(model)
     entries = [(f"param/{name}.npy", _npy_bytes(p.data)) for name, p in params]
     entries += [(f"buffer/{name}.npy", _npy_bytes(b)) for name, b in buffers]
     payload = {"model": arch["config"], "model_type": arch["type"], "optimizer": None,
@@ -222,7 +229,7 @@ def load(path, model=None):
     # as it was when the file does not fit it (it was overwritten up to the mismatch).
     copies = []
     for what, named, prefix in (("parameter", model.named_parameters(), "param"),
-                                ("buffer", model.named_buffers(), "buffer")):
+                                ("buffer", _saved_buffers(model), "buffer")):
         names = payload["parameters"] if prefix == "param" else payload.get("buffers", [])
         if [name for name, _ in named] != names:
             raise ValueError(f"{path}: {what} names {names} do not match the "

@@ -11,6 +11,7 @@ mis-shaped, mis-typed, strided or overlap an input, out-of-range sizes/strides/p
 
 The profile is deterministic (derandomize) and makes >= 10,000 calls (asserted)."""
 import re
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -685,8 +686,8 @@ LAYER_ARGS = {  # valid positional constructor arguments from d(lo, hi) -> int
     nn.MaxPool2d: lambda d: [d(1, 3), d(1, 3), 0, 1, False, bool(d(0, 1))],  # .., ceil_mode
     nn.AvgPool2d: lambda d: [d(1, 3), d(1, 3), 0, bool(d(0, 1)), bool(d(0, 1))],
     nn.LeakyReLU: lambda d: [0.1],
-    nn.Softmax: lambda d: [d(-1, 0)],  # dim: the last or the first, valid for any ndim
-    nn.LogSoftmax: lambda d: [d(-1, 0)],
+    nn.Softmax: lambda d: [[-1, 0, None][d(0, 2)]],  # dims valid for any ndim (None: 0 or 1)
+    nn.LogSoftmax: lambda d: [[-1, 0, None][d(0, 2)]],
     nn.Flatten: lambda d: [1, -1],
     nn.Dropout: lambda d: [0.3],
     nn.BatchNorm1d: lambda d: [d(1, 4)],
@@ -771,7 +772,8 @@ def layer_reference(layer, x):
         return R.flatten(x)
     if isinstance(layer, (nn.Softmax, nn.LogSoftmax)) and x.ndim:  # over dim: moved last
         f = R.softmax if isinstance(layer, nn.Softmax) else R.log_softmax
-        return np.moveaxis(f(np.moveaxis(x, layer.dim, -1)), -1, layer.dim)
+        dim = layer._dim  # the forward's (dim=None: torch's implicit choice)
+        return np.moveaxis(f(np.moveaxis(x, dim, -1)), -1, dim)
     if isinstance(layer, nn.Dropout):
         return None
     return getattr(R, type(layer).__name__.lower())(x)
@@ -950,7 +952,10 @@ def test_load_state_dict_boundary(data):
         state[key] = state[key].astype(np.float64)
     elif mutation == "list":
         state[key] = state[key].tolist()
-    status, e = call("state_dicts", lambda: model.load_state_dict(state))
+    assign = draw(st.booleans())  # the entries become the arrays, or (not float32) a copy
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # assign=True's "copied ... instead of assigning"
+        status, e = call("state_dicts", lambda: model.load_state_dict(state, assign=assign))
     if mutation == "missing" and key.endswith("num_batches_tracked"):
         assert status == "ok", e  # torch keeps the count a plain dict lacks
         assert model.state_dict()[key] == before[key]
@@ -960,6 +965,8 @@ def test_load_state_dict_boundary(data):
         if status == "ok":
             for k, v in model.state_dict().items():
                 np.testing.assert_array_equal(v, np.asarray(state[k], v.dtype))
+                assert v.dtype == before[k].dtype and v.flags.c_contiguous and \
+                    v.flags.writeable
             return
     assert status == "raised", f"{mutation} entry {key} accepted"
     check_named(e, {key})
@@ -1499,6 +1506,11 @@ def _flag_calls():
          lambda v: fk.losses.BinaryCrossentropy(from_logits=v)),
         ("strict", "load_state_dict",
          lambda v: model.load_state_dict(model.state_dict(), strict=v)),
+        ("assign", "load_state_dict",
+         lambda v: model.load_state_dict(model.state_dict(), assign=v)),
+        ("keep_vars", "state_dict", lambda v: model.state_dict(keep_vars=v)),
+        ("persistent", "register_buffer",
+         lambda v: other.register_buffer("b", np.zeros(2), persistent=v)),
         # the backward kernels' flags (bint or truthiness: "no" counted as True)
         ("bias", "linear_backward", lambda v: F.linear_backward(x, x, x[:2], bias=v)),
         ("need_input_grad", "conv2d_backward",
@@ -1520,7 +1532,7 @@ def _flag_calls():
     ]
 
 
-@settings(FUZZ, max_examples=300)  # of 28 calls x 13 values
+@settings(FUZZ, max_examples=300)  # of 31 calls x 13 values
 @given(data=st.data())
 def test_flag_boundary(data):
     """Every True/False argument takes only True or False (NumPy's bools too): a string
@@ -1565,7 +1577,7 @@ def container_op(draw, container):
     """(what, call()) of one drawn operation on a ModuleList or ModuleDict, its
     arguments hostile or valid."""
     value = draw(CONTAINER_VALUES)
-    if isinstance(container, nn.ModuleList):
+    if isinstance(container, (nn.ModuleList, nn.Sequential)):
         idx = draw(CONTAINER_INDICES)
         values = [draw(CONTAINER_VALUES)() for _ in range(draw(st.integers(0, 3)))]
         ops = {"append": lambda: container.append(value()),
@@ -1576,6 +1588,10 @@ def container_op(draw, container):
                "setitem": lambda: container.__setitem__(idx, value()),
                "getitem": lambda: container[idx], "delitem": lambda: container.__delitem__(idx),
                "pop": lambda: container.pop(idx)}
+        if isinstance(container, nn.Sequential):  # torch's + and += take a Sequential
+            ops["iadd"] = lambda: container.__iadd__(draw(st.sampled_from(
+                [nn.Sequential(*values), values, nn.ReLU()])))
+            ops["add_module"] = lambda: container.add_module(draw(CONTAINER_KEYS), value())
     else:
         key = draw(CONTAINER_KEYS)
         pairs = [(draw(CONTAINER_KEYS), draw(CONTAINER_VALUES)())
@@ -1586,7 +1602,11 @@ def container_op(draw, container):
                     [p + (1,) for p in pairs], [key], 3]))),
                "getitem": lambda: container[key], "delitem": lambda: container.__delitem__(key),
                "pop": lambda: container.pop(key), "contains": lambda: key in container,
-               "attribute": lambda: getattr(container, str(key))}
+               "attribute": lambda: getattr(container, str(key)),
+               # torch's heads.c = module; names are strings here (else Python's own error)
+               "setattr": lambda: setattr(container, str(key), value()),
+               "delattr": lambda: delattr(container, str(key)),
+               "add_module": lambda: container.add_module(key, value())}
     what = draw(st.sampled_from(sorted(ops)))
     return what, ops[what]
 
@@ -1594,14 +1614,15 @@ def container_op(draw, container):
 @settings(FUZZ, max_examples=300)
 @given(data=st.data())
 def test_container_boundary(data):
-    """A few hostile operations on a ModuleList or ModuleDict, a model holding it called
-    after each: every operation either works or raises ValueError/TypeError naming the
-    container (IndexError, KeyError, AttributeError: as torch's, for a missing entry), and
-    changes nothing when it raises; the container then holds modules only, state_dict
-    names them as torch would, and the model runs exactly the modules it holds now."""
+    """A few hostile operations on a ModuleList, ModuleDict or Sequential, a model holding
+    it called after each: every operation either works or raises ValueError/TypeError
+    naming the container (IndexError, KeyError, AttributeError: as torch's, for a missing
+    entry), and changes nothing when it raises; the container then holds modules only
+    under distinct names, state_dict names them as torch would, and the model runs
+    exactly the modules it holds now."""
     draw = data.draw
     r = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    container = draw(st.sampled_from([nn.ModuleList, nn.ModuleDict]))()
+    container = draw(st.sampled_from([nn.ModuleList, nn.ModuleDict, nn.Sequential]))()
     host, x = ContainerHost(container), randn(r, 3, 2)
     for _ in range(draw(st.integers(1, 8))):
         what, op = container_op(draw, container)
@@ -1615,19 +1636,23 @@ def test_container_boundary(data):
             assert container.named_children() == before, f"a failed {what} changed it"
         except IndexError as e:
             assert what in ("getitem", "setitem", "delitem", "pop", "insert"), (what, e)
-            check_named(e, {"ModuleList"})
+            check_named(e, {type(container).__name__})
             assert container.named_children() == before, f"a failed {what} changed it"
         except (KeyError, AttributeError) as e:
-            assert what in ("getitem", "delitem", "pop", "attribute"), (what, e)
+            assert what in ("getitem", "delitem", "pop", "attribute", "delattr"), (what, e)
             assert container.named_children() == before, f"a failed {what} changed it"
         modules = list(container.values() if isinstance(container, nn.ModuleDict)
                        else container)
         assert all(isinstance(m, nn.Module) for m in modules)
         names = list(container) if isinstance(container, nn.ModuleDict) else \
             [str(i) for i in range(len(modules))]
+        if isinstance(container, nn.Sequential):  # add_module names layers
+            names = [k for k, _ in container.named_children()]
+            assert len(set(names)) == len(names) == len(modules)
         assert [k for k, _ in container.named_children()] == names
         assert all(isinstance(k, str) and k and "." not in k for k in names)
-        assert list(container.state_dict()) == [f"{name}.{k}" for name, m in zip(
+        own = [k for k, _ in container.named_parameters(recurse=False)]  # heads.p = Parameter
+        assert list(container.state_dict()) == own + [f"{name}.{k}" for name, m in zip(
             names, modules) for k in m.state_dict()]
         want = x
         try:
@@ -1638,6 +1663,102 @@ def test_container_boundary(data):
                 host(x)
             continue
         np.testing.assert_array_equal(host(x), want)
+
+
+# Module registration and lookup (torch's register_buffer, register_parameter, add_module,
+# get_submodule, get_parameter, state_dict's prefix and destination, to): hostile names, values
+MODULE_NAMES = st.sampled_from(["extra", "b2", "weight"]) | \
+    st.sampled_from(["", ".", "a.b", "bias", "train", "forward", 0, None, b"x", 1.5, ("a",)])
+MODULE_VALUES = st.sampled_from([lambda: np.zeros(2, np.float32), nn.ReLU, lambda: None,
+                                 lambda: nn.Parameter(np.ones(2))]) | \
+    st.sampled_from([lambda: 3, lambda: "x", lambda: [1.0], lambda: {}, lambda: np.float32(1),
+                     lambda: nn.Parameter, lambda: []])
+
+
+@settings(FUZZ, max_examples=200)
+@given(data=st.data())
+def test_module_registration_boundary(data):
+    """Each call works as torch's or raises ValueError/TypeError naming the method
+    (AttributeError for a missing path, as torch's), a refused one changing nothing;
+    the layer then still runs (or, its weight replaced by another shape, refuses the
+    input naming itself; one registered as None is torch's choice, and fails as torch's
+    would) and its state_dict loads back."""
+    draw = data.draw
+    layer = nn.Linear(2, 2)
+    name, value = draw(MODULE_NAMES), draw(MODULE_VALUES)()
+    ops = {"register_buffer": lambda: layer.register_buffer(name, value,
+                                                            persistent=draw(st.booleans())),
+           "register_parameter": lambda: layer.register_parameter(name, value),
+           "add_module": lambda: layer.add_module(name, value),
+           "get_submodule": lambda: layer.get_submodule(name),
+           "get_parameter": lambda: layer.get_parameter(name),
+           "state_dict": lambda: layer.state_dict(prefix=name),
+           "destination": lambda: layer.state_dict(value),
+           "to": lambda: layer.to(draw(st.sampled_from([name, value])))}
+    what = draw(st.sampled_from(sorted(ops)))
+
+    def tree():
+        return (list(layer.state_dict()), [k for k, _ in layer.named_children()],
+                [k for k, _ in layer.named_buffers()], dict(vars(layer)))
+
+    before = tree()
+    CALLS["registration"] = CALLS.get("registration", 0) + 1
+    try:
+        ops[what]()
+    except (ValueError, TypeError) as e:
+        check_named(e, {"state_dict" if what == "destination" else what})
+        assert tree() == before, f"a refused {what} changed the layer"
+    except AttributeError as e:
+        assert what in ("get_submodule", "get_parameter"), (what, e)
+        assert "has no attribute" in str(e) or "is not an nn.Parameter" in str(e)
+    x = np.ones((3, 2), np.float32)
+    if layer.weight is None or layer.bias is None:
+        return
+    status, got = call("registration", lambda: layer(x))
+    if status == "raised":
+        check_named(got, {"Linear", "weight", "bias"})
+    else:
+        np.testing.assert_allclose(got, x @ layer.weight.data.T + layer.bias.data, rtol=1e-6)
+    layer.load_state_dict({k: np.array(v) for k, v in layer.state_dict().items()})
+
+
+@settings(FUZZ, max_examples=100)
+@given(data=st.data())
+def test_fit_data_boundary(data):
+    """fit and evaluate with a NaN, inf or (float64) out-of-float32-range value at a
+    drawn place of x or of float targets raise ValueError naming the argument and the
+    first such sample, before any step; finite data of any real dtype trains."""
+    draw = data.draw
+    r = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    n = draw(st.integers(1, 12))
+    x = r.standard_normal((n, 3)).astype(draw(st.sampled_from([np.float32, np.float64,
+                                                              np.float16])))
+    model = nn.Sequential(nn.Linear(3, 2, seed=0), input_shape=(3,))
+    loss = draw(st.sampled_from(["cross_entropy", "mse"]))
+    y = r.integers(0, 2, n) if loss == "cross_entropy" and draw(st.booleans()) else \
+        r.random((n, 2))
+    bad = draw(st.sampled_from([np.nan, np.inf, -np.inf, 1e300, None]))
+    target = draw(st.sampled_from(["x", "y"])) if y.dtype.kind == "f" else "x"
+    where = draw(st.integers(0, n - 1))
+    if bad is not None:
+        array = x if target == "x" else y
+        if bad == 1e300 and array.dtype != np.float64:
+            bad = np.inf  # float16/32 cannot hold it either
+        array[where, draw(st.integers(0, array.shape[1] - 1))] = bad
+    before = [p.data.copy() for p in model.parameters()]
+    what = draw(st.sampled_from(["fit", "evaluate"]))
+    run = (lambda: model.fit(x, y, optimizer="sgd", loss=loss, verbose=0)) if what == "fit" \
+        else (lambda: model.evaluate(x, y, loss=loss))
+    with np.errstate(over="ignore"):  # float64 1e300 -> float32 inf, which is refused
+        status, got = call("fit_data", run)
+    if bad is None:
+        assert status == "ok", got
+        return
+    first = min(i for i in range(n) if not np.isfinite(
+        (x if target == "x" else y)[i].astype(np.float32)).all())
+    assert status == "raised" and isinstance(got, ValueError), got
+    assert f"{what}: {target} holds NaN or inf as float32 (first in sample {first}, " in str(got)
+    assert all(np.array_equal(p.data, b) for p, b in zip(model.parameters(), before))
 
 
 @pytest.mark.parametrize("slope", HOSTILE_REALS + [1e39, -1e39, -3e38])
@@ -1864,7 +1985,8 @@ def test_window_positions_boundary(data):
 QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losses": 300,
          "optimizers": 300, "models": 200, "state_dicts": 150, "runtime": 200,
          "distributed": 200, "to_categorical": 200, "safetensors": 200, "keras_layers": 300,
-         "keras_model_files": 100, "flags": 300, "containers": 300,
+         "keras_model_files": 100, "flags": 300, "containers": 300, "registration": 200,
+         "fit_data": 100,
          "keras_loss_calls": 200, "keras_build": 50, "conv_algorithm": 200,
          "window_positions": 200, "new_layer_args": 250}
 

@@ -809,22 +809,26 @@ def test_a_dict_of_layers_is_tracked_with_torchs_module_dict_keys(rng):
 def test_containers_changed_after_a_call_are_traced_again(rng):
     """A block appended to, inserted in, replaced in or deleted from a ModuleList, an
     entry of a ModuleDict or of a plain dict replaced or added, after the model has run:
-    the next call runs (and trains) the new structure, as for attributes and lists."""
+    the next call runs (and trains) the new structure, as for attributes and lists; an
+    empty Sequential or plain list filled after the first call too (the graph of the
+    empty one ran on)."""
     class Net(nn.Module):
         def __init__(self):
             self.blocks = nn.ModuleList([nn.Linear(4, 4, seed=0)])
             self.extra = nn.ModuleList()  # empty when first traced
+            self.tail = nn.Sequential()  # the same
+            self.more = []  # the same
             self.heads = nn.ModuleDict({"a": nn.Linear(4, 2, seed=1)})
             self.taps = {"t": nn.Identity()}
 
         def forward(self, x):
-            for block in list(self.blocks) + list(self.extra):
+            for block in list(self.blocks) + list(self.extra) + self.more:
                 x = block(x)
-            x = self.taps["t"](x)
+            x = self.taps["t"](self.tail(x))
             return [head(x) for head in self.heads.values()]
 
     def by_hand(x):
-        for block in list(net.blocks) + list(net.extra):
+        for block in list(net.blocks) + list(net.extra) + net.more + list(net.tail):
             x = block(x).copy()
         x = net.taps["t"](x)
         return [head(x).copy() for head in net.heads.values()]
@@ -846,6 +850,10 @@ def test_containers_changed_after_a_call_are_traced_again(rng):
     net.blocks += [nn.ReLU()]
     check()
     net.extra.append(nn.Linear(4, 4, seed=4))
+    check()
+    net.tail.append(nn.Linear(4, 4, seed=7))
+    check()
+    net.more.append(nn.Tanh())
     check()
     net.heads["a"] = nn.Linear(4, 5, seed=5)
     net.heads["b"] = nn.Linear(4, 1, seed=6)

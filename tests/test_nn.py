@@ -8,11 +8,13 @@ the longest sum (+2 for the bias and the FMA-free rounding). Pools and ReLU only
 or average a few values (K = window size + 1). Sigmoid, tanh and softmax go through
 exp, which SIMD kernels approximate to a few ulp: rtol 1e-5 of the natural scale.
 """
+import warnings
+
 import numpy as np
 import pytest
 
 import fastnn
-from fastnn import nn
+from fastnn import nn, optim
 from fastnn import reference as R
 
 U = 2.0 ** -24
@@ -124,7 +126,8 @@ def test_maxpool_eval_mode_forward_matches_training_mode(rng):
     (nn.ELU, (0.5,), "elu", False)])
 @pytest.mark.parametrize("shape", [(1, 1), (5, 10), (4, 3, 5, 7)])
 def test_activations_match_reference(isa, rng, cls, args, ref, uses_output, shape):
-    layer = cls(*args)
+    # the reference softmax is over the last dimension (nn.Softmax()'s is torch's implicit one)
+    layer = cls(*args, dim=-1) if cls is nn.Softmax else cls(*args)
     x, g = randn(rng, *shape) * 4, randn(rng, *shape)
     x[..., 0] = 0.0  # the kink of relu / leaky_relu
     y = layer(x)
@@ -282,8 +285,9 @@ def test_buffers_are_reused_across_steps_of_the_same_shape(rng):
 
 def test_bad_inputs_name_the_layer_and_expected_shape(rng):
     model = fastnn.models.mlp(0)
-    with pytest.raises(ValueError, match=r"layer 0 \(Flatten\(\)\) expects input of shape "
-                                         r"\(N, 1, 28, 28\).*got \(2, 1, 20, 20\)"):
+    with pytest.raises(ValueError, match=r"layer 0 \(Flatten\(start_dim=1, end_dim=-1\)\) "
+                                         r"expects input of shape \(N, 1, 28, 28\).*"
+                                         r"got \(2, 1, 20, 20\)"):
         model(randn(rng, 2, 1, 20, 20))
     bare = nn.Sequential(nn.Linear(10, 4), nn.ReLU())
     with pytest.raises(ValueError, match=r"layer 0: Linear\(in_features=10, out_features=4, "
@@ -774,3 +778,402 @@ def test_module_list_and_module_dict_errors_are_clear(rng):
 
     with pytest.raises(NotImplementedError, match="for block in self.blocks"):
         CallsTheList()(x)
+
+
+def _tree(m):
+    """A model with every kind of child (a layer, a buffer holder, a ModuleList, a
+    ModuleDict, a Sequential) in torch.nn (m=torch.nn) or fastnn.nn."""
+    class Net(m.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = m.Conv2d(1, 2, 3)
+            self.bn = m.BatchNorm2d(2)
+            self.blocks = m.ModuleList([m.Linear(3, 3), m.ReLU()])
+            self.heads = m.ModuleDict({"a": m.Linear(3, 2)})
+            self.seq = m.Sequential(m.Linear(2, 2), m.Tanh())
+
+        def forward(self, x):
+            return x
+    return Net()
+
+
+def test_module_tree_api_as_torchs():
+    """The names, order and results of the Module API are torch's on the same tree:
+    named_modules/children/parameters/buffers with prefix and recurse, get_submodule,
+    get_parameter, apply, train/eval/requires_grad_ returning self, and torch's
+    AttributeError messages (named_buffers(prefix, recurse), buffers(recurse),
+    get_submodule and get_parameter were missing)."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    ours, theirs = _tree(nn), _tree(torch.nn)
+
+    def same(f):
+        got, want = f(ours), f(theirs)
+        assert got == want, (got, want)
+
+    def names(pairs):
+        return [k for k, _ in pairs]
+
+    same(lambda m: names(m.named_modules()))
+    same(lambda m: names(m.named_modules(prefix="p")))
+    same(lambda m: names(m.named_children()))
+    same(lambda m: [type(c).__name__ for c in m.children()])
+    same(lambda m: [type(c).__name__ for c in m.modules()])
+    same(lambda m: names(m.named_parameters(prefix="x")))
+    same(lambda m: names(m.named_parameters(recurse=False)))
+    same(lambda m: [tuple(p.shape) for p in m.parameters()])
+    same(lambda m: names(m.named_buffers()))
+    same(lambda m: names(m.named_buffers(prefix="q")))
+    same(lambda m: names(m.bn.named_buffers(recurse=False)))
+    same(lambda m: [len(list(m.buffers())), len(list(m.buffers(recurse=False)))])
+    same(lambda m: type(m.get_submodule("blocks.0")).__name__)
+    same(lambda m: m.get_submodule("") is m)
+    same(lambda m: tuple(m.get_parameter("seq.0.weight").shape))
+    same(lambda m: [m.train() is m, m.eval() is m, m.requires_grad_(False) is m,
+                    m.training, m.seq.training])
+    same(lambda m: [p.requires_grad for p in m.parameters()])
+    same(lambda m: m.zero_grad())
+    seen = {id(m): [] for m in (ours, theirs)}
+    same(lambda m: m.apply(lambda mod: seen[id(m)].append(type(mod).__name__)) is m)
+    assert seen[id(ours)] == seen[id(theirs)]
+    for f in [lambda m: m.get_submodule("blocks.9"), lambda m: m.get_submodule("nope.x"),
+              lambda m: m.get_parameter("seq.0.nope"), lambda m: m.get_parameter("bn"),
+              lambda m: m.nope, lambda m: m.conv.nope]:
+        with pytest.raises(AttributeError) as want:
+            f(theirs)
+        with pytest.raises(AttributeError) as got:
+            f(ours)
+        assert str(got.value) == str(want.value)
+
+
+def test_registering_and_deleting_as_torchs():
+    """register_buffer(persistent=False) keeps a buffer out of state_dict, as torch's
+    (persistent was a TypeError); register_parameter, add_module/register_module (on a
+    Module and a Sequential) and del of a child, a parameter or a buffer leave torch's
+    names, state_dict keys and repr."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+
+    def build(m, array, param):
+        lin = m.Linear(2, 2)
+        lin.register_buffer("kept", array(2))
+        lin.register_buffer("cache", array(3), persistent=False)
+        lin.register_parameter("scale", param(array(2)))
+        lin.register_parameter("unset", None)
+        lin.add_module("act", m.ReLU())
+        lin.register_module("extra", m.Tanh())
+        seq = m.Sequential(m.ReLU())
+        seq.add_module("fc", m.Linear(2, 1))
+        seq.add_module("0", m.Tanh())  # replaces layer "0", as torch's
+        return lin, seq
+
+    lin, seq = build(nn, lambda n: np.zeros(n, np.float32), nn.Parameter)
+    t_lin, t_seq = build(torch.nn, torch.zeros, torch.nn.Parameter)
+
+    def same(a, b):
+        assert list(a.state_dict()) == list(b.state_dict())
+        assert [k for k, _ in a.named_buffers()] == [k for k, _ in b.named_buffers()]
+        assert [k for k, _ in a.named_parameters()] == [k for k, _ in b.named_parameters()]
+        assert [k for k, _ in a.named_children()] == [k for k, _ in b.named_children()]
+        assert repr(a) == repr(b)
+
+    same(lin, t_lin)
+    same(seq, t_seq)
+    for name in ("act", "scale", "kept", "cache"):
+        delattr(lin, name)
+        delattr(t_lin, name)
+        same(lin, t_lin)
+    assert list(lin.state_dict()) == ["weight", "bias"]
+    for bad in [lambda m: m.register_buffer("weight", None),
+                lambda m: m.register_parameter("extra", None),
+                lambda m: m.add_module("bias", None), lambda m: m.add_module("a.b", None),
+                lambda m: m.register_buffer("", None), lambda m: m.add_module(1, None),
+                lambda m: m.register_parameter("p", np.zeros(2)),
+                lambda m: m.add_module("q", np.zeros(2)),
+                lambda m: m.register_buffer("train", None)]:
+        with pytest.raises((KeyError, TypeError)):
+            bad(t_lin)
+        with pytest.raises((ValueError, TypeError), match="Linear"):
+            bad(lin)
+    with pytest.raises(TypeError, match="buffer 'b' must be a NumPy array or None, got list"):
+        lin.register_buffer("b", [1.0])
+    same(lin, t_lin)  # the refused ones changed nothing
+
+
+def test_state_dict_arguments_and_load_result_as_torchs():
+    """state_dict(destination, prefix, keep_vars) and load_state_dict's printed result
+    are torch's (the arguments were TypeErrors); a keep_vars state dict (Parameters)
+    loads."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    from collections import OrderedDict
+
+    def build(m):
+        return m.Sequential(m.Linear(2, 3), m.BatchNorm1d(3))
+
+    ours, theirs = build(nn), build(torch.nn)
+    for kwargs in [{}, {"prefix": "model."}, {"prefix": "m"}, {"keep_vars": True}]:
+        got, want = ours.state_dict(**kwargs), theirs.state_dict(**kwargs)
+        assert isinstance(got, OrderedDict) and list(got) == list(want)
+        assert [type(v).__name__ for v in got.values()] == [
+            "Parameter" if isinstance(v, torch.nn.Parameter) else "ndarray"
+            for v in want.values()]
+    target = {"z": 1}
+    assert ours.state_dict(target) is target and list(target) == ["z"] + list(
+        theirs.state_dict())
+    assert ours.state_dict(keep_vars=True)["0.weight"] is ours[0].weight
+    twin = build(nn)
+    for s in (1, 2):
+        np.copyto(twin[0].weight.data, s)
+        result = ours.load_state_dict(twin.state_dict(keep_vars=s == 1))
+        assert np.all(ours[0].weight.data == s) and ours[0].weight is not twin[0].weight
+        assert repr(result) == str(result) == repr(theirs.load_state_dict(
+            theirs.state_dict())) == "<All keys matched successfully>"
+    got = ours.load_state_dict({"0.bias": np.zeros(3), "x": np.zeros(1)}, strict=False)
+    want = theirs.load_state_dict({"0.bias": torch.zeros(3), "x": torch.zeros(1)}, strict=False)
+    assert repr(got) == repr(want) and got == tuple(want)
+    for bad, match in [(lambda: ours.state_dict(prefix=1), "prefix must be a string"),
+                       (lambda: ours.state_dict(keep_vars="yes"), "keep_vars must be True"),
+                       (lambda: ours.state_dict([]), "destination must be a dict")]:
+        with pytest.raises(TypeError, match=match):
+            bad()
+
+
+def test_load_state_dict_assign_as_torchs(rng):
+    """assign=True (torch's; a TypeError before) makes the given float32 arrays the
+    parameters and buffers (a torch tensor's memory shared, as torch's assign shares it),
+    keeping each Parameter object and its requires_grad, so an optimizer made before goes
+    on training them; any other entry (float64, strided, read-only) is copied with a
+    UserWarning naming it."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    twin = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    twin(torch.randn(8, 3))  # running statistics off their defaults
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    weight = model[0].weight
+    weight.requires_grad_(False)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    state = twin.state_dict()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # all float32/int64 contiguous: nothing copied
+        model.load_state_dict(state, assign=True)
+    assert model[0].weight is weight and not weight.requires_grad
+    for key, value in state.items():
+        assert np.shares_memory(model.state_dict()[key], value.numpy()), key
+    with torch.no_grad():
+        twin[0].bias.add_(1.0)  # the same memory, as torch's assign
+    x = rng.standard_normal((5, 3)).astype(np.float32)
+    np.testing.assert_allclose(model.eval()(x), twin.eval()(torch.from_numpy(x)).detach(),
+                               rtol=1e-5, atol=1e-6)
+    model.train()
+    model(x), model.backward(np.ones((5, 4), np.float32))
+    before = model[1].bias.data.copy()
+    opt.step()  # the optimizer made before the load trains the assigned array
+    np.testing.assert_allclose(model[1].bias.data, before - 0.1 * 5)
+    np.testing.assert_array_equal(model[1].bias.data, twin[1].bias.detach().numpy())
+
+    fresh = nn.Linear(3, 4)
+    weight64 = rng.standard_normal((4, 3))
+    readonly = np.arange(4, dtype=np.float32)
+    readonly.flags.writeable = False
+    with pytest.warns(UserWarning, match=r"copied weight \(float64\), bias \(float32, "
+                                         r"read-only\) instead of assigning"):
+        fresh.load_state_dict({"weight": weight64, "bias": readonly}, assign=True)
+    np.testing.assert_array_equal(fresh.weight.data, weight64.astype(np.float32))
+    assert fresh.weight.data.dtype == np.float32 and fresh.bias.data.flags.writeable
+    strided = np.zeros((4, 6), np.float32)[:, ::2]
+    with pytest.warns(UserWarning, match=r"weight \(float32, strided\)"):
+        fresh.load_state_dict({"weight": strided, "bias": np.zeros(4, np.float32)},
+                              assign=True)
+    with pytest.raises(TypeError, match="assign must be True or False"):
+        fresh.load_state_dict(fresh.state_dict(), assign="yes")
+    half = torch.nn.Linear(3, 4).to(torch.bfloat16)  # NumPy has no bfloat16: a new array
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fresh.load_state_dict(half.state_dict(), assign=True)
+    np.testing.assert_array_equal(fresh.weight.data, half.weight.float().detach().numpy())
+    assert fresh.weight.data.dtype == np.float32 and fresh.weight.data.flags.writeable
+
+
+@pytest.mark.parametrize("cls", ["Softmax", "LogSoftmax"])
+def test_softmax_without_dim_is_torchs_implicit_choice(rng, cls):
+    """nn.Softmax() / nn.LogSoftmax() take torch's default dim=None: dimension 0 for an
+    input of 1 or 3 dimensions, else 1, with torch's UserWarning (fastnn took the last
+    one: on (N, C, H, W) another result than torch's); repr and saved files as torch's."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    for shape in [(5,), (3, 4), (2, 3, 4), (2, 3, 4, 5)]:
+        x, g = randn(rng, *shape), randn(rng, *shape)
+        tx = torch.tensor(x, requires_grad=True)
+        with pytest.warns(UserWarning, match="Implicit dimension choice") as want:
+            ty = getattr(torch.nn, cls)()(tx)
+        ty.backward(torch.from_numpy(g))
+        layer = getattr(nn, cls)()
+        with pytest.warns(UserWarning) as got:
+            y = layer(x)
+        assert str(got[0].message) == str(want[0].message)
+        np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(layer.backward(g), tx.grad.numpy(), rtol=1e-5, atol=1e-6)
+    assert repr(getattr(nn, cls)()) == repr(getattr(torch.nn, cls)()) == f"{cls}(dim=None)"
+    assert getattr(nn, cls).from_config({}).dim == -1  # a file saved when the default was -1
+    restored = fastnn.nn.registry.build(fastnn.nn.registry.spec(getattr(nn, cls)()))
+    assert restored.dim is None
+    with pytest.raises(TypeError, match=f"{cls}: dim must be an int or None"):
+        getattr(nn, cls)("1")
+
+
+def test_layer_reprs_are_torchs():
+    """Every layer prints as torch's with the same arguments (fastnn printed its config:
+    Conv2d(in_channels=1, ..., kernel_size=[3, 3], ...)), and models nest them as torch's,
+    an empty one as Sequential(), a ModuleList's equal entries as one "(0-2): 3 x" line.
+    Not BatchNorm's: torch 2.13 prints a `bias` argument fastnn's BatchNorm lacks."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    makers = [
+        lambda m: m.Linear(3, 4), lambda m: m.Linear(3, 4, bias=False),
+        lambda m: m.Conv2d(1, 2, 3), lambda m: m.Conv2d(1, 2, 3, stride=2, padding=1, bias=False),
+        lambda m: m.Conv2d(4, 4, (3, 5), groups=2, padding="same", padding_mode="reflect"),
+        lambda m: m.Conv2d(1, 2, 3, padding="valid", dilation=2),
+        lambda m: m.MaxPool2d(2), lambda m: m.MaxPool2d(3, 2, 1, ceil_mode=True),
+        lambda m: m.MaxPool2d((2, 3)), lambda m: m.AvgPool2d(2),
+        lambda m: m.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False),
+        lambda m: m.AdaptiveAvgPool2d(1), lambda m: m.AdaptiveAvgPool2d((2, 3)),
+        lambda m: m.ReLU(), lambda m: m.ReLU(inplace=True), lambda m: m.LeakyReLU(),
+        lambda m: m.LeakyReLU(0.2, True), lambda m: m.Sigmoid(), lambda m: m.Tanh(),
+        lambda m: m.Softmax(dim=1), lambda m: m.LogSoftmax(dim=-1), lambda m: m.Flatten(),
+        lambda m: m.Flatten(2, 3), lambda m: m.Identity(), lambda m: m.Dropout(),
+        lambda m: m.Dropout(0.3, True), lambda m: m.Sequential(),
+        lambda m: m.Sequential(m.Linear(3, 4), m.ReLU()),
+        lambda m: m.ModuleList(), lambda m: m.ModuleDict(),
+        lambda m: m.ModuleList([m.Linear(2, 2), m.Linear(2, 2), m.Linear(2, 2), m.ReLU(),
+                                m.Sequential(m.Tanh()), m.Sequential(m.Tanh())]),
+        lambda m: m.ModuleDict({"a": m.Linear(3, 4), "b": m.Sequential(m.Dropout())}),
+        lambda m: _tree(m).seq, lambda m: _tree(m).blocks]
+    for make in makers:
+        assert repr(make(nn)) == repr(make(torch.nn))
+    ours, theirs = repr(_tree(nn)), repr(_tree(torch.nn))
+    assert ours == theirs.replace(", bias=True, track_running_stats", ", track_running_stats")
+
+    class WithExtra(nn.Module):  # a model's own extra_repr comes first, as torch's
+        def __init__(self):
+            self.fc = nn.Linear(2, 2)
+
+        def extra_repr(self):
+            return "scale=2"
+
+        def forward(self, x):
+            return self.fc(x)
+
+    assert repr(WithExtra()) == ("WithExtra(\n  scale=2\n  (fc): Linear(in_features=2, "
+                                 "out_features=2, bias=True)\n)")
+
+
+def test_sequential_and_module_dict_edits_as_torchs(rng):
+    """Sequential's list methods (insert, extend, pop, +, +=, item assignment and
+    deletion, negative indices: AttributeError/TypeError before) and ModuleDict's
+    attribute assignment (heads.c = layer added no key) leave torch's layers, names and
+    state_dict keys, and a model holding them runs what they hold."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+
+    def tags(modules):
+        return [getattr(m, "out_features", type(m).__name__) for m in modules]
+
+    ours = nn.Sequential(*(nn.Linear(2, 2) for _ in range(3)))
+    theirs = torch.nn.Sequential(*(torch.nn.Linear(2, 2) for _ in range(3)))
+    for op in [lambda s, m: s.insert(1, m.ReLU()), lambda s, m: s.insert(-1, m.Tanh()),
+               lambda s, m: s.insert(len(s), m.Sigmoid()), lambda s, m: s.extend([m.ReLU()]),
+               lambda s, m: s.pop(0), lambda s, m: s.pop(-2), lambda s, m: s[-1],
+               lambda s, m: s.__setitem__(-1, m.Tanh()), lambda s, m: s.__delitem__(1),
+               lambda s, m: s.__delitem__(slice(0, 1)), lambda s, m: s + m.Sequential(m.Tanh()),
+               lambda s, m: s.__iadd__(m.Sequential(m.Linear(2, 2))), lambda s, m: s[1:],
+               lambda s, m: s.append(m.Linear(2, 3)), lambda s, m: s.add_module("head", m.ReLU()),
+               lambda s, m: s.__setitem__(0, m.Linear(2, 2)), lambda s, m: len(s)]:
+        got, want = op(ours, nn), op(theirs, torch.nn)
+        assert tags(ours) == tags(theirs) and list(ours) == list(ours.layers)
+        assert [k for k, _ in ours.named_children()] == [k for k, _ in theirs.named_children()]
+        assert (got is ours) == (want is theirs) and type(got).__name__ == type(want).__name__
+        if isinstance(want, torch.nn.Sequential):
+            assert tags(got) == tags(want)
+            assert [k for k, _ in got.named_children()] == [k for k, _ in want.named_children()]
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert repr(ours) == repr(theirs)
+    assert ours[0] in ours and nn.ReLU() not in ours
+    x = randn(rng, 4, 2)
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    np.testing.assert_allclose(ours(x), theirs(torch.from_numpy(x)).detach().numpy(),
+                               rtol=1e-5, atol=1e-6)
+    for bad, error in [(lambda s, m: s.insert(9, m.ReLU()), IndexError),
+                       (lambda s, m: s[9], IndexError), (lambda s, m: s.pop(-9), IndexError)]:
+        with pytest.raises(error):
+            bad(theirs, torch.nn)
+        with pytest.raises(error, match="Sequential"):
+            bad(ours, nn)
+    with pytest.raises(TypeError, match=r"Sequential \+=: takes a Sequential, got list"):
+        ours += [nn.ReLU()]
+    n = len(ours)
+    with pytest.raises(TypeError, match=rf"Sequential\[{n + 1}\] must be a fastnn.nn.Module"):
+        ours.extend([nn.ReLU(), "relu"])
+    assert len(ours) == n  # all or none
+
+    ours = nn.ModuleDict({"a": nn.Linear(2, 1)})
+    theirs = torch.nn.ModuleDict({"a": torch.nn.Linear(2, 1)})
+    for m, d in [(nn, ours), (torch.nn, theirs)]:
+        d.c = m.Linear(2, 3)
+        d.a = m.Linear(2, 4)  # replaces key 'a', in place
+        d.note = "plain"  # not a module: a plain attribute, as torch's
+        d.add_module("e", m.Tanh())
+        del d.c
+    assert list(ours) == list(theirs) == ["a", "e"] and ours.note == "plain"
+    assert tags(ours.values()) == tags(theirs.values())
+    assert list(ours.state_dict()) == list(theirs.state_dict()) and repr(ours) == repr(theirs)
+    with pytest.raises(TypeError, match=r"ModuleDict\['a'\] must be a fastnn.nn.Module"):
+        ours.a = 3  # a key holds modules only
+    with pytest.raises(ValueError, match="ModuleList.add_module"):
+        nn.ModuleList().add_module("x", nn.ReLU())
+
+    class Heads(nn.Module):
+        def __init__(self):
+            self.heads = nn.ModuleDict({"a": nn.Linear(2, 2)})
+
+        def forward(self, x):
+            return [head(x) for head in self.heads.values()]
+
+    model = Heads()
+    assert len(model(x)) == 1
+    model.heads.b = nn.Linear(2, 3)  # traced again: the new head runs
+    assert [y.shape for y in model(x)] == [(4, 2), (4, 3)]
+    del model.heads.a
+    assert [y.shape for y in model(x)] == [(4, 3)]
+
+
+def test_to_named_duplicates_and_child_assignment_as_torchs():
+    """model.to("cpu") / .to(torch.float32) / .cpu() / .float() return the model, as
+    torch's (an AttributeError stopped torch scripts at model.to(device)); another device
+    or dtype raises naming it. named_parameters/named_buffers(remove_duplicate=False) list
+    a shared layer's under each name, and a child module replaced by a non-module is a
+    TypeError, as torch's."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+
+    def build(m):
+        lin = m.Linear(2, 2)
+        return m.Sequential(lin, m.BatchNorm1d(2), lin)
+
+    ours, theirs = build(nn), build(torch.nn)
+    for args, kwargs in [(("cpu",), {}), ((torch.device("cpu"),), {}), ((torch.float32,), {}),
+                         (("cpu", torch.float32), {}), ((), {"device": "cpu"}),
+                         ((), {"dtype": torch.float32, "non_blocking": True})]:
+        assert ours.to(*args, **kwargs) is ours and theirs.to(*args, **kwargs) is theirs
+    assert ours.to(np.float32) is ours.cpu() is ours.float() is ours
+    for bad in ["cuda", torch.float64, np.float64, "meta", 3]:
+        with pytest.raises(ValueError, match="Sequential.to: fastnn runs on the CPU in "
+                                             "float32, got"):
+            ours.to(bad)
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) \['memory'\]"):
+        ours.to(memory="x")
+    for kwargs in [{}, {"remove_duplicate": False}, {"prefix": "p", "remove_duplicate": False}]:
+        assert [k for k, _ in ours.named_parameters(**kwargs)] == \
+            [k for k, _ in theirs.named_parameters(**kwargs)]
+        assert [k for k, _ in ours.named_buffers(**kwargs)] == \
+            [k for k, _ in theirs.named_buffers(**kwargs)]
+    with pytest.raises(TypeError, match="remove_duplicate must be True or False"):
+        ours.named_buffers(remove_duplicate=None)
+    for model in (ours, theirs):
+        model.head = type(model[0])(2, 1)
+        with pytest.raises(TypeError, match="head"):
+            model.head = 3
+        model.head = None  # allowed by both
+        assert model.head is None

@@ -240,3 +240,25 @@ def test_an_optimizer_over_some_parameters_or_in_another_order_round_trips(tmp_p
                                          r"parameter of this Sequential"):
         fastnn.save(model, path, optimizer=optim.SGD(nn.Linear(4, 4).parameters()))
     assert path.read_bytes() == before
+
+
+def test_a_non_persistent_buffer_is_left_out_of_the_file(tmp_path):
+    """register_buffer(..., persistent=False) (torch's: a cache __init__ rebuilds) was
+    written to the file and required back with its saved shape; it is left out of the
+    file as out of state_dict, and the model loaded into keeps its own."""
+    def build(cache_size):
+        model = nn.Sequential(nn.Linear(3, 2, seed=0), input_shape=(3,))
+        model.register_buffer("steps", np.array(7, np.int64))
+        model.register_buffer("cache", np.zeros(cache_size, np.float32), persistent=False)
+        return model
+
+    model = build(4)
+    model.save(tmp_path / "m.fastnn")
+    with zipfile.ZipFile(tmp_path / "m.fastnn") as z:
+        assert "buffer/steps.npy" in z.namelist()
+        assert not any("cache" in name for name in z.namelist())
+    other = build(9)
+    other.steps[...] = 0
+    loaded = fastnn.load(tmp_path / "m.fastnn", model=other)
+    assert loaded.steps == 7 and loaded.cache.shape == (9,)
+    np.testing.assert_array_equal(loaded[0].weight.data, model[0].weight.data)

@@ -302,13 +302,53 @@ def test_bad_fit_inputs_raise_clear_errors():
         model.fit(x[:, :5], y, optimizer=opt, verbose=0)
     with pytest.raises(ValueError, match="empty"):
         model.fit(x[:0], y[:0], optimizer=opt, verbose=0)
-    with pytest.raises(ValueError, match=r"layer 0 \(Flatten\(\)\) expects input of shape "
-                                         r"\(N, 1, 28, 28\) \(the model's input_shape\)"):
+    with pytest.raises(ValueError, match=r"layer 0 \(Flatten\(start_dim=1, end_dim=-1\)\) "
+                                         r"expects input of shape \(N, 1, 28, 28\) \(the "
+                                         r"model's input_shape\)"):
         models.mlp(0).predict(np.zeros((2, 1, 20, 20), np.float32))
     with pytest.raises(ValueError, match="validation_split"):
         model.fit(x, y, optimizer=opt, validation_split=1.0, verbose=0)
     with pytest.raises(ValueError, match="loss must be"):
         model.fit(x, y, optimizer=opt, loss="hinge", verbose=0)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 1e300])
+def test_fit_and_evaluate_refuse_non_finite_data(bad):
+    """A NaN or inf in x (or in float targets) trained silently to NaN weights (torch's
+    loop would too, but fit owns the data): fit and evaluate raise ValueError naming the
+    argument and the first bad sample before any step (1e300: inf as float32); labels
+    out of range raise too (test_bad_fit_inputs_raise_clear_errors)."""
+    rng = np.random.default_rng(5)
+    x, y = blobs(rng, 40)
+    model = small_mlp()
+    before = [p.data.copy() for p in model.parameters()]
+
+    def refused(name, sample, where=""):
+        return rf"{where}{name} holds NaN or inf as float32 \(first in sample {sample}, " \
+               rf"{name}\[{sample}\]\)"
+
+    xs = x.astype(np.float64)
+    xs[[13, 30], 2] = bad
+    for call in [lambda: model.fit(xs, y, optimizer="sgd", verbose=0, check_finite=True),
+                 lambda: model.fit(xs, y, optimizer="sgd", verbose=0),
+                 lambda: model.evaluate(xs, y)]:
+        with pytest.raises(ValueError, match=refused("x", 13)):
+            call()
+    with pytest.raises(ValueError, match=refused("x", 13, r"fit \(validation_data\): ")):
+        model.fit(x, y, optimizer="sgd", validation_data=(xs, y), verbose=0)
+    probs = np.eye(3)[y]
+    probs[7, 1] = bad
+    with pytest.raises(ValueError, match=refused("y", 7, "fit: ")):
+        model.fit(x, probs, optimizer="sgd", verbose=0)
+    with pytest.raises(ValueError, match=refused("y", 7, "evaluate: ")):
+        model.evaluate(x, probs)
+    targets = rng.standard_normal((40, 3))
+    targets[39, 0] = bad
+    with pytest.raises(ValueError, match=refused("y", 39)):
+        model.fit(x, targets, optimizer="sgd", loss="mse", verbose=0)
+    assert all(np.array_equal(p.data, b) for p, b in zip(model.parameters(), before))
+    model.fit(x, y, optimizer="sgd", verbose=0)  # finite data trains, as before
+    assert all(np.isfinite(p.data).all() for p in model.parameters())
 
 
 @pytest.mark.parametrize("loss_cls,ref", [(losses.BCEWithLogitsLoss,

@@ -154,7 +154,7 @@ def Input(shape=None, batch_size=None, name=None, dtype=None):
 
 
 _ACTIVATIONS = {"linear": None, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh,
-                "softmax": nn.Softmax, "leaky_relu": lambda: nn.LeakyReLU(0.2),
+                "softmax": lambda: nn.Softmax(-1), "leaky_relu": lambda: nn.LeakyReLU(0.2),
                 "gelu": nn.GELU, "silu": nn.SiLU, "swish": nn.SiLU, "elu": nn.ELU}
 
 

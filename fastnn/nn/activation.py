@@ -1,5 +1,7 @@
 """Elementwise activations: ReLU, LeakyReLU, Sigmoid, Tanh, GELU, SiLU, ELU, and Softmax /
-LogSoftmax over a dimension (the last by default)."""
+LogSoftmax over a dimension (dim=None: torch's legacy implicit choice)."""
+import warnings
+
 from .. import functional as F
 from .._core import as_alpha, as_approximate, as_flag, as_slope, is_int as _is_int
 from .module import Module
@@ -37,6 +39,9 @@ class ReLU(_Elementwise):
     def __init__(self, inplace=False):
         self.inplace = as_flag(inplace, "inplace", "ReLU")
 
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
+
 
 class LeakyReLU(_Elementwise):
     _forward, _backward = staticmethod(F.leaky_relu), staticmethod(F.leaky_relu_backward)
@@ -47,6 +52,9 @@ class LeakyReLU(_Elementwise):
 
     def _extra(self):
         return (self.negative_slope,)
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
 
     def config(self):
         return {"negative_slope": self.negative_slope}
@@ -64,31 +72,56 @@ class Tanh(_Elementwise):
 
 class _OverDim(_Elementwise):
     """An activation over dimension `dim` (torch's argument; negative counts from the
-    end), the kernels' own argument."""
+    end), the kernels' own argument. dim=None (torch's default) is torch's legacy
+    implicit choice, with its UserWarning: 0 for an input of 0, 1 or 3 dimensions, else
+    1 (the channels of (N, C, H, W); the features of (N, C))."""
 
     _backward_uses_output = True
+    _name = None  # torch's function name in the warning
 
-    def __init__(self, dim=-1):
-        if not _is_int(dim):
-            raise TypeError(f"{type(self).__name__}: dim must be an int, got {dim!r}")
-        self.dim = int(dim)
+    def __init__(self, dim=None):
+        if dim is not None and not _is_int(dim):
+            raise TypeError(f"{type(self).__name__}: dim must be an int or None, got {dim!r}")
+        self.dim = None if dim is None else int(dim)
+
+    def _dim_for(self, ndim):
+        """The dimension the layer works over for an input of `ndim` dimensions."""
+        if self.dim is not None:
+            return self.dim
+        warnings.warn(f"Implicit dimension choice for {self._name} has been deprecated. "
+                      f"Change the call to include dim=X as an argument.", UserWarning,
+                      stacklevel=4)
+        return 0 if ndim in (0, 1, 3) else 1
+
+    def forward(self, x):
+        self._dim = self._dim_for(x.ndim)  # backward works over the same one
+        return super().forward(x)
 
     def _extra(self):
-        return (self.dim,)
+        return (self._dim,)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
 
     def config(self):
-        return {} if self.dim == -1 else {"dim": self.dim}
+        return {"dim": self.dim}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**{"dim": -1, **config})  # files saved before dim=None meant the last
 
 
 class Softmax(_OverDim):
-    """Softmax over dimension `dim` (default -1, the last; torch's nn.Softmax(dim=None)
-    picks one from the input's ndim with a deprecation warning: name it)."""
+    """Softmax over dimension `dim` (torch's nn.Softmax: dim=None picks one from the
+    input's ndim, with a deprecation warning: name it)."""
     _forward, _backward = staticmethod(F.softmax), staticmethod(F.softmax_backward)
+    _name = "softmax"
 
 
 class LogSoftmax(_OverDim):
-    """log(softmax(x)) over dimension `dim` (default -1, the last), computed stably."""
+    """log(softmax(x)) over dimension `dim` (dim=None as Softmax's), computed stably."""
     _forward, _backward = staticmethod(F.log_softmax), staticmethod(F.log_softmax_backward)
+    _name = "log_softmax"
 
 
 class GELU(_Elementwise):

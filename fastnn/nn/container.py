@@ -4,7 +4,7 @@ import operator
 
 from .._core import as_sample_shape
 from .model import Model
-from .module import Module, _check_key, _what
+from .module import Module, _check_key, _layout, _what
 
 __all__ = ["Sequential", "ModuleList", "ModuleDict"]
 
@@ -41,26 +41,97 @@ class Sequential(Model):
     def __len__(self):
         return len(self.layers)
 
+    def _index(self, idx):
+        """idx (an int, negative from the end) as a position among the layers."""
+        i, n = _integer(idx, "Sequential"), len(self.layers)
+        if not -n <= i < n:
+            raise IndexError(f"Sequential index {i} is out of range for {n} layers")
+        return i % n
+
     def __getitem__(self, i):
-        if isinstance(i, slice):  # a Sequential of the same layers (and names), as torch's
-            if self._names:
-                return Sequential(dict(zip(self._names[i], self.layers[i])))
-            return Sequential(*self.layers[i])
-        return self.layers[i]
+        if isinstance(i, slice):  # the same layers under the same names, as torch's: the
+            # keys of model[2:] are 2.weight, ...
+            return Sequential(dict(zip((self._names or self._numbers())[i], self.layers[i])))
+        return self.layers[self._index(i)]
+
+    def _numbers(self):
+        return [str(i) for i in range(len(self.layers))]
+
+    def __setitem__(self, idx, module):
+        """Replace the layer at idx (its name kept), as torch's."""
+        i = self._index(idx)
+        self.layers[i] = _module(module, f"Sequential[{i}]")
+
+    def __delitem__(self, idx):
+        """Remove the layer(s) at idx; the rest are numbered 0, 1, ... again (a dict's
+        names are dropped), as torch's."""
+        del self.layers[idx if isinstance(idx, slice) else self._index(idx)]
+        self._names = None
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __add__(self, other):
+        """A new Sequential of both's layers, numbered, as torch's."""
+        return Sequential(*self.layers).extend(_sequential(other, "+"))
+
+    def __iadd__(self, other):
+        return self.extend(_sequential(other, "+="))
 
     def append(self, module):
-        """Add a layer at the end (torch's Sequential.append); returns self."""
+        """Add a layer named str(len(self)), as torch's Sequential.append (which replaces
+        the layer of that name in a slice such as model[1:]); returns self."""
         if not isinstance(module, Module):
             raise TypeError(f"Sequential.append: module must be a fastnn.nn.Module, got "
                             f"{type(module).__name__}")
-        if self._names:  # torch names it by its position
-            self._names.append(str(len(self.layers)))
-        self.layers.append(module)  # a changed layer list: traced again at the next call
+        self.add_module(str(len(self.layers)), module)
         return self
 
+    def extend(self, modules):
+        """Append each module of an iterable (all or, on an error, none); returns self."""
+        try:
+            modules = list(modules)
+        except TypeError:
+            raise TypeError(f"Sequential.extend: modules must be an iterable of modules, "
+                            f"got {_what(modules)}") from None
+        n = len(self.layers)
+        for k, m in enumerate(modules):
+            _module(m, f"Sequential[{n + k}]")
+        for m in modules:
+            self.append(m)
+        return self
+
+    def insert(self, index, module):
+        """Insert a layer before position `index` (-len..len, as torch's; the layers are
+        numbered again); returns self."""
+        n, i = len(self.layers), _integer(index, "Sequential")
+        if not -n <= i <= n:
+            raise IndexError(f"Sequential.insert: index {i} is out of range for {n} layers")
+        self.layers.insert(i + n if i < 0 else i, _module(module, f"Sequential[{i}]"))
+        self._names = None
+        return self
+
+    def pop(self, idx):
+        """Remove the layer at `idx` and return it, as torch's."""
+        module = self[idx]
+        del self[idx]
+        return module
+
+    def add_module(self, name, module):
+        """Add a layer named `name` at the end, or replace the one named so, as torch's
+        (Sequential.add_module("fc", layer) names the state_dict keys fc.*)."""
+        names = self._names or self._numbers()
+        _check_key(name, "Sequential.add_module")
+        _module(module, f"Sequential.add_module({name!r})")
+        if name in names:
+            self.layers[names.index(name)] = module
+            return
+        self.layers.append(module)  # a changed layer list: traced again at the next call
+        if self._names or name != str(len(names)):
+            self._names = names + [name]
+
     def named_children(self):
-        names = self._names or [str(i) for i in range(len(self.layers))]
-        return list(zip(names, self.layers))
+        return list(zip(self._names or self._numbers(), self.layers))
 
     def __getattr__(self, name):
         """A layer by its dict key (model.conv), as torch's."""
@@ -112,11 +183,6 @@ class Sequential(Model):
             return cls(dict(zip(config["names"], layers)), input_shape=config["input_shape"])
         return cls(*layers, input_shape=config["input_shape"])
 
-    def __repr__(self):
-        inner = "".join(f"\n  ({name}): " + repr(layer).replace("\n", "\n  ")
-                        for name, layer in self.named_children())
-        return f"Sequential({inner}\n)"
-
 
 def _module(value, where):
     """value if it is a Module, else TypeError naming where it was to go."""
@@ -125,13 +191,20 @@ def _module(value, where):
     return value
 
 
-def _integer(idx):
-    """idx as an int (NumPy's too), or TypeError: a ModuleList's position."""
+def _integer(idx, container="ModuleList"):
+    """idx as an int (NumPy's too), or TypeError: a position in the container."""
     try:
         return operator.index(idx)
     except TypeError:
-        raise TypeError(f"ModuleList index must be an integer (or a slice, to read or "
+        raise TypeError(f"{container} index must be an integer (or a slice, to read or "
                         f"delete), got {_what(idx)}") from None
+
+
+def _sequential(other, op):
+    """other, if it is a Sequential (torch's + and += take only one), else TypeError."""
+    if not isinstance(other, Sequential):
+        raise TypeError(f"Sequential {op}: takes a Sequential, got {_what(other)}")
+    return other
 
 
 def _no_forward(self, *args):
@@ -216,8 +289,31 @@ class ModuleList(Module):
         del self[idx]
         return module
 
+    def add_module(self, name, module):
+        """torch's: add_module(str(len(blocks)), m) appends; str(i) replaces entry i."""
+        if name == str(len(self._modules)):
+            self.append(module)
+        elif isinstance(name, str) and name.isdecimal() and int(name) < len(self._modules):
+            self[int(name)] = module
+        else:
+            raise ValueError(f"ModuleList.add_module: name must be the position of an "
+                             f"entry or len(list) (use append or insert), got {name!r}")
+
     def named_children(self):
         return [(str(i), m) for i, m in enumerate(self._modules)]
+
+    def __repr__(self):
+        """torch's: a run of equal entries as one line, "(0-2): 3 x Linear(...)"."""
+        runs = []  # [first, last, repr]
+        for i, m in enumerate(self._modules):
+            text = repr(m)
+            if runs and runs[-1][2] == text:
+                runs[-1][1] = i
+            else:
+                runs.append([i, i, text])
+        lines = [(f"({a}): " if a == b else f"({a}-{b}): {b - a + 1} x ") +
+                 text.replace("\n", "\n  ") for a, b, text in runs]
+        return _layout(type(self).__name__, lines)
 
 
 class ModuleDict(Module):
@@ -257,6 +353,25 @@ class ModuleDict(Module):
         if modules and name in modules:
             return modules[name]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name, value):
+        """heads.c = module adds (or replaces) key 'c', as torch's; other values, and
+        names starting with '_', are plain attributes."""
+        if not name.startswith("_") and (isinstance(value, Module) or
+                                         name in self.__dict__.get("_modules", ())):
+            self[name] = value
+        else:
+            super().__setattr__(name, value)
+
+    def __delattr__(self, name):
+        """del heads.c removes key 'c', as torch's."""
+        if name in self.__dict__.get("_modules", ()):
+            del self._modules[name]
+        else:
+            super().__delattr__(name)
+
+    def add_module(self, name, module):
+        self[name] = module
 
     def keys(self):
         return self._modules.keys()

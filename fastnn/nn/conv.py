@@ -197,6 +197,22 @@ class Conv2d(_Weighted):
                   dx.reshape(n * c, -1))
         return out
 
+    def extra_repr(self):
+        """torch's: the defaults left out, "same"/"valid" unquoted."""
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}")
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
+        return s
+
     def config(self):
         padding = self.padding if isinstance(self.padding, str) else list(self.padding)
         config = {"in_channels": self.in_channels, "out_channels": self.out_channels,

@@ -45,5 +45,8 @@ class Dropout(Module):
             return np.multiply(grad_out, np.float32(0.0), out=self._buffer("dx", grad_out.shape))
         return F.dropout(grad_out, self.p, self._seed, out=self._buffer("dx", grad_out.shape))
 
+    def extra_repr(self):
+        return f"p={self.p}, inplace={self.inplace}"
+
     def config(self):
         return {"p": self.p}

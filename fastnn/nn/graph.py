@@ -249,12 +249,12 @@ def _contents(held):
 
 def _structure(modules):
     """What a traced graph depends on in its owner's module tree (`modules`): the places
-    (attribute dict, name) of every public attribute holding a module, a parameter or a
-    list, tuple or dict of modules, and what each held; (list or dict, its _contents)
-    for those and for the list or dict a ModuleList or ModuleDict keeps in `_modules`
-    (an entry replaced or appended in place); and (attribute dict, name, value) of the
-    plain values (flags, numbers, strings) of the modules whose forward was traced,
-    which `if self.use_aux:` in a forward reads."""
+    (attribute dict, name) of every public attribute holding a module, a parameter, a
+    list, tuple or dict of modules or an empty list or dict, and what each held; (list
+    or dict, its _contents) for those and for the list or dict a ModuleList or ModuleDict
+    keeps in `_modules` (an entry replaced or appended in place); and (attribute dict,
+    name, value) of the plain values (flags, numbers, strings) of the modules whose
+    forward was traced, which `if self.use_aux:` in a forward reads."""
     places, seen, held, flags = [], [], [], []
     for module in modules:
         attrs, traced = vars(module), not module._is_layer()
@@ -264,7 +264,9 @@ def _structure(modules):
         for name, value in attrs.items():
             if name.startswith("_"):
                 continue
-            tracked = _held(value) is not None
+            # an empty list or dict too: a module appended later (an empty Sequential's
+            # layers, self.blocks = [] filled after a call) must trace again
+            tracked = _held(value) is not None or (type(value) in (list, dict) and not value)
             if tracked or isinstance(value, (Module, Parameter)):
                 places.append((attrs, name))
                 seen.append(value)

@@ -12,7 +12,9 @@ Two kinds of Module:
   which then runs forward and backward on arrays. Call it as `model(x)`.
 """
 import collections
+import collections.abc
 import functools
+import warnings
 
 import numpy as np
 
@@ -33,9 +35,19 @@ def _graph_engine():
 
 __all__ = ["Parameter", "Module"]
 
-# load_state_dict's result, torch's named tuple (unpacks as (missing, unexpected) too)
-IncompatibleKeys = collections.namedtuple("IncompatibleKeys", ["missing_keys",
-                                                               "unexpected_keys"])
+class _IncompatibleKeys(collections.namedtuple("IncompatibleKeys",
+                                               ["missing_keys", "unexpected_keys"])):
+    """load_state_dict's result, torch's named tuple (unpacks as (missing, unexpected)
+    too), printed as torch's: "<All keys matched successfully>" when both are empty."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return super().__repr__()
+
+    __str__ = __repr__
 
 _FLOAT32 = np.dtype(np.float32)  # compared with != (~40 ns less than with np.float32)
 
@@ -50,8 +62,11 @@ def _what(x):
 
 
 def _numpy(value):
-    """A state_dict value as a NumPy array; a torch tensor detached (a Parameter requires
-    grad) and bfloat16 as float32 (NumPy has no bfloat16), as torch's copy converts it."""
+    """A state_dict value as a NumPy array; a Parameter (state_dict(keep_vars=True)) as
+    its data, a torch tensor detached (a Parameter requires grad) and bfloat16 as float32
+    (NumPy has no bfloat16), as torch's copy converts it."""
+    if isinstance(value, Parameter):
+        return value.data
     if hasattr(value, "detach") and hasattr(value, "numpy"):
         value = value.detach().cpu()
         if str(value.dtype) == "torch.bfloat16":
@@ -198,13 +213,26 @@ class Module(training.ModelAPI):
         """torch's check: a Parameter replaced by an array (layer.weight = w where
         np.copyto(layer.weight.data, w) was meant) was computed with, but never trained,
         saved or counted among the parameters."""
-        if isinstance(self.__dict__.get(name), Parameter) and value is not None and \
+        held = self.__dict__.get(name)
+        if isinstance(held, Parameter) and value is not None and \
                 not isinstance(value, Parameter):
             raise TypeError(f"{type(self).__name__}: cannot assign {type(value).__name__} "
                             f"to the parameter {name!r} (a fastnn.nn.Parameter or None); to "
                             f"set its values, copy into it: np.copyto(module.{name}.data, "
                             f"values)")
+        if isinstance(held, Module) and value is not None and not isinstance(value, Module):
+            # torch's check too: model.fc = 3 left a model that fails at its next call
+            raise TypeError(f"{type(self).__name__}: cannot assign {_what(value)} as the "
+                            f"child module {name!r} (a fastnn.nn.Module or None)")
         object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        """del module.name, as torch's: a buffer leaves the buffers (and state_dict) too."""
+        object.__delattr__(self, name)
+        names = self.__dict__.get("_buffer_names")
+        if names and name in names:
+            names.remove(name)
+            self.__dict__.get("_nonpersistent", set()).discard(name)
 
     def forward(self, x):
         raise NotImplementedError(f"{type(self).__name__} defines no forward")
@@ -265,23 +293,29 @@ class Module(training.ModelAPI):
     def modules(self):
         return [m for _, m in self.named_modules()]
 
-    def _named(self, own, recurse=True):
-        """(dotted name, value) of `own(module)` over every module (this one alone unless
-        recurse), each value once."""
+    def _named(self, own, prefix, recurse, remove_duplicate, what):
+        """(dotted name after `prefix`, value) of `own(module)` over every module (this
+        one alone unless recurse), each value once unless not remove_duplicate (torch's
+        arguments of method `what`)."""
+        remove_duplicate = as_flag(remove_duplicate, "remove_duplicate",
+                                   f"{type(self).__name__}.{what}")
         seen, out = set(), []
-        for prefix, module in self.named_modules() if recurse else [("", self)]:
+        modules = self.named_modules(prefix, remove_duplicate) if recurse else [(prefix, self)]
+        for path, module in modules:
             for name, value in own(module):
                 if id(value) not in seen:
-                    seen.add(id(value))
-                    out.append((f"{prefix}.{name}" if prefix else name, value))
+                    if remove_duplicate:
+                        seen.add(id(value))
+                    out.append((f"{path}.{name}" if path else name, value))
         return out
 
-    def named_parameters(self, prefix="", recurse=True):
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
         """(name, Parameter) pairs; names match torch's state_dict keys (after `prefix`);
-        recurse=False: this module's own only."""
-        own = self._named(lambda m: [(k, v) for k, v in vars(m).items()
-                                     if isinstance(v, Parameter)], recurse)
-        return [(f"{prefix}.{k}" if prefix else k, v) for k, v in own]
+        recurse=False: this module's own only; remove_duplicate=False: a shared one under
+        each of its names."""
+        return self._named(lambda m: [(k, v) for k, v in vars(m).items()
+                                      if isinstance(v, Parameter)],
+                           prefix, recurse, remove_duplicate, "named_parameters")
 
     def parameters(self, recurse=True):
         return [p for _, p in self.named_parameters(recurse=recurse)]
@@ -294,20 +328,99 @@ class Module(training.ModelAPI):
         fn(self)
         return self
 
-    def register_buffer(self, name, array):
-        """Set attribute `name` to `array` (or None) and list it among the buffers:
-        state saved in state_dict but not trained."""
+    def _check_name(self, name, kind, where):
+        """torch's rule for a name register_buffer, register_parameter or add_module
+        adds: a non-empty string without '.', not an attribute of another kind."""
+        if not isinstance(name, str):
+            raise TypeError(f"{type(self).__name__}.{where}: name must be a string, got "
+                            f"{_what(name)}")
+        if not name or "." in name:
+            raise ValueError(f"{type(self).__name__}.{where}: name must be non-empty and "
+                             f"contain no '.' (it is a state_dict key), got {name!r}")
+        if hasattr(self, name) and not kind(self.__dict__.get(name, ...)):  # ...: a class
+            # attribute (a method, training), which an instance attribute would hide
+            raise ValueError(f"{type(self).__name__}.{where}: attribute {name!r} already "
+                             f"exists")
+
+    def register_buffer(self, name, array, persistent=True):
+        """Set attribute `name` to `array` (an ndarray, or None) and list it among the
+        buffers: state not trained, saved in state_dict unless persistent=False (torch's
+        argument: a cache or a constant rebuilt by __init__)."""
+        persistent = as_flag(persistent, "persistent", f"{type(self).__name__}.register_buffer")
+        self._check_name(name, lambda v: name in self.__dict__.get("_buffer_names", ()),
+                         "register_buffer")
+        if array is not None and not isinstance(array, np.ndarray):
+            raise TypeError(f"{type(self).__name__}.register_buffer: buffer {name!r} must be "
+                            f"a NumPy array or None, got {_what(array)}")
         names = self.__dict__.setdefault("_buffer_names", [])
         if name not in names:
             names.append(name)
-        setattr(self, name, array)
+        nonpersistent = self.__dict__.setdefault("_nonpersistent", set())
+        (nonpersistent.discard if persistent else nonpersistent.add)(name)
+        object.__setattr__(self, name, array)
 
-    def named_buffers(self):
-        return self._named(lambda m: [(k, getattr(m, k)) for k in m.__dict__.get(
-            "_buffer_names", ()) if getattr(m, k) is not None])
+    def register_parameter(self, name, param):
+        """Set attribute `name` to a Parameter (or None), as torch's register_parameter."""
+        self._check_name(name, lambda v: v is None or isinstance(v, Parameter),
+                         "register_parameter")
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"{type(self).__name__}.register_parameter: param must be a "
+                            f"fastnn.nn.Parameter or None, got {_what(param)}")
+        object.__setattr__(self, name, param)
 
-    def buffers(self):
-        return [b for _, b in self.named_buffers()]
+    def add_module(self, name, module):
+        """Set attribute `name` to a sub-module (or None), as torch's add_module."""
+        self._check_name(name, lambda v: v is None or isinstance(v, Module),
+                         "add_module")
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(self).__name__}.add_module: module must be a "
+                            f"fastnn.nn.Module or None, got {_what(module)}")
+        setattr(self, name, module)
+
+    def register_module(self, name, module):
+        """add_module under torch's other name."""
+        self.add_module(name, module)
+
+    def get_submodule(self, target):
+        """The sub-module at dotted path `target` ("" is this module), as torch's."""
+        if not isinstance(target, str):
+            raise TypeError(f"{type(self).__name__}.get_submodule: target must be a string, "
+                            f"got {_what(target)}")
+        module = self
+        for name in target.split(".") if target else ():
+            child = dict(module.named_children()).get(name)
+            if child is None:
+                raise AttributeError(f"{type(module).__name__} has no attribute `{name}`")
+            module = child
+        return module
+
+    def get_parameter(self, target):
+        """The Parameter at dotted path `target` ("layer1.0.conv1.weight"), as torch's."""
+        if not isinstance(target, str):
+            raise TypeError(f"{type(self).__name__}.get_parameter: target must be a string, "
+                            f"got {_what(target)}")
+        path, _, name = target.rpartition(".")
+        module = self.get_submodule(path)
+        if not hasattr(module, name):
+            raise AttributeError(f"{type(module).__name__} has no attribute `{name}`")
+        param = getattr(module, name)
+        if not isinstance(param, Parameter):
+            raise AttributeError(f"`{name}` is not an nn.Parameter")
+        return param
+
+    def _own_buffers(self, persistent_only=False):
+        skip = self.__dict__.get("_nonpersistent", ()) if persistent_only else ()
+        return [(k, getattr(self, k)) for k in self.__dict__.get("_buffer_names", ())
+                if k not in skip and getattr(self, k) is not None]
+
+    def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
+        """(name, array) pairs of the buffers (persistent or not), with
+        named_parameters' arguments."""
+        return self._named(Module._own_buffers, prefix, recurse, remove_duplicate,
+                           "named_buffers")
+
+    def buffers(self, recurse=True):
+        return [b for _, b in self.named_buffers(recurse=recurse)]
 
     def requires_grad_(self, requires_grad=True):
         """Freeze (False) or unfreeze every parameter of this module; returns self."""
@@ -333,37 +446,90 @@ class Module(training.ModelAPI):
     def eval(self):
         return self.train(False)
 
+    def to(self, *args, **kwargs):
+        """torch's model.to(device, dtype) for the one device and dtype fastnn has: "cpu"
+        (or torch.device("cpu")) and float32 (torch's or NumPy's) return this module, as
+        torch's does when nothing moves; any other raises ValueError naming it (torch's
+        model.to(device) in a training script runs unchanged)."""
+        name = f"{type(self).__name__}.to"
+        unknown = sorted(set(kwargs) - {"device", "dtype", "non_blocking"})
+        if unknown:
+            raise TypeError(f"{name}: unexpected keyword argument(s) {unknown}")
+        for value in (*args, kwargs.get("device", "cpu"), kwargs.get("dtype", "float32")):
+            if value is None or isinstance(value, bool):  # nothing; non_blocking
+                continue
+            text = str(np.dtype(value)) if isinstance(value, type) and \
+                issubclass(value, np.generic) else str(value)
+            if text not in ("cpu", "cpu:0", "float32", "torch.float32"):
+                raise ValueError(f"{name}: fastnn runs on the CPU in float32, got {value!r}")
+        return self
+
+    def cpu(self):
+        """This module: it is on the CPU (torch's model.cpu())."""
+        return self
+
+    def float(self):
+        """This module: its parameters are float32 (torch's model.float())."""
+        return self
+
     # ---- state_dict ----
 
-    def state_dict(self):
-        """{name: array} of every parameter's data and buffer, torch's keys and shapes.
-        The arrays are the module's own (as torch's tensors are): copy them to keep a
-        snapshot. A module reachable by two names is under both, as in torch's."""
-        state = {}
-        for prefix, module in self.named_modules(remove_duplicate=False):
-            dot = prefix + "." if prefix else ""
-            for k, v in vars(module).items():
-                if isinstance(v, Parameter):
-                    state.setdefault(dot + k, v.data)
-            for k in module.__dict__.get("_buffer_names", ()):
-                if getattr(module, k) is not None:
-                    state.setdefault(dot + k, getattr(module, k))
+    def state_dict(self, destination=None, prefix="", keep_vars=False):
+        """{name: array} of every parameter's data and persistent buffer, torch's keys and
+        shapes, in an OrderedDict (or added to `destination`, which is returned); each key
+        after `prefix`. The arrays are the module's own (as torch's tensors are): copy
+        them to keep a snapshot. keep_vars=True: the Parameter objects instead of their
+        arrays. A module reachable by two names is under both, as in torch's."""
+        name = type(self).__name__
+        if not isinstance(prefix, str):
+            raise TypeError(f"{name}.state_dict: prefix must be a string, got {_what(prefix)}")
+        keep_vars = as_flag(keep_vars, "keep_vars", f"{name}.state_dict")
+        state = collections.OrderedDict() if destination is None else destination
+        if not isinstance(state, collections.abc.MutableMapping):
+            raise TypeError(f"{name}.state_dict: destination must be a dict, got "
+                            f"{_what(destination)}")
+        for key, module, k in self._state_entries(prefix):
+            value = getattr(module, k)
+            state[key] = value.data if isinstance(value, Parameter) and not keep_vars else value
         return state
 
-    def load_state_dict(self, state_dict, strict=True):
-        """Copy `state_dict` (name -> array-like: NumPy arrays, torch tensors, lists) into
-        the parameters and buffers in place. With strict, missing and unexpected keys
-        raise ValueError naming them; a shape mismatch raises ValueError naming the key and
-        both shapes; nothing is copied unless every entry fits. Returns
-        (missing_keys, unexpected_keys), a named tuple with those fields and lists in
-        torch's order."""
+    def _state_entries(self, prefix=""):
+        """(key, module, attribute) of every parameter and persistent buffer, torch's keys
+        (after `prefix`) and order; a module reachable by two names under both."""
+        seen, out = set(), []
+        for path, module in self.named_modules(remove_duplicate=False):
+            dot = prefix + path + "." if path else prefix
+            for k in [k for k, v in vars(module).items() if isinstance(v, Parameter)] + \
+                    [k for k, _ in module._own_buffers(persistent_only=True)]:
+                if dot + k not in seen:
+                    seen.add(dot + k)
+                    out.append((dot + k, module, k))
+        return out
+
+    def load_state_dict(self, state_dict, strict=True, assign=False):
+        """Copy `state_dict` (name -> array-like: NumPy arrays, torch tensors, lists,
+        Parameters) into the parameters and buffers in place. With strict, missing and
+        unexpected keys raise ValueError naming them; a shape mismatch raises ValueError
+        naming the key and both shapes; nothing is copied unless every entry fits. Returns
+        torch's _IncompatibleKeys: a named tuple (missing_keys, unexpected_keys), lists in
+        torch's order, printed "<All keys matched successfully>" when both are empty.
+
+        assign=True (torch's): the given arrays become the parameters' `.data` and the
+        buffers (a float32 torch tensor's memory is then shared, as torch's assign shares
+        it); the Parameter objects stay (an optimizer over them goes on) with their
+        requires_grad. The kernels need C-contiguous, writable arrays of the module's
+        dtype (float32 for parameters): an entry that is not one is copied instead, with
+        a UserWarning naming it (torch would change the parameter's dtype; fastnn's
+        layers compute in float32 only)."""
         name = type(self).__name__
         if not hasattr(state_dict, "items"):
             raise TypeError(f"{name}.load_state_dict: state_dict must be a mapping of names "
                             f"to arrays, got {type(state_dict).__name__}")
         strict = as_flag(strict, "strict", f"{name}.load_state_dict")
-        own = self.state_dict()
+        assign = as_flag(assign, "assign", f"{name}.load_state_dict")
         modules = self.named_modules(remove_duplicate=False)
+        owners = {key: (module, k) for key, module, k in self._state_entries()}
+        own = {key: _numpy(getattr(module, k)) for key, (module, k) in owners.items()}
         # torch fills in the buffers a plain dict may lack (one without torch's _metadata:
         # an older checkpoint, converted weights, a safetensors file) and keeps their values
         optional = () if hasattr(state_dict, "_metadata") else {
@@ -405,10 +571,28 @@ class Module(training.ModelAPI):
             if src.shape != dst.shape:
                 raise ValueError(f"{name}.load_state_dict: shape mismatch for {key}: the "
                                  f"state_dict has {src.shape}, the model {dst.shape}")
-            values.append((dst, src))
-        for dst, src in values:
+            values.append((key, dst, src))
+        copied = []
+        for key, dst, src in values:
+            if assign and src.dtype == dst.dtype and src.flags.c_contiguous and \
+                    src.flags.writeable and src.flags.aligned:
+                module, k = owners[key]
+                if isinstance(getattr(module, k), Parameter):
+                    getattr(module, k).data = src
+                else:
+                    object.__setattr__(module, k, src)
+                continue
+            if assign:
+                layout = ("" if src.flags.c_contiguous else ", strided") + \
+                    ("" if src.flags.writeable else ", read-only")
+                copied.append(f"{key} ({src.dtype}{layout})")
             np.copyto(dst, src, casting="unsafe")
-        return IncompatibleKeys(missing, unexpected)
+        if copied:
+            warnings.warn(f"{name}.load_state_dict(assign=True): copied {', '.join(copied)} "
+                          f"instead of assigning: fastnn's parameters and buffers are "
+                          f"C-contiguous, writable arrays of their own dtype (float32 for "
+                          f"parameters)", UserWarning, stacklevel=2)
+        return _IncompatibleKeys(missing, unexpected)
 
     # ---- layer protocol ----
 
@@ -505,10 +689,30 @@ class Module(training.ModelAPI):
             raise RuntimeError(f"{type(self).__name__}.{what}: call the model on a batch first")
         return graph
 
-    def __repr__(self):
+    def extra_repr(self):
+        """The arguments shown inside the repr's parentheses (torch's hook; a subclass
+        may override it): a layer's config() by default."""
         if not self._is_layer():
-            inner = "".join(f"\n  ({k}): " + repr(m).replace("\n", "\n  ")
-                            for k, m in self.named_children())
-            return f"{type(self).__name__}({inner}\n)" if inner else f"{type(self).__name__}()"
-        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
-        return f"{type(self).__name__}({args})"
+            return ""
+        return ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+
+    def __repr__(self):
+        """torch's layout: `Name(extra_repr)`, or with children the extra_repr lines and
+        the children one per line, `(name): child`, indented by two spaces."""
+        extra = self.extra_repr()
+        lines = (extra.split("\n") if extra else []) + [
+            f"({k}): " + repr(m).replace("\n", "\n  ") for k, m in self.named_children()]
+        return _layout(type(self).__name__, lines, single=bool(extra) and len(lines) == 1)
+
+
+def _layout(name, lines, single=False):
+    """torch's repr of a module: name(the one line) when single, else each line on its
+    own, indented."""
+    if single:
+        return f"{name}({lines[0]})"
+    return f"{name}(" + "".join(f"\n  {line}" for line in lines) + ("\n)" if lines else ")")
+
+
+def _size(pair):
+    """A (h, w) argument as torch's repr shows the int it was given: 2 for (2, 2)."""
+    return pair[0] if len(set(pair)) == 1 else tuple(pair)

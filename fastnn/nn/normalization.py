@@ -130,6 +130,12 @@ class _BatchNorm(Module):
             if weight_grad else None)
         return gx
 
+    def extra_repr(self):
+        """torch's, less its `bias` argument (fastnn's affine sets weight and bias
+        together)."""
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
     def config(self):
         return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
                 "affine": self.affine, "track_running_stats": self.track_running_stats}

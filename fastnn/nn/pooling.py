@@ -4,7 +4,7 @@ import numpy as np
 from .. import functional as F
 from .._core import MAX_WINDOW_ARG, as_flag, is_int as _is_int, pool_output_size
 from ..reference import conv2d_output_shape
-from .module import Module, _pair, memo_shape
+from .module import Module, _pair, _size, memo_shape
 
 __all__ = ["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d"]
 
@@ -37,6 +37,11 @@ class _Pool2d(Module):
     def _args(self):
         return self.kernel_size, self.stride, self.padding
 
+    def extra_repr(self):
+        """torch's AvgPool2d's (MaxPool2d adds dilation and ceil_mode)."""
+        return (f"kernel_size={_size(self.kernel_size)}, stride={_size(self.stride)}, "
+                f"padding={_size(self.padding)}")
+
     def config(self):
         config = {"kernel_size": list(self.kernel_size), "stride": list(self.stride),
                   "padding": list(self.padding)}
@@ -60,6 +65,9 @@ class MaxPool2d(_Pool2d):
             raise ValueError("MaxPool2d: return_indices must be False (a layer returns one "
                              "array; fastnn.functional.max_pool2d_with_indices returns them)")
         super().__init__(kernel_size, stride, padding, ceil_mode)
+
+    def extra_repr(self):
+        return f"{super().extra_repr()}, dilation=1, ceil_mode={self.ceil_mode}"
 
     def forward(self, x):
         self._x = x
@@ -148,6 +156,9 @@ class AdaptiveAvgPool2d(Module):
             return None
         shape = self._forwarded("_x").shape
         return F.adaptive_avg_pool2d_backward(grad_out, shape, out=self._buffer("dx", shape))
+
+    def extra_repr(self):
+        return f"output_size={_size(self.output_size)}"
 
     def config(self):
         return {"output_size": list(self.output_size)}

@@ -43,6 +43,9 @@ class Flatten(Module):
         self._grad(grad_out, self.output_shape(shape))
         return grad_out.reshape(shape) if need_input_grad else None
 
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
     def config(self):
         if (self.start_dim, self.end_dim) == (1, -1):
             return {}
