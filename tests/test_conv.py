@@ -625,6 +625,7 @@ def test_conv_transpose2d_layer_trains_as_torchs(rng):
                                                  groups=2), tnn.ReLU(),
                              tnn.ConvTranspose2d(2, 1, (1, 1), bias=False))
     assert list(model.state_dict()) == list(t_model.state_dict())
+    assert repr(model) == repr(t_model)
     assert [v.shape for v in model.state_dict().values()] == \
         [tuple(v.shape) for v in t_model.state_dict().values()]
     bound = 1 / np.sqrt(1 * 3 * 3)  # torch's range: weight's dimension 1 is the fan-in

@@ -198,13 +198,16 @@ class Conv2d(_Weighted):
         return out
 
     def extra_repr(self):
-        """torch's: the defaults left out, "same"/"valid" unquoted."""
+        """torch's (its _ConvNd's, ConvTranspose2d's too): the defaults left out,
+        "same"/"valid" unquoted."""
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
              f"stride={self.stride}")
         if self.padding != (0, 0):
             s += f", padding={self.padding}"
         if self.dilation != (1, 1):
             s += f", dilation={self.dilation}"
+        if getattr(self, "output_padding", (0, 0)) != (0, 0):
+            s += f", output_padding={self.output_padding}"
         if self.groups != 1:
             s += f", groups={self.groups}"
         if self.bias is None:
@@ -250,6 +253,7 @@ class ConvTranspose2d(_Weighted):
         if padding_mode != "zeros":  # torch's only one
             raise ValueError(f"{name}: only padding_mode='zeros' is supported, got "
                              f"{padding_mode!r}")
+        self.padding_mode = padding_mode
         self.kernel_size = _pair(kernel_size, "kernel_size", name)
         self.stride = _pair(stride, "stride", name)
         self.padding = _pair(padding, "padding", name)
@@ -277,6 +281,8 @@ class ConvTranspose2d(_Weighted):
 
     def _args(self):
         return self.stride, self.padding, self.output_padding, self.groups, self.dilation
+
+    extra_repr = Conv2d.extra_repr
 
     @memo_shape
     def output_shape(self, shape):
