@@ -12,7 +12,7 @@ One family per file:
     pooling.py        MaxPool2d, AvgPool2d, AdaptiveAvgPool2d
     activation.py     ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, LogSoftmax
     normalization.py  BatchNorm1d, BatchNorm2d
-    merge.py          Add, Concatenate
+    merge.py          Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate
     dropout.py        Dropout
     shape.py          Flatten, Identity
     registry.py       the classes saved architectures may name
@@ -45,7 +45,7 @@ from .dropout import Dropout
 from .graph import Input, TracingError, Value
 from .model import Model
 from .linear import Linear
-from .merge import Add, Concatenate
+from .merge import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
 from .module import Module, Parameter
 from .normalization import BatchNorm1d, BatchNorm2d
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
@@ -56,4 +56,4 @@ __all__ = ["Parameter", "Module", "Input", "Value", "Model", "TracingError", "Se
            "ModuleList", "ModuleDict",
            "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "ReLU",
            "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "BatchNorm1d", "BatchNorm2d", "Add",
-           "Concatenate", "Dropout", "Flatten", "Identity", "register", "LAYERS"]
+           "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dropout", "Flatten", "Identity", "register", "LAYERS"]
