@@ -1328,13 +1328,20 @@ def test_keras_model_file_boundary(data, tmp_path_factory):
     (FileExistsError for overwrite=False over a file; TypeError for one not a bool)."""
     from fastnn import keras as fk
     draw = data.draw
-    model = fk.Sequential([  # named: the file's length must not vary between examples
-        fk.layers.Dense(3, activation="relu", input_shape=(4,), name="hidden"),
-        fk.layers.Dense(2, activation="softmax", name="probs")])
+    L = fk.layers
+    if draw(st.booleans()):  # named: the file's length must not vary between examples
+        model = fk.Sequential([L.Dense(3, activation="relu", input_shape=(4,), name="hidden"),
+                               L.Dense(2, activation="softmax", name="probs")])
+        x = np.ones((2, 4), np.float32)
+    else:  # a graph: two inputs, a merge, a shared layer
+        a, b = fk.Input((4,), name="a"), fk.Input((4,), name="b")
+        shared = L.Dense(3, activation="relu", name="hidden")
+        h = L.Concatenate(name="cat")([shared(a), shared(b)])
+        model = fk.Model([a, b], L.Dense(2, activation="softmax", name="probs")(h))
+        x = [np.ones((2, 4), np.float32), np.zeros((2, 4), np.float32)]
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     path = tmp_path_factory.getbasetemp() / "fuzz.keras"
     model.save(path)
-    x = np.ones((2, 4), np.float32)
     blob = bytearray(path.read_bytes())
     how = draw(st.sampled_from(["truncate", "flip", "extend", "overwrite"]))
     if how == "overwrite":

@@ -869,16 +869,10 @@ class Identity(Layer):
         return [self.identity], None
 
 
-class ReLU(Layer):
-    """keras.layers.ReLU (max_value None, threshold 0; a negative_slope makes it a
-    LeakyReLU)."""
+class _Rectifier(Layer):
+    """ReLU and LeakyReLU: the input where positive, else negative_slope times it."""
 
-    def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
-        super().__init__(**kwargs)
-        if max_value is not None or as_real(threshold, "threshold", "ReLU") != 0:
-            raise ValueError("ReLU: max_value and threshold are not supported by fastnn.keras "
-                             "(leave them None and 0)")
-        self.negative_slope = as_slope(negative_slope, "ReLU")
+    negative_slope = 0.0
 
     def _wants_nchw(self, shape):
         return None
@@ -891,22 +885,23 @@ class ReLU(Layer):
         return {**super().config(), "negative_slope": self.negative_slope}
 
 
-class LeakyReLU(Layer):
+class ReLU(_Rectifier):
+    """keras.layers.ReLU (max_value None, threshold 0; a negative_slope makes it leaky)."""
+
+    def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
+        super().__init__(**kwargs)
+        if max_value is not None or as_real(threshold, "threshold", "ReLU") != 0:
+            raise ValueError("ReLU: max_value and threshold are not supported by fastnn.keras "
+                             "(leave them None and 0)")
+        self.negative_slope = as_slope(negative_slope, "ReLU")
+
+
+class LeakyReLU(_Rectifier):
     """keras.layers.LeakyReLU(negative_slope=0.3) (Keras 3's default slope)."""
 
     def __init__(self, negative_slope=0.3, **kwargs):
         super().__init__(**kwargs)
         self.negative_slope = as_slope(negative_slope, "LeakyReLU")
-
-    def _wants_nchw(self, shape):
-        return None
-
-    def _build(self, shape):
-        self.relu = nn.LeakyReLU(self.negative_slope)
-        return [self.relu], None
-
-    def config(self):
-        return {**super().config(), "negative_slope": self.negative_slope}
 
 
 class Softmax(Layer):
@@ -968,7 +963,7 @@ class ZeroPadding2D(Layer):
         return {**super().config(), "padding": [[top, bottom], [left, right]]}
 
 
-class ReshapeTo(Module):
+class ReshapeTo(nn.Flatten):
     """Each sample reshaped to `shape` (the batch first kept): a view, as Flatten's."""
 
     def __init__(self, shape):
@@ -978,15 +973,6 @@ class ReshapeTo(Module):
         self._expect(shape, f"(N, ...) of {math.prod(self.shape)} values per sample",
                      len(shape) >= 1 and math.prod(shape[1:]) == math.prod(self.shape))
         return (shape[0],) + self.shape
-
-    def forward(self, x):
-        self._shape = self._input(x).shape
-        return x.reshape(self.output_shape(x.shape))
-
-    def backward(self, grad_out, need_input_grad=True):
-        shape = self._forwarded("_shape")
-        self._grad(grad_out, self.output_shape(shape))
-        return grad_out.reshape(shape) if need_input_grad else None
 
     def config(self):
         return {"shape": list(self.shape)}

@@ -146,7 +146,8 @@ class Model(nn.Model):
     @property
     def output_shape(self):
         """Keras' output shape, batch None first: (None, 10). fastnn's output_shape(shape)
-        method is not needed: a Keras model is never a layer of another model."""
+        method is not needed: a Keras model used as a layer of another one is inlined
+        into that one's graph."""
         return self._keras_output.shape if self._functional else None
 
     @property
@@ -553,29 +554,39 @@ class Model(nn.Model):
         save(self, filepath, optimizer=self._optimizer() if self._compiled else None)
 
     def config(self):
-        """The architecture (the layers, in the order they run, with their Keras
-        arguments) and the compile settings; the optimizer is saved with its state."""
+        """The architecture (the layers with their Keras arguments, a model used as a
+        layer with its own config; a chain of layers on one input as the list of them in
+        the order they run, any other graph with its inputs and the calls between the
+        layers) and the compile settings; the optimizer is saved with its state."""
         self._ensure_built()
-        inputs = self._keras_inputs if self._functional else []
-        if len(inputs) != 1:
-            raise ValueError(f"save: a fastnn.keras model with {len(inputs)} inputs cannot be "
-                            f"saved; save its weights (save_weights)")
-        if not self._is_chain():
-            raise ValueError("save: a fastnn.keras model whose layers are not one chain "
-                             "(merges, shared layers, nested models) cannot be saved; save "
-                             "its weights (save_weights)")
         compiled = None
         if self._compiled is not None:
             _, spec, metric = self._compiled
             compiled = {"loss": spec.kind, "from_logits": spec.from_logits,
                         "label_smoothing": spec.label_smoothing, "metric": metric}
-        return {"name": self.name, "input_shape": list(inputs[0].shape[1:]),
-                "layers": [{"class": type(layer).__name__, "config": layer.config()}
-                           for layer in self.layers], "compile": compiled}
+        config = {"name": self.name,
+                  "layers": [{"class": type(layer).__name__, "config": layer.config()}
+                             for layer in self.layers], "compile": compiled}
+        inputs = self._keras_inputs
+        if len(inputs) == 1 and self._is_chain():
+            return {**config, "input_shape": list(inputs[0].shape[1:])}
+        index = {id(layer): k for k, layer in enumerate(self.layers)}
+        refs = {id(t.value): {"input": k} for k, t in enumerate(inputs)}
+        calls = []
+        for c in self._calls:
+            args = [refs[id(v)] for a in c.args for v in (a if isinstance(a, list) else [a])]
+            if isinstance(c.module, _layers._Layout):  # made again by the calls it serves
+                refs[id(c.outputs[0])] = args[0]
+                continue
+            refs[id(c.outputs[0])] = {"call": len(calls)}
+            calls.append({"layer": index[id(c.module)], "args": args})
+        return {**config, "inputs": [{"shape": list(t.shape[1:]), "name": t.name}
+                                     for t in inputs],
+                "calls": calls, "output": refs[id(self.outputs[0])]}
 
     def _is_chain(self):
         """Whether each layer is a Layer called once, on the output of the one before:
-        what config() describes."""
+        what config() writes as a list of layers."""
         last = self.inputs[0]
         for c in self._calls:
             if not isinstance(c.module, _layers.Layer) or c.module._merges or \
@@ -588,14 +599,21 @@ class Model(nn.Model):
     def from_config(cls, config):
         layers = []
         for spec in config["layers"]:
+            model = {"Model": Model, "Sequential": Sequential}.get(spec["class"])
+            if model is not None:  # a model used as a layer
+                layers.append(model.from_config(spec["config"]))
+                continue
             kind = getattr(_layers, spec["class"], None)
             if spec["class"] not in _layers.__all__ or not issubclass(kind, _layers.Layer):
                 raise ValueError(f"unknown fastnn.keras layer class {spec['class']!r}")
             layers.append(kind(**spec["config"]))
-        x = inputs = _layers.Input(tuple(config["input_shape"]))
-        if cls is Sequential:
-            model = Sequential([inputs] + layers, name=config["name"])
+        if "calls" in config:
+            model = cls._graph_from_config(config, layers)
+        elif cls is Sequential:
+            model = Sequential([_layers.Input(tuple(config["input_shape"]))] + layers,
+                               name=config["name"])
         else:
+            x = inputs = _layers.Input(tuple(config["input_shape"]))
             for layer in layers:
                 x = layer(x)
             model = cls(inputs, x, name=config["name"])
@@ -608,6 +626,25 @@ class Model(nn.Model):
             model.compile(_optimizers.Loaded(), spec,
                           [compiled["metric"]] if compiled["metric"] else None)
         return model
+
+    @classmethod
+    def _graph_from_config(cls, config, layers):
+        """The model of a graph config: its layers called again as the calls say."""
+        inputs = [_layers.Input(tuple(i["shape"]), name=i["name"]) for i in config["inputs"]]
+        results = []
+
+        def get(ref):
+            try:
+                return inputs[ref["input"]] if "input" in ref else results[ref["call"]]
+            except (IndexError, KeyError, TypeError):  # a reference to nothing
+                raise ValueError(f"a call of the saved graph reads {ref!r}, which is no "
+                                 f"input and no earlier call") from None
+
+        for call in config["calls"]:
+            tensors = [get(ref) for ref in call["args"]]
+            results.append(layers[call["layer"]](tensors[0] if len(tensors) == 1 else tensors))
+        return cls(inputs[0] if len(inputs) == 1 else inputs, get(config["output"]),
+                   name=config["name"])
 
     def save_weights(self, filepath):
         """The weights as a safetensors file (fastnn.save_weights: torch's key names)."""
