@@ -288,10 +288,14 @@ def test_graph_errors_name_the_layer():
         fk.layers.Subtract()([inp, inp, inp])
     with pytest.raises(ValueError, match="cat.*axis"):
         fk.layers.Concatenate(axis=3, name="cat")([inp, inp])
-    dense = fk.layers.Dense(2, name="shared")
+    dense = fk.layers.Dense(2, name="siamese")
     dense(inp)
-    with pytest.raises(ValueError, match="shared"):
+    with pytest.raises(ValueError, match="siamese .Dense.: a shared layer .* first call"):
         dense(fk.Input((5,)))
+    conv = fk.layers.Conv2D(2, 3, strides=2, padding="same")  # its padding fits 4x4
+    conv(fk.Input((4, 4, 1)))
+    with pytest.raises(ValueError, match="first call"):
+        conv(fk.Input((5, 5, 1)))
     inner = fk.Model(inp, dense(inp))
     with pytest.raises(ValueError, match="input 0 must have shape"):
         inner(fk.Input((3,)))

@@ -333,9 +333,14 @@ class Layer(Module):
                                    f"is built for its input shape")
             return super().__call__(x)
         with self._named_errors():
+            shapes = [t.shape for t in tensors]
             if self._chain is None:
                 self._build_for(tensors)
                 self._freeze()
+                self._in_shapes = shapes
+            elif shapes != self._in_shapes:  # its padding, its weights: built for those
+                raise ValueError(f"a shared layer is called on tensors of the shape(s) of "
+                                 f"its first call, {self._in_shapes}; got {shapes}")
             if self._in_nchw is not None:  # a shared layer called on another layout
                 tensors = [_as_layout(t, self._in_nchw) for t in tensors]
             values = [t.value for t in tensors]
