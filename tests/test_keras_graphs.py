@@ -208,7 +208,30 @@ def test_nested_models_are_layers_like_keras():
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("build", [residual_inception, two_inputs, shared, nested])
+def transfer(K):
+    """Keras' transfer-learning idiom: a frozen base model (a BatchNormalization in it,
+    in inference mode as Keras 3 runs a frozen one) in a Sequential with a new head."""
+    base = K.Sequential([K.layers.Input((6, 6, 2)), K.layers.Conv2D(3, 3),
+                         K.layers.BatchNormalization(), K.layers.ReLU(),
+                         K.layers.GlobalAveragePooling2D()], name="base")
+    base.trainable = False
+    return K.Sequential([base, K.layers.Dense(3, activation="softmax")])
+
+
+def test_a_frozen_model_in_a_sequential_trains_like_keras():
+    ref, mine = twins(transfer)
+    assert keras_kinds(mine) == keras_kinds(ref)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((8, 6, 6, 2)).astype(np.float32)
+    base = [w.copy() for w in mine.layers[0].get_weights()]
+    assert_predicts_like(ref, mine, x)
+    assert_trains_like(ref, mine, x, rng.integers(0, 3, 8))
+    for a, b in zip(mine.layers[0].get_weights(), base):  # moving statistics too
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("build", [residual_inception, two_inputs, shared, nested,
+                                   transfer])
 def test_graphs_save_and_load_like_keras(build, tmp_path):
     """model.save / load_model of every kind of graph: the same layers, weights,
     predictions, compile settings and optimizer state (the next epoch's loss)."""
@@ -301,6 +324,11 @@ def test_graph_errors_name_the_layer():
         inner(fk.Input((3,)))
     with pytest.raises(TypeError, match="training"):
         inner(fk.Input((4,)), training=False)
+    with pytest.raises(ValueError, match=r"functional \(Model\): takes 2 input\(s\), got 1"):
+        fk.Sequential([two_inputs(fk)]).predict(np.ones((2, 5, 5, 1), np.float32))
+    with pytest.raises(TypeError, match="Sequential.add: expected a fastnn.keras layer or "
+                                        "model, got function"):
+        fk.Sequential([fk.layers.Dense(2), fk.layers.Input])
     with pytest.raises(ValueError, match="input name 'x' is used 2 times"):
         fk.Model([fk.Input((2,), name="x"), fk.Input((2,), name="x")], inp)
     for bad in [dict(target_shape=(0, 2)), dict(target_shape=(-1, -1)),

@@ -86,8 +86,7 @@ class Model(nn.Model):
             return isinstance(call.module, _layers._Layout)
 
         def parents(call):
-            return [producer[id(v)] for a in call.args
-                    for v in (a if isinstance(a, (list, tuple)) else [a]) if id(v) in producer]
+            return [producer[id(v)] for v in _arg_values(call) if id(v) in producer]
 
         stack = list(reversed(self.outputs))
         while stack:  # pre-order, as Keras' _build_map
@@ -97,8 +96,7 @@ class Model(nn.Model):
             seen.add(id(call))
             if not hidden(call):
                 index.setdefault(id(call.module), (len(index), call.module))
-            stack.extend(reversed([v for a in call.args
-                                   for v in (a if isinstance(a, (list, tuple)) else [a])]))
+            stack.extend(reversed(_arg_values(call)))
         depth, layer_depth = {}, {}
         for call in reversed(self._calls):  # each after those reading it
             d = max(depth.get(id(call), 0), layer_depth.get(id(call.module), 0))
@@ -568,13 +566,13 @@ class Model(nn.Model):
                   "layers": [{"class": type(layer).__name__, "config": layer.config()}
                              for layer in self.layers], "compile": compiled}
         inputs = self._keras_inputs
-        if len(inputs) == 1 and self._is_chain():
+        if len(inputs) == 1 and (isinstance(self, Sequential) or self._is_chain()):
             return {**config, "input_shape": list(inputs[0].shape[1:])}
         index = {id(layer): k for k, layer in enumerate(self.layers)}
         refs = {id(t.value): {"input": k} for k, t in enumerate(inputs)}
         calls = []
         for c in self._calls:
-            args = [refs[id(v)] for a in c.args for v in (a if isinstance(a, list) else [a])]
+            args = [refs[id(v)] for v in _arg_values(c)]
             if isinstance(c.module, _layers._Layout):  # made again by the calls it serves
                 refs[id(c.outputs[0])] = args[0]
                 continue
@@ -586,7 +584,7 @@ class Model(nn.Model):
 
     def _is_chain(self):
         """Whether each layer is a Layer called once, on the output of the one before:
-        what config() writes as a list of layers."""
+        what config() writes as a list of layers (a Sequential's always is)."""
         last = self.inputs[0]
         for c in self._calls:
             if not isinstance(c.module, _layers.Layer) or c.module._merges or \
@@ -688,6 +686,11 @@ class Model(nn.Model):
         return None
 
 
+def _arg_values(call):
+    """The values a top-level call read: its arguments, a merge's list flattened."""
+    return [v for a in call.args for v in (a if isinstance(a, (list, tuple)) else [a])]
+
+
 def _keras_tensors(x):
     """Whether x is a KerasTensor or a list holding one."""
     return isinstance(x, _layers.KerasTensor) or (isinstance(x, (list, tuple)) and any(
@@ -766,9 +769,10 @@ class _KerasHooks:
 
 @nn.register
 class Sequential(Model):
-    """keras.Sequential: layers added in order (a list, or `.add`), each built as it is
-    added once the input shape is known (the first layer's input_shape or an Input added
-    first), else at the first fit/predict/evaluate from the data's shape."""
+    """keras.Sequential: layers (or models) added in order (a list, or `.add`), each built
+    as it is added once the input shape is known (the first layer's input_shape, a first
+    model's input shape or an Input added first), else at the first
+    fit/predict/evaluate from the data's shape."""
 
     saved_type = "keras.Sequential"  # fastnn.nn's Sequential is "Sequential"
 
@@ -785,11 +789,14 @@ class Sequential(Model):
                 raise ValueError("Sequential.add: an Input must come first")
             self._input = self._output = layer
             return
-        if not isinstance(layer, _layers.Layer):
-            raise TypeError(f"Sequential.add: expected a fastnn.keras layer, got "
+        if not isinstance(layer, (_layers.Layer, Model)):
+            raise TypeError(f"Sequential.add: expected a fastnn.keras layer or model, got "
                             f"{type(layer).__name__}")
-        if self._input is None and not self._pending and layer.input_shape_arg is not None:
-            self._input = self._output = _layers.Input(layer.input_shape_arg)
+        shape = layer.input_shape if isinstance(layer, Model) else None  # a model's own
+        first = shape[1:] if isinstance(shape, tuple) else getattr(layer, "input_shape_arg",
+                                                                    None)
+        if self._input is None and not self._pending and first is not None:
+            self._input = self._output = _layers.Input(first)
         self._pending.append(layer)
         if self._output is not None:
             self._output = layer(self._output)
