@@ -1,7 +1,8 @@
 """valgrind memcheck of one training step (forward, loss, backward, Adam) of each reference
 model, fastnn.models.mlp, fastnn.models.cnn and a small fastnn.models.resnet (graph,
 BatchNorm, Add, global pooling), of a functional graph with Concatenate and
-Conv2d(padding="same") (then in eval mode), of a VGG block whose convolutions run fused
+Conv2d(padding="same") (then in eval mode), of a fastnn.keras graph (an NHWC and an
+NCHW tensor merged, a concatenation along the columns, a shared Dense), of a VGG block whose convolutions run fused
 with their ReLUs (and the pool) on each algorithm, and of a small residual block written with
 fastnn.functional (batch norm, residual add, concatenation, global average pooling,
 dropout, Winograd convolutions fused with a max pool, layer norm, GELU, SiLU, ELU), and of an
@@ -111,6 +112,17 @@ def workload():
                              nn.GELU("tanh"), nn.Linear(17, 10, seed=seed),
                              input_shape=(1, 28, 28))
 
+    def keras_graph(seed):  # fastnn.keras: the layouts merged, columns concatenated
+        from fastnn import keras as fk
+        fk.utils.set_random_seed(seed)
+        inp = fk.Input((1, 28, 28))  # the NCHW batch read as one row of 28 channels
+        a = fk.layers.Conv2D(28, (1, 3), padding="same")(inp)  # NCHW out
+        s = fk.layers.Add()([inp, a])
+        m = fk.layers.Concatenate(axis=2)([s, fk.layers.Maximum()([s, a])])
+        h = fk.layers.Flatten()(m)
+        dense = fk.layers.Dense(10)  # shared
+        return fk.Model(inp, fk.layers.Average()([dense(h), dense(h)]))
+
     def vgg(seed):
         convs = [nn.Conv2d(c, 4, 3, padding=1, seed=seed, algorithm=algorithm, groups=groups)
                  for c, algorithm, groups in ((1, "winograd4x4", 1), (4, "direct", 2),
@@ -124,7 +136,7 @@ def workload():
     y = rng.integers(0, 10, 4)
     for isa in fastnn.supported_isas():
         fastnn.set_isa(isa)
-        for make in (models.mlp, models.cnn, resnet, graph, vgg, layer_norm_mlp):
+        for make in (models.mlp, models.cnn, resnet, graph, keras_graph, vgg, layer_norm_mlp):
             model = make(seed=0)
             opt = optim.Adam(model.parameters())
             loss_fn = losses.CrossEntropyLoss()

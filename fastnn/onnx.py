@@ -11,8 +11,10 @@ AvgPool2d -> MaxPool / AveragePool
 an AveragePool when the sizes divide, else two averaging MatMuls, BatchNorm -> an
 eval-mode BatchNormalization on the running statistics (on the batch's, ReduceMean,
 without them), LayerNorm -> LayerNormalization, activations (GELU as Erf or Tanh and
-arithmetic, SiLU as x * Sigmoid, ELU -> Elu), Flatten, Add (+), Concat, Dropout/Identity -> Identity, and
-fastnn.keras' layout Transpose -> Transpose and 'same' padding Pad2d -> Pad."""
+arithmetic, SiLU as x * Sigmoid, ELU -> Elu), Flatten, Add (+), Concat, Keras' other
+merges (Sub, Mul, Mean, Max, Min), Dropout/Identity -> Identity, and fastnn.keras' layout
+Transpose -> Transpose, 'same' padding Pad2d -> Pad, Reshape -> Reshape and Rescaling ->
+Mul, Add."""
 import numpy as np
 
 from . import nn
@@ -75,7 +77,7 @@ def _mean(b, x, axes, out, keepdims):
 
 def _emit(b, layer, name, ins, out, in_shapes):
     """The ONNX node(s) of one fastnn layer."""
-    from .keras.layers import Pad2d, Transpose
+    from .keras.layers import Pad2d, ReshapeTo, ScaleShift, Transpose
     kind = type(layer)
     x = ins[0]
     if kind is nn.Linear and len(in_shapes[0]) > 2:  # Gemm is 2-D: MatMul, then the bias
@@ -205,6 +207,25 @@ def _emit(b, layer, name, ins, out, in_shapes):
         b.node("Identity", [x], out, name)
     elif kind is nn.Add:
         b.node("Sum", list(ins), out, name)
+    elif kind is nn.Subtract:
+        b.node("Sub", list(ins), out, name)
+    elif kind is nn.Multiply:  # Mul is binary: a chain
+        for k in range(1, len(ins)):
+            b.node("Mul", [x, ins[k]], out if k == len(ins) - 1 else f"{name}:product{k}",
+                   f"{name}:product{k}")
+            x = f"{name}:product{k}"
+    elif kind in (nn.Average, nn.Maximum, nn.Minimum):
+        b.node({nn.Average: "Mean", nn.Maximum: "Max", nn.Minimum: "Min"}[kind], list(ins),
+               out, name)
+    elif kind is ReshapeTo:  # 0 keeps the batch
+        b.node("Reshape", [x, b.weight(f"{name}.shape", np.array((0,) + layer.shape,
+                                                                 np.int64))], out, name)
+    elif kind is ScaleShift:
+        b.node("Mul", [x, b.weight(f"{name}.scale", np.array(layer.scale, np.float32))],
+               f"{name}:scaled", f"{name}:scaled")
+        b.node("Add", [f"{name}:scaled", b.weight(f"{name}.offset",
+                                                  np.array(layer.offset, np.float32))],
+               out, name)
     elif kind is nn.Concatenate:
         b.node("Concat", list(ins), out, name, axis=layer.axis)
     elif kind is Transpose:

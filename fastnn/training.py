@@ -534,7 +534,11 @@ class ModelAPI:
         n = len(x)
         if distributed and dist.init():
             x = x[dist.shard(n)]
-        result = np.empty(self._single_output_shape(x.shape, "predict"), np.float32)
+        shape = self._single_output_shape(x.shape, "predict")
+        try:
+            result = np.empty(shape, np.float32)
+        except (MemoryError, ValueError):  # ValueError: the byte count overflows
+            raise MemoryError(f"predict: cannot allocate the outputs of shape {shape}") from None
         with self._mode(False, x.shape):
             for start in range(0, len(x), batch_size):
                 result[start:start + batch_size] = self(x[start:start + batch_size])

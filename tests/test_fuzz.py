@@ -1328,6 +1328,13 @@ KERAS_LAYERS = {  # class name -> (valid keyword arguments, the ones to make hos
     "Dropout": ({"rate": 0.5}, ["rate"]),
     "BatchNormalization": ({}, ["momentum", "epsilon"]),
     "Activation": ({"activation": "relu"}, ["activation"]),
+    "Identity": ({}, ["name"]),
+    "ReLU": ({}, ["negative_slope", "max_value", "threshold"]),
+    "LeakyReLU": ({}, ["negative_slope"]),
+    "Softmax": ({}, ["axis"]),
+    "ZeroPadding2D": ({"padding": 1}, ["padding"]),
+    "Reshape": ({"target_shape": (-1,)}, ["target_shape"]),
+    "Rescaling": ({"scale": 0.5}, ["scale", "offset"]),
 }
 
 
@@ -1346,6 +1353,8 @@ def test_keras_layer_boundary(data):
     if bad:
         arg = draw(st.sampled_from(hostile))
         kwargs[arg] = draw(st.sampled_from(HOSTILE_INTS + HOSTILE_REALS))
+    if name in ("Dense", "Conv2D"):  # Keras' initializers by name
+        kwargs["kernel_initializer"] = draw(st.sampled_from(fk.layers.INITIALIZERS))
     shape = (4,) if name == "Dense" else (6, 6, 2)
     if name in ("Conv2D", "MaxPooling2D", "AveragePooling2D"):  # 'same': a Pad2d when odd
         kwargs["padding"] = draw(st.sampled_from(["valid", "same"]))
@@ -1358,9 +1367,120 @@ def test_keras_layer_boundary(data):
     if status == "raised":  # AveragePooling2D refuses a 'same' that pads
         assert bad or "padding='same' that pads" in str(got), \
             f"valid arguments rejected: {got!r}"
-        check_named(got, {name, *hostile, "padding"})
+        check_named(got, {name, *hostile, "padding", "predict"})  # predict: huge outputs
         return
     assert np.isfinite(got).all()
+
+
+MERGES = {"Add": np.add, "Subtract": np.subtract, "Multiply": np.multiply,
+          "Maximum": np.maximum, "Minimum": np.minimum}
+
+
+@settings(FUZZ, max_examples=200)
+@given(data=st.data())
+def test_merge_layer_boundary(data):
+    """fastnn.nn's merge layers (Add, Subtract, Multiply, Average, Maximum, Minimum) on
+    hostile lists (counts, shapes, dtypes, layouts, NaN) and gradients: the NumPy result
+    and gradients of the right shapes, or an error naming the layer or the input."""
+    draw = data.draw
+    r = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    kind = draw(st.sampled_from(sorted(MERGES) + ["Average"]))
+    layer = getattr(nn, kind)()
+    shape = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=4)))
+    k = draw(st.integers(0, 4))
+    xs = [relayout(randn(r, *shape), draw(st.sampled_from(LAYOUTS))) for _ in range(k)]
+    mutation = draw(st.sampled_from(["none", "shape", "dtype", "nan", "not a list"]))
+    if xs and mutation == "shape":
+        xs[-1] = randn(r, *(shape + (2,)))
+    elif xs and mutation == "dtype":
+        xs[0] = xs[0].astype(draw(st.sampled_from(HOSTILE_DTYPES)))
+    elif xs and mutation == "nan" and xs[0].flags.writeable:
+        xs[0].flat[0] = np.nan
+    elif mutation == "not a list":
+        xs = xs[0] if xs else None
+    status, y = call("merge_layers", lambda: layer(xs))
+    valid = isinstance(xs, list) and k >= 2 and mutation in ("none", "nan") and (
+        kind != "Subtract" or k == 2)
+    if status == "raised":
+        assert not valid, f"valid inputs rejected: {y!r}"
+        check_named(y, {kind, "x", "input", "inputs"})
+        return
+    assert valid, f"{mutation} inputs (k={k}) accepted"
+    want = xs[0].astype(np.float64)
+    for x in xs[1:]:
+        want = MERGES.get(kind, np.add)(want, x)
+    if kind == "Average":
+        want = want / k
+    with np.errstate(all="ignore"):
+        assert_matches(y, want)
+    grad = relayout(randn(r, *y.shape), draw(st.sampled_from(LAYOUTS)))
+    status, grads = call("merge_layers", lambda: layer.backward(grad))
+    assert status == "ok", f"backward of a valid forward failed: {grads!r}"
+    assert len(grads) == k and all(g.shape == shape for g in grads)
+    status, got = call("merge_layers", lambda: layer.backward(grad[..., :1] if shape[-1] > 1
+                                                              else grad.astype(np.float64)))
+    assert status == "raised", "a gradient of another shape or dtype accepted"
+    check_named(got, {"grad_out"})
+
+
+@settings(FUZZ, max_examples=150)
+@given(data=st.data())
+def test_keras_graph_boundary(data):
+    """fastnn.keras' functional graphs built with hostile merges (kinds, Concatenate
+    axes, shapes of both layouts, a shared layer on another shape) and given hostile
+    inputs (lists, dicts, lengths, shapes): finite predictions of Keras' shape, or an
+    error naming the layer, the argument or the call."""
+    from fastnn import keras as fk
+    draw = data.draw
+    kind = draw(st.sampled_from(sorted(MERGES) + ["Average", "Concatenate"]))
+    images = draw(st.booleans())
+    first = (5, 5, 2) if images else (4,)
+    shapes = [first, first if draw(st.booleans()) else draw(st.sampled_from(
+        [(5, 5, 3), (4,), (3,), (5, 4, 2)]))]
+    axis = -1 if draw(st.booleans()) else draw(st.sampled_from(
+        [1, 2, 3, 0, 4, -5] + HOSTILE_INTS[:6]))
+    names = draw(st.sampled_from([("a", "b")] * 3 + [("a", "a"), (None, None)]))
+
+    def build():
+        inputs = [fk.Input(s, name=n) for s, n in zip(shapes, names)]
+        branches = [fk.layers.Conv2D(2, 3, padding="same")(t) if len(t.shape) == 4 and
+                    draw(st.booleans()) else t for t in inputs]  # NCHW for some
+        merge = getattr(fk.layers, kind)
+        merged = merge(axis=axis)(branches) if kind == "Concatenate" else merge()(branches)
+        dense = fk.layers.Dense(3)
+        out = dense(fk.layers.Flatten()(merged))
+        if draw(st.booleans()):  # shared, on its own output: 3 features, not its input's
+            out = dense(out)
+        return fk.Model(inputs, out)
+
+    status, model = call("keras_graphs", build)
+    if status == "raised":
+        check_named(model, {kind, "Model", "Dense", "dense", "axis", "input", "name",
+                            *(n for n in names if n)})
+        assert not (kind != "Concatenate" and shapes[0] == shapes[1] and names[0] != names[1]
+                    and names[0] is not None and "dense" not in str(model)), model
+        return
+    n = draw(st.sampled_from([3, 0, 1]))
+    xs = [np.ones((n,) + s, np.float32) for s in shapes]
+    how = draw(st.sampled_from(["list", "dict", "one", "length", "shape", "dtype"]))
+    if how == "dict":
+        xs = dict(zip([t.name for t in model._keras_inputs], xs))
+    elif how == "one":
+        xs = xs[0]
+    elif how == "length":
+        xs[1] = xs[1][:1]
+    elif how == "shape":
+        xs[1] = xs[1][..., None]
+    elif how == "dtype":
+        xs[0] = xs[0].astype(draw(st.sampled_from([object, np.complex64, np.str_])))
+    valid = how in ("list", "dict") or (how == "length" and n <= 1)  # [:1] of n <= 1
+    status, got = call("keras_graphs", lambda: model.predict(xs, verbose=0))
+    if status == "raised":
+        assert not valid or n == 0, f"valid inputs rejected: {got!r}"
+        check_named(got, {"predict", "x", "x[0]", "x[1]"})
+        return
+    assert valid, f"{how} x accepted"
+    assert got.shape == (n, 3) and np.isfinite(got).all()
 
 
 @settings(FUZZ, max_examples=100)
@@ -1371,13 +1491,20 @@ def test_keras_model_file_boundary(data, tmp_path_factory):
     (FileExistsError for overwrite=False over a file; TypeError for one not a bool)."""
     from fastnn import keras as fk
     draw = data.draw
-    model = fk.Sequential([  # named: the file's length must not vary between examples
-        fk.layers.Dense(3, activation="relu", input_shape=(4,), name="hidden"),
-        fk.layers.Dense(2, activation="softmax", name="probs")])
+    L = fk.layers
+    if draw(st.booleans()):  # named: the file's length must not vary between examples
+        model = fk.Sequential([L.Dense(3, activation="relu", input_shape=(4,), name="hidden"),
+                               L.Dense(2, activation="softmax", name="probs")])
+        x = np.ones((2, 4), np.float32)
+    else:  # a graph: two inputs, a merge, a shared layer
+        a, b = fk.Input((4,), name="a"), fk.Input((4,), name="b")
+        shared = L.Dense(3, activation="relu", name="hidden")
+        h = L.Concatenate(name="cat")([shared(a), shared(b)])
+        model = fk.Model([a, b], L.Dense(2, activation="softmax", name="probs")(h))
+        x = [np.ones((2, 4), np.float32), np.zeros((2, 4), np.float32)]
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     path = tmp_path_factory.getbasetemp() / "fuzz.keras"
     model.save(path)
-    x = np.ones((2, 4), np.float32)
     blob = bytearray(path.read_bytes())
     how = draw(st.sampled_from(["truncate", "flip", "extend", "overwrite"]))
     if how == "overwrite":
@@ -1988,7 +2115,8 @@ QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losse
          "keras_model_files": 100, "flags": 300, "containers": 300, "registration": 200,
          "fit_data": 100,
          "keras_loss_calls": 200, "keras_build": 50, "conv_algorithm": 200,
-         "window_positions": 200, "new_layer_args": 250}
+         "window_positions": 200, "new_layer_args": 250, "merge_layers": 200,
+         "keras_graphs": 150}
 
 
 def test_call_count():

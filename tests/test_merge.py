@@ -137,3 +137,58 @@ def test_concatenate_layer_names_an_axis_out_of_range(axis):
     with pytest.raises(ValueError, match=rf"axis {axis} is the batch or out of range for "
                                          r"inputs of 4 dimensions"):
         nn.Concatenate(axis=axis)([x, x])
+
+
+ELEMENTWISE = {  # layer -> torch's function of a list of tensors
+    "Subtract": lambda t: t[0] - t[1],
+    "Multiply": lambda t: t[0] * t[1] * t[2],
+    "Average": lambda t: (t[0] + t[1] + t[2]) / 3,
+    "Maximum": lambda t: __import__("torch").maximum(__import__("torch").maximum(t[0], t[1]),
+                                                     t[2]),
+    "Minimum": lambda t: __import__("torch").minimum(__import__("torch").minimum(t[0], t[1]),
+                                                     t[2]),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ELEMENTWISE))
+def test_elementwise_merges_match_torch(rng, kind):
+    """Keras' elementwise merges: forward and every input's gradient as torch's (no
+    ties here: torch splits a tie's gradient, TensorFlow gives it to the first input)."""
+    torch = pytest.importorskip("torch")
+    k = 2 if kind == "Subtract" else 3
+    xs = [rng.standard_normal((3, 2, 4)).astype(np.float32) for _ in range(k)]
+    g = rng.standard_normal((3, 2, 4)).astype(np.float32)
+    layer = getattr(nn, kind)()
+    ts = [torch.tensor(x, requires_grad=True) for x in xs]
+    want = ELEMENTWISE[kind](ts)
+    want.backward(torch.tensor(g))
+    np.testing.assert_allclose(layer(xs), want.detach().numpy(), rtol=1e-6)
+    for got, t in zip(layer.backward(g), ts):
+        np.testing.assert_allclose(got, t.grad.numpy(), rtol=1e-6)
+    assert layer.backward(g, need_input_grad=False) == [None] * k
+
+
+def test_extremum_ties_go_to_the_first_input():
+    a, b = np.array([[1, 2, 3]], np.float32), np.array([[1, 5, 3]], np.float32)
+    for kind in (nn.Maximum, nn.Minimum):
+        layer = kind()
+        layer([a, b, a])
+        g = np.ones_like(a)
+        dx = layer.backward(g)
+        total = sum(dx)
+        np.testing.assert_array_equal(total, g)  # each element's gradient once
+        np.testing.assert_array_equal(dx[0], [[1, 0, 1]] if kind is nn.Maximum else [[1, 1, 1]])
+
+
+def test_elementwise_merges_check_their_inputs():
+    x = np.ones((2, 3), np.float32)
+    with pytest.raises(ValueError, match="Subtract: takes exactly 2 inputs"):
+        nn.Subtract()([x, x, x])
+    with pytest.raises(ValueError, match="Multiply: inputs must all have the same shape"):
+        nn.Multiply()([x, np.ones((2, 4), np.float32)])
+    with pytest.raises(TypeError, match="float32"):
+        nn.Maximum()([x, x.astype(np.float64)])
+    with pytest.raises(TypeError, match="at least two"):
+        nn.Average()([x])
+    with pytest.raises(RuntimeError, match="call the layer on a batch first"):
+        nn.Minimum().backward(x)

@@ -75,7 +75,23 @@ def modern_mlp():
     return model, (3, 6)
 
 
+def keras_graph():
+    """Every merge of fastnn.keras on an NHWC input and an NCHW convolution output, a
+    Rescaling, a Reshape, a shared Dense."""
+    L = fk.layers
+    inp = fk.Input((6, 6, 2))
+    x = L.Rescaling(0.5, offset=0.1)(inp)
+    a = L.Conv2D(2, 3, padding="same")(x)
+    merged = [getattr(L, kind)()([x, a, x][:2 if kind == "Subtract" else 3])
+              for kind in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")]
+    h = L.Reshape((6, -1))(L.Concatenate(axis=2)(merged))
+    dense = L.Dense(4, activation="tanh")
+    h = L.Add()([dense(L.Flatten()(h)), dense(L.Reshape((-1,))(h))])
+    return fk.Model(inp, L.Dense(3, activation="softmax")(h)), (6, 6, 2)
+
+
 CASES = {
+    "keras-graph": keras_graph,
     "keras-same-strided": keras_same_strided,
     "autoencoder": lambda: (nn.Sequential(
         nn.Conv2d(2, 4, 3, stride=2, padding=1), nn.ReLU(),

@@ -17,19 +17,23 @@ Weights: Keras' default initialisers (glorot_uniform kernels, zero biases), seed
 layouts (Dense kernel (in, out), Conv2D kernel (kh, kw, in, out), BatchNormalization
 [gamma, beta, moving_mean, moving_variance]), so weights move from a real Keras model.
 """
+import contextlib
 import math
 import re
 
 import numpy as np
 
 from .. import nn
-from .._core import as_flag, as_real, as_sample_shape, is_int
+from .._core import as_flag, as_real, as_sample_shape, as_slope, is_int
 from ..nn import graph as _graph
 from ..nn.module import Module
 
 __all__ = ["Input", "KerasTensor", "Layer", "Dense", "Conv2D", "MaxPooling2D",
            "AveragePooling2D", "GlobalAveragePooling2D", "Flatten", "Dropout",
-           "BatchNormalization", "Activation", "Transpose", "Pad2d"]
+           "BatchNormalization", "Activation", "Add", "Subtract", "Multiply", "Average",
+           "Maximum", "Minimum", "Concatenate", "Identity", "ReLU", "LeakyReLU", "Softmax",
+           "ZeroPadding2D", "Reshape", "Rescaling", "Transpose", "Pad2d", "ReshapeTo",
+           "ScaleShift"]
 
 _seeds = [np.random.default_rng()]  # utils.set_random_seed replaces it
 
@@ -125,12 +129,13 @@ class Pad2d(Module):
 
 class KerasTensor:
     """A symbolic tensor: a fastnn graph Value and whether it holds a channels-last
-    Keras tensor in NCHW order (`nchw`). `shape` is Keras' (batch None first)."""
+    Keras tensor in NCHW order (`nchw`). `shape` is Keras' (batch None first); `name`,
+    an Input's (the key of its array when a model takes a dict)."""
 
-    __slots__ = ("value", "nchw")
+    __slots__ = ("value", "nchw", "name")
 
-    def __init__(self, value, nchw=False):
-        self.value, self.nchw = value, nchw
+    def __init__(self, value, nchw=False, name=None):
+        self.value, self.nchw, self.name = value, nchw, name
 
     @property
     def shape(self):
@@ -142,7 +147,9 @@ class KerasTensor:
 
 
 def Input(shape=None, batch_size=None, name=None, dtype=None):
-    """A symbolic input of per-sample `shape` (channels-last for images, e.g. (28, 28, 1))."""
+    """A symbolic input of per-sample `shape` (channels-last for images, e.g. (28, 28, 1));
+    `name` (default input_layer, input_layer_1, ... as Keras') keys its array when a model
+    with several inputs is given a dict."""
     if shape is None:
         raise ValueError("Input: pass shape=(...) (per sample, without the batch dimension)")
     if dtype not in (None, "float32", np.float32):  # else float32 silently
@@ -150,7 +157,9 @@ def Input(shape=None, batch_size=None, name=None, dtype=None):
     if batch_size is not None:  # else any batch size silently
         raise TypeError("Input: a fixed batch_size is not supported by fastnn.keras (the "
                         "batch dimension is always None)")
-    return KerasTensor(_graph.Input(shape))
+    if name is not None and (not isinstance(name, str) or not name):
+        raise ValueError(f"Input: name must be a non-empty string, got {name!r}")
+    return KerasTensor(_graph.Input(shape), name=name or _auto_name("input_layer"))
 
 
 _ACTIVATIONS = {"linear": None, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh,
@@ -166,6 +175,67 @@ def _activation(name, layer):
                          f"{sorted(_ACTIVATIONS)} or None")
     make = _ACTIVATIONS[name]
     return None if make is None else make()
+
+
+# Keras' initializer names: (distribution, variance scale, fans it divides by)
+_VARIANCE_SCALING = {
+    "glorot_uniform": ("uniform", 1.0, "avg"), "glorot_normal": ("normal", 1.0, "avg"),
+    "he_uniform": ("uniform", 2.0, "in"), "he_normal": ("normal", 2.0, "in"),
+    "lecun_uniform": ("uniform", 1.0, "in"), "lecun_normal": ("normal", 1.0, "in")}
+INITIALIZERS = sorted(_VARIANCE_SCALING) + ["ones", "random_normal", "random_uniform",
+                                            "zeros"]
+
+
+def _initializer(name, what, layer):
+    if not isinstance(name, str) or name not in INITIALIZERS:
+        raise ValueError(f"{layer}: unknown {what} {name!r}; known: {INITIALIZERS}")
+    return name
+
+
+def _initial(name, shape, fan_in, fan_out, rng):
+    """Values of Keras' initializer `name` for a weight of `shape` (fans as Keras counts
+    them): VarianceScaling's normal is truncated at two standard deviations."""
+    if name in ("zeros", "ones"):
+        return np.full(shape, float(name == "ones"), np.float32)
+    if name == "random_uniform":
+        return rng.uniform(-0.05, 0.05, shape).astype(np.float32)
+    if name == "random_normal":
+        return rng.normal(0.0, 0.05, shape).astype(np.float32)
+    dist, scale, mode = _VARIANCE_SCALING[name]
+    variance = scale / (fan_in if mode == "in" else (fan_in + fan_out) / 2)
+    if dist == "uniform":
+        limit = math.sqrt(3.0 * variance)
+        return rng.uniform(-limit, limit, shape).astype(np.float32)
+    std = math.sqrt(variance) / 0.87962566103423978  # the truncated normal's own std
+    w = rng.normal(0.0, std, shape)
+    while True:
+        out = np.abs(w) > 2 * std
+        if not out.any():
+            return w.astype(np.float32)
+        w[out] = rng.normal(0.0, std, int(out.sum()))
+
+
+class _Initialized:
+    """kernel_initializer / bias_initializer of Dense and Conv2D: the built layer's
+    weights redrawn when they are not Keras' defaults (glorot_uniform, zeros)."""
+
+    def _initializers(self, kernel_initializer, bias_initializer):
+        kind = type(self).__name__
+        self.kernel_initializer = _initializer(kernel_initializer, "kernel_initializer", kind)
+        self.bias_initializer = _initializer(bias_initializer, "bias_initializer", kind)
+
+    def _initialize(self, layer, fan_in, fan_out):
+        rng = np.random.default_rng(_next_seed())
+        if self.kernel_initializer != "glorot_uniform":
+            np.copyto(layer.weight.data, _initial(self.kernel_initializer,
+                                                  layer.weight.data.shape, fan_in, fan_out, rng))
+        if self.use_bias and self.bias_initializer != "zeros":
+            n = len(layer.bias.data)  # Keras' fans of a 1-D weight: its length, both
+            np.copyto(layer.bias.data, _initial(self.bias_initializer, (n,), n, n, rng))
+
+    def _initializer_config(self):
+        return {"kernel_initializer": self.kernel_initializer,
+                "bias_initializer": self.bias_initializer}
 
 
 def _pair(v, what, layer):
@@ -191,6 +261,12 @@ def _same_padding(size, k, s, dilation, value):
 _counters = {}
 
 
+def _auto_name(base):
+    """Keras' default name: base, then base_1, base_2, ..."""
+    count = _counters[base] = _counters.get(base, -1) + 1
+    return base if count == 0 else f"{base}_{count}"
+
+
 class Layer(Module):
     """Base of the Keras layers: built on the first call on a KerasTensor, when `_build`
     creates its fastnn children; then runs them in order (`_chain`)."""
@@ -200,10 +276,8 @@ class Layer(Module):
         if unknown:
             raise TypeError(f"{kind}: unsupported argument(s) {sorted(unknown)}")
         if name is None:
-            snake = re.sub("([a-z])([A-Z])", r"\1_\2",
-                           re.sub("(.)([A-Z][a-z]+)", r"\1_\2", kind)).lower()
-            count = _counters[snake] = _counters.get(snake, -1) + 1
-            name = snake if count == 0 else f"{snake}_{count}"
+            name = _auto_name(re.sub("([a-z])([A-Z])", r"\1_\2",
+                                     re.sub("(.)([A-Z][a-z]+)", r"\1_\2", kind)).lower())
         if not isinstance(name, str) or not name or "/" in name:  # as Keras 3 (name=3
             # failed unnamed in a Cython signature, "Argument 'fn' has incorrect type")
             raise ValueError(f"{kind}: name must be a non-empty string without '/', got "
@@ -243,19 +317,58 @@ class Layer(Module):
         """True: the layer runs on NCHW images; False: on Keras' own order; None: either."""
         return False
 
-    def __call__(self, x):
+    def _keras_inputs(self, x):
+        """x as the list of KerasTensors of a call building a graph, or None when the layer
+        is called on arrays (or on fastnn's symbolic values, when a model is replayed)."""
         if isinstance(x, (list, tuple)) and any(isinstance(v, KerasTensor) for v in x):
             # was "call the layer on a Keras Input first", of a layer called on two Inputs
             raise TypeError(f"{self.name}: a Keras layer takes one input, got a "
                             f"{type(x).__name__} of {len(x)}")
-        if not isinstance(x, KerasTensor):
+        return [x] if isinstance(x, KerasTensor) else None
+
+    def __call__(self, x):
+        tensors = self._keras_inputs(x)
+        if tensors is None:
             if self._chain is None:
                 raise RuntimeError(f"{self.name}: call the layer on a Keras Input first so it "
                                    f"is built for its input shape")
             return super().__call__(x)
-        if self._chain is not None:
-            raise ValueError(f"{self.name}: a Keras layer can be called on one input only "
-                             f"(sharing a layer's weights between calls is not supported)")
+        with self._named_errors():
+            shapes = [t.shape for t in tensors]
+            if self._chain is None:
+                self._build_for(tensors)
+                self._freeze()
+                self._in_shapes = shapes
+            elif shapes != self._in_shapes:  # its padding, its weights: built for those
+                raise ValueError(f"a shared layer is called on tensors of the shape(s) of "
+                                 f"its first call, {self._in_shapes}; got {shapes}")
+            if self._in_nchw is not None:  # a shared layer called on another layout
+                tensors = [_as_layout(t, self._in_nchw) for t in tensors]
+            values = [t.value for t in tensors]
+            value = Module.__call__(self, values if self._merges else values[0])
+        nchw = tensors[0].nchw if self._out_nchw is None else self._out_nchw
+        out = KerasTensor(value, nchw)
+        if self._outbound is None:  # a shared layer's are those of its first call
+            self._inbound, self._outbound = x, out
+        return out
+
+    _merges = False  # takes a list of tensors
+
+    @contextlib.contextmanager
+    def _named_errors(self):
+        """Errors building or calling the layer, named by the Keras layer."""
+        try:
+            yield
+        except (ValueError, TypeError, MemoryError) as e:
+            kind = type(self).__name__
+            msg = str(e) if self.name in str(e) else f"{self.name} ({kind}): {e}"
+            raise type(e)(msg) from None
+
+    def _build_for(self, tensors):
+        """Build the chain for the first call's input; a Transpose first when the layer
+        runs on the other layout than its input's. Sets the layout its chain takes
+        (_in_nchw) and gives (_out_nchw), None: either (the input's)."""
+        x, = tensors
         shape = x.shape[1:]
         wants = self._wants_nchw(shape)
         transpose = None
@@ -264,19 +377,10 @@ class Layer(Module):
             transpose = self.transpose = Transpose(TO_NCHW)
         elif wants is False and x.nchw:
             transpose = self.transpose = Transpose(TO_NHWC)
-        try:
-            chain, nchw = self._build(shape)
-        except (ValueError, TypeError, MemoryError) as e:  # name the Keras layer
-            kind = type(self).__name__
-            msg = str(e) if kind in str(e) else f"{self.name} ({kind}): {e}"
-            raise type(e)(msg) from None
-        if wants is None:
-            nchw = x.nchw
+        chain, nchw = self._build(shape)
         self._chain = ([transpose] if transpose else []) + chain
-        self._freeze()
-        out = KerasTensor(Module.__call__(self, x.value), nchw)
-        self._inbound, self._outbound = x, out
-        return out
+        self._in_nchw = None if wants is None else x.nchw
+        self._out_nchw = None if wants is None else bool(nchw)
 
     def forward(self, x):
         for module in self._chain:
@@ -364,12 +468,14 @@ class Layer(Module):
         pass
 
 
-class Dense(Layer):
+class Dense(_Initialized, Layer):
     """keras.layers.Dense on (N, features) input: a Linear (weight (units, in)) and the
     activation."""
 
-    def __init__(self, units, activation=None, use_bias=True, **kwargs):
+    def __init__(self, units, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
+        self._initializers(kernel_initializer, bias_initializer)
         self.units = nn.module._count(units, "units", "Dense")
         self.activation_name = activation
         self.use_bias = as_flag(use_bias, "use_bias", "Dense")
@@ -381,11 +487,12 @@ class Dense(Layer):
                              f"{(None,) + tuple(shape)}: add a Flatten() before it")
         self.linear = nn.Linear(shape[0], self.units, self.use_bias, init="glorot",
                                 seed=_next_seed())
+        self._initialize(self.linear, shape[0], self.units)
         return self._with_activation([self.linear], self.activation_name), False
 
     def config(self):
         return {**super().config(), "units": self.units, "activation": self.activation_name,
-                "use_bias": self.use_bias}
+                "use_bias": self.use_bias, **self._initializer_config()}
 
     def get_weights(self):
         w = [self.linear.weight.data.T.copy()]
@@ -397,15 +504,16 @@ class Dense(Layer):
             np.copyto(self.linear.bias.data, weights[1])
 
 
-class Conv2D(Layer):
+class Conv2D(_Initialized, Layer):
     """keras.layers.Conv2D on channels-last images: a Conv2d (weight (filters, C, kh, kw))
     and the activation. padding 'valid' or 'same' (TensorFlow's: a Pad2d before the
     Conv2d where it pads one more row/column at the bottom/right)."""
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid",
                  data_format=None, dilation_rate=(1, 1), activation=None, use_bias=True,
-                 **kwargs):
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
+        self._initializers(kernel_initializer, bias_initializer)
         self.filters = nn.module._count(filters, "filters", "Conv2D")
         self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2D")
         self.strides = _pair(strides, "strides", "Conv2D")
@@ -433,13 +541,15 @@ class Conv2D(Layer):
         self.conv = nn.Conv2d(c, self.filters, self.kernel_size, self.strides, pad,
                               self.dilation_rate, bias=self.use_bias, init="glorot",
                               seed=_next_seed())
+        area = self.kernel_size[0] * self.kernel_size[1]
+        self._initialize(self.conv, area * c, area * self.filters)
         return self._with_activation(pre + [self.conv], self.activation_name), True
 
     def config(self):
         return {**super().config(), "filters": self.filters, "kernel_size": self.kernel_size,
                 "strides": self.strides, "padding": self.padding,
                 "dilation_rate": self.dilation_rate, "activation": self.activation_name,
-                "use_bias": self.use_bias}
+                "use_bias": self.use_bias, **self._initializer_config()}
 
     def get_weights(self):
         w = [self.conv.weight.data.transpose(2, 3, 1, 0).copy()]
@@ -526,15 +636,36 @@ class Flatten(Layer):
         return [self.flatten], False
 
 
-class ChannelsLast(Layer):
-    """The transpose of an NCHW image output back to Keras' NHWC, which Model adds after
-    its output layer (not among model.layers)."""
+class _Layout(Layer):
+    """A transpose between Keras' NHWC and the NCHW images run inside, which models add
+    where a tensor must change layout (after an image output, before a merge of the
+    two layouts, a shared layer called on the other one); not among model.layers."""
+
+    _nchw = None  # the layout it gives
 
     def __init__(self):
-        super().__init__(name="channels_last")
+        super().__init__(name="channels_first" if self._nchw else "channels_last")
+
+    def _wants_nchw(self, shape):
+        return self._nchw
 
     def _build(self, shape):
-        return [], False
+        return [], self._nchw
+
+
+class ChannelsLast(_Layout):
+    _nchw = False
+
+
+class ChannelsFirst(_Layout):
+    _nchw = True
+
+
+def _as_layout(tensor, nchw):
+    """tensor in the layout nchw (a ChannelsFirst/ChannelsLast call when it is not)."""
+    if tensor.nchw == nchw:
+        return tensor
+    return (ChannelsFirst if nchw else ChannelsLast)()(tensor)
 
 
 class Dropout(Layer):
@@ -649,3 +780,283 @@ class BatchNormalization(Layer):
         for dst, src in zip(targets, weights):
             np.copyto(dst, src)
 
+
+
+class _Merge(Layer):
+    """Keras' merge layers, called on a list of tensors: Add()([a, b]). Images of both
+    layouts are merged in NCHW (the NHWC ones transposed first)."""
+
+    _merges = True
+    _nn = None  # the fastnn merge class
+
+    def _keras_inputs(self, x):
+        if isinstance(x, KerasTensor):
+            raise TypeError(f"{self.name}: a merge layer takes a list of at least two "
+                            f"tensors, e.g. {type(self).__name__}()([a, b]); got one tensor")
+        if not isinstance(x, (list, tuple)) or not any(isinstance(v, KerasTensor) for v in x):
+            return None
+        if len(x) < 2 or not all(isinstance(v, KerasTensor) for v in x):
+            raise TypeError(f"{self.name}: a merge layer takes a list of at least two "
+                            f"KerasTensors, got {[type(v).__name__ for v in x]}")
+        return list(x)
+
+    def _merge_module(self, shapes, nchw):
+        """The fastnn merge module for inputs of Keras shapes `shapes`, run in NCHW when
+        `nchw` (which maps a Concatenate's axis)."""
+        return self._nn()
+
+    def _build_for(self, tensors):
+        shapes = [t.shape for t in tensors]
+        self._merge_module(shapes, False).output_shape(shapes)  # Keras' shapes agree
+        nchw = any(t.nchw for t in tensors)
+        self.merge = self._merge_module(shapes, nchw)
+        self._chain = [self.merge]
+        self._in_nchw = self._out_nchw = nchw
+
+
+class Add(_Merge):
+    """keras.layers.Add: the sum of tensors of one shape (fastnn's kernel)."""
+    _nn = nn.Add
+
+
+class Subtract(_Merge):
+    """keras.layers.Subtract: inputs[0] - inputs[1]."""
+    _nn = nn.Subtract
+
+
+class Multiply(_Merge):
+    """keras.layers.Multiply: the elementwise product."""
+    _nn = nn.Multiply
+
+
+class Average(_Merge):
+    """keras.layers.Average: the elementwise mean."""
+    _nn = nn.Average
+
+
+class Maximum(_Merge):
+    """keras.layers.Maximum: the elementwise maximum (the gradient to the first input
+    holding it where several tie, as TensorFlow's)."""
+    _nn = nn.Maximum
+
+
+class Minimum(_Merge):
+    """keras.layers.Minimum: the elementwise minimum."""
+    _nn = nn.Minimum
+
+
+class Concatenate(_Merge):
+    """keras.layers.Concatenate(axis=-1): tensors joined along Keras' axis (counted
+    with the batch; -1, the channels of images, by default); fastnn's kernel."""
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        if not is_int(axis):
+            raise TypeError(f"Concatenate: axis must be an int, got {axis!r}")
+        self.axis = int(axis)
+
+    def _merge_module(self, shapes, nchw):
+        if not nchw:
+            return nn.Concatenate(self.axis)
+        # the axis of Keras' NHWC shape in the NCHW tensor (valid: checked on NHWC first)
+        return nn.Concatenate(TO_NHWC[self.axis % len(shapes[0])])
+
+    def config(self):
+        return {**super().config(), "axis": self.axis}
+
+
+class Identity(Layer):
+    """keras.layers.Identity: the input, unchanged."""
+
+    def _wants_nchw(self, shape):
+        return None
+
+    def _build(self, shape):
+        self.identity = nn.Identity()
+        return [self.identity], None
+
+
+class _Rectifier(Layer):
+    """ReLU and LeakyReLU: the input where positive, else negative_slope times it."""
+
+    negative_slope = 0.0
+
+    def _wants_nchw(self, shape):
+        return None
+
+    def _build(self, shape):
+        self.relu = nn.LeakyReLU(self.negative_slope) if self.negative_slope else nn.ReLU()
+        return [self.relu], None
+
+    def config(self):
+        return {**super().config(), "negative_slope": self.negative_slope}
+
+
+class ReLU(_Rectifier):
+    """keras.layers.ReLU (max_value None, threshold 0; a negative_slope makes it leaky)."""
+
+    def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
+        super().__init__(**kwargs)
+        if max_value is not None or as_real(threshold, "threshold", "ReLU") != 0:
+            raise ValueError("ReLU: max_value and threshold are not supported by fastnn.keras "
+                             "(leave them None and 0)")
+        self.negative_slope = as_slope(negative_slope, "ReLU")
+
+
+class LeakyReLU(_Rectifier):
+    """keras.layers.LeakyReLU(negative_slope=0.3) (Keras 3's default slope)."""
+
+    def __init__(self, negative_slope=0.3, **kwargs):
+        super().__init__(**kwargs)
+        self.negative_slope = as_slope(negative_slope, "LeakyReLU")
+
+
+class Softmax(Layer):
+    """keras.layers.Softmax(axis=-1), over Keras' axis (counted with the batch)."""
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        if not is_int(axis):
+            raise TypeError(f"Softmax: axis must be an int, got {axis!r}")
+        self.axis = int(axis)
+
+    def _build(self, shape):
+        ndim = len(shape) + 1
+        if not -ndim < self.axis < ndim or self.axis % ndim == 0:
+            raise ValueError(f"axis must be one of the {ndim - 1} axes after the batch of "
+                             f"input {(None,) + tuple(shape)}, got axis={self.axis}")
+        self.softmax = nn.Softmax(self.axis % ndim)
+        return [self.softmax], False
+
+    def config(self):
+        return {**super().config(), "axis": self.axis}
+
+
+def _padding_2d(padding):
+    """Keras' ZeroPadding2D padding as (top, bottom, left, right)."""
+    if is_int(padding):
+        padding = (padding, padding)
+    if isinstance(padding, (tuple, list)) and len(padding) == 2:
+        rows, cols = [(p, p) if is_int(p) else p for p in padding]
+        if all(isinstance(p, (tuple, list)) and len(p) == 2 for p in (rows, cols)):
+            sides = (*rows, *cols)
+            if all(is_int(p) and p >= 0 for p in sides):
+                return tuple(int(p) for p in sides)
+    raise ValueError(f"ZeroPadding2D: padding must be a non-negative int, a pair (rows, "
+                     f"columns) or a pair of pairs ((top, bottom), (left, right)), got "
+                     f"{padding!r}")
+
+
+class ZeroPadding2D(Layer):
+    """keras.layers.ZeroPadding2D(padding=(1, 1)): zero rows and columns around images."""
+
+    def __init__(self, padding=(1, 1), data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"ZeroPadding2D: data_format must be 'channels_last', got "
+                             f"{data_format!r}")
+        self.padding = _padding_2d(padding)
+
+    def _wants_nchw(self, shape):
+        return True
+
+    def _build(self, shape):
+        self._image_shape(shape)
+        self.pad = Pad2d(self.padding)
+        return [self.pad], True
+
+    def config(self):
+        top, bottom, left, right = self.padding
+        return {**super().config(), "padding": [[top, bottom], [left, right]]}
+
+
+class ReshapeTo(nn.Flatten):
+    """Each sample reshaped to `shape` (the batch first kept): a view, as Flatten's."""
+
+    def __init__(self, shape):
+        self.shape = tuple(int(d) for d in shape)
+
+    def output_shape(self, shape):
+        self._expect(shape, f"(N, ...) of {math.prod(self.shape)} values per sample",
+                     len(shape) >= 1 and math.prod(shape[1:]) == math.prod(self.shape))
+        return (shape[0],) + self.shape
+
+    def config(self):
+        return {"shape": list(self.shape)}
+
+
+class Reshape(Layer):
+    """keras.layers.Reshape(target_shape): each sample reshaped in Keras' (channels-last)
+    element order; one dimension may be -1 (inferred)."""
+
+    def __init__(self, target_shape, **kwargs):
+        super().__init__(**kwargs)
+        dims = tuple(target_shape) if isinstance(target_shape, (tuple, list)) else None
+        if not dims or not all(is_int(d) and (d >= 1 or d == -1) for d in dims) or \
+                list(dims).count(-1) > 1:
+            raise ValueError(f"Reshape: target_shape must be a tuple of positive ints (one "
+                             f"may be -1), got {target_shape!r}")
+        self.target_shape = tuple(int(d) for d in dims)
+
+    def _build(self, shape):
+        size, known = math.prod(shape), -math.prod(self.target_shape)
+        dims = self.target_shape
+        if -1 in dims:
+            if known == 0 or size % known:
+                raise ValueError(f"cannot reshape input {(None,) + tuple(shape)} to "
+                                 f"{self.target_shape}")
+            dims = tuple(size // known if d == -1 else d for d in dims)
+        if math.prod(dims) != size:
+            raise ValueError(f"cannot reshape input {(None,) + tuple(shape)} ({size} values "
+                             f"per sample) to {self.target_shape}")
+        self.reshape = ReshapeTo(dims)
+        return [self.reshape], False
+
+    def config(self):
+        return {**super().config(), "target_shape": list(self.target_shape)}
+
+
+class ScaleShift(Module):
+    """y = x * scale + offset (scalars), into a layer-owned buffer."""
+
+    def __init__(self, scale, offset=0.0):
+        self.scale = as_real(scale, "scale", "ScaleShift")
+        self.offset = as_real(offset, "offset", "ScaleShift")
+
+    def forward(self, x):
+        self._shape = self._input(x).shape
+        y = self._buffer("y", x.shape)
+        np.multiply(x, np.float32(self.scale), out=y)
+        return np.add(y, np.float32(self.offset), out=y)
+
+    def backward(self, grad_out, need_input_grad=True):
+        shape = self._forwarded("_shape")
+        self._grad(grad_out, shape)
+        if not need_input_grad:
+            return None
+        return np.multiply(grad_out, np.float32(self.scale), out=self._buffer("dx", shape))
+
+    def config(self):
+        return {"scale": self.scale, "offset": self.offset}
+
+
+class Rescaling(Layer):
+    """keras.layers.Rescaling(scale, offset=0.0): x * scale + offset (scalars)."""
+
+    def __init__(self, scale, offset=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = as_real(scale, "scale", "Rescaling")
+        self.offset = as_real(offset, "offset", "Rescaling")
+        if not (np.isfinite(np.float32(self.scale)) and np.isfinite(np.float32(self.offset))):
+            raise ValueError(f"Rescaling: scale and offset must be finite (in float32), got "
+                             f"{scale!r} and {offset!r}")
+
+    def _wants_nchw(self, shape):
+        return None
+
+    def _build(self, shape):
+        self.rescale = ScaleShift(self.scale, self.offset)
+        return [self.rescale], None
+
+    def config(self):
+        return {**super().config(), "scale": self.scale, "offset": self.offset}

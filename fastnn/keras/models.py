@@ -9,6 +9,7 @@ activation, with the fused, numerically stable loss on logits (CrossEntropyLoss 
 BCEWithLogitsLoss); predict runs the whole graph and returns probabilities.
 """
 import contextlib
+import math
 import os
 
 import numpy as np
@@ -42,7 +43,10 @@ def _unwrap(tensors, what):
 
 @nn.register
 class Model(nn.Model):
-    """keras.Model(inputs, outputs) from KerasTensors; one output."""
+    """keras.Model(inputs, outputs) from KerasTensors: one or several inputs (fit,
+    evaluate and predict take a list of arrays, or a dict by Input name), one output. A
+    model called on KerasTensors is a layer of another model (its weights shared with
+    it)."""
 
     saved_type = "keras.Model"  # fastnn.nn's Model is "Model"
 
@@ -53,6 +57,11 @@ class Model(nn.Model):
             super().__init__()
             return
         values_in, self._keras_inputs = _unwrap(inputs, "input")
+        names = [t.name for t in self._keras_inputs]
+        for name in names:
+            if name is not None and names.count(name) > 1:  # as Keras; dicts need them
+                raise ValueError(f"Model: the input name {name!r} is used "
+                                 f"{names.count(name)} times; give each Input its own name")
         values_out, keras_outputs = _unwrap(outputs, "output")
         if len(keras_outputs) != 1:
             raise ValueError("fastnn.keras.Model supports one output")
@@ -62,8 +71,40 @@ class Model(nn.Model):
             values_out = [nhwc] if isinstance(values_out, list) else nhwc
         super().__init__(values_in, values_out)
         for layer in self._layers:
-            if not isinstance(layer, _layers.Layer):
+            if not isinstance(layer, (_layers.Layer, Model)):
                 raise TypeError(f"Model: {layer!r} is not a fastnn.keras layer")
+        self._keras_layers = self._keras_order()
+
+    def _keras_order(self):
+        """The layers in Keras' order (keras.Functional's): by depth, the longest path to
+        an output, deepest first; ties in the order a depth-first walk from the outputs
+        first meets them. The layout transposes are left out (Keras has none)."""
+        producer = {id(v): c for c in self._calls for v in c.outputs}
+        index, seen = {}, set()
+
+        def hidden(call):
+            return isinstance(call.module, _layers._Layout)
+
+        def parents(call):
+            return [producer[id(v)] for v in _arg_values(call) if id(v) in producer]
+
+        stack = list(reversed(self.outputs))
+        while stack:  # pre-order, as Keras' _build_map
+            call = producer.get(id(stack.pop()))
+            if call is None or id(call) in seen:
+                continue
+            seen.add(id(call))
+            if not hidden(call):
+                index.setdefault(id(call.module), (len(index), call.module))
+            stack.extend(reversed(_arg_values(call)))
+        depth, layer_depth = {}, {}
+        for call in reversed(self._calls):  # each after those reading it
+            d = max(depth.get(id(call), 0), layer_depth.get(id(call.module), 0))
+            layer_depth[id(call.module)] = depth[id(call)] = d
+            for p in parents(call):
+                depth[id(p)] = max(depth.get(id(p), 0), d + (0 if hidden(call) else 1))
+        return [m for _, m in sorted(index.values(), key=lambda im: (
+            -layer_depth[id(im[1])], im[0]))]
 
     _trainable = True
 
@@ -78,30 +119,43 @@ class Model(nn.Model):
         for layer in self.layers:
             layer.trainable = value
 
-    def _freeze_weights(self):
-        """Keras' trainable weights: none while model.trainable is False, whatever the
-        layers' own flags (a layer set trainable again after model.trainable = False
-        trained), else those of the trainable layers. A BatchNormalization's mode
-        follows its own flag, as in Keras."""
+    def _freeze_weights(self, trainable=True):
+        """Keras' trainable weights: none while model.trainable is False (or that of a
+        model it is a layer of), whatever the layers' own flags (a layer set trainable
+        again after model.trainable = False trained), else those of the trainable
+        layers. A BatchNormalization's mode follows its own flag, as in Keras."""
+        trainable = trainable and self._trainable
         for layer in self.layers:
+            if isinstance(layer, Model):
+                layer._freeze_weights(trainable)
+                continue
             for p in layer.parameters():
-                p.requires_grad = self._trainable and layer.trainable
+                p.requires_grad = trainable and layer.trainable
 
     @property
     def input_shape(self):
-        """Keras' input shape, batch None first: (None, 28, 28, 1)."""
-        return self._keras_inputs[0].shape if self._functional else None
+        """Keras' input shape, batch None first: (None, 28, 28, 1); a list of them for
+        several inputs."""
+        if not self._functional:
+            return None
+        shapes = [t.shape for t in self._keras_inputs]
+        return shapes[0] if len(shapes) == 1 else shapes
 
     @property
     def output_shape(self):
         """Keras' output shape, batch None first: (None, 10). fastnn's output_shape(shape)
-        method is not needed: a Keras model is never a layer of another model."""
+        method is not needed: a Keras model used as a layer of another one is inlined
+        into that one's graph."""
         return self._keras_output.shape if self._functional else None
 
     @property
+    def output_shape_keras(self):
+        """The output shape, as a layer of another model shows it."""
+        return self.output_shape
+
+    @property
     def layers(self):
-        return [layer for layer in self._layers if not isinstance(layer, _layers.ChannelsLast)] \
-            if self._functional else []
+        return list(self._keras_layers) if self._functional else []
 
     # ---- compile ----
 
@@ -164,7 +218,7 @@ class Model(nn.Model):
             self, self.inputs, [train_value], True)
 
     def _graph_for(self, shapes):
-        graph = super()._graph_for(shapes)
+        graph = super()._graph_for(self._unpacked_shapes(shapes))
         return self._train_graph if self.__dict__.get("_training_loss") else graph
 
     # ---- fit / evaluate / predict ----
@@ -218,12 +272,91 @@ class Model(nn.Model):
 
     @contextlib.contextmanager
     def _training_graph(self):
-        """A context in which the model runs its training graph (logits when fused)."""
+        """A context in which the model runs its training graph (logits when fused), on
+        packed inputs."""
         self.__dict__["_training_loss"] = True
+        try:
+            with self._packed():
+                yield
+        finally:
+            self.__dict__["_training_loss"] = False
+
+    # ---- several inputs ----
+
+    def _model_input(self, x, what):
+        """x as one array of real numbers: the input of a one-input model; the arrays of
+        several inputs (a list in the inputs' order, or a dict by Input name, as Keras)
+        flattened and side by side, as float32, which the model splits again when it
+        runs inside _packed() (fastnn's fit, evaluate and predict take one array)."""
+        inputs = self._keras_inputs if self._functional else []
+        if len(inputs) <= 1:
+            if isinstance(x, dict) and len(x) == 1 and inputs and inputs[0].name in x:
+                x = x[inputs[0].name]
+            # np.asarray's errors (a ragged list) named nothing
+            return _real_array(x, what, "x")
+        names = [t.name for t in inputs]
+        if isinstance(x, dict):
+            if sorted(map(str, x)) != sorted(names):
+                raise ValueError(f"{what}: a dict x must have one array per input, keyed by "
+                                 f"the Inputs' names {names}, got the keys {list(x)}")
+            x = [x[name] for name in names]
+        if not isinstance(x, (list, tuple)) or len(x) != len(inputs):
+            got = f"{len(x)} arrays" if isinstance(x, (list, tuple)) else type(x).__name__
+            raise ValueError(f"{what}: the model has {len(inputs)} inputs {names}: pass x as a "
+                             f"list of {len(inputs)} arrays or a dict by input name, got {got}")
+        arrays = []
+        for k, (a, t) in enumerate(zip(x, inputs)):
+            a = _real_array(a, what, f"x[{k}]")
+            if a.shape[1:] != tuple(t.shape[1:]):
+                raise ValueError(f"{what}: x[{k}] (input {t.name!r}) must have shape "
+                                 f"{t.shape}, got {a.shape}")
+            arrays.append(a)
+        if len({len(a) for a in arrays}) != 1:
+            raise ValueError(f"{what}: the inputs' arrays must have the same length, got "
+                             f"{[len(a) for a in arrays]}")
+        packed = np.empty((len(arrays[0]), sum(math.prod(a.shape[1:]) for a in arrays)),
+                          np.float32)
+        start = 0
+        for a in arrays:
+            size = math.prod(a.shape[1:])
+            packed[:, start:start + size] = a.reshape(len(a), size)
+            start += size
+        return packed
+
+    @contextlib.contextmanager
+    def _packed(self):
+        """A context in which a model with several inputs takes them packed by
+        _model_input."""
+        self.__dict__["_packed_inputs"] = True
         try:
             yield
         finally:
-            self.__dict__["_training_loss"] = False
+            self.__dict__["_packed_inputs"] = False
+
+    def _is_packed(self, arrays):
+        return len(arrays) == 1 and self.__dict__.get("_packed_inputs") and \
+            self._functional and len(self._keras_inputs) > 1
+
+    def _unpack(self, packed):
+        """The inputs' arrays (C-contiguous, for the kernels) of a packed batch."""
+        arrays, start = [], 0
+        for t in self._keras_inputs:
+            size = math.prod(t.shape[1:])
+            arrays.append(np.ascontiguousarray(packed[:, start:start + size]).reshape(
+                (len(packed),) + tuple(t.shape[1:])))
+            start += size
+        return arrays
+
+    def _unpacked_shapes(self, shapes):
+        if not self._is_packed(shapes):
+            return shapes
+        return tuple((shapes[0][0],) + tuple(t.shape[1:]) for t in self._keras_inputs)
+
+    def _single_output_shape(self, shape, what):
+        shapes = self._unpacked_shapes((tuple(shape),))
+        if len(shapes) == 1:
+            return super()._single_output_shape(shape, what)
+        return self._graph_for(shapes).output_shapes(shapes)[0]
 
     def _optimizer(self):
         """The fastnn optimizer fit steps (model.optimizer): built from the compiled one at
@@ -247,13 +380,13 @@ class Model(nn.Model):
             raise TypeError("fit: initial_epoch is not supported by fastnn.keras")
         if x is None or y is None:
             raise ValueError("fit: pass x and y as arrays")
-        x = _real_array(x, "fit", "x")  # np.asarray's errors (a ragged list) named nothing
+        x = self._model_input(x, "fit")
         self._ensure_built(x.shape[1:])
         y = self._targets(y, "fit")
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("fit: validation_data must be a pair (x_val, y_val)")
-            validation_data = (_real_array(validation_data[0], "fit (validation_data)", "x"),
+            validation_data = (self._model_input(validation_data[0], "fit (validation_data)"),
                                self._targets(validation_data[1], "fit (validation_data)"))
         verbose = 1 if _verbose(verbose, "fit") == "auto" else int(verbose)
         validation_split = as_real(validation_split, "validation_split", "fit")  # for steps
@@ -290,7 +423,7 @@ class Model(nn.Model):
         self._require_compiled("evaluate")
         _verbose(verbose, "evaluate")
         return_dict = as_flag(return_dict, "return_dict", "evaluate")
-        x = _real_array(x, "evaluate", "x")
+        x = self._model_input(x, "evaluate")
         self._ensure_built(x.shape[1:])
         y = self._targets(y, "evaluate")
         with self._training_graph():
@@ -307,28 +440,61 @@ class Model(nn.Model):
     def predict(self, x, batch_size=None, verbose="auto"):
         """The model's outputs (probabilities for a softmax/sigmoid output) for x."""
         _verbose(verbose, "predict")
-        x = _real_array(x, "predict", "x")
+        x = self._model_input(x, "predict")
         self._ensure_built(x.shape[1:])
         batch_size = max(as_batch_size(batch_size, "predict", 32), 256)
-        return ModelAPI.predict(self, x, batch_size=batch_size)
+        with self._packed():
+            return ModelAPI.predict(self, x, batch_size=batch_size)
 
     def __call__(self, *args, training=None):
         """The model on an array, as Keras' model(x, training=...): built from x's shape on
         the first call, and run in inference mode (Dropout off, BatchNormalization on its
         moving statistics) unless training=True, except inside fit, which runs its
-        batches in training mode."""
-        if args and isinstance(args[0], _layers.KerasTensor):
-            raise TypeError("calling a fastnn.keras model on a KerasTensor (nesting models) "
-                            "is not supported")
+        batches in training mode. A model with several inputs takes a list of arrays
+        (or a dict by Input name). On KerasTensors, the model is a layer of the model
+        being built."""
+        if len(args) == 1 and _keras_tensors(args[0]):
+            return self._as_layer(args[0], training)
         if training is not None:
             training = as_flag(training, "training", type(self).__name__)
         elif self.__dict__.get("_training_loss"):  # fit's own steps: the mode fit set
-            return super().__call__(*args)
+            return self._run(args)
+        if len(args) == 1 and isinstance(args[0], (list, tuple, dict)) and \
+                self._functional and len(self._keras_inputs) > 1:
+            args = (self._model_input(args[0], type(self).__name__),)
+            with self._packed(), self._mode(bool(training), args[0].shape):
+                return self._run(args)
         if len(args) != 1 or not isinstance(args[0], np.ndarray) or args[0].ndim < 2:
             return super().__call__(*args)  # which says what it takes
         self._ensure_built(args[0].shape[1:])
         with self._mode(bool(training), args[0].shape):
-            return super().__call__(*args)
+            return self._run(args)
+
+    def _run(self, args):
+        """The graph run on args (a packed batch split into the inputs' arrays)."""
+        return super().__call__(*(self._unpack(args[0]) if self._is_packed(args) else args))
+
+    def _as_layer(self, x, training):
+        """The model called on KerasTensors: its layers' calls replayed on them into the
+        graph being built (its weights shared with this model, as Keras')."""
+        what = f"{self.name} ({type(self).__name__})"
+        if training is not None:  # a per-call mode the graph cannot keep
+            raise TypeError(f"{what}: training=... on a KerasTensor is not supported by "
+                            f"fastnn.keras (a layer with trainable=False, e.g. a frozen "
+                            f"BatchNormalization, runs in inference mode already)")
+        tensors = [x] if isinstance(x, _layers.KerasTensor) else list(x)
+        if not all(isinstance(t, _layers.KerasTensor) for t in tensors):
+            raise TypeError(f"{what}: takes KerasTensors, got "
+                            f"{[type(t).__name__ for t in tensors]}")
+        self._ensure_built(tensors[0].shape[1:])
+        inputs = self._keras_inputs
+        if len(tensors) != len(inputs):
+            raise ValueError(f"{what}: takes {len(inputs)} input(s), got {len(tensors)}")
+        for k, (t, i) in enumerate(zip(tensors, inputs)):
+            if t.shape[1:] != i.shape[1:]:
+                raise ValueError(f"{what}: input {k} must have shape {i.shape}, got {t.shape}")
+        tensors = [_layers._as_layout(t, False) for t in tensors]  # its inputs are Keras'
+        return _layers.KerasTensor(nn.Module.__call__(self, *[t.value for t in tensors]))
 
     # ---- weights and summary ----
 
@@ -354,6 +520,10 @@ class Model(nn.Model):
         return [w for layer in self.layers for w in layer.get_weights()]
 
     def set_weights(self, weights):
+        self._set(self._checked(weights))
+
+    def _checked(self, weights):
+        """Each layer's part of weights, checked (every layer's before any is set)."""
         if not isinstance(weights, (list, tuple)):
             raise TypeError(f"set_weights: weights must be a list of arrays, got "
                             f"{type(weights).__name__}")
@@ -362,10 +532,13 @@ class Model(nn.Model):
             raise ValueError(f"set_weights: the model has {want} weight arrays, got "
                              f"{len(weights)}")
         checked, k = [], 0
-        for layer in self.layers:  # every layer's checked before any is set
+        for layer in self.layers:
             n = len(layer.get_weights())
             checked.append(layer._checked(list(weights[k:k + n])))
             k += n
+        return checked
+
+    def _set(self, checked):
         for layer, arrays in zip(self.layers, checked):
             layer._set(arrays)
 
@@ -379,34 +552,66 @@ class Model(nn.Model):
         save(self, filepath, optimizer=self._optimizer() if self._compiled else None)
 
     def config(self):
-        """The architecture (the layers, in the order they run, with their Keras
-        arguments) and the compile settings; the optimizer is saved with its state."""
+        """The architecture (the layers with their Keras arguments, a model used as a
+        layer with its own config; a chain of layers on one input as the list of them in
+        the order they run, any other graph with its inputs and the calls between the
+        layers) and the compile settings; the optimizer is saved with its state."""
         self._ensure_built()
-        inputs = self._keras_inputs if self._functional else []
-        if len(inputs) != 1:
-            raise ValueError(f"save: a fastnn.keras model with {len(inputs)} inputs cannot be "
-                            f"saved; save its weights (save_weights)")
         compiled = None
         if self._compiled is not None:
             _, spec, metric = self._compiled
             compiled = {"loss": spec.kind, "from_logits": spec.from_logits,
                         "label_smoothing": spec.label_smoothing, "metric": metric}
-        return {"name": self.name, "input_shape": list(inputs[0].shape[1:]),
-                "layers": [{"class": type(layer).__name__, "config": layer.config()}
-                           for layer in self.layers], "compile": compiled}
+        config = {"name": self.name,
+                  "layers": [{"class": type(layer).__name__, "config": layer.config()}
+                             for layer in self.layers], "compile": compiled}
+        inputs = self._keras_inputs
+        if len(inputs) == 1 and (isinstance(self, Sequential) or self._is_chain()):
+            return {**config, "input_shape": list(inputs[0].shape[1:])}
+        index = {id(layer): k for k, layer in enumerate(self.layers)}
+        refs = {id(t.value): {"input": k} for k, t in enumerate(inputs)}
+        calls = []
+        for c in self._calls:
+            args = [refs[id(v)] for v in _arg_values(c)]
+            if isinstance(c.module, _layers._Layout):  # made again by the calls it serves
+                refs[id(c.outputs[0])] = args[0]
+                continue
+            refs[id(c.outputs[0])] = {"call": len(calls)}
+            calls.append({"layer": index[id(c.module)], "args": args})
+        return {**config, "inputs": [{"shape": list(t.shape[1:]), "name": t.name}
+                                     for t in inputs],
+                "calls": calls, "output": refs[id(self.outputs[0])]}
+
+    def _is_chain(self):
+        """Whether each layer is a Layer called once, on the output of the one before:
+        what config() writes as a list of layers (a Sequential's always is)."""
+        last = self.inputs[0]
+        for c in self._calls:
+            if not isinstance(c.module, _layers.Layer) or c.module._merges or \
+                    c.args[0] is not last or c.module.output.value is not c.outputs[0]:
+                return False
+            last = c.outputs[0]
+        return True
 
     @classmethod
     def from_config(cls, config):
         layers = []
         for spec in config["layers"]:
+            model = {"Model": Model, "Sequential": Sequential}.get(spec["class"])
+            if model is not None:  # a model used as a layer
+                layers.append(model.from_config(spec["config"]))
+                continue
             kind = getattr(_layers, spec["class"], None)
             if spec["class"] not in _layers.__all__ or not issubclass(kind, _layers.Layer):
                 raise ValueError(f"unknown fastnn.keras layer class {spec['class']!r}")
             layers.append(kind(**spec["config"]))
-        x = inputs = _layers.Input(tuple(config["input_shape"]))
-        if cls is Sequential:
-            model = Sequential([inputs] + layers, name=config["name"])
+        if "calls" in config:
+            model = cls._graph_from_config(config, layers)
+        elif cls is Sequential:
+            model = Sequential([_layers.Input(tuple(config["input_shape"]))] + layers,
+                               name=config["name"])
         else:
+            x = inputs = _layers.Input(tuple(config["input_shape"]))
             for layer in layers:
                 x = layer(x)
             model = cls(inputs, x, name=config["name"])
@@ -419,6 +624,25 @@ class Model(nn.Model):
             model.compile(_optimizers.Loaded(), spec,
                           [compiled["metric"]] if compiled["metric"] else None)
         return model
+
+    @classmethod
+    def _graph_from_config(cls, config, layers):
+        """The model of a graph config: its layers called again as the calls say."""
+        inputs = [_layers.Input(tuple(i["shape"]), name=i["name"]) for i in config["inputs"]]
+        results = []
+
+        def get(ref):
+            try:
+                return inputs[ref["input"]] if "input" in ref else results[ref["call"]]
+            except (IndexError, KeyError, TypeError):  # a reference to nothing
+                raise ValueError(f"a call of the saved graph reads {ref!r}, which is no "
+                                 f"input and no earlier call") from None
+
+        for call in config["calls"]:
+            tensors = [get(ref) for ref in call["args"]]
+            results.append(layers[call["layer"]](tensors[0] if len(tensors) == 1 else tensors))
+        return cls(inputs[0] if len(inputs) == 1 else inputs, get(config["output"]),
+                   name=config["name"])
 
     def save_weights(self, filepath):
         """The weights as a safetensors file (fastnn.save_weights: torch's key names)."""
@@ -460,6 +684,17 @@ class Model(nn.Model):
         text = "\n".join(lines)
         (print_fn or print)(text)
         return None
+
+
+def _arg_values(call):
+    """The values a top-level call read: its arguments, a merge's list flattened."""
+    return [v for a in call.args for v in (a if isinstance(a, (list, tuple)) else [a])]
+
+
+def _keras_tensors(x):
+    """Whether x is a KerasTensor or a list holding one."""
+    return isinstance(x, _layers.KerasTensor) or (isinstance(x, (list, tuple)) and any(
+        isinstance(v, _layers.KerasTensor) for v in x))
 
 
 def _verbose(verbose, what):
@@ -534,9 +769,10 @@ class _KerasHooks:
 
 @nn.register
 class Sequential(Model):
-    """keras.Sequential: layers added in order (a list, or `.add`), each built as it is
-    added once the input shape is known (the first layer's input_shape or an Input added
-    first), else at the first fit/predict/evaluate from the data's shape."""
+    """keras.Sequential: layers (or models) added in order (a list, or `.add`), each built
+    as it is added once the input shape is known (the first layer's input_shape, a first
+    model's input shape or an Input added first), else at the first
+    fit/predict/evaluate from the data's shape."""
 
     saved_type = "keras.Sequential"  # fastnn.nn's Sequential is "Sequential"
 
@@ -553,11 +789,14 @@ class Sequential(Model):
                 raise ValueError("Sequential.add: an Input must come first")
             self._input = self._output = layer
             return
-        if not isinstance(layer, _layers.Layer):
-            raise TypeError(f"Sequential.add: expected a fastnn.keras layer, got "
+        if not isinstance(layer, (_layers.Layer, Model)):
+            raise TypeError(f"Sequential.add: expected a fastnn.keras layer or model, got "
                             f"{type(layer).__name__}")
-        if self._input is None and not self._pending and layer.input_shape_arg is not None:
-            self._input = self._output = _layers.Input(layer.input_shape_arg)
+        shape = layer.input_shape if isinstance(layer, Model) else None  # a model's own
+        first = shape[1:] if isinstance(shape, tuple) else getattr(layer, "input_shape_arg",
+                                                                    None)
+        if self._input is None and not self._pending and first is not None:
+            self._input = self._output = _layers.Input(first)
         self._pending.append(layer)
         if self._output is not None:
             self._output = layer(self._output)

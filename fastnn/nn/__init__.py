@@ -12,7 +12,7 @@ One family per file:
     pooling.py        MaxPool2d, AvgPool2d, AdaptiveAvgPool2d
     activation.py     ReLU, LeakyReLU, Sigmoid, Tanh, GELU, SiLU, ELU, Softmax, LogSoftmax
     normalization.py  BatchNorm1d, BatchNorm2d, LayerNorm
-    merge.py          Add, Concatenate
+    merge.py          Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate
     dropout.py        Dropout
     shape.py          Flatten, Identity
     registry.py       the classes saved architectures may name
@@ -45,7 +45,7 @@ from .dropout import Dropout
 from .graph import Input, TracingError, Value
 from .model import Model
 from .linear import Linear
-from .merge import Add, Concatenate
+from .merge import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
 from .module import Module, Parameter
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
@@ -56,5 +56,6 @@ __all__ = ["Parameter", "Module", "Input", "Value", "Model", "TracingError", "Se
            "ModuleList", "ModuleDict",
            "Linear", "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
            "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "GELU", "SiLU", "ELU",
-           "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Add",
-           "Concatenate", "Dropout", "Flatten", "Identity", "register", "LAYERS"]
+           "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Add", "Subtract", "Multiply", "Average",
+           "Maximum", "Minimum", "Concatenate", "Dropout", "Flatten", "Identity", "register",
+           "LAYERS"]

@@ -7,7 +7,7 @@ from .dropout import Dropout
 from .model import Model
 from .module import Module
 from .linear import Linear
-from .merge import Add, Concatenate
+from .merge import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .shape import Flatten, Identity
@@ -17,7 +17,8 @@ __all__ = ["LAYERS", "register", "spec", "build"]
 LAYERS = {cls.__name__: cls for cls in (
     Linear, Conv2d, ConvTranspose2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, ReLU, LeakyReLU,
     Sigmoid, Tanh, Softmax, LogSoftmax, GELU, SiLU, ELU, Flatten, Identity, Dropout,
-    BatchNorm1d, BatchNorm2d, LayerNorm, Add, Concatenate, Sequential, Model)}
+    BatchNorm1d, BatchNorm2d, LayerNorm, Add, Concatenate, Subtract, Multiply, Average, Maximum,
+    Minimum, Sequential, Model)}
 
 
 def _type_name(cls):
