@@ -946,6 +946,9 @@ LOSS_ARGS = {  # torch's arguments each loss takes -> a valid value for n sample
                      "reduction": lambda r, n, c: ["mean", "sum", "none"][n % 3]},
     losses.BCELoss: {"weight": lambda r, n, c: r.random((n, c)) + 0.5,
                      "reduction": lambda r, n, c: ["mean", "sum", "none"][n % 3]},
+    losses.L1Loss: {"reduction": lambda r, n, c: ["mean", "sum", "none"][n % 3]},
+    losses.HuberLoss: {"reduction": lambda r, n, c: ["mean", "sum", "none"][n % 3],
+                       "delta": lambda r, n, c: float(r.uniform(0.1, 2))},
 }
 HOSTILE_LOSS_ARGS = HOSTILE_INTS + HOSTILE_REALS + [
     "max", np.zeros((2, 2, 2)), np.zeros(7, complex), np.array(["a"]), np.zeros(0)]
@@ -1260,8 +1263,10 @@ def test_keras_loss_call_boundary(data):
     r = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     cls = draw(st.sampled_from([fk.losses.CategoricalCrossentropy, fk.losses.BinaryCrossentropy,
                                 fk.losses.SparseCategoricalCrossentropy,
-                                fk.losses.MeanSquaredError]))
-    loss = cls() if cls is fk.losses.MeanSquaredError else cls(from_logits=draw(st.booleans()))
+                                fk.losses.MeanSquaredError, fk.losses.MeanAbsoluteError,
+                                fk.losses.Huber]))
+    regression = (fk.losses.MeanSquaredError, fk.losses.MeanAbsoluteError, fk.losses.Huber)
+    loss = cls() if cls in regression else cls(from_logits=draw(st.booleans()))
     n, c = dims(draw, 1, 4), dims(draw, 1, 4)
     pred = r.random((n, c)).astype(np.float32)
     true = r.integers(0, c, n) if cls is fk.losses.SparseCategoricalCrossentropy \

@@ -342,3 +342,34 @@ def test_csv_logger_terminate_on_nan_and_lambda_callback_like_keras(tmp_path):
                       shuffle=False, verbose=0, callbacks=[K.callbacks.TerminateOnNaN()])
         stopped.append((h.epoch, not math.isfinite(h.history["loss"][-1])))
     assert stopped[1] == stopped[0] and stopped[0][1]
+
+
+def test_mae_and_huber_losses_train_like_keras(tmp_path):
+    """loss='mae' / 'mean_absolute_error', 'huber' and losses.Huber(delta) train as in
+    Keras, weighted too; a loss object called alone gives Keras' value; Huber's delta
+    survives save and load_model."""
+    keras = keras_or_skip()
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((16, 3)).astype(np.float32)
+    y = (rng.standard_normal((16, 2)) * 2).astype(np.float32)
+    w = rng.uniform(0, 2, 16)
+    for loss in ["mae", "mean_absolute_error", "huber", "huber_object"]:
+        def fit(K, model):
+            if loss == "huber_object":
+                model.compile(K.optimizers.SGD(0.1), K.losses.Huber(delta=0.4), metrics=["mae"])
+            return model.fit(x, y, sample_weight=w, batch_size=4, epochs=2, shuffle=False,
+                             verbose=0, validation_data=(x[:6], y[:6])).history
+
+        runs = run_both(keras, dense(2, None), (3,),
+                        "huber" if loss == "huber_object" else loss, fit)
+        assert_runs_equal(runs)
+    p = rng.standard_normal((4, 2)).astype(np.float32)
+    for name in ("MeanAbsoluteError", "Huber"):
+        np.testing.assert_allclose(getattr(fk.losses, name)()(y[:4], p),
+                                   float(getattr(keras.losses, name)()(y[:4], p)), rtol=1e-6)
+    model = fk.Sequential([fk.layers.Input((3,)), fk.layers.Dense(2)])
+    model.compile("sgd", fk.losses.Huber(delta=0.25))
+    model.save(tmp_path / "m.keras")
+    loaded = fk.models.load_model(tmp_path / "m.keras")
+    assert loaded._loss_fn.delta == 0.25
+    assert loaded.evaluate(x, y, verbose=0) == pytest.approx(model.evaluate(x, y, verbose=0))

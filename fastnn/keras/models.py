@@ -110,7 +110,7 @@ class Model(nn.Model):
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, **unsupported):
         """optimizer: 'adam', 'sgd', 'rmsprop', 'adamw' or an optimizer object
         (fastnn.keras.optimizers or fastnn.optim); loss: 'categorical_crossentropy',
-        'sparse_categorical_crossentropy', 'binary_crossentropy', 'mse' (or a
+        'sparse_categorical_crossentropy', 'binary_crossentropy', 'mse', 'mae', 'huber' (or a
         fastnn.keras.losses object); metrics: None or a list of Keras' names ('accuracy'
         or 'acc', 'binary_accuracy', 'categorical_accuracy', 'sparse_categorical_accuracy',
         '(sparse_)top_k_categorical_accuracy' (k=5), 'mae', 'mse' and their long names),
@@ -159,8 +159,10 @@ class Model(nn.Model):
             loss_fn = _losses.CrossEntropyLoss(label_smoothing=spec.label_smoothing)
         elif spec.kind == "binary_crossentropy":
             loss_fn = _losses.BCEWithLogitsLoss()
+        elif spec.kind == "huber":
+            loss_fn = _losses.HuberLoss(delta=spec.delta)
         else:
-            loss_fn = _losses.MSELoss()
+            loss_fn = {"mse": _losses.MSELoss, "mae": _losses.L1Loss}[spec.kind]()
         self._loss_fn = loss_fn
         self._train_graph = self._graph_fixed if train_value is out_value else Graph(
             self, self.inputs, [train_value], True)
@@ -458,7 +460,8 @@ class Model(nn.Model):
         if self._compiled is not None:
             _, spec, metrics = self._compiled
             compiled = {"loss": spec.kind, "from_logits": spec.from_logits,
-                        "label_smoothing": spec.label_smoothing, "metrics": list(metrics)}
+                        "label_smoothing": spec.label_smoothing, "metrics": list(metrics),
+                        "delta": getattr(spec, "delta", None)}
         return {"name": self.name, "input_shape": list(inputs[0].shape[1:]),
                 "layers": [{"class": type(layer).__name__, "config": layer.config()}
                            for layer in self.layers], "compile": compiled}
@@ -481,7 +484,9 @@ class Model(nn.Model):
         model._ensure_built()  # a Sequential was built only by compile: load found no weights
         compiled = config["compile"]
         if compiled is not None:  # the optimizer comes with the state load() reads
-            spec = _klosses.NAMES[compiled["loss"]]()
+            delta = compiled.get("delta")  # Huber's
+            spec = _klosses.NAMES[compiled["loss"]](**({} if delta is None else
+                                                        {"delta": delta}))
             spec.from_logits, spec.label_smoothing = compiled["from_logits"], \
                 compiled["label_smoothing"]
             model.compile(_optimizers.Loaded(), spec,
