@@ -93,12 +93,12 @@ class EarlyStopping(training.EarlyStopping, Callback):
             print(f"Epoch {self.stopped_epoch + 1}: early stopping")
 
 
-def _lr(value, what, where):
-    """A learning rate a callback computed, checked: else the next step fails in the
-    kernel, or trains on NaN."""
-    lr = as_real(value, where, what)
+def _lr(value, what, name, verb="is"):
+    """A learning rate a callback takes or computes, checked: else the next step fails in
+    the kernel, or trains on NaN."""
+    lr = as_real(value, name, what)
     if not 0 <= lr < math.inf:
-        raise ValueError(f"{what}: {where} is {value!r}, not a learning rate (finite, >= 0)")
+        raise ValueError(f"{what}: {name} {verb} {value!r}, not a learning rate (finite, >= 0)")
     return lr
 
 
@@ -118,7 +118,7 @@ class LearningRateScheduler(Callback):
             lr = self.schedule(epoch, opt.lr)
         except TypeError:  # Keras' fallback for a schedule(epoch) of the older API
             lr = self.schedule(epoch)
-        opt.lr = _lr(lr, "LearningRateScheduler", f"schedule({epoch}, {opt.lr})")
+        opt.lr = _lr(lr, "LearningRateScheduler", f"schedule({epoch}, {opt.lr})", "returned")
         if self.verbose:
             print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {opt.lr}")
 

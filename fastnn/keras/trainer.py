@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from .._core import as_rng, is_int
+from ..nn.module import _zero_grads
 from ..training import _float32, _format_logs, _progress, _real_array, _sigint_at_step_end
 from . import callbacks as _callbacks
 
@@ -209,9 +210,7 @@ def step(model, xb, yb, wb, train):
         finally:
             loss_fn.reduction = "mean"
     if train:
-        from ..nn.module import _zero_grads
-        params = model.parameters()
-        _zero_grads(params, True)
+        _zero_grads(model.parameters(), True)  # each step's gradient afresh
         model.backward(grad)
         model.optimizer.step()
     return loss, model._outputs_of(out)
