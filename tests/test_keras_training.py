@@ -373,3 +373,39 @@ def test_mae_and_huber_losses_train_like_keras(tmp_path):
     loaded = fk.models.load_model(tmp_path / "m.keras")
     assert loaded._loss_fn.delta == 0.25
     assert loaded.evaluate(x, y, verbose=0) == pytest.approx(model.evaluate(x, y, verbose=0))
+
+
+def test_bad_weights_and_callbacks_raise_clear_errors():
+    """Weights of the wrong length, NaN or negative, class_weight keys that are no class
+    of the model, both kinds of weights at once (Keras refuses that too), a callback
+    class instead of an object: each a ValueError/TypeError saying what is expected."""
+    model = fk.Sequential([fk.layers.Input((3,)), fk.layers.Dense(2, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = np.ones((6, 3), np.float32), np.arange(6) % 2
+    for kwargs, error, match in [
+            ({"sample_weight": np.ones(5)}, ValueError,
+             r"fit: sample_weight must hold one weight per sample, shape \(6,\), got shape \(5,\)"),
+            ({"sample_weight": [np.nan] + [1.0] * 5}, ValueError,
+             r"sample_weight must be finite and >= 0, got sample_weight\[0\] = nan"),
+            ({"class_weight": {0: -1.0}}, ValueError,
+             r"class_weight\[0\] must be a finite number >= 0, got -1.0"),
+            ({"class_weight": {2: 1.0}}, ValueError,
+             r"class_weight keys must be class indices in \[0, 2\) \(the model's classes\)"),
+            ({"class_weight": {0: 1.0}, "sample_weight": np.ones(6)}, ValueError,
+             "pass class_weight or sample_weight, not both"),
+            ({"validation_data": (x, y, np.ones(2))}, ValueError,
+             r"fit \(validation_data\): sample_weight must hold one weight per sample"),
+            ({"callbacks": [fk.callbacks.EarlyStopping]}, TypeError,
+             r"callbacks\[0\] must be a callback object .* got the class EarlyStopping")]:
+        with pytest.raises(error, match=match):
+            model.fit(x, y, verbose=0, **kwargs)
+    with pytest.raises(ValueError, match=r"evaluate: sample_weight must hold one weight"):
+        model.evaluate(x, y, sample_weight=np.ones(7), verbose=0)
+    with pytest.raises(TypeError, match="LambdaCallback: unknown hook 'on_epoch_ended'"):
+        fk.callbacks.LambdaCallback(on_epoch_ended=print)
+    assert isinstance(fk.callbacks.EarlyStopping(), fk.callbacks.Callback)
+    keras = pytest.importorskip("keras")
+    twin = keras.Sequential([keras.layers.Input((3,)), keras.layers.Dense(2)])
+    twin.compile("sgd", "mse")
+    with pytest.raises(ValueError, match="class_weight` and `sample_weight"):
+        twin.fit(x, np.ones((6, 2)), class_weight={0: 1.0}, sample_weight=np.ones(6), verbose=0)
