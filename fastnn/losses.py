@@ -8,7 +8,7 @@ from . import _core, functional as F
 from ._core import as_real as _real
 
 __all__ = ["Loss", "CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss", "BCELoss", "MSELoss",
-           "get"]
+           "L1Loss", "HuberLoss", "get"]
 
 
 class Loss:
@@ -432,7 +432,41 @@ class BCEWithLogitsLoss(_Elementwise):
         return float(hits.reshape(len(hits), -1).mean(axis=1).sum())
 
 
-class BCELoss(_Elementwise):
+class _Terms(_Elementwise):
+    """An elementwise loss computed in float64 NumPy by _terms(pred, target) -> (values,
+    their gradient), on float32 pred and target of one shape; torch's reductions."""
+
+    def _check(self, pred, target):
+        name = type(self).__name__
+        for arg, v in (("pred", pred), ("target", target)):
+            if not isinstance(v, np.ndarray) or v.dtype != np.float32:
+                raise TypeError(f"{name}: {arg} must be a float32 array, got "
+                                f"{getattr(v, 'dtype', type(v).__name__)}")
+        if pred.shape != target.shape:
+            raise ValueError(f"{name}: target must have pred's shape {pred.shape}, got "
+                             f"{target.shape}")
+
+    def __call__(self, pred, target):
+        self._check(pred, target)
+        self._saved = pred, target
+        values = self._terms(pred.astype(np.float64), target.astype(np.float64))[0]
+        if self.reduction == "none":
+            return values.astype(np.float32)
+        return float(values.sum() / (max(values.size, 1) if self.reduction == "mean" else 1))
+
+    def backward(self, grad_output=None):
+        pred, target = self._kept("_saved")
+        grad = self._terms(pred.astype(np.float64), target.astype(np.float64))[1]
+        if self.reduction == "mean":
+            grad /= max(grad.size, 1)
+        elif self.reduction == "none" and grad_output is not None:
+            grad = _scaled(grad, grad_output, grad.shape, type(self).__name__)
+        out = self._grad_buffer(pred.shape)
+        out[...] = grad
+        return out
+
+
+class BCELoss(_Terms):
     """torch.nn.BCELoss: binary cross-entropy on probabilities in [0, 1] (a Sigmoid's
     output) and float32 targets of the same shape, each log clamped to >= -100 as torch
     does; `weight` (broadcast) rescales each element; reduction 'mean', 'sum' or 'none'.
@@ -446,18 +480,12 @@ class BCELoss(_Elementwise):
         _deprecated(size_average, reduce, "BCELoss")
         self.reduction = reduction
 
-    @staticmethod
-    def _check(pred, target):
-        for arg, v in (("pred", pred), ("target", target)):
-            if not isinstance(v, np.ndarray) or v.dtype != np.float32:
-                raise TypeError(f"BCELoss: {arg} must be a float32 array, got "
-                                f"{getattr(v, 'dtype', type(v).__name__)}")
-        if pred.shape != target.shape:
-            raise ValueError(f"BCELoss: target must have pred's shape {pred.shape}, got "
-                             f"{target.shape}")
+    def _check(self, pred, target):
+        super()._check(pred, target)
         if pred.size and not (pred.min() >= 0 and pred.max() <= 1):
             raise ValueError("BCELoss: pred must hold probabilities in [0, 1] (apply a Sigmoid, "
                              "or use BCEWithLogitsLoss on the logits)")
+        _check_broadcast((("weight", self.weight),), pred.shape, "BCELoss")
 
     def _terms(self, p, t):
         """(loss values, their gradient) in float64, torch's clamps."""
@@ -468,26 +496,6 @@ class BCELoss(_Elementwise):
         if self.weight is not None:
             values, grad = values * self.weight, grad * self.weight
         return values, grad
-
-    def __call__(self, pred, target):
-        self._check(pred, target)
-        _check_broadcast((("weight", self.weight),), pred.shape, "BCELoss")
-        self._saved = pred, target
-        values = self._terms(pred.astype(np.float64), target.astype(np.float64))[0]
-        if self.reduction == "none":
-            return values.astype(np.float32)
-        return float(values.sum() / (max(values.size, 1) if self.reduction == "mean" else 1))
-
-    def backward(self, grad_output=None):
-        pred, target = self._kept("_saved")
-        grad = self._terms(pred.astype(np.float64), target.astype(np.float64))[1]
-        if self.reduction == "mean":
-            grad /= max(grad.size, 1)
-        elif self.reduction == "none" and grad_output is not None:
-            grad = _scaled(grad, grad_output, grad.shape, "BCELoss")
-        out = self._grad_buffer(pred.shape)
-        out[...] = grad
-        return out
 
     def correct(self, probs, targets):
         return int(np.count_nonzero((probs > 0.5) == (targets > 0.5)))
@@ -508,13 +516,51 @@ class MSELoss(_Elementwise):
         return (pred - target) ** 2
 
 
+class L1Loss(_Terms):
+    """torch.nn.L1Loss: mean absolute error |pred - target| on float32 arrays of one
+    shape (its gradient sign(pred - target), 0 where they are equal, as torch's);
+    reduction 'mean', 'sum' or 'none'. In NumPy: fastnn has no C kernel for it."""
+    name = "l1"
+
+    def __init__(self, size_average=None, reduce=None, reduction="mean"):
+        _deprecated(size_average, reduce, "L1Loss")
+        self.reduction = reduction
+
+    def _terms(self, pred, target):
+        diff = pred - target
+        return abs(diff), np.sign(diff)
+
+
+class HuberLoss(_Terms):
+    """torch.nn.HuberLoss(delta=1.0): 0.5 d**2 where |d| <= delta, else
+    delta * (|d| - 0.5 delta), d = pred - target (Keras' Huber too); reduction 'mean',
+    'sum' or 'none'. In NumPy: fastnn has no C kernel for it."""
+    name = "huber"
+
+    def __init__(self, reduction="mean", delta=1.0):
+        self.reduction = reduction
+        self.delta = _real(delta, "delta", "HuberLoss")
+        if not 0 < self.delta < np.inf:
+            raise ValueError(f"HuberLoss: delta must be finite and > 0, got {delta!r}")
+
+    def _terms(self, pred, target):
+        diff = pred - target
+        small = abs(diff) <= self.delta
+        values = np.where(small, 0.5 * diff ** 2, self.delta * (abs(diff) - 0.5 * self.delta))
+        return values, np.where(small, diff, self.delta * np.sign(diff))
+
+    def __repr__(self):
+        return f"HuberLoss(delta={self.delta})" if self.delta != 1.0 else "HuberLoss()"
+
+
 _BY_NAME = {"cross_entropy": CrossEntropyLoss, "binary_cross_entropy": BCEWithLogitsLoss,
-            "bce": BCEWithLogitsLoss, "mse": MSELoss, "nll": NLLLoss}
+            "bce": BCEWithLogitsLoss, "mse": MSELoss, "nll": NLLLoss, "l1": L1Loss,
+            "huber": HuberLoss}
 
 
 def get(loss):
     """A Loss from a Loss instance or a name ('cross_entropy', 'binary_cross_entropy'/'bce',
-    'mse', 'nll')."""
+    'mse', 'nll', 'l1', 'huber')."""
     if isinstance(loss, Loss):
         return loss
     if isinstance(loss, str) and loss in _BY_NAME:

@@ -1039,6 +1039,9 @@ LOSS_ARGS = {  # torch's arguments each loss takes -> a valid value for n sample
                      "reduction": lambda r, n, c: ["mean", "sum", "none"][n % 3]},
     losses.BCELoss: {"weight": lambda r, n, c: r.random((n, c)) + 0.5,
                      "reduction": lambda r, n, c: ["mean", "sum", "none"][n % 3]},
+    losses.L1Loss: {"reduction": lambda r, n, c: ["mean", "sum", "none"][n % 3]},
+    losses.HuberLoss: {"reduction": lambda r, n, c: ["mean", "sum", "none"][n % 3],
+                       "delta": lambda r, n, c: float(r.uniform(0.1, 2))},
 }
 HOSTILE_LOSS_ARGS = HOSTILE_INTS + HOSTILE_REALS + [
     "max", np.zeros((2, 2, 2)), np.zeros(7, complex), np.array(["a"]), np.zeros(0)]
@@ -1550,8 +1553,10 @@ def test_keras_loss_call_boundary(data):
     r = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     cls = draw(st.sampled_from([fk.losses.CategoricalCrossentropy, fk.losses.BinaryCrossentropy,
                                 fk.losses.SparseCategoricalCrossentropy,
-                                fk.losses.MeanSquaredError]))
-    loss = cls() if cls is fk.losses.MeanSquaredError else cls(from_logits=draw(st.booleans()))
+                                fk.losses.MeanSquaredError, fk.losses.MeanAbsoluteError,
+                                fk.losses.Huber]))
+    regression = (fk.losses.MeanSquaredError, fk.losses.MeanAbsoluteError, fk.losses.Huber)
+    loss = cls() if cls in regression else cls(from_logits=draw(st.booleans()))
     n, c = dims(draw, 1, 4), dims(draw, 1, 4)
     pred = r.random((n, c)).astype(np.float32)
     true = r.integers(0, c, n) if cls is fk.losses.SparseCategoricalCrossentropy \
@@ -1601,6 +1606,124 @@ def test_keras_build_boundary(data):
         check_named(got, {"build", "Dense"})
         return
     assert model.predict(np.ones((2, shape[1]), np.float32)).shape == (2, 2)
+
+
+HOSTILE_WEIGHTS = [[1.0] * 5, [1.0] * 7, [-1.0] + [1.0] * 5, [np.nan] + [1.0] * 5,
+                   [np.inf] + [1.0] * 5, np.ones((6, 2)), np.ones((6, 1)), np.ones(6, bool),
+                   np.ones(6, np.complex64), ["1"] * 6, 3.0, "w", [[1.0], [1.0, 2.0]],
+                   [0.0] * 6, np.arange(6)]
+HOSTILE_CLASS_WEIGHTS = [{0: 1.0, 1: 2.0}, {1: 0}, {2: 1.0}, {-1: 1.0}, {0: -1.0},
+                         {0: float("nan")}, {0: float("inf")}, {True: 1.0}, {"0": 1.0},
+                         {0.0: 1.0}, {0: "1"}, {0: None}, {np.int64(1): np.float32(3)},
+                         [1.0, 2.0], "balanced", {}, {0: True}, {2**64: 1.0}]
+
+
+@settings(FUZZ, max_examples=250)
+@given(data=st.data())
+def test_keras_training_boundary(data):
+    """fit / evaluate / train_on_batch / test_on_batch of a fastnn.keras model with hostile
+    sample_weight, class_weight, validation_data, initial_epoch and callbacks: finite
+    results or a ValueError/TypeError naming the method and the argument, never NaN
+    weights trained on or a silent wrong length."""
+    from fastnn import keras as fk
+    draw = data.draw
+    model = fk.Sequential([fk.layers.Input((3,)), fk.layers.Dense(2, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    x, y = np.ones((6, 3), np.float32), np.arange(6) % 2
+    what = draw(st.sampled_from(["sample_weight", "class_weight", "validation_data",
+                                 "initial_epoch", "callbacks", "metrics"]))
+    method = draw(st.sampled_from(["fit", "evaluate", "train_on_batch", "test_on_batch"]))
+    kwargs, names = {}, {"sample_weight", "class_weight"}
+    if what == "sample_weight":
+        kwargs["sample_weight"] = draw(st.sampled_from(HOSTILE_WEIGHTS))
+    elif what == "class_weight":
+        method = draw(st.sampled_from(["fit", "train_on_batch"]))
+        kwargs["class_weight"] = draw(st.sampled_from(HOSTILE_CLASS_WEIGHTS))
+    elif what == "validation_data":
+        method, names = "fit", {"validation_data", "sample_weight", "x", "y"}
+        kwargs["validation_data"] = draw(st.sampled_from([
+            (x, y), (x, y, np.ones(6)), (x, y, np.ones(5)), (x,), (x, y, None, None),
+            (x, y, [np.nan] * 6), (x[:, :2], y), (x, y[:3]), x, None, [x, y]]))
+    elif what == "initial_epoch":
+        method, names = "fit", {"initial_epoch", "epochs"}
+        kwargs["initial_epoch"] = draw(st.sampled_from(HOSTILE_INTS))
+    elif what == "callbacks":
+        method = draw(st.sampled_from(["fit", "evaluate"]))
+        names = {"callbacks"}
+        kwargs["callbacks"] = draw(st.sampled_from([
+            [], [fk.callbacks.Callback()], [fk.callbacks.History()], [fk.callbacks.Callback],
+            [object()], [None], fk.callbacks.Callback(), "cb", [lambda logs: None]]))
+    else:
+        names = {"compile", "metric", "metrics"}
+        metrics = draw(st.sampled_from([["mae"], ["acc", "mse"], ["top_k_categorical_accuracy"],
+                                        ["accuracy", "accuracy"], ["f1"], [None], "accuracy",
+                                        [["acc"]], ["Accuracy"]]))
+        status, got = call("keras_training", lambda: model.compile(
+            "sgd", "categorical_crossentropy", metrics=metrics))
+        if status == "raised":
+            check_named(got, names)
+            return
+        y = np.eye(2, dtype=np.float32)[y]
+    status, got = call("keras_training", lambda: getattr(model, method)(
+        x, y, **kwargs, **({"verbose": 0} if method in ("fit", "evaluate") else {})))
+    if status == "raised":
+        check_named(got, names)
+        check_named(got, {method})
+        return
+    values = got.history.values() if method == "fit" else np.ravel(got)
+    assert all(np.isfinite(v).all() for v in values), got
+    for w in model.get_weights():
+        assert np.isfinite(w).all()
+
+
+@settings(FUZZ, max_examples=250)
+@given(data=st.data())
+def test_keras_callbacks_boundary(data, tmp_path_factory):
+    """The callbacks of fastnn.keras.callbacks built with hostile arguments, then run by a
+    fit: they work or raise ValueError/TypeError naming the callback (KeyError for a
+    ModelCheckpoint filepath naming a value not logged, as Keras)."""
+    from fastnn import keras as fk
+    draw = data.draw
+    tmp = tmp_path_factory.getbasetemp()
+    C = fk.callbacks
+    hostile = draw(st.sampled_from(HOSTILE_REALS + HOSTILE_INTS))
+    path = tmp / hostile if isinstance(hostile, str) else hostile  # "0.1": a file, in tmp
+    make = draw(st.sampled_from([
+        lambda: C.ReduceLROnPlateau(factor=hostile), lambda: C.ReduceLROnPlateau(patience=hostile),
+        lambda: C.ReduceLROnPlateau(cooldown=hostile), lambda: C.ReduceLROnPlateau(min_lr=hostile),
+        lambda: C.ReduceLROnPlateau(min_delta=hostile), lambda: C.ReduceLROnPlateau(mode=hostile),
+        lambda: C.ReduceLROnPlateau(monitor=hostile),
+        lambda: C.ModelCheckpoint(tmp / "m-{epoch}.keras", save_freq=hostile),
+        lambda: C.ModelCheckpoint(tmp / "m.keras", monitor=hostile, save_best_only=True),
+        lambda: C.ModelCheckpoint(tmp / "m.keras", initial_value_threshold=hostile,
+                                  save_best_only=True, monitor="loss"),
+        lambda: C.ModelCheckpoint(path), lambda: C.ModelCheckpoint(""),
+        lambda: C.ModelCheckpoint(tmp / "{missing}.keras"),
+        lambda: C.ModelCheckpoint(tmp / "{epoch:d}{loss:q}.keras"),
+        lambda: C.ModelCheckpoint(tmp), lambda: C.CSVLogger(path),
+        lambda: C.CSVLogger(tmp / "log.csv", separator=hostile),
+        lambda: C.LambdaCallback(on_epoch_end=hostile),
+        lambda: C.LambdaCallback(on_epoch_ended=lambda epoch, logs: None),
+        lambda: C.LearningRateScheduler(lambda epoch, lr: hostile)]))
+    model = fk.Sequential([fk.layers.Input((3,)), fk.layers.Dense(2, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = np.ones((6, 3), np.float32), np.arange(6) % 2
+
+    def run():
+        return model.fit(x, y, epochs=2, verbose=0, callbacks=[make()])
+
+    try:
+        status, got = call("keras_callbacks", run)
+    except (KeyError, IsADirectoryError) as e:  # Keras' errors for these paths
+        assert "ModelCheckpoint" in str(e), e
+        return
+    if status == "raised":
+        # (a rate of 1e300 diverges: the loss kernel refuses the non-finite logits)
+        check_named(got, {"ReduceLROnPlateau", "ModelCheckpoint", "CSVLogger",
+                          "LambdaCallback", "LearningRateScheduler", "cross_entropy_with_grad"})
+        return
+    assert all(np.isfinite(v).all() for v in got.history.values())
+    assert model.optimizer.lr >= 0
 
 
 def _flag_calls():
@@ -1656,10 +1779,16 @@ def _flag_calls():
         ("maximize", "RMSprop", lambda v: optim.RMSprop(p, maximize=v)),
         ("nesterov", "SGD", lambda v: fk.optimizers.SGD(momentum=0.9, nesterov=v)),
         ("centered", "RMSprop", lambda v: fk.optimizers.RMSprop(centered=v)),
+        ("save_best_only", "ModelCheckpoint",
+         lambda v: fk.callbacks.ModelCheckpoint("m.keras", save_best_only=v)),
+        ("save_weights_only", "ModelCheckpoint",
+         lambda v: fk.callbacks.ModelCheckpoint("m.keras", save_weights_only=v)),
+        ("append", "CSVLogger", lambda v: fk.callbacks.CSVLogger("log.csv", append=v)),
+        ("raise_error", "TerminateOnNaN", lambda v: fk.callbacks.TerminateOnNaN(raise_error=v)),
     ]
 
 
-@settings(FUZZ, max_examples=300)  # of 31 calls x 13 values
+@settings(FUZZ, max_examples=300)  # of 35 calls x 13 values
 @given(data=st.data())
 def test_flag_boundary(data):
     """Every True/False argument takes only True or False (NumPy's bools too): a string
@@ -2116,7 +2245,7 @@ QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losse
          "fit_data": 100,
          "keras_loss_calls": 200, "keras_build": 50, "conv_algorithm": 200,
          "window_positions": 200, "new_layer_args": 250, "merge_layers": 200,
-         "keras_graphs": 150}
+         "keras_graphs": 150, "keras_training": 250, "keras_callbacks": 250}
 
 
 def test_call_count():

@@ -331,6 +331,42 @@ def test_nll_and_bce_on_probabilities_match_torch(rng, reduction):
         NLLLoss()(log_probs, probs)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_l1_and_huber_match_torch(rng, reduction):
+    """L1Loss and HuberLoss (NumPy, no kernel): values and gradients are torch's, on
+    both sides of delta and where pred equals the target (gradient 0); the mean's
+    gradient also agrees with central finite differences in float64."""
+    torch = pytest.importorskip("torch")
+    from fastnn.losses import HuberLoss, L1Loss
+    x = (rng.standard_normal((5, 3, 2)) * 2).astype(np.float32)
+    y = rng.standard_normal((5, 3, 2)).astype(np.float32)
+    y[0, 0, 0] = x[0, 0, 0]
+    for loss_fn, t_loss_fn in [
+            (L1Loss(reduction=reduction), torch.nn.L1Loss(reduction=reduction)),
+            (HuberLoss(reduction=reduction), torch.nn.HuberLoss(reduction=reduction)),
+            (HuberLoss(reduction=reduction, delta=0.3),
+             torch.nn.HuberLoss(reduction=reduction, delta=0.3))]:
+        assert_loss_like_torch(torch, loss_fn, t_loss_fn, x, y, rng)
+    if reduction == "mean":
+        x64 = rng.standard_normal((3, 4))
+        for loss_fn in (L1Loss(), HuberLoss(delta=0.5)):
+            loss_fn(x64.astype(np.float32), np.zeros((3, 4), np.float32))
+            grad = loss_fn.backward()
+            num = np.zeros_like(x64)
+            for i in np.ndindex(x64.shape):
+                d = np.zeros_like(x64)
+                d[i] = 1e-6
+                num[i] = (loss_fn._terms(x64 + d, 0)[0].mean() -
+                          loss_fn._terms(x64 - d, 0)[0].mean()) / 2e-6
+            np.testing.assert_allclose(grad, num, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="HuberLoss: delta must be finite and > 0"):
+        HuberLoss(delta=0)
+    with pytest.raises(ValueError, match=r"L1Loss: target must have pred's shape"):
+        L1Loss()(x, y[:2])
+    with pytest.raises(TypeError, match="HuberLoss: pred must be a float32 array"):
+        HuberLoss()(x.astype(np.float64), y)
+
+
 @pytest.mark.parametrize("reduction", ["mean", "none"])
 def test_cross_entropy_and_nll_on_positions_match_torch(rng, reduction):
     """Logits (N, C, d1, ...) with labels (N, d1, ...) or probabilities of the logits'

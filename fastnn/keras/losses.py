@@ -10,7 +10,8 @@ from ..training import _real_array
 CLIP = (float(np.float32(1e-7)), float(np.float32(1 - 1e-7)))
 
 __all__ = ["Loss", "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
-           "BinaryCrossentropy", "MeanSquaredError", "get", "NAMES"]
+           "BinaryCrossentropy", "MeanSquaredError", "MeanAbsoluteError", "Huber", "get",
+           "NAMES"]
 
 
 class Loss:
@@ -104,10 +105,38 @@ class MeanSquaredError(Loss):
         return ((y_true - y_pred) ** 2).mean(-1)
 
 
+class MeanAbsoluteError(Loss):
+    kind, cls_name = "mae", "MeanAbsoluteError"
+
+    def __init__(self):
+        super().__init__()
+
+    def _per_sample(self, y_true, y_pred):
+        return abs(y_true - y_pred).mean(-1)
+
+
+class Huber(Loss):
+    """keras.losses.Huber(delta=1.0): 0.5 d**2 where |d| <= delta, else
+    delta * (|d| - 0.5 delta), averaged over the last axis."""
+    kind, cls_name = "huber", "Huber"
+
+    def __init__(self, delta=1.0):
+        super().__init__()
+        self.delta = as_real(delta, "delta", "Huber")
+        if not 0 < self.delta < np.inf:
+            raise ValueError(f"Huber: delta must be finite and > 0, got {delta!r}")
+
+    def _per_sample(self, y_true, y_pred):
+        d = abs(y_true - y_pred)
+        return np.where(d <= self.delta, 0.5 * d ** 2,
+                        self.delta * (d - 0.5 * self.delta)).mean(-1)
+
+
 NAMES = {"categorical_crossentropy": CategoricalCrossentropy,
          "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
          "binary_crossentropy": BinaryCrossentropy, "mse": MeanSquaredError,
-         "mean_squared_error": MeanSquaredError}
+         "mean_squared_error": MeanSquaredError, "mae": MeanAbsoluteError,
+         "mean_absolute_error": MeanAbsoluteError, "huber": Huber}
 
 
 def get(identifier):

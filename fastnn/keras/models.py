@@ -19,15 +19,16 @@ from ..datasets import as_batch_size
 from .. import nn
 from ..nn.graph import Graph
 from .._core import as_flag, as_ndarray, as_real, as_sample_shape, is_int
-from ..training import ModelAPI, _real_array
+from ..training import ModelAPI, _float32, _real_array
 from . import callbacks as _callbacks
 from . import layers as _layers
 from . import losses as _klosses
 from . import optimizers as _optimizers
+from . import trainer as _trainer
 
 __all__ = ["Model", "Sequential", "load_model"]
 
-METRICS = ("accuracy", "acc")
+METRICS = _trainer.ACCURACY + tuple(_trainer.METRICS)
 
 
 def _unwrap(tensors, what):
@@ -162,9 +163,11 @@ class Model(nn.Model):
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, **unsupported):
         """optimizer: 'adam', 'sgd', 'rmsprop', 'adamw' or an optimizer object
         (fastnn.keras.optimizers or fastnn.optim); loss: 'categorical_crossentropy',
-        'sparse_categorical_crossentropy', 'binary_crossentropy', 'mse' (or a
-        fastnn.keras.losses object); metrics: None, ['accuracy'] or ['acc'] (the name its
-        logs and History use, as in Keras)."""
+        'sparse_categorical_crossentropy', 'binary_crossentropy', 'mse', 'mae', 'huber' (or a
+        fastnn.keras.losses object); metrics: None or a list of Keras' names ('accuracy'
+        or 'acc', 'binary_accuracy', 'categorical_accuracy', 'sparse_categorical_accuracy',
+        '(sparse_)top_k_categorical_accuracy' (k=5), 'mae', 'mse' and their long names),
+        logged under the name given, as in Keras."""
         if unsupported:
             raise TypeError(f"compile: unsupported argument(s) {sorted(unsupported)}")
         if loss is None:
@@ -175,11 +178,13 @@ class Model(nn.Model):
             # 'accuracy' was read as the metrics 'a', 'c', ... ("unknown metric 'a'")
             raise TypeError(f"compile: metrics must be a list such as ['accuracy'] or None, "
                             f"got {metrics!r}")
-        metrics = list(metrics or [])
+        metrics = tuple(metrics or ())
         for m in metrics:
             if not isinstance(m, str) or m not in METRICS:
                 raise ValueError(f"compile: unknown metric {m!r}; known: {list(METRICS)}")
-        self._compiled = (opt, spec, metrics[0] if metrics else None)
+        if len(set(metrics)) != len(metrics):  # one History key for two metrics
+            raise ValueError(f"compile: metrics {list(metrics)} name one metric twice")
+        self._compiled = (opt, spec, metrics)
         self.optimizer = None  # built by the next fit
         self._loss_fn = self._train_graph = None
         if self._functional:
@@ -188,7 +193,7 @@ class Model(nn.Model):
     def _plan_loss(self):
         """The fastnn loss of the compiled spec, and the graph it trains (the logits graph
         when the output activation fuses with the loss)."""
-        _, spec, metric = self._compiled
+        spec = self._compiled[1]
         out_value = self.outputs[0]
         last = out_value.node.module if out_value.node is not None else None
         fused = {"categorical_crossentropy": nn.Softmax,
@@ -207,12 +212,10 @@ class Model(nn.Model):
             loss_fn = _losses.CrossEntropyLoss(label_smoothing=spec.label_smoothing)
         elif spec.kind == "binary_crossentropy":
             loss_fn = _losses.BCEWithLogitsLoss()
-            if out_value.shape[-1] > 1:  # Keras' 'accuracy' is categorical then
-                loss_fn.correct = _argmax_correct
+        elif spec.kind == "huber":
+            loss_fn = _losses.HuberLoss(delta=spec.delta)
         else:
-            loss_fn = _losses.MSELoss()
-            loss_fn.correct = _argmax_correct if out_value.shape[-1] > 1 else _threshold_correct
-        loss_fn.has_accuracy = metric is not None
+            loss_fn = {"mse": _losses.MSELoss, "mae": _losses.L1Loss}[spec.kind]()
         self._loss_fn = loss_fn
         self._train_graph = self._graph_fixed if train_value is out_value else Graph(
             self, self.inputs, [train_value], True)
@@ -258,17 +261,19 @@ class Model(nn.Model):
             y = y[:, None]
         return y.astype(np.float32)
 
-    def _keras_logs(self, logs):
-        """fastnn's logs as Keras logs them: the accuracy under the compiled metric's name,
-        the training entries sorted by name, then the validation ones, then the rest
-        (fastnn's seconds and samples_per_sec)."""
-        metric = self._compiled[2]
-        named = {{"accuracy": metric, "val_accuracy": f"val_{metric}"}.get(k, k): v
-                 for k, v in logs.items()}
-        keras = [k for k in named if k not in _callbacks.FASTNN_LOGS]
-        order = sorted(k for k in keras if not k.startswith("val_")) + \
-            sorted(k for k in keras if k.startswith("val_"))
-        return {k: named[k] for k in order + [k for k in named if k not in keras]}
+    def _metric_functions(self):
+        return _trainer.metric_functions(self._compiled[2], self.outputs[0].shape[-1])
+
+    def _outputs_of(self, out):
+        """The model's outputs (what predict returns) from those of the graph a step ran:
+        the probabilities of the logits when the training graph stops before the output
+        activation (the compiled metrics are computed on them, as in Keras)."""
+        if not self.__dict__.get("_training_loss") or self._train_graph is self._graph_fixed:
+            return out
+        if self._compiled[1].kind == "binary_crossentropy":
+            return 1 / (1 + np.exp(-out))
+        e = np.exp(out - out.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
 
     @contextlib.contextmanager
     def _training_graph(self):
@@ -365,86 +370,152 @@ class Model(nn.Model):
             self.optimizer = self._compiled[0].build(self.parameters())
         return self.optimizer
 
+    def _data(self, x, y, sample_weight, what, name=""):
+        """(x float32, y as the loss takes it, sample weights or None), checked against
+        the model and each other; `name` says which data (' (validation_data)')."""
+        if x is None or y is None:
+            raise ValueError(f"{what}: pass x and y as arrays")
+        x = self._model_input(x, what + name)
+        self._ensure_built(x.shape[1:])
+        with self._packed():
+            x, y = ModelAPI._prepare(self, x, self._targets(y, what + name), self._loss_fn,
+                                     what + name)
+        if sample_weight is not None:
+            sample_weight = _trainer.sample_weights(sample_weight, len(x), what + name)
+        return x, y, sample_weight
+
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None):
-        """Keras' fit: returns a History whose .history has, in Keras' order, accuracy
-        (with metrics=['accuracy']; 'acc' with ['acc']), loss, and val_accuracy / val_loss
-        with validation data."""
+        """Keras' fit: returns a History (also model.history) whose .history has Keras'
+        keys sorted (the metrics as compile named them, loss), then val_* with validation
+        data (validation_split, or validation_data (x, y) or (x, y, sample_weight)).
+        sample_weight (N,) or class_weight {class: weight} weight each sample's loss:
+        sum(w * loss) / N per batch, as Keras. Epochs run from initial_epoch to epochs."""
         self._require_compiled("fit")
-        for name, value in (("class_weight", class_weight), ("sample_weight", sample_weight),
-                            ("steps_per_epoch", steps_per_epoch)):
-            if value is not None:
-                raise TypeError(f"fit: {name} is not supported by fastnn.keras")
-        if initial_epoch:
-            raise TypeError("fit: initial_epoch is not supported by fastnn.keras")
-        if x is None or y is None:
-            raise ValueError("fit: pass x and y as arrays")
-        x = self._model_input(x, "fit")
-        self._ensure_built(x.shape[1:])
-        y = self._targets(y, "fit")
+        if steps_per_epoch is not None:
+            raise TypeError("fit: steps_per_epoch is not supported by fastnn.keras (x and y "
+                            "are arrays: an epoch is one pass over them)")
+        for name, value in (("epochs", epochs), ("initial_epoch", initial_epoch)):
+            if not is_int(value) or value < 0:
+                raise ValueError(f"fit: {name} must be a non-negative int, got {value!r}")
+        if class_weight is not None and sample_weight is not None:
+            raise ValueError("fit: pass class_weight or sample_weight, not both (Keras "
+                             "refuses both too)")
+        x, y, sample_weight = self._data(x, y, sample_weight, "fit")
+        val = None
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("fit: validation_data must be a pair (x_val, y_val)")
-            validation_data = (self._model_input(validation_data[0], "fit (validation_data)"),
-                               self._targets(validation_data[1], "fit (validation_data)"))
-        verbose = 1 if _verbose(verbose, "fit") == "auto" else int(verbose)
-        validation_split = as_real(validation_split, "validation_split", "fit")  # for steps
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError("fit: validation_data must be a tuple (x_val, y_val) or "
+                                 "(x_val, y_val, sample_weight_val)")
+            val = self._data(*validation_data, *[None][len(validation_data) - 2:], "fit",
+                             " (validation_data)")
+        validation_split = as_real(validation_split, "validation_split", "fit")
+        if not 0 <= validation_split < 1:
+            raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split!r}")
+        if validation_split and val is None:
+            # Keras' split, before shuffling: the training part is floor(n * (1 - split))
+            n = math.floor(len(x) * (1 - validation_split))
+            if n in (0, len(x)):
+                raise ValueError(f"fit: validation_split={validation_split} leaves "
+                                 f"{len(x) - n} of {len(x)} samples for validation")
+            w = sample_weight
+            val = (x[n:], y[n:], None if w is None else w[n:])
+            x, y, sample_weight = x[:n], y[:n], None if w is None else w[:n]
+        if class_weight is not None:  # the training data's only, as Keras
+            sample_weight = _trainer.class_weights(class_weight, y, self.outputs[0].shape[-1],
+                                                  "fit")
+        verbose = 1 if _verbose(verbose, "fit") == "auto" else verbose
         batch_size = as_batch_size(batch_size, "fit", 32)
-        if callbacks is not None and not isinstance(callbacks, (list, tuple)):
-            raise TypeError(f"fit: callbacks must be a list, got {type(callbacks).__name__}")
-        for k, cb in enumerate(callbacks or ()):
-            hooks = [h for h in _BATCH_HOOKS if callable(getattr(cb, h, None))]
-            if hooks:  # else silently never called
-                raise TypeError(f"fit: callbacks[{k}] ({type(cb).__name__}) defines "
-                                f"{', '.join(hooks)}; fastnn.keras calls only set_model, "
-                                f"on_train_begin, on_epoch_begin, on_epoch_end, on_train_end")
-        history = _callbacks.History()
-        history.params = {"verbose": verbose, "epochs": epochs,
-                          "steps": -(-int(len(x) * (1 - validation_split)) // batch_size)}
-        # Keras' names first (the user's callbacks see them), its History last
-        keras_callbacks = [_KerasLogs(self)] + [_KerasHooks(cb, history.params)
-                                                for cb in callbacks or []] + [history]
-        self._freeze_weights()
-        with self._training_graph():
-            run = ModelAPI.fit(self, x, y, optimizer=self._optimizer(), loss=self._loss_fn,
-                               epochs=epochs, batch_size=batch_size,
-                               validation_data=validation_data,
-                               validation_split=validation_split, shuffle=shuffle,
-                               seed=_layers._next_seed(), verbose=verbose,
-                               callbacks=keras_callbacks)
-        history.interrupted = run.interrupted
-        self.history = history
-        return history
+        shuffle = as_flag(shuffle, "shuffle", "fit")
+        callbacks = _trainer.check_callbacks(callbacks, "fit")
+        self._optimizer()
+        self.history = _trainer.fit(self, x, y, sample_weight, val, batch_size, epochs,
+                                    initial_epoch, shuffle, _layers._next_seed(), verbose,
+                                    callbacks, _callbacks.History())
+        return self.history
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False):
-        """[loss, accuracy] with metrics=['accuracy'], else the loss (a float); a dict
-        with return_dict=True."""
+    def _result(self, logs, return_dict):
+        """evaluate's and *_on_batch's result as Keras gives it: the logs, or the loss
+        then the metrics in compile's order (the loss alone without metrics)."""
+        if return_dict:
+            return logs
+        metrics = self._compiled[2]
+        return [logs["loss"]] + [logs[m] for m in metrics] if metrics else logs["loss"]
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 callbacks=None, return_dict=False):
+        """[loss, *metrics] (the loss alone without metrics; a dict with
+        return_dict=True); sample_weight weights the loss as in fit."""
         self._require_compiled("evaluate")
         _verbose(verbose, "evaluate")
         return_dict = as_flag(return_dict, "return_dict", "evaluate")
-        x = self._model_input(x, "evaluate")
-        self._ensure_built(x.shape[1:])
-        y = self._targets(y, "evaluate")
-        with self._training_graph():
-            batch_size = max(as_batch_size(batch_size, "evaluate", 32), 256)
-            result = self._keras_logs(ModelAPI.evaluate(self, x, y, batch_size=batch_size,
-                                                        loss=self._loss_fn))
+        x, y, sample_weight = self._data(x, y, sample_weight, "evaluate")
+        batch_size = as_batch_size(batch_size, "evaluate", 32)
+        callbacks = _trainer.CallbackList(
+            _trainer.check_callbacks(callbacks, "evaluate"), self,
+            {"verbose": verbose, "epochs": 1, "steps": -(-len(x) // batch_size)})
+        result = _trainer.evaluate(self, x, y, sample_weight, batch_size, callbacks)
         if verbose not in (0, "auto"):
             print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()), flush=True)
-        if return_dict:
-            return result
-        metric = self._compiled[2]
-        return result["loss"] if metric is None else [result["loss"], result[metric]]
+        return self._result(result, return_dict)
 
-    def predict(self, x, batch_size=None, verbose="auto"):
+    def predict(self, x, batch_size=None, verbose="auto", callbacks=None):
         """The model's outputs (probabilities for a softmax/sigmoid output) for x."""
         _verbose(verbose, "predict")
         x = self._model_input(x, "predict")
+        if len(x) == 0:
+            raise ValueError("predict: x is empty")
         self._ensure_built(x.shape[1:])
-        batch_size = max(as_batch_size(batch_size, "predict", 32), 256)
+        batch_size = as_batch_size(batch_size, "predict", 32)
+        callbacks = _trainer.check_callbacks(callbacks, "predict")
         with self._packed():
-            return ModelAPI.predict(self, x, batch_size=batch_size)
+            if not callbacks:  # the batch-size hint only: a larger batch runs faster
+                return ModelAPI.predict(self, x, batch_size=max(batch_size, 256))
+            return _trainer.predict(self, x, batch_size, _trainer.CallbackList(
+                callbacks, self, {"verbose": verbose, "epochs": 1,
+                                  "steps": -(-len(x) // batch_size)}))
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
+                       return_dict=False):
+        """One optimizer step on the batch (x, y): its loss and metrics, as evaluate
+        returns them (computed before the step)."""
+        return self._on_batch("train_on_batch", x, y, sample_weight, class_weight,
+                              return_dict, True)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        """The loss and metrics of the batch (x, y) in inference mode, as evaluate."""
+        return self._on_batch("test_on_batch", x, y, sample_weight, None, return_dict, False)
+
+    def _on_batch(self, what, x, y, sample_weight, class_weight, return_dict, train):
+        self._require_compiled(what)
+        return_dict = as_flag(return_dict, "return_dict", what)
+        if class_weight is not None and sample_weight is not None:
+            raise ValueError(f"{what}: pass class_weight or sample_weight, not both")
+        x, y, w = self._data(x, y, sample_weight, what)
+        if class_weight is not None:
+            w = _trainer.class_weights(class_weight, y, self.outputs[0].shape[-1], what)
+        means = _trainer._Means(self._metric_functions())
+        if train:
+            self._optimizer()
+            self._freeze_weights()
+            self.train()
+            with self._training_graph():
+                loss, out = _trainer.step(self, x, y, w, True)
+        else:
+            with self._mode(False, x.shape), self._training_graph():
+                loss, out = _trainer.step(self, x, y, w, False)
+        means.update(loss, y, out)
+        return self._result(means.logs(), return_dict)
+
+    def predict_on_batch(self, x):
+        """The outputs for one batch x, in inference mode."""
+        x = self._model_input(x, "predict_on_batch")
+        if len(x) == 0:
+            raise ValueError("predict_on_batch: x is empty")
+        self._ensure_built(x.shape[1:])
+        with self._packed():
+            return ModelAPI.predict(self, _float32(x, "predict_on_batch"), batch_size=len(x))
 
     def __call__(self, *args, training=None):
         """The model on an array, as Keras' model(x, training=...): built from x's shape on
@@ -559,9 +630,10 @@ class Model(nn.Model):
         self._ensure_built()
         compiled = None
         if self._compiled is not None:
-            _, spec, metric = self._compiled
+            _, spec, metrics = self._compiled
             compiled = {"loss": spec.kind, "from_logits": spec.from_logits,
-                        "label_smoothing": spec.label_smoothing, "metric": metric}
+                        "label_smoothing": spec.label_smoothing, "metrics": list(metrics),
+                        "delta": getattr(spec, "delta", None)}
         config = {"name": self.name,
                   "layers": [{"class": type(layer).__name__, "config": layer.config()}
                              for layer in self.layers], "compile": compiled}
@@ -618,11 +690,15 @@ class Model(nn.Model):
         model._ensure_built()  # a Sequential was built only by compile: load found no weights
         compiled = config["compile"]
         if compiled is not None:  # the optimizer comes with the state load() reads
-            spec = _klosses.NAMES[compiled["loss"]]()
+            delta = compiled.get("delta")  # Huber's
+            spec = _klosses.NAMES[compiled["loss"]](**({} if delta is None else
+                                                        {"delta": delta}))
             spec.from_logits, spec.label_smoothing = compiled["from_logits"], \
                 compiled["label_smoothing"]
             model.compile(_optimizers.Loaded(), spec,
-                          [compiled["metric"]] if compiled["metric"] else None)
+                          # "metric": one name or None, in files of older fastnn versions
+                          compiled.get("metrics", [compiled.get("metric")] if
+                                       compiled.get("metric") else None))
         return model
 
     @classmethod
@@ -702,69 +778,6 @@ def _verbose(verbose, what):
     if verbose not in ("auto", 0, 1, 2):
         raise ValueError(f"{what}: verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
     return verbose
-
-
-def _argmax_correct(pred, target):
-    """Keras' 'accuracy' of a model with several outputs not trained with a
-    cross-entropy on classes (mse, binary_crossentropy): categorical, argmax match."""
-    return int(np.count_nonzero(pred.argmax(-1) == target.argmax(-1)))
-
-
-def _threshold_correct(pred, target):
-    """Keras' 'accuracy' of an mse model with one output: binary, the output thresholded
-    at 0.5 equals the target (1.7 counts as 1)."""
-    return int(np.count_nonzero((pred > 0.5) == target))
-
-
-_BATCH_HOOKS = tuple(f"on_{stage}_{when}" for stage in ("batch", "train_batch", "test",
-                                                         "test_batch", "predict",
-                                                         "predict_batch")
-                     for when in ("begin", "end"))
-
-
-class _KerasLogs:
-    """fit's first callback: renames and orders each epoch's logs as Keras does, in
-    place, for the callbacks after it and the History."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def on_epoch_end(self, epoch, logs):
-        keras = self.model._keras_logs(logs)
-        logs.clear()
-        logs.update(keras)
-
-
-class _KerasHooks:
-    """A user's callback called as Keras calls it: set_params(params) first, then every
-    hook with its logs (a dict: {} at on_train_begin and on_epoch_begin, the last
-    epoch's at on_train_end), which a Keras callback may require (on_train_begin(self,
-    logs) failed on fit's on_train_begin())."""
-
-    def __init__(self, callback, params):
-        self.callback, self.params, self.logs = callback, params, {}
-
-    def _hook(self, name, *args):
-        hook = getattr(self.callback, name, None)
-        if callable(hook):
-            hook(*args)
-
-    def set_model(self, model):
-        self._hook("set_params", self.params)
-        self._hook("set_model", model)
-
-    def on_train_begin(self):
-        self._hook("on_train_begin", {})
-
-    def on_epoch_begin(self, epoch):
-        self._hook("on_epoch_begin", epoch, {})
-
-    def on_epoch_end(self, epoch, logs):
-        self.logs = logs
-        self._hook("on_epoch_end", epoch, logs)
-
-    def on_train_end(self):
-        self._hook("on_train_end", dict(self.logs))
 
 
 @nn.register
