@@ -341,3 +341,42 @@ def test_graph_errors_name_the_layer():
         fk.layers.ZeroPadding2D(((1, 2), 3, 4))
     with pytest.raises(ValueError, match="kernel_initializer"):
         fk.layers.Dense(2, kernel_initializer="orthogonal")
+
+
+def test_several_inputs_through_the_training_api_like_keras():
+    """A two-input model through Keras' training API (weighted fit with validation data
+    and a callback, evaluate with weights, the *_on_batch methods, predict with a
+    callback): the same numbers as Keras on the same weights."""
+    keras = pytest.importorskip("keras")
+    ref, mine = twins(two_inputs)
+    rng = np.random.default_rng(4)
+    xs = [rng.random((8, 5, 5, 1)).astype(np.float32),
+          rng.standard_normal((8, 3)).astype(np.float32)]
+    y, w = rng.integers(0, 3, 8), rng.random(8).astype(np.float32)
+    for m, K in ((ref, keras), (mine, fk)):
+        m.compile(K.optimizers.SGD(0.05), "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    batches = [[], []]
+    runs = [m.fit(xs, y, sample_weight=w, validation_data=(xs, y, w), batch_size=4,
+                  shuffle=False, verbose=0, callbacks=[K.callbacks.LambdaCallback(
+                      on_train_batch_end=lambda b, logs, seen=seen: seen.append(logs["loss"]))]
+                  ).history for m, K, seen in ((ref, keras, batches[0]), (mine, fk, batches[1]))]
+    for key in runs[0]:
+        np.testing.assert_allclose(runs[1][key], runs[0][key], rtol=1e-4, atol=1e-5,
+                                   err_msg=key)
+    np.testing.assert_allclose(batches[1], batches[0], rtol=1e-4, atol=1e-5)
+    for call in (lambda m: m.evaluate(xs, y, sample_weight=w, verbose=0, return_dict=True),
+                 lambda m: m.test_on_batch(xs, y, sample_weight=w, return_dict=True),
+                 lambda m: m.train_on_batch(xs, y, return_dict=True)):
+        got, want = call(mine), call(ref)
+        assert got.keys() == want.keys()
+        np.testing.assert_allclose(list(got.values()), list(want.values()), rtol=1e-4,
+                                   atol=1e-5)
+    np.testing.assert_allclose(mine.predict_on_batch(xs), ref.predict_on_batch(xs),
+                               rtol=1e-5, atol=1e-5)
+    ends = []
+    np.testing.assert_allclose(
+        mine.predict(xs, batch_size=3, callbacks=[fk.callbacks.LambdaCallback(
+            on_predict_batch_end=lambda b, logs: ends.append(b))]),
+        ref.predict(xs, verbose=0), rtol=1e-5, atol=1e-5)
+    assert ends == [0, 1, 2]

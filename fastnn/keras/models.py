@@ -503,7 +503,7 @@ class Model(nn.Model):
             with self._training_graph():
                 loss, out = _trainer.step(self, x, y, w, True)
         else:
-            with self._mode(False, x.shape), self._training_graph():
+            with self._training_graph(), self._mode(False, x.shape):  # packed inputs first
                 loss, out = _trainer.step(self, x, y, w, False)
         means.update(loss, y, out)
         return self._result(means.logs(), return_dict)

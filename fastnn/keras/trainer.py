@@ -240,7 +240,7 @@ def evaluate(model, x, y, w, batch_size, callbacks):
     """Keras' evaluation of (x, y): on_test_begin, batches, on_test_end; the logs."""
     callbacks("on_test_begin", {})
     means = _Means(model._metric_functions())
-    with model._mode(False, x.shape), model._training_graph():
+    with model._training_graph(), model._mode(False, x.shape):  # packed inputs first
         run_batches(model, x, y, w, batch_size, means, callbacks, "test")
     logs = means.logs()
     callbacks("on_test_end", dict(logs))
