@@ -162,6 +162,9 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
         _pair(output_padding))]
     ci, co = x.shape[1] // groups, weight.shape[1]
     z = np.zeros((x.shape[0], co, *out_shape))
+    if x.size == 0 or z.size == 0:  # nothing to sum (and maybe 2**40 empty groups)
+        y = np.zeros((x.shape[0], co * groups, *out_shape))
+        return y if bias is None else y + bias.reshape(1, -1, 1, 1)
     x = _conv_sized(x, z, weight, stride, padding, dilation)
     y = np.concatenate([conv2d_backward(x[:, k * ci:(k + 1) * ci], z, weight[k * ci:(k + 1) * ci],
                                         stride, padding, dilation)[0] for k in range(groups)], 1)
@@ -173,6 +176,8 @@ def conv_transpose2d_backward(grad_out, x, weight, stride=1, padding=0, output_p
     """Gradients (grad_x, grad_weight, grad_bias) of :func:`conv_transpose2d`: conv2d of
     grad_out, and conv2d_backward's weight gradient with x as its output gradient."""
     ci, co = x.shape[1] // groups, weight.shape[1]
+    if x.size == 0 or grad_out.size == 0:
+        return np.zeros(x.shape), np.zeros(weight.shape), grad_out.sum(axis=(0, 2, 3))
     h, w = x.shape[2:]
     x = _conv_sized(x, grad_out, weight, stride, padding, dilation)
     parts = [(grad_out[:, k * co:(k + 1) * co], x[:, k * ci:(k + 1) * ci],
