@@ -89,15 +89,7 @@ class Sequential(Model):
 
     def extend(self, modules):
         """Append each module of an iterable (all or, on an error, none); returns self."""
-        try:
-            modules = list(modules)
-        except TypeError:
-            raise TypeError(f"Sequential.extend: modules must be an iterable of modules, "
-                            f"got {_what(modules)}") from None
-        n = len(self.layers)
-        for k, m in enumerate(modules):
-            _module(m, f"Sequential[{n + k}]")
-        for m in modules:
+        for m in _modules_of(modules, "Sequential", len(self.layers)):
             self.append(m)
         return self
 
@@ -191,6 +183,17 @@ def _module(value, where):
     return value
 
 
+def _modules_of(modules, owner, start):
+    """The modules of an iterable as a list, each checked before any is taken (an error
+    names owner[start + k], where it was to go)."""
+    try:
+        modules = list(modules)
+    except TypeError:
+        raise TypeError(f"{owner}.extend: modules must be an iterable of modules, got "
+                        f"{_what(modules)}") from None
+    return [_module(m, f"{owner}[{start + k}]") for k, m in enumerate(modules)]
+
+
 def _integer(idx, container="ModuleList"):
     """idx as an int (NumPy's too), or TypeError: a position in the container."""
     try:
@@ -266,14 +269,7 @@ class ModuleList(Module):
     def extend(self, modules):
         """Add the modules of an iterable at the end (all or, on an error, none); returns
         self."""
-        try:
-            modules = list(modules)
-        except TypeError:
-            raise TypeError(f"ModuleList: modules must be an iterable of modules, got "
-                            f"{_what(modules)}") from None
-        n = len(self._modules)
-        self._modules.extend([_module(m, f"ModuleList[{n + k}]")
-                              for k, m in enumerate(modules)])
+        self._modules.extend(_modules_of(modules, "ModuleList", len(self._modules)))
         return self
 
     def insert(self, index, module):

@@ -359,22 +359,22 @@ class Module(training.ModelAPI):
         (nonpersistent.discard if persistent else nonpersistent.add)(name)
         object.__setattr__(self, name, array)
 
+    def _register(self, name, value, cls, where, arg):
+        """Check `name` and that value is a `cls` or None (torch's register_parameter
+        and add_module)."""
+        self._check_name(name, lambda v: v is None or isinstance(v, cls), where)
+        if value is not None and not isinstance(value, cls):
+            raise TypeError(f"{type(self).__name__}.{where}: {arg} must be a "
+                            f"fastnn.nn.{cls.__name__} or None, got {_what(value)}")
+
     def register_parameter(self, name, param):
         """Set attribute `name` to a Parameter (or None), as torch's register_parameter."""
-        self._check_name(name, lambda v: v is None or isinstance(v, Parameter),
-                         "register_parameter")
-        if param is not None and not isinstance(param, Parameter):
-            raise TypeError(f"{type(self).__name__}.register_parameter: param must be a "
-                            f"fastnn.nn.Parameter or None, got {_what(param)}")
+        self._register(name, param, Parameter, "register_parameter", "param")
         object.__setattr__(self, name, param)
 
     def add_module(self, name, module):
         """Set attribute `name` to a sub-module (or None), as torch's add_module."""
-        self._check_name(name, lambda v: v is None or isinstance(v, Module),
-                         "add_module")
-        if module is not None and not isinstance(module, Module):
-            raise TypeError(f"{type(self).__name__}.add_module: module must be a "
-                            f"fastnn.nn.Module or None, got {_what(module)}")
+        self._register(name, module, Module, "add_module", "module")
         setattr(self, name, module)
 
     def register_module(self, name, module):
