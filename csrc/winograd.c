@@ -567,27 +567,26 @@ static int64_t tile_count(int64_t n, int64_t h, int64_t w, int m)
  * (forward + backward, the weight gradient then direct: 64->64 0.86, 0.73, 0.97;
  * 32->32 0.90, 1.05, 1.03; 32->64 1.14, 1.20, 1.18). The transforms and the
  * channels-last copies cost a share per pixel and channel that only many channels each
- * way repay: F(4x4) for >= 32 channels each way and outputs of >= 16x16, else direct.
- * The filters' transform is paid once per call: with fewer than 64 output tiles in all
- * (inference on a few 16x16 images) it outweighs the saving. Forward, 1 thread, F(4x4)
- * time / direct's: 64->64 16x16 p1 at 1, 4, 16 images 1.34, 0.92, 1.02; 128->128
- * 1.32, 0.90, 0.79; 64->64 32x32 (64 tiles an image) 0.93, 0.84, 0.89.
- * Measured again quietly (2026-11-30, 2 threads): F(4x4) 0.59-0.79x the direct method's
- * time on 32-channel layers (32->32 28x28 and 32x32, 32->64 16x16; forward and input
- * gradient), so 32 channels qualify: TinyVGG and VGG-CIFAR training steps 0.88x the time
- * at 2 threads, 0.90x at 1 (interleaved, 30 rounds), batch 2-8 inference 0.87-0.98x.
- * The 16x16 floor keeps F(4x4) off the reference CNN's conv2 (11x11 output), though it
- * makes its step 0.86-0.91x: that step is checked against the float64 reference on
- * quantized data (tests/test_training.py), whose exact ties in the max pool F(4x4)'s
- * rounding breaks differently, and against PyTorch's gradients. Below the floor F(2x2)
- * (its bound below direct's on even data, and exact on those quantized values: its
- * transforms add, subtract and halve) runs from 2048 2x2 tiles, measured again
- * 2026-12-01 (batch 128, F(2x2) then F(4x4) time / direct's, 2 threads; 1 thread):
- * 32->64 13x13 p0 0.87, 0.66; 0.88, 0.70. 32->32 14x14 p1 0.93, 0.91; 0.84, 0.74.
- * 64->128 7x7 p1 0.82, 0.58; 0.90, 0.63. 64->64 8x8 p1 0.67, 0.53; 0.77, 0.62. At batch
- * 16 (256-784 tiles) F(2x2) gained nothing: 0.91-1.08 but 128->128 8x8 0.69. Steps,
- * interleaved: TinyVGG 0.94x, ResNet 0.96-0.98x, stride-2 net 0.96x, CNN 0.98x (2
- * threads), within noise on 1.
+ * way repay: >= 32 each way. The filters' transform is paid once per call: with fewer
+ * than 64 output tiles in all (inference on a few small images) it outweighs the saving.
+ * Forward, 1 thread, F(4x4) time / direct's: 64->64 16x16 p1 at 1, 4, 16 images 1.34,
+ * 0.92, 1.02; 128->128 1.32, 0.90, 0.79; 64->64 32x32 (64 tiles an image) 0.93, 0.84,
+ * 0.89. Measured again quietly (2026-11-30, 2 threads): F(4x4) 0.59-0.79x the direct
+ * method's time on 32-channel layers (32->32 28x28 and 32x32, 32->64 16x16; forward and
+ * input gradient): TinyVGG and VGG-CIFAR training steps 0.88x the time at 2 threads, 0.90x
+ * at 1 (interleaved, 30 rounds), batch 2-8 inference 0.87-0.98x.
+ * Outputs below 16x16 (tiles reaching past an 11x11 or 7x7 output) gain as much
+ * (2026-12-01, 15 interleaved rounds, F(2x2) then F(4x4) time / direct's, 1 thread; 2):
+ * 32->64 13x13 p0 at 8 images (72 4x4 tiles) 0.78, 0.71; 1.19, 0.97; at 32 0.92, 0.72;
+ * 0.98, 0.71; at 128 1.04, 0.75; 1.00, 0.52. 64->128 7x7 p1 at 32 images 0.99, 0.79;
+ * 0.98, 0.79. 32->32 14x14 p1 at 32 0.89, 0.87; 0.94, 0.95. 64->64 8x8 p1 at 32 0.72,
+ * 0.66; 0.73, 0.69, but at 8 (32 tiles) 0.84, 1.03; 0.92, 1.60. The reference CNN's
+ * step with F(4x4) for F(2x2) on conv2's forward (fused with its pool): 0.90-0.94x the
+ * time (interleaved, 30 rounds, 1 and 2 threads). Its step is still checked against the
+ * float64 reference (tests/test_training.py), which then takes F(4x4)'s output for
+ * conv2's: the quantized data that keeps every other layer exact does not keep F(4x4)'s
+ * filter transform (1/6, 1/24) exact, and a max-pool tie or a ReLU at exactly 0 would
+ * decide on its rounding.
  *
  * Past WINO4_MAX_SUM channels summed per output, F(2x2) instead of F(4x4). Both errors grow
  * with the channels summed (as the direct method's), F(4x4)'s from ~10x the others': the
@@ -601,11 +600,9 @@ static int64_t tile_count(int64_t n, int64_t h, int64_t w, int m)
 
 static int auto_rule(const fnn_conv2d_shape *s, int64_t oh, int64_t ow)
 {
-    if (s->c_in < 32 || s->c_out < 32)
+    if (s->c_in < 32 || s->c_out < 32 || tile_count(s->n, oh, ow, 4) < 64)
         return FNN_CONV_DIRECT;
-    if (oh >= 16 && ow >= 16 && tile_count(s->n, oh, ow, 4) >= 64)
-        return s->c_in <= WINO4_MAX_SUM ? FNN_CONV_WINOGRAD4 : FNN_CONV_WINOGRAD;
-    return tile_count(s->n, oh, ow, 2) >= 2048 ? FNN_CONV_WINOGRAD : FNN_CONV_DIRECT;
+    return s->c_in <= WINO4_MAX_SUM ? FNN_CONV_WINOGRAD4 : FNN_CONV_WINOGRAD;
 }
 
 static int winograd_fits(const fnn_conv2d_shape *s)
@@ -635,9 +632,8 @@ int fnn_conv2d_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
 /* The input gradient's "auto", from the shape alone: the forward's F(4x4) where it picks
  * it, else (the forward's F(2x2) or direct) F(4x4) from 256 4x4 tiles in all, F(2x2) from
  * 64 2x2 tiles, on >= 32 channels each way; F(2x2) for F(4x4) past WINO4_MAX_SUM output
- * channels, which it sums. The input gradient decides no max-pool tie or relu gate in its
- * step, so the forward's accuracy floors (16x16 outputs) do not hold it back; its error
- * bound is that of F(4x4)'s forward (tests/test_winograd.py). The reference CNN's
+ * channels, which it sums. Its error bound is that of F(4x4)'s forward
+ * (tests/test_winograd.py). With its forward on F(2x2), the reference CNN's
  * gradients against PyTorch's (worst element / (rtol 1e-4 + atol 1e-5 x the largest),
  * 3 seeds, MNIST-like inputs) stay <= 0.11 at batch 4, 32 and 128 (<= 0.09 with F(2x2)).
  * Input-gradient time / the direct method's (batch 128, 2 threads, Zen 3, medians of 9

@@ -43,8 +43,17 @@ def reference_step(model, x, y):
             h = R.linear(h, layer.weight.data.astype(np.float64),
                          layer.bias.data.astype(np.float64))
         elif isinstance(layer, nn.Conv2d):
-            h = R.conv2d(h, layer.weight.data.astype(np.float64),
-                         layer.bias.data.astype(np.float64), layer.stride, layer.padding)
+            args = (layer.stride, layer.padding)
+            if fastnn.conv2d_algorithm(h.shape, layer.weight.shape, *args,
+                                       algorithm=layer.algorithm) == "winograd4x4":
+                # F(4x4)'s filter transform rounds (1/6, 1/24) even on quantized data:
+                # take its output (its error bound: tests/test_winograd.py), so the pool
+                # and ReLU decide on fastnn's values; h is exact in float32 here
+                h = F.conv2d(h.astype(np.float32), layer.weight.data, layer.bias.data, *args,
+                             algorithm="winograd4x4").astype(np.float64)
+            else:
+                h = R.conv2d(h, layer.weight.data.astype(np.float64),
+                             layer.bias.data.astype(np.float64), *args)
         elif isinstance(layer, nn.ReLU):
             h = R.relu(h)
         elif isinstance(layer, nn.MaxPool2d):
@@ -81,18 +90,27 @@ def reference_step(model, x, y):
     return loss, grads, scales
 
 
-@pytest.mark.parametrize("make,n", [(models.mlp, 32), (models.cnn, 8), (models.cnn, 64)])
-def test_training_step_matches_reference(isa, make, n):
+@pytest.mark.parametrize("make,n,algorithm", [
+    (models.mlp, 32, None), (models.cnn, 8, "direct"), (models.cnn, 64, "winograd"),
+    (models.cnn, 8, "auto"), (models.cnn, 64, "auto")])
+def test_training_step_matches_reference(isa, make, n, algorithm):
     """One step (forward, cross-entropy, backward, SGD update) of the reference models
-    against the same step in float64 reference ops (the CNN's conv2 runs direct at batch
-    8, by Winograd F(2x2) at 64: exact here too). Gradient tolerance: the backward is a
-    chain of sums whose lengths add up to < 10,000 for the CNN (1600 + 128 + 10 + 9*64 +
-    N*OH*OW of each conv, ...), so each gradient is within gamma_10000 of its magnitude
-    scale, plus 1e-5 for the exp in the fused softmax cross-entropy. A weight gradient
-    that "auto" runs by Winograd (the CNN's conv2) has the scale of its bound
-    (tests/test_winograd.py), with a chain of T + 36 < 10,000 roundings."""
+    against the same step in float64 reference ops, the convolutions direct, by Winograd
+    F(2x2) (exact on this data too: its transforms add, subtract and halve) or "auto"
+    (the CNN's conv2: F(4x4) in every direction; the reference then takes its forward's
+    output, see reference_step). Gradient tolerance: the backward is a chain of sums
+    whose lengths add up to < 10,000 for the CNN (1600 + 128 + 10 + 9*64 + N*OH*OW of
+    each conv, ...), so each gradient is within gamma_10000 of its magnitude scale, plus
+    1e-5 for the exp in the fused softmax cross-entropy. A weight gradient run by
+    Winograd has the scale of its bound (tests/test_winograd.py), with a chain of T + 36
+    < 10,000 roundings."""
     rng = np.random.default_rng(1)
     model = quantized(make(seed=0), rng)
+    convs = [layer for layer in model.layers if isinstance(layer, nn.Conv2d)]
+    for layer in convs:
+        layer.algorithm = algorithm
+    if algorithm == "auto":  # the reference CNN's conv2 as "auto" runs it in training
+        assert fastnn.conv2d_algorithm((n, 32, 13, 13), convs[1].weight.shape) == "winograd4x4"
     x = (rng.integers(0, 5, (n, 1, 28, 28)) / 4).astype(np.float32)
     y = rng.integers(0, 10, n)
     before = [p.data.copy() for p in model.parameters()]

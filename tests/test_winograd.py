@@ -331,13 +331,14 @@ def test_auto_is_one_of_the_algorithms(rng):
     ((2, 32, 13, 13), 64, 0, "direct", "winograd", "winograd4x4"),  # the reference CNN's conv2
     ((2, 32, 13, 13), 32, 0, "direct", "winograd", "winograd4x4"),
     ((1, 32, 13, 13), 32, 0, "direct", "direct", "direct"),    # 49 tiles: too few
-    ((16, 32, 13, 13), 64, 0, "direct", "winograd4x4", "winograd4x4"),  # 256 4x4 tiles
-    ((64, 32, 13, 13), 64, 0, "winograd", "winograd4x4", "winograd4x4"),  # 2304 2x2 tiles
+    ((7, 32, 13, 13), 64, 0, "direct", "winograd", "winograd4x4"),  # 63 4x4 tiles
+    ((8, 32, 13, 13), 64, 0, "winograd4x4", "winograd4x4", "winograd4x4"),  # 72
+    ((64, 32, 13, 13), 64, 0, "winograd4x4", "winograd4x4", "winograd4x4"),
     ((2, 32, 28, 28), 32, 1, "winograd4x4", "winograd4x4", "winograd4x4"),  # TinyVGG
     ((4, 64, 16, 16), 64, 1, "winograd4x4", "winograd4x4", "winograd4x4"),  # VGG-CIFAR
     ((4, 64, 7, 7), 128, 1, "direct", "winograd", "winograd4x4"),  # 64 4x4 tiles
-    ((64, 64, 7, 7), 128, 1, "direct", "winograd4x4", "winograd4x4"),
-    ((64, 64, 7, 7), 160, 1, "direct", "winograd", "winograd4x4"),  # dx sums 160
+    ((64, 64, 7, 7), 128, 1, "winograd4x4", "winograd4x4", "winograd4x4"),
+    ((64, 64, 7, 7), 160, 1, "winograd4x4", "winograd", "winograd4x4"),  # dx sums 160
     ((3, 64, 7, 7), 128, 1, "direct", "direct", "direct"),     # 12 4x4 tiles: too few
     ((2, 16, 16, 16), 32, 1, "direct", "direct", "winograd4x4"),
     ((2, 8, 16, 16), 8, 1, "direct", "direct", "direct"),
