@@ -8,6 +8,7 @@ the longest sum (+2 for the bias and the FMA-free rounding). Pools and ReLU only
 or average a few values (K = window size + 1). Sigmoid, tanh and softmax go through
 exp, which SIMD kernels approximate to a few ulp: rtol 1e-5 of the natural scale.
 """
+import inspect
 import warnings
 
 import numpy as np
@@ -576,7 +577,8 @@ def test_module_and_sequential_api_as_torchs():
     model.append(nn.Softmax(dim=1))
     np.testing.assert_allclose(model(x).sum(axis=1), 1.0, rtol=1e-6)
     assert [k for k, _ in model.named_parameters(prefix="m")][:2] == ["m.0.weight", "m.0.bias"]
-    assert model.parameters(recurse=False) == [] and len(model[3].parameters(False)) == 2
+    assert list(model.parameters(recurse=False)) == []
+    assert len(list(model[3].parameters(False))) == 2
     seen = []
     assert model.apply(lambda m: seen.append(type(m).__name__)) is model
     assert seen == ["Conv2d", "ReLU", "Flatten", "Linear", "Softmax", "Sequential"]
@@ -843,6 +845,99 @@ def test_module_tree_api_as_torchs():
         with pytest.raises(AttributeError) as got:
             f(ours)
         assert str(got.value) == str(want.value)
+
+
+def _shared(m):
+    """A tree reaching one layer by three names (an attribute, and twice in a
+    Sequential), a BatchNorm by two, and a Parameter tied into a second layer (torch's
+    weight tying), in torch.nn or fastnn.nn."""
+    class Net(m.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = m.Linear(3, 3)
+            self.bn = m.BatchNorm1d(3)
+            self.seq = m.Sequential(self.fc, m.ReLU(), self.fc, self.bn)
+            self.head = m.Linear(3, 3, bias=False)
+            self.head.weight = self.fc.weight
+            self.again = self.bn
+
+        def forward(self, x):
+            return x
+    return Net()
+
+
+ITERATOR_CALLS = {  # label: call(model), each argument torch's iterators take
+    "parameters": lambda m: m.parameters(),
+    "parameters(recurse=False)": lambda m: m.parameters(recurse=False),
+    "seq.parameters(False)": lambda m: m.seq.parameters(False),
+    "named_parameters": lambda m: m.named_parameters(),
+    "named_parameters(prefix)": lambda m: m.named_parameters(prefix="net"),
+    "named_parameters(remove_duplicate=False)":
+        lambda m: m.named_parameters(remove_duplicate=False),
+    "bn.named_parameters(recurse=False)": lambda m: m.bn.named_parameters(recurse=False),
+    "buffers": lambda m: m.buffers(),
+    "bn.buffers(False)": lambda m: m.bn.buffers(False),
+    "named_buffers": lambda m: m.named_buffers(),
+    "named_buffers(prefix, remove_duplicate=False)":
+        lambda m: m.named_buffers("net", remove_duplicate=False),
+    "children": lambda m: m.children(),
+    "named_children": lambda m: m.named_children(),
+    "seq.named_children": lambda m: m.seq.named_children(),
+    "modules": lambda m: m.modules(),
+    "modules(remove_duplicate=False)": lambda m: m.modules(remove_duplicate=False),
+    "named_modules": lambda m: m.named_modules(),
+    "named_modules(None, prefix)": lambda m: m.named_modules(None, "net"),
+    "named_modules(remove_duplicate=False)": lambda m: m.named_modules(remove_duplicate=False),
+    "named_modules(memo)": lambda m: m.named_modules(memo={m.seq}, prefix="p"),
+}
+
+
+@pytest.mark.parametrize("build", [_tree, _shared])
+@pytest.mark.parametrize("call", ITERATOR_CALLS, ids=str)
+def test_module_iterators_are_torchs_generators(build, call):
+    """parameters(), buffers(), children(), modules() and their named_ forms returned
+    lists, so next(model.parameters()) raised TypeError. Each is now a generator, as
+    torch's, spent after one pass, yielding torch's names in torch's order with torch's
+    arguments (prefix, recurse, remove_duplicate, named_modules' memo), shared modules
+    and tied parameters once or under each name as torch's are."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    ours, theirs = build(nn), build(torch.nn)
+
+    def described(items):
+        """Each item's name, what it is (a module's class, an array's shape) and the
+        position of its first occurrence (which items are one object)."""
+        first, out = {}, []
+        for item in items:
+            name, value = item if isinstance(item, tuple) else (None, item)
+            kind = type(value).__name__ if isinstance(value, (nn.Module, torch.nn.Module)) \
+                else tuple(value.shape)
+            out.append((name, kind, first.setdefault(id(value), len(out))))
+        return out
+
+    got, want = ITERATOR_CALLS[call](ours), ITERATOR_CALLS[call](theirs)
+    assert inspect.isgenerator(want) and inspect.isgenerator(got), type(got)
+    got_items, want_items = described(got), described(want)
+    assert got_items == want_items
+    assert list(got) == [] and list(want) == []  # spent, as torch's
+    if got_items:  # the idiom torch code uses: next(model.parameters())
+        again = ITERATOR_CALLS[call](ours)
+        assert described([next(again)]) == got_items[:1]
+
+
+def test_module_iterators_check_their_arguments():
+    """The iterators' arguments are checked when called, not at the first next(), and
+    name the method and argument (recurse="False" walked the sub-modules)."""
+    model = _tree(nn)
+    for bad, match in [(lambda: model.parameters(recurse="False"), "recurse must be True"),
+                       (lambda: model.named_parameters(prefix=3), "prefix must be a string"),
+                       (lambda: model.named_buffers(remove_duplicate=None),
+                        "named_buffers: remove_duplicate must be True"),
+                       (lambda: model.modules(remove_duplicate="no"),
+                        "named_modules: remove_duplicate must be True"),
+                       (lambda: model.named_modules(memo=[model]), "memo must be a set"),
+                       (lambda: model.named_modules(prefix=None), "prefix must be a string")]:
+        with pytest.raises(TypeError, match=match):
+            bad()
 
 
 def test_registering_and_deleting_as_torchs():
