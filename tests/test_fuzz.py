@@ -1741,6 +1741,7 @@ def _flag_calls():
         ("bias", "Linear", lambda v: nn.Linear(2, 2, bias=v)),
         ("bias", "Conv2d", lambda v: nn.Conv2d(1, 1, 1, bias=v)),
         ("affine", "BatchNorm2d", lambda v: nn.BatchNorm2d(2, affine=v)),
+        ("bias", "BatchNorm1d", lambda v: nn.BatchNorm1d(2, bias=v)),
         ("track_running_stats", "BatchNorm1d",
          lambda v: nn.BatchNorm1d(2, track_running_stats=v)),
         ("nesterov", "SGD", lambda v: optim.SGD(p, momentum=0.9, nesterov=v)),

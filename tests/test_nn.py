@@ -358,18 +358,22 @@ def _torch_twin(torch, model):
                                        (nn.BatchNorm2d, (4, 3, 5, 6)),
                                        (nn.BatchNorm2d, (2, 3, 1, 1))])
 @pytest.mark.parametrize("kwargs", [{}, {"momentum": None}, {"affine": False},
-                                    {"track_running_stats": False}, {"momentum": 0.5, "eps": 0.1}])
+                                    {"track_running_stats": False}, {"momentum": 0.5, "eps": 0.1},
+                                    {"bias": False}, {"bias": False, "momentum": None},
+                                    {"affine": False, "bias": False}])
 def test_batch_norm_layers_match_torch(rng, cls, shape, kwargs):
     """Three training steps (running statistics, num_batches_tracked, gradients), then eval
-    mode, against torch.nn.BatchNorm1d/2d with the same arguments."""
+    mode, against torch.nn.BatchNorm1d/2d with the same arguments, and the same repr and
+    state_dict keys (torch 2.x's bias=False, a weight without a bias, was a TypeError)."""
     torch = pytest.importorskip("torch", reason="PyTorch not installed")
     layer = cls(shape[1], **kwargs)
     twin = getattr(torch.nn, cls.__name__)(shape[1], **kwargs)
-    if layer.weight is not None:
-        layer.weight.data[:] = rng.standard_normal(shape[1])
-        layer.bias.data[:] = rng.standard_normal(shape[1])
+    assert repr(layer) == repr(twin)
+    for p in layer.parameters():
+        p.data[:] = rng.standard_normal(shape[1])
     twin.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in layer.state_dict().items()})
     assert list(layer.state_dict()) == list(twin.state_dict())
+    assert [k for k, _ in layer.named_parameters()] == [k for k, _ in twin.named_parameters()]
     for _ in range(3):
         x, g = randn(rng, *shape) * 3 + 1, randn(rng, *shape)
         tx = torch.from_numpy(x).requires_grad_()
@@ -1115,8 +1119,8 @@ def test_softmax_without_dim_is_torchs_implicit_choice(rng, cls):
 def test_layer_reprs_are_torchs():
     """Every layer prints as torch's with the same arguments (fastnn printed its config:
     Conv2d(in_channels=1, ..., kernel_size=[3, 3], ...)), and models nest them as torch's,
-    an empty one as Sequential(), a ModuleList's equal entries as one "(0-2): 3 x" line.
-    Not BatchNorm's: torch 2.13 prints a `bias` argument fastnn's BatchNorm lacks."""
+    an empty one as Sequential(), a ModuleList's equal entries as one "(0-2): 3 x" line;
+    BatchNorm's with torch 2.13's `bias=` (it was left out)."""
     torch = pytest.importorskip("torch", reason="PyTorch not installed")
     makers = [
         lambda m: m.Linear(3, 4), lambda m: m.Linear(3, 4, bias=False),
@@ -1131,7 +1135,9 @@ def test_layer_reprs_are_torchs():
         lambda m: m.LeakyReLU(0.2, True), lambda m: m.Sigmoid(), lambda m: m.Tanh(),
         lambda m: m.Softmax(dim=1), lambda m: m.LogSoftmax(dim=-1), lambda m: m.Flatten(),
         lambda m: m.Flatten(2, 3), lambda m: m.Identity(), lambda m: m.Dropout(),
-        lambda m: m.Dropout(0.3, True), lambda m: m.Sequential(),
+        lambda m: m.Dropout(0.3, True), lambda m: m.BatchNorm1d(3),
+        lambda m: m.BatchNorm2d(4, 1e-3, None, False, False, bias=False),
+        lambda m: m.BatchNorm2d(2, momentum=0.5, bias=False), lambda m: m.Sequential(),
         lambda m: m.Sequential(m.Linear(3, 4), m.ReLU()),
         lambda m: m.ModuleList(), lambda m: m.ModuleDict(),
         lambda m: m.ModuleList([m.Linear(2, 2), m.Linear(2, 2), m.Linear(2, 2), m.ReLU(),
@@ -1140,8 +1146,7 @@ def test_layer_reprs_are_torchs():
         lambda m: _tree(m).seq, lambda m: _tree(m).blocks]
     for make in makers:
         assert repr(make(nn)) == repr(make(torch.nn))
-    ours, theirs = repr(_tree(nn)), repr(_tree(torch.nn))
-    assert ours == theirs.replace(", bias=True, track_running_stats", ", track_running_stats")
+    assert repr(_tree(nn)) == repr(_tree(torch.nn))
 
     class WithExtra(nn.Module):  # a model's own extra_repr comes first, as torch's
         def __init__(self):
