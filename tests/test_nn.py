@@ -1116,6 +1116,70 @@ def test_softmax_without_dim_is_torchs_implicit_choice(rng, cls):
         getattr(nn, cls)("1")
 
 
+LAYER_ARGS = [  # (class name, args, kwargs): every layer torch.nn has, its arguments varied
+    ("Linear", (3, 4), {}), ("Linear", (3, 4), {"bias": False}),
+    ("Conv2d", (2, 4, 3), {}),
+    ("Conv2d", (2, 4, (3, 1)), {"stride": (2, 1), "padding": (1, 0), "dilation": 2,
+                                "groups": 2, "bias": False}),
+    ("Conv2d", (2, 4, 3), {"padding": "same", "padding_mode": "reflect"}),
+    ("Conv2d", (2, 4, 3), {"padding": 1, "padding_mode": "circular"}),
+    ("Conv2d", (2, 4, 3), {"padding": "valid"}),
+    ("ConvTranspose2d", (2, 4, 3), {}),
+    ("ConvTranspose2d", (2, 4, 3), {"stride": 2, "padding": 1, "output_padding": 1,
+                                    "groups": 2, "bias": False, "dilation": 2}),
+    ("MaxPool2d", (2,), {}), ("MaxPool2d", ((2, 2),), {}),
+    ("MaxPool2d", (3,), {"stride": (1, 2), "padding": 1, "ceil_mode": True}),
+    ("AvgPool2d", (2,), {}), ("AvgPool2d", ((2, 3), 1, (1, 1)), {}),
+    ("AvgPool2d", (3,), {"stride": 2, "padding": 1, "ceil_mode": True,
+                         "count_include_pad": False}),
+    ("AdaptiveAvgPool2d", (1,), {}), ("AdaptiveAvgPool2d", ((1, 1),), {}),
+    ("AdaptiveAvgPool2d", ((None, 3),), {}),
+    ("ReLU", (), {}), ("ReLU", (True,), {}), ("LeakyReLU", (), {}),
+    ("LeakyReLU", (0.2, True), {}),
+    ("Sigmoid", (), {}), ("Tanh", (), {}), ("Softmax", (1,), {}), ("Softmax", (), {}),
+    ("LogSoftmax", (), {"dim": -1}), ("GELU", (), {}), ("GELU", ("tanh",), {}),
+    ("SiLU", (), {}), ("SiLU", (True,), {}), ("ELU", (), {}), ("ELU", (0.5, True), {}),
+    ("BatchNorm1d", (3,), {}), ("BatchNorm2d", (3, 1e-3, None, False, False), {}),
+    ("BatchNorm2d", (3,), {"bias": False}),
+    ("BatchNorm1d", (3,), {"track_running_stats": False}),
+    ("LayerNorm", (4,), {}),
+    ("LayerNorm", ([2, 3],), {"eps": 1e-3, "elementwise_affine": False}),
+    ("LayerNorm", (4,), {"bias": False}),
+    ("Dropout", (), {}), ("Dropout", (0.3, True), {}), ("Flatten", (), {}),
+    ("Flatten", (2, 3), {}),
+    ("Identity", (), {}), ("Identity", (3,), {"unused": 1}),
+]
+
+
+@pytest.mark.parametrize("name, args, kwargs", LAYER_ARGS,
+                         ids=[f"{n}{a}{k or ''}" for n, a, k in LAYER_ARGS])
+def test_each_layer_prints_and_saves_as_torchs(name, args, kwargs):
+    """Every fastnn.nn layer torch.nn has, on the same arguments: torch's repr (pooling
+    sizes as given: (2, 2) printed as 2 was not; SiLU and ELU hid inplace=True), and
+    torch's state_dict keys, shapes and dtypes, parameters and buffers in order."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    ours, theirs = getattr(nn, name)(*args, **kwargs), getattr(torch.nn, name)(*args, **kwargs)
+    assert repr(ours) == repr(theirs)
+    assert [(k, v.shape, str(v.dtype)) for k, v in ours.state_dict().items()] == \
+        [(k, tuple(v.shape), str(v.dtype).replace("torch.", "")) for k, v in
+         theirs.state_dict().items()]
+    for method in ("named_parameters", "named_buffers"):
+        assert [k for k, _ in getattr(ours, method)()] == \
+            [k for k, _ in getattr(theirs, method)()]
+    restored = nn.registry.build(nn.registry.spec(ours))  # a saved file prints it again
+    assert repr(restored) == repr(ours)
+
+
+def test_every_torch_layer_is_compared():
+    """LAYER_ARGS covers every layer class of fastnn.nn that torch.nn has."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    layers = {n for n in nn.__all__ if isinstance(getattr(nn, n), type) and
+              issubclass(getattr(nn, n), nn.Module) and hasattr(torch.nn, n)}
+    # the containers: in test_layer_reprs_are_torchs
+    containers = {"Module", "Sequential", "ModuleList", "ModuleDict"}
+    assert layers - containers == {n for n, _, _ in LAYER_ARGS}
+
+
 def test_layer_reprs_are_torchs():
     """Every layer prints as torch's with the same arguments (fastnn printed its config:
     Conv2d(in_channels=1, ..., kernel_size=[3, 3], ...)), and models nest them as torch's,

@@ -742,6 +742,7 @@ def _layout(name, lines, single=False):
     return f"{name}(" + "".join(f"\n  {line}" for line in lines) + ("\n)" if lines else ")")
 
 
-def _size(pair):
-    """A (h, w) argument as torch's repr shows the int it was given: 2 for (2, 2)."""
-    return pair[0] if len(set(pair)) == 1 else tuple(pair)
+def _as_given(value, pair):
+    """A (h, w) argument of a pooling layer in the form it was given, as torch's repr
+    shows it: 2, or (2, 2) for a pair (a list too), of Python ints."""
+    return tuple(pair) if isinstance(value, (tuple, list)) else pair[0]
