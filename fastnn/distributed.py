@@ -288,7 +288,7 @@ class DataParallel:
                             f"{type(model).__name__}")
         comm = init()
         self.model = model
-        named = model.named_parameters()
+        named = list(model.named_parameters())
         self._names, self.params = [n for n, _ in named], [q for _, q in named]
         _check_architecture(model)
         _broadcast(_arrays(model))

@@ -153,8 +153,8 @@ def _emit(b, layer, name, ins, out, in_shapes):
                    out, name)
     elif kind in (nn.BatchNorm1d, nn.BatchNorm2d):
         c = layer.num_features
-        scale = layer.weight.data if layer.affine else np.ones(c, np.float32)
-        bias = layer.bias.data if layer.affine else np.zeros(c, np.float32)
+        scale = np.ones(c, np.float32) if layer.weight is None else layer.weight.data
+        bias = np.zeros(c, np.float32) if layer.bias is None else layer.bias.data
         if layer.track_running_stats:
             stats = [b.weight(f"{name}.running_mean", layer.running_mean),
                      b.weight(f"{name}.running_var", layer.running_var)]

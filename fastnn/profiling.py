@@ -94,7 +94,7 @@ def profile(model, x, y, *, loss="cross_entropy", optimizer="adam", repeat=10, f
         raise ValueError(f"profile: repeat must be a positive int, got {repeat!r}")
     loss_fn = losses.get(loss)
     x, y = model._prepare(x, y, loss_fn, "profile")
-    params = model.parameters()
+    params = list(model.parameters())  # zeroed at every step
     if isinstance(optimizer, optim.Optimizer):
         opt, opt_state = optimizer, optimizer.state_dict()
     else:

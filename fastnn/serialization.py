@@ -69,7 +69,7 @@ def save(model, path, optimizer=None):
         arch = registry.spec(model)
     except TypeError:  # an unregistered subclass: its state only
         arch = {"type": type(model).__name__, "config": None}
-    params, buffers = model.named_parameters(), _saved_buffers(model)
+    params, buffers = list(model.named_parameters()), _saved_buffers(model)
     entries = [(f"param/{name}.npy", _npy_bytes(p.data)) for name, p in params]
     entries += [(f"buffer/{name}.npy", _npy_bytes(b)) for name, b in buffers]
     payload = {"model": arch["config"], "model_type": arch["type"], "optimizer": None,
@@ -228,7 +228,7 @@ def load(path, model=None):
     # Every array is read and checked before any is copied: a model passed in is left
     # as it was when the file does not fit it (it was overwritten up to the mismatch).
     copies = []
-    for what, named, prefix in (("parameter", model.named_parameters(), "param"),
+    for what, named, prefix in (("parameter", list(model.named_parameters()), "param"),
                                 ("buffer", _saved_buffers(model), "buffer")):
         names = payload["parameters"] if prefix == "param" else payload.get("buffers", [])
         if [name for name, _ in named] != names:

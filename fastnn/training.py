@@ -111,7 +111,7 @@ class EarlyStopping(Callback):
             self.model.stop_training = True
 
     def _state(self):
-        return [p.data for p in self.model.parameters()] + self.model.buffers()
+        return [p.data for p in self.model.parameters()] + list(self.model.buffers())
 
     def on_train_end(self, logs=None):
         if self.best_weights is not None:
@@ -424,7 +424,7 @@ class ModelAPI:
         trains on its slice of each batch and the sums are taken over ranks."""
         self.train()
         from .nn.module import _zero_grads as zero_grads  # (nn.module imports this file)
-        params = self.parameters()
+        params = list(self.parameters())  # zeroed at every step
         bar = _progress(len(x), desc, verbose)
         total_loss, correct, seen = 0.0, 0, 0
         start = time.perf_counter()
@@ -575,7 +575,7 @@ class ModelAPI:
             lines.append(f"{name:<{widths[0]}}  {out:<{widths[1]}}  {params:>{widths[2]}}")
             if j == 0:
                 lines.append(rule)
-        params = self.parameters()
+        params = list(self.parameters())
         total = sum(p.data.size for p in params)
         trainable = sum(p.data.size for p in params if p.requires_grad)
         lines += [rule, f"Total params: {total:,} ({4 * total / 1024:,.1f} KiB float32)",

@@ -10,6 +10,7 @@ mis-shaped, mis-typed, strided or overlap an input, out-of-range sizes/strides/p
 (0, negative, 2**31 ... 2**64, bools, floats, strings), NaN and inf, mismatched batches.
 
 The profile is deterministic (derandomize) and makes >= 10,000 calls (asserted)."""
+import inspect
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -1740,6 +1741,7 @@ def _flag_calls():
         ("bias", "Linear", lambda v: nn.Linear(2, 2, bias=v)),
         ("bias", "Conv2d", lambda v: nn.Conv2d(1, 1, 1, bias=v)),
         ("affine", "BatchNorm2d", lambda v: nn.BatchNorm2d(2, affine=v)),
+        ("bias", "BatchNorm1d", lambda v: nn.BatchNorm1d(2, bias=v)),
         ("track_running_stats", "BatchNorm1d",
          lambda v: nn.BatchNorm1d(2, track_running_stats=v)),
         ("nesterov", "SGD", lambda v: optim.SGD(p, momentum=0.9, nesterov=v)),
@@ -1759,6 +1761,9 @@ def _flag_calls():
         ("assign", "load_state_dict",
          lambda v: model.load_state_dict(model.state_dict(), assign=v)),
         ("keep_vars", "state_dict", lambda v: model.state_dict(keep_vars=v)),
+        ("recurse", "named_parameters", lambda v: model.parameters(recurse=v)),
+        ("remove_duplicate", "named_buffers", lambda v: model.named_buffers(remove_duplicate=v)),
+        ("remove_duplicate", "named_modules", lambda v: model.modules(remove_duplicate=v)),
         ("persistent", "register_buffer",
          lambda v: other.register_buffer("b", np.zeros(2), persistent=v)),
         # the backward kernels' flags (bint or truthiness: "no" counted as True)
@@ -1889,14 +1894,14 @@ def test_container_boundary(data):
         except (ValueError, TypeError) as e:
             if what not in ("getitem", "delitem", "pop", "contains"):  # dict lookups
                 check_named(e, {type(container).__name__})
-            assert container.named_children() == before, f"a failed {what} changed it"
+            assert list(container.named_children()) == before, f"a failed {what} changed it"
         except IndexError as e:
             assert what in ("getitem", "setitem", "delitem", "pop", "insert"), (what, e)
             check_named(e, {type(container).__name__})
-            assert container.named_children() == before, f"a failed {what} changed it"
+            assert list(container.named_children()) == before, f"a failed {what} changed it"
         except (KeyError, AttributeError) as e:
             assert what in ("getitem", "delitem", "pop", "attribute", "delattr"), (what, e)
-            assert container.named_children() == before, f"a failed {what} changed it"
+            assert list(container.named_children()) == before, f"a failed {what} changed it"
         modules = list(container.values() if isinstance(container, nn.ModuleDict)
                        else container)
         assert all(isinstance(m, nn.Module) for m in modules)
@@ -1919,6 +1924,76 @@ def test_container_boundary(data):
                 host(x)
             continue
         np.testing.assert_array_equal(host(x), want)
+
+
+# The Module iterators (torch's generators): hostile prefix, recurse, remove_duplicate, memo
+class IteratorHost(nn.Module):
+    """A layer under three names (an attribute, in a Sequential, in a list), a BatchNorm
+    under two and a Parameter tied into a second layer."""
+
+    def __init__(self):
+        self.fc = nn.Linear(2, 2)
+        self.bn = nn.BatchNorm1d(2)
+        self.seq = nn.Sequential(self.fc, nn.ReLU(), self.bn)
+        self.blocks = [self.fc, nn.Linear(2, 2)]
+        self.blocks[1].weight = self.fc.weight
+        self.again = self.bn
+
+
+ITERATORS = ["parameters", "named_parameters", "buffers", "named_buffers", "children",
+             "named_children", "modules", "named_modules"]
+ITERATOR_ARGS = {  # argument -> (valid values, hostile values); "seq": {host.seq}
+    "prefix": (["", "net", "a.b"], [3, None, b"net", ["net"], 1.5]),
+    "recurse": ([True, False, np.True_], ["no", None, 1, [], 0.0]),
+    "remove_duplicate": ([True, False, np.False_], ["yes", None, 0, (), 1.0]),
+    "memo": ([None, set(), "seq"], [[], {}, frozenset(), "x", 0]),
+}
+
+
+@settings(FUZZ, max_examples=200)
+@given(data=st.data())
+def test_module_iterator_boundary(data):
+    """Each iterator called with its torch arguments drawn valid or hostile (by name or
+    all by position) returns a generator, spent after one pass, whose names carry the
+    prefix and are distinct, its values each once unless remove_duplicate is False; or
+    raises TypeError naming the method and the argument when called (not at the first
+    next())."""
+    draw = data.draw
+    host = IteratorHost()
+    method = draw(st.sampled_from(ITERATORS))
+    signature = inspect.signature(getattr(host, method)).parameters
+    given_args, hostile = {}, []
+    for name in signature:
+        valid, bad = ITERATOR_ARGS[name]
+        if draw(st.booleans()):
+            continue  # the default
+        is_bad = draw(st.booleans())
+        value = draw(st.sampled_from(bad if is_bad else valid))
+        given_args[name] = {host.seq} if name == "memo" and value == "seq" else value
+        if is_bad:
+            hostile.append(name)
+    full = {name: given_args.get(name, p.default) for name, p in signature.items()}
+    if draw(st.booleans()):
+        thunk = lambda: getattr(host, method)(*full.values())  # noqa: E731
+    else:
+        thunk = lambda: getattr(host, method)(**given_args)  # noqa: E731
+    status, got = call("iterators", thunk)
+    if hostile:
+        assert status == "raised" and isinstance(got, TypeError), (method, given_args, got)
+        check_named(got, {method, f"named_{method}"})
+        check_named(got, set(hostile))
+        return
+    assert status == "ok" and inspect.isgenerator(got), (method, given_args, got)
+    items = list(got)
+    assert list(got) == []
+    named = method.startswith("named_")
+    names = [k for k, _ in items] if named else []
+    values = [v for _, v in items] if named else items
+    prefix = full.get("prefix", "")
+    assert all(k == prefix or k.startswith(f"{prefix}.") for k in names) or not prefix
+    assert len(set(names)) == len(names)
+    if full.get("remove_duplicate", True):
+        assert len({id(v) for v in values}) == len(values)
 
 
 # Module registration and lookup (torch's register_buffer, register_parameter, add_module,
@@ -2245,7 +2320,8 @@ QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losse
          "fit_data": 100,
          "keras_loss_calls": 200, "keras_build": 50, "conv_algorithm": 200,
          "window_positions": 200, "new_layer_args": 250, "merge_layers": 200,
-         "keras_graphs": 150, "keras_training": 250, "keras_callbacks": 250}
+         "keras_graphs": 150, "keras_training": 250, "keras_callbacks": 250,
+         "iterators": 200}
 
 
 def test_call_count():

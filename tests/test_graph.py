@@ -90,7 +90,7 @@ def test_state_dict_keys_are_torch_names():
     nested = nn.Sequential(nn.Sequential(nn.Linear(2, 3)), nn.ReLU(), nn.Linear(3, 1))
     assert list(nested.state_dict()) == ["0.0.weight", "0.0.bias", "2.weight", "2.bias"]
     assert [name for name, _ in nested.named_modules()] == ["", "0", "0.0", "1", "2"]
-    assert len(nested.children()) == 3
+    assert len(list(nested.children())) == 3
 
 
 def test_rewrites_apply_inside_a_graph(rng):
@@ -527,7 +527,7 @@ def test_a_list_of_layers_is_tracked_with_torchs_module_list_keys(rng):
     torch.manual_seed(0)  # unseeded, an init could leave every ReLU dead on the 5 samples
     net, twin, x = Net(), Twin(), randn(rng, 5, 4)
     assert list(net.state_dict()) == list(twin.state_dict())
-    assert len(net.parameters()) == 8
+    assert len(list(net.parameters())) == 8
     net.load_state_dict({k: v.detach().numpy() for k, v in twin.state_dict().items()})
     np.testing.assert_allclose(net(x), twin(torch.from_numpy(x)).detach().numpy(), rtol=1e-5,
                                atol=1e-6)
@@ -803,7 +803,7 @@ def test_a_dict_of_layers_is_tracked_with_torchs_module_dict_keys(rng):
     net.heads = {1: nn.Linear(6, 2)}
     with pytest.raises(TypeError, match=r"Net\.heads, a dict of modules: keys must be "
                                         r"strings .*got int 1"):
-        net.parameters()
+        list(net.parameters())  # a generator: raised at its first step
 
 
 def test_containers_changed_after_a_call_are_traced_again(rng):

@@ -8,6 +8,7 @@ the longest sum (+2 for the bias and the FMA-free rounding). Pools and ReLU only
 or average a few values (K = window size + 1). Sigmoid, tanh and softmax go through
 exp, which SIMD kernels approximate to a few ulp: rtol 1e-5 of the natural scale.
 """
+import inspect
 import warnings
 
 import numpy as np
@@ -357,18 +358,22 @@ def _torch_twin(torch, model):
                                        (nn.BatchNorm2d, (4, 3, 5, 6)),
                                        (nn.BatchNorm2d, (2, 3, 1, 1))])
 @pytest.mark.parametrize("kwargs", [{}, {"momentum": None}, {"affine": False},
-                                    {"track_running_stats": False}, {"momentum": 0.5, "eps": 0.1}])
+                                    {"track_running_stats": False}, {"momentum": 0.5, "eps": 0.1},
+                                    {"bias": False}, {"bias": False, "momentum": None},
+                                    {"affine": False, "bias": False}])
 def test_batch_norm_layers_match_torch(rng, cls, shape, kwargs):
     """Three training steps (running statistics, num_batches_tracked, gradients), then eval
-    mode, against torch.nn.BatchNorm1d/2d with the same arguments."""
+    mode, against torch.nn.BatchNorm1d/2d with the same arguments, and the same repr and
+    state_dict keys (torch 2.x's bias=False, a weight without a bias, was a TypeError)."""
     torch = pytest.importorskip("torch", reason="PyTorch not installed")
     layer = cls(shape[1], **kwargs)
     twin = getattr(torch.nn, cls.__name__)(shape[1], **kwargs)
-    if layer.weight is not None:
-        layer.weight.data[:] = rng.standard_normal(shape[1])
-        layer.bias.data[:] = rng.standard_normal(shape[1])
+    assert repr(layer) == repr(twin)
+    for p in layer.parameters():
+        p.data[:] = rng.standard_normal(shape[1])
     twin.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in layer.state_dict().items()})
     assert list(layer.state_dict()) == list(twin.state_dict())
+    assert [k for k, _ in layer.named_parameters()] == [k for k, _ in twin.named_parameters()]
     for _ in range(3):
         x, g = randn(rng, *shape) * 3 + 1, randn(rng, *shape)
         tx = torch.from_numpy(x).requires_grad_()
@@ -576,7 +581,8 @@ def test_module_and_sequential_api_as_torchs():
     model.append(nn.Softmax(dim=1))
     np.testing.assert_allclose(model(x).sum(axis=1), 1.0, rtol=1e-6)
     assert [k for k, _ in model.named_parameters(prefix="m")][:2] == ["m.0.weight", "m.0.bias"]
-    assert model.parameters(recurse=False) == [] and len(model[3].parameters(False)) == 2
+    assert list(model.parameters(recurse=False)) == []
+    assert len(list(model[3].parameters(False))) == 2
     seen = []
     assert model.apply(lambda m: seen.append(type(m).__name__)) is model
     assert seen == ["Conv2d", "ReLU", "Flatten", "Linear", "Softmax", "Sequential"]
@@ -845,6 +851,99 @@ def test_module_tree_api_as_torchs():
         assert str(got.value) == str(want.value)
 
 
+def _shared(m):
+    """A tree reaching one layer by three names (an attribute, and twice in a
+    Sequential), a BatchNorm by two, and a Parameter tied into a second layer (torch's
+    weight tying), in torch.nn or fastnn.nn."""
+    class Net(m.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = m.Linear(3, 3)
+            self.bn = m.BatchNorm1d(3)
+            self.seq = m.Sequential(self.fc, m.ReLU(), self.fc, self.bn)
+            self.head = m.Linear(3, 3, bias=False)
+            self.head.weight = self.fc.weight
+            self.again = self.bn
+
+        def forward(self, x):
+            return x
+    return Net()
+
+
+ITERATOR_CALLS = {  # label: call(model), each argument torch's iterators take
+    "parameters": lambda m: m.parameters(),
+    "parameters(recurse=False)": lambda m: m.parameters(recurse=False),
+    "seq.parameters(False)": lambda m: m.seq.parameters(False),
+    "named_parameters": lambda m: m.named_parameters(),
+    "named_parameters(prefix)": lambda m: m.named_parameters(prefix="net"),
+    "named_parameters(remove_duplicate=False)":
+        lambda m: m.named_parameters(remove_duplicate=False),
+    "bn.named_parameters(recurse=False)": lambda m: m.bn.named_parameters(recurse=False),
+    "buffers": lambda m: m.buffers(),
+    "bn.buffers(False)": lambda m: m.bn.buffers(False),
+    "named_buffers": lambda m: m.named_buffers(),
+    "named_buffers(prefix, remove_duplicate=False)":
+        lambda m: m.named_buffers("net", remove_duplicate=False),
+    "children": lambda m: m.children(),
+    "named_children": lambda m: m.named_children(),
+    "seq.named_children": lambda m: m.seq.named_children(),
+    "modules": lambda m: m.modules(),
+    "modules(remove_duplicate=False)": lambda m: m.modules(remove_duplicate=False),
+    "named_modules": lambda m: m.named_modules(),
+    "named_modules(None, prefix)": lambda m: m.named_modules(None, "net"),
+    "named_modules(remove_duplicate=False)": lambda m: m.named_modules(remove_duplicate=False),
+    "named_modules(memo)": lambda m: m.named_modules(memo={m.seq}, prefix="p"),
+}
+
+
+@pytest.mark.parametrize("build", [_tree, _shared])
+@pytest.mark.parametrize("call", ITERATOR_CALLS, ids=str)
+def test_module_iterators_are_torchs_generators(build, call):
+    """parameters(), buffers(), children(), modules() and their named_ forms returned
+    lists, so next(model.parameters()) raised TypeError. Each is now a generator, as
+    torch's, spent after one pass, yielding torch's names in torch's order with torch's
+    arguments (prefix, recurse, remove_duplicate, named_modules' memo), shared modules
+    and tied parameters once or under each name as torch's are."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    ours, theirs = build(nn), build(torch.nn)
+
+    def described(items):
+        """Each item's name, what it is (a module's class, an array's shape) and the
+        position of its first occurrence (which items are one object)."""
+        first, out = {}, []
+        for item in items:
+            name, value = item if isinstance(item, tuple) else (None, item)
+            kind = type(value).__name__ if isinstance(value, (nn.Module, torch.nn.Module)) \
+                else tuple(value.shape)
+            out.append((name, kind, first.setdefault(id(value), len(out))))
+        return out
+
+    got, want = ITERATOR_CALLS[call](ours), ITERATOR_CALLS[call](theirs)
+    assert inspect.isgenerator(want) and inspect.isgenerator(got), type(got)
+    got_items, want_items = described(got), described(want)
+    assert got_items == want_items
+    assert list(got) == [] and list(want) == []  # spent, as torch's
+    if got_items:  # the idiom torch code uses: next(model.parameters())
+        again = ITERATOR_CALLS[call](ours)
+        assert described([next(again)]) == got_items[:1]
+
+
+def test_module_iterators_check_their_arguments():
+    """The iterators' arguments are checked when called, not at the first next(), and
+    name the method and argument (recurse="False" walked the sub-modules)."""
+    model = _tree(nn)
+    for bad, match in [(lambda: model.parameters(recurse="False"), "recurse must be True"),
+                       (lambda: model.named_parameters(prefix=3), "prefix must be a string"),
+                       (lambda: model.named_buffers(remove_duplicate=None),
+                        "named_buffers: remove_duplicate must be True"),
+                       (lambda: model.modules(remove_duplicate="no"),
+                        "named_modules: remove_duplicate must be True"),
+                       (lambda: model.named_modules(memo=[model]), "memo must be a set"),
+                       (lambda: model.named_modules(prefix=None), "prefix must be a string")]:
+        with pytest.raises(TypeError, match=match):
+            bad()
+
+
 def test_registering_and_deleting_as_torchs():
     """register_buffer(persistent=False) keeps a buffer out of state_dict, as torch's
     (persistent was a TypeError); register_parameter, add_module/register_module (on a
@@ -1017,11 +1116,75 @@ def test_softmax_without_dim_is_torchs_implicit_choice(rng, cls):
         getattr(nn, cls)("1")
 
 
+LAYER_ARGS = [  # (class name, args, kwargs): every layer torch.nn has, its arguments varied
+    ("Linear", (3, 4), {}), ("Linear", (3, 4), {"bias": False}),
+    ("Conv2d", (2, 4, 3), {}),
+    ("Conv2d", (2, 4, (3, 1)), {"stride": (2, 1), "padding": (1, 0), "dilation": 2,
+                                "groups": 2, "bias": False}),
+    ("Conv2d", (2, 4, 3), {"padding": "same", "padding_mode": "reflect"}),
+    ("Conv2d", (2, 4, 3), {"padding": 1, "padding_mode": "circular"}),
+    ("Conv2d", (2, 4, 3), {"padding": "valid"}),
+    ("ConvTranspose2d", (2, 4, 3), {}),
+    ("ConvTranspose2d", (2, 4, 3), {"stride": 2, "padding": 1, "output_padding": 1,
+                                    "groups": 2, "bias": False, "dilation": 2}),
+    ("MaxPool2d", (2,), {}), ("MaxPool2d", ((2, 2),), {}),
+    ("MaxPool2d", (3,), {"stride": (1, 2), "padding": 1, "ceil_mode": True}),
+    ("AvgPool2d", (2,), {}), ("AvgPool2d", ((2, 3), 1, (1, 1)), {}),
+    ("AvgPool2d", (3,), {"stride": 2, "padding": 1, "ceil_mode": True,
+                         "count_include_pad": False}),
+    ("AdaptiveAvgPool2d", (1,), {}), ("AdaptiveAvgPool2d", ((1, 1),), {}),
+    ("AdaptiveAvgPool2d", ((None, 3),), {}),
+    ("ReLU", (), {}), ("ReLU", (True,), {}), ("LeakyReLU", (), {}),
+    ("LeakyReLU", (0.2, True), {}),
+    ("Sigmoid", (), {}), ("Tanh", (), {}), ("Softmax", (1,), {}), ("Softmax", (), {}),
+    ("LogSoftmax", (), {"dim": -1}), ("GELU", (), {}), ("GELU", ("tanh",), {}),
+    ("SiLU", (), {}), ("SiLU", (True,), {}), ("ELU", (), {}), ("ELU", (0.5, True), {}),
+    ("BatchNorm1d", (3,), {}), ("BatchNorm2d", (3, 1e-3, None, False, False), {}),
+    ("BatchNorm2d", (3,), {"bias": False}),
+    ("BatchNorm1d", (3,), {"track_running_stats": False}),
+    ("LayerNorm", (4,), {}),
+    ("LayerNorm", ([2, 3],), {"eps": 1e-3, "elementwise_affine": False}),
+    ("LayerNorm", (4,), {"bias": False}),
+    ("Dropout", (), {}), ("Dropout", (0.3, True), {}), ("Flatten", (), {}),
+    ("Flatten", (2, 3), {}),
+    ("Identity", (), {}), ("Identity", (3,), {"unused": 1}),
+]
+
+
+@pytest.mark.parametrize("name, args, kwargs", LAYER_ARGS,
+                         ids=[f"{n}{a}{k or ''}" for n, a, k in LAYER_ARGS])
+def test_each_layer_prints_and_saves_as_torchs(name, args, kwargs):
+    """Every fastnn.nn layer torch.nn has, on the same arguments: torch's repr (pooling
+    sizes as given: (2, 2) printed as 2 was not; SiLU and ELU hid inplace=True), and
+    torch's state_dict keys, shapes and dtypes, parameters and buffers in order."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    ours, theirs = getattr(nn, name)(*args, **kwargs), getattr(torch.nn, name)(*args, **kwargs)
+    assert repr(ours) == repr(theirs)
+    assert [(k, v.shape, str(v.dtype)) for k, v in ours.state_dict().items()] == \
+        [(k, tuple(v.shape), str(v.dtype).replace("torch.", "")) for k, v in
+         theirs.state_dict().items()]
+    for method in ("named_parameters", "named_buffers"):
+        assert [k for k, _ in getattr(ours, method)()] == \
+            [k for k, _ in getattr(theirs, method)()]
+    restored = nn.registry.build(nn.registry.spec(ours))  # a saved file prints it again
+    assert repr(restored) == repr(ours)
+
+
+def test_every_torch_layer_is_compared():
+    """LAYER_ARGS covers every layer class of fastnn.nn that torch.nn has."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    layers = {n for n in nn.__all__ if isinstance(getattr(nn, n), type) and
+              issubclass(getattr(nn, n), nn.Module) and hasattr(torch.nn, n)}
+    # the containers: in test_layer_reprs_are_torchs
+    containers = {"Module", "Sequential", "ModuleList", "ModuleDict"}
+    assert layers - containers == {n for n, _, _ in LAYER_ARGS}
+
+
 def test_layer_reprs_are_torchs():
     """Every layer prints as torch's with the same arguments (fastnn printed its config:
     Conv2d(in_channels=1, ..., kernel_size=[3, 3], ...)), and models nest them as torch's,
-    an empty one as Sequential(), a ModuleList's equal entries as one "(0-2): 3 x" line.
-    Not BatchNorm's: torch 2.13 prints a `bias` argument fastnn's BatchNorm lacks."""
+    an empty one as Sequential(), a ModuleList's equal entries as one "(0-2): 3 x" line;
+    BatchNorm's with torch 2.13's `bias=` (it was left out)."""
     torch = pytest.importorskip("torch", reason="PyTorch not installed")
     makers = [
         lambda m: m.Linear(3, 4), lambda m: m.Linear(3, 4, bias=False),
@@ -1036,7 +1199,9 @@ def test_layer_reprs_are_torchs():
         lambda m: m.LeakyReLU(0.2, True), lambda m: m.Sigmoid(), lambda m: m.Tanh(),
         lambda m: m.Softmax(dim=1), lambda m: m.LogSoftmax(dim=-1), lambda m: m.Flatten(),
         lambda m: m.Flatten(2, 3), lambda m: m.Identity(), lambda m: m.Dropout(),
-        lambda m: m.Dropout(0.3, True), lambda m: m.Sequential(),
+        lambda m: m.Dropout(0.3, True), lambda m: m.BatchNorm1d(3),
+        lambda m: m.BatchNorm2d(4, 1e-3, None, False, False, bias=False),
+        lambda m: m.BatchNorm2d(2, momentum=0.5, bias=False), lambda m: m.Sequential(),
         lambda m: m.Sequential(m.Linear(3, 4), m.ReLU()),
         lambda m: m.ModuleList(), lambda m: m.ModuleDict(),
         lambda m: m.ModuleList([m.Linear(2, 2), m.Linear(2, 2), m.Linear(2, 2), m.ReLU(),
@@ -1045,8 +1210,7 @@ def test_layer_reprs_are_torchs():
         lambda m: _tree(m).seq, lambda m: _tree(m).blocks]
     for make in makers:
         assert repr(make(nn)) == repr(make(torch.nn))
-    ours, theirs = repr(_tree(nn)), repr(_tree(torch.nn))
-    assert ours == theirs.replace(", bias=True, track_running_stats", ", track_running_stats")
+    assert repr(_tree(nn)) == repr(_tree(torch.nn))
 
     class WithExtra(nn.Module):  # a model's own extra_repr comes first, as torch's
         def __init__(self):

@@ -330,15 +330,17 @@ def test_adaptive_pooling_with_uneven_windows_exports(size, output_size, tmp_pat
                                           (nn.BatchNorm1d(3, track_running_stats=False,
                                                           affine=False), (3, 6)),
                                           (nn.BatchNorm1d(3, track_running_stats=False),
-                                           (3,))], ids=["2d", "1d-ncl", "1d"])
+                                           (3,)),
+                                          (nn.BatchNorm2d(3, track_running_stats=False,
+                                                          bias=False), (3, 2, 2))],
+                         ids=["2d", "1d-ncl", "1d", "2d-weight-only"])
 def test_batchnorm_without_running_statistics_exports(layer, shape, opset, tmp_path, rng):
     """A BatchNorm without running statistics (track_running_stats=False: the batch's in
     eval mode too) raised 'ONNX's BatchNormalization needs them'; torch.onnx.export
     writes the batch's mean and variance (ReduceMean) into a BatchNormalization, as this
-    does now (ReduceMean takes axes as an input from opset 18)."""
-    if layer.affine:
-        layer.weight.data[:] = rng.standard_normal(3)
-        layer.bias.data[:] = rng.standard_normal(3)
+    does now (ReduceMean takes axes as an input from opset 18). bias=False: a zero shift."""
+    for p in layer.parameters():
+        p.data[:] = rng.standard_normal(3)
     model = nn.Sequential(layer, nn.Identity(), input_shape=shape)
     path = tmp_path / "b.onnx"
     fonnx.export(model, path, opset=opset)

@@ -398,20 +398,22 @@ def test_param_groups_as_torchs(rng, make, tmp_path):
 def test_param_groups_add_save_and_refuse(rng, tmp_path):
     """add_param_group (torch's: a head added later starts from fresh state); a model file
     keeps the groups; a group may not change what sizes the state; setting opt.lr sets
-    every group's (Keras' callbacks and fastnn's fit set it)."""
+    every group's (Keras' callbacks and fastnn's fit set it). The parameters come as
+    torch code passes them: generators (model[0].parameters())."""
     torch = pytest.importorskip("torch")
     model = fastnn.nn.Sequential(fastnn.nn.Linear(4, 3), fastnn.nn.Linear(3, 2))
     t_model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
     t_model.load_state_dict({k: torch.tensor(v) for k, v in model.state_dict().items()})
-    first, head = model.parameters()[:2], model.parameters()[2:]
-    opt = optim.SGD(first, lr=0.1, momentum=0.9)
-    t_opt = torch.optim.SGD(list(t_model.parameters())[:2], lr=0.1, momentum=0.9)
+    first, head = list(model.parameters())[:2], list(model.parameters())[2:]
+    opt = optim.SGD(model[0].parameters(), lr=0.1, momentum=0.9)
+    t_opt = torch.optim.SGD(t_model[0].parameters(), lr=0.1, momentum=0.9)
     x, y = rng.standard_normal((5, 4)).astype(np.float32), rng.integers(0, 2, 5)
     loss_fn = fastnn.losses.CrossEntropyLoss()
     for step in range(4):
         if step == 1:
-            opt.add_param_group({"params": head, "lr": 0.05, "weight_decay": 0.01})
-            t_opt.add_param_group({"params": list(t_model.parameters())[2:], "lr": 0.05,
+            opt.add_param_group({"params": model[1].parameters(), "lr": 0.05,
+                                 "weight_decay": 0.01})
+            t_opt.add_param_group({"params": t_model[1].parameters(), "lr": 0.05,
                                    "weight_decay": 0.01})
         opt.zero_grad()
         t_opt.zero_grad()
@@ -462,7 +464,7 @@ def test_adam_decoupled_weight_decay_and_named_parameters_as_torchs(rng):
                      decoupled_weight_decay=True)
     t_opt = torch.optim.Adam(t_model.named_parameters(), lr=0.05, weight_decay=0.3,
                              decoupled_weight_decay=True)
-    assert opt.params == model.parameters()
+    assert opt.params == list(model.parameters())
     for _ in range(4):
         grads = [rng.standard_normal(p.shape).astype(np.float32) for p in opt.params]
         for p, t, g in zip(model.parameters(), t_model.parameters(), grads):

@@ -114,6 +114,25 @@ def test_state_dict_keys_are_torchs():
         [v.shape for v in ours.values()]
 
 
+@pytest.mark.parametrize("method", ["named_parameters", "named_buffers", "named_children",
+                                    "named_modules", "parameters", "buffers", "children",
+                                    "modules"])
+def test_module_iterators_are_torchs(method):
+    """On the ResNet (a block with a downsample Sequential, one with downsample None),
+    each iterator is a generator, as torch's, yielding torch's names (or arrays of
+    torch's shapes) in torch's order."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed")
+    got, want = getattr(Net(), method)(), getattr(torch_net(torch), method)()
+    assert type(got) is type(want)
+    got, want = list(got), list(want)
+    if method.startswith("named_"):
+        assert [k for k, _ in got] == [k for k, _ in want]
+    elif method in ("parameters", "buffers"):
+        assert [p.shape for p in got] == [tuple(p.shape) for p in want]
+    else:
+        assert len(got) == len(want)
+
+
 def test_functional_subclass_and_torch_agree_through_three_adam_steps():
     torch = pytest.importorskip("torch", reason="PyTorch not installed")
     rng = np.random.default_rng(0)

@@ -212,7 +212,7 @@ def test_a_sequential_sharing_a_layer_saves_and_loads_it_shared(tmp_path):
     model.fit(x, y, optimizer=optim.SGD(model.parameters(), lr=0.1), verbose=0)
     model.save(tmp_path / "shared.fastnn")
     loaded = fastnn.load(tmp_path / "shared.fastnn")
-    assert loaded[0] is loaded[2] and len(loaded.parameters()) == 2
+    assert loaded[0] is loaded[2] and len(list(loaded.parameters())) == 2
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
 
 

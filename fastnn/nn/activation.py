@@ -12,11 +12,16 @@ __all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "GEL
 
 class _Elementwise(Module):
     """An activation y = f(x); backward uses x or y, as the kernel's contract says.
-    `inplace` (torch's argument, on ReLU and LeakyReLU) is accepted: the output goes to
-    the layer's own buffer either way, the input being what backward reads."""
+    `inplace` (torch's argument, on ReLU, LeakyReLU, SiLU and ELU) is accepted and shown
+    as torch shows it: the output goes to the layer's own buffer either way, the input
+    being what backward reads."""
 
     _forward = _backward = None  # staticmethods: the kernel pair
     _backward_uses_output = False
+
+    def config(self):
+        """torch's inplace=True when it was given (kept in files; repr shows it last)."""
+        return {"inplace": True} if getattr(self, "inplace", False) else {}
 
     def _extra(self):
         return ()
@@ -39,9 +44,6 @@ class ReLU(_Elementwise):
     def __init__(self, inplace=False):
         self.inplace = as_flag(inplace, "inplace", "ReLU")
 
-    def extra_repr(self):
-        return "inplace=True" if self.inplace else ""
-
 
 class LeakyReLU(_Elementwise):
     _forward, _backward = staticmethod(F.leaky_relu), staticmethod(F.leaky_relu_backward)
@@ -53,11 +55,8 @@ class LeakyReLU(_Elementwise):
     def _extra(self):
         return (self.negative_slope,)
 
-    def extra_repr(self):
-        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
-
     def config(self):
-        return {"negative_slope": self.negative_slope}
+        return {"negative_slope": self.negative_slope, **super().config()}
 
 
 class Sigmoid(_Elementwise):
@@ -160,4 +159,4 @@ class ELU(_Elementwise):
         return (self.alpha,)
 
     def config(self):
-        return {"alpha": self.alpha}
+        return {"alpha": self.alpha, **super().config()}

@@ -122,7 +122,7 @@ class Sequential(Model):
         if self._names or name != str(len(names)):
             self._names = names + [name]
 
-    def named_children(self):
+    def _child_items(self):
         return list(zip(self._names or self._numbers(), self.layers))
 
     def __getattr__(self, name):
@@ -295,7 +295,7 @@ class ModuleList(Module):
             raise ValueError(f"ModuleList.add_module: name must be the position of an "
                              f"entry or len(list) (use append or insert), got {name!r}")
 
-    def named_children(self):
+    def _child_items(self):
         return [(str(i), m) for i, m in enumerate(self._modules)]
 
     def __repr__(self):
@@ -405,5 +405,5 @@ class ModuleDict(Module):
     def clear(self):
         self._modules.clear()
 
-    def named_children(self):
+    def _child_items(self):
         return list(self._modules.items())

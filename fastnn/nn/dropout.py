@@ -49,4 +49,4 @@ class Dropout(Module):
         return f"p={self.p}, inplace={self.inplace}"
 
     def config(self):
-        return {"p": self.p}
+        return {"p": self.p, **({"inplace": True} if self.inplace else {})}

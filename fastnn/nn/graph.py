@@ -343,7 +343,7 @@ class Graph:
         self._params = [p for step in self.steps for p in step.params]
         # (module whose train/eval mode it follows, runner): copies follow their
         # original; layers created inside forward (not held by the owner) the owner
-        self.modules = owner.modules()  # the tree traced (stale() says if it changed)
+        self.modules = list(owner.modules())  # the tree traced (stale() says if it changed)
         held = {id(m) for m in self.modules}
         self._followers = [(node.module if id(node.module) in held else owner, runner)
                            for node, runner in zip(self.nodes, self._runners)
@@ -416,7 +416,7 @@ class Graph:
             module = node.module
             name = known.get(id(module))
             if name is None:
-                if module.parameters():
+                if next(module.parameters(), None) is not None:
                     raise ValueError(f"{type(self.owner).__name__}: {module!r} is called in "
                                      f"forward but is not an attribute of the model: assign "
                                      f"it in __init__ so its parameters are trained and saved")

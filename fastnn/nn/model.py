@@ -85,10 +85,10 @@ class Model(Module):
         """The per-sample input shape of a single-input functional model (else None)."""
         return self.inputs[0].shape[1:] if self._functional and len(self.inputs) == 1 else None
 
-    def named_children(self):
+    def _child_items(self):
         if self._functional:
             return [(str(i), m) for i, m in enumerate(self._layers)]
-        return super().named_children()
+        return super()._child_items()
 
     def forward(self, *xs):
         if not self._functional:
@@ -172,5 +172,5 @@ class Model(Module):
         if not self._functional:
             return super().__repr__()
         inner = "".join(f"\n  ({k}): " + repr(m).replace("\n", "\n  ")
-                        for k, m in self.named_children())
+                        for k, m in self._child_items())
         return f"Model(inputs={[_shape_text(v.shape) for v in self.inputs]}{inner}\n)"

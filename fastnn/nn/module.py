@@ -96,6 +96,21 @@ def _check_key(key, where):
                          f"the modules in state_dict), got {key!r}")
 
 
+def _check_prefix(prefix, where):
+    if not isinstance(prefix, str):
+        raise TypeError(f"{where}: prefix must be a string, got {_what(prefix)}")
+
+
+def _unique(pairs):
+    """The (name, value) pairs whose value (a module, parameter or array, by identity)
+    no earlier pair had, lazily: torch's duplicate removal in its iterators."""
+    seen = set()
+    for name, value in pairs:
+        if id(value) not in seen:
+            seen.add(id(value))
+            yield name, value
+
+
 class Parameter:
     """A float32 array `.data`, its gradient `.grad` and `requires_grad`: False freezes
     it (its gradient is not computed and optimizers skip it).
@@ -251,10 +266,13 @@ class Module(training.ModelAPI):
 
     # ---- sub-modules, parameters and buffers ----
 
-    def named_children(self):
-        """(attribute name, Module) of the direct sub-modules, in assignment order; a
-        list, tuple or dict of modules is tracked as Keras tracks it, its items named
-        "blocks.0", "blocks.1", ... or "heads.a" (torch's ModuleList and ModuleDict keys)."""
+    def _child_items(self):
+        """(attribute name, Module) of the direct sub-modules, in assignment order, one
+        held under two names under both (torch's _modules.items(): what named_modules,
+        state_dict, get_submodule and repr walk); a list, tuple or dict of modules is
+        tracked as Keras tracks it, its items named "blocks.0", "blocks.1", ... or
+        "heads.a" (torch's ModuleList and ModuleDict keys). A list, so a walk reads each
+        module's children once, before its caller changes anything."""
         out = []
         for k, v in vars(self).items():
             if k.startswith("_"):
@@ -268,57 +286,69 @@ class Module(training.ModelAPI):
                 out.extend((f"{k}.{key}", m) for key, m in held)
         return out
 
+    def named_children(self):
+        """A generator of (name, Module) of the direct sub-modules, each once (one held
+        under two names under the first), as torch's."""
+        return _unique(self._child_items())
+
     def children(self):
-        return [m for _, m in self.named_children()]
+        return (m for _, m in self.named_children())
 
-    def named_modules(self, prefix="", remove_duplicate=True):
-        """(dotted name, Module) of this module ("") and every sub-module, depth first,
-        each once; remove_duplicate=False (torch's argument): a module reachable by two
-        names under both."""
-        seen, out = set(), []
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """A generator of (dotted name after `prefix`, Module) of this module and every
+        sub-module, depth first, with torch's arguments: each once, and added to `memo`
+        (a set of modules left out), unless not remove_duplicate (a module reachable by
+        two names then comes under both)."""
+        where = f"{type(self).__name__}.named_modules"
+        if memo is not None and not isinstance(memo, set):
+            raise TypeError(f"{where}: memo must be a set of modules or None, got "
+                            f"{_what(memo)}")
+        _check_prefix(prefix, where)
+        remove_duplicate = as_flag(remove_duplicate, "remove_duplicate", where)
+        return self._walk(set() if memo is None else memo, prefix, remove_duplicate, set())
 
-        def walk(module, name):
-            if id(module) in seen:
-                return
-            seen.add(id(module))
-            out.append((name, module))
-            for child_name, child in module.named_children():
-                walk(child, f"{name}.{child_name}" if name else child_name)
-            if not remove_duplicate:  # still skipped below itself: a cycle ends
-                seen.discard(id(module))
+    def _walk(self, memo, prefix, remove_duplicate, above):
+        """named_modules' generator; `above`: the ids of the modules on the path here (a
+        module holding its ancestor ends there, where torch's recursion never ends)."""
+        if self in memo or id(self) in above:
+            return
+        if remove_duplicate:
+            memo.add(self)
+        yield prefix, self
+        above.add(id(self))
+        for name, child in self._child_items():
+            yield from child._walk(memo, f"{prefix}.{name}" if prefix else name,
+                                   remove_duplicate, above)
+        above.discard(id(self))
 
-        walk(self, prefix)
-        return out
-
-    def modules(self):
-        return [m for _, m in self.named_modules()]
+    def modules(self, remove_duplicate=True):
+        return (m for _, m in self.named_modules(remove_duplicate=remove_duplicate))
 
     def _named(self, own, prefix, recurse, remove_duplicate, what):
-        """(dotted name after `prefix`, value) of `own(module)` over every module (this
-        one alone unless recurse), each value once unless not remove_duplicate (torch's
-        arguments of method `what`)."""
-        remove_duplicate = as_flag(remove_duplicate, "remove_duplicate",
-                                   f"{type(self).__name__}.{what}")
-        seen, out = set(), []
-        modules = self.named_modules(prefix, remove_duplicate) if recurse else [(prefix, self)]
-        for path, module in modules:
-            for name, value in own(module):
-                if id(value) not in seen:
-                    if remove_duplicate:
-                        seen.add(id(value))
-                    out.append((f"{path}.{name}" if path else name, value))
-        return out
+        """A generator of (dotted name after `prefix`, value) of `own(module)` over every
+        module (this one alone unless recurse), each value once unless not
+        remove_duplicate (torch's arguments of method `what`); the arguments are checked
+        here, not at the first next()."""
+        where = f"{type(self).__name__}.{what}"
+        _check_prefix(prefix, where)
+        remove_duplicate = as_flag(remove_duplicate, "remove_duplicate", where)
+        modules = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) \
+            if as_flag(recurse, "recurse", where) else [(prefix, self)]
+        values = ((f"{path}.{name}" if path else name, value)
+                  for path, module in modules for name, value in own(module))
+        return _unique(values) if remove_duplicate else values
 
     def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
-        """(name, Parameter) pairs; names match torch's state_dict keys (after `prefix`);
-        recurse=False: this module's own only; remove_duplicate=False: a shared one under
-        each of its names."""
+        """A generator of (name, Parameter); names match torch's state_dict keys (after
+        `prefix`); recurse=False: this module's own only; remove_duplicate=False: a
+        shared one under each of its names."""
         return self._named(lambda m: [(k, v) for k, v in vars(m).items()
                                       if isinstance(v, Parameter)],
                            prefix, recurse, remove_duplicate, "named_parameters")
 
     def parameters(self, recurse=True):
-        return [p for _, p in self.named_parameters(recurse=recurse)]
+        """A generator of the Parameters (torch's: list(model.parameters()) to keep them)."""
+        return (p for _, p in self.named_parameters(recurse=recurse))
 
     def apply(self, fn):
         """Call fn on every sub-module (depth first, children before their parent) and on
@@ -388,7 +418,7 @@ class Module(training.ModelAPI):
                             f"got {_what(target)}")
         module = self
         for name in target.split(".") if target else ():
-            child = dict(module.named_children()).get(name)
+            child = dict(module._child_items()).get(name)
             if child is None:
                 raise AttributeError(f"{type(module).__name__} has no attribute `{name}`")
             module = child
@@ -414,13 +444,13 @@ class Module(training.ModelAPI):
                 if k not in skip and getattr(self, k) is not None]
 
     def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
-        """(name, array) pairs of the buffers (persistent or not), with
+        """A generator of (name, array) of the buffers (persistent or not), with
         named_parameters' arguments."""
         return self._named(Module._own_buffers, prefix, recurse, remove_duplicate,
                            "named_buffers")
 
     def buffers(self, recurse=True):
-        return [b for _, b in self.named_buffers(recurse=recurse)]
+        return (b for _, b in self.named_buffers(recurse=recurse))
 
     def requires_grad_(self, requires_grad=True):
         """Freeze (False) or unfreeze every parameter of this module; returns self."""
@@ -481,8 +511,7 @@ class Module(training.ModelAPI):
         them to keep a snapshot. keep_vars=True: the Parameter objects instead of their
         arrays. A module reachable by two names is under both, as in torch's."""
         name = type(self).__name__
-        if not isinstance(prefix, str):
-            raise TypeError(f"{name}.state_dict: prefix must be a string, got {_what(prefix)}")
+        _check_prefix(prefix, f"{name}.state_dict")
         keep_vars = as_flag(keep_vars, "keep_vars", f"{name}.state_dict")
         state = collections.OrderedDict() if destination is None else destination
         if not isinstance(state, collections.abc.MutableMapping):
@@ -527,7 +556,7 @@ class Module(training.ModelAPI):
                             f"to arrays, got {type(state_dict).__name__}")
         strict = as_flag(strict, "strict", f"{name}.load_state_dict")
         assign = as_flag(assign, "assign", f"{name}.load_state_dict")
-        modules = self.named_modules(remove_duplicate=False)
+        modules = list(self.named_modules(remove_duplicate=False))
         owners = {key: (module, k) for key, module, k in self._state_entries()}
         own = {key: _numpy(getattr(module, k)) for key, (module, k) in owners.items()}
         # torch fills in the buffers a plain dict may lack (one without torch's _metadata:
@@ -701,7 +730,7 @@ class Module(training.ModelAPI):
         the children one per line, `(name): child`, indented by two spaces."""
         extra = self.extra_repr()
         lines = (extra.split("\n") if extra else []) + [
-            f"({k}): " + repr(m).replace("\n", "\n  ") for k, m in self.named_children()]
+            f"({k}): " + repr(m).replace("\n", "\n  ") for k, m in self._child_items()]
         return _layout(type(self).__name__, lines, single=bool(extra) and len(lines) == 1)
 
 
@@ -713,6 +742,7 @@ def _layout(name, lines, single=False):
     return f"{name}(" + "".join(f"\n  {line}" for line in lines) + ("\n)" if lines else ")")
 
 
-def _size(pair):
-    """A (h, w) argument as torch's repr shows the int it was given: 2 for (2, 2)."""
-    return pair[0] if len(set(pair)) == 1 else tuple(pair)
+def _as_given(value, pair):
+    """A (h, w) argument of a pooling layer in the form it was given, as torch's repr
+    shows it: 2, or (2, 2) for a pair (a list too), of Python ints."""
+    return tuple(pair) if isinstance(value, (tuple, list)) else pair[0]

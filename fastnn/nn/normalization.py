@@ -1,7 +1,8 @@
 """Batch normalisation: BatchNorm1d ((N, C) or (N, C, L)) and BatchNorm2d ((N, C, H, W)),
-torch's arguments, parameters (weight, bias) and buffers (running_mean, running_var,
-num_batches_tracked); layer normalisation: LayerNorm over each sample's trailing
-normalized_shape dimensions, in training and eval mode alike.
+torch 2.13's arguments (bias=False: the weight alone), parameters (weight, bias) and
+buffers (running_mean, running_var, num_batches_tracked); layer normalisation:
+LayerNorm over each sample's trailing normalized_shape dimensions, in training and eval
+mode alike.
 
 Training mode normalises with the batch's statistics (biased variance) and, when
 tracking, updates the running estimates (unbiased variance) with `momentum`, or with a
@@ -31,7 +32,7 @@ class _BatchNorm(Module):
     _optional_buffers = ("num_batches_tracked",)
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True):
+                 track_running_stats=True, *, bias=True):
         name = type(self).__name__
         self.num_features = _count(num_features, "num_features", name)
         self.eps = _real(eps, "eps", name)
@@ -43,6 +44,7 @@ class _BatchNorm(Module):
                 raise ValueError(f"{name}: momentum must be in [0, 1] or None, got {momentum!r}")
         self.momentum = momentum
         self.affine = as_flag(affine, "affine", name)
+        has_bias = as_flag(bias, "bias", name)  # torch 2.x's: False keeps the weight only
         self.track_running_stats = as_flag(track_running_stats, "track_running_stats", name)
         c = self.num_features
         tracking = self.track_running_stats
@@ -50,7 +52,7 @@ class _BatchNorm(Module):
             if c > 1 << 40:  # 4 TiB per array: refuse before asking the allocator
                 raise MemoryError
             self.weight = Parameter(np.ones(c, np.float32)) if affine else None
-            self.bias = Parameter(np.zeros(c, np.float32)) if affine else None
+            self.bias = Parameter(np.zeros(c, np.float32)) if affine and has_bias else None
             self.register_buffer("running_mean", np.zeros(c, np.float32) if tracking else None)
             self.register_buffer("running_var", np.ones(c, np.float32) if tracking else None)
         except MemoryError:
@@ -107,6 +109,7 @@ class _BatchNorm(Module):
         y = np.subtract(x, mean.reshape(per_channel), out=self._buffer("y", x.shape))
         if self.weight is not None:  # 0 (NaN stays NaN) * gamma * invstd + beta
             y *= (self.weight.data * invstd).reshape(per_channel)
+        if self.bias is not None:
             y += self.bias.data.reshape(per_channel)
         if momentum:
             self.running_mean += momentum * (mean - self.running_mean)
@@ -117,7 +120,9 @@ class _BatchNorm(Module):
     def backward(self, grad_out, need_input_grad=True):
         x = self._forwarded("_x")
         weight, bias = self.weight, self.bias
-        weight_grad = weight is not None and (weight.requires_grad or bias.requires_grad)
+        want_b = bias is not None and bias.requires_grad
+        # the kernel computes both or neither: a frozen or absent one into a scratch buffer
+        weight_grad = weight is not None and (weight.requires_grad or want_b)
         c = self.num_features
         gx, gw, gb = F.batch_norm_backward(
             grad_out, x, None if weight is None else weight.data, self._mean,
@@ -126,19 +131,19 @@ class _BatchNorm(Module):
             grad_input=self._buffer("dx", x.shape) if need_input_grad else None,
             grad_weight=(weight._grad_out() if weight.requires_grad else self._buffer("dw", (c,)))
             if weight_grad else None,
-            grad_bias=(bias._grad_out() if bias.requires_grad else self._buffer("db", (c,)))
+            grad_bias=(bias._grad_out() if want_b else self._buffer("db", (c,)))
             if weight_grad else None)
         return gx
 
-    def extra_repr(self):
-        """torch's, less its `bias` argument (fastnn's affine sets weight and bias
-        together)."""
+    def extra_repr(self):  # torch's
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+                f"affine={self.affine}, bias={self.bias is not None}, "
+                f"track_running_stats={self.track_running_stats}")
 
     def config(self):
         return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
-                "affine": self.affine, "track_running_stats": self.track_running_stats}
+                "affine": self.affine, "track_running_stats": self.track_running_stats,
+                "bias": self.bias is not None}
 
 
 class BatchNorm1d(_BatchNorm):

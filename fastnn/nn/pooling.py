@@ -4,7 +4,7 @@ import numpy as np
 from .. import functional as F
 from .._core import MAX_WINDOW_ARG, as_flag, is_int as _is_int, pool_output_size
 from ..reference import conv2d_output_shape
-from .module import Module, _pair, _size, memo_shape
+from .module import Module, _as_given, _pair, memo_shape
 
 __all__ = ["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d"]
 
@@ -15,6 +15,11 @@ class _Pool2d(Module):
         self.kernel_size = _pair(kernel_size, "kernel_size", name)
         self.stride = self.kernel_size if stride is None else _pair(stride, "stride", name)
         self.padding = _pair(padding, "padding", name)
+        # for repr and config: torch's repr shows each as given (2, or (2, 2))
+        self._given = {"kernel_size": _as_given(kernel_size, self.kernel_size),
+                       "stride": _as_given(kernel_size if stride is None else stride,
+                                           self.stride),
+                       "padding": _as_given(padding, self.padding)}
         self.ceil_mode = as_flag(ceil_mode, "ceil_mode", name)
         if min(*self.kernel_size, *self.stride) <= 0 or min(self.padding) < 0 or any(
                 p > k // 2 for p, k in zip(self.padding, self.kernel_size)):
@@ -39,12 +44,10 @@ class _Pool2d(Module):
 
     def extra_repr(self):
         """torch's AvgPool2d's (MaxPool2d adds dilation and ceil_mode)."""
-        return (f"kernel_size={_size(self.kernel_size)}, stride={_size(self.stride)}, "
-                f"padding={_size(self.padding)}")
+        return ", ".join(f"{k}={v}" for k, v in self._given.items())
 
     def config(self):
-        config = {"kernel_size": list(self.kernel_size), "stride": list(self.stride),
-                  "padding": list(self.padding)}
+        config = {k: list(v) if isinstance(v, tuple) else v for k, v in self._given.items()}
         if self.ceil_mode:
             config["ceil_mode"] = True
         return config
@@ -140,6 +143,7 @@ class AdaptiveAvgPool2d(Module):
             raise ValueError(f"AdaptiveAvgPool2d: output_size must be a positive int or a pair "
                              f"of positive ints or None, got {output_size!r}")
         self.output_size = tuple(None if s is None else int(s) for s in size)
+        self._given = _as_given(output_size, self.output_size)  # as torch's repr shows it
 
     def output_shape(self, shape):
         self._expect(shape, "(N, C, H, W)", len(shape) == 4 and shape[2] != 0 != shape[3])
@@ -158,7 +162,8 @@ class AdaptiveAvgPool2d(Module):
         return F.adaptive_avg_pool2d_backward(grad_out, shape, out=self._buffer("dx", shape))
 
     def extra_repr(self):
-        return f"output_size={_size(self.output_size)}"
+        return f"output_size={self._given}"
 
     def config(self):
-        return {"output_size": list(self.output_size)}
+        given = self._given
+        return {"output_size": list(given) if isinstance(given, tuple) else given}

@@ -32,7 +32,7 @@ if MODE == "batchnorm":  # a small ResNet: BatchNorm buffers must end up equal e
               seed=0, verbose=0, distributed=True)
     state = b"".join(np.ascontiguousarray(a).tobytes() for a in model.state_dict().values())
     print(f"rank {r} batchnorm state crc {zlib.crc32(state):08x} "
-          f"buffers {len(model.buffers())}", flush=True)
+          f"buffers {len(list(model.buffers()))}", flush=True)
     sys.exit(0)
 if MODE == "sync":  # DataParallel.sync_gradients on hand-made gradients
     model = models.mlp(seed=0)
@@ -57,7 +57,7 @@ if MODE == "sync":  # DataParallel.sync_gradients on hand-made gradients
     for p in model.parameters():  # None (no backward reached it) on rank 1: a zero gradient
         p.grad = np.full(p.data.shape, 4.0, np.float32) if r == 0 else None
     expect("a .grad of None", ddp.sync_gradients(1), 2.0, (2, False))
-    first = model.parameters()[0]
+    first = next(model.parameters())
     first.grad = np.zeros(3, np.float32)  # the wrong shape: refused before any message
     try:
         ddp.sync_gradients(5)
