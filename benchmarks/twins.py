@@ -87,10 +87,10 @@ def keras_twin(model, keras):
                                   activation=activation))
             weights.append((layers[-1], [kernel]))
         elif kind in ("MaxPool2d", "AvgPool2d"):
-            if any(cfg["padding"]):
-                raise NotImplementedError(f"keras_twin: {kind} with padding {cfg['padding']}")
+            if any(layer.padding):  # (the layer's tuples: its config keeps ints as given)
+                raise NotImplementedError(f"keras_twin: {kind} with padding {layer.padding}")
             cls = L.MaxPooling2D if kind == "MaxPool2d" else L.AveragePooling2D
-            layers.append(cls(tuple(cfg["kernel_size"]), strides=tuple(cfg["stride"])))
+            layers.append(cls(layer.kernel_size, strides=layer.stride))
         elif kind == "Flatten":
             flattened = shape[1:]
             layers.append(L.Flatten())
