@@ -1750,6 +1750,52 @@ def test_keras_outputs_boundary(data):
     assert isinstance(predicted, list if outputs == "list" else dict)
 
 
+@settings(FUZZ, max_examples=100)
+@given(data=st.data())
+def test_keras_subclass_boundary(data):
+    """A subclassed fastnn.keras model built from hostile input shapes (build, or predict
+    on hostile data) or whose call does what a recorded graph cannot: built (then it
+    predicts), or a ValueError/TypeError naming build, the layer or what cannot be
+    traced."""
+    from fastnn import keras as fk
+    draw = data.draw
+    body = draw(st.sampled_from([
+        lambda self, x, training: self.dense(x),
+        lambda self, x, training: self.dense(x) if training else x,
+        lambda self, x, training: self.dense(x) if x else x,
+        lambda self, x, training: self.dense(x) * 2,
+        lambda self, x, training: [self.dense(x), x],
+        lambda self, x, training: self.dense(self.dense(x)),
+        lambda self, x, training: self.dense(x, training=draw(st.sampled_from(HOSTILE_INTS))),
+        lambda self, x, training: None, lambda self, x, training: {"a": x, 3: x}]))
+
+    class Sub(fk.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = fk.layers.Dense(2)
+
+        def call(self, inputs, training=None):
+            return body(self, inputs, training)
+
+    model = Sub()
+    if draw(st.booleans()):
+        shape = draw(st.sampled_from([(None, 3), (5, 3), (None, 2, 3)]) |
+                     st.tuples(st.sampled_from([None, 1]), st.sampled_from(HOSTILE_INTS)) |
+                     st.sampled_from(HOSTILE_INTS))
+        status, got = call("keras_subclass", lambda: model.build(shape))
+    else:
+        x = draw(st.sampled_from([np.ones((2, 3), np.float32), np.ones((2, 3, 1)),
+                                  np.ones(3), np.ones((0, 3)), np.array([["a"]]), None,
+                                  np.full((2, 3), np.nan, np.float32)]))
+        status, got = call("keras_subclass", lambda: model.predict(x, verbose=0))
+    if status == "raised":
+        check_named(got, {"build", "Dense", "dense", "trace", "training", "Model", "output",
+                          "x", "predict", "Sub", "dense_1"})
+        return
+    out = model.predict(np.ones((2,) + model.input_shape[1:], np.float32), verbose=0)
+    assert all(np.isfinite(o).all() for o in (out if isinstance(out, list) else [out]))
+
+
 @settings(FUZZ, max_examples=250)
 @given(data=st.data())
 def test_keras_callbacks_boundary(data, tmp_path_factory):
@@ -2320,7 +2366,7 @@ QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losse
          "keras_loss_calls": 200, "keras_build": 50, "conv_algorithm": 200,
          "window_positions": 200, "new_layer_args": 250, "merge_layers": 200,
          "keras_graphs": 150, "keras_training": 250, "keras_callbacks": 250,
-         "keras_outputs": 250}
+         "keras_outputs": 250, "keras_subclass": 100}
 
 
 def test_call_count():

@@ -10,8 +10,10 @@ BCEWithLogitsLoss); predict runs the whole graph and returns probabilities.
 """
 import collections
 import contextlib
+import inspect
 import math
 import os
+import re
 
 import numpy as np
 
@@ -108,8 +110,9 @@ class Model(nn.Model):
 
     def __init__(self, inputs=None, outputs=None, name=None):
         self._compiled = None
-        self.name = name or "functional"
-        if inputs is None and outputs is None:  # Sequential: built later
+        self.name = name or (_layers._auto_name(_snake_case(type(self).__name__))
+                             if self._subclassed() else "functional")
+        if inputs is None and outputs is None:  # Sequential, a subclass: built later
             super().__init__()
             return
         values_in, self._keras_inputs = _unwrap(inputs, "input")
@@ -130,6 +133,35 @@ class Model(nn.Model):
             if not isinstance(layer, (_layers.Layer, Model)):
                 raise TypeError(f"Model: {layer!r} is not a fastnn.keras layer")
         self._keras_layers = self._keras_order()
+
+    def call(self, inputs, training=None):
+        """Keras' call, defined by a subclass: the model's outputs from its inputs by its
+        layers (assigned as attributes in __init__). It runs once, on a KerasTensor of
+        the data's shape, when the model is built (build(input_shape), the first call,
+        fit, evaluate or predict), recording the graph the model then runs, as Keras'
+        functional models; `training` is passed on to layers, which follow the model's
+        mode."""
+        raise NotImplementedError(f"{type(self).__name__} defines no call")
+
+    @classmethod
+    def _subclassed(cls):
+        """Whether the model is a subclass defining call, built from it."""
+        return cls.call is not Model.call
+
+    def _build_from_call(self, sample_shape):
+        """The graph of a subclass: call run on an Input of per-sample `sample_shape`; the
+        layers (Keras' order: the attributes', as assigned) those it called."""
+        inputs = _layers.Input(sample_shape)
+        kwargs = {}
+        if "training" in inspect.signature(self.call).parameters:
+            kwargs["training"] = _layers.TRACED_TRAINING
+        outputs = self.call(inputs, **kwargs)
+        pending = self.__dict__.pop("_compile_args", None)
+        Model.__init__(self, inputs, outputs, self.name)
+        self._keras_layers = [m for _, m in nn.Module.named_children(self)
+                              if any(m is layer for layer in self._layers)]
+        if pending is not None:  # compiled before the outputs were known
+            self.compile(**pending)
 
     def _keras_order(self):
         """The layers in Keras' order (keras.Functional's): by depth, the longest path to
@@ -276,6 +308,10 @@ class Model(nn.Model):
         if loss is None:
             raise ValueError(f"compile: pass a loss, one of {sorted(_klosses.NAMES)}")
         opt = _optimizers.get(optimizer)
+        if self._subclassed() and not self._functional:  # its outputs come with call
+            self.__dict__["_compile_args"] = dict(optimizer=opt, loss=loss, metrics=metrics,
+                                                  loss_weights=loss_weights)
+            return
         n = len(self._keras_outputs) if self._functional else 1
         several = n > 1
         if several and isinstance(loss, (list, tuple, dict)):
@@ -387,10 +423,30 @@ class Model(nn.Model):
     # ---- fit / evaluate / predict ----
 
     def _ensure_built(self, sample_shape=None):
-        pass
+        """A subclass built by running call on inputs of per-sample `sample_shape` (the
+        data's), if not yet."""
+        if self._functional or not self._subclassed():
+            return
+        if sample_shape is None:
+            raise ValueError(f"{type(self).__name__}: the model is not built yet (call "
+                             f"build(input_shape), or fit/predict/the model on data first)")
+        self._build_from_call(sample_shape)
+
+    def build(self, input_shape):
+        """Keras' build: make the layers' weights for inputs of `input_shape` (batch
+        first: (None, 784)); a model built already must have been for that shape."""
+        if not isinstance(input_shape, (tuple, list)) or len(input_shape) < 2:
+            raise ValueError(f"build: input_shape must be a tuple (batch, ...) such as "
+                             f"(None, 784), got {input_shape!r}")
+        sample = as_sample_shape(input_shape[1:], "input_shape", "build")
+        built = self.input_shape
+        if built is not None and built != (None,) + sample:
+            raise ValueError(f"build: the model is built for inputs of shape {built}, not "
+                             f"{tuple(input_shape)}")
+        self._ensure_built(sample)
 
     def _require_compiled(self, what):
-        if self._compiled is None:
+        if self._compiled is None and "_compile_args" not in self.__dict__:
             raise RuntimeError(f"{what}: call model.compile(optimizer=..., loss=...) first")
 
     def _target(self, k, y, what, name):
@@ -463,6 +519,11 @@ class Model(nn.Model):
         if len(inputs) <= 1:
             if isinstance(x, dict) and len(x) == 1 and inputs and inputs[0].name in x:
                 x = x[inputs[0].name]
+            if not inputs and self._subclassed() and isinstance(x, (list, tuple, dict)) and \
+                    any(isinstance(a, np.ndarray) for a in (x.values() if isinstance(
+                        x, dict) else x)):  # np.asarray stacked them into one input
+                raise ValueError(f"{what}: a subclassed fastnn.keras model takes one input "
+                                 f"array x, got a {type(x).__name__} of arrays")
             # np.asarray's errors (a ragged list) named nothing
             return _real_array(x, what, "x")
         names = [t.name for t in inputs]
@@ -771,10 +832,7 @@ class Model(nn.Model):
         """The model called on KerasTensors: its layers' calls replayed on them into the
         graph being built (its weights shared with this model, as Keras')."""
         what = f"{self.name} ({type(self).__name__})"
-        if training is not None:  # a per-call mode the graph cannot keep
-            raise TypeError(f"{what}: training=... on a KerasTensor is not supported by "
-                            f"fastnn.keras (a layer with trainable=False, e.g. a frozen "
-                            f"BatchNormalization, runs in inference mode already)")
+        _layers._check_training(training, what)
         tensors = [x] if isinstance(x, _layers.KerasTensor) else list(x)
         if not all(isinstance(t, _layers.KerasTensor) for t in tensors):
             raise TypeError(f"{what}: takes KerasTensors, got "
@@ -1006,6 +1064,11 @@ class Model(nn.Model):
         return None
 
 
+def _snake_case(name):
+    """Keras' default name of a subclass: MyModel -> my_model."""
+    return re.sub("([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+
+
 def _spec_of(config):
     """The loss spec (a fastnn.keras.losses object) of a saved one."""
     delta = config.get("delta")  # Huber's
@@ -1107,18 +1170,6 @@ class Sequential(Model):
         self._compiled = compiled
         if compiled is not None:
             self._plan_loss()
-
-    def build(self, input_shape):
-        """Keras' build: make the layers' weights for inputs of `input_shape` (batch
-        first: (None, 784)); a model built already must have been for that shape."""
-        if not isinstance(input_shape, (tuple, list)) or len(input_shape) < 2:
-            raise ValueError(f"build: input_shape must be a tuple (batch, ...) such as "
-                             f"(None, 784), got {input_shape!r}")
-        sample = as_sample_shape(input_shape[1:], "input_shape", "build")
-        if self._input is not None and self._input.shape[1:] != sample:
-            raise ValueError(f"build: the model is built for inputs of shape "
-                             f"{self._input.shape}, not {tuple(input_shape)}")
-        self._ensure_built(sample)
 
     def compile(self, *args, **kwargs):
         super().compile(*args, **kwargs)
