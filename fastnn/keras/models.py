@@ -156,8 +156,8 @@ class Model(nn.Model):
         if "training" in inspect.signature(self.call).parameters:
             kwargs["training"] = _layers.TRACED_TRAINING
         outputs = self.call(inputs, **kwargs)
-        pending = self.__dict__.pop("_compile_args", None)
         Model.__init__(self, inputs, outputs, self.name)
+        pending = self.__dict__.pop("_compile_args", None)
         self._keras_layers = [m for _, m in nn.Module.named_children(self)
                               if any(m is layer for layer in self._layers)]
         if pending is not None:  # compiled before the outputs were known
