@@ -168,7 +168,8 @@ def subclass_calling(body):
 @pytest.mark.parametrize("body, match", [
     (lambda self, x, training: self.dense(x) if training else x, "branch on `training`"),
     (lambda self, x, training: self.dense(x) if x > 0 else x, "comparison"),
-    (lambda self, x, training: self.dense(x) + x, "layers.Add"),
+    (lambda self, x, training: self.dense(x) * 2, r"\* with a int"),
+    (lambda self, x, training: self.dense(x) / self.dense(x), "other than"),
     (lambda self, x, training: self.dense(np.tanh(x)), "NumPy"),
     (lambda self, x, training: self.dense(x[:, :2]), "conversion"),
     (lambda self, x, training: self.dense(x, training=True), "training=True per call"),
@@ -182,3 +183,32 @@ def test_what_a_recorded_graph_cannot_do_raises_clearly(body, match):
         with pytest.raises(TracingError if "KerasTensor" not in match and "per call" not in
                            match else TypeError, match=match):
             build(subclass_calling(body))
+
+
+def test_operators_between_tensors_are_merge_layers_like_keras():
+    """A residual call written with + - * between tensors of one shape (Keras' operators)
+    predicts and trains as Keras."""
+    def residual(K):
+        class Residual(K.Model):
+            def __init__(self):
+                super().__init__()
+                self.inner = K.layers.Dense(4, activation="tanh")
+                self.gate = K.layers.Dense(4, activation="sigmoid")
+                self.head = K.layers.Dense(2)
+
+            def call(self, inputs):
+                x = inputs + self.inner(inputs)
+                return self.head(x * self.gate(x) - inputs)
+        return Residual()
+
+    x, _ = data()
+    y = np.stack([x.sum(1), x[:, 0] * x[:, 1]], 1)
+    keras, ref, mine = twins(residual, x)
+    np.testing.assert_allclose(mine.predict(x, verbose=0), ref.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    for m, K in ((ref, keras), (mine, fk)):
+        m.compile(K.optimizers.SGD(0.05), "mse", metrics=["mae"])
+    runs = [m.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history
+            for m in (ref, mine)]
+    for key in runs[0]:
+        np.testing.assert_allclose(runs[1][key], runs[0][key], rtol=1e-4, atol=1e-5)

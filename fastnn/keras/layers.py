@@ -132,8 +132,8 @@ def _untraceable(what):
         f"cannot trace {what} on a KerasTensor: a fastnn.keras model is a graph of layers "
         f"recorded once from symbolic tensors (a subclass's call runs once, when the "
         f"model is built), so Python control flow on tensor values, NumPy functions and "
-        f"arithmetic operators cannot be recorded; use layers (layers.Add, "
-        f"layers.Multiply, layers.Subtract, ...)")
+        f"arithmetic but + - * between tensors of one shape cannot be recorded; use "
+        f"layers (layers.Rescaling, layers.Average, ...)")
 
 
 class _Training:
@@ -169,8 +169,10 @@ def _check_training(training, what):
 class KerasTensor:
     """A symbolic tensor: a fastnn graph Value and whether it holds a channels-last
     Keras tensor in NCHW order (`nchw`). `shape` is Keras' (batch None first); `name`,
-    an Input's (the key of its array when a model takes a dict). What the graph cannot
-    record (a truth test, arithmetic, NumPy) raises a TracingError saying so."""
+    an Input's (the key of its array when a model takes a dict). a + b, a - b and a * b
+    of tensors of one shape are the merge layers Add, Subtract and Multiply; what the
+    graph cannot record (a truth test, other arithmetic, NumPy) raises a TracingError
+    saying so."""
 
     __slots__ = ("value", "nchw", "name")
 
@@ -200,11 +202,27 @@ class KerasTensor:
     __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __eq__
     __hash__ = object.__hash__
 
-    def _op(self, *args):
-        raise _untraceable("an arithmetic operator")
+    def _merged(self, other, layer, op):
+        """self op other as the merge layer Keras' operator would compute (tensors of one
+        shape; a number or a broadcast cannot be recorded)."""
+        if not isinstance(other, KerasTensor):
+            raise _untraceable(f"{op} with a {type(other).__name__}")
+        return layer()([self, other])
 
-    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = _op
-    __rtruediv__ = __matmul__ = __neg__ = __pow__ = __abs__ = _op
+    def __add__(self, other):
+        return self._merged(other, Add, "+")
+
+    def __sub__(self, other):
+        return self._merged(other, Subtract, "-")
+
+    def __mul__(self, other):
+        return self._merged(other, Multiply, "*")
+
+    def _op(self, *args):
+        raise _untraceable("an arithmetic operator other than + - * between tensors")
+
+    __radd__ = __rsub__ = __rmul__ = __truediv__ = __rtruediv__ = __matmul__ = __neg__ = _op
+    __pow__ = __abs__ = _op
 
     def _convert(self, *args):
         raise _untraceable("a conversion to a Python number, index or sequence")
