@@ -1786,13 +1786,18 @@ def test_keras_subclass_boundary(data):
     else:
         x = draw(st.sampled_from([np.ones((2, 3), np.float32), np.ones((2, 3, 1)),
                                   np.ones(3), np.ones((0, 3)), np.array([["a"]]), None,
-                                  np.full((2, 3), np.nan, np.float32)]))
+                                  np.full((2, 3), np.nan, np.float32),
+                                  [np.ones((2, 3)), np.ones((3, 3))], [np.ones((2, 3))] * 2,
+                                  {"a": np.ones((2, 3))}, [np.ones((2, 3)), "b"], []]))
         status, got = call("keras_subclass", lambda: model.predict(x, verbose=0))
     if status == "raised":
         check_named(got, {"build", "Dense", "dense", "trace", "training", "Model", "output",
-                          "x", "predict", "Sub", "dense_1"})
+                          "x", "predict", "Sub", "layer", "inputs"})
         return
-    out = model.predict(np.ones((2,) + model.input_shape[1:], np.float32), verbose=0)
+    shapes = model.input_shape if isinstance(model.input_shape, list) else [model.input_shape]
+    out = model.predict([np.ones((2,) + s[1:], np.float32) for s in shapes]
+                        if len(shapes) > 1 else np.ones((2,) + shapes[0][1:], np.float32),
+                        verbose=0)
     assert all(np.isfinite(o).all() for o in (out if isinstance(out, list) else [out]))
 
 

@@ -118,8 +118,6 @@ def test_weights_files_and_several_outputs(tmp_path):
     np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
     with pytest.raises(ValueError, match="not built yet"):
         net(fk).summary()
-    with pytest.raises(ValueError, match="takes one input array x, got a list"):
-        net(fk).predict([x, x], verbose=0)  # np.asarray stacked them into one input
 
     def two_heads(K):
         class TwoHeads(K.Model):
@@ -209,6 +207,42 @@ def test_operators_between_tensors_are_merge_layers_like_keras():
     for m, K in ((ref, keras), (mine, fk)):
         m.compile(K.optimizers.SGD(0.05), "mse", metrics=["mae"])
     runs = [m.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history
+            for m in (ref, mine)]
+    for key in runs[0]:
+        np.testing.assert_allclose(runs[1][key], runs[0][key], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("as_dict", [False, True])
+def test_several_inputs_like_keras(as_dict):
+    """call gets the inputs as the data comes, a list (or a dict by name) of tensors."""
+    def two_inputs(K):
+        class TwoInputs(K.Model):
+            def __init__(self):
+                super().__init__()
+                self.left = K.layers.Dense(3, activation="relu")
+                self.right = K.layers.Dense(3, activation="relu")
+                self.join = K.layers.Concatenate()
+                self.head = K.layers.Dense(2, activation="softmax")
+
+            def call(self, inputs):
+                a, b = (inputs["a"], inputs["b"]) if isinstance(inputs, dict) else inputs
+                return self.head(self.join([self.left(a), self.right(b)]))
+        return TwoInputs()
+
+    keras = pytest.importorskip("keras")
+    x, y = data()
+    xs = [x, x[:, :2] * 2]
+    xs = {"a": xs[0], "b": xs[1]} if as_dict else xs
+    ref, mine = two_inputs(keras), two_inputs(fk)
+    ref(xs)
+    mine.predict(xs, verbose=0)  # built from the data
+    mine.set_weights(ref.get_weights())
+    np.testing.assert_allclose(mine.predict(xs, verbose=0), ref.predict(xs, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    for m, K in ((ref, keras), (mine, fk)):
+        m.compile(K.optimizers.SGD(0.1), "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    runs = [m.fit(xs, y % 2, epochs=2, batch_size=4, shuffle=False, verbose=0).history
             for m in (ref, mine)]
     for key in runs[0]:
         np.testing.assert_allclose(runs[1][key], runs[0][key], rtol=1e-4, atol=1e-5)

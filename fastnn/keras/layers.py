@@ -404,7 +404,8 @@ class Layer(Module):
     def _keras_inputs(self, x):
         """x as the list of KerasTensors of a call building a graph, or None when the layer
         is called on arrays (or on fastnn's symbolic values, when a model is replayed)."""
-        if isinstance(x, (list, tuple)) and any(isinstance(v, KerasTensor) for v in x):
+        if isinstance(x, (list, tuple, dict)) and any(
+                isinstance(v, KerasTensor) for v in (x.values() if isinstance(x, dict) else x)):
             # was "call the layer on a Keras Input first", of a layer called on two Inputs
             raise TypeError(f"{self.name}: a Keras layer takes one input, got a "
                             f"{type(x).__name__} of {len(x)}")

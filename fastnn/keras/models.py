@@ -148,15 +148,23 @@ class Model(nn.Model):
         """Whether the model is a subclass defining call, built from it."""
         return cls.call is not Model.call
 
-    def _build_from_call(self, sample_shape):
-        """The graph of a subclass: call run on an Input of per-sample `sample_shape`; the
-        layers (Keras' order: the attributes', as assigned) those it called."""
-        inputs = _layers.Input(sample_shape)
+    def _build_from_call(self, shapes):
+        """The graph of a subclass: call run on Inputs of per-sample `shapes` (a tuple for
+        one input; a list, or a dict by name, of them for several: call gets the Inputs
+        so, as Keras passes the data); the layers (Keras' order: the attributes', as
+        assigned) those it called."""
+        if isinstance(shapes, dict):
+            inputs = {name: _layers.Input(s, name=name) for name, s in shapes.items()}
+            flat = list(inputs.values())
+        else:
+            inputs = [_layers.Input(s) for s in shapes] if isinstance(shapes, list) else \
+                _layers.Input(shapes)
+            flat = inputs
         kwargs = {}
         if "training" in inspect.signature(self.call).parameters:
             kwargs["training"] = _layers.TRACED_TRAINING
         outputs = self.call(inputs, **kwargs)
-        Model.__init__(self, inputs, outputs, self.name)
+        Model.__init__(self, flat, outputs, self.name)
         pending = self.__dict__.pop("_compile_args", None)
         self._keras_layers = [m for _, m in nn.Module.named_children(self)
                               if any(m is layer for layer in self._layers)]
@@ -515,15 +523,17 @@ class Model(nn.Model):
         several inputs (a list in the inputs' order, or a dict by Input name, as Keras)
         flattened and side by side, as float32, which the model splits again when it
         runs inside _packed() (fastnn's fit, evaluate and predict take one array)."""
+        if not self._functional and self._subclassed() and isinstance(x, (list, tuple, dict)) \
+                and any(isinstance(a, np.ndarray) for a in (x.values() if isinstance(
+                    x, dict) else x)):  # several inputs (np.asarray would stack them)
+            self._build_from_call({str(k): _real_array(a, what, f"x[{k!r}]").shape[1:]
+                                   for k, a in x.items()} if isinstance(x, dict) else
+                                  [_real_array(a, what, f"x[{k}]").shape[1:]
+                                   for k, a in enumerate(x)])
         inputs = self._keras_inputs if self._functional else []
         if len(inputs) <= 1:
             if isinstance(x, dict) and len(x) == 1 and inputs and inputs[0].name in x:
                 x = x[inputs[0].name]
-            if not inputs and self._subclassed() and isinstance(x, (list, tuple, dict)) and \
-                    any(isinstance(a, np.ndarray) for a in (x.values() if isinstance(
-                        x, dict) else x)):  # np.asarray stacked them into one input
-                raise ValueError(f"{what}: a subclassed fastnn.keras model takes one input "
-                                 f"array x, got a {type(x).__name__} of arrays")
             # np.asarray's errors (a ragged list) named nothing
             return _real_array(x, what, "x")
         names = [t.name for t in inputs]
