@@ -2,11 +2,14 @@
 set_weights, save) and load_model on fastnn's graph engine.
 
 A Keras model is a fastnn functional Model (fastnn.nn.graph) over the Keras layers'
-fastnn children. compile() picks the loss: a softmax output trained with
+fastnn children (a subclass's made by running its call once on symbolic inputs).
+compile() picks each output's loss: a softmax output trained with
 (sparse_)categorical_crossentropy, or a sigmoid output with binary_crossentropy, trains
 and evaluates through a second graph of the same layers that stops before that
 activation, with the fused, numerically stable loss on logits (CrossEntropyLoss /
-BCEWithLogitsLoss); predict runs the whole graph and returns probabilities.
+BCEWithLogitsLoss); predict runs the whole graph and returns probabilities. Several
+outputs are a flat list inside (Keras' order: a dict's sorted by key), in the model's
+structure (list, tuple or dict) outside.
 """
 import collections
 import contextlib
