@@ -246,3 +246,19 @@ def test_several_inputs_like_keras(as_dict):
             for m in (ref, mine)]
     for key in runs[0]:
         np.testing.assert_allclose(runs[1][key], runs[0][key], rtol=1e-4, atol=1e-5)
+
+
+def test_a_built_subclass_exports_to_onnx(tmp_path):
+    """The graph a subclass recorded exports as any graph: onnxruntime predicts as
+    model.predict (Dropout off, BatchNormalization on its moving statistics)."""
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    import fastnn.onnx
+    x, _ = data()
+    model = net(fk)
+    model.build((None, 4))
+    fastnn.onnx.export(model, tmp_path / "net.onnx")
+    onnx.checker.check_model(onnx.load(str(tmp_path / "net.onnx")), full_check=True)
+    session = ort.InferenceSession(str(tmp_path / "net.onnx"))
+    np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: x})[0],
+                               model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
