@@ -225,6 +225,34 @@ def _format_logs(logs):
     return " - ".join(parts)
 
 
+def _targets_for(y, out_shape, loss_fn, what):
+    """y (a real array) as loss_fn expects it for a model output of out_shape (batch
+    first), checked: labels or class probabilities for cross-entropy, else the output's
+    shape."""
+    if isinstance(loss_fn, losses.CrossEntropyLoss):
+        classes = out_shape[-1]
+        if y.dtype.kind == "f" and y.ndim == 2:
+            if y.shape[1] != classes:
+                raise ValueError(f"{what}: one-hot / class-probability targets must have "
+                                 f"{classes} columns (the model's outputs), got shape "
+                                 f"{y.shape}")
+            return np.ascontiguousarray(y, dtype=np.float32)
+        if not np.issubdtype(y.dtype, np.integer) or y.ndim != 1:
+            raise ValueError(f"{what}: cross-entropy needs integer class labels of shape "
+                             f"(N,) or float class probabilities of shape (N, {classes}), "
+                             f"got {y.dtype} of shape {y.shape}")
+        bad = np.flatnonzero((y < 0) | (y >= classes))
+        if bad.size:
+            raise ValueError(f"{what}: labels must lie in [0, {classes}) for a model with "
+                             f"{classes} outputs; y[{bad[0]}] = {y[bad[0]]}")
+        return y.astype(np.int64)
+    if y.shape[1:] != out_shape[1:]:
+        raise ValueError(f"{what}: targets must have shape (N, "
+                         f"{', '.join(map(str, out_shape[1:]))}) like the model output, "
+                         f"got {y.shape}")
+    return np.ascontiguousarray(y, dtype=np.float32)
+
+
 class ModelAPI:
     """Mixin giving every model (fastnn.nn.Module) its Keras-style API; x is one array
     (a model with several inputs or outputs trains with the explicit loop)."""
@@ -269,28 +297,7 @@ class ModelAPI:
             out_shape = self._single_output_shape((1,) + x.shape[1:], what)
         except ValueError as e:
             raise ValueError(f"{what}: x of shape {x.shape} does not fit the model: {e}") from None
-        if isinstance(loss_fn, losses.CrossEntropyLoss):
-            classes = out_shape[-1]
-            if y.dtype.kind == "f" and y.ndim == 2:
-                if y.shape[1] != classes:
-                    raise ValueError(f"{what}: one-hot / class-probability targets must have "
-                                     f"{classes} columns (the model's outputs), got shape "
-                                     f"{y.shape}")
-                return x, np.ascontiguousarray(y, dtype=np.float32)
-            if not np.issubdtype(y.dtype, np.integer) or y.ndim != 1:
-                raise ValueError(f"{what}: cross-entropy needs integer class labels of shape "
-                                 f"(N,) or float class probabilities of shape (N, {classes}), "
-                                 f"got {y.dtype} of shape {y.shape}")
-            bad = np.flatnonzero((y < 0) | (y >= classes))
-            if bad.size:
-                raise ValueError(f"{what}: labels must lie in [0, {classes}) for a model with "
-                                 f"{classes} outputs; y[{bad[0]}] = {y[bad[0]]}")
-            return x, y.astype(np.int64)
-        if y.shape[1:] != out_shape[1:]:
-            raise ValueError(f"{what}: targets must have shape (N, "
-                             f"{', '.join(map(str, out_shape[1:]))}) like the model output, "
-                             f"got {y.shape}")
-        return x, np.ascontiguousarray(y, dtype=np.float32)
+        return x, _targets_for(y, out_shape, loss_fn, what)
 
     def fit(self, x, y, *, optimizer, loss="cross_entropy", epochs=1, batch_size=32,
             validation_data=None, validation_split=0.0, shuffle=True, seed=None, verbose=1,

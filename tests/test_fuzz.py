@@ -1677,6 +1677,131 @@ def test_keras_training_boundary(data):
         assert np.isfinite(w).all()
 
 
+HOSTILE_PER_OUTPUT = [None, "mse", ["mse"], ["mse", "mse", "mse"], ("mse", "mae"),
+                      {"a": "mse"}, {"a": "mse", "b": "mse", "c": "mse"}, {"a": "mse", 1: "mse"},
+                      {"a": None, "b": "mse"}, ["mse", None], [1.0, 2.0], [1.0, np.nan],
+                      [1.0, "x"], {"a": 1.0, "b": True}, 3.0, "loss", [[1.0], [2.0]],
+                      {"b": 1.0, "a": 2.0}, ["mse", "nope"], [], {}, np.ones(2), [None, None]]
+
+
+@settings(FUZZ, max_examples=250)
+@given(data=st.data())
+def test_keras_outputs_boundary(data):
+    """A fastnn.keras model with two outputs (a list or a dict of them, or hostile
+    outputs): compile's loss, loss_weights and metrics, and fit / evaluate /
+    train_on_batch / test_on_batch / predict's y, sample_weight and class_weight drawn
+    hostile: finite results or a ValueError/TypeError naming the argument."""
+    from fastnn import keras as fk
+    draw = data.draw
+    inp = fk.Input((3,))
+    heads = [fk.layers.Dense(2, activation="softmax", name="a")(inp),
+             fk.layers.Dense(1, name="b")(inp)]
+    outputs = draw(st.sampled_from(["list", "dict", "hostile"]))
+    if outputs == "hostile":
+        bad = draw(st.sampled_from([[], {}, {1: heads[0]}, {"": heads[0]}, [heads[0], 3],
+                                    {"a": heads[0], "b": "x"}, (heads[0], None)]))
+        status, got = call("keras_outputs", lambda: fk.Model(inp, bad))
+        assert status == "raised"
+        check_named(got, {"output", "outputs", "Model"})
+        return
+    model = fk.Model(inp, heads if outputs == "list" else dict(zip("ab", heads)))
+    x = np.ones((6, 3), np.float32)
+    y = {"a": np.arange(6) % 2, "b": np.ones((6, 1), np.float32)}
+    kwargs = {"loss": {"a": "sparse_categorical_crossentropy", "b": "mse"}}
+    what = draw(st.sampled_from(["loss", "loss_weights", "metrics", "y", "sample_weight",
+                                 "class_weight"]))
+    if what in ("loss", "loss_weights", "metrics"):
+        kwargs[what] = draw(st.sampled_from(HOSTILE_PER_OUTPUT))
+        status, got = call("keras_outputs", lambda: model.compile("sgd", **kwargs))
+        if status == "raised":
+            check_named(got, {what, "metric", "loss"})
+            return
+        status, got = call("keras_outputs", lambda: model.evaluate(x, y, verbose=0))
+        if status == "raised":  # a loss valid for one output, not for the other's targets
+            check_named(got, {"y", "targets", "labels"})
+            return
+        assert np.isfinite(got).all(), got
+        return
+    model.compile("sgd", **kwargs)
+    method = draw(st.sampled_from(["fit", "evaluate", "train_on_batch", "test_on_batch"]))
+    args = {"y": y}
+    if what == "y":
+        args["y"] = draw(st.sampled_from([
+            y["a"], [y["a"]], [y["a"], y["b"], y["b"]], [y["b"], y["a"]], {"a": y["a"]},
+            {"a": y["a"], "c": y["b"]}, [y["a"], y["b"][:3]], [y["a"], None], None,
+            [y["a"], np.full((6, 1), np.nan)], (y["a"], y["b"]), [y["a"], "b"]]))
+    elif what == "sample_weight":
+        args["sample_weight"] = draw(st.sampled_from(HOSTILE_WEIGHTS + [
+            [np.ones(6), np.ones(6)], [np.ones(6)], [None, np.ones(6)], {"a": np.ones(6)},
+            {"a": np.ones(6), "b": None}, [np.ones(6), -np.ones(6)], [np.ones(5), None]]))
+    else:
+        method = draw(st.sampled_from(["fit", "train_on_batch"]))
+        args["class_weight"] = draw(st.sampled_from(HOSTILE_CLASS_WEIGHTS))
+    status, got = call("keras_outputs", lambda: getattr(model, method)(
+        x, **args, **({"verbose": 0} if method in ("fit", "evaluate") else {})))
+    if status == "raised":
+        check_named(got, {"y", "x", "sample_weight", "class_weight", "targets", "labels"})
+        check_named(got, {method})
+        return
+    values = got.history.values() if method == "fit" else np.ravel(got)
+    assert all(np.isfinite(v).all() for v in values), got
+    for w in model.get_weights():
+        assert np.isfinite(w).all()
+    predicted = model.predict(x, verbose=0)
+    assert isinstance(predicted, list if outputs == "list" else dict)
+
+
+@settings(FUZZ, max_examples=100)
+@given(data=st.data())
+def test_keras_subclass_boundary(data):
+    """A subclassed fastnn.keras model built from hostile input shapes (build, or predict
+    on hostile data) or whose call does what a recorded graph cannot: built (then it
+    predicts), or a ValueError/TypeError naming build, the layer or what cannot be
+    traced."""
+    from fastnn import keras as fk
+    draw = data.draw
+    body = draw(st.sampled_from([
+        lambda self, x, training: self.dense(x),
+        lambda self, x, training: self.dense(x) if training else x,
+        lambda self, x, training: self.dense(x) if x else x,
+        lambda self, x, training: self.dense(x) * 2,
+        lambda self, x, training: [self.dense(x), x],
+        lambda self, x, training: self.dense(self.dense(x)),
+        lambda self, x, training: self.dense(x, training=draw(st.sampled_from(HOSTILE_INTS))),
+        lambda self, x, training: None, lambda self, x, training: {"a": x, 3: x}]))
+
+    class Sub(fk.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = fk.layers.Dense(2)
+
+        def call(self, inputs, training=None):
+            return body(self, inputs, training)
+
+    model = Sub()
+    if draw(st.booleans()):
+        shape = draw(st.sampled_from([(None, 3), (5, 3), (None, 2, 3)]) |
+                     st.tuples(st.sampled_from([None, 1]), st.sampled_from(HOSTILE_INTS)) |
+                     st.sampled_from(HOSTILE_INTS))
+        status, got = call("keras_subclass", lambda: model.build(shape))
+    else:
+        x = draw(st.sampled_from([np.ones((2, 3), np.float32), np.ones((2, 3, 1)),
+                                  np.ones(3), np.ones((0, 3)), np.array([["a"]]), None,
+                                  np.full((2, 3), np.nan, np.float32),
+                                  [np.ones((2, 3)), np.ones((3, 3))], [np.ones((2, 3))] * 2,
+                                  {"a": np.ones((2, 3))}, [np.ones((2, 3)), "b"], []]))
+        status, got = call("keras_subclass", lambda: model.predict(x, verbose=0))
+    if status == "raised":
+        check_named(got, {"build", "Dense", "dense", "trace", "training", "Model", "output",
+                          "x", "predict", "Sub", "layer", "inputs"})
+        return
+    shapes = model.input_shape if isinstance(model.input_shape, list) else [model.input_shape]
+    out = model.predict([np.ones((2,) + s[1:], np.float32) for s in shapes]
+                        if len(shapes) > 1 else np.ones((2,) + shapes[0][1:], np.float32),
+                        verbose=0)
+    assert all(np.isfinite(o).all() for o in (out if isinstance(out, list) else [out]))
+
+
 @settings(FUZZ, max_examples=250)
 @given(data=st.data())
 def test_keras_callbacks_boundary(data, tmp_path_factory):
@@ -2321,7 +2446,7 @@ QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losse
          "keras_loss_calls": 200, "keras_build": 50, "conv_algorithm": 200,
          "window_positions": 200, "new_layer_args": 250, "merge_layers": 200,
          "keras_graphs": 150, "keras_training": 250, "keras_callbacks": 250,
-         "iterators": 200}
+         "iterators": 200, "keras_outputs": 250, "keras_subclass": 100}
 
 
 def test_call_count():

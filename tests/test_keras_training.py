@@ -371,7 +371,7 @@ def test_mae_and_huber_losses_train_like_keras(tmp_path):
     model.compile("sgd", fk.losses.Huber(delta=0.25))
     model.save(tmp_path / "m.keras")
     loaded = fk.models.load_model(tmp_path / "m.keras")
-    assert loaded._loss_fn.delta == 0.25
+    assert loaded._loss_fns[0].delta == 0.25
     assert loaded.evaluate(x, y, verbose=0) == pytest.approx(model.evaluate(x, y, verbose=0))
 
 

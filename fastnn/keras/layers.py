@@ -127,10 +127,52 @@ class Pad2d(Module):
         return {"padding": list(self.padding), "value": self.value}
 
 
+def _untraceable(what):
+    return _graph.TracingError(
+        f"cannot trace {what} on a KerasTensor: a fastnn.keras model is a graph of layers "
+        f"recorded once from symbolic tensors (a subclass's call runs once, when the "
+        f"model is built), so Python control flow on tensor values, NumPy functions and "
+        f"arithmetic but + - * between tensors of one shape cannot be recorded; use "
+        f"layers (layers.Rescaling, layers.Average, ...)")
+
+
+class _Training:
+    """The `training` argument a subclassed model's call is traced with: passed on to
+    layers (self.dropout(x, training=training)), which follow the model's mode (training
+    in fit, inference in evaluate and predict); a Python branch on it cannot be
+    recorded."""
+
+    def __bool__(self):
+        raise _graph.TracingError(
+            "cannot branch on `training` in call: fastnn.keras runs call once to record "
+            "the model's graph, whose layers then follow the model's mode (training in "
+            "fit, inference in evaluate/predict); pass it on to the layers instead "
+            "(self.dropout(x, training=training))")
+
+    def __repr__(self):
+        return "<training: the mode fit/evaluate/predict set>"
+
+
+TRACED_TRAINING = _Training()
+
+
+def _check_training(training, what):
+    """training=None or the traced call's: a per-call mode the graph cannot keep is a
+    TypeError naming `what`."""
+    if training is not None and training is not TRACED_TRAINING:
+        raise TypeError(f"{what}: training={training!r} per call is not supported by "
+                        f"fastnn.keras: the layers follow the model's mode (training in fit, "
+                        f"inference in evaluate/predict; a layer with trainable=False, e.g. "
+                        f"a frozen BatchNormalization, in inference always)")
+
+
 class KerasTensor:
     """A symbolic tensor: a fastnn graph Value and whether it holds a channels-last
     Keras tensor in NCHW order (`nchw`). `shape` is Keras' (batch None first); `name`,
-    an Input's (the key of its array when a model takes a dict)."""
+    an Input's (the key of its array when a model takes a dict). a + b, a - b and a * b
+    of tensors of one shape are the merge layers Add, Subtract and Multiply; what the
+    graph cannot record (a truth test, other arithmetic, NumPy) raises a TracingError
+    saying so."""
 
     __slots__ = ("value", "nchw", "name")
 
@@ -144,6 +186,48 @@ class KerasTensor:
 
     def __repr__(self):
         return f"<KerasTensor shape={self.shape}>"
+
+    def __bool__(self):
+        raise _untraceable("a truth test (if/while/and/or)")
+
+    def __array__(self, *args, **kwargs):
+        raise _untraceable("a NumPy conversion")
+
+    def __array_ufunc__(self, ufunc, method, *args, **kwargs):
+        raise _untraceable(f"the NumPy function {ufunc.__name__}")
+
+    def __eq__(self, other):
+        raise _untraceable("a comparison")
+
+    __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __eq__
+    __hash__ = object.__hash__
+
+    def _merged(self, other, layer, op):
+        """self op other as the merge layer Keras' operator would compute (tensors of one
+        shape; a number or a broadcast cannot be recorded)."""
+        if not isinstance(other, KerasTensor):
+            raise _untraceable(f"{op} with a {type(other).__name__}")
+        return layer()([self, other])
+
+    def __add__(self, other):
+        return self._merged(other, Add, "+")
+
+    def __sub__(self, other):
+        return self._merged(other, Subtract, "-")
+
+    def __mul__(self, other):
+        return self._merged(other, Multiply, "*")
+
+    def _op(self, *args):
+        raise _untraceable("an arithmetic operator other than + - * between tensors")
+
+    __radd__ = __rsub__ = __rmul__ = __truediv__ = __rtruediv__ = __matmul__ = __neg__ = _op
+    __pow__ = __abs__ = _op
+
+    def _convert(self, *args):
+        raise _untraceable("a conversion to a Python number, index or sequence")
+
+    __float__ = __int__ = __index__ = __len__ = __iter__ = __getitem__ = _convert
 
 
 def Input(shape=None, batch_size=None, name=None, dtype=None):
@@ -320,13 +404,15 @@ class Layer(Module):
     def _keras_inputs(self, x):
         """x as the list of KerasTensors of a call building a graph, or None when the layer
         is called on arrays (or on fastnn's symbolic values, when a model is replayed)."""
-        if isinstance(x, (list, tuple)) and any(isinstance(v, KerasTensor) for v in x):
+        if isinstance(x, (list, tuple, dict)) and any(
+                isinstance(v, KerasTensor) for v in (x.values() if isinstance(x, dict) else x)):
             # was "call the layer on a Keras Input first", of a layer called on two Inputs
             raise TypeError(f"{self.name}: a Keras layer takes one input, got a "
                             f"{type(x).__name__} of {len(x)}")
         return [x] if isinstance(x, KerasTensor) else None
 
-    def __call__(self, x):
+    def __call__(self, x, training=None):
+        _check_training(training, self.name)
         tensors = self._keras_inputs(x)
         if tensors is None:
             if self._chain is None:

@@ -2,15 +2,21 @@
 set_weights, save) and load_model on fastnn's graph engine.
 
 A Keras model is a fastnn functional Model (fastnn.nn.graph) over the Keras layers'
-fastnn children. compile() picks the loss: a softmax output trained with
+fastnn children (a subclass's made by running its call once on symbolic inputs).
+compile() picks each output's loss: a softmax output trained with
 (sparse_)categorical_crossentropy, or a sigmoid output with binary_crossentropy, trains
 and evaluates through a second graph of the same layers that stops before that
 activation, with the fused, numerically stable loss on logits (CrossEntropyLoss /
-BCEWithLogitsLoss); predict runs the whole graph and returns probabilities.
+BCEWithLogitsLoss); predict runs the whole graph and returns probabilities. Several
+outputs are a flat list inside (Keras' order: a dict's sorted by key), in the model's
+structure (list, tuple or dict) outside.
 """
+import collections
 import contextlib
+import inspect
 import math
 import os
+import re
 
 import numpy as np
 
@@ -18,8 +24,8 @@ from .. import losses as _losses
 from ..datasets import as_batch_size
 from .. import nn
 from ..nn.graph import Graph
-from .._core import as_flag, as_ndarray, as_real, as_sample_shape, is_int
-from ..training import ModelAPI, _float32, _real_array
+from .._core import as_flag, as_real, as_sample_shape, is_int
+from ..training import ModelAPI, _check_finite_data, _float32, _real_array, _targets_for
 from . import callbacks as _callbacks
 from . import layers as _layers
 from . import losses as _klosses
@@ -42,19 +48,74 @@ def _unwrap(tensors, what):
     return (values[0] if single else values), items
 
 
+_Compiled = collections.namedtuple("_Compiled", "optimizer losses metrics loss_weights loss_order")
+_Compiled.__doc__ = """compile's settings, per output in Keras' flat order: the loss specs, the
+metric names, the loss weights; loss_order, the outputs in the order Keras logs their
+losses (a loss dict's order)."""
+
+
+def _fused_loss(spec, out_value):
+    """(fastnn loss, the value it trains on) of a loss spec for an output: the logits
+    before a softmax (sigmoid) output trained with categorical (binary) cross-entropy, with
+    the fused, numerically stable loss."""
+    last = out_value.node.module if out_value.node is not None else None
+    fused = {"categorical_crossentropy": nn.Softmax,
+             "sparse_categorical_crossentropy": nn.Softmax,
+             "binary_crossentropy": nn.Sigmoid}.get(spec.kind)
+    train_value = out_value
+    if fused is not None and not spec.from_logits:
+        if type(last) is not fused:
+            act = "softmax" if fused is nn.Softmax else "sigmoid"
+            raise ValueError(f"compile: loss {spec.kind!r} on probabilities needs a {act} "
+                             f"output layer (fastnn fuses it with the loss, on the logits); "
+                             f"for a model that outputs logits pass "
+                             f"fastnn.keras.losses.{spec.cls_name}(from_logits=True)")
+        train_value = out_value.node.inputs[0]
+    if spec.kind in ("categorical_crossentropy", "sparse_categorical_crossentropy"):
+        return _losses.CrossEntropyLoss(label_smoothing=spec.label_smoothing), train_value
+    if spec.kind == "binary_crossentropy":
+        return _losses.BCEWithLogitsLoss(), train_value
+    if spec.kind == "huber":
+        return _losses.HuberLoss(delta=spec.delta), train_value
+    return {"mse": _losses.MSELoss, "mae": _losses.L1Loss}[spec.kind](), train_value
+
+
+def _output_structure(outputs):
+    """(form, keys, tensors) of a model's outputs: form 'single' (one tensor, or a list of
+    one, which Keras treats as one), 'list', 'tuple' or 'dict' (keys in the user's order;
+    the tensors in Keras' flat order, a dict's sorted by key)."""
+    if isinstance(outputs, dict):
+        keys = list(outputs)
+        for key in keys:
+            if not isinstance(key, str) or not key:
+                raise TypeError(f"Model: the keys of a dict of outputs name them and must be "
+                                f"non-empty strings, got {key!r}")
+        if not keys:
+            raise ValueError("Model: outputs is an empty dict")
+        return "dict", keys, [outputs[key] for key in sorted(keys)]
+    if isinstance(outputs, (list, tuple)) and len(outputs) != 1:
+        if not outputs:
+            raise ValueError(f"Model: outputs is an empty {type(outputs).__name__}")
+        return type(outputs).__name__, None, list(outputs)
+    return "single", None, list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+
 @nn.register
 class Model(nn.Model):
     """keras.Model(inputs, outputs) from KerasTensors: one or several inputs (fit,
-    evaluate and predict take a list of arrays, or a dict by Input name), one output. A
-    model called on KerasTensors is a layer of another model (its weights shared with
-    it)."""
+    evaluate and predict take a list of arrays, or a dict by Input name); one output, or
+    several as a list, tuple or dict of them (y, the losses, metrics and weights then per
+    output, predict returning that structure, as Keras). A model called on KerasTensors
+    is a layer of another model (its weights shared with it)."""
 
     saved_type = "keras.Model"  # fastnn.nn's Model is "Model"
+    _output_form = "single"  # a Sequential's
 
     def __init__(self, inputs=None, outputs=None, name=None):
         self._compiled = None
-        self.name = name or "functional"
-        if inputs is None and outputs is None:  # Sequential: built later
+        self.name = name or (_layers._auto_name(_snake_case(type(self).__name__))
+                             if self._subclassed() else "functional")
+        if inputs is None and outputs is None:  # Sequential, a subclass: built later
             super().__init__()
             return
         values_in, self._keras_inputs = _unwrap(inputs, "input")
@@ -63,18 +124,55 @@ class Model(nn.Model):
             if name is not None and names.count(name) > 1:  # as Keras; dicts need them
                 raise ValueError(f"Model: the input name {name!r} is used "
                                  f"{names.count(name)} times; give each Input its own name")
-        values_out, keras_outputs = _unwrap(outputs, "output")
-        if len(keras_outputs) != 1:
-            raise ValueError("fastnn.keras.Model supports one output")
-        self._keras_output = keras_outputs[0]
-        if self._keras_output.nchw:  # images run NCHW inside; the model returns Keras' NHWC
-            nhwc = _layers.ChannelsLast()(self._keras_output).value
-            values_out = [nhwc] if isinstance(values_out, list) else nhwc
+        self._output_form, self._output_keys, flat = _output_structure(outputs)
+        _, self._keras_outputs = _unwrap(flat, "output")
+        # images run NCHW inside; the model returns Keras' NHWC
+        values_out = [_layers.ChannelsLast()(t).value if t.nchw else t.value
+                      for t in self._keras_outputs]
+        if self._output_form == "single":
+            values_out = values_out[0]
         super().__init__(values_in, values_out)
         for layer in self._layers:
             if not isinstance(layer, (_layers.Layer, Model)):
                 raise TypeError(f"Model: {layer!r} is not a fastnn.keras layer")
         self._keras_layers = self._keras_order()
+
+    def call(self, inputs, training=None):
+        """Keras' call, defined by a subclass: the model's outputs from its inputs by its
+        layers (assigned as attributes in __init__). It runs once, on a KerasTensor of
+        the data's shape, when the model is built (build(input_shape), the first call,
+        fit, evaluate or predict), recording the graph the model then runs, as Keras'
+        functional models; `training` is passed on to layers, which follow the model's
+        mode."""
+        raise NotImplementedError(f"{type(self).__name__} defines no call")
+
+    @classmethod
+    def _subclassed(cls):
+        """Whether the model is a subclass defining call, built from it."""
+        return cls.call is not Model.call
+
+    def _build_from_call(self, shapes):
+        """The graph of a subclass: call run on Inputs of per-sample `shapes` (a tuple for
+        one input; a list, or a dict by name, of them for several: call gets the Inputs
+        so, as Keras passes the data); the layers (Keras' order: the attributes', as
+        assigned) those it called."""
+        if isinstance(shapes, dict):
+            inputs = {name: _layers.Input(s, name=name) for name, s in shapes.items()}
+            flat = list(inputs.values())
+        else:
+            inputs = [_layers.Input(s) for s in shapes] if isinstance(shapes, list) else \
+                _layers.Input(shapes)
+            flat = inputs
+        kwargs = {}
+        if "training" in inspect.signature(self.call).parameters:
+            kwargs["training"] = _layers.TRACED_TRAINING
+        outputs = self.call(inputs, **kwargs)
+        Model.__init__(self, flat, outputs, self.name)
+        pending = self.__dict__.pop("_compile_args", None)
+        self._keras_layers = [m for _, m in nn.Module.named_children(self)
+                              if any(m is layer for layer in self._layers)]
+        if pending is not None:  # compiled before the outputs were known
+            self.compile(**pending)
 
     def _keras_order(self):
         """The layers in Keras' order (keras.Functional's): by depth, the longest path to
@@ -144,10 +242,54 @@ class Model(nn.Model):
 
     @property
     def output_shape(self):
-        """Keras' output shape, batch None first: (None, 10). fastnn's output_shape(shape)
-        method is not needed: a Keras model used as a layer of another one is inlined
-        into that one's graph."""
-        return self._keras_output.shape if self._functional else None
+        """Keras' output shape, batch None first: (None, 10); a list of them for several
+        outputs (in Keras' flat order). fastnn's output_shape(shape) method is not needed:
+        a Keras model used as a layer of another one is inlined into that one's graph."""
+        if not self._functional:
+            return None
+        shapes = [t.shape for t in self._keras_outputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    @property
+    def output_names(self):
+        """Keras' output names, in its flat order: a dict's keys (sorted), else the names
+        of the layers (or Inputs) the outputs come from; logs prefix them ('out_loss')."""
+        if not self._functional:
+            return [self._pending[-1].name] if getattr(self, "_pending", None) else []
+        if self._output_form == "dict":
+            return sorted(self._output_keys)
+        return [t.name if t.value.call is None else t.value.call.module.name
+                for t in self._keras_outputs]
+
+    def _structured(self, flat):
+        """The outputs (a list in flat order) in the model's structure, as Keras returns
+        them: one array, or a list, tuple or dict (in the user's key order)."""
+        if self._output_form == "single":
+            return flat[0]
+        if self._output_form == "dict":
+            by_name = dict(zip(sorted(self._output_keys), flat))
+            return {key: by_name[key] for key in self._output_keys}
+        return tuple(flat) if self._output_form == "tuple" else list(flat)
+
+    def _per_output(self, value, what, name):
+        """value's entry for each output, in flat order, from a list or tuple in the
+        outputs' order or a dict by output name (a dict-output model takes a dict only:
+        Keras reads its lists in orders that differ between arguments)."""
+        names = self.output_names
+        if isinstance(value, dict):
+            if sorted(map(str, value)) != sorted(names):
+                raise ValueError(f"{what}: a dict {name} must have one entry per output, keyed "
+                                 f"by the output names {names}, got the keys {list(value)}")
+            return [value[n] for n in names]
+        if self._output_form == "dict":
+            raise ValueError(f"{what}: the model's outputs are a dict: pass {name} as a dict "
+                             f"by output name {names}, got {type(value).__name__}")
+        if not isinstance(value, (list, tuple)) or len(value) != len(names):
+            got = f"{len(value)} entries" if isinstance(value, (list, tuple)) else \
+                type(value).__name__
+            raise ValueError(f"{what}: the model has {len(names)} outputs {names}: pass {name} "
+                             f"as a list of {len(names)} or a dict by output name, got {got}")
+        return list(value)
 
     @property
     def output_shape_keras(self):
@@ -160,65 +302,130 @@ class Model(nn.Model):
 
     # ---- compile ----
 
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, **unsupported):
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
+                **unsupported):
         """optimizer: 'adam', 'sgd', 'rmsprop', 'adamw' or an optimizer object
         (fastnn.keras.optimizers or fastnn.optim); loss: 'categorical_crossentropy',
         'sparse_categorical_crossentropy', 'binary_crossentropy', 'mse', 'mae', 'huber' (or a
         fastnn.keras.losses object); metrics: None or a list of Keras' names ('accuracy'
         or 'acc', 'binary_accuracy', 'categorical_accuracy', 'sparse_categorical_accuracy',
         '(sparse_)top_k_categorical_accuracy' (k=5), 'mae', 'mse' and their long names),
-        logged under the name given, as in Keras."""
+        logged under the name given, as in Keras. With several outputs, as Keras: one loss
+        for all or one per output (a list, or a dict by output name), loss_weights per
+        output (the loss is sum(weight * output loss)) and metrics per output (a list of
+        lists, or a dict by output name), logged as '<output>_loss', '<output>_<metric>'."""
         if unsupported:
             raise TypeError(f"compile: unsupported argument(s) {sorted(unsupported)}")
         if loss is None:
             raise ValueError(f"compile: pass a loss, one of {sorted(_klosses.NAMES)}")
-        spec = _klosses.get(loss)
         opt = _optimizers.get(optimizer)
-        if metrics is not None and not isinstance(metrics, (list, tuple)):  # as Keras:
-            # 'accuracy' was read as the metrics 'a', 'c', ... ("unknown metric 'a'")
-            raise TypeError(f"compile: metrics must be a list such as ['accuracy'] or None, "
-                            f"got {metrics!r}")
-        metrics = tuple(metrics or ())
-        for m in metrics:
-            if not isinstance(m, str) or m not in METRICS:
-                raise ValueError(f"compile: unknown metric {m!r}; known: {list(METRICS)}")
-        if len(set(metrics)) != len(metrics):  # one History key for two metrics
-            raise ValueError(f"compile: metrics {list(metrics)} name one metric twice")
-        self._compiled = (opt, spec, metrics)
+        if self._subclassed() and not self._functional:  # its outputs come with call
+            self.__dict__["_compile_args"] = dict(optimizer=opt, loss=loss, metrics=metrics,
+                                                  loss_weights=loss_weights)
+            return
+        n = len(self._keras_outputs) if self._functional else 1
+        several = n > 1
+        if several and isinstance(loss, (list, tuple, dict)):
+            losses = self._per_output(loss, "compile", "loss")
+        else:
+            losses = [loss] * n
+        for k, spec in enumerate(losses):
+            if spec is None:  # Keras leaves that output untrained; its logs differ then
+                raise ValueError(f"compile: every output needs a loss (fastnn.keras does not "
+                                 f"support None for output {self.output_names[k]!r})")
+        specs = [_klosses.get(spec) for spec in losses]
+        order = list(range(n))
+        if several and isinstance(loss, dict):  # Keras logs the losses in the dict's order
+            order = [self.output_names.index(str(key)) for key in loss]
+        self._compiled = _Compiled(opt, specs, self._metric_names(metrics, n),
+                                   self._loss_weights(loss_weights, n), order)
+        if several:
+            losses, metrics = self._log_keys()
+            keys = [key for key, *_ in losses + metrics]
+            if len(set(keys)) != len(keys):
+                raise ValueError(f"compile: the outputs {self.output_names} give the log "
+                                 f"keys {keys}, some twice (two outputs of one layer?)")
         self.optimizer = None  # built by the next fit
-        self._loss_fn = self._train_graph = None
+        self._loss_fns = self._train_graph = None
         if self._functional:
             self._plan_loss()
 
-    def _plan_loss(self):
-        """The fastnn loss of the compiled spec, and the graph it trains (the logits graph
-        when the output activation fuses with the loss)."""
-        spec = self._compiled[1]
-        out_value = self.outputs[0]
-        last = out_value.node.module if out_value.node is not None else None
-        fused = {"categorical_crossentropy": nn.Softmax,
-                 "sparse_categorical_crossentropy": nn.Softmax,
-                 "binary_crossentropy": nn.Sigmoid}.get(spec.kind)
-        train_value = out_value
-        if fused is not None and not spec.from_logits:
-            if type(last) is not fused:
-                act = "softmax" if fused is nn.Softmax else "sigmoid"
-                raise ValueError(f"compile: loss {spec.kind!r} on probabilities needs a {act} "
-                                 f"output layer (fastnn fuses it with the loss, on the logits); "
-                                 f"for a model that outputs logits pass "
-                                 f"fastnn.keras.losses.{spec.cls_name}(from_logits=True)")
-            train_value = out_value.node.inputs[0]
-        if spec.kind in ("categorical_crossentropy", "sparse_categorical_crossentropy"):
-            loss_fn = _losses.CrossEntropyLoss(label_smoothing=spec.label_smoothing)
-        elif spec.kind == "binary_crossentropy":
-            loss_fn = _losses.BCEWithLogitsLoss()
-        elif spec.kind == "huber":
-            loss_fn = _losses.HuberLoss(delta=spec.delta)
+    def _metric_names(self, metrics, n):
+        """compile's metrics as a tuple of names per output: one list for one output;
+        for several a list with an entry per output (a name, a list of names or None) or
+        a dict by output name (outputs left out get none), as Keras."""
+        if metrics is None:
+            return [()] * n
+        if not isinstance(metrics, (list, tuple, dict)) or (n == 1 and isinstance(metrics,
+                                                                                   dict)):
+            # as Keras: 'accuracy' was read as the metrics 'a', 'c', ... ("unknown metric 'a'")
+            raise TypeError(f"compile: metrics must be a list such as ['accuracy'] or None"
+                            f"{' (or a dict by output name)' if n > 1 else ''}, got "
+                            f"{metrics!r}")
+        if n == 1:
+            per_output = [metrics]
+        elif isinstance(metrics, dict):
+            unknown = [key for key in metrics if key not in self.output_names]
+            if unknown:
+                raise ValueError(f"compile: metrics has the key(s) {unknown}, which name no "
+                                 f"output; the outputs are {self.output_names}")
+            per_output = [metrics.get(name) for name in self.output_names]
         else:
-            loss_fn = {"mse": _losses.MSELoss, "mae": _losses.L1Loss}[spec.kind]()
-        self._loss_fn = loss_fn
-        self._train_graph = self._graph_fixed if train_value is out_value else Graph(
-            self, self.inputs, [train_value], True)
+            per_output = self._per_output(metrics, "compile", "metrics")
+        result = []
+        for k, names in enumerate(per_output):
+            names = [] if names is None else [names] if isinstance(names, str) else names
+            if not isinstance(names, (list, tuple)):
+                raise TypeError(f"compile: the metrics of output {k} must be a name or a list "
+                                f"of names, got {names!r}")
+            names = tuple(names)
+            for m in names:
+                if not isinstance(m, str) or m not in METRICS:
+                    raise ValueError(f"compile: unknown metric {m!r}; known: {list(METRICS)}")
+            if len(set(names)) != len(names):  # one History key for two metrics
+                raise ValueError(f"compile: metrics {list(names)} name one metric twice")
+            result.append(names)
+        return result
+
+    def _loss_weights(self, loss_weights, n):
+        """compile's loss_weights as a float per output (1 without): a number for one
+        output, a list or a dict by output name for several."""
+        if loss_weights is None:
+            return [1.0] * n
+        weights = self._per_output(loss_weights, "compile", "loss_weights") if n > 1 else \
+            [loss_weights]
+        for k, w in enumerate(weights):
+            w = as_real(w, f"loss_weights[{k}]", "compile")
+            if not math.isfinite(w):
+                raise ValueError(f"compile: loss_weights must be finite, got {w!r} for output "
+                                 f"{k}")
+            weights[k] = w
+        return weights
+
+    def _plan_loss(self):
+        """Each output's fastnn loss, and the graph training runs: the outputs, or for
+        those whose activation fuses with their loss the logits before it."""
+        train_values, self._loss_fns = [], []
+        for out_value, spec in zip(self.outputs, self._compiled.losses):
+            fn, value = _fused_loss(spec, out_value)
+            self._loss_fns.append(fn)
+            train_values.append(value)
+        same = all(a is b for a, b in zip(train_values, self.outputs))
+        self._train_graph = self._graph_fixed if same else Graph(
+            self, self.inputs, train_values, len(train_values) == 1)
+
+    def _log_keys(self):
+        """The keys of the logs but 'loss': [(key, output)] of the output losses (none for
+        one output) in Keras' order, and [(key, output, fn)] of the metrics."""
+        names = self.output_names if self._functional else [""]
+        several = len(names) > 1
+        losses = [(f"{names[k]}_loss", k) for k in self._compiled.loss_order] if several \
+            else []
+        metrics = [(f"{names[k]}_{name}" if several else name, k, fn)
+                   for k, metric_names in enumerate(self._compiled.metrics)
+                   for name, fn in _trainer.metric_functions(metric_names,
+                                                             self.outputs[k].shape[-1])]
+        return losses, metrics
 
     def _graph_for(self, shapes):
         graph = super()._graph_for(self._unpacked_shapes(shapes))
@@ -227,17 +434,38 @@ class Model(nn.Model):
     # ---- fit / evaluate / predict ----
 
     def _ensure_built(self, sample_shape=None):
-        pass
+        """A subclass built by running call on inputs of per-sample `sample_shape` (the
+        data's), if not yet."""
+        if self._functional or not self._subclassed():
+            return
+        if sample_shape is None:
+            raise ValueError(f"{type(self).__name__}: the model is not built yet (call "
+                             f"build(input_shape), or fit/predict/the model on data first)")
+        self._build_from_call(sample_shape)
+
+    def build(self, input_shape):
+        """Keras' build: make the layers' weights for inputs of `input_shape` (batch
+        first: (None, 784)); a model built already must have been for that shape."""
+        if not isinstance(input_shape, (tuple, list)) or len(input_shape) < 2:
+            raise ValueError(f"build: input_shape must be a tuple (batch, ...) such as "
+                             f"(None, 784), got {input_shape!r}")
+        sample = as_sample_shape(input_shape[1:], "input_shape", "build")
+        built = self.input_shape
+        if built is not None and built != (None,) + sample:
+            raise ValueError(f"build: the model is built for inputs of shape {built}, not "
+                             f"{tuple(input_shape)}")
+        self._ensure_built(sample)
 
     def _require_compiled(self, what):
-        if self._compiled is None:
+        if self._compiled is None and "_compile_args" not in self.__dict__:
             raise RuntimeError(f"{what}: call model.compile(optimizer=..., loss=...) first")
 
-    def _targets(self, y, what):
-        """y in the form fastnn's loss takes, checked against the model output."""
-        kind = self._compiled[1].kind
-        y = as_ndarray(y, "y", what)
-        classes = self.outputs[0].shape[-1]
+    def _target(self, k, y, what, name):
+        """The targets y (called `name`) of output k in the form fastnn's loss takes,
+        checked against the output."""
+        kind = self._compiled.losses[k].kind
+        y = _real_array(y, what, name)
+        classes = self.outputs[k].shape[-1]
         if kind == "sparse_categorical_crossentropy":
             if y.ndim == 2 and y.shape[1] == 1:
                 y = y[:, 0]
@@ -256,24 +484,29 @@ class Model(nn.Model):
                 raise ValueError(f"{what}: one-hot targets must have {classes} columns (the "
                                  f"model's outputs), got shape {y.shape}")
             return y.astype(np.float32)
-        out_shape = tuple(self.outputs[0].shape[1:])
+        out_shape = tuple(self.outputs[k].shape[1:])
         if y.ndim == 1 and out_shape == (1,):
             y = y[:, None]
         return y.astype(np.float32)
 
-    def _metric_functions(self):
-        return _trainer.metric_functions(self._compiled[2], self.outputs[0].shape[-1])
-
-    def _outputs_of(self, out):
-        """The model's outputs (what predict returns) from those of the graph a step ran:
-        the probabilities of the logits when the training graph stops before the output
-        activation (the compiled metrics are computed on them, as in Keras)."""
+    def _outputs_of(self, outs):
+        """The model's outputs (what predict returns, a list) from those of the graph a
+        step ran: the probabilities of the logits where the training graph stops before
+        an output's activation (the compiled metrics are computed on them, as in Keras)."""
         if not self.__dict__.get("_training_loss") or self._train_graph is self._graph_fixed:
-            return out
-        if self._compiled[1].kind == "binary_crossentropy":
-            return 1 / (1 + np.exp(-out))
-        e = np.exp(out - out.max(-1, keepdims=True))
-        return e / e.sum(-1, keepdims=True)
+            return outs
+        probs = []
+        for out, value, train_value, spec in zip(outs, self.outputs,
+                                                 self._train_graph.output_values,
+                                                 self._compiled.losses):
+            if train_value is value:
+                probs.append(out)
+            elif spec.kind == "binary_crossentropy":
+                probs.append(1 / (1 + np.exp(-out)))
+            else:
+                e = np.exp(out - out.max(-1, keepdims=True))
+                probs.append(e / e.sum(-1, keepdims=True))
+        return probs
 
     @contextlib.contextmanager
     def _training_graph(self):
@@ -293,6 +526,13 @@ class Model(nn.Model):
         several inputs (a list in the inputs' order, or a dict by Input name, as Keras)
         flattened and side by side, as float32, which the model splits again when it
         runs inside _packed() (fastnn's fit, evaluate and predict take one array)."""
+        if not self._functional and self._subclassed() and isinstance(x, (list, tuple, dict)) \
+                and any(isinstance(a, np.ndarray) for a in (x.values() if isinstance(
+                    x, dict) else x)):  # several inputs (np.asarray would stack them)
+            self._build_from_call({str(k): _real_array(a, what, f"x[{k!r}]").shape[1:]
+                                   for k, a in x.items()} if isinstance(x, dict) else
+                                  [_real_array(a, what, f"x[{k}]").shape[1:]
+                                   for k, a in enumerate(x)])
         inputs = self._keras_inputs if self._functional else []
         if len(inputs) <= 1:
             if isinstance(x, dict) and len(x) == 1 and inputs and inputs[0].name in x:
@@ -359,30 +599,67 @@ class Model(nn.Model):
 
     def _single_output_shape(self, shape, what):
         shapes = self._unpacked_shapes((tuple(shape),))
-        if len(shapes) == 1:
+        if len(shapes) == 1 and len(self.outputs) == 1:
             return super()._single_output_shape(shape, what)
         return self._graph_for(shapes).output_shapes(shapes)[0]
+
+    def _output_shapes(self, shape):
+        """The outputs' shapes for a (packed) input batch of `shape`."""
+        shapes = self._unpacked_shapes((tuple(shape),))
+        return self._graph_for(shapes).output_shapes(shapes)
 
     def _optimizer(self):
         """The fastnn optimizer fit steps (model.optimizer): built from the compiled one at
         the first fit, or loaded with the model."""
         if self.optimizer is None:
-            self.optimizer = self._compiled[0].build(self.parameters())
+            self.optimizer = self._compiled.optimizer.build(self.parameters())
         return self.optimizer
 
     def _data(self, x, y, sample_weight, what, name=""):
-        """(x float32, y as the loss takes it, sample weights or None), checked against
-        the model and each other; `name` says which data (' (validation_data)')."""
+        """(x float32, y as the losses take it, sample weights), checked against the model
+        and each other; y and the weights are lists, one entry per output (a weight None
+        where not weighted); `name` says which data (' (validation_data)')."""
+        what += name
         if x is None or y is None:
             raise ValueError(f"{what}: pass x and y as arrays")
-        x = self._model_input(x, what + name)
+        x = _float32(self._model_input(x, what), what)
         self._ensure_built(x.shape[1:])
+        if len(x) == 0:
+            raise ValueError(f"{what}: x is empty")
         with self._packed():
-            x, y = ModelAPI._prepare(self, x, self._targets(y, what + name), self._loss_fn,
-                                     what + name)
-        if sample_weight is not None:
-            sample_weight = _trainer.sample_weights(sample_weight, len(x), what + name)
-        return x, y, sample_weight
+            try:  # on one sample: the layer's message alone said "got (1, ...)"
+                shapes = self._output_shapes((1,) + x.shape[1:])
+            except ValueError as e:
+                raise ValueError(f"{what}: x of shape {x.shape} does not fit the model: "
+                                 f"{e}") from None
+        _check_finite_data(x, what, "x")
+        several = len(shapes) > 1
+        names = self.output_names
+        if several:
+            ys = self._per_output(y, what, "y")
+        elif isinstance(y, dict) and list(y) == names:  # {name: y}, as Keras takes it
+            ys = list(y.values())
+        else:
+            ys = [y]
+        targets = []
+        for k, (yk, shape, loss_fn) in enumerate(zip(ys, shapes, self._loss_fns)):
+            label, at = (f"y[{names[k]!r}]", f"{what} (output {names[k]!r})") if several \
+                else ("y", what)
+            yk = self._target(k, yk, at, label)
+            if len(yk) != len(x):
+                raise ValueError(f"{what}: x and {label} must have the same length, got "
+                                 f"len(x)={len(x)} and len({label})={len(yk)}")
+            yk = _targets_for(yk, shape, loss_fn, at)
+            _check_finite_data(yk, what, label)
+            targets.append(yk)
+        if several and isinstance(sample_weight, (list, tuple, dict)):  # per output
+            weights = [None if w is None else _trainer.sample_weights(
+                w, len(x), what, f"sample_weight[{n!r}]") for w, n in zip(
+                self._per_output(sample_weight, what, "sample_weight"), names)]
+        else:  # one array weights every output
+            weights = [None if sample_weight is None else _trainer.sample_weights(
+                sample_weight, len(x), what)] * len(shapes)
+        return x, targets, weights
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
@@ -419,12 +696,12 @@ class Model(nn.Model):
             if n in (0, len(x)):
                 raise ValueError(f"fit: validation_split={validation_split} leaves "
                                  f"{len(x) - n} of {len(x)} samples for validation")
-            w = sample_weight
-            val = (x[n:], y[n:], None if w is None else w[n:])
-            x, y, sample_weight = x[:n], y[:n], None if w is None else w[:n]
+            val = (x[n:], *[[None if a is None else a[n:] for a in arrays]
+                            for arrays in (y, sample_weight)])
+            x, y, sample_weight = (x[:n], *[[None if a is None else a[:n] for a in arrays]
+                                            for arrays in (y, sample_weight)])
         if class_weight is not None:  # the training data's only, as Keras
-            sample_weight = _trainer.class_weights(class_weight, y, self.outputs[0].shape[-1],
-                                                  "fit")
+            sample_weight = self._class_weights(class_weight, y, "fit")
         verbose = 1 if _verbose(verbose, "fit") == "auto" else verbose
         batch_size = as_batch_size(batch_size, "fit", 32)
         shuffle = as_flag(shuffle, "shuffle", "fit")
@@ -435,13 +712,24 @@ class Model(nn.Model):
                                     callbacks, _callbacks.History())
         return self.history
 
+    def _class_weights(self, class_weight, y, what):
+        """Keras' class_weight as the sample weights of the one output."""
+        if len(y) > 1:
+            raise ValueError(f"{what}: class_weight is only supported for models with one "
+                             f"output (as in Keras); pass sample_weight per output")
+        return [_trainer.class_weights(class_weight, y[0], self.outputs[0].shape[-1], what)]
+
     def _result(self, logs, return_dict):
-        """evaluate's and *_on_batch's result as Keras gives it: the logs, or the loss
-        then the metrics in compile's order (the loss alone without metrics)."""
+        """evaluate's and *_on_batch's result as Keras gives it: the logs, or a list in
+        Keras' order, the loss, the output losses in the loss's order, the metrics in
+        compile's order (one output) else sorted; the loss alone without metrics."""
         if return_dict:
             return logs
-        metrics = self._compiled[2]
-        return [logs["loss"]] + [logs[m] for m in metrics] if metrics else logs["loss"]
+        losses, metrics = self._log_keys()
+        first = ["loss"] + [key for key, _ in losses] + (
+            [key for key, *_ in metrics] if not losses else [])
+        values = [logs[k] for k in first] + [logs[k] for k in sorted(logs) if k not in first]
+        return values if len(values) > 1 else values[0]
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  callbacks=None, return_dict=False):
@@ -470,8 +758,10 @@ class Model(nn.Model):
         batch_size = as_batch_size(batch_size, "predict", 32)
         callbacks = _trainer.check_callbacks(callbacks, "predict")
         with self._packed():
-            if not callbacks:  # the batch-size hint only: a larger batch runs faster
-                return ModelAPI.predict(self, x, batch_size=max(batch_size, 256))
+            if not callbacks and len(self.outputs) == 1:
+                # the batch-size hint only: a larger batch runs faster
+                return self._structured([ModelAPI.predict(self, x,
+                                                          batch_size=max(batch_size, 256))])
             return _trainer.predict(self, x, batch_size, _trainer.CallbackList(
                 callbacks, self, {"verbose": verbose, "epochs": 1,
                                   "steps": -(-len(x) // batch_size)}))
@@ -494,18 +784,18 @@ class Model(nn.Model):
             raise ValueError(f"{what}: pass class_weight or sample_weight, not both")
         x, y, w = self._data(x, y, sample_weight, what)
         if class_weight is not None:
-            w = _trainer.class_weights(class_weight, y, self.outputs[0].shape[-1], what)
-        means = _trainer._Means(self._metric_functions())
+            w = self._class_weights(class_weight, y, what)
+        means = _trainer._Means(*self._log_keys())
         if train:
             self._optimizer()
             self._freeze_weights()
             self.train()
             with self._training_graph():
-                loss, out = _trainer.step(self, x, y, w, True)
+                result = _trainer.step(self, x, y, w, True)
         else:
             with self._training_graph(), self._mode(False, x.shape):  # packed inputs first
-                loss, out = _trainer.step(self, x, y, w, False)
-        means.update(loss, y, out)
+                result = _trainer.step(self, x, y, w, False)
+        means.update(*result, y)
         return self._result(means.logs(), return_dict)
 
     def predict_on_batch(self, x):
@@ -515,7 +805,7 @@ class Model(nn.Model):
             raise ValueError("predict_on_batch: x is empty")
         self._ensure_built(x.shape[1:])
         with self._packed():
-            return ModelAPI.predict(self, _float32(x, "predict_on_batch"), batch_size=len(x))
+            return _trainer.predict(self, x, len(x), _trainer.CallbackList([], self, {}))
 
     def __call__(self, *args, training=None):
         """The model on an array, as Keras' model(x, training=...): built from x's shape on
@@ -534,25 +824,28 @@ class Model(nn.Model):
                 self._functional and len(self._keras_inputs) > 1:
             args = (self._model_input(args[0], type(self).__name__),)
             with self._packed(), self._mode(bool(training), args[0].shape):
-                return self._run(args)
+                return self._structured(self._flat_run(args))
         if len(args) != 1 or not isinstance(args[0], np.ndarray) or args[0].ndim < 2:
             return super().__call__(*args)  # which says what it takes
         self._ensure_built(args[0].shape[1:])
         with self._mode(bool(training), args[0].shape):
-            return self._run(args)
+            return self._structured(self._flat_run(args))
 
     def _run(self, args):
-        """The graph run on args (a packed batch split into the inputs' arrays)."""
+        """The graph run on args (a packed batch split into the inputs' arrays): an
+        array, or a tuple of them for several outputs."""
         return super().__call__(*(self._unpack(args[0]) if self._is_packed(args) else args))
+
+    def _flat_run(self, args):
+        """_run's outputs as a list."""
+        out = self._run(args)
+        return list(out) if isinstance(out, tuple) else [out]
 
     def _as_layer(self, x, training):
         """The model called on KerasTensors: its layers' calls replayed on them into the
         graph being built (its weights shared with this model, as Keras')."""
         what = f"{self.name} ({type(self).__name__})"
-        if training is not None:  # a per-call mode the graph cannot keep
-            raise TypeError(f"{what}: training=... on a KerasTensor is not supported by "
-                            f"fastnn.keras (a layer with trainable=False, e.g. a frozen "
-                            f"BatchNormalization, runs in inference mode already)")
+        _layers._check_training(training, what)
         tensors = [x] if isinstance(x, _layers.KerasTensor) else list(x)
         if not all(isinstance(t, _layers.KerasTensor) for t in tensors):
             raise TypeError(f"{what}: takes KerasTensors, got "
@@ -565,7 +858,9 @@ class Model(nn.Model):
             if t.shape[1:] != i.shape[1:]:
                 raise ValueError(f"{what}: input {k} must have shape {i.shape}, got {t.shape}")
         tensors = [_layers._as_layout(t, False) for t in tensors]  # its inputs are Keras'
-        return _layers.KerasTensor(nn.Module.__call__(self, *[t.value for t in tensors]))
+        out = nn.Module.__call__(self, *[t.value for t in tensors])
+        return self._structured([_layers.KerasTensor(v) for v in
+                                 (out if isinstance(out, list) else [out])])
 
     # ---- weights and summary ----
 
@@ -630,10 +925,13 @@ class Model(nn.Model):
         self._ensure_built()
         compiled = None
         if self._compiled is not None:
-            _, spec, metrics = self._compiled
-            compiled = {"loss": spec.kind, "from_logits": spec.from_logits,
-                        "label_smoothing": spec.label_smoothing, "metrics": list(metrics),
-                        "delta": getattr(spec, "delta", None)}
+            c = self._compiled
+            compiled = {"losses": [{"loss": spec.kind, "from_logits": spec.from_logits,
+                                    "label_smoothing": spec.label_smoothing,
+                                    "delta": getattr(spec, "delta", None)}
+                                   for spec in c.losses],
+                        "metrics": [list(m) for m in c.metrics],
+                        "loss_weights": list(c.loss_weights), "loss_order": list(c.loss_order)}
         config = {"name": self.name,
                   "layers": [{"class": type(layer).__name__, "config": layer.config()}
                              for layer in self.layers], "compile": compiled}
@@ -648,15 +946,21 @@ class Model(nn.Model):
             if isinstance(c.module, _layers._Layout):  # made again by the calls it serves
                 refs[id(c.outputs[0])] = args[0]
                 continue
-            refs[id(c.outputs[0])] = {"call": len(calls)}
+            for j, v in enumerate(c.outputs):  # a model with several outputs as a layer
+                refs[id(v)] = {"call": len(calls), **({"output": j} if j else {})}
             calls.append({"layer": index[id(c.module)], "args": args})
-        return {**config, "inputs": [{"shape": list(t.shape[1:]), "name": t.name}
-                                     for t in inputs],
-                "calls": calls, "output": refs[id(self.outputs[0])]}
+        config = {**config, "inputs": [{"shape": list(t.shape[1:]), "name": t.name}
+                                       for t in inputs], "calls": calls}
+        if self._output_form == "single":
+            return {**config, "output": refs[id(self.outputs[0])]}
+        return {**config, "outputs": [refs[id(v)] for v in self.outputs],
+                "output_form": self._output_form, "output_keys": self._output_keys}
 
     def _is_chain(self):
         """Whether each layer is a Layer called once, on the output of the one before:
         what config() writes as a list of layers (a Sequential's always is)."""
+        if self._output_form != "single":
+            return False
         last = self.inputs[0]
         for c in self._calls:
             if not isinstance(c.module, _layers.Layer) or c.module._merges or \
@@ -690,15 +994,17 @@ class Model(nn.Model):
         model._ensure_built()  # a Sequential was built only by compile: load found no weights
         compiled = config["compile"]
         if compiled is not None:  # the optimizer comes with the state load() reads
-            delta = compiled.get("delta")  # Huber's
-            spec = _klosses.NAMES[compiled["loss"]](**({} if delta is None else
-                                                        {"delta": delta}))
-            spec.from_logits, spec.label_smoothing = compiled["from_logits"], \
-                compiled["label_smoothing"]
-            model.compile(_optimizers.Loaded(), spec,
-                          # "metric": one name or None, in files of older fastnn versions
-                          compiled.get("metrics", [compiled.get("metric")] if
-                                       compiled.get("metric") else None))
+            if "losses" not in compiled:  # one output, in files of older fastnn versions
+                # "metric": one name or None, in files older still
+                metrics = compiled.get("metrics", [compiled.get("metric")] if
+                                       compiled.get("metric") else [])
+                compiled = {"losses": [compiled], "metrics": [metrics], "loss_weights": [1.0],
+                            "loss_order": [0]}
+            model._compiled = _Compiled(_optimizers.Loaded(), [_spec_of(spec) for spec in
+                                                               compiled["losses"]],
+                                        [tuple(m) for m in compiled["metrics"]],
+                                        compiled["loss_weights"], compiled["loss_order"])
+            model._plan_loss()
         return model
 
     @classmethod
@@ -709,7 +1015,9 @@ class Model(nn.Model):
 
         def get(ref):
             try:
-                return inputs[ref["input"]] if "input" in ref else results[ref["call"]]
+                if "input" in ref:
+                    return inputs[ref["input"]]
+                return _flat(results[ref["call"]])[ref.get("output", 0)]
             except (IndexError, KeyError, TypeError):  # a reference to nothing
                 raise ValueError(f"a call of the saved graph reads {ref!r}, which is no "
                                  f"input and no earlier call") from None
@@ -717,8 +1025,15 @@ class Model(nn.Model):
         for call in config["calls"]:
             tensors = [get(ref) for ref in call["args"]]
             results.append(layers[call["layer"]](tensors[0] if len(tensors) == 1 else tensors))
-        return cls(inputs[0] if len(inputs) == 1 else inputs, get(config["output"]),
-                   name=config["name"])
+        if "output" in config:
+            outputs = get(config["output"])
+        else:  # several, in Keras' flat order
+            flat = [get(ref) for ref in config["outputs"]]
+            form, keys = config["output_form"], config["output_keys"]
+            by_name = dict(zip(sorted(keys or ()), flat))
+            outputs = {key: by_name[key] for key in keys} if form == "dict" else \
+                tuple(flat) if form == "tuple" else flat
+        return cls(inputs[0] if len(inputs) == 1 else inputs, outputs, name=config["name"])
 
     def save_weights(self, filepath):
         """The weights as a safetensors file (fastnn.save_weights: torch's key names)."""
@@ -760,6 +1075,26 @@ class Model(nn.Model):
         text = "\n".join(lines)
         (print_fn or print)(text)
         return None
+
+
+def _snake_case(name):
+    """Keras' default name of a subclass: MyModel -> my_model."""
+    return re.sub("([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+
+
+def _spec_of(config):
+    """The loss spec (a fastnn.keras.losses object) of a saved one."""
+    delta = config.get("delta")  # Huber's
+    spec = _klosses.NAMES[config["loss"]](**({} if delta is None else {"delta": delta}))
+    spec.from_logits, spec.label_smoothing = config["from_logits"], config["label_smoothing"]
+    return spec
+
+
+def _flat(outputs):
+    """A model's outputs (one, or a list, tuple or dict) as a list in Keras' flat order."""
+    if isinstance(outputs, dict):
+        return [outputs[key] for key in sorted(outputs)]
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
 
 def _arg_values(call):
@@ -839,7 +1174,7 @@ class Sequential(Model):
             self._input = self._output = _layers.Input(sample_shape)
             for layer in self._pending:
                 self._output = layer(self._output)
-        if self._functional and self._keras_output is self._output:
+        if self._functional and self._keras_outputs[0] is self._output:
             return
         if self._output is self._input:
             raise ValueError("Sequential: the model has no layers")
@@ -848,18 +1183,6 @@ class Sequential(Model):
         self._compiled = compiled
         if compiled is not None:
             self._plan_loss()
-
-    def build(self, input_shape):
-        """Keras' build: make the layers' weights for inputs of `input_shape` (batch
-        first: (None, 784)); a model built already must have been for that shape."""
-        if not isinstance(input_shape, (tuple, list)) or len(input_shape) < 2:
-            raise ValueError(f"build: input_shape must be a tuple (batch, ...) such as "
-                             f"(None, 784), got {input_shape!r}")
-        sample = as_sample_shape(input_shape[1:], "input_shape", "build")
-        if self._input is not None and self._input.shape[1:] != sample:
-            raise ValueError(f"build: the model is built for inputs of shape "
-                             f"{self._input.shape}, not {tuple(input_shape)}")
-        self._ensure_built(sample)
 
     def compile(self, *args, **kwargs):
         super().compile(*args, **kwargs)

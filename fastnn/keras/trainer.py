@@ -78,24 +78,35 @@ def metric_functions(names, out_width):
 
 
 class _Means:
-    """Keras' running means over an epoch: the loss weighted by batch size, the metrics
-    over samples (every sample counts once, whatever its weight)."""
+    """Keras' running means over an epoch: the loss weighted by batch size, each output's
+    (unweighted) loss with several outputs over batches (each counts once: Keras'
+    TensorFlow backend weights them by the static batch size, None in its graph), the
+    metrics over samples (every sample counts once, whatever its weight). losses: [(log
+    key, output)]; metrics: [(log key, output, fn)]."""
 
-    def __init__(self, metrics):
-        self.metrics = metrics
-        self.loss = self.seen = 0.0
+    def __init__(self, losses, metrics):
+        self.losses, self.metrics = losses, metrics
+        self.loss = self.seen = self.batches = 0.0
+        self.loss_sums = [0.0] * len(losses)
         self.sums = [0.0] * len(metrics)
 
-    def update(self, loss, y, p):
-        self.loss += loss * len(y)
-        self.seen += len(y)
-        for k, (_, fn) in enumerate(self.metrics):
-            self.sums[k] += float(fn(y, p).sum())
+    def update(self, loss, output_losses, outputs, ys):
+        """A batch: its total loss, each output's loss, the outputs and the targets."""
+        n = len(ys[0])
+        self.loss += loss * n
+        self.seen += n
+        self.batches += 1
+        for j, (_, k) in enumerate(self.losses):
+            self.loss_sums[j] += output_losses[k]
+        for j, (_, k, fn) in enumerate(self.metrics):
+            self.sums[j] += float(fn(ys[k], outputs[k]).sum())
 
     def logs(self):
         """Keras' logs: every key sorted by name (its metrics and 'loss' in one order)."""
         logs = {"loss": self.loss / self.seen}
-        logs.update((name, s / self.seen) for (name, _), s in zip(self.metrics, self.sums))
+        logs.update((key, s / self.batches) for (key, _), s in zip(self.losses,
+                                                                   self.loss_sums))
+        logs.update((key, s / self.seen) for (key, *_), s in zip(self.metrics, self.sums))
         return {k: logs[k] for k in sorted(logs)}
 
 
@@ -191,44 +202,59 @@ def check_callbacks(callbacks, what):
 # ---- the loops ----
 
 
-def step(model, xb, yb, wb, train):
-    """One batch: (loss, the model's outputs). train=True also runs backward and the
-    optimizer step. The loss is Keras': the mean, or sum(w * loss) / N with weights."""
-    loss_fn = model._loss_fn
+def _loss(loss_fn, out, y, w, train):
+    """(loss, its gradient if train) of one output: Keras' mean, or sum(w * loss) / N
+    with weights."""
+    if w is None:
+        return loss_fn(out, y), loss_fn.backward() if train else None
+    loss_fn.reduction = "none"  # per-sample values; backward weights them
+    try:
+        values = loss_fn(out, y)
+        scale = np.broadcast_to(w.reshape(w.shape + (1,) * (values.ndim - 1)),
+                                values.shape) / values.size
+        return float((values * scale).sum()), loss_fn.backward(scale) if train else None
+    finally:
+        loss_fn.reduction = "mean"
+
+
+def step(model, xb, ys, ws, train):
+    """One batch: (total loss, each output's loss, the model's outputs), lists in the
+    outputs' flat order. train=True also runs backward and the optimizer step. The loss
+    is Keras': sum(loss weight * output loss)."""
     out = model(xb)
-    if wb is None:
-        loss = loss_fn(out, yb)
-        grad = loss_fn.backward() if train else None
-    else:
-        loss_fn.reduction = "none"  # per-sample values; backward weights them
-        try:
-            values = loss_fn(out, yb)
-            scale = np.broadcast_to(wb.reshape(wb.shape + (1,) * (values.ndim - 1)),
-                                    values.shape) / values.size
-            loss = float((values * scale).sum())
-            grad = loss_fn.backward(scale) if train else None
-        finally:
-            loss_fn.reduction = "mean"
+    outs = list(out) if isinstance(out, tuple) else [out]
+    total, losses, grads = 0.0, [], []
+    for loss_fn, weight, o, y, w in zip(model._loss_fns, model._compiled.loss_weights, outs,
+                                        ys, ws):
+        loss, grad = _loss(loss_fn, o, y, w, train)
+        losses.append(float(loss))
+        total += weight * float(loss)
+        grads.append(grad if weight == 1 or grad is None else grad * np.float32(weight))
     if train:
         _zero_grads(model.parameters(), True)  # each step's gradient afresh
-        model.backward(grad)
+        model.backward(grads if len(grads) > 1 else grads[0])
         model.optimizer.step()
-    return loss, model._outputs_of(out)
+    return total, losses, model._outputs_of(outs)
 
 
-def run_batches(model, x, y, w, batch_size, means, callbacks, stage, order=None,
+def _rows(arrays, idx):
+    """The rows idx of each array (None stays None)."""
+    return [None if a is None else a[idx] for a in arrays]
+
+
+def run_batches(model, x, ys, ws, batch_size, means, callbacks, stage, order=None,
                 interrupted=lambda: False, bar=None):
-    """One pass of `stage` ('train' or 'test') over the data in batches, calling
-    on_{stage}_batch_begin/end; stops early when model.stop_training is set (train)."""
+    """One pass of `stage` ('train' or 'test') over the data in batches (ys and ws: one
+    array per output), calling on_{stage}_batch_begin/end; stops early when
+    model.stop_training is set (train)."""
     for i, start in enumerate(range(0, len(x), batch_size)):
         idx = slice(start, start + batch_size) if order is None else \
             order[start:start + batch_size]
         callbacks(f"on_{stage}_batch_begin", i, {})
-        loss, out = step(model, x[idx], y[idx], None if w is None else w[idx],
-                         stage == "train")
-        means.update(loss, y[idx], out)
+        yb = _rows(ys, idx)
+        means.update(*step(model, x[idx], yb, _rows(ws, idx), stage == "train"), yb)
         if bar is not None:
-            bar.update(len(out))
+            bar.update(len(yb[0]))
         callbacks(f"on_{stage}_batch_end", i, means.logs())
         if interrupted():
             raise KeyboardInterrupt
@@ -239,7 +265,7 @@ def run_batches(model, x, y, w, batch_size, means, callbacks, stage, order=None,
 def evaluate(model, x, y, w, batch_size, callbacks):
     """Keras' evaluation of (x, y): on_test_begin, batches, on_test_end; the logs."""
     callbacks("on_test_begin", {})
-    means = _Means(model._metric_functions())
+    means = _Means(*model._log_keys())
     with model._training_graph(), model._mode(False, x.shape):  # packed inputs first
         run_batches(model, x, y, w, batch_size, means, callbacks, "test")
     logs = means.logs()
@@ -263,7 +289,7 @@ def fit(model, x, y, w, val, batch_size, epochs, initial_epoch, shuffle, seed, v
             for epoch in range(initial_epoch, epochs):
                 callbacks("on_epoch_begin", epoch, {})
                 model.train()
-                means = _Means(model._metric_functions())
+                means = _Means(*model._log_keys())
                 order = rng.permutation(len(x)) if shuffle else None
                 bar = _progress(len(x), f"Epoch {epoch + 1}/{epochs}", verbose)
                 start = time.perf_counter()
@@ -295,14 +321,15 @@ def fit(model, x, y, w, val, batch_size, epochs, initial_epoch, shuffle, seed, v
 
 
 def predict(model, x, batch_size, callbacks):
-    """The outputs for x in batches, with on_predict_* hooks."""
+    """The outputs for x in batches (in the model's output structure), with
+    on_predict_* hooks."""
     x = _float32(x, "predict")
     callbacks("on_predict_begin", {})
     parts = []
     with model._mode(False, x.shape):
         for i, start in enumerate(range(0, len(x), batch_size)):
             callbacks("on_predict_batch_begin", i, {})
-            parts.append(np.array(model(x[start:start + batch_size])))
-            callbacks("on_predict_batch_end", i, {"outputs": parts[-1]})
+            parts.append(model._flat_run((x[start:start + batch_size],)))
+            callbacks("on_predict_batch_end", i, {"outputs": model._structured(parts[-1])})
     callbacks("on_predict_end", {})
-    return np.concatenate(parts)
+    return model._structured([np.concatenate(p) for p in zip(*parts)])
