@@ -166,7 +166,7 @@ def _check_training(training, what):
                         f"a frozen BatchNormalization, in inference always)")
 
 
-class KerasTensor:
+class KerasTensor(_graph.Symbolic):
     """A symbolic tensor: a fastnn graph Value and whether it holds a channels-last
     Keras tensor in NCHW order (`nchw`). `shape` is Keras' (batch None first); `name`,
     an Input's (the key of its array when a model takes a dict). a + b, a - b and a * b
@@ -175,6 +175,8 @@ class KerasTensor:
     saying so."""
 
     __slots__ = ("value", "nchw", "name")
+    _untraceable = staticmethod(_untraceable)
+    _arithmetic = "an arithmetic operator other than + - * between tensors"
 
     def __init__(self, value, nchw=False, name=None):
         self.value, self.nchw, self.name = value, nchw, name
@@ -186,21 +188,6 @@ class KerasTensor:
 
     def __repr__(self):
         return f"<KerasTensor shape={self.shape}>"
-
-    def __bool__(self):
-        raise _untraceable("a truth test (if/while/and/or)")
-
-    def __array__(self, *args, **kwargs):
-        raise _untraceable("a NumPy conversion")
-
-    def __array_ufunc__(self, ufunc, method, *args, **kwargs):
-        raise _untraceable(f"the NumPy function {ufunc.__name__}")
-
-    def __eq__(self, other):
-        raise _untraceable("a comparison")
-
-    __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __eq__
-    __hash__ = object.__hash__
 
     def _merged(self, other, layer, op):
         """self op other as the merge layer Keras' operator would compute (tensors of one
@@ -217,17 +204,6 @@ class KerasTensor:
 
     def __mul__(self, other):
         return self._merged(other, Multiply, "*")
-
-    def _op(self, *args):
-        raise _untraceable("an arithmetic operator other than + - * between tensors")
-
-    __radd__ = __rsub__ = __rmul__ = __truediv__ = __rtruediv__ = __matmul__ = __neg__ = _op
-    __pow__ = __abs__ = _op
-
-    def _convert(self, *args):
-        raise _untraceable("a conversion to a Python number, index or sequence")
-
-    __float__ = __int__ = __index__ = __len__ = __iter__ = __getitem__ = _convert
 
 
 def Input(shape=None, batch_size=None, name=None, dtype=None):

@@ -50,7 +50,43 @@ def _untraceable(what):
         f"be traced (use a layer, e.g. nn.Flatten() instead of x.reshape)")
 
 
-class Value:
+class Symbolic:
+    """What a symbolic value refuses: a truth test, NumPy, comparisons, conversions and
+    the arithmetic a graph of layers cannot record raise the TracingError of the
+    subclass's `_untraceable(what)`; `_arithmetic` names what it does record."""
+
+    __slots__ = ()
+    _untraceable = staticmethod(_untraceable)
+    _arithmetic = "an arithmetic operation other than +"
+
+    def __bool__(self):
+        raise self._untraceable("a truth test (if/while/and/or)")
+
+    def __array__(self, *args, **kwargs):
+        raise self._untraceable("a NumPy conversion")
+
+    def __array_ufunc__(self, ufunc, method, *args, **kwargs):
+        raise self._untraceable(f"the NumPy function {ufunc.__name__}")
+
+    def __eq__(self, other):
+        raise self._untraceable("a comparison")
+
+    __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __eq__
+    __hash__ = object.__hash__
+
+    def _op(self, *args):
+        raise self._untraceable(self._arithmetic)
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _op
+    __truediv__ = __rtruediv__ = __matmul__ = __neg__ = __pow__ = __abs__ = _op
+
+    def _convert(self, *args):
+        raise self._untraceable("a conversion to a Python number, index or sequence")
+
+    __float__ = __int__ = __index__ = __len__ = __iter__ = __getitem__ = _convert
+
+
+class Value(Symbolic):
     """A symbolic value: a model input or the output of a layer call; `shape` is batch
     first (the batch None when unknown), or None when not known at all."""
 
@@ -67,36 +103,10 @@ class Value:
     def __radd__(self, other):
         raise _untraceable(f"+ with a {type(other).__name__}")
 
-    def __bool__(self):
-        raise _untraceable("a truth test (if/while/and/or)")
-
-    def __array__(self, *args, **kwargs):
-        raise _untraceable("a NumPy conversion")
-
-    def __array_ufunc__(self, ufunc, method, *args, **kwargs):
-        raise _untraceable(f"the NumPy function {ufunc.__name__}")
-
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
         raise _untraceable(f"the attribute .{name}")
-
-    def __eq__(self, other):
-        raise _untraceable("a comparison")
-
-    __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __eq__
-    __hash__ = object.__hash__
-
-    def _op(self, *args):
-        raise _untraceable("an arithmetic operation other than +")
-
-    __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = __matmul__ = _op
-    __neg__ = __pow__ = __abs__ = _op
-
-    def _convert(self, *args):
-        raise _untraceable("a conversion to a Python number, index or sequence")
-
-    __float__ = __int__ = __index__ = __len__ = __iter__ = __getitem__ = _convert
 
     def __repr__(self):
         return f"<symbolic value of shape {_shape_text(self.shape)}>"
