@@ -122,15 +122,16 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     if bias is not None:
         bias = _float32(fn, "bias", bias, (shape[1],))
     out = _checked_out(fn, "out", out, shape)
-    z = np.empty((shape[0], shape[1] // groups, *shape[2:]), np.float32)  # its shape only
     if x.size == 0 or out.size == 0:  # (empty groups, maybe 2**40 of them: no loop)
         out.fill(0.0)
-    for ci, co in _group_slices(x.shape[1], shape[1], groups) if x.size and out.size else ():
-        gx = conv2d_backward(x[:, ci], z, weight[ci], s, p, d, bias=False,
-                             need_weight_grad=False,
-                             grad_input=out if groups == 1 else None)[0]
-        if groups > 1:
-            out[:, co] = gx
+    else:
+        z = np.empty((shape[0], shape[1] // groups, *shape[2:]), np.float32)  # its shape only
+        for ci, co in _group_slices(x.shape[1], shape[1], groups):
+            gx = conv2d_backward(x[:, ci], z, weight[ci], s, p, d, bias=False,
+                                 need_weight_grad=False,
+                                 grad_input=out if groups == 1 else None)[0]
+            if groups > 1:
+                out[:, co] = gx
     if bias is not None:
         out += bias.reshape(1, -1, 1, 1)
     return out
@@ -155,12 +156,11 @@ def conv_transpose2d_backward(grad_out, x, weight, stride=1, padding=0, output_p
     gb = _checked_out(fn, "grad_bias", grad_bias, (shape[1],)) if bias else None
     size, x = x.shape[2:], _padded(x, conv)
     whole = groups == 1 and size == conv  # the kernels write the callers' arrays
-    if x.size == 0 or grad_out.size == 0:  # (empty groups, maybe 2**40 of them: no loop)
-        for g in (gx, gw):
-            if g is not None:
-                g.fill(0.0)
-    for ci, co in _group_slices(x.shape[1], shape[1], groups) if x.size and grad_out.size \
-            else ():
+    empty = x.size == 0 or grad_out.size == 0  # (maybe 2**40 empty groups: no loop)
+    for g in (gx, gw) if empty else ():
+        if g is not None:
+            g.fill(0.0)
+    for ci, co in () if empty else _group_slices(x.shape[1], shape[1], groups):
         g = grad_out[:, co]
         if gx is not None:
             part = conv2d(g, weight[ci], None, s, p, d, out=gx if whole else None)

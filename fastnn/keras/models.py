@@ -235,19 +235,20 @@ class Model(nn.Model):
     def input_shape(self):
         """Keras' input shape, batch None first: (None, 28, 28, 1); a list of them for
         several inputs."""
-        if not self._functional:
-            return None
-        shapes = [t.shape for t in self._keras_inputs]
-        return shapes[0] if len(shapes) == 1 else shapes
+        return self._keras_shapes("_keras_inputs")
 
     @property
     def output_shape(self):
         """Keras' output shape, batch None first: (None, 10); a list of them for several
         outputs (in Keras' flat order). fastnn's output_shape(shape) method is not needed:
         a Keras model used as a layer of another one is inlined into that one's graph."""
+        return self._keras_shapes("_keras_outputs")
+
+    def _keras_shapes(self, tensors):
+        """The shapes of the KerasTensors in attribute `tensors`: one, or a list."""
         if not self._functional:
             return None
-        shapes = [t.shape for t in self._keras_outputs]
+        shapes = [t.shape for t in getattr(self, tensors)]
         return shapes[0] if len(shapes) == 1 else shapes
 
     @property
