@@ -1,5 +1,6 @@
 """Shared fixtures: run kernel tests on every ISA variant this CPU supports, and
 restore the thread count and ISA each test found."""
+import gc
 import os
 import sys
 import tracemalloc
@@ -37,17 +38,26 @@ def threads():
 @pytest.fixture
 def traced_peak():
     """peak(fn, times): the peak of memory traced while fn() runs times times (Python
-    objects and NumPy data together), after two untraced warm-up calls."""
+    objects and NumPy data together), after two untraced warm-up calls. The collector
+    is off from before the warm-ups to the end: a full collection empties CPython's
+    free lists (their refill then counts as allocation), and one that starts inside
+    fn runs the finalizers of earlier tests' garbage; either made this test's peak
+    depend on what ran before it (a CI run once counted 1.4 KiB more). With the
+    collector off, a cycle fn leaves behind stays counted instead of being freed."""
     def peak(fn, times):
-        fn()
-        fn()
-        tracemalloc.start()
+        was_enabled = gc.isenabled()
+        gc.disable()
         try:
+            fn()
+            fn()
+            tracemalloc.start()
             for _ in range(times):
                 fn()
             return tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
+            if was_enabled:
+                gc.enable()
     return peak
 
 
