@@ -124,13 +124,19 @@ static void gemm_transpose(int64_t rows, int64_t cols, const float *src, int64_t
 /* The image's rows between planes and channels-last (fnn_gemm_kernels.planes_rows), 8
  * channels at a time through every row: the planes (in memory, not cache) are read or
  * written in 8 streams rather than one per channel (0.5-0.65x the time of a 32-channel
- * convolution's forward and input gradient). */
+ * convolution's forward and input gradient). Reading planes, the next 8 channels' rows
+ * are fetched into L2 meanwhile: a few short rows per plane (a Winograd band) give the
+ * hardware prefetcher no stream to follow, and the loads' misses took most of the time. */
 static void gemm_planes_rows(int to_planes, int64_t C, int64_t rows, int64_t cols,
                              const float *src, float *dst, int64_t plane, int64_t prow,
                              int64_t crow, int64_t ld)
 {
     for (int64_t c0 = 0; c0 < C; c0 += 8) {
         int64_t nc = FNN_MIN(8, C - c0);
+        for (int64_t c = c0 + 8; !to_planes && c < FNN_MIN(c0 + 16, C); c++)
+            for (int64_t i = 0; i < rows; i++)
+                for (int64_t j = 0; j < cols; j += 16)
+                    __builtin_prefetch(src + c * plane + i * prow + j, 0, 2);
         for (int64_t i = 0; i < rows; i++) {
             int64_t p = c0 * plane + i * prow, q = i * crow + c0;
             if (to_planes)
