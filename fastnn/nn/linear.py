@@ -57,7 +57,7 @@ class _Weighted(Module):
         return self.weight.data[0].size * math.prod(output_shape)
 
     def forward(self, x):
-        self._x = x
+        vars(self)["_x"] = x  # (see Module._forwarded)
         bias = None if self.bias is None else self.bias.data
         return self._forward(x, self.weight.data, bias, *self._args(),
                              out=self._buffer("y", self.output_shape(x.shape)))
@@ -100,10 +100,10 @@ class Linear(_Weighted):
 
     def forward(self, x):
         if getattr(x, "ndim", 2) == 2:  # (a non-array is the kernel's to refuse)
-            self._nd_shape = None
+            vars(self)["_nd_shape"] = None  # (see Module._forwarded)
             return super().forward(x)
         shape = self.output_shape(self._input(x).shape)
-        self._nd_shape = x.shape
+        vars(self)["_nd_shape"] = x.shape
         return super().forward(x.reshape(-1, self.in_features)).reshape(shape)
 
     def backward(self, grad_out, need_input_grad=True):

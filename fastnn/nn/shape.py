@@ -35,7 +35,7 @@ class Flatten(Module):
         return shape[:start] + (math.prod(shape[start:end + 1]),) + shape[end + 1:]
 
     def forward(self, x):
-        self._shape = self._input(x).shape
+        vars(self)["_shape"] = self._input(x).shape  # (see Module._forwarded)
         return x.reshape(self.output_shape(x.shape))
 
     def backward(self, grad_out, need_input_grad=True):
