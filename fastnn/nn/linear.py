@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import functional as F
 from .._core import as_flag, as_rng
-from .module import Module, Parameter, _count
+from .module import Module, Parameter, _count, memo_shape
 
 __all__ = ["Linear"]
 
@@ -93,6 +93,7 @@ class Linear(_Weighted):
         self.weight = Parameter(w)
         self.bias = Parameter(b) if as_flag(bias, "bias", "Linear") else None
 
+    @memo_shape
     def output_shape(self, shape):
         self._expect(shape, f"(N, {self.in_features}) or (N, *, {self.in_features})",
                      len(shape) >= 2 and shape[-1] == self.in_features)
