@@ -694,7 +694,10 @@ class Module(training.ModelAPI):
         """The graph of this model for inputs of these shapes (batch first): traced once
         per per-sample shape and train/eval mode (a forward may branch on
         self.training), and kept."""
-        key = (bool(self.training),) + tuple([None if s is None else s[1:] for s in shapes])
+        if len(shapes) == 1 and shapes[0] is not None:  # the common case, without a list
+            key = (bool(self.training), shapes[0][1:])
+        else:
+            key = (bool(self.training),) + tuple([None if s is None else s[1:] for s in shapes])
         graphs = self.__dict__.setdefault("_graphs", {})
         found = graphs.get(key)
         if found is not None and found.stale():  # the tree changed since the trace
