@@ -289,6 +289,18 @@ def as_rng(object seed, str fn):
                    f"{seed!r}") from None
 
 
+cdef bint has_shape(cnp.ndarray a, tuple shape) except -1:
+    """a.shape == shape (a tuple of ints), without building a.shape: every kernel call
+    checks its outputs so, and the tuple cost more than the comparison."""
+    cdef int d, ndim = cnp.PyArray_NDIM(a)
+    if len(shape) != ndim:
+        return False
+    for d in range(ndim):
+        if cnp.PyArray_DIMS(a)[d] != <cnp.npy_intp>shape[d]:
+            return False
+    return True
+
+
 cdef object check_out(object out, tuple shape, str fn, tuple inputs=(), object alias=None,
                       str name="out", object dtype=np.float32):
     """A fresh output, or `out` checked: dtype, exact shape, C-contiguous, writeable, and
@@ -304,7 +316,7 @@ cdef object check_out(object out, tuple shape, str fn, tuple inputs=(), object a
         raise TypeError(f"{fn}: {name} must be a {np.dtype(dtype).name} ndarray, got "
                         f"{getattr(out, 'dtype', type(out).__name__)}")
     cdef cnp.ndarray arr = <cnp.ndarray>out
-    if (<object>arr).shape != shape:
+    if not has_shape(arr, shape):
         raise ValueError(f"{fn}: {name} must have shape {shape}, got {(<object>arr).shape}")
     if not (cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISWRITEABLE(arr)
             and cnp.PyArray_ISALIGNED(arr)):

@@ -3,28 +3,55 @@
 
 
 cdef tuple ce_inputs(object logits, object labels, str fn):
-    """logits as C-contiguous (N, C) float32, labels as C-contiguous (N,) int64."""
-    logits = as_float32(logits, "logits", fn)
-    if logits.ndim != 2:
-        raise ValueError(f"{fn}: logits must be 2-D (N, C), got shape {logits.shape}")
-    labels = as_array(labels, "labels", fn)
-    if labels.dtype.kind not in "iu":
+    """logits as C-contiguous (N, C) float32, labels as C-contiguous (N,) int64. The
+    checks read the array structs (NumPy's Python attributes, labels.flags above all,
+    cost more than the kernel on a small batch)."""
+    cdef cnp.ndarray lg = as_float32(logits, "logits", fn)
+    if cnp.PyArray_NDIM(lg) != 2:
+        raise ValueError(f"{fn}: logits must be 2-D (N, C), got shape {(<object>lg).shape}")
+    cdef cnp.ndarray lb = as_array(labels, "labels", fn)
+    if not cnp.PyArray_ISINTEGER(lb):  # (dtype kind 'i' or 'u')
         raise TypeError(f"{fn}: labels must be an integer array of class indices, "
-                        f"got dtype {labels.dtype}")
-    if labels.shape != (logits.shape[0],):
-        raise ValueError(f"{fn}: labels must have shape ({logits.shape[0]},) to match logits "
-                         f"{logits.shape}, got {labels.shape}")
-    if logits.shape[1] == 0:
-        raise ValueError(f"{fn}: logits must have at least one class, got shape {logits.shape}")
-    if labels.dtype != np.int64 or not (labels.flags.c_contiguous and labels.flags.aligned):
-        labels = labels.astype(np.int64)  # out-of-range unsigned values wrap negative: rejected
-    return logits, labels
+                        f"got dtype {(<object>lb).dtype}")
+    cdef cnp.npy_intp n = cnp.PyArray_DIMS(lg)[0]
+    if cnp.PyArray_NDIM(lb) != 1 or cnp.PyArray_DIMS(lb)[0] != n:
+        raise ValueError(f"{fn}: labels must have shape ({n},) to match logits "
+                         f"{(<object>lg).shape}, got {(<object>lb).shape}")
+    if cnp.PyArray_DIMS(lg)[1] == 0:
+        raise ValueError(f"{fn}: logits must have at least one class, got shape "
+                         f"{(<object>lg).shape}")
+    if cnp.PyArray_TYPE(lb) != cnp.NPY_INT64 or not cnp.PyArray_ISNOTSWAPPED(lb) or \
+            not (cnp.PyArray_IS_C_CONTIGUOUS(lb) and cnp.PyArray_ISALIGNED(lb)):
+        lb = lb.astype(np.int64)  # out-of-range unsigned values wrap negative: rejected
+    return lg, lb
+
+
+def holds_label(labels, value):
+    """(labels == value).any() for an integer array of labels: CrossEntropyLoss's
+    ignore_index check, scanned here for native int64 C-contiguous labels (NumPy's
+    comparison and reduction cost ~4 us, more than the loss kernel on a small batch)."""
+    cdef cnp.ndarray arr
+    cdef const int64_t *p
+    cdef int64_t v
+    cdef cnp.npy_intp i
+    if cnp.PyArray_Check(labels) and isinstance(value, int) and \
+            -(1 << 63) <= value < (1 << 63):
+        arr = <cnp.ndarray>labels
+        if cnp.PyArray_TYPE(arr) == cnp.NPY_INT64 and cnp.PyArray_ISNOTSWAPPED(arr) and \
+                cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr):
+            p, v = <const int64_t *>cnp.PyArray_DATA(arr), value
+            for i in range(cnp.PyArray_SIZE(arr)):
+                if p[i] == v:
+                    return True
+            return False
+    return bool((labels == value).any())
 
 
 cdef object ce_run(object logits, object labels, object grad, bint want_loss, str fn):
     """One C pass: the mean cross-entropy (a float, if want_loss) and/or the gradient."""
     cdef double loss = 0.0
-    cdef int64_t n = logits.shape[0], c = logits.shape[1]
+    cdef int64_t n = cnp.PyArray_DIMS(<cnp.ndarray>logits)[0]
+    cdef int64_t c = cnp.PyArray_DIMS(<cnp.ndarray>logits)[1]
     cdef const float *lp = <const float *>data_ptr(logits) if n else NULL
     cdef const int64_t *yp = <const int64_t *>data_ptr(labels) if n else NULL
     cdef float *gp = <float *>data_ptr(grad) if grad is not None and n else NULL

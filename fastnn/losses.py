@@ -163,7 +163,7 @@ class CrossEntropyLoss(Loss):
         if getattr(logits, "ndim", 2) > 2:
             logits, target = self._positions(logits, target)
         if target.dtype.kind in "iu" and not self.label_smoothing and self.weight is None \
-                and self.reduction == "mean" and not (target == self.ignore_index).any():
+                and self.reduction == "mean" and not _core.holds_label(target, self.ignore_index):
             loss, self._g = F.cross_entropy_with_grad(
                 logits, target, grad=self._grad_buffer(logits.shape))
             self._rows = None

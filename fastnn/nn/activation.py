@@ -28,7 +28,7 @@ class _Elementwise(Module):
 
     def forward(self, x):
         y = self._forward(x, *self._extra(), out=self._buffer("y", x.shape))
-        self._saved = y if self._backward_uses_output else x
+        vars(self)["_saved"] = y if self._backward_uses_output else x  # (Module._forwarded)
         return y
 
     def backward(self, grad_out, need_input_grad=True):

@@ -333,7 +333,7 @@ class _FusedConv:
 
     def forward(self, x):
         conv, pool = self.conv, self.pool
-        conv._x = x
+        vars(conv)["_x"] = x  # what backward reads (see Module._forwarded)
         shape = conv.output_shape(x.shape)
         if pool is not None:
             shape = pool.output_shape(shape)
@@ -344,10 +344,10 @@ class _FusedConv:
         if pool is None:
             return F.conv2d(*args, out=y, **options)
         if not pool.training:
-            pool._pos = None
+            vars(pool)["_pos"] = None
             return F.conv2d_max_pool2d(*args, *pool._args(), out=y, return_indices=False,
                                        **options)
-        pool._pos = pool._buffer("pos", shape, np.uint8)
+        vars(pool)["_pos"] = pool._buffer("pos", shape, np.uint8)
         return F.conv2d_max_pool2d(*args, *pool._args(), out=y, indices=pool._pos,
                                    **options)[0]
 

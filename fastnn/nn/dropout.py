@@ -26,11 +26,12 @@ class Dropout(Module):
         self._seed = None  # the last training call's mask seed
 
     def forward(self, x):
-        self._shape = self._input(x).shape
+        kept = vars(self)  # what backward reads (see Module._forwarded)
+        kept["_shape"] = self._input(x).shape
         if not self.training or self.p == 0.0:
-            self._seed = None
+            kept["_seed"] = None
             return x
-        self._seed = int(self._rng.bit_generator.random_raw())
+        kept["_seed"] = int(self._rng.bit_generator.random_raw())
         if self.p == 1.0:  # torch's: every element dropped (x * 0: a NaN stays NaN)
             return np.multiply(x, np.float32(0.0), out=self._buffer("y", x.shape))
         return F.dropout(x, self.p, self._seed, out=self._buffer("y", x.shape))

@@ -174,6 +174,9 @@ def _own(out, args):
     """The output array (or each of several, a tuple) as the caller's own: a copy of a
     buffer the module keeps; a view of an input (Flatten, Identity, Dropout in eval) as
     it is, as torch returns views."""
+    if len(args) == 1 and type(out) is np.ndarray and type(args[0]) is np.ndarray:
+        # the common case (one array in, one out), without building lists
+        return out if np.may_share_memory(out, args[0]) else out.copy()
     inputs = [a for x in args for a in (x if isinstance(x, (list, tuple)) else (x,))
               if isinstance(a, np.ndarray)]
 
@@ -241,9 +244,11 @@ def _run(model, args):
         raise TypeError(f"{owner}: called without an input")
     if len(args) == 1:  # the common case, without building lists
         xs = (_as_array(args[0], owner, 0),)
+        shapes = (xs[0].shape,)
     else:
         xs = tuple(_as_array(x, owner, k) for k, x in enumerate(args))
-    graph = model._graph_for(tuple(x.shape for x in xs))
+        shapes = tuple(x.shape for x in xs)
+    graph = model._graph_for(shapes)
     model.__dict__["_graph"] = graph
     return graph.forward(xs)
 
@@ -564,7 +569,7 @@ class Graph:
         """(step, need_input_grad) of each backward call, in order: the steps with a
         trainable parameter or downstream of one (or of an input whose gradient is
         needed), the first of them computing no input gradient unless needed."""
-        flags = tuple(p.requires_grad for p in self._params)
+        flags = tuple([p.requires_grad for p in self._params])
         key = (bool(need_input_grad), flags)
         plan = self._plans.get(key)
         if plan is None:
@@ -635,7 +640,7 @@ class Graph:
             grad = grads[step.output]
             if grad is None:  # an output without a gradient: nothing flows from here
                 continue
-            held = self._hold(step)
+            held = self._hold(step) if step.params else ()
             if times is not None:
                 start = time.perf_counter()
             result = step.runner.backward(grad, need)

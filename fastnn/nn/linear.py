@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import functional as F
 from .._core import as_flag, as_rng
-from .module import Module, Parameter, _count
+from .module import Module, Parameter, _count, memo_shape
 
 __all__ = ["Linear"]
 
@@ -57,7 +57,7 @@ class _Weighted(Module):
         return self.weight.data[0].size * math.prod(output_shape)
 
     def forward(self, x):
-        self._x = x
+        vars(self)["_x"] = x  # (see Module._forwarded)
         bias = None if self.bias is None else self.bias.data
         return self._forward(x, self.weight.data, bias, *self._args(),
                              out=self._buffer("y", self.output_shape(x.shape)))
@@ -93,6 +93,7 @@ class Linear(_Weighted):
         self.weight = Parameter(w)
         self.bias = Parameter(b) if as_flag(bias, "bias", "Linear") else None
 
+    @memo_shape
     def output_shape(self, shape):
         self._expect(shape, f"(N, {self.in_features}) or (N, *, {self.in_features})",
                      len(shape) >= 2 and shape[-1] == self.in_features)
@@ -100,10 +101,10 @@ class Linear(_Weighted):
 
     def forward(self, x):
         if getattr(x, "ndim", 2) == 2:  # (a non-array is the kernel's to refuse)
-            self._nd_shape = None
+            vars(self)["_nd_shape"] = None  # (see Module._forwarded)
             return super().forward(x)
         shape = self.output_shape(self._input(x).shape)
-        self._nd_shape = x.shape
+        vars(self)["_nd_shape"] = x.shape
         return super().forward(x.reshape(-1, self.in_features)).reshape(shape)
 
     def backward(self, grad_out, need_input_grad=True):

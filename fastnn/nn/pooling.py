@@ -73,12 +73,13 @@ class MaxPool2d(_Pool2d):
         return f"{super().extra_repr()}, dilation=1, ceil_mode={self.ceil_mode}"
 
     def forward(self, x):
-        self._x = x
+        kept = vars(self)  # what backward reads (see Module._forwarded)
+        kept["_x"] = x
         y = self._buffer("y", self.output_shape(x.shape))
         if not self.training:
-            self._indices = None
+            kept["_indices"] = None
             return F.max_pool2d(x, *self._args(), ceil_mode=self.ceil_mode, out=y)
-        self._indices = self._buffer("idx", y.shape, np.int64)
+        kept["_indices"] = self._buffer("idx", y.shape, np.int64)
         return F.max_pool2d_with_indices(x, *self._args(), ceil_mode=self.ceil_mode, out=y,
                                          indices=self._indices)[0]
 

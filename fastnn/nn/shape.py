@@ -2,7 +2,7 @@
 import math
 
 from .._core import is_int as _is_int
-from .module import Module
+from .module import Module, memo_shape
 
 __all__ = ["Flatten", "Identity"]
 
@@ -21,8 +21,8 @@ class Flatten(Module):
                              "batch as the first dimension")
         self.start_dim, self.end_dim = int(start_dim), int(end_dim)
 
+    @memo_shape
     def output_shape(self, shape):
-        shape = tuple(shape)
         if (self.start_dim, self.end_dim) == (1, -1):
             self._expect(shape, "(N, ...)", len(shape) >= 1)
             return (shape[0], math.prod(shape[1:]))
@@ -35,7 +35,7 @@ class Flatten(Module):
         return shape[:start] + (math.prod(shape[start:end + 1]),) + shape[end + 1:]
 
     def forward(self, x):
-        self._shape = self._input(x).shape
+        vars(self)["_shape"] = self._input(x).shape  # (see Module._forwarded)
         return x.reshape(self.output_shape(x.shape))
 
     def backward(self, grad_out, need_input_grad=True):
