@@ -301,6 +301,17 @@ cdef bint has_shape(cnp.ndarray a, tuple shape) except -1:
     return True
 
 
+cdef bint same_shape(cnp.ndarray a, cnp.ndarray b):
+    """a.shape == b.shape, without building either tuple."""
+    cdef int d, ndim = cnp.PyArray_NDIM(a)
+    if cnp.PyArray_NDIM(b) != ndim:
+        return False
+    for d in range(ndim):
+        if cnp.PyArray_DIMS(a)[d] != cnp.PyArray_DIMS(b)[d]:
+            return False
+    return True
+
+
 cdef object check_out(object out, tuple shape, str fn, tuple inputs=(), object alias=None,
                       str name="out", object dtype=np.float32):
     """A fresh output, or `out` checked: dtype, exact shape, C-contiguous, writeable, and

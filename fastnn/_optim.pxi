@@ -36,17 +36,6 @@ cdef list optim_arrays(object arrays, str name, int64_t count, list params, bint
     return arrays
 
 
-cdef bint same_shape(cnp.ndarray a, cnp.ndarray b):
-    """a.shape == b.shape, without building the tuples."""
-    cdef int d, ndim = cnp.PyArray_NDIM(a)
-    if cnp.PyArray_NDIM(b) != ndim:
-        return False
-    for d in range(ndim):
-        if cnp.PyArray_DIMS(a)[d] != cnp.PyArray_DIMS(b)[d]:
-            return False
-    return True
-
-
 cdef class PointerTable:
     """sizes[i] and up to five pointer columns for `count` arrays, freed with the object."""
     cdef int64_t count

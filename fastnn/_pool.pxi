@@ -2,10 +2,10 @@
 # Also ew_same_shape, which the elementwise families (_activation, _loss) share.
 
 
-cdef object ew_same_shape(object a, str a_name, object b, str b_name, str fn):
-    if a.shape != b.shape:
-        raise ValueError(f"{fn}: {b_name} must have the shape of {a_name} {a.shape}, "
-                         f"got {b.shape}")
+cdef object ew_same_shape(cnp.ndarray a, str a_name, cnp.ndarray b, str b_name, str fn):
+    if not same_shape(a, b):
+        raise ValueError(f"{fn}: {b_name} must have the shape of {a_name} "
+                         f"{(<object>a).shape}, got {(<object>b).shape}")
     return b
 
 

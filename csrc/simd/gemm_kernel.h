@@ -133,10 +133,11 @@ static void gemm_planes_rows(int to_planes, int64_t C, int64_t rows, int64_t col
 {
     for (int64_t c0 = 0; c0 < C; c0 += 8) {
         int64_t nc = FNN_MIN(8, C - c0);
-        for (int64_t c = c0 + 8; !to_planes && c < FNN_MIN(c0 + 16, C); c++)
-            for (int64_t i = 0; i < rows; i++)
-                for (int64_t j = 0; j < cols; j += 16)
-                    __builtin_prefetch(src + c * plane + i * prow + j, 0, 2);
+        if (!to_planes)
+            for (int64_t c = c0 + 8; c < FNN_MIN(c0 + 16, C); c++)
+                for (int64_t i = 0; i < rows; i++)
+                    for (int64_t j = 0; j < cols; j += 16)  /* a line a time */
+                        __builtin_prefetch(src + c * plane + i * prow + j, 0, 2);
         for (int64_t i = 0; i < rows; i++) {
             int64_t p = c0 * plane + i * prow, q = i * crow + c0;
             if (to_planes)
