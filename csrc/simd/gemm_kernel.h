@@ -12,39 +12,20 @@
 typedef float vfloat __attribute__((vector_size(FNN_VEC * 4)));
 typedef float vfloat_u __attribute__((vector_size(FNN_VEC * 4), aligned(4)));
 
-/* op(A) rows [0, mc) x columns [0, kc) into panels of MR rows, zero-padded. */
-static void gemm_pack_a(int64_t mc, int64_t kc, const float *a, int64_t rs, int64_t cs, float *ap)
-{
-    for (int64_t i0 = 0; i0 < mc; i0 += FNN_MR, ap += FNN_MR * kc) {
-        int mr = (int)FNN_MIN(FNN_MR, mc - i0);
-        const float *src = a + i0 * rs;
-        if (rs == 1) {                      /* columns of op(A) are contiguous */
-            for (int64_t p = 0; p < kc; p++)
-                for (int i = 0; i < FNN_MR; i++)
-                    ap[p * FNN_MR + i] = i < mr ? src[p * cs + i] : 0.0f;
-        } else {
-            for (int i = 0; i < FNN_MR; i++)
-                for (int64_t p = 0; p < kc; p++)
-                    ap[p * FNN_MR + i] = i < mr ? src[i * rs + p * cs] : 0.0f;
-        }
-    }
-}
-
-#if FNN_VEC == 8
+#if FNN_VEC >= 8
+/* 8-lane vectors (ymm) in the AVX-512 variant too: a 16-lane transpose would need 16 rows. */
+typedef float vfloat8 __attribute__((vector_size(32)));
+typedef float vfloat8_u __attribute__((vector_size(32), aligned(4)));
 typedef int vint8 __attribute__((vector_size(32)));
 
-/* dst[q*ld + l] = src[l*ls + q] (+ add[q] when add is set) for an 8 x 8 block: 8 rows
- * loaded as vectors and transposed in registers (a scalar copy would move one float at
- * a time, to a different cache line each). */
-static inline __attribute__((always_inline)) void
-gemm_transpose_8x8(const float *src, int64_t ls, const float *add, float *dst, int64_t ld)
+/* r[l] lane q -> r[q] lane l: an 8 x 8 block transposed in registers (a scalar copy
+ * would move one float at a time, to a different cache line each). */
+static inline __attribute__((always_inline)) void gemm_transpose8(vfloat8 r[8])
 {
     const vint8 lo1 = {0, 8, 1, 9, 4, 12, 5, 13}, hi1 = {2, 10, 3, 11, 6, 14, 7, 15};
     const vint8 lo2 = {0, 1, 8, 9, 4, 5, 12, 13}, hi2 = {2, 3, 10, 11, 6, 7, 14, 15};
     const vint8 lo4 = {0, 1, 2, 3, 8, 9, 10, 11}, hi4 = {4, 5, 6, 7, 12, 13, 14, 15};
-    vfloat r[8], t[8], u[8];
-    for (int l = 0; l < 8; l++)
-        r[l] = *(const vfloat_u *)(src + l * ls);
+    vfloat8 t[8], u[8];
     for (int l = 0; l < 8; l += 2) {
         t[l] = __builtin_shuffle(r[l], r[l + 1], lo1);
         t[l + 1] = __builtin_shuffle(r[l], r[l + 1], hi1);
@@ -56,15 +37,21 @@ gemm_transpose_8x8(const float *src, int64_t ls, const float *add, float *dst, i
         }
     /* u[q], u[q + 4]: columns q and q + 4 of rows 0-3 and of rows 4-7 */
     for (int q = 0; q < 4; q++) {
-        vfloat lo = __builtin_shuffle(u[q], u[q + 4], lo4);
-        vfloat hi = __builtin_shuffle(u[q], u[q + 4], hi4);
-        if (add != NULL) {
-            lo += add[q];
-            hi += add[q + 4];
-        }
-        *(vfloat_u *)(dst + q * ld) = lo;
-        *(vfloat_u *)(dst + (q + 4) * ld) = hi;
+        r[q] = __builtin_shuffle(u[q], u[q + 4], lo4);
+        r[q + 4] = __builtin_shuffle(u[q], u[q + 4], hi4);
     }
+}
+
+/* dst[q*ld + l] = src[l*ls + q] (+ add[q] when add is set) for an 8 x 8 block. */
+static inline __attribute__((always_inline)) void
+gemm_transpose_8x8(const float *src, int64_t ls, const float *add, float *dst, int64_t ld)
+{
+    vfloat8 r[8];
+    for (int l = 0; l < 8; l++)
+        r[l] = *(const vfloat8_u *)(src + l * ls);
+    gemm_transpose8(r);
+    for (int q = 0; q < 8; q++)
+        *(vfloat8_u *)(dst + q * ld) = add != NULL ? r[q] + add[q] : r[q];
 }
 
 /* Full panel, columns of op(B) contiguous (rs == 1: B = W^T, a linear layer's weight):
@@ -77,7 +64,49 @@ static int64_t gemm_pack_b_t8(int64_t kc, const float *src, int64_t cs, float *b
             gemm_transpose_8x8(src + j * cs + p, cs, NULL, bp + p * FNN_NR + j, FNN_NR);
     return kc8;
 }
+
+/* Full panel, rows of op(A) contiguous (cs == 1: A = X, a linear layer's input):
+ * columns [0, kc8) in 8x8 blocks of up to 8 of the MR rows (the missing ones zero, their
+ * lanes not stored). Returns kc8, a multiple of 8. */
+static int64_t gemm_pack_a_t8(int64_t kc, const float *src, int64_t rs, float *ap)
+{
+    int64_t kc8 = kc / 8 * 8;
+    for (int64_t p = 0; p < kc8; p += 8)
+        for (int i0 = 0; i0 < FNN_MR; i0 += 8) {
+            const int w = FNN_MIN(8, FNN_MR - i0);
+            vfloat8 r[8];
+            for (int l = 0; l < 8; l++)
+                r[l] = l < w ? *(const vfloat8_u *)(src + (i0 + l) * rs + p) : (vfloat8){0};
+            gemm_transpose8(r);
+            for (int q = 0; q < 8; q++)
+                memcpy(ap + (p + q) * FNN_MR + i0, &r[q], (size_t)w * sizeof(float));
+        }
+    return kc8;
+}
 #endif
+
+/* op(A) rows [0, mc) x columns [0, kc) into panels of MR rows, zero-padded. */
+static void gemm_pack_a(int64_t mc, int64_t kc, const float *a, int64_t rs, int64_t cs, float *ap)
+{
+    for (int64_t i0 = 0; i0 < mc; i0 += FNN_MR, ap += FNN_MR * kc) {
+        int mr = (int)FNN_MIN(FNN_MR, mc - i0);
+        const float *src = a + i0 * rs;
+        if (rs == 1) {                      /* columns of op(A) are contiguous */
+            for (int64_t p = 0; p < kc; p++)
+                for (int i = 0; i < FNN_MR; i++)
+                    ap[p * FNN_MR + i] = i < mr ? src[p * cs + i] : 0.0f;
+        } else {
+            int64_t p0 = 0;
+#if FNN_VEC >= 8
+            if (cs == 1 && mr == FNN_MR)
+                p0 = gemm_pack_a_t8(kc, src, rs, ap);
+#endif
+            for (int i = 0; i < FNN_MR; i++)
+                for (int64_t p = p0; p < kc; p++)
+                    ap[p * FNN_MR + i] = i < mr ? src[i * rs + p * cs] : 0.0f;
+        }
+    }
+}
 
 /* gemm_transpose element by element, the longer side inner (a copy stays a copy:
  * -0 + 0 would be +0). */
@@ -164,7 +193,7 @@ static void gemm_pack_b(int64_t kc, int64_t nc, const float *b, int64_t rs, int6
                     bp[p * FNN_NR + j] = j < nr ? src[p * rs + j] : 0.0f;
         } else {
             int64_t p0 = 0;
-#if FNN_VEC == 8
+#if FNN_VEC >= 8
             if (rs == 1 && nr == FNN_NR)
                 p0 = gemm_pack_b_t8(kc, src, cs, bp);
 #endif
