@@ -54,59 +54,27 @@ gemm_transpose_8x8(const float *src, int64_t ls, const float *add, float *dst, i
         *(vfloat8_u *)(dst + q * ld) = add != NULL ? r[q] + add[q] : r[q];
 }
 
-/* Full panel, columns of op(B) contiguous (rs == 1: B = W^T, a linear layer's weight):
- * rows [0, kc8) in 8x8 blocks. Returns kc8, a multiple of 8. */
-static int64_t gemm_pack_b_t8(int64_t kc, const float *src, int64_t cs, float *bp)
+/* Columns [0, kc8) of a full panel of R lanes (rows of op(A) or columns of op(B)),
+ * lane l's column p at src[l*ls + p] (the panel's lanes strided, their elements
+ * contiguous: A = X or B = W^T, a linear layer's input or weight), in 8x8 blocks of up
+ * to 8 lanes (those past R zero, their lanes not stored). Returns kc8, a multiple of 8. */
+static inline __attribute__((always_inline)) int64_t
+gemm_pack_t8(int64_t kc, const float *src, int64_t ls, int R, float *dst)
 {
     int64_t kc8 = kc / 8 * 8;
     for (int64_t p = 0; p < kc8; p += 8)
-        for (int j = 0; j < FNN_NR; j += 8)  /* rows j.. of the block: op(B)'s columns */
-            gemm_transpose_8x8(src + j * cs + p, cs, NULL, bp + p * FNN_NR + j, FNN_NR);
-    return kc8;
-}
-
-/* Full panel, rows of op(A) contiguous (cs == 1: A = X, a linear layer's input):
- * columns [0, kc8) in 8x8 blocks of up to 8 of the MR rows (the missing ones zero, their
- * lanes not stored). Returns kc8, a multiple of 8. */
-static int64_t gemm_pack_a_t8(int64_t kc, const float *src, int64_t rs, float *ap)
-{
-    int64_t kc8 = kc / 8 * 8;
-    for (int64_t p = 0; p < kc8; p += 8)
-        for (int i0 = 0; i0 < FNN_MR; i0 += 8) {
-            const int w = FNN_MIN(8, FNN_MR - i0);
+        for (int l0 = 0; l0 < R; l0 += 8) {
+            const int w = FNN_MIN(8, R - l0);
             vfloat8 r[8];
             for (int l = 0; l < 8; l++)
-                r[l] = l < w ? *(const vfloat8_u *)(src + (i0 + l) * rs + p) : (vfloat8){0};
+                r[l] = l < w ? *(const vfloat8_u *)(src + (l0 + l) * ls + p) : (vfloat8){0};
             gemm_transpose8(r);
             for (int q = 0; q < 8; q++)
-                memcpy(ap + (p + q) * FNN_MR + i0, &r[q], (size_t)w * sizeof(float));
+                memcpy(dst + (p + q) * R + l0, &r[q], (size_t)w * sizeof(float));
         }
     return kc8;
 }
 #endif
-
-/* op(A) rows [0, mc) x columns [0, kc) into panels of MR rows, zero-padded. */
-static void gemm_pack_a(int64_t mc, int64_t kc, const float *a, int64_t rs, int64_t cs, float *ap)
-{
-    for (int64_t i0 = 0; i0 < mc; i0 += FNN_MR, ap += FNN_MR * kc) {
-        int mr = (int)FNN_MIN(FNN_MR, mc - i0);
-        const float *src = a + i0 * rs;
-        if (rs == 1) {                      /* columns of op(A) are contiguous */
-            for (int64_t p = 0; p < kc; p++)
-                for (int i = 0; i < FNN_MR; i++)
-                    ap[p * FNN_MR + i] = i < mr ? src[p * cs + i] : 0.0f;
-        } else {
-            int64_t p0 = 0;
-#if FNN_VEC >= 8
-            if (cs == 1 && mr == FNN_MR)
-                p0 = gemm_pack_a_t8(kc, src, rs, ap);
-#endif
-            for (int i = 0; i < FNN_MR; i++)
-                for (int64_t p = p0; p < kc; p++)
-                    ap[p * FNN_MR + i] = i < mr ? src[i * rs + p * cs] : 0.0f;
-        }
-    }
-}
 
 /* gemm_transpose element by element, the longer side inner (a copy stays a copy:
  * -0 + 0 would be +0). */
@@ -177,31 +145,46 @@ static void gemm_planes_rows(int to_planes, int64_t C, int64_t rows, int64_t col
     }
 }
 
-/* op(B) rows [0, kc) x columns [0, nc) into panels of NR columns, zero-padded. */
-static void gemm_pack_b(int64_t kc, int64_t nc, const float *b, int64_t rs, int64_t cs, float *bp)
+/* Lanes [0, n) x columns [0, kc) into panels of R lanes, zero-padded past n: element
+ * (l, p) at src[l*ls + p*ks] to panel[p*R + l]. The panels of A (lanes its rows) and of B
+ * (lanes its columns). */
+static inline __attribute__((always_inline)) void
+gemm_pack(int64_t n, int64_t kc, const float *src, int64_t ls, int64_t ks, int R, float *dst)
 {
-    for (int64_t j0 = 0; j0 < nc; j0 += FNN_NR, bp += FNN_NR * kc) {
-        int nr = (int)FNN_MIN(FNN_NR, nc - j0);
-        const float *src = b + j0 * cs;
-        if (cs == 1 && nr == FNN_NR) {      /* rows of op(B) contiguous: plain vector copies */
+    for (int64_t l0 = 0; l0 < n; l0 += R, dst += R * kc) {
+        int nl = (int)FNN_MIN(R, n - l0);
+        const float *s = src + l0 * ls;
+        if (ls == 1 && nl == R) {            /* lanes contiguous: plain vector copies */
             for (int64_t p = 0; p < kc; p++)
-                for (int j = 0; j < FNN_NR; j++)
-                    bp[p * FNN_NR + j] = src[p * rs + j];
-        } else if (cs == 1) {
+                for (int l = 0; l < R; l++)
+                    dst[p * R + l] = s[p * ks + l];
+        } else if (ls == 1) {
             for (int64_t p = 0; p < kc; p++)
-                for (int j = 0; j < FNN_NR; j++)
-                    bp[p * FNN_NR + j] = j < nr ? src[p * rs + j] : 0.0f;
+                for (int l = 0; l < R; l++)
+                    dst[p * R + l] = l < nl ? s[p * ks + l] : 0.0f;
         } else {
             int64_t p0 = 0;
 #if FNN_VEC >= 8
-            if (rs == 1 && nr == FNN_NR)
-                p0 = gemm_pack_b_t8(kc, src, cs, bp);
+            if (ks == 1 && nl == R)
+                p0 = gemm_pack_t8(kc, s, ls, R, dst);
 #endif
-            for (int j = 0; j < FNN_NR; j++)
+            for (int l = 0; l < R; l++)
                 for (int64_t p = p0; p < kc; p++)
-                    bp[p * FNN_NR + j] = j < nr ? src[j * cs + p * rs] : 0.0f;
+                    dst[p * R + l] = l < nl ? s[l * ls + p * ks] : 0.0f;
         }
     }
+}
+
+/* op(A) rows [0, mc) x columns [0, kc) into panels of MR rows, zero-padded. */
+static void gemm_pack_a(int64_t mc, int64_t kc, const float *a, int64_t rs, int64_t cs, float *ap)
+{
+    gemm_pack(mc, kc, a, rs, cs, FNN_MR, ap);
+}
+
+/* op(B) rows [0, kc) x columns [0, nc) into panels of NR columns, zero-padded. */
+static void gemm_pack_b(int64_t kc, int64_t nc, const float *b, int64_t rs, int64_t cs, float *bp)
+{
+    gemm_pack(nc, kc, b, cs, rs, FNN_NR, bp);
 }
 
 /* Rows [0, kc) x columns [0, nc) of B[p][q] = b[roff[p] + coff[q]] into panels of NR
