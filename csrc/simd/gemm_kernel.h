@@ -63,14 +63,20 @@ gemm_pack_t8(int64_t kc, const float *src, int64_t ls, int R, float *dst)
 {
     int64_t kc8 = kc / 8 * 8;
     for (int64_t p = 0; p < kc8; p += 8)
-        for (int l0 = 0; l0 < R; l0 += 8) {
+        for (int l0 = (R - 1) / 8 * 8; l0 >= 0; l0 -= 8) {
             const int w = FNN_MIN(8, R - l0);
             vfloat8 r[8];
             for (int l = 0; l < 8; l++)
                 r[l] = l < w ? *(const vfloat8_u *)(src + (l0 + l) * ls + p) : (vfloat8){0};
             gemm_transpose8(r);
+            /* whole vectors: a short block's last 8 - w lanes land on the next column's
+             * first lanes, which the blocks after it (l0 descending, q ascending) or the
+             * scalar tail write again; past the panel's last column only w are stored */
             for (int q = 0; q < 8; q++)
-                memcpy(dst + (p + q) * R + l0, &r[q], (size_t)w * sizeof(float));
+                if (w == 8 || p + q + 1 < kc)
+                    *(vfloat8_u *)(dst + (p + q) * R + l0) = r[q];
+                else
+                    memcpy(dst + (p + q) * R + l0, &r[q], (size_t)w * sizeof(float));
         }
     return kc8;
 }
