@@ -2,8 +2,8 @@
 two alternating in one process: blocks of `--calls` calls of fastnn `model(x)` and of its
 torch twin (eval mode, `torch.inference_mode`), or of a training step of each (Adam,
 cross-entropy, as the benchmark suite's), each block's median, `--blocks` of each, so that
-drift on a shared VM hits both alike (the report's pytest-benchmark groups time one
-library after the other).
+drift on a shared VM hits both alike (conftest.alternate, as the report's training and
+inference benchmarks time them), with the spread of the ratios block by block.
 
     python benchmarks/bench_latency.py [--threads 2] [--batch 1] [--blocks 7] [--calls 200]
     python benchmarks/bench_latency.py --train [--batch 128] [--blocks 7] [--calls 10]
@@ -11,9 +11,9 @@ library after the other).
 Prints per model the median of the block medians and torch/fastnn, with the range of the
 per-block ratios."""
 import argparse
+import contextlib
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -21,31 +21,28 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import fastnn  # noqa: E402
 from fastnn import models  # noqa: E402
 
+from benchmarks.conftest import alternate, library_threads  # noqa: E402
 from benchmarks.test_bench_train import ARCH_NAMES, fastnn_step, torch_step  # noqa: E402
 from benchmarks.twins import inputs, torch_twin  # noqa: E402
 
 
-def block_median(f, calls):
-    """Median seconds of `calls` calls f(), after a tenth as many (at least one)
-    unmeasured."""
-    for _ in range(max(calls // 10, 1)):
-        f()
-    times = np.empty(calls)
-    for k in range(calls):
-        start = time.perf_counter()
-        f()
-        times[k] = time.perf_counter() - start
-    return float(np.median(times))
-
-
-def calls(model, x, y, torch, train):
-    """fastnn's and the torch twin's call: model(x) in eval mode, or a training step."""
+def runs(model, x, y, torch, train, threads):
+    """fastnn's and the torch twin's (context, warm, run) for conftest.alternate:
+    model(x) in eval mode (PyTorch's under torch.inference_mode), or a training step."""
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
     if train:
         ours, theirs = fastnn_step(model.train()), torch_step(torch, model.train())
-        return (lambda: ours(x, y)), (lambda: theirs(tx, ty))
-    twin = torch_twin(model.eval()).eval()
-    return (lambda: model(x)), (lambda: twin(tx))
+        ours_f, theirs_f = (lambda: ours(x, y)), (lambda: theirs(tx, ty))
+    else:
+        twin = torch_twin(model.eval()).eval()
+        ours_f, theirs_f = (lambda: model(x)), (lambda: twin(tx))
+
+    @contextlib.contextmanager
+    def torch_context():
+        with torch.inference_mode(not train), library_threads("torch", threads):
+            yield
+    return {"fastnn": (lambda: library_threads("fastnn", threads), ours_f, ours_f),
+            "torch": (torch_context, theirs_f, theirs_f)}
 
 
 def main():
@@ -59,19 +56,15 @@ def main():
     batch = args.batch or (128 if args.train else 1)
     n_calls = args.calls or (10 if args.train else 200)
     import torch
-    fastnn.set_num_threads(args.threads)
-    torch.set_num_threads(args.threads)
     print(f"{'training step' if args.train else 'inference'}, batch {batch}, "
           f"{args.threads} thread(s), ISA {fastnn.get_isa()}, {args.blocks} blocks of "
           f"{n_calls} calls each")
     for name in ARCH_NAMES:
         model = getattr(models, name)(seed=0)
-        ours_f, theirs_f = calls(model, *inputs(model, batch), torch, args.train)
-        ours, theirs = [], []
-        with torch.inference_mode(not args.train):
-            for _ in range(args.blocks):
-                ours.append(block_median(ours_f, n_calls))
-                theirs.append(block_median(theirs_f, n_calls))
+        times = alternate(runs(model, *inputs(model, batch), torch, args.train, args.threads),
+                          args.blocks, n_calls)
+        ours, theirs = (np.median(np.reshape(times[lib], (args.blocks, n_calls)), axis=1)
+                        for lib in ("fastnn", "torch"))
         ratios = sorted(t / o for o, t in zip(ours, theirs))
         a, b = np.median(ours), np.median(theirs)
         print(f"{name:12s} fastnn {a * 1e6:8.1f} us  PyTorch {b * 1e6:8.1f} us  "

@@ -12,6 +12,7 @@ FASTNN_BENCH_QUICK=1 shrinks the suite (small sizes, the default ISA only) for t
 report's --quick mode and CI."""
 import contextlib
 import os
+import time
 from collections import defaultdict
 
 import numpy as np
@@ -133,6 +134,62 @@ def replay(benchmark, seconds):
 
     benchmark._timer = other_process_clock
     benchmark.pedantic(advance, rounds=len(seconds), iterations=1)
+
+
+def alternate(runs, blocks, calls=None, budget=0.02, settle=0.02):
+    """Seconds per call of each of `runs`, the runs taking turns block by block (which goes
+    first alternates), so that drift on a shared VM (a co-tenant taking a core for a
+    while) hits all of them alike; pytest-benchmark alone times one case after the other.
+    runs: {key: (context, warm, run)}; each block enters context() (the library's thread
+    count), then calls warm() unmeasured for `settle` seconds and at least a tenth as many
+    times as it times run(), then times `calls` calls of run() (None: as many as take
+    ~`budget` seconds by the first warm call's time, 5 to 200). The settling is the
+    steady state a program that uses one library sees: on the 2-vCPU VM a call right
+    after PyTorch's took 1.4-1.8x as long, until the other runtime's idle threads
+    stopped spinning on the cores and this one's were awake (~10 ms)."""
+    times, counts, keys = {key: [] for key in runs}, {}, list(runs)
+    for block in range(blocks):
+        for key in keys if block % 2 == 0 else keys[::-1]:
+            context, warm, run = runs[key]
+            with context():
+                start = time.perf_counter()
+                warm()
+                n = counts.setdefault(key, calls or int(min(max(
+                    budget / (time.perf_counter() - start), 5), 200)))
+                warmed = 1
+                while warmed < n // 10 or time.perf_counter() - start < settle:
+                    warm()
+                    warmed += 1
+                for _ in range(n):
+                    start = time.perf_counter()
+                    run()
+                    times[key].append(time.perf_counter() - start)
+    return times
+
+
+@pytest.fixture(scope="session")
+def alternating(request):
+    """times(group, key, candidates, blocks, calls=None): the seconds per call of run `key`
+    of `group`, timed by `alternate` with the group's other runs whose tests this session
+    selected. candidates: {key: (test name, make)}, make() -> (context, warm, run). The
+    first call for a group times all of its runs; the other tests of the group replay
+    their share. With --benchmark-disable (a smoke test) each run is called twice."""
+    done, disabled = {}, request.config.getoption("benchmark_disable")
+
+    def times(group, key, candidates, blocks, calls=None):
+        if disabled:
+            blocks, calls = 1, 1
+        if group not in done:
+            selected = {item.name for item in request.session.items}
+            done[group] = alternate({k: make() for k, (test, make) in candidates.items()
+                                     if test in selected}, blocks, calls)
+        return done[group][key]
+    return times
+
+
+def has_torch():
+    import importlib.util
+    return importlib.util.find_spec("torch") is not None
 
 
 _peaks = {}

@@ -397,7 +397,8 @@ def report(run, rows, out, wall=None, command=None):
         parts += ["", f"## {t} thread(s)", "", table(run, rows, t)]
     if epoch_series(rows):
         parts += ["", "## Training epoch scaling (samples/s)", "",
-                  "The same number of samples per run at every batch size.", "",
+                  "The same number of samples per run at every batch size; fastnn and "
+                  "PyTorch on every thread count timed in turns, round by round.", "",
                   epoch_table(rows, threads_list), "",
                   f"## Reference models: a {EPOCH:,}-sample epoch, {top} thread(s)", "",
                   "Seconds from the epoch benchmark's samples/s.", "",
@@ -405,11 +406,14 @@ def report(run, rows, out, wall=None, command=None):
     if architecture_rows(rows):
         parts += ["", "## Architectures: training step and epoch", "",
                   "The same network in the three libraries by construction "
-                  "(benchmarks/twins.py); ratios: the peer's time / fastnn's.", "",
+                  "(benchmarks/twins.py); ratios: the peer's time / fastnn's. fastnn and "
+                  "PyTorch on every thread count timed in turns, round by round; Keras in "
+                  "its own process.", "",
                   architecture_table(rows)]
     if any(key[0] == "inference" for key in rows):
         parts += ["", "## Small-batch inference latency", "",
-                  "Eval mode, median of many calls; ratios against fastnn's model(x).", "",
+                  "Eval mode, median of many calls, fastnn's and PyTorch's in turns, block "
+                  "by block; ratios against fastnn's model(x).", "",
                   inference_table(rows)]
     files = plot(run, rows, out)
     parts += ["", "## Plots", ""]

@@ -1,8 +1,11 @@
 """Small-batch inference latency: batch 1 and 8 through the reference and architecture
 models in eval mode, fastnn `model(x)` and `model.predict(x)` vs PyTorch under
 `torch.inference_mode()` vs Keras `model(x, training=False)` (in its own process), each
-the median of many calls (pytest-benchmark's rounds; Keras: 100 calls after 3 warm-up
-calls). GFLOP/s: 2 FLOPs per multiply-add of the forward pass."""
+the median of many calls. fastnn's two calls and PyTorch's on every thread count take
+turns in 7 blocks of ~20 ms of calls (conftest.alternate), so that a co-tenant's burst on
+a shared VM lands on all of them alike; Keras: 100 calls after 3 warm-up calls. GFLOP/s:
+2 FLOPs per multiply-add of the forward pass."""
+import contextlib
 import os
 import subprocess
 import sys
@@ -12,7 +15,7 @@ import pytest
 import fastnn
 from fastnn import models
 
-from .conftest import QUICK, THREADS, library_threads, replay
+from .conftest import QUICK, THREADS, has_torch, library_threads, replay
 from .test_bench_train import ARCH_NAMES as NAMES
 from .twins import inputs, torch_twin
 
@@ -41,27 +44,57 @@ def record_infer(benchmark, record, library, name, batch, threads, **extra):
            **extra)
 
 
+LIBRARIES = {"fastnn": "model(x)", "fastnn-predict": "predict", "torch": None}
+
+
+def infer_run(library, name, batch, threads):
+    """(context, warm, run) of one inference call of the library on the model (see
+    conftest.alternate); PyTorch's under torch.inference_mode."""
+    model, x = case(name, batch)
+    if library == "torch":
+        import torch
+        twin, tx = torch_twin(model).eval(), torch.from_numpy(x)
+
+        @contextlib.contextmanager
+        def context():
+            with torch.inference_mode(), library_threads("torch", threads):
+                yield
+        call = lambda: twin(tx)  # noqa: E731
+    else:
+        context = lambda: library_threads("fastnn", threads)  # noqa: E731
+        call = model if library == "fastnn" else model.predict
+        call = (lambda f: lambda: f(x))(call)
+    return context, call, call
+
+
+def time_infer(benchmark, record, alternating, library, name, batch, threads):
+    """Time `library` on the model, alternating block by block with the other libraries
+    and thread counts of the same model and batch: 7 blocks of ~20 ms of calls each."""
+    libraries = [lib for lib in LIBRARIES if lib != "torch" or has_torch()]
+    def test(lib, t):
+        return (f"test_infer_torch[{name}-{batch}-{t}]" if lib == "torch" else
+                f"test_infer_fastnn[{LIBRARIES[lib]}-{name}-{batch}-{t}]")
+    candidates = {(lib, t): (test(lib, t), lambda lib=lib, t=t: infer_run(lib, name, batch, t))
+                  for lib in libraries for t in THREADS}
+    replay(benchmark, alternating(("infer", name, batch), (library, threads), candidates, 7))
+    record_infer(benchmark, record, library, name, batch, threads,
+                 **({"isa": fastnn.get_isa()} if library != "torch" else {}))
+
+
 @pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("batch", BATCHES)
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("call", ["model(x)", "predict"])
-def test_infer_fastnn(benchmark, record, call, name, batch, threads):
-    model, x = case(name, batch)
-    with library_threads("fastnn", threads):
-        benchmark(model if call == "model(x)" else model.predict, x)
-    record_infer(benchmark, record, "fastnn" if call == "model(x)" else "fastnn-predict", name,
-                 batch, threads, isa=fastnn.get_isa())
+def test_infer_fastnn(benchmark, record, alternating, call, name, batch, threads):
+    time_infer(benchmark, record, alternating, "fastnn" if call == "model(x)" else
+               "fastnn-predict", name, batch, threads)
 
 
 @pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("batch", BATCHES)
 @pytest.mark.parametrize("name", NAMES)
-def test_infer_torch(benchmark, record, torch, name, batch, threads):
-    model, x = case(name, batch)
-    twin, tx = torch_twin(model).eval(), torch.from_numpy(x)
-    with torch.inference_mode(), library_threads("torch", threads):
-        benchmark(twin, tx)
-    record_infer(benchmark, record, "torch", name, batch, threads)
+def test_infer_torch(benchmark, record, torch, alternating, name, batch, threads):
+    time_infer(benchmark, record, alternating, "torch", name, batch, threads)
 
 
 KERAS_CASES = [{"model": name, "kind": "infer", "batch": batch, "rounds": KERAS_ROUNDS}

@@ -8,13 +8,15 @@ The reference MLP and CNN ("training step", "training epoch"):
 "training step": one forward + loss + backward + update at batch 128 (median of 20).
 "epoch": the scaling benchmark, batch sizes 32..256 over a fixed 7,680 samples per run
 (60 batches of 128, 240 of 32, 30 of 256), so every run does the same work and times
-compare across batch sizes; median of 3 runs after a one-step warm-up, samples/s in the
+compare across batch sizes; median of 3 runs, samples/s in the
 benchmark's extra_info. fastnn and PyTorch run the explicit loop over the batches;
 Keras runs what its users run, `train_on_batch` for a step and one `fit` epoch on the
 NumPy arrays for an epoch (in its own process, after a warm-up that traces the step:
-benchmarks.keras_runner says how it is timed). The GFLOP/s column counts 2 FLOPs per
-multiply-add: forward, weight gradients, and input gradients of every parameterised
-layer but the first (fastnn.profiling.training_flops).
+benchmarks.keras_runner says how it is timed). fastnn and PyTorch on every thread count
+take turns round by round (conftest.alternate: each round after one unmeasured step), so
+that a co-tenant's burst on a shared VM lands on all of them alike. The GFLOP/s column
+counts 2 FLOPs per multiply-add: forward, weight gradients, and input gradients of every
+parameterised layer but the first (fastnn.profiling.training_flops).
 
 The architectures group ("architecture step", "architecture epoch"): networks beyond the
 reference models, all from fastnn.models: TinyVGG (hidden 32, padding 1), LeNet-5 (5x5
@@ -30,7 +32,7 @@ import pytest
 from fastnn import losses, models, optim
 from fastnn.profiling import training_flops
 
-from .conftest import QUICK, THREADS, library_threads, replay
+from .conftest import QUICK, THREADS, has_torch, library_threads, replay
 from .twins import inputs, torch_twin
 
 STEP_BATCH = 128
@@ -94,27 +96,39 @@ def record_train(benchmark, record, library, name, kind, batch, samples, threads
            flops=flops, model=name, batch=batch, samples=samples)
 
 
-def time_train(benchmark, record, library, case, torch=None):
-    """Time fastnn's (torch=None) or PyTorch's step loop over the case's images."""
-    group, name, kind, batch, samples, rounds, threads = case
-    model = getattr(models, name)(seed=0)
-    x, y = inputs(model, samples)
-    batches = [(x[i:i + batch], y[i:i + batch]) for i in range(0, samples, batch)]
-    if torch is None:
+def train_run(library, case):
+    """(context, warm, run) of fastnn's or PyTorch's step loop over the case's images, on
+    the case's threads (see conftest.alternate); warm: one step (buffers, caches, thread
+    pools)."""
+    model = getattr(models, case.name)(seed=0)
+    x, y = inputs(model, case.samples)
+    batches = [(x[i:i + case.batch], y[i:i + case.batch]) for i in range(0, case.samples,
+                                                                          case.batch)]
+    if library == "fastnn":
         step = fastnn_step(model)
     else:
+        import torch
         step = torch_step(torch, model)
         batches = [(torch.from_numpy(xb), torch.from_numpy(yb)) for xb, yb in batches]
 
     def run():
         for xb, yb in batches:
             step(xb, yb)
+    return (lambda: library_threads(library, case.threads)), (lambda: step(*batches[0])), run
 
-    benchmark.group = f"{group} {kind}"
-    with library_threads(library, threads):
-        step(*batches[0])  # warm-up: buffers, caches, thread pools
-        benchmark.pedantic(run, rounds=rounds, iterations=1)
-    record_train(benchmark, record, library, name, kind, batch, samples, threads)
+
+def time_train(benchmark, record, alternating, library, case):
+    """Time `library` on the case, alternating round by round with the other library and
+    thread counts of the same model, kind and batch."""
+    group = case._replace(threads=0)
+    libraries = ["fastnn"] + (["torch"] if has_torch() else [])
+    candidates = {(lib, c.threads): (f"test_train_{lib}[{c}]",
+                                     lambda lib=lib, c=c: train_run(lib, c))
+                  for c in CASES if c._replace(threads=0) == group for lib in libraries}
+    benchmark.group = f"{case.group} {case.kind}"
+    replay(benchmark, alternating(group, (library, case.threads), candidates, case.rounds, 1))
+    record_train(benchmark, record, library, case.name, case.kind, case.batch, case.samples,
+                 case.threads)
 
 
 class Case(NamedTuple):
@@ -140,13 +154,13 @@ CASES = [Case("training", name, kind, batch, batch if kind == "step" else EPOCH_
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
-def test_train_fastnn(benchmark, record, case):
-    time_train(benchmark, record, "fastnn", case)
+def test_train_fastnn(benchmark, record, alternating, case):
+    time_train(benchmark, record, alternating, "fastnn", case)
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
-def test_train_torch(benchmark, record, torch, case):
-    time_train(benchmark, record, "torch", case, torch=torch)
+def test_train_torch(benchmark, record, torch, alternating, case):
+    time_train(benchmark, record, alternating, "torch", case)
 
 
 @pytest.mark.parametrize("keras_case,threads", [(keras_case(c), c.threads) for c in CASES],

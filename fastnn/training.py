@@ -522,13 +522,13 @@ class ModelAPI:
         in eval). The modules come from the traced graph: walking the tree twice cost
         more than a batch-1 forward."""
         modules = [self] if self._is_layer() else self._graph_for((shape,)).modules
-        modes = [m.training for m in modules]
-        for m in modules:
+        switched = [(m, m.training) for m in modules if m.training is not training]
+        for m, _ in switched:  # none for predict on a model in eval mode
             m.training = training
         try:
             yield
         finally:
-            for m, mode in zip(modules, modes):
+            for m, mode in switched:
                 m.training = mode
 
     def predict(self, x, batch_size=256, *, distributed=False):
