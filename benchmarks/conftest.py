@@ -145,7 +145,7 @@ def alternate(runs, blocks, calls=None, budget=0.02, settle=0.02):
     times as it times run(), then times `calls` calls of run() (None: as many as take
     ~`budget` seconds by the first warm call's time, 5 to 200). The settling is the
     steady state a program that uses one library sees: on the 2-vCPU VM a call right
-    after PyTorch's took 1.4-1.8x as long, until the other runtime's idle threads
+    after PyTorch's took 1.4-1.6x as long, until the other runtime's idle threads
     stopped spinning on the cores and this one's were awake (~10 ms)."""
     times, counts, keys = {key: [] for key in runs}, {}, list(runs)
     for block in range(blocks):
