@@ -11,7 +11,6 @@ inference benchmarks time them), with the spread of the ratios block by block.
 Prints per model the median of the block medians and torch/fastnn, with the range of the
 per-block ratios."""
 import argparse
-import contextlib
 import os
 import sys
 
@@ -21,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import fastnn  # noqa: E402
 from fastnn import models  # noqa: E402
 
-from benchmarks.conftest import alternate, library_threads  # noqa: E402
+from benchmarks.conftest import alternate, inference_threads, library_threads  # noqa: E402
 from benchmarks.test_bench_train import ARCH_NAMES, fastnn_step, torch_step  # noqa: E402
 from benchmarks.twins import inputs, torch_twin  # noqa: E402
 
@@ -36,13 +35,9 @@ def runs(model, x, y, torch, train, threads):
     else:
         twin = torch_twin(model.eval()).eval()
         ours_f, theirs_f = (lambda: model(x)), (lambda: twin(tx))
-
-    @contextlib.contextmanager
-    def torch_context():
-        with torch.inference_mode(not train), library_threads("torch", threads):
-            yield
-    return {"fastnn": (lambda: library_threads("fastnn", threads), ours_f, ours_f),
-            "torch": (torch_context, theirs_f, theirs_f)}
+    context = library_threads if train else inference_threads
+    return {"fastnn": (lambda: context("fastnn", threads), ours_f, ours_f),
+            "torch": (lambda: context("torch", threads), theirs_f, theirs_f)}
 
 
 def main():

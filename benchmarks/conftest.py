@@ -56,6 +56,18 @@ def library_threads(library, n):
             yield
 
 
+@contextlib.contextmanager
+def inference_threads(library, n):
+    """library_threads, and for PyTorch torch.inference_mode too: its eval-mode calls."""
+    with library_threads(library, n):
+        if library != "torch":
+            yield
+            return
+        import torch
+        with torch.inference_mode():
+            yield
+
+
 @pytest.fixture(params=ISAS)
 def isa(request):
     """Run a fastnn benchmark once per instruction-set variant this CPU supports."""

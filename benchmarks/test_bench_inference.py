@@ -5,7 +5,6 @@ the median of many calls. fastnn's two calls and PyTorch's on every thread count
 turns in 7 blocks of ~20 ms of calls (conftest.alternate), so that a co-tenant's burst on
 a shared VM lands on all of them alike; Keras: 100 calls after 3 warm-up calls. GFLOP/s:
 2 FLOPs per multiply-add of the forward pass."""
-import contextlib
 import os
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import pytest
 import fastnn
 from fastnn import models
 
-from .conftest import QUICK, THREADS, has_torch, library_threads, replay
+from .conftest import QUICK, THREADS, has_torch, inference_threads, replay
 from .test_bench_train import ARCH_NAMES as NAMES
 from .twins import inputs, torch_twin
 
@@ -54,23 +53,19 @@ def infer_run(library, name, batch, threads):
     if library == "torch":
         import torch
         twin, tx = torch_twin(model).eval(), torch.from_numpy(x)
-
-        @contextlib.contextmanager
-        def context():
-            with torch.inference_mode(), library_threads("torch", threads):
-                yield
         call = lambda: twin(tx)  # noqa: E731
     else:
-        context = lambda: library_threads("fastnn", threads)  # noqa: E731
-        call = model if library == "fastnn" else model.predict
-        call = (lambda f: lambda: f(x))(call)
-    return context, call, call
+        f = model if library == "fastnn" else model.predict
+        call = lambda: f(x)  # noqa: E731
+    threads_of = "torch" if library == "torch" else "fastnn"
+    return (lambda: inference_threads(threads_of, threads)), call, call
 
 
 def time_infer(benchmark, record, alternating, library, name, batch, threads):
     """Time `library` on the model, alternating block by block with the other libraries
     and thread counts of the same model and batch: 7 blocks of ~20 ms of calls each."""
     libraries = [lib for lib in LIBRARIES if lib != "torch" or has_torch()]
+
     def test(lib, t):
         return (f"test_infer_torch[{name}-{batch}-{t}]" if lib == "torch" else
                 f"test_infer_fastnn[{LIBRARIES[lib]}-{name}-{batch}-{t}]")

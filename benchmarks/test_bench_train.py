@@ -8,13 +8,13 @@ The reference MLP and CNN ("training step", "training epoch"):
 "training step": one forward + loss + backward + update at batch 128 (median of 20).
 "epoch": the scaling benchmark, batch sizes 32..256 over a fixed 7,680 samples per run
 (60 batches of 128, 240 of 32, 30 of 256), so every run does the same work and times
-compare across batch sizes; median of 3 runs, samples/s in the
-benchmark's extra_info. fastnn and PyTorch run the explicit loop over the batches;
-Keras runs what its users run, `train_on_batch` for a step and one `fit` epoch on the
-NumPy arrays for an epoch (in its own process, after a warm-up that traces the step:
-benchmarks.keras_runner says how it is timed). fastnn and PyTorch on every thread count
-take turns round by round (conftest.alternate: each round after one unmeasured step), so
-that a co-tenant's burst on a shared VM lands on all of them alike. The GFLOP/s column
+compare across batch sizes; median of 3 runs, samples/s in the benchmark's extra_info.
+fastnn and PyTorch run the explicit loop over the batches; Keras runs what its users
+run, `train_on_batch` for a step and one `fit` epoch on the NumPy arrays for an epoch
+(in its own process, after a warm-up that traces the step: benchmarks.keras_runner says
+how it is timed). fastnn and PyTorch on every thread count take turns round by round
+(conftest.alternate: each round after ~20 ms of unmeasured steps), so that a co-tenant's
+burst on a shared VM lands on all of them alike. The GFLOP/s column
 counts 2 FLOPs per multiply-add: forward, weight gradients, and input gradients of every
 parameterised layer but the first (fastnn.profiling.training_flops).
 
@@ -98,8 +98,7 @@ def record_train(benchmark, record, library, name, kind, batch, samples, threads
 
 def train_run(library, case):
     """(context, warm, run) of fastnn's or PyTorch's step loop over the case's images, on
-    the case's threads (see conftest.alternate); warm: one step (buffers, caches, thread
-    pools)."""
+    the case's threads (see conftest.alternate); warm: one step."""
     model = getattr(models, case.name)(seed=0)
     x, y = inputs(model, case.samples)
     batches = [(x[i:i + case.batch], y[i:i + case.batch]) for i in range(0, case.samples,
