@@ -39,9 +39,10 @@ void fnn_parallel_range(int64_t n, double work, int64_t align, fnn_range_fn f, v
     fnn_run(R.parts, nth, range_part, &R);
 }
 
-double fnn_exp_sum(int64_t n, const float *x, float shift, float *out)
+void fnn_exp_sums(int64_t rows, int64_t c, const float *x, const float *shift, float *out,
+                  double *sums)
 {
-    return fnn_active->ew->exp_sum(n, x, shift, out);
+    fnn_active->ew->exp_sums(rows, c, x, shift, out, sums);
 }
 
 /* Elementwise split on 64-byte boundaries so threads never share a cache line. */
@@ -125,30 +126,49 @@ static float row_max(int64_t n, const float *x)
     return m;
 }
 
+/* Rows r0..r0+nr of x (nr <= FNN_EXP_PASS): their maxima in m, fnn_exp_sums into out. */
+static void rows_exp_sums(const ew_job *J, int64_t r0, int64_t nr, float *out, float *m,
+                          double *s)
+{
+    int64_t c = J->cols;
+    for (int64_t r = 0; r < nr; r++)
+        m[r] = row_max(c, J->a + (r0 + r) * c);
+    fnn_exp_sums(nr, c, J->a + r0 * c, m, out, s);
+}
+
+/* Rows fnn_exp_group(c) at a time (lo is a multiple of it: run_rows). */
 static void softmax_part(int64_t lo, int64_t hi, void *ctx)
 {
     ew_job *J = ctx;
-    int64_t c = J->cols;
-    for (int64_t r = lo; r < hi; r++) {
-        float *y = J->out + r * c;
-        const float *x = J->a + r * c;
-        float inv = (float)(1.0 / fnn_exp_sum(c, x, row_max(c, x), y));
-        for (int64_t j = 0; j < c; j++)
-            y[j] *= inv;
+    int64_t c = J->cols, group = fnn_exp_group(c);
+    float m[FNN_EXP_PASS];
+    double s[FNN_EXP_PASS];
+    for (int64_t r0 = lo; r0 < hi; r0 += group) {
+        int64_t nr = FNN_MIN(group, hi - r0);
+        rows_exp_sums(J, r0, nr, J->out + r0 * c, m, s);
+        for (int64_t r = 0; r < nr; r++) {
+            float *y = J->out + (r0 + r) * c, inv = (float)(1.0 / s[r]);
+            for (int64_t j = 0; j < c; j++)
+                y[j] *= inv;
+        }
     }
 }
 
 static void log_softmax_part(int64_t lo, int64_t hi, void *ctx)
 {
     ew_job *J = ctx;
-    int64_t c = J->cols;
-    for (int64_t r = lo; r < hi; r++) {
-        const float *x = J->a + r * c;
-        float *y = J->out + r * c;
-        float m = row_max(c, x);
-        float lse = (float)log(fnn_exp_sum(c, x, m, NULL));
-        for (int64_t j = 0; j < c; j++)
-            y[j] = (x[j] - m) - lse;
+    int64_t c = J->cols, group = fnn_exp_group(c);
+    float m[FNN_EXP_PASS];
+    double s[FNN_EXP_PASS];
+    for (int64_t r0 = lo; r0 < hi; r0 += group) {
+        int64_t nr = FNN_MIN(group, hi - r0);
+        rows_exp_sums(J, r0, nr, NULL, m, s);
+        for (int64_t r = 0; r < nr; r++) {
+            const float *x = J->a + (r0 + r) * c;
+            float *y = J->out + (r0 + r) * c, lse = (float)log(s[r]);
+            for (int64_t j = 0; j < c; j++)
+                y[j] = (x[j] - m[r]) - lse;
+        }
     }
 }
 
@@ -159,7 +179,7 @@ static void softmax_backward_part(int64_t lo, int64_t hi, void *ctx)
     int64_t c = J->cols;
     for (int64_t r = lo; r < hi; r++) {
         const float *gy = J->a + r * c, *y = J->b + r * c;
-        double lane[4] = {0.0, 0.0, 0.0, 0.0}, dot;  /* as in fnn_exp_sum */
+        double lane[4] = {0.0, 0.0, 0.0, 0.0}, dot;  /* as in fnn_exp_sums */
         int64_t j = 0;
         for (; j + 4 <= c; j += 4)
             for (int l = 0; l < 4; l++)
@@ -202,7 +222,8 @@ static int run_rows(int64_t rows, int64_t cols, fnn_range_fn f, ew_job *J, int b
         (rows > 0 && (!J->a || !J->out || (binary && !J->b))))
         return FNN_EINVAL;
     J->cols = cols;
-    fnn_parallel_range(rows, FNN_COST_EXP * (double)rows * cols, 1, f, J);
+    /* parts of whole exp passes (fnn_exp_sums): the same bits on any thread count */
+    fnn_parallel_range(rows, FNN_COST_EXP * (double)rows * cols, fnn_exp_group(cols), f, J);
     return FNN_OK;
 }
 

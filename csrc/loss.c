@@ -21,37 +21,41 @@ typedef struct {
 } loss_job;
 
 /* Per row: loss = log(sum exp(x - max)) - (x[label] - max);
- * grad = (softmax - onehot) / n. */
+ * grad = (softmax - onehot) / n. A block's exps in one fnn_exp_sums call (into grad when
+ * it is wanted), after every row's checks and maximum. */
 static void ce_blocks(int64_t lo, int64_t hi, void *ctx)
 {
     loss_job *J = ctx;
     int64_t c = J->c;
-    float inv_n = 1.0f / (float)J->n;
+    float inv_n = 1.0f / (float)J->n, m[CE_BLOCK_ROWS];
+    double s[CE_BLOCK_ROWS];
     for (int64_t blk = lo; blk < hi; blk++) {
         double sum = 0.0;
-        int64_t r1 = FNN_MIN((blk + 1) * J->block, J->n);
-        for (int64_t r = blk * J->block; r < r1; r++) {
-            const float *x = J->a + r * c;
-            int64_t label = J->labels[r];
-            if (label < 0 || label >= c) {
-                fnn_store_status(&J->bad_label, 1);
-                continue;
-            }
-            float m = x[0];
+        int64_t r0 = blk * J->block, nr = FNN_MIN(J->block, J->n - r0), ok = 1;
+        const float *xb = J->a + r0 * c;
+        for (int64_t r = 0; r < nr; r++) {
+            const float *x = xb + r * c;
+            int64_t label = J->labels[r0 + r];
             int finite = 1;
+            m[r] = x[0];
             for (int64_t j = 0; j < c; j++) {
                 finite &= isfinite(x[j]) != 0;
-                m = x[j] > m ? x[j] : m;
+                m[r] = x[j] > m[r] ? x[j] : m[r];
             }
-            if (!finite) {
-                fnn_store_status(&J->nonfinite, 1);
-                continue;
+            if (label < 0 || label >= c || !finite) {
+                fnn_store_status(label < 0 || label >= c ? &J->bad_label : &J->nonfinite, 1);
+                ok = 0;
             }
-            float *g = J->grad ? J->grad + r * c : NULL;
-            double s = fnn_exp_sum(c, x, m, g);
-            sum += log(s) - (double)(x[label] - m);
-            if (g) {
-                float inv = (float)(1.0 / s);
+        }
+        if (!ok)  /* the call fails: its loss and gradient are not used */
+            continue;
+        float *gb = J->grad ? J->grad + r0 * c : NULL;
+        fnn_exp_sums(nr, c, xb, m, gb, s);
+        for (int64_t r = 0; r < nr; r++) {
+            int64_t label = J->labels[r0 + r];
+            sum += log(s[r]) - (double)(xb[r * c + label] - m[r]);
+            if (gb) {
+                float *g = gb + r * c, inv = (float)(1.0 / s[r]);
                 for (int64_t j = 0; j < c; j++)
                     g[j] = (g[j] * inv - (j == label ? 1.0f : 0.0f)) * inv_n;
             }

@@ -245,23 +245,43 @@ static void ew_smooth_backward(int op, int64_t n, float alpha, const float *rest
     }
 }
 
-/* fnn_exp_sum (internal.h): the exps vectorised for the ISA, the sum in double lanes. */
-static double ew_exp_sum(int64_t n, const float *x, float shift, float *out)
+/* fnn_exp_sums (internal.h): rows shorter than FNN_EXP_PASS several at a time, so that
+ * one vector pass covers many (alone, a row of 10 classes spent most of its ~70 ns
+ * outside the vector loop), longer rows in chunks of FNN_EXP_PASS. The shifted values
+ * are written first, then exponentiated in place: the same float operations as
+ * fnn_expf(x - shift). */
+static void ew_exp_sums(int64_t rows, int64_t c, const float *x, const float *shift,
+                        float *out, double *sums)
 {
-    float buf[256];
-    double lane[4] = {0.0, 0.0, 0.0, 0.0};  /* element j adds to lane j % 4: four chains */
-    for (int64_t j0 = 0; j0 < n; j0 += 256) {
-        int64_t len = FNN_MIN(256, n - j0), j = 0;
-        float *e = out ? out + j0 : buf;
-        for (int64_t t = 0; t < len; t++)   /* vectorised */
-            e[t] = fnn_expf(x[j0 + t] - shift);
-        for (; j + 4 <= len; j += 4)
-            for (int l = 0; l < 4; l++)
-                lane[l] += e[j + l];
-        for (; j < len; j++)                /* the last block's tail */
-            lane[j & 3] += e[j];
+    float buf[FNN_EXP_PASS];
+    double lane[FNN_EXP_PASS][4];  /* a row's element j adds to lane j % 4: four chains */
+    int64_t group = fnn_exp_group(c);
+    for (int64_t r0 = 0; r0 < rows; r0 += group) {
+        int64_t nr = FNN_MIN(group, rows - r0);
+        for (int64_t j0 = 0; j0 < c; j0 += FNN_EXP_PASS) {  /* one pass when group > 1 */
+            int64_t len = FNN_MIN(FNN_EXP_PASS, c - j0);
+            float *e = out ? out + r0 * c + j0 : buf;
+            for (int64_t r = 0; r < nr; r++)
+                for (int64_t t = 0; t < len; t++)
+                    e[r * len + t] = x[(r0 + r) * c + j0 + t] - shift[r0 + r];
+            for (int64_t t = 0; t < nr * len; t++)  /* vectorised */
+                e[t] = fnn_expf(e[t]);
+            for (int64_t r = 0; r < nr; r++) {
+                double *l = lane[r];
+                const float *er = e + r * len;
+                int64_t t = 0;
+                if (j0 == 0)
+                    l[0] = l[1] = l[2] = l[3] = 0.0;
+                for (; t + 4 <= len; t += 4)
+                    for (int q = 0; q < 4; q++)
+                        l[q] += er[t + q];
+                for (; t < len; t++)  /* a chunk starts at a multiple of 4 */
+                    l[t & 3] += er[t];
+            }
+        }
+        for (int64_t r = 0; r < nr; r++)
+            sums[r0 + r] = (lane[r][0] + lane[r][1]) + (lane[r][2] + lane[r][3]);
     }
-    return (lane[0] + lane[1]) + (lane[2] + lane[3]);
 }
 
 /* Channel sums of batch normalization (internal.h): NORM_LANES lanes of double,
@@ -646,7 +666,7 @@ static void ew_rmsprop(int64_t n, float *p, const float *grad, float *sq, float 
         .relu = ew_relu, .relu_backward = ew_relu_backward, .leaky_relu = ew_leaky_relu, \
         .leaky_relu_backward = ew_leaky_relu_backward, .sigmoid = ew_sigmoid,            \
         .tanh = ew_tanh, .smooth = ew_smooth, .smooth_backward = ew_smooth_backward,     \
-        .add = ew_add, .dropout = ew_dropout, .exp_sum = ew_exp_sum,                    \
+        .add = ew_add, .dropout = ew_dropout, .exp_sums = ew_exp_sums,                  \
         .sums = ew_sums, .dot_sums = ew_dot_sums, .max_pool_2x2 = ew_max_pool_2x2,       \
         .sgd = ew_sgd, .max_unpool_2x2 = ew_max_unpool_2x2, .adam = ew_adam,             \
         .rmsprop = ew_rmsprop                                                            \
