@@ -422,6 +422,8 @@ def test_ceil_mode_window_longer_than_the_input_matches_torch(rng, x_shape, kern
                                               return_indices=True)
     np.testing.assert_array_equal(F.max_pool2d_with_indices(x, *args, ceil_mode=True)[1],
                                   t_idx.numpy())
+    np.testing.assert_array_equal(ref.max_pool2d_with_indices(x, *args, ceil_mode=True)[1],
+                                  t_idx.numpy())  # the reference refused them too
     with pytest.raises(ValueError, match="output size is too small"):
         nn.MaxPool2d(*args)(x)
     with pytest.raises(ValueError, match="output size is too small"):
