@@ -87,7 +87,7 @@ typedef struct {
     int ceil_mode, exclude_pad;
 } fnn_pool2d;
 
-/* oh (or ow) for a dimension of size n, window k, stride and padding (n + 2*pad >= k). */
+/* oh (or ow) for a dimension of size n, window k, stride and padding; < 1 if no window fits. */
 int64_t fnn_pool_output_size(int64_t n, int64_t k, int64_t stride, int64_t pad, int ceil_mode);
 int fnn_max_pool2d(const fnn_pool2d *p, const float *x, float *y, int64_t *idx /* or NULL */);
 /* gx from gy through idx, or through the argmax recomputed from x when idx is NULL.

@@ -11,11 +11,12 @@
 
 int64_t fnn_pool_output_size(int64_t n, int64_t k, int64_t stride, int64_t pad, int ceil_mode)
 {
-    int64_t span = n + 2 * pad - k;
-    if (!ceil_mode)
-        return span / stride + 1;
-    int64_t out = (span + stride - 1) / stride + 1;
-    return (out - 1) * stride >= n + pad ? out - 1 : out;  /* no window starts in padding */
+    /* floored, as torch's: a ceil_mode window may run past the padding even when the
+     * kernel is longer than n + 2*pad, so the span can be negative (C truncates) */
+    int64_t span = n + 2 * pad - k + (ceil_mode ? stride - 1 : 0);
+    int64_t out = (span >= 0 ? span / stride : -((stride - 1 - span) / stride)) + 1;
+    /* and no window starts in the padding */
+    return ceil_mode && (out - 1) * stride >= n + pad ? out - 1 : out;
 }
 
 int fnn_pool_valid(const fnn_pool2d *p)
@@ -23,7 +24,7 @@ int fnn_pool_valid(const fnn_pool2d *p)
     if (p->planes < 0 || p->h < 1 || p->w < 1 || p->kh < 1 || p->kw < 1 || p->sh < 1 ||
         p->sw < 1 || p->ph < 0 || p->pw < 0 || p->ph > p->kh / 2 || p->pw > p->kw / 2)
         return 0;
-    if (p->h + 2 * p->ph < p->kh || p->w + 2 * p->pw < p->kw ||
+    if (p->oh < 1 || p->ow < 1 ||
         p->oh != fnn_pool_output_size(p->h, p->kh, p->sh, p->ph, p->ceil_mode) ||
         p->ow != fnn_pool_output_size(p->w, p->kw, p->sw, p->pw, p->ceil_mode))
         return 0;

@@ -88,6 +88,11 @@ cdef fnn_conv2d_shape _conv_shape(str fn, object x, object weight, object stride
         raise ValueError(f"{fn}: the kernel {weight.shape[2:]} (dilation {(s.dh, s.dw)}) is "
                          f"larger than the padded input {x.shape[2:]} (padding {(s.ph, s.pw)}): "
                          f"the output would be empty")
+    # the kernels convolve a zero-padded copy of each image: a padding whose copy cannot
+    # be indexed was "the C kernel rejected its arguments", naming nothing
+    if (int(s.h) + 2 * int(s.ph)) * (int(s.w) + 2 * int(s.pw)) * int(s.c_in) >= 2 ** 63:
+        raise ValueError(f"{fn}: padding {(s.ph, s.pw)} makes the padded input of x "
+                         f"{x.shape} too large to index")
     cdef int64_t oh, ow
     if fnn_conv2d_output_size(&s, &oh, &ow) != FNN_OK:
         raise ValueError(f"{fn}: padding {(s.ph, s.pw)} and stride {(s.sh, s.sw)} give an "

@@ -29,11 +29,8 @@ cdef fnn_pool2d pool_geometry(tuple shape, object kernel_size, object stride, ob
     p.h, p.w = shape[2], shape[3]
     p.kh, p.kw, p.sh, p.sw, p.ph, p.pw = kh, kw, sh, sw, ph, pw
     p.ceil_mode, p.exclude_pad = bool(ceil_mode), not count_include_pad
-    p.oh = (p.h + 2 * ph - kh) // sh + 1
-    p.ow = (p.w + 2 * pw - kw) // sw + 1
-    if p.oh >= 1 and p.ow >= 1:  # some window fits
-        p.oh = fnn_pool_output_size(p.h, kh, sh, ph, p.ceil_mode)
-        p.ow = fnn_pool_output_size(p.w, kw, sw, pw, p.ceil_mode)
+    p.oh = fnn_pool_output_size(p.h, kh, sh, ph, p.ceil_mode)
+    p.ow = fnn_pool_output_size(p.w, kw, sw, pw, p.ceil_mode)
     if p.oh < 1 or p.ow < 1:
         raise ValueError(f"{fn}: output size is too small: ({p.oh}, {p.ow}) for input "
                          f"({p.h}, {p.w}), kernel_size {(kh, kw)}, stride {(sh, sw)}, "
@@ -42,8 +39,8 @@ cdef fnn_pool2d pool_geometry(tuple shape, object kernel_size, object stride, ob
 
 
 def pool_output_size(int64_t n, int64_t k, int64_t stride, int64_t pad, bint ceil_mode):
-    """A pooling output's size along one dimension of size n (n + 2*pad >= k): floor, or
-    with ceil_mode torch's rounding up (csrc/fastnn.h)."""
+    """A pooling output's size along one dimension of size n (< 1 if no window fits):
+    floor, or with ceil_mode torch's rounding up (csrc/fastnn.h)."""
     return fnn_pool_output_size(n, k, stride, pad, ceil_mode)
 
 

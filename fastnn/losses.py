@@ -268,7 +268,8 @@ class CrossEntropyLoss(Loss):
             return float(rows.sum())
         # 0 / 0 (every label ignored) is NaN, as in torch
         scale = 1.0 / divisor if divisor else np.nan
-        grad *= np.float32(scale)
+        # where=: an ignored row's gradient stays torch's 0 (0 * NaN poisoned the weights)
+        np.multiply(grad, np.float32(scale), out=grad, where=grad != 0)
         return float(rows.sum()) * scale
 
     def backward(self, grad_output=None):

@@ -203,12 +203,17 @@ def _pool_args(x, kernel_size, stride, padding, ceil_mode=False):
     padding = _pair(padding)
     if any(p > k // 2 for p, k in zip(padding, kernel)):
         raise ValueError(f"padding {padding} must be at most half of kernel_size {kernel}")
-    oh, ow = conv2d_output_shape(x.shape[2], x.shape[3], kernel, stride, padding, 1)
-    if ceil_mode:  # rounded up, less a last window that would start in the padding
-        sizes = [-(-(n + 2 * p - k) // s) + 1 for n, k, s, p in zip(x.shape[2:], kernel,
-                                                                    stride, padding)]
-        oh, ow = (o - 1 if (o - 1) * s >= n + p else o for o, n, s, p in zip(
-            sizes, x.shape[2:], stride, padding))
+    if not ceil_mode:
+        oh, ow = conv2d_output_shape(x.shape[2], x.shape[3], kernel, stride, padding, 1)
+        return kernel, stride, padding, oh, ow
+    # rounded up, less a last window that would start in the padding (a window may run
+    # past the padding even when the kernel is longer than the padded input)
+    sizes = [-(-(n + 2 * p - k) // s) + 1 for n, k, s, p in zip(x.shape[2:], kernel,
+                                                                stride, padding)]
+    oh, ow = (o - 1 if (o - 1) * s >= n + p else o for o, n, s, p in zip(
+        sizes, x.shape[2:], stride, padding))
+    if oh <= 0 or ow <= 0:
+        raise ValueError(f"output size is too small: ({oh}, {ow}) for input {x.shape[2:]}")
     return kernel, stride, padding, oh, ow
 
 

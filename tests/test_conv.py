@@ -525,6 +525,10 @@ BAD_FORWARD = [
     (dict(out=np.empty((2, 4, 6, 5), np.float32)), ValueError, r"out must have shape \(2, 4, 6, 6\)"),
     (dict(out=np.empty((2, 4, 6, 6))), TypeError, "out must be a float32"),
     (dict(out=np.empty((2, 4, 6, 6), np.float32, order="F")), ValueError, "C-contiguous"),
+    # a 1x1 output, as torch's, but a padded copy of 2**81 elements: it was "the C kernel
+    # rejected its arguments", naming nothing
+    (dict(padding=2**39, stride=2**40, dilation=2**39), ValueError,
+     r"padding \(549755813888, 549755813888\) makes the padded input .* too large to index"),
 ]
 
 
@@ -547,6 +551,8 @@ BAD_BACKWARD = [
     (dict(grad_input=np.empty(X.shape)), TypeError, "grad_input must be a float32"),
     (dict(grad_bias=np.empty((4, 1), np.float32)), ValueError, "grad_bias must have shape"),
     (dict(grad_input=X), ValueError, "grad_input overlaps an input"),
+    (dict(grad_out=G[:, :, :1, :1], padding=2**39, stride=2**40, dilation=2**39), ValueError,
+     "makes the padded input .* too large to index"),
 ]
 
 

@@ -393,6 +393,26 @@ def test_cross_entropy_and_nll_on_positions_match_torch(rng, reduction):
         CrossEntropyLoss()(x, labels[:, :2])
 
 
+@pytest.mark.parametrize("args", [{}, dict(label_smoothing=0.1),
+                                  dict(weight=np.array([1.0, 2.0, 0.5], np.float32))])
+@pytest.mark.parametrize("cls", ["CrossEntropyLoss", "NLLLoss"])
+def test_mean_over_only_ignored_labels_has_torch_zero_gradient(rng, cls, args):
+    """Every label ignore_index under 'mean': the loss is NaN (0 / 0) as torch's, but
+    the gradient was NaN everywhere (0 * NaN) where torch's is 0."""
+    torch = pytest.importorskip("torch")
+    if cls == "NLLLoss" and "label_smoothing" in args:
+        pytest.skip("NLLLoss has no label_smoothing")
+    x = (rng.standard_normal((4, 3)) * 3).astype(np.float32)
+    labels = np.full(4, 1)
+    loss_fn = getattr(losses, cls)(ignore_index=1, **args)
+    t_loss_fn = getattr(torch.nn, cls)(ignore_index=1, **torch_args(torch, args))
+    tx = torch.tensor(x, requires_grad=True)
+    want = t_loss_fn(tx, torch.from_numpy(labels))
+    want.backward()
+    assert np.isnan(loss_fn(x, labels)) and np.isnan(want.item())
+    np.testing.assert_array_equal(loss_fn.backward(), tx.grad.numpy())
+
+
 @pytest.mark.parametrize("cls", [losses.CrossEntropyLoss, losses.NLLLoss, losses.BCELoss,
                                  losses.BCEWithLogitsLoss, losses.MSELoss])
 def test_loss_arguments_set_after_construction_are_checked(cls):

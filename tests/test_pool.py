@@ -392,6 +392,44 @@ def test_ceil_mode_and_count_include_pad_match_torch(rng, x_shape, kernel_size, 
         np.testing.assert_allclose(layer.backward(g), tx.grad.numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("x_shape, kernel_size, stride, padding", [
+    pytest.param((1, 2, 8, 2), (1, 4), (1, 3), 0, id="kernel-longer-than-width"),
+    pytest.param((2, 1, 1, 6), 4, None, 0, id="kernel-longer-than-height"),
+    pytest.param((1, 1, 7, 1), (4, 2), (4, 2), (2, 0), id="padded-height"),
+])
+def test_ceil_mode_window_longer_than_the_input_matches_torch(rng, x_shape, kernel_size,
+                                                              stride, padding):
+    """With ceil_mode torch keeps a window that starts in the input and runs past the
+    padding even when the kernel is longer than the padded input; fastnn raised "output
+    size is too small" (its size check ran in floor mode, and C truncated the negative
+    span). Without ceil_mode both raise."""
+    torch = pytest.importorskip("torch")
+    from fastnn import nn
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    args = (kernel_size, stride, padding)
+    for layer, t_layer in [(nn.MaxPool2d(*args, ceil_mode=True),
+                            torch.nn.MaxPool2d(*args, ceil_mode=True))] + [
+            (nn.AvgPool2d(*args, ceil_mode=True, count_include_pad=c),
+             torch.nn.AvgPool2d(*args, ceil_mode=True, count_include_pad=c))
+            for c in (True, False)]:
+        tx = torch.tensor(x, requires_grad=True)
+        ty = t_layer(tx)
+        g = rng.standard_normal(tuple(ty.shape)).astype(np.float32)
+        ty.backward(torch.from_numpy(g))
+        np.testing.assert_allclose(layer(x), ty.detach().numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(layer.backward(g), tx.grad.numpy(), rtol=1e-5, atol=1e-6)
+    _, t_idx = torch.nn.functional.max_pool2d(torch.from_numpy(x), *args, ceil_mode=True,
+                                              return_indices=True)
+    np.testing.assert_array_equal(F.max_pool2d_with_indices(x, *args, ceil_mode=True)[1],
+                                  t_idx.numpy())
+    np.testing.assert_array_equal(ref.max_pool2d_with_indices(x, *args, ceil_mode=True)[1],
+                                  t_idx.numpy())  # the reference refused them too
+    with pytest.raises(ValueError, match="output size is too small"):
+        nn.MaxPool2d(*args)(x)
+    with pytest.raises(ValueError, match="output size is too small"):
+        F.avg_pool2d(x, *args)
+
+
 def test_pool_layers_take_torchs_arguments():
     from fastnn import nn
     nn.MaxPool2d(2, 2, 0, 1, False, True)  # torch's positional order

@@ -3,7 +3,6 @@ import numpy as np
 
 from .. import functional as F
 from .._core import MAX_WINDOW_ARG, as_flag, is_int as _is_int, pool_output_size
-from ..reference import conv2d_output_shape
 from .module import Module, _as_given, _pair, memo_shape
 
 __all__ = ["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d"]
@@ -29,14 +28,13 @@ class _Pool2d(Module):
     @memo_shape
     def output_shape(self, shape):
         self._expect(shape, "(N, C, H, W)", len(shape) == 4)
-        try:
-            oh, ow = conv2d_output_shape(shape[2], shape[3], self.kernel_size, self.stride,
-                                         self.padding, 1)
-        except ValueError as e:
-            raise ValueError(f"{self!r}: input of shape {tuple(shape)} is too small: {e}") from None
-        if self.ceil_mode:  # torch's rounding up, less a window starting in the padding
-            oh, ow = (pool_output_size(n, k, s, p, True) for n, k, s, p in zip(
-                shape[2:], self.kernel_size, self.stride, self.padding))
+        # ceil_mode: torch's rounding up, less a window starting in the padding (a
+        # window may then fit where the kernel is longer than the padded input)
+        oh, ow = (pool_output_size(n, k, s, p, self.ceil_mode) for n, k, s, p in zip(
+            shape[2:], self.kernel_size, self.stride, self.padding))
+        if oh < 1 or ow < 1:
+            raise ValueError(f"{self!r}: input of shape {tuple(shape)} is too small: output "
+                             f"size is too small: ({oh}, {ow}) for input {tuple(shape[2:])}")
         return (shape[0], shape[1], oh, ow)
 
     def _args(self):
