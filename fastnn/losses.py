@@ -266,10 +266,10 @@ class CrossEntropyLoss(Loss):
             return rows.astype(np.float32)
         if self.reduction == "sum":
             return float(rows.sum())
-        # 0 / 0 (every label ignored) is NaN, as in torch
-        scale = 1.0 / divisor if divisor else np.nan
-        # where=: an ignored row's gradient stays torch's 0 (0 * NaN poisoned the weights)
-        np.multiply(grad, np.float32(scale), out=grad, where=grad != 0)
+        if not divisor:  # every label ignored: torch's loss is 0 / 0, its gradient 0
+            return np.nan
+        scale = 1.0 / divisor
+        grad *= np.float32(scale)
         return float(rows.sum()) * scale
 
     def backward(self, grad_output=None):
