@@ -5,6 +5,7 @@ KerasAdamW, KerasRMSprop: epsilon where Keras adds it)."""
 import numpy as np
 
 from .. import nn, optim
+from .._core import as_flag, as_real
 
 __all__ = ["Optimizer", "Adam", "SGD", "RMSprop", "AdamW", "get"]
 
@@ -52,7 +53,12 @@ class SGD(Optimizer):
         super().__init__(learning_rate, momentum=momentum, nesterov=nesterov)
 
     def _make(self, params):
-        return optim.SGD(params, self.learning_rate, self.momentum, nesterov=self.nesterov)
+        # Keras refuses a momentum above 1 (torch's SGD, underneath, diverges on it)
+        if not 0 <= as_real(self.momentum, "momentum", "SGD") <= 1:
+            raise ValueError(f"SGD: momentum must be in [0, 1], got {self.momentum!r}")
+        # Keras' update without momentum is plain SGD, nesterov or not (torch's refuses it)
+        nesterov = as_flag(self.nesterov, "nesterov", "SGD") and self.momentum > 0
+        return optim.SGD(params, self.learning_rate, self.momentum, nesterov=nesterov)
 
 
 class RMSprop(Optimizer):
