@@ -379,6 +379,23 @@ def test_learning_rate_scheduler_and_callbacks_like_keras():
         model.fit(x, y, verbose=0, callbacks=fk.callbacks.EarlyStopping())
 
 
+def test_model_optimizer_is_there_after_compile_like_keras():
+    """model.optimizer was None from compile to the first fit (Keras': the optimizer,
+    from compile on), so model.optimizer.learning_rate = ... before fit failed with an
+    AttributeError on None."""
+    keras = pytest.importorskip("keras")
+    x, y = np.ones((8, 3), np.float32), np.ones((8, 2), np.float32)
+    for K in (keras, fk):
+        inputs = K.layers.Input((3,))
+        for model in (K.Sequential([inputs, K.layers.Dense(2)]),
+                      K.Model(inputs, K.layers.Dense(2)(inputs))):
+            model.compile(K.optimizers.SGD(0.1), "mse")
+            model.optimizer.learning_rate = 0.0
+            before = model.get_weights()
+            model.fit(x, y, verbose=0)
+            for a, b in zip(before, model.get_weights()):
+                np.testing.assert_array_equal(a, b)
+
 def test_save_and_load_model_like_keras(tmp_path):
     """model.save wrote a file no loader could rebuild (its architecture was not saved)
     and there was no load_model: now the model comes back with its layers' names and

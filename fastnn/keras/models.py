@@ -346,10 +346,11 @@ class Model(nn.Model):
             if len(set(keys)) != len(keys):
                 raise ValueError(f"compile: the outputs {self.output_names} give the log "
                                  f"keys {keys}, some twice (two outputs of one layer?)")
-        self.optimizer = None  # built by the next fit
+        self.optimizer = None  # built now if the model is, else by the next fit
         self._loss_fns = self._train_graph = None
         if self._functional:
             self._plan_loss()
+            self._optimizer()  # Keras' model.optimizer is there after compile
 
     def _metric_names(self, metrics, n):
         """compile's metrics as a tuple of names per output: one list for one output;
@@ -610,8 +611,8 @@ class Model(nn.Model):
         return self._graph_for(shapes).output_shapes(shapes)
 
     def _optimizer(self):
-        """The fastnn optimizer fit steps (model.optimizer): built from the compiled one at
-        the first fit, or loaded with the model."""
+        """The fastnn optimizer fit steps (model.optimizer): built from the compiled one by
+        compile (or the first fit, for a model built then), or loaded with the model."""
         if self.optimizer is None:
             self.optimizer = self._compiled.optimizer.build(self.parameters())
         return self.optimizer
@@ -1189,6 +1190,7 @@ class Sequential(Model):
         super().compile(*args, **kwargs)
         if self._output is not None:
             self._ensure_built()
+            self._optimizer()
 
     def summary(self, print_fn=None):
         self._ensure_built()
