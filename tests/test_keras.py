@@ -396,6 +396,27 @@ def test_model_optimizer_is_there_after_compile_like_keras():
             for a, b in zip(before, model.get_weights()):
                 np.testing.assert_array_equal(a, b)
 
+def test_optimizer_learning_rate_is_the_one_fit_steps_with_like_keras():
+    """The Keras optimizer object's learning_rate was a copy read once, when the fastnn
+    optimizer was built: set after fit (a fine-tuning phase) it changed nothing, and it
+    did not show what a LearningRateScheduler had set."""
+    keras = pytest.importorskip("keras")
+    x, y = np.ones((8, 3), np.float32), np.ones((8, 2), np.float32)
+    for K in (keras, fk):
+        opt = K.optimizers.SGD(0.1)
+        model = K.Sequential([K.layers.Input((3,)), K.layers.Dense(2)])
+        model.compile(opt, "mse")
+        model.fit(x, y, epochs=2, verbose=0, callbacks=[
+            K.callbacks.LearningRateScheduler(lambda epoch: 0.1 * 0.5 ** epoch)])
+        assert float(opt.learning_rate) == pytest.approx(0.05)
+        opt.learning_rate = 0.0
+        before = model.get_weights()
+        model.fit(x, y, verbose=0)
+        for a, b in zip(before, model.get_weights()):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="SGD: learning_rate must be finite and >= 0"):
+        opt.learning_rate = float("nan")
+
 def test_save_and_load_model_like_keras(tmp_path):
     """model.save wrote a file no loader could rebuild (its architecture was not saved)
     and there was no load_model: now the model comes back with its layers' names and
