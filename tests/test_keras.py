@@ -166,6 +166,30 @@ def copy_cnn_weights(model, torch_style):
                        sd["9.weight"].T, sd["9.bias"]])
 
 
+def test_one_input_and_output_as_lists_of_one_array_like_keras():
+    """fit([x], [y]), evaluate and predict([x]) of a one-input, one-output model, as
+    Keras takes them: the lists were read as one sample ("x and y must have the same
+    length, got len(x)=4 and len(y)=1", "x of shape (1, 4, 3) does not fit")."""
+    keras = pytest.importorskip("keras")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 3)).astype(np.float32), rng.normal(size=(8, 2))
+    results, weights = [], None
+    for K in (keras, fk):
+        inputs = K.layers.Input((3,))
+        model = K.Model([inputs], [K.layers.Dense(2)(inputs)])
+        weights = weights or model.get_weights()
+        model.set_weights(weights)
+        model.compile(K.optimizers.SGD(0.1), "mse")
+        history = model.fit([x], [y], batch_size=4, shuffle=False, verbose=0,
+                            validation_data=([x], [y])).history
+        results.append((history, model.evaluate([x], [y], verbose=0),
+                        model.predict([x], verbose=0)))
+    (ref_h, ref_e, ref_p), (h, e, p) = results
+    for key in ref_h:
+        np.testing.assert_allclose(h[key], ref_h[key], rtol=1e-5)
+    assert e == pytest.approx(ref_e, rel=1e-5)
+    np.testing.assert_allclose(p, ref_p, rtol=1e-5, atol=1e-6)
+
 def test_keras_cnn_is_models_cnn_in_channels_last():
     """With models.cnn's weights the Keras CNN gives the same outputs on the transposed
     images, and the same training step (the graph fuses each Conv2d with its pool)."""

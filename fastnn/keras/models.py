@@ -540,7 +540,7 @@ class Model(nn.Model):
             if isinstance(x, dict) and len(x) == 1 and inputs and inputs[0].name in x:
                 x = x[inputs[0].name]
             # np.asarray's errors (a ragged list) named nothing
-            return _real_array(x, what, "x")
+            return _real_array(_single(x), what, "x")
         names = [t.name for t in inputs]
         if isinstance(x, dict):
             if sorted(map(str, x)) != sorted(names):
@@ -642,7 +642,7 @@ class Model(nn.Model):
         elif isinstance(y, dict) and list(y) == names:  # {name: y}, as Keras takes it
             ys = list(y.values())
         else:
-            ys = [y]
+            ys = [_single(y)]
         targets = []
         for k, (yk, shape, loss_fn) in enumerate(zip(ys, shapes, self._loss_fns)):
             label, at = (f"y[{names[k]!r}]", f"{what} (output {names[k]!r})") if several \
@@ -1090,6 +1090,15 @@ def _spec_of(config):
     spec = _klosses.NAMES[config["loss"]](**({} if delta is None else {"delta": delta}))
     spec.from_logits, spec.label_smoothing = config["from_logits"], config["label_smoothing"]
     return spec
+
+
+def _single(data):
+    """The array of a list (or tuple) of one array, the data of a model's one input or
+    output as Keras also takes it (np.asarray made it one sample: "len(y)=1"); else
+    data (a list of samples stays one)."""
+    if isinstance(data, (list, tuple)) and len(data) == 1 and isinstance(data[0], np.ndarray):
+        return data[0]
+    return data
 
 
 def _flat(outputs):
