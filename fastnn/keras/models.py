@@ -113,8 +113,9 @@ class Model(nn.Model):
 
     def __init__(self, inputs=None, outputs=None, name=None):
         self._compiled = None
-        self.name = name or (_layers._auto_name(_snake_case(type(self).__name__))
-                             if self._subclassed() else "functional")
+        # Keras' default names: functional, functional_1, ... (a subclass's by its class)
+        self.name = name or _layers._auto_name(_snake_case(type(self).__name__)
+                                               if self._subclassed() else "functional")
         if inputs is None and outputs is None:  # Sequential, a subclass: built later
             super().__init__()
             return
@@ -1136,7 +1137,7 @@ class Sequential(Model):
     saved_type = "keras.Sequential"  # fastnn.nn's Sequential is "Sequential"
 
     def __init__(self, layers=None, name=None):
-        super().__init__(name=name or "sequential")
+        super().__init__(name=name or _layers._auto_name("sequential"))
         self._pending = []
         self._input = self._output = None
         for layer in layers or []:
