@@ -387,7 +387,8 @@ def test_several_inputs_through_the_training_api_like_keras():
 def test_models_get_keras_default_names():
     """Every Sequential was named 'sequential' and every functional model 'functional'
     (Keras: sequential, sequential_1, ...), so models nested in another one had one name
-    and get_layer found only the first."""
+    and get_layer found only the first; a layer name used twice, which Keras refuses, was
+    taken."""
     inner = [fk.Sequential([fk.Input((3,)), fk.layers.Dense(3)]) for _ in range(2)]
     model = fk.Sequential([fk.Input((3,))] + inner)
     names = [m.name for m in inner + [model]]
@@ -398,3 +399,7 @@ def test_models_get_keras_default_names():
     names = [fk.Model(x, m(x)).name for m in inner]
     assert names[0] != names[1] and all(re.fullmatch(r"functional(_\d+)?", name)
                                         for name in names)
+    for K in (pytest.importorskip("keras"), fk):  # Keras refuses a name used twice too
+        x = K.Input((3,))
+        with pytest.raises(ValueError, match="used 2 times"):
+            K.Model(x, K.layers.Dense(2, name="d")(K.layers.Dense(2, name="d")(x)))

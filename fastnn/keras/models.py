@@ -137,6 +137,11 @@ class Model(nn.Model):
             if not isinstance(layer, (_layers.Layer, Model)):
                 raise TypeError(f"Model: {layer!r} is not a fastnn.keras layer")
         self._keras_layers = self._keras_order()
+        names = [layer.name for layer in self._keras_layers]
+        for name in names:
+            if names.count(name) > 1:  # as Keras; get_layer(name) found the first only
+                raise ValueError(f"Model: the layer name {name!r} is used {names.count(name)} "
+                                 f"times; give each layer its own name")
 
     def call(self, inputs, training=None):
         """Keras' call, defined by a subclass: the model's outputs from its inputs by its
