@@ -190,6 +190,35 @@ def test_one_input_and_output_as_lists_of_one_array_like_keras():
     assert e == pytest.approx(ref_e, rel=1e-5)
     np.testing.assert_allclose(p, ref_p, rtol=1e-5, atol=1e-6)
 
+def test_inputs_missing_or_with_a_trailing_axis_of_one_like_keras():
+    """Keras adds the trailing axis of 1 an Input ends with and the data lacks (MNIST's
+    (N, 28, 28) images for Input((28, 28, 1)), (N,) for Input((1,))), and drops one
+    the data has more: fit, evaluate, predict and the model called refused them ("x of
+    shape (16,) does not fit the model: ... got (1,)")."""
+    keras = pytest.importorskip("keras")
+    rng = np.random.default_rng(0)
+    images, y = rng.normal(size=(8, 5, 5)).astype(np.float32), rng.normal(size=(8, 1))
+    results, weights = [], None
+    for K in (keras, fk):
+        image, value = K.layers.Input((5, 5, 1)), K.layers.Input((1,))
+        h = K.layers.Flatten()(K.layers.Conv2D(2, 3)(image))
+        model = K.Model([image, value], K.layers.Dense(1)(
+            K.layers.Concatenate()([h, value])))
+        weights = weights or model.get_weights()
+        model.set_weights(weights)
+        model.compile(K.optimizers.SGD(0.1), "mse")
+        x = [images, y[:, 0]]
+        history = model.fit(x, y, batch_size=4, shuffle=False, verbose=0).history
+        results.append((history["loss"], model.evaluate(x, y, verbose=0),
+                        model.predict([images[..., None], y[:, :, None]], verbose=0)))
+        single = K.Sequential([K.layers.Input((1,)), K.layers.Dense(2)])
+        assert single.predict(y[:, 0], verbose=0).shape == (8, 2)
+        assert np.asarray(single(y[:, 0].astype(np.float32))).shape == (8, 2)
+    (ref_h, ref_e, ref_p), (h, e, p) = results
+    np.testing.assert_allclose(h, ref_h, rtol=1e-5)
+    assert e == pytest.approx(ref_e, rel=1e-5)
+    np.testing.assert_allclose(p, ref_p, rtol=1e-5, atol=1e-6)
+
 def test_keras_cnn_is_models_cnn_in_channels_last():
     """With models.cnn's weights the Keras CNN gives the same outputs on the transposed
     images, and the same training step (the graph fuses each Conv2d with its pool)."""

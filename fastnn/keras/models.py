@@ -546,7 +546,9 @@ class Model(nn.Model):
             if isinstance(x, dict) and len(x) == 1 and inputs and inputs[0].name in x:
                 x = x[inputs[0].name]
             # np.asarray's errors (a ragged list) named nothing
-            return _real_array(_single(x), what, "x")
+            x = _real_array(_single(x), what, "x")
+            shape = self.input_shape  # None: not built, x's shape builds the model
+            return x if shape is None else _ranked(x, shape)
         names = [t.name for t in inputs]
         if isinstance(x, dict):
             if sorted(map(str, x)) != sorted(names):
@@ -559,7 +561,7 @@ class Model(nn.Model):
                              f"list of {len(inputs)} arrays or a dict by input name, got {got}")
         arrays = []
         for k, (a, t) in enumerate(zip(x, inputs)):
-            a = _real_array(a, what, f"x[{k}]")
+            a = _ranked(_real_array(a, what, f"x[{k}]"), t.shape)
             if a.shape[1:] != tuple(t.shape[1:]):
                 raise ValueError(f"{what}: x[{k}] (input {t.name!r}) must have shape "
                                  f"{t.shape}, got {a.shape}")
@@ -833,6 +835,9 @@ class Model(nn.Model):
             args = (self._model_input(args[0], type(self).__name__),)
             with self._packed(), self._mode(bool(training), args[0].shape):
                 return self._structured(self._flat_run(args))
+        if len(args) == 1 and isinstance(args[0], np.ndarray) and \
+                isinstance(self.input_shape, tuple):  # one input, of a known shape
+            args = (_ranked(args[0], self.input_shape),)
         if len(args) != 1 or not isinstance(args[0], np.ndarray) or args[0].ndim < 2:
             return super().__call__(*args)  # which says what it takes
         self._ensure_built(args[0].shape[1:])
@@ -1105,6 +1110,18 @@ def _single(data):
     if isinstance(data, (list, tuple)) and len(data) == 1 and isinstance(data[0], np.ndarray):
         return data[0]
     return data
+
+
+def _ranked(x, shape):
+    """x with Keras' rank adjustment for an Input of Keras shape `shape`: a trailing axis
+    of 1 added where the Input ends with one that x lacks ((N,) for Input((1,)), MNIST's
+    (N, 28, 28) for (28, 28, 1)), or dropped where x has one more; else x as it is."""
+    rank = len(shape)
+    if x.ndim == rank - 1 and shape[-1] == 1:
+        return x[..., None]
+    if x.ndim == rank + 1 and x.shape[-1] == 1:
+        return x[..., 0]
+    return x
 
 
 def _flat(outputs):
