@@ -1473,8 +1473,8 @@ def test_keras_graph_boundary(data):
         xs = xs[0]
     elif how == "length":
         xs[1] = xs[1][:1]
-    elif how == "shape":
-        xs[1] = xs[1][..., None]
+    elif how == "shape":  # an extra axis of 2 (one of 1 Keras drops)
+        xs[1] = np.repeat(xs[1][..., None], 2, -1)
     elif how == "dtype":
         xs[0] = xs[0].astype(draw(st.sampled_from([object, np.complex64, np.str_])))
     valid = how in ("list", "dict") or (how == "length" and n <= 1)  # [:1] of n <= 1
@@ -1498,13 +1498,14 @@ def test_keras_model_file_boundary(data, tmp_path_factory):
     L = fk.layers
     if draw(st.booleans()):  # named: the file's length must not vary between examples
         model = fk.Sequential([L.Dense(3, activation="relu", input_shape=(4,), name="hidden"),
-                               L.Dense(2, activation="softmax", name="probs")])
+                               L.Dense(2, activation="softmax", name="probs")],
+                              name="net")  # else sequential_<count>
         x = np.ones((2, 4), np.float32)
     else:  # a graph: two inputs, a merge, a shared layer
         a, b = fk.Input((4,), name="a"), fk.Input((4,), name="b")
         shared = L.Dense(3, activation="relu", name="hidden")
         h = L.Concatenate(name="cat")([shared(a), shared(b)])
-        model = fk.Model([a, b], L.Dense(2, activation="softmax", name="probs")(h))
+        model = fk.Model([a, b], L.Dense(2, activation="softmax", name="probs")(h), name="net")
         x = [np.ones((2, 4), np.float32), np.zeros((2, 4), np.float32)]
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     path = tmp_path_factory.getbasetemp() / "fuzz.keras"

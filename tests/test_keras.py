@@ -166,6 +166,59 @@ def copy_cnn_weights(model, torch_style):
                        sd["9.weight"].T, sd["9.bias"]])
 
 
+def test_one_input_and_output_as_lists_of_one_array_like_keras():
+    """fit([x], [y]), evaluate and predict([x]) of a one-input, one-output model, as
+    Keras takes them: the lists were read as one sample ("x and y must have the same
+    length, got len(x)=4 and len(y)=1", "x of shape (1, 4, 3) does not fit")."""
+    keras = pytest.importorskip("keras")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 3)).astype(np.float32), rng.normal(size=(8, 2))
+    results, weights = [], None
+    for K in (keras, fk):
+        inputs = K.layers.Input((3,))
+        model = K.Model([inputs], [K.layers.Dense(2)(inputs)])
+        weights = weights or model.get_weights()
+        model.set_weights(weights)
+        model.compile(K.optimizers.SGD(0.1), "mse")
+        history = model.fit([x], [y], batch_size=4, shuffle=False, verbose=0,
+                            validation_data=([x], [y])).history
+        results.append((history, model.evaluate([x], [y], verbose=0),
+                        model.predict([x], verbose=0)))
+    (ref_h, ref_e, ref_p), (h, e, p) = results
+    for key in ref_h:
+        np.testing.assert_allclose(h[key], ref_h[key], rtol=1e-5)
+    assert e == pytest.approx(ref_e, rel=1e-5)
+    np.testing.assert_allclose(p, ref_p, rtol=1e-5, atol=1e-6)
+
+def test_inputs_missing_or_with_a_trailing_axis_of_one_like_keras():
+    """Keras adds the trailing axis of 1 an Input ends with and the data lacks (MNIST's
+    (N, 28, 28) images for Input((28, 28, 1)), (N,) for Input((1,))), and drops one
+    the data has more: fit, evaluate, predict and the model called refused them ("x of
+    shape (16,) does not fit the model: ... got (1,)")."""
+    keras = pytest.importorskip("keras")
+    rng = np.random.default_rng(0)
+    images, y = rng.normal(size=(8, 5, 5)).astype(np.float32), rng.normal(size=(8, 1))
+    results, weights = [], None
+    for K in (keras, fk):
+        image, value = K.layers.Input((5, 5, 1)), K.layers.Input((1,))
+        h = K.layers.Flatten()(K.layers.Conv2D(2, 3)(image))
+        model = K.Model([image, value], K.layers.Dense(1)(
+            K.layers.Concatenate()([h, value])))
+        weights = weights or model.get_weights()
+        model.set_weights(weights)
+        model.compile(K.optimizers.SGD(0.1), "mse")
+        x = [images, y[:, 0]]
+        history = model.fit(x, y, batch_size=4, shuffle=False, verbose=0).history
+        results.append((history["loss"], model.evaluate(x, y, verbose=0),
+                        model.predict([images[..., None], y[:, :, None]], verbose=0)))
+        single = K.Sequential([K.layers.Input((1,)), K.layers.Dense(2)])
+        assert single.predict(y[:, 0], verbose=0).shape == (8, 2)
+        assert np.asarray(single(y[:, 0].astype(np.float32))).shape == (8, 2)
+    (ref_h, ref_e, ref_p), (h, e, p) = results
+    np.testing.assert_allclose(h, ref_h, rtol=1e-5)
+    assert e == pytest.approx(ref_e, rel=1e-5)
+    np.testing.assert_allclose(p, ref_p, rtol=1e-5, atol=1e-6)
+
 def test_keras_cnn_is_models_cnn_in_channels_last():
     """With models.cnn's weights the Keras CNN gives the same outputs on the transposed
     images, and the same training step (the graph fuses each Conv2d with its pool)."""
@@ -378,6 +431,44 @@ def test_learning_rate_scheduler_and_callbacks_like_keras():
     with pytest.raises(TypeError, match="fit: callbacks must be a list"):
         model.fit(x, y, verbose=0, callbacks=fk.callbacks.EarlyStopping())
 
+
+def test_model_optimizer_is_there_after_compile_like_keras():
+    """model.optimizer was None from compile to the first fit (Keras': the optimizer,
+    from compile on), so model.optimizer.learning_rate = ... before fit failed with an
+    AttributeError on None."""
+    keras = pytest.importorskip("keras")
+    x, y = np.ones((8, 3), np.float32), np.ones((8, 2), np.float32)
+    for K in (keras, fk):
+        inputs = K.layers.Input((3,))
+        for model in (K.Sequential([inputs, K.layers.Dense(2)]),
+                      K.Model(inputs, K.layers.Dense(2)(inputs))):
+            model.compile(K.optimizers.SGD(0.1), "mse")
+            model.optimizer.learning_rate = 0.0
+            before = model.get_weights()
+            model.fit(x, y, verbose=0)
+            for a, b in zip(before, model.get_weights()):
+                np.testing.assert_array_equal(a, b)
+
+def test_optimizer_learning_rate_is_the_one_fit_steps_with_like_keras():
+    """The Keras optimizer object's learning_rate was a copy read once, when the fastnn
+    optimizer was built: set after fit (a fine-tuning phase) it changed nothing, and it
+    did not show what a LearningRateScheduler had set."""
+    keras = pytest.importorskip("keras")
+    x, y = np.ones((8, 3), np.float32), np.ones((8, 2), np.float32)
+    for K in (keras, fk):
+        opt = K.optimizers.SGD(0.1)
+        model = K.Sequential([K.layers.Input((3,)), K.layers.Dense(2)])
+        model.compile(opt, "mse")
+        model.fit(x, y, epochs=2, verbose=0, callbacks=[
+            K.callbacks.LearningRateScheduler(lambda epoch: 0.1 * 0.5 ** epoch)])
+        assert float(opt.learning_rate) == pytest.approx(0.05)
+        opt.learning_rate = 0.0
+        before = model.get_weights()
+        model.fit(x, y, verbose=0)
+        for a, b in zip(before, model.get_weights()):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="SGD: learning_rate must be finite and >= 0"):
+        opt.learning_rate = float("nan")
 
 def test_save_and_load_model_like_keras(tmp_path):
     """model.save wrote a file no loader could rebuild (its architecture was not saved)

@@ -4,6 +4,8 @@ several inputs (lists and dicts of arrays), shared layers, models nested as laye
 the smaller layers (ReLU, LeakyReLU, Softmax, ZeroPadding2D, Reshape, Rescaling,
 Identity, initializers), each against real Keras 3 on the same weights: predictions,
 get_weights order and a few training steps' losses (SGD: the same formula in both)."""
+import re
+
 import numpy as np
 import pytest
 
@@ -324,7 +326,7 @@ def test_graph_errors_name_the_layer():
         inner(fk.Input((3,)))
     with pytest.raises(TypeError, match="training"):
         inner(fk.Input((4,)), training=False)
-    with pytest.raises(ValueError, match=r"functional \(Model\): takes 2 input\(s\), got 1"):
+    with pytest.raises(ValueError, match=r"functional_\d+ \(Model\): takes 2 input\(s\), got 1"):
         fk.Sequential([two_inputs(fk)]).predict(np.ones((2, 5, 5, 1), np.float32))
     with pytest.raises(TypeError, match="Sequential.add: expected a fastnn.keras layer or "
                                         "model, got function"):
@@ -380,3 +382,24 @@ def test_several_inputs_through_the_training_api_like_keras():
             on_predict_batch_end=lambda b, logs: ends.append(b))]),
         ref.predict(xs, verbose=0), rtol=1e-5, atol=1e-5)
     assert ends == [0, 1, 2]
+
+
+def test_models_get_keras_default_names():
+    """Every Sequential was named 'sequential' and every functional model 'functional'
+    (Keras: sequential, sequential_1, ...), so models nested in another one had one name
+    and get_layer found only the first; a layer name used twice, which Keras refuses, was
+    taken."""
+    inner = [fk.Sequential([fk.Input((3,)), fk.layers.Dense(3)]) for _ in range(2)]
+    model = fk.Sequential([fk.Input((3,))] + inner)
+    names = [m.name for m in inner + [model]]
+    assert len(set(names)) == 3
+    assert all(re.fullmatch(r"sequential(_\d+)?", name) for name in names)
+    assert model.get_layer(names[1]) is inner[1]
+    x = fk.Input((3,))
+    names = [fk.Model(x, m(x)).name for m in inner]
+    assert names[0] != names[1] and all(re.fullmatch(r"functional(_\d+)?", name)
+                                        for name in names)
+    for K in (pytest.importorskip("keras"), fk):  # Keras refuses a name used twice too
+        x = K.Input((3,))
+        with pytest.raises(ValueError, match="used 2 times"):
+            K.Model(x, K.layers.Dense(2, name="d")(K.layers.Dense(2, name="d")(x)))

@@ -409,3 +409,20 @@ def test_bad_weights_and_callbacks_raise_clear_errors():
     twin.compile("sgd", "mse")
     with pytest.raises(ValueError, match="class_weight` and `sample_weight"):
         twin.fit(x, np.ones((6, 2)), class_weight={0: 1.0}, sample_weight=np.ones(6), verbose=0)
+
+
+def test_sgd_nesterov_without_momentum_and_momentum_range_like_keras():
+    """SGD(nesterov=True) without momentum is plain SGD in Keras (fastnn raised torch's
+    "Nesterov momentum requires momentum > 0"); a momentum above 1, which Keras refuses,
+    was taken and diverged."""
+    keras = keras_or_skip()
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 3)).astype(np.float32), rng.normal(size=(8, 2))
+    runs = run_both(keras, lambda K: [K.layers.Dense(2)], (3,), "mse",
+                    lambda K, m: (m.compile(K.optimizers.SGD(0.1, nesterov=True), "mse"),
+                                  m.fit(x, y, batch_size=4, shuffle=False, verbose=0)
+                                  .history)[1])
+    assert_runs_equal(runs)
+    for K in (keras, fk):
+        with pytest.raises(ValueError, match="momentum"):
+            K.optimizers.SGD(momentum=1.5)

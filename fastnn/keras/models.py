@@ -113,8 +113,9 @@ class Model(nn.Model):
 
     def __init__(self, inputs=None, outputs=None, name=None):
         self._compiled = None
-        self.name = name or (_layers._auto_name(_snake_case(type(self).__name__))
-                             if self._subclassed() else "functional")
+        # Keras' default names: functional, functional_1, ... (a subclass's by its class)
+        self.name = name or _layers._auto_name(_snake_case(type(self).__name__)
+                                               if self._subclassed() else "functional")
         if inputs is None and outputs is None:  # Sequential, a subclass: built later
             super().__init__()
             return
@@ -136,6 +137,11 @@ class Model(nn.Model):
             if not isinstance(layer, (_layers.Layer, Model)):
                 raise TypeError(f"Model: {layer!r} is not a fastnn.keras layer")
         self._keras_layers = self._keras_order()
+        names = [layer.name for layer in self._keras_layers]
+        for name in names:
+            if names.count(name) > 1:  # as Keras; get_layer(name) found the first only
+                raise ValueError(f"Model: the layer name {name!r} is used {names.count(name)} "
+                                 f"times; give each layer its own name")
 
     def call(self, inputs, training=None):
         """Keras' call, defined by a subclass: the model's outputs from its inputs by its
@@ -346,10 +352,11 @@ class Model(nn.Model):
             if len(set(keys)) != len(keys):
                 raise ValueError(f"compile: the outputs {self.output_names} give the log "
                                  f"keys {keys}, some twice (two outputs of one layer?)")
-        self.optimizer = None  # built by the next fit
+        self.optimizer = None  # built now if the model is, else by the next fit
         self._loss_fns = self._train_graph = None
         if self._functional:
             self._plan_loss()
+            self._optimizer()  # Keras' model.optimizer is there after compile
 
     def _metric_names(self, metrics, n):
         """compile's metrics as a tuple of names per output: one list for one output;
@@ -539,7 +546,9 @@ class Model(nn.Model):
             if isinstance(x, dict) and len(x) == 1 and inputs and inputs[0].name in x:
                 x = x[inputs[0].name]
             # np.asarray's errors (a ragged list) named nothing
-            return _real_array(x, what, "x")
+            x = _real_array(_single(x), what, "x")
+            shape = self.input_shape  # None: not built, x's shape builds the model
+            return x if shape is None else _ranked(x, shape)
         names = [t.name for t in inputs]
         if isinstance(x, dict):
             if sorted(map(str, x)) != sorted(names):
@@ -552,7 +561,7 @@ class Model(nn.Model):
                              f"list of {len(inputs)} arrays or a dict by input name, got {got}")
         arrays = []
         for k, (a, t) in enumerate(zip(x, inputs)):
-            a = _real_array(a, what, f"x[{k}]")
+            a = _ranked(_real_array(a, what, f"x[{k}]"), t.shape)
             if a.shape[1:] != tuple(t.shape[1:]):
                 raise ValueError(f"{what}: x[{k}] (input {t.name!r}) must have shape "
                                  f"{t.shape}, got {a.shape}")
@@ -610,8 +619,8 @@ class Model(nn.Model):
         return self._graph_for(shapes).output_shapes(shapes)
 
     def _optimizer(self):
-        """The fastnn optimizer fit steps (model.optimizer): built from the compiled one at
-        the first fit, or loaded with the model."""
+        """The fastnn optimizer fit steps (model.optimizer): built from the compiled one by
+        compile (or the first fit, for a model built then), or loaded with the model."""
         if self.optimizer is None:
             self.optimizer = self._compiled.optimizer.build(self.parameters())
         return self.optimizer
@@ -641,7 +650,7 @@ class Model(nn.Model):
         elif isinstance(y, dict) and list(y) == names:  # {name: y}, as Keras takes it
             ys = list(y.values())
         else:
-            ys = [y]
+            ys = [_single(y)]
         targets = []
         for k, (yk, shape, loss_fn) in enumerate(zip(ys, shapes, self._loss_fns)):
             label, at = (f"y[{names[k]!r}]", f"{what} (output {names[k]!r})") if several \
@@ -826,6 +835,9 @@ class Model(nn.Model):
             args = (self._model_input(args[0], type(self).__name__),)
             with self._packed(), self._mode(bool(training), args[0].shape):
                 return self._structured(self._flat_run(args))
+        if len(args) == 1 and isinstance(args[0], np.ndarray) and \
+                isinstance(self.input_shape, tuple):  # one input, of a known shape
+            args = (_ranked(args[0], self.input_shape),)
         if len(args) != 1 or not isinstance(args[0], np.ndarray) or args[0].ndim < 2:
             return super().__call__(*args)  # which says what it takes
         self._ensure_built(args[0].shape[1:])
@@ -1091,6 +1103,27 @@ def _spec_of(config):
     return spec
 
 
+def _single(data):
+    """The array of a list (or tuple) of one array, the data of a model's one input or
+    output as Keras also takes it (np.asarray made it one sample: "len(y)=1"); else
+    data (a list of samples stays one)."""
+    if isinstance(data, (list, tuple)) and len(data) == 1 and isinstance(data[0], np.ndarray):
+        return data[0]
+    return data
+
+
+def _ranked(x, shape):
+    """x with Keras' rank adjustment for an Input of Keras shape `shape`: a trailing axis
+    of 1 added where the Input ends with one that x lacks ((N,) for Input((1,)), MNIST's
+    (N, 28, 28) for (28, 28, 1)), or dropped where x has one more; else x as it is."""
+    rank = len(shape)
+    if x.ndim == rank - 1 and shape[-1] == 1:
+        return x[..., None]
+    if x.ndim == rank + 1 and x.shape[-1] == 1:
+        return x[..., 0]
+    return x
+
+
 def _flat(outputs):
     """A model's outputs (one, or a list, tuple or dict) as a list in Keras' flat order."""
     if isinstance(outputs, dict):
@@ -1126,7 +1159,7 @@ class Sequential(Model):
     saved_type = "keras.Sequential"  # fastnn.nn's Sequential is "Sequential"
 
     def __init__(self, layers=None, name=None):
-        super().__init__(name=name or "sequential")
+        super().__init__(name=name or _layers._auto_name("sequential"))
         self._pending = []
         self._input = self._output = None
         for layer in layers or []:
@@ -1189,6 +1222,7 @@ class Sequential(Model):
         super().compile(*args, **kwargs)
         if self._output is not None:
             self._ensure_built()
+            self._optimizer()
 
     def summary(self, print_fn=None):
         self._ensure_built()
