@@ -90,7 +90,8 @@ cdef fnn_conv2d_shape _conv_shape(str fn, object x, object weight, object stride
                          f"the output would be empty")
     # the kernels convolve a zero-padded copy of each image: a padding whose copy cannot
     # be indexed was "the C kernel rejected its arguments", naming nothing
-    if (int(s.h) + 2 * int(s.ph)) * (int(s.w) + 2 * int(s.pw)) * int(s.c_in) >= 2 ** 63:
+    plane = (int(s.h) + 2 * int(s.ph)) * (int(s.w) + 2 * int(s.pw))
+    if max(plane, plane * int(s.c_in)) > (2 ** 63 - 1) >> 4:  # csrc/conv.c's mul_ok bound
         raise ValueError(f"{fn}: padding {(s.ph, s.pw)} makes the padded input of x "
                          f"{x.shape} too large to index")
     cdef int64_t oh, ow

@@ -529,6 +529,8 @@ BAD_FORWARD = [
     # rejected its arguments", naming nothing
     (dict(padding=2**39, stride=2**40, dilation=2**39), ValueError,
      r"padding \(549755813888, 549755813888\) makes the padded input .* too large to index"),
+    # 2**60 elements, past the kernels' 2**59 bound though 2**63 would index it
+    (dict(padding=2**29, dilation=2**29), ValueError, "makes the padded input .* too large"),
 ]
 
 

@@ -303,6 +303,16 @@ def test_initializers_have_keras_statistics(name):
             assert abs(np.abs(a).max() - np.abs(b).max()) <= 0.1 * np.abs(b).max()
 
 
+@pytest.mark.parametrize("make", [lambda L: L.LeakyReLU(-1), lambda L: L.ReLU(negative_slope=-0.5)])
+def test_rectifiers_refuse_a_negative_slope_as_keras(make):
+    """Keras refuses a negative slope (torch's LeakyReLU takes one): fastnn.keras took it."""
+    with pytest.raises(ValueError, match="negative_slope must be >= 0"):
+        make(fk.layers)
+    keras = pytest.importorskip("keras")
+    with pytest.raises(ValueError, match="negative"):
+        make(keras.layers)
+
+
 def test_graph_errors_name_the_layer():
     inp = fk.Input((4,))
     with pytest.raises(TypeError, match="list of at least two"):

@@ -953,6 +953,14 @@ class _Rectifier(Layer):
     def config(self):
         return {**super().config(), "negative_slope": self.negative_slope}
 
+    def _slope(self, value):
+        """negative_slope, >= 0 as Keras requires (torch's LeakyReLU takes any)."""
+        what = type(self).__name__
+        slope = as_slope(value, what)
+        if slope < 0:
+            raise ValueError(f"{what}: negative_slope must be >= 0, got {value!r}")
+        return slope
+
 
 class ReLU(_Rectifier):
     """keras.layers.ReLU (max_value None, threshold 0; a negative_slope makes it leaky)."""
@@ -962,7 +970,7 @@ class ReLU(_Rectifier):
         if max_value is not None or as_real(threshold, "threshold", "ReLU") != 0:
             raise ValueError("ReLU: max_value and threshold are not supported by fastnn.keras "
                              "(leave them None and 0)")
-        self.negative_slope = as_slope(negative_slope, "ReLU")
+        self.negative_slope = self._slope(negative_slope)
 
 
 class LeakyReLU(_Rectifier):
@@ -970,7 +978,7 @@ class LeakyReLU(_Rectifier):
 
     def __init__(self, negative_slope=0.3, **kwargs):
         super().__init__(**kwargs)
-        self.negative_slope = as_slope(negative_slope, "LeakyReLU")
+        self.negative_slope = self._slope(negative_slope)
 
 
 class Softmax(Layer):
