@@ -39,10 +39,10 @@ void fnn_parallel_range(int64_t n, double work, int64_t align, fnn_range_fn f, v
     fnn_run(R.parts, nth, range_part, &R);
 }
 
-void fnn_exp_sums(int64_t rows, int64_t c, const float *x, const float *shift, float *out,
+void fnn_exp_sums(int64_t rows, int64_t c, const float *x, float *max, float *out,
                   double *sums)
 {
-    fnn_active->ew->exp_sums(rows, c, x, shift, out, sums);
+    fnn_active->ew->exp_sums(rows, c, x, max, out, sums);
 }
 
 /* Elementwise split on 64-byte boundaries so threads never share a cache line. */
@@ -118,24 +118,6 @@ static void smooth_backward_part(int64_t lo, int64_t hi, void *ctx)
     fnn_active->ew->smooth_backward(J->op, hi - lo, J->slope, J->a + lo, J->b + lo, J->out + lo);
 }
 
-static float row_max(int64_t n, const float *x)
-{
-    float m = x[0];
-    for (int64_t j = 1; j < n; j++)
-        m = x[j] > m ? x[j] : m;
-    return m;
-}
-
-/* Rows r0..r0+nr of x (nr <= FNN_EXP_PASS): their maxima in m, fnn_exp_sums into out. */
-static void rows_exp_sums(const ew_job *J, int64_t r0, int64_t nr, float *out, float *m,
-                          double *s)
-{
-    int64_t c = J->cols;
-    for (int64_t r = 0; r < nr; r++)
-        m[r] = row_max(c, J->a + (r0 + r) * c);
-    fnn_exp_sums(nr, c, J->a + r0 * c, m, out, s);
-}
-
 /* Rows fnn_exp_group(c) at a time (lo is a multiple of it: run_rows). */
 static void softmax_part(int64_t lo, int64_t hi, void *ctx)
 {
@@ -145,7 +127,7 @@ static void softmax_part(int64_t lo, int64_t hi, void *ctx)
     double s[FNN_EXP_PASS];
     for (int64_t r0 = lo; r0 < hi; r0 += group) {
         int64_t nr = FNN_MIN(group, hi - r0);
-        rows_exp_sums(J, r0, nr, J->out + r0 * c, m, s);
+        fnn_exp_sums(nr, c, J->a + r0 * c, m, J->out + r0 * c, s);
         for (int64_t r = 0; r < nr; r++) {
             float *y = J->out + (r0 + r) * c, inv = (float)(1.0 / s[r]);
             for (int64_t j = 0; j < c; j++)
@@ -162,7 +144,7 @@ static void log_softmax_part(int64_t lo, int64_t hi, void *ctx)
     double s[FNN_EXP_PASS];
     for (int64_t r0 = lo; r0 < hi; r0 += group) {
         int64_t nr = FNN_MIN(group, hi - r0);
-        rows_exp_sums(J, r0, nr, NULL, m, s);
+        fnn_exp_sums(nr, c, J->a + r0 * c, m, NULL, s);
         for (int64_t r = 0; r < nr; r++) {
             const float *x = J->a + (r0 + r) * c;
             float *y = J->out + (r0 + r) * c, lse = (float)log(s[r]);

@@ -127,7 +127,7 @@ typedef struct {
      * word k1 carries; keep where the bits are >= thr */
     void (*dropout)(int64_t n, uint32_t first, uint32_t k0, uint32_t k1, uint32_t thr,
                     float scale, const float *x, float *y);
-    void (*exp_sums)(int64_t rows, int64_t c, const float *x, const float *shift, float *out,
+    void (*exp_sums)(int64_t rows, int64_t c, const float *x, float *max, float *out,
                      double *sums);  /* fnn_exp_sums */
     /* Sums in double over n elements, in lanes whose order is the same on every ISA:
      * sums gives s = sum(x - shift) and q = sum((x - shift)^2) (batch-norm statistics,
@@ -329,18 +329,18 @@ static inline float fnn_expf(float x)
     return y;
 }
 
-/* out[r*c + j] = fnn_expf(x[r*c + j] - shift[r]) for r < rows, j < c (out may be NULL);
- * sums[r] = their sum over j, added in double in four interleaved lanes (element j to
- * lane j % 4), a fixed order. Rows go fnn_exp_group(c) at a time through one vector
- * pass of FNN_EXP_PASS elements (callers that split rows among threads split on multiples
- * of it, so that an element's place in the pass, and so its bits, never depend on the
- * thread count). */
+/* max[r] = the largest of row r of x (rows of c floats), out[r*c + j] = fnn_expf(x[r*c + j]
+ * - max[r]) (out may be NULL) and sums[r] = their sum over j, added in double in four
+ * interleaved lanes (element j to lane j % 4), a fixed order: a softmax's pieces. Rows go
+ * fnn_exp_group(c) at a time through one vector pass of FNN_EXP_PASS elements (callers
+ * that split rows among threads split on multiples of it, so that an element's place in
+ * the pass, and so its bits, never depend on the thread count). */
 #define FNN_EXP_PASS 256
 static inline int64_t fnn_exp_group(int64_t c)
 {
     return c < FNN_EXP_PASS ? FNN_EXP_PASS / c : 1;
 }
-void fnn_exp_sums(int64_t rows, int64_t c, const float *x, const float *shift, float *out,
+void fnn_exp_sums(int64_t rows, int64_t c, const float *x, float *max, float *out,
                   double *sums);
 
 /* A 32-bit integer mixer (xor-shift-multiply, a bijection with full avalanche), in place

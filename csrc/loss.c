@@ -21,8 +21,8 @@ typedef struct {
 } loss_job;
 
 /* Per row: loss = log(sum exp(x - max)) - (x[label] - max);
- * grad = (softmax - onehot) / n. A block's exps in one fnn_exp_sums call (into grad when
- * it is wanted), after every row's checks and maximum. */
+ * grad = (softmax - onehot) / n. A block's maxima and exps in one fnn_exp_sums call
+ * (the exps into grad when it is wanted), after every row's checks. */
 static void ce_blocks(int64_t lo, int64_t hi, void *ctx)
 {
     loss_job *J = ctx;
@@ -34,15 +34,8 @@ static void ce_blocks(int64_t lo, int64_t hi, void *ctx)
         int64_t r0 = blk * J->block, nr = FNN_MIN(J->block, J->n - r0), ok = 1;
         const float *xb = J->a + r0 * c;
         for (int64_t r = 0; r < nr; r++) {
-            const float *x = xb + r * c;
             int64_t label = J->labels[r0 + r];
-            int finite = 1;
-            m[r] = x[0];
-            for (int64_t j = 0; j < c; j++) {
-                finite &= isfinite(x[j]) != 0;
-                m[r] = x[j] > m[r] ? x[j] : m[r];
-            }
-            if (label < 0 || label >= c || !finite) {
+            if (label < 0 || label >= c || !fnn_all_finite(xb + r * c, c)) {
                 fnn_store_status(label < 0 || label >= c ? &J->bad_label : &J->nonfinite, 1);
                 ok = 0;
             }
@@ -54,10 +47,11 @@ static void ce_blocks(int64_t lo, int64_t hi, void *ctx)
         for (int64_t r = 0; r < nr; r++) {
             int64_t label = J->labels[r0 + r];
             sum += log(s[r]) - (double)(xb[r * c + label] - m[r]);
-            if (gb) {
-                float *g = gb + r * c, inv = (float)(1.0 / s[r]);
-                for (int64_t j = 0; j < c; j++)
-                    g[j] = (g[j] * inv - (j == label ? 1.0f : 0.0f)) * inv_n;
+            if (gb) {  /* (e * inv - onehot) * inv_n, the label's term after the loop */
+                float *g = gb + r * c, inv = (float)(1.0 / s[r]), e = g[label];
+                for (int64_t j = 0; j < c; j++)  /* vectorised */
+                    g[j] = g[j] * inv * inv_n;
+                g[label] = (e * inv - 1.0f) * inv_n;
             }
         }
         J->partial[blk] = sum;

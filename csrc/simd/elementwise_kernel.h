@@ -245,25 +245,48 @@ static void ew_smooth_backward(int op, int64_t n, float alpha, const float *rest
     }
 }
 
+/* The largest of x[0..n), n >= 1, in FNN_VEC independent lanes (vectorised: the
+ * maximum is the same in any order, but for the sign of a zero, which changes no exp). A
+ * NaN may be passed over, as the first element's comparison passed it over before: no
+ * caller minds, it makes its row's exps NaN anyway. */
+static inline float ew_max(int64_t n, const float *x)
+{
+    float lane[FNN_VEC], m;
+    int64_t j = 0;
+    for (int l = 0; l < FNN_VEC; l++)
+        lane[l] = x[0];
+    for (; j + FNN_VEC <= n; j += FNN_VEC)
+        for (int l = 0; l < FNN_VEC; l++)
+            lane[l] = x[j + l] > lane[l] ? x[j + l] : lane[l];
+    m = lane[0];
+    for (int l = 1; l < FNN_VEC; l++)
+        m = lane[l] > m ? lane[l] : m;
+    for (; j < n; j++)
+        m = x[j] > m ? x[j] : m;
+    return m;
+}
+
 /* fnn_exp_sums (internal.h): rows shorter than FNN_EXP_PASS several at a time, so that
  * one vector pass covers many (alone, a row of 10 classes spent most of its ~70 ns
  * outside the vector loop), longer rows in chunks of FNN_EXP_PASS. The shifted values
  * are written first, then exponentiated in place: the same float operations as
- * fnn_expf(x - shift). */
-static void ew_exp_sums(int64_t rows, int64_t c, const float *x, const float *shift,
-                        float *out, double *sums)
+ * fnn_expf(x - max). */
+static void ew_exp_sums(int64_t rows, int64_t c, const float *x, float *max, float *out,
+                        double *sums)
 {
     float buf[FNN_EXP_PASS];
     double lane[FNN_EXP_PASS][4];  /* a row's element j adds to lane j % 4: four chains */
     int64_t group = fnn_exp_group(c);
     for (int64_t r0 = 0; r0 < rows; r0 += group) {
         int64_t nr = FNN_MIN(group, rows - r0);
+        for (int64_t r = r0; r < r0 + nr; r++)
+            max[r] = ew_max(c, x + r * c);
         for (int64_t j0 = 0; j0 < c; j0 += FNN_EXP_PASS) {  /* one pass when group > 1 */
             int64_t len = FNN_MIN(FNN_EXP_PASS, c - j0);
             float *e = out ? out + r0 * c + j0 : buf;
             for (int64_t r = 0; r < nr; r++)
                 for (int64_t t = 0; t < len; t++)
-                    e[r * len + t] = x[(r0 + r) * c + j0 + t] - shift[r0 + r];
+                    e[r * len + t] = x[(r0 + r) * c + j0 + t] - max[r0 + r];
             for (int64_t t = 0; t < nr * len; t++)  /* vectorised */
                 e[t] = fnn_expf(e[t]);
             for (int64_t r = 0; r < nr; r++) {
