@@ -153,11 +153,16 @@ def atomic_write(path, write):
 def open_regular(path):
     """path opened for reading if it is a regular file; else ValueError (a device or a
     pipe, such as /dev/zero, whose reads do not end)."""
-    f = open(path, "rb")
-    if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-        f.close()
-        raise ValueError(f"{path}: not a regular file")
-    return f
+    # O_NONBLOCK: a blocking open of a FIFO waits for a writer, forever (no effect on a
+    # regular file's reads)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):  # as open() raises it, naming the path (os.fdopen's names fd)
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+        raise ValueError(f"{os.fspath(path)}: not a regular file")
+    return os.fdopen(fd, "rb")
 
 
 def _read(path):

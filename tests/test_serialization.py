@@ -163,6 +163,20 @@ def test_foreign_files_raise_clear_errors(tmp_path):
         fastnn.save(nn.Linear(2, 3), tmp_path / "x.fnn")
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes")
+def test_fifo_and_directory_raise_naming_the_path(tmp_path):
+    """fastnn.load and load_weights of a named pipe waited forever in open() for a writer
+    that never came, before the check for a regular file."""
+    fifo = tmp_path / "pipe.fnn"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match=f"{fifo}: not a regular file"):
+        fastnn.load(fifo)
+    with pytest.raises(ValueError, match=f"{fifo}: not a regular file"):
+        fastnn.load_weights(nn.Sequential(nn.Linear(3, 2)), fifo)
+    with pytest.raises(IsADirectoryError, match=str(tmp_path)):
+        fastnn.load(tmp_path)
+
+
 def test_hostile_header_and_device_raise_naming_the_path(tmp_path):
     """A fastnn.json nested 100000 deep raised RecursionError; fastnn.load('/dev/zero')
     read without end; a compressed entry (fastnn writes them stored) was inflated whole
