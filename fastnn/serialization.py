@@ -175,6 +175,10 @@ def _read(path):
             if any(i.compress_type != zipfile.ZIP_STORED for i in zf.infolist()):
                 # save stores them: a compressed entry could inflate to any size
                 raise bad("not a fastnn model file (compressed entries)")
+            # save never encrypts (zipfile's read raised RuntimeError), and a negative
+            # offset made its seek raise OSError
+            if any(i.flag_bits & 0x1 or i.header_offset < 0 for i in zf.infolist()):
+                raise bad("corrupt fastnn model file (an entry is encrypted or misplaced)")
             names = set(zf.namelist())
             if _HEADER not in names:
                 raise bad("not a fastnn model file (no fastnn.json entry)")
@@ -195,7 +199,8 @@ def _read(path):
             raise
         raise bad(f"corrupt fastnn model file ({type(e).__name__}: {e})") from None
     except (zipfile.BadZipFile, zlib.error, EOFError, KeyError, TypeError,
-            RecursionError) as e:
+            RecursionError, NotImplementedError) as e:  # the last: zipfile's for a version
+        # or flag (strong encryption, patched data) it does not read
         raise bad(f"not a fastnn model file, or truncated/corrupt ({type(e).__name__}: "
                   f"{e})") from None
     return header, dict(entries)
@@ -220,6 +225,7 @@ def load(path, model=None):
     payload = header["payload"]
     try:
         kind = payload.get("model_type", "Sequential")  # version-1 files before graphs
+        saved_names = {"param": payload["parameters"], "buffer": payload.get("buffers", [])}
         if model is None:
             if payload["model"] is None:
                 raise TypeError(f"it holds the weights of a {kind} whose architecture is "
@@ -235,7 +241,7 @@ def load(path, model=None):
     copies = []
     for what, named, prefix in (("parameter", list(model.named_parameters()), "param"),
                                 ("buffer", _saved_buffers(model), "buffer")):
-        names = payload["parameters"] if prefix == "param" else payload.get("buffers", [])
+        names = saved_names[prefix]
         if [name for name, _ in named] != names:
             raise ValueError(f"{path}: {what} names {names} do not match the "
                              f"architecture's {[name for name, _ in named]}")
@@ -257,10 +263,12 @@ def load(path, model=None):
                 "steps": spec["steps"], "param_groups": spec.get("param_groups"),
                 "state": {k: [_array(path, entries, f"optim/{k}/{i}.npy") for i in range(n)]
                           for k, n in spec["state"].items()}})
-        except (KeyError, TypeError) as e:
+        except (KeyError, TypeError, AttributeError) as e:  # the last: a spec not a dict
             raise ValueError(f"{path}: unreadable optimizer state ({type(e).__name__}: "
                              f"{e})") from None
         except ValueError as e:
+            if str(e).startswith(f"{path}: "):  # _array's names the file already
+                raise
             raise ValueError(f"{path}: {e}") from None
     for target, value in copies:
         np.copyto(target, value)

@@ -177,6 +177,20 @@ def test_fifo_and_directory_raise_naming_the_path(tmp_path):
         fastnn.load(tmp_path)
 
 
+@pytest.mark.parametrize("offset, flags", [(8, 0x01), (8, 0x41), (6, 0x9a)])
+def test_zip_flags_fastnn_never_writes_raise_naming_the_path(tmp_path, offset, flags):
+    """An entry marked encrypted (bit 0; with bit 6, strong encryption) or of a zip version
+    zipfile does not read: its RuntimeError and NotImplementedError passed through load."""
+    path = tmp_path / "m.fnn"
+    fastnn.save(models.mlp(), path)
+    data = bytearray(path.read_bytes())
+    entry = data.index(b"PK\x01\x02")  # fastnn.json's central directory record
+    data[entry + offset] |= flags
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=f"{path}: .*(encrypted|truncated/corrupt)"):
+        fastnn.load(path)
+
+
 def test_hostile_header_and_device_raise_naming_the_path(tmp_path):
     """A fastnn.json nested 100000 deep raised RecursionError; fastnn.load('/dev/zero')
     read without end; a compressed entry (fastnn writes them stored) was inflated whole
