@@ -113,7 +113,8 @@ def save(model, path, optimizer=None):
 
 def atomic_write(path, write):
     """Call write(binary file) on a temporary file beside path, fsync it and os.replace it
-    over path: a crash leaves the old file or the new one, never half of one."""
+    over path: a crash leaves the old file or the new one, never half of one. A device or
+    a pipe at path is written into instead."""
     path = os.fspath(path)
     if os.path.islink(path):  # written through, as open() writes: replacing the link lost it
         path = os.path.realpath(path)
@@ -123,6 +124,12 @@ def atomic_write(path, write):
         raise IsADirectoryError(errno.EISDIR, "cannot write a file over a directory", path)
     if not os.path.isdir(directory):
         raise FileNotFoundError(errno.ENOENT, "no directory to write the file into", path)
+    if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+        # a device or a pipe (/dev/null, a FIFO) is written into, as open() writes it:
+        # os.replace put a regular file in its place (as root, over /dev/null itself)
+        with open(path, "wb") as f:
+            write(f)
+        return
     # created as open() creates files, 0o666 less the umask (mkstemp's are 0o600)
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),

@@ -367,6 +367,24 @@ def test_writing_over_a_directory_or_into_a_missing_one_names_the_path(tmp_path,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"] and not any((tmp_path / "d").iterdir())
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes")
+@pytest.mark.parametrize("how", ["save", "save_weights", "onnx"])
+def test_writing_to_a_pipe_or_device_writes_into_it(tmp_path, how):
+    """os.replace put a regular file in place of a FIFO or a device (as root,
+    fastnn.save(model, "/dev/null") replaced /dev/null)."""
+    write = file_writer(how)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # the file fits the pipe's buffer
+    try:
+        write(fastnn.Sequential(nn.Linear(4, 2, seed=0)), fifo)
+        assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+        assert len(os.read(reader, 1 << 16)) > 100
+    finally:
+        os.close(reader)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
+
+
 @pytest.mark.parametrize("how", ["save", "save_weights", "onnx"])
 def test_writing_through_a_symlink_keeps_the_link(tmp_path, how):
     """os.replace put the new file in place of the link: the link was lost and its target
