@@ -339,6 +339,13 @@ def forge(src, dst, edit):
             zf.writestr(n, data_)
 
 
+def nested_sequentials(depth):
+    spec = {"type": "Identity", "config": {}}
+    for _ in range(depth):
+        spec = {"type": "Sequential", "config": {"layers": [spec], "input_shape": None}}
+    return spec
+
+
 def layer0(header):
     return header["payload"]["model"]["layers"][0]["config"]
 
@@ -437,6 +444,7 @@ def test_saved_files_get_the_permissions_open_would_give_them(tmp_path):
     lambda h: h.update(payload=[]),
     lambda h: h["payload"].pop("parameters"),              # raised KeyError
     lambda h: h["payload"].update(optimizer=["Adam"]),     # raised AttributeError
+    lambda h: h["payload"]["model"]["layers"].append(nested_sequentials(200)),  # RecursionError
 ])
 def test_forged_files_with_a_valid_checksum_raise_naming_the_file(tmp_path, edit):
     model = nn.Sequential(nn.Linear(784, 10, seed=0), input_shape=(784,))
