@@ -423,6 +423,19 @@ def test_saved_files_get_the_permissions_open_would_give_them(tmp_path):
     assert stat.S_IMODE(os.stat(tmp_path / "old.fnn").st_mode) == 0o604
 
 
+@pytest.mark.parametrize("call", [{"layer": 99, "args": [{"input": 0}]},  # IndexError
+                                  {"layer": 0, "args": []}])                 # RuntimeError
+def test_forged_keras_graph_calls_raise_naming_the_file(tmp_path, call):
+    from fastnn import keras as fk
+    x = fk.layers.Input((4,))
+    model = fk.Model(x, fk.layers.Add()([fk.layers.Dense(3)(x), fk.layers.Dense(3)(x)]))
+    good, bad = tmp_path / "good.keras", tmp_path / "bad.keras"
+    model.save(good)
+    forge(good, bad, lambda h: h["payload"]["model"]["calls"].__setitem__(0, call))
+    with pytest.raises(ValueError, match=f"{bad}: unreadable architecture"):
+        fastnn.load(bad)
+
+
 @pytest.mark.parametrize("edit", [
     lambda h: layer0(h).update(in_features=2**40),         # a weight no memory holds
     lambda h: layer0(h).update(in_features=-3),

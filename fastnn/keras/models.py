@@ -1025,7 +1025,11 @@ class Model(nn.Model):
 
         for call in config["calls"]:
             tensors = [get(ref) for ref in call["args"]]
-            results.append(layers[call["layer"]](tensors[0] if len(tensors) == 1 else tensors))
+            k = call["layer"]  # save writes an index into layers and one argument or more
+            if not is_int(k) or not 0 <= k < len(layers) or not tensors:
+                raise ValueError(f"a call of the saved graph runs layer {k!r} (of "
+                                 f"{len(layers)}) on {len(tensors)} tensors")
+            results.append(layers[k](tensors[0] if len(tensors) == 1 else tensors))
         if "output" in config:
             outputs = get(config["output"])
         else:  # several, in Keras' flat order
