@@ -241,7 +241,7 @@ def load(path, model=None):
             model = registry.build({"type": kind, "config": payload["model"]})
         elif not isinstance(model, nn.Module) or model._is_layer():
             raise TypeError(f"model must be a fastnn model, got {type(model).__name__}")
-    except (KeyError, TypeError, ValueError, MemoryError, AttributeError,
+    except (KeyError, TypeError, ValueError, MemoryError, AttributeError, IndexError,
             RecursionError) as e:  # the last: layers nested hundreds deep
         raise ValueError(f"{path}: unreadable architecture ({type(e).__name__}: {e})") from None
     # Every array is read and checked before any is copied: a model passed in is left

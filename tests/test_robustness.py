@@ -423,7 +423,28 @@ def test_saved_files_get_the_permissions_open_would_give_them(tmp_path):
     assert stat.S_IMODE(os.stat(tmp_path / "old.fnn").st_mode) == 0o604
 
 
+@pytest.mark.parametrize("edit", [
+    lambda c: c["calls"][0].update(layer=99),                      # raised IndexError
+    lambda c: c["calls"][1]["args"].__setitem__(0, {"input": -1}),  # b for a: loaded
+    lambda c: c["outputs"].__setitem__(1, {"call": -1, "output": 0}),  # loaded, rewired
+    lambda c: c["outputs"].__setitem__(0, {"call": 2, "output": 3}),   # IndexError
+])
+def test_forged_graph_references_raise_naming_the_file(tmp_path, edit):
+    """A negative index read from the end of the list: another graph than the saved one,
+    with the same weights, loaded without a word."""
+    a, b = fastnn.Input(shape=(4,)), fastnn.Input(shape=(4,))
+    h = nn.Linear(4, 3, seed=0)(a)
+    model = fastnn.Model([a, b], [nn.Concatenate()([h, nn.Linear(4, 3, seed=1)(b)]), h])
+    good, bad = tmp_path / "good.fnn", tmp_path / "bad.fnn"
+    fastnn.save(model, good)
+    forge(good, bad, lambda h: edit(h["payload"]["model"]))
+    with pytest.raises(ValueError, match=f"{bad}: unreadable architecture"):
+        fastnn.load(bad)
+
+
 @pytest.mark.parametrize("call", [{"layer": 99, "args": [{"input": 0}]},  # IndexError
+                                  {"layer": 0, "args": [{"input": -1}]},   # loaded
+
                                   {"layer": 0, "args": []}])                 # RuntimeError
 def test_forged_keras_graph_calls_raise_naming_the_file(tmp_path, call):
     from fastnn import keras as fk

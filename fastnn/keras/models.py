@@ -1016,9 +1016,12 @@ class Model(nn.Model):
 
         def get(ref):
             try:
+                k, j = (ref["input"], 0) if "input" in ref else (ref["call"], ref.get("output", 0))
+                if not (is_int(k) and is_int(j) and k >= 0 and j >= 0):  # -1 read from the
+                    raise IndexError  # end: another graph than the saved one, silently
                 if "input" in ref:
-                    return inputs[ref["input"]]
-                return _flat(results[ref["call"]])[ref.get("output", 0)]
+                    return inputs[k]
+                return _flat(results[k])[j]
             except (IndexError, KeyError, TypeError):  # a reference to nothing
                 raise ValueError(f"a call of the saved graph reads {ref!r}, which is no "
                                  f"input and no earlier call") from None
