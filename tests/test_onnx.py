@@ -98,6 +98,14 @@ CASES = {
         nn.ConvTranspose2d(4, 4, 3, stride=2, padding=1, output_padding=1, groups=2),
         nn.ConvTranspose2d(4, 1, (2, 3), stride=(1, 2), dilation=(2, 1), bias=False)),
         (2, 8, 6)),
+    # output_padding below the dilation but not the stride, as torch takes it: onnxruntime
+    # refused the ConvTranspose ("output_padding may be too large for stride")
+    "conv-transpose-output-padding-over-stride": lambda: (nn.Sequential(
+        nn.ConvTranspose2d(2, 4, 3, output_padding=(1, 0), dilation=2, padding=(0, 1)),
+        nn.ConvTranspose2d(4, 2, 2, stride=(2, 1), output_padding=(2, 1), dilation=3,
+                           padding=(1, 0), bias=False),
+        nn.ConvTranspose2d(2, 2, 3, output_padding=1, dilation=2, padding=1, seed=0)),
+        (2, 5, 4)),
     "layernorm-gelu-silu-elu": modern_mlp,
     "mlp": lambda: (models.mlp(seed=0), (1, 28, 28)),
     "cnn": lambda: (models.cnn(seed=0), (1, 28, 28)),
