@@ -204,6 +204,20 @@ def test_cli_export_onnx(tmp_path):
     assert got.shape == (2, 10)
 
 
+def test_cli_export_onnx_only_on_rank_0(tmp_path, monkeypatch):
+    """Under mpirun every rank exported the file (--save wrote it on rank 0 only)."""
+    from test_cli import write_split
+    from fastnn import distributed, train
+    write_split(tmp_path, "fashion-mnist", "train", 32, 0)
+    write_split(tmp_path, "fashion-mnist", "test", 32, 1)
+    monkeypatch.setattr(distributed, "is_main", lambda: False)
+    out, saved = tmp_path / "rank1.onnx", tmp_path / "rank1.fnn"
+    assert train.main(["--model", "mlp", "--dataset", "fashion-mnist", "--data-root",
+                       str(tmp_path), "--no-download", "--no-progress", "--limit", "32",
+                       "--save", str(saved), "--export-onnx", str(out)]) == 0
+    assert not out.exists() and not saved.exists()
+
+
 def test_export_builds_a_keras_sequential_for_input_shape(tmp_path):
     """A fastnn.keras Sequential without an input shape could not be exported even with
     input_shape given (it asked to be built first)."""
