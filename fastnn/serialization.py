@@ -75,6 +75,13 @@ def save(model, path, optimizer=None):
     payload = {"model": arch["config"], "model_type": arch["type"], "optimizer": None,
                "parameters": [name for name, _ in params],
                "buffers": [name for name, _ in buffers]}
+    # a parameter two layers share (tied weights) is listed once, under its first name:
+    # the architecture does not say so, and its rebuilt layers had a parameter each
+    first = {id(p): name for name, p in params}
+    tied = {name: first[id(p)] for name, p in model.named_parameters(remove_duplicate=False)
+            if first[id(p)] != name}
+    if tied:
+        payload["tied"] = tied
     if optimizer is not None:
         # by name: an optimizer over some of the parameters (a fine-tuned head) or in
         # another order was rebuilt over all of them in order (a file load refused, or
@@ -239,6 +246,12 @@ def load(path, model=None):
                                 f"not saved (an unregistered Module subclass): build one and "
                                 f"pass it, fastnn.load(path, model={kind}(...))")
             model = registry.build({"type": kind, "config": payload["model"]})
+            for name, to in payload.get("tied", {}).items():  # tied again as saved
+                target, param = model.get_parameter(name), model.get_parameter(to)
+                if param.shape != target.shape:
+                    raise ValueError(f"{name} {target.shape} is tied to {to} {param.shape}")
+                owner, _, attr = name.rpartition(".")
+                setattr(model.get_submodule(owner), attr, param)
         elif not isinstance(model, nn.Module) or model._is_layer():
             raise TypeError(f"model must be a fastnn model, got {type(model).__name__}")
     except (KeyError, TypeError, ValueError, MemoryError, AttributeError, IndexError,

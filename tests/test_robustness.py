@@ -479,6 +479,8 @@ def test_forged_keras_graph_calls_raise_naming_the_file(tmp_path, call):
     lambda h: h["payload"].pop("parameters"),              # raised KeyError
     lambda h: h["payload"].update(optimizer=["Adam"]),     # raised AttributeError
     lambda h: h["payload"]["model"]["layers"].append(nested_sequentials(200)),  # RecursionError
+    lambda h: h["payload"].update(tied={"0.weight": "0.bias"}),  # of another shape
+    lambda h: h["payload"].update(tied=["0.weight"]),
 ])
 def test_forged_files_with_a_valid_checksum_raise_naming_the_file(tmp_path, edit):
     model = nn.Sequential(nn.Linear(784, 10, seed=0), input_shape=(784,))

@@ -244,6 +244,26 @@ def test_a_sequential_sharing_a_layer_saves_and_loads_it_shared(tmp_path):
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
 
 
+def test_a_parameter_two_layers_share_saves_and_loads_tied(tmp_path):
+    """Tied weights (one Parameter assigned to two layers): the file listed it once and
+    the rebuilt model had one per layer, so load refused the file save had written
+    ('parameter names do not match')."""
+    model = nn.Sequential(nn.Linear(3, 3, seed=0), nn.ReLU(), nn.Linear(3, 3, seed=1),
+                          input_shape=(3,))
+    model[2].weight = model[0].weight
+    x = np.random.default_rng(23).standard_normal((8, 3)).astype(np.float32)
+    y = np.arange(8) % 3
+    opt = optim.Adam(model.parameters(), lr=0.1)
+    model.fit(x, y, optimizer=opt, verbose=0)
+    fastnn.save(model, tmp_path / "tied.fastnn", optimizer=opt)
+    loaded = fastnn.load(tmp_path / "tied.fastnn")
+    assert loaded[2].weight is loaded[0].weight and len(list(loaded.parameters())) == 3
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    model.fit(x, y, optimizer=opt, verbose=0, shuffle=False)
+    loaded.fit(x, y, optimizer=loaded.optimizer, verbose=0, shuffle=False)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
 def test_an_optimizer_over_some_parameters_or_in_another_order_round_trips(tmp_path, rng):
     """The optimizer was rebuilt over all of the model's parameters in order: one over a
     fine-tuned part wrote a file load refused, one in another order gave each parameter
