@@ -112,13 +112,32 @@ def _emit(b, layer, name, ins, out, in_shapes):
                pads=_pads(layer._pad, layer._extra) if layer.padding_mode == "zeros"
                else _pads((0, 0)), group=layer.groups)
     elif kind is nn.ConvTranspose2d:
+        # onnxruntime refuses an output_padding not below the stride (torch takes one below
+        # the dilation): such a one comes off the end padding as far as that goes, and
+        # what is left, rows and columns of the bias alone, is padded onto the output
+        out_pad, end = list(layer.output_padding), [0, 0]
+        if any(o >= s for o, s in zip(out_pad, layer.stride)):
+            end = [min(p, o) for p, o in zip(layer.padding, out_pad)]
+            out_pad = [o - e for o, e in zip(out_pad, end)]
+        tail = out_pad if any(o >= s for o, s in zip(out_pad, layer.stride)) else [0, 0]
+        out_pad = [o - t for o, t in zip(out_pad, tail)]
         inputs = [x, b.weight(f"{name}.weight", layer.weight.data)]
-        if layer.bias is not None:
+        if layer.bias is not None and not any(tail):
             inputs.append(b.weight(f"{name}.bias", layer.bias.data))
-        b.node("ConvTranspose", inputs, out, name, kernel_shape=list(layer.kernel_size),
-               strides=list(layer.stride), dilations=list(layer.dilation),
-               pads=_pads(layer.padding), output_padding=list(layer.output_padding),
+        conv = f"{name}:unpadded" if any(tail) else out
+        b.node("ConvTranspose", inputs, conv, name if conv == out else conv,
+               kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
+               dilations=list(layer.dilation),
+               pads=_pads(layer.padding, [-e for e in end]), output_padding=out_pad,
                group=layer.groups)
+        if any(tail):
+            padded = out if layer.bias is None else f"{name}:padded"
+            b.node("Pad", [conv, b.weight(f"{name}.pads", np.array([0, 0, 0, 0, 0, 0, *tail],
+                                                                   np.int64))], padded,
+                   f"{name}:pad")
+            if layer.bias is not None:
+                b.node("Add", [padded, b.weight(f"{name}.bias",
+                                                layer.bias.data.reshape(-1, 1, 1))], out, name)
     elif kind in (nn.MaxPool2d, nn.AvgPool2d):
         # ceil_mode as padding at the end, none of it counted: ONNX's shape inference
         # keeps a last window starting in the right padding, which torch drops

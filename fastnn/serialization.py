@@ -75,6 +75,13 @@ def save(model, path, optimizer=None):
     payload = {"model": arch["config"], "model_type": arch["type"], "optimizer": None,
                "parameters": [name for name, _ in params],
                "buffers": [name for name, _ in buffers]}
+    # a parameter two layers share (tied weights) is listed once, under its first name:
+    # the architecture does not say so, and its rebuilt layers had a parameter each
+    first = {id(p): name for name, p in params}
+    tied = {name: first[id(p)] for name, p in model.named_parameters(remove_duplicate=False)
+            if first[id(p)] != name}
+    if tied:
+        payload["tied"] = tied
     if optimizer is not None:
         # by name: an optimizer over some of the parameters (a fine-tuned head) or in
         # another order was rebuilt over all of them in order (a file load refused, or
@@ -113,7 +120,8 @@ def save(model, path, optimizer=None):
 
 def atomic_write(path, write):
     """Call write(binary file) on a temporary file beside path, fsync it and os.replace it
-    over path: a crash leaves the old file or the new one, never half of one."""
+    over path: a crash leaves the old file or the new one, never half of one. A device or
+    a pipe at path is written into instead."""
     path = os.fspath(path)
     if os.path.islink(path):  # written through, as open() writes: replacing the link lost it
         path = os.path.realpath(path)
@@ -123,6 +131,12 @@ def atomic_write(path, write):
         raise IsADirectoryError(errno.EISDIR, "cannot write a file over a directory", path)
     if not os.path.isdir(directory):
         raise FileNotFoundError(errno.ENOENT, "no directory to write the file into", path)
+    if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+        # a device or a pipe (/dev/null, a FIFO) is written into, as open() writes it:
+        # os.replace put a regular file in its place (as root, over /dev/null itself)
+        with open(path, "wb") as f:
+            write(f)
+        return
     # created as open() creates files, 0o666 less the umask (mkstemp's are 0o600)
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
@@ -153,11 +167,16 @@ def atomic_write(path, write):
 def open_regular(path):
     """path opened for reading if it is a regular file; else ValueError (a device or a
     pipe, such as /dev/zero, whose reads do not end)."""
-    f = open(path, "rb")
-    if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-        f.close()
-        raise ValueError(f"{path}: not a regular file")
-    return f
+    # O_NONBLOCK: a blocking open of a FIFO waits for a writer, forever (no effect on a
+    # regular file's reads)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):  # as open() raises it, naming the path (os.fdopen's names fd)
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+        raise ValueError(f"{os.fspath(path)}: not a regular file")
+    return os.fdopen(fd, "rb")
 
 
 def _read(path):
@@ -170,6 +189,10 @@ def _read(path):
             if any(i.compress_type != zipfile.ZIP_STORED for i in zf.infolist()):
                 # save stores them: a compressed entry could inflate to any size
                 raise bad("not a fastnn model file (compressed entries)")
+            # save never encrypts (zipfile's read raised RuntimeError), and a negative
+            # offset made its seek raise OSError
+            if any(i.flag_bits & 0x1 or i.header_offset < 0 for i in zf.infolist()):
+                raise bad("corrupt fastnn model file (an entry is encrypted or misplaced)")
             names = set(zf.namelist())
             if _HEADER not in names:
                 raise bad("not a fastnn model file (no fastnn.json entry)")
@@ -190,7 +213,8 @@ def _read(path):
             raise
         raise bad(f"corrupt fastnn model file ({type(e).__name__}: {e})") from None
     except (zipfile.BadZipFile, zlib.error, EOFError, KeyError, TypeError,
-            RecursionError) as e:
+            RecursionError, NotImplementedError) as e:  # the last: zipfile's for a version
+        # or flag (strong encryption, patched data) it does not read
         raise bad(f"not a fastnn model file, or truncated/corrupt ({type(e).__name__}: "
                   f"{e})") from None
     return header, dict(entries)
@@ -215,22 +239,30 @@ def load(path, model=None):
     payload = header["payload"]
     try:
         kind = payload.get("model_type", "Sequential")  # version-1 files before graphs
+        saved_names = {"param": payload["parameters"], "buffer": payload.get("buffers", [])}
         if model is None:
             if payload["model"] is None:
                 raise TypeError(f"it holds the weights of a {kind} whose architecture is "
                                 f"not saved (an unregistered Module subclass): build one and "
                                 f"pass it, fastnn.load(path, model={kind}(...))")
             model = registry.build({"type": kind, "config": payload["model"]})
+            for name, to in payload.get("tied", {}).items():  # tied again as saved
+                target, param = model.get_parameter(name), model.get_parameter(to)
+                if param.shape != target.shape:
+                    raise ValueError(f"{name} {target.shape} is tied to {to} {param.shape}")
+                owner, _, attr = name.rpartition(".")
+                setattr(model.get_submodule(owner), attr, param)
         elif not isinstance(model, nn.Module) or model._is_layer():
             raise TypeError(f"model must be a fastnn model, got {type(model).__name__}")
-    except (KeyError, TypeError, ValueError, MemoryError, AttributeError) as e:
+    except (KeyError, TypeError, ValueError, MemoryError, AttributeError, IndexError,
+            RecursionError) as e:  # the last: layers nested hundreds deep
         raise ValueError(f"{path}: unreadable architecture ({type(e).__name__}: {e})") from None
     # Every array is read and checked before any is copied: a model passed in is left
     # as it was when the file does not fit it (it was overwritten up to the mismatch).
     copies = []
     for what, named, prefix in (("parameter", list(model.named_parameters()), "param"),
                                 ("buffer", _saved_buffers(model), "buffer")):
-        names = payload["parameters"] if prefix == "param" else payload.get("buffers", [])
+        names = saved_names[prefix]
         if [name for name, _ in named] != names:
             raise ValueError(f"{path}: {what} names {names} do not match the "
                              f"architecture's {[name for name, _ in named]}")
@@ -252,10 +284,12 @@ def load(path, model=None):
                 "steps": spec["steps"], "param_groups": spec.get("param_groups"),
                 "state": {k: [_array(path, entries, f"optim/{k}/{i}.npy") for i in range(n)]
                           for k, n in spec["state"].items()}})
-        except (KeyError, TypeError) as e:
+        except (KeyError, TypeError, AttributeError) as e:  # the last: a spec not a dict
             raise ValueError(f"{path}: unreadable optimizer state ({type(e).__name__}: "
                              f"{e})") from None
         except ValueError as e:
+            if str(e).startswith(f"{path}: "):  # _array's names the file already
+                raise
             raise ValueError(f"{path}: {e}") from None
     for target, value in copies:
         np.copyto(target, value)

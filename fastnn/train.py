@@ -139,7 +139,7 @@ def main(argv=None):
             print(f"error: cannot save the model to {args.save}: {e}", file=sys.stderr)
             return 1
         print(f"saved to {args.save}")
-    if args.export_onnx:
+    if args.export_onnx and dist.is_main():  # as --save: every rank wrote the file
         try:
             onnx.export(model, args.export_onnx, input_shape=(1, 28, 28))
         except OSError as e:

@@ -98,6 +98,14 @@ CASES = {
         nn.ConvTranspose2d(4, 4, 3, stride=2, padding=1, output_padding=1, groups=2),
         nn.ConvTranspose2d(4, 1, (2, 3), stride=(1, 2), dilation=(2, 1), bias=False)),
         (2, 8, 6)),
+    # output_padding below the dilation but not the stride, as torch takes it: onnxruntime
+    # refused the ConvTranspose ("output_padding may be too large for stride")
+    "conv-transpose-output-padding-over-stride": lambda: (nn.Sequential(
+        nn.ConvTranspose2d(2, 4, 3, output_padding=(1, 0), dilation=2, padding=(0, 1)),
+        nn.ConvTranspose2d(4, 2, 2, stride=(2, 1), output_padding=(2, 1), dilation=3,
+                           padding=(1, 0), bias=False),
+        nn.ConvTranspose2d(2, 2, 3, output_padding=1, dilation=2, padding=1, seed=0)),
+        (2, 5, 4)),
     "layernorm-gelu-silu-elu": modern_mlp,
     "mlp": lambda: (models.mlp(seed=0), (1, 28, 28)),
     "cnn": lambda: (models.cnn(seed=0), (1, 28, 28)),
@@ -194,6 +202,20 @@ def test_cli_export_onnx(tmp_path):
     assert f"exported to {out}" in proc.stdout
     (got,) = run_onnx(out, np.zeros((2, 1, 28, 28), np.float32))
     assert got.shape == (2, 10)
+
+
+def test_cli_export_onnx_only_on_rank_0(tmp_path, monkeypatch):
+    """Under mpirun every rank exported the file (--save wrote it on rank 0 only)."""
+    from test_cli import write_split
+    from fastnn import distributed, train
+    write_split(tmp_path, "fashion-mnist", "train", 32, 0)
+    write_split(tmp_path, "fashion-mnist", "test", 32, 1)
+    monkeypatch.setattr(distributed, "is_main", lambda: False)
+    out, saved = tmp_path / "rank1.onnx", tmp_path / "rank1.fnn"
+    assert train.main(["--model", "mlp", "--dataset", "fashion-mnist", "--data-root",
+                       str(tmp_path), "--no-download", "--no-progress", "--limit", "32",
+                       "--save", str(saved), "--export-onnx", str(out)]) == 0
+    assert not out.exists() and not saved.exists()
 
 
 def test_export_builds_a_keras_sequential_for_input_shape(tmp_path):

@@ -339,6 +339,13 @@ def forge(src, dst, edit):
             zf.writestr(n, data_)
 
 
+def nested_sequentials(depth):
+    spec = {"type": "Identity", "config": {}}
+    for _ in range(depth):
+        spec = {"type": "Sequential", "config": {"layers": [spec], "input_shape": None}}
+    return spec
+
+
 def layer0(header):
     return header["payload"]["model"]["layers"][0]["config"]
 
@@ -365,6 +372,24 @@ def test_writing_over_a_directory_or_into_a_missing_one_names_the_path(tmp_path,
     with pytest.raises(FileNotFoundError, match=str(tmp_path / "missing" / "m")):
         write(model, tmp_path / "missing" / "m")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"] and not any((tmp_path / "d").iterdir())
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes")
+@pytest.mark.parametrize("how", ["save", "save_weights", "onnx"])
+def test_writing_to_a_pipe_or_device_writes_into_it(tmp_path, how):
+    """os.replace put a regular file in place of a FIFO or a device (as root,
+    fastnn.save(model, "/dev/null") replaced /dev/null)."""
+    write = file_writer(how)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # the file fits the pipe's buffer
+    try:
+        write(fastnn.Sequential(nn.Linear(4, 2, seed=0)), fifo)
+        assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+        assert len(os.read(reader, 1 << 16)) > 100
+    finally:
+        os.close(reader)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
 
 
 @pytest.mark.parametrize("how", ["save", "save_weights", "onnx"])
@@ -399,6 +424,40 @@ def test_saved_files_get_the_permissions_open_would_give_them(tmp_path):
 
 
 @pytest.mark.parametrize("edit", [
+    lambda c: c["calls"][0].update(layer=99),                      # raised IndexError
+    lambda c: c["calls"][1]["args"].__setitem__(0, {"input": -1}),  # b for a: loaded
+    lambda c: c["outputs"].__setitem__(1, {"call": -1, "output": 0}),  # loaded, rewired
+    lambda c: c["outputs"].__setitem__(0, {"call": 2, "output": 3}),   # IndexError
+])
+def test_forged_graph_references_raise_naming_the_file(tmp_path, edit):
+    """A negative index read from the end of the list: another graph than the saved one,
+    with the same weights, loaded without a word."""
+    a, b = fastnn.Input(shape=(4,)), fastnn.Input(shape=(4,))
+    h = nn.Linear(4, 3, seed=0)(a)
+    model = fastnn.Model([a, b], [nn.Concatenate()([h, nn.Linear(4, 3, seed=1)(b)]), h])
+    good, bad = tmp_path / "good.fnn", tmp_path / "bad.fnn"
+    fastnn.save(model, good)
+    forge(good, bad, lambda h: edit(h["payload"]["model"]))
+    with pytest.raises(ValueError, match=f"{bad}: unreadable architecture"):
+        fastnn.load(bad)
+
+
+@pytest.mark.parametrize("call", [{"layer": 99, "args": [{"input": 0}]},  # IndexError
+                                  {"layer": 0, "args": [{"input": -1}]},   # loaded
+
+                                  {"layer": 0, "args": []}])                 # RuntimeError
+def test_forged_keras_graph_calls_raise_naming_the_file(tmp_path, call):
+    from fastnn import keras as fk
+    x = fk.layers.Input((4,))
+    model = fk.Model(x, fk.layers.Add()([fk.layers.Dense(3)(x), fk.layers.Dense(3)(x)]))
+    good, bad = tmp_path / "good.keras", tmp_path / "bad.keras"
+    model.save(good)
+    forge(good, bad, lambda h: h["payload"]["model"]["calls"].__setitem__(0, call))
+    with pytest.raises(ValueError, match=f"{bad}: unreadable architecture"):
+        fastnn.load(bad)
+
+
+@pytest.mark.parametrize("edit", [
     lambda h: layer0(h).update(in_features=2**40),         # a weight no memory holds
     lambda h: layer0(h).update(in_features=-3),
     lambda h: layer0(h).update(in_features="784"),
@@ -417,6 +476,11 @@ def test_saved_files_get_the_permissions_open_would_give_them(tmp_path):
     lambda h: h.update(entries=h["entries"][:1]),
     lambda h: h.update(entries=["../../etc/passwd"]),
     lambda h: h.update(payload=[]),
+    lambda h: h["payload"].pop("parameters"),              # raised KeyError
+    lambda h: h["payload"].update(optimizer=["Adam"]),     # raised AttributeError
+    lambda h: h["payload"]["model"]["layers"].append(nested_sequentials(200)),  # RecursionError
+    lambda h: h["payload"].update(tied={"0.weight": "0.bias"}),  # of another shape
+    lambda h: h["payload"].update(tied=["0.weight"]),
 ])
 def test_forged_files_with_a_valid_checksum_raise_naming_the_file(tmp_path, edit):
     model = nn.Sequential(nn.Linear(784, 10, seed=0), input_shape=(784,))
@@ -424,8 +488,9 @@ def test_forged_files_with_a_valid_checksum_raise_naming_the_file(tmp_path, edit
     good, bad = tmp_path / "good.fnn", tmp_path / "bad.fnn"
     model.save(good)
     forge(good, bad, edit)
-    with pytest.raises(ValueError, match=str(bad)):
+    with pytest.raises(ValueError, match=str(bad)) as e:
         fastnn.load(bad)
+    assert str(e.value).count(str(bad)) == 1  # a missing optimizer array named it twice
 
 
 # ---- misuse of the layer, model, optimizer and file API ----

@@ -163,6 +163,34 @@ def test_foreign_files_raise_clear_errors(tmp_path):
         fastnn.save(nn.Linear(2, 3), tmp_path / "x.fnn")
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes")
+def test_fifo_and_directory_raise_naming_the_path(tmp_path):
+    """fastnn.load and load_weights of a named pipe waited forever in open() for a writer
+    that never came, before the check for a regular file."""
+    fifo = tmp_path / "pipe.fnn"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match=f"{fifo}: not a regular file"):
+        fastnn.load(fifo)
+    with pytest.raises(ValueError, match=f"{fifo}: not a regular file"):
+        fastnn.load_weights(nn.Sequential(nn.Linear(3, 2)), fifo)
+    with pytest.raises(IsADirectoryError, match=str(tmp_path)):
+        fastnn.load(tmp_path)
+
+
+@pytest.mark.parametrize("offset, flags", [(8, 0x01), (8, 0x41), (6, 0x9a)])
+def test_zip_flags_fastnn_never_writes_raise_naming_the_path(tmp_path, offset, flags):
+    """An entry marked encrypted (bit 0; with bit 6, strong encryption) or of a zip version
+    zipfile does not read: its RuntimeError and NotImplementedError passed through load."""
+    path = tmp_path / "m.fnn"
+    fastnn.save(models.mlp(), path)
+    data = bytearray(path.read_bytes())
+    entry = data.index(b"PK\x01\x02")  # fastnn.json's central directory record
+    data[entry + offset] |= flags
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=f"{path}: .*(encrypted|truncated/corrupt)"):
+        fastnn.load(path)
+
+
 def test_hostile_header_and_device_raise_naming_the_path(tmp_path):
     """A fastnn.json nested 100000 deep raised RecursionError; fastnn.load('/dev/zero')
     read without end; a compressed entry (fastnn writes them stored) was inflated whole
@@ -213,6 +241,26 @@ def test_a_sequential_sharing_a_layer_saves_and_loads_it_shared(tmp_path):
     model.save(tmp_path / "shared.fastnn")
     loaded = fastnn.load(tmp_path / "shared.fastnn")
     assert loaded[0] is loaded[2] and len(list(loaded.parameters())) == 2
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
+def test_a_parameter_two_layers_share_saves_and_loads_tied(tmp_path):
+    """Tied weights (one Parameter assigned to two layers): the file listed it once and
+    the rebuilt model had one per layer, so load refused the file save had written
+    ('parameter names do not match')."""
+    model = nn.Sequential(nn.Linear(3, 3, seed=0), nn.ReLU(), nn.Linear(3, 3, seed=1),
+                          input_shape=(3,))
+    model[2].weight = model[0].weight
+    x = np.random.default_rng(23).standard_normal((8, 3)).astype(np.float32)
+    y = np.arange(8) % 3
+    opt = optim.Adam(model.parameters(), lr=0.1)
+    model.fit(x, y, optimizer=opt, verbose=0)
+    fastnn.save(model, tmp_path / "tied.fastnn", optimizer=opt)
+    loaded = fastnn.load(tmp_path / "tied.fastnn")
+    assert loaded[2].weight is loaded[0].weight and len(list(loaded.parameters())) == 3
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    model.fit(x, y, optimizer=opt, verbose=0, shuffle=False)
+    loaded.fit(x, y, optimizer=loaded.optimizer, verbose=0, shuffle=False)
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
 
 

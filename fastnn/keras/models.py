@@ -1028,16 +1028,23 @@ class Model(nn.Model):
 
         def get(ref):
             try:
+                k, j = (ref["input"], 0) if "input" in ref else (ref["call"], ref.get("output", 0))
+                if not (is_int(k) and is_int(j) and k >= 0 and j >= 0):  # -1 read from the
+                    raise IndexError  # end: another graph than the saved one, silently
                 if "input" in ref:
-                    return inputs[ref["input"]]
-                return _flat(results[ref["call"]])[ref.get("output", 0)]
+                    return inputs[k]
+                return _flat(results[k])[j]
             except (IndexError, KeyError, TypeError):  # a reference to nothing
                 raise ValueError(f"a call of the saved graph reads {ref!r}, which is no "
                                  f"input and no earlier call") from None
 
         for call in config["calls"]:
             tensors = [get(ref) for ref in call["args"]]
-            results.append(layers[call["layer"]](tensors[0] if len(tensors) == 1 else tensors))
+            k = call["layer"]  # save writes an index into layers and one argument or more
+            if not is_int(k) or not 0 <= k < len(layers) or not tensors:
+                raise ValueError(f"a call of the saved graph runs layer {k!r} (of "
+                                 f"{len(layers)}) on {len(tensors)} tensors")
+            results.append(layers[k](tensors[0] if len(tensors) == 1 else tensors))
         if "output" in config:
             outputs = get(config["output"])
         else:  # several, in Keras' flat order

@@ -1,5 +1,6 @@
 """fastnn.Model: a model as a graph of layers, functional (Keras) or subclassed
 (PyTorch); both run on the graph engine of fastnn/nn/graph.py."""
+from .._core import is_int
 from .graph import Graph, Input, Value, _shape_text, _symbolic
 from .module import Module
 
@@ -154,15 +155,20 @@ class Model(Module):
         inputs = [Input(s) for s in config["inputs"]]
         results = []
 
+        def at(items, k, what):  # a negative k read from the end: another graph, silently
+            if not is_int(k) or not 0 <= k < len(items):
+                raise ValueError(f"the saved graph refers to {what} {k!r} (of {len(items)})")
+            return items[k]
+
         def get(r):
             if "list" in r:
                 return [get(x) for x in r["list"]]
             if "input" in r:
-                return inputs[r["input"]]
-            return results[r["call"]][r["output"]]
+                return at(inputs, r["input"], "input")
+            return at(at(results, r["call"], "call"), r["output"], "output")
 
         for c in config["calls"]:
-            out = layers[c["layer"]](*[get(a) for a in c["args"]])
+            out = at(layers, c["layer"], "layer")(*[get(a) for a in c["args"]])
             results.append(list(out) if isinstance(out, (tuple, list)) else [out])
         outputs = [get(r) for r in config["outputs"]]
         return cls(inputs[0] if config["single_input"] else inputs,
