@@ -498,6 +498,37 @@ def test_a_forward_branching_on_the_mode_or_a_flag_is_traced_per_branch(rng):
     assert any(r["layer"].startswith("aux") for r in rows) and not net.training
 
 
+def test_a_flag_or_mode_set_after_the_first_call_on_a_sub_module_traces_again(rng):
+    """A sub-module's `training` left at the class default when traced, then set by
+    `sub.eval()`, and a flag first set after the call (read with getattr), take their
+    branch at the next call, as in torch."""
+    class Block(nn.Module):
+        def __init__(self):
+            self.fc = nn.Linear(4, 4, seed=0)
+            self.extra = nn.Linear(4, 4, seed=1)
+
+        def forward(self, x):
+            x = self.fc(x)
+            if self.training:
+                x = self.extra(x)
+            return self.extra(x) if getattr(self, "twice", False) else x
+
+    class Net(nn.Module):
+        def __init__(self):
+            self.block = Block()
+
+        def forward(self, x):
+            return self.block(x)
+
+    net, x = Net(), randn(rng, 3, 4)
+    block = net.block
+    np.testing.assert_array_equal(net(x), block.extra(block.fc(x).copy()))
+    block.eval()
+    np.testing.assert_array_equal(net(x), block.fc(x))
+    block.twice = True
+    np.testing.assert_array_equal(net(x), block.extra(block.fc(x).copy()))
+
+
 def test_a_list_of_layers_is_tracked_with_torchs_module_list_keys(rng):
     """Keras tracks a list of layers assigned in __init__; the keys are nn.ModuleList's,
     so the torch twin's weights load as they are and give the same outputs."""

@@ -273,11 +273,16 @@ def _structure(modules):
     or dict, its _contents) for those and for the list or dict a ModuleList or ModuleDict
     keeps in `_modules` (an entry replaced or appended in place); and (attribute dict,
     name, value) of the plain values (flags, numbers, strings) of the modules whose
-    forward was traced, which `if self.use_aux:` in a forward reads. The places come as
-    two parallel lists, their dicts and their names (stale() reads them with one map)."""
-    places, seen, held, flags = [], [], [], []
+    forward was traced, which `if self.use_aux:` in a forward reads; and [attribute dict,
+    its length, public names] of those modules: an attribute set later (`sub.eval()` on
+    a module whose `training` was the class default, a flag read with getattr) traces
+    again. The places come as two parallel lists, their dicts and their names (stale()
+    reads them with one map)."""
+    places, seen, held, flags, names = [], [], [], [], []
     for module in modules:
         attrs, traced = vars(module), not module._is_layer()
+        if traced:
+            names.append([attrs, len(attrs), _public(attrs)])
         own = attrs.get("_modules")  # a ModuleList's list, a ModuleDict's dict
         if own is not None:
             held.append((own, _contents(own)))
@@ -294,7 +299,12 @@ def _structure(modules):
                 held.append((value, _contents(value)))
             elif traced and type(value) in _FLAGS:
                 flags.append((attrs, name, value))
-    return [attrs for attrs, _ in places], [name for _, name in places], seen, held, flags
+    return [attrs for attrs, _ in places], [name for _, name in places], seen, held, flags, \
+        names
+
+
+def _public(attrs):
+    return [name for name in attrs if not name.startswith("_")]
 
 
 def output_shape(model, shape):
@@ -496,8 +506,8 @@ class Graph:
     def stale(self):
         """Whether the owner's module tree differs from the one this graph was traced
         from (see _structure)."""
-        dicts, names, seen, held, flags = self._structure
-        if not all(map(operator.is_, map(dict.get, dicts, names), seen)):
+        dicts, keys, seen, held, flags, names = self._structure
+        if not all(map(operator.is_, map(dict.get, dicts, keys), seen)):
             return True
         for container, snapshot in held:
             now = _contents(container)
@@ -507,6 +517,12 @@ class Graph:
             now = attrs.get(name)
             if now is not value and (type(now) is not type(value) or now != value):
                 return True
+        for record in names:
+            attrs, length, public = record
+            if len(attrs) != length:  # names added or removed: public ones trace again
+                if _public(attrs) != public:
+                    return True
+                record[1] = len(attrs)
         return False
 
     # ---- running ----
