@@ -837,6 +837,24 @@ def test_a_dict_of_layers_is_tracked_with_torchs_module_dict_keys(rng):
         list(net.parameters())  # a generator: raised at its first step
 
 
+def test_a_functional_model_runs_a_sub_model_changed_after_its_first_call(rng):
+    """A layer of a Sequential inside a functional Model replaced or appended after the
+    model ran: the model's next call runs (and trains) the new one, which its
+    parameters() and state_dict() already list."""
+    x_in = fastnn.Input(shape=(4,))
+    body = nn.Sequential(nn.Linear(4, 4, seed=0), nn.ReLU())
+    head = nn.Linear(4, 2, seed=1)
+    model = fastnn.Model(x_in, head(body(x_in)))
+    x = randn(rng, 3, 4)
+    np.testing.assert_array_equal(model(x), head(body(x)))
+    body[0] = nn.Linear(4, 4, seed=2)
+    np.testing.assert_array_equal(model(x), head(body(x)))
+    model.backward(np.ones((3, 2), np.float32))
+    assert body[0].weight.grad is not None
+    body.append(nn.Tanh())
+    np.testing.assert_array_equal(model(x), head(body(x)))
+
+
 def test_containers_changed_after_a_call_are_traced_again(rng):
     """A block appended to, inserted in, replaced in or deleted from a ModuleList, an
     entry of a ModuleDict or of a plain dict replaced or added, after the model has run:

@@ -503,9 +503,11 @@ class Graph:
                                  last.output, False)
         return [step for step in steps if step is not None]
 
-    def stale(self):
+    def stale(self, values=True):
         """Whether the owner's module tree differs from the one this graph was traced
-        from (see _structure)."""
+        from (see _structure); values=False: its modules, parameters and buffers only,
+        not the plain values a traced forward may read (a functional Model's graph runs
+        in both modes and replays calls that read none)."""
         dicts, keys, seen, held, flags, names = self._structure
         if not all(map(operator.is_, map(dict.get, dicts, keys), seen)):
             return True
@@ -513,6 +515,8 @@ class Graph:
             now = _contents(container)
             if len(now) != len(snapshot) or not all(map(operator.is_, now, snapshot)):
                 return True
+        if not values:
+            return False
         for attrs, name, value in flags:
             now = attrs.get(name)
             if now is not value and (type(now) is not type(value) or now != value):

@@ -1,7 +1,7 @@
 """fastnn.Model: a model as a graph of layers, functional (Keras) or subclassed
 (PyTorch); both run on the graph engine of fastnn/nn/graph.py."""
 from .._core import is_int
-from .graph import Graph, Input, Value, _shape_text, _symbolic
+from .graph import Graph, Input, Value, _shape_text, _symbolic, trace
 from .module import Module
 
 __all__ = ["Model"]
@@ -122,6 +122,8 @@ class Model(Module):
             if tuple(shape[1:]) != v.shape[1:]:
                 raise ValueError(f"Model: input {k} must have shape {_shape_text(v.shape)}, "
                                  f"got {tuple(shape)}")
+        if self._graph_fixed.stale(False):  # a sub-model's layer replaced: replay the calls
+            self._graph_fixed = trace(self, [v.shape for v in self.inputs])
         return self._graph_fixed
 
     def config(self):
