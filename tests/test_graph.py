@@ -672,6 +672,26 @@ def test_optimizers_skip_a_parameter_no_backward_reached_as_torchs(rng):
                                            atol=1e-6, err_msg=f"step {step}: {k}")
 
 
+def test_a_layer_called_twice_uses_buffers_assigned_after_the_trace(rng):
+    """load_state_dict(assign=True) replaces a BatchNorm's running statistics: both calls
+    of the BatchNorm, traced before, normalise with the new ones."""
+    class Net(nn.Module):
+        def __init__(self):
+            self.bn = nn.BatchNorm1d(4)
+            self.fc = nn.Linear(4, 4, seed=0)
+
+        def forward(self, x):
+            return self.bn(self.fc(self.bn(x)))
+
+    net, x = Net().eval(), randn(rng, 3, 4)
+    net(x)
+    state = net.state_dict()
+    state["bn.running_mean"] = randn(rng, 4)
+    state["bn.running_var"] = 1 + rng.random(4).astype(np.float32)
+    net.load_state_dict(state, assign=True)
+    np.testing.assert_array_equal(net(x), net.bn(net.fc(net.bn(x).copy()).copy()))
+
+
 def test_a_layer_called_twice_shares_its_weights_as_torchs(rng):
     """Calling a layer with parameters at two places of a forward (weight sharing, as
     torch allows) was refused; now both calls run on the same parameters and buffers

@@ -269,7 +269,8 @@ def _contents(held):
 def _structure(modules):
     """What a traced graph depends on in its owner's module tree (`modules`): the places
     (attribute dict, name) of every public attribute holding a module, a parameter, a
-    list, tuple or dict of modules or an empty list or dict, and what each held; (list
+    buffer (the copy of a layer called twice holds the one it was traced with), a list,
+    tuple or dict of modules or an empty list or dict, and what each held; (list
     or dict, its _contents) for those and for the list or dict a ModuleList or ModuleDict
     keeps in `_modules` (an entry replaced or appended in place); and (attribute dict,
     name, value) of the plain values (flags, numbers, strings) of the modules whose
@@ -286,13 +287,14 @@ def _structure(modules):
         own = attrs.get("_modules")  # a ModuleList's list, a ModuleDict's dict
         if own is not None:
             held.append((own, _contents(own)))
+        buffers = attrs.get("_buffer_names", ())
         for name, value in attrs.items():
             if name.startswith("_"):
                 continue
             # an empty list or dict too: a module appended later (an empty Sequential's
             # layers, self.blocks = [] filled after a call) must trace again
             tracked = _held(value) is not None or (type(value) in (list, dict) and not value)
-            if tracked or isinstance(value, (Module, Parameter)):
+            if tracked or isinstance(value, (Module, Parameter)) or name in buffers:
                 places.append((attrs, name))
                 seen.append(value)
             if tracked:
