@@ -692,6 +692,21 @@ def test_a_layer_called_twice_uses_buffers_assigned_after_the_trace(rng):
     np.testing.assert_array_equal(net(x), net.bn(net.fc(net.bn(x).copy()).copy()))
 
 
+def test_a_layer_called_twice_uses_a_hyperparameter_changed_after_the_trace(rng):
+    """Both calls of a LeakyReLU whose slope is set after the first call use the new one."""
+    class Net(nn.Module):
+        def __init__(self):
+            self.act = nn.LeakyReLU(0.1)
+
+        def forward(self, x):
+            return self.act(self.act(x))
+
+    net, x = Net(), -np.ones((2, 3), np.float32)
+    np.testing.assert_allclose(net(x), -0.01, rtol=1e-6)
+    net.act.negative_slope = 0.5
+    np.testing.assert_allclose(net(x), -0.25, rtol=1e-6)
+
+
 def test_a_layer_called_twice_shares_its_weights_as_torchs(rng):
     """Calling a layer with parameters at two places of a forward (weight sharing, as
     torch allows) was refused; now both calls run on the same parameters and buffers

@@ -266,7 +266,7 @@ def _contents(held):
     return (*held, *held.values()) if isinstance(held, dict) else tuple(held)
 
 
-def _structure(modules):
+def _structure(modules, shared=()):
     """What a traced graph depends on in its owner's module tree (`modules`): the places
     (attribute dict, name) of every public attribute holding a module, a parameter, a
     buffer (the copy of a layer called twice holds the one it was traced with), a list,
@@ -274,7 +274,8 @@ def _structure(modules):
     or dict, its _contents) for those and for the list or dict a ModuleList or ModuleDict
     keeps in `_modules` (an entry replaced or appended in place); and (attribute dict,
     name, value) of the plain values (flags, numbers, strings) of the modules whose
-    forward was traced, which `if self.use_aux:` in a forward reads; and [attribute dict,
+    forward was traced, which `if self.use_aux:` in a forward reads, and of the layers
+    called twice (ids in `shared`: their copies hold the values traced); and [attribute dict,
     its length, public names] of those modules: an attribute set later (`sub.eval()` on
     a module whose `training` was the class default, a flag read with getattr) traces
     again. The places come as two parallel lists, their dicts and their names (stale()
@@ -299,7 +300,7 @@ def _structure(modules):
                 seen.append(value)
             if tracked:
                 held.append((value, _contents(value)))
-            elif traced and type(value) in _FLAGS:
+            elif (traced or id(module) in shared) and type(value) in _FLAGS:
                 flags.append((attrs, name, value))
     return [attrs for attrs, _ in places], [name for _, name in places], seen, held, flags, \
         names
@@ -380,7 +381,9 @@ class Graph:
         self._followers = [(node.module if id(node.module) in held else owner, runner)
                            for node, runner in zip(self.nodes, self._runners)
                            if runner is not node.module or id(node.module) not in held]
-        self._structure = _structure(self.modules)
+        self._structure = _structure(self.modules, {
+            id(node.module) for node, runner in zip(self.nodes, self._runners)
+            if runner is not node.module})
         self._env = [None] * self.slots
         self._last_shapes = (None, None)
         self._grads = [None] * self.slots
