@@ -122,7 +122,9 @@ def atomic_write(path, write):
     """Call write(binary file) on a temporary file beside path, fsync it and os.replace it
     over path: a crash leaves the old file or the new one, never half of one. A device or
     a pipe at path is written into instead."""
-    path = os.fspath(path)
+    path = os.fsdecode(os.fspath(path))  # bytes too, as open() takes them
+    if not path:  # as open("") fails: os.replace's error named the temporary file
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
     if os.path.islink(path):  # written through, as open() writes: replacing the link lost it
         path = os.path.realpath(path)
     directory = os.path.dirname(os.path.abspath(path))

@@ -374,6 +374,20 @@ def test_writing_over_a_directory_or_into_a_missing_one_names_the_path(tmp_path,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"] and not any((tmp_path / "d").iterdir())
 
 
+@pytest.mark.parametrize("how", ["save", "save_weights", "onnx"])
+def test_a_bytes_path_is_written_and_an_empty_one_refused(tmp_path, monkeypatch, how):
+    """A bytes path, which open() takes, raised "Can't mix strings and bytes"; an empty
+    one raised FileNotFoundError naming the temporary file (in the working directory)."""
+    write = file_writer(how)
+    model = fastnn.Sequential(nn.Linear(4, 2, seed=0))
+    write(model, os.fsencode(tmp_path / "m"))
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="''"):
+        write(model, "")
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes")
 @pytest.mark.parametrize("how", ["save", "save_weights", "onnx"])
 def test_writing_to_a_pipe_or_device_writes_into_it(tmp_path, how):
