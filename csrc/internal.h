@@ -177,6 +177,9 @@ typedef struct {
 typedef struct {
     /* patch pixel (i, j) at src + i*ld + j*cp -> position xi of channel c at out[xi*os + c] */
     void (*input)(int m, const float *src, int64_t ld, int64_t cp, float *out, int64_t os);
+    /* B x B^T of in[xi*is + c] added to pixel (i, j) of channel c at out[i*ld + j*cp + c],
+     * a x a of them (the input gradient's tiles) */
+    void (*input_t)(int m, const float *in, int64_t is, int64_t cp, float *out, int64_t ld);
     /* in[xi*is + c] + bias[c] -> pixel (i, j) of channel c at out[i*ld + j*cp + c];
      * nonzero if one of them is inf or NaN (tested in registers, not by a pass after) */
     int (*output)(int m, const float *in, int64_t is, int64_t cp, const float *bias,

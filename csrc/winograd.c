@@ -443,9 +443,143 @@ int fnn_winograd_forward(const fnn_conv2d_shape *s, int m, const fnn_pool2d *poo
                : wino_run(&g, x, w, s->c_in * 9, 9, 3, 1, 0, bias, NULL, pool, y, pos, relu);
 }
 
+/* m x m tiles covering n planes of h x w. */
+static int64_t tile_count(int64_t n, int64_t h, int64_t w, int m)
+{
+    return n * ((h + m - 1) / m) * ((w + m - 1) / m);
+}
+
+/* ---- the input gradient as the forward's transpose ----
+ *
+ * Per forward tile, the transpose of its three steps: Z = A dY A^T (transform_grad), one
+ * GEMM per position  dV_xi = Z_xi U_xi  of [tiles x c_out] x [c_out x c_in], then B dV B^T
+ * added over the a x a input pixels the tile read. It runs the forward's tiles, which
+ * cover the output: fewer than the convolution with flipped filters runs over the input
+ * when the padding is below 1 (the reference CNN's conv2, 11x11 from 13x13: 9 4x4 tiles an
+ * image against 16). Neighbouring tiles share a - m pixels each way. A tile row's tiles
+ * are summed into a band from zero, left to right; a row it shares with the tile row
+ * above gets the two bands' sums added (the upper one kept in `carry`, or, at a block's
+ * first tile row, kept in the block's `head` and added after all the blocks, once the
+ * block above has written its last rows): the same two sums added whatever the blocks and
+ * threads, so the bits do not depend on them. */
+
+typedef struct {
+    const wino_geom *g;
+    const float *gy, *ut;   /* the (unpooled) output gradient; U packed c_out x c_in */
+    float *gx, *heads, *bufs;
+    size_t te;
+    int64_t head_elems;     /* c_in planes of a - m rows of the image's width */
+    int err;
+} wino_t_job;
+
+/* Band rows [i0, i1) of tile row r into gx (dst NULL) or into the planes of dst (a - m
+ * rows, the image's width), cropped to the image. */
+static void band_to_planes(const wino_geom *g, const float *band, int64_t r, int i0, int i1,
+                           float *gx, float *dst)
+{
+    int64_t row = g->bw * g->cip, img = r / g->th, y0 = (r % g->th) * g->m + g->top;
+    int64_t lo = FNN_MAX(-g->left, 0), hi = FNN_MIN(g->w - g->left, g->bw);
+    int64_t a = FNN_MAX(i0, -y0), b = FNN_MIN(i1, g->h - y0);
+    if (b <= a || hi <= lo)
+        return;
+    float *at = dst != NULL ? dst + (a - i0) * g->w
+                            : gx + (img * g->ci * g->h + y0 + a) * g->w;
+    fnn_active->gemm->planes_rows(1, g->ci, b - a, hi - lo, band + a * row + lo * g->cip,
+                                  at + g->left + lo, dst != NULL ? (g->a - g->m) * g->w
+                                                                 : g->h * g->w,
+                                  g->w, row, g->cip);
+}
+
+static void wino_t_block(void *ctx, int64_t blk, int slot)
+{
+    wino_t_job *J = ctx;
+    const wino_geom *g = J->g;
+    const fnn_gemm_kernels *gk = fnn_active->gemm;
+    int m = g->m, over = g->a - m;
+    float *dv = J->bufs + J->te * slot, *z = dv + g->P * g->vplane;
+    float *band = z + g->P * g->mplane, *carry = band + band_elems(g);
+    int64_t r0 = blk * g->rows, r1 = FNN_MIN(r0 + g->rows, g->n * g->th);
+    int64_t nt = (r1 - r0) * g->tw, row = g->bw * g->cip;
+    int64_t uplane = fnn_round_up(g->ci, gk->nr) * g->co;
+    transform_grad(g, J->gy, r0, r1, z, band);
+    for (int xi = 0; xi < g->P; xi++)
+        gk->macro(nt, g->cip, g->co, 1.0f, z + xi * g->mplane, g->cop, 1, gk->mr * g->cop,
+                  J->ut + xi * uplane, 0.0f, dv + xi * g->vplane, g->cip);
+    for (int64_t r = r0; r < r1; r++) {
+        int top_row = r % g->th == 0, last = r % g->th == g->th - 1 || r == r1 - 1;
+        memset(band, 0, (size_t)(g->a * row) * sizeof(float));
+        for (int64_t tx = 0, q = (r - r0) * g->tw; tx < g->tw; tx++, q++)
+            fnn_active->wino->input_t(m, dv + q * g->cip, g->vplane, g->cip,
+                                      band + tx * m * g->cip, row);
+        int i0 = 0;
+        if (!top_row && r == r0) {  /* shared with the block above: added after the blocks */
+            band_to_planes(g, band, r, 0, over, NULL, J->heads + blk * J->head_elems);
+            i0 = over;
+        } else if (!top_row) {
+            fnn_active->ew->add(over * row, band, carry, band);
+        }
+        if (!fnn_all_finite(band + i0 * row, ((last ? g->a : m) - i0) * row))
+            fnn_store_status(&J->err, FNN_ENONFINITE);
+        band_to_planes(g, band, r, i0, last ? g->a : m, J->gx, NULL);
+        if (!last)
+            memcpy(carry, band + m * row, (size_t)(over * row) * sizeof(float));
+    }
+}
+
+/* A block's head (if its first tile row is not an image's first) added to gx. */
+static void wino_t_head(void *ctx, int64_t blk, int slot)
+{
+    wino_t_job *J = ctx;
+    const wino_geom *g = J->g;
+    int64_t r = blk * g->rows, img = r / g->th, y0 = (r % g->th) * g->m + g->top;
+    int64_t i0 = FNN_MAX(0, -y0), i1 = FNN_MIN(g->a - g->m, g->h - y0);
+    int64_t plane = (g->a - g->m) * g->w, len = (i1 - i0) * g->w;
+    (void)slot;
+    if (r % g->th == 0 || len <= 0)
+        return;
+    for (int64_t c = 0; c < g->ci; c++) {
+        float *dst = J->gx + ((img * g->ci + c) * g->h + y0 + i0) * g->w;
+        const float *src = J->heads + blk * J->head_elems + c * plane + i0 * g->w;
+        fnn_active->ew->add(len, dst, src, dst);
+        if (!fnn_all_finite(dst, len))
+            fnn_store_status(&J->err, FNN_ENONFINITE);
+    }
+}
+
+static int wino_grad_input_t(const fnn_conv2d_shape *s, int m, const float *grad_y,
+                             const float *w, float *grad_x)
+{
+    wino_geom g, gu;
+    geom_init(&g, m, s->n, s->c_in, s->h, s->w, s->c_out, s->h + 2 * s->ph - 2,
+              s->w + 2 * s->pw - 2, -s->ph, -s->pw, WINO_BLOCK_BYTES);
+    /* U with c_out as the GEMM's K and c_in as its N: filter (c, o) at w[o][c], unflipped */
+    gu = (wino_geom){.m = m, .a = g.a, .P = g.P, .ci = s->c_out, .co = s->c_in};
+    int over = g.a - m;
+    size_t ut_elems = packed_u_elems(&gu);
+    int64_t head_elems = g.ci * over * g.w;
+    size_t heads = (size_t)fnn_round_up(g.nblocks * head_elems, 16);
+    size_t te = thread_elems(&g) + (size_t)fnn_round_up(over * g.bw * g.cip, 16);
+    double work = (double)g.n * g.co * g.oh * g.ow * g.ci * g.P / (m * m);
+    int nth = (int)FNN_MIN(fnn_threads_for(work), g.nblocks);
+    float *ws = fnn_workspace(FNN_WS_OP, (ut_elems + heads + te * nth + 16) * sizeof(float));
+    if (ws == NULL)
+        return FNN_ENOMEM;
+    transform_filters(&gu, w, 9, s->c_in * 9, 3, 1, ws);
+    wino_t_job J = {.g = &g, .gy = grad_y, .ut = ws, .gx = grad_x, .heads = ws + ut_elems,
+                    .bufs = ws + ut_elems + heads, .te = te, .head_elems = head_elems,
+                    .err = FNN_OK};
+    fnn_run(g.nblocks, nth, wino_t_block, &J);
+    if (J.err == FNN_OK)
+        fnn_run(g.nblocks, nth, wino_t_head, &J);
+    return J.err;
+}
+
 int fnn_winograd_grad_input(const fnn_conv2d_shape *s, int m, const float *grad_y,
                             const float *w, float *grad_x)
 {
+    int64_t oh = s->h + 2 * s->ph - 2, ow = s->w + 2 * s->pw - 2;
+    if (tile_count(s->n, oh, ow, m) < tile_count(s->n, s->h, s->w, m))
+        return wino_grad_input_t(s, m, grad_y, w, grad_x);
     /* gx[c] = sum_o gy[o] (*) flip(w[o][c]): filter (c, o) tap (i, j) is
      * w[o][c][2-i][2-j]; its window starts at row ph - 2 of gy */
     wino_geom g;
@@ -551,11 +685,6 @@ int fnn_winograd_grad_weight(const fnn_conv2d_shape *s, int m, const float *grad
     return fnn_all_finite(grad_w, gw_elems) ? FNN_OK : FNN_ENONFINITE;
 }
 
-/* m x m tiles covering n planes of h x w. */
-static int64_t tile_count(int64_t n, int64_t h, int64_t w, int m)
-{
-    return n * ((h + m - 1) / m) * ((w + m - 1) / m);
-}
 
 /* The algorithm "auto" picks, from the shape alone. Forward time / the direct method's
  * (batch 128, 2 threads, 2-core Zen 3 shared with 3-10 other jobs: run to run spread

@@ -27,8 +27,16 @@ larger there (at single elements of random normal data up to ~90 for F(2x2) and 
 for F(4x4); E, not D, is what the tests below hold each element to).
 
 The input gradient is the same computation on the output gradient with the flipped,
-transposed filters and padding 2 - p (same bound); the bias gradient runs the direct method
-(and is checked against its bound).
+transposed filters and padding 2 - p (same bound), except where the forward's tiles are
+fewer than that convolution's (padding 0): there it is the forward's transpose, per
+forward tile t
+    dx_t = B [ sum_o (G g_o G^T) . (A gy_ot A^T) ] B^T,
+the a x a tiles added where they overlap. Along a path: A gy A^T (depth kZ: 2 for F(2x2),
+4 for F(4x4)), the filter's rounding (1), the products and the sum over C_out (C_out + 1),
+B x B^T (kB': 4 for F(2x2), 6 for F(4x4)) and the overlap (2: a pixel sums at most two
+tiles of a tile row, then two tile rows), so K = C_out + 10 (F(2x2)) or C_out + 14
+(F(4x4)), against E_t, the same computation on absolute values (transposed_growth). The
+bias gradient runs the direct method (and is checked against its bound).
 
 The weight gradient is, over the T = N * tiles-per-image output tiles t (gy zero past the
 output's edge),
@@ -71,6 +79,7 @@ TRANSFORMS = {  # B^T, G, A^T
 }
 DEPTH = {2: 9, 4: 15}  # K - C_in
 DEPTH_W = {2: 26, 4: 36}  # K - T for the weight gradient
+DEPTH_T = {2: 10, 4: 14}  # K - C_out for the input gradient as the forward's transpose
 
 
 def gamma(k):
@@ -121,6 +130,31 @@ def weight_gradient_growth(g, x, p, m):
         n * th * tw
 
 
+def runs_transposed(shape, p, m):
+    """Whether the input gradient runs as the forward's transpose (csrc/winograd.c): the
+    forward's tiles fewer than those over the input."""
+    h, w = shape[2:]
+    return -(-(h + 2 * p - 2) // m) * -(-(w + 2 * p - 2) // m) < -(-h // m) * -(-w // m)
+
+
+def transposed_growth(g, w, x_shape, p, m):
+    """E_t above, per input-gradient element, in float64."""
+    bt, gm, at = (np.abs(t) for t in TRANSFORMS[m])
+    n, o, oh, ow = g.shape
+    th, tw = -(-oh // m), -(-ow // m)
+    gp = np.zeros((n, o, th * m, tw * m))
+    gp[:, :, :oh, :ow] = np.abs(g)
+    z = np.einsum("ir,noyixj,js->noyxrs", at, gp.reshape(n, o, th, m, tw, m), at)
+    u = np.einsum("ri,ocij,sj->ocrs", gm, np.abs(w), gm)
+    t = np.einsum("ri,ncyxrs,sj->ncyxij", bt, np.einsum("noyxrs,ocrs->ncyxrs", z, u), bt)
+    out = np.zeros((n, w.shape[1], th * m + 2, tw * m + 2))
+    for i in range(m + 2):
+        for j in range(m + 2):
+            out[:, :, i:i + th * m:m, j:j + tw * m:m] += t[..., i, j]
+    h, wd = x_shape[2:]
+    return shifted(out, -p, h, wd)
+
+
 def assert_within(out, ref, bound, k, what):
     err = np.abs(out.astype(np.float64) - ref)
     worst = np.max(err - gamma(k) * bound) if err.size else 0.0
@@ -132,7 +166,8 @@ def assert_within(out, ref, bound, k, what):
 SHAPES = [(1, 1, 5, 5, 1, 1), (2, 3, 7, 9, 4, 0), (1, 1, 1, 1, 1, 1), (1, 2, 2, 2, 3, 2),
           (1, 1, 2, 2, 1, 1), (1, 5, 3, 3, 2, 0), (2, 7, 6, 6, 5, 2), (1, 9, 8, 8, 8, 1),
           (2, 33, 9, 7, 19, 1), (3, 16, 13, 13, 32, 0), (2, 20, 11, 10, 17, 1),
-          (1, 64, 4, 4, 64, 1), (1, 2, 4, 5, 3, 3), (4, 1, 28, 28, 8, 1)]
+          (1, 64, 4, 4, 64, 1), (1, 2, 4, 5, 3, 3), (4, 1, 28, 28, 8, 1),
+          (2, 8, 30, 30, 8, 0), (2, 4, 3, 17, 3, 0)]
 
 
 @pytest.mark.parametrize("algo", ALGOS)
@@ -152,8 +187,12 @@ def test_winograd_within_bound(isa, rng, algo, shape):
     g64 = g.astype(np.float64)
     gx, gw, gb = F.conv2d_backward(g, x, wt, 1, p, algorithm=algo)
     rx, rw, rb = R.conv2d_backward(g64, x64, w64, 1, p)
-    flipped = w64.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
-    assert_within(gx, rx, winograd_growth(g64, flipped, None, 2 - p, m), o + DEPTH[m], "gx")
+    if runs_transposed(x.shape, p, m):
+        assert_within(gx, rx, transposed_growth(g64, w64, x.shape, p, m), o + DEPTH_T[m], "gx")
+    else:
+        flipped = w64.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
+        assert_within(gx, rx, winograd_growth(g64, flipped, None, 2 - p, m), o + DEPTH[m],
+                      "gx")
     ew, tiles = weight_gradient_growth(g64, x64, p, m)
     assert_within(gw, rw, ew, tiles + DEPTH_W[m], "grad_w")
     _, _, bb = R.conv2d_backward(np.abs(g64), np.abs(x64), np.abs(w64), 1, p)
@@ -198,18 +237,20 @@ def test_growth_factors():
 
 
 @pytest.mark.parametrize("algo", ALGOS)
-def test_winograd_threads_bitwise(isa, threads, rng, algo):
+@pytest.mark.parametrize("pad", [1, 0])
+def test_winograd_threads_bitwise(isa, threads, rng, algo, pad):
     """Many blocks of tile rows (and weight-gradient chunks), on 1, 2 and 3 threads: the
-    same bits."""
+    same bits. Padding 0: the input gradient as the forward's transpose, blocks starting
+    inside an image (the tile rows they share added after the blocks)."""
     x = rng.standard_normal((32, 16, 40, 40)).astype(np.float32)
     wt = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
     b = rng.standard_normal(16).astype(np.float32)
-    g = rng.standard_normal((32, 16, 40, 40)).astype(np.float32)
+    g = rng.standard_normal((32, 16, 38 + 2 * pad, 38 + 2 * pad)).astype(np.float32)
     out = []
     for t in (1, 2, 3):
         threads(t)
-        out.append((F.conv2d(x, wt, b, 1, 1, algorithm=algo),
-                    *F.conv2d_backward(g, x, wt, 1, 1, algorithm=algo)))
+        out.append((F.conv2d(x, wt, b, 1, pad, algorithm=algo),
+                    *F.conv2d_backward(g, x, wt, 1, pad, algorithm=algo)))
     for results in zip(*out):
         assert all(np.array_equal(results[0], r) for r in results[1:])
 

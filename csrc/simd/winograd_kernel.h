@@ -1,8 +1,7 @@
 /* winograd_kernel.h: the input and output transforms of Winograd's F(m x m, 3 x 3),
- * m = 2 or 4 (winograd.c), and the output transform's transpose (the weight gradient's
- * output-gradient tiles), on one tile, FNN_WINO_LANES channels per vector (channels
- * are the innermost dimension on both sides, as in NNPACK and ncnn), compiled once per
- * ISA by simd/isa_*.c. Each 1-D transform is a few additions per point: Lavin & Gray's
+ * m = 2 or 4 (winograd.c), and their transposes (the gradients' tiles), on one tile,
+ * FNN_WINO_LANES channels per vector (channels are the innermost dimension on both
+ * sides, as in NNPACK and ncnn), compiled once per ISA by simd/isa_*.c. Each 1-D transform is a few additions per point: Lavin & Gray's
  * minimal algorithms on the points 0, +-1 (F(2x2)) or 0, +-1, +-2 (F(4x4)), and infinity. */
 
 typedef float wino_vf __attribute__((vector_size(FNN_WINO_LANES * 4)));
@@ -27,6 +26,27 @@ wino_bt(int m, const wino_vf *d, int ds, wino_vf *o, int os)
     o[3 * os] = t3 + t4;
     o[4 * os] = t3 - t4;
     o[5 * os] = 4.0f * d[ds] - 5.0f * d[3 * ds] + d[5 * ds];
+}
+
+/* B x along one axis (the transpose of wino_bt): a points to a. */
+static inline __attribute__((always_inline)) void
+wino_b(int m, const wino_vf *x, int xs, wino_vf *o, int os)
+{
+    if (m == 2) {
+        o[0] = x[0];
+        o[os] = x[xs] - x[2 * xs] + x[3 * xs];
+        o[2 * os] = x[xs] + x[2 * xs] - x[0];
+        o[3 * os] = -x[3 * xs];
+        return;
+    }
+    wino_vf s1 = x[xs] + x[2 * xs], d1 = x[xs] - x[2 * xs];
+    wino_vf s2 = x[3 * xs] + x[4 * xs], d2 = x[3 * xs] - x[4 * xs];
+    o[0] = 4.0f * x[0];
+    o[os] = 4.0f * (x[5 * xs] - d1) - 2.0f * d2;
+    o[2 * os] = -5.0f * x[0] - 4.0f * s1 - s2;
+    o[3 * os] = d1 + 2.0f * d2 - 5.0f * x[5 * xs];
+    o[4 * os] = x[0] + s1 + s2;
+    o[5 * os] = x[5 * xs];
 }
 
 /* A^T x along one axis: a points to m. */
@@ -123,6 +143,27 @@ wino_output_m(int m, const float *in, int64_t is, int64_t cp, const float *bias,
     return (int)(any >> 31);
 }
 
+/* One tile's input gradient, B x B^T of in[xi*is + c] (c < cp, a multiple of LANES), added
+ * to the a x a patch: pixel (i, j) of channel c at out[i*ld + j*cp + c] (the transpose of
+ * wino_input: the input gradient taken as the forward's transpose). */
+static inline __attribute__((always_inline)) void
+wino_input_t_m(int m, const float *in, int64_t is, int64_t cp, float *out, int64_t ld)
+{
+    const int a = m + 2;
+    for (int64_t c = 0; c < cp; c += FNN_WINO_LANES) {
+        wino_vf d[36], r[36], o[36];
+        for (int xi = 0; xi < a * a; xi++)
+            d[xi] = *(const wino_vf_u *)(in + xi * is + c);
+        for (int i = 0; i < a; i++)  /* rows: x B^T */
+            wino_b(m, d + i * a, 1, r + i * a, 1);
+        for (int j = 0; j < a; j++)  /* columns: B (x B^T) */
+            wino_b(m, r + j, a, o + j, a);
+        for (int i = 0; i < a; i++)
+            for (int j = 0; j < a; j++)
+                *(wino_vf_u *)(out + i * ld + j * cp + c) += o[i * a + j];
+    }
+}
+
 /* B^T d B of the a x a patch (the input tiles) */
 static void wino_input(int m, const float *src, int64_t ld, int64_t cp, float *out, int64_t os)
 {
@@ -137,6 +178,15 @@ static int wino_output(int m, const float *in, int64_t is, int64_t cp, const flo
 {
     return m == 2 ? wino_output_m(2, in, is, cp, bias, out, ld)
                   : wino_output_m(4, in, is, cp, bias, out, ld);
+}
+
+static void wino_input_t(int m, const float *in, int64_t is, int64_t cp, float *out,
+                         int64_t ld)
+{
+    if (m == 2)
+        wino_input_t_m(2, in, is, cp, out, ld);
+    else
+        wino_input_t_m(4, in, is, cp, out, ld);
 }
 
 /* A g A^T of the m x m patch (the weight gradient's output-gradient tiles) */
@@ -176,5 +226,5 @@ static void wino_pool_2x2(const float *r0, const float *r1, int64_t ow, int64_t 
 }
 
 #define FNN_WINO_KERNELS                                                                   \
-    {.input = wino_input, .output = wino_output, .output_t = wino_output_t,                \
-     .pool_2x2 = wino_pool_2x2}
+    {.input = wino_input, .input_t = wino_input_t, .output = wino_output,                 \
+     .output_t = wino_output_t, .pool_2x2 = wino_pool_2x2}
