@@ -231,6 +231,52 @@ def test_fan_out_gradients_sum_and_multiple_outputs(rng):
     np.testing.assert_allclose(gx, gh @ lin1.weight.data, rtol=1e-5, atol=1e-5)
 
 
+def test_backward_without_a_gradient_is_torchs_implicit_one_or_an_error(rng):
+    """model.backward(None) computed nothing, silently. As torch's out.backward(): an
+    output of one element gets the gradient 1, any other raises torch's RuntimeError
+    naming grad_out; a list of None for every output of a multi-output model too."""
+    torch = pytest.importorskip("torch")
+    model = nn.Sequential(nn.Linear(3, 2, seed=1))
+    twin = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    twin.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in
+                          model.state_dict().items()})
+    x = randn(rng, 4, 3)
+    model(x)
+    with pytest.raises(RuntimeError, match="only for scalar outputs"):
+        twin(torch.from_numpy(x)).backward()
+    with pytest.raises(RuntimeError, match=r"grad_out is None.*only for scalar outputs"):
+        model.backward(None)
+    assert model[0].weight.grad is None
+    model(x[:1])  # batch 1: still (1, 2) elements
+    with pytest.raises(RuntimeError, match="grad_out"):
+        model.backward()
+
+    scalar = nn.Sequential(nn.Linear(3, 1, seed=2))
+    t_scalar = torch.nn.Sequential(torch.nn.Linear(3, 1))
+    t_scalar.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in
+                              scalar.state_dict().items()})
+    scalar(x[:1])
+    gx = scalar.backward(None, need_input_grad=True)
+    tx = torch.from_numpy(x[:1].copy()).requires_grad_()
+    t_scalar(tx).backward()
+    np.testing.assert_allclose(gx, tx.grad.numpy(), rtol=1e-6)
+    for p, tp in zip(scalar.parameters(), t_scalar.parameters()):
+        np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=1e-6)
+
+    inp = fastnn.Input(shape=(3,))
+    two = fastnn.Model(inp, [nn.Linear(3, 2, seed=3)(inp), nn.Linear(3, 1, seed=4)(inp)])
+    two(x)
+    for none in (None, [None, None]):
+        with pytest.raises(RuntimeError, match="grad_out is None for every output"):
+            two.backward(none)
+    two.backward([np.ones((4, 2), np.float32), None])  # one output's loss only
+    assert two._layers[0].weight.grad is not None and two._layers[1].weight.grad is None
+    relu = nn.ReLU()
+    relu(x)
+    with pytest.raises(TypeError, match="grad_out"):
+        relu.backward(None)
+
+
 def test_load_state_dict_errors_and_array_likes(rng):
     model = TinyResidual()
     state = {k: v.copy() for k, v in model.state_dict().items()}

@@ -644,6 +644,19 @@ class Graph:
                 held += ((p, kept),)
         return held
 
+    def _implicit_grad(self):
+        """grad_out for backward(None): ones for an output of one element, as torch's
+        out.backward() creates it; a RuntimeError with torch's words for any other (a
+        gradient of None computed nothing, silently)."""
+        out = self._env[self.output_slots[0]]
+        if out is None or out.size != 1:
+            shape = "" if out is None else f" {out.shape}"
+            raise RuntimeError(f"{type(self.owner).__name__}.backward: grad_out is None, and "
+                               f"grad can be implicitly created only for scalar outputs: pass "
+                               f"grad_out, a float32 array of the output's shape{shape} "
+                               f"(e.g. loss_fn.backward())")
+        return np.ones(out.shape, np.float32)
+
     def backward(self, grad_outs, need_input_grad=False, times=None):
         """Gradients through the steps in reverse, writing every trainable parameter's
         .grad; returns the input gradient(s) if need_input_grad (else None). grad_outs:
@@ -652,7 +665,15 @@ class Graph:
         for k in range(self.slots):
             grads[k] = None
         if self.single:
+            if grad_outs is None:  # torch's out.backward(): ones for a scalar output only
+                grad_outs = self._implicit_grad()
             grad_outs = (grad_outs,)
+        elif grad_outs is None or isinstance(grad_outs, (list, tuple)) and \
+                all(g is None for g in grad_outs):
+            raise RuntimeError(f"{type(self.owner).__name__}.backward: grad_out is None for "
+                               f"every output: nothing would be computed; pass a float32 "
+                               f"array for at least one output (None for an output without "
+                               f"a loss)")
         elif not isinstance(grad_outs, (list, tuple)) or len(grad_outs) != len(
                 self.output_slots):
             raise ValueError(f"{type(self.owner).__name__}.backward: pass one gradient per "
