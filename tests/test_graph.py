@@ -121,6 +121,38 @@ def test_rewrites_apply_inside_a_graph(rng):
                                                      ref_c.reshape(3, -1)], 1))
 
 
+@pytest.mark.parametrize("size", [6, 20])  # pooled rows of 3 (scalar loop) and 10 (vectors)
+def test_fused_and_swapped_relus_pass_the_gradient_at_nan_as_torchs(isa, rng, size):
+    """A ReLU's gradient passes where its input is NaN (torch's threshold_backward):
+    the fused conv + pool + relu kernel, the conv + relu one and the ReLU run after a
+    MaxPool2d (the rewrites) as the ReLU layer, gradients equal to torch's. A NaN bias
+    makes one channel NaN, the gradients finite."""
+    torch = pytest.importorskip("torch")
+
+    def net(m):
+        return m.Sequential(m.Conv2d(2, 3, 3, padding=1), m.ReLU(), m.MaxPool2d(2),
+                            m.Conv2d(3, 2, 3, padding=1), m.ReLU(), m.ReLU(),
+                            m.MaxPool2d(2), m.Flatten())
+
+    model, twin = net(nn), net(torch.nn)
+    model[0].bias.data[1] = np.nan
+    twin.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in
+                          model.state_dict().items()})
+    x, tx = randn(rng, 2, 2, size, size), None
+    out = model(x)
+    kinds = [type(s.runner).__name__ for s in model._graph_for((x.shape,)).steps]
+    assert kinds == ["_FusedConv", "_FusedConv", "MaxPool2d", "ReLU", "Flatten"]
+    tx = torch.from_numpy(x.copy()).requires_grad_()
+    t_out = twin(tx)
+    np.testing.assert_allclose(out, t_out.detach().numpy(), rtol=1e-5, atol=1e-5)
+    g = randn(rng, *out.shape)
+    gx = model.backward(g, need_input_grad=True)
+    t_out.backward(torch.from_numpy(g))
+    assert np.isfinite(gx).all()
+    np.testing.assert_allclose(gx, tx.grad.numpy(), rtol=1e-4, atol=1e-5)
+    assert_grads_like_torch(model, twin)
+
+
 def test_backward_after_an_eval_forward_matches_torch(rng):
     """Input gradients in eval mode (saliency maps): a MaxPool2d, alone or fused with the
     Conv2d before it, saves no argmax in eval mode; backward finds it then, rather than
