@@ -607,6 +607,48 @@ def test_a_flag_or_mode_set_after_the_first_call_on_a_sub_module_traces_again(rn
     np.testing.assert_array_equal(net(x), block.extra(block.fc(x).copy()))
 
 
+def test_a_list_or_tuple_of_plain_values_changed_after_the_first_call_traces_again(rng):
+    """A list or tuple of plain values a forward reads (which layers run, in what order,
+    how many times), replaced or changed in place after the first call, nested too: the
+    graph kept the old values; now each call runs torch's eager result."""
+    torch = pytest.importorskip("torch")
+
+    def net(m):
+        class Net(m.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc, self.act = m.Linear(4, 4), m.LeakyReLU(0.1)
+                self.order = ("fc", "act")
+                self.repeats = [1, 0]
+                self.nested = [[False], ("a",)]
+
+            def forward(self, x):
+                for name in self.order:
+                    x = getattr(self, name)(x)
+                for _ in range(self.repeats[1]):
+                    x = self.act(x)
+                return self.fc(x) if self.nested[0][0] else x
+        return Net()
+
+    model, twin = net(nn), net(torch.nn)
+    twin.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in
+                          model.state_dict().items()})
+    x = randn(rng, 3, 4)
+
+    def check():
+        np.testing.assert_allclose(model(x), twin(torch.from_numpy(x)).detach().numpy(),
+                                   rtol=1e-5, atol=1e-6)
+
+    check()
+    for change in (lambda m: setattr(m, "order", ("act", "fc")),  # a new tuple
+                   lambda m: m.repeats.__setitem__(1, 2),          # in place
+                   lambda m: setattr(m, "repeats", [1, 1]),        # a new list
+                   lambda m: m.nested[0].__setitem__(0, True),     # nested, in place
+                   lambda m: setattr(m, "order", ["fc"])):         # a list for the tuple
+        change(model), change(twin)
+        check()
+
+
 def test_a_list_of_layers_is_tracked_with_torchs_module_list_keys(rng):
     """Keras tracks a list of layers assigned in __init__; the keys are nn.ModuleList's,
     so the torch twin's weights load as they are and give the same outputs."""

@@ -260,6 +260,14 @@ def _run(model, args):
 _FLAGS = (bool, int, float, str, type(None))
 
 
+def _plain(value):
+    """Whether value is a plain value a forward may read: a flag, number or string, or a
+    list or tuple of them (nested too: self.sizes = [3, 4], self.order = ("fc", "act"))."""
+    if type(value) in _FLAGS:
+        return True
+    return type(value) in (list, tuple) and all(map(_plain, value))
+
+
 def _contents(held):
     """A list's items, or a dict's keys then values: compared by identity, any entry
     replaced, added, removed or moved changes them."""
@@ -273,7 +281,8 @@ def _structure(modules, shared=()):
     tuple or dict of modules or an empty list or dict, and what each held; (list
     or dict, its _contents) for those and for the list or dict a ModuleList or ModuleDict
     keeps in `_modules` (an entry replaced or appended in place); and (attribute dict,
-    name, value) of the plain values (flags, numbers, strings) of the modules whose
+    name, value) of the plain values (flags, numbers, strings, lists and tuples of them,
+    a list as a copy: changed in place it differs) of the modules whose
     forward was traced, which `if self.use_aux:` in a forward reads, and of the layers
     called twice (ids in `shared`: their copies hold the values traced); and [attribute dict,
     its length, public names] of those modules: an attribute set later (`sub.eval()` on
@@ -300,8 +309,9 @@ def _structure(modules, shared=()):
                 seen.append(value)
             if tracked:
                 held.append((value, _contents(value)))
-            elif (traced or id(module) in shared) and type(value) in _FLAGS:
-                flags.append((attrs, name, value))
+            elif (traced or id(module) in shared) and _plain(value):
+                # a list's copy: stale() compares it with the list, changed in place too
+                flags.append((attrs, name, copy.deepcopy(value)))
     return [attrs for attrs, _ in places], [name for _, name in places], seen, held, flags, \
         names
 
