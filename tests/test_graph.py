@@ -827,6 +827,28 @@ def test_a_layer_called_twice_uses_a_hyperparameter_changed_after_the_trace(rng)
     np.testing.assert_allclose(net(x), -0.25, rtol=1e-6)
 
 
+def test_a_functional_models_layer_called_twice_uses_a_changed_hyperparameter(rng):
+    """As the subclassed model above: a functional Model whose LeakyReLU is called twice
+    ran its second call (the copy) with the old slope after the slope was set; its
+    graph now traces again, and switching train/eval does not (the copies follow the
+    layer's mode)."""
+    torch = pytest.importorskip("torch")
+    act = nn.LeakyReLU(0.1)
+    x_in = fastnn.Input(shape=(3,))
+    model = fastnn.Model(x_in, act(act(x_in)))
+    t_act = torch.nn.LeakyReLU(0.1)
+    x = randn(rng, 2, 3)
+    np.testing.assert_allclose(model(x), t_act(t_act(torch.from_numpy(x))).numpy(), rtol=1e-6)
+    act.negative_slope = t_act.negative_slope = 0.5
+    np.testing.assert_allclose(model(x), t_act(t_act(torch.from_numpy(x))).numpy(), rtol=1e-6)
+    graph = model._graph_fixed
+    model.eval()
+    model(x)
+    model.train()
+    model(x)
+    assert model._graph_fixed is graph
+
+
 def test_a_layer_called_twice_shares_its_weights_as_torchs(rng):
     """Calling a layer with parameters at two places of a forward (weight sharing, as
     torch allows) was refused; now both calls run on the same parameters and buffers

@@ -288,8 +288,9 @@ def _structure(modules, shared=()):
     its length, public names] of those modules: an attribute set later (`sub.eval()` on
     a module whose `training` was the class default, a flag read with getattr) traces
     again. The places come as two parallel lists, their dicts and their names (stale()
-    reads them with one map)."""
-    places, seen, held, flags, names = [], [], [], [], []
+    reads them with one map); the flags of the layers called twice come first
+    (but their `training`, which the copies follow), their count last."""
+    places, seen, held, flags, names, shared_flags = [], [], [], [], [], 0
     for module in modules:
         attrs, traced = vars(module), not module._is_layer()
         if traced:
@@ -310,10 +311,16 @@ def _structure(modules, shared=()):
             if tracked:
                 held.append((value, _contents(value)))
             elif (traced or id(module) in shared) and _plain(value):
-                # a list's copy: stale() compares it with the list, changed in place too
-                flags.append((attrs, name, copy.deepcopy(value)))
+                # a list's copy: stale() compares it with the list, changed in place too;
+                # a shared layer's first (a functional Model's graph checks those only)
+                entry = (attrs, name, copy.deepcopy(value))
+                if traced:
+                    flags.append(entry)
+                elif name != "training":  # a copy's mode follows its layer's (_followers)
+                    flags.insert(shared_flags, entry)
+                    shared_flags += 1
     return [attrs for attrs, _ in places], [name for _, name in places], seen, held, flags, \
-        names
+        names, shared_flags
 
 
 def _public(attrs):
@@ -520,22 +527,23 @@ class Graph:
 
     def stale(self, values=True):
         """Whether the owner's module tree differs from the one this graph was traced
-        from (see _structure); values=False: its modules, parameters and buffers only,
-        not the plain values a traced forward may read (a functional Model's graph runs
-        in both modes and replays calls that read none)."""
-        dicts, keys, seen, held, flags, names = self._structure
+        from (see _structure); values=False: its modules, parameters and buffers and
+        the values of the layers called twice (their copies hold the traced ones), not
+        the plain values a traced forward may read (a functional Model's graph runs in
+        both modes and replays calls that read none)."""
+        dicts, keys, seen, held, flags, names, shared_flags = self._structure
         if not all(map(operator.is_, map(dict.get, dicts, keys), seen)):
             return True
         for container, snapshot in held:
             now = _contents(container)
             if len(now) != len(snapshot) or not all(map(operator.is_, now, snapshot)):
                 return True
-        if not values:
-            return False
-        for attrs, name, value in flags:
+        for attrs, name, value in flags if values else flags[:shared_flags]:
             now = attrs.get(name)
             if now is not value and (type(now) is not type(value) or now != value):
                 return True
+        if not values:
+            return False
         for record in names:
             attrs, length, public = record
             if len(attrs) != length:  # names added or removed: public ones trace again
