@@ -287,8 +287,9 @@ def _structure(modules, shared=()):
     called twice (ids in `shared`: their copies hold the values traced); and [attribute dict,
     its length, public names] of those modules: an attribute set later (`sub.eval()` on
     a module whose `training` was the class default, a flag read with getattr) traces
-    again. The places come as two parallel lists, their dicts and their names (stale()
-    reads them with one map); the flags of the layers called twice come first
+    again. A functional Model's `_calls` is a place too (a nested keras Sequential
+    rebuilt by add). The places come as two parallel lists, their dicts and their names
+    (stale() reads them with one map); the flags of the layers called twice come first
     (but their `training`, which the copies follow), their count last."""
     places, seen, held, flags, names, shared_flags = [], [], [], [], [], 0
     for module in modules:
@@ -298,6 +299,9 @@ def _structure(modules, shared=()):
         own = attrs.get("_modules")  # a ModuleList's list, a ModuleDict's dict
         if own is not None:
             held.append((own, _contents(own)))
+        if "_calls" in attrs:  # a functional Model's calls: a new list when it is rebuilt
+            places.append((attrs, "_calls"))
+            seen.append(attrs["_calls"])
         buffers = attrs.get("_buffer_names", ())
         for name, value in attrs.items():
             if name.startswith("_"):
