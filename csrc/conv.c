@@ -638,7 +638,7 @@ static int grad_input_by_forward(const conv_dims *d, const float *grad_y, const 
 }
 
 /* Backward, of the max-pooled forward when pool is set (grad_y pooled, pos its argmax),
- * of its relu too when y_act is set (grad_y passes where y_act > 0). */
+ * of its relu too when y_act is set (grad_y passes except where y_act <= 0). */
 static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *grad_y,
                          const float *y_act, const uint8_t *pos, const float *x, const float *w,
                          float *grad_x, float *grad_w, float *grad_b, int algo)

@@ -112,10 +112,10 @@ void fnn_max_pool_planes(const fnn_pool2d *p, int64_t planes, const float *x, fl
                  pos ? pos + q * out : NULL);
 }
 
-/* gy[k], or 0 where the relu output y[k] is not > 0 (relu's backward). */
+/* gy[k], or 0 where the relu output y[k] is <= 0 (relu's backward: a NaN passes). */
 static inline float passed(const float *gy, const float *y, int64_t k)
 {
-    return y == NULL || y[k] > 0.0f ? gy[k] : 0.0f;
+    return y != NULL && y[k] <= 0.0f ? 0.0f : gy[k];
 }
 
 /* gx[idx[k]] += gy[k] over one plane's outputs k in order. */

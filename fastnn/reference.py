@@ -542,8 +542,9 @@ def relu(x):
 
 
 def relu_backward(grad_out, x):
-    """Gradient of :func:`relu`: grad_out where x > 0, zero elsewhere (also at 0)."""
-    return np.where(x > 0, grad_out, 0)
+    """Gradient of :func:`relu`: zero where x <= 0 (also at 0), grad_out elsewhere (at
+    NaN too, as torch's threshold_backward)."""
+    return np.where(x <= 0, 0, grad_out)
 
 
 def leaky_relu(x, negative_slope=0.01):

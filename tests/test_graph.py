@@ -121,6 +121,38 @@ def test_rewrites_apply_inside_a_graph(rng):
                                                      ref_c.reshape(3, -1)], 1))
 
 
+@pytest.mark.parametrize("size", [6, 20])  # pooled rows of 3 (scalar loop) and 10 (vectors)
+def test_fused_and_swapped_relus_pass_the_gradient_at_nan_as_torchs(isa, rng, size):
+    """A ReLU's gradient passes where its input is NaN (torch's threshold_backward):
+    the fused conv + pool + relu kernel, the conv + relu one and the ReLU run after a
+    MaxPool2d (the rewrites) as the ReLU layer, gradients equal to torch's. A NaN bias
+    makes one channel NaN, the gradients finite."""
+    torch = pytest.importorskip("torch")
+
+    def net(m):
+        return m.Sequential(m.Conv2d(2, 3, 3, padding=1), m.ReLU(), m.MaxPool2d(2),
+                            m.Conv2d(3, 2, 3, padding=1), m.ReLU(), m.ReLU(),
+                            m.MaxPool2d(2), m.Flatten())
+
+    model, twin = net(nn), net(torch.nn)
+    model[0].bias.data[1] = np.nan
+    twin.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in
+                          model.state_dict().items()})
+    x, tx = randn(rng, 2, 2, size, size), None
+    out = model(x)
+    kinds = [type(s.runner).__name__ for s in model._graph_for((x.shape,)).steps]
+    assert kinds == ["_FusedConv", "_FusedConv", "MaxPool2d", "ReLU", "Flatten"]
+    tx = torch.from_numpy(x.copy()).requires_grad_()
+    t_out = twin(tx)
+    np.testing.assert_allclose(out, t_out.detach().numpy(), rtol=1e-5, atol=1e-5)
+    g = randn(rng, *out.shape)
+    gx = model.backward(g, need_input_grad=True)
+    t_out.backward(torch.from_numpy(g))
+    assert np.isfinite(gx).all()
+    np.testing.assert_allclose(gx, tx.grad.numpy(), rtol=1e-4, atol=1e-5)
+    assert_grads_like_torch(model, twin)
+
+
 def test_backward_after_an_eval_forward_matches_torch(rng):
     """Input gradients in eval mode (saliency maps): a MaxPool2d, alone or fused with the
     Conv2d before it, saves no argmax in eval mode; backward finds it then, rather than
@@ -229,6 +261,52 @@ def test_fan_out_gradients_sum_and_multiple_outputs(rng):
     gh = F.linear_backward(g1, hv, lin2.weight.data)[0] + F.tanh_backward(g2, F.tanh(hv))
     np.testing.assert_allclose(lin1.weight.grad, gh.T @ xv, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(gx, gh @ lin1.weight.data, rtol=1e-5, atol=1e-5)
+
+
+def test_backward_without_a_gradient_is_torchs_implicit_one_or_an_error(rng):
+    """model.backward(None) computed nothing, silently. As torch's out.backward(): an
+    output of one element gets the gradient 1, any other raises torch's RuntimeError
+    naming grad_out; a list of None for every output of a multi-output model too."""
+    torch = pytest.importorskip("torch")
+    model = nn.Sequential(nn.Linear(3, 2, seed=1))
+    twin = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    twin.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in
+                          model.state_dict().items()})
+    x = randn(rng, 4, 3)
+    model(x)
+    with pytest.raises(RuntimeError, match="only for scalar outputs"):
+        twin(torch.from_numpy(x)).backward()
+    with pytest.raises(RuntimeError, match=r"grad_out is None.*only for scalar outputs"):
+        model.backward(None)
+    assert model[0].weight.grad is None
+    model(x[:1])  # batch 1: still (1, 2) elements
+    with pytest.raises(RuntimeError, match="grad_out"):
+        model.backward()
+
+    scalar = nn.Sequential(nn.Linear(3, 1, seed=2))
+    t_scalar = torch.nn.Sequential(torch.nn.Linear(3, 1))
+    t_scalar.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in
+                              scalar.state_dict().items()})
+    scalar(x[:1])
+    gx = scalar.backward(None, need_input_grad=True)
+    tx = torch.from_numpy(x[:1].copy()).requires_grad_()
+    t_scalar(tx).backward()
+    np.testing.assert_allclose(gx, tx.grad.numpy(), rtol=1e-6)
+    for p, tp in zip(scalar.parameters(), t_scalar.parameters()):
+        np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=1e-6)
+
+    inp = fastnn.Input(shape=(3,))
+    two = fastnn.Model(inp, [nn.Linear(3, 2, seed=3)(inp), nn.Linear(3, 1, seed=4)(inp)])
+    two(x)
+    for none in (None, [None, None]):
+        with pytest.raises(RuntimeError, match="grad_out is None for every output"):
+            two.backward(none)
+    two.backward([np.ones((4, 2), np.float32), None])  # one output's loss only
+    assert two._layers[0].weight.grad is not None and two._layers[1].weight.grad is None
+    relu = nn.ReLU()
+    relu(x)
+    with pytest.raises(TypeError, match="grad_out"):
+        relu.backward(None)
 
 
 def test_load_state_dict_errors_and_array_likes(rng):
@@ -529,6 +607,48 @@ def test_a_flag_or_mode_set_after_the_first_call_on_a_sub_module_traces_again(rn
     np.testing.assert_array_equal(net(x), block.extra(block.fc(x).copy()))
 
 
+def test_a_list_or_tuple_of_plain_values_changed_after_the_first_call_traces_again(rng):
+    """A list or tuple of plain values a forward reads (which layers run, in what order,
+    how many times), replaced or changed in place after the first call, nested too: the
+    graph kept the old values; now each call runs torch's eager result."""
+    torch = pytest.importorskip("torch")
+
+    def net(m):
+        class Net(m.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc, self.act = m.Linear(4, 4), m.LeakyReLU(0.1)
+                self.order = ("fc", "act")
+                self.repeats = [1, 0]
+                self.nested = [[False], ("a",)]
+
+            def forward(self, x):
+                for name in self.order:
+                    x = getattr(self, name)(x)
+                for _ in range(self.repeats[1]):
+                    x = self.act(x)
+                return self.fc(x) if self.nested[0][0] else x
+        return Net()
+
+    model, twin = net(nn), net(torch.nn)
+    twin.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in
+                          model.state_dict().items()})
+    x = randn(rng, 3, 4)
+
+    def check():
+        np.testing.assert_allclose(model(x), twin(torch.from_numpy(x)).detach().numpy(),
+                                   rtol=1e-5, atol=1e-6)
+
+    check()
+    for change in (lambda m: setattr(m, "order", ("act", "fc")),  # a new tuple
+                   lambda m: m.repeats.__setitem__(1, 2),          # in place
+                   lambda m: setattr(m, "repeats", [1, 1]),        # a new list
+                   lambda m: m.nested[0].__setitem__(0, True),     # nested, in place
+                   lambda m: setattr(m, "order", ["fc"])):         # a list for the tuple
+        change(model), change(twin)
+        check()
+
+
 def test_a_list_of_layers_is_tracked_with_torchs_module_list_keys(rng):
     """Keras tracks a list of layers assigned in __init__; the keys are nn.ModuleList's,
     so the torch twin's weights load as they are and give the same outputs."""
@@ -705,6 +825,28 @@ def test_a_layer_called_twice_uses_a_hyperparameter_changed_after_the_trace(rng)
     np.testing.assert_allclose(net(x), -0.01, rtol=1e-6)
     net.act.negative_slope = 0.5
     np.testing.assert_allclose(net(x), -0.25, rtol=1e-6)
+
+
+def test_a_functional_models_layer_called_twice_uses_a_changed_hyperparameter(rng):
+    """As the subclassed model above: a functional Model whose LeakyReLU is called twice
+    ran its second call (the copy) with the old slope after the slope was set; its
+    graph now traces again, and switching train/eval does not (the copies follow the
+    layer's mode)."""
+    torch = pytest.importorskip("torch")
+    act = nn.LeakyReLU(0.1)
+    x_in = fastnn.Input(shape=(3,))
+    model = fastnn.Model(x_in, act(act(x_in)))
+    t_act = torch.nn.LeakyReLU(0.1)
+    x = randn(rng, 2, 3)
+    np.testing.assert_allclose(model(x), t_act(t_act(torch.from_numpy(x))).numpy(), rtol=1e-6)
+    act.negative_slope = t_act.negative_slope = 0.5
+    np.testing.assert_allclose(model(x), t_act(t_act(torch.from_numpy(x))).numpy(), rtol=1e-6)
+    graph = model._graph_fixed
+    model.eval()
+    model(x)
+    model.train()
+    model(x)
+    assert model._graph_fixed is graph
 
 
 def test_a_layer_called_twice_shares_its_weights_as_torchs(rng):

@@ -210,6 +210,33 @@ def test_nested_models_are_layers_like_keras():
         np.testing.assert_array_equal(a, b)
 
 
+def test_a_layer_added_to_a_nested_sequential_after_fit_is_run_and_trained():
+    """A Dense added to a Sequential nested in another after fit: the outer model's
+    predict graph and its training graph (the logits before the softmax) kept the old
+    structure and the next fit trained it, the new layer never; now both trace again,
+    the optimizer takes the new weights, and the outer model predicts what its layers
+    compute by hand."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((8, 5)).astype(np.float32)
+    y = rng.integers(0, 3, 8)
+    inner = fk.Sequential([fk.Input((5,)), fk.layers.Dense(4, activation="relu")])
+    head = fk.layers.Dense(3, activation="softmax")
+    outer = fk.Sequential([inner, head])
+    outer.compile(fk.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+    outer.fit(x, y, verbose=0)
+    extra = fk.layers.Dense(4, activation="tanh")
+    inner.add(extra)
+    assert len(outer.get_weights()) == 6
+    np.testing.assert_allclose(outer.predict(x, verbose=0),
+                               head(extra(inner.layers[0](x))), rtol=1e-5, atol=1e-6)
+    before = [w.copy() for w in extra.get_weights()]
+    outer.fit(x, y, verbose=0)
+    for a, b in zip(extra.get_weights(), before):
+        assert not np.allclose(a, b)
+    np.testing.assert_allclose(outer.predict(x, verbose=0),
+                               head(extra(inner.layers[0](x))), rtol=1e-5, atol=1e-6)
+
+
 def transfer(K):
     """Keras' transfer-learning idiom: a frozen base model (a BatchNormalization in it,
     in inference mode as Keras 3 runs a frozen one) in a Sequential with a new head."""

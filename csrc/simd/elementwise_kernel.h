@@ -1,7 +1,9 @@
 /* elementwise_kernel.h: the memory-bound activation loops and the 2x2/stride-2
  * max-pool row, written as plain branch-free loops that the compiler vectorises for
  * the ISA that simd/isa_*.c targets. Semantics are fastnn.reference's: NaN
- * propagates through relu, and a NaN wins a max-pool window (the last one). */
+ * propagates through relu (forward and backward: its gradient passes where x is NaN,
+ * torch's threshold_backward rule "x <= 0 ? 0 : g"), and a NaN wins a max-pool window
+ * (the last one). */
 
 #include <math.h>
 
@@ -18,7 +20,7 @@ static void ew_relu_backward(int64_t n, const float *restrict gy, const float *r
     /* Both loads unconditional, so the select vectorises without masked loads. */
     for (int64_t i = 0; i < n; i++) {
         float g = gy[i];
-        gx[i] = x[i] > 0.0f ? g : 0.0f;
+        gx[i] = x[i] <= 0.0f ? 0.0f : g;  /* torch's rule: a NaN x passes g */
     }
 }
 
@@ -449,7 +451,7 @@ static inline int64_t pool_offset(int k, int w) { return (k >> 1) * (int64_t)w +
     /* The gradient of such a row through the positions pos: the rows r0, r1 of gx get    \
      * gy + 0 (-0 becomes +0, as added into zeros) at each window's position and zeros    \
      * around it, interleaved back (LO, HI); *bad gets the lanes of positions past 3.     \
-     * With a relu output y, gy passes only where y > 0 (relu_backward's rule). */        \
+     * With a relu output y, gy passes except where y <= 0 (relu_backward's rule). */    \
     static void unpool_2x2_row##L(const float *gy, const float *y, const uint8_t *pos,     \
                                   int64_t ow, float *r0, float *r1, pool_vi##L *bad)       \
     {                                                                                      \
@@ -459,7 +461,7 @@ static inline int64_t pool_offset(int k, int w) { return (k >> 1) * (int64_t)w +
             j = FNN_MIN(j, ow - L);                                                        \
             pool_vf##L g = *(const pool_vfu##L *)(gy + j);                                 \
             if (y)                                                                         \
-                g = pool_take##L(*(const pool_vfu##L *)(y + j) > 0.0f, g, zero);           \
+                g = pool_take##L(*(const pool_vfu##L *)(y + j) <= 0.0f, zero, g);          \
             g += 0.0f;                                                                     \
             pool_vi##L k;                                                                  \
             for (int l = 0; l < L; l++)                                                    \
@@ -541,7 +543,7 @@ static int ew_max_unpool_2x2(int64_t oh, int64_t ow, int64_t h, int w, const flo
             unpool_2x2_row4(gy, y, pos, ow, r0, r1, &bad4);
         } else {
             for (int64_t j = 0; j < ow; j++) {  /* rows of 1 to 3 outputs */
-                float g = (y == NULL || y[j] > 0.0f ? gy[j] : 0.0f) + 0.0f;
+                float g = (y != NULL && y[j] <= 0.0f ? 0.0f : gy[j]) + 0.0f;
                 int k = pos[j];
                 bad |= k > 3;
                 r0[2 * j] = k == 0 ? g : 0.0f;

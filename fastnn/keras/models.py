@@ -413,14 +413,16 @@ class Model(nn.Model):
     def _plan_loss(self):
         """Each output's fastnn loss, and the graph training runs: the outputs, or for
         those whose activation fuses with their loss the logits before it."""
+        graph = self._graph_fixed  # its values: a sub-model changed traces it again
         train_values, self._loss_fns = [], []
-        for out_value, spec in zip(self.outputs, self._compiled.losses):
+        for out_value, spec in zip(graph.output_values, self._compiled.losses):
             fn, value = _fused_loss(spec, out_value)
             self._loss_fns.append(fn)
             train_values.append(value)
-        same = all(a is b for a, b in zip(train_values, self.outputs))
-        self._train_graph = self._graph_fixed if same else Graph(
-            self, self.inputs, train_values, len(train_values) == 1)
+        same = all(a is b for a, b in zip(train_values, graph.output_values))
+        self._train_graph = graph if same else Graph(
+            self, graph.input_values, train_values, len(train_values) == 1)
+        self.__dict__["_planned_from"] = graph
 
     def _log_keys(self):
         """The keys of the logs but 'loss': [(key, output)] of the output losses (none for
@@ -437,7 +439,16 @@ class Model(nn.Model):
 
     def _graph_for(self, shapes):
         graph = super()._graph_for(self._unpacked_shapes(shapes))
-        return self._train_graph if self.__dict__.get("_training_loss") else graph
+        if not self.__dict__.get("_training_loss"):
+            return graph
+        if self.__dict__.get("_planned_from") is not graph:  # traced again: a sub-model
+            self._plan_loss()                                # changed since compile
+            optimizer = self.optimizer
+            held = {id(p) for p in getattr(optimizer, "params", ())}
+            new = [p for p in self.parameters() if id(p) not in held]
+            if new and hasattr(optimizer, "add_param_group"):  # its layers train too
+                optimizer.add_param_group({"params": new})
+        return self._train_graph
 
     # ---- fit / evaluate / predict ----
 
@@ -504,7 +515,7 @@ class Model(nn.Model):
         if not self.__dict__.get("_training_loss") or self._train_graph is self._graph_fixed:
             return outs
         probs = []
-        for out, value, train_value, spec in zip(outs, self.outputs,
+        for out, value, train_value, spec in zip(outs, self._graph_fixed.output_values,
                                                  self._train_graph.output_values,
                                                  self._compiled.losses):
             if train_value is value:
@@ -1189,6 +1200,8 @@ class Sequential(Model):
         self._pending.append(layer)
         if self._output is not None:
             self._output = layer(self._output)
+            if self._functional:  # built: rebuilt now, as Keras', so a model holding it
+                self._ensure_built()  # (which watches its calls) runs the new layer too
 
     @property
     def layers(self):

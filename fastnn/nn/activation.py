@@ -34,8 +34,9 @@ class _Elementwise(Module):
     def backward(self, grad_out, need_input_grad=True):
         if not need_input_grad:
             return None
+        # a grad_out that is no array (None) gets the kernel's TypeError naming it
         return self._backward(grad_out, self._forwarded("_saved"), *self._extra(),
-                              out=self._buffer("dx", grad_out.shape))
+                              out=self._buffer("dx", getattr(grad_out, "shape", ())))
 
 
 class ReLU(_Elementwise):

@@ -260,6 +260,14 @@ def _run(model, args):
 _FLAGS = (bool, int, float, str, type(None))
 
 
+def _plain(value):
+    """Whether value is a plain value a forward may read: a flag, number or string, or a
+    list or tuple of them (nested too: self.sizes = [3, 4], self.order = ("fc", "act"))."""
+    if type(value) in _FLAGS:
+        return True
+    return type(value) in (list, tuple) and all(map(_plain, value))
+
+
 def _contents(held):
     """A list's items, or a dict's keys then values: compared by identity, any entry
     replaced, added, removed or moved changes them."""
@@ -273,14 +281,17 @@ def _structure(modules, shared=()):
     tuple or dict of modules or an empty list or dict, and what each held; (list
     or dict, its _contents) for those and for the list or dict a ModuleList or ModuleDict
     keeps in `_modules` (an entry replaced or appended in place); and (attribute dict,
-    name, value) of the plain values (flags, numbers, strings) of the modules whose
+    name, value) of the plain values (flags, numbers, strings, lists and tuples of them,
+    a list as a copy: changed in place it differs) of the modules whose
     forward was traced, which `if self.use_aux:` in a forward reads, and of the layers
     called twice (ids in `shared`: their copies hold the values traced); and [attribute dict,
     its length, public names] of those modules: an attribute set later (`sub.eval()` on
     a module whose `training` was the class default, a flag read with getattr) traces
-    again. The places come as two parallel lists, their dicts and their names (stale()
-    reads them with one map)."""
-    places, seen, held, flags, names = [], [], [], [], []
+    again. A functional Model's `_calls` is a place too (a nested keras Sequential
+    rebuilt by add). The places come as two parallel lists, their dicts and their names
+    (stale() reads them with one map); the flags of the layers called twice come first
+    (but their `training`, which the copies follow), their count last."""
+    places, seen, held, flags, names, shared_flags = [], [], [], [], [], 0
     for module in modules:
         attrs, traced = vars(module), not module._is_layer()
         if traced:
@@ -288,6 +299,9 @@ def _structure(modules, shared=()):
         own = attrs.get("_modules")  # a ModuleList's list, a ModuleDict's dict
         if own is not None:
             held.append((own, _contents(own)))
+        if "_calls" in attrs:  # a functional Model's calls: a new list when it is rebuilt
+            places.append((attrs, "_calls"))
+            seen.append(attrs["_calls"])
         buffers = attrs.get("_buffer_names", ())
         for name, value in attrs.items():
             if name.startswith("_"):
@@ -300,10 +314,17 @@ def _structure(modules, shared=()):
                 seen.append(value)
             if tracked:
                 held.append((value, _contents(value)))
-            elif (traced or id(module) in shared) and type(value) in _FLAGS:
-                flags.append((attrs, name, value))
+            elif (traced or id(module) in shared) and _plain(value):
+                # a list's copy: stale() compares it with the list, changed in place too;
+                # a shared layer's first (a functional Model's graph checks those only)
+                entry = (attrs, name, copy.deepcopy(value))
+                if traced:
+                    flags.append(entry)
+                elif name != "training":  # a copy's mode follows its layer's (_followers)
+                    flags.insert(shared_flags, entry)
+                    shared_flags += 1
     return [attrs for attrs, _ in places], [name for _, name in places], seen, held, flags, \
-        names
+        names, shared_flags
 
 
 def _public(attrs):
@@ -510,22 +531,23 @@ class Graph:
 
     def stale(self, values=True):
         """Whether the owner's module tree differs from the one this graph was traced
-        from (see _structure); values=False: its modules, parameters and buffers only,
-        not the plain values a traced forward may read (a functional Model's graph runs
-        in both modes and replays calls that read none)."""
-        dicts, keys, seen, held, flags, names = self._structure
+        from (see _structure); values=False: its modules, parameters and buffers and
+        the values of the layers called twice (their copies hold the traced ones), not
+        the plain values a traced forward may read (a functional Model's graph runs in
+        both modes and replays calls that read none)."""
+        dicts, keys, seen, held, flags, names, shared_flags = self._structure
         if not all(map(operator.is_, map(dict.get, dicts, keys), seen)):
             return True
         for container, snapshot in held:
             now = _contents(container)
             if len(now) != len(snapshot) or not all(map(operator.is_, now, snapshot)):
                 return True
-        if not values:
-            return False
-        for attrs, name, value in flags:
+        for attrs, name, value in flags if values else flags[:shared_flags]:
             now = attrs.get(name)
             if now is not value and (type(now) is not type(value) or now != value):
                 return True
+        if not values:
+            return False
         for record in names:
             attrs, length, public = record
             if len(attrs) != length:  # names added or removed: public ones trace again
@@ -644,6 +666,19 @@ class Graph:
                 held += ((p, kept),)
         return held
 
+    def _implicit_grad(self):
+        """grad_out for backward(None): ones for an output of one element, as torch's
+        out.backward() creates it; a RuntimeError with torch's words for any other (a
+        gradient of None computed nothing, silently)."""
+        out = self._env[self.output_slots[0]]
+        if out is None or out.size != 1:
+            shape = "" if out is None else f" {out.shape}"
+            raise RuntimeError(f"{type(self.owner).__name__}.backward: grad_out is None, and "
+                               f"grad can be implicitly created only for scalar outputs: pass "
+                               f"grad_out, a float32 array of the output's shape{shape} "
+                               f"(e.g. loss_fn.backward())")
+        return np.ones(out.shape, np.float32)
+
     def backward(self, grad_outs, need_input_grad=False, times=None):
         """Gradients through the steps in reverse, writing every trainable parameter's
         .grad; returns the input gradient(s) if need_input_grad (else None). grad_outs:
@@ -652,7 +687,15 @@ class Graph:
         for k in range(self.slots):
             grads[k] = None
         if self.single:
+            if grad_outs is None:  # torch's out.backward(): ones for a scalar output only
+                grad_outs = self._implicit_grad()
             grad_outs = (grad_outs,)
+        elif grad_outs is None or isinstance(grad_outs, (list, tuple)) and \
+                all(g is None for g in grad_outs):
+            raise RuntimeError(f"{type(self.owner).__name__}.backward: grad_out is None for "
+                               f"every output: nothing would be computed; pass a float32 "
+                               f"array for at least one output (None for an output without "
+                               f"a loss)")
         elif not isinstance(grad_outs, (list, tuple)) or len(grad_outs) != len(
                 self.output_slots):
             raise ValueError(f"{type(self.owner).__name__}.backward: pass one gradient per "

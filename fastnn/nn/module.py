@@ -252,9 +252,11 @@ class Module(training.ModelAPI):
     def forward(self, x):
         raise NotImplementedError(f"{type(self).__name__} defines no forward")
 
-    def backward(self, grad_out, need_input_grad=False):
+    def backward(self, grad_out=None, need_input_grad=False):
         """Backpropagate through the graph of the last call, writing every trainable
         parameter's `.grad`; returns the input gradient if need_input_grad (else None).
+        grad_out None (torch's out.backward()): 1 for an output of one element, else a
+        RuntimeError.
         Layers override this with their own backward on arrays."""
         need_input_grad = as_flag(need_input_grad, "need_input_grad",
                                   f"{type(self).__name__}.backward")
