@@ -135,6 +135,8 @@ def test_fused_and_swapped_relus_pass_the_gradient_at_nan_as_torchs(isa, rng, si
                             m.MaxPool2d(2), m.Flatten())
 
     model, twin = net(nn), net(torch.nn)
+    for p in model.parameters():  # from the seeded rng: the same data every run
+        p.data[...] = randn(rng, *p.shape)
     model[0].bias.data[1] = np.nan
     twin.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in
                           model.state_dict().items()})
@@ -150,7 +152,11 @@ def test_fused_and_swapped_relus_pass_the_gradient_at_nan_as_torchs(isa, rng, si
     t_out.backward(torch.from_numpy(g))
     assert np.isfinite(gx).all()
     np.testing.assert_allclose(gx, tx.grad.numpy(), rtol=1e-4, atol=1e-5)
-    assert_grads_like_torch(model, twin)
+    for (name, p), tp in zip(model.named_parameters(), twin.parameters()):
+        # sums over 2 x size^2 pixels that cancel: atol scaled by the largest finite element
+        want = tp.grad.numpy()
+        np.testing.assert_allclose(p.grad, want, rtol=1e-4, atol=1e-5 * np.nanmax(np.abs(want)),
+                                   err_msg=name)
 
 
 def test_backward_after_an_eval_forward_matches_torch(rng):
