@@ -490,6 +490,8 @@ class BCELoss(_Terms):
         if pred.size and not (pred.min() >= 0 and pred.max() <= 1):
             raise ValueError("BCELoss: pred must hold probabilities in [0, 1] (apply a Sigmoid, "
                              "or use BCEWithLogitsLoss on the logits)")
+        if target.size and not (target.min() >= 0 and target.max() <= 1):  # torch's check
+            raise ValueError("BCELoss: target must hold values in [0, 1]")
         _check_broadcast((("weight", self.weight),), pred.shape, "BCELoss")
 
     def _terms(self, p, t):
