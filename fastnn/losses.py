@@ -94,8 +94,9 @@ def _check_broadcast(weights, shape, name):
 
 
 def _scaled(grad, grad_output, shape, name):
-    """grad times grad_output (the gradient of a reduction='none' loss's values: ones
-    when None), broadcast over the trailing dimensions grad has beyond the loss's."""
+    """grad times grad_output (the gradient of the loss's values, shape `shape`: () for a
+    reduced loss, as torch's loss.backward(g) takes; ones when None), broadcast over the
+    trailing dimensions grad has beyond the loss's."""
     if grad_output is None:
         return grad
     g = _core.as_ndarray(grad_output, "grad_output", f"{name}.backward")
@@ -273,15 +274,18 @@ class CrossEntropyLoss(Loss):
         return float(rows.sum()) * scale
 
     def backward(self, grad_output=None):
-        """The gradient of the last call's loss w.r.t. the logits; with reduction='none',
-        of the per-sample losses weighted by grad_output (N,) (ones by default)."""
+        """The gradient of the last call's loss w.r.t. the logits, times grad_output (a
+        scalar, as torch's loss.backward(g); 1 by default); with reduction='none', of the
+        per-sample losses weighted by grad_output (N,) (ones by default)."""
         grad, name = self._kept("_g"), type(self).__name__
         spatial = self.__dict__.get("_spatial")
         if self._rows is not None and spatial is None:
             return _scaled(grad, grad_output, self._rows, name)
-        if spatial is None:
-            return grad
-        if self._rows is not None and grad_output is not None:  # per position: as rows
+        if self._rows is None:  # mean or sum: a scalar grad_output scales the gradient
+            grad = _scaled(grad, grad_output, (), name)
+            if spatial is None:
+                return grad
+        elif grad_output is not None:  # per position: as rows
             if np.shape(grad_output) != self._rows:
                 raise ValueError(f"{name}.backward: grad_output must have the loss's shape "
                                  f"{self._rows}, got {np.shape(grad_output)}")
@@ -358,15 +362,15 @@ class _Elementwise(Loss):
         return float(values.sum()) if self.reduction == "sum" else values.astype(np.float32)
 
     def backward(self, grad_output=None):
-        """The gradient of the last call's loss w.r.t. pred; with reduction='none', of
-        its values weighted by grad_output (pred's shape; ones by default)."""
+        """The gradient of the last call's loss w.r.t. pred, times grad_output (a scalar,
+        as torch's loss.backward(g); 1 by default); with reduction='none', of its values
+        weighted by grad_output (pred's shape; ones by default)."""
         pred, target = self._kept("_saved")
         grad = self._backward(pred, target, out=self._grad_buffer(pred.shape))
         if self.reduction != "mean":
             grad *= np.float32(max(pred.size, 1))  # the kernels divide by the count
-        if self.reduction == "none":
-            return _scaled(grad, grad_output, grad.shape, type(self).__name__)
-        return grad
+        shape = grad.shape if self.reduction == "none" else ()
+        return _scaled(grad, grad_output, shape, type(self).__name__)
 
 
 class BCEWithLogitsLoss(_Elementwise):
@@ -420,8 +424,8 @@ class BCEWithLogitsLoss(_Elementwise):
         grad = self._terms(np.asarray(pred, np.float64), np.asarray(target, np.float64))[1]
         if self.reduction == "mean":
             grad /= max(grad.size, 1)
-        elif self.reduction == "none" and grad_output is not None:
-            grad = _scaled(grad, grad_output, grad.shape, "BCEWithLogitsLoss")
+        shape = grad.shape if self.reduction == "none" else ()
+        grad = _scaled(grad, grad_output, shape, "BCEWithLogitsLoss")
         out = self._grad_buffer(np.shape(pred))
         out[...] = grad
         return out
@@ -460,8 +464,8 @@ class _Terms(_Elementwise):
         grad = self._terms(pred.astype(np.float64), target.astype(np.float64))[1]
         if self.reduction == "mean":
             grad /= max(grad.size, 1)
-        elif self.reduction == "none" and grad_output is not None:
-            grad = _scaled(grad, grad_output, grad.shape, type(self).__name__)
+        shape = grad.shape if self.reduction == "none" else ()
+        grad = _scaled(grad, grad_output, shape, type(self).__name__)
         out = self._grad_buffer(pred.shape)
         out[...] = grad
         return out
@@ -486,6 +490,8 @@ class BCELoss(_Terms):
         if pred.size and not (pred.min() >= 0 and pred.max() <= 1):
             raise ValueError("BCELoss: pred must hold probabilities in [0, 1] (apply a Sigmoid, "
                              "or use BCEWithLogitsLoss on the logits)")
+        if target.size and not (target.min() >= 0 and target.max() <= 1):  # torch's check
+            raise ValueError("BCELoss: target must hold values in [0, 1]")
         _check_broadcast((("weight", self.weight),), pred.shape, "BCELoss")
 
     def _terms(self, p, t):

@@ -28,6 +28,17 @@ __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "KerasAdam", "KerasAd
 _SQUARES = ("exp_avg_sq", "max_exp_avg_sq", "square_avg")  # state arrays never negative
 
 
+def _evaluate(closure, name):
+    """torch's optimizer.step(closure): closure() (which recomputes the gradients) runs
+    before the update and the step returns its loss; None without a closure."""
+    if closure is None:
+        return None
+    if not callable(closure):
+        raise TypeError(f"{name}.step: closure must be a function returning the loss, got "
+                        f"{type(closure).__name__}")
+    return closure()
+
+
 class Optimizer:
     """Base: holds the parameters, the per-parameter state arrays and the step count."""
 
@@ -339,7 +350,8 @@ class SGD(Optimizer):
         self._bufs = self._zeros() if self.momentum else None
         self._check_groups()
 
-    def step(self):
+    def step(self, closure=None):
+        loss = _evaluate(closure, type(self).__name__)
         data, grads, bufs = self._trainable(self._bufs)
         if data:
             for h, count, (d, g, b) in self._by_count(data, grads, bufs):
@@ -347,6 +359,7 @@ class SGD(Optimizer):
                                dampening=h.dampening, nesterov=h.nesterov,
                                weight_decay=h.weight_decay, first_step=count == 1)
         self.steps += 1
+        return loss
 
     def hyperparameters(self):
         hyper = {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
@@ -391,7 +404,8 @@ class Adam(Optimizer):
         self._vmax = self._zeros() if self.amsgrad else None
         self._check_groups()
 
-    def step(self):
+    def step(self, closure=None):
+        loss = _evaluate(closure, type(self).__name__)
         self.steps += 1
         data, grads, m, v, vmax = self._trainable(self._m, self._v, self._vmax)
         if data:
@@ -405,6 +419,7 @@ class Adam(Optimizer):
                 _core.adam_step(d, g, m, v, step=count, lr=h.lr, beta1=h.betas[0],
                                 beta2=h.betas[1], eps=eps, weight_decay=h.weight_decay,
                                 decoupled=self._decoupled)
+        return loss
 
     def _amsgrad_step(self, h, count, eps, data, grads, ms, vs, vmaxes):
         """torch's Adam step with amsgrad, its float32 operations in its order (h: the
@@ -481,7 +496,8 @@ class RMSprop(Optimizer):
         self._bufs = self._zeros() if self.momentum else None
         self._check_groups()
 
-    def step(self):
+    def step(self, closure=None):
+        loss = _evaluate(closure, type(self).__name__)
         data, grads, square, grad_avg, bufs = self._trainable(
             self._square, self._grad_avg, self._bufs)
         if data:
@@ -491,6 +507,7 @@ class RMSprop(Optimizer):
                                    momentum=self.momentum, centered=self.centered,
                                    eps_inside=self._eps_inside)
         self.steps += 1
+        return loss
 
     def hyperparameters(self):
         hyper = {"lr": self.lr, "alpha": self.alpha, "eps": self.eps,

@@ -433,3 +433,60 @@ def test_loss_arguments_set_after_construction_are_checked(cls):
             with pytest.raises(error, match=rf"{cls.__name__}: {key} must be"):
                 setattr(loss_fn, key, value)
         assert (loss_fn.label_smoothing, loss_fn.ignore_index) == (0.0, -100)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("name, args, kind", [
+    ("CrossEntropyLoss", {}, "labels"), ("CrossEntropyLoss", {}, "positions"),
+    ("CrossEntropyLoss", dict(label_smoothing=0.1), "probabilities"),
+    ("NLLLoss", {}, "labels"), ("BCELoss", {}, "probs"),
+    ("BCEWithLogitsLoss", {}, "binary"),
+    ("BCEWithLogitsLoss", dict(pos_weight=np.array([2.0, 0.5, 1.5], np.float32)), "binary"),
+    ("MSELoss", {}, "real"), ("L1Loss", {}, "real"), ("HuberLoss", {}, "real")])
+def test_reduced_loss_backward_scales_by_grad_output_as_torch(rng, name, args, kind,
+                                                              reduction):
+    """loss.backward(g) of a 'mean' or 'sum' loss is g times the gradient, as torch's
+    loss.backward(torch.tensor(g)); fastnn ignored g and returned the gradient of the
+    loss itself. A g of another shape than the scalar loss's () raises, as torch does."""
+    torch = pytest.importorskip("torch")
+    shape = (4, 3, 2) if kind == "positions" else (4, 3)
+    x = (rng.standard_normal(shape) * 2).astype(np.float32)
+    y = {"labels": rng.integers(0, 3, 4), "positions": rng.integers(0, 3, (4, 2)),
+         "probabilities": rng.dirichlet(np.ones(3), 4).astype(np.float32),
+         "probs": rng.uniform(0, 1, shape).astype(np.float32),
+         "binary": rng.integers(0, 2, shape).astype(np.float32),
+         "real": rng.standard_normal(shape).astype(np.float32)}[kind]
+    if name == "BCELoss":
+        x = rng.uniform(0.05, 0.95, shape).astype(np.float32)
+    if name == "NLLLoss":
+        x = torch.log_softmax(torch.from_numpy(x), 1).numpy()
+    loss_fn = getattr(losses, name)(reduction=reduction, **args)
+    tx = torch.tensor(x, requires_grad=True)
+    want = getattr(torch.nn, name)(reduction=reduction, **torch_args(torch, args))(
+        tx, torch.from_numpy(y))
+    want.backward(torch.tensor(-2.5))
+    np.testing.assert_allclose(loss_fn(x, y), want.item(), rtol=1e-5)
+    np.testing.assert_allclose(loss_fn.backward(np.float32(-2.5)), tx.grad.numpy(),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(loss_fn.backward(), tx.grad.numpy() / -2.5, rtol=1e-5,
+                               atol=1e-6)  # the kept gradient is not scaled in place
+    with pytest.raises(ValueError, match=r"grad_output must have the loss's shape \(\)"):
+        loss_fn.backward(np.ones(1, np.float32))
+
+
+@pytest.mark.parametrize("bad", [1.5, -0.25, np.nan])
+def test_bce_loss_target_outside_0_1_raises_as_torch(bad):
+    """torch's BCELoss raises "all elements of target should be between 0 and 1" (NaN
+    included); fastnn's checked only pred and returned a loss (negative for a target
+    above 1)."""
+    torch = pytest.importorskip("torch")
+    pred = np.full((2, 3), 0.5, np.float32)
+    target = np.full((2, 3), 0.5, np.float32)
+    target[1, 2] = bad
+    with pytest.raises(RuntimeError, match="target should be between 0 and 1"):
+        torch.nn.BCELoss()(torch.from_numpy(pred), torch.from_numpy(target))
+    with pytest.raises(ValueError, match=r"BCELoss: target must hold values in \[0, 1\]"):
+        losses.BCELoss()(pred, target)
+    target[1, 2] = 1.0  # the bounds themselves are targets
+    np.testing.assert_allclose(losses.BCELoss()(pred, target), torch.nn.BCELoss()(
+        torch.from_numpy(pred), torch.from_numpy(target)).item(), rtol=1e-6)

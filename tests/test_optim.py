@@ -654,3 +654,42 @@ def test_schedulers_in_fit_and_their_bad_arguments(rng):
              "LinearLR: start_factor must lie")]:
         with pytest.raises(error, match=match):
             make()
+
+
+@pytest.mark.parametrize("name, kwargs", [("SGD", dict(lr=0.1, momentum=0.9)),
+                                          ("Adam", dict(lr=0.05)),
+                                          ("AdamW", dict(lr=0.05, amsgrad=True)),
+                                          ("RMSprop", dict(lr=0.01, centered=True))])
+def test_step_takes_torchs_closure(rng, name, kwargs):
+    """torch's optimizer.step(closure) runs closure() (zero_grad, forward, loss,
+    backward) before the update and returns its loss; fastnn's step() took no argument
+    (TypeError). A closure that is not callable raises naming it."""
+    torch = pytest.importorskip("torch")
+    from fastnn import losses
+    model, t_model = fastnn.nn.Linear(4, 2), torch.nn.Linear(4, 2)
+    model.load_state_dict({k: v.detach().numpy() for k, v in t_model.state_dict().items()})
+    opt = getattr(optim, name)(model.parameters(), **kwargs)
+    t_opt = getattr(torch.optim, name)(t_model.parameters(), **kwargs)
+    loss_fn, t_loss_fn = losses.MSELoss(), torch.nn.MSELoss()
+    x = rng.standard_normal((5, 4)).astype(np.float32)
+    y = rng.standard_normal((5, 2)).astype(np.float32)
+
+    def closure():
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        model.backward(loss_fn.backward())
+        return loss
+
+    def t_closure():
+        t_opt.zero_grad()
+        loss = t_loss_fn(t_model(torch.from_numpy(x)), torch.from_numpy(y))
+        loss.backward()
+        return loss
+
+    for _ in range(3):
+        np.testing.assert_allclose(opt.step(closure), t_opt.step(t_closure).item(), rtol=1e-5)
+    for p, t in zip(model.parameters(), t_model.parameters()):
+        np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert opt.step() is None
+    with pytest.raises(TypeError, match=rf"{name}.step: closure must be a function"):
+        opt.step(1.0)
