@@ -283,7 +283,10 @@ def test_history_evaluate_predict_like_keras(tmp_path):
                           fk.layers.Dense(2, activation="softmax")])
     twin.load_weights(tmp_path / "k.safetensors")
     np.testing.assert_array_equal(twin.predict(x), p)
-    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")  # keeps them
+    h = model.fit(x, y, epochs=1, verbose=0)
+    assert list(h.history) == ["accuracy", "loss"]
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=[])
     h = model.fit(x, y, epochs=1, verbose=0)
     assert list(h.history) == ["loss"]
     assert isinstance(model.evaluate(x, y, verbose=0), float)
@@ -953,3 +956,35 @@ def test_a_layer_of_a_non_trainable_model_stays_frozen_like_keras():
     np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=1e-5)
     for a, b in zip(runs[1][1], runs[0][1]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_compile_again_keeps_the_same_optimizers_state_like_keras():
+    """compile built a new fastnn optimizer each time, so compiling again with the same
+    optimizer object restarted its state (SGD's momentum, Adam's moments): Keras
+    continues it (a new object starts afresh); metrics=None dropped the metrics, which
+    Keras keeps (metrics=[] drops them)."""
+    keras = pytest.importorskip("keras")
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((8, 3)).astype(np.float32), rng.integers(0, 2, 8)
+    runs, weights = [], None
+    for K in (keras, fk):
+        for same in (True, False):
+            model = K.Sequential([K.layers.Input((3,)), K.layers.Dense(2, activation="softmax")])
+            weights = weights or model.get_weights()
+            model.set_weights(weights)
+            opt = K.optimizers.SGD(0.1, momentum=0.9)
+            model.compile(opt, "sparse_categorical_crossentropy", metrics=["accuracy"])
+            model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+            model.compile(opt if same else K.optimizers.SGD(0.1, momentum=0.9),
+                          "sparse_categorical_crossentropy")  # metrics=None: kept
+            if K is keras:  # fastnn's model.optimizer is the fastnn optimizer it built
+                assert (model.optimizer is opt) == same
+            keys = [sorted(model.fit(x, y, epochs=1, batch_size=8, verbose=0).history)]
+            model.compile(opt, "sparse_categorical_crossentropy", metrics=[])
+            keys.append(sorted(model.evaluate(x, y, verbose=0, return_dict=True)))
+            runs.append((keys, model.get_weights()))
+    for (keys, mine), (ref_keys, ref) in zip(runs[2:], runs[:2]):
+        assert keys == ref_keys == [["accuracy", "loss"], ["loss"]]
+        for a, b in zip(mine, ref):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(runs[0][1][0], runs[1][1][0])

@@ -426,3 +426,44 @@ def test_sgd_nesterov_without_momentum_and_momentum_range_like_keras():
     for K in (keras, fk):
         with pytest.raises(ValueError, match="momentum"):
             K.optimizers.SGD(momentum=1.5)
+
+
+@pytest.mark.parametrize("optimizer, clipping", [
+    (("SGD", 0.1), dict(clipnorm=0.5)), (("SGD", 0.1), dict(clipvalue=0.05)),
+    (("SGD", 0.1), dict(global_clipnorm=0.3)), (("RMSprop", 0.1), dict(clipnorm=0.1)),
+    (("Adam", 0.01), dict(global_clipnorm=0.2))])
+def test_gradient_clipping_trains_like_keras(optimizer, clipping):
+    """The optimizers' clipnorm, clipvalue and global_clipnorm were refused (TypeError):
+    Keras clips each gradient's norm, each element, or all gradients' joint norm before
+    the step."""
+    keras = keras_or_skip()
+    rng = np.random.default_rng(4)
+    x, y = 3 * rng.standard_normal((16, 5)).astype(np.float32), rng.integers(0, 3, 16)
+    runs, weights = [], None
+    for K in (keras, fk):
+        model = K.Sequential([K.layers.Input((5,))] + dense(3)(K))
+        weights = weights or model.get_weights()
+        model.set_weights(weights)
+        model.compile(getattr(K.optimizers, optimizer[0])(optimizer[1], **clipping),
+                      "sparse_categorical_crossentropy")
+        history = model.fit(x, y, epochs=3, batch_size=4, shuffle=False, verbose=0)
+        runs.append((history.history["loss"], model.get_weights()))
+    for a, b in zip(runs[1][1], runs[0][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=1e-5)
+    unclipped = fk.Sequential([fk.layers.Input((5,))] + dense(3)(fk))
+    unclipped.set_weights(weights)
+    unclipped.compile(getattr(fk.optimizers, optimizer[0])(optimizer[1]),
+                      "sparse_categorical_crossentropy")
+    unclipped.fit(x, y, epochs=3, batch_size=4, shuffle=False, verbose=0)
+    assert not np.allclose(unclipped.get_weights()[0], runs[1][1][0])  # it clipped
+    for K in (keras, fk):  # one of the three, as Keras
+        with pytest.raises(ValueError, match="(?i)only one of `clipnorm`, `clipvalue` and"):
+            K.optimizers.SGD(clipnorm=1.0, global_clipnorm=1.0)
+    for value in (0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="SGD: clipvalue must be finite and > 0"):
+            fk.optimizers.SGD(clipvalue=value)
+    with pytest.raises(TypeError, match="Adam: clipnorm must be a real number"):
+        fk.optimizers.Adam(clipnorm="1")
+    config = fk.optimizers.Adam(0.01, clipnorm=2.0).get_config()
+    assert config["clipnorm"] == 2.0 == fk.optimizers.Adam.from_config(config).clipnorm

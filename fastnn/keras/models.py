@@ -320,7 +320,9 @@ class Model(nn.Model):
         logged under the name given, as in Keras. With several outputs, as Keras: one loss
         for all or one per output (a list, or a dict by output name), loss_weights per
         output (the loss is sum(weight * output loss)) and metrics per output (a list of
-        lists, or a dict by output name), logged as '<output>_loss', '<output>_<metric>'."""
+        lists, or a dict by output name), logged as '<output>_loss', '<output>_<metric>'.
+        Compiled again, as Keras: the same optimizer object continues its state, a new
+        one starts afresh; metrics=None keeps the metrics compiled before ([] drops them)."""
         if unsupported:
             raise TypeError(f"compile: unsupported argument(s) {sorted(unsupported)}")
         if loss is None:
@@ -344,7 +346,11 @@ class Model(nn.Model):
         order = list(range(n))
         if several and isinstance(loss, dict):  # Keras logs the losses in the dict's order
             order = [self.output_names.index(str(key)) for key in loss]
-        self._compiled = _Compiled(opt, specs, self._metric_names(metrics, n),
+        if metrics is None and self._compiled is not None and len(self._compiled.metrics) == n:
+            metric_names = self._compiled.metrics  # compiled again: Keras keeps them
+        else:
+            metric_names = self._metric_names(metrics, n)
+        self._compiled = _Compiled(opt, specs, metric_names,
                                    self._loss_weights(loss_weights, n), order)
         if several:
             losses, metrics = self._log_keys()
@@ -618,11 +624,22 @@ class Model(nn.Model):
         shapes = self._unpacked_shapes((tuple(shape),))
         return self._graph_for(shapes).output_shapes(shapes)
 
-    def _optimizer(self):
+    def _optimizer(self, what=None):
         """The fastnn optimizer fit steps (model.optimizer): built from the compiled one by
-        compile (or the first fit, for a model built then), or loaded with the model."""
+        compile (or the first fit, for a model built then), or loaded with the model; the
+        compiled optimizer object's own when it was built before (compile again with it
+        continues its state, as Keras'). Before a step (`what` says which), a Keras
+        optimizer must hold every weight, as Keras requires: one built for another model,
+        or before Sequential.pop/add changed this one, would leave weights untrained."""
         if self.optimizer is None:
             self.optimizer = self._compiled.optimizer.build(self.parameters())
+        if what is not None and self._compiled.optimizer.holds_all:
+            held = {id(p) for p in self.optimizer.params}
+            if not all(id(p) in held for p in self.parameters()):
+                raise ValueError(f"{what}: the optimizer was built for other weights (another "
+                                 f"model's, or before layers were added or removed); compile "
+                                 f"the model again with a new optimizer instance (as Keras "
+                                 f"requires)")
         return self.optimizer
 
     def _data(self, x, y, sample_weight, what, name=""):
@@ -716,7 +733,7 @@ class Model(nn.Model):
         batch_size = as_batch_size(batch_size, "fit", 32)
         shuffle = as_flag(shuffle, "shuffle", "fit")
         callbacks = _trainer.check_callbacks(callbacks, "fit")
-        self._optimizer()
+        self._optimizer("fit")
         self.history = _trainer.fit(self, x, y, sample_weight, val, batch_size, epochs,
                                     initial_epoch, shuffle, _layers._next_seed(), verbose,
                                     callbacks, _callbacks.History())
@@ -797,7 +814,7 @@ class Model(nn.Model):
             w = self._class_weights(class_weight, y, what)
         means = _trainer._Means(*self._log_keys())
         if train:
-            self._optimizer()
+            self._optimizer(what)
             self._freeze_weights()
             self.train()
             with self._training_graph():
