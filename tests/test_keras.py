@@ -988,3 +988,55 @@ def test_compile_again_keeps_the_same_optimizers_state_like_keras():
         for a, b in zip(mine, ref):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert not np.allclose(runs[0][1][0], runs[1][1][0])
+
+
+def weights_model(K):
+    return K.Sequential([K.layers.Input((4, 4, 1)), K.layers.Conv2D(2, 3, name="conv"),
+                         K.layers.Flatten(name="flat"), K.layers.Dense(3, name="hidden"),
+                         K.layers.BatchNormalization(name="bn"),
+                         K.layers.Dense(2, use_bias=False, name="out")])
+
+
+def test_weights_are_variables_like_keras():
+    """model.weights / trainable_weights / non_trainable_weights, layer.weights and
+    layer.kernel / bias / moving_mean did not exist: Keras' Variables, with names, shapes
+    and trainable flags as Keras', np.asarray / numpy() giving the values and assign()
+    changing the model."""
+    keras = pytest.importorskip("keras")
+    x = np.random.default_rng(0).random((3, 4, 4, 1)).astype(np.float32)
+    models, seen, weights = [], [], None
+    for K in (keras, fk):
+        model = weights_model(K)
+        weights = weights or model.get_weights()
+        model.set_weights(weights)
+        models.append(model)
+        dense, bn = model.get_layer("hidden"), model.get_layer("bn")
+        got = [[(v.name, tuple(v.shape), bool(v.trainable)) for v in model.weights],
+               [v.name for v in model.trainable_weights],
+               [v.name for v in model.non_trainable_weights],
+               [v.name for v in bn.non_trainable_weights], model.count_params(),
+               model.get_layer("out").bias is None, tuple(model.get_layer("conv").kernel.shape)]
+        assert model.weights[2] is dense.kernel and bn.moving_mean is model.weights[6]
+        for v, w in zip(model.weights, model.get_weights()):
+            np.testing.assert_array_equal(np.asarray(v), w)
+            np.testing.assert_array_equal(v.numpy(), w)
+        dense.kernel.assign(np.full((8, 3), 0.5, np.float32))
+        bn.moving_variance.assign(np.full(3, 4.0, np.float32))
+        dense.bias.assign_add(np.ones(3, np.float32))
+        got.append(np.asarray(model(x, training=False)))
+        bn.trainable = False
+        got += [[v.name for v in model.trainable_weights], [v.trainable for v in bn.weights],
+                bn.trainable_weights, len(bn.non_trainable_weights)]
+        model.trainable = False
+        got += [model.trainable_weights, len(model.non_trainable_weights)]
+        with pytest.raises(ValueError):
+            dense.kernel.assign(np.ones((3, 8), np.float32))
+        with pytest.raises(AttributeError, match="kernel"):
+            K.layers.Dense(2).kernel
+        assert K.layers.Dense(2).weights == []
+        seen.append(got)
+    (ref, mine) = seen
+    np.testing.assert_allclose(mine.pop(7), ref.pop(7), rtol=1e-5, atol=1e-6)
+    assert mine == ref
+    with pytest.raises(TypeError, match="assign: weight 0 has dtype"):
+        models[1].get_layer("hidden").kernel.assign([["a"] * 3] * 8)

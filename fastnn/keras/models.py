@@ -101,7 +101,7 @@ def _output_structure(outputs):
 
 
 @nn.register
-class Model(nn.Model):
+class Model(_layers.HasWeights, nn.Model):
     """keras.Model(inputs, outputs) from KerasTensors: one or several inputs (fit,
     evaluate and predict take a list of arrays, or a dict by Input name); one output, or
     several as a list, tuple or dict of them (y, the losses, metrics and weights then per
@@ -914,6 +914,11 @@ class Model(nn.Model):
     def get_weights(self):
         """Every layer's weights in Keras' layouts and order."""
         return [w for layer in self.layers for w in layer.get_weights()]
+
+    @property
+    def weights(self):
+        """Keras' model.weights: every layer's Variables, in get_weights' order."""
+        return [v for layer in self.layers for v in layer.weights]
 
     def set_weights(self, weights):
         self._set(self._checked(weights))
