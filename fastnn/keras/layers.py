@@ -676,8 +676,9 @@ class Dense(_Initialized, Layer):
         return self._with_activation([self.linear], self.activation_name), False
 
     def config(self):
-        return {**super().config(), "units": self.units, "activation": self.activation_name,
-                "use_bias": self.use_bias, **self._initializer_config()}
+        return {**super().config(), "units": self.units,
+                "activation": self.activation_name or "linear", "use_bias": self.use_bias,
+                **self._initializer_config()}
 
     def get_weights(self):
         w = [self.linear.weight.data.T.copy()]
@@ -733,8 +734,9 @@ class Conv2D(_Initialized, Layer):
     def config(self):
         return {**super().config(), "filters": self.filters, "kernel_size": self.kernel_size,
                 "strides": self.strides, "padding": self.padding,
-                "dilation_rate": self.dilation_rate, "activation": self.activation_name,
-                "use_bias": self.use_bias, **self._initializer_config()}
+                "dilation_rate": self.dilation_rate,
+                "activation": self.activation_name or "linear", "use_bias": self.use_bias,
+                **self._initializer_config()}
 
     def get_weights(self):
         w = [self.conv.weight.data.transpose(2, 3, 1, 0).copy()]

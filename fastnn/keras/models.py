@@ -32,7 +32,7 @@ from . import losses as _klosses
 from . import optimizers as _optimizers
 from . import trainer as _trainer
 
-__all__ = ["Model", "Sequential", "load_model"]
+__all__ = ["Model", "Sequential", "load_model", "clone_model"]
 
 METRICS = _trainer.ACCURACY + tuple(_trainer.METRICS)
 
@@ -469,6 +469,16 @@ class Model(_layers.HasWeights, nn.Model):
             raise ValueError(f"build: the model is built for inputs of shape {built}, not "
                              f"{tuple(input_shape)}")
         self._ensure_built(sample)
+
+    @property
+    def compiled(self):
+        """Keras' model.compiled: whether compile was called (or load_model read it)."""
+        return self._compiled is not None or "_compile_args" in self.__dict__
+
+    @property
+    def built(self):
+        """Keras' model.built: whether the model has its graph and weights."""
+        return self._functional
 
     def _require_compiled(self, what):
         if self._compiled is None and "_compile_args" not in self.__dict__:
@@ -991,6 +1001,17 @@ class Model(_layers.HasWeights, nn.Model):
         return {**config, "outputs": [refs[id(v)] for v in self.outputs],
                 "output_form": self._output_form, "output_keys": self._output_keys}
 
+    def _layer_configs(self):
+        return [{"class": type(layer).__name__, "config": layer.config()}
+                for layer in self.layers]
+
+    def get_config(self):
+        """Keras' get_config: the architecture (layers with their arguments, the graph
+        between them), which from_config rebuilds; without compile's settings, as Keras."""
+        config = self.config()
+        del config["compile"]
+        return config
+
     def _is_chain(self):
         """Whether each layer is a Layer called once, on the output of the one before:
         what config() writes as a list of layers (a Sequential's always is)."""
@@ -1006,6 +1027,20 @@ class Model(_layers.HasWeights, nn.Model):
 
     @classmethod
     def from_config(cls, config):
+        """Keras' from_config: a new model (new weights) of get_config's architecture; in
+        a saved file's config, the compile settings too (checked here)."""
+        what = f"{cls.__name__}.from_config"
+        if not isinstance(config, dict) or not isinstance(config.get("layers"), list) or \
+                "name" not in config:
+            raise ValueError(f"{what}: config must be a dict of get_config() with 'name' and "
+                             f"a list 'layers', got {type(config).__name__}")
+        try:
+            return cls._from_config(config)
+        except (KeyError, IndexError, AttributeError) as e:
+            raise ValueError(f"{what}: malformed config ({type(e).__name__}: {e})") from None
+
+    @classmethod
+    def _from_config(cls, config):
         layers = []
         for spec in config["layers"]:
             model = {"Model": Model, "Sequential": Sequential}.get(spec["class"])
@@ -1019,15 +1054,17 @@ class Model(_layers.HasWeights, nn.Model):
         if "calls" in config:
             model = cls._graph_from_config(config, layers)
         elif cls is Sequential:
-            model = Sequential([_layers.Input(tuple(config["input_shape"]))] + layers,
-                               name=config["name"])
+            model = Sequential(([_layers.Input(tuple(config["input_shape"]))] if
+                                "input_shape" in config else []) + layers, name=config["name"])
+            if model._output is None:  # a deferred Sequential's config: built by the data
+                return model
         else:
             x = inputs = _layers.Input(tuple(config["input_shape"]))
             for layer in layers:
                 x = layer(x)
             model = cls(inputs, x, name=config["name"])
         model._ensure_built()  # a Sequential was built only by compile: load found no weights
-        compiled = config["compile"]
+        compiled = config.get("compile")
         if compiled is not None:  # the optimizer comes with the state load() reads
             if "losses" not in compiled:  # one output, in files of older fastnn versions
                 # "metric": one name or None, in files older still
@@ -1212,6 +1249,31 @@ class Sequential(Model):
         if self._output is not None:
             self._output = layer(self._output)
 
+    def pop(self, rebuild=True):
+        """Keras' pop: remove the last layer and return it; the model then ends at the
+        layer before (add puts new layers after it). A compiled model needs compiling
+        again, with a new optimizer, before it trains a layer added after pop, as in
+        Keras."""
+        as_flag(rebuild, "rebuild", "Sequential.pop")  # the graph is remade when next used
+        if not self._pending:
+            raise IndexError("Sequential.pop: the model has no layers to pop")
+        layer = self._pending.pop()
+        if self._output is not None:  # the layers called again, from the input
+            self._output = self._input
+            for kept in self._pending:
+                self._output = kept(self._output)
+        return layer
+
+    @property
+    def built(self):
+        """Whether the layers are built (an input shape known: their weights exist)."""
+        return self._output is not None and self._output is not self._input
+
+    def get_config(self):
+        if self._output is None:  # not built: the layers alone, as Keras gives them
+            return {"name": self.name, "layers": self._layer_configs()}
+        return super().get_config()
+
     @property
     def layers(self):
         return list(self._pending)
@@ -1264,6 +1326,34 @@ class Sequential(Model):
     def set_weights(self, weights):
         self._ensure_built()
         super().set_weights(weights)
+
+
+def clone_model(model, input_tensors=None, clone_function=None):
+    """keras.models.clone_model: a new model of model's architecture (its layers' names
+    and arguments) with new weights; compiled alike, with a new optimizer of the same
+    arguments, when model is compiled with a Keras optimizer, as Keras'."""
+    if input_tensors is not None or clone_function is not None:
+        raise TypeError("clone_model: input_tensors and clone_function are not supported by "
+                        "fastnn.keras")
+    if not isinstance(model, Model):
+        raise TypeError(f"clone_model: model must be a fastnn.keras Model or Sequential, got "
+                        f"{type(model).__name__}")
+    if model._subclassed():
+        raise TypeError(f"clone_model: {type(model).__name__} is a subclassed model; build a "
+                        f"new instance of it instead (its __init__ takes its arguments)")
+    clone = (Sequential if isinstance(model, Sequential) else Model).from_config(
+        model.get_config())
+    c = model._compiled
+    if c is not None and c.optimizer.holds_all:
+        names = clone.output_names
+
+        def per_output(values, order=range(len(names))):  # as compile takes them
+            return {names[k]: values[k] for k in order} if len(names) > 1 else values[0]
+
+        clone.compile(type(c.optimizer).from_config(c.optimizer.get_config()),
+                      per_output(c.losses, c.loss_order), per_output([list(m) for m in c.metrics]),
+                      per_output(c.loss_weights))
+    return clone
 
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
