@@ -1042,58 +1042,6 @@ def test_weights_are_variables_like_keras():
         models[1].get_layer("hidden").kernel.assign([["a"] * 3] * 8)
 
 
-def weights_model(K):
-    return K.Sequential([K.layers.Input((4, 4, 1)), K.layers.Conv2D(2, 3, name="conv"),
-                         K.layers.Flatten(name="flat"), K.layers.Dense(3, name="hidden"),
-                         K.layers.BatchNormalization(name="bn"),
-                         K.layers.Dense(2, use_bias=False, name="out")])
-
-
-def test_weights_are_variables_like_keras():
-    """model.weights / trainable_weights / non_trainable_weights, layer.weights and
-    layer.kernel / bias / moving_mean did not exist: Keras' Variables, with names, shapes
-    and trainable flags as Keras', np.asarray / numpy() giving the values and assign()
-    changing the model."""
-    keras = pytest.importorskip("keras")
-    x = np.random.default_rng(0).random((3, 4, 4, 1)).astype(np.float32)
-    models, seen, weights = [], [], None
-    for K in (keras, fk):
-        model = weights_model(K)
-        weights = weights or model.get_weights()
-        model.set_weights(weights)
-        models.append(model)
-        dense, bn = model.get_layer("hidden"), model.get_layer("bn")
-        got = [[(v.name, tuple(v.shape), bool(v.trainable)) for v in model.weights],
-               [v.name for v in model.trainable_weights],
-               [v.name for v in model.non_trainable_weights],
-               [v.name for v in bn.non_trainable_weights], model.count_params(),
-               model.get_layer("out").bias is None, tuple(model.get_layer("conv").kernel.shape)]
-        assert model.weights[2] is dense.kernel and bn.moving_mean is model.weights[6]
-        for v, w in zip(model.weights, model.get_weights()):
-            np.testing.assert_array_equal(np.asarray(v), w)
-            np.testing.assert_array_equal(v.numpy(), w)
-        dense.kernel.assign(np.full((8, 3), 0.5, np.float32))
-        bn.moving_variance.assign(np.full(3, 4.0, np.float32))
-        dense.bias.assign_add(np.ones(3, np.float32))
-        got.append(np.asarray(model(x, training=False)))
-        bn.trainable = False
-        got += [[v.name for v in model.trainable_weights], [v.trainable for v in bn.weights],
-                bn.trainable_weights, len(bn.non_trainable_weights)]
-        model.trainable = False
-        got += [model.trainable_weights, len(model.non_trainable_weights)]
-        with pytest.raises(ValueError):
-            dense.kernel.assign(np.ones((3, 8), np.float32))
-        with pytest.raises(AttributeError, match="kernel"):
-            K.layers.Dense(2).kernel
-        assert K.layers.Dense(2).weights == []
-        seen.append(got)
-    (ref, mine) = seen
-    np.testing.assert_allclose(mine.pop(7), ref.pop(7), rtol=1e-5, atol=1e-6)
-    assert mine == ref
-    with pytest.raises(TypeError, match="assign: weight 0 has dtype"):
-        models[1].get_layer("hidden").kernel.assign([["a"] * 3] * 8)
-
-
 def test_get_config_from_config_and_clone_model_like_keras():
     """get_config / from_config (layers and models) and keras.models.clone_model did not
     exist: the config holds Keras' arguments, from_config rebuilds the architecture
@@ -1191,3 +1139,34 @@ def test_pop_and_add_after_pop_like_keras():
             model.pop()
         seen.append(got)
     assert seen[1] == seen[0]
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda c: c["losses"][0].update(loss="bogus"), "unknown loss 'bogus'"),
+    (lambda c: c["losses"][0].update(from_logits="yes"), "from_logits"),
+    (lambda c: c["losses"][0].update(label_smoothing=5), "label_smoothing"),
+    (lambda c: c.update(metrics=[["bogus"]]), "unknown metric 'bogus'"),
+    (lambda c: c.update(metrics=[]), "metrics must be a list of one entry per output"),
+    (lambda c: c.update(loss_weights=["x"]), "loss_weights"),
+    (lambda c: c.update(loss_order=[3]), "loss_order"),
+    (lambda c: c.update(clipping={"clipnorm": -1}), "clipnorm must be finite and > 0"),
+    (lambda c: c.update(clipping={"bogus": 1}), "bogus"),
+])
+def test_forged_compile_settings_raise_naming_the_file(tmp_path, edit, match):
+    """A saved model's compile settings were taken as written: an unknown metric, a
+    loss weight 'x' or a loss order out of range loaded and failed in fit (KeyError,
+    TypeError, IndexError); an unknown loss raised KeyError: 'bogus'. Now load_model
+    checks them as compile checks its arguments."""
+    from test_robustness import forge
+    model = fk.Sequential([fk.Input((3,)), fk.layers.Dense(2, activation="softmax")])
+    model.compile(fk.optimizers.Adam(clipnorm=1.0), loss=fk.losses.CategoricalCrossentropy(
+        label_smoothing=0.1), metrics=["accuracy"])
+    good, bad = tmp_path / "good.keras", tmp_path / "bad.keras"
+    model.save(good)
+    assert fk.models.load_model(good)._compiled.optimizer.clipnorm == 1.0
+    forge(good, bad, lambda h: edit(h["payload"]["model"]["compile"]))
+    with pytest.raises(ValueError, match=f"{bad}.*compile settings.*{match}"):
+        fk.models.load_model(bad)
+    forge(good, bad, lambda h: h["payload"]["optimizer"].update(type="Bogus"))
+    with pytest.raises(ValueError, match=f"{bad}.*unknown optimizer type 'Bogus'"):
+        fk.models.load_model(bad)

@@ -976,10 +976,9 @@ class Model(_layers.HasWeights, nn.Model):
                                     "delta": getattr(spec, "delta", None)}
                                    for spec in c.losses],
                         "metrics": [list(m) for m in c.metrics],
-                        "loss_weights": list(c.loss_weights), "loss_order": list(c.loss_order)}
-        config = {"name": self.name,
-                  "layers": [{"class": type(layer).__name__, "config": layer.config()}
-                             for layer in self.layers], "compile": compiled}
+                        "loss_weights": list(c.loss_weights), "loss_order": list(c.loss_order),
+                        "clipping": c.optimizer.clipping()}
+        config = {"name": self.name, "layers": self._layer_configs(), "compile": compiled}
         inputs = self._keras_inputs
         if len(inputs) == 1 and (isinstance(self, Sequential) or self._is_chain()):
             return {**config, "input_shape": list(inputs[0].shape[1:])}
@@ -1066,18 +1065,40 @@ class Model(_layers.HasWeights, nn.Model):
         model._ensure_built()  # a Sequential was built only by compile: load found no weights
         compiled = config.get("compile")
         if compiled is not None:  # the optimizer comes with the state load() reads
-            if "losses" not in compiled:  # one output, in files of older fastnn versions
-                # "metric": one name or None, in files older still
-                metrics = compiled.get("metrics", [compiled.get("metric")] if
-                                       compiled.get("metric") else [])
-                compiled = {"losses": [compiled], "metrics": [metrics], "loss_weights": [1.0],
-                            "loss_order": [0]}
-            model._compiled = _Compiled(_optimizers.Loaded(), [_spec_of(spec) for spec in
-                                                               compiled["losses"]],
-                                        [tuple(m) for m in compiled["metrics"]],
-                                        compiled["loss_weights"], compiled["loss_order"])
-            model._plan_loss()
+            model._compile_from_config(compiled)
         return model
+
+    def _compile_from_config(self, compiled):
+        """The compile settings of a saved config, checked as compile checks its
+        arguments (a forged name or value is a ValueError naming the field now, not a
+        KeyError or TypeError in fit)."""
+        if "losses" not in compiled:  # one output, in files of older fastnn versions
+            # "metric": one name or None, in files older still
+            metrics = compiled.get("metrics", [compiled.get("metric")] if
+                                   compiled.get("metric") else [])
+            compiled = {"losses": [compiled], "metrics": [metrics], "loss_weights": [1.0],
+                        "loss_order": [0]}
+        n = len(self.outputs)
+        fields = {k: compiled[k] for k in ("losses", "metrics", "loss_weights", "loss_order")}
+        for field, value in fields.items():
+            if not isinstance(value, list) or len(value) != n:
+                raise ValueError(f"compile settings: {field} must be a list of one entry per "
+                                 f"output ({n}), got {value!r}")
+        if sorted(fields["loss_order"]) != list(range(n)):
+            raise ValueError(f"compile settings: loss_order must order the outputs "
+                             f"{list(range(n))}, got {fields['loss_order']!r}")
+        def per_output(field):  # as compile takes it
+            return dict(zip(self.output_names, fields[field])) if n > 1 else fields[field][0]
+
+        try:
+            self._compiled = _Compiled(
+                _optimizers.Loaded(**compiled.get("clipping", {})),
+                [_spec_of(spec) for spec in fields["losses"]],
+                self._metric_names(per_output("metrics"), n),
+                self._loss_weights(per_output("loss_weights"), n), fields["loss_order"])
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"compile settings: {e}") from None
+        self._plan_loss()
 
     @classmethod
     def _graph_from_config(cls, config, layers):
@@ -1162,11 +1183,14 @@ def _snake_case(name):
 
 
 def _spec_of(config):
-    """The loss spec (a fastnn.keras.losses object) of a saved one."""
-    delta = config.get("delta")  # Huber's
-    spec = _klosses.NAMES[config["loss"]](**({} if delta is None else {"delta": delta}))
-    spec.from_logits, spec.label_smoothing = config["from_logits"], config["label_smoothing"]
-    return spec
+    """The loss spec (a fastnn.keras.losses object) of a saved one, made by its
+    constructor, which checks the arguments it takes (Huber's delta, from_logits,
+    label_smoothing)."""
+    kind = _klosses.NAMES.get(config["loss"]) if isinstance(config["loss"], str) else None
+    if kind is None:
+        raise ValueError(f"unknown loss {config['loss']!r}; known: {sorted(_klosses.NAMES)}")
+    return kind(**{k: config[k] for k in inspect.signature(kind).parameters
+                   if config.get(k) is not None})
 
 
 def _single(data):
