@@ -467,3 +467,31 @@ def test_gradient_clipping_trains_like_keras(optimizer, clipping):
         fk.optimizers.Adam(clipnorm="1")
     config = fk.optimizers.Adam(0.01, clipnorm=2.0).get_config()
     assert config["clipnorm"] == 2.0 == fk.optimizers.Adam.from_config(config).clipnorm
+
+
+def test_sparse_targets_with_a_trailing_axis_of_one_like_keras():
+    """Labels of shape (N, 1) with sparse_categorical_crossentropy and the sparse
+    accuracy: fit, evaluate and train_on_batch as with (N,), as Keras; other shapes are
+    a ValueError naming y."""
+    keras = keras_or_skip()
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((12, 4)).astype(np.float32), rng.integers(0, 3, (12, 1))
+
+    def run(K, model):
+        history = model.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0,
+                            validation_data=(x, y)).history
+        return [history, model.evaluate(x, y, verbose=0, return_dict=True),
+                model.train_on_batch(x, y, return_dict=True)]
+
+    runs = run_both(keras, dense(3), (4,), "sparse_categorical_crossentropy", run,
+                    metrics=["accuracy", "sparse_categorical_accuracy"])
+    (ref, ref_w), (mine, mine_w) = runs
+    for a, b in zip(mine, ref):
+        assert_runs_equal([(b, ref_w), (a, mine_w)])
+    model = twins(keras, dense(3), (4,), "sparse_categorical_crossentropy")[1]
+    for bad in (np.zeros((12, 2)), np.zeros((12, 3)), np.zeros((12, 1, 1))):
+        with pytest.raises(ValueError, match=r"sparse_categorical_crossentropy needs y "
+                                              r"as integer class labels of shape \(N,\) or"):
+            model.fit(x, bad, verbose=0)
+    with pytest.raises(ValueError, match=r"x and y must have the same length"):
+        model.evaluate(x, y[:5], verbose=0)

@@ -495,13 +495,15 @@ class Model(_layers.HasWeights, nn.Model):
                 y = y[:, 0]
             if y.ndim != 1 or y.dtype.kind not in "iuf" or (
                     y.dtype.kind == "f" and not np.array_equal(y, np.round(y))):
-                raise ValueError(f"{what}: sparse_categorical_crossentropy needs integer class "
-                                 f"labels of shape (N,), got {y.dtype} of shape {y.shape}")
+                raise ValueError(f"{what}: sparse_categorical_crossentropy needs {name} as "
+                                 f"integer class labels of shape (N,) or (N, 1), got {y.dtype} "
+                                 f"of shape {y.shape}")
             return y.astype(np.int64)
         if kind == "categorical_crossentropy":
             if y.ndim != 2 or y.dtype.kind not in "iuf":
-                raise ValueError(f"{what}: categorical_crossentropy needs one-hot targets of "
-                                 f"shape (N, {classes}), got {y.dtype} of shape {y.shape}; "
+                raise ValueError(f"{what}: categorical_crossentropy needs {name} as one-hot "
+                                 f"targets of shape (N, {classes}), got {y.dtype} of shape "
+                                 f"{y.shape}; "
                                  f"use to_categorical(y, {classes}) or "
                                  f"loss='sparse_categorical_crossentropy'")
             if y.shape[1] != classes:
