@@ -280,7 +280,11 @@ def load(path, model=None):
         try:
             by_name = dict(model.named_parameters())  # files before "parameters": all
             held = [by_name[name] for name in spec.get("parameters", payload["parameters"])]
-            opt = optim.OPTIMIZERS[spec["type"]](held, **spec["hyperparameters"])
+            kind = optim.OPTIMIZERS.get(spec["type"]) if isinstance(spec["type"], str) else None
+            if kind is None:  # was "KeyError: 'Bogus'"
+                raise ValueError(f"unknown optimizer type {spec['type']!r}; known: "
+                                 f"{sorted(optim.OPTIMIZERS)}")
+            opt = kind(held, **spec["hyperparameters"])
             opt.load_state_dict({
                 "type": spec["type"], "hyperparameters": spec["hyperparameters"],
                 "steps": spec["steps"], "param_groups": spec.get("param_groups"),

@@ -1610,6 +1610,45 @@ def test_keras_build_boundary(data):
     assert model.predict(np.ones((2, shape[1]), np.float32)).shape == (2, 2)
 
 
+@settings(FUZZ, max_examples=100)
+@given(data=st.data())
+def test_keras_weights_config_and_clipping_boundary(data):
+    """fastnn.keras' Variable.assign, optimizers' clipnorm / clipvalue / global_clipnorm,
+    Layer.from_config and Sequential.pop(rebuild) with hostile values: done (a weight of
+    its shape, a finite positive clip) or a ValueError/TypeError/IndexError naming the
+    argument, the model unchanged."""
+    from fastnn import keras as fk
+    draw = data.draw
+    model = fk.Sequential([fk.layers.Input((3,)), fk.layers.Dense(2, name="d")])
+    before = model.get_weights()
+    what = draw(st.sampled_from(["assign", "clipnorm", "clipvalue", "global_clipnorm",
+                                 "from_config", "rebuild"]))
+    value = draw(st.sampled_from(HOSTILE_REALS + HOSTILE_INTS + HOSTILE_WEIGHTS +
+                                 [np.ones((3, 2)), np.ones((2, 3)), {"units": 2},
+                                  {"units": 0}, {"bogus": 1}, {}]))
+    thunk = {"assign": lambda: model.layers[0].kernel.assign(value),
+             "from_config": lambda: fk.layers.Dense.from_config(value),
+             "rebuild": lambda: model.pop(rebuild=value)}.get(
+        what, lambda: fk.optimizers.SGD(**{what: value}))
+    CALLS["keras_weights"] = CALLS.get("keras_weights", 0) + 1
+    try:
+        got = thunk()
+    except (ValueError, TypeError) as e:
+        check_named(e, {what, "kernel.assign", "units", "bogus", "Dense", "config"})
+        for a, b in zip(model.get_weights(), before):
+            np.testing.assert_array_equal(a, b)
+        return
+    if what == "assign":
+        assert np.shape(value) == (3, 2)
+        np.testing.assert_array_equal(model.get_weights()[0], np.asarray(value, np.float32))
+    elif what in ("clipnorm", "clipvalue", "global_clipnorm"):
+        assert value is None or 0 < getattr(got, what) < np.inf
+    elif what == "from_config":
+        assert got.units == value["units"]
+    else:
+        assert got.name == "d" and model.layers == []
+
+
 HOSTILE_WEIGHTS = [[1.0] * 5, [1.0] * 7, [-1.0] + [1.0] * 5, [np.nan] + [1.0] * 5,
                    [np.inf] + [1.0] * 5, np.ones((6, 2)), np.ones((6, 1)), np.ones(6, bool),
                    np.ones(6, np.complex64), ["1"] * 6, 3.0, "w", [[1.0], [1.0, 2.0]],
@@ -2449,7 +2488,7 @@ QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losse
          "keras_loss_calls": 200, "keras_build": 50, "conv_algorithm": 200,
          "window_positions": 200, "new_layer_args": 250, "merge_layers": 200,
          "keras_graphs": 150, "keras_training": 250, "keras_callbacks": 250,
-         "iterators": 200, "keras_outputs": 250, "keras_subclass": 100}
+         "iterators": 200, "keras_outputs": 250, "keras_subclass": 100, "keras_weights": 100}
 
 
 def test_call_count():

@@ -283,7 +283,10 @@ def test_history_evaluate_predict_like_keras(tmp_path):
                           fk.layers.Dense(2, activation="softmax")])
     twin.load_weights(tmp_path / "k.safetensors")
     np.testing.assert_array_equal(twin.predict(x), p)
-    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")  # keeps them
+    h = model.fit(x, y, epochs=1, verbose=0)
+    assert list(h.history) == ["accuracy", "loss"]
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=[])
     h = model.fit(x, y, epochs=1, verbose=0)
     assert list(h.history) == ["loss"]
     assert isinstance(model.evaluate(x, y, verbose=0), float)
@@ -953,3 +956,217 @@ def test_a_layer_of_a_non_trainable_model_stays_frozen_like_keras():
     np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=1e-5)
     for a, b in zip(runs[1][1], runs[0][1]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_compile_again_keeps_the_same_optimizers_state_like_keras():
+    """compile built a new fastnn optimizer each time, so compiling again with the same
+    optimizer object restarted its state (SGD's momentum, Adam's moments): Keras
+    continues it (a new object starts afresh); metrics=None dropped the metrics, which
+    Keras keeps (metrics=[] drops them)."""
+    keras = pytest.importorskip("keras")
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((8, 3)).astype(np.float32), rng.integers(0, 2, 8)
+    runs, weights = [], None
+    for K in (keras, fk):
+        for same in (True, False):
+            model = K.Sequential([K.layers.Input((3,)), K.layers.Dense(2, activation="softmax")])
+            weights = weights or model.get_weights()
+            model.set_weights(weights)
+            opt = K.optimizers.SGD(0.1, momentum=0.9)
+            model.compile(opt, "sparse_categorical_crossentropy", metrics=["accuracy"])
+            model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+            model.compile(opt if same else K.optimizers.SGD(0.1, momentum=0.9),
+                          "sparse_categorical_crossentropy")  # metrics=None: kept
+            if K is keras:  # fastnn's model.optimizer is the fastnn optimizer it built
+                assert (model.optimizer is opt) == same
+            keys = [sorted(model.fit(x, y, epochs=1, batch_size=8, verbose=0).history)]
+            model.compile(opt, "sparse_categorical_crossentropy", metrics=[])
+            keys.append(sorted(model.evaluate(x, y, verbose=0, return_dict=True)))
+            runs.append((keys, model.get_weights()))
+    for (keys, mine), (ref_keys, ref) in zip(runs[2:], runs[:2]):
+        assert keys == ref_keys == [["accuracy", "loss"], ["loss"]]
+        for a, b in zip(mine, ref):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(runs[0][1][0], runs[1][1][0])
+
+
+def weights_model(K):
+    return K.Sequential([K.layers.Input((4, 4, 1)), K.layers.Conv2D(2, 3, name="conv"),
+                         K.layers.Flatten(name="flat"), K.layers.Dense(3, name="hidden"),
+                         K.layers.BatchNormalization(name="bn"),
+                         K.layers.Dense(2, use_bias=False, name="out")])
+
+
+def test_weights_are_variables_like_keras():
+    """model.weights / trainable_weights / non_trainable_weights, layer.weights and
+    layer.kernel / bias / moving_mean did not exist: Keras' Variables, with names, shapes
+    and trainable flags as Keras', np.asarray / numpy() giving the values and assign()
+    changing the model."""
+    keras = pytest.importorskip("keras")
+    x = np.random.default_rng(0).random((3, 4, 4, 1)).astype(np.float32)
+    models, seen, weights = [], [], None
+    for K in (keras, fk):
+        model = weights_model(K)
+        weights = weights or model.get_weights()
+        model.set_weights(weights)
+        models.append(model)
+        dense, bn = model.get_layer("hidden"), model.get_layer("bn")
+        got = [[(v.name, tuple(v.shape), bool(v.trainable)) for v in model.weights],
+               [v.name for v in model.trainable_weights],
+               [v.name for v in model.non_trainable_weights],
+               [v.name for v in bn.non_trainable_weights], model.count_params(),
+               model.get_layer("out").bias is None, tuple(model.get_layer("conv").kernel.shape)]
+        assert model.weights[2] is dense.kernel and bn.moving_mean is model.weights[6]
+        for v, w in zip(model.weights, model.get_weights()):
+            np.testing.assert_array_equal(np.asarray(v), w)
+            np.testing.assert_array_equal(v.numpy(), w)
+        dense.kernel.assign(np.full((8, 3), 0.5, np.float32))
+        bn.moving_variance.assign(np.full(3, 4.0, np.float32))
+        dense.bias.assign_add(np.ones(3, np.float32))
+        got.append(np.asarray(model(x, training=False)))
+        bn.trainable = False
+        got += [[v.name for v in model.trainable_weights], [v.trainable for v in bn.weights],
+                bn.trainable_weights, len(bn.non_trainable_weights)]
+        model.trainable = False
+        got += [model.trainable_weights, len(model.non_trainable_weights)]
+        with pytest.raises(ValueError):
+            dense.kernel.assign(np.ones((3, 8), np.float32))
+        with pytest.raises(AttributeError, match="kernel"):
+            K.layers.Dense(2).kernel
+        assert K.layers.Dense(2).weights == []
+        seen.append(got)
+    (ref, mine) = seen
+    np.testing.assert_allclose(mine.pop(7), ref.pop(7), rtol=1e-5, atol=1e-6)
+    assert mine == ref
+    with pytest.raises(TypeError, match="assign: weight 0 has dtype"):
+        models[1].get_layer("hidden").kernel.assign([["a"] * 3] * 8)
+
+
+def test_get_config_from_config_and_clone_model_like_keras():
+    """get_config / from_config (layers and models) and keras.models.clone_model did not
+    exist: the config holds Keras' arguments, from_config rebuilds the architecture
+    (names, shapes, parameter counts) with new weights, not compiled, as Keras."""
+    keras = pytest.importorskip("keras")
+    layers = {"Dense": dict(units=3, activation="relu", use_bias=False),
+              "Conv2D": dict(filters=2, kernel_size=(3, 2), strides=(1, 2), padding="same"),
+              "MaxPooling2D": dict(pool_size=(2, 2), padding="valid"),
+              "Dropout": dict(rate=0.25), "BatchNormalization": dict(momentum=0.9),
+              "LeakyReLU": dict(negative_slope=0.1), "Reshape": dict(target_shape=(2, 3))}
+    for kind, args in layers.items():
+        ref = getattr(keras.layers, kind)(name="x", **args).get_config()
+        mine = getattr(fk.layers, kind)(name="x", **args).get_config()
+        for key in ["name", "trainable", *args]:
+            want = ref[key]
+            assert tuple(mine[key]) == want if isinstance(want, tuple) else \
+                mine[key] == want, (kind, key)
+        again = getattr(fk.layers, kind).from_config(mine)
+        assert again.get_config() == mine and not again.built
+    assert fk.layers.Dense(2).get_config()["activation"] == \
+        keras.layers.Dense(2).get_config()["activation"] == "linear"
+
+    def functional(K):
+        inp = K.Input((6,), name="inp")
+        a = K.layers.Dense(4, activation="relu", name="a")(inp)
+        return K.Model(inp, K.layers.Add(name="add")([K.layers.Dense(4, name="b")(a), a]),
+                       name="f")
+
+    for build, kind in ((weights_model, "Sequential"), (functional, "Model")):
+        shapes = []
+        for K in (keras, fk):
+            model = build(K)
+            model.compile(K.optimizers.SGD(0.2, momentum=0.5), "mse", metrics=["mae"])
+            again, clone = getattr(K, kind).from_config(model.get_config()), \
+                K.models.clone_model(model)
+            for new in (again, clone):
+                assert type(new) is type(model) and new.name == model.name
+                assert [layer.name for layer in new.layers] == \
+                    [layer.name for layer in model.layers]
+                assert new.count_params() == model.count_params()
+                assert not any(np.array_equal(a, b) for a, b in zip(
+                    new.get_weights(), model.get_weights()) if a.std() > 0)
+                shapes.append((new.input_shape, new.output_shape))
+            # from_config leaves the model uncompiled; clone_model compiles it like model,
+            # with a new optimizer of the same arguments
+            assert not again.compiled and clone.compiled
+            assert clone.optimizer is not model.optimizer
+            x = np.ones((2,) + clone.input_shape[1:], np.float32)
+            y = np.ones((2,) + clone.output_shape[1:], np.float32)
+            assert sorted(clone.fit(x, y, verbose=0).history) == ["loss", "mae"]
+            assert float(clone.optimizer.learning_rate) == pytest.approx(0.2)
+        assert shapes[:2] == shapes[2:]
+    deferred = fk.Sequential([fk.layers.Dense(2, name="d")])
+    again = fk.Sequential.from_config(deferred.get_config())
+    assert [layer.name for layer in again.layers] == ["d"] and again.input_shape is None
+    assert again.predict(np.ones((1, 3), np.float32)).shape == (1, 2)
+    with pytest.raises(TypeError, match="Dense.from_config: config must be a dict"):
+        fk.layers.Dense.from_config("x")
+    with pytest.raises(TypeError, match="unsupported argument.*bogus"):
+        fk.layers.Dense.from_config({"units": 2, "bogus": 1})
+    with pytest.raises(ValueError, match="Sequential.from_config: config must be a dict"):
+        fk.Sequential.from_config({"layers": 3})
+    with pytest.raises(ValueError, match="Sequential.from_config: malformed config"):
+        fk.Sequential.from_config({"name": "s", "layers": [{"class": "Dense"}]})
+    with pytest.raises(TypeError, match="clone_model: model must be"):
+        fk.models.clone_model(3)
+
+
+def test_pop_and_add_after_pop_like_keras():
+    """Sequential.pop did not exist: it removes the last layer and returns it, the model
+    ends at the layer before, add continues from there; a compiled model refuses to fit
+    a layer its optimizer was not built with until compiled with a new one, as Keras."""
+    keras = pytest.importorskip("keras")
+    x, y = np.ones((4, 4, 4, 1), np.float32), np.ones((4, 5), np.float32)
+    seen = []
+    for K in (keras, fk):
+        model = weights_model(K)
+        model.compile(K.optimizers.SGD(0.1), "mse")
+        model.fit(x, np.ones((4, 2)), verbose=0)
+        popped = model.pop()
+        got = [popped.name, [layer.name for layer in model.layers], model.output_shape,
+               len(model.weights), model.predict(x, verbose=0).shape]
+        model.add(K.layers.Dense(5, name="new"))
+        # model(x): Keras' predict runs the graph it traced before the add (4, 3)
+        got += [model.output_shape, np.asarray(model(x)).shape]
+        with pytest.raises(ValueError, match="optimizer"):
+            model.fit(x, y, verbose=0)
+        model.compile(K.optimizers.SGD(0.1), "mse")
+        before = model.get_layer("new").get_weights()[0]
+        model.fit(x, y, verbose=0)
+        assert not np.array_equal(before, model.get_layer("new").get_weights()[0])
+        for _ in range(5):
+            model.pop()
+        with pytest.raises(IndexError):
+            model.pop()
+        seen.append(got)
+    assert seen[1] == seen[0]
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda c: c["losses"][0].update(loss="bogus"), "unknown loss 'bogus'"),
+    (lambda c: c["losses"][0].update(from_logits="yes"), "from_logits"),
+    (lambda c: c["losses"][0].update(label_smoothing=5), "label_smoothing"),
+    (lambda c: c.update(metrics=[["bogus"]]), "unknown metric 'bogus'"),
+    (lambda c: c.update(metrics=[]), "metrics must be a list of one entry per output"),
+    (lambda c: c.update(loss_weights=["x"]), "loss_weights"),
+    (lambda c: c.update(loss_order=[3]), "loss_order"),
+    (lambda c: c.update(clipping={"clipnorm": -1}), "clipnorm must be finite and > 0"),
+    (lambda c: c.update(clipping={"bogus": 1}), "bogus"),
+])
+def test_forged_compile_settings_raise_naming_the_file(tmp_path, edit, match):
+    """A saved model's compile settings were taken as written: an unknown metric, a
+    loss weight 'x' or a loss order out of range loaded and failed in fit (KeyError,
+    TypeError, IndexError); an unknown loss raised KeyError: 'bogus'. Now load_model
+    checks them as compile checks its arguments."""
+    from test_robustness import forge
+    model = fk.Sequential([fk.Input((3,)), fk.layers.Dense(2, activation="softmax")])
+    model.compile(fk.optimizers.Adam(clipnorm=1.0), loss=fk.losses.CategoricalCrossentropy(
+        label_smoothing=0.1), metrics=["accuracy"])
+    good, bad = tmp_path / "good.keras", tmp_path / "bad.keras"
+    model.save(good)
+    assert fk.models.load_model(good)._compiled.optimizer.clipnorm == 1.0
+    forge(good, bad, lambda h: edit(h["payload"]["model"]["compile"]))
+    with pytest.raises(ValueError, match=f"{bad}.*compile settings.*{match}"):
+        fk.models.load_model(bad)
+    forge(good, bad, lambda h: h["payload"]["optimizer"].update(type="Bogus"))
+    with pytest.raises(ValueError, match=f"{bad}.*unknown optimizer type 'Bogus'"):
+        fk.models.load_model(bad)

@@ -426,3 +426,72 @@ def test_sgd_nesterov_without_momentum_and_momentum_range_like_keras():
     for K in (keras, fk):
         with pytest.raises(ValueError, match="momentum"):
             K.optimizers.SGD(momentum=1.5)
+
+
+@pytest.mark.parametrize("optimizer, clipping", [
+    (("SGD", 0.1), dict(clipnorm=0.5)), (("SGD", 0.1), dict(clipvalue=0.05)),
+    (("SGD", 0.1), dict(global_clipnorm=0.3)), (("RMSprop", 0.1), dict(clipnorm=0.1)),
+    (("Adam", 0.01), dict(global_clipnorm=0.2))])
+def test_gradient_clipping_trains_like_keras(optimizer, clipping):
+    """The optimizers' clipnorm, clipvalue and global_clipnorm were refused (TypeError):
+    Keras clips each gradient's norm, each element, or all gradients' joint norm before
+    the step."""
+    keras = keras_or_skip()
+    rng = np.random.default_rng(4)
+    x, y = 3 * rng.standard_normal((16, 5)).astype(np.float32), rng.integers(0, 3, 16)
+    runs, weights = [], None
+    for K in (keras, fk):
+        model = K.Sequential([K.layers.Input((5,))] + dense(3)(K))
+        weights = weights or model.get_weights()
+        model.set_weights(weights)
+        model.compile(getattr(K.optimizers, optimizer[0])(optimizer[1], **clipping),
+                      "sparse_categorical_crossentropy")
+        history = model.fit(x, y, epochs=3, batch_size=4, shuffle=False, verbose=0)
+        runs.append((history.history["loss"], model.get_weights()))
+    for a, b in zip(runs[1][1], runs[0][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=1e-5)
+    unclipped = fk.Sequential([fk.layers.Input((5,))] + dense(3)(fk))
+    unclipped.set_weights(weights)
+    unclipped.compile(getattr(fk.optimizers, optimizer[0])(optimizer[1]),
+                      "sparse_categorical_crossentropy")
+    unclipped.fit(x, y, epochs=3, batch_size=4, shuffle=False, verbose=0)
+    assert not np.allclose(unclipped.get_weights()[0], runs[1][1][0])  # it clipped
+    for K in (keras, fk):  # one of the three, as Keras
+        with pytest.raises(ValueError, match="(?i)only one of `clipnorm`, `clipvalue` and"):
+            K.optimizers.SGD(clipnorm=1.0, global_clipnorm=1.0)
+    for value in (0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="SGD: clipvalue must be finite and > 0"):
+            fk.optimizers.SGD(clipvalue=value)
+    with pytest.raises(TypeError, match="Adam: clipnorm must be a real number"):
+        fk.optimizers.Adam(clipnorm="1")
+    config = fk.optimizers.Adam(0.01, clipnorm=2.0).get_config()
+    assert config["clipnorm"] == 2.0 == fk.optimizers.Adam.from_config(config).clipnorm
+
+
+def test_sparse_targets_with_a_trailing_axis_of_one_like_keras():
+    """Labels of shape (N, 1) with sparse_categorical_crossentropy and the sparse
+    accuracy: fit, evaluate and train_on_batch as with (N,), as Keras; other shapes are
+    a ValueError naming y."""
+    keras = keras_or_skip()
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((12, 4)).astype(np.float32), rng.integers(0, 3, (12, 1))
+
+    def run(K, model):
+        history = model.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0,
+                            validation_data=(x, y)).history
+        return [history, model.evaluate(x, y, verbose=0, return_dict=True),
+                model.train_on_batch(x, y, return_dict=True)]
+
+    runs = run_both(keras, dense(3), (4,), "sparse_categorical_crossentropy", run,
+                    metrics=["accuracy", "sparse_categorical_accuracy"])
+    (ref, ref_w), (mine, mine_w) = runs
+    for a, b in zip(mine, ref):
+        assert_runs_equal([(b, ref_w), (a, mine_w)])
+    model = twins(keras, dense(3), (4,), "sparse_categorical_crossentropy")[1]
+    for bad in (np.zeros((12, 2)), np.zeros((12, 3)), np.zeros((12, 1, 1))):
+        with pytest.raises(ValueError, match=r"sparse_categorical_crossentropy needs y "
+                                              r"as integer class labels of shape \(N,\) or"):
+            model.fit(x, bad, verbose=0)
+    with pytest.raises(ValueError, match=r"x and y must have the same length"):
+        model.evaluate(x, y[:5], verbose=0)

@@ -28,7 +28,7 @@ from .._core import as_flag, as_real, as_sample_shape, as_slope, is_int
 from ..nn import graph as _graph
 from ..nn.module import Module
 
-__all__ = ["Input", "KerasTensor", "Layer", "Dense", "Conv2D", "MaxPooling2D",
+__all__ = ["Input", "KerasTensor", "Variable", "Layer", "Dense", "Conv2D", "MaxPooling2D",
            "AveragePooling2D", "GlobalAveragePooling2D", "Flatten", "Dropout",
            "BatchNormalization", "Activation", "Add", "Subtract", "Multiply", "Average",
            "Maximum", "Minimum", "Concatenate", "Identity", "ReLU", "LeakyReLU", "Softmax",
@@ -275,6 +275,99 @@ def _initial(name, shape, fan_in, fan_out, rng):
         w[out] = rng.normal(0.0, std, int(out.sum()))
 
 
+class Variable:
+    """Keras' weight variable: one of a layer's weights (`layer.weights[k]`, `layer.kernel`)
+    in Keras' layout, read and written through get_weights/set_weights, so assign()
+    changes the model. np.asarray(v) and v.numpy() give a copy; name is Keras' ('kernel',
+    'moving_mean'), path '<layer>/<name>'; trainable follows the layer, as in Keras (a
+    BatchNormalization's moving statistics never are)."""
+
+    NON_TRAINABLE = ("moving_mean", "moving_variance")
+
+    def __init__(self, layer, index, name):
+        self._layer, self._index, self.name = layer, index, name
+
+    @property
+    def path(self):
+        return f"{self._layer.name}/{self.name}"
+
+    @property
+    def trainable(self):
+        return self._layer.trainable and self.name not in self.NON_TRAINABLE
+
+    def numpy(self):
+        return self._layer.get_weights()[self._index]
+
+    value = property(numpy)
+
+    def __array__(self, dtype=None, copy=None):
+        return self.numpy() if dtype is None else self.numpy().astype(dtype)
+
+    @property
+    def shape(self):
+        return self.numpy().shape
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    dtype = "float32"
+
+    def assign(self, value):
+        """Set the weight to value (of its shape, real numbers), as Keras' assign."""
+        weights = self._layer.get_weights()
+        weights[self._index] = value
+        self._layer._set(self._layer._checked(weights, f"{self.name}.assign"))
+        return self.numpy()
+
+    def assign_add(self, delta):
+        return self.assign(self.numpy() + np.asarray(delta, np.float32))
+
+    def assign_sub(self, delta):
+        return self.assign(self.numpy() - np.asarray(delta, np.float32))
+
+    def __repr__(self):
+        return f"<Variable path={self.path}, shape={self.shape}, dtype=float32, " \
+               f"value={self.numpy()}>"
+
+
+def _variable(name):
+    """A layer's property giving its weight `name` (Dense.kernel, ...): None when the
+    layer has no such weight (bias with use_bias=False), as Keras."""
+    def get(self):
+        if not self.built:
+            raise AttributeError(f"{self.name}: you must build the layer (call it on an "
+                                 f"Input, or build its model) before accessing `{name}`")
+        return next((v for v in self.weights if v.name == name), None)
+    return property(get, doc=f"Keras' layer.{name}, a Variable")
+
+
+class HasWeights:
+    """Keras' weights, trainable_weights and non_trainable_weights (lists of Variables,
+    in get_weights' order) of a layer or model (`weights` defined by each)."""
+
+    @property
+    def trainable_weights(self):
+        return [v for v in self.weights if v.trainable] if self.trainable else []
+
+    @property
+    def non_trainable_weights(self):
+        return [v for v in self.weights if not v.trainable] if self.trainable else \
+            self.weights
+
+    @property
+    def trainable_variables(self):
+        return self.trainable_weights
+
+    @property
+    def non_trainable_variables(self):
+        return self.non_trainable_weights
+
+    @property
+    def variables(self):
+        return self.weights
+
+
 class _Initialized:
     """kernel_initializer / bias_initializer of Dense and Conv2D: the built layer's
     weights redrawn when they are not Keras' defaults (glorot_uniform, zeros)."""
@@ -296,6 +389,12 @@ class _Initialized:
     def _initializer_config(self):
         return {"kernel_initializer": self.kernel_initializer,
                 "bias_initializer": self.bias_initializer}
+
+    kernel, bias = _variable("kernel"), _variable("bias")
+
+    @property
+    def _weight_names(self):
+        return ("kernel", "bias")[:1 + self.use_bias]
 
 
 def _pair(v, what, layer):
@@ -327,7 +426,7 @@ def _auto_name(base):
     return base if count == 0 else f"{base}_{count}"
 
 
-class Layer(Module):
+class Layer(HasWeights, Module):
     """Base of the Keras layers: built on the first call on a KerasTensor, when `_build`
     creates its fastnn children; then runs them in order (`_chain`)."""
 
@@ -453,6 +552,30 @@ class Layer(Module):
         """The Keras constructor arguments (what Model.save writes for the layer)."""
         return {"name": self.name, "trainable": self._trainable}
 
+    def get_config(self):
+        """Keras' get_config: the constructor arguments, which from_config takes."""
+        return self.config()
+
+    @classmethod
+    def from_config(cls, config):
+        """Keras' from_config: a new layer (unbuilt) of the arguments get_config gave."""
+        if not isinstance(config, dict):
+            raise TypeError(f"{cls.__name__}.from_config: config must be a dict (of "
+                            f"get_config()), got {type(config).__name__}")
+        return cls(**config)
+
+    _weight_names = ()  # Keras' names of get_weights' arrays
+
+    @property
+    def weights(self):
+        """Keras' layer.weights: Variables in get_weights' order (none until built)."""
+        if not self.built:
+            return []
+        if "_variables" not in self.__dict__:
+            self.__dict__["_variables"] = [Variable(self, k, name) for k, name in
+                                           enumerate(self._weight_names)]
+        return list(self.__dict__["_variables"])
+
     def _build(self, shape):
         """Create the fastnn modules (as attributes) to run on an input of Keras shape
         `shape` (per sample); return them in order and whether the output is NCHW."""
@@ -501,16 +624,16 @@ class Layer(Module):
     def set_weights(self, weights):
         self._set(self._checked(weights))
 
-    def _checked(self, weights):
+    def _checked(self, weights, what="set_weights"):
         """weights as arrays of this layer's Keras shapes, or an error naming the one that
         does not fit (before any is copied)."""
         mine = self.get_weights()
+        what = f"{self.name}.{what}"
         if not isinstance(weights, (list, tuple)):
-            raise TypeError(f"{self.name}.set_weights: weights must be a list of arrays, got "
+            raise TypeError(f"{what}: weights must be a list of arrays, got "
                             f"{type(weights).__name__}")
         if len(weights) != len(mine):
-            raise ValueError(f"{self.name}.set_weights: expected {len(mine)} arrays, got "
-                             f"{len(weights)}")
+            raise ValueError(f"{what}: expected {len(mine)} arrays, got {len(weights)}")
         arrays = []
         for k, (w, m) in enumerate(zip(weights, mine)):
             try:
@@ -518,11 +641,11 @@ class Layer(Module):
             except ValueError:  # a ragged list
                 a = np.asarray(w, dtype=object)
             if a.dtype.kind not in "biuf":  # else NumPy's unnamed cast error, or a lost part
-                raise TypeError(f"{self.name}.set_weights: weight {k} has dtype {a.dtype}, "
-                                f"expected real numbers")
+                raise TypeError(f"{what}: weight {k} has dtype {a.dtype}, expected real "
+                                f"numbers")
             if a.shape != m.shape:
-                raise ValueError(f"{self.name}.set_weights: weight {k} has shape "
-                                 f"{a.shape}, expected {m.shape}")
+                raise ValueError(f"{what}: weight {k} has shape {a.shape}, expected "
+                                 f"{m.shape}")
             arrays.append(a)
         return arrays
 
@@ -553,8 +676,9 @@ class Dense(_Initialized, Layer):
         return self._with_activation([self.linear], self.activation_name), False
 
     def config(self):
-        return {**super().config(), "units": self.units, "activation": self.activation_name,
-                "use_bias": self.use_bias, **self._initializer_config()}
+        return {**super().config(), "units": self.units,
+                "activation": self.activation_name or "linear", "use_bias": self.use_bias,
+                **self._initializer_config()}
 
     def get_weights(self):
         w = [self.linear.weight.data.T.copy()]
@@ -610,8 +734,9 @@ class Conv2D(_Initialized, Layer):
     def config(self):
         return {**super().config(), "filters": self.filters, "kernel_size": self.kernel_size,
                 "strides": self.strides, "padding": self.padding,
-                "dilation_rate": self.dilation_rate, "activation": self.activation_name,
-                "use_bias": self.use_bias, **self._initializer_config()}
+                "dilation_rate": self.dilation_rate,
+                "activation": self.activation_name or "linear", "use_bias": self.use_bias,
+                **self._initializer_config()}
 
     def get_weights(self):
         w = [self.conv.weight.data.transpose(2, 3, 1, 0).copy()]
@@ -825,6 +950,13 @@ class BatchNormalization(Layer):
     def _freeze(self):
         super()._freeze()
         self.bn._frozen_stats = not self._trainable
+
+    gamma, beta = _variable("gamma"), _variable("beta")
+    moving_mean, moving_variance = _variable("moving_mean"), _variable("moving_variance")
+
+    @property
+    def _weight_names(self):
+        return ("gamma", "beta")[:2 * self.affine] + Variable.NON_TRAINABLE
 
     def config(self):
         return {**super().config(), "axis": self.axis, "momentum": self.momentum,

@@ -32,7 +32,7 @@ from . import losses as _klosses
 from . import optimizers as _optimizers
 from . import trainer as _trainer
 
-__all__ = ["Model", "Sequential", "load_model"]
+__all__ = ["Model", "Sequential", "load_model", "clone_model"]
 
 METRICS = _trainer.ACCURACY + tuple(_trainer.METRICS)
 
@@ -101,7 +101,7 @@ def _output_structure(outputs):
 
 
 @nn.register
-class Model(nn.Model):
+class Model(_layers.HasWeights, nn.Model):
     """keras.Model(inputs, outputs) from KerasTensors: one or several inputs (fit,
     evaluate and predict take a list of arrays, or a dict by Input name); one output, or
     several as a list, tuple or dict of them (y, the losses, metrics and weights then per
@@ -320,7 +320,9 @@ class Model(nn.Model):
         logged under the name given, as in Keras. With several outputs, as Keras: one loss
         for all or one per output (a list, or a dict by output name), loss_weights per
         output (the loss is sum(weight * output loss)) and metrics per output (a list of
-        lists, or a dict by output name), logged as '<output>_loss', '<output>_<metric>'."""
+        lists, or a dict by output name), logged as '<output>_loss', '<output>_<metric>'.
+        Compiled again, as Keras: the same optimizer object continues its state, a new
+        one starts afresh; metrics=None keeps the metrics compiled before ([] drops them)."""
         if unsupported:
             raise TypeError(f"compile: unsupported argument(s) {sorted(unsupported)}")
         if loss is None:
@@ -344,7 +346,11 @@ class Model(nn.Model):
         order = list(range(n))
         if several and isinstance(loss, dict):  # Keras logs the losses in the dict's order
             order = [self.output_names.index(str(key)) for key in loss]
-        self._compiled = _Compiled(opt, specs, self._metric_names(metrics, n),
+        if metrics is None and self._compiled is not None and len(self._compiled.metrics) == n:
+            metric_names = self._compiled.metrics  # compiled again: Keras keeps them
+        else:
+            metric_names = self._metric_names(metrics, n)
+        self._compiled = _Compiled(opt, specs, metric_names,
                                    self._loss_weights(loss_weights, n), order)
         if several:
             losses, metrics = self._log_keys()
@@ -475,6 +481,16 @@ class Model(nn.Model):
                              f"{tuple(input_shape)}")
         self._ensure_built(sample)
 
+    @property
+    def compiled(self):
+        """Keras' model.compiled: whether compile was called (or load_model read it)."""
+        return self._compiled is not None or "_compile_args" in self.__dict__
+
+    @property
+    def built(self):
+        """Keras' model.built: whether the model has its graph and weights."""
+        return self._functional
+
     def _require_compiled(self, what):
         if self._compiled is None and "_compile_args" not in self.__dict__:
             raise RuntimeError(f"{what}: call model.compile(optimizer=..., loss=...) first")
@@ -490,13 +506,15 @@ class Model(nn.Model):
                 y = y[:, 0]
             if y.ndim != 1 or y.dtype.kind not in "iuf" or (
                     y.dtype.kind == "f" and not np.array_equal(y, np.round(y))):
-                raise ValueError(f"{what}: sparse_categorical_crossentropy needs integer class "
-                                 f"labels of shape (N,), got {y.dtype} of shape {y.shape}")
+                raise ValueError(f"{what}: sparse_categorical_crossentropy needs {name} as "
+                                 f"integer class labels of shape (N,) or (N, 1), got {y.dtype} "
+                                 f"of shape {y.shape}")
             return y.astype(np.int64)
         if kind == "categorical_crossentropy":
             if y.ndim != 2 or y.dtype.kind not in "iuf":
-                raise ValueError(f"{what}: categorical_crossentropy needs one-hot targets of "
-                                 f"shape (N, {classes}), got {y.dtype} of shape {y.shape}; "
+                raise ValueError(f"{what}: categorical_crossentropy needs {name} as one-hot "
+                                 f"targets of shape (N, {classes}), got {y.dtype} of shape "
+                                 f"{y.shape}; "
                                  f"use to_categorical(y, {classes}) or "
                                  f"loss='sparse_categorical_crossentropy'")
             if y.shape[1] != classes:
@@ -629,11 +647,22 @@ class Model(nn.Model):
         shapes = self._unpacked_shapes((tuple(shape),))
         return self._graph_for(shapes).output_shapes(shapes)
 
-    def _optimizer(self):
+    def _optimizer(self, what=None):
         """The fastnn optimizer fit steps (model.optimizer): built from the compiled one by
-        compile (or the first fit, for a model built then), or loaded with the model."""
+        compile (or the first fit, for a model built then), or loaded with the model; the
+        compiled optimizer object's own when it was built before (compile again with it
+        continues its state, as Keras'). Before a step (`what` says which), a Keras
+        optimizer must hold every weight, as Keras requires: one built for another model,
+        or before Sequential.pop/add changed this one, would leave weights untrained."""
         if self.optimizer is None:
             self.optimizer = self._compiled.optimizer.build(self.parameters())
+        if what is not None and self._compiled.optimizer.holds_all:
+            held = {id(p) for p in self.optimizer.params}
+            if not all(id(p) in held for p in self.parameters()):
+                raise ValueError(f"{what}: the optimizer was built for other weights (another "
+                                 f"model's, or before layers were added or removed); compile "
+                                 f"the model again with a new optimizer instance (as Keras "
+                                 f"requires)")
         return self.optimizer
 
     def _data(self, x, y, sample_weight, what, name=""):
@@ -727,7 +756,7 @@ class Model(nn.Model):
         batch_size = as_batch_size(batch_size, "fit", 32)
         shuffle = as_flag(shuffle, "shuffle", "fit")
         callbacks = _trainer.check_callbacks(callbacks, "fit")
-        self._optimizer()
+        self._optimizer("fit")
         self.history = _trainer.fit(self, x, y, sample_weight, val, batch_size, epochs,
                                     initial_epoch, shuffle, _layers._next_seed(), verbose,
                                     callbacks, _callbacks.History())
@@ -808,7 +837,7 @@ class Model(nn.Model):
             w = self._class_weights(class_weight, y, what)
         means = _trainer._Means(*self._log_keys())
         if train:
-            self._optimizer()
+            self._optimizer(what)
             self._freeze_weights()
             self.train()
             with self._training_graph():
@@ -909,6 +938,11 @@ class Model(nn.Model):
         """Every layer's weights in Keras' layouts and order."""
         return [w for layer in self.layers for w in layer.get_weights()]
 
+    @property
+    def weights(self):
+        """Keras' model.weights: every layer's Variables, in get_weights' order."""
+        return [v for layer in self.layers for v in layer.weights]
+
     def set_weights(self, weights):
         self._set(self._checked(weights))
 
@@ -955,10 +989,9 @@ class Model(nn.Model):
                                     "delta": getattr(spec, "delta", None)}
                                    for spec in c.losses],
                         "metrics": [list(m) for m in c.metrics],
-                        "loss_weights": list(c.loss_weights), "loss_order": list(c.loss_order)}
-        config = {"name": self.name,
-                  "layers": [{"class": type(layer).__name__, "config": layer.config()}
-                             for layer in self.layers], "compile": compiled}
+                        "loss_weights": list(c.loss_weights), "loss_order": list(c.loss_order),
+                        "clipping": c.optimizer.clipping()}
+        config = {"name": self.name, "layers": self._layer_configs(), "compile": compiled}
         inputs = self._keras_inputs
         if len(inputs) == 1 and (isinstance(self, Sequential) or self._is_chain()):
             return {**config, "input_shape": list(inputs[0].shape[1:])}
@@ -980,6 +1013,17 @@ class Model(nn.Model):
         return {**config, "outputs": [refs[id(v)] for v in self.outputs],
                 "output_form": self._output_form, "output_keys": self._output_keys}
 
+    def _layer_configs(self):
+        return [{"class": type(layer).__name__, "config": layer.config()}
+                for layer in self.layers]
+
+    def get_config(self):
+        """Keras' get_config: the architecture (layers with their arguments, the graph
+        between them), which from_config rebuilds; without compile's settings, as Keras."""
+        config = self.config()
+        del config["compile"]
+        return config
+
     def _is_chain(self):
         """Whether each layer is a Layer called once, on the output of the one before:
         what config() writes as a list of layers (a Sequential's always is)."""
@@ -995,6 +1039,20 @@ class Model(nn.Model):
 
     @classmethod
     def from_config(cls, config):
+        """Keras' from_config: a new model (new weights) of get_config's architecture; in
+        a saved file's config, the compile settings too (checked here)."""
+        what = f"{cls.__name__}.from_config"
+        if not isinstance(config, dict) or not isinstance(config.get("layers"), list) or \
+                "name" not in config:
+            raise ValueError(f"{what}: config must be a dict of get_config() with 'name' and "
+                             f"a list 'layers', got {type(config).__name__}")
+        try:
+            return cls._from_config(config)
+        except (KeyError, IndexError, AttributeError) as e:
+            raise ValueError(f"{what}: malformed config ({type(e).__name__}: {e})") from None
+
+    @classmethod
+    def _from_config(cls, config):
         layers = []
         for spec in config["layers"]:
             model = {"Model": Model, "Sequential": Sequential}.get(spec["class"])
@@ -1008,28 +1066,52 @@ class Model(nn.Model):
         if "calls" in config:
             model = cls._graph_from_config(config, layers)
         elif cls is Sequential:
-            model = Sequential([_layers.Input(tuple(config["input_shape"]))] + layers,
-                               name=config["name"])
+            model = Sequential(([_layers.Input(tuple(config["input_shape"]))] if
+                                "input_shape" in config else []) + layers, name=config["name"])
+            if model._output is None:  # a deferred Sequential's config: built by the data
+                return model
         else:
             x = inputs = _layers.Input(tuple(config["input_shape"]))
             for layer in layers:
                 x = layer(x)
             model = cls(inputs, x, name=config["name"])
         model._ensure_built()  # a Sequential was built only by compile: load found no weights
-        compiled = config["compile"]
+        compiled = config.get("compile")
         if compiled is not None:  # the optimizer comes with the state load() reads
-            if "losses" not in compiled:  # one output, in files of older fastnn versions
-                # "metric": one name or None, in files older still
-                metrics = compiled.get("metrics", [compiled.get("metric")] if
-                                       compiled.get("metric") else [])
-                compiled = {"losses": [compiled], "metrics": [metrics], "loss_weights": [1.0],
-                            "loss_order": [0]}
-            model._compiled = _Compiled(_optimizers.Loaded(), [_spec_of(spec) for spec in
-                                                               compiled["losses"]],
-                                        [tuple(m) for m in compiled["metrics"]],
-                                        compiled["loss_weights"], compiled["loss_order"])
-            model._plan_loss()
+            model._compile_from_config(compiled)
         return model
+
+    def _compile_from_config(self, compiled):
+        """The compile settings of a saved config, checked as compile checks its
+        arguments (a forged name or value is a ValueError naming the field now, not a
+        KeyError or TypeError in fit)."""
+        if "losses" not in compiled:  # one output, in files of older fastnn versions
+            # "metric": one name or None, in files older still
+            metrics = compiled.get("metrics", [compiled.get("metric")] if
+                                   compiled.get("metric") else [])
+            compiled = {"losses": [compiled], "metrics": [metrics], "loss_weights": [1.0],
+                        "loss_order": [0]}
+        n = len(self.outputs)
+        fields = {k: compiled[k] for k in ("losses", "metrics", "loss_weights", "loss_order")}
+        for field, value in fields.items():
+            if not isinstance(value, list) or len(value) != n:
+                raise ValueError(f"compile settings: {field} must be a list of one entry per "
+                                 f"output ({n}), got {value!r}")
+        if sorted(fields["loss_order"]) != list(range(n)):
+            raise ValueError(f"compile settings: loss_order must order the outputs "
+                             f"{list(range(n))}, got {fields['loss_order']!r}")
+        def per_output(field):  # as compile takes it
+            return dict(zip(self.output_names, fields[field])) if n > 1 else fields[field][0]
+
+        try:
+            self._compiled = _Compiled(
+                _optimizers.Loaded(**compiled.get("clipping", {})),
+                [_spec_of(spec) for spec in fields["losses"]],
+                self._metric_names(per_output("metrics"), n),
+                self._loss_weights(per_output("loss_weights"), n), fields["loss_order"])
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"compile settings: {e}") from None
+        self._plan_loss()
 
     @classmethod
     def _graph_from_config(cls, config, layers):
@@ -1114,11 +1196,14 @@ def _snake_case(name):
 
 
 def _spec_of(config):
-    """The loss spec (a fastnn.keras.losses object) of a saved one."""
-    delta = config.get("delta")  # Huber's
-    spec = _klosses.NAMES[config["loss"]](**({} if delta is None else {"delta": delta}))
-    spec.from_logits, spec.label_smoothing = config["from_logits"], config["label_smoothing"]
-    return spec
+    """The loss spec (a fastnn.keras.losses object) of a saved one, made by its
+    constructor, which checks the arguments it takes (Huber's delta, from_logits,
+    label_smoothing)."""
+    kind = _klosses.NAMES.get(config["loss"]) if isinstance(config["loss"], str) else None
+    if kind is None:
+        raise ValueError(f"unknown loss {config['loss']!r}; known: {sorted(_klosses.NAMES)}")
+    return kind(**{k: config[k] for k in inspect.signature(kind).parameters
+                   if config.get(k) is not None})
 
 
 def _single(data):
@@ -1203,6 +1288,31 @@ class Sequential(Model):
             if self._functional:  # built: rebuilt now, as Keras', so a model holding it
                 self._ensure_built()  # (which watches its calls) runs the new layer too
 
+    def pop(self, rebuild=True):
+        """Keras' pop: remove the last layer and return it; the model then ends at the
+        layer before (add puts new layers after it). A compiled model needs compiling
+        again, with a new optimizer, before it trains a layer added after pop, as in
+        Keras."""
+        as_flag(rebuild, "rebuild", "Sequential.pop")  # the graph is remade when next used
+        if not self._pending:
+            raise IndexError("Sequential.pop: the model has no layers to pop")
+        layer = self._pending.pop()
+        if self._output is not None:  # the layers called again, from the input
+            self._output = self._input
+            for kept in self._pending:
+                self._output = kept(self._output)
+        return layer
+
+    @property
+    def built(self):
+        """Whether the layers are built (an input shape known: their weights exist)."""
+        return self._output is not None and self._output is not self._input
+
+    def get_config(self):
+        if self._output is None:  # not built: the layers alone, as Keras gives them
+            return {"name": self.name, "layers": self._layer_configs()}
+        return super().get_config()
+
     @property
     def layers(self):
         return list(self._pending)
@@ -1255,6 +1365,34 @@ class Sequential(Model):
     def set_weights(self, weights):
         self._ensure_built()
         super().set_weights(weights)
+
+
+def clone_model(model, input_tensors=None, clone_function=None):
+    """keras.models.clone_model: a new model of model's architecture (its layers' names
+    and arguments) with new weights; compiled alike, with a new optimizer of the same
+    arguments, when model is compiled with a Keras optimizer, as Keras'."""
+    if input_tensors is not None or clone_function is not None:
+        raise TypeError("clone_model: input_tensors and clone_function are not supported by "
+                        "fastnn.keras")
+    if not isinstance(model, Model):
+        raise TypeError(f"clone_model: model must be a fastnn.keras Model or Sequential, got "
+                        f"{type(model).__name__}")
+    if model._subclassed():
+        raise TypeError(f"clone_model: {type(model).__name__} is a subclassed model; build a "
+                        f"new instance of it instead (its __init__ takes its arguments)")
+    clone = (Sequential if isinstance(model, Sequential) else Model).from_config(
+        model.get_config())
+    c = model._compiled
+    if c is not None and c.optimizer.holds_all:
+        names = clone.output_names
+
+        def per_output(values, order=range(len(names))):  # as compile takes them
+            return {names[k]: values[k] for k in order} if len(names) > 1 else values[0]
+
+        clone.compile(type(c.optimizer).from_config(c.optimizer.get_config()),
+                      per_output(c.losses, c.loss_order), per_output([list(m) for m in c.metrics]),
+                      per_output(c.loss_weights))
+    return clone
 
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):

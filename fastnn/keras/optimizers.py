@@ -13,16 +13,24 @@ __all__ = ["Optimizer", "Adam", "SGD", "RMSprop", "AdamW", "get"]
 
 
 class Optimizer:
-    """A Keras optimizer: hyperparameters now, the fastnn optimizer at build(params).
+    """A Keras optimizer: hyperparameters now, the fastnn optimizer at build(params)
+    (once: compiling again with the same object continues its state, as in Keras).
     learning_rate is the built optimizer's once there is one, as Keras' is the variable
     its steps read: setting it after compile or fit changes the next steps' rate, and
-    it shows what a schedule or callback set."""
+    it shows what a schedule or callback set. Gradient clipping as Keras' (one of):
+    clipnorm, each gradient rescaled to an L2 norm of at most clipnorm; clipvalue, each
+    element clipped to [-clipvalue, clipvalue]; global_clipnorm, all gradients rescaled
+    together to a joint L2 norm of at most global_clipnorm."""
 
-    _built = None  # the fastnn optimizer of the last build
+    _built = None  # the fastnn optimizer of the build
+    holds_all = True  # over every weight of the model it is compiled into
+    clipnorm = clipvalue = global_clipnorm = None
 
-    def __init__(self, learning_rate, **hyper):
-        self._learning_rate = learning_rate
+    def __init__(self, learning_rate, hyper, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None):
+        self._learning_rate, self._hyper = learning_rate, hyper
         vars(self).update(hyper)
+        self._set_clipping(clipnorm, clipvalue, global_clipnorm)
         # checked now, on a stand-in parameter: learning_rate=NaN, beta_1=1.5 or
         # nesterov='x' failed only when fit started, naming torch's lr, betas, eps
         try:
@@ -46,14 +54,67 @@ class Optimizer:
             self._built.lr = lr
         self._learning_rate = lr
 
+    def get_config(self):
+        """Keras' get_config: the constructor arguments (learning_rate the current one)."""
+        return {"learning_rate": float(self.learning_rate), **self._hyper, **self.clipping()}
+
+    @classmethod
+    def from_config(cls, config):
+        """A new optimizer (no state) of get_config's arguments."""
+        if not isinstance(config, dict):
+            raise TypeError(f"{cls.__name__}.from_config: config must be a dict (of "
+                            f"get_config()), got {type(config).__name__}")
+        return cls(**config)
+
     def build(self, params):
-        self._built = self._make(params)
+        if self._built is None:
+            self._built = self._make(params)
         return self._built
+
+    def _set_clipping(self, clipnorm=None, clipvalue=None, global_clipnorm=None):
+        what = type(self).__name__
+        given = {"clipnorm": clipnorm, "clipvalue": clipvalue,
+                 "global_clipnorm": global_clipnorm}
+        if sum(v is not None for v in given.values()) > 1:  # Keras' message
+            raise ValueError(f"{what}: only one of `clipnorm`, `clipvalue` and "
+                             f"`global_clipnorm` can be set. Received: " +
+                             ", ".join(f"{k}={v!r}" for k, v in given.items()))
+        for name, value in given.items():
+            if value is not None:
+                value = as_real(value, name, what)
+                if not 0 < value < math.inf:  # 0 or NaN: NaN weights after the first step
+                    raise ValueError(f"{what}: {name} must be finite and > 0, got "
+                                     f"{given[name]!r}")
+            setattr(self, name, value)
+
+    def clipping(self):
+        """The clipping arguments (saved with the model)."""
+        return {"clipnorm": self.clipnorm, "clipvalue": self.clipvalue,
+                "global_clipnorm": self.global_clipnorm}
+
+    def clip(self, params):
+        """Clip the gradients of params in place before a step, as Keras' optimizer does
+        (g * c / max(norm, c))."""
+        grads = [p.grad for p in params if p.grad is not None and p.requires_grad]
+        if self.clipvalue is not None:
+            for g in grads:
+                np.clip(g, -self.clipvalue, self.clipvalue, out=g)
+        norms = []
+        if self.clipnorm is not None:
+            norms = [(g, np.sqrt(np.sum(np.square(g))), self.clipnorm) for g in grads]
+        elif self.global_clipnorm is not None and grads:
+            norm = np.sqrt(sum(np.sum(np.square(g)) for g in grads))
+            norms = [(g, norm, self.global_clipnorm) for g in grads]
+        for g, norm, c in norms:
+            if norm > c:
+                g *= np.float32(c / norm)
 
 
 class Adam(Optimizer):
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
-        super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 **clipping):
+        super().__init__(learning_rate, dict(beta_1=beta_1, beta_2=beta_2, epsilon=epsilon),
+                         **clipping)
 
     def _make(self, params):
         return optim.KerasAdam(params, self.learning_rate, (self.beta_1, self.beta_2),
@@ -62,9 +123,9 @@ class Adam(Optimizer):
 
 class AdamW(Optimizer):
     def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-7):
-        super().__init__(learning_rate, weight_decay=weight_decay, beta_1=beta_1, beta_2=beta_2,
-                         epsilon=epsilon)
+                 epsilon=1e-7, **clipping):
+        super().__init__(learning_rate, dict(weight_decay=weight_decay, beta_1=beta_1,
+                                             beta_2=beta_2, epsilon=epsilon), **clipping)
 
     def _make(self, params):
         return optim.KerasAdamW(params, self.learning_rate, (self.beta_1, self.beta_2),
@@ -72,8 +133,8 @@ class AdamW(Optimizer):
 
 
 class SGD(Optimizer):
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False):
-        super().__init__(learning_rate, momentum=momentum, nesterov=nesterov)
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **clipping):
+        super().__init__(learning_rate, dict(momentum=momentum, nesterov=nesterov), **clipping)
 
     def _make(self, params):
         # Keras refuses a momentum above 1 (torch's SGD, underneath, diverges on it)
@@ -86,9 +147,9 @@ class SGD(Optimizer):
 
 class RMSprop(Optimizer):
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
-                 centered=False):
-        super().__init__(learning_rate, rho=rho, momentum=momentum, epsilon=epsilon,
-                         centered=centered)
+                 centered=False, **clipping):
+        super().__init__(learning_rate, dict(rho=rho, momentum=momentum, epsilon=epsilon,
+                                             centered=centered), **clipping)
 
     def _make(self, params):
         return optim.KerasRMSprop(params, self.learning_rate, alpha=self.rho, eps=self.epsilon,
@@ -96,7 +157,10 @@ class RMSprop(Optimizer):
 
 
 class _Ready(Optimizer):
-    """A fastnn.optim optimizer passed to compile as it is."""
+    """A fastnn.optim optimizer passed to compile as it is (over the parameters it was
+    given)."""
+
+    holds_all = False
 
     def __init__(self, opt):
         self.opt = opt
@@ -107,10 +171,12 @@ class _Ready(Optimizer):
 
 class Loaded(Optimizer):
     """The optimizer of a model read by load_model: load() puts it, with its state, in
-    model.optimizer; built only if the file had none."""
+    model.optimizer; built only if the file had none. Its clipping is the saved one."""
 
-    def __init__(self):
-        pass
+    holds_all = False  # as saved
+
+    def __init__(self, clipnorm=None, clipvalue=None, global_clipnorm=None):
+        self._set_clipping(clipnorm, clipvalue, global_clipnorm)
 
     def build(self, params):
         raise RuntimeError("this model was loaded without an optimizer: compile it again "
