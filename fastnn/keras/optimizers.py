@@ -94,7 +94,9 @@ class Optimizer:
 
     def clip(self, params):
         """Clip the gradients of params in place before a step, as Keras' optimizer does
-        (g * c / max(norm, c))."""
+        (g * c / max(norm, c)); nothing to do (and no pass over them) without clipping."""
+        if self.clipvalue is None and self.clipnorm is None and self.global_clipnorm is None:
+            return
         grads = [p.grad for p in params if p.grad is not None and p.requires_grad]
         if self.clipvalue is not None:
             for g in grads:
