@@ -215,7 +215,8 @@ def test_a_layer_added_to_a_nested_sequential_after_fit_is_run_and_trained():
     predict graph and its training graph (the logits before the softmax) kept the old
     structure and the next fit trained it, the new layer never; now both trace again,
     the optimizer takes the new weights, and the outer model predicts what its layers
-    compute by hand."""
+    compute by hand. The next fit asks for a new optimizer, as after Sequential.add on
+    the model itself (Keras requires one holding every weight)."""
     rng = np.random.default_rng(6)
     x = rng.standard_normal((8, 5)).astype(np.float32)
     y = rng.integers(0, 3, 8)
@@ -230,6 +231,9 @@ def test_a_layer_added_to_a_nested_sequential_after_fit_is_run_and_trained():
     np.testing.assert_allclose(outer.predict(x, verbose=0),
                                head(extra(inner.layers[0](x))), rtol=1e-5, atol=1e-6)
     before = [w.copy() for w in extra.get_weights()]
+    with pytest.raises(ValueError, match="compile the model again with a new optimizer"):
+        outer.fit(x, y, verbose=0)
+    outer.compile(fk.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
     outer.fit(x, y, verbose=0)
     for a, b in zip(extra.get_weights(), before):
         assert not np.allclose(a, b)
