@@ -325,6 +325,9 @@ def test_load_state_dict_errors_and_array_likes(rng):
     with pytest.raises(ValueError, match=r"shape mismatch for fc.weight: the state_dict has "
                                          r"\(5, 47\), the model \(5, 48\)"):
         model.load_state_dict({**state, "fc.weight": np.zeros((5, 47))})
+    for bad in ({"fc.b": np.zeros(5)}, {**state, "fc.weight": np.zeros((5, 47))}):
+        with pytest.raises(RuntimeError):  # torch's type: code ported from torch catches it
+            model.load_state_dict(bad)
     with pytest.raises(TypeError, match="fc.bias has dtype"):
         model.load_state_dict({**state, "fc.bias": np.array(["a"] * 5)})
     missing, unexpected = model.load_state_dict({"fc.bias": [1, 2, 3, 4, 5]}, strict=False)

@@ -46,13 +46,13 @@ from .graph import Input, TracingError, Value
 from .model import Model
 from .linear import Linear
 from .merge import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
-from .module import Module, Parameter
+from .module import Module, Parameter, StateDictError
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .registry import LAYERS, register
 from .shape import Flatten, Identity
 
-__all__ = ["Parameter", "Module", "Input", "Value", "Model", "TracingError", "Sequential",
+__all__ = ["Parameter", "Module", "StateDictError", "Input", "Value", "Model", "TracingError", "Sequential",
            "ModuleList", "ModuleDict",
            "Linear", "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
            "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "GELU", "SiLU", "ELU",

@@ -33,7 +33,13 @@ def _graph_engine():
         _engine = graph
     return _engine
 
-__all__ = ["Parameter", "Module"]
+__all__ = ["Parameter", "Module", "StateDictError"]
+
+class StateDictError(ValueError, RuntimeError):
+    """load_state_dict's missing, unexpected or mis-shaped entries: a ValueError, as
+    fastnn raises for bad arguments, and a RuntimeError, as torch's load_state_dict
+    raises (code ported from torch catches it)."""
+
 
 class _IncompatibleKeys(collections.namedtuple("IncompatibleKeys",
                                                ["missing_keys", "unexpected_keys"])):
@@ -540,8 +546,8 @@ class Module(training.ModelAPI):
     def load_state_dict(self, state_dict, strict=True, assign=False):
         """Copy `state_dict` (name -> array-like: NumPy arrays, torch tensors, lists,
         Parameters) into the parameters and buffers in place. With strict, missing and
-        unexpected keys raise ValueError naming them; a shape mismatch raises ValueError
-        naming the key and both shapes; nothing is copied unless every entry fits. Returns
+        unexpected keys raise StateDictError (a ValueError and, as torch's, a RuntimeError)
+        naming them; a shape mismatch raises it naming the key and both shapes; nothing is copied unless every entry fits. Returns
         torch's _IncompatibleKeys: a named tuple (missing_keys, unexpected_keys), lists in
         torch's order, printed "<All keys matched successfully>" when both are empty.
 
@@ -577,8 +583,8 @@ class Module(training.ModelAPI):
 
         unexpected = sorted((k for k in state_dict if k not in own), key=reported_at)
         if strict and (missing or unexpected):
-            raise ValueError(f"{name}.load_state_dict: missing keys {missing}, unexpected keys "
-                             f"{unexpected}")
+            raise StateDictError(f"{name}.load_state_dict: missing keys {missing}, "
+                                 f"unexpected keys {unexpected}")
         values = []
         for key, dst in own.items():
             if key not in state_dict:
@@ -600,7 +606,7 @@ class Module(training.ModelAPI):
             if dst.ndim == 0 and src.shape == (1,):  # torch takes it (0.3's scalars)
                 src = src.reshape(())
             if src.shape != dst.shape:
-                raise ValueError(f"{name}.load_state_dict: shape mismatch for {key}: the "
+                raise StateDictError(f"{name}.load_state_dict: shape mismatch for {key}: the "
                                  f"state_dict has {src.shape}, the model {dst.shape}")
             values.append((key, dst, src))
         copied = []
