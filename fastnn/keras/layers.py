@@ -342,6 +342,18 @@ def _variable(name):
     return property(get, doc=f"Keras' layer.{name}, a Variable")
 
 
+class FromConfig:
+    """Keras' from_config: a new object (unbuilt, without state) of the arguments its
+    get_config gave (layers and optimizers)."""
+
+    @classmethod
+    def from_config(cls, config):
+        if not isinstance(config, dict):
+            raise TypeError(f"{cls.__name__}.from_config: config must be a dict (of "
+                            f"get_config()), got {type(config).__name__}")
+        return cls(**config)
+
+
 class HasWeights:
     """Keras' weights, trainable_weights and non_trainable_weights (lists of Variables,
     in get_weights' order) of a layer or model (`weights` defined by each)."""
@@ -426,7 +438,7 @@ def _auto_name(base):
     return base if count == 0 else f"{base}_{count}"
 
 
-class Layer(HasWeights, Module):
+class Layer(FromConfig, HasWeights, Module):
     """Base of the Keras layers: built on the first call on a KerasTensor, when `_build`
     creates its fastnn children; then runs them in order (`_chain`)."""
 
@@ -555,14 +567,6 @@ class Layer(HasWeights, Module):
     def get_config(self):
         """Keras' get_config: the constructor arguments, which from_config takes."""
         return self.config()
-
-    @classmethod
-    def from_config(cls, config):
-        """Keras' from_config: a new layer (unbuilt) of the arguments get_config gave."""
-        if not isinstance(config, dict):
-            raise TypeError(f"{cls.__name__}.from_config: config must be a dict (of "
-                            f"get_config()), got {type(config).__name__}")
-        return cls(**config)
 
     _weight_names = ()  # Keras' names of get_weights' arrays
 

@@ -8,11 +8,12 @@ import numpy as np
 
 from .. import nn, optim
 from .._core import as_flag, as_real
+from .layers import FromConfig
 
 __all__ = ["Optimizer", "Adam", "SGD", "RMSprop", "AdamW", "get"]
 
 
-class Optimizer:
+class Optimizer(FromConfig):
     """A Keras optimizer: hyperparameters now, the fastnn optimizer at build(params)
     (once: compiling again with the same object continues its state, as in Keras).
     learning_rate is the built optimizer's once there is one, as Keras' is the variable
@@ -57,14 +58,6 @@ class Optimizer:
     def get_config(self):
         """Keras' get_config: the constructor arguments (learning_rate the current one)."""
         return {"learning_rate": float(self.learning_rate), **self._hyper, **self.clipping()}
-
-    @classmethod
-    def from_config(cls, config):
-        """A new optimizer (no state) of get_config's arguments."""
-        if not isinstance(config, dict):
-            raise TypeError(f"{cls.__name__}.from_config: config must be a dict (of "
-                            f"get_config()), got {type(config).__name__}")
-        return cls(**config)
 
     def build(self, params):
         if self._built is None:
