@@ -29,6 +29,7 @@ from ..training import ModelAPI, _check_finite_data, _float32, _real_array, _tar
 from . import callbacks as _callbacks
 from . import layers as _layers
 from . import losses as _klosses
+from . import metrics as _metrics
 from . import optimizers as _optimizers
 from . import trainer as _trainer
 
@@ -316,8 +317,9 @@ class Model(_layers.HasWeights, nn.Model):
         'sparse_categorical_crossentropy', 'binary_crossentropy', 'mse', 'mae', 'huber' (or a
         fastnn.keras.losses object); metrics: None or a list of Keras' names ('accuracy'
         or 'acc', 'binary_accuracy', 'categorical_accuracy', 'sparse_categorical_accuracy',
-        '(sparse_)top_k_categorical_accuracy' (k=5), 'mae', 'mse' and their long names),
-        logged under the name given, as in Keras. With several outputs, as Keras: one loss
+        '(sparse_)top_k_categorical_accuracy' (k=5), 'mae', 'mse' and their long names)
+        or fastnn.keras.metrics objects, logged under the name given (an object's `name`),
+        as in Keras. With several outputs, as Keras: one loss
         for all or one per output (a list, or a dict by output name), loss_weights per
         output (the loss is sum(weight * output loss)) and metrics per output (a list of
         lists, or a dict by output name), logged as '<output>_loss', '<output>_<metric>'.
@@ -387,19 +389,32 @@ class Model(_layers.HasWeights, nn.Model):
         else:
             per_output = self._per_output(metrics, "compile", "metrics")
         result = []
-        for k, names in enumerate(per_output):
-            names = [] if names is None else [names] if isinstance(names, str) else names
-            if not isinstance(names, (list, tuple)):
-                raise TypeError(f"compile: the metrics of output {k} must be a name or a list "
-                                f"of names, got {names!r}")
-            names = tuple(names)
-            for m in names:
-                if not isinstance(m, str) or m not in METRICS:
-                    raise ValueError(f"compile: unknown metric {m!r}; known: {list(METRICS)}")
+        for k, entries in enumerate(per_output):
+            entries = [] if entries is None else [entries] if isinstance(
+                entries, (str, _metrics.Metric)) else entries
+            if not isinstance(entries, (list, tuple)):
+                raise TypeError(f"compile: the metrics of output {k} must be a metric or a "
+                                f"list of them, got {entries!r}")
+            entries = tuple(m if isinstance(m, str) else self._metric_object(m)
+                            for m in entries)
+            for m in entries:
+                if isinstance(m, str) and m not in METRICS:
+                    raise ValueError(f"compile: unknown metric {m!r}; known: {list(METRICS)} "
+                                     f"or fastnn.keras.metrics objects")
+            names = [m if isinstance(m, str) else m.name for m in entries]
             if len(set(names)) != len(names):  # one History key for two metrics
                 raise ValueError(f"compile: metrics {list(names)} name one metric twice")
-            result.append(names)
+            result.append(entries)
         return result
+
+    @staticmethod
+    def _metric_object(m):
+        """compile's metric m that is not a name: an object (or a saved one, as
+        fastnn.keras.metrics.serialize wrote it)."""
+        try:
+            return _metrics.get(m)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"compile: {e}") from None
 
     def _loss_weights(self, loss_weights, n):
         """compile's loss_weights as a float per output (1 without): a number for one
@@ -988,7 +1003,8 @@ class Model(_layers.HasWeights, nn.Model):
                                     "label_smoothing": spec.label_smoothing,
                                     "delta": getattr(spec, "delta", None)}
                                    for spec in c.losses],
-                        "metrics": [list(m) for m in c.metrics],
+                        "metrics": [[m if isinstance(m, str) else _metrics.serialize(m)
+                                     for m in ms] for ms in c.metrics],
                         "loss_weights": list(c.loss_weights), "loss_order": list(c.loss_order),
                         "clipping": c.optimizer.clipping()}
         config = {"name": self.name, "layers": self._layer_configs(), "compile": compiled}
