@@ -1170,3 +1170,82 @@ def test_forged_compile_settings_raise_naming_the_file(tmp_path, edit, match):
     forge(good, bad, lambda h: h["payload"]["optimizer"].update(type="Bogus"))
     with pytest.raises(ValueError, match=f"{bad}.*unknown optimizer type 'Bogus'"):
         fk.models.load_model(bad)
+
+
+def ids(tensors):
+    """A structure of tensors by identity (KerasTensor == is a layer call in Keras)."""
+    if isinstance(tensors, dict):
+        return {k: id(t) for k, t in tensors.items()}
+    if isinstance(tensors, (list, tuple)):
+        return type(tensors), [id(t) for t in tensors]
+    return id(tensors)
+
+
+def test_model_inputs_outputs_like_keras():
+    """model.input / output (the structure the model was made of), model.inputs /
+    outputs (flat lists of KerasTensors, a dict's sorted by key) were missing or
+    fastnn's graph values, so Model(model.inputs, model.get_layer(...).output) (a
+    feature extractor) failed; a subclassed model has none, an unbuilt Sequential none
+    yet (AttributeError), as in Keras."""
+    keras = pytest.importorskip("keras")
+    x = [np.ones((4, 3), np.float32), np.ones((4, 2), np.float32)]
+    for K in (keras, fk):
+        a, b = K.Input((3,), name="a"), K.Input((2,), name="b")
+        o1 = K.layers.Dense(2, name="o1")(K.layers.Dense(4, name="h")(a))
+        o2 = K.layers.Dense(1, name="o2")(b)
+        for outputs, flat in (({"z": o1, "y": o2}, [o2, o1]), ([o1, o2], [o1, o2]),
+                              ((o1, o2), [o1, o2]), ([o1], [o1]), (o1, [o1])):
+            model = K.Model([a, b], outputs)
+            assert ids(model.input) == ids(model.inputs) == ids([a, b])
+            assert ids(model.output) == ids(outputs) and ids(model.outputs) == ids(flat)
+        single = K.Model(a, o1)
+        assert single.input is a and single.output is o1 and single.inputs == [a]
+        features = K.Model(model.inputs, model.get_layer("h").output)
+        assert features.predict(x, verbose=0).shape == (4, 4)
+        seq = K.Sequential([K.layers.Dense(4, name="h"), K.layers.Dense(2)])
+        with pytest.raises(AttributeError):
+            seq.outputs
+        seq.build((None, 3))
+        assert [t.shape for t in seq.inputs + seq.outputs] == [(None, 3), (None, 2)]
+        features = K.Model(seq.inputs, seq.get_layer("h").output)
+        assert features.predict(x[0], verbose=0).shape == (4, 4)
+
+        class Sub(K.Model):
+            def __init__(self):
+                super().__init__()
+                self.dense = K.layers.Dense(2)
+
+            def call(self, x):
+                return self.dense(x)
+
+        sub = Sub()
+        sub(x[0])
+        for name in ("inputs", "outputs", "input", "output"):
+            with pytest.raises(AttributeError):
+                getattr(sub, name)
+    built = fk.Sequential([fk.Input((3,)), fk.layers.Dense(2)])  # Keras 3 raises; tf.keras'
+    assert built.input is built.inputs[0] and built.output is built.outputs[0]
+
+
+def test_metrics_names_label_evaluate_like_keras():
+    """model.metrics_names was missing: [] before compile and ['loss'] without metrics,
+    as Keras'; with metrics the names of evaluate's list in its order (Keras 3 gives
+    ['loss', 'compile_metrics']; tf.keras gave these)."""
+    keras = pytest.importorskip("keras")
+    x, y = np.ones((4, 3), np.float32), np.ones((4, 2), np.float32)
+    for K in (keras, fk):
+        model = K.Sequential([K.Input((3,)), K.layers.Dense(2)])
+        assert model.metrics_names == []
+        model.compile("sgd", "mse")
+        model.fit(x, y, verbose=0)
+        assert model.metrics_names == ["loss"]
+    model.compile("sgd", "mse", metrics=["mse", fk.metrics.MeanAbsoluteError(name="a")])
+    assert model.metrics_names == ["loss", "mse", "a"]
+    assert dict(zip(model.metrics_names, model.evaluate(x, y, verbose=0))) == \
+        model.evaluate(x, y, verbose=0, return_dict=True)
+    a = fk.Input((3,))
+    two = fk.Model(a, [fk.layers.Dense(2, name="p")(a), fk.layers.Dense(2, name="q")(a)])
+    two.compile("sgd", {"q": "mse", "p": "mae"}, metrics=[["mae"], ["mse"]])
+    assert two.metrics_names == ["loss", "q_loss", "p_loss", "p_mae", "q_mse"]
+    assert dict(zip(two.metrics_names, two.evaluate(x, [y, y], verbose=0))) == \
+        two.evaluate(x, [y, y], verbose=0, return_dict=True)

@@ -13,5 +13,5 @@ from . import callbacks, datasets, layers, losses, metrics, models, optimizers, 
 from .layers import Input
 from .models import Model, Sequential
 
-__all__ = ["callbacks", "datasets", "layers", "losses", "metrics", "models", "optimizers", "saving",
-           "utils", "Input", "Model", "Sequential"]
+__all__ = ["callbacks", "datasets", "layers", "losses", "metrics", "models", "optimizers",
+           "saving", "utils", "Input", "Model", "Sequential"]

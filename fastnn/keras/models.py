@@ -121,6 +121,9 @@ class Model(_layers.HasWeights, nn.Model):
             super().__init__()
             return
         values_in, self._keras_inputs = _unwrap(inputs, "input")
+        self.__dict__["_keras_structure"] = [  # Keras' model.input, model.output
+            type(t)(t) if isinstance(t, (list, tuple, dict)) else t
+            for t in (inputs, outputs)]
         names = [t.name for t in self._keras_inputs]
         for name in names:
             if name is not None and names.count(name) > 1:  # as Keras; dicts need them
@@ -194,7 +197,7 @@ class Model(_layers.HasWeights, nn.Model):
         def parents(call):
             return [producer[id(v)] for v in _arg_values(call) if id(v) in producer]
 
-        stack = list(reversed(self.outputs))
+        stack = list(reversed(self._out_values))
         while stack:  # pre-order, as Keras' _build_map
             call = producer.get(id(stack.pop()))
             if call is None or id(call) in seen:
@@ -250,6 +253,38 @@ class Model(_layers.HasWeights, nn.Model):
         outputs (in Keras' flat order). fastnn's output_shape(shape) method is not needed:
         a Keras model used as a layer of another one is inlined into that one's graph."""
         return self._keras_shapes("_keras_outputs")
+
+    @property
+    def inputs(self):
+        """Keras' model.inputs: the KerasTensors (Inputs) the model is built on, a list."""
+        return list(self._symbolic("_keras_inputs", "inputs"))
+
+    @property
+    def outputs(self):
+        """Keras' model.outputs: the KerasTensors of the outputs, a list in Keras' flat
+        order (a dict's sorted by key)."""
+        return list(self._symbolic("_keras_outputs", "outputs"))
+
+    @property
+    def input(self):
+        """Keras' model.input: the inputs as the model was made of them (a KerasTensor, or
+        a list)."""
+        return self._symbolic("_keras_structure", "input")[0]
+
+    @property
+    def output(self):
+        """Keras' model.output: the outputs as the model was made of them (a KerasTensor,
+        or a list, tuple or dict)."""
+        return self._symbolic("_keras_structure", "output")[1]
+
+    def _symbolic(self, attr, what):
+        """The KerasTensors in attribute `attr`, or Keras' AttributeError: a subclassed
+        model has none, an unbuilt Sequential none yet."""
+        if self._subclassed() or attr not in self.__dict__:
+            why = "a subclassed model has none" if self._subclassed() else "not built yet"
+            raise AttributeError(f"{type(self).__name__} {self.name!r} has no {what} ({why}; "
+                                 f"a functional model and a built Sequential have)")
+        return self.__dict__[attr]
 
     def _keras_shapes(self, tensors):
         """The shapes of the KerasTensors in attribute `tensors`: one, or a list."""
@@ -455,7 +490,7 @@ class Model(_layers.HasWeights, nn.Model):
         metrics = [(f"{names[k]}_{name}" if several else name, k, fn)
                    for k, metric_names in enumerate(self._compiled.metrics)
                    for name, fn in _trainer.metric_functions(metric_names,
-                                                             self.outputs[k].shape[-1])]
+                                                             self._out_values[k].shape[-1])]
         return losses, metrics
 
     def _graph_for(self, shapes):
@@ -515,7 +550,7 @@ class Model(_layers.HasWeights, nn.Model):
         checked against the output."""
         kind = self._compiled.losses[k].kind
         y = _real_array(y, what, name)
-        classes = self.outputs[k].shape[-1]
+        classes = self._out_values[k].shape[-1]
         if kind == "sparse_categorical_crossentropy":
             if y.ndim == 2 and y.shape[1] == 1:
                 y = y[:, 0]
@@ -536,7 +571,7 @@ class Model(_layers.HasWeights, nn.Model):
                 raise ValueError(f"{what}: one-hot targets must have {classes} columns (the "
                                  f"model's outputs), got shape {y.shape}")
             return y.astype(np.float32)
-        out_shape = tuple(self.outputs[k].shape[1:])
+        out_shape = tuple(self._out_values[k].shape[1:])
         if y.ndim == 1 and out_shape == (1,):
             y = y[:, None]
         return y.astype(np.float32)
@@ -653,7 +688,7 @@ class Model(_layers.HasWeights, nn.Model):
 
     def _single_output_shape(self, shape, what):
         shapes = self._unpacked_shapes((tuple(shape),))
-        if len(shapes) == 1 and len(self.outputs) == 1:
+        if len(shapes) == 1 and len(self._out_values) == 1:
             return super()._single_output_shape(shape, what)
         return self._graph_for(shapes).output_shapes(shapes)[0]
 
@@ -782,7 +817,8 @@ class Model(_layers.HasWeights, nn.Model):
         if len(y) > 1:
             raise ValueError(f"{what}: class_weight is only supported for models with one "
                              f"output (as in Keras); pass sample_weight per output")
-        return [_trainer.class_weights(class_weight, y[0], self.outputs[0].shape[-1], what)]
+        return [_trainer.class_weights(class_weight, y[0], self._out_values[0].shape[-1],
+                                       what)]
 
     def _result(self, logs, return_dict):
         """evaluate's and *_on_batch's result as Keras gives it: the logs, or a list in
@@ -790,11 +826,21 @@ class Model(_layers.HasWeights, nn.Model):
         compile's order (one output) else sorted; the loss alone without metrics."""
         if return_dict:
             return logs
-        losses, metrics = self._log_keys()
-        first = ["loss"] + [key for key, _ in losses] + (
-            [key for key, *_ in metrics] if not losses else [])
-        values = [logs[k] for k in first] + [logs[k] for k in sorted(logs) if k not in first]
+        values = [logs[k] for k in self.metrics_names]
         return values if len(values) > 1 else values[0]
+
+    @property
+    def metrics_names(self):
+        """The names of evaluate's list, in its order ([] before compile): 'loss' (alone
+        without metrics, as Keras'), then with several outputs their losses (in the
+        loss's order) and the metrics sorted, else the metrics in compile's order, so
+        dict(zip(model.metrics_names, model.evaluate(x, y))) pairs them (as tf.keras';
+        Keras 3 lists its metric trackers, 'compile_metrics' for all the metrics)."""
+        if self._compiled is None:
+            return []
+        losses, metrics = self._log_keys()
+        keys = [key for key, *_ in metrics]
+        return ["loss"] + [key for key, _ in losses] + (sorted(keys) if losses else keys)
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  callbacks=None, return_dict=False):
@@ -823,7 +869,7 @@ class Model(_layers.HasWeights, nn.Model):
         batch_size = as_batch_size(batch_size, "predict", 32)
         callbacks = _trainer.check_callbacks(callbacks, "predict")
         with self._packed():
-            if not callbacks and len(self.outputs) == 1:
+            if not callbacks and len(self._out_values) == 1:
                 # the batch-size hint only: a larger batch runs faster
                 return self._structured([ModelAPI.predict(self, x,
                                                           batch_size=max(batch_size, 256))])
@@ -1025,8 +1071,8 @@ class Model(_layers.HasWeights, nn.Model):
         config = {**config, "inputs": [{"shape": list(t.shape[1:]), "name": t.name}
                                        for t in inputs], "calls": calls}
         if self._output_form == "single":
-            return {**config, "output": refs[id(self.outputs[0])]}
-        return {**config, "outputs": [refs[id(v)] for v in self.outputs],
+            return {**config, "output": refs[id(self._out_values[0])]}
+        return {**config, "outputs": [refs[id(v)] for v in self._out_values],
                 "output_form": self._output_form, "output_keys": self._output_keys}
 
     def _layer_configs(self):
@@ -1045,7 +1091,7 @@ class Model(_layers.HasWeights, nn.Model):
         what config() writes as a list of layers (a Sequential's always is)."""
         if self._output_form != "single":
             return False
-        last = self.inputs[0]
+        last = self._in_values[0]
         for c in self._calls:
             if not isinstance(c.module, _layers.Layer) or c.module._merges or \
                     c.args[0] is not last or c.module.output.value is not c.outputs[0]:
@@ -1107,7 +1153,7 @@ class Model(_layers.HasWeights, nn.Model):
                                    compiled.get("metric") else [])
             compiled = {"losses": [compiled], "metrics": [metrics], "loss_weights": [1.0],
                         "loss_order": [0]}
-        n = len(self.outputs)
+        n = len(self._out_values)
         fields = {k: compiled[k] for k in ("losses", "metrics", "loss_weights", "loss_order")}
         for field, value in fields.items():
             if not isinstance(value, list) or len(value) != n:
@@ -1332,6 +1378,31 @@ class Sequential(Model):
     @property
     def layers(self):
         return list(self._pending)
+
+    @property
+    def inputs(self):
+        return [self._built_tensor("_input", "inputs")]
+
+    @property
+    def outputs(self):
+        return [self._built_tensor("_output", "outputs")]
+
+    @property
+    def input(self):
+        """The Input the layers run on once built (Keras 3 raises an AttributeError;
+        tf.keras gave it, as here)."""
+        return self._built_tensor("_input", "input")
+
+    @property
+    def output(self):
+        """The last layer's output once built (as tf.keras; Keras 3 raises)."""
+        return self._built_tensor("_output", "output")
+
+    def _built_tensor(self, attr, what):
+        if not self.built:  # as Keras
+            raise AttributeError(f"Sequential {self.name!r} has no {what} yet: it is not built "
+                                 f"(give it an Input, call build, or fit/predict)")
+        return getattr(self, attr)
 
     @property
     def input_shape(self):
