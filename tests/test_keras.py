@@ -977,8 +977,7 @@ def test_compile_again_keeps_the_same_optimizers_state_like_keras():
             model.fit(x, y, epochs=2, batch_size=8, verbose=0)
             model.compile(opt if same else K.optimizers.SGD(0.1, momentum=0.9),
                           "sparse_categorical_crossentropy")  # metrics=None: kept
-            if K is keras:  # fastnn's model.optimizer is the fastnn optimizer it built
-                assert (model.optimizer is opt) == same
+            assert (model.optimizer is opt) == same
             keys = [sorted(model.fit(x, y, epochs=1, batch_size=8, verbose=0).history)]
             model.compile(opt, "sparse_categorical_crossentropy", metrics=[])
             keys.append(sorted(model.evaluate(x, y, verbose=0, return_dict=True)))
@@ -1249,3 +1248,30 @@ def test_metrics_names_label_evaluate_like_keras():
     assert two.metrics_names == ["loss", "q_loss", "p_loss", "p_mae", "q_mse"]
     assert dict(zip(two.metrics_names, two.evaluate(x, [y, y], verbose=0))) == \
         two.evaluate(x, [y, y], verbose=0, return_dict=True)
+
+
+def test_model_optimizer_is_the_compiled_object_like_keras():
+    """model.optimizer was the fastnn optimizer fit steps, not the object compile was
+    given (Keras': model.optimizer is opt), so its get_config or class were fastnn's;
+    its learning_rate, set or read there, is the one fit steps with. A name gives
+    Keras' class; a fastnn.optim optimizer given to compile is itself."""
+    keras = pytest.importorskip("keras")
+    x, y = np.ones((8, 3), np.float32), np.ones((8, 2), np.float32)
+    for K in (keras, fk):
+        model = K.Sequential([K.layers.Input((3,)), K.layers.Dense(2)])
+        opt = K.optimizers.SGD(0.1)
+        model.compile(opt, "mse")
+        assert model.optimizer is opt
+        model.fit(x, y, verbose=0, callbacks=[K.callbacks.LearningRateScheduler(
+            lambda epoch: 0.05)])
+        assert model.optimizer is opt and float(opt.learning_rate) == pytest.approx(0.05)
+        opt.learning_rate = 0.0
+        before = model.get_weights()
+        model.fit(x, y, verbose=0)
+        for a, b in zip(before, model.get_weights()):
+            np.testing.assert_array_equal(a, b)
+        model.compile("adam", "mse")
+        assert type(model.optimizer) is K.optimizers.Adam
+    sgd = fastnn.optim.SGD(model.parameters(), 0.1)
+    model.compile(sgd, "mse")
+    assert model.optimizer is sgd

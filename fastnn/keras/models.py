@@ -395,7 +395,7 @@ class Model(_layers.HasWeights, nn.Model):
             if len(set(keys)) != len(keys):
                 raise ValueError(f"compile: the outputs {self.output_names} give the log "
                                  f"keys {keys}, some twice (two outputs of one layer?)")
-        self.optimizer = None  # built now if the model is, else by the next fit
+        self._stepped = None  # built now if the model is, else by the next fit
         self._loss_fns = self._train_graph = None
         if self._functional:
             self._plan_loss()
@@ -499,7 +499,7 @@ class Model(_layers.HasWeights, nn.Model):
             return graph
         if self.__dict__.get("_planned_from") is not graph:  # traced again: a sub-model
             self._plan_loss()                                # changed since compile
-            optimizer = self.optimizer
+            optimizer = self._stepped
             held = {id(p) for p in getattr(optimizer, "params", ())}
             new = [p for p in self.parameters() if id(p) not in held]
             if new and hasattr(optimizer, "add_param_group"):  # its layers train too
@@ -698,22 +698,36 @@ class Model(_layers.HasWeights, nn.Model):
         return self._graph_for(shapes).output_shapes(shapes)
 
     def _optimizer(self, what=None):
-        """The fastnn optimizer fit steps (model.optimizer): built from the compiled one by
+        """The fastnn optimizer fit steps: built from the compiled one by
         compile (or the first fit, for a model built then), or loaded with the model; the
         compiled optimizer object's own when it was built before (compile again with it
         continues its state, as Keras'). Before a step (`what` says which), a Keras
         optimizer must hold every weight, as Keras requires: one built for another model,
         or before Sequential.pop/add changed this one, would leave weights untrained."""
-        if self.optimizer is None:
-            self.optimizer = self._compiled.optimizer.build(self.parameters())
+        if self._stepped is None:
+            self._stepped = self._compiled.optimizer.build(self.parameters())
         if what is not None and self._compiled.optimizer.holds_all:
-            held = {id(p) for p in self.optimizer.params}
+            held = {id(p) for p in self._stepped.params}
             if not all(id(p) in held for p in self.parameters()):
                 raise ValueError(f"{what}: the optimizer was built for other weights (another "
                                  f"model's, or before layers were added or removed); compile "
                                  f"the model again with a new optimizer instance (as Keras "
                                  f"requires)")
-        return self.optimizer
+        return self._stepped
+
+    @property
+    def optimizer(self):
+        """Keras' model.optimizer: the optimizer object compile was given (or made of a
+        name), whose learning_rate is the one fit steps with; a fastnn.optim optimizer
+        given to compile, or one loaded with the model, is the fastnn one fit steps."""
+        compiled = self.__dict__.get("_compiled")
+        if compiled is not None and compiled.optimizer.is_keras:
+            return compiled.optimizer
+        return self._stepped
+
+    @optimizer.setter
+    def optimizer(self, opt):  # the fastnn optimizer (fastnn.nn.Model's; load puts it)
+        self.__dict__["_stepped"] = opt
 
     def _data(self, x, y, sample_weight, what, name=""):
         """(x float32, y as the losses take it, sample weights), checked against the model

@@ -240,8 +240,8 @@ def step(model, xb, ys, ws, train):
     if train:
         _zero_grads(model.parameters(), True)  # each step's gradient afresh
         model.backward(grads if len(grads) > 1 else grads[0])
-        model._compiled.optimizer.clip(model.optimizer.params)
-        model.optimizer.step()
+        model._compiled.optimizer.clip(model._stepped.params)
+        model._stepped.step()
     return total, losses, model._outputs_of(outs)
 
 
