@@ -557,7 +557,7 @@ class ModelAPI:
         if input_shape is not None:
             return ((None,) + as_sample_shape(input_shape, "input_shape", what),)
         if getattr(self, "_functional", False):
-            return tuple(v.shape for v in self.inputs)
+            return tuple(v.shape for v in self._in_values)
         if self.input_shape is not None:
             return ((None,) + tuple(self.input_shape),)
         raise ValueError(f"{what}: pass input_shape (per sample, e.g. (1, 28, 28)) or build "

@@ -1592,6 +1592,67 @@ def test_keras_loss_call_boundary(data):
         check_named(got, {"get_layer"})
 
 
+@settings(FUZZ, max_examples=200)
+@given(data=st.data())
+def test_keras_metric_boundary(data):
+    """fastnn.keras.metrics objects built with hostile arguments (name, threshold, k),
+    updated with hostile targets, predictions and sample weights, and compile given
+    hostile metrics: a float32 result (in [0, 1] for accuracies) or an error naming the
+    metric class (compile)."""
+    from fastnn import keras as fk
+    draw = data.draw
+    r = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    name = draw(st.sampled_from(list(fk.metrics.CLASSES)))
+    cls = fk.metrics.CLASSES[name]
+    kwargs = {"name": draw(st.sampled_from([None, "", "m", 3, b"m", ("m",)]))}
+    if cls is fk.metrics.BinaryAccuracy:
+        kwargs["threshold"] = draw(st.sampled_from(HOSTILE_REALS + [0.3]))
+    if cls is fk.metrics.SparseTopKCategoricalAccuracy:
+        kwargs["k"] = draw(st.sampled_from(HOSTILE_INTS + [1, 3]))
+    status, metric = call("keras_metrics", lambda: cls(**kwargs))
+    if status == "raised":
+        check_named(metric, {name})
+        return
+    n, c = dims(draw, 1, 4), dims(draw, 1, 4)
+    pred = r.random((n, c)).astype(np.float32)
+    true = r.integers(0, c, n) if cls.sparse else r.integers(0, 2, (n, c)).astype(np.float32)
+    weight = None
+    how = draw(st.sampled_from(["none", "dtype", "shape", "labels", "nan", "list", "weight"]))
+    if how == "dtype":
+        true = true.astype(draw(st.sampled_from(HOSTILE_DTYPES)))
+    elif how == "shape":
+        pred = pred.reshape(-1)
+    elif how == "labels":
+        true = true + draw(st.sampled_from([c, -c - 1, 0.5]))
+    elif how == "nan":
+        pred[0, 0] = np.nan
+    elif how == "list":
+        true = true.tolist()
+    elif how == "weight":
+        weight = draw(st.sampled_from([r.random(n), r.random(n + 1), -np.ones(n),
+                                       np.full(n, np.nan), np.zeros(n), "w", [[1.0]] * n]))
+    status, got = call("keras_metrics", lambda: metric(true, pred, sample_weight=weight))
+    if status == "raised":
+        assert how != "none", got
+        check_named(got, {name})
+    else:
+        assert isinstance(got, np.float32), got
+        if "Accuracy" in name:  # NaN outputs count as wrong, as in Keras
+            assert 0 <= got <= 1, (how, got)
+        else:  # a NaN output gives a NaN error, as in Keras
+            assert np.isfinite(got) or how == "nan", (how, got)
+        metric.reset_state()
+        assert metric.result() == 0
+    model = fk.Sequential([fk.layers.Input((2,)), fk.layers.Dense(2, activation="softmax")])
+    entry = draw(st.sampled_from([metric, cls, {"class_name": name}, {"class_name": "x"},
+                                  {"class_name": name, "config": {"k": -1}}, 3, None,
+                                  "accuracy", b"mae"]))
+    status, got = call("keras_metrics", lambda: model.compile(
+        "sgd", "sparse_categorical_crossentropy", metrics=[entry, "mae"]))
+    if status == "raised":
+        check_named(got, {"compile"})
+
+
 @settings(FUZZ, max_examples=50)  # of 57 distinct shapes
 @given(data=st.data())
 def test_keras_build_boundary(data):
@@ -2485,7 +2546,7 @@ QUOTA = {**{op.name: 2 * FUZZ.max_examples for op in OPS}, "layers": 400, "losse
          "distributed": 200, "to_categorical": 200, "safetensors": 200, "keras_layers": 300,
          "keras_model_files": 100, "flags": 300, "containers": 300, "registration": 200,
          "fit_data": 100,
-         "keras_loss_calls": 200, "keras_build": 50, "conv_algorithm": 200,
+         "keras_loss_calls": 200, "keras_metrics": 300, "keras_build": 50, "conv_algorithm": 200,
          "window_positions": 200, "new_layer_args": 250, "merge_layers": 200,
          "keras_graphs": 150, "keras_training": 250, "keras_callbacks": 250,
          "iterators": 200, "keras_outputs": 250, "keras_subclass": 100, "keras_weights": 100}

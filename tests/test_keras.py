@@ -977,8 +977,7 @@ def test_compile_again_keeps_the_same_optimizers_state_like_keras():
             model.fit(x, y, epochs=2, batch_size=8, verbose=0)
             model.compile(opt if same else K.optimizers.SGD(0.1, momentum=0.9),
                           "sparse_categorical_crossentropy")  # metrics=None: kept
-            if K is keras:  # fastnn's model.optimizer is the fastnn optimizer it built
-                assert (model.optimizer is opt) == same
+            assert (model.optimizer is opt) == same
             keys = [sorted(model.fit(x, y, epochs=1, batch_size=8, verbose=0).history)]
             model.compile(opt, "sparse_categorical_crossentropy", metrics=[])
             keys.append(sorted(model.evaluate(x, y, verbose=0, return_dict=True)))
@@ -1170,3 +1169,109 @@ def test_forged_compile_settings_raise_naming_the_file(tmp_path, edit, match):
     forge(good, bad, lambda h: h["payload"]["optimizer"].update(type="Bogus"))
     with pytest.raises(ValueError, match=f"{bad}.*unknown optimizer type 'Bogus'"):
         fk.models.load_model(bad)
+
+
+def ids(tensors):
+    """A structure of tensors by identity (KerasTensor == is a layer call in Keras)."""
+    if isinstance(tensors, dict):
+        return {k: id(t) for k, t in tensors.items()}
+    if isinstance(tensors, (list, tuple)):
+        return type(tensors), [id(t) for t in tensors]
+    return id(tensors)
+
+
+def test_model_inputs_outputs_like_keras():
+    """model.input / output (the structure the model was made of), model.inputs /
+    outputs (flat lists of KerasTensors, a dict's sorted by key) were missing or
+    fastnn's graph values, so Model(model.inputs, model.get_layer(...).output) (a
+    feature extractor) failed; a subclassed model has none, an unbuilt Sequential none
+    yet (AttributeError), as in Keras."""
+    keras = pytest.importorskip("keras")
+    x = [np.ones((4, 3), np.float32), np.ones((4, 2), np.float32)]
+    for K in (keras, fk):
+        a, b = K.Input((3,), name="a"), K.Input((2,), name="b")
+        o1 = K.layers.Dense(2, name="o1")(K.layers.Dense(4, name="h")(a))
+        o2 = K.layers.Dense(1, name="o2")(b)
+        for outputs, flat in (({"z": o1, "y": o2}, [o2, o1]), ([o1, o2], [o1, o2]),
+                              ((o1, o2), [o1, o2]), ([o1], [o1]), (o1, [o1])):
+            model = K.Model([a, b], outputs)
+            assert ids(model.input) == ids(model.inputs) == ids([a, b])
+            assert ids(model.output) == ids(outputs) and ids(model.outputs) == ids(flat)
+        single = K.Model(a, o1)
+        assert single.input is a and single.output is o1 and single.inputs == [a]
+        features = K.Model(model.inputs, model.get_layer("h").output)
+        assert features.predict(x, verbose=0).shape == (4, 4)
+        seq = K.Sequential([K.layers.Dense(4, name="h"), K.layers.Dense(2)])
+        with pytest.raises(AttributeError):
+            seq.outputs
+        seq.build((None, 3))
+        assert [t.shape for t in seq.inputs + seq.outputs] == [(None, 3), (None, 2)]
+        features = K.Model(seq.inputs, seq.get_layer("h").output)
+        assert features.predict(x[0], verbose=0).shape == (4, 4)
+
+        class Sub(K.Model):
+            def __init__(self):
+                super().__init__()
+                self.dense = K.layers.Dense(2)
+
+            def call(self, x):
+                return self.dense(x)
+
+        sub = Sub()
+        sub(x[0])
+        for name in ("inputs", "outputs", "input", "output"):
+            with pytest.raises(AttributeError):
+                getattr(sub, name)
+    built = fk.Sequential([fk.Input((3,)), fk.layers.Dense(2)])  # Keras 3 raises; tf.keras'
+    assert built.input is built.inputs[0] and built.output is built.outputs[0]
+
+
+def test_metrics_names_label_evaluate_like_keras():
+    """model.metrics_names was missing: [] before compile and ['loss'] without metrics,
+    as Keras'; with metrics the names of evaluate's list in its order (Keras 3 gives
+    ['loss', 'compile_metrics']; tf.keras gave these)."""
+    keras = pytest.importorskip("keras")
+    x, y = np.ones((4, 3), np.float32), np.ones((4, 2), np.float32)
+    for K in (keras, fk):
+        model = K.Sequential([K.Input((3,)), K.layers.Dense(2)])
+        assert model.metrics_names == []
+        model.compile("sgd", "mse")
+        model.fit(x, y, verbose=0)
+        assert model.metrics_names == ["loss"]
+    model.compile("sgd", "mse", metrics=["mse", fk.metrics.MeanAbsoluteError(name="a")])
+    assert model.metrics_names == ["loss", "mse", "a"]
+    assert dict(zip(model.metrics_names, model.evaluate(x, y, verbose=0))) == \
+        model.evaluate(x, y, verbose=0, return_dict=True)
+    a = fk.Input((3,))
+    two = fk.Model(a, [fk.layers.Dense(2, name="p")(a), fk.layers.Dense(2, name="q")(a)])
+    two.compile("sgd", {"q": "mse", "p": "mae"}, metrics=[["mae"], ["mse"]])
+    assert two.metrics_names == ["loss", "q_loss", "p_loss", "p_mae", "q_mse"]
+    assert dict(zip(two.metrics_names, two.evaluate(x, [y, y], verbose=0))) == \
+        two.evaluate(x, [y, y], verbose=0, return_dict=True)
+
+
+def test_model_optimizer_is_the_compiled_object_like_keras():
+    """model.optimizer was the fastnn optimizer fit steps, not the object compile was
+    given (Keras': model.optimizer is opt), so its get_config or class were fastnn's;
+    its learning_rate, set or read there, is the one fit steps with. A name gives
+    Keras' class; a fastnn.optim optimizer given to compile is itself."""
+    keras = pytest.importorskip("keras")
+    x, y = np.ones((8, 3), np.float32), np.ones((8, 2), np.float32)
+    for K in (keras, fk):
+        model = K.Sequential([K.layers.Input((3,)), K.layers.Dense(2)])
+        opt = K.optimizers.SGD(0.1)
+        model.compile(opt, "mse")
+        assert model.optimizer is opt
+        model.fit(x, y, verbose=0, callbacks=[K.callbacks.LearningRateScheduler(
+            lambda epoch: 0.05)])
+        assert model.optimizer is opt and float(opt.learning_rate) == pytest.approx(0.05)
+        opt.learning_rate = 0.0
+        before = model.get_weights()
+        model.fit(x, y, verbose=0)
+        for a, b in zip(before, model.get_weights()):
+            np.testing.assert_array_equal(a, b)
+        model.compile("adam", "mse")
+        assert type(model.optimizer) is K.optimizers.Adam
+    sgd = fastnn.optim.SGD(model.parameters(), 0.1)
+    model.compile(sgd, "mse")
+    assert model.optimizer is sgd

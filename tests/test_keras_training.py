@@ -247,6 +247,108 @@ def test_metrics_like_keras(loss, classes, activation, metrics):
     assert_runs_equal(run_both(keras, dense(classes, activation), (4,), loss, fit, metrics))
 
 
+@pytest.mark.parametrize("loss, classes, activation, metrics", [
+    ("sparse_categorical_crossentropy", 7, "softmax",
+     lambda K: [K.metrics.SparseCategoricalAccuracy(name="acc"), "accuracy",
+                K.metrics.SparseTopKCategoricalAccuracy(k=2), "sparse_categorical_accuracy"]),
+    ("categorical_crossentropy", 7, "softmax",
+     lambda K: [K.metrics.CategoricalAccuracy(), K.metrics.MeanSquaredError(name="m"),
+                K.metrics.MeanAbsoluteError()]),
+    ("binary_crossentropy", 1, "sigmoid",
+     lambda K: [K.metrics.BinaryAccuracy(threshold=0.6), K.metrics.Accuracy(), "mse"])])
+def test_metric_objects_like_keras(loss, classes, activation, metrics):
+    """compile(metrics=[...]) takes keras.metrics objects, mixed with names: each is logged
+    under its name (name= or the class's default) with Keras' values."""
+    keras = keras_or_skip()
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((30, 4)).astype(np.float32)
+    y = targets(rng, loss, classes, 30)
+
+    def fit(K, model):
+        model.compile(K.optimizers.SGD(0.1), loss, metrics=metrics(K))
+        h = model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0,
+                      validation_data=(x[:10], y[:10])).history
+        h.update(("eval_" + k, v) for k, v in
+                 model.evaluate(x, y, verbose=0, return_dict=True).items())
+        return h
+
+    assert_runs_equal(run_both(keras, dense(classes, activation), (4,), loss, fit))
+
+
+METRIC_CASES = [  # (class, arguments, targets, outputs) of a batch of 7
+    ("SparseCategoricalAccuracy", {}, "labels", "probs"),
+    ("SparseCategoricalAccuracy", {"name": "a"}, "labels1", "probs"),
+    ("CategoricalAccuracy", {}, "onehot", "probs"),
+    ("Accuracy", {}, "rounded", "rounded_rev"),
+    ("BinaryAccuracy", {}, "binary", "sigmoid"),
+    ("BinaryAccuracy", {"threshold": 0.7}, "binary0", "sigmoid"),
+    ("SparseTopKCategoricalAccuracy", {"k": 2}, "labels", "probs"),
+    ("SparseTopKCategoricalAccuracy", {}, "labels", "probs"),
+    ("MeanSquaredError", {}, "onehot", "probs"),
+    ("MeanAbsoluteError", {}, "binary0", "sigmoid")]
+
+
+@pytest.mark.parametrize("cls, kwargs, y_true, y_pred", METRIC_CASES)
+def test_metric_state_like_keras(cls, kwargs, y_true, y_pred):
+    """update_state (with and without sample_weight), result, calling the object and
+    reset_state give Keras' values; labels (N, 1) and targets (N,) of an output (N, 1)
+    are squeezed or expanded as Keras does; get_config / from_config round-trip."""
+    keras = keras_or_skip()
+    rng = np.random.default_rng(1)
+    probs = rng.random((7, 4)).astype(np.float32)
+    probs /= probs.sum(1, keepdims=True)
+    labels = rng.integers(0, 4, 7)
+    binary = rng.integers(0, 2, (7, 1)).astype(np.float32)
+    data = {"probs": probs, "labels": labels, "labels1": labels[:, None],
+            "onehot": np.eye(4, dtype=np.float32)[labels], "rounded": np.round(probs * 2),
+            "rounded_rev": np.round(probs * 2)[::-1], "binary": binary,
+            "binary0": binary[:, 0], "sigmoid": rng.random((7, 1)).astype(np.float32)}
+    t, p, w = data[y_true], data[y_pred], rng.random(7)
+    results = []
+    for K in (keras, fk):
+        m = getattr(K.metrics, cls)(**kwargs)
+        got = [m.result()]
+        m.update_state(t[:3], p[:3])
+        got.append(m.result())
+        m.update_state(t[3:], p[3:], sample_weight=w[3:])
+        got += [m.result(), m(t[:2], p[:2])]
+        m.reset_state()
+        got.append(m.result())
+        results.append((m.name, np.array([float(v) for v in got])))
+    (ref_name, ref), (name, mine) = results
+    assert name == ref_name
+    np.testing.assert_allclose(mine, ref, rtol=1e-6, atol=1e-7)
+    config = getattr(fk.metrics, cls)(**kwargs).get_config()
+    assert type(fk.metrics.get(fk.metrics.serialize(
+        getattr(fk.metrics, cls).from_config(config)))).__name__ == cls
+    assert {k: v for k, v in getattr(keras.metrics, cls)(**kwargs).get_config().items()
+            if k != "dtype"} == config
+
+
+def test_metric_objects_are_saved_cloned_and_checked(tmp_path):
+    """A model compiled with metric objects saves, loads and clones with them (their
+    arguments kept); a bad metric is an error naming compile."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((12, 3)).astype(np.float32)
+    y = (x[:, :1] > 0).astype(np.float32)
+    model = fk.Sequential([fk.Input((3,)), fk.layers.Dense(1, activation="sigmoid")])
+    model.compile("sgd", "binary_crossentropy",
+                  metrics=[fk.metrics.BinaryAccuracy(threshold=0.2, name="b"), "mae"])
+    want = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert list(want) == ["b", "loss", "mae"]
+    model.save(tmp_path / "m.keras")
+    for other in (fk.models.load_model(tmp_path / "m.keras"), fk.models.clone_model(model)):
+        other.set_weights(model.get_weights())
+        assert other.evaluate(x, y, verbose=0, return_dict=True) == pytest.approx(want)
+        assert other._compiled.metrics[0][0].threshold == 0.2
+    for bad, error in [(fk.metrics.BinaryAccuracy, ValueError), (3, ValueError),
+                       ({"class_name": "Accuracy", "config": {"k": 2}}, TypeError),
+                       ([fk.metrics.Accuracy(), "accuracy"], ValueError)]:
+        with pytest.raises(error, match="compile"):
+            model.compile("sgd", "binary_crossentropy",
+                          metrics=bad if isinstance(bad, list) else [bad])
+
+
 def test_reduce_lr_on_plateau_like_keras():
     keras = keras_or_skip()
     rng = np.random.default_rng(6)

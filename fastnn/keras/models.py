@@ -29,6 +29,7 @@ from ..training import ModelAPI, _check_finite_data, _float32, _real_array, _tar
 from . import callbacks as _callbacks
 from . import layers as _layers
 from . import losses as _klosses
+from . import metrics as _metrics
 from . import optimizers as _optimizers
 from . import trainer as _trainer
 
@@ -120,6 +121,9 @@ class Model(_layers.HasWeights, nn.Model):
             super().__init__()
             return
         values_in, self._keras_inputs = _unwrap(inputs, "input")
+        self.__dict__["_keras_structure"] = [  # Keras' model.input, model.output
+            type(t)(t) if isinstance(t, (list, tuple, dict)) else t
+            for t in (inputs, outputs)]
         names = [t.name for t in self._keras_inputs]
         for name in names:
             if name is not None and names.count(name) > 1:  # as Keras; dicts need them
@@ -193,7 +197,7 @@ class Model(_layers.HasWeights, nn.Model):
         def parents(call):
             return [producer[id(v)] for v in _arg_values(call) if id(v) in producer]
 
-        stack = list(reversed(self.outputs))
+        stack = list(reversed(self._out_values))
         while stack:  # pre-order, as Keras' _build_map
             call = producer.get(id(stack.pop()))
             if call is None or id(call) in seen:
@@ -249,6 +253,38 @@ class Model(_layers.HasWeights, nn.Model):
         outputs (in Keras' flat order). fastnn's output_shape(shape) method is not needed:
         a Keras model used as a layer of another one is inlined into that one's graph."""
         return self._keras_shapes("_keras_outputs")
+
+    @property
+    def inputs(self):
+        """Keras' model.inputs: the KerasTensors (Inputs) the model is built on, a list."""
+        return list(self._symbolic("_keras_inputs", "inputs"))
+
+    @property
+    def outputs(self):
+        """Keras' model.outputs: the KerasTensors of the outputs, a list in Keras' flat
+        order (a dict's sorted by key)."""
+        return list(self._symbolic("_keras_outputs", "outputs"))
+
+    @property
+    def input(self):
+        """Keras' model.input: the inputs as the model was made of them (a KerasTensor, or
+        a list)."""
+        return self._symbolic("_keras_structure", "input")[0]
+
+    @property
+    def output(self):
+        """Keras' model.output: the outputs as the model was made of them (a KerasTensor,
+        or a list, tuple or dict)."""
+        return self._symbolic("_keras_structure", "output")[1]
+
+    def _symbolic(self, attr, what):
+        """The KerasTensors in attribute `attr`, or Keras' AttributeError: a subclassed
+        model has none, an unbuilt Sequential none yet."""
+        if self._subclassed() or attr not in self.__dict__:
+            why = "a subclassed model has none" if self._subclassed() else "not built yet"
+            raise AttributeError(f"{type(self).__name__} {self.name!r} has no {what} ({why}; "
+                                 f"a functional model and a built Sequential have)")
+        return self.__dict__[attr]
 
     def _keras_shapes(self, tensors):
         """The shapes of the KerasTensors in attribute `tensors`: one, or a list."""
@@ -316,8 +352,9 @@ class Model(_layers.HasWeights, nn.Model):
         'sparse_categorical_crossentropy', 'binary_crossentropy', 'mse', 'mae', 'huber' (or a
         fastnn.keras.losses object); metrics: None or a list of Keras' names ('accuracy'
         or 'acc', 'binary_accuracy', 'categorical_accuracy', 'sparse_categorical_accuracy',
-        '(sparse_)top_k_categorical_accuracy' (k=5), 'mae', 'mse' and their long names),
-        logged under the name given, as in Keras. With several outputs, as Keras: one loss
+        '(sparse_)top_k_categorical_accuracy' (k=5), 'mae', 'mse' and their long names)
+        or fastnn.keras.metrics objects, logged under the name given (an object's `name`),
+        as in Keras. With several outputs, as Keras: one loss
         for all or one per output (a list, or a dict by output name), loss_weights per
         output (the loss is sum(weight * output loss)) and metrics per output (a list of
         lists, or a dict by output name), logged as '<output>_loss', '<output>_<metric>'.
@@ -358,7 +395,7 @@ class Model(_layers.HasWeights, nn.Model):
             if len(set(keys)) != len(keys):
                 raise ValueError(f"compile: the outputs {self.output_names} give the log "
                                  f"keys {keys}, some twice (two outputs of one layer?)")
-        self.optimizer = None  # built now if the model is, else by the next fit
+        self._stepped = None  # built now if the model is, else by the next fit
         self._loss_fns = self._train_graph = None
         if self._functional:
             self._plan_loss()
@@ -387,19 +424,32 @@ class Model(_layers.HasWeights, nn.Model):
         else:
             per_output = self._per_output(metrics, "compile", "metrics")
         result = []
-        for k, names in enumerate(per_output):
-            names = [] if names is None else [names] if isinstance(names, str) else names
-            if not isinstance(names, (list, tuple)):
-                raise TypeError(f"compile: the metrics of output {k} must be a name or a list "
-                                f"of names, got {names!r}")
-            names = tuple(names)
-            for m in names:
-                if not isinstance(m, str) or m not in METRICS:
-                    raise ValueError(f"compile: unknown metric {m!r}; known: {list(METRICS)}")
+        for k, entries in enumerate(per_output):
+            entries = [] if entries is None else [entries] if isinstance(
+                entries, (str, _metrics.Metric)) else entries
+            if not isinstance(entries, (list, tuple)):
+                raise TypeError(f"compile: the metrics of output {k} must be a metric or a "
+                                f"list of them, got {entries!r}")
+            entries = tuple(m if isinstance(m, str) else self._metric_object(m)
+                            for m in entries)
+            for m in entries:
+                if isinstance(m, str) and m not in METRICS:
+                    raise ValueError(f"compile: unknown metric {m!r}; known: {list(METRICS)} "
+                                     f"or fastnn.keras.metrics objects")
+            names = [m if isinstance(m, str) else m.name for m in entries]
             if len(set(names)) != len(names):  # one History key for two metrics
                 raise ValueError(f"compile: metrics {list(names)} name one metric twice")
-            result.append(names)
+            result.append(entries)
         return result
+
+    @staticmethod
+    def _metric_object(m):
+        """compile's metric m that is not a name: an object (or a saved one, as
+        fastnn.keras.metrics.serialize wrote it)."""
+        try:
+            return _metrics.get(m)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"compile: {e}") from None
 
     def _loss_weights(self, loss_weights, n):
         """compile's loss_weights as a float per output (1 without): a number for one
@@ -440,7 +490,7 @@ class Model(_layers.HasWeights, nn.Model):
         metrics = [(f"{names[k]}_{name}" if several else name, k, fn)
                    for k, metric_names in enumerate(self._compiled.metrics)
                    for name, fn in _trainer.metric_functions(metric_names,
-                                                             self.outputs[k].shape[-1])]
+                                                             self._out_values[k].shape[-1])]
         return losses, metrics
 
     def _graph_for(self, shapes):
@@ -449,7 +499,7 @@ class Model(_layers.HasWeights, nn.Model):
             return graph
         if self.__dict__.get("_planned_from") is not graph:  # traced again: a sub-model
             self._plan_loss()                                # changed since compile
-            optimizer = self.optimizer
+            optimizer = self._stepped
             held = {id(p) for p in getattr(optimizer, "params", ())}
             new = [p for p in self.parameters() if id(p) not in held]
             if new and hasattr(optimizer, "add_param_group"):  # its layers train too
@@ -500,7 +550,7 @@ class Model(_layers.HasWeights, nn.Model):
         checked against the output."""
         kind = self._compiled.losses[k].kind
         y = _real_array(y, what, name)
-        classes = self.outputs[k].shape[-1]
+        classes = self._out_values[k].shape[-1]
         if kind == "sparse_categorical_crossentropy":
             if y.ndim == 2 and y.shape[1] == 1:
                 y = y[:, 0]
@@ -521,7 +571,7 @@ class Model(_layers.HasWeights, nn.Model):
                 raise ValueError(f"{what}: one-hot targets must have {classes} columns (the "
                                  f"model's outputs), got shape {y.shape}")
             return y.astype(np.float32)
-        out_shape = tuple(self.outputs[k].shape[1:])
+        out_shape = tuple(self._out_values[k].shape[1:])
         if y.ndim == 1 and out_shape == (1,):
             y = y[:, None]
         return y.astype(np.float32)
@@ -638,7 +688,7 @@ class Model(_layers.HasWeights, nn.Model):
 
     def _single_output_shape(self, shape, what):
         shapes = self._unpacked_shapes((tuple(shape),))
-        if len(shapes) == 1 and len(self.outputs) == 1:
+        if len(shapes) == 1 and len(self._out_values) == 1:
             return super()._single_output_shape(shape, what)
         return self._graph_for(shapes).output_shapes(shapes)[0]
 
@@ -648,22 +698,36 @@ class Model(_layers.HasWeights, nn.Model):
         return self._graph_for(shapes).output_shapes(shapes)
 
     def _optimizer(self, what=None):
-        """The fastnn optimizer fit steps (model.optimizer): built from the compiled one by
+        """The fastnn optimizer fit steps: built from the compiled one by
         compile (or the first fit, for a model built then), or loaded with the model; the
         compiled optimizer object's own when it was built before (compile again with it
         continues its state, as Keras'). Before a step (`what` says which), a Keras
         optimizer must hold every weight, as Keras requires: one built for another model,
         or before Sequential.pop/add changed this one, would leave weights untrained."""
-        if self.optimizer is None:
-            self.optimizer = self._compiled.optimizer.build(self.parameters())
+        if self._stepped is None:
+            self._stepped = self._compiled.optimizer.build(self.parameters())
         if what is not None and self._compiled.optimizer.holds_all:
-            held = {id(p) for p in self.optimizer.params}
+            held = {id(p) for p in self._stepped.params}
             if not all(id(p) in held for p in self.parameters()):
                 raise ValueError(f"{what}: the optimizer was built for other weights (another "
                                  f"model's, or before layers were added or removed); compile "
                                  f"the model again with a new optimizer instance (as Keras "
                                  f"requires)")
-        return self.optimizer
+        return self._stepped
+
+    @property
+    def optimizer(self):
+        """Keras' model.optimizer: the optimizer object compile was given (or made of a
+        name), whose learning_rate is the one fit steps with; a fastnn.optim optimizer
+        given to compile, or one loaded with the model, is the fastnn one fit steps."""
+        compiled = self.__dict__.get("_compiled")
+        if compiled is not None and compiled.optimizer.is_keras:
+            return compiled.optimizer
+        return self._stepped
+
+    @optimizer.setter
+    def optimizer(self, opt):  # the fastnn optimizer (fastnn.nn.Model's; load puts it)
+        self.__dict__["_stepped"] = opt
 
     def _data(self, x, y, sample_weight, what, name=""):
         """(x float32, y as the losses take it, sample weights), checked against the model
@@ -767,7 +831,8 @@ class Model(_layers.HasWeights, nn.Model):
         if len(y) > 1:
             raise ValueError(f"{what}: class_weight is only supported for models with one "
                              f"output (as in Keras); pass sample_weight per output")
-        return [_trainer.class_weights(class_weight, y[0], self.outputs[0].shape[-1], what)]
+        return [_trainer.class_weights(class_weight, y[0], self._out_values[0].shape[-1],
+                                       what)]
 
     def _result(self, logs, return_dict):
         """evaluate's and *_on_batch's result as Keras gives it: the logs, or a list in
@@ -775,11 +840,21 @@ class Model(_layers.HasWeights, nn.Model):
         compile's order (one output) else sorted; the loss alone without metrics."""
         if return_dict:
             return logs
-        losses, metrics = self._log_keys()
-        first = ["loss"] + [key for key, _ in losses] + (
-            [key for key, *_ in metrics] if not losses else [])
-        values = [logs[k] for k in first] + [logs[k] for k in sorted(logs) if k not in first]
+        values = [logs[k] for k in self.metrics_names]
         return values if len(values) > 1 else values[0]
+
+    @property
+    def metrics_names(self):
+        """The names of evaluate's list, in its order ([] before compile): 'loss' (alone
+        without metrics, as Keras'), then with several outputs their losses (in the
+        loss's order) and the metrics sorted, else the metrics in compile's order, so
+        dict(zip(model.metrics_names, model.evaluate(x, y))) pairs them (as tf.keras';
+        Keras 3 lists its metric trackers, 'compile_metrics' for all the metrics)."""
+        if self._compiled is None:
+            return []
+        losses, metrics = self._log_keys()
+        keys = [key for key, *_ in metrics]
+        return ["loss"] + [key for key, _ in losses] + (sorted(keys) if losses else keys)
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  callbacks=None, return_dict=False):
@@ -808,7 +883,7 @@ class Model(_layers.HasWeights, nn.Model):
         batch_size = as_batch_size(batch_size, "predict", 32)
         callbacks = _trainer.check_callbacks(callbacks, "predict")
         with self._packed():
-            if not callbacks and len(self.outputs) == 1:
+            if not callbacks and len(self._out_values) == 1:
                 # the batch-size hint only: a larger batch runs faster
                 return self._structured([ModelAPI.predict(self, x,
                                                           batch_size=max(batch_size, 256))])
@@ -988,7 +1063,8 @@ class Model(_layers.HasWeights, nn.Model):
                                     "label_smoothing": spec.label_smoothing,
                                     "delta": getattr(spec, "delta", None)}
                                    for spec in c.losses],
-                        "metrics": [list(m) for m in c.metrics],
+                        "metrics": [[m if isinstance(m, str) else _metrics.serialize(m)
+                                     for m in ms] for ms in c.metrics],
                         "loss_weights": list(c.loss_weights), "loss_order": list(c.loss_order),
                         "clipping": c.optimizer.clipping()}
         config = {"name": self.name, "layers": self._layer_configs(), "compile": compiled}
@@ -1009,8 +1085,8 @@ class Model(_layers.HasWeights, nn.Model):
         config = {**config, "inputs": [{"shape": list(t.shape[1:]), "name": t.name}
                                        for t in inputs], "calls": calls}
         if self._output_form == "single":
-            return {**config, "output": refs[id(self.outputs[0])]}
-        return {**config, "outputs": [refs[id(v)] for v in self.outputs],
+            return {**config, "output": refs[id(self._out_values[0])]}
+        return {**config, "outputs": [refs[id(v)] for v in self._out_values],
                 "output_form": self._output_form, "output_keys": self._output_keys}
 
     def _layer_configs(self):
@@ -1029,7 +1105,7 @@ class Model(_layers.HasWeights, nn.Model):
         what config() writes as a list of layers (a Sequential's always is)."""
         if self._output_form != "single":
             return False
-        last = self.inputs[0]
+        last = self._in_values[0]
         for c in self._calls:
             if not isinstance(c.module, _layers.Layer) or c.module._merges or \
                     c.args[0] is not last or c.module.output.value is not c.outputs[0]:
@@ -1091,7 +1167,7 @@ class Model(_layers.HasWeights, nn.Model):
                                    compiled.get("metric") else [])
             compiled = {"losses": [compiled], "metrics": [metrics], "loss_weights": [1.0],
                         "loss_order": [0]}
-        n = len(self.outputs)
+        n = len(self._out_values)
         fields = {k: compiled[k] for k in ("losses", "metrics", "loss_weights", "loss_order")}
         for field, value in fields.items():
             if not isinstance(value, list) or len(value) != n:
@@ -1316,6 +1392,31 @@ class Sequential(Model):
     @property
     def layers(self):
         return list(self._pending)
+
+    @property
+    def inputs(self):
+        return [self._built_tensor("_input", "inputs")]
+
+    @property
+    def outputs(self):
+        return [self._built_tensor("_output", "outputs")]
+
+    @property
+    def input(self):
+        """The Input the layers run on once built (Keras 3 raises an AttributeError;
+        tf.keras gave it, as here)."""
+        return self._built_tensor("_input", "input")
+
+    @property
+    def output(self):
+        """The last layer's output once built (as tf.keras; Keras 3 raises)."""
+        return self._built_tensor("_output", "output")
+
+    def _built_tensor(self, attr, what):
+        if not self.built:  # as Keras
+            raise AttributeError(f"Sequential {self.name!r} has no {what} yet: it is not built "
+                                 f"(give it an Input, call build, or fit/predict)")
+        return getattr(self, attr)
 
     @property
     def input_shape(self):

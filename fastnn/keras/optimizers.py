@@ -24,6 +24,7 @@ class Optimizer(FromConfig):
     together to a joint L2 norm of at most global_clipnorm."""
 
     _built = None  # the fastnn optimizer of the build
+    is_keras = True  # model.optimizer (else the fastnn optimizer fit steps)
     holds_all = True  # over every weight of the model it is compiled into
     clipnorm = clipvalue = global_clipnorm = None
 
@@ -54,6 +55,15 @@ class Optimizer(FromConfig):
         if self._built is not None:
             self._built.lr = lr
         self._learning_rate = lr
+
+    @property
+    def lr(self):
+        """tf.keras' name of learning_rate (the callbacks use it for fastnn.optim's too)."""
+        return self.learning_rate
+
+    @lr.setter
+    def lr(self, value):
+        self.learning_rate = value
 
     def get_config(self):
         """Keras' get_config: the constructor arguments (learning_rate the current one)."""
@@ -155,7 +165,7 @@ class _Ready(Optimizer):
     """A fastnn.optim optimizer passed to compile as it is (over the parameters it was
     given)."""
 
-    holds_all = False
+    holds_all = is_keras = False
 
     def __init__(self, opt):
         self.opt = opt
@@ -168,7 +178,7 @@ class Loaded(Optimizer):
     """The optimizer of a model read by load_model: load() puts it, with its state, in
     model.optimizer; built only if the file had none. Its clipping is the saved one."""
 
-    holds_all = False  # as saved
+    holds_all = is_keras = False  # as saved
 
     def __init__(self, clipnorm=None, clipvalue=None, global_clipnorm=None):
         self._set_clipping(clipnorm, clipvalue, global_clipnorm)

@@ -33,8 +33,8 @@ def _per_sample(values):
     return values.reshape(len(values), -1).mean(axis=1)
 
 
-def _binary_accuracy(y, p):
-    return _per_sample(_like_output(y, p, "binary_accuracy") == (p > 0.5))
+def _binary_accuracy(y, p, threshold=0.5):
+    return _per_sample(_like_output(y, p, "binary_accuracy") == (p > threshold))
 
 
 def _categorical_accuracy(y, p):
@@ -46,6 +46,11 @@ def _top_k(y, p, k=5):
     labels = _labels(y, p)
     score = np.take_along_axis(p, labels[..., None], -1)
     return _per_sample((p > score).sum(-1) < k)
+
+
+def _accuracy(y, p):
+    """Keras' Accuracy: how often the targets equal the outputs exactly."""
+    return _per_sample(_like_output(y, p, "Accuracy") == p)
 
 
 def _mae(y, p):
@@ -71,10 +76,12 @@ METRICS = {"binary_accuracy": _binary_accuracy, "categorical_accuracy": _categor
 ACCURACY = ("accuracy", "acc")  # Keras picks binary or categorical from the output width
 
 
-def metric_functions(names, out_width):
-    """[(name, fn)] for compile's metric names."""
-    return [(name, (_binary_accuracy if out_width == 1 else _categorical_accuracy)
-             if name in ACCURACY else METRICS[name]) for name in names]
+def metric_functions(metrics, out_width):
+    """[(name, fn)] for compile's metrics: names, or fastnn.keras.metrics objects (their
+    name and per-sample function)."""
+    return [(m, (_binary_accuracy if out_width == 1 else _categorical_accuracy)
+             if m in ACCURACY else METRICS[m]) if isinstance(m, str) else (m.name, m.fn)
+            for m in metrics]
 
 
 class _Means:
@@ -233,8 +240,8 @@ def step(model, xb, ys, ws, train):
     if train:
         _zero_grads(model.parameters(), True)  # each step's gradient afresh
         model.backward(grads if len(grads) > 1 else grads[0])
-        model._compiled.optimizer.clip(model.optimizer.params)
-        model.optimizer.step()
+        model._compiled.optimizer.clip(model._stepped.params)
+        model._stepped.step()
     return total, losses, model._outputs_of(outs)
 
 

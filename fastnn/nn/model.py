@@ -29,33 +29,49 @@ class Model(Module):
         self._functional = True
         self._single_in = not isinstance(inputs, (list, tuple))
         self._single_out = not isinstance(outputs, (list, tuple))
-        self.inputs = [inputs] if self._single_in else list(inputs)
-        self.outputs = [outputs] if self._single_out else list(outputs)
-        for k, v in enumerate(self.inputs):
+        self._in_values = [inputs] if self._single_in else list(inputs)
+        self._out_values = [outputs] if self._single_out else list(outputs)
+        for k, v in enumerate(self._in_values):
             if not isinstance(v, Value) or v.node is not None:
                 raise TypeError(f"Model: input {k} must be a fastnn.Input(...), got {v!r}")
-            j = next(j for j, u in enumerate(self.inputs) if u is v)
+            j = next(j for j, u in enumerate(self._in_values) if u is v)
             if j != k:  # one of the two arrays a call passes for it was ignored, as Keras
                 raise ValueError(f"Model: input {k} is input {j} again; list each Input once")
-        for k, v in enumerate(self.outputs):
+        for k, v in enumerate(self._out_values):
             if not isinstance(v, Value):
                 raise TypeError(f"Model: output {k} must be a value computed from the inputs "
                                 f"by fastnn layers, got {type(v).__name__}")
-        if not self.inputs or not self.outputs:
+        if not self._in_values or not self._out_values:
             raise ValueError(f"Model: needs at least one input and one output, got "
-                             f"{len(self.inputs)} and {len(self.outputs)}")
+                             f"{len(self._in_values)} and {len(self._out_values)}")
         self._calls = self._top_calls()
         layers = []
         for c in self._calls:
             if all(c.module is not m for m in layers):
                 layers.append(c.module)
         self._layers = layers
-        self._graph_fixed = Graph(self, self.inputs, self.outputs, self._single_out)
+        self._graph_fixed = Graph(self, self._in_values, self._out_values, self._single_out)
         self.__dict__["_graphs"] = {None: self._graph_fixed}
+
+    @property
+    def inputs(self):
+        """A functional model's inputs (the fastnn.Input values), a list."""
+        return list(self._values("_in_values", "inputs"))
+
+    @property
+    def outputs(self):
+        """A functional model's outputs (the values its layers compute), a list."""
+        return list(self._values("_out_values", "outputs"))
+
+    def _values(self, attr, what):
+        if attr not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__} is not a functional model (of "
+                                 f"inputs and outputs): it has no {what}")
+        return self.__dict__[attr]
 
     def _top_calls(self):
         """The top-level calls the outputs come from, each after those it reads."""
-        known = {id(v) for v in self.inputs}
+        known = {id(v) for v in self._in_values}
         done, order = set(), []
 
         def visit(value):
@@ -77,14 +93,15 @@ class Model(Module):
                     visit(v)
             order.append(record)
 
-        for v in self.outputs:
+        for v in self._out_values:
             visit(v)
         return order
 
     @property
     def input_shape(self):
         """The per-sample input shape of a single-input functional model (else None)."""
-        return self.inputs[0].shape[1:] if self._functional and len(self.inputs) == 1 else None
+        single = self._functional and len(self._in_values) == 1
+        return self._in_values[0].shape[1:] if single else None
 
     def _child_items(self):
         if self._functional:
@@ -96,9 +113,9 @@ class Model(Module):
             raise NotImplementedError(f"{type(self).__name__} defines no forward")
         if not _symbolic(xs):
             return self(*xs)
-        if len(xs) != len(self.inputs):
-            raise TypeError(f"Model: takes {len(self.inputs)} inputs, got {len(xs)}")
-        mapped = {id(v): x for v, x in zip(self.inputs, xs)}
+        if len(xs) != len(self._in_values):
+            raise TypeError(f"Model: takes {len(self._in_values)} inputs, got {len(xs)}")
+        mapped = {id(v): x for v, x in zip(self._in_values, xs)}
 
         def get(arg):
             if isinstance(arg, (list, tuple)):
@@ -110,20 +127,20 @@ class Model(Module):
             outs = list(out) if isinstance(out, (tuple, list)) else [out]
             for v, o in zip(c.outputs, outs):
                 mapped[id(v)] = o
-        outs = [mapped[id(v)] for v in self.outputs]
+        outs = [mapped[id(v)] for v in self._out_values]
         return outs[0] if self._single_out else outs
 
     def _graph_for(self, shapes):
         if not self._functional:
             return super()._graph_for(shapes)
-        if len(shapes) != len(self.inputs):
-            raise TypeError(f"Model: takes {len(self.inputs)} inputs, got {len(shapes)}")
-        for k, (v, shape) in enumerate(zip(self.inputs, shapes)):
+        if len(shapes) != len(self._in_values):
+            raise TypeError(f"Model: takes {len(self._in_values)} inputs, got {len(shapes)}")
+        for k, (v, shape) in enumerate(zip(self._in_values, shapes)):
             if tuple(shape[1:]) != v.shape[1:]:
                 raise ValueError(f"Model: input {k} must have shape {_shape_text(v.shape)}, "
                                  f"got {tuple(shape)}")
         if self._graph_fixed.stale(False):  # a sub-model's layer replaced: replay the calls
-            self._graph_fixed = trace(self, [v.shape for v in self.inputs])
+            self._graph_fixed = trace(self, [v.shape for v in self._in_values])
         return self._graph_fixed
 
     def config(self):
@@ -132,7 +149,7 @@ class Model(Module):
             return super().config()
         from . import registry
         index = {id(c): i for i, c in enumerate(self._calls)}
-        refs = {id(v): {"input": k} for k, v in enumerate(self.inputs)}
+        refs = {id(v): {"input": k} for k, v in enumerate(self._in_values)}
         for c in self._calls:
             for j, v in enumerate(c.outputs):
                 refs[id(v)] = {"call": index[id(c)], "output": j}
@@ -143,11 +160,11 @@ class Model(Module):
             return refs[id(arg)]
 
         layer_of = {id(m): i for i, m in enumerate(self._layers)}
-        return {"inputs": [list(v.shape[1:]) for v in self.inputs],
+        return {"inputs": [list(v.shape[1:]) for v in self._in_values],
                 "layers": [registry.spec(m) for m in self._layers],
                 "calls": [{"layer": layer_of[id(c.module)], "args": [ref(a) for a in c.args]}
                           for c in self._calls],
-                "outputs": [ref(v) for v in self.outputs],
+                "outputs": [ref(v) for v in self._out_values],
                 "single_input": self._single_in, "single_output": self._single_out}
 
     @classmethod
@@ -181,4 +198,4 @@ class Model(Module):
             return super().__repr__()
         inner = "".join(f"\n  ({k}): " + repr(m).replace("\n", "\n  ")
                         for k, m in self._child_items())
-        return f"Model(inputs={[_shape_text(v.shape) for v in self.inputs]}{inner}\n)"
+        return f"Model(inputs={[_shape_text(v.shape) for v in self._in_values]}{inner}\n)"
