@@ -478,13 +478,12 @@ def test_reduced_loss_backward_scales_by_grad_output_as_torch(rng, name, args, k
 def test_bce_loss_target_outside_0_1_raises_as_torch(bad):
     """torch's BCELoss raises "all elements of target should be between 0 and 1" (NaN
     included); fastnn's checked only pred and returned a loss (negative for a target
-    above 1)."""
+    above 1). (torch is not called on the bad target: its C++ exception aborts the
+    sanitizer run, whose preloaded ASan runtime has no __cxa_throw to hand it to.)"""
     torch = pytest.importorskip("torch")
     pred = np.full((2, 3), 0.5, np.float32)
     target = np.full((2, 3), 0.5, np.float32)
     target[1, 2] = bad
-    with pytest.raises(RuntimeError, match="target should be between 0 and 1"):
-        torch.nn.BCELoss()(torch.from_numpy(pred), torch.from_numpy(target))
     with pytest.raises(ValueError, match=r"BCELoss: target must hold values in \[0, 1\]"):
         losses.BCELoss()(pred, target)
     target[1, 2] = 1.0  # the bounds themselves are targets
