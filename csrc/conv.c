@@ -104,7 +104,21 @@ typedef struct {
     int64_t k;            /* c_in * kh * kw: rows of cols, columns of W */
     int64_t ldcols;       /* row stride of the im2col buffer */
     int64_t x_img, y_img; /* floats per input / output image */
+    /* the tiles of the image's product y^T = im2col^T W^T (ohw x c_out x k, the GEMM for
+     * long k) and of its conv kernel (c_out x ohw, for short k) */
+    const fnn_gemm_kernels *gk;
+    const fnn_conv_kernels *ck;
 } conv_dims;
+
+/* The active ISA's wide conv tile where its pixel panels pad no more than 3% past the
+ * narrow one's (as fnn_gemm_tile). */
+static const fnn_conv_kernels *conv_tile(int64_t pixels)
+{
+    const fnn_conv_kernels *c = fnn_active->conv, *w = fnn_active->conv_wide;
+    if (w != NULL && fnn_round_up(pixels, w->nr) <= 1.03 * fnn_round_up(pixels, c->nr))
+        return w;
+    return c;
+}
 
 static int conv_dims_init(const fnn_conv2d_shape *s, conv_dims *d)
 {
@@ -128,6 +142,8 @@ static int conv_dims_init(const fnn_conv2d_shape *s, conv_dims *d)
         !mul_ok(&t, s->n, d->x_img) || !mul_ok(&d->y_img, s->c_out, d->ohw) ||
         !mul_ok(&t, s->n, d->y_img) || !mul_ok(&t, d->k, d->ohw + 64))
         return FNN_EINVAL;
+    d->gk = fnn_gemm_tile(d->ohw, s->c_out);
+    d->ck = conv_tile(d->ohw);
     return FNN_OK;
 }
 
@@ -376,7 +392,7 @@ static void conv_fwd_task(void *ctx, int64_t t, int slot)
     const conv_dims *d = J->d;
     const conv_hwc *h = J->h;
     const fnn_conv2d_shape *s = &d->s;
-    const fnn_conv_kernels *ck = fnn_active->conv;
+    const fnn_conv_kernels *ck = d->ck;
     int64_t img = t / J->parts, panels = (s->c_out + J->align - 1) / J->align, o0, o1;
     fnn_split(panels, (int)(t % J->parts), (int)J->parts, &o0, &o1);
     o0 *= J->align;
@@ -389,10 +405,10 @@ static void conv_fwd_task(void *ctx, int64_t t, int slot)
     float *yi = J->pool ? conv_y : J->y + img * d->y_img;
     if (J->hwc) {
         hwc_copy(d, h, xi, buf, 0);
-        fnn_active->gemm->macro_rows(d->ohw, o1 - o0, buf, h->roff, h->nseg, h->soff, h->run,
-                                     J->ws + o0 * d->k, yt + o0, s->c_out);
-        fnn_active->gemm->transpose(d->ohw, o1 - o0, yt + o0, s->c_out,
-                                    J->bias ? J->bias + o0 : NULL, yi + o0 * d->ohw, d->ohw);
+        d->gk->macro_rows(d->ohw, o1 - o0, buf, h->roff, h->nseg, h->soff, h->run,
+                          J->ws + o0 * d->k, yt + o0, s->c_out);
+        d->gk->transpose(d->ohw, o1 - o0, yt + o0, s->c_out, J->bias ? J->bias + o0 : NULL,
+                         yi + o0 * d->ohw, d->ohw);
     } else {
         im2col(d, xi, buf, ck->nr, ck->nr, d->k * ck->nr, J->padded);
         ck->macro(o1 - o0, d->ohw, d->k, J->ws + o0 * d->k, buf, J->bias ? J->bias + o0 : NULL,
@@ -433,8 +449,8 @@ static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const
         if (st != FNN_ENONFINITE)
             return st;
     }
-    const fnn_conv_kernels *ck = fnn_active->conv;
-    const fnn_gemm_kernels *gk = fnn_active->gemm;
+    const fnn_conv_kernels *ck = d.ck;
+    const fnn_gemm_kernels *gk = d.gk;
     int hwc = d.k > CONV_SHORT_K;
     int64_t padded = fnn_round_up(d.ohw, ck->nr);  /* im2col pixels, in whole panels */
     /* shared: W packed (+ the tables); per thread: the conv output if pooled, then
@@ -561,8 +577,7 @@ static void conv_bwd_chunk(void *ctx, int64_t c, int slot)
                 hwc_copy(d, h, xi, xp + j * h->elems, 0);
             } else if (P->gw != NULL) {
                 im2col(d, xi, cols, d->ldcols, d->ldcols, 0, d->ldcols);
-                fnn_active->conv->wgrad(s->c_out, d->k, d->ohw, g, cols, d->ldcols,
-                                       img != first, pw);
+                d->ck->wgrad(s->c_out, d->k, d->ohw, g, cols, d->ldcols, img != first, pw);
             }
             if (P->gb != NULL)
                 for (int64_t o = 0; o < s->c_out; o++) {

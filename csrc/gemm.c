@@ -147,17 +147,25 @@ static void scale_c(int64_t m, int64_t n, float beta, float *c, int64_t ldc)
             c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
 }
 
-/* The active ISA's wide tile (AVX-512) only for products that fill it: at least 4 tiles
- * each way, at most 3% more padded lanes than the narrow tile, and K long enough to
- * amortise packing. With n > 4 NR, A is packed (see pack_a below), so the wide
- * micro-kernel never reads 12 strided rows of A in place. Everything else runs the
- * narrow (AVX2) tile. */
-static const fnn_gemm_kernels *gemm_tile(int64_t m, int64_t n, int64_t k)
+/* x rounded up to the tile's t, or to t / 2 where the edge leaves no more (gemm_micro
+ * runs half a tile there). */
+static int64_t tile_padded(int64_t x, int t)
+{
+    int64_t r = x % t;
+    return x - r + (r == 0 ? 0 : r <= t / 2 ? t / 2 : t);
+}
+
+/* The active ISA's wide tile (AVX-512's 12x32) where it fills its lanes: at most 3% more
+ * padded multiply-adds than the narrow tile (6x16). It then does no more work than the
+ * narrow one, so it never loses where zmm runs on 256-bit units (Zen 4), and runs up to
+ * twice as fast where it runs at full width (Zen 5, 1 thread, its speed / the narrow
+ * tile's: 128x64x64 1.8x, 128x1600x128 1.9x, 128x10x64 1.5x). The convolutions' GEMMs
+ * ask here too. */
+const fnn_gemm_kernels *fnn_gemm_tile(int64_t m, int64_t n)
 {
     const fnn_gemm_kernels *g = fnn_active->gemm, *w = fnn_active->gemm_wide;
-    if (w != NULL && m >= 4 * w->mr && n > 4 * w->nr && k >= 64 &&
-        (double)fnn_round_up(m, w->mr) * fnn_round_up(n, w->nr) <=
-            1.03 * fnn_round_up(m, g->mr) * fnn_round_up(n, g->nr))
+    if (w != NULL && (double)tile_padded(m, w->mr) * tile_padded(n, w->nr) <=
+                         1.03 * tile_padded(m, g->mr) * tile_padded(n, g->nr))
         return w;
     return g;
 }
@@ -208,7 +216,7 @@ int fnn_sgemm_ex(int64_t m, int64_t n, int64_t k, float alpha, const float *a, i
     }
     if (gemm_few_rows(m, n, k, alpha, a, a_rs, a_cs, b, beta, c, ldc))
         return FNN_OK;
-    const fnn_gemm_kernels *g = gemm_tile(m, n, k);
+    const fnn_gemm_kernels *g = fnn_gemm_tile(m, n);
     /* A quarter of the usual work per thread (~5 us at peak): the two jobs below cost
      * ~1 us each with the workers awake. 128x64x64 (0.5M multiply-adds) then takes
      * 10 us on 2 threads against 16 on 1; the reference MLP's step 0.95-0.96x the time

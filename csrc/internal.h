@@ -84,6 +84,10 @@ typedef struct {
 int fnn_sgemm_ex(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t a_rs,
                  int64_t a_cs, const fnn_operand_b *b, float beta, float *c, int64_t ldc);
 
+/* The tile for an m x n product (gemm.c): the active ISA's wide one where it fills its
+ * lanes, else its narrow one. */
+const fnn_gemm_kernels *fnn_gemm_tile(int64_t m, int64_t n);
+
 /* Per-call constants of the optimizer steps (optim.c). */
 typedef struct {
     float lr, momentum, damp1, wd;          /* damp1 = 1 - dampening */
@@ -194,7 +198,8 @@ typedef struct {
 } fnn_wino_kernels;
 
 /* One ISA's kernels. A variant may share another's pieces: AVX-512 pays only where all
- * 16 lanes of a vector are busy, so its table is AVX2's plus a wider GEMM tile. */
+ * 16 lanes of a vector are busy, so its table is AVX2's plus wider GEMM and convolution
+ * tiles, taken by shape where they fill their lanes. */
 typedef struct {
     const char *name;
     const fnn_gemm_kernels *gemm;       /* the tile of every GEMM and convolution */
@@ -202,6 +207,7 @@ typedef struct {
     const fnn_probe_kernels *probe;
     const fnn_elementwise_kernels *ew;
     const fnn_conv_kernels *conv;
+    const fnn_conv_kernels *conv_wide;  /* more pixels per tile, or NULL */
     const fnn_wino_kernels *wino;
 } fnn_kernels;
 

@@ -62,6 +62,7 @@ typedef struct {
     int64_t tb;            /* tiles per block (at most) */
     int64_t bw;            /* pixels per row of a band: tw*m + 2 */
     int64_t vplane, mplane; /* floats per position of V and of M (see plane_stride) */
+    const fnn_gemm_kernels *gk; /* the P GEMMs' tile, which packs U */
 } wino_geom;
 
 /* ---- the filter transform (the input and output ones: simd/winograd_kernel.h) ---- */
@@ -135,6 +136,7 @@ static void geom_init(wino_geom *g, int m, int64_t n, int64_t ci, int64_t h, int
     g->bw = g->tw * m + 2;
     g->vplane = plane_stride(g->tb * g->cip);
     g->mplane = plane_stride(g->tb * g->cop);
+    g->gk = fnn_gemm_tile(g->tb, g->cop);
 }
 
 /* Floats of the band of input rows under a tile row (or of output rows of one). */
@@ -160,7 +162,7 @@ static size_t thread_elems(const wino_geom *g)
 /* Floats of the shared buffers: the transformed filters, then the bias (padded). */
 static size_t packed_u_elems(const wino_geom *g)
 {
-    return (size_t)fnn_round_up(g->P * fnn_round_up(g->co, fnn_active->gemm->nr) * g->ci, 16);
+    return (size_t)fnn_round_up(g->P * fnn_round_up(g->co, g->gk->nr) * g->ci, 16);
 }
 
 /* U_xi^T = (G g G^T)^T for every (c, o), straight into the GEMM's packed B panels (NR
@@ -181,7 +183,7 @@ static void transform_filter_panel(void *ctx, int64_t i, int slot)
 {
     const filter_job *J = ctx;
     const wino_geom *g = J->g;
-    int nr = fnn_active->gemm->nr, a = g->a;
+    int nr = g->gk->nr, a = g->a;
     int64_t plane = fnn_round_up(g->co, nr) * g->ci;
     float run[36][FNN_MAX_NR];
     (void)slot;
@@ -208,7 +210,7 @@ static void transform_filter_panel(void *ctx, int64_t i, int slot)
 static void transform_filters(const wino_geom *g, const float *w, int64_t so, int64_t sc,
                               int64_t si, int64_t sj, float *up)
 {
-    int nr = fnn_active->gemm->nr;
+    int nr = g->gk->nr;
     int64_t panels = (g->co + nr - 1) / nr;
     filter_job J = {.g = g, .w = w, .so = so, .sc = sc, .si = si, .sj = sj, .up = up};
     fnn_run(panels, fnn_threads_for(FNN_COST_MEM * 64.0 * (double)g->co * g->ci),
@@ -347,7 +349,7 @@ static void transform_grad(const wino_geom *g, const float *gy, int64_t r0, int6
 static int run_block(const wino_geom *g, int64_t blk, const float *x, const float *up,
                      const float *bias, int relu, float *y, const band_pool *bp, float *buf)
 {
-    const fnn_gemm_kernels *gk = fnn_active->gemm;
+    const fnn_gemm_kernels *gk = g->gk;
     float *v = buf, *mm = v + g->P * g->vplane, *band = mm + g->P * g->mplane;
     int64_t r0 = blk * g->rows, r1 = FNN_MIN(r0 + g->rows, g->n * g->th);
     int64_t nt = (r1 - r0) * g->tw, uplane = fnn_round_up(g->co, gk->nr) * g->ci;
@@ -466,6 +468,7 @@ static int64_t tile_count(int64_t n, int64_t h, int64_t w, int m)
 typedef struct {
     const wino_geom *g;
     const float *gy, *ut;   /* the (unpooled) output gradient; U packed c_out x c_in */
+    const fnn_gemm_kernels *gk;  /* the GEMMs' tile (tiles x c_in), which packed U */
     float *gx, *heads, *bufs;
     size_t te;
     int64_t head_elems;     /* c_in planes of a - m rows of the image's width */
@@ -494,7 +497,7 @@ static void wino_t_block(void *ctx, int64_t blk, int slot)
 {
     wino_t_job *J = ctx;
     const wino_geom *g = J->g;
-    const fnn_gemm_kernels *gk = fnn_active->gemm;
+    const fnn_gemm_kernels *gk = J->gk;
     int m = g->m, over = g->a - m;
     float *dv = J->bufs + J->te * slot, *z = dv + g->P * g->vplane;
     float *band = z + g->P * g->mplane, *carry = band + band_elems(g);
@@ -553,7 +556,8 @@ static int wino_grad_input_t(const fnn_conv2d_shape *s, int m, const float *grad
     geom_init(&g, m, s->n, s->c_in, s->h, s->w, s->c_out, s->h + 2 * s->ph - 2,
               s->w + 2 * s->pw - 2, -s->ph, -s->pw, WINO_BLOCK_BYTES);
     /* U with c_out as the GEMM's K and c_in as its N: filter (c, o) at w[o][c], unflipped */
-    gu = (wino_geom){.m = m, .a = g.a, .P = g.P, .ci = s->c_out, .co = s->c_in};
+    gu = (wino_geom){.m = m, .a = g.a, .P = g.P, .ci = s->c_out, .co = s->c_in,
+                     .gk = fnn_gemm_tile(g.tb, g.cip)};
     int over = g.a - m;
     size_t ut_elems = packed_u_elems(&gu);
     int64_t head_elems = g.ci * over * g.w;
@@ -565,9 +569,9 @@ static int wino_grad_input_t(const fnn_conv2d_shape *s, int m, const float *grad
     if (ws == NULL)
         return FNN_ENOMEM;
     transform_filters(&gu, w, 9, s->c_in * 9, 3, 1, ws);
-    wino_t_job J = {.g = &g, .gy = grad_y, .ut = ws, .gx = grad_x, .heads = ws + ut_elems,
-                    .bufs = ws + ut_elems + heads, .te = te, .head_elems = head_elems,
-                    .err = FNN_OK};
+    wino_t_job J = {.g = &g, .gy = grad_y, .ut = ws, .gk = gu.gk, .gx = grad_x,
+                    .heads = ws + ut_elems, .bufs = ws + ut_elems + heads, .te = te,
+                    .head_elems = head_elems, .err = FNN_OK};
     fnn_run(g.nblocks, nth, wino_t_block, &J);
     if (J.err == FNN_OK)
         fnn_run(g.nblocks, nth, wino_t_head, &J);

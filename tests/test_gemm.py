@@ -75,6 +75,17 @@ def test_matmul_shapes_and_transposes(isa, rng, m, n, k, ta, tb):
     assert_gemm_close(fastnn.matmul(a, b), a, b)
 
 
+@pytest.mark.parametrize("n", [1, 5, 8, 9, 15, 16, 17, 24, 31, 32, 33, 40, 47, 48, 49, 65])
+def test_every_tile_edge(isa, rng, n):
+    """Rows and columns past every multiple of the tiles and of their halves (a tile's
+    edge runs half its rows or vectors where no more are left: 12x32 -> 6x32, 12x16, 6x16),
+    whichever tile the shape takes."""
+    for m in range(1, 30):
+        for ta in (False, True):
+            a, b = operand(rng, m, 37, ta), operand(rng, 37, n, False)
+            assert_gemm_close(fastnn.matmul(a, b), a, b)
+
+
 def test_large_k_blocks_and_column_blocks(isa, rng):
     a, b = operand(rng, 37, 2100, False), operand(rng, 2100, 4200, False)  # > KC and > NC
     assert_gemm_close(fastnn.matmul(a, b), a, b)

@@ -1,5 +1,5 @@
 /* conv_kernel.h: the convolution tile loops, compiled once per ISA by simd/isa_*.c
- * (which define FNN_VEC, the floats per SIMD register).
+ * (which define FNN_VEC, the floats per SIMD register, and may set FNN_CONV_NV).
  *
  * out[i][j] = bias[i] + sum_p W[i][p] * cols[p][j], register tile FNN_CONV_MR rows x
  * FNN_CONV_NV vectors of pixels: 12 accumulators + 3 B vectors + 1 broadcast of W. Unlike the
@@ -7,7 +7,9 @@
  * the packed panel layout, and the bias seeds the accumulators, so the output is
  * written exactly once. Every element is summed over p in increasing order. */
 
+#ifndef FNN_CONV_NV
 #define FNN_CONV_NV 3  /* vectors of pixels per tile (4 x 3 measured best of 6x2, 4x2, 4x3) */
+#endif
 #define FNN_CONV_NR (FNN_CONV_NV * FNN_VEC)
 
 typedef float conv_vf __attribute__((vector_size(FNN_VEC * 4)));

@@ -217,15 +217,16 @@ static void gemm_pack_b_gather(int64_t kc, int64_t nc, const float *b, const int
     }
 }
 
-/* C[0:mr, 0:nr] = alpha * acc + beta * C (C not read when beta == 0); an edge tile goes
- * through a buffer, so the accumulators stay in registers. */
+/* C[0:mr, 0:nr] = alpha * acc + beta * C (C not read when beta == 0), from the first R
+ * rows and V vectors of acc; an edge tile goes through a buffer, so the accumulators stay
+ * in registers. */
 static inline __attribute__((always_inline)) void
-gemm_store(vfloat acc[FNN_MR][FNN_NV], int mr, int nr, float alpha, float beta, float *c,
-           int64_t ldc)
+gemm_store(const int R, const int V, vfloat acc[FNN_MR][FNN_NV], int mr, int nr, float alpha,
+           float beta, float *c, int64_t ldc)
 {
-    if (mr == FNN_MR && nr == FNN_NR) {
-        _Pragma("GCC unroll 16") for (int i = 0; i < FNN_MR; i++)
-            _Pragma("GCC unroll 16") for (int j = 0; j < FNN_NV; j++) {
+    if (mr == R && nr == V * FNN_VEC) {
+        _Pragma("GCC unroll 16") for (int i = 0; i < R; i++)
+            _Pragma("GCC unroll 16") for (int j = 0; j < V; j++) {
                 vfloat_u *cij = (vfloat_u *)(c + i * ldc + j * FNN_VEC);
                 vfloat r = alpha * acc[i][j];
                 if (beta != 0.0f)
@@ -235,8 +236,8 @@ gemm_store(vfloat acc[FNN_MR][FNN_NV], int mr, int nr, float alpha, float beta, 
         return;
     }
     float tile[FNN_MR][FNN_NR] __attribute__((aligned(FNN_ALIGN)));
-    _Pragma("GCC unroll 16") for (int i = 0; i < FNN_MR; i++)
-        _Pragma("GCC unroll 16") for (int j = 0; j < FNN_NV; j++)
+    _Pragma("GCC unroll 16") for (int i = 0; i < R; i++)
+        _Pragma("GCC unroll 16") for (int j = 0; j < V; j++)
             *(vfloat *)&tile[i][j * FNN_VEC] = acc[i][j];
     for (int i = 0; i < mr; i++)
         for (int j = 0; j < nr; j++) {
@@ -247,30 +248,49 @@ gemm_store(vfloat acc[FNN_MR][FNN_NV], int mr, int nr, float alpha, float beta, 
         }
 }
 
-/* C[0:mr, 0:nr] = alpha * A-panel * B-panel + beta * C. Rows of A past mr re-read
- * row mr-1 (always valid memory) and their results are dropped. */
+/* C[0:mr, 0:nr] = alpha * A-panel * B-panel + beta * C on the first R rows and V vectors
+ * of the tile (R, V constants after inlining). Rows of A past mr re-read row mr-1 (always
+ * valid memory) and their results are dropped. */
+static inline __attribute__((always_inline)) void
+gemm_micro_rv(const int R, const int V, int64_t kc, float alpha, const float *a, int64_t rs,
+              int64_t cs, int mr, const float *bp, int nr, float beta, float *c, int64_t ldc)
+{
+    vfloat acc[FNN_MR][FNN_NV];
+    const float *row[FNN_MR];
+    _Pragma("GCC unroll 16") for (int i = 0; i < R; i++) {
+        row[i] = a + (i < mr ? i : mr - 1) * rs;
+        _Pragma("GCC unroll 16") for (int j = 0; j < V; j++) acc[i][j] = (vfloat){0};
+        /* C is touched once per tile, long after its last use: fetch it early. */
+        __builtin_prefetch(c + i * ldc, 1);
+        __builtin_prefetch(c + i * ldc + V * FNN_VEC - 1, 1);
+    }
+    _Pragma("GCC unroll 4") for (int64_t p = 0; p < kc; p++, bp += FNN_NR) {
+        vfloat b[FNN_NV];
+        _Pragma("GCC unroll 16") for (int j = 0; j < V; j++) b[j] = *(const vfloat *)(bp + j * FNN_VEC);
+        _Pragma("GCC unroll 16") for (int i = 0; i < R; i++) {
+            float ai = row[i][p * cs];
+            _Pragma("GCC unroll 16") for (int j = 0; j < V; j++) acc[i][j] += ai * b[j];
+        }
+    }
+    gemm_store(R, V, acc, mr, nr, alpha, beta, c, ldc);
+}
+
+/* The tile, or half its rows or vectors where the edge leaves no more (the 12x32 tile's
+ * 64-row and N = 10 products do the 6x16 tile's work, not 1.1x and 2x of it). Every
+ * element is summed in the same order whichever runs it. */
 static inline __attribute__((always_inline)) void
 gemm_micro(int64_t kc, float alpha, const float *a, int64_t rs, int64_t cs, int mr,
            const float *bp, int nr, float beta, float *c, int64_t ldc)
 {
-    vfloat acc[FNN_MR][FNN_NV];
-    const float *row[FNN_MR];
-    _Pragma("GCC unroll 16") for (int i = 0; i < FNN_MR; i++) {
-        row[i] = a + (i < mr ? i : mr - 1) * rs;
-        _Pragma("GCC unroll 16") for (int j = 0; j < FNN_NV; j++) acc[i][j] = (vfloat){0};
-        /* C is touched once per tile, long after its last use: fetch it early. */
-        __builtin_prefetch(c + i * ldc, 1);
-        __builtin_prefetch(c + i * ldc + FNN_NR - 1, 1);
-    }
-    _Pragma("GCC unroll 4") for (int64_t p = 0; p < kc; p++, bp += FNN_NR) {
-        vfloat b[FNN_NV];
-        _Pragma("GCC unroll 16") for (int j = 0; j < FNN_NV; j++) b[j] = *(const vfloat *)(bp + j * FNN_VEC);
-        _Pragma("GCC unroll 16") for (int i = 0; i < FNN_MR; i++) {
-            float ai = row[i][p * cs];
-            _Pragma("GCC unroll 16") for (int j = 0; j < FNN_NV; j++) acc[i][j] += ai * b[j];
-        }
-    }
-    gemm_store(acc, mr, nr, alpha, beta, c, ldc);
+    enum { R2 = FNN_MR / 2, V2 = FNN_NV / 2 };
+    if (mr > R2 && nr > V2 * FNN_VEC)
+        gemm_micro_rv(FNN_MR, FNN_NV, kc, alpha, a, rs, cs, mr, bp, nr, beta, c, ldc);
+    else if (nr > V2 * FNN_VEC)
+        gemm_micro_rv(R2, FNN_NV, kc, alpha, a, rs, cs, mr, bp, nr, beta, c, ldc);
+    else if (mr > R2)
+        gemm_micro_rv(FNN_MR, V2, kc, alpha, a, rs, cs, mr, bp, nr, beta, c, ldc);
+    else
+        gemm_micro_rv(R2, V2, kc, alpha, a, rs, cs, mr, bp, nr, beta, c, ldc);
 }
 
 /* C[0:mc, 0:nc] (+)= A-block * packed B-block. jr outside ir: one B micro-panel
@@ -326,7 +346,7 @@ static void gemm_macro_rows(int64_t m, int64_t n, const float *a, const int64_t 
                     }
                 }
             }
-            gemm_store(acc, mr, nr, 1.0f, 0.0f, c + i * ldc + j, ldc);
+            gemm_store(FNN_MR, FNN_NV, acc, mr, nr, 1.0f, 0.0f, c + i * ldc + j, ldc);
         }
     }
 }
