@@ -407,8 +407,9 @@ static void conv_fwd_task(void *ctx, int64_t t, int slot)
         hwc_copy(d, h, xi, buf, 0);
         d->gk->macro_rows(d->ohw, o1 - o0, buf, h->roff, h->nseg, h->soff, h->run,
                           J->ws + o0 * d->k, yt + o0, s->c_out);
-        d->gk->transpose(d->ohw, o1 - o0, yt + o0, s->c_out, J->bias ? J->bias + o0 : NULL,
-                         yi + o0 * d->ohw, d->ohw);
+        /* the ISA's layout copy (8x8 register blocks), whichever tile computed yt */
+        fnn_active->gemm->transpose(d->ohw, o1 - o0, yt + o0, s->c_out,
+                                    J->bias ? J->bias + o0 : NULL, yi + o0 * d->ohw, d->ohw);
     } else {
         im2col(d, xi, buf, ck->nr, ck->nr, d->k * ck->nr, J->padded);
         ck->macro(o1 - o0, d->ohw, d->k, J->ws + o0 * d->k, buf, J->bias ? J->bias + o0 : NULL,

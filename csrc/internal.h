@@ -176,9 +176,11 @@ typedef struct {
 } fnn_conv_kernels;
 
 /* Winograd transforms of one ISA (simd/winograd_kernel.h), m = 2 or 4, of one tile,
- * FNN_WINO_LANES channels per vector; cp (the channels, padded) is a multiple of it. */
+ * `lanes` channels per vector; cp (the channels, padded to FNN_WINO_LANES) is a multiple
+ * of it. */
 #define FNN_WINO_LANES 8
 typedef struct {
+    int lanes;
     /* patch pixel (i, j) at src + i*ld + j*cp -> position xi of channel c at out[xi*os + c] */
     void (*input)(int m, const float *src, int64_t ld, int64_t cp, float *out, int64_t os);
     /* B x B^T of in[xi*is + c] added to pixel (i, j) of channel c at out[i*ld + j*cp + c],
@@ -198,8 +200,8 @@ typedef struct {
 } fnn_wino_kernels;
 
 /* One ISA's kernels. A variant may share another's pieces: AVX-512 pays only where all
- * 16 lanes of a vector are busy, so its table is AVX2's plus wider GEMM and convolution
- * tiles, taken by shape where they fill their lanes. */
+ * 16 lanes of a vector are busy, so its table is AVX2's plus wider GEMM, convolution and
+ * Winograd-transform kernels, taken by shape where they fill their lanes. */
 typedef struct {
     const char *name;
     const fnn_gemm_kernels *gemm;       /* the tile of every GEMM and convolution */
@@ -209,6 +211,7 @@ typedef struct {
     const fnn_conv_kernels *conv;
     const fnn_conv_kernels *conv_wide;  /* more pixels per tile, or NULL */
     const fnn_wino_kernels *wino;
+    const fnn_wino_kernels *wino_wide;  /* more channels per vector, or NULL */
 } fnn_kernels;
 
 extern const fnn_kernels fnn_kernels_generic;

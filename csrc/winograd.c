@@ -63,6 +63,7 @@ typedef struct {
     int64_t bw;            /* pixels per row of a band: tw*m + 2 */
     int64_t vplane, mplane; /* floats per position of V and of M (see plane_stride) */
     const fnn_gemm_kernels *gk; /* the P GEMMs' tile, which packs U */
+    const fnn_wino_kernels *wk; /* the transforms: 16 channels a vector where both fill them */
 } wino_geom;
 
 /* ---- the filter transform (the input and output ones: simd/winograd_kernel.h) ---- */
@@ -137,6 +138,9 @@ static void geom_init(wino_geom *g, int m, int64_t n, int64_t ci, int64_t h, int
     g->vplane = plane_stride(g->tb * g->cip);
     g->mplane = plane_stride(g->tb * g->cop);
     g->gk = fnn_gemm_tile(g->tb, g->cop);
+    const fnn_wino_kernels *wide = fnn_active->wino_wide;
+    g->wk = wide != NULL && g->cip % wide->lanes == 0 && g->cop % wide->lanes == 0
+                ? wide : fnn_active->wino;
 }
 
 /* Floats of the band of input rows under a tile row (or of output rows of one). */
@@ -252,8 +256,7 @@ static void transform_input(const wino_geom *g, const float *x, int64_t r0, int6
             memmove(band, band + m * row, (size_t)(keep * row) * sizeof(float));
         band_rows(g, x, img, y0, keep, band);
         for (int64_t tx = 0, q = (r - r0) * g->tw; tx < g->tw; tx++, q++)
-            fnn_active->wino->input(m, band + tx * m * g->cip, row, g->cip, v + q * g->cip,
-                                    g->vplane);
+            g->wk->input(m, band + tx * m * g->cip, row, g->cip, v + q * g->cip, g->vplane);
     }
 }
 
@@ -276,7 +279,7 @@ static void pool_band(const wino_geom *g, const band_pool *bp, const float *band
     for (int64_t pr = y0 / 2; pr < FNN_MIN((y0 + g->m) / 2, bp->poh); pr++) {
         const float *b0 = band + (2 * pr - y0) * ld;
         int64_t at = img * g->co * plane + pr * bp->pow;
-        fnn_active->wino->pool_2x2(b0, b0 + ld, bp->pow, g->cop, prow, pos);
+        g->wk->pool_2x2(b0, b0 + ld, bp->pow, g->cop, prow, pos);
         if (relu)
             fnn_active->ew->relu(n, prow, prow);
         fnn_active->gemm->planes_rows(1, g->co, 1, bp->pow, prow, bp->py + at, plane, bp->pow,
@@ -306,8 +309,8 @@ static int transform_output(const wino_geom *g, const float *mm, int64_t r0, int
         int64_t img = r / g->th, y0 = (r % g->th) * m;
         /* the whole band, cropped pixels too (they are finite if the inputs are) */
         for (int64_t tx = 0, q = (r - r0) * g->tw; tx < g->tw; tx++, q++)
-            bad |= fnn_active->wino->output(m, mm + q * g->cop, g->mplane, g->cop, bias,
-                                            band + tx * m * g->cop, ld);
+            bad |= g->wk->output(m, mm + q * g->cop, g->mplane, g->cop, bias,
+                                 band + tx * m * g->cop, ld);
         if (bp != NULL) {
             pool_band(g, bp, band, img, y0, relu, band + band_elems(g));
             continue;
@@ -336,8 +339,7 @@ static void transform_grad(const wino_geom *g, const float *gy, int64_t r0, int6
                                       gy + (img * g->co * g->oh + y0) * g->ow, band,
                                       g->oh * g->ow, g->ow, ld, g->cop);
         for (int64_t tx = 0, q = (r - r0) * g->tw; tx < g->tw; tx++, q++)
-            fnn_active->wino->output_t(m, band + tx * m * g->cop, ld, g->cop, z + q * g->cop,
-                                       g->mplane);
+            g->wk->output_t(m, band + tx * m * g->cop, ld, g->cop, z + q * g->cop, g->mplane);
     }
 }
 
@@ -512,8 +514,7 @@ static void wino_t_block(void *ctx, int64_t blk, int slot)
         int top_row = r % g->th == 0, last = r % g->th == g->th - 1 || r == r1 - 1;
         memset(band, 0, (size_t)(g->a * row) * sizeof(float));
         for (int64_t tx = 0, q = (r - r0) * g->tw; tx < g->tw; tx++, q++)
-            fnn_active->wino->input_t(m, dv + q * g->cip, g->vplane, g->cip,
-                                      band + tx * m * g->cip, row);
+            g->wk->input_t(m, dv + q * g->cip, g->vplane, g->cip, band + tx * m * g->cip, row);
         int i0 = 0;
         if (!top_row && r == r0) {  /* shared with the block above: added after the blocks */
             band_to_planes(g, band, r, 0, over, NULL, J->heads + blk * J->head_elems);

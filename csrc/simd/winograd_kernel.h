@@ -1,11 +1,18 @@
 /* winograd_kernel.h: the input and output transforms of Winograd's F(m x m, 3 x 3),
  * m = 2 or 4 (winograd.c), and their transposes (the gradients' tiles), on one tile,
- * FNN_WINO_LANES channels per vector (channels are the innermost dimension on both
- * sides, as in NNPACK and ncnn), compiled once per ISA by simd/isa_*.c. Each 1-D transform is a few additions per point: Lavin & Gray's
- * minimal algorithms on the points 0, +-1 (F(2x2)) or 0, +-1, +-2 (F(4x4)), and infinity. */
+ * FNN_WINO_VEC channels per vector (channels are the innermost dimension on both sides,
+ * as in NNPACK and ncnn), compiled once per ISA by simd/isa_*.c, which may set
+ * FNN_WINO_VEC to a multiple of FNN_WINO_LANES (then the channels, padded, must be a
+ * multiple of it). Each 1-D transform is a few additions per point: Lavin & Gray's
+ * minimal algorithms on the points 0, +-1 (F(2x2)) or 0, +-1, +-2 (F(4x4)), and infinity.
+ * Every lane is computed alone, so the width does not change the bits. */
 
-typedef float wino_vf __attribute__((vector_size(FNN_WINO_LANES * 4)));
-typedef float wino_vf_u __attribute__((vector_size(FNN_WINO_LANES * 4), aligned(4)));
+#ifndef FNN_WINO_VEC
+#define FNN_WINO_VEC FNN_WINO_LANES
+#endif
+
+typedef float wino_vf __attribute__((vector_size(FNN_WINO_VEC * 4)));
+typedef float wino_vf_u __attribute__((vector_size(FNN_WINO_VEC * 4), aligned(4)));
 
 /* B^T d along one axis: a points d[k*ds] to a points o[k*os]. */
 static inline __attribute__((always_inline)) void
@@ -88,15 +95,15 @@ wino_a(int m, const wino_vf *x, int xs, wino_vf *o, int os)
 }
 
 /* The k x k patch at src (pixel (i, j) at src + i*ld + j*cp, channels contiguous, cp a
- * multiple of LANES) through the 1-D transform t (k points to a) along its rows, then
- * its columns: position xi of channel c to out[xi*os + c], c < cp. */
+ * multiple of FNN_WINO_VEC) through the 1-D transform t (k points to a) along its rows,
+ * then its columns: position xi of channel c to out[xi*os + c], c < cp. */
 typedef void (*wino_1d)(int m, const wino_vf *x, int xs, wino_vf *o, int os);
 static inline __attribute__((always_inline)) void
 wino_patch_m(int m, int k, wino_1d t, const float *src, int64_t ld, int64_t cp, float *out,
              int64_t os)
 {
     const int a = m + 2;
-    for (int64_t c = 0; c < cp; c += FNN_WINO_LANES) {
+    for (int64_t c = 0; c < cp; c += FNN_WINO_VEC) {
         wino_vf d[36], r[36], o[36];
         for (int i = 0; i < k; i++)
             for (int j = 0; j < k; j++)
@@ -110,10 +117,10 @@ wino_patch_m(int m, int k, wino_1d t, const float *src, int64_t ld, int64_t cp, 
     }
 }
 
-typedef unsigned wino_vu __attribute__((vector_size(FNN_WINO_LANES * 4)));
+typedef unsigned wino_vu __attribute__((vector_size(FNN_WINO_VEC * 4)));
 
-/* One tile's output from in[xi*is + c] plus bias[c] (c < cp, a multiple of LANES): pixel
- * (i, j) of channel c to out[i*ld + j*cp + c]. Returns nonzero if one is inf or NaN: bit
+/* One tile's output from in[xi*is + c] plus bias[c] (c < cp, a multiple of FNN_WINO_VEC):
+ * pixel (i, j) of channel c to out[i*ld + j*cp + c]. Returns nonzero if one is inf or NaN: bit
  * 31 of (exponent bits + 1), as fnn_all_finite tests them. */
 static inline __attribute__((always_inline)) int
 wino_output_m(int m, const float *in, int64_t is, int64_t cp, const float *bias, float *out,
@@ -121,7 +128,7 @@ wino_output_m(int m, const float *in, int64_t is, int64_t cp, const float *bias,
 {
     const int a = m + 2;
     wino_vu bad = {0};
-    for (int64_t c = 0; c < cp; c += FNN_WINO_LANES) {
+    for (int64_t c = 0; c < cp; c += FNN_WINO_VEC) {
         wino_vf d[36], r[24], o[16];
         for (int xi = 0; xi < a * a; xi++)
             d[xi] = *(const wino_vf_u *)(in + xi * is + c);
@@ -138,19 +145,20 @@ wino_output_m(int m, const float *in, int64_t is, int64_t cp, const float *bias,
             }
     }
     unsigned any = 0;
-    for (int l = 0; l < FNN_WINO_LANES; l++)
+    for (int l = 0; l < FNN_WINO_VEC; l++)
         any |= bad[l];
     return (int)(any >> 31);
 }
 
-/* One tile's input gradient, B x B^T of in[xi*is + c] (c < cp, a multiple of LANES), added
- * to the a x a patch: pixel (i, j) of channel c at out[i*ld + j*cp + c] (the transpose of
- * wino_input: the input gradient taken as the forward's transpose). */
+/* One tile's input gradient, B x B^T of in[xi*is + c] (c < cp, a multiple of
+ * FNN_WINO_VEC), added to the a x a patch: pixel (i, j) of channel c at
+ * out[i*ld + j*cp + c] (the transpose of wino_input: the input gradient taken as the
+ * forward's transpose). */
 static inline __attribute__((always_inline)) void
 wino_input_t_m(int m, const float *in, int64_t is, int64_t cp, float *out, int64_t ld)
 {
     const int a = m + 2;
-    for (int64_t c = 0; c < cp; c += FNN_WINO_LANES) {
+    for (int64_t c = 0; c < cp; c += FNN_WINO_VEC) {
         wino_vf d[36], r[36], o[36];
         for (int xi = 0; xi < a * a; xi++)
             d[xi] = *(const wino_vf_u *)(in + xi * is + c);
@@ -203,12 +211,12 @@ static void wino_output_t(int m, const float *src, int64_t ld, int64_t cp, float
  * r[j*cp + c]) into ow outputs: the max to y[j*cp + c], its window position (0-3 in
  * row-major order) to pos[j*cp + c]. As pool.c: the first maximum wins a tie, a NaN wins
  * (the last NaN of the window). */
-typedef int wino_vi __attribute__((vector_size(FNN_WINO_LANES * 4)));
+typedef int wino_vi __attribute__((vector_size(FNN_WINO_VEC * 4)));
 static void wino_pool_2x2(const float *r0, const float *r1, int64_t ow, int64_t cp, float *y,
                           uint8_t *pos)
 {
     for (int64_t j = 0; j < ow; j++)
-        for (int64_t c = 0; c < cp; c += FNN_WINO_LANES) {
+        for (int64_t c = 0; c < cp; c += FNN_WINO_VEC) {
             const float *at[4] = {r0 + 2 * j * cp + c, r0 + (2 * j + 1) * cp + c,
                                   r1 + 2 * j * cp + c, r1 + (2 * j + 1) * cp + c};
             wino_vf m = *(const wino_vf_u *)at[0];
@@ -220,11 +228,11 @@ static void wino_pool_2x2(const float *r0, const float *r1, int64_t ow, int64_t 
                 k = (k & ~take) | (q & take);
             }
             *(wino_vf_u *)(y + j * cp + c) = m;
-            for (int l = 0; l < FNN_WINO_LANES; l++)
+            for (int l = 0; l < FNN_WINO_VEC; l++)
                 pos[j * cp + c + l] = (uint8_t)k[l];
         }
 }
 
 #define FNN_WINO_KERNELS                                                                   \
-    {.input = wino_input, .input_t = wino_input_t, .output = wino_output,                 \
-     .output_t = wino_output_t, .pool_2x2 = wino_pool_2x2}
+    {.lanes = FNN_WINO_VEC, .input = wino_input, .input_t = wino_input_t,                  \
+     .output = wino_output, .output_t = wino_output_t, .pool_2x2 = wino_pool_2x2}
