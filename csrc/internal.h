@@ -200,8 +200,9 @@ typedef struct {
 } fnn_wino_kernels;
 
 /* One ISA's kernels. A variant may share another's pieces: AVX-512 pays only where all
- * 16 lanes of a vector are busy, so its table is AVX2's plus wider GEMM, convolution and
- * Winograd-transform kernels, taken by shape where they fill their lanes. */
+ * 16 lanes of a vector are busy, so its table holds AVX2's GEMM, convolution and
+ * Winograd-transform kernels beside wider ones, taken by shape where they fill their
+ * lanes. */
 typedef struct {
     const char *name;
     const fnn_gemm_kernels *gemm;       /* the tile of every GEMM and convolution */
@@ -221,7 +222,6 @@ extern const fnn_kernels fnn_kernels_avx2;
 extern const fnn_kernels fnn_kernels_avx512;
 /* The AVX2 variant's pieces, which the AVX-512 variant runs too. */
 extern const fnn_gemm_kernels fnn_gemm_avx2;
-extern const fnn_elementwise_kernels fnn_ew_avx2;
 extern const fnn_conv_kernels fnn_conv_avx2;
 extern const fnn_wino_kernels fnn_wino_avx2;
 #endif

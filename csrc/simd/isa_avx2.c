@@ -16,13 +16,13 @@
 #include "winograd_kernel.h"
 
 const fnn_gemm_kernels fnn_gemm_avx2 = FNN_GEMM_KERNELS(144, 256, 4096);
-const fnn_elementwise_kernels fnn_ew_avx2 = FNN_EW_KERNELS;
+static const fnn_elementwise_kernels ew = FNN_EW_KERNELS;
 const fnn_conv_kernels fnn_conv_avx2 = FNN_CONV_KERNELS;
 const fnn_wino_kernels fnn_wino_avx2 = FNN_WINO_KERNELS;
 static const fnn_probe_kernels probe = FNN_PROBE_KERNELS;
 
 const fnn_kernels fnn_kernels_avx2 = {
-    .name = "avx2", .gemm = &fnn_gemm_avx2, .probe = &probe, .ew = &fnn_ew_avx2,
+    .name = "avx2", .gemm = &fnn_gemm_avx2, .probe = &probe, .ew = &ew,
     .conv = &fnn_conv_avx2, .wino = &fnn_wino_avx2,
 };
 

@@ -1,15 +1,16 @@
-/* isa_avx512.c: the AVX-512 variant: the AVX2 variant's kernels, plus a 12x32 GEMM tile
- * (24 zmm accumulators + 2 B + 1 A of the 32 registers), a 4 x 32-pixel convolution tile
- * and Winograd transforms on 16 channels per vector, which gemm.c, conv.c and winograd.c
- * take where they fill their lanes.
+/* isa_avx512.c: the AVX-512 variant: 16-lane elementwise loops (activations, softmax,
+ * dropout, the optimizer steps), a 12x32 GEMM tile (24 zmm accumulators + 2 B + 1 A of
+ * the 32 registers), a 4 x 32-pixel convolution tile and Winograd transforms on 16
+ * channels a vector, with AVX2's 6x16 GEMM tile, convolution tile and transforms beside
+ * them.
  *
  * 16 lanes pay only where all of them are busy. Narrow image rows (13 or 5 pooled
  * pixels), N = 10 classifier products and short panels waste most of a zmm register, and
  * on CPUs that run AVX-512 on 256-bit units (AMD Zen 4) a zmm operation costs two ymm
- * ones, so there the wide code is never faster and often slower. The elementwise and
- * pooling kernels are therefore AVX2's (the same code, so never slower than it), and the
- * wide ones are taken only where they do no more work than AVX2's: then they cost the same
- * on Zen 4 and half as much on CPUs with 512-bit units (Zen 5, Intel servers). */
+ * ones, so there the wide code would be slower. So the pooling rows stay 8 lanes wide
+ * (elementwise_kernel.h), and gemm.c, conv.c and winograd.c take the wide tiles only where
+ * they do no more work than AVX2's: then they cost the same on Zen 4 and half as much on
+ * CPUs with 512-bit units (Zen 5, Intel servers). */
 #include "../internal.h"
 
 #ifdef FNN_X86
@@ -29,17 +30,19 @@
 #define FNN_WINO_VEC 16
 #include "gemm_kernel.h"
 #include "probe_kernel.h"
+#include "elementwise_kernel.h"
 #include "conv_kernel.h"
 #include "winograd_kernel.h"
 
 static const fnn_gemm_kernels gemm_wide = FNN_GEMM_KERNELS(192, 256, 4096);
+static const fnn_elementwise_kernels ew = FNN_EW_KERNELS;
 static const fnn_conv_kernels conv_wide = FNN_CONV_KERNELS;
 static const fnn_wino_kernels wino_wide = FNN_WINO_KERNELS;
 static const fnn_probe_kernels probe = FNN_PROBE_KERNELS;
 
 const fnn_kernels fnn_kernels_avx512 = {
     .name = "avx512", .gemm = &fnn_gemm_avx2, .gemm_wide = &gemm_wide, .probe = &probe,
-    .ew = &fnn_ew_avx2, .conv = &fnn_conv_avx2, .conv_wide = &conv_wide, .wino = &fnn_wino_avx2,
+    .ew = &ew, .conv = &fnn_conv_avx2, .conv_wide = &conv_wide, .wino = &fnn_wino_avx2,
     .wino_wide = &wino_wide,
 };
 
