@@ -110,12 +110,11 @@ typedef struct {
     const fnn_conv_kernels *ck;
 } conv_dims;
 
-/* The active ISA's wide conv tile where its pixel panels pad no more than 3% past the
- * narrow one's (as fnn_gemm_tile). */
+/* The active ISA's wide conv tile where it fills its lanes (FNN_WIDE_SLACK). */
 static const fnn_conv_kernels *conv_tile(int64_t pixels)
 {
     const fnn_conv_kernels *c = fnn_active->conv, *w = fnn_active->conv_wide;
-    if (w != NULL && fnn_round_up(pixels, w->nr) <= 1.03 * fnn_round_up(pixels, c->nr))
+    if (w != NULL && fnn_round_up(pixels, w->nr) <= FNN_WIDE_SLACK * fnn_round_up(pixels, c->nr))
         return w;
     return c;
 }

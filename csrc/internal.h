@@ -84,6 +84,11 @@ typedef struct {
 int fnn_sgemm_ex(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t a_rs,
                  int64_t a_cs, const fnn_operand_b *b, float beta, float *c, int64_t ldc);
 
+/* A wide tile (GEMM's or conv's) is taken where its padded work is at most this times the
+ * narrow tile's: it then does no more work than the narrow one, so it never loses where
+ * zmm runs on 256-bit units (Zen 4). */
+#define FNN_WIDE_SLACK 1.03
+
 /* The tile for an m x n product (gemm.c): the active ISA's wide one where it fills its
  * lanes, else its narrow one. */
 const fnn_gemm_kernels *fnn_gemm_tile(int64_t m, int64_t n);

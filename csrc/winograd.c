@@ -468,9 +468,8 @@ static int64_t tile_count(int64_t n, int64_t h, int64_t w, int m)
  * threads, so the bits do not depend on them. */
 
 typedef struct {
-    const wino_geom *g;
+    const wino_geom *g, *gu;  /* the image's geometry; U's (c_out x c_in, its GEMMs' tile) */
     const float *gy, *ut;   /* the (unpooled) output gradient; U packed c_out x c_in */
-    const fnn_gemm_kernels *gk;  /* the GEMMs' tile (tiles x c_in), which packed U */
     float *gx, *heads, *bufs;
     size_t te;
     int64_t head_elems;     /* c_in planes of a - m rows of the image's width */
@@ -499,7 +498,7 @@ static void wino_t_block(void *ctx, int64_t blk, int slot)
 {
     wino_t_job *J = ctx;
     const wino_geom *g = J->g;
-    const fnn_gemm_kernels *gk = J->gk;
+    const fnn_gemm_kernels *gk = J->gu->gk;
     int m = g->m, over = g->a - m;
     float *dv = J->bufs + J->te * slot, *z = dv + g->P * g->vplane;
     float *band = z + g->P * g->mplane, *carry = band + band_elems(g);
@@ -570,7 +569,7 @@ static int wino_grad_input_t(const fnn_conv2d_shape *s, int m, const float *grad
     if (ws == NULL)
         return FNN_ENOMEM;
     transform_filters(&gu, w, 9, s->c_in * 9, 3, 1, ws);
-    wino_t_job J = {.g = &g, .gy = grad_y, .ut = ws, .gk = gu.gk, .gx = grad_x,
+    wino_t_job J = {.g = &g, .gy = grad_y, .gu = &gu, .ut = ws, .gx = grad_x,
                     .heads = ws + ut_elems, .bufs = ws + ut_elems + heads, .te = te,
                     .head_elems = head_elems, .err = FNN_OK};
     fnn_run(g.nblocks, nth, wino_t_block, &J);

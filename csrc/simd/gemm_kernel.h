@@ -248,28 +248,46 @@ gemm_store(const int R, const int V, vfloat acc[FNN_MR][FNN_NV], int mr, int nr,
         }
 }
 
+/* Where the micro-kernel reads its A panel: row i at a + roff[i] (roff NULL: a + i * rs),
+ * rows past mr re-reading row mr-1 (always valid memory; their results are dropped); K in
+ * nseg runs of seglen, run s at offset soff[s] of the row (soff NULL: one run at 0),
+ * element t of a run at t * cs. A packed panel is one run with rs = 1, cs = FNN_MR; a
+ * convolution's channels-last pixels are one run per kernel row (gemm_macro_rows). */
+typedef struct {
+    const float *a;
+    const int64_t *roff;
+    int64_t rs, cs, nseg, seglen;
+    const int64_t *soff;
+} gemm_panel;
+
 /* C[0:mr, 0:nr] = alpha * A-panel * B-panel + beta * C on the first R rows and V vectors
- * of the tile (R, V constants after inlining). Rows of A past mr re-read row mr-1 (always
- * valid memory) and their results are dropped. */
+ * of the tile (R, V constants after inlining). */
 static inline __attribute__((always_inline)) void
-gemm_micro_rv(const int R, const int V, int64_t kc, float alpha, const float *a, int64_t rs,
-              int64_t cs, int mr, const float *bp, int nr, float beta, float *c, int64_t ldc)
+gemm_micro_rv(const int R, const int V, gemm_panel A, int mr, const float *bp, int nr,
+              float alpha, float beta, float *c, int64_t ldc)
 {
     vfloat acc[FNN_MR][FNN_NV];
     const float *row[FNN_MR];
     _Pragma("GCC unroll 16") for (int i = 0; i < R; i++) {
-        row[i] = a + (i < mr ? i : mr - 1) * rs;
+        int64_t r = i < mr ? i : mr - 1;
+        row[i] = A.a + (A.roff != NULL ? A.roff[r] : r * A.rs);
         _Pragma("GCC unroll 16") for (int j = 0; j < V; j++) acc[i][j] = (vfloat){0};
         /* C is touched once per tile, long after its last use: fetch it early. */
         __builtin_prefetch(c + i * ldc, 1);
         __builtin_prefetch(c + i * ldc + V * FNN_VEC - 1, 1);
     }
-    _Pragma("GCC unroll 4") for (int64_t p = 0; p < kc; p++, bp += FNN_NR) {
-        vfloat b[FNN_NV];
-        _Pragma("GCC unroll 16") for (int j = 0; j < V; j++) b[j] = *(const vfloat *)(bp + j * FNN_VEC);
-        _Pragma("GCC unroll 16") for (int i = 0; i < R; i++) {
-            float ai = row[i][p * cs];
-            _Pragma("GCC unroll 16") for (int j = 0; j < V; j++) acc[i][j] += ai * b[j];
+    for (int64_t s = 0; s < A.nseg; s++) {
+        const float *seg[FNN_MR];
+        _Pragma("GCC unroll 16") for (int i = 0; i < R; i++)
+            seg[i] = row[i] + (A.soff != NULL ? A.soff[s] : 0);
+        _Pragma("GCC unroll 4") for (int64_t t = 0; t < A.seglen; t++, bp += FNN_NR) {
+            vfloat b[FNN_NV];
+            _Pragma("GCC unroll 16") for (int j = 0; j < V; j++)
+                b[j] = *(const vfloat *)(bp + j * FNN_VEC);
+            _Pragma("GCC unroll 16") for (int i = 0; i < R; i++) {
+                float ai = seg[i][t * A.cs];
+                _Pragma("GCC unroll 16") for (int j = 0; j < V; j++) acc[i][j] += ai * b[j];
+            }
         }
     }
     gemm_store(R, V, acc, mr, nr, alpha, beta, c, ldc);
@@ -279,18 +297,18 @@ gemm_micro_rv(const int R, const int V, int64_t kc, float alpha, const float *a,
  * 64-row and N = 10 products do the 6x16 tile's work, not 1.1x and 2x of it). Every
  * element is summed in the same order whichever runs it. */
 static inline __attribute__((always_inline)) void
-gemm_micro(int64_t kc, float alpha, const float *a, int64_t rs, int64_t cs, int mr,
-           const float *bp, int nr, float beta, float *c, int64_t ldc)
+gemm_micro(gemm_panel A, int mr, const float *bp, int nr, float alpha, float beta, float *c,
+           int64_t ldc)
 {
     enum { R2 = FNN_MR / 2, V2 = FNN_NV / 2 };
     if (mr > R2 && nr > V2 * FNN_VEC)
-        gemm_micro_rv(FNN_MR, FNN_NV, kc, alpha, a, rs, cs, mr, bp, nr, beta, c, ldc);
+        gemm_micro_rv(FNN_MR, FNN_NV, A, mr, bp, nr, alpha, beta, c, ldc);
     else if (nr > V2 * FNN_VEC)
-        gemm_micro_rv(R2, FNN_NV, kc, alpha, a, rs, cs, mr, bp, nr, beta, c, ldc);
+        gemm_micro_rv(R2, FNN_NV, A, mr, bp, nr, alpha, beta, c, ldc);
     else if (mr > R2)
-        gemm_micro_rv(FNN_MR, V2, kc, alpha, a, rs, cs, mr, bp, nr, beta, c, ldc);
+        gemm_micro_rv(FNN_MR, V2, A, mr, bp, nr, alpha, beta, c, ldc);
     else
-        gemm_micro_rv(R2, V2, kc, alpha, a, rs, cs, mr, bp, nr, beta, c, ldc);
+        gemm_micro_rv(R2, V2, A, mr, bp, nr, alpha, beta, c, ldc);
 }
 
 /* C[0:mc, 0:nc] (+)= A-block * packed B-block. jr outside ir: one B micro-panel
@@ -303,11 +321,14 @@ static void gemm_macro(int64_t mc, int64_t nc, int64_t kc, float alpha, const fl
         int nr = (int)FNN_MIN(FNN_NR, nc - j);
         for (int64_t i = 0; i < mc; i += FNN_MR) {
             int mr = (int)FNN_MIN(FNN_MR, mc - i);
-            const float *ai = a + (i / FNN_MR) * ps;
-            if (rs == 1 && cs == FNN_MR)  /* packed A: constant strides, one pointer */
-                gemm_micro(kc, alpha, ai, 1, FNN_MR, mr, bp + j * kc, nr, beta, c + i * ldc + j, ldc);
+            const float *ai = a + (i / FNN_MR) * ps, *bj = bp + j * kc;
+            float *cij = c + i * ldc + j;
+            if (rs == 1 && cs == FNN_MR)  /* packed A: constant strides */
+                gemm_micro((gemm_panel){.a = ai, .rs = 1, .cs = FNN_MR, .nseg = 1, .seglen = kc},
+                           mr, bj, nr, alpha, beta, cij, ldc);
             else
-                gemm_micro(kc, alpha, ai, rs, cs, mr, bp + j * kc, nr, beta, c + i * ldc + j, ldc);
+                gemm_micro((gemm_panel){.a = ai, .rs = rs, .cs = cs, .nseg = 1, .seglen = kc},
+                           mr, bj, nr, alpha, beta, cij, ldc);
         }
     }
 }
@@ -325,28 +346,9 @@ static void gemm_macro_rows(int64_t m, int64_t n, const float *a, const int64_t 
     for (int64_t j = 0; j < n; j += FNN_NR, bp += FNN_NR * k) {
         int nr = (int)FNN_MIN(FNN_NR, n - j);
         for (int64_t i = 0; i < m; i += FNN_MR) {
-            int mr = (int)FNN_MIN(FNN_MR, m - i);
-            vfloat acc[FNN_MR][FNN_NV];
-            const float *row[FNN_MR];
-            _Pragma("GCC unroll 16") for (int r = 0; r < FNN_MR; r++) {
-                row[r] = a + roff[i + (r < mr ? r : mr - 1)];  /* rows past mr: dropped */
-                _Pragma("GCC unroll 16") for (int v = 0; v < FNN_NV; v++) acc[r][v] = (vfloat){0};
-            }
-            const float *b = bp;
-            for (int64_t sg = 0; sg < nseg; sg++) {
-                const float *seg[FNN_MR];
-                _Pragma("GCC unroll 16") for (int r = 0; r < FNN_MR; r++) seg[r] = row[r] + soff[sg];
-                _Pragma("GCC unroll 4") for (int64_t t = 0; t < seglen; t++, b += FNN_NR) {
-                    vfloat bv[FNN_NV];
-                    _Pragma("GCC unroll 16") for (int v = 0; v < FNN_NV; v++)
-                        bv[v] = *(const vfloat *)(b + v * FNN_VEC);
-                    _Pragma("GCC unroll 16") for (int r = 0; r < FNN_MR; r++) {
-                        float ar = seg[r][t];
-                        _Pragma("GCC unroll 16") for (int v = 0; v < FNN_NV; v++) acc[r][v] += ar * bv[v];
-                    }
-                }
-            }
-            gemm_store(FNN_MR, FNN_NV, acc, mr, nr, 1.0f, 0.0f, c + i * ldc + j, ldc);
+            gemm_panel A = {.a = a, .roff = roff + i, .cs = 1, .nseg = nseg, .seglen = seglen,
+                            .soff = soff};
+            gemm_micro(A, (int)FNN_MIN(FNN_MR, m - i), bp, nr, 1.0f, 0.0f, c + i * ldc + j, ldc);
         }
     }
 }
