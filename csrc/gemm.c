@@ -26,6 +26,7 @@ typedef struct {
     int split_rows;  /* tasks take rows of C (else columns, each packing its own B) */
     int pack_a;      /* copy A blocks into panels (else the micro-kernel reads A in place) */
     int whole_b;     /* all K blocks of B packed at once: one job per N block */
+    int dot;         /* few rows of A: rows_dot (else rows_axpy) */
     int64_t kc;      /* K block: K split into equal blocks of at most g->kc */
     float *bp;       /* shared packed B: kc (whole_b: k) x ncr */
     float *ap;       /* packed A blocks, mc x kc per slot */
@@ -175,7 +176,7 @@ const fnn_gemm_kernels *fnn_gemm_tile(int64_t m, int64_t n)
 static void few_rows_part(int64_t lo, int64_t hi, void *ctx)
 {
     const gemm_plan *P = ctx;
-    if (P->b.rs == 1 && P->a_cs == 1)
+    if (P->dot)
         P->g->rows_dot(P->m, lo, hi, P->k, P->alpha, P->a, P->a_rs, P->b.b, P->b.cs, P->beta,
                        P->c, P->ldc);
     else
@@ -186,15 +187,22 @@ static void few_rows_part(int64_t lo, int64_t hi, void *ctx)
 /* Few rows of A and B contiguous along K (dot products, A's rows too) or along N: threads
  * split the columns of C. Reading B dominates, so the work is counted as if A had at least
  * 16 rows: a second thread from 128K weights (1x1600x128: 0.66x the time on 2 threads,
- * 1x784x512: 0.83x). Returns 0 if the product does not qualify. */
+ * 1x784x512: 0.83x). Along N, the wide ISA's rows_axpy from one wide tile's 128 columns:
+ * it reads B in half as many passes (Zen 5, 1 thread, its speed / the narrow one's:
+ * 1x1600x128 1.3x, 1x784x512 1.3x, 8x512x512 1.9x); the dot products stay narrow (16-lane
+ * sums cost more than they save: 1x784x512 0.8x). Returns 0 if the product does not
+ * qualify. */
 static int gemm_few_rows(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                          int64_t a_rs, int64_t a_cs, const fnn_operand_b *b, float beta,
                          float *c, int64_t ldc)
 {
-    if (m > GEMM_FEW_ROWS || b->roff != NULL || !((b->rs == 1 && a_cs == 1) || b->cs == 1))
+    int dot = b->rs == 1 && a_cs == 1;
+    if (m > GEMM_FEW_ROWS || b->roff != NULL || !(dot || b->cs == 1))
         return 0;
-    gemm_plan P = {.g = fnn_active->gemm, .m = m, .n = n, .k = k, .alpha = alpha, .beta = beta,
-                   .a = a, .a_rs = a_rs, .a_cs = a_cs, .b = *b, .c = c, .ldc = ldc};
+    const fnn_gemm_kernels *w = fnn_active->gemm_wide;
+    gemm_plan P = {.g = !dot && n >= 128 && w != NULL ? w : fnn_active->gemm, .m = m, .n = n,
+                   .k = k, .alpha = alpha, .beta = beta, .a = a, .a_rs = a_rs, .a_cs = a_cs,
+                   .b = *b, .c = c, .ldc = ldc, .dot = dot};
     fnn_parallel_range(n, (double)FNN_MAX(m, 16) * n * k, 64, few_rows_part, &P);
     return 1;
 }

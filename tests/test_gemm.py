@@ -86,6 +86,23 @@ def test_every_tile_edge(isa, rng, n):
             assert_gemm_close(fastnn.matmul(a, b), a, b)
 
 
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 15, 16, 17, 31, 63, 64, 65, 127, 128, 129, 150, 200,
+                               255, 256, 263])
+def test_few_rows_every_column_edge(isa, rng, n):
+    """Up to 8 rows of A, B read in place: its rows contiguous (an R x NV register tile,
+    the wide ISA's from 128 columns, then half tiles, then the vector flush with the last
+    column or, below a vector, single columns) or its columns (dot products); A either
+    layout; beta too."""
+    for m in range(1, 9):
+        for ta, tb in ((False, False), (True, False), (False, True)):
+            a, b = operand(rng, m, 45, ta), operand(rng, 45, n, tb)
+            assert_gemm_close(fastnn.matmul(a, b), a, b)
+        c0 = rng.standard_normal((m, n)).astype(np.float32)
+        c = c0.copy()
+        _core.gemm(a, b, c, 0.5, -2.0)
+        assert_gemm_close(c, a, b, 0.5, -2.0, c0)
+
+
 def test_large_k_blocks_and_column_blocks(isa, rng):
     a, b = operand(rng, 37, 2100, False), operand(rng, 2100, 4200, False)  # > KC and > NC
     assert_gemm_close(fastnn.matmul(a, b), a, b)
@@ -137,10 +154,11 @@ def test_empty_dimensions(m, n, k):
     assert (c == 0).all()
 
 
+@pytest.mark.parametrize("tb", [True, False])
 @pytest.mark.parametrize("m,n,k", [(300, 301, 302), (128, 64, 784), (5, 700, 900), (1000, 3, 1000),
                                    (128, 1600, 130)])  # the last: columns split though M is not short
-def test_thread_count_does_not_change_bits(isa, rng, threads, m, n, k):
-    a, b = operand(rng, m, k, False), operand(rng, k, n, True)
+def test_thread_count_does_not_change_bits(isa, rng, threads, m, n, k, tb):
+    a, b = operand(rng, m, k, False), operand(rng, k, n, tb)
     threads(1)
     one = fastnn.matmul(a, b)
     threads(2)
