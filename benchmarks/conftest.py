@@ -68,13 +68,22 @@ def inference_threads(library, n):
             yield
 
 
+@contextlib.contextmanager
+def fastnn_isa(name):
+    """fastnn on instruction-set variant `name` for the duration of the block."""
+    before = fastnn.get_isa()
+    fastnn.set_isa(name)
+    try:
+        yield
+    finally:
+        fastnn.set_isa(before)
+
+
 @pytest.fixture(params=ISAS)
 def isa(request):
     """Run a fastnn benchmark once per instruction-set variant this CPU supports."""
-    before = fastnn.get_isa()
-    fastnn.set_isa(request.param)
-    yield request.param
-    fastnn.set_isa(before)
+    with fastnn_isa(request.param):
+        yield request.param
 
 
 @pytest.fixture
@@ -218,9 +227,10 @@ def pytest_sessionstart(session):
 
 def pytest_benchmark_update_machine_info(config, machine_info):
     """Save the ceilings with the run, so a report from the JSON alone has % of peak."""
+    from fastnn import _core
     machine_info["fastnn"] = {
         "version": fastnn.__version__, "isas": list(fastnn.supported_isas()),
-        "best_isa": fastnn.supported_isas()[-1], "cpu_count": os.cpu_count(), "quick": QUICK,
+        "default_isa": _core.default_isa(), "cpu_count": os.cpu_count(), "quick": QUICK,
         "peaks": {str(t): {"fma_gflops": peak(t)[0], "copy_gbs": peak(t)[1]} for t in THREADS},
         "load_average": {"start": _load[0] if _load else None, "end": os.getloadavg()[0]}}
 

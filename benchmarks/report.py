@@ -77,9 +77,10 @@ def load(path):
             column = COLUMNS[info["library"]]
             row["times"][column] = min(seconds, row["times"].get(column, float("inf")))
     for row in rows.values():
-        isas = row.pop("isas")
+        isas = row["isas"]
         if isas:  # the ISA users get by default, or the only one a case ran on
-            row["times"]["fastnn"] = isas.get(fastnn_info["best_isa"], next(iter(isas.values())))
+            row["times"]["fastnn"] = isas.get(fastnn_info["default_isa"],
+                                              next(iter(isas.values())))
     order = {g: i for i, g in enumerate(GROUPS)}
     rows = dict(sorted(rows.items(), key=lambda kv: order.get(kv[0][0], len(GROUPS))))
     return run, rows
@@ -181,6 +182,41 @@ def epoch60k_table(rows, threads):
     return "\n".join(lines)
 
 
+def isa_table(run, rows):
+    """Each fastnn variant's time on the cases timed on more than one: the default's time
+    over the fastest's, and generic's over the slowest SIMD variant's (op groups)."""
+    isas, default = run["machine_info"]["fastnn"]["isas"], \
+        run["machine_info"]["fastnn"]["default_isa"]
+    lines = ["| op | shape | threads | " + " | ".join(isas)
+             + " | default / fastest | generic / slowest SIMD |", "|" + " --- |" * (len(isas) + 5)]
+    worst_default, worst_simd, cases = [], [], 0
+    for (_, op, shape, threads), row in rows.items():
+        times = row["isas"]
+        if len(times) < 2 or default not in times:
+            continue
+        cases += 1
+        over_best = times[default] / min(times.values())
+        simd = [t for isa, t in times.items() if isa != "generic"]
+        over_simd = times["generic"] / max(simd) if "generic" in times and simd else None
+        worst_default.append((over_best, f"{op} {shape} {threads} thr"))
+        if over_simd:
+            worst_simd.append((over_simd, f"{op} {shape} {threads} thr"))
+        lines.append(f"| {op} | {shape} | {threads} | "
+                     + " | ".join(fmt_time(times.get(isa)) for isa in isas)
+                     + f" | {over_best:.2f}x | " + (f"{over_simd:.2f}x" if over_simd else "")
+                     + " |")
+    if not cases:
+        return None
+    summary = [f"{cases} cases. Default ({default}) within 3% of the fastest variant on "
+               f"{sum(r <= 1.03 for r, _ in worst_default)} of {len(worst_default)}; "
+               f"worst {max(worst_default)[0]:.2f}x ({max(worst_default)[1]})."]
+    if worst_simd:
+        summary.append(f"Every SIMD variant at least as fast as generic on "
+                       f"{sum(r >= 1 for r, _ in worst_simd)} of {len(worst_simd)}; worst "
+                       f"{min(worst_simd)[0]:.2f}x ({min(worst_simd)[1]}).")
+    return " ".join(summary) + "\n\n" + "\n".join(lines)
+
+
 def architecture_rows(rows):
     """{(kind, model, batch, threads): times by column} of the architectures group."""
     out = {}
@@ -250,7 +286,7 @@ def machine_text(run):
     cpu = m.get("cpu", {}).get("brand_raw") or m.get("processor", "")
     lines = [f"Measured {run['datetime'][:16].replace('T', ' ')} UTC on {cpu}, "
              f"{f['cpu_count']} logical CPUs; fastnn {f['version']}, ISAs {', '.join(f['isas'])} "
-             f"(table: {f['best_isa']}); Python {m.get('python_version', '')}."
+             f"(default and tables: {f['default_isa']}); Python {m.get('python_version', '')}."
              + (" QUICK MODE: small sizes, single rounds; not representative." if f["quick"]
                 else "")]
     load = f.get("load_average")
@@ -410,6 +446,12 @@ def report(run, rows, out, wall=None, command=None):
                   "PyTorch on every thread count timed in turns, round by round; Keras in "
                   "its own process.", "",
                   architecture_table(rows)]
+    variants = isa_table(run, rows)
+    if variants:
+        parts += ["", "## Instruction-set variants", "",
+                  "fastnn's median time per variant where a case ran on more than one (the "
+                  "op groups on every variant, training on the SIMD ones, in turns round by "
+                  "round); the tables above show the default.", "", variants]
     if any(key[0] == "inference" for key in rows):
         parts += ["", "## Small-batch inference latency", "",
                   "Eval mode, median of many calls, fastnn's and PyTorch's in turns, block "

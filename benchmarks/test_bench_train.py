@@ -12,9 +12,10 @@ compare across batch sizes; median of 3 runs (15 for the MLP's 10-40 ms runs), s
 in the benchmark's extra_info. fastnn and PyTorch run the explicit loop over the batches; Keras runs what its users
 run, `train_on_batch` for a step and one `fit` epoch on the NumPy arrays for an epoch
 (in its own process, after a warm-up that traces the step: benchmarks.keras_runner says
-how it is timed). fastnn and PyTorch on every thread count take turns round by round
-(conftest.alternate: each round after ~20 ms of unmeasured steps), so that a co-tenant's
-burst on a shared VM lands on all of them alike. The GFLOP/s column
+how it is timed). fastnn on each SIMD variant and PyTorch, on every thread count, take
+turns round by round (conftest.alternate: each round after ~20 ms of unmeasured steps), so
+that a co-tenant's burst on a shared VM lands on all of them alike; the report compares
+the default variant with the fastest. The GFLOP/s column
 counts 2 FLOPs per multiply-add: forward, weight gradients, and input gradients of every
 parameterised layer but the first (fastnn.profiling.training_flops).
 
@@ -25,6 +26,7 @@ convolution net without pooling, the 784-512-512-10 MLP with dropout, and the re
 MLP and CNN; batch 32 and 128, a step (median of 10) and a pass over a fixed 512
 samples (16 batches of 32, 4 of 128; median of 3). Quick mode: the top thread count
 only, 128 samples, one round."""
+import contextlib
 from typing import NamedTuple
 
 import pytest
@@ -32,7 +34,7 @@ import pytest
 from fastnn import losses, models, optim
 from fastnn.profiling import training_flops
 
-from .conftest import QUICK, THREADS, has_torch, library_threads, replay
+from .conftest import ISAS, QUICK, THREADS, fastnn_isa, has_torch, library_threads, replay
 from .twins import inputs, torch_twin
 
 STEP_BATCH = 128
@@ -49,6 +51,8 @@ ARCH_BATCHES = [32, 128]
 ARCH_SAMPLES = 128 if QUICK else 512
 ARCH_ROUNDS = {"step": 1 if QUICK else 10, "epoch": 1 if QUICK else 3}
 ARCH_THREADS = THREADS[-1:] if QUICK else THREADS
+# fastnn's variants a default could be (generic, never faster at training, is timed per op)
+TRAIN_ISAS = [isa for isa in ISAS if isa != "generic"] or ISAS
 
 
 def fastnn_step(model):
@@ -85,7 +89,7 @@ def keras_case(case):
             "samples": case.samples, "rounds": case.rounds}
 
 
-def record_train(benchmark, record, library, name, kind, batch, samples, threads):
+def record_train(benchmark, record, library, name, kind, batch, samples, threads, isa=None):
     """Record a step or epoch case: FLOPs, samples/s, and the epoch's batch count."""
     model = getattr(models, name)(seed=0)
     count = samples // batch
@@ -95,12 +99,12 @@ def record_train(benchmark, record, library, name, kind, batch, samples, threads
     flops = training_flops(model, (batch,) + model.input_shape) * count
     shape = f"{name} b{batch}" + ("" if kind == "step" else f" x{count}")
     record(benchmark, op=f"train {kind}", shape=shape, library=library, threads=threads,
-           flops=flops, model=name, batch=batch, samples=samples)
+           flops=flops, model=name, batch=batch, samples=samples, isa=isa)
 
 
-def train_run(library, case):
-    """(context, warm, run) of fastnn's or PyTorch's step loop over the case's images, on
-    the case's threads (see conftest.alternate); warm: one step."""
+def train_run(library, case, isa=None):
+    """(context, warm, run) of fastnn's (on variant `isa`) or PyTorch's step loop over the
+    case's images, on the case's threads (see conftest.alternate); warm: one step."""
     model = getattr(models, case.name)(seed=0)
     x, y = inputs(model, case.samples)
     batches = [(x[i:i + case.batch], y[i:i + case.batch]) for i in range(0, case.samples,
@@ -112,24 +116,32 @@ def train_run(library, case):
         step = torch_step(torch, model)
         batches = [(torch.from_numpy(xb), torch.from_numpy(yb)) for xb, yb in batches]
 
+    @contextlib.contextmanager
+    def context():
+        with library_threads(library, case.threads), (
+                fastnn_isa(isa) if isa else contextlib.nullcontext()):
+            yield
+
     def run():
         for xb, yb in batches:
             step(xb, yb)
-    return (lambda: library_threads(library, case.threads)), (lambda: step(*batches[0])), run
+    return context, (lambda: step(*batches[0])), run
 
 
-def time_train(benchmark, record, alternating, library, case):
-    """Time `library` on the case, alternating round by round with the other library and
-    thread counts of the same model, kind and batch."""
+def time_train(benchmark, record, alternating, library, case, isa=None):
+    """Time `library` (fastnn: on variant `isa`) on the case, alternating round by round
+    with the other library, fastnn's other variants and the other thread counts of the
+    same model, kind and batch."""
     group = case._replace(threads=0)
-    libraries = ["fastnn"] + (["torch"] if has_torch() else [])
-    candidates = {(lib, c.threads): (f"test_train_{lib}[{c}]",
-                                     lambda lib=lib, c=c: train_run(lib, c))
-                  for c in CASES if c._replace(threads=0) == group for lib in libraries}
+    runs = [("fastnn", v) for v in TRAIN_ISAS] + ([("torch", None)] if has_torch() else [])
+    candidates = {(lib, v, c.threads): (f"test_train_{lib}[{c}" + (f"-{v}]" if v else "]"),
+                                        lambda lib=lib, v=v, c=c: train_run(lib, c, v))
+                  for c in CASES if c._replace(threads=0) == group for lib, v in runs}
     benchmark.group = f"{case.group} {case.kind}"
-    replay(benchmark, alternating(group, (library, case.threads), candidates, case.rounds, 1))
+    replay(benchmark, alternating(group, (library, isa, case.threads), candidates,
+                                  case.rounds, 1))
     record_train(benchmark, record, library, case.name, case.kind, case.batch, case.samples,
-                 case.threads)
+                 case.threads, isa)
 
 
 class Case(NamedTuple):
@@ -154,9 +166,10 @@ CASES = [Case("training", name, kind, batch, batch if kind == "step" else EPOCH_
          for threads in ARCH_THREADS]
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_train_fastnn(benchmark, record, alternating, case):
-    time_train(benchmark, record, alternating, "fastnn", case)
+@pytest.mark.parametrize("case,variant", [(c, v) for c in CASES for v in TRAIN_ISAS],
+                         ids=[f"{c}-{v}" for c in CASES for v in TRAIN_ISAS])
+def test_train_fastnn(benchmark, record, alternating, case, variant):
+    time_train(benchmark, record, alternating, "fastnn", case, variant)
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)

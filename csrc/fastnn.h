@@ -31,11 +31,11 @@ enum { FNN_ISA_GENERIC = 0, FNN_ISA_AVX2 = 1, FNN_ISA_AVX512 = 2, FNN_ISA_COUNT 
 /* ---- runtime: ISA dispatch, threads, build facts (runtime.c) ---- */
 const char *fnn_isa_name(int isa);          /* "generic", "avx2", "avx512"; NULL if out of range */
 int fnn_isa_supported(int isa);             /* 1 if this CPU and OS can run it */
-/* The default variant: AVX-512 where the CPU has it, except on AMD family 19h (Zen 4),
- * which runs 512-bit operations on 256-bit units: there AVX2 (same FMA peak, no wasted
- * lanes); else AVX2+FMA, else generic. fnn_isa_rule is that rule on given facts. */
+/* The default variant: the best this CPU runs (AVX-512, else AVX2+FMA, else generic).
+ * AVX-512 also where it runs on 256-bit units (AMD Zen 4): its kernels take the wide
+ * tiles only where they do no more work than AVX2's, and there its training steps
+ * measured 0.97x AVX2's time (README, "Instruction sets"). */
 int fnn_default_isa(void);
-int fnn_isa_rule(int has_avx2, int has_avx512, int amd_family);
 int fnn_select_isa(int isa);                /* FNN_EUNSUPPORTED if the CPU lacks it */
 int fnn_current_isa(void);
 /* Threads: 1 <= n <= fnn_max_threads() = 4 per processor OpenMP sees (more never pays;

@@ -85,8 +85,8 @@ int fnn_sgemm_ex(int64_t m, int64_t n, int64_t k, float alpha, const float *a, i
                  int64_t a_cs, const fnn_operand_b *b, float beta, float *c, int64_t ldc);
 
 /* A wide tile (GEMM's or conv's) is taken where its padded work is at most this times the
- * narrow tile's: it then does no more work than the narrow one, so it never loses where
- * zmm runs on 256-bit units (Zen 4). */
+ * narrow tile's: it then does no more work than the narrow one, so where zmm runs on
+ * 256-bit units (Zen 4) it costs about the same, and half where it runs at full width. */
 #define FNN_WIDE_SLACK 1.03
 
 /* The tile for an m x n product (gemm.c): the active ISA's wide one where it fills its

@@ -3,10 +3,6 @@
 
 #include "internal.h"
 
-#ifdef FNN_X86
-#include <cpuid.h>
-#endif
-
 static const fnn_kernels *const kernels_by_isa[FNN_ISA_COUNT] = {
     &fnn_kernels_generic,
 #ifdef FNN_X86
@@ -51,32 +47,12 @@ int fnn_isa_supported(int isa)
     }
 }
 
-int fnn_isa_rule(int has_avx2, int has_avx512, int amd_family)
-{
-    if (has_avx512 && amd_family != 0x19)
-        return FNN_ISA_AVX512;
-    return has_avx2 ? FNN_ISA_AVX2 : FNN_ISA_GENERIC;
-}
-
-/* The AMD family from CPUID leaf 1 (base + extended family), or 0 on other vendors. */
-static int amd_family(void)
-{
-#ifdef FNN_X86
-    unsigned a, b, c, d;
-    if (!__get_cpuid(0, &a, &b, &c, &d) || b != 0x68747541u)  /* "Auth"enticAMD */
-        return 0;
-    __get_cpuid(1, &a, &b, &c, &d);
-    unsigned family = (a >> 8) & 0xf;
-    return (int)(family == 0xf ? family + ((a >> 20) & 0xff) : family);
-#else
-    return 0;
-#endif
-}
-
 int fnn_default_isa(void)
 {
-    return fnn_isa_rule(fnn_isa_supported(FNN_ISA_AVX2), fnn_isa_supported(FNN_ISA_AVX512),
-                        amd_family());
+    int isa = FNN_ISA_COUNT - 1;
+    while (isa > FNN_ISA_GENERIC && !(fnn_isa_supported(isa) && kernels_by_isa[isa] != NULL))
+        isa--;
+    return isa;
 }
 
 int fnn_select_isa(int isa)

@@ -19,8 +19,8 @@ def show_config(file=None):
         "compiler": _core.compiler(),
         "openmp": _core.has_openmp(),
         "isa": get_isa(),
-        "default_isa": _core.default_isa() + " (FASTNN_ISA overrides; avx512 except on AMD "
-                       "Zen 4, which runs it on 256-bit units: avx2 there)",
+        "default_isa": _core.default_isa() + " (the best this CPU runs; FASTNN_ISA "
+                       "overrides)",
         "supported_isas": supported_isas(),
         "threads": get_num_threads(),
         "max_threads": _core.max_threads(),

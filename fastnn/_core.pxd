@@ -18,7 +18,6 @@ cdef extern from "fastnn.h" nogil:
     const char *fnn_isa_name(int isa)
     int fnn_isa_supported(int isa)
     int fnn_default_isa()
-    int fnn_isa_rule(int has_avx2, int has_avx512, int amd_family)
     int fnn_select_isa(int isa)
     int fnn_current_isa()
     int fnn_max_threads()
