@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import fastnn
+from fastnn import _core
 from fastnn.profiling import peak_gflops
 
 from . import keras_runner
@@ -33,23 +34,26 @@ _rows = []
 
 
 @contextlib.contextmanager
+def setting(get, set_, value):
+    """set_(value) for the duration of the block, then the value get() gave before."""
+    before = get()
+    set_(value)
+    try:
+        yield
+    finally:
+        set_(before)
+
+
+@contextlib.contextmanager
 def library_threads(library, n):
     """Limit `library` to n threads for the duration of the block."""
     if library == "fastnn":
-        before = fastnn.get_num_threads()
-        fastnn.set_num_threads(n)
-        try:
+        with setting(fastnn.get_num_threads, fastnn.set_num_threads, n):
             yield
-        finally:
-            fastnn.set_num_threads(before)
     elif library == "torch":
         import torch
-        before = torch.get_num_threads()
-        torch.set_num_threads(n)
-        try:
+        with setting(torch.get_num_threads, torch.set_num_threads, n):
             yield
-        finally:
-            torch.set_num_threads(before)
     else:
         from threadpoolctl import threadpool_limits
         with threadpool_limits(n, user_api="blas"):
@@ -68,15 +72,9 @@ def inference_threads(library, n):
             yield
 
 
-@contextlib.contextmanager
 def fastnn_isa(name):
     """fastnn on instruction-set variant `name` for the duration of the block."""
-    before = fastnn.get_isa()
-    fastnn.set_isa(name)
-    try:
-        yield
-    finally:
-        fastnn.set_isa(before)
+    return setting(fastnn.get_isa, fastnn.set_isa, name)
 
 
 @pytest.fixture(params=ISAS)
@@ -227,7 +225,6 @@ def pytest_sessionstart(session):
 
 def pytest_benchmark_update_machine_info(config, machine_info):
     """Save the ceilings with the run, so a report from the JSON alone has % of peak."""
-    from fastnn import _core
     machine_info["fastnn"] = {
         "version": fastnn.__version__, "isas": list(fastnn.supported_isas()),
         "default_isa": _core.default_isa(), "cpu_count": os.cpu_count(), "quick": QUICK,
@@ -239,7 +236,6 @@ def peak(threads):
     """(FMA GFLOP/s, copy GB/s) of this machine on `threads` threads with the best ISA,
     measured once per run by fastnn's own probes."""
     if threads not in _peaks:
-        from fastnn import _core
         with library_threads("fastnn", threads):
             _peaks[threads] = (peak_gflops(), _core.copy_bandwidth())
     return _peaks[threads]

@@ -50,7 +50,7 @@ int fnn_isa_supported(int isa)
 int fnn_default_isa(void)
 {
     int isa = FNN_ISA_COUNT - 1;
-    while (isa > FNN_ISA_GENERIC && !(fnn_isa_supported(isa) && kernels_by_isa[isa] != NULL))
+    while (isa > FNN_ISA_GENERIC && !fnn_isa_supported(isa))
         isa--;
     return isa;
 }
