@@ -198,6 +198,9 @@ typedef struct {
     /* the m x m patch, pixel (i, j) at src + i*ld + j*cp -> position xi of A g A^T of
      * channel c at out[xi*os + c] (the weight gradient's output-gradient tiles) */
     void (*output_t)(int m, const float *src, int64_t ld, int64_t cp, float *out, int64_t os);
+    /* G^T S G (the weight gradient's 3x3 taps from its a x a positions) of len lanes:
+     * position (i, j) of lane e at s[(i*a + j)*ss + e], tap (i, j) to o[(i*3 + j)*os + e] */
+    void (*filter_t)(int m, const float *s, int64_t ss, float *o, int64_t os, int64_t len);
     /* 2x2 max pool, stride 2, of channels-last rows r0, r1 (pixel j of channel c at
      * r[j*cp + c]) -> ow maxima at y[j*cp + c], window positions (0-3) at pos[j*cp + c] */
     void (*pool_2x2)(const float *r0, const float *r1, int64_t ow, int64_t cp, float *y,

@@ -36,7 +36,7 @@
  * is one GEMM  S_xi = Z_xi^T V_xi  of [c_out x tiles] x [tiles x c_in]. The tile rows are
  * cut into blocks (as the forward's, larger: the GEMM's K is the block's tiles) and the
  * blocks into a fixed number of chunks, both from the shape alone; a thread sums a chunk's
- * blocks in order into its S, takes G^T S G (in double) as the chunk's partial, and the
+ * blocks in order into its S, takes G^T S G as the chunk's partial, and the
  * partials are added in chunk order (as conv.c's weight gradient does): the bits do not
  * depend on the thread count. */
 #include "internal.h"
@@ -48,8 +48,8 @@
 /* The weight gradient's chunks (partials summed in order), and their bytes at most. */
 #define WINO_WGRAD_CHUNKS 16
 #define WINO_WGRAD_PARTIAL_BYTES ((int64_t)64 << 20)
-/* (o, c) pairs per step of the weight gradient's last transform (its buffer on the stack) */
-#define WGRAD_LANES 256
+/* (o, c) pairs per step of the weight gradient's sum of partials (on the stack) */
+#define WGRAD_SUM_LANES 64
 
 typedef struct {
     int m, a, P;           /* output tile m x m, input tile a x a, P = a*a positions */
@@ -86,31 +86,6 @@ static void wino_g(int m, const double *g, int gs, double *o, int os)
     o[3 * os] = g[0] * r24 + g[gs] * r12 + g[2 * gs] * r6;
     o[4 * os] = g[0] * r24 - g[gs] * r12 + g[2 * gs] * r6;
     o[5 * os] = g[2 * gs];
-}
-
-/* G^T x along one axis (a points to 3 taps) on len lanes: point k of lane e at
- * x[k*xs + e], tap j to o[j*os + e] (the weight gradient's last transform, on planes of
- * (o, c) pairs). */
-static void wino_gt_planes(int m, const float *x, int64_t xs, float *o, int64_t os,
-                           int64_t len)
-{
-    if (m == 2) {
-        for (int64_t e = 0; e < len; e++) {
-            float s1 = x[xs + e] + x[2 * xs + e];
-            o[e] = x[e] + 0.5f * s1;
-            o[os + e] = 0.5f * (x[xs + e] - x[2 * xs + e]);
-            o[2 * os + e] = 0.5f * s1 + x[3 * xs + e];
-        }
-        return;
-    }
-    const float c6 = 1.0f / 6, c12 = 1.0f / 12, c24 = 1.0f / 24;  /* rounded once */
-    for (int64_t e = 0; e < len; e++) {
-        float s1 = x[xs + e] + x[2 * xs + e], d1 = x[xs + e] - x[2 * xs + e];
-        float s2 = x[3 * xs + e] + x[4 * xs + e], d2 = x[3 * xs + e] - x[4 * xs + e];
-        o[e] = 0.25f * x[e] - c6 * s1 + c24 * s2;
-        o[os + e] = c12 * d2 - c6 * d1;
-        o[2 * os + e] = c6 * (s2 - s1) + x[5 * xs + e];
-    }
 }
 
 /* ---- plan ---- */
@@ -613,17 +588,7 @@ static int wgrad_chunk(const wino_geom *g, int64_t b0, int64_t b1, const float *
                 return st;
         }
     }
-    /* G^T S G, on WGRAD_LANES pairs (o, c) at a time: S's columns, then the rows */
-    for (int64_t e0 = 0; e0 < splane; e0 += WGRAD_LANES) {
-        int64_t len = FNN_MIN(WGRAD_LANES, splane - e0);
-        float t[3 * 6 * WGRAD_LANES];  /* t[i][s][e]: G^T S */
-        for (int s = 0; s < g->a; s++)
-            wino_gt_planes(g->m, acc + s * splane + e0, g->a * splane, t + s * len,
-                           g->a * len, len);
-        for (int i = 0; i < 3; i++)
-            wino_gt_planes(g->m, t + i * g->a * len, len, part + i * 3 * splane + e0, splane,
-                           len);
-    }
+    g->wk->filter_t(g->m, acc, splane, part, splane, splane);  /* G^T S G */
     return FNN_OK;
 }
 
@@ -648,17 +613,26 @@ static void wgrad_chunk_task(void *ctx, int64_t c, int slot)
         fnn_store_status(&J->err, st);
 }
 
-/* Pairs (o, c) [lo, hi) of the gradient: the chunks' partials in chunk order. */
+/* Pairs (o, c) [lo, hi) of the gradient: the chunks' partials in chunk order, a block of
+ * pairs at a time (each partial's 9 taps are 9 rows: summing tap by tap over all pairs
+ * went through the gradient 9 times per chunk, 9 floats apart). */
 static void wgrad_sum_range(int64_t lo, int64_t hi, void *ctx)
 {
     const wgrad_job *J = ctx;
     int64_t pairs = J->g->co * J->g->ci;
-    for (int64_t c = 0; c < J->nchunks; c++)
-        for (int k = 0; k < 9; k++) {
-            const float *src = J->part + c * J->gw_elems + k * pairs;
-            for (int64_t e = lo; e < hi; e++)
-                J->grad_w[e * 9 + k] = (c == 0 ? 0.0f : J->grad_w[e * 9 + k]) + src[e];
-        }
+    for (int64_t e0 = lo; e0 < hi; e0 += WGRAD_SUM_LANES) {
+        int64_t len = FNN_MIN(WGRAD_SUM_LANES, hi - e0);
+        float sum[9][WGRAD_SUM_LANES] = {{0}};
+        for (int64_t c = 0; c < J->nchunks; c++)
+            for (int k = 0; k < 9; k++) {
+                const float *src = J->part + c * J->gw_elems + k * pairs + e0;
+                for (int64_t e = 0; e < len; e++)
+                    sum[k][e] += src[e];
+            }
+        for (int64_t e = 0; e < len; e++)
+            for (int k = 0; k < 9; k++)
+                J->grad_w[(e0 + e) * 9 + k] = sum[k][e];
+    }
 }
 
 int fnn_winograd_grad_weight(const fnn_conv2d_shape *s, int m, const float *grad_y,

@@ -94,6 +94,25 @@ wino_a(int m, const wino_vf *x, int xs, wino_vf *o, int os)
     o[5 * os] = x[3 * xs];
 }
 
+/* G^T x along one axis (the weight gradient's filter transform): a points to 3 taps. */
+static inline __attribute__((always_inline)) void
+wino_gt(int m, const wino_vf *x, int xs, wino_vf *o, int os)
+{
+    if (m == 2) {
+        wino_vf s1 = x[xs] + x[2 * xs];
+        o[0] = x[0] + 0.5f * s1;
+        o[os] = 0.5f * (x[xs] - x[2 * xs]);
+        o[2 * os] = 0.5f * s1 + x[3 * xs];
+        return;
+    }
+    const float c6 = 1.0f / 6, c12 = 1.0f / 12, c24 = 1.0f / 24;  /* rounded once */
+    wino_vf s1 = x[xs] + x[2 * xs], d1 = x[xs] - x[2 * xs];
+    wino_vf s2 = x[3 * xs] + x[4 * xs], d2 = x[3 * xs] - x[4 * xs];
+    o[0] = 0.25f * x[0] - c6 * s1 + c24 * s2;
+    o[os] = c12 * d2 - c6 * d1;
+    o[2 * os] = c6 * (s2 - s1) + x[5 * xs];
+}
+
 /* The k x k patch at src (pixel (i, j) at src + i*ld + j*cp, channels contiguous, cp a
  * multiple of FNN_WINO_VEC) through the 1-D transform t (k points to a) along its rows,
  * then its columns: position xi of channel c to out[xi*os + c], c < cp. */
@@ -207,6 +226,51 @@ static void wino_output_t(int m, const float *src, int64_t ld, int64_t cp, float
         wino_patch_m(4, 4, wino_a, src, ld, cp, out, os);
 }
 
+/* G^T S G of FNN_WINO_VEC lanes: point (i, j) of lane e at s[(i*a + j)*ss + e], tap
+ * (i, j) to o[(i*3 + j)*os + e]; S's columns, then its rows. */
+static inline __attribute__((always_inline)) void
+wino_filter_t_m(int m, const float *s, int64_t ss, float *o, int64_t os)
+{
+    const int a = m + 2;
+    wino_vf d[36], r[18], t[9];
+    for (int xi = 0; xi < a * a; xi++)
+        d[xi] = *(const wino_vf_u *)(s + xi * ss);
+    for (int j = 0; j < a; j++)  /* columns: G^T x */
+        wino_gt(m, d + j, a, r + j, a);
+    for (int i = 0; i < 3; i++)  /* rows: (G^T x) G */
+        wino_gt(m, r + i * a, 1, t + i * 3, 1);
+    for (int k = 0; k < 9; k++)
+        *(wino_vf_u *)(o + k * os) = t[k];
+}
+
+/* G^T S G of len lanes (the weight gradient's filter taps from its a x a positions, lane
+ * e a pair of channels), whole vectors, the last one flush with the end (its overlap
+ * computed twice, to the same values); fewer lanes than a vector through zero-padded
+ * copies. */
+static void wino_filter_t(int m, const float *s, int64_t ss, float *o, int64_t os, int64_t len)
+{
+    const int a = m + 2;
+    if (len >= FNN_WINO_VEC) {
+        for (int64_t e = 0; e < len; e += FNN_WINO_VEC) {
+            int64_t at = FNN_MIN(e, len - FNN_WINO_VEC);
+            if (m == 2)
+                wino_filter_t_m(2, s + at, ss, o + at, os);
+            else
+                wino_filter_t_m(4, s + at, ss, o + at, os);
+        }
+        return;
+    }
+    float sp[36 * FNN_WINO_VEC] = {0}, op[9 * FNN_WINO_VEC];
+    for (int xi = 0; xi < a * a; xi++)
+        memcpy(sp + xi * FNN_WINO_VEC, s + xi * ss, (size_t)len * sizeof(float));
+    if (m == 2)
+        wino_filter_t_m(2, sp, FNN_WINO_VEC, op, FNN_WINO_VEC);
+    else
+        wino_filter_t_m(4, sp, FNN_WINO_VEC, op, FNN_WINO_VEC);
+    for (int k = 0; k < 9; k++)
+        memcpy(o + k * os, op + k * FNN_WINO_VEC, (size_t)len * sizeof(float));
+}
+
 /* The 2x2, stride-2 max pool of two channels-last rows r0, r1 (pixel j of channel c at
  * r[j*cp + c]) into ow outputs: the max to y[j*cp + c], its window position (0-3 in
  * row-major order) to pos[j*cp + c]. As pool.c: the first maximum wins a tie, a NaN wins
@@ -235,4 +299,5 @@ static void wino_pool_2x2(const float *r0, const float *r1, int64_t ow, int64_t 
 
 #define FNN_WINO_KERNELS                                                                   \
     {.lanes = FNN_WINO_VEC, .input = wino_input, .input_t = wino_input_t,                  \
-     .output = wino_output, .output_t = wino_output_t, .pool_2x2 = wino_pool_2x2}
+     .output = wino_output, .output_t = wino_output_t, .filter_t = wino_filter_t,          \
+     .pool_2x2 = wino_pool_2x2}
