@@ -25,6 +25,7 @@ typedef struct {
     int64_t ldc;
     int split_rows;  /* tasks take rows of C (else columns, each packing its own B) */
     int pack_a;      /* copy A blocks into panels (else the micro-kernel reads A in place) */
+    int pack_b;      /* copy B blocks into panels (else read in place, its rows contiguous) */
     int whole_b;     /* all K blocks of B packed at once: one job per N block */
     int dot;         /* few rows of A: rows_dot (else rows_axpy) */
     int64_t kc;      /* K block: K split into equal blocks of at most g->kc */
@@ -73,15 +74,19 @@ static void compute(const gemm_plan *P, int64_t r0, int64_t r1, int64_t c0, int6
         for (int64_t pc = P->pc; pc < P->pc + P->pk; pc += P->kc) {
             int64_t kc = FNN_MIN(P->kc, P->k - pc);
             float beta = pc == 0 ? P->beta : 1.0f;
-            const float *a = P->a + ic * P->a_rs + pc * P->a_cs, *bp = b_block(P, pc) + c0 * kc;
+            const float *a = P->a + ic * P->a_rs + pc * P->a_cs;
+            int64_t rs = P->a_rs, cs = P->a_cs, ps = g->mr * P->a_rs;
             if (P->pack_a) {
                 g->pack_a(mc, kc, a, P->a_rs, P->a_cs, ap);
-                g->macro(mc, c1 - c0, kc, P->alpha, ap, 1, g->mr, (int64_t)g->mr * kc, bp, beta,
-                         c, P->ldc);
-            } else {
-                g->macro(mc, c1 - c0, kc, P->alpha, a, P->a_rs, P->a_cs, g->mr * P->a_rs, bp,
-                         beta, c, P->ldc);
+                a = ap, rs = 1, cs = g->mr, ps = (int64_t)g->mr * kc;
             }
+            if (P->pack_b)
+                g->macro(mc, c1 - c0, kc, P->alpha, a, rs, cs, ps, b_block(P, pc) + c0 * kc,
+                         beta, c, P->ldc);
+            else
+                g->macro_in_place(mc, c1 - c0, kc, P->alpha, a, rs, cs, ps,
+                                  P->b.b + pc * P->b.rs + P->jc + c0, P->b.rs, beta, c,
+                                  P->ldc);
         }
     }
 }
@@ -104,7 +109,8 @@ static void cols_task(void *ctx, int64_t i, int slot)
 {
     const gemm_plan *P = ctx;
     int64_t q0 = i * P->per, q1 = FNN_MIN((i + 1) * P->per, P->units), nr = P->g->nr;
-    pack_panels(P, q0, q1);
+    if (P->pack_b)
+        pack_panels(P, q0, q1);
     compute(P, 0, P->m, q0 * nr, FNN_MIN(q1 * nr, P->nc), slot);
 }
 
@@ -131,7 +137,8 @@ static void gemm_blocks(gemm_plan *P, int nth)
         for (P->pc = 0; P->pc < P->k; P->pc += P->pk) {
             P->pk = P->whole_b ? P->k : FNN_MIN(P->kc, P->k - P->pc);
             if (P->split_rows) {
-                gemm_job(P, panels, nth == 1 ? 1 : 2 * nth, nth, pack_task);
+                if (P->pack_b)
+                    gemm_job(P, panels, nth == 1 ? 1 : 2 * nth, nth, pack_task);
                 gemm_job(P, row_tiles, nth == 1 ? 1 : 4 * nth, nth, rows_task);
             } else {
                 gemm_job(P, panels, nth == 1 ? 1 : 2 * nth, nth, cols_task);
@@ -207,6 +214,60 @@ static int gemm_few_rows(int64_t m, int64_t n, int64_t k, float alpha, const flo
     return 1;
 }
 
+/* An m x n product's work on the tile fnn_gemm_tile gives it, edges padded. */
+static double tile_work(int64_t m, int64_t n)
+{
+    const fnn_gemm_kernels *g = fnn_gemm_tile(m, n);
+    return (double)tile_padded(m, g->mr) * tile_padded(n, g->nr);
+}
+
+/* B is read in place, not packed, by products of at most this many row tiles. */
+#define GEMM_B_IN_PLACE_ROW_TILES 2
+
+/* A product runs transposed, C^T = op(B)^T op(A)^T, where that pads the tile this much
+ * less: an N = 10 classifier's products fill 10 of the 6x16 tile's 16 columns, and 10 of
+ * 12 rows transposed. */
+#define GEMM_TRANSPOSED_WORK 0.8
+
+/* dst[c*ld + r] = src[r*ls + c] for r < rows, c < cols, threads splitting the columns. */
+typedef struct {
+    int64_t rows, ls, ld;
+    const float *src;
+    float *dst;
+} transposition;
+
+static void transpose_part(int64_t lo, int64_t hi, void *ctx)
+{
+    const transposition *T = ctx;
+    fnn_active->gemm->transpose(T->rows, hi - lo, T->src + lo, T->ls, NULL, T->dst + lo * T->ld,
+                                T->ld);
+}
+
+static void transpose(int64_t rows, int64_t cols, const float *src, int64_t ls, float *dst,
+                      int64_t ld)
+{
+    transposition T = {.rows = rows, .ls = ls, .ld = ld, .src = src, .dst = dst};
+    fnn_parallel_range(cols, 2.0 * FNN_COST_MEM * (double)rows * cols, 8, transpose_part, &T);
+}
+
+/* C = alpha * op(A) op(B) + beta * C as (C^T = alpha * op(B)^T op(A)^T + beta * C^T)^T
+ * through a buffer: each element is summed in the same order as untransposed. */
+static int gemm_transposed(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                           int64_t a_rs, int64_t a_cs, const fnn_operand_b *b, float beta,
+                           float *c, int64_t ldc)
+{
+    float *ct = fnn_workspace(FNN_WS_GEMM_C, (size_t)m * n * sizeof(float));
+    if (ct == NULL)
+        return FNN_ENOMEM;
+    if (beta != 0.0f)
+        transpose(m, n, c, ldc, ct, m);
+    fnn_operand_b at = {.b = a, .rs = a_cs, .cs = a_rs};
+    int status = fnn_sgemm_ex(n, m, k, alpha, b->b, b->cs, b->rs, &at, beta, ct, m);
+    if (status == FNN_OK)
+        transpose(n, m, ct, m, c, ldc);
+    return status;
+}
+
 int fnn_sgemm_ex(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t a_rs,
                  int64_t a_cs, const fnn_operand_b *b, float beta, float *c, int64_t ldc)
 {
@@ -222,6 +283,12 @@ int fnn_sgemm_ex(int64_t m, int64_t n, int64_t k, float alpha, const float *a, i
     }
     if (gemm_few_rows(m, n, k, alpha, a, a_rs, a_cs, b, beta, c, ldc))
         return FNN_OK;
+    /* ... where op(A)^T is then read in place: by the micro-kernel along its rows, or by
+     * gemm_few_rows's dot products (a transposing copy of A costs what the tile saves) */
+    int a_in_place = a_rs == 1 || (n <= GEMM_FEW_ROWS && a_cs == 1 && b->rs == 1);
+    if (b->roff == NULL && a_in_place &&
+        tile_work(n, m) <= GEMM_TRANSPOSED_WORK * tile_work(m, n))
+        return gemm_transposed(m, n, k, alpha, a, a_rs, a_cs, b, beta, c, ldc);
     const fnn_gemm_kernels *g = fnn_gemm_tile(m, n);
     /* A quarter of the usual work per thread (~5 us at peak): the two jobs below cost
      * ~1 us each with the workers awake. 128x64x64 (0.5M multiply-adds) then takes
@@ -240,21 +307,27 @@ int fnn_sgemm_ex(int64_t m, int64_t n, int64_t k, float alpha, const float *a, i
          * many panels or A's rows are not contiguous (up to 8 panels in place: 1.1x
          * on 128x1600x128, 1 thread, EPYC Zen 3). */
         .pack_a = col_tiles > 8 || (a_cs != 1 && a_rs != 1),
+        /* In place, a B panel is read once per row tile, its rows each a cache line or two
+         * apart: packing pays off from a few row tiles, and the vectors of a panel at
+         * the edge would read past B's end. (A row stride of 0, a broadcast, packs too:
+         * the micro-kernel takes 0 for packed.) */
+        .pack_b = row_tiles > GEMM_B_IN_PLACE_ROW_TILES || b->cs != 1 || b->rs == 0 ||
+                  b->roff != NULL || n % g->nr != 0,
     };
     /* Equal K blocks: a short last block would pay a full C update for little work. */
     int64_t k_blocks = (k + g->kc - 1) / g->kc;
     P.kc = (k + k_blocks - 1) / k_blocks;
-    /* B packed whole when that takes no more room than one K block of the widest N
-     * block: then one or two jobs per N block instead of per K block. */
+    /* B packed whole (or read in place) when that takes no more room than one K block of
+     * the widest N block: then one or two jobs per N block instead of per K block. */
     size_t ncr = (size_t)fnn_round_up(FNN_MIN(g->nc, n), g->nr);
-    P.whole_b = (size_t)k * ncr <= (size_t)g->kc * g->nc;
-    size_t b_elems = (P.whole_b ? (size_t)k : (size_t)P.kc) * ncr;
-    size_t a_elems = P.pack_a ? (size_t)g->mc * P.kc : 0;
-    float *ws = fnn_workspace(FNN_WS_GEMM, (b_elems + a_elems * nth) * sizeof(float));
-    if (ws == NULL)
+    P.whole_b = !P.pack_b || (size_t)k * ncr <= (size_t)g->kc * g->nc;
+    size_t b_elems = P.pack_b ? (P.whole_b ? (size_t)k : (size_t)P.kc) * ncr : 0;
+    size_t a_elems = P.pack_a ? (size_t)g->mc * P.kc : 0, elems = b_elems + a_elems * nth;
+    float *ws = elems > 0 ? fnn_workspace(FNN_WS_GEMM, elems * sizeof(float)) : NULL;
+    if (elems > 0 && ws == NULL)
         return FNN_ENOMEM;
     P.bp = ws;
-    P.ap = ws + b_elems;
+    P.ap = P.pack_a ? ws + b_elems : NULL;
     gemm_blocks(&P, nth);
     return FNN_OK;
 }

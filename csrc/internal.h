@@ -49,6 +49,10 @@ typedef struct {
     void (*macro)(int64_t mc, int64_t nc, int64_t kc, float alpha, const float *a,
                   int64_t rs, int64_t cs, int64_t ps, const float *bp, float beta,
                   float *c, int64_t ldc);
+    /* macro with B read in place, its rows ldb apart, whole panels of nr columns */
+    void (*macro_in_place)(int64_t mc, int64_t nc, int64_t kc, float alpha, const float *a,
+                           int64_t rs, int64_t cs, int64_t ps, const float *b, int64_t ldb,
+                           float beta, float *c, int64_t ldc);
     /* C = A * B, A[i][s*seglen + t] = a[roff[i] + soff[s] + t], B packed (conv.c) */
     void (*macro_rows)(int64_t m, int64_t n, const float *a, const int64_t *roff, int64_t nseg,
                        const int64_t *soff, int64_t seglen, const float *bp, float *c,
@@ -290,9 +294,10 @@ static inline void fnn_store_status(int *status, int value)
 
 /* The calling thread's workspace `slot`, at least `bytes` long, FNN_ALIGN-aligned,
  * reused by the next request for that slot (so steady-state calls allocate nothing).
- * GEMM owns FNN_WS_GEMM; an op that calls GEMM takes its own buffers from FNN_WS_OP, and
- * an op that calls another op the inputs it makes for it from FNN_WS_INPUTS. */
-enum { FNN_WS_GEMM = 0, FNN_WS_OP = 1, FNN_WS_INPUTS = 2, FNN_WS_SLOTS = 3 };
+ * GEMM owns FNN_WS_GEMM (its packed blocks) and FNN_WS_GEMM_C (C^T of a product it runs
+ * transposed); an op that calls GEMM takes its own buffers from FNN_WS_OP, and an op that
+ * calls another op the inputs it makes for it from FNN_WS_INPUTS. */
+enum { FNN_WS_GEMM = 0, FNN_WS_GEMM_C = 1, FNN_WS_OP = 2, FNN_WS_INPUTS = 3, FNN_WS_SLOTS = 4 };
 void *fnn_workspace(int slot, size_t bytes);
 
 /* Split [0, n) into nth near-equal contiguous parts; part ith is [*lo, *hi). */

@@ -103,6 +103,54 @@ def test_few_rows_every_column_edge(isa, rng, n):
         assert_gemm_close(c, a, b, 0.5, -2.0, c0)
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 10, 13, 16])
+def test_few_columns_run_transposed(isa, rng, threads, n):
+    """A product with few columns runs as C^T = op(B)^T op(A)^T through a buffer where that
+    fills the tile better and op(A)^T is read in place (A stored transposed: a weight
+    gradient x^T g; or up to 8 columns of dot products): every row edge, alpha and beta,
+    K past a block, and the same bits on any thread count."""
+    for m in list(range(1, 40)) + [97, 128, 1000]:
+        for k, ta, tb in ((37, True, False), (300, True, True), (45, False, True)):
+            a, b = operand(rng, m, k, ta), operand(rng, k, n, tb)
+            assert_gemm_close(fastnn.matmul(a, b), a, b)
+    c0 = rng.standard_normal((1000, n)).astype(np.float32)
+    for alpha, beta in ((1.0, 1.0), (0.5, -2.0), (-1.5, 0.0)):
+        c = c0.copy()
+        _core.gemm(a, b, c, alpha, beta)
+        assert_gemm_close(c, a, b, alpha, beta, c0)
+    a, b = operand(rng, 1000, 300, True), operand(rng, 300, n, False)
+    threads(1)
+    one = fastnn.matmul(a, b)
+    threads(2)
+    assert np.array_equal(one, fastnn.matmul(a, b))
+
+
+@pytest.mark.parametrize("m,n,k", [(9, 64, 600), (12, 4160, 40), (10, 48, 1), (24, 32, 5)])
+def test_b_read_in_place(isa, rng, m, n, k):
+    """A product of one or two row tiles reads B's rows in place, unpacked, across K blocks
+    and N blocks; alpha and beta too."""
+    a, b = operand(rng, m, k, False), operand(rng, k, n, False)
+    assert_gemm_close(fastnn.matmul(a, b), a, b)
+    c0 = rng.standard_normal((m, n)).astype(np.float32)
+    c = c0.copy()
+    _core.gemm(a, b, c, 0.5, -2.0)
+    assert_gemm_close(c, a, b, 0.5, -2.0, c0)
+
+
+@pytest.mark.parametrize("n", [16, 32, 64])
+@pytest.mark.parametrize("view", ["unaligned", "reversed", "broadcast"])
+def test_b_in_place_any_layout(isa, rng, view, n):
+    """B read in place from a misaligned start (its rows one tile wide, as packed panels
+    are), with its rows reversed, or broadcast (row stride 0)."""
+    k = 50
+    flat = rng.standard_normal(k * n + 1).astype(np.float32)
+    b = {"unaligned": flat[1:].reshape(k, n), "reversed": flat[1:].reshape(k, n)[::-1],
+         "broadcast": np.broadcast_to(flat[:n], (k, n))}[view]
+    for m in (9, 12, 20):
+        a = operand(rng, m, k, False)
+        assert_gemm_close(fastnn.matmul(a, b), a, b)
+
+
 def test_large_k_blocks_and_column_blocks(isa, rng):
     a, b = operand(rng, 37, 2100, False), operand(rng, 2100, 4200, False)  # > KC and > NC
     assert_gemm_close(fastnn.matmul(a, b), a, b)

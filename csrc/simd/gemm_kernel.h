@@ -261,10 +261,11 @@ typedef struct {
 } gemm_panel;
 
 /* C[0:mr, 0:nr] = alpha * A-panel * B-panel + beta * C on the first R rows and V vectors
- * of the tile (R, V constants after inlining). */
+ * of the tile (R, V constants after inlining). B's row t at bp + t * b_rs, or where b_rs
+ * is 0 packed: rows FNN_NR apart, aligned. */
 static inline __attribute__((always_inline)) void
-gemm_micro_rv(const int R, const int V, gemm_panel A, int mr, const float *bp, int nr,
-              float alpha, float beta, float *c, int64_t ldc)
+gemm_micro_rv(const int R, const int V, gemm_panel A, int mr, const float *bp, int64_t b_rs,
+              int nr, float alpha, float beta, float *c, int64_t ldc)
 {
     vfloat acc[FNN_MR][FNN_NV];
     const float *row[FNN_MR];
@@ -276,14 +277,16 @@ gemm_micro_rv(const int R, const int V, gemm_panel A, int mr, const float *bp, i
         __builtin_prefetch(c + i * ldc, 1);
         __builtin_prefetch(c + i * ldc + V * FNN_VEC - 1, 1);
     }
+    const int64_t b_step = b_rs != 0 ? b_rs : FNN_NR;
     for (int64_t s = 0; s < A.nseg; s++) {
         const float *seg[FNN_MR];
         _Pragma("GCC unroll 16") for (int i = 0; i < R; i++)
             seg[i] = row[i] + (A.soff != NULL ? A.soff[s] : 0);
-        _Pragma("GCC unroll 4") for (int64_t t = 0; t < A.seglen; t++, bp += FNN_NR) {
+        _Pragma("GCC unroll 4") for (int64_t t = 0; t < A.seglen; t++, bp += b_step) {
             vfloat b[FNN_NV];
             _Pragma("GCC unroll 16") for (int j = 0; j < V; j++)
-                b[j] = *(const vfloat *)(bp + j * FNN_VEC);
+                b[j] = b_rs == 0 ? *(const vfloat *)(bp + j * FNN_VEC)
+                                 : *(const vfloat_u *)(bp + j * FNN_VEC);
             _Pragma("GCC unroll 16") for (int i = 0; i < R; i++) {
                 float ai = seg[i][t * A.cs];
                 _Pragma("GCC unroll 16") for (int j = 0; j < V; j++) acc[i][j] += ai * b[j];
@@ -297,40 +300,60 @@ gemm_micro_rv(const int R, const int V, gemm_panel A, int mr, const float *bp, i
  * 64-row and N = 10 products do the 6x16 tile's work, not 1.1x and 2x of it). Every
  * element is summed in the same order whichever runs it. */
 static inline __attribute__((always_inline)) void
-gemm_micro(gemm_panel A, int mr, const float *bp, int nr, float alpha, float beta, float *c,
-           int64_t ldc)
+gemm_micro(gemm_panel A, int mr, const float *bp, int64_t b_rs, int nr, float alpha,
+           float beta, float *c, int64_t ldc)
 {
     enum { R2 = FNN_MR / 2, V2 = FNN_NV / 2 };
     if (mr > R2 && nr > V2 * FNN_VEC)
-        gemm_micro_rv(FNN_MR, FNN_NV, A, mr, bp, nr, alpha, beta, c, ldc);
+        gemm_micro_rv(FNN_MR, FNN_NV, A, mr, bp, b_rs, nr, alpha, beta, c, ldc);
     else if (nr > V2 * FNN_VEC)
-        gemm_micro_rv(R2, FNN_NV, A, mr, bp, nr, alpha, beta, c, ldc);
+        gemm_micro_rv(R2, FNN_NV, A, mr, bp, b_rs, nr, alpha, beta, c, ldc);
     else if (mr > R2)
-        gemm_micro_rv(FNN_MR, V2, A, mr, bp, nr, alpha, beta, c, ldc);
+        gemm_micro_rv(FNN_MR, V2, A, mr, bp, b_rs, nr, alpha, beta, c, ldc);
     else
-        gemm_micro_rv(R2, V2, A, mr, bp, nr, alpha, beta, c, ldc);
+        gemm_micro_rv(R2, V2, A, mr, bp, b_rs, nr, alpha, beta, c, ldc);
 }
 
-/* C[0:mc, 0:nc] (+)= A-block * packed B-block. jr outside ir: one B micro-panel
- * stays in L1 while the A panels stream from L2. */
-static void gemm_macro(int64_t mc, int64_t nc, int64_t kc, float alpha, const float *a,
-                       int64_t rs, int64_t cs, int64_t ps, const float *bp, float beta,
-                       float *c, int64_t ldc)
+/* gemm_macro's loops, B packed (b_rs 0: panels FNN_NR * kc apart) or in place (its rows
+ * b_rs apart, panels FNN_NR). */
+static inline __attribute__((always_inline)) void
+gemm_macro_b(int64_t mc, int64_t nc, int64_t kc, float alpha, const float *a, int64_t rs,
+             int64_t cs, int64_t ps, const float *bp, int64_t b_rs, float beta, float *c,
+             int64_t ldc)
 {
     for (int64_t j = 0; j < nc; j += FNN_NR) {
         int nr = (int)FNN_MIN(FNN_NR, nc - j);
         for (int64_t i = 0; i < mc; i += FNN_MR) {
             int mr = (int)FNN_MIN(FNN_MR, mc - i);
-            const float *ai = a + (i / FNN_MR) * ps, *bj = bp + j * kc;
+            const float *ai = a + (i / FNN_MR) * ps, *bj = bp + (b_rs != 0 ? j : j * kc);
             float *cij = c + i * ldc + j;
             if (rs == 1 && cs == FNN_MR)  /* packed A: constant strides */
                 gemm_micro((gemm_panel){.a = ai, .rs = 1, .cs = FNN_MR, .nseg = 1, .seglen = kc},
-                           mr, bj, nr, alpha, beta, cij, ldc);
+                           mr, bj, b_rs, nr, alpha, beta, cij, ldc);
             else
                 gemm_micro((gemm_panel){.a = ai, .rs = rs, .cs = cs, .nseg = 1, .seglen = kc},
-                           mr, bj, nr, alpha, beta, cij, ldc);
+                           mr, bj, b_rs, nr, alpha, beta, cij, ldc);
         }
     }
+}
+
+/* C[0:mc, 0:nc] (+)= A-block * packed B-block (panels of FNN_NR columns). jr outside ir:
+ * one B micro-panel stays in L1 while the A panels stream from L2. */
+static void gemm_macro(int64_t mc, int64_t nc, int64_t kc, float alpha, const float *a,
+                       int64_t rs, int64_t cs, int64_t ps, const float *bp, float beta,
+                       float *c, int64_t ldc)
+{
+    gemm_macro_b(mc, nc, kc, alpha, a, rs, cs, ps, bp, 0, beta, c, ldc);
+}
+
+/* The same with B read in place, its rows ldb apart (gemm.c: products of a row tile or
+ * two). A function of its own: in one with the packed case, whose strides are constants,
+ * the packed tiles lost registers to spills (1.05-1.2x the time). */
+static void gemm_macro_in_place(int64_t mc, int64_t nc, int64_t kc, float alpha,
+                                const float *a, int64_t rs, int64_t cs, int64_t ps,
+                                const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
+{
+    gemm_macro_b(mc, nc, kc, alpha, a, rs, cs, ps, b, ldb, beta, c, ldc);
 }
 
 /* C (m x n, row stride ldc) = A * packed B, where row i of A is read in place at
@@ -348,7 +371,8 @@ static void gemm_macro_rows(int64_t m, int64_t n, const float *a, const int64_t 
         for (int64_t i = 0; i < m; i += FNN_MR) {
             gemm_panel A = {.a = a, .roff = roff + i, .cs = 1, .nseg = nseg, .seglen = seglen,
                             .soff = soff};
-            gemm_micro(A, (int)FNN_MIN(FNN_MR, m - i), bp, nr, 1.0f, 0.0f, c + i * ldc + j, ldc);
+            gemm_micro(A, (int)FNN_MIN(FNN_MR, m - i), bp, 0, nr, 1.0f, 0.0f, c + i * ldc + j,
+                       ldc);
         }
     }
 }
@@ -517,6 +541,7 @@ static void gemm_rows_axpy(int64_t m, int64_t j0, int64_t j1, int64_t k, float a
         .mr = FNN_MR, .nr = FNN_NR, .mc = (MC), .kc = (KC), .nc = (NC),                \
         .pack_a = gemm_pack_a, .pack_b = gemm_pack_b,                                 \
         .pack_b_gather = gemm_pack_b_gather, .macro = gemm_macro,                      \
+        .macro_in_place = gemm_macro_in_place,                                         \
         .macro_rows = gemm_macro_rows, .rows_dot = gemm_rows_dot,                      \
         .rows_axpy = gemm_rows_axpy, .transpose = gemm_transpose,                      \
         .planes_rows = gemm_planes_rows                                                \
