@@ -77,6 +77,22 @@ def fastnn_isa(name):
     return setting(fastnn.get_isa, fastnn.set_isa, name)
 
 
+# OpenBLAS's workers poll for work 2^28 cycles (~0.1 s) after a call before they sleep
+OPENBLAS_SPIN_SECONDS = 0.12
+
+
+@contextlib.contextmanager
+def library_setting(library, threads, isa=None):
+    """library_threads, with fastnn on variant `isa` if given: a block of `alternate`.
+    After multi-threaded NumPy the block idles until OpenBLAS's workers sleep, or they
+    take cores from the next block's library."""
+    with library_threads(library, threads), (
+            fastnn_isa(isa) if isa else contextlib.nullcontext()):
+        yield
+    if library == "numpy" and threads > 1:
+        time.sleep(OPENBLAS_SPIN_SECONDS)
+
+
 @pytest.fixture(params=ISAS)
 def isa(request):
     """Run a fastnn benchmark once per instruction-set variant this CPU supports."""
@@ -190,18 +206,26 @@ def alternate(runs, blocks, calls=None, budget=0.02, settle=0.02):
 def alternating(request):
     """times(group, key, candidates, blocks, calls=None): the seconds per call of run `key`
     of `group`, timed by `alternate` with the group's other runs whose tests this session
-    selected. candidates: {key: (test name, make)}, make() -> (context, warm, run). The
-    first call for a group times all of its runs; the other tests of the group replay
-    their share. With --benchmark-disable (a smoke test) each run is called twice."""
+    selected. candidates: {key: (test function, its parameters, make)}, make() ->
+    (context, warm, run); a run is selected when a selected test of that function has
+    those parameters. The first call for a group times all of its runs; the other tests
+    of the group replay their share. With --benchmark-disable (a smoke test) each run is
+    called twice."""
     done, disabled = {}, request.config.getoption("benchmark_disable")
+    selected = defaultdict(list)
+    for item in request.session.items:
+        spec = getattr(item, "callspec", None)
+        selected[getattr(item, "originalname", item.name)].append(spec.params if spec else {})
+
+    def chosen(test, params):
+        return any(all(p.get(k) == v for k, v in params.items()) for p in selected[test])
 
     def times(group, key, candidates, blocks, calls=None):
         if disabled:
             blocks, calls = 1, 1
         if group not in done:
-            selected = {item.name for item in request.session.items}
-            done[group] = alternate({k: make() for k, (test, make) in candidates.items()
-                                     if test in selected}, blocks, calls)
+            done[group] = alternate({k: make() for k, (test, params, make) in candidates.items()
+                                     if chosen(test, params)}, blocks, calls)
         return done[group][key]
     return times
 
@@ -209,6 +233,36 @@ def alternating(request):
 def has_torch():
     import importlib.util
     return importlib.util.find_spec("torch") is not None
+
+
+# blocks per op case: ~20 ms of calls each, every run of the case taking turns
+OP_BLOCKS = 1 if QUICK else 7
+
+
+def op_candidates(tests, params, call):
+    """alternating's candidates for one case of an op: tests {label: test function}, the
+    runs of each test whose parameters include `params`, on every thread count, fastnn on
+    every variant. call(label) -> a function making one call of the op, its operands made
+    once. A label names its library before any "-" ("torch-foreach")."""
+    runs = {}
+    for label, test in tests.items():
+        library = label.split("-")[0]
+        if library == "torch" and not has_torch():
+            continue
+        for isa in ISAS if library == "fastnn" else [None]:
+            for threads in THREADS:
+                def make(label=label, library=library, threads=threads, isa=isa):
+                    once = call(label)
+                    return (lambda: library_setting(library, threads, isa)), once, once
+                runs[(label, isa, threads)] = (
+                    test, dict(params, threads=threads, **({"isa": isa} if isa else {})), make)
+    return runs
+
+
+def time_op(benchmark, alternating, group, key, candidates):
+    """Time run `key` = (label, isa, threads) of an op's case, alternating with the case's
+    other runs (op_candidates) in OP_BLOCKS blocks."""
+    replay(benchmark, alternating(group, key, candidates, OP_BLOCKS))
 
 
 _peaks = {}

@@ -4,14 +4,15 @@ float32 (fastnn.reference: im2col + matmul), 1..N threads, at the MNIST CNN/MLP 
 Forward+backward skips the input gradient where a network would (the first layer's),
 in fastnn and PyTorch; the NumPy reference always computes it. Flops per pass:
 2*N*C_out*OH*OW*C_in*kh*kw (conv) or 2*N*in*out (linear); x3 for forward+backward with
-the input gradient, x2 without."""
+the input gradient, x2 without. fastnn's variants and PyTorch, on every thread count, take
+turns block by block (conftest.op_candidates); the NumPy reference runs on its own."""
 import numpy as np
 import pytest
 
 from fastnn import functional as F
 from fastnn import reference as R
 
-from .conftest import THREADS, library_threads
+from .conftest import THREADS, library_threads, op_candidates, time_op
 
 N = 128
 # name: (c_in, hw, c_out, k, need_input_grad)
@@ -38,26 +39,6 @@ def conv_flops(flops, mode, nig):
     return flops * (1 if mode == "fwd" else 3 if nig else 2)
 
 
-@pytest.mark.parametrize("threads", THREADS)
-@pytest.mark.parametrize("mode", PASSES)
-@pytest.mark.parametrize("case", CONVS)
-def test_conv2d_torch(benchmark, record, torch, case, mode, threads):
-    x, w, b, g, nig, flops = (torch.from_numpy(a) if isinstance(a, np.ndarray) else a
-                              for a in conv_case(case))
-
-    def step():
-        torch.nn.functional.conv2d(x, w, b)
-        if mode != "fwd":
-            torch.ops.aten.convolution_backward(g, x, w, [w.shape[0]], [1, 1], [0, 0], [1, 1],
-                                                False, [0, 0], 1, [nig, True, True])
-
-    benchmark.group = "conv"
-    with torch.no_grad(), library_threads("torch", threads):
-        benchmark(step)
-    record(benchmark, op=f"conv2d {mode}", shape=case, library="torch", threads=threads,
-           flops=conv_flops(flops, mode, nig))
-
-
 def linear_case(name):
     i, o, nig = LINEARS[name]
     rng = np.random.default_rng(0)
@@ -66,28 +47,6 @@ def linear_case(name):
     b = rng.standard_normal(o, dtype=np.float32)
     g = rng.standard_normal((N, o), dtype=np.float32)
     return x, w, b, g, nig, 2 * N * i * o
-
-
-@pytest.mark.parametrize("threads", THREADS)
-@pytest.mark.parametrize("mode", PASSES)
-@pytest.mark.parametrize("case", LINEARS)
-def test_linear_torch(benchmark, record, torch, case, mode, threads):
-    x, w, b, g, nig, flops = (torch.from_numpy(a) if isinstance(a, np.ndarray) else a
-                              for a in linear_case(case))
-
-    def step():
-        torch.nn.functional.linear(x, w, b)
-        if mode != "fwd":
-            if nig:
-                torch.mm(g, w)
-            torch.mm(g.t(), x)
-            g.sum(0)
-
-    benchmark.group = "linear"
-    with torch.no_grad(), library_threads("torch", threads):
-        benchmark(step)
-    record(benchmark, op=f"linear {mode}", shape=case, library="torch", threads=threads,
-           flops=conv_flops(flops, mode, nig))
 
 
 # layer: (benchmark group, case names, case builder, fastnn forward, backward, NumPy
@@ -119,12 +78,35 @@ def test_layer_numpy_reference(benchmark, record, layer, case, mode, threads):
            flops=conv_flops(flops, mode, nig))
 
 
-@pytest.mark.parametrize("threads", THREADS)
-@pytest.mark.parametrize("mode", PASSES)
-@pytest.mark.parametrize("layer,case", LAYER_CASES)
-def test_layer_fastnn(benchmark, record, isa, layer, case, mode, threads):
-    group, _, make, forward, backward, _, _ = LAYERS[layer]
-    x, w, b, g, nig, flops = make(case)
+def torch_step(layer, case, mode):
+    """PyTorch's pass, under torch.no_grad: the layer's functional form and its backward."""
+    import torch
+    x, w, b, g, nig, _ = (torch.from_numpy(a) if isinstance(a, np.ndarray) else a
+                          for a in LAYERS[layer][2](case))
+
+    def conv():
+        torch.nn.functional.conv2d(x, w, b)
+        if mode != "fwd":
+            torch.ops.aten.convolution_backward(g, x, w, [w.shape[0]], [1, 1], [0, 0], [1, 1],
+                                                False, [0, 0], 1, [nig, True, True])
+
+    def linear():
+        torch.nn.functional.linear(x, w, b)
+        if mode != "fwd":
+            if nig:
+                torch.mm(g, w)
+            torch.mm(g.t(), x)
+            g.sum(0)
+
+    def step():
+        with torch.no_grad():
+            (conv if layer == "conv2d" else linear)()
+    return step
+
+
+def fastnn_step(layer, case, mode):
+    _, _, make, forward, backward, _, _ = LAYERS[layer]
+    x, w, b, g, nig, _ = make(case)
     y = np.empty(g.shape, np.float32)
     gx = np.empty(x.shape, np.float32) if nig else None
     gw, gb = np.empty(w.shape, np.float32), np.empty(b.shape, np.float32)
@@ -133,9 +115,32 @@ def test_layer_fastnn(benchmark, record, isa, layer, case, mode, threads):
         forward(x, w, b, out=y)
         if mode != "fwd":
             backward(g, x, w, need_input_grad=nig, grad_input=gx, grad_weight=gw, grad_bias=gb)
+    return step
 
+
+def time_layer(benchmark, record, alternating, layer, case, mode, library, threads, isa=None):
+    """fastnn on every variant and PyTorch, on every thread count, taking turns."""
+    group, _, make, *_ = LAYERS[layer]
+    params = {"layer": layer, "case": case, "mode": mode}
+    candidates = op_candidates({"fastnn": "test_layer_fastnn", "torch": "test_layer_torch"},
+                               params, lambda lib: (fastnn_step if lib == "fastnn" else
+                                                    torch_step)(layer, case, mode))
+    time_op(benchmark, alternating, (layer, case, mode), (library, isa, threads), candidates)
     benchmark.group = group
-    with library_threads("fastnn", threads):
-        benchmark(step)
-    record(benchmark, op=f"{layer} {mode}", shape=case, library="fastnn", threads=threads,
+    _, _, _, _, nig, flops = make(case)
+    record(benchmark, op=f"{layer} {mode}", shape=case, library=library, threads=threads,
            flops=conv_flops(flops, mode, nig), isa=isa)
+
+
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("mode", PASSES)
+@pytest.mark.parametrize("layer,case", LAYER_CASES)
+def test_layer_fastnn(benchmark, record, alternating, isa, layer, case, mode, threads):
+    time_layer(benchmark, record, alternating, layer, case, mode, "fastnn", threads, isa)
+
+
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("mode", PASSES)
+@pytest.mark.parametrize("layer,case", LAYER_CASES)
+def test_layer_torch(benchmark, record, torch, alternating, layer, case, mode, threads):
+    time_layer(benchmark, record, alternating, layer, case, mode, "torch", threads)

@@ -2,14 +2,15 @@
 activations forward+backward, the fused softmax cross-entropy and one Adam step over the
 CNN's parameters; fastnn (every ISA) vs the NumPy reference (float32 inputs) vs PyTorch,
 1..N threads (NumPy's elementwise ops are single-threaded). Rates are GB/s of bytes read
-+ written (nbytes)."""
++ written (nbytes). fastnn's variants and PyTorch, on every thread count, take turns
+block by block (conftest.op_candidates); the NumPy reference, a float64-faithful
+yardstick rather than a peer, runs on its own."""
 import numpy as np
 import pytest
 
-import fastnn
 from fastnn import _core, functional as F, reference as ref
 
-from .conftest import THREADS, library_threads
+from .conftest import THREADS, op_candidates, time_op
 
 # output rows 13, 5 (11 // 2, the CNN's) and 5 wide: narrower than a vector of 8 or 16
 POOL_SHAPES = {"128x32x26x26": (128, 32, 26, 26), "128x64x11x11": (128, 64, 11, 11),
@@ -17,6 +18,11 @@ POOL_SHAPES = {"128x32x26x26": (128, 32, 26, 26), "128x64x11x11": (128, 64, 11, 
 ACT_SHAPE = (128, 32, 26, 26)  # softmax: over the last axis
 CE_SHAPE = (128, 10)
 CNN_PARAMS = [(32, 1, 3, 3), (32,), (64, 32, 3, 3), (64,), (128, 1600), (128,), (10, 128), (10,)]
+
+
+def peers(op):
+    """conftest.op_candidates' tests of an op: fastnn's and PyTorch's."""
+    return {lib: f"test_{op}_{lib}" for lib in ("fastnn", "torch")}
 
 
 def data(shape, seed=0):
@@ -32,40 +38,48 @@ def pool_case(name):
     return x, g, nbytes
 
 
+def pool_call(shape):
+    """call(library) for conftest.op_candidates: the pool's forward and backward."""
+    def call(library):
+        x, g, _ = pool_case(shape)
+        if library == "torch":
+            import torch
+            tx, tg = torch.from_numpy(x), torch.from_numpy(g)
+            backward = torch.ops.aten.max_pool2d_with_indices_backward
+
+            def step():
+                y, idx = torch.nn.functional.max_pool2d_with_indices(tx, 2)
+                backward(tg, tx, [2, 2], [2, 2], [0, 0], [1, 1], False, idx)
+            return step
+        y, idx = F.max_pool2d_with_indices(x, 2)
+        gx = np.empty_like(x)
+
+        def step():
+            F.max_pool2d_with_indices(x, 2, out=y, indices=idx)
+            F.max_pool2d_backward(g, x, 2, indices=idx, out=gx)
+        return step
+    return call
+
+
+def time_pool(benchmark, record, alternating, shape, library, threads, isa=None):
+    candidates = op_candidates(peers("max_pool"), {"shape": shape}, pool_call(shape))
+    time_op(benchmark, alternating, ("pool", shape), (library, isa, threads), candidates)
+    record(benchmark, op="maxpool2x2 fwd+bwd", shape=shape, library=library, threads=threads,
+           nbytes=pool_case(shape)[2], isa=isa)
+
+
 @pytest.mark.benchmark(group="pool")
 @pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("shape", POOL_SHAPES)
-def test_max_pool_fastnn(benchmark, record, isa, shape, threads):
-    x, g, nbytes = pool_case(shape)
-    y, idx = F.max_pool2d_with_indices(x, 2)
-    gx = np.empty_like(x)
-
-    def step():
-        F.max_pool2d_with_indices(x, 2, out=y, indices=idx)
-        F.max_pool2d_backward(g, x, 2, indices=idx, out=gx)
-
-    with library_threads("fastnn", threads):
-        benchmark(step)
-    record(benchmark, op="maxpool2x2 fwd+bwd", shape=shape, library="fastnn", threads=threads,
-           nbytes=nbytes, isa=isa)
+def test_max_pool_fastnn(benchmark, record, alternating, isa, shape, threads):
+    time_pool(benchmark, record, alternating, shape, "fastnn", threads, isa)
 
 
 @pytest.mark.benchmark(group="pool")
 @pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("shape", POOL_SHAPES)
-def test_max_pool_torch(benchmark, record, torch, shape, threads):
-    x, g, nbytes = pool_case(shape)
-    tx, tg = torch.from_numpy(x), torch.from_numpy(g)
-    backward = torch.ops.aten.max_pool2d_with_indices_backward
-
-    def step():
-        y, idx = torch.nn.functional.max_pool2d_with_indices(tx, 2)
-        backward(tg, tx, [2, 2], [2, 2], [0, 0], [1, 1], False, idx)
-
-    with library_threads("torch", threads):
-        benchmark(step)
-    record(benchmark, op="maxpool2x2 fwd+bwd", shape=shape, library="torch", threads=threads,
-           nbytes=nbytes)
+def test_max_pool_torch(benchmark, record, torch, alternating, shape, threads):
+    time_pool(benchmark, record, alternating, shape, "torch", threads)
 
 
 @pytest.mark.benchmark(group="pool")
@@ -113,41 +127,48 @@ def record_activation(record, benchmark, name, library, threads, nbytes, isa=Non
            library=library, threads=threads, nbytes=nbytes, isa=isa)
 
 
+def activation_call(name):
+    """call(library) for conftest.op_candidates: the activation's forward and backward."""
+    def call(library):
+        x, g, _ = activation_case()
+        if library == "torch":
+            import torch
+            tx, tg = torch.from_numpy(x), torch.from_numpy(g)
+            forward, backward = torch_activation(torch, name)
+            return lambda: backward(tg, tx, forward(tx))
+        forward, backward, _, _, uses_output = ACTIVATIONS[name]
+        y = np.empty_like(x)
+        # relu's backward reads x, so its output buffer can take the gradient too, as in
+        # torch: its relu output is freed at once and malloc hands the same memory to
+        # threshold_backward's output.
+        gx = np.empty_like(x) if uses_output else y
+
+        def step():
+            forward(x, out=y)
+            backward(g, y if uses_output else x, out=gx)
+        return step
+    return call
+
+
+def time_activation(benchmark, record, alternating, name, library, threads, isa=None):
+    candidates = op_candidates(peers("activation"), {"name": name},
+                               activation_call(name))
+    time_op(benchmark, alternating, ("activation", name), (library, isa, threads), candidates)
+    record_activation(record, benchmark, name, library, threads, activation_case()[2], isa)
+
+
 @pytest.mark.benchmark(group="activation")
 @pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("name", ACTIVATIONS)
-def test_activation_fastnn(benchmark, record, isa, name, threads):
-    forward, backward, _, _, uses_output = ACTIVATIONS[name]
-    x, g, nbytes = activation_case()
-    y = np.empty_like(x)
-    # relu's backward reads x, so its output buffer can take the gradient too, as in
-    # torch: its relu output is freed at once and malloc hands the same memory to
-    # threshold_backward's output.
-    gx = np.empty_like(x) if uses_output else y
-
-    def step():
-        forward(x, out=y)
-        backward(g, y if uses_output else x, out=gx)
-
-    with library_threads("fastnn", threads):
-        benchmark(step)
-    record_activation(record, benchmark, name, "fastnn", threads, nbytes, isa)
+def test_activation_fastnn(benchmark, record, alternating, isa, name, threads):
+    time_activation(benchmark, record, alternating, name, "fastnn", threads, isa)
 
 
 @pytest.mark.benchmark(group="activation")
 @pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("name", ACTIVATIONS)
-def test_activation_torch(benchmark, record, torch, name, threads):
-    x, g, nbytes = activation_case()
-    tx, tg = torch.from_numpy(x), torch.from_numpy(g)
-    forward, backward = torch_activation(torch, name)
-
-    def step():
-        backward(tg, tx, forward(tx))
-
-    with library_threads("torch", threads):
-        benchmark(step)
-    record_activation(record, benchmark, name, "torch", threads, nbytes)
+def test_activation_torch(benchmark, record, torch, alternating, name, threads):
+    time_activation(benchmark, record, alternating, name, "torch", threads)
 
 
 @pytest.mark.benchmark(group="activation")
@@ -170,32 +191,38 @@ def ce_case():
     return logits, labels, 2 * logits.nbytes + labels.nbytes
 
 
-@pytest.mark.benchmark(group="loss")
-@pytest.mark.parametrize("threads", THREADS)
-def test_cross_entropy_fastnn(benchmark, record, isa, threads):
-    logits, labels, nbytes = ce_case()
+def cross_entropy_call(library):
+    """conftest.op_candidates' call: the loss and its gradient."""
+    logits, labels, _ = ce_case()
+    if library == "torch":
+        import torch
+        tl, tlab = torch.from_numpy(logits).requires_grad_(), torch.from_numpy(labels)
+
+        def step():
+            loss = torch.nn.functional.cross_entropy(tl, tlab)
+            return loss.item(), torch.autograd.grad(loss, tl)
+        return step
     grad = np.empty_like(logits)
-    with library_threads("fastnn", threads):
-        benchmark(F.cross_entropy_with_grad, logits, labels, grad=grad)
-    record(benchmark, op="cross_entropy+grad", shape="128x10", library="fastnn",
-           threads=threads, nbytes=nbytes, isa=isa)
+    return lambda: F.cross_entropy_with_grad(logits, labels, grad=grad)
+
+
+def time_cross_entropy(benchmark, record, alternating, library, threads, isa=None):
+    candidates = op_candidates(peers("cross_entropy"), {}, cross_entropy_call)
+    time_op(benchmark, alternating, ("loss",), (library, isa, threads), candidates)
+    record(benchmark, op="cross_entropy+grad", shape="128x10", library=library,
+           threads=threads, nbytes=ce_case()[2], isa=isa)
 
 
 @pytest.mark.benchmark(group="loss")
 @pytest.mark.parametrize("threads", THREADS)
-def test_cross_entropy_torch(benchmark, record, torch, threads):
-    logits, labels, nbytes = ce_case()
-    tl = torch.from_numpy(logits).requires_grad_()
-    tlab = torch.from_numpy(labels)
+def test_cross_entropy_fastnn(benchmark, record, alternating, isa, threads):
+    time_cross_entropy(benchmark, record, alternating, "fastnn", threads, isa)
 
-    def step():
-        loss = torch.nn.functional.cross_entropy(tl, tlab)
-        return loss.item(), torch.autograd.grad(loss, tl)
 
-    with library_threads("torch", threads):
-        benchmark(step)
-    record(benchmark, op="cross_entropy+grad", shape="128x10", library="torch",
-           threads=threads, nbytes=nbytes)
+@pytest.mark.benchmark(group="loss")
+@pytest.mark.parametrize("threads", THREADS)
+def test_cross_entropy_torch(benchmark, record, torch, alternating, threads):
+    time_cross_entropy(benchmark, record, alternating, "torch", threads)
 
 
 @pytest.mark.benchmark(group="loss")
@@ -222,29 +249,42 @@ def adam_case():
 ADAM_SHAPE = f"CNN {sum(int(np.prod(s)) for s in CNN_PARAMS)} params"
 
 
-@pytest.mark.benchmark(group="optimizer")
-@pytest.mark.parametrize("threads", THREADS)
-def test_adam_fastnn(benchmark, record, isa, threads):
-    params, grads, ms, vs, nbytes = adam_case()
-    with library_threads("fastnn", threads):
-        benchmark(lambda: _core.adam_step(params, grads, ms, vs, step=10, lr=1e-3))
-    record(benchmark, op="adam step", shape=ADAM_SHAPE, library="fastnn", threads=threads,
-           nbytes=nbytes, isa=isa)
-
-
-@pytest.mark.benchmark(group="optimizer")
-@pytest.mark.parametrize("foreach", [False, True], ids=["default", "foreach"])
-@pytest.mark.parametrize("threads", THREADS)
-def test_adam_torch(benchmark, record, torch, threads, foreach):
-    params, grads, _, _, nbytes = adam_case()
+def adam_call(library):
+    """conftest.op_candidates' call: one Adam step over the CNN's parameters."""
+    params, grads, ms, vs, _ = adam_case()
+    if library == "fastnn":
+        return lambda: _core.adam_step(params, grads, ms, vs, step=10, lr=1e-3)
+    import torch
     tparams = [torch.from_numpy(p).requires_grad_() for p in params]
     for t, g in zip(tparams, grads):
         t.grad = torch.from_numpy(g)
-    opt = torch.optim.Adam(tparams, lr=1e-3, foreach=foreach)
-    with library_threads("torch", threads):
-        benchmark(opt.step)
-    record(benchmark, op="adam step", shape=ADAM_SHAPE,
-           library="torch-foreach" if foreach else "torch", threads=threads, nbytes=nbytes)
+    return torch.optim.Adam(tparams, lr=1e-3, foreach=library == "torch-foreach").step
+
+
+def time_adam(benchmark, record, alternating, library, threads, isa=None):
+    candidates = op_candidates(dict(peers("adam"), **{"torch-foreach": "test_adam_torch_foreach"}),
+                               {}, adam_call)
+    time_op(benchmark, alternating, ("optimizer",), (library, isa, threads), candidates)
+    record(benchmark, op="adam step", shape=ADAM_SHAPE, library=library, threads=threads,
+           nbytes=adam_case()[4], isa=isa)
+
+
+@pytest.mark.benchmark(group="optimizer")
+@pytest.mark.parametrize("threads", THREADS)
+def test_adam_fastnn(benchmark, record, alternating, isa, threads):
+    time_adam(benchmark, record, alternating, "fastnn", threads, isa)
+
+
+@pytest.mark.benchmark(group="optimizer")
+@pytest.mark.parametrize("threads", THREADS)
+def test_adam_torch(benchmark, record, torch, alternating, threads):
+    time_adam(benchmark, record, alternating, "torch", threads)
+
+
+@pytest.mark.benchmark(group="optimizer")
+@pytest.mark.parametrize("threads", THREADS)
+def test_adam_torch_foreach(benchmark, record, torch, alternating, threads):
+    time_adam(benchmark, record, alternating, "torch-foreach", threads)
 
 
 @pytest.mark.benchmark(group="optimizer")

@@ -1,13 +1,15 @@
 """SGEMM: fastnn (every ISA variant) vs NumPy (OpenBLAS) vs PyTorch, 1..N threads, over
 a sweep of square sizes (the report's GFLOP/s-vs-size plot) and at the MNIST training
 shapes (forward A·B and backward A·Bᵀ, Aᵀ·B): batch 128, N=10 among them, and batch 1
-(M=1, the Linear layers of one-image inference, with their backward forms)."""
+(M=1, the Linear layers of one-image inference, with their backward forms). The runs of
+a shape (fastnn's variants, NumPy, PyTorch, every thread count) take turns block by block
+(conftest.op_candidates), so that drift on a shared VM hits them alike."""
 import numpy as np
 import pytest
 
 import fastnn
 
-from .conftest import QUICK, THREADS, library_threads
+from .conftest import QUICK, THREADS, op_candidates, time_op
 
 pytestmark = pytest.mark.benchmark(group="gemm")
 
@@ -37,7 +39,25 @@ def operands(form, m, k, n):
     return (a.T if form == "tn" else a), (b.T if form == "nt" else b), np.empty((m, n), np.float32)
 
 
-def record_gemm(record, benchmark, case, library, threads, isa=None):
+def gemm_call(case):
+    """call(library) for conftest.op_candidates: one product of the case."""
+    def call(library):
+        a, b, out = operands(*CASES[case])
+        if library == "torch":
+            import torch
+            a, b, out = (torch.from_numpy(t) for t in (a, b, out))
+            return lambda: torch.matmul(a, b, out=out)
+        if library == "numpy":
+            return lambda: np.matmul(a, b, out=out)
+        return lambda: fastnn.matmul(a, b, out)
+    return call
+
+
+def time_gemm(benchmark, record, alternating, case, library, threads, isa=None):
+    """fastnn on every variant, NumPy and PyTorch on every thread count, taking turns."""
+    candidates = op_candidates({lib: f"test_gemm_{lib}" for lib in ("fastnn", "numpy", "torch")},
+                               {"case": case}, gemm_call(case))
+    time_op(benchmark, alternating, ("gemm", case), (library, isa, threads), candidates)
     _, m, k, n = CASES[case]
     record(benchmark, op="gemm", shape=case, library=library, threads=threads,
            flops=2 * m * n * k, isa=isa, **({"size": m} if case.endswith("^3") else {}))
@@ -45,27 +65,18 @@ def record_gemm(record, benchmark, case, library, threads, isa=None):
 
 @pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("case", CASES)
-def test_gemm_fastnn(benchmark, record, case, threads, isa):
-    a, b, out = operands(*CASES[case])
-    with library_threads("fastnn", threads):
-        benchmark(fastnn.matmul, a, b, out)
-    record_gemm(record, benchmark, case, "fastnn", threads, isa)
+def test_gemm_fastnn(benchmark, record, alternating, case, threads, isa):
+    time_gemm(benchmark, record, alternating, case, "fastnn", threads, isa)
 
 
 @pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("case", CASES)
-def test_gemm_numpy(benchmark, record, case, threads):
+def test_gemm_numpy(benchmark, record, alternating, case, threads):
     pytest.importorskip("threadpoolctl")
-    a, b, out = operands(*CASES[case])
-    with library_threads("numpy", threads):
-        benchmark(np.matmul, a, b, out=out)
-    record_gemm(record, benchmark, case, "numpy", threads)
+    time_gemm(benchmark, record, alternating, case, "numpy", threads)
 
 
 @pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("case", CASES)
-def test_gemm_torch(benchmark, record, torch, case, threads):
-    a, b, out = (torch.from_numpy(t) for t in operands(*CASES[case]))
-    with library_threads("torch", threads):
-        benchmark(torch.matmul, a, b, out=out)
-    record_gemm(record, benchmark, case, "torch", threads)
+def test_gemm_torch(benchmark, record, torch, alternating, case, threads):
+    time_gemm(benchmark, record, alternating, case, "torch", threads)

@@ -67,9 +67,10 @@ def time_infer(benchmark, record, alternating, library, name, batch, threads):
     libraries = [lib for lib in LIBRARIES if lib != "torch" or has_torch()]
 
     def test(lib, t):
-        return (f"test_infer_torch[{name}-{batch}-{t}]" if lib == "torch" else
-                f"test_infer_fastnn[{LIBRARIES[lib]}-{name}-{batch}-{t}]")
-    candidates = {(lib, t): (test(lib, t), lambda lib=lib, t=t: infer_run(lib, name, batch, t))
+        params = {"name": name, "batch": batch, "threads": t}
+        return (("test_infer_torch", params) if lib == "torch" else
+                ("test_infer_fastnn", dict(params, call=LIBRARIES[lib])))
+    candidates = {(lib, t): (*test(lib, t), lambda lib=lib, t=t: infer_run(lib, name, batch, t))
                   for lib in libraries for t in THREADS}
     replay(benchmark, alternating(("infer", name, batch), (library, threads), candidates, 7))
     record_infer(benchmark, record, library, name, batch, threads,

@@ -26,7 +26,6 @@ convolution net without pooling, the 784-512-512-10 MLP with dropout, and the re
 MLP and CNN; batch 32 and 128, a step (median of 10) and a pass over a fixed 512
 samples (16 batches of 32, 4 of 128; median of 3). Quick mode: the top thread count
 only, 128 samples, one round."""
-import contextlib
 from typing import NamedTuple
 
 import pytest
@@ -34,7 +33,7 @@ import pytest
 from fastnn import losses, models, optim
 from fastnn.profiling import training_flops
 
-from .conftest import ISAS, QUICK, THREADS, fastnn_isa, has_torch, library_threads, replay
+from .conftest import ISAS, QUICK, THREADS, has_torch, library_setting, replay
 from .twins import inputs, torch_twin
 
 STEP_BATCH = 128
@@ -116,16 +115,10 @@ def train_run(library, case, isa=None):
         step = torch_step(torch, model)
         batches = [(torch.from_numpy(xb), torch.from_numpy(yb)) for xb, yb in batches]
 
-    @contextlib.contextmanager
-    def context():
-        with library_threads(library, case.threads), (
-                fastnn_isa(isa) if isa else contextlib.nullcontext()):
-            yield
-
     def run():
         for xb, yb in batches:
             step(xb, yb)
-    return context, (lambda: step(*batches[0])), run
+    return (lambda: library_setting(library, case.threads, isa)), (lambda: step(*batches[0])), run
 
 
 def time_train(benchmark, record, alternating, library, case, isa=None):
@@ -134,7 +127,8 @@ def time_train(benchmark, record, alternating, library, case, isa=None):
     same model, kind and batch."""
     group = case._replace(threads=0)
     runs = [("fastnn", v) for v in TRAIN_ISAS] + ([("torch", None)] if has_torch() else [])
-    candidates = {(lib, v, c.threads): (f"test_train_{lib}[{c}" + (f"-{v}]" if v else "]"),
+    candidates = {(lib, v, c.threads): (f"test_train_{lib}",
+                                        {"case": c, **({"variant": v} if v else {})},
                                         lambda lib=lib, v=v, c=c: train_run(lib, c, v))
                   for c in CASES if c._replace(threads=0) == group for lib, v in runs}
     benchmark.group = f"{case.group} {case.kind}"
