@@ -125,8 +125,8 @@ def time_layer(benchmark, record, alternating, layer, case, mode, library, threa
     candidates = op_candidates({"fastnn": "test_layer_fastnn", "torch": "test_layer_torch"},
                                params, lambda lib: (fastnn_step if lib == "fastnn" else
                                                     torch_step)(layer, case, mode))
+    benchmark.group = group  # before the timing: pytest-benchmark takes it then
     time_op(benchmark, alternating, (layer, case, mode), (library, isa, threads), candidates)
-    benchmark.group = group
     _, _, _, _, nig, flops = make(case)
     record(benchmark, op=f"{layer} {mode}", shape=case, library=library, threads=threads,
            flops=conv_flops(flops, mode, nig), isa=isa)

@@ -221,9 +221,6 @@ static double tile_work(int64_t m, int64_t n)
     return (double)tile_padded(m, g->mr) * tile_padded(n, g->nr);
 }
 
-/* B is read in place, not packed, by products of at most this many row tiles. */
-#define GEMM_B_IN_PLACE_ROW_TILES 2
-
 /* A product runs transposed, C^T = op(B)^T op(A)^T, where that pads the tile this much
  * less: an N = 10 classifier's products fill 10 of the 6x16 tile's 16 columns, and 10 of
  * 12 rows transposed. */
@@ -307,12 +304,14 @@ int fnn_sgemm_ex(int64_t m, int64_t n, int64_t k, float alpha, const float *a, i
          * many panels or A's rows are not contiguous (up to 8 panels in place: 1.1x
          * on 128x1600x128, 1 thread, EPYC Zen 3). */
         .pack_a = col_tiles > 8 || (a_cs != 1 && a_rs != 1),
-        /* In place, a B panel is read once per row tile, its rows each a cache line or two
-         * apart: packing pays off from a few row tiles, and the vectors of a panel at
-         * the edge would read past B's end. (A row stride of 0, a broadcast, packs too:
-         * the micro-kernel takes 0 for packed.) */
-        .pack_b = row_tiles > GEMM_B_IN_PLACE_ROW_TILES || b->cs != 1 || b->rs == 0 ||
-                  b->roff != NULL || n % g->nr != 0,
+        /* In place while the rows of A fit one row block: its panels are read from L1
+         * across that block's row tiles, and packing would cost a pass over B (fwd
+         * 128x64x64 0.95x the time, 0.80x on 2 threads, Zen 4). Over several blocks a
+         * panel re-read from afar is better packed (1024^3 1.2x the time in place: rows 4
+         * KB apart alias in L1). A panel at the edge would read past B's end, and a row
+         * stride of 0, a broadcast, packs too: the micro-kernel takes 0 for packed. */
+        .pack_b = m > g->mc || b->cs != 1 || b->rs == 0 || b->roff != NULL ||
+                  n % g->nr != 0,
     };
     /* Equal K blocks: a short last block would pay a full C update for little work. */
     int64_t k_blocks = (k + g->kc - 1) / g->kc;

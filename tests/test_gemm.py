@@ -125,16 +125,23 @@ def test_few_columns_run_transposed(isa, rng, threads, n):
     assert np.array_equal(one, fastnn.matmul(a, b))
 
 
-@pytest.mark.parametrize("m,n,k", [(9, 64, 600), (12, 4160, 40), (10, 48, 1), (24, 32, 5)])
-def test_b_read_in_place(isa, rng, m, n, k):
-    """A product of one or two row tiles reads B's rows in place, unpacked, across K blocks
-    and N blocks; alpha and beta too."""
+@pytest.mark.parametrize("m,n,k", [(9, 64, 600), (12, 4160, 40), (10, 48, 1), (24, 32, 5),
+                                   (128, 64, 64), (128, 128, 1600), (120, 64, 784),
+                                   (144, 96, 300), (192, 64, 257), (193, 64, 257), (97, 32, 3)])
+def test_b_read_in_place(isa, rng, threads, m, n, k):
+    """A product whose rows fit one row block reads B's rows in place, unpacked, across K
+    blocks and N blocks (and packs it from one row more); alpha and beta too; the same
+    bits on 1 and 2 threads."""
     a, b = operand(rng, m, k, False), operand(rng, k, n, False)
-    assert_gemm_close(fastnn.matmul(a, b), a, b)
+    threads(2)
+    c1 = fastnn.matmul(a, b)
+    assert_gemm_close(c1, a, b)
     c0 = rng.standard_normal((m, n)).astype(np.float32)
     c = c0.copy()
     _core.gemm(a, b, c, 0.5, -2.0)
     assert_gemm_close(c, a, b, 0.5, -2.0, c0)
+    threads(1)
+    assert np.array_equal(fastnn.matmul(a, b), c1)
 
 
 @pytest.mark.parametrize("n", [16, 32, 64])
