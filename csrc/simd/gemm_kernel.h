@@ -346,8 +346,8 @@ static void gemm_macro(int64_t mc, int64_t nc, int64_t kc, float alpha, const fl
     gemm_macro_b(mc, nc, kc, alpha, a, rs, cs, ps, bp, 0, beta, c, ldc);
 }
 
-/* The same with B read in place, its rows ldb apart (gemm.c: products of a row tile or
- * two). A function of its own: in one with the packed case, whose strides are constants,
+/* The same with B read in place, its rows ldb apart (gemm.c: products of one row
+ * block). A function of its own: in one with the packed case, whose strides are constants,
  * the packed tiles lost registers to spills (1.05-1.2x the time). */
 static void gemm_macro_in_place(int64_t mc, int64_t nc, int64_t kc, float alpha,
                                 const float *a, int64_t rs, int64_t cs, int64_t ps,
