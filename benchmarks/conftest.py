@@ -93,13 +93,6 @@ def library_setting(library, threads, isa=None):
         time.sleep(OPENBLAS_SPIN_SECONDS)
 
 
-@pytest.fixture(params=ISAS)
-def isa(request):
-    """Run a fastnn benchmark once per instruction-set variant this CPU supports."""
-    with fastnn_isa(request.param):
-        yield request.param
-
-
 @pytest.fixture
 def record():
     def _record(benchmark, *, op, shape, library, threads, flops=None, nbytes=None, isa=None,
@@ -239,29 +232,41 @@ def has_torch():
 OP_BLOCKS = 1 if QUICK else 7
 
 
-def op_candidates(tests, params, call):
-    """alternating's candidates for one case of an op: tests {label: test function}, the
-    runs of each test whose parameters include `params`, on every thread count, fastnn on
-    every variant. call(label) -> a function making one call of the op, its operands made
-    once. A label names its library before any "-" ("torch-foreach")."""
-    runs = {}
-    for label, test in tests.items():
+def op_runs(*libraries):
+    """The (library, isa) runs of an op's benchmark: fastnn on every variant, then each of
+    `libraries` ("torch-foreach" is PyTorch run another way)."""
+    return [("fastnn", isa) for isa in ISAS] + [(library, None) for library in libraries]
+
+
+def run_ids(runs):
+    """pytest ids of op_runs: "fastnn-avx2", "torch"."""
+    return [f"{library}-{isa}" if isa else library for library, isa in runs]
+
+
+def op_candidates(test, params, call, runs):
+    """alternating's candidates for one case of an op: the selected runs of `test` (a
+    function parametrized by library, isa and threads) whose parameters include `params`.
+    call(library) -> a function making one call of the op, its operands made once. A
+    library is named by its label before any "-"."""
+    candidates = {}
+    for label, isa in runs:
         library = label.split("-")[0]
         if library == "torch" and not has_torch():
             continue
-        for isa in ISAS if library == "fastnn" else [None]:
-            for threads in THREADS:
-                def make(label=label, library=library, threads=threads, isa=isa):
-                    once = call(label)
-                    return (lambda: library_setting(library, threads, isa)), once, once
-                runs[(label, isa, threads)] = (
-                    test, dict(params, threads=threads, **({"isa": isa} if isa else {})), make)
-    return runs
+        for threads in THREADS:
+            def make(label=label, library=library, threads=threads, isa=isa):
+                once = call(label)
+                return (lambda: library_setting(library, threads, isa)), once, once
+            candidates[(label, isa, threads)] = (
+                test, dict(params, library=label, isa=isa, threads=threads), make)
+    return candidates
 
 
 def time_op(benchmark, alternating, group, key, candidates):
     """Time run `key` = (label, isa, threads) of an op's case, alternating with the case's
     other runs (op_candidates) in OP_BLOCKS blocks."""
+    if key[0].startswith("torch") and not has_torch():
+        pytest.skip("PyTorch not installed: pip install torch==2.13.0")
     replay(benchmark, alternating(group, key, candidates, OP_BLOCKS))
 
 

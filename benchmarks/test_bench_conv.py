@@ -12,7 +12,7 @@ import pytest
 from fastnn import functional as F
 from fastnn import reference as R
 
-from .conftest import THREADS, library_threads, op_candidates, time_op
+from .conftest import THREADS, library_threads, op_candidates, op_runs, run_ids, time_op
 
 N = 128
 # name: (c_in, hw, c_out, k, need_input_grad)
@@ -118,29 +118,21 @@ def fastnn_step(layer, case, mode):
     return step
 
 
-def time_layer(benchmark, record, alternating, layer, case, mode, library, threads, isa=None):
+RUNS = op_runs("torch")
+
+
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("library,isa", RUNS, ids=run_ids(RUNS))
+@pytest.mark.parametrize("mode", PASSES)
+@pytest.mark.parametrize("layer,case", LAYER_CASES)
+def test_layer(benchmark, record, alternating, layer, case, mode, library, isa, threads):
     """fastnn on every variant and PyTorch, on every thread count, taking turns."""
     group, _, make, *_ = LAYERS[layer]
-    params = {"layer": layer, "case": case, "mode": mode}
-    candidates = op_candidates({"fastnn": "test_layer_fastnn", "torch": "test_layer_torch"},
-                               params, lambda lib: (fastnn_step if lib == "fastnn" else
-                                                    torch_step)(layer, case, mode))
+    candidates = op_candidates("test_layer", {"layer": layer, "case": case, "mode": mode},
+                               lambda lib: (fastnn_step if lib == "fastnn" else
+                                            torch_step)(layer, case, mode), RUNS)
     benchmark.group = group  # before the timing: pytest-benchmark takes it then
     time_op(benchmark, alternating, (layer, case, mode), (library, isa, threads), candidates)
     _, _, _, _, nig, flops = make(case)
     record(benchmark, op=f"{layer} {mode}", shape=case, library=library, threads=threads,
            flops=conv_flops(flops, mode, nig), isa=isa)
-
-
-@pytest.mark.parametrize("threads", THREADS)
-@pytest.mark.parametrize("mode", PASSES)
-@pytest.mark.parametrize("layer,case", LAYER_CASES)
-def test_layer_fastnn(benchmark, record, alternating, isa, layer, case, mode, threads):
-    time_layer(benchmark, record, alternating, layer, case, mode, "fastnn", threads, isa)
-
-
-@pytest.mark.parametrize("threads", THREADS)
-@pytest.mark.parametrize("mode", PASSES)
-@pytest.mark.parametrize("layer,case", LAYER_CASES)
-def test_layer_torch(benchmark, record, torch, alternating, layer, case, mode, threads):
-    time_layer(benchmark, record, alternating, layer, case, mode, "torch", threads)

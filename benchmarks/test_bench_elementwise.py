@@ -10,7 +10,7 @@ import pytest
 
 from fastnn import _core, functional as F, reference as ref
 
-from .conftest import THREADS, op_candidates, time_op
+from .conftest import THREADS, op_candidates, op_runs, run_ids, time_op
 
 # output rows 13, 5 (11 // 2, the CNN's) and 5 wide: narrower than a vector of 8 or 16
 POOL_SHAPES = {"128x32x26x26": (128, 32, 26, 26), "128x64x11x11": (128, 64, 11, 11),
@@ -20,9 +20,7 @@ CE_SHAPE = (128, 10)
 CNN_PARAMS = [(32, 1, 3, 3), (32,), (64, 32, 3, 3), (64,), (128, 1600), (128,), (10, 128), (10,)]
 
 
-def peers(op):
-    """conftest.op_candidates' tests of an op: fastnn's and PyTorch's."""
-    return {lib: f"test_{op}_{lib}" for lib in ("fastnn", "torch")}
+RUNS = op_runs("torch")
 
 
 def data(shape, seed=0):
@@ -61,25 +59,15 @@ def pool_call(shape):
     return call
 
 
-def time_pool(benchmark, record, alternating, shape, library, threads, isa=None):
-    candidates = op_candidates(peers("max_pool"), {"shape": shape}, pool_call(shape))
+@pytest.mark.benchmark(group="pool")
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("library,isa", RUNS, ids=run_ids(RUNS))
+@pytest.mark.parametrize("shape", POOL_SHAPES)
+def test_max_pool(benchmark, record, alternating, shape, library, isa, threads):
+    candidates = op_candidates("test_max_pool", {"shape": shape}, pool_call(shape), RUNS)
     time_op(benchmark, alternating, ("pool", shape), (library, isa, threads), candidates)
     record(benchmark, op="maxpool2x2 fwd+bwd", shape=shape, library=library, threads=threads,
            nbytes=pool_case(shape)[2], isa=isa)
-
-
-@pytest.mark.benchmark(group="pool")
-@pytest.mark.parametrize("threads", THREADS)
-@pytest.mark.parametrize("shape", POOL_SHAPES)
-def test_max_pool_fastnn(benchmark, record, alternating, isa, shape, threads):
-    time_pool(benchmark, record, alternating, shape, "fastnn", threads, isa)
-
-
-@pytest.mark.benchmark(group="pool")
-@pytest.mark.parametrize("threads", THREADS)
-@pytest.mark.parametrize("shape", POOL_SHAPES)
-def test_max_pool_torch(benchmark, record, torch, alternating, shape, threads):
-    time_pool(benchmark, record, alternating, shape, "torch", threads)
 
 
 @pytest.mark.benchmark(group="pool")
@@ -150,25 +138,14 @@ def activation_call(name):
     return call
 
 
-def time_activation(benchmark, record, alternating, name, library, threads, isa=None):
-    candidates = op_candidates(peers("activation"), {"name": name},
-                               activation_call(name))
+@pytest.mark.benchmark(group="activation")
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("library,isa", RUNS, ids=run_ids(RUNS))
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_activation(benchmark, record, alternating, name, library, isa, threads):
+    candidates = op_candidates("test_activation", {"name": name}, activation_call(name), RUNS)
     time_op(benchmark, alternating, ("activation", name), (library, isa, threads), candidates)
     record_activation(record, benchmark, name, library, threads, activation_case()[2], isa)
-
-
-@pytest.mark.benchmark(group="activation")
-@pytest.mark.parametrize("threads", THREADS)
-@pytest.mark.parametrize("name", ACTIVATIONS)
-def test_activation_fastnn(benchmark, record, alternating, isa, name, threads):
-    time_activation(benchmark, record, alternating, name, "fastnn", threads, isa)
-
-
-@pytest.mark.benchmark(group="activation")
-@pytest.mark.parametrize("threads", THREADS)
-@pytest.mark.parametrize("name", ACTIVATIONS)
-def test_activation_torch(benchmark, record, torch, alternating, name, threads):
-    time_activation(benchmark, record, alternating, name, "torch", threads)
 
 
 @pytest.mark.benchmark(group="activation")
@@ -206,23 +183,14 @@ def cross_entropy_call(library):
     return lambda: F.cross_entropy_with_grad(logits, labels, grad=grad)
 
 
-def time_cross_entropy(benchmark, record, alternating, library, threads, isa=None):
-    candidates = op_candidates(peers("cross_entropy"), {}, cross_entropy_call)
+@pytest.mark.benchmark(group="loss")
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("library,isa", RUNS, ids=run_ids(RUNS))
+def test_cross_entropy(benchmark, record, alternating, library, isa, threads):
+    candidates = op_candidates("test_cross_entropy", {}, cross_entropy_call, RUNS)
     time_op(benchmark, alternating, ("loss",), (library, isa, threads), candidates)
     record(benchmark, op="cross_entropy+grad", shape="128x10", library=library,
            threads=threads, nbytes=ce_case()[2], isa=isa)
-
-
-@pytest.mark.benchmark(group="loss")
-@pytest.mark.parametrize("threads", THREADS)
-def test_cross_entropy_fastnn(benchmark, record, alternating, isa, threads):
-    time_cross_entropy(benchmark, record, alternating, "fastnn", threads, isa)
-
-
-@pytest.mark.benchmark(group="loss")
-@pytest.mark.parametrize("threads", THREADS)
-def test_cross_entropy_torch(benchmark, record, torch, alternating, threads):
-    time_cross_entropy(benchmark, record, alternating, "torch", threads)
 
 
 @pytest.mark.benchmark(group="loss")
@@ -261,30 +229,17 @@ def adam_call(library):
     return torch.optim.Adam(tparams, lr=1e-3, foreach=library == "torch-foreach").step
 
 
-def time_adam(benchmark, record, alternating, library, threads, isa=None):
-    candidates = op_candidates(dict(peers("adam"), **{"torch-foreach": "test_adam_torch_foreach"}),
-                               {}, adam_call)
+ADAM_RUNS = op_runs("torch", "torch-foreach")
+
+
+@pytest.mark.benchmark(group="optimizer")
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("library,isa", ADAM_RUNS, ids=run_ids(ADAM_RUNS))
+def test_adam(benchmark, record, alternating, library, isa, threads):
+    candidates = op_candidates("test_adam", {}, adam_call, ADAM_RUNS)
     time_op(benchmark, alternating, ("optimizer",), (library, isa, threads), candidates)
     record(benchmark, op="adam step", shape=ADAM_SHAPE, library=library, threads=threads,
            nbytes=adam_case()[4], isa=isa)
-
-
-@pytest.mark.benchmark(group="optimizer")
-@pytest.mark.parametrize("threads", THREADS)
-def test_adam_fastnn(benchmark, record, alternating, isa, threads):
-    time_adam(benchmark, record, alternating, "fastnn", threads, isa)
-
-
-@pytest.mark.benchmark(group="optimizer")
-@pytest.mark.parametrize("threads", THREADS)
-def test_adam_torch(benchmark, record, torch, alternating, threads):
-    time_adam(benchmark, record, alternating, "torch", threads)
-
-
-@pytest.mark.benchmark(group="optimizer")
-@pytest.mark.parametrize("threads", THREADS)
-def test_adam_torch_foreach(benchmark, record, torch, alternating, threads):
-    time_adam(benchmark, record, alternating, "torch-foreach", threads)
 
 
 @pytest.mark.benchmark(group="optimizer")

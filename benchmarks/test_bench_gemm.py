@@ -9,7 +9,7 @@ import pytest
 
 import fastnn
 
-from .conftest import QUICK, THREADS, op_candidates, time_op
+from .conftest import QUICK, THREADS, op_candidates, op_runs, run_ids, time_op
 
 pytestmark = pytest.mark.benchmark(group="gemm")
 
@@ -53,30 +53,16 @@ def gemm_call(case):
     return call
 
 
-def time_gemm(benchmark, record, alternating, case, library, threads, isa=None):
+RUNS = op_runs("numpy", "torch")
+
+
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("library,isa", RUNS, ids=run_ids(RUNS))
+@pytest.mark.parametrize("case", CASES)
+def test_gemm(benchmark, record, alternating, case, library, isa, threads):
     """fastnn on every variant, NumPy and PyTorch on every thread count, taking turns."""
-    candidates = op_candidates({lib: f"test_gemm_{lib}" for lib in ("fastnn", "numpy", "torch")},
-                               {"case": case}, gemm_call(case))
+    candidates = op_candidates("test_gemm", {"case": case}, gemm_call(case), RUNS)
     time_op(benchmark, alternating, ("gemm", case), (library, isa, threads), candidates)
     _, m, k, n = CASES[case]
     record(benchmark, op="gemm", shape=case, library=library, threads=threads,
            flops=2 * m * n * k, isa=isa, **({"size": m} if case.endswith("^3") else {}))
-
-
-@pytest.mark.parametrize("threads", THREADS)
-@pytest.mark.parametrize("case", CASES)
-def test_gemm_fastnn(benchmark, record, alternating, case, threads, isa):
-    time_gemm(benchmark, record, alternating, case, "fastnn", threads, isa)
-
-
-@pytest.mark.parametrize("threads", THREADS)
-@pytest.mark.parametrize("case", CASES)
-def test_gemm_numpy(benchmark, record, alternating, case, threads):
-    pytest.importorskip("threadpoolctl")
-    time_gemm(benchmark, record, alternating, case, "numpy", threads)
-
-
-@pytest.mark.parametrize("threads", THREADS)
-@pytest.mark.parametrize("case", CASES)
-def test_gemm_torch(benchmark, record, torch, alternating, case, threads):
-    time_gemm(benchmark, record, alternating, case, "torch", threads)
