@@ -86,21 +86,22 @@ def test_every_tile_edge(isa, rng, n):
             assert_gemm_close(fastnn.matmul(a, b), a, b)
 
 
-@pytest.mark.parametrize("n", [1, 7, 8, 9, 15, 16, 17, 31, 63, 64, 65, 127, 128, 129, 150, 200,
-                               255, 256, 263])
-def test_few_rows_every_column_edge(isa, rng, n):
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 10, 12, 15, 16, 17, 20, 24, 31, 63, 64, 65, 127, 128,
+                               129, 150, 200, 255, 256, 263])
+@pytest.mark.parametrize("k", [3, 10, 45])
+def test_few_rows_every_column_edge(isa, rng, n, k):
     """Up to 8 rows of A, B read in place: its rows contiguous (an R x NV register tile,
-    the wide ISA's from 128 columns, then half tiles, then the vector flush with the last
-    column or, below a vector, single columns) or its columns (dot products); A either
-    layout; beta too."""
+    the wide ISA's from 128 columns, then half tiles, then the rest flush with the last
+    column in a tile of 2 vectors or 1 or, below a vector, single columns) or its columns
+    (dot products, K shorter than a vector too); A either layout; beta too."""
     for m in range(1, 9):
         for ta, tb in ((False, False), (True, False), (False, True)):
-            a, b = operand(rng, m, 45, ta), operand(rng, 45, n, tb)
+            a, b = operand(rng, m, k, ta), operand(rng, k, n, tb)
             assert_gemm_close(fastnn.matmul(a, b), a, b)
-        c0 = rng.standard_normal((m, n)).astype(np.float32)
-        c = c0.copy()
-        _core.gemm(a, b, c, 0.5, -2.0)
-        assert_gemm_close(c, a, b, 0.5, -2.0, c0)
+            c0 = rng.standard_normal((m, n)).astype(np.float32)
+            c = c0.copy()
+            _core.gemm(a, b, c, 0.5, -2.0)
+            assert_gemm_close(c, a, b, 0.5, -2.0, c0)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 10, 13, 16])

@@ -386,27 +386,43 @@ static void gemm_macro_rows(int64_t m, int64_t n, const float *a, const int64_t 
  * each dot product runs in FNN_VEC lanes (element p to lane p % FNN_VEC), and the
  * FNN_VEC accumulators are added lane-pairwise into one vector of FNN_VEC sums
  * (gemm_sum_lanes), then the tail. */
+/* Shuffle patterns of gemm_sum_lanes: within each 128-bit block of 4 lanes, the even (odd)
+ * lanes of two vectors, [x0 x2 y0 y2] (vshufps); and the even (odd) blocks of two
+ * vectors, x's then y's (vperm2f128, vshuff32x4). Lanes across blocks (vpermd, vpermt2ps)
+ * cost more: 1x64x784 with B's columns contiguous took 1.1-1.2x the time (Zen 4). */
 #if FNN_VEC == 4
 typedef int vidx __attribute__((vector_size(16)));
-#define FNN_EVEN_LANES {0, 2, 4, 6}
+#define FNN_EVEN_IN_BLOCKS {0, 2, 4, 6}
 #elif FNN_VEC == 8
 typedef int vidx __attribute__((vector_size(32)));
-#define FNN_EVEN_LANES {0, 2, 4, 6, 8, 10, 12, 14}
+#define FNN_EVEN_IN_BLOCKS {0, 2, 8, 10, 4, 6, 12, 14}
+#define FNN_EVEN_BLOCKS {0, 1, 2, 3, 8, 9, 10, 11}
+#define FNN_ODD_BLOCKS {4, 5, 6, 7, 12, 13, 14, 15}
 #else
 typedef int vidx __attribute__((vector_size(64)));
-#define FNN_EVEN_LANES {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30}
+#define FNN_EVEN_IN_BLOCKS {0, 2, 16, 18, 4, 6, 20, 22, 8, 10, 24, 26, 12, 14, 28, 30}
+#define FNN_EVEN_BLOCKS {0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27}
+#define FNN_ODD_BLOCKS {4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31}
 #endif
 
-/* v[t] (t < FNN_VEC) into v[0], whose lane t becomes the sum of v[t]'s lanes: each level
- * adds neighbouring lanes of two vectors, halving the vectors and doubling the columns
- * per vector, in the same order every call. */
+/* v[t] (t < FNN_VEC) into v[0], whose lane t becomes the sum of v[t]'s lanes, added
+ * pairwise (lanes 0+1 and 2+3, then those two sums, then block 0 + block 1, ...) in the
+ * same order every call: two levels within the 128-bit blocks, then levels across them. */
 static inline __attribute__((always_inline)) void gemm_sum_lanes(vfloat v[FNN_VEC])
 {
-    const vidx even = FNN_EVEN_LANES, odd = even + 1;
-    for (int count = FNN_VEC; count > 1; count /= 2)
+    const vidx even = FNN_EVEN_IN_BLOCKS, odd = even + 1;
+    int count = FNN_VEC;
+    for (int level = 0; level < 2; level++, count /= 2)
         _Pragma("GCC unroll 16") for (int t = 0; t < count / 2; t++)
             v[t] = __builtin_shuffle(v[2 * t], v[2 * t + 1], even) +
                    __builtin_shuffle(v[2 * t], v[2 * t + 1], odd);
+#if FNN_VEC > 4
+    const vidx even_blocks = FNN_EVEN_BLOCKS, odd_blocks = FNN_ODD_BLOCKS;
+    for (; count > 1; count /= 2)
+        _Pragma("GCC unroll 16") for (int t = 0; t < count / 2; t++)
+            v[t] = __builtin_shuffle(v[2 * t], v[2 * t + 1], even_blocks) +
+                   __builtin_shuffle(v[2 * t], v[2 * t + 1], odd_blocks);
+#endif
 }
 
 static void gemm_rows_dot(int64_t m, int64_t j0, int64_t j1, int64_t k, float alpha,
@@ -445,11 +461,12 @@ static void gemm_rows_dot(int64_t m, int64_t j0, int64_t j1, int64_t k, float al
  * per p, NV vectors of B's row p are loaded once and added, times a[i][p], into each of
  * the R rows' accumulators, so B is read once for up to 8 rows of A (row by row it was
  * read once per row: 8x512x10 took 4.5x NumPy's time). Every element sums over p in
- * increasing order, as the packed micro-kernel does. Lanes below lo are not stored: the
- * last columns of a row run as the vector flush with its end, overlapping the one before
- * (the overlap computed twice, alike). */
+ * increasing order, as the packed micro-kernel does. The last columns of a row run as a
+ * vector flush with its end: the tile's last vector starts `shift` columns early,
+ * overlapping the one before, and its lanes below shift (computed twice, alike) are not
+ * stored. */
 static inline __attribute__((always_inline)) void
-gemm_axpy_tile(const int R, const int NV, int lo, int64_t k, float alpha, const float *a,
+gemm_axpy_tile(const int R, const int NV, int shift, int64_t k, float alpha, const float *a,
                int64_t a_rs, int64_t a_cs, const float *b, int64_t ldb, float beta, float *c,
                int64_t ldc)
 {
@@ -459,7 +476,7 @@ gemm_axpy_tile(const int R, const int NV, int lo, int64_t k, float alpha, const 
     for (int64_t p = 0; p < k; p++, b += ldb) {
         vfloat bv[8];
         _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)
-            bv[v] = *(const vfloat_u *)(b + v * FNN_VEC);
+            bv[v] = *(const vfloat_u *)(b + v * FNN_VEC - (v == NV - 1 ? shift : 0));
         _Pragma("GCC unroll 8") for (int i = 0; i < R; i++) {
             float ap = a[i * a_rs + p * a_cs];
             _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) acc[i][v] += ap * bv[v];
@@ -467,7 +484,8 @@ gemm_axpy_tile(const int R, const int NV, int lo, int64_t k, float alpha, const 
     }
     _Pragma("GCC unroll 8") for (int i = 0; i < R; i++)
         _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) {
-            float *cv = c + i * ldc + v * FNN_VEC;
+            int lo = v == NV - 1 ? shift : 0;
+            float *cv = c + i * ldc + v * FNN_VEC - lo;
             if (lo == 0) {
                 vfloat r = alpha * acc[i][v];
                 if (beta != 0.0f)
@@ -481,8 +499,11 @@ gemm_axpy_tile(const int R, const int NV, int lo, int64_t k, float alpha, const 
         }
 }
 
-/* Columns [j0, j1) for R rows: tiles of NV vectors, then of half as many, then the
- * vector flush with j1 (or, in a row narrower than a vector, one element at a time). */
+/* Columns [j0, j1) for R rows: tiles of NV vectors, then of half as many down to 2, then
+ * the rest (under 2 vectors) flush with j1, in one tile of 2 vectors where R x 2 fits the
+ * registers, else of 1 (or, in a row narrower than a vector, one element at a time). Two
+ * vectors side by side run two chains of FMAs at once: 1x128x10 took 0.75-0.85x the time
+ * of one vector and then the flush one (Zen 4). */
 static inline __attribute__((always_inline)) void
 gemm_rows_axpy_rv(const int R, const int NV, int64_t j0, int64_t j1, int64_t k, float alpha,
                   const float *a, int64_t a_rs, int64_t a_cs, const float *b, int64_t ldb,
@@ -491,14 +512,18 @@ gemm_rows_axpy_rv(const int R, const int NV, int64_t j0, int64_t j1, int64_t k, 
     int64_t j = j0;
     for (; j + NV * FNN_VEC <= j1; j += NV * FNN_VEC)
         gemm_axpy_tile(R, NV, 0, k, alpha, a, a_rs, a_cs, b + j, ldb, beta, c + j, ldc);
-    _Pragma("GCC unroll 4") for (int nv = NV / 2; nv >= 1; nv /= 2)
+    _Pragma("GCC unroll 4") for (int nv = NV / 2; nv >= 2; nv /= 2)
         if (j + nv * FNN_VEC <= j1) {
             gemm_axpy_tile(R, nv, 0, k, alpha, a, a_rs, a_cs, b + j, ldb, beta, c + j, ldc);
             j += nv * FNN_VEC;
         }
-    if (j < j1 && j1 >= FNN_VEC) {
+    /* (NV >= 2 ? 2 : 1 below: no 2-vector tile is compiled where NV is 1) */
+    if (NV >= 2 && j1 - j > FNN_VEC) {
+        gemm_axpy_tile(R, NV >= 2 ? 2 : 1, (int)(j + 2 * FNN_VEC - j1), k, alpha, a, a_rs,
+                       a_cs, b + j, ldb, beta, c + j, ldc);
+    } else if (j + FNN_VEC <= j1 || (j < j1 && j1 >= FNN_VEC)) {
         int64_t e = j1 - FNN_VEC;
-        gemm_axpy_tile(R, 1, (int)(j - e), k, alpha, a, a_rs, a_cs, b + e, ldb, beta, c + e,
+        gemm_axpy_tile(R, 1, (int)(j - e), k, alpha, a, a_rs, a_cs, b + j, ldb, beta, c + j,
                        ldc);
     } else if (j < j1) {
         for (int i = 0; i < R; i++)
