@@ -3,17 +3,18 @@ a 3x3 stem with BatchNorm, BasicBlocks of 16, 32 and 64 channels, global average
 pooling, a Linear head), batch 128, Adam, cross-entropy, 2 threads (or 1 on a 1-core
 machine). Both start from the same state_dict and see the same random images.
 
-"training step": one forward + loss + backward + update (median of 20 rounds), in the
-group "training step" with the reference MLP and CNN of test_bench_train.py; samples/s
-in the benchmark's extra_info."""
+"training step": one forward + loss + backward + update, the two libraries taking turns
+block by block (conftest.alternate), in the group "training step" with the reference MLP
+and CNN of test_bench_train.py; samples/s in the benchmark's extra_info."""
 import os
 
 import numpy as np
+import pytest
 
 from fastnn import models
 from fastnn.profiling import training_flops
 
-from .conftest import QUICK, library_threads
+from .conftest import op_candidates, run_ids, time_op
 from .test_bench_train import fastnn_step, torch_twin_step
 from .twins import torch_twin
 
@@ -52,26 +53,32 @@ def torch_resnet(torch):
     return torch_twin(models.resnet(seed=0), {"BasicBlock": BasicBlock})
 
 
-def bench(benchmark, record, library, step, convert=None):
+def resnet_call(label):
+    """call(label) for conftest.op_candidates: one training step of fastnn's or PyTorch's
+    ResNet on the batch."""
     xb, yb = batch()
-    if convert:
-        xb, yb = convert(xb), convert(yb)
-    benchmark.group = "training step"
-    with library_threads(library, THREADS):
-        step(xb, yb)  # warm-up: buffers, caches, thread pools
-        benchmark.pedantic(step, args=(xb, yb), rounds=1 if QUICK else 20, iterations=1)
+    if label == "torch":
+        import torch
+        step = torch_twin_step(torch, torch_resnet(torch))
+        xb, yb = torch.from_numpy(xb), torch.from_numpy(yb)
+    else:
+        step = fastnn_step(models.resnet(seed=0))
+    return lambda: step(xb, yb)
+
+
+RUNS = [("fastnn", None), ("torch", None)]
+
+
+@pytest.mark.benchmark(group="training step")
+@pytest.mark.parametrize("threads", [THREADS])
+@pytest.mark.parametrize("library,isa", RUNS, ids=run_ids(RUNS))
+def test_train_resnet(benchmark, record, alternating, library, isa, threads):
+    """fastnn (the default variant) and PyTorch taking turns (conftest.alternate)."""
+    candidates = op_candidates("test_train_resnet", {}, resnet_call, RUNS)
+    time_op(benchmark, alternating, "resnet", (library, isa, threads), candidates)
     stats = getattr(benchmark, "stats", None)
     if stats and getattr(stats, "stats", None):
         benchmark.extra_info["samples_per_sec"] = BATCH / stats.stats.median
     record(benchmark, op="train step", shape=f"resnet b{BATCH}", library=library,
-           threads=THREADS, flops=training_flops(models.resnet(seed=0), (BATCH, 1, 28, 28)),
+           threads=threads, flops=training_flops(models.resnet(seed=0), (BATCH, 1, 28, 28)),
            model="resnet", batch=BATCH, samples=BATCH)
-
-
-def test_train_resnet_fastnn(benchmark, record):
-    bench(benchmark, record, "fastnn", fastnn_step(models.resnet(seed=0)))
-
-
-def test_train_resnet_torch(benchmark, record, torch):
-    bench(benchmark, record, "torch", torch_twin_step(torch, torch_resnet(torch)),
-          convert=torch.from_numpy)

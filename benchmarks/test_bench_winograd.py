@@ -4,10 +4,11 @@ at the reference CNN's conv2, TinyVGG's and a VGG-style CIFAR net's shapes.
 
 Forward+backward computes every gradient (input, weight, bias), in fastnn and PyTorch.
 Flops per pass are the direct method's, 2*N*C_out*OH*OW*C_in*9 (x3 for forward+backward),
-so a faster algorithm shows as a higher rate.
+so a faster algorithm shows as a higher rate. The algorithms and PyTorch take turns block
+by block (conftest.alternate).
 
-On a shared machine run the side-by-side comparison instead, which interleaves the
-algorithms round by round and prints medians and ratios:
+The same comparison as a script, printing medians and ratios to the direct method's and
+PyTorch's:
     python -m benchmarks.test_bench_winograd [--rounds 15] [--threads 2]
 and with --wgrad the weight gradient alone, with --dgrad the input gradient alone (the
 measurements behind "auto"'s rules for them in csrc/winograd.c), on these cases and
@@ -21,7 +22,7 @@ import pytest
 import fastnn
 from fastnn import functional as F
 
-from .conftest import THREADS, library_threads
+from .conftest import THREADS, op_candidates, run_ids, time_op
 
 N = 128
 # name: (c_in, hw, c_out, padding)
@@ -85,29 +86,39 @@ def flops_of(name, mode):
     return case_arrays(name)[-1] * (1 if mode == "fwd" else 3)
 
 
-@pytest.mark.parametrize("threads", THREADS[-1:])
-@pytest.mark.parametrize("algorithm", ALGORITHMS)
-@pytest.mark.parametrize("mode", PASSES)
-@pytest.mark.parametrize("case", CASES)
-def test_conv3x3_fastnn(benchmark, record, case, mode, algorithm, threads):
-    step = fastnn_step(case, mode, algorithm)
-    benchmark.group = "conv3x3"
-    with library_threads("fastnn", threads):
-        benchmark(step)
-    record(benchmark, op=f"conv3x3 {mode}", shape=case, threads=threads,
-           library="fastnn" if algorithm == "auto" else f"fastnn-{algorithm}",
-           flops=flops_of(case, mode))
+def conv3x3_call(case, mode):
+    """call(label) for conftest.op_candidates: "fastnn-<algorithm>" ("fastnn": "auto")
+    or "torch"."""
+    def call(label):
+        if label == "torch":
+            import torch
+            step = torch_step(torch, case, mode)
+
+            def run():
+                with torch.no_grad():
+                    step()
+            return run
+        return fastnn_step(case, mode, label.partition("-")[2] or "auto")
+    return call
 
 
+# fastnn on the default variant with each algorithm ("fastnn": "auto"), and PyTorch
+RUNS = [(f"fastnn-{a}" if a != "auto" else "fastnn", None) for a in ALGORITHMS] + [
+    ("torch", None)]
+
+
+@pytest.mark.benchmark(group="conv3x3")
 @pytest.mark.parametrize("threads", THREADS[-1:])
+@pytest.mark.parametrize("library,isa", RUNS, ids=run_ids(RUNS))
 @pytest.mark.parametrize("mode", PASSES)
 @pytest.mark.parametrize("case", CASES)
-def test_conv3x3_torch(benchmark, record, torch, case, mode, threads):
-    step = torch_step(torch, case, mode)
-    benchmark.group = "conv3x3"
-    with torch.no_grad(), library_threads("torch", threads):
-        benchmark(step)
-    record(benchmark, op=f"conv3x3 {mode}", shape=case, library="torch", threads=threads,
+def test_conv3x3(benchmark, record, alternating, case, mode, library, isa, threads):
+    """Every algorithm and PyTorch taking turns (conftest.alternate)."""
+    candidates = op_candidates("test_conv3x3", {"case": case, "mode": mode},
+                               conv3x3_call(case, mode), RUNS)
+    time_op(benchmark, alternating, ("conv3x3", case, mode), (library, isa, threads),
+            candidates)
+    record(benchmark, op=f"conv3x3 {mode}", shape=case, threads=threads, library=library,
            flops=flops_of(case, mode))
 
 
