@@ -450,8 +450,14 @@ static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const
             return st;
     }
     const fnn_conv_kernels *ck = d.ck;
-    const fnn_gemm_kernels *gk = d.gk;
     int hwc = d.k > CONV_SHORT_K;
+    int nth = fnn_threads_for((double)s->n * d.y_img * d.k);
+    /* Fewer images than threads: each image's output channels are split in tile-wide
+     * panels, so where the wide tile leaves fewer panels than threads (32 channels: one
+     * 32-wide panel), the narrow one, which sums each element in the same order. */
+    if (hwc && s->n < nth && (s->c_out + d.gk->nr - 1) / d.gk->nr < nth)
+        d.gk = fnn_active->gemm;
+    const fnn_gemm_kernels *gk = d.gk;
     int64_t padded = fnn_round_up(d.ohw, ck->nr);  /* im2col pixels, in whole panels */
     /* shared: W packed (+ the tables); per thread: the conv output if pooled, then
      * the image's im2col, or its HWC copy and y_n^T */
@@ -464,7 +470,6 @@ static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const
                                           : (size_t)fnn_round_up(d.k * padded, 16));
     /* Images to whichever thread is free; fewer images than threads (inference on a
      * few samples): each image's output channels in parts, one image on every thread. */
-    int nth = fnn_threads_for((double)s->n * d.y_img * d.k);
     int64_t align = hwc ? gk->nr : FNN_CONV_MR, panels = (s->c_out + align - 1) / align;
     int64_t parts = s->n >= nth ? 1 : FNN_MIN(panels, (nth + s->n - 1) / s->n);
     nth = (int)FNN_MIN(nth, s->n * parts);

@@ -107,6 +107,9 @@ def test_conv2d_random_shapes(n, c, o, kh, kw, sh, sw, dh, dw, extra_h, extra_w,
                                    # fewer images than threads: channels split in parts
                                    (1, 3, 64, 64, 38, 3, 3, 1, 1, 1),
                                    (2, 32, 20, 20, 70, 3, 3, 1, 1, 1),
+                                   # ... on the narrow tile where the wide one has 1 panel
+                                   (1, 32, 14, 14, 32, 3, 3, 1, 1, 1),
+                                   (1, 40, 7, 9, 24, 3, 3, 1, 1, 1),
                                    (48, 8, 9, 9, 12, 3, 3, 2, 1, 1)], ids=str)
 def test_thread_count_does_not_change_bits(isa, rng, threads, shape):
     n, c, h, w, o, kh, kw, *args = shape
@@ -205,6 +208,7 @@ FUSED = [((3, 1, 12, 12, 8, 3, 3, 1, 0, 1), (2, None, 0)),       # conv1-like: 2
          ((1, 3, 7, 7, 4, 1, 1, 1, 0, 1), ((3, 2), (1, 2), (1, 0))),
          ((1, 3, 64, 64, 38, 3, 3, 1, 1, 1), (2, None, 0)),      # one image, channels in parts
          ((1, 32, 20, 20, 70, 3, 3, 1, 1, 1), (3, 2, 1)),
+         ((1, 32, 14, 14, 32, 3, 3, 1, 1, 1), (2, None, 0)),     # TinyVGG's, batch 1
          ((40, 8, 10, 10, 12, 3, 3, 2, 1, 1), (2, None, 0))]    # images grouped
 
 
