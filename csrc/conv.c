@@ -455,7 +455,7 @@ static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const
     /* Fewer images than threads: each image's output channels are split in tile-wide
      * panels, so where the wide tile leaves fewer panels than threads (32 channels: one
      * 32-wide panel), the narrow one, which sums each element in the same order. */
-    if (hwc && s->n < nth && (s->c_out + d.gk->nr - 1) / d.gk->nr < nth)
+    if (hwc && s->n < nth && fnn_round_up(s->c_out, d.gk->nr) / d.gk->nr < nth)
         d.gk = fnn_active->gemm;
     const fnn_gemm_kernels *gk = d.gk;
     int64_t padded = fnn_round_up(d.ohw, ck->nr);  /* im2col pixels, in whole panels */

@@ -517,14 +517,13 @@ gemm_rows_axpy_rv(const int R, const int NV, int64_t j0, int64_t j1, int64_t k, 
             gemm_axpy_tile(R, nv, 0, k, alpha, a, a_rs, a_cs, b + j, ldb, beta, c + j, ldc);
             j += nv * FNN_VEC;
         }
-    /* (NV >= 2 ? 2 : 1 below: no 2-vector tile is compiled where NV is 1) */
+    /* the last vector flush with j1 (NV >= 2 ? 2 : 1: no 2-vector tile where NV is 1) */
     if (NV >= 2 && j1 - j > FNN_VEC) {
         gemm_axpy_tile(R, NV >= 2 ? 2 : 1, (int)(j + 2 * FNN_VEC - j1), k, alpha, a, a_rs,
                        a_cs, b + j, ldb, beta, c + j, ldc);
-    } else if (j + FNN_VEC <= j1 || (j < j1 && j1 >= FNN_VEC)) {
-        int64_t e = j1 - FNN_VEC;
-        gemm_axpy_tile(R, 1, (int)(j - e), k, alpha, a, a_rs, a_cs, b + j, ldb, beta, c + j,
-                       ldc);
+    } else if (j < j1 && j1 >= FNN_VEC) {
+        gemm_axpy_tile(R, 1, (int)(j + FNN_VEC - j1), k, alpha, a, a_rs, a_cs, b + j, ldb,
+                       beta, c + j, ldc);
     } else if (j < j1) {
         for (int i = 0; i < R; i++)
             for (int64_t q = j; q < j1; q++) {
