@@ -88,6 +88,9 @@ def test_max_pool_numpy(benchmark, record, shape):
 # output y rather than the input x); PyTorch's pairs are in torch_activation()
 ACTIVATIONS = {
     "relu": (F.relu, F.relu_backward, ref.relu, ref.relu_backward, False),
+    "leaky_relu": (F.leaky_relu, F.leaky_relu_backward, ref.leaky_relu,
+                   ref.leaky_relu_backward, False),
+    "gelu": (F.gelu, F.gelu_backward, ref.gelu, ref.gelu_backward, False),
     "sigmoid": (F.sigmoid, F.sigmoid_backward, ref.sigmoid, ref.sigmoid_backward, True),
     "tanh": (F.tanh, F.tanh_backward, ref.tanh, ref.tanh_backward, True),
     "softmax": (F.softmax, F.softmax_backward, ref.softmax, ref.softmax_backward, True),
@@ -103,6 +106,9 @@ def activation_case():
 def torch_activation(torch, name):
     aten = torch.ops.aten
     return {"relu": (torch.relu, lambda g, x, y: aten.threshold_backward(g, x, 0)),
+            "leaky_relu": (torch.nn.functional.leaky_relu,
+                           lambda g, x, y: aten.leaky_relu_backward(g, x, 0.01, False)),
+            "gelu": (torch.nn.functional.gelu, lambda g, x, y: aten.gelu_backward(g, x)),
             "sigmoid": (torch.sigmoid, lambda g, x, y: aten.sigmoid_backward(g, y)),
             "tanh": (torch.tanh, lambda g, x, y: aten.tanh_backward(g, y)),
             "softmax": (lambda x: torch.softmax(x, -1),
