@@ -38,7 +38,7 @@ static void ew_relu(int64_t n, const float *x, float *y)
 #else
 #define EW_WHOLE_LOAD(v) ((void)0)
 #endif
-typedef int32_t ew_vi32 __attribute__((vector_size(FNN_VEC * 4)));
+typedef uint32_t ew_vu32 __attribute__((vector_size(FNN_VEC * 4)));
 
 static void ew_relu_backward(int64_t n, const float *restrict gy, const float *restrict x,
                              float *restrict gx)
@@ -48,13 +48,12 @@ static void ew_relu_backward(int64_t n, const float *restrict gy, const float *r
         vfloat g = *(const vfloat_u *)(gy + i), v = *(const vfloat_u *)(x + i);
         EW_WHOLE_LOAD(g);
         /* torch's rule, x <= 0 ? 0 : g: a NaN x passes g */
-        *(vfloat_u *)(gx + i) = (vfloat)((ew_vi32)g & ~(v <= 0.0f));
+        *(vfloat_u *)(gx + i) = (vfloat)((ew_vu32)g & ~(ew_vu32)(v <= 0.0f));
     }
     for (; i < n; i++)
         gx[i] = x[i] <= 0.0f ? 0.0f : gy[i];
 }
 
-typedef uint32_t ew_vu32 __attribute__((vector_size(FNN_VEC * 4)));
 
 /* FNN_VEC elements' bits at a time in 32-bit lanes; x * 0 keeps a NaN, as torch does. */
 static void ew_dropout(int64_t n, uint32_t first, uint32_t k0, uint32_t k1, uint32_t thr,
@@ -100,8 +99,8 @@ static void ew_leaky_relu_backward(int64_t n, float slope, const float *restrict
     for (; i + FNN_VEC <= n; i += FNN_VEC) {
         vfloat g = *(const vfloat_u *)(gy + i), v = *(const vfloat_u *)(x + i);
         EW_WHOLE_LOAD(g);
-        ew_vi32 pos = v > 0.0f;
-        *(vfloat_u *)(gx + i) = (vfloat)(((ew_vi32)g & pos) | ((ew_vi32)(g * slope) & ~pos));
+        ew_vu32 pos = (ew_vu32)(v > 0.0f);
+        *(vfloat_u *)(gx + i) = (vfloat)(((ew_vu32)g & pos) | ((ew_vu32)(g * slope) & ~pos));
     }
     for (; i < n; i++)
         gx[i] = x[i] > 0.0f ? gy[i] : gy[i] * slope;
