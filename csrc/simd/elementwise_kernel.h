@@ -54,7 +54,6 @@ static void ew_relu_backward(int64_t n, const float *restrict gy, const float *r
         gx[i] = x[i] <= 0.0f ? 0.0f : gy[i];
 }
 
-
 /* FNN_VEC elements' bits at a time in 32-bit lanes; x * 0 keeps a NaN, as torch does. */
 static void ew_dropout(int64_t n, uint32_t first, uint32_t k0, uint32_t k1, uint32_t thr,
                        float scale, const float *x, float *y)
