@@ -370,6 +370,80 @@ static void permute_w(const conv_dims *d, const conv_hwc *h, const float *w, flo
             wt[o * d->k + q] = w[o * d->k + h->wsrc[q]];
 }
 
+/* ---- NHWC operands (x_hwc, y_hwc) on the direct method: NCHW copies ---- */
+
+typedef struct {
+    int64_t C, hw;
+    const float *src;
+    float *dst;
+    int to_hwc;
+} relayout_job;
+
+static void relayout_task(void *ctx, int64_t img, int slot)
+{
+    const relayout_job *J = ctx;
+    const float *src = J->src + img * J->C * J->hw;
+    float *dst = J->dst + img * J->C * J->hw;
+    (void)slot;
+    if (J->to_hwc)
+        fnn_active->gemm->transpose(J->C, J->hw, src, J->hw, NULL, dst, J->C);
+    else
+        fnn_active->gemm->transpose(J->hw, J->C, src, J->C, NULL, dst, J->hw);
+}
+
+/* n images of C planes of hw pixels from NCHW to NHWC (to_hwc), or back. */
+static void relayout(int64_t n, int64_t C, int64_t hw, const float *src, float *dst, int to_hwc)
+{
+    relayout_job J = {.C = C, .hw = hw, .src = src, .dst = dst, .to_hwc = to_hwc};
+    if (n * C * hw > 0)
+        fnn_run(n, fnn_threads_for(FNN_COST_MEM * (double)(n * C * hw)), relayout_task, &J);
+}
+
+/* The same for window positions (bytes). */
+static void relayout_bytes(int64_t n, int64_t C, int64_t hw, const uint8_t *src, uint8_t *dst,
+                           int to_hwc)
+{
+    for (int64_t img = 0; img < n; img++, src += C * hw, dst += C * hw)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t p = 0; p < hw; p++) {
+                if (to_hwc)
+                    dst[p * C + c] = src[c * hw + p];
+                else
+                    dst[c * hw + p] = src[p * C + c];
+            }
+}
+
+static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *x,
+                        const float *w, const float *bias, float *y, uint8_t *pos, int algo,
+                        int act);
+
+/* The forward on NCHW copies of NHWC operands: x to planes, y (and pos) back. */
+static int forward_converted(const fnn_conv2d_shape *s, const conv_dims *d,
+                             const fnn_pool2d *pool, const float *x, const float *w,
+                             const float *bias, float *y, uint8_t *pos, int algo, int act)
+{
+    int64_t plane = pool ? pool->oh * pool->ow : d->ohw, y_elems = s->n * s->c_out * plane;
+    size_t xe = s->x_hwc ? (size_t)fnn_round_up(s->n * d->x_img, 16) : 0;
+    size_t ye = s->y_hwc ? (size_t)fnn_round_up(y_elems, 16) : 0;
+    size_t pe = s->y_hwc && pos ? (size_t)fnn_round_up(y_elems, 64) / 4 : 0;
+    float *ws = fnn_workspace(FNN_WS_LAYOUT, (xe + ye + pe + 16) * sizeof(float));
+    if (ws == NULL)
+        return FNN_ENOMEM;
+    fnn_conv2d_shape t = *s;
+    t.x_hwc = t.y_hwc = 0;
+    if (s->x_hwc)
+        relayout(s->n, s->c_in, s->h * s->w, x, ws, 0);
+    float *yc = s->y_hwc ? ws + xe : y;
+    uint8_t *pc = s->y_hwc && pos ? (uint8_t *)(ws + xe + ye) : pos;
+    int st = conv_forward(&t, pool, s->x_hwc ? ws : x, w, bias, yc, pc, algo, act);
+    if (st == FNN_OK && s->y_hwc) {
+        relayout(s->n, s->c_out, plane, yc, y, 1);
+        if (pos)
+            relayout_bytes(s->n, s->c_out, plane, pc, pos, 1);
+    }
+    return st;
+}
+
 typedef struct {
     const conv_dims *d;
     const conv_hwc *h;
@@ -443,12 +517,16 @@ static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const
         return FNN_OK;
     if (y == NULL || (x == NULL && d.x_img > 0) || (w == NULL && d.k > 0))
         return FNN_EINVAL;
-    if (algo != FNN_CONV_DIRECT) {  /* direct where Winograd's output is not finite */
+    /* Winograd reads and writes NHWC as it is, but for a pool it takes after the blocks */
+    if (algo != FNN_CONV_DIRECT && !(s->y_hwc && pool && !fnn_pool_is_2x2(pool))) {
         int st = fnn_winograd_forward(s, algo == FNN_CONV_WINOGRAD4 ? 4 : 2, pool, x, w, bias,
                                       y, pos, act == FNN_ACT_RELU);
         if (st != FNN_ENONFINITE)
             return st;
+        algo = FNN_CONV_DIRECT;  /* direct where Winograd's output is not finite */
     }
+    if (s->x_hwc || s->y_hwc)
+        return forward_converted(s, &d, pool, x, w, bias, y, pos, algo, act);
     const fnn_conv_kernels *ck = d.ck;
     int hwc = d.k > CONV_SHORT_K;
     int nth = fnn_threads_for((double)s->n * d.y_img * d.k);
@@ -657,6 +735,167 @@ static int grad_input_by_forward(const conv_dims *d, const float *grad_y, const 
                         FNN_ACT_NONE);
 }
 
+static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *grad_y,
+                         const float *y_act, const uint8_t *pos, const float *x, const float *w,
+                         float *grad_x, float *grad_w, float *grad_b, int algo);
+
+/* The backward on NCHW copies of NHWC operands: grad_y, y_act, pos and x to planes,
+ * grad_x back. */
+static int backward_converted(const fnn_conv2d_shape *s, const conv_dims *d,
+                              const fnn_pool2d *pool, const float *grad_y, const float *y_act,
+                              const uint8_t *pos, const float *x, const float *w,
+                              float *grad_x, float *grad_w, float *grad_b, int algo)
+{
+    int64_t plane = pool ? pool->oh * pool->ow : d->ohw, y_elems = s->n * s->c_out * plane;
+    size_t xe = (size_t)fnn_round_up(s->n * d->x_img, 16), ye = (size_t)fnn_round_up(y_elems, 16);
+    size_t xs = s->x_hwc ? xe * ((grad_w != NULL) + (grad_x != NULL)) : 0;
+    size_t ys = s->y_hwc ? ye * (1 + (y_act != NULL)) + (pos ? ye / 4 + 16 : 0) : 0;
+    float *ws = fnn_workspace(FNN_WS_LAYOUT, (xs + ys + 16) * sizeof(float)), *at = ws;
+    if (ws == NULL)
+        return FNN_ENOMEM;
+    fnn_conv2d_shape t = *s;
+    t.x_hwc = t.y_hwc = 0;
+    const float *xc = x, *gyc = grad_y, *yac = y_act;
+    const uint8_t *pc = pos;
+    float *gxc = grad_x;
+    if (s->x_hwc && grad_w != NULL) {
+        relayout(s->n, s->c_in, s->h * s->w, x, at, 0);
+        xc = at;
+        at += xe;
+    }
+    if (s->x_hwc && grad_x != NULL) {
+        gxc = at;
+        at += xe;
+    }
+    if (s->y_hwc) {
+        relayout(s->n, s->c_out, plane, grad_y, at, 0);
+        gyc = at;
+        at += ye;
+        if (y_act != NULL) {
+            relayout(s->n, s->c_out, plane, y_act, at, 0);
+            yac = at;
+            at += ye;
+        }
+        if (pos != NULL) {
+            relayout_bytes(s->n, s->c_out, plane, pos, (uint8_t *)at, 0);
+            pc = (const uint8_t *)at;
+        }
+    }
+    int st = conv_backward(&t, pool, gyc, yac, pc, xc, w, gxc, grad_w, grad_b, algo);
+    if (st == FNN_OK && s->x_hwc && grad_x != NULL)
+        relayout(s->n, s->c_in, s->h * s->w, gxc, grad_x, 1);
+    return st;
+}
+
+/* The bias gradient of an NHWC output gradient g (rows of C), bitwise the direct loop's
+ * on planes: per image, each channel's pixels summed in row_sum's 16 lanes (here 16 rows
+ * of C, a vector across the channels), the images of a chunk in order, the chunks'
+ * partials in chunk order. */
+typedef struct {
+    int64_t n, pixels, C, nchunks;
+    const float *g;
+    float *part, *lanes;  /* lanes: 17 rows of C per slot (the 16 lanes, the image's sum) */
+} bias_hwc_job;
+
+static void bias_hwc_chunk(void *ctx, int64_t c, int slot)
+{
+    const bias_hwc_job *J = ctx;
+    int64_t C = J->C, first = J->n * c / J->nchunks, last = J->n * (c + 1) / J->nchunks;
+    int64_t whole = J->pixels / 16 * 16;
+    float *restrict p = J->part + c * C, *restrict lane = J->lanes + slot * 17 * C;
+    float *restrict sum = lane + 16 * C;
+    for (int64_t img = first; img < last; img++) {
+        const float *g = J->g + img * J->pixels * C;
+        memset(lane, 0, (size_t)(17 * C) * sizeof(float));
+        for (int64_t i = 0; i < whole; i++) {
+            float *restrict acc = lane + i % 16 * C;
+            const float *restrict row = g + i * C;
+            for (int64_t o = 0; o < C; o++)
+                acc[o] += row[o];
+        }
+        for (int l = 0; l < 16; l++)
+            for (int64_t o = 0; o < C; o++)
+                sum[o] += lane[l * C + o];
+        for (int64_t i = whole; i < J->pixels; i++)
+            for (int64_t o = 0; o < C; o++)
+                sum[o] += g[i * C + o];
+        for (int64_t o = 0; o < C; o++)
+            p[o] = img == first ? sum[o] : p[o] + sum[o];
+    }
+}
+
+static int bias_grad_hwc(const fnn_conv2d_shape *s, const conv_dims *d, const float *g,
+                         float *grad_b)
+{
+    int64_t nchunks = FNN_MIN(s->n, CONV_CHUNKS), C = s->c_out;
+    while (nchunks > 1 && nchunks * fnn_round_up(C * d->k + C, 16) * (int64_t)sizeof(float) >
+                              CONV_PARTIAL_BYTES)  /* the direct loop's chunks */
+        nchunks--;
+    int nth = (int)FNN_MIN(fnn_threads_for((double)s->n * d->y_img), nchunks);
+    float *part = fnn_workspace(FNN_WS_OP, (size_t)((nchunks + 17 * nth) * C + 16) * sizeof(float));
+    if (part == NULL)
+        return FNN_ENOMEM;
+    bias_hwc_job J = {.n = s->n, .pixels = d->ohw, .C = C, .nchunks = nchunks, .g = g,
+                      .part = part, .lanes = part + nchunks * C};
+    fnn_run(nchunks, nth, bias_hwc_chunk, &J);
+    for (int64_t o = 0; o < C; o++) {
+        float sum = part[o];
+        for (int64_t c = 1; c < nchunks; c++)
+            sum += part[c * C + o];
+        grad_b[o] = sum;
+    }
+    return FNN_OK;
+}
+
+/* The backward on NHWC operands: Winograd's gradients read and write them as they are,
+ * from the output gradient unpooled (or masked) once in its layout, with the bias
+ * gradient summed there; where a gradient would run direct, or Winograd's is not
+ * finite, the whole backward runs on NCHW copies. */
+static int backward_hwc(const fnn_conv2d_shape *s, const conv_dims *d, const fnn_pool2d *pool,
+                        const float *grad_y, const float *y_act, const uint8_t *pos,
+                        const float *x, const float *w, float *grad_x, float *grad_w,
+                        float *grad_b, int requested)
+{
+    int da = FNN_CONV_DIRECT, wa = FNN_CONV_DIRECT, st = FNN_OK;
+    if (grad_x != NULL)
+        fnn_conv2d_grad_input_algorithm(s, requested, &da);
+    if (grad_w != NULL)
+        fnn_conv2d_grad_weight_algorithm(s, requested, &wa);
+    if ((grad_x == NULL && grad_w == NULL) || (grad_x != NULL && da == FNN_CONV_DIRECT) ||
+        (grad_w != NULL && wa == FNN_CONV_DIRECT))
+        return backward_converted(s, d, pool, grad_y, y_act, pos, x, w, grad_x, grad_w, grad_b,
+                                  requested);
+    const float *g = grad_y;
+    if (pool != NULL || y_act != NULL) {
+        float *ws = fnn_workspace(FNN_WS_INPUTS,
+                                  (size_t)(fnn_round_up(s->n * d->y_img, 16) + 16) * sizeof(float));
+        if (ws == NULL)
+            return FNN_ENOMEM;
+        st = pool ? fnn_max_unpool_images(pool, s->n, s->c_out, s->y_hwc, grad_y, y_act, pos, ws)
+                  : fnn_relu_backward(s->n * d->y_img, grad_y, y_act, ws);
+        if (st != FNN_OK)
+            return st;
+        g = ws;
+    }
+    if (grad_b != NULL) {
+        fnn_conv2d_shape t = *s;
+        t.x_hwc = t.y_hwc = 0;
+        st = s->y_hwc ? bias_grad_hwc(s, d, g, grad_b)
+                      : conv_backward(&t, NULL, g, NULL, NULL, x, w, NULL, NULL, grad_b,
+                                      FNN_CONV_DIRECT);
+        if (st != FNN_OK)
+            return st;
+    }
+    if (grad_w != NULL)
+        st = fnn_winograd_grad_weight(s, wa == FNN_CONV_WINOGRAD4 ? 4 : 2, g, x, grad_w);
+    if (st == FNN_OK && grad_x != NULL)
+        st = fnn_winograd_grad_input(s, da == FNN_CONV_WINOGRAD4 ? 4 : 2, g, w, grad_x);
+    if (st != FNN_ENONFINITE)
+        return st;
+    return backward_converted(s, d, pool, grad_y, y_act, pos, x, w, grad_x, grad_w, grad_b,
+                              requested);
+}
+
 /* Backward, of the max-pooled forward when pool is set (grad_y pooled, pos its argmax),
  * of its relu too when y_act is set (grad_y passes except where y_act <= 0). */
 static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const float *grad_y,
@@ -682,6 +921,9 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
         (grad_w != NULL && x == NULL && d.x_img > 0) ||
         (grad_x != NULL && w == NULL && d.k > 0))
         return FNN_EINVAL;
+    if (s->x_hwc || s->y_hwc)
+        return backward_hwc(s, &d, pool, grad_y, y_act, pos, x, w, grad_x, grad_w, grad_b,
+                            requested);
     /* By forward only onto more than 8 input channels: they are that convolution's output
      * channels, and fewer leave its tile rows empty (1 thread, batch 64-128, g^T W and
      * col2im / by forward: 1->32 0.20x, 3->32 0.57x, 6->16 5x5 0.43x, 8->32 0.73x,
@@ -705,7 +947,7 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
         if (ws == NULL)
             return FNN_ENOMEM;
         const float *g = pool || y_act ? ws : grad_y;
-        int st = pool ? fnn_max_unpool_images(pool, s->n, s->c_out, grad_y, y_act, pos, ws)
+        int st = pool ? fnn_max_unpool_images(pool, s->n, s->c_out, 0, grad_y, y_act, pos, ws)
                  : y_act ? fnn_relu_backward(s->n * d.y_img, grad_y, y_act, ws)
                          : FNN_OK;
         if (st != FNN_OK)

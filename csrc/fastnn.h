@@ -216,6 +216,10 @@ typedef struct {
     int64_t n, c_in, h, w;      /* input */
     int64_t c_out, kh, kw;      /* weight */
     int64_t sh, sw, ph, pw, dh, dw;  /* stride >= 1, zero padding >= 0, dilation >= 1 */
+    /* Channels-last (NHWC) instead of NCHW: x_hwc for x and grad_x, y_hwc for y, grad_y,
+     * y_act and pos. Between two convolutions this spares each its layout copies (the
+     * Winograd paths read and write NHWC as they are; the direct ones convert). */
+    int x_hwc, y_hwc;
 } fnn_conv2d_shape;
 
 /* Output height and width; FNN_EINVAL if the shape is invalid or the output empty. */

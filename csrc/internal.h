@@ -158,6 +158,9 @@ typedef struct {
      * output, or NULL) is > 0; nonzero if a position is past 3. */
     int (*max_unpool_2x2)(int64_t oh, int64_t ow, int64_t h, int w, const float *gy,
                           const float *y, const uint8_t *pos, float *gx);
+    /* The same on a channels-last image of C channels (gy, y, pos and gx). */
+    int (*max_unpool_2x2_hwc)(int64_t oh, int64_t ow, int64_t h, int64_t w, int64_t C,
+                              const float *gy, const float *y, const uint8_t *pos, float *gx);
     /* One optimizer step on n elements of one parameter (buf may be NULL without momentum). */
     void (*sgd)(int64_t n, float *p, const float *g, float *buf, const fnn_sgd_consts *c);
     void (*adam)(int64_t n, float *p, const float *g, float *m, float *v,
@@ -255,10 +258,11 @@ void fnn_max_pool_planes(const fnn_pool2d *p, int64_t planes, const float *x, fl
                          int64_t *idx, uint8_t *pos);
 int fnn_max_unpool_planes(const fnn_pool2d *p, int64_t planes, const float *gy,
                           const float *y, const int64_t *idx, const uint8_t *pos, float *gx);
-/* n images of `planes` planes each unpooled through window positions, images as tasks
- * on the pool (the whole batch at once, for a backward that reads it more than once). */
-int fnn_max_unpool_images(const fnn_pool2d *p, int64_t n, int64_t planes, const float *gy,
-                          const float *y, const uint8_t *pos, float *gx);
+/* n images of `planes` planes each (channels-last if hwc: gy, y, pos and gx) unpooled
+ * through window positions, images as tasks on the pool (the whole batch at once, for a
+ * backward that reads it more than once). */
+int fnn_max_unpool_images(const fnn_pool2d *p, int64_t n, int64_t planes, int hwc,
+                          const float *gy, const float *y, const uint8_t *pos, float *gx);
 
 /* Winograd F(m x m, 3 x 3), m = 2 or 4 (winograd.c), on a shape conv.c has validated
  * (3x3 kernel, stride 1, dilation 1, at least one image and channel each way): the
@@ -296,8 +300,10 @@ static inline void fnn_store_status(int *status, int value)
  * reused by the next request for that slot (so steady-state calls allocate nothing).
  * GEMM owns FNN_WS_GEMM (its packed blocks) and FNN_WS_GEMM_C (C^T of a product it runs
  * transposed); an op that calls GEMM takes its own buffers from FNN_WS_OP, and an op that
- * calls another op the inputs it makes for it from FNN_WS_INPUTS. */
-enum { FNN_WS_GEMM = 0, FNN_WS_GEMM_C = 1, FNN_WS_OP = 2, FNN_WS_INPUTS = 3, FNN_WS_SLOTS = 4 };
+ * calls another op the inputs it makes for it from FNN_WS_INPUTS; conv2d's NCHW copies of
+ * NHWC operands are in FNN_WS_LAYOUT. */
+enum { FNN_WS_GEMM = 0, FNN_WS_GEMM_C = 1, FNN_WS_OP = 2, FNN_WS_INPUTS = 3, FNN_WS_LAYOUT = 4,
+       FNN_WS_SLOTS = 5 };
 void *fnn_workspace(int slot, size_t bytes);
 
 /* Split [0, n) into nth near-equal contiguous parts; part ith is [*lo, *hi). */

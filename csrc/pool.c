@@ -190,9 +190,46 @@ int fnn_max_unpool_planes(const fnn_pool2d *p, int64_t planes, const float *gy,
     return FNN_OK;
 }
 
+/* One channels-last image (C channels) through window positions: position k of every
+ * window at a time, across the channels (a vector), adding 0 where another position
+ * holds the maximum (gx is never -0, so the sums are the planes' bitwise). */
+static int unpool_hwc(const fnn_pool2d *p, int64_t C, const uint8_t *pos, const float *gy,
+                      const float *y, float *gx)
+{
+    int64_t n = p->kh * p->kw;
+    if (fnn_pool_is_2x2(p))  /* windows tile the plane: written once, vectorised */
+        return fnn_active->ew->max_unpool_2x2_hwc(p->oh, p->ow, p->h, p->w, C, gy, y, pos, gx)
+                   ? FNN_EINVAL : FNN_OK;
+    memset(gx, 0, (size_t)(p->h * p->w * C) * sizeof(float));
+    for (int64_t oi = 0; oi < p->oh; oi++)
+        for (int64_t oj = 0; oj < p->ow; oj++) {
+            int64_t q = (oi * p->ow + oj) * C, top = oi * p->sh - p->ph, left = oj * p->sw - p->pw;
+            const uint8_t *restrict wp = pos + q;
+            const float *restrict g = gy + q, *restrict ya = y ? y + q : NULL;
+            int bad = 0;
+            for (int64_t c = 0; c < C; c++)
+                bad |= wp[c] >= n;
+            for (int64_t k = 0; k < n; k++) {
+                int64_t r = top + k / p->kw, col = left + k % p->kw;
+                if ((uint64_t)r >= (uint64_t)p->h || (uint64_t)col >= (uint64_t)p->w) {
+                    for (int64_t c = 0; c < C; c++)  /* off the plane: no maximum there */
+                        bad |= wp[c] == k;
+                    continue;
+                }
+                float *restrict dst = gx + (r * p->w + col) * C;
+                for (int64_t c = 0; c < C; c++)
+                    dst[c] += wp[c] == k && !(ya && ya[c] <= 0.0f) ? g[c] : 0.0f;
+            }
+            if (bad)
+                return FNN_EINVAL;
+        }
+    return FNN_OK;
+}
+
 typedef struct {
     const fnn_pool2d *p;
     int64_t planes;
+    int hwc;
     const float *gy, *y;
     const uint8_t *pos;
     float *gx;
@@ -203,19 +240,21 @@ static void unpool_image_task(void *ctx, int64_t img, int slot)
 {
     unpool_images_job *J = ctx;
     int64_t in = J->planes * J->p->h * J->p->w, out = J->planes * J->p->oh * J->p->ow;
-    int st = fnn_max_unpool_planes(J->p, J->planes, J->gy + img * out,
-                                   J->y ? J->y + img * out : NULL, NULL, J->pos + img * out,
-                                   J->gx + img * in);
+    const float *y = J->y ? J->y + img * out : NULL;
+    int st = J->hwc ? unpool_hwc(J->p, J->planes, J->pos + img * out, J->gy + img * out, y,
+                                 J->gx + img * in)
+                    : fnn_max_unpool_planes(J->p, J->planes, J->gy + img * out, y, NULL,
+                                            J->pos + img * out, J->gx + img * in);
     (void)slot;
     if (st != FNN_OK)
         fnn_store_status(&J->status, st);
 }
 
-int fnn_max_unpool_images(const fnn_pool2d *p, int64_t n, int64_t planes, const float *gy,
-                          const float *y, const uint8_t *pos, float *gx)
+int fnn_max_unpool_images(const fnn_pool2d *p, int64_t n, int64_t planes, int hwc,
+                          const float *gy, const float *y, const uint8_t *pos, float *gx)
 {
-    unpool_images_job J = {.p = p, .planes = planes, .gy = gy, .y = y, .pos = pos, .gx = gx,
-                           .status = FNN_OK};
+    unpool_images_job J = {.p = p, .planes = planes, .hwc = hwc, .gy = gy, .y = y, .pos = pos,
+                           .gx = gx, .status = FNN_OK};
     fnn_run(n, fnn_threads_for(FNN_COST_MEM * (double)n * planes * p->h * p->w),
             unpool_image_task, &J);
     return J.status;

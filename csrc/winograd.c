@@ -62,6 +62,7 @@ typedef struct {
     int64_t tb;            /* tiles per block (at most) */
     int64_t bw;            /* pixels per row of a band: tw*m + 2 */
     int64_t vplane, mplane; /* floats per position of V and of M (see plane_stride) */
+    int in_hwc, out_hwc;   /* the input / output planes are channels-last (NHWC) */
     const fnn_gemm_kernels *gk; /* the P GEMMs' tile, which packs U */
     const fnn_wino_kernels *wk; /* the transforms: 16 channels a vector where both fill them */
 } wino_geom;
@@ -94,6 +95,37 @@ static void wino_g(int m, const double *g, int gs, double *o, int os)
  * the P stores (loads) of one tile's transform do not all fall in the same L1 set, as
  * they would 4 KiB apart. */
 static int64_t plane_stride(int64_t elems) { return fnn_round_up(elems, 16) + 16; }
+
+/* The offset of pixel (y, x) of image img of C planes of h x w (its channel 0), in
+ * planes or channels-last. */
+static int64_t pixel_at(int hwc, int64_t C, int64_t h, int64_t w, int64_t img, int64_t y,
+                        int64_t x)
+{
+    return hwc ? ((img * h + y) * w + x) * C : (img * C * h + y) * w + x;
+}
+
+/* rows x cols pixels of C channels between an image (planes of `plane` floats, rows
+ * `prow` apart, or channels-last with rows prow * C apart) and a channels-last band
+ * (rows crow apart, pixels ld apart): planes_rows' copy, or whole runs of channels. */
+static void image_rows(int hwc, int to_image, int64_t C, int64_t rows, int64_t cols,
+                       const float *src, float *dst, int64_t plane, int64_t prow, int64_t crow,
+                       int64_t ld)
+{
+    if (!hwc) {
+        fnn_active->gemm->planes_rows(to_image, C, rows, cols, src, dst, plane, prow, crow, ld);
+        return;
+    }
+    int64_t irow = prow * C, sr = to_image ? crow : irow, dr = to_image ? irow : crow;
+    int64_t sp = to_image ? ld : C, dp = to_image ? C : ld;
+    for (int64_t i = 0; i < rows; i++) {
+        if (ld == C) {
+            memcpy(dst + i * dr, src + i * sr, (size_t)(cols * C) * sizeof(float));
+            continue;
+        }
+        for (int64_t j = 0; j < cols; j++)
+            memcpy(dst + i * dr + j * dp, src + i * sr + j * sp, (size_t)C * sizeof(float));
+    }
+}
 
 static void geom_init(wino_geom *g, int m, int64_t n, int64_t ci, int64_t h, int64_t w,
                       int64_t co, int64_t oh, int64_t ow, int64_t top, int64_t left,
@@ -209,10 +241,9 @@ static void band_rows(const wino_geom *g, const float *x, int64_t img, int64_t y
     int64_t i1 = FNN_MAX(FNN_MIN(g->a, g->h - y0), i0), i_in = FNN_MIN(FNN_MAX(i0, -y0), i1);
     memset(band + i0 * row, 0, (size_t)((g->a - i0) * row) * sizeof(float));
     if (i1 > i_in)  /* (else no input row: x + its offset could point past the array) */
-        fnn_active->gemm->planes_rows(0, g->ci, i1 - i_in, hi - lo,
-                                      x + (img * g->ci * g->h + y0 + i_in) * g->w + g->left + lo,
-                                      band + i_in * row + lo * g->cip, g->h * g->w, g->w,
-                                      row, g->cip);
+        image_rows(g->in_hwc, 0, g->ci, i1 - i_in, hi - lo,
+                   x + pixel_at(g->in_hwc, g->ci, g->h, g->w, img, y0 + i_in, g->left + lo),
+                   band + i_in * row + lo * g->cip, g->h * g->w, g->w, row, g->cip);
 }
 
 /* Input tiles of the block's tile rows [r0, r1) into V: position xi, tile q, channel c
@@ -253,18 +284,19 @@ static void pool_band(const wino_geom *g, const band_pool *bp, const float *band
     uint8_t *pos = (uint8_t *)(prow + pooled_row_elems(g));
     for (int64_t pr = y0 / 2; pr < FNN_MIN((y0 + g->m) / 2, bp->poh); pr++) {
         const float *b0 = band + (2 * pr - y0) * ld;
-        int64_t at = img * g->co * plane + pr * bp->pow;
+        int64_t at = pixel_at(g->out_hwc, g->co, bp->poh, bp->pow, img, pr, 0);
         g->wk->pool_2x2(b0, b0 + ld, bp->pow, g->cop, prow, pos);
         if (relu)
             fnn_active->ew->relu(n, prow, prow);
-        fnn_active->gemm->planes_rows(1, g->co, 1, bp->pow, prow, bp->py + at, plane, bp->pow,
-                                      n, g->cop);
+        image_rows(g->out_hwc, 1, g->co, 1, bp->pow, prow, bp->py + at, plane, bp->pow, n,
+                   g->cop);
         if (bp->ppos != NULL) {  /* sizes in locals: a byte store may alias any field */
             uint8_t *dst = bp->ppos + at;
             const int64_t co = g->co, cop = g->cop, pw = bp->pow;
+            const int64_t cs = g->out_hwc ? 1 : plane, js = g->out_hwc ? co : 1;
             for (int64_t c = 0; c < co; c++)
                 for (int64_t j = 0; j < pw; j++)
-                    dst[c * plane + j] = pos[j * cop + c];
+                    dst[c * cs + j * js] = pos[j * cop + c];
         }
     }
 }
@@ -292,9 +324,9 @@ static int transform_output(const wino_geom *g, const float *mm, int64_t r0, int
         }
         if (relu)
             fnn_active->ew->relu(m * ld, band, band);
-        fnn_active->gemm->planes_rows(1, g->co, FNN_MIN(m, g->oh - y0), g->ow, band,
-                                      y + (img * g->co * g->oh + y0) * g->ow, g->oh * g->ow,
-                                      g->ow, ld, g->cop);
+        image_rows(g->out_hwc, 1, g->co, FNN_MIN(m, g->oh - y0), g->ow, band,
+                   y + pixel_at(g->out_hwc, g->co, g->oh, g->ow, img, y0, 0),
+                   g->oh * g->ow, g->ow, ld, g->cop);
     }
     return bad;
 }
@@ -310,9 +342,9 @@ static void transform_grad(const wino_geom *g, const float *gy, int64_t r0, int6
     for (int64_t r = r0; r < r1; r++) {
         int64_t img = r / g->th, y0 = (r % g->th) * m;
         memset(band, 0, (size_t)(m * ld) * sizeof(float));
-        fnn_active->gemm->planes_rows(0, g->co, FNN_MIN(m, g->oh - y0), g->ow,
-                                      gy + (img * g->co * g->oh + y0) * g->ow, band,
-                                      g->oh * g->ow, g->ow, ld, g->cop);
+        image_rows(g->out_hwc, 0, g->co, FNN_MIN(m, g->oh - y0), g->ow,
+                   gy + pixel_at(g->out_hwc, g->co, g->oh, g->ow, img, y0, 0), band, g->oh * g->ow,
+                   g->ow, ld, g->cop);
         for (int64_t tx = 0, q = (r - r0) * g->tw; tx < g->tw; tx++, q++)
             g->wk->output_t(m, band + tx * m * g->cop, ld, g->cop, z + q * g->cop, g->mplane);
     }
@@ -385,6 +417,8 @@ static int wino_run(const wino_geom *g, const float *x, const float *w, int64_t 
         bp.pow = pool->ow;
         pool = NULL;
     }
+    if (pool != NULL && g->out_hwc)  /* that pass pools planes (conv.c converts) */
+        return FNN_EINVAL;
     int64_t pooled = pool ? g->co * pool->oh * pool->ow : 0;
     size_t up_elems = packed_u_elems(g) + fnn_round_up(g->cop, 16), te = thread_elems(g);
     size_t whole = pool ? (size_t)fnn_round_up(g->n * out_img, 16) : 0;
@@ -417,6 +451,8 @@ int fnn_winograd_forward(const fnn_conv2d_shape *s, int m, const fnn_pool2d *poo
     wino_geom g;
     geom_init(&g, m, s->n, s->c_in, s->h, s->w, s->c_out, s->h + 2 * s->ph - 2,
               s->w + 2 * s->pw - 2, -s->ph, -s->pw, WINO_BLOCK_BYTES);
+    g.in_hwc = s->x_hwc;
+    g.out_hwc = s->y_hwc;
     return pool == NULL
                ? wino_run(&g, x, w, s->c_in * 9, 9, 3, 1, 0, bias, y, NULL, NULL, NULL, relu)
                : wino_run(&g, x, w, s->c_in * 9, 9, 3, 1, 0, bias, NULL, pool, y, pos, relu);
@@ -461,12 +497,11 @@ static void band_to_planes(const wino_geom *g, const float *band, int64_t r, int
     int64_t a = FNN_MAX(i0, -y0), b = FNN_MIN(i1, g->h - y0);
     if (b <= a || hi <= lo)
         return;
-    float *at = dst != NULL ? dst + (a - i0) * g->w
-                            : gx + (img * g->ci * g->h + y0 + a) * g->w;
-    fnn_active->gemm->planes_rows(1, g->ci, b - a, hi - lo, band + a * row + lo * g->cip,
-                                  at + g->left + lo, dst != NULL ? (g->a - g->m) * g->w
-                                                                 : g->h * g->w,
-                                  g->w, row, g->cip);
+    int64_t left = g->left + lo, ci = g->ci, over = g->a - g->m;
+    float *at = dst != NULL ? dst + pixel_at(g->in_hwc, ci, over, g->w, 0, a - i0, left)
+                            : gx + pixel_at(g->in_hwc, ci, g->h, g->w, img, y0 + a, left);
+    image_rows(g->in_hwc, 1, ci, b - a, hi - lo, band + a * row + lo * g->cip, at,
+               dst != NULL ? over * g->w : g->h * g->w, g->w, row, g->cip);
 }
 
 static void wino_t_block(void *ctx, int64_t blk, int slot)
@@ -515,6 +550,14 @@ static void wino_t_head(void *ctx, int64_t blk, int slot)
     (void)slot;
     if (r % g->th == 0 || len <= 0)
         return;
+    if (g->in_hwc) {  /* the rows' channels: one run */
+        float *dst = J->gx + ((img * g->h + y0 + i0) * g->w) * g->ci;
+        const float *src = J->heads + blk * J->head_elems + i0 * g->w * g->ci;
+        fnn_active->ew->add(len * g->ci, dst, src, dst);
+        if (!fnn_all_finite(dst, len * g->ci))
+            fnn_store_status(&J->err, FNN_ENONFINITE);
+        return;
+    }
     for (int64_t c = 0; c < g->ci; c++) {
         float *dst = J->gx + ((img * g->ci + c) * g->h + y0 + i0) * g->w;
         const float *src = J->heads + blk * J->head_elems + c * plane + i0 * g->w;
@@ -530,6 +573,8 @@ static int wino_grad_input_t(const fnn_conv2d_shape *s, int m, const float *grad
     wino_geom g, gu;
     geom_init(&g, m, s->n, s->c_in, s->h, s->w, s->c_out, s->h + 2 * s->ph - 2,
               s->w + 2 * s->pw - 2, -s->ph, -s->pw, WINO_BLOCK_BYTES);
+    g.in_hwc = s->x_hwc;
+    g.out_hwc = s->y_hwc;
     /* U with c_out as the GEMM's K and c_in as its N: filter (c, o) at w[o][c], unflipped */
     gu = (wino_geom){.m = m, .a = g.a, .P = g.P, .ci = s->c_out, .co = s->c_in,
                      .gk = fnn_gemm_tile(g.tb, g.cip)};
@@ -564,6 +609,8 @@ int fnn_winograd_grad_input(const fnn_conv2d_shape *s, int m, const float *grad_
     wino_geom g;
     geom_init(&g, m, s->n, s->c_out, s->h + 2 * s->ph - 2, s->w + 2 * s->pw - 2, s->c_in,
               s->h, s->w, s->ph - 2, s->pw - 2, WINO_BLOCK_BYTES);
+    g.in_hwc = s->y_hwc;  /* its input is the output gradient */
+    g.out_hwc = s->x_hwc;
     return wino_run(&g, grad_y, w, 9, s->c_in * 9, -3, -1, 8, NULL, grad_x, NULL, NULL, NULL, 0);
 }
 
@@ -641,6 +688,8 @@ int fnn_winograd_grad_weight(const fnn_conv2d_shape *s, int m, const float *grad
     wino_geom g;
     geom_init(&g, m, s->n, s->c_in, s->h, s->w, s->c_out, s->h + 2 * s->ph - 2,
               s->w + 2 * s->pw - 2, -s->ph, -s->pw, WINO_WGRAD_BLOCK_BYTES);
+    g.in_hwc = s->x_hwc;
+    g.out_hwc = s->y_hwc;
     int64_t gw_elems = g.co * g.ci * 9;
     int64_t nchunks = FNN_MIN(g.nblocks, WINO_WGRAD_CHUNKS);
     while (nchunks > 1 && nchunks * gw_elems * (int64_t)sizeof(float) > WINO_WGRAD_PARTIAL_BYTES)

@@ -68,14 +68,21 @@ def linear_backward(grad_out, x, weight, *, bias=True, need_input_grad=True,
     return gx, gw, gb
 
 
-cdef fnn_conv2d_shape _conv_shape(str fn, object x, object weight, object stride,
-                                  object padding, object dilation) except *:
-    """Check x against weight and the window arguments; the C shape struct."""
-    if x.shape[1] != weight.shape[1]:
-        raise ValueError(f"{fn}: x has {x.shape[1]} input channels (shape {x.shape}) but "
-                         f"weight expects {weight.shape[1]} (shape {weight.shape})")
+cdef fnn_conv2d_shape _conv_shape(str fn, tuple x_shape, object weight, object stride,
+                                  object padding, object dilation, int x_hwc=0,
+                                  int y_hwc=0) except *:
+    """Check x (of x_shape, channels-last if x_hwc) against weight and the window
+    arguments; the C shape struct."""
     cdef fnn_conv2d_shape s
-    s.n, s.c_in, s.h, s.w = x.shape
+    s.x_hwc, s.y_hwc = x_hwc, y_hwc
+    if x_hwc:
+        s.n, s.h, s.w, s.c_in = x_shape
+    else:
+        s.n, s.c_in, s.h, s.w = x_shape
+    if s.c_in != weight.shape[1]:
+        raise ValueError(f"{fn}: x has {s.c_in} input channels (shape {x_shape}"
+                         f"{', channels-last' if x_hwc else ''}) but weight expects "
+                         f"{weight.shape[1]} (shape {weight.shape})")
     s.c_out, _, s.kh, s.kw = weight.shape
     if s.kh < 1 or s.kw < 1:
         raise ValueError(f"{fn}: weight must have a non-empty kernel, got shape {weight.shape}")
@@ -86,18 +93,18 @@ cdef fnn_conv2d_shape _conv_shape(str fn, object x, object weight, object stride
     # says which case it is.
     if min(s.h + 2 * s.ph - s.dh * (s.kh - 1), s.w + 2 * s.pw - s.dw * (s.kw - 1)) < 1:
         raise ValueError(f"{fn}: the kernel {weight.shape[2:]} (dilation {(s.dh, s.dw)}) is "
-                         f"larger than the padded input {x.shape[2:]} (padding {(s.ph, s.pw)}): "
+                         f"larger than the padded input {(s.h, s.w)} (padding {(s.ph, s.pw)}): "
                          f"the output would be empty")
     # the kernels convolve a zero-padded copy of each image: a padding whose copy cannot
     # be indexed was "the C kernel rejected its arguments", naming nothing
     plane = (int(s.h) + 2 * int(s.ph)) * (int(s.w) + 2 * int(s.pw))
     if max(plane, plane * int(s.c_in)) > (2 ** 63 - 1) >> 4:  # csrc/conv.c's mul_ok bound
         raise ValueError(f"{fn}: padding {(s.ph, s.pw)} makes the padded input of x "
-                         f"{x.shape} too large to index")
+                         f"{x_shape} too large to index")
     cdef int64_t oh, ow
     if fnn_conv2d_output_size(&s, &oh, &ow) != FNN_OK:
         raise ValueError(f"{fn}: padding {(s.ph, s.pw)} and stride {(s.sh, s.sw)} give an "
-                         f"output too large to index for x {x.shape} and weight {weight.shape}")
+                         f"output too large to index for x {x_shape} and weight {weight.shape}")
     return s
 
 
@@ -167,7 +174,7 @@ def conv2d_algorithm(x_shape, weight_shape, stride=1, padding=0, dilation=1, alg
         raise ValueError(f"{fn}: input_gradient and weight_gradient name one direction each; "
                          f"pass at most one of them")
     x, weight = _Shaped(x_shape, "x_shape", fn), _Shaped(weight_shape, "weight_shape", fn)
-    cdef fnn_conv2d_shape s = _conv_shape(fn, x, weight, stride, padding, dilation)
+    cdef fnn_conv2d_shape s = _conv_shape(fn, x.shape, weight, stride, padding, dilation)
     cdef int chosen, requested = _conv_algo(fn, &s, algorithm)
     if weight_gradient:
         fnn_conv2d_grad_weight_algorithm(&s, requested, &chosen)
@@ -194,20 +201,44 @@ cdef int _conv_act(str fn, object activation) except -1:
     return CONV_ACTIVATIONS[activation]
 
 
+_LAYOUTS = {"NCHW": 0, "NHWC": 1}
+
+
+cdef int _conv_layout(str fn, object layout, int *x_hwc, int *y_hwc) except -1:
+    """*x_hwc, *y_hwc of `layout`: "NCHW", "NHWC", or a pair (x's, the output's)."""
+    if isinstance(layout, str) and layout in _LAYOUTS:
+        x_hwc[0] = y_hwc[0] = _LAYOUTS[layout]
+        return 0
+    try:
+        x_layout, y_layout = layout
+        x_hwc[0], y_hwc[0] = _LAYOUTS[x_layout], _LAYOUTS[y_layout]
+        return 0
+    except (TypeError, ValueError, KeyError):
+        raise ValueError(f"{fn}: layout must be 'NCHW', 'NHWC' or a pair of them (x's, the "
+                         f"output's), got {layout!r}") from None
+
+
+cdef tuple _in_layout(tuple shape, int hwc):
+    """The NCHW `shape` in the layout."""
+    return (shape[0], shape[2], shape[3], shape[1]) if hwc else shape
+
+
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, *, out=None,
-           algorithm=None, activation=None):
+           algorithm=None, activation=None, layout="NCHW"):
     """2-D cross-correlation of NCHW x with weight (C_out, C_in, kh, kw), zero padding;
     output (N, C_out, OH, OW), like torch.nn.functional.conv2d (groups=1). algorithm:
     "auto", "direct", "winograd" or "winograd4x4" (see set_conv_algorithm); None: the
     default. activation="relu": relu(conv2d(...)), bitwise, applied while the output is
-    in cache."""
+    in cache. layout: "NCHW", "NHWC" (channels-last: x (N, H, W, C_in), the output
+    (N, OH, OW, C_out)) or a pair (x's, the output's); the values are the same either
+    way, but the Winograd algorithms spare their layout copies on NHWC."""
     return _conv2d("conv2d", x, weight, bias, stride, padding, dilation, None, out, None, False,
-                   algorithm, activation)
+                   algorithm, activation, layout)
 
 
 def conv2d_max_pool2d(x, weight, bias=None, stride=1, padding=0, dilation=1, kernel_size=2,
                       pool_stride=None, pool_padding=0, *, out=None, indices=None,
-                      return_indices=True, algorithm=None, activation=None):
+                      return_indices=True, algorithm=None, activation=None, layout="NCHW"):
     """max_pool2d_with_indices(conv2d(x, weight, bias, stride, padding, dilation),
     kernel_size, pool_stride, pool_padding), bitwise, without storing the convolution's
     output: each image's is pooled while in cache. (y, indices), or y alone when
@@ -216,10 +247,11 @@ def conv2d_max_pool2d(x, weight, bias=None, stride=1, padding=0, dilation=1, ker
     (row - top) * kw + (column - left) for window (i, j) with top = i * stride - padding,
     left likewise. They need a window of kh * kw <= 256 (else ValueError; pool through
     max_pool2d_with_indices or pass return_indices=False). activation="relu": y relu'd
-    after the pool (equal to pooling the relu'd convolution: the two commute)."""
+    after the pool (equal to pooling the relu'd convolution: the two commute). layout: as
+    conv2d's (y and indices in the output's)."""
     return _conv2d("conv2d_max_pool2d", x, weight, bias, stride, padding, dilation,
                    (kernel_size, pool_stride, pool_padding), out, indices, return_indices,
-                   algorithm, activation)
+                   algorithm, activation, layout)
 
 
 # The largest pooling window (kh * kw) whose positions conv2d_max_pool2d's uint8 indices hold.
@@ -236,10 +268,13 @@ cdef void _window_positions_fit(fnn_pool2d *p, str fn) except *:
 
 cdef object _conv2d(str fn, object x, object weight, object bias, object stride,
                     object padding, object dilation, tuple pool, object out, object indices,
-                    bint return_indices, object algorithm, object activation):
+                    bint return_indices, object algorithm, object activation, object layout):
+    cdef int x_hwc, y_hwc
+    _conv_layout(fn, layout, &x_hwc, &y_hwc)
     x = as_float32(x, "x", fn, 4)
     weight = as_float32(weight, "weight", fn, 4)
-    cdef fnn_conv2d_shape s = _conv_shape(fn, x, weight, stride, padding, dilation)
+    cdef fnn_conv2d_shape s = _conv_shape(fn, x.shape, weight, stride, padding, dilation,
+                                          x_hwc, y_hwc)
     cdef int algo = _conv_algo(fn, &s, algorithm), act = _conv_act(fn, activation)
     bias = _conv_bias(bias, fn, s.c_out)
     oh, ow = _conv2d_output_hw(s)
@@ -249,6 +284,7 @@ cdef object _conv2d(str fn, object x, object weight, object bias, object stride,
     if pooled:
         p = pool_geometry(shape, pool[0], pool[1], pool[2], fn)
         shape = (s.n, s.c_out, p.oh, p.ow)
+    shape = _in_layout(shape, y_hwc)
     out = check_out(out, shape, fn, (x, weight, bias), None, "out")
     if return_indices:
         _window_positions_fit(&p, fn)
@@ -271,43 +307,49 @@ cdef object _conv2d(str fn, object x, object weight, object bias, object stride,
 def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, *, bias=True,
                     need_input_grad=True, need_weight_grad=True, grad_input=None,
                     grad_weight=None, grad_bias=None, algorithm=None, activation=None,
-                    output=None):
+                    output=None, layout="NCHW"):
     """Gradients (grad_x or None, grad_weight or None, grad_bias or None) of :func:`conv2d`;
     grad_x is skipped (None) when need_input_grad is False, grad_weight when
     need_weight_grad is False, grad_bias when bias is False. algorithm: as conv2d's, for
     grad_x and grad_weight (see conv2d_algorithm; the bias gradient runs direct).
     activation="relu": of the forward that ran with it, whose output `output` gates
-    grad_out (it passes where output > 0, as relu_backward's input would)."""
+    grad_out (it passes where output > 0, as relu_backward's input would). layout: the
+    forward's (x and grad_x in x's, grad_out and output in the output's)."""
     return _conv2d_backward("conv2d_backward", grad_out, None, x, weight, stride, padding,
                             dilation, None, bias, need_input_grad, need_weight_grad,
-                            grad_input, grad_weight, grad_bias, algorithm, activation, output)
+                            grad_input, grad_weight, grad_bias, algorithm, activation, output,
+                            layout)
 
 
 def conv2d_max_pool2d_backward(grad_out, indices, x, weight, stride=1, padding=0, dilation=1,
                                kernel_size=2, pool_stride=None, pool_padding=0, *, bias=True,
                                need_input_grad=True, need_weight_grad=True, grad_input=None,
                                grad_weight=None, grad_bias=None, algorithm=None,
-                               activation=None, output=None):
+                               activation=None, output=None, layout="NCHW"):
     """Gradients of :func:`conv2d_max_pool2d` from the pooled grad_out and its indices
     (uint8 window positions): conv2d_backward's on max_pool2d_backward's result, bitwise,
-    neither stored whole. activation and output: as conv2d_backward's (output pooled)."""
+    neither stored whole. activation, output and layout: as conv2d_backward's (output
+    pooled)."""
     return _conv2d_backward("conv2d_max_pool2d_backward", grad_out, indices, x, weight, stride,
                             padding, dilation, (kernel_size, pool_stride, pool_padding), bias,
                             need_input_grad, need_weight_grad, grad_input, grad_weight,
-                            grad_bias, algorithm, activation, output)
+                            grad_bias, algorithm, activation, output, layout)
 
 
 cdef tuple _conv2d_backward(str fn, object grad_out, object indices, object x, object weight,
                             object stride, object padding, object dilation, tuple pool,
                             object bias, object need_input_grad, object need_weight_grad,
                             object grad_input, object grad_weight, object grad_bias,
-                            object algorithm, object activation, object output):
+                            object algorithm, object activation, object output, object layout):
     bias, need_input_grad, need_weight_grad = as_flags(fn, {  # "no" counted as True
         "bias": bias, "need_input_grad": need_input_grad, "need_weight_grad": need_weight_grad})
+    cdef int x_hwc, y_hwc
+    _conv_layout(fn, layout, &x_hwc, &y_hwc)
     x = as_float32(x, "x", fn, 4)
     weight = as_float32(weight, "weight", fn, 4)
     grad_out = as_float32(grad_out, "grad_out", fn, 4)
-    cdef fnn_conv2d_shape s = _conv_shape(fn, x, weight, stride, padding, dilation)
+    cdef fnn_conv2d_shape s = _conv_shape(fn, x.shape, weight, stride, padding, dilation,
+                                          x_hwc, y_hwc)
     cdef int algo = _conv_algo(fn, &s, algorithm), act = _conv_act(fn, activation)
     if (output is None) != (act == FNN_ACT_NONE):
         raise ValueError(f"{fn}: output (the forward's relu output) goes with "
@@ -320,6 +362,7 @@ cdef tuple _conv2d_backward(str fn, object grad_out, object indices, object x, o
     if pooled:
         p = pool_geometry(shape, pool[0], pool[1], pool[2], fn)
         shape, what = (s.n, s.c_out, p.oh, p.ow), "the pooled conv2d output"
+    shape = _in_layout(shape, y_hwc)
     if grad_out.shape != shape:
         raise ValueError(f"{fn}: grad_out must have shape {shape} ({what}), got {grad_out.shape}")
     if output is not None:

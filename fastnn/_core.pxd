@@ -122,6 +122,7 @@ cdef extern from "fastnn.h" nogil:
                             float *grad_b)
     ctypedef struct fnn_conv2d_shape:
         int64_t n, c_in, h, w, c_out, kh, kw, sh, sw, ph, pw, dh, dw
+        int x_hwc, y_hwc
     int fnn_conv2d_output_size(const fnn_conv2d_shape *s, int64_t *oh, int64_t *ow)
     enum:
         FNN_CONV_AUTO

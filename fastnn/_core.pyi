@@ -12,6 +12,7 @@ IndexArray = npt.NDArray[np.int64]
 PositionArray = npt.NDArray[np.uint8]
 ArrayLike = npt.ArrayLike
 Pair = Union[int, Tuple[int, int]]
+Layout = Union[str, Tuple[str, str]]  # "NCHW", "NHWC", or (x's, the output's)
 
 ISA_NAMES: Tuple[str, ...]
 MAX_WINDOW_ARG: int
@@ -91,21 +92,22 @@ def conv2d_algorithm(x_shape: Tuple[int, ...], weight_shape: Tuple[int, ...], st
                      weight_gradient: bool = ...) -> str: ...
 def conv2d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = ..., stride: Pair = ...,
            padding: Pair = ..., dilation: Pair = ..., *, out: Optional[Array] = ...,
-           algorithm: Optional[str] = ..., activation: Optional[str] = ...) -> Array: ...
+           algorithm: Optional[str] = ..., activation: Optional[str] = ...,
+           layout: Layout = ...) -> Array: ...
 def conv2d_backward(grad_out: ArrayLike, x: ArrayLike, weight: ArrayLike, stride: Pair = ...,
                     padding: Pair = ..., dilation: Pair = ..., *, bias: bool = ...,
                     need_input_grad: bool = ..., need_weight_grad: bool = ...,
                     grad_input: Optional[Array] = ..., grad_weight: Optional[Array] = ...,
                     grad_bias: Optional[Array] = ..., algorithm: Optional[str] = ...,
-                    activation: Optional[str] = ..., output: Optional[ArrayLike] = ...
-                    ) -> Grads: ...
+                    activation: Optional[str] = ..., output: Optional[ArrayLike] = ...,
+                    layout: Layout = ...) -> Grads: ...
 def conv2d_max_pool2d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = ...,
                       stride: Pair = ..., padding: Pair = ..., dilation: Pair = ...,
                       kernel_size: Pair = ..., pool_stride: Optional[Pair] = ...,
                       pool_padding: Pair = ..., *, out: Optional[Array] = ...,
                       indices: Optional[PositionArray] = ..., return_indices: bool = ...,
-                      algorithm: Optional[str] = ..., activation: Optional[str] = ...
-                      ) -> Union[Array, Tuple[Array, PositionArray]]: ...
+                      algorithm: Optional[str] = ..., activation: Optional[str] = ...,
+                      layout: Layout = ...) -> Union[Array, Tuple[Array, PositionArray]]: ...
 def conv2d_max_pool2d_backward(grad_out: ArrayLike, indices: PositionArray, x: ArrayLike,
                                weight: ArrayLike, stride: Pair = ..., padding: Pair = ...,
                                dilation: Pair = ..., kernel_size: Pair = ...,
@@ -115,7 +117,8 @@ def conv2d_max_pool2d_backward(grad_out: ArrayLike, indices: PositionArray, x: A
                                grad_weight: Optional[Array] = ...,
                                grad_bias: Optional[Array] = ...,
                                algorithm: Optional[str] = ..., activation: Optional[str] = ...,
-                               output: Optional[ArrayLike] = ...) -> Grads: ...
+                               output: Optional[ArrayLike] = ...,
+                               layout: Layout = ...) -> Grads: ...
 
 # ---- pooling ----
 def pool_output_size(n: int, k: int, stride: int, pad: int, ceil_mode: bool) -> int: ...

@@ -111,13 +111,31 @@ def make_conv(r, draw, backward=False):
     n, c, o = dims(draw, 1, 2), dims(draw, 1, 3), dims(draw, 1, 3)
     h = max(dims(draw, 1, 7), dil * (kh - 1) + 1)
     w = max(dims(draw, 1, 7), dil * (kw - 1) + 1)
-    args = {"x": randn(r, n, c, h, w), "weight": randn(r, o, c, kh, kw)}
+    layout = draw(st.sampled_from(CONV_LAYOUTS))
+    args = {"x": to_layout(randn(r, n, c, h, w), layout, 0), "weight": randn(r, o, c, kh, kw)}
     win = {"stride": stride, "padding": pad, "dilation": dil, "algorithm": draw_algorithm(
-        draw, (kh, kw, stride, dil) == (3, 3, 1, 1)), "activation": draw_activation(draw)}
+        draw, (kh, kw, stride, dil) == (3, 3, 1, 1)), "activation": draw_activation(draw),
+        "layout": layout}
     if backward:
         oh, ow = R.conv2d_output_shape(h, w, (kh, kw), stride, pad, dil)
-        return with_output(r, {"grad_out": randn(r, n, o, oh, ow), **args, **win})
+        return with_output(r, {"grad_out": to_layout(randn(r, n, o, oh, ow), layout, 1), **args,
+                               **win})
     return {**args, "bias": randn(r, o) if draw(st.booleans()) else None, **win}
+
+
+CONV_LAYOUTS = ["NCHW", "NHWC", ("NCHW", "NHWC"), ("NHWC", "NCHW")]
+
+
+def is_hwc(layout, side):
+    """Whether side 0 (x) or 1 (the output) of a conv2d layout is channels-last."""
+    return (layout if isinstance(layout, str) else layout[side]) == "NHWC"
+
+
+def to_layout(a, layout, side, back=False):
+    """An NCHW array in side's layout (back: from it to NCHW)."""
+    if not is_hwc(layout, side) or a is None:
+        return a
+    return np.ascontiguousarray(np.moveaxis(a, 3, 1) if back else np.moveaxis(a, 1, 3))
 
 
 def make_conv_transpose(r, draw, backward=False):
@@ -159,29 +177,39 @@ def conv_ref(ref, backward=False):
     """The reference op (one algorithm: exact) called without the algorithm argument, its
     activation ("relu") applied to the output (the first, with indices), or its gradient
     gated by the relu output."""
-    def call_ref(*args, algorithm=None, activation=None, output=None, **kwargs):
+    def call_ref(*args, algorithm=None, activation=None, output=None, layout="NCHW", **kwargs):
         if activation not in (None, "relu"):
             raise ValueError("activation must be None or 'relu'")
+        if layout not in CONV_LAYOUTS:
+            raise ValueError("layout must be 'NCHW', 'NHWC' or a pair of them")
+        kwargs["x"] = to_layout(kwargs["x"], layout, 0, back=True)
+        for key in ("grad_out", "indices"):
+            if key in kwargs:
+                kwargs[key] = to_layout(kwargs[key], layout, 1, back=True)
         if not backward:
             y = ref(*args, **kwargs)
-            if activation is None:
-                return y
-            return (R.relu(y[0]), y[1]) if isinstance(y, tuple) else R.relu(y)
+            if activation is not None:
+                y = (R.relu(y[0]), y[1]) if isinstance(y, tuple) else R.relu(y)
+            return tuple(to_layout(a, layout, 1) for a in y) if isinstance(y, tuple) \
+                else to_layout(y, layout, 1)
         if (output is None) != (activation is None):
             raise ValueError("output goes with activation='relu' only")
         grad_out = kwargs.pop("grad_out")
         if output is not None:
+            output = to_layout(output, layout, 1, back=True)
             if output.shape != grad_out.shape:
                 raise ValueError("output and grad_out differ in shape")
             grad_out = R.relu_backward(grad_out, output)
-        return ref(grad_out, *args, **kwargs)
+        gx, gw, gb = ref(grad_out, *args, **kwargs)
+        return to_layout(gx, layout, 0), gw, gb
     return call_ref
 
 
 def make_conv_pool(r, draw, backward=False):
     args = make_conv(r, draw)
-    x, w = args["x"], args["weight"]
-    win = {k: args[k] for k in CONV if k not in ("algorithm", "activation")}
+    layout = args["layout"]
+    x, w = to_layout(args["x"], layout, 0, back=True), args["weight"]
+    win = {k: args[k] for k in CONV if k not in ("algorithm", "activation", "layout")}
     oh, ow = R.conv2d_output_shape(x.shape[2], x.shape[3], w.shape[2:], *win.values())
     k = dims(draw, 1, min(3, oh, ow))
     pool = {"kernel_size": k, "pool_stride": dims(draw, 1, 3) if draw(st.booleans()) else None,
@@ -189,9 +217,10 @@ def make_conv_pool(r, draw, backward=False):
     if not backward:
         return {**args, **pool}
     y, pos = R.conv2d_max_pool2d(x, w, args["bias"], *win.values(), *pool.values())
-    return with_output(r, {"grad_out": randn(r, *y.shape), "indices": pos, "x": x, "weight": w,
+    return with_output(r, {"grad_out": to_layout(randn(r, *y.shape), layout, 1),
+                           "indices": to_layout(pos, layout, 1), "x": args["x"], "weight": w,
                            **win, **pool, "algorithm": args["algorithm"],
-                           "activation": args["activation"]})
+                           "activation": args["activation"], "layout": layout})
 
 
 def make_pool(r, draw, backward=False, indices=False, avg=False):
@@ -339,7 +368,7 @@ def ref_matmul(a, b):
 
 POOL = ("kernel_size", "stride", "padding")
 INDEX_DTYPES = {"conv2d_max_pool2d": np.uint8}  # indices= dtypes other than int64
-CONV = ("stride", "padding", "dilation", "algorithm", "activation")
+CONV = ("stride", "padding", "dilation", "algorithm", "activation", "layout")
 CONV_POOL = ("kernel_size", "pool_stride", "pool_padding")
 TRANSPOSE = ("stride", "padding", "output_padding", "groups", "dilation")
 OPS = [Op(name, getattr(F, name), getattr(R, name), make_unary, {"out": None}, (), ("x",))

@@ -583,6 +583,76 @@ static int ew_max_unpool_2x2(int64_t oh, int64_t ow, int64_t h, int w, const flo
     return bad;
 }
 
+/* The same on a channels-last image of C channels: window pixel k of each pooled pixel
+ * gets its C values (gy + 0 where pos is k, else 0), L channels a vector, the last one
+ * flush with C's end (an overlap writes the same values again). */
+#define UNPOOL_2X2_HWC(L)                                                                  \
+    static int unpool_2x2_hwc##L(int64_t C, const float *gy, const float *y,               \
+                                 const uint8_t *pos, float *const px[4])                  \
+    {                                                                                      \
+        const pool_vf##L zero = {0};                                                       \
+        pool_vi##L bad = {0};                                                              \
+        for (int64_t c = 0; c < C; c += L) {                                               \
+            c = FNN_MIN(c, C - L);                                                         \
+            pool_vf##L g = *(const pool_vfu##L *)(gy + c);                                 \
+            if (y)                                                                         \
+                g = pool_take##L(*(const pool_vfu##L *)(y + c) <= 0.0f, zero, g);          \
+            g += 0.0f;                                                                     \
+            pool_vi##L k;                                                                  \
+            for (int l = 0; l < L; l++)                                                    \
+                k[l] = pos[c + l];                                                         \
+            bad |= k > 3;                                                                  \
+            for (int q = 0; q < 4; q++)                                                    \
+                *(pool_vfu##L *)(px[q] + c) = pool_take##L(k == q, g, zero);               \
+        }                                                                                  \
+        int any = 0;                                                                       \
+        for (int l = 0; l < L; l++)                                                        \
+            any |= bad[l];                                                                 \
+        return any;                                                                        \
+    }
+UNPOOL_2X2_HWC(4)
+#if FNN_VEC >= 8
+UNPOOL_2X2_HWC(8)
+#endif
+
+static int ew_max_unpool_2x2_hwc(int64_t oh, int64_t ow, int64_t h, int64_t w, int64_t C,
+                                 const float *restrict gy, const float *restrict y,
+                                 const uint8_t *restrict pos, float *restrict gx)
+{
+    int64_t row = w * C, done = 2 * ow * C;
+    int bad = 0;
+    for (int64_t i = 0; i < oh; i++) {
+        float *r0 = gx + 2 * i * row, *r1 = r0 + row;
+        for (int64_t j = 0; j < ow; j++) {
+            int64_t q = (i * ow + j) * C;
+            const float *yq = y ? y + q : NULL;
+            float *const px[4] = {r0 + 2 * j * C, r0 + (2 * j + 1) * C, r1 + 2 * j * C,
+                                  r1 + (2 * j + 1) * C};
+#if FNN_VEC >= 8
+            if (C >= 8) {
+                bad |= unpool_2x2_hwc8(C, gy + q, yq, pos + q, px);
+                continue;
+            }
+#endif
+            if (C >= 4) {
+                bad |= unpool_2x2_hwc4(C, gy + q, yq, pos + q, px);
+                continue;
+            }
+            for (int64_t c = 0; c < C; c++) {  /* 1 to 3 channels */
+                float g = (yq != NULL && yq[c] <= 0.0f ? 0.0f : gy[q + c]) + 0.0f;
+                int k = pos[q + c];
+                bad |= k > 3;
+                for (int t = 0; t < 4; t++)
+                    px[t][c] = k == t ? g : 0.0f;
+            }
+        }
+        memset(r0 + done, 0, (size_t)(row - done) * sizeof(float));
+        memset(r1 + done, 0, (size_t)(row - done) * sizeof(float));
+    }
+    memset(gx + 2 * oh * row, 0, (size_t)((h - 2 * oh) * row) * sizeof(float));
+    return bad;
+}
+
 /* torch.optim.SGD's update in float32; the constants are copied to locals so that the
  * loop-invariant branches are hoisted and the loop vectorises. */
 static void ew_sgd(int64_t n, float *restrict p, const float *restrict grad, float *restrict buf,
@@ -711,6 +781,7 @@ static void ew_rmsprop(int64_t n, float *p, const float *grad, float *sq, float 
         .tanh = ew_tanh, .smooth = ew_smooth, .smooth_backward = ew_smooth_backward,     \
         .add = ew_add, .dropout = ew_dropout, .exp_sums = ew_exp_sums,                  \
         .sums = ew_sums, .dot_sums = ew_dot_sums, .max_pool_2x2 = ew_max_pool_2x2,       \
-        .sgd = ew_sgd, .max_unpool_2x2 = ew_max_unpool_2x2, .adam = ew_adam,             \
+        .sgd = ew_sgd, .max_unpool_2x2 = ew_max_unpool_2x2,                              \
+        .max_unpool_2x2_hwc = ew_max_unpool_2x2_hwc, .adam = ew_adam,                    \
         .rmsprop = ew_rmsprop                                                            \
     }

@@ -4,6 +4,7 @@ import numpy as np
 
 from .. import functional as F
 from .._core import POOL_POSITIONS, as_flag, conv2d_algorithm
+from .._core import get_conv_algorithm as conv_default
 from ..reference import conv2d_output_shape
 from .linear import _Weighted, _weights
 from .module import Parameter, _count, _pair, memo_shape
@@ -313,34 +314,68 @@ class ConvTranspose2d(_Weighted):
         return config
 
 
+def _winograd_throughout(conv, shape):
+    """Whether conv runs a Winograd algorithm in every direction on NCHW input `shape`."""
+    args = (shape, conv.weight.data.shape, *conv._args(), conv.algorithm)
+    return all(conv2d_algorithm(*args, **kw) != "direct"
+               for kw in ({}, {"input_gradient": True}, {"weight_gradient": True}))
+
+
 class _FusedConv:
     """A Conv2d with the MaxPool2d and/or the ReLU after it on one kernel call
     (F.conv2d_max_pool2d, or F.conv2d; activation="relu"), in the layers' own parameters
     and buffers; the graph plan runs them so (Graph._rewrite). Each image's convolution
     output is pooled and relu'd while in cache; the pool's argmax, where it fits in a byte
     (`fits`), is saved as a uint8 window position, an eighth of the MaxPool2d's int64
-    index, and the relu's backward reads the fused output."""
+    index, and the relu's backward reads the fused output.
+
+    Between two of them (`next`, `prev`: the one reading this one's output alone, linked by
+    the plan) the activation and its gradient go channels-last (NHWC) when both run Winograd
+    in every direction at the batch's shape: it reads and writes NHWC as it is, and the
+    layout copies each would make of it are spared. The values are the same bits either
+    way; the layers' outputs seen outside the pair stay NCHW."""
 
     def __init__(self, conv, pool=None, relu=None):
         self.conv, self.pool, self.relu = conv, pool, relu
         self.layers = tuple(layer for layer in (conv, pool, relu) if layer is not None)
         self._activation = None if relu is None else "relu"
+        self.next = self.prev = None
+        self.y_hwc = False  # the last forward's output went to `next` channels-last
+        self._layout = "NCHW"  # the last forward's (x's, the output's)
+        self._edges = {}  # (input shape, algorithms) -> y_hwc
 
     @staticmethod
     def fits(pool):
         kh, kw = pool.kernel_size  # (the fused kernels pool in floor mode only)
         return kh * kw <= POOL_POSITIONS and not pool.ceil_mode
 
+    def _to_next_hwc(self, x_shape, y_shape):
+        """Whether the output (NCHW shape y_shape, from input x_shape) goes to `next`
+        channels-last (see the class)."""
+        key = (x_shape, conv_default(), self.conv.algorithm, self.next.conv.algorithm)
+        hwc = self._edges.get(key)
+        if hwc is None:
+            hwc = self._edges[key] = _winograd_throughout(self.conv, x_shape) and \
+                _winograd_throughout(self.next.conv, y_shape)
+        return hwc
+
     def forward(self, x):
         conv, pool = self.conv, self.pool
         vars(conv)["_x"] = x  # what backward reads (see Module._forwarded)
-        shape = conv.output_shape(x.shape)
+        x_hwc = self.prev is not None and self.prev.y_hwc
+        x_shape = (x.shape[0], x.shape[3], x.shape[1], x.shape[2]) if x_hwc else x.shape
+        shape = conv.output_shape(x_shape)
         if pool is not None:
             shape = pool.output_shape(shape)
+        self.y_hwc = self.next is not None and self._to_next_hwc(x_shape, shape)
+        self._layout = ("NHWC" if x_hwc else "NCHW", "NHWC" if self.y_hwc else "NCHW")
+        if self.y_hwc:
+            shape = (shape[0], shape[2], shape[3], shape[1])
         y = self._y = self.layers[-1]._buffer("y", shape)
         args = (x, conv.weight.data, None if conv.bias is None else conv.bias.data,
                 *conv._args())
-        options = {"algorithm": conv.algorithm, "activation": self._activation}
+        options = {"algorithm": conv.algorithm, "activation": self._activation,
+                   "layout": self._layout}
         if pool is None:
             return F.conv2d(*args, out=y, **options)
         if not pool.training:
@@ -356,7 +391,8 @@ class _FusedConv:
         options = dict(need_input_grad=need_input_grad,
                        grad_input=conv._buffer("dx", x.shape) if need_input_grad else None,
                        algorithm=conv.algorithm, activation=self._activation,
-                       output=None if self.relu is None else self._y, **conv._grad_args())
+                       output=None if self.relu is None else self._y, layout=self._layout,
+                       **conv._grad_args())
         args = (x, conv.weight.data, *conv._args())
         if pool is None:
             return F.conv2d_backward(grad_out, *args, **options)[0]
@@ -373,7 +409,7 @@ class _FusedConv:
                                 None if conv.bias is None else conv.bias.data, *conv._args(),
                                 *pool._args(), out=pool._buffer("argmax_y", self._y.shape),
                                 indices=pool._pos, algorithm=conv.algorithm,
-                                activation=self._activation)
+                                activation=self._activation, layout=self._layout)
         return pool._pos
 
     def named_parameters(self):

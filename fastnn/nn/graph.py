@@ -490,7 +490,9 @@ class Graph:
           only a ReLU, runs with them as one kernel call (_FusedConv): the convolution's
           output is pooled and relu'd in cache, never stored whole, its gradient
           unpooled and gated there too (a pool whose window is too large for its byte
-          positions stays apart)."""
+          positions stays apart);
+        - two such fused steps, the second reading the first's output alone, are linked
+          (_FusedConv.next / prev): their activation may go channels-last between them."""
         def only_consumer(step):
             """The one step reading step's output, if it is no graph output."""
             if step.output in self.output_slots:
@@ -527,6 +529,11 @@ class Graph:
                 runner = _FusedConv(step.runner, pool, relu)
                 steps[k] = _Step(step.index, step.name, runner, runner.layers, step.inputs,
                                  last.output, False)
+        for step in steps:  # fused convolutions feeding one another (channels-last)
+            after = only_consumer(step) if step is not None else None
+            if isinstance(getattr(step, "runner", None), _FusedConv) and \
+                    isinstance(getattr(after, "runner", None), _FusedConv):
+                step.runner.next, after.runner.prev = after.runner, step.runner
         return [step for step in steps if step is not None]
 
     def stale(self, values=True):
