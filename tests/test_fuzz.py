@@ -523,7 +523,8 @@ LAYOUTS = ["plain", "reversed", "strided", "fortran", "unaligned", "readonly"]
 def to64(v):
     if isinstance(v, list):  # add's and concatenate's inputs
         return [to64(a) for a in v]
-    return v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype == np.float32 else v
+    # float16 too: a float16 target the losses take would be summed in float16 by NumPy
+    return v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v
 
 
 def call(test, thunk):
