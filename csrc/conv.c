@@ -110,11 +110,12 @@ typedef struct {
     const fnn_conv_kernels *ck;
 } conv_dims;
 
-/* The active ISA's wide conv tile where it fills its lanes (FNN_WIDE_SLACK). */
+/* The active ISA's wide conv tile where it fills its lanes (fnn_wide_slack). */
 static const fnn_conv_kernels *conv_tile(int64_t pixels)
 {
     const fnn_conv_kernels *c = fnn_active->conv, *w = fnn_active->conv_wide;
-    if (w != NULL && fnn_round_up(pixels, w->nr) <= FNN_WIDE_SLACK * fnn_round_up(pixels, c->nr))
+    if (w != NULL &&
+        fnn_round_up(pixels, w->nr) <= fnn_wide_slack() * fnn_round_up(pixels, c->nr))
         return w;
     return c;
 }

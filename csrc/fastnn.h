@@ -37,6 +37,12 @@ int fnn_isa_supported(int isa);             /* 1 if this CPU and OS can run it *
  * measured 0.97x AVX2's time (README, "Instruction sets"). */
 int fnn_default_isa(void);
 int fnn_select_isa(int isa);                /* FNN_EUNSUPPORTED if the CPU lacks it */
+/* The width AVX-512's FMAs run at, measured once (512: full width, Zen 5 and Intel's
+ * servers; 256: on 256-bit units, Zen 4), which sets how readily its kernels take their
+ * wide tiles; 0 without AVX-512. */
+int fnn_zmm_width(void);
+/* Takes `width` (256 or 512) as the measured one: tests run both tile choices. */
+int fnn_set_zmm_width(int width);
 int fnn_current_isa(void);
 /* Threads: 1 <= n <= fnn_max_threads() = 4 per processor OpenMP sees (more never pays;
  * a few over the cores are allowed for tests of odd splits), at most 1024; else

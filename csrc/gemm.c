@@ -163,15 +163,13 @@ static int64_t tile_padded(int64_t x, int t)
     return x - r + (r == 0 ? 0 : r <= t / 2 ? t / 2 : t);
 }
 
-/* The active ISA's wide tile (AVX-512's 12x32) where it fills its lanes (FNN_WIDE_SLACK).
- * It runs up to twice as fast where zmm runs at full width (Zen 5, 1 thread, its speed /
- * the narrow tile's: 128x64x64 1.8x, 128x1600x128 1.9x, 128x10x64 1.5x). The
- * convolutions' GEMMs ask here too. */
+/* The active ISA's wide tile (AVX-512's 12x32) where it fills its lanes (fnn_wide_slack).
+ * The convolutions' GEMMs ask here too. */
 const fnn_gemm_kernels *fnn_gemm_tile(int64_t m, int64_t n)
 {
     const fnn_gemm_kernels *g = fnn_active->gemm, *w = fnn_active->gemm_wide;
     if (w != NULL && (double)tile_padded(m, w->mr) * tile_padded(n, w->nr) <=
-                         FNN_WIDE_SLACK * tile_padded(m, g->mr) * tile_padded(n, g->nr))
+                         fnn_wide_slack() * tile_padded(m, g->mr) * tile_padded(n, g->nr))
         return w;
     return g;
 }

@@ -88,10 +88,16 @@ typedef struct {
 int fnn_sgemm_ex(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t a_rs,
                  int64_t a_cs, const fnn_operand_b *b, float beta, float *c, int64_t ldc);
 
-/* A wide tile (GEMM's or conv's) is taken where its padded work is at most this times the
- * narrow tile's: it then does no more work than the narrow one, so where zmm runs on
- * 256-bit units (Zen 4) it costs about the same, and half where it runs at full width. */
+/* A wide tile (GEMM's or conv's) is taken where its padded work is at most fnn_wide_slack()
+ * times the narrow tile's: FNN_WIDE_SLACK where zmm runs on 256-bit units (Zen 4: it then
+ * does no more work than the narrow one and costs about the same), FNN_WIDE_SLACK_FULL
+ * where it runs at full width (runtime.c measures which at the first avx512 selection).
+ * The wide tile's speed over the narrow one's at full width (Zen 5, 1 thread): 128x64x64
+ * 1.8x, 128x1600x128 1.9x, 128x10x64 1.5x; Winograd's 36 GEMMs of 8 tiles x 64 channels
+ * (8 rows of the 12-row tile against 9 of two 6-row half tiles) 1.6x. */
 #define FNN_WIDE_SLACK 1.03
+#define FNN_WIDE_SLACK_FULL 1.5
+double fnn_wide_slack(void);
 
 /* The tile for an m x n product (gemm.c): the active ISA's wide one where it fills its
  * lanes, else its narrow one. */

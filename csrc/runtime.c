@@ -1,5 +1,6 @@
 /* runtime.c: ISA detection and dispatch, thread count, the per-thread workspace. */
 #include <stdlib.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -55,12 +56,77 @@ int fnn_default_isa(void)
     return isa;
 }
 
+/* How much more padded work the wide tiles may take than the narrow ones (fnn_gemm_tile,
+ * conv.c's conv_tile): where zmm runs on 256-bit units (AMD Zen 4) a zmm FMA costs two
+ * ymm ones, and the wide tile pays only where it does no more work (FNN_WIDE_SLACK);
+ * where it runs at full width (Zen 5, Intel's servers with two 512-bit FMA units) it
+ * does twice the work in the same time, and pays up to FNN_WIDE_SLACK_FULL times it. */
+static double wide_slack = FNN_WIDE_SLACK;
+static int zmm_width;  /* 0 until measured, then 256 or 512 */
+
+double fnn_wide_slack(void) { return wide_slack; }
+
+/* Seconds of `iters` rounds of a probe's FMA chains on this thread. */
+static double fma_seconds(const fnn_probe_kernels *p, int64_t iters)
+{
+    struct timespec t0, t1;
+    volatile float sink;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    sink = p->fma(iters);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    (void)sink;
+    return (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+}
+
+/* The width zmm FMAs run at: AVX-512's FMA probe against AVX2's (each the tile's own
+ * chains), interleaved, the best of 7 rounds of ~20 us each (a co-tenant's interruption
+ * only slows a round). Full width gives ~2x AVX2's rate, 256-bit units ~1x. Tile choice
+ * never changes a result's bits (each element is summed in the same order on either
+ * tile), only the time. */
+static void measure_zmm_width(void)
+{
+#ifdef FNN_X86
+    const fnn_probe_kernels *p512 = fnn_kernels_avx512.probe, *p256 = fnn_kernels_avx2.probe;
+    double r512 = 0.0, r256 = 0.0;
+    for (int round = 0; round < 7; round++) {
+        double t512 = fma_seconds(p512, 2048), t256 = fma_seconds(p256, 2048);
+        if (t512 > 0.0)
+            r512 = FNN_MAX(r512, 2048.0 * p512->fma_flops_per_iter / t512);
+        if (t256 > 0.0)
+            r256 = FNN_MAX(r256, 2048.0 * p256->fma_flops_per_iter / t256);
+    }
+    zmm_width = r512 >= 1.5 * r256 ? 512 : 256;
+    wide_slack = zmm_width == 512 ? FNN_WIDE_SLACK_FULL : FNN_WIDE_SLACK;
+#endif
+}
+
+int fnn_zmm_width(void)
+{
+    if (zmm_width == 0 && fnn_isa_supported(FNN_ISA_AVX512) &&
+        kernels_by_isa[FNN_ISA_AVX512] != NULL)
+        measure_zmm_width();
+    return zmm_width;
+}
+
+int fnn_set_zmm_width(int width)
+{
+    if (width != 256 && width != 512)
+        return FNN_EINVAL;
+    if (fnn_zmm_width() == 0)
+        return FNN_EUNSUPPORTED;
+    zmm_width = width;
+    wide_slack = width == 512 ? FNN_WIDE_SLACK_FULL : FNN_WIDE_SLACK;
+    return FNN_OK;
+}
+
 int fnn_select_isa(int isa)
 {
     if (isa < 0 || isa >= FNN_ISA_COUNT)
         return FNN_EINVAL;
     if (!fnn_isa_supported(isa) || kernels_by_isa[isa] == NULL)
         return FNN_EUNSUPPORTED;
+    if (isa == FNN_ISA_AVX512)
+        fnn_zmm_width();
     fnn_active = kernels_by_isa[isa];
     return FNN_OK;
 }

@@ -22,6 +22,8 @@ def show_config(file=None):
         "default_isa": _core.default_isa() + " (the best this CPU runs; FASTNN_ISA "
                        "overrides)",
         "supported_isas": supported_isas(),
+        "zmm_width": f"{_core.zmm_width()} (AVX-512's FMA width, measured: 512 takes the wide "
+                     f"tiles more readily)" if _core.zmm_width() else "no AVX-512",
         "threads": get_num_threads(),
         "max_threads": _core.max_threads(),
     }

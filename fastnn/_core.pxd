@@ -19,6 +19,8 @@ cdef extern from "fastnn.h" nogil:
     int fnn_isa_supported(int isa)
     int fnn_default_isa()
     int fnn_select_isa(int isa)
+    int fnn_zmm_width()
+    int fnn_set_zmm_width(int width)
     int fnn_current_isa()
     int fnn_max_threads()
     int fnn_set_num_threads(int n)

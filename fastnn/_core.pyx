@@ -125,6 +125,18 @@ def default_isa():
     return ISA_NAMES[fnn_default_isa()]
 
 
+def zmm_width():
+    """The width AVX-512's FMAs run at on this CPU, measured once against AVX2's: 512 (full
+    width: Zen 5, Intel's servers), 256 (Zen 4's 256-bit units), 0 without AVX-512. At 512
+    the avx512 kernels take their wide tiles more readily; results are the same bits."""
+    return fnn_zmm_width()
+
+
+def _set_zmm_width(int width):
+    """Take `width` (256 or 512) as the measured one (tests: both tile choices)."""
+    check(fnn_set_zmm_width(width), "_set_zmm_width")
+
+
 def _select_isa_from_env():
     name = os.environ.get("FASTNN_ISA", "").strip().lower()
     if not name:

@@ -282,8 +282,10 @@ def test_pool_shared_by_application_threads(threads, rng):
 def test_show_config_reports_everything(capsys):
     config = fastnn.show_config()
     assert set(config) == {"version", "compiler", "openmp", "isa", "default_isa",
-                           "supported_isas", "threads", "max_threads"}
+                           "supported_isas", "zmm_width", "threads", "max_threads"}
     assert config["isa"] in config["supported_isas"]
+    has_avx512 = "avx512" in config["supported_isas"]
+    assert fastnn._core.zmm_width() in ((256, 512) if has_avx512 else (0,))
     assert "isa" in capsys.readouterr().out
 
 
@@ -353,3 +355,35 @@ def test_machine_probes_report_positive_rates(threads):
     threads(1)
     assert 0 < _core.fma_peak(100_000) < 1e5
     assert 0 < _core.copy_bandwidth(1 << 20, repeats=2) < 1e4
+
+
+@pytest.mark.skipif(fastnn._core.zmm_width() == 0, reason="no AVX-512: one tile choice")
+def test_zmm_width_changes_no_bit(rng):
+    """Where zmm runs at full width (512) the avx512 kernels take their wide tiles up to
+    1.5x the narrow tiles' padded work: other tiles for the same products (8 or 20 rows,
+    the Winograd GEMMs of a few tiles), the same bits."""
+    import fastnn.functional as F
+    was, isa = fastnn._core.zmm_width(), fastnn.get_isa()
+    fastnn.set_isa("avx512")
+    x = rng.standard_normal((2, 64, 16, 16)).astype(np.float32)
+    w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+    g = rng.standard_normal((2, 64, 16, 16)).astype(np.float32)
+    products = [(rng.standard_normal((m, k)).astype(np.float32),
+                 rng.standard_normal((k, n)).astype(np.float32))
+                for m, k, n in [(8, 32, 64), (20, 64, 64), (128, 784, 64), (5, 17, 40)]]
+    results = []
+    try:
+        for width in (256, 512):
+            fastnn._core._set_zmm_width(width)
+            out = [fastnn.matmul(a, b) for a, b in products]
+            for algo in ("direct", "winograd4x4"):
+                out += [F.conv2d(x, w, None, 1, 1, algorithm=algo),
+                        *F.conv2d_backward(g, x, w, 1, 1, algorithm=algo)]
+            results.append(out)
+    finally:
+        fastnn._core._set_zmm_width(was)
+        fastnn.set_isa(isa)
+    for a, b in zip(*results):
+        assert np.array_equal(a, b)
+    with pytest.raises(ValueError, match="_set_zmm_width"):
+        fastnn._core._set_zmm_width(384)
