@@ -371,6 +371,22 @@ static void permute_w(const conv_dims *d, const conv_hwc *h, const float *w, flo
             wt[o * d->k + q] = w[o * d->k + h->wsrc[q]];
 }
 
+/* Floats of one chunk's partial of the weight and bias gradients, and the chunks of a
+ * batch (at most CONV_CHUNKS; fewer where the partials would pass CONV_PARTIAL_BYTES),
+ * from the shape alone. */
+static int64_t partial_elems(const conv_dims *d)
+{
+    return fnn_round_up(d->s.c_out * d->k + d->s.c_out, 16);
+}
+
+static int64_t partial_chunks(const conv_dims *d)
+{
+    int64_t nchunks = FNN_MIN(d->s.n, CONV_CHUNKS);
+    while (nchunks > 1 && nchunks * partial_elems(d) * (int64_t)sizeof(float) > CONV_PARTIAL_BYTES)
+        nchunks--;
+    return nchunks;
+}
+
 /* ---- NHWC operands (x_hwc, y_hwc) on the direct method: NCHW copies ---- */
 
 typedef struct {
@@ -828,12 +844,10 @@ static void bias_hwc_chunk(void *ctx, int64_t c, int slot)
 static int bias_grad_hwc(const fnn_conv2d_shape *s, const conv_dims *d, const float *g,
                          float *grad_b)
 {
-    int64_t nchunks = FNN_MIN(s->n, CONV_CHUNKS), C = s->c_out;
-    while (nchunks > 1 && nchunks * fnn_round_up(C * d->k + C, 16) * (int64_t)sizeof(float) >
-                              CONV_PARTIAL_BYTES)  /* the direct loop's chunks */
-        nchunks--;
+    int64_t nchunks = partial_chunks(d), C = s->c_out;
     int nth = (int)FNN_MIN(fnn_threads_for((double)s->n * d->y_img), nchunks);
-    float *part = fnn_workspace(FNN_WS_OP, (size_t)((nchunks + 17 * nth) * C + 16) * sizeof(float));
+    float *part = fnn_workspace(FNN_WS_OP,
+                                (size_t)((nchunks + 17 * nth) * C + 16) * sizeof(float));
     if (part == NULL)
         return FNN_ENOMEM;
     bias_hwc_job J = {.n = s->n, .pixels = d->ohw, .C = C, .nchunks = nchunks, .g = g,
@@ -878,7 +892,7 @@ static int backward_hwc(const fnn_conv2d_shape *s, const conv_dims *d, const fnn
             return st;
         g = ws;
     }
-    if (grad_b != NULL) {
+    if (grad_b != NULL) {  /* (the direct loop's bias gradient reads g alone) */
         fnn_conv2d_shape t = *s;
         t.x_hwc = t.y_hwc = 0;
         st = s->y_hwc ? bias_grad_hwc(s, d, g, grad_b)
@@ -974,10 +988,7 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
     }
     int wgrad_gemm = d.k > CONV_SHORT_K;
     d.ldcols = fnn_round_up(d.ohw, 16);  /* rows of cols stay FNN_ALIGN-aligned */
-    int64_t part_elems = fnn_round_up(s->c_out * d.k + s->c_out, 16);
-    int64_t nchunks = FNN_MIN(s->n, CONV_CHUNKS);
-    while (nchunks > 1 && nchunks * part_elems * (int64_t)sizeof(float) > CONV_PARTIAL_BYTES)
-        nchunks--;
+    int64_t part_elems = partial_elems(&d), nchunks = partial_chunks(&d);
     /* Images per GEMM call, from the shape alone: outputs under CONV_GROUP_K / 2 pixels
      * are grouped up to CONV_GROUP_K (K of dW, rows of dx), within a chunk and
      * CONV_GROUP_BYTES of buffers per thread. Only where the GEMMs run (many input

@@ -11,13 +11,14 @@
  * F(4x4)).
  *
  * Tiles are numbered over (image, tile row, tile column); a block of whole tile rows,
- * sized from the shape alone (not the thread count), goes to whichever thread is free:
- * the thread copies the input rows under each tile row channels-last, transforms its
+ * sized from the shape and the L2 cache (not the thread count), goes to whichever thread
+ * is free: the thread copies the input rows under each tile row channels-last (a plain
+ * copy when the input is NHWC already: fnn_conv2d_shape's x_hwc), transforms its
  * tiles (vectors across channels, simd/winograd_kernel.h), runs the P GEMMs on the
  * active ISA's tile, V^T read in place against U^T packed once, and transforms the
  * results into the output, cropping the tiles that pass its edge (the input past the
  * edge reads as zeros). Every output element is summed over c_in inside one GEMM, in
- * increasing order: the bits do not depend on the thread count.
+ * increasing order: the bits depend on neither the thread count nor the blocks.
  *
  * The input gradient is the same convolution of the output gradient with the flipped,
  * transposed filters, its window starting at 2 - padding (which may be negative: a crop).

@@ -3,8 +3,7 @@
 import numpy as np
 
 from .. import functional as F
-from .._core import POOL_POSITIONS, as_flag, conv2d_algorithm
-from .._core import get_conv_algorithm as conv_default
+from .._core import POOL_POSITIONS, as_flag, conv2d_algorithm, get_conv_algorithm
 from ..reference import conv2d_output_shape
 from .linear import _Weighted, _weights
 from .module import Parameter, _count, _pair, memo_shape
@@ -343,6 +342,7 @@ class _FusedConv:
         self.y_hwc = False  # the last forward's output went to `next` channels-last
         self._layout = "NCHW"  # the last forward's (x's, the output's)
         self._edges = {}  # (input shape, algorithms) -> y_hwc
+        self._x = None
 
     @staticmethod
     def fits(pool):
@@ -352,7 +352,7 @@ class _FusedConv:
     def _to_next_hwc(self, x_shape, y_shape):
         """Whether the output (NCHW shape y_shape, from input x_shape) goes to `next`
         channels-last (see the class)."""
-        key = (x_shape, conv_default(), self.conv.algorithm, self.next.conv.algorithm)
+        key = (x_shape, get_conv_algorithm(), self.conv.algorithm, self.next.conv.algorithm)
         hwc = self._edges.get(key)
         if hwc is None:
             hwc = self._edges[key] = _winograd_throughout(self.conv, x_shape) and \
@@ -361,8 +361,10 @@ class _FusedConv:
 
     def forward(self, x):
         conv, pool = self.conv, self.pool
-        vars(conv)["_x"] = x  # what backward reads (see Module._forwarded)
         x_hwc = self.prev is not None and self.prev.y_hwc
+        self._x = x  # what backward reads
+        vars(conv)["_x"] = None if x_hwc else x  # the layer's, as its own forward keeps it
+        # (an NHWC x is not: the layer's backward would read it as NCHW)
         x_shape = (x.shape[0], x.shape[3], x.shape[1], x.shape[2]) if x_hwc else x.shape
         shape = conv.output_shape(x_shape)
         if pool is not None:
@@ -387,7 +389,7 @@ class _FusedConv:
                                    **options)[0]
 
     def backward(self, grad_out, need_input_grad=True):
-        conv, pool, x = self.conv, self.pool, self.conv._x
+        conv, pool, x = self.conv, self.pool, self._x
         options = dict(need_input_grad=need_input_grad,
                        grad_input=conv._buffer("dx", x.shape) if need_input_grad else None,
                        algorithm=conv.algorithm, activation=self._activation,
@@ -405,7 +407,7 @@ class _FusedConv:
         conv, pool = self.conv, self.pool
         if pool._pos is None:
             pool._pos = pool._buffer("pos", self._y.shape, np.uint8)
-            F.conv2d_max_pool2d(conv._x, conv.weight.data,
+            F.conv2d_max_pool2d(self._x, conv.weight.data,
                                 None if conv.bias is None else conv.bias.data, *conv._args(),
                                 *pool._args(), out=pool._buffer("argmax_y", self._y.shape),
                                 indices=pool._pos, algorithm=conv.algorithm,
