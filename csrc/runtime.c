@@ -61,10 +61,9 @@ int fnn_default_isa(void)
  * ymm ones, and the wide tile pays only where it does no more work (FNN_WIDE_SLACK);
  * where it runs at full width (Zen 5, Intel's servers with two 512-bit FMA units) it
  * does twice the work in the same time, and pays up to FNN_WIDE_SLACK_FULL times it. */
-static double wide_slack = FNN_WIDE_SLACK;
-static int zmm_width;  /* 0 until measured, then 256 or 512 */
+static int zmm_width;  /* 0 until measured (or without AVX-512), then 256 or 512 */
 
-double fnn_wide_slack(void) { return wide_slack; }
+double fnn_wide_slack(void) { return zmm_width == 512 ? FNN_WIDE_SLACK_FULL : FNN_WIDE_SLACK; }
 
 /* Seconds of `iters` rounds of a probe's FMA chains on this thread. */
 static double fma_seconds(const fnn_probe_kernels *p, int64_t iters)
@@ -96,7 +95,6 @@ static void measure_zmm_width(void)
             r256 = FNN_MAX(r256, 2048.0 * p256->fma_flops_per_iter / t256);
     }
     zmm_width = r512 >= 1.5 * r256 ? 512 : 256;
-    wide_slack = zmm_width == 512 ? FNN_WIDE_SLACK_FULL : FNN_WIDE_SLACK;
 #endif
 }
 
@@ -115,7 +113,6 @@ int fnn_set_zmm_width(int width)
     if (fnn_zmm_width() == 0)
         return FNN_EUNSUPPORTED;
     zmm_width = width;
-    wide_slack = width == 512 ? FNN_WIDE_SLACK_FULL : FNN_WIDE_SLACK;
     return FNN_OK;
 }
 

@@ -148,7 +148,6 @@ static int64_t wino_block_bytes(void)
     return bytes;
 }
 
-/* block_bytes: 0 for wino_block_bytes(). */
 static void geom_init(wino_geom *g, int m, int64_t n, int64_t ci, int64_t h, int64_t w,
                       int64_t co, int64_t oh, int64_t ow, int64_t top, int64_t left,
                       int64_t block_bytes)
@@ -159,8 +158,6 @@ static void geom_init(wino_geom *g, int m, int64_t n, int64_t ci, int64_t h, int
     g->cop = fnn_round_up(co, FNN_WINO_LANES);
     g->th = (oh + m - 1) / m;
     g->tw = (ow + m - 1) / m;
-    if (block_bytes == 0)
-        block_bytes = wino_block_bytes();
     int64_t want = block_bytes / ((int64_t)sizeof(float) * g->P * (g->cip + g->cop));
     g->rows = FNN_MIN(FNN_MAX(1, want / g->tw), n * g->th);
     g->nblocks = (n * g->th + g->rows - 1) / g->rows;
@@ -474,7 +471,7 @@ int fnn_winograd_forward(const fnn_conv2d_shape *s, int m, const fnn_pool2d *poo
 {
     wino_geom g;
     geom_init(&g, m, s->n, s->c_in, s->h, s->w, s->c_out, s->h + 2 * s->ph - 2,
-              s->w + 2 * s->pw - 2, -s->ph, -s->pw, 0);
+              s->w + 2 * s->pw - 2, -s->ph, -s->pw, wino_block_bytes());
     g.in_hwc = s->x_hwc;
     g.out_hwc = s->y_hwc;
     return pool == NULL
@@ -596,7 +593,7 @@ static int wino_grad_input_t(const fnn_conv2d_shape *s, int m, const float *grad
 {
     wino_geom g, gu;
     geom_init(&g, m, s->n, s->c_in, s->h, s->w, s->c_out, s->h + 2 * s->ph - 2,
-              s->w + 2 * s->pw - 2, -s->ph, -s->pw, 0);
+              s->w + 2 * s->pw - 2, -s->ph, -s->pw, wino_block_bytes());
     g.in_hwc = s->x_hwc;
     g.out_hwc = s->y_hwc;
     /* U with c_out as the GEMM's K and c_in as its N: filter (c, o) at w[o][c], unflipped */
@@ -632,7 +629,7 @@ int fnn_winograd_grad_input(const fnn_conv2d_shape *s, int m, const float *grad_
      * w[o][c][2-i][2-j]; its window starts at row ph - 2 of gy */
     wino_geom g;
     geom_init(&g, m, s->n, s->c_out, s->h + 2 * s->ph - 2, s->w + 2 * s->pw - 2, s->c_in,
-              s->h, s->w, s->ph - 2, s->pw - 2, 0);
+              s->h, s->w, s->ph - 2, s->pw - 2, wino_block_bytes());
     g.in_hwc = s->y_hwc;  /* its input is the output gradient */
     g.out_hwc = s->x_hwc;
     return wino_run(&g, grad_y, w, 9, s->c_in * 9, -3, -1, 8, NULL, grad_x, NULL, NULL, NULL, 0);

@@ -8,7 +8,6 @@ copies), and the bias gradient sums an NHWC gradient in the NCHW loop's order.""
 import numpy as np
 import pytest
 
-import fastnn
 import fastnn.functional as F
 from fastnn import losses, models, optim
 from fastnn.nn import conv as conv_module
