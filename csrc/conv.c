@@ -10,14 +10,17 @@
  *                  partial, partials added in chunk order: the chunks never depend on
  *                  the thread count, so neither do the bits. A GEMM whose B packing
  *                  gathers cols_n^T from a channels-last copy of the image, or for a
- *                  short im2col (few input channels) the conv kernel's dot products.
+ *                  short im2col (few input channels) the conv kernel's dot products,
+ *                  in lanes over the chunk's images, added up at its end.
  *   grad input     dcols_n = g_n^T W on the GEMM, then col2im onto the channels-last
  *                  copy, added in whole runs, and back to CHW.
  * The backward's two GEMMs take images of small outputs a few at a time (their g_n side
  * by side), so that a 6x6 output still gives them a K, or rows, of ~256.
  *   grad bias      per-channel sums, in the same chunks.
  * With a max pool after it (fnn_conv2d_max_pool2d), each image's conv output is pooled
- * from a per-thread buffer, and the backward unpools each image's gradient into one.
+ * from a per-thread buffer, and the backward unpools each image's gradient into one;
+ * a short im2col under 2x2 windows that tile its output is pooled in registers instead
+ * (the conv + pool pass, pool_pass).
  * The Winograd algorithms (winograd.c) take over the forward and the input gradient of
  * the shapes fnn_conv2d_algorithm gives them, after the checks here. */
 #include <math.h>
@@ -110,12 +113,13 @@ typedef struct {
     const fnn_conv_kernels *ck;
 } conv_dims;
 
-/* The active ISA's wide conv tile where it fills its lanes (fnn_wide_slack). */
-static const fnn_conv_kernels *conv_tile(int64_t pixels)
+/* The active ISA's wide conv tile where it fills its lanes (fnn_wide_slack): pixels of
+ * the conv output, or pooled ones for the conv + pool pass. */
+static const fnn_conv_kernels *conv_tile(int64_t pixels, int pooled)
 {
     const fnn_conv_kernels *c = fnn_active->conv, *w = fnn_active->conv_wide;
-    if (w != NULL &&
-        fnn_round_up(pixels, w->nr) <= fnn_wide_slack() * fnn_round_up(pixels, c->nr))
+    if (w != NULL && fnn_round_up(pixels, pooled ? w->lanes : w->nr) <=
+                         fnn_wide_slack() * fnn_round_up(pixels, pooled ? c->lanes : c->nr))
         return w;
     return c;
 }
@@ -143,7 +147,7 @@ static int conv_dims_init(const fnn_conv2d_shape *s, conv_dims *d)
         !mul_ok(&t, s->n, d->y_img) || !mul_ok(&t, d->k, d->ohw + 64))
         return FNN_EINVAL;
     d->gk = fnn_gemm_tile(d->ohw, s->c_out);
-    d->ck = conv_tile(d->ohw);
+    d->ck = conv_tile(d->ohw, 0);
     return FNN_OK;
 }
 
@@ -186,6 +190,9 @@ static inline void put(run_writer *wr, const float *src, int64_t stride, int64_t
         else if (stride == 1)
             for (int64_t t = 0; t < len; t++)
                 d[t] = src[t];
+        else if (stride == 2)
+            for (int64_t t = 0; t < len; t++)
+                d[t] = src[2 * t];
         else
             for (int64_t t = 0; t < len; t++)
                 d[t] = src[t * stride];
@@ -227,6 +234,80 @@ static void im2col(const conv_dims *d, const float *x, float *cols, int64_t row_
                 }
                 put(&wr, NULL, 0, padded - d->ohw);
             }
+}
+
+/* A short im2col followed by a 2x2 max pool whose windows tile the whole output (so no
+ * pixel's gradient is left out) runs the conv + pool pass (conv_kernel.h). */
+static int pool_pass(const conv_dims *d, const fnn_pool2d *pool)
+{
+    return pool != NULL && d->k <= CONV_SHORT_K && fnn_pool_is_2x2(pool) &&
+           2 * pool->oh == d->oh && 2 * pool->ow == d->ow;
+}
+
+/* That pass's im2col, in pool order (conv_kernel.h): row 4p + (2di + dj) holds im2col
+ * row p at conv pixels (2a + di, 2b + dj) for the pooled pixels (a, b), ld apart. Those
+ * sample the zero-padded image every two strides, so each such row is, per pooled row,
+ * a run of one of the image's py x px = 2sh x 2sw polyphase components (ch x cw each):
+ * the components are made first, then every row is copied in runs. */
+typedef struct {
+    int64_t py, px, ch, cw, ld;  /* period (rows, columns), component, row stride */
+    size_t phase_elems, cols_elems;  /* workspace floats: the components, the rows */
+} pool_order;
+
+static void pool_order_init(const conv_dims *d, const fnn_pool2d *pool, pool_order *o)
+{
+    const fnn_conv2d_shape *s = &d->s;
+    o->py = 2 * s->sh;
+    o->px = 2 * s->sw;
+    o->ch = (s->h + 2 * s->ph + o->py - 1) / o->py;
+    o->cw = (s->w + 2 * s->pw + o->px - 1) / o->px;
+    o->ld = fnn_round_up(pool->oh * pool->ow, d->ck->lanes);
+    o->phase_elems = (size_t)fnn_round_up(s->c_in * o->py * o->px * o->ch * o->cw, 16);
+    o->cols_elems = (size_t)fnn_round_up(4 * d->k * o->ld, 16);
+}
+
+static void im2col_pooled(const conv_dims *d, const pool_order *o, const fnn_pool2d *pool,
+                          const float *x, float *phase, float *cols)
+{
+    const fnn_conv2d_shape *s = &d->s;
+    int64_t comp = o->ch * o->cw, pooled = pool->oh * pool->ow;
+    memset(phase, 0, o->phase_elems * sizeof(float));  /* the padding */
+    for (int64_t c = 0; c < s->c_in; c++)
+        for (int64_t ih = 0; ih < s->h; ih++) {
+            int64_t r = ih + s->ph;
+            const float *src = x + (c * s->h + ih) * s->w;
+            for (int64_t rv = 0; rv < o->px; rv++) {
+                float *dst = phase + ((c * o->py + r % o->py) * o->px + rv) * comp +
+                             r / o->py * o->cw;
+                int64_t q = rv < s->pw ? rv + (s->pw - rv + o->px - 1) / o->px * o->px : rv;
+                for (int64_t t = q / o->px; q < s->w + s->pw; q += o->px, t++)
+                    dst[t] = src[q - s->pw];
+            }
+        }
+    /* Where the stride is a whole number m of dilations, tap i's rows at di = 0 are tap
+     * (i - m)'s at di = 1 (and so for columns): written already, copied whole. */
+    int64_t mh = s->sh % s->dh == 0 ? s->sh / s->dh : s->kh, mw = s->sw % s->dw == 0 ? s->sw / s->dw : s->kw;
+    for (int64_t c = 0, p = 0; c < s->c_in; c++)
+        for (int64_t i = 0; i < s->kh; i++)
+            for (int64_t j = 0; j < s->kw; j++, p++)
+                for (int64_t at = 0; at < 4; at++) {
+                    int64_t di = at >> 1, dj = at & 1, same = -1;
+                    float *dst = cols + (4 * p + at) * o->ld;
+                    if (di == 0 && i >= mh)
+                        same = 4 * (p - mh * s->kw) + 2 + dj;
+                    else if (dj == 0 && j >= mw)
+                        same = 4 * (p - mw) + 2 * di + 1;
+                    if (same >= 0) {
+                        memcpy(dst, cols + same * o->ld, (size_t)o->ld * sizeof(float));
+                        continue;
+                    }
+                    int64_t u = di * s->sh + i * s->dh, v = dj * s->sw + j * s->dw;
+                    const float *src = phase + ((c * o->py + u % o->py) * o->px + v % o->px) * comp +
+                                       u / o->py * o->cw + v / o->px;
+                    for (int64_t a = 0; a < pool->oh; a++, src += o->cw)
+                        memcpy(dst + a * pool->ow, src, (size_t)pool->ow * sizeof(float));
+                    memset(dst + pooled, 0, (size_t)(o->ld - pooled) * sizeof(float));
+                }
 }
 
 /* The m x k matrix w[i*rs + p*cs] into FNN_CONV_MR-row panels, element [p][r], rows
@@ -471,6 +552,7 @@ typedef struct {
     size_t shared, thread_elems, conv_out;
     int64_t padded;
     int64_t parts, align;  /* output channels of an image in parts of whole `align` panels */
+    const pool_order *order;  /* the conv + pool pass, or NULL */
     int hwc, relu;
 } conv_fwd_job;
 
@@ -492,6 +574,15 @@ static void conv_fwd_task(void *ctx, int64_t t, int slot)
     float *conv_y = J->ws + J->shared + J->thread_elems * slot, *buf = conv_y + J->conv_out;
     float *yt = buf + fnn_round_up(h->elems, 16);
     const float *xi = J->x + img * d->x_img;
+    if (J->order) {  /* conv, pool and relu in one pass */
+        const pool_order *o = J->order;
+        int64_t plane = J->pool->oh * J->pool->ow, at = (img * s->c_out + o0) * plane;
+        im2col_pooled(d, o, J->pool, xi, buf + o->cols_elems, buf);
+        ck->pool_macro(o1 - o0, plane, d->k, J->ws + o0 * d->k, buf, o->ld,
+                       J->bias ? J->bias + o0 : NULL, J->relu, J->y + at, plane,
+                       J->pos ? J->pos + at : NULL);
+        return;
+    }
     float *yi = J->pool ? conv_y : J->y + img * d->y_img;
     if (J->hwc) {
         hwc_copy(d, h, xi, buf, 0);
@@ -544,8 +635,13 @@ static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const
     }
     if (s->x_hwc || s->y_hwc)
         return forward_converted(s, &d, pool, x, w, bias, y, pos, algo, act);
+    int hwc = d.k > CONV_SHORT_K, pooled = pool_pass(&d, pool);
+    pool_order order;
+    if (pooled) {
+        d.ck = conv_tile(pool->oh * pool->ow, 1);
+        pool_order_init(&d, pool, &order);
+    }
     const fnn_conv_kernels *ck = d.ck;
-    int hwc = d.k > CONV_SHORT_K;
     int nth = fnn_threads_for((double)s->n * d.y_img * d.k);
     /* Fewer images than threads: each image's output channels are split in tile-wide
      * panels, so where the wide tile leaves fewer panels than threads (32 channels: one
@@ -559,10 +655,11 @@ static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const
     size_t wp_elems = hwc ? (size_t)fnn_round_up(d.k * fnn_round_up(s->c_out, gk->nr), 16)
                           : packed_w_elems(s->c_out, d.k);
     size_t shared = wp_elems + (hwc ? hwc_table_elems(&d, &h, 1) : 0);
-    size_t conv_out = pool ? (size_t)fnn_round_up(d.y_img, 16) : 0;
-    size_t thread_elems = conv_out + (hwc ? (size_t)(fnn_round_up(h.elems, 16) +
-                                                     fnn_round_up(d.ohw * s->c_out, 16))
-                                          : (size_t)fnn_round_up(d.k * padded, 16));
+    size_t conv_out = pool && !pooled ? (size_t)fnn_round_up(d.y_img, 16) : 0;
+    size_t thread_elems = conv_out + (hwc      ? (size_t)(fnn_round_up(h.elems, 16) +
+                                                          fnn_round_up(d.ohw * s->c_out, 16))
+                                      : pooled ? order.cols_elems + order.phase_elems
+                                               : (size_t)fnn_round_up(d.k * padded, 16));
     /* Images to whichever thread is free; fewer images than threads (inference on a
      * few samples): each image's output channels in parts, one image on every thread. */
     int64_t align = hwc ? gk->nr : FNN_CONV_MR, panels = (s->c_out + align - 1) / align;
@@ -581,7 +678,8 @@ static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const
     conv_fwd_job J = {.d = &d, .h = &h, .pool = pool, .x = x, .bias = bias, .y = y, .pos = pos,
                       .ws = ws, .shared = shared, .thread_elems = thread_elems,
                       .conv_out = conv_out, .padded = padded, .parts = parts, .align = align,
-                      .hwc = hwc, .relu = act == FNN_ACT_RELU};
+                      .order = pooled ? &order : NULL, .hwc = hwc,
+                      .relu = act == FNN_ACT_RELU};
     if (hwc)  /* each slot's HWC border stays zero from here on */
         for (int slot = 0; slot < nth; slot++)
             memset(ws + shared + thread_elems * slot + conv_out, 0,
@@ -616,11 +714,52 @@ typedef struct {
     int64_t group;          /* images per GEMM call (at most) */
     int sum_parts;          /* tasks of the partials' sum */
     int wgrad_gemm;         /* weight gradient on the GEMM from the HWC copy (else dots) */
+    const pool_order *order;  /* weight and bias gradients by the conv + pool pass */
     const float *wt;        /* W (c_out x k) in (i, j, c) column order (grad input) */
     float *ws, *part;       /* per-thread buffers; per-chunk partials of gw and gb */
     size_t thread_elems, part_elems;
     int err;
 } conv_bwd_plan;
+
+/* out[e] = the sum of the lanes lanes[e*n .. e*n + n) in order, for e < count. */
+static void add_lanes(const float *lanes, int64_t n, int64_t count, float *out)
+{
+    for (int64_t e = 0; e < count; e++, lanes += n) {
+        float sum = 0.0f;
+        for (int64_t l = 0; l < n; l++)
+            sum += lanes[l];
+        out[e] = sum;
+    }
+}
+
+/* Chunk c of the conv + pool pass's backward (weight and bias gradients, no input
+ * gradient): each image's output gradient unpooled in pool order and its products with
+ * the pooled im2col, in lanes over the chunk's images, then the lanes added up in order
+ * into the chunk's partials. */
+static void conv_bwd_pooled_chunk(conv_bwd_plan *P, int64_t c, int slot)
+{
+    const conv_dims *d = P->d;
+    const pool_order *o = P->order;
+    const fnn_conv2d_shape *s = &d->s;
+    const fnn_conv_kernels *ck = d->ck;
+    int64_t plane = P->pool->oh * P->pool->ow, lanes = ck->lanes, gw_elems = s->c_out * d->k;
+    float *cols = P->ws + P->thread_elems * slot, *phase = cols + o->cols_elems;
+    float *g = phase + o->phase_elems, *lw = g + s->c_out * 4 * o->ld, *lb = lw + gw_elems * lanes;
+    float *pw = P->part + c * P->part_elems;  /* then the bias's, at pw + gw_elems */
+    int64_t first = s->n * c / P->nchunks, last = s->n * (c + 1) / P->nchunks;
+    for (int64_t img = first; img < last; img++) {
+        int64_t at = img * s->c_out * plane;
+        if (ck->pool_ungrad(s->c_out, plane, P->gy + at, P->y_act ? P->y_act + at : NULL,
+                            P->pos + at, g, o->ld, img != first, lb)) {
+            set_error(&P->err, FNN_EINVAL);  /* a position past its window */
+            return;
+        }
+        im2col_pooled(d, o, P->pool, P->x + img * d->x_img, phase, cols);
+        ck->wgrad(s->c_out, d->k, 4 * o->ld, g, 4 * o->ld, cols, 4 * o->ld, img != first, lw);
+    }
+    add_lanes(lw, lanes, gw_elems, pw);
+    add_lanes(lb, lanes, s->c_out, pw + gw_elems);
+}
 
 /* Chunk c of the backward: its images' input gradients and its partial sums of the
  * weight and bias gradients, which do not depend on the slot that computes them. Images
@@ -630,19 +769,25 @@ typedef struct {
 static void conv_bwd_chunk(void *ctx, int64_t c, int slot)
 {
     conv_bwd_plan *P = ctx;
+    if (P->order) {
+        conv_bwd_pooled_chunk(P, c, slot);
+        return;
+    }
     const conv_dims *d = P->d;
     const conv_hwc *h = P->h;
     const fnn_conv2d_shape *s = &d->s;
     int64_t gw_elems = s->c_out * d->k, G = P->group;
     /* the slot's buffers, each only when needed: the images' HWC copies or one image's
      * im2col (grad weight), dcols and one image's col2im (grad input), one image's
-     * unpooled or masked gradient, the group's gradients side by side */
+     * unpooled or masked gradient, the group's gradients side by side, the weight
+     * gradient's lanes (dot products) */
     float *xp = P->ws + P->thread_elems * slot, *cols = xp;
     float *dcols = xp + (P->gw == NULL ? 0 : fnn_round_up(P->wgrad_gemm ? G * h->elems
                                                                       : d->k * d->ldcols, 16));
     float *gp = dcols + (P->gx == NULL ? 0 : fnn_round_up(G * d->ohw * d->k, 16));
     float *unpooled = gp + (P->gx == NULL ? 0 : fnn_round_up(h->elems, 16));
     float *gbuf = unpooled + (P->pool || P->y_act ? fnn_round_up(d->y_img, 16) : 0);
+    float *lw = gbuf + (G > 1 ? fnn_round_up(G * d->y_img, 16) : 0);
     int64_t pooled_img = P->pool ? s->c_out * P->pool->oh * P->pool->ow : 0;
     fnn_operand_b cols_t = {.b = xp, .roff = h->roff, .coff = h->coff};
     float *pw = P->part + c * P->part_elems, *pb = pw + gw_elems;
@@ -677,7 +822,7 @@ static void conv_bwd_chunk(void *ctx, int64_t c, int slot)
                 hwc_copy(d, h, xi, xp + j * h->elems, 0);
             } else if (P->gw != NULL) {
                 im2col(d, xi, cols, d->ldcols, d->ldcols, 0, d->ldcols);
-                d->ck->wgrad(s->c_out, d->k, d->ohw, g, cols, d->ldcols, img != first, pw);
+                d->ck->wgrad(s->c_out, d->k, d->ohw, g, d->ohw, cols, d->ldcols, img != first, lw);
             }
             if (P->gb != NULL)
                 for (int64_t o = 0; o < s->c_out; o++) {
@@ -697,6 +842,8 @@ static void conv_bwd_chunk(void *ctx, int64_t c, int slot)
             }
         }
     }
+    if (P->gw != NULL && !P->wgrad_gemm)
+        add_lanes(lw, d->ck->lanes, gw_elems, pw);
 }
 
 /* Part i of the output channels of grad W and grad b: the chunks' partials summed in
@@ -987,6 +1134,12 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
                                           FNN_CONV_DIRECT);
     }
     int wgrad_gemm = d.k > CONV_SHORT_K;
+    int pooled = pool_pass(&d, pool) && grad_x == NULL && (grad_w != NULL || grad_b != NULL);
+    pool_order order;
+    if (pooled) {
+        d.ck = conv_tile(pool->oh * pool->ow, 1);
+        pool_order_init(&d, pool, &order);
+    }
     d.ldcols = fnn_round_up(d.ohw, 16);  /* rows of cols stay FNN_ALIGN-aligned */
     int64_t part_elems = partial_elems(&d), nchunks = partial_chunks(&d);
     /* Images per GEMM call, from the shape alone: outputs under CONV_GROUP_K / 2 pixels
@@ -1006,15 +1159,20 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
     size_t tab_elems = hwc_table_elems(&d, &h, group);
     size_t part_total = (grad_w != NULL || grad_b != NULL) ? (size_t)(nchunks * part_elems) : 0;
     size_t thread_elems = 0;
-    if (grad_w != NULL)
+    if (pooled)  /* the pooled im2col, the gradient in pool order, the sums' lanes */
+        thread_elems += order.cols_elems + order.phase_elems +
+                        (size_t)fnn_round_up(s->c_out * (4 * order.ld + (d.k + 1) * d.ck->lanes), 16);
+    else if (grad_w != NULL)
         thread_elems += (size_t)fnn_round_up(wgrad_gemm ? group * h.elems : d.k * d.ldcols, 16);
     if (grad_x != NULL)
         thread_elems += (size_t)(fnn_round_up(group * d.ohw * d.k, 16) +
                                  fnn_round_up(h.elems, 16));
-    if (pool != NULL || y_act != NULL)
+    if ((pool != NULL || y_act != NULL) && !pooled)
         thread_elems += (size_t)fnn_round_up(d.y_img, 16);
     if (group > 1)
         thread_elems += (size_t)fnn_round_up(group * d.y_img, 16);
+    if (grad_w != NULL && !wgrad_gemm && !pooled)
+        thread_elems += (size_t)fnn_round_up(s->c_out * d.k * d.ck->lanes, 16);
     /* each GEMM pass, and the unpooling or masking and the bias sum (alone, 0.66 ms on
      * 1 thread for the reference CNN's conv2) */
     int64_t passes = (grad_w != NULL) + (grad_x != NULL);
@@ -1033,7 +1191,7 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
         .d = &d, .h = &h, .pool = pool, .pos = pos, .gy = grad_y, .y_act = y_act, .x = x,
         .gx = grad_x, .gw = grad_w, .gb = grad_b,
         .nchunks = nchunks, .group = group, .sum_parts = (int)FNN_MIN(s->c_out, 2 * nth),
-        .wgrad_gemm = wgrad_gemm, .wt = ws,
+        .wgrad_gemm = wgrad_gemm, .order = pooled ? &order : NULL, .wt = ws,
         .part = ws + wt_elems + tab_elems, .ws = ws + wt_elems + tab_elems + part_total,
         .thread_elems = thread_elems, .part_elems = (size_t)part_elems, .err = FNN_OK,
     };

@@ -185,12 +185,21 @@ typedef struct {
  * with W packed in FNN_CONV_MR-row panels and cols (im2col) in nr-pixel panels. */
 #define FNN_CONV_MR 4
 typedef struct {
-    int nr;  /* output pixels per register tile */
+    int nr;     /* output pixels per register tile */
+    int lanes;  /* floats per vector: of the weight gradient's sums, and pooled pixels */
     void (*macro)(int64_t m, int64_t n, int64_t k, const float *wp, const float *cols,
                   const float *bias, float *out, int64_t ldo);
-    /* Weight gradient of one image for a short im2col: gw (m x k) (+)= g @ cols^T. */
-    void (*wgrad)(int64_t m, int64_t k, int64_t n, const float *g, const float *cols,
-                  int64_t ldcols, int add, float *gw);
+    /* Weight gradient of one image for a short im2col: gw (m x k, in lanes) (+)=
+     * g @ cols^T. */
+    void (*wgrad)(int64_t m, int64_t k, int64_t n, const float *g, int64_t ldg,
+                  const float *cols, int64_t ldcols, int add, float *gw);
+    /* A convolution and the 2x2 max pool after it in one pass, on im2col in pool order;
+     * and its output gradient in that order, for wgrad (see conv_kernel.h). */
+    void (*pool_macro)(int64_t m, int64_t n, int64_t k, const float *wp, const float *cols,
+                       int64_t ldc, const float *bias, int relu, float *y, int64_t ldy,
+                       uint8_t *pos);
+    int (*pool_ungrad)(int64_t m, int64_t n, const float *gy, const float *y,
+                       const uint8_t *pos, float *g, int64_t ldg, int add, float *gb);
 } fnn_conv_kernels;
 
 /* Winograd transforms of one ISA (simd/winograd_kernel.h), m = 2 or 4, of one tile,

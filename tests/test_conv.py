@@ -212,6 +212,15 @@ FUSED = [((3, 1, 12, 12, 8, 3, 3, 1, 0, 1), (2, None, 0)),       # conv1-like: 2
          ((40, 8, 10, 10, 12, 3, 3, 2, 1, 1), (2, None, 0))]    # images grouped
 
 
+def conv_pool_pass(c, kh, kw, conv_y_shape, pool):
+    """Whether the fused pair's backward without the input gradient runs the conv + pool
+    pass (conv.c's pool_pass): a short im2col (c*kh*kw <= 32) under 2x2 windows that tile
+    the whole conv output. Its weight and bias gradients sum in pool order: not the
+    unfused pair's bits, but bounded as they are."""
+    return (c * kh * kw <= 32 and pool == (2, None, 0) and conv_y_shape[2] % 2 == 0 and
+            conv_y_shape[3] % 2 == 0)
+
+
 @pytest.mark.parametrize("conv,pool", FUSED, ids=str)
 def test_conv2d_max_pool2d_is_conv_then_pool_bitwise(isa, threads, rng, conv, pool):
     n, c, h, w, o, kh, kw, *args = conv
@@ -221,7 +230,73 @@ def test_conv2d_max_pool2d_is_conv_then_pool_bitwise(isa, threads, rng, conv, po
         pos, g, expected = check_fused_is_unfused(x, wt, b, args, pool, rng=rng)
         gx, gw, gb = F.conv2d_max_pool2d_backward(g, pos, x, wt, *args, *pool, bias=False,
                                                   need_input_grad=False)
-        assert gx is None and gb is None and np.array_equal(gw, expected[1])
+        assert gx is None and gb is None
+        if not conv_pool_pass(c, kh, kw, F.conv2d(x, wt, b, *args).shape, pool):
+            assert same_bits(gw, expected[1])
+        else:
+            check_conv_pool_pass(x, wt, b, args, rng)
+
+
+def check_conv_pool_pass(x, wt, b, args, rng, relu=False):
+    """The fused pair's gradients without the input gradient (the conv + pool pass where
+    conv_pool_pass) against the float64 reference of the unpooled gradient: within
+    gamma_(n*ohw + 16) of the sums of absolute products, the bound of any order of
+    summation, and inf or NaN exactly where the reference has them."""
+    y, pos = F.conv2d_max_pool2d(x, wt, b, *args, activation="relu" if relu else None)
+    conv_y = F.conv2d(x, wt, b, *args)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    g.flat[::7] = 0.0
+    _, gw, gb = F.conv2d_max_pool2d_backward(g, pos, x, wt, *args, need_input_grad=False,
+                                             activation="relu" if relu else None,
+                                             output=y if relu else None)
+    _, idx = F.max_pool2d_with_indices(conv_y, 2)
+    gp = F.relu_backward(g, y) if relu else g
+    unpooled = F.max_pool2d_backward(gp, conv_y, 2, indices=idx).astype(np.float64)
+    x64, w64 = x.astype(np.float64), wt.astype(np.float64)
+    _, rw, rb = R.conv2d_backward(unpooled, x64, w64, *args)
+    _, bw, bb = R.conv2d_backward(np.abs(unpooled), np.abs(x64), np.abs(w64), *args)
+    terms = conv_y.shape[0] * conv_y.shape[2] * conv_y.shape[3] + 16
+    for got, ref, bound, what in ((gw, rw, bw, "grad_w"), (gb, rb, bb, "grad_b")):
+        fin = np.isfinite(ref)
+        assert np.array_equal(got[~fin], ref[~fin], equal_nan=True), what
+        assert_bounded(got[fin], ref[fin], bound[fin], terms, what)
+
+
+# conv shape (n, c_in, h, w, c_out, kh, kw, stride, padding, dilation) whose conv output
+# the 2x2 pool tiles: MNIST's conv1, padded, strided, dilated (no copied rows), 5x5,
+# rectangular, channels not a multiple of the tile's rows, one image in channel parts,
+# more images than chunks
+POOL_PASS = [(4, 1, 28, 28, 32, 3, 3, 1, 0, 1), (3, 2, 10, 12, 5, 3, 3, 1, 1, 1),
+             (2, 3, 15, 11, 7, 3, 3, 2, 1, 1), (2, 2, 12, 12, 6, 3, 3, 1, 2, 2),
+             (2, 1, 14, 14, 6, 5, 5, 1, 2, 1), (2, 3, 10, 12, 4, 3, 2, (1, 2), (1, 0), 1),
+             (1, 3, 20, 20, 38, 3, 3, 1, 1, 1), (37, 1, 6, 6, 3, 3, 3, 1, 1, 1),
+             (2, 1, 4, 4, 9, 3, 3, 1, 0, 1), (2, 2, 12, 10, 4, 3, 3, 2, (1, 2), (1, 3))]
+
+
+@pytest.mark.parametrize("shape", POOL_PASS, ids=str)
+def test_conv_pool_pass_matches_reference(isa, threads, rng, shape):
+    """The conv + pool pass: the forward is the unfused pair's bits (check_fused_is_unfused
+    runs it on the forward; its own backward keeps the input gradient), the weight and bias
+    gradients bounded against the float64 reference, with and without the relu, whatever
+    the thread count, and with inf and NaN in the input as the reference has them."""
+    n, c, h, w, o, kh, kw, *args = shape
+    x, wt, b = make(rng, n, c, h, w, o, kh, kw)
+    assert conv_pool_pass(c, kh, kw, F.conv2d(x, wt, b, *args).shape, (2, None, 0))
+    y, pos = F.conv2d_max_pool2d(x, wt, b, *args, activation="relu")
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    results = []
+    for t in (1, 2, 3):
+        threads(t)
+        check_fused_is_unfused(x, wt, b, args, (2, None, 0), rng=rng)
+        check_conv_pool_pass(x, wt, b, args, np.random.default_rng(t))
+        check_conv_pool_pass(x, wt, b, args, np.random.default_rng(t), relu=True)
+        results.append(F.conv2d_max_pool2d_backward(g, pos, x, wt, *args, need_input_grad=False,
+                                                    activation="relu", output=y)[1:])
+    for other in results[1:]:
+        assert all(same_bits(a, b_) for a, b_ in zip(results[0], other))
+    x[0, 0, 1, 2], x[-1, -1, -1, 0] = np.nan, np.inf
+    check_conv_pool_pass(x, wt, b, args, rng)
+    check_conv_pool_pass(x, wt, b, args, rng, relu=True)
 
 
 # conv shape (n, c_in, h, w, c_out, kh, kw, stride, padding, dilation): a short im2col

@@ -28,6 +28,7 @@
 #define FNN_MR 12
 #define FNN_NR 32
 #define FNN_CONV_NV 2  /* 32 pixels a tile: the reference CNN's 676 pad to 704, AVX2's to 696 */
+#define FNN_CONV_POOL_MR 4    /* 16 accumulators of the 32 registers */
 #define FNN_WINO_VEC 16
 #include "gemm_kernel.h"
 #include "probe_kernel.h"
