@@ -190,9 +190,6 @@ static inline void put(run_writer *wr, const float *src, int64_t stride, int64_t
         else if (stride == 1)
             for (int64_t t = 0; t < len; t++)
                 d[t] = src[t];
-        else if (stride == 2)
-            for (int64_t t = 0; t < len; t++)
-                d[t] = src[2 * t];
         else
             for (int64_t t = 0; t < len; t++)
                 d[t] = src[t * stride];
@@ -286,7 +283,8 @@ static void im2col_pooled(const conv_dims *d, const pool_order *o, const fnn_poo
         }
     /* Where the stride is a whole number m of dilations, tap i's rows at di = 0 are tap
      * (i - m)'s at di = 1 (and so for columns): written already, copied whole. */
-    int64_t mh = s->sh % s->dh == 0 ? s->sh / s->dh : s->kh, mw = s->sw % s->dw == 0 ? s->sw / s->dw : s->kw;
+    int64_t mh = s->sh % s->dh == 0 ? s->sh / s->dh : s->kh;
+    int64_t mw = s->sw % s->dw == 0 ? s->sw / s->dw : s->kw;
     for (int64_t c = 0, p = 0; c < s->c_in; c++)
         for (int64_t i = 0; i < s->kh; i++)
             for (int64_t j = 0; j < s->kw; j++, p++)
@@ -302,7 +300,8 @@ static void im2col_pooled(const conv_dims *d, const pool_order *o, const fnn_poo
                         continue;
                     }
                     int64_t u = di * s->sh + i * s->dh, v = dj * s->sw + j * s->dw;
-                    const float *src = phase + ((c * o->py + u % o->py) * o->px + v % o->px) * comp +
+                    const float *src = phase +
+                                       ((c * o->py + u % o->py) * o->px + v % o->px) * comp +
                                        u / o->py * o->cw + v / o->px;
                     for (int64_t a = 0; a < pool->oh; a++, src += o->cw)
                         memcpy(dst + a * pool->ow, src, (size_t)pool->ow * sizeof(float));
@@ -744,7 +743,8 @@ static void conv_bwd_pooled_chunk(conv_bwd_plan *P, int64_t c, int slot)
     const fnn_conv_kernels *ck = d->ck;
     int64_t plane = P->pool->oh * P->pool->ow, lanes = ck->lanes, gw_elems = s->c_out * d->k;
     float *cols = P->ws + P->thread_elems * slot, *phase = cols + o->cols_elems;
-    float *g = phase + o->phase_elems, *lw = g + s->c_out * 4 * o->ld, *lb = lw + gw_elems * lanes;
+    float *g = phase + o->phase_elems, *lw = g + s->c_out * 4 * o->ld;
+    float *lb = lw + gw_elems * lanes;
     float *pw = P->part + c * P->part_elems;  /* then the bias's, at pw + gw_elems */
     int64_t first = s->n * c / P->nchunks, last = s->n * (c + 1) / P->nchunks;
     for (int64_t img = first; img < last; img++) {
@@ -822,7 +822,8 @@ static void conv_bwd_chunk(void *ctx, int64_t c, int slot)
                 hwc_copy(d, h, xi, xp + j * h->elems, 0);
             } else if (P->gw != NULL) {
                 im2col(d, xi, cols, d->ldcols, d->ldcols, 0, d->ldcols);
-                d->ck->wgrad(s->c_out, d->k, d->ohw, g, d->ohw, cols, d->ldcols, img != first, lw);
+                d->ck->wgrad(s->c_out, d->k, d->ohw, g, d->ohw, cols, d->ldcols, img != first,
+                             lw);
             }
             if (P->gb != NULL)
                 for (int64_t o = 0; o < s->c_out; o++) {
@@ -1161,7 +1162,8 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
     size_t thread_elems = 0;
     if (pooled)  /* the pooled im2col, the gradient in pool order, the sums' lanes */
         thread_elems += order.cols_elems + order.phase_elems +
-                        (size_t)fnn_round_up(s->c_out * (4 * order.ld + (d.k + 1) * d.ck->lanes), 16);
+                        (size_t)fnn_round_up(
+                            s->c_out * (4 * order.ld + (d.k + 1) * d.ck->lanes), 16);
     else if (grad_w != NULL)
         thread_elems += (size_t)fnn_round_up(wgrad_gemm ? group * h.elems : d.k * d.ldcols, 16);
     if (grad_x != NULL)

@@ -177,7 +177,8 @@ def conv_ref(ref, backward=False):
     """The reference op (one algorithm: exact) called without the algorithm argument, its
     activation ("relu") applied to the output (the first, with indices), or its gradient
     gated by the relu output."""
-    def call_ref(*args, algorithm=None, activation=None, output=None, layout="NCHW", **kwargs):
+    def call_ref(*args, algorithm=None, activation=None, output=None, layout="NCHW",
+                 need_input_grad=True, **kwargs):
         if activation not in (None, "relu"):
             raise ValueError("activation must be None or 'relu'")
         if layout not in CONV_LAYOUTS:
@@ -214,13 +215,18 @@ def make_conv_pool(r, draw, backward=False):
     k = dims(draw, 1, min(3, oh, ow))
     pool = {"kernel_size": k, "pool_stride": dims(draw, 1, 3) if draw(st.booleans()) else None,
             "pool_padding": dims(draw, 0, k // 2)}
+    if min(oh, ow) >= 2 and draw(st.booleans()):  # the CNNs' 2x2 pool, often
+        pool = {"kernel_size": 2, "pool_stride": None, "pool_padding": 0}
     if not backward:
         return {**args, **pool}
     y, pos = R.conv2d_max_pool2d(x, w, args["bias"], *win.values(), *pool.values())
+    # without the input gradient (a first layer), a 2x2 pool over a short im2col runs the
+    # conv + pool pass
     return with_output(r, {"grad_out": to_layout(randn(r, *y.shape), layout, 1),
                            "indices": to_layout(pos, layout, 1), "x": args["x"], "weight": w,
                            **win, **pool, "algorithm": args["algorithm"],
-                           "activation": args["activation"], "layout": layout})
+                           "activation": args["activation"], "layout": layout,
+                           "need_input_grad": draw(st.booleans())})
 
 
 def make_pool(r, draw, backward=False, indices=False, avg=False):

@@ -152,7 +152,8 @@ static void conv_pool_macro(int64_t m, int64_t n, int64_t k, const float *wp, co
                 _Pragma("GCC unroll 4") for (int d = 0; d < 4; d++)
                     acc[r][d] = (conv_vf){0} + b0;
             }
-            _Pragma("GCC unroll 4") for (int64_t p = 0; p < k; p++, a += FNN_CONV_MR, b += 4 * ldc) {
+            _Pragma("GCC unroll 4") for (int64_t p = 0; p < k;
+                                         p++, a += FNN_CONV_MR, b += 4 * ldc) {
                 conv_vf bv[4];
                 _Pragma("GCC unroll 4") for (int d = 0; d < 4; d++)
                     bv[d] = *(const conv_vf *)(b + d * ldc);
