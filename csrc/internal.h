@@ -254,6 +254,8 @@ extern const fnn_kernels fnn_kernels_avx512;
 extern const fnn_gemm_kernels fnn_gemm_avx2;
 extern const fnn_conv_kernels fnn_conv_avx2;
 extern const fnn_wino_kernels fnn_wino_avx2;
+void fnn_max_pool_2x2_avx2(int64_t oh, int64_t ow, int w, const float *x, int64_t base, float *y,
+                           int64_t *idx, uint8_t *pos);
 #endif
 
 /* The kernels of the ISA chosen at start-up. */

@@ -424,18 +424,21 @@ static inline int64_t pool_offset(int k, int w) { return (k >> 1) * (int64_t)w +
     } while (0)
 #endif
 
-#define POOL_2X2_ROW(L, EVEN, ORDER, LO, HI, BYTES)                                        \
+#define POOL_2X2_ROW(L, EVEN, ORDER, LO, HI, BYTES, IOTA)                                  \
     typedef float pool_vf##L __attribute__((vector_size(L * 4)));                         \
+    typedef uint64_t pool_vl##L __attribute__((vector_size(L * 8)));                      \
     typedef float pool_vfu##L __attribute__((vector_size(L * 4), aligned(4)));            \
     typedef int32_t pool_vi##L __attribute__((vector_size(L * 4)));                       \
     typedef uint8_t pool_vq##L __attribute__((vector_size(L * 4)));                       \
+    typedef uint32_t pool_vu##L __attribute__((vector_size(L * 4)));                      \
     static inline pool_vf##L pool_take##L(pool_vi##L s, pool_vf##L v, pool_vf##L m)       \
     {                                                                                      \
         return (pool_vf##L)(((pool_vi##L)v & s) | ((pool_vi##L)m & ~s));                  \
     }                                                                                      \
     /* One row of ow >= L outputs from the input rows r0, r1 (idx: row + offsets). */      \
-    static void pool_2x2_row##L(const float *r0, const float *r1, int w, int64_t ow,       \
-                                int64_t row, float *y, int64_t *idx, uint8_t *pos)         \
+    static inline void pool_2x2_row##L(const float *r0, const float *r1, int w,           \
+                                       int64_t ow, int64_t row, float *y, int64_t *idx,    \
+                                       uint8_t *pos)                                       \
     {                                                                                      \
         const pool_vi##L even = EVEN, odd = even + 1, order = ORDER;                       \
         for (int64_t j = 0; j < ow; j += L) {                                              \
@@ -457,10 +460,15 @@ static inline int64_t pool_offset(int k, int w) { return (k >> 1) * (int64_t)w +
             m = pool_take##L(s, d, m);                                                     \
             k = (s & 3) | (k & ~s);                                                        \
             *(pool_vfu##L *)(y + j) = __builtin_shuffle(m, order);                         \
-            if (idx) {                                                                     \
-                pool_vi##L ko = __builtin_shuffle(k, order);                               \
-                for (int l = 0; l < L; l++)                                                \
-                    idx[j + l] = row + 2 * (j + l) + pool_offset(ko[l], w);                \
+            if (idx) { /* row + 2(j + l) + pool_offset(k, w), in vectors: (k >> 1) * w     \
+                        * as a mask (k < 4), lane by lane the int64 stores took most of    \
+                        * a 128x64x10x10 pool's forward */                                 \
+                pool_vl##L kl = __builtin_convertvector((pool_vu##L)__builtin_shuffle(k, order), \
+                                                        pool_vl##L);                       \
+                pool_vl##L at = (uint64_t)(row + 2 * j) +                                  \
+                                2 * __builtin_convertvector(IOTA, pool_vl##L) +            \
+                                ((-(kl >> 1)) & (uint64_t)w) + (kl & 1);                   \
+                memcpy(idx + j, &at, sizeof at);                                           \
             }                                                                              \
             if (pos)                                                                       \
                 POOL_STORE_POS(L, k, BYTES, pos + j);                                      \
@@ -495,13 +503,16 @@ static inline int64_t pool_offset(int k, int w) { return (k >> 1) * (int64_t)w +
     }
 
 POOL_2X2_ROW(4, ((pool_vi4){0, 2, 4, 6}), ((pool_vi4){0, 1, 2, 3}), ((pool_vi4){0, 4, 1, 5}),
-             ((pool_vi4){2, 6, 3, 7}), ((pool_vq4){0, 4, 8, 12}))
+             ((pool_vi4){2, 6, 3, 7}), ((pool_vq4){0, 4, 8, 12}), ((pool_vi4){0, 1, 2, 3}))
 #if FNN_VEC >= 8
 POOL_2X2_ROW(8, ((pool_vi8){0, 2, 8, 10, 4, 6, 12, 14}), ((pool_vi8){0, 1, 4, 5, 2, 3, 6, 7}),
              ((pool_vi8){0, 8, 1, 9, 2, 10, 3, 11}), ((pool_vi8){4, 12, 5, 13, 6, 14, 7, 15}),
-             ((pool_vq8){0, 4, 16, 20, 8, 12, 24, 28}))
+             ((pool_vq8){0, 4, 16, 20, 8, 12, 24, 28}), ((pool_vi8){0, 1, 2, 3, 4, 5, 6, 7}))
 #endif
 
+/* (a variant may take another's: FNN_EW_MAX_POOL_2X2, see isa_avx512.c) */
+#ifndef FNN_EW_MAX_POOL_2X2
+#define FNN_EW_MAX_POOL_2X2 ew_max_pool_2x2
 static void ew_max_pool_2x2(int64_t oh, int64_t ow, int w, const float *restrict x, int64_t base,
                             float *restrict y, int64_t *restrict idx, uint8_t *restrict pos)
 {
@@ -536,6 +547,7 @@ static void ew_max_pool_2x2(int64_t oh, int64_t ow, int w, const float *restrict
         }
     }
 }
+#endif
 
 /* max_pool_2x2's gradient through its positions pos (oh x ow, with gy, and y, the pooled
  * relu output the gradient is masked by, or NULL) into the whole h x w plane gx, written
@@ -780,7 +792,7 @@ static void ew_rmsprop(int64_t n, float *p, const float *grad, float *sq, float 
         .leaky_relu_backward = ew_leaky_relu_backward, .sigmoid = ew_sigmoid,            \
         .tanh = ew_tanh, .smooth = ew_smooth, .smooth_backward = ew_smooth_backward,     \
         .add = ew_add, .dropout = ew_dropout, .exp_sums = ew_exp_sums,                  \
-        .sums = ew_sums, .dot_sums = ew_dot_sums, .max_pool_2x2 = ew_max_pool_2x2,       \
+        .sums = ew_sums, .dot_sums = ew_dot_sums, .max_pool_2x2 = FNN_EW_MAX_POOL_2X2,   \
         .sgd = ew_sgd, .max_unpool_2x2 = ew_max_unpool_2x2,                              \
         .max_unpool_2x2_hwc = ew_max_unpool_2x2_hwc, .adam = ew_adam,                    \
         .rmsprop = ew_rmsprop                                                            \

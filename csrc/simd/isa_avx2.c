@@ -16,6 +16,11 @@
 #include "winograd_kernel.h"
 
 const fnn_gemm_kernels fnn_gemm_avx2 = FNN_GEMM_KERNELS(144, 256, 4096);
+void fnn_max_pool_2x2_avx2(int64_t oh, int64_t ow, int w, const float *x, int64_t base, float *y,
+                           int64_t *idx, uint8_t *pos)
+{
+    ew_max_pool_2x2(oh, ow, w, x, base, y, idx, pos);
+}
 static const fnn_elementwise_kernels ew = FNN_EW_KERNELS;
 const fnn_conv_kernels fnn_conv_avx2 = FNN_CONV_KERNELS;
 const fnn_wino_kernels fnn_wino_avx2 = FNN_WINO_KERNELS;

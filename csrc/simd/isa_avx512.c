@@ -7,8 +7,8 @@
  * 16 lanes pay only where all of them are busy. Narrow image rows (13 or 5 pooled
  * pixels), N = 10 classifier products and short panels waste most of a zmm register, and
  * on CPUs that run AVX-512 on 256-bit units (AMD Zen 4) a zmm operation costs two ymm
- * ones, so there the wide code would be slower. So the pooling rows stay 8 lanes wide
- * (elementwise_kernel.h), and gemm.c, conv.c and winograd.c take the wide tiles only where
+ * ones, so there the wide code would be slower. So the 2x2 max pool is AVX2's (its 4-
+ * and 8-lane rows), and gemm.c, conv.c and winograd.c take the wide tiles only where
  * they do no more work than AVX2's: then they cost about the same on Zen 4 (its training
  * steps measured 0.97x AVX2's time) and half as much on CPUs with 512-bit units (Zen 5,
  * Intel servers). */
@@ -30,6 +30,9 @@
 #define FNN_CONV_NV 2  /* 32 pixels a tile: the reference CNN's 676 pad to 704, AVX2's to 696 */
 #define FNN_CONV_POOL_MR 4    /* 16 accumulators of the 32 registers */
 #define FNN_WINO_VEC 16
+/* AVX2's 2x2 max pool: compiled for AVX-512, its 4- and 8-lane rows compare into mask
+ * registers and back, and a 128x64x10x10 pool with its backward took 1.3x the time (Zen 5) */
+#define FNN_EW_MAX_POOL_2X2 fnn_max_pool_2x2_avx2
 #include "gemm_kernel.h"
 #include "probe_kernel.h"
 #include "elementwise_kernel.h"
