@@ -233,14 +233,6 @@ static void im2col(const conv_dims *d, const float *x, float *cols, int64_t row_
             }
 }
 
-/* A short im2col followed by a 2x2 max pool whose windows tile the whole output (so no
- * pixel's gradient is left out) runs the conv + pool pass (conv_kernel.h). */
-static int pool_pass(const conv_dims *d, const fnn_pool2d *pool)
-{
-    return pool != NULL && d->k <= CONV_SHORT_K && fnn_pool_is_2x2(pool) &&
-           2 * pool->oh == d->oh && 2 * pool->ow == d->ow;
-}
-
 /* That pass's im2col, in pool order (conv_kernel.h): row 4p + (2di + dj) holds im2col
  * row p at conv pixels (2a + di, 2b + dj) for the pooled pixels (a, b), ld apart. Those
  * sample the zero-padded image every two strides, so each such row is, per pooled row,
@@ -248,12 +240,21 @@ static int pool_pass(const conv_dims *d, const fnn_pool2d *pool)
  * the components are made first, then every row is copied in runs. */
 typedef struct {
     int64_t py, px, ch, cw, ld;  /* period (rows, columns), component, row stride */
-    size_t phase_elems, cols_elems;  /* workspace floats: the components, the rows */
+    /* workspace floats: the components, the rows; the backward's gradient in pool order
+     * and its sums' lanes */
+    size_t phase_elems, cols_elems, grad_elems;
 } pool_order;
 
-static void pool_order_init(const conv_dims *d, const fnn_pool2d *pool, pool_order *o)
+/* A short im2col followed by a 2x2 max pool whose windows tile the whole output (so no
+ * pixel's gradient is left out) runs the conv + pool pass (conv_kernel.h): then d takes
+ * its tile and o its plan, and 1 is returned. */
+static int pool_pass(conv_dims *d, const fnn_pool2d *pool, pool_order *o)
 {
     const fnn_conv2d_shape *s = &d->s;
+    if (pool == NULL || d->k > CONV_SHORT_K || !fnn_pool_is_2x2(pool) ||
+        2 * pool->oh != d->oh || 2 * pool->ow != d->ow)
+        return 0;
+    d->ck = conv_tile(pool->oh * pool->ow, 1);
     o->py = 2 * s->sh;
     o->px = 2 * s->sw;
     o->ch = (s->h + 2 * s->ph + o->py - 1) / o->py;
@@ -261,6 +262,9 @@ static void pool_order_init(const conv_dims *d, const fnn_pool2d *pool, pool_ord
     o->ld = fnn_round_up(pool->oh * pool->ow, d->ck->lanes);
     o->phase_elems = (size_t)fnn_round_up(s->c_in * o->py * o->px * o->ch * o->cw, 16);
     o->cols_elems = (size_t)fnn_round_up(4 * d->k * o->ld, 16);
+    o->grad_elems =
+        (size_t)fnn_round_up(s->c_out * (4 * o->ld + (d->k + 1) * d->ck->lanes), 16);
+    return 1;
 }
 
 static void im2col_pooled(const conv_dims *d, const pool_order *o, const fnn_pool2d *pool,
@@ -634,12 +638,8 @@ static int conv_forward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, const
     }
     if (s->x_hwc || s->y_hwc)
         return forward_converted(s, &d, pool, x, w, bias, y, pos, algo, act);
-    int hwc = d.k > CONV_SHORT_K, pooled = pool_pass(&d, pool);
     pool_order order;
-    if (pooled) {
-        d.ck = conv_tile(pool->oh * pool->ow, 1);
-        pool_order_init(&d, pool, &order);
-    }
+    int hwc = d.k > CONV_SHORT_K, pooled = pool_pass(&d, pool, &order);
     const fnn_conv_kernels *ck = d.ck;
     int nth = fnn_threads_for((double)s->n * d.y_img * d.k);
     /* Fewer images than threads: each image's output channels are split in tile-wide
@@ -1135,12 +1135,9 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
                                           FNN_CONV_DIRECT);
     }
     int wgrad_gemm = d.k > CONV_SHORT_K;
-    int pooled = pool_pass(&d, pool) && grad_x == NULL && (grad_w != NULL || grad_b != NULL);
     pool_order order;
-    if (pooled) {
-        d.ck = conv_tile(pool->oh * pool->ow, 1);
-        pool_order_init(&d, pool, &order);
-    }
+    int pooled = grad_x == NULL && (grad_w != NULL || grad_b != NULL) &&
+                 pool_pass(&d, pool, &order);
     d.ldcols = fnn_round_up(d.ohw, 16);  /* rows of cols stay FNN_ALIGN-aligned */
     int64_t part_elems = partial_elems(&d), nchunks = partial_chunks(&d);
     /* Images per GEMM call, from the shape alone: outputs under CONV_GROUP_K / 2 pixels
@@ -1161,9 +1158,7 @@ static int conv_backward(const fnn_conv2d_shape *s, const fnn_pool2d *pool, cons
     size_t part_total = (grad_w != NULL || grad_b != NULL) ? (size_t)(nchunks * part_elems) : 0;
     size_t thread_elems = 0;
     if (pooled)  /* the pooled im2col, the gradient in pool order, the sums' lanes */
-        thread_elems += order.cols_elems + order.phase_elems +
-                        (size_t)fnn_round_up(
-                            s->c_out * (4 * order.ld + (d.k + 1) * d.ck->lanes), 16);
+        thread_elems += order.cols_elems + order.phase_elems + order.grad_elems;
     else if (grad_w != NULL)
         thread_elems += (size_t)fnn_round_up(wgrad_gemm ? group * h.elems : d.k * d.ldcols, 16);
     if (grad_x != NULL)
