@@ -9,10 +9,10 @@ by block (conftest.alternate).
 
 The same comparison as a script, printing medians and ratios to the direct method's and
 PyTorch's:
-    python -m benchmarks.test_bench_winograd [--rounds 15] [--threads 2]
-and with --wgrad the weight gradient alone, with --dgrad the input gradient alone (the
-measurements behind "auto"'s rules for them in csrc/winograd.c), on these cases and
-WGRAD_CASES."""
+    python -m benchmarks.test_bench_winograd [--rounds 15] [--threads 2] [--batch 128]
+and with --fwd the forward alone, with --dgrad the input gradient alone, with --wgrad the
+weight gradient alone (the measurements behind "auto"'s rules in csrc/winograd.c), on
+these cases and CROSSOVER_CASES."""
 import argparse
 import time
 
@@ -24,19 +24,21 @@ from fastnn import functional as F
 
 from .conftest import THREADS, op_candidates, run_ids, time_op
 
-N = 128
+N = 128  # (main's --batch)
 # name: (c_in, hw, c_out, padding)
 CASES = {"cnn conv2 32->64 13x13 p0": (32, 13, 64, 0),
          "tinyvgg 32->32 28x28 p1": (32, 28, 32, 1),
          "vgg-cifar 64->64 16x16 p1": (64, 16, 64, 1)}
-# more shapes for the weight gradient's crossover (--wgrad)
-WGRAD_CASES = {"16->32 16x16 p1": (16, 16, 32, 1), "128->128 8x8 p1": (128, 8, 128, 1),
+# more shapes for the crossovers (--fwd, --dgrad, --wgrad)
+CROSSOVER_CASES = {"16->32 16x16 p1": (16, 16, 32, 1), "128->128 8x8 p1": (128, 8, 128, 1),
                "64->64 32x32 p1": (64, 32, 64, 1), "32->64 13x13 p1": (32, 13, 64, 1),
                "64->64 8x8 p1": (64, 8, 64, 1), "16->16 28x28 p1": (16, 28, 16, 1),
                "8->16 28x28 p1": (8, 28, 16, 1), "64->128 7x7 p1": (64, 7, 128, 1),
                "32->32 14x14 p1": (32, 14, 32, 1), "1->32 28x28 p0": (1, 28, 32, 0),
-               "3->16 32x32 p1": (3, 32, 16, 1)}
-ALL_CASES = {**CASES, **WGRAD_CASES}
+               "3->16 32x32 p1": (3, 32, 16, 1), "8->8 28x28 p1": (8, 28, 8, 1),
+               "16->8 28x28 p1": (16, 28, 8, 1), "4->16 28x28 p1": (4, 28, 16, 1),
+               "16->16 14x14 p1": (16, 14, 16, 1), "16->16 7x7 p1": (16, 7, 16, 1)}
+ALL_CASES = {**CASES, **CROSSOVER_CASES}
 ALGORITHMS = ["direct", "winograd", "winograd4x4", "auto"]
 PASSES = ["fwd", "fwd+bwd"]
 
@@ -123,14 +125,18 @@ def test_conv3x3(benchmark, record, alternating, case, mode, library, isa, threa
 
 
 def main():
+    global N  # case_arrays' batch
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=N)
     alone = ap.add_mutually_exclusive_group()
-    alone.add_argument("--wgrad", action="store_true", help="the weight gradient alone")
+    alone.add_argument("--fwd", action="store_true", help="the forward alone")
     alone.add_argument("--dgrad", action="store_true", help="the input gradient alone")
+    alone.add_argument("--wgrad", action="store_true", help="the weight gradient alone")
     args = ap.parse_args()
-    one = "wgrad" if args.wgrad else "dgrad" if args.dgrad else None
+    one = "fwd" if args.fwd else "wgrad" if args.wgrad else "dgrad" if args.dgrad else None
+    N = args.batch
     try:
         import torch
         torch.set_num_threads(args.threads)

@@ -775,11 +775,29 @@ int fnn_winograd_grad_weight(const fnn_conv2d_shape *s, int m, const float *grad
  * 16 images 256->256 16x16 0.60, 0.54; 0.66, 0.60; 8 images 32x32 0.53, 0.52; 0.65, 0.63). */
 #define WINO4_MAX_SUM 128
 
+/* Narrower layers: F(4x4) where its GEMMs sum k >= 16 channels into n >= 8, over images
+ * of at least 16x16 and 1024 4x4 tiles in all (batch 21 of 28x28, 64 of 16x16).
+ * Time / the direct method's, F(4x4), batch 128 (Zen 5, 15-round interleaved medians,
+ * python -m benchmarks.test_bench_winograd --fwd, --dgrad; avx512 2 threads, 1; avx2 2):
+ *   forward 16->16 28x28 p1 0.77, 0.70, 0.58; 16->8 0.75, 0.61, 0.63; 16->32 16x16
+ *   0.63, 0.59, 0.50; input gradient 8->16 28x28 (k = its 16 outputs) 0.79, 0.79, 0.61;
+ * against, forward, 8->16 28x28 (k = 8) 1.07, 1.02, 0.73; 16->16 7x7 1.20, 1.06, 0.95;
+ * 16->16 14x14 0.95, 0.92, 0.74 at 128 but 1.15 at 32 (512 tiles); 16->16 28x28 at 16
+ * images (784 tiles) 0.95, at 8 1.28 (2 threads): the filters' transform and the
+ * blocks' fork and join are paid per call. With 32 or more channels each way the
+ * measurements above hold (F(4x4) from 64 tiles). */
+static int narrow_fits(int64_t k, int64_t n, int64_t h, int64_t w, int64_t tiles)
+{
+    return k >= 16 && n >= 8 && h >= 16 && w >= 16 && tiles >= 1024;
+}
+
 static int auto_rule(const fnn_conv2d_shape *s, int64_t oh, int64_t ow)
 {
-    if (s->c_in < 32 || s->c_out < 32 || tile_count(s->n, oh, ow, 4) < 64)
-        return FNN_CONV_DIRECT;
-    return s->c_in <= WINO4_MAX_SUM ? FNN_CONV_WINOGRAD4 : FNN_CONV_WINOGRAD;
+    int64_t tiles = tile_count(s->n, oh, ow, 4);
+    if ((s->c_in >= 32 && s->c_out >= 32 && tiles >= 64) ||
+        narrow_fits(s->c_in, s->c_out, oh, ow, tiles))
+        return s->c_in <= WINO4_MAX_SUM ? FNN_CONV_WINOGRAD4 : FNN_CONV_WINOGRAD;
+    return FNN_CONV_DIRECT;
 }
 
 static int winograd_fits(const fnn_conv2d_shape *s)
@@ -806,10 +824,12 @@ int fnn_conv2d_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
     return FNN_OK;
 }
 
-/* The input gradient's "auto", from the shape alone: the forward's F(4x4) where it picks
- * it, else (the forward's F(2x2) or direct) F(4x4) from 256 4x4 tiles in all, F(2x2) from
- * 64 2x2 tiles, on >= 32 channels each way; F(2x2) for F(4x4) past WINO4_MAX_SUM output
- * channels, which it sums. Its error bound is that of F(4x4)'s forward
+/* The input gradient's "auto", from the shape alone: on >= 32 channels each way, the
+ * forward's F(4x4) where it picks it, else (the forward's F(2x2) or direct) F(4x4) from
+ * 256 4x4 tiles in all, F(2x2) from 64 2x2 tiles; F(2x2) for F(4x4) past WINO4_MAX_SUM
+ * output channels, which it sums. On narrower layers, narrow_fits with the output
+ * channels as the ones summed (8->16 28x28 0.79, 0.79, 0.61 of the direct method's time;
+ * 16->8, summing 8, 1.03 with avx512: direct). Its error bound is that of F(4x4)'s forward
  * (tests/test_winograd.py). With its forward on F(2x2), the reference CNN's
  * gradients against PyTorch's (worst element / (rtol 1e-4 + atol 1e-5 x the largest),
  * 3 seeds, MNIST-like inputs) stay <= 0.11 at batch 4, 32 and 128 (<= 0.09 with F(2x2)).
@@ -825,19 +845,24 @@ int fnn_conv2d_algorithm(const fnn_conv2d_shape *s, int requested, int *chosen)
 static int auto_grad_input_rule(const fnn_conv2d_shape *s, int64_t oh, int64_t ow, int forward)
 {
     (void)oh, (void)ow;  /* dx's tiles cover the input */
+    int64_t tiles = tile_count(s->n, s->h, s->w, 4);
     int w4 = s->c_out <= WINO4_MAX_SUM ? FNN_CONV_WINOGRAD4 : FNN_CONV_WINOGRAD;
+    if (s->c_in < 32 || s->c_out < 32)  /* its GEMMs sum the c_out channels into c_in */
+        return narrow_fits(s->c_out, s->c_in, s->h, s->w, tiles) ? w4 : FNN_CONV_DIRECT;
     if (forward == FNN_CONV_WINOGRAD4)
         return w4;
-    if (forward == FNN_CONV_DIRECT &&
-        !(s->c_in >= 32 && s->c_out >= 32 && tile_count(s->n, s->h, s->w, 2) >= 64))
+    if (forward == FNN_CONV_DIRECT && tile_count(s->n, s->h, s->w, 2) < 64)
         return FNN_CONV_DIRECT;
-    return tile_count(s->n, s->h, s->w, 4) >= 256 ? w4 : FNN_CONV_WINOGRAD;
+    return tiles >= 256 ? w4 : FNN_CONV_WINOGRAD;
 }
 
-/* The weight gradient's "auto", from the shape alone: F(4x4) with >= 16 channels each
- * way and >= 16 4x4 tiles in all, else direct. Weight-gradient time / the direct method's
- * (batch 128, 2-core Zen 3, medians of 11 interleaved rounds on 2 threads and 7 on 1,
- * 2026-12-01; python -m benchmarks.test_bench_winograd --wgrad), F(4x4) then F(2x2):
+/* The weight gradient's "auto", from the shape alone: F(4x4) with >= 4 input channels,
+ * >= 8 output channels and >= 16 4x4 tiles in all, else direct. Zen 5 (avx512 2 threads,
+ * 1; avx2 2; batch 128, 2026-12-04): 8->8 28x28 p1 0.25, 0.24, 0.46; 4->16 0.44, 0.41,
+ * 0.54; 16->8 0.42, 0.40, 0.54; at 8 images 0.39, 0.92 (8->16), 0.83 (16->8); but 3->16
+ * 32x32 1.09, 1.10, 0.64. On Zen 3, when the rule was >= 16 each way, weight-gradient
+ * time / the direct method's (batch 128, medians of 11 interleaved rounds on 2 threads
+ * and 7 on 1, 2026-12-01; python -m benchmarks.test_bench_winograd --wgrad), F(4x4) then F(2x2):
  *   cnn conv2 32->64 13x13 p0: 2 threads 0.74, 0.92; 1 thread 0.77, 0.96
  *   tinyvgg 32->32 28x28 p1:   0.48, 0.66; 0.54, 0.70
  *   vgg-cifar 64->64 16x16 p1: 0.52, 0.70; 0.48, 0.68
@@ -858,7 +883,7 @@ static int auto_grad_input_rule(const fnn_conv2d_shape *s, int64_t oh, int64_t o
 static int auto_grad_weight_rule(const fnn_conv2d_shape *s, int64_t oh, int64_t ow, int forward)
 {
     (void)forward;
-    return s->c_in >= 16 && s->c_out >= 16 && tile_count(s->n, oh, ow, 4) >= 16
+    return s->c_in >= 4 && s->c_out >= 8 && tile_count(s->n, oh, ow, 4) >= 16
                ? FNN_CONV_WINOGRAD4
                : FNN_CONV_DIRECT;
 }

@@ -382,7 +382,16 @@ def test_auto_is_one_of_the_algorithms(rng):
     ((64, 64, 7, 7), 160, 1, "winograd4x4", "winograd", "winograd4x4"),  # dx sums 160
     ((3, 64, 7, 7), 128, 1, "direct", "direct", "direct"),     # 12 4x4 tiles: too few
     ((2, 16, 16, 16), 32, 1, "direct", "direct", "winograd4x4"),
-    ((2, 8, 16, 16), 8, 1, "direct", "direct", "direct"),
+    ((2, 8, 16, 16), 8, 1, "direct", "direct", "winograd4x4"),  # dW from 4 in, 8 out
+    ((2, 3, 16, 16), 16, 1, "direct", "direct", "direct"),
+    ((2, 8, 16, 16), 4, 1, "direct", "direct", "direct"),
+    # narrower layers: from 16 channels summed into 8, 16x16 images and 1024 tiles
+    ((32, 16, 28, 28), 16, 1, "winograd4x4", "winograd4x4", "winograd4x4"),  # 1568 tiles
+    ((16, 16, 28, 28), 16, 1, "direct", "direct", "winograd4x4"),  # 784 tiles
+    ((128, 16, 14, 14), 16, 1, "direct", "direct", "winograd4x4"),  # 14x14
+    ((32, 16, 28, 28), 8, 1, "winograd4x4", "direct", "winograd4x4"),  # dx sums 8
+    ((32, 8, 28, 28), 16, 1, "direct", "winograd4x4", "winograd4x4"),  # y sums 8
+    ((64, 16, 16, 16), 32, 1, "winograd4x4", "winograd4x4", "winograd4x4"),
     # past 128 channels summed per output F(4x4)'s error grows ~10x F(2x2)'s: F(2x2)
     ((4, 160, 16, 16), 160, 1, "winograd", "winograd", "winograd4x4"),
     ((4, 128, 16, 16), 160, 1, "winograd4x4", "winograd", "winograd4x4"),  # dx sums 160
