@@ -154,6 +154,11 @@ typedef struct {
     void (*sums)(int64_t n, const float *x, float shift, double *s, double *q);
     void (*dot_sums)(int64_t n, const float *g, const float *x, float shift, double *s,
                      double *q);
+    /* Batch normalisation's passes over a plane: y = (x - mean) * a + b; its training
+     * input gradient gx = ((gy - b) - (x - mean) * k) * a (norm.c). */
+    void (*bn_normalise)(int64_t n, const float *x, float mean, float a, float b, float *y);
+    void (*bn_input_grad)(int64_t n, const float *gy, const float *x, float mean, float a,
+                          float b, float k, float *gx);
     /* oh output rows of 2x2/stride-2 max pooling from rows x[0..2*oh) of width w;
      * idx (may be NULL) gets base + the offset from x of each maximum, pos (may be NULL)
      * its position in the window (0 to 3, row-major). w < 2^31. */

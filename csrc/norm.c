@@ -141,11 +141,8 @@ static void row_normalise(const bn_job *J, int64_t i, int64_t c0, int64_t w, con
             y[j] = (x[j] - t->mean[j]) * t->a[j] + t->b[j];
         return;
     }
-    for (int64_t j = 0; j < w; j++) {
-        float mean = t->mean[j], a = t->a[j], b = t->b[j];
-        for (int64_t e = j * s; e < (j + 1) * s; e++)
-            y[e] = (x[e] - mean) * a + b;
-    }
+    for (int64_t j = 0; j < w; j++)
+        fnn_active->ew->bn_normalise(s, x + j * s, t->mean[j], t->a[j], t->b[j], y + j * s);
 }
 
 /* Row i's part of chunk [c0, c0 + w) of the input gradient. */
@@ -165,10 +162,10 @@ static void row_input_grad(const bn_job *J, int64_t i, int64_t c0, int64_t w, co
         return;
     }
     for (int64_t j = 0; j < w; j++) {
-        float mean = t->mean[j], a = t->a[j], b = t->b[j], k = t->k[j];
+        float a = t->a[j];
         if (J->training) {
-            for (int64_t e = j * s; e < (j + 1) * s; e++)
-                gx[e] = ((gy[e] - b) - (x[e] - mean) * k) * a;
+            fnn_active->ew->bn_input_grad(s, gy + j * s, x + j * s, t->mean[j], a, t->b[j],
+                                          t->k[j], gx + j * s);
         } else {
             for (int64_t e = j * s; e < (j + 1) * s; e++)
                 gx[e] = gy[e] * a;

@@ -392,6 +392,23 @@ static void ew_dot_sums(int64_t n, const float *g, const float *x, float shift, 
     *q = norm_total(lq);
 }
 
+/* Batch normalisation's elementwise passes over one plane of a channel (norm.c):
+ * y = (x - mean) * a + b, and its input gradient gx = ((gy - b) - (x - mean) * k) * a
+ * (in training; b = mean(gy), k = mean(gy * (x - mean)) * invstd^2). */
+static void ew_bn_normalise(int64_t n, const float *restrict x, float mean, float a, float b,
+                            float *restrict y)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = (x[i] - mean) * a + b;
+}
+
+static void ew_bn_input_grad(int64_t n, const float *restrict gy, const float *restrict x,
+                             float mean, float a, float b, float k, float *restrict gx)
+{
+    for (int64_t i = 0; i < n; i++)
+        gx[i] = ((gy[i] - b) - (x[i] - mean) * k) * a;
+}
+
 /* 2x2/stride-2 max pooling. Window (a b / c d) scanned in row-major order: a later
  * element replaces the running maximum when it is larger or NaN, exactly like the
  * generic window scan; k is the maximum's position 0 to 3 in the window, its offset
@@ -792,7 +809,8 @@ static void ew_rmsprop(int64_t n, float *p, const float *grad, float *sq, float 
         .leaky_relu_backward = ew_leaky_relu_backward, .sigmoid = ew_sigmoid,            \
         .tanh = ew_tanh, .smooth = ew_smooth, .smooth_backward = ew_smooth_backward,     \
         .add = ew_add, .dropout = ew_dropout, .exp_sums = ew_exp_sums,                  \
-        .sums = ew_sums, .dot_sums = ew_dot_sums, .max_pool_2x2 = FNN_EW_MAX_POOL_2X2,   \
+        .sums = ew_sums, .dot_sums = ew_dot_sums, .bn_normalise = ew_bn_normalise,      \
+        .bn_input_grad = ew_bn_input_grad, .max_pool_2x2 = FNN_EW_MAX_POOL_2X2,          \
         .sgd = ew_sgd, .max_unpool_2x2 = ew_max_unpool_2x2,                              \
         .max_unpool_2x2_hwc = ew_max_unpool_2x2_hwc, .adam = ew_adam,                    \
         .rmsprop = ew_rmsprop                                                            \
