@@ -118,14 +118,17 @@ int fnn_adaptive_avg_pool2d_backward(int64_t planes, int64_t h, int64_t w, int64
  * statistics and leaves the running ones). Otherwise the running statistics
  * (required). save_mean and save_invstd = 1/sqrt(var + eps) get the statistics used,
  * which the backward takes. weight and bias may be NULL (scale 1, shift 0); a NULL
- * gradient is not computed. */
+ * gradient is not computed. act (FNN_ACT_*): FNN_ACT_RELU relu's y in the same pass;
+ * the backward of that takes its output as y_act (NULL otherwise), which gates grad_y
+ * as relu_backward would. */
 int fnn_batch_norm(int64_t n, int64_t c, int64_t s, const float *x, const float *weight,
                    const float *bias, float *running_mean, float *running_var, int training,
-                   double momentum, double eps, float *y, float *save_mean, float *save_invstd);
+                   double momentum, double eps, int act, float *y, float *save_mean,
+                   float *save_invstd);
 int fnn_batch_norm_backward(int64_t n, int64_t c, int64_t s, const float *grad_y,
-                            const float *x, const float *weight, const float *save_mean,
-                            const float *save_invstd, int training, float *grad_x,
-                            float *grad_weight, float *grad_bias);
+                            const float *y_act, const float *x, const float *weight,
+                            const float *save_mean, const float *save_invstd, int training,
+                            float *grad_x, float *grad_weight, float *grad_bias);
 
 /* ---- layer normalization (norm.c) ----
  * x is (rows, cols): each row normalised over its cols values, mean and biased variance

@@ -150,15 +150,18 @@ typedef struct {
                      double *sums);  /* fnn_exp_sums */
     /* Sums in double over n elements, in lanes whose order is the same on every ISA:
      * sums gives s = sum(x - shift) and q = sum((x - shift)^2) (batch-norm statistics,
-     * global average pooling); dot_sums s = sum(g) and q = sum(g * (x - shift)). */
+     * global average pooling); dot_sums s = sum(g) and q = sum(g * (x - shift)), g = gy
+     * gated by a relu output y_act (NULL: not gated; relu_backward's rule). */
     void (*sums)(int64_t n, const float *x, float shift, double *s, double *q);
-    void (*dot_sums)(int64_t n, const float *g, const float *x, float shift, double *s,
-                     double *q);
-    /* Batch normalisation's passes over a plane: y = (x - mean) * a + b; its training
-     * input gradient gx = ((gy - b) - (x - mean) * k) * a (norm.c). */
-    void (*bn_normalise)(int64_t n, const float *x, float mean, float a, float b, float *y);
-    void (*bn_input_grad)(int64_t n, const float *gy, const float *x, float mean, float a,
-                          float b, float k, float *gx);
+    void (*dot_sums)(int64_t n, const float *gy, const float *y_act, const float *x,
+                     float shift, double *s, double *q);
+    /* Batch normalisation's passes over a plane: y = (x - mean) * a + b (relu'd if relu);
+     * its training input gradient gx = ((g - b) - (x - mean) * k) * a, g = gy gated by
+     * y_act as in dot_sums (norm.c). */
+    void (*bn_normalise)(int64_t n, const float *x, float mean, float a, float b, int relu,
+                         float *y);
+    void (*bn_input_grad)(int64_t n, const float *gy, const float *y_act, const float *x,
+                          float mean, float a, float b, float k, float *gx);
     /* oh output rows of 2x2/stride-2 max pooling from rows x[0..2*oh) of width w;
      * idx (may be NULL) gets base + the offset from x of each maximum, pos (may be NULL)
      * its position in the window (0 to 3, row-major). w < 2^31. */

@@ -29,7 +29,8 @@ typedef struct {
     const float *x, *gy, *weight, *bias;
     float *running_mean, *running_var;  /* forward: updated in training, read otherwise */
     const float *mean_in, *invstd_in;   /* backward: the forward's save_mean, save_invstd */
-    int training;
+    const float *y_act;                 /* backward: the relu'd output gy is gated by */
+    int training, relu;                 /* relu: the forward's output relu'd */
     double momentum, eps;
     float *y, *mean, *invstd;           /* forward outputs */
     float *gx, *gw, *gb;                /* backward outputs (each may be NULL) */
@@ -98,8 +99,15 @@ static void backward_constants(const bn_job *J, int64_t c, bn_chunk *t, int64_t 
     t->k[j] = m > 0 ? (float)(t->q[j] / m * invstd * invstd) : 0.0f;
 }
 
+/* gy at element e, gated by the relu'd output y_act where it is given (relu_backward's
+ * rule). */
+static inline float gated(const bn_job *J, int64_t e)
+{
+    return J->y_act && J->y_act[e] <= 0.0f ? 0.0f : J->gy[e];
+}
+
 /* Adds row i's part of chunk [c0, c0 + w) to the sums: of x - shift and its square
- * (g NULL), or of g and g * (x - shift). */
+ * (g NULL), or of g and g * (x - shift) (g: gy, gated). */
 static void row_sums(const bn_job *J, const float *g, int64_t i, int64_t c0, int64_t w,
                      bn_chunk *t)
 {
@@ -113,7 +121,7 @@ static void row_sums(const bn_job *J, const float *g, int64_t i, int64_t c0, int
         }
     } else if (s == 1) {
         for (int64_t j = 0; j < w; j++) {
-            double gj = g[off + j];
+            double gj = gated(J, off + j);
             t->s[j] += gj;
             t->q[j] += gj * ((double)x[j] - t->shift[j]);
         }
@@ -121,7 +129,9 @@ static void row_sums(const bn_job *J, const float *g, int64_t i, int64_t c0, int
         for (int64_t j = 0; j < w; j++) {
             double ps, pq;
             if (g)
-                fnn_active->ew->dot_sums(s, g + off + j * s, x + j * s, t->shift[j], &ps, &pq);
+                fnn_active->ew->dot_sums(s, g + off + j * s,
+                                         J->y_act ? J->y_act + off + j * s : NULL, x + j * s,
+                                         t->shift[j], &ps, &pq);
             else
                 fnn_active->ew->sums(s, x + j * s, t->shift[j], &ps, &pq);
             t->s[j] += ps;
@@ -130,19 +140,23 @@ static void row_sums(const bn_job *J, const float *g, int64_t i, int64_t c0, int
     }
 }
 
-/* Row i's part of chunk [c0, c0 + w): y = (x - mean) * a + b, per channel. */
+/* Row i's part of chunk [c0, c0 + w): y = (x - mean) * a + b, per channel (relu'd if
+ * J->relu). */
 static void row_normalise(const bn_job *J, int64_t i, int64_t c0, int64_t w, const bn_chunk *t)
 {
     int64_t s = J->s, off = (i * J->c + c0) * s;
     const float *restrict x = J->x + off;
     float *restrict y = J->y + off;
     if (s == 1) {
-        for (int64_t j = 0; j < w; j++)
-            y[j] = (x[j] - t->mean[j]) * t->a[j] + t->b[j];
+        for (int64_t j = 0; j < w; j++) {
+            float v = (x[j] - t->mean[j]) * t->a[j] + t->b[j];
+            y[j] = J->relu && v < 0.0f ? 0.0f : v;
+        }
         return;
     }
     for (int64_t j = 0; j < w; j++)
-        fnn_active->ew->bn_normalise(s, x + j * s, t->mean[j], t->a[j], t->b[j], y + j * s);
+        fnn_active->ew->bn_normalise(s, x + j * s, t->mean[j], t->a[j], t->b[j], J->relu,
+                                     y + j * s);
 }
 
 /* Row i's part of chunk [c0, c0 + w) of the input gradient. */
@@ -150,25 +164,27 @@ static void row_input_grad(const bn_job *J, int64_t i, int64_t c0, int64_t w, co
 {
     int64_t s = J->s, off = (i * J->c + c0) * s;
     const float *restrict x = J->x + off, *restrict gy = J->gy + off;
+    const float *restrict y_act = J->y_act ? J->y_act + off : NULL;
     float *restrict gx = J->gx + off;
     if (s == 1 && J->training) {
         for (int64_t j = 0; j < w; j++)
-            gx[j] = ((gy[j] - t->b[j]) - (x[j] - t->mean[j]) * t->k[j]) * t->a[j];
+            gx[j] = ((gated(J, off + j) - t->b[j]) - (x[j] - t->mean[j]) * t->k[j]) * t->a[j];
         return;
     }
     if (s == 1) {
         for (int64_t j = 0; j < w; j++)
-            gx[j] = gy[j] * t->a[j];
+            gx[j] = gated(J, off + j) * t->a[j];
         return;
     }
     for (int64_t j = 0; j < w; j++) {
         float a = t->a[j];
         if (J->training) {
-            fnn_active->ew->bn_input_grad(s, gy + j * s, x + j * s, t->mean[j], a, t->b[j],
-                                          t->k[j], gx + j * s);
+            fnn_active->ew->bn_input_grad(s, gy + j * s, y_act ? y_act + j * s : NULL,
+                                          x + j * s, t->mean[j], a, t->b[j], t->k[j],
+                                          gx + j * s);
         } else {
             for (int64_t e = j * s; e < (j + 1) * s; e++)
-                gx[e] = gy[e] * a;
+                gx[e] = gated(J, off + e) * a;
         }
     }
 }
@@ -239,31 +255,34 @@ static void run_channels(bn_job *J, fnn_range_fn f, double cost)
 
 int fnn_batch_norm(int64_t n, int64_t c, int64_t s, const float *x, const float *weight,
                    const float *bias, float *running_mean, float *running_var, int training,
-                   double momentum, double eps, float *y, float *save_mean, float *save_invstd)
+                   double momentum, double eps, int act, float *y, float *save_mean,
+                   float *save_invstd)
 {
     if (!sizes_valid(n, c, s) || (n * c * s > 0 && (!x || !y)) ||
-        (c > 0 && (!save_mean || !save_invstd)))
+        (c > 0 && (!save_mean || !save_invstd)) || act < 0 || act >= FNN_ACT_COUNT)
         return FNN_EINVAL;
     if (training ? n == 1 && s == 1 : c > 0 && (!running_mean || !running_var))
         return FNN_EINVAL;
     bn_job J = {.n = n, .c = c, .s = s, .x = x, .weight = weight, .bias = bias,
                 .running_mean = running_mean, .running_var = running_var,
-                .training = training, .momentum = momentum, .eps = eps, .y = y,
+                .training = training, .relu = act == FNN_ACT_RELU, .momentum = momentum,
+                .eps = eps, .y = y,
                 .mean = save_mean, .invstd = save_invstd};
     run_channels(&J, forward_part, training ? 4.0 : 2.0);
     return FNN_OK;
 }
 
 int fnn_batch_norm_backward(int64_t n, int64_t c, int64_t s, const float *grad_y,
-                            const float *x, const float *weight, const float *save_mean,
+                            const float *y_act, const float *x, const float *weight,
+                            const float *save_mean,
                             const float *save_invstd, int training, float *grad_x,
                             float *grad_weight, float *grad_bias)
 {
     if (!sizes_valid(n, c, s) || (n * c * s > 0 && (!x || !grad_y)) ||
         (c > 0 && (!save_mean || !save_invstd)))
         return FNN_EINVAL;
-    bn_job J = {.n = n, .c = c, .s = s, .x = x, .gy = grad_y, .weight = weight,
-                .mean_in = save_mean, .invstd_in = save_invstd, .training = training,
+    bn_job J = {.n = n, .c = c, .s = s, .x = x, .gy = grad_y, .y_act = y_act,
+                .weight = weight, .mean_in = save_mean, .invstd_in = save_invstd, .training = training,
                 .gx = grad_x, .gw = grad_weight, .gb = grad_bias};
     run_channels(&J, backward_part, 4.0);
     return FNN_OK;

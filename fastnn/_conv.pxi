@@ -191,14 +191,30 @@ cdef tuple _conv2d_output_hw(fnn_conv2d_shape s):
     return oh, ow
 
 
-# Activations a convolution applies to its output while it is in cache (csrc/fastnn.h).
-CONV_ACTIVATIONS = {None: FNN_ACT_NONE, "relu": FNN_ACT_RELU}
+# Activations a convolution or a batch norm applies to its output while it is in cache
+# (csrc/fastnn.h).
+FUSED_ACTIVATIONS = {None: FNN_ACT_NONE, "relu": FNN_ACT_RELU}
 
 
-cdef int _conv_act(str fn, object activation) except -1:
-    if not isinstance(activation, (str, type(None))) or activation not in CONV_ACTIVATIONS:
+cdef int _fused_act(str fn, object activation) except -1:
+    if not isinstance(activation, (str, type(None))) or activation not in FUSED_ACTIVATIONS:
         raise ValueError(f"{fn}: activation must be None or 'relu', got {activation!r}")
-    return CONV_ACTIVATIONS[activation]
+    return FUSED_ACTIVATIONS[activation]
+
+
+cdef object _act_output(str fn, int act, object activation, object output, tuple shape):
+    """The backward's `output` (the forward's relu output, float32 of grad_out's shape),
+    which goes with activation='relu' and only with it."""
+    if (output is None) != (act == FNN_ACT_NONE):
+        raise ValueError(f"{fn}: output (the forward's relu output) goes with "
+                         f"activation='relu' and only with it; got activation={activation!r} "
+                         f"and output {'None' if output is None else 'given'}")
+    if output is None:
+        return None
+    output = as_float32(output, "output", fn, len(shape))
+    if output.shape != shape:
+        raise ValueError(f"{fn}: output must have grad_out's shape {shape}, got {output.shape}")
+    return output
 
 
 _LAYOUTS = {"NCHW": 0, "NHWC": 1}
@@ -275,7 +291,7 @@ cdef object _conv2d(str fn, object x, object weight, object bias, object stride,
     weight = as_float32(weight, "weight", fn, 4)
     cdef fnn_conv2d_shape s = _conv_shape(fn, x.shape, weight, stride, padding, dilation,
                                           x_hwc, y_hwc)
-    cdef int algo = _conv_algo(fn, &s, algorithm), act = _conv_act(fn, activation)
+    cdef int algo = _conv_algo(fn, &s, algorithm), act = _fused_act(fn, activation)
     bias = _conv_bias(bias, fn, s.c_out)
     oh, ow = _conv2d_output_hw(s)
     shape = (s.n, s.c_out, oh, ow)
@@ -350,11 +366,7 @@ cdef tuple _conv2d_backward(str fn, object grad_out, object indices, object x, o
     grad_out = as_float32(grad_out, "grad_out", fn, 4)
     cdef fnn_conv2d_shape s = _conv_shape(fn, x.shape, weight, stride, padding, dilation,
                                           x_hwc, y_hwc)
-    cdef int algo = _conv_algo(fn, &s, algorithm), act = _conv_act(fn, activation)
-    if (output is None) != (act == FNN_ACT_NONE):
-        raise ValueError(f"{fn}: output (the forward's relu output) goes with "
-                         f"activation='relu' and only with it; got activation={activation!r} "
-                         f"and output {'None' if output is None else 'given'}")
+    cdef int algo = _conv_algo(fn, &s, algorithm), act = _fused_act(fn, activation)
     oh, ow = _conv2d_output_hw(s)
     shape, what = (s.n, s.c_out, oh, ow), "the conv2d output"
     cdef fnn_pool2d p
@@ -365,11 +377,7 @@ cdef tuple _conv2d_backward(str fn, object grad_out, object indices, object x, o
     shape = _in_layout(shape, y_hwc)
     if grad_out.shape != shape:
         raise ValueError(f"{fn}: grad_out must have shape {shape} ({what}), got {grad_out.shape}")
-    if output is not None:
-        output = as_float32(output, "output", fn, 4)
-        if output.shape != shape:
-            raise ValueError(f"{fn}: output must have grad_out's shape {shape}, got "
-                             f"{output.shape}")
+    output = _act_output(fn, act, activation, output, shape)
     if pooled:
         _window_positions_fit(&p, fn)
         indices = pool_indices(indices, grad_out, fn, np.uint8, "a uint8 array of window positions")

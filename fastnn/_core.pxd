@@ -57,12 +57,13 @@ cdef extern from "fastnn.h" nogil:
 
     int fnn_batch_norm(int64_t n, int64_t c, int64_t s, const float *x, const float *weight,
                        const float *bias, float *running_mean, float *running_var,
-                       int training, double momentum, double eps, float *y, float *save_mean,
-                       float *save_invstd)
+                       int training, double momentum, double eps, int act, float *y,
+                       float *save_mean, float *save_invstd)
     int fnn_batch_norm_backward(int64_t n, int64_t c, int64_t s, const float *grad_y,
-                                const float *x, const float *weight, const float *save_mean,
-                                const float *save_invstd, int training, float *grad_x,
-                                float *grad_weight, float *grad_bias)
+                                const float *y_act, const float *x, const float *weight,
+                                const float *save_mean, const float *save_invstd,
+                                int training, float *grad_x, float *grad_weight,
+                                float *grad_bias)
 
     int fnn_layer_norm(int64_t rows, int64_t cols, const float *x, const float *weight,
                        const float *bias, double eps, float *y, float *save_mean,

@@ -154,13 +154,14 @@ def batch_norm(x: ArrayLike, running_mean: Optional[Array] = ...,
                running_var: Optional[Array] = ..., weight: Optional[ArrayLike] = ...,
                bias: Optional[ArrayLike] = ..., training: bool = ...,
                momentum: float = ..., eps: float = ..., *, out: Optional[Array] = ...,
-               save_mean: Optional[Array] = ..., save_invstd: Optional[Array] = ...
-               ) -> Tuple[Array, Array, Array]: ...
+               save_mean: Optional[Array] = ..., save_invstd: Optional[Array] = ...,
+               activation: Optional[str] = ...) -> Tuple[Array, Array, Array]: ...
 def batch_norm_backward(grad_y: ArrayLike, x: ArrayLike, weight: Optional[ArrayLike],
                         save_mean: Array, save_invstd: Array, *, training: bool,
                         need_input_grad: bool = ..., need_weight_grad: bool = ...,
                         grad_input: Optional[Array] = ..., grad_weight: Optional[Array] = ...,
-                        grad_bias: Optional[Array] = ...) -> Grads: ...
+                        grad_bias: Optional[Array] = ..., activation: Optional[str] = ...,
+                        output: Optional[ArrayLike] = ...) -> Grads: ...
 def layer_norm(x: ArrayLike, normalized_shape: Union[int, Sequence[int]],
                weight: Optional[ArrayLike] = ..., bias: Optional[ArrayLike] = ...,
                eps: float = ..., *, out: Optional[Array] = ..., save_mean: Optional[Array] = ...,

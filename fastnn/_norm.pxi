@@ -42,7 +42,7 @@ cdef bint bn_training(object training, str fn) except -1:
 
 def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
                training=False, momentum=0.1, eps=1e-5, *, out=None, save_mean=None,
-               save_invstd=None):
+               save_invstd=None, activation=None):
     """Batch normalization of x (N, C) or (N, C, *spatial) per channel, with
     torch.nn.functional.batch_norm's arguments in its order: (y, save_mean, save_invstd),
     each (C,) statistic float32, save_invstd = 1 / sqrt(var + eps).
@@ -52,8 +52,11 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
     in place: running = (1 - momentum) * running + momentum * stat, with the unbiased
     variance. training=False normalises with the running statistics (required).
     weight and bias (C,) or None (scale 1, shift 0). The statistics are summed in
-    double in a fixed order: the same bits for any thread count."""
+    double in a fixed order: the same bits for any thread count. activation="relu":
+    y is relu'd in the same pass, bitwise relu(batch_norm(...)) (its backward:
+    batch_norm_backward's activation and output)."""
     fn = "batch_norm"
+    cdef int act = _fused_act(fn, activation)
     x = as_float32(x, "x", fn)
     n, c, s = bn_sizes(x, fn)
     training = bn_training(training, fn)
@@ -96,21 +99,26 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
     cdef double mom = momentum, eps_ = eps
     cdef int status
     with nogil:
-        status = fnn_batch_norm(n_, c_, s_, xp, wp, bp, rmp, rvp, train, mom, eps_, yp, mp, ip)
+        status = fnn_batch_norm(n_, c_, s_, xp, wp, bp, rmp, rvp, train, mom, eps_, act, yp, mp,
+                                ip)
     check(status, fn)
     return out, save_mean, save_invstd
 
 
 def batch_norm_backward(grad_y, x, weight, save_mean, save_invstd, *, training,
                         need_input_grad=True, need_weight_grad=True, grad_input=None,
-                        grad_weight=None, grad_bias=None):
+                        grad_weight=None, grad_bias=None, activation=None, output=None):
     """Gradients (grad_x or None, grad_weight or None, grad_bias or None) of
     :func:`batch_norm` from its save_mean and save_invstd. training=True: the batch
     statistics' backward (grad_x couples the batch through the mean and variance);
     training=False: grad_x = grad_y * weight * invstd. grad_weight = sum(grad_y * xhat)
     and grad_bias = sum(grad_y) per channel (None when weight is None or
-    need_weight_grad is False); grad_x is None when need_input_grad is False."""
+    need_weight_grad is False); grad_x is None when need_input_grad is False.
+    activation="relu": of the forward that ran with it, whose output `output` gates grad_y
+    (it passes where output > 0, as relu_backward's input would): bitwise the backward of
+    relu(batch_norm(...)) taken in two steps."""
     fn = "batch_norm_backward"
+    cdef int act = _fused_act(fn, activation)
     need_input_grad, need_weight_grad = as_flags(
         fn, {"need_input_grad": need_input_grad, "need_weight_grad": need_weight_grad})
     x = as_float32(x, "x", fn)
@@ -120,6 +128,7 @@ def batch_norm_backward(grad_y, x, weight, save_mean, save_invstd, *, training,
     weight = bn_channels(weight, "weight", c, fn)
     save_mean = bn_channels(save_mean, "save_mean", c, fn, True)
     save_invstd = bn_channels(save_invstd, "save_invstd", c, fn, True)
+    output = _act_output(fn, act, activation, output, x.shape)
     want_w = weight is not None and need_weight_grad
     for name, given, wanted, why in (
             ("grad_input", grad_input, need_input_grad, "need_input_grad is False"),
@@ -127,12 +136,13 @@ def batch_norm_backward(grad_y, x, weight, save_mean, save_invstd, *, training,
             ("grad_bias", grad_bias, want_w, "weight is None or need_weight_grad is False")):
         if given is not None and not wanted:
             raise ValueError(f"{fn}: {name} was given but is not computed ({why})")
-    inputs = (grad_y, x, weight, save_mean, save_invstd)
+    inputs = (grad_y, x, weight, save_mean, save_invstd, output)
     gx = (check_out(grad_input, x.shape, fn, inputs, None, "grad_input") if need_input_grad
           else None)
     gw = check_out(grad_weight, (c,), fn, inputs + (gx,), None, "grad_weight") if want_w else None
     gb = check_out(grad_bias, (c,), fn, inputs + (gx, gw), None, "grad_bias") if want_w else None
     cdef const float *gyp = <const float *>data_ptr(grad_y)
+    cdef const float *yp = <const float *>data_ptr(output)
     cdef const float *xp = <const float *>data_ptr(x)
     cdef const float *wp = <const float *>data_ptr(weight)
     cdef const float *mp = <const float *>data_ptr(save_mean)
@@ -144,7 +154,8 @@ def batch_norm_backward(grad_y, x, weight, save_mean, save_invstd, *, training,
     cdef int train = training
     cdef int status
     with nogil:
-        status = fnn_batch_norm_backward(n_, c_, s_, gyp, xp, wp, mp, ip, train, gxp, gwp, gbp)
+        status = fnn_batch_norm_backward(n_, c_, s_, gyp, yp, xp, wp, mp, ip, train, gxp, gwp,
+                                         gbp)
     check(status, fn)
     return gx, gw, gb
 

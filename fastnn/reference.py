@@ -406,11 +406,14 @@ def _bn_layout(x):
 
 
 def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
-               training=False, momentum=0.1, eps=1e-5):
+               training=False, momentum=0.1, eps=1e-5, activation=None):
     """Batch normalization per channel, like torch.nn.functional.batch_norm; returns
     (y, save_mean, save_invstd) with invstd = 1/sqrt(var + eps). Training uses the batch
     mean and biased variance and updates the running statistics in place (the unbiased
-    variance for running_var); otherwise the running statistics normalise."""
+    variance for running_var); otherwise the running statistics normalise.
+    activation="relu": y relu'd."""
+    if activation not in (None, "relu"):
+        raise ValueError("activation must be None or 'relu'")
     axes, shape, m = _bn_layout(x)
     if training:
         if m == 1:
@@ -432,16 +435,23 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
         y = y * weight.reshape(shape)
     if bias is not None:
         y = y + bias.reshape(shape)
-    return y, mean, invstd
+    return (y if activation is None else relu(y)), mean, invstd
 
 
 def batch_norm_backward(grad_y, x, weight, save_mean, save_invstd, *, training,
-                        need_input_grad=True, need_weight_grad=True):
+                        need_input_grad=True, need_weight_grad=True, activation=None,
+                        output=None):
     """Gradients (grad_x, grad_weight, grad_bias) of :func:`batch_norm` from its saved
     statistics, in torch's form; grad_weight and grad_bias are None without weight or
-    need_weight_grad, grad_x None without need_input_grad."""
+    need_weight_grad, grad_x None without need_input_grad. activation="relu": of the
+    relu'd forward, whose output gates grad_y (relu_backward's rule)."""
+    if activation not in (None, "relu") or (output is None) != (activation is None):
+        raise ValueError("output goes with activation='relu' only")
     axes, shape, m = _bn_layout(x)
     _check_same_shape(grad_y, x)
+    if output is not None:
+        _check_same_shape(output, x)
+        grad_y = relu_backward(grad_y, output)
     invstd = save_invstd.reshape(shape)
     centred = x - save_mean.reshape(shape)
     w = 1 if weight is None else weight.reshape(shape)

@@ -261,15 +261,18 @@ def make_bn(r, draw, backward=False):
             _, mean, invstd = R.batch_norm(x, None, None, None, None, training=True)
         else:
             mean, invstd = randn(r, c), np.abs(randn(r, c)) + 0.5
-        return {"grad_y": randn(r, *x.shape), "x": x, "weight": weight,
+        args = {"grad_y": randn(r, *x.shape), "x": x, "weight": weight,
                 "save_mean": mean.astype(np.float32), "save_invstd": invstd.astype(np.float32),
-                "training": training}
+                "training": training, "activation": draw_activation(draw)}
+        if args["activation"] is not None:  # the relu output it gates by
+            args["output"] = np.maximum(randn(r, *x.shape), 0)
+        return args
     no_stats = training and draw(st.booleans())  # optional in training only
     return {"x": x, "weight": weight, "bias": randn(r, c) if draw(st.booleans()) else None,
             "running_mean": None if no_stats else randn(r, c),
             "running_var": None if no_stats else np.abs(randn(r, c)) + 0.5, "training": training,
             "momentum": draw(st.sampled_from([0.0, 0.1, 1.0])),
-            "eps": draw(st.sampled_from([0.0, 1e-5, 1.0]))}
+            "eps": draw(st.sampled_from([0.0, 1e-5, 1.0])), "activation": draw_activation(draw)}
 
 
 def make_smooth(r, draw, name, backward=False):
@@ -434,11 +437,11 @@ OPS += [
        R.adaptive_avg_pool2d_backward, lambda r, d: make_adaptive(r, d, True), {"out": None},
        ("input_shape",), ("grad_y",)),
     Op("batch_norm", F.batch_norm, R.batch_norm, make_bn,
-       {"out": 0, "save_mean": 1, "save_invstd": 2}, ("momentum", "eps"),
+       {"out": 0, "save_mean": 1, "save_invstd": 2}, ("momentum", "eps", "activation"),
        ("x", "weight", "bias", "running_mean", "running_var"), ("running_mean", "running_var")),
     Op("batch_norm_backward", F.batch_norm_backward, R.batch_norm_backward,
        lambda r, d: make_bn(r, d, True), {"grad_input": 0, "grad_weight": 1, "grad_bias": 2},
-       (), ("grad_y", "x", "weight", "save_mean", "save_invstd")),
+       ("activation",), ("grad_y", "x", "weight", "save_mean", "save_invstd", "output")),
     Op("layer_norm", F.layer_norm, R.layer_norm, make_ln,
        {"out": 0, "save_mean": 1, "save_rstd": 2}, ("normalized_shape", "eps"),
        ("x", "weight", "bias")),

@@ -121,6 +121,46 @@ def test_rewrites_apply_inside_a_graph(rng):
                                                      ref_c.reshape(3, -1)], 1))
 
 
+def test_batch_norm_feeding_only_a_relu_runs_with_it(rng):
+    """A BatchNorm2d (or 1d) whose output feeds only a ReLU runs with it as one kernel
+    call each way (_FusedNorm): outputs, gradients and running statistics bitwise those
+    of the layers run one by one, in training and eval mode; one whose output also goes
+    elsewhere stays apart."""
+    def net():
+        return nn.Sequential(nn.Conv2d(2, 4, 3, padding=1, seed=0), nn.BatchNorm2d(4),
+                             nn.ReLU(), nn.Conv2d(4, 3, 3, seed=1), nn.BatchNorm2d(3),
+                             nn.ReLU(), nn.Flatten(), nn.Linear(48, 5, seed=2),
+                             nn.BatchNorm1d(5), nn.ReLU())
+
+    model, twin = net(), net()
+    x = randn(rng, 6, 2, 6, 6)
+    kinds = [type(s.runner).__name__ for s in model._graph_for((x.shape,)).steps]
+    assert kinds == ["Conv2d", "_FusedNorm", "Conv2d", "_FusedNorm", "Flatten", "Linear",
+                     "_FusedNorm"]
+    for mode in (True, False):
+        model.train(mode)
+        twin.train(mode)
+        y, h = model(x), x
+        for layer in twin:
+            h = layer.forward(h)
+        assert np.array_equal(y, h)
+        g = randn(rng, *y.shape)
+        model.zero_grad()
+        gx = model.backward(g, need_input_grad=True)
+        for layer in reversed(list(twin)):
+            g = layer.backward(g)
+        assert np.array_equal(gx, g)
+        for (name, p), q in zip(model.named_parameters(), twin.parameters()):
+            assert np.array_equal(p.grad, q.grad), name
+        for (name, b), c in zip(model.named_buffers(), twin.buffers()):
+            assert np.array_equal(b, c), name
+    inp = fastnn.Input(shape=(3, 4, 4))
+    bn = nn.BatchNorm2d(3)(inp)
+    branched = fastnn.Model(inp, nn.ReLU()(bn) + bn)  # the norm's output goes to the add too
+    assert [type(s.runner).__name__ for s in branched._graph_fixed.steps] == \
+        ["BatchNorm2d", "ReLU", "Add"]
+
+
 @pytest.mark.parametrize("size", [6, 20])  # pooled rows of 3 (scalar loop) and 10 (vectors)
 def test_fused_and_swapped_relus_pass_the_gradient_at_nan_as_torchs(isa, rng, size):
     """A ReLU's gradient passes where its input is NaN (torch's threshold_backward):

@@ -275,6 +275,50 @@ def test_bad_inputs_raise_clear_errors(call, exc, msg):
         call()
 
 
+@pytest.mark.parametrize("shape", [(64, 300), (7, 4, 9), (2, 3, 5, 7), (3, 5, 1, 1),
+                                   (8, 16, 12, 12)], ids=str)
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_relu_is_bitwise_the_two_steps(isa, rng, threads, shape, training):
+    """activation="relu" relus the output in the same pass, and its backward gates grad_y
+    by that output: bitwise relu(batch_norm(...)) and the two backward steps
+    (relu_backward, then batch_norm_backward), NaN and 0 included, on 1 and 2 threads."""
+    x, w, b, rm, rv = bn_inputs(rng, shape, True)
+    x.flat[::7] = 0.0
+    x.flat[3] = np.nan
+    g = rng.standard_normal(shape).astype(np.float32)
+    for t in (1, 2):
+        threads(t)
+        y, mean, invstd = F.batch_norm(x, rm.copy(), rv.copy(), w, b, training)
+        fy, fmean, finvstd = F.batch_norm(x, rm.copy(), rv.copy(), w, b, training,
+                                          activation="relu")
+        assert np.array_equal(fy, F.relu(y), equal_nan=True)
+        assert np.array_equal(fmean, mean, equal_nan=True)
+        assert np.array_equal(finvstd, invstd, equal_nan=True)
+        want = F.batch_norm_backward(F.relu_backward(g, y), x, w, mean, invstd,
+                                     training=training)
+        got = F.batch_norm_backward(g, x, w, mean, invstd, training=training,
+                                    activation="relu", output=fy)
+        for a, e in zip(got, want):
+            assert np.array_equal(a, e, equal_nan=True)
+
+
+@pytest.mark.parametrize("call, msg", [
+    (lambda: F.batch_norm(X, None, None, None, None, True, activation="tanh"),
+     "activation must be None or 'relu'"),
+    (lambda: F.batch_norm_backward(X, X, None, *S3, training=True, activation="relu"),
+     "output .* goes with activation='relu' and only with it"),
+    (lambda: F.batch_norm_backward(X, X, None, *S3, training=True, output=X),
+     "output .* goes with activation='relu' and only with it"),
+    (lambda: F.batch_norm_backward(X, X, None, *S3, training=True, activation="relu",
+                                   output=X[:1]), r"output must have grad_out's shape"),
+    (lambda: F.batch_norm_backward(X, X, None, *S3, training=True, activation="relu",
+                                   output=X.astype(np.float64)), "output must be a float32"),
+])
+def test_batch_norm_relu_bad_arguments(call, msg):
+    with pytest.raises((ValueError, TypeError), match=msg):
+        call()
+
+
 def test_batch_norm_takes_torchs_positional_order(rng):
     """F.batch_norm(input, running_mean, running_var, weight, bias, training, momentum,
     eps), torch's order: it took (x, weight, bias, running_mean, running_var), so torch's

@@ -336,6 +336,7 @@ static void ew_exp_sums(int64_t rows, int64_t c, const float *x, float *max, flo
 #define NORM_PARTS (NORM_LANES / NORM_VD)
 typedef double norm_vd __attribute__((vector_size(NORM_VD * 8)));
 typedef float norm_vh __attribute__((vector_size(NORM_VD * 4), aligned(4)));
+typedef uint32_t norm_vu __attribute__((vector_size(NORM_VD * 4)));
 
 /* NORM_VD floats at x widened to double (a macro: no vector crosses a call). */
 #define NORM_WIDEN(x) __builtin_convertvector(*(const norm_vh *)(x), norm_vd)
@@ -368,23 +369,30 @@ static void ew_sums(int64_t n, const float *x, float shift, double *s, double *q
     *q = norm_total(lq);
 }
 
-/* s = sum of g, q = sum of g * (x - shift): the batch-norm backward's two sums. */
-static void ew_dot_sums(int64_t n, const float *g, const float *x, float shift, double *s,
-                        double *q)
+/* s = sum of g, q = sum of g * (x - shift): the batch-norm backward's two sums, g = gy
+ * gated by y_act where it is given (relu_backward's rule: y_act <= 0 ? 0 : gy). */
+static void ew_dot_sums(int64_t n, const float *gy, const float *y_act, const float *x,
+                        float shift, double *s, double *q)
 {
     norm_vd vs[NORM_PARTS] = {{0}}, vq[NORM_PARTS] = {{0}};
     double ls[NORM_LANES], lq[NORM_LANES];
     int64_t j = 0;
     for (; j + NORM_LANES <= n; j += NORM_LANES)
         for (int p = 0; p < NORM_PARTS; p++) {
-            norm_vd vg = NORM_WIDEN(g + j + p * NORM_VD);
+            norm_vh g = *(const norm_vh *)(gy + j + p * NORM_VD);
+            if (y_act) {  /* relu_backward's select (EW_WHOLE_LOAD) */
+                EW_WHOLE_LOAD(g);
+                g = (norm_vh)((norm_vu)g &
+                              ~(norm_vu)(*(const norm_vh *)(y_act + j + p * NORM_VD) <= 0.0f));
+            }
+            norm_vd vg = __builtin_convertvector(g, norm_vd);
             vs[p] += vg;
             vq[p] += vg * (NORM_WIDEN(x + j + p * NORM_VD) - (double)shift);
         }
     memcpy(ls, vs, sizeof ls);
     memcpy(lq, vq, sizeof lq);
     for (int l = 0; j + l < n; l++) {
-        double vg = g[j + l];
+        double vg = y_act && y_act[j + l] <= 0.0f ? 0.0f : gy[j + l];
         ls[l] += vg;
         lq[l] += vg * ((double)x[j + l] - (double)shift);
     }
@@ -393,19 +401,41 @@ static void ew_dot_sums(int64_t n, const float *g, const float *x, float shift, 
 }
 
 /* Batch normalisation's elementwise passes over one plane of a channel (norm.c):
- * y = (x - mean) * a + b, and its input gradient gx = ((gy - b) - (x - mean) * k) * a
- * (in training; b = mean(gy), k = mean(gy * (x - mean)) * invstd^2). */
+ * y = (x - mean) * a + b, relu'd if relu (relu's rule: x < 0 ? 0 : x), and its input
+ * gradient gx = ((g - b) - (x - mean) * k) * a (in training; b = mean(g),
+ * k = mean(g * (x - mean)) * invstd^2), g = gy gated by the relu'd output y_act where
+ * it is given (relu_backward's rule: y_act <= 0 ? 0 : gy). */
 static void ew_bn_normalise(int64_t n, const float *restrict x, float mean, float a, float b,
-                            float *restrict y)
+                            int relu, float *restrict y)
 {
+    if (relu) {
+        for (int64_t i = 0; i < n; i++) {
+            float v = (x[i] - mean) * a + b;
+            y[i] = v < 0.0f ? 0.0f : v;
+        }
+        return;
+    }
     for (int64_t i = 0; i < n; i++)
         y[i] = (x[i] - mean) * a + b;
 }
 
-static void ew_bn_input_grad(int64_t n, const float *restrict gy, const float *restrict x,
-                             float mean, float a, float b, float k, float *restrict gx)
+static void ew_bn_input_grad(int64_t n, const float *restrict gy, const float *restrict y_act,
+                             const float *restrict x, float mean, float a, float b, float k,
+                             float *restrict gx)
 {
-    for (int64_t i = 0; i < n; i++)
+    int64_t i = 0;
+    if (y_act) {  /* relu_backward's vectors (EW_WHOLE_LOAD), then the same tail */
+        for (; i + FNN_VEC <= n; i += FNN_VEC) {
+            vfloat g = *(const vfloat_u *)(gy + i), v = *(const vfloat_u *)(y_act + i);
+            EW_WHOLE_LOAD(g);
+            g = (vfloat)((ew_vu32)g & ~(ew_vu32)(v <= 0.0f));
+            *(vfloat_u *)(gx + i) = ((g - b) - (*(const vfloat_u *)(x + i) - mean) * k) * a;
+        }
+        for (; i < n; i++)
+            gx[i] = (((y_act[i] <= 0.0f ? 0.0f : gy[i]) - b) - (x[i] - mean) * k) * a;
+        return;
+    }
+    for (; i < n; i++)
         gx[i] = ((gy[i] - b) - (x[i] - mean) * k) * a;
 }
 

@@ -31,6 +31,7 @@ from .conv import Conv2d, _FusedConv
 from .merge import Add
 from .._core import as_sample_shape
 from .module import Module, Parameter, _held, _what
+from .normalization import BatchNorm1d, BatchNorm2d, _FusedNorm
 from .pooling import MaxPool2d
 
 __all__ = ["Value", "Input", "TracingError", "Graph", "call", "trace", "output_shape"]
@@ -492,7 +493,9 @@ class Graph:
           unpooled and gated there too (a pool whose window is too large for its byte
           positions stays apart);
         - two such fused steps, the second reading the first's output alone, are linked
-          (_FusedConv.next / prev): their activation may go channels-last between them."""
+          (_FusedConv.next / prev): their activation may go channels-last between them;
+        - a BatchNorm1d or BatchNorm2d whose output feeds only a ReLU runs with it as one
+          kernel call each way (_FusedNorm)."""
         def only_consumer(step):
             """The one step reading step's output, if it is no graph output."""
             if step.output in self.output_slots:
@@ -529,6 +532,14 @@ class Graph:
                 runner = _FusedConv(step.runner, pool, relu)
                 steps[k] = _Step(step.index, step.name, runner, runner.layers, step.inputs,
                                  last.output, False)
+        for k, step in enumerate(steps):
+            after = only_consumer(step) if step is not None else None
+            if step is not None and type(step.runner) in (BatchNorm1d, BatchNorm2d) and \
+                    type(getattr(after, "runner", None)) is ReLU:
+                runner = _FusedNorm(step.runner, after.runner)
+                steps[steps.index(after)] = None
+                steps[k] = _Step(step.index, step.name, runner, runner.layers, step.inputs,
+                                 after.output, False)
         for step in steps:  # fused convolutions feeding one another (channels-last)
             after = only_consumer(step) if step is not None else None
             if isinstance(getattr(step, "runner", None), _FusedConv) and \

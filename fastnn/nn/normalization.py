@@ -68,6 +68,11 @@ class _BatchNorm(Module):
         return (self.training and not self._frozen_stats) or not self.track_running_stats
 
     def forward(self, x):
+        return self._forward(x)
+
+    def _forward(self, x, activation=None):
+        """forward, its output relu'd in the same pass with activation="relu"
+        (_FusedNorm)."""
         self.output_shape(x.shape)
         self._x = x
         batch_stats = self._uses_batch_stats()
@@ -82,7 +87,8 @@ class _BatchNorm(Module):
                         else self.momentum)
         self._batch_stats = batch_stats
         if one_value:
-            return self._one_value_forward(x, momentum)
+            y = self._one_value_forward(x, momentum)
+            return y if activation is None else F.relu(y, out=y)
         c = self.num_features
         old_var = self.running_var.copy() if self._biased_running_var and momentum else None
         y, self._mean, self._invstd = F.batch_norm(
@@ -91,7 +97,7 @@ class _BatchNorm(Module):
             None if self.bias is None else self.bias.data, training=batch_stats,
             momentum=momentum, eps=self.eps,
             out=self._buffer("y", x.shape), save_mean=self._buffer("mean", (c,)),
-            save_invstd=self._buffer("invstd", (c,)))
+            save_invstd=self._buffer("invstd", (c,)), activation=activation)
         if old_var is not None:  # the kernel added momentum * var * m / (m - 1): rescale it
             m = x.size // c
             self.running_var -= (self.running_var - (1.0 - momentum) * old_var) / m
@@ -118,6 +124,11 @@ class _BatchNorm(Module):
         return y
 
     def backward(self, grad_out, need_input_grad=True):
+        return self._backward(grad_out, need_input_grad)
+
+    def _backward(self, grad_out, need_input_grad=True, output=None):
+        """backward; with `output` (the relu'd output of _forward(x, "relu")), of the
+        relu too."""
         x = self._forwarded("_x")
         weight, bias = self.weight, self.bias
         want_b = bias is not None and bias.requires_grad
@@ -132,7 +143,8 @@ class _BatchNorm(Module):
             grad_weight=(weight._grad_out() if weight.requires_grad else self._buffer("dw", (c,)))
             if weight_grad else None,
             grad_bias=(bias._grad_out() if want_b else self._buffer("db", (c,)))
-            if weight_grad else None)
+            if weight_grad else None, activation=None if output is None else "relu",
+            output=output)
         return gx
 
     def extra_repr(self):  # torch's
@@ -156,6 +168,35 @@ class BatchNorm2d(_BatchNorm):
     """Batch normalisation over (N, C, H, W), per channel C."""
     _ndims = (4,)
     _expected = "(N, C, H, W) with C = num_features"
+
+
+class _FusedNorm:
+    """A BatchNorm1d or BatchNorm2d with the ReLU after it on one kernel call each way
+    (F.batch_norm's activation), in the layers' own parameters and buffers; the graph
+    plan runs them so (Graph._rewrite). The ReLU's passes over the activation (its
+    forward, and its backward's gating) happen in the norm's: the same bits."""
+
+    def __init__(self, norm, relu):
+        self.norm, self.relu = norm, relu
+        self.layers = (norm, relu)
+        self._y = None
+
+    def forward(self, x):
+        self._y = self.norm._forward(x, "relu")
+        return self._y
+
+    def backward(self, grad_out, need_input_grad=True):
+        return self.norm._backward(grad_out, need_input_grad, self._y)
+
+    def named_parameters(self):
+        return self.norm.named_parameters()
+
+    def train(self, mode=True):
+        for layer in self.layers:
+            layer.train(mode)
+
+    def __repr__(self):
+        return " with ".join(f"{layer!r}" for layer in self.layers)
 
 
 class LayerNorm(Module):
@@ -193,6 +234,11 @@ class LayerNorm(Module):
         return tuple(shape)
 
     def forward(self, x):
+        return self._forward(x)
+
+    def _forward(self, x, activation=None):
+        """forward, its output relu'd in the same pass with activation="relu"
+        (_FusedNorm)."""
         self.output_shape(x.shape)
         self._x = x
         lead = x.shape[:x.ndim - len(self.normalized_shape)]
@@ -204,6 +250,11 @@ class LayerNorm(Module):
         return y
 
     def backward(self, grad_out, need_input_grad=True):
+        return self._backward(grad_out, need_input_grad)
+
+    def _backward(self, grad_out, need_input_grad=True, output=None):
+        """backward; with `output` (the relu'd output of _forward(x, "relu")), of the
+        relu too."""
         x = self._forwarded("_x")
         weight, bias = self.weight, self.bias
         want_w = weight is not None and weight.requires_grad
