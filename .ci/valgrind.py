@@ -66,6 +66,12 @@ def functional_step(rng):
     F.batch_norm_backward(y, h, gamma, mean, invstd, training=False)
     F.adaptive_avg_pool2d_backward(F.adaptive_avg_pool2d(c, (3, 5)), c.shape)
     F.batch_norm(p, None, None, None, None, training=True)  # (N, C): the column path
+    for inp, train in ((h, False), (p, True)):  # fused with the relu: planes, columns
+        fy, mean, invstd = F.batch_norm(inp, running_mean[:inp.shape[1]] if not train else None,
+                                        running_var[:inp.shape[1]] if not train else None,
+                                        None, None, training=train, activation="relu")
+        F.batch_norm_backward(fy, inp, None, mean, invstd, training=train, activation="relu",
+                              output=fy)
     d = c.reshape(-1)[:1173]  # 5 elements past whole vectors
     F.dropout(F.dropout(d, 0.3, 7), 0.3, 7, out=d)  # then in place
     # torch's pooling options: windows past the edge (ceil_mode), padding not counted
