@@ -282,8 +282,8 @@ int fnn_batch_norm_backward(int64_t n, int64_t c, int64_t s, const float *grad_y
         (c > 0 && (!save_mean || !save_invstd)))
         return FNN_EINVAL;
     bn_job J = {.n = n, .c = c, .s = s, .x = x, .gy = grad_y, .y_act = y_act,
-                .weight = weight, .mean_in = save_mean, .invstd_in = save_invstd, .training = training,
-                .gx = grad_x, .gw = grad_weight, .gb = grad_bias};
+                .weight = weight, .mean_in = save_mean, .invstd_in = save_invstd,
+                .training = training, .gx = grad_x, .gw = grad_weight, .gb = grad_bias};
     run_channels(&J, backward_part, 4.0);
     return FNN_OK;
 }

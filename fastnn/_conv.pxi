@@ -202,9 +202,10 @@ cdef int _fused_act(str fn, object activation) except -1:
     return FUSED_ACTIVATIONS[activation]
 
 
-cdef object _act_output(str fn, int act, object activation, object output, tuple shape):
-    """The backward's `output` (the forward's relu output, float32 of grad_out's shape),
-    which goes with activation='relu' and only with it."""
+cdef object _act_output(str fn, int act, object activation, object output, tuple shape,
+                        str grad="grad_out"):
+    """The backward's `output` (the forward's relu output, float32 of the shape of its
+    gradient argument `grad`), which goes with activation='relu' and only with it."""
     if (output is None) != (act == FNN_ACT_NONE):
         raise ValueError(f"{fn}: output (the forward's relu output) goes with "
                          f"activation='relu' and only with it; got activation={activation!r} "
@@ -213,7 +214,7 @@ cdef object _act_output(str fn, int act, object activation, object output, tuple
         return None
     output = as_float32(output, "output", fn, len(shape))
     if output.shape != shape:
-        raise ValueError(f"{fn}: output must have grad_out's shape {shape}, got {output.shape}")
+        raise ValueError(f"{fn}: output must have {grad}'s shape {shape}, got {output.shape}")
     return output
 
 

@@ -128,7 +128,7 @@ def batch_norm_backward(grad_y, x, weight, save_mean, save_invstd, *, training,
     weight = bn_channels(weight, "weight", c, fn)
     save_mean = bn_channels(save_mean, "save_mean", c, fn, True)
     save_invstd = bn_channels(save_invstd, "save_invstd", c, fn, True)
-    output = _act_output(fn, act, activation, output, x.shape)
+    output = _act_output(fn, act, activation, output, x.shape, "grad_y")
     want_w = weight is not None and need_weight_grad
     for name, given, wanted, why in (
             ("grad_input", grad_input, need_input_grad, "need_input_grad is False"),

@@ -310,7 +310,7 @@ def test_batch_norm_relu_is_bitwise_the_two_steps(isa, rng, threads, shape, trai
     (lambda: F.batch_norm_backward(X, X, None, *S3, training=True, output=X),
      "output .* goes with activation='relu' and only with it"),
     (lambda: F.batch_norm_backward(X, X, None, *S3, training=True, activation="relu",
-                                   output=X[:1]), r"output must have grad_out's shape"),
+                                   output=X[:1]), r"output must have grad_y's shape"),
     (lambda: F.batch_norm_backward(X, X, None, *S3, training=True, activation="relu",
                                    output=X.astype(np.float64)), "output must be a float32"),
 ])

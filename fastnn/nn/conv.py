@@ -6,7 +6,7 @@ from .. import functional as F
 from .._core import POOL_POSITIONS, as_flag, conv2d_algorithm, get_conv_algorithm
 from ..reference import conv2d_output_shape
 from .linear import _Weighted, _weights
-from .module import Parameter, _count, _pair, memo_shape
+from .module import Parameter, _count, _Fused, _pair, memo_shape
 
 __all__ = ["Conv2d", "ConvTranspose2d"]
 
@@ -320,7 +320,7 @@ def _winograd_throughout(conv, shape):
                for kw in ({}, {"input_gradient": True}, {"weight_gradient": True}))
 
 
-class _FusedConv:
+class _FusedConv(_Fused):
     """A Conv2d with the MaxPool2d and/or the ReLU after it on one kernel call
     (F.conv2d_max_pool2d, or F.conv2d; activation="relu"), in the layers' own parameters
     and buffers; the graph plan runs them so (Graph._rewrite). Each image's convolution
@@ -413,13 +413,3 @@ class _FusedConv:
                                 indices=pool._pos, algorithm=conv.algorithm,
                                 activation=self._activation, layout=self._layout)
         return pool._pos
-
-    def named_parameters(self):
-        return self.conv.named_parameters()
-
-    def train(self, mode=True):
-        for layer in self.layers:
-            layer.train(mode)
-
-    def __repr__(self):
-        return " with ".join(f"{layer!r}" for layer in self.layers)

@@ -219,6 +219,23 @@ def memo_shape(output_shape):
     return cached
 
 
+class _Fused:
+    """Layers a graph plan runs as one kernel call (conv._FusedConv,
+    normalization._FusedNorm): `layers`, the first of them holding the parameters."""
+
+    layers = ()
+
+    def named_parameters(self):
+        return self.layers[0].named_parameters()
+
+    def train(self, mode=True):
+        for layer in self.layers:
+            layer.train(mode)
+
+    def __repr__(self):
+        return " with ".join(f"{layer!r}" for layer in self.layers)
+
+
 class Module(training.ModelAPI):
     """Base of layers and models: parameters, buffers, sub-modules, state_dict,
     train/eval mode, `_buffer` (per-layer scratch memory reused across steps), and the

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import functional as F
 from .._core import as_flag, as_real as _real, as_sample_shape
-from .module import Module, Parameter, _count
+from .module import Module, Parameter, _count, _Fused
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm"]
 
@@ -170,7 +170,7 @@ class BatchNorm2d(_BatchNorm):
     _expected = "(N, C, H, W) with C = num_features"
 
 
-class _FusedNorm:
+class _FusedNorm(_Fused):
     """A BatchNorm1d or BatchNorm2d with the ReLU after it on one kernel call each way
     (F.batch_norm's activation), in the layers' own parameters and buffers; the graph
     plan runs them so (Graph._rewrite). The ReLU's passes over the activation (its
@@ -187,16 +187,6 @@ class _FusedNorm:
 
     def backward(self, grad_out, need_input_grad=True):
         return self.norm._backward(grad_out, need_input_grad, self._y)
-
-    def named_parameters(self):
-        return self.norm.named_parameters()
-
-    def train(self, mode=True):
-        for layer in self.layers:
-            layer.train(mode)
-
-    def __repr__(self):
-        return " with ".join(f"{layer!r}" for layer in self.layers)
 
 
 class LayerNorm(Module):
