@@ -99,12 +99,8 @@ static void backward_constants(const bn_job *J, int64_t c, bn_chunk *t, int64_t 
     t->k[j] = m > 0 ? (float)(t->q[j] / m * invstd * invstd) : 0.0f;
 }
 
-/* gy at element e, gated by the relu'd output y_act where it is given (relu_backward's
- * rule). */
-static inline float gated(const bn_job *J, int64_t e)
-{
-    return J->y_act && J->y_act[e] <= 0.0f ? 0.0f : J->gy[e];
-}
+/* g gated by the relu'd output y there (relu_backward's rule). */
+static inline float gated(float y, float g) { return y <= 0.0f ? 0.0f : g; }
 
 /* Adds row i's part of chunk [c0, c0 + w) to the sums: of x - shift and its square
  * (g NULL), or of g and g * (x - shift) (g: gy, gated). */
@@ -120,8 +116,9 @@ static void row_sums(const bn_job *J, const float *g, int64_t i, int64_t c0, int
             t->q[j] += d * d;
         }
     } else if (s == 1) {
+        const float *y_act = J->y_act ? J->y_act + off : NULL;
         for (int64_t j = 0; j < w; j++) {
-            double gj = gated(J, off + j);
+            double gj = y_act ? gated(y_act[j], g[off + j]) : g[off + j];
             t->s[j] += gj;
             t->q[j] += gj * ((double)x[j] - t->shift[j]);
         }
@@ -168,12 +165,13 @@ static void row_input_grad(const bn_job *J, int64_t i, int64_t c0, int64_t w, co
     float *restrict gx = J->gx + off;
     if (s == 1 && J->training) {
         for (int64_t j = 0; j < w; j++)
-            gx[j] = ((gated(J, off + j) - t->b[j]) - (x[j] - t->mean[j]) * t->k[j]) * t->a[j];
+            gx[j] = (((y_act ? gated(y_act[j], gy[j]) : gy[j]) - t->b[j]) -
+                     (x[j] - t->mean[j]) * t->k[j]) * t->a[j];
         return;
     }
     if (s == 1) {
         for (int64_t j = 0; j < w; j++)
-            gx[j] = gated(J, off + j) * t->a[j];
+            gx[j] = (y_act ? gated(y_act[j], gy[j]) : gy[j]) * t->a[j];
         return;
     }
     for (int64_t j = 0; j < w; j++) {
@@ -182,9 +180,12 @@ static void row_input_grad(const bn_job *J, int64_t i, int64_t c0, int64_t w, co
             fnn_active->ew->bn_input_grad(s, gy + j * s, y_act ? y_act + j * s : NULL,
                                           x + j * s, t->mean[j], a, t->b[j], t->k[j],
                                           gx + j * s);
+        } else if (y_act) {  /* (the branch out of the loop: it vectorises) */
+            for (int64_t e = j * s; e < (j + 1) * s; e++)
+                gx[e] = gated(y_act[e], gy[e]) * a;
         } else {
             for (int64_t e = j * s; e < (j + 1) * s; e++)
-                gx[e] = gated(J, off + e) * a;
+                gx[e] = gy[e] * a;
         }
     }
 }
