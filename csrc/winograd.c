@@ -77,24 +77,30 @@ typedef struct {
 
 /* ---- the filter transform (the input and output ones: simd/winograd_kernel.h) ---- */
 
-/* G g: along one axis (3 taps to a points), in double. */
-static void wino_g(int m, const double *g, int gs, double *o, int os)
+/* G g along one axis, in double: 3 taps g[k*gs + r] to a points o[p*os + r] of nr lanes
+ * (a loop per formula, so that the compiler runs the lanes as vectors). */
+static void wino_g(int m, const double *g, int gs, double *o, int os, int nr)
 {
+    const double *g0 = g, *g1 = g + gs, *g2 = g + 2 * gs;
     if (m == 2) {
-        o[0] = g[0];
-        o[os] = (g[0] + g[gs] + g[2 * gs]) * 0.5;
-        o[2 * os] = (g[0] - g[gs] + g[2 * gs]) * 0.5;
-        o[3 * os] = g[2 * gs];
+        for (int r = 0; r < nr; r++) {
+            o[r] = g0[r];
+            o[os + r] = (g0[r] + g1[r] + g2[r]) * 0.5;
+            o[2 * os + r] = (g0[r] - g1[r] + g2[r]) * 0.5;
+            o[3 * os + r] = g2[r];
+        }
         return;
     }
-    /* in double, multiplied by the reciprocals: a division would cost most of the time */
+    /* multiplied by the reciprocals: a division would cost most of the time */
     const double r4 = 1.0 / 4, r6 = 1.0 / 6, r12 = 1.0 / 12, r24 = 1.0 / 24;
-    o[0] = g[0] * r4;
-    o[os] = -(g[0] + g[gs] + g[2 * gs]) * r6;
-    o[2 * os] = -(g[0] - g[gs] + g[2 * gs]) * r6;
-    o[3 * os] = g[0] * r24 + g[gs] * r12 + g[2 * gs] * r6;
-    o[4 * os] = g[0] * r24 - g[gs] * r12 + g[2 * gs] * r6;
-    o[5 * os] = g[2 * gs];
+    for (int r = 0; r < nr; r++) {
+        o[r] = g0[r] * r4;
+        o[os + r] = -(g0[r] + g1[r] + g2[r]) * r6;
+        o[2 * os + r] = -(g0[r] - g1[r] + g2[r]) * r6;
+        o[3 * os + r] = g0[r] * r24 + g1[r] * r12 + g2[r] * r6;
+        o[4 * os + r] = g0[r] * r24 - g1[r] * r12 + g2[r] * r6;
+        o[5 * os + r] = g2[r];
+    }
 }
 
 /* ---- plan ---- */
@@ -208,34 +214,43 @@ typedef struct {
     float *up;
 } filter_job;
 
-/* Task i: the filters of output panel i (nr outputs). The nr values of one position
- * are gathered first and stored as one run: the P planes lie a multiple of 4 KiB apart,
+/* Channels per task of the filters' transform: a layer's few panels become enough tasks
+ * for every thread. */
+#define FILTER_TASK_CHANNELS 16
+/* One filter's transform in FNN_WORK_PER_THREAD's units: about as long as 1024 of GEMM's
+ * multiply-adds (14.5 ns a filter of a 128->128 layer, 1 thread, Zen 5) */
+#define FILTER_COST 1024.0
+
+/* Task i: the filters of output panel i / cblocks (nr outputs) and its i % cblocks-th
+ * FILTER_TASK_CHANNELS input channels, the nr outputs side by side as vector lanes. A
+ * position's nr values are stored as one run: the P planes lie a multiple of 4 KiB apart,
  * and single stores to all of them would keep evicting each other from one L1 set. */
 static void transform_filter_panel(void *ctx, int64_t i, int slot)
 {
     const filter_job *J = ctx;
     const wino_geom *g = J->g;
     int nr = g->gk->nr, a = g->a;
+    int64_t cblocks = (g->ci + FILTER_TASK_CHANNELS - 1) / FILTER_TASK_CHANNELS;
+    int64_t panel = i / cblocks, c0 = i % cblocks * FILTER_TASK_CHANNELS;
+    int64_t c1 = FNN_MIN(c0 + FILTER_TASK_CHANNELS, g->ci);
     int64_t plane = fnn_round_up(g->co, nr) * g->ci;
-    float run[36][FNN_MAX_NR];
+    double tap[9][FNN_MAX_NR], t[6 * 3][FNN_MAX_NR], u[36][FNN_MAX_NR];
     (void)slot;
-    for (int64_t c = 0; c < g->ci; c++) {
+    for (int64_t c = c0; c < c1; c++) {
         for (int r = 0; r < nr; r++) {
-            int64_t o = i * nr + r;
-            double tap[9], t[6 * 3], u[36];
+            int64_t o = panel * nr + r;
             for (int k = 0; k < 9; k++)
-                tap[k] = o < g->co ? J->w[o * J->so + c * J->sc + k / 3 * J->si + k % 3 * J->sj]
-                                   : 0.0;
-            for (int j = 0; j < 3; j++)  /* G g: columns */
-                wino_g(g->m, tap + j, 3, t + j, 3);
-            for (int k = 0; k < a; k++)  /* (G g) G^T: rows */
-                wino_g(g->m, t + k * 3, 1, u + k * a, 1);
-            for (int xi = 0; xi < g->P; xi++)
-                run[xi][r] = (float)u[xi];
+                tap[k][r] = o < g->co
+                    ? J->w[o * J->so + c * J->sc + k / 3 * J->si + k % 3 * J->sj] : 0.0;
         }
-        float *dst = J->up + i * nr * g->ci + c * nr;
+        for (int j = 0; j < 3; j++)  /* G g: columns */
+            wino_g(g->m, tap[j], 3 * FNN_MAX_NR, t[j], 3 * FNN_MAX_NR, nr);
+        for (int k = 0; k < a; k++)  /* (G g) G^T: rows */
+            wino_g(g->m, t[k * 3], FNN_MAX_NR, u[k * a], FNN_MAX_NR, nr);
+        float *dst = J->up + panel * nr * g->ci + c * nr;
         for (int xi = 0; xi < g->P; xi++)
-            memcpy(dst + xi * plane, run[xi], (size_t)nr * sizeof(float));
+            for (int r = 0; r < nr; r++)
+                dst[xi * plane + r] = (float)u[xi][r];
     }
 }
 
@@ -243,9 +258,10 @@ static void transform_filters(const wino_geom *g, const float *w, int64_t so, in
                               int64_t si, int64_t sj, float *up)
 {
     int nr = g->gk->nr;
-    int64_t panels = (g->co + nr - 1) / nr;
+    int64_t tasks = (g->co + nr - 1) / nr * ((g->ci + FILTER_TASK_CHANNELS - 1)
+                                             / FILTER_TASK_CHANNELS);
     filter_job J = {.g = g, .w = w, .so = so, .sc = sc, .si = si, .sj = sj, .up = up};
-    fnn_run(panels, fnn_threads_for(FNN_COST_MEM * 64.0 * (double)g->co * g->ci),
+    fnn_run(tasks, fnn_threads_for(FILTER_COST * (double)g->co * g->ci),
             transform_filter_panel, &J);
 }
 
