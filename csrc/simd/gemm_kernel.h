@@ -471,40 +471,63 @@ static void gemm_rows_dot(int64_t m, int64_t j0, int64_t j1, int64_t k, float al
  * per p, NV vectors of B's row p are loaded once and added, times a[i][p], into each of
  * the R rows' accumulators, so B is read once for up to 8 rows of A (row by row it was
  * read once per row: 8x512x10 took 4.5x NumPy's time). Every element sums over p in
- * increasing order, as the packed micro-kernel does. The last columns of a row run as a
+ * increasing order, as the packed micro-kernel does, but in a tile of 2 accumulators or
+ * fewer: there the even and the odd p go to two sums added at the end, so that two
+ * chains of dependent FMAs run at once (1x128x10: 0.33 -> 0.27-0.28 us, Zen 5; one chain
+ * had taken longer than generic's separate multiplies and adds, 0.32). The last columns
+ * of a row run as a
  * vector flush with its end: the tile's last vector starts `shift` columns early,
  * overlapping the one before, and its lanes below shift (computed twice, alike) are not
  * stored. */
+static inline __attribute__((always_inline)) void
+gemm_axpy_step(const int R, const int NV, int shift, const float *a, int64_t a_rs,
+               const float *b, vfloat acc[8][8])
+{
+    vfloat bv[8];
+    _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)
+        bv[v] = *(const vfloat_u *)(b + v * FNN_VEC - (v == NV - 1 ? shift : 0));
+    _Pragma("GCC unroll 8") for (int i = 0; i < R; i++)
+        _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) acc[i][v] += a[i * a_rs] * bv[v];
+}
+
 static inline __attribute__((always_inline)) void
 gemm_axpy_tile(const int R, const int NV, int shift, int64_t k, float alpha, const float *a,
                int64_t a_rs, int64_t a_cs, const float *b, int64_t ldb, float beta, float *c,
                int64_t ldc)
 {
-    vfloat acc[8][8];
+    /* S sums per element, over every S-th p, where the tile has fewer than 4 accumulators:
+     * a single chain of dependent FMAs per accumulator would wait on each one's latency */
+    const int S = R * NV >= 3 ? 1 : 4 / (R * NV);
+    vfloat acc[4][8][8];
+    _Pragma("GCC unroll 4") for (int h = 0; h < S; h++)
+        _Pragma("GCC unroll 8") for (int i = 0; i < R; i++)
+            _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) acc[h][i][v] = (vfloat){0};
+    int64_t p = 0;
+    for (; p + S <= k; p += S)
+        _Pragma("GCC unroll 4") for (int h = 0; h < S; h++)
+            gemm_axpy_step(R, NV, shift, a + (p + h) * a_cs, a_rs, b + (p + h) * ldb, acc[h]);
+    for (; p < k; p++)
+        gemm_axpy_step(R, NV, shift, a + p * a_cs, a_rs, b + p * ldb, acc[0]);
     _Pragma("GCC unroll 8") for (int i = 0; i < R; i++)
-        _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) acc[i][v] = (vfloat){0};
-    for (int64_t p = 0; p < k; p++, b += ldb) {
-        vfloat bv[8];
-        _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)
-            bv[v] = *(const vfloat_u *)(b + v * FNN_VEC - (v == NV - 1 ? shift : 0));
-        _Pragma("GCC unroll 8") for (int i = 0; i < R; i++) {
-            float ap = a[i * a_rs + p * a_cs];
-            _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) acc[i][v] += ap * bv[v];
+        _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) {
+            if (S == 4)
+                acc[0][i][v] = (acc[0][i][v] + acc[1][i][v]) + (acc[2][i][v] + acc[3][i][v]);
+            else if (S == 2)
+                acc[0][i][v] += acc[1][i][v];
         }
-    }
     _Pragma("GCC unroll 8") for (int i = 0; i < R; i++)
         _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) {
             int lo = v == NV - 1 ? shift : 0;
             float *cv = c + i * ldc + v * FNN_VEC - lo;
             if (lo == 0) {
-                vfloat r = alpha * acc[i][v];
+                vfloat r = alpha * acc[0][i][v];
                 if (beta != 0.0f)
                     r += beta * *(vfloat_u *)cv;
                 *(vfloat_u *)cv = r;
             } else {
                 for (int t = lo; t < FNN_VEC; t++)
-                    cv[t] = beta == 0.0f ? alpha * acc[i][v][t]
-                                         : alpha * acc[i][v][t] + beta * cv[t];
+                    cv[t] = beta == 0.0f ? alpha * acc[0][i][v][t]
+                                         : alpha * acc[0][i][v][t] + beta * cv[t];
             }
         }
 }
