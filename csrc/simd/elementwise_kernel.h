@@ -151,11 +151,11 @@ static void ew_tanh(int64_t n, const float *restrict x, float *restrict y)
  * 1.2e-7 everywhere), t = 1/(1 + |z|/2): erfc(|z|) = t exp(-z^2 + P(t)), and
  * 2 - erfc(|z|) for z < 0. 1 + erf(x/sqrt2) as erfc(-x/sqrt2) keeps GELU's relative
  * precision for x < 0, where 1 + erf cancels.
- * In two halves, t and exp's argument P(t) - z^2, then t exp(...) and the sign's select,
- * for loops that run them as two passes over a block of EW_SPLIT elements: as one pass,
- * each element's dependency chain was too long for the out-of-order window to overlap
- * enough elements (GELU, 64K elements in cache, 1 thread, Zen 5: 0.70 ns an element
- * against PyTorch's 0.28). */
+ * As three passes over a block of EW_SPLIT elements: t and exp's argument P(t) - z^2
+ * (ew_erfc_arg), its exp, then t exp(...) and the sign's select (ew_erfc_end). As one
+ * loop, each element's chain of dependent operations was too long for the out-of-order
+ * window to overlap enough elements (GELU, 64K elements in cache, 1 thread, Zen 5: 0.70
+ * ns an element against PyTorch's 0.28; as three passes 0.48). */
 static inline float ew_erfc_arg(float z, float *t_out)
 {
     float a = ew_float(ew_bits(z) & 0x7fffffffu), t = 1.0f / (1.0f + 0.5f * a);
@@ -178,14 +178,8 @@ static inline float ew_erfc_end(float z, float t, float e)
     return ew_float((ew_bits(2.0f - r) & neg) | (ew_bits(r) & ~neg));
 }
 
-static inline float ew_erfc(float z)
-{
-    float t, arg = ew_erfc_arg(z, &t);
-    return ew_erfc_end(z, t, fnn_expf(arg));
-}
-
 #define EW_SQRT1_2 0.70710678118654752f
-#define EW_SPLIT 256  /* elements per block of a loop run as two passes */
+#define EW_SPLIT 256  /* elements per block of a loop run as several passes */
 #define EW_INV_SQRT_2PI 0.39894228040143268f
 #define EW_GELU_BETA 0.79788456080286536f  /* sqrt(2/pi) */
 #define EW_GELU_KAPPA 0.044715f
