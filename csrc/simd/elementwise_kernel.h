@@ -184,6 +184,17 @@ static inline float ew_erfc_end(float z, float t, float e)
 #define EW_GELU_BETA 0.79788456080286536f  /* sqrt(2/pi) */
 #define EW_GELU_KAPPA 0.044715f
 
+/* The first two passes of erfc(-x/sqrt2) over len <= EW_SPLIT elements: t, and e = the
+ * exp (ew_erfc_end takes both). */
+static inline void ew_gelu_erfc_passes(const float *x, int64_t len, float *restrict t,
+                                       float *restrict e)
+{
+    for (int64_t i = 0; i < len; i++)
+        e[i] = ew_erfc_arg(-EW_SQRT1_2 * x[i], &t[i]);
+    for (int64_t i = 0; i < len; i++)
+        e[i] = fnn_expf(e[i]);
+}
+
 /* The tanh form's 0.5 (1 + tanh(u)), u = beta (x + kappa x^3), as sigmoid(2u): no
  * cancellation for x < 0 either. */
 static inline float ew_gelu_tanh_s(float x)
@@ -220,13 +231,10 @@ static void ew_smooth(int op, int64_t n, float alpha, const float *x, float *y)
     case FNN_SMOOTH_GELU:
         for (int64_t b = 0; b < n; b += EW_SPLIT) {
             int64_t len = FNN_MIN(EW_SPLIT, n - b);
-            float t[EW_SPLIT], arg[EW_SPLIT];
+            float t[EW_SPLIT], e[EW_SPLIT];
+            ew_gelu_erfc_passes(x + b, len, t, e);
             for (int64_t i = 0; i < len; i++)
-                arg[i] = ew_erfc_arg(-EW_SQRT1_2 * x[b + i], &t[i]);
-            for (int64_t i = 0; i < len; i++)
-                arg[i] = fnn_expf(arg[i]);
-            for (int64_t i = 0; i < len; i++)
-                y[b + i] = 0.5f * x[b + i] * ew_erfc_end(-EW_SQRT1_2 * x[b + i], t[i], arg[i]);
+                y[b + i] = 0.5f * x[b + i] * ew_erfc_end(-EW_SQRT1_2 * x[b + i], t[i], e[i]);
         }
         break;
     case FNN_SMOOTH_GELU_TANH:
@@ -257,10 +265,7 @@ static void ew_smooth_backward(int op, int64_t n, float alpha, const float *rest
         for (int64_t b = 0; b < n; b += EW_SPLIT) {
             int64_t len = FNN_MIN(EW_SPLIT, n - b);
             float t[EW_SPLIT], e[EW_SPLIT];
-            for (int64_t i = 0; i < len; i++)
-                e[i] = ew_erfc_arg(-EW_SQRT1_2 * x[b + i], &t[i]);
-            for (int64_t i = 0; i < len; i++)
-                e[i] = fnn_expf(e[i]);
+            ew_gelu_erfc_passes(x + b, len, t, e);
             for (int64_t i = 0; i < len; i++) {
                 float v = x[b + i];
                 float cdf = 0.5f * ew_erfc_end(-EW_SQRT1_2 * v, t[i], e[i]);
