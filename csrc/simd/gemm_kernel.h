@@ -471,14 +471,13 @@ static void gemm_rows_dot(int64_t m, int64_t j0, int64_t j1, int64_t k, float al
  * per p, NV vectors of B's row p are loaded once and added, times a[i][p], into each of
  * the R rows' accumulators, so B is read once for up to 8 rows of A (row by row it was
  * read once per row: 8x512x10 took 4.5x NumPy's time). Every element sums over p in
- * increasing order, as the packed micro-kernel does, but in a tile of 2 accumulators or
- * fewer: there the even and the odd p go to two sums added at the end, so that two
- * chains of dependent FMAs run at once (1x128x10: 0.33 -> 0.27-0.28 us, Zen 5; one chain
- * had taken longer than generic's separate multiplies and adds, 0.32). The last columns
- * of a row run as a
- * vector flush with its end: the tile's last vector starts `shift` columns early,
- * overlapping the one before, and its lanes below shift (computed twice, alike) are not
- * stored. */
+ * increasing order, as the packed micro-kernel does, but in a tile of fewer than 4
+ * accumulators: there every S-th p goes to one of S = 4 / accumulators sums, added at the
+ * end, so that 4 chains of dependent FMAs run at once (1x128x10: 0.33 -> 0.26 us with
+ * avx512 and avx2, Zen 5; one chain had been slower than generic's separate multiplies
+ * and adds). The last columns of a row run as a vector flush with its end: the tile's
+ * last vector starts `shift` columns early, overlapping the one before, and its lanes
+ * below shift (computed twice, alike) are not stored. */
 static inline __attribute__((always_inline)) void
 gemm_axpy_step(const int R, const int NV, int shift, const float *a, int64_t a_rs,
                const float *b, vfloat acc[8][8])
@@ -495,8 +494,6 @@ gemm_axpy_tile(const int R, const int NV, int shift, int64_t k, float alpha, con
                int64_t a_rs, int64_t a_cs, const float *b, int64_t ldb, float beta, float *c,
                int64_t ldc)
 {
-    /* S sums per element, over every S-th p, where the tile has fewer than 4 accumulators:
-     * a single chain of dependent FMAs per accumulator would wait on each one's latency */
     const int S = R * NV >= 3 ? 1 : 4 / (R * NV);
     vfloat acc[4][8][8];
     _Pragma("GCC unroll 4") for (int h = 0; h < S; h++)
