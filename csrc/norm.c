@@ -102,6 +102,12 @@ static void backward_constants(const bn_job *J, int64_t c, bn_chunk *t, int64_t 
 /* g gated by the relu'd output y there (relu_backward's rule). */
 static inline float gated(float y, float g) { return y <= 0.0f ? 0.0f : g; }
 
+/* g[j], gated by y_act[j] where y_act is given (a loop over j is unswitched on it). */
+static inline float gated_at(const float *y_act, const float *g, int64_t j)
+{
+    return y_act ? gated(y_act[j], g[j]) : g[j];
+}
+
 /* Adds row i's part of chunk [c0, c0 + w) to the sums: of x - shift and its square
  * (g NULL), or of g and g * (x - shift) (g: gy, gated). */
 static void row_sums(const bn_job *J, const float *g, int64_t i, int64_t c0, int64_t w,
@@ -118,7 +124,7 @@ static void row_sums(const bn_job *J, const float *g, int64_t i, int64_t c0, int
     } else if (s == 1) {
         const float *y_act = J->y_act ? J->y_act + off : NULL;
         for (int64_t j = 0; j < w; j++) {
-            double gj = y_act ? gated(y_act[j], g[off + j]) : g[off + j];
+            double gj = gated_at(y_act, g + off, j);
             t->s[j] += gj;
             t->q[j] += gj * ((double)x[j] - t->shift[j]);
         }
@@ -165,13 +171,13 @@ static void row_input_grad(const bn_job *J, int64_t i, int64_t c0, int64_t w, co
     float *restrict gx = J->gx + off;
     if (s == 1 && J->training) {
         for (int64_t j = 0; j < w; j++)
-            gx[j] = (((y_act ? gated(y_act[j], gy[j]) : gy[j]) - t->b[j]) -
-                     (x[j] - t->mean[j]) * t->k[j]) * t->a[j];
+            gx[j] = ((gated_at(y_act, gy, j) - t->b[j]) - (x[j] - t->mean[j]) * t->k[j]) *
+                    t->a[j];
         return;
     }
     if (s == 1) {
         for (int64_t j = 0; j < w; j++)
-            gx[j] = (y_act ? gated(y_act[j], gy[j]) : gy[j]) * t->a[j];
+            gx[j] = gated_at(y_act, gy, j) * t->a[j];
         return;
     }
     for (int64_t j = 0; j < w; j++) {
