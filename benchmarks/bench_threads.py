@@ -2,10 +2,11 @@
 reference MLP and CNN (batch 128, Adam) on 2 threads against 1, the two alternating in
 one process so that drift on a shared VM hits both alike.
 
-    python benchmarks/bench_threads.py [--steps 60] [--rounds 5] [--cotenant]
+    python benchmarks/bench_threads.py [--steps 60] [--rounds 5] [--cotenant | --one-cpu]
 
 --cotenant starts one busy process (`while True: pass`) for the run: another job holding
-a core, the case a pool whose caller waits for every worker handles worst."""
+a core, the case a pool whose caller waits for every worker handles worst. --one-cpu
+confines the process to one CPU (as `taskset -c 0` would): 2 threads on one core."""
 import argparse
 import multiprocessing
 import os
@@ -44,14 +45,19 @@ def main():
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--cotenant", action="store_true")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--cotenant", action="store_true")
+    where.add_argument("--one-cpu", action="store_true")
     args = parser.parse_args()
+    if args.one_cpu:
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     rng = np.random.default_rng(0)
     tenant = multiprocessing.Process(target=busy, daemon=True) if args.cotenant else None
     if tenant:
         tenant.start()
     try:
-        print(f"ISA {fastnn.get_isa()}, {os.cpu_count()} CPUs, co-tenant: {bool(tenant)}; "
+        print(f"ISA {fastnn.get_isa()}, {len(os.sched_getaffinity(0))} of {os.cpu_count()} CPUs, "
+              f"co-tenant: {bool(tenant)}; "
               f"median of {args.rounds} alternating rounds")
         for name, steps in [("mlp", args.steps), ("cnn", max(1, args.steps // 6))]:
             times = {1: [], 2: []}

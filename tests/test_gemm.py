@@ -262,6 +262,25 @@ def test_pool_in_a_forked_child(threads, rng):
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs os.sched_setaffinity")
+def test_pool_confined_to_one_cpu(threads, rng):
+    """A process confined to one CPU (taskset, or a busy neighbour on the other core): the
+    worker finds itself on its caller's CPU and parks; every result has the same bits."""
+    threads(2)
+    a, b = operand(rng, 300, 400, False), operand(rng, 400, 300, False)
+    x = rng.standard_normal((8, 16, 13, 13)).astype(np.float32)
+    w = rng.standard_normal((32, 16, 3, 3)).astype(np.float32)
+    want = fastnn.matmul(a, b), fastnn.functional.conv2d(x, w)
+    pid = os.fork()
+    if pid == 0:  # the child: any failure is its exit status
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+        ok = all(np.array_equal(fastnn.matmul(a, b), want[0])
+                 and np.array_equal(fastnn.functional.conv2d(x, w), want[1]) for _ in range(50))
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
 def test_pool_shared_by_application_threads(threads, rng):
     """Kernels called from several Python threads at once (the GIL released): one job
     runs on the pool at a time, the others on their callers; every result the same."""
