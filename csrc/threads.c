@@ -40,7 +40,9 @@
  * taking tasks: when another process holds the other core (or the process is confined to
  * one CPU), the scheduler wakes the worker where the caller runs, and each job it took
  * preempted the caller, then spun in its place (the reference MLP's step 2x slower than
- * on one thread). Parked, it leaves the caller a CPU of its own. */
+ * on one thread). Parked, it leaves the caller a CPU of its own. So does a worker past
+ * the caller's thread count (set lower than it was): spinning, it took cores from the
+ * ones working (2 threads after 8 on 2 cores: a 300x400x300 GEMM 5.8x slower). */
 #define FNN_PARK_NS 20000000
 
 typedef struct {
@@ -48,6 +50,7 @@ typedef struct {
     void *ctx;
     int64_t n;
     int nth;
+    int threads;  /* the caller's thread count, which nth may be below */
 } job_t;
 
 static job_t job;                    /* written only while gate is closed and active == 0 */
@@ -89,15 +92,17 @@ static int this_cpu(void)
 #endif
 }
 
-/* Sleeps FNN_PARK_NS if the worker runs on the caller's CPU; returns whether it did. */
-static int park_if_contended(void)
+static int on_callers_cpu(void)
 {
     int cpu = this_cpu();
-    if (cpu < 0 || cpu != atomic_load_explicit(&caller_cpu, memory_order_relaxed))
-        return 0;
-    struct timespec park = {0, FNN_PARK_NS};
-    nanosleep(&park, NULL);
-    return 1;
+    return cpu >= 0 && cpu == atomic_load_explicit(&caller_cpu, memory_order_relaxed);
+}
+
+/* Sleep FNN_PARK_NS; no job wakes a parked worker. */
+static void park(void)
+{
+    struct timespec t = {0, FNN_PARK_NS};
+    nanosleep(&t, NULL);
 }
 
 /* Wait until epoch differs from seen: spin, then sleep. Returns the new epoch. */
@@ -109,8 +114,14 @@ static unsigned wait_epoch(unsigned seen)
         if (e != seen)
             return e;
         CPU_RELAX();
-        if ((spins & 255) == 255 && (park_if_contended() || now_ns() - start > FNN_SPIN_NS))
-            break;
+        if ((spins & 255) == 255) {
+            if (on_callers_cpu()) {
+                park();
+                break;
+            }
+            if (now_ns() - start > FNN_SPIN_NS)
+                break;
+        }
     }
     pthread_mutex_lock(&sleep_mu);
     atomic_fetch_add(&sleepers, 1);
@@ -128,19 +139,25 @@ static void *worker_main(void *arg)
     in_task = 1;  /* kernels called from a task run on this thread */
     for (;;) {
         unsigned e = wait_epoch(seen);
-        if (park_if_contended())
+        if (on_callers_cpu()) {
+            park();
             e = atomic_load(&epoch);
+        }
         /* Announce, then look: the caller rewrites the job only with the gate closed and
          * no worker announced (both sequentially consistent, so one of us sees the other). */
         atomic_fetch_add(&active, 1);
+        int spare = 0;
         if (atomic_load(&gate) && atomic_load(&epoch) == e) {
             seen = e;
+            spare = slot >= job.threads;
             if (slot < job.nth)
                 run_tasks(slot);
         }
         atomic_fetch_sub(&active, 1);
         if (seen != e)  /* the job was being replaced: look again */
             CPU_RELAX();
+        else if (spare)
+            park();
     }
     return NULL;
 }
@@ -185,7 +202,7 @@ void fnn_run(int64_t n, int nth, fnn_task_fn f, void *ctx)
         atomic_store(&gate, 0);
         while (atomic_load(&active) != 0)
             CPU_RELAX();  /* a worker still looking at the last job */
-        job = (job_t){.f = f, .ctx = ctx, .n = n, .nth = nth};
+        job = (job_t){.f = f, .ctx = ctx, .n = n, .nth = nth, .threads = omp_get_max_threads()};
         atomic_store_explicit(&caller_cpu, this_cpu(), memory_order_relaxed);
         atomic_store(&next, 0);
         atomic_store(&done, 0);

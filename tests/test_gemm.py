@@ -281,6 +281,17 @@ def test_pool_confined_to_one_cpu(threads, rng):
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
+def test_pool_after_the_thread_count_is_lowered(threads, rng):
+    """Workers past a lowered thread count park; raised again, they rejoin: every result
+    has the same bits."""
+    a, b = operand(rng, 300, 400, False), operand(rng, 400, 300, False)
+    threads(1)
+    want = fastnn.matmul(a, b)
+    for n in (fastnn._core.max_threads(), 2, 1, fastnn._core.max_threads(), 2):
+        threads(n)
+        assert all(np.array_equal(fastnn.matmul(a, b), want) for _ in range(20))
+
+
 def test_pool_shared_by_application_threads(threads, rng):
     """Kernels called from several Python threads at once (the GIL released): one job
     runs on the pool at a time, the others on their callers; every result the same."""
