@@ -36,7 +36,7 @@
  * training step (Python and one-thread kernels in between) are tens to hundreds of us. */
 #define FNN_SPIN_NS 200000
 
-/* A worker that finds itself on its caller's CPU sleeps this long, without spinning or
+/* A worker that a job finds on its caller's CPU sleeps this long, without spinning or
  * taking tasks: when another process holds the other core (or the process is confined to
  * one CPU), the scheduler wakes the worker where the caller runs, and each job it took
  * preempted the caller, then spun in its place (the reference MLP's step 2x slower than
@@ -114,14 +114,8 @@ static unsigned wait_epoch(unsigned seen)
         if (e != seen)
             return e;
         CPU_RELAX();
-        if ((spins & 255) == 255) {
-            if (on_callers_cpu()) {
-                park();
-                break;
-            }
-            if (now_ns() - start > FNN_SPIN_NS)
-                break;
-        }
+        if ((spins & 255) == 255 && now_ns() - start > FNN_SPIN_NS)
+            break;
     }
     pthread_mutex_lock(&sleep_mu);
     atomic_fetch_add(&sleepers, 1);
